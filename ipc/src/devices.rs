@@ -1,0 +1,111 @@
+//! The device-service protocol: emulate guest accesses, attach and detach
+//! device models, feed console input, and the interrupt events devices raise.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Space, VmId};
+
+/// Most console input bytes carried by one `Input` request.
+pub const INPUT_CHUNK: usize = 64;
+
+/// The device models the service can attach to a VM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceKind {
+    /// A 16550A UART (8 registers).
+    Uart16550,
+    /// A virtio-mmio console.
+    VirtioConsole,
+    /// A virtio-mmio entropy source.
+    VirtioRng,
+    /// The VM generation ID device.
+    VmGenId,
+}
+
+/// A request to the device service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Emulate a guest read of `size` bytes (1, 2, 4 or 8).
+    Read {
+        /// The VM.
+        vm: VmId,
+        /// MMIO or PIO.
+        space: Space,
+        /// Guest address or port.
+        addr: u64,
+        /// Access width in bytes.
+        size: u8,
+    },
+    /// Emulate a guest write.
+    Write {
+        /// The VM.
+        vm: VmId,
+        /// MMIO or PIO.
+        space: Space,
+        /// Guest address or port.
+        addr: u64,
+        /// Access width in bytes.
+        size: u8,
+        /// The value written (low `size` bytes).
+        value: u64,
+    },
+    /// Attach a device model to a VM at `base` in `space`, wired to `irq`.
+    Attach {
+        /// The VM.
+        vm: VmId,
+        /// Which model.
+        device: DeviceKind,
+        /// MMIO or PIO.
+        space: Space,
+        /// Base address or port.
+        base: u64,
+        /// Interrupt line the device raises.
+        irq: u32,
+    },
+    /// Remove the device at `base` in `space`.
+    Detach {
+        /// The VM.
+        vm: VmId,
+        /// MMIO or PIO.
+        space: Space,
+        /// Its base.
+        base: u64,
+    },
+    /// Remove every device of a VM (VM teardown).
+    DetachAll {
+        /// The VM.
+        vm: VmId,
+    },
+    /// Console input for the VM's UART (bytes typed at an attached console).
+    Input {
+        /// The VM.
+        vm: VmId,
+        /// The bytes, in order.
+        bytes: heapless::Vec<u8, INPUT_CHUNK>,
+    },
+}
+
+/// The device service's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Done.
+    Ok,
+    /// The result of a `Read`.
+    Value(u64),
+    /// Refused; nothing changed.
+    Err(Error),
+}
+
+/// An interrupt change a device raises, sent by the device service to the
+/// owner of the VM's interrupt controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IrqEvent {
+    /// Drive a level-triggered line.
+    SetLevel {
+        /// The VM.
+        vm: VmId,
+        /// The line.
+        irq: u32,
+        /// Asserted or not.
+        asserted: bool,
+    },
+}

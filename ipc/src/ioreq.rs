@@ -1,0 +1,84 @@
+//! The ioreq protocol: clients register the address ranges they emulate,
+//! the dispatcher is kicked, and clients complete the requests forwarded to
+//! them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Space, VmId};
+
+/// Identifies an I/O client (a device-model task) of the ioreq service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClientId(pub u16);
+
+/// A request to the ioreq service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Start serving a VM with `vcpus` vCPUs (one ioreq slot each).
+    AttachVm {
+        /// The VM.
+        vm: VmId,
+        /// Its vCPU count, at most 16 (one slot per vCPU).
+        vcpus: u8,
+    },
+    /// Forget a VM: its slots and every client range go away.
+    DetachVm {
+        /// The VM.
+        vm: VmId,
+    },
+    /// Route `[start, start + len)` of `space` in `vm` to `client`.
+    RegisterRange {
+        /// The VM.
+        vm: VmId,
+        /// The client that emulates the range.
+        client: ClientId,
+        /// MMIO, PIO or PCI config.
+        space: Space,
+        /// First address.
+        start: u64,
+        /// Length in bytes (or ports); non-zero, must not wrap.
+        len: u64,
+    },
+    /// Remove all of `client`'s ranges in `vm` (and its default role).
+    UnregisterClient {
+        /// The VM.
+        vm: VmId,
+        /// The client.
+        client: ClientId,
+    },
+    /// Make `client` take every access of `vm` that no range claims.
+    SetDefaultClient {
+        /// The VM.
+        vm: VmId,
+        /// The client.
+        client: ClientId,
+    },
+    /// Scan `vm`'s PENDING slots and forward them (the kernel's upcall).
+    Dispatch {
+        /// The VM.
+        vm: VmId,
+    },
+    /// A client finished the request in `vcpu`'s slot; `value` is the result
+    /// of a read (ignored for writes).
+    Complete {
+        /// The VM.
+        vm: VmId,
+        /// The slot (vCPU index).
+        vcpu: u8,
+        /// Read result.
+        value: u64,
+    },
+}
+
+/// The ioreq service's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Done.
+    Ok,
+    /// `Dispatch` moved this many PENDING slots to PROCESSING.
+    Dispatched {
+        /// How many requests were forwarded.
+        count: u8,
+    },
+    /// Refused; nothing changed.
+    Err(Error),
+}

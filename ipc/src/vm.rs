@@ -1,0 +1,160 @@
+//! The vm-manager protocol: VM lifecycle and queries, by name.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, VmId, WireName};
+
+/// How many VMs one `List` response carries; ask again from `next` for more.
+pub const LIST_PAGE: usize = 6;
+
+/// The lifecycle state of a VM (ACRN's VM state machine).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VmState {
+    /// Configured but not running; no resources held.
+    PoweredOff,
+    /// Address space, vCPUs and devices exist; no vCPU runs yet.
+    Created,
+    /// vCPUs are runnable.
+    Started,
+    /// vCPUs are held; memory and devices are kept.
+    Paused,
+}
+
+impl fmt::Display for VmState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VmState::PoweredOff => "powered-off",
+            VmState::Created => "created",
+            VmState::Started => "started",
+            VmState::Paused => "paused",
+        })
+    }
+}
+
+/// Whether a VM comes from the build-time scenario or took a free slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VmKind {
+    /// Configured at build time (`STATIC` flag); the configuration outlives
+    /// the VM.
+    Static,
+    /// Created at run time in a free slot; the configuration is released at
+    /// shutdown and destroy.
+    Dynamic,
+}
+
+/// Optional settings of a `Create`; unset fields come from the template or
+/// the static configuration, then from the platform defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateOptions {
+    /// Copy the configuration of this static VM (Xvisor's "copy a guest").
+    pub template: Option<WireName>,
+    /// Boot this guest image (by image name).
+    pub image: Option<WireName>,
+    /// RAM in MiB.
+    pub mem_mib: Option<u32>,
+    /// Number of vCPUs.
+    pub vcpus: Option<u8>,
+}
+
+/// What `Info` and `List` report of a VM.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmInfo {
+    /// The VM's unique name.
+    pub name: WireName,
+    /// Its slot.
+    pub id: VmId,
+    /// Static or dynamic.
+    pub kind: VmKind,
+    /// Lifecycle state.
+    pub state: VmState,
+    /// Number of vCPUs.
+    pub vcpus: u8,
+    /// RAM in MiB.
+    pub mem_mib: u32,
+    /// The 128-bit VM generation ID, as the guest reads it (little-endian).
+    pub generation_id: [u8; 16],
+}
+
+/// A request to the vm-manager.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Create a VM by name: a static configuration of that name is launched,
+    /// any other name takes a free dynamic slot.
+    Create {
+        /// The name of the new VM.
+        name: WireName,
+        /// Settings for a dynamic VM.
+        options: CreateOptions,
+    },
+    /// Start the vCPUs of a created VM.
+    Start {
+        /// Which VM.
+        name: WireName,
+    },
+    /// Hold the vCPUs of a started VM.
+    Pause {
+        /// Which VM.
+        name: WireName,
+    },
+    /// Let the vCPUs of a paused VM run again.
+    Resume {
+        /// Which VM.
+        name: WireName,
+    },
+    /// Reboot a VM in place (back to `Created`, then started again by the
+    /// caller); `new_generation_id` asks for a fresh generation ID.
+    Reset {
+        /// Which VM.
+        name: WireName,
+        /// Draw a new generation ID (the guest may be a copy).
+        new_generation_id: bool,
+    },
+    /// Power a VM off; a dynamic VM's slot is released.
+    Shutdown {
+        /// Which VM.
+        name: WireName,
+    },
+    /// Tear a VM down from any state, even while it runs.
+    Destroy {
+        /// Which VM.
+        name: WireName,
+    },
+    /// Copy a paused VM's configuration and memory into a new dynamic VM
+    /// with a fresh generation ID.
+    Clone {
+        /// The paused VM to copy.
+        source: WireName,
+        /// The name of the copy.
+        name: WireName,
+    },
+    /// List VMs from slot `from` on, a page at a time.
+    List {
+        /// First slot to report.
+        from: u16,
+    },
+    /// Report one VM.
+    Info {
+        /// Which VM.
+        name: WireName,
+    },
+}
+
+/// The vm-manager's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Done; no data.
+    Ok,
+    /// The state of one VM (answer to `Create`, `Clone` and `Info`).
+    Info(VmInfo),
+    /// A page of VMs, in slot order; `next` is where the next page starts.
+    List {
+        /// The VMs of this page.
+        vms: heapless::Vec<VmInfo, LIST_PAGE>,
+        /// Ask `List { from: next }` for more; `None` at the end.
+        next: Option<u16>,
+    },
+    /// Refused; nothing changed.
+    Err(Error),
+}
