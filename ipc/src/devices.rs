@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Space, VmId};
+use crate::{Error, Space, VmId, WireName};
 
 /// Most console input bytes carried by one `Input` request.
 pub const INPUT_CHUNK: usize = 64;
@@ -24,6 +24,18 @@ pub enum DeviceKind {
 /// A request to the device service.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
+    /// Start serving a VM; `name` prefixes its console output (`vm0 | ...`).
+    AddVm {
+        /// The VM.
+        vm: VmId,
+        /// Its name.
+        name: WireName,
+    },
+    /// Remove a VM and every device attached to it (VM teardown).
+    RemoveVm {
+        /// The VM.
+        vm: VmId,
+    },
     /// Emulate a guest read of `size` bytes (1, 2, 4 or 8).
     Read {
         /// The VM.
@@ -69,11 +81,6 @@ pub enum Request {
         space: Space,
         /// Its base.
         base: u64,
-    },
-    /// Remove every device of a VM (VM teardown).
-    DetachAll {
-        /// The VM.
-        vm: VmId,
     },
     /// Console input for the VM's UART (bytes typed at an attached console).
     Input {

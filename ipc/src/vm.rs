@@ -103,8 +103,9 @@ pub enum Request {
         /// Which VM.
         name: WireName,
     },
-    /// Reboot a VM in place (back to `Created`, then started again by the
-    /// caller); `new_generation_id` asks for a fresh generation ID.
+    /// Reboot a VM in place, as its reset button would: memory is reloaded,
+    /// vCPUs restart at the entry, and a started or paused VM runs again.
+    /// `new_generation_id` asks for a fresh generation ID.
     Reset {
         /// Which VM.
         name: WireName,
