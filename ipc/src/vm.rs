@@ -143,6 +143,10 @@ pub enum Request {
 }
 
 /// The vm-manager's answer.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a response lives briefly on the stack before it is encoded; boxing would need a heap in every task"
+)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     /// Done; no data.

@@ -1,0 +1,193 @@
+//! Test-time proof that every message fits in `MAX_MESSAGE_SIZE`: the largest
+//! value of each variant (longest names, widest integers, fullest lists) is
+//! built and encoded, and must round-trip.
+
+use ipc::devices::{self, DeviceKind, INPUT_CHUNK, IrqEvent};
+use ipc::ioreq::{self, ClientId};
+use ipc::vm::{self, CreateOptions, LIST_PAGE, VmInfo, VmKind, VmState};
+use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, WireName, decode, encode};
+use serde::{Serialize, de::DeserializeOwned};
+
+fn longest_name() -> WireName {
+    let mut name = WireName::new();
+    while name.push('z').is_ok() {}
+    assert_eq!(name.len(), name.capacity());
+    name
+}
+
+/// The largest error on the wire.
+fn widest_error() -> Error {
+    Error::NoFreeSlot { max: u16::MAX }
+}
+
+fn widest_info() -> VmInfo {
+    VmInfo {
+        name: longest_name(),
+        id: VmId(u16::MAX),
+        kind: VmKind::Dynamic,
+        state: VmState::PoweredOff,
+        vcpus: u8::MAX,
+        mem_mib: u32::MAX,
+        generation_id: [0xff; 16],
+    }
+}
+
+fn assert_fits<T: Serialize + DeserializeOwned + PartialEq + core::fmt::Debug>(msg: T) -> usize {
+    let mut buf = [0u8; MAX_MESSAGE_SIZE];
+    let bytes = encode(&msg, &mut buf).unwrap_or_else(|e| panic!("{msg:?} does not fit: {e}"));
+    let len = bytes.len();
+    assert_eq!(decode::<T>(bytes), Ok(msg));
+    len
+}
+
+#[test]
+fn every_vm_message_fits() {
+    let n = longest_name;
+    let options = CreateOptions {
+        template: Some(n()),
+        image: Some(n()),
+        mem_mib: Some(u32::MAX),
+        vcpus: Some(u8::MAX),
+    };
+    for msg in [
+        vm::Request::Create { name: n(), options },
+        vm::Request::Start { name: n() },
+        vm::Request::Pause { name: n() },
+        vm::Request::Resume { name: n() },
+        vm::Request::Reset {
+            name: n(),
+            new_generation_id: true,
+        },
+        vm::Request::Shutdown { name: n() },
+        vm::Request::Destroy { name: n() },
+        vm::Request::Clone {
+            source: n(),
+            name: n(),
+        },
+        vm::Request::List { from: u16::MAX },
+        vm::Request::Info { name: n() },
+    ] {
+        assert_fits(msg);
+    }
+    let mut vms = heapless::Vec::new();
+    while vms.push(widest_info()).is_ok() {}
+    assert_eq!(vms.len(), LIST_PAGE);
+    let full_page = assert_fits(vm::Response::List {
+        vms,
+        next: Some(u16::MAX),
+    });
+    // The page size is chosen to use the buffer well, not just to fit.
+    assert!(
+        full_page > MAX_MESSAGE_SIZE / 2,
+        "a full list page is only {full_page} bytes"
+    );
+    assert_fits(vm::Response::Ok);
+    assert_fits(vm::Response::Info(widest_info()));
+    assert_fits(vm::Response::Err(widest_error()));
+}
+
+#[test]
+fn every_ioreq_message_fits() {
+    let vm = VmId(u16::MAX);
+    let client = ClientId(u16::MAX);
+    for msg in [
+        ioreq::Request::AttachVm { vm, vcpus: u8::MAX },
+        ioreq::Request::DetachVm { vm },
+        ioreq::Request::RegisterRange {
+            vm,
+            client,
+            space: Space::PciConfig,
+            start: u64::MAX,
+            len: u64::MAX,
+        },
+        ioreq::Request::UnregisterClient { vm, client },
+        ioreq::Request::SetDefaultClient { vm, client },
+        ioreq::Request::Dispatch { vm },
+        ioreq::Request::Complete {
+            vm,
+            vcpu: u8::MAX,
+            value: u64::MAX,
+        },
+    ] {
+        assert_fits(msg);
+    }
+    assert_fits(ioreq::Response::Ok);
+    assert_fits(ioreq::Response::Dispatched { count: u8::MAX });
+    assert_fits(ioreq::Response::Err(widest_error()));
+}
+
+#[test]
+fn every_devices_message_fits() {
+    let vm = VmId(u16::MAX);
+    let mut bytes = heapless::Vec::new();
+    while bytes.push(0xff).is_ok() {}
+    assert_eq!(bytes.len(), INPUT_CHUNK);
+    for msg in [
+        devices::Request::AddVm {
+            vm,
+            name: longest_name(),
+        },
+        devices::Request::RemoveVm { vm },
+        devices::Request::Read {
+            vm,
+            space: Space::PciConfig,
+            addr: u64::MAX,
+            size: u8::MAX,
+        },
+        devices::Request::Write {
+            vm,
+            space: Space::PciConfig,
+            addr: u64::MAX,
+            size: u8::MAX,
+            value: u64::MAX,
+        },
+        devices::Request::Attach {
+            vm,
+            device: DeviceKind::VmGenId,
+            space: Space::PciConfig,
+            base: u64::MAX,
+            irq: u32::MAX,
+        },
+        devices::Request::Detach {
+            vm,
+            space: Space::PciConfig,
+            base: u64::MAX,
+        },
+        devices::Request::Input { vm, bytes },
+    ] {
+        assert_fits(msg);
+    }
+    assert_fits(devices::Response::Ok);
+    assert_fits(devices::Response::Value(u64::MAX));
+    assert_fits(devices::Response::Err(widest_error()));
+    assert_fits(IrqEvent::SetLevel {
+        vm,
+        irq: u32::MAX,
+        asserted: true,
+    });
+}
+
+#[test]
+fn encode_refuses_a_buffer_too_small() {
+    let mut buf = [0u8; 4];
+    let msg = vm::Request::Info {
+        name: longest_name(),
+    };
+    assert_eq!(
+        encode(&msg, &mut buf).map(|b| b.len()),
+        Err(Error::MessageTooLarge)
+    );
+}
+
+#[test]
+fn decode_refuses_more_than_a_message() {
+    let bytes = [0u8; MAX_MESSAGE_SIZE + 1];
+    assert_eq!(decode::<vm::Response>(&bytes), Err(Error::MessageTooLarge));
+}
+
+#[test]
+fn wire_name_refuses_text_that_does_not_fit() {
+    let long = "a".repeat(33);
+    assert_eq!(ipc::wire_name(&long), Err(Error::InvalidName));
+    assert_eq!(ipc::wire_name(&long[..32]).map(|n| n.len()), Ok(32));
+}

@@ -1,0 +1,278 @@
+//! Pins the wire format: each variant's leading discriminant byte and each
+//! error's numeric code. Reordering or renumbering variants breaks these.
+
+use ipc::devices::{self, DeviceKind, IrqEvent};
+use ipc::ioreq::{self, ClientId};
+use ipc::vm::{self, CreateOptions, VmInfo, VmKind, VmState};
+use ipc::{Error, Space, VmId, encode, wire_name};
+
+fn first_byte<T: serde::Serialize>(msg: &T) -> u8 {
+    let mut buf = [0u8; ipc::MAX_MESSAGE_SIZE];
+    encode(msg, &mut buf).expect("encodes")[0]
+}
+
+fn name() -> ipc::WireName {
+    wire_name("vm0").unwrap()
+}
+
+fn info() -> VmInfo {
+    VmInfo {
+        name: name(),
+        id: VmId(0),
+        kind: VmKind::Static,
+        state: VmState::Started,
+        vcpus: 1,
+        mem_mib: 64,
+        generation_id: [0; 16],
+    }
+}
+
+#[test]
+fn vm_request_discriminants_are_pinned() {
+    let n = name;
+    let cases: [(vm::Request, u8); 10] = [
+        (
+            vm::Request::Create {
+                name: n(),
+                options: CreateOptions::default(),
+            },
+            0,
+        ),
+        (vm::Request::Start { name: n() }, 1),
+        (vm::Request::Pause { name: n() }, 2),
+        (vm::Request::Resume { name: n() }, 3),
+        (
+            vm::Request::Reset {
+                name: n(),
+                new_generation_id: false,
+            },
+            4,
+        ),
+        (vm::Request::Shutdown { name: n() }, 5),
+        (vm::Request::Destroy { name: n() }, 6),
+        (
+            vm::Request::Clone {
+                source: n(),
+                name: n(),
+            },
+            7,
+        ),
+        (vm::Request::List { from: 0 }, 8),
+        (vm::Request::Info { name: n() }, 9),
+    ];
+    for (msg, byte) in cases {
+        assert_eq!(first_byte(&msg), byte, "{msg:?}");
+    }
+}
+
+#[test]
+fn vm_response_discriminants_are_pinned() {
+    assert_eq!(first_byte(&vm::Response::Ok), 0);
+    assert_eq!(first_byte(&vm::Response::Info(info())), 1);
+    let list = vm::Response::List {
+        vms: heapless::Vec::new(),
+        next: None,
+    };
+    assert_eq!(first_byte(&list), 2);
+    assert_eq!(first_byte(&vm::Response::Err(Error::UnknownVm)), 3);
+}
+
+#[test]
+fn vm_state_and_kind_bytes_are_pinned() {
+    for (state, byte) in [
+        (VmState::PoweredOff, 0u8),
+        (VmState::Created, 1),
+        (VmState::Started, 2),
+        (VmState::Paused, 3),
+    ] {
+        assert_eq!(first_byte(&state), byte);
+    }
+    assert_eq!(first_byte(&VmKind::Static), 0);
+    assert_eq!(first_byte(&VmKind::Dynamic), 1);
+}
+
+#[test]
+fn ioreq_discriminants_are_pinned() {
+    let vm = VmId(1);
+    let client = ClientId(2);
+    let cases: [(ioreq::Request, u8); 7] = [
+        (ioreq::Request::AttachVm { vm, vcpus: 1 }, 0),
+        (ioreq::Request::DetachVm { vm }, 1),
+        (
+            ioreq::Request::RegisterRange {
+                vm,
+                client,
+                space: Space::Mmio,
+                start: 0,
+                len: 8,
+            },
+            2,
+        ),
+        (ioreq::Request::UnregisterClient { vm, client }, 3),
+        (ioreq::Request::SetDefaultClient { vm, client }, 4),
+        (ioreq::Request::Dispatch { vm }, 5),
+        (
+            ioreq::Request::Complete {
+                vm,
+                vcpu: 0,
+                value: 0,
+            },
+            6,
+        ),
+    ];
+    for (msg, byte) in cases {
+        assert_eq!(first_byte(&msg), byte, "{msg:?}");
+    }
+    assert_eq!(first_byte(&ioreq::Response::Ok), 0);
+    assert_eq!(first_byte(&ioreq::Response::Dispatched { count: 1 }), 1);
+    assert_eq!(first_byte(&ioreq::Response::Err(Error::Malformed)), 2);
+    assert_eq!(first_byte(&Space::Mmio), 0);
+    assert_eq!(first_byte(&Space::Pio), 1);
+    assert_eq!(first_byte(&Space::PciConfig), 2);
+}
+
+#[test]
+fn devices_discriminants_are_pinned() {
+    let vm = VmId(1);
+    let cases: [(devices::Request, u8); 7] = [
+        (devices::Request::AddVm { vm, name: name() }, 0),
+        (devices::Request::RemoveVm { vm }, 1),
+        (
+            devices::Request::Read {
+                vm,
+                space: Space::Mmio,
+                addr: 0,
+                size: 1,
+            },
+            2,
+        ),
+        (
+            devices::Request::Write {
+                vm,
+                space: Space::Pio,
+                addr: 0,
+                size: 1,
+                value: 0,
+            },
+            3,
+        ),
+        (
+            devices::Request::Attach {
+                vm,
+                device: DeviceKind::Uart16550,
+                space: Space::Mmio,
+                base: 0,
+                irq: 10,
+            },
+            4,
+        ),
+        (
+            devices::Request::Detach {
+                vm,
+                space: Space::Mmio,
+                base: 0,
+            },
+            5,
+        ),
+        (
+            devices::Request::Input {
+                vm,
+                bytes: heapless::Vec::new(),
+            },
+            6,
+        ),
+    ];
+    for (msg, byte) in cases {
+        assert_eq!(first_byte(&msg), byte, "{msg:?}");
+    }
+    assert_eq!(first_byte(&devices::Response::Ok), 0);
+    assert_eq!(first_byte(&devices::Response::Value(0)), 1);
+    assert_eq!(first_byte(&devices::Response::Err(Error::NoDevice)), 2);
+    for (kind, byte) in [
+        (DeviceKind::Uart16550, 0u8),
+        (DeviceKind::VirtioConsole, 1),
+        (DeviceKind::VirtioRng, 2),
+        (DeviceKind::VmGenId, 3),
+    ] {
+        assert_eq!(first_byte(&kind), byte);
+    }
+    let irq = IrqEvent::SetLevel {
+        vm,
+        irq: 10,
+        asserted: true,
+    };
+    assert_eq!(first_byte(&irq), 0);
+}
+
+/// Every error, with its numeric code and its wire byte (variant index).
+fn all_errors() -> [(Error, u32); 21] {
+    [
+        (Error::Malformed, 1),
+        (Error::MessageTooLarge, 2),
+        (Error::ServerDied, 3),
+        (Error::InvalidName, 4),
+        (Error::DuplicateName, 5),
+        (Error::NoFreeSlot { max: 16 }, 6),
+        (Error::UnknownVm, 7),
+        (
+            Error::IllegalTransition {
+                state: VmState::Paused,
+            },
+            8,
+        ),
+        (Error::OutOfMemory, 9),
+        (Error::UnknownImage, 10),
+        (Error::RangeOverlap, 11),
+        (Error::InvalidRange, 12),
+        (Error::UnknownClient, 13),
+        (Error::BadSlotState, 14),
+        (Error::NoDevice, 15),
+        (Error::BadAccess, 16),
+        (Error::DeviceExists, 17),
+        (Error::InvalidArgument, 18),
+        (Error::PermissionDenied, 19),
+        (Error::KernelRefused, 20),
+        (Error::ClientExists, 21),
+    ]
+}
+
+#[test]
+fn error_codes_and_wire_bytes_are_pinned() {
+    for (error, code) in all_errors() {
+        assert_eq!(error.code(), code, "{error:?}");
+        // The wire byte is the variant index: code - 1.
+        assert_eq!(u32::from(first_byte(&error)), code - 1, "{error:?}");
+    }
+}
+
+#[test]
+fn error_messages_say_what_was_wrong() {
+    use std::string::ToString;
+    assert_eq!(
+        Error::InvalidName.to_string(),
+        "invalid VM name: use 1-31 of [A-Za-z0-9._-]"
+    );
+    assert_eq!(
+        Error::NoFreeSlot { max: 16 }.to_string(),
+        "no free VM slot (maximum is 16 VMs)"
+    );
+    assert_eq!(
+        Error::IllegalTransition {
+            state: VmState::Paused
+        }
+        .to_string(),
+        "not allowed while the VM is paused"
+    );
+    for (error, _) in all_errors() {
+        assert!(!error.to_string().is_empty());
+    }
+}
+
+#[test]
+fn errors_round_trip_with_their_data() {
+    let mut buf = [0u8; 64];
+    for (error, _) in all_errors() {
+        let bytes = encode(&error, &mut buf).unwrap();
+        assert_eq!(ipc::decode::<Error>(bytes), Ok(error));
+    }
+}
