@@ -1,6 +1,10 @@
 //! Test-time proof that every message fits in `MAX_MESSAGE_SIZE`: the largest
 //! value of each variant (longest names, widest integers, fullest lists) is
 //! built and encoded, and must round-trip.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers may panic on impossible values"
+)]
 
 use ipc::devices::{self, DeviceKind, INPUT_CHUNK, IrqEvent};
 use ipc::ioreq::{self, ClientId};

@@ -1,6 +1,10 @@
 //! Decoders take untrusted bytes: random, truncated and padded input must give
 //! an error (or a valid message), never a panic, and valid messages must
 //! round-trip exactly.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers may panic on impossible values"
+)]
 
 use ipc::ioreq::{self, ClientId};
 use ipc::vm::{self, CreateOptions};
