@@ -1,3 +1,5 @@
 //! I/O request pages, client ranges, dispatch and completion: the ioreq service's logic.
 #![no_std]
 #![forbid(unsafe_code)]
+
+pub mod page;
