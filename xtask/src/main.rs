@@ -1,1 +1,42 @@
-fn main() {}
+//! Mica's one entry point for building, running, testing and benchmarking:
+//! `cargo xtask qemu | test | bench`.
+
+mod cmd;
+mod install;
+mod qemu;
+mod test;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  qemu     build Mica and boot the default scenario on QEMU
+  test     fmt check, clippy -D warnings, host unit tests, QEMU tests
+  help     this text
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match command.as_str() {
+        "qemu" => qemu::run(rest),
+        "test" => test::run(rest),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

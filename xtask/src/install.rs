@@ -1,0 +1,112 @@
+//! Installs what the build and the emulators need, idempotently: rustup
+//! targets and components, and QEMU 10 from Debian bookworm-backports.
+
+use std::process::Command;
+
+use crate::cmd::{on_path, run};
+
+/// The bare-metal targets Mica builds for.
+pub const TARGETS: [&str; 2] = ["riscv64gc-unknown-none-elf", "x86_64-unknown-none"];
+
+/// Adds the bare-metal targets and the lint/format components to the active
+/// toolchain (a no-op when present; RUSTUP_AUTO_INSTALL=0 machines need it).
+pub fn rust_targets() -> Result<(), String> {
+    let mut add = Command::new("rustup");
+    add.args(["target", "add"]).args(TARGETS);
+    run(&mut add, "install rust targets")?;
+    let mut components = Command::new("rustup");
+    components.args(["component", "add", "clippy", "rustfmt"]);
+    run(&mut components, "install rust components")
+}
+
+const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/mica-backports.sources";
+
+/// Installs `qemu-system-riscv64` (and the x86 one, and OpenSBI) from
+/// bookworm-backports when `qemu-system-riscv64` is missing.
+pub fn qemu() -> Result<(), String> {
+    if on_path("qemu-system-riscv64") && on_path("qemu-system-x86_64") {
+        return Ok(());
+    }
+    println!("xtask: QEMU is missing; installing it from Debian bookworm-backports");
+    if !std::path::Path::new(BACKPORTS_LIST).exists() {
+        let uri = debian_archive_uri()?;
+        let entry = format!(
+            "Types: deb\nURIs: {uri}\nSuites: bookworm-backports\nComponents: main\n\
+             Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        );
+        std::fs::write(BACKPORTS_LIST, entry).map_err(|e| {
+            format!("cannot write {BACKPORTS_LIST} (run as root, or install QEMU 10 yourself): {e}")
+        })?;
+    }
+    run(Command::new("apt-get").arg("update"), "apt-get update")?;
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "-t", "bookworm-backports"])
+        .args(["qemu-system-riscv", "qemu-system-x86", "opensbi"])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run(&mut install, "install QEMU")
+}
+
+/// The archive URI of the system's own Debian sources (deb822 or one-line).
+fn debian_archive_uri() -> Result<String, String> {
+    let mut texts = Vec::new();
+    for path in [
+        "/etc/apt/sources.list.d/debian.sources",
+        "/etc/apt/sources.list",
+    ] {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            texts.push(text);
+        }
+    }
+    texts
+        .iter()
+        .find_map(|text| find_debian_uri(text))
+        .ok_or_else(|| "cannot find the system's Debian archive URI in the apt sources".into())
+}
+
+/// Picks the main Debian archive URI (not the security one) out of an apt
+/// sources file in either format.
+fn find_debian_uri(text: &str) -> Option<String> {
+    let uris = text.lines().filter_map(|line| {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("URIs:") {
+            rest.split_whitespace().next()
+        } else if let Some(rest) = line.strip_prefix("deb ") {
+            rest.split_whitespace().find(|word| word.contains("://"))
+        } else {
+            None
+        }
+    });
+    uris.filter(|uri| !uri.contains("security"))
+        .map(|uri| uri.trim_end_matches('/').to_string())
+        .next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_debian_uri;
+
+    #[test]
+    fn finds_the_archive_in_deb822_and_skips_security() {
+        let text = "Types: deb\nURIs: http://deb.example/debian-security\nSuites: bookworm-security\n\n\
+                    Types: deb\nURIs: http://deb.example/debian/\nSuites: bookworm\n";
+        assert_eq!(
+            find_debian_uri(text).as_deref(),
+            Some("http://deb.example/debian")
+        );
+    }
+
+    #[test]
+    fn finds_the_archive_in_one_line_format() {
+        let text = "# comment\ndeb [signed-by=/k.gpg] http://mirror.example/debian bookworm main\n";
+        assert_eq!(
+            find_debian_uri(text).as_deref(),
+            Some("http://mirror.example/debian")
+        );
+    }
+
+    #[test]
+    fn no_sources_means_none() {
+        assert_eq!(find_debian_uri("# nothing here\n"), None);
+    }
+}

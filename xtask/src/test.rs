@@ -1,0 +1,130 @@
+//! `cargo xtask test`: everything CI checks, in the order a failure is
+//! cheapest to find, ending with one summary line.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::cmd::{self, cargo, describe, workspace_root};
+use crate::install;
+
+/// Bare-metal crates, linted for their own target (they are not default
+/// members, so the host clippy run does not see them).
+const BARE_METAL: [(&str, &str, &str); 1] =
+    [("kernel", "mica-kernel", "riscv64gc-unknown-none-elf")];
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    if let Some(arg) = args.first() {
+        return Err(format!("`xtask test` takes no arguments (got `{arg}`)"));
+    }
+    install::rust_targets()?;
+    cmd::run(
+        cargo().args(["fmt", "--all", "--", "--check"]),
+        "format check",
+    )?;
+    cmd::run(
+        cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]),
+        "clippy (host crates)",
+    )?;
+    for (dir, package, target) in BARE_METAL {
+        if workspace_root().join(dir).join("Cargo.toml").exists() {
+            cmd::run(
+                cargo().args([
+                    "clippy", "-p", package, "--target", target, "--", "-D", "warnings",
+                ]),
+                &format!("clippy ({package}, {target})"),
+            )?;
+        }
+    }
+    let counts = counted(cargo().arg("test"), "host unit tests")?;
+    println!(
+        "xtask test: {} passed, {} failed",
+        counts.passed, counts.failed
+    );
+    if counts.failed > 0 || counts.passed == 0 {
+        return Err("tests failed or none ran".into());
+    }
+    Ok(())
+}
+
+/// Totals over every `test result:` line of a cargo test run.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+}
+
+/// Runs a cargo test command, passing its output through and adding up the
+/// per-binary results.
+fn counted(command: &mut Command, what: &str) -> Result<Counts, String> {
+    println!("xtask: {what}: {}", describe(command));
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{what}: cannot start: {e}"))?;
+    let mut counts = Counts::default();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.map_err(|e| format!("{what}: reading output: {e}"))?;
+            println!("{line}");
+            if let Some(result) = parse_result(&line) {
+                counts.passed += result.passed;
+                counts.failed += result.failed;
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| format!("{what}: {e}"))?;
+    if !status.success() && counts.failed == 0 {
+        return Err(format!("{what} failed ({status})"));
+    }
+    Ok(counts)
+}
+
+/// Parses libtest's `test result: ok. 3 passed; 0 failed; ...` line.
+fn parse_result(line: &str) -> Option<Counts> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let number_before = |word: &str| -> Option<u64> {
+        rest.split(';')
+            .find_map(|part| part.trim().strip_suffix(word))
+            .and_then(|n| n.trim().rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+    };
+    Some(Counts {
+        passed: number_before("passed")?,
+        failed: number_before("failed")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Counts, parse_result};
+
+    #[test]
+    fn parses_a_passing_result_line() {
+        let line = "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.70s";
+        assert_eq!(
+            parse_result(line),
+            Some(Counts {
+                passed: 12,
+                failed: 0
+            })
+        );
+    }
+
+    #[test]
+    fn parses_a_failing_result_line() {
+        let line = "test result: FAILED. 3 passed; 2 failed; 0 ignored";
+        assert_eq!(
+            parse_result(line),
+            Some(Counts {
+                passed: 3,
+                failed: 2
+            })
+        );
+    }
+
+    #[test]
+    fn ignores_other_lines() {
+        assert_eq!(parse_result("running 3 tests"), None);
+        assert_eq!(parse_result("test foo ... ok"), None);
+    }
+}
