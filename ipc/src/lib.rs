@@ -12,6 +12,7 @@ mod codec;
 pub mod devices;
 mod error;
 pub mod ioreq;
+pub mod server;
 pub mod vm;
 
 pub use codec::{MAX_MESSAGE_SIZE, decode, encode};

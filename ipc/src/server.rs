@@ -1,0 +1,123 @@
+//! The one server step every service task runs: decode a request from
+//! untrusted bytes, let the service handle it, encode the reply. Malformed
+//! bytes get an error reply and never reach the service.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{Error, decode, encode};
+
+/// A service that answers one protocol's requests.
+pub trait Service {
+    /// The protocol's request type.
+    type Request: DeserializeOwned;
+    /// The protocol's response type.
+    type Response: Serialize;
+
+    /// Handles one well-formed request.
+    fn handle(&mut self, request: Self::Request) -> Self::Response;
+
+    /// The response that reports `error` without doing anything.
+    fn refusal(error: Error) -> Self::Response;
+}
+
+/// Serves one request: decodes `request`, calls [`Service::handle`] and
+/// encodes the answer into `reply`, returning the reply's length.
+///
+/// Undecodable bytes are answered with `refusal(Malformed)`; a response too
+/// large for `reply` is replaced by `refusal(MessageTooLarge)`. Only when
+/// `reply` cannot hold even a refusal is the error returned to the caller.
+pub fn serve<S: Service>(
+    service: &mut S,
+    request: &[u8],
+    reply: &mut [u8],
+) -> Result<usize, Error> {
+    let response = match decode::<S::Request>(request) {
+        Ok(request) => service.handle(request),
+        Err(error) => S::refusal(error),
+    };
+    match encode(&response, reply) {
+        Ok(bytes) => Ok(bytes.len()),
+        Err(error) => encode(&S::refusal(error), reply).map(|bytes| bytes.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::{Service, serve};
+    use crate::vm::{Request, Response};
+    use crate::{Error, MAX_MESSAGE_SIZE, decode, encode, wire_name};
+
+    /// Counts the requests that reach it; answers `Info` with an error and
+    /// everything else with `Ok`.
+    #[derive(Default)]
+    struct Counter {
+        handled: usize,
+    }
+
+    impl Service for Counter {
+        type Request = Request;
+        type Response = Response;
+
+        fn handle(&mut self, request: Request) -> Response {
+            self.handled += 1;
+            match request {
+                Request::Info { .. } => Response::Err(Error::UnknownVm),
+                _ => Response::Ok,
+            }
+        }
+
+        fn refusal(error: Error) -> Response {
+            Response::Err(error)
+        }
+    }
+
+    #[test]
+    fn a_well_formed_request_is_handled_and_answered() {
+        let mut service = Counter::default();
+        let mut request = [0u8; MAX_MESSAGE_SIZE];
+        let msg = Request::Info {
+            name: wire_name("vm0").unwrap(),
+        };
+        let len = encode(&msg, &mut request).unwrap().len();
+        let mut reply = [0u8; MAX_MESSAGE_SIZE];
+        let n = serve(&mut service, &request[..len], &mut reply).unwrap();
+        assert_eq!(
+            decode::<Response>(&reply[..n]),
+            Ok(Response::Err(Error::UnknownVm))
+        );
+        assert_eq!(service.handled, 1);
+    }
+
+    #[test]
+    fn malformed_bytes_get_an_error_reply_and_never_reach_the_service() {
+        let mut service = Counter::default();
+        let mut reply = [0u8; MAX_MESSAGE_SIZE];
+        for bytes in [&[][..], &[250], &[9, 40, b'a'], &[1, 3, b'v', b'm']] {
+            let n = serve(&mut service, bytes, &mut reply).unwrap();
+            assert_eq!(
+                decode::<Response>(&reply[..n]),
+                Ok(Response::Err(Error::Malformed))
+            );
+        }
+        assert_eq!(service.handled, 0);
+    }
+
+    #[test]
+    fn a_reply_buffer_too_small_for_the_answer_gets_a_refusal() {
+        let mut service = Counter::default();
+        let mut request = [0u8; MAX_MESSAGE_SIZE];
+        let len = encode(&Request::List { from: 0 }, &mut request)
+            .unwrap()
+            .len();
+        let mut reply = [0u8; 1];
+        // `Ok` is one byte: it fits.
+        assert_eq!(serve(&mut service, &request[..len], &mut reply), Ok(1));
+        let mut none = [0u8; 0];
+        assert_eq!(
+            serve(&mut service, &request[..len], &mut none),
+            Err(Error::MessageTooLarge)
+        );
+    }
+}
