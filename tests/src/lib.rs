@@ -1,0 +1,198 @@
+//! Expect-style driving of an emulator for Mica's integration tests: start
+//! it, wait for named console lines with a timeout, check its exit status.
+//! A failure names what was awaited and shows the console transcript.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A running emulator whose console (stdout and stderr) is read line by line.
+pub struct Session {
+    child: Child,
+    lines: Receiver<String>,
+    transcript: Vec<String>,
+    /// Index into `transcript` of the first line not yet matched.
+    cursor: usize,
+}
+
+impl Session {
+    /// Starts `command` with piped output; stdin is closed.
+    pub fn spawn(mut command: Command) -> Result<Session, String> {
+        let described = format!("{command:?}");
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {described}: {e}"))?;
+        let (sender, lines) = mpsc::channel();
+        if let Some(stdout) = child.stdout.take() {
+            forward(stdout, sender.clone());
+        }
+        if let Some(stderr) = child.stderr.take() {
+            forward(stderr, sender);
+        }
+        Ok(Session {
+            child,
+            lines,
+            transcript: Vec::new(),
+            cursor: 0,
+        })
+    }
+
+    /// Waits until a line containing `needle` appears (after the last matched
+    /// line) and returns it.
+    pub fn expect(&mut self, needle: &str, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(offset) = self.transcript[self.cursor..]
+                .iter()
+                .position(|line| line.contains(needle))
+            {
+                let index = self.cursor + offset;
+                self.cursor = index + 1;
+                return Ok(self.transcript[index].clone());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.transcript.push(line),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(self.failure(&format!(
+                        "timed out after {timeout:?} waiting for {needle:?}"
+                    )));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(self.failure(&format!("output ended before {needle:?}")));
+                }
+            }
+        }
+    }
+
+    /// Waits for the emulator to exit and returns its status; kills it after
+    /// `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.drain();
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    self.drain();
+                    return Ok(status);
+                }
+                Ok(None) if Instant::now() >= deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return Err(self.failure(&format!("did not exit within {timeout:?}")));
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(20)),
+                Err(e) => return Err(self.failure(&format!("cannot wait: {e}"))),
+            }
+        }
+    }
+
+    /// Every line seen so far.
+    pub fn transcript(&self) -> &[String] {
+        &self.transcript
+    }
+
+    fn drain(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            self.transcript.push(line);
+        }
+    }
+
+    fn failure(&mut self, what: &str) -> String {
+        self.drain();
+        let mut text = format!("{what}\n--- console transcript ---\n");
+        for line in &self.transcript {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text.push_str("--- end of transcript ---");
+        text
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sends each line read from `stream` (lossily decoded, `\r` removed) to
+/// `sender` from a thread of its own.
+fn forward(stream: impl Read + Send + 'static, sender: mpsc::Sender<String>) {
+    thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut bytes = Vec::new();
+        loop {
+            bytes.clear();
+            match reader.read_until(b'\n', &mut bytes) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&bytes);
+                    let line = line.trim_end_matches(['\n', '\r']).replace('\r', "");
+                    if sender.send(line).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Session;
+    use std::process::Command;
+    use std::time::Duration;
+
+    fn shell(script: &str) -> Session {
+        let mut command = Command::new("sh");
+        command.args(["-c", script]);
+        Session::spawn(command).unwrap()
+    }
+
+    #[test]
+    fn finds_lines_in_order_and_reports_the_exit_status() {
+        let mut s = shell("echo 'a: one'; echo 'b: two' >&2; echo 'c: three'; exit 3");
+        assert_eq!(s.expect("one", Duration::from_secs(5)).unwrap(), "a: one");
+        assert_eq!(
+            s.expect("three", Duration::from_secs(5)).unwrap(),
+            "c: three"
+        );
+        assert_eq!(s.wait_exit(Duration::from_secs(5)).unwrap().code(), Some(3));
+    }
+
+    #[test]
+    fn a_line_is_matched_only_once() {
+        let mut s = shell("echo hello; exit 0");
+        s.expect("hello", Duration::from_secs(5)).unwrap();
+        let error = s.expect("hello", Duration::from_secs(5)).unwrap_err();
+        assert!(error.contains("output ended before \"hello\""), "{error}");
+        assert!(
+            error.contains("--- console transcript ---\nhello\n"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_missing_line_times_out_with_the_transcript() {
+        let mut s = shell("echo started; sleep 5");
+        let error = s.expect("never", Duration::from_millis(300)).unwrap_err();
+        assert!(error.starts_with("timed out after"), "{error}");
+        assert!(error.contains("started"), "{error}");
+    }
+
+    #[test]
+    fn a_hung_process_is_killed_at_the_exit_timeout() {
+        let mut s = shell("sleep 5");
+        let error = s.wait_exit(Duration::from_millis(200)).unwrap_err();
+        assert!(error.starts_with("did not exit within"), "{error}");
+    }
+}
