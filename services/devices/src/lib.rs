@@ -1,3 +1,15 @@
-//! Device models (16550 UART, virtio-mmio console and rng, VM generation ID) and their bus.
+//! Device models (16550 UART, virtio-mmio console and rng, VM generation ID),
+//! the bus that routes guest accesses to them, and the device service's
+//! request handler.
 #![no_std]
 #![forbid(unsafe_code)]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod bus;
+pub mod memory;
+pub mod uart16550;
+
+#[cfg(test)]
+mod testing;
