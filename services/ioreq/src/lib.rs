@@ -2,4 +2,6 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod counters;
 pub mod page;
+pub mod slot;

@@ -110,18 +110,22 @@ pub struct PciFields {
 
 impl RequestPayload {
     fn u32_at<const BYTE: usize>(&self) -> u32 {
-        const { assert!(BYTE % 4 == 0 && BYTE + 4 <= PAYLOAD_SIZE) };
+        const { assert!(BYTE.is_multiple_of(4) && BYTE + 4 <= PAYLOAD_SIZE) };
         let [a, b, c, d, e, f, g, h] = self.data[BYTE / 8].to_ne_bytes();
-        let half = if BYTE % 8 == 0 { [a, b, c, d] } else { [e, f, g, h] };
+        let half = if BYTE.is_multiple_of(8) {
+            [a, b, c, d]
+        } else {
+            [e, f, g, h]
+        };
         u32::from_ne_bytes(half)
     }
 
     fn set_u32_at<const BYTE: usize>(&mut self, value: u32) {
-        const { assert!(BYTE % 4 == 0 && BYTE + 4 <= PAYLOAD_SIZE) };
+        const { assert!(BYTE.is_multiple_of(4) && BYTE + 4 <= PAYLOAD_SIZE) };
         let word = &mut self.data[BYTE / 8];
         let [a, b, c, d, e, f, g, h] = word.to_ne_bytes();
         let [v0, v1, v2, v3] = value.to_ne_bytes();
-        let bytes = if BYTE % 8 == 0 {
+        let bytes = if BYTE.is_multiple_of(8) {
             [v0, v1, v2, v3, e, f, g, h]
         } else {
             [a, b, c, d, v0, v1, v2, v3]
@@ -130,12 +134,12 @@ impl RequestPayload {
     }
 
     fn u64_at<const BYTE: usize>(&self) -> u64 {
-        const { assert!(BYTE % 8 == 0 && BYTE + 8 <= PAYLOAD_SIZE) };
+        const { assert!(BYTE.is_multiple_of(8) && BYTE + 8 <= PAYLOAD_SIZE) };
         self.data[BYTE / 8]
     }
 
     fn set_u64_at<const BYTE: usize>(&mut self, value: u64) {
-        const { assert!(BYTE % 8 == 0 && BYTE + 8 <= PAYLOAD_SIZE) };
+        const { assert!(BYTE.is_multiple_of(8) && BYTE + 8 <= PAYLOAD_SIZE) };
         self.data[BYTE / 8] = value;
     }
 

@@ -1,0 +1,431 @@
+//! The ioreq slot state machine (FREE -> PENDING -> PROCESSING -> COMPLETE ->
+//! FREE) and the validated decoding of a slot into an [`IoRequest`].
+//!
+//! FREE and COMPLETE slots belong to the kernel, PENDING and PROCESSING ones
+//! to the ioreq service. The page is shared memory, so every function here
+//! reads the state word, checks it against [`next_state`] and refuses with a
+//! [`SlotError`] (leaving the slot untouched) when the other side left the
+//! slot in a state that does not allow the step, or wrote a request that
+//! makes no sense. Callers count the refusals (see `counters`).
+
+use ipc::Space;
+
+use crate::page::{
+    DIRECTION_READ, DIRECTION_WRITE, IoreqPage, IoreqSlot, MmioFields, PciFields, PioFields,
+    STATE_COMPLETE, STATE_FREE, STATE_PENDING, STATE_PROCESSING, TYPE_MMIO, TYPE_PCI_CONFIG,
+    TYPE_PIO,
+};
+
+/// The state of one slot, decoded from its `processed` word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotState {
+    /// A request waits for the service.
+    Pending,
+    /// The request is done; the kernel resumes the vCPU and frees the slot.
+    Complete,
+    /// A client is emulating the request.
+    Processing,
+    /// Empty.
+    Free,
+}
+
+/// Who may change a slot in a given state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// The kernel (FREE and COMPLETE slots).
+    Kernel,
+    /// The ioreq service (PENDING and PROCESSING slots).
+    Service,
+}
+
+/// A step of the slot state machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotEvent {
+    /// Kernel: a trapped access is written into a FREE slot (-> PENDING).
+    Fill,
+    /// Service: a PENDING request is taken for emulation (-> PROCESSING).
+    Dispatch,
+    /// Service: the emulation finished (PROCESSING -> COMPLETE).
+    Complete,
+    /// Kernel: the vCPU consumed the result (COMPLETE -> FREE).
+    Reclaim,
+}
+
+impl SlotState {
+    /// Decodes a raw `processed` word.
+    pub fn from_raw(raw: u32) -> Result<Self, SlotError> {
+        match raw {
+            STATE_PENDING => Ok(Self::Pending),
+            STATE_COMPLETE => Ok(Self::Complete),
+            STATE_PROCESSING => Ok(Self::Processing),
+            STATE_FREE => Ok(Self::Free),
+            other => Err(SlotError::UnknownState(other)),
+        }
+    }
+
+    /// The raw `processed` word of this state.
+    pub const fn raw(self) -> u32 {
+        match self {
+            Self::Pending => STATE_PENDING,
+            Self::Complete => STATE_COMPLETE,
+            Self::Processing => STATE_PROCESSING,
+            Self::Free => STATE_FREE,
+        }
+    }
+
+    /// Who may move a slot out of this state.
+    pub const fn owner(self) -> Owner {
+        match self {
+            Self::Free | Self::Complete => Owner::Kernel,
+            Self::Pending | Self::Processing => Owner::Service,
+        }
+    }
+}
+
+impl SlotEvent {
+    /// Who performs this step.
+    pub const fn actor(self) -> Owner {
+        match self {
+            Self::Fill | Self::Reclaim => Owner::Kernel,
+            Self::Dispatch | Self::Complete => Owner::Service,
+        }
+    }
+}
+
+/// The whole transition table: the four legal steps, every other pair is
+/// [`SlotError::IllegalTransition`].
+pub fn next_state(from: SlotState, event: SlotEvent) -> Result<SlotState, SlotError> {
+    match (from, event) {
+        (SlotState::Free, SlotEvent::Fill) => Ok(SlotState::Pending),
+        (SlotState::Pending, SlotEvent::Dispatch) => Ok(SlotState::Processing),
+        (SlotState::Processing, SlotEvent::Complete) => Ok(SlotState::Complete),
+        (SlotState::Complete, SlotEvent::Reclaim) => Ok(SlotState::Free),
+        (found, event) => Err(SlotError::IllegalTransition { found, event }),
+    }
+}
+
+/// Why a slot operation was refused. The slot is left as it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotError {
+    /// There is no slot for this vCPU (index 16 or more, or beyond the VM's
+    /// vCPU count).
+    NoSuchSlot(u8),
+    /// The state word holds no known state (the other side scribbled).
+    UnknownState(u32),
+    /// The slot's state does not allow this step.
+    IllegalTransition {
+        /// The state the slot was in.
+        found: SlotState,
+        /// The step that was attempted.
+        event: SlotEvent,
+    },
+    /// The request type is not PIO, MMIO or PCI config.
+    UnknownType(u32),
+    /// The access width is not allowed for the request type (MMIO: 1, 2, 4
+    /// or 8 bytes; PIO and PCI config: 1, 2 or 4, their value is 32 bits).
+    BadSize(u64),
+    /// The direction is neither read nor write.
+    BadDirection(u32),
+    /// The accessed bytes leave the address space: an MMIO access wraps
+    /// past 2^64, a port access goes past port 0xffff, or a PCI access names
+    /// a bus > 255, device > 31, function > 7 or goes past register 0xfff.
+    BadAddress,
+}
+
+impl From<SlotError> for ipc::Error {
+    fn from(error: SlotError) -> Self {
+        match error {
+            SlotError::NoSuchSlot(_) => ipc::Error::InvalidArgument,
+            SlotError::UnknownState(_) | SlotError::IllegalTransition { .. } => {
+                ipc::Error::BadSlotState
+            }
+            SlotError::UnknownType(_)
+            | SlotError::BadSize(_)
+            | SlotError::BadDirection(_)
+            | SlotError::BadAddress => ipc::Error::BadAccess,
+        }
+    }
+}
+
+/// Whether the guest reads or writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// The guest reads; the result goes back into the slot.
+    Read,
+    /// The guest writes `value`.
+    Write,
+}
+
+/// A validated guest access, as decoded from (or filled into) a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoRequest {
+    /// The vCPU (and slot index).
+    pub vcpu: u8,
+    /// MMIO, PIO or PCI config.
+    pub space: Space,
+    /// Guest-physical address, port number, or for PCI config the ECAM-style
+    /// offset `bus << 20 | device << 15 | function << 12 | register`.
+    pub addr: u64,
+    /// Access width in bytes.
+    pub size: u8,
+    /// Read or write.
+    pub direction: Direction,
+    /// The value written, or the read result; only the low `size` bytes
+    /// are ever kept.
+    pub value: u64,
+}
+
+/// Largest valid port number.
+const PORT_MAX: u64 = 0xffff;
+/// Size of one PCI function's configuration space.
+const PCI_CONFIG_BYTES: u64 = 0x1000;
+/// Largest valid ECAM-style PCI config offset (bus 255, dev 31, func 7, 0xfff).
+pub const PCI_CONFIG_MAX: u64 = 0x0fff_ffff;
+
+/// `value` with only its low `size` bytes kept.
+pub fn mask_to_size(value: u64, size: u8) -> u64 {
+    match size {
+        1 => value & 0xff,
+        2 => value & 0xffff,
+        4 => value & 0xffff_ffff,
+        _ => value,
+    }
+}
+
+fn decode_direction(raw: u32) -> Result<Direction, SlotError> {
+    match raw {
+        DIRECTION_READ => Ok(Direction::Read),
+        DIRECTION_WRITE => Ok(Direction::Write),
+        other => Err(SlotError::BadDirection(other)),
+    }
+}
+
+const fn direction_raw(direction: Direction) -> u32 {
+    match direction {
+        Direction::Read => DIRECTION_READ,
+        Direction::Write => DIRECTION_WRITE,
+    }
+}
+
+/// Checks the width allowed for `space`.
+fn checked_size(space: Space, size: u64) -> Result<u8, SlotError> {
+    match (space, size) {
+        (_, 1) => Ok(1),
+        (_, 2) => Ok(2),
+        (_, 4) => Ok(4),
+        (Space::Mmio, 8) => Ok(8),
+        _ => Err(SlotError::BadSize(size)),
+    }
+}
+
+/// Checks that `size` bytes from `addr` stay inside `space`.
+fn check_address(space: Space, addr: u64, size: u8) -> Result<(), SlotError> {
+    let last = addr
+        .checked_add(u64::from(size) - 1)
+        .ok_or(SlotError::BadAddress)?;
+    let fits = match space {
+        Space::Mmio => true,
+        Space::Pio => last <= PORT_MAX,
+        // Within one function's 4 KiB configuration space.
+        Space::PciConfig => {
+            last <= PCI_CONFIG_MAX && addr / PCI_CONFIG_BYTES == last / PCI_CONFIG_BYTES
+        }
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(SlotError::BadAddress)
+    }
+}
+
+fn pci_offset(fields: &PciFields) -> Result<u64, SlotError> {
+    if fields.bus > 0xff || fields.dev > 0x1f || fields.func > 0x7 || fields.reg > 0xfff {
+        return Err(SlotError::BadAddress);
+    }
+    Ok(u64::from(fields.bus) << 20
+        | u64::from(fields.dev) << 15
+        | u64::from(fields.func) << 12
+        | u64::from(fields.reg))
+}
+
+/// Decodes and validates the request held in `slot` (whatever its state).
+pub fn decode(slot: &IoreqSlot, vcpu: u8) -> Result<IoRequest, SlotError> {
+    let (space, direction, addr, raw_size, value) = match slot.request_type {
+        TYPE_MMIO => {
+            let f = slot.payload.mmio();
+            (Space::Mmio, f.direction, f.address, f.size, f.value)
+        }
+        TYPE_PIO => {
+            let f = slot.payload.pio();
+            (
+                Space::Pio,
+                f.direction,
+                f.address,
+                f.size,
+                u64::from(f.value),
+            )
+        }
+        TYPE_PCI_CONFIG => {
+            let f = slot.payload.pci();
+            let offset = pci_offset(&f)?;
+            (
+                Space::PciConfig,
+                f.direction,
+                offset,
+                f.size,
+                u64::from(f.value),
+            )
+        }
+        other => return Err(SlotError::UnknownType(other)),
+    };
+    let direction = decode_direction(direction)?;
+    let size = checked_size(space, raw_size)?;
+    check_address(space, addr, size)?;
+    Ok(IoRequest {
+        vcpu,
+        space,
+        addr,
+        size,
+        direction,
+        value: mask_to_size(value, size),
+    })
+}
+
+/// Checks an access the kernel is about to write (same rules as [`decode`]).
+pub fn validate(request: &IoRequest) -> Result<(), SlotError> {
+    checked_size(request.space, u64::from(request.size))?;
+    check_address(request.space, request.addr, request.size)
+}
+
+/// Writes `request` into `slot`'s type and payload (not its state).
+fn encode(slot: &mut IoreqSlot, request: &IoRequest) {
+    let direction = direction_raw(request.direction);
+    let size = u64::from(request.size);
+    let value = mask_to_size(request.value, request.size);
+    let value32 = u32::try_from(value & 0xffff_ffff).unwrap_or(u32::MAX);
+    match request.space {
+        Space::Mmio => {
+            slot.request_type = TYPE_MMIO;
+            slot.payload.set_mmio(&MmioFields {
+                direction,
+                address: request.addr,
+                size,
+                value,
+            });
+        }
+        Space::Pio => {
+            slot.request_type = TYPE_PIO;
+            slot.payload.set_pio(&PioFields {
+                direction,
+                address: request.addr,
+                size,
+                value: value32,
+            });
+        }
+        Space::PciConfig => {
+            let field = |shift: u32, mask: u64| {
+                u32::try_from((request.addr >> shift) & mask).unwrap_or(u32::MAX)
+            };
+            slot.request_type = TYPE_PCI_CONFIG;
+            slot.payload.set_pci(&PciFields {
+                direction,
+                size,
+                value: value32,
+                bus: field(20, 0xff),
+                dev: field(15, 0x1f),
+                func: field(12, 0x7),
+                reg: field(0, 0xfff),
+            });
+        }
+    }
+}
+
+fn slot_in(page: &mut IoreqPage, vcpu: u8) -> Result<&mut IoreqSlot, SlotError> {
+    page.slot_mut(usize::from(vcpu))
+        .ok_or(SlotError::NoSuchSlot(vcpu))
+}
+
+/// Applies `event` to the state word of `slot`, or refuses.
+fn step(slot: &IoreqSlot, event: SlotEvent) -> Result<SlotState, SlotError> {
+    next_state(SlotState::from_raw(slot.processed)?, event)
+}
+
+/// The state of `vcpu`'s slot, as far as it is a known state.
+pub fn state(page: &IoreqPage, vcpu: u8) -> Result<SlotState, SlotError> {
+    let slot = page
+        .slot(usize::from(vcpu))
+        .ok_or(SlotError::NoSuchSlot(vcpu))?;
+    SlotState::from_raw(slot.processed)
+}
+
+/// Kernel side: writes a trapped access into its vCPU's FREE slot and marks
+/// it PENDING (the state word is written last).
+pub fn fill(page: &mut IoreqPage, request: &IoRequest) -> Result<(), SlotError> {
+    validate(request)?;
+    let slot = slot_in(page, request.vcpu)?;
+    let next = step(slot, SlotEvent::Fill)?;
+    encode(slot, request);
+    slot.processed = next.raw();
+    Ok(())
+}
+
+/// Kernel side: takes the result out of `vcpu`'s COMPLETE slot and frees it.
+///
+/// The returned request's `value` is the read result for a read (the value
+/// written, for a write). A slot whose request no longer decodes is refused
+/// and left COMPLETE, for the kernel to decide (e.g. reset it with
+/// [`IoreqSlot::free`] and inject a fault).
+pub fn take_completion(page: &mut IoreqPage, vcpu: u8) -> Result<IoRequest, SlotError> {
+    let slot = slot_in(page, vcpu)?;
+    let next = step(slot, SlotEvent::Reclaim)?;
+    let request = decode(slot, vcpu)?;
+    slot.processed = next.raw();
+    Ok(request)
+}
+
+/// Service side: decodes `vcpu`'s PENDING request and marks it PROCESSING.
+///
+/// A PENDING slot whose request does not decode is refused and left
+/// PENDING; see [`abandon`].
+pub fn begin_processing(page: &mut IoreqPage, vcpu: u8) -> Result<IoRequest, SlotError> {
+    let slot = slot_in(page, vcpu)?;
+    let next = step(slot, SlotEvent::Dispatch)?;
+    let request = decode(slot, vcpu)?;
+    slot.processed = next.raw();
+    Ok(request)
+}
+
+/// Service side: stores the result of `request` (only for a read, cut to
+/// its width) into its PROCESSING slot and marks it COMPLETE.
+///
+/// `request` is the service's own copy taken at dispatch, so a slot whose
+/// payload changed meanwhile still gets the value at the right width.
+pub fn finish(page: &mut IoreqPage, request: &IoRequest, value: u64) -> Result<(), SlotError> {
+    let slot = slot_in(page, request.vcpu)?;
+    let next = step(slot, SlotEvent::Complete)?;
+    if request.direction == Direction::Read {
+        let value = mask_to_size(value, request.size);
+        match request.space {
+            Space::Mmio => slot.payload.set_value_u64(value),
+            Space::Pio | Space::PciConfig => slot
+                .payload
+                .set_value_u32(u32::try_from(value).unwrap_or(u32::MAX)),
+        }
+    }
+    slot.processed = next.raw();
+    Ok(())
+}
+
+/// Service side: gives up on a PENDING slot whose request does not decode,
+/// stepping it PENDING -> PROCESSING -> COMPLETE without touching its
+/// payload, so the kernel wakes the vCPU and sees the bad request itself.
+pub fn abandon(page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError> {
+    let slot = slot_in(page, vcpu)?;
+    let processing = step(slot, SlotEvent::Dispatch)?;
+    let complete = next_state(processing, SlotEvent::Complete)?;
+    slot.processed = complete.raw();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
