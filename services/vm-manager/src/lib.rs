@@ -1,3 +1,26 @@
 //! VM naming, slots, lifecycle and generation IDs: the vm-manager service's logic.
+//!
+//! VMs are identified by [`VmName`]. A name that matches a build-time
+//! [`StaticVmConfig`] launches that static VM; any other name takes a free
+//! dynamic slot while fewer than `MAX_VM_NUM` VMs exist. [`VmManager::handle`]
+//! serves the `ipc::vm` protocol; every effect on the kernel and other
+//! services goes through the [`Platform`] trait, and generation IDs come
+//! from an injected [`EntropySource`].
 #![no_std]
 #![forbid(unsafe_code)]
+
+pub mod config;
+pub mod creation;
+pub mod genid;
+pub mod lifecycle;
+pub mod name;
+pub mod platform;
+pub mod service;
+pub mod slots;
+
+pub use config::{DynamicDefaults, MAX_VCPUS, ScenarioError, StaticVmConfig, VmConfig, VmFlags};
+pub use genid::{EntropySource, GenerationId};
+pub use lifecycle::{LiveState, Operation};
+pub use name::{ImageName, InvalidName, NameProblem, VmName};
+pub use platform::Platform;
+pub use service::{DEFAULT_MAX_VM_NUM, PreLaunch, VmManager};

@@ -1,0 +1,386 @@
+//! VM configurations: the build-time [`StaticVmConfig`] scenario, its
+//! validation, and the run-time [`VmConfig`] every slot holds (static or
+//! built from `Create` options).
+
+use core::fmt;
+
+use ipc::vm::CreateOptions;
+
+use crate::name::{ImageName, InvalidName, VmName};
+
+/// The most vCPUs one VM may have.
+pub const MAX_VCPUS: u8 = 16;
+
+/// Guest flags of a configuration (ACRN's `guest_flags`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VmFlags(u32);
+
+impl VmFlags {
+    /// No flag set.
+    pub const NONE: VmFlags = VmFlags(0);
+    /// Configured at build time: the configuration outlives the VM (ACRN's
+    /// `GUEST_FLAG_STATIC_VM`). Every entry of a scenario must carry it.
+    pub const STATIC: VmFlags = VmFlags(1 << 0);
+    /// Pre-launched: created and started by the hypervisor at boot (see
+    /// `VmManager::launch_pre_launched`), not by a management request.
+    pub const PRE_LAUNCHED: VmFlags = VmFlags(1 << 1);
+
+    /// Both sets of flags.
+    pub const fn union(self, other: VmFlags) -> VmFlags {
+        VmFlags(self.0 | other.0)
+    }
+
+    /// Whether every flag of `other` is set in `self`.
+    pub const fn contains(self, other: VmFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The raw bits.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+}
+
+/// One VM of the build-time scenario, as the generated configuration (or a
+/// test) writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StaticVmConfig {
+    /// The VM's name; creating a VM of this name launches this configuration.
+    pub name: &'static str,
+    /// The guest image it boots.
+    pub image: &'static str,
+    /// RAM in MiB.
+    pub mem_mib: u32,
+    /// Number of vCPUs (1-16).
+    pub vcpus: u8,
+    /// Must contain [`VmFlags::STATIC`]; may contain [`VmFlags::PRE_LAUNCHED`].
+    pub flags: VmFlags,
+}
+
+/// Why a build-time scenario was refused (the build is broken, not a user).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScenarioError {
+    /// More static VMs than the slot table holds.
+    TooManyVms {
+        /// How many the scenario has.
+        count: usize,
+        /// The slot table's size.
+        max: usize,
+    },
+    /// Entry `index` has an invalid VM name.
+    BadName {
+        /// Position in the scenario.
+        index: usize,
+        /// What is wrong.
+        error: InvalidName,
+    },
+    /// Entry `index` has an invalid image name.
+    BadImage {
+        /// Position in the scenario.
+        index: usize,
+        /// What is wrong.
+        error: InvalidName,
+    },
+    /// Entries `first` and `second` have the same name.
+    DuplicateName {
+        /// The earlier entry.
+        first: usize,
+        /// The later entry.
+        second: usize,
+    },
+    /// Entry `index` lacks [`VmFlags::STATIC`].
+    NotStatic {
+        /// Position in the scenario.
+        index: usize,
+    },
+    /// Entry `index` has 0 or more than [`MAX_VCPUS`] vCPUs.
+    BadVcpuCount {
+        /// Position in the scenario.
+        index: usize,
+    },
+    /// Entry `index` has 0 MiB of RAM.
+    NoMemory {
+        /// Position in the scenario.
+        index: usize,
+    },
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScenarioError::TooManyVms { count, max } => {
+                write!(f, "scenario has {count} VMs; at most {max} fit")
+            }
+            ScenarioError::BadName { index, error } => write!(f, "scenario VM {index}: {error}"),
+            ScenarioError::BadImage { index, error } => {
+                write!(f, "scenario VM {index}: image {error}")
+            }
+            ScenarioError::DuplicateName { first, second } => {
+                write!(f, "scenario VMs {first} and {second} have the same name")
+            }
+            ScenarioError::NotStatic { index } => {
+                write!(f, "scenario VM {index} lacks the STATIC flag")
+            }
+            ScenarioError::BadVcpuCount { index } => {
+                write!(f, "scenario VM {index}: use 1-{MAX_VCPUS} vCPUs")
+            }
+            ScenarioError::NoMemory { index } => write!(f, "scenario VM {index} has no RAM"),
+        }
+    }
+}
+
+/// Checks a vCPU count against 1..=[`MAX_VCPUS`].
+pub fn check_vcpus(vcpus: u8) -> Result<u8, ipc::Error> {
+    if (1..=MAX_VCPUS).contains(&vcpus) {
+        Ok(vcpus)
+    } else {
+        Err(ipc::Error::InvalidArgument)
+    }
+}
+
+/// Checks a RAM size: zero MiB is refused as [`ipc::Error::OutOfMemory`].
+pub fn check_mem(mem_mib: u32) -> Result<u32, ipc::Error> {
+    if mem_mib == 0 {
+        Err(ipc::Error::OutOfMemory)
+    } else {
+        Ok(mem_mib)
+    }
+}
+
+/// What a dynamic VM gets for settings that neither its options nor its
+/// template give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DynamicDefaults {
+    /// Guest image.
+    pub image: &'static str,
+    /// RAM in MiB.
+    pub mem_mib: u32,
+    /// Number of vCPUs.
+    pub vcpus: u8,
+}
+
+impl Default for DynamicDefaults {
+    fn default() -> Self {
+        DynamicDefaults {
+            image: "guest",
+            mem_mib: 128,
+            vcpus: 1,
+        }
+    }
+}
+
+/// A validated configuration, as a slot holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmConfig {
+    /// The VM's unique name.
+    pub name: VmName,
+    /// The image it boots.
+    pub image: ImageName,
+    /// RAM in MiB (never 0).
+    pub mem_mib: u32,
+    /// Number of vCPUs (1-16).
+    pub vcpus: u8,
+    /// Its flags.
+    pub flags: VmFlags,
+}
+
+impl VmConfig {
+    /// Validates scenario entry `index`.
+    pub fn from_static(index: usize, entry: &StaticVmConfig) -> Result<Self, ScenarioError> {
+        let name =
+            VmName::parse(entry.name).map_err(|error| ScenarioError::BadName { index, error })?;
+        let image = ImageName::parse(entry.image)
+            .map_err(|error| ScenarioError::BadImage { index, error })?;
+        if !entry.flags.contains(VmFlags::STATIC) {
+            return Err(ScenarioError::NotStatic { index });
+        }
+        check_vcpus(entry.vcpus).map_err(|_| ScenarioError::BadVcpuCount { index })?;
+        check_mem(entry.mem_mib).map_err(|_| ScenarioError::NoMemory { index })?;
+        Ok(VmConfig {
+            name,
+            image,
+            mem_mib: entry.mem_mib,
+            vcpus: entry.vcpus,
+            flags: entry.flags,
+        })
+    }
+
+    /// Builds a dynamic VM's configuration: `options` override `template`
+    /// (already looked up), which overrides `defaults`.
+    ///
+    /// Errors: an invalid image name is [`ipc::Error::UnknownImage`] (no
+    /// image can have it); 0 or more than 16 vCPUs is
+    /// [`ipc::Error::InvalidArgument`]; 0 MiB is [`ipc::Error::OutOfMemory`].
+    pub fn dynamic(
+        name: VmName,
+        options: &CreateOptions,
+        template: Option<&VmConfig>,
+        defaults: &DynamicDefaults,
+    ) -> Result<Self, ipc::Error> {
+        let image = match (&options.image, template) {
+            (Some(image), _) => ImageName::parse(image.as_str()),
+            (None, Some(template)) => Ok(template.image.clone()),
+            (None, None) => ImageName::parse(defaults.image),
+        }
+        .map_err(|_| ipc::Error::UnknownImage)?;
+        let vcpus = options
+            .vcpus
+            .or(template.map(|t| t.vcpus))
+            .unwrap_or(defaults.vcpus);
+        let mem_mib = options
+            .mem_mib
+            .or(template.map(|t| t.mem_mib))
+            .unwrap_or(defaults.mem_mib);
+        Ok(VmConfig {
+            name,
+            image,
+            mem_mib: check_mem(mem_mib)?,
+            vcpus: check_vcpus(vcpus)?,
+            flags: VmFlags::NONE,
+        })
+    }
+
+    /// Whether this is a build-time configuration.
+    pub fn is_static(&self) -> bool {
+        self.flags.contains(VmFlags::STATIC)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: StaticVmConfig = StaticVmConfig {
+        name: "sos",
+        image: "linux",
+        mem_mib: 256,
+        vcpus: 2,
+        flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
+    };
+
+    fn name(text: &str) -> VmName {
+        VmName::parse(text).unwrap()
+    }
+
+    #[test]
+    fn flags_combine_and_test() {
+        let both = VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED);
+        assert!(both.contains(VmFlags::STATIC));
+        assert!(both.contains(VmFlags::PRE_LAUNCHED));
+        assert!(!VmFlags::STATIC.contains(VmFlags::PRE_LAUNCHED));
+        assert_eq!(both.bits(), 0b11);
+    }
+
+    #[test]
+    fn a_good_static_entry_is_accepted_as_written() {
+        let config = VmConfig::from_static(0, &GOOD).unwrap();
+        assert_eq!(config.name.as_str(), "sos");
+        assert_eq!(config.image.as_str(), "linux");
+        assert_eq!((config.mem_mib, config.vcpus), (256, 2));
+        assert!(config.is_static());
+    }
+
+    #[test]
+    fn each_bad_static_entry_is_refused_with_its_reason() {
+        let cases: [(StaticVmConfig, ScenarioError); 6] = [
+            (
+                StaticVmConfig {
+                    name: "a b",
+                    ..GOOD
+                },
+                ScenarioError::BadName {
+                    index: 3,
+                    error: VmName::parse("a b").unwrap_err(),
+                },
+            ),
+            (
+                StaticVmConfig { image: "", ..GOOD },
+                ScenarioError::BadImage {
+                    index: 3,
+                    error: ImageName::parse("").unwrap_err(),
+                },
+            ),
+            (
+                StaticVmConfig {
+                    flags: VmFlags::PRE_LAUNCHED,
+                    ..GOOD
+                },
+                ScenarioError::NotStatic { index: 3 },
+            ),
+            (
+                StaticVmConfig { vcpus: 0, ..GOOD },
+                ScenarioError::BadVcpuCount { index: 3 },
+            ),
+            (
+                StaticVmConfig { vcpus: 17, ..GOOD },
+                ScenarioError::BadVcpuCount { index: 3 },
+            ),
+            (
+                StaticVmConfig { mem_mib: 0, ..GOOD },
+                ScenarioError::NoMemory { index: 3 },
+            ),
+        ];
+        for (entry, expected) in cases {
+            assert_eq!(VmConfig::from_static(3, &entry), Err(expected));
+        }
+    }
+
+    #[test]
+    fn dynamic_config_takes_defaults_then_template_then_options() {
+        let defaults = DynamicDefaults::default();
+        let plain =
+            VmConfig::dynamic(name("d"), &CreateOptions::default(), None, &defaults).unwrap();
+        assert_eq!(plain.image.as_str(), "guest");
+        assert_eq!((plain.mem_mib, plain.vcpus), (128, 1));
+        assert!(!plain.is_static());
+
+        let template = VmConfig::from_static(0, &GOOD).unwrap();
+        let copied = VmConfig::dynamic(
+            name("d"),
+            &CreateOptions::default(),
+            Some(&template),
+            &defaults,
+        )
+        .unwrap();
+        assert_eq!(copied.image.as_str(), "linux");
+        assert_eq!((copied.mem_mib, copied.vcpus), (256, 2));
+        assert_eq!(copied.flags, VmFlags::NONE, "a copy is never static");
+
+        let options = CreateOptions {
+            template: None,
+            image: Some(ipc::wire_name("other").unwrap()),
+            mem_mib: Some(64),
+            vcpus: Some(16),
+        };
+        let overridden =
+            VmConfig::dynamic(name("d"), &options, Some(&template), &defaults).unwrap();
+        assert_eq!(overridden.image.as_str(), "other");
+        assert_eq!((overridden.mem_mib, overridden.vcpus), (64, 16));
+    }
+
+    #[test]
+    fn dynamic_config_refuses_bad_settings() {
+        let defaults = DynamicDefaults::default();
+        let with = |image: Option<&str>, mem_mib, vcpus| CreateOptions {
+            template: None,
+            image: image.map(|i| ipc::wire_name(i).unwrap()),
+            mem_mib,
+            vcpus,
+        };
+        let cases = [
+            (with(None, None, Some(0)), ipc::Error::InvalidArgument),
+            (with(None, None, Some(17)), ipc::Error::InvalidArgument),
+            (with(None, Some(0), None), ipc::Error::OutOfMemory),
+            (
+                with(Some("bad image"), None, None),
+                ipc::Error::UnknownImage,
+            ),
+        ];
+        for (options, expected) in cases {
+            assert_eq!(
+                VmConfig::dynamic(name("d"), &options, None, &defaults),
+                Err(expected)
+            );
+        }
+    }
+}

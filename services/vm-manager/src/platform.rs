@@ -1,0 +1,71 @@
+//! The [`Platform`] trait: every effect of the vm-manager on the kernel and
+//! on other services (address spaces, vCPUs, ioreq and device registration,
+//! running and holding vCPUs, the vmgenid device). The task binary implements
+//! it with syscalls and IPC; tests implement it with a recording fake.
+
+use ipc::VmId;
+
+use crate::genid::GenerationId;
+use crate::name::{ImageName, VmName};
+
+/// The effects the vm-manager needs. Acquiring calls may fail with an
+/// [`ipc::Error`], in which case they must have acquired nothing; releasing
+/// calls cannot fail (a kernel always takes resources back).
+///
+/// Creating a VM acquires, in this order: an address space, its contents
+/// (an image, or a copy of another VM's memory), vCPUs, the ioreq
+/// registration, the device registration, and the generation ID. The
+/// vm-manager releases them in the reverse order, both on teardown and when
+/// a later step of a creation fails.
+pub trait Platform {
+    /// Creates `vm`'s guest address space with `mem_mib` MiB of RAM.
+    /// Fails with `OutOfMemory` when the RAM is not available.
+    fn create_address_space(&mut self, vm: VmId, mem_mib: u32) -> Result<(), ipc::Error>;
+
+    /// Loads `image` into `vm`'s RAM and sets the boot entry. Fails with
+    /// `UnknownImage` when there is no such image, `OutOfMemory` when it
+    /// does not fit.
+    fn load_image(&mut self, vm: VmId, image: &ImageName) -> Result<(), ipc::Error>;
+
+    /// Copies the RAM of the (paused) `source` into `target`, whose address
+    /// space exists and has the same size.
+    fn clone_memory(&mut self, source: VmId, target: VmId) -> Result<(), ipc::Error>;
+
+    /// Creates `count` vCPUs for `vm`, held at the boot entry.
+    fn create_vcpus(&mut self, vm: VmId, count: u8) -> Result<(), ipc::Error>;
+
+    /// Registers `vm` with the ioreq service (its I/O request page).
+    fn register_ioreq(&mut self, vm: VmId) -> Result<(), ipc::Error>;
+
+    /// Registers `vm` with the device service under `name`.
+    fn register_devices(&mut self, vm: VmId, name: &VmName) -> Result<(), ipc::Error>;
+
+    /// Tells the vmgenid device of `vm` its generation ID; for a running VM
+    /// the device notifies the guest of the change.
+    fn set_generation_id(&mut self, vm: VmId, id: GenerationId) -> Result<(), ipc::Error>;
+
+    /// Lets `vm`'s vCPUs run.
+    fn start(&mut self, vm: VmId) -> Result<(), ipc::Error>;
+
+    /// Holds `vm`'s vCPUs; memory and devices are kept.
+    fn pause(&mut self, vm: VmId) -> Result<(), ipc::Error>;
+
+    /// Lets `vm`'s held vCPUs run again.
+    fn resume(&mut self, vm: VmId) -> Result<(), ipc::Error>;
+
+    /// Reboots `vm` in place: devices reset, memory reloaded from its image,
+    /// vCPUs back at the entry and held (as after creation).
+    fn reset(&mut self, vm: VmId) -> Result<(), ipc::Error>;
+
+    /// Removes `vm` from the device service.
+    fn unregister_devices(&mut self, vm: VmId);
+
+    /// Removes `vm` from the ioreq service.
+    fn unregister_ioreq(&mut self, vm: VmId);
+
+    /// Destroys `vm`'s vCPUs, whatever they are doing.
+    fn destroy_vcpus(&mut self, vm: VmId);
+
+    /// Frees `vm`'s address space and RAM.
+    fn free_address_space(&mut self, vm: VmId);
+}

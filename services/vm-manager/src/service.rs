@@ -1,0 +1,350 @@
+//! The vm-manager service: [`VmManager::handle`] turns each
+//! [`ipc::vm::Request`] into checks, platform effects and a
+//! [`ipc::vm::Response`]; [`VmManager::launch_pre_launched`] is the boot-time
+//! entry for pre-launched VMs.
+
+use ipc::vm::{CreateOptions, Request, Response, VmKind, VmState};
+use ipc::{VmId, WireName};
+
+use crate::config::{DynamicDefaults, ScenarioError, StaticVmConfig, VmConfig, VmFlags};
+use crate::creation::{self, Contents};
+use crate::genid::{EntropySource, GenerationId};
+use crate::lifecycle::{LiveState, Operation, transition};
+use crate::name::VmName;
+use crate::platform::Platform;
+use crate::slots::{LiveVm, SlotTable};
+
+/// The slot table size unless a binary picks another (ACRN's
+/// `CONFIG_MAX_VM_NUM`).
+pub const DEFAULT_MAX_VM_NUM: usize = 16;
+
+/// The outcome of launching one pre-launched VM at boot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreLaunch {
+    /// The VM's slot.
+    pub id: VmId,
+    /// Its name.
+    pub name: VmName,
+    /// `Ok` when it runs; otherwise why not (it is then powered off again).
+    pub result: Result<(), ipc::Error>,
+}
+
+/// The vm-manager's state: the slot table, and the platform and entropy
+/// source it acts through. `MAX_VM_NUM` is the number of slots.
+pub struct VmManager<P, E, const MAX_VM_NUM: usize = DEFAULT_MAX_VM_NUM> {
+    slots: SlotTable<MAX_VM_NUM>,
+    platform: P,
+    entropy: E,
+    defaults: DynamicDefaults,
+}
+
+/// A VM looked up by name: its slot and state.
+#[derive(Clone, Copy)]
+struct Found {
+    id: VmId,
+    state: VmState,
+    generation_id: GenerationId,
+}
+
+impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX_VM_NUM> {
+    /// A vm-manager for the build-time `scenario` (every VM powered off),
+    /// acting through `platform` and drawing generation IDs from `entropy`.
+    pub fn new(
+        scenario: &[StaticVmConfig],
+        platform: P,
+        entropy: E,
+    ) -> Result<Self, ScenarioError> {
+        Ok(VmManager {
+            slots: SlotTable::new(scenario)?,
+            platform,
+            entropy,
+            defaults: DynamicDefaults::default(),
+        })
+    }
+
+    /// Uses `defaults` for settings a dynamic VM's request leaves open.
+    pub fn with_defaults(mut self, defaults: DynamicDefaults) -> Self {
+        self.defaults = defaults;
+        self
+    }
+
+    /// The platform (for the task binary's bookkeeping and for tests).
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// The platform, mutably.
+    pub fn platform_mut(&mut self) -> &mut P {
+        &mut self.platform
+    }
+
+    /// Serves one request. Never panics, whatever the request holds.
+    pub fn handle(&mut self, request: Request) -> Response {
+        let result = match request {
+            Request::Create { name, options } => self.create(&name, &options),
+            Request::Start { name } => self.start(&name).map(|()| Response::Ok),
+            Request::Pause { name } => self.pause(&name).map(|()| Response::Ok),
+            Request::Resume { name } => self.resume(&name).map(|()| Response::Ok),
+            Request::Reset {
+                name,
+                new_generation_id,
+            } => self.reset(&name, new_generation_id).map(|()| Response::Ok),
+            Request::Shutdown { name } => self.shutdown(&name).map(|()| Response::Ok),
+            Request::Destroy { name } => self.destroy(&name).map(|()| Response::Ok),
+            Request::Clone { source, name } => self.clone_vm(&source, &name),
+            Request::List { from } => Ok(self.list(from)),
+            Request::Info { name } => self.info(&name),
+        };
+        result.unwrap_or_else(Response::Err)
+    }
+
+    /// Creates and starts every static VM flagged pre-launched, in slot
+    /// order, and says how each went. A VM that was created but failed to
+    /// start is torn down again, so each ends either started or powered off.
+    pub fn launch_pre_launched(&mut self) -> heapless::Vec<PreLaunch, MAX_VM_NUM> {
+        let mut outcomes = heapless::Vec::new();
+        let mut pre_launched: heapless::Vec<(VmId, VmName), MAX_VM_NUM> = heapless::Vec::new();
+        for entry in self.slots.entries_from(0) {
+            if entry.config.flags.contains(VmFlags::PRE_LAUNCHED) {
+                // At most one entry per slot: never full.
+                let _ = pre_launched.push((entry.id, entry.config.name.clone()));
+            }
+        }
+        for (id, name) in pre_launched {
+            let result = self.launch_static(id).and_then(|()| {
+                self.start_vm(id).inspect_err(|_| {
+                    creation::tear_down(&mut self.platform, id);
+                    self.slots.power_off(id);
+                })
+            });
+            // At most one outcome per slot: never full.
+            let _ = outcomes.push(PreLaunch { id, name, result });
+        }
+        outcomes
+    }
+
+    /// Finds the VM called `name`.
+    fn find(&self, name: &WireName) -> Result<Found, ipc::Error> {
+        let name = VmName::try_from(name)?;
+        let id = self.slots.find(&name).ok_or(ipc::Error::UnknownVm)?;
+        let entry = self.slots.get(id).ok_or(ipc::Error::UnknownVm)?;
+        Ok(Found {
+            id,
+            state: entry.state(),
+            generation_id: entry
+                .live
+                .map_or(GenerationId::NONE, |live| live.generation_id),
+        })
+    }
+
+    /// Records `vm`'s new state after a successful transition.
+    fn set_state(&mut self, vm: Found, state: VmState) -> Result<(), ipc::Error> {
+        match LiveState::of(state) {
+            Some(state) => self.slots.set_live(
+                vm.id,
+                LiveVm {
+                    state,
+                    generation_id: vm.generation_id,
+                },
+            ),
+            None => {
+                self.slots.power_off(vm.id);
+                Ok(())
+            }
+        }
+    }
+
+    /// The `Info` response for slot `id`.
+    fn info_of(&self, id: VmId) -> Result<Response, ipc::Error> {
+        let entry = self.slots.get(id).ok_or(ipc::Error::UnknownVm)?;
+        Ok(Response::Info(entry.info()))
+    }
+
+    fn create(&mut self, name: &WireName, options: &CreateOptions) -> Result<Response, ipc::Error> {
+        let name = VmName::try_from(name)?;
+        if let Some(id) = self.slots.find(&name) {
+            let entry = self.slots.get(id).ok_or(ipc::Error::UnknownVm)?;
+            if entry.kind == VmKind::Dynamic || entry.live.is_some() {
+                return Err(ipc::Error::DuplicateName);
+            }
+            // A static VM's settings are fixed at build time.
+            if *options != CreateOptions::default() {
+                return Err(ipc::Error::InvalidArgument);
+            }
+            self.launch_static(id)?;
+            return self.info_of(id);
+        }
+        let template = match &options.template {
+            Some(template) => {
+                let template = VmName::try_from(template)?;
+                let entry = self
+                    .slots
+                    .find(&template)
+                    .and_then(|id| self.slots.get(id))
+                    .filter(|entry| entry.kind == VmKind::Static)
+                    .ok_or(ipc::Error::UnknownImage)?;
+                Some(entry.config.clone())
+            }
+            None => None,
+        };
+        let config = VmConfig::dynamic(name, options, template.as_ref(), &self.defaults)?;
+        let id = self.create_dynamic(config, Contents::Image)?;
+        self.info_of(id)
+    }
+
+    /// Builds the powered-off static VM in slot `id`.
+    fn launch_static(&mut self, id: VmId) -> Result<(), ipc::Error> {
+        let entry = self.slots.get(id).ok_or(ipc::Error::UnknownVm)?;
+        if entry.live.is_some() {
+            return Err(ipc::Error::DuplicateName);
+        }
+        let state = transition(entry.state(), Operation::Create)?;
+        let config = entry.config.clone();
+        let generation_id = GenerationId::draw(&mut self.entropy);
+        creation::build(
+            &mut self.platform,
+            id,
+            &config,
+            Contents::Image,
+            generation_id,
+        )?;
+        let found = Found {
+            id,
+            state,
+            generation_id,
+        };
+        self.set_state(found, state).inspect_err(|_| {
+            creation::tear_down(&mut self.platform, id);
+        })
+    }
+
+    /// Builds a dynamic VM in a free slot; nothing is left behind on failure.
+    fn create_dynamic(&mut self, config: VmConfig, contents: Contents) -> Result<VmId, ipc::Error> {
+        let id = self.slots.free_slot().ok_or(ipc::Error::NoFreeSlot {
+            max: self.slots.max(),
+        })?;
+        let state = transition(VmState::PoweredOff, Operation::Create)?;
+        let generation_id = GenerationId::draw(&mut self.entropy);
+        creation::build(&mut self.platform, id, &config, contents, generation_id)?;
+        let live = LiveVm {
+            state: LiveState::of(state).unwrap_or(LiveState::Created),
+            generation_id,
+        };
+        self.slots
+            .insert_dynamic(id, config, live)
+            .inspect_err(|_| creation::tear_down(&mut self.platform, id))?;
+        Ok(id)
+    }
+
+    fn start(&mut self, name: &WireName) -> Result<(), ipc::Error> {
+        let vm = self.find(name)?;
+        self.start_vm(vm.id)
+    }
+
+    /// Starts the VM in slot `id`.
+    fn start_vm(&mut self, id: VmId) -> Result<(), ipc::Error> {
+        let entry = self.slots.get(id).ok_or(ipc::Error::UnknownVm)?;
+        let vm = Found {
+            id,
+            state: entry.state(),
+            generation_id: entry
+                .live
+                .map_or(GenerationId::NONE, |live| live.generation_id),
+        };
+        let next = transition(vm.state, Operation::Start)?;
+        self.platform.start(id)?;
+        self.set_state(vm, next)
+    }
+
+    fn pause(&mut self, name: &WireName) -> Result<(), ipc::Error> {
+        let vm = self.find(name)?;
+        let next = transition(vm.state, Operation::Pause)?;
+        self.platform.pause(vm.id)?;
+        self.set_state(vm, next)
+    }
+
+    fn resume(&mut self, name: &WireName) -> Result<(), ipc::Error> {
+        let vm = self.find(name)?;
+        let next = transition(vm.state, Operation::Resume)?;
+        self.platform.resume(vm.id)?;
+        self.set_state(vm, next)
+    }
+
+    /// Reboots in place. With `new_generation_id`, the platform learns the
+    /// fresh ID first (nothing changes if it refuses). If the platform's
+    /// reset fails the VM keeps its state; if restarting a reset VM fails
+    /// it is left created and the error returned.
+    fn reset(&mut self, name: &WireName, new_generation_id: bool) -> Result<(), ipc::Error> {
+        let mut vm = self.find(name)?;
+        let next = transition(vm.state, Operation::Reset)?;
+        if new_generation_id {
+            let fresh = GenerationId::draw(&mut self.entropy);
+            self.platform.set_generation_id(vm.id, fresh)?;
+            vm.generation_id = fresh;
+            self.set_state(vm, vm.state)?;
+        }
+        self.platform.reset(vm.id)?;
+        self.set_state(vm, VmState::Created)?;
+        if next == VmState::Started {
+            self.platform.start(vm.id)?;
+            self.set_state(vm, VmState::Started)?;
+        }
+        Ok(())
+    }
+
+    /// Powers off in order: a running VM's vCPUs are held first (nothing
+    /// changes if that fails), then every resource is released.
+    fn shutdown(&mut self, name: &WireName) -> Result<(), ipc::Error> {
+        let vm = self.find(name)?;
+        let next = transition(vm.state, Operation::Shutdown)?;
+        if vm.state == VmState::Started {
+            self.platform.pause(vm.id)?;
+        }
+        creation::tear_down(&mut self.platform, vm.id);
+        self.set_state(vm, next)
+    }
+
+    /// Tears down at once, whatever the VM is doing.
+    fn destroy(&mut self, name: &WireName) -> Result<(), ipc::Error> {
+        let vm = self.find(name)?;
+        let next = transition(vm.state, Operation::Destroy)?;
+        creation::tear_down(&mut self.platform, vm.id);
+        self.set_state(vm, next)
+    }
+
+    /// Copies the paused `source` into a new dynamic VM called `name`.
+    fn clone_vm(&mut self, source: &WireName, name: &WireName) -> Result<Response, ipc::Error> {
+        let name = VmName::try_from(name)?;
+        let source = self.find(source)?;
+        transition(source.state, Operation::CloneSource)?;
+        if self.slots.find(&name).is_some() {
+            return Err(ipc::Error::DuplicateName);
+        }
+        let entry = self.slots.get(source.id).ok_or(ipc::Error::UnknownVm)?;
+        let config = VmConfig {
+            name,
+            flags: VmFlags::NONE,
+            ..entry.config.clone()
+        };
+        let id = self.create_dynamic(config, Contents::CloneOf(source.id))?;
+        self.info_of(id)
+    }
+
+    /// A page of at most [`ipc::vm::LIST_PAGE`] VMs from slot `from` on.
+    fn list(&self, from: u16) -> Response {
+        let mut vms = heapless::Vec::new();
+        let mut next = None;
+        for entry in self.slots.entries_from(from) {
+            if vms.push(entry.info()).is_err() {
+                next = Some(entry.id.0);
+                break;
+            }
+        }
+        Response::List { vms, next }
+    }
+
+    fn info(&self, name: &WireName) -> Result<Response, ipc::Error> {
+        let vm = self.find(name)?;
+        self.info_of(vm.id)
+    }
+}
