@@ -1,0 +1,213 @@
+//! BootInfo from real QEMU virt device trees and from hand-built ones.
+#![allow(clippy::cast_possible_truncation)] // test blobs are a few KiB: lengths fit in u32
+
+mod builder;
+
+use builder::DtbBuilder;
+use mica_boot::fdt::DtbError;
+use mica_boot::{BootInfo, BootInfoError, MemRange};
+
+const VIRT: &[u8] = include_bytes!("fixtures/virt.dtb");
+const VIRT_NO_H: &[u8] = include_bytes!("fixtures/virt-noh.dtb");
+const VIRT_INITRD: &[u8] = include_bytes!("fixtures/virt-initrd.dtb");
+
+#[test]
+fn qemu_virt_256m_two_harts_with_h() {
+    let info = BootInfo::from_dtb(VIRT).unwrap();
+    assert_eq!(
+        info.memory.as_slice(),
+        &[MemRange::new(0x8000_0000, 256 << 20)]
+    );
+    assert_eq!(info.hart_count, 2);
+    assert!(info.has_h());
+    assert!(info.isa.as_str().starts_with("rv64imafdch"));
+    assert!(info.isa.has_extension("sstc"));
+    assert_eq!(info.timebase_hz, Some(10_000_000));
+    assert_eq!(info.initrd, None);
+}
+
+#[test]
+fn qemu_virt_without_h_reports_no_h() {
+    let info = BootInfo::from_dtb(VIRT_NO_H).unwrap();
+    assert_eq!(info.hart_count, 1);
+    assert!(!info.has_h());
+}
+
+#[test]
+fn qemu_virt_initrd_from_chosen() {
+    let info = BootInfo::from_dtb(VIRT_INITRD).unwrap();
+    assert_eq!(info.hart_count, 4);
+    assert_eq!(info.memory.total_size(), 512 << 20);
+    assert_eq!(info.initrd, Some(MemRange::new(0x9020_0000, 0x1000)));
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    for len in 0..VIRT.len() {
+        let err = BootInfo::from_dtb(&VIRT[..len]).unwrap_err();
+        assert_eq!(
+            err,
+            BootInfoError::Dtb(DtbError::Truncated),
+            "prefix of {len} bytes"
+        );
+    }
+}
+
+#[test]
+fn a_shrunken_totalsize_is_an_error_not_a_panic() {
+    for size in (0..VIRT.len() as u32).step_by(3) {
+        let mut blob = VIRT.to_vec();
+        blob[4..8].copy_from_slice(&size.to_be_bytes());
+        assert!(BootInfo::from_dtb(&blob).is_err(), "totalsize {size}");
+    }
+}
+
+#[test]
+fn bad_magic_is_named() {
+    let mut blob = VIRT.to_vec();
+    blob[0] = 0;
+    assert_eq!(
+        BootInfo::from_dtb(&blob).unwrap_err(),
+        BootInfoError::Dtb(DtbError::BadMagic)
+    );
+}
+
+#[test]
+fn corrupting_any_single_byte_never_panics() {
+    for pos in 0..VIRT.len() {
+        for flip in [0xff_u8, 0x01, 0x80] {
+            let mut blob = VIRT.to_vec();
+            blob[pos] ^= flip;
+            // Either outcome is fine; a panic fails the test.
+            let _ = BootInfo::from_dtb(&blob);
+        }
+    }
+}
+
+#[test]
+fn corrupting_a_structure_token_is_reported() {
+    // The first structure token is FDT_BEGIN_NODE for the root node.
+    let off_struct = u32::from_be_bytes(VIRT[8..12].try_into().unwrap()) as usize;
+    let mut blob = VIRT.to_vec();
+    blob[off_struct + 3] = 7;
+    assert_eq!(
+        BootInfo::from_dtb(&blob).unwrap_err(),
+        BootInfoError::Dtb(DtbError::BadStructure)
+    );
+}
+
+fn cell2(a: u64, b: u64) -> Vec<u8> {
+    [a.to_be_bytes(), b.to_be_bytes()].concat()
+}
+
+fn minimal(b: &mut DtbBuilder, cpu_status: &str) {
+    b.prop_u32("#address-cells", 2).prop_u32("#size-cells", 2);
+    b.begin("memory@80000000")
+        .prop_str("device_type", "memory")
+        .prop("reg", &cell2(0x8000_0000, 64 << 20))
+        .end();
+    b.begin("cpus")
+        .prop_u32("#address-cells", 1)
+        .prop_u32("#size-cells", 0)
+        .prop_u32("timebase-frequency", 1000);
+    b.begin("cpu@0")
+        .prop_str("device_type", "cpu")
+        .prop_str("riscv,isa", "rv64imafdch")
+        .end();
+    b.begin("cpu@1")
+        .prop_str("device_type", "cpu")
+        .prop_str("status", cpu_status);
+    b.prop_str("riscv,isa", "rv64imafdc").end();
+    b.end();
+}
+
+#[test]
+fn reservations_come_from_both_the_block_and_reserved_memory() {
+    let mut b = DtbBuilder::new();
+    b.begin("");
+    minimal(&mut b, "disabled");
+    b.begin("reserved-memory")
+        .prop_u32("#address-cells", 2)
+        .prop_u32("#size-cells", 2);
+    b.begin("mmode_resv0@80000000")
+        .prop("reg", &cell2(0x8000_0000, 0x4_0000))
+        .end();
+    b.end().end();
+    let blob = b.finish(&[(0x8100_0000, 0x1000)]);
+    let info = BootInfo::from_dtb(&blob).unwrap();
+    assert_eq!(
+        info.reserved.as_slice(),
+        &[
+            MemRange::new(0x8100_0000, 0x1000),
+            MemRange::new(0x8000_0000, 0x4_0000)
+        ]
+    );
+    assert_eq!(info.hart_count, 1, "the disabled cpu is not counted");
+    assert!(info.has_h(), "only enabled harts decide the ISA");
+    assert_eq!(info.timebase_hz, Some(1000));
+}
+
+#[test]
+fn a_hart_without_h_makes_the_machine_without_h() {
+    let mut b = DtbBuilder::new();
+    b.begin("");
+    minimal(&mut b, "okay");
+    b.end();
+    let blob = b.finish(&[]);
+    let info = BootInfo::from_dtb(&blob).unwrap();
+    assert_eq!(info.hart_count, 2);
+    assert!(!info.has_h());
+}
+
+#[test]
+fn missing_memory_and_missing_isa_are_errors() {
+    let mut b = DtbBuilder::new();
+    b.begin("")
+        .begin("cpus")
+        .begin("cpu@0")
+        .prop_str("device_type", "cpu");
+    b.prop_str("riscv,isa", "rv64gch").end().end().end();
+    assert_eq!(
+        BootInfo::from_dtb(&b.finish(&[])).unwrap_err(),
+        BootInfoError::NoMemory
+    );
+
+    let mut b = DtbBuilder::new();
+    b.begin("")
+        .prop_u32("#address-cells", 2)
+        .prop_u32("#size-cells", 2);
+    b.begin("memory@0").prop("reg", &cell2(0, 4096)).end();
+    b.begin("cpus")
+        .begin("cpu@0")
+        .prop_str("device_type", "cpu")
+        .end()
+        .end()
+        .end();
+    assert_eq!(
+        BootInfo::from_dtb(&b.finish(&[])).unwrap_err(),
+        BootInfoError::NoIsa
+    );
+}
+
+#[test]
+fn a_reg_that_does_not_match_the_cells_is_named() {
+    let mut b = DtbBuilder::new();
+    b.begin("")
+        .prop_u32("#address-cells", 2)
+        .prop_u32("#size-cells", 2);
+    b.begin("memory@0").prop("reg", &[0; 12]).end().end();
+    assert_eq!(
+        BootInfo::from_dtb(&b.finish(&[])).unwrap_err(),
+        BootInfoError::BadProperty("reg")
+    );
+}
+
+#[test]
+fn unbalanced_nodes_are_rejected() {
+    let mut b = DtbBuilder::new();
+    b.begin("").begin("memory");
+    assert_eq!(
+        BootInfo::from_dtb(&b.finish(&[])).unwrap_err(),
+        BootInfoError::Dtb(DtbError::BadStructure)
+    );
+}
