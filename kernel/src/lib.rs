@@ -1,0 +1,2 @@
+//! Mica kernel library.
+#![cfg_attr(not(test), no_std)]

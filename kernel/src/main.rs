@@ -1,0 +1,2 @@
+//! Mica kernel binary.
+fn main() {}
