@@ -2,6 +2,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod clients;
 pub mod counters;
 pub mod page;
 pub mod slot;
