@@ -24,6 +24,8 @@ pub struct IoreqCounters {
     pub bad_direction: u32,
     /// A PENDING request whose bytes leave its address space.
     pub bad_address: u32,
+    /// A `Complete` of a PROCESSING slot the service never dispatched.
+    pub not_dispatched: u32,
     /// Accesses that no range and no default client claimed, finished by
     /// the service at once (reads return all-ones, writes are dropped).
     pub unclaimed: u32,
@@ -44,6 +46,7 @@ impl IoreqCounters {
             SlotError::BadSize(_) => bump(&mut self.bad_size),
             SlotError::BadDirection(_) => bump(&mut self.bad_direction),
             SlotError::BadAddress => bump(&mut self.bad_address),
+            SlotError::NotDispatched => bump(&mut self.not_dispatched),
         }
     }
 
@@ -63,6 +66,7 @@ impl IoreqCounters {
             self.bad_size,
             self.bad_direction,
             self.bad_address,
+            self.not_dispatched,
         ]
         .iter()
         .map(|&c| u64::from(c))
@@ -120,6 +124,13 @@ mod tests {
                 SlotError::BadDirection(2),
                 IoreqCounters {
                     bad_direction: 1,
+                    ..Default::default()
+                },
+            ),
+            (
+                SlotError::NotDispatched,
+                IoreqCounters {
+                    not_dispatched: 1,
                     ..Default::default()
                 },
             ),

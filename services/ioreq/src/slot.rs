@@ -130,15 +130,18 @@ pub enum SlotError {
     /// past 2^64, a port access goes past port 0xffff, or a PCI access names
     /// a bus > 255, device > 31, function > 7 or goes past register 0xfff.
     BadAddress,
+    /// `Complete` of a PROCESSING slot that this service never dispatched
+    /// (someone else moved it out of PENDING, or the service restarted).
+    NotDispatched,
 }
 
 impl From<SlotError> for ipc::Error {
     fn from(error: SlotError) -> Self {
         match error {
             SlotError::NoSuchSlot(_) => ipc::Error::InvalidArgument,
-            SlotError::UnknownState(_) | SlotError::IllegalTransition { .. } => {
-                ipc::Error::BadSlotState
-            }
+            SlotError::UnknownState(_)
+            | SlotError::IllegalTransition { .. }
+            | SlotError::NotDispatched => ipc::Error::BadSlotState,
             SlotError::UnknownType(_)
             | SlotError::BadSize(_)
             | SlotError::BadDirection(_)

@@ -1,0 +1,306 @@
+//! One VM's dispatcher: drains its PENDING slots into forwards to the I/O
+//! clients, and turns a client's answer into a COMPLETE slot and a vCPU
+//! resume. The library does no I/O: it returns [`Actions`] for the task
+//! binary to carry out.
+
+use ipc::ioreq::ClientId;
+use ipc::{Error, VmId, devices};
+
+use crate::clients::ClientRegistry;
+use crate::counters::IoreqCounters;
+use crate::page::{IoreqPage, SLOT_COUNT};
+use crate::slot::{self, Direction, IoRequest, SlotError, SlotEvent, SlotState};
+
+/// The value a read returns when no device answers: all-ones, as on a real
+/// bus (cut to the access width).
+pub const UNCLAIMED_READ: u64 = u64::MAX;
+
+/// A request handed to a client: send `request` to `client`; its answer
+/// comes back as `ioreq::Request::Complete { vm, vcpu, .. }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forward {
+    /// The device task that emulates the access.
+    pub client: ClientId,
+    /// The vCPU (slot) whose access it is.
+    pub vcpu: u8,
+    /// A `devices::Request::Read` or `Write`.
+    pub request: devices::Request,
+}
+
+/// Something the task binary must do after a request was handled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send a request to a client.
+    Forward(Forward),
+    /// The vCPU's slot is COMPLETE: ask the kernel to resume the vCPU (the
+    /// kernel takes the result and frees the slot).
+    ResumeVcpu {
+        /// The VM.
+        vm: VmId,
+        /// The vCPU.
+        vcpu: u8,
+    },
+}
+
+/// The actions produced by one call: at most one per slot, kept in slot
+/// order, so there is always room for them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Actions {
+    by_slot: [Option<Action>; SLOT_COUNT],
+}
+
+impl Actions {
+    /// No actions.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn set(&mut self, vcpu: u8, action: Action) {
+        if let Some(entry) = self.by_slot.get_mut(usize::from(vcpu)) {
+            *entry = Some(action);
+        }
+    }
+
+    /// The actions, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = &Action> {
+        self.by_slot.iter().flatten()
+    }
+
+    /// Just the forwards, in slot order.
+    pub fn forwards(&self) -> impl Iterator<Item = &Forward> {
+        self.iter().filter_map(|action| match action {
+            Action::Forward(forward) => Some(forward),
+            Action::ResumeVcpu { .. } => None,
+        })
+    }
+
+    /// How many actions there are.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A request this service forwarded and is waiting to hear back about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InFlight {
+    /// The request as decoded at dispatch (the service's own copy).
+    pub request: IoRequest,
+    /// The client it went to.
+    pub client: ClientId,
+}
+
+/// Everything the service keeps for one VM: its ioreq page (`P` owns it on
+/// the host, or is a kernel-granted `&mut IoreqPage`), its clients, the
+/// requests in flight and the counters.
+#[derive(Debug)]
+pub struct VmIoreq<P> {
+    vm: VmId,
+    vcpus: u8,
+    page: P,
+    clients: ClientRegistry,
+    in_flight: [Option<InFlight>; SLOT_COUNT],
+    counters: IoreqCounters,
+}
+
+fn device_request(vm: VmId, request: &IoRequest) -> devices::Request {
+    match request.direction {
+        Direction::Read => devices::Request::Read {
+            vm,
+            space: request.space,
+            addr: request.addr,
+            size: request.size,
+        },
+        Direction::Write => devices::Request::Write {
+            vm,
+            space: request.space,
+            addr: request.addr,
+            size: request.size,
+            value: request.value,
+        },
+    }
+}
+
+impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
+    /// State for `vm` with `vcpus` vCPUs (checked by the caller: 1..=16)
+    /// over `page`.
+    pub fn new(vm: VmId, vcpus: u8, page: P) -> Self {
+        Self {
+            vm,
+            vcpus,
+            page,
+            clients: ClientRegistry::new(),
+            in_flight: [None; SLOT_COUNT],
+            counters: IoreqCounters::default(),
+        }
+    }
+
+    /// The VM.
+    pub fn vm(&self) -> VmId {
+        self.vm
+    }
+
+    /// Its vCPU count.
+    pub fn vcpus(&self) -> u8 {
+        self.vcpus
+    }
+
+    /// The ioreq page.
+    pub fn page(&self) -> &IoreqPage {
+        self.page.as_ref()
+    }
+
+    /// The ioreq page, writable (the kernel's side, in host tests).
+    pub fn page_mut(&mut self) -> &mut IoreqPage {
+        self.page.as_mut()
+    }
+
+    /// Gives the page storage back (e.g. to return a kernel grant).
+    pub fn into_page(self) -> P {
+        self.page
+    }
+
+    /// The client registry.
+    pub fn clients(&self) -> &ClientRegistry {
+        &self.clients
+    }
+
+    /// The client registry, writable.
+    pub fn clients_mut(&mut self) -> &mut ClientRegistry {
+        &mut self.clients
+    }
+
+    /// The counters of refused and unclaimed events.
+    pub fn counters(&self) -> &IoreqCounters {
+        &self.counters
+    }
+
+    /// The request forwarded from `vcpu`'s slot and not yet completed.
+    pub fn in_flight(&self, vcpu: u8) -> Option<&InFlight> {
+        self.in_flight.get(usize::from(vcpu))?.as_ref()
+    }
+
+    /// Drains every PENDING slot: each valid request goes to the client
+    /// whose range holds it (else the default client) and its slot becomes
+    /// PROCESSING; returns how many were forwarded.
+    ///
+    /// Slots the service cannot hand to anyone are finished at once so that
+    /// no vCPU waits forever: an access nobody claims completes with reads
+    /// returning all-ones (writes dropped), a request that does not decode
+    /// completes untouched, and both are counted and resumed. A PENDING slot
+    /// past the VM's vCPU count and a slot with an unknown state word are
+    /// counted and left alone (there is no vCPU to resume / no owner to
+    /// trust). Every slot is looked at, once.
+    pub fn dispatch(&mut self, actions: &mut Actions) -> u8 {
+        let mut forwarded: u8 = 0;
+        for index in 0..SLOT_COUNT {
+            let Ok(vcpu) = u8::try_from(index) else {
+                break;
+            };
+            let Some(raw) = self.page().slot(index).map(|slot| slot.processed) else {
+                break;
+            };
+            match SlotState::from_raw(raw) {
+                Err(error) => self.counters.record(error),
+                Ok(SlotState::Pending) if vcpu >= self.vcpus => {
+                    self.counters.record(SlotError::NoSuchSlot(vcpu));
+                }
+                Ok(SlotState::Pending) => {
+                    if self.dispatch_slot(vcpu, actions) {
+                        forwarded = forwarded.saturating_add(1);
+                    }
+                }
+                Ok(SlotState::Free | SlotState::Processing | SlotState::Complete) => {}
+            }
+        }
+        forwarded
+    }
+
+    /// Dispatches one PENDING slot; true if it was forwarded to a client.
+    fn dispatch_slot(&mut self, vcpu: u8, actions: &mut Actions) -> bool {
+        let resume = Action::ResumeVcpu { vm: self.vm, vcpu };
+        let request = match slot::begin_processing(self.page.as_mut(), vcpu) {
+            Ok(request) => request,
+            Err(error) => {
+                self.counters.record(error);
+                match slot::abandon(self.page.as_mut(), vcpu) {
+                    Ok(()) => actions.set(vcpu, resume),
+                    Err(error) => self.counters.record(error),
+                }
+                return false;
+            }
+        };
+        match self.clients.route(request.space, request.addr, request.size) {
+            Some(client) => {
+                if let Some(entry) = self.in_flight.get_mut(usize::from(vcpu)) {
+                    *entry = Some(InFlight { request, client });
+                }
+                let request = device_request(self.vm, &request);
+                actions.set(
+                    vcpu,
+                    Action::Forward(Forward {
+                        client,
+                        vcpu,
+                        request,
+                    }),
+                );
+                true
+            }
+            None => {
+                self.counters.record_unclaimed();
+                match slot::finish(self.page.as_mut(), &request, UNCLAIMED_READ) {
+                    Ok(()) => actions.set(vcpu, resume),
+                    Err(error) => self.counters.record(error),
+                }
+                false
+            }
+        }
+    }
+
+    /// A client finished `vcpu`'s request: a read's `value` (cut to the
+    /// access width) goes into the slot, which becomes COMPLETE, and the
+    /// vCPU is to be resumed. A write's `value` is ignored.
+    ///
+    /// Errors (each counted, the slot untouched): [`Error::InvalidArgument`]
+    /// for a vCPU the VM does not have; [`Error::BadSlotState`] if the slot
+    /// is not PROCESSING with a request this service forwarded.
+    pub fn complete(&mut self, vcpu: u8, value: u64, actions: &mut Actions) -> Result<(), Error> {
+        let result = self.try_complete(vcpu, value);
+        match result {
+            Ok(()) => {
+                actions.set(vcpu, Action::ResumeVcpu { vm: self.vm, vcpu });
+                Ok(())
+            }
+            Err(error) => {
+                self.counters.record(error);
+                Err(error.into())
+            }
+        }
+    }
+
+    fn try_complete(&mut self, vcpu: u8, value: u64) -> Result<(), SlotError> {
+        if vcpu >= self.vcpus {
+            return Err(SlotError::NoSuchSlot(vcpu));
+        }
+        let entry = self
+            .in_flight
+            .get_mut(usize::from(vcpu))
+            .ok_or(SlotError::NoSuchSlot(vcpu))?;
+        let Some(in_flight) = *entry else {
+            return Err(match slot::state(self.page.as_ref(), vcpu)? {
+                SlotState::Processing => SlotError::NotDispatched,
+                found => SlotError::IllegalTransition {
+                    found,
+                    event: SlotEvent::Complete,
+                },
+            });
+        };
+        slot::finish(self.page.as_mut(), &in_flight.request, value)?;
+        *entry = None;
+        Ok(())
+    }
+}
