@@ -44,6 +44,16 @@ impl AccessSize {
         }
     }
 
+    /// The width in bytes, as a buffer length.
+    pub const fn byte_count(self) -> usize {
+        match self {
+            Self::Byte => 1,
+            Self::Half => 2,
+            Self::Word => 4,
+            Self::Double => 8,
+        }
+    }
+
     /// A mask of the low `bytes()` bytes of a value.
     pub const fn mask(self) -> u64 {
         match self {
@@ -56,7 +66,7 @@ impl AccessSize {
 
     /// Whether `offset` is a multiple of this width.
     pub const fn is_aligned(self, offset: u64) -> bool {
-        offset % self.bytes() == 0
+        offset.is_multiple_of(self.bytes())
     }
 }
 

@@ -10,6 +10,8 @@ extern crate std;
 pub mod bus;
 pub mod memory;
 pub mod uart16550;
+pub mod virtio;
+pub mod vmgenid;
 
 #[cfg(test)]
 mod testing;

@@ -1,5 +1,10 @@
 //! Test doubles for the device environment: a recording output sink, a
-//! counting entropy source and guest memory backed by a heap buffer.
+//! counting entropy source, guest memory backed by a heap buffer, and a
+//! guest-side virtio driver.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "the test driver splits 64-bit guest addresses into 32-bit register halves"
+)]
 
 use std::vec::Vec;
 
@@ -111,5 +116,175 @@ impl GuestMemory for FakeRam {
 
     fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), OutOfRange> {
         SliceGuestMemory::new(self.base, &mut self.bytes).write(addr, data)
+    }
+}
+
+/// The guest driver's side of one split virtqueue, laid out in [`FakeRam`].
+#[derive(Debug)]
+pub struct GuestQueue {
+    pub size: u16,
+    pub desc: u64,
+    pub avail: u64,
+    pub used: u64,
+    pub next_desc: u16,
+    pub avail_idx: u16,
+}
+
+impl GuestQueue {
+    /// A queue of `size` entries whose rings start at `base` (needs 0x3000
+    /// bytes).
+    pub fn new(base: u64, size: u16) -> Self {
+        Self {
+            size,
+            desc: base,
+            avail: base + 0x1000,
+            used: base + 0x2000,
+            next_desc: 0,
+            avail_idx: 0,
+        }
+    }
+
+    /// Writes descriptor `index` raw.
+    pub fn write_desc(
+        &self,
+        ram: &mut FakeRam,
+        index: u16,
+        addr: u64,
+        len: u32,
+        flags: u16,
+        next: u16,
+    ) {
+        let at = self.desc + u64::from(index) * 16;
+        ram.write_u64(at, addr);
+        ram.write_u32(at + 8, len);
+        ram.write_u16(at + 12, flags);
+        ram.write_u16(at + 14, next);
+    }
+
+    /// Publishes `head` on the available ring.
+    pub fn publish(&mut self, ram: &mut FakeRam, head: u16) {
+        let slot = self.avail + 4 + u64::from(self.avail_idx % self.size) * 2;
+        ram.write_u16(slot, head);
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        ram.write_u16(self.avail + 2, self.avail_idx);
+    }
+
+    /// Posts a chain of `(addr, len, writable)` buffers; returns its head.
+    pub fn post(&mut self, ram: &mut FakeRam, bufs: &[(u64, u32, bool)]) -> u16 {
+        let head = self.next_desc;
+        for (i, &(addr, len, writable)) in bufs.iter().enumerate() {
+            let index = (self.next_desc + i as u16) % self.size;
+            let last = i + 1 == bufs.len();
+            let flags = if writable { 2 } else { 0 } | if last { 0 } else { 1 };
+            self.write_desc(ram, index, addr, len, flags, (index + 1) % self.size);
+        }
+        self.next_desc = (self.next_desc + bufs.len() as u16) % self.size;
+        self.publish(ram, head);
+        head
+    }
+
+    /// The device's used index.
+    pub fn used_idx(&self, ram: &FakeRam) -> u16 {
+        ram.read_u16(self.used + 2)
+    }
+
+    /// Used ring entry `i`: (head id, bytes written).
+    pub fn used_entry(&self, ram: &FakeRam, i: u16) -> (u32, u32) {
+        let at = self.used + 4 + u64::from(i % self.size) * 8;
+        (ram.read_u32(at), ram.read_u32(at + 4))
+    }
+}
+
+/// A guest virtio driver talking to a device through its MMIO registers,
+/// with its own RAM (1 MiB at 0x8000_0000; queue `i` rings at
+/// `0x8000_0000 + i * 0x4000`, buffers from 0x8008_0000).
+pub struct VirtioGuest<D> {
+    pub dev: crate::virtio::mmio::VirtioMmio<D>,
+    pub ram: FakeRam,
+    pub output: RecordingOutput,
+    pub entropy: CountingEntropy,
+    pub queues: Vec<GuestQueue>,
+}
+
+pub const GUEST_RAM: u64 = 0x8000_0000;
+pub const GUEST_BUFFERS: u64 = GUEST_RAM + 0x8_0000;
+
+impl<D: crate::virtio::VirtioDevice> VirtioGuest<D> {
+    pub fn new(device: D) -> Self {
+        Self {
+            dev: crate::virtio::mmio::VirtioMmio::new(device),
+            ram: FakeRam::new(GUEST_RAM, 0x10_0000),
+            output: RecordingOutput::default(),
+            entropy: CountingEntropy::default(),
+            queues: Vec::new(),
+        }
+    }
+
+    pub fn read(&mut self, offset: u64) -> u32 {
+        use crate::bus::{AccessSize, BusDevice};
+        let env = &mut DeviceEnv {
+            memory: &mut self.ram,
+            entropy: &mut self.entropy,
+            output: &mut self.output,
+        };
+        let value = self.dev.read(offset, AccessSize::Word, env).unwrap();
+        u32::try_from(value).unwrap()
+    }
+
+    pub fn write(&mut self, offset: u64, value: u32) {
+        use crate::bus::{AccessSize, BusDevice};
+        let env = &mut DeviceEnv {
+            memory: &mut self.ram,
+            entropy: &mut self.entropy,
+            output: &mut self.output,
+        };
+        self.dev
+            .write(offset, AccessSize::Word, u64::from(value), env)
+            .unwrap();
+    }
+
+    /// Negotiates `features`; returns the Status read back after setting
+    /// FEATURES_OK.
+    pub fn negotiate(&mut self, features: u64) -> u32 {
+        self.write(0x70, 0);
+        self.write(0x70, 1);
+        self.write(0x70, 1 | 2);
+        self.write(0x24, 0);
+        self.write(0x20, features as u32);
+        self.write(0x24, 1);
+        self.write(0x20, (features >> 32) as u32);
+        self.write(0x70, 1 | 2 | 8);
+        self.read(0x70)
+    }
+
+    /// Sets up queue `index` with `size` entries and marks it ready.
+    pub fn setup_queue(&mut self, index: u32, size: u16) {
+        let queue = GuestQueue::new(GUEST_RAM + u64::from(index) * 0x4000, size);
+        self.write(0x30, index);
+        self.write(0x38, u32::from(size));
+        self.write(0x80, queue.desc as u32);
+        self.write(0x84, (queue.desc >> 32) as u32);
+        self.write(0x90, queue.avail as u32);
+        self.write(0x94, (queue.avail >> 32) as u32);
+        self.write(0xa0, queue.used as u32);
+        self.write(0xa4, (queue.used >> 32) as u32);
+        self.write(0x44, 1);
+        self.queues.push(queue);
+    }
+
+    /// Full bring-up: VERSION_1 only, `queues` queues of 8, DRIVER_OK.
+    pub fn bring_up(&mut self, queues: u32) {
+        assert_eq!(self.negotiate(crate::virtio::VIRTIO_F_VERSION_1) & 8, 8);
+        for index in 0..queues {
+            self.setup_queue(index, 8);
+        }
+        self.write(0x70, 1 | 2 | 8 | 4);
+    }
+
+    /// Posts buffers on queue `index` and notifies the device.
+    pub fn post_and_notify(&mut self, index: usize, bufs: &[(u64, u32, bool)]) -> u16 {
+        let head = self.queues[index].post(&mut self.ram, bufs);
+        self.write(0x50, index as u32);
+        head
     }
 }

@@ -1,0 +1,366 @@
+//! The virtio-mmio transport, version 2 (virtio 1.2 section 4.2.2): the
+//! register file a driver uses to negotiate features, set up queues, notify
+//! the device and acknowledge interrupts, with the device configuration
+//! space at offset 0x100.
+//!
+//! A driver error found in a virtqueue puts the device into a failed state:
+//! the status gets DEVICE_NEEDS_RESET, a configuration-change interrupt is
+//! raised, the error is kept for [`VirtioMmio::failure`], and no queue is
+//! served until the driver resets the device by writing 0 to Status.
+
+use super::queue::{QueueError, SplitQueue};
+use super::{MAX_QUEUES, VIRTIO_F_VERSION_1, VirtioDevice};
+use crate::bus::{AccessSize, BusDevice, DeviceEnv, DeviceError};
+
+/// Bytes the transport occupies.
+pub const VIRTIO_MMIO_SIZE: u64 = 0x200;
+/// "virt" in little-endian ASCII.
+pub const MAGIC_VALUE: u32 = 0x7472_6976;
+/// The vendor ID reported to drivers ("MICA" in little-endian ASCII).
+pub const VENDOR_ID: u32 = 0x4143_494d;
+
+/// Device status bits (section 2.1).
+pub mod status {
+    /// The guest noticed the device.
+    pub const ACKNOWLEDGE: u32 = 1;
+    /// The guest has a driver for it.
+    pub const DRIVER: u32 = 2;
+    /// The driver is ready; queues may be used.
+    pub const DRIVER_OK: u32 = 4;
+    /// Feature negotiation is complete.
+    pub const FEATURES_OK: u32 = 8;
+    /// The device hit an error and must be reset.
+    pub const DEVICE_NEEDS_RESET: u32 = 0x40;
+    /// The driver gave up on the device.
+    pub const FAILED: u32 = 0x80;
+}
+
+/// InterruptStatus bit: buffers were used.
+pub const INT_USED_BUFFER: u32 = 1;
+/// InterruptStatus bit: the configuration (or the device status) changed.
+pub const INT_CONFIG_CHANGE: u32 = 2;
+
+mod reg {
+    pub const MAGIC: u64 = 0x000;
+    pub const VERSION: u64 = 0x004;
+    pub const DEVICE_ID: u64 = 0x008;
+    pub const VENDOR_ID: u64 = 0x00c;
+    pub const DEVICE_FEATURES: u64 = 0x010;
+    pub const DEVICE_FEATURES_SEL: u64 = 0x014;
+    pub const DRIVER_FEATURES: u64 = 0x020;
+    pub const DRIVER_FEATURES_SEL: u64 = 0x024;
+    pub const QUEUE_SEL: u64 = 0x030;
+    pub const QUEUE_NUM_MAX: u64 = 0x034;
+    pub const QUEUE_NUM: u64 = 0x038;
+    pub const QUEUE_READY: u64 = 0x044;
+    pub const QUEUE_NOTIFY: u64 = 0x050;
+    pub const INTERRUPT_STATUS: u64 = 0x060;
+    pub const INTERRUPT_ACK: u64 = 0x064;
+    pub const STATUS: u64 = 0x070;
+    pub const QUEUE_DESC_LOW: u64 = 0x080;
+    pub const QUEUE_DESC_HIGH: u64 = 0x084;
+    pub const QUEUE_DRIVER_LOW: u64 = 0x090;
+    pub const QUEUE_DRIVER_HIGH: u64 = 0x094;
+    pub const QUEUE_DEVICE_LOW: u64 = 0x0a0;
+    pub const QUEUE_DEVICE_HIGH: u64 = 0x0a4;
+    pub const CONFIG_GENERATION: u64 = 0x0fc;
+    pub const CONFIG: u64 = 0x100;
+}
+
+/// A virtio device behind the MMIO transport.
+#[derive(Debug)]
+pub struct VirtioMmio<D> {
+    device: D,
+    queues: [SplitQueue; MAX_QUEUES],
+    device_features_sel: u32,
+    driver_features_sel: u32,
+    driver_features: u64,
+    queue_sel: u32,
+    interrupt_status: u32,
+    status: u32,
+    failure: Option<QueueError>,
+}
+
+fn set_half(word: &mut u64, high: bool, value: u32) {
+    *word = if high {
+        (*word & 0xffff_ffff) | (u64::from(value) << 32)
+    } else {
+        (*word & !0xffff_ffff) | u64::from(value)
+    };
+}
+
+fn half(word: u64, select: u32) -> u32 {
+    match select {
+        0 => (word & 0xffff_ffff) as u32,
+        1 => (word >> 32) as u32,
+        _ => 0,
+    }
+}
+
+impl<D: VirtioDevice> VirtioMmio<D> {
+    /// The transport around `device`, in its reset state.
+    pub fn new(device: D) -> Self {
+        let mut queues = [SplitQueue::new(0); MAX_QUEUES];
+        for (queue, &max) in queues.iter_mut().zip(device.queue_max_sizes()) {
+            *queue = SplitQueue::new(max);
+        }
+        Self {
+            device,
+            queues,
+            device_features_sel: 0,
+            driver_features_sel: 0,
+            driver_features: 0,
+            queue_sel: 0,
+            interrupt_status: 0,
+            status: 0,
+            failure: None,
+        }
+    }
+
+    /// The device-specific model.
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    /// The device-specific model, mutably (e.g. to queue console input).
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.device
+    }
+
+    /// The device status register.
+    pub fn status(&self) -> u32 {
+        self.status
+    }
+
+    /// The InterruptStatus register.
+    pub fn interrupt_status(&self) -> u32 {
+        self.interrupt_status
+    }
+
+    /// The driver error that put the device into the failed state, if any.
+    pub fn failure(&self) -> Option<QueueError> {
+        self.failure
+    }
+
+    /// The features the device offers (device-specific plus VERSION_1).
+    pub fn offered_features(&self) -> u64 {
+        self.device.features() | VIRTIO_F_VERSION_1
+    }
+
+    /// The features the driver accepted.
+    pub fn driver_features(&self) -> u64 {
+        self.driver_features
+    }
+
+    /// Serves queue `index` if the driver has made the device live and the
+    /// queue ready; raises the used-buffer interrupt when buffers were used,
+    /// or fails the device on a driver error.
+    pub fn process_queue(&mut self, index: usize, env: &mut DeviceEnv<'_>) {
+        let live = status::DRIVER_OK | status::FEATURES_OK;
+        if self.status & live != live || self.failure.is_some() {
+            return;
+        }
+        let Some(queue) = self.queues.get_mut(index) else {
+            return;
+        };
+        if !queue.ready {
+            return;
+        }
+        match self.device.process_queue(index, queue, env) {
+            Ok(true) => self.interrupt_status |= INT_USED_BUFFER,
+            Ok(false) => {}
+            Err(err) => self.fail(err),
+        }
+    }
+
+    fn fail(&mut self, err: QueueError) {
+        self.failure = Some(err);
+        self.status |= status::DEVICE_NEEDS_RESET;
+        self.interrupt_status |= INT_CONFIG_CHANGE;
+    }
+
+    fn reset(&mut self) {
+        for queue in &mut self.queues {
+            queue.reset();
+        }
+        self.device.reset();
+        self.device_features_sel = 0;
+        self.driver_features_sel = 0;
+        self.driver_features = 0;
+        self.queue_sel = 0;
+        self.interrupt_status = 0;
+        self.status = 0;
+        self.failure = None;
+    }
+
+    fn selected_queue(&mut self) -> Option<&mut SplitQueue> {
+        let index = usize::try_from(self.queue_sel).ok()?;
+        self.queues.get_mut(index).filter(|q| q.max_size != 0)
+    }
+
+    /// A queue register write; ignored while the queue is ready, since the
+    /// driver must not change a live queue.
+    fn configure_queue(&mut self, apply: impl FnOnce(&mut SplitQueue)) {
+        if let Some(queue) = self.selected_queue().filter(|q| !q.ready) {
+            apply(queue);
+        }
+    }
+
+    fn write_status(&mut self, value: u32) {
+        if value == 0 {
+            self.reset();
+            return;
+        }
+        let mut value = value & 0xff & !status::DEVICE_NEEDS_RESET;
+        let asks_features_ok =
+            value & status::FEATURES_OK != 0 && self.status & status::FEATURES_OK == 0;
+        if asks_features_ok {
+            let unknown = self.driver_features & !self.offered_features();
+            if unknown != 0 || self.driver_features & VIRTIO_F_VERSION_1 == 0 {
+                // The driver re-reads Status and sees FEATURES_OK refused.
+                value &= !status::FEATURES_OK;
+            }
+        }
+        self.status = value | (self.status & status::DEVICE_NEEDS_RESET);
+    }
+
+    fn read_register(&mut self, offset: u64) -> u32 {
+        match offset {
+            reg::MAGIC => MAGIC_VALUE,
+            reg::VERSION => 2,
+            reg::DEVICE_ID => self.device.device_id(),
+            reg::VENDOR_ID => VENDOR_ID,
+            reg::DEVICE_FEATURES => half(self.offered_features(), self.device_features_sel),
+            reg::QUEUE_NUM_MAX => self.selected_queue().map_or(0, |q| u32::from(q.max_size)),
+            reg::QUEUE_READY => self.selected_queue().map_or(0, |q| u32::from(q.ready)),
+            reg::INTERRUPT_STATUS => self.interrupt_status,
+            reg::STATUS => self.status,
+            // The configuration never changes while the device runs.
+            reg::CONFIG_GENERATION => 0,
+            // Write-only and reserved registers read as zero.
+            _ => 0,
+        }
+    }
+
+    fn write_register(&mut self, offset: u64, value: u32, env: &mut DeviceEnv<'_>) {
+        match offset {
+            reg::DEVICE_FEATURES_SEL => self.device_features_sel = value,
+            // Features are frozen once negotiated.
+            reg::DRIVER_FEATURES if self.status & status::FEATURES_OK == 0 => {
+                match self.driver_features_sel {
+                    0 => set_half(&mut self.driver_features, false, value),
+                    1 => set_half(&mut self.driver_features, true, value),
+                    _ => {}
+                }
+            }
+            reg::DRIVER_FEATURES_SEL => self.driver_features_sel = value,
+            reg::QUEUE_SEL => self.queue_sel = value,
+            reg::QUEUE_NUM => {
+                let size = u16::try_from(value).unwrap_or(0);
+                self.configure_queue(|q| q.size = size);
+            }
+            reg::QUEUE_READY => {
+                if let Some(queue) = self.selected_queue() {
+                    // A configuration the device cannot use stays not ready.
+                    queue.ready = value & 1 == 1 && queue.is_valid();
+                }
+            }
+            reg::QUEUE_NOTIFY => {
+                if let Ok(index) = usize::try_from(value & 0xffff) {
+                    self.process_queue(index, env);
+                }
+            }
+            reg::INTERRUPT_ACK => self.interrupt_status &= !value,
+            reg::STATUS => self.write_status(value),
+            reg::QUEUE_DESC_LOW => {
+                self.configure_queue(|q| set_half(&mut q.desc_table, false, value))
+            }
+            reg::QUEUE_DESC_HIGH => {
+                self.configure_queue(|q| set_half(&mut q.desc_table, true, value))
+            }
+            reg::QUEUE_DRIVER_LOW => {
+                self.configure_queue(|q| set_half(&mut q.avail_ring, false, value))
+            }
+            reg::QUEUE_DRIVER_HIGH => {
+                self.configure_queue(|q| set_half(&mut q.avail_ring, true, value))
+            }
+            reg::QUEUE_DEVICE_LOW => {
+                self.configure_queue(|q| set_half(&mut q.used_ring, false, value))
+            }
+            reg::QUEUE_DEVICE_HIGH => {
+                self.configure_queue(|q| set_half(&mut q.used_ring, true, value))
+            }
+            // Read-only and reserved registers ignore writes.
+            _ => {}
+        }
+    }
+
+    fn read_config(&self, offset: u64, size: AccessSize) -> u64 {
+        let mut value = [0u8; 8];
+        let config = self.device.config();
+        for (i, byte) in value.iter_mut().enumerate().take(size.byte_count()) {
+            let at = usize::try_from(offset).ok().and_then(|o| o.checked_add(i));
+            *byte = at.and_then(|at| config.get(at)).copied().unwrap_or(0);
+        }
+        u64::from_le_bytes(value)
+    }
+}
+
+impl<D: VirtioDevice> BusDevice for VirtioMmio<D> {
+    fn size(&self) -> u64 {
+        VIRTIO_MMIO_SIZE
+    }
+
+    fn read(
+        &mut self,
+        offset: u64,
+        size: AccessSize,
+        _env: &mut DeviceEnv<'_>,
+    ) -> Result<u64, DeviceError> {
+        if offset >= VIRTIO_MMIO_SIZE {
+            return Err(DeviceError::OutOfRange);
+        }
+        if !size.is_aligned(offset) {
+            return Err(DeviceError::Unaligned);
+        }
+        if let Some(config_offset) = offset.checked_sub(reg::CONFIG) {
+            return Ok(self.read_config(config_offset, size));
+        }
+        if size != AccessSize::Word {
+            return Err(DeviceError::BadWidth);
+        }
+        Ok(u64::from(self.read_register(offset)))
+    }
+
+    fn write(
+        &mut self,
+        offset: u64,
+        size: AccessSize,
+        value: u64,
+        env: &mut DeviceEnv<'_>,
+    ) -> Result<(), DeviceError> {
+        if offset >= VIRTIO_MMIO_SIZE {
+            return Err(DeviceError::OutOfRange);
+        }
+        if !size.is_aligned(offset) {
+            return Err(DeviceError::Unaligned);
+        }
+        if offset >= reg::CONFIG {
+            // Neither model has writable configuration fields.
+            return Ok(());
+        }
+        if size != AccessSize::Word {
+            return Err(DeviceError::BadWidth);
+        }
+        self.write_register(offset, (value & 0xffff_ffff) as u32, env);
+        Ok(())
+    }
+
+    fn irq_level(&self) -> bool {
+        self.interrupt_status != 0
+    }
+}
+
+#[cfg(test)]
+#[path = "mmio_tests.rs"]
+mod tests;
