@@ -271,9 +271,11 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
     }
 
     /// Reboots in place. With `new_generation_id`, the platform learns the
-    /// fresh ID first (nothing changes if it refuses). If the platform's
-    /// reset fails the VM keeps its state; if restarting a reset VM fails
-    /// it is left created and the error returned.
+    /// fresh ID first (nothing changes if it refuses); once told, the fresh
+    /// ID is kept even if the reset then fails, so the record matches what
+    /// the guest can read (a spurious change is always safe for a guest). If
+    /// the platform's reset fails the VM keeps its state; if restarting a
+    /// reset VM fails it is left created and the error returned.
     fn reset(&mut self, name: &WireName, new_generation_id: bool) -> Result<(), ipc::Error> {
         let mut vm = self.find(name)?;
         let next = transition(vm.state, Operation::Reset)?;

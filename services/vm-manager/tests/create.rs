@@ -7,7 +7,12 @@ use common::*;
 use ipc::Error;
 use ipc::vm::{CreateOptions, Request, Response, VmKind, VmState};
 
-fn options(template: Option<&str>, image: Option<&str>, mem: Option<u32>, vcpus: Option<u8>) -> CreateOptions {
+fn options(
+    template: Option<&str>,
+    image: Option<&str>,
+    mem: Option<u32>,
+    vcpus: Option<u8>,
+) -> CreateOptions {
     CreateOptions {
         template: template.map(w),
         image: image.map(w),
@@ -24,8 +29,14 @@ fn a_static_name_launches_that_static_vm_in_its_slot() {
     assert_eq!(info.kind, VmKind::Static);
     assert_eq!(info.state, VmState::Created);
     assert_eq!((info.mem_mib, info.vcpus), (64, 1));
-    assert_eq!(m.platform().images.get(&1).map(String::as_str), Some("zephyr"));
-    assert_eq!(m.platform().device_names.get(&1).map(String::as_str), Some("rtvm"));
+    assert_eq!(
+        m.platform().images.get(&1).map(String::as_str),
+        Some("zephyr")
+    );
+    assert_eq!(
+        m.platform().device_names.get(&1).map(String::as_str),
+        Some("rtvm")
+    );
 }
 
 #[test]
@@ -35,7 +46,11 @@ fn creating_a_static_vm_that_exists_is_a_duplicate() {
     expect_err(&mut m, create("rtvm"), Error::DuplicateName);
     expect_ok(&mut m, start("rtvm"));
     expect_err(&mut m, create("rtvm"), Error::DuplicateName);
-    assert_eq!(state(&mut m, "rtvm"), VmState::Started, "the running VM is untouched");
+    assert_eq!(
+        state(&mut m, "rtvm"),
+        VmState::Started,
+        "the running VM is untouched"
+    );
 }
 
 #[test]
@@ -58,7 +73,10 @@ fn any_other_name_takes_the_first_free_dynamic_slot_with_defaults() {
     assert_eq!(info.kind, VmKind::Dynamic);
     assert_eq!(info.state, VmState::Created);
     assert_eq!((info.mem_mib, info.vcpus), (128, 1));
-    assert_eq!(m.platform().images.get(&2).map(String::as_str), Some("guest"));
+    assert_eq!(
+        m.platform().images.get(&2).map(String::as_str),
+        Some("guest")
+    );
     let second = expect_info(&mut m, create("db"));
     assert_eq!(second.id.0, 3);
 }
@@ -72,7 +90,10 @@ fn configured_defaults_apply_to_dynamic_vms() {
     });
     let info = expect_info(&mut m, create("web"));
     assert_eq!((info.mem_mib, info.vcpus), (32, 4));
-    assert_eq!(m.platform().images.get(&2).map(String::as_str), Some("busybox"));
+    assert_eq!(
+        m.platform().images.get(&2).map(String::as_str),
+        Some("busybox")
+    );
 }
 
 #[test]
@@ -80,53 +101,117 @@ fn a_dynamic_name_that_exists_is_a_duplicate() {
     let mut m = manager();
     expect_info(&mut m, create("web"));
     expect_err(&mut m, create("web"), Error::DuplicateName);
-    let web: Vec<_> = list_all(&mut m).into_iter().filter(|vm| vm.name.as_str() == "web").collect();
+    let web: Vec<_> = list_all(&mut m)
+        .into_iter()
+        .filter(|vm| vm.name.as_str() == "web")
+        .collect();
     assert_eq!(web.len(), 1);
 }
 
 #[test]
 fn a_template_copies_a_static_configuration_and_options_override_it() {
     let mut m = manager();
-    let copy = expect_info(&mut m, create_with("sos2", options(Some("sos"), None, None, None)));
+    let copy = expect_info(
+        &mut m,
+        create_with("sos2", options(Some("sos"), None, None, None)),
+    );
     assert_eq!(copy.kind, VmKind::Dynamic);
     assert_eq!((copy.mem_mib, copy.vcpus), (512, 2));
-    assert_eq!(m.platform().images.get(&copy.id.0).map(String::as_str), Some("linux"));
-    assert_eq!(state(&mut m, "sos"), VmState::PoweredOff, "the template is not launched");
+    assert_eq!(
+        m.platform().images.get(&copy.id.0).map(String::as_str),
+        Some("linux")
+    );
+    assert_eq!(
+        state(&mut m, "sos"),
+        VmState::PoweredOff,
+        "the template is not launched"
+    );
 
     let tuned = expect_info(
         &mut m,
-        create_with("sos3", options(Some("sos"), Some("linux-rt"), Some(256), Some(4))),
+        create_with(
+            "sos3",
+            options(Some("sos"), Some("linux-rt"), Some(256), Some(4)),
+        ),
     );
     assert_eq!((tuned.mem_mib, tuned.vcpus), (256, 4));
-    assert_eq!(m.platform().images.get(&tuned.id.0).map(String::as_str), Some("linux-rt"));
+    assert_eq!(
+        m.platform().images.get(&tuned.id.0).map(String::as_str),
+        Some("linux-rt")
+    );
 }
 
 #[test]
 fn a_template_must_be_a_static_configuration() {
     let mut m = manager();
-    expect_err(&mut m, create_with("a", options(Some("nosuch"), None, None, None)), Error::UnknownImage);
+    expect_err(
+        &mut m,
+        create_with("a", options(Some("nosuch"), None, None, None)),
+        Error::UnknownImage,
+    );
     expect_info(&mut m, create("web"));
-    expect_err(&mut m, create_with("b", options(Some("web"), None, None, None)), Error::UnknownImage);
-    expect_err(&mut m, create_with("c", options(Some("bad name"), None, None, None)), Error::InvalidName);
+    expect_err(
+        &mut m,
+        create_with("b", options(Some("web"), None, None, None)),
+        Error::UnknownImage,
+    );
+    expect_err(
+        &mut m,
+        create_with("c", options(Some("bad name"), None, None, None)),
+        Error::InvalidName,
+    );
     assert_eq!(list_all(&mut m).len(), 3, "no VM was added by the refusals");
 }
 
 #[test]
 fn vcpu_count_must_be_1_to_16() {
     let mut m = manager();
-    expect_err(&mut m, create_with("a", options(None, None, None, Some(0))), Error::InvalidArgument);
-    expect_err(&mut m, create_with("a", options(None, None, None, Some(17))), Error::InvalidArgument);
-    expect_err(&mut m, create_with("a", options(None, None, None, Some(255))), Error::InvalidArgument);
-    assert_eq!(expect_info(&mut m, create_with("a", options(None, None, None, Some(16)))).vcpus, 16);
-    assert_eq!(expect_info(&mut m, create_with("b", options(None, None, None, Some(1)))).vcpus, 1);
+    expect_err(
+        &mut m,
+        create_with("a", options(None, None, None, Some(0))),
+        Error::InvalidArgument,
+    );
+    expect_err(
+        &mut m,
+        create_with("a", options(None, None, None, Some(17))),
+        Error::InvalidArgument,
+    );
+    expect_err(
+        &mut m,
+        create_with("a", options(None, None, None, Some(255))),
+        Error::InvalidArgument,
+    );
+    assert_eq!(
+        expect_info(
+            &mut m,
+            create_with("a", options(None, None, None, Some(16)))
+        )
+        .vcpus,
+        16
+    );
+    assert_eq!(
+        expect_info(&mut m, create_with("b", options(None, None, None, Some(1)))).vcpus,
+        1
+    );
 }
 
 #[test]
 fn zero_memory_is_out_of_memory() {
     let mut m = manager();
-    expect_err(&mut m, create_with("a", options(None, None, Some(0), None)), Error::OutOfMemory);
-    expect_err(&mut m, create_with("a", options(Some("sos"), None, Some(0), None)), Error::OutOfMemory);
-    assert!(m.platform().calls.is_empty(), "nothing reached the platform");
+    expect_err(
+        &mut m,
+        create_with("a", options(None, None, Some(0), None)),
+        Error::OutOfMemory,
+    );
+    expect_err(
+        &mut m,
+        create_with("a", options(Some("sos"), None, Some(0), None)),
+        Error::OutOfMemory,
+    );
+    assert!(
+        m.platform().calls.is_empty(),
+        "nothing reached the platform"
+    );
 }
 
 #[test]
@@ -134,12 +219,31 @@ fn platform_refusals_reach_the_caller() {
     let mut m = manager();
     m.platform_mut().ram_mib = Some(600);
     m.platform_mut().known_images = Some(vec!["guest".into(), "linux".into(), "zephyr".into()]);
-    expect_err(&mut m, create_with("big", options(None, None, Some(601), None)), Error::OutOfMemory);
-    expect_err(&mut m, create_with("odd", options(None, Some("nosuch"), None, None)), Error::UnknownImage);
-    expect_err(&mut m, create_with("odd", options(None, Some("bad/image"), None, None)), Error::UnknownImage);
+    expect_err(
+        &mut m,
+        create_with("big", options(None, None, Some(601), None)),
+        Error::OutOfMemory,
+    );
+    expect_err(
+        &mut m,
+        create_with("odd", options(None, Some("nosuch"), None, None)),
+        Error::UnknownImage,
+    );
+    expect_err(
+        &mut m,
+        create_with("odd", options(None, Some("bad/image"), None, None)),
+        Error::UnknownImage,
+    );
     expect_info(&mut m, create("sos"));
-    expect_err(&mut m, create_with("more", options(None, None, Some(128), None)), Error::OutOfMemory);
-    expect_info(&mut m, create_with("fits", options(None, None, Some(88), None)));
+    expect_err(
+        &mut m,
+        create_with("more", options(None, None, Some(128), None)),
+        Error::OutOfMemory,
+    );
+    expect_info(
+        &mut m,
+        create_with("fits", options(None, None, Some(88), None)),
+    );
 }
 
 #[test]
@@ -159,7 +263,12 @@ fn dynamic_vms_stop_at_max_vm_num() {
 
 #[test]
 fn a_small_table_reports_its_own_maximum() {
-    let mut m = Manager::<3>::new(SCENARIO, FakePlatform::default(), CountingEntropy::default()).unwrap();
+    let mut m = Manager::<3>::new(
+        SCENARIO,
+        FakePlatform::default(),
+        CountingEntropy::default(),
+    )
+    .unwrap();
     expect_info(&mut m, create("only"));
     expect_err(&mut m, create("nope"), Error::NoFreeSlot { max: 3 });
 }
@@ -170,7 +279,10 @@ fn a_shut_down_dynamic_name_can_be_used_again() {
     expect_info(&mut m, create("web"));
     expect_ok(&mut m, shutdown("web"));
     assert_eq!(info(&mut m, "web"), None);
-    let again = expect_info(&mut m, create_with("web", options(None, None, Some(32), None)));
+    let again = expect_info(
+        &mut m,
+        create_with("web", options(None, None, Some(32), None)),
+    );
     assert_eq!(again.mem_mib, 32);
 }
 
@@ -182,7 +294,11 @@ fn a_shut_down_static_vm_is_listed_powered_off_and_can_be_created_again() {
     let off = info(&mut m, "rtvm").unwrap();
     assert_eq!(off.state, VmState::PoweredOff);
     assert_eq!(off.kind, VmKind::Static);
-    assert_eq!((off.mem_mib, off.vcpus), (64, 1), "its configuration is kept");
+    assert_eq!(
+        (off.mem_mib, off.vcpus),
+        (64, 1),
+        "its configuration is kept"
+    );
     assert_eq!(expect_info(&mut m, create("rtvm")).state, VmState::Created);
 }
 

@@ -42,7 +42,11 @@ fn pause_resume_and_plain_reset_keep_the_id() {
     assert_eq!(info(&mut m, "a").unwrap().generation_id, first);
     expect_ok(&mut m, reset("a", false));
     assert_eq!(info(&mut m, "a").unwrap().generation_id, first);
-    assert_eq!(m.platform().count(CallKind::SetGenerationId), 1, "only at creation");
+    assert_eq!(
+        m.platform().count(CallKind::SetGenerationId),
+        1,
+        "only at creation"
+    );
 }
 
 #[test]
@@ -67,7 +71,10 @@ fn clone_gets_a_fresh_id_and_the_source_keeps_its_own() {
     expect_ok(&mut m, pause("a"));
     let copy = expect_info(&mut m, clone_vm("a", "b"));
     assert_ne!(copy.generation_id, source.generation_id);
-    assert_eq!(info(&mut m, "a").unwrap().generation_id, source.generation_id);
+    assert_eq!(
+        info(&mut m, "a").unwrap().generation_id,
+        source.generation_id
+    );
     assert_eq!(m.platform().generation_ids.get(&copy.id.0), Some(&2));
 }
 
@@ -76,7 +83,11 @@ fn creating_a_static_vm_again_gives_it_a_fresh_id() {
     let mut m = manager();
     let first = expect_info(&mut m, create("rtvm")).generation_id;
     expect_ok(&mut m, shutdown("rtvm"));
-    assert_eq!(info(&mut m, "rtvm").unwrap().generation_id, [0; 16], "no ID while off");
+    assert_eq!(
+        info(&mut m, "rtvm").unwrap().generation_id,
+        [0; 16],
+        "no ID while off"
+    );
     let second = expect_info(&mut m, create("rtvm")).generation_id;
     assert_ne!(first, second);
 }

@@ -26,7 +26,11 @@ fn sixteen_vms_are_listed_in_pages_in_slot_order() {
     let all = list_all(&mut m);
     assert_eq!(all.len(), 16);
     assert_eq!(all[0].name.as_str(), "sos");
-    assert_eq!(all[0].state, VmState::PoweredOff, "static VMs are listed even when off");
+    assert_eq!(
+        all[0].state,
+        VmState::PoweredOff,
+        "static VMs are listed even when off"
+    );
     assert_eq!(all[15].name.as_str(), "vm13");
     assert!(all[2..].iter().all(is_dynamic));
 }
@@ -81,14 +85,28 @@ fn clone_copies_a_paused_vm_into_a_new_dynamic_one() {
     expect_ok(&mut m, start("sos"));
     expect_ok(&mut m, pause("sos"));
     let copy = expect_info(&mut m, clone_vm("sos", "sos-copy"));
-    assert_eq!(copy.kind, VmKind::Dynamic, "a copy of a static VM is dynamic");
+    assert_eq!(
+        copy.kind,
+        VmKind::Dynamic,
+        "a copy of a static VM is dynamic"
+    );
     assert_eq!(copy.state, VmState::Created);
     assert_eq!((copy.vcpus, copy.mem_mib), (2, 512));
     assert_eq!(copy.id.0, 2);
     let calls = m.platform().calls_for(2);
-    assert_eq!(&calls[..CLONE_STEPS.len()], &CLONE_STEPS, "memory is copied, not loaded");
-    assert_eq!(m.platform().images.get(&2).map(String::as_str), Some("linux"));
-    assert_eq!(m.platform().device_names.get(&2).map(String::as_str), Some("sos-copy"));
+    assert_eq!(
+        &calls[..CLONE_STEPS.len()],
+        &CLONE_STEPS,
+        "memory is copied, not loaded"
+    );
+    assert_eq!(
+        m.platform().images.get(&2).map(String::as_str),
+        Some("linux")
+    );
+    assert_eq!(
+        m.platform().device_names.get(&2).map(String::as_str),
+        Some("sos-copy")
+    );
     expect_ok(&mut m, start("sos-copy"));
     // The copy goes away on shutdown like any dynamic VM; the source stays.
     expect_ok(&mut m, shutdown("sos-copy"));
@@ -98,7 +116,12 @@ fn clone_copies_a_paused_vm_into_a_new_dynamic_one() {
 
 #[test]
 fn clone_refuses_a_taken_name_and_a_full_table() {
-    let mut m = Manager::<3>::new(SCENARIO, FakePlatform::default(), CountingEntropy::default()).unwrap();
+    let mut m = Manager::<3>::new(
+        SCENARIO,
+        FakePlatform::default(),
+        CountingEntropy::default(),
+    )
+    .unwrap();
     expect_info(&mut m, create("rtvm"));
     expect_ok(&mut m, start("rtvm"));
     expect_ok(&mut m, pause("rtvm"));
@@ -114,19 +137,25 @@ fn clone_needs_a_paused_source() {
     expect_err(
         &mut m,
         clone_vm("rtvm", "c"),
-        Error::IllegalTransition { state: VmState::PoweredOff },
+        Error::IllegalTransition {
+            state: VmState::PoweredOff,
+        },
     );
     expect_info(&mut m, create("rtvm"));
     expect_err(
         &mut m,
         clone_vm("rtvm", "c"),
-        Error::IllegalTransition { state: VmState::Created },
+        Error::IllegalTransition {
+            state: VmState::Created,
+        },
     );
     expect_ok(&mut m, start("rtvm"));
     expect_err(
         &mut m,
         clone_vm("rtvm", "c"),
-        Error::IllegalTransition { state: VmState::Started },
+        Error::IllegalTransition {
+            state: VmState::Started,
+        },
     );
     assert_eq!(info(&mut m, "c"), None);
 }

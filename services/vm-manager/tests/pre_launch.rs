@@ -33,7 +33,8 @@ const THREE: &[StaticVmConfig] = &[
 ];
 
 fn three() -> Manager {
-    Manager::new(THREE, FakePlatform::default(), CountingEntropy::default()).unwrap()
+    Manager::new(THREE, FakePlatform::default(), CountingEntropy::default())
+        .expect("the test scenario is valid")
 }
 
 #[test]
@@ -53,7 +54,8 @@ fn pre_launched_vms_start_at_boot_and_the_others_stay_off() {
 #[test]
 fn one_failing_vm_does_not_stop_the_others_and_is_left_off() {
     let mut m = three();
-    m.platform_mut().fail_next(CallKind::CreateAddressSpace, Error::OutOfMemory);
+    m.platform_mut()
+        .fail_next(CallKind::CreateAddressSpace, Error::OutOfMemory);
     let outcomes = m.launch_pre_launched();
     assert_eq!(outcomes[0].result, Err(Error::OutOfMemory));
     assert_eq!(outcomes[1].result, Ok(()));
@@ -64,7 +66,8 @@ fn one_failing_vm_does_not_stop_the_others_and_is_left_off() {
 #[test]
 fn a_vm_that_cannot_start_is_torn_down_again() {
     let mut m = three();
-    m.platform_mut().fail_next(CallKind::Start, Error::KernelRefused);
+    m.platform_mut()
+        .fail_next(CallKind::Start, Error::KernelRefused);
     let outcomes = m.launch_pre_launched();
     assert_eq!(outcomes[0].result, Err(Error::KernelRefused));
     assert_eq!(state(&mut m, "first"), VmState::PoweredOff);
@@ -83,7 +86,12 @@ fn launching_twice_reports_the_running_vms_as_duplicates() {
 
 #[test]
 fn a_scenario_without_pre_launched_vms_launches_nothing() {
-    let mut m: Manager = Manager::new(&SCENARIO[1..], FakePlatform::default(), CountingEntropy::default()).unwrap();
+    let mut m: Manager = Manager::new(
+        &SCENARIO[1..],
+        FakePlatform::default(),
+        CountingEntropy::default(),
+    )
+    .unwrap();
     assert!(m.launch_pre_launched().is_empty());
     assert!(m.platform().calls.is_empty());
 }
@@ -99,6 +107,14 @@ fn a_broken_scenario_is_refused_at_construction() {
     }];
     let err = Manager::<16>::new(BAD, FakePlatform::default(), CountingEntropy::default()).err();
     assert_eq!(err, Some(vm_manager::ScenarioError::NotStatic { index: 0 }));
-    let too_many = Manager::<1>::new(SCENARIO, FakePlatform::default(), CountingEntropy::default()).err();
-    assert_eq!(too_many, Some(vm_manager::ScenarioError::TooManyVms { count: 2, max: 1 }));
+    let too_many = Manager::<1>::new(
+        SCENARIO,
+        FakePlatform::default(),
+        CountingEntropy::default(),
+    )
+    .err();
+    assert_eq!(
+        too_many,
+        Some(vm_manager::ScenarioError::TooManyVms { count: 2, max: 1 })
+    );
 }

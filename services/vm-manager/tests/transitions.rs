@@ -109,7 +109,11 @@ fn check_cell(op: Op, state: VmState, name: &str, dynamic: bool) {
         }
         Err(error) => {
             assert_eq!(response, Response::Err(error), "{cell}");
-            assert_eq!(info(&mut m, name), before, "{cell}: a refusal changes nothing");
+            assert_eq!(
+                info(&mut m, name),
+                before,
+                "{cell}: a refusal changes nothing"
+            );
         }
     }
     // What the platform sees matches the state the manager reports.
@@ -122,7 +126,10 @@ fn check_cell(op: Op, state: VmState, name: &str, dynamic: bool) {
     );
     assert_eq!(
         m.platform().holds_anything(slot),
-        matches!(now, Some(VmState::Created | VmState::Started | VmState::Paused)),
+        matches!(
+            now,
+            Some(VmState::Created | VmState::Started | VmState::Paused)
+        ),
         "{cell}: platform resources"
     );
 }
@@ -205,7 +212,10 @@ fn reset_reboots_in_place_and_a_paused_vm_runs_again() {
     expect_ok(&mut m, pause("web"));
     let before = m.platform().calls.len();
     expect_ok(&mut m, reset("web", false));
-    let kinds: Vec<CallKind> = m.platform().calls[before..].iter().map(|c| c.kind).collect();
+    let kinds: Vec<CallKind> = m.platform().calls[before..]
+        .iter()
+        .map(|c| c.kind)
+        .collect();
     assert_eq!(kinds, [CallKind::Reset, CallKind::Start]);
     assert_eq!(state(&mut m, "web"), VmState::Started);
     assert!(m.platform().running.contains(&2));
@@ -213,7 +223,14 @@ fn reset_reboots_in_place_and_a_paused_vm_runs_again() {
     expect_info(&mut m, create("idle"));
     let before = m.platform().calls.len();
     expect_ok(&mut m, reset("idle", false));
-    let kinds: Vec<CallKind> = m.platform().calls[before..].iter().map(|c| c.kind).collect();
-    assert_eq!(kinds, [CallKind::Reset], "a created VM is not started by a reset");
+    let kinds: Vec<CallKind> = m.platform().calls[before..]
+        .iter()
+        .map(|c| c.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [CallKind::Reset],
+        "a created VM is not started by a reset"
+    );
     assert_eq!(state(&mut m, "idle"), VmState::Created);
 }

@@ -100,7 +100,11 @@ impl FakePlatform {
 
     /// The kinds of calls made for `vm`, in order.
     pub fn calls_for(&self, vm: u16) -> Vec<CallKind> {
-        self.calls.iter().filter(|c| c.vm == vm).map(|c| c.kind).collect()
+        self.calls
+            .iter()
+            .filter(|c| c.vm == vm)
+            .map(|c| c.kind)
+            .collect()
     }
 
     /// Whether `vm` holds any resource.
@@ -154,11 +158,14 @@ impl Platform for FakePlatform {
 
     fn load_image(&mut self, vm: VmId, image: &ImageName) -> Result<(), ipc::Error> {
         self.record(CallKind::LoadImage, vm)?;
-        assert!(self.has(vm, Resource::AddressSpace), "image loaded without RAM");
-        if let Some(known) = &self.known_images {
-            if !known.iter().any(|k| k == image.as_str()) {
-                return Err(ipc::Error::UnknownImage);
-            }
+        assert!(
+            self.has(vm, Resource::AddressSpace),
+            "image loaded without RAM"
+        );
+        if let Some(known) = &self.known_images
+            && !known.iter().any(|k| k == image.as_str())
+        {
+            return Err(ipc::Error::UnknownImage);
         }
         self.images.insert(vm.0, image.as_str().to_string());
         Ok(())
@@ -166,8 +173,14 @@ impl Platform for FakePlatform {
 
     fn clone_memory(&mut self, source: VmId, target: VmId) -> Result<(), ipc::Error> {
         self.record(CallKind::CloneMemory, target)?;
-        assert!(self.has(source, Resource::AddressSpace), "clone of a VM without RAM");
-        assert!(self.has(target, Resource::AddressSpace), "clone into a VM without RAM");
+        assert!(
+            self.has(source, Resource::AddressSpace),
+            "clone of a VM without RAM"
+        );
+        assert!(
+            self.has(target, Resource::AddressSpace),
+            "clone into a VM without RAM"
+        );
         assert!(!self.running.contains(&source.0), "clone of a running VM");
         let image = self.images.get(&source.0).cloned().unwrap_or_default();
         self.images.insert(target.0, image);
@@ -197,7 +210,10 @@ impl Platform for FakePlatform {
 
     fn set_generation_id(&mut self, vm: VmId, id: GenerationId) -> Result<(), ipc::Error> {
         self.record(CallKind::SetGenerationId, vm)?;
-        assert!(self.has(vm, Resource::Devices), "generation ID without devices");
+        assert!(
+            self.has(vm, Resource::Devices),
+            "generation ID without devices"
+        );
         self.generation_ids.insert(vm.0, id.as_u128());
         Ok(())
     }
@@ -211,7 +227,10 @@ impl Platform for FakePlatform {
 
     fn pause(&mut self, vm: VmId) -> Result<(), ipc::Error> {
         self.record(CallKind::Pause, vm)?;
-        assert!(self.running.remove(&vm.0), "pause of a VM that does not run");
+        assert!(
+            self.running.remove(&vm.0),
+            "pause of a VM that does not run"
+        );
         Ok(())
     }
 
@@ -285,11 +304,16 @@ pub const SCENARIO: &[StaticVmConfig] = &[
 ];
 
 pub fn manager() -> Manager {
-    Manager::new(SCENARIO, FakePlatform::default(), CountingEntropy::default()).unwrap()
+    Manager::new(
+        SCENARIO,
+        FakePlatform::default(),
+        CountingEntropy::default(),
+    )
+    .expect("the test scenario is valid")
 }
 
 pub fn w(text: &str) -> WireName {
-    ipc::wire_name(text).unwrap()
+    ipc::wire_name(text).expect("test names fit on the wire")
 }
 
 pub fn create(name: &str) -> Request {
@@ -375,7 +399,7 @@ pub fn info<const MAX: usize>(m: &mut Manager<MAX>, name: &str) -> Option<VmInfo
 
 /// The VM's state; panics if it does not exist.
 pub fn state<const MAX: usize>(m: &mut Manager<MAX>, name: &str) -> VmState {
-    info(m, name).unwrap().state
+    info(m, name).expect("the VM exists").state
 }
 
 /// Every VM, read page by page through `List`.
