@@ -234,7 +234,10 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
                 return false;
             }
         };
-        match self.clients.route(request.space, request.addr, request.size) {
+        match self
+            .clients
+            .route(request.space, request.addr, request.size)
+        {
             Some(client) => {
                 if let Some(entry) = self.in_flight.get_mut(usize::from(vcpu)) {
                     *entry = Some(InFlight { request, client });
