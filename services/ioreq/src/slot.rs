@@ -224,7 +224,7 @@ fn checked_size(space: Space, size: u64) -> Result<u8, SlotError> {
 /// Checks that `size` bytes from `addr` stay inside `space`.
 fn check_address(space: Space, addr: u64, size: u8) -> Result<(), SlotError> {
     let last = addr
-        .checked_add(u64::from(size) - 1)
+        .checked_add(u64::from(size).saturating_sub(1))
         .ok_or(SlotError::BadAddress)?;
     let fits = match space {
         Space::Mmio => true,
