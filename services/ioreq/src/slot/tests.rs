@@ -425,6 +425,18 @@ fn slot_errors_map_to_protocol_errors() {
         ipc::Error::BadAccess
     );
     assert_eq!(
+        ipc::Error::from(SlotError::NotDispatched),
+        ipc::Error::BadSlotState
+    );
+    assert_eq!(
+        ipc::Error::from(SlotError::UnknownType(3)),
+        ipc::Error::BadAccess
+    );
+    assert_eq!(
+        ipc::Error::from(SlotError::BadDirection(3)),
+        ipc::Error::BadAccess
+    );
+    assert_eq!(
         ipc::Error::from(SlotError::BadAddress),
         ipc::Error::BadAccess
     );
