@@ -1,0 +1,444 @@
+//! Synchronous IPC endpoints, as seL4 has them: `send`, `call` (send, then
+//! wait for a one-shot reply), `recv`, `reply` and `reply_recv`, as pure
+//! state transitions over task ids.
+//!
+//! The functions decide *what* happens: which message travels from which
+//! task to which (the caller copies the bytes), which task waits, and whom to
+//! run next. When a partner is already waiting, the outcome says
+//! [`Next::SwitchTo`]: the kernel switches straight to it without a pass
+//! through the scheduler, which is the IPC fastpath.
+
+use super::ids::{Badge, EndpointId, TaskId};
+use super::queue::{TaskList, TaskQueues};
+use super::{MAX_ENDPOINTS, MAX_MESSAGE_LEN, MAX_TASKS};
+
+/// Why an IPC operation failed. The kernel returns it to the task in a
+/// register; [`IpcError::ServerDied`] is the kernel's side of
+/// `ipc::Error::ServerDied` (wire code 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpcError {
+    /// The endpoint index names no live endpoint.
+    NoSuchEndpoint,
+    /// Every endpoint slot is in use.
+    OutOfEndpoints,
+    /// The message is longer than [`MAX_MESSAGE_LEN`] bytes.
+    MessageTooLong { len: usize },
+    /// The task is already blocked in IPC (a model-level guard: a blocked
+    /// task cannot make a system call).
+    Busy,
+    /// The task still owes a reply to a caller: reply first (or save the
+    /// reply right as a capability) before receiving again.
+    ReplyPending { caller: TaskId },
+    /// There is no caller to reply to.
+    NoReplyOwed,
+    /// The caller died after its request was received; the reply is dropped.
+    CallerDied,
+    /// The caller's server died (or its endpoint was destroyed) while the
+    /// caller waited; the request may or may not have taken effect.
+    ServerDied,
+    /// A saved reply right names a task that is not waiting for a reply.
+    NotAwaitingReply,
+}
+
+/// One message to copy: `len` bytes from `from`'s IPC buffer to `to`'s,
+/// with `badge` delivered to `to` (zero for replies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub from: TaskId,
+    pub to: TaskId,
+    pub badge: Badge,
+    pub len: usize,
+}
+
+/// What a task waits for once it blocks in IPC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Queued as a sender until a receiver arrives.
+    Send,
+    /// Queued as a receiver until a sender arrives.
+    Recv,
+    /// Its request was delivered; waiting for the one-shot reply.
+    Reply,
+}
+
+/// Whom the kernel runs after the operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// The current task keeps running; the tasks in `woken` became ready
+    /// and go on their run queues, in order.
+    Continue { woken: [Option<TaskId>; 2] },
+    /// The current task now waits as `waits`, and the kernel switches
+    /// directly to `to`, donating the time slice (the fastpath).
+    SwitchTo { to: TaskId, waits: Wait },
+    /// The current task now waits as `waits`; no partner can run, so the
+    /// scheduler picks the next task.
+    Block(Wait),
+}
+
+/// The effect of one IPC operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Messages to copy now, in order (a `reply_recv` may deliver a reply
+    /// and take a queued request in one go).
+    pub transfers: [Option<Transfer>; 2],
+    pub next: Next,
+}
+
+impl Outcome {
+    fn new(first: Option<Transfer>, next: Next) -> Outcome {
+        Outcome { transfers: [first, None], next }
+    }
+
+    /// The transfers to perform, in order.
+    pub fn transfers(&self) -> impl Iterator<Item = Transfer> + '_ {
+        self.transfers.iter().flatten().copied()
+    }
+}
+
+/// What became of the reply half of a `reply_recv`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyStatus {
+    /// The reply went to the waiting caller (first transfer of the outcome).
+    Delivered,
+    /// The server owed no reply (its first `reply_recv`).
+    NoneOwed,
+    /// The caller had died; the reply was dropped.
+    CallerDied,
+}
+
+/// The result of `reply_recv`: the reply's fate and then the receive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyRecv {
+    pub reply: ReplyStatus,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EndpointState {
+    /// No endpoint in this slot.
+    Free,
+    /// Live, nobody waiting.
+    Idle,
+    /// Senders are queued (oldest first).
+    Senders,
+    /// Receivers are queued (oldest first).
+    Receivers,
+}
+
+/// A task's place in the IPC state machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TaskIpc {
+    Idle,
+    Sending { task: TaskId, ep: EndpointId, badge: Badge, len: usize, call: bool },
+    Receiving { task: TaskId, ep: EndpointId },
+    /// `server` is `None` once the server saved its reply right as a capability.
+    AwaitingReply { task: TaskId, server: Option<TaskId> },
+}
+
+/// A server's implicit one-shot reply right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReplySlot {
+    Empty,
+    Caller(TaskId),
+    CallerDied,
+}
+
+/// All endpoints and the IPC state of every task.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    state: [EndpointState; MAX_ENDPOINTS],
+    /// Queue `i` holds endpoint `i`'s senders or receivers (its state says which).
+    queues: TaskQueues<MAX_ENDPOINTS>,
+    ipc: [TaskIpc; MAX_TASKS],
+    reply: [ReplySlot; MAX_TASKS],
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Endpoints {
+    /// No endpoints; every task idle.
+    pub const fn new() -> Self {
+        Endpoints {
+            state: [EndpointState::Free; MAX_ENDPOINTS],
+            queues: TaskQueues::new(),
+            ipc: [TaskIpc::Idle; MAX_TASKS],
+            reply: [ReplySlot::Empty; MAX_TASKS],
+        }
+    }
+
+    /// Makes a new endpoint in the lowest free slot.
+    pub fn create(&mut self) -> Result<EndpointId, IpcError> {
+        let index = self.state.iter().position(|s| *s == EndpointState::Free).ok_or(IpcError::OutOfEndpoints)?;
+        self.state[index] = EndpointState::Idle;
+        let id = u16::try_from(index).map_err(|_| IpcError::OutOfEndpoints)?;
+        Ok(EndpointId(id))
+    }
+
+    /// Destroys `ep` and returns every task that was queued on it; each of
+    /// them is now idle and its operation fails with [`IpcError::ServerDied`].
+    pub fn destroy(&mut self, ep: EndpointId) -> Result<TaskList, IpcError> {
+        let index = self.live(ep)?;
+        let mut released = TaskList::new();
+        while let Some(task) = self.queues.pop_front(index) {
+            self.ipc[task.slot()] = TaskIpc::Idle;
+            released.push(task);
+        }
+        self.state[index] = EndpointState::Free;
+        Ok(released)
+    }
+
+    /// `sender` sends `len` bytes with `badge` and continues without a reply;
+    /// it blocks until a receiver takes the message.
+    pub fn send(&mut self, sender: TaskId, ep: EndpointId, badge: Badge, len: usize) -> Result<Outcome, IpcError> {
+        self.deliver(sender, ep, badge, len, false)
+    }
+
+    /// `caller` sends `len` bytes with `badge` and waits for the reply.
+    pub fn call(&mut self, caller: TaskId, ep: EndpointId, badge: Badge, len: usize) -> Result<Outcome, IpcError> {
+        self.deliver(caller, ep, badge, len, true)
+    }
+
+    fn deliver(&mut self, from: TaskId, ep: EndpointId, badge: Badge, len: usize, call: bool) -> Result<Outcome, IpcError> {
+        let index = self.live(ep)?;
+        check_len(len)?;
+        self.check_idle(from)?;
+        if self.state[index] == EndpointState::Receivers
+            && let Some(receiver) = self.queues.pop_front(index)
+        {
+            self.settle(index);
+            self.ipc[receiver.slot()] = TaskIpc::Idle;
+            let transfer = Transfer { from, to: receiver, badge, len };
+            if call {
+                self.await_reply(from, receiver);
+                return Ok(Outcome::new(Some(transfer), Next::SwitchTo { to: receiver, waits: Wait::Reply }));
+            }
+            return Ok(Outcome::new(Some(transfer), continue_waking(Some(receiver))));
+        }
+        self.queues.push_back(index, from).map_err(|_| IpcError::Busy)?;
+        self.state[index] = EndpointState::Senders;
+        self.ipc[from.slot()] = TaskIpc::Sending { task: from, ep, badge, len, call };
+        Ok(Outcome::new(None, Next::Block(Wait::Send)))
+    }
+
+    /// `receiver` takes the oldest queued message on `ep`, or blocks.
+    pub fn recv(&mut self, receiver: TaskId, ep: EndpointId) -> Result<Outcome, IpcError> {
+        let index = self.live(ep)?;
+        self.check_idle(receiver)?;
+        if let ReplySlot::Caller(caller) = self.reply[receiver.slot()] {
+            return Err(IpcError::ReplyPending { caller });
+        }
+        self.reply[receiver.slot()] = ReplySlot::Empty;
+        if self.state[index] == EndpointState::Senders
+            && let Some(sender) = self.queues.pop_front(index)
+        {
+            self.settle(index);
+            let TaskIpc::Sending { badge, len, call, .. } = self.ipc[sender.slot()] else {
+                // Unreachable while the queues and states agree; fail safe.
+                self.ipc[sender.slot()] = TaskIpc::Idle;
+                return Err(IpcError::Busy);
+            };
+            let transfer = Transfer { from: sender, to: receiver, badge, len };
+            if call {
+                self.await_reply(sender, receiver);
+                return Ok(Outcome::new(Some(transfer), continue_waking(None)));
+            }
+            self.ipc[sender.slot()] = TaskIpc::Idle;
+            return Ok(Outcome::new(Some(transfer), continue_waking(Some(sender))));
+        }
+        self.queues.push_back(index, receiver).map_err(|_| IpcError::Busy)?;
+        self.state[index] = EndpointState::Receivers;
+        self.ipc[receiver.slot()] = TaskIpc::Receiving { task: receiver, ep };
+        Ok(Outcome::new(None, Next::Block(Wait::Recv)))
+    }
+
+    /// `server` answers its current caller with `len` bytes; the caller
+    /// becomes ready and the server keeps running.
+    pub fn reply(&mut self, server: TaskId, len: usize) -> Result<Outcome, IpcError> {
+        check_len(len)?;
+        let transfer = self.take_reply(server, len)?;
+        Ok(Outcome::new(Some(transfer), continue_waking(Some(transfer.to))))
+    }
+
+    /// `server` replies to its current caller (if any) and then receives on
+    /// `ep`. With nothing queued this is the fastpath: the server waits and
+    /// the kernel switches straight back to the caller.
+    pub fn reply_recv(&mut self, server: TaskId, ep: EndpointId, len: usize) -> Result<ReplyRecv, IpcError> {
+        self.live(ep)?;
+        check_len(len)?;
+        self.check_idle(server)?;
+        let (reply, transfer) = match self.take_reply(server, len) {
+            Ok(t) => (ReplyStatus::Delivered, Some(t)),
+            Err(IpcError::NoReplyOwed) => (ReplyStatus::NoneOwed, None),
+            Err(IpcError::CallerDied) => (ReplyStatus::CallerDied, None),
+            Err(e) => return Err(e),
+        };
+        let received = self.recv(server, ep)?;
+        let outcome = match (transfer, received.next) {
+            (None, _) => received,
+            (Some(t), Next::Block(Wait::Recv)) => {
+                Outcome::new(Some(t), Next::SwitchTo { to: t.to, waits: Wait::Recv })
+            }
+            (Some(t), Next::Continue { woken: [sender, _] }) => {
+                // A queued request was taken at once: the replied-to caller
+                // is ready, and so is a plain sender whose message it was.
+                let next = Next::Continue { woken: [Some(t.to), sender] };
+                Outcome { transfers: [Some(t), received.transfers[0]], next }
+            }
+            (Some(t), _) => Outcome::new(Some(t), received.next),
+        };
+        Ok(ReplyRecv { reply, outcome })
+    }
+
+    /// Moves `server`'s implicit reply right out so that it can be kept as a
+    /// capability (deferred reply); returns the caller it answers.
+    pub fn save_reply(&mut self, server: TaskId) -> Result<TaskId, IpcError> {
+        let caller = self.owed_caller(server)?;
+        self.reply[server.slot()] = ReplySlot::Empty;
+        self.ipc[caller.slot()] = TaskIpc::AwaitingReply { task: caller, server: None };
+        Ok(caller)
+    }
+
+    /// Replies through a saved reply right to `caller`.
+    pub fn reply_saved(&mut self, server: TaskId, caller: TaskId, len: usize) -> Result<Outcome, IpcError> {
+        check_len(len)?;
+        match self.ipc[caller.slot()] {
+            TaskIpc::AwaitingReply { task, server: None } if task == caller => {
+                self.ipc[caller.slot()] = TaskIpc::Idle;
+                let transfer = Transfer { from: server, to: caller, badge: Badge::NONE, len };
+                Ok(Outcome::new(Some(transfer), continue_waking(Some(caller))))
+            }
+            _ => Err(IpcError::NotAwaitingReply),
+        }
+    }
+
+    /// Releases `caller` from waiting on a saved reply right whose holder
+    /// died; it becomes idle and its call fails with [`IpcError::ServerDied`].
+    pub fn release_caller(&mut self, caller: TaskId) -> bool {
+        let waiting = matches!(self.ipc[caller.slot()], TaskIpc::AwaitingReply { task, .. } if task == caller);
+        if waiting {
+            self.ipc[caller.slot()] = TaskIpc::Idle;
+        }
+        waiting
+    }
+
+    /// Forgets `dead` everywhere: takes it off any endpoint queue, marks the
+    /// reply it was waiting for as going to a dead caller, and releases the
+    /// caller it owed a reply to, which is returned: that caller becomes
+    /// ready and its call fails with [`IpcError::ServerDied`].
+    pub fn task_died(&mut self, dead: TaskId) -> Option<TaskId> {
+        let slot = dead.slot();
+        match self.ipc[slot] {
+            TaskIpc::Sending { task, ep, .. } | TaskIpc::Receiving { task, ep } if task == dead => {
+                self.queues.remove(dead);
+                if let Some(index) = self.index(ep) {
+                    self.settle(index);
+                }
+            }
+            TaskIpc::AwaitingReply { task, server: Some(server) } if task == dead => {
+                if self.reply[server.slot()] == ReplySlot::Caller(dead) {
+                    self.reply[server.slot()] = ReplySlot::CallerDied;
+                }
+            }
+            _ => {}
+        }
+        self.ipc[slot] = TaskIpc::Idle;
+        let released = match self.reply[slot] {
+            ReplySlot::Caller(caller) => {
+                self.ipc[caller.slot()] = TaskIpc::Idle;
+                Some(caller)
+            }
+            _ => None,
+        };
+        self.reply[slot] = ReplySlot::Empty;
+        released
+    }
+
+    /// What `task` waits for in IPC, if anything.
+    pub fn waiting(&self, task: TaskId) -> Option<Wait> {
+        match self.ipc[task.slot()] {
+            TaskIpc::Sending { task: t, .. } if t == task => Some(Wait::Send),
+            TaskIpc::Receiving { task: t, .. } if t == task => Some(Wait::Recv),
+            TaskIpc::AwaitingReply { task: t, .. } if t == task => Some(Wait::Reply),
+            _ => None,
+        }
+    }
+
+    /// The endpoint `task` is queued on, if any.
+    pub fn queued_on(&self, task: TaskId) -> Option<EndpointId> {
+        self.queues.queue_of(task).and_then(|q| u16::try_from(q).ok()).map(EndpointId)
+    }
+
+    /// How many tasks are queued on `ep`.
+    pub fn queue_len(&self, ep: EndpointId) -> usize {
+        self.queues.len(usize::from(ep.0))
+    }
+
+    fn take_reply(&mut self, server: TaskId, len: usize) -> Result<Transfer, IpcError> {
+        if self.reply[server.slot()] == ReplySlot::CallerDied {
+            self.reply[server.slot()] = ReplySlot::Empty;
+            return Err(IpcError::CallerDied);
+        }
+        let caller = self.owed_caller(server)?;
+        self.reply[server.slot()] = ReplySlot::Empty;
+        self.ipc[caller.slot()] = TaskIpc::Idle;
+        Ok(Transfer { from: server, to: caller, badge: Badge::NONE, len })
+    }
+
+    fn owed_caller(&self, server: TaskId) -> Result<TaskId, IpcError> {
+        match self.reply[server.slot()] {
+            ReplySlot::Caller(caller) => Ok(caller),
+            ReplySlot::CallerDied => Err(IpcError::CallerDied),
+            ReplySlot::Empty => Err(IpcError::NoReplyOwed),
+        }
+    }
+
+    fn await_reply(&mut self, caller: TaskId, server: TaskId) {
+        self.ipc[caller.slot()] = TaskIpc::AwaitingReply { task: caller, server: Some(server) };
+        self.reply[server.slot()] = ReplySlot::Caller(caller);
+    }
+
+    fn check_idle(&self, task: TaskId) -> Result<(), IpcError> {
+        match self.waiting(task) {
+            None => Ok(()),
+            Some(_) => Err(IpcError::Busy),
+        }
+    }
+
+    fn settle(&mut self, index: usize) {
+        if self.queues.is_empty(index) && self.state[index] != EndpointState::Free {
+            self.state[index] = EndpointState::Idle;
+        }
+    }
+
+    fn index(&self, ep: EndpointId) -> Option<usize> {
+        let index = usize::from(ep.0);
+        (index < MAX_ENDPOINTS).then_some(index)
+    }
+
+    fn live(&self, ep: EndpointId) -> Result<usize, IpcError> {
+        let index = self.index(ep).ok_or(IpcError::NoSuchEndpoint)?;
+        if self.state[index] == EndpointState::Free {
+            return Err(IpcError::NoSuchEndpoint);
+        }
+        Ok(index)
+    }
+}
+
+fn continue_waking(woken: Option<TaskId>) -> Next {
+    Next::Continue { woken: [woken, None] }
+}
+
+fn check_len(len: usize) -> Result<(), IpcError> {
+    if len > MAX_MESSAGE_LEN {
+        return Err(IpcError::MessageTooLong { len });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "endpoint_tests.rs"]
+mod tests;
