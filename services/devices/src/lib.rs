@@ -8,7 +8,10 @@
 extern crate std;
 
 pub mod bus;
+pub mod console_lines;
 pub mod memory;
+pub mod model;
+pub mod service;
 pub mod uart16550;
 pub mod virtio;
 pub mod vmgenid;

@@ -288,3 +288,9 @@ impl<D: crate::virtio::VirtioDevice> VirtioGuest<D> {
         head
     }
 }
+
+impl FakeRam {
+    pub fn write_bytes(&mut self, addr: u64, data: &[u8]) {
+        self.write(addr, data).unwrap();
+    }
+}

@@ -133,3 +133,99 @@ impl VirtioDevice for VirtioConsole {
         self.pending.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{GUEST_BUFFERS, VirtioGuest};
+    use crate::virtio::mmio::INT_USED_BUFFER;
+
+    fn serve_input(guest: &mut VirtioGuest<VirtioConsole>, bytes: &[u8]) {
+        guest.dev.device_mut().queue_input(bytes);
+        let env = &mut DeviceEnv {
+            memory: &mut guest.ram,
+            entropy: &mut guest.entropy,
+            output: &mut guest.output,
+        };
+        guest.dev.process_queue(RECEIVEQ, env);
+    }
+
+    #[test]
+    fn transmitq_bytes_reach_the_output() {
+        let mut guest = VirtioGuest::new(VirtioConsole::new());
+        guest.bring_up(2);
+        guest.ram.write_bytes(GUEST_BUFFERS, b"hello, ");
+        guest.ram.write_bytes(GUEST_BUFFERS + 0x100, b"world\n");
+        let head = guest.post_and_notify(
+            TRANSMITQ,
+            &[(GUEST_BUFFERS, 7, false), (GUEST_BUFFERS + 0x100, 6, false)],
+        );
+        assert_eq!(guest.output.0, b"hello, world\n");
+        let queue = &guest.queues[TRANSMITQ];
+        assert_eq!(queue.used_idx(&guest.ram), 1);
+        assert_eq!(queue.used_entry(&guest.ram, 0), (u32::from(head), 0));
+        assert_eq!(guest.read(0x060), INT_USED_BUFFER);
+    }
+
+    #[test]
+    fn input_waits_for_a_receive_buffer_then_fills_it() {
+        let mut guest = VirtioGuest::new(VirtioConsole::new());
+        guest.bring_up(2);
+        serve_input(&mut guest, b"ls\n");
+        assert_eq!(guest.dev.device().pending_input(), 3);
+        assert_eq!(guest.read(0x060), 0);
+        let head = guest.post_and_notify(RECEIVEQ, &[(GUEST_BUFFERS, 2, true)]);
+        assert_eq!(guest.ram.bytes_at(GUEST_BUFFERS, 2), b"ls");
+        let queue = &guest.queues[RECEIVEQ];
+        assert_eq!(queue.used_entry(&guest.ram, 0), (u32::from(head), 2));
+        assert_eq!(guest.read(0x060), INT_USED_BUFFER);
+        assert_eq!(guest.dev.device().pending_input(), 1);
+        // The rest goes into the next buffer the guest posts.
+        guest.post_and_notify(RECEIVEQ, &[(GUEST_BUFFERS + 0x100, 16, true)]);
+        let queue = &guest.queues[RECEIVEQ];
+        assert_eq!(queue.used_entry(&guest.ram, 1).1, 1);
+        assert_eq!(guest.ram.bytes_at(GUEST_BUFFERS + 0x100, 1), b"\n");
+    }
+
+    #[test]
+    fn posted_buffers_are_kept_until_input_arrives() {
+        let mut guest = VirtioGuest::new(VirtioConsole::new());
+        guest.bring_up(2);
+        guest.post_and_notify(RECEIVEQ, &[(GUEST_BUFFERS, 8, true)]);
+        assert_eq!(guest.queues[RECEIVEQ].used_idx(&guest.ram), 0);
+        serve_input(&mut guest, b"x");
+        assert_eq!(guest.queues[RECEIVEQ].used_entry(&guest.ram, 0).1, 1);
+        assert_eq!(guest.ram.bytes_at(GUEST_BUFFERS, 1), b"x");
+    }
+
+    #[test]
+    fn input_beyond_the_buffer_is_dropped_and_counted() {
+        let mut console = VirtioConsole::new();
+        console.queue_input(&[b'a'; INPUT_BUFFER + 5]);
+        assert_eq!(console.pending_input(), INPUT_BUFFER);
+        assert_eq!(console.dropped_input(), 5);
+        console.reset();
+        assert_eq!(console.pending_input(), 0);
+    }
+
+    #[test]
+    fn a_read_only_receive_buffer_fails_the_device() {
+        let mut guest = VirtioGuest::new(VirtioConsole::new());
+        guest.bring_up(2);
+        serve_input(&mut guest, b"x");
+        guest.post_and_notify(RECEIVEQ, &[(GUEST_BUFFERS, 8, false)]);
+        assert_eq!(guest.dev.failure(), Some(QueueError::WritableRequired));
+        assert_eq!(guest.read(0x070) & 0x40, 0x40);
+    }
+
+    #[test]
+    fn the_console_offers_no_multiport_and_two_queues() {
+        let mut guest = VirtioGuest::new(VirtioConsole::new());
+        guest.write(0x014, 0);
+        assert_eq!(guest.read(0x010) & 0b10, 0, "no VIRTIO_CONSOLE_F_MULTIPORT");
+        guest.write(0x030, 0);
+        assert_eq!(guest.read(0x034), u32::from(MAX_QUEUE_SIZE));
+        guest.write(0x030, 1);
+        assert_eq!(guest.read(0x034), u32::from(MAX_QUEUE_SIZE));
+    }
+}

@@ -71,3 +71,67 @@ impl VirtioDevice for VirtioRng {
 
     fn reset(&mut self) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{GUEST_BUFFERS, VirtioGuest};
+    use crate::virtio::mmio::INT_USED_BUFFER;
+
+    #[test]
+    fn requests_are_filled_from_the_entropy_source() {
+        let mut guest = VirtioGuest::new(VirtioRng::new());
+        guest.bring_up(1);
+        let head = guest.post_and_notify(
+            0,
+            &[(GUEST_BUFFERS, 3, true), (GUEST_BUFFERS + 0x100, 2, true)],
+        );
+        assert_eq!(guest.ram.bytes_at(GUEST_BUFFERS, 4), [1, 2, 3, 0]);
+        assert_eq!(guest.ram.bytes_at(GUEST_BUFFERS + 0x100, 2), [4, 5]);
+        assert_eq!(
+            guest.queues[0].used_entry(&guest.ram, 0),
+            (u32::from(head), 5)
+        );
+        assert_eq!(guest.read(0x060), INT_USED_BUFFER);
+        assert_eq!(guest.dev.device().bytes_served(), 5);
+    }
+
+    #[test]
+    fn several_requests_are_served_by_one_notification() {
+        let mut guest = VirtioGuest::new(VirtioRng::new());
+        guest.bring_up(1);
+        guest.queues[0].post(&mut guest.ram, &[(GUEST_BUFFERS, 8, true)]);
+        guest.queues[0].post(&mut guest.ram, &[(GUEST_BUFFERS + 0x100, 8, true)]);
+        guest.write(0x050, 0);
+        assert_eq!(guest.queues[0].used_idx(&guest.ram), 2);
+        assert_eq!(guest.ram.bytes_at(GUEST_BUFFERS + 0x100, 1), [9]);
+    }
+
+    #[test]
+    fn a_huge_request_gets_at_most_the_per_request_limit() {
+        let mut guest = VirtioGuest::new(VirtioRng::new());
+        guest.bring_up(1);
+        guest.post_and_notify(0, &[(GUEST_BUFFERS, 0x10000, true)]);
+        assert_eq!(
+            guest.queues[0].used_entry(&guest.ram, 0).1,
+            MAX_BYTES_PER_REQUEST
+        );
+    }
+
+    #[test]
+    fn a_request_without_a_writable_buffer_fails_the_device() {
+        let mut guest = VirtioGuest::new(VirtioRng::new());
+        guest.bring_up(1);
+        guest.post_and_notify(0, &[(GUEST_BUFFERS, 8, false)]);
+        assert_eq!(guest.dev.failure(), Some(QueueError::WritableRequired));
+        assert_eq!(guest.queues[0].used_idx(&guest.ram), 0);
+    }
+
+    #[test]
+    fn a_buffer_outside_guest_ram_fails_the_device() {
+        let mut guest = VirtioGuest::new(VirtioRng::new());
+        guest.bring_up(1);
+        guest.post_and_notify(0, &[(0x1000, 8, true)]);
+        assert!(matches!(guest.dev.failure(), Some(QueueError::Memory(_))));
+    }
+}

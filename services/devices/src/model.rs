@@ -1,0 +1,119 @@
+//! The device models the service can attach, as one type a bus can hold.
+
+use ipc::devices::DeviceKind;
+
+use crate::bus::{AccessSize, BusDevice, DeviceEnv, DeviceError};
+use crate::uart16550::Uart16550;
+use crate::virtio::console::VirtioConsole;
+use crate::virtio::mmio::VirtioMmio;
+use crate::virtio::rng::VirtioRng;
+use crate::vmgenid::VmGenId;
+
+/// One attached device model.
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "models live inline in fixed-size bus tables; there is no heap"
+)]
+pub enum DeviceModel {
+    /// A 16550A UART.
+    Uart(Uart16550),
+    /// A virtio-mmio console.
+    VirtioConsole(VirtioMmio<VirtioConsole>),
+    /// A virtio-mmio entropy source.
+    VirtioRng(VirtioMmio<VirtioRng>),
+    /// The VM generation ID device.
+    VmGenId(VmGenId),
+}
+
+impl DeviceModel {
+    /// A model of `kind` in its reset state; a generation ID device starts
+    /// with `generation_id`.
+    pub fn new(kind: DeviceKind, generation_id: u128) -> Self {
+        match kind {
+            DeviceKind::Uart16550 => Self::Uart(Uart16550::new()),
+            DeviceKind::VirtioConsole => Self::VirtioConsole(VirtioMmio::new(VirtioConsole::new())),
+            DeviceKind::VirtioRng => Self::VirtioRng(VirtioMmio::new(VirtioRng::new())),
+            DeviceKind::VmGenId => Self::VmGenId(VmGenId::new(generation_id)),
+        }
+    }
+
+    /// Which kind of model this is.
+    pub fn kind(&self) -> DeviceKind {
+        match self {
+            Self::Uart(_) => DeviceKind::Uart16550,
+            Self::VirtioConsole(_) => DeviceKind::VirtioConsole,
+            Self::VirtioRng(_) => DeviceKind::VirtioRng,
+            Self::VmGenId(_) => DeviceKind::VmGenId,
+        }
+    }
+
+    fn as_bus_device(&mut self) -> &mut dyn BusDevice {
+        match self {
+            Self::Uart(dev) => dev,
+            Self::VirtioConsole(dev) => dev,
+            Self::VirtioRng(dev) => dev,
+            Self::VmGenId(dev) => dev,
+        }
+    }
+}
+
+impl BusDevice for DeviceModel {
+    fn size(&self) -> u64 {
+        match self {
+            Self::Uart(dev) => dev.size(),
+            Self::VirtioConsole(dev) => dev.size(),
+            Self::VirtioRng(dev) => dev.size(),
+            Self::VmGenId(dev) => dev.size(),
+        }
+    }
+
+    fn read(
+        &mut self,
+        offset: u64,
+        size: AccessSize,
+        env: &mut DeviceEnv<'_>,
+    ) -> Result<u64, DeviceError> {
+        self.as_bus_device().read(offset, size, env)
+    }
+
+    fn write(
+        &mut self,
+        offset: u64,
+        size: AccessSize,
+        value: u64,
+        env: &mut DeviceEnv<'_>,
+    ) -> Result<(), DeviceError> {
+        self.as_bus_device().write(offset, size, value, env)
+    }
+
+    fn irq_level(&self) -> bool {
+        match self {
+            Self::Uart(dev) => dev.irq_level(),
+            Self::VirtioConsole(dev) => dev.irq_level(),
+            Self::VirtioRng(dev) => dev.irq_level(),
+            Self::VmGenId(dev) => dev.irq_level(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_builds_its_model_with_its_size() {
+        let cases = [
+            (DeviceKind::Uart16550, 8),
+            (DeviceKind::VirtioConsole, 0x200),
+            (DeviceKind::VirtioRng, 0x200),
+            (DeviceKind::VmGenId, 0x20),
+        ];
+        for (kind, size) in cases {
+            let model = DeviceModel::new(kind, 7);
+            assert_eq!(model.kind(), kind);
+            assert_eq!(model.size(), size);
+            assert!(!model.irq_level());
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! The device service's state machine: per-VM buses of device models,
+//! guest accesses routed to them, console input and output, and interrupt
+//! line changes reported after every request.
+
+use heapless::{Deque, Vec};
+use ipc::devices::{DeviceKind, IrqEvent, Request, Response};
+use ipc::{Error, Space, VmId, WireName};
+
+use crate::bus::{AccessSize, Bus, BusDevice, BusError, DeviceEnv, EntropySource};
+use crate::console_lines::{ConsoleSink, LineBuffer, VmOutput};
+use crate::memory::{GuestMemory, NoGuestMemory};
+use crate::model::DeviceModel;
+use crate::virtio::console::RECEIVEQ;
+
+/// The most VMs the service serves at once.
+pub const MAX_VMS: usize = 16;
+/// The most devices on each of a VM's buses.
+pub const MAX_DEVICES_PER_BUS: usize = 8;
+/// Console input held for a VM's UART while its receive FIFO is full; the
+/// UART takes more as the guest reads (flow control, as a terminal would
+/// see it). Input beyond this is dropped.
+pub const INPUT_BACKLOG: usize = 256;
+
+/// Where interrupt line changes go (the owner of the VM's interrupt
+/// controller).
+pub trait IrqSink {
+    /// A line changed level.
+    fn irq_event(&mut self, event: IrqEvent);
+}
+
+/// Gives the service a VM's guest memory (the task binary maps the guest
+/// RAM the VM's owner granted to it).
+pub trait GuestMemoryProvider {
+    /// The memory of `vm`, or `None` when none was granted; virtio devices
+    /// of such a VM fail on their first queue access.
+    fn memory(&mut self, vm: VmId) -> Option<&mut dyn GuestMemory>;
+}
+
+/// One attached device with its interrupt wiring.
+#[derive(Debug)]
+struct AttachedDevice {
+    model: DeviceModel,
+    irq: u32,
+    /// The level last reported for `irq`.
+    reported_level: bool,
+}
+
+/// A VM's two buses.
+#[derive(Debug, Default)]
+struct Buses {
+    mmio: Bus<AttachedDevice, MAX_DEVICES_PER_BUS>,
+    pio: Bus<AttachedDevice, MAX_DEVICES_PER_BUS>,
+}
+
+impl Buses {
+    fn get_mut(&mut self, space: Space) -> Option<&mut Bus<AttachedDevice, MAX_DEVICES_PER_BUS>> {
+        match space {
+            Space::Mmio => Some(&mut self.mmio),
+            Space::Pio => Some(&mut self.pio),
+            Space::PciConfig => None,
+        }
+    }
+
+    /// The UART that takes console input: the first one on the port bus,
+    /// else the first one on the MMIO bus.
+    fn console_uart(&mut self) -> Option<&mut crate::uart16550::Uart16550> {
+        self.devices_mut()
+            .find_map(|device| match &mut device.model {
+                DeviceModel::Uart(uart) => Some(uart),
+                _ => None,
+            })
+    }
+
+    fn devices_mut(&mut self) -> impl Iterator<Item = &mut AttachedDevice> {
+        self.pio
+            .iter_mut()
+            .chain(self.mmio.iter_mut())
+            .map(|entry| entry.device_mut())
+    }
+}
+
+/// Everything the service keeps for one VM.
+#[derive(Debug)]
+struct VmDevices {
+    vm: VmId,
+    name: WireName,
+    buses: Buses,
+    line: LineBuffer,
+    input_backlog: Deque<u8, INPUT_BACKLOG>,
+    dropped_input: u64,
+}
+
+impl VmDevices {
+    /// Moves backlogged input into the console UART as far as it has room.
+    fn feed_console_uart(&mut self) {
+        if self.input_backlog.is_empty() {
+            return;
+        }
+        let Some(uart) = self.buses.console_uart() else {
+            return;
+        };
+        while uart.rx_room() > 0 {
+            let Some(byte) = self.input_backlog.pop_front() else {
+                break;
+            };
+            uart.receive(&[byte]);
+        }
+    }
+}
+
+/// The device service.
+pub struct DeviceService<C, I, M, E> {
+    vms: Vec<VmDevices, MAX_VMS>,
+    console: C,
+    irq: I,
+    memory: M,
+    entropy: E,
+}
+
+impl<C, I, M, E> DeviceService<C, I, M, E>
+where
+    C: ConsoleSink,
+    I: IrqSink,
+    M: GuestMemoryProvider,
+    E: EntropySource,
+{
+    /// A service with no VMs, writing console lines to `console`, interrupt
+    /// changes to `irq`, taking guest memory from `memory` and randomness
+    /// (virtio-rng, initial generation IDs) from `entropy`.
+    pub fn new(console: C, irq: I, memory: M, entropy: E) -> Self {
+        Self {
+            vms: Vec::new(),
+            console,
+            irq,
+            memory,
+            entropy,
+        }
+    }
+
+    /// The console sink.
+    pub fn console(&self) -> &C {
+        &self.console
+    }
+
+    /// The interrupt sink.
+    pub fn irq_sink(&self) -> &I {
+        &self.irq
+    }
+
+    /// The guest memory provider, mutably (to grant or revoke memory).
+    pub fn memory_provider(&mut self) -> &mut M {
+        &mut self.memory
+    }
+
+    /// Serves one request.
+    pub fn handle(&mut self, request: Request) -> Response {
+        let result = match request {
+            Request::AddVm { vm, name } => self.add_vm(vm, name).map(|()| Response::Ok),
+            Request::RemoveVm { vm } => self.remove_vm(vm).map(|()| Response::Ok),
+            Request::Attach {
+                vm,
+                device,
+                space,
+                base,
+                irq,
+            } => self
+                .attach(vm, device, space, base, irq)
+                .map(|()| Response::Ok),
+            Request::Detach { vm, space, base } => {
+                self.detach(vm, space, base).map(|()| Response::Ok)
+            }
+            Request::Read {
+                vm,
+                space,
+                addr,
+                size,
+            } => self.read(vm, space, addr, size).map(Response::Value),
+            Request::Write {
+                vm,
+                space,
+                addr,
+                size,
+                value,
+            } => self
+                .write(vm, space, addr, size, value)
+                .map(|()| Response::Ok),
+            Request::Input { vm, bytes } => self.input(vm, &bytes).map(|()| Response::Ok),
+        };
+        result.unwrap_or_else(Response::Err)
+    }
+
+    /// Gives the VM's generation ID devices a new ID (after a clone or a
+    /// snapshot restore); each raises its interrupt until the guest
+    /// acknowledges. [`Error::NoDevice`] when the VM has none.
+    pub fn set_generation_id(&mut self, vm: VmId, id: u128) -> Result<(), Error> {
+        let slot = self.vm_mut(vm)?;
+        let mut found = false;
+        for device in slot.buses.devices_mut() {
+            if let DeviceModel::VmGenId(genid) = &mut device.model {
+                genid.set_id(id);
+                found = true;
+            }
+        }
+        self.report_irq_changes(vm);
+        if found { Ok(()) } else { Err(Error::NoDevice) }
+    }
+
+    /// The VM's generation ID (from its first generation ID device).
+    pub fn generation_id(&mut self, vm: VmId) -> Result<u128, Error> {
+        self.vm_mut(vm)?
+            .buses
+            .devices_mut()
+            .find_map(|device| match &device.model {
+                DeviceModel::VmGenId(genid) => Some(genid.id()),
+                _ => None,
+            })
+            .ok_or(Error::NoDevice)
+    }
+
+    /// Console input bytes dropped for `vm` because its UART's backlog was
+    /// full.
+    pub fn dropped_input(&self, vm: VmId) -> Result<u64, Error> {
+        self.vms
+            .iter()
+            .find(|v| v.vm == vm)
+            .map(|v| v.dropped_input)
+            .ok_or(Error::UnknownVm)
+    }
+
+    fn vm_mut(&mut self, vm: VmId) -> Result<&mut VmDevices, Error> {
+        self.vms
+            .iter_mut()
+            .find(|v| v.vm == vm)
+            .ok_or(Error::UnknownVm)
+    }
+
+    fn add_vm(&mut self, vm: VmId, name: WireName) -> Result<(), Error> {
+        if name.is_empty() {
+            return Err(Error::InvalidName);
+        }
+        if self.vms.iter().any(|v| v.vm == vm || v.name == name) {
+            return Err(Error::DuplicateName);
+        }
+        let devices = VmDevices {
+            vm,
+            name,
+            buses: Buses::default(),
+            line: LineBuffer::new(),
+            input_backlog: Deque::new(),
+            dropped_input: 0,
+        };
+        self.vms.push(devices).map_err(|_| Error::NoFreeSlot {
+            max: u16::try_from(MAX_VMS).unwrap_or(u16::MAX),
+        })
+    }
+
+    fn remove_vm(&mut self, vm: VmId) -> Result<(), Error> {
+        let index = self
+            .vms
+            .iter()
+            .position(|v| v.vm == vm)
+            .ok_or(Error::UnknownVm)?;
+        let mut removed = self.vms.swap_remove(index);
+        if removed.line.has_partial_line() {
+            removed.line.flush(&removed.name, &mut self.console);
+        }
+        for device in removed.buses.devices_mut() {
+            if device.reported_level {
+                self.irq.irq_event(IrqEvent::SetLevel {
+                    vm,
+                    irq: device.irq,
+                    asserted: false,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn attach(
+        &mut self,
+        vm: VmId,
+        kind: DeviceKind,
+        space: Space,
+        base: u64,
+        irq: u32,
+    ) -> Result<(), Error> {
+        let mut id = [0u8; 16];
+        self.entropy.fill(&mut id);
+        let model = DeviceModel::new(kind, u128::from_le_bytes(id));
+        let len = model.size();
+        let bus = self
+            .vm_mut(vm)?
+            .buses
+            .get_mut(space)
+            .ok_or(Error::InvalidArgument)?;
+        let device = AttachedDevice {
+            model,
+            irq,
+            reported_level: false,
+        };
+        bus.insert(base, len, device).map_err(|(err, _)| match err {
+            BusError::Overlap => Error::DeviceExists,
+            BusError::Empty | BusError::Wraps => Error::InvalidRange,
+            BusError::Full => Error::OutOfMemory,
+        })
+    }
+
+    fn detach(&mut self, vm: VmId, space: Space, base: u64) -> Result<(), Error> {
+        let bus = self
+            .vm_mut(vm)?
+            .buses
+            .get_mut(space)
+            .ok_or(Error::NoDevice)?;
+        let device = bus.remove(base).ok_or(Error::NoDevice)?;
+        if device.reported_level {
+            self.irq.irq_event(IrqEvent::SetLevel {
+                vm,
+                irq: device.irq,
+                asserted: false,
+            });
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, vm: VmId, space: Space, addr: u64, size: u8) -> Result<u64, Error> {
+        let size = AccessSize::from_bytes(size).ok_or(Error::BadAccess)?;
+        self.with_device(vm, space, addr, size, |device, offset, env| {
+            device.read(offset, size, env)
+        })
+    }
+
+    fn write(
+        &mut self,
+        vm: VmId,
+        space: Space,
+        addr: u64,
+        size: u8,
+        value: u64,
+    ) -> Result<(), Error> {
+        let size = AccessSize::from_bytes(size).ok_or(Error::BadAccess)?;
+        self.with_device(vm, space, addr, size, |device, offset, env| {
+            device.write(offset, size, value & size.mask(), env)
+        })
+    }
+
+    /// Runs one access on the device at `addr`, then reports interrupt
+    /// changes.
+    fn with_device<R>(
+        &mut self,
+        vm: VmId,
+        space: Space,
+        addr: u64,
+        size: AccessSize,
+        access: impl FnOnce(
+            &mut DeviceModel,
+            u64,
+            &mut DeviceEnv<'_>,
+        ) -> Result<R, crate::bus::DeviceError>,
+    ) -> Result<R, Error> {
+        let Self {
+            vms,
+            console,
+            memory,
+            entropy,
+            ..
+        } = self;
+        let slot = vms
+            .iter_mut()
+            .find(|v| v.vm == vm)
+            .ok_or(Error::UnknownVm)?;
+        let bus = slot.buses.get_mut(space).ok_or(Error::NoDevice)?;
+        let entry = bus.find_mut(addr).ok_or(Error::NoDevice)?;
+        let offset = addr - entry.base();
+        let end = offset.checked_add(size.bytes()).ok_or(Error::BadAccess)?;
+        if end > entry.len() {
+            return Err(Error::BadAccess);
+        }
+        let mut no_memory = NoGuestMemory;
+        let memory: &mut dyn GuestMemory = match memory.memory(vm) {
+            Some(memory) => memory,
+            None => &mut no_memory,
+        };
+        let mut output = VmOutput {
+            line: &mut slot.line,
+            name: &slot.name,
+            sink: console,
+        };
+        let mut env = DeviceEnv {
+            memory,
+            entropy,
+            output: &mut output,
+        };
+        let model = &mut entry.device_mut().model;
+        let result = access(model, offset, &mut env).map_err(|_| Error::BadAccess);
+        if matches!(model, DeviceModel::Uart(_)) {
+            slot.feed_console_uart();
+        }
+        self.report_irq_changes(vm);
+        result
+    }
+
+    fn input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), Error> {
+        let Self {
+            vms,
+            console,
+            memory,
+            entropy,
+            ..
+        } = self;
+        let slot = vms
+            .iter_mut()
+            .find(|v| v.vm == vm)
+            .ok_or(Error::UnknownVm)?;
+        let has_uart = slot.buses.console_uart().is_some();
+        let virtio_console = slot
+            .buses
+            .devices_mut()
+            .find_map(|device| match &mut device.model {
+                DeviceModel::VirtioConsole(dev) => Some(dev),
+                _ => None,
+            });
+        if has_uart {
+            for &byte in bytes {
+                if slot.input_backlog.push_back(byte).is_err() {
+                    slot.dropped_input = slot.dropped_input.saturating_add(1);
+                }
+            }
+            slot.feed_console_uart();
+        } else if let Some(dev) = virtio_console {
+            dev.device_mut().queue_input(bytes);
+            let mut no_memory = NoGuestMemory;
+            let memory: &mut dyn GuestMemory = match memory.memory(vm) {
+                Some(memory) => memory,
+                None => &mut no_memory,
+            };
+            let mut output = VmOutput {
+                line: &mut slot.line,
+                name: &slot.name,
+                sink: console,
+            };
+            let mut env = DeviceEnv {
+                memory,
+                entropy,
+                output: &mut output,
+            };
+            dev.process_queue(RECEIVEQ, &mut env);
+        } else {
+            return Err(Error::NoDevice);
+        }
+        self.report_irq_changes(vm);
+        Ok(())
+    }
+
+    /// Reports every line of `vm` whose level differs from the last report.
+    fn report_irq_changes(&mut self, vm: VmId) {
+        let Some(slot) = self.vms.iter_mut().find(|v| v.vm == vm) else {
+            return;
+        };
+        for device in slot.buses.devices_mut() {
+            let level = device.model.irq_level();
+            if level != device.reported_level {
+                device.reported_level = level;
+                self.irq.irq_event(IrqEvent::SetLevel {
+                    vm,
+                    irq: device.irq,
+                    asserted: level,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;
