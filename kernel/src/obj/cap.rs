@@ -97,7 +97,11 @@ pub enum CapError {
     /// The slot holds no capability.
     EmptySlot { slot: usize },
     /// The slot holds a capability to a different type of object.
-    WrongType { slot: usize, expected: ObjectKind, found: ObjectKind },
+    WrongType {
+        slot: usize,
+        expected: ObjectKind,
+        found: ObjectKind,
+    },
     /// The capability lacks rights the operation needs (or a derivation
     /// asked for rights the source does not have).
     MissingRights { slot: usize, missing: Rights },
@@ -128,20 +132,29 @@ impl Default for CapTable {
 impl CapTable {
     /// A table with every slot empty.
     pub const fn new() -> Self {
-        CapTable { slots: [None; CAP_SLOTS] }
+        CapTable {
+            slots: [None; CAP_SLOTS],
+        }
     }
 
     /// Puts `cap` into the lowest free slot and returns its index.
     pub fn insert(&mut self, cap: Capability) -> Result<usize, CapError> {
-        let (slot, entry) =
-            self.slots.iter_mut().enumerate().find(|(_, e)| e.is_none()).ok_or(CapError::TableFull)?;
+        let (slot, entry) = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .find(|(_, e)| e.is_none())
+            .ok_or(CapError::TableFull)?;
         *entry = Some(cap);
         Ok(slot)
     }
 
     /// Puts `cap` into `slot`, which must be empty.
     pub fn insert_at(&mut self, slot: usize, cap: Capability) -> Result<(), CapError> {
-        let entry = self.slots.get_mut(slot).ok_or(CapError::OutOfRange { slot })?;
+        let entry = self
+            .slots
+            .get_mut(slot)
+            .ok_or(CapError::OutOfRange { slot })?;
         if entry.is_some() {
             return Err(CapError::SlotOccupied { slot });
         }
@@ -169,7 +182,11 @@ impl CapTable {
         let cap = self.get(slot)?;
         let found = cap.object.kind();
         if found != kind {
-            return Err(CapError::WrongType { slot, expected: kind, found });
+            return Err(CapError::WrongType {
+                slot,
+                expected: kind,
+                found,
+            });
         }
         let missing = cap.rights.missing(required);
         if !missing.is_empty() {
@@ -181,7 +198,12 @@ impl CapTable {
     /// Copies the capability in `slot` into a free slot with `rights` (which
     /// must be a subset of its own) and, if `badge` is given, mints that
     /// badge into an unbadged endpoint or notification capability.
-    pub fn derive(&mut self, slot: usize, rights: Rights, badge: Option<Badge>) -> Result<usize, CapError> {
+    pub fn derive(
+        &mut self,
+        slot: usize,
+        rights: Rights,
+        badge: Option<Badge>,
+    ) -> Result<usize, CapError> {
         let derived = derive_capability(self.get(slot)?, slot, rights, badge)?;
         self.insert(derived)
     }
@@ -230,8 +252,16 @@ pub fn derive_capability(
     let object = match (source.object, badge) {
         (object, None) => object,
         (_, Some(Badge::NONE)) => return Err(CapError::NotBadgeable { slot }),
-        (Object::Endpoint { id, badge: Badge::NONE }, Some(badge)) => Object::Endpoint { id, badge },
-        (Object::Notification { id, bits: 0 }, Some(badge)) => Object::Notification { id, bits: badge.0 },
+        (
+            Object::Endpoint {
+                id,
+                badge: Badge::NONE,
+            },
+            Some(badge),
+        ) => Object::Endpoint { id, badge },
+        (Object::Notification { id, bits: 0 }, Some(badge)) => {
+            Object::Notification { id, bits: badge.0 }
+        }
         (Object::Endpoint { .. } | Object::Notification { .. }, Some(_)) => {
             return Err(CapError::AlreadyBadged { slot });
         }
@@ -245,7 +275,13 @@ mod tests {
     use super::*;
 
     fn endpoint(id: u16, rights: Rights) -> Capability {
-        Capability { object: Object::Endpoint { id: EndpointId(id), badge: Badge::NONE }, rights }
+        Capability {
+            object: Object::Endpoint {
+                id: EndpointId(id),
+                badge: Badge::NONE,
+            },
+            rights,
+        }
     }
 
     #[test]
@@ -271,12 +307,21 @@ mod tests {
     fn insert_at_checks_range_and_occupancy() {
         let mut t = CapTable::new();
         assert_eq!(t.insert_at(5, endpoint(0, Rights::ALL)), Ok(()));
-        assert_eq!(t.insert_at(5, endpoint(1, Rights::ALL)), Err(CapError::SlotOccupied { slot: 5 }));
+        assert_eq!(
+            t.insert_at(5, endpoint(1, Rights::ALL)),
+            Err(CapError::SlotOccupied { slot: 5 })
+        );
         assert_eq!(
             t.insert_at(CAP_SLOTS, endpoint(1, Rights::ALL)),
             Err(CapError::OutOfRange { slot: CAP_SLOTS })
         );
-        assert_eq!(t.get(5).unwrap().object, Object::Endpoint { id: EndpointId(0), badge: Badge::NONE });
+        assert_eq!(
+            t.get(5).unwrap().object,
+            Object::Endpoint {
+                id: EndpointId(0),
+                badge: Badge::NONE
+            }
+        );
     }
 
     #[test]
@@ -287,28 +332,61 @@ mod tests {
             t.lookup(usize::MAX, ObjectKind::Endpoint, Rights::CALL),
             Err(CapError::OutOfRange { slot: usize::MAX })
         );
-        assert_eq!(t.lookup(1, ObjectKind::Endpoint, Rights::CALL), Err(CapError::EmptySlot { slot: 1 }));
+        assert_eq!(
+            t.lookup(1, ObjectKind::Endpoint, Rights::CALL),
+            Err(CapError::EmptySlot { slot: 1 })
+        );
         assert_eq!(
             t.lookup(0, ObjectKind::Notification, Rights::NONE),
-            Err(CapError::WrongType { slot: 0, expected: ObjectKind::Notification, found: ObjectKind::Endpoint })
+            Err(CapError::WrongType {
+                slot: 0,
+                expected: ObjectKind::Notification,
+                found: ObjectKind::Endpoint
+            })
         );
         assert_eq!(
-            t.lookup(0, ObjectKind::Endpoint, Rights::CALL | Rights::RECV | Rights::GRANT),
-            Err(CapError::MissingRights { slot: 0, missing: Rights::RECV | Rights::GRANT })
+            t.lookup(
+                0,
+                ObjectKind::Endpoint,
+                Rights::CALL | Rights::RECV | Rights::GRANT
+            ),
+            Err(CapError::MissingRights {
+                slot: 0,
+                missing: Rights::RECV | Rights::GRANT
+            })
         );
-        assert_eq!(t.lookup(0, ObjectKind::Endpoint, Rights::CALL).unwrap().object.identity(), ObjectRef::Endpoint(EndpointId(3)));
+        assert_eq!(
+            t.lookup(0, ObjectKind::Endpoint, Rights::CALL)
+                .unwrap()
+                .object
+                .identity(),
+            ObjectRef::Endpoint(EndpointId(3))
+        );
     }
 
     #[test]
     fn derive_narrows_rights_and_mints_a_badge() {
         let mut t = CapTable::new();
-        t.insert(endpoint(1, Rights::CALL | Rights::RECV | Rights::GRANT)).unwrap();
+        t.insert(endpoint(1, Rights::CALL | Rights::RECV | Rights::GRANT))
+            .unwrap();
         let s = t.derive(0, Rights::CALL, Some(Badge(42))).unwrap();
         let cap = t.get(s).unwrap();
         assert_eq!(cap.rights, Rights::CALL);
-        assert_eq!(cap.object, Object::Endpoint { id: EndpointId(1), badge: Badge(42) });
+        assert_eq!(
+            cap.object,
+            Object::Endpoint {
+                id: EndpointId(1),
+                badge: Badge(42)
+            }
+        );
         // The source is unchanged.
-        assert_eq!(t.get(0).unwrap().object, Object::Endpoint { id: EndpointId(1), badge: Badge::NONE });
+        assert_eq!(
+            t.get(0).unwrap().object,
+            Object::Endpoint {
+                id: EndpointId(1),
+                badge: Badge::NONE
+            }
+        );
     }
 
     #[test]
@@ -317,7 +395,10 @@ mod tests {
         t.insert(endpoint(1, Rights::CALL)).unwrap();
         assert_eq!(
             t.derive(0, Rights::CALL | Rights::RECV, None),
-            Err(CapError::MissingRights { slot: 0, missing: Rights::RECV })
+            Err(CapError::MissingRights {
+                slot: 0,
+                missing: Rights::RECV
+            })
         );
         assert_eq!(t.occupied(), 1);
     }
@@ -327,30 +408,70 @@ mod tests {
         let mut t = CapTable::new();
         t.insert(endpoint(1, Rights::ALL)).unwrap();
         let badged = t.derive(0, Rights::ALL, Some(Badge(7))).unwrap();
-        assert_eq!(t.derive(badged, Rights::CALL, Some(Badge(8))), Err(CapError::AlreadyBadged { slot: badged }));
+        assert_eq!(
+            t.derive(badged, Rights::CALL, Some(Badge(8))),
+            Err(CapError::AlreadyBadged { slot: badged })
+        );
         // Copying a badged capability without a new badge keeps the badge.
         let copy = t.derive(badged, Rights::CALL, None).unwrap();
-        assert_eq!(t.get(copy).unwrap().object, Object::Endpoint { id: EndpointId(1), badge: Badge(7) });
+        assert_eq!(
+            t.get(copy).unwrap().object,
+            Object::Endpoint {
+                id: EndpointId(1),
+                badge: Badge(7)
+            }
+        );
     }
 
     #[test]
     fn notifications_take_badge_bits_other_objects_take_none() {
         let mut t = CapTable::new();
         let n = t
-            .insert(Capability { object: Object::Notification { id: NotificationId(2), bits: 0 }, rights: Rights::ALL })
+            .insert(Capability {
+                object: Object::Notification {
+                    id: NotificationId(2),
+                    bits: 0,
+                },
+                rights: Rights::ALL,
+            })
             .unwrap();
         let minted = t.derive(n, Rights::SEND, Some(Badge(0b100))).unwrap();
-        assert_eq!(t.get(minted).unwrap().object, Object::Notification { id: NotificationId(2), bits: 0b100 });
-        let vm = t.insert(Capability { object: Object::Vm { id: VmId(0) }, rights: Rights::ALL }).unwrap();
-        assert_eq!(t.derive(vm, Rights::READ, Some(Badge(1))), Err(CapError::NotBadgeable { slot: vm }));
-        assert_eq!(t.derive(n, Rights::SEND, Some(Badge::NONE)), Err(CapError::NotBadgeable { slot: n }));
+        assert_eq!(
+            t.get(minted).unwrap().object,
+            Object::Notification {
+                id: NotificationId(2),
+                bits: 0b100
+            }
+        );
+        let vm = t
+            .insert(Capability {
+                object: Object::Vm { id: VmId(0) },
+                rights: Rights::ALL,
+            })
+            .unwrap();
+        assert_eq!(
+            t.derive(vm, Rights::READ, Some(Badge(1))),
+            Err(CapError::NotBadgeable { slot: vm })
+        );
+        assert_eq!(
+            t.derive(n, Rights::SEND, Some(Badge::NONE)),
+            Err(CapError::NotBadgeable { slot: n })
+        );
     }
 
     #[test]
     fn derive_from_bad_slots_fails() {
         let mut t = CapTable::new();
-        assert_eq!(t.derive(3, Rights::NONE, None), Err(CapError::EmptySlot { slot: 3 }));
-        assert_eq!(t.derive(CAP_SLOTS + 1, Rights::NONE, None), Err(CapError::OutOfRange { slot: CAP_SLOTS + 1 }));
+        assert_eq!(
+            t.derive(3, Rights::NONE, None),
+            Err(CapError::EmptySlot { slot: 3 })
+        );
+        assert_eq!(
+            t.derive(CAP_SLOTS + 1, Rights::NONE, None),
+            Err(CapError::OutOfRange {
+                slot: CAP_SLOTS + 1
+            })
+        );
     }
 
     #[test]
@@ -359,7 +480,10 @@ mod tests {
         t.insert(endpoint(1, Rights::ALL)).unwrap();
         assert_eq!(t.delete(0), Ok(endpoint(1, Rights::ALL)));
         assert_eq!(t.delete(0), Err(CapError::EmptySlot { slot: 0 }));
-        assert_eq!(t.delete(CAP_SLOTS), Err(CapError::OutOfRange { slot: CAP_SLOTS }));
+        assert_eq!(
+            t.delete(CAP_SLOTS),
+            Err(CapError::OutOfRange { slot: CAP_SLOTS })
+        );
     }
 
     #[test]
@@ -368,10 +492,17 @@ mod tests {
         t.insert(endpoint(1, Rights::ALL)).unwrap();
         t.derive(0, Rights::CALL, Some(Badge(5))).unwrap();
         t.insert(endpoint(2, Rights::ALL)).unwrap();
-        t.insert(Capability { object: Object::Vm { id: VmId(1) }, rights: Rights::ALL }).unwrap();
+        t.insert(Capability {
+            object: Object::Vm { id: VmId(1) },
+            rights: Rights::ALL,
+        })
+        .unwrap();
         assert_eq!(t.revoke(ObjectRef::Endpoint(EndpointId(1))), 2);
         assert_eq!(t.occupied(), 2);
-        assert_eq!(t.get(2).unwrap().object.identity(), ObjectRef::Endpoint(EndpointId(2)));
+        assert_eq!(
+            t.get(2).unwrap().object.identity(),
+            ObjectRef::Endpoint(EndpointId(2))
+        );
         assert_eq!(t.revoke(ObjectRef::Endpoint(EndpointId(1))), 0);
         // Same index, different object type: untouched.
         assert_eq!(t.revoke(ObjectRef::Vcpu(VcpuId(1))), 0);

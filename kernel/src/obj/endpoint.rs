@@ -86,7 +86,10 @@ pub struct Outcome {
 
 impl Outcome {
     fn new(first: Option<Transfer>, next: Next) -> Outcome {
-        Outcome { transfers: [first, None], next }
+        Outcome {
+            transfers: [first, None],
+            next,
+        }
     }
 
     /// The transfers to perform, in order.
@@ -129,10 +132,22 @@ enum EndpointState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum TaskIpc {
     Idle,
-    Sending { task: TaskId, ep: EndpointId, badge: Badge, len: usize, call: bool },
-    Receiving { task: TaskId, ep: EndpointId },
+    Sending {
+        task: TaskId,
+        ep: EndpointId,
+        badge: Badge,
+        len: usize,
+        call: bool,
+    },
+    Receiving {
+        task: TaskId,
+        ep: EndpointId,
+    },
     /// `server` is `None` once the server saved its reply right as a capability.
-    AwaitingReply { task: TaskId, server: Option<TaskId> },
+    AwaitingReply {
+        task: TaskId,
+        server: Option<TaskId>,
+    },
 }
 
 /// A server's implicit one-shot reply right.
@@ -172,7 +187,11 @@ impl Endpoints {
 
     /// Makes a new endpoint in the lowest free slot.
     pub fn create(&mut self) -> Result<EndpointId, IpcError> {
-        let index = self.state.iter().position(|s| *s == EndpointState::Free).ok_or(IpcError::OutOfEndpoints)?;
+        let index = self
+            .state
+            .iter()
+            .position(|s| *s == EndpointState::Free)
+            .ok_or(IpcError::OutOfEndpoints)?;
         self.state[index] = EndpointState::Idle;
         let id = u16::try_from(index).map_err(|_| IpcError::OutOfEndpoints)?;
         Ok(EndpointId(id))
@@ -193,16 +212,35 @@ impl Endpoints {
 
     /// `sender` sends `len` bytes with `badge` and continues without a reply;
     /// it blocks until a receiver takes the message.
-    pub fn send(&mut self, sender: TaskId, ep: EndpointId, badge: Badge, len: usize) -> Result<Outcome, IpcError> {
+    pub fn send(
+        &mut self,
+        sender: TaskId,
+        ep: EndpointId,
+        badge: Badge,
+        len: usize,
+    ) -> Result<Outcome, IpcError> {
         self.deliver(sender, ep, badge, len, false)
     }
 
     /// `caller` sends `len` bytes with `badge` and waits for the reply.
-    pub fn call(&mut self, caller: TaskId, ep: EndpointId, badge: Badge, len: usize) -> Result<Outcome, IpcError> {
+    pub fn call(
+        &mut self,
+        caller: TaskId,
+        ep: EndpointId,
+        badge: Badge,
+        len: usize,
+    ) -> Result<Outcome, IpcError> {
         self.deliver(caller, ep, badge, len, true)
     }
 
-    fn deliver(&mut self, from: TaskId, ep: EndpointId, badge: Badge, len: usize, call: bool) -> Result<Outcome, IpcError> {
+    fn deliver(
+        &mut self,
+        from: TaskId,
+        ep: EndpointId,
+        badge: Badge,
+        len: usize,
+        call: bool,
+    ) -> Result<Outcome, IpcError> {
         let index = self.live(ep)?;
         check_len(len)?;
         self.check_idle(from)?;
@@ -211,16 +249,38 @@ impl Endpoints {
         {
             self.settle(index);
             self.ipc[receiver.slot()] = TaskIpc::Idle;
-            let transfer = Transfer { from, to: receiver, badge, len };
+            let transfer = Transfer {
+                from,
+                to: receiver,
+                badge,
+                len,
+            };
             if call {
                 self.await_reply(from, receiver);
-                return Ok(Outcome::new(Some(transfer), Next::SwitchTo { to: receiver, waits: Wait::Reply }));
+                return Ok(Outcome::new(
+                    Some(transfer),
+                    Next::SwitchTo {
+                        to: receiver,
+                        waits: Wait::Reply,
+                    },
+                ));
             }
-            return Ok(Outcome::new(Some(transfer), continue_waking(Some(receiver))));
+            return Ok(Outcome::new(
+                Some(transfer),
+                continue_waking(Some(receiver)),
+            ));
         }
-        self.queues.push_back(index, from).map_err(|_| IpcError::Busy)?;
+        self.queues
+            .push_back(index, from)
+            .map_err(|_| IpcError::Busy)?;
         self.state[index] = EndpointState::Senders;
-        self.ipc[from.slot()] = TaskIpc::Sending { task: from, ep, badge, len, call };
+        self.ipc[from.slot()] = TaskIpc::Sending {
+            task: from,
+            ep,
+            badge,
+            len,
+            call,
+        };
         Ok(Outcome::new(None, Next::Block(Wait::Send)))
     }
 
@@ -236,12 +296,20 @@ impl Endpoints {
             && let Some(sender) = self.queues.pop_front(index)
         {
             self.settle(index);
-            let TaskIpc::Sending { badge, len, call, .. } = self.ipc[sender.slot()] else {
+            let TaskIpc::Sending {
+                badge, len, call, ..
+            } = self.ipc[sender.slot()]
+            else {
                 // Unreachable while the queues and states agree; fail safe.
                 self.ipc[sender.slot()] = TaskIpc::Idle;
                 return Err(IpcError::Busy);
             };
-            let transfer = Transfer { from: sender, to: receiver, badge, len };
+            let transfer = Transfer {
+                from: sender,
+                to: receiver,
+                badge,
+                len,
+            };
             if call {
                 self.await_reply(sender, receiver);
                 return Ok(Outcome::new(Some(transfer), continue_waking(None)));
@@ -249,7 +317,9 @@ impl Endpoints {
             self.ipc[sender.slot()] = TaskIpc::Idle;
             return Ok(Outcome::new(Some(transfer), continue_waking(Some(sender))));
         }
-        self.queues.push_back(index, receiver).map_err(|_| IpcError::Busy)?;
+        self.queues
+            .push_back(index, receiver)
+            .map_err(|_| IpcError::Busy)?;
         self.state[index] = EndpointState::Receivers;
         self.ipc[receiver.slot()] = TaskIpc::Receiving { task: receiver, ep };
         Ok(Outcome::new(None, Next::Block(Wait::Recv)))
@@ -260,13 +330,21 @@ impl Endpoints {
     pub fn reply(&mut self, server: TaskId, len: usize) -> Result<Outcome, IpcError> {
         check_len(len)?;
         let transfer = self.take_reply(server, len)?;
-        Ok(Outcome::new(Some(transfer), continue_waking(Some(transfer.to))))
+        Ok(Outcome::new(
+            Some(transfer),
+            continue_waking(Some(transfer.to)),
+        ))
     }
 
     /// `server` replies to its current caller (if any) and then receives on
     /// `ep`. With nothing queued this is the fastpath: the server waits and
     /// the kernel switches straight back to the caller.
-    pub fn reply_recv(&mut self, server: TaskId, ep: EndpointId, len: usize) -> Result<ReplyRecv, IpcError> {
+    pub fn reply_recv(
+        &mut self,
+        server: TaskId,
+        ep: EndpointId,
+        len: usize,
+    ) -> Result<ReplyRecv, IpcError> {
         self.live(ep)?;
         check_len(len)?;
         self.check_idle(server)?;
@@ -279,14 +357,23 @@ impl Endpoints {
         let received = self.recv(server, ep)?;
         let outcome = match (transfer, received.next) {
             (None, _) => received,
-            (Some(t), Next::Block(Wait::Recv)) => {
-                Outcome::new(Some(t), Next::SwitchTo { to: t.to, waits: Wait::Recv })
-            }
+            (Some(t), Next::Block(Wait::Recv)) => Outcome::new(
+                Some(t),
+                Next::SwitchTo {
+                    to: t.to,
+                    waits: Wait::Recv,
+                },
+            ),
             (Some(t), Next::Continue { woken: [sender, _] }) => {
                 // A queued request was taken at once: the replied-to caller
                 // is ready, and so is a plain sender whose message it was.
-                let next = Next::Continue { woken: [Some(t.to), sender] };
-                Outcome { transfers: [Some(t), received.transfers[0]], next }
+                let next = Next::Continue {
+                    woken: [Some(t.to), sender],
+                };
+                Outcome {
+                    transfers: [Some(t), received.transfers[0]],
+                    next,
+                }
             }
             (Some(t), _) => Outcome::new(Some(t), received.next),
         };
@@ -298,17 +385,30 @@ impl Endpoints {
     pub fn save_reply(&mut self, server: TaskId) -> Result<TaskId, IpcError> {
         let caller = self.owed_caller(server)?;
         self.reply[server.slot()] = ReplySlot::Empty;
-        self.ipc[caller.slot()] = TaskIpc::AwaitingReply { task: caller, server: None };
+        self.ipc[caller.slot()] = TaskIpc::AwaitingReply {
+            task: caller,
+            server: None,
+        };
         Ok(caller)
     }
 
     /// Replies through a saved reply right to `caller`.
-    pub fn reply_saved(&mut self, server: TaskId, caller: TaskId, len: usize) -> Result<Outcome, IpcError> {
+    pub fn reply_saved(
+        &mut self,
+        server: TaskId,
+        caller: TaskId,
+        len: usize,
+    ) -> Result<Outcome, IpcError> {
         check_len(len)?;
         match self.ipc[caller.slot()] {
             TaskIpc::AwaitingReply { task, server: None } if task == caller => {
                 self.ipc[caller.slot()] = TaskIpc::Idle;
-                let transfer = Transfer { from: server, to: caller, badge: Badge::NONE, len };
+                let transfer = Transfer {
+                    from: server,
+                    to: caller,
+                    badge: Badge::NONE,
+                    len,
+                };
                 Ok(Outcome::new(Some(transfer), continue_waking(Some(caller))))
             }
             _ => Err(IpcError::NotAwaitingReply),
@@ -338,7 +438,10 @@ impl Endpoints {
                     self.settle(index);
                 }
             }
-            TaskIpc::AwaitingReply { task, server: Some(server) } if task == dead => {
+            TaskIpc::AwaitingReply {
+                task,
+                server: Some(server),
+            } if task == dead => {
                 if self.reply[server.slot()] == ReplySlot::Caller(dead) {
                     self.reply[server.slot()] = ReplySlot::CallerDied;
                 }
@@ -369,7 +472,10 @@ impl Endpoints {
 
     /// The endpoint `task` is queued on, if any.
     pub fn queued_on(&self, task: TaskId) -> Option<EndpointId> {
-        self.queues.queue_of(task).and_then(|q| u16::try_from(q).ok()).map(EndpointId)
+        self.queues
+            .queue_of(task)
+            .and_then(|q| u16::try_from(q).ok())
+            .map(EndpointId)
     }
 
     /// How many tasks are queued on `ep`.
@@ -385,7 +491,12 @@ impl Endpoints {
         let caller = self.owed_caller(server)?;
         self.reply[server.slot()] = ReplySlot::Empty;
         self.ipc[caller.slot()] = TaskIpc::Idle;
-        Ok(Transfer { from: server, to: caller, badge: Badge::NONE, len })
+        Ok(Transfer {
+            from: server,
+            to: caller,
+            badge: Badge::NONE,
+            len,
+        })
     }
 
     fn owed_caller(&self, server: TaskId) -> Result<TaskId, IpcError> {
@@ -397,7 +508,10 @@ impl Endpoints {
     }
 
     fn await_reply(&mut self, caller: TaskId, server: TaskId) {
-        self.ipc[caller.slot()] = TaskIpc::AwaitingReply { task: caller, server: Some(server) };
+        self.ipc[caller.slot()] = TaskIpc::AwaitingReply {
+            task: caller,
+            server: Some(server),
+        };
         self.reply[server.slot()] = ReplySlot::Caller(caller);
     }
 
@@ -429,7 +543,9 @@ impl Endpoints {
 }
 
 fn continue_waking(woken: Option<TaskId>) -> Next {
-    Next::Continue { woken: [woken, None] }
+    Next::Continue {
+        woken: [woken, None],
+    }
 }
 
 fn check_len(len: usize) -> Result<(), IpcError> {

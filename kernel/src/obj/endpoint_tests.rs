@@ -7,11 +7,16 @@ fn t(slot: usize) -> TaskId {
 }
 
 fn one(transfer: Transfer, next: Next) -> Outcome {
-    Outcome { transfers: [Some(transfer), None], next }
+    Outcome {
+        transfers: [Some(transfer), None],
+        next,
+    }
 }
 
 fn woke(task: TaskId) -> Next {
-    Next::Continue { woken: [Some(task), None] }
+    Next::Continue {
+        woken: [Some(task), None],
+    }
 }
 
 const CLIENT: usize = 1;
@@ -21,10 +26,30 @@ const SERVER: usize = 2;
 fn call_to_a_waiting_receiver_switches_directly() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    assert_eq!(e.recv(t(SERVER), ep).unwrap(), Outcome { transfers: [None, None], next: Next::Block(Wait::Recv) });
+    assert_eq!(
+        e.recv(t(SERVER), ep).unwrap(),
+        Outcome {
+            transfers: [None, None],
+            next: Next::Block(Wait::Recv)
+        }
+    );
     let out = e.call(t(CLIENT), ep, Badge(9), 24).unwrap();
-    let transfer = Transfer { from: t(CLIENT), to: t(SERVER), badge: Badge(9), len: 24 };
-    assert_eq!(out, one(transfer, Next::SwitchTo { to: t(SERVER), waits: Wait::Reply }));
+    let transfer = Transfer {
+        from: t(CLIENT),
+        to: t(SERVER),
+        badge: Badge(9),
+        len: 24,
+    };
+    assert_eq!(
+        out,
+        one(
+            transfer,
+            Next::SwitchTo {
+                to: t(SERVER),
+                waits: Wait::Reply
+            }
+        )
+    );
     assert_eq!(e.waiting(t(CLIENT)), Some(Wait::Reply));
     assert_eq!(e.waiting(t(SERVER)), None);
 }
@@ -33,11 +58,27 @@ fn call_to_a_waiting_receiver_switches_directly() {
 fn call_without_receiver_queues_the_caller_until_recv() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    assert_eq!(e.call(t(CLIENT), ep, Badge(4), 8).unwrap().next, Next::Block(Wait::Send));
+    assert_eq!(
+        e.call(t(CLIENT), ep, Badge(4), 8).unwrap().next,
+        Next::Block(Wait::Send)
+    );
     assert_eq!(e.queued_on(t(CLIENT)), Some(ep));
     let out = e.recv(t(SERVER), ep).unwrap();
-    let transfer = Transfer { from: t(CLIENT), to: t(SERVER), badge: Badge(4), len: 8 };
-    assert_eq!(out, one(transfer, Next::Continue { woken: [None, None] }));
+    let transfer = Transfer {
+        from: t(CLIENT),
+        to: t(SERVER),
+        badge: Badge(4),
+        len: 8,
+    };
+    assert_eq!(
+        out,
+        one(
+            transfer,
+            Next::Continue {
+                woken: [None, None]
+            }
+        )
+    );
     assert_eq!(e.waiting(t(CLIENT)), Some(Wait::Reply));
     assert_eq!(e.queued_on(t(CLIENT)), None);
 }
@@ -49,7 +90,12 @@ fn reply_wakes_the_caller_with_the_reply_length() {
     e.call(t(CLIENT), ep, Badge(1), 8).unwrap();
     e.recv(t(SERVER), ep).unwrap();
     let out = e.reply(t(SERVER), 100).unwrap();
-    let transfer = Transfer { from: t(SERVER), to: t(CLIENT), badge: Badge::NONE, len: 100 };
+    let transfer = Transfer {
+        from: t(SERVER),
+        to: t(CLIENT),
+        badge: Badge::NONE,
+        len: 100,
+    };
     assert_eq!(out, one(transfer, woke(t(CLIENT))));
     assert_eq!(e.waiting(t(CLIENT)), None);
     assert_eq!(e.reply(t(SERVER), 0), Err(IpcError::NoReplyOwed));
@@ -79,9 +125,24 @@ fn several_receivers_queue_and_are_served_in_order() {
     let ep = e.create().unwrap();
     e.recv(t(10), ep).unwrap();
     e.recv(t(11), ep).unwrap();
-    assert_eq!(e.call(t(1), ep, Badge(1), 0).unwrap().next, Next::SwitchTo { to: t(10), waits: Wait::Reply });
-    assert_eq!(e.call(t(2), ep, Badge(2), 0).unwrap().next, Next::SwitchTo { to: t(11), waits: Wait::Reply });
-    assert_eq!(e.call(t(3), ep, Badge(3), 0).unwrap().next, Next::Block(Wait::Send));
+    assert_eq!(
+        e.call(t(1), ep, Badge(1), 0).unwrap().next,
+        Next::SwitchTo {
+            to: t(10),
+            waits: Wait::Reply
+        }
+    );
+    assert_eq!(
+        e.call(t(2), ep, Badge(2), 0).unwrap().next,
+        Next::SwitchTo {
+            to: t(11),
+            waits: Wait::Reply
+        }
+    );
+    assert_eq!(
+        e.call(t(3), ep, Badge(3), 0).unwrap().next,
+        Next::Block(Wait::Send)
+    );
 }
 
 #[test]
@@ -92,7 +153,10 @@ fn send_does_not_wait_for_a_reply() {
     let out = e.send(t(CLIENT), ep, Badge(2), 3).unwrap();
     assert_eq!(out.next, woke(t(SERVER)));
     assert_eq!(e.waiting(t(CLIENT)), None);
-    assert_eq!(e.send(t(CLIENT), ep, Badge(2), 3).unwrap().next, Next::Block(Wait::Send));
+    assert_eq!(
+        e.send(t(CLIENT), ep, Badge(2), 3).unwrap().next,
+        Next::Block(Wait::Send)
+    );
     assert_eq!(e.recv(t(SERVER), ep).unwrap().next, woke(t(CLIENT)));
     assert_eq!(e.reply(t(SERVER), 0), Err(IpcError::NoReplyOwed));
 }
@@ -105,8 +169,22 @@ fn reply_recv_with_nothing_queued_is_the_fastpath_back_to_the_caller() {
     e.recv(t(SERVER), ep).unwrap();
     let r = e.reply_recv(t(SERVER), ep, 16).unwrap();
     assert_eq!(r.reply, ReplyStatus::Delivered);
-    let transfer = Transfer { from: t(SERVER), to: t(CLIENT), badge: Badge::NONE, len: 16 };
-    assert_eq!(r.outcome, one(transfer, Next::SwitchTo { to: t(CLIENT), waits: Wait::Recv }));
+    let transfer = Transfer {
+        from: t(SERVER),
+        to: t(CLIENT),
+        badge: Badge::NONE,
+        len: 16,
+    };
+    assert_eq!(
+        r.outcome,
+        one(
+            transfer,
+            Next::SwitchTo {
+                to: t(CLIENT),
+                waits: Wait::Recv
+            }
+        )
+    );
     assert_eq!(e.waiting(t(SERVER)), Some(Wait::Recv));
 }
 
@@ -122,8 +200,18 @@ fn reply_recv_takes_a_queued_request_at_once() {
     assert_eq!(
         transfers,
         [
-            Transfer { from: t(SERVER), to: t(1), badge: Badge::NONE, len: 4 },
-            Transfer { from: t(3), to: t(SERVER), badge: Badge(3), len: 9 },
+            Transfer {
+                from: t(SERVER),
+                to: t(1),
+                badge: Badge::NONE,
+                len: 4
+            },
+            Transfer {
+                from: t(3),
+                to: t(SERVER),
+                badge: Badge(3),
+                len: 9
+            },
         ]
     );
     assert_eq!(r.outcome.next, woke(t(1)));
@@ -138,7 +226,12 @@ fn reply_recv_wakes_both_the_caller_and_a_plain_sender() {
     e.send(t(3), ep, Badge(3), 0).unwrap();
     e.recv(t(SERVER), ep).unwrap();
     let r = e.reply_recv(t(SERVER), ep, 0).unwrap();
-    assert_eq!(r.outcome.next, Next::Continue { woken: [Some(t(1)), Some(t(3))] });
+    assert_eq!(
+        r.outcome.next,
+        Next::Continue {
+            woken: [Some(t(1)), Some(t(3))]
+        }
+    );
 }
 
 #[test]
@@ -157,19 +250,37 @@ fn messages_longer_than_the_limit_are_refused() {
     let ep = e.create().unwrap();
     assert!(e.call(t(1), ep, Badge(1), MAX_MESSAGE_LEN).is_ok());
     let too_long = MAX_MESSAGE_LEN + 1;
-    assert_eq!(e.call(t(3), ep, Badge(1), too_long), Err(IpcError::MessageTooLong { len: too_long }));
-    assert_eq!(e.send(t(3), ep, Badge(1), usize::MAX), Err(IpcError::MessageTooLong { len: usize::MAX }));
+    assert_eq!(
+        e.call(t(3), ep, Badge(1), too_long),
+        Err(IpcError::MessageTooLong { len: too_long })
+    );
+    assert_eq!(
+        e.send(t(3), ep, Badge(1), usize::MAX),
+        Err(IpcError::MessageTooLong { len: usize::MAX })
+    );
     e.recv(t(SERVER), ep).unwrap();
-    assert_eq!(e.reply(t(SERVER), too_long), Err(IpcError::MessageTooLong { len: too_long }));
-    assert_eq!(e.reply_recv(t(SERVER), ep, too_long), Err(IpcError::MessageTooLong { len: too_long }));
+    assert_eq!(
+        e.reply(t(SERVER), too_long),
+        Err(IpcError::MessageTooLong { len: too_long })
+    );
+    assert_eq!(
+        e.reply_recv(t(SERVER), ep, too_long),
+        Err(IpcError::MessageTooLong { len: too_long })
+    );
     assert_eq!(e.waiting(t(3)), None);
 }
 
 #[test]
 fn unknown_and_destroyed_endpoints_are_refused() {
     let mut e = Endpoints::new();
-    assert_eq!(e.call(t(1), EndpointId(0), Badge(1), 0), Err(IpcError::NoSuchEndpoint));
-    assert_eq!(e.recv(t(1), EndpointId(u16::MAX)), Err(IpcError::NoSuchEndpoint));
+    assert_eq!(
+        e.call(t(1), EndpointId(0), Badge(1), 0),
+        Err(IpcError::NoSuchEndpoint)
+    );
+    assert_eq!(
+        e.recv(t(1), EndpointId(u16::MAX)),
+        Err(IpcError::NoSuchEndpoint)
+    );
     let ep = e.create().unwrap();
     e.destroy(ep).unwrap();
     assert_eq!(e.recv(t(1), ep), Err(IpcError::NoSuchEndpoint));
@@ -203,7 +314,10 @@ fn receiving_again_while_owing_a_reply_is_refused() {
     let ep = e.create().unwrap();
     e.call(t(1), ep, Badge(1), 0).unwrap();
     e.recv(t(SERVER), ep).unwrap();
-    assert_eq!(e.recv(t(SERVER), ep), Err(IpcError::ReplyPending { caller: t(1) }));
+    assert_eq!(
+        e.recv(t(SERVER), ep),
+        Err(IpcError::ReplyPending { caller: t(1) })
+    );
 }
 
 #[test]
@@ -215,7 +329,10 @@ fn server_death_releases_the_caller_it_owed_a_reply() {
     assert_eq!(e.task_died(t(SERVER)), Some(t(CLIENT)));
     assert_eq!(e.waiting(t(CLIENT)), None);
     // The endpoint lives on for a restarted server.
-    assert_eq!(e.recv(t(SERVER + 10), ep).unwrap().next, Next::Block(Wait::Recv));
+    assert_eq!(
+        e.recv(t(SERVER + 10), ep).unwrap().next,
+        Next::Block(Wait::Recv)
+    );
 }
 
 #[test]
@@ -255,7 +372,10 @@ fn a_dead_queued_task_leaves_the_queue() {
     let ep2 = e.create().unwrap();
     e.recv(t(7), ep2).unwrap();
     e.task_died(t(7));
-    assert_eq!(e.call(t(8), ep2, Badge(8), 0).unwrap().next, Next::Block(Wait::Send));
+    assert_eq!(
+        e.call(t(8), ep2, Badge(8), 0).unwrap().next,
+        Next::Block(Wait::Send)
+    );
 }
 
 #[test]
@@ -283,7 +403,10 @@ fn a_saved_reply_answers_later() {
     e.reply(t(SERVER), 0).unwrap();
     let out = e.reply_saved(t(SERVER), t(1), 5).unwrap();
     assert_eq!(out.next, woke(t(1)));
-    assert_eq!(e.reply_saved(t(SERVER), t(1), 5), Err(IpcError::NotAwaitingReply));
+    assert_eq!(
+        e.reply_saved(t(SERVER), t(1), 5),
+        Err(IpcError::NotAwaitingReply)
+    );
     assert_eq!(e.save_reply(t(SERVER)), Err(IpcError::NoReplyOwed));
 }
 

@@ -18,8 +18,14 @@ impl TaskId {
     pub const fn new(slot: usize, generation: u16) -> Option<TaskId> {
         if slot < MAX_TASKS {
             // MAX_TASKS is far below u16::MAX, checked by a test.
-            #[allow(clippy::cast_possible_truncation, reason = "slot < MAX_TASKS <= u16::MAX")]
-            Some(TaskId { slot: slot as u16, generation })
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "slot < MAX_TASKS <= u16::MAX"
+            )]
+            Some(TaskId {
+                slot: slot as u16,
+                generation,
+            })
         } else {
             None
         }

@@ -10,11 +10,11 @@
 pub mod cap;
 pub mod endpoint;
 pub mod ids;
-//pub mod notification;
+pub mod notification;
 //pub mod objects;
 pub mod queue;
 pub mod rights;
-//pub mod sched;
+pub mod sched;
 //pub mod task;
 
 #[cfg(test)]

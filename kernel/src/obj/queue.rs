@@ -55,7 +55,11 @@ impl<const QUEUES: usize> TaskQueues<QUEUES> {
     pub const fn new() -> Self {
         TaskQueues {
             links: [Link { member: None }; MAX_TASKS],
-            ends: [Ends { head: None, tail: None, len: 0 }; QUEUES],
+            ends: [Ends {
+                head: None,
+                tail: None,
+                len: 0,
+            }; QUEUES],
         }
     }
 
@@ -75,8 +79,17 @@ impl<const QUEUES: usize> TaskQueues<QUEUES> {
         if self.links[slot].member.is_some() {
             return Err(QueueError::AlreadyQueued);
         }
-        let (prev, next) = if front { (None, ends.head) } else { (ends.tail, None) };
-        self.links[slot].member = Some(Member { task, queue, prev, next });
+        let (prev, next) = if front {
+            (None, ends.head)
+        } else {
+            (ends.tail, None)
+        };
+        self.links[slot].member = Some(Member {
+            task,
+            queue,
+            prev,
+            next,
+        });
         if let Some(p) = prev {
             self.set_next(p, Some(slot));
         }
@@ -127,7 +140,10 @@ impl<const QUEUES: usize> TaskQueues<QUEUES> {
 
     /// The queue `task` is in, if any.
     pub fn queue_of(&self, task: TaskId) -> Option<usize> {
-        self.links[task.slot()].member.filter(|m| m.task == task).map(|m| m.queue)
+        self.links[task.slot()]
+            .member
+            .filter(|m| m.task == task)
+            .map(|m| m.queue)
     }
 
     /// Whether `queue` holds no task (a nonexistent queue is empty).
@@ -180,7 +196,10 @@ impl Default for TaskList {
 impl TaskList {
     /// An empty list.
     pub const fn new() -> Self {
-        TaskList { tasks: [None; MAX_TASKS], len: 0 }
+        TaskList {
+            tasks: [None; MAX_TASKS],
+            len: 0,
+        }
     }
 
     /// Appends `task`; returns `false` (and drops it) if the list is full,

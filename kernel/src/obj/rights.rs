@@ -96,7 +96,10 @@ mod tests {
 
     #[test]
     fn debug_names_each_right() {
-        assert_eq!(format!("{:?}", Rights::CALL | Rights::GRANT), "{grant,call}");
+        assert_eq!(
+            format!("{:?}", Rights::CALL | Rights::GRANT),
+            "{grant,call}"
+        );
         assert_eq!(format!("{:?}", Rights::NONE), "{}");
     }
 }

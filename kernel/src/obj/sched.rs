@@ -1,0 +1,403 @@
+//! The scheduler: fixed-priority ready queues with a bitmap for an O(1)
+//! pick of the most urgent task, round-robin with a time slice within a
+//! priority, and a direct switch for the IPC fastpath.
+//!
+//! It decides; the arch layer acts: [`Decision::SwitchTo`] means "load that
+//! task's context", [`Decision::Idle`] means "nothing to run: wait for an
+//! interrupt".
+
+use super::ids::TaskId;
+use super::queue::TaskQueues;
+use super::{MAX_TASKS, PRIORITIES};
+
+/// Timer ticks a task may run before others of its priority get a turn.
+pub const TIMESLICE_TICKS: u32 = 5;
+
+/// A scheduling priority; higher runs first. Below [`PRIORITIES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Priority(u8);
+
+impl Priority {
+    /// The lowest priority.
+    pub const LOWEST: Priority = Priority(0);
+    /// The highest priority.
+    #[allow(clippy::cast_possible_truncation, reason = "PRIORITIES is 32")]
+    pub const HIGHEST: Priority = Priority((PRIORITIES - 1) as u8);
+
+    /// `level` as a priority; `None` if it is not below [`PRIORITIES`].
+    pub fn new(level: usize) -> Option<Priority> {
+        u8::try_from(level)
+            .ok()
+            .filter(|_| level < PRIORITIES)
+            .map(Priority)
+    }
+
+    /// The numeric level.
+    pub const fn level(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Where a task is in its life, as the scheduler sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// On its priority's ready queue.
+    Ready,
+    /// On the CPU; in no queue.
+    Running,
+    /// Queued on an endpoint to send.
+    BlockedSend,
+    /// Queued on an endpoint to receive.
+    BlockedRecv,
+    /// Waiting for the reply to its call.
+    BlockedReply,
+    /// Waiting on a notification.
+    BlockedNotification,
+    /// Killed; waiting for the supervisor to reap it.
+    Dead,
+}
+
+impl TaskState {
+    /// Whether the task waits for an event.
+    pub const fn is_blocked(self) -> bool {
+        matches!(
+            self,
+            TaskState::BlockedSend
+                | TaskState::BlockedRecv
+                | TaskState::BlockedReply
+                | TaskState::BlockedNotification
+        )
+    }
+}
+
+/// Why a scheduler operation was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchedError {
+    /// The id names no task the scheduler knows (never admitted, reaped, or
+    /// a stale generation).
+    UnknownTask,
+    /// The slot already holds a task that has not been reaped.
+    SlotInUse,
+    /// The operation does not apply to a task in state `from` (for example
+    /// unblocking a ready task, or blocking into a non-blocked state).
+    IllegalTransition { from: TaskState },
+    /// `direct_switch` was asked for by a task that is not running.
+    NotRunning,
+}
+
+/// What the CPU should do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Keep running the current task.
+    Continue,
+    /// Switch to this task.
+    SwitchTo(TaskId),
+    /// Nothing is ready: wait for an interrupt.
+    Idle,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    task: TaskId,
+    priority: Priority,
+    state: TaskState,
+    slice: u32,
+}
+
+/// The scheduler's view of every task.
+#[derive(Clone, Debug)]
+pub struct Scheduler {
+    entries: [Option<Entry>; MAX_TASKS],
+    ready: TaskQueues<PRIORITIES>,
+    /// Bit `p` is set exactly when ready queue `p` is non-empty.
+    nonempty: u32,
+    current: Option<TaskId>,
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scheduler {
+    /// No tasks.
+    pub const fn new() -> Self {
+        Scheduler {
+            entries: [None; MAX_TASKS],
+            ready: TaskQueues::new(),
+            nonempty: 0,
+            current: None,
+        }
+    }
+
+    /// Makes a new task ready at `priority`.
+    pub fn admit(&mut self, task: TaskId, priority: Priority) -> Result<(), SchedError> {
+        if self.entries[task.slot()].is_some() {
+            return Err(SchedError::SlotInUse);
+        }
+        self.entries[task.slot()] = Some(Entry {
+            task,
+            priority,
+            state: TaskState::Dead,
+            slice: TIMESLICE_TICKS,
+        });
+        self.enqueue(task, false);
+        Ok(())
+    }
+
+    /// Forgets a dead task so that its slot can be reused.
+    pub fn reap(&mut self, task: TaskId) -> Result<(), SchedError> {
+        let entry = self.entry(task)?;
+        if entry.state != TaskState::Dead {
+            return Err(SchedError::IllegalTransition { from: entry.state });
+        }
+        self.entries[task.slot()] = None;
+        Ok(())
+    }
+
+    /// The running task.
+    pub fn current(&self) -> Option<TaskId> {
+        self.current
+    }
+
+    /// `task`'s state, if the scheduler knows it.
+    pub fn state(&self, task: TaskId) -> Option<TaskState> {
+        self.entry(task).ok().map(|e| e.state)
+    }
+
+    /// `task`'s priority, if the scheduler knows it.
+    pub fn priority(&self, task: TaskId) -> Option<Priority> {
+        self.entry(task).ok().map(|e| e.priority)
+    }
+
+    /// Picks what runs next: the current task unless a more urgent one is
+    /// ready (then the current one goes back to the front of its queue, to
+    /// resume its slice first), or the most urgent ready task, or idle.
+    pub fn schedule(&mut self) -> Decision {
+        let best = self.highest_ready();
+        match self.current.and_then(|c| self.entry(c).ok()) {
+            Some(cur) if best.is_some_and(|b| b > cur.priority) => {
+                self.enqueue(cur.task, true);
+                self.current = None;
+                self.run_best(Some(cur.task))
+            }
+            Some(_) => Decision::Continue,
+            None => self.run_best(None),
+        }
+    }
+
+    /// Moves `task` (running or ready) into the blocked state `blocked`.
+    /// Call [`Scheduler::schedule`] afterwards if it was running.
+    pub fn block(&mut self, task: TaskId, blocked: TaskState) -> Result<(), SchedError> {
+        let entry = self.entry(task)?;
+        if !blocked.is_blocked() {
+            return Err(SchedError::IllegalTransition { from: entry.state });
+        }
+        match entry.state {
+            TaskState::Running => self.current = None,
+            TaskState::Ready => self.dequeue(task),
+            from => return Err(SchedError::IllegalTransition { from }),
+        }
+        self.set_state(task, blocked);
+        Ok(())
+    }
+
+    /// Makes a blocked `task` ready (at the back of its queue) and decides
+    /// whether it preempts the current task.
+    pub fn unblock(&mut self, task: TaskId) -> Result<Decision, SchedError> {
+        let entry = self.entry(task)?;
+        if !entry.state.is_blocked() {
+            return Err(SchedError::IllegalTransition { from: entry.state });
+        }
+        self.enqueue(task, false);
+        Ok(self.schedule())
+    }
+
+    /// The current task gives up the rest of its slice to its peers.
+    pub fn yield_now(&mut self) -> Decision {
+        match self.current.take() {
+            Some(cur) => {
+                self.refill(cur);
+                self.enqueue(cur, false);
+                self.run_best(Some(cur))
+            }
+            None => self.run_best(None),
+        }
+    }
+
+    /// One timer tick: charges the current task and rotates its priority
+    /// level when its slice is used up.
+    pub fn tick(&mut self) -> Decision {
+        let Some(cur) = self.current else {
+            return self.run_best(None);
+        };
+        let left = self.entry(cur).map_or(0, |e| e.slice.saturating_sub(1));
+        if let Some(Some(entry)) = self.entries.get_mut(cur.slot()) {
+            entry.slice = left;
+        }
+        if left == 0 {
+            self.yield_now()
+        } else {
+            self.schedule()
+        }
+    }
+
+    /// The IPC fastpath: running `from` blocks as `blocked` and its partner
+    /// `to` (blocked in IPC) runs at once on the rest of `from`'s slice,
+    /// without a pass over the ready queues, unless a more urgent task is
+    /// ready, in which case `to` is queued and the scheduler picks.
+    pub fn direct_switch(
+        &mut self,
+        from: TaskId,
+        to: TaskId,
+        blocked: TaskState,
+    ) -> Result<Decision, SchedError> {
+        if self.current != Some(from) {
+            return Err(SchedError::NotRunning);
+        }
+        let target = self.entry(to)?;
+        if !target.state.is_blocked() {
+            return Err(SchedError::IllegalTransition { from: target.state });
+        }
+        let donated = self.entry(from)?.slice.max(1);
+        self.block(from, blocked)?;
+        if self.highest_ready().is_some_and(|b| b > target.priority) {
+            self.enqueue(to, false);
+            return Ok(self.run_best(Some(from)));
+        }
+        if let Some(Some(entry)) = self.entries.get_mut(to.slot()) {
+            entry.state = TaskState::Running;
+            entry.slice = donated;
+        }
+        self.current = Some(to);
+        Ok(Decision::SwitchTo(to))
+    }
+
+    /// Marks `task` dead and takes it off the CPU and every ready queue.
+    pub fn kill(&mut self, task: TaskId) -> Result<(), SchedError> {
+        let entry = self.entry(task)?;
+        match entry.state {
+            TaskState::Dead => {
+                return Err(SchedError::IllegalTransition {
+                    from: TaskState::Dead,
+                });
+            }
+            TaskState::Ready => self.dequeue(task),
+            TaskState::Running => self.current = None,
+            _ => {}
+        }
+        self.set_state(task, TaskState::Dead);
+        Ok(())
+    }
+
+    /// Every task the scheduler knows, with its state.
+    pub fn tasks(&self) -> impl Iterator<Item = (TaskId, TaskState)> + '_ {
+        self.entries.iter().flatten().map(|e| (e.task, e.state))
+    }
+
+    /// Checks the scheduler's internal consistency (used by tests): ready
+    /// tasks are queued at their priority, nothing else is queued, exactly
+    /// the current task runs, and the bitmap matches the queues.
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        for entry in self.entries.iter().flatten() {
+            let queued = self.ready.queue_of(entry.task);
+            match entry.state {
+                TaskState::Ready if queued != Some(entry.priority.level()) => {
+                    return Err("ready task not on its priority's queue");
+                }
+                TaskState::Ready => {}
+                _ if queued.is_some() => return Err("non-ready task on a ready queue"),
+                TaskState::Running if self.current != Some(entry.task) => {
+                    return Err("running task is not current");
+                }
+                TaskState::Running => {}
+                _ if self.current == Some(entry.task) => return Err("current task is not running"),
+                _ => {}
+            }
+        }
+        if self.current.is_some_and(|c| self.entry(c).is_err()) {
+            return Err("current task unknown");
+        }
+        for p in 0..PRIORITIES {
+            if (self.nonempty >> p) & 1 == u32::from(self.ready.is_empty(p)) {
+                return Err("bitmap disagrees with the ready queues");
+            }
+        }
+        Ok(())
+    }
+
+    fn run_best(&mut self, previous: Option<TaskId>) -> Decision {
+        let Some(best) = self.highest_ready() else {
+            return Decision::Idle;
+        };
+        let Some(task) = self.ready.pop_front(best.level()) else {
+            return Decision::Idle;
+        };
+        self.mark_level(best.level());
+        self.set_state(task, TaskState::Running);
+        self.current = Some(task);
+        if previous == Some(task) {
+            Decision::Continue
+        } else {
+            Decision::SwitchTo(task)
+        }
+    }
+
+    fn highest_ready(&self) -> Option<Priority> {
+        let top = 31u32.checked_sub(self.nonempty.leading_zeros())?;
+        u8::try_from(top).ok().map(Priority)
+    }
+
+    fn enqueue(&mut self, task: TaskId, front: bool) {
+        let Ok(entry) = self.entry(task) else { return };
+        let level = entry.priority.level();
+        let pushed = if front {
+            self.ready.push_front(level, task)
+        } else {
+            self.ready.push_back(level, task)
+        };
+        if pushed.is_ok() {
+            self.set_state(task, TaskState::Ready);
+            self.mark_level(level);
+        }
+    }
+
+    fn dequeue(&mut self, task: TaskId) {
+        if let Some(level) = self.ready.remove(task) {
+            self.mark_level(level);
+        }
+    }
+
+    fn mark_level(&mut self, level: usize) {
+        let bit = 1u32 << (level % PRIORITIES);
+        if self.ready.is_empty(level) {
+            self.nonempty &= !bit;
+        } else {
+            self.nonempty |= bit;
+        }
+    }
+
+    fn refill(&mut self, task: TaskId) {
+        if let Some(Some(entry)) = self.entries.get_mut(task.slot()) {
+            entry.slice = TIMESLICE_TICKS;
+        }
+    }
+
+    fn set_state(&mut self, task: TaskId, state: TaskState) {
+        if let Some(Some(entry)) = self.entries.get_mut(task.slot()) {
+            entry.state = state;
+        }
+    }
+
+    fn entry(&self, task: TaskId) -> Result<Entry, SchedError> {
+        match self.entries[task.slot()] {
+            Some(e) if e.task == task => Ok(e),
+            _ => Err(SchedError::UnknownTask),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "sched_tests.rs"]
+mod tests;

@@ -1,0 +1,250 @@
+//! Unit tests of the scheduler.
+
+use super::*;
+
+fn t(slot: usize) -> TaskId {
+    TaskId::new(slot, 1).unwrap()
+}
+
+fn p(level: usize) -> Priority {
+    Priority::new(level).unwrap()
+}
+
+fn admitted(tasks: &[(usize, usize)]) -> Scheduler {
+    let mut s = Scheduler::new();
+    for &(slot, level) in tasks {
+        s.admit(t(slot), p(level)).unwrap();
+    }
+    s
+}
+
+#[test]
+fn priorities_are_bounded() {
+    assert_eq!(Priority::new(PRIORITIES), None);
+    assert_eq!(Priority::new(usize::MAX), None);
+    assert_eq!(Priority::new(PRIORITIES - 1), Some(Priority::HIGHEST));
+    assert_eq!(Priority::HIGHEST.level(), PRIORITIES - 1);
+}
+
+#[test]
+fn nothing_ready_means_idle() {
+    let mut s = Scheduler::new();
+    assert_eq!(s.schedule(), Decision::Idle);
+    assert_eq!(s.tick(), Decision::Idle);
+    assert_eq!(s.yield_now(), Decision::Idle);
+    assert_eq!(s.current(), None);
+}
+
+#[test]
+fn the_most_urgent_ready_task_runs_first() {
+    let mut s = admitted(&[(1, 3), (2, 10), (3, 7)]);
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(2)));
+    assert_eq!(s.state(t(2)), Some(TaskState::Running));
+    assert_eq!(s.schedule(), Decision::Continue);
+    s.block(t(2), TaskState::BlockedRecv).unwrap();
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(3)));
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn round_robin_within_a_priority_on_slice_expiry() {
+    let mut s = admitted(&[(1, 5), (2, 5), (3, 5)]);
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
+    let mut order = vec![1];
+    for _ in 0..(3 * TIMESLICE_TICKS) {
+        if let Decision::SwitchTo(next) = s.tick() {
+            order.push(next.slot());
+        }
+    }
+    assert_eq!(order, [1, 2, 3, 1]);
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn a_lone_task_keeps_running_across_slices() {
+    let mut s = admitted(&[(1, 5)]);
+    s.schedule();
+    for _ in 0..(2 * TIMESLICE_TICKS) {
+        assert_eq!(s.tick(), Decision::Continue);
+    }
+    assert_eq!(s.yield_now(), Decision::Continue);
+}
+
+#[test]
+fn yield_passes_to_a_peer() {
+    let mut s = admitted(&[(1, 5), (2, 5), (3, 1)]);
+    s.schedule();
+    assert_eq!(s.yield_now(), Decision::SwitchTo(t(2)));
+    assert_eq!(s.yield_now(), Decision::SwitchTo(t(1)));
+    assert_eq!(s.state(t(3)), Some(TaskState::Ready));
+}
+
+#[test]
+fn a_more_urgent_task_preempts_when_unblocked() {
+    let mut s = admitted(&[(1, 5), (2, 20)]);
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(2)));
+    s.block(t(2), TaskState::BlockedNotification).unwrap();
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
+    assert_eq!(s.unblock(t(2)), Ok(Decision::SwitchTo(t(2))));
+    assert_eq!(s.state(t(1)), Some(TaskState::Ready));
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn a_preempted_task_resumes_before_its_peers() {
+    let mut s = admitted(&[(1, 5), (2, 5), (9, 20)]);
+    s.block(t(9), TaskState::BlockedRecv).unwrap();
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
+    s.unblock(t(9)).unwrap();
+    s.block(t(9), TaskState::BlockedRecv).unwrap();
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
+}
+
+#[test]
+fn a_less_urgent_task_does_not_preempt() {
+    let mut s = admitted(&[(1, 5), (2, 2)]);
+    s.schedule();
+    s.block(t(2), TaskState::BlockedSend).unwrap();
+    assert_eq!(s.unblock(t(2)), Ok(Decision::Continue));
+    assert_eq!(s.current(), Some(t(1)));
+}
+
+#[test]
+fn illegal_transitions_are_refused() {
+    let mut s = admitted(&[(1, 5)]);
+    assert_eq!(
+        s.unblock(t(1)),
+        Err(SchedError::IllegalTransition {
+            from: TaskState::Ready
+        })
+    );
+    assert_eq!(
+        s.block(t(1), TaskState::Running),
+        Err(SchedError::IllegalTransition {
+            from: TaskState::Ready
+        })
+    );
+    s.block(t(1), TaskState::BlockedReply).unwrap();
+    assert_eq!(
+        s.block(t(1), TaskState::BlockedRecv),
+        Err(SchedError::IllegalTransition {
+            from: TaskState::BlockedReply
+        })
+    );
+    s.kill(t(1)).unwrap();
+    assert_eq!(
+        s.kill(t(1)),
+        Err(SchedError::IllegalTransition {
+            from: TaskState::Dead
+        })
+    );
+    assert_eq!(
+        s.unblock(t(1)),
+        Err(SchedError::IllegalTransition {
+            from: TaskState::Dead
+        })
+    );
+}
+
+#[test]
+fn unknown_and_stale_tasks_are_refused() {
+    let mut s = admitted(&[(1, 5)]);
+    let stale = TaskId::new(1, 0).unwrap();
+    assert_eq!(s.unblock(t(2)), Err(SchedError::UnknownTask));
+    assert_eq!(s.kill(stale), Err(SchedError::UnknownTask));
+    assert_eq!(s.state(stale), None);
+    assert_eq!(s.admit(stale, p(1)), Err(SchedError::SlotInUse));
+}
+
+#[test]
+fn reaping_needs_a_dead_task_and_frees_the_slot() {
+    let mut s = admitted(&[(1, 5)]);
+    assert_eq!(
+        s.reap(t(1)),
+        Err(SchedError::IllegalTransition {
+            from: TaskState::Ready
+        })
+    );
+    s.kill(t(1)).unwrap();
+    s.reap(t(1)).unwrap();
+    let successor = TaskId::new(1, 2).unwrap();
+    s.admit(successor, p(3)).unwrap();
+    assert_eq!(s.schedule(), Decision::SwitchTo(successor));
+}
+
+#[test]
+fn killing_the_running_task_leaves_the_cpu_to_others() {
+    let mut s = admitted(&[(1, 5), (2, 4)]);
+    s.schedule();
+    s.kill(t(1)).unwrap();
+    assert_eq!(s.current(), None);
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(2)));
+    s.kill(t(2)).unwrap();
+    assert_eq!(s.schedule(), Decision::Idle);
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn killing_a_ready_task_takes_it_off_its_queue() {
+    let mut s = admitted(&[(1, 5), (2, 5)]);
+    s.kill(t(2)).unwrap();
+    s.schedule();
+    assert_eq!(s.yield_now(), Decision::Continue);
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn direct_switch_runs_the_partner_on_the_donated_slice() {
+    let mut s = admitted(&[(1, 5), (2, 5), (3, 5)]);
+    s.block(t(2), TaskState::BlockedRecv).unwrap();
+    s.schedule();
+    s.tick();
+    s.tick();
+    assert_eq!(
+        s.direct_switch(t(1), t(2), TaskState::BlockedReply),
+        Ok(Decision::SwitchTo(t(2)))
+    );
+    assert_eq!(s.state(t(1)), Some(TaskState::BlockedReply));
+    assert_eq!(s.current(), Some(t(2)));
+    // The partner runs on what was left of the caller's slice.
+    let left = TIMESLICE_TICKS - 2;
+    for _ in 1..left {
+        assert_eq!(s.tick(), Decision::Continue);
+    }
+    assert_eq!(s.tick(), Decision::SwitchTo(t(3)));
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn direct_switch_yields_to_a_more_urgent_ready_task() {
+    let mut s = admitted(&[(1, 9), (2, 3), (3, 5)]);
+    s.block(t(2), TaskState::BlockedRecv).unwrap();
+    s.schedule();
+    assert_eq!(
+        s.direct_switch(t(1), t(2), TaskState::BlockedReply),
+        Ok(Decision::SwitchTo(t(3)))
+    );
+    assert_eq!(s.state(t(2)), Some(TaskState::Ready));
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn direct_switch_checks_both_parties() {
+    let mut s = admitted(&[(1, 5), (2, 5)]);
+    assert_eq!(
+        s.direct_switch(t(1), t(2), TaskState::BlockedReply),
+        Err(SchedError::NotRunning)
+    );
+    s.schedule();
+    assert_eq!(
+        s.direct_switch(t(1), t(2), TaskState::BlockedReply),
+        Err(SchedError::IllegalTransition {
+            from: TaskState::Ready
+        })
+    );
+    assert_eq!(
+        s.direct_switch(t(1), t(7), TaskState::BlockedReply),
+        Err(SchedError::UnknownTask)
+    );
+    assert_eq!(s.current(), Some(t(1)));
+}
