@@ -89,6 +89,14 @@ pub enum Request {
         /// The bytes, in order.
         bytes: heapless::Vec<u8, INPUT_CHUNK>,
     },
+    /// Give the VM's generation ID device a new ID; the device raises its
+    /// interrupt so the guest re-reads it.
+    SetGenerationId {
+        /// The VM.
+        vm: VmId,
+        /// The 128-bit ID, little-endian.
+        id: [u8; 16],
+    },
 }
 
 /// The device service's answer.

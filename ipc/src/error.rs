@@ -67,6 +67,11 @@ pub enum Error {
     KernelRefused = 20,
     /// An ioreq client already exists for this VM (e.g. a second default).
     ClientExists = 21,
+    /// The service already serves a VM with this id (detach it first).
+    VmExists = 22,
+    /// A fixed-size table of the service is full (address ranges, devices
+    /// on a bus); remove an entry first.
+    TableFull = 23,
 }
 
 impl Error {
@@ -95,6 +100,8 @@ impl Error {
             Error::PermissionDenied => 19,
             Error::KernelRefused => 20,
             Error::ClientExists => 21,
+            Error::VmExists => 22,
+            Error::TableFull => 23,
         }
     }
 }
@@ -125,6 +132,8 @@ impl fmt::Display for Error {
             Error::PermissionDenied => f.write_str("permission denied"),
             Error::KernelRefused => f.write_str("the kernel refused (out of resources)"),
             Error::ClientExists => f.write_str("that I/O client already exists"),
+            Error::VmExists => f.write_str("the service already serves that VM"),
+            Error::TableFull => f.write_str("the service's table is full"),
         }
     }
 }

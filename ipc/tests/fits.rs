@@ -158,6 +158,7 @@ fn every_devices_message_fits() {
             base: u64::MAX,
         },
         devices::Request::Input { vm, bytes },
+        devices::Request::SetGenerationId { vm, id: [0xff; 16] },
     ] {
         assert_fits(msg);
     }

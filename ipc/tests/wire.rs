@@ -138,7 +138,7 @@ fn ioreq_discriminants_are_pinned() {
 #[test]
 fn devices_discriminants_are_pinned() {
     let vm = VmId(1);
-    let cases: [(devices::Request, u8); 7] = [
+    let cases: [(devices::Request, u8); 8] = [
         (devices::Request::AddVm { vm, name: name() }, 0),
         (devices::Request::RemoveVm { vm }, 1),
         (
@@ -185,6 +185,7 @@ fn devices_discriminants_are_pinned() {
             },
             6,
         ),
+        (devices::Request::SetGenerationId { vm, id: [0; 16] }, 7),
     ];
     for (msg, byte) in cases {
         assert_eq!(first_byte(&msg), byte, "{msg:?}");
@@ -209,7 +210,7 @@ fn devices_discriminants_are_pinned() {
 }
 
 /// Every error, with its numeric code and its wire byte (variant index).
-fn all_errors() -> [(Error, u32); 21] {
+fn all_errors() -> [(Error, u32); 23] {
     [
         (Error::Malformed, 1),
         (Error::MessageTooLarge, 2),
@@ -237,6 +238,8 @@ fn all_errors() -> [(Error, u32); 21] {
         (Error::PermissionDenied, 19),
         (Error::KernelRefused, 20),
         (Error::ClientExists, 21),
+        (Error::VmExists, 22),
+        (Error::TableFull, 23),
     ]
 }
 

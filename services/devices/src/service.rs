@@ -185,6 +185,9 @@ where
                 .write(vm, space, addr, size, value)
                 .map(|()| Response::Ok),
             Request::Input { vm, bytes } => self.input(vm, &bytes).map(|()| Response::Ok),
+            Request::SetGenerationId { vm, id } => self
+                .set_generation_id(vm, u128::from_le_bytes(id))
+                .map(|()| Response::Ok),
         };
         result.unwrap_or_else(Response::Err)
     }
@@ -238,7 +241,10 @@ where
         if name.is_empty() {
             return Err(Error::InvalidName);
         }
-        if self.vms.iter().any(|v| v.vm == vm || v.name == name) {
+        if self.vms.iter().any(|v| v.vm == vm) {
+            return Err(Error::VmExists);
+        }
+        if self.vms.iter().any(|v| v.name == name) {
             return Err(Error::DuplicateName);
         }
         let devices = VmDevices {
@@ -301,7 +307,7 @@ where
         bus.insert(base, len, device).map_err(|(err, _)| match err {
             BusError::Overlap => Error::DeviceExists,
             BusError::Empty | BusError::Wraps => Error::InvalidRange,
-            BusError::Full => Error::OutOfMemory,
+            BusError::Full => Error::TableFull,
         })
     }
 
@@ -473,3 +479,22 @@ where
 #[cfg(test)]
 #[path = "service_tests.rs"]
 mod tests;
+
+impl<C, I, M, E> ipc::server::Service for DeviceService<C, I, M, E>
+where
+    C: ConsoleSink,
+    I: IrqSink,
+    M: GuestMemoryProvider,
+    E: EntropySource,
+{
+    type Request = Request;
+    type Response = Response;
+
+    fn handle(&mut self, request: Request) -> Response {
+        DeviceService::handle(self, request)
+    }
+
+    fn refusal(error: Error) -> Response {
+        Response::Err(error)
+    }
+}

@@ -137,10 +137,7 @@ fn level(vm: VmId, irq: u32, asserted: bool) -> IrqEvent {
 fn add_vm_refuses_duplicate_ids_and_names_and_empty_names() {
     let mut s = service();
     assert_eq!(add(&mut s, VM0, "vm0"), Response::Ok);
-    assert_eq!(
-        add(&mut s, VM0, "other"),
-        Response::Err(Error::DuplicateName)
-    );
+    assert_eq!(add(&mut s, VM0, "other"), Response::Err(Error::VmExists));
     assert_eq!(add(&mut s, VM1, "vm0"), Response::Err(Error::DuplicateName));
     assert_eq!(add(&mut s, VM1, ""), Response::Err(Error::InvalidName));
     assert_eq!(add(&mut s, VM1, "vm1"), Response::Ok);
@@ -247,7 +244,7 @@ fn attach_refuses_unknown_vm_pci_space_wrapping_ranges_and_full_buses() {
     }
     assert_eq!(
         attach(&mut s, VM0, DeviceKind::Uart16550, Space::Mmio, 0x1000, 3),
-        Response::Err(Error::OutOfMemory)
+        Response::Err(Error::TableFull)
     );
 }
 
@@ -466,6 +463,30 @@ fn generation_id_is_random_readable_and_replaceable() {
     );
     assert_eq!(write(&mut s, VM0, Space::Mmio, 0x1010, 4, 1), Response::Ok);
     assert_eq!(s.irq_sink().0, [level(VM0, 7, true), level(VM0, 7, false)]);
+}
+
+#[test]
+fn set_generation_id_request_gives_the_guest_the_new_id() {
+    let mut s = service();
+    let id: [u8; 16] = core::array::from_fn(|i| 0x10 + i as u8);
+    let request = |vm| Request::SetGenerationId { vm, id };
+    assert_eq!(s.handle(request(VM0)), Response::Err(Error::UnknownVm));
+    add(&mut s, VM0, "vm0");
+    assert_eq!(s.handle(request(VM0)), Response::Err(Error::NoDevice));
+    attach(&mut s, VM0, DeviceKind::VmGenId, Space::Mmio, 0x1000, 7);
+    assert_eq!(s.handle(request(VM0)), Response::Ok);
+    // The guest reads the 16 bytes back in the order they were given.
+    let low = u64::from_le_bytes(id[..8].try_into().unwrap());
+    let high = u64::from_le_bytes(id[8..].try_into().unwrap());
+    assert_eq!(
+        read(&mut s, VM0, Space::Mmio, 0x1000, 8),
+        Response::Value(low)
+    );
+    assert_eq!(
+        read(&mut s, VM0, Space::Mmio, 0x1008, 8),
+        Response::Value(high)
+    );
+    assert_eq!(s.irq_sink().0.last(), Some(&level(VM0, 7, true)));
 }
 
 /// Brings up a virtio device at VIRTIO through the service as a guest would.

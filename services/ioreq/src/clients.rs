@@ -63,7 +63,7 @@ impl ClientRegistry {
     /// 2^64 or leaves its space (ports above 0xffff, PCI config offsets above
     /// bus 255); [`Error::RangeOverlap`] if it shares an address with any
     /// registered range of the same space (whoever owns it);
-    /// [`Error::OutOfMemory`] if [`MAX_RANGES`] ranges are already registered.
+    /// [`Error::TableFull`] if [`MAX_RANGES`] ranges are already registered.
     /// On error nothing changes.
     pub fn register(
         &mut self,
@@ -97,9 +97,7 @@ impl ClientRegistry {
             last,
             client,
         };
-        self.ranges
-            .insert(at, range)
-            .map_err(|_| Error::OutOfMemory)
+        self.ranges.insert(at, range).map_err(|_| Error::TableFull)
     }
 
     /// Makes `client` the default client, which takes every access that no

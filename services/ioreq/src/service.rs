@@ -124,7 +124,7 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
     /// Starts serving `vm`.
     ///
     /// Errors: [`Error::InvalidArgument`] unless `vcpus` is 1..=16 (one
-    /// slot each); [`Error::DuplicateName`] if `vm` is already attached
+    /// slot each); [`Error::VmExists`] if `vm` is already attached
     /// (detach it first); [`Error::NoFreeSlot`] if `MAX_VMS` VMs are
     /// attached; or the page source's error.
     fn attach(&mut self, vm: VmId, vcpus: u8) -> Result<(), Error> {
@@ -132,7 +132,7 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
             return Err(Error::InvalidArgument);
         }
         if self.vm(vm).is_some() {
-            return Err(Error::DuplicateName);
+            return Err(Error::VmExists);
         }
         if self.vms.is_full() {
             return Err(Error::NoFreeSlot {

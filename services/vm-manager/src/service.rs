@@ -350,3 +350,18 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         self.info_of(vm.id)
     }
 }
+
+impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> ipc::server::Service
+    for VmManager<P, E, MAX_VM_NUM>
+{
+    type Request = Request;
+    type Response = Response;
+
+    fn handle(&mut self, request: Request) -> Response {
+        VmManager::handle(self, request)
+    }
+
+    fn refusal(error: ipc::Error) -> Response {
+        Response::Err(error)
+    }
+}

@@ -114,7 +114,7 @@ fn a_full_table_refuses_more_ranges() {
     }
     assert_eq!(
         reg.register(UART, Space::Mmio, 0x10_0000, 1),
-        Err(Error::OutOfMemory)
+        Err(Error::TableFull)
     );
     assert_eq!(reg.ranges().len(), MAX_RANGES);
     assert_eq!(reg.route(Space::Mmio, 0x3f5, 1), Some(UART));
@@ -211,7 +211,7 @@ proptest! {
             } else if model.iter().any(|&(s, a, l, _)| s == space && a < start + len && start <= l) {
                 Err(Error::RangeOverlap)
             } else if model.len() == MAX_RANGES {
-                Err(Error::OutOfMemory)
+                Err(Error::TableFull)
             } else {
                 model.push((space, start, start + len - 1, client));
                 Ok(())

@@ -46,7 +46,7 @@ fn attaching_a_vm_twice_is_refused() {
     register(&mut service, UART, Space::Mmio, 0x1000, 8);
     assert_eq!(
         err(&mut service, Request::AttachVm { vm: VM, vcpus: 2 }),
-        Error::DuplicateName
+        Error::VmExists
     );
     assert_eq!(
         service.vm(VM).unwrap().clients().ranges().len(),
