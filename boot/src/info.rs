@@ -71,6 +71,10 @@ pub struct BootInfo<'a> {
     pub timebase_hz: Option<u64>,
     /// The initrd range from `/chosen`, when the loader placed one.
     pub initrd: Option<MemRange>,
+    /// A `sifive,test0` "test finisher" (QEMU virt): the one way an S-mode
+    /// kernel can make QEMU exit with a failure status, as OpenSBI's SRST
+    /// shutdown always reports success there.
+    pub test_finisher: Option<u64>,
 }
 
 impl BootInfo<'_> {
@@ -106,6 +110,7 @@ struct Frame<'a> {
     isa: Option<&'a [u8]>,
     initrd_start: Option<&'a [u8]>,
     initrd_end: Option<&'a [u8]>,
+    compatible: Option<&'a [u8]>,
 }
 
 impl Frame<'_> {
@@ -120,6 +125,7 @@ impl Frame<'_> {
             isa: None,
             initrd_start: None,
             initrd_end: None,
+            compatible: None,
         }
     }
 }
@@ -202,6 +208,12 @@ struct Walk<'a> {
     isa: Option<Isa<'a>>,
     timebase_hz: Option<u64>,
     initrd: Option<MemRange>,
+    test_finisher: Option<u64>,
+}
+
+fn is_test_finisher(node: &Frame<'_>) -> bool {
+    node.compatible
+        .is_some_and(|list| list.split(|&b| b == 0).any(|c| c == b"sifive,test0"))
 }
 
 impl<'a> Walk<'a> {
@@ -236,6 +248,7 @@ impl<'a> Walk<'a> {
             "riscv,isa" => top.isa = Some(value),
             "linux,initrd-start" => top.initrd_start = Some(value),
             "linux,initrd-end" => top.initrd_end = Some(value),
+            "compatible" => top.compatible = Some(value),
             "timebase-frequency" if matches!(top.kind, Kind::Cpus | Kind::Cpu) => {
                 let hz = be_number(value, "timebase-frequency")?;
                 self.timebase_hz.get_or_insert(hz);
@@ -269,6 +282,19 @@ impl<'a> Walk<'a> {
                 }
             }
             (Kind::Cpu, _) => self.end_cpu(&node)?,
+            (Kind::Other, Some(parent))
+                if self.test_finisher.is_none() && is_test_finisher(&node) =>
+            {
+                let mut reg = RangeList::<1>::new();
+                // Only the first entry is needed; a malformed reg just means no finisher.
+                if let Some(reg_bytes) = node.reg {
+                    let first =
+                        reg_bytes.get(..4 * (parent.address_cells + parent.size_cells) as usize);
+                    if first.is_some_and(|b| push_reg(&mut reg, b, &parent).is_ok()) {
+                        self.test_finisher = reg.as_slice().first().map(|r| r.start);
+                    }
+                }
+            }
             (Kind::Chosen, _) => {
                 if let (Some(start), Some(end)) = (node.initrd_start, node.initrd_end) {
                     let start = be_number(start, "linux,initrd-start")?;
@@ -320,6 +346,7 @@ impl<'a> BootInfo<'a> {
             isa: None,
             timebase_hz: None,
             initrd: None,
+            test_finisher: None,
         };
         for (start, size) in fdt.reservations() {
             walk.reserved.push(MemRange::new(start, size))?;
@@ -342,6 +369,7 @@ impl<'a> BootInfo<'a> {
             isa,
             timebase_hz: walk.timebase_hz,
             initrd: walk.initrd,
+            test_finisher: walk.test_finisher,
         })
     }
 }

@@ -24,6 +24,7 @@ fn qemu_virt_256m_two_harts_with_h() {
     assert!(info.isa.has_extension("sstc"));
     assert_eq!(info.timebase_hz, Some(10_000_000));
     assert_eq!(info.initrd, None);
+    assert_eq!(info.test_finisher, Some(0x10_0000));
 }
 
 #[test]
@@ -145,6 +146,7 @@ fn reservations_come_from_both_the_block_and_reserved_memory() {
     assert_eq!(info.hart_count, 1, "the disabled cpu is not counted");
     assert!(info.has_h(), "only enabled harts decide the ISA");
     assert_eq!(info.timebase_hz, Some(1000));
+    assert_eq!(info.test_finisher, None);
 }
 
 #[test]

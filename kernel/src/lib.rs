@@ -1,2 +1,23 @@
-//! Mica kernel library.
+//! Mica's privileged kernel. Generic modules (frames, boot memory, traps,
+//! ticks, logging) build and test on the host; `arch` holds each machine's
+//! backend, and `kmain` the bare-metal boot sequence.
 #![cfg_attr(not(test), no_std)]
+
+pub mod arch;
+pub mod bootmem;
+pub mod frame;
+pub mod klog;
+pub mod ticks;
+pub mod trap;
+
+#[cfg(target_os = "none")]
+mod kmain;
+
+/// How the machine should power off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything went as planned: the emulator exits 0.
+    Success,
+    /// Something failed: the emulator exits non-zero.
+    Failure,
+}

@@ -1,0 +1,57 @@
+//! The first instructions: OpenSBI jumps to `_start` in S-mode with
+//! a0 = hart id and a1 = the DTB's physical address. One hart wins the boot
+//! lottery, clears BSS and calls `kmain_entry(hart, dtb)` on its own stack;
+//! any other hart that arrives parks in `wfi`.
+
+/// Harts that get a boot stack; a hart with a larger id parks.
+pub const MAX_HARTS: usize = 8;
+/// Bytes of each hart's boot stack.
+pub const STACK_SIZE: usize = 1 << STACK_SHIFT;
+const STACK_SHIFT: usize = 16;
+
+core::arch::global_asm!(
+    r#"
+    .section .text.entry
+    .globl _start
+_start:
+    li      t0, {max_harts}
+    bgeu    a0, t0, 9f
+    la      t0, __boot_lottery
+    li      t1, 1
+    .option push
+    .option arch, +a
+    amoswap.w t1, t1, (t0)
+    .option pop
+    bnez    t1, 9f
+    /* sp = top of this hart's stack */
+    la      sp, __boot_stacks
+    addi    t1, a0, 1
+    slli    t1, t1, {stack_shift}
+    add     sp, sp, t1
+    /* clear BSS (the stacks live in .bss.stack, nothing is pushed yet) */
+    la      t0, __bss_start
+    la      t1, __bss_end
+1:  bgeu    t0, t1, 2f
+    sd      zero, (t0)
+    addi    t0, t0, 8
+    j       1b
+2:  csrw    sscratch, zero
+    call    kmain_entry
+9:  wfi
+    j       9b
+
+    .section .data
+    .balign 4
+__boot_lottery:
+    .word 0
+
+    .section .bss.stack
+    .balign 16
+    .globl __boot_stacks
+__boot_stacks:
+    .space {stacks_bytes}
+    "#,
+    max_harts = const MAX_HARTS,
+    stack_shift = const STACK_SHIFT,
+    stacks_bytes = const MAX_HARTS * STACK_SIZE,
+);

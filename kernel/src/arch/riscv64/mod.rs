@@ -1,0 +1,58 @@
+//! RISC-V (RV64 with the H extension) backend. `sv39` is pure and tested on
+//! the host; everything else touches the hart and exists only on bare metal.
+
+// RV64: usize, XLEN-wide CSRs and physical addresses are all 64 bits.
+#![allow(clippy::cast_possible_truncation)]
+
+pub mod mmio_decode;
+pub mod sv39;
+
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod csr;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod dtb;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod entry;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod layout;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod paging;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod poweroff;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod sbi;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod timer;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod trap;
+
+/// The names every backend exports (see `arch/mod.rs`).
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+pub mod hal {
+    pub use super::dtb::dtb_slice;
+    pub use super::layout::{KernelImage, kernel_image};
+    pub use super::paging::enable_kernel_paging;
+    pub use super::sbi::console_write;
+    pub use super::timer::{
+        init as timer_init, now as timer_now, set_deadline as timer_set_deadline,
+        ticks_per_second as timer_ticks_per_second, uses_sstc as timer_uses_sstc,
+        wait_for_interrupt,
+    };
+    pub use super::trap::{TrapFrame, init as trap_init, probe_hypervisor};
+
+    /// The architecture's name for the boot banner.
+    pub const NAME: &str = "riscv64";
+
+    pub use super::poweroff::{init as platform_init, shutdown};
+
+    /// Whether the hart can run guests: the device tree's ISA string names
+    /// H and reading `hstatus` does not trap.
+    pub fn hypervisor_available(info: &mica_boot::BootInfo<'_>) -> bool {
+        info.has_h() && probe_hypervisor()
+    }
+
+    /// Whether the timer can use Sstc's `stimecmp` directly.
+    pub fn timer_has_sstc(info: &mica_boot::BootInfo<'_>) -> bool {
+        info.isa.has_extension("sstc")
+    }
+}

@@ -1,0 +1,361 @@
+//! Sv39 page tables: the PTE format and a builder that maps ranges with the
+//! largest pages alignment allows (1 GiB, 2 MiB, 4 KiB). Pure logic: the
+//! tables live in whatever [`TableMemory`] provides, so host tests use a map.
+
+/// Bytes in a base page.
+pub const PAGE_SIZE: u64 = 4096;
+const ENTRIES: usize = 512;
+const LEVELS: usize = 3;
+
+/// PTE permission and status bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PteFlags(u64);
+
+impl PteFlags {
+    /// Valid.
+    pub const V: Self = Self(1 << 0);
+    /// Readable.
+    pub const R: Self = Self(1 << 1);
+    /// Writable.
+    pub const W: Self = Self(1 << 2);
+    /// Executable.
+    pub const X: Self = Self(1 << 3);
+    /// Accessible from U-mode.
+    pub const U: Self = Self(1 << 4);
+    /// Global (in every address space).
+    pub const G: Self = Self(1 << 5);
+    /// Accessed.
+    pub const A: Self = Self(1 << 6);
+    /// Dirty.
+    pub const D: Self = Self(1 << 7);
+    /// Kernel code.
+    pub const KERNEL_RX: Self = Self(Self::R.0 | Self::X.0 | Self::G.0);
+    /// Kernel read-only data.
+    pub const KERNEL_R: Self = Self(Self::R.0 | Self::G.0);
+    /// Kernel data.
+    pub const KERNEL_RW: Self = Self(Self::R.0 | Self::W.0 | Self::G.0);
+
+    /// The raw bits.
+    pub const fn bits(self) -> u64 {
+        self.0
+    }
+
+    /// Both sets of bits.
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// Whether every bit of `other` is set.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    const fn is_leaf(self) -> bool {
+        self.0 & (Self::R.0 | Self::W.0 | Self::X.0) != 0
+    }
+}
+
+/// Where page-table pages live: the kernel reads them through its identity
+/// map, host tests through a map of boxed tables.
+pub trait TableMemory {
+    /// A zeroed, 4 KiB-aligned table page; its physical address.
+    fn alloc_table(&mut self) -> Option<u64>;
+    /// The 512 entries of the table at physical address `table`.
+    fn entries(&mut self, table: u64) -> &mut [u64; ENTRIES];
+}
+
+/// Why a mapping was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    /// No frame for an intermediate table.
+    OutOfFrames,
+    /// An address or size is not 4 KiB-aligned.
+    Misaligned,
+    /// The virtual range leaves Sv39's 39-bit sign-extended space.
+    NotCanonical,
+    /// The virtual address already has a mapping.
+    AlreadyMapped(u64),
+    /// Flags without any of R, W, X would be read as a table pointer.
+    NoPermissions,
+}
+
+fn level_size(level: usize) -> u64 {
+    PAGE_SIZE << (9 * level)
+}
+
+fn vpn(va: u64, level: usize) -> usize {
+    ((va >> (12 + 9 * level)) & 0x1ff) as usize
+}
+
+fn pte_address(pte: u64) -> u64 {
+    ((pte >> 10) & ((1 << 44) - 1)) << 12
+}
+
+fn make_pte(pa: u64, flags: u64) -> u64 {
+    ((pa >> 12) << 10) | flags
+}
+
+/// Whether `va` is a valid Sv39 address (bits 63..39 copy bit 38).
+pub fn is_canonical(va: u64) -> bool {
+    let top = (va as i64) >> 38;
+    top == 0 || top == -1
+}
+
+/// The `satp` value selecting Sv39 with this root table and ASID.
+pub fn satp_value(root: u64, asid: u16) -> u64 {
+    (8 << 60) | (u64::from(asid) << 44) | (root >> 12)
+}
+
+/// Maps `size` bytes at `va` to `pa` with `flags` (A and D are set too, so
+/// the hardware never has to), using the largest pages that fit.
+pub fn map_range<M: TableMemory>(
+    mem: &mut M,
+    root: u64,
+    va: u64,
+    pa: u64,
+    size: u64,
+    flags: PteFlags,
+) -> Result<(), MapError> {
+    if !(va | pa | size).is_multiple_of(PAGE_SIZE) {
+        return Err(MapError::Misaligned);
+    }
+    if !flags.is_leaf() {
+        return Err(MapError::NoPermissions);
+    }
+    let last = va
+        .checked_add(size.saturating_sub(1))
+        .ok_or(MapError::NotCanonical)?;
+    if !is_canonical(va)
+        || !is_canonical(last)
+        || (size > 0 && (va as i64 >> 38) != (last as i64 >> 38))
+    {
+        return Err(MapError::NotCanonical);
+    }
+    let leaf = flags
+        .union(PteFlags::V)
+        .union(PteFlags::A)
+        .union(PteFlags::D)
+        .bits();
+    let mut offset = 0;
+    while offset < size {
+        let (v, p, left) = (va + offset, pa + offset, size - offset);
+        let level = (0..LEVELS)
+            .rev()
+            .find(|&l| v % level_size(l) == 0 && p % level_size(l) == 0 && left >= level_size(l))
+            .unwrap_or(0);
+        map_one(mem, root, v, p, level, leaf)?;
+        offset += level_size(level);
+    }
+    Ok(())
+}
+
+fn map_one<M: TableMemory>(
+    mem: &mut M,
+    root: u64,
+    va: u64,
+    pa: u64,
+    level: usize,
+    leaf: u64,
+) -> Result<(), MapError> {
+    let mut table = root;
+    for l in (level + 1..LEVELS).rev() {
+        let pte = mem.entries(table)[vpn(va, l)];
+        if pte & PteFlags::V.bits() == 0 {
+            let next = mem.alloc_table().ok_or(MapError::OutOfFrames)?;
+            mem.entries(table)[vpn(va, l)] = make_pte(next, PteFlags::V.bits());
+            table = next;
+        } else if PteFlags(pte).is_leaf() {
+            return Err(MapError::AlreadyMapped(va));
+        } else {
+            table = pte_address(pte);
+        }
+    }
+    let slot = &mut mem.entries(table)[vpn(va, level)];
+    if *slot & PteFlags::V.bits() != 0 {
+        return Err(MapError::AlreadyMapped(va));
+    }
+    *slot = make_pte(pa, leaf);
+    Ok(())
+}
+
+/// What `va` maps to: the physical address and the leaf's flags.
+pub fn translate<M: TableMemory>(mem: &mut M, root: u64, va: u64) -> Option<(u64, PteFlags)> {
+    if !is_canonical(va) {
+        return None;
+    }
+    let mut table = root;
+    for level in (0..LEVELS).rev() {
+        let pte = mem.entries(table)[vpn(va, level)];
+        if pte & PteFlags::V.bits() == 0 {
+            return None;
+        }
+        if PteFlags(pte).is_leaf() {
+            let offset = va & (level_size(level) - 1);
+            return Some((pte_address(pte) + offset, PteFlags(pte & 0xff)));
+        }
+        table = pte_address(pte);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// Tables in a map keyed by fake physical address.
+    struct FakeMemory {
+        tables: BTreeMap<u64, Box<[u64; ENTRIES]>>,
+        next: u64,
+        limit: usize,
+    }
+
+    impl FakeMemory {
+        fn new(limit: usize) -> (Self, u64) {
+            let mut m = FakeMemory {
+                tables: BTreeMap::new(),
+                next: 0x9000_0000,
+                limit: limit + 1,
+            };
+            let root = m.alloc_table().unwrap();
+            (m, root)
+        }
+    }
+
+    impl TableMemory for FakeMemory {
+        fn alloc_table(&mut self) -> Option<u64> {
+            if self.tables.len() >= self.limit {
+                return None;
+            }
+            let pa = self.next;
+            self.next += PAGE_SIZE;
+            self.tables.insert(pa, Box::new([0; ENTRIES]));
+            Some(pa)
+        }
+        fn entries(&mut self, table: u64) -> &mut [u64; ENTRIES] {
+            self.tables
+                .get_mut(&table)
+                .expect("walk reached a table that was never allocated")
+        }
+    }
+
+    #[test]
+    fn identity_map_of_ram_uses_large_pages_and_translates_back() {
+        let (mut m, root) = FakeMemory::new(16);
+        // 0x8020_0000 .. 0x9000_0000: 2 MiB pages (not 1 GiB aligned).
+        map_range(
+            &mut m,
+            root,
+            0x8020_0000,
+            0x8020_0000,
+            0x0fe0_0000,
+            PteFlags::KERNEL_RW,
+        )
+        .unwrap();
+        assert_eq!(
+            m.tables.len(),
+            2,
+            "root + one level-1 table, no 4 KiB tables"
+        );
+        let (pa, flags) = translate(&mut m, root, 0x8abc_d123).unwrap();
+        assert_eq!(pa, 0x8abc_d123);
+        assert!(flags.contains(PteFlags::KERNEL_RW.union(PteFlags::A).union(PteFlags::D)));
+        assert!(!flags.contains(PteFlags::X));
+        assert_eq!(translate(&mut m, root, 0x8000_0000), None);
+        assert_eq!(translate(&mut m, root, 0x9000_0000), None);
+    }
+
+    #[test]
+    fn small_ranges_get_4k_pages_with_their_own_permissions() {
+        let (mut m, root) = FakeMemory::new(16);
+        map_range(
+            &mut m,
+            root,
+            0x8020_0000,
+            0x8020_0000,
+            0x3000,
+            PteFlags::KERNEL_RX,
+        )
+        .unwrap();
+        map_range(
+            &mut m,
+            root,
+            0x8020_3000,
+            0x8020_3000,
+            0x1000,
+            PteFlags::KERNEL_R,
+        )
+        .unwrap();
+        assert!(
+            translate(&mut m, root, 0x8020_2fff)
+                .unwrap()
+                .1
+                .contains(PteFlags::X)
+        );
+        let (_, ro) = translate(&mut m, root, 0x8020_3000).unwrap();
+        assert!(!ro.contains(PteFlags::W) && !ro.contains(PteFlags::X));
+        assert_eq!(translate(&mut m, root, 0x8020_4000), None);
+    }
+
+    #[test]
+    fn user_mapping_at_a_different_physical_address() {
+        let (mut m, root) = FakeMemory::new(16);
+        let flags = PteFlags::R.union(PteFlags::W).union(PteFlags::U);
+        map_range(&mut m, root, 0x1_0000, 0x8765_4000, 0x2000, flags).unwrap();
+        let (pa, f) = translate(&mut m, root, 0x1_1008).unwrap();
+        assert_eq!(pa, 0x8765_5008);
+        assert!(f.contains(PteFlags::U));
+    }
+
+    #[test]
+    fn overlapping_or_bad_requests_are_refused() {
+        let (mut m, root) = FakeMemory::new(16);
+        map_range(
+            &mut m,
+            root,
+            0x4000_0000,
+            0x8000_0000,
+            1 << 30,
+            PteFlags::KERNEL_RW,
+        )
+        .unwrap();
+        assert_eq!(
+            map_range(
+                &mut m,
+                root,
+                0x4000_1000,
+                0x1000,
+                0x1000,
+                PteFlags::KERNEL_RW
+            ),
+            Err(MapError::AlreadyMapped(0x4000_1000))
+        );
+        assert_eq!(
+            map_range(&mut m, root, 0x10, 0, 0x1000, PteFlags::KERNEL_RW),
+            Err(MapError::Misaligned)
+        );
+        assert_eq!(
+            map_range(&mut m, root, 1 << 40, 0, 0x1000, PteFlags::KERNEL_RW),
+            Err(MapError::NotCanonical)
+        );
+        assert_eq!(
+            map_range(&mut m, root, 0x1000, 0, 0x1000, PteFlags::G),
+            Err(MapError::NoPermissions)
+        );
+    }
+
+    #[test]
+    fn running_out_of_table_frames_is_an_error() {
+        let (mut m, root) = FakeMemory::new(1);
+        assert_eq!(
+            map_range(&mut m, root, 0x1000, 0x1000, 0x1000, PteFlags::KERNEL_RW),
+            Err(MapError::OutOfFrames)
+        );
+    }
+
+    #[test]
+    fn satp_selects_sv39_mode_and_root_ppn() {
+        assert_eq!(satp_value(0x8040_0000, 0), (8 << 60) | 0x80400);
+        assert_eq!(satp_value(0x8040_0000, 3) >> 44 & 0xffff, 3);
+    }
+}
