@@ -170,7 +170,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
                 "mica: fatal: unexpected trap in {origin:?} mode: {trap:?} at pc {:#x} (ra {:#x}, sp {:#x})\n",
                 frame.sepc, frame.regs[1], frame.regs[2]
             ));
-            super::sbi::shutdown(super::sbi::RESET_REASON_FAILURE);
+            super::poweroff::shutdown(crate::ExitStatus::Failure);
         }
     }
 }
