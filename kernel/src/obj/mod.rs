@@ -11,11 +11,11 @@ pub mod cap;
 pub mod endpoint;
 pub mod ids;
 pub mod notification;
-//pub mod objects;
+pub mod objects;
 pub mod queue;
 pub mod rights;
 pub mod sched;
-//pub mod task;
+pub mod task;
 
 #[cfg(test)]
 //mod invariants;

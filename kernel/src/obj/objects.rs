@@ -1,0 +1,248 @@
+//! All kernel objects together, and the system calls that cross them: IPC
+//! through capability slots (applying each outcome to the scheduler) and
+//! `kill`, which releases a dead task's partners, takes it off every queue,
+//! revokes capabilities that named it and tells the supervisor.
+
+use super::cap::{CapError, Object, ObjectKind, ObjectRef};
+use super::endpoint::{Endpoints, IpcError, Next, Outcome, ReplyStatus, Wait};
+use super::ids::{NotificationId, TaskId};
+use super::notification::{NotificationError, Notifications, Signalled, Waited};
+use super::queue::TaskList;
+use super::rights::Rights;
+use super::sched::{Decision, Priority, SchedError, Scheduler, TaskState};
+use super::task::{DeathNotice, ExitReason, TaskError, TaskTable};
+
+/// Why a system call on kernel objects failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjError {
+    /// The capability slot did not hold what the call needs.
+    Cap(CapError),
+    /// The IPC operation was refused.
+    Ipc(IpcError),
+    /// The notification operation was refused.
+    Notification(NotificationError),
+    /// The scheduler refused a transition (a kernel bug if it reaches a task).
+    Sched(SchedError),
+    /// The task id was stale or the task table refused.
+    Task(TaskError),
+}
+
+impl From<CapError> for ObjError {
+    fn from(e: CapError) -> Self {
+        ObjError::Cap(e)
+    }
+}
+impl From<IpcError> for ObjError {
+    fn from(e: IpcError) -> Self {
+        ObjError::Ipc(e)
+    }
+}
+impl From<NotificationError> for ObjError {
+    fn from(e: NotificationError) -> Self {
+        ObjError::Notification(e)
+    }
+}
+impl From<SchedError> for ObjError {
+    fn from(e: SchedError) -> Self {
+        ObjError::Sched(e)
+    }
+}
+impl From<TaskError> for ObjError {
+    fn from(e: TaskError) -> Self {
+        ObjError::Task(e)
+    }
+}
+
+/// What the arch layer does after an IPC system call: copy `outcome`'s
+/// transfers, then follow `decision`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpcStep {
+    pub outcome: Outcome,
+    pub decision: Decision,
+}
+
+/// What `kill` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KillReport {
+    /// The supervisor's report line.
+    pub notice: DeathNotice,
+    /// Callers that waited on the dead task's reply; each is ready again and
+    /// its call returns [`IpcError::ServerDied`].
+    pub released: TaskList,
+    /// What the CPU does next.
+    pub decision: Decision,
+}
+
+/// Every kernel object.
+#[derive(Clone, Debug, Default)]
+pub struct KernelObjects {
+    pub tasks: TaskTable,
+    pub sched: Scheduler,
+    pub endpoints: Endpoints,
+    pub notifications: Notifications,
+    /// The notification on which the supervisor hears of deaths: bit `n`
+    /// set means "the task in slot `n` died".
+    supervisor: Option<NotificationId>,
+}
+
+impl KernelObjects {
+    /// No objects.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Creates a ready task with an empty capability table.
+    pub fn spawn(&mut self, name: &str, priority: Priority) -> Result<TaskId, ObjError> {
+        let id = self.tasks.spawn(name, priority)?;
+        self.sched.admit(id, priority)?;
+        Ok(id)
+    }
+
+    /// Chooses the notification that carries death bits to the supervisor.
+    pub fn set_supervisor_notification(&mut self, n: NotificationId) {
+        self.supervisor = Some(n);
+    }
+
+    /// `caller` calls through the endpoint capability in `slot`.
+    pub fn call(&mut self, caller: TaskId, slot: usize, len: usize) -> Result<IpcStep, ObjError> {
+        let (ep, badge) = self.endpoint_cap(caller, slot, Rights::CALL)?;
+        let outcome = self.endpoints.call(caller, ep, badge, len)?;
+        self.apply(caller, outcome)
+    }
+
+    /// `sender` sends through the endpoint capability in `slot`.
+    pub fn send(&mut self, sender: TaskId, slot: usize, len: usize) -> Result<IpcStep, ObjError> {
+        let (ep, badge) = self.endpoint_cap(sender, slot, Rights::SEND)?;
+        let outcome = self.endpoints.send(sender, ep, badge, len)?;
+        self.apply(sender, outcome)
+    }
+
+    /// `receiver` receives on the endpoint capability in `slot`.
+    pub fn recv(&mut self, receiver: TaskId, slot: usize) -> Result<IpcStep, ObjError> {
+        let (ep, _) = self.endpoint_cap(receiver, slot, Rights::RECV)?;
+        let outcome = self.endpoints.recv(receiver, ep)?;
+        self.apply(receiver, outcome)
+    }
+
+    /// `server` replies to its caller.
+    pub fn reply(&mut self, server: TaskId, len: usize) -> Result<IpcStep, ObjError> {
+        self.tasks.get(server)?;
+        let outcome = self.endpoints.reply(server, len)?;
+        self.apply(server, outcome)
+    }
+
+    /// `server` replies to its caller and receives on the capability in `slot`.
+    pub fn reply_recv(&mut self, server: TaskId, slot: usize, len: usize) -> Result<(ReplyStatus, IpcStep), ObjError> {
+        let (ep, _) = self.endpoint_cap(server, slot, Rights::RECV)?;
+        let r = self.endpoints.reply_recv(server, ep, len)?;
+        Ok((r.reply, self.apply(server, r.outcome)?))
+    }
+
+    /// `task` signals the notification capability in `slot` with its bits.
+    pub fn signal(&mut self, task: TaskId, slot: usize) -> Result<Decision, ObjError> {
+        let cap = *self.tasks.get(task)?.caps().lookup(slot, ObjectKind::Notification, Rights::SEND)?;
+        let Object::Notification { id, bits } = cap.object else {
+            return Err(CapError::WrongType { slot, expected: ObjectKind::Notification, found: cap.object.kind() }.into());
+        };
+        self.signal_bits(id, bits)
+    }
+
+    /// `task` waits on the notification capability in `slot`; returns the
+    /// bits at once if some were pending.
+    pub fn wait(&mut self, task: TaskId, slot: usize) -> Result<(Option<u64>, Decision), ObjError> {
+        let cap = *self.tasks.get(task)?.caps().lookup(slot, ObjectKind::Notification, Rights::RECV)?;
+        let Object::Notification { id, .. } = cap.object else {
+            return Err(CapError::WrongType { slot, expected: ObjectKind::Notification, found: cap.object.kind() }.into());
+        };
+        match self.notifications.wait(task, id)? {
+            Waited::Bits(bits) => Ok((Some(bits), Decision::Continue)),
+            Waited::Blocked => {
+                self.sched.block(task, TaskState::BlockedNotification)?;
+                Ok((None, self.sched.schedule()))
+            }
+        }
+    }
+
+    /// Kills `victim` for `reason`: its IPC partners are released (callers
+    /// it owed a reply get [`IpcError::ServerDied`]), it leaves every queue,
+    /// capabilities naming it are revoked, and the supervisor is signalled.
+    pub fn kill(&mut self, victim: TaskId, reason: ExitReason) -> Result<KillReport, ObjError> {
+        let notice = self.tasks.mark_dead(victim, reason)?;
+        let mut released = TaskList::new();
+        if let Some(caller) = self.endpoints.task_died(victim) {
+            released.push(caller);
+        }
+        let saved_replies = self.tasks.get(victim)?.caps().clone();
+        for slot in 0..super::CAP_SLOTS {
+            if let Ok(cap) = saved_replies.get(slot)
+                && let Object::Reply { caller } = cap.object
+                && self.endpoints.release_caller(caller)
+            {
+                released.push(caller);
+            }
+        }
+        for caller in released.iter() {
+            self.sched.unblock(caller)?;
+        }
+        self.notifications.task_died(victim);
+        self.sched.kill(victim)?;
+        self.tasks.revoke_everywhere(ObjectRef::Reply(victim));
+        self.tasks.revoke_everywhere(ObjectRef::Task(victim));
+        if let Some(n) = self.supervisor {
+            self.signal_bits(n, 1u64 << (victim.slot() % 64))?;
+        }
+        Ok(KillReport { notice, released, decision: self.sched.schedule() })
+    }
+
+    /// Frees a dead task's slot (the supervisor has read its notice).
+    pub fn reap(&mut self, dead: TaskId) -> Result<DeathNotice, ObjError> {
+        let notice = self.tasks.reap(dead)?;
+        self.sched.reap(dead)?;
+        Ok(notice)
+    }
+
+    fn signal_bits(&mut self, n: NotificationId, bits: u64) -> Result<Decision, ObjError> {
+        match self.notifications.signal(n, bits)? {
+            Signalled::Woke { task, .. } => Ok(self.sched.unblock(task)?),
+            Signalled::Pending => Ok(Decision::Continue),
+        }
+    }
+
+    fn endpoint_cap(
+        &self,
+        task: TaskId,
+        slot: usize,
+        rights: Rights,
+    ) -> Result<(super::ids::EndpointId, super::ids::Badge), ObjError> {
+        let cap = self.tasks.get(task)?.caps().lookup(slot, ObjectKind::Endpoint, rights)?;
+        match cap.object {
+            Object::Endpoint { id, badge } => Ok((id, badge)),
+            other => Err(CapError::WrongType { slot, expected: ObjectKind::Endpoint, found: other.kind() }.into()),
+        }
+    }
+
+    fn apply(&mut self, current: TaskId, outcome: Outcome) -> Result<IpcStep, ObjError> {
+        let decision = match outcome.next {
+            Next::Continue { woken } => {
+                for task in woken.into_iter().flatten() {
+                    self.sched.unblock(task)?;
+                }
+                self.sched.schedule()
+            }
+            Next::SwitchTo { to, waits } => self.sched.direct_switch(current, to, blocked_state(waits))?,
+            Next::Block(waits) => {
+                self.sched.block(current, blocked_state(waits))?;
+                self.sched.schedule()
+            }
+        };
+        Ok(IpcStep { outcome, decision })
+    }
+}
+
+const fn blocked_state(wait: Wait) -> TaskState {
+    match wait {
+        Wait::Send => TaskState::BlockedSend,
+        Wait::Recv => TaskState::BlockedRecv,
+        Wait::Reply => TaskState::BlockedReply,
+    }
+}
