@@ -20,7 +20,7 @@ pub mod task;
 #[cfg(test)]
 //mod invariants;
 #[cfg(test)]
-//mod scenarios;
+mod scenarios;
 
 /// How many tasks can exist at once (service tasks and vCPU threads).
 pub const MAX_TASKS: usize = 64;

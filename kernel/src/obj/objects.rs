@@ -144,7 +144,8 @@ impl KernelObjects {
         let Object::Notification { id, bits } = cap.object else {
             return Err(CapError::WrongType { slot, expected: ObjectKind::Notification, found: cap.object.kind() }.into());
         };
-        self.signal_bits(id, bits)
+        self.signal_bits(id, bits)?;
+        Ok(self.sched.schedule())
     }
 
     /// `task` waits on the notification capability in `slot`; returns the
@@ -201,11 +202,11 @@ impl KernelObjects {
         Ok(notice)
     }
 
-    fn signal_bits(&mut self, n: NotificationId, bits: u64) -> Result<Decision, ObjError> {
-        match self.notifications.signal(n, bits)? {
-            Signalled::Woke { task, .. } => Ok(self.sched.unblock(task)?),
-            Signalled::Pending => Ok(Decision::Continue),
+    fn signal_bits(&mut self, n: NotificationId, bits: u64) -> Result<(), ObjError> {
+        if let Signalled::Woke { task, .. } = self.notifications.signal(n, bits)? {
+            self.sched.unblock(task)?;
         }
+        Ok(())
     }
 
     fn endpoint_cap(

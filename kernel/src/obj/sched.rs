@@ -203,15 +203,16 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Makes a blocked `task` ready (at the back of its queue) and decides
-    /// whether it preempts the current task.
-    pub fn unblock(&mut self, task: TaskId) -> Result<Decision, SchedError> {
+    /// Makes a blocked `task` ready (at the back of its queue). Call
+    /// [`Scheduler::schedule`] once all wake-ups of an event are done: it
+    /// decides whether the current task is preempted.
+    pub fn unblock(&mut self, task: TaskId) -> Result<(), SchedError> {
         let entry = self.entry(task)?;
         if !entry.state.is_blocked() {
             return Err(SchedError::IllegalTransition { from: entry.state });
         }
         self.enqueue(task, false);
-        Ok(self.schedule())
+        Ok(())
     }
 
     /// The current task gives up the rest of its slice to its peers.

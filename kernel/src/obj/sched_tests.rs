@@ -85,7 +85,8 @@ fn a_more_urgent_task_preempts_when_unblocked() {
     assert_eq!(s.schedule(), Decision::SwitchTo(t(2)));
     s.block(t(2), TaskState::BlockedNotification).unwrap();
     assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
-    assert_eq!(s.unblock(t(2)), Ok(Decision::SwitchTo(t(2))));
+    s.unblock(t(2)).unwrap();
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(2)));
     assert_eq!(s.state(t(1)), Some(TaskState::Ready));
     s.check_invariants().unwrap();
 }
@@ -96,6 +97,7 @@ fn a_preempted_task_resumes_before_its_peers() {
     s.block(t(9), TaskState::BlockedRecv).unwrap();
     assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
     s.unblock(t(9)).unwrap();
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(9)));
     s.block(t(9), TaskState::BlockedRecv).unwrap();
     assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
 }
@@ -105,7 +107,8 @@ fn a_less_urgent_task_does_not_preempt() {
     let mut s = admitted(&[(1, 5), (2, 2)]);
     s.schedule();
     s.block(t(2), TaskState::BlockedSend).unwrap();
-    assert_eq!(s.unblock(t(2)), Ok(Decision::Continue));
+    s.unblock(t(2)).unwrap();
+    assert_eq!(s.schedule(), Decision::Continue);
     assert_eq!(s.current(), Some(t(1)));
 }
 
