@@ -5,6 +5,7 @@
 
 pub mod arch;
 pub mod bootmem;
+pub mod elf;
 pub mod frame;
 pub mod klog;
 pub mod ticks;
@@ -21,3 +22,4 @@ pub enum ExitStatus {
     /// Something failed: the emulator exits non-zero.
     Failure,
 }
+pub mod obj;
