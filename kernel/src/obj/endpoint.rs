@@ -441,10 +441,8 @@ impl Endpoints {
             TaskIpc::AwaitingReply {
                 task,
                 server: Some(server),
-            } if task == dead => {
-                if self.reply[server.slot()] == ReplySlot::Caller(dead) {
-                    self.reply[server.slot()] = ReplySlot::CallerDied;
-                }
+            } if task == dead && self.reply[server.slot()] == ReplySlot::Caller(dead) => {
+                self.reply[server.slot()] = ReplySlot::CallerDied;
             }
             _ => {}
         }

@@ -18,7 +18,7 @@ pub mod sched;
 pub mod task;
 
 #[cfg(test)]
-//mod invariants;
+mod invariants;
 #[cfg(test)]
 mod scenarios;
 

@@ -132,7 +132,12 @@ impl KernelObjects {
     }
 
     /// `server` replies to its caller and receives on the capability in `slot`.
-    pub fn reply_recv(&mut self, server: TaskId, slot: usize, len: usize) -> Result<(ReplyStatus, IpcStep), ObjError> {
+    pub fn reply_recv(
+        &mut self,
+        server: TaskId,
+        slot: usize,
+        len: usize,
+    ) -> Result<(ReplyStatus, IpcStep), ObjError> {
         let (ep, _) = self.endpoint_cap(server, slot, Rights::RECV)?;
         let r = self.endpoints.reply_recv(server, ep, len)?;
         Ok((r.reply, self.apply(server, r.outcome)?))
@@ -140,9 +145,19 @@ impl KernelObjects {
 
     /// `task` signals the notification capability in `slot` with its bits.
     pub fn signal(&mut self, task: TaskId, slot: usize) -> Result<Decision, ObjError> {
-        let cap = *self.tasks.get(task)?.caps().lookup(slot, ObjectKind::Notification, Rights::SEND)?;
+        let cap =
+            *self
+                .tasks
+                .get(task)?
+                .caps()
+                .lookup(slot, ObjectKind::Notification, Rights::SEND)?;
         let Object::Notification { id, bits } = cap.object else {
-            return Err(CapError::WrongType { slot, expected: ObjectKind::Notification, found: cap.object.kind() }.into());
+            return Err(CapError::WrongType {
+                slot,
+                expected: ObjectKind::Notification,
+                found: cap.object.kind(),
+            }
+            .into());
         };
         self.signal_bits(id, bits)?;
         Ok(self.sched.schedule())
@@ -151,9 +166,19 @@ impl KernelObjects {
     /// `task` waits on the notification capability in `slot`; returns the
     /// bits at once if some were pending.
     pub fn wait(&mut self, task: TaskId, slot: usize) -> Result<(Option<u64>, Decision), ObjError> {
-        let cap = *self.tasks.get(task)?.caps().lookup(slot, ObjectKind::Notification, Rights::RECV)?;
+        let cap =
+            *self
+                .tasks
+                .get(task)?
+                .caps()
+                .lookup(slot, ObjectKind::Notification, Rights::RECV)?;
         let Object::Notification { id, .. } = cap.object else {
-            return Err(CapError::WrongType { slot, expected: ObjectKind::Notification, found: cap.object.kind() }.into());
+            return Err(CapError::WrongType {
+                slot,
+                expected: ObjectKind::Notification,
+                found: cap.object.kind(),
+            }
+            .into());
         };
         match self.notifications.wait(task, id)? {
             Waited::Bits(bits) => Ok((Some(bits), Decision::Continue)),
@@ -192,7 +217,11 @@ impl KernelObjects {
         if let Some(n) = self.supervisor {
             self.signal_bits(n, 1u64 << (victim.slot() % 64))?;
         }
-        Ok(KillReport { notice, released, decision: self.sched.schedule() })
+        Ok(KillReport {
+            notice,
+            released,
+            decision: self.sched.schedule(),
+        })
     }
 
     /// Frees a dead task's slot (the supervisor has read its notice).
@@ -215,14 +244,33 @@ impl KernelObjects {
         slot: usize,
         rights: Rights,
     ) -> Result<(super::ids::EndpointId, super::ids::Badge), ObjError> {
-        let cap = self.tasks.get(task)?.caps().lookup(slot, ObjectKind::Endpoint, rights)?;
+        let cap = self
+            .tasks
+            .get(task)?
+            .caps()
+            .lookup(slot, ObjectKind::Endpoint, rights)?;
         match cap.object {
             Object::Endpoint { id, badge } => Ok((id, badge)),
-            other => Err(CapError::WrongType { slot, expected: ObjectKind::Endpoint, found: other.kind() }.into()),
+            other => Err(CapError::WrongType {
+                slot,
+                expected: ObjectKind::Endpoint,
+                found: other.kind(),
+            }
+            .into()),
         }
     }
 
     fn apply(&mut self, current: TaskId, outcome: Outcome) -> Result<IpcStep, ObjError> {
+        // A queued caller whose request was just taken now waits for the reply.
+        for transfer in outcome.transfers() {
+            let sender = transfer.from;
+            if sender != current
+                && self.endpoints.waiting(sender) == Some(Wait::Reply)
+                && self.sched.state(sender) == Some(TaskState::BlockedSend)
+            {
+                self.sched.rewait(sender, TaskState::BlockedReply)?;
+            }
+        }
         let decision = match outcome.next {
             Next::Continue { woken } => {
                 for task in woken.into_iter().flatten() {
@@ -230,7 +278,10 @@ impl KernelObjects {
                 }
                 self.sched.schedule()
             }
-            Next::SwitchTo { to, waits } => self.sched.direct_switch(current, to, blocked_state(waits))?,
+            Next::SwitchTo { to, waits } => {
+                self.sched
+                    .direct_switch(current, to, blocked_state(waits))?
+            }
             Next::Block(waits) => {
                 self.sched.block(current, blocked_state(waits))?;
                 self.sched.schedule()

@@ -203,6 +203,17 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Moves a blocked `task` to another blocked state (a caller whose
+    /// request was taken now waits for the reply instead of to send).
+    pub fn rewait(&mut self, task: TaskId, blocked: TaskState) -> Result<(), SchedError> {
+        let entry = self.entry(task)?;
+        if !entry.state.is_blocked() || !blocked.is_blocked() {
+            return Err(SchedError::IllegalTransition { from: entry.state });
+        }
+        self.set_state(task, blocked);
+        Ok(())
+    }
+
     /// Makes a blocked `task` ready (at the back of its queue). Call
     /// [`Scheduler::schedule`] once all wake-ups of an event are done: it
     /// decides whether the current task is preempted.

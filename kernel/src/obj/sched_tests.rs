@@ -251,3 +251,23 @@ fn direct_switch_checks_both_parties() {
     );
     assert_eq!(s.current(), Some(t(1)));
 }
+
+#[test]
+fn rewait_moves_only_between_blocked_states() {
+    let mut s = admitted(&[(1, 5), (2, 5)]);
+    s.block(t(1), TaskState::BlockedSend).unwrap();
+    s.rewait(t(1), TaskState::BlockedReply).unwrap();
+    assert_eq!(s.state(t(1)), Some(TaskState::BlockedReply));
+    assert_eq!(
+        s.rewait(t(1), TaskState::Ready),
+        Err(SchedError::IllegalTransition {
+            from: TaskState::BlockedReply
+        })
+    );
+    assert_eq!(
+        s.rewait(t(2), TaskState::BlockedRecv),
+        Err(SchedError::IllegalTransition {
+            from: TaskState::Ready
+        })
+    );
+}

@@ -29,12 +29,18 @@ impl TaskName {
         }
         let mut bytes = [0; MAX_NAME_LEN];
         bytes.get_mut(..src.len())?.copy_from_slice(src);
-        Some(TaskName { bytes, len: src.len() })
+        Some(TaskName {
+            bytes,
+            len: src.len(),
+        })
     }
 
     /// The name as text.
     pub fn as_str(&self) -> &str {
-        self.bytes.get(..self.len).and_then(|b| core::str::from_utf8(b).ok()).unwrap_or("?")
+        self.bytes
+            .get(..self.len)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("?")
     }
 }
 
@@ -92,7 +98,9 @@ impl fmt::Display for DeathNotice {
         write!(f, "task {} ({}) ", self.task.slot(), self.name.as_str())?;
         match self.reason {
             ExitReason::Exited { code } => write!(f, "exited with code {code}"),
-            ExitReason::Faulted { kind, address } => write!(f, "killed: {} at {address:#x}", kind.describe()),
+            ExitReason::Faulted { kind, address } => {
+                write!(f, "killed: {} at {address:#x}", kind.describe())
+            }
             ExitReason::Killed => f.write_str("killed by the supervisor"),
         }
     }
@@ -170,22 +178,39 @@ impl Default for TaskTable {
 impl TaskTable {
     /// An empty table.
     pub fn new() -> Self {
-        TaskTable { slots: core::array::from_fn(|_| Slot { generation: 0, task: None }) }
+        TaskTable {
+            slots: core::array::from_fn(|_| Slot {
+                generation: 0,
+                task: None,
+            }),
+        }
     }
 
     /// Records a new task in the lowest free slot, with no capabilities.
     pub fn spawn(&mut self, name: &str, priority: Priority) -> Result<TaskId, TaskError> {
         let name = TaskName::new(name).ok_or(TaskError::BadName)?;
-        let (index, slot) =
-            self.slots.iter_mut().enumerate().find(|(_, s)| s.task.is_none()).ok_or(TaskError::TableFull)?;
-        slot.task = Some(Task { name, priority, caps: CapTable::new(), exit: None });
+        let (index, slot) = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .find(|(_, s)| s.task.is_none())
+            .ok_or(TaskError::TableFull)?;
+        slot.task = Some(Task {
+            name,
+            priority,
+            caps: CapTable::new(),
+            exit: None,
+        });
         TaskId::new(index, slot.generation).ok_or(TaskError::TableFull)
     }
 
     /// The task `id` names, dead or alive.
     pub fn get(&self, id: TaskId) -> Result<&Task, TaskError> {
         match self.slots.get(id.slot()) {
-            Some(Slot { generation, task: Some(task) }) if *generation == id.generation() => Ok(task),
+            Some(Slot {
+                generation,
+                task: Some(task),
+            }) if *generation == id.generation() => Ok(task),
             _ => Err(TaskError::StaleId),
         }
     }
@@ -193,7 +218,10 @@ impl TaskTable {
     /// The task `id` names, for change.
     pub fn get_mut(&mut self, id: TaskId) -> Result<&mut Task, TaskError> {
         match self.slots.get_mut(id.slot()) {
-            Some(Slot { generation, task: Some(task) }) if *generation == id.generation() => Ok(task),
+            Some(Slot {
+                generation,
+                task: Some(task),
+            }) if *generation == id.generation() => Ok(task),
             _ => Err(TaskError::StaleId),
         }
     }
@@ -213,7 +241,11 @@ impl TaskTable {
             return Err(TaskError::AlreadyDead);
         }
         task.exit = Some(reason);
-        Ok(DeathNotice { task: id, name: task.name, reason })
+        Ok(DeathNotice {
+            task: id,
+            name: task.name,
+            reason,
+        })
     }
 
     /// Frees a dead task's slot and returns its death notice; the slot's
@@ -221,7 +253,11 @@ impl TaskTable {
     pub fn reap(&mut self, id: TaskId) -> Result<DeathNotice, TaskError> {
         let task = self.get(id)?;
         let reason = task.exit.ok_or(TaskError::NotDead)?;
-        let notice = DeathNotice { task: id, name: task.name, reason };
+        let notice = DeathNotice {
+            task: id,
+            name: task.name,
+            reason,
+        };
         if let Some(slot) = self.slots.get_mut(id.slot()) {
             slot.task = None;
             slot.generation = slot.generation.wrapping_add(1);
@@ -232,7 +268,11 @@ impl TaskTable {
     /// Deletes every capability naming `object` from every task; returns
     /// how many were deleted.
     pub fn revoke_everywhere(&mut self, object: ObjectRef) -> usize {
-        self.slots.iter_mut().filter_map(|s| s.task.as_mut()).map(|t| t.caps.revoke(object)).sum()
+        self.slots
+            .iter_mut()
+            .filter_map(|s| s.task.as_mut())
+            .map(|t| t.caps.revoke(object))
+            .sum()
     }
 
     /// The ids of every task in the table, dead or alive.
@@ -245,8 +285,8 @@ impl TaskTable {
 mod tests {
     use super::*;
     use crate::obj::cap::{Capability, Object};
-    use crate::obj::ids::EndpointId;
     use crate::obj::ids::Badge;
+    use crate::obj::ids::EndpointId;
     use crate::obj::rights::Rights;
 
     fn prio() -> Priority {
@@ -284,7 +324,10 @@ mod tests {
         assert_ne!(new, old);
         assert_eq!(t.get(old).map(|_| ()), Err(TaskError::StaleId));
         assert!(t.get(new).is_ok());
-        assert_eq!(t.mark_dead(old, ExitReason::Killed), Err(TaskError::StaleId));
+        assert_eq!(
+            t.mark_dead(old, ExitReason::Killed),
+            Err(TaskError::StaleId)
+        );
     }
 
     #[test]
@@ -293,8 +336,14 @@ mod tests {
         let id = t.spawn("ioreq", prio()).unwrap();
         assert_eq!(t.reap(id), Err(TaskError::NotDead));
         t.mark_dead(id, ExitReason::Exited { code: 2 }).unwrap();
-        assert_eq!(t.mark_dead(id, ExitReason::Killed), Err(TaskError::AlreadyDead));
-        assert_eq!(t.get(id).unwrap().exit_reason(), Some(ExitReason::Exited { code: 2 }));
+        assert_eq!(
+            t.mark_dead(id, ExitReason::Killed),
+            Err(TaskError::AlreadyDead)
+        );
+        assert_eq!(
+            t.get(id).unwrap().exit_reason(),
+            Some(ExitReason::Exited { code: 2 })
+        );
         assert_eq!(t.reap(id).unwrap().reason, ExitReason::Exited { code: 2 });
         assert_eq!(t.reap(id), Err(TaskError::StaleId));
     }
@@ -306,13 +355,28 @@ mod tests {
             t.spawn("other", prio()).unwrap();
         }
         let id = t.spawn("devices", prio()).unwrap();
-        let reason = ExitReason::Faulted { kind: FaultKind::StorePageFault, address: 0x1000_0008 };
+        let reason = ExitReason::Faulted {
+            kind: FaultKind::StorePageFault,
+            address: 0x1000_0008,
+        };
         let notice = t.mark_dead(id, reason).unwrap();
-        assert_eq!(notice.to_string(), "task 3 (devices) killed: store page fault at 0x10000008");
-        let exited = DeathNotice { reason: ExitReason::Exited { code: 1 }, ..notice };
+        assert_eq!(
+            notice.to_string(),
+            "task 3 (devices) killed: store page fault at 0x10000008"
+        );
+        let exited = DeathNotice {
+            reason: ExitReason::Exited { code: 1 },
+            ..notice
+        };
         assert_eq!(exited.to_string(), "task 3 (devices) exited with code 1");
-        let killed = DeathNotice { reason: ExitReason::Killed, ..notice };
-        assert_eq!(killed.to_string(), "task 3 (devices) killed by the supervisor");
+        let killed = DeathNotice {
+            reason: ExitReason::Killed,
+            ..notice
+        };
+        assert_eq!(
+            killed.to_string(),
+            "task 3 (devices) killed by the supervisor"
+        );
     }
 
     #[test]
@@ -330,7 +394,10 @@ mod tests {
         let a = t.spawn("a", prio()).unwrap();
         let b = t.spawn("b", prio()).unwrap();
         let cap = Capability {
-            object: Object::Endpoint { id: EndpointId(1), badge: Badge::NONE },
+            object: Object::Endpoint {
+                id: EndpointId(1),
+                badge: Badge::NONE,
+            },
             rights: Rights::ALL,
         };
         for id in [a, b] {
