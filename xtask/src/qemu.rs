@@ -1,5 +1,6 @@
 //! `cargo xtask qemu`: build Mica and boot the default scenario on QEMU.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::cmd::{cargo, run as run_cmd, workspace_root};
@@ -11,16 +12,26 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(arg) = args.first() {
         return Err(format!("`xtask qemu` does not know the option `{arg}` yet"));
     }
-    let root = workspace_root();
-    if !root.join("kernel").join("Cargo.toml").exists() {
-        return Err(
-            "the Mica kernel is not built yet: this checkout has only the host-side \
-                    service libraries (run `cargo xtask test` for them)"
-                .into(),
-        );
-    }
     install::rust_targets()?;
     install::qemu()?;
+    let kernel = build_kernel()?;
+    let mut qemu = Command::new("qemu-system-riscv64");
+    qemu.args([
+        "-machine",
+        "virt",
+        "-nographic",
+        "-bios",
+        "default",
+        "-m",
+        "256M",
+    ])
+    .args(["-smp", "2", "-kernel"])
+    .arg(&kernel);
+    run_cmd(&mut qemu, "boot Mica on QEMU")
+}
+
+/// Builds the RISC-V kernel (release) and returns the path of its ELF.
+pub fn build_kernel() -> Result<PathBuf, String> {
     run_cmd(
         cargo().args([
             "build",
@@ -32,22 +43,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ]),
         "build the kernel",
     )?;
-    let kernel = root
+    Ok(workspace_root()
         .join("target")
         .join(RISCV_TARGET)
         .join("release")
-        .join("mica-kernel");
-    let mut qemu = Command::new("qemu-system-riscv64");
-    qemu.args([
-        "-machine",
-        "virt",
-        "-nographic",
-        "-bios",
-        "default",
-        "-m",
-        "256M",
-        "-kernel",
-    ])
-    .arg(&kernel);
-    run_cmd(&mut qemu, "boot Mica on QEMU")
+        .join("mica-kernel"))
 }

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::cmd::{self, cargo, describe, workspace_root};
-use crate::install;
+use crate::{install, qemu};
 
 /// Bare-metal crates, linted for their own target (they are not default
 /// members, so the host clippy run does not see them).
@@ -35,7 +35,25 @@ pub fn run(args: &[String]) -> Result<(), String> {
             )?;
         }
     }
-    let counts = counted(cargo().arg("test"), "host unit tests")?;
+    let mut counts = counted(cargo().arg("test"), "host unit tests")?;
+    install::qemu()?;
+    let kernel = qemu::build_kernel()?;
+    let emulated = counted(
+        cargo()
+            .args([
+                "test",
+                "-p",
+                "mica-tests",
+                "--test",
+                "riscv64_boot",
+                "--",
+                "--ignored",
+            ])
+            .env("MICA_KERNEL_RISCV64", &kernel),
+        "QEMU tests (riscv64)",
+    )?;
+    counts.passed += emulated.passed;
+    counts.failed += emulated.failed;
     println!(
         "xtask test: {} passed, {} failed",
         counts.passed, counts.failed

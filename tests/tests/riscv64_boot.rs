@@ -1,0 +1,82 @@
+//! Boots the RISC-V kernel on QEMU virt and checks what a user sees: the boot
+//! lines and a clean exit, and a clear line plus a non-zero exit when the
+//! machine cannot run Mica. Run by `cargo xtask test`, which builds the
+//! kernel and installs QEMU first.
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::process::Command;
+use std::time::Duration;
+
+use mica_tests::Session;
+
+const BOOT: Duration = Duration::from_secs(30);
+
+/// QEMU virt with OpenSBI booting the kernel that xtask built.
+fn qemu(extra: &[&str]) -> Session {
+    let kernel = std::env::var("MICA_KERNEL_RISCV64").expect(
+        "MICA_KERNEL_RISCV64 names the kernel ELF: run these tests with `cargo xtask test`",
+    );
+    let mut command = Command::new("qemu-system-riscv64");
+    command
+        .args([
+            "-machine",
+            "virt",
+            "-nographic",
+            "-bios",
+            "default",
+            "-kernel",
+            &kernel,
+        ])
+        .args(["-monitor", "none", "-serial", "stdio"])
+        .args(extra);
+    Session::spawn(command).unwrap()
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn boots_and_shuts_down_cleanly() {
+    let mut s = qemu(&["-m", "256M", "-smp", "2"]);
+    s.expect("mica: booting on riscv64 (2 harts, 256 MiB)", BOOT)
+        .unwrap();
+    s.expect("mica: paging: Sv39 on", BOOT).unwrap();
+    s.expect("mica: timer:", BOOT).unwrap();
+    s.expect("mica: boot complete", BOOT).unwrap();
+    let status = s.wait_exit(BOOT).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn without_the_h_extension_it_says_so_and_fails() {
+    let mut s = qemu(&["-m", "256M", "-cpu", "rv64,h=false"]);
+    s.expect("mica: RISC-V H extension not available", BOOT)
+        .unwrap();
+    let status = s.wait_exit(BOOT).unwrap();
+    assert_ne!(
+        status.code(),
+        Some(0),
+        "must exit non-zero: {:?}",
+        s.transcript()
+    );
+    assert!(
+        !s.transcript()
+            .iter()
+            .any(|line| line.contains("boot complete")),
+        "must stop before booting on: {:?}",
+        s.transcript()
+    );
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn with_too_little_memory_it_says_so_and_fails() {
+    let mut s = qemu(&["-m", "32M"]);
+    s.expect("mica: not enough memory", BOOT).unwrap();
+    let status = s.wait_exit(BOOT).unwrap();
+    assert_ne!(
+        status.code(),
+        Some(0),
+        "must exit non-zero: {:?}",
+        s.transcript()
+    );
+}
