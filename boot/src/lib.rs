@@ -4,6 +4,7 @@
 #![no_std]
 
 pub mod fdt;
+pub mod image;
 mod info;
 mod isa;
 mod ranges;
