@@ -2,6 +2,11 @@
 //! `cargo xtask qemu | test | bench`.
 
 mod cmd;
+#[allow(
+    dead_code,
+    reason = "the kernel build packs the boot image once service tasks exist"
+)]
+mod image;
 mod install;
 mod qemu;
 mod test;
