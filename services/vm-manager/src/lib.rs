@@ -12,6 +12,7 @@
 pub mod config;
 pub mod creation;
 pub mod genid;
+pub mod guest_dt;
 pub mod lifecycle;
 pub mod name;
 pub mod platform;
