@@ -13,6 +13,7 @@ pub mod devices;
 mod error;
 pub mod ioreq;
 pub mod server;
+pub mod syscall;
 pub mod vm;
 
 pub use codec::{MAX_MESSAGE_SIZE, decode, encode};

@@ -83,6 +83,9 @@ pub struct KernelObjects {
     /// The notification on which the supervisor hears of deaths: bit `n`
     /// set means "the task in slot `n` died".
     supervisor: Option<NotificationId>,
+    /// The last notification waiter a signal woke, with the bits it takes;
+    /// the arch layer puts them in its result registers.
+    woken_waiter: Option<(TaskId, u64)>,
 }
 
 impl KernelObjects {
@@ -231,9 +234,16 @@ impl KernelObjects {
         Ok(notice)
     }
 
+    /// The waiter the last `signal` or `kill` woke and the bits it took,
+    /// once: the caller delivers them as that task's `wait` result.
+    pub fn take_woken_waiter(&mut self) -> Option<(TaskId, u64)> {
+        self.woken_waiter.take()
+    }
+
     fn signal_bits(&mut self, n: NotificationId, bits: u64) -> Result<(), ObjError> {
-        if let Signalled::Woke { task, .. } = self.notifications.signal(n, bits)? {
+        if let Signalled::Woke { task, bits } = self.notifications.signal(n, bits)? {
             self.sched.unblock(task)?;
+            self.woken_waiter = Some((task, bits));
         }
         Ok(())
     }

@@ -1,0 +1,241 @@
+//! The system-call dispatcher: decodes a call (number and argument words as
+//! the arch layer found them in registers, see `ipc::syscall`), runs it on
+//! the kernel objects, and tells the [`Machine`] which results land in which
+//! task's registers and which message bytes to copy. Faults and exits go
+//! through [`kill`], which reports the death and releases IPC partners.
+//!
+//! Register writes are deferred for blocked tasks: a task blocked in `call`,
+//! `recv` or `wait` gets its results when the event that wakes it happens.
+
+use ipc::Error;
+use ipc::syscall::{MAX_DEBUG_WRITE, OK, Sysno, status_of};
+
+use crate::obj::cap::{CapError, Object, ObjectKind};
+use crate::obj::endpoint::IpcError;
+use crate::obj::ids::TaskId;
+use crate::obj::objects::{IpcStep, KernelObjects, ObjError};
+use crate::obj::rights::Rights;
+use crate::obj::sched::Decision;
+use crate::obj::task::{DeathNotice, ExitReason};
+
+/// What the dispatcher needs from the machine: register results, message
+/// copies between IPC buffers, user-memory reads and task restarts.
+pub trait Machine {
+    /// Sets `task`'s result registers: `status` (a0) and `values` (a1-a3).
+    fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]);
+    /// Copies the first `len` (at most `ipc::MAX_MESSAGE_SIZE`) bytes of
+    /// `from`'s IPC buffer to `to`'s.
+    fn copy_message(&mut self, from: TaskId, to: TaskId, len: usize);
+    /// Copies `out.len()` bytes at user address `ptr` of `task` into `out`;
+    /// `false` if any byte is not readable user memory of that task.
+    fn read_user(&mut self, task: TaskId, ptr: usize, out: &mut [u8]) -> bool;
+    /// Prints a line a task wrote with `debug_write`.
+    fn console_line(&mut self, task: TaskId, line: &[u8]);
+    /// Prints the kernel's report of a death.
+    fn report_death(&mut self, notice: &DeathNotice);
+    /// The supervisor task (the only one that may restart others).
+    fn supervisor(&self) -> Option<TaskId>;
+    /// Starts a fresh copy of the dead task of `dead` (already reaped).
+    fn restart(&mut self, objects: &mut KernelObjects, dead: &DeathNotice)
+    -> Result<TaskId, Error>;
+}
+
+/// The `ipc::Error` a task sees for a refused kernel-object operation.
+pub fn error_for(e: ObjError) -> Error {
+    match e {
+        ObjError::Cap(CapError::MissingRights { .. }) => Error::PermissionDenied,
+        ObjError::Cap(_) => Error::InvalidArgument,
+        ObjError::Ipc(IpcError::MessageTooLong { .. }) => Error::MessageTooLarge,
+        ObjError::Ipc(IpcError::ServerDied) => Error::ServerDied,
+        ObjError::Ipc(IpcError::OutOfEndpoints) => Error::KernelRefused,
+        ObjError::Ipc(_) | ObjError::Notification(_) | ObjError::Task(_) => Error::InvalidArgument,
+        ObjError::Sched(_) => Error::KernelRefused,
+    }
+}
+
+/// Runs system call `nr` with `args` (a0-a5) for the running task `current`;
+/// returns what the CPU does next.
+pub fn dispatch<M: Machine>(
+    objects: &mut KernelObjects,
+    machine: &mut M,
+    current: TaskId,
+    nr: usize,
+    args: [usize; 6],
+) -> Decision {
+    let Some(call) = Sysno::from_usize(nr) else {
+        machine.set_result(current, status_of(Error::InvalidArgument), [0; 3]);
+        return Decision::Continue;
+    };
+    let done = |m: &mut M, values| {
+        m.set_result(current, OK, values);
+        Decision::Continue
+    };
+    let result = match call {
+        Sysno::DebugWrite => return debug_write(machine, current, args[0], args[1]),
+        Sysno::Exit => {
+            let code = u32::try_from(args[0]).unwrap_or(u32::MAX);
+            return kill(objects, machine, current, ExitReason::Exited { code });
+        }
+        Sysno::Yield => {
+            machine.set_result(current, OK, [0; 3]);
+            return objects.sched.yield_now();
+        }
+        Sysno::Call => objects.call(current, args[0], args[1]),
+        Sysno::Recv => objects.recv(current, args[0]),
+        Sysno::Reply => match objects.reply(current, args[0]) {
+            // The caller died after its request was taken: nothing to answer.
+            Err(ObjError::Ipc(IpcError::CallerDied)) => return done(machine, [0; 3]),
+            other => other,
+        },
+        Sysno::ReplyRecv => objects
+            .reply_recv(current, args[0], args[1])
+            .map(|(_, step)| step),
+        Sysno::Signal => {
+            return match objects.signal(current, args[0]) {
+                Ok(decision) => {
+                    deliver_woken(objects, machine);
+                    machine.set_result(current, OK, [0; 3]);
+                    decision
+                }
+                Err(e) => fail(machine, current, e),
+            };
+        }
+        Sysno::Wait => {
+            return match objects.wait(current, args[0]) {
+                Ok((Some(bits), decision)) => {
+                    machine.set_result(current, OK, [bits as usize, 0, 0]);
+                    decision
+                }
+                Ok((None, decision)) => decision,
+                Err(e) => fail(machine, current, e),
+            };
+        }
+        Sysno::Poll => {
+            return match poll(objects, current, args[0]) {
+                Ok(bits) => done(machine, [bits as usize, 0, 0]),
+                Err(e) => fail(machine, current, e),
+            };
+        }
+        Sysno::Restart => return restart(objects, machine, current, args[0]),
+    };
+    match result {
+        Ok(step) => apply_step(objects, machine, current, step),
+        Err(e) => fail(machine, current, e),
+    }
+}
+
+/// Kills `victim` for `reason` (a fault, or its own exit): reports it,
+/// answers every caller it owed a reply with `ServerDied`, and wakes the
+/// supervisor with the death bit.
+pub fn kill<M: Machine>(
+    objects: &mut KernelObjects,
+    machine: &mut M,
+    victim: TaskId,
+    reason: ExitReason,
+) -> Decision {
+    match objects.kill(victim, reason) {
+        Ok(report) => {
+            machine.report_death(&report.notice);
+            for caller in report.released.iter() {
+                machine.set_result(caller, status_of(Error::ServerDied), [0; 3]);
+            }
+            deliver_woken(objects, machine);
+            report.decision
+        }
+        // Already dead or stale: nothing runs it any more.
+        Err(_) => objects.sched.schedule(),
+    }
+}
+
+fn fail<M: Machine>(machine: &mut M, current: TaskId, e: ObjError) -> Decision {
+    machine.set_result(current, status_of(error_for(e)), [0; 3]);
+    Decision::Continue
+}
+
+fn deliver_woken<M: Machine>(objects: &mut KernelObjects, machine: &mut M) {
+    if let Some((task, bits)) = objects.take_woken_waiter() {
+        machine.set_result(task, OK, [bits as usize, 0, 0]);
+    }
+}
+
+fn apply_step<M: Machine>(
+    objects: &KernelObjects,
+    machine: &mut M,
+    current: TaskId,
+    step: IpcStep,
+) -> Decision {
+    let mut current_got_message = false;
+    for t in step.outcome.transfers() {
+        machine.copy_message(t.from, t.to, t.len);
+        machine.set_result(t.to, OK, [t.len, t.badge.0 as usize, 0]);
+        current_got_message |= t.to == current;
+    }
+    let blocked = objects.sched.state(current).is_some_and(|s| s.is_blocked());
+    if !blocked && !current_got_message {
+        machine.set_result(current, OK, [0; 3]);
+    }
+    step.decision
+}
+
+fn debug_write<M: Machine>(machine: &mut M, task: TaskId, ptr: usize, len: usize) -> Decision {
+    let mut line = [0u8; MAX_DEBUG_WRITE];
+    let status = match line.get_mut(..len) {
+        None => status_of(Error::MessageTooLarge),
+        Some(buf) => {
+            if machine.read_user(task, ptr, buf) {
+                machine.console_line(task, buf);
+                OK
+            } else {
+                status_of(Error::InvalidArgument)
+            }
+        }
+    };
+    machine.set_result(task, status, [0; 3]);
+    Decision::Continue
+}
+
+fn poll(objects: &mut KernelObjects, task: TaskId, slot: usize) -> Result<u64, ObjError> {
+    let cap =
+        *objects
+            .tasks
+            .get(task)?
+            .caps()
+            .lookup(slot, ObjectKind::Notification, Rights::RECV)?;
+    match cap.object {
+        Object::Notification { id, .. } => Ok(objects.notifications.poll(id)?),
+        other => Err(CapError::WrongType {
+            slot,
+            expected: ObjectKind::Notification,
+            found: other.kind(),
+        }
+        .into()),
+    }
+}
+
+fn restart<M: Machine>(
+    objects: &mut KernelObjects,
+    machine: &mut M,
+    current: TaskId,
+    slot: usize,
+) -> Decision {
+    let result = if machine.supervisor() != Some(current) {
+        Err(Error::PermissionDenied)
+    } else {
+        match objects.tasks.id_at(slot) {
+            Some(dead) => match objects.reap(dead) {
+                Ok(notice) => machine.restart(objects, &notice),
+                Err(_) => Err(Error::InvalidArgument),
+            },
+            None => Err(Error::InvalidArgument),
+        }
+    };
+    match result {
+        Ok(new) => machine.set_result(current, OK, [new.slot(), 0, 0]),
+        Err(e) => machine.set_result(current, status_of(e), [0; 3]),
+    }
+    objects.sched.schedule()
+}
+
+#[cfg(test)]
+#[path = "syscall_tests.rs"]
+mod tests;
