@@ -11,6 +11,7 @@ pub mod klog;
 pub mod syscall;
 pub mod ticks;
 pub mod trap;
+pub mod vm;
 
 #[cfg(target_os = "none")]
 mod kmain;

@@ -1,0 +1,183 @@
+//! The kernel's half of the guest I/O path: a trapped device access goes
+//! into the vCPU's ioreq slot (PENDING), the vCPU blocks, and whoever serves
+//! the slot is told through an [`IoreqDispatch`]; once the slot is COMPLETE
+//! the kernel takes the validated result and the vCPU resumes.
+//!
+//! The real dispatcher (notify the ioreq service task, which completes the
+//! slot and asks the kernel to resume the vCPU) arrives with the task work;
+//! until then [`complete_in_kernel_for_boot_self_test`] stands in for it in
+//! the boot self-test only.
+
+use ioreq::page::IoreqPage;
+use ioreq::slot::{self, Direction, IoRequest, SlotError, SlotState};
+use ipc::Space;
+
+/// A trapped guest device access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MmioExit {
+    /// The guest-physical address.
+    pub gpa: u64,
+    /// Bytes accessed: 1, 2, 4 or 8.
+    pub size: u8,
+    /// The value stored, or `None` for a load.
+    pub store: Option<u64>,
+}
+
+/// Where a vCPU stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VcpuRun {
+    /// It may be entered.
+    Runnable,
+    /// It waits for its ioreq slot to become COMPLETE.
+    BlockedOnIo,
+    /// Its VM stopped; it never runs again.
+    Stopped,
+}
+
+/// An illegal vCPU state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadTransition {
+    /// The state it was in.
+    pub from: VcpuRun,
+}
+
+impl VcpuRun {
+    /// Runnable -> BlockedOnIo, when a device access was submitted.
+    pub fn block(self) -> Result<Self, BadTransition> {
+        match self {
+            VcpuRun::Runnable => Ok(VcpuRun::BlockedOnIo),
+            from => Err(BadTransition { from }),
+        }
+    }
+
+    /// BlockedOnIo -> Runnable, when the completion was taken.
+    pub fn resume(self) -> Result<Self, BadTransition> {
+        match self {
+            VcpuRun::BlockedOnIo => Ok(VcpuRun::Runnable),
+            from => Err(BadTransition { from }),
+        }
+    }
+}
+
+/// Who serves PENDING slots: the seam between the kernel's exit path and
+/// the ioreq service. `pending` is called right after a slot was filled.
+pub trait IoreqDispatch {
+    /// `vcpu`'s slot in `page` just became PENDING. The real dispatcher
+    /// signals the ioreq service's notification and returns; the vCPU stays
+    /// blocked until [`collect`] finds the slot COMPLETE.
+    fn pending(&mut self, page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError>;
+}
+
+/// Writes `exit` into `vcpu`'s FREE slot and marks it PENDING.
+pub fn submit(page: &mut IoreqPage, vcpu: u8, exit: MmioExit) -> Result<(), SlotError> {
+    let request = IoRequest {
+        vcpu,
+        space: Space::Mmio,
+        addr: exit.gpa,
+        size: exit.size,
+        direction: if exit.store.is_some() {
+            Direction::Write
+        } else {
+            Direction::Read
+        },
+        value: exit.store.unwrap_or(0),
+    };
+    slot::fill(page, &request)
+}
+
+/// The value of `vcpu`'s finished access (the read result; for a store the
+/// value stored), freeing the slot; `Ok(None)` while it is still PENDING or
+/// PROCESSING. A slot whose contents do not validate is an error.
+pub fn collect(page: &mut IoreqPage, vcpu: u8) -> Result<Option<u64>, SlotError> {
+    match slot::state(page, vcpu)? {
+        SlotState::Pending | SlotState::Processing => Ok(None),
+        _ => slot::take_completion(page, vcpu).map(|r| Some(r.value)),
+    }
+}
+
+/// Stand-in for the ioreq service, for the boot self-test only: completes
+/// `vcpu`'s PENDING slot in the kernel with `device`'s answer to the
+/// request. Real guests never take this path.
+pub fn complete_in_kernel_for_boot_self_test(
+    page: &mut IoreqPage,
+    vcpu: u8,
+    device: &mut dyn FnMut(&IoRequest) -> u64,
+) -> Result<(), SlotError> {
+    let request = slot::begin_processing(page, vcpu)?;
+    let value = device(&request);
+    slot::finish(page, &request, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page() -> Box<IoreqPage> {
+        Box::new(IoreqPage::new())
+    }
+
+    struct StandIn;
+
+    impl IoreqDispatch for StandIn {
+        fn pending(&mut self, page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError> {
+            complete_in_kernel_for_boot_self_test(page, vcpu, &mut |r| {
+                assert_eq!(r.addr, 0x1000_0005);
+                0x60
+            })
+        }
+    }
+
+    #[test]
+    fn a_load_round_trips_through_the_slot() {
+        let mut page = page();
+        let mut run = VcpuRun::Runnable;
+        let exit = MmioExit {
+            gpa: 0x1000_0005,
+            size: 1,
+            store: None,
+        };
+        submit(&mut page, 0, exit).unwrap();
+        run = run.block().unwrap();
+        assert_eq!(collect(&mut page, 0), Ok(None), "not complete yet");
+        StandIn.pending(&mut page, 0).unwrap();
+        assert_eq!(collect(&mut page, 0), Ok(Some(0x60)));
+        run = run.resume().unwrap();
+        assert_eq!(run, VcpuRun::Runnable);
+        // The slot is free again for the next access.
+        submit(&mut page, 0, exit).unwrap();
+    }
+
+    #[test]
+    fn a_second_access_while_one_is_pending_is_refused() {
+        let mut page = page();
+        let exit = MmioExit {
+            gpa: 0x1000_0000,
+            size: 1,
+            store: Some(b'x'.into()),
+        };
+        submit(&mut page, 3, exit).unwrap();
+        assert!(submit(&mut page, 3, exit).is_err());
+        assert!(submit(&mut page, 99, exit).is_err(), "no such slot");
+    }
+
+    #[test]
+    fn a_tampered_completion_is_refused() {
+        let mut page = page();
+        let exit = MmioExit {
+            gpa: 0x1000_0000,
+            size: 4,
+            store: None,
+        };
+        submit(&mut page, 1, exit).unwrap();
+        complete_in_kernel_for_boot_self_test(&mut page, 1, &mut |_| 7).unwrap();
+        page.slots[1].request_type = 77;
+        assert!(collect(&mut page, 1).is_err());
+    }
+
+    #[test]
+    fn illegal_transitions_are_errors() {
+        assert!(VcpuRun::Runnable.resume().is_err());
+        assert!(VcpuRun::BlockedOnIo.block().is_err());
+        assert!(VcpuRun::Stopped.block().is_err());
+    }
+}

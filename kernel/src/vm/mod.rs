@@ -1,0 +1,281 @@
+//! VM and vCPU kernel objects, free of any architecture: a VM's name, its
+//! guest-physical layout (RAM and MMIO windows), its run state and why it
+//! stopped. The arch layer runs vCPUs and reports exits in these terms.
+
+pub mod console;
+pub mod ioreq_path;
+
+use core::fmt;
+
+/// Guest RAM starts here on every Mica guest platform (QEMU-virt-like).
+pub const GUEST_RAM_BASE: u64 = 0x8000_0000;
+
+/// Guest-physical windows whose accesses are device accesses (sent to the
+/// ioreq path) rather than wild accesses: PLIC, 16550 UART, virtio-mmio slots.
+pub const GUEST_MMIO_WINDOWS: [(u64, u64); 3] = [
+    (0x0c00_0000, 0x0400_0000),
+    (0x1000_0000, 0x1000),
+    (0x1000_1000, 0x8000),
+];
+
+/// Whether a guest access at `gpa` is to a device window.
+pub fn is_mmio(gpa: u64) -> bool {
+    GUEST_MMIO_WINDOWS
+        .iter()
+        .any(|&(base, size)| gpa >= base && gpa - base < size)
+}
+
+/// Longest VM name the kernel keeps (vm-manager enforces its own rules).
+pub const NAME_MAX: usize = 31;
+
+/// A VM's name as the kernel prints it (`vm0 | ...`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct VmName {
+    bytes: [u8; NAME_MAX],
+    len: usize,
+}
+
+impl VmName {
+    /// `name`, or `None` if it is empty, too long or not printable ASCII.
+    pub fn new(name: &str) -> Option<Self> {
+        let ok = |b: &u8| b.is_ascii_graphic();
+        if name.is_empty() || name.len() > NAME_MAX || !name.bytes().all(|b| ok(&b)) {
+            return None;
+        }
+        let mut bytes = [0; NAME_MAX];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        Some(Self {
+            bytes,
+            len: name.len(),
+        })
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("?")
+    }
+}
+
+impl fmt::Display for VmName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for VmName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+/// What a guest access tried to do when it faulted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestAccess {
+    /// A load.
+    Load,
+    /// A store or AMO.
+    Store,
+    /// An instruction fetch.
+    Fetch,
+}
+
+impl GuestAccess {
+    fn noun(self) -> &'static str {
+        match self {
+            GuestAccess::Load => "load",
+            GuestAccess::Store => "store",
+            GuestAccess::Fetch => "instruction",
+        }
+    }
+}
+
+/// Why the kernel stopped a VM that did not ask to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// An access to guest-physical memory that is neither RAM nor a device.
+    GuestPageFault {
+        /// What the access was.
+        access: GuestAccess,
+        /// The faulting guest-physical address.
+        gpa: u64,
+    },
+    /// A device access the kernel cannot emulate (its instruction).
+    UndecodableMmio {
+        /// The faulting guest-physical address.
+        gpa: u64,
+        /// The instruction bits, as far as known.
+        insn: u64,
+    },
+    /// An instruction the guest may not run in VS-mode.
+    VirtualInstruction {
+        /// The instruction bits.
+        insn: u64,
+    },
+    /// The device side answered with something the kernel refuses.
+    BadIoCompletion,
+    /// Another exception the guest did not handle itself.
+    UnhandledException {
+        /// The architecture's cause number.
+        code: u64,
+        /// The trap value.
+        value: u64,
+    },
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            StopReason::GuestPageFault { access, gpa } => {
+                write!(f, "{} guest-page fault at {gpa:#x}", access.noun())
+            }
+            StopReason::UndecodableMmio { gpa, insn } => {
+                write!(
+                    f,
+                    "cannot emulate device access at {gpa:#x} (instruction {insn:#x})"
+                )
+            }
+            StopReason::VirtualInstruction { insn } => {
+                write!(f, "virtual instruction {insn:#x}")
+            }
+            StopReason::BadIoCompletion => f.write_str("invalid I/O completion"),
+            StopReason::UnhandledException { code, value } => {
+                write!(f, "unhandled exception {code} (value {value:#x})")
+            }
+        }
+    }
+}
+
+/// A VM's run state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmState {
+    /// Its vCPUs may run.
+    Running,
+    /// The guest powered itself off (SBI SRST shutdown).
+    PoweredOff,
+    /// The guest asked for a reboot; the VM manager decides what follows.
+    RebootRequested,
+    /// The kernel stopped it.
+    Stopped(StopReason),
+}
+
+/// The line the kernel prints when a VM leaves [`VmState::Running`].
+pub struct StateReport<'a> {
+    name: &'a VmName,
+    state: VmState,
+}
+
+impl fmt::Display for StateReport<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.name;
+        match self.state {
+            VmState::Running => write!(f, "{name} running"),
+            VmState::PoweredOff => write!(f, "{name} powered off"),
+            VmState::RebootRequested => write!(f, "{name} requested a reboot"),
+            VmState::Stopped(reason) => write!(f, "{name} stopped: {reason}"),
+        }
+    }
+}
+
+/// A VM kernel object: name, RAM size and state.
+#[derive(Debug, Clone, Copy)]
+pub struct Vm {
+    /// Its name.
+    pub name: VmName,
+    /// Bytes of guest RAM from [`GUEST_RAM_BASE`].
+    pub ram_bytes: u64,
+    state: VmState,
+}
+
+impl Vm {
+    /// A running VM.
+    pub fn new(name: VmName, ram_bytes: u64) -> Self {
+        Self {
+            name,
+            ram_bytes,
+            state: VmState::Running,
+        }
+    }
+
+    /// Its state.
+    pub fn state(&self) -> VmState {
+        self.state
+    }
+
+    /// Leaves `Running` for `next`; a VM that already left keeps its first
+    /// reason (returns false).
+    pub fn leave(&mut self, next: VmState) -> bool {
+        if self.state != VmState::Running || next == VmState::Running {
+            return false;
+        }
+        self.state = next;
+        true
+    }
+
+    /// Whether `gpa..gpa+len` lies inside guest RAM.
+    pub fn in_ram(&self, gpa: u64, len: u64) -> bool {
+        gpa >= GUEST_RAM_BASE
+            && gpa
+                .checked_add(len)
+                .is_some_and(|end| end <= GUEST_RAM_BASE + self.ram_bytes)
+    }
+
+    /// The report line for its current state (`vm1 stopped: ...`).
+    pub fn report(&self) -> StateReport<'_> {
+        StateReport {
+            name: &self.name,
+            state: self.state,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vm() -> Vm {
+        Vm::new(VmName::new("vm1").unwrap(), 2 << 20)
+    }
+
+    #[test]
+    fn a_wild_store_is_reported_with_its_address() {
+        let mut vm = vm();
+        let reason = StopReason::GuestPageFault {
+            access: GuestAccess::Store,
+            gpa: 0x4000_0000,
+        };
+        assert!(vm.leave(VmState::Stopped(reason)));
+        assert_eq!(
+            vm.report().to_string(),
+            "vm1 stopped: store guest-page fault at 0x40000000"
+        );
+    }
+
+    #[test]
+    fn the_first_reason_to_stop_wins() {
+        let mut vm = vm();
+        assert!(vm.leave(VmState::PoweredOff));
+        assert!(!vm.leave(VmState::Stopped(StopReason::BadIoCompletion)));
+        assert_eq!(vm.report().to_string(), "vm1 powered off");
+        assert!(!vm.leave(VmState::Running));
+    }
+
+    #[test]
+    fn device_windows_and_ram_are_told_apart() {
+        assert!(is_mmio(0x1000_0005));
+        assert!(is_mmio(0x0c00_0000));
+        assert!(!is_mmio(0x4000_0000));
+        assert!(!is_mmio(GUEST_RAM_BASE));
+        let vm = vm();
+        assert!(vm.in_ram(GUEST_RAM_BASE, 16));
+        assert!(!vm.in_ram(GUEST_RAM_BASE + (2 << 20) - 8, 16));
+        assert!(!vm.in_ram(u64::MAX - 4, 8));
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert_eq!(VmName::new("vm0").unwrap().to_string(), "vm0");
+        assert!(VmName::new("").is_none());
+        assert!(VmName::new("a b").is_none());
+        assert!(VmName::new(&"x".repeat(32)).is_none());
+    }
+}
