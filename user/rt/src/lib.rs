@@ -1,0 +1,57 @@
+//! The runtime every Mica user task links: the `_start` entry (the kernel
+//! sets `sp`, `a0` = IPC buffer, `a1` = restart count, see `ipc::syscall`),
+//! system-call wrappers, a `log` backend over `debug_write`, a small heap,
+//! a panic handler that exits, and [`serve_forever`], the server loop.
+//!
+//! A task crate names its main function with [`entry!`] and links with
+//! `user/rt/link.ld` (its build script passes `-T`).
+#![no_std]
+
+extern crate alloc;
+
+mod heap;
+mod logger;
+mod server;
+pub mod sys;
+
+pub use server::{call_message, serve_forever};
+pub use sys::Start;
+
+/// Declares `$main: fn(Start) -> u32` as the task's main function; its
+/// return value is the task's exit status.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        extern "C" fn __mica_task_main(start: $crate::Start) -> u32 {
+            let main: fn($crate::Start) -> u32 = $main;
+            main(start)
+        }
+    };
+}
+
+unsafe extern "C" {
+    fn __mica_task_main(start: Start) -> u32;
+}
+
+/// Called by `_start` with the kernel's `a0` and `a1`.
+#[unsafe(no_mangle)]
+extern "C" fn __mica_rt_start(ipc_buffer: usize, restarts: usize) -> ! {
+    heap::init();
+    logger::init();
+    let start = Start {
+        ipc_buffer,
+        restarts,
+    };
+    // SAFETY: `__mica_task_main` is defined by the task's `entry!` with
+    // exactly this signature; without it the task does not link.
+    let status = unsafe { __mica_task_main(start) };
+    sys::exit(status)
+}
+
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    log::error!("panic: {info}");
+    sys::exit(101)
+}
