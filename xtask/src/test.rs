@@ -9,8 +9,24 @@ use crate::{install, qemu};
 
 /// Bare-metal crates, linted for their own target (they are not default
 /// members, so the host clippy run does not see them).
-const BARE_METAL: [(&str, &str, &str); 1] =
-    [("kernel", "mica-kernel", "riscv64gc-unknown-none-elf")];
+const BARE_METAL: [(&str, &str, &str); 4] = [
+    ("kernel", "mica-kernel", "riscv64gc-unknown-none-elf"),
+    (
+        "tests/guests/common",
+        "mica-guest-common",
+        "riscv64gc-unknown-none-elf",
+    ),
+    (
+        "tests/guests/hello",
+        "mica-guest-hello",
+        "riscv64gc-unknown-none-elf",
+    ),
+    (
+        "tests/guests/misbehave",
+        "mica-guest-misbehave",
+        "riscv64gc-unknown-none-elf",
+    ),
+];
 
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(arg) = args.first() {

@@ -1,0 +1,50 @@
+//! Test guest `hello`: prints `hello from <name>` with the VM name from the
+//! device tree's `/chosen/mica,vm-name` (or `hello from an unnamed VM` when the
+//! tree has none or is unreadable), then `<name>: tick N` about once a second.
+//!
+//! Every byte goes out through the 16550 at 0x1000_0000, polling LSR.THRE
+//! before each THR write: under Mica that is the MMIO exit path under test.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod guest {
+    use mica_guest_common::fdt::{self, Dtb};
+    use mica_guest_common::{println, time};
+
+    /// The timebase when the device tree gives none (Mica's and QEMU's).
+    const DEFAULT_TIMEBASE_HZ: u64 = 10_000_000;
+
+    mica_guest_common::entry!(main);
+
+    fn main(_hart: usize, dtb: usize) -> ! {
+        // SAFETY: under the boot protocol a1 points at the DTB in guest RAM;
+        // `blob_at` refuses addresses below RAM, unaligned ones and bad headers.
+        let dtb = unsafe { fdt::blob_at(dtb) }.and_then(Dtb::parse);
+        let name = dtb
+            .and_then(|d| d.property(&["chosen"], "mica,vm-name"))
+            .and_then(fdt::vm_name);
+        let timebase = dtb
+            .and_then(|d| d.property(&["cpus"], "timebase-frequency"))
+            .and_then(fdt::number)
+            .filter(|&hz| hz != 0)
+            .unwrap_or(DEFAULT_TIMEBASE_HZ);
+        match name {
+            Some(name) => println!("hello from {name}"),
+            None => println!("hello from an unnamed VM"),
+        }
+        let label = name.unwrap_or("unnamed");
+        let mut tick: u64 = 0;
+        loop {
+            time::wait_ticks(timebase);
+            tick += 1;
+            println!("{label}: tick {tick}");
+        }
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!(
+        "mica-guest-hello is a bare-metal guest: build it with --target riscv64gc-unknown-none-elf"
+    );
+}
