@@ -15,7 +15,7 @@ pub fn rust_targets() -> Result<(), String> {
     add.args(["target", "add"]).args(TARGETS);
     run(&mut add, "install rust targets")?;
     let mut components = Command::new("rustup");
-    components.args(["component", "add", "clippy", "rustfmt"]);
+    components.args(["component", "add", "clippy", "rustfmt", "llvm-tools"]);
     run(&mut components, "install rust components")
 }
 

@@ -1,6 +1,11 @@
 //! Mica's one entry point for building, running, testing and benchmarking:
 //! `cargo xtask qemu | test | bench`.
 
+#[allow(
+    dead_code,
+    reason = "the boot image build uses it once service tasks are packed"
+)]
+mod artifacts;
 mod cmd;
 #[allow(
     dead_code,

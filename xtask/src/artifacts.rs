@@ -1,0 +1,89 @@
+//! Builds the bare-metal pieces the boot image is made of: guest programs
+//! as raw Linux-boot-protocol images (ELF flattened with llvm-objcopy).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::cmd::{cargo, run, workspace_root};
+
+/// The target every RISC-V piece is built for.
+pub const RISCV_TARGET: &str = "riscv64gc-unknown-none-elf";
+
+/// Where a release ELF of `package` lands.
+pub fn riscv_elf(package: &str) -> PathBuf {
+    workspace_root()
+        .join("target")
+        .join(RISCV_TARGET)
+        .join("release")
+        .join(package)
+}
+
+/// Builds the guest `package` and flattens it into `<elf>.bin`, the raw
+/// image a VM boots (entry at its first byte).
+pub fn guest_raw(package: &str) -> Result<PathBuf, String> {
+    run(
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            package,
+            "--target",
+            RISCV_TARGET,
+        ]),
+        &format!("build guest {package}"),
+    )?;
+    let elf = riscv_elf(package);
+    let raw = elf.with_extension("bin");
+    flatten(&elf, &raw)?;
+    Ok(raw)
+}
+
+/// `llvm-objcopy -O binary`: the loadable bytes from the lowest address on.
+fn flatten(elf: &Path, raw: &Path) -> Result<(), String> {
+    let objcopy = llvm_tool("llvm-objcopy")?;
+    run(
+        Command::new(objcopy)
+            .args(["-O", "binary"])
+            .arg(elf)
+            .arg(raw),
+        "flatten the guest image",
+    )
+}
+
+/// A tool of rustup's `llvm-tools` component for the running toolchain.
+fn llvm_tool(name: &str) -> Result<PathBuf, String> {
+    let output = Command::new("rustc")
+        .current_dir(workspace_root())
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("cannot run rustc --print sysroot: {e}"))?;
+    let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let host = host_triple()?;
+    let tool = Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(host)
+        .join("bin")
+        .join(name);
+    if tool.is_file() {
+        Ok(tool)
+    } else {
+        Err(format!(
+            "{} is missing: run `rustup component add llvm-tools`",
+            tool.display()
+        ))
+    }
+}
+
+/// The host triple rustc builds for (`x86_64-unknown-linux-gnu` here).
+fn host_triple() -> Result<String, String> {
+    let output = Command::new("rustc")
+        .current_dir(workspace_root())
+        .arg("-vV")
+        .output()
+        .map_err(|e| format!("cannot run rustc -vV: {e}"))?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .map(str::to_string)
+        .ok_or_else(|| "rustc -vV names no host".into())
+}
