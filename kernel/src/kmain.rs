@@ -15,7 +15,7 @@ use crate::frame::{FRAME_SIZE, FrameAllocator};
 use crate::{ExitStatus, klog, ticks};
 
 /// Frames trackable by the bitmap: 4 GiB of RAM.
-const FRAME_WORDS: usize = (4 << 30) / 4096 / 64;
+pub(crate) const FRAME_WORDS: usize = (4 << 30) / 4096 / 64;
 /// Kernel heap size.
 const HEAP_BYTES: u64 = 4 << 20;
 /// Timer ticks per second.
@@ -23,7 +23,8 @@ const TICK_HZ: u64 = 100;
 /// Ticks the boot self-check waits for.
 const BOOT_TICKS: u64 = 3;
 
-static FRAMES: spin::Mutex<FrameAllocator<FRAME_WORDS>> = spin::Mutex::new(FrameAllocator::new());
+pub(crate) static FRAMES: spin::Mutex<FrameAllocator<FRAME_WORDS>> =
+    spin::Mutex::new(FrameAllocator::new());
 
 /// Prints `mica: <what>` and powers off with a failure status.
 fn fail(what: fmt::Arguments<'_>) -> ! {
@@ -82,10 +83,13 @@ extern "C" fn kmain_entry(hart: usize, dtb_addr: usize) -> ! {
     );
     drop(probe);
 
-    match arch::enable_kernel_paging(&mut frames, &image, memory.span) {
-        Ok(root) => info!("paging: Sv39 on, kernel tables at {root:#x}"),
+    let kernel_root = match arch::enable_kernel_paging(&mut frames, &image, memory.span) {
+        Ok(root) => {
+            info!("paging: Sv39 on, kernel tables at {root:#x}");
+            root
+        }
         Err(e) => fail(format_args!("cannot build kernel page tables: {e:?}")),
-    }
+    };
     drop(frames);
 
     arch::trap_init();
@@ -103,6 +107,10 @@ extern "C" fn kmain_entry(hart: usize, dtb_addr: usize) -> ! {
     };
     info!("timer: {} ticks at {TICK_HZ} Hz via {via}", ticks::count());
 
+    if crate::userland::has_tasks() {
+        info!("boot complete, starting tasks");
+        crate::userland::start(kernel_root)
+    }
     info!("boot complete, shutting down");
     arch::shutdown(ExitStatus::Success)
 }

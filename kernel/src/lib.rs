@@ -15,6 +15,8 @@ pub mod vm;
 
 #[cfg(target_os = "none")]
 mod kmain;
+#[cfg(target_os = "none")]
+mod userland;
 
 /// How the machine should power off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,10 @@
 //! Register writes are deferred for blocked tasks: a task blocked in `call`,
 //! `recv` or `wait` gets its results when the event that wakes it happens.
 
+// Registers, addresses and notification words are all 64 bits wide on the
+// targets with user tasks (RV64, x86_64).
+#![allow(clippy::cast_possible_truncation)]
+
 use ipc::Error;
 use ipc::syscall::{MAX_DEBUG_WRITE, OK, Sysno, status_of};
 

@@ -11,7 +11,12 @@
 //!   `timer_ticks_per_second()`, `wait_for_interrupt()`
 //! - `enable_kernel_paging(frames, image, ram)` (page-table activation)
 //!
-//! Context switching joins this list with the first U-mode task.
+//! - user tasks: `AddressSpace` (`activate`, `read_user`), `load_task(frames,
+//!   kernel_root, elf, asid)`, `copy_message(from, to, len)`; the context
+//!   switch is `TrapFrame::for_user` / `set_result` / `syscall` on the saved
+//!   frame plus `enter_user(&TrapFrame) -> !` for the first entry: a trap
+//!   from U-mode saves the frame, generic code picks the next task, and the
+//!   vector's return path restores whichever frame it left.
 
 pub mod riscv64;
 

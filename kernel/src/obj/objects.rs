@@ -74,7 +74,7 @@ pub struct KillReport {
 }
 
 /// Every kernel object.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct KernelObjects {
     pub tasks: TaskTable,
     pub sched: Scheduler,
@@ -88,10 +88,23 @@ pub struct KernelObjects {
     woken_waiter: Option<(TaskId, u64)>,
 }
 
+impl Default for KernelObjects {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl KernelObjects {
-    /// No objects.
-    pub fn new() -> Self {
-        Self::default()
+    /// No objects (const, so the kernel can hold them in a static).
+    pub const fn new() -> Self {
+        KernelObjects {
+            tasks: TaskTable::new(),
+            sched: Scheduler::new(),
+            endpoints: Endpoints::new(),
+            notifications: Notifications::new(),
+            supervisor: None,
+            woken_waiter: None,
+        }
     }
 
     /// Creates a ready task with an empty capability table.

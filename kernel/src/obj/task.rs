@@ -177,12 +177,14 @@ impl Default for TaskTable {
 
 impl TaskTable {
     /// An empty table.
-    pub fn new() -> Self {
+    pub const fn new() -> Self {
         TaskTable {
-            slots: core::array::from_fn(|_| Slot {
-                generation: 0,
-                task: None,
-            }),
+            slots: [const {
+                Slot {
+                    generation: 0,
+                    task: None,
+                }
+            }; MAX_TASKS],
         }
     }
 

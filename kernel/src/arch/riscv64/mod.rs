@@ -27,6 +27,8 @@ mod sbi;
 mod timer;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod trap;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod uspace;
 
 /// The names every backend exports (see `arch/mod.rs`).
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
@@ -40,7 +42,8 @@ pub mod hal {
         ticks_per_second as timer_ticks_per_second, uses_sstc as timer_uses_sstc,
         wait_for_interrupt,
     };
-    pub use super::trap::{TrapFrame, init as trap_init, probe_hypervisor};
+    pub use super::trap::{TrapFrame, enter_user, init as trap_init, probe_hypervisor};
+    pub use super::uspace::{AddressSpace, copy_message, load as load_task};
 
     /// The architecture's name for the boot banner.
     pub const NAME: &str = "riscv64";

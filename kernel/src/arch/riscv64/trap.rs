@@ -74,6 +74,8 @@ __trap_entry:
     sd      t2, 264(sp)
     mv      a0, sp
     call    trap_dispatch
+    .globl __trap_return
+__trap_return:
     ld      t1, 256(sp)
     csrw    sstatus, t1
     ld      t2, 264(sp)
@@ -121,6 +123,72 @@ __trap_entry:
 
 unsafe extern "C" {
     fn __trap_entry();
+    fn __trap_return();
+}
+
+impl TrapFrame {
+    /// A U-mode context starting at `pc` with stack `sp`, `a0` and `a1`;
+    /// interrupts are taken while it runs.
+    pub fn for_user(pc: usize, sp: usize, a0: usize, a1: usize) -> TrapFrame {
+        // SPIE: interrupts on after sret; FS and VS off: the kernel does not
+        // switch FP/vector state, so a task using them traps and is killed.
+        const SPIE: usize = 1 << 5;
+        const VS_FS: usize = (3 << 9) | (3 << 13);
+        let sstatus =
+            (csr::sstatus::read() | SPIE) & !(csr::SSTATUS_SPP | csr::SSTATUS_SIE | VS_FS);
+        let mut frame = TrapFrame {
+            sstatus,
+            sepc: pc,
+            ..TrapFrame::default()
+        };
+        frame.regs[2] = sp;
+        frame.regs[10] = a0;
+        frame.regs[11] = a1;
+        frame
+    }
+
+    /// The system call number (a7) and arguments (a0-a5).
+    pub fn syscall(&self) -> (usize, [usize; 6]) {
+        let r = &self.regs;
+        (r[17], [r[10], r[11], r[12], r[13], r[14], r[15]])
+    }
+
+    /// Sets a0-a3 to a system call's status and results.
+    pub fn set_result(&mut self, status: usize, values: [usize; 3]) {
+        self.regs[10] = status;
+        self.regs[11..14].copy_from_slice(&values);
+    }
+}
+
+/// Leaves the kernel for the U-mode context `frame`, for good: the kernel
+/// stack below the current one's frame becomes the stack every later trap
+/// from U-mode starts on.
+pub fn enter_user(frame: &TrapFrame) -> ! {
+    // SAFETY: the frame is copied onto this stack exactly where the trap
+    // vector would have saved it, then the vector's return path restores it
+    // and `sret`s to U-mode (SPP clear); it sets sscratch to the stack top
+    // above the frame, so later traps from U-mode reuse this stack. Nothing
+    // on the stack below is needed again: this function never returns.
+    unsafe {
+        core::arch::asm!(
+            "addi   sp, sp, -{frame}",
+            "andi   sp, sp, -16",
+            "mv     t0, sp",
+            "li     t1, {words}",
+            "1: ld  t2, 0(a0)",
+            "sd     t2, 0(t0)",
+            "addi   a0, a0, 8",
+            "addi   t0, t0, 8",
+            "addi   t1, t1, -1",
+            "bnez   t1, 1b",
+            "j      {ret}",
+            frame = const FRAME_BYTES,
+            words = const FRAME_BYTES / 8,
+            in("a0") frame as *const TrapFrame,
+            ret = sym __trap_return,
+            options(noreturn),
+        )
+    }
 }
 
 /// Points `stvec` at the trap vector (direct mode).
@@ -162,6 +230,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         Origin::User
     };
     let trap = decode(csr::scause::read(), csr::stval::read());
+    if origin == Origin::User {
+        crate::userland::user_trap(frame, trap);
+        return;
+    }
     match crate::trap::handle(origin, trap, super::timer::now()) {
         TrapAction::ArmTimer(deadline) => super::timer::set_deadline(deadline),
         TrapAction::SkipInstruction => frame.sepc += 4,

@@ -1,0 +1,218 @@
+//! User address spaces: an Sv39 root per task that shares the kernel's
+//! (global, non-U) mappings and adds the task's U pages below 1 GiB: its
+//! ELF segments (W^X as the ELF says), the IPC buffer page and the stack.
+//! The kernel reaches a task's frames through its identity map only, after
+//! checking each page's U and R/W bits in the task's own tables.
+
+use ipc::syscall::{IMAGE_TOP, IPC_BUFFER, IPC_BUFFER_SIZE, STACK_SIZE, STACK_TOP};
+
+use super::csr;
+use super::sv39::{self, MapError, PAGE_SIZE, PteFlags, TableMemory};
+use crate::elf::{self, ElfError};
+use crate::frame::FrameAllocator;
+
+/// Why a task could not be loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadError {
+    /// The image is not a valid task ELF.
+    Elf(ElfError),
+    /// Out of frames or a mapping was refused.
+    Map(MapError),
+}
+
+impl From<MapError> for LoadError {
+    fn from(e: MapError) -> Self {
+        LoadError::Map(e)
+    }
+}
+
+/// A task's address space.
+#[derive(Debug, Clone, Copy)]
+pub struct AddressSpace {
+    root: u64,
+    asid: u16,
+    /// Physical address of the IPC buffer frame.
+    ipc_frame: u64,
+}
+
+/// A loaded task: its space and where it starts.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadedTask {
+    pub space: AddressSpace,
+    pub entry: u64,
+}
+
+struct Tables<'a, const W: usize> {
+    frames: &'a mut FrameAllocator<W>,
+}
+
+fn zero_frame(frame: u64) {
+    // SAFETY: `frame` was just taken from the allocator (nothing else uses
+    // it), is RAM identity-mapped in the kernel's tables, 4 KiB long.
+    unsafe { core::ptr::write_bytes(frame as *mut u8, 0, PAGE_SIZE as usize) };
+}
+
+impl<const W: usize> TableMemory for Tables<'_, W> {
+    fn alloc_table(&mut self) -> Option<u64> {
+        let frame = self.frames.alloc().ok()?;
+        zero_frame(frame);
+        Some(frame)
+    }
+
+    fn entries(&mut self, table: u64) -> &mut [u64; 512] {
+        // SAFETY: `table` is a page-table frame of this space (its root or one
+        // reached through a PTE the builder wrote), identity-mapped, aligned.
+        unsafe { &mut *(table as *mut [u64; 512]) }
+    }
+}
+
+/// Walks tables read-only (translation needs no allocation).
+struct Walk;
+
+impl TableMemory for Walk {
+    fn alloc_table(&mut self) -> Option<u64> {
+        None
+    }
+
+    fn entries(&mut self, table: u64) -> &mut [u64; 512] {
+        // SAFETY: as for `Tables::entries`; a walk only reads, and the kernel
+        // runs on one hart with interrupts off while it walks.
+        unsafe { &mut *(table as *mut [u64; 512]) }
+    }
+}
+
+fn user_flags(s: &elf::Segment) -> PteFlags {
+    let mut f = PteFlags::U;
+    if s.read {
+        f = f.union(PteFlags::R);
+    }
+    if s.write {
+        f = f.union(PteFlags::W.union(PteFlags::R));
+    }
+    if s.execute {
+        f = f.union(PteFlags::X);
+    }
+    f
+}
+
+/// Maps `size` bytes of fresh zeroed frames at `va`; returns the first.
+fn map_fresh<const W: usize>(
+    t: &mut Tables<'_, W>,
+    root: u64,
+    va: u64,
+    size: u64,
+    flags: PteFlags,
+) -> Result<u64, MapError> {
+    let mut first = 0;
+    for page in (va..va + size).step_by(PAGE_SIZE as usize) {
+        let frame = t.frames.alloc().map_err(|_| MapError::OutOfFrames)?;
+        zero_frame(frame);
+        sv39::map_range(t, root, page, frame, PAGE_SIZE, flags)?;
+        if page == va {
+            first = frame;
+        }
+    }
+    Ok(first)
+}
+
+/// Builds a space for the ELF `image`: the kernel's mappings (copied from
+/// `kernel_root`), the segments, the IPC buffer and the stack.
+pub fn load<const W: usize>(
+    frames: &mut FrameAllocator<W>,
+    kernel_root: u64,
+    image: &[u8],
+    asid: u16,
+) -> Result<LoadedTask, LoadError> {
+    let parsed = elf::parse(image, elf::EM_RISCV, IMAGE_TOP as u64).map_err(LoadError::Elf)?;
+    let mut t = Tables { frames };
+    let root = t.alloc_table().ok_or(MapError::OutOfFrames)?;
+    let kernel = *Walk.entries(kernel_root);
+    // User addresses live in the first GiB; the kernel never maps there.
+    *t.entries(root) = kernel;
+    t.entries(root)[0] = 0;
+    for seg in parsed.segments() {
+        let flags = user_flags(seg);
+        let start = seg.page_start();
+        for page in (start..seg.page_end()).step_by(PAGE_SIZE as usize) {
+            let frame = t.frames.alloc().map_err(|_| MapError::OutOfFrames)?;
+            zero_frame(frame);
+            // The file bytes that fall into this page.
+            let file_start = seg.vaddr.max(page);
+            let file_end = (seg.vaddr + seg.file_len).min(page + PAGE_SIZE);
+            if file_start < file_end {
+                let from = (seg.file_offset + (file_start - seg.vaddr)) as usize;
+                let len = (file_end - file_start) as usize;
+                // `parse` checked the segment's file range against the image.
+                if let Some(bytes) = image.get(from..from + len) {
+                    let dst = (frame + (file_start - page)) as *mut u8;
+                    // SAFETY: `dst..dst+len` lies inside the fresh frame
+                    // (file_start..file_end is within this page); the source
+                    // is a checked slice of the image.
+                    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, len) };
+                }
+            }
+            sv39::map_range(&mut t, root, page, frame, PAGE_SIZE, flags)?;
+        }
+    }
+    let rw = PteFlags::U.union(PteFlags::R).union(PteFlags::W);
+    let ipc_frame = map_fresh(&mut t, root, IPC_BUFFER as u64, IPC_BUFFER_SIZE as u64, rw)?;
+    let stack = (STACK_TOP - STACK_SIZE) as u64;
+    map_fresh(&mut t, root, stack, STACK_SIZE as u64, rw)?;
+    Ok(LoadedTask {
+        space: AddressSpace {
+            root,
+            asid,
+            ipc_frame,
+        },
+        entry: parsed.entry,
+    })
+}
+
+impl AddressSpace {
+    /// Makes this the hart's address space. The ASID tags its TLB entries;
+    /// the full flush keeps it correct on harts that ignore ASIDs.
+    pub fn activate(&self) {
+        csr::satp::write(sv39::satp_value(self.root, self.asid) as usize);
+        // SAFETY: flushes translations after the satp write; the kernel's own
+        // mappings are identical (global) in every space.
+        unsafe { core::arch::asm!("sfence.vma", options(nostack)) };
+    }
+
+    /// Copies `out.len()` bytes from user address `ptr`; `false` (nothing
+    /// trusted) if a byte is not user-readable in this space.
+    pub fn read_user(&self, ptr: usize, out: &mut [u8]) -> bool {
+        let mut done = 0;
+        while done < out.len() {
+            let Some(va) = ptr.checked_add(done) else {
+                return false;
+            };
+            let Some((pa, flags)) = sv39::translate(&mut Walk, self.root, va as u64) else {
+                return false;
+            };
+            if !flags.contains(PteFlags::U.union(PteFlags::R)) {
+                return false;
+            }
+            let in_page = (PAGE_SIZE as usize) - (va % PAGE_SIZE as usize);
+            let n = in_page.min(out.len() - done);
+            // SAFETY: `pa..pa+n` is inside one user frame of this space
+            // (translated above), RAM identity-mapped in the kernel.
+            let src = unsafe { core::slice::from_raw_parts(pa as *const u8, n) };
+            out[done..done + n].copy_from_slice(src);
+            done += n;
+        }
+        true
+    }
+}
+
+/// Copies `len` bytes from one task's IPC buffer frame to another's.
+pub fn copy_message(from: &AddressSpace, to: &AddressSpace, len: usize) {
+    let len = len.min(ipc::MAX_MESSAGE_SIZE);
+    if from.ipc_frame == to.ipc_frame {
+        return;
+    }
+    // SAFETY: both are distinct IPC buffer frames the kernel allocated (4 KiB
+    // each, identity-mapped); `len` is at most MAX_MESSAGE_SIZE <= 4 KiB.
+    unsafe {
+        core::ptr::copy_nonoverlapping(from.ipc_frame as *const u8, to.ipc_frame as *mut u8, len);
+    }
+}
