@@ -80,3 +80,51 @@ fn with_too_little_memory_it_says_so_and_fails() {
         s.transcript()
     );
 }
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn init_calls_the_vm_manager_service_over_ipc() {
+    let mut s = qemu(&["-m", "256M", "-smp", "2"]);
+    s.expect("mica: boot complete, starting tasks", BOOT)
+        .unwrap();
+    s.expect("init: started", BOOT).unwrap();
+    s.expect(
+        "hello: serving the vm-manager protocol (not yet wired to VM objects)",
+        BOOT,
+    )
+    .unwrap();
+    s.expect("init: vm-manager answered List: 0 VMs, next None", BOOT)
+        .unwrap();
+    let status = s.wait_exit(BOOT).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn a_faulting_task_is_killed_reported_and_restarted_once_by_init() {
+    let mut s = qemu(&["-m", "256M", "-smp", "2"]);
+    s.expect("crasher: overflowing my stack", BOOT).unwrap();
+    // It writes below the stack it was granted.
+    let report = s
+        .expect(
+            "mica: task 2 (crasher) killed: store page fault at 0x3ffe",
+            BOOT,
+        )
+        .unwrap();
+    assert!(report.starts_with("mica: task 2"), "{report}");
+    s.expect("init: task 2 died; restarted it as task 2", BOOT)
+        .unwrap();
+    s.expect("crasher: restarted 1 time(s); exiting cleanly", BOOT)
+        .unwrap();
+    s.expect("mica: task 2 (crasher) exited with code 0", BOOT)
+        .unwrap();
+    s.expect("mica: task 0 (init) exited with code 0", BOOT)
+        .unwrap();
+    let status = s.wait_exit(BOOT).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+    assert!(
+        !s.transcript().iter().any(|l| l.contains("fatal")),
+        "the kernel must go on after a task faults: {:?}",
+        s.transcript()
+    );
+}

@@ -30,10 +30,33 @@ pub fn run(args: &[String]) -> Result<(), String> {
     run_cmd(&mut qemu, "boot Mica on QEMU")
 }
 
-/// Builds the RISC-V kernel (release) and returns the path of its ELF.
+/// The user tasks the kernel embeds: package, and the variable that hands
+/// its ELF to the kernel's build script.
+const TASKS: [(&str, &str); 3] = [
+    ("mica-init", "MICA_TASK_INIT"),
+    ("mica-hello", "MICA_TASK_HELLO"),
+    ("mica-crasher", "MICA_TASK_CRASHER"),
+];
+
+/// Builds the user tasks, then the RISC-V kernel that embeds them (both
+/// release) and returns the path of the kernel's ELF.
 pub fn build_kernel() -> Result<PathBuf, String> {
+    let mut tasks = cargo();
+    tasks.args(["build", "--release", "--target", RISCV_TARGET]);
+    for (package, _) in TASKS {
+        tasks.args(["-p", package]);
+    }
+    run_cmd(&mut tasks, "build the user tasks")?;
+    let release = workspace_root()
+        .join("target")
+        .join(RISCV_TARGET)
+        .join("release");
+    let mut kernel = cargo();
+    for (package, var) in TASKS {
+        kernel.env(var, release.join(package));
+    }
     run_cmd(
-        cargo().args([
+        kernel.args([
             "build",
             "--release",
             "-p",
@@ -43,9 +66,5 @@ pub fn build_kernel() -> Result<PathBuf, String> {
         ]),
         "build the kernel",
     )?;
-    Ok(workspace_root()
-        .join("target")
-        .join(RISCV_TARGET)
-        .join("release")
-        .join("mica-kernel"))
+    Ok(release.join("mica-kernel"))
 }

@@ -9,7 +9,7 @@ use crate::{install, qemu};
 
 /// Bare-metal crates, linted for their own target (they are not default
 /// members, so the host clippy run does not see them).
-const BARE_METAL: [(&str, &str, &str); 4] = [
+const BARE_METAL: [(&str, &str, &str); 8] = [
     ("kernel", "mica-kernel", "riscv64gc-unknown-none-elf"),
     (
         "tests/guests/common",
@@ -26,6 +26,10 @@ const BARE_METAL: [(&str, &str, &str); 4] = [
         "mica-guest-misbehave",
         "riscv64gc-unknown-none-elf",
     ),
+    ("user/rt", "mica-rt", "riscv64gc-unknown-none-elf"),
+    ("user/init", "mica-init", "riscv64gc-unknown-none-elf"),
+    ("user/hello", "mica-hello", "riscv64gc-unknown-none-elf"),
+    ("user/crasher", "mica-crasher", "riscv64gc-unknown-none-elf"),
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {

@@ -14,14 +14,14 @@ mod task {
     #[allow(unconditional_recursion, reason = "running out of stack is the point")]
     fn descend(depth: usize) -> usize {
         let mut frame = [0u8; 4096];
-        black_box(&mut frame)[0] = depth as u8;
+        black_box(&mut frame)[0] = depth.to_le_bytes()[0];
         descend(depth + 1) + usize::from(black_box(&frame)[4095])
     }
 
     fn main(start: Start) -> u32 {
         if start.restarts == 0 {
             info!("overflowing my stack");
-            return black_box(descend(0)) as u32;
+            return u32::try_from(black_box(descend(0))).unwrap_or(u32::MAX);
         }
         info!("restarted {} time(s); exiting cleanly", start.restarts);
         0
