@@ -126,7 +126,10 @@ const ALL_ERRORS: [Error; 6] = [
     Error::Malformed,
 ];
 
+// The user layout's regions are disjoint and a message fits its buffer.
 const _: () = assert!(MAX_MESSAGE_SIZE <= IPC_BUFFER_SIZE);
+const _: () = assert!(IMAGE_BASE < IMAGE_TOP && IMAGE_TOP <= IPC_BUFFER);
+const _: () = assert!(IPC_BUFFER + IPC_BUFFER_SIZE <= STACK_TOP - STACK_SIZE);
 
 #[cfg(test)]
 mod tests {
@@ -160,8 +163,6 @@ mod tests {
         assert_eq!(IPC_BUFFER, 0x2000_0000);
         assert_eq!(STACK_TOP, 0x4000_0000);
         assert_eq!(IMAGE_BASE, 0x1_0000);
-        assert!(IMAGE_TOP <= IPC_BUFFER);
-        assert!(IPC_BUFFER + IPC_BUFFER_SIZE <= STACK_TOP - STACK_SIZE);
     }
 
     #[test]
