@@ -128,3 +128,21 @@ fn a_faulting_task_is_killed_reported_and_restarted_once_by_init() {
         s.transcript()
     );
 }
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn boot_self_test_guests_print_power_off_and_a_wild_store_is_stopped() {
+    let mut s = qemu(&["-m", "256M", "-smp", "2"]);
+    s.expect("vm0 | hello from vm0", BOOT).unwrap();
+    s.expect("vm0 | mmio read of the UART status ok", BOOT)
+        .unwrap();
+    s.expect("mica: vm0 powered off", BOOT).unwrap();
+    s.expect(
+        "mica: vm1 stopped: store guest-page fault at 0x40000000",
+        BOOT,
+    )
+    .unwrap();
+    s.expect("mica: boot complete", BOOT).unwrap();
+    let status = s.wait_exit(BOOT).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+}

@@ -59,3 +59,23 @@ pub const SSTATUS_SIE: usize = 1 << 1;
 pub const SSTATUS_SPP: usize = 1 << 8;
 /// `sie.STIE`: supervisor timer interrupt enabled.
 pub const SIE_STIE: usize = 1 << 5;
+
+// Hypervisor and VS CSRs (by number, so the assembler needs no H flag).
+csr!(hstatus, "0x600");
+csr!(hedeleg, "0x602");
+csr!(hideleg, "0x603");
+csr!(hie, "0x604");
+csr!(htimedelta, "0x605");
+csr!(hcounteren, "0x606");
+csr!(henvcfg, "0x60a");
+csr!(hvip, "0x645");
+csr!(hgatp, "0x680");
+csr!(vsstatus, "0x200");
+csr!(vsie, "0x204");
+csr!(vstvec, "0x205");
+csr!(vsscratch, "0x240");
+csr!(vsepc, "0x241");
+csr!(vscause, "0x242");
+csr!(vstval, "0x243");
+csr!(vsatp, "0x280");
+csr!(vstimecmp, "0x24d");

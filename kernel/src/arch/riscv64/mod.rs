@@ -16,6 +16,8 @@ mod dtb;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod entry;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod guest_selftest;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod layout;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod paging;
@@ -29,11 +31,16 @@ mod timer;
 mod trap;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod uspace;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+pub mod vcpu;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod world_switch;
 
 /// The names every backend exports (see `arch/mod.rs`).
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 pub mod hal {
     pub use super::dtb::dtb_slice;
+    pub use super::guest_selftest::run as guest_self_test;
     pub use super::layout::{KernelImage, kernel_image};
     pub use super::paging::enable_kernel_paging;
     pub use super::sbi::console_write;

@@ -1,0 +1,504 @@
+//! A guest VM on RISC-V: its G-stage tables and RAM in host frames, a VMID,
+//! one vCPU with its VS CSRs, and the run loop that enters the guest and
+//! turns each exit into SBI service, an MMIO request through the ioreq
+//! slot, a return to the host scheduler, or a stopped VM.
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+
+use ioreq::page::IoreqPage;
+
+use super::gstage::{self, GuestPerms};
+use super::guest_sbi::{self, GuestMemoryRead, SbiCaller, SbiEffect};
+use super::mmio_decode::{self, AccessKind, MmioAccess};
+use super::sv39::{MapError, PAGE_SIZE, PteFlags, TableMemory};
+use super::world_switch::{GuestFrame, enter_guest};
+use super::{csr, timer};
+use crate::frame::FrameAllocator;
+use crate::vm::console::ConsoleLine;
+use crate::vm::ioreq_path::{self, IoreqDispatch, MmioExit, VcpuRun};
+use crate::vm::{GUEST_RAM_BASE, GuestAccess, StopReason, Vm, VmName, VmState, is_mmio};
+
+const HSTATUS_SPV: usize = 1 << 7;
+const HSTATUS_SPVP: usize = 1 << 8;
+const SSTATUS_SPIE: usize = 1 << 5;
+/// Exceptions the guest handles itself: misaligned fetch, breakpoint,
+/// U-mode ecall, and its own (VS-stage) page faults.
+const HEDELEG: usize = (1 << 0) | (1 << 3) | (1 << 8) | (1 << 12) | (1 << 13) | (1 << 15);
+/// VS software, timer and external interrupts go straight to the guest.
+const HIDELEG: usize = (1 << 2) | (1 << 6) | (1 << 10);
+const HVIP_VSSIP: usize = 1 << 2;
+const HVIP_VSTIP: usize = 1 << 6;
+const HENVCFG_STCE: usize = 1 << 63;
+const INTERRUPT: usize = 1 << 63;
+
+/// Why a VM could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestSetupError {
+    /// Not enough free frames for its RAM or tables.
+    OutOfMemory,
+    /// The image does not fit in its RAM.
+    ImageTooLarge,
+    /// The G-stage builder refused (a bug).
+    Map(MapError),
+}
+
+/// Table pages from the frame allocator, reached through the identity map.
+struct GuestTables<'a, const W: usize> {
+    frames: Option<&'a mut FrameAllocator<W>>,
+}
+
+impl<const W: usize> TableMemory for GuestTables<'_, W> {
+    fn alloc_table(&mut self) -> Option<u64> {
+        let frame = self.frames.as_mut()?.alloc().ok()?;
+        // SAFETY: a fresh frame from the allocator: RAM, identity-mapped,
+        // 4 KiB-aligned, referred to by nothing else.
+        unsafe { core::ptr::write_bytes(frame as *mut u8, 0, PAGE_SIZE as usize) };
+        Some(frame)
+    }
+
+    fn entries(&mut self, table: u64) -> &mut [u64; 512] {
+        // SAFETY: `table` is the G-stage root (or one of its pages) or a table
+        // reached through a PTE this module wrote: identity-mapped kernel
+        // frames owned by the VM; the borrow is tied to `self`.
+        unsafe { &mut *(table as *mut [u64; 512]) }
+    }
+}
+
+/// Width of `hgatp.VMID` on this hart, probed once (0 = no VMIDs).
+static VMID_BITS: AtomicU32 = AtomicU32::new(u32::MAX);
+static NEXT_VMID: AtomicU16 = AtomicU16::new(1);
+
+fn vmid_bits() -> u32 {
+    let known = VMID_BITS.load(Ordering::Relaxed);
+    if known != u32::MAX {
+        return known;
+    }
+    let old = csr::hgatp::read();
+    // Bare mode with every VMID bit set: the hart keeps the bits it has.
+    csr::hgatp::write(((1usize << gstage::VMID_BITS_MAX) - 1) << 44);
+    let bits = ((csr::hgatp::read() >> 44) & ((1 << gstage::VMID_BITS_MAX) - 1)).count_ones();
+    csr::hgatp::write(old);
+    VMID_BITS.store(bits, Ordering::Relaxed);
+    bits
+}
+
+/// A fresh VMID; with none (or when they run out) every VM uses 0 and the
+/// switch flushes the G-stage TLB.
+fn alloc_vmid() -> u16 {
+    let bits = vmid_bits();
+    let id = NEXT_VMID.fetch_add(1, Ordering::Relaxed);
+    if bits == 0 || u32::from(id) >= (1 << bits) {
+        0
+    } else {
+        id
+    }
+}
+
+/// Flushes every G-stage translation (all VMIDs).
+pub fn hfence_gvma_all() {
+    // SAFETY: a TLB flush has no effect on memory; the assembler needs the
+    // H extension named to accept the instruction.
+    unsafe {
+        core::arch::asm!(
+            ".option push",
+            ".option arch, +h",
+            "hfence.gvma zero, zero",
+            ".option pop",
+            options(nostack)
+        )
+    };
+}
+
+/// The VS-level CSRs of a vCPU, kept while another context runs.
+#[derive(Debug, Clone, Copy, Default)]
+struct VsCsrs {
+    vsstatus: usize,
+    vsie: usize,
+    vstvec: usize,
+    vsscratch: usize,
+    vsepc: usize,
+    vscause: usize,
+    vstval: usize,
+    vsatp: usize,
+    hvip: usize,
+    vstimecmp: usize,
+}
+
+impl VsCsrs {
+    fn load(&self) {
+        csr::vsstatus::write(self.vsstatus);
+        csr::vsie::write(self.vsie);
+        csr::vstvec::write(self.vstvec);
+        csr::vsscratch::write(self.vsscratch);
+        csr::vsepc::write(self.vsepc);
+        csr::vscause::write(self.vscause);
+        csr::vstval::write(self.vstval);
+        csr::vsatp::write(self.vsatp);
+        csr::hvip::write(self.hvip);
+        if timer::uses_sstc() {
+            csr::vstimecmp::write(self.vstimecmp);
+        }
+    }
+
+    fn save(&mut self) {
+        self.vsstatus = csr::vsstatus::read();
+        self.vsie = csr::vsie::read();
+        self.vstvec = csr::vstvec::read();
+        self.vsscratch = csr::vsscratch::read();
+        self.vsepc = csr::vsepc::read();
+        self.vscause = csr::vscause::read();
+        self.vstval = csr::vstval::read();
+        self.vsatp = csr::vsatp::read();
+        self.hvip = csr::hvip::read();
+        if timer::uses_sstc() {
+            self.vstimecmp = csr::vstimecmp::read();
+        }
+    }
+}
+
+/// One virtual hart.
+pub struct Vcpu {
+    id: u8,
+    frame: GuestFrame,
+    vs: VsCsrs,
+    run: VcpuRun,
+    /// The device access waiting in the ioreq slot.
+    pending: Option<MmioAccess>,
+    /// Guest timer deadline without Sstc (delivered through hvip.VSTIP).
+    deadline: Option<u64>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// An interrupt for the host: the scheduler decides what runs next.
+    Preempted,
+    /// The vCPU waits for its ioreq slot ([`GuestVm::complete_io`]).
+    BlockedOnIo,
+    /// The VM left the running state.
+    Left(VmState),
+}
+
+/// Guest RAM read through the G-stage tables.
+struct GuestRam {
+    root: u64,
+}
+
+impl GuestMemoryRead for GuestRam {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
+        let mut tables = GuestTables::<1> { frames: None };
+        let mut done = 0;
+        while done < buf.len() {
+            let Some(at) = gpa.checked_add(done as u64) else {
+                return false;
+            };
+            let Some((hpa, flags)) = gstage::translate(&mut tables, self.root, at) else {
+                return false;
+            };
+            if !flags.contains(PteFlags::R) {
+                return false;
+            }
+            let in_page = (PAGE_SIZE - (at % PAGE_SIZE)) as usize;
+            let n = in_page.min(buf.len() - done);
+            // SAFETY: `hpa..hpa+n` lies in one guest RAM page that the VM's
+            // G-stage maps readable: a kernel-owned, identity-mapped frame.
+            // The guest cannot change it meanwhile (it is not running).
+            unsafe {
+                core::ptr::copy_nonoverlapping(hpa as *const u8, buf[done..].as_mut_ptr(), n)
+            };
+            done += n;
+        }
+        true
+    }
+}
+
+/// A VM with its memory and one vCPU.
+pub struct GuestVm {
+    /// The generic VM object.
+    pub vm: Vm,
+    root: u64,
+    vmid: u16,
+    console: ConsoleLine,
+    ioreq: Box<IoreqPage>,
+    vcpu: Vcpu,
+}
+
+impl GuestVm {
+    /// Builds a VM named `name` with `ram_bytes` of RAM (a multiple of
+    /// 2 MiB) at [`GUEST_RAM_BASE`], `image` copied to its start, the vCPU
+    /// starting there with a0 = hart id 0, a1 = `dtb_gpa` (0: none yet).
+    pub fn new<const W: usize>(
+        frames: &mut FrameAllocator<W>,
+        name: VmName,
+        ram_bytes: u64,
+        image: &[u8],
+        dtb_gpa: u64,
+    ) -> Result<Self, GuestSetupError> {
+        if image.len() as u64 > ram_bytes {
+            return Err(GuestSetupError::ImageTooLarge);
+        }
+        let ram_frames = (ram_bytes / PAGE_SIZE) as usize;
+        let ram = frames
+            .alloc_contiguous(ram_frames, 512)
+            .map_err(|_| GuestSetupError::OutOfMemory)?;
+        let root = frames
+            .alloc_contiguous(gstage::ROOT_FRAMES, gstage::ROOT_FRAMES)
+            .map_err(|_| GuestSetupError::OutOfMemory)?;
+        // SAFETY: both ranges were just taken from the frame allocator:
+        // identity-mapped RAM owned by this VM alone; the image fits.
+        unsafe {
+            core::ptr::write_bytes(ram as *mut u8, 0, ram_bytes as usize);
+            core::ptr::write_bytes(root as *mut u8, 0, gstage::ROOT_BYTES as usize);
+            core::ptr::copy_nonoverlapping(image.as_ptr(), ram as *mut u8, image.len());
+        }
+        let mut tables = GuestTables {
+            frames: Some(frames),
+        };
+        gstage::map_range(
+            &mut tables,
+            root,
+            GUEST_RAM_BASE,
+            ram,
+            ram_bytes,
+            GuestPerms::RAM,
+        )
+        .map_err(GuestSetupError::Map)?;
+        let vmid = alloc_vmid();
+        hfence_gvma_all();
+
+        let mut frame = GuestFrame::default();
+        frame.sepc = GUEST_RAM_BASE as usize;
+        frame.regs[10] = 0;
+        frame.regs[11] = dtb_gpa as usize;
+        Ok(Self {
+            vm: Vm::new(name, ram_bytes),
+            root,
+            vmid,
+            console: ConsoleLine::new(),
+            ioreq: Box::new(IoreqPage::new()),
+            vcpu: Vcpu {
+                id: 0,
+                frame,
+                vs: VsCsrs::default(),
+                run: VcpuRun::Runnable,
+                pending: None,
+                deadline: None,
+            },
+        })
+    }
+
+    /// Loads the hypervisor CSRs for this vCPU.
+    fn load(&mut self) {
+        csr::hgatp::write(gstage::hgatp_value(self.root, self.vmid) as usize);
+        if self.vmid == 0 {
+            hfence_gvma_all();
+        }
+        csr::hedeleg::write(HEDELEG);
+        csr::hideleg::write(HIDELEG);
+        csr::hcounteren::write(0b111);
+        csr::htimedelta::write(0);
+        csr::henvcfg::write(if timer::uses_sstc() { HENVCFG_STCE } else { 0 });
+        let v = &mut self.vcpu;
+        if let Some(deadline) = v.deadline
+            && timer::now() >= deadline
+        {
+            v.vs.hvip |= HVIP_VSTIP;
+        }
+        v.vs.load();
+        v.frame.hstatus = csr::hstatus::read() | HSTATUS_SPV | HSTATUS_SPVP;
+        v.frame.sstatus =
+            (csr::sstatus::read() | csr::SSTATUS_SPP) & !(csr::SSTATUS_SIE | SSTATUS_SPIE);
+    }
+
+    /// Runs the vCPU until the host must decide something.
+    pub fn run(&mut self, dispatch: &mut dyn IoreqDispatch) -> RunOutcome {
+        loop {
+            if self.vm.state() != VmState::Running {
+                return RunOutcome::Left(self.vm.state());
+            }
+            if self.vcpu.run != VcpuRun::Runnable {
+                return RunOutcome::BlockedOnIo;
+            }
+            self.load();
+            enter_guest(&mut self.vcpu.frame);
+            self.vcpu.vs.save();
+            csr::hgatp::write(0);
+            if let Some(outcome) = self.handle_exit(dispatch) {
+                return outcome;
+            }
+        }
+    }
+
+    fn stop(&mut self, reason: StopReason) -> Option<RunOutcome> {
+        self.vm.leave(VmState::Stopped(reason));
+        self.vcpu.run = VcpuRun::Stopped;
+        Some(RunOutcome::Left(self.vm.state()))
+    }
+
+    fn handle_exit(&mut self, dispatch: &mut dyn IoreqDispatch) -> Option<RunOutcome> {
+        let f = &self.vcpu.frame;
+        let (cause, stval, htval, htinst) = (f.scause, f.stval, f.htval, f.htinst);
+        if cause & INTERRUPT != 0 {
+            // Let the kernel's own vector take it (only the timer is enabled).
+            csr::sstatus::set(csr::SSTATUS_SIE);
+            csr::sstatus::clear(csr::SSTATUS_SIE);
+            return Some(RunOutcome::Preempted);
+        }
+        match cause {
+            10 => self.sbi_call(),
+            20 | 21 | 23 => {
+                let gpa = mmio_decode::fault_gpa(htval as u64, stval as u64);
+                let access = match cause {
+                    20 => GuestAccess::Fetch,
+                    21 => GuestAccess::Load,
+                    _ => GuestAccess::Store,
+                };
+                if access == GuestAccess::Fetch || !is_mmio(gpa) {
+                    return self.stop(StopReason::GuestPageFault { access, gpa });
+                }
+                self.mmio(gpa, htinst as u64, dispatch)
+            }
+            22 => self.stop(StopReason::VirtualInstruction { insn: stval as u64 }),
+            code => self.stop(StopReason::UnhandledException {
+                code: code as u64,
+                value: stval as u64,
+            }),
+        }
+    }
+
+    fn sbi_call(&mut self) -> Option<RunOutcome> {
+        let regs = self.vcpu.frame.regs;
+        let args = [regs[10], regs[11], regs[12], regs[13], regs[14], regs[15]];
+        let memory = GuestRam { root: self.root };
+        let mut out = |line: crate::vm::console::PrefixedLine<'_>| {
+            crate::klog::print(format_args!("{line}\n"));
+        };
+        let mut caller = SbiCaller {
+            name: &self.vm.name,
+            line: &mut self.console,
+            memory: &memory,
+            out: &mut out,
+            hart: usize::from(self.vcpu.id),
+        };
+        let (ret, effect) = guest_sbi::handle_ecall(&mut caller, regs[17], regs[16], args);
+        let v = &mut self.vcpu;
+        v.frame.regs[10] = ret.error;
+        v.frame.regs[11] = ret.value;
+        v.frame.sepc += 4;
+        match effect {
+            SbiEffect::None => {}
+            SbiEffect::SetTimer(at) => {
+                v.vs.hvip &= !HVIP_VSTIP;
+                if timer::uses_sstc() {
+                    v.vs.vstimecmp = at as usize;
+                } else {
+                    v.deadline = Some(at);
+                }
+            }
+            SbiEffect::SoftwareInterrupt => v.vs.hvip |= HVIP_VSSIP,
+            SbiEffect::PowerOff | SbiEffect::Reboot => {
+                let next = if effect == SbiEffect::PowerOff {
+                    VmState::PoweredOff
+                } else {
+                    VmState::RebootRequested
+                };
+                if !self.console.is_empty() {
+                    let name = self.vm.name;
+                    self.console.flush(&name, &mut out);
+                }
+                self.vm.leave(next);
+                self.vcpu.run = VcpuRun::Stopped;
+                return Some(RunOutcome::Left(next));
+            }
+        }
+        None
+    }
+
+    /// The instruction at the guest's pc, read through the G-stage when
+    /// the guest runs without VS-stage translation.
+    fn fetch_insn(&self) -> Option<u32> {
+        if self.vcpu.vs.vsatp >> 60 != 0 {
+            return None;
+        }
+        let mut bytes = [0u8; 4];
+        let memory = GuestRam { root: self.root };
+        let pc = self.vcpu.frame.sepc as u64;
+        memory.read(pc, &mut bytes[..2]).then_some(())?;
+        if bytes[0] & 0b11 == 0b11 {
+            memory.read(pc + 2, &mut bytes[2..]).then_some(())?;
+        }
+        Some(u32::from_le_bytes(bytes))
+    }
+
+    fn mmio(
+        &mut self,
+        gpa: u64,
+        htinst: u64,
+        dispatch: &mut dyn IoreqDispatch,
+    ) -> Option<RunOutcome> {
+        let decoded = match mmio_decode::decode_htinst(htinst) {
+            Err(mmio_decode::DecodeError::NoTransformedInstruction) => match self.fetch_insn() {
+                Some(insn) => mmio_decode::decode_raw(insn),
+                None => return self.stop(StopReason::UndecodableMmio { gpa, insn: 0 }),
+            },
+            other => other,
+        };
+        let Ok(access) = decoded else {
+            return self.stop(StopReason::UndecodableMmio { gpa, insn: htinst });
+        };
+        let store = match access.kind {
+            AccessKind::Store { rs2 } => Some(self.vcpu.frame.regs[rs2.index()] as u64),
+            AccessKind::Load { .. } => None,
+        };
+        let exit = MmioExit {
+            gpa,
+            size: access.width.bytes(),
+            store,
+        };
+        let id = self.vcpu.id;
+        if ioreq_path::submit(&mut self.ioreq, id, exit).is_err() {
+            return self.stop(StopReason::BadIoCompletion);
+        }
+        self.vcpu.pending = Some(access);
+        self.vcpu.run = VcpuRun::BlockedOnIo;
+        if dispatch.pending(&mut self.ioreq, id).is_err() {
+            return self.stop(StopReason::BadIoCompletion);
+        }
+        match self.complete_io() {
+            Ok(true) => None,
+            Ok(false) => Some(RunOutcome::BlockedOnIo),
+            Err(reason) => self.stop(reason),
+        }
+    }
+
+    /// Finishes the vCPU's device access if its slot is COMPLETE: writes a
+    /// load's destination register, steps past the instruction and makes
+    /// the vCPU runnable (`Ok(true)`); `Ok(false)` while it is not done.
+    /// The ioreq service's completion syscall will call this.
+    pub fn complete_io(&mut self) -> Result<bool, StopReason> {
+        let Some(access) = self.vcpu.pending else {
+            return Ok(false);
+        };
+        let value = match ioreq_path::collect(&mut self.ioreq, self.vcpu.id) {
+            Ok(Some(value)) => value,
+            Ok(None) => return Ok(false),
+            Err(_) => return Err(StopReason::BadIoCompletion),
+        };
+        let v = &mut self.vcpu;
+        if let AccessKind::Load {
+            rd: Some(rd),
+            sign_extend,
+        } = access.kind
+        {
+            v.frame.regs[rd.index()] =
+                mmio_decode::load_value(access.width, sign_extend, value) as usize;
+        }
+        v.frame.sepc += usize::from(access.insn_len);
+        v.pending = None;
+        v.run = v.run.resume().map_err(|_| StopReason::BadIoCompletion)?;
+        Ok(true)
+    }
+}

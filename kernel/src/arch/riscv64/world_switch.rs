@@ -1,0 +1,215 @@
+//! The world switch: [`enter_guest`] saves the kernel's callee-saved state,
+//! points `stvec` at a guest-exit vector, loads the guest's registers and
+//! `sret`s into VS-mode; the next trap from the guest lands in that vector,
+//! which stores the guest's registers and trap CSRs and returns to the
+//! caller as if `enter_guest` were an ordinary call.
+//!
+//! The exit clears `hstatus.SPV` again, so the kernel's next `sret` (to a
+//! U-mode task) does not enter a guest by mistake.
+//!
+//! While the guest runs, `sscratch` holds the [`GuestFrame`]'s address; the
+//! kernel's own trap vector and `sscratch` are restored before returning.
+
+use core::mem::offset_of;
+
+/// A vCPU's registers as the switch saves them, plus the trap that ended
+/// the last run.
+#[repr(C)]
+#[derive(Debug, Clone, Default)]
+pub struct GuestFrame {
+    /// x0..x31 of the guest (x0 kept 0).
+    pub regs: [usize; 32],
+    /// Where the guest resumes.
+    pub sepc: usize,
+    /// `sstatus` for the entry: SPP=1 (VS-mode), SIE/SPIE clear.
+    pub sstatus: usize,
+    /// `hstatus` for the entry: SPV=1 selects the guest on `sret`.
+    pub hstatus: usize,
+    host: [usize; 14],
+    host_sstatus: usize,
+    host_stvec: usize,
+    host_sscratch: usize,
+    /// `scause` of the exit.
+    pub scause: usize,
+    /// `stval` of the exit (guest-virtual address or instruction bits).
+    pub stval: usize,
+    /// `htval` of the exit (guest-physical address >> 2).
+    pub htval: usize,
+    /// `htinst` of the exit (transformed instruction, or 0).
+    pub htinst: usize,
+}
+
+core::arch::global_asm!(
+    r#"
+    .section .text
+    .balign 4
+    .globl __enter_guest
+__enter_guest:
+    sd      ra, {host}+0(a0)
+    sd      sp, {host}+8(a0)
+    sd      s0, {host}+16(a0)
+    sd      s1, {host}+24(a0)
+    sd      s2, {host}+32(a0)
+    sd      s3, {host}+40(a0)
+    sd      s4, {host}+48(a0)
+    sd      s5, {host}+56(a0)
+    sd      s6, {host}+64(a0)
+    sd      s7, {host}+72(a0)
+    sd      s8, {host}+80(a0)
+    sd      s9, {host}+88(a0)
+    sd      s10, {host}+96(a0)
+    sd      s11, {host}+104(a0)
+    csrr    t0, sstatus
+    sd      t0, {host_sstatus}(a0)
+    csrci   sstatus, 2
+    csrr    t0, stvec
+    sd      t0, {host_stvec}(a0)
+    csrr    t0, sscratch
+    sd      t0, {host_sscratch}(a0)
+    la      t0, __guest_exit
+    csrw    stvec, t0
+    csrw    sscratch, a0
+    ld      t0, {sstatus}(a0)
+    csrw    sstatus, t0
+    ld      t0, {hstatus}(a0)
+    csrw    0x600, t0
+    ld      t0, {sepc}(a0)
+    csrw    sepc, t0
+    ld      x1, 8(a0)
+    ld      x2, 16(a0)
+    ld      x3, 24(a0)
+    ld      x4, 32(a0)
+    ld      x5, 40(a0)
+    ld      x6, 48(a0)
+    ld      x7, 56(a0)
+    ld      x8, 64(a0)
+    ld      x9, 72(a0)
+    ld      x11, 88(a0)
+    ld      x12, 96(a0)
+    ld      x13, 104(a0)
+    ld      x14, 112(a0)
+    ld      x15, 120(a0)
+    ld      x16, 128(a0)
+    ld      x17, 136(a0)
+    ld      x18, 144(a0)
+    ld      x19, 152(a0)
+    ld      x20, 160(a0)
+    ld      x21, 168(a0)
+    ld      x22, 176(a0)
+    ld      x23, 184(a0)
+    ld      x24, 192(a0)
+    ld      x25, 200(a0)
+    ld      x26, 208(a0)
+    ld      x27, 216(a0)
+    ld      x28, 224(a0)
+    ld      x29, 232(a0)
+    ld      x30, 240(a0)
+    ld      x31, 248(a0)
+    ld      x10, 80(a0)
+    sret
+
+    .balign 4
+__guest_exit:
+    csrrw   a0, sscratch, a0
+    sd      x1, 8(a0)
+    sd      x2, 16(a0)
+    sd      x3, 24(a0)
+    sd      x4, 32(a0)
+    sd      x5, 40(a0)
+    sd      x6, 48(a0)
+    sd      x7, 56(a0)
+    sd      x8, 64(a0)
+    sd      x9, 72(a0)
+    sd      x11, 88(a0)
+    sd      x12, 96(a0)
+    sd      x13, 104(a0)
+    sd      x14, 112(a0)
+    sd      x15, 120(a0)
+    sd      x16, 128(a0)
+    sd      x17, 136(a0)
+    sd      x18, 144(a0)
+    sd      x19, 152(a0)
+    sd      x20, 160(a0)
+    sd      x21, 168(a0)
+    sd      x22, 176(a0)
+    sd      x23, 184(a0)
+    sd      x24, 192(a0)
+    sd      x25, 200(a0)
+    sd      x26, 208(a0)
+    sd      x27, 216(a0)
+    sd      x28, 224(a0)
+    sd      x29, 232(a0)
+    sd      x30, 240(a0)
+    sd      x31, 248(a0)
+    csrr    t0, sscratch
+    sd      t0, 80(a0)
+    csrr    t0, sepc
+    sd      t0, {sepc}(a0)
+    csrr    t0, sstatus
+    sd      t0, {sstatus}(a0)
+    csrr    t0, 0x600
+    sd      t0, {hstatus}(a0)
+    li      t1, {spv}
+    csrc    0x600, t1
+    csrr    t0, scause
+    sd      t0, {scause}(a0)
+    csrr    t0, stval
+    sd      t0, {stval}(a0)
+    csrr    t0, 0x643
+    sd      t0, {htval}(a0)
+    csrr    t0, 0x64a
+    sd      t0, {htinst}(a0)
+    ld      t0, {host_stvec}(a0)
+    csrw    stvec, t0
+    ld      t0, {host_sscratch}(a0)
+    csrw    sscratch, t0
+    ld      ra, {host}+0(a0)
+    ld      sp, {host}+8(a0)
+    ld      s0, {host}+16(a0)
+    ld      s1, {host}+24(a0)
+    ld      s2, {host}+32(a0)
+    ld      s3, {host}+40(a0)
+    ld      s4, {host}+48(a0)
+    ld      s5, {host}+56(a0)
+    ld      s6, {host}+64(a0)
+    ld      s7, {host}+72(a0)
+    ld      s8, {host}+80(a0)
+    ld      s9, {host}+88(a0)
+    ld      s10, {host}+96(a0)
+    ld      s11, {host}+104(a0)
+    ld      t0, {host_sstatus}(a0)
+    csrw    sstatus, t0
+    ret
+    "#,
+    host = const offset_of!(GuestFrame, host),
+    host_sstatus = const offset_of!(GuestFrame, host_sstatus),
+    host_stvec = const offset_of!(GuestFrame, host_stvec),
+    host_sscratch = const offset_of!(GuestFrame, host_sscratch),
+    sstatus = const offset_of!(GuestFrame, sstatus),
+    hstatus = const offset_of!(GuestFrame, hstatus),
+    sepc = const offset_of!(GuestFrame, sepc),
+    scause = const offset_of!(GuestFrame, scause),
+    stval = const offset_of!(GuestFrame, stval),
+    htval = const offset_of!(GuestFrame, htval),
+    htinst = const offset_of!(GuestFrame, htinst),
+    spv = const 1 << 7,
+);
+
+unsafe extern "C" {
+    fn __enter_guest(frame: *mut GuestFrame);
+}
+
+/// Runs the guest described by `frame` until its next trap to HS-mode;
+/// `frame` then holds its registers and the trap's cause.
+///
+/// The caller has loaded the vCPU's G-stage (`hgatp`), VS CSRs and
+/// delegation, and set `frame.sstatus`/`frame.hstatus` for a VS-mode entry.
+pub fn enter_guest(frame: &mut GuestFrame) {
+    // SAFETY: `__enter_guest` saves every callee-saved register, `sp`, `ra`,
+    // `sstatus`, `stvec` and `sscratch` into `frame` and restores them
+    // before returning, so to Rust it is a call that clobbers the
+    // caller-saved registers (declared by the C ABI). The guest runs under
+    // its own G-stage and cannot reach kernel memory; its traps come back
+    // through `__guest_exit`, which uses only `frame`.
+    unsafe { __enter_guest(frame) }
+}
