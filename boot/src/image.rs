@@ -13,9 +13,10 @@
 //! | 24 | 64 x count | entry table |
 //!
 //! Each 64-byte entry: name (32 bytes, `[A-Za-z0-9._-]`, NUL-padded), kind
-//! (1 = service, 2 = guest), priority, served endpoint (0xff = none), one
-//! reserved byte and four reserved bytes (all zero), the may-call endpoint
-//! bitmask (u64), then the blob's offset and size (u64 each). Blobs start on
+//! (1 = service, 2 = guest), priority, served endpoint (0xff = none), the
+//! kernel rights byte ([`KernelRights`]; zero for guests), four reserved
+//! bytes (zero), the may-call endpoint bitmask (u64), then the blob's offset
+//! and size (u64 each). Blobs start on
 //! 8-byte boundaries after the entry table and do not overlap.
 //!
 //! [`BootImage::parse`] checks all of it before anything is read: a
@@ -40,6 +41,33 @@ pub const NAME_LEN: usize = 32;
 pub const MAX_ENDPOINTS: u8 = 64;
 /// The `serves` value of an entry that serves no endpoint.
 pub const SERVES_NONE: u8 = 0xff;
+
+/// The kernel rights a service is granted beyond its endpoints, one bit each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelRights(pub u8);
+
+impl KernelRights {
+    /// May restart dead tasks and receives their death notices (init).
+    pub const SUPERVISOR: KernelRights = KernelRights(1);
+    /// May create, load, run and destroy VMs (vm-manager).
+    pub const VM_CONTROL: KernelRights = KernelRights(2);
+    /// Receives the VMs' ioreq pages and completes their requests (ioreq).
+    pub const IOREQ: KernelRights = KernelRights(4);
+    /// May write raw lines to the hypervisor console (devices, shell).
+    pub const CONSOLE: KernelRights = KernelRights(8);
+    /// Every defined bit.
+    pub const ALL: KernelRights = KernelRights(15);
+
+    /// Whether every right of `other` is in `self`.
+    pub const fn contains(self, other: KernelRights) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Both sets.
+    pub const fn union(self, other: KernelRights) -> KernelRights {
+        KernelRights(self.0 | other.0)
+    }
+}
 
 /// What an image entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +120,11 @@ pub enum ImageError {
         /// Which entry.
         index: usize,
     },
+    /// Entry `index` has unknown kernel-rights bits, or is a guest with any.
+    BadRights {
+        /// Which entry.
+        index: usize,
+    },
     /// Entry `index`'s reserved bytes are not zero.
     ReservedNotZero {
         /// Which entry.
@@ -129,6 +162,9 @@ impl fmt::Display for ImageError {
                     "boot image entry {index} serves an invalid or taken endpoint"
                 )
             }
+            ImageError::BadRights { index } => {
+                write!(f, "boot image entry {index} has invalid kernel rights")
+            }
             ImageError::ReservedNotZero { index } => {
                 write!(f, "boot image entry {index} has non-zero reserved bytes")
             }
@@ -155,6 +191,8 @@ pub struct ImageEntry<'a> {
     pub serves: Option<u8>,
     /// Bit `n` set: may call endpoint `n`.
     pub may_call: u64,
+    /// What the kernel lets this service do beyond IPC.
+    pub rights: KernelRights,
     /// Where the blob starts in the image.
     pub offset: usize,
     /// The ELF or guest image bytes.
@@ -293,7 +331,11 @@ fn decode_entry(bytes: &[u8], index: usize) -> Result<ImageEntry<'_>, ImageError
         endpoint if endpoint < MAX_ENDPOINTS => Some(endpoint),
         _ => return Err(ImageError::BadEndpoint { index }),
     };
-    if field(35)? != 0 || read_u32(raw, 36) != Some(0) {
+    let rights = KernelRights(field(35)?);
+    if !KernelRights::ALL.contains(rights) || (kind == EntryKind::Guest && rights.0 != 0) {
+        return Err(ImageError::BadRights { index });
+    }
+    if read_u32(raw, 36) != Some(0) {
         return Err(ImageError::ReservedNotZero { index });
     }
     let may_call = read_u64(raw, 40).ok_or(ImageError::Truncated)?;
@@ -312,6 +354,7 @@ fn decode_entry(bytes: &[u8], index: usize) -> Result<ImageEntry<'_>, ImageError
         priority,
         serves,
         may_call,
+        rights,
         offset,
         data,
     })
@@ -340,6 +383,8 @@ pub struct EntrySpec<'a> {
     pub serves: Option<u8>,
     /// Bit `n` set: may call endpoint `n`.
     pub may_call: u64,
+    /// What the kernel lets it do beyond IPC.
+    pub rights: KernelRights,
     /// The ELF or guest image bytes.
     pub data: &'a [u8],
 }
@@ -385,6 +430,7 @@ pub fn write<'o>(
                 entry.kind.byte(),
                 entry.priority,
                 entry.serves.unwrap_or(SERVES_NONE),
+                entry.rights.0,
             ],
         );
         put(out, at + 40, &entry.may_call.to_le_bytes());

@@ -3,18 +3,23 @@
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use mica_boot::image::{
-    BootImage, ENTRY_LEN, EntryKind, EntrySpec, HEADER_LEN, ImageError, MAX_ENTRIES, image_len,
-    write,
+    BootImage, ENTRY_LEN, EntryKind, EntrySpec, HEADER_LEN, ImageError, KernelRights, MAX_ENTRIES,
+    image_len, write,
 };
 use proptest::prelude::*;
 
 fn spec<'a>(name: &'a str, kind: EntryKind, serves: Option<u8>, data: &'a [u8]) -> EntrySpec<'a> {
+    let rights = match kind {
+        EntryKind::Service => KernelRights::CONSOLE,
+        EntryKind::Guest => KernelRights::default(),
+    };
     EntrySpec {
         name,
         kind,
         priority: 3,
         serves,
         may_call: 0b110,
+        rights,
         data,
     }
 }
@@ -48,6 +53,8 @@ fn the_writer_and_the_parser_agree() {
         (vm.kind, vm.priority, vm.serves),
         (EntryKind::Service, 3, Some(1))
     );
+    assert!(vm.rights.contains(KernelRights::CONSOLE));
+    assert!(!vm.rights.contains(KernelRights::VM_CONTROL));
     assert_eq!(vm.data, b"\x7fELF-vm");
     assert!(vm.may_call(1) && vm.may_call(2) && !vm.may_call(0) && !vm.may_call(64));
     let guest = image.find("hello").unwrap();
@@ -125,10 +132,8 @@ fn entry_errors_name_the_entry() {
         "taken endpoint"
     );
     assert_eq!(with(field(0, 34), 64), ImageError::BadEndpoint { index: 0 });
-    assert_eq!(
-        with(field(0, 35), 1),
-        ImageError::ReservedNotZero { index: 0 }
-    );
+    assert_eq!(with(field(0, 35), 0x10), ImageError::BadRights { index: 0 });
+    assert_eq!(with(field(2, 35), 1), ImageError::BadRights { index: 2 });
     assert_eq!(
         with(field(0, 38), 1),
         ImageError::ReservedNotZero { index: 0 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mica_boot::image::{EntryKind, EntrySpec, image_len, write};
+use mica_boot::image::{EntryKind, EntrySpec, KernelRights, image_len, write};
 
 /// One entry of the boot image, as xtask knows it before reading the file.
 #[derive(Clone, Debug)]
@@ -18,6 +18,8 @@ pub struct Part {
     pub serves: Option<u8>,
     /// The endpoints it may call.
     pub may_call: &'static [u8],
+    /// What the kernel lets it do beyond IPC.
+    pub rights: KernelRights,
     /// The file to pack.
     pub path: PathBuf,
 }
@@ -45,6 +47,7 @@ pub fn pack(parts: &[Part], out: &Path) -> Result<usize, String> {
                 .may_call
                 .iter()
                 .fold(0u64, |mask, &ep| mask | 1u64 << (ep % 64)),
+            rights: part.rights,
             data,
         })
         .collect();
@@ -61,13 +64,14 @@ pub fn pack(parts: &[Part], out: &Path) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::{Part, pack};
-    use mica_boot::image::{BootImage, EntryKind};
+    use mica_boot::image::{BootImage, EntryKind, KernelRights};
 
     fn part(name: &'static str, kind: EntryKind, path: std::path::PathBuf) -> Part {
         Part {
             name,
             kind,
             priority: 5,
+            rights: KernelRights::default(),
             serves: Some(1),
             may_call: &[2, 3],
             path,
