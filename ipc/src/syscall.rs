@@ -32,6 +32,45 @@ pub const IMAGE_BASE: usize = 0x1_0000;
 /// Image segments must end at or below this address (below the IPC buffer).
 pub const IMAGE_TOP: usize = IPC_BUFFER;
 
+/// How many VMs the kernel can hold (VM numbers are `0..MAX_VMS`).
+pub const MAX_VMS: usize = 16;
+/// Where guest RAM starts in every VM (QEMU virt's RAM base).
+pub const GUEST_RAM_BASE: u64 = 0x8000_0000;
+/// Where a guest image is loaded, from the start of RAM (Linux boot
+/// protocol: 2 MiB).
+pub const GUEST_IMAGE_OFFSET: u64 = 0x20_0000;
+/// The user address of the ioreq task's window of ioreq pages, one 4 KiB
+/// page per VM number.
+pub const IOREQ_PAGES: usize = 0x3000_0000;
+/// The badge `recv` reports when it returns for pending ioreq work rather
+/// than a message (a3 then holds the bit set of VMs with I/O pending).
+pub const IOREQ_BADGE: usize = usize::MAX;
+
+/// Capability slots every task finds at start (filled from the boot-image
+/// manifest by the kernel).
+pub mod slots {
+    /// The receive right on the endpoint the task serves (if it serves one).
+    pub const SERVE: usize = 0;
+    /// The supervisor's notification of task deaths (bit = task slot).
+    pub const DEATHS: usize = 1;
+    /// The call right to endpoint `n` is in slot `CALL_BASE + n`.
+    pub const CALL_BASE: usize = 16;
+    /// The slot of the call right to endpoint `n`.
+    pub const fn call(endpoint: usize) -> usize {
+        CALL_BASE + endpoint
+    }
+}
+
+/// Endpoint numbers of the services (the manifest's `serves`).
+pub mod endpoints {
+    /// The vm-manager: `ipc::vm` protocol.
+    pub const VM_MANAGER: usize = 1;
+    /// The ioreq service: `ipc::ioreq` protocol.
+    pub const IOREQ: usize = 2;
+    /// The device service: `ipc::devices` protocol.
+    pub const DEVICES: usize = 3;
+}
+
 /// The longest line `debug_write` accepts in one call.
 pub const MAX_DEBUG_WRITE: usize = 256;
 
@@ -74,6 +113,51 @@ pub enum Sysno {
     /// copy of the dead task in `task_slot` from its image (its `a1` counts
     /// restarts).
     Restart = 10,
+    /// `console_write(ptr, len)`: prints `len` (at most [`MAX_DEBUG_WRITE`])
+    /// bytes as one raw hypervisor-console line, without the task-name
+    /// prefix (guest console output: `vm0 | hello`). Needs the CONSOLE
+    /// kernel right; `Error::PermissionDenied` otherwise.
+    ConsoleWrite = 11,
+    /// `vm_create(vm, ram_mib, vcpus)`: makes VM object `vm` (the
+    /// vm-manager's slot number, below [`MAX_VMS`]) with `ram_mib` MiB of
+    /// zeroed guest RAM at [`GUEST_RAM_BASE`], its G-stage tables, a VMID,
+    /// its ioreq page and `vcpus` stopped vCPUs. Needs VM_CONTROL.
+    /// `Error::VmExists`, `Error::OutOfMemory`, `Error::InvalidArgument`.
+    VmCreate = 12,
+    /// `vm_load(vm, name_len) -> (image_len)`: copies the boot-image guest
+    /// entry whose name is the first `name_len` bytes of the IPC buffer into
+    /// the VM's RAM at [`GUEST_IMAGE_OFFSET`]. `Error::UnknownImage`;
+    /// `Error::OutOfMemory` if it does not fit below the DTB.
+    VmLoad = 13,
+    /// `vm_set_dtb(vm, len) -> (dtb_gpa)`: copies the first `len` (at most
+    /// [`IPC_BUFFER_SIZE`]) bytes of the IPC buffer page into the top of
+    /// the VM's RAM as its device tree; vCPUs start with a1 = `dtb_gpa`.
+    VmSetDtb = 14,
+    /// `vm_start(vm)`: vCPU 0 starts at `GUEST_RAM_BASE + GUEST_IMAGE_OFFSET`
+    /// with a0 = 0 (hart id) and a1 = the DTB's address.
+    VmStart = 15,
+    /// `vm_pause(vm)`: holds every vCPU (an I/O request in flight stays in
+    /// flight and completes when resumed).
+    VmPause = 16,
+    /// `vm_resume(vm)`: lets a paused VM's vCPUs run again.
+    VmResume = 17,
+    /// `vm_reset(vm)`: stops every vCPU, drops any I/O request in flight and
+    /// zeroes guest RAM; load, set the DTB and start again afterwards.
+    VmReset = 18,
+    /// `vm_destroy(vm)`: tears the VM down from any state, even while a vCPU
+    /// runs or waits for I/O, and returns all its memory.
+    VmDestroy = 19,
+    /// `ioreq_attach(vm) -> (page_addr)`: maps `vm`'s ioreq page (ACRN
+    /// layout, `ioreq::page`) read-write into the caller at
+    /// `IOREQ_PAGES + vm * 4096`; from then on a vCPU's I/O exit wakes the
+    /// caller's `recv`/`reply_recv` with badge [`IOREQ_BADGE`] and bit `vm`
+    /// set in a3. Needs the IOREQ right.
+    IoreqAttach = 20,
+    /// `ioreq_resume(vm, vcpu)`: the request in `vcpu`'s slot is COMPLETE;
+    /// the kernel validates the slot, hands a read's value to the guest,
+    /// frees the slot and lets the vCPU run. `Error::BadSlotState` if the
+    /// slot is not COMPLETE (nothing changes). Needs the IOREQ right.
+    IoreqResume = 21,
 }
 
 impl Sysno {
@@ -91,6 +175,17 @@ impl Sysno {
             8 => Sysno::Wait,
             9 => Sysno::Poll,
             10 => Sysno::Restart,
+            11 => Sysno::ConsoleWrite,
+            12 => Sysno::VmCreate,
+            13 => Sysno::VmLoad,
+            14 => Sysno::VmSetDtb,
+            15 => Sysno::VmStart,
+            16 => Sysno::VmPause,
+            17 => Sysno::VmResume,
+            18 => Sysno::VmReset,
+            19 => Sysno::VmDestroy,
+            20 => Sysno::IoreqAttach,
+            21 => Sysno::IoreqResume,
             _ => return None,
         })
     }
@@ -117,19 +212,25 @@ pub fn error_of(status: usize) -> Option<Error> {
 }
 
 /// The errors the kernel itself returns from system calls.
-const ALL_ERRORS: [Error; 6] = [
+const ALL_ERRORS: [Error; 11] = [
     Error::MessageTooLarge,
     Error::ServerDied,
     Error::InvalidArgument,
     Error::PermissionDenied,
     Error::KernelRefused,
     Error::Malformed,
+    Error::VmExists,
+    Error::OutOfMemory,
+    Error::UnknownImage,
+    Error::UnknownVm,
+    Error::BadSlotState,
 ];
 
 // The user layout's regions are disjoint and a message fits its buffer.
 const _: () = assert!(MAX_MESSAGE_SIZE <= IPC_BUFFER_SIZE);
 const _: () = assert!(IMAGE_BASE < IMAGE_TOP && IMAGE_TOP <= IPC_BUFFER);
-const _: () = assert!(IPC_BUFFER + IPC_BUFFER_SIZE <= STACK_TOP - STACK_SIZE);
+const _: () = assert!(IPC_BUFFER + IPC_BUFFER_SIZE <= IOREQ_PAGES);
+const _: () = assert!(IOREQ_PAGES + MAX_VMS * 4096 <= STACK_TOP - STACK_SIZE);
 
 #[cfg(test)]
 mod tests {
@@ -149,12 +250,23 @@ mod tests {
             (Sysno::Wait, 8),
             (Sysno::Poll, 9),
             (Sysno::Restart, 10),
+            (Sysno::ConsoleWrite, 11),
+            (Sysno::VmCreate, 12),
+            (Sysno::VmLoad, 13),
+            (Sysno::VmSetDtb, 14),
+            (Sysno::VmStart, 15),
+            (Sysno::VmPause, 16),
+            (Sysno::VmResume, 17),
+            (Sysno::VmReset, 18),
+            (Sysno::VmDestroy, 19),
+            (Sysno::IoreqAttach, 20),
+            (Sysno::IoreqResume, 21),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(11), None);
+        assert_eq!(Sysno::from_usize(22), None);
         assert_eq!(Sysno::from_usize(usize::MAX), None);
     }
 

@@ -121,6 +121,21 @@ pub fn dispatch<M: Machine>(
             };
         }
         Sysno::Restart => return restart(objects, machine, current, args[0]),
+        // Defined in the ABI, served once VMs are kernel objects tasks own.
+        Sysno::ConsoleWrite
+        | Sysno::VmCreate
+        | Sysno::VmLoad
+        | Sysno::VmSetDtb
+        | Sysno::VmStart
+        | Sysno::VmPause
+        | Sysno::VmResume
+        | Sysno::VmReset
+        | Sysno::VmDestroy
+        | Sysno::IoreqAttach
+        | Sysno::IoreqResume => {
+            machine.set_result(current, status_of(Error::KernelRefused), [0; 3]);
+            return Decision::Continue;
+        }
     };
     match result {
         Ok(step) => apply_step(objects, machine, current, step),
