@@ -6,6 +6,11 @@
     reason = "the boot image build uses it once service tasks are packed"
 )]
 mod artifacts;
+#[allow(
+    dead_code,
+    reason = "wired to `xtask bench` with the benchmark scenario"
+)]
+mod bench;
 mod cmd;
 #[allow(
     dead_code,
