@@ -3,19 +3,28 @@
 //! system-call wrappers, a `log` backend over `debug_write`, a small heap,
 //! a panic handler that exits, and [`serve_forever`], the server loop.
 //!
+//! It also wraps the VM-control calls ([`vm`]), the ioreq calls and page
+//! accessor ([`ioreq_pages`]) and a stopgap entropy source ([`entropy`]).
+//!
 //! A task crate names its main function with [`entry!`] and links with
-//! `user/rt/link.ld` (its build script passes `-T`).
-#![no_std]
+//! `user/rt/link.ld` (its build script passes `-T`). On the host the crate
+//! builds (every call answers `KernelRefused`) so its pure parts are tested.
+#![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
 
+pub mod entropy;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod heap;
+pub mod ioreq_pages;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod logger;
 mod server;
 pub mod sys;
+pub mod vm;
 
 pub use server::{call_message, serve_forever};
-pub use sys::Start;
+pub use sys::{Received, Start};
 
 /// Declares `$main: fn(Start) -> u32` as the task's main function; its
 /// return value is the task's exit status.
@@ -30,11 +39,13 @@ macro_rules! entry {
     };
 }
 
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
 unsafe extern "C" {
     fn __mica_task_main(start: Start) -> u32;
 }
 
 /// Called by `_start` with the kernel's `a0` and `a1`.
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
 #[unsafe(no_mangle)]
 extern "C" fn __mica_rt_start(ipc_buffer: usize, restarts: usize) -> ! {
     heap::init();

@@ -28,8 +28,7 @@ pub fn serve_forever<S: Service>(ep: usize, service: &mut S) -> ! {
     let mut reply_len = 0;
     loop {
         match sys::reply_recv(ep, reply_len) {
-            Ok((len, _badge)) => {
-                let len = len.min(MAX_MESSAGE_SIZE);
+            Ok(sys::Received::Message { len, badge: _ }) => {
                 sys::with_buffer(|buf| request[..len].copy_from_slice(&buf[..len]));
                 reply_len = match serve(service, &request[..len], &mut reply) {
                     Ok(n) => {
@@ -42,6 +41,8 @@ pub fn serve_forever<S: Service>(ep: usize, service: &mut S) -> ! {
                     }
                 };
             }
+            // Only the ioreq task attaches ioreq pages; nothing is owed.
+            Ok(sys::Received::IoreqPending { .. }) => reply_len = 0,
             Err(e) => {
                 log::warn!("reply_recv failed: {e}");
                 reply_len = 0;

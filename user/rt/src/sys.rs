@@ -4,7 +4,7 @@
 
 use ipc::Error;
 use ipc::MAX_MESSAGE_SIZE;
-use ipc::syscall::{IPC_BUFFER, Sysno, error_of};
+use ipc::syscall::{IOREQ_BADGE, IPC_BUFFER, IPC_BUFFER_SIZE, Sysno, error_of};
 
 /// What the kernel tells a task at start.
 #[repr(C)]
@@ -58,7 +58,7 @@ fn raw(_call: Sysno, _args: [usize; 6]) -> [usize; 4] {
     [ipc::syscall::status_of(Error::KernelRefused), 0, 0, 0]
 }
 
-fn checked(call: Sysno, args: [usize; 6]) -> Result<[usize; 3], Error> {
+pub(crate) fn checked(call: Sysno, args: [usize; 6]) -> Result<[usize; 3], Error> {
     let [status, a1, a2, a3] = raw(call, args);
     match error_of(status) {
         None => Ok([a1, a2, a3]),
@@ -76,10 +76,31 @@ pub fn with_buffer<R>(f: impl FnOnce(&mut [u8; MAX_MESSAGE_SIZE]) -> R) -> R {
     f(buffer)
 }
 
+/// Runs `f` on the whole IPC buffer page (for `vm_set_dtb`, which takes up
+/// to a page). Same rules as [`with_buffer`].
+pub fn with_page<R>(f: impl FnOnce(&mut [u8; IPC_BUFFER_SIZE]) -> R) -> R {
+    // SAFETY: as in `with_buffer`: the kernel maps the whole IPC_BUFFER_SIZE
+    // page read-write, the task is single-threaded, and this is the only
+    // reference to it; it ends before `f` returns, before any system call.
+    let page = unsafe { &mut *(IPC_BUFFER as *mut [u8; IPC_BUFFER_SIZE]) };
+    f(page)
+}
+
 /// Prints `line` on the console, prefixed with the task's name.
 pub fn debug_write(line: &[u8]) -> Result<(), Error> {
     checked(
         Sysno::DebugWrite,
+        [line.as_ptr() as usize, line.len(), 0, 0, 0, 0],
+    )
+    .map(|_| ())
+}
+
+/// Prints `line` (at most `MAX_DEBUG_WRITE` bytes) as one raw console line
+/// without the task-name prefix: guest console output such as
+/// `vm0 | hello from vm0`. Needs the CONSOLE kernel right.
+pub fn console_write(line: &[u8]) -> Result<(), Error> {
+    checked(
+        Sysno::ConsoleWrite,
         [line.as_ptr() as usize, line.len(), 0, 0, 0, 0],
     )
     .map(|_| ())
@@ -105,9 +126,47 @@ pub fn call(ep: usize, len: usize) -> Result<usize, Error> {
     checked(Sysno::Call, [ep, len, 0, 0, 0, 0]).map(|[n, ..]| n)
 }
 
-/// Waits for a message on endpoint slot `ep`; returns (length, badge).
-pub fn recv(ep: usize) -> Result<(usize, u64), Error> {
-    checked(Sysno::Recv, [ep, 0, 0, 0, 0, 0]).map(|[n, badge, _]| (n, badge as u64))
+/// What `recv` / `reply_recv` returned: a message, or (for the task that
+/// attached ioreq pages) the news that guest I/O is pending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// A message of `len` bytes (at most `MAX_MESSAGE_SIZE`) is at the start
+    /// of the IPC buffer; `badge` names the capability it came through.
+    Message {
+        /// Message length in bytes.
+        len: usize,
+        /// The sender's badge.
+        badge: u64,
+    },
+    /// vCPUs wait for I/O: bit `n` of `vms` is set for each VM number `n`
+    /// with PENDING ioreq slots. No reply is owed for this wake-up.
+    IoreqPending {
+        /// The set of VMs with pending I/O requests.
+        vms: u64,
+    },
+}
+
+impl Received {
+    /// Decodes the result registers of a successful `recv`/`reply_recv`:
+    /// a1 = length, a2 = badge, a3 = pending VM bits (only meaningful with
+    /// the badge [`IOREQ_BADGE`]). A length beyond `MAX_MESSAGE_SIZE` is cut
+    /// to it (the kernel never copies more).
+    pub fn from_registers(len: usize, badge: usize, vms: usize) -> Received {
+        if badge == IOREQ_BADGE {
+            Received::IoreqPending { vms: vms as u64 }
+        } else {
+            Received::Message {
+                len: len.min(MAX_MESSAGE_SIZE),
+                badge: badge as u64,
+            }
+        }
+    }
+}
+
+/// Waits for a message (or pending ioreq work) on endpoint slot `ep`.
+pub fn recv(ep: usize) -> Result<Received, Error> {
+    checked(Sysno::Recv, [ep, 0, 0, 0, 0, 0])
+        .map(|[len, badge, vms]| Received::from_registers(len, badge, vms))
 }
 
 /// Answers the last call with the first `len` buffer bytes.
@@ -116,8 +175,9 @@ pub fn reply(len: usize) -> Result<(), Error> {
 }
 
 /// Replies with `len` buffer bytes (if owed), then receives on `ep`.
-pub fn reply_recv(ep: usize, len: usize) -> Result<(usize, u64), Error> {
-    checked(Sysno::ReplyRecv, [ep, len, 0, 0, 0, 0]).map(|[n, badge, _]| (n, badge as u64))
+pub fn reply_recv(ep: usize, len: usize) -> Result<Received, Error> {
+    checked(Sysno::ReplyRecv, [ep, len, 0, 0, 0, 0])
+        .map(|[len, badge, vms]| Received::from_registers(len, badge, vms))
 }
 
 /// Signals notification slot `ntf` with its capability's bits.
@@ -139,4 +199,51 @@ pub fn poll(ntf: usize) -> Result<u64, Error> {
 /// returns the new task's slot.
 pub fn restart(task_slot: usize) -> Result<usize, Error> {
     checked(Sysno::Restart, [task_slot, 0, 0, 0, 0, 0]).map(|[slot, ..]| slot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ioreq_badge_means_pending_work_with_the_vm_bits_in_a3() {
+        assert_eq!(
+            Received::from_registers(0, IOREQ_BADGE, 0b101),
+            Received::IoreqPending { vms: 0b101 }
+        );
+        // The length register is ignored for an ioreq wake-up.
+        assert_eq!(
+            Received::from_registers(77, IOREQ_BADGE, 1 << 15),
+            Received::IoreqPending { vms: 1 << 15 }
+        );
+    }
+
+    #[test]
+    fn any_other_badge_is_a_message_with_its_length() {
+        assert_eq!(
+            Received::from_registers(12, 7, 0b11),
+            Received::Message { len: 12, badge: 7 }
+        );
+        assert_eq!(
+            Received::from_registers(0, 0, 0),
+            Received::Message { len: 0, badge: 0 }
+        );
+    }
+
+    #[test]
+    fn an_overlong_length_is_cut_to_the_message_size() {
+        assert_eq!(
+            Received::from_registers(usize::MAX, 3, 0),
+            Received::Message {
+                len: MAX_MESSAGE_SIZE,
+                badge: 3
+            }
+        );
+    }
+
+    #[test]
+    fn without_a_kernel_every_call_is_refused() {
+        assert_eq!(recv(0), Err(Error::KernelRefused));
+        assert_eq!(console_write(b"x"), Err(Error::KernelRefused));
+    }
 }

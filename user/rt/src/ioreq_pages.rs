@@ -1,0 +1,111 @@
+//! The ioreq calls of `ipc::syscall` (20, 21) and the one accessor to a
+//! mapped ioreq page. Only the task holding the IOREQ right (the ioreq
+//! service) uses them.
+//!
+//! [`ioreq_page`] hands out the page of an attached VM as a
+//! `&'static mut IoreqPage` at most once at a time: a bit per VM records
+//! that the kernel mapped it ([`ioreq_attach`] succeeded) and another that
+//! a reference is out; [`give_back`] ends the loan.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use ioreq::page::IoreqPage;
+use ipc::syscall::{IOREQ_PAGES, MAX_VMS, Sysno};
+use ipc::{Error, VmId};
+
+use crate::sys::checked;
+use crate::vm::vm_number;
+
+/// Bytes between two VMs' pages in the ioreq window.
+const PAGE_STRIDE: usize = 4096;
+
+// One bit per VM number: the kernel mapped its page / a reference is out.
+const _: () = assert!(MAX_VMS <= 32);
+static MAPPED: AtomicU32 = AtomicU32::new(0);
+static LENT: AtomicU32 = AtomicU32::new(0);
+
+/// Where VM number `n`'s ioreq page is mapped.
+pub const fn page_address(n: usize) -> usize {
+    IOREQ_PAGES + n * PAGE_STRIDE
+}
+
+/// Maps `vm`'s ioreq page into this task (at [`page_address`]) and routes
+/// its I/O exits to this task's `recv`; returns the page's address.
+/// `KernelRefused` if the kernel reports any other address.
+pub fn ioreq_attach(vm: VmId) -> Result<usize, Error> {
+    let n = vm_number(vm)?;
+    let [addr, ..] = checked(Sysno::IoreqAttach, [n, 0, 0, 0, 0, 0])?;
+    if addr != page_address(n) {
+        return Err(Error::KernelRefused);
+    }
+    MAPPED.fetch_or(1 << n, Ordering::AcqRel);
+    Ok(addr)
+}
+
+/// Tells the kernel the request in `vcpu`'s slot of `vm` is COMPLETE: it
+/// takes the value, frees the slot and lets the vCPU run.
+pub fn ioreq_resume(vm: VmId, vcpu: u8) -> Result<(), Error> {
+    let n = vm_number(vm)?;
+    checked(Sysno::IoreqResume, [n, usize::from(vcpu), 0, 0, 0, 0]).map(|_| ())
+}
+
+/// The mapped ioreq page of `vm`. `UnknownVm` before [`ioreq_attach`]
+/// succeeded for it; `InvalidArgument` while the previous reference is
+/// still out (see [`give_back`]).
+pub fn ioreq_page(vm: VmId) -> Result<&'static mut IoreqPage, Error> {
+    let n = vm_number(vm)?;
+    let bit = 1 << n;
+    if MAPPED.load(Ordering::Acquire) & bit == 0 {
+        return Err(Error::UnknownVm);
+    }
+    if LENT.fetch_or(bit, Ordering::AcqRel) & bit != 0 {
+        return Err(Error::InvalidArgument);
+    }
+    let page = page_address(n) as *mut IoreqPage;
+    // SAFETY:
+    // 1. The kernel mapped exactly `vm`'s 4 KiB ioreq page read-write at
+    //    `page_address(n)` when `ioreq_attach(vm)` returned that address (the
+    //    MAPPED bit), and never unmaps it while the task lives; the address
+    //    is page-aligned, as `IoreqPage` (align 4096, size 4096) needs.
+    // 2. `IoreqPage` is `repr(C)` and made only of `u32`s, so every bit
+    //    pattern the kernel leaves there is a valid value.
+    // 3. The LENT bit makes this the only reference to the page in the task
+    //    until `give_back` takes it back; no other code forms one (the
+    //    window lies outside the image, heap, stack and IPC buffer).
+    // 4. The kernel writes the page only while this single-threaded task is
+    //    inside a system call or not running (one hart), and every `ecall`
+    //    is a compiler barrier for memory, so the compiler never caches a
+    //    slot across a kernel write. (Running the kernel on several harts
+    //    needs volatile slot access in `ioreq::slot`: an integration point.)
+    Ok(unsafe { &mut *page })
+}
+
+/// Ends the loan of `vm`'s page taken with [`ioreq_page`] (the VM was
+/// detached); the page may be handed out again later. A reference that is
+/// not `vm`'s page is dropped without changing anything.
+pub fn give_back(vm: VmId, page: &'static mut IoreqPage) {
+    let Ok(n) = vm_number(vm) else { return };
+    if core::ptr::from_mut(page) as usize == page_address(n) {
+        LENT.fetch_and(!(1 << n), Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_laid_out_one_per_vm_number_from_the_window_base() {
+        assert_eq!(page_address(0), IOREQ_PAGES);
+        assert_eq!(page_address(3), IOREQ_PAGES + 3 * 4096);
+    }
+
+    #[test]
+    fn a_page_is_only_lent_after_its_attach_succeeded() {
+        // Host builds have no kernel: the attach is refused and nothing is
+        // mapped, so no reference can be formed.
+        assert_eq!(ioreq_attach(VmId(2)), Err(Error::KernelRefused));
+        assert_eq!(ioreq_page(VmId(2)).err(), Some(Error::UnknownVm));
+        assert_eq!(ioreq_page(VmId(99)).err(), Some(Error::InvalidArgument));
+    }
+}

@@ -1,0 +1,101 @@
+//! The VM-control calls of `ipc::syscall` (12-19), one safe wrapper each.
+//! They need the VM_CONTROL kernel right (the vm-manager holds it); a VM is
+//! named by its vm-manager slot number, below `ipc::syscall::MAX_VMS`.
+
+use ipc::syscall::{IPC_BUFFER_SIZE, MAX_VMS, Sysno};
+use ipc::{Error, MAX_MESSAGE_SIZE, VmId};
+
+use crate::sys::{checked, with_buffer, with_page};
+
+/// The VM number as the kernel takes it; `InvalidArgument` when it is out
+/// of the kernel's range (no call is made).
+pub(crate) fn vm_number(vm: VmId) -> Result<usize, Error> {
+    let n = usize::from(vm.0);
+    if n < MAX_VMS {
+        Ok(n)
+    } else {
+        Err(Error::InvalidArgument)
+    }
+}
+
+fn vm_call(call: Sysno, vm: VmId, a1: usize, a2: usize) -> Result<[usize; 3], Error> {
+    checked(call, [vm_number(vm)?, a1, a2, 0, 0, 0])
+}
+
+/// Makes VM `vm` with `ram_mib` MiB of zeroed RAM and `vcpus` stopped vCPUs.
+pub fn vm_create(vm: VmId, ram_mib: u32, vcpus: u8) -> Result<(), Error> {
+    let ram_mib = usize::try_from(ram_mib).map_err(|_| Error::InvalidArgument)?;
+    vm_call(Sysno::VmCreate, vm, ram_mib, usize::from(vcpus)).map(|_| ())
+}
+
+/// Copies the boot-image guest called `image` into `vm`'s RAM; returns the
+/// image's length. The name travels in the IPC buffer.
+pub fn vm_load(vm: VmId, image: &str) -> Result<usize, Error> {
+    let name = image.as_bytes();
+    if name.len() > MAX_MESSAGE_SIZE {
+        return Err(Error::InvalidArgument);
+    }
+    with_buffer(|buf| buf[..name.len()].copy_from_slice(name));
+    vm_call(Sysno::VmLoad, vm, name.len(), 0).map(|[len, ..]| len)
+}
+
+/// Gives `vm` its device tree (at most one page); returns the guest-physical
+/// address the vCPUs will find it at (their a1). The bytes travel in the
+/// IPC buffer page.
+pub fn vm_set_dtb(vm: VmId, dtb: &[u8]) -> Result<u64, Error> {
+    if dtb.len() > IPC_BUFFER_SIZE {
+        return Err(Error::InvalidArgument);
+    }
+    with_page(|page| page[..dtb.len()].copy_from_slice(dtb));
+    vm_call(Sysno::VmSetDtb, vm, dtb.len(), 0).map(|[gpa, ..]| gpa as u64)
+}
+
+/// Starts vCPU 0 of `vm` at the image entry with the device tree in a1.
+pub fn vm_start(vm: VmId) -> Result<(), Error> {
+    vm_call(Sysno::VmStart, vm, 0, 0).map(|_| ())
+}
+
+/// Holds every vCPU of `vm`.
+pub fn vm_pause(vm: VmId) -> Result<(), Error> {
+    vm_call(Sysno::VmPause, vm, 0, 0).map(|_| ())
+}
+
+/// Lets a paused `vm` run again.
+pub fn vm_resume(vm: VmId) -> Result<(), Error> {
+    vm_call(Sysno::VmResume, vm, 0, 0).map(|_| ())
+}
+
+/// Stops every vCPU of `vm`, drops its I/O in flight and zeroes its RAM;
+/// load, set the device tree and start it again afterwards.
+pub fn vm_reset(vm: VmId) -> Result<(), Error> {
+    vm_call(Sysno::VmReset, vm, 0, 0).map(|_| ())
+}
+
+/// Tears `vm` down from any state and returns its memory.
+pub fn vm_destroy(vm: VmId) -> Result<(), Error> {
+    vm_call(Sysno::VmDestroy, vm, 0, 0).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_numbers_beyond_the_kernel_table_are_refused_before_any_call() {
+        assert_eq!(vm_number(VmId(0)), Ok(0));
+        assert_eq!(vm_number(VmId(15)), Ok(15));
+        assert_eq!(vm_number(VmId(16)), Err(Error::InvalidArgument));
+        assert_eq!(vm_start(VmId(16)), Err(Error::InvalidArgument));
+    }
+
+    #[test]
+    fn oversized_arguments_are_refused_before_touching_the_buffer() {
+        let long = [b'a'; MAX_MESSAGE_SIZE + 1];
+        let long = core::str::from_utf8(&long).unwrap();
+        assert_eq!(vm_load(VmId(0), long), Err(Error::InvalidArgument));
+        assert_eq!(
+            vm_set_dtb(VmId(0), &[0; IPC_BUFFER_SIZE + 1]),
+            Err(Error::InvalidArgument)
+        );
+    }
+}
