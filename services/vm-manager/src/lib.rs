@@ -5,7 +5,9 @@
 //! dynamic slot while fewer than `MAX_VM_NUM` VMs exist. [`VmManager::handle`]
 //! serves the `ipc::vm` protocol; every effect on the kernel and other
 //! services goes through the [`Platform`] trait, and generation IDs come
-//! from an injected [`EntropySource`].
+//! from an injected [`EntropySource`]. [`KernelPlatform`] is the platform
+//! of the task binary, over the kernel's VM calls and IPC to the other
+//! services (both behind traits).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -13,6 +15,7 @@ pub mod config;
 pub mod creation;
 pub mod genid;
 pub mod guest_dt;
+pub mod kernel_platform;
 pub mod lifecycle;
 pub mod name;
 pub mod platform;
@@ -21,6 +24,7 @@ pub mod slots;
 
 pub use config::{DynamicDefaults, MAX_VCPUS, ScenarioError, StaticVmConfig, VmConfig, VmFlags};
 pub use genid::{EntropySource, GenerationId};
+pub use kernel_platform::{KernelPlatform, ServiceLinks, VmKernel};
 pub use lifecycle::{LiveState, Operation};
 pub use name::{ImageName, InvalidName, NameProblem, VmName};
 pub use platform::Platform;

@@ -1,0 +1,334 @@
+//! [`KernelPlatform`]: the [`Platform`] of the vm-manager task, doing each
+//! step with Mica's VM system calls ([`VmKernel`]) and IPC to the ioreq and
+//! device services ([`ServiceLinks`]). Both are traits, so the library
+//! stays free of system calls and tests drive it with fakes.
+//!
+//! How the steps map (every release undoes its acquire):
+//!
+//! | step | does | undone by |
+//! |---|---|---|
+//! | `create_address_space` | reserves the VM number, records the RAM size | `free_address_space` |
+//! | `load_image` | records the image name | (with the address space) |
+//! | `create_vcpus` | `vm_create(vm, ram, vcpus)`, `vm_load(image)` | `destroy_vcpus`: `vm_destroy` |
+//! | `register_ioreq` | ioreq `AttachVm`, `SetDefaultClient(devices)` | `DetachVm` |
+//! | `register_devices` | devices `AddVm`, `Attach` UART and vmgenid, `vm_set_dtb` | `RemoveVm` |
+//! | `set_generation_id` | devices `SetGenerationId` | (with the devices) |
+//!
+//! The kernel makes a VM's RAM and vCPUs in one call, so `vm_create` waits
+//! for `create_vcpus`, which knows the count; the device tree needs the
+//! VM's name, so it is written with the devices it describes.
+
+use ipc::ioreq::ClientId;
+use ipc::syscall::{MAX_VMS, endpoints};
+use ipc::{Error, Space, VmId, devices, ioreq};
+
+use crate::genid::GenerationId;
+use crate::guest_dt::{self, GuestPlatform};
+use crate::name::{ImageName, VmName};
+use crate::platform::Platform;
+
+/// The kernel's VM-control calls (`ipc::syscall` 12-19).
+pub trait VmKernel {
+    /// Makes VM `vm` with `ram_mib` MiB of RAM and `vcpus` stopped vCPUs.
+    fn vm_create(&mut self, vm: VmId, ram_mib: u32, vcpus: u8) -> Result<(), Error>;
+    /// Copies boot-image guest `image` into `vm`'s RAM.
+    fn vm_load(&mut self, vm: VmId, image: &str) -> Result<(), Error>;
+    /// Gives `vm` its device tree.
+    fn vm_set_dtb(&mut self, vm: VmId, dtb: &[u8]) -> Result<(), Error>;
+    /// Starts vCPU 0.
+    fn vm_start(&mut self, vm: VmId) -> Result<(), Error>;
+    /// Holds every vCPU.
+    fn vm_pause(&mut self, vm: VmId) -> Result<(), Error>;
+    /// Lets held vCPUs run again.
+    fn vm_resume(&mut self, vm: VmId) -> Result<(), Error>;
+    /// Stops the vCPUs, drops I/O in flight, zeroes RAM.
+    fn vm_reset(&mut self, vm: VmId) -> Result<(), Error>;
+    /// Tears the VM down from any state.
+    fn vm_destroy(&mut self, vm: VmId) -> Result<(), Error>;
+}
+
+/// Calls to the other services (IPC `call`s on their endpoints).
+pub trait ServiceLinks {
+    /// One request to the ioreq service.
+    fn ioreq(&mut self, request: &ioreq::Request) -> Result<ioreq::Response, Error>;
+    /// One request to the device service.
+    fn devices(&mut self, request: &devices::Request) -> Result<devices::Response, Error>;
+}
+
+/// The device service as an ioreq client: client ids are endpoint numbers.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "endpoint numbers are small constants"
+)]
+pub const DEVICES_CLIENT: ClientId = ClientId(endpoints::DEVICES as u16);
+
+/// Every guest's kernel command line: the console on the 16550.
+pub const BOOTARGS: &str = "console=ttyS0";
+
+/// The largest device tree the kernel takes (one IPC buffer page).
+pub const MAX_DTB: usize = 4096;
+
+/// What is kept for each VM number between the steps.
+#[derive(Clone, Debug)]
+struct VmRecord {
+    mem_mib: u32,
+    image: Option<ImageName>,
+    vcpus: u8,
+    name: Option<VmName>,
+    generation_id: GenerationId,
+    /// `vm_create` succeeded and `vm_destroy` has not run.
+    in_kernel: bool,
+}
+
+/// The vm-manager's platform over the kernel `K` and the services `S`.
+pub struct KernelPlatform<K, S> {
+    kernel: K,
+    links: S,
+    records: [Option<VmRecord>; MAX_VMS],
+    release_failures: u32,
+}
+
+fn ioreq_ok(answer: Result<ioreq::Response, Error>) -> Result<(), Error> {
+    match answer? {
+        ioreq::Response::Ok => Ok(()),
+        ioreq::Response::Err(error) => Err(error),
+        ioreq::Response::Dispatched { .. } => Err(Error::Malformed),
+    }
+}
+
+fn devices_ok(answer: Result<devices::Response, Error>) -> Result<(), Error> {
+    match answer? {
+        devices::Response::Ok => Ok(()),
+        devices::Response::Err(error) => Err(error),
+        devices::Response::Value(_) => Err(Error::Malformed),
+    }
+}
+
+impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
+    /// A platform with no VMs.
+    pub fn new(kernel: K, links: S) -> Self {
+        Self {
+            kernel,
+            links,
+            records: core::array::from_fn(|_| None),
+            release_failures: 0,
+        }
+    }
+
+    /// The kernel (for tests).
+    pub fn kernel(&self) -> &K {
+        &self.kernel
+    }
+
+    /// The service links (for tests).
+    pub fn links(&self) -> &S {
+        &self.links
+    }
+
+    /// How many releases the kernel or a service refused (each is a leak
+    /// to report; the vm-manager goes on as if it had been released).
+    pub fn release_failures(&self) -> u32 {
+        self.release_failures
+    }
+
+    fn record(&mut self, vm: VmId) -> Result<&mut VmRecord, Error> {
+        self.records
+            .get_mut(usize::from(vm.0))
+            .and_then(Option::as_mut)
+            .ok_or(Error::UnknownVm)
+    }
+
+    fn released(&mut self, result: Result<(), Error>) {
+        if result.is_err() {
+            self.release_failures = self.release_failures.saturating_add(1);
+        }
+    }
+
+    /// `AddVm`, then the UART and the vmgenid device where the device tree
+    /// puts them; on failure the VM is removed again.
+    fn add_devices(&mut self, vm: VmId, name: &VmName) -> Result<(), Error> {
+        devices_ok(self.links.devices(&devices::Request::AddVm {
+            vm,
+            name: name.to_wire(),
+        }))?;
+        let attach = |device, place: guest_dt::MmioDevice| devices::Request::Attach {
+            vm,
+            device,
+            space: Space::Mmio,
+            base: place.base,
+            irq: place.irq,
+        };
+        let attached = devices_ok(
+            self.links
+                .devices(&attach(devices::DeviceKind::Uart16550, guest_dt::UART)),
+        )
+        .and_then(|()| {
+            devices_ok(
+                self.links
+                    .devices(&attach(devices::DeviceKind::VmGenId, guest_dt::VMGENID)),
+            )
+        });
+        if attached.is_err() {
+            let removed = devices_ok(self.links.devices(&devices::Request::RemoveVm { vm }));
+            self.released(removed);
+        }
+        attached
+    }
+
+    /// Generates `vm`'s device tree and hands it to the kernel.
+    fn write_dtb(&mut self, vm: VmId) -> Result<(), Error> {
+        let record = self.record(vm)?;
+        let name = record.name.clone().ok_or(Error::UnknownVm)?;
+        let ram_size = u64::from(record.mem_mib) * 1024 * 1024;
+        let board = GuestPlatform::standard(&name, record.vcpus, ram_size, BOOTARGS, &[]);
+        let mut dtb = [0u8; MAX_DTB];
+        let len = guest_dt::generate(&board, &mut dtb).map_err(|_| Error::InvalidArgument)?;
+        self.kernel.vm_set_dtb(vm, &dtb[..len])
+    }
+
+    /// Loads `vm`'s recorded image.
+    fn load(&mut self, vm: VmId) -> Result<(), Error> {
+        let image = self.record(vm)?.image.clone().ok_or(Error::UnknownImage)?;
+        self.kernel.vm_load(vm, image.as_str())
+    }
+}
+
+impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
+    fn create_address_space(&mut self, vm: VmId, mem_mib: u32) -> Result<(), Error> {
+        let entry = self
+            .records
+            .get_mut(usize::from(vm.0))
+            .ok_or(Error::InvalidArgument)?;
+        if entry.is_some() {
+            return Err(Error::VmExists);
+        }
+        *entry = Some(VmRecord {
+            mem_mib,
+            image: None,
+            vcpus: 0,
+            name: None,
+            generation_id: GenerationId::NONE,
+            in_kernel: false,
+        });
+        Ok(())
+    }
+
+    fn load_image(&mut self, vm: VmId, image: &ImageName) -> Result<(), Error> {
+        self.record(vm)?.image = Some(image.clone());
+        Ok(())
+    }
+
+    /// The kernel has no call that copies guest RAM yet.
+    fn clone_memory(&mut self, _source: VmId, _target: VmId) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
+
+    fn create_vcpus(&mut self, vm: VmId, count: u8) -> Result<(), Error> {
+        let record = self.record(vm)?;
+        let (mem_mib, image) = (record.mem_mib, record.image.clone());
+        let image = image.ok_or(Error::UnknownImage)?;
+        self.kernel.vm_create(vm, mem_mib, count)?;
+        if let Err(error) = self.kernel.vm_load(vm, image.as_str()) {
+            let destroyed = self.kernel.vm_destroy(vm);
+            self.released(destroyed);
+            return Err(error);
+        }
+        let record = self.record(vm)?;
+        record.vcpus = count;
+        record.in_kernel = true;
+        Ok(())
+    }
+
+    fn register_ioreq(&mut self, vm: VmId) -> Result<(), Error> {
+        let vcpus = self.record(vm)?.vcpus;
+        ioreq_ok(self.links.ioreq(&ioreq::Request::AttachVm { vm, vcpus }))?;
+        let client = DEVICES_CLIENT;
+        let set = ioreq_ok(
+            self.links
+                .ioreq(&ioreq::Request::SetDefaultClient { vm, client }),
+        );
+        if set.is_err() {
+            let detached = ioreq_ok(self.links.ioreq(&ioreq::Request::DetachVm { vm }));
+            self.released(detached);
+        }
+        set
+    }
+
+    fn register_devices(&mut self, vm: VmId, name: &VmName) -> Result<(), Error> {
+        self.record(vm)?.name = Some(name.clone());
+        self.add_devices(vm, name)?;
+        let written = self.write_dtb(vm);
+        if written.is_err() {
+            let removed = devices_ok(self.links.devices(&devices::Request::RemoveVm { vm }));
+            self.released(removed);
+        }
+        written
+    }
+
+    fn set_generation_id(&mut self, vm: VmId, id: GenerationId) -> Result<(), Error> {
+        self.record(vm)?;
+        devices_ok(self.links.devices(&devices::Request::SetGenerationId {
+            vm,
+            id: id.to_le_bytes(),
+        }))?;
+        self.record(vm)?.generation_id = id;
+        Ok(())
+    }
+
+    fn start(&mut self, vm: VmId) -> Result<(), Error> {
+        self.kernel.vm_start(vm)
+    }
+
+    fn pause(&mut self, vm: VmId) -> Result<(), Error> {
+        self.kernel.vm_pause(vm)
+    }
+
+    fn resume(&mut self, vm: VmId) -> Result<(), Error> {
+        self.kernel.vm_resume(vm)
+    }
+
+    /// `vm_reset`, fresh device models (re-added with the same generation
+    /// ID), the image and the device tree again; the vCPUs stay held until
+    /// the vm-manager starts the VM.
+    fn reset(&mut self, vm: VmId) -> Result<(), Error> {
+        let record = self.record(vm)?;
+        let name = record.name.clone().ok_or(Error::UnknownVm)?;
+        let generation_id = record.generation_id;
+        self.kernel.vm_reset(vm)?;
+        devices_ok(self.links.devices(&devices::Request::RemoveVm { vm }))?;
+        self.add_devices(vm, &name)?;
+        if generation_id != GenerationId::NONE {
+            devices_ok(self.links.devices(&devices::Request::SetGenerationId {
+                vm,
+                id: generation_id.to_le_bytes(),
+            }))?;
+        }
+        self.load(vm)?;
+        self.write_dtb(vm)
+    }
+
+    fn unregister_devices(&mut self, vm: VmId) {
+        let removed = devices_ok(self.links.devices(&devices::Request::RemoveVm { vm }));
+        self.released(removed);
+    }
+
+    fn unregister_ioreq(&mut self, vm: VmId) {
+        let detached = ioreq_ok(self.links.ioreq(&ioreq::Request::DetachVm { vm }));
+        self.released(detached);
+    }
+
+    fn destroy_vcpus(&mut self, vm: VmId) {
+        let Ok(record) = self.record(vm) else { return };
+        if core::mem::replace(&mut record.in_kernel, false) {
+            let destroyed = self.kernel.vm_destroy(vm);
+            self.released(destroyed);
+        }
+    }
+
+    fn free_address_space(&mut self, vm: VmId) {
+        self.destroy_vcpus(vm);
+        if let Some(entry) = self.records.get_mut(usize::from(vm.0)) {
+            *entry = None;
+        }
+    }
+}

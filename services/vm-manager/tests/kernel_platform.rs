@@ -1,0 +1,548 @@
+//! The task's platform over fakes of the kernel and the other services:
+//! each lifecycle step issues the right calls and messages in order, a
+//! failing step returns its error, and the library's rollback then issues
+//! the matching releases, so nothing acquired is left behind.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::string::String;
+use std::vec::Vec;
+
+use ipc::ioreq::ClientId;
+use ipc::vm::{CreateOptions, Request, Response, VmState};
+use ipc::{Error, Space, VmId, devices, ioreq, wire_name};
+use vm_manager::guest_dt::{UART, VMGENID};
+use vm_manager::kernel_platform::{BOOTARGS, DEVICES_CLIENT};
+use vm_manager::{
+    EntropySource, KernelPlatform, ServiceLinks, StaticVmConfig, VmFlags, VmKernel, VmManager,
+};
+
+/// Everything the platform did, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Event {
+    Create { vm: u16, ram_mib: u32, vcpus: u8 },
+    Load { vm: u16, image: String },
+    SetDtb { vm: u16, dtb: Vec<u8> },
+    Start(u16),
+    Pause(u16),
+    Resume(u16),
+    Reset(u16),
+    Destroy(u16),
+    Ioreq(ioreq::Request),
+    Devices(devices::Request),
+}
+
+impl Event {
+    /// A short label used to inject a failure at this kind of event.
+    fn label(&self) -> &'static str {
+        match self {
+            Event::Create { .. } => "vm_create",
+            Event::Load { .. } => "vm_load",
+            Event::SetDtb { .. } => "vm_set_dtb",
+            Event::Start(_) => "vm_start",
+            Event::Pause(_) => "vm_pause",
+            Event::Resume(_) => "vm_resume",
+            Event::Reset(_) => "vm_reset",
+            Event::Destroy(_) => "vm_destroy",
+            Event::Ioreq(request) => match request {
+                ioreq::Request::AttachVm { .. } => "AttachVm",
+                ioreq::Request::DetachVm { .. } => "DetachVm",
+                ioreq::Request::SetDefaultClient { .. } => "SetDefaultClient",
+                _ => "ioreq",
+            },
+            Event::Devices(request) => match request {
+                devices::Request::AddVm { .. } => "AddVm",
+                devices::Request::RemoveVm { .. } => "RemoveVm",
+                devices::Request::Attach {
+                    device: devices::DeviceKind::Uart16550,
+                    ..
+                } => "Attach Uart16550",
+                devices::Request::Attach {
+                    device: devices::DeviceKind::VmGenId,
+                    ..
+                } => "Attach VmGenId",
+                devices::Request::SetGenerationId { .. } => "SetGenerationId",
+                _ => "devices",
+            },
+        }
+    }
+}
+
+/// The shared log and the one failure to inject (label, error).
+#[derive(Default)]
+struct World {
+    log: Vec<Event>,
+    fail: Option<(&'static str, Error)>,
+}
+
+type Shared = Rc<RefCell<World>>;
+
+fn record(world: &Shared, event: Event) -> Result<(), Error> {
+    let mut world = world.borrow_mut();
+    let outcome = match world.fail {
+        Some((label, error)) if label == event.label() => Err(error),
+        _ => Ok(()),
+    };
+    world.log.push(event);
+    outcome
+}
+
+struct FakeKernel(Shared);
+
+impl VmKernel for FakeKernel {
+    fn vm_create(&mut self, vm: VmId, ram_mib: u32, vcpus: u8) -> Result<(), Error> {
+        let (vm, event) = (vm.0, ram_mib);
+        record(
+            &self.0,
+            Event::Create {
+                vm,
+                ram_mib: event,
+                vcpus,
+            },
+        )
+    }
+    fn vm_load(&mut self, vm: VmId, image: &str) -> Result<(), Error> {
+        let image = String::from(image);
+        record(&self.0, Event::Load { vm: vm.0, image })
+    }
+    fn vm_set_dtb(&mut self, vm: VmId, dtb: &[u8]) -> Result<(), Error> {
+        let dtb = dtb.to_vec();
+        record(&self.0, Event::SetDtb { vm: vm.0, dtb })
+    }
+    fn vm_start(&mut self, vm: VmId) -> Result<(), Error> {
+        record(&self.0, Event::Start(vm.0))
+    }
+    fn vm_pause(&mut self, vm: VmId) -> Result<(), Error> {
+        record(&self.0, Event::Pause(vm.0))
+    }
+    fn vm_resume(&mut self, vm: VmId) -> Result<(), Error> {
+        record(&self.0, Event::Resume(vm.0))
+    }
+    fn vm_reset(&mut self, vm: VmId) -> Result<(), Error> {
+        record(&self.0, Event::Reset(vm.0))
+    }
+    fn vm_destroy(&mut self, vm: VmId) -> Result<(), Error> {
+        record(&self.0, Event::Destroy(vm.0))
+    }
+}
+
+struct FakeLinks(Shared);
+
+impl ServiceLinks for FakeLinks {
+    fn ioreq(&mut self, request: &ioreq::Request) -> Result<ioreq::Response, Error> {
+        // A refusal travels as a reply, as the real service sends it.
+        Ok(match record(&self.0, Event::Ioreq(request.clone())) {
+            Ok(()) => ioreq::Response::Ok,
+            Err(error) => ioreq::Response::Err(error),
+        })
+    }
+    fn devices(&mut self, request: &devices::Request) -> Result<devices::Response, Error> {
+        // A dead device service shows up as a failed call.
+        record(&self.0, Event::Devices(request.clone())).map(|()| devices::Response::Ok)
+    }
+}
+
+struct Counting(u8);
+
+impl EntropySource for Counting {
+    fn fill(&mut self, out: &mut [u8; 16]) {
+        self.0 = self.0.wrapping_add(1);
+        *out = [self.0; 16];
+    }
+}
+
+type Manager = VmManager<KernelPlatform<FakeKernel, FakeLinks>, Counting>;
+
+const SCENARIO: &[StaticVmConfig] = &[
+    StaticVmConfig {
+        name: "vm0",
+        image: "hello",
+        mem_mib: 64,
+        vcpus: 1,
+        flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
+    },
+    StaticVmConfig {
+        name: "vm1",
+        image: "hello",
+        mem_mib: 64,
+        vcpus: 2,
+        flags: VmFlags::STATIC,
+    },
+];
+
+fn manager() -> (Manager, Shared) {
+    let world = Shared::default();
+    let platform = KernelPlatform::new(FakeKernel(world.clone()), FakeLinks(world.clone()));
+    let manager = Manager::new(SCENARIO, platform, Counting(0)).expect("valid scenario");
+    (manager, world)
+}
+
+fn take_log(world: &Shared) -> Vec<Event> {
+    std::mem::take(&mut world.borrow_mut().log)
+}
+
+fn create(manager: &mut Manager, name: &str) -> Response {
+    manager.handle(Request::Create {
+        name: wire_name(name).expect("a valid test name"),
+        options: CreateOptions::default(),
+    })
+}
+
+fn named(request: fn(ipc::WireName) -> Request, name: &str) -> Request {
+    request(wire_name(name).expect("a valid test name"))
+}
+
+fn state_of(manager: &mut Manager, name: &str) -> VmState {
+    match manager.handle(named(|name| Request::Info { name }, name)) {
+        Response::Info(info) => info.state,
+        other => panic!("Info answered {other:?}"),
+    }
+}
+
+/// The events of creating `vm` (named `name`, `vcpus` vCPUs) with the
+/// generation ID byte `genid`; the DTB is whatever was passed.
+fn creation_events(vm: u16, name: &str, vcpus: u8, genid: u8, dtb: &[u8]) -> Vec<Event> {
+    let id = VmId(vm);
+    vec![
+        Event::Create {
+            vm,
+            ram_mib: 64,
+            vcpus,
+        },
+        Event::Load {
+            vm,
+            image: "hello".into(),
+        },
+        Event::Ioreq(ioreq::Request::AttachVm { vm: id, vcpus }),
+        Event::Ioreq(ioreq::Request::SetDefaultClient {
+            vm: id,
+            client: DEVICES_CLIENT,
+        }),
+        Event::Devices(devices::Request::AddVm {
+            vm: id,
+            name: wire_name(name).expect("a valid test name"),
+        }),
+        Event::Devices(devices::Request::Attach {
+            vm: id,
+            device: devices::DeviceKind::Uart16550,
+            space: Space::Mmio,
+            base: 0x1000_0000,
+            irq: 10,
+        }),
+        Event::Devices(devices::Request::Attach {
+            vm: id,
+            device: devices::DeviceKind::VmGenId,
+            space: Space::Mmio,
+            base: VMGENID.base,
+            irq: VMGENID.irq,
+        }),
+        Event::SetDtb {
+            vm,
+            dtb: dtb.to_vec(),
+        },
+        Event::Devices(devices::Request::SetGenerationId {
+            vm: id,
+            id: [genid; 16],
+        }),
+    ]
+}
+
+fn dtb_in(log: &[Event]) -> Vec<u8> {
+    log.iter()
+        .find_map(|event| match event {
+            Event::SetDtb { dtb, .. } => Some(dtb.clone()),
+            _ => None,
+        })
+        .expect("a device tree was set")
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+#[test]
+fn the_devices_client_is_the_device_service_endpoint() {
+    assert_eq!(DEVICES_CLIENT, ClientId(3));
+    assert_eq!(UART.base, 0x1000_0000);
+    assert_eq!(UART.irq, 10);
+}
+
+#[test]
+fn pre_launch_creates_registers_describes_and_starts_in_order() {
+    let (mut manager, world) = manager();
+    let outcomes = manager.launch_pre_launched();
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].name.as_str(), "vm0");
+    assert_eq!(outcomes[0].result, Ok(()));
+
+    let log = take_log(&world);
+    let dtb = dtb_in(&log);
+    let mut expected = creation_events(0, "vm0", 1, 1, &dtb);
+    expected.push(Event::Start(0));
+    assert_eq!(log, expected);
+
+    // The device tree is a real FDT naming the VM, with the console bootargs.
+    assert_eq!(dtb[..4], [0xd0, 0x0d, 0xfe, 0xed]);
+    assert!(contains(&dtb, b"vm0\0"));
+    assert!(contains(&dtb, BOOTARGS.as_bytes()));
+    assert_eq!(state_of(&mut manager, "vm0"), VmState::Started);
+    assert_eq!(manager.platform().release_failures(), 0);
+}
+
+#[test]
+fn destroy_releases_devices_then_ioreq_then_the_kernel_vm() {
+    let (mut manager, world) = manager();
+    assert!(matches!(create(&mut manager, "vm1"), Response::Info(_)));
+    take_log(&world);
+    let answer = manager.handle(named(|name| Request::Destroy { name }, "vm1"));
+    assert_eq!(answer, Response::Ok);
+    assert_eq!(
+        take_log(&world),
+        vec![
+            Event::Devices(devices::Request::RemoveVm { vm: VmId(1) }),
+            Event::Ioreq(ioreq::Request::DetachVm { vm: VmId(1) }),
+            Event::Destroy(1),
+        ]
+    );
+    // The number is free again: a second creation makes the VM anew.
+    assert!(matches!(create(&mut manager, "vm1"), Response::Info(_)));
+    assert!(matches!(take_log(&world)[0], Event::Create { vm: 1, .. }));
+}
+
+#[test]
+fn pause_resume_and_shutdown_use_the_vm_calls() {
+    let (mut manager, world) = manager();
+    manager.launch_pre_launched();
+    take_log(&world);
+    assert_eq!(
+        manager.handle(named(|name| Request::Pause { name }, "vm0")),
+        Response::Ok
+    );
+    assert_eq!(
+        manager.handle(named(|name| Request::Resume { name }, "vm0")),
+        Response::Ok
+    );
+    assert_eq!(take_log(&world), vec![Event::Pause(0), Event::Resume(0)]);
+    assert_eq!(
+        manager.handle(named(|name| Request::Shutdown { name }, "vm0")),
+        Response::Ok
+    );
+    assert_eq!(
+        take_log(&world),
+        vec![
+            Event::Pause(0),
+            Event::Devices(devices::Request::RemoveVm { vm: VmId(0) }),
+            Event::Ioreq(ioreq::Request::DetachVm { vm: VmId(0) }),
+            Event::Destroy(0),
+        ]
+    );
+}
+
+#[test]
+fn reset_reloads_fresh_devices_with_the_same_id_and_restarts() {
+    let (mut manager, world) = manager();
+    manager.launch_pre_launched();
+    let first_dtb = dtb_in(&take_log(&world));
+    let answer = manager.handle(Request::Reset {
+        name: wire_name("vm0").unwrap(),
+        new_generation_id: false,
+    });
+    assert_eq!(answer, Response::Ok);
+    let log = take_log(&world);
+    let id = VmId(0);
+    let expected = vec![
+        Event::Reset(0),
+        Event::Devices(devices::Request::RemoveVm { vm: id }),
+        Event::Devices(devices::Request::AddVm {
+            vm: id,
+            name: wire_name("vm0").unwrap(),
+        }),
+        Event::Devices(devices::Request::Attach {
+            vm: id,
+            device: devices::DeviceKind::Uart16550,
+            space: Space::Mmio,
+            base: UART.base,
+            irq: UART.irq,
+        }),
+        Event::Devices(devices::Request::Attach {
+            vm: id,
+            device: devices::DeviceKind::VmGenId,
+            space: Space::Mmio,
+            base: VMGENID.base,
+            irq: VMGENID.irq,
+        }),
+        // The ID drawn at creation, not a new one.
+        Event::Devices(devices::Request::SetGenerationId {
+            vm: id,
+            id: [1; 16],
+        }),
+        Event::Load {
+            vm: 0,
+            image: "hello".into(),
+        },
+        Event::SetDtb {
+            vm: 0,
+            dtb: first_dtb,
+        },
+        Event::Start(0),
+    ];
+    assert_eq!(log, expected);
+}
+
+#[test]
+fn a_reset_with_a_new_id_tells_the_device_first_and_keeps_it_after() {
+    let (mut manager, world) = manager();
+    manager.launch_pre_launched();
+    take_log(&world);
+    let answer = manager.handle(Request::Reset {
+        name: wire_name("vm0").unwrap(),
+        new_generation_id: true,
+    });
+    assert_eq!(answer, Response::Ok);
+    let ids: Vec<[u8; 16]> = take_log(&world)
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::Devices(devices::Request::SetGenerationId { id, .. }) => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, vec![[2; 16], [2; 16]]);
+}
+
+/// Every acquire that succeeded has exactly one matching release after it;
+/// the event at `failed` (if any) was refused and acquired nothing.
+fn assert_balanced(log: &[Event], vm: u16, failed: Option<usize>) {
+    let id = VmId(vm);
+    let log: Vec<Event> = log
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| Some(*index) != failed)
+        .map(|(_, event)| event.clone())
+        .collect();
+    let count = |want: &Event| log.iter().filter(|event| *event == want).count();
+    let created = log
+        .iter()
+        .filter(|event| matches!(event, Event::Create { .. }))
+        .count();
+    assert_eq!(created, count(&Event::Destroy(vm)), "vm_create/vm_destroy");
+    let attaches = log
+        .iter()
+        .filter(|event| matches!(event, Event::Ioreq(ioreq::Request::AttachVm { .. })))
+        .count();
+    assert_eq!(
+        attaches,
+        count(&Event::Ioreq(ioreq::Request::DetachVm { vm: id })),
+        "AttachVm/DetachVm"
+    );
+    let adds = log
+        .iter()
+        .filter(|event| matches!(event, Event::Devices(devices::Request::AddVm { .. })))
+        .count();
+    assert_eq!(
+        adds,
+        count(&Event::Devices(devices::Request::RemoveVm { vm: id })),
+        "AddVm/RemoveVm"
+    );
+}
+
+#[test]
+fn a_failing_creation_step_returns_its_error_and_leaves_nothing_behind() {
+    let cases: [(&'static str, Error, &[&str]); 9] = [
+        ("vm_create", Error::OutOfMemory, &[]),
+        ("vm_load", Error::UnknownImage, &["vm_destroy"]),
+        ("AttachVm", Error::NoFreeSlot { max: 8 }, &["vm_destroy"]),
+        (
+            "SetDefaultClient",
+            Error::UnknownVm,
+            &["DetachVm", "vm_destroy"],
+        ),
+        ("AddVm", Error::ServerDied, &["DetachVm", "vm_destroy"]),
+        (
+            "Attach Uart16550",
+            Error::DeviceExists,
+            &["RemoveVm", "DetachVm", "vm_destroy"],
+        ),
+        (
+            "Attach VmGenId",
+            Error::DeviceExists,
+            &["RemoveVm", "DetachVm", "vm_destroy"],
+        ),
+        (
+            "vm_set_dtb",
+            Error::InvalidArgument,
+            &["RemoveVm", "DetachVm", "vm_destroy"],
+        ),
+        (
+            "SetGenerationId",
+            Error::NoDevice,
+            &["RemoveVm", "DetachVm", "vm_destroy"],
+        ),
+    ];
+    for (label, error, releases) in cases {
+        let (mut manager, world) = manager();
+        world.borrow_mut().fail = Some((label, error));
+        assert_eq!(create(&mut manager, "vm1"), Response::Err(error), "{label}");
+        let log = take_log(&world);
+        let failed_at = log
+            .iter()
+            .position(|event| event.label() == label)
+            .expect("the failing step ran");
+        let after: Vec<&str> = log[failed_at + 1..].iter().map(Event::label).collect();
+        assert_eq!(after, releases, "releases after a failing {label}");
+        assert_balanced(&log, 1, Some(failed_at));
+        assert_eq!(state_of(&mut manager, "vm1"), VmState::PoweredOff);
+
+        // Nothing is held: the same VM can then be created cleanly.
+        world.borrow_mut().fail = None;
+        assert!(matches!(create(&mut manager, "vm1"), Response::Info(_)));
+        assert_eq!(manager.platform().release_failures(), 0);
+    }
+}
+
+#[test]
+fn a_failing_start_at_boot_tears_the_vm_down_again() {
+    let (mut manager, world) = manager();
+    world.borrow_mut().fail = Some(("vm_start", Error::KernelRefused));
+    let outcomes = manager.launch_pre_launched();
+    assert_eq!(outcomes[0].result, Err(Error::KernelRefused));
+    let log = take_log(&world);
+    let failed_at = log.iter().position(|event| *event == Event::Start(0));
+    assert_balanced(&log, 0, failed_at);
+    assert_eq!(log.last(), Some(&Event::Destroy(0)));
+    assert_eq!(state_of(&mut manager, "vm0"), VmState::PoweredOff);
+}
+
+#[test]
+fn cloning_is_refused_until_the_kernel_can_copy_ram() {
+    let (mut manager, world) = manager();
+    manager.launch_pre_launched();
+    assert_eq!(
+        manager.handle(named(|name| Request::Pause { name }, "vm0")),
+        Response::Ok
+    );
+    take_log(&world);
+    let answer = manager.handle(Request::Clone {
+        source: wire_name("vm0").unwrap(),
+        name: wire_name("copy").unwrap(),
+    });
+    assert_eq!(answer, Response::Err(Error::KernelRefused));
+    assert_eq!(take_log(&world), vec![], "no kernel VM, no registration");
+    // The refused clone's number is free for the next VM.
+    assert!(matches!(create(&mut manager, "vm1"), Response::Info(_)));
+}
+
+#[test]
+fn a_refused_release_is_counted_and_the_teardown_goes_on() {
+    let (mut manager, world) = manager();
+    assert!(matches!(create(&mut manager, "vm1"), Response::Info(_)));
+    world.borrow_mut().fail = Some(("DetachVm", Error::ServerDied));
+    take_log(&world);
+    assert_eq!(
+        manager.handle(named(|name| Request::Destroy { name }, "vm1")),
+        Response::Ok
+    );
+    assert_eq!(take_log(&world).last(), Some(&Event::Destroy(1)));
+    assert_eq!(manager.platform().release_failures(), 1);
+}
