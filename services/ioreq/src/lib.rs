@@ -7,7 +7,8 @@
 //! COMPLETE slot and a vCPU resume. The library does no I/O: the task binary
 //! sends what [`Handled::actions`] lists. Everything read from the shared
 //! page is validated by [`slot`]; what is refused is counted in
-//! [`counters::IoreqCounters`].
+//! [`counters::IoreqCounters`]. [`worker`] is the task's work loop over an
+//! [`IoreqEffects`] trait: forward, complete, resume.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -17,6 +18,8 @@ pub mod dispatch;
 pub mod page;
 pub mod service;
 pub mod slot;
+pub mod worker;
 
 pub use dispatch::{Action, Actions, Forward};
 pub use service::{Handled, IoreqService, OwnedPages, PageSource};
+pub use worker::{IoreqEffects, Problem};

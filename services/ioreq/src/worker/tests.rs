@@ -1,0 +1,329 @@
+//! The work loop's decisions: which VMs are drained, forward -> complete ->
+//! resume per slot, and what a failing client or kernel leads to.
+
+extern crate std;
+
+use std::vec::Vec;
+
+use ipc::ioreq::{ClientId, Request, Response};
+use ipc::{Error, Space, VmId, devices};
+
+use super::{IoreqEffects, Problem};
+use crate::service::{IoreqService, OwnedPages};
+use crate::slot::{self, Direction, IoRequest};
+
+const DEVICES: ClientId = ClientId(3);
+const RTC: ClientId = ClientId(7);
+const UART: u64 = 0x1000_0000;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Effect {
+    Forward(ClientId, devices::Request),
+    Resume(VmId, u8),
+    Problem(Problem),
+}
+
+/// Records every effect; answers reads with `read_value` unless `device`
+/// says otherwise, and refuses resumes when `refuse_resume` is set.
+struct Recorder {
+    log: Vec<Effect>,
+    device: Option<Result<devices::Response, Error>>,
+    read_value: u64,
+    refuse_resume: Option<Error>,
+}
+
+impl Recorder {
+    fn new() -> Self {
+        Self {
+            log: Vec::new(),
+            device: None,
+            read_value: 0x41,
+            refuse_resume: None,
+        }
+    }
+}
+
+impl IoreqEffects for Recorder {
+    fn forward(
+        &mut self,
+        client: ClientId,
+        request: &devices::Request,
+    ) -> Result<devices::Response, Error> {
+        self.log.push(Effect::Forward(client, request.clone()));
+        if let Some(answer) = self.device.clone() {
+            return answer;
+        }
+        Ok(match request {
+            devices::Request::Read { .. } => devices::Response::Value(self.read_value),
+            _ => devices::Response::Ok,
+        })
+    }
+    fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error> {
+        self.log.push(Effect::Resume(vm, vcpu));
+        self.refuse_resume.map_or(Ok(()), Err)
+    }
+    fn problem(&mut self, problem: Problem) {
+        self.log.push(Effect::Problem(problem));
+    }
+}
+
+type Service = IoreqService<OwnedPages>;
+
+/// A service with `vms` attached (2 vCPUs each), devices as default client.
+fn service(vms: &[u16]) -> Service {
+    let mut service = Service::new(OwnedPages);
+    for &n in vms {
+        let vm = VmId(n);
+        for request in [
+            Request::AttachVm { vm, vcpus: 2 },
+            Request::SetDefaultClient {
+                vm,
+                client: DEVICES,
+            },
+        ] {
+            assert_eq!(service.handle(request).response, Response::Ok);
+        }
+    }
+    service
+}
+
+fn access(vcpu: u8, direction: Direction, addr: u64, value: u64) -> IoRequest {
+    IoRequest {
+        vcpu,
+        space: Space::Mmio,
+        addr,
+        size: 1,
+        direction,
+        value,
+    }
+}
+
+/// The kernel's side: a trapped access becomes a PENDING slot.
+fn trap(service: &mut Service, vm: u16, request: IoRequest) {
+    let state = service.vm_mut(VmId(vm)).expect("attached");
+    slot::fill(state.page_mut(), &request).expect("slot was FREE");
+}
+
+/// The kernel's side of a resume: the value the guest gets.
+fn guest_sees(service: &mut Service, vm: u16, vcpu: u8) -> u64 {
+    let state = service.vm_mut(VmId(vm)).expect("attached");
+    slot::take_completion(state.page_mut(), vcpu)
+        .expect("slot COMPLETE")
+        .value
+}
+
+fn read_request(vm: u16, addr: u64) -> devices::Request {
+    devices::Request::Read {
+        vm: VmId(vm),
+        space: Space::Mmio,
+        addr,
+        size: 1,
+    }
+}
+
+#[test]
+fn a_pending_read_is_forwarded_completed_with_the_answer_and_resumed() {
+    let mut service = service(&[0]);
+    trap(&mut service, 0, access(0, Direction::Read, UART + 5, 0));
+    let mut effects = Recorder::new();
+    service.drain(1 << 0, &mut effects);
+    assert_eq!(
+        effects.log,
+        [
+            Effect::Forward(DEVICES, read_request(0, UART + 5)),
+            Effect::Resume(VmId(0), 0),
+        ]
+    );
+    assert_eq!(guest_sees(&mut service, 0, 0), 0x41);
+}
+
+#[test]
+fn each_slot_is_resumed_before_the_next_is_forwarded() {
+    let mut service = service(&[0]);
+    trap(
+        &mut service,
+        0,
+        access(0, Direction::Write, UART, u64::from(b'h')),
+    );
+    trap(&mut service, 0, access(1, Direction::Read, UART + 5, 0));
+    let mut effects = Recorder::new();
+    service.drain(1, &mut effects);
+    let write = devices::Request::Write {
+        vm: VmId(0),
+        space: Space::Mmio,
+        addr: UART,
+        size: 1,
+        value: u64::from(b'h'),
+    };
+    assert_eq!(
+        effects.log,
+        [
+            Effect::Forward(DEVICES, write),
+            Effect::Resume(VmId(0), 0),
+            Effect::Forward(DEVICES, read_request(0, UART + 5)),
+            Effect::Resume(VmId(0), 1),
+        ]
+    );
+}
+
+#[test]
+fn only_the_vms_named_by_the_bits_are_drained_in_number_order() {
+    let mut service = service(&[1, 2, 5]);
+    for vm in [1, 2, 5] {
+        trap(&mut service, vm, access(0, Direction::Read, UART, 0));
+    }
+    let mut effects = Recorder::new();
+    service.drain((1 << 5) | (1 << 1), &mut effects);
+    let resumed: Vec<VmId> = effects
+        .log
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Resume(vm, _) => Some(*vm),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resumed, [VmId(1), VmId(5)]);
+    // VM 2's request still waits for its own wake-up.
+    let mut later = Recorder::new();
+    service.drain(1 << 2, &mut later);
+    assert_eq!(later.log.last(), Some(&Effect::Resume(VmId(2), 0)));
+}
+
+#[test]
+fn a_failing_device_completes_a_read_with_all_ones_and_says_so() {
+    for answer in [
+        Ok(devices::Response::Err(Error::NoDevice)),
+        Err(Error::ServerDied),
+        Ok(devices::Response::Ok),
+    ] {
+        let mut service = service(&[0]);
+        trap(&mut service, 0, access(1, Direction::Read, UART + 2, 0));
+        let mut effects = Recorder::new();
+        effects.device = Some(answer.clone());
+        service.drain(1, &mut effects);
+        let error = match answer {
+            Ok(devices::Response::Err(error)) | Err(error) => error,
+            _ => Error::Malformed,
+        };
+        assert_eq!(
+            effects.log[1..],
+            [
+                Effect::Problem(Problem::DeviceFailed {
+                    vm: VmId(0),
+                    vcpu: 1,
+                    error
+                }),
+                Effect::Resume(VmId(0), 1),
+            ],
+            "{answer:?}"
+        );
+        assert_eq!(guest_sees(&mut service, 0, 1), 0xff, "all-ones, 1 byte");
+    }
+}
+
+#[test]
+fn a_refused_write_is_reported_and_the_vcpu_still_runs_on() {
+    let mut service = service(&[0]);
+    trap(&mut service, 0, access(0, Direction::Write, UART, 1));
+    let mut effects = Recorder::new();
+    effects.device = Some(Ok(devices::Response::Err(Error::BadAccess)));
+    service.drain(1, &mut effects);
+    assert!(matches!(
+        effects.log[1],
+        Effect::Problem(Problem::DeviceFailed {
+            error: Error::BadAccess,
+            ..
+        })
+    ));
+    assert_eq!(effects.log[2], Effect::Resume(VmId(0), 0));
+}
+
+#[test]
+fn accesses_go_to_the_client_whose_range_holds_them() {
+    let mut service = service(&[0]);
+    let register = Request::RegisterRange {
+        vm: VmId(0),
+        client: RTC,
+        space: Space::Mmio,
+        start: 0x10_1000,
+        len: 0x1000,
+    };
+    assert_eq!(service.handle(register).response, Response::Ok);
+    trap(&mut service, 0, access(0, Direction::Read, 0x10_1008, 0));
+    let mut effects = Recorder::new();
+    service.drain(1, &mut effects);
+    assert_eq!(
+        effects.log[0],
+        Effect::Forward(RTC, read_request(0, 0x10_1008))
+    );
+}
+
+#[test]
+fn an_unclaimed_access_is_resumed_without_any_forward() {
+    let mut service = Service::new(OwnedPages);
+    let attach = Request::AttachVm {
+        vm: VmId(0),
+        vcpus: 1,
+    };
+    assert_eq!(service.handle(attach).response, Response::Ok);
+    trap(&mut service, 0, access(0, Direction::Read, UART, 0));
+    let mut effects = Recorder::new();
+    service.drain(1, &mut effects);
+    assert_eq!(effects.log, [Effect::Resume(VmId(0), 0)]);
+    assert_eq!(guest_sees(&mut service, 0, 0), 0xff);
+}
+
+#[test]
+fn a_vm_the_service_does_not_serve_is_reported_and_the_rest_drained() {
+    let mut service = service(&[1]);
+    trap(&mut service, 1, access(0, Direction::Read, UART, 0));
+    let mut effects = Recorder::new();
+    service.drain(0b11, &mut effects);
+    assert_eq!(
+        effects.log[0],
+        Effect::Problem(Problem::DispatchRefused {
+            vm: VmId(0),
+            error: Error::UnknownVm
+        })
+    );
+    assert_eq!(effects.log.last(), Some(&Effect::Resume(VmId(1), 0)));
+}
+
+#[test]
+fn a_refused_resume_is_reported() {
+    let mut service = service(&[0]);
+    trap(&mut service, 0, access(0, Direction::Read, UART, 0));
+    let mut effects = Recorder::new();
+    effects.refuse_resume = Some(Error::BadSlotState);
+    service.drain(1, &mut effects);
+    assert_eq!(
+        effects.log.last(),
+        Some(&Effect::Problem(Problem::ResumeRefused {
+            vm: VmId(0),
+            vcpu: 0,
+            error: Error::BadSlotState
+        }))
+    );
+}
+
+#[test]
+fn no_bits_no_work() {
+    let mut service = service(&[0]);
+    trap(&mut service, 0, access(0, Direction::Read, UART, 0));
+    let mut effects = Recorder::new();
+    service.drain(0, &mut effects);
+    assert!(effects.log.is_empty());
+}
+
+#[test]
+fn actions_of_a_message_are_carried_out_too() {
+    // A `Dispatch` arriving as a message yields the same forwards.
+    let mut service = service(&[0]);
+    trap(&mut service, 0, access(0, Direction::Read, UART, 0));
+    let handled = service.handle(Request::Dispatch { vm: VmId(0) });
+    assert_eq!(handled.response, Response::Dispatched { count: 1 });
+    let mut effects = Recorder::new();
+    service.carry_out(&handled.actions, &mut effects);
+    assert_eq!(effects.log.last(), Some(&Effect::Resume(VmId(0), 0)));
+    assert_eq!(guest_sees(&mut service, 0, 0), 0x41);
+}
