@@ -1,0 +1,85 @@
+//! `devices`: the device service task. It serves the `ipc::devices`
+//! protocol with the `devices` library: guest console lines go to the
+//! hypervisor console with `console_write` (`vm0 | hello from vm0`).
+//!
+//! Not yet wired (integration points):
+//! - interrupts: guests have no interrupt controller model yet, so level
+//!   changes of device lines are only logged, not delivered;
+//! - guest memory: virtio devices need RAM grants from the vm-manager, which
+//!   do not exist yet, so no VM has memory here and virtio queues fail;
+//! - entropy (virtio-rng, initial generation IDs) is the STOPGAP counter
+//!   mix of `mica_rt::entropy`, not a real random source.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod task {
+    use devices::bus::EntropySource;
+    use devices::console_lines::ConsoleSink;
+    use devices::memory::GuestMemory;
+    use devices::service::{DeviceService, GuestMemoryProvider, IrqSink};
+    use ipc::VmId;
+    use ipc::devices::IrqEvent;
+    use ipc::syscall::slots;
+    use log::{info, warn};
+    use mica_rt::entropy::CounterEntropy;
+    use mica_rt::{Start, serve_forever, sys};
+
+    /// Guest console lines, raw on the hypervisor console.
+    struct Console;
+
+    impl ConsoleSink for Console {
+        fn write_line(&mut self, line: &[u8]) {
+            if let Err(e) = sys::console_write(line) {
+                warn!("console_write refused: {e}");
+            }
+        }
+    }
+
+    /// No guest interrupt controller yet: each level change is logged and
+    /// goes nowhere else.
+    struct LoggedIrqs;
+
+    impl IrqSink for LoggedIrqs {
+        fn irq_event(&mut self, event: IrqEvent) {
+            let IrqEvent::SetLevel { vm, irq, asserted } = event;
+            let level = if asserted { "raised" } else { "lowered" };
+            info!(
+                "vm {} irq {irq} {level} (not delivered: no guest interrupt controller yet)",
+                vm.0
+            );
+        }
+    }
+
+    /// No VM has granted its RAM to this service yet.
+    struct NoRam;
+
+    impl GuestMemoryProvider for NoRam {
+        fn memory(&mut self, _vm: VmId) -> Option<&mut dyn GuestMemory> {
+            None
+        }
+    }
+
+    /// STOPGAP entropy (see `mica_rt::entropy`).
+    struct Entropy(CounterEntropy);
+
+    impl EntropySource for Entropy {
+        fn fill(&mut self, buf: &mut [u8]) {
+            self.0.fill(buf);
+        }
+    }
+
+    fn main(start: Start) -> u32 {
+        let entropy = Entropy(CounterEntropy::new(start.restarts as u64));
+        let mut service = DeviceService::new(Console, LoggedIrqs, NoRam, entropy);
+        info!("serving devices");
+        serve_forever(slots::SERVE, &mut service)
+    }
+
+    mica_rt::entry!(main);
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("mica-devices is a Mica task: build it with --target riscv64gc-unknown-none-elf");
+    std::process::exit(2);
+}

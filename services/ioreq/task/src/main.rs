@@ -1,0 +1,144 @@
+//! `ioreq`: the ioreq service task. It maps each attached VM's ioreq page
+//! from the kernel and runs one loop on its endpoint: a message (from the
+//! vm-manager: attach, detach, client ranges) is handled and answered; an
+//! ioreq wake-up (`Received::IoreqPending`) drains the named VMs through
+//! `ioreq::worker`: each PENDING slot is forwarded to its client (the
+//! device service by default) with a synchronous call, completed with the
+//! answer, and its vCPU resumed. The wake-up path allocates nothing and
+//! logs only problems.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod task {
+    use ioreq::page::IoreqPage;
+    use ioreq::{Actions, IoreqEffects, IoreqService, PageSource, Problem};
+    use ipc::ioreq::{ClientId, Request, Response};
+    use ipc::server::{Service, serve};
+    use ipc::syscall::{MAX_VMS, slots};
+    use ipc::{Error, MAX_MESSAGE_SIZE, VmId, devices};
+    use log::{info, warn};
+    use mica_rt::ioreq_pages::{give_back, ioreq_attach, ioreq_page, ioreq_resume};
+    use mica_rt::{Received, Start, call_message, sys};
+
+    type Ioreq = IoreqService<KernelPages, MAX_VMS>;
+
+    /// Ioreq pages granted by the kernel: attach maps the VM's page, the
+    /// loan of its `&'static mut` ends when the VM is detached.
+    struct KernelPages;
+
+    impl PageSource for KernelPages {
+        type Page = &'static mut IoreqPage;
+
+        fn page_for(&mut self, vm: VmId) -> Result<Self::Page, Error> {
+            ioreq_attach(vm)?;
+            ioreq_page(vm)
+        }
+
+        fn release(&mut self, vm: VmId, page: Self::Page) {
+            give_back(vm, page);
+        }
+    }
+
+    /// Clients are reached through the call right of the endpoint with
+    /// their number; the kernel resumes vCPUs.
+    struct Effects;
+
+    impl IoreqEffects for Effects {
+        fn forward(
+            &mut self,
+            client: ClientId,
+            request: &devices::Request,
+        ) -> Result<devices::Response, Error> {
+            call_message(slots::call(usize::from(client.0)), request)
+        }
+
+        fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error> {
+            ioreq_resume(vm, vcpu)
+        }
+
+        fn problem(&mut self, problem: Problem) {
+            warn!("{problem:?}");
+        }
+    }
+
+    /// One message through `ipc::server::serve`, keeping the actions the
+    /// service returned.
+    struct Step<'a> {
+        service: &'a mut Ioreq,
+        actions: Actions,
+    }
+
+    impl Service for Step<'_> {
+        type Request = Request;
+        type Response = Response;
+
+        fn handle(&mut self, request: Request) -> Response {
+            let handled = self.service.handle(request);
+            self.actions = handled.actions;
+            handled.response
+        }
+
+        fn refusal(error: Error) -> Response {
+            Response::Err(error)
+        }
+    }
+
+    /// Answers the message of `len` bytes in the IPC buffer; returns the
+    /// length of the reply still owed (0 if it was sent already).
+    fn answer(service: &mut Ioreq, len: usize) -> usize {
+        let mut request = [0u8; MAX_MESSAGE_SIZE];
+        let mut reply = [0u8; MAX_MESSAGE_SIZE];
+        sys::with_buffer(|buf| request[..len].copy_from_slice(&buf[..len]));
+        let mut step = Step {
+            service,
+            actions: Actions::new(),
+        };
+        let n = match serve(&mut step, &request[..len], &mut reply) {
+            Ok(n) => n,
+            Err(e) => {
+                warn!("cannot answer: {e}");
+                return 0;
+            }
+        };
+        sys::with_buffer(|buf| buf[..n].copy_from_slice(&reply[..n]));
+        let Step { service, actions } = step;
+        if actions.is_empty() {
+            return n;
+        }
+        // A request that produced forwards (a `Dispatch` or `Complete` sent
+        // as a message): answer first, so no call is made while a reply
+        // is owed, then carry them out.
+        if let Err(e) = sys::reply(n) {
+            warn!("reply failed: {e}");
+        }
+        service.carry_out(&actions, &mut Effects);
+        0
+    }
+
+    fn main(_start: Start) -> u32 {
+        let mut service = Ioreq::new(KernelPages);
+        let mut reply_len = 0;
+        info!("serving ioreq");
+        loop {
+            reply_len = match sys::reply_recv(slots::SERVE, reply_len) {
+                Ok(Received::IoreqPending { vms }) => {
+                    service.drain(vms, &mut Effects);
+                    0
+                }
+                Ok(Received::Message { len, .. }) => answer(&mut service, len),
+                Err(e) => {
+                    warn!("reply_recv failed: {e}");
+                    0
+                }
+            };
+        }
+    }
+
+    mica_rt::entry!(main);
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("mica-ioreq is a Mica task: build it with --target riscv64gc-unknown-none-elf");
+    std::process::exit(2);
+}

@@ -1,0 +1,121 @@
+//! `vm-manager`: the vm-manager service task. The `vm_manager` library does
+//! the work; this binary wires its [`vm_manager::KernelPlatform`] to the
+//! kernel's VM calls and to IPC with the ioreq and device services, launches
+//! the pre-launched VMs of the build-time scenario (logging
+//! `vm-manager: vm0 started` or the error) and then serves the `ipc::vm`
+//! protocol on its endpoint.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod task {
+    use ipc::syscall::{endpoints, slots};
+    use ipc::{Error, VmId, devices, ioreq};
+    use log::{info, warn};
+    use mica_rt::entropy::CounterEntropy;
+    use mica_rt::{Start, call_message, serve_forever, vm};
+    use vm_manager::{
+        DEFAULT_MAX_VM_NUM, EntropySource, KernelPlatform, ServiceLinks, StaticVmConfig, VmFlags,
+        VmKernel, VmManager,
+    };
+
+    /// The build-time scenario: two static VMs booting the `hello` guest;
+    /// `vm0` and `vm1` are both pre-launched.
+    const SCENARIO: &[StaticVmConfig] = &[
+        StaticVmConfig {
+            name: "vm0",
+            image: "hello",
+            mem_mib: 64,
+            vcpus: 1,
+            flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
+        },
+        StaticVmConfig {
+            name: "vm1",
+            image: "hello",
+            mem_mib: 64,
+            vcpus: 1,
+            flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
+        },
+    ];
+
+    /// The kernel's VM calls (this task holds the VM_CONTROL right).
+    struct Syscalls;
+
+    impl VmKernel for Syscalls {
+        fn vm_create(&mut self, vm: VmId, ram_mib: u32, vcpus: u8) -> Result<(), Error> {
+            vm::vm_create(vm, ram_mib, vcpus)
+        }
+        fn vm_load(&mut self, vm: VmId, image: &str) -> Result<(), Error> {
+            vm::vm_load(vm, image).map(|_| ())
+        }
+        fn vm_set_dtb(&mut self, vm: VmId, dtb: &[u8]) -> Result<(), Error> {
+            vm::vm_set_dtb(vm, dtb).map(|_| ())
+        }
+        fn vm_start(&mut self, vm: VmId) -> Result<(), Error> {
+            vm::vm_start(vm)
+        }
+        fn vm_pause(&mut self, vm: VmId) -> Result<(), Error> {
+            vm::vm_pause(vm)
+        }
+        fn vm_resume(&mut self, vm: VmId) -> Result<(), Error> {
+            vm::vm_resume(vm)
+        }
+        fn vm_reset(&mut self, vm: VmId) -> Result<(), Error> {
+            vm::vm_reset(vm)
+        }
+        fn vm_destroy(&mut self, vm: VmId) -> Result<(), Error> {
+            vm::vm_destroy(vm)
+        }
+    }
+
+    /// IPC calls through the manifest's call rights to the two services.
+    struct Ipc;
+
+    impl ServiceLinks for Ipc {
+        fn ioreq(&mut self, request: &ioreq::Request) -> Result<ioreq::Response, Error> {
+            call_message(slots::call(endpoints::IOREQ), request)
+        }
+        fn devices(&mut self, request: &devices::Request) -> Result<devices::Response, Error> {
+            call_message(slots::call(endpoints::DEVICES), request)
+        }
+    }
+
+    /// STOPGAP generation IDs from the time/cycle counters (see
+    /// `mica_rt::entropy`): replace with a kernel entropy call.
+    struct Entropy(CounterEntropy);
+
+    impl EntropySource for Entropy {
+        fn fill(&mut self, out: &mut [u8; 16]) {
+            self.0.fill(out);
+        }
+    }
+
+    fn main(start: Start) -> u32 {
+        let platform = KernelPlatform::new(Syscalls, Ipc);
+        let entropy = Entropy(CounterEntropy::new(start.restarts as u64));
+        let mut manager =
+            match VmManager::<_, _, DEFAULT_MAX_VM_NUM>::new(SCENARIO, platform, entropy) {
+                Ok(manager) => manager,
+                Err(e) => {
+                    warn!("bad build-time scenario: {e}");
+                    return 1;
+                }
+            };
+        // The kernel prefixes each line with the task name: these read
+        // `vm-manager: vm0 started`.
+        for outcome in manager.launch_pre_launched() {
+            match outcome.result {
+                Ok(()) => info!("{} started", outcome.name),
+                Err(e) => warn!("{} not started: {e}", outcome.name),
+            }
+        }
+        serve_forever(slots::SERVE, &mut manager)
+    }
+
+    mica_rt::entry!(main);
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("mica-vm-manager is a Mica task: build it with --target riscv64gc-unknown-none-elf");
+    std::process::exit(2);
+}
