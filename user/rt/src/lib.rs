@@ -20,10 +20,12 @@ pub mod ioreq_pages;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod logger;
 mod server;
+mod static_slot;
 pub mod sys;
 pub mod vm;
 
 pub use server::{call_message, serve_forever};
+pub use static_slot::StaticSlot;
 pub use sys::{Received, Start};
 
 /// Declares `$main: fn(Start) -> u32` as the task's main function; its

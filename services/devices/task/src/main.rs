@@ -22,7 +22,7 @@ mod task {
     use ipc::syscall::slots;
     use log::{info, warn};
     use mica_rt::entropy::CounterEntropy;
-    use mica_rt::{Start, serve_forever, sys};
+    use mica_rt::{Start, StaticSlot, serve_forever, sys};
 
     /// Guest console lines, raw on the hypervisor console.
     struct Console;
@@ -68,11 +68,27 @@ mod task {
         }
     }
 
+    type Devices = DeviceService<Console, LoggedIrqs, NoRam, Entropy>;
+
+    /// The service state (about 78 KiB: more than the 64 KiB stack).
+    static SERVICE: StaticSlot<Devices> = StaticSlot::new();
+
     fn main(start: Start) -> u32 {
-        let entropy = Entropy(CounterEntropy::new(start.restarts as u64));
-        let mut service = DeviceService::new(Console, LoggedIrqs, NoRam, entropy);
+        let salt = start.restarts as u64;
+        let built = SERVICE.init_with(|| {
+            DeviceService::new(
+                Console,
+                LoggedIrqs,
+                NoRam,
+                Entropy(CounterEntropy::new(salt)),
+            )
+        });
+        let Some(service) = built else {
+            warn!("service state already in use");
+            return 1;
+        };
         info!("serving devices");
-        serve_forever(slots::SERVE, &mut service)
+        serve_forever(slots::SERVE, service)
     }
 
     mica_rt::entry!(main);

@@ -18,7 +18,7 @@ mod task {
     use ipc::{Error, MAX_MESSAGE_SIZE, VmId, devices};
     use log::{info, warn};
     use mica_rt::ioreq_pages::{give_back, ioreq_attach, ioreq_page, ioreq_resume};
-    use mica_rt::{Received, Start, call_message, sys};
+    use mica_rt::{Received, Start, StaticSlot, call_message, sys};
 
     type Ioreq = IoreqService<KernelPages, MAX_VMS>;
 
@@ -115,8 +115,14 @@ mod task {
         0
     }
 
+    /// The service state (tens of KiB: kept off the 64 KiB stack).
+    static SERVICE: StaticSlot<Ioreq> = StaticSlot::new();
+
     fn main(_start: Start) -> u32 {
-        let mut service = Ioreq::new(KernelPages);
+        let Some(service) = SERVICE.init_with(|| Ioreq::new(KernelPages)) else {
+            warn!("service state already in use");
+            return 1;
+        };
         let mut reply_len = 0;
         info!("serving ioreq");
         loop {
@@ -125,7 +131,7 @@ mod task {
                     service.drain(vms, &mut Effects);
                     0
                 }
-                Ok(Received::Message { len, .. }) => answer(&mut service, len),
+                Ok(Received::Message { len, .. }) => answer(service, len),
                 Err(e) => {
                     warn!("reply_recv failed: {e}");
                     0
