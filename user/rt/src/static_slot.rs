@@ -30,6 +30,10 @@ impl<T> StaticSlot<T> {
     /// already used. `init` is called inside, so with optimisation the
     /// value is built in place rather than on the stack (check a large
     /// `T`'s frame with `llvm-objdump`).
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "the `taken` flag makes this the only `&mut T` ever formed (as in static_cell)"
+    )]
     pub fn init_with(&'static self, init: impl FnOnce() -> T) -> Option<&'static mut T> {
         if self.taken.swap(true, Ordering::AcqRel) {
             return None;
