@@ -7,6 +7,7 @@ extern crate alloc;
 use core::fmt;
 
 use log::{LevelFilter, info};
+use mica_boot::image::BootImage;
 use mica_boot::{BootInfo, MemRange};
 
 use crate::arch;
@@ -70,6 +71,15 @@ extern "C" fn kmain_entry(hart: usize, dtb_addr: usize) -> ! {
         image.whole().start
     );
 
+    // The boot image (initrd) holds the service tasks and guest images.
+    let boot_image = match info.initrd {
+        None => None,
+        Some(range) => match BootImage::parse(arch::initrd_slice(range)) {
+            Ok(image) => Some(image),
+            Err(e) => fail(format_args!("boot image: {e}")),
+        },
+    };
+
     let heap_frames = (HEAP_BYTES / FRAME_SIZE) as usize;
     match frames.alloc_contiguous(heap_frames, 1) {
         Ok(start) => arch::heap::init(MemRange::new(start, HEAP_BYTES)),
@@ -111,10 +121,11 @@ extern "C" fn kmain_entry(hart: usize, dtb_addr: usize) -> ! {
         fail(format_args!("guest self-test failed"));
     }
 
-    if crate::userland::has_tasks() {
+    if let Some(image) = boot_image {
         info!("boot complete, starting tasks");
-        crate::userland::start(kernel_root)
+        crate::userland::start(kernel_root, image)
     }
+    info!("no boot image (initrd): nothing to run");
     info!("boot complete, shutting down");
     arch::shutdown(ExitStatus::Success)
 }

@@ -8,6 +8,7 @@ pub mod bootmem;
 pub mod elf;
 pub mod frame;
 pub mod klog;
+pub mod manifest;
 pub mod syscall;
 pub mod ticks;
 pub mod trap;

@@ -1,6 +1,6 @@
-//! Service tasks on the running kernel: loads the task images embedded at
-//! build time (`MICA_TASK_*`, see `build.rs`), gives them their
-//! capabilities, enters the first one, and turns every trap from U-mode
+//! Service tasks on the running kernel: loads the services of the boot
+//! image (the initrd), gives them the capabilities and rights its manifest
+//! names (`crate::manifest`), enters the first one, and turns every trap from U-mode
 //! into a system call, a preemption tick or a contained fault. The
 //! decisions are made by `crate::syscall` and `crate::obj`; this file only
 //! moves registers and bytes, and switches address spaces.
@@ -11,57 +11,32 @@
 
 use ipc::Error;
 use ipc::syscall::{IPC_BUFFER, STACK_TOP};
+use mica_boot::image::{BootImage, EntryKind, KernelRights, MAX_ENTRIES};
 
 use crate::arch::{self, AddressSpace, TrapFrame};
 use crate::kmain::FRAMES;
+use crate::manifest::{ServiceSpec, Wiring};
 use crate::obj::MAX_TASKS;
-use crate::obj::cap::{Capability, Object};
-use crate::obj::ids::{Badge, TaskId};
+use crate::obj::ids::TaskId;
 use crate::obj::objects::KernelObjects;
-use crate::obj::rights::Rights;
 use crate::obj::sched::{Decision, Priority};
 use crate::obj::task::{DeathNotice, ExitReason, FaultKind};
 use crate::syscall::{self, Machine};
 use crate::trap::{Access, Trap};
 use crate::{ExitStatus, klog, ticks};
 
-/// One task image and how it starts.
-struct TaskImage {
-    name: &'static str,
-    elf: &'static [u8],
-    priority: usize,
-}
-
-const INIT: usize = 0;
-const HELLO: usize = 1;
-static IMAGES: [TaskImage; 3] = [
-    TaskImage {
-        name: "init",
-        elf: include_bytes!(concat!(env!("OUT_DIR"), "/init.elf")),
-        priority: 10,
-    },
-    TaskImage {
-        name: "hello",
-        elf: include_bytes!(concat!(env!("OUT_DIR"), "/hello.elf")),
-        priority: 8,
-    },
-    TaskImage {
-        name: "crasher",
-        elf: include_bytes!(concat!(env!("OUT_DIR"), "/crasher.elf")),
-        priority: 2,
-    },
-];
-
-/// Whether the kernel was built with task images.
-pub fn has_tasks() -> bool {
-    !IMAGES[INIT].elf.is_empty()
+/// The boot image and the kernel objects its manifest asked for.
+struct Boot {
+    image: BootImage<'static>,
+    wiring: Wiring,
 }
 
 #[derive(Clone, Copy)]
 struct Slot {
     space: AddressSpace,
     frame: TrapFrame,
-    image: usize,
+    /// Its entry in the boot image.
+    entry: usize,
     restarts: usize,
 }
 
@@ -76,6 +51,7 @@ struct Tasks {
     slots: [Option<Slot>; MAX_TASKS],
     kernel_root: u64,
     supervisor: Option<TaskId>,
+    boot: Option<Boot>,
 }
 
 static RUNNER: spin::Mutex<Runner> = spin::Mutex::new(Runner {
@@ -84,6 +60,7 @@ static RUNNER: spin::Mutex<Runner> = spin::Mutex::new(Runner {
         slots: [None; MAX_TASKS],
         kernel_root: 0,
         supervisor: None,
+        boot: None,
     },
 });
 
@@ -93,21 +70,25 @@ fn fail(what: core::fmt::Arguments<'_>) -> ! {
 }
 
 impl Tasks {
-    /// Loads image `image` as a new ready task.
+    /// Loads boot-image entry `entry` as a new ready task and gives it the
+    /// capabilities and rights its manifest entry names.
     fn spawn(
         &mut self,
         objects: &mut KernelObjects,
-        image: usize,
+        entry: usize,
         restarts: usize,
     ) -> Result<TaskId, Error> {
-        let spec = &IMAGES[image];
-        let priority = Priority::new(spec.priority).ok_or(Error::InvalidArgument)?;
+        let Some(boot) = self.boot.as_ref() else {
+            return Err(Error::KernelRefused);
+        };
+        let spec = boot.image.entry(entry).ok_or(Error::InvalidArgument)?;
+        let priority = Priority::new(spec.priority.into()).ok_or(Error::InvalidArgument)?;
         let id = objects
             .spawn(spec.name, priority)
             .map_err(|_| Error::KernelRefused)?;
         // ASID 0 is the kernel's; tasks use slot + 1.
         let asid = u16::try_from(id.slot() + 1).map_err(|_| Error::KernelRefused)?;
-        let loaded = arch::load_task(&mut FRAMES.lock(), self.kernel_root, spec.elf, asid)
+        let loaded = arch::load_task(&mut FRAMES.lock(), self.kernel_root, spec.data, asid)
             .map_err(|e| {
                 klog::print(format_args!(
                     "mica: cannot load task {}: {e:?}\n",
@@ -115,36 +96,36 @@ impl Tasks {
                 ));
                 Error::KernelRefused
             })?;
+        if let Err(e) = boot.wiring.wire_task(objects, id, &ServiceSpec::of(&spec)) {
+            klog::print(format_args!(
+                "mica: cannot give task {} its capabilities: {e}\n",
+                spec.name
+            ));
+            return Err(Error::KernelRefused);
+        }
+        if spec.rights.contains(KernelRights::SUPERVISOR) {
+            self.supervisor = Some(id);
+        }
         let frame = TrapFrame::for_user(loaded.entry as usize, STACK_TOP, IPC_BUFFER, restarts);
         self.slots[id.slot()] = Some(Slot {
             space: loaded.space,
             frame,
-            image,
+            entry,
             restarts,
         });
         Ok(id)
     }
 
+    fn name_of(&self, task: TaskId) -> &'static str {
+        let entry = self.slots.get(task.slot()).copied().flatten();
+        match (entry, self.boot.as_ref()) {
+            (Some(slot), Some(boot)) => boot.image.entry(slot.entry).map_or("?", |e| e.name),
+            _ => "?",
+        }
+    }
+
     fn slot_mut(&mut self, task: TaskId) -> Option<&mut Slot> {
         self.slots.get_mut(task.slot()).and_then(Option::as_mut)
-    }
-}
-
-impl Runner {
-    fn give(&mut self, task: TaskId, slot: usize, object: Object, rights: Rights) {
-        let cap = Capability { object, rights };
-        let given = self
-            .objects
-            .tasks
-            .get_mut(task)
-            .ok()
-            .and_then(|t| t.caps_mut().insert_at(slot, cap).ok());
-        if given.is_none() {
-            fail(format_args!(
-                "cannot give task {} its capabilities",
-                task.slot()
-            ));
-        }
     }
 }
 
@@ -169,12 +150,7 @@ impl Machine for Tasks {
     }
 
     fn console_line(&mut self, task: TaskId, line: &[u8]) {
-        let name = self
-            .slots
-            .get(task.slot())
-            .copied()
-            .flatten()
-            .map_or("?", |s| IMAGES[s.image].name);
+        let name = self.name_of(task);
         let text = core::str::from_utf8(line).unwrap_or("<not UTF-8>");
         klog::print(format_args!("{name}: {text}\n"));
     }
@@ -204,63 +180,48 @@ impl Machine for Tasks {
             .take()
             .ok_or(Error::InvalidArgument)?;
         // The old frames stay allocated: freeing a space is not written yet.
-        self.spawn(objects, old.image, old.restarts + 1)
+        self.spawn(objects, old.entry, old.restarts + 1)
     }
 }
 
-/// Loads every task, wires their capabilities and enters init.
-pub fn start(kernel_root: u64) -> ! {
+/// Loads every service of the boot image, wires their capabilities as its
+/// manifest says and enters the most urgent one.
+pub fn start(kernel_root: u64, image: BootImage<'static>) -> ! {
     let mut guard = RUNNER.lock();
     let r = &mut *guard;
     r.tasks.kernel_root = kernel_root;
-    let (Ok(ep), Ok(deaths)) = (
-        r.objects.endpoints.create(),
-        r.objects.notifications.create(),
-    ) else {
-        fail(format_args!("cannot create the first kernel objects"))
+    let services = || image.entries().filter(|e| e.kind == EntryKind::Service);
+    let mut specs = [ServiceSpec {
+        serves: None,
+        may_call: 0,
+        rights: KernelRights::default(),
+    }; MAX_ENTRIES];
+    for (spec, entry) in specs.iter_mut().zip(services()) {
+        *spec = ServiceSpec::of(&entry);
+    }
+    let count = services().count();
+    let wiring = match Wiring::create(&mut r.objects, &specs[..count]) {
+        Ok(wiring) => wiring,
+        Err(e) => fail(format_args!("boot image: {e}")),
     };
-    let mut ids = [None; 3];
-    for (image, id) in ids.iter_mut().enumerate() {
-        match r.tasks.spawn(&mut r.objects, image, 0) {
-            Ok(task) => *id = Some(task),
-            Err(e) => fail(format_args!(
-                "cannot start task {}: {e}",
-                IMAGES[image].name
-            )),
+    r.tasks.boot = Some(Boot { image, wiring });
+    for (index, entry) in image.entries().enumerate() {
+        if entry.kind != EntryKind::Service {
+            continue;
+        }
+        if let Err(e) = r.tasks.spawn(&mut r.objects, index, 0) {
+            fail(format_args!("cannot start task {}: {e}", entry.name))
         }
     }
-    let [Some(init), Some(hello), Some(_)] = ids else {
-        fail(format_args!("tasks missing"))
-    };
-    let _ = HELLO;
-    r.objects.set_supervisor_notification(deaths);
-    r.tasks.supervisor = Some(init);
-    // init: slot 0 calls the vm-manager endpoint, slot 1 hears of deaths.
-    let call = Object::Endpoint {
-        id: ep,
-        badge: Badge(1),
-    };
-    r.give(init, 0, call, Rights::CALL);
-    let notes = Object::Notification {
-        id: deaths,
-        bits: 0,
-    };
-    r.give(init, 1, notes, Rights::RECV);
-    // hello: slot 0 receives on it.
-    let recv = Object::Endpoint {
-        id: ep,
-        badge: Badge(0),
-    };
-    r.give(hello, 0, recv, Rights::RECV);
     let Decision::SwitchTo(first) = r.objects.sched.schedule() else {
-        fail(format_args!("no task to run"))
+        fail(format_args!("the boot image has no service to run"))
     };
     let Some(slot) = r.tasks.slots[first.slot()] else {
         fail(format_args!("task {} has no context", first.slot()))
     };
     klog::print(format_args!(
-        "mica: {} tasks loaded, entering init\n",
-        IMAGES.len()
+        "mica: {count} tasks loaded, entering {}\n",
+        r.tasks.name_of(first)
     ));
     drop(guard);
     slot.space.activate();

@@ -11,8 +11,16 @@ use mica_tests::Session;
 
 const BOOT: Duration = Duration::from_secs(30);
 
-/// QEMU virt with OpenSBI booting the kernel that xtask built.
+/// QEMU virt with OpenSBI booting the kernel and boot image xtask built.
 fn qemu(extra: &[&str]) -> Session {
+    let image = std::env::var("MICA_BOOT_IMAGE_RISCV64").expect(
+        "MICA_BOOT_IMAGE_RISCV64 names the boot image: run these tests with `cargo xtask test`",
+    );
+    qemu_with_initrd(&image, extra)
+}
+
+/// QEMU virt booting the kernel xtask built with `initrd` as its boot image.
+fn qemu_with_initrd(initrd: &str, extra: &[&str]) -> Session {
     let kernel = std::env::var("MICA_KERNEL_RISCV64").expect(
         "MICA_KERNEL_RISCV64 names the kernel ELF: run these tests with `cargo xtask test`",
     );
@@ -26,6 +34,8 @@ fn qemu(extra: &[&str]) -> Session {
             "default",
             "-kernel",
             &kernel,
+            "-initrd",
+            initrd,
         ])
         .args(["-monitor", "none", "-serial", "stdio"])
         .args(extra);
@@ -145,4 +155,31 @@ fn boot_self_test_guests_print_power_off_and_a_wild_store_is_stopped() {
     s.expect("mica: boot complete", BOOT).unwrap();
     let status = s.wait_exit(BOOT).unwrap();
     assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn a_malformed_boot_image_is_refused_with_a_clear_line() {
+    let junk = std::env::temp_dir().join(format!("mica-junk-initrd-{}", std::process::id()));
+    std::fs::write(
+        &junk,
+        b"this is not a Mica boot image, just some bytes\n".repeat(20),
+    )
+    .unwrap();
+    let mut s = qemu_with_initrd(junk.to_str().unwrap(), &["-m", "256M"]);
+    s.expect("mica: boot image: not a Mica boot image (bad magic)", BOOT)
+        .unwrap();
+    let status = s.wait_exit(BOOT).unwrap();
+    std::fs::remove_file(&junk).unwrap();
+    assert_ne!(
+        status.code(),
+        Some(0),
+        "must exit non-zero: {:?}",
+        s.transcript()
+    );
+    assert!(
+        !s.transcript().iter().any(|l| l.contains("starting tasks")),
+        "no task may start from a malformed image: {:?}",
+        s.transcript()
+    );
 }

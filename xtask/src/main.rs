@@ -1,10 +1,6 @@
 //! Mica's one entry point for building, running, testing and benchmarking:
 //! `cargo xtask qemu | test | bench`.
 
-#[allow(
-    dead_code,
-    reason = "the boot image build uses it once service tasks are packed"
-)]
 mod artifacts;
 #[allow(
     dead_code,
@@ -12,10 +8,6 @@ mod artifacts;
 )]
 mod bench;
 mod cmd;
-#[allow(
-    dead_code,
-    reason = "the kernel build packs the boot image once service tasks exist"
-)]
 mod image;
 mod install;
 mod qemu;

@@ -19,6 +19,9 @@ const RISCV_PACKAGES: &[&str] = &[
     "mica-init",
     "mica-hello",
     "mica-crasher",
+    "mica-vm-manager",
+    "mica-ioreq",
+    "mica-devices",
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -44,6 +47,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut counts = counted(cargo().arg("test"), "host unit tests")?;
     install::qemu()?;
     let kernel = qemu::build_kernel()?;
+    let boot_image = qemu::build_boot_image()?;
     let emulated = counted(
         cargo()
             .args([
@@ -55,7 +59,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 "--",
                 "--ignored",
             ])
-            .env("MICA_KERNEL_RISCV64", &kernel),
+            .env("MICA_KERNEL_RISCV64", &kernel)
+            .env("MICA_BOOT_IMAGE_RISCV64", &boot_image),
         "QEMU tests (riscv64)",
     )?;
     counts.passed += emulated.passed;

@@ -458,6 +458,22 @@ impl Endpoints {
         released
     }
 
+    /// Takes `task` off the endpoint it waits on to receive (an upcall
+    /// answers its `recv` instead); false if it was not receiving.
+    pub fn cancel_recv(&mut self, task: TaskId) -> bool {
+        match self.ipc[task.slot()] {
+            TaskIpc::Receiving { task: t, ep } if t == task => {
+                self.queues.remove(task);
+                if let Some(index) = self.index(ep) {
+                    self.settle(index);
+                }
+                self.ipc[task.slot()] = TaskIpc::Idle;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// What `task` waits for in IPC, if anything.
     pub fn waiting(&self, task: TaskId) -> Option<Wait> {
         match self.ipc[task.slot()] {

@@ -11,6 +11,7 @@ use super::queue::TaskList;
 use super::rights::Rights;
 use super::sched::{Decision, Priority, SchedError, Scheduler, TaskState};
 use super::task::{DeathNotice, ExitReason, TaskError, TaskTable};
+use crate::vm::control::VmTable;
 
 /// Why a system call on kernel objects failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +81,8 @@ pub struct KernelObjects {
     pub sched: Scheduler,
     pub endpoints: Endpoints,
     pub notifications: Notifications,
+    /// VM objects and the ioreq work pending per task (`vm::control`).
+    pub vms: VmTable,
     /// The notification on which the supervisor hears of deaths: bit `n`
     /// set means "the task in slot `n` died".
     supervisor: Option<NotificationId>,
@@ -102,6 +105,7 @@ impl KernelObjects {
             sched: Scheduler::new(),
             endpoints: Endpoints::new(),
             notifications: Notifications::new(),
+            vms: VmTable::new(),
             supervisor: None,
             woken_waiter: None,
         }
@@ -238,6 +242,16 @@ impl KernelObjects {
             released,
             decision: self.sched.schedule(),
         })
+    }
+
+    /// Removes a kernel thread (a vCPU: no capabilities, no IPC partners)
+    /// from the scheduler and the task table at once, with no death report.
+    pub fn retire(&mut self, thread: TaskId) -> Result<(), ObjError> {
+        self.tasks.mark_dead(thread, ExitReason::Killed)?;
+        self.sched.kill(thread)?;
+        self.tasks.reap(thread)?;
+        self.sched.reap(thread)?;
+        Ok(())
     }
 
     /// Frees a dead task's slot (the supervisor has read its notice).

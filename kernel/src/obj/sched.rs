@@ -53,6 +53,9 @@ pub enum TaskState {
     BlockedReply,
     /// Waiting on a notification.
     BlockedNotification,
+    /// A vCPU that may not run: its VM is not running, or the vCPU waits
+    /// for an I/O completion or sleeps in `wfi` (see `vm::control`).
+    Held,
     /// Killed; waiting for the supervisor to reap it.
     Dead,
 }
@@ -66,6 +69,7 @@ impl TaskState {
                 | TaskState::BlockedRecv
                 | TaskState::BlockedReply
                 | TaskState::BlockedNotification
+                | TaskState::Held
         )
     }
 }

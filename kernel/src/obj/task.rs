@@ -4,6 +4,8 @@
 
 use core::fmt;
 
+use mica_boot::image::KernelRights;
+
 use super::MAX_TASKS;
 use super::cap::{CapTable, ObjectRef};
 use super::ids::TaskId;
@@ -128,9 +130,20 @@ pub struct Task {
     priority: Priority,
     caps: CapTable,
     exit: Option<ExitReason>,
+    rights: KernelRights,
 }
 
 impl Task {
+    /// What the kernel lets the task do beyond IPC (from the manifest).
+    pub fn kernel_rights(&self) -> KernelRights {
+        self.rights
+    }
+
+    /// Grants the kernel rights the manifest names.
+    pub fn set_kernel_rights(&mut self, rights: KernelRights) {
+        self.rights = rights;
+    }
+
     /// The task's name.
     pub fn name(&self) -> TaskName {
         self.name
@@ -202,6 +215,7 @@ impl TaskTable {
             priority,
             caps: CapTable::new(),
             exit: None,
+            rights: KernelRights(0),
         });
         TaskId::new(index, slot.generation).ok_or(TaskError::TableFull)
     }

@@ -3,6 +3,7 @@
 //! stopped. The arch layer runs vCPUs and reports exits in these terms.
 
 pub mod console;
+pub mod control;
 pub mod ioreq_path;
 
 use core::fmt;

@@ -10,10 +10,11 @@ mod task {
     use log::info;
     use mica_rt::{Start, call_message, sys};
 
+    use ipc::syscall::endpoints;
+    use ipc::syscall::slots::{DEATHS, call};
+
     /// Capability slot of the call right to the vm-manager endpoint.
-    const VM_MANAGER: usize = 0;
-    /// Capability slot of the notification carrying death bits.
-    const DEATHS: usize = 1;
+    const VM_MANAGER: usize = call(endpoints::VM_MANAGER);
 
     fn main(_start: Start) -> u32 {
         info!("started");

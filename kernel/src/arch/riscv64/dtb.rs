@@ -16,3 +16,16 @@ pub fn dtb_slice(addr: usize) -> Result<&'static [u8], DtbError> {
     // kernel never writes that range (it is reserved in the frame allocator).
     Ok(unsafe { core::slice::from_raw_parts(addr as *const u8, size) })
 }
+
+/// The boot image the loader placed in RAM as the initrd (`/chosen`).
+pub fn initrd_slice(range: mica_boot::MemRange) -> &'static [u8] {
+    let len = usize::try_from(range.size).unwrap_or(0);
+    if range.start == 0 || len == 0 {
+        return &[];
+    }
+    // SAFETY: the range comes from the device tree's `/chosen` initrd
+    // properties: RAM the loader filled and the frame allocator reserves
+    // (`bootmem::plan`), identity-mapped before and after paging is on; the
+    // kernel never writes it.
+    unsafe { core::slice::from_raw_parts(range.start as *const u8, len) }
+}

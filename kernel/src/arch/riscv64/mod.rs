@@ -39,7 +39,7 @@ mod world_switch;
 /// The names every backend exports (see `arch/mod.rs`).
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 pub mod hal {
-    pub use super::dtb::dtb_slice;
+    pub use super::dtb::{dtb_slice, initrd_slice};
     pub use super::guest_selftest::run as guest_self_test;
     pub use super::layout::{KernelImage, kernel_image};
     pub use super::paging::enable_kernel_paging;

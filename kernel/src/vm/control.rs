@@ -1,0 +1,354 @@
+//! VM objects as the scheduler and the ioreq service see them: per VM
+//! number its lifecycle phase, its vCPU (a kernel thread in the task table,
+//! scheduled below every service) and why that vCPU is held, the task that
+//! serves the VM's I/O requests, and per task the VMs with I/O pending.
+//!
+//! Pure logic over [`KernelObjects`]; the arch layer owns guest RAM, tables
+//! and registers and calls these functions around what it does. A vCPU runs
+//! exactly when its VM is running, it waits for no I/O request and it is not
+//! asleep in `wfi`; [`sync`] keeps the scheduler's view equal to that rule.
+
+use ipc::Error;
+use ipc::syscall::MAX_VMS;
+
+use crate::obj::MAX_TASKS;
+use crate::obj::endpoint::Wait;
+use crate::obj::ids::TaskId;
+use crate::obj::objects::KernelObjects;
+use crate::obj::sched::{Priority, TaskState};
+
+/// vCPUs run below every service (services use priorities 1 and up).
+pub const VCPU_PRIORITY: Priority = Priority::LOWEST;
+
+/// Where a VM is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Made (or reset): RAM, tables and vCPU exist; it has not started.
+    Created,
+    /// Its vCPU may run.
+    Running,
+    /// Held by `vm_pause`.
+    Paused,
+    /// The guest powered off or was stopped by the kernel; reset or destroy.
+    Ended,
+}
+
+/// One VM's record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmRecord {
+    /// Its phase.
+    pub phase: Phase,
+    /// Its vCPU's scheduler entity.
+    pub vcpu: TaskId,
+    /// The vCPU waits for its ioreq slot to be completed.
+    pub io_wait: bool,
+    /// The vCPU sleeps in `wfi` until this time (timer ticks).
+    pub asleep_until: Option<u64>,
+    /// The task that attached to its ioreq page.
+    pub ioreq_task: Option<TaskId>,
+}
+
+/// Every VM, and the ioreq work pending per task.
+#[derive(Clone, Debug)]
+pub struct VmTable {
+    vms: [Option<VmRecord>; MAX_VMS],
+    /// Per task slot: bit `vm` = that VM has an I/O request for the task.
+    pending: [u64; MAX_TASKS],
+}
+
+impl Default for VmTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VmTable {
+    /// No VMs.
+    pub const fn new() -> Self {
+        VmTable {
+            vms: [None; MAX_VMS],
+            pending: [0; MAX_TASKS],
+        }
+    }
+
+    /// VM `vm`'s record; `Error::UnknownVm` if there is none.
+    pub fn get(&self, vm: usize) -> Result<VmRecord, Error> {
+        self.vms.get(vm).copied().flatten().ok_or(Error::UnknownVm)
+    }
+
+    fn get_mut(&mut self, vm: usize) -> Result<&mut VmRecord, Error> {
+        self.vms
+            .get_mut(vm)
+            .and_then(Option::as_mut)
+            .ok_or(Error::UnknownVm)
+    }
+
+    /// The VM whose vCPU is `task`, if it is one.
+    pub fn vm_of_vcpu(&self, task: TaskId) -> Option<usize> {
+        self.vms
+            .iter()
+            .position(|r| r.is_some_and(|r| r.vcpu == task))
+    }
+
+    /// The VMs that exist, by number.
+    pub fn numbers(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..MAX_VMS).filter(|&vm| self.vms[vm].is_some())
+    }
+}
+
+/// Records VM `vm` (below `MAX_VMS`, not in use) with a held vCPU.
+pub fn create(objects: &mut KernelObjects, vm: usize) -> Result<TaskId, Error> {
+    if vm >= MAX_VMS {
+        return Err(Error::InvalidArgument);
+    }
+    if objects.vms.vms[vm].is_some() {
+        return Err(Error::VmExists);
+    }
+    let mut name = [0u8; 8];
+    let name = vcpu_name(vm, &mut name);
+    let vcpu = objects
+        .spawn(name, VCPU_PRIORITY)
+        .map_err(|_| Error::OutOfMemory)?;
+    objects.vms.vms[vm] = Some(VmRecord {
+        phase: Phase::Created,
+        vcpu,
+        io_wait: false,
+        asleep_until: None,
+        ioreq_task: None,
+    });
+    sync(objects, vm);
+    Ok(vcpu)
+}
+
+/// `vm<n>`: the vCPU thread's task name.
+fn vcpu_name(vm: usize, buf: &mut [u8; 8]) -> &str {
+    const DIGITS: &[u8; 10] = b"0123456789";
+    buf[..2].copy_from_slice(b"vm");
+    let mut len = 2;
+    if vm >= 10 {
+        buf[len] = DIGITS[vm / 10 % 10];
+        len += 1;
+    }
+    buf[len] = DIGITS[vm % 10];
+    core::str::from_utf8(&buf[..=len]).unwrap_or("vm")
+}
+
+fn transition(objects: &mut KernelObjects, vm: usize, from: Phase, to: Phase) -> Result<(), Error> {
+    let record = objects.vms.get_mut(vm)?;
+    if record.phase != from {
+        return Err(Error::InvalidArgument);
+    }
+    record.phase = to;
+    sync(objects, vm);
+    Ok(())
+}
+
+/// Checks that `vm` can start (it is freshly created or reset).
+pub fn check_start(objects: &KernelObjects, vm: usize) -> Result<(), Error> {
+    match objects.vms.get(vm)?.phase {
+        Phase::Created => Ok(()),
+        _ => Err(Error::InvalidArgument),
+    }
+}
+
+/// Created -> Running: the vCPU becomes ready.
+pub fn start(objects: &mut KernelObjects, vm: usize) -> Result<(), Error> {
+    transition(objects, vm, Phase::Created, Phase::Running)
+}
+
+/// Running -> Paused: the vCPU is held (an I/O request stays in flight).
+pub fn pause(objects: &mut KernelObjects, vm: usize) -> Result<(), Error> {
+    transition(objects, vm, Phase::Running, Phase::Paused)
+}
+
+/// Paused -> Running.
+pub fn resume(objects: &mut KernelObjects, vm: usize) -> Result<(), Error> {
+    transition(objects, vm, Phase::Paused, Phase::Running)
+}
+
+/// Any phase -> Created: the vCPU is held and any I/O request is dropped.
+pub fn reset(objects: &mut KernelObjects, vm: usize) -> Result<(), Error> {
+    let record = objects.vms.get_mut(vm)?;
+    record.phase = Phase::Created;
+    record.io_wait = false;
+    record.asleep_until = None;
+    let server = record.ioreq_task;
+    clear_pending(objects, server, vm);
+    sync(objects, vm);
+    Ok(())
+}
+
+/// The guest ended itself, or the kernel stopped it: its vCPU never runs
+/// again until a reset.
+pub fn ended(objects: &mut KernelObjects, vm: usize) {
+    if let Ok(record) = objects.vms.get_mut(vm) {
+        record.phase = Phase::Ended;
+        record.io_wait = false;
+        sync(objects, vm);
+    }
+}
+
+/// Forgets `vm` from any phase (even with its vCPU waiting for I/O); its
+/// vCPU thread leaves the scheduler. Returns the task that had its ioreq
+/// page mapped, so the arch layer can unmap it.
+pub fn destroy(objects: &mut KernelObjects, vm: usize) -> Result<Option<TaskId>, Error> {
+    let record = objects.vms.get(vm)?;
+    clear_pending(objects, record.ioreq_task, vm);
+    objects
+        .retire(record.vcpu)
+        .map_err(|_| Error::KernelRefused)?;
+    objects.vms.vms[vm] = None;
+    Ok(record.ioreq_task)
+}
+
+/// `task` serves `vm`'s I/O requests from now on; returns the task that
+/// served them before. A request already waiting is pending for `task`.
+pub fn attach(
+    objects: &mut KernelObjects,
+    vm: usize,
+    task: TaskId,
+) -> Result<Option<TaskId>, Error> {
+    let record = objects.vms.get_mut(vm)?;
+    let previous = record.ioreq_task.replace(task);
+    let waiting = record.io_wait;
+    clear_pending(objects, previous, vm);
+    if waiting {
+        set_pending(objects, task, vm);
+    }
+    Ok(previous)
+}
+
+/// The running vCPU of `vm` trapped on a device access and its slot is
+/// PENDING: it is held, and the VM's ioreq task learns of it. If that task
+/// waits in `recv`, it is woken and the bits it takes are returned (the
+/// caller delivers them as its result: len 0, `IOREQ_BADGE`, bits).
+pub fn io_exit(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64)> {
+    let record = objects.vms.get_mut(vm).ok()?;
+    record.io_wait = true;
+    let server = record.ioreq_task;
+    sync(objects, vm);
+    let server = server?;
+    set_pending(objects, server, vm);
+    wake_receiver(objects, server).map(|bits| (server, bits))
+}
+
+/// Checks an `ioreq_resume` of `vm`'s vCPU `vcpu` by `task` before the
+/// arch layer reads the slot.
+pub fn check_resume(
+    objects: &KernelObjects,
+    vm: usize,
+    vcpu: usize,
+    task: TaskId,
+) -> Result<(), Error> {
+    let record = objects.vms.get(vm)?;
+    if record.ioreq_task != Some(task) {
+        return Err(Error::PermissionDenied);
+    }
+    if vcpu != 0 {
+        return Err(Error::InvalidArgument);
+    }
+    if !record.io_wait {
+        return Err(Error::BadSlotState);
+    }
+    Ok(())
+}
+
+/// The arch layer took `vm`'s completion: its vCPU may run again.
+pub fn io_resumed(objects: &mut KernelObjects, vm: usize) {
+    if let Ok(record) = objects.vms.get_mut(vm) {
+        record.io_wait = false;
+        sync(objects, vm);
+    }
+}
+
+/// The running vCPU of `vm` executed `wfi` with its timer due at `until`.
+pub fn sleep(objects: &mut KernelObjects, vm: usize, until: u64) {
+    if let Ok(record) = objects.vms.get_mut(vm) {
+        record.asleep_until = Some(until);
+        sync(objects, vm);
+    }
+}
+
+/// Wakes every vCPU whose `wfi` deadline is at or before `now`.
+pub fn wake_sleepers(objects: &mut KernelObjects, now: u64) {
+    for vm in 0..MAX_VMS {
+        if let Some(record) = objects.vms.vms[vm].as_mut()
+            && record.asleep_until.is_some_and(|t| t <= now)
+        {
+            record.asleep_until = None;
+            sync(objects, vm);
+        }
+    }
+}
+
+/// The earliest `wfi` deadline of any sleeping vCPU.
+pub fn next_wakeup(objects: &KernelObjects) -> Option<u64> {
+    objects
+        .vms
+        .vms
+        .iter()
+        .flatten()
+        .filter_map(|r| r.asleep_until)
+        .min()
+}
+
+/// Takes and clears `task`'s pending ioreq bits (for a `recv` that returns
+/// at once); `None` if there are none.
+pub fn take_pending(objects: &mut KernelObjects, task: TaskId) -> Option<u64> {
+    let bits = objects.vms.pending.get_mut(task.slot())?;
+    (*bits != 0).then(|| core::mem::take(bits))
+}
+
+fn set_pending(objects: &mut KernelObjects, task: TaskId, vm: usize) {
+    if objects
+        .tasks
+        .get(task)
+        .is_ok_and(|t| t.exit_reason().is_none())
+        && let Some(bits) = objects.vms.pending.get_mut(task.slot())
+    {
+        *bits |= 1 << vm;
+    }
+}
+
+fn clear_pending(objects: &mut KernelObjects, task: Option<TaskId>, vm: usize) {
+    if let Some(bits) = task.and_then(|t| objects.vms.pending.get_mut(t.slot())) {
+        *bits &= !(1 << vm);
+    }
+}
+
+/// If `task` waits in `recv` and has pending bits: takes it off the
+/// endpoint, makes it ready and returns the bits it takes.
+fn wake_receiver(objects: &mut KernelObjects, task: TaskId) -> Option<u64> {
+    if objects.sched.state(task) != Some(TaskState::BlockedRecv)
+        || objects.endpoints.waiting(task) != Some(Wait::Recv)
+    {
+        return None;
+    }
+    let bits = take_pending(objects, task)?;
+    objects.endpoints.cancel_recv(task);
+    objects.sched.unblock(task).ok()?;
+    Some(bits)
+}
+
+/// Makes the scheduler's state of `vm`'s vCPU match the rule: ready or
+/// running exactly when the VM runs, waits for no I/O and is awake.
+pub fn sync(objects: &mut KernelObjects, vm: usize) {
+    let Ok(record) = objects.vms.get(vm) else {
+        return;
+    };
+    let runnable =
+        record.phase == Phase::Running && !record.io_wait && record.asleep_until.is_none();
+    match objects.sched.state(record.vcpu) {
+        Some(TaskState::Held) if runnable => {
+            let _ = objects.sched.unblock(record.vcpu);
+        }
+        Some(TaskState::Ready | TaskState::Running) if !runnable => {
+            let _ = objects.sched.block(record.vcpu, TaskState::Held);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+#[path = "control_tests.rs"]
+mod tests;

@@ -1,0 +1,199 @@
+//! VM lifecycle and the ioreq upcall as the scheduler and the ioreq task
+//! see them.
+
+use super::*;
+use crate::obj::cap::{Capability, Object};
+use crate::obj::ids::Badge;
+use crate::obj::rights::Rights;
+use crate::obj::sched::Decision;
+
+fn objects_with_service() -> (KernelObjects, TaskId) {
+    let mut objects = KernelObjects::new();
+    let ioreq = objects.spawn("ioreq", Priority::new(6).unwrap()).unwrap();
+    let ep = objects.endpoints.create().unwrap();
+    let cap = Capability {
+        object: Object::Endpoint {
+            id: ep,
+            badge: Badge::NONE,
+        },
+        rights: Rights::RECV,
+    };
+    objects
+        .tasks
+        .get_mut(ioreq)
+        .unwrap()
+        .caps_mut()
+        .insert_at(0, cap)
+        .unwrap();
+    (objects, ioreq)
+}
+
+fn vcpu_state(objects: &KernelObjects, vm: usize) -> Option<TaskState> {
+    objects.sched.state(objects.vms.get(vm).unwrap().vcpu)
+}
+
+#[test]
+fn a_vcpu_runs_only_while_its_vm_runs() {
+    let (mut o, _) = objects_with_service();
+    let vcpu = create(&mut o, 3).unwrap();
+    assert_eq!(o.tasks.get(vcpu).unwrap().name().as_str(), "vm3");
+    assert_eq!(
+        vcpu_state(&o, 3),
+        Some(TaskState::Held),
+        "created, not started"
+    );
+    start(&mut o, 3).unwrap();
+    assert_eq!(vcpu_state(&o, 3), Some(TaskState::Ready));
+    pause(&mut o, 3).unwrap();
+    assert_eq!(vcpu_state(&o, 3), Some(TaskState::Held));
+    resume(&mut o, 3).unwrap();
+    assert_eq!(vcpu_state(&o, 3), Some(TaskState::Ready));
+    reset(&mut o, 3).unwrap();
+    assert_eq!(o.vms.get(3).unwrap().phase, Phase::Created);
+    assert_eq!(vcpu_state(&o, 3), Some(TaskState::Held));
+    start(&mut o, 3).unwrap();
+    ended(&mut o, 3);
+    assert_eq!(vcpu_state(&o, 3), Some(TaskState::Held));
+    o.sched.check_invariants().unwrap();
+}
+
+#[test]
+fn illegal_lifecycle_steps_are_refused_and_change_nothing() {
+    let (mut o, _) = objects_with_service();
+    create(&mut o, 0).unwrap();
+    assert_eq!(create(&mut o, 0), Err(Error::VmExists));
+    assert_eq!(create(&mut o, MAX_VMS), Err(Error::InvalidArgument));
+    assert_eq!(pause(&mut o, 0), Err(Error::InvalidArgument));
+    assert_eq!(resume(&mut o, 0), Err(Error::InvalidArgument));
+    start(&mut o, 0).unwrap();
+    assert_eq!(start(&mut o, 0), Err(Error::InvalidArgument));
+    assert_eq!(check_start(&o, 0), Err(Error::InvalidArgument));
+    assert_eq!(vcpu_state(&o, 0), Some(TaskState::Ready));
+    ended(&mut o, 0);
+    assert_eq!(start(&mut o, 0), Err(Error::InvalidArgument), "reset first");
+    assert_eq!(pause(&mut o, 7), Err(Error::UnknownVm));
+    assert_eq!(destroy(&mut o, 7), Err(Error::UnknownVm));
+}
+
+#[test]
+fn services_run_before_vcpus() {
+    let (mut o, ioreq) = objects_with_service();
+    create(&mut o, 0).unwrap();
+    start(&mut o, 0).unwrap();
+    assert_eq!(o.sched.schedule(), Decision::SwitchTo(ioreq));
+    // The service blocks in recv: now the vCPU gets the CPU.
+    let step = o.recv(ioreq, 0).unwrap();
+    let vcpu = o.vms.get(0).unwrap().vcpu;
+    assert_eq!(step.decision, Decision::SwitchTo(vcpu));
+}
+
+#[test]
+fn an_io_exit_wakes_the_ioreq_task_blocked_in_recv_with_the_vm_bit() {
+    let (mut o, ioreq) = objects_with_service();
+    create(&mut o, 2).unwrap();
+    start(&mut o, 2).unwrap();
+    assert_eq!(attach(&mut o, 2, ioreq), Ok(None));
+    o.sched.schedule();
+    o.recv(ioreq, 0).unwrap();
+    assert_eq!(o.sched.state(ioreq), Some(TaskState::BlockedRecv));
+    assert_eq!(o.sched.current(), Some(o.vms.get(2).unwrap().vcpu));
+
+    assert_eq!(io_exit(&mut o, 2), Some((ioreq, 1 << 2)));
+    assert_eq!(vcpu_state(&o, 2), Some(TaskState::Held), "waits for I/O");
+    assert_eq!(o.sched.state(ioreq), Some(TaskState::Ready));
+    assert_eq!(
+        o.endpoints.waiting(ioreq),
+        None,
+        "no longer on the endpoint"
+    );
+    assert_eq!(take_pending(&mut o, ioreq), None, "the bits were taken");
+    assert_eq!(o.sched.schedule(), Decision::SwitchTo(ioreq));
+    o.sched.check_invariants().unwrap();
+}
+
+#[test]
+fn bits_stay_pending_until_the_ioreq_task_next_receives() {
+    let (mut o, ioreq) = objects_with_service();
+    for vm in [1, 4] {
+        create(&mut o, vm).unwrap();
+        start(&mut o, vm).unwrap();
+        attach(&mut o, vm, ioreq).unwrap();
+    }
+    // The ioreq task is busy (ready, not in recv): nothing to wake.
+    assert_eq!(io_exit(&mut o, 1), None);
+    assert_eq!(io_exit(&mut o, 4), None);
+    assert_eq!(take_pending(&mut o, ioreq), Some((1 << 1) | (1 << 4)));
+    assert_eq!(take_pending(&mut o, ioreq), None, "cleared once taken");
+}
+
+#[test]
+fn a_request_waiting_before_attach_is_pending_for_the_new_task() {
+    let (mut o, ioreq) = objects_with_service();
+    create(&mut o, 0).unwrap();
+    start(&mut o, 0).unwrap();
+    assert_eq!(io_exit(&mut o, 0), None, "nobody serves vm0 yet");
+    attach(&mut o, 0, ioreq).unwrap();
+    assert_eq!(take_pending(&mut o, ioreq), Some(1));
+}
+
+#[test]
+fn resume_is_checked_then_lets_the_vcpu_run() {
+    let (mut o, ioreq) = objects_with_service();
+    let other = o.spawn("devices", Priority::new(6).unwrap()).unwrap();
+    create(&mut o, 0).unwrap();
+    start(&mut o, 0).unwrap();
+    attach(&mut o, 0, ioreq).unwrap();
+    assert_eq!(check_resume(&o, 0, 0, ioreq), Err(Error::BadSlotState));
+    io_exit(&mut o, 0);
+    assert_eq!(check_resume(&o, 0, 0, other), Err(Error::PermissionDenied));
+    assert_eq!(check_resume(&o, 0, 1, ioreq), Err(Error::InvalidArgument));
+    assert_eq!(check_resume(&o, 5, 0, ioreq), Err(Error::UnknownVm));
+    assert_eq!(check_resume(&o, 0, 0, ioreq), Ok(()));
+    io_resumed(&mut o, 0);
+    assert_eq!(vcpu_state(&o, 0), Some(TaskState::Ready));
+}
+
+#[test]
+fn a_paused_vm_stays_held_after_its_io_completes() {
+    let (mut o, ioreq) = objects_with_service();
+    create(&mut o, 0).unwrap();
+    start(&mut o, 0).unwrap();
+    attach(&mut o, 0, ioreq).unwrap();
+    io_exit(&mut o, 0);
+    pause(&mut o, 0).unwrap();
+    io_resumed(&mut o, 0);
+    assert_eq!(vcpu_state(&o, 0), Some(TaskState::Held));
+    resume(&mut o, 0).unwrap();
+    assert_eq!(vcpu_state(&o, 0), Some(TaskState::Ready));
+}
+
+#[test]
+fn destroy_works_while_the_vcpu_waits_for_io_and_frees_the_number() {
+    let (mut o, ioreq) = objects_with_service();
+    let vcpu = create(&mut o, 0).unwrap();
+    start(&mut o, 0).unwrap();
+    attach(&mut o, 0, ioreq).unwrap();
+    io_exit(&mut o, 0);
+    assert_eq!(destroy(&mut o, 0), Ok(Some(ioreq)), "unmap from ioreq");
+    assert_eq!(o.sched.state(vcpu), None, "the vCPU left the scheduler");
+    assert!(o.tasks.get(vcpu).is_err());
+    assert_eq!(take_pending(&mut o, ioreq), None, "its request is gone");
+    assert_eq!(o.vms.get(0), Err(Error::UnknownVm));
+    create(&mut o, 0).unwrap();
+    o.sched.check_invariants().unwrap();
+}
+
+#[test]
+fn a_sleeping_vcpu_wakes_at_its_deadline() {
+    let (mut o, _) = objects_with_service();
+    create(&mut o, 0).unwrap();
+    start(&mut o, 0).unwrap();
+    sleep(&mut o, 0, 500);
+    assert_eq!(vcpu_state(&o, 0), Some(TaskState::Held));
+    assert_eq!(next_wakeup(&o), Some(500));
+    wake_sleepers(&mut o, 499);
+    assert_eq!(vcpu_state(&o, 0), Some(TaskState::Held));
+    wake_sleepers(&mut o, 500);
+    assert_eq!(vcpu_state(&o, 0), Some(TaskState::Ready));
+    assert_eq!(next_wakeup(&o), None);
+}
