@@ -21,10 +21,11 @@ use crate::obj::objects::{IpcStep, KernelObjects, ObjError};
 use crate::obj::rights::Rights;
 use crate::obj::sched::Decision;
 use crate::obj::task::{DeathNotice, ExitReason};
+use crate::syscall_vm::{self, VmHost};
 
 /// What the dispatcher needs from the machine: register results, message
 /// copies between IPC buffers, user-memory reads and task restarts.
-pub trait Machine {
+pub trait Machine: VmHost {
     /// Sets `task`'s result registers: `status` (a0) and `values` (a1-a3).
     fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]);
     /// Copies the first `len` (at most `ipc::MAX_MESSAGE_SIZE`) bytes of
@@ -85,12 +86,26 @@ pub fn dispatch<M: Machine>(
             return objects.sched.yield_now();
         }
         Sysno::Call => objects.call(current, args[0], args[1]),
-        Sysno::Recv => objects.recv(current, args[0]),
+        Sysno::Recv => {
+            if syscall_vm::recv_pending(objects, machine, current) {
+                return Decision::Continue;
+            }
+            objects.recv(current, args[0])
+        }
         Sysno::Reply => match objects.reply(current, args[0]) {
             // The caller died after its request was taken: nothing to answer.
             Err(ObjError::Ipc(IpcError::CallerDied)) => return done(machine, [0; 3]),
             other => other,
         },
+        Sysno::ReplyRecv if objects.vms.has_pending(current) => {
+            // Reply (if owed), then return at once with the ioreq work.
+            let decision = match objects.reply(current, args[1]) {
+                Ok(step) => apply_step(objects, machine, current, step),
+                Err(_) => objects.sched.schedule(),
+            };
+            syscall_vm::recv_pending(objects, machine, current);
+            return decision;
+        }
         Sysno::ReplyRecv => objects
             .reply_recv(current, args[0], args[1])
             .map(|(_, step)| step),
@@ -121,7 +136,6 @@ pub fn dispatch<M: Machine>(
             };
         }
         Sysno::Restart => return restart(objects, machine, current, args[0]),
-        // Defined in the ABI, served once VMs are kernel objects tasks own.
         Sysno::ConsoleWrite
         | Sysno::VmCreate
         | Sysno::VmLoad
@@ -133,8 +147,7 @@ pub fn dispatch<M: Machine>(
         | Sysno::VmDestroy
         | Sysno::IoreqAttach
         | Sysno::IoreqResume => {
-            machine.set_result(current, status_of(Error::KernelRefused), [0; 3]);
-            return Decision::Continue;
+            return syscall_vm::dispatch(objects, machine, current, call, args);
         }
     };
     match result {

@@ -21,6 +21,8 @@ struct FakeMachine {
     memory: Vec<u8>,
 }
 
+impl VmHost for FakeMachine {}
+
 impl Machine for FakeMachine {
     fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]) {
         self.results.insert(task.slot(), (status, values));

@@ -13,7 +13,7 @@ use ipc::Error;
 use ipc::syscall::{IPC_BUFFER, STACK_TOP};
 use mica_boot::image::{BootImage, EntryKind, KernelRights, MAX_ENTRIES};
 
-use crate::arch::{self, AddressSpace, TrapFrame};
+use crate::arch::{self, AddressSpace, RunOutcome, TrapFrame};
 use crate::kmain::FRAMES;
 use crate::manifest::{ServiceSpec, Wiring};
 use crate::obj::MAX_TASKS;
@@ -22,8 +22,16 @@ use crate::obj::objects::KernelObjects;
 use crate::obj::sched::{Decision, Priority};
 use crate::obj::task::{DeathNotice, ExitReason, FaultKind};
 use crate::syscall::{self, Machine};
+use crate::syscall_vm;
 use crate::trap::{Access, Trap};
+use crate::vm::control;
+use crate::vm::ioreq_path::IoreqDispatch;
 use crate::{ExitStatus, klog, ticks};
+use ioreq::slot::SlotError;
+
+#[path = "userland_vms.rs"]
+mod vms;
+use vms::Guests;
 
 /// The boot image and the kernel objects its manifest asked for.
 struct Boot {
@@ -33,6 +41,7 @@ struct Boot {
 
 #[derive(Clone, Copy)]
 struct Slot {
+    id: TaskId,
     space: AddressSpace,
     frame: TrapFrame,
     /// Its entry in the boot image.
@@ -52,6 +61,7 @@ struct Tasks {
     kernel_root: u64,
     supervisor: Option<TaskId>,
     boot: Option<Boot>,
+    guests: Guests,
 }
 
 static RUNNER: spin::Mutex<Runner> = spin::Mutex::new(Runner {
@@ -61,6 +71,7 @@ static RUNNER: spin::Mutex<Runner> = spin::Mutex::new(Runner {
         kernel_root: 0,
         supervisor: None,
         boot: None,
+        guests: Guests::new(),
     },
 });
 
@@ -108,6 +119,7 @@ impl Tasks {
         }
         let frame = TrapFrame::for_user(loaded.entry as usize, STACK_TOP, IPC_BUFFER, restarts);
         self.slots[id.slot()] = Some(Slot {
+            id,
             space: loaded.space,
             frame,
             entry,
@@ -269,6 +281,7 @@ pub fn user_trap(frame: &mut TrapFrame, trap: Trap) {
         Trap::TimerInterrupt => {
             let now = arch::timer_now();
             arch::timer_set_deadline(ticks::on_tick(now));
+            control::wake_sleepers(&mut r.objects, now);
             r.objects.sched.tick()
         }
         Trap::OtherInterrupt(_) => Decision::Continue,
@@ -280,11 +293,7 @@ pub fn user_trap(frame: &mut TrapFrame, trap: Trap) {
             None => Decision::Continue,
         },
     };
-    let next = match decision {
-        Decision::Continue => current,
-        Decision::SwitchTo(next) => next,
-        Decision::Idle => idle(r),
-    };
+    let next = next_user_task(r, decision, current);
     let Some(slot) = r.tasks.slots.get(next.slot()).copied().flatten() else {
         fail(format_args!("task {} has no context", next.slot()))
     };
@@ -294,11 +303,71 @@ pub fn user_trap(frame: &mut TrapFrame, trap: Trap) {
     }
 }
 
-/// Nothing is ready: every task waits for another. No device interrupts
-/// reach tasks yet, so nothing can wake them; say so and wait.
-fn idle(_: &mut Runner) -> TaskId {
-    klog::print(format_args!("mica: every task is blocked; idling\n"));
+/// Follows `decision` until a user task is to run: vCPUs picked on the
+/// way run until their next exit, and when nothing is ready the hart waits
+/// for an interrupt (a timer tick can wake a sleeping vCPU).
+fn next_user_task(r: &mut Runner, mut decision: Decision, current: TaskId) -> TaskId {
+    let mut last = current;
     loop {
-        arch::wait_for_interrupt();
+        let next = match decision {
+            Decision::Continue => r.objects.sched.current().unwrap_or(last),
+            Decision::SwitchTo(task) => task,
+            Decision::Idle => {
+                decision = idle(r);
+                continue;
+            }
+        };
+        let Some(vm) = r.objects.vms.vm_of_vcpu(next) else {
+            return next;
+        };
+        last = next;
+        decision = run_vcpu(r, vm);
     }
+}
+
+/// The ioreq service learns of a PENDING slot through `vm::control`, after
+/// the exit: nothing to do at the moment the slot is filled.
+struct ToIoreqTask;
+
+impl IoreqDispatch for ToIoreqTask {
+    fn pending(&mut self, _: &mut ioreq::page::IoreqPage, _: u8) -> Result<(), SlotError> {
+        Ok(())
+    }
+}
+
+/// Runs VM `vm`'s vCPU until its next exit the scheduler must hear of.
+fn run_vcpu(r: &mut Runner, vm: usize) -> Decision {
+    let Some(guest) = r.tasks.guests.vms.get_mut(vm).and_then(Option::as_mut) else {
+        control::ended(&mut r.objects, vm);
+        return r.objects.sched.schedule();
+    };
+    match guest.run(&mut ToIoreqTask) {
+        RunOutcome::Preempted => {
+            control::wake_sleepers(&mut r.objects, arch::timer_now());
+            r.objects.sched.tick()
+        }
+        RunOutcome::BlockedOnIo => {
+            if let Some((task, bits)) = control::io_exit(&mut r.objects, vm) {
+                syscall_vm::deliver(&mut r.tasks, task, bits);
+            }
+            r.objects.sched.schedule()
+        }
+        RunOutcome::Sleeping(until) => {
+            control::sleep(&mut r.objects, vm, until);
+            r.objects.sched.schedule()
+        }
+        RunOutcome::Left(_) => {
+            klog::print(format_args!("mica: {}\n", guest.vm.report()));
+            control::ended(&mut r.objects, vm);
+            r.objects.sched.schedule()
+        }
+    }
+}
+
+/// Nothing is ready: waits for the next interrupt (the timer at least),
+/// wakes vCPUs whose `wfi` deadline passed, and decides again.
+fn idle(r: &mut Runner) -> Decision {
+    arch::wait_for_interrupt();
+    control::wake_sleepers(&mut r.objects, arch::timer_now());
+    r.objects.sched.schedule()
 }

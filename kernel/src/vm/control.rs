@@ -90,6 +90,11 @@ impl VmTable {
             .position(|r| r.is_some_and(|r| r.vcpu == task))
     }
 
+    /// Whether `task` has ioreq work pending.
+    pub fn has_pending(&self, task: TaskId) -> bool {
+        self.pending.get(task.slot()).is_some_and(|&bits| bits != 0)
+    }
+
     /// The VMs that exist, by number.
     pub fn numbers(&self) -> impl Iterator<Item = usize> + '_ {
         (0..MAX_VMS).filter(|&vm| self.vms[vm].is_some())

@@ -95,6 +95,11 @@ pub fn collect(page: &mut IoreqPage, vcpu: u8) -> Result<Option<u64>, SlotError>
     }
 }
 
+/// Whether `vcpu`'s slot is COMPLETE (the ioreq service finished it).
+pub fn peek_complete(page: &IoreqPage, vcpu: u8) -> Result<bool, SlotError> {
+    Ok(slot::state(page, vcpu)? == SlotState::Complete)
+}
+
 /// Stand-in for the ioreq service, for the boot self-test only: completes
 /// `vcpu`'s PENDING slot in the kernel with `device`'s answer to the
 /// request. Real guests never take this path.

@@ -14,7 +14,7 @@ use crate::vm::VmName;
 use crate::vm::ioreq_path::{IoreqDispatch, complete_in_kernel_for_boot_self_test};
 
 /// Guest RAM per self-test VM.
-const RAM_BYTES: u64 = 2 << 20;
+const RAM_BYTES: u64 = 4 << 20;
 /// The 16550 line-status register and its "transmitter empty" answer.
 const UART_LSR: u64 = 0x1000_0005;
 const LSR_TX_EMPTY: u64 = 0x60;
@@ -118,7 +118,7 @@ fn run_to_end(vm: &mut GuestVm, dispatch: &mut dyn IoreqDispatch) -> bool {
                 klog::print(format_args!("mica: {}\n", vm.vm.report()));
                 return true;
             }
-            RunOutcome::Preempted | RunOutcome::BlockedOnIo => {}
+            RunOutcome::Preempted | RunOutcome::BlockedOnIo | RunOutcome::Sleeping(_) => {}
         }
     }
     false
@@ -139,14 +139,16 @@ pub fn run<const W: usize>(frames: &mut FrameAllocator<W>) -> bool {
         let Some(name) = VmName::new(name) else {
             return false;
         };
-        let mut vm = match GuestVm::new(frames, name, RAM_BYTES, image, 0) {
+        let mut vm = match GuestVm::with_image(frames, name, RAM_BYTES, image) {
             Ok(vm) => vm,
             Err(e) => {
                 klog::print(format_args!("mica: cannot create {name}: {e:?}\n"));
                 return false;
             }
         };
-        if !run_to_end(&mut vm, &mut uart) {
+        let finished = run_to_end(&mut vm, &mut uart);
+        vm.destroy(frames);
+        if !finished {
             klog::print(format_args!("mica: {name} did not finish\n"));
             return false;
         }

@@ -16,6 +16,8 @@ mod dtb;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod entry;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod guest_mem;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod guest_selftest;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod layout;
@@ -51,6 +53,7 @@ pub mod hal {
     };
     pub use super::trap::{TrapFrame, enter_user, init as trap_init, probe_hypervisor};
     pub use super::uspace::{AddressSpace, copy_message, load as load_task};
+    pub use super::vcpu::{GuestVm, RunOutcome};
 
     /// The architecture's name for the boot banner.
     pub const NAME: &str = "riscv64";

@@ -178,6 +178,29 @@ fn map_one<M: TableMemory>(
     Ok(())
 }
 
+/// Removes the 4 KiB leaf mapping `va`; false if there is none.
+pub fn unmap_page<M: TableMemory>(mem: &mut M, root: u64, va: u64) -> bool {
+    if !is_canonical(va) {
+        return false;
+    }
+    let mut table = root;
+    for level in (0..LEVELS).rev() {
+        let pte = mem.entries(table)[vpn(va, level)];
+        if pte & PteFlags::V.bits() == 0 {
+            return false;
+        }
+        if PteFlags(pte).is_leaf() {
+            if level != 0 {
+                return false;
+            }
+            mem.entries(table)[vpn(va, 0)] = 0;
+            return true;
+        }
+        table = pte_address(pte);
+    }
+    false
+}
+
 /// What `va` maps to: the physical address and the leaf's flags.
 pub fn translate<M: TableMemory>(mem: &mut M, root: u64, va: u64) -> Option<(u64, PteFlags)> {
     if !is_canonical(va) {

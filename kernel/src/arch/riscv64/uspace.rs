@@ -216,3 +216,29 @@ pub fn copy_message(from: &AddressSpace, to: &AddressSpace, len: usize) {
         core::ptr::copy_nonoverlapping(from.ipc_frame as *const u8, to.ipc_frame as *mut u8, len);
     }
 }
+
+impl AddressSpace {
+    /// Maps the kernel-owned frame `frame` read-write at user address `va`
+    /// (a page shared with the kernel, such as an ioreq page).
+    pub fn map_shared<const W: usize>(
+        &self,
+        frames: &mut FrameAllocator<W>,
+        va: u64,
+        frame: u64,
+    ) -> Result<(), MapError> {
+        let rw = PteFlags::U.union(PteFlags::R).union(PteFlags::W);
+        let mut t = Tables { frames };
+        sv39::unmap_page(&mut t, self.root, va);
+        sv39::map_range(&mut t, self.root, va, frame, PAGE_SIZE, rw)?;
+        // SAFETY: flushes stale translations of this space after the change.
+        unsafe { core::arch::asm!("sfence.vma", options(nostack)) };
+        Ok(())
+    }
+
+    /// Removes the page at `va` (the table pages stay).
+    pub fn unmap(&self, va: u64) {
+        sv39::unmap_page(&mut Walk, self.root, va);
+        // SAFETY: flushes the removed translation.
+        unsafe { core::arch::asm!("sfence.vma", options(nostack)) };
+    }
+}

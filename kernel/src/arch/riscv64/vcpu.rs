@@ -5,12 +5,10 @@
 
 extern crate alloc;
 
-use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 
-use ioreq::page::IoreqPage;
-
-use super::gstage::{self, GuestPerms};
+use super::gstage;
 use super::guest_sbi::{self, GuestMemoryRead, SbiCaller, SbiEffect};
 use super::mmio_decode::{self, AccessKind, MmioAccess};
 use super::sv39::{MapError, PAGE_SIZE, PteFlags, TableMemory};
@@ -19,10 +17,14 @@ use super::{csr, timer};
 use crate::frame::FrameAllocator;
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::{self, IoreqDispatch, MmioExit, VcpuRun};
-use crate::vm::{GUEST_RAM_BASE, GuestAccess, StopReason, Vm, VmName, VmState, is_mmio};
+use crate::vm::{GuestAccess, StopReason, Vm, VmState, is_mmio};
 
 const HSTATUS_SPV: usize = 1 << 7;
 const HSTATUS_SPVP: usize = 1 << 8;
+/// `wfi` in VS-mode traps (virtual instruction) so the kernel can sleep it.
+const HSTATUS_VTW: usize = 1 << 21;
+/// The `wfi` instruction.
+const WFI: usize = 0x1050_0073;
 const SSTATUS_SPIE: usize = 1 << 5;
 /// Exceptions the guest handles itself: misaligned fetch, breakpoint,
 /// U-mode ecall, and its own (VS-stage) page faults.
@@ -46,8 +48,10 @@ pub enum GuestSetupError {
 }
 
 /// Table pages from the frame allocator, reached through the identity map.
-struct GuestTables<'a, const W: usize> {
-    frames: Option<&'a mut FrameAllocator<W>>,
+pub(super) struct GuestTables<'a, const W: usize> {
+    pub(super) frames: Option<&'a mut FrameAllocator<W>>,
+    /// Every table frame allocated, so destroy can return them.
+    pub(super) record: Option<&'a mut Vec<u64>>,
 }
 
 impl<const W: usize> TableMemory for GuestTables<'_, W> {
@@ -56,6 +60,9 @@ impl<const W: usize> TableMemory for GuestTables<'_, W> {
         // SAFETY: a fresh frame from the allocator: RAM, identity-mapped,
         // 4 KiB-aligned, referred to by nothing else.
         unsafe { core::ptr::write_bytes(frame as *mut u8, 0, PAGE_SIZE as usize) };
+        if let Some(record) = self.record.as_mut() {
+            record.push(frame);
+        }
         Some(frame)
     }
 
@@ -87,7 +94,7 @@ fn vmid_bits() -> u32 {
 
 /// A fresh VMID; with none (or when they run out) every VM uses 0 and the
 /// switch flushes the G-stage TLB.
-fn alloc_vmid() -> u16 {
+pub(super) fn alloc_vmid() -> u16 {
     let bits = vmid_bits();
     let id = NEXT_VMID.fetch_add(1, Ordering::Relaxed);
     if bits == 0 || u32::from(id) >= (1 << bits) {
@@ -114,7 +121,7 @@ pub fn hfence_gvma_all() {
 
 /// The VS-level CSRs of a vCPU, kept while another context runs.
 #[derive(Debug, Clone, Copy, Default)]
-struct VsCsrs {
+pub(super) struct VsCsrs {
     vsstatus: usize,
     vsie: usize,
     vstvec: usize,
@@ -124,7 +131,7 @@ struct VsCsrs {
     vstval: usize,
     vsatp: usize,
     hvip: usize,
-    vstimecmp: usize,
+    pub(super) vstimecmp: usize,
 }
 
 impl VsCsrs {
@@ -161,14 +168,14 @@ impl VsCsrs {
 
 /// One virtual hart.
 pub struct Vcpu {
-    id: u8,
-    frame: GuestFrame,
-    vs: VsCsrs,
-    run: VcpuRun,
+    pub(super) id: u8,
+    pub(super) frame: GuestFrame,
+    pub(super) vs: VsCsrs,
+    pub(super) run: VcpuRun,
     /// The device access waiting in the ioreq slot.
-    pending: Option<MmioAccess>,
+    pub(super) pending: Option<MmioAccess>,
     /// Guest timer deadline without Sstc (delivered through hvip.VSTIP).
-    deadline: Option<u64>,
+    pub(super) deadline: Option<u64>,
 }
 
 /// How a run ended.
@@ -180,16 +187,21 @@ pub enum RunOutcome {
     BlockedOnIo,
     /// The VM left the running state.
     Left(VmState),
+    /// The guest waits in `wfi` for its timer, due at this time.
+    Sleeping(u64),
 }
 
 /// Guest RAM read through the G-stage tables.
-struct GuestRam {
-    root: u64,
+pub(super) struct GuestRam {
+    pub(super) root: u64,
 }
 
 impl GuestMemoryRead for GuestRam {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
-        let mut tables = GuestTables::<1> { frames: None };
+        let mut tables = GuestTables::<1> {
+            frames: None,
+            record: None,
+        };
         let mut done = 0;
         while done < buf.len() {
             let Some(at) = gpa.checked_add(done as u64) else {
@@ -219,77 +231,21 @@ impl GuestMemoryRead for GuestRam {
 pub struct GuestVm {
     /// The generic VM object.
     pub vm: Vm,
-    root: u64,
-    vmid: u16,
-    console: ConsoleLine,
-    ioreq: Box<IoreqPage>,
-    vcpu: Vcpu,
+    pub(super) root: u64,
+    pub(super) vmid: u16,
+    pub(super) console: ConsoleLine,
+    /// The frame holding the ioreq page (shared with the ioreq task).
+    pub(super) ioreq_frame: u64,
+    pub(super) vcpu: Vcpu,
+    /// First frame of guest RAM (contiguous).
+    pub(super) ram: u64,
+    /// G-stage table frames below the root.
+    pub(super) tables: Vec<u64>,
+    /// Where the device tree lies, once set.
+    pub(super) dtb_gpa: u64,
 }
 
 impl GuestVm {
-    /// Builds a VM named `name` with `ram_bytes` of RAM (a multiple of
-    /// 2 MiB) at [`GUEST_RAM_BASE`], `image` copied to its start, the vCPU
-    /// starting there with a0 = hart id 0, a1 = `dtb_gpa` (0: none yet).
-    pub fn new<const W: usize>(
-        frames: &mut FrameAllocator<W>,
-        name: VmName,
-        ram_bytes: u64,
-        image: &[u8],
-        dtb_gpa: u64,
-    ) -> Result<Self, GuestSetupError> {
-        if image.len() as u64 > ram_bytes {
-            return Err(GuestSetupError::ImageTooLarge);
-        }
-        let ram_frames = (ram_bytes / PAGE_SIZE) as usize;
-        let ram = frames
-            .alloc_contiguous(ram_frames, 512)
-            .map_err(|_| GuestSetupError::OutOfMemory)?;
-        let root = frames
-            .alloc_contiguous(gstage::ROOT_FRAMES, gstage::ROOT_FRAMES)
-            .map_err(|_| GuestSetupError::OutOfMemory)?;
-        // SAFETY: both ranges were just taken from the frame allocator:
-        // identity-mapped RAM owned by this VM alone; the image fits.
-        unsafe {
-            core::ptr::write_bytes(ram as *mut u8, 0, ram_bytes as usize);
-            core::ptr::write_bytes(root as *mut u8, 0, gstage::ROOT_BYTES as usize);
-            core::ptr::copy_nonoverlapping(image.as_ptr(), ram as *mut u8, image.len());
-        }
-        let mut tables = GuestTables {
-            frames: Some(frames),
-        };
-        gstage::map_range(
-            &mut tables,
-            root,
-            GUEST_RAM_BASE,
-            ram,
-            ram_bytes,
-            GuestPerms::RAM,
-        )
-        .map_err(GuestSetupError::Map)?;
-        let vmid = alloc_vmid();
-        hfence_gvma_all();
-
-        let mut frame = GuestFrame::default();
-        frame.sepc = GUEST_RAM_BASE as usize;
-        frame.regs[10] = 0;
-        frame.regs[11] = dtb_gpa as usize;
-        Ok(Self {
-            vm: Vm::new(name, ram_bytes),
-            root,
-            vmid,
-            console: ConsoleLine::new(),
-            ioreq: Box::new(IoreqPage::new()),
-            vcpu: Vcpu {
-                id: 0,
-                frame,
-                vs: VsCsrs::default(),
-                run: VcpuRun::Runnable,
-                pending: None,
-                deadline: None,
-            },
-        })
-    }
-
     /// Loads the hypervisor CSRs for this vCPU.
     fn load(&mut self) {
         csr::hgatp::write(gstage::hgatp_value(self.root, self.vmid) as usize);
@@ -308,7 +264,7 @@ impl GuestVm {
             v.vs.hvip |= HVIP_VSTIP;
         }
         v.vs.load();
-        v.frame.hstatus = csr::hstatus::read() | HSTATUS_SPV | HSTATUS_SPVP;
+        v.frame.hstatus = csr::hstatus::read() | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW;
         v.frame.sstatus =
             (csr::sstatus::read() | csr::SSTATUS_SPP) & !(csr::SSTATUS_SIE | SSTATUS_SPIE);
     }
@@ -329,6 +285,26 @@ impl GuestVm {
             if let Some(outcome) = self.handle_exit(dispatch) {
                 return outcome;
             }
+        }
+    }
+
+    /// The guest ran `wfi`: it goes on at once if an interrupt is due,
+    /// otherwise it sleeps until its timer (or yields if it set none).
+    fn wfi(&mut self) -> Option<RunOutcome> {
+        let v = &mut self.vcpu;
+        v.frame.sepc += 4;
+        let deadline = if timer::uses_sstc() {
+            Some(v.vs.vstimecmp as u64).filter(|&t| t != u64::MAX)
+        } else {
+            v.deadline
+        };
+        if v.vs.hvip & (HVIP_VSSIP | HVIP_VSTIP) != 0 {
+            return None;
+        }
+        match deadline {
+            Some(t) if t <= timer::now() => None,
+            Some(t) => Some(RunOutcome::Sleeping(t)),
+            None => Some(RunOutcome::Preempted),
         }
     }
 
@@ -361,6 +337,7 @@ impl GuestVm {
                 }
                 self.mmio(gpa, htinst as u64, dispatch)
             }
+            22 if stval == WFI => self.wfi(),
             22 => self.stop(StopReason::VirtualInstruction { insn: stval as u64 }),
             code => self.stop(StopReason::UnhandledException {
                 code: code as u64,
@@ -459,12 +436,12 @@ impl GuestVm {
             store,
         };
         let id = self.vcpu.id;
-        if ioreq_path::submit(&mut self.ioreq, id, exit).is_err() {
+        if ioreq_path::submit(self.page(), id, exit).is_err() {
             return self.stop(StopReason::BadIoCompletion);
         }
         self.vcpu.pending = Some(access);
         self.vcpu.run = VcpuRun::BlockedOnIo;
-        if dispatch.pending(&mut self.ioreq, id).is_err() {
+        if dispatch.pending(self.page(), id).is_err() {
             return self.stop(StopReason::BadIoCompletion);
         }
         match self.complete_io() {
@@ -482,7 +459,8 @@ impl GuestVm {
         let Some(access) = self.vcpu.pending else {
             return Ok(false);
         };
-        let value = match ioreq_path::collect(&mut self.ioreq, self.vcpu.id) {
+        let id = self.vcpu.id;
+        let value = match ioreq_path::collect(self.page(), id) {
             Ok(Some(value)) => value,
             Ok(None) => return Ok(false),
             Err(_) => return Err(StopReason::BadIoCompletion),

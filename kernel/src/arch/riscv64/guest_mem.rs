@@ -1,0 +1,234 @@
+//! A VM's memory over its life: RAM, G-stage tables and the ioreq page from
+//! the frame allocator at create, the guest image and device tree copied in,
+//! the boot-protocol entry state at start, zeroed RAM at reset and every
+//! frame back to the allocator at destroy.
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+
+use ioreq::page::IoreqPage;
+use ipc::Error;
+use ipc::syscall::{GUEST_IMAGE_OFFSET, IPC_BUFFER_SIZE};
+
+use super::gstage::{self, GuestPerms};
+use super::sv39::PAGE_SIZE;
+use super::vcpu::{GuestTables, GuestVm, Vcpu, VsCsrs, alloc_vmid, hfence_gvma_all};
+use super::world_switch::GuestFrame;
+use crate::frame::FrameAllocator;
+use crate::vm::console::ConsoleLine;
+use crate::vm::ioreq_path::{self, VcpuRun};
+use crate::vm::{GUEST_RAM_BASE, Vm, VmName};
+
+/// Bytes at the top of RAM kept for the device tree.
+const DTB_BYTES: u64 = IPC_BUFFER_SIZE as u64;
+
+fn zero(addr: u64, bytes: u64) {
+    // SAFETY: callers pass frames this VM owns (RAM, tables, ioreq page):
+    // identity-mapped kernel RAM that nothing else uses.
+    unsafe { core::ptr::write_bytes(addr as *mut u8, 0, bytes as usize) };
+}
+
+impl GuestVm {
+    /// Builds VM `name` with `ram_bytes` (a multiple of 2 MiB) of zeroed RAM
+    /// at [`GUEST_RAM_BASE`], its G-stage tables, a VMID and a free ioreq
+    /// page; its vCPU is stopped until [`GuestVm::start`].
+    pub fn create<const W: usize>(
+        frames: &mut FrameAllocator<W>,
+        name: VmName,
+        ram_bytes: u64,
+    ) -> Result<Self, Error> {
+        let ram_frames = (ram_bytes / PAGE_SIZE) as usize;
+        let ram = frames
+            .alloc_contiguous(ram_frames, 512)
+            .map_err(|_| Error::OutOfMemory)?;
+        let Ok(root) = frames.alloc_contiguous(gstage::ROOT_FRAMES, gstage::ROOT_FRAMES) else {
+            free_run(frames, ram, ram_frames);
+            return Err(Error::OutOfMemory);
+        };
+        let Ok(ioreq_frame) = frames.alloc() else {
+            free_run(frames, ram, ram_frames);
+            free_run(frames, root, gstage::ROOT_FRAMES);
+            return Err(Error::OutOfMemory);
+        };
+        zero(ram, ram_bytes);
+        zero(root, gstage::ROOT_BYTES);
+        zero(ioreq_frame, PAGE_SIZE);
+        let mut vm = GuestVm {
+            vm: Vm::new(name, ram_bytes),
+            root,
+            vmid: alloc_vmid(),
+            console: ConsoleLine::new(),
+            ioreq_frame,
+            vcpu: Vcpu {
+                id: 0,
+                frame: GuestFrame::default(),
+                vs: VsCsrs::default(),
+                run: VcpuRun::Stopped,
+                pending: None,
+                deadline: None,
+            },
+            ram,
+            tables: Vec::new(),
+            dtb_gpa: 0,
+        };
+        *vm.page() = IoreqPage::new();
+        let mapped = gstage::map_range(
+            &mut GuestTables {
+                frames: Some(&mut *frames),
+                record: Some(&mut vm.tables),
+            },
+            root,
+            GUEST_RAM_BASE,
+            ram,
+            ram_bytes,
+            GuestPerms::RAM,
+        );
+        if mapped.is_err() {
+            vm.destroy(frames);
+            return Err(Error::OutOfMemory);
+        }
+        hfence_gvma_all();
+        Ok(vm)
+    }
+
+    /// The VM's ioreq page.
+    pub fn page(&mut self) -> &mut IoreqPage {
+        // SAFETY: `ioreq_frame` is a 4 KiB-aligned frame this VM owns for its
+        // whole life, identity-mapped; `IoreqPage` is 4 KiB of plain integers,
+        // valid for any bytes the ioreq task writes. The kernel runs on one
+        // hart with interrupts off, so no user write races this borrow.
+        unsafe { &mut *(self.ioreq_frame as *mut IoreqPage) }
+    }
+
+    /// The physical frame of the ioreq page (to map into the ioreq task).
+    pub fn ioreq_frame(&self) -> u64 {
+        self.ioreq_frame
+    }
+
+    /// Copies `bytes` into RAM at `offset` from its start, if they end at
+    /// or below the device tree's page.
+    fn copy_in(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
+        let end = offset
+            .checked_add(bytes.len() as u64)
+            .ok_or(Error::OutOfMemory)?;
+        if end > self.dtb_offset() {
+            return Err(Error::OutOfMemory);
+        }
+        // SAFETY: `ram + offset .. ram + end` lies inside this VM's RAM
+        // (checked above): kernel-owned identity-mapped frames; the source
+        // is a slice distinct from guest RAM.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (self.ram + offset) as *mut u8,
+                bytes.len(),
+            );
+        }
+        Ok(())
+    }
+
+    fn dtb_offset(&self) -> u64 {
+        self.vm.ram_bytes.saturating_sub(DTB_BYTES)
+    }
+
+    /// Copies a guest image to [`GUEST_IMAGE_OFFSET`] in RAM.
+    pub fn load_image(&mut self, image: &[u8]) -> Result<(), Error> {
+        self.copy_in(GUEST_IMAGE_OFFSET, image)
+    }
+
+    /// Copies a device tree (at most 4 KiB) to the top page of RAM; returns
+    /// its guest-physical address.
+    pub fn set_dtb(&mut self, dtb: &[u8]) -> Result<u64, Error> {
+        if dtb.len() as u64 > DTB_BYTES {
+            return Err(Error::MessageTooLarge);
+        }
+        let offset = self.dtb_offset();
+        zero(self.ram + offset, DTB_BYTES);
+        // SAFETY: the last page of this VM's RAM (identity-mapped, owned).
+        unsafe {
+            core::ptr::copy_nonoverlapping(dtb.as_ptr(), (self.ram + offset) as *mut u8, dtb.len());
+        }
+        self.dtb_gpa = GUEST_RAM_BASE + offset;
+        Ok(self.dtb_gpa)
+    }
+
+    /// Puts vCPU 0 in the boot-protocol entry state: pc at the image, a0 =
+    /// hart 0, a1 = the device tree; the VM runs again.
+    pub fn start(&mut self) {
+        let mut frame = GuestFrame::default();
+        frame.sepc = (GUEST_RAM_BASE + GUEST_IMAGE_OFFSET) as usize;
+        frame.regs[11] = self.dtb_gpa as usize;
+        self.vcpu.frame = frame;
+        self.vcpu.vs = VsCsrs::default();
+        self.vcpu.vs.vstimecmp = usize::MAX;
+        self.vcpu.run = VcpuRun::Runnable;
+        self.vcpu.pending = None;
+        self.vcpu.deadline = None;
+        self.console = ConsoleLine::new();
+        self.vm = Vm::new(self.vm.name, self.vm.ram_bytes);
+    }
+
+    /// Stops the vCPU, drops any I/O request, zeroes RAM and forgets the
+    /// device tree.
+    pub fn reset(&mut self) {
+        self.vcpu.run = VcpuRun::Stopped;
+        self.vcpu.pending = None;
+        *self.page() = IoreqPage::new();
+        zero(self.ram, self.vm.ram_bytes);
+        self.dtb_gpa = 0;
+    }
+
+    /// Takes the COMPLETE request of the vCPU's slot, hands a read's value
+    /// to the guest and lets it run; `Error::BadSlotState` if the slot is
+    /// not COMPLETE or does not validate (nothing changes then).
+    pub fn resume_io(&mut self) -> Result<(), Error> {
+        if self.vcpu.pending.is_none() {
+            return Err(Error::BadSlotState);
+        }
+        let id = self.vcpu.id;
+        match ioreq_path::peek_complete(self.page(), id) {
+            Ok(true) => {}
+            _ => return Err(Error::BadSlotState),
+        }
+        match self.complete_io() {
+            Ok(true) => Ok(()),
+            _ => Err(Error::BadSlotState),
+        }
+    }
+
+    /// Returns every frame of the VM to the allocator.
+    pub fn destroy<const W: usize>(mut self, frames: &mut FrameAllocator<W>) {
+        let ram_frames = (self.vm.ram_bytes / PAGE_SIZE) as usize;
+        free_run(frames, self.ram, ram_frames);
+        free_run(frames, self.root, gstage::ROOT_FRAMES);
+        for table in self.tables.drain(..) {
+            let _ = frames.free(table);
+        }
+        let _ = frames.free(self.ioreq_frame);
+        hfence_gvma_all();
+    }
+
+    /// A started VM with `image` at [`GUEST_IMAGE_OFFSET`] and no device
+    /// tree (the boot self-test's position-independent guests).
+    pub fn with_image<const W: usize>(
+        frames: &mut FrameAllocator<W>,
+        name: VmName,
+        ram_bytes: u64,
+        image: &[u8],
+    ) -> Result<Self, Error> {
+        let mut vm = Self::create(frames, name, ram_bytes)?;
+        if let Err(e) = vm.load_image(image) {
+            vm.destroy(frames);
+            return Err(e);
+        }
+        vm.start();
+        Ok(vm)
+    }
+}
+
+fn free_run<const W: usize>(frames: &mut FrameAllocator<W>, start: u64, count: usize) {
+    for i in 0..count as u64 {
+        let _ = frames.free(start + i * PAGE_SIZE);
+    }
+}

@@ -1,0 +1,214 @@
+//! The system calls on VMs, the ioreq path and the raw console
+//! (`ipc::syscall` numbers 11-21): each checks the caller's kernel rights
+//! (`Error::PermissionDenied` otherwise) and its arguments, keeps the VM
+//! lifecycle in `vm::control`, and leaves guest memory and registers to the
+//! arch layer's [`VmHost`].
+
+// Registers, addresses and pending-bit words are all 64 bits wide on the
+// targets with user tasks (RV64, x86_64).
+#![allow(clippy::cast_possible_truncation)]
+
+use ipc::Error;
+use ipc::syscall::{IOREQ_BADGE, MAX_DEBUG_WRITE, MAX_VMS, OK, Sysno, status_of};
+use mica_boot::image::KernelRights;
+
+use crate::obj::ids::TaskId;
+use crate::obj::objects::KernelObjects;
+use crate::obj::sched::Decision;
+use crate::syscall::Machine;
+use crate::vm::control;
+
+/// Most guest RAM one VM may ask for, in MiB.
+pub const MAX_RAM_MIB: usize = 1024;
+
+/// What the arch layer does for the VM calls. A machine without guests
+/// refuses them all (the defaults).
+pub trait VmHost {
+    /// Builds VM `vm`'s RAM (`ram_bytes`, zeroed), G-stage tables, VMID
+    /// and ioreq page, with a stopped vCPU.
+    fn vm_create(&mut self, _vm: usize, _ram_bytes: u64) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
+    /// Copies the guest image named by the first `name_len` bytes of
+    /// `task`'s IPC buffer into `vm`'s RAM; returns its length.
+    fn vm_load(&mut self, _task: TaskId, _vm: usize, _name_len: usize) -> Result<usize, Error> {
+        Err(Error::KernelRefused)
+    }
+    /// Copies `len` bytes of `task`'s IPC buffer page to the top of `vm`'s
+    /// RAM as its device tree; returns its guest-physical address.
+    fn vm_set_dtb(&mut self, _task: TaskId, _vm: usize, _len: usize) -> Result<u64, Error> {
+        Err(Error::KernelRefused)
+    }
+    /// Sets `vm`'s vCPU 0 to its boot-protocol entry state.
+    fn vm_start(&mut self, _vm: usize) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
+    /// Zeroes `vm`'s RAM, frees its ioreq slots, forgets image and DTB.
+    fn vm_reset(&mut self, _vm: usize) {}
+    /// Returns all of `vm`'s memory; unmaps its ioreq page from `ioreq`.
+    fn vm_destroy(&mut self, _vm: usize, _ioreq: Option<TaskId>) {}
+    /// Maps `vm`'s ioreq page into `task` (unmapping it from `previous`);
+    /// returns the user address.
+    fn ioreq_attach(
+        &mut self,
+        _task: TaskId,
+        _vm: usize,
+        _previous: Option<TaskId>,
+    ) -> Result<usize, Error> {
+        Err(Error::KernelRefused)
+    }
+    /// Validates that `vm`'s vCPU `vcpu` slot is COMPLETE, hands the value
+    /// to the guest and frees the slot; `Error::BadSlotState` (nothing
+    /// changed) otherwise.
+    fn ioreq_resume(&mut self, _vm: usize, _vcpu: usize) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
+    /// Prints `line` as a raw hypervisor-console line.
+    fn console_raw(&mut self, _line: &[u8]) {}
+}
+
+fn need(objects: &KernelObjects, task: TaskId, right: KernelRights) -> Result<(), Error> {
+    let rights = objects
+        .tasks
+        .get(task)
+        .map_err(|_| Error::InvalidArgument)?
+        .kernel_rights();
+    if rights.contains(right) {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied)
+    }
+}
+
+fn known(objects: &KernelObjects, vm: usize) -> Result<(), Error> {
+    objects.vms.get(vm).map(|_| ())
+}
+
+/// Runs one of the VM, ioreq or console calls for `current`.
+pub fn dispatch<M: Machine>(
+    objects: &mut KernelObjects,
+    machine: &mut M,
+    current: TaskId,
+    call: Sysno,
+    args: [usize; 6],
+) -> Decision {
+    let vm = args[0];
+    let result = match call {
+        Sysno::ConsoleWrite => console_write(objects, machine, current, args[0], args[1]),
+        Sysno::VmCreate => vm_create(objects, machine, current, args),
+        Sysno::VmLoad => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| known(objects, vm))
+            .and_then(|()| machine.vm_load(current, vm, args[1]))
+            .map(|len| [len, 0, 0]),
+        Sysno::VmSetDtb => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| known(objects, vm))
+            .and_then(|()| machine.vm_set_dtb(current, vm, args[1]))
+            .map(|gpa| [gpa as usize, 0, 0]),
+        Sysno::VmStart => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| control::check_start(objects, vm))
+            .and_then(|()| machine.vm_start(vm))
+            .and_then(|()| control::start(objects, vm))
+            .map(|()| [0; 3]),
+        Sysno::VmPause => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| control::pause(objects, vm))
+            .map(|()| [0; 3]),
+        Sysno::VmResume => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| control::resume(objects, vm))
+            .map(|()| [0; 3]),
+        Sysno::VmReset => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| control::reset(objects, vm))
+            .map(|()| {
+                machine.vm_reset(vm);
+                [0; 3]
+            }),
+        Sysno::VmDestroy => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| control::destroy(objects, vm))
+            .map(|ioreq| {
+                machine.vm_destroy(vm, ioreq);
+                [0; 3]
+            }),
+        Sysno::IoreqAttach => need(objects, current, KernelRights::IOREQ)
+            .and_then(|()| objects.vms.get(vm))
+            .and_then(|record| machine.ioreq_attach(current, vm, record.ioreq_task))
+            .and_then(|addr| control::attach(objects, vm, current).map(|_| [addr, 0, 0])),
+        Sysno::IoreqResume => need(objects, current, KernelRights::IOREQ)
+            .and_then(|()| control::check_resume(objects, vm, args[1], current))
+            .and_then(|()| machine.ioreq_resume(vm, args[1]))
+            .map(|()| {
+                control::io_resumed(objects, vm);
+                [0; 3]
+            }),
+        _ => Err(Error::InvalidArgument),
+    };
+    match result {
+        Ok(values) => machine.set_result(current, OK, values),
+        Err(e) => machine.set_result(current, status_of(e), [0; 3]),
+    }
+    objects.sched.schedule()
+}
+
+fn console_write<M: Machine>(
+    objects: &KernelObjects,
+    machine: &mut M,
+    task: TaskId,
+    ptr: usize,
+    len: usize,
+) -> Result<[usize; 3], Error> {
+    need(objects, task, KernelRights::CONSOLE)?;
+    let mut line = [0u8; MAX_DEBUG_WRITE];
+    let buf = line.get_mut(..len).ok_or(Error::MessageTooLarge)?;
+    if !machine.read_user(task, ptr, buf) {
+        return Err(Error::InvalidArgument);
+    }
+    machine.console_raw(buf);
+    Ok([0; 3])
+}
+
+fn vm_create<M: Machine>(
+    objects: &mut KernelObjects,
+    machine: &mut M,
+    task: TaskId,
+    args: [usize; 6],
+) -> Result<[usize; 3], Error> {
+    need(objects, task, KernelRights::VM_CONTROL)?;
+    let (vm, ram_mib, vcpus) = (args[0], args[1], args[2]);
+    // One vCPU per VM for now; RAM in whole 2 MiB G-stage pages.
+    if vm >= MAX_VMS || vcpus != 1 || ram_mib == 0 || ram_mib > MAX_RAM_MIB || ram_mib % 2 != 0 {
+        return Err(Error::InvalidArgument);
+    }
+    if objects.vms.get(vm).is_ok() {
+        return Err(Error::VmExists);
+    }
+    machine.vm_create(vm, (ram_mib as u64) << 20)?;
+    if let Err(e) = control::create(objects, vm) {
+        machine.vm_destroy(vm, None);
+        return Err(e);
+    }
+    Ok([0; 3])
+}
+
+/// A `recv` or `reply_recv` by `task` with ioreq work pending returns at
+/// once: len 0, badge [`IOREQ_BADGE`], a3 = the VMs' bits (then cleared).
+/// Returns whether it did.
+pub fn recv_pending<M: Machine>(
+    objects: &mut KernelObjects,
+    machine: &mut M,
+    task: TaskId,
+) -> bool {
+    match control::take_pending(objects, task) {
+        Some(bits) => {
+            deliver(machine, task, bits);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Puts an ioreq wake-up's result into `task`'s registers.
+pub fn deliver<M: Machine>(machine: &mut M, task: TaskId, bits: u64) {
+    machine.set_result(task, OK, [0, IOREQ_BADGE, bits as usize]);
+}
+
+#[cfg(test)]
+#[path = "syscall_vm_tests.rs"]
+mod tests;

@@ -1,0 +1,270 @@
+//! The VM, ioreq and console calls as a service sees them: rights checked
+//! before anything happens, results in registers, the ioreq upcall in
+//! `recv`.
+
+use std::collections::BTreeMap;
+use std::vec::Vec;
+
+use super::*;
+use crate::obj::cap::{Capability, Object};
+use crate::obj::ids::Badge;
+use crate::obj::rights::Rights;
+use crate::obj::sched::{Priority, TaskState};
+use crate::obj::task::DeathNotice;
+use crate::syscall;
+
+#[derive(Default)]
+struct Host {
+    results: BTreeMap<usize, (usize, [usize; 3])>,
+    created: Vec<(usize, u64)>,
+    destroyed: Vec<(usize, Option<usize>)>,
+    lines: Vec<String>,
+    slot_complete: bool,
+    resumed: usize,
+}
+
+impl Machine for Host {
+    fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]) {
+        self.results.insert(task.slot(), (status, values));
+    }
+    fn copy_message(&mut self, _: TaskId, _: TaskId, _: usize) {}
+    fn read_user(&mut self, _: TaskId, ptr: usize, out: &mut [u8]) -> bool {
+        out.fill(b'x');
+        ptr == 0x1000
+    }
+    fn console_line(&mut self, _: TaskId, _: &[u8]) {}
+    fn report_death(&mut self, _: &DeathNotice) {}
+    fn supervisor(&self) -> Option<TaskId> {
+        None
+    }
+    fn restart(&mut self, _: &mut KernelObjects, _: &DeathNotice) -> Result<TaskId, Error> {
+        Err(Error::KernelRefused)
+    }
+}
+
+impl VmHost for Host {
+    fn vm_create(&mut self, vm: usize, ram_bytes: u64) -> Result<(), Error> {
+        self.created.push((vm, ram_bytes));
+        Ok(())
+    }
+    fn vm_start(&mut self, _: usize) -> Result<(), Error> {
+        Ok(())
+    }
+    fn vm_destroy(&mut self, vm: usize, ioreq: Option<TaskId>) {
+        self.destroyed.push((vm, ioreq.map(|t| t.slot())));
+    }
+    fn ioreq_attach(&mut self, _: TaskId, vm: usize, _: Option<TaskId>) -> Result<usize, Error> {
+        Ok(0x3000_0000 + vm * 4096)
+    }
+    fn ioreq_resume(&mut self, _: usize, _: usize) -> Result<(), Error> {
+        if self.slot_complete {
+            self.resumed += 1;
+            Ok(())
+        } else {
+            Err(Error::BadSlotState)
+        }
+    }
+    fn console_raw(&mut self, line: &[u8]) {
+        self.lines.push(String::from_utf8_lossy(line).into_owned());
+    }
+}
+
+struct World {
+    o: KernelObjects,
+    host: Host,
+    manager: TaskId,
+    ioreq: TaskId,
+    plain: TaskId,
+}
+
+fn world() -> World {
+    let mut o = KernelObjects::new();
+    let p = Priority::new(5).unwrap();
+    let manager = o.spawn("vm-manager", p).unwrap();
+    let ioreq = o.spawn("ioreq", p).unwrap();
+    let plain = o.spawn("plain", p).unwrap();
+    let rights = |o: &mut KernelObjects, t, r| o.tasks.get_mut(t).unwrap().set_kernel_rights(r);
+    rights(&mut o, manager, KernelRights::VM_CONTROL);
+    rights(
+        &mut o,
+        ioreq,
+        KernelRights::IOREQ.union(KernelRights::CONSOLE),
+    );
+    let ep = o.endpoints.create().unwrap();
+    let recv = Capability {
+        object: Object::Endpoint {
+            id: ep,
+            badge: Badge::NONE,
+        },
+        rights: Rights::RECV,
+    };
+    let caps = o.tasks.get_mut(ioreq).unwrap().caps_mut();
+    caps.insert_at(0, recv).unwrap();
+    o.sched.schedule();
+    World {
+        o,
+        host: Host::default(),
+        manager,
+        ioreq,
+        plain,
+    }
+}
+
+impl World {
+    fn call(&mut self, task: TaskId, call: Sysno, args: [usize; 5]) -> (usize, [usize; 3]) {
+        let mut a = [0; 6];
+        a[..5].copy_from_slice(&args);
+        syscall::dispatch(&mut self.o, &mut self.host, task, call as usize, a);
+        self.host.results[&task.slot()]
+    }
+}
+
+const DENIED: usize = status_of(Error::PermissionDenied);
+
+#[test]
+fn vm_calls_need_vm_control_and_change_nothing_without_it() {
+    let mut w = world();
+    let (plain, ioreq) = (w.plain, w.ioreq);
+    assert_eq!(w.call(plain, Sysno::VmCreate, [0, 64, 1, 0, 0]).0, DENIED);
+    assert_eq!(w.call(ioreq, Sysno::VmCreate, [0, 64, 1, 0, 0]).0, DENIED);
+    assert!(w.host.created.is_empty());
+    assert_eq!(w.o.vms.get(0), Err(Error::UnknownVm));
+    let manager = w.manager;
+    assert_eq!(w.call(manager, Sysno::VmCreate, [0, 64, 1, 0, 0]).0, OK);
+    assert_eq!(w.host.created, [(0, 64 << 20)]);
+    assert_eq!(w.call(plain, Sysno::VmStart, [0; 5]).0, DENIED);
+    assert_eq!(w.call(plain, Sysno::VmDestroy, [0; 5]).0, DENIED);
+    assert!(w.o.vms.get(0).is_ok());
+}
+
+#[test]
+fn vm_create_checks_its_arguments() {
+    let mut w = world();
+    let m = w.manager;
+    let invalid = status_of(Error::InvalidArgument);
+    assert_eq!(
+        w.call(m, Sysno::VmCreate, [MAX_VMS, 64, 1, 0, 0]).0,
+        invalid
+    );
+    assert_eq!(w.call(m, Sysno::VmCreate, [0, 0, 1, 0, 0]).0, invalid);
+    assert_eq!(w.call(m, Sysno::VmCreate, [0, 3, 1, 0, 0]).0, invalid);
+    assert_eq!(w.call(m, Sysno::VmCreate, [0, 64, 2, 0, 0]).0, invalid);
+    assert_eq!(w.call(m, Sysno::VmCreate, [0, 64, 1, 0, 0]).0, OK);
+    let exists = status_of(Error::VmExists);
+    assert_eq!(w.call(m, Sysno::VmCreate, [0, 64, 1, 0, 0]).0, exists);
+    assert_eq!(w.call(m, Sysno::VmPause, [0; 5]).0, invalid, "not running");
+    assert_eq!(
+        w.call(m, Sysno::VmStart, [9; 5]).0,
+        status_of(Error::UnknownVm)
+    );
+}
+
+#[test]
+fn console_write_needs_the_console_right_and_prints_the_raw_line() {
+    let mut w = world();
+    let (plain, ioreq) = (w.plain, w.ioreq);
+    assert_eq!(
+        w.call(plain, Sysno::ConsoleWrite, [0x1000, 3, 0, 0, 0]).0,
+        DENIED
+    );
+    assert!(w.host.lines.is_empty());
+    assert_eq!(
+        w.call(ioreq, Sysno::ConsoleWrite, [0x1000, 3, 0, 0, 0]).0,
+        OK
+    );
+    assert_eq!(w.host.lines, ["xxx"]);
+    let too_long = [0x1000, MAX_DEBUG_WRITE + 1, 0, 0, 0];
+    let status = w.call(ioreq, Sysno::ConsoleWrite, too_long).0;
+    assert_eq!(status, status_of(Error::MessageTooLarge));
+    let bad = w.call(ioreq, Sysno::ConsoleWrite, [0x9000, 3, 0, 0, 0]).0;
+    assert_eq!(bad, status_of(Error::InvalidArgument));
+}
+
+fn running_vm_with_io(w: &mut World) {
+    let (m, ioreq) = (w.manager, w.ioreq);
+    assert_eq!(w.call(m, Sysno::VmCreate, [1, 64, 1, 0, 0]).0, OK);
+    assert_eq!(w.call(m, Sysno::VmStart, [1, 0, 0, 0, 0]).0, OK);
+    let (status, values) = w.call(ioreq, Sysno::IoreqAttach, [1, 0, 0, 0, 0]);
+    assert_eq!((status, values[0]), (OK, 0x3000_1000));
+    control::io_exit(&mut w.o, 1);
+}
+
+#[test]
+fn recv_with_pending_io_returns_at_once_with_the_ioreq_badge() {
+    let mut w = world();
+    running_vm_with_io(&mut w);
+    let ioreq = w.ioreq;
+    let (status, values) = w.call(ioreq, Sysno::Recv, [0; 5]);
+    assert_eq!((status, values), (OK, [0, IOREQ_BADGE, 1 << 1]));
+    assert_ne!(w.o.sched.state(ioreq), Some(TaskState::BlockedRecv));
+    // Taken: the next recv waits for a message.
+    w.host.results.clear();
+    w.call_blocking_recv(ioreq);
+    assert_eq!(w.o.sched.state(ioreq), Some(TaskState::BlockedRecv));
+}
+
+impl World {
+    fn call_blocking_recv(&mut self, task: TaskId) {
+        syscall::dispatch(
+            &mut self.o,
+            &mut self.host,
+            task,
+            Sysno::Recv as usize,
+            [0; 6],
+        );
+    }
+}
+
+#[test]
+fn reply_recv_with_pending_io_returns_at_once_too() {
+    let mut w = world();
+    running_vm_with_io(&mut w);
+    let ioreq = w.ioreq;
+    let (status, values) = w.call(ioreq, Sysno::ReplyRecv, [0; 5]);
+    assert_eq!((status, values), (OK, [0, IOREQ_BADGE, 1 << 1]));
+}
+
+#[test]
+fn ioreq_resume_refuses_an_incomplete_slot_and_then_resumes_the_vcpu() {
+    let mut w = world();
+    running_vm_with_io(&mut w);
+    let (ioreq, plain) = (w.ioreq, w.plain);
+    let vcpu = w.o.vms.get(1).unwrap().vcpu;
+    assert_eq!(w.call(plain, Sysno::IoreqResume, [1, 0, 0, 0, 0]).0, DENIED);
+    let bad = status_of(Error::BadSlotState);
+    assert_eq!(w.call(ioreq, Sysno::IoreqResume, [1, 0, 0, 0, 0]).0, bad);
+    assert_eq!(w.o.sched.state(vcpu), Some(TaskState::Held), "still waits");
+    w.host.slot_complete = true;
+    assert_eq!(w.call(ioreq, Sysno::IoreqResume, [1, 0, 0, 0, 0]).0, OK);
+    assert_eq!(w.host.resumed, 1);
+    assert_eq!(w.o.sched.state(vcpu), Some(TaskState::Ready));
+    assert_eq!(
+        w.call(ioreq, Sysno::IoreqResume, [1, 0, 0, 0, 0]).0,
+        bad,
+        "once"
+    );
+}
+
+#[test]
+fn destroy_while_waiting_for_io_returns_everything() {
+    let mut w = world();
+    running_vm_with_io(&mut w);
+    let (m, ioreq) = (w.manager, w.ioreq);
+    assert_eq!(w.call(m, Sysno::VmDestroy, [1, 0, 0, 0, 0]).0, OK);
+    assert_eq!(w.host.destroyed, [(1, Some(ioreq.slot()))]);
+    let unknown = status_of(Error::UnknownVm);
+    assert_eq!(
+        w.call(ioreq, Sysno::IoreqResume, [1, 0, 0, 0, 0]).0,
+        unknown
+    );
+    assert_eq!(w.call(m, Sysno::VmDestroy, [1, 0, 0, 0, 0]).0, unknown);
+}
+
+#[test]
+fn ioreq_calls_need_the_ioreq_right() {
+    let mut w = world();
+    let m = w.manager;
+    assert_eq!(w.call(m, Sysno::VmCreate, [0, 64, 1, 0, 0]).0, OK);
+    assert_eq!(w.call(m, Sysno::IoreqAttach, [0, 0, 0, 0, 0]).0, DENIED);
+    assert_eq!(w.o.vms.get(0).unwrap().ioreq_task, None);
+}

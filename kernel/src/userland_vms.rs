@@ -1,0 +1,170 @@
+//! The VM calls on the running kernel: [`VmHost`] over the arch's
+//! `GuestVm`s (RAM, G-stage, ioreq page), the boot image's guest entries
+//! and the tasks' address spaces (IPC buffer reads, the ioreq page mapped
+//! at `IOREQ_PAGES + vm * 4096`).
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+
+use ipc::Error;
+use ipc::syscall::{IOREQ_PAGES, IPC_BUFFER, IPC_BUFFER_SIZE, MAX_VMS};
+use mica_boot::image::EntryKind;
+
+use super::Tasks;
+use crate::arch::GuestVm;
+use crate::klog;
+use crate::kmain::FRAMES;
+use crate::obj::ids::TaskId;
+use crate::syscall_vm::VmHost;
+use crate::vm::VmName;
+
+/// Every VM's arch state, by number.
+pub(super) struct Guests {
+    pub(super) vms: [Option<Box<GuestVm>>; MAX_VMS],
+}
+
+impl Guests {
+    pub(super) const fn new() -> Self {
+        Guests {
+            vms: [const { None }; MAX_VMS],
+        }
+    }
+}
+
+fn page_addr(vm: usize) -> usize {
+    IOREQ_PAGES + vm * 4096
+}
+
+impl Tasks {
+    fn guest(&mut self, vm: usize) -> Result<&mut GuestVm, Error> {
+        self.guests
+            .vms
+            .get_mut(vm)
+            .and_then(Option::as_mut)
+            .map(|b| &mut **b)
+            .ok_or(Error::UnknownVm)
+    }
+
+    /// Reads `len` bytes of `task`'s IPC buffer page into `out`.
+    fn read_ipc<'a>(&self, task: TaskId, len: usize, out: &'a mut [u8]) -> Result<&'a [u8], Error> {
+        let buf = out.get_mut(..len).ok_or(Error::MessageTooLarge)?;
+        let slot = self.slots.get(task.slot()).copied().flatten();
+        match slot {
+            Some(slot) if slot.space.read_user(IPC_BUFFER, buf) => Ok(buf),
+            _ => Err(Error::InvalidArgument),
+        }
+    }
+
+    fn unmap_ioreq(&self, task: Option<TaskId>, vm: usize) {
+        let slot = task.and_then(|t| {
+            self.slots
+                .get(t.slot())
+                .copied()
+                .flatten()
+                .filter(|s| s.id == t)
+        });
+        if let Some(slot) = slot {
+            slot.space.unmap(page_addr(vm) as u64);
+        }
+    }
+}
+
+impl VmHost for Tasks {
+    fn vm_create(&mut self, vm: usize, ram_bytes: u64) -> Result<(), Error> {
+        let mut name = [0u8; 4];
+        let name = vm_name(vm, &mut name).ok_or(Error::InvalidArgument)?;
+        let guest = GuestVm::create(&mut FRAMES.lock(), name, ram_bytes)?;
+        let slot = self.guests.vms.get_mut(vm).ok_or(Error::InvalidArgument)?;
+        *slot = Some(Box::new(guest));
+        Ok(())
+    }
+
+    fn vm_load(&mut self, task: TaskId, vm: usize, name_len: usize) -> Result<usize, Error> {
+        let mut buf = [0u8; 32];
+        let name = self.read_ipc(task, name_len, &mut buf)?;
+        let name = core::str::from_utf8(name).map_err(|_| Error::UnknownImage)?;
+        let entry = self
+            .boot
+            .as_ref()
+            .and_then(|b| b.image.find(name))
+            .filter(|e| e.kind == EntryKind::Guest)
+            .ok_or(Error::UnknownImage)?;
+        self.guest(vm)?.load_image(entry.data)?;
+        Ok(entry.data.len())
+    }
+
+    fn vm_set_dtb(&mut self, task: TaskId, vm: usize, len: usize) -> Result<u64, Error> {
+        let mut buf = [0u8; IPC_BUFFER_SIZE];
+        let dtb = self.read_ipc(task, len, &mut buf)?;
+        let mut copy = [0u8; IPC_BUFFER_SIZE];
+        copy[..dtb.len()].copy_from_slice(dtb);
+        let n = dtb.len();
+        self.guest(vm)?.set_dtb(&copy[..n])
+    }
+
+    fn vm_start(&mut self, vm: usize) -> Result<(), Error> {
+        self.guest(vm)?.start();
+        Ok(())
+    }
+
+    fn vm_reset(&mut self, vm: usize) {
+        if let Ok(guest) = self.guest(vm) {
+            guest.reset();
+        }
+    }
+
+    fn vm_destroy(&mut self, vm: usize, ioreq: Option<TaskId>) {
+        self.unmap_ioreq(ioreq, vm);
+        if let Some(guest) = self.guests.vms.get_mut(vm).and_then(Option::take) {
+            guest.destroy(&mut FRAMES.lock());
+        }
+    }
+
+    fn ioreq_attach(
+        &mut self,
+        task: TaskId,
+        vm: usize,
+        previous: Option<TaskId>,
+    ) -> Result<usize, Error> {
+        let frame = self.guest(vm)?.ioreq_frame();
+        let slot = self
+            .slots
+            .get(task.slot())
+            .copied()
+            .flatten()
+            .ok_or(Error::InvalidArgument)?;
+        if previous != Some(task) {
+            self.unmap_ioreq(previous, vm);
+        }
+        slot.space
+            .map_shared(&mut FRAMES.lock(), page_addr(vm) as u64, frame)
+            .map_err(|_| Error::OutOfMemory)?;
+        Ok(page_addr(vm))
+    }
+
+    fn ioreq_resume(&mut self, vm: usize, vcpu: usize) -> Result<(), Error> {
+        if vcpu != 0 {
+            return Err(Error::InvalidArgument);
+        }
+        self.guest(vm)?.resume_io()
+    }
+
+    fn console_raw(&mut self, line: &[u8]) {
+        let text = core::str::from_utf8(line).unwrap_or("<not UTF-8>");
+        klog::print(format_args!("{text}\n"));
+    }
+}
+
+/// `vm<n>`, the name the kernel prints for VM `n`.
+fn vm_name(vm: usize, buf: &mut [u8; 4]) -> Option<VmName> {
+    const DIGITS: &[u8; 10] = b"0123456789";
+    buf[..2].copy_from_slice(b"vm");
+    let mut len = 2;
+    if vm >= 10 {
+        buf[len] = DIGITS[vm / 10 % 10];
+        len += 1;
+    }
+    buf[len] = DIGITS[vm % 10];
+    VmName::new(core::str::from_utf8(&buf[..=len]).ok()?)
+}
