@@ -41,6 +41,14 @@ pub fn shutdown(status: ExitStatus) -> ! {
                         FINISHER_FAIL | (FAILURE_EXIT_CODE << 16),
                     );
                 }
+                // QEMU only *requests* the exit here and ends the machine a
+                // little later; a second shutdown (SRST, which reports a pass)
+                // would overwrite the failure code. Wait for the end instead.
+                loop {
+                    // SAFETY: `wfi` only idles the hart until the emulator
+                    // stops it; no state is touched.
+                    unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+                }
             }
             sbi::shutdown(sbi::RESET_REASON_FAILURE)
         }
