@@ -117,10 +117,6 @@ extern "C" fn kmain_entry(hart: usize, dtb_addr: usize) -> ! {
     };
     info!("timer: {} ticks at {TICK_HZ} Hz via {via}", ticks::count());
 
-    if !arch::guest_self_test(&mut FRAMES.lock()) {
-        fail(format_args!("guest self-test failed"));
-    }
-
     if let Some(image) = boot_image {
         info!("boot complete, starting tasks");
         crate::userland::start(kernel_root, image)

@@ -18,7 +18,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     install::rust_targets()?;
     install::qemu()?;
     let kernel = build_kernel()?;
-    let image = build_boot_image()?;
+    let image = build_boot_image("default", false)?;
     let mut qemu = Command::new("qemu-system-riscv64");
     qemu.args([
         "-machine",
@@ -52,13 +52,20 @@ pub fn build_kernel() -> Result<PathBuf, String> {
     Ok(riscv_elf("mica-kernel"))
 }
 
-/// The vm-manager's endpoint number (`ipc::syscall::endpoints::VM_MANAGER`).
+/// Endpoint numbers (`ipc::syscall::endpoints`).
 const VM_MANAGER: u8 = 1;
+const IOREQ: u8 = 2;
+const DEVICES: u8 = 3;
+/// The test-only crasher serves this endpoint once restarted.
+const CRASHER: u8 = 4;
 
-/// A service part of the default boot image.
+/// The build-time scenarios of the vm-manager task (`scenario.rs` there).
+pub const SCENARIOS: [&str; 3] = ["default", "misbehave", "bench"];
+
+/// A service part of the boot image.
 fn service(
     name: &'static str,
-    package: &str,
+    path: PathBuf,
     priority: u8,
     serves: Option<u8>,
     may_call: &'static [u8],
@@ -71,65 +78,113 @@ fn service(
         serves,
         may_call,
         rights,
-        path: riscv_elf(package),
+        path,
     }
 }
 
-/// Builds the service tasks and the test guests, packs them into
-/// `target/mica/riscv64/boot.img` and returns its path.
-pub fn build_boot_image() -> Result<PathBuf, String> {
-    let mut tasks = cargo();
-    tasks.args(["build", "--release", "--target", RISCV_TARGET]);
-    for package in ["mica-init", "mica-hello", "mica-crasher"] {
-        tasks.args(["-p", package]);
-    }
-    run_cmd(&mut tasks, "build the service tasks")?;
-    let guest = |name: &'static str, path: PathBuf| Part {
+/// A guest part of the boot image.
+fn guest(name: &'static str, path: PathBuf) -> Part {
+    let rights = KernelRights::default();
+    Part {
         name,
         kind: EntryKind::Guest,
         priority: 0,
         serves: None,
         may_call: &[],
-        rights: KernelRights::default(),
+        rights,
         path,
-    };
-    let parts = [
+    }
+}
+
+/// Builds the services (the vm-manager with `scenario`), the guests and,
+/// with `crasher`, the test service that faults once; packs them into
+/// `target/mica/riscv64/<scenario>[-crasher]/boot.img` and returns its path.
+pub fn build_boot_image(scenario: &str, crasher: bool) -> Result<PathBuf, String> {
+    if !SCENARIOS.contains(&scenario) {
+        return Err(format!(
+            "no scenario `{scenario}`; use one of {SCENARIOS:?}"
+        ));
+    }
+    let dir = workspace_root().join("target").join("mica").join("riscv64");
+    let dir = dir.join(if crasher {
+        format!("{scenario}-crasher")
+    } else {
+        scenario.to_string()
+    });
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut tasks = cargo();
+    tasks.args(["build", "--release", "--target", RISCV_TARGET]);
+    for package in ["mica-init", "mica-ioreq", "mica-devices", "mica-crasher"] {
+        tasks.args(["-p", package]);
+    }
+    run_cmd(&mut tasks, "build the service tasks")?;
+    // The scenario is compiled into the vm-manager: build it for this one
+    // and keep a copy, since the next scenario's build replaces the ELF.
+    run_cmd(
+        cargo()
+            .args([
+                "build",
+                "--release",
+                "--target",
+                RISCV_TARGET,
+                "-p",
+                "mica-vm-manager",
+            ])
+            .env("MICA_SCENARIO", scenario),
+        &format!("build the vm-manager ({scenario} scenario)"),
+    )?;
+    let vm_manager = dir.join("vm-manager.elf");
+    std::fs::copy(riscv_elf("mica-vm-manager"), &vm_manager)
+        .map_err(|e| format!("cannot copy the vm-manager ELF: {e}"))?;
+    let mut parts = vec![
         service(
             "init",
-            "mica-init",
+            riscv_elf("mica-init"),
             10,
             None,
-            &[VM_MANAGER],
+            &[],
             KernelRights::SUPERVISOR,
         ),
-        // Stands in for the vm-manager until that service is packed here.
         service(
-            "hello",
-            "mica-hello",
+            "ioreq",
+            riscv_elf("mica-ioreq"),
+            9,
+            Some(IOREQ),
+            &[DEVICES],
+            KernelRights::IOREQ,
+        ),
+        service(
+            "devices",
+            riscv_elf("mica-devices"),
             8,
-            Some(VM_MANAGER),
+            Some(DEVICES),
             &[],
+            KernelRights::CONSOLE,
+        ),
+        service(
+            "vm-manager",
+            vm_manager,
+            7,
+            Some(VM_MANAGER),
+            &[IOREQ, DEVICES],
             KernelRights::VM_CONTROL,
         ),
-        service(
+        guest("hello", artifacts::guest_raw("mica-guest-hello")?),
+        guest("misbehave", artifacts::guest_raw("mica-guest-misbehave")?),
+        guest("bench", artifacts::guest_raw("mica-guest-bench")?),
+    ];
+    if crasher {
+        let path = riscv_elf("mica-crasher");
+        parts.push(service(
             "crasher",
-            "mica-crasher",
+            path,
             2,
-            None,
+            Some(CRASHER),
             &[],
             KernelRights::default(),
-        ),
-        guest("guest-hello", artifacts::guest_raw("mica-guest-hello")?),
-        guest(
-            "guest-misbehave",
-            artifacts::guest_raw("mica-guest-misbehave")?,
-        ),
-    ];
-    let out = workspace_root()
-        .join("target")
-        .join("mica")
-        .join("riscv64")
-        .join("boot.img");
+        ));
+    }
+    let out = dir.join("boot.img");
     let size = pack(&parts, &out)?;
     println!("xtask: boot image {} ({size} bytes)", out.display());
     Ok(out)

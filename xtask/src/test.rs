@@ -17,7 +17,6 @@ const RISCV_PACKAGES: &[&str] = &[
     "mica-guest-bench",
     "mica-rt",
     "mica-init",
-    "mica-hello",
     "mica-crasher",
     "mica-vm-manager",
     "mica-ioreq",
@@ -47,7 +46,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut counts = counted(cargo().arg("test"), "host unit tests")?;
     install::qemu()?;
     let kernel = qemu::build_kernel()?;
-    let boot_image = qemu::build_boot_image()?;
+    let default_image = qemu::build_boot_image("default", false)?;
+    let crasher_image = qemu::build_boot_image("default", true)?;
+    let misbehave_image = qemu::build_boot_image("misbehave", false)?;
     let emulated = counted(
         cargo()
             .args([
@@ -60,7 +61,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 "--ignored",
             ])
             .env("MICA_KERNEL_RISCV64", &kernel)
-            .env("MICA_BOOT_IMAGE_RISCV64", &boot_image),
+            .env("MICA_BOOT_IMAGE_RISCV64", &default_image)
+            .env("MICA_BOOT_IMAGE_RISCV64_CRASHER", &crasher_image)
+            .env("MICA_BOOT_IMAGE_RISCV64_MISBEHAVE", &misbehave_image),
         "QEMU tests (riscv64)",
     )?;
     counts.passed += emulated.passed;

@@ -3,10 +3,9 @@
 //! the slot is told through an [`IoreqDispatch`]; once the slot is COMPLETE
 //! the kernel takes the validated result and the vCPU resumes.
 //!
-//! The real dispatcher (notify the ioreq service task, which completes the
-//! slot and asks the kernel to resume the vCPU) arrives with the task work;
-//! until then [`complete_in_kernel_for_boot_self_test`] stands in for it in
-//! the boot self-test only.
+//! The dispatcher is the ioreq service task: the kernel sets the VM's bit in
+//! its pending set, the task completes the slot and asks the kernel (by
+//! `ioreq_resume`) to resume the vCPU.
 
 use ioreq::page::IoreqPage;
 use ioreq::slot::{self, Direction, IoRequest, SlotError, SlotState};
@@ -100,22 +99,21 @@ pub fn peek_complete(page: &IoreqPage, vcpu: u8) -> Result<bool, SlotError> {
     Ok(slot::state(page, vcpu)? == SlotState::Complete)
 }
 
-/// Stand-in for the ioreq service, for the boot self-test only: completes
-/// `vcpu`'s PENDING slot in the kernel with `device`'s answer to the
-/// request. Real guests never take this path.
-pub fn complete_in_kernel_for_boot_self_test(
-    page: &mut IoreqPage,
-    vcpu: u8,
-    device: &mut dyn FnMut(&IoRequest) -> u64,
-) -> Result<(), SlotError> {
-    let request = slot::begin_processing(page, vcpu)?;
-    let value = device(&request);
-    slot::finish(page, &request, value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Does what the ioreq service does with a PENDING slot: takes it
+    /// (PROCESSING) and completes it with `device`'s answer (COMPLETE).
+    fn serve_like_the_ioreq_service(
+        page: &mut IoreqPage,
+        vcpu: u8,
+        device: &mut dyn FnMut(&IoRequest) -> u64,
+    ) -> Result<(), SlotError> {
+        let request = slot::begin_processing(page, vcpu)?;
+        let value = device(&request);
+        slot::finish(page, &request, value)
+    }
 
     fn page() -> Box<IoreqPage> {
         Box::new(IoreqPage::new())
@@ -125,7 +123,7 @@ mod tests {
 
     impl IoreqDispatch for StandIn {
         fn pending(&mut self, page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError> {
-            complete_in_kernel_for_boot_self_test(page, vcpu, &mut |r| {
+            serve_like_the_ioreq_service(page, vcpu, &mut |r| {
                 assert_eq!(r.addr, 0x1000_0005);
                 0x60
             })
@@ -174,7 +172,7 @@ mod tests {
             store: None,
         };
         submit(&mut page, 1, exit).unwrap();
-        complete_in_kernel_for_boot_self_test(&mut page, 1, &mut |_| 7).unwrap();
+        serve_like_the_ioreq_service(&mut page, 1, &mut |_| 7).unwrap();
         page.slots[1].request_type = 77;
         assert!(collect(&mut page, 1).is_err());
     }

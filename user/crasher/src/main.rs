@@ -1,14 +1,16 @@
-//! `crasher`: on its first start it overflows its stack, writing below the
-//! pages it was granted, so the kernel kills it and tells the supervisor;
-//! once restarted it says so and exits cleanly.
+//! `crasher`, a test service: on its first start it overflows its stack,
+//! writing below the pages it was granted, so the kernel kills it and tells
+//! the supervisor; once restarted it says so and serves its endpoint like
+//! any service (answering nothing but "malformed").
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
 mod task {
     use core::hint::black_box;
 
+    use ipc::syscall::slots;
     use log::info;
-    use mica_rt::Start;
+    use mica_rt::{Start, serve_forever};
 
     /// Recurses with a page-sized frame until the stack runs out.
     #[allow(unconditional_recursion, reason = "running out of stack is the point")]
@@ -23,8 +25,24 @@ mod task {
             info!("overflowing my stack");
             return u32::try_from(black_box(descend(0))).unwrap_or(u32::MAX);
         }
-        info!("restarted {} time(s); exiting cleanly", start.restarts);
-        0
+        info!("restarted {} time(s); serving", start.restarts);
+        serve_forever(slots::SERVE, &mut Refuser)
+    }
+
+    /// Refuses every request: the crasher exists to die, not to serve.
+    struct Refuser;
+
+    impl ipc::server::Service for Refuser {
+        type Request = ipc::vm::Request;
+        type Response = ipc::vm::Response;
+
+        fn handle(&mut self, _request: ipc::vm::Request) -> ipc::vm::Response {
+            ipc::vm::Response::Err(ipc::Error::PermissionDenied)
+        }
+
+        fn refusal(error: ipc::Error) -> ipc::vm::Response {
+            ipc::vm::Response::Err(error)
+        }
     }
 
     mica_rt::entry!(main);

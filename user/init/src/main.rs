@@ -1,49 +1,44 @@
-//! `init`, the first task and the supervisor: it asks the vm-manager service
-//! for its VMs over IPC, then waits for death notices and restarts a dead
-//! task once; when a restarted task ends too, init exits (and the kernel
-//! shuts the machine down).
+//! `init`, the first task and the supervisor: services never end on their
+//! own, so every death notice means a service failed; init restarts it, up
+//! to [`MAX_RESTARTS`] times per task so a service that keeps dying cannot
+//! keep the machine busy, and reports each step.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
 mod task {
-    use ipc::vm::{Request, Response};
-    use log::info;
-    use mica_rt::{Start, call_message, sys};
+    use ipc::syscall::slots::DEATHS;
+    use log::{info, warn};
+    use mica_rt::{Start, sys};
 
-    use ipc::syscall::endpoints;
-    use ipc::syscall::slots::{DEATHS, call};
-
-    /// Capability slot of the call right to the vm-manager endpoint.
-    const VM_MANAGER: usize = call(endpoints::VM_MANAGER);
+    /// Restarts granted to one task slot before init gives up on it.
+    pub const MAX_RESTARTS: u8 = 3;
+    /// Task slots a death notice can name (bits of the notification word).
+    const SLOTS: usize = 64;
 
     fn main(_start: Start) -> u32 {
-        info!("started");
-        match call_message::<_, Response>(VM_MANAGER, &Request::List { from: 0 }) {
-            Ok(Response::List { vms, next }) => {
-                info!("vm-manager answered List: {} VMs, next {next:?}", vms.len())
-            }
-            Ok(other) => info!("vm-manager answered {other:?}"),
-            Err(e) => info!("vm-manager call failed: {e}"),
-        }
-        let mut restarted = false;
+        info!("started; supervising the services");
+        let mut restarts = [0u8; SLOTS];
         loop {
             let bits = match sys::wait(DEATHS) {
                 Ok(bits) => bits,
                 Err(e) => {
-                    info!("cannot wait for deaths: {e}");
+                    warn!("cannot wait for death notices: {e}");
                     return 1;
                 }
             };
-            for slot in (0..64).filter(|s| bits & (1 << s) != 0) {
-                if restarted {
-                    info!("task {slot} ended after its restart; all done");
-                    return 0;
+            for slot in (0..SLOTS).filter(|s| bits & (1 << s) != 0) {
+                let Some(count) = restarts.get_mut(slot) else {
+                    continue;
+                };
+                if *count >= MAX_RESTARTS {
+                    warn!("task {slot} died again after {MAX_RESTARTS} restarts; leaving it down");
+                    continue;
                 }
+                *count += 1;
                 match sys::restart(slot) {
                     Ok(new) => info!("task {slot} died; restarted it as task {new}"),
-                    Err(e) => info!("task {slot} died; restart failed: {e}"),
+                    Err(e) => warn!("task {slot} died; restart failed: {e}"),
                 }
-                restarted = true;
             }
         }
     }

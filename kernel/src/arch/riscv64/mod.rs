@@ -18,7 +18,6 @@ mod entry;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod guest_mem;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
-mod guest_selftest;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod layout;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
@@ -42,7 +41,6 @@ mod world_switch;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 pub mod hal {
     pub use super::dtb::{dtb_slice, initrd_slice};
-    pub use super::guest_selftest::run as guest_self_test;
     pub use super::layout::{KernelImage, kernel_image};
     pub use super::paging::enable_kernel_paging;
     pub use super::sbi::console_write;

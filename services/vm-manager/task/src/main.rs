@@ -7,6 +7,9 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
+mod scenario;
+
+#[cfg(target_os = "none")]
 mod task {
     use ipc::syscall::{endpoints, slots};
     use ipc::{Error, VmId, devices, ioreq};
@@ -14,28 +17,10 @@ mod task {
     use mica_rt::entropy::CounterEntropy;
     use mica_rt::{Start, call_message, serve_forever, vm};
     use vm_manager::{
-        DEFAULT_MAX_VM_NUM, EntropySource, KernelPlatform, ServiceLinks, StaticVmConfig, VmFlags,
-        VmKernel, VmManager,
+        DEFAULT_MAX_VM_NUM, EntropySource, KernelPlatform, ServiceLinks, VmKernel, VmManager,
     };
 
-    /// The build-time scenario: two static VMs booting the `hello` guest;
-    /// `vm0` and `vm1` are both pre-launched.
-    const SCENARIO: &[StaticVmConfig] = &[
-        StaticVmConfig {
-            name: "vm0",
-            image: "hello",
-            mem_mib: 64,
-            vcpus: 1,
-            flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
-        },
-        StaticVmConfig {
-            name: "vm1",
-            image: "hello",
-            mem_mib: 64,
-            vcpus: 1,
-            flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
-        },
-    ];
+    use crate::scenario;
 
     /// The kernel's VM calls (this task holds the VM_CONTROL right).
     struct Syscalls;
@@ -92,14 +77,18 @@ mod task {
     fn main(start: Start) -> u32 {
         let platform = KernelPlatform::new(Syscalls, Ipc);
         let entropy = Entropy(CounterEntropy::new(start.restarts as u64));
-        let mut manager =
-            match VmManager::<_, _, DEFAULT_MAX_VM_NUM>::new(SCENARIO, platform, entropy) {
-                Ok(manager) => manager,
-                Err(e) => {
-                    warn!("bad build-time scenario: {e}");
-                    return 1;
-                }
-            };
+        let mut manager = match VmManager::<_, _, DEFAULT_MAX_VM_NUM>::new(
+            scenario::configs(),
+            platform,
+            entropy,
+        ) {
+            Ok(manager) => manager,
+            Err(e) => {
+                warn!("bad build-time scenario: {e}");
+                return 1;
+            }
+        };
+        info!("scenario {}", scenario::NAME);
         // The kernel prefixes each line with the task name: these read
         // `vm-manager: vm0 started`.
         for outcome in manager.launch_pre_launched() {
