@@ -10,8 +10,30 @@ use std::time::Duration;
 
 use mica_tests::Session;
 
+use crate::cmd::workspace_root;
+use crate::{install, qemu};
+
 /// The figures the benchmark guest prints, in the order of the JSON file.
 pub const KEYS: [&str; 2] = ["null_sbi_call", "mmio_uart_roundtrip"];
+
+/// `cargo xtask bench`: builds the kernel and the `bench` scenario's boot
+/// image, then measures.
+pub fn run(args: &[String]) -> Result<(), String> {
+    if let Some(arg) = args.first() {
+        return Err(format!(
+            "`xtask bench` does not know the option `{arg}` yet"
+        ));
+    }
+    install::rust_targets()?;
+    install::qemu()?;
+    let kernel = qemu::build_kernel()?;
+    let image = qemu::build_boot_image("bench", false)?;
+    let out = workspace_root()
+        .join("target")
+        .join("bench")
+        .join("riscv64.json");
+    run_riscv64(&kernel, &image, &out)
+}
 
 /// Boots `kernel` with `boot_image` (whose scenario runs the bench guest),
 /// collects the figures and writes them to `out`.

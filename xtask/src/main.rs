@@ -2,10 +2,6 @@
 //! `cargo xtask qemu | test | bench`.
 
 mod artifacts;
-#[allow(
-    dead_code,
-    reason = "wired to `xtask bench` with the benchmark scenario"
-)]
 mod bench;
 mod cmd;
 mod image;
@@ -21,6 +17,7 @@ usage: cargo xtask <command> [options]
 commands:
   qemu     build Mica and boot the default scenario on QEMU
   test     fmt check, clippy -D warnings, host unit tests, QEMU tests
+  bench    exact instruction counts of the guest I/O paths (QEMU -icount)
   help     this text
 ";
 
@@ -33,6 +30,7 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "qemu" => qemu::run(rest),
         "test" => test::run(rest),
+        "bench" => bench::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
