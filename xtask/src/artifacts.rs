@@ -38,6 +38,17 @@ pub fn guest_raw(package: &str) -> Result<PathBuf, String> {
     Ok(raw)
 }
 
+/// Writes `elf` without symbols and debug information to `out` (a task's
+/// image in the boot image needs only its loadable segments).
+pub fn stripped(elf: &Path, out: &Path) -> Result<PathBuf, String> {
+    let objcopy = llvm_tool("llvm-objcopy")?;
+    run(
+        Command::new(objcopy).arg("--strip-all").arg(elf).arg(out),
+        "strip a task image",
+    )?;
+    Ok(out.to_path_buf())
+}
+
 /// `llvm-objcopy -O binary`: the loadable bytes from the lowest address on.
 fn flatten(elf: &Path, raw: &Path) -> Result<(), String> {
     let objcopy = llvm_tool("llvm-objcopy")?;

@@ -118,8 +118,7 @@ pub fn build_boot_image(scenario: &str, crasher: bool) -> Result<PathBuf, String
         tasks.args(["-p", package]);
     }
     run_cmd(&mut tasks, "build the service tasks")?;
-    // The scenario is compiled into the vm-manager: build it for this one
-    // and keep a copy, since the next scenario's build replaces the ELF.
+    // The scenario is compiled into the vm-manager: build it for this one.
     run_cmd(
         cargo()
             .args([
@@ -133,13 +132,13 @@ pub fn build_boot_image(scenario: &str, crasher: bool) -> Result<PathBuf, String
             .env("MICA_SCENARIO", scenario),
         &format!("build the vm-manager ({scenario} scenario)"),
     )?;
-    let vm_manager = dir.join("vm-manager.elf");
-    std::fs::copy(riscv_elf("mica-vm-manager"), &vm_manager)
-        .map_err(|e| format!("cannot copy the vm-manager ELF: {e}"))?;
+    // The next scenario's build replaces the vm-manager ELF: keep this one.
+    let task = |package: &str| artifacts::stripped(&riscv_elf(package), &dir.join(package));
+    let vm_manager = task("mica-vm-manager")?;
     let mut parts = vec![
         service(
             "init",
-            riscv_elf("mica-init"),
+            task("mica-init")?,
             10,
             None,
             &[],
@@ -147,7 +146,7 @@ pub fn build_boot_image(scenario: &str, crasher: bool) -> Result<PathBuf, String
         ),
         service(
             "ioreq",
-            riscv_elf("mica-ioreq"),
+            task("mica-ioreq")?,
             9,
             Some(IOREQ),
             &[DEVICES],
@@ -155,7 +154,7 @@ pub fn build_boot_image(scenario: &str, crasher: bool) -> Result<PathBuf, String
         ),
         service(
             "devices",
-            riscv_elf("mica-devices"),
+            task("mica-devices")?,
             8,
             Some(DEVICES),
             &[],
@@ -174,7 +173,7 @@ pub fn build_boot_image(scenario: &str, crasher: bool) -> Result<PathBuf, String
         guest("bench", artifacts::guest_raw("mica-guest-bench")?),
     ];
     if crasher {
-        let path = riscv_elf("mica-crasher");
+        let path = task("mica-crasher")?;
         parts.push(service(
             "crasher",
             path,
