@@ -189,3 +189,61 @@ fn a_malformed_boot_image_is_refused_with_a_clear_line() {
         s.transcript()
     );
 }
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn a_service_that_fails_to_load_is_refused_with_a_clear_line() {
+    use mica_boot::image::{BootImage, EntryKind, EntrySpec, KernelRights, image_len, write};
+
+    // The real init, and a "service" whose image is not an ELF at all.
+    let path = std::env::var("MICA_BOOT_IMAGE_RISCV64").unwrap();
+    let good = std::fs::read(path).unwrap();
+    let init = BootImage::parse(&good).unwrap().find("init").unwrap();
+    let junk = b"definitely not an ELF file".repeat(8);
+    let entries = [
+        EntrySpec {
+            data: init.data,
+            ..spec(init.name, init.rights)
+        },
+        EntrySpec {
+            data: &junk,
+            ..spec("broken", KernelRights::default())
+        },
+    ];
+    let mut bytes = vec![0u8; image_len(&entries)];
+    write(&entries, &mut bytes).unwrap();
+    let file = std::env::temp_dir().join(format!("mica-broken-service-{}", std::process::id()));
+    std::fs::write(&file, &bytes).unwrap();
+
+    let mut s = qemu_with_initrd(file.to_str().unwrap(), &["-m", "256M"]);
+    let line = s.expect("mica: cannot start task broken:", BOOT).unwrap();
+    let status = s.wait_exit(BOOT).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert!(
+        line.len() > "mica: cannot start task broken: ".len(),
+        "says why: {line}"
+    );
+    assert_ne!(
+        status.code(),
+        Some(0),
+        "must exit non-zero: {:?}",
+        s.transcript()
+    );
+    assert!(
+        !s.transcript().iter().any(|l| l.contains("entering init")),
+        "nothing may run from a half-loaded image: {:?}",
+        s.transcript()
+    );
+
+    fn spec(name: &str, rights: KernelRights) -> EntrySpec<'_> {
+        EntrySpec {
+            name,
+            kind: EntryKind::Service,
+            priority: 5,
+            serves: None,
+            may_call: 0,
+            rights,
+            data: &[],
+        }
+    }
+}
