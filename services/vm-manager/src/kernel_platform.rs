@@ -10,7 +10,7 @@
 //! | `create_address_space` | reserves the VM number, records the RAM size | `free_address_space` |
 //! | `load_image` | records the image name | (with the address space) |
 //! | `create_vcpus` | `vm_create(vm, ram, vcpus)`, `vm_load(image)` | `destroy_vcpus`: `vm_destroy` |
-//! | `register_ioreq` | ioreq `AttachVm`, `SetDefaultClient(devices)` | `DetachVm` |
+//! | `register_ioreq` | ioreq `AttachVm`, `RegisterRange` of the UART and vmgenid windows for devices, `SetDefaultClient(devices)` | `DetachVm` |
 //! | `register_devices` | devices `AddVm`, `Attach` UART and vmgenid, `vm_set_dtb` | `RemoveVm` |
 //! | `set_generation_id` | devices `SetGenerationId` | (with the devices) |
 //!
@@ -243,10 +243,23 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         let vcpus = self.record(vm)?.vcpus;
         ioreq_ok(self.links.ioreq(&ioreq::Request::AttachVm { vm, vcpus }))?;
         let client = DEVICES_CLIENT;
-        let set = ioreq_ok(
-            self.links
-                .ioreq(&ioreq::Request::SetDefaultClient { vm, client }),
-        );
+        let range = |place: guest_dt::MmioDevice| ioreq::Request::RegisterRange {
+            vm,
+            client,
+            space: Space::Mmio,
+            start: place.base,
+            len: place.size,
+        };
+        // The devices service emulates the board's windows, and takes what
+        // no range claims (an access to a hole then reads as all-ones there).
+        let set = ioreq_ok(self.links.ioreq(&range(guest_dt::UART)))
+            .and_then(|()| ioreq_ok(self.links.ioreq(&range(guest_dt::VMGENID))))
+            .and_then(|()| {
+                ioreq_ok(
+                    self.links
+                        .ioreq(&ioreq::Request::SetDefaultClient { vm, client }),
+                )
+            });
         if set.is_err() {
             let detached = ioreq_ok(self.links.ioreq(&ioreq::Request::DetachVm { vm }));
             self.released(detached);

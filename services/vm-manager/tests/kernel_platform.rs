@@ -48,6 +48,10 @@ impl Event {
                 ioreq::Request::AttachVm { .. } => "AttachVm",
                 ioreq::Request::DetachVm { .. } => "DetachVm",
                 ioreq::Request::SetDefaultClient { .. } => "SetDefaultClient",
+                ioreq::Request::RegisterRange {
+                    start: 0x1000_0000, ..
+                } => "RegisterRange UART",
+                ioreq::Request::RegisterRange { .. } => "RegisterRange",
                 _ => "ioreq",
             },
             Event::Devices(request) => match request {
@@ -214,6 +218,20 @@ fn creation_events(vm: u16, name: &str, vcpus: u8, genid: u8, dtb: &[u8]) -> Vec
             image: "hello".into(),
         },
         Event::Ioreq(ioreq::Request::AttachVm { vm: id, vcpus }),
+        Event::Ioreq(ioreq::Request::RegisterRange {
+            vm: id,
+            client: DEVICES_CLIENT,
+            space: Space::Mmio,
+            start: 0x1000_0000,
+            len: 0x100,
+        }),
+        Event::Ioreq(ioreq::Request::RegisterRange {
+            vm: id,
+            client: DEVICES_CLIENT,
+            space: Space::Mmio,
+            start: 0x1010_1000,
+            len: 0x20,
+        }),
         Event::Ioreq(ioreq::Request::SetDefaultClient {
             vm: id,
             client: DEVICES_CLIENT,
@@ -449,10 +467,15 @@ fn assert_balanced(log: &[Event], vm: u16, failed: Option<usize>) {
 
 #[test]
 fn a_failing_creation_step_returns_its_error_and_leaves_nothing_behind() {
-    let cases: [(&'static str, Error, &[&str]); 9] = [
+    let cases: [(&'static str, Error, &[&str]); 10] = [
         ("vm_create", Error::OutOfMemory, &[]),
         ("vm_load", Error::UnknownImage, &["vm_destroy"]),
         ("AttachVm", Error::NoFreeSlot { max: 8 }, &["vm_destroy"]),
+        (
+            "RegisterRange UART",
+            Error::RangeOverlap,
+            &["DetachVm", "vm_destroy"],
+        ),
         (
             "SetDefaultClient",
             Error::UnknownVm,
