@@ -9,7 +9,7 @@ use mica_boot::image::{EntryKind, EntrySpec, KernelRights, image_len, write};
 #[derive(Clone, Debug)]
 pub struct Part {
     /// The entry's unique name (a service or guest image name).
-    pub name: &'static str,
+    pub name: String,
     /// Service or guest.
     pub kind: EntryKind,
     /// Scheduling priority of a service.
@@ -39,7 +39,7 @@ pub fn pack(parts: &[Part], out: &Path) -> Result<usize, String> {
         .iter()
         .zip(&blobs)
         .map(|(part, data)| EntrySpec {
-            name: part.name,
+            name: &part.name,
             kind: part.kind,
             priority: part.priority,
             serves: part.serves,
@@ -68,7 +68,7 @@ mod tests {
 
     fn part(name: &'static str, kind: EntryKind, path: std::path::PathBuf) -> Part {
         Part {
-            name,
+            name: name.into(),
             kind,
             priority: 5,
             rights: KernelRights::default(),

@@ -6,6 +6,7 @@ mod bench;
 mod cmd;
 mod image;
 mod install;
+mod options;
 mod qemu;
 mod test;
 
@@ -15,7 +16,9 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  qemu     build Mica and boot the default scenario on QEMU
+  qemu     build Mica and boot a scenario on QEMU
+           [--scenario NAME]  configs/NAME.toml (default: default)
+           [--guest NAME=PATH[,mem=MiB][,vcpus=N]]  boot your raw image as VM NAME
   test     fmt check, clippy -D warnings, host unit tests, QEMU tests
   bench    exact instruction counts of the guest I/O paths (QEMU -icount)
   help     this text

@@ -10,15 +10,21 @@ use crate::artifacts::{self, RISCV_TARGET, riscv_elf};
 use crate::cmd::{cargo, run as run_cmd, workspace_root};
 use crate::image::{Part, pack};
 use crate::install;
+use crate::options::{self, GuestSpec};
+use vm_manager::scenario_file;
 
 pub fn run(args: &[String]) -> Result<(), String> {
-    if let Some(arg) = args.first() {
-        return Err(format!("`xtask qemu` does not know the option `{arg}` yet"));
+    let options = options::parse(args)?;
+    let scenario = options.scenario.as_deref().unwrap_or("default");
+    // Refuse a bad scenario or guest file before building anything.
+    scenario_text(scenario, &options.guests)?;
+    for guest in &options.guests {
+        guest.check_file()?;
     }
     install::rust_targets()?;
     install::qemu()?;
     let kernel = build_kernel()?;
-    let image = build_boot_image("default", false)?;
+    let image = build_image(scenario, false, &options.guests)?;
     let mut qemu = Command::new("qemu-system-riscv64");
     qemu.args([
         "-machine",
@@ -59,21 +65,19 @@ const DEVICES: u8 = 3;
 /// The test-only crasher serves this endpoint once restarted.
 const CRASHER: u8 = 4;
 
-/// The build-time scenarios of the vm-manager task (`scenario.rs` there).
-pub const SCENARIOS: [&str; 3] = ["default", "misbehave", "bench"];
-
 /// A service part of the boot image.
 fn service(
-    name: &'static str,
+    name: &str,
     path: PathBuf,
     priority: u8,
     serves: Option<u8>,
     may_call: &'static [u8],
     rights: KernelRights,
 ) -> Part {
+    let kind = EntryKind::Service;
     Part {
-        name,
-        kind: EntryKind::Service,
+        name: name.into(),
+        kind,
         priority,
         serves,
         may_call,
@@ -83,11 +87,12 @@ fn service(
 }
 
 /// A guest part of the boot image.
-fn guest(name: &'static str, path: PathBuf) -> Part {
+fn guest_part(name: &str, path: PathBuf) -> Part {
     let rights = KernelRights::default();
+    let kind = EntryKind::Guest;
     Part {
-        name,
-        kind: EntryKind::Guest,
+        name: name.into(),
+        kind,
         priority: 0,
         serves: None,
         may_call: &[],
@@ -96,22 +101,67 @@ fn guest(name: &'static str, path: PathBuf) -> Part {
     }
 }
 
-/// Builds the services (the vm-manager with `scenario`), the guests and,
-/// with `crasher`, the test service that faults once; packs them into
-/// `target/mica/riscv64/<scenario>[-crasher]/boot.img` and returns its path.
-pub fn build_boot_image(scenario: &str, crasher: bool) -> Result<PathBuf, String> {
-    if !SCENARIOS.contains(&scenario) {
-        return Err(format!(
-            "no scenario `{scenario}`; use one of {SCENARIOS:?}"
+/// The scenario file `configs/<scenario>.toml` with a static VM added for
+/// each user guest, checked with the vm-manager's own rules.
+fn scenario_text(scenario: &str, guests: &[GuestSpec]) -> Result<String, String> {
+    let configs = workspace_root().join("configs");
+    let file = configs.join(format!("{scenario}.toml"));
+    let mut text = std::fs::read_to_string(&file).map_err(|e| {
+        let known: Vec<String> = std::fs::read_dir(&configs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|f| {
+                f.file_name()
+                    .to_str()?
+                    .strip_suffix(".toml")
+                    .map(String::from)
+            })
+            .collect();
+        format!(
+            "no scenario `{scenario}` ({}: {e}); scenarios: {}",
+            file.display(),
+            known.join(", ")
+        )
+    })?;
+    scenario_file::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    for guest in guests {
+        let vm = guest.vm();
+        text.push_str(&format!(
+            "\n# from --guest\n[[vm]]\nname = {:?}\nimage = {:?}\nmem_mib = {}\nvcpus = {}\n",
+            vm.name, vm.image, vm.mem_mib, vm.vcpus
         ));
     }
-    let dir = workspace_root().join("target").join("mica").join("riscv64");
-    let dir = dir.join(if crasher {
-        format!("{scenario}-crasher")
-    } else {
-        scenario.to_string()
-    });
+    scenario_file::parse(&text)
+        .map_err(|e| format!("scenario `{scenario}` with the --guest VMs: {e}"))?;
+    Ok(text)
+}
+
+/// Builds the boot image of `configs/<scenario>.toml` with, when `crasher`
+/// is set, the test service that faults once; returns its path.
+pub fn build_boot_image(scenario: &str, crasher: bool) -> Result<PathBuf, String> {
+    build_image(scenario, crasher, &[])
+}
+
+/// Builds the services (the vm-manager with the scenario compiled in), the
+/// test guests, the user's `guests` and optionally the crasher; packs them
+/// into `target/mica/riscv64/<scenario>[-crasher|-custom]/boot.img`.
+fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<PathBuf, String> {
+    let text = scenario_text(scenario, guests)?;
+    let variant = match (crasher, guests.is_empty()) {
+        (true, _) => format!("{scenario}-crasher"),
+        (false, false) => format!("{scenario}-custom"),
+        (false, true) => scenario.to_string(),
+    };
+    let dir = workspace_root()
+        .join("target")
+        .join("mica")
+        .join("riscv64")
+        .join(variant);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let scenario_file = dir.join(format!("{scenario}.toml"));
+    std::fs::write(&scenario_file, text)
+        .map_err(|e| format!("cannot write {}: {e}", scenario_file.display()))?;
     let mut tasks = cargo();
     tasks.args(["build", "--release", "--target", RISCV_TARGET]);
     for package in ["mica-init", "mica-ioreq", "mica-devices", "mica-crasher"] {
@@ -129,7 +179,7 @@ pub fn build_boot_image(scenario: &str, crasher: bool) -> Result<PathBuf, String
                 "-p",
                 "mica-vm-manager",
             ])
-            .env("MICA_SCENARIO", scenario),
+            .env("MICA_SCENARIO_FILE", &scenario_file),
         &format!("build the vm-manager ({scenario} scenario)"),
     )?;
     // The next scenario's build replaces the vm-manager ELF: keep this one.
@@ -168,10 +218,13 @@ pub fn build_boot_image(scenario: &str, crasher: bool) -> Result<PathBuf, String
             &[IOREQ, DEVICES],
             KernelRights::VM_CONTROL,
         ),
-        guest("hello", artifacts::guest_raw("mica-guest-hello")?),
-        guest("misbehave", artifacts::guest_raw("mica-guest-misbehave")?),
-        guest("bench", artifacts::guest_raw("mica-guest-bench")?),
+        guest_part("hello", artifacts::guest_raw("mica-guest-hello")?),
+        guest_part("misbehave", artifacts::guest_raw("mica-guest-misbehave")?),
+        guest_part("bench", artifacts::guest_raw("mica-guest-bench")?),
     ];
+    for guest in guests {
+        parts.push(guest_part(&guest.name, guest.path.clone()));
+    }
     if crasher {
         let path = task("mica-crasher")?;
         parts.push(service(

@@ -19,6 +19,8 @@ pub mod kernel_platform;
 pub mod lifecycle;
 pub mod name;
 pub mod platform;
+#[cfg(feature = "scenario-file")]
+pub mod scenario_file;
 pub mod service;
 pub mod slots;
 

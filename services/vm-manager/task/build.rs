@@ -1,23 +1,38 @@
 //! Links the task with the user linker script (`user/rt/link.ld`) when
-//! building for bare metal, and refuses an unknown `MICA_SCENARIO`.
+//! building for bare metal, and compiles the scenario file named by
+//! `MICA_SCENARIO_FILE` (default `configs/default.toml`) into the task's
+//! static VM table, refusing a malformed file with its line and reason.
 
-/// The scenarios `src/scenario.rs` defines.
-const SCENARIOS: [&str; 3] = ["default", "misbehave", "bench"];
+use std::path::PathBuf;
+
+use vm_manager::scenario_file;
 
 fn main() {
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
+    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-env-changed=MICA_SCENARIO");
-    if let Ok(name) = std::env::var("MICA_SCENARIO")
-        && !SCENARIOS.contains(&name.as_str())
-    {
-        panic!("MICA_SCENARIO={name:?} is not a scenario; use one of {SCENARIOS:?}");
-    }
+    println!("cargo:rerun-if-env-changed=MICA_SCENARIO_FILE");
+    let file = std::env::var_os("MICA_SCENARIO_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.join("../../../configs/default.toml"));
+    println!("cargo:rerun-if-changed={}", file.display());
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("cannot read scenario {}: {e}", file.display()));
+    let vms =
+        scenario_file::parse(&text).unwrap_or_else(|e| panic!("scenario {}: {e}", file.display()));
+    let name = file
+        .file_stem()
+        .map_or("scenario".into(), |s| s.to_string_lossy());
+    let source = format!(
+        "pub const NAME: &str = {name:?};\n{}",
+        scenario_file::to_rust(&vms)
+    );
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default()).join("scenario.rs");
+    std::fs::write(&out, source).unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
     if arch == "riscv64" && os == "none" {
-        let script = format!("{dir}/../../../user/rt/link.ld");
-        println!("cargo:rerun-if-changed={script}");
-        println!("cargo:rustc-link-arg-bins=-T{script}");
+        let script = dir.join("../../../user/rt/link.ld");
+        println!("cargo:rerun-if-changed={}", script.display());
+        println!("cargo:rustc-link-arg-bins=-T{}", script.display());
     }
 }

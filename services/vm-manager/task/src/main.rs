@@ -77,17 +77,15 @@ mod task {
     fn main(start: Start) -> u32 {
         let platform = KernelPlatform::new(Syscalls, Ipc);
         let entropy = Entropy(CounterEntropy::new(start.restarts as u64));
-        let mut manager = match VmManager::<_, _, DEFAULT_MAX_VM_NUM>::new(
-            scenario::configs(),
-            platform,
-            entropy,
-        ) {
-            Ok(manager) => manager,
-            Err(e) => {
-                warn!("bad build-time scenario: {e}");
-                return 1;
-            }
-        };
+        let mut manager =
+            match VmManager::<_, _, DEFAULT_MAX_VM_NUM>::new(scenario::SCENARIO, platform, entropy)
+            {
+                Ok(manager) => manager,
+                Err(e) => {
+                    warn!("bad build-time scenario: {e}");
+                    return 1;
+                }
+            };
         info!("scenario {}", scenario::NAME);
         // The kernel prefixes each line with the task name: these read
         // `vm-manager: vm0 started`.

@@ -1,0 +1,256 @@
+//! Scenario files (`configs/*.toml`): the static VMs of a build, read on the
+//! host by xtask and by the vm-manager task's build script, checked with the
+//! same rules the service applies, and turned into the task's
+//! `&'static [StaticVmConfig]`. A malformed file is refused with its line
+//! and the reason.
+//!
+//! ```toml
+//! [[vm]]
+//! name = "vm0"          # the VM's unique name
+//! image = "hello"       # a guest image of the boot image
+//! mem_mib = 64          # optional, 64 by default (2-1024, even)
+//! vcpus = 1             # optional, 1 by default
+//! pre_launched = true   # optional, true by default: started at boot
+//! ```
+
+extern crate std;
+
+use std::fmt;
+use std::format;
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::name::{ImageName, VmName};
+use crate::service::DEFAULT_MAX_VM_NUM;
+
+/// Guest RAM the kernel accepts, in MiB (whole 2 MiB pages).
+pub const MEM_MIB: core::ops::RangeInclusive<u32> = 2..=1024;
+/// vCPUs per VM the kernel runs today.
+pub const MAX_KERNEL_VCPUS: u8 = 1;
+
+/// One static VM of a scenario file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioVm {
+    /// Its name (valid per [`VmName`]).
+    pub name: String,
+    /// The guest image it boots (valid per [`ImageName`]).
+    pub image: String,
+    /// RAM in MiB.
+    pub mem_mib: u32,
+    /// vCPUs.
+    pub vcpus: u8,
+    /// Started by the vm-manager at boot.
+    pub pre_launched: bool,
+}
+
+/// Why a scenario file was refused: the 1-based line and the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioFileError {
+    /// Where (1-based); 0 when the whole file is at fault.
+    pub line: usize,
+    /// What is wrong and what is allowed.
+    pub reason: String,
+}
+
+impl fmt::Display for ScenarioFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    vm: Vec<Spanned<Entry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    name: Spanned<String>,
+    image: Spanned<String>,
+    mem_mib: Option<Spanned<u32>>,
+    vcpus: Option<Spanned<u8>>,
+    pre_launched: Option<bool>,
+}
+
+/// Parses and checks a scenario file's text.
+pub fn parse(text: &str) -> Result<Vec<ScenarioVm>, ScenarioFileError> {
+    let line_of = |offset: usize| {
+        text.get(..offset)
+            .map_or(0, |s| s.matches('\n').count() + 1)
+    };
+    let at = |offset: usize, reason: String| ScenarioFileError {
+        line: line_of(offset),
+        reason,
+    };
+    let file: File = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(0, |span| line_of(span.start));
+        ScenarioFileError {
+            line,
+            reason: e.message().to_string(),
+        }
+    })?;
+    if file.vm.is_empty() {
+        return Err(ScenarioFileError {
+            line: 0,
+            reason: "no [[vm]] entries".into(),
+        });
+    }
+    let mut vms: Vec<ScenarioVm> = Vec::new();
+    for entry in &file.vm {
+        let start = entry.span().start;
+        let entry = entry.get_ref();
+        let name = entry.name.get_ref();
+        VmName::parse(name).map_err(|e| at(entry.name.span().start, e.to_string()))?;
+        ImageName::parse(entry.image.get_ref())
+            .map_err(|e| at(entry.image.span().start, format!("image {e}")))?;
+        if vms.iter().any(|vm| vm.name == *name) {
+            return Err(at(
+                entry.name.span().start,
+                format!("a VM named {name:?} is already defined"),
+            ));
+        }
+        if vms.len() >= DEFAULT_MAX_VM_NUM {
+            return Err(at(
+                start,
+                format!("more than {DEFAULT_MAX_VM_NUM} VMs (the slot table's size)"),
+            ));
+        }
+        let mem_mib = entry.mem_mib.as_ref().map_or(64, |m| *m.get_ref());
+        if !MEM_MIB.contains(&mem_mib) || mem_mib % 2 != 0 {
+            let offset = entry.mem_mib.as_ref().map_or(start, |m| m.span().start);
+            let (low, high) = (MEM_MIB.start(), MEM_MIB.end());
+            return Err(at(
+                offset,
+                format!("mem_mib = {mem_mib}: use an even number from {low} to {high}"),
+            ));
+        }
+        let vcpus = entry.vcpus.as_ref().map_or(1, |v| *v.get_ref());
+        if vcpus == 0 || vcpus > MAX_KERNEL_VCPUS {
+            let offset = entry.vcpus.as_ref().map_or(start, |v| v.span().start);
+            return Err(at(
+                offset,
+                format!("vcpus = {vcpus}: this kernel runs 1 vCPU per VM"),
+            ));
+        }
+        vms.push(ScenarioVm {
+            name: name.clone(),
+            image: entry.image.get_ref().clone(),
+            mem_mib,
+            vcpus,
+            pre_launched: entry.pre_launched.unwrap_or(true),
+        });
+    }
+    Ok(vms)
+}
+
+/// The Rust source of a `&'static [StaticVmConfig]` constant named `SCENARIO`
+/// holding `vms` (for the vm-manager task's build script).
+pub fn to_rust(vms: &[ScenarioVm]) -> String {
+    let mut out = String::from("pub const SCENARIO: &[vm_manager::StaticVmConfig] = &[\n");
+    for vm in vms {
+        let flags = if vm.pre_launched {
+            "vm_manager::VmFlags::STATIC.union(vm_manager::VmFlags::PRE_LAUNCHED)"
+        } else {
+            "vm_manager::VmFlags::STATIC"
+        };
+        out.push_str(&format!(
+            "    vm_manager::StaticVmConfig {{ name: {:?}, image: {:?}, mem_mib: {}, vcpus: {}, flags: {flags} }},\n",
+            vm.name, vm.image, vm.mem_mib, vm.vcpus
+        ));
+    }
+    out.push_str("];\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "# two VMs\n[[vm]]\nname = \"vm0\"\nimage = \"hello\"\n\n[[vm]]\nname = \"vm1\"\nimage = \"hello\"\nmem_mib = 128\npre_launched = false\n";
+
+    fn error(text: &str) -> (usize, String) {
+        let e = parse(text).unwrap_err();
+        (e.line, e.reason)
+    }
+
+    #[test]
+    fn a_good_file_gives_its_vms_with_defaults() {
+        let vms = parse(GOOD).unwrap();
+        assert_eq!(vms.len(), 2);
+        assert_eq!(
+            (vms[0].mem_mib, vms[0].vcpus, vms[0].pre_launched),
+            (64, 1, true)
+        );
+        assert_eq!(
+            (vms[1].name.as_str(), vms[1].mem_mib, vms[1].pre_launched),
+            ("vm1", 128, false)
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let (line, reason) = error("[[vm]]\nname = \"vm0\"\nimage = hello\n");
+        assert_eq!(line, 3, "{reason}");
+    }
+
+    #[test]
+    fn unknown_and_missing_keys_are_refused() {
+        let (line, reason) = error("[[vm]]\nname = \"vm0\"\nimage = \"hello\"\nmemory = 64\n");
+        assert!(reason.contains("unknown field `memory`"), "{reason}");
+        assert!(line >= 1);
+        let (_, reason) = error("[[vm]]\nname = \"vm0\"\n");
+        assert!(reason.contains("missing field `image`"), "{reason}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_line_and_the_rule() {
+        assert_eq!(
+            error("[[vm]]\nname = \"bad name\"\nimage = \"hello\"\n"),
+            (
+                2,
+                "name \"bad name\" is invalid: bad character ' '; use 1-31 of [A-Za-z0-9._-]"
+                    .into()
+            )
+        );
+        let dup = "[[vm]]\nname = \"a\"\nimage = \"x\"\n[[vm]]\nname = \"a\"\nimage = \"x\"\n";
+        assert_eq!(
+            error(dup),
+            (5, "a VM named \"a\" is already defined".into())
+        );
+        let (line, reason) = error("[[vm]]\nname = \"a\"\nimage = \"x\"\nmem_mib = 3\n");
+        assert_eq!(
+            (line, reason.as_str()),
+            (4, "mem_mib = 3: use an even number from 2 to 1024")
+        );
+        let (line, reason) = error("[[vm]]\nname = \"a\"\nimage = \"x\"\nvcpus = 2\n");
+        assert_eq!(
+            (line, reason.as_str()),
+            (4, "vcpus = 2: this kernel runs 1 vCPU per VM")
+        );
+        assert_eq!(error("# nothing\n"), (0, "no [[vm]] entries".into()));
+    }
+
+    #[test]
+    fn more_vms_than_slots_is_refused() {
+        let text: String = (0..17)
+            .map(|i| format!("[[vm]]\nname = \"v{i}\"\nimage = \"x\"\n"))
+            .collect();
+        let (line, reason) = error(&text);
+        assert_eq!(line, 49);
+        assert!(reason.starts_with("more than 16 VMs"), "{reason}");
+    }
+
+    #[test]
+    fn generated_rust_lists_every_vm() {
+        let rust = to_rust(&parse(GOOD).unwrap());
+        assert!(rust.starts_with("pub const SCENARIO: &[vm_manager::StaticVmConfig] = &[\n"));
+        assert!(rust.contains("name: \"vm1\", image: \"hello\", mem_mib: 128, vcpus: 1, flags: vm_manager::VmFlags::STATIC }"));
+        assert!(rust.contains("VmFlags::STATIC.union(vm_manager::VmFlags::PRE_LAUNCHED)"));
+    }
+}
