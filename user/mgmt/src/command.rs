@@ -1,0 +1,271 @@
+//! What a user can ask for ([`Command`], [`VmCommand`]), the `ipc::vm`
+//! request each VM command sends, and how its response is checked
+//! ([`VmCommand::check_reply`], [`ListPager`] for `list`, page by page).
+
+use core::fmt;
+
+use ipc::vm::{CreateOptions, LIST_PAGE, Request, Response, VmInfo};
+use vm_manager::{ImageName, VmName};
+
+/// One line of the shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `vm ...`: a request to the vm-manager.
+    Vm(VmCommand),
+    /// `console NAME`: attach the console to the VM's UART until the
+    /// escape byte ([`CONSOLE_ESCAPE`]).
+    Console {
+        /// Which VM.
+        name: VmName,
+    },
+    /// `help`: print [`crate::parse::HELP`].
+    Help,
+    /// `halt`: stop the hypervisor.
+    Halt,
+}
+
+/// The byte that detaches the console from a VM: Ctrl-] (as in telnet).
+pub const CONSOLE_ESCAPE: u8 = 0x1d;
+
+/// The settings of `vm create`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateArgs {
+    /// The new VM's name.
+    pub name: VmName,
+    /// `--from TEMPLATE`: copy this static VM's configuration.
+    pub template: Option<VmName>,
+    /// `--image IMAGE`: boot this guest image.
+    pub image: Option<ImageName>,
+    /// `--mem MiB`.
+    pub mem_mib: Option<u32>,
+    /// `--vcpus N`.
+    pub vcpus: Option<u8>,
+}
+
+/// A request to the vm-manager, as the shell's `vm ...` and the CLI take it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VmCommand {
+    /// `list`: every VM, read page by page.
+    List,
+    /// `info NAME`.
+    Info {
+        /// Which VM.
+        name: VmName,
+    },
+    /// `create NAME [--from T] [--image I] [--mem MiB] [--vcpus N]`.
+    Create(CreateArgs),
+    /// `start NAME`.
+    Start {
+        /// Which VM.
+        name: VmName,
+    },
+    /// `pause NAME`.
+    Pause {
+        /// Which VM.
+        name: VmName,
+    },
+    /// `resume NAME`.
+    Resume {
+        /// Which VM.
+        name: VmName,
+    },
+    /// `reset NAME [--new-genid]`.
+    Reset {
+        /// Which VM.
+        name: VmName,
+        /// Draw a new generation ID.
+        new_generation_id: bool,
+    },
+    /// `shutdown NAME`.
+    Shutdown {
+        /// Which VM.
+        name: VmName,
+    },
+    /// `destroy NAME`.
+    Destroy {
+        /// Which VM.
+        name: VmName,
+    },
+    /// `clone SRC NEW`.
+    Clone {
+        /// The paused VM to copy.
+        source: VmName,
+        /// The copy's name.
+        name: VmName,
+    },
+}
+
+/// What a successful VM command produced (other than `list`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Done, nothing to show.
+    Done,
+    /// The VM as it is now (`create`, `clone`, `info`).
+    Info(VmInfo),
+}
+
+/// Why a command did not succeed once the hypervisor answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyError {
+    /// The vm-manager refused; nothing changed.
+    Refused(ipc::Error),
+    /// The answer does not fit the request (a wrong response kind, or a
+    /// list that does not move forward).
+    Unexpected,
+}
+
+impl fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplyError::Refused(error) => write!(f, "{error}"),
+            ReplyError::Unexpected => {
+                f.write_str("the hypervisor's answer does not fit the request")
+            }
+        }
+    }
+}
+
+impl VmCommand {
+    /// The command word (`start`, `create` ...).
+    pub fn verb(&self) -> &'static str {
+        match self {
+            VmCommand::List => "list",
+            VmCommand::Info { .. } => "info",
+            VmCommand::Create(_) => "create",
+            VmCommand::Start { .. } => "start",
+            VmCommand::Pause { .. } => "pause",
+            VmCommand::Resume { .. } => "resume",
+            VmCommand::Reset { .. } => "reset",
+            VmCommand::Shutdown { .. } => "shutdown",
+            VmCommand::Destroy { .. } => "destroy",
+            VmCommand::Clone { .. } => "clone",
+        }
+    }
+
+    /// The VM the command acts on (the source of a clone); `None` for
+    /// `list`.
+    pub fn target(&self) -> Option<&VmName> {
+        match self {
+            VmCommand::List => None,
+            VmCommand::Create(args) => Some(&args.name),
+            VmCommand::Clone { source, .. } => Some(source),
+            VmCommand::Info { name }
+            | VmCommand::Start { name }
+            | VmCommand::Pause { name }
+            | VmCommand::Resume { name }
+            | VmCommand::Reset { name, .. }
+            | VmCommand::Shutdown { name }
+            | VmCommand::Destroy { name } => Some(name),
+        }
+    }
+
+    /// The request to send (for `list`, the first page's; use a
+    /// [`ListPager`] to read them all).
+    pub fn request(&self) -> Request {
+        match self {
+            VmCommand::List => Request::List { from: 0 },
+            VmCommand::Info { name } => Request::Info {
+                name: name.to_wire(),
+            },
+            VmCommand::Create(args) => Request::Create {
+                name: args.name.to_wire(),
+                options: CreateOptions {
+                    template: args.template.as_ref().map(VmName::to_wire),
+                    image: args.image.as_ref().map(ImageName::to_wire),
+                    mem_mib: args.mem_mib,
+                    vcpus: args.vcpus,
+                },
+            },
+            VmCommand::Start { name } => Request::Start {
+                name: name.to_wire(),
+            },
+            VmCommand::Pause { name } => Request::Pause {
+                name: name.to_wire(),
+            },
+            VmCommand::Resume { name } => Request::Resume {
+                name: name.to_wire(),
+            },
+            VmCommand::Reset {
+                name,
+                new_generation_id,
+            } => Request::Reset {
+                name: name.to_wire(),
+                new_generation_id: *new_generation_id,
+            },
+            VmCommand::Shutdown { name } => Request::Shutdown {
+                name: name.to_wire(),
+            },
+            VmCommand::Destroy { name } => Request::Destroy {
+                name: name.to_wire(),
+            },
+            VmCommand::Clone { source, name } => Request::Clone {
+                source: source.to_wire(),
+                name: name.to_wire(),
+            },
+        }
+    }
+
+    /// Checks the response to [`VmCommand::request`] (not for `list`):
+    /// `create`, `clone` and `info` expect the VM's info, the others `Ok`.
+    pub fn check_reply(&self, response: Response) -> Result<Reply, ReplyError> {
+        let wants_info = matches!(
+            self,
+            VmCommand::Create(_) | VmCommand::Clone { .. } | VmCommand::Info { .. }
+        );
+        match response {
+            Response::Err(error) => Err(ReplyError::Refused(error)),
+            Response::Ok if !wants_info && !matches!(self, VmCommand::List) => Ok(Reply::Done),
+            Response::Info(info) if wants_info => Ok(Reply::Info(info)),
+            _ => Err(ReplyError::Unexpected),
+        }
+    }
+}
+
+/// Reads the VM list page by page: send [`ListPager::next_request`], give
+/// the response to [`ListPager::accept`], until `next_request` is `None`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListPager {
+    from: Option<u16>,
+}
+
+impl Default for ListPager {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ListPager {
+    /// A pager at the first slot.
+    pub const fn new() -> Self {
+        ListPager { from: Some(0) }
+    }
+
+    /// The next page's request, or `None` when the list is complete.
+    pub fn next_request(&self) -> Option<Request> {
+        self.from.map(|from| Request::List { from })
+    }
+
+    /// Takes the answer to the last request and returns its VMs. A page
+    /// whose `next` does not move forward is [`ReplyError::Unexpected`]
+    /// (so that a confused peer cannot make the reader loop forever); the
+    /// pager is finished after any error.
+    pub fn accept(
+        &mut self,
+        response: Response,
+    ) -> Result<heapless::Vec<VmInfo, LIST_PAGE>, ReplyError> {
+        let from = self.from.take().ok_or(ReplyError::Unexpected)?;
+        match response {
+            Response::List { vms, next } => {
+                if let Some(next) = next {
+                    if next <= from {
+                        return Err(ReplyError::Unexpected);
+                    }
+                    self.from = Some(next);
+                }
+                Ok(vms)
+            }
+            Response::Err(error) => Err(ReplyError::Refused(error)),
+            Response::Ok | Response::Info(_) => Err(ReplyError::Unexpected),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Every way a VM command can fail once the hypervisor answered, as one
+//! line that says what happened and what to do. The shell and the CLI print
+//! it after `error: `.
+
+use core::fmt;
+
+use ipc::vm::VmState;
+use vm_manager::MAX_VCPUS;
+
+use crate::command::{ReplyError, VmCommand};
+
+/// The message (without the `error: ` prefix) for `error`, the outcome of
+/// `command`.
+pub struct ErrorMessage<'a> {
+    /// The command that failed.
+    pub command: &'a VmCommand,
+    /// How it failed.
+    pub error: ReplyError,
+}
+
+/// The verb as it reads in "cannot ... it".
+fn action(command: &VmCommand) -> &'static str {
+    match command {
+        VmCommand::Shutdown { .. } => "shut down",
+        other => other.verb(),
+    }
+}
+
+/// What to do instead when `command` found the VM in `state`.
+fn transition_hint(command: &VmCommand, state: VmState) -> Option<&'static str> {
+    match (command, state) {
+        (VmCommand::Create(_), _) => Some("it already exists"),
+        (_, VmState::PoweredOff) => Some("create it first"),
+        (VmCommand::Start { .. }, VmState::Paused) => Some("resume it instead"),
+        (VmCommand::Resume { .. }, VmState::Created) => Some("start it instead"),
+        (VmCommand::Clone { .. }, _) => Some("pause it first"),
+        _ => None,
+    }
+}
+
+impl fmt::Display for ErrorMessage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let command = self.command;
+        let error = match self.error {
+            ReplyError::Refused(error) => error,
+            ReplyError::Unexpected => return write!(f, "{}", self.error),
+        };
+        // The VM a name error is about: the new one for create and clone.
+        let new_name = match command {
+            VmCommand::Create(args) => Some(&args.name),
+            VmCommand::Clone { name, .. } => Some(name),
+            _ => None,
+        };
+        let target = command.target();
+        match (error, target) {
+            (ipc::Error::DuplicateName, _) if new_name.is_some() => {
+                if let Some(name) = new_name {
+                    write!(f, "a VM named {name} already exists: choose another name")?;
+                }
+                Ok(())
+            }
+            (ipc::Error::NoFreeSlot { max }, _) => write!(
+                f,
+                "no free VM slot (maximum is {max} VMs): destroy or shut down a dynamic VM first"
+            ),
+            (ipc::Error::UnknownVm, Some(name)) => write!(f, "no VM named {name}"),
+            (ipc::Error::IllegalTransition { state }, Some(name)) => {
+                write!(f, "{name} is {state}: cannot {} it", action(command))?;
+                match transition_hint(command, state) {
+                    Some(hint) => write!(f, "; {hint}"),
+                    None => Ok(()),
+                }
+            }
+            (ipc::Error::OutOfMemory, _) if matches!(command, VmCommand::Clone { .. }) => {
+                write!(f, "not enough memory for the copy: free memory first")
+            }
+            (ipc::Error::OutOfMemory, Some(name)) => write!(
+                f,
+                "not enough memory for {name}: ask for less with --mem or free memory first"
+            ),
+            (ipc::Error::UnknownImage, _) => unknown_image(f, command),
+            (ipc::Error::InvalidArgument, _) => write!(
+                f,
+                "argument out of range: use 1-{MAX_VCPUS} vCPUs and at least 1 MiB of memory"
+            ),
+            (ipc::Error::ServerDied, _) => f.write_str(
+                "the vm-manager restarted while handling the request: list the VMs and retry",
+            ),
+            (ipc::Error::Malformed, _) => f.write_str(
+                "the hypervisor could not decode the request: use a matching mica and hypervisor",
+            ),
+            (ipc::Error::MessageTooLarge, _) => {
+                f.write_str("the request is too large for the hypervisor")
+            }
+            (ipc::Error::InvalidName, _) => write!(f, "{error}"),
+            (other, _) => write!(f, "{other} (code {})", other.code()),
+        }
+    }
+}
+
+fn unknown_image(f: &mut fmt::Formatter<'_>, command: &VmCommand) -> fmt::Result {
+    let VmCommand::Create(args) = command else {
+        return f.write_str("no such guest image");
+    };
+    match (&args.image, &args.template) {
+        (Some(image), Some(template)) => write!(
+            f,
+            "no guest image {image} or no static VM {template} to copy: check --image and --from"
+        ),
+        (Some(image), None) => write!(f, "no guest image named {image}: check --image"),
+        (None, Some(template)) => write!(f, "no static VM {template} to copy: check --from"),
+        (None, None) => write!(
+            f,
+            "the guest image for {} does not exist: name one with --image",
+            args.name
+        ),
+    }
+}

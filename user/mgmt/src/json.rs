@@ -1,0 +1,84 @@
+//! JSON output for scripts (`mica --json`), written by hand: keys in a
+//! fixed order, one line, no trailing newline. Strings from the peer are
+//! escaped.
+
+use core::fmt::{self, Write};
+
+use ipc::vm::VmInfo;
+
+use crate::table::{GenerationIdText, kind_text, state_text};
+
+/// Writes text into a JSON string (without the quotes), escaping what
+/// JSON requires.
+pub struct Escaped<'w, W: Write + ?Sized>(pub &'w mut W);
+
+impl<W: Write + ?Sized> Write for Escaped<'_, W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        for ch in text.chars() {
+            match ch {
+                '"' => self.0.write_str("\\\"")?,
+                '\\' => self.0.write_str("\\\\")?,
+                '\n' => self.0.write_str("\\n")?,
+                '\r' => self.0.write_str("\\r")?,
+                '\t' => self.0.write_str("\\t")?,
+                ch if u32::from(ch) < 0x20 => write!(self.0, "\\u{:04x}", u32::from(ch))?,
+                ch => self.0.write_char(ch)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes `value` as a JSON string.
+pub fn write_string<W: Write + ?Sized>(out: &mut W, value: impl fmt::Display) -> fmt::Result {
+    out.write_char('"')?;
+    write!(Escaped(out), "{value}")?;
+    out.write_char('"')
+}
+
+/// One VM: `{"name":..,"slot":..,"kind":..,"state":..,"vcpus":..,
+/// "mem_mib":..,"generation_id":..}`.
+pub fn write_vm<W: Write + ?Sized>(out: &mut W, vm: &VmInfo) -> fmt::Result {
+    out.write_str("{\"name\":")?;
+    write_string(out, vm.name.as_str())?;
+    write!(out, ",\"slot\":{},\"kind\":", vm.id.0)?;
+    write_string(out, kind_text(vm.kind))?;
+    out.write_str(",\"state\":")?;
+    write_string(out, state_text(vm.state))?;
+    write!(
+        out,
+        ",\"vcpus\":{},\"mem_mib\":{},\"generation_id\":",
+        vm.vcpus, vm.mem_mib
+    )?;
+    write_string(out, GenerationIdText(vm.generation_id))?;
+    out.write_char('}')
+}
+
+/// The VM list: `{"vms":[...]}`.
+pub fn write_list<W: Write + ?Sized>(out: &mut W, vms: &[VmInfo]) -> fmt::Result {
+    out.write_str("{\"vms\":[")?;
+    for (at, vm) in vms.iter().enumerate() {
+        if at > 0 {
+            out.write_char(',')?;
+        }
+        write_vm(out, vm)?;
+    }
+    out.write_str("]}")
+}
+
+/// A command that succeeded without data: `{"ok":true}`.
+pub fn write_ok<W: Write + ?Sized>(out: &mut W) -> fmt::Result {
+    out.write_str("{\"ok\":true}")
+}
+
+/// A refusal: `{"error":{"code":7,"message":"no VM named vm9"}}`; `code` is
+/// the stable `ipc::Error` code, 0 when the answer did not fit the request.
+pub fn write_error<W: Write + ?Sized>(
+    out: &mut W,
+    code: u32,
+    message: impl fmt::Display,
+) -> fmt::Result {
+    write!(out, "{{\"error\":{{\"code\":{code},\"message\":")?;
+    write_string(out, message)?;
+    out.write_str("}}")
+}

@@ -1,0 +1,25 @@
+//! Mica's management logic, shared by the shell task on the hypervisor
+//! console and the host `mica` CLI: the command grammar ([`parse`]), the
+//! requests a command sends ([`command`]), the text and JSON output
+//! ([`table`], [`json`], [`errors`]), and the framed, versioned management
+//! wire ([`cobs`], [`frame`], [`serve`]).
+//!
+//! Everything here is `no_std` and heap-free: the shell task links it as is.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod cobs;
+pub mod command;
+pub mod errors;
+pub mod frame;
+pub mod json;
+pub mod parse;
+pub mod serve;
+pub mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod text;
+
+pub use command::{Command, ListPager, ReplyError, VmCommand};
+pub use frame::{FrameDecoder, FrameError, VERSION};
+pub use parse::{ParseError, parse_line, parse_vm};

@@ -1,0 +1,128 @@
+//! Human-readable output: the `vm list` table, the `vm info` block, the
+//! line that confirms a lifecycle command, and generation IDs in UUID form.
+
+use core::fmt;
+
+use ipc::vm::{VmInfo, VmKind, VmState};
+
+use crate::command::VmCommand;
+use crate::text::Printable;
+
+/// A generation ID as `VmInfo` carries it (the 16 little-endian bytes the
+/// guest reads), shown as the 128-bit number in 32 hex digits, UUID-style:
+/// `00000000-0000-0000-0000-000000000001` for the ID 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GenerationIdText(pub [u8; 16]);
+
+impl fmt::Display for GenerationIdText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = u128::from_le_bytes(self.0);
+        let group = |shift: u32, mask: u128| (value >> shift) & mask;
+        write!(
+            f,
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            group(96, 0xffff_ffff),
+            group(80, 0xffff),
+            group(64, 0xffff),
+            group(48, 0xffff),
+            group(0, 0xffff_ffff_ffff),
+        )
+    }
+}
+
+/// The state's name (`powered-off`, `created`, `started`, `paused`), as a
+/// `str` so that it pads in columns.
+pub fn state_text(state: VmState) -> &'static str {
+    match state {
+        VmState::PoweredOff => "powered-off",
+        VmState::Created => "created",
+        VmState::Started => "started",
+        VmState::Paused => "paused",
+    }
+}
+
+/// `static` or `dynamic`.
+pub fn kind_text(kind: VmKind) -> &'static str {
+    match kind {
+        VmKind::Static => "static",
+        VmKind::Dynamic => "dynamic",
+    }
+}
+
+/// The `vm list` table: a header line, then one line per VM, every line
+/// ending in `\n`. The name column is as wide as the longest name.
+pub struct VmTable<'a>(pub &'a [VmInfo]);
+
+impl fmt::Display for VmTable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self
+            .0
+            .iter()
+            .map(|vm| Printable(&vm.name).width())
+            .fold(4, usize::max);
+        writeln!(
+            f,
+            "{:<width$}  SLOT  KIND     STATE        VCPUS  MEM(MiB)  GENERATION ID",
+            "NAME"
+        )?;
+        for vm in self.0 {
+            let name = Printable(&vm.name);
+            let pad = width - name.width();
+            writeln!(
+                f,
+                "{name}{:pad$}  {:>4}  {:<7}  {:<11}  {:>5}  {:>8}  {}",
+                "",
+                vm.id.0,
+                kind_text(vm.kind),
+                state_text(vm.state),
+                vm.vcpus,
+                vm.mem_mib,
+                GenerationIdText(vm.generation_id),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The `vm info` block: one `key: value` line per field, each ending in
+/// `\n`.
+pub struct InfoBlock<'a>(pub &'a VmInfo);
+
+impl fmt::Display for InfoBlock<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let vm = self.0;
+        writeln!(f, "name:          {}", Printable(&vm.name))?;
+        writeln!(f, "slot:          {}", vm.id.0)?;
+        writeln!(f, "kind:          {}", kind_text(vm.kind))?;
+        writeln!(f, "state:         {}", state_text(vm.state))?;
+        writeln!(f, "vcpus:         {}", vm.vcpus)?;
+        writeln!(f, "memory:        {} MiB", vm.mem_mib)?;
+        writeln!(f, "generation id: {}", GenerationIdText(vm.generation_id))
+    }
+}
+
+/// The line that confirms a lifecycle command that answered `Ok`
+/// (`vm0 started`), without a newline.
+pub struct DoneLine<'a>(pub &'a VmCommand);
+
+impl fmt::Display for DoneLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (name, what) = match self.0 {
+            VmCommand::Start { name } => (name, "started"),
+            VmCommand::Pause { name } => (name, "paused"),
+            VmCommand::Resume { name } => (name, "resumed"),
+            VmCommand::Reset {
+                name,
+                new_generation_id: true,
+            } => (name, "reset with a new generation ID"),
+            VmCommand::Reset { name, .. } => (name, "reset"),
+            VmCommand::Shutdown { name } => (name, "shut down"),
+            VmCommand::Destroy { name } => (name, "destroyed"),
+            VmCommand::Create(args) => (&args.name, "created"),
+            VmCommand::Clone { name, .. } => (name, "created"),
+            VmCommand::Info { name } => (name, "exists"),
+            VmCommand::List => return f.write_str("done"),
+        };
+        write!(f, "{name} {what}")
+    }
+}

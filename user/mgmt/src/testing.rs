@@ -1,0 +1,92 @@
+//! A stand-in hypervisor for tests of the shell and the CLI (feature
+//! `testing`): a real `VmManager` over a platform on which every call
+//! succeeds, with predictable generation IDs 1, 2, 3 ...
+
+use ipc::VmId;
+use vm_manager::{
+    EntropySource, GenerationId, ImageName, Platform, StaticVmConfig, VmFlags, VmManager, VmName,
+};
+
+/// A platform on which every call succeeds and nothing happens.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NullPlatform;
+
+impl Platform for NullPlatform {
+    fn create_address_space(&mut self, _: VmId, _: u32) -> Result<(), ipc::Error> {
+        Ok(())
+    }
+    fn load_image(&mut self, _: VmId, _: &ImageName) -> Result<(), ipc::Error> {
+        Ok(())
+    }
+    fn clone_memory(&mut self, _: VmId, _: VmId) -> Result<(), ipc::Error> {
+        Ok(())
+    }
+    fn create_vcpus(&mut self, _: VmId, _: u8) -> Result<(), ipc::Error> {
+        Ok(())
+    }
+    fn register_ioreq(&mut self, _: VmId) -> Result<(), ipc::Error> {
+        Ok(())
+    }
+    fn register_devices(&mut self, _: VmId, _: &VmName) -> Result<(), ipc::Error> {
+        Ok(())
+    }
+    fn set_generation_id(&mut self, _: VmId, _: GenerationId) -> Result<(), ipc::Error> {
+        Ok(())
+    }
+    fn start(&mut self, _: VmId) -> Result<(), ipc::Error> {
+        Ok(())
+    }
+    fn pause(&mut self, _: VmId) -> Result<(), ipc::Error> {
+        Ok(())
+    }
+    fn resume(&mut self, _: VmId) -> Result<(), ipc::Error> {
+        Ok(())
+    }
+    fn reset(&mut self, _: VmId) -> Result<(), ipc::Error> {
+        Ok(())
+    }
+    fn unregister_devices(&mut self, _: VmId) {}
+    fn unregister_ioreq(&mut self, _: VmId) {}
+    fn destroy_vcpus(&mut self, _: VmId) {}
+    fn free_address_space(&mut self, _: VmId) {}
+}
+
+/// Hands out 1, 2, 3 ... as generation IDs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CountingEntropy(u128);
+
+impl EntropySource for CountingEntropy {
+    fn fill(&mut self, out: &mut [u8; 16]) {
+        self.0 += 1;
+        *out = self.0.to_le_bytes();
+    }
+}
+
+/// The scenario: `sos` (2 vCPUs, 512 MiB) and `rtvm` (1 vCPU, 64 MiB).
+pub const SCENARIO: &[StaticVmConfig] = &[
+    StaticVmConfig {
+        name: "sos",
+        image: "linux",
+        mem_mib: 512,
+        vcpus: 2,
+        flags: VmFlags::STATIC,
+    },
+    StaticVmConfig {
+        name: "rtvm",
+        image: "zephyr",
+        mem_mib: 64,
+        vcpus: 1,
+        flags: VmFlags::STATIC,
+    },
+];
+
+/// The stand-in vm-manager: 16 slots.
+pub type FakeManager = VmManager<NullPlatform, CountingEntropy>;
+
+/// A vm-manager for [`SCENARIO`] with every VM powered off.
+pub fn manager() -> FakeManager {
+    match VmManager::new(SCENARIO, NullPlatform, CountingEntropy::default()) {
+        Ok(manager) => manager,
+        Err(_) => unreachable!("the test scenario is valid"),
+    }
+}

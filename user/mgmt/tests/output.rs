@@ -1,0 +1,336 @@
+//! What the user sees: the list table, the info block, confirmation lines,
+//! every refusal as one line, and the JSON for scripts.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers may panic on impossible values"
+)]
+
+use ipc::vm::{VmInfo, VmKind, VmState};
+use ipc::{VmId, wire_name};
+use mica_mgmt::command::{CreateArgs, ReplyError, VmCommand};
+use mica_mgmt::errors::ErrorMessage;
+use mica_mgmt::json;
+use mica_mgmt::table::{DoneLine, GenerationIdText, InfoBlock, VmTable};
+use vm_manager::{ImageName, VmName};
+
+fn vm(name: &str, slot: u16, kind: VmKind, state: VmState, genid: u128) -> VmInfo {
+    VmInfo {
+        name: wire_name(name).unwrap(),
+        id: VmId(slot),
+        kind,
+        state,
+        vcpus: 2,
+        mem_mib: 512,
+        generation_id: genid.to_le_bytes(),
+    }
+}
+
+fn name(text: &str) -> VmName {
+    VmName::parse(text).unwrap()
+}
+
+fn message(command: &VmCommand, error: ipc::Error) -> String {
+    ErrorMessage {
+        command,
+        error: ReplyError::Refused(error),
+    }
+    .to_string()
+}
+
+#[test]
+fn generation_ids_read_as_uuids_of_the_128_bit_number() {
+    assert_eq!(
+        GenerationIdText(1u128.to_le_bytes()).to_string(),
+        "00000000-0000-0000-0000-000000000001"
+    );
+    assert_eq!(
+        GenerationIdText(0x0011_2233_4455_6677_8899_aabb_ccdd_eeffu128.to_le_bytes()).to_string(),
+        "00112233-4455-6677-8899-aabbccddeeff"
+    );
+}
+
+#[test]
+fn the_list_table_lines_up() {
+    let vms = [
+        vm("sos", 0, VmKind::Static, VmState::Started, 1),
+        vm(
+            "a-much-longer-name",
+            3,
+            VmKind::Dynamic,
+            VmState::PoweredOff,
+            0,
+        ),
+    ];
+    assert_eq!(
+        VmTable(&vms).to_string(),
+        "\
+NAME                SLOT  KIND     STATE        VCPUS  MEM(MiB)  GENERATION ID
+sos                    0  static   started          2       512  00000000-0000-0000-0000-000000000001
+a-much-longer-name     3  dynamic  powered-off      2       512  00000000-0000-0000-0000-000000000000
+"
+    );
+    assert_eq!(
+        VmTable(&[]).to_string(),
+        "NAME  SLOT  KIND     STATE        VCPUS  MEM(MiB)  GENERATION ID\n"
+    );
+}
+
+#[test]
+fn control_characters_from_the_peer_do_not_reach_the_terminal() {
+    let vms = [vm("a\u{1b}[2Jb", 1, VmKind::Dynamic, VmState::Paused, 2)];
+    let table = VmTable(&vms).to_string();
+    assert!(
+        table.contains("\na?[2Jb     1  dynamic  paused "),
+        "{table}"
+    );
+    assert!(
+        InfoBlock(&vms[0])
+            .to_string()
+            .starts_with("name:          a?[2Jb\n")
+    );
+}
+
+#[test]
+fn the_info_block_has_one_line_per_field() {
+    let info = vm("rtvm", 1, VmKind::Static, VmState::Paused, 0xabc);
+    assert_eq!(
+        InfoBlock(&info).to_string(),
+        "\
+name:          rtvm
+slot:          1
+kind:          static
+state:         paused
+vcpus:         2
+memory:        512 MiB
+generation id: 00000000-0000-0000-0000-000000000abc
+"
+    );
+}
+
+#[test]
+fn lifecycle_commands_confirm_in_one_line() {
+    let n = || name("vm0");
+    let lines = [
+        (VmCommand::Start { name: n() }, "vm0 started"),
+        (VmCommand::Pause { name: n() }, "vm0 paused"),
+        (VmCommand::Resume { name: n() }, "vm0 resumed"),
+        (
+            VmCommand::Reset {
+                name: n(),
+                new_generation_id: false,
+            },
+            "vm0 reset",
+        ),
+        (
+            VmCommand::Reset {
+                name: n(),
+                new_generation_id: true,
+            },
+            "vm0 reset with a new generation ID",
+        ),
+        (VmCommand::Shutdown { name: n() }, "vm0 shut down"),
+        (VmCommand::Destroy { name: n() }, "vm0 destroyed"),
+    ];
+    for (command, line) in lines {
+        assert_eq!(DoneLine(&command).to_string(), line);
+    }
+}
+
+fn create(image: Option<&str>, template: Option<&str>) -> VmCommand {
+    VmCommand::Create(CreateArgs {
+        name: name("web"),
+        template: template.map(name),
+        image: image.map(|i| ImageName::parse(i).unwrap()),
+        mem_mib: None,
+        vcpus: None,
+    })
+}
+
+#[test]
+fn every_refusal_is_one_line_that_says_what_to_do() {
+    let start = VmCommand::Start { name: name("vm0") };
+    let clone = VmCommand::Clone {
+        source: name("src"),
+        name: name("copy"),
+    };
+    let cases = [
+        (
+            &create(None, None),
+            ipc::Error::DuplicateName,
+            "a VM named web already exists: choose another name",
+        ),
+        (
+            &clone,
+            ipc::Error::DuplicateName,
+            "a VM named copy already exists: choose another name",
+        ),
+        (
+            &create(None, None),
+            ipc::Error::NoFreeSlot { max: 16 },
+            "no free VM slot (maximum is 16 VMs): destroy or shut down a dynamic VM first",
+        ),
+        (&start, ipc::Error::UnknownVm, "no VM named vm0"),
+        (&clone, ipc::Error::UnknownVm, "no VM named src"),
+        (
+            &start,
+            ipc::Error::IllegalTransition {
+                state: VmState::Paused,
+            },
+            "vm0 is paused: cannot start it; resume it instead",
+        ),
+        (
+            &start,
+            ipc::Error::IllegalTransition {
+                state: VmState::PoweredOff,
+            },
+            "vm0 is powered-off: cannot start it; create it first",
+        ),
+        (
+            &start,
+            ipc::Error::IllegalTransition {
+                state: VmState::Started,
+            },
+            "vm0 is started: cannot start it",
+        ),
+        (
+            &VmCommand::Resume { name: name("vm0") },
+            ipc::Error::IllegalTransition {
+                state: VmState::Created,
+            },
+            "vm0 is created: cannot resume it; start it instead",
+        ),
+        (
+            &VmCommand::Shutdown { name: name("vm0") },
+            ipc::Error::IllegalTransition {
+                state: VmState::PoweredOff,
+            },
+            "vm0 is powered-off: cannot shut down it; create it first",
+        ),
+        (
+            &clone,
+            ipc::Error::IllegalTransition {
+                state: VmState::Started,
+            },
+            "src is started: cannot clone it; pause it first",
+        ),
+        (
+            &create(None, None),
+            ipc::Error::IllegalTransition {
+                state: VmState::Created,
+            },
+            "web is created: cannot create it; it already exists",
+        ),
+        (
+            &create(None, None),
+            ipc::Error::OutOfMemory,
+            "not enough memory for web: ask for less with --mem or free memory first",
+        ),
+        (
+            &clone,
+            ipc::Error::OutOfMemory,
+            "not enough memory for the copy: free memory first",
+        ),
+        (
+            &create(Some("img"), None),
+            ipc::Error::UnknownImage,
+            "no guest image named img: check --image",
+        ),
+        (
+            &create(None, Some("tpl")),
+            ipc::Error::UnknownImage,
+            "no static VM tpl to copy: check --from",
+        ),
+        (
+            &create(Some("img"), Some("tpl")),
+            ipc::Error::UnknownImage,
+            "no guest image img or no static VM tpl to copy: check --image and --from",
+        ),
+        (
+            &create(None, None),
+            ipc::Error::UnknownImage,
+            "the guest image for web does not exist: name one with --image",
+        ),
+        (
+            &create(None, None),
+            ipc::Error::InvalidArgument,
+            "argument out of range: use 1-16 vCPUs and at least 1 MiB of memory",
+        ),
+        (
+            &start,
+            ipc::Error::ServerDied,
+            "the vm-manager restarted while handling the request: list the VMs and retry",
+        ),
+        (
+            &start,
+            ipc::Error::Malformed,
+            "the hypervisor could not decode the request: use a matching mica and hypervisor",
+        ),
+        (
+            &start,
+            ipc::Error::MessageTooLarge,
+            "the request is too large for the hypervisor",
+        ),
+        (
+            &start,
+            ipc::Error::InvalidName,
+            "invalid VM name: use 1-31 of [A-Za-z0-9._-]",
+        ),
+        (
+            &start,
+            ipc::Error::PermissionDenied,
+            "permission denied (code 19)",
+        ),
+        (
+            &VmCommand::List,
+            ipc::Error::UnknownVm,
+            "no such VM (code 7)",
+        ),
+    ];
+    for (command, error, line) in cases {
+        assert_eq!(message(command, error), line, "{command:?} {error:?}");
+    }
+    assert_eq!(
+        ErrorMessage {
+            command: &start,
+            error: ReplyError::Unexpected
+        }
+        .to_string(),
+        "the hypervisor's answer does not fit the request"
+    );
+}
+
+#[test]
+fn json_is_one_line_with_stable_keys() {
+    let vms = [
+        vm("sos", 0, VmKind::Static, VmState::Started, 1),
+        vm("web", 2, VmKind::Dynamic, VmState::Created, 2),
+    ];
+    let mut out = String::new();
+    json::write_list(&mut out, &vms).unwrap();
+    assert_eq!(
+        out,
+        "{\"vms\":[{\"name\":\"sos\",\"slot\":0,\"kind\":\"static\",\"state\":\"started\",\
+         \"vcpus\":2,\"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000001\"},\
+         {\"name\":\"web\",\"slot\":2,\"kind\":\"dynamic\",\"state\":\"created\",\"vcpus\":2,\
+         \"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000002\"}]}"
+    );
+    let mut out = String::new();
+    json::write_list(&mut out, &[]).unwrap();
+    assert_eq!(out, "{\"vms\":[]}");
+    let mut out = String::new();
+    json::write_ok(&mut out).unwrap();
+    assert_eq!(out, "{\"ok\":true}");
+    let mut out = String::new();
+    json::write_error(&mut out, 7, "no VM named \"x\"\n").unwrap();
+    assert_eq!(
+        out,
+        "{\"error\":{\"code\":7,\"message\":\"no VM named \\\"x\\\"\\n\"}}"
+    );
+}
+
+#[test]
+fn json_strings_escape_what_json_requires() {
+    let mut out = String::new();
+    json::write_string(&mut out, "a\\b\"c\td\r\u{1}\u{e9}").unwrap();
+    assert_eq!(out, "\"a\\\\b\\\"c\\td\\r\\u0001\u{e9}\"");
+}
