@@ -1,0 +1,110 @@
+//! The CLI's own options (`--socket`, `--json`, `--timeout`, `--help`),
+//! accepted anywhere on the line; the remaining words are the VM command,
+//! parsed by `mica_mgmt::parse_vm`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mica_mgmt::VmCommand;
+use mica_mgmt::parse::{Surface, parse_vm};
+
+/// How long to wait for an answer unless `--timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `mica --help`.
+pub const USAGE: &str = r#"usage: mica --socket SOCKET [--json] [--timeout SECS] COMMAND
+
+Manages the VMs of a running Mica over its management socket
+(cargo xtask qemu --mgmt SOCKET).
+
+commands:
+  list                         list the VMs
+  info NAME                    show one VM
+  create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N]
+                               create a VM (a static one if NAME is configured)
+  start|pause|resume NAME      run, hold or continue a VM's vCPUs
+  reset NAME [--new-genid]     reboot a VM (--new-genid: new generation ID)
+  shutdown NAME                power a VM off
+  destroy NAME                 tear a VM down, even while it runs
+  clone SRC NEW                copy a paused VM into a new VM
+
+options:
+  --socket SOCKET   the hypervisor's management socket (required)
+  --json            print JSON instead of text
+  --timeout SECS    how long to wait for each answer (default 5)
+
+A refusal is one line on stderr (with --json also {"error":{"code":N,
+"message":...}} on stdout; the codes are ipc::Error's stable codes).
+
+exit status: 0 done, 1 the hypervisor refused, 2 usage error,
+             3 the hypervisor cannot be reached or speaks another protocol
+"#;
+
+/// A complete invocation.
+#[derive(Debug)]
+pub struct Invocation {
+    /// The management socket.
+    pub socket: PathBuf,
+    /// Print JSON.
+    pub json: bool,
+    /// How long to wait for each answer.
+    pub timeout: Duration,
+    /// What to do.
+    pub command: VmCommand,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Talk to the hypervisor.
+    Run(Invocation),
+    /// Print [`USAGE`].
+    Help,
+}
+
+/// Parses the arguments (without the program name). An error is the one
+/// line to print after `error: `.
+pub fn parse(args: &[String]) -> Result<Parsed, String> {
+    let mut socket = None;
+    let mut json = false;
+    let mut timeout = None;
+    let mut rest: Vec<&str> = Vec::new();
+    let mut words = args.iter().map(String::as_str);
+    while let Some(word) = words.next() {
+        match word {
+            "--help" | "-h" | "help" if rest.is_empty() => return Ok(Parsed::Help),
+            "--json" if !json => json = true,
+            "--socket" if socket.is_none() => {
+                let path = words.next().ok_or("--socket needs a path")?;
+                socket = Some(PathBuf::from(path));
+            }
+            "--timeout" if timeout.is_none() => {
+                let text = words.next().ok_or("--timeout needs a number of seconds")?;
+                let secs = text
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|secs| (1..=3600).contains(secs))
+                    .ok_or_else(|| {
+                        format!("--timeout {text:?} is not valid: use whole seconds from 1 to 3600")
+                    })?;
+                timeout = Some(Duration::from_secs(secs));
+            }
+            "--json" | "--socket" | "--timeout" => return Err(format!("{word} is given twice")),
+            "--" => {
+                rest.push(word);
+                rest.extend(words.by_ref());
+            }
+            _ => rest.push(word),
+        }
+    }
+    let command = parse_vm(rest, Surface::CLI).map_err(|e| e.to_string())?;
+    let socket = socket.ok_or(
+        "missing --socket SOCKET: the hypervisor's management socket (cargo xtask qemu --mgmt SOCKET)",
+    )?;
+    Ok(Parsed::Run(Invocation {
+        socket,
+        json,
+        timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
+        command,
+    }))
+}

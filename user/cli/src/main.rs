@@ -1,0 +1,35 @@
+//! `mica`: manages the VMs of a running Mica hypervisor from the host, over
+//! the management socket (`cargo xtask qemu --mgmt SOCKET`), with the same
+//! `ipc::vm` messages as the shell, in versioned COBS frames.
+#![forbid(unsafe_code)]
+
+mod args;
+mod link;
+mod run;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use args::Parsed;
+use run::Status;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let status = match args::parse(&argv) {
+        Ok(Parsed::Help) => match stdout.lock().write_all(args::USAGE.as_bytes()) {
+            Ok(()) => Status::Done,
+            Err(_) => Status::Unreachable,
+        },
+        Ok(Parsed::Run(invocation)) => {
+            run::run(&invocation, &mut stdout.lock(), &mut stderr.lock())
+        }
+        Err(line) => {
+            // Nothing more to do if stderr is gone.
+            let _ = writeln!(stderr.lock(), "error: {line}");
+            Status::Usage
+        }
+    };
+    ExitCode::from(status as u8)
+}

@@ -1,0 +1,120 @@
+//! Runs one VM command against the hypervisor and prints the outcome: a
+//! table, an info block or a confirmation line (JSON with `--json`), or
+//! the refusal on stderr.
+
+use std::io::Write;
+
+use ipc::vm::VmInfo;
+use mica_mgmt::command::{Reply, ReplyError};
+use mica_mgmt::errors::ErrorMessage;
+use mica_mgmt::json;
+use mica_mgmt::table::{DoneLine, InfoBlock, VmTable};
+use mica_mgmt::{ListPager, VmCommand};
+
+use crate::args::Invocation;
+use crate::link::{Link, LinkError};
+
+/// The exit status of the CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Done.
+    Done = 0,
+    /// The hypervisor refused.
+    Refused = 1,
+    /// The command line is wrong.
+    Usage = 2,
+    /// The hypervisor cannot be reached, does not answer, or speaks
+    /// another protocol.
+    Unreachable = 3,
+}
+
+/// What came back for a command.
+enum Outcome {
+    List(Vec<VmInfo>),
+    Reply(Reply),
+}
+
+/// Runs `invocation`, printing to `out` and `err`.
+pub fn run(invocation: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> Status {
+    let command = &invocation.command;
+    let outcome = Link::connect(&invocation.socket, invocation.timeout)
+        .and_then(|mut link| ask(&mut link, command));
+    let result = match outcome {
+        Ok(Ok(outcome)) => show(invocation.json, command, &outcome, out).map(|()| Status::Done),
+        Ok(Err(ReplyError::Unexpected)) => {
+            let message = ErrorMessage {
+                command,
+                error: ReplyError::Unexpected,
+            };
+            writeln!(err, "error: {message}").map(|()| Status::Unreachable)
+        }
+        Ok(Err(error @ ReplyError::Refused(code))) => {
+            let message = ErrorMessage { command, error };
+            refused(invocation.json, code.code(), &message, out, err)
+        }
+        Err(error) => writeln!(err, "error: {error}").map(|()| Status::Unreachable),
+    };
+    // A closed stdout (`mica list | head -0`) is not worth a second error.
+    result.unwrap_or(Status::Unreachable)
+}
+
+/// Sends the command's request(s); the outer error is the link's, the
+/// inner one the hypervisor's.
+fn ask(link: &mut Link, command: &VmCommand) -> Result<Result<Outcome, ReplyError>, LinkError> {
+    if *command != VmCommand::List {
+        let response = link.call(&command.request())?;
+        return Ok(command.check_reply(response).map(Outcome::Reply));
+    }
+    let mut pager = ListPager::new();
+    let mut vms = Vec::new();
+    while let Some(request) = pager.next_request() {
+        match pager.accept(link.call(&request)?) {
+            Ok(page) => vms.extend(page),
+            Err(error) => return Ok(Err(error)),
+        }
+    }
+    Ok(Ok(Outcome::List(vms)))
+}
+
+fn show(
+    as_json: bool,
+    command: &VmCommand,
+    outcome: &Outcome,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let mut text = String::new();
+    let written = match (outcome, as_json) {
+        (Outcome::List(vms), false) => fmt_into(&mut text, VmTable(vms)),
+        (Outcome::List(vms), true) => json::write_list(&mut text, vms),
+        (Outcome::Reply(Reply::Info(vm)), false) => fmt_into(&mut text, InfoBlock(vm)),
+        (Outcome::Reply(Reply::Info(vm)), true) => json::write_vm(&mut text, vm),
+        (Outcome::Reply(Reply::Done), false) => fmt_into(&mut text, DoneLine(command)),
+        (Outcome::Reply(Reply::Done), true) => json::write_ok(&mut text),
+    };
+    written.map_err(std::io::Error::other)?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    out.write_all(text.as_bytes())
+}
+
+fn refused(
+    as_json: bool,
+    code: u32,
+    message: &ErrorMessage<'_>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<Status> {
+    if as_json {
+        let mut text = String::new();
+        json::write_error(&mut text, code, message).map_err(std::io::Error::other)?;
+        writeln!(out, "{text}")?;
+    }
+    writeln!(err, "error: {message}")?;
+    Ok(Status::Refused)
+}
+
+fn fmt_into(text: &mut String, value: impl std::fmt::Display) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    write!(text, "{value}")
+}

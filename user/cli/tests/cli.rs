@@ -1,0 +1,303 @@
+//! The real `mica` binary against a fake hypervisor: exact output for
+//! people and scripts, and the exit status of every kind of failure.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers may panic on impossible values"
+)]
+
+mod common;
+
+use common::{Behaviour, Fake, mica, mica_at, temp_dir};
+
+const SOS: &str = "{\"name\":\"sos\",\"slot\":0,\"kind\":\"static\",\"state\":\"powered-off\",\
+\"vcpus\":2,\"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000000\"}";
+const RTVM: &str = "{\"name\":\"rtvm\",\"slot\":1,\"kind\":\"static\",\"state\":\"powered-off\",\
+\"vcpus\":1,\"mem_mib\":64,\"generation_id\":\"00000000-0000-0000-0000-000000000000\"}";
+
+#[test]
+fn list_json_is_exact() {
+    let fake = Fake::start(Behaviour::Serve);
+    let run = mica_at(&fake.socket, &["list", "--json"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert_eq!(run.stdout, format!("{{\"vms\":[{SOS},{RTVM}]}}\n"));
+
+    let run = mica_at(
+        &fake.socket,
+        &["create", "web", "--mem", "256", "--vcpus", "2"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = mica_at(&fake.socket, &["start", "web"]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, "web started\n"));
+
+    let run = mica(&["--json", "list", "--socket", fake.socket.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "{{\"vms\":[{SOS},{RTVM},{{\"name\":\"web\",\"slot\":2,\"kind\":\"dynamic\",\
+             \"state\":\"started\",\"vcpus\":2,\"mem_mib\":256,\
+             \"generation_id\":\"00000000-0000-0000-0000-000000000001\"}}]}}\n"
+        )
+    );
+}
+
+#[test]
+fn list_reads_every_page() {
+    let fake = Fake::start(Behaviour::Serve);
+    for index in 0..9 {
+        let run = mica_at(&fake.socket, &["create", &format!("d{index}")]);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    let run = mica_at(&fake.socket, &["list"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 12, "{}", run.stdout);
+    assert_eq!(
+        lines[0],
+        "NAME  SLOT  KIND     STATE        VCPUS  MEM(MiB)  GENERATION ID"
+    );
+    assert_eq!(
+        lines[11],
+        "d8      10  dynamic  created          1       128  00000000-0000-0000-0000-000000000009"
+    );
+}
+
+#[test]
+fn text_output_for_people() {
+    let fake = Fake::start(Behaviour::Serve);
+    let run = mica_at(&fake.socket, &["create", "rtvm"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "\
+name:          rtvm
+slot:          1
+kind:          static
+state:         created
+vcpus:         1
+memory:        64 MiB
+generation id: 00000000-0000-0000-0000-000000000001
+"
+    );
+    for (args, line) in [
+        (&["start", "rtvm"][..], "rtvm started\n"),
+        (&["pause", "rtvm"], "rtvm paused\n"),
+        (&["resume", "rtvm"], "rtvm resumed\n"),
+        (
+            &["reset", "--new-genid", "rtvm"],
+            "rtvm reset with a new generation ID\n",
+        ),
+        (&["shutdown", "rtvm"], "rtvm shut down\n"),
+    ] {
+        let run = mica_at(&fake.socket, args);
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (0, line),
+            "{args:?} {run:?}"
+        );
+    }
+    let run = mica_at(&fake.socket, &["--json", "destroy", "sos"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let run = mica_at(&fake.socket, &["--json", "create", "x", "--vcpus", "3"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = mica_at(&fake.socket, &["--json", "destroy", "x"]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, "{\"ok\":true}\n"));
+}
+
+#[test]
+fn clone_and_info() {
+    let fake = Fake::start(Behaviour::Serve);
+    for args in [&["create", "a"][..], &["start", "a"], &["pause", "a"]] {
+        assert_eq!(mica_at(&fake.socket, args).code, 0);
+    }
+    let run = mica_at(&fake.socket, &["--json", "clone", "a", "b"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "{\"name\":\"b\",\"slot\":3,\"kind\":\"dynamic\",\"state\":\"created\",\"vcpus\":1,\
+         \"mem_mib\":128,\"generation_id\":\"00000000-0000-0000-0000-000000000002\"}\n"
+    );
+    let run = mica_at(&fake.socket, &["info", "b", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.starts_with("{\"name\":\"b\",\"slot\":3,"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_refused_request_exits_1_with_the_error_line() {
+    let fake = Fake::start(Behaviour::Serve);
+    let run = mica_at(&fake.socket, &["start", "ghost"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.stdout, "");
+    assert_eq!(run.stderr, "error: no VM named ghost\n");
+
+    assert_eq!(mica_at(&fake.socket, &["create", "web"]).code, 0);
+    let run = mica_at(&fake.socket, &["resume", "web"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr,
+        "error: web is created: cannot resume it; start it instead\n"
+    );
+    let run = mica_at(&fake.socket, &["create", "web", "--json"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stdout,
+        "{\"error\":{\"code\":5,\"message\":\"a VM named web already exists: choose another name\"}}\n"
+    );
+    assert_eq!(
+        run.stderr,
+        "error: a VM named web already exists: choose another name\n"
+    );
+}
+
+#[test]
+fn no_free_slot_states_the_maximum() {
+    let fake = Fake::start(Behaviour::Serve);
+    for index in 0..14 {
+        assert_eq!(
+            mica_at(&fake.socket, &["create", &format!("d{index}")]).code,
+            0
+        );
+    }
+    let run = mica_at(&fake.socket, &["create", "one-too-many"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr,
+        "error: no free VM slot (maximum is 16 VMs): destroy or shut down a dynamic VM first\n"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_without_touching_the_socket() {
+    let nowhere = temp_dir().join("absent.sock");
+    let socket = nowhere.to_str().unwrap();
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["list"],
+            "error: missing --socket SOCKET: the hypervisor's management socket (cargo xtask qemu --mgmt SOCKET)\n",
+        ),
+        (
+            &["--socket", socket],
+            "error: missing command (one of list, info, create, start, pause, resume, reset, shutdown, destroy, clone); run mica --help for the commands\n",
+        ),
+        (
+            &["--socket", socket, "strat", "a"],
+            "error: unknown command \"strat\" (did you mean \"start\"?); run mica --help for the commands\n",
+        ),
+        (
+            &["--socket", socket, "start"],
+            "error: missing NAME (usage: mica --socket SOCKET start NAME)\n",
+        ),
+        (
+            &["--socket", socket, "create", "a b"],
+            "error: name \"a b\" is invalid: bad character ' '; use 1-31 of [A-Za-z0-9._-]\n",
+        ),
+        (
+            &["--socket", socket, "list", "--timeout", "0"],
+            "error: --timeout \"0\" is not valid: use whole seconds from 1 to 3600\n",
+        ),
+        (
+            &["--socket", socket, "--socket", socket, "list"],
+            "error: --socket is given twice\n",
+        ),
+    ];
+    for (args, line) in cases {
+        let run = mica(args);
+        assert_eq!(
+            (run.code, run.stderr.as_str(), run.stdout.as_str()),
+            (2, line, ""),
+            "{args:?}"
+        );
+    }
+    let run = mica(&["--socket"]);
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (2, "error: --socket needs a path\n")
+    );
+}
+
+#[test]
+fn help_prints_the_usage() {
+    for args in [&["--help"][..], &["-h"], &["help"]] {
+        let run = mica(args);
+        assert_eq!(run.code, 0);
+        assert!(
+            run.stdout
+                .starts_with("usage: mica --socket SOCKET [--json] [--timeout SECS] COMMAND\n")
+        );
+        assert!(run.stdout.contains("reset NAME [--new-genid]"));
+    }
+}
+
+#[test]
+fn an_unreachable_socket_exits_3() {
+    let dir = temp_dir();
+    let path = dir.join("absent.sock");
+    let run = mica_at(&path, &["list"]);
+    assert_eq!(run.code, 3);
+    assert_eq!(run.stdout, "");
+    let shown = path.display();
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: cannot reach the hypervisor at {shown}: No such file or directory (os error 2) \
+             (is it running with cargo xtask qemu --mgmt {shown}?)\n"
+        )
+    );
+}
+
+#[test]
+fn a_peer_of_another_version_exits_3() {
+    let fake = Fake::start(Behaviour::Version2);
+    let run = mica_at(&fake.socket, &["list"]);
+    assert_eq!(run.code, 3);
+    assert_eq!(
+        run.stderr,
+        "error: the peer speaks management protocol version 2, this side speaks version 1: use a matching mica\n"
+    );
+}
+
+#[test]
+fn a_silent_peer_times_out_with_exit_3() {
+    let fake = Fake::start(Behaviour::Silent);
+    let run = mica_at(&fake.socket, &["--timeout", "1", "info", "sos"]);
+    assert_eq!(run.code, 3);
+    assert_eq!(
+        run.stderr,
+        "error: the hypervisor did not answer within 1 s\n"
+    );
+
+    let fake = Fake::start(Behaviour::Garbage);
+    let run = mica_at(&fake.socket, &["--timeout", "1", "info", "sos"]);
+    assert_eq!(run.code, 3);
+    assert_eq!(
+        run.stderr,
+        "error: the hypervisor did not answer within 1 s (it sent a bad frame: badly stuffed frame: the last block is cut short)\n"
+    );
+}
+
+#[test]
+fn an_answer_that_does_not_fit_exits_3() {
+    let fake = Fake::start(Behaviour::AlwaysOk);
+    let run = mica_at(&fake.socket, &["list"]);
+    assert_eq!(run.code, 3);
+    assert_eq!(
+        run.stderr,
+        "error: the hypervisor's answer does not fit the request\n"
+    );
+    let run = mica_at(&fake.socket, &["start", "sos"]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, "sos started\n"));
+}
+
+#[test]
+fn a_peer_that_hangs_up_exits_3() {
+    let fake = Fake::start(Behaviour::Hangup);
+    let run = mica_at(&fake.socket, &["info", "sos"]);
+    assert_eq!(run.code, 3);
+    assert_eq!(
+        run.stderr,
+        "error: the hypervisor closed the connection without answering\n"
+    );
+}
