@@ -18,11 +18,19 @@ pub struct ErrorMessage<'a> {
     pub error: ReplyError,
 }
 
-/// The verb as it reads in "cannot ... it".
+/// What could not be done, as it reads after "cannot ".
 fn action(command: &VmCommand) -> &'static str {
     match command {
-        VmCommand::Shutdown { .. } => "shut down",
-        other => other.verb(),
+        VmCommand::List => "list it",
+        VmCommand::Info { .. } => "show it",
+        VmCommand::Create(_) => "create it",
+        VmCommand::Start { .. } => "start it",
+        VmCommand::Pause { .. } => "pause it",
+        VmCommand::Resume { .. } => "resume it",
+        VmCommand::Reset { .. } => "reset it",
+        VmCommand::Shutdown { .. } => "shut it down",
+        VmCommand::Destroy { .. } => "destroy it",
+        VmCommand::Clone { .. } => "clone it",
     }
 }
 
@@ -65,7 +73,7 @@ impl fmt::Display for ErrorMessage<'_> {
             ),
             (ipc::Error::UnknownVm, Some(name)) => write!(f, "no VM named {name}"),
             (ipc::Error::IllegalTransition { state }, Some(name)) => {
-                write!(f, "{name} is {state}: cannot {} it", action(command))?;
+                write!(f, "{name} is {state}: cannot {}", action(command))?;
                 match transition_hint(command, state) {
                     Some(hint) => write!(f, "; {hint}"),
                     None => Ok(()),

@@ -204,7 +204,7 @@ fn every_refusal_is_one_line_that_says_what_to_do() {
             ipc::Error::IllegalTransition {
                 state: VmState::PoweredOff,
             },
-            "vm0 is powered-off: cannot shut down it; create it first",
+            "vm0 is powered-off: cannot shut it down; create it first",
         ),
         (
             &clone,
