@@ -31,11 +31,26 @@ pub fn serve<S: Service>(
     request: &[u8],
     reply: &mut [u8],
 ) -> Result<usize, Error> {
-    let response = match decode::<S::Request>(request) {
+    let response = answer(service, request);
+    encode_reply::<S>(&response, reply)
+}
+
+/// The first half of [`serve`]: decodes `request` and lets the service
+/// handle it (undecodable bytes get `refusal(Malformed)`). With
+/// [`encode_reply`] a task can decode from and answer into the same IPC
+/// buffer without copying the message out and back.
+pub fn answer<S: Service>(service: &mut S, request: &[u8]) -> S::Response {
+    match decode::<S::Request>(request) {
         Ok(request) => service.handle(request),
         Err(error) => S::refusal(error),
-    };
-    match encode(&response, reply) {
+    }
+}
+
+/// The second half of [`serve`]: encodes `response` into `reply` (a
+/// response too large is replaced by `refusal(MessageTooLarge)`) and
+/// returns its length.
+pub fn encode_reply<S: Service>(response: &S::Response, reply: &mut [u8]) -> Result<usize, Error> {
+    match encode(response, reply) {
         Ok(bytes) => Ok(bytes.len()),
         Err(error) => encode(&S::refusal(error), reply).map(|bytes| bytes.len()),
     }

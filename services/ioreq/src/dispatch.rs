@@ -198,40 +198,56 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
     pub fn dispatch(&mut self, actions: &mut Actions) -> u8 {
         let mut forwarded: u8 = 0;
         for index in 0..SLOT_COUNT {
-            let Ok(vcpu) = u8::try_from(index) else {
-                break;
-            };
-            let Some(raw) = self.page().slot(index).map(|slot| slot.processed) else {
-                break;
-            };
-            match SlotState::from_raw(raw) {
-                Err(error) => self.counters.record(error),
-                Ok(SlotState::Pending) if vcpu >= self.vcpus => {
-                    self.counters.record(SlotError::NoSuchSlot(vcpu));
+            let vcpu = match self.dispatch_next(index) {
+                Some(Action::Forward(forward)) => {
+                    forwarded = forwarded.saturating_add(1);
+                    let vcpu = forward.vcpu;
+                    actions.set(vcpu, Action::Forward(forward));
+                    continue;
                 }
-                Ok(SlotState::Pending) => {
-                    if self.dispatch_slot(vcpu, actions) {
-                        forwarded = forwarded.saturating_add(1);
-                    }
-                }
-                Ok(SlotState::Free | SlotState::Processing | SlotState::Complete) => {}
-            }
+                Some(Action::ResumeVcpu { vcpu, .. }) => vcpu,
+                None => continue,
+            };
+            actions.set(vcpu, Action::ResumeVcpu { vm: self.vm, vcpu });
         }
         forwarded
     }
 
-    /// Dispatches one PENDING slot; true if it was forwarded to a client.
-    fn dispatch_slot(&mut self, vcpu: u8, actions: &mut Actions) -> bool {
+    /// [`dispatch`](Self::dispatch) for the one slot `index`: what is to be
+    /// done for it, if it was PENDING and could be handed on (a forward) or
+    /// finished at once (a resume). The ioreq task's work loop calls this
+    /// for each slot in turn and carries the action out at once, so no
+    /// list of actions is built or copied on the hot path.
+    pub fn dispatch_next(&mut self, index: usize) -> Option<Action> {
+        let vcpu = u8::try_from(index).ok()?;
+        let raw = self.page().slot(index)?.processed;
+        match SlotState::from_raw(raw) {
+            Err(error) => self.counters.record(error),
+            Ok(SlotState::Pending) if vcpu >= self.vcpus => {
+                self.counters.record(SlotError::NoSuchSlot(vcpu));
+            }
+            Ok(SlotState::Pending) => return self.dispatch_slot(vcpu),
+            Ok(SlotState::Free | SlotState::Processing | SlotState::Complete) => {}
+        }
+        None
+    }
+
+    /// Dispatches one PENDING slot: a forward to its client, or a resume
+    /// if the slot was finished at once; `None` if it could not even be
+    /// finished (counted).
+    fn dispatch_slot(&mut self, vcpu: u8) -> Option<Action> {
         let resume = Action::ResumeVcpu { vm: self.vm, vcpu };
         let request = match slot::begin_processing(self.page.as_mut(), vcpu) {
             Ok(request) => request,
             Err(error) => {
                 self.counters.record(error);
-                match slot::abandon(self.page.as_mut(), vcpu) {
-                    Ok(()) => actions.set(vcpu, resume),
-                    Err(error) => self.counters.record(error),
-                }
-                return false;
+                return match slot::abandon(self.page.as_mut(), vcpu) {
+                    Ok(()) => Some(resume),
+                    Err(error) => {
+                        self.counters.record(error);
+                        None
+                    }
+                };
             }
         };
         match self
@@ -242,24 +258,21 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
                 if let Some(entry) = self.in_flight.get_mut(usize::from(vcpu)) {
                     *entry = Some(InFlight { request, client });
                 }
-                let request = device_request(self.vm, &request);
-                actions.set(
+                Some(Action::Forward(Forward {
+                    client,
                     vcpu,
-                    Action::Forward(Forward {
-                        client,
-                        vcpu,
-                        request,
-                    }),
-                );
-                true
+                    request: device_request(self.vm, &request),
+                }))
             }
             None => {
                 self.counters.record_unclaimed();
                 match slot::finish(self.page.as_mut(), &request, UNCLAIMED_READ) {
-                    Ok(()) => actions.set(vcpu, resume),
-                    Err(error) => self.counters.record(error),
+                    Ok(()) => Some(resume),
+                    Err(error) => {
+                        self.counters.record(error);
+                        None
+                    }
                 }
-                false
             }
         }
     }
@@ -272,17 +285,19 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
     /// for a vCPU the VM does not have; [`Error::BadSlotState`] if the slot
     /// is not PROCESSING with a request this service forwarded.
     pub fn complete(&mut self, vcpu: u8, value: u64, actions: &mut Actions) -> Result<(), Error> {
-        let result = self.try_complete(vcpu, value);
-        match result {
-            Ok(()) => {
-                actions.set(vcpu, Action::ResumeVcpu { vm: self.vm, vcpu });
-                Ok(())
-            }
-            Err(error) => {
-                self.counters.record(error);
-                Err(error.into())
-            }
-        }
+        self.complete_now(vcpu, value)?;
+        actions.set(vcpu, Action::ResumeVcpu { vm: self.vm, vcpu });
+        Ok(())
+    }
+
+    /// [`complete`](Self::complete) without the list of actions: `Ok` means
+    /// the slot is COMPLETE and the vCPU is to be resumed (the work loop
+    /// does it at once). Same checks, same errors, same counting.
+    pub fn complete_now(&mut self, vcpu: u8, value: u64) -> Result<(), Error> {
+        self.try_complete(vcpu, value).map_err(|error| {
+            self.counters.record(error);
+            error.into()
+        })
     }
 
     fn try_complete(&mut self, vcpu: u8, value: u64) -> Result<(), SlotError> {

@@ -59,7 +59,7 @@ impl Handled {
 /// counters.
 pub struct IoreqService<S: PageSource, const MAX_VMS: usize = 8> {
     source: S,
-    vms: heapless::Vec<VmIoreq<S::Page>, MAX_VMS>,
+    pub(crate) vms: heapless::Vec<VmIoreq<S::Page>, MAX_VMS>,
 }
 
 impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
@@ -79,6 +79,11 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
     /// The state kept for `vm`, writable.
     pub fn vm_mut(&mut self, vm: VmId) -> Option<&mut VmIoreq<S::Page>> {
         self.vms.iter_mut().find(|state| state.vm() == vm)
+    }
+
+    /// Where `vm`'s state is kept in `vms`.
+    pub(crate) fn index_of(&self, vm: VmId) -> Option<usize> {
+        self.vms.iter().position(|state| state.vm() == vm)
     }
 
     fn attached(&mut self, vm: VmId) -> Result<&mut VmIoreq<S::Page>, Error> {

@@ -7,10 +7,11 @@
 //! Per slot the order is forward -> complete -> resume, so one vCPU runs
 //! again as soon as its access is done. Nothing here allocates.
 
-use ipc::ioreq::{ClientId, Request, Response};
+use ipc::ioreq::ClientId;
 use ipc::{Error, VmId, devices};
 
 use crate::dispatch::{Action, Actions, Forward, UNCLAIMED_READ};
+use crate::page::SLOT_COUNT;
 use crate::service::{IoreqService, PageSource};
 
 /// Something that went wrong while carrying out actions; the work goes on
@@ -96,7 +97,10 @@ fn resume(effects: &mut impl IoreqEffects, vm: VmId, vcpu: u8) {
 
 impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
     /// Dispatches every VM whose bit is set in `pending_vms` (bit `n` = VM
-    /// number `n`, as the kernel reports it) and carries out the actions.
+    /// number `n`, as the kernel reports it): each PENDING slot, in slot
+    /// order, is taken and its action carried out at once (forward ->
+    /// complete -> resume), so one vCPU runs again as soon as its access is
+    /// done and no list of actions is built or copied.
     pub fn drain(&mut self, pending_vms: u64, effects: &mut impl IoreqEffects) {
         let mut bits = pending_vms;
         while bits != 0 {
@@ -104,11 +108,23 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
             bits &= bits - 1;
             let Ok(number) = u16::try_from(n) else { break };
             let vm = VmId(number);
-            let handled = self.handle(Request::Dispatch { vm });
-            if let Response::Err(error) = handled.response {
-                effects.problem(Problem::DispatchRefused { vm, error });
+            let Some(index) = self.index_of(vm) else {
+                effects.problem(Problem::DispatchRefused {
+                    vm,
+                    error: Error::UnknownVm,
+                });
+                continue;
+            };
+            for slot in 0..SLOT_COUNT {
+                let Some(state) = self.vms.get_mut(index) else {
+                    break;
+                };
+                match state.dispatch_next(slot) {
+                    Some(Action::Forward(forward)) => self.forward_one(index, &forward, effects),
+                    Some(Action::ResumeVcpu { vm, vcpu }) => resume(effects, vm, vcpu),
+                    None => {}
+                }
             }
-            self.carry_out(&handled.actions, effects);
         }
     }
 
@@ -119,12 +135,19 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
         for action in actions.iter() {
             match action {
                 Action::ResumeVcpu { vm, vcpu } => resume(effects, *vm, *vcpu),
-                Action::Forward(forward) => self.forward_one(forward, effects),
+                Action::Forward(forward) => {
+                    let vm = access_of(&forward.request).map(|(vm, _)| vm);
+                    if let Some(index) = vm.and_then(|vm| self.index_of(vm)) {
+                        self.forward_one(index, forward, effects);
+                    }
+                }
             }
         }
     }
 
-    fn forward_one(&mut self, forward: &Forward, effects: &mut impl IoreqEffects) {
+    /// Sends `forward` (of the VM at `index`) to its client and completes
+    /// the slot with the answer (all-ones on failure), then resumes.
+    fn forward_one(&mut self, index: usize, forward: &Forward, effects: &mut impl IoreqEffects) {
         let Some((vm, is_read)) = access_of(&forward.request) else {
             return;
         };
@@ -134,14 +157,15 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
             effects.problem(Problem::DeviceFailed { vm, vcpu, error });
             UNCLAIMED_READ
         });
-        let done = self.handle(Request::Complete { vm, vcpu, value });
-        if let Response::Err(error) = done.response {
-            effects.problem(Problem::CompleteRefused { vm, vcpu, error });
-        }
-        for action in done.actions.iter() {
-            if let Action::ResumeVcpu { vm, vcpu } = action {
-                resume(effects, *vm, *vcpu);
-            }
+        // The call may have taken a while, but only this task changes the
+        // service: the VM at `index` is still `vm`.
+        let done = match self.vms.get_mut(index) {
+            Some(state) if state.vm() == vm => state.complete_now(vcpu, value),
+            _ => Err(Error::UnknownVm),
+        };
+        match done {
+            Ok(()) => resume(effects, vm, vcpu),
+            Err(error) => effects.problem(Problem::CompleteRefused { vm, vcpu, error }),
         }
     }
 }
