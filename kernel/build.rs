@@ -13,4 +13,12 @@ fn main() {
         println!("cargo:rerun-if-changed={script}");
         println!("cargo:rustc-link-arg-bins=-T{script}");
     }
+    if arch == "x86_64" && os == "none" {
+        let script = format!("{dir}/src/arch/x86_64/linker.ld");
+        println!("cargo:rerun-if-changed={script}");
+        println!("cargo:rustc-link-arg-bins=-T{script}");
+        // The target links position-independent by default; Mica runs where
+        // it is linked (1 MiB, identity-mapped) and has no relocator.
+        println!("cargo:rustc-link-arg-bins=--no-pie");
+    }
 }

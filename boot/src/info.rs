@@ -5,6 +5,7 @@ use core::fmt;
 
 use crate::fdt::{self, DtbError, Event, Fdt, MAX_DEPTH};
 use crate::isa::Isa;
+use crate::machine::MachineInfo;
 use crate::ranges::{ListFull, MemRange, RangeList};
 
 /// Most RAM ranges Mica keeps from the device tree.
@@ -75,12 +76,25 @@ pub struct BootInfo<'a> {
     /// kernel can make QEMU exit with a failure status, as OpenSBI's SRST
     /// shutdown always reports success there.
     pub test_finisher: Option<u64>,
+    /// `/chosen` `bootargs`, empty when absent or not a UTF-8 string.
+    pub cmdline: &'a str,
 }
 
-impl BootInfo<'_> {
+impl<'a> BootInfo<'a> {
     /// Whether the harts have the hypervisor extension.
     pub fn has_h(&self) -> bool {
         self.isa.has_h()
+    }
+
+    /// The firmware-neutral part the generic kernel boots from.
+    pub fn machine(&self) -> MachineInfo<'a> {
+        MachineInfo {
+            memory: self.memory,
+            reserved: self.reserved,
+            cpu_count: Some(self.hart_count),
+            boot_image: self.initrd,
+            cmdline: self.cmdline,
+        }
     }
 }
 
@@ -111,6 +125,7 @@ struct Frame<'a> {
     initrd_start: Option<&'a [u8]>,
     initrd_end: Option<&'a [u8]>,
     compatible: Option<&'a [u8]>,
+    bootargs: Option<&'a [u8]>,
 }
 
 impl Frame<'_> {
@@ -126,6 +141,7 @@ impl Frame<'_> {
             initrd_start: None,
             initrd_end: None,
             compatible: None,
+            bootargs: None,
         }
     }
 }
@@ -209,6 +225,7 @@ struct Walk<'a> {
     timebase_hz: Option<u64>,
     initrd: Option<MemRange>,
     test_finisher: Option<u64>,
+    cmdline: &'a str,
 }
 
 fn is_test_finisher(node: &Frame<'_>) -> bool {
@@ -249,6 +266,7 @@ impl<'a> Walk<'a> {
             "linux,initrd-start" => top.initrd_start = Some(value),
             "linux,initrd-end" => top.initrd_end = Some(value),
             "compatible" => top.compatible = Some(value),
+            "bootargs" => top.bootargs = Some(value),
             "timebase-frequency" if matches!(top.kind, Kind::Cpus | Kind::Cpu) => {
                 let hz = be_number(value, "timebase-frequency")?;
                 self.timebase_hz.get_or_insert(hz);
@@ -296,6 +314,9 @@ impl<'a> Walk<'a> {
                 }
             }
             (Kind::Chosen, _) => {
+                if let Some(args) = node.bootargs.and_then(c_string) {
+                    self.cmdline = args;
+                }
                 if let (Some(start), Some(end)) = (node.initrd_start, node.initrd_end) {
                     let start = be_number(start, "linux,initrd-start")?;
                     let end = be_number(end, "linux,initrd-end")?;
@@ -347,6 +368,7 @@ impl<'a> BootInfo<'a> {
             timebase_hz: None,
             initrd: None,
             test_finisher: None,
+            cmdline: "",
         };
         for (start, size) in fdt.reservations() {
             walk.reserved.push(MemRange::new(start, size))?;
@@ -370,6 +392,7 @@ impl<'a> BootInfo<'a> {
             timebase_hz: walk.timebase_hz,
             initrd: walk.initrd,
             test_finisher: walk.test_finisher,
+            cmdline: walk.cmdline,
         })
     }
 }

@@ -1,14 +1,19 @@
 //! Mica's boot-info handoff: reads the firmware's device tree into a
-//! [`BootInfo`] (RAM, harts, ISA, reserved ranges, initrd) without panicking
-//! on malformed bytes.
+//! [`BootInfo`] (RAM, harts, ISA, reserved ranges, initrd) and an x86
+//! loader's Multiboot information into a [`multiboot::MultibootInfo`], both
+//! without panicking on malformed bytes; each gives the generic kernel a
+//! [`MachineInfo`].
 #![no_std]
 
 pub mod fdt;
 pub mod image;
 mod info;
 mod isa;
+mod machine;
+pub mod multiboot;
 mod ranges;
 
 pub use info::{BootInfo, BootInfoError, MAX_MEMORY_RANGES, MAX_RESERVED_RANGES};
 pub use isa::Isa;
+pub use machine::MachineInfo;
 pub use ranges::{ListFull, MemRange, RangeList};

@@ -213,3 +213,24 @@ fn unbalanced_nodes_are_rejected() {
         BootInfoError::Dtb(DtbError::BadStructure)
     );
 }
+
+#[test]
+fn the_machine_view_carries_harts_initrd_and_bootargs() {
+    let mut b = DtbBuilder::new();
+    b.begin("");
+    minimal(&mut b, "okay");
+    b.begin("chosen")
+        .prop_str("bootargs", "console=hvc0 quiet")
+        .prop_u32("linux,initrd-start", 0x8800_0000)
+        .prop_u32("linux,initrd-end", 0x8800_2000)
+        .end();
+    b.end();
+    let blob = b.finish(&[]);
+    let machine = BootInfo::from_dtb(&blob).unwrap().machine();
+    assert_eq!(machine.cmdline, "console=hvc0 quiet");
+    assert_eq!(machine.cpu_count, Some(2));
+    assert_eq!(machine.boot_image, Some(MemRange::new(0x8800_0000, 0x2000)));
+    let qemu = BootInfo::from_dtb(VIRT).unwrap().machine();
+    assert_eq!(qemu.cmdline, "");
+    assert_eq!(qemu.memory_bytes(), 256 << 20);
+}

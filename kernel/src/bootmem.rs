@@ -1,10 +1,11 @@
 //! Turning the firmware's memory description into free frames: RAM from the
-//! device tree, minus the firmware's reservations, the kernel image, the DTB
-//! and the initrd; and the check that enough is left to run.
+//! device tree or the Multiboot memory map, minus the firmware's
+//! reservations, the kernel image, the boot-info blob and the boot image; and
+//! the check that enough is left to run.
 
 use core::fmt;
 
-use mica_boot::{BootInfo, MemRange};
+use mica_boot::{MachineInfo, MemRange};
 
 use crate::frame::{FRAME_SIZE, FrameAllocator};
 
@@ -22,7 +23,7 @@ pub enum BootMemError {
         /// What Mica needs ([`MIN_FREE_BYTES`]).
         need_mib: u64,
     },
-    /// The kernel image does not lie inside the RAM the device tree names.
+    /// The kernel image does not lie inside the RAM the boot info names.
     KernelOutsideRam,
 }
 
@@ -36,7 +37,7 @@ impl fmt::Display for BootMemError {
                 )
             }
             BootMemError::KernelOutsideRam => {
-                f.write_str("kernel image lies outside the RAM the device tree names")
+                f.write_str("kernel image lies outside the RAM the boot info names")
             }
         }
     }
@@ -45,7 +46,7 @@ impl fmt::Display for BootMemError {
 /// What the plan found, for the boot banner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemorySummary {
-    /// RAM the device tree names.
+    /// RAM the boot info names.
     pub ram_bytes: u64,
     /// Free frames after every reservation.
     pub free_bytes: u64,
@@ -53,11 +54,12 @@ pub struct MemorySummary {
     pub span: MemRange,
 }
 
-/// Sets `frames` up over the device tree's RAM, reserving the firmware's
-/// ranges, the initrd and every range in `taken` (kernel image, DTB).
+/// Sets `frames` up over the machine's RAM, reserving the firmware's
+/// ranges, the boot image and every range in `taken` (kernel image, DTB,
+/// what an x86 loader keeps in low memory).
 pub fn plan<const W: usize>(
     frames: &mut FrameAllocator<W>,
-    info: &BootInfo<'_>,
+    info: &MachineInfo<'_>,
     kernel: MemRange,
     taken: &[MemRange],
 ) -> Result<MemorySummary, BootMemError> {
@@ -78,7 +80,7 @@ pub fn plan<const W: usize>(
         .reserved
         .as_slice()
         .iter()
-        .chain(info.initrd.iter())
+        .chain(info.boot_image.iter())
         .chain(taken)
         .chain([&kernel])
     {
@@ -92,7 +94,7 @@ pub fn plan<const W: usize>(
         });
     }
     Ok(MemorySummary {
-        ram_bytes: info.memory.total_size(),
+        ram_bytes: info.memory_bytes(),
         free_bytes,
         span,
     })
@@ -101,13 +103,14 @@ pub fn plan<const W: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mica_boot::BootInfo;
 
     const VIRT: &[u8] = include_bytes!("../../boot/tests/fixtures/virt.dtb");
     const KERNEL: MemRange = MemRange::new(0x8020_0000, 0x10_0000);
 
     #[test]
     fn qemu_256m_leaves_ram_minus_kernel_and_dtb() {
-        let info = BootInfo::from_dtb(VIRT).unwrap();
+        let info = BootInfo::from_dtb(VIRT).unwrap().machine();
         let mut frames = FrameAllocator::<{ 1 << 12 }>::new();
         let dtb = MemRange::new(0x8fe0_0000, 0x1800);
         let s = plan(&mut frames, &info, KERNEL, &[dtb]).unwrap();
@@ -127,7 +130,7 @@ mod tests {
 
     #[test]
     fn too_little_ram_is_reported_in_mib() {
-        let info = BootInfo::from_dtb(VIRT).unwrap();
+        let info = BootInfo::from_dtb(VIRT).unwrap().machine();
         let mut frames = FrameAllocator::<{ 1 << 12 }>::new();
         let big = MemRange::new(0x8100_0000, (256 - 20) << 20);
         let err = plan(&mut frames, &info, KERNEL, &[big]).unwrap_err();
@@ -143,7 +146,7 @@ mod tests {
 
     #[test]
     fn a_kernel_outside_ram_is_refused() {
-        let info = BootInfo::from_dtb(VIRT).unwrap();
+        let info = BootInfo::from_dtb(VIRT).unwrap().machine();
         let mut frames = FrameAllocator::<{ 1 << 12 }>::new();
         let err = plan(&mut frames, &info, MemRange::new(0x4000_0000, 0x1000), &[]).unwrap_err();
         assert_eq!(err, BootMemError::KernelOutsideRam);

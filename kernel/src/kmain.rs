@@ -1,14 +1,15 @@
-//! The boot sequence on bare metal: console, boot info, H extension, memory,
-//! heap, paging, traps, timer; each failure prints one `mica: ...` line and
-//! powers off with a failure status.
+//! The boot sequence on bare metal, the same on every architecture: console,
+//! boot info (DTB or Multiboot, as a `MachineInfo`), virtualization support,
+//! memory, heap, paging, traps, timer; each failure prints one `mica: ...`
+//! line and powers off with a failure status.
 
 extern crate alloc;
 
 use core::fmt;
 
 use log::{LevelFilter, info};
+use mica_boot::MemRange;
 use mica_boot::image::BootImage;
-use mica_boot::{BootInfo, MemRange};
 
 use crate::arch;
 use crate::bootmem;
@@ -33,33 +34,29 @@ fn fail(what: fmt::Arguments<'_>) -> ! {
     arch::shutdown(ExitStatus::Failure)
 }
 
+/// Entered from the arch's entry code with its two boot registers (RISC-V:
+/// hart id and DTB; x86_64: Multiboot magic and information).
 #[unsafe(no_mangle)]
-extern "C" fn kmain_entry(hart: usize, dtb_addr: usize) -> ! {
+extern "C" fn kmain_entry(arg0: usize, arg1: usize) -> ! {
     klog::init(arch::console_write, LevelFilter::Info);
-    let dtb = match arch::dtb_slice(dtb_addr) {
-        Ok(bytes) => bytes,
+    let firmware = match arch::read_firmware(arg0, arg1) {
+        Ok(firmware) => firmware,
         Err(e) => fail(format_args!("malformed boot image: {e}")),
     };
-    let info = match BootInfo::from_dtb(dtb) {
-        Ok(info) => info,
-        Err(e) => fail(format_args!("malformed boot image: {e}")),
-    };
-    arch::platform_init(&info);
-    info!(
-        "booting on {} ({} harts, {} MiB)",
-        arch::NAME,
-        info.hart_count,
-        info.memory.total_size() >> 20
-    );
-    if !arch::hypervisor_available(&info) {
-        fail(format_args!("RISC-V H extension not available"));
+    let info = firmware.machine();
+    arch::firmware_init(&firmware);
+    let mib = info.memory_bytes() >> 20;
+    match info.cpu_count {
+        Some(harts) => info!("booting on {} ({harts} harts, {mib} MiB)", arch::NAME),
+        None => info!("booting on {} ({mib} MiB)", arch::NAME),
     }
-    info!("boot hart {hart}, isa {}", info.isa.as_str());
+    if let Err(missing) = arch::check_virtualization(&firmware) {
+        fail(format_args!("{missing}"));
+    }
 
     let image = arch::kernel_image();
-    let dtb_range = MemRange::new(dtb.as_ptr() as u64, dtb.len() as u64);
     let mut frames = FRAMES.lock();
-    let memory = match bootmem::plan(&mut frames, &info, image.whole(), &[dtb_range]) {
+    let memory = match bootmem::plan(&mut frames, &info, image.whole(), &firmware.taken()) {
         Ok(summary) => summary,
         Err(e) => fail(format_args!("{e}")),
     };
@@ -72,7 +69,7 @@ extern "C" fn kmain_entry(hart: usize, dtb_addr: usize) -> ! {
     );
 
     // The boot image (initrd) holds the service tasks and guest images.
-    let boot_image = match info.initrd {
+    let boot_image = match info.boot_image {
         None => None,
         Some(range) => match BootImage::parse(arch::initrd_slice(range)) {
             Ok(image) => Some(image),
@@ -95,7 +92,7 @@ extern "C" fn kmain_entry(hart: usize, dtb_addr: usize) -> ! {
 
     let kernel_root = match arch::enable_kernel_paging(&mut frames, &image, memory.span) {
         Ok(root) => {
-            info!("paging: Sv39 on, kernel tables at {root:#x}");
+            info!("paging: {} on, kernel tables at {root:#x}", arch::PAGING);
             root
         }
         Err(e) => fail(format_args!("cannot build kernel page tables: {e:?}")),
@@ -103,19 +100,18 @@ extern "C" fn kmain_entry(hart: usize, dtb_addr: usize) -> ! {
     drop(frames);
 
     arch::trap_init();
-    let hz = info.timebase_hz.unwrap_or(arch::timer_ticks_per_second());
-    arch::timer_init(hz, arch::timer_has_sstc(&info));
-    ticks::set_interval(ticks::interval_for(hz, TICK_HZ));
-    arch::timer_set_deadline(arch::timer_now() + ticks::interval_for(hz, TICK_HZ));
-    while ticks::count() < BOOT_TICKS {
-        arch::wait_for_interrupt();
+    match arch::timer_start(&firmware) {
+        Some(hz) => {
+            ticks::set_interval(ticks::interval_for(hz, TICK_HZ));
+            arch::timer_set_deadline(arch::timer_now() + ticks::interval_for(hz, TICK_HZ));
+            while ticks::count() < BOOT_TICKS {
+                arch::wait_for_interrupt();
+            }
+            let via = arch::timer_source();
+            info!("timer: {} ticks at {TICK_HZ} Hz via {via}", ticks::count());
+        }
+        None => info!("timer: no timer interrupt on {} yet", arch::NAME),
     }
-    let via = if arch::timer_uses_sstc() {
-        "Sstc"
-    } else {
-        "SBI TIME"
-    };
-    info!("timer: {} ticks at {TICK_HZ} Hz via {via}", ticks::count());
 
     if let Some(image) = boot_image {
         info!("boot complete, starting tasks");

@@ -17,7 +17,10 @@ pub mod vm;
 
 #[cfg(target_os = "none")]
 mod kmain;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", target_arch = "riscv64"))]
+mod userland;
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
+#[path = "arch/x86_64/no_userland.rs"]
 mod userland;
 
 /// How the machine should power off.

@@ -7,6 +7,8 @@ use mica_kernel as _;
 
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!("mica-kernel runs on bare metal: build it with --target riscv64gc-unknown-none-elf");
+    eprintln!(
+        "mica-kernel runs on bare metal: build it with --target riscv64gc-unknown-none-elf or x86_64-unknown-none"
+    );
     std::process::exit(2);
 }

@@ -50,14 +50,14 @@ pub fn stripped(elf: &Path, out: &Path) -> Result<PathBuf, String> {
 }
 
 /// `llvm-objcopy -O binary`: the loadable bytes from the lowest address on.
-fn flatten(elf: &Path, raw: &Path) -> Result<(), String> {
+pub fn flatten(elf: &Path, raw: &Path) -> Result<(), String> {
     let objcopy = llvm_tool("llvm-objcopy")?;
     run(
         Command::new(objcopy)
             .args(["-O", "binary"])
             .arg(elf)
             .arg(raw),
-        "flatten the guest image",
+        "flatten an ELF into a raw image",
     )
 }
 

@@ -9,6 +9,7 @@ mod install;
 mod options;
 mod qemu;
 mod test;
+mod x86;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,7 @@ commands:
   qemu     build Mica and boot a scenario on QEMU
            [--scenario NAME]  configs/NAME.toml (default: default)
            [--guest NAME=PATH[,mem=MiB][,vcpus=N]]  boot your raw image as VM NAME
+           [--arch riscv64|x86_64]  x86_64: QEMU pc with SVM (default: riscv64)
   test     fmt check, clippy -D warnings, host unit tests, QEMU tests
   bench    exact instruction counts of the guest I/O paths (QEMU -icount)
   help     this text

@@ -14,7 +14,11 @@ use crate::options::{self, GuestSpec};
 use vm_manager::scenario_file;
 
 pub fn run(args: &[String]) -> Result<(), String> {
-    let options = options::parse(args)?;
+    let (arch, args) = crate::x86::take_arch(args)?;
+    if arch == crate::x86::Arch::X86_64 {
+        return crate::x86::run(&args);
+    }
+    let options = options::parse(&args)?;
     let scenario = options.scenario.as_deref().unwrap_or("default");
     // Refuse a bad scenario or guest file before building anything.
     scenario_text(scenario, &options.guests)?;

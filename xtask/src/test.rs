@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::cmd::{self, cargo, describe};
-use crate::{artifacts, install, qemu};
+use crate::{artifacts, install, qemu, x86};
 
 /// Bare-metal packages, linted for RISC-V in one clippy run (they are not
 /// default members, so the host clippy run does not see them).
@@ -43,6 +43,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     riscv_clippy.args(["--target", artifacts::RISCV_TARGET, "--", "-D", "warnings"]);
     cmd::run(&mut riscv_clippy, "clippy (bare-metal RISC-V crates)")?;
+    cmd::run(
+        cargo()
+            .args(["clippy", "-p", "mica-kernel", "--target", x86::X86_TARGET])
+            .args(["--", "-D", "warnings"]),
+        "clippy (x86_64 kernel)",
+    )?;
     let mut counts = counted(cargo().arg("test"), "host unit tests")?;
     install::qemu()?;
     let kernel = qemu::build_kernel()?;
@@ -65,6 +71,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .env("MICA_BOOT_IMAGE_RISCV64_CRASHER", &crasher_image)
             .env("MICA_BOOT_IMAGE_RISCV64_MISBEHAVE", &misbehave_image),
         "QEMU tests (riscv64)",
+    )?;
+    counts.passed += emulated.passed;
+    counts.failed += emulated.failed;
+    let x86_image = x86::build_kernel()?;
+    let emulated = counted(
+        cargo()
+            .args(["test", "-p", "mica-tests", "--test", "x86_64_boot"])
+            .args(["--", "--ignored"])
+            .env("MICA_KERNEL_X86_64", &x86_image),
+        "QEMU tests (x86_64)",
     )?;
     counts.passed += emulated.passed;
     counts.failed += emulated.failed;

@@ -1,0 +1,52 @@
+//! x86_64 backend: the Multiboot entry into long mode, the COM1 console,
+//! exits through QEMU's and Bochs' power-off ports, and the CPUID choice
+//! between SVM and VMX. `virt`'s decision is pure and tested on the host;
+//! everything else touches the CPU and exists only on bare metal.
+
+pub mod virt;
+
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod entry;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod firmware;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod layout;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod paging;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod port;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod poweroff;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod serial;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod timer;
+
+/// The names every backend exports (see `arch/mod.rs`).
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+pub mod hal {
+    pub use super::firmware::{Firmware, check_virtualization, firmware_init, read_firmware};
+    pub use super::layout::{KernelImage, kernel_image};
+    pub use super::paging::{PAGING, enable_kernel_paging};
+    pub use super::poweroff::shutdown;
+    pub use super::serial::console_write;
+    pub use super::timer::{
+        timer_now, timer_set_deadline, timer_source, timer_start, trap_init, wait_for_interrupt,
+    };
+
+    /// The architecture's name for the boot banner.
+    pub const NAME: &str = "x86_64";
+
+    /// The boot image the loader placed in RAM as the first Multiboot module.
+    pub fn initrd_slice(range: mica_boot::MemRange) -> &'static [u8] {
+        let len = usize::try_from(range.size).unwrap_or(0);
+        let end = range.start.saturating_add(range.size);
+        if range.start == 0 || len == 0 || end > super::entry::BOOT_MAP_BYTES {
+            return &[];
+        }
+        // SAFETY: the range is the loader's first module: RAM it filled,
+        // inside the boot identity map (checked above), reserved from the
+        // frame allocator (`bootmem::plan`) and never written by the kernel.
+        unsafe { core::slice::from_raw_parts(range.start as *const u8, len) }
+    }
+}

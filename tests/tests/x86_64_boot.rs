@@ -1,0 +1,87 @@
+//! Boots Mica's x86_64 Multiboot image on QEMU and checks what a user sees:
+//! the boot banner and the SVM backend with a clean exit 0; one clear line
+//! and a non-zero exit on a CPU without VMX or SVM, with too little memory,
+//! and with a Multiboot module that is not a boot image. Run by `cargo
+//! xtask test`, which builds the image and installs QEMU.
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::process::Command;
+use std::time::Duration;
+
+use mica_tests::Session;
+
+const BOOT: Duration = Duration::from_secs(30);
+/// QEMU's exit for the kernel's failure (isa-debug-exit value 1).
+const FAILURE_EXIT: i32 = 3;
+
+/// QEMU pc booting the Multiboot image xtask built, on `cpu`.
+fn qemu(cpu: &str, extra: &[&str]) -> Session {
+    let image = std::env::var("MICA_KERNEL_X86_64").expect(
+        "MICA_KERNEL_X86_64 names the Multiboot image: run these tests with `cargo xtask test`",
+    );
+    let mut command = Command::new("qemu-system-x86_64");
+    command
+        .args(["-cpu", cpu, "-kernel", &image])
+        .args(["-serial", "stdio", "-display", "none", "-monitor", "none"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .arg("-no-reboot")
+        .args(extra);
+    Session::spawn(command).unwrap()
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn boots_under_svm_and_shuts_down_cleanly() {
+    let mut s = qemu("qemu64,+svm,+npt", &["-m", "256M"]);
+    let banner = s.expect("mica: booting on x86_64 (", BOOT).unwrap();
+    // QEMU's memory map leaves out the 384 KiB hole below 1 MiB.
+    assert_eq!(banner, "mica: booting on x86_64 (255 MiB)");
+    s.expect("mica: virtualization: SVM", BOOT).unwrap();
+    s.expect("mica: heap: 4096 KiB", BOOT).unwrap();
+    s.expect("mica: paging: 4-level on", BOOT).unwrap();
+    s.expect("mica: boot complete, shutting down", BOOT)
+        .unwrap();
+    assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(0));
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn a_cpu_without_vmx_or_svm_is_refused_with_one_line() {
+    let mut s = qemu("qemu64,-svm", &["-m", "256M"]);
+    s.expect("mica: booting on x86_64", BOOT).unwrap();
+    let line = s.expect("mica: no", BOOT).unwrap();
+    assert_eq!(line, "mica: no VMX or SVM available");
+    assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(FAILURE_EXIT));
+    assert!(
+        !s.transcript().iter().any(|l| l.contains("memory:")),
+        "the boot must stop at the check: {:?}",
+        s.transcript()
+    );
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn too_little_memory_is_refused_with_the_fix() {
+    let mut s = qemu("qemu64,+svm,+npt", &["-m", "24M"]);
+    let line = s.expect("mica: not enough memory", BOOT).unwrap();
+    assert!(line.contains("need at least 32 MiB"), "{line}");
+    assert!(line.contains("-m"), "{line}");
+    assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(FAILURE_EXIT));
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn a_module_that_is_not_a_boot_image_is_refused() {
+    let dir = std::env::temp_dir().join(format!("mica-x86-module-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let module = dir.join("not-a-boot-image");
+    std::fs::write(&module, b"this is not a Mica boot image\n".repeat(100)).unwrap();
+    let mut s = qemu(
+        "qemu64,+svm,+npt",
+        &["-m", "256M", "-initrd", module.to_str().unwrap()],
+    );
+    s.expect("mica: virtualization: SVM", BOOT).unwrap();
+    s.expect("mica: boot image:", BOOT).unwrap();
+    assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(FAILURE_EXIT));
+    let _ = std::fs::remove_dir_all(&dir);
+}
