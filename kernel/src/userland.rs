@@ -129,11 +129,15 @@ impl Tasks {
     }
 
     fn name_of(&self, task: TaskId) -> &'static str {
-        let entry = self.slots.get(task.slot()).copied().flatten();
+        let entry = self.slot(task);
         match (entry, self.boot.as_ref()) {
             (Some(slot), Some(boot)) => boot.image.entry(slot.entry).map_or("?", |e| e.name),
             _ => "?",
         }
+    }
+
+    fn slot(&self, task: TaskId) -> Option<&Slot> {
+        self.slots.get(task.slot()).and_then(Option::as_ref)
     }
 
     fn slot_mut(&mut self, task: TaskId) -> Option<&mut Slot> {
@@ -149,9 +153,7 @@ impl Machine for Tasks {
     }
 
     fn copy_message(&mut self, from: TaskId, to: TaskId, len: usize) {
-        let from = self.slots.get(from.slot()).copied().flatten();
-        let to = self.slots.get(to.slot()).copied().flatten();
-        if let (Some(from), Some(to)) = (from, to) {
+        if let (Some(from), Some(to)) = (self.slot(from), self.slot(to)) {
             arch::copy_message(&from.space, &to.space, len);
         }
     }
@@ -268,7 +270,7 @@ pub fn user_trap(frame: &mut TrapFrame, trap: Trap) {
         ))
     };
     if let Some(slot) = r.tasks.slot_mut(current) {
-        slot.frame = *frame;
+        slot.frame.copy_from(frame);
     }
     let decision = match trap {
         Trap::Syscall => {
@@ -294,10 +296,10 @@ pub fn user_trap(frame: &mut TrapFrame, trap: Trap) {
         },
     };
     let next = next_user_task(r, decision, current);
-    let Some(slot) = r.tasks.slots.get(next.slot()).copied().flatten() else {
+    let Some(slot) = r.tasks.slot(next) else {
         fail(format_args!("task {} has no context", next.slot()))
     };
-    *frame = slot.frame;
+    frame.copy_from(&slot.frame);
     if next != current {
         slot.space.activate();
     }

@@ -54,7 +54,14 @@ pub struct VmTable {
     vms: [Option<VmRecord>; MAX_VMS],
     /// Per task slot: bit `vm` = that VM has an I/O request for the task.
     pending: [u64; MAX_TASKS],
+    /// Per task slot: the VM whose vCPU it is ([`NO_VM`] for none), so the
+    /// run loop finds a vCPU's VM without scanning every VM.
+    vm_of_task: [u8; MAX_TASKS],
 }
+
+/// `vm_of_task` for a task that is no vCPU.
+const NO_VM: u8 = u8::MAX;
+const _: () = assert!(MAX_VMS < NO_VM as usize, "VM numbers fit below NO_VM");
 
 impl Default for VmTable {
     fn default() -> Self {
@@ -68,6 +75,7 @@ impl VmTable {
         VmTable {
             vms: [None; MAX_VMS],
             pending: [0; MAX_TASKS],
+            vm_of_task: [NO_VM; MAX_TASKS],
         }
     }
 
@@ -85,9 +93,13 @@ impl VmTable {
 
     /// The VM whose vCPU is `task`, if it is one.
     pub fn vm_of_vcpu(&self, task: TaskId) -> Option<usize> {
+        let vm = usize::from(*self.vm_of_task.get(task.slot())?);
+        // The record must still name this very task (not a stale id).
         self.vms
-            .iter()
-            .position(|r| r.is_some_and(|r| r.vcpu == task))
+            .get(vm)?
+            .as_ref()
+            .filter(|r| r.vcpu == task)
+            .map(|_| vm)
     }
 
     /// Whether `task` has ioreq work pending.
@@ -121,6 +133,12 @@ pub fn create(objects: &mut KernelObjects, vm: usize) -> Result<TaskId, Error> {
         asleep_until: None,
         ioreq_task: None,
     });
+    if let (Some(entry), Ok(number)) = (
+        objects.vms.vm_of_task.get_mut(vcpu.slot()),
+        u8::try_from(vm),
+    ) {
+        *entry = number;
+    }
     sync(objects, vm);
     Ok(vcpu)
 }
@@ -203,6 +221,9 @@ pub fn destroy(objects: &mut KernelObjects, vm: usize) -> Result<Option<TaskId>,
         .retire(record.vcpu)
         .map_err(|_| Error::KernelRefused)?;
     objects.vms.vms[vm] = None;
+    if let Some(entry) = objects.vms.vm_of_task.get_mut(record.vcpu.slot()) {
+        *entry = NO_VM;
+    }
     Ok(record.ioreq_task)
 }
 
