@@ -55,8 +55,10 @@ impl KernelRights {
     pub const IOREQ: KernelRights = KernelRights(4);
     /// May write raw lines to the hypervisor console (devices, shell).
     pub const CONSOLE: KernelRights = KernelRights(8);
+    /// May power the machine off with `halt` (the shell).
+    pub const HALT: KernelRights = KernelRights(16);
     /// Every defined bit.
-    pub const ALL: KernelRights = KernelRights(15);
+    pub const ALL: KernelRights = KernelRights(31);
 
     /// Whether every right of `other` is in `self`.
     pub const fn contains(self, other: KernelRights) -> bool {

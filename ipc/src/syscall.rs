@@ -158,7 +158,27 @@ pub enum Sysno {
     /// frees the slot and lets the vCPU run. `Error::BadSlotState` if the
     /// slot is not COMPLETE (nothing changes). Needs the IOREQ right.
     IoreqResume = 21,
+    /// `console_read(max) -> (n, bytes0_7, bytes8_15)`: takes up to `max`
+    /// (at most [`MAX_CONSOLE_READ`]) bytes typed at the hypervisor
+    /// console; they come back in registers, little-endian (byte 0 in the
+    /// low byte of a2). If none is pending the task waits (the kernel polls
+    /// the console on its timer tick) and returns with at least one byte.
+    /// Needs the CONSOLE right; `Error::KernelRefused` if another task is
+    /// already waiting for input.
+    ConsoleRead = 22,
+    /// `halt(status)`: powers the machine off; QEMU exits 0 for status 0 and
+    /// non-zero otherwise. No return. Needs the HALT right (or SUPERVISOR).
+    Halt = 23,
+    /// `console_put(ptr, len)`: prints `len` (at most [`MAX_DEBUG_WRITE`])
+    /// raw bytes on the hypervisor console without ending the line (a
+    /// prompt, echoed keys). Until a newline, the kernel keeps them as the
+    /// console's partial line: other output starts on a fresh line and the
+    /// partial line is shown again after it. Needs the CONSOLE right.
+    ConsolePut = 24,
 }
+
+/// The most bytes one `console_read` returns (two registers).
+pub const MAX_CONSOLE_READ: usize = 16;
 
 impl Sysno {
     /// The call with number `n`, if there is one.
@@ -186,6 +206,9 @@ impl Sysno {
             19 => Sysno::VmDestroy,
             20 => Sysno::IoreqAttach,
             21 => Sysno::IoreqResume,
+            22 => Sysno::ConsoleRead,
+            23 => Sysno::Halt,
+            24 => Sysno::ConsolePut,
             _ => return None,
         })
     }
@@ -261,12 +284,15 @@ mod tests {
             (Sysno::VmDestroy, 19),
             (Sysno::IoreqAttach, 20),
             (Sysno::IoreqResume, 21),
+            (Sysno::ConsoleRead, 22),
+            (Sysno::Halt, 23),
+            (Sysno::ConsolePut, 24),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(22), None);
+        assert_eq!(Sysno::from_usize(25), None);
         assert_eq!(Sysno::from_usize(usize::MAX), None);
     }
 

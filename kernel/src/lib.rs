@@ -10,6 +10,7 @@ pub mod frame;
 pub mod klog;
 pub mod manifest;
 pub mod syscall;
+pub mod syscall_console;
 pub mod syscall_vm;
 pub mod ticks;
 pub mod trap;

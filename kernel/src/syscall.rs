@@ -21,11 +21,12 @@ use crate::obj::objects::{IpcStep, KernelObjects, ObjError};
 use crate::obj::rights::Rights;
 use crate::obj::sched::Decision;
 use crate::obj::task::{DeathNotice, ExitReason};
+use crate::syscall_console::{self, ConsoleHost};
 use crate::syscall_vm::{self, VmHost};
 
 /// What the dispatcher needs from the machine: register results, message
 /// copies between IPC buffers, user-memory reads and task restarts.
-pub trait Machine: VmHost {
+pub trait Machine: VmHost + ConsoleHost {
     /// Sets `task`'s result registers: `status` (a0) and `values` (a1-a3).
     fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]);
     /// Copies the first `len` (at most `ipc::MAX_MESSAGE_SIZE`) bytes of
@@ -136,6 +137,10 @@ pub fn dispatch<M: Machine>(
             };
         }
         Sysno::Restart => return restart(objects, machine, current, args[0]),
+        Sysno::ConsoleRead | Sysno::Halt | Sysno::ConsolePut => {
+            let wait = &mut *syscall_console::WAIT.lock();
+            return syscall_console::dispatch(wait, objects, machine, current, call, args);
+        }
         Sysno::ConsoleWrite
         | Sysno::VmCreate
         | Sysno::VmLoad

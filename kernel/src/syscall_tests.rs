@@ -23,6 +23,8 @@ struct FakeMachine {
 
 impl VmHost for FakeMachine {}
 
+impl crate::syscall_console::ConsoleHost for FakeMachine {}
+
 impl Machine for FakeMachine {
     fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]) {
         self.results.insert(task.slot(), (status, values));

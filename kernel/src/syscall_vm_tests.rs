@@ -23,6 +23,8 @@ struct Host {
     resumed: usize,
 }
 
+impl crate::syscall_console::ConsoleHost for Host {}
+
 impl Machine for Host {
     fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]) {
         self.results.insert(task.slot(), (status, values));

@@ -29,6 +29,8 @@ use crate::vm::ioreq_path::IoreqDispatch;
 use crate::{ExitStatus, klog, ticks};
 use ioreq::slot::SlotError;
 
+#[path = "userland_console.rs"]
+mod console;
 #[path = "userland_vms.rs"]
 mod vms;
 use vms::Guests;
@@ -284,6 +286,7 @@ pub fn user_trap(frame: &mut TrapFrame, trap: Trap) {
             let now = arch::timer_now();
             arch::timer_set_deadline(ticks::on_tick(now));
             control::wake_sleepers(&mut r.objects, now);
+            console::poll(r);
             r.objects.sched.tick()
         }
         Trap::OtherInterrupt(_) => Decision::Continue,
@@ -346,6 +349,7 @@ fn run_vcpu(r: &mut Runner, vm: usize) -> Decision {
     match guest.run(&mut ToIoreqTask) {
         RunOutcome::Preempted => {
             control::wake_sleepers(&mut r.objects, arch::timer_now());
+            console::poll(r);
             r.objects.sched.tick()
         }
         RunOutcome::BlockedOnIo => {
@@ -371,5 +375,6 @@ fn run_vcpu(r: &mut Runner, vm: usize) -> Decision {
 fn idle(r: &mut Runner) -> Decision {
     arch::wait_for_interrupt();
     control::wake_sleepers(&mut r.objects, arch::timer_now());
+    console::poll(r);
     r.objects.sched.schedule()
 }

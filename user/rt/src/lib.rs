@@ -3,7 +3,8 @@
 //! system-call wrappers, a `log` backend over `debug_write`, a small heap,
 //! a panic handler that exits, and [`serve_forever`], the server loop.
 //!
-//! It also wraps the VM-control calls ([`vm`]), the ioreq calls and page
+//! It also wraps the hypervisor console calls of the shell ([`console`]),
+//! the VM-control calls ([`vm`]), the ioreq calls and page
 //! accessor ([`ioreq_pages`]) and a stopgap entropy source ([`entropy`]).
 //!
 //! A task crate names its main function with [`entry!`] and links with
@@ -13,6 +14,7 @@
 
 extern crate alloc;
 
+pub mod console;
 pub mod entropy;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod heap;

@@ -10,6 +10,8 @@ pub mod mmio_decode;
 pub mod sv39;
 
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod console_in;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod csr;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod dtb;
@@ -40,6 +42,7 @@ mod world_switch;
 /// The names every backend exports (see `arch/mod.rs`).
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 pub mod hal {
+    pub use super::console_in::console_read;
     pub use super::dtb::{dtb_slice, initrd_slice};
     pub use super::layout::{KernelImage, kernel_image};
     pub use super::paging::enable_kernel_paging;

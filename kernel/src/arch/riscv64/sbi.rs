@@ -8,7 +8,7 @@ const EID_LEGACY_PUTCHAR: usize = 0x01;
 const EID_LEGACY_SHUTDOWN: usize = 0x08;
 const EID_TIME: usize = 0x5449_4d45;
 const EID_SRST: usize = 0x5352_5354;
-const EID_DBCN: usize = 0x4442_434e;
+pub(super) const EID_DBCN: usize = 0x4442_434e;
 const BASE_PROBE_EXTENSION: usize = 3;
 
 /// `sbi_system_reset` reason: none (a clean shutdown).
@@ -17,7 +17,7 @@ pub const RESET_REASON_NONE: usize = 0;
 pub const RESET_REASON_FAILURE: usize = 1;
 
 /// An SBI return: `(error, value)`.
-fn ecall(eid: usize, fid: usize, a0: usize, a1: usize, a2: usize) -> (isize, usize) {
+pub(super) fn ecall(eid: usize, fid: usize, a0: usize, a1: usize, a2: usize) -> (isize, usize) {
     let (error, value): (isize, usize);
     // SAFETY: the SBI calling convention clobbers only a0/a1; the firmware
     // reads memory only where an argument points (the console buffer, which
