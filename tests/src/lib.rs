@@ -2,8 +2,8 @@
 //! it, wait for named console lines with a timeout, check its exit status.
 //! A failure names what was awaited and shows the console transcript.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 /// A running emulator whose console (stdout and stderr) is read line by line.
 pub struct Session {
     child: Child,
+    /// The emulator's stdin, when started with [`Session::spawn_with_stdin`].
+    stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     transcript: Vec<String>,
     /// Index into `transcript` of the first line not yet matched.
@@ -19,10 +21,25 @@ pub struct Session {
 
 impl Session {
     /// Starts `command` with piped output; stdin is closed.
-    pub fn spawn(mut command: Command) -> Result<Session, String> {
+    pub fn spawn(command: Command) -> Result<Session, String> {
+        Session::start(command, false)
+    }
+
+    /// Starts `command` with piped output and a stdin that [`Session::send`]
+    /// writes to (the console's input).
+    pub fn spawn_with_stdin(command: Command) -> Result<Session, String> {
+        Session::start(command, true)
+    }
+
+    fn start(mut command: Command, with_stdin: bool) -> Result<Session, String> {
         let described = format!("{command:?}");
+        let stdin = if with_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
         let mut child = command
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -35,11 +52,33 @@ impl Session {
             forward(stderr, sender);
         }
         Ok(Session {
+            stdin: child.stdin.take(),
             child,
             lines,
             transcript: Vec::new(),
             cursor: 0,
         })
+    }
+
+    /// Types `text` at the console (stdin of a [`Session::spawn_with_stdin`]
+    /// session).
+    pub fn send(&mut self, text: &str) -> Result<(), String> {
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err("this session has no stdin: use Session::spawn_with_stdin".into());
+        };
+        match stdin
+            .write_all(text.as_bytes())
+            .and_then(|()| stdin.flush())
+        {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.failure(&format!("cannot send {text:?}: {e}"))),
+        }
+    }
+
+    /// Index of the next transcript line `expect` looks at (everything
+    /// before it was seen and matched past).
+    pub fn position(&self) -> usize {
+        self.cursor
     }
 
     /// Waits until a line containing `needle` appears (after the last matched
@@ -187,6 +226,17 @@ mod tests {
         let error = s.expect("never", Duration::from_millis(300)).unwrap_err();
         assert!(error.starts_with("timed out after"), "{error}");
         assert!(error.contains("started"), "{error}");
+    }
+
+    #[test]
+    fn sent_text_reaches_the_program_and_needs_a_stdin() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "read line; echo \"got $line\""]);
+        let mut s = Session::spawn_with_stdin(command).unwrap();
+        s.send("vm list\n").unwrap();
+        s.expect("got vm list", Duration::from_secs(5)).unwrap();
+        let mut closed = shell("exit 0");
+        assert!(closed.send("x").unwrap_err().contains("no stdin"));
     }
 
     #[test]

@@ -13,6 +13,9 @@ use crate::install;
 use crate::options::{self, GuestSpec};
 use vm_manager::scenario_file;
 
+#[path = "qemu_stdin.rs"]
+mod stdin;
+
 pub fn run(args: &[String]) -> Result<(), String> {
     let (arch, args) = crate::x86::take_arch(args)?;
     if arch == crate::x86::Arch::X86_64 {
@@ -37,13 +40,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "-bios",
         "default",
         "-m",
-        "256M",
+        // Room for a dynamic VM (128 MiB by default) next to the static ones.
+        "512M",
     ])
     .args(["-smp", "2", "-kernel"])
     .arg(&kernel)
     .arg("-initrd")
     .arg(&image);
-    run_cmd(&mut qemu, "boot Mica on QEMU")
+    // A terminal gets QEMU's interactive console (Ctrl-A x quits); piped
+    // input is typed at the shell.
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        run_cmd(&mut qemu, "boot Mica on QEMU")
+    } else {
+        stdin::run(&mut qemu, "boot Mica on QEMU")
+    }
 }
 
 /// Builds the RISC-V kernel (release) and returns the path of its ELF.
@@ -168,7 +178,13 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
         .map_err(|e| format!("cannot write {}: {e}", scenario_file.display()))?;
     let mut tasks = cargo();
     tasks.args(["build", "--release", "--target", RISCV_TARGET]);
-    for package in ["mica-init", "mica-ioreq", "mica-devices", "mica-crasher"] {
+    for package in [
+        "mica-init",
+        "mica-ioreq",
+        "mica-devices",
+        "mica-shell",
+        "mica-crasher",
+    ] {
         tasks.args(["-p", package]);
     }
     run_cmd(&mut tasks, "build the service tasks")?;
@@ -221,6 +237,16 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
             Some(VM_MANAGER),
             &[IOREQ, DEVICES],
             KernelRights::VM_CONTROL,
+        ),
+        // The management shell on the console: below every service, above
+        // the guests' vCPUs (priority 0), so typing is served while they run.
+        service(
+            "shell",
+            task("mica-shell")?,
+            1,
+            None,
+            &[VM_MANAGER, DEVICES],
+            KernelRights::CONSOLE.union(KernelRights::HALT),
         ),
         guest_part("hello", artifacts::guest_raw("mica-guest-hello")?),
         guest_part("misbehave", artifacts::guest_raw("mica-guest-misbehave")?),

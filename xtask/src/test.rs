@@ -21,6 +21,7 @@ const RISCV_PACKAGES: &[&str] = &[
     "mica-vm-manager",
     "mica-ioreq",
     "mica-devices",
+    "mica-shell",
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -74,6 +75,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
     counts.passed += emulated.passed;
     counts.failed += emulated.failed;
+    let shell = counted(
+        cargo()
+            .args(["test", "-p", "mica-tests", "--test", "riscv64_shell"])
+            .args(["--", "--ignored"])
+            .env("MICA_KERNEL_RISCV64", &kernel)
+            .env("MICA_BOOT_IMAGE_RISCV64", &default_image),
+        "QEMU tests (riscv64 shell)",
+    )?;
+    counts.passed += shell.passed;
+    counts.failed += shell.failed;
     let x86_image = x86::build_kernel()?;
     let emulated = counted(
         cargo()

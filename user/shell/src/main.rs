@@ -1,0 +1,71 @@
+//! `shell`: the management shell task on the hypervisor console. It reads
+//! typed bytes with `console_read` (waiting in the kernel, which polls the
+//! console on its tick), runs `vm ...` commands through the vm-manager,
+//! forwards an attached console's bytes to the device service's UART model
+//! (`devices::Request::Input`), and powers off with `halt` (HALT right).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod task {
+    use ipc::VmId;
+    use ipc::devices;
+    use ipc::syscall::{endpoints, slots};
+    use ipc::vm::{Request, Response};
+    use log::warn;
+    use mica_rt::{Start, call_message, console};
+    use mica_shell::shell::{Flow, Hypervisor, Shell};
+
+    /// The console and the services the manifest lets the shell call.
+    struct Machine;
+
+    impl Hypervisor for Machine {
+        fn vm(&mut self, request: &Request) -> Result<Response, ipc::Error> {
+            call_message(slots::call(endpoints::VM_MANAGER), request)
+        }
+
+        fn input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), ipc::Error> {
+            let bytes =
+                heapless::Vec::from_slice(bytes).map_err(|_| ipc::Error::MessageTooLarge)?;
+            let request = devices::Request::Input { vm, bytes };
+            match call_message(slots::call(endpoints::DEVICES), &request)? {
+                devices::Response::Err(e) => Err(e),
+                devices::Response::Ok | devices::Response::Value(_) => Ok(()),
+            }
+        }
+
+        fn print(&mut self, text: &str) {
+            if let Err(e) = console::put(text.as_bytes()) {
+                warn!("console_put refused: {e}");
+            }
+        }
+    }
+
+    fn main(_start: Start) -> u32 {
+        let mut shell = Shell::new();
+        let mut machine = Machine;
+        shell.start(&mut machine);
+        let mut buf = [0u8; 16];
+        loop {
+            let n = match console::read(&mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    warn!("console_read refused: {e}");
+                    return 1;
+                }
+            };
+            if shell.feed(&buf[..n], &mut machine) == Flow::Halt {
+                let e = console::halt(0);
+                warn!("halt refused: {e}");
+                return 1;
+            }
+        }
+    }
+
+    mica_rt::entry!(main);
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("mica-shell is a Mica task: build it with --target riscv64gc-unknown-none-elf");
+    std::process::exit(2);
+}

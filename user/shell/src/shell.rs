@@ -1,0 +1,286 @@
+//! The shell's command loop: typed bytes in, through the line editor, to
+//! `vm ...` requests, `console NAME` attachment, `help` and `halt`; every
+//! result printed with mica-mgmt's formatters and every failure as one
+//! `error: ...` line.
+
+use core::fmt::{self, Write};
+
+use ipc::VmId;
+use ipc::devices::INPUT_CHUNK;
+use ipc::vm::{Request, Response};
+use mica_mgmt::command::Reply;
+use mica_mgmt::errors::ErrorMessage;
+use mica_mgmt::parse::HELP;
+use mica_mgmt::table::{DoneLine, InfoBlock, VmTable};
+use mica_mgmt::{Command, ListPager, VmCommand, parse_line};
+
+use crate::editor::{Key, LineEditor};
+
+/// The prompt.
+pub const PROMPT: &str = "mica> ";
+
+/// What the shell needs from the machine.
+pub trait Hypervisor {
+    /// Sends `request` to the vm-manager and returns its answer.
+    fn vm(&mut self, request: &Request) -> Result<Response, ipc::Error>;
+    /// Gives `bytes` (at most `INPUT_CHUNK`) to VM `vm`'s UART receive side.
+    fn input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), ipc::Error>;
+    /// Prints `text` on the console as it is (no newline added).
+    fn print(&mut self, text: &str);
+}
+
+/// What the caller does after [`Shell::feed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Read more input.
+    Continue,
+    /// `halt` was typed: power the machine off with status 0.
+    Halt,
+}
+
+/// The VM the console is attached to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Attached {
+    vm: VmId,
+}
+
+/// The shell: the line being typed, or the VM the console is attached to.
+#[derive(Debug, Default)]
+pub struct Shell {
+    editor: LineEditor,
+    attached: Option<Attached>,
+}
+
+/// Formats into a small buffer and prints it whole at each newline (so a
+/// line reaches the console in one piece).
+struct Out<'h, H: Hypervisor> {
+    hv: &'h mut H,
+    line: heapless::String<256>,
+}
+
+impl<H: Hypervisor> Out<'_, H> {
+    fn flush(&mut self) {
+        if !self.line.is_empty() {
+            self.hv.print(&self.line);
+            self.line.clear();
+        }
+    }
+}
+
+impl<H: Hypervisor> Write for Out<'_, H> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for ch in s.chars() {
+            if self.line.push(ch).is_err() {
+                self.flush();
+                let _ = self.line.push(ch);
+            }
+            if ch == '\n' {
+                self.flush();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Shell {
+    /// A shell with an empty line, not attached.
+    pub const fn new() -> Self {
+        Shell {
+            editor: LineEditor::new(),
+            attached: None,
+        }
+    }
+
+    /// Prints the prompt (at start).
+    pub fn start<H: Hypervisor>(&mut self, hv: &mut H) {
+        hv.print(PROMPT);
+    }
+
+    /// Takes typed `bytes`: edits the line and runs it at Enter, or, while
+    /// attached, forwards them to the VM until the escape byte.
+    pub fn feed<H: Hypervisor>(&mut self, bytes: &[u8], hv: &mut H) -> Flow {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if let Some(attached) = self.attached {
+                rest = self.forward(attached, rest, hv);
+                continue;
+            }
+            let (&byte, tail) = match rest.split_first() {
+                Some(split) => split,
+                None => break,
+            };
+            rest = tail;
+            match self.editor.key(byte) {
+                Key::Nothing => {}
+                Key::Echo(text) => hv.print(core::str::from_utf8(text).unwrap_or("")),
+                Key::EchoByte(b) => {
+                    let mut buf = [0u8; 4];
+                    hv.print(char::from(b).encode_utf8(&mut buf));
+                }
+                Key::Cancel => {
+                    hv.print("^C\n");
+                    hv.print(PROMPT);
+                }
+                Key::Enter => {
+                    hv.print("\n");
+                    let line = self.editor.take_line();
+                    let text = core::str::from_utf8(&line).unwrap_or("");
+                    if self.run_line(text, hv) == Flow::Halt {
+                        return Flow::Halt;
+                    }
+                    if self.attached.is_none() {
+                        hv.print(PROMPT);
+                    }
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Forwards bytes to the attached VM up to the escape byte; returns
+    /// what is left after it (the shell reads that as typed lines).
+    fn forward<'b, H: Hypervisor>(
+        &mut self,
+        to: Attached,
+        bytes: &'b [u8],
+        hv: &mut H,
+    ) -> &'b [u8] {
+        let escape = bytes
+            .iter()
+            .position(|&b| b == mica_mgmt::command::CONSOLE_ESCAPE);
+        let (data, rest) = match escape {
+            Some(at) => (&bytes[..at], bytes.get(at + 1..).unwrap_or_default()),
+            None => (bytes, &[][..]),
+        };
+        for chunk in data.chunks(INPUT_CHUNK) {
+            if let Err(e) = hv.input(to.vm, chunk) {
+                let mut out = Out {
+                    hv,
+                    line: heapless::String::new(),
+                };
+                let _ = writeln!(out, "error: the console input was not delivered: {e}");
+            }
+        }
+        if escape.is_some() {
+            self.attached = None;
+            hv.print("\nconsole detached\n");
+            hv.print(PROMPT);
+        }
+        rest
+    }
+
+    /// Runs one typed line.
+    fn run_line<H: Hypervisor>(&mut self, line: &str, hv: &mut H) -> Flow {
+        let mut out = Out {
+            hv,
+            line: heapless::String::new(),
+        };
+        let command = match parse_line(line) {
+            Ok(Some(command)) => command,
+            Ok(None) => return Flow::Continue,
+            Err(e) => {
+                let _ = writeln!(out, "error: {e}");
+                return Flow::Continue;
+            }
+        };
+        match command {
+            Command::Help => {
+                let _ = out.write_str(HELP);
+            }
+            Command::Halt => {
+                let _ = writeln!(out, "mica: halting");
+                return Flow::Halt;
+            }
+            Command::Vm(VmCommand::List) => list(&mut out),
+            Command::Vm(command) => {
+                let _ = run_vm(&command, &mut out, true);
+            }
+            Command::Console { name } => {
+                let info = VmCommand::Info { name: name.clone() };
+                if let Some(vm) = run_vm(&info, &mut out, false) {
+                    self.attached = Some(Attached { vm });
+                    let _ = writeln!(
+                        out,
+                        "console attached to {name}'s UART: type Ctrl-] to detach"
+                    );
+                }
+            }
+        }
+        out.flush();
+        Flow::Continue
+    }
+}
+
+/// Runs a VM command other than `list` and prints its outcome (only a
+/// failure unless `show`); returns the VM's slot when the answer carried
+/// its info.
+fn run_vm<H: Hypervisor>(command: &VmCommand, out: &mut Out<'_, H>, show: bool) -> Option<VmId> {
+    let answer = out.hv.vm(&command.request());
+    let reply = match answer {
+        Ok(response) => command.check_reply(response),
+        Err(e) => {
+            let _ = writeln!(out, "error: cannot reach the vm-manager: {e}");
+            return None;
+        }
+    };
+    match reply {
+        Ok(Reply::Done) => {
+            if show {
+                let _ = writeln!(out, "{}", DoneLine(command));
+            }
+            None
+        }
+        Ok(Reply::Info(info)) => {
+            match command {
+                _ if !show => {}
+                VmCommand::Info { .. } => {
+                    let _ = write!(out, "{}", InfoBlock(&info));
+                }
+                _ => {
+                    let _ = writeln!(out, "{}", DoneLine(command));
+                }
+            }
+            Some(info.id)
+        }
+        Err(error) => {
+            let _ = writeln!(out, "error: {}", ErrorMessage { command, error });
+            None
+        }
+    }
+}
+
+/// `vm list`: every page, then one table.
+fn list<H: Hypervisor>(out: &mut Out<'_, H>) {
+    let mut pager = ListPager::new();
+    let mut vms: heapless::Vec<ipc::vm::VmInfo, { ipc::syscall::MAX_VMS }> = heapless::Vec::new();
+    while let Some(request) = pager.next_request() {
+        match out.hv.vm(&request).map(|response| pager.accept(response)) {
+            Ok(Ok(page)) => {
+                for vm in page {
+                    let _ = vms.push(vm);
+                }
+            }
+            Ok(Err(error)) => {
+                let command = VmCommand::List;
+                let _ = writeln!(
+                    out,
+                    "error: {}",
+                    ErrorMessage {
+                        command: &command,
+                        error
+                    }
+                );
+                return;
+            }
+            Err(e) => {
+                let _ = writeln!(out, "error: cannot reach the vm-manager: {e}");
+                return;
+            }
+        }
+    }
+    let _ = write!(out, "{}", VmTable(&vms));
+}
+
+#[cfg(test)]
+#[path = "shell_tests.rs"]
+mod tests;

@@ -1,0 +1,127 @@
+//! The shell as a user at the console sees it, against mica-mgmt's
+//! stand-in vm-manager (VMs `sos` and `rtvm`, powered off).
+
+use std::string::String;
+use std::vec::Vec;
+
+use super::*;
+use mica_mgmt::testing::{FakeManager, manager};
+
+struct Fake {
+    manager: FakeManager,
+    printed: String,
+    input: Vec<(u16, Vec<u8>)>,
+}
+
+impl Hypervisor for Fake {
+    fn vm(&mut self, request: &Request) -> Result<Response, ipc::Error> {
+        Ok(self.manager.handle(request.clone()))
+    }
+    fn input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), ipc::Error> {
+        self.input.push((vm.0, bytes.to_vec()));
+        Ok(())
+    }
+    fn print(&mut self, text: &str) {
+        self.printed.push_str(text);
+    }
+}
+
+fn fake() -> Fake {
+    Fake {
+        manager: manager(),
+        printed: String::new(),
+        input: Vec::new(),
+    }
+}
+
+/// Types `text` and returns what the console showed since the last call.
+fn typed(shell: &mut Shell, hv: &mut Fake, text: &str) -> (Flow, String) {
+    hv.printed.clear();
+    let flow = shell.feed(text.as_bytes(), hv);
+    (flow, core::mem::take(&mut hv.printed))
+}
+
+#[test]
+fn the_prompt_echo_and_a_vm_list_table() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    shell.start(&mut hv);
+    assert_eq!(hv.printed, "mica> ");
+    let (flow, shown) = typed(&mut shell, &mut hv, "vm create sos\nvm list\n");
+    assert_eq!(flow, Flow::Continue);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines[0], "vm create sos");
+    assert_eq!(lines[1], "sos created");
+    assert_eq!(lines[2], "mica> vm list");
+    assert!(lines[3].starts_with("NAME  SLOT  KIND"), "{shown}");
+    assert!(
+        lines[4].starts_with("sos      0  static   created"),
+        "{shown}"
+    );
+    assert!(shown.ends_with("mica> "), "{shown}");
+}
+
+#[test]
+fn failures_are_one_error_line_each() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    let cases = [
+        ("vm create 'bad name'\n", "error: name"),
+        ("vm start ghost\n", "error: no VM named ghost"),
+        (
+            "vm pause sos\n",
+            "error: sos is powered-off: cannot pause it",
+        ),
+        (
+            "vm create rtvm\nvm create rtvm\n",
+            "error: a VM named rtvm already exists",
+        ),
+        ("frobnicate\n", "error: unknown command"),
+    ];
+    for (line, error) in cases {
+        let (_, shown) = typed(&mut shell, &mut hv, line);
+        let errors: Vec<&str> = shown.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(errors.len(), 1, "{line}: {shown}");
+        assert!(errors[0].starts_with(error), "{line}: {shown}");
+    }
+}
+
+#[test]
+fn help_prints_the_commands_and_halt_stops() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    let (_, shown) = typed(&mut shell, &mut hv, "help\r\n");
+    assert!(shown.contains(HELP), "{shown}");
+    let (flow, shown) = typed(&mut shell, &mut hv, "halt\r\nvm list\n");
+    assert_eq!(flow, Flow::Halt);
+    assert_eq!(shown, "halt\nmica: halting\n");
+}
+
+#[test]
+fn console_attaches_forwards_typed_bytes_and_detaches_at_ctrl_bracket() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    typed(&mut shell, &mut hv, "vm create rtvm\n");
+    let (_, shown) = typed(&mut shell, &mut hv, "console rtvm\nls\r");
+    assert!(
+        shown.contains("console attached to rtvm's UART: type Ctrl-] to detach\n"),
+        "{shown}"
+    );
+    assert!(
+        !shown.ends_with("mica> "),
+        "no prompt while attached: {shown}"
+    );
+    let (_, shown) = typed(&mut shell, &mut hv, "x\x1dvm list\n");
+    assert_eq!(hv.input, [(1, b"ls\r".to_vec()), (1, b"x".to_vec())]);
+    assert!(
+        shown.starts_with("\nconsole detached\nmica> vm list\n"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn console_of_an_unknown_vm_stays_at_the_prompt() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    let (_, shown) = typed(&mut shell, &mut hv, "console ghost\nls\n");
+    assert!(
+        shown.contains("error: no VM named ghost\nmica> ls\n"),
+        "{shown}"
+    );
+    assert!(hv.input.is_empty());
+}
