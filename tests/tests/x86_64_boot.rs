@@ -1,5 +1,7 @@
 //! Boots Mica's x86_64 Multiboot image on QEMU and checks what a user sees:
-//! the boot banner and the SVM backend with a clean exit 0; one clear line
+//! the boot banner, the SVM backend and the timer ticks with a clean exit
+//! 0; a CPU exception provoked through the `mica.test=` command-line hook
+//! reported with its name and RIP and exit 3 (never 0); one clear line
 //! and a non-zero exit on a CPU without VMX or SVM, with too little memory,
 //! and with a Multiboot module that is not a boot image. Run by `cargo
 //! xtask test`, which builds the image and installs QEMU.
@@ -39,6 +41,11 @@ fn boots_under_svm_and_shuts_down_cleanly() {
     s.expect("mica: virtualization: SVM", BOOT).unwrap();
     s.expect("mica: heap: 4096 KiB", BOOT).unwrap();
     s.expect("mica: paging: 4-level on", BOOT).unwrap();
+    let timer = s.expect("mica: timer:", BOOT).unwrap();
+    assert_eq!(
+        timer,
+        "mica: timer: 3 ticks at 100 Hz via the LAPIC timer (PIT-calibrated)"
+    );
     s.expect("mica: boot complete, shutting down", BOOT)
         .unwrap();
     assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(0));
@@ -84,4 +91,38 @@ fn a_module_that_is_not_a_boot_image_is_refused() {
     s.expect("mica: boot image:", BOOT).unwrap();
     assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(FAILURE_EXIT));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Boots with the `mica.test=<hook>` command line and returns the fatal line.
+fn provoked_fault(hook: &str) -> String {
+    let append = format!("mica.test={hook}");
+    let mut s = qemu("qemu64,+svm,+npt", &["-m", "256M", "-append", &append]);
+    s.expect(&format!("mica: test hook mica.test={hook}"), BOOT)
+        .unwrap();
+    let line = s.expect("mica: fatal:", BOOT).unwrap();
+    assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(FAILURE_EXIT));
+    line
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn an_invalid_opcode_is_reported_and_fails_the_boot() {
+    let line = provoked_fault("ud2");
+    assert!(
+        line.starts_with("mica: fatal: invalid opcode (#UD) at rip 0x10"),
+        "{line}"
+    );
+    assert!(line.ends_with("(error code 0x0, cr2 0x0)"), "{line}");
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn a_null_store_faults_because_page_zero_is_unmapped() {
+    let line = provoked_fault("pf");
+    assert!(
+        line.starts_with("mica: fatal: page fault (#PF) at rip 0x10"),
+        "{line}"
+    );
+    // Error code 2: a write to a not-present page; CR2 names the address.
+    assert!(line.ends_with("(error code 0x2, cr2 0x0)"), "{line}");
 }

@@ -7,7 +7,7 @@ use mica_boot::multiboot::{MultibootError, MultibootInfo, PhysMemory};
 use mica_boot::{MachineInfo, MemRange};
 
 use super::entry::BOOT_MAP_BYTES;
-use super::virt;
+use super::{testhook, virt};
 
 /// Low memory (real-mode IVT, BIOS data, EBDA, the loader's structures,
 /// VGA and option ROMs): never handed out as frames.
@@ -60,9 +60,14 @@ impl Firmware {
     }
 }
 
-/// Nothing to remember from the Multiboot information for shutdown (the
-/// exit ports are fixed).
-pub fn firmware_init(_: &Firmware) {}
+/// Remembers the command line's test hook (`mica.test=`, see `testhook`);
+/// shutdown needs nothing (the exit ports are fixed).
+pub fn firmware_init(firmware: &Firmware) {
+    match testhook::parse(firmware.machine().cmdline) {
+        Ok(hook) => super::timer::set_test_hook(hook),
+        Err(value) => info!("ignoring unknown test hook mica.test={value}"),
+    }
+}
 
 /// Whether the CPU can run guests: SVM or VMX by CPUID. Logs the backend.
 pub fn check_virtualization(_: &Firmware) -> Result<(), &'static str> {

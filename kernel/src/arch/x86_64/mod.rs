@@ -1,14 +1,29 @@
 //! x86_64 backend: the Multiboot entry into long mode, the COM1 console,
-//! exits through QEMU's and Bochs' power-off ports, and the CPUID choice
-//! between SVM and VMX. `virt`'s decision is pure and tested on the host;
-//! everything else touches the CPU and exists only on bare metal.
+//! exits through QEMU's and Bochs' power-off ports, the CPUID choice
+//! between SVM and VMX, the GDT/TSS and IDT (`gdt`, `idt`, reports in
+//! `fault`), the LAPIC timer, kernel page tables (`pt4`, `paging`) and the
+//! SVM world switch. Pure pieces (`virt`, `pt4`, `fault`, `testhook`,
+//! `svm_exit`) are host-tested; the rest exists only on bare metal.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "register fields, descriptor limits and addresses on a 64-bit target have known widths"
+)]
 
+pub mod fault;
+pub mod pt4;
+pub mod testhook;
 pub mod virt;
 
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod entry;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod firmware;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod gdt;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod idt;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod lapic;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod layout;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
@@ -26,6 +41,7 @@ mod timer;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub mod hal {
     pub use super::firmware::{Firmware, check_virtualization, firmware_init, read_firmware};
+    pub use super::idt::TrapFrame;
     pub use super::layout::{KernelImage, kernel_image};
     pub use super::paging::{PAGING, enable_kernel_paging};
     pub use super::poweroff::shutdown;

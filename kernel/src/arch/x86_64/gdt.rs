@@ -1,0 +1,111 @@
+//! The kernel's GDT and TSS: ring-0 code and data segments and a 64-bit TSS
+//! whose interrupt stack table gives double faults (IST1) their own stack,
+//! so a kernel stack overflow is still reported instead of resetting the
+//! machine. Replaces the entry code's boot GDT.
+
+use core::mem::size_of;
+
+/// Kernel code selector.
+pub const KERNEL_CS: u16 = 0x08;
+/// Kernel data selector.
+pub const KERNEL_DS: u16 = 0x10;
+/// TSS selector (a 16-byte system descriptor).
+const TSS_SELECTOR: u16 = 0x18;
+/// The IST slot (1-based) double faults run on.
+pub const DOUBLE_FAULT_IST: u8 = 1;
+/// Bytes of the double-fault stack.
+const IST_STACK_BYTES: usize = 16 << 10;
+
+/// The 64-bit task-state segment (only the IST and I/O map base are used).
+#[repr(C, packed(4))]
+struct Tss {
+    reserved0: u32,
+    rsp: [u64; 3],
+    reserved1: u64,
+    ist: [u64; 7],
+    reserved2: u64,
+    reserved3: u16,
+    iomap_base: u16,
+}
+
+#[repr(C, align(16))]
+struct IstStack([u8; IST_STACK_BYTES]);
+
+static mut TSS: Tss = Tss {
+    reserved0: 0,
+    rsp: [0; 3],
+    reserved1: 0,
+    ist: [0; 7],
+    reserved2: 0,
+    reserved3: 0,
+    // No I/O permission map: the base lies beyond the limit.
+    iomap_base: size_of::<Tss>() as u16,
+};
+
+static mut DOUBLE_FAULT_STACK: IstStack = IstStack([0; IST_STACK_BYTES]);
+
+/// Null, kernel code, kernel data, TSS (two slots).
+static mut GDT: [u64; 5] = [
+    0,
+    0x00af_9a00_0000_ffff, // 64-bit code, ring 0
+    0x00cf_9200_0000_ffff, // data, ring 0
+    0,
+    0,
+];
+
+#[repr(C, packed)]
+struct Pointer {
+    limit: u16,
+    base: u64,
+}
+
+/// The two GDT words of an available 64-bit TSS at `base`.
+fn tss_descriptor(base: u64, limit: u64) -> [u64; 2] {
+    let low = (limit & 0xffff)
+        | (base & 0xff_ffff) << 16
+        | 0x89 << 40 // present, type 9: available 64-bit TSS
+        | ((limit >> 16) & 0xf) << 48
+        | ((base >> 24) & 0xff) << 56;
+    [low, base >> 32]
+}
+
+/// Loads the GDT and TSS and reloads every segment register. Called once,
+/// on the boot CPU, before the IDT is used.
+pub fn init() {
+    // SAFETY: runs once on the only CPU with interrupts off, before anything
+    // else refers to these statics; the raw pointers are to statics that live
+    // forever. The new GDT has the same code and data selectors as the boot
+    // GDT, so the far return and the segment reloads keep running in 64-bit
+    // ring 0, and `ltr` loads the TSS descriptor written just before.
+    unsafe {
+        let stack = (&raw const DOUBLE_FAULT_STACK) as u64 + IST_STACK_BYTES as u64;
+        let tss = &raw mut TSS;
+        (*tss).ist[usize::from(DOUBLE_FAULT_IST) - 1] = stack;
+        let tss = tss as u64;
+        let [low, high] = tss_descriptor(tss, size_of::<Tss>() as u64 - 1);
+        let gdt = &raw mut GDT;
+        (*gdt)[3] = low;
+        (*gdt)[4] = high;
+        let pointer = Pointer {
+            limit: (size_of::<[u64; 5]>() - 1) as u16,
+            base: gdt as u64,
+        };
+        core::arch::asm!(
+            "lgdt [{pointer}]",
+            "push {cs}",
+            "lea {tmp}, [rip + 2f]",
+            "push {tmp}",
+            "retfq",
+            "2:",
+            "mov ss, {ds:x}",
+            "mov ds, {ds:x}",
+            "mov es, {ds:x}",
+            "ltr {tss:x}",
+            pointer = in(reg) &pointer,
+            cs = in(reg) u64::from(KERNEL_CS),
+            ds = in(reg) KERNEL_DS,
+            tss = in(reg) TSS_SELECTOR,
+            tmp = out(reg) _,
+        );
+    }
+}
