@@ -1,6 +1,7 @@
 //! Boots Mica's x86_64 Multiboot image on QEMU and checks what a user sees:
 //! the boot banner, the SVM backend and the timer ticks with a clean exit
-//! 0; a CPU exception provoked through the `mica.test=` command-line hook
+//! 0; the SVM self-test guests (vm0's port-I/O line, vm1 stopped by a
+//! nested page fault); a CPU exception provoked through the `mica.test=` command-line hook
 //! reported with its name and RIP and exit 3 (never 0); one clear line
 //! and a non-zero exit on a CPU without VMX or SVM, with too little memory,
 //! and with a Multiboot module that is not a boot image. Run by `cargo
@@ -46,6 +47,18 @@ fn boots_under_svm_and_shuts_down_cleanly() {
         timer,
         "mica: timer: 3 ticks at 100 Hz via the LAPIC timer (PIT-calibrated)"
     );
+    // vm0's bytes left the guest one OUT at a time (IOIO exits); its LSR
+    // read saw 0x60, so it ended with VMMCALL rather than HLT.
+    s.expect("vm0 | hello from vm0", BOOT).unwrap();
+    s.expect("mica: vm0 powered off", BOOT).unwrap();
+    // vm1 stored outside its RAM: the nested page fault stops it.
+    let npf = s.expect("mica: vm1 stopped:", BOOT).unwrap();
+    assert_eq!(
+        npf,
+        "mica: vm1 stopped: store guest-page fault at 0x40000000"
+    );
+    s.expect("mica: guest self-test: SVM world switch ok", BOOT)
+        .unwrap();
     s.expect("mica: boot complete, shutting down", BOOT)
         .unwrap();
     assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(0));

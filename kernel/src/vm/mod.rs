@@ -4,6 +4,7 @@
 
 pub mod console;
 pub mod control;
+pub mod exit;
 pub mod ioreq_path;
 
 use core::fmt;

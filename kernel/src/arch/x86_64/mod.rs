@@ -11,6 +11,7 @@
 
 pub mod fault;
 pub mod pt4;
+pub mod svm_exit;
 pub mod testhook;
 pub mod virt;
 
@@ -33,7 +34,11 @@ mod port;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod poweroff;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod selftest;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod serial;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod svm;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod timer;
 
@@ -45,6 +50,7 @@ pub mod hal {
     pub use super::layout::{KernelImage, kernel_image};
     pub use super::paging::{PAGING, enable_kernel_paging};
     pub use super::poweroff::shutdown;
+    pub use super::selftest::guest_self_test;
     pub use super::serial::console_write;
     pub use super::timer::{
         timer_now, timer_set_deadline, timer_source, timer_start, trap_init, wait_for_interrupt,

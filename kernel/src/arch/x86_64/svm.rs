@@ -1,0 +1,347 @@
+//! The SVM world switch: EFER.SVME and the host save area, a VMCB per vCPU
+//! (intercepts, IOPM/MSRPM, ASID, nested paging) and `vmrun` with the host's
+//! callee-saved and the guest's general registers swapped around it.
+//! VMRUN itself saves and restores the host's RSP, RAX, RFLAGS, segments
+//! and control registers; the guest's RAX lives in the VMCB.
+
+use super::pt4::PAGE_SIZE;
+
+/// EFER and its SVM enable.
+const EFER: u32 = 0xc000_0080;
+const EFER_SVME: u64 = 1 << 12;
+/// VM_HSAVE_PA: where VMRUN saves host state.
+const VM_HSAVE_PA: u32 = 0xc001_0117;
+
+/// VMCB control-area offsets (AMD APM vol. 2, appendix B).
+mod ctl {
+    pub const INTERCEPT_MISC1: usize = 0x00c;
+    pub const INTERCEPT_MISC2: usize = 0x010;
+    pub const IOPM_BASE: usize = 0x040;
+    pub const MSRPM_BASE: usize = 0x048;
+    pub const ASID: usize = 0x058;
+    pub const TLB_CONTROL: usize = 0x05c;
+    pub const INT_CONTROL: usize = 0x060;
+    pub const EXIT_CODE: usize = 0x070;
+    pub const EXIT_INFO1: usize = 0x078;
+    pub const EXIT_INFO2: usize = 0x080;
+    pub const NP_ENABLE: usize = 0x090;
+    pub const N_CR3: usize = 0x0b0;
+}
+
+/// VMCB state-save-area offsets.
+mod save {
+    pub const ES: usize = 0x400;
+    pub const CS: usize = 0x410;
+    pub const SS: usize = 0x420;
+    pub const DS: usize = 0x430;
+    pub const FS: usize = 0x440;
+    pub const GS: usize = 0x450;
+    pub const GDTR: usize = 0x460;
+    pub const LDTR: usize = 0x470;
+    pub const IDTR: usize = 0x480;
+    pub const TR: usize = 0x490;
+    pub const CPL: usize = 0x4cb;
+    pub const EFER: usize = 0x4d0;
+    pub const CR4: usize = 0x548;
+    pub const CR3: usize = 0x550;
+    pub const CR0: usize = 0x558;
+    pub const DR7: usize = 0x560;
+    pub const DR6: usize = 0x568;
+    pub const RFLAGS: usize = 0x570;
+    pub const RIP: usize = 0x578;
+    pub const RSP: usize = 0x5d8;
+    pub const RAX: usize = 0x5f8;
+    pub const G_PAT: usize = 0x668;
+}
+
+/// MISC1 intercepts: INTR, NMI, CPUID, HLT, IOIO_PROT, MSR_PROT, SHUTDOWN.
+const MISC1: u32 = 1 << 0 | 1 << 1 | 1 << 18 | 1 << 24 | 1 << 27 | 1 << 28 | 1 << 31;
+/// MISC2 intercepts: VMRUN (required), VMMCALL, VMLOAD, VMSAVE, STGI,
+/// CLGI, SKINIT.
+const MISC2: u32 = 0x7f;
+/// V_INTR_MASKING: the host's RFLAGS.IF masks physical interrupts.
+const V_INTR_MASKING: u64 = 1 << 24;
+/// Bytes of the I/O and MSR permission maps.
+pub const IOPM_BYTES: u64 = 3 * PAGE_SIZE;
+/// Bytes of the MSR permission map.
+pub const MSRPM_BYTES: u64 = 2 * PAGE_SIZE;
+
+/// The guest's general registers other than RAX and RSP (which the VMCB
+/// holds), in the order the world switch saves them.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GuestGprs {
+    /// RBX, RCX, RDX, RSI, RDI, RBP, R8-R15.
+    pub regs: [u64; 14],
+}
+
+core::arch::global_asm!(
+    r#"
+    .section .text
+    .globl mica_svm_run
+    /* rdi: the VMCB's physical address; rsi: &mut GuestGprs. */
+mica_svm_run:
+    push    rbx
+    push    rbp
+    push    r12
+    push    r13
+    push    r14
+    push    r15
+    push    rsi
+    mov     rax, rdi
+    mov     rbx, [rsi + 0]
+    mov     rcx, [rsi + 8]
+    mov     rdx, [rsi + 16]
+    mov     rdi, [rsi + 32]
+    mov     rbp, [rsi + 40]
+    mov     r8, [rsi + 48]
+    mov     r9, [rsi + 56]
+    mov     r10, [rsi + 64]
+    mov     r11, [rsi + 72]
+    mov     r12, [rsi + 80]
+    mov     r13, [rsi + 88]
+    mov     r14, [rsi + 96]
+    mov     r15, [rsi + 104]
+    mov     rsi, [rsi + 24]
+    clgi
+    sti
+    vmrun   rax
+    cli
+    stgi
+    push    rsi
+    mov     rsi, [rsp + 8]
+    mov     [rsi + 0], rbx
+    mov     [rsi + 8], rcx
+    mov     [rsi + 16], rdx
+    mov     [rsi + 32], rdi
+    mov     [rsi + 40], rbp
+    mov     [rsi + 48], r8
+    mov     [rsi + 56], r9
+    mov     [rsi + 64], r10
+    mov     [rsi + 72], r11
+    mov     [rsi + 80], r12
+    mov     [rsi + 88], r13
+    mov     [rsi + 96], r14
+    mov     [rsi + 104], r15
+    pop     rax
+    mov     [rsi + 24], rax
+    add     rsp, 8
+    pop     r15
+    pop     r14
+    pop     r13
+    pop     r12
+    pop     rbp
+    pop     rbx
+    ret
+    "#
+);
+
+unsafe extern "C" {
+    fn mica_svm_run(vmcb: u64, gprs: *mut GuestGprs);
+}
+
+fn rdmsr(msr: u32) -> u64 {
+    let (low, high): (u32, u32);
+    // SAFETY: reads an architectural MSR the caller names (EFER).
+    unsafe {
+        core::arch::asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack));
+    }
+    u64::from(high) << 32 | u64::from(low)
+}
+
+/// # Safety
+/// Writing `msr` must not break the running kernel.
+unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: the caller vouches for the MSR and value.
+    unsafe {
+        core::arch::asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nomem, nostack));
+    }
+}
+
+/// Turns SVM on with `host_save` (a zeroed 4 KiB frame) as the host save
+/// area.
+pub fn enable(host_save: u64) {
+    // SAFETY: EFER.SVME only allows the SVM instructions (CPUID said SVM is
+    // there); VM_HSAVE_PA points at a frame the kernel keeps for VMRUN.
+    unsafe {
+        wrmsr(EFER, rdmsr(EFER) | EFER_SVME);
+        wrmsr(VM_HSAVE_PA, host_save);
+    }
+}
+
+/// A flat segment for the VMCB: selector, attributes, limit, base 0.
+#[derive(Clone, Copy)]
+pub struct Segment {
+    /// Selector.
+    pub selector: u16,
+    /// The VMCB's packed attributes (type, S, DPL, P, AVL, L, D/B, G).
+    pub attributes: u16,
+    /// Limit.
+    pub limit: u32,
+}
+
+/// Flat 32-bit code, ring 0.
+pub const CODE32: Segment = Segment {
+    selector: 0x08,
+    attributes: 0xc9b,
+    limit: 0xffff_ffff,
+};
+/// Flat 32-bit data, ring 0.
+pub const DATA32: Segment = Segment {
+    selector: 0x10,
+    attributes: 0xc93,
+    limit: 0xffff_ffff,
+};
+
+/// One vCPU's VMCB (a zeroed frame) and general registers.
+pub struct Vcpu {
+    vmcb: u64,
+    /// The guest's registers besides RAX, RSP and RIP.
+    pub gprs: GuestGprs,
+}
+
+/// What the VMCB says about the last exit.
+#[derive(Debug, Clone, Copy)]
+pub struct RawExit {
+    /// EXITCODE.
+    pub code: u64,
+    /// EXITINFO1.
+    pub info1: u64,
+    /// EXITINFO2.
+    pub info2: u64,
+}
+
+impl Vcpu {
+    /// A vCPU whose VMCB is the zeroed, identity-mapped frame `vmcb`,
+    /// intercepting I/O (all ports in `iopm`), MSRs (`msrpm`), HLT, CPUID,
+    /// VMMCALL, interrupts and shutdown, with nested paging from `npt_root`
+    /// under `asid` (non-zero).
+    pub fn new(vmcb: u64, iopm: u64, msrpm: u64, npt_root: u64, asid: u32) -> Self {
+        let v = Self {
+            vmcb,
+            gprs: GuestGprs::default(),
+        };
+        v.write32(ctl::INTERCEPT_MISC1, MISC1);
+        v.write32(ctl::INTERCEPT_MISC2, MISC2);
+        v.write64(ctl::IOPM_BASE, iopm);
+        v.write64(ctl::MSRPM_BASE, msrpm);
+        v.write32(ctl::ASID, asid.max(1));
+        v.write8(ctl::TLB_CONTROL, 1); // flush this ASID on the first entry
+        v.write64(ctl::INT_CONTROL, V_INTR_MASKING);
+        v.write64(ctl::NP_ENABLE, 1);
+        v.write64(ctl::N_CR3, npt_root);
+        v
+    }
+
+    /// Sets flat 32-bit protected mode, paging off, at `rip` with `rsp`.
+    pub fn set_protected_mode(&self, rip: u64, rsp: u64) {
+        for at in [save::ES, save::SS, save::DS, save::FS, save::GS] {
+            self.segment(at, DATA32);
+        }
+        self.segment(save::CS, CODE32);
+        let tss = Segment {
+            selector: 0x18,
+            attributes: 0x8b,
+            limit: 0xffff,
+        };
+        self.segment(save::TR, tss);
+        let ldt = Segment {
+            selector: 0,
+            attributes: 0x82,
+            limit: 0xffff,
+        };
+        self.segment(save::LDTR, ldt);
+        let table = Segment {
+            selector: 0,
+            attributes: 0,
+            limit: 0xffff,
+        };
+        self.segment(save::GDTR, table);
+        self.segment(save::IDTR, table);
+        self.write8(save::CPL, 0);
+        self.write64(save::EFER, EFER_SVME);
+        self.write64(save::CR0, 0x11); // PE | ET
+        self.write64(save::CR3, 0);
+        self.write64(save::CR4, 0);
+        self.write64(save::DR7, 0x400);
+        self.write64(save::DR6, 0xffff_0ff0);
+        self.write64(save::RFLAGS, 0x2);
+        self.write64(save::G_PAT, 0x0007_0406_0007_0406);
+        self.write64(save::RIP, rip);
+        self.write64(save::RSP, rsp);
+    }
+
+    fn segment(&self, at: usize, s: Segment) {
+        self.write16(at, s.selector);
+        self.write16(at + 2, s.attributes);
+        self.write32(at + 4, s.limit);
+        self.write64(at + 8, 0);
+    }
+
+    /// Enters the guest until its next exit.
+    pub fn run(&mut self) -> RawExit {
+        // SAFETY: the VMCB is this vCPU's frame, filled by `new` and
+        // `set_protected_mode` (valid state, VMRUN intercepted, ASID
+        // non-zero, nested paging over frames the self-test owns); SVM is
+        // enabled with a host save area. The switch saves and restores the
+        // host's callee-saved registers and VMRUN/#VMEXIT the rest; the
+        // host runs on with interrupts off and GIF set again.
+        unsafe { mica_svm_run(self.vmcb, &raw mut self.gprs) };
+        RawExit {
+            code: self.read64(ctl::EXIT_CODE),
+            info1: self.read64(ctl::EXIT_INFO1),
+            info2: self.read64(ctl::EXIT_INFO2),
+        }
+    }
+
+    /// The guest's RIP.
+    pub fn rip(&self) -> u64 {
+        self.read64(save::RIP)
+    }
+
+    /// Moves the guest's RIP.
+    pub fn set_rip(&self, rip: u64) {
+        self.write64(save::RIP, rip);
+    }
+
+    /// The guest's RAX.
+    pub fn rax(&self) -> u64 {
+        self.read64(save::RAX)
+    }
+
+    /// Sets the guest's RAX.
+    pub fn set_rax(&self, rax: u64) {
+        self.write64(save::RAX, rax);
+    }
+
+    fn field(&self, at: usize) -> *mut u8 {
+        debug_assert!(at < PAGE_SIZE as usize);
+        (self.vmcb as usize + at) as *mut u8
+    }
+
+    fn write8(&self, at: usize, v: u8) {
+        // SAFETY: `at` is a field offset inside this vCPU's VMCB frame,
+        // identity-mapped RW; no VMRUN uses it concurrently.
+        unsafe { self.field(at).write_volatile(v) }
+    }
+
+    fn write16(&self, at: usize, v: u16) {
+        // SAFETY: as `write8`; the field is 2-byte aligned.
+        unsafe { self.field(at).cast::<u16>().write_volatile(v) }
+    }
+
+    fn write32(&self, at: usize, v: u32) {
+        // SAFETY: as `write8`; the field is 4-byte aligned.
+        unsafe { self.field(at).cast::<u32>().write_volatile(v) }
+    }
+
+    fn write64(&self, at: usize, v: u64) {
+        // SAFETY: as `write8`; the field is 8-byte aligned.
+        unsafe { self.field(at).cast::<u64>().write_volatile(v) }
+    }
+
+    fn read64(&self, at: usize) -> u64 {
+        // SAFETY: as `write8`, reading.
+        unsafe { self.field(at).cast::<u64>().read_volatile() }
+    }
+}

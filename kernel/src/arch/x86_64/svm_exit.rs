@@ -1,0 +1,208 @@
+//! SVM exit decoding: the VMCB's EXITCODE, EXITINFO1 and EXITINFO2 into
+//! the generic [`GuestExit`], and where the guest resumes (QEMU has no
+//! next-RIP save, so the backend advances RIP itself). Pure and host-tested.
+
+use crate::vm::GuestAccess;
+use crate::vm::exit::{GuestExit, PioExit};
+
+/// Exit codes (AMD APM vol. 2, appendix C).
+pub mod code {
+    /// A physical interrupt (INTR intercept).
+    pub const INTR: u64 = 0x60;
+    /// CPUID.
+    pub const CPUID: u64 = 0x72;
+    /// HLT.
+    pub const HLT: u64 = 0x78;
+    /// IN/OUT (IOIO_PROT with the IOPM bit set).
+    pub const IOIO: u64 = 0x7b;
+    /// Shutdown (a triple fault in the guest).
+    pub const SHUTDOWN: u64 = 0x7f;
+    /// VMMCALL.
+    pub const VMMCALL: u64 = 0x81;
+    /// Nested page fault.
+    pub const NPF: u64 = 0x400;
+    /// VMRUN refused the guest state.
+    pub const INVALID: u64 = u64::MAX;
+}
+
+/// IOIO EXITINFO1 bits.
+const IO_IN: u64 = 1 << 0;
+const IO_STRING: u64 = 1 << 2;
+const IO_REP: u64 = 1 << 3;
+const IO_SIZE_SHIFT: u64 = 4;
+/// NPF EXITINFO1 (a page-fault error code) bits.
+const NPF_WRITE: u64 = 1 << 1;
+const NPF_FETCH: u64 = 1 << 4;
+
+/// Decodes an exit; `rax` is the guest's RAX (the value an OUT writes).
+pub fn decode(exit_code: u64, info1: u64, info2: u64, rax: u64) -> GuestExit {
+    match exit_code {
+        code::IOIO => decode_io(info1, rax).unwrap_or(GuestExit::Unhandled {
+            code: exit_code,
+            info: info1,
+        }),
+        code::HLT => GuestExit::Halt,
+        code::VMMCALL => GuestExit::Hypercall,
+        code::CPUID => GuestExit::Cpuid,
+        code::INTR => GuestExit::HostInterrupt,
+        code::SHUTDOWN => GuestExit::Shutdown,
+        code::NPF => GuestExit::GuestPageFault {
+            access: if info1 & NPF_FETCH != 0 {
+                GuestAccess::Fetch
+            } else if info1 & NPF_WRITE != 0 {
+                GuestAccess::Store
+            } else {
+                GuestAccess::Load
+            },
+            gpa: info2,
+        },
+        _ => GuestExit::Unhandled {
+            code: exit_code,
+            info: info1,
+        },
+    }
+}
+
+/// An IN or OUT; string and `rep` forms are not emulated (`None`).
+fn decode_io(info1: u64, rax: u64) -> Option<GuestExit> {
+    if info1 & (IO_STRING | IO_REP) != 0 {
+        return None;
+    }
+    let size = match (info1 >> IO_SIZE_SHIFT) & 0x7 {
+        0b001 => 1u8,
+        0b010 => 2,
+        0b100 => 4,
+        _ => return None,
+    };
+    let mask = (1u64 << (u32::from(size) * 8)) - 1;
+    let write = (info1 & IO_IN == 0).then_some((rax & mask) as u32);
+    Some(GuestExit::Pio(PioExit {
+        port: (info1 >> 16) as u16,
+        size,
+        write,
+    }))
+}
+
+/// Bytes of the instruction an `in`/`out` exit stopped at, from its first
+/// bytes: an optional operand-size prefix, then `E4`-`E7` (port in an
+/// immediate, 2 bytes) or `EC`-`EF` (port in DX, 1 byte).
+pub fn io_instruction_len(bytes: &[u8]) -> Option<u64> {
+    let (prefix, opcode) = match bytes {
+        [0x66, op, ..] => (1, *op),
+        [op, ..] => (0, *op),
+        [] => return None,
+    };
+    match opcode {
+        0xe4..=0xe7 => Some(prefix + 2),
+        0xec..=0xef => Some(prefix + 1),
+        _ => None,
+    }
+}
+
+/// Bytes of the instruction behind exits that skip it: HLT (1), CPUID (2),
+/// VMMCALL (3).
+pub fn fixed_instruction_len(exit_code: u64) -> Option<u64> {
+    match exit_code {
+        code::HLT => Some(1),
+        code::CPUID => Some(2),
+        code::VMMCALL => Some(3),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_to_the_uart_carries_its_byte() {
+        // OUT DX, AL to 0x3f8: port in 31:16, SZ8, A32, type OUT.
+        let info1 = 0x03f8_0000 | 1 << 4 | 1 << 8;
+        let exit = decode(code::IOIO, info1, 0, 0xdead_be68);
+        let expected = PioExit {
+            port: 0x3f8,
+            size: 1,
+            write: Some(0x68),
+        };
+        assert_eq!(exit, GuestExit::Pio(expected));
+    }
+
+    #[test]
+    fn in_from_the_line_status_register_is_a_read() {
+        let info1 = 0x03fd_0000 | 1 << 4 | IO_IN;
+        let exit = decode(code::IOIO, info1, 0, 0);
+        let GuestExit::Pio(pio) = exit else {
+            panic!("{exit:?}")
+        };
+        assert_eq!((pio.port, pio.size, pio.write), (0x3fd, 1, None));
+        let word = decode(code::IOIO, 0x0060_0000 | 1 << 6, 0, 0x1234_5678_9abc);
+        assert!(matches!(
+            word,
+            GuestExit::Pio(PioExit {
+                size: 4,
+                write: Some(0x5678_9abc),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn string_io_is_not_emulated() {
+        let exit = decode(code::IOIO, 0x03f8_0000 | 1 << 4 | IO_STRING | IO_REP, 0, 0);
+        assert!(matches!(
+            exit,
+            GuestExit::Unhandled {
+                code: code::IOIO,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn nested_page_faults_say_what_and_where() {
+        let store = decode(code::NPF, 0x6, 0x4000_0000, 0);
+        assert_eq!(
+            store,
+            GuestExit::GuestPageFault {
+                access: GuestAccess::Store,
+                gpa: 0x4000_0000
+            }
+        );
+        let fetch = decode(code::NPF, 0x14, 0x5000, 0);
+        assert!(matches!(
+            fetch,
+            GuestExit::GuestPageFault {
+                access: GuestAccess::Fetch,
+                ..
+            }
+        ));
+        let load = decode(code::NPF, 0x4, 0x5000, 0);
+        assert!(matches!(
+            load,
+            GuestExit::GuestPageFault {
+                access: GuestAccess::Load,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn instruction_lengths() {
+        assert_eq!(io_instruction_len(&[0xee]), Some(1));
+        assert_eq!(io_instruction_len(&[0xec, 0x90]), Some(1));
+        assert_eq!(io_instruction_len(&[0xe6, 0x80]), Some(2));
+        assert_eq!(io_instruction_len(&[0x66, 0xef]), Some(2));
+        assert_eq!(io_instruction_len(&[0x90]), None);
+        assert_eq!(io_instruction_len(&[]), None);
+        assert_eq!(fixed_instruction_len(code::VMMCALL), Some(3));
+        assert_eq!(fixed_instruction_len(code::HLT), Some(1));
+        assert_eq!(fixed_instruction_len(code::NPF), None);
+        assert_eq!(
+            decode(code::INVALID, 0, 0, 0),
+            GuestExit::Unhandled {
+                code: u64::MAX,
+                info: 0
+            }
+        );
+    }
+}

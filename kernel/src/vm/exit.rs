@@ -1,0 +1,94 @@
+//! Why a vCPU left the guest, in architecture-free terms: each backend
+//! (SVM's exit code and exit information, later VMX's exit reason and
+//! qualification) decodes its hardware exit into a [`GuestExit`], and the
+//! generic side decides. A port access becomes the same [`IoRequest`] an
+//! ioreq slot carries, so the ioreq path serves PIO like MMIO.
+
+use ioreq::slot::{Direction, IoRequest};
+use ipc::Space;
+
+use super::GuestAccess;
+
+/// A trapped guest port access (`in`/`out`, one element, no `rep`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PioExit {
+    /// The port.
+    pub port: u16,
+    /// Bytes accessed: 1, 2 or 4.
+    pub size: u8,
+    /// The value written, or `None` for a read.
+    pub write: Option<u32>,
+}
+
+impl PioExit {
+    /// The ioreq slot request for this access by `vcpu`.
+    pub fn request(&self, vcpu: u8) -> IoRequest {
+        IoRequest {
+            vcpu,
+            space: Space::Pio,
+            addr: u64::from(self.port),
+            size: self.size,
+            direction: if self.write.is_some() {
+                Direction::Write
+            } else {
+                Direction::Read
+            },
+            value: u64::from(self.write.unwrap_or(0)),
+        }
+    }
+}
+
+/// A decoded guest exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestExit {
+    /// A port access to emulate.
+    Pio(PioExit),
+    /// The guest halted.
+    Halt,
+    /// The guest called the hypervisor.
+    Hypercall,
+    /// The guest asked which CPU it runs on.
+    Cpuid,
+    /// A host interrupt arrived while the guest ran; just resume it.
+    HostInterrupt,
+    /// A guest-physical access that is neither RAM nor a device.
+    GuestPageFault {
+        /// What the access was.
+        access: GuestAccess,
+        /// The guest-physical address.
+        gpa: u64,
+    },
+    /// The guest shut itself down (a triple fault).
+    Shutdown,
+    /// An exit the kernel does not handle, by the backend's number.
+    Unhandled {
+        /// The backend's exit number.
+        code: u64,
+        /// Its first piece of exit information.
+        info: u64,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_accesses_become_ioreq_requests() {
+        let out = PioExit {
+            port: 0x3f8,
+            size: 1,
+            write: Some(0x68),
+        };
+        let r = out.request(0);
+        assert_eq!((r.space, r.addr, r.size), (Space::Pio, 0x3f8, 1));
+        assert_eq!((r.direction, r.value), (Direction::Write, 0x68));
+        let read = PioExit {
+            port: 0x3fd,
+            size: 1,
+            write: None,
+        };
+        assert_eq!(read.request(2).direction, Direction::Read);
+        assert_eq!(read.request(2).vcpu, 2);
+    }
+}
