@@ -232,16 +232,19 @@ pub fn start(kernel_root: u64, image: BootImage<'static>) -> ! {
     let Decision::SwitchTo(first) = r.objects.sched.schedule() else {
         fail(format_args!("the boot image has no service to run"))
     };
-    let Some(slot) = r.tasks.slots[first.slot()] else {
-        fail(format_args!("task {} has no context", first.slot()))
-    };
     klog::print(format_args!(
         "mica: {count} tasks loaded, entering {}\n",
         r.tasks.name_of(first)
     ));
-    drop(guard);
+    let Some(slot) = r.tasks.slot_mut(first) else {
+        fail(format_args!("task {} has no context", first.slot()))
+    };
     slot.space.activate();
-    arch::enter_user(&slot.frame)
+    let frame = &raw mut slot.frame;
+    drop(guard);
+    // The frame lies in the static `RUNNER`: it stays put while the task
+    // lives, and traps from U-mode save into it.
+    arch::enter_user(frame)
 }
 
 fn fault_kind(trap: Trap) -> Option<(FaultKind, u64)> {
@@ -261,9 +264,12 @@ fn fault_kind(trap: Trap) -> Option<(FaultKind, u64)> {
     }
 }
 
-/// Handles a trap from the running task, whose registers are in `frame`;
-/// on return `frame` holds the registers of whichever task runs next.
-pub fn user_trap(frame: &mut TrapFrame, trap: Trap) {
+/// Handles a trap from the running task, whose registers the trap vector
+/// saved in its own frame; returns the frame of the task that runs next
+/// (in the static `RUNNER`, so it stays valid once the lock is released;
+/// one hart, and the kernel runs with interrupts off, so nothing touches it
+/// before the vector restores it).
+pub fn user_trap(trap: Trap) -> *mut TrapFrame {
     let mut guard = RUNNER.lock();
     let r = &mut *guard;
     let Some(current) = r.objects.sched.current() else {
@@ -271,15 +277,13 @@ pub fn user_trap(frame: &mut TrapFrame, trap: Trap) {
             "trap from U-mode with no current task: {trap:?}"
         ))
     };
-    if let Some(slot) = r.tasks.slot_mut(current) {
-        slot.frame.copy_from(frame);
-    }
     let decision = match trap {
         Trap::Syscall => {
-            if let Some(slot) = r.tasks.slot_mut(current) {
-                slot.frame.sepc += 4;
-            }
-            let (nr, args) = frame.syscall();
+            let Some(slot) = r.tasks.slot_mut(current) else {
+                fail(format_args!("task {} has no context", current.slot()))
+            };
+            slot.frame.sepc += 4;
+            let (nr, args) = slot.frame.syscall();
             syscall::dispatch(&mut r.objects, &mut r.tasks, current, nr, args)
         }
         Trap::TimerInterrupt => {
@@ -299,13 +303,13 @@ pub fn user_trap(frame: &mut TrapFrame, trap: Trap) {
         },
     };
     let next = next_user_task(r, decision, current);
-    let Some(slot) = r.tasks.slot(next) else {
+    let Some(slot) = r.tasks.slot_mut(next) else {
         fail(format_args!("task {} has no context", next.slot()))
     };
-    frame.copy_from(&slot.frame);
     if next != current {
         slot.space.activate();
     }
+    &raw mut slot.frame
 }
 
 /// Follows `decision` until a user task is to run: vCPUs picked on the

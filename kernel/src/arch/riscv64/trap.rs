@@ -1,9 +1,15 @@
-//! The trap vector: saves every register into a [`TrapFrame`] on the kernel
-//! stack, decodes `scause` into the generic [`Trap`], lets generic code
-//! decide, and reports anything unexpected before a failing shutdown.
+//! The trap vector: saves every register into a [`TrapFrame`], decodes
+//! `scause` into the generic [`Trap`], lets generic code decide, and reports
+//! anything unexpected before a failing shutdown.
 //!
-//! `sscratch` is 0 while the hart runs the kernel and holds the kernel
-//! stack top while it runs a U-mode task.
+//! `sscratch` is 0 while the hart runs the kernel and holds the address of
+//! the running task's own [`TrapFrame`] while it runs a U-mode task: a trap
+//! from U-mode saves the registers straight into that frame, runs on the
+//! kernel trap stack, and returns into whichever task's frame generic code
+//! names, with no copy of a frame in or out. Traps taken in the kernel save
+//! a frame on the kernel stack as usual.
+
+use core::sync::atomic::AtomicUsize;
 
 use super::csr;
 use crate::trap::{Access, Origin, Trap, TrapAction};
@@ -23,7 +29,7 @@ pub struct TrapFrame {
 const FRAME_BYTES: usize = core::mem::size_of::<TrapFrame>();
 const _: () = assert!(
     FRAME_BYTES == 34 * 8,
-    "TrapFrame::copy_from copies 34 words"
+    "the vector saves 32 registers, sstatus at 256 and sepc at 264"
 );
 
 core::arch::global_asm!(
@@ -33,9 +39,9 @@ core::arch::global_asm!(
     .globl __trap_entry
 __trap_entry:
     csrrw   sp, sscratch, sp
-    bnez    sp, 1f
+    bnez    sp, 4f
     csrrw   sp, sscratch, sp
-1:  addi    sp, sp, -{frame}
+    addi    sp, sp, -{frame}
     sd      x1, 8(sp)
     sd      x3, 24(sp)
     sd      x4, 32(sp)
@@ -67,28 +73,100 @@ __trap_entry:
     sd      x30, 240(sp)
     sd      x31, 248(sp)
     csrr    t1, sstatus
-    andi    t2, t1, {spp}
-    addi    t0, sp, {frame}
-    bnez    t2, 2f
-    csrr    t0, sscratch
-2:  sd      t0, 16(sp)
-    csrw    sscratch, zero
     sd      t1, 256(sp)
+    addi    t0, sp, {frame}
+    sd      t0, 16(sp)
     csrr    t2, sepc
     sd      t2, 264(sp)
     mv      a0, sp
-    call    trap_dispatch
-    .globl __trap_return
-__trap_return:
+    call    kernel_trap_dispatch
     ld      t1, 256(sp)
     csrw    sstatus, t1
     ld      t2, 264(sp)
     csrw    sepc, t2
-    andi    t1, t1, {spp}
-    bnez    t1, 3f
-    addi    t0, sp, {frame}
-    csrw    sscratch, t0
-3:  ld      x1, 8(sp)
+    ld      x1, 8(sp)
+    ld      x3, 24(sp)
+    ld      x4, 32(sp)
+    ld      x5, 40(sp)
+    ld      x6, 48(sp)
+    ld      x7, 56(sp)
+    ld      x8, 64(sp)
+    ld      x9, 72(sp)
+    ld      x10, 80(sp)
+    ld      x11, 88(sp)
+    ld      x12, 96(sp)
+    ld      x13, 104(sp)
+    ld      x14, 112(sp)
+    ld      x15, 120(sp)
+    ld      x16, 128(sp)
+    ld      x17, 136(sp)
+    ld      x18, 144(sp)
+    ld      x19, 152(sp)
+    ld      x20, 160(sp)
+    ld      x21, 168(sp)
+    ld      x22, 176(sp)
+    ld      x23, 184(sp)
+    ld      x24, 192(sp)
+    ld      x25, 200(sp)
+    ld      x26, 208(sp)
+    ld      x27, 216(sp)
+    ld      x28, 224(sp)
+    ld      x29, 232(sp)
+    ld      x30, 240(sp)
+    ld      x31, 248(sp)
+    ld      sp, 16(sp)
+    sret
+
+4:
+    sd      x1, 8(sp)
+    sd      x3, 24(sp)
+    sd      x4, 32(sp)
+    sd      x5, 40(sp)
+    sd      x6, 48(sp)
+    sd      x7, 56(sp)
+    sd      x8, 64(sp)
+    sd      x9, 72(sp)
+    sd      x10, 80(sp)
+    sd      x11, 88(sp)
+    sd      x12, 96(sp)
+    sd      x13, 104(sp)
+    sd      x14, 112(sp)
+    sd      x15, 120(sp)
+    sd      x16, 128(sp)
+    sd      x17, 136(sp)
+    sd      x18, 144(sp)
+    sd      x19, 152(sp)
+    sd      x20, 160(sp)
+    sd      x21, 168(sp)
+    sd      x22, 176(sp)
+    sd      x23, 184(sp)
+    sd      x24, 192(sp)
+    sd      x25, 200(sp)
+    sd      x26, 208(sp)
+    sd      x27, 216(sp)
+    sd      x28, 224(sp)
+    sd      x29, 232(sp)
+    sd      x30, 240(sp)
+    sd      x31, 248(sp)
+    csrr    t0, sscratch
+    sd      t0, 16(sp)
+    csrw    sscratch, zero
+    csrr    t1, sstatus
+    sd      t1, 256(sp)
+    csrr    t2, sepc
+    sd      t2, 264(sp)
+    la      t0, {stack}
+    ld      sp, 0(t0)
+    call    user_trap_dispatch
+    .globl __user_return
+__user_return:
+    ld      t1, 256(a0)
+    csrw    sstatus, t1
+    ld      t2, 264(a0)
+    csrw    sepc, t2
+    csrw    sscratch, a0
+    mv      sp, a0
+    ld      x1, 8(sp)
     ld      x3, 24(sp)
     ld      x4, 32(sp)
     ld      x5, 40(sp)
@@ -122,12 +200,16 @@ __trap_return:
     sret
     "#,
     frame = const FRAME_BYTES,
-    spp = const csr::SSTATUS_SPP,
+    stack = sym KERNEL_TRAP_STACK,
 );
+
+/// The kernel stack top every trap from U-mode starts on (set once by
+/// [`enter_user`]).
+static KERNEL_TRAP_STACK: AtomicUsize = AtomicUsize::new(0);
 
 unsafe extern "C" {
     fn __trap_entry();
-    fn __trap_return();
+    fn __user_return();
 }
 
 impl TrapFrame {
@@ -151,27 +233,6 @@ impl TrapFrame {
         frame
     }
 
-    /// Copies every register of `from` into `self`: 34 loads and stores,
-    /// where `*self = *from` calls `memcpy` (about 190 instructions, taken
-    /// twice per trap from U-mode).
-    pub fn copy_from(&mut self, from: &TrapFrame) {
-        // SAFETY: both are valid, aligned `TrapFrame`s (`repr(C)`, 34
-        // words) and `&mut self` cannot alias `&from`; the block reads
-        // only `from` and writes only `self`, through t0 and the pointers.
-        unsafe {
-            core::arch::asm!(
-                ".irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33",
-                "ld t0, 8*\\n({src})",
-                "sd t0, 8*\\n({dst})",
-                ".endr",
-                src = in(reg) from as *const TrapFrame,
-                dst = in(reg) self as *mut TrapFrame,
-                out("t0") _,
-                options(nostack, preserves_flags),
-            );
-        }
-    }
-
     /// The system call number (a7) and arguments (a0-a5).
     pub fn syscall(&self) -> (usize, [usize; 6]) {
         let r = &self.regs;
@@ -186,31 +247,23 @@ impl TrapFrame {
 }
 
 /// Leaves the kernel for the U-mode context `frame`, for good: the kernel
-/// stack below the current one's frame becomes the stack every later trap
-/// from U-mode starts on.
-pub fn enter_user(frame: &TrapFrame) -> ! {
-    // SAFETY: the frame is copied onto this stack exactly where the trap
-    // vector would have saved it, then the vector's return path restores it
-    // and `sret`s to U-mode (SPP clear); it sets sscratch to the stack top
-    // above the frame, so later traps from U-mode reuse this stack. Nothing
-    // on the stack below is needed again: this function never returns.
+/// stack below the current one's position becomes the stack every later
+/// trap from U-mode starts on, and `frame` (which must stay where it is:
+/// later traps save into it) is the running task's.
+pub fn enter_user(frame: *mut TrapFrame) -> ! {
+    // SAFETY: `frame` points at a task's `TrapFrame` in static memory that
+    // outlives every trap (the caller's contract). The stack top is
+    // recorded for the vector, then `__user_return` restores the frame,
+    // points sscratch at it and `sret`s to U-mode (the frame's SPP is
+    // clear). Nothing on this stack is needed again: this never returns.
     unsafe {
         core::arch::asm!(
-            "addi   sp, sp, -{frame}",
-            "andi   sp, sp, -16",
-            "mv     t0, sp",
-            "li     t1, {words}",
-            "1: ld  t2, 0(a0)",
-            "sd     t2, 0(t0)",
-            "addi   a0, a0, 8",
-            "addi   t0, t0, 8",
-            "addi   t1, t1, -1",
-            "bnez   t1, 1b",
+            "andi   t0, sp, -16",
+            "sd     t0, 0({stack})",
             "j      {ret}",
-            frame = const FRAME_BYTES,
-            words = const FRAME_BYTES / 8,
-            in("a0") frame as *const TrapFrame,
-            ret = sym __trap_return,
+            stack = in(reg) KERNEL_TRAP_STACK.as_ptr(),
+            ret = sym __user_return,
+            in("a0") frame,
             options(noreturn),
         )
     }
@@ -247,18 +300,19 @@ fn decode(scause: usize, stval: usize) -> Trap {
     }
 }
 
+/// A trap from U-mode, whose registers the vector saved in the running
+/// task's own frame; returns the frame of the task to resume.
 #[unsafe(no_mangle)]
-extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    let origin = if frame.sstatus & csr::SSTATUS_SPP != 0 {
-        Origin::Kernel
-    } else {
-        Origin::User
-    };
+extern "C" fn user_trap_dispatch(_saved: *mut TrapFrame) -> *mut TrapFrame {
     let trap = decode(csr::scause::read(), csr::stval::read());
-    if origin == Origin::User {
-        crate::userland::user_trap(frame, trap);
-        return;
-    }
+    crate::userland::user_trap(trap)
+}
+
+/// A trap taken in the kernel itself (the frame is on the kernel stack).
+#[unsafe(no_mangle)]
+extern "C" fn kernel_trap_dispatch(frame: &mut TrapFrame) {
+    let origin = Origin::Kernel;
+    let trap = decode(csr::scause::read(), csr::stval::read());
     match crate::trap::handle(origin, trap, super::timer::now()) {
         TrapAction::ArmTimer(deadline) => super::timer::set_deadline(deadline),
         TrapAction::SkipInstruction => frame.sepc += 4,
