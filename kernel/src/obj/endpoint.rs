@@ -484,6 +484,38 @@ impl Endpoints {
         }
     }
 
+    /// The receiver a `call` on `ep` would hand its message to right now:
+    /// the oldest task queued to receive, if any.
+    pub fn waiting_receiver(&self, ep: EndpointId) -> Option<TaskId> {
+        let index = self.live(ep).ok()?;
+        if self.state[index] != EndpointState::Receivers {
+            return None;
+        }
+        self.queues.front(index)
+    }
+
+    /// Whether `ep` is live and has no sender queued, so a `recv` on it
+    /// would block.
+    pub fn no_sender_queued(&self, ep: EndpointId) -> bool {
+        self.live(ep)
+            .is_ok_and(|index| self.state[index] != EndpointState::Senders)
+    }
+
+    /// The caller `server` owes a reply to, if that caller still waits for
+    /// it from `server` (the plain case of `reply` and `reply_recv`).
+    pub fn reply_owed_to(&self, server: TaskId) -> Option<TaskId> {
+        let ReplySlot::Caller(caller) = self.reply[server.slot()] else {
+            return None;
+        };
+        match self.ipc[caller.slot()] {
+            TaskIpc::AwaitingReply {
+                task,
+                server: Some(s),
+            } if task == caller && s == server => Some(caller),
+            _ => None,
+        }
+    }
+
     /// The endpoint `task` is queued on, if any.
     pub fn queued_on(&self, task: TaskId) -> Option<EndpointId> {
         self.queues

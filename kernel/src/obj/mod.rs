@@ -9,6 +9,7 @@
 
 pub mod cap;
 pub mod endpoint;
+pub mod fastpath;
 pub mod ids;
 pub mod notification;
 pub mod objects;

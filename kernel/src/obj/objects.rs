@@ -275,7 +275,7 @@ impl KernelObjects {
         Ok(())
     }
 
-    fn endpoint_cap(
+    pub(super) fn endpoint_cap(
         &self,
         task: TaskId,
         slot: usize,

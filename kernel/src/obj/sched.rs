@@ -259,6 +259,12 @@ impl Scheduler {
         }
     }
 
+    /// Whether a task more urgent than `priority` is ready (then a direct
+    /// switch to a task at `priority` would go through the scheduler).
+    pub fn ready_above(&self, priority: Priority) -> bool {
+        self.highest_ready().is_some_and(|b| b > priority)
+    }
+
     /// The IPC fastpath: running `from` blocks as `blocked` and its partner
     /// `to` (blocked in IPC) runs at once on the rest of `from`'s slice,
     /// without a pass over the ready queues, unless a more urgent task is

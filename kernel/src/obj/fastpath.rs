@@ -1,0 +1,83 @@
+//! The IPC fast path, as seL4 has it: a `call` to an endpoint where a
+//! receiver already waits, and a `reply_recv` that answers a caller waiting
+//! for exactly that reply while no request is queued, switch straight to
+//! the partner. These functions only decide whether the plain case holds
+//! and, if it does, make the very transitions the general path makes
+//! (`KernelObjects::call` / `reply_recv`), skipping its generic outcome
+//! handling and the scheduler pass; the arch layer then copies the one
+//! message, sets the partner's result registers and returns into it.
+//!
+//! `None` means "not the plain case" and changes nothing: the caller takes
+//! the general path. `fastpath_tests.rs` checks that whenever the fast path
+//! applies, it leaves the objects exactly as the general path would.
+
+use super::MAX_MESSAGE_LEN;
+use super::endpoint::Transfer;
+use super::ids::TaskId;
+use super::objects::KernelObjects;
+use super::rights::Rights;
+use super::sched::TaskState;
+
+impl KernelObjects {
+    /// `caller` (running) calls through the endpoint capability in `slot`
+    /// with a `len`-byte message, and a receiver waits on that endpoint
+    /// with nothing more urgent ready: the message goes to the receiver,
+    /// `caller` waits for the reply and the receiver runs. Returns the
+    /// transfer (its `to` runs next), or `None` with nothing changed.
+    pub fn fast_call(&mut self, caller: TaskId, slot: usize, len: usize) -> Option<Transfer> {
+        if len > MAX_MESSAGE_LEN || self.sched.current() != Some(caller) {
+            return None;
+        }
+        let (ep, badge) = self.endpoint_cap(caller, slot, Rights::CALL).ok()?;
+        if self.endpoints.waiting(caller).is_some() {
+            return None;
+        }
+        let receiver = self.endpoints.waiting_receiver(ep)?;
+        self.switch_ok(receiver, TaskState::BlockedRecv)?;
+        let outcome = self.endpoints.call(caller, ep, badge, len).ok()?;
+        let transfer = outcome.transfers[0]?;
+        self.sched
+            .direct_switch(caller, receiver, TaskState::BlockedReply)
+            .ok()?;
+        Some(transfer)
+    }
+
+    /// `server` (running, with no ioreq work pending) answers the caller
+    /// that waits for its reply with `len` bytes and receives on the
+    /// endpoint capability in `slot`, where no request is queued, with
+    /// nothing more urgent than the caller ready: the reply goes to the
+    /// caller, `server` waits to receive and the caller runs. Returns the
+    /// transfer (its `to` runs next), or `None` with nothing changed.
+    pub fn fast_reply_recv(&mut self, server: TaskId, slot: usize, len: usize) -> Option<Transfer> {
+        if len > MAX_MESSAGE_LEN
+            || self.sched.current() != Some(server)
+            || self.vms.has_pending(server)
+        {
+            return None;
+        }
+        let (ep, _) = self.endpoint_cap(server, slot, Rights::RECV).ok()?;
+        if self.endpoints.waiting(server).is_some() || !self.endpoints.no_sender_queued(ep) {
+            return None;
+        }
+        let caller = self.endpoints.reply_owed_to(server)?;
+        self.switch_ok(caller, TaskState::BlockedReply)?;
+        let result = self.endpoints.reply_recv(server, ep, len).ok()?;
+        let transfer = result.outcome.transfers[0]?;
+        self.sched
+            .direct_switch(server, caller, TaskState::BlockedRecv)
+            .ok()?;
+        Some(transfer)
+    }
+
+    /// Whether `partner` waits as `state` and no task more urgent than it is
+    /// ready, so a direct switch runs it at once.
+    fn switch_ok(&self, partner: TaskId, state: TaskState) -> Option<()> {
+        let priority = self.sched.priority(partner)?;
+        (self.sched.state(partner) == Some(state) && !self.sched.ready_above(priority))
+            .then_some(())
+    }
+}
+
+#[cfg(test)]
+#[path = "fastpath_tests.rs"]
+mod tests;
