@@ -6,7 +6,7 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicUsize, Ordering};
 
 use super::gstage;
 use super::guest_sbi::{self, GuestMemoryRead, SbiCaller, SbiEffect};
@@ -77,6 +77,11 @@ impl<const W: usize> TableMemory for GuestTables<'_, W> {
 /// Width of `hgatp.VMID` on this hart, probed once (0 = no VMIDs).
 static VMID_BITS: AtomicU32 = AtomicU32::new(u32::MAX);
 static NEXT_VMID: AtomicU16 = AtomicU16::new(1);
+/// The `hgatp` value in the hart (the last VM entered; 0 before any).
+static LOADED_HGATP: AtomicUsize = AtomicUsize::new(0);
+/// Whether `hedeleg`, `hideleg`, `hcounteren`, `htimedelta` and `henvcfg`
+/// hold the values every VM runs with.
+static DELEGATION_SET: AtomicBool = AtomicBool::new(false);
 
 fn vmid_bits() -> u32 {
     let known = VMID_BITS.load(Ordering::Relaxed);
@@ -144,6 +149,16 @@ impl VsCsrs {
         csr::vscause::write(self.vscause);
         csr::vstval::write(self.vstval);
         csr::vsatp::write(self.vsatp);
+        csr::hvip::write(self.hvip);
+        if timer::uses_sstc() {
+            csr::vstimecmp::write(self.vstimecmp);
+        }
+    }
+
+    /// Writes the VS-level CSRs the kernel itself changes between two
+    /// entries (a timer or software interrupt raised or cleared by an SBI
+    /// call); the others are still the guest's in the hart.
+    fn load_changing(&self) {
         csr::hvip::write(self.hvip);
         if timer::uses_sstc() {
             csr::vstimecmp::write(self.vstimecmp);
@@ -246,31 +261,38 @@ pub struct GuestVm {
 }
 
 impl GuestVm {
-    /// Loads the hypervisor CSRs for this vCPU.
-    fn load(&mut self) {
-        csr::hgatp::write(gstage::hgatp_value(self.root, self.vmid) as usize);
-        if self.vmid == 0 {
-            hfence_gvma_all();
+    /// Loads the hypervisor CSRs that are the same for every entry of this
+    /// VM, each only when it changes: the delegation and counter CSRs once
+    /// per hart (every VM uses the same), `hgatp` when another VM ran last
+    /// (or always, with a G-stage flush, when VMIDs are not available).
+    fn load_static(&self) {
+        if !DELEGATION_SET.swap(true, Ordering::Relaxed) {
+            csr::hedeleg::write(HEDELEG);
+            csr::hideleg::write(HIDELEG);
+            csr::hcounteren::write(0b111);
+            csr::htimedelta::write(0);
+            csr::henvcfg::write(if timer::uses_sstc() { HENVCFG_STCE } else { 0 });
         }
-        csr::hedeleg::write(HEDELEG);
-        csr::hideleg::write(HIDELEG);
-        csr::hcounteren::write(0b111);
-        csr::htimedelta::write(0);
-        csr::henvcfg::write(if timer::uses_sstc() { HENVCFG_STCE } else { 0 });
-        let v = &mut self.vcpu;
-        if let Some(deadline) = v.deadline
-            && timer::now() >= deadline
-        {
-            v.vs.hvip |= HVIP_VSTIP;
+        let hgatp = gstage::hgatp_value(self.root, self.vmid) as usize;
+        if self.vmid == 0 || LOADED_HGATP.load(Ordering::Relaxed) != hgatp {
+            csr::hgatp::write(hgatp);
+            LOADED_HGATP.store(hgatp, Ordering::Relaxed);
+            if self.vmid == 0 {
+                hfence_gvma_all();
+            }
         }
-        v.vs.load();
-        v.frame.hstatus = csr::hstatus::read() | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW;
-        v.frame.sstatus =
-            (csr::sstatus::read() | csr::SSTATUS_SPP) & !(csr::SSTATUS_SIE | SSTATUS_SPIE);
     }
 
-    /// Runs the vCPU until the host must decide something.
+    /// Runs the vCPU until the host must decide something. The VS CSRs are
+    /// loaded once per run; between the exits it handles itself (SBI calls,
+    /// a completed MMIO access) only the two the kernel changes (`hvip`,
+    /// `vstimecmp`) are written again, and every exit saves them all.
     pub fn run(&mut self, dispatch: &mut dyn IoreqDispatch) -> RunOutcome {
+        self.load_static();
+        self.vcpu.vs.load();
+        let hstatus = csr::hstatus::read() | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW;
+        let sstatus =
+            (csr::sstatus::read() | csr::SSTATUS_SPP) & !(csr::SSTATUS_SIE | SSTATUS_SPIE);
         loop {
             if self.vm.state() != VmState::Running {
                 return RunOutcome::Left(self.vm.state());
@@ -278,10 +300,17 @@ impl GuestVm {
             if self.vcpu.run != VcpuRun::Runnable {
                 return RunOutcome::BlockedOnIo;
             }
-            self.load();
-            enter_guest(&mut self.vcpu.frame);
-            self.vcpu.vs.save();
-            csr::hgatp::write(0);
+            let v = &mut self.vcpu;
+            if let Some(deadline) = v.deadline
+                && timer::now() >= deadline
+            {
+                v.vs.hvip |= HVIP_VSTIP;
+            }
+            v.vs.load_changing();
+            v.frame.hstatus = hstatus;
+            v.frame.sstatus = sstatus;
+            enter_guest(&mut v.frame);
+            v.vs.save();
             if let Some(outcome) = self.handle_exit(dispatch) {
                 return outcome;
             }
@@ -347,8 +376,9 @@ impl GuestVm {
     }
 
     fn sbi_call(&mut self) -> Option<RunOutcome> {
-        let regs = self.vcpu.frame.regs;
+        let regs = &self.vcpu.frame.regs;
         let args = [regs[10], regs[11], regs[12], regs[13], regs[14], regs[15]];
+        let (eid, fid) = (regs[17], regs[16]);
         let memory = GuestRam { root: self.root };
         let mut out = |line: crate::vm::console::PrefixedLine<'_>| {
             crate::klog::print(format_args!("{line}\n"));
@@ -360,7 +390,7 @@ impl GuestVm {
             out: &mut out,
             hart: usize::from(self.vcpu.id),
         };
-        let (ret, effect) = guest_sbi::handle_ecall(&mut caller, regs[17], regs[16], args);
+        let (ret, effect) = guest_sbi::handle_ecall(&mut caller, eid, fid, args);
         let v = &mut self.vcpu;
         v.frame.regs[10] = ret.error;
         v.frame.regs[11] = ret.value;
