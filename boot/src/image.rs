@@ -57,8 +57,12 @@ impl KernelRights {
     pub const CONSOLE: KernelRights = KernelRights(8);
     /// May power the machine off with `halt` (the shell).
     pub const HALT: KernelRights = KernelRights(16);
+    /// May map the machine's virtio-mmio register windows (`device_map`)
+    /// and take physically contiguous DMA frames (`dma_alloc`), within a
+    /// per-task limit (the management channel's `mgmt` task).
+    pub const DEVICES: KernelRights = KernelRights(32);
     /// Every defined bit.
-    pub const ALL: KernelRights = KernelRights(31);
+    pub const ALL: KernelRights = KernelRights(63);
 
     /// Whether every right of `other` is in `self`.
     pub const fn contains(self, other: KernelRights) -> bool {

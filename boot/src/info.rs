@@ -12,6 +12,9 @@ use crate::ranges::{ListFull, MemRange, RangeList};
 pub const MAX_MEMORY_RANGES: usize = 16;
 /// Most reserved ranges (memreserve entries plus `/reserved-memory` children).
 pub const MAX_RESERVED_RANGES: usize = 32;
+/// Most virtio-mmio windows kept (QEMU virt has 8); further ones are
+/// ignored rather than failing the boot.
+pub const MAX_DEVICE_WINDOWS: usize = 8;
 
 /// Why the device tree cannot boot Mica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +81,8 @@ pub struct BootInfo<'a> {
     pub test_finisher: Option<u64>,
     /// `/chosen` `bootargs`, empty when absent or not a UTF-8 string.
     pub cmdline: &'a str,
+    /// The first reg entry of every `virtio,mmio` node, by ascending address.
+    pub virtio_mmio: RangeList<MAX_DEVICE_WINDOWS>,
 }
 
 impl<'a> BootInfo<'a> {
@@ -94,6 +99,7 @@ impl<'a> BootInfo<'a> {
             cpu_count: Some(self.hart_count),
             boot_image: self.initrd,
             cmdline: self.cmdline,
+            device_windows: self.virtio_mmio,
         }
     }
 }
@@ -226,6 +232,23 @@ struct Walk<'a> {
     initrd: Option<MemRange>,
     test_finisher: Option<u64>,
     cmdline: &'a str,
+    virtio_mmio: RangeList<MAX_DEVICE_WINDOWS>,
+}
+
+fn has_compatible(node: &Frame<'_>, name: &[u8]) -> bool {
+    node.compatible
+        .is_some_and(|list| list.split(|&b| b == 0).any(|c| c == name))
+}
+
+/// The first (address, size) of `node`'s reg, decoded with `parent`'s
+/// cells; `None` when it is missing or malformed (the node is skipped).
+fn first_reg(node: &Frame<'_>, parent: &Frame<'_>) -> Option<MemRange> {
+    let mut reg = RangeList::<1>::new();
+    let bytes = node
+        .reg?
+        .get(..4 * (parent.address_cells + parent.size_cells) as usize)?;
+    push_reg(&mut reg, bytes, parent).ok()?;
+    reg.as_slice().first().copied()
 }
 
 fn is_test_finisher(node: &Frame<'_>) -> bool {
@@ -300,6 +323,12 @@ impl<'a> Walk<'a> {
                 }
             }
             (Kind::Cpu, _) => self.end_cpu(&node)?,
+            (Kind::Other, Some(parent)) if has_compatible(&node, b"virtio,mmio") => {
+                if let Some(window) = first_reg(&node, &parent) {
+                    // More windows than kept: the rest stay unused.
+                    let _ = self.virtio_mmio.push(window);
+                }
+            }
             (Kind::Other, Some(parent))
                 if self.test_finisher.is_none() && is_test_finisher(&node) =>
             {
@@ -369,6 +398,7 @@ impl<'a> BootInfo<'a> {
             initrd: None,
             test_finisher: None,
             cmdline: "",
+            virtio_mmio: RangeList::new(),
         };
         for (start, size) in fdt.reservations() {
             walk.reserved.push(MemRange::new(start, size))?;
@@ -384,6 +414,7 @@ impl<'a> BootInfo<'a> {
             return Err(BootInfoError::NoMemory);
         }
         let isa = walk.isa.ok_or(BootInfoError::NoHarts)?;
+        walk.virtio_mmio.sort_by_start();
         Ok(BootInfo {
             memory: walk.memory,
             reserved: walk.reserved,
@@ -393,6 +424,7 @@ impl<'a> BootInfo<'a> {
             initrd: walk.initrd,
             test_finisher: walk.test_finisher,
             cmdline: walk.cmdline,
+            virtio_mmio: walk.virtio_mmio,
         })
     }
 }

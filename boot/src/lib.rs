@@ -13,7 +13,9 @@ mod machine;
 pub mod multiboot;
 mod ranges;
 
-pub use info::{BootInfo, BootInfoError, MAX_MEMORY_RANGES, MAX_RESERVED_RANGES};
+pub use info::{
+    BootInfo, BootInfoError, MAX_DEVICE_WINDOWS, MAX_MEMORY_RANGES, MAX_RESERVED_RANGES,
+};
 pub use isa::Isa;
 pub use machine::MachineInfo;
 pub use ranges::{ListFull, MemRange, RangeList};

@@ -1,7 +1,7 @@
 //! [`MachineInfo`]: what every boot path (the RISC-V device tree, x86
 //! Multiboot) tells the generic kernel, in one firmware-neutral shape.
 
-use crate::info::{MAX_MEMORY_RANGES, MAX_RESERVED_RANGES};
+use crate::info::{MAX_DEVICE_WINDOWS, MAX_MEMORY_RANGES, MAX_RESERVED_RANGES};
 use crate::ranges::{MemRange, RangeList};
 
 /// The machine as the loader described it: RAM, ranges not to allocate
@@ -21,6 +21,10 @@ pub struct MachineInfo<'a> {
     /// The kernel command line (`/chosen` bootargs, Multiboot cmdline); empty
     /// when there is none.
     pub cmdline: &'a str,
+    /// The virtio-mmio register windows, by ascending address (the RISC-V
+    /// device tree's `virtio,mmio` nodes; none from Multiboot). The only
+    /// device memory a task with the DEVICES right may map.
+    pub device_windows: RangeList<MAX_DEVICE_WINDOWS>,
 }
 
 impl MachineInfo<'_> {

@@ -283,6 +283,7 @@ impl<'a> MultibootInfo<'a> {
             cpu_count: None,
             boot_image: self.modules().first().map(|m| m.range),
             cmdline: self.cmdline,
+            device_windows: RangeList::new(),
         }
     }
 }

@@ -69,6 +69,12 @@ impl<const N: usize> RangeList<N> {
         &self.items[..self.len]
     }
 
+    /// Orders the ranges by start address (a device tree lists nodes in any
+    /// order; an index into the list must not depend on it).
+    pub fn sort_by_start(&mut self) {
+        self.items[..self.len].sort_unstable_by_key(|r| r.start);
+    }
+
     /// Sum of the sizes.
     pub fn total_size(&self) -> u64 {
         self.as_slice()
@@ -90,6 +96,17 @@ mod tests {
         assert_eq!(list.push(MemRange::new(16, 1)), Err(ListFull));
         assert_eq!(list.as_slice().len(), 2);
         assert_eq!(list.total_size(), 9);
+    }
+
+    #[test]
+    fn sorting_orders_by_start() {
+        let mut list = RangeList::<3>::new();
+        list.push(MemRange::new(0x3000, 1)).unwrap();
+        list.push(MemRange::new(0x1000, 2)).unwrap();
+        list.push(MemRange::new(0x2000, 3)).unwrap();
+        list.sort_by_start();
+        let starts = list.as_slice().iter().map(|r| r.start);
+        assert!(starts.eq([0x1000, 0x2000, 0x3000]));
     }
 
     #[test]

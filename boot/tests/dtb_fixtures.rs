@@ -28,6 +28,20 @@ fn qemu_virt_256m_two_harts_with_h() {
 }
 
 #[test]
+fn qemu_virt_virtio_mmio_windows_in_address_order() {
+    let info = BootInfo::from_dtb(VIRT).unwrap();
+    // QEMU lists the eight transports from the highest address down.
+    let expected: Vec<MemRange> = (1..=8)
+        .map(|i| MemRange::new(0x1000_0000 + i * 0x1000, 0x1000))
+        .collect();
+    assert_eq!(info.virtio_mmio.as_slice(), expected.as_slice());
+    assert_eq!(
+        info.machine().device_windows.as_slice(),
+        expected.as_slice()
+    );
+}
+
+#[test]
 fn qemu_virt_without_h_reports_no_h() {
     let info = BootInfo::from_dtb(VIRT_NO_H).unwrap();
     assert_eq!(info.hart_count, 1);

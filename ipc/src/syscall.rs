@@ -175,7 +175,40 @@ pub enum Sysno {
     /// console's partial line: other output starts on a fresh line and the
     /// partial line is shown again after it. Needs the CONSOLE right.
     ConsolePut = 24,
+    /// `device_map(index) -> (va, size)`: maps the `index`-th virtio-mmio
+    /// register window of the machine (by ascending physical address, from
+    /// the device tree; at most [`MAX_DEVICE_WINDOWS`]) read-write into the
+    /// caller at `DEVICE_WINDOWS + index * DEVICE_WINDOW_SIZE`, as device
+    /// memory (never RAM or the kernel). Mapping one twice returns the same
+    /// address. Needs the DEVICES right; `Error::InvalidArgument` for an
+    /// index the machine does not have.
+    DeviceMap = 26,
+    /// `dma_alloc(pages) -> (va, pa)`: gives the caller `pages` zeroed,
+    /// physically contiguous frames mapped read-write at the next free
+    /// address of its DMA window (from [`DMA_WINDOW`]), and their physical
+    /// address for a device. At most [`MAX_DMA_PAGES`] pages per task in
+    /// all; `Error::OutOfMemory` beyond. The frames are returned, and every
+    /// device window the task mapped is reset (virtio status 0) so no DMA
+    /// continues, when the task dies. Needs the DEVICES right.
+    DmaAlloc = 27,
+    /// `sleep(ticks)`: waits `ticks` (1 to [`MAX_SLEEP_TICKS`]) kernel timer
+    /// ticks (100 Hz) without using the CPU, for a task that polls a device.
+    Sleep = 28,
 }
+
+/// The user address of device window 0 (`device_map`); window `i` is at
+/// `DEVICE_WINDOWS + i * DEVICE_WINDOW_SIZE`.
+pub const DEVICE_WINDOWS: usize = 0x3100_0000;
+/// Bytes of one device window (a virtio-mmio transport's registers).
+pub const DEVICE_WINDOW_SIZE: usize = 4096;
+/// How many device windows a task can map.
+pub const MAX_DEVICE_WINDOWS: usize = 8;
+/// The user address of a task's DMA window (`dma_alloc`).
+pub const DMA_WINDOW: usize = 0x3200_0000;
+/// The most DMA pages one task may hold.
+pub const MAX_DMA_PAGES: usize = 64;
+/// The longest `sleep`, in ticks (10 s at 100 Hz).
+pub const MAX_SLEEP_TICKS: usize = 1000;
 
 /// The most bytes one `console_read` returns (two registers).
 pub const MAX_CONSOLE_READ: usize = 16;
@@ -209,6 +242,9 @@ impl Sysno {
             22 => Sysno::ConsoleRead,
             23 => Sysno::Halt,
             24 => Sysno::ConsolePut,
+            26 => Sysno::DeviceMap,
+            27 => Sysno::DmaAlloc,
+            28 => Sysno::Sleep,
             _ => return None,
         })
     }
@@ -253,7 +289,9 @@ const ALL_ERRORS: [Error; 11] = [
 const _: () = assert!(MAX_MESSAGE_SIZE <= IPC_BUFFER_SIZE);
 const _: () = assert!(IMAGE_BASE < IMAGE_TOP && IMAGE_TOP <= IPC_BUFFER);
 const _: () = assert!(IPC_BUFFER + IPC_BUFFER_SIZE <= IOREQ_PAGES);
-const _: () = assert!(IOREQ_PAGES + MAX_VMS * 4096 <= STACK_TOP - STACK_SIZE);
+const _: () = assert!(IOREQ_PAGES + MAX_VMS * 4096 <= DEVICE_WINDOWS);
+const _: () = assert!(DEVICE_WINDOWS + MAX_DEVICE_WINDOWS * DEVICE_WINDOW_SIZE <= DMA_WINDOW);
+const _: () = assert!(DMA_WINDOW + MAX_DMA_PAGES * 4096 <= STACK_TOP - STACK_SIZE);
 
 #[cfg(test)]
 mod tests {
@@ -287,12 +325,15 @@ mod tests {
             (Sysno::ConsoleRead, 22),
             (Sysno::Halt, 23),
             (Sysno::ConsolePut, 24),
+            (Sysno::DeviceMap, 26),
+            (Sysno::DmaAlloc, 27),
+            (Sysno::Sleep, 28),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(25), None);
+        assert_eq!(Sysno::from_usize(29), None);
         assert_eq!(Sysno::from_usize(usize::MAX), None);
     }
 
@@ -301,6 +342,8 @@ mod tests {
         assert_eq!(IPC_BUFFER, 0x2000_0000);
         assert_eq!(STACK_TOP, 0x4000_0000);
         assert_eq!(IMAGE_BASE, 0x1_0000);
+        assert_eq!(DEVICE_WINDOWS, 0x3100_0000);
+        assert_eq!(DMA_WINDOW, 0x3200_0000);
     }
 
     #[test]

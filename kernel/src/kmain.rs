@@ -116,6 +116,9 @@ extern "C" fn kmain_entry(arg0: usize, arg1: usize) -> ! {
         fail(format_args!("{e}"));
     }
 
+    crate::syscall_device::GRANTS
+        .lock()
+        .set_windows(info.device_windows.as_slice(), info.memory.as_slice());
     if let Some(image) = boot_image {
         info!("boot complete, starting tasks");
         crate::userland::start(kernel_root, image)

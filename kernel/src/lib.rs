@@ -11,6 +11,7 @@ pub mod klog;
 pub mod manifest;
 pub mod syscall;
 pub mod syscall_console;
+pub mod syscall_device;
 pub mod syscall_vm;
 pub mod ticks;
 pub mod trap;

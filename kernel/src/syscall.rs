@@ -22,6 +22,7 @@ use crate::obj::rights::Rights;
 use crate::obj::sched::Decision;
 use crate::obj::task::{DeathNotice, ExitReason};
 use crate::syscall_console::{self, ConsoleHost};
+use crate::syscall_device::{self, DeviceHost};
 use crate::syscall_vm::{self, VmHost};
 
 /// What the dispatcher needs from the machine: register results, message
@@ -44,6 +45,11 @@ pub trait Machine: VmHost + ConsoleHost {
     /// Starts a fresh copy of the dead task of `dead` (already reaped).
     fn restart(&mut self, objects: &mut KernelObjects, dead: &DeathNotice)
     -> Result<TaskId, Error>;
+    /// Device windows and DMA frames (`syscall_device`); `None` on a
+    /// machine without them.
+    fn devices(&mut self) -> Option<&mut dyn DeviceHost> {
+        None
+    }
 }
 
 /// The `ipc::Error` a task sees for a refused kernel-object operation.
@@ -141,6 +147,11 @@ pub fn dispatch<M: Machine>(
             let wait = &mut *syscall_console::WAIT.lock();
             return syscall_console::dispatch(wait, objects, machine, current, call, args);
         }
+        Sysno::DeviceMap | Sysno::DmaAlloc | Sysno::Sleep => {
+            let grants = &mut *syscall_device::GRANTS.lock();
+            let now = crate::ticks::count();
+            return syscall_device::dispatch(grants, objects, machine, current, call, args, now);
+        }
         Sysno::ConsoleWrite
         | Sysno::VmCreate
         | Sysno::VmLoad
@@ -172,6 +183,9 @@ pub fn kill<M: Machine>(
 ) -> Decision {
     match objects.kill(victim, reason) {
         Ok(report) => {
+            if let Some(host) = machine.devices() {
+                syscall_device::GRANTS.lock().task_died(host, victim);
+            }
             machine.report_death(&report.notice);
             for caller in report.released.iter() {
                 machine.set_result(caller, status_of(Error::ServerDied), [0; 3]);

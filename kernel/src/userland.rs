@@ -31,6 +31,8 @@ use ioreq::slot::SlotError;
 
 #[path = "userland_console.rs"]
 mod console;
+#[path = "userland_devices.rs"]
+mod devices;
 #[path = "userland_vms.rs"]
 mod vms;
 use vms::Guests;
@@ -199,6 +201,10 @@ impl Machine for Tasks {
             .ok_or(Error::InvalidArgument)?;
         // The old frames stay allocated: freeing a space is not written yet.
         self.spawn(objects, old.entry, old.restarts + 1)
+    }
+
+    fn devices(&mut self) -> Option<&mut dyn crate::syscall_device::DeviceHost> {
+        Some(self)
     }
 }
 

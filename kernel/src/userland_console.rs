@@ -27,8 +27,10 @@ impl ConsoleHost for Tasks {
 }
 
 /// On a timer tick or an idle wake-up: gives pending console bytes to the
-/// task waiting for them (if any), which becomes ready.
+/// task waiting for them (if any), which becomes ready; so do the tasks
+/// whose `sleep` ended (`userland_devices`).
 pub(super) fn poll(r: &mut Runner) {
+    super::devices::wake_sleepers(r);
     let mut wait = syscall_console::WAIT.lock();
     if wait.reader().is_some() {
         syscall_console::poll_input(&mut wait, &mut r.objects, &mut r.tasks);

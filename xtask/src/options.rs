@@ -1,5 +1,6 @@
-//! The options of `cargo xtask qemu`: which scenario file, and guest images
-//! the user brings (`--guest NAME=PATH[,mem=MiB][,vcpus=N]`).
+//! The options of `cargo xtask qemu`: which scenario file, guest images
+//! the user brings (`--guest NAME=PATH[,mem=MiB][,vcpus=N]`), and the
+//! management socket (`--mgmt SOCKET`).
 
 use std::path::PathBuf;
 
@@ -17,6 +18,9 @@ pub struct QemuOptions {
     pub scenario: Option<String>,
     /// Guests from the user's files, each a static VM of its own.
     pub guests: Vec<GuestSpec>,
+    /// `--mgmt SOCKET`: the Unix socket of the management channel (a
+    /// virtio console) that the `mica` CLI connects to.
+    pub mgmt: Option<PathBuf>,
 }
 
 /// One `--guest NAME=PATH[,mem=MiB][,vcpus=N]`.
@@ -77,9 +81,18 @@ pub fn parse(args: &[String]) -> Result<QemuOptions, String> {
         match arg.as_str() {
             "--scenario" => options.scenario = Some(value("--scenario")?),
             "--guest" => options.guests.push(guest_spec(&value("--guest")?)?),
+            "--mgmt" => {
+                let socket = value("--mgmt")?;
+                if socket.is_empty() || socket.contains(',') {
+                    return Err(format!(
+                        "--mgmt {socket:?}: give the path of a Unix socket (no commas: QEMU's option syntax)"
+                    ));
+                }
+                options.mgmt = Some(PathBuf::from(socket));
+            }
             other => {
                 return Err(format!(
-                    "`xtask qemu` does not know `{other}`; use --scenario NAME and --guest NAME=PATH[,mem=MiB][,vcpus=N]"
+                    "`xtask qemu` does not know `{other}`; use --scenario NAME, --guest NAME=PATH[,mem=MiB][,vcpus=N] and --mgmt SOCKET"
                 ));
             }
         }
@@ -162,6 +175,28 @@ mod tests {
             }
         );
         assert_eq!(options.guests[1].mem_mib, 64);
+    }
+
+    #[test]
+    fn mgmt_names_the_management_socket() {
+        let options = parse(&args("--mgmt /tmp/mica.sock --scenario default")).unwrap();
+        assert_eq!(options.mgmt, Some(PathBuf::from("/tmp/mica.sock")));
+        assert_eq!(parse(&args("")).unwrap().mgmt, None);
+        let error = |text: &str| parse(&args(text)).unwrap_err();
+        assert_eq!(error("--mgmt"), "--mgmt needs a value");
+        assert!(error("--mgmt a,b").contains("no commas"));
+        let qemu = crate::qemu::mgmt_args(std::path::Path::new("/tmp/mica.sock"));
+        assert_eq!(
+            qemu,
+            [
+                "-chardev",
+                "socket,id=mgmt,path=/tmp/mica.sock,server=on,wait=off",
+                "-device",
+                "virtio-serial-device",
+                "-device",
+                "virtconsole,chardev=mgmt"
+            ]
+        );
     }
 
     #[test]

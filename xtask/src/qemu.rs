@@ -47,6 +47,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     .arg(&kernel)
     .arg("-initrd")
     .arg(&image);
+    if let Some(socket) = &options.mgmt {
+        qemu.args(mgmt_args(socket));
+    }
     // A terminal gets QEMU's interactive console (Ctrl-A x quits); piped
     // input is typed at the shell.
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -54,6 +57,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
     } else {
         stdin::run(&mut qemu, "boot Mica on QEMU")
     }
+}
+
+/// The QEMU options that put a virtio console behind the management socket
+/// `socket` (QEMU listens; the `mica` CLI connects whenever it likes).
+pub fn mgmt_args(socket: &std::path::Path) -> Vec<String> {
+    vec![
+        "-chardev".into(),
+        format!(
+            "socket,id=mgmt,path={},server=on,wait=off",
+            socket.display()
+        ),
+        "-device".into(),
+        "virtio-serial-device".into(),
+        "-device".into(),
+        "virtconsole,chardev=mgmt".into(),
+    ]
 }
 
 /// Builds the RISC-V kernel (release) and returns the path of its ELF.
@@ -183,6 +202,7 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
         "mica-ioreq",
         "mica-devices",
         "mica-shell",
+        "mica-mgmt-task",
         "mica-crasher",
     ] {
         tasks.args(["-p", package]);
@@ -247,6 +267,16 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
             None,
             &[VM_MANAGER, DEVICES],
             KernelRights::CONSOLE.union(KernelRights::HALT),
+        ),
+        // The management channel (`--mgmt SOCKET`): drives the virtio
+        // console behind the host socket, polling between timer ticks.
+        service(
+            "mgmt",
+            task("mica-mgmt-task")?,
+            1,
+            None,
+            &[VM_MANAGER],
+            KernelRights::DEVICES,
         ),
         guest_part("hello", artifacts::guest_raw("mica-guest-hello")?),
         guest_part("misbehave", artifacts::guest_raw("mica-guest-misbehave")?),

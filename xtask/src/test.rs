@@ -22,6 +22,7 @@ const RISCV_PACKAGES: &[&str] = &[
     "mica-ioreq",
     "mica-devices",
     "mica-shell",
+    "mica-mgmt-task",
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -85,6 +86,25 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
     counts.passed += shell.passed;
     counts.failed += shell.failed;
+    cmd::run(
+        cargo().args(["build", "-p", "mica-cli"]),
+        "build the mica CLI",
+    )?;
+    let cli = cmd::workspace_root()
+        .join("target")
+        .join("debug")
+        .join("mica");
+    let mgmt = counted(
+        cargo()
+            .args(["test", "-p", "mica-tests", "--test", "riscv64_mgmt"])
+            .args(["--", "--ignored"])
+            .env("MICA_KERNEL_RISCV64", &kernel)
+            .env("MICA_BOOT_IMAGE_RISCV64", &default_image)
+            .env("MICA_CLI", &cli),
+        "QEMU tests (riscv64 management channel)",
+    )?;
+    counts.passed += mgmt.passed;
+    counts.failed += mgmt.failed;
     let x86_image = x86::build_kernel()?;
     let emulated = counted(
         cargo()

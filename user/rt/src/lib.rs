@@ -5,7 +5,9 @@
 //!
 //! It also wraps the hypervisor console calls of the shell ([`console`]),
 //! the VM-control calls ([`vm`]), the ioreq calls and page
-//! accessor ([`ioreq_pages`]) and a stopgap entropy source ([`entropy`]).
+//! accessor ([`ioreq_pages`]), a stopgap entropy source ([`entropy`]), the
+//! device calls ([`device`]) and, with the `virtio` feature, a
+//! `virtio-drivers` HAL over them (`virtio`).
 //!
 //! A task crate names its main function with [`entry!`] and links with
 //! `user/rt/link.ld` (its build script passes `-T`). On the host the crate
@@ -15,6 +17,7 @@
 extern crate alloc;
 
 pub mod console;
+pub mod device;
 pub mod entropy;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod heap;
@@ -24,6 +27,8 @@ mod logger;
 mod server;
 mod static_slot;
 pub mod sys;
+#[cfg(feature = "virtio")]
+pub mod virtio;
 pub mod vm;
 
 pub use server::{call_message, serve_forever};

@@ -1,0 +1,40 @@
+//! Device memory for tasks that drive a device: zeroing DMA frames before a
+//! task sees them, and stopping a virtio-mmio device whose driver died.
+//! (Sv39 PTEs carry no cache attribute: the platform's PMAs already make
+//! the device windows uncached, so a window maps like any user page.)
+
+use super::csr;
+use super::sv39::PAGE_SIZE;
+
+/// The virtio-mmio `Status` register's offset; writing 0 resets the device.
+const VIRTIO_MMIO_STATUS: u64 = 0x70;
+
+/// Zeroes `pages` frames from `pa` (RAM the kernel just allocated).
+pub fn zero_frames(pa: u64, pages: usize) {
+    let len = pages.saturating_mul(PAGE_SIZE as usize);
+    // SAFETY: `pa..pa+len` are frames the caller took from the frame
+    // allocator for this purpose (nothing else refers to them); RAM is
+    // identity-mapped read-write in the kernel's half of every space.
+    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, len) };
+}
+
+/// Resets the virtio-mmio device whose register window starts at `window`
+/// (a device-tree `virtio,mmio` window, checked not to be RAM), so it
+/// stops using the memory its driver gave it.
+pub fn device_reset(window: u64) {
+    // The windows lie below 1 GiB, where every space maps the task, not the
+    // kernel: switch paging off for the one store (the kernel runs
+    // identity-mapped, with interrupts off in the trap path), then back.
+    let satp = csr::satp::read();
+    csr::satp::write(0);
+    // SAFETY: flushes translations around the satp changes; the store goes
+    // to the `Status` register of a virtio-mmio window the device tree
+    // names, whose only effect is the device reset the spec defines.
+    unsafe {
+        core::arch::asm!("sfence.vma", options(nostack));
+        core::ptr::write_volatile((window + VIRTIO_MMIO_STATUS) as *mut u32, 0);
+    }
+    csr::satp::write(satp);
+    // SAFETY: flushes translations after restoring the task's space.
+    unsafe { core::arch::asm!("sfence.vma", options(nostack)) };
+}

@@ -1,0 +1,178 @@
+//! The management channel end to end: QEMU boots the default scenario with
+//! a virtio console behind a temporary Unix socket (what `cargo xtask qemu
+//! --mgmt SOCKET` adds), and the real host `mica` binary talks to the
+//! `mgmt` task through it: `list --json` with the exact VMs, `pause` seen
+//! by `info`, refused requests exiting 1 with their error line, and the
+//! guests still running afterwards. Without the console the task says so
+//! once and the machine runs on. Run by `cargo xtask test`.
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use mica_tests::Session;
+
+const BOOT: Duration = Duration::from_secs(30);
+/// Guests tick about once a second; a few seconds is plenty under load.
+const TICKS: Duration = Duration::from_secs(20);
+
+fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run these tests with `cargo xtask test`"))
+}
+
+/// QEMU with the default scenario; with `socket`, the management console.
+fn boot(socket: Option<&Path>) -> Session {
+    let kernel = env("MICA_KERNEL_RISCV64");
+    let image = env("MICA_BOOT_IMAGE_RISCV64");
+    let mut command = Command::new("qemu-system-riscv64");
+    command
+        .args(["-machine", "virt", "-nographic", "-bios", "default"])
+        .args(["-m", "512M", "-smp", "2", "-kernel", &kernel])
+        .args(["-initrd", &image]);
+    if let Some(socket) = socket {
+        let chardev = format!(
+            "socket,id=mgmt,path={},server=on,wait=off",
+            socket.display()
+        );
+        command
+            .args(["-chardev", &chardev])
+            .args(["-device", "virtio-serial-device"])
+            .args(["-device", "virtconsole,chardev=mgmt"]);
+    }
+    let mut s = Session::spawn(command).unwrap();
+    s.expect("vm-manager: vm1 started", BOOT).unwrap();
+    s
+}
+
+/// A socket path of this test run that no other run uses.
+fn socket_path(tag: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("mica-mgmt-{tag}-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Runs the real `mica` CLI against `socket`.
+fn mica(socket: &Path, args: &[&str]) -> Output {
+    let output = Command::new(env("MICA_CLI"))
+        .arg("--socket")
+        .arg(socket)
+        .args(["--timeout", "10"])
+        .args(args)
+        .output()
+        .unwrap();
+    println!(
+        "mica {args:?}: {:?}\nstdout: {}stderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Replaces each `"generation_id":"<uuid>"` value with `UUID` after checking
+/// its shape (8-4-4-4-12 lowercase hex digits).
+fn masked_generation_ids(json: &str) -> String {
+    let key = "\"generation_id\":\"";
+    let mut out = String::new();
+    let mut rest = json;
+    while let Some(at) = rest.find(key) {
+        out.push_str(&rest[..at + key.len()]);
+        let value = &rest[at + key.len()..];
+        let end = value.find('"').unwrap();
+        let id = &value[..end];
+        let groups: Vec<&str> = id.split('-').collect();
+        let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+        assert_eq!(lengths, [8, 4, 4, 4, 12], "generation id {id:?}");
+        assert!(
+            id.chars()
+                .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)),
+            "generation id {id:?}"
+        );
+        out.push_str("UUID");
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+#[ignore = "needs QEMU, the built kernel and the mica CLI: run by `cargo xtask test`"]
+fn the_mica_cli_manages_vms_over_the_management_socket() {
+    let socket = socket_path("cli");
+    let mut s = boot(Some(&socket));
+    s.expect("mgmt: management channel on the virtio console", BOOT)
+        .unwrap();
+
+    let list = mica(&socket, &["--json", "list"]);
+    assert_eq!(list.status.code(), Some(0));
+    let json = String::from_utf8(list.stdout).unwrap();
+    assert_eq!(
+        masked_generation_ids(json.trim_end()),
+        concat!(
+            r#"{"vms":["#,
+            r#"{"name":"vm0","slot":0,"kind":"static","state":"started","vcpus":1,"mem_mib":64,"generation_id":"UUID"},"#,
+            r#"{"name":"vm1","slot":1,"kind":"static","state":"started","vcpus":1,"mem_mib":64,"generation_id":"UUID"}"#,
+            "]}"
+        )
+    );
+
+    let pause = mica(&socket, &["pause", "vm0"]);
+    assert_eq!(pause.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&pause.stdout), "vm0 paused\n");
+    let info = mica(&socket, &["info", "vm0"]);
+    assert_eq!(info.status.code(), Some(0));
+    let info = String::from_utf8(info.stdout).unwrap();
+    assert!(
+        info.lines()
+            .any(|l| l.split_whitespace().eq(["state:", "paused"])),
+        "{info}"
+    );
+
+    // Refused requests: exit 1 and one error line each; nothing changes.
+    let start = mica(&socket, &["start", "vm0"]);
+    assert_eq!(start.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&start.stderr),
+        "error: vm0 is paused: cannot start it; resume it instead\n"
+    );
+    let unknown = mica(&socket, &["info", "nosuch"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&unknown.stderr),
+        "error: no VM named nosuch\n"
+    );
+
+    // vm1 never stopped, and vm0 runs again once resumed. Console lines
+    // from before the pause may still be queued: skip a tick's worth.
+    s.expect("vm1 | vm1: tick", TICKS).unwrap();
+    s.expect("vm1 | vm1: tick", TICKS).unwrap();
+    let from = s.position();
+    s.expect("vm1 | vm1: tick", TICKS).unwrap();
+    s.expect("vm1 | vm1: tick", TICKS).unwrap();
+    assert!(
+        !s.transcript()[from..]
+            .iter()
+            .any(|l| l.contains("vm0 | vm0: tick")),
+        "vm0 ticked while paused"
+    );
+    assert_eq!(mica(&socket, &["resume", "vm0"]).status.code(), Some(0));
+    s.expect("vm0 | vm0: tick", TICKS).unwrap();
+    let _ = std::fs::remove_file(&socket);
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn without_a_virtio_console_the_channel_is_off_and_guests_run() {
+    let mut s = boot(None);
+    s.expect("mgmt: no virtio console: management channel off", BOOT)
+        .unwrap();
+    s.expect("vm0 | vm0: tick", TICKS).unwrap();
+    s.expect("vm1 | vm1: tick", TICKS).unwrap();
+    assert!(
+        !s.transcript().iter().any(|l| l.contains("(mgmt) killed")),
+        "{:?}",
+        s.transcript()
+    );
+}
