@@ -175,6 +175,11 @@ pub enum Sysno {
     /// console's partial line: other output starts on a fresh line and the
     /// partial line is shown again after it. Needs the CONSOLE right.
     ConsolePut = 24,
+    /// `mem_info() -> (free_frames, total_frames)`: how many 4 KiB frames
+    /// of the kernel's frame allocator are free now and how many it manages
+    /// (all RAM the kernel may hand out, free or not). Any task may ask: it
+    /// names two counts and no addresses.
+    MemInfo = 25,
     /// `device_map(index) -> (va, size)`: maps the `index`-th virtio-mmio
     /// register window of the machine (by ascending physical address, from
     /// the device tree; at most [`MAX_DEVICE_WINDOWS`]) read-write into the
@@ -242,6 +247,7 @@ impl Sysno {
             22 => Sysno::ConsoleRead,
             23 => Sysno::Halt,
             24 => Sysno::ConsolePut,
+            25 => Sysno::MemInfo,
             26 => Sysno::DeviceMap,
             27 => Sysno::DmaAlloc,
             28 => Sysno::Sleep,
@@ -325,6 +331,7 @@ mod tests {
             (Sysno::ConsoleRead, 22),
             (Sysno::Halt, 23),
             (Sysno::ConsolePut, 24),
+            (Sysno::MemInfo, 25),
             (Sysno::DeviceMap, 26),
             (Sysno::DmaAlloc, 27),
             (Sysno::Sleep, 28),

@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod syscall;
 pub mod syscall_console;
 pub mod syscall_device;
+pub mod syscall_stats;
 pub mod syscall_vm;
 pub mod ticks;
 pub mod trap;

@@ -23,11 +23,12 @@ use crate::obj::sched::Decision;
 use crate::obj::task::{DeathNotice, ExitReason};
 use crate::syscall_console::{self, ConsoleHost};
 use crate::syscall_device::{self, DeviceHost};
+use crate::syscall_stats::{self, StatsHost};
 use crate::syscall_vm::{self, VmHost};
 
 /// What the dispatcher needs from the machine: register results, message
 /// copies between IPC buffers, user-memory reads and task restarts.
-pub trait Machine: VmHost + ConsoleHost {
+pub trait Machine: VmHost + ConsoleHost + StatsHost {
     /// Sets `task`'s result registers: `status` (a0) and `values` (a1-a3).
     fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]);
     /// Copies the first `len` (at most `ipc::MAX_MESSAGE_SIZE`) bytes of
@@ -152,6 +153,7 @@ pub fn dispatch<M: Machine>(
             let now = crate::ticks::count();
             return syscall_device::dispatch(grants, objects, machine, current, call, args, now);
         }
+        Sysno::MemInfo => return syscall_stats::mem_info(machine, current),
         Sysno::ConsoleWrite
         | Sysno::VmCreate
         | Sysno::VmLoad

@@ -25,6 +25,8 @@ struct Host {
 
 impl crate::syscall_console::ConsoleHost for Host {}
 
+impl crate::syscall_stats::StatsHost for Host {}
+
 impl Machine for Host {
     fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]) {
         self.results.insert(task.slot(), (status, values));

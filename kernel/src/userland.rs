@@ -33,6 +33,8 @@ use ioreq::slot::SlotError;
 mod console;
 #[path = "userland_devices.rs"]
 mod devices;
+#[path = "userland_stats.rs"]
+mod stats;
 #[path = "userland_vms.rs"]
 mod vms;
 use vms::Guests;

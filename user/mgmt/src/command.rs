@@ -18,6 +18,9 @@ pub enum Command {
         /// Which VM.
         name: VmName,
     },
+    /// `mem`: the hypervisor's free and total memory
+    /// ([`crate::table::MemoryLine`]).
+    Mem,
     /// `help`: print [`crate::parse::HELP`].
     Help,
     /// `halt`: stop the hypervisor.

@@ -25,6 +25,7 @@ vm shutdown NAME             power a VM off
 vm destroy NAME              tear a VM down, even while it runs
 vm clone SRC NEW             copy a paused VM into a new VM
 console NAME                 attach the console to a VM's UART; Ctrl-] detaches
+mem                          show the hypervisor's free memory
 help                         this text
 halt                         stop the hypervisor
 ";
@@ -165,7 +166,7 @@ const VM_COMMANDS: [&str; 10] = [
     "list", "info", "create", "start", "pause", "resume", "reset", "shutdown", "destroy", "clone",
 ];
 
-const SHELL_COMMANDS: [&str; 4] = ["vm", "console", "help", "halt"];
+const SHELL_COMMANDS: [&str; 5] = ["vm", "console", "mem", "help", "halt"];
 
 const MEM_RULE: &str = "use a whole number of MiB from 1 to 4294967295";
 const VCPUS_RULE: &str = "use a whole number of vCPUs from 1 to 16";
@@ -200,6 +201,10 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, ParseError> {
             let name = args.name("NAME")?;
             args.finish()?;
             Command::Console { name }
+        }
+        "mem" => {
+            Args::new(words, plain("mem"), surface).finish()?;
+            Command::Mem
         }
         "help" => {
             Args::new(words, plain("help"), surface).finish()?;

@@ -1,5 +1,6 @@
 //! Human-readable output: the `vm list` table, the `vm info` block, the
-//! line that confirms a lifecycle command, and generation IDs in UUID form.
+//! line that confirms a lifecycle command, generation IDs in UUID form and
+//! the `mem` line.
 
 use core::fmt;
 
@@ -124,5 +125,30 @@ impl fmt::Display for DoneLine<'_> {
             VmCommand::List => return f.write_str("done"),
         };
         write!(f, "{name} {what}")
+    }
+}
+
+/// Bytes in one of the kernel's frames.
+const FRAME_BYTES: u64 = 4096;
+
+/// The `mem` line, without a newline: `memory: 120000 free of 131072
+/// frames (468 MiB free)`, counting the kernel's 4 KiB frames (MiB rounded
+/// down).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryLine {
+    /// Frames free now.
+    pub free_frames: u64,
+    /// Frames the kernel manages, free or in use.
+    pub total_frames: u64,
+}
+
+impl fmt::Display for MemoryLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let free_mib = self.free_frames.saturating_mul(FRAME_BYTES) >> 20;
+        write!(
+            f,
+            "memory: {} free of {} frames ({free_mib} MiB free)",
+            self.free_frames, self.total_frames
+        )
     }
 }

@@ -10,7 +10,7 @@ use ipc::{VmId, wire_name};
 use mica_mgmt::command::{CreateArgs, ReplyError, VmCommand};
 use mica_mgmt::errors::ErrorMessage;
 use mica_mgmt::json;
-use mica_mgmt::table::{DoneLine, GenerationIdText, InfoBlock, VmTable};
+use mica_mgmt::table::{DoneLine, GenerationIdText, InfoBlock, MemoryLine, VmTable};
 use vm_manager::{ImageName, VmName};
 
 fn vm(name: &str, slot: u16, kind: VmKind, state: VmState, genid: u128) -> VmInfo {
@@ -134,6 +134,34 @@ fn lifecycle_commands_confirm_in_one_line() {
     for (command, line) in lines {
         assert_eq!(DoneLine(&command).to_string(), line);
     }
+}
+
+#[test]
+fn the_memory_line_counts_frames_and_free_mib() {
+    let line = |free_frames, total_frames| {
+        MemoryLine {
+            free_frames,
+            total_frames,
+        }
+        .to_string()
+    };
+    assert_eq!(
+        line(98_304, 131_072),
+        "memory: 98304 free of 131072 frames (384 MiB free)"
+    );
+    // MiB round down: 255 frames are not yet a MiB.
+    assert_eq!(
+        line(255, 256),
+        "memory: 255 free of 256 frames (0 MiB free)"
+    );
+    assert_eq!(line(0, 0), "memory: 0 free of 0 frames (0 MiB free)");
+    assert_eq!(
+        line(u64::MAX, u64::MAX),
+        format!(
+            "memory: {0} free of {0} frames (17592186044415 MiB free)",
+            u64::MAX
+        )
+    );
 }
 
 fn create(image: Option<&str>, template: Option<&str>) -> VmCommand {

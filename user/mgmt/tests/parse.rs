@@ -87,6 +87,8 @@ fn every_command_parses() {
     );
     assert_eq!(ok("help"), Command::Help);
     assert_eq!(ok("halt"), Command::Halt);
+    assert_eq!(ok("mem"), Command::Mem);
+    assert_eq!(ok("  mem  "), Command::Mem);
 }
 
 #[test]
@@ -142,6 +144,10 @@ fn unknown_commands_suggest_the_right_one() {
     assert_eq!(
         err("strat vm0"),
         "unknown command \"strat\" (did you mean \"vm start\"?); type help for the commands"
+    );
+    assert_eq!(
+        err("mme"),
+        "unknown command \"mme\" (did you mean \"mem\"?); type help for the commands"
     );
     assert_eq!(
         err("frobnicate"),
@@ -203,6 +209,8 @@ fn missing_and_extra_arguments_show_the_usage() {
     );
     assert_eq!(err("help me"), "unexpected argument \"me\" (usage: help)");
     assert_eq!(err("halt now"), "unexpected argument \"now\" (usage: halt)");
+    assert_eq!(err("mem all"), "unexpected argument \"all\" (usage: mem)");
+    assert_eq!(err("mem --mib"), "unknown option \"--mib\" (usage: mem)");
     assert_eq!(
         cli_err(&["info"]),
         "missing NAME (usage: mica --socket SOCKET info NAME)"
@@ -331,6 +339,7 @@ fn help_mentions_every_command_and_the_console_escape() {
         "vm clone",
         "console NAME",
         "Ctrl-]",
+        "mem",
         "help",
         "halt",
     ] {

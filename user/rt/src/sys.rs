@@ -201,6 +201,24 @@ pub fn restart(task_slot: usize) -> Result<usize, Error> {
     checked(Sysno::Restart, [task_slot, 0, 0, 0, 0, 0]).map(|[slot, ..]| slot)
 }
 
+/// The kernel's frame allocator now: free 4 KiB frames and frames managed
+/// in total (`mem_info`; any task may ask).
+pub fn mem_info() -> Result<MemInfo, Error> {
+    checked(Sysno::MemInfo, [0; 6]).map(|[free_frames, total_frames, _]| MemInfo {
+        free_frames,
+        total_frames,
+    })
+}
+
+/// What `mem_info` answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemInfo {
+    /// 4 KiB frames free now.
+    pub free_frames: usize,
+    /// 4 KiB frames the kernel manages, free or in use.
+    pub total_frames: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +263,6 @@ mod tests {
     fn without_a_kernel_every_call_is_refused() {
         assert_eq!(recv(0), Err(Error::KernelRefused));
         assert_eq!(console_write(b"x"), Err(Error::KernelRefused));
+        assert_eq!(mem_info(), Err(Error::KernelRefused));
     }
 }

@@ -12,7 +12,8 @@ mod task {
     use ipc::syscall::{endpoints, slots};
     use ipc::vm::{Request, Response};
     use log::warn;
-    use mica_rt::{Start, call_message, console};
+    use mica_mgmt::table::MemoryLine;
+    use mica_rt::{Start, call_message, console, sys};
     use mica_shell::shell::{Flow, Hypervisor, Shell};
 
     /// The console and the services the manifest lets the shell call.
@@ -37,6 +38,14 @@ mod task {
             if let Err(e) = console::put(text.as_bytes()) {
                 warn!("console_put refused: {e}");
             }
+        }
+
+        fn memory(&mut self) -> Result<MemoryLine, ipc::Error> {
+            let info = sys::mem_info()?;
+            Ok(MemoryLine {
+                free_frames: info.free_frames as u64,
+                total_frames: info.total_frames as u64,
+            })
         }
     }
 

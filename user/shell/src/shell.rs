@@ -1,5 +1,5 @@
 //! The shell's command loop: typed bytes in, through the line editor, to
-//! `vm ...` requests, `console NAME` attachment, `help` and `halt`; every
+//! `vm ...` requests, `console NAME` attachment, `mem`, `help` and `halt`; every
 //! result printed with mica-mgmt's formatters and every failure as one
 //! `error: ...` line.
 
@@ -11,7 +11,7 @@ use ipc::vm::{Request, Response};
 use mica_mgmt::command::Reply;
 use mica_mgmt::errors::ErrorMessage;
 use mica_mgmt::parse::HELP;
-use mica_mgmt::table::{DoneLine, InfoBlock, VmTable};
+use mica_mgmt::table::{DoneLine, InfoBlock, MemoryLine, VmTable};
 use mica_mgmt::{Command, ListPager, VmCommand, parse_line};
 
 use crate::editor::{Key, LineEditor};
@@ -27,6 +27,8 @@ pub trait Hypervisor {
     fn input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), ipc::Error>;
     /// Prints `text` on the console as it is (no newline added).
     fn print(&mut self, text: &str);
+    /// The kernel's free and total frames (`mem_info`).
+    fn memory(&mut self) -> Result<MemoryLine, ipc::Error>;
 }
 
 /// What the caller does after [`Shell::feed`].
@@ -187,6 +189,14 @@ impl Shell {
             Command::Help => {
                 let _ = out.write_str(HELP);
             }
+            Command::Mem => match out.hv.memory() {
+                Ok(line) => {
+                    let _ = writeln!(out, "{line}");
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "error: cannot read the memory counts: {e}");
+                }
+            },
             Command::Halt => {
                 let _ = writeln!(out, "mica: halting");
                 return Flow::Halt;

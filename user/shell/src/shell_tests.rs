@@ -11,6 +11,8 @@ struct Fake {
     manager: FakeManager,
     printed: String,
     input: Vec<(u16, Vec<u8>)>,
+    /// What `mem_info` answers.
+    memory: Result<MemoryLine, ipc::Error>,
 }
 
 impl Hypervisor for Fake {
@@ -24,6 +26,9 @@ impl Hypervisor for Fake {
     fn print(&mut self, text: &str) {
         self.printed.push_str(text);
     }
+    fn memory(&mut self) -> Result<MemoryLine, ipc::Error> {
+        self.memory
+    }
 }
 
 fn fake() -> Fake {
@@ -31,6 +36,10 @@ fn fake() -> Fake {
         manager: manager(),
         printed: String::new(),
         input: Vec::new(),
+        memory: Ok(MemoryLine {
+            free_frames: 65_536,
+            total_frames: 131_072,
+        }),
     }
 }
 
@@ -82,6 +91,25 @@ fn failures_are_one_error_line_each() {
         assert_eq!(errors.len(), 1, "{line}: {shown}");
         assert!(errors[0].starts_with(error), "{line}: {shown}");
     }
+}
+
+#[test]
+fn mem_shows_the_free_frames_or_one_error_line() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    let (_, shown) = typed(&mut shell, &mut hv, "mem\n");
+    assert_eq!(
+        shown,
+        "mem\nmemory: 65536 free of 131072 frames (256 MiB free)\nmica> "
+    );
+    hv.memory = Err(ipc::Error::PermissionDenied);
+    let (_, shown) = typed(&mut shell, &mut hv, "mem\n");
+    let errors: Vec<&str> = shown.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{shown}");
+    assert!(
+        shown.contains("error: cannot read the memory counts: "),
+        "{shown}"
+    );
+    assert!(!shown.contains(" free of "), "{shown}");
 }
 
 #[test]

@@ -1,0 +1,16 @@
+//! The statistics call on the running kernel: [`StatsHost`] over the
+//! frame allocator.
+
+use super::Tasks;
+use crate::kmain::FRAMES;
+use crate::syscall_stats::{FrameCounts, StatsHost};
+
+impl StatsHost for Tasks {
+    fn frame_counts(&self) -> Option<FrameCounts> {
+        let frames = FRAMES.lock();
+        Some(FrameCounts {
+            free: frames.free_frames(),
+            total: frames.total_frames(),
+        })
+    }
+}

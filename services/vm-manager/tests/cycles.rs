@@ -1,0 +1,277 @@
+//! A hundred dynamic VMs created, started and destroyed through the task's
+//! platform over a kernel fake and the *real* ioreq and device services:
+//! every acquire (`vm_create`, `AttachVm` and its ioreq page, `AddVm`) is
+//! matched by its release, the services hold only the static VMs' state
+//! afterwards, and nothing was refused along the way. Both services hold
+//! state for at most 16 VMs, so a VM whose state was kept would make a
+//! later creation fail long before the hundredth cycle.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use ::devices::memory::GuestMemory;
+use ::devices::service::{DeviceService, GuestMemoryProvider, IrqSink};
+use ::ioreq::page::IoreqPage;
+use ::ioreq::service::{IoreqService, PageSource};
+use ipc::vm::{CreateOptions, Request, Response, VmState};
+use ipc::{Error, VmId, devices, ioreq, wire_name};
+use vm_manager::{
+    EntropySource, KernelPlatform, ServiceLinks, StaticVmConfig, VmFlags, VmKernel, VmManager,
+};
+
+/// What is held now and how often it was taken and given back.
+#[derive(Debug, Default)]
+struct Held {
+    /// VMs the kernel has (`vm_create` without `vm_destroy` yet).
+    kernel_vms: BTreeSet<u16>,
+    kernel_creates: usize,
+    kernel_destroys: usize,
+    /// ioreq pages the ioreq service took (one per `AttachVm`).
+    pages_out: BTreeSet<u16>,
+    pages_taken: usize,
+    pages_returned: usize,
+}
+
+type Shared = Rc<RefCell<Held>>;
+
+/// The kernel: refuses a second `vm_create` of a live VM and a
+/// `vm_destroy` of one it does not have, like the real one.
+struct Kernel(Shared);
+
+impl VmKernel for Kernel {
+    fn vm_create(&mut self, vm: VmId, _ram_mib: u32, _vcpus: u8) -> Result<(), Error> {
+        let mut held = self.0.borrow_mut();
+        if !held.kernel_vms.insert(vm.0) {
+            return Err(Error::VmExists);
+        }
+        held.kernel_creates += 1;
+        Ok(())
+    }
+    fn vm_load(&mut self, vm: VmId, _image: &str) -> Result<(), Error> {
+        self.live(vm)
+    }
+    fn vm_set_dtb(&mut self, vm: VmId, _dtb: &[u8]) -> Result<(), Error> {
+        self.live(vm)
+    }
+    fn vm_start(&mut self, vm: VmId) -> Result<(), Error> {
+        self.live(vm)
+    }
+    fn vm_pause(&mut self, vm: VmId) -> Result<(), Error> {
+        self.live(vm)
+    }
+    fn vm_resume(&mut self, vm: VmId) -> Result<(), Error> {
+        self.live(vm)
+    }
+    fn vm_reset(&mut self, vm: VmId) -> Result<(), Error> {
+        self.live(vm)
+    }
+    fn vm_destroy(&mut self, vm: VmId) -> Result<(), Error> {
+        let mut held = self.0.borrow_mut();
+        if !held.kernel_vms.remove(&vm.0) {
+            return Err(Error::UnknownVm);
+        }
+        held.kernel_destroys += 1;
+        Ok(())
+    }
+}
+
+impl Kernel {
+    fn live(&self, vm: VmId) -> Result<(), Error> {
+        if self.0.borrow().kernel_vms.contains(&vm.0) {
+            Ok(())
+        } else {
+            Err(Error::UnknownVm)
+        }
+    }
+}
+
+/// The ioreq pages the kernel grants: counted out and back.
+struct Pages(Shared);
+
+impl PageSource for Pages {
+    type Page = IoreqPage;
+
+    fn page_for(&mut self, vm: VmId) -> Result<IoreqPage, Error> {
+        let mut held = self.0.borrow_mut();
+        if !held.pages_out.insert(vm.0) {
+            return Err(Error::VmExists);
+        }
+        held.pages_taken += 1;
+        Ok(IoreqPage::new())
+    }
+
+    fn release(&mut self, vm: VmId, _page: IoreqPage) {
+        let mut held = self.0.borrow_mut();
+        assert!(
+            held.pages_out.remove(&vm.0),
+            "page of VM {vm:?} returned twice"
+        );
+        held.pages_returned += 1;
+    }
+}
+
+struct NoConsole;
+impl ::devices::console_lines::ConsoleSink for NoConsole {
+    fn write_line(&mut self, _line: &[u8]) {}
+}
+
+struct NoIrqs;
+impl IrqSink for NoIrqs {
+    fn irq_event(&mut self, _event: devices::IrqEvent) {}
+}
+
+struct NoMemory;
+impl GuestMemoryProvider for NoMemory {
+    fn memory(&mut self, _vm: VmId) -> Option<&mut dyn GuestMemory> {
+        None
+    }
+}
+
+struct Zeros;
+impl ::devices::bus::EntropySource for Zeros {
+    fn fill(&mut self, buf: &mut [u8]) {
+        buf.fill(0);
+    }
+}
+
+type Devices = DeviceService<NoConsole, NoIrqs, NoMemory, Zeros>;
+
+/// The two services, called in-process as the task calls them over IPC.
+struct Services {
+    ioreq: IoreqService<Pages>,
+    devices: Devices,
+}
+
+/// The links the platform holds; the test keeps a second handle to look
+/// into the services afterwards.
+struct Links(Rc<RefCell<Services>>);
+
+impl ServiceLinks for Links {
+    fn ioreq(&mut self, request: &ioreq::Request) -> Result<ioreq::Response, Error> {
+        Ok(self.0.borrow_mut().ioreq.handle(request.clone()).response)
+    }
+    fn devices(&mut self, request: &devices::Request) -> Result<devices::Response, Error> {
+        Ok(self.0.borrow_mut().devices.handle(request.clone()))
+    }
+}
+
+struct Counting(u8);
+
+impl EntropySource for Counting {
+    fn fill(&mut self, out: &mut [u8; 16]) {
+        self.0 = self.0.wrapping_add(1);
+        *out = [self.0; 16];
+    }
+}
+
+const SCENARIO: &[StaticVmConfig] = &[
+    StaticVmConfig {
+        name: "vm0",
+        image: "hello",
+        mem_mib: 64,
+        vcpus: 1,
+        flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
+    },
+    StaticVmConfig {
+        name: "vm1",
+        image: "hello",
+        mem_mib: 64,
+        vcpus: 1,
+        flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
+    },
+];
+
+type Manager = VmManager<KernelPlatform<Kernel, Links>, Counting>;
+
+const CYCLES: usize = 100;
+
+fn named(request: fn(ipc::WireName) -> Request, name: &str) -> Request {
+    request(wire_name(name).expect("a valid test name"))
+}
+
+#[test]
+fn a_hundred_dynamic_vm_cycles_release_everything_they_acquired() {
+    let held = Shared::default();
+    let services = Rc::new(RefCell::new(Services {
+        ioreq: IoreqService::new(Pages(held.clone())),
+        devices: DeviceService::new(NoConsole, NoIrqs, NoMemory, Zeros),
+    }));
+    let platform = KernelPlatform::new(Kernel(held.clone()), Links(services.clone()));
+    let mut manager = Manager::new(SCENARIO, platform, Counting(0)).expect("a valid scenario");
+    for launched in manager.launch_pre_launched() {
+        assert_eq!(launched.result, Ok(()), "{}", launched.name.as_str());
+    }
+    let statics: BTreeSet<u16> = [0, 1].into();
+    assert_eq!(held.borrow().kernel_vms, statics);
+    assert_eq!(held.borrow().pages_out, statics);
+
+    let mut slots_used = BTreeSet::new();
+    for n in 0..CYCLES {
+        let name = format!("cyc{n}");
+        let created = manager.handle(Request::Create {
+            name: wire_name(&name).expect("a valid name"),
+            options: CreateOptions {
+                image: Some(wire_name("hello").expect("a valid image name")),
+                mem_mib: Some(4),
+                ..CreateOptions::default()
+            },
+        });
+        let Response::Info(info) = created else {
+            panic!("cycle {n}: create answered {created:?}");
+        };
+        slots_used.insert(info.id.0);
+        {
+            let services = services.borrow();
+            assert!(
+                services.ioreq.vm(info.id).is_some(),
+                "cycle {n}: not attached"
+            );
+            assert_eq!(services.ioreq.vm(info.id).map(|vm| vm.vcpus()), Some(1));
+        }
+        assert_eq!(
+            manager.handle(named(|name| Request::Start { name }, &name)),
+            Response::Ok,
+            "cycle {n}: start"
+        );
+        assert_eq!(
+            manager.handle(named(|name| Request::Destroy { name }, &name)),
+            Response::Ok,
+            "cycle {n}: destroy"
+        );
+        let services = services.borrow_mut();
+        assert!(
+            services.ioreq.vm(info.id).is_none(),
+            "cycle {n}: ioreq kept it"
+        );
+        assert_eq!(
+            services.devices.dropped_input(info.id),
+            Err(Error::UnknownVm),
+            "cycle {n}: the devices service kept its models"
+        );
+    }
+
+    // Every acquire was matched by its release.
+    let held = held.borrow();
+    assert_eq!(held.kernel_vms, statics, "VMs left in the kernel");
+    assert_eq!(held.kernel_creates, 2 + CYCLES);
+    assert_eq!(held.kernel_destroys, CYCLES);
+    assert_eq!(held.pages_out, statics, "ioreq pages not returned");
+    assert_eq!(held.pages_taken, 2 + CYCLES);
+    assert_eq!(held.pages_returned, CYCLES);
+    assert_eq!(manager.platform().release_failures(), 0);
+    // The slot is reused, not used up.
+    assert!(slots_used.len() < 16, "{slots_used:?}");
+
+    // Only the static VMs remain, still running, with their devices.
+    let services = services.borrow_mut();
+    for (vm, name) in [(0u16, "vm0"), (1, "vm1")] {
+        let info = manager.handle(named(|name| Request::Info { name }, name));
+        let Response::Info(info) = info else {
+            panic!("{name}: {info:?}");
+        };
+        assert_eq!((info.id, info.state), (VmId(vm), VmState::Started));
+        assert!(services.ioreq.vm(VmId(vm)).is_some(), "{name}");
+        assert_eq!(services.devices.dropped_input(VmId(vm)), Ok(0), "{name}");
+    }
+}
