@@ -93,11 +93,18 @@ impl World {
     fn call(&mut self, task: TaskId, call: Sysno, a0: usize, now: u64) -> Decision {
         let args = [a0, 0, 0, 0, 0, 0];
         let host: &mut dyn DeviceHost = &mut self.m;
-        let (status, values, decision) =
-            match run(&mut self.grants, &mut self.k, Some(host), task, call, args, now) {
-                Ok((values, decision)) => (OK, values, decision),
-                Err(e) => (status_of(e), [0; 3], Decision::Continue),
-            };
+        let (status, values, decision) = match run(
+            &mut self.grants,
+            &mut self.k,
+            Some(host),
+            task,
+            call,
+            args,
+            now,
+        ) {
+            Ok((values, decision)) => (OK, values, decision),
+            Err(e) => (status_of(e), [0; 3], Decision::Continue),
+        };
         self.last.insert(task.slot(), (status, values));
         decision
     }
