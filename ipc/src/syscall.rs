@@ -1,47 +1,89 @@
-//! The system-call ABI between the kernel and user tasks on RISC-V: which
-//! register carries what, the call numbers, and the fixed user addresses.
+//! The system-call ABI between the kernel and user tasks: which register
+//! carries what, the call numbers, and the fixed user addresses.
 //!
+//! RISC-V:
 //! - `ecall` with the call number in `a7` and arguments in `a0`-`a5`.
 //! - On return `a0` is the status: [`OK`] (0) or an [`Error::code`]; extra
 //!   results are in `a1`-`a3`. Every other register is preserved.
+//! - A task starts at its ELF entry with `sp` at [`STACK_TOP`] (16-byte
+//!   aligned), `a0` = [`IPC_BUFFER`] and `a1` = how many times the
+//!   supervisor has restarted it (0 on the first start).
+//!
+//! x86_64 (`syscall` instruction, Linux-like argument order):
+//! - the call number in `rax`, arguments in `rdi`, `rsi`, `rdx`, `r10`,
+//!   `r8`, `r9` (a0-a5 above, in that order).
+//! - On return `rax` is the status and the extra results are in `rdi`,
+//!   `rsi`, `rdx` (a1-a3). `rcx` and `r11` are clobbered (the instruction
+//!   itself uses them); every other register is preserved.
+//! - A task starts in ring 3 at its ELF entry with `rsp` at [`STACK_TOP`],
+//!   `rdi` = [`IPC_BUFFER`] and `rsi` = its restart count, interrupts on.
+//! - Every user address below is [`USER_BASE`] higher than on RISC-V: the
+//!   kernel identity-maps low physical memory there, so tasks live in the
+//!   second 512 GiB (their own top-level page-table entry).
+//!
+//! On both:
 //! - Message bytes travel in the task's **IPC buffer**: one 4 KiB page at
 //!   the fixed user address [`IPC_BUFFER`], of which the first
 //!   [`MAX_MESSAGE_SIZE`] bytes are the message. `call`, `reply` and
 //!   `reply_recv` send the first `len` bytes of it; a received message or a
 //!   reply lands at its start. The kernel copies between the frames behind
 //!   two buffers itself and never follows a user pointer into a message.
-//! - A task starts at its ELF entry with `sp` at [`STACK_TOP`] (16-byte
-//!   aligned), `a0` = [`IPC_BUFFER`] and `a1` = how many times the
-//!   supervisor has restarted it (0 on the first start).
 
 use crate::{Error, MAX_MESSAGE_SIZE};
 
 /// Status of a call that succeeded.
 pub const OK: usize = 0;
 
+/// Where the user address layout starts: 0 on RISC-V (and on the host),
+/// 512 GiB on x86_64, whose kernel identity-maps the low addresses.
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+pub const USER_BASE: usize = 0x80_0000_0000;
+/// Where the user address layout starts: 0 on RISC-V (and on the host),
+/// 512 GiB on x86_64, whose kernel identity-maps the low addresses.
+#[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
+pub const USER_BASE: usize = 0;
+
 /// The user address of every task's IPC buffer page.
-pub const IPC_BUFFER: usize = 0x2000_0000;
+pub const IPC_BUFFER: usize = USER_BASE + 0x2000_0000;
 /// Bytes in the IPC buffer page (only [`MAX_MESSAGE_SIZE`] are a message).
 pub const IPC_BUFFER_SIZE: usize = 4096;
 /// One past the highest byte of a task's stack.
-pub const STACK_TOP: usize = 0x4000_0000;
+pub const STACK_TOP: usize = USER_BASE + 0x4000_0000;
 /// Bytes of stack every task gets, below [`STACK_TOP`].
 pub const STACK_SIZE: usize = 64 * 1024;
-/// Task images are linked at this address (`user/rt/link.ld`).
-pub const IMAGE_BASE: usize = 0x1_0000;
+/// Task images are linked at this address (`user/rt/link.ld`; the x86_64
+/// build scripts pass `--defsym=MICA_IMAGE_BASE=...`).
+pub const IMAGE_BASE: usize = USER_BASE + 0x1_0000;
 /// Image segments must end at or below this address (below the IPC buffer).
 pub const IMAGE_TOP: usize = IPC_BUFFER;
 
 /// How many VMs the kernel can hold (VM numbers are `0..MAX_VMS`).
 pub const MAX_VMS: usize = 16;
-/// Where guest RAM starts in every VM (QEMU virt's RAM base).
-pub const GUEST_RAM_BASE: u64 = 0x8000_0000;
-/// Where a guest image is loaded, from the start of RAM (Linux boot
+/// Where guest RAM starts in every RISC-V VM (QEMU virt's RAM base).
+pub const RISCV_GUEST_RAM_BASE: u64 = 0x8000_0000;
+/// Where a RISC-V guest image is loaded, from the start of RAM (Linux boot
 /// protocol: 2 MiB).
-pub const GUEST_IMAGE_OFFSET: u64 = 0x20_0000;
+pub const RISCV_GUEST_IMAGE_OFFSET: u64 = 0x20_0000;
+/// x86 guests have RAM from guest-physical 0.
+pub const X86_GUEST_RAM_BASE: u64 = 0;
+/// Where an x86 guest's flat image is loaded and entered (1 MiB, clear of
+/// the real-mode area).
+pub const X86_GUEST_IMAGE_OFFSET: u64 = 0x10_0000;
+/// Where guest RAM starts in every VM of this kernel.
+#[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
+pub const GUEST_RAM_BASE: u64 = RISCV_GUEST_RAM_BASE;
+/// Where guest RAM starts in every VM of this kernel.
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+pub const GUEST_RAM_BASE: u64 = X86_GUEST_RAM_BASE;
+/// Where a guest image is loaded, from the start of RAM.
+#[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
+pub const GUEST_IMAGE_OFFSET: u64 = RISCV_GUEST_IMAGE_OFFSET;
+/// Where a guest image is loaded, from the start of RAM.
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+pub const GUEST_IMAGE_OFFSET: u64 = X86_GUEST_IMAGE_OFFSET;
 /// The user address of the ioreq task's window of ioreq pages, one 4 KiB
 /// page per VM number.
-pub const IOREQ_PAGES: usize = 0x3000_0000;
+pub const IOREQ_PAGES: usize = USER_BASE + 0x3000_0000;
 /// The badge `recv` reports when it returns for pending ioreq work rather
 /// than a message (a3 then holds the bit set of VMs with I/O pending).
 pub const IOREQ_BADGE: usize = usize::MAX;
@@ -203,13 +245,13 @@ pub enum Sysno {
 
 /// The user address of device window 0 (`device_map`); window `i` is at
 /// `DEVICE_WINDOWS + i * DEVICE_WINDOW_SIZE`.
-pub const DEVICE_WINDOWS: usize = 0x3100_0000;
+pub const DEVICE_WINDOWS: usize = USER_BASE + 0x3100_0000;
 /// Bytes of one device window (a virtio-mmio transport's registers).
 pub const DEVICE_WINDOW_SIZE: usize = 4096;
 /// How many device windows a task can map.
 pub const MAX_DEVICE_WINDOWS: usize = 8;
 /// The user address of a task's DMA window (`dma_alloc`).
-pub const DMA_WINDOW: usize = 0x3200_0000;
+pub const DMA_WINDOW: usize = USER_BASE + 0x3200_0000;
 /// The most DMA pages one task may hold.
 pub const MAX_DMA_PAGES: usize = 64;
 /// The longest `sleep`, in ticks (10 s at 100 Hz).

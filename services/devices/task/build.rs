@@ -1,5 +1,5 @@
 //! Links the task with the user linker script (`user/rt/link.ld`) when
-//! building for bare metal.
+//! building for bare metal (RISC-V or x86_64).
 
 fn main() {
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
@@ -10,5 +10,13 @@ fn main() {
         let script = format!("{dir}/../../../user/rt/link.ld");
         println!("cargo:rerun-if-changed={script}");
         println!("cargo:rustc-link-arg-bins=-T{script}");
+    }
+    if arch == "x86_64" && os == "none" {
+        let script = format!("{dir}/../../../user/rt/link.ld");
+        println!("cargo:rerun-if-changed={script}");
+        println!("cargo:rustc-link-arg-bins=-T{script}");
+        // Linked where it runs (ipc::syscall::IMAGE_BASE), no relocator.
+        println!("cargo:rustc-link-arg-bins=--defsym=MICA_IMAGE_BASE=0x8000010000");
+        println!("cargo:rustc-link-arg-bins=--no-pie");
     }
 }

@@ -10,8 +10,8 @@
 //! | `create_address_space` | reserves the VM number, records the RAM size | `free_address_space` |
 //! | `load_image` | records the image name | (with the address space) |
 //! | `create_vcpus` | `vm_create(vm, ram, vcpus)`, `vm_load(image)` | `destroy_vcpus`: `vm_destroy` |
-//! | `register_ioreq` | ioreq `AttachVm`, `RegisterRange` of the UART and vmgenid windows for devices, `SetDefaultClient(devices)` | `DetachVm` |
-//! | `register_devices` | devices `AddVm`, `Attach` UART and vmgenid, `vm_set_dtb` | `RemoveVm` |
+//! | `register_ioreq` | ioreq `AttachVm`, `RegisterRange` of the board's device windows (RISC-V: UART and vmgenid MMIO; x86: COM1 ports 0x3f8..0x400) for devices, `SetDefaultClient(devices)` | `DetachVm` |
+//! | `register_devices` | devices `AddVm`, `Attach` the board's devices, `vm_set_dtb` (device tree, or the x86 boot-info block, see `board`) | `RemoveVm` |
 //! | `set_generation_id` | devices `SetGenerationId` | (with the devices) |
 //!
 //! The kernel makes a VM's RAM and vCPUs in one call, so `vm_create` waits
@@ -20,10 +20,10 @@
 
 use ipc::ioreq::ClientId;
 use ipc::syscall::{MAX_VMS, endpoints};
-use ipc::{Error, Space, VmId, devices, ioreq};
+use ipc::{Error, VmId, devices, ioreq};
 
+use crate::board::GuestBoard;
 use crate::genid::GenerationId;
-use crate::guest_dt::{self, GuestPlatform};
 use crate::name::{ImageName, VmName};
 use crate::platform::Platform;
 
@@ -86,6 +86,7 @@ pub struct KernelPlatform<K, S> {
     links: S,
     records: [Option<VmRecord>; MAX_VMS],
     release_failures: u32,
+    board: GuestBoard,
 }
 
 fn ioreq_ok(answer: Result<ioreq::Response, Error>) -> Result<(), Error> {
@@ -105,13 +106,19 @@ fn devices_ok(answer: Result<devices::Response, Error>) -> Result<(), Error> {
 }
 
 impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
-    /// A platform with no VMs.
+    /// A platform with no VMs, for RISC-V guests.
     pub fn new(kernel: K, links: S) -> Self {
+        Self::with_board(kernel, links, GuestBoard::RiscvVirt)
+    }
+
+    /// A platform with no VMs whose guests see `board`.
+    pub fn with_board(kernel: K, links: S, board: GuestBoard) -> Self {
         Self {
             kernel,
             links,
             records: core::array::from_fn(|_| None),
             release_failures: 0,
+            board,
         }
     }
 
@@ -144,29 +151,22 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
         }
     }
 
-    /// `AddVm`, then the UART and the vmgenid device where the device tree
-    /// puts them; on failure the VM is removed again.
+    /// `AddVm`, then the board's devices (RISC-V: the UART and the vmgenid
+    /// device where the device tree puts them; x86: COM1 in port space);
+    /// on failure the VM is removed again.
     fn add_devices(&mut self, vm: VmId, name: &VmName) -> Result<(), Error> {
         devices_ok(self.links.devices(&devices::Request::AddVm {
             vm,
             name: name.to_wire(),
         }))?;
-        let attach = |device, place: guest_dt::MmioDevice| devices::Request::Attach {
-            vm,
-            device,
-            space: Space::Mmio,
-            base: place.base,
-            irq: place.irq,
-        };
-        let attached = devices_ok(
-            self.links
-                .devices(&attach(devices::DeviceKind::Uart16550, guest_dt::UART)),
-        )
-        .and_then(|()| {
-            devices_ok(
-                self.links
-                    .devices(&attach(devices::DeviceKind::VmGenId, guest_dt::VMGENID)),
-            )
+        let attached = self.board.devices().iter().try_for_each(|place| {
+            devices_ok(self.links.devices(&devices::Request::Attach {
+                vm,
+                device: place.kind,
+                space: place.space,
+                base: place.base,
+                irq: place.irq,
+            }))
         });
         if attached.is_err() {
             let removed = devices_ok(self.links.devices(&devices::Request::RemoveVm { vm }));
@@ -175,14 +175,17 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
         attached
     }
 
-    /// Generates `vm`'s device tree and hands it to the kernel.
+    /// Generates `vm`'s boot description (device tree, or the x86
+    /// boot-info block) and hands it to the kernel.
     fn write_dtb(&mut self, vm: VmId) -> Result<(), Error> {
+        let board = self.board;
         let record = self.record(vm)?;
         let name = record.name.clone().ok_or(Error::UnknownVm)?;
         let ram_size = u64::from(record.mem_mib) * 1024 * 1024;
-        let board = GuestPlatform::standard(&name, record.vcpus, ram_size, BOOTARGS, &[]);
         let mut dtb = [0u8; MAX_DTB];
-        let len = guest_dt::generate(&board, &mut dtb).map_err(|_| Error::InvalidArgument)?;
+        let len = board
+            .boot_info(&name, record.vcpus, ram_size, BOOTARGS, &mut dtb)
+            .map_err(|_| Error::InvalidArgument)?;
         self.kernel.vm_set_dtb(vm, &dtb[..len])
     }
 
@@ -243,17 +246,21 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         let vcpus = self.record(vm)?.vcpus;
         ioreq_ok(self.links.ioreq(&ioreq::Request::AttachVm { vm, vcpus }))?;
         let client = DEVICES_CLIENT;
-        let range = |place: guest_dt::MmioDevice| ioreq::Request::RegisterRange {
-            vm,
-            client,
-            space: Space::Mmio,
-            start: place.base,
-            len: place.size,
-        };
         // The devices service emulates the board's windows, and takes what
         // no range claims (an access to a hole then reads as all-ones there).
-        let set = ioreq_ok(self.links.ioreq(&range(guest_dt::UART)))
-            .and_then(|()| ioreq_ok(self.links.ioreq(&range(guest_dt::VMGENID))))
+        let set = self
+            .board
+            .devices()
+            .iter()
+            .try_for_each(|place| {
+                ioreq_ok(self.links.ioreq(&ioreq::Request::RegisterRange {
+                    vm,
+                    client,
+                    space: place.space,
+                    start: place.base,
+                    len: place.size,
+                }))
+            })
             .and_then(|()| {
                 ioreq_ok(
                     self.links

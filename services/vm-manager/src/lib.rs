@@ -11,6 +11,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod board;
 pub mod config;
 pub mod creation;
 pub mod genid;
@@ -24,6 +25,7 @@ pub mod scenario_file;
 pub mod service;
 pub mod slots;
 
+pub use board::GuestBoard;
 pub use config::{DynamicDefaults, MAX_VCPUS, ScenarioError, StaticVmConfig, VmConfig, VmFlags};
 pub use genid::{EntropySource, GenerationId};
 pub use kernel_platform::{KernelPlatform, ServiceLinks, VmKernel};

@@ -35,4 +35,12 @@ fn main() {
         println!("cargo:rerun-if-changed={}", script.display());
         println!("cargo:rustc-link-arg-bins=-T{}", script.display());
     }
+    if arch == "x86_64" && os == "none" {
+        let script = dir.join("../../../user/rt/link.ld");
+        println!("cargo:rerun-if-changed={}", script.display());
+        println!("cargo:rustc-link-arg-bins=-T{}", script.display());
+        // Linked where it runs (ipc::syscall::IMAGE_BASE), no relocator.
+        println!("cargo:rustc-link-arg-bins=--defsym=MICA_IMAGE_BASE=0x8000010000");
+        println!("cargo:rustc-link-arg-bins=--no-pie");
+    }
 }

@@ -14,7 +14,8 @@ use ipc::{Error, Space, VmId, devices, ioreq, wire_name};
 use vm_manager::guest_dt::{UART, VMGENID};
 use vm_manager::kernel_platform::{BOOTARGS, DEVICES_CLIENT};
 use vm_manager::{
-    EntropySource, KernelPlatform, ServiceLinks, StaticVmConfig, VmFlags, VmKernel, VmManager,
+    EntropySource, GuestBoard, KernelPlatform, ServiceLinks, StaticVmConfig, VmFlags, VmKernel,
+    VmManager,
 };
 
 /// Everything the platform did, in order.
@@ -568,4 +569,74 @@ fn a_refused_release_is_counted_and_the_teardown_goes_on() {
     );
     assert_eq!(take_log(&world).last(), Some(&Event::Destroy(1)));
     assert_eq!(manager.platform().release_failures(), 1);
+}
+
+/// On the x86 board, a VM gets COM1 in port space (registered with ioreq
+/// and attached as a 16550 at 0x3f8) and a boot-info block naming it
+/// instead of a device tree.
+#[test]
+fn x86_guests_get_com1_in_port_space_and_a_boot_info_block() {
+    let world = Shared::default();
+    let platform = KernelPlatform::with_board(
+        FakeKernel(world.clone()),
+        FakeLinks(world.clone()),
+        GuestBoard::X86Pc,
+    );
+    let mut manager = Manager::new(SCENARIO, platform, Counting(0)).expect("valid scenario");
+    assert!(matches!(create(&mut manager, "vm1"), Response::Info(_)));
+    let log = take_log(&world);
+    let id = VmId(1);
+    let com1_range = Event::Ioreq(ioreq::Request::RegisterRange {
+        vm: id,
+        client: DEVICES_CLIENT,
+        space: Space::Pio,
+        start: 0x3f8,
+        len: 8,
+    });
+    let com1 = Event::Devices(devices::Request::Attach {
+        vm: id,
+        device: devices::DeviceKind::Uart16550,
+        space: Space::Pio,
+        base: 0x3f8,
+        irq: 4,
+    });
+    assert!(log.contains(&com1_range), "{log:?}");
+    assert!(log.contains(&com1), "{log:?}");
+    let mmio = |e: &Event| {
+        matches!(
+            e,
+            Event::Ioreq(ioreq::Request::RegisterRange {
+                space: Space::Mmio,
+                ..
+            }) | Event::Devices(devices::Request::Attach {
+                space: Space::Mmio,
+                ..
+            })
+        )
+    };
+    assert!(!log.iter().any(mmio), "no MMIO device on x86: {log:?}");
+    let Some(Event::SetDtb { dtb, .. }) = log.iter().find(|e| matches!(e, Event::SetDtb { .. }))
+    else {
+        panic!("no boot info written: {log:?}")
+    };
+    let mut expected = b"MICA".to_vec();
+    expected.extend_from_slice(&3u32.to_le_bytes());
+    expected.extend_from_slice(&(64u64 << 20).to_le_bytes());
+    expected.extend_from_slice(&2u32.to_le_bytes());
+    expected.extend_from_slice(b"vm1");
+    assert_eq!(dtb, &expected);
+}
+
+#[test]
+fn the_riscv_board_keeps_its_device_tree() {
+    let (mut manager, world) = manager();
+    assert!(matches!(create(&mut manager, "vm1"), Response::Info(_)));
+    let log = take_log(&world);
+    let Some(Event::SetDtb { dtb, .. }) = log.iter().find(|e| matches!(e, Event::SetDtb { .. }))
+    else {
+        panic!("no device tree written: {log:?}")
+    };
+    assert_eq!(dtb[..4], [0xd0, 0x0d, 0xfe, 0xed], "an FDT header");
+    assert_eq!(GuestBoard::RiscvVirt.ram_base(), 0x8000_0000);
+    assert_eq!(GuestBoard::X86Pc.ram_base(), 0);
 }

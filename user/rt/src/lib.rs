@@ -1,5 +1,6 @@
-//! The runtime every Mica user task links: the `_start` entry (the kernel
-//! sets `sp`, `a0` = IPC buffer, `a1` = restart count, see `ipc::syscall`),
+//! The runtime every Mica user task links, on RISC-V and x86_64: the
+//! `_start` entry (the kernel sets the stack, the IPC buffer and the
+//! restart count in the first two argument registers, see `ipc::syscall`),
 //! system-call wrappers, a `log` backend over `debug_write`, a small heap,
 //! a panic handler that exits, and [`serve_forever`], the server loop.
 //!
@@ -19,10 +20,10 @@ extern crate alloc;
 pub mod console;
 pub mod device;
 pub mod entropy;
-#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+#[cfg(target_os = "none")]
 mod heap;
 pub mod ioreq_pages;
-#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+#[cfg(target_os = "none")]
 mod logger;
 mod server;
 mod static_slot;
@@ -48,13 +49,13 @@ macro_rules! entry {
     };
 }
 
-#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+#[cfg(target_os = "none")]
 unsafe extern "C" {
     fn __mica_task_main(start: Start) -> u32;
 }
 
-/// Called by `_start` with the kernel's `a0` and `a1`.
-#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+/// Called by `_start` with the kernel's first two argument registers.
+#[cfg(target_os = "none")]
 #[unsafe(no_mangle)]
 extern "C" fn __mica_rt_start(ipc_buffer: usize, restarts: usize) -> ! {
     heap::init();
@@ -69,7 +70,7 @@ extern "C" fn __mica_rt_start(ipc_buffer: usize, restarts: usize) -> ! {
     sys::exit(status)
 }
 
-#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+#[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     log::error!("panic: {info}");

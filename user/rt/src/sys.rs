@@ -1,5 +1,5 @@
 //! The system calls of `ipc::syscall`, one safe wrapper each, and the task
-//! entry point. The `ecall` stubs and the IPC buffer accessors are the only
+//! entry point (RISC-V `ecall`, x86_64 `syscall`). The call stubs and the IPC buffer accessors are the only
 //! unsafe code of a task.
 
 use ipc::Error;
@@ -52,8 +52,50 @@ fn raw(call: Sysno, args: [usize; 6]) -> [usize; 4] {
     [a0, a1, a2, a3]
 }
 
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+core::arch::global_asm!(
+    r#"
+    .section .text.entry
+    .globl _start
+_start:
+    /* rsp, rdi and rsi come from the kernel; a zero rbp ends backtraces,
+       and the call leaves rsp 8 below a 16-byte boundary as the ABI says. */
+    xor     ebp, ebp
+    call    __mica_rt_start
+1:  jmp     1b
+    "#
+);
+
+/// The raw call (`ipc::syscall`'s x86_64 mapping): number in rax, six
+/// arguments; returns rax, rdi, rsi, rdx.
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+fn raw(call: Sysno, args: [usize; 6]) -> [usize; 4] {
+    let (status, r1, r2, r3): (usize, usize, usize, usize);
+    // SAFETY: `syscall` enters the kernel, which preserves every register
+    // but rax, rdi, rsi, rdx (results) and rcx, r11 (used by the
+    // instruction, declared clobbered), and only touches this task's memory
+    // through the IPC buffer page (which no Rust reference aliases across
+    // the call, see `with_buffer`).
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") call as usize => status,
+            inlateout("rdi") args[0] => r1,
+            inlateout("rsi") args[1] => r2,
+            inlateout("rdx") args[2] => r3,
+            in("r10") args[3],
+            in("r8") args[4],
+            in("r9") args[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    [status, r1, r2, r3]
+}
+
 /// Host builds (for `cargo check`) have no kernel: every call fails.
-#[cfg(not(all(target_arch = "riscv64", target_os = "none")))]
+#[cfg(not(target_os = "none"))]
 fn raw(_call: Sysno, _args: [usize; 6]) -> [usize; 4] {
     [ipc::syscall::status_of(Error::KernelRefused), 0, 0, 0]
 }

@@ -17,7 +17,8 @@ mod task {
     use mica_rt::entropy::CounterEntropy;
     use mica_rt::{Start, call_message, serve_forever, vm};
     use vm_manager::{
-        DEFAULT_MAX_VM_NUM, EntropySource, KernelPlatform, ServiceLinks, VmKernel, VmManager,
+        DEFAULT_MAX_VM_NUM, EntropySource, GuestBoard, KernelPlatform, ServiceLinks, VmKernel,
+        VmManager,
     };
 
     use crate::scenario;
@@ -75,7 +76,7 @@ mod task {
     }
 
     fn main(start: Start) -> u32 {
-        let platform = KernelPlatform::new(Syscalls, Ipc);
+        let platform = KernelPlatform::with_board(Syscalls, Ipc, GuestBoard::NATIVE);
         let entropy = Entropy(CounterEntropy::new(start.restarts as u64));
         let mut manager =
             match VmManager::<_, _, DEFAULT_MAX_VM_NUM>::new(scenario::SCENARIO, platform, entropy)

@@ -1,0 +1,147 @@
+//! What a guest sees, per architecture: the [`GuestBoard`] names the
+//! devices a VM gets (where, in which address space) and the boot
+//! description the kernel copies into the top page of its RAM
+//! (`vm_set_dtb`).
+//!
+//! - [`GuestBoard::RiscvVirt`]: QEMU-virt-like; the 16550 and the vmgenid
+//!   device in MMIO (`guest_dt`), described by a generated device tree.
+//! - [`GuestBoard::X86Pc`]: RAM from 0, the 16550 as COM1 at port 0x3f8
+//!   (`Space::Pio`), and a small boot-info block instead of a device tree
+//!   (layout below).
+//!
+//! The x86 boot-info block, all little-endian: bytes 0-3 [`X86_BOOT_MAGIC`]
+//! (`MICA`), 4-7 the length `n` of the VM name, 8-15 the guest RAM size in
+//! bytes, 16-19 the vCPU count, then the `n` name bytes (ASCII, no NUL).
+//! The kernel puts it in the top page of guest RAM and starts the vCPU
+//! with its guest-physical address in `rdi`.
+
+use ipc::devices::DeviceKind;
+use ipc::{Space, syscall};
+
+use crate::guest_dt::{self, GuestPlatform};
+use crate::name::VmName;
+
+/// First bytes of the x86 boot-info block.
+pub const X86_BOOT_MAGIC: [u8; 4] = *b"MICA";
+/// Bytes of the x86 boot-info block before the name.
+pub const X86_BOOT_HEADER: usize = 20;
+/// COM1's first port on the x86 board.
+pub const COM1: u64 = 0x3f8;
+/// Ports of COM1 (0x3f8..0x400).
+pub const COM1_PORTS: u64 = 8;
+/// COM1's legacy interrupt line.
+pub const COM1_IRQ: u32 = 4;
+
+/// One device of a board: what, in which address space, where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoardDevice {
+    /// The device model.
+    pub kind: DeviceKind,
+    /// MMIO or port I/O.
+    pub space: Space,
+    /// First address or port.
+    pub base: u64,
+    /// Bytes (or ports) of its window, registered with the ioreq service.
+    pub size: u64,
+    /// Its interrupt line.
+    pub irq: u32,
+}
+
+const RISCV_DEVICES: [BoardDevice; 2] = [
+    BoardDevice {
+        kind: DeviceKind::Uart16550,
+        space: Space::Mmio,
+        base: guest_dt::UART.base,
+        size: guest_dt::UART.size,
+        irq: guest_dt::UART.irq,
+    },
+    BoardDevice {
+        kind: DeviceKind::VmGenId,
+        space: Space::Mmio,
+        base: guest_dt::VMGENID.base,
+        size: guest_dt::VMGENID.size,
+        irq: guest_dt::VMGENID.irq,
+    },
+];
+
+const X86_DEVICES: [BoardDevice; 1] = [BoardDevice {
+    kind: DeviceKind::Uart16550,
+    space: Space::Pio,
+    base: COM1,
+    size: COM1_PORTS,
+    irq: COM1_IRQ,
+}];
+
+/// Why a boot description could not be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootInfoTooLarge;
+
+/// The platform a guest sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestBoard {
+    /// RISC-V, QEMU-virt-like, described by a device tree.
+    RiscvVirt,
+    /// x86 PC-like: COM1 in port space, a boot-info block.
+    X86Pc,
+}
+
+impl GuestBoard {
+    /// The board of the architecture this is built for (the task's).
+    #[cfg(target_arch = "x86_64")]
+    pub const NATIVE: GuestBoard = GuestBoard::X86Pc;
+    /// The board of the architecture this is built for (the task's).
+    #[cfg(not(target_arch = "x86_64"))]
+    pub const NATIVE: GuestBoard = GuestBoard::RiscvVirt;
+
+    /// The devices every VM on this board gets, in attach order.
+    pub fn devices(self) -> &'static [BoardDevice] {
+        match self {
+            GuestBoard::RiscvVirt => &RISCV_DEVICES,
+            GuestBoard::X86Pc => &X86_DEVICES,
+        }
+    }
+
+    /// Writes VM `name`'s boot description into `out` (a device tree, or
+    /// the x86 boot-info block); returns its length.
+    pub fn boot_info(
+        self,
+        name: &VmName,
+        vcpus: u8,
+        ram_bytes: u64,
+        bootargs: &str,
+        out: &mut [u8],
+    ) -> Result<usize, BootInfoTooLarge> {
+        match self {
+            GuestBoard::RiscvVirt => {
+                let board = GuestPlatform::standard(name, vcpus, ram_bytes, bootargs, &[]);
+                guest_dt::generate(&board, out).map_err(|_| BootInfoTooLarge)
+            }
+            GuestBoard::X86Pc => x86_boot_info(name.as_str(), vcpus, ram_bytes, out),
+        }
+    }
+
+    /// Where guest RAM starts on this board.
+    pub fn ram_base(self) -> u64 {
+        match self {
+            GuestBoard::RiscvVirt => syscall::RISCV_GUEST_RAM_BASE,
+            GuestBoard::X86Pc => syscall::X86_GUEST_RAM_BASE,
+        }
+    }
+}
+
+fn x86_boot_info(
+    name: &str,
+    vcpus: u8,
+    ram_bytes: u64,
+    out: &mut [u8],
+) -> Result<usize, BootInfoTooLarge> {
+    let len = X86_BOOT_HEADER + name.len();
+    let out = out.get_mut(..len).ok_or(BootInfoTooLarge)?;
+    let name_len = u32::try_from(name.len()).map_err(|_| BootInfoTooLarge)?;
+    out[..4].copy_from_slice(&X86_BOOT_MAGIC);
+    out[4..8].copy_from_slice(&name_len.to_le_bytes());
+    out[8..16].copy_from_slice(&ram_bytes.to_le_bytes());
+    out[16..20].copy_from_slice(&u32::from(vcpus).to_le_bytes());
+    out[X86_BOOT_HEADER..].copy_from_slice(name.as_bytes());
+    Ok(len)
+}
