@@ -20,10 +20,7 @@ pub mod vm;
 
 #[cfg(target_os = "none")]
 mod kmain;
-#[cfg(all(target_os = "none", target_arch = "riscv64"))]
-mod userland;
-#[cfg(all(target_os = "none", target_arch = "x86_64"))]
-#[path = "arch/x86_64/no_userland.rs"]
+#[cfg(target_os = "none")]
 mod userland;
 
 /// How the machine should power off.

@@ -292,7 +292,7 @@ pub fn user_trap(trap: Trap) -> *mut TrapFrame {
             let Some(slot) = r.tasks.slot_mut(current) else {
                 fail(format_args!("task {} has no context", current.slot()))
             };
-            slot.frame.sepc += 4;
+            slot.frame.step_past_syscall();
             let (nr, args) = slot.frame.syscall();
             if let Some(frame) = ipc_fast::fast_ipc(r, current, nr, args) {
                 return frame;

@@ -10,6 +10,7 @@ mod options;
 mod qemu;
 mod test;
 mod x86;
+mod x86_image;
 
 use std::process::ExitCode;
 

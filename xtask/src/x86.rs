@@ -1,6 +1,7 @@
 //! The x86_64 side of `cargo xtask qemu --arch x86_64`: build the kernel
 //! for `x86_64-unknown-none`, flatten it into the Multiboot image QEMU's
-//! `-kernel` (and GRUB) loads at 1 MiB, and boot it under SVM.
+//! `-kernel` (and GRUB) loads at 1 MiB, and boot it under SVM with the
+//! x86 boot image (`x86_image`) as its Multiboot module.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -61,7 +62,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     install::rust_targets()?;
     install::qemu()?;
     let image = build_kernel()?;
+    let boot_image = crate::x86_image::build_boot_image()?;
     let mut qemu = qemu_command(&image, SVM_CPU);
+    qemu.arg("-initrd").arg(&boot_image);
     println!(
         "xtask: boot Mica on QEMU (x86_64, SVM): {}",
         describe(&qemu)

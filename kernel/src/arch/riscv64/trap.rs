@@ -239,6 +239,12 @@ impl TrapFrame {
         (r[17], [r[10], r[11], r[12], r[13], r[14], r[15]])
     }
 
+    /// Steps past the `ecall` that trapped, so the task resumes after it.
+    #[inline(always)]
+    pub fn step_past_syscall(&mut self) {
+        self.sepc += 4;
+    }
+
     /// Sets a0-a3 to a system call's status and results.
     pub fn set_result(&mut self, status: usize, values: [usize; 3]) {
         self.regs[10] = status;

@@ -1,6 +1,8 @@
-//! The kernel's GDT and TSS: ring-0 code and data segments and a 64-bit TSS
-//! whose interrupt stack table gives double faults (IST1) their own stack,
-//! so a kernel stack overflow is still reported instead of resetting the
+//! The kernel's GDT and TSS: ring-0 code and data segments, ring-3 data and
+//! code segments for tasks (in the order SYSCALL/SYSRET expect), and a
+//! 64-bit TSS whose RSP0 is the stack traps from ring 3 start on and whose
+//! interrupt stack table gives double faults (IST1) their own stack, so a
+//! kernel stack overflow is still reported instead of resetting the
 //! machine. Replaces the entry code's boot GDT.
 
 use core::mem::size_of;
@@ -11,6 +13,12 @@ pub const KERNEL_CS: u16 = 0x08;
 pub const KERNEL_DS: u16 = 0x10;
 /// TSS selector (a 16-byte system descriptor).
 const TSS_SELECTOR: u16 = 0x18;
+/// Ring-3 data selector (RPL 3).
+pub const USER_SS: u16 = 0x28 | 3;
+/// Ring-3 64-bit code selector (RPL 3).
+pub const USER_CS: u16 = 0x30 | 3;
+/// STAR's SYSRET base: SS = base + 8, CS = base + 16 (both RPL 3).
+pub const SYSRET_BASE: u16 = 0x20;
 /// The IST slot (1-based) double faults run on.
 pub const DOUBLE_FAULT_IST: u8 = 1;
 /// Bytes of the double-fault stack.
@@ -44,13 +52,15 @@ static mut TSS: Tss = Tss {
 
 static mut DOUBLE_FAULT_STACK: IstStack = IstStack([0; IST_STACK_BYTES]);
 
-/// Null, kernel code, kernel data, TSS (two slots).
-static mut GDT: [u64; 5] = [
+/// Null, kernel code, kernel data, TSS (two slots), user data, user code.
+static mut GDT: [u64; 7] = [
     0,
     0x00af_9a00_0000_ffff, // 64-bit code, ring 0
     0x00cf_9200_0000_ffff, // data, ring 0
     0,
     0,
+    0x00cf_f200_0000_ffff, // data, ring 3
+    0x00af_fa00_0000_ffff, // 64-bit code, ring 3
 ];
 
 #[repr(C, packed)]
@@ -87,7 +97,7 @@ pub fn init() {
         (*gdt)[3] = low;
         (*gdt)[4] = high;
         let pointer = Pointer {
-            limit: (size_of::<[u64; 5]>() - 1) as u16,
+            limit: (size_of::<[u64; 7]>() - 1) as u16,
             base: gdt as u64,
         };
         core::arch::asm!(
@@ -107,5 +117,16 @@ pub fn init() {
             tss = in(reg) TSS_SELECTOR,
             tmp = out(reg) _,
         );
+    }
+}
+
+/// Sets the stack the CPU switches to on an interrupt or exception from
+/// ring 3 (TSS.RSP0).
+pub fn set_kernel_stack(top: u64) {
+    // SAFETY: one CPU, interrupts off in the kernel: nothing reads the TSS
+    // while it changes; the CPU reads RSP0 only on the next trap from ring 3.
+    unsafe {
+        let tss = &raw mut TSS;
+        (*tss).rsp[0] = top;
     }
 }

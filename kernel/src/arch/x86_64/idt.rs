@@ -3,7 +3,9 @@
 //! saves the GPRs and calls [`mica_x86_trap`]. CPU exceptions go through the
 //! generic `trap::handle`, and a fatal one prints one `mica: fatal: ...` line
 //! and powers off with the failure status; the LAPIC timer vector drives the
-//! generic tick; double faults run on their own IST stack.
+//! generic tick; double faults run on their own IST stack. Whatever arrives
+//! from ring 3 goes to `usermode::from_user` (the task's trap: a tick, or a
+//! fault that kills the task).
 
 use core::mem::size_of;
 
@@ -89,7 +91,7 @@ unsafe extern "C" {
 /// What the stubs and the CPU left on the stack, lowest address first.
 #[repr(C)]
 #[derive(Debug)]
-pub struct TrapFrame {
+pub struct InterruptFrame {
     /// R15 down to RAX, as the common path pushed them.
     pub gprs: [u64; 15],
     /// The vector the stub pushed.
@@ -187,14 +189,32 @@ fn decode(vector: u64, error_code: u64, cr2: u64) -> Trap {
     }
 }
 
+/// A general-protection fault in ring 3 (a privileged instruction such as
+/// `in`/`out`, or a non-canonical address) and an invalid opcode are the
+/// task's illegal instructions; other exceptions keep their number.
+fn user_fault(trap: Trap) -> Trap {
+    match trap {
+        Trap::Exception { code: 13, .. } => Trap::IllegalInstruction(0),
+        other => other,
+    }
+}
+
 /// Called by the common stub with the saved frame.
 #[unsafe(no_mangle)]
-extern "C" fn mica_x86_trap(frame: &mut TrapFrame) {
-    let origin = if frame.cs & 3 == 3 {
-        Origin::User
-    } else {
-        Origin::Kernel
-    };
+extern "C" fn mica_x86_trap(frame: &mut InterruptFrame) {
+    if frame.cs & 3 == 3 {
+        let trap = match frame.vector {
+            vector @ 0..=31 => user_fault(decode(vector, frame.error_code, read_cr2())),
+            TIMER_VECTOR => {
+                timer::end_of_interrupt();
+                Trap::TimerInterrupt
+            }
+            vector => Trap::OtherInterrupt(vector as usize),
+        };
+        super::usermode::from_user(frame, trap);
+        return;
+    }
+    let origin = Origin::Kernel;
     match frame.vector {
         vector @ 0..=31 => {
             let cr2 = read_cr2();

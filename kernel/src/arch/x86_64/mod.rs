@@ -1,8 +1,9 @@
 //! x86_64 backend: the Multiboot entry into long mode, the COM1 console,
 //! exits through QEMU's and Bochs' power-off ports, the CPUID choice
 //! between SVM and VMX, the GDT/TSS and IDT (`gdt`, `idt`, reports in
-//! `fault`), the LAPIC timer, kernel page tables (`pt4`, `paging`) and the
-//! SVM world switch. Pure pieces (`virt`, `pt4`, `fault`, `testhook`,
+//! `fault`), the LAPIC timer, kernel page tables (`pt4`, `paging`), ring-3
+//! tasks (`usermode`: the `syscall` entry and `iretq`; `uspace`: their page
+//! tables) and the SVM world switch. Pure pieces (`virt`, `pt4`, `fault`, `testhook`,
 //! `svm_exit`) are host-tested; the rest exists only on bare metal.
 #![allow(
     clippy::cast_possible_truncation,
@@ -21,6 +22,8 @@ mod entry;
 mod firmware;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod gdt;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod guest;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod idt;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
@@ -41,19 +44,27 @@ mod serial;
 mod svm;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod timer;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod usermode;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod uspace;
 
 /// The names every backend exports (see `arch/mod.rs`).
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub mod hal {
     pub use super::firmware::{Firmware, check_virtualization, firmware_init, read_firmware};
-    pub use super::idt::TrapFrame;
+    pub use super::guest::{GuestVm, RunOutcome};
     pub use super::layout::{KernelImage, kernel_image};
     pub use super::paging::{PAGING, enable_kernel_paging};
     pub use super::poweroff::shutdown;
     pub use super::selftest::guest_self_test;
-    pub use super::serial::console_write;
+    pub use super::serial::{console_read, console_write};
     pub use super::timer::{
         timer_now, timer_set_deadline, timer_source, timer_start, trap_init, wait_for_interrupt,
+    };
+    pub use super::usermode::{TrapFrame, enter_user};
+    pub use super::uspace::{
+        AddressSpace, copy_message, device_reset, load as load_task, zero_frames,
     };
 
     /// The architecture's name for the boot banner.

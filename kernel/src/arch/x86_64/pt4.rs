@@ -46,6 +46,19 @@ impl Flags {
     /// Guest RAM in a nested page table: read, write, execute, U set.
     pub const GUEST_RWX: Self = Self(Self::PRESENT.0 | Self::WRITABLE.0 | Self::USER.0);
 
+    /// A ring-3 task's code: read + execute.
+    pub const USER_RX: Self = Self(Self::PRESENT.0 | Self::USER.0);
+    /// A ring-3 task's constants: read-only, no execute.
+    pub const USER_R: Self = Self(Self::USER_RX.0 | Self::NO_EXECUTE.0);
+    /// A ring-3 task's data, stack and shared pages: read + write, no
+    /// execute.
+    pub const USER_RW: Self = Self(Self::USER_R.0 | Self::WRITABLE.0);
+
+    /// Both sets of bits.
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
     /// The raw bits.
     pub const fn bits(self) -> u64 {
         self.0
@@ -149,6 +162,26 @@ fn map_one(
     let large = if level == 1 { Flags::LARGE.0 } else { 0 };
     *slot = phys | flags.0 | large;
     Ok(())
+}
+
+/// Removes the 4 KiB page at `virt`, if mapped (tables stay); returns the
+/// frame it mapped. A 2 MiB page is left alone (`None`).
+pub fn unmap_page(mem: &mut dyn TableMemory, root: u64, virt: u64) -> Option<u64> {
+    let mut table = root;
+    for level in (1..4).rev() {
+        let entry = mem.entries(table)[index(virt, level)];
+        if entry & Flags::PRESENT.0 == 0 || entry & Flags::LARGE.0 != 0 {
+            return None;
+        }
+        table = entry & ADDR_MASK;
+    }
+    let slot = &mut mem.entries(table)[index(virt, 0)];
+    if *slot & Flags::PRESENT.0 == 0 {
+        return None;
+    }
+    let frame = *slot & ADDR_MASK;
+    *slot = 0;
+    Some(frame)
 }
 
 /// The physical address and leaf flags `virt` maps to, if any.
@@ -316,6 +349,51 @@ mod tests {
         assert_eq!(
             map_range(&mut mem, root, 1 << 40, 0, 0x1000, rw),
             Err(MapError::OutOfFrames)
+        );
+    }
+
+    #[test]
+    fn user_pages_keep_w_xor_x_and_can_be_unmapped() {
+        let (mut mem, root) = setup();
+        let base = 0x80_0001_0000;
+        map_range(&mut mem, root, base, 0x20_0000, PAGE_SIZE, Flags::USER_RX).unwrap();
+        map_range(
+            &mut mem,
+            root,
+            base + PAGE_SIZE,
+            0x20_1000,
+            PAGE_SIZE,
+            Flags::USER_RW,
+        )
+        .unwrap();
+        let (_, code) = translate(&mut mem, root, base).unwrap();
+        assert!(code.contains(Flags::USER) && !code.contains(Flags::WRITABLE));
+        assert!(!code.contains(Flags::NO_EXECUTE));
+        let (pa, data) = translate(&mut mem, root, base + PAGE_SIZE + 8).unwrap();
+        assert_eq!(pa, 0x20_1008);
+        assert!(data.contains(Flags::USER_RW) && data.contains(Flags::NO_EXECUTE));
+        assert_eq!(
+            unmap_page(&mut mem, root, base + PAGE_SIZE),
+            Some(0x20_1000)
+        );
+        assert_eq!(translate(&mut mem, root, base + PAGE_SIZE), None);
+        assert_eq!(unmap_page(&mut mem, root, base + PAGE_SIZE), None);
+        assert!(
+            translate(&mut mem, root, base).is_some(),
+            "its neighbour stays"
+        );
+        map_range(
+            &mut mem,
+            root,
+            base + PAGE_SIZE,
+            0x30_0000,
+            PAGE_SIZE,
+            Flags::USER_RW,
+        )
+        .unwrap();
+        assert_eq!(
+            translate(&mut mem, root, base + PAGE_SIZE).unwrap().0,
+            0x30_0000
         );
     }
 }

@@ -52,3 +52,25 @@ pub fn console_write(text: &str) {
         put(byte);
     }
 }
+
+/// Line status register: a received byte is waiting.
+const LSR_DATA_READY: u8 = 1 << 0;
+
+/// Takes up to `buf.len()` bytes typed on COM1 without waiting; returns
+/// how many.
+pub fn console_read(buf: &mut [u8]) -> usize {
+    if !READY.swap(true, Ordering::Relaxed) {
+        init();
+    }
+    let mut n = 0;
+    while n < buf.len() {
+        // SAFETY: reading COM1's line status register has no side effect.
+        if unsafe { inb(COM1 + 5) } & LSR_DATA_READY == 0 {
+            break;
+        }
+        // SAFETY: reading the receive register takes the waiting byte.
+        buf[n] = unsafe { inb(COM1) };
+        n += 1;
+    }
+    n
+}

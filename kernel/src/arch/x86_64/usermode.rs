@@ -1,0 +1,275 @@
+//! Ring 3 on x86_64: a task's saved registers ([`TrapFrame`]), the
+//! `syscall` entry (STAR/LSTAR/SFMASK), the way back with `iretq`, and the
+//! hand-off of interrupts and exceptions taken in ring 3 to
+//! `userland::user_trap`.
+//!
+//! [`CURRENT`] always points at the running task's own frame (in the static
+//! `RUNNER` of `userland`): `syscall` saves the registers straight into it
+//! (`rcx` = the user RIP, `r11` = its RFLAGS), an interrupt from ring 3
+//! copies the stub's frame into it; generic code then names the frame to
+//! resume, which becomes [`CURRENT`] and is restored with `iretq` (also
+//! after a `syscall`, so a task preempted by an interrupt and one that made
+//! a call return the same way). Every entry from ring 3 runs on
+//! [`KERNEL_STACK`] (TSS.RSP0 for interrupts, loaded by the entry for
+//! `syscall`); the kernel never nests on it, since it runs with interrupts
+//! off except while idle.
+
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use super::gdt::{self, KERNEL_CS, SYSRET_BASE, USER_CS, USER_SS};
+use super::idt::InterruptFrame;
+use crate::trap::Trap;
+
+const EFER: u32 = 0xc000_0080;
+const EFER_SCE: u64 = 1 << 0;
+const STAR: u32 = 0xc000_0081;
+const LSTAR: u32 = 0xc000_0082;
+const SFMASK: u32 = 0xc000_0084;
+/// RFLAGS bits `syscall` clears: TF, IF, DF, AC (the kernel runs with
+/// interrupts off and the string direction forward).
+const SYSCALL_MASK: u64 = 0x100 | 0x200 | 0x400 | 0x4_0000;
+/// RFLAGS of a fresh task: IF and the reserved bit 1.
+const USER_RFLAGS: u64 = 0x202;
+/// Bytes of the stack every entry from ring 3 runs on.
+const KERNEL_STACK_BYTES: usize = 64 << 10;
+
+/// A ring-3 task's registers while it does not run.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrapFrame {
+    /// R15, R14, R13, R12, R11, R10, R9, R8, RDI, RSI, RBP, RBX, RDX, RCX,
+    /// RAX (the IDT stub's order).
+    pub gprs: [u64; 15],
+    /// Where it resumes.
+    pub rip: u64,
+    /// Its flags.
+    pub rflags: u64,
+    /// Its stack pointer.
+    pub rsp: u64,
+}
+
+const R10: usize = 5;
+const R9: usize = 6;
+const R8: usize = 7;
+const RDI: usize = 8;
+const RSI: usize = 9;
+const RDX: usize = 12;
+const RAX: usize = 14;
+
+const _: () = assert!(
+    core::mem::size_of::<TrapFrame>() == 18 * 8,
+    "the entry stores 15 registers, RIP at 120, RFLAGS at 128, RSP at 136"
+);
+
+impl TrapFrame {
+    /// A ring-3 context starting at `pc` with stack `sp` and the first two
+    /// argument registers (`rdi`, `rsi`); interrupts are taken while it
+    /// runs.
+    pub fn for_user(pc: usize, sp: usize, a0: usize, a1: usize) -> TrapFrame {
+        let mut frame = TrapFrame {
+            rip: pc as u64,
+            rflags: USER_RFLAGS,
+            rsp: sp as u64,
+            ..TrapFrame::default()
+        };
+        frame.gprs[RDI] = a0 as u64;
+        frame.gprs[RSI] = a1 as u64;
+        frame
+    }
+
+    /// The system call number (rax) and arguments (rdi, rsi, rdx, r10, r8,
+    /// r9), as `ipc::syscall` maps them.
+    pub fn syscall(&self) -> (usize, [usize; 6]) {
+        let g = &self.gprs;
+        let args = [g[RDI], g[RSI], g[RDX], g[R10], g[R8], g[R9]];
+        (g[RAX] as usize, args.map(|a| a as usize))
+    }
+
+    /// Nothing to do: `syscall` saved the address after itself.
+    pub fn step_past_syscall(&mut self) {}
+
+    /// Sets rax (status) and rdi, rsi, rdx (results).
+    pub fn set_result(&mut self, status: usize, values: [usize; 3]) {
+        self.gprs[RAX] = status as u64;
+        self.gprs[RDI] = values[0] as u64;
+        self.gprs[RSI] = values[1] as u64;
+        self.gprs[RDX] = values[2] as u64;
+    }
+}
+
+#[repr(C, align(16))]
+struct KernelStack([u8; KERNEL_STACK_BYTES]);
+
+static mut KERNEL_STACK: KernelStack = KernelStack([0; KERNEL_STACK_BYTES]);
+/// The top of [`KERNEL_STACK`], for the entry code.
+static KERNEL_STACK_TOP: AtomicU64 = AtomicU64::new(0);
+/// The running task's frame (0 before the first task).
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+/// The user RSP while the `syscall` entry has no register free.
+static USER_RSP: AtomicU64 = AtomicU64::new(0);
+
+core::arch::global_asm!(
+    r#"
+    .section .text
+    .globl mica_syscall_entry
+mica_syscall_entry:
+    mov     [rip + {user_rsp}], rsp
+    mov     rsp, [rip + {current}]
+    mov     [rsp + 0], r15
+    mov     [rsp + 8], r14
+    mov     [rsp + 16], r13
+    mov     [rsp + 24], r12
+    mov     [rsp + 32], r11
+    mov     [rsp + 40], r10
+    mov     [rsp + 48], r9
+    mov     [rsp + 56], r8
+    mov     [rsp + 64], rdi
+    mov     [rsp + 72], rsi
+    mov     [rsp + 80], rbp
+    mov     [rsp + 88], rbx
+    mov     [rsp + 96], rdx
+    mov     [rsp + 104], rcx
+    mov     [rsp + 112], rax
+    mov     [rsp + 120], rcx
+    mov     [rsp + 128], r11
+    mov     rax, [rip + {user_rsp}]
+    mov     [rsp + 136], rax
+    mov     rdi, rsp
+    mov     rsp, [rip + {stack_top}]
+    cld
+    call    {dispatch}
+    jmp     mica_user_return
+
+    /* rax: the frame to resume. */
+    .globl mica_user_return
+mica_user_return:
+    mov     [rip + {current}], rax
+    mov     rsp, [rip + {stack_top}]
+    push    {user_ss}
+    push    qword ptr [rax + 136]
+    push    qword ptr [rax + 128]
+    push    {user_cs}
+    push    qword ptr [rax + 120]
+    mov     r15, [rax + 0]
+    mov     r14, [rax + 8]
+    mov     r13, [rax + 16]
+    mov     r12, [rax + 24]
+    mov     r11, [rax + 32]
+    mov     r10, [rax + 40]
+    mov     r9, [rax + 48]
+    mov     r8, [rax + 56]
+    mov     rdi, [rax + 64]
+    mov     rsi, [rax + 72]
+    mov     rbp, [rax + 80]
+    mov     rbx, [rax + 88]
+    mov     rdx, [rax + 96]
+    mov     rcx, [rax + 104]
+    mov     rax, [rax + 112]
+    iretq
+    "#,
+    user_rsp = sym USER_RSP,
+    current = sym CURRENT,
+    stack_top = sym KERNEL_STACK_TOP,
+    dispatch = sym mica_x86_syscall,
+    user_ss = const USER_SS as u64,
+    user_cs = const USER_CS as u64,
+);
+
+unsafe extern "C" {
+    fn mica_syscall_entry();
+    fn mica_user_return();
+}
+
+fn rdmsr(msr: u32) -> u64 {
+    let (low, high): (u32, u32);
+    // SAFETY: reads an architectural MSR (EFER).
+    unsafe {
+        core::arch::asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack));
+    }
+    u64::from(high) << 32 | u64::from(low)
+}
+
+/// # Safety
+/// Writing `msr` must not break the running kernel.
+unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: the caller vouches for the MSR and value.
+    unsafe {
+        core::arch::asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nomem, nostack));
+    }
+}
+
+/// Sets up the `syscall` MSRs and the stack entries from ring 3 run on.
+pub fn init() {
+    let top = (&raw const KERNEL_STACK) as u64 + KERNEL_STACK_BYTES as u64;
+    KERNEL_STACK_TOP.store(top, Ordering::Relaxed);
+    gdt::set_kernel_stack(top);
+    let star = u64::from(SYSRET_BASE) << 48 | u64::from(KERNEL_CS) << 32;
+    // SAFETY: SCE only enables `syscall`/`sysret`; STAR names the GDT's
+    // kernel and user selectors (laid out as SYSCALL/SYSRET need), LSTAR
+    // the entry above, SFMASK clears IF so the entry runs with interrupts
+    // off. Nothing runs in ring 3 yet.
+    unsafe {
+        wrmsr(EFER, rdmsr(EFER) | EFER_SCE);
+        wrmsr(STAR, star);
+        wrmsr(LSTAR, mica_syscall_entry as *const () as u64);
+        wrmsr(SFMASK, SYSCALL_MASK);
+    }
+}
+
+/// Leaves the kernel for the ring-3 context `frame`, for good: it becomes
+/// the running task's frame (it must stay where it is: later entries save
+/// into it), and the current stack is abandoned.
+pub fn enter_user(frame: *mut TrapFrame) -> ! {
+    // SAFETY: `frame` points at a task's frame in static memory (the
+    // caller's contract); `mica_user_return` records it as CURRENT,
+    // switches to the kernel entry stack and `iretq`s into ring 3 with the
+    // user selectors, the frame's RIP, RFLAGS (IF set) and RSP.
+    unsafe {
+        core::arch::asm!(
+            "jmp {ret}",
+            ret = sym mica_user_return,
+            in("rax") frame,
+            options(noreturn),
+        )
+    }
+}
+
+/// The `syscall` entry's call: the registers are in the running task's
+/// frame; returns the frame to resume.
+extern "C" fn mica_x86_syscall(_saved: *mut TrapFrame) -> *mut TrapFrame {
+    crate::userland::user_trap(Trap::Syscall)
+}
+
+/// An interrupt or exception taken in ring 3, as the IDT stub saved it:
+/// the registers go into the running task's frame, generic code decides,
+/// and the frame it names is written back for the stub's `iretq`.
+pub fn from_user(frame: &mut InterruptFrame, trap: Trap) {
+    let current = CURRENT.load(Ordering::Relaxed) as *mut TrapFrame;
+    if current.is_null() {
+        crate::klog::print(format_args!(
+            "mica: fatal: trap from ring 3 with no task: {trap:?}\n"
+        ));
+        super::poweroff::shutdown(crate::ExitStatus::Failure);
+    }
+    // SAFETY: CURRENT is the running task's frame in the static RUNNER
+    // (set by `enter_user` and every return); one CPU with interrupts off,
+    // so nothing else touches it now.
+    unsafe {
+        let saved = &mut *current;
+        saved.gprs = frame.gprs;
+        saved.rip = frame.rip;
+        saved.rflags = frame.rflags;
+        saved.rsp = frame.rsp;
+    }
+    let next = crate::userland::user_trap(trap);
+    CURRENT.store(next as usize, Ordering::Relaxed);
+    // SAFETY: `next` is a task's frame in the static RUNNER (what
+    // `user_trap` returns), valid and not borrowed elsewhere.
+    let next = unsafe { &*next };
+    frame.gprs = next.gprs;
+    frame.rip = next.rip;
+    frame.rflags = next.rflags;
+    frame.rsp = next.rsp;
+    frame.cs = u64::from(USER_CS);
+    frame.ss = u64::from(USER_SS);
+}
