@@ -2,8 +2,10 @@
 //! stdin: `vm list` with slots and generation IDs, pause/resume seen in the
 //! guests' output, a dynamic VM created, started and destroyed (twice, so
 //! its RAM comes back), 100 create/start/destroy cycles that leave `mem`'s
-//! free-frame count exactly where it was, one `error:` line per mistake,
-//! and `halt` ending QEMU with status 0. Run by `cargo xtask test`.
+//! free-frame count exactly where it was, one `error:` line per mistake
+//! (including a full slot table and too little memory), a static VM launched
+//! again by its name, and `halt` ending QEMU with status 0. Run by `cargo
+//! xtask test`.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::process::Command;
@@ -262,5 +264,51 @@ fn each_mistake_is_one_error_line() {
         .cloned()
         .unwrap();
     assert!(duplicate.contains("already exists"), "{duplicate}");
+    halt(s);
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn a_static_name_relaunches_its_vm_and_full_or_oversized_creates_are_refused() {
+    let mut s = booted();
+    // Shut a static VM down, then create it by name: the static
+    // configuration is launched again in its own slot.
+    s.send("vm shutdown vm1\n").unwrap();
+    s.expect("vm1 shut down", ANSWER).unwrap();
+    s.send("vm create vm1\n").unwrap();
+    s.expect("vm1 created", ANSWER).unwrap();
+    s.send("vm info vm1\n").unwrap();
+    s.expect("static", ANSWER).unwrap();
+    s.send("vm start vm1\n").unwrap();
+    s.expect("vm1 | hello from vm1", TICKS).unwrap();
+
+    // More RAM than the machine has: one line, and nothing half-created.
+    s.send("vm create huge --mem 1024\n").unwrap();
+    let line = s.expect("error: ", ANSWER).unwrap();
+    assert_eq!(
+        line,
+        "error: not enough memory for huge: ask for less with --mem or free memory first"
+    );
+    s.send("vm info huge\n").unwrap();
+    s.expect("error: no VM named huge", ANSWER).unwrap();
+
+    // Fill the 16 slots (2 static + 14 dynamic), then one more is refused
+    // with the maximum named.
+    for n in 0..14 {
+        s.send(&format!("vm create fill{n} --image hello --mem 4\n"))
+            .unwrap();
+        s.expect(&format!("fill{n} created"), ANSWER).unwrap();
+    }
+    s.send("vm create onemore --image hello --mem 4\n").unwrap();
+    let line = s.expect("error: ", ANSWER).unwrap();
+    assert_eq!(
+        line,
+        "error: no free VM slot (maximum is 16 VMs): destroy or shut down a dynamic VM first"
+    );
+    // Destroying one frees its slot for the next.
+    s.send("vm destroy fill0\n").unwrap();
+    s.expect("fill0 destroyed", ANSWER).unwrap();
+    s.send("vm create onemore --image hello --mem 4\n").unwrap();
+    s.expect("onemore created", ANSWER).unwrap();
     halt(s);
 }
