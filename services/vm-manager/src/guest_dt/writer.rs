@@ -58,7 +58,6 @@ props! {
     InterruptParent => "interrupt-parent",
     InterruptsExtended => "interrupts-extended",
     RiscvNdev => "riscv,ndev",
-    NoMap => "no-map",
 }
 
 impl Prop {
