@@ -61,8 +61,13 @@ impl KernelRights {
     /// and take physically contiguous DMA frames (`dma_alloc`), within a
     /// per-task limit (the management channel's `mgmt` task).
     pub const DEVICES: KernelRights = KernelRights(32);
+    /// May raise and lower a VM's external interrupt (`vm_set_external_irq`):
+    /// the device service, whose PLIC model decides the level. Neither
+    /// IOREQ (which also completes guest I/O) nor DEVICES (host devices and
+    /// DMA) nor VM_CONTROL (the whole lifecycle) is that narrow.
+    pub const GUEST_IRQ: KernelRights = KernelRights(64);
     /// Every defined bit.
-    pub const ALL: KernelRights = KernelRights(63);
+    pub const ALL: KernelRights = KernelRights(127);
 
     /// Whether every right of `other` is in `self`.
     pub const fn contains(self, other: KernelRights) -> bool {

@@ -132,7 +132,7 @@ fn entry_errors_name_the_entry() {
         "taken endpoint"
     );
     assert_eq!(with(field(0, 34), 64), ImageError::BadEndpoint { index: 0 });
-    assert_eq!(with(field(0, 35), 0x40), ImageError::BadRights { index: 0 });
+    assert_eq!(with(field(0, 35), 0x80), ImageError::BadRights { index: 0 });
     assert_eq!(with(field(2, 35), 1), ImageError::BadRights { index: 2 });
     assert_eq!(
         with(field(0, 38), 1),

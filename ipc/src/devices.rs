@@ -19,6 +19,10 @@ pub enum DeviceKind {
     VirtioRng,
     /// The VM generation ID device.
     VmGenId,
+    /// The platform-level interrupt controller (SiFive PLIC layout): the
+    /// other devices' lines end here, and its context 0 drives the VM's
+    /// external interrupt. Attached with `irq` 0 (it raises no line itself).
+    Plic,
 }
 
 /// A request to the device service.

@@ -241,7 +241,32 @@ pub enum Sysno {
     /// `sleep(ticks)`: waits `ticks` (1 to [`MAX_SLEEP_TICKS`]) kernel timer
     /// ticks (100 Hz) without using the CPU, for a task that polls a device.
     Sleep = 28,
+    /// `vm_set_external_irq(vm, level)`: raises (`level` 1) or lowers
+    /// (`level` 0) the supervisor external interrupt of `vm`'s vCPU 0 (its
+    /// PLIC context 0), as the device service's PLIC model computed it; a
+    /// raised interrupt wakes a vCPU asleep in `wfi`. Needs the GUEST_IRQ
+    /// right; `Error::UnknownVm`, `Error::InvalidArgument` for another
+    /// `level`.
+    VmSetExternalIrq = 29,
+    /// `vm_write_genid(vm, id_lo, id_hi) -> (gpa)`: writes the VM's 128-bit
+    /// generation ID, little-endian (`id_lo` = bytes 0-7, `id_hi` = bytes
+    /// 8-15), at the start of its generation-ID page ([`GUEST_GENID_FROM_END`]
+    /// bytes before the end of its RAM, just below the DTB's page), where
+    /// the guest reads it (the `microsoft,vmgenid` node's first `reg`).
+    /// `vm_reset` zeroes it like all RAM. Needs VM_CONTROL.
+    VmWriteGenid = 30,
+    /// `vm_clone_ram(src, dst)`: copies all of `src`'s guest RAM, page by
+    /// page, over the start of `dst`'s (both created, `src` not running:
+    /// paused, created or ended; `dst` at least as large, not running).
+    /// Needs VM_CONTROL; `Error::UnknownVm`, `Error::InvalidArgument` for
+    /// `src == dst`, a running VM or a smaller `dst`.
+    VmCloneRam = 31,
 }
+
+/// The generation-ID page of a VM starts this many bytes before the end of
+/// its RAM: the page just below the device tree's (the last page). A guest
+/// image must end below it.
+pub const GUEST_GENID_FROM_END: u64 = 2 * 4096;
 
 /// The user address of device window 0 (`device_map`); window `i` is at
 /// `DEVICE_WINDOWS + i * DEVICE_WINDOW_SIZE`.
@@ -293,6 +318,9 @@ impl Sysno {
             26 => Sysno::DeviceMap,
             27 => Sysno::DmaAlloc,
             28 => Sysno::Sleep,
+            29 => Sysno::VmSetExternalIrq,
+            30 => Sysno::VmWriteGenid,
+            31 => Sysno::VmCloneRam,
             _ => return None,
         })
     }
@@ -377,12 +405,15 @@ mod tests {
             (Sysno::DeviceMap, 26),
             (Sysno::DmaAlloc, 27),
             (Sysno::Sleep, 28),
+            (Sysno::VmSetExternalIrq, 29),
+            (Sysno::VmWriteGenid, 30),
+            (Sysno::VmCloneRam, 31),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(29), None);
+        assert_eq!(Sysno::from_usize(32), None);
         assert_eq!(Sysno::from_usize(usize::MAX), None);
     }
 

@@ -198,6 +198,7 @@ fn devices_discriminants_are_pinned() {
         (DeviceKind::VirtioConsole, 1),
         (DeviceKind::VirtioRng, 2),
         (DeviceKind::VmGenId, 3),
+        (DeviceKind::Plic, 4),
     ] {
         assert_eq!(first_byte(&kind), byte);
     }

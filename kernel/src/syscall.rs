@@ -148,12 +148,12 @@ pub fn dispatch<M: Machine>(
             let wait = &mut *syscall_console::WAIT.lock();
             return syscall_console::dispatch(wait, objects, machine, current, call, args);
         }
+        Sysno::MemInfo => return syscall_stats::mem_info(machine, current),
         Sysno::DeviceMap | Sysno::DmaAlloc | Sysno::Sleep => {
             let grants = &mut *syscall_device::GRANTS.lock();
             let now = crate::ticks::count();
             return syscall_device::dispatch(grants, objects, machine, current, call, args, now);
         }
-        Sysno::MemInfo => return syscall_stats::mem_info(machine, current),
         Sysno::ConsoleWrite
         | Sysno::VmCreate
         | Sysno::VmLoad
@@ -164,7 +164,10 @@ pub fn dispatch<M: Machine>(
         | Sysno::VmReset
         | Sysno::VmDestroy
         | Sysno::IoreqAttach
-        | Sysno::IoreqResume => {
+        | Sysno::IoreqResume
+        | Sysno::VmSetExternalIrq
+        | Sysno::VmWriteGenid
+        | Sysno::VmCloneRam => {
             return syscall_vm::dispatch(objects, machine, current, call, args);
         }
     };

@@ -1,5 +1,5 @@
 //! The system calls on VMs, the ioreq path and the raw console
-//! (`ipc::syscall` numbers 11-21): each checks the caller's kernel rights
+//! (`ipc::syscall` numbers 11-21 and 29-31): each checks the caller's kernel rights
 //! (`Error::PermissionDenied` otherwise) and its arguments, keeps the VM
 //! lifecycle in `vm::control`, and leaves guest memory and registers to the
 //! arch layer's [`VmHost`].
@@ -65,6 +65,20 @@ pub trait VmHost {
     }
     /// Prints `line` as a raw hypervisor-console line.
     fn console_raw(&mut self, _line: &[u8]) {}
+    /// Raises or lowers the external interrupt of `vm`'s vCPU 0.
+    fn vm_set_external_irq(&mut self, _vm: usize, _raised: bool) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
+    /// Writes the 16 bytes of `id` at the start of `vm`'s generation-ID
+    /// page; returns its guest-physical address.
+    fn vm_write_genid(&mut self, _vm: usize, _id: [u8; 16]) -> Result<u64, Error> {
+        Err(Error::KernelRefused)
+    }
+    /// Copies all of `src`'s RAM over the start of `dst`'s;
+    /// `Error::InvalidArgument` (nothing copied) if `dst` is smaller.
+    fn vm_clone_ram(&mut self, _src: usize, _dst: usize) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
 }
 
 fn need(objects: &KernelObjects, task: TaskId, right: KernelRights) -> Result<(), Error> {
@@ -138,6 +152,20 @@ pub fn dispatch<M: Machine>(
                 control::io_resumed(objects, vm);
                 [0; 3]
             }),
+        Sysno::VmSetExternalIrq => set_external_irq(objects, machine, current, vm, args[1]),
+        Sysno::VmWriteGenid => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| known(objects, vm))
+            .and_then(|()| {
+                let mut id = [0u8; 16];
+                id[..8].copy_from_slice(&(args[1] as u64).to_le_bytes());
+                id[8..].copy_from_slice(&(args[2] as u64).to_le_bytes());
+                machine.vm_write_genid(vm, id)
+            })
+            .map(|gpa| [gpa as usize, 0, 0]),
+        Sysno::VmCloneRam => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| control::check_clone(objects, vm, args[1]))
+            .and_then(|()| machine.vm_clone_ram(vm, args[1]))
+            .map(|()| [0; 3]),
         _ => Err(Error::InvalidArgument),
     };
     match result {
@@ -161,6 +189,29 @@ fn console_write<M: Machine>(
         return Err(Error::InvalidArgument);
     }
     machine.console_raw(buf);
+    Ok([0; 3])
+}
+
+/// `vm_set_external_irq`: the arch layer sets the vCPU's pending external
+/// interrupt; a raised one wakes the vCPU from `wfi`.
+fn set_external_irq<M: Machine>(
+    objects: &mut KernelObjects,
+    machine: &mut M,
+    task: TaskId,
+    vm: usize,
+    level: usize,
+) -> Result<[usize; 3], Error> {
+    need(objects, task, KernelRights::GUEST_IRQ)?;
+    known(objects, vm)?;
+    let raised = match level {
+        0 => false,
+        1 => true,
+        _ => return Err(Error::InvalidArgument),
+    };
+    machine.vm_set_external_irq(vm, raised)?;
+    if raised {
+        control::interrupt(objects, vm);
+    }
     Ok([0; 3])
 }
 
@@ -212,3 +263,7 @@ pub fn deliver<M: Machine>(machine: &mut M, task: TaskId, bits: u64) {
 #[cfg(test)]
 #[path = "syscall_vm_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "syscall_vm_guest_tests.rs"]
+mod guest_tests;

@@ -153,6 +153,34 @@ impl VmHost for Tasks {
         let text = core::str::from_utf8(line).unwrap_or("<not UTF-8>");
         klog::print(format_args!("{text}\n"));
     }
+
+    fn vm_set_external_irq(&mut self, vm: usize, raised: bool) -> Result<(), Error> {
+        self.guest(vm)?.set_external_irq(raised);
+        Ok(())
+    }
+
+    fn vm_write_genid(&mut self, vm: usize, id: [u8; 16]) -> Result<u64, Error> {
+        self.guest(vm)?.write_genid(id)
+    }
+
+    fn vm_clone_ram(&mut self, src: usize, dst: usize) -> Result<(), Error> {
+        if src == dst {
+            return Err(Error::InvalidArgument);
+        }
+        // Two distinct slots of the table, borrowed at once.
+        let (low, high) = self.guests.vms.split_at_mut(src.max(dst));
+        let first = low.get_mut(src.min(dst)).and_then(Option::as_mut);
+        let second = high.first_mut().and_then(Option::as_mut);
+        let (Some(first), Some(second)) = (first, second) else {
+            return Err(Error::UnknownVm);
+        };
+        let (from, to) = if src < dst {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        to.clone_ram_from(from)
+    }
 }
 
 /// `vm<n>`, the name the kernel prints for VM `n`.

@@ -248,7 +248,8 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
             8,
             Some(DEVICES),
             &[],
-            KernelRights::CONSOLE,
+            // GUEST_IRQ: its PLIC models drive the VMs' external interrupts.
+            KernelRights::CONSOLE.union(KernelRights::GUEST_IRQ),
         ),
         service(
             "vm-manager",
@@ -281,6 +282,7 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
         guest_part("hello", artifacts::guest_raw("mica-guest-hello")?),
         guest_part("misbehave", artifacts::guest_raw("mica-guest-misbehave")?),
         guest_part("bench", artifacts::guest_raw("mica-guest-bench")?),
+        guest_part("genid", artifacts::guest_raw("mica-guest-genid")?),
     ];
     for guest in guests {
         parts.push(guest_part(&guest.name, guest.path.clone()));

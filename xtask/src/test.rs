@@ -15,6 +15,7 @@ const RISCV_PACKAGES: &[&str] = &[
     "mica-guest-hello",
     "mica-guest-misbehave",
     "mica-guest-bench",
+    "mica-guest-genid",
     "mica-rt",
     "mica-init",
     "mica-crasher",
@@ -86,6 +87,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
     counts.passed += shell.passed;
     counts.failed += shell.failed;
+    let genid = counted(
+        cargo()
+            .args(["test", "-p", "mica-tests", "--test", "riscv64_genid"])
+            .args(["--", "--ignored"])
+            .env("MICA_KERNEL_RISCV64", &kernel)
+            .env("MICA_BOOT_IMAGE_RISCV64", &default_image),
+        "QEMU tests (riscv64 generation ID)",
+    )?;
+    counts.passed += genid.passed;
+    counts.failed += genid.failed;
     cmd::run(
         cargo().args(["build", "-p", "mica-cli"]),
         "build the mica CLI",

@@ -295,6 +295,27 @@ pub fn sleep(objects: &mut KernelObjects, vm: usize, until: u64) {
     }
 }
 
+/// `vm`'s external interrupt was raised: a vCPU asleep in `wfi` wakes now
+/// (the guest takes the interrupt, or sleeps again on its next `wfi`).
+pub fn interrupt(objects: &mut KernelObjects, vm: usize) {
+    if let Ok(record) = objects.vms.get_mut(vm)
+        && record.asleep_until.take().is_some()
+    {
+        sync(objects, vm);
+    }
+}
+
+/// Checks a RAM copy from `src` to `dst`: two different VMs, neither of
+/// them running (`src` is held so its RAM does not change under the copy;
+/// `dst` is created, paused or ended).
+pub fn check_clone(objects: &KernelObjects, src: usize, dst: usize) -> Result<(), Error> {
+    let (from, to) = (objects.vms.get(src)?, objects.vms.get(dst)?);
+    if src == dst || from.phase == Phase::Running || to.phase == Phase::Running {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(())
+}
+
 /// Wakes every vCPU whose `wfi` deadline is at or before `now`.
 pub fn wake_sleepers(objects: &mut KernelObjects, now: u64) {
     for vm in 0..MAX_VMS {

@@ -197,3 +197,45 @@ fn a_sleeping_vcpu_wakes_at_its_deadline() {
     assert_eq!(vcpu_state(&o, 0), Some(TaskState::Ready));
     assert_eq!(next_wakeup(&o), None);
 }
+
+#[test]
+fn an_external_interrupt_wakes_a_vcpu_asleep_in_wfi() {
+    let (mut o, _) = objects_with_service();
+    create(&mut o, 2).unwrap();
+    start(&mut o, 2).unwrap();
+    sleep(&mut o, 2, 1_000);
+    assert_eq!(vcpu_state(&o, 2), Some(TaskState::Held));
+    interrupt(&mut o, 2);
+    assert_eq!(vcpu_state(&o, 2), Some(TaskState::Ready));
+    assert_eq!(next_wakeup(&o), None);
+    // A paused VM stays held; an interrupt for no VM changes nothing.
+    pause(&mut o, 2).unwrap();
+    interrupt(&mut o, 2);
+    interrupt(&mut o, 9);
+    assert_eq!(vcpu_state(&o, 2), Some(TaskState::Held));
+    o.sched.check_invariants().unwrap();
+}
+
+#[test]
+fn ram_is_copied_only_between_two_vms_that_do_not_run() {
+    let (mut o, _) = objects_with_service();
+    create(&mut o, 0).unwrap();
+    create(&mut o, 1).unwrap();
+    start(&mut o, 0).unwrap();
+    assert_eq!(
+        check_clone(&o, 0, 1),
+        Err(Error::InvalidArgument),
+        "running"
+    );
+    pause(&mut o, 0).unwrap();
+    assert_eq!(check_clone(&o, 0, 1), Ok(()));
+    assert_eq!(check_clone(&o, 0, 0), Err(Error::InvalidArgument));
+    assert_eq!(check_clone(&o, 0, 5), Err(Error::UnknownVm));
+    assert_eq!(check_clone(&o, 5, 0), Err(Error::UnknownVm));
+    start(&mut o, 1).unwrap();
+    assert_eq!(
+        check_clone(&o, 0, 1),
+        Err(Error::InvalidArgument),
+        "dst runs"
+    );
+}

@@ -13,11 +13,13 @@ use core::fmt;
 pub const GUEST_RAM_BASE: u64 = 0x8000_0000;
 
 /// Guest-physical windows whose accesses are device accesses (sent to the
-/// ioreq path) rather than wild accesses: PLIC, 16550 UART, virtio-mmio slots.
-pub const GUEST_MMIO_WINDOWS: [(u64, u64); 3] = [
+/// ioreq path) rather than wild accesses: PLIC, 16550 UART, virtio-mmio
+/// slots, the generation ID device's registers.
+pub const GUEST_MMIO_WINDOWS: [(u64, u64); 4] = [
     (0x0c00_0000, 0x0400_0000),
     (0x1000_0000, 0x1000),
     (0x1000_1000, 0x8000),
+    (0x1010_1000, 0x1000),
 ];
 
 /// Whether a guest access at `gpa` is to a device window.
@@ -265,6 +267,7 @@ mod tests {
     fn device_windows_and_ram_are_told_apart() {
         assert!(is_mmio(0x1000_0005));
         assert!(is_mmio(0x0c00_0000));
+        assert!(is_mmio(0x1010_1010), "the generation ID device");
         assert!(!is_mmio(0x4000_0000));
         assert!(!is_mmio(GUEST_RAM_BASE));
         let vm = vm();

@@ -1,4 +1,5 @@
-//! Device models (16550 UART, virtio-mmio console and rng, VM generation ID),
+//! Device models (16550 UART, virtio-mmio console and rng, VM generation ID,
+//! the PLIC),
 //! the bus that routes guest accesses to them, and the device service's
 //! request handler.
 #![no_std]
@@ -11,6 +12,7 @@ pub mod bus;
 pub mod console_lines;
 pub mod memory;
 pub mod model;
+pub mod plic;
 pub mod service;
 pub mod uart16550;
 pub mod virtio;

@@ -3,6 +3,7 @@
 use ipc::devices::DeviceKind;
 
 use crate::bus::{AccessSize, BusDevice, DeviceEnv, DeviceError};
+use crate::plic::Plic;
 use crate::uart16550::Uart16550;
 use crate::virtio::console::VirtioConsole;
 use crate::virtio::mmio::VirtioMmio;
@@ -24,6 +25,8 @@ pub enum DeviceModel {
     VirtioRng(VirtioMmio<VirtioRng>),
     /// The VM generation ID device.
     VmGenId(VmGenId),
+    /// The interrupt controller.
+    Plic(Plic),
 }
 
 impl DeviceModel {
@@ -35,6 +38,7 @@ impl DeviceModel {
             DeviceKind::VirtioConsole => Self::VirtioConsole(VirtioMmio::new(VirtioConsole::new())),
             DeviceKind::VirtioRng => Self::VirtioRng(VirtioMmio::new(VirtioRng::new())),
             DeviceKind::VmGenId => Self::VmGenId(VmGenId::new(generation_id)),
+            DeviceKind::Plic => Self::Plic(Plic::new()),
         }
     }
 
@@ -45,6 +49,7 @@ impl DeviceModel {
             Self::VirtioConsole(_) => DeviceKind::VirtioConsole,
             Self::VirtioRng(_) => DeviceKind::VirtioRng,
             Self::VmGenId(_) => DeviceKind::VmGenId,
+            Self::Plic(_) => DeviceKind::Plic,
         }
     }
 
@@ -54,6 +59,7 @@ impl DeviceModel {
             Self::VirtioConsole(dev) => dev,
             Self::VirtioRng(dev) => dev,
             Self::VmGenId(dev) => dev,
+            Self::Plic(dev) => dev,
         }
     }
 }
@@ -65,6 +71,7 @@ impl BusDevice for DeviceModel {
             Self::VirtioConsole(dev) => dev.size(),
             Self::VirtioRng(dev) => dev.size(),
             Self::VmGenId(dev) => dev.size(),
+            Self::Plic(dev) => dev.size(),
         }
     }
 
@@ -93,6 +100,7 @@ impl BusDevice for DeviceModel {
             Self::VirtioConsole(dev) => dev.irq_level(),
             Self::VirtioRng(dev) => dev.irq_level(),
             Self::VmGenId(dev) => dev.irq_level(),
+            Self::Plic(dev) => dev.irq_level(),
         }
     }
 }
@@ -108,6 +116,7 @@ mod tests {
             (DeviceKind::VirtioConsole, 0x200),
             (DeviceKind::VirtioRng, 0x200),
             (DeviceKind::VmGenId, 0x20),
+            (DeviceKind::Plic, 0x60_0000),
         ];
         for (kind, size) in cases {
             let model = DeviceModel::new(kind, 7);

@@ -21,11 +21,14 @@ pub const MAX_DEVICES_PER_BUS: usize = 8;
 /// see it). Input beyond this is dropped.
 pub const INPUT_BACKLOG: usize = 256;
 
-/// Where interrupt line changes go (the owner of the VM's interrupt
-/// controller).
+/// Where interrupt changes go: every device line's level, and the VM's
+/// external interrupt as its PLIC (context 0, vCPU 0) computes it.
 pub trait IrqSink {
     /// A line changed level.
     fn irq_event(&mut self, event: IrqEvent);
+    /// `vm`'s external interrupt changed level (the task tells the kernel:
+    /// `vm_set_external_irq`). Only VMs with a PLIC attached report it.
+    fn external_irq(&mut self, _vm: VmId, _raised: bool) {}
 }
 
 /// Gives the service a VM's guest memory (the task binary maps the guest
@@ -88,6 +91,8 @@ struct VmDevices {
     line: LineBuffer,
     input_backlog: Deque<u8, INPUT_BACKLOG>,
     dropped_input: u64,
+    /// The external interrupt level last reported (PLIC context 0).
+    external_level: bool,
 }
 
 impl VmDevices {
@@ -254,6 +259,7 @@ where
             line: LineBuffer::new(),
             input_backlog: Deque::new(),
             dropped_input: 0,
+            external_level: false,
         };
         self.vms.push(devices).map_err(|_| Error::NoFreeSlot {
             max: u16::try_from(MAX_VMS).unwrap_or(u16::MAX),
@@ -278,6 +284,9 @@ where
                     asserted: false,
                 });
             }
+        }
+        if removed.external_level {
+            self.irq.external_irq(vm, false);
         }
         Ok(())
     }
@@ -325,6 +334,7 @@ where
                 asserted: false,
             });
         }
+        self.report_irq_changes(vm);
         Ok(())
     }
 
@@ -457,13 +467,18 @@ where
         Ok(())
     }
 
-    /// Reports every line of `vm` whose level differs from the last report.
+    /// Reports every line of `vm` whose level differs from the last report,
+    /// drives the VM's PLIC (if attached) with every line, and reports its
+    /// context 0's external interrupt when that changed.
     fn report_irq_changes(&mut self, vm: VmId) {
         let Some(slot) = self.vms.iter_mut().find(|v| v.vm == vm) else {
             return;
         };
+        let mut lines: Vec<(u32, bool), { 2 * MAX_DEVICES_PER_BUS }> = Vec::new();
         for device in slot.buses.devices_mut() {
             let level = device.model.irq_level();
+            // Two buses of MAX_DEVICES_PER_BUS devices: always room.
+            let _ = lines.push((device.irq, level));
             if level != device.reported_level {
                 device.reported_level = level;
                 self.irq.irq_event(IrqEvent::SetLevel {
@@ -473,12 +488,35 @@ where
                 });
             }
         }
+        let plic = slot
+            .buses
+            .devices_mut()
+            .find_map(|device| match &mut device.model {
+                DeviceModel::Plic(plic) => Some(plic),
+                _ => None,
+            });
+        // Level-triggered inputs: driving a line with its level again
+        // changes nothing, so every line is fed each time.
+        let external = plic.is_some_and(|plic| {
+            for &(irq, level) in &lines {
+                plic.set_line(irq, level);
+            }
+            plic.external_level(0)
+        });
+        if external != slot.external_level {
+            slot.external_level = external;
+            self.irq.external_irq(vm, external);
+        }
     }
 }
 
 #[cfg(test)]
 #[path = "service_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "service_plic_tests.rs"]
+mod plic_tests;
 
 impl<C, I, M, E> ipc::server::Service for DeviceService<C, I, M, E>
 where

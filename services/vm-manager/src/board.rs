@@ -3,8 +3,9 @@
 //! description the kernel copies into the top page of its RAM
 //! (`vm_set_dtb`).
 //!
-//! - [`GuestBoard::RiscvVirt`]: QEMU-virt-like; the 16550 and the vmgenid
-//!   device in MMIO (`guest_dt`), described by a generated device tree.
+//! - [`GuestBoard::RiscvVirt`]: QEMU-virt-like; the PLIC, the 16550 and
+//!   the vmgenid device in MMIO (`guest_dt`), described by a generated
+//!   device tree.
 //! - [`GuestBoard::X86Pc`]: RAM from 0, the 16550 as COM1 at port 0x3f8
 //!   (`Space::Pio`), and a small boot-info block instead of a device tree
 //!   (layout below).
@@ -47,7 +48,16 @@ pub struct BoardDevice {
     pub irq: u32,
 }
 
-const RISCV_DEVICES: [BoardDevice; 2] = [
+const RISCV_DEVICES: [BoardDevice; 3] = [
+    // First, so the other devices' lines have somewhere to go; it raises no
+    // line itself (irq 0) and drives the VM's external interrupt.
+    BoardDevice {
+        kind: DeviceKind::Plic,
+        space: Space::Mmio,
+        base: guest_dt::PLIC.base,
+        size: guest_dt::PLIC.size,
+        irq: 0,
+    },
     BoardDevice {
         kind: DeviceKind::Uart16550,
         space: Space::Mmio,

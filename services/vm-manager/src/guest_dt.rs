@@ -9,10 +9,21 @@
 //! PLIC contexts: `interrupts-extended` lists only each hart's S-mode
 //! external interrupt (cause 9), so PLIC context `n` is hart `n`'s S-mode
 //! context (a guest has no M-mode contexts).
+//!
+//! The generation ID lives in guest RAM, as the `microsoft,vmgenid` binding
+//! (Linux `drivers/virt/vmgenid.c`) expects: the node's first `reg` is the
+//! 16 bytes at the start of the generation-ID page (the page below the
+//! device tree's, [`GENID_FROM_END`] bytes before the end of RAM, where the
+//! kernel's `vm_write_genid` puts it), listed `no-map` under
+//! `/reserved-memory`; its second `reg` is the device's registers (STATUS
+//! to acknowledge a change), its `interrupts` the change notification. The
+//! node keeps the register window's unit address (`vmgenid@10101000`).
 
 mod writer;
 
 use core::fmt;
+
+use ipc::syscall::GUEST_GENID_FROM_END;
 
 use crate::config::MAX_VCPUS;
 use crate::name::VmName;
@@ -45,6 +56,19 @@ pub const VMGENID: MmioDevice = MmioDevice {
     size: 0x20,
     irq: 12,
 };
+/// The generation-ID page starts this many bytes before the end of RAM.
+pub const GENID_FROM_END: u64 = GUEST_GENID_FROM_END;
+/// Bytes of the generation-ID page (reserved) and of the ID in it.
+pub const GENID_PAGE: u64 = 4096;
+/// Bytes of the ID.
+pub const GENID_BYTES: u64 = 16;
+
+/// Where a VM with `ram_size` bytes of RAM at `ram_base` finds its
+/// generation ID.
+pub const fn genid_address(ram_base: u64, ram_size: u64) -> u64 {
+    ram_base + ram_size - GENID_FROM_END
+}
+
 /// The `/cpus` timebase: `rdtime` ticks per second.
 pub const TIMEBASE_HZ: u32 = 10_000_000;
 /// The UART's input clock (a 1.8432 MHz crystal doubled, as on QEMU virt).
@@ -214,6 +238,9 @@ fn check(platform: &GuestPlatform<'_>) -> Result<(), GuestDtError> {
         .checked_add(platform.ram_size)
         .filter(|_| platform.ram_size != 0)
         .ok_or(GuestDtError::BadRam)?;
+    if platform.vmgenid.is_some() && platform.ram_size < GENID_FROM_END {
+        return Err(GuestDtError::BadRam);
+    }
     if let Some(initrd) = platform.initrd {
         let inside = platform.ram_base <= initrd.start && initrd.end <= ram_end;
         if initrd.end < initrd.start || !inside {
@@ -277,6 +304,9 @@ pub fn generate(platform: &GuestPlatform<'_>, buf: &mut [u8]) -> Result<usize, G
     w.prop_strings(Prop::DeviceType, &["memory"]);
     w.prop_u64s(Prop::Reg, &[platform.ram_base, platform.ram_size]);
     w.end_node();
+    if platform.vmgenid.is_some() {
+        reserved_memory(&mut w, platform);
+    }
     soc(&mut w, platform);
     w.end_node();
     w.finish()
@@ -292,6 +322,21 @@ fn chosen(w: &mut FdtWriter<'_>, platform: &GuestPlatform<'_>) {
         w.prop_u64s(Prop::InitrdEnd, &[initrd.end]);
     }
     w.prop_string(Prop::VmName, &[platform.name.as_str()]);
+    w.end_node();
+}
+
+/// `/reserved-memory`: the generation-ID page, which the guest must not use
+/// as ordinary RAM.
+fn reserved_memory(w: &mut FdtWriter<'_>, platform: &GuestPlatform<'_>) {
+    let page = genid_address(platform.ram_base, platform.ram_size);
+    w.begin_node("reserved-memory");
+    w.prop_cells(Prop::AddressCells, &[2]);
+    w.prop_cells(Prop::SizeCells, &[2]);
+    w.prop_empty(Prop::Ranges);
+    w.begin_node_at("vmgenid", page);
+    w.prop_u64s(Prop::Reg, &[page, GENID_PAGE]);
+    w.prop_empty(Prop::NoMap);
+    w.end_node();
     w.end_node();
 }
 
@@ -359,7 +404,12 @@ fn soc(w: &mut FdtWriter<'_>, platform: &GuestPlatform<'_>) {
         w.end_node();
     }
     if let Some(genid) = &platform.vmgenid {
-        device(w, "vmgenid", "microsoft,vmgenid", genid);
+        let id = genid_address(platform.ram_base, platform.ram_size);
+        w.begin_node_at("vmgenid", genid.base);
+        w.prop_strings(Prop::Compatible, &["microsoft,vmgenid"]);
+        w.prop_u64s(Prop::Reg, &[id, GENID_BYTES, genid.base, genid.size]);
+        w.prop_cells(Prop::Interrupts, &[genid.irq]);
+        w.prop_cells(Prop::InterruptParent, &[PLIC_PHANDLE]);
         w.end_node();
     }
     w.end_node();

@@ -9,10 +9,11 @@
 //! |---|---|---|
 //! | `create_address_space` | reserves the VM number, records the RAM size | `free_address_space` |
 //! | `load_image` | records the image name | (with the address space) |
-//! | `create_vcpus` | `vm_create(vm, ram, vcpus)`, `vm_load(image)` | `destroy_vcpus`: `vm_destroy` |
+//! | `clone_memory` | records the source (and its image, for resets) | (with the address space) |
+//! | `create_vcpus` | `vm_create(vm, ram, vcpus)`, `vm_load(image)` or, for a clone, `vm_clone_ram(source, vm)` | `destroy_vcpus`: `vm_destroy` |
 //! | `register_ioreq` | ioreq `AttachVm`, `RegisterRange` of the board's device windows (RISC-V: UART and vmgenid MMIO; x86: COM1 ports 0x3f8..0x400) for devices, `SetDefaultClient(devices)` | `DetachVm` |
 //! | `register_devices` | devices `AddVm`, `Attach` the board's devices, `vm_set_dtb` (device tree, or the x86 boot-info block, see `board`) | `RemoveVm` |
-//! | `set_generation_id` | devices `SetGenerationId` | (with the devices) |
+//! | `set_generation_id` | `vm_write_genid` (the ID in guest RAM), then devices `SetGenerationId` (the notification) | (with the devices) |
 //!
 //! The kernel makes a VM's RAM and vCPUs in one call, so `vm_create` waits
 //! for `create_vcpus`, which knows the count; the device tree needs the
@@ -45,6 +46,17 @@ pub trait VmKernel {
     fn vm_reset(&mut self, vm: VmId) -> Result<(), Error>;
     /// Tears the VM down from any state.
     fn vm_destroy(&mut self, vm: VmId) -> Result<(), Error>;
+    /// Writes `vm`'s generation ID into its generation-ID page (RISC-V
+    /// guests read it there). The default writes nothing: a kernel without
+    /// guests' memory (or a test double that does not look at it).
+    fn vm_write_genid(&mut self, _vm: VmId, _id: [u8; 16]) -> Result<(), Error> {
+        Ok(())
+    }
+    /// Copies the held `source`'s RAM over the start of `target`'s. The
+    /// default refuses: a kernel without the call.
+    fn vm_clone_ram(&mut self, _source: VmId, _target: VmId) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
 }
 
 /// Calls to the other services (IPC `call`s on their endpoints).
@@ -78,6 +90,8 @@ struct VmRecord {
     generation_id: GenerationId,
     /// `vm_create` succeeded and `vm_destroy` has not run.
     in_kernel: bool,
+    /// The VM whose RAM `create_vcpus` copies instead of loading the image.
+    clone_of: Option<VmId>,
 }
 
 /// The vm-manager's platform over the kernel `K` and the services `S`.
@@ -189,6 +203,20 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
         self.kernel.vm_set_dtb(vm, &dtb[..len])
     }
 
+    /// Writes `id` into `vm`'s generation-ID page, on a board whose guests
+    /// read it from RAM (the RISC-V board's vmgenid device).
+    fn write_genid(&mut self, vm: VmId, id: GenerationId) -> Result<(), Error> {
+        let reads_ram = self
+            .board
+            .devices()
+            .iter()
+            .any(|d| d.kind == devices::DeviceKind::VmGenId);
+        if !reads_ram || id == GenerationId::NONE || !self.record(vm)?.in_kernel {
+            return Ok(());
+        }
+        self.kernel.vm_write_genid(vm, id.to_le_bytes())
+    }
+
     /// Loads `vm`'s recorded image.
     fn load(&mut self, vm: VmId) -> Result<(), Error> {
         let image = self.record(vm)?.image.clone().ok_or(Error::UnknownImage)?;
@@ -212,6 +240,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             name: None,
             generation_id: GenerationId::NONE,
             in_kernel: false,
+            clone_of: None,
         });
         Ok(())
     }
@@ -221,17 +250,36 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         Ok(())
     }
 
-    /// The kernel has no call that copies guest RAM yet.
-    fn clone_memory(&mut self, _source: VmId, _target: VmId) -> Result<(), Error> {
-        Err(Error::KernelRefused)
+    /// Records the copy for `create_vcpus` (the kernel copies RAM between
+    /// two VMs it has made, and `target` is made there). The clone's
+    /// resets reload the source's image. Only RAM is copied: the clone's
+    /// vCPU boots at the image entry over it.
+    fn clone_memory(&mut self, source: VmId, target: VmId) -> Result<(), Error> {
+        let from = self.record(source)?;
+        if !from.in_kernel || source == target {
+            return Err(Error::InvalidArgument);
+        }
+        let (mem_mib, image) = (from.mem_mib, from.image.clone());
+        let to = self.record(target)?;
+        if to.mem_mib < mem_mib {
+            return Err(Error::InvalidArgument);
+        }
+        to.clone_of = Some(source);
+        to.image = image;
+        Ok(())
     }
 
     fn create_vcpus(&mut self, vm: VmId, count: u8) -> Result<(), Error> {
         let record = self.record(vm)?;
         let (mem_mib, image) = (record.mem_mib, record.image.clone());
         let image = image.ok_or(Error::UnknownImage)?;
+        let clone_of = record.clone_of;
         self.kernel.vm_create(vm, mem_mib, count)?;
-        if let Err(error) = self.kernel.vm_load(vm, image.as_str()) {
+        let filled = match clone_of {
+            Some(source) => self.kernel.vm_clone_ram(source, vm),
+            None => self.kernel.vm_load(vm, image.as_str()),
+        };
+        if let Err(error) = filled {
             let destroyed = self.kernel.vm_destroy(vm);
             self.released(destroyed);
             return Err(error);
@@ -285,12 +333,21 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         written
     }
 
+    /// The ID goes into guest RAM first, then to the vmgenid device, whose
+    /// interrupt tells a running guest to read it again. If the device
+    /// refuses, the old ID is written back: nothing changed.
     fn set_generation_id(&mut self, vm: VmId, id: GenerationId) -> Result<(), Error> {
-        self.record(vm)?;
-        devices_ok(self.links.devices(&devices::Request::SetGenerationId {
+        let old = self.record(vm)?.generation_id;
+        self.write_genid(vm, id)?;
+        let told = devices_ok(self.links.devices(&devices::Request::SetGenerationId {
             vm,
             id: id.to_le_bytes(),
-        }))?;
+        }));
+        if let Err(error) = told {
+            let restored = self.write_genid(vm, old);
+            self.released(restored);
+            return Err(error);
+        }
         self.record(vm)?.generation_id = id;
         Ok(())
     }
@@ -324,7 +381,9 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             }))?;
         }
         self.load(vm)?;
-        self.write_dtb(vm)
+        self.write_dtb(vm)?;
+        // The reset zeroed RAM, the generation-ID page with it.
+        self.write_genid(vm, generation_id)
     }
 
     fn unregister_devices(&mut self, vm: VmId) {

@@ -29,6 +29,8 @@ enum Event {
     Resume(u16),
     Reset(u16),
     Destroy(u16),
+    WriteGenid { vm: u16, id: [u8; 16] },
+    CloneRam { source: u16, target: u16 },
     Ioreq(ioreq::Request),
     Devices(devices::Request),
 }
@@ -45,6 +47,8 @@ impl Event {
             Event::Resume(_) => "vm_resume",
             Event::Reset(_) => "vm_reset",
             Event::Destroy(_) => "vm_destroy",
+            Event::WriteGenid { .. } => "vm_write_genid",
+            Event::CloneRam { .. } => "vm_clone_ram",
             Event::Ioreq(request) => match request {
                 ioreq::Request::AttachVm { .. } => "AttachVm",
                 ioreq::Request::DetachVm { .. } => "DetachVm",
@@ -66,6 +70,10 @@ impl Event {
                     device: devices::DeviceKind::VmGenId,
                     ..
                 } => "Attach VmGenId",
+                devices::Request::Attach {
+                    device: devices::DeviceKind::Plic,
+                    ..
+                } => "Attach Plic",
                 devices::Request::SetGenerationId { .. } => "SetGenerationId",
                 _ => "devices",
             },
@@ -128,6 +136,13 @@ impl VmKernel for FakeKernel {
     }
     fn vm_destroy(&mut self, vm: VmId) -> Result<(), Error> {
         record(&self.0, Event::Destroy(vm.0))
+    }
+    fn vm_write_genid(&mut self, vm: VmId, id: [u8; 16]) -> Result<(), Error> {
+        record(&self.0, Event::WriteGenid { vm: vm.0, id })
+    }
+    fn vm_clone_ram(&mut self, source: VmId, target: VmId) -> Result<(), Error> {
+        let (source, target) = (source.0, target.0);
+        record(&self.0, Event::CloneRam { source, target })
     }
 }
 
@@ -223,6 +238,13 @@ fn creation_events(vm: u16, name: &str, vcpus: u8, genid: u8, dtb: &[u8]) -> Vec
             vm: id,
             client: DEVICES_CLIENT,
             space: Space::Mmio,
+            start: 0x0c00_0000,
+            len: 0x60_0000,
+        }),
+        Event::Ioreq(ioreq::Request::RegisterRange {
+            vm: id,
+            client: DEVICES_CLIENT,
+            space: Space::Mmio,
             start: 0x1000_0000,
             len: 0x100,
         }),
@@ -241,6 +263,7 @@ fn creation_events(vm: u16, name: &str, vcpus: u8, genid: u8, dtb: &[u8]) -> Vec
             vm: id,
             name: wire_name(name).expect("a valid test name"),
         }),
+        plic_attach(id),
         Event::Devices(devices::Request::Attach {
             vm: id,
             device: devices::DeviceKind::Uart16550,
@@ -259,11 +282,27 @@ fn creation_events(vm: u16, name: &str, vcpus: u8, genid: u8, dtb: &[u8]) -> Vec
             vm,
             dtb: dtb.to_vec(),
         },
+        // The ID in guest RAM first, then the device (the notification).
+        Event::WriteGenid {
+            vm,
+            id: [genid; 16],
+        },
         Event::Devices(devices::Request::SetGenerationId {
             vm: id,
             id: [genid; 16],
         }),
     ]
+}
+
+/// The PLIC, attached first: it takes the other devices' lines.
+fn plic_attach(vm: VmId) -> Event {
+    Event::Devices(devices::Request::Attach {
+        vm,
+        device: devices::DeviceKind::Plic,
+        space: Space::Mmio,
+        base: 0x0c00_0000,
+        irq: 0,
+    })
 }
 
 fn dtb_in(log: &[Event]) -> Vec<u8> {
@@ -378,6 +417,7 @@ fn reset_reloads_fresh_devices_with_the_same_id_and_restarts() {
             vm: id,
             name: wire_name("vm0").unwrap(),
         }),
+        plic_attach(id),
         Event::Devices(devices::Request::Attach {
             vm: id,
             device: devices::DeviceKind::Uart16550,
@@ -405,6 +445,8 @@ fn reset_reloads_fresh_devices_with_the_same_id_and_restarts() {
             vm: 0,
             dtb: first_dtb,
         },
+        // The reset zeroed RAM: the same ID goes back into it.
+        Event::WriteGenid { vm: 0, id: [1; 16] },
         Event::Start(0),
     ];
     assert_eq!(log, expected);
@@ -420,14 +462,23 @@ fn a_reset_with_a_new_id_tells_the_device_first_and_keeps_it_after() {
         new_generation_id: true,
     });
     assert_eq!(answer, Response::Ok);
-    let ids: Vec<[u8; 16]> = take_log(&world)
-        .into_iter()
+    let log = take_log(&world);
+    let ids: Vec<[u8; 16]> = log
+        .iter()
         .filter_map(|event| match event {
-            Event::Devices(devices::Request::SetGenerationId { id, .. }) => Some(id),
+            Event::Devices(devices::Request::SetGenerationId { id, .. }) => Some(*id),
             _ => None,
         })
         .collect();
     assert_eq!(ids, vec![[2; 16], [2; 16]]);
+    let in_ram: Vec<[u8; 16]> = log
+        .iter()
+        .filter_map(|event| match event {
+            Event::WriteGenid { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(in_ram, vec![[2; 16], [2; 16]], "before and after the reset");
 }
 
 /// Every acquire that succeeded has exactly one matching release after it;
@@ -468,7 +519,7 @@ fn assert_balanced(log: &[Event], vm: u16, failed: Option<usize>) {
 
 #[test]
 fn a_failing_creation_step_returns_its_error_and_leaves_nothing_behind() {
-    let cases: [(&'static str, Error, &[&str]); 10] = [
+    let cases: [(&'static str, Error, &[&str]); 12] = [
         ("vm_create", Error::OutOfMemory, &[]),
         ("vm_load", Error::UnknownImage, &["vm_destroy"]),
         ("AttachVm", Error::NoFreeSlot { max: 8 }, &["vm_destroy"]),
@@ -483,6 +534,11 @@ fn a_failing_creation_step_returns_its_error_and_leaves_nothing_behind() {
             &["DetachVm", "vm_destroy"],
         ),
         ("AddVm", Error::ServerDied, &["DetachVm", "vm_destroy"]),
+        (
+            "Attach Plic",
+            Error::TableFull,
+            &["RemoveVm", "DetachVm", "vm_destroy"],
+        ),
         (
             "Attach Uart16550",
             Error::DeviceExists,
@@ -499,8 +555,15 @@ fn a_failing_creation_step_returns_its_error_and_leaves_nothing_behind() {
             &["RemoveVm", "DetachVm", "vm_destroy"],
         ),
         (
+            "vm_write_genid",
+            Error::KernelRefused,
+            &["RemoveVm", "DetachVm", "vm_destroy"],
+        ),
+        (
             "SetGenerationId",
             Error::NoDevice,
+            // The ID already in RAM is put back (there was none: NONE is
+            // not written), then the releases.
             &["RemoveVm", "DetachVm", "vm_destroy"],
         ),
     ];
@@ -538,8 +601,7 @@ fn a_failing_start_at_boot_tears_the_vm_down_again() {
     assert_eq!(state_of(&mut manager, "vm0"), VmState::PoweredOff);
 }
 
-#[test]
-fn cloning_is_refused_until_the_kernel_can_copy_ram() {
+fn paused_vm0() -> (Manager, Shared) {
     let (mut manager, world) = manager();
     manager.launch_pre_launched();
     assert_eq!(
@@ -547,13 +609,68 @@ fn cloning_is_refused_until_the_kernel_can_copy_ram() {
         Response::Ok
     );
     take_log(&world);
-    let answer = manager.handle(Request::Clone {
-        source: wire_name("vm0").unwrap(),
+    (manager, world)
+}
+
+fn clone_vm0(manager: &mut Manager) -> Response {
+    manager.handle(Request::Clone {
+        source: wire_name("vm0").expect("a valid test name"),
+        name: wire_name("copy").expect("a valid test name"),
+    })
+}
+
+#[test]
+fn a_clone_copies_the_sources_ram_instead_of_loading_and_gets_a_fresh_id() {
+    let (mut manager, world) = paused_vm0();
+    let Response::Info(info) = clone_vm0(&mut manager) else {
+        panic!("the clone was refused")
+    };
+    let log = take_log(&world);
+    let copy = info.id.0;
+    assert_ne!(copy, 0);
+    let Event::Create { vm, ram_mib, .. } = log[0] else {
+        panic!("first the kernel VM: {log:?}")
+    };
+    assert_eq!((vm, ram_mib), (copy, 64), "as large as the source");
+    assert_eq!(
+        log[1],
+        Event::CloneRam {
+            source: 0,
+            target: copy
+        }
+    );
+    assert!(
+        !log.iter().any(|e| matches!(e, Event::Load { .. })),
+        "{log:?}"
+    );
+    // The copied RAM holds vm0's ID; the clone's own goes over it.
+    let fresh = [2; 16];
+    assert!(log.contains(&Event::WriteGenid {
+        vm: copy,
+        id: fresh
+    }));
+    assert_eq!(info.generation_id, fresh);
+    assert_eq!(state_of(&mut manager, "vm0"), VmState::Paused);
+    // A reset of the clone reloads the source's image.
+    let reset = manager.handle(Request::Reset {
         name: wire_name("copy").unwrap(),
+        new_generation_id: false,
     });
-    assert_eq!(answer, Response::Err(Error::KernelRefused));
-    assert_eq!(take_log(&world), vec![], "no kernel VM, no registration");
+    assert_eq!(reset, Response::Ok);
+    let image = "hello".into();
+    assert!(take_log(&world).contains(&Event::Load { vm: copy, image }));
+}
+
+#[test]
+fn a_clone_the_kernel_refuses_leaves_nothing_behind() {
+    let (mut manager, world) = paused_vm0();
+    world.borrow_mut().fail = Some(("vm_clone_ram", Error::KernelRefused));
+    assert_eq!(clone_vm0(&mut manager), Response::Err(Error::KernelRefused));
+    let log = take_log(&world);
+    let labels: Vec<&str> = log.iter().map(Event::label).collect();
+    assert_eq!(labels, ["vm_create", "vm_clone_ram", "vm_destroy"]);
     // The refused clone's number is free for the next VM.
+    world.borrow_mut().fail = None;
     assert!(matches!(create(&mut manager, "vm1"), Response::Info(_)));
 }
 

@@ -1,6 +1,7 @@
-//! The VM-control calls of `ipc::syscall` (12-19), one safe wrapper each.
-//! They need the VM_CONTROL kernel right (the vm-manager holds it); a VM is
-//! named by its vm-manager slot number, below `ipc::syscall::MAX_VMS`.
+//! The VM-control calls of `ipc::syscall` (12-19, 30, 31), one safe wrapper
+//! each, and the device service's `vm_set_external_irq` (29). They need the
+//! VM_CONTROL kernel right (the vm-manager holds it; GUEST_IRQ for 29); a
+//! VM is named by its vm-manager slot number, below `ipc::syscall::MAX_VMS`.
 
 use ipc::syscall::{IPC_BUFFER_SIZE, MAX_VMS, Sysno};
 use ipc::{Error, MAX_MESSAGE_SIZE, VmId};
@@ -76,6 +77,31 @@ pub fn vm_destroy(vm: VmId) -> Result<(), Error> {
     vm_call(Sysno::VmDestroy, vm, 0, 0).map(|_| ())
 }
 
+/// Writes `vm`'s generation ID (16 bytes, little-endian) into its
+/// generation-ID page; returns the page's guest-physical address.
+pub fn vm_write_genid(vm: VmId, id: [u8; 16]) -> Result<u64, Error> {
+    let mut lo = [0u8; 8];
+    let mut hi = [0u8; 8];
+    lo.copy_from_slice(&id[..8]);
+    hi.copy_from_slice(&id[8..]);
+    let (lo, hi) = (u64::from_le_bytes(lo), u64::from_le_bytes(hi));
+    let lo = usize::try_from(lo).map_err(|_| Error::InvalidArgument)?;
+    let hi = usize::try_from(hi).map_err(|_| Error::InvalidArgument)?;
+    vm_call(Sysno::VmWriteGenid, vm, lo, hi).map(|[gpa, ..]| gpa as u64)
+}
+
+/// Copies all of the held `src`'s RAM over the start of `dst`'s (both
+/// created and not running, `dst` at least as large).
+pub fn vm_clone_ram(src: VmId, dst: VmId) -> Result<(), Error> {
+    vm_call(Sysno::VmCloneRam, src, vm_number(dst)?, 0).map(|_| ())
+}
+
+/// Raises or lowers `vm`'s external interrupt (the device service's PLIC
+/// output; GUEST_IRQ right).
+pub fn vm_set_external_irq(vm: VmId, raised: bool) -> Result<(), Error> {
+    vm_call(Sysno::VmSetExternalIrq, vm, usize::from(raised), 0).map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +112,7 @@ mod tests {
         assert_eq!(vm_number(VmId(15)), Ok(15));
         assert_eq!(vm_number(VmId(16)), Err(Error::InvalidArgument));
         assert_eq!(vm_start(VmId(16)), Err(Error::InvalidArgument));
+        assert_eq!(vm_clone_ram(VmId(0), VmId(16)), Err(Error::InvalidArgument));
     }
 
     #[test]

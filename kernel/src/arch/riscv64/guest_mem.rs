@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use ioreq::page::IoreqPage;
 use ipc::Error;
-use ipc::syscall::{GUEST_IMAGE_OFFSET, IPC_BUFFER_SIZE};
+use ipc::syscall::{GUEST_GENID_FROM_END, GUEST_IMAGE_OFFSET, IPC_BUFFER_SIZE};
 
 use super::gstage::{self, GuestPerms};
 use super::sv39::PAGE_SIZE;
@@ -107,12 +107,12 @@ impl GuestVm {
     }
 
     /// Copies `bytes` into RAM at `offset` from its start, if they end at
-    /// or below the device tree's page.
+    /// or below the generation-ID page (just below the device tree's).
     fn copy_in(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
         let end = offset
             .checked_add(bytes.len() as u64)
             .ok_or(Error::OutOfMemory)?;
-        if end > self.dtb_offset() {
+        if end > self.genid_offset() {
             return Err(Error::OutOfMemory);
         }
         // SAFETY: `ram + offset .. ram + end` lies inside this VM's RAM
@@ -130,6 +130,47 @@ impl GuestVm {
 
     fn dtb_offset(&self) -> u64 {
         self.vm.ram_bytes.saturating_sub(DTB_BYTES)
+    }
+
+    fn genid_offset(&self) -> u64 {
+        self.vm.ram_bytes.saturating_sub(GUEST_GENID_FROM_END)
+    }
+
+    /// Writes the generation ID at the start of the generation-ID page;
+    /// returns its guest-physical address.
+    pub fn write_genid(&mut self, id: [u8; 16]) -> Result<u64, Error> {
+        if self.vm.ram_bytes < GUEST_GENID_FROM_END {
+            return Err(Error::OutOfMemory);
+        }
+        let offset = self.genid_offset();
+        // SAFETY: `offset + 16` lies inside this VM's RAM (it is at least
+        // GUEST_GENID_FROM_END bytes): identity-mapped frames it owns.
+        unsafe {
+            core::ptr::copy_nonoverlapping(id.as_ptr(), (self.ram + offset) as *mut u8, id.len());
+        }
+        Ok(GUEST_RAM_BASE + offset)
+    }
+
+    /// Copies all of `src`'s RAM, page by page, over the start of this
+    /// VM's; `Error::InvalidArgument` (nothing copied) if it is smaller.
+    pub fn clone_ram_from(&mut self, src: &GuestVm) -> Result<(), Error> {
+        if src.vm.ram_bytes > self.vm.ram_bytes {
+            return Err(Error::InvalidArgument);
+        }
+        for page in 0..src.vm.ram_bytes / PAGE_SIZE {
+            let offset = page * PAGE_SIZE;
+            // SAFETY: both pages lie inside their VM's RAM (`offset` is
+            // below `src`'s size, which is at most this VM's): distinct
+            // VMs' identity-mapped frames, so the ranges do not overlap.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    (src.ram + offset) as *const u8,
+                    (self.ram + offset) as *mut u8,
+                    PAGE_SIZE as usize,
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Copies a guest image to [`GUEST_IMAGE_OFFSET`] in RAM.

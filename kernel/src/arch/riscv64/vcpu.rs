@@ -33,6 +33,8 @@ const HEDELEG: usize = (1 << 0) | (1 << 3) | (1 << 8) | (1 << 12) | (1 << 13) | 
 const HIDELEG: usize = (1 << 2) | (1 << 6) | (1 << 10);
 const HVIP_VSSIP: usize = 1 << 2;
 const HVIP_VSTIP: usize = 1 << 6;
+/// The VS-level external interrupt (the device service's PLIC output).
+const HVIP_VSEIP: usize = 1 << 10;
 const HENVCFG_STCE: usize = 1 << 63;
 const INTERRUPT: usize = 1 << 63;
 
@@ -327,7 +329,7 @@ impl GuestVm {
         } else {
             v.deadline
         };
-        if v.vs.hvip & (HVIP_VSSIP | HVIP_VSTIP) != 0 {
+        if v.vs.hvip & (HVIP_VSSIP | HVIP_VSTIP | HVIP_VSEIP) != 0 {
             return None;
         }
         match deadline {
@@ -422,6 +424,16 @@ impl GuestVm {
             }
         }
         None
+    }
+
+    /// Raises or lowers the vCPU's VS external interrupt (`hvip.VSEIP`),
+    /// taken by the guest at its next entry once it enables it.
+    pub fn set_external_irq(&mut self, raised: bool) {
+        if raised {
+            self.vcpu.vs.hvip |= HVIP_VSEIP;
+        } else {
+            self.vcpu.vs.hvip &= !HVIP_VSEIP;
+        }
     }
 
     /// The instruction at the guest's pc, read through the G-stage when

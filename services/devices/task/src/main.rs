@@ -2,9 +2,11 @@
 //! protocol with the `devices` library: guest console lines go to the
 //! hypervisor console with `console_write` (`vm0 | hello from vm0`).
 //!
+//! Interrupts: each VM's PLIC model (attached by the vm-manager) computes
+//! the VM's external interrupt from the device lines; every change goes to
+//! the kernel with `vm_set_external_irq` (GUEST_IRQ right).
+//!
 //! Not yet wired (integration points):
-//! - interrupts: guests have no interrupt controller model yet, so level
-//!   changes of device lines are only logged, not delivered;
 //! - guest memory: virtio devices need RAM grants from the vm-manager, which
 //!   do not exist yet, so no VM has memory here and virtio queues fail;
 //! - entropy (virtio-rng, initial generation IDs) is the STOPGAP counter
@@ -35,18 +37,16 @@ mod task {
         }
     }
 
-    /// No guest interrupt controller yet: each level change is logged and
-    /// goes nowhere else.
-    struct LoggedIrqs;
+    /// Device lines feed the VM's PLIC model; its output goes to the kernel.
+    struct KernelIrqs;
 
-    impl IrqSink for LoggedIrqs {
-        fn irq_event(&mut self, event: IrqEvent) {
-            let IrqEvent::SetLevel { vm, irq, asserted } = event;
-            let level = if asserted { "raised" } else { "lowered" };
-            info!(
-                "vm {} irq {irq} {level} (not delivered: no guest interrupt controller yet)",
-                vm.0
-            );
+    impl IrqSink for KernelIrqs {
+        fn irq_event(&mut self, _event: IrqEvent) {}
+
+        fn external_irq(&mut self, vm: VmId, raised: bool) {
+            if let Err(e) = mica_rt::vm::vm_set_external_irq(vm, raised) {
+                warn!("vm {}: vm_set_external_irq({raised}) refused: {e}", vm.0);
+            }
         }
     }
 
@@ -68,7 +68,7 @@ mod task {
         }
     }
 
-    type Devices = DeviceService<Console, LoggedIrqs, NoRam, Entropy>;
+    type Devices = DeviceService<Console, KernelIrqs, NoRam, Entropy>;
 
     /// The service state (about 78 KiB: more than the 64 KiB stack).
     static SERVICE: StaticSlot<Devices> = StaticSlot::new();
@@ -78,7 +78,7 @@ mod task {
         let built = SERVICE.init_with(|| {
             DeviceService::new(
                 Console,
-                LoggedIrqs,
+                KernelIrqs,
                 NoRam,
                 Entropy(CounterEntropy::new(salt)),
             )

@@ -72,7 +72,11 @@ fn one_vcpu_tree_reads_back_with_memory_harts_and_isa() {
     assert_eq!(info.memory.as_slice()[0].size, 64 << 20);
     assert_eq!(info.timebase_hz, Some(10_000_000));
     assert_eq!(info.initrd, None);
-    assert_eq!(info.reserved.as_slice().len(), 0);
+    // Only the generation-ID page, just below the DTB's page, is reserved.
+    let reserved = info.reserved.as_slice();
+    assert_eq!(reserved.len(), 1);
+    assert_eq!(reserved[0].start, RAM_BASE + (64 << 20) - 2 * 4096);
+    assert_eq!(reserved[0].size, 4096);
 }
 
 #[test]
@@ -151,11 +155,35 @@ fn devices_are_wired_to_the_plic() {
         prop(&blob, genid, "compatible").unwrap(),
         b"microsoft,vmgenid\0"
     );
+    // The ID in the page below the DTB's (16 MiB of RAM: ends 0x8100_0000),
+    // then the device's registers.
     assert_eq!(
         cells(&prop(&blob, genid, "reg").unwrap()),
-        [0, 0x1010_1000, 0, 0x20]
+        [0, 0x80ff_e000, 0, 16, 0, 0x1010_1000, 0, 0x20]
     );
     assert_eq!(cells(&prop(&blob, genid, "interrupts").unwrap()), [12]);
+    assert_eq!(cells(&prop(&blob, genid, "interrupt-parent").unwrap()), [1]);
+    let reserved = "/reserved-memory/vmgenid@80ffe000";
+    assert_eq!(
+        cells(&prop(&blob, reserved, "reg").unwrap()),
+        [0, 0x80ff_e000, 0, 0x1000]
+    );
+    assert_eq!(prop(&blob, reserved, "no-map").unwrap(), b"");
+    assert_eq!(
+        genid_address(RAM_BASE, 16 << 20) + GENID_FROM_END,
+        RAM_BASE + (16 << 20),
+        "the kernel's generation-ID page"
+    );
+}
+
+#[test]
+fn the_generation_id_page_needs_room_in_ram() {
+    let vm = name("tiny");
+    let mut platform = GuestPlatform::standard(&vm, 1, 4096, "", &[]);
+    let mut buf = [0u8; 8192];
+    assert_eq!(generate(&platform, &mut buf), Err(GuestDtError::BadRam));
+    platform.vmgenid = None;
+    assert!(generate(&platform, &mut buf).is_ok());
 }
 
 #[test]

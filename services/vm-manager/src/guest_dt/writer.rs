@@ -58,6 +58,7 @@ props! {
     InterruptParent => "interrupt-parent",
     InterruptsExtended => "interrupts-extended",
     RiscvNdev => "riscv,ndev",
+    NoMap => "no-map",
 }
 
 impl Prop {

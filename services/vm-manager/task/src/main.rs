@@ -51,6 +51,12 @@ mod task {
         fn vm_destroy(&mut self, vm: VmId) -> Result<(), Error> {
             vm::vm_destroy(vm)
         }
+        fn vm_write_genid(&mut self, vm: VmId, id: [u8; 16]) -> Result<(), Error> {
+            vm::vm_write_genid(vm, id).map(|_| ())
+        }
+        fn vm_clone_ram(&mut self, source: VmId, target: VmId) -> Result<(), Error> {
+            vm::vm_clone_ram(source, target)
+        }
     }
 
     /// IPC calls through the manifest's call rights to the two services.

@@ -1,0 +1,168 @@
+//! The calls that reach into a guest (`vm_set_external_irq`,
+//! `vm_write_genid`, `vm_clone_ram`): who may make them, what the arch
+//! layer is asked to do, and what they refuse.
+
+use std::vec::Vec;
+
+use super::*;
+use crate::obj::sched::{Priority, TaskState};
+use crate::obj::task::DeathNotice;
+use crate::syscall;
+
+#[derive(Default)]
+struct Host {
+    results: Vec<(usize, usize, [usize; 3])>,
+    irqs: Vec<(usize, bool)>,
+    genids: Vec<(usize, [u8; 16])>,
+    clones: Vec<(usize, usize)>,
+}
+
+impl crate::syscall_console::ConsoleHost for Host {}
+
+impl crate::syscall_stats::StatsHost for Host {}
+
+impl Machine for Host {
+    fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]) {
+        self.results.push((task.slot(), status, values));
+    }
+    fn copy_message(&mut self, _: TaskId, _: TaskId, _: usize) {}
+    fn read_user(&mut self, _: TaskId, _: usize, _: &mut [u8]) -> bool {
+        false
+    }
+    fn console_line(&mut self, _: TaskId, _: &[u8]) {}
+    fn report_death(&mut self, _: &DeathNotice) {}
+    fn supervisor(&self) -> Option<TaskId> {
+        None
+    }
+    fn restart(&mut self, _: &mut KernelObjects, _: &DeathNotice) -> Result<TaskId, Error> {
+        Err(Error::KernelRefused)
+    }
+}
+
+impl VmHost for Host {
+    fn vm_create(&mut self, _: usize, _: u64) -> Result<(), Error> {
+        Ok(())
+    }
+    fn vm_start(&mut self, _: usize) -> Result<(), Error> {
+        Ok(())
+    }
+    fn vm_set_external_irq(&mut self, vm: usize, raised: bool) -> Result<(), Error> {
+        self.irqs.push((vm, raised));
+        Ok(())
+    }
+    fn vm_write_genid(&mut self, vm: usize, id: [u8; 16]) -> Result<u64, Error> {
+        self.genids.push((vm, id));
+        Ok(0x8000_0000 + (64 << 20) - 8192)
+    }
+    fn vm_clone_ram(&mut self, src: usize, dst: usize) -> Result<(), Error> {
+        self.clones.push((src, dst));
+        Ok(())
+    }
+}
+
+struct World {
+    o: KernelObjects,
+    host: Host,
+    manager: TaskId,
+    devices: TaskId,
+}
+
+fn world() -> World {
+    let mut o = KernelObjects::new();
+    let p = Priority::new(5).unwrap();
+    let manager = o.spawn("vm-manager", p).unwrap();
+    let devices = o.spawn("devices", p).unwrap();
+    let rights = |o: &mut KernelObjects, t, r| o.tasks.get_mut(t).unwrap().set_kernel_rights(r);
+    rights(&mut o, manager, KernelRights::VM_CONTROL);
+    rights(
+        &mut o,
+        devices,
+        KernelRights::CONSOLE.union(KernelRights::GUEST_IRQ),
+    );
+    o.sched.schedule();
+    World {
+        o,
+        host: Host::default(),
+        manager,
+        devices,
+    }
+}
+
+impl World {
+    fn call(&mut self, task: TaskId, call: Sysno, args: [usize; 3]) -> (usize, [usize; 3]) {
+        let mut a = [0; 6];
+        a[..3].copy_from_slice(&args);
+        syscall::dispatch(&mut self.o, &mut self.host, task, call as usize, a);
+        let (_, status, values) = *self.host.results.last().unwrap();
+        (status, values)
+    }
+
+    fn created(&mut self, vm: usize) {
+        let m = self.manager;
+        assert_eq!(self.call(m, Sysno::VmCreate, [vm, 64, 1]).0, OK);
+    }
+}
+
+const DENIED: usize = status_of(Error::PermissionDenied);
+const INVALID: usize = status_of(Error::InvalidArgument);
+const UNKNOWN: usize = status_of(Error::UnknownVm);
+
+#[test]
+fn only_the_guest_irq_right_drives_a_vms_external_interrupt() {
+    let mut w = world();
+    w.created(0);
+    let (m, d) = (w.manager, w.devices);
+    assert_eq!(w.call(m, Sysno::VmSetExternalIrq, [0, 1, 0]).0, DENIED);
+    assert!(w.host.irqs.is_empty());
+    assert_eq!(w.call(d, Sysno::VmSetExternalIrq, [0, 1, 0]).0, OK);
+    assert_eq!(w.call(d, Sysno::VmSetExternalIrq, [0, 0, 0]).0, OK);
+    assert_eq!(w.call(d, Sysno::VmSetExternalIrq, [0, 2, 0]).0, INVALID);
+    assert_eq!(w.call(d, Sysno::VmSetExternalIrq, [7, 1, 0]).0, UNKNOWN);
+    assert_eq!(w.host.irqs, [(0, true), (0, false)]);
+}
+
+#[test]
+fn a_raised_external_interrupt_wakes_the_vcpu_from_wfi() {
+    let mut w = world();
+    w.created(1);
+    let (m, d) = (w.manager, w.devices);
+    assert_eq!(w.call(m, Sysno::VmStart, [1, 0, 0]).0, OK);
+    control::sleep(&mut w.o, 1, u64::MAX);
+    let vcpu = w.o.vms.get(1).unwrap().vcpu;
+    assert_eq!(w.o.sched.state(vcpu), Some(TaskState::Held));
+    assert_eq!(w.call(d, Sysno::VmSetExternalIrq, [1, 0, 0]).0, OK);
+    assert_eq!(w.o.sched.state(vcpu), Some(TaskState::Held), "lowered");
+    assert_eq!(w.call(d, Sysno::VmSetExternalIrq, [1, 1, 0]).0, OK);
+    assert_eq!(w.o.sched.state(vcpu), Some(TaskState::Ready));
+}
+
+#[test]
+fn the_generation_id_goes_to_the_guest_little_endian() {
+    let mut w = world();
+    w.created(2);
+    let (m, d) = (w.manager, w.devices);
+    let (lo, hi) = (0x0706_0504_0302_0100_usize, 0x0f0e_0d0c_0b0a_0908_usize);
+    assert_eq!(w.call(d, Sysno::VmWriteGenid, [2, lo, hi]).0, DENIED);
+    assert_eq!(w.call(m, Sysno::VmWriteGenid, [3, lo, hi]).0, UNKNOWN);
+    let (status, values) = w.call(m, Sysno::VmWriteGenid, [2, lo, hi]);
+    assert_eq!((status, values[0]), (OK, 0x8000_0000 + (64 << 20) - 8192));
+    let bytes: [u8; 16] = core::array::from_fn(|i| i as u8);
+    assert_eq!(w.host.genids, [(2, bytes)]);
+}
+
+#[test]
+fn ram_is_cloned_only_from_a_held_vm_into_another() {
+    let mut w = world();
+    w.created(0);
+    w.created(1);
+    let (m, d) = (w.manager, w.devices);
+    assert_eq!(w.call(d, Sysno::VmCloneRam, [0, 1, 0]).0, DENIED);
+    assert_eq!(w.call(m, Sysno::VmCloneRam, [0, 0, 0]).0, INVALID);
+    assert_eq!(w.call(m, Sysno::VmCloneRam, [0, 4, 0]).0, UNKNOWN);
+    assert_eq!(w.call(m, Sysno::VmStart, [0, 0, 0]).0, OK);
+    assert_eq!(w.call(m, Sysno::VmCloneRam, [0, 1, 0]).0, INVALID, "runs");
+    assert!(w.host.clones.is_empty());
+    assert_eq!(w.call(m, Sysno::VmPause, [0, 0, 0]).0, OK);
+    assert_eq!(w.call(m, Sysno::VmCloneRam, [0, 1, 0]).0, OK);
+    assert_eq!(w.host.clones, [(0, 1)]);
+}

@@ -1,0 +1,184 @@
+//! The PLIC driven the way Linux's `irq-sifive-plic` drives it: at probe
+//! every context's enables cleared and threshold 0; unmask = priority 1 and
+//! the context's enable bit; the handler claims until 0, handles, and
+//! completes each source.
+
+use super::*;
+use crate::testing::TestEnv;
+
+const CTX0_ENABLE: u64 = ENABLE_BASE;
+const CTX0_THRESHOLD: u64 = CONTEXT_BASE;
+const CTX0_CLAIM: u64 = CONTEXT_BASE + 4;
+const CTX1_CLAIM: u64 = CONTEXT_BASE + CONTEXT_STRIDE + 4;
+const VMGENID_IRQ: u32 = 12;
+const UART_IRQ: u32 = 10;
+
+fn read(plic: &mut Plic, offset: u64) -> u64 {
+    plic.read(offset, AccessSize::Word, &mut TestEnv::default().env())
+        .unwrap()
+}
+
+fn write(plic: &mut Plic, offset: u64, value: u64) {
+    plic.write(
+        offset,
+        AccessSize::Word,
+        value,
+        &mut TestEnv::default().env(),
+    )
+    .unwrap();
+}
+
+/// Linux's probe for `contexts` contexts, then `irq_unmask` + enable of
+/// each source in `sources` on context 0.
+fn probed(sources: &[u32]) -> Plic {
+    let mut plic = Plic::new();
+    for context in 0..PLIC_CONTEXTS as u64 {
+        for word in 0..WORDS as u64 {
+            write(
+                &mut plic,
+                ENABLE_BASE + context * ENABLE_STRIDE + 4 * word,
+                0,
+            );
+        }
+        write(&mut plic, CONTEXT_BASE + context * CONTEXT_STRIDE, 0);
+    }
+    for &source in sources {
+        write(&mut plic, 4 * u64::from(source), 1);
+        let word = u64::from(source / 32) * 4;
+        let bits = read(&mut plic, CTX0_ENABLE + word);
+        write(&mut plic, CTX0_ENABLE + word, bits | 1 << (source % 32));
+    }
+    plic
+}
+
+#[test]
+fn a_raised_enabled_line_interrupts_context_0_until_claimed() {
+    let mut plic = probed(&[VMGENID_IRQ]);
+    assert!(!plic.external_level(0));
+    plic.set_line(VMGENID_IRQ, true);
+    assert!(plic.external_level(0));
+    assert!(!plic.external_level(1), "context 1 did not enable it");
+    assert_eq!(read(&mut plic, PENDING_BASE), 1 << VMGENID_IRQ);
+    assert_eq!(read(&mut plic, CTX0_CLAIM), u64::from(VMGENID_IRQ));
+    assert!(!plic.external_level(0), "claimed: no longer pending");
+    assert_eq!(read(&mut plic, CTX0_CLAIM), 0, "the handler's loop ends");
+    // The guest acknowledges the device (line lowered), then completes.
+    plic.set_line(VMGENID_IRQ, false);
+    write(&mut plic, CTX0_CLAIM, u64::from(VMGENID_IRQ));
+    assert!(!plic.external_level(0));
+    assert_eq!(read(&mut plic, PENDING_BASE), 0);
+}
+
+#[test]
+fn a_line_still_raised_at_completion_interrupts_again() {
+    let mut plic = probed(&[VMGENID_IRQ]);
+    plic.set_line(VMGENID_IRQ, true);
+    assert_eq!(plic.claim(0), VMGENID_IRQ);
+    plic.set_line(VMGENID_IRQ, true);
+    assert!(!plic.external_level(0), "no new request while claimed");
+    plic.complete(0, VMGENID_IRQ);
+    assert!(plic.external_level(0), "level-triggered: pending again");
+}
+
+#[test]
+fn a_lowered_line_withdraws_its_request() {
+    let mut plic = probed(&[UART_IRQ]);
+    plic.set_line(UART_IRQ, true);
+    plic.set_line(UART_IRQ, false);
+    assert!(!plic.external_level(0));
+    assert_eq!(plic.claim(0), 0);
+}
+
+#[test]
+fn masked_sources_do_not_interrupt() {
+    // Enabled but priority 0 (Linux's irq_mask): never delivered.
+    let mut plic = probed(&[VMGENID_IRQ]);
+    write(&mut plic, 4 * u64::from(VMGENID_IRQ), 0);
+    plic.set_line(VMGENID_IRQ, true);
+    assert!(!plic.external_level(0));
+    assert!(plic.is_pending(VMGENID_IRQ), "still pending at the gateway");
+    // Unmasked again: delivered.
+    write(&mut plic, 4 * u64::from(VMGENID_IRQ), 1);
+    assert!(plic.external_level(0));
+    // A threshold at or above the priority holds it back.
+    write(&mut plic, CTX0_THRESHOLD, 1);
+    assert!(!plic.external_level(0));
+    assert_eq!(read(&mut plic, CTX1_CLAIM), 0);
+}
+
+#[test]
+fn the_highest_priority_then_the_lowest_number_is_claimed_first() {
+    let mut plic = probed(&[UART_IRQ, VMGENID_IRQ, 40]);
+    for source in [UART_IRQ, VMGENID_IRQ, 40] {
+        plic.set_line(source, true);
+    }
+    write(&mut plic, 4 * 40, 5);
+    assert_eq!(plic.claim(0), 40, "highest priority");
+    assert_eq!(plic.claim(0), UART_IRQ, "equal priority: lowest number");
+    assert_eq!(plic.claim(0), VMGENID_IRQ);
+    assert_eq!(plic.claim(0), 0);
+}
+
+#[test]
+fn completing_a_source_not_enabled_for_the_context_is_ignored() {
+    let mut plic = probed(&[VMGENID_IRQ]);
+    plic.set_line(VMGENID_IRQ, true);
+    assert_eq!(plic.claim(0), VMGENID_IRQ);
+    write(&mut plic, CTX1_CLAIM, u64::from(VMGENID_IRQ));
+    plic.complete(0, 0);
+    plic.complete(0, 1000);
+    assert!(!plic.external_level(0), "still claimed");
+    plic.complete(0, VMGENID_IRQ);
+    assert!(plic.external_level(0));
+}
+
+#[test]
+fn registers_keep_only_their_defined_bits() {
+    let mut plic = Plic::new();
+    write(&mut plic, 0, 7);
+    assert_eq!(read(&mut plic, 0), 0, "source 0 has no priority");
+    write(&mut plic, 4, 0xffff_ffff);
+    assert_eq!(read(&mut plic, 4), u64::from(MAX_PRIORITY));
+    write(&mut plic, CTX0_ENABLE, 0xffff_ffff);
+    assert_eq!(
+        read(&mut plic, CTX0_ENABLE),
+        0xffff_fffe,
+        "source 0 hardwired"
+    );
+    write(&mut plic, PENDING_BASE, 0xffff_ffff);
+    assert_eq!(read(&mut plic, PENDING_BASE), 0, "pending is read-only");
+    write(&mut plic, CTX0_THRESHOLD, 0xff);
+    assert_eq!(read(&mut plic, CTX0_THRESHOLD), u64::from(MAX_PRIORITY));
+    assert_eq!(read(&mut plic, CONTEXT_BASE + 8), 0, "reserved reads 0");
+    assert_eq!(read(&mut plic, PLIC_SIZE - 4), 0, "absent context reads 0");
+    plic.set_line(0, true);
+    plic.set_line(u32::try_from(PLIC_SOURCES).unwrap(), true);
+    assert_eq!(
+        read(&mut plic, PENDING_BASE),
+        0,
+        "unwired lines change nothing"
+    );
+}
+
+#[test]
+fn only_aligned_word_accesses_inside_the_window_are_taken() {
+    let mut plic = Plic::new();
+    let mut env = TestEnv::default();
+    assert_eq!(
+        plic.read(0, AccessSize::Double, &mut env.env()),
+        Err(DeviceError::BadWidth)
+    );
+    assert_eq!(
+        plic.read(2, AccessSize::Word, &mut env.env()),
+        Err(DeviceError::Unaligned)
+    );
+    assert_eq!(
+        plic.write(0, AccessSize::Byte, 1, &mut env.env()),
+        Err(DeviceError::BadWidth)
+    );
+    assert_eq!(
+        plic.read(PLIC_SIZE, AccessSize::Word, &mut env.env()),
+        Err(DeviceError::OutOfRange)
+    );
+    assert!(!plic.irq_level());
+}

@@ -1,0 +1,201 @@
+//! The device service with a PLIC attached: the generation ID device's
+//! change notification reaches the VM's external interrupt through the
+//! PLIC, the way a guest (or Linux) programs it, and goes away when the
+//! guest acknowledges and completes.
+
+use std::vec::Vec;
+
+use ipc::devices::{DeviceKind, IrqEvent, Request, Response};
+use ipc::{Space, VmId, wire_name};
+
+use super::*;
+use crate::testing::CountingEntropy;
+
+#[derive(Default)]
+struct NoLines;
+
+impl ConsoleSink for NoLines {
+    fn write_line(&mut self, _line: &[u8]) {}
+}
+
+/// Records the external interrupt reports.
+#[derive(Default)]
+struct External(Vec<(VmId, bool)>);
+
+impl IrqSink for External {
+    fn irq_event(&mut self, _event: IrqEvent) {}
+
+    fn external_irq(&mut self, vm: VmId, raised: bool) {
+        self.0.push((vm, raised));
+    }
+}
+
+struct NoRam;
+
+impl GuestMemoryProvider for NoRam {
+    fn memory(&mut self, _vm: VmId) -> Option<&mut dyn GuestMemory> {
+        None
+    }
+}
+
+type Service = DeviceService<NoLines, External, NoRam, CountingEntropy>;
+
+const VM: VmId = VmId(3);
+const PLIC: u64 = 0x0c00_0000;
+const GENID: u64 = 0x1010_1000;
+const GENID_IRQ: u32 = 12;
+const CLAIM: u64 = PLIC + 0x20_0004;
+
+fn ok(s: &mut Service, request: Request) {
+    assert_eq!(s.handle(request.clone()), Response::Ok, "{request:?}");
+}
+
+fn write(s: &mut Service, addr: u64, size: u8, value: u64) {
+    let (vm, space) = (VM, Space::Mmio);
+    ok(
+        s,
+        Request::Write {
+            vm,
+            space,
+            addr,
+            size,
+            value,
+        },
+    );
+}
+
+fn read(s: &mut Service, addr: u64, size: u8) -> u64 {
+    let (vm, space) = (VM, Space::Mmio);
+    match s.handle(Request::Read {
+        vm,
+        space,
+        addr,
+        size,
+    }) {
+        Response::Value(v) => v,
+        other => panic!("read {addr:#x}: {other:?}"),
+    }
+}
+
+/// A VM with a PLIC and a generation ID device on line 12, which context 0
+/// has enabled at priority 1 (what the test guest and Linux do).
+fn guest_with_plic() -> Service {
+    let mut s = DeviceService::new(
+        NoLines,
+        External::default(),
+        NoRam,
+        CountingEntropy::default(),
+    );
+    let name = wire_name("g").unwrap();
+    ok(&mut s, Request::AddVm { vm: VM, name });
+    for (device, base, irq) in [
+        (DeviceKind::Plic, PLIC, 0),
+        (DeviceKind::VmGenId, GENID, GENID_IRQ),
+    ] {
+        let (vm, space) = (VM, Space::Mmio);
+        ok(
+            &mut s,
+            Request::Attach {
+                vm,
+                device,
+                space,
+                base,
+                irq,
+            },
+        );
+    }
+    write(&mut s, PLIC + 4 * u64::from(GENID_IRQ), 4, 1);
+    write(&mut s, PLIC + 0x2000, 4, 1 << GENID_IRQ);
+    write(&mut s, PLIC + 0x20_0000, 4, 0);
+    s
+}
+
+#[test]
+fn a_new_generation_id_raises_the_external_interrupt_until_handled() {
+    let mut s = guest_with_plic();
+    assert!(s.irq_sink().0.is_empty(), "nothing pending at boot");
+    let id = [0xab; 16];
+    ok(&mut s, Request::SetGenerationId { vm: VM, id });
+    assert_eq!(s.irq_sink().0, [(VM, true)]);
+    // The guest's handler: claim, read the ID, acknowledge, complete.
+    assert_eq!(read(&mut s, CLAIM, 4), u64::from(GENID_IRQ));
+    assert_eq!(s.irq_sink().0.last(), Some(&(VM, false)), "claimed");
+    assert_eq!(read(&mut s, GENID, 8), u64::from_le_bytes([0xab; 8]));
+    write(&mut s, GENID + 0x10, 1, 1);
+    write(&mut s, CLAIM, 4, u64::from(GENID_IRQ));
+    assert_eq!(s.irq_sink().0, [(VM, true), (VM, false)]);
+}
+
+#[test]
+fn an_unacknowledged_change_interrupts_again_after_completion() {
+    let mut s = guest_with_plic();
+    ok(
+        &mut s,
+        Request::SetGenerationId {
+            vm: VM,
+            id: [1; 16],
+        },
+    );
+    assert_eq!(read(&mut s, CLAIM, 4), u64::from(GENID_IRQ));
+    write(&mut s, CLAIM, 4, u64::from(GENID_IRQ));
+    assert_eq!(s.irq_sink().0, [(VM, true), (VM, false), (VM, true)]);
+}
+
+#[test]
+fn a_disabled_source_or_no_change_does_not_interrupt() {
+    let mut s = guest_with_plic();
+    let id = [7; 16];
+    ok(&mut s, Request::SetGenerationId { vm: VM, id });
+    write(&mut s, GENID + 0x10, 1, 1);
+    let before = s.irq_sink().0.len();
+    // The same ID again: no change, no interrupt.
+    ok(&mut s, Request::SetGenerationId { vm: VM, id });
+    assert_eq!(s.irq_sink().0.len(), before);
+    // Disabled at the PLIC: a change stays pending but is not delivered.
+    write(&mut s, PLIC + 0x2000, 4, 0);
+    ok(
+        &mut s,
+        Request::SetGenerationId {
+            vm: VM,
+            id: [8; 16],
+        },
+    );
+    assert_eq!(s.irq_sink().0.len(), before);
+    assert_eq!(read(&mut s, PLIC + 0x1000, 4), 1 << GENID_IRQ, "pending");
+}
+
+#[test]
+fn removing_the_vm_lowers_a_raised_external_interrupt() {
+    let mut s = guest_with_plic();
+    ok(
+        &mut s,
+        Request::SetGenerationId {
+            vm: VM,
+            id: [2; 16],
+        },
+    );
+    ok(&mut s, Request::RemoveVm { vm: VM });
+    assert_eq!(s.irq_sink().0, [(VM, true), (VM, false)]);
+}
+
+#[test]
+fn without_a_plic_no_external_interrupt_is_reported() {
+    let mut s = guest_with_plic();
+    let (vm, space) = (VM, Space::Mmio);
+    ok(
+        &mut s,
+        Request::Detach {
+            vm,
+            space,
+            base: PLIC,
+        },
+    );
+    ok(
+        &mut s,
+        Request::SetGenerationId {
+            vm: VM,
+            id: [3; 16],
+        },
+    );
+    assert!(s.irq_sink().0.is_empty());
+}
