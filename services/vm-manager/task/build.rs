@@ -8,10 +8,7 @@ use std::path::PathBuf;
 use vm_manager::scenario_file;
 
 fn main() {
-    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
-    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
-    println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=MICA_SCENARIO_FILE");
     let file = std::env::var_os("MICA_SCENARIO_FILE")
         .map(PathBuf::from)
@@ -30,17 +27,5 @@ fn main() {
     );
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default()).join("scenario.rs");
     std::fs::write(&out, source).unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
-    if arch == "riscv64" && os == "none" {
-        let script = dir.join("../../../user/rt/link.ld");
-        println!("cargo:rerun-if-changed={}", script.display());
-        println!("cargo:rustc-link-arg-bins=-T{}", script.display());
-    }
-    if arch == "x86_64" && os == "none" {
-        let script = dir.join("../../../user/rt/link.ld");
-        println!("cargo:rerun-if-changed={}", script.display());
-        println!("cargo:rustc-link-arg-bins=-T{}", script.display());
-        // Linked where it runs (ipc::syscall::IMAGE_BASE), no relocator.
-        println!("cargo:rustc-link-arg-bins=--defsym=MICA_IMAGE_BASE=0x8000010000");
-        println!("cargo:rustc-link-arg-bins=--no-pie");
-    }
+    mica_task_build::link_task();
 }
