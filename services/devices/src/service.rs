@@ -96,6 +96,16 @@ struct VmDevices {
 }
 
 impl VmDevices {
+    /// The VM's PLIC model, if one is attached.
+    fn plic_mut(&mut self) -> Option<&mut crate::plic::Plic> {
+        self.buses
+            .devices_mut()
+            .find_map(|device| match &mut device.model {
+                DeviceModel::Plic(plic) => Some(plic),
+                _ => None,
+            })
+    }
+
     /// Moves backlogged input into the console UART as far as it has room.
     fn feed_console_uart(&mut self) {
         if self.input_backlog.is_empty() {
@@ -209,7 +219,7 @@ where
                 found = true;
             }
         }
-        self.report_irq_changes(vm);
+        self.report_irq_changes(vm, true);
         if found { Ok(()) } else { Err(Error::NoDevice) }
     }
 
@@ -333,8 +343,12 @@ where
                 irq: device.irq,
                 asserted: false,
             });
+            // Its line goes down with it, in the PLIC too.
+            if let Some(plic) = self.vm_mut(vm)?.plic_mut() {
+                plic.set_line(device.irq, false);
+            }
         }
-        self.report_irq_changes(vm);
+        self.report_irq_changes(vm, true);
         Ok(())
     }
 
@@ -408,10 +422,11 @@ where
         };
         let model = &mut entry.device_mut().model;
         let result = access(model, offset, &mut env).map_err(|_| Error::BadAccess);
+        let plic_touched = matches!(model, DeviceModel::Plic(_));
         if matches!(model, DeviceModel::Uart(_)) {
             slot.feed_console_uart();
         }
-        self.report_irq_changes(vm);
+        self.report_irq_changes(vm, plic_touched);
         result
     }
 
@@ -463,23 +478,28 @@ where
         } else {
             return Err(Error::NoDevice);
         }
-        self.report_irq_changes(vm);
+        self.report_irq_changes(vm, true);
         Ok(())
     }
 
     /// Reports every line of `vm` whose level differs from the last report,
     /// drives the VM's PLIC (if attached) with every line, and reports its
-    /// context 0's external interrupt when that changed.
-    fn report_irq_changes(&mut self, vm: VmId) {
+    /// context 0's external interrupt when that changed. The PLIC's output
+    /// can only change when a line did or the guest touched the PLIC
+    /// (`plic_touched`), so otherwise it is not evaluated: most accesses on
+    /// the I/O path change no line.
+    fn report_irq_changes(&mut self, vm: VmId, plic_touched: bool) {
         let Some(slot) = self.vms.iter_mut().find(|v| v.vm == vm) else {
             return;
         };
         let mut lines: Vec<(u32, bool), { 2 * MAX_DEVICES_PER_BUS }> = Vec::new();
+        let mut changed = plic_touched;
         for device in slot.buses.devices_mut() {
             let level = device.model.irq_level();
             // Two buses of MAX_DEVICES_PER_BUS devices: always room.
             let _ = lines.push((device.irq, level));
             if level != device.reported_level {
+                changed = true;
                 device.reported_level = level;
                 self.irq.irq_event(IrqEvent::SetLevel {
                     vm,
@@ -488,13 +508,10 @@ where
                 });
             }
         }
-        let plic = slot
-            .buses
-            .devices_mut()
-            .find_map(|device| match &mut device.model {
-                DeviceModel::Plic(plic) => Some(plic),
-                _ => None,
-            });
+        if !changed {
+            return;
+        }
+        let plic = slot.plic_mut();
         // Level-triggered inputs: driving a line with its level again
         // changes nothing, so every line is fed each time.
         let external = plic.is_some_and(|plic| {

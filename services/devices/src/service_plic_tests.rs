@@ -199,3 +199,48 @@ fn without_a_plic_no_external_interrupt_is_reported() {
     );
     assert!(s.irq_sink().0.is_empty());
 }
+
+#[test]
+fn detaching_a_device_with_its_line_up_lowers_the_external_interrupt() {
+    let mut s = guest_with_plic();
+    ok(
+        &mut s,
+        Request::SetGenerationId {
+            vm: VM,
+            id: [7; 16],
+        },
+    );
+    assert_eq!(s.irq_sink().0, [(VM, true)]);
+    let (vm, space) = (VM, Space::Mmio);
+    ok(
+        &mut s,
+        Request::Detach {
+            vm,
+            space,
+            base: GENID,
+        },
+    );
+    assert_eq!(
+        s.irq_sink().0,
+        [(VM, true), (VM, false)],
+        "the line left with the device"
+    );
+    assert_eq!(read(&mut s, CLAIM, 4), 0, "nothing left to claim");
+}
+
+#[test]
+fn an_access_that_changes_no_line_leaves_the_external_interrupt_alone() {
+    let mut s = guest_with_plic();
+    ok(
+        &mut s,
+        Request::SetGenerationId {
+            vm: VM,
+            id: [9; 16],
+        },
+    );
+    // Reads of the ID change no line: still raised, nothing reported again.
+    for _ in 0..3 {
+        read(&mut s, GENID, 8);
+    }
+    assert_eq!(s.irq_sink().0, [(VM, true)]);
+}
