@@ -68,7 +68,26 @@ pub const RISCV_GUEST_IMAGE_OFFSET: u64 = 0x20_0000;
 pub const X86_GUEST_RAM_BASE: u64 = 0;
 /// Where an x86 guest's flat image is loaded and entered (1 MiB, clear of
 /// the real-mode area).
+///
+/// x86 guest entry state (SVM): 64-bit long mode at CPL 0 with RFLAGS.IF
+/// clear, RIP = 1 MiB (the image's first byte), RSP = [`X86_GUEST_STACK_TOP`],
+/// RDI = the guest-physical address of the boot-info block (`MICA`, name
+/// length u32, RAM bytes u64, vCPU count u32, name; in the top page of RAM;
+/// 0 without one), other general registers 0. CR3 = [`X86_GUEST_PML4`]:
+/// tables the kernel writes into guest RAM at start (PML4, PDPT and one PD
+/// at 0x1000..0x4000) identity-map the first GiB with 2 MiB writable,
+/// executable pages; CS is a flat 64-bit code segment, the data segments
+/// flat, no GDT or IDT in guest memory (an exception is a triple fault,
+/// which stops the VM). Every port is intercepted (served through the
+/// ioreq slot as `Space::Pio`); HLT sleeps until the next host tick; CPUID
+/// answers the host's leaves without SVM; VMMCALL powers the VM off.
 pub const X86_GUEST_IMAGE_OFFSET: u64 = 0x10_0000;
+/// Where the kernel writes an x86 guest's identity page tables (PML4; the
+/// PDPT and PD follow in the next two pages).
+pub const X86_GUEST_PML4: u64 = 0x1000;
+/// An x86 guest's initial RSP: the stack grows down from 1 MiB, below the
+/// image, toward the page tables.
+pub const X86_GUEST_STACK_TOP: u64 = 0x10_0000;
 /// Where guest RAM starts in every VM of this kernel.
 #[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
 pub const GUEST_RAM_BASE: u64 = RISCV_GUEST_RAM_BASE;

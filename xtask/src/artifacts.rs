@@ -38,6 +38,24 @@ pub fn guest_raw(package: &str) -> Result<PathBuf, String> {
     Ok(raw)
 }
 
+/// Builds the x86 guest `package` for `x86_64-unknown-none` and flattens
+/// it into `<elf>.bin` (linked at 1 MiB; entry at its first byte).
+pub fn x86_guest_raw(package: &str) -> Result<PathBuf, String> {
+    let target = crate::x86::X86_TARGET;
+    run(
+        cargo().args(["build", "--release", "-p", package, "--target", target]),
+        &format!("build guest {package} (x86_64)"),
+    )?;
+    let elf = workspace_root()
+        .join("target")
+        .join(target)
+        .join("release")
+        .join(package);
+    let raw = elf.with_extension("bin");
+    flatten(&elf, &raw)?;
+    Ok(raw)
+}
+
 /// Writes `elf` without symbols and debug information to `out` (a task's
 /// image in the boot image needs only its loadable segments).
 pub fn stripped(elf: &Path, out: &Path) -> Result<PathBuf, String> {

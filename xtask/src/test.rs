@@ -49,8 +49,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     cmd::run(
         cargo()
             .args(["clippy", "-p", "mica-kernel", "--target", x86::X86_TARGET])
+            .args([
+                "-p",
+                "mica-guest-x86-hello",
+                "-p",
+                "mica-guest-x86-misbehave",
+            ])
             .args(["--", "-D", "warnings"]),
-        "clippy (x86_64 kernel)",
+        "clippy (x86_64 kernel and guests)",
     )?;
     let mut counts = counted(cargo().arg("test"), "host unit tests")?;
     install::qemu()?;
@@ -117,13 +123,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     counts.passed += mgmt.passed;
     counts.failed += mgmt.failed;
     let x86_image = x86::build_kernel()?;
-    let x86_boot_image = crate::x86_image::build_boot_image()?;
+    let x86_boot_image = crate::x86_image::build_boot_image("x86-default")?;
+    let x86_misbehave_image = crate::x86_image::build_boot_image("x86-misbehave")?;
     let emulated = counted(
         cargo()
             .args(["test", "-p", "mica-tests", "--test", "x86_64_boot"])
             .args(["--", "--ignored"])
             .env("MICA_KERNEL_X86_64", &x86_image)
-            .env("MICA_BOOT_IMAGE_X86_64", &x86_boot_image),
+            .env("MICA_BOOT_IMAGE_X86_64", &x86_boot_image)
+            .env("MICA_BOOT_IMAGE_X86_64_MISBEHAVE", &x86_misbehave_image),
         "QEMU tests (x86_64)",
     )?;
     counts.passed += emulated.passed;

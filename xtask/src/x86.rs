@@ -54,15 +54,19 @@ pub fn take_arch(args: &[String]) -> Result<(Arch, Vec<String>), String> {
 
 /// `xtask qemu --arch x86_64`: builds and boots Mica on QEMU under SVM.
 pub fn run(args: &[String]) -> Result<(), String> {
-    if let Some(arg) = args.first() {
-        return Err(format!(
-            "`xtask qemu --arch x86_64` does not know the option `{arg}` yet"
-        ));
-    }
+    let scenario = match args {
+        [] => crate::x86_image::DEFAULT_SCENARIO,
+        [flag, name] if flag == "--scenario" => name.as_str(),
+        [arg, ..] => {
+            return Err(format!(
+                "`xtask qemu --arch x86_64` knows only `--scenario NAME`, not `{arg}`"
+            ));
+        }
+    };
     install::rust_targets()?;
     install::qemu()?;
     let image = build_kernel()?;
-    let boot_image = crate::x86_image::build_boot_image()?;
+    let boot_image = crate::x86_image::build_boot_image(scenario)?;
     let mut qemu = qemu_command(&image, SVM_CPU);
     qemu.arg("-initrd").arg(&boot_image);
     println!(

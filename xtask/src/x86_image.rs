@@ -1,8 +1,8 @@
 //! The x86_64 boot image: the service tasks built for `x86_64-unknown-none`
 //! (ring 3 under the x86 kernel), packed with the same manifest as on
 //! RISC-V and handed to QEMU's Multiboot loader with `-initrd` (it becomes
-//! the first Multiboot module). No x86 guest images yet: the vm-manager's
-//! VM calls are refused on x86 until SVM vCPUs come from them.
+//! the first Multiboot module), with the x86 test guests (`x86-hello`,
+//! `x86-misbehave`) the scenario's VMs boot.
 
 use std::path::PathBuf;
 
@@ -37,19 +37,45 @@ fn service(
     }
 }
 
-/// Builds the x86 service tasks and packs `target/mica/x86_64/boot.img`.
-pub fn build_boot_image() -> Result<PathBuf, String> {
+/// The scenario `cargo xtask qemu --arch x86_64` boots by default.
+pub const DEFAULT_SCENARIO: &str = "x86-default";
+
+fn guest(name: &str, path: PathBuf) -> Part {
+    Part {
+        name: name.into(),
+        kind: EntryKind::Guest,
+        priority: 0,
+        serves: None,
+        may_call: &[],
+        rights: KernelRights::default(),
+        path,
+    }
+}
+
+/// Builds the x86 service tasks (the vm-manager with
+/// `configs/<scenario>.toml` compiled in) and the x86 guests, and packs
+/// `target/mica/x86_64/<scenario>/boot.img`.
+pub fn build_boot_image(scenario: &str) -> Result<PathBuf, String> {
     let mut tasks = cargo();
     tasks.args(["build", "--release", "--target", X86_TARGET]);
     for package in ["mica-init", "mica-ioreq", "mica-devices", "mica-vm-manager"] {
         tasks.args(["-p", package]);
     }
-    let scenario = workspace_root().join("configs").join("default.toml");
+    let file = workspace_root()
+        .join("configs")
+        .join(format!("{scenario}.toml"));
+    if !file.is_file() {
+        return Err(format!("no scenario `{scenario}` ({})", file.display()));
+    }
     run(
-        tasks.env("MICA_SCENARIO_FILE", &scenario),
+        tasks.env("MICA_SCENARIO_FILE", &file),
         "build the service tasks (x86_64)",
     )?;
-    let dir = workspace_root().join("target").join("mica").join("x86_64");
+    let dir = workspace_root()
+        .join("target")
+        .join("mica")
+        .join("x86_64")
+        .join(scenario);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let elf = |package: &str| {
         workspace_root()
@@ -91,6 +117,14 @@ pub fn build_boot_image() -> Result<PathBuf, String> {
             Some(VM_MANAGER),
             &[IOREQ, DEVICES],
             KernelRights::VM_CONTROL,
+        ),
+        guest(
+            "x86-hello",
+            artifacts::x86_guest_raw("mica-guest-x86-hello")?,
+        ),
+        guest(
+            "x86-misbehave",
+            artifacts::x86_guest_raw("mica-guest-x86-misbehave")?,
         ),
     ];
     let out = dir.join("boot.img");

@@ -14,9 +14,8 @@
 //!   `timer_now()`, `timer_set_deadline(t)`, `wait_for_interrupt()`
 //! - `PAGING`, `enable_kernel_paging(frames, image, ram)` (page-table
 //!   activation)
-//! - `guest_self_test() -> Result<(), &str>`: a backend check that runs
-//!   before any task (x86_64: the SVM world switch with two tiny guests;
-//!   nothing on RISC-V, whose guests run under the vm-manager)
+//! - `GuestVm`, `RunOutcome`: a VM's arch state and how a run of its vCPU
+//!   ended (RISC-V: H extension; x86_64: SVM), driven by the VM calls
 //!
 //! - user tasks (RISC-V so far): `AddressSpace` (`activate`, `read_user`),
 //!   `load_task(frames, kernel_root, elf, asid)`, `copy_message(from, to,
@@ -37,12 +36,6 @@ mod riscv64_firmware;
 pub use riscv64_firmware::{
     Firmware, PAGING, check_virtualization, firmware_init, read_firmware, timer_source, timer_start,
 };
-
-/// RISC-V has no boot-time guest self-test: its guests run as tasks.
-#[cfg(all(target_arch = "riscv64", target_os = "none"))]
-pub fn guest_self_test() -> Result<(), &'static str> {
-    Ok(())
-}
 
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub use x86_64::hal::*;

@@ -203,15 +203,18 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
         self.kernel.vm_set_dtb(vm, &dtb[..len])
     }
 
+    /// Whether the board has a vmgenid device (the x86 board has none).
+    fn board_has_genid(&self) -> bool {
+        self.board
+            .devices()
+            .iter()
+            .any(|d| d.kind == devices::DeviceKind::VmGenId)
+    }
+
     /// Writes `id` into `vm`'s generation-ID page, on a board whose guests
     /// read it from RAM (the RISC-V board's vmgenid device).
     fn write_genid(&mut self, vm: VmId, id: GenerationId) -> Result<(), Error> {
-        let reads_ram = self
-            .board
-            .devices()
-            .iter()
-            .any(|d| d.kind == devices::DeviceKind::VmGenId);
-        if !reads_ram || id == GenerationId::NONE || !self.record(vm)?.in_kernel {
+        if !self.board_has_genid() || id == GenerationId::NONE || !self.record(vm)?.in_kernel {
             return Ok(());
         }
         self.kernel.vm_write_genid(vm, id.to_le_bytes())
@@ -335,8 +338,13 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
 
     /// The ID goes into guest RAM first, then to the vmgenid device, whose
     /// interrupt tells a running guest to read it again. If the device
-    /// refuses, the old ID is written back: nothing changed.
+    /// refuses, the old ID is written back: nothing changed. On a board
+    /// without the device the ID is only recorded.
     fn set_generation_id(&mut self, vm: VmId, id: GenerationId) -> Result<(), Error> {
+        if !self.board_has_genid() {
+            self.record(vm)?.generation_id = id;
+            return Ok(());
+        }
         let old = self.record(vm)?.generation_id;
         self.write_genid(vm, id)?;
         let told = devices_ok(self.links.devices(&devices::Request::SetGenerationId {

@@ -1,13 +1,25 @@
-//! VMs from the VM system calls on x86_64: not wired to SVM yet. Every
-//! `vm_create` is refused (the vm-manager reports `vmN not started`), so
-//! the generic VM calls and the run loop see the same `GuestVm` names as
-//! on RISC-V. The SVM world switch itself is proven by the boot self-test.
+//! A guest VM on x86_64 (SVM): one vCPU with its VMCB, RAM from
+//! guest-physical 0 behind nested page tables under an ASID of its own, and
+//! the run loop that enters the guest and turns each exit into a port
+//! access through the ioreq slot, a CPUID answer, a sleep, a power-off, a
+//! return to the host scheduler or a stopped VM. The VM's memory over its
+//! life (create, load, start, reset, destroy) is in `guest_mem`.
+//!
+//! The guest's FS/GS bases, TR, LDTR and syscall MSRs are the host's while
+//! it runs (no VMLOAD/VMSAVE): the test guests use none of them.
 
+extern crate alloc;
+
+use alloc::vec::Vec;
+
+use ioreq::slot;
 use ipc::Error;
 
-use crate::frame::FrameAllocator;
-use crate::vm::ioreq_path::IoreqDispatch;
-use crate::vm::{Vm, VmName, VmState};
+use super::svm::Vcpu;
+use super::svm_exit::{self, code, io_next_rip, rax_after_in};
+use crate::vm::exit::{GuestExit, PioExit};
+use crate::vm::ioreq_path::{self, IoreqDispatch, VcpuRun};
+use crate::vm::{GuestAccess, StopReason, Vm, VmState};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,70 +30,198 @@ pub enum RunOutcome {
     BlockedOnIo,
     /// The VM left the running state.
     Left(VmState),
-    /// The guest waits for its timer, due at this time.
+    /// The guest halted: it sleeps until this time (the next tick).
     Sleeping(u64),
 }
 
-/// A VM's arch state (none can be made yet).
+/// A port access waiting in the ioreq slot.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PendingIo {
+    /// The access.
+    pub(super) pio: PioExit,
+    /// Where the guest goes on once it is complete.
+    pub(super) next_rip: u64,
+}
+
+/// A VM with its memory and one vCPU.
 pub struct GuestVm {
     /// The generic VM object.
     pub vm: Vm,
+    pub(super) vcpu: Vcpu,
+    pub(super) run: VcpuRun,
+    pub(super) pending: Option<PendingIo>,
+    /// The ASID of its nested translations (non-zero).
+    pub(super) asid: u32,
+    /// Nested table frames below the root.
+    pub(super) tables: Vec<u64>,
+    /// First frame of guest RAM (contiguous).
+    pub(super) ram: u64,
+    /// The frame holding the ioreq page (shared with the ioreq task).
+    pub(super) ioreq_frame: u64,
+    /// Where the boot-info block lies, once set.
+    pub(super) boot_info_gpa: u64,
 }
 
 impl GuestVm {
-    /// Refused: SVM vCPUs from the VM calls come next.
-    pub fn create<const W: usize>(
-        _frames: &mut FrameAllocator<W>,
-        _name: VmName,
-        _ram_bytes: u64,
-    ) -> Result<Self, Error> {
-        Err(Error::KernelRefused)
-    }
-
-    /// The physical frame of the ioreq page (none yet).
-    pub fn ioreq_frame(&self) -> u64 {
-        0
-    }
-
-    /// Copies a guest image into RAM.
-    pub fn load_image(&mut self, _image: &[u8]) -> Result<(), Error> {
-        Err(Error::KernelRefused)
-    }
-
-    /// Copies the boot description into RAM.
-    pub fn set_dtb(&mut self, _dtb: &[u8]) -> Result<u64, Error> {
-        Err(Error::KernelRefused)
-    }
-
-    /// Puts vCPU 0 at its entry.
-    pub fn start(&mut self) {}
-
-    /// Stops the vCPU and zeroes RAM.
-    pub fn reset(&mut self) {}
-
-    /// Completes the vCPU's device access.
-    pub fn resume_io(&mut self) -> Result<(), Error> {
-        Err(Error::BadSlotState)
-    }
-
-    /// Returns every frame of the VM.
-    pub fn destroy<const W: usize>(self, _frames: &mut FrameAllocator<W>) {}
-
-    /// Raises or lowers the guest's external interrupt (nothing on x86 yet).
-    pub fn set_external_irq(&mut self, _raised: bool) {}
-
-    /// Writes the VM generation ID into guest RAM.
-    pub fn write_genid(&mut self, _id: [u8; 16]) -> Result<u64, Error> {
-        Err(Error::KernelRefused)
-    }
-
-    /// Copies `src`'s RAM over this VM's.
-    pub fn clone_ram_from(&mut self, _src: &GuestVm) -> Result<(), Error> {
-        Err(Error::KernelRefused)
-    }
-
     /// Runs the vCPU until the host must decide something.
-    pub fn run(&mut self, _dispatch: &mut dyn IoreqDispatch) -> RunOutcome {
+    pub fn run(&mut self, dispatch: &mut dyn IoreqDispatch) -> RunOutcome {
+        loop {
+            if self.vm.state() != VmState::Running {
+                return RunOutcome::Left(self.vm.state());
+            }
+            if self.run != VcpuRun::Runnable {
+                return RunOutcome::BlockedOnIo;
+            }
+            let raw = self.vcpu.run();
+            let rip = self.vcpu.rip();
+            let exit = svm_exit::decode(raw.code, raw.info1, raw.info2, self.vcpu.rax());
+            let skip = |len| rip + svm_exit::fixed_instruction_len(len).unwrap_or(0);
+            match exit {
+                GuestExit::Pio(pio) => {
+                    let Some(next_rip) = io_next_rip(rip, raw.info2) else {
+                        return self.stop(StopReason::UnhandledException {
+                            code: raw.code,
+                            value: raw.info1,
+                        });
+                    };
+                    if let Some(outcome) = self.port_access(pio, next_rip, dispatch) {
+                        return outcome;
+                    }
+                }
+                GuestExit::Cpuid => {
+                    self.cpuid();
+                    self.vcpu.set_rip(skip(code::CPUID));
+                }
+                GuestExit::Hypercall => {
+                    self.vcpu.set_rip(skip(code::VMMCALL));
+                    self.vm.leave(VmState::PoweredOff);
+                    self.run = VcpuRun::Stopped;
+                    return RunOutcome::Left(VmState::PoweredOff);
+                }
+                GuestExit::Halt => {
+                    self.vcpu.set_rip(skip(code::HLT));
+                    return RunOutcome::Sleeping(super::timer::timer_now().saturating_add(1));
+                }
+                GuestExit::HostInterrupt => {
+                    // SAFETY: opens the interrupt window for the host
+                    // interrupt that ended the guest's slice (GIF is set
+                    // again), then closes it; the kernel's vector takes it.
+                    unsafe { core::arch::asm!("sti", "nop", "cli", options(nomem, nostack)) };
+                    return RunOutcome::Preempted;
+                }
+                GuestExit::GuestPageFault { access, gpa } => {
+                    // No x86 instruction decoder yet: a device window's
+                    // access stops the VM like a wild one, named as such.
+                    if access != GuestAccess::Fetch && crate::vm::is_mmio(gpa) {
+                        return self.stop(StopReason::UndecodableMmio { gpa, insn: 0 });
+                    }
+                    return self.stop(StopReason::GuestPageFault { access, gpa });
+                }
+                GuestExit::Shutdown | GuestExit::Unhandled { .. } => {
+                    return self.stop(StopReason::UnhandledException {
+                        code: raw.code,
+                        value: raw.info1,
+                    });
+                }
+            }
+        }
+    }
+
+    fn stop(&mut self, reason: StopReason) -> RunOutcome {
+        self.vm.leave(VmState::Stopped(reason));
+        self.run = VcpuRun::Stopped;
         RunOutcome::Left(self.vm.state())
     }
+
+    /// Puts a port access into the vCPU's ioreq slot (PENDING) and blocks
+    /// the vCPU; `None` when it completed at once and the guest goes on.
+    fn port_access(
+        &mut self,
+        pio: PioExit,
+        next_rip: u64,
+        dispatch: &mut dyn IoreqDispatch,
+    ) -> Option<RunOutcome> {
+        let request = pio.request(0);
+        if slot::fill(self.page(), &request).is_err() {
+            return Some(self.stop(StopReason::BadIoCompletion));
+        }
+        self.pending = Some(PendingIo { pio, next_rip });
+        self.run = VcpuRun::BlockedOnIo;
+        if dispatch.pending(self.page(), 0).is_err() {
+            return Some(self.stop(StopReason::BadIoCompletion));
+        }
+        match self.complete_io() {
+            Ok(true) => None,
+            Ok(false) => Some(RunOutcome::BlockedOnIo),
+            Err(reason) => Some(self.stop(reason)),
+        }
+    }
+
+    /// Finishes the vCPU's port access if its slot is COMPLETE: an IN's
+    /// value goes into AL/AX/EAX, RIP steps past the instruction and the
+    /// vCPU is runnable (`Ok(true)`); `Ok(false)` while it is not done.
+    fn complete_io(&mut self) -> Result<bool, StopReason> {
+        let Some(pending) = self.pending else {
+            return Ok(false);
+        };
+        let value = match ioreq_path::collect(self.page(), 0) {
+            Ok(Some(value)) => value,
+            Ok(None) => return Ok(false),
+            Err(_) => return Err(StopReason::BadIoCompletion),
+        };
+        if pending.pio.write.is_none() {
+            let rax = rax_after_in(self.vcpu.rax(), pending.pio.size, value);
+            self.vcpu.set_rax(rax);
+        }
+        self.vcpu.set_rip(pending.next_rip);
+        self.pending = None;
+        self.run = self.run.resume().map_err(|_| StopReason::BadIoCompletion)?;
+        Ok(true)
+    }
+
+    /// Takes the COMPLETE request of the vCPU's slot, hands an IN's value
+    /// to the guest and lets it run; `Error::BadSlotState` if the slot is
+    /// not COMPLETE or does not validate.
+    pub fn resume_io(&mut self) -> Result<(), Error> {
+        if self.pending.is_none() {
+            return Err(Error::BadSlotState);
+        }
+        match ioreq_path::peek_complete(self.page(), 0) {
+            Ok(true) => {}
+            _ => return Err(Error::BadSlotState),
+        }
+        match self.complete_io() {
+            Ok(true) => Ok(()),
+            _ => Err(Error::BadSlotState),
+        }
+    }
+
+    /// Answers CPUID with the host's values for the leaf in EAX/ECX, minus
+    /// SVM (the guest cannot nest) and with the hypervisor bit set.
+    fn cpuid(&mut self) {
+        let leaf = self.vcpu.rax() as u32;
+        let sub = self.vcpu.gprs.regs[1] as u32;
+        let mut r = core::arch::x86_64::__cpuid_count(leaf, sub);
+        match leaf {
+            1 => r.ecx |= 1 << 31,
+            0x8000_0001 => r.ecx &= !(1 << 2),
+            0x8000_000a => {
+                r = core::arch::x86_64::CpuidResult {
+                    eax: 0,
+                    ebx: 0,
+                    ecx: 0,
+                    edx: 0,
+                }
+            }
+            _ => {}
+        }
+        self.vcpu.set_rax(r.eax.into());
+        self.vcpu.gprs.regs[0] = r.ebx.into();
+        self.vcpu.gprs.regs[1] = r.ecx.into();
+        self.vcpu.gprs.regs[2] = r.edx.into();
+    }
+
+    /// Raises or lowers the guest's external interrupt (nothing on x86 yet:
+    /// the guests run with interrupts off).
+    pub fn set_external_irq(&mut self, _raised: bool) {}
 }

@@ -3,7 +3,8 @@
 //! between SVM and VMX, the GDT/TSS and IDT (`gdt`, `idt`, reports in
 //! `fault`), the LAPIC timer, kernel page tables (`pt4`, `paging`), ring-3
 //! tasks (`usermode`: the `syscall` entry and `iretq`; `uspace`: their page
-//! tables) and the SVM world switch. Pure pieces (`virt`, `pt4`, `fault`, `testhook`,
+//! tables), the SVM world switch and the VMs the VM calls make over it
+//! (`guest`, `guest_mem`). Pure pieces (`virt`, `pt4`, `fault`, `testhook`,
 //! `svm_exit`) are host-tested; the rest exists only on bare metal.
 #![allow(
     clippy::cast_possible_truncation,
@@ -25,6 +26,8 @@ mod gdt;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod guest;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod guest_mem;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod idt;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod lapic;
@@ -36,8 +39,6 @@ mod paging;
 mod port;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod poweroff;
-#[cfg(all(target_arch = "x86_64", target_os = "none"))]
-mod selftest;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod serial;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
@@ -57,7 +58,6 @@ pub mod hal {
     pub use super::layout::{KernelImage, kernel_image};
     pub use super::paging::{PAGING, enable_kernel_paging};
     pub use super::poweroff::shutdown;
-    pub use super::selftest::guest_self_test;
     pub use super::serial::{console_read, console_write};
     pub use super::timer::{
         timer_now, timer_set_deadline, timer_source, timer_start, trap_init, wait_for_interrupt,

@@ -193,6 +193,20 @@ pub const DATA32: Segment = Segment {
     limit: 0xffff_ffff,
 };
 
+/// Flat 64-bit code, ring 0 (L set, D clear).
+pub const CODE64: Segment = Segment {
+    selector: 0x08,
+    attributes: 0xa9b,
+    limit: 0xffff_ffff,
+};
+
+/// Guest EFER for long mode: LME, LMA and SVME (VMRUN requires it).
+const EFER_LONG: u64 = 1 << 8 | 1 << 10 | EFER_SVME;
+/// Guest CR0 for long mode: PE, ET, NE, WP, PG.
+const CR0_LONG: u64 = 1 | 1 << 4 | 1 << 5 | 1 << 16 | 1 << 31;
+/// Guest CR4 for long mode: PAE.
+const CR4_PAE: u64 = 1 << 5;
+
 /// One vCPU's VMCB (a zeroed frame) and general registers.
 pub struct Vcpu {
     vmcb: u64,
@@ -271,6 +285,24 @@ impl Vcpu {
         self.write64(save::RSP, rsp);
     }
 
+    /// Sets flat 64-bit long mode (CPL 0, paging through the guest's own
+    /// tables at guest-physical `cr3`) at `rip` with `rsp`, RFLAGS.IF clear.
+    pub fn set_long_mode(&self, rip: u64, rsp: u64, cr3: u64) {
+        self.set_protected_mode(rip, rsp);
+        self.segment(save::CS, CODE64);
+        self.write64(save::EFER, EFER_LONG);
+        self.write64(save::CR0, CR0_LONG);
+        self.write64(save::CR3, cr3);
+        self.write64(save::CR4, CR4_PAE);
+        self.write64(save::RAX, 0);
+    }
+
+    /// Asks VMRUN to flush this vCPU's ASID on the next entry (a fresh
+    /// guest, or an ASID another VM used before).
+    pub fn flush_asid_on_entry(&self) {
+        self.write8(ctl::TLB_CONTROL, 1);
+    }
+
     fn segment(&self, at: usize, s: Segment) {
         self.write16(at, s.selector);
         self.write16(at + 2, s.attributes);
@@ -287,6 +319,7 @@ impl Vcpu {
         // host's callee-saved registers and VMRUN/#VMEXIT the rest; the
         // host runs on with interrupts off and GIF set again.
         unsafe { mica_svm_run(self.vmcb, &raw mut self.gprs) };
+        self.write8(ctl::TLB_CONTROL, 0);
         RawExit {
             code: self.read64(ctl::EXIT_CODE),
             info1: self.read64(ctl::EXIT_INFO1),

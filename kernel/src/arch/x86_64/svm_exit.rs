@@ -110,9 +110,63 @@ pub fn fixed_instruction_len(exit_code: u64) -> Option<u64> {
     }
 }
 
+/// Bytes of a port access's value.
+fn size_mask(size: u8) -> u64 {
+    match size {
+        1 => 0xff,
+        2 => 0xffff,
+        _ => 0xffff_ffff,
+    }
+}
+
+/// The RAX a guest sees after `in` of `size` bytes read `value`: AL and AX
+/// keep the upper bits, EAX is zero-extended (as every 32-bit write).
+pub fn rax_after_in(rax: u64, size: u8, value: u64) -> u64 {
+    let mask = size_mask(size);
+    if size == 4 {
+        value & mask
+    } else {
+        (rax & !mask) | (value & mask)
+    }
+}
+
+/// The instruction after an `in`/`out` at `rip`: EXITINFO2 of an IOIO exit
+/// holds it (the APM's "next sequential RIP", written without the nRIP
+/// feature); an IN/OUT is 1 to 3 bytes (with a size prefix), so anything
+/// else is refused.
+pub fn io_next_rip(rip: u64, info2: u64) -> Option<u64> {
+    let len = info2.checked_sub(rip)?;
+    (1..=3).contains(&len).then_some(info2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_results_land_like_the_cpu_puts_them() {
+        assert_eq!(
+            rax_after_in(0x1122_3344_5566_7788, 1, 0x60),
+            0x1122_3344_5566_7760
+        );
+        assert_eq!(
+            rax_after_in(0x1122_3344_5566_7788, 2, 0xabcd),
+            0x1122_3344_5566_abcd
+        );
+        assert_eq!(
+            rax_after_in(0x1122_3344_5566_7788, 4, 0xdead_beef),
+            0xdead_beef
+        );
+    }
+
+    #[test]
+    fn the_next_rip_must_be_one_to_three_bytes_on() {
+        assert_eq!(io_next_rip(0x10_0000, 0x10_0001), Some(0x10_0001));
+        assert_eq!(io_next_rip(0x10_0000, 0x10_0003), Some(0x10_0003));
+        assert_eq!(io_next_rip(0x10_0000, 0x10_0000), None);
+        assert_eq!(io_next_rip(0x10_0000, 0x0f_ffff), None);
+        assert_eq!(io_next_rip(0x10_0000, 0x10_0010), None);
+    }
 
     #[test]
     fn out_to_the_uart_carries_its_byte() {

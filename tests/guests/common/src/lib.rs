@@ -3,10 +3,12 @@
 //! and a bounded walk over the device tree the guest is handed.
 //!
 //! A guest binary calls [`entry!`] with a `fn(hart: usize, dtb: usize) -> !`.
-//! The entry code builds for `riscv64` only; [`fdt`] also builds on the host
-//! so its bounds checks are unit-tested there.
+//! The entry code builds for `riscv64` and (module `x86`, 1 MiB flat
+//! images) bare-metal `x86_64`; [`fdt`] and [`boot_info`] also build on the
+//! host so their bounds checks are unit-tested there.
 #![no_std]
 
+pub mod boot_info;
 pub mod fdt;
 
 #[cfg(target_arch = "riscv64")]
@@ -15,6 +17,8 @@ mod entry;
 pub mod time;
 #[cfg(target_arch = "riscv64")]
 pub mod uart;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+pub mod x86;
 
 /// Where the QEMU-virt-like board (Mica's and QEMU's) puts guest RAM.
 pub const RAM_BASE: usize = 0x8000_0000;

@@ -1,0 +1,351 @@
+//! An x86 VM's memory over its life: RAM, nested page tables, a VMCB, an
+//! ASID and the ioreq page at create (SVM is switched on with the first
+//! VM); the image and the boot-info block copied in; the long-mode entry
+//! state at start (identity tables the kernel writes at low guest
+//! addresses, see `ipc::syscall::X86_GUEST_PML4`); zeroed RAM at reset and
+//! every frame back to the allocator at destroy.
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use ioreq::page::IoreqPage;
+use ipc::Error;
+use ipc::syscall::{
+    GUEST_GENID_FROM_END, GUEST_IMAGE_OFFSET, GUEST_RAM_BASE, IPC_BUFFER_SIZE, X86_GUEST_PML4,
+    X86_GUEST_STACK_TOP,
+};
+
+use super::guest::GuestVm;
+use super::pt4::{self, Flags, PAGE_SIZE, TableMemory};
+use super::svm::{self, IOPM_BYTES, MSRPM_BYTES, Vcpu};
+use super::virt::{self, Backend};
+use crate::frame::FrameAllocator;
+use crate::vm::ioreq_path::VcpuRun;
+use crate::vm::{Vm, VmName};
+
+/// Bytes at the top of RAM kept for the boot-info block.
+const BOOT_INFO_BYTES: u64 = IPC_BUFFER_SIZE as u64;
+/// The guest's identity map: 1 GiB of 2 MiB pages (present, writable,
+/// large), so an access anywhere below 1 GiB reaches the nested tables.
+const IDENTITY_BYTES: u64 = 1 << 30;
+const LARGE: u64 = 2 << 20;
+const PRESENT_WRITABLE: u64 = 0b11;
+const PAGE_SIZE_BIT: u64 = 1 << 7;
+
+/// The SVM frames every VM shares, set up with the first VM: the host save
+/// area (0 until then), the I/O permission map (every port intercepted)
+/// and the MSR permission map (every MSR intercepted).
+static HOST_SAVE: AtomicU64 = AtomicU64::new(0);
+static IOPM: AtomicU64 = AtomicU64::new(0);
+static MSRPM: AtomicU64 = AtomicU64::new(0);
+/// ASIDs in use, one bit each (bit 0, ASID 0, is the host's).
+static ASIDS: AtomicU64 = AtomicU64::new(1);
+
+fn fill(addr: u64, bytes: u64, value: u8) {
+    // SAFETY: callers pass frames this module owns (a VM's RAM, tables,
+    // VMCB, ioreq page, the shared SVM maps): identity-mapped kernel RAM
+    // nothing else uses.
+    unsafe { core::ptr::write_bytes(addr as *mut u8, value, bytes as usize) };
+}
+
+fn alloc_filled<const W: usize>(
+    frames: &mut FrameAllocator<W>,
+    count: usize,
+    value: u8,
+) -> Result<u64, Error> {
+    let start = frames
+        .alloc_contiguous(count, 1)
+        .map_err(|_| Error::OutOfMemory)?;
+    fill(start, count as u64 * PAGE_SIZE, value);
+    Ok(start)
+}
+
+/// Turns SVM on once (a refusal on a CPU without it).
+fn svm_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<(u64, u64), Error> {
+    if HOST_SAVE.load(Ordering::Relaxed) == 0 {
+        if virt::probe() != Some(Backend::Svm) {
+            return Err(Error::KernelRefused);
+        }
+        let host_save = alloc_filled(frames, 1, 0)?;
+        let iopm = alloc_filled(frames, (IOPM_BYTES / PAGE_SIZE) as usize, 0xff)?;
+        let msrpm = alloc_filled(frames, (MSRPM_BYTES / PAGE_SIZE) as usize, 0xff)?;
+        svm::enable(host_save);
+        IOPM.store(iopm, Ordering::Relaxed);
+        MSRPM.store(msrpm, Ordering::Relaxed);
+        HOST_SAVE.store(host_save, Ordering::Relaxed);
+    }
+    Ok((IOPM.load(Ordering::Relaxed), MSRPM.load(Ordering::Relaxed)))
+}
+
+/// The lowest free ASID (1..64).
+fn alloc_asid() -> Result<u32, Error> {
+    let used = ASIDS.load(Ordering::Relaxed);
+    let free = (!used).trailing_zeros();
+    if free >= 64 {
+        return Err(Error::OutOfMemory);
+    }
+    ASIDS.store(used | 1 << free, Ordering::Relaxed);
+    Ok(free)
+}
+
+fn free_asid(asid: u32) {
+    if (1..64).contains(&asid) {
+        ASIDS.fetch_and(!(1u64 << asid), Ordering::Relaxed);
+    }
+}
+
+/// Nested table pages from the frame allocator, recorded for destroy.
+struct NestedTables<'a, const W: usize> {
+    frames: &'a mut FrameAllocator<W>,
+    record: &'a mut Vec<u64>,
+}
+
+impl<const W: usize> TableMemory for NestedTables<'_, W> {
+    fn alloc_table(&mut self) -> Option<u64> {
+        let frame = self.frames.alloc().ok()?;
+        fill(frame, PAGE_SIZE, 0);
+        self.record.push(frame);
+        Some(frame)
+    }
+
+    fn entries(&mut self, table: u64) -> &mut [u64; 512] {
+        // SAFETY: `table` is the root or a table frame reached through an
+        // entry this builder wrote: identity-mapped frames the VM owns; the
+        // borrow is tied to `self`.
+        unsafe { &mut *(table as *mut [u64; 512]) }
+    }
+}
+
+fn free_run<const W: usize>(frames: &mut FrameAllocator<W>, start: u64, count: usize) {
+    for i in 0..count as u64 {
+        let _ = frames.free(start + i * PAGE_SIZE);
+    }
+}
+
+impl GuestVm {
+    /// Builds VM `name` with `ram_bytes` (a multiple of 2 MiB, at least
+    /// 2 MiB) of zeroed RAM at guest-physical 0, its nested tables, VMCB,
+    /// ASID and a free ioreq page; its vCPU is stopped until `start`.
+    pub fn create<const W: usize>(
+        frames: &mut FrameAllocator<W>,
+        name: VmName,
+        ram_bytes: u64,
+    ) -> Result<Self, Error> {
+        if ram_bytes < LARGE || !ram_bytes.is_multiple_of(LARGE) || ram_bytes > IDENTITY_BYTES {
+            return Err(Error::InvalidArgument);
+        }
+        let (iopm, msrpm) = svm_ready(frames)?;
+        let asid = alloc_asid()?;
+        let ram_frames = (ram_bytes / PAGE_SIZE) as usize;
+        let Ok(ram) = frames.alloc_contiguous(ram_frames, 512) else {
+            free_asid(asid);
+            return Err(Error::OutOfMemory);
+        };
+        let mut tables = Vec::new();
+        let mut nested = NestedTables {
+            frames: &mut *frames,
+            record: &mut tables,
+        };
+        let built = (|| {
+            let vmcb = nested.alloc_table().ok_or(Error::OutOfMemory)?;
+            let ioreq = nested.alloc_table().ok_or(Error::OutOfMemory)?;
+            let root = nested.alloc_table().ok_or(Error::OutOfMemory)?;
+            pt4::map_range(
+                &mut nested,
+                root,
+                GUEST_RAM_BASE,
+                ram,
+                ram_bytes,
+                Flags::GUEST_RWX,
+            )
+            .map_err(|_| Error::OutOfMemory)?;
+            Ok::<_, Error>((vmcb, ioreq, root))
+        })();
+        let (vmcb, ioreq_frame, npt_root) = match built {
+            Ok(parts) => parts,
+            Err(e) => {
+                free_run(frames, ram, ram_frames);
+                for table in tables {
+                    let _ = frames.free(table);
+                }
+                free_asid(asid);
+                return Err(e);
+            }
+        };
+        let mut vm = GuestVm {
+            vm: Vm::new(name, ram_bytes),
+            vcpu: Vcpu::new(vmcb, iopm, msrpm, npt_root, asid),
+            run: VcpuRun::Stopped,
+            pending: None,
+            asid,
+            tables,
+            ram,
+            ioreq_frame,
+            boot_info_gpa: 0,
+        };
+        fill(ram, ram_bytes, 0);
+        *vm.page() = IoreqPage::new();
+        Ok(vm)
+    }
+
+    /// The VM's ioreq page.
+    pub(super) fn page(&mut self) -> &mut IoreqPage {
+        // SAFETY: `ioreq_frame` is a zeroed 4 KiB frame this VM owns for its
+        // whole life, identity-mapped; `IoreqPage` is 4 KiB of plain
+        // integers, valid for any bytes the ioreq task writes. The kernel
+        // runs on one CPU with interrupts off, so no user write races it.
+        unsafe { &mut *(self.ioreq_frame as *mut IoreqPage) }
+    }
+
+    /// The physical frame of the ioreq page (to map into the ioreq task).
+    pub fn ioreq_frame(&self) -> u64 {
+        self.ioreq_frame
+    }
+
+    fn boot_info_offset(&self) -> u64 {
+        self.vm.ram_bytes.saturating_sub(BOOT_INFO_BYTES)
+    }
+
+    fn genid_offset(&self) -> u64 {
+        self.vm.ram_bytes.saturating_sub(GUEST_GENID_FROM_END)
+    }
+
+    /// Copies `bytes` into RAM at `offset`, if they end at or below the
+    /// generation-ID page.
+    fn copy_in(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
+        let end = offset
+            .checked_add(bytes.len() as u64)
+            .ok_or(Error::OutOfMemory)?;
+        if end > self.genid_offset() {
+            return Err(Error::OutOfMemory);
+        }
+        // SAFETY: `ram + offset .. ram + end` lies inside this VM's RAM
+        // (checked above): identity-mapped frames it owns; the source is a
+        // slice distinct from guest RAM.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (self.ram + offset) as *mut u8,
+                bytes.len(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Copies a flat guest image to `GUEST_IMAGE_OFFSET` (1 MiB).
+    pub fn load_image(&mut self, image: &[u8]) -> Result<(), Error> {
+        self.copy_in(GUEST_IMAGE_OFFSET, image)
+    }
+
+    /// Copies the boot-info block (at most 4 KiB) to the top page of RAM;
+    /// returns its guest-physical address.
+    pub fn set_dtb(&mut self, info: &[u8]) -> Result<u64, Error> {
+        if info.len() as u64 > BOOT_INFO_BYTES {
+            return Err(Error::MessageTooLarge);
+        }
+        let offset = self.boot_info_offset();
+        fill(self.ram + offset, BOOT_INFO_BYTES, 0);
+        // SAFETY: the last page of this VM's RAM (identity-mapped, owned).
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                info.as_ptr(),
+                (self.ram + offset) as *mut u8,
+                info.len(),
+            );
+        }
+        self.boot_info_gpa = GUEST_RAM_BASE + offset;
+        Ok(self.boot_info_gpa)
+    }
+
+    /// Writes the guest's identity tables (PML4, PDPT, one PD of 2 MiB
+    /// pages for the first GiB) at `X86_GUEST_PML4`.
+    fn write_identity_tables(&mut self) {
+        let pml4 = X86_GUEST_PML4;
+        let (pdpt, pd) = (pml4 + PAGE_SIZE, pml4 + 2 * PAGE_SIZE);
+        let mut words = [0u64; 512];
+        words[0] = pdpt | PRESENT_WRITABLE;
+        let _ = self.copy_in(pml4, words_bytes(&words));
+        words[0] = pd | PRESENT_WRITABLE;
+        let _ = self.copy_in(pdpt, words_bytes(&words));
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = (i as u64 * LARGE) | PRESENT_WRITABLE | PAGE_SIZE_BIT;
+        }
+        let _ = self.copy_in(pd, words_bytes(&words));
+    }
+
+    /// Puts vCPU 0 in the entry state: 64-bit long mode, CPL 0, interrupts
+    /// off, identity paging, RIP at the image, RSP at `X86_GUEST_STACK_TOP`,
+    /// RDI = the boot-info block (0 without one); the VM runs again.
+    pub fn start(&mut self) {
+        self.write_identity_tables();
+        let entry = GUEST_RAM_BASE + GUEST_IMAGE_OFFSET;
+        self.vcpu
+            .set_long_mode(entry, X86_GUEST_STACK_TOP, X86_GUEST_PML4);
+        self.vcpu.gprs = svm::GuestGprs::default();
+        self.vcpu.gprs.regs[4] = self.boot_info_gpa;
+        self.vcpu.flush_asid_on_entry();
+        self.run = VcpuRun::Runnable;
+        self.pending = None;
+        *self.page() = IoreqPage::new();
+        self.vm = Vm::new(self.vm.name, self.vm.ram_bytes);
+    }
+
+    /// Stops the vCPU, drops any I/O request, zeroes RAM and forgets the
+    /// boot-info block.
+    pub fn reset(&mut self) {
+        self.run = VcpuRun::Stopped;
+        self.pending = None;
+        *self.page() = IoreqPage::new();
+        fill(self.ram, self.vm.ram_bytes, 0);
+        self.boot_info_gpa = 0;
+    }
+
+    /// Writes the VM generation ID at the start of the generation-ID page;
+    /// returns its guest-physical address.
+    pub fn write_genid(&mut self, id: [u8; 16]) -> Result<u64, Error> {
+        let offset = self.genid_offset();
+        // SAFETY: `offset + 16` lies inside this VM's RAM (at least 2 MiB):
+        // identity-mapped frames it owns.
+        unsafe {
+            core::ptr::copy_nonoverlapping(id.as_ptr(), (self.ram + offset) as *mut u8, id.len());
+        }
+        Ok(GUEST_RAM_BASE + offset)
+    }
+
+    /// Copies all of `src`'s RAM over the start of this VM's;
+    /// `Error::InvalidArgument` (nothing copied) if it is smaller.
+    pub fn clone_ram_from(&mut self, src: &GuestVm) -> Result<(), Error> {
+        if src.vm.ram_bytes > self.vm.ram_bytes {
+            return Err(Error::InvalidArgument);
+        }
+        // SAFETY: both ranges lie inside their VM's RAM (`src`'s size is at
+        // most this VM's): distinct VMs' identity-mapped frames.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                src.ram as *const u8,
+                self.ram as *mut u8,
+                src.vm.ram_bytes as usize,
+            );
+        }
+        Ok(())
+    }
+
+    /// Returns every frame of the VM (RAM, tables, VMCB, ioreq page) and
+    /// its ASID.
+    pub fn destroy<const W: usize>(mut self, frames: &mut FrameAllocator<W>) {
+        free_run(frames, self.ram, (self.vm.ram_bytes / PAGE_SIZE) as usize);
+        for table in self.tables.drain(..) {
+            let _ = frames.free(table);
+        }
+        free_asid(self.asid);
+    }
+}
+
+/// The bytes of a table.
+fn words_bytes(words: &[u64; 512]) -> &[u8] {
+    // SAFETY: 512 u64 are 4096 initialised bytes with no padding; u8 has
+    // no alignment requirement; the borrow follows `words`.
+    unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<u8>(), 4096) }
+}

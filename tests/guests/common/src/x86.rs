@@ -1,0 +1,91 @@
+//! x86 test guests' entry and output: `_start` at 1 MiB (long mode, stack
+//! and paging set by Mica, `rdi` = the boot-info block) zeroes `.bss` and
+//! calls the guest's main with (0, boot info); COM1 output polls LSR.THRE
+//! (0x3fd bit 5) before every THR (0x3f8) write; each access is a port
+//! exit Mica serves through its devices task. `power_off` is VMMCALL.
+
+use core::fmt::{self, Write};
+
+core::arch::global_asm!(
+    r#"
+    .section .text.entry, "ax"
+    .globl _start
+_start:
+    mov     r12, rdi
+    lea     rdi, [rip + __bss_start]
+    lea     rcx, [rip + __bss_end]
+    sub     rcx, rdi
+    xor     eax, eax
+    cld
+    rep     stosb
+    mov     rsi, r12
+    xor     edi, edi
+    and     rsp, -16
+    call    mica_guest_main
+2:
+    hlt
+    jmp     2b
+    "#
+);
+
+const COM1: u16 = 0x3f8;
+const LSR: u16 = COM1 + 5;
+const LSR_THRE: u8 = 1 << 5;
+
+fn inb(port: u16) -> u8 {
+    let value: u8;
+    // SAFETY: a port read; in a Mica guest it exits to the hypervisor.
+    unsafe {
+        core::arch::asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack))
+    };
+    value
+}
+
+fn outb(port: u16, value: u8) {
+    // SAFETY: a port write to the guest's own COM1.
+    unsafe {
+        core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack))
+    };
+}
+
+/// Writes one byte to COM1 once its transmitter holding register is empty.
+pub fn putc(byte: u8) {
+    while inb(LSR) & LSR_THRE == 0 {
+        core::hint::spin_loop();
+    }
+    outb(COM1, byte);
+}
+
+/// COM1 as a `fmt::Write`.
+pub struct Com1;
+
+impl Write for Com1 {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        s.bytes().for_each(putc);
+        Ok(())
+    }
+}
+
+/// The time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC reads a counter; it is not intercepted.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Asks Mica to power the VM off (VMMCALL).
+pub fn power_off() -> ! {
+    // SAFETY: VMMCALL exits to the hypervisor, which powers the VM off.
+    unsafe { core::arch::asm!("vmmcall", options(nomem, nostack)) };
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// `println!` for x86 guests: COM1, `\n` line endings.
+#[macro_export]
+macro_rules! x86_println {
+    ($($arg:tt)*) => {{
+        use core::fmt::Write as _;
+        let _ = writeln!($crate::x86::Com1, $($arg)*);
+    }};
+}
