@@ -188,7 +188,7 @@ fn service_tasks_run_in_ring_3_and_start_svm_guests() {
 
 /// A guest that stores outside its RAM (and outside every device) is
 /// stopped by the nested page fault with the RISC-V report line; the other
-/// guest prints on.
+/// guest prints on. A third guest's VMMCALL powers its VM off.
 #[test]
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
 fn a_guest_storing_outside_its_ram_is_stopped_and_the_other_runs_on() {
@@ -217,5 +217,12 @@ fn a_guest_storing_outside_its_ram_is_stopped_and_the_other_runs_on() {
             .any(|l| l.starts_with("vm1 | ") && !l.contains("misbehave")),
         "vm1 printed after its store: {:?}",
         s.transcript()
+    );
+    let lines = s.transcript();
+    let bye = lines.iter().position(|l| l == "vm2 | poweroff: bye");
+    let off = lines.iter().position(|l| l == "mica: vm2 powered off");
+    assert!(
+        matches!((bye, off), (Some(b), Some(o)) if b < o),
+        "vm2 must print, then be powered off by its VMMCALL: {lines:?}"
     );
 }

@@ -54,6 +54,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 "mica-guest-x86-hello",
                 "-p",
                 "mica-guest-x86-misbehave",
+                "-p",
+                "mica-guest-x86-poweroff",
             ])
             .args(["--", "-D", "warnings"]),
         "clippy (x86_64 kernel and guests)",
