@@ -1,5 +1,6 @@
 //! Installs what the build and the emulators need, idempotently: rustup
-//! targets and components, and QEMU 10 from Debian bookworm-backports.
+//! targets and components, QEMU 10 from Debian bookworm-backports, and
+//! Bochs with GRUB's ISO tools.
 
 use std::process::Command;
 
@@ -45,6 +46,40 @@ pub fn qemu() -> Result<(), String> {
         .args(["qemu-system-riscv", "qemu-system-x86", "opensbi"])
         .env("DEBIAN_FRONTEND", "noninteractive");
     run(&mut install, "install QEMU")
+}
+
+/// What booting the x86 kernel under Bochs needs: Bochs with its BIOSes,
+/// and GRUB with the tools `grub-mkrescue` builds an ISO with.
+const BOCHS_PACKAGES: [&str; 7] = [
+    "bochs",
+    "bochsbios",
+    "vgabios",
+    "grub-pc-bin",
+    "grub-common",
+    "xorriso",
+    "mtools",
+];
+
+/// Installs Bochs and the GRUB ISO tools from Debian when any is missing.
+pub fn bochs() -> Result<(), String> {
+    let programs = ["bochs-bin", "grub-mkrescue", "xorriso", "mformat"];
+    let files = [
+        "/usr/lib/grub/i386-pc",
+        "/usr/share/bochs/BIOS-bochs-latest",
+    ];
+    if programs.iter().all(|program| on_path(program))
+        && files.iter().all(|path| std::path::Path::new(path).exists())
+    {
+        return Ok(());
+    }
+    println!("xtask: Bochs or the GRUB ISO tools are missing; installing them from Debian");
+    run(Command::new("apt-get").arg("update"), "apt-get update")?;
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y"])
+        .args(BOCHS_PACKAGES)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run(&mut install, "install Bochs and GRUB")
 }
 
 /// The archive URI of the system's own Debian sources (deb822 or one-line).

@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod bench;
+mod bochs;
 mod cmd;
 mod image;
 mod install;
@@ -22,6 +23,7 @@ commands:
            [--scenario NAME]  configs/NAME.toml (default: default)
            [--guest NAME=PATH[,mem=MiB][,vcpus=N]]  boot your raw image as VM NAME
            [--arch riscv64|x86_64]  x86_64: QEMU pc with SVM (default: riscv64)
+           [--emulator qemu|bochs]  x86_64 only: bochs boots it with VMX
   test     fmt check, clippy -D warnings, host unit tests, QEMU tests
   bench    exact instruction counts of the guest I/O paths (QEMU -icount)
   help     this text

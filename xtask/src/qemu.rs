@@ -19,7 +19,11 @@ mod stdin;
 pub fn run(args: &[String]) -> Result<(), String> {
     let (arch, args) = crate::x86::take_arch(args)?;
     if arch == crate::x86::Arch::X86_64 {
-        return crate::x86::run(&args);
+        let (emulator, args) = crate::bochs::take_emulator(&args)?;
+        return match emulator {
+            crate::bochs::Emulator::Qemu => crate::x86::run(&args),
+            crate::bochs::Emulator::Bochs => crate::bochs::run_cli(&args),
+        };
     }
     let options = options::parse(&args)?;
     let scenario = options.scenario.as_deref().unwrap_or("default");

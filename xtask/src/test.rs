@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::cmd::{self, cargo, describe};
-use crate::{artifacts, install, qemu, x86};
+use crate::{artifacts, bochs, install, qemu, x86};
 
 /// Bare-metal packages, linted for RISC-V in one clippy run (they are not
 /// default members, so the host clippy run does not see them).
@@ -138,6 +138,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
     counts.passed += emulated.passed;
     counts.failed += emulated.failed;
+    let bochs = counted(
+        cargo()
+            .args(["test", "-p", "mica-tests", "--test", "x86_64_bochs"])
+            .args(["--", "--ignored"])
+            .env(
+                "MICA_BOCHS_X86_64",
+                bochs::prepare_tests(&x86_image, &x86_boot_image)?,
+            ),
+        "Bochs tests (x86_64, VMX)",
+    )?;
+    counts.passed += bochs.passed;
+    counts.failed += bochs.failed;
     println!(
         "xtask test: {} passed, {} failed",
         counts.passed, counts.failed

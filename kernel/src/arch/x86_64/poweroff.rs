@@ -8,7 +8,8 @@
 //! QEMU's `isa-debug-exit` device (`-device isa-debug-exit,iobase=0xf4,
 //! iosize=0x04`) exits with `(value << 1) | 1`, so it can never give 0; the
 //! clean shutdown goes through ACPI instead. Writes to a port nobody decodes
-//! are ignored, so each emulator's way is tried in turn.
+//! are ignored, so each emulator's way is tried in turn: Bochs' port before
+//! ACPI, whose soft power-off Bochs treats as a panic (exit 1).
 
 use super::port::{outb, outl, outw};
 use crate::ExitStatus;
@@ -29,14 +30,16 @@ const BOCHS_PANIC: u16 = 0x8900;
 /// Powers off: the emulator exits 0 on success and non-zero on failure.
 pub fn shutdown(status: ExitStatus) -> ! {
     match status {
-        // SAFETY: ACPI PM1a control and Bochs' shutdown port only power the
+        // SAFETY: Bochs' shutdown port and ACPI PM1a control only power the
         // machine off; nothing else decodes them on the emulated boards.
+        // Bochs first: its ACPI soft-off is a panic (exit 1), while QEMU
+        // ignores the Bochs port.
         ExitStatus::Success => unsafe {
+            outw(BOCHS_SHUTDOWN, 0x8A00);
+            outw(BOCHS_SHUTDOWN, 0x8AE0);
             for port in ACPI_PM1A_CNT {
                 outw(port, ACPI_SLEEP_S5);
             }
-            outw(BOCHS_SHUTDOWN, 0x8A00);
-            outw(BOCHS_SHUTDOWN, 0x8AE0);
         },
         // SAFETY: the debug-exit device and Bochs' panic port only end the
         // emulation with a failure status.

@@ -1,0 +1,92 @@
+//! Boots Mica's x86_64 image under Bochs, the emulator with Intel VMX here
+//! (`corei7_skylake_x`), from the GRUB ISOs `cargo xtask test` prepares:
+//! the kernel finds VMX, the ring-3 services start from the boot image,
+//! a boot without a boot image shuts down cleanly (Bochs exits 0, through
+//! port 0x8A00), and a CPU exception provoked through `mica.test=ud2`
+//! fails the boot (Bochs exits non-zero, through port 0x8900).
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use mica_tests::Session;
+
+/// Bochs boots in a few seconds at ips=10000000; other builds and tests
+/// may share the CPUs, so wait generously.
+const BOOT: Duration = Duration::from_secs(120);
+
+/// One Bochs at a time: each opens the headless rfb display, and two
+/// starting together can collide on it (seen as a Bochs that ends before
+/// printing anything).
+static ONE_BOCHS: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_BOCHS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Bochs started on the run directory `name` (bochsrc, cont.rc, mica.iso)
+/// that xtask wrote under `MICA_BOCHS_X86_64`, COM1 on its stdout.
+fn bochs(name: &str) -> Session {
+    let root = std::env::var("MICA_BOCHS_X86_64").expect(
+        "MICA_BOCHS_X86_64 names the Bochs run directories: run these tests with `cargo xtask test`",
+    );
+    let dir = PathBuf::from(root).join(name);
+    assert!(dir.join("bochsrc").is_file(), "no bochsrc in {dir:?}");
+    let mut command = Command::new("bochs-bin");
+    command
+        .args(["-q", "-f", "bochsrc", "-rc", "cont.rc"])
+        .current_dir(&dir);
+    Session::spawn(command).unwrap()
+}
+
+#[test]
+#[ignore = "needs Bochs and the GRUB ISOs: run by `cargo xtask test`"]
+fn services_start_in_ring_3_under_vmx() {
+    let _only = one_at_a_time();
+    let mut s = bochs("services");
+    s.expect("mica: booting on x86_64", BOOT).unwrap();
+    s.expect("mica: virtualization: VMX", BOOT).unwrap();
+    s.expect("mica: boot complete, starting tasks", BOOT)
+        .unwrap();
+    s.expect("init: started; supervising the services", BOOT)
+        .unwrap();
+    s.expect("ioreq: serving ioreq", BOOT).unwrap();
+    s.expect("devices: serving devices", BOOT).unwrap();
+    s.expect("vm-manager: scenario", BOOT).unwrap();
+    // Dropping the session stops Bochs: the services serve forever.
+}
+
+#[test]
+#[ignore = "needs Bochs and the GRUB ISOs: run by `cargo xtask test`"]
+fn a_boot_without_a_boot_image_shuts_down_with_status_0() {
+    let _only = one_at_a_time();
+    let mut s = bochs("no-image");
+    s.expect("mica: virtualization: VMX", BOOT).unwrap();
+    s.expect("mica: no boot image", BOOT).unwrap();
+    s.expect("mica: boot complete, shutting down", BOOT)
+        .unwrap();
+    assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(0));
+}
+
+#[test]
+#[ignore = "needs Bochs and the GRUB ISOs: run by `cargo xtask test`"]
+fn an_invalid_opcode_fails_the_boot_with_a_non_zero_status() {
+    let _only = one_at_a_time();
+    let mut s = bochs("ud2");
+    s.expect("mica: virtualization: VMX", BOOT).unwrap();
+    s.expect("mica: test hook mica.test=ud2", BOOT).unwrap();
+    let line = s.expect("mica: fatal:", BOOT).unwrap();
+    assert!(
+        line.starts_with("mica: fatal: invalid opcode (#UD) at rip 0x1"),
+        "{line}"
+    );
+    let status = s.wait_exit(BOOT).unwrap();
+    assert!(
+        status.code().is_some_and(|code| code != 0),
+        "Bochs must fail the boot: {status}"
+    );
+}
