@@ -1,6 +1,7 @@
 //! Boots Mica's x86_64 image under Bochs, the emulator with Intel VMX here
 //! (`corei7_skylake_x`), from the GRUB ISOs `cargo xtask test` prepares:
 //! the kernel finds VMX, the ring-3 services start from the boot image,
+//! the first VM call switches VMX on (VMXON),
 //! a boot without a boot image shuts down cleanly (Bochs exits 0, through
 //! port 0x8A00), and a CPU exception provoked through `mica.test=ud2`
 //! fails the boot (Bochs exits non-zero, through port 0x8900).
@@ -57,6 +58,10 @@ fn services_start_in_ring_3_under_vmx() {
     s.expect("ioreq: serving ioreq", BOOT).unwrap();
     s.expect("devices: serving devices", BOOT).unwrap();
     s.expect("vm-manager: scenario", BOOT).unwrap();
+    // The first VM call switches VMX on (feature control, fixed CR0/CR4
+    // bits, VMXON region); VMs are refused until the VMCS backend exists.
+    s.expect("mica: vmx: VMXON done (VMCS revision", BOOT)
+        .unwrap();
     // Dropping the session stops Bochs: the services serve forever.
 }
 

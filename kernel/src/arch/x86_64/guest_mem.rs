@@ -16,11 +16,13 @@ use ipc::syscall::{
     GUEST_GENID_FROM_END, GUEST_IMAGE_OFFSET, GUEST_RAM_BASE, IPC_BUFFER_SIZE, X86_GUEST_PML4,
     X86_GUEST_STACK_TOP,
 };
+use log::{info, warn};
 
 use super::guest::GuestVm;
 use super::pt4::{self, Flags, PAGE_SIZE, TableMemory};
 use super::svm::{self, IOPM_BYTES, MSRPM_BYTES, Vcpu};
 use super::virt::{self, Backend};
+use super::vmx;
 use crate::frame::FrameAllocator;
 use crate::vm::ioreq_path::VcpuRun;
 use crate::vm::{Vm, VmName};
@@ -65,8 +67,10 @@ fn alloc_filled<const W: usize>(
 /// Turns SVM on once (a refusal on a CPU without it).
 fn svm_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<(u64, u64), Error> {
     if HOST_SAVE.load(Ordering::Relaxed) == 0 {
-        if virt::probe() != Some(Backend::Svm) {
-            return Err(Error::KernelRefused);
+        match virt::probe() {
+            Some(Backend::Svm) => {}
+            Some(Backend::Vmx) => return Err(vmx_ready(frames)),
+            None => return Err(Error::KernelRefused),
         }
         let host_save = alloc_filled(frames, 1, 0)?;
         let iopm = alloc_filled(frames, (IOPM_BYTES / PAGE_SIZE) as usize, 0xff)?;
@@ -77,6 +81,34 @@ fn svm_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<(u64, u64
         HOST_SAVE.store(host_save, Ordering::Relaxed);
     }
     Ok((IOPM.load(Ordering::Relaxed), MSRPM.load(Ordering::Relaxed)))
+}
+
+/// The VMXON region once VMX is on (0 until then).
+static VMXON: AtomicU64 = AtomicU64::new(0);
+
+/// Switches VMX on once, reporting the outcome in one line; a VM is still
+/// refused (no VMCS backend yet): the error to return.
+fn vmx_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Error {
+    if VMXON.load(Ordering::Relaxed) != 0 {
+        return Error::KernelRefused;
+    }
+    let region = match alloc_filled(frames, 1, 0) {
+        Ok(region) => region,
+        Err(e) => return e,
+    };
+    match vmx::enable(region) {
+        Ok(revision) => {
+            VMXON.store(region, Ordering::Relaxed);
+            info!(
+                "vmx: VMXON done (VMCS revision {revision:#x}); no VMCS backend yet, VMs refused"
+            );
+        }
+        Err(e) => {
+            let _ = frames.free(region);
+            warn!("vmx: cannot switch VMX on: {e}");
+        }
+    }
+    Error::KernelRefused
 }
 
 /// The lowest free ASID (1..64).

@@ -4,8 +4,9 @@
 //! `fault`), the LAPIC timer, kernel page tables (`pt4`, `paging`), ring-3
 //! tasks (`usermode`: the `syscall` entry and `iretq`; `uspace`: their page
 //! tables), the SVM world switch and the VMs the VM calls make over it
-//! (`guest`, `guest_mem`). Pure pieces (`virt`, `pt4`, `fault`, `testhook`,
-//! `svm_exit`) are host-tested; the rest exists only on bare metal.
+//! (`guest`, `guest_mem`), VMX operation (`vmx`, checks in `vmx_caps`).
+//! Pure pieces (`virt`, `pt4`, `fault`, `testhook`, `svm_exit`,
+//! `vmx_caps`) are host-tested; the rest exists only on bare metal.
 #![allow(
     clippy::cast_possible_truncation,
     reason = "register fields, descriptor limits and addresses on a 64-bit target have known widths"
@@ -16,6 +17,7 @@ pub mod pt4;
 pub mod svm_exit;
 pub mod testhook;
 pub mod virt;
+pub mod vmx_caps;
 
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod entry;
@@ -49,6 +51,8 @@ mod timer;
 mod usermode;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod uspace;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod vmx;
 
 /// The names every backend exports (see `arch/mod.rs`).
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]

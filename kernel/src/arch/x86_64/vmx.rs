@@ -1,0 +1,84 @@
+//! Intel VMX operation: the checks and VMXON on bare metal (the decisions
+//! themselves are pure, in `vmx_caps`). VMCSs, EPT and the world switch
+//! come next; until then a VM call on a VMX machine is refused after VMXON.
+
+use super::vmx_caps::{self, CR0_NE, CR4_VMXE, VmxError};
+
+/// Capability and control MSRs (Intel SDM vol. 3C, appendix A).
+mod msr {
+    pub const FEATURE_CONTROL: u32 = 0x3a;
+    pub const VMX_BASIC: u32 = 0x480;
+    pub const CR0_FIXED0: u32 = 0x486;
+    pub const CR0_FIXED1: u32 = 0x487;
+    pub const CR4_FIXED0: u32 = 0x488;
+    pub const CR4_FIXED1: u32 = 0x489;
+}
+
+fn rdmsr(msr: u32) -> u64 {
+    let (low, high): (u32, u32);
+    // SAFETY: reads a VMX capability MSR or IA32_FEATURE_CONTROL, which
+    // exist on every CPU with CPUID.1:ECX.VMX (the caller's backend).
+    unsafe {
+        core::arch::asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack));
+    }
+    u64::from(high) << 32 | u64::from(low)
+}
+
+/// Switches this CPU into VMX root operation with `vmxon_region` (a zeroed
+/// 4 KiB frame the kernel keeps for as long as VMX is on) and returns the
+/// VMCS revision id.
+pub fn enable(vmxon_region: u64) -> Result<u32, VmxError> {
+    if let Some(value) = vmx_caps::feature_control(rdmsr(msr::FEATURE_CONTROL))? {
+        // SAFETY: the register is unlocked (checked in `feature_control`):
+        // locking it with VMX outside SMX allowed only permits VMXON.
+        unsafe {
+            core::arch::asm!("wrmsr", in("ecx") msr::FEATURE_CONTROL, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nomem, nostack));
+        }
+    }
+    let (cr0, cr4): (u64, u64);
+    // SAFETY: reading CR0 and CR4 has no side effect.
+    unsafe {
+        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
+        core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack));
+    }
+    let cr0 = vmx_caps::apply_fixed(
+        "CR0",
+        cr0 | CR0_NE,
+        rdmsr(msr::CR0_FIXED0),
+        rdmsr(msr::CR0_FIXED1),
+    )?;
+    let cr4 = vmx_caps::apply_fixed(
+        "CR4",
+        cr4 | CR4_VMXE,
+        rdmsr(msr::CR4_FIXED0),
+        rdmsr(msr::CR4_FIXED1),
+    )?;
+    let revision = vmx_caps::revision_id(rdmsr(msr::VMX_BASIC));
+    // SAFETY: the kernel already runs paged in long mode with protection
+    // on, so FIXED0 adds only bits it has or NE/VMXE (native FPU errors,
+    // VMX allowed); FIXED1 clears only bits VMX operation cannot have. The
+    // region is a kernel-owned identity-mapped frame; its first word is the
+    // revision id VMXON checks.
+    unsafe {
+        core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
+        core::arch::asm!("mov cr4, {}", in(reg) cr4, options(nostack));
+        core::ptr::write_volatile(vmxon_region as *mut u32, revision);
+    }
+    let failed: u8;
+    // SAFETY: CR0/CR4 and the feature control satisfy VMXON's checks (set
+    // above); the operand is the physical address of the region (identity
+    // mapped, 4 KiB aligned). A VMfail sets CF or ZF, read by `setbe`.
+    unsafe {
+        core::arch::asm!(
+            "vmxon [{region}]",
+            "setbe {failed}",
+            region = in(reg) &raw const vmxon_region,
+            failed = out(reg_byte) failed,
+            options(nostack),
+        );
+    }
+    if failed != 0 {
+        return Err(VmxError::VmxonFailed);
+    }
+    Ok(revision)
+}
