@@ -2,6 +2,8 @@
 //! it, wait for named console lines with a timeout, check its exit status.
 //! A failure names what was awaited and shows the console transcript.
 
+pub mod riscv64;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};

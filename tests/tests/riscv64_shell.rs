@@ -8,7 +8,6 @@
 //! xtask test`.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
-use std::process::Command;
 use std::time::Duration;
 
 use mica_tests::Session;
@@ -18,25 +17,9 @@ const BOOT: Duration = Duration::from_secs(30);
 const TICKS: Duration = Duration::from_secs(20);
 const ANSWER: Duration = Duration::from_secs(10);
 
-/// QEMU booting the default scenario with the shell on stdin, after the
-/// static VMs started; 512 MiB leaves room for a dynamic VM's default
-/// 128 MiB of contiguous RAM next to vm0's and vm1's.
+/// Mica booted with the shell on stdin, after the static VMs started.
 fn booted() -> Session {
-    let kernel = std::env::var("MICA_KERNEL_RISCV64").expect(
-        "MICA_KERNEL_RISCV64 names the kernel ELF: run these tests with `cargo xtask test`",
-    );
-    let image = std::env::var("MICA_BOOT_IMAGE_RISCV64").expect(
-        "MICA_BOOT_IMAGE_RISCV64 names the boot image: run these tests with `cargo xtask test`",
-    );
-    let mut command = Command::new("qemu-system-riscv64");
-    command
-        .args(["-machine", "virt", "-nographic", "-bios", "default"])
-        .args(["-m", "512M", "-smp", "2", "-kernel", &kernel])
-        .args(["-initrd", &image])
-        .args(["-monitor", "none", "-serial", "stdio"]);
-    let mut s = Session::spawn_with_stdin(command).unwrap();
-    s.expect("vm-manager: vm1 started", BOOT).unwrap();
-    s
+    mica_tests::riscv64::booted_shell(BOOT).unwrap()
 }
 
 /// Types `halt` and checks the clean power-off.

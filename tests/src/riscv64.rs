@@ -1,0 +1,31 @@
+//! Launching Mica on QEMU RISC-V the way the integration tests do, from the
+//! artifacts `cargo xtask test` names in the environment.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::Session;
+
+/// The path in environment variable `var`, or a message saying how to run.
+pub fn artifact(var: &str) -> Result<String, String> {
+    std::env::var(var).map_err(|_| {
+        format!("{var} names a build artifact: run these tests with `cargo xtask test`")
+    })
+}
+
+/// QEMU virt (2 harts, 512 MiB: room for dynamic VMs next to the static
+/// ones) booting the kernel with the default boot image, the shell on
+/// stdin; returns once the default scenario's last VM (`vm1`) started.
+pub fn booted_shell(boot: Duration) -> Result<Session, String> {
+    let kernel = artifact("MICA_KERNEL_RISCV64")?;
+    let image = artifact("MICA_BOOT_IMAGE_RISCV64")?;
+    let mut command = Command::new("qemu-system-riscv64");
+    command
+        .args(["-machine", "virt", "-nographic", "-bios", "default"])
+        .args(["-m", "512M", "-smp", "2", "-kernel", &kernel])
+        .args(["-initrd", &image])
+        .args(["-monitor", "none", "-serial", "stdio"]);
+    let mut session = Session::spawn_with_stdin(command)?;
+    session.expect("vm-manager: vm1 started", boot)?;
+    Ok(session)
+}
