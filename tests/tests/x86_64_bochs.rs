@@ -1,7 +1,9 @@
 //! Boots Mica's x86_64 image under Bochs, the emulator with Intel VMX here
 //! (`corei7_skylake_x`), from the GRUB ISOs `cargo xtask test` prepares:
 //! the kernel finds VMX, the ring-3 services start from the boot image,
-//! the first VM call switches VMX on (VMXON),
+//! the first VM call switches VMX on (VMXON) and the guests run on VMX
+//! (hello lines through the devices task, an EPT violation stops a VM, a
+//! VMCALL powers one off),
 //! a boot without a boot image shuts down cleanly (Bochs exits 0, through
 //! port 0x8A00), and a CPU exception provoked through `mica.test=ud2`
 //! fails the boot (Bochs exits non-zero, through port 0x8900).
@@ -59,10 +61,43 @@ fn services_start_in_ring_3_under_vmx() {
     s.expect("devices: serving devices", BOOT).unwrap();
     s.expect("vm-manager: scenario", BOOT).unwrap();
     // The first VM call switches VMX on (feature control, fixed CR0/CR4
-    // bits, VMXON region); VMs are refused until the VMCS backend exists.
+    // bits, VMXON region); the guests run in VMX non-root operation and
+    // print through the devices task's COM1 (every IN/OUT an I/O exit).
     s.expect("mica: vmx: VMXON done (VMCS revision", BOOT)
         .unwrap();
+    s.expect("vm0 | hello from vm0", BOOT).unwrap();
+    s.expect("vm0 | vm0: tick", BOOT).unwrap();
+    assert!(
+        s.transcript().iter().any(|l| l == "vm1 | hello from vm1"),
+        "{:?}",
+        s.transcript()
+    );
     // Dropping the session stops Bochs: the services serve forever.
+}
+
+/// Under VMX as under SVM: a store outside RAM is an EPT violation that
+/// stops the VM with the same report line, vm0 runs on, and the
+/// power-off guest's VMCALL powers its VM off.
+#[test]
+#[ignore = "needs Bochs and the GRUB ISOs: run by `cargo xtask test`"]
+fn under_vmx_a_wild_store_stops_its_vm_and_vmcall_powers_off() {
+    let _only = one_at_a_time();
+    let mut s = bochs("misbehave");
+    s.expect("vm-manager: scenario x86-misbehave", BOOT)
+        .unwrap();
+    let stop = s.expect("mica: vm1 stopped:", BOOT).unwrap();
+    assert_eq!(
+        stop,
+        "mica: vm1 stopped: store guest-page fault at 0x28000000"
+    );
+    s.expect("vm0 | vm0: tick", BOOT).unwrap();
+    let lines = s.transcript();
+    let bye = lines.iter().position(|l| l == "vm2 | poweroff: bye");
+    let off = lines.iter().position(|l| l == "mica: vm2 powered off");
+    assert!(
+        matches!((bye, off), (Some(b), Some(o)) if b < o),
+        "vm2 must print, then be powered off by its VMCALL: {lines:?}"
+    );
 }
 
 #[test]

@@ -139,15 +139,20 @@ pub fn prepare(dir: &Path, boot: &Boot, serial: Serial) -> Result<PathBuf, Strin
 /// integration tests boot (`services`: with the boot image; `no-image`:
 /// the kernel alone, which shuts down cleanly; `ud2`: a provoked #UD),
 /// COM1 on Bochs' stdout. Returns their parent directory.
-pub fn prepare_tests(kernel: &Path, boot_image: &Path) -> Result<PathBuf, String> {
+pub fn prepare_tests(
+    kernel: &Path,
+    boot_image: &Path,
+    misbehave_image: &Path,
+) -> Result<PathBuf, String> {
     crate::install::bochs()?;
     let root = crate::cmd::workspace_root()
         .join("target")
         .join("mica")
         .join("x86_64")
         .join("bochs-tests");
-    let runs: [(&str, Option<&Path>, &str); 3] = [
+    let runs: [(&str, Option<&Path>, &str); 4] = [
         ("services", Some(boot_image), ""),
+        ("misbehave", Some(misbehave_image), ""),
         ("no-image", None, ""),
         ("ud2", None, "mica.test=ud2"),
     ];

@@ -144,7 +144,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .args(["--", "--ignored"])
             .env(
                 "MICA_BOCHS_X86_64",
-                bochs::prepare_tests(&x86_image, &x86_boot_image)?,
+                bochs::prepare_tests(&x86_image, &x86_boot_image, &x86_misbehave_image)?,
             ),
         "Bochs tests (x86_64, VMX)",
     )?;

@@ -12,7 +12,7 @@ pub const KERNEL_CS: u16 = 0x08;
 /// Kernel data selector.
 pub const KERNEL_DS: u16 = 0x10;
 /// TSS selector (a 16-byte system descriptor).
-const TSS_SELECTOR: u16 = 0x18;
+pub const TSS_SELECTOR: u16 = 0x18;
 /// Ring-3 data selector (RPL 3).
 pub const USER_SS: u16 = 0x28 | 3;
 /// Ring-3 64-bit code selector (RPL 3).
@@ -129,4 +129,9 @@ pub fn set_kernel_stack(top: u64) {
         let tss = &raw mut TSS;
         (*tss).rsp[0] = top;
     }
+}
+
+/// The kernel TSS's address (the VMX host TR base).
+pub fn tss_base() -> u64 {
+    (&raw const TSS) as u64
 }

@@ -1,5 +1,6 @@
-//! A guest VM on x86_64 (SVM): one vCPU with its VMCB, RAM from
-//! guest-physical 0 behind nested page tables under an ASID of its own, and
+//! A guest VM on x86_64 (SVM or VMX, chosen by CPUID): one vCPU with its
+//! VMCB or VMCS, RAM from guest-physical 0 behind nested page tables (EPT
+//! on VMX) under an ASID (VPID) of its own, and
 //! the run loop that enters the guest and turns each exit into a port
 //! access through the ioreq slot, a CPUID answer, a sleep, a power-off, a
 //! return to the host scheduler or a stopped VM. The VM's memory over its
@@ -15,8 +16,8 @@ use alloc::vec::Vec;
 use ioreq::slot;
 use ipc::Error;
 
-use super::svm::Vcpu;
-use super::svm_exit::{self, code, io_next_rip, rax_after_in};
+use super::svm_exit::rax_after_in;
+use super::vcpu::Vcpu;
 use crate::vm::exit::{GuestExit, PioExit};
 use crate::vm::ioreq_path::{self, IoreqDispatch, VcpuRun};
 use crate::vm::{GuestAccess, StopReason, Vm, VmState};
@@ -72,34 +73,33 @@ impl GuestVm {
             if self.run != VcpuRun::Runnable {
                 return RunOutcome::BlockedOnIo;
             }
-            let raw = self.vcpu.run();
-            let rip = self.vcpu.rip();
-            let exit = svm_exit::decode(raw.code, raw.info1, raw.info2, self.vcpu.rax());
-            let skip = |len| rip + svm_exit::fixed_instruction_len(len).unwrap_or(0);
-            match exit {
+            let exit = self.vcpu.run();
+            let next_rip = exit.next_rip.unwrap_or(0);
+            let unhandled = StopReason::UnhandledException {
+                code: exit.code,
+                value: exit.info,
+            };
+            match exit.exit {
                 GuestExit::Pio(pio) => {
-                    let Some(next_rip) = io_next_rip(rip, raw.info2) else {
-                        return self.stop(StopReason::UnhandledException {
-                            code: raw.code,
-                            value: raw.info1,
-                        });
-                    };
+                    if exit.next_rip.is_none() {
+                        return self.stop(unhandled);
+                    }
                     if let Some(outcome) = self.port_access(pio, next_rip, dispatch) {
                         return outcome;
                     }
                 }
                 GuestExit::Cpuid => {
                     self.cpuid();
-                    self.vcpu.set_rip(skip(code::CPUID));
+                    self.vcpu.set_rip(next_rip);
                 }
                 GuestExit::Hypercall => {
-                    self.vcpu.set_rip(skip(code::VMMCALL));
+                    self.vcpu.set_rip(next_rip);
                     self.vm.leave(VmState::PoweredOff);
                     self.run = VcpuRun::Stopped;
                     return RunOutcome::Left(VmState::PoweredOff);
                 }
                 GuestExit::Halt => {
-                    self.vcpu.set_rip(skip(code::HLT));
+                    self.vcpu.set_rip(next_rip);
                     return RunOutcome::Sleeping(super::timer::timer_now().saturating_add(1));
                 }
                 GuestExit::HostInterrupt => {
@@ -118,10 +118,7 @@ impl GuestVm {
                     return self.stop(StopReason::GuestPageFault { access, gpa });
                 }
                 GuestExit::Shutdown | GuestExit::Unhandled { .. } => {
-                    return self.stop(StopReason::UnhandledException {
-                        code: raw.code,
-                        value: raw.info1,
-                    });
+                    return self.stop(unhandled);
                 }
             }
         }
@@ -197,13 +194,13 @@ impl GuestVm {
     }
 
     /// Answers CPUID with the host's values for the leaf in EAX/ECX, minus
-    /// SVM (the guest cannot nest) and with the hypervisor bit set.
+    /// SVM and VMX (the guest cannot nest) and with the hypervisor bit set.
     fn cpuid(&mut self) {
         let leaf = self.vcpu.rax() as u32;
-        let sub = self.vcpu.gprs.regs[1] as u32;
+        let sub = self.vcpu.gprs().regs[1] as u32;
         let mut r = core::arch::x86_64::__cpuid_count(leaf, sub);
         match leaf {
-            1 => r.ecx |= 1 << 31,
+            1 => r.ecx = (r.ecx | 1 << 31) & !(1 << 5),
             0x8000_0001 => r.ecx &= !(1 << 2),
             0x8000_000a => {
                 r = core::arch::x86_64::CpuidResult {
@@ -216,9 +213,10 @@ impl GuestVm {
             _ => {}
         }
         self.vcpu.set_rax(r.eax.into());
-        self.vcpu.gprs.regs[0] = r.ebx.into();
-        self.vcpu.gprs.regs[1] = r.ecx.into();
-        self.vcpu.gprs.regs[2] = r.edx.into();
+        let gprs = self.vcpu.gprs();
+        gprs.regs[0] = r.ebx.into();
+        gprs.regs[1] = r.ecx.into();
+        gprs.regs[2] = r.edx.into();
     }
 
     /// Raises or lowers the guest's external interrupt (nothing on x86 yet:

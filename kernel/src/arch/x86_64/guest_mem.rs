@@ -1,6 +1,6 @@
-//! An x86 VM's memory over its life: RAM, nested page tables, a VMCB, an
-//! ASID and the ioreq page at create (SVM is switched on with the first
-//! VM); the image and the boot-info block copied in; the long-mode entry
+//! An x86 VM's memory over its life: RAM, nested page tables (EPT on
+//! VMX), a VMCB or VMCS, an ASID (the VPID on VMX) and the ioreq page at
+//! create (SVM or VMX is switched on with the first VM); the image and the boot-info block copied in; the long-mode entry
 //! state at start (identity tables the kernel writes at low guest
 //! addresses, see `ipc::syscall::X86_GUEST_PML4`); zeroed RAM at reset and
 //! every frame back to the allocator at destroy.
@@ -20,12 +20,14 @@ use log::{info, warn};
 
 use super::guest::GuestVm;
 use super::pt4::{self, Flags, PAGE_SIZE, TableMemory};
-use super::svm::{self, IOPM_BYTES, MSRPM_BYTES, Vcpu};
+use super::svm::{self, IOPM_BYTES, MSRPM_BYTES};
+use super::vcpu::Vcpu;
 use super::virt::{self, Backend};
-use super::vmx;
+use super::vmx_controls::Controls;
+use super::{vmx, vmx_vcpu};
 use crate::frame::FrameAllocator;
 use crate::vm::ioreq_path::VcpuRun;
-use crate::vm::{Vm, VmName};
+use crate::vm::{StopReason, Vm, VmName, VmState};
 
 /// Bytes at the top of RAM kept for the boot-info block.
 const BOOT_INFO_BYTES: u64 = IPC_BUFFER_SIZE as u64;
@@ -64,14 +66,26 @@ fn alloc_filled<const W: usize>(
     Ok(start)
 }
 
-/// Turns SVM on once (a refusal on a CPU without it).
+/// What a new vCPU needs from its backend.
+enum Ready {
+    /// SVM with the shared I/O and MSR permission maps.
+    Svm { iopm: u64, msrpm: u64 },
+    /// VMX with the control words and the VMCS revision id.
+    Vmx { controls: Controls, revision: u32 },
+}
+
+/// Turns SVM or VMX on once (a refusal on a CPU with neither).
+fn backend_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<Ready, Error> {
+    match virt::probe() {
+        Some(Backend::Svm) => svm_ready(frames).map(|(iopm, msrpm)| Ready::Svm { iopm, msrpm }),
+        Some(Backend::Vmx) => vmx_ready(frames),
+        None => Err(Error::KernelRefused),
+    }
+}
+
+/// Turns SVM on once.
 fn svm_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<(u64, u64), Error> {
     if HOST_SAVE.load(Ordering::Relaxed) == 0 {
-        match virt::probe() {
-            Some(Backend::Svm) => {}
-            Some(Backend::Vmx) => return Err(vmx_ready(frames)),
-            None => return Err(Error::KernelRefused),
-        }
         let host_save = alloc_filled(frames, 1, 0)?;
         let iopm = alloc_filled(frames, (IOPM_BYTES / PAGE_SIZE) as usize, 0xff)?;
         let msrpm = alloc_filled(frames, (MSRPM_BYTES / PAGE_SIZE) as usize, 0xff)?;
@@ -86,29 +100,30 @@ fn svm_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<(u64, u64
 /// The VMXON region once VMX is on (0 until then).
 static VMXON: AtomicU64 = AtomicU64::new(0);
 
-/// Switches VMX on once, reporting the outcome in one line; a VM is still
-/// refused (no VMCS backend yet): the error to return.
-fn vmx_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Error {
-    if VMXON.load(Ordering::Relaxed) != 0 {
-        return Error::KernelRefused;
-    }
-    let region = match alloc_filled(frames, 1, 0) {
-        Ok(region) => region,
-        Err(e) => return e,
-    };
-    match vmx::enable(region) {
-        Ok(revision) => {
-            VMXON.store(region, Ordering::Relaxed);
-            info!(
-                "vmx: VMXON done (VMCS revision {revision:#x}); no VMCS backend yet, VMs refused"
-            );
+/// Switches VMX on once (reported in one line) and reads the controls;
+/// a CPU that cannot is refused, with the reason logged.
+fn vmx_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<Ready, Error> {
+    if VMXON.load(Ordering::Relaxed) == 0 {
+        let region = alloc_filled(frames, 1, 0)?;
+        match vmx::enable(region) {
+            Ok(revision) => {
+                VMXON.store(region, Ordering::Relaxed);
+                info!("vmx: VMXON done (VMCS revision {revision:#x})");
+            }
+            Err(e) => {
+                let _ = frames.free(region);
+                warn!("vmx: cannot switch VMX on: {e}");
+                return Err(Error::KernelRefused);
+            }
         }
+    }
+    match vmx::controls() {
+        Ok((controls, revision)) => Ok(Ready::Vmx { controls, revision }),
         Err(e) => {
-            let _ = frames.free(region);
-            warn!("vmx: cannot switch VMX on: {e}");
+            warn!("vmx: cannot run guests: {e}");
+            Err(Error::KernelRefused)
         }
     }
-    Error::KernelRefused
 }
 
 /// The lowest free ASID (1..64).
@@ -168,7 +183,11 @@ impl GuestVm {
         if ram_bytes < LARGE || !ram_bytes.is_multiple_of(LARGE) || ram_bytes > IDENTITY_BYTES {
             return Err(Error::InvalidArgument);
         }
-        let (iopm, msrpm) = svm_ready(frames)?;
+        let ready = backend_ready(frames)?;
+        let leaf = match ready {
+            Ready::Svm { .. } => Flags::GUEST_RWX,
+            Ready::Vmx { .. } => Flags::EPT_RWX_WB,
+        };
         let asid = alloc_asid()?;
         let ram_frames = (ram_bytes / PAGE_SIZE) as usize;
         let Ok(ram) = frames.alloc_contiguous(ram_frames, 512) else {
@@ -184,15 +203,8 @@ impl GuestVm {
             let vmcb = nested.alloc_table().ok_or(Error::OutOfMemory)?;
             let ioreq = nested.alloc_table().ok_or(Error::OutOfMemory)?;
             let root = nested.alloc_table().ok_or(Error::OutOfMemory)?;
-            pt4::map_range(
-                &mut nested,
-                root,
-                GUEST_RAM_BASE,
-                ram,
-                ram_bytes,
-                Flags::GUEST_RWX,
-            )
-            .map_err(|_| Error::OutOfMemory)?;
+            pt4::map_range(&mut nested, root, GUEST_RAM_BASE, ram, ram_bytes, leaf)
+                .map_err(|_| Error::OutOfMemory)?;
             Ok::<_, Error>((vmcb, ioreq, root))
         })();
         let (vmcb, ioreq_frame, npt_root) = match built {
@@ -206,9 +218,17 @@ impl GuestVm {
                 return Err(e);
             }
         };
+        let vcpu = match ready {
+            Ready::Svm { iopm, msrpm } => {
+                Vcpu::Svm(svm::Vcpu::new(vmcb, iopm, msrpm, npt_root, asid))
+            }
+            Ready::Vmx { controls, revision } => Vcpu::Vmx(vmx_vcpu::Vcpu::new(
+                vmcb, revision, &controls, npt_root, asid,
+            )),
+        };
         let mut vm = GuestVm {
             vm: Vm::new(name, ram_bytes),
-            vcpu: Vcpu::new(vmcb, iopm, msrpm, npt_root, asid),
+            vcpu,
             run: VcpuRun::Stopped,
             pending: None,
             asid,
@@ -313,15 +333,23 @@ impl GuestVm {
     pub fn start(&mut self) {
         self.write_identity_tables();
         let entry = GUEST_RAM_BASE + GUEST_IMAGE_OFFSET;
-        self.vcpu
+        let entered = self
+            .vcpu
             .set_long_mode(entry, X86_GUEST_STACK_TOP, X86_GUEST_PML4);
-        self.vcpu.gprs = svm::GuestGprs::default();
-        self.vcpu.gprs.regs[4] = self.boot_info_gpa;
-        self.vcpu.flush_asid_on_entry();
+        self.vcpu.gprs().regs[4] = self.boot_info_gpa;
         self.run = VcpuRun::Runnable;
         self.pending = None;
         *self.page() = IoreqPage::new();
         self.vm = Vm::new(self.vm.name, self.vm.ram_bytes);
+        if let Err(e) = entered {
+            warn!("vmx: {} cannot enter long mode: {e}", self.vm.name);
+            self.vm
+                .leave(VmState::Stopped(StopReason::UnhandledException {
+                    code: u64::MAX,
+                    value: 0,
+                }));
+            self.run = VcpuRun::Stopped;
+        }
     }
 
     /// Stops the vCPU, drops any I/O request, zeroes RAM and forgets the
@@ -367,6 +395,7 @@ impl GuestVm {
     /// Returns every frame of the VM (RAM, tables, VMCB, ioreq page) and
     /// its ASID.
     pub fn destroy<const W: usize>(mut self, frames: &mut FrameAllocator<W>) {
+        self.vcpu.release();
         free_run(frames, self.ram, (self.vm.ram_bytes / PAGE_SIZE) as usize);
         for table in self.tables.drain(..) {
             let _ = frames.free(table);

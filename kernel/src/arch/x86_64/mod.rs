@@ -4,9 +4,10 @@
 //! `fault`), the LAPIC timer, kernel page tables (`pt4`, `paging`), ring-3
 //! tasks (`usermode`: the `syscall` entry and `iretq`; `uspace`: their page
 //! tables), the SVM world switch and the VMs the VM calls make over it
-//! (`guest`, `guest_mem`), VMX operation (`vmx`, checks in `vmx_caps`).
-//! Pure pieces (`virt`, `pt4`, `fault`, `testhook`, `svm_exit`,
-//! `vmx_caps`) are host-tested; the rest exists only on bare metal.
+//! (`guest`, `guest_mem`), VMX operation and vCPUs (`vmx`, `vmx_vcpu`, fields in
+//! `vmcs`; `vcpu` hides which backend runs). Pure pieces (`virt`, `pt4`,
+//! `fault`, `testhook`, `svm_exit`, `vmx_caps`, `vmx_controls`,
+//! `vmx_exit`, `vmcs`) are host-tested; the rest exists only on bare metal.
 #![allow(
     clippy::cast_possible_truncation,
     reason = "register fields, descriptor limits and addresses on a 64-bit target have known widths"
@@ -17,7 +18,10 @@ pub mod pt4;
 pub mod svm_exit;
 pub mod testhook;
 pub mod virt;
+pub mod vmcs;
 pub mod vmx_caps;
+pub mod vmx_controls;
+pub mod vmx_exit;
 
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod entry;
@@ -52,7 +56,11 @@ mod usermode;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod uspace;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod vcpu;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod vmx;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod vmx_vcpu;
 
 /// The names every backend exports (see `arch/mod.rs`).
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]

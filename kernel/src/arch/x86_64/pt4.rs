@@ -46,6 +46,10 @@ impl Flags {
     /// Guest RAM in a nested page table: read, write, execute, U set.
     pub const GUEST_RWX: Self = Self(Self::PRESENT.0 | Self::WRITABLE.0 | Self::USER.0);
 
+    /// Guest RAM in an EPT: read, write, execute (bits 0-2, which table
+    /// entries get too), memory type write-back (6 in bits 3-5).
+    pub const EPT_RWX_WB: Self = Self(0b111 | 6 << 3);
+
     /// A ring-3 task's code: read + execute.
     pub const USER_RX: Self = Self(Self::PRESENT.0 | Self::USER.0);
     /// A ring-3 task's constants: read-only, no execute.

@@ -1,8 +1,9 @@
-//! Intel VMX operation: the checks and VMXON on bare metal (the decisions
-//! themselves are pure, in `vmx_caps`). VMCSs, EPT and the world switch
-//! come next; until then a VM call on a VMX machine is refused after VMXON.
+//! Intel VMX operation: the checks and VMXON on bare metal and the control
+//! words read from the capability MSRs (the decisions themselves are pure,
+//! in `vmx_caps` and `vmx_controls`).
 
 use super::vmx_caps::{self, CR0_NE, CR4_VMXE, VmxError};
+use super::vmx_controls::{self, ControlMsrs, Controls, PROC_SECONDARY};
 
 /// Capability and control MSRs (Intel SDM vol. 3C, appendix A).
 mod msr {
@@ -12,6 +13,46 @@ mod msr {
     pub const CR0_FIXED1: u32 = 0x487;
     pub const CR4_FIXED0: u32 = 0x488;
     pub const CR4_FIXED1: u32 = 0x489;
+    pub const PINBASED: u32 = 0x481;
+    pub const PROCBASED: u32 = 0x482;
+    pub const EXIT: u32 = 0x483;
+    pub const ENTRY: u32 = 0x484;
+    pub const PROCBASED2: u32 = 0x48b;
+    pub const TRUE_PINBASED: u32 = 0x48d;
+    pub const TRUE_PROCBASED: u32 = 0x48e;
+    pub const TRUE_EXIT: u32 = 0x48f;
+    pub const TRUE_ENTRY: u32 = 0x490;
+}
+
+/// The backend's control words on this CPU (through the TRUE_* MSRs when
+/// IA32_VMX_BASIC says they exist) and the VMCS revision id.
+pub fn controls() -> Result<(Controls, u32), VmxError> {
+    let basic = rdmsr(msr::VMX_BASIC);
+    let msrs = if vmx_caps::has_true_controls(basic) {
+        ControlMsrs {
+            pin: rdmsr(msr::TRUE_PINBASED),
+            proc: rdmsr(msr::TRUE_PROCBASED),
+            proc2: 0,
+            exit: rdmsr(msr::TRUE_EXIT),
+            entry: rdmsr(msr::TRUE_ENTRY),
+        }
+    } else {
+        ControlMsrs {
+            pin: rdmsr(msr::PINBASED),
+            proc: rdmsr(msr::PROCBASED),
+            proc2: 0,
+            exit: rdmsr(msr::EXIT),
+            entry: rdmsr(msr::ENTRY),
+        }
+    };
+    // PROCBASED_CTLS2 exists only if the secondary controls can be on.
+    let proc2 = if msrs.proc >> 32 & u64::from(PROC_SECONDARY) != 0 {
+        rdmsr(msr::PROCBASED2)
+    } else {
+        0
+    };
+    let controls = vmx_controls::controls(&ControlMsrs { proc2, ..msrs })?;
+    Ok((controls, vmx_caps::revision_id(basic)))
 }
 
 fn rdmsr(msr: u32) -> u64 {

@@ -72,10 +72,21 @@ pub fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// Asks Mica to power the VM off (VMMCALL).
+/// CPUID leaf 0's EBX on an Intel CPU ("Genu" of "GenuineIntel").
+const INTEL_EBX: u32 = 0x756e_6547;
+
+/// Asks Mica to power the VM off: VMCALL on an Intel CPU (VMX), VMMCALL
+/// elsewhere (SVM); each is undefined on the other's CPUs.
 pub fn power_off() -> ! {
-    // SAFETY: VMMCALL exits to the hypervisor, which powers the VM off.
-    unsafe { core::arch::asm!("vmmcall", options(nomem, nostack)) };
+    // CPUID leaf 0: the vendor (Mica answers with the host's).
+    let intel = core::arch::x86_64::__cpuid(0).ebx == INTEL_EBX;
+    if intel {
+        // SAFETY: VMCALL exits to the hypervisor, which powers the VM off.
+        unsafe { core::arch::asm!("vmcall", options(nomem, nostack)) };
+    } else {
+        // SAFETY: VMMCALL exits to the hypervisor, which powers the VM off.
+        unsafe { core::arch::asm!("vmmcall", options(nomem, nostack)) };
+    }
     loop {
         core::hint::spin_loop();
     }

@@ -1,0 +1,121 @@
+//! The VM-execution, exit and entry controls the VMX backend runs guests
+//! with, adjusted to the CPU through the TRUE_* capability MSRs (Intel SDM
+//! vol. 3C, chapter 25 and appendix A.3-A.5). Pure and host-tested.
+
+use super::vmx_caps::{VmxError, adjust_controls};
+
+/// Pin-based: external interrupts and NMIs exit.
+pub const PIN_EXTERNAL_INTERRUPT: u32 = 1 << 0;
+pub const PIN_NMI: u32 = 1 << 3;
+/// Primary processor-based: HLT exits, every IN/OUT exits, secondary on.
+pub const PROC_HLT: u32 = 1 << 7;
+pub const PROC_UNCONDITIONAL_IO: u32 = 1 << 24;
+pub const PROC_SECONDARY: u32 = 1 << 31;
+/// Secondary processor-based: EPT and VPID.
+pub const PROC2_EPT: u32 = 1 << 1;
+pub const PROC2_VPID: u32 = 1 << 5;
+/// Exit: a 64-bit host, guest EFER saved, host EFER loaded.
+pub const EXIT_HOST_64: u32 = 1 << 9;
+pub const EXIT_SAVE_EFER: u32 = 1 << 20;
+pub const EXIT_LOAD_EFER: u32 = 1 << 21;
+/// Entry: an IA-32e (long-mode) guest, guest EFER loaded.
+pub const ENTRY_IA32E_GUEST: u32 = 1 << 9;
+pub const ENTRY_LOAD_EFER: u32 = 1 << 15;
+
+/// The capability MSRs the controls are adjusted through: the TRUE_*
+/// ones when IA32_VMX_BASIC bit 55 says they exist, else the plain ones.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ControlMsrs {
+    /// (TRUE_)PINBASED_CTLS.
+    pub pin: u64,
+    /// (TRUE_)PROCBASED_CTLS.
+    pub proc: u64,
+    /// PROCBASED_CTLS2 (no TRUE_ form).
+    pub proc2: u64,
+    /// (TRUE_)EXIT_CTLS.
+    pub exit: u64,
+    /// (TRUE_)ENTRY_CTLS.
+    pub entry: u64,
+}
+
+/// The five control words a VMCS gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Controls {
+    /// Pin-based VM-execution controls.
+    pub pin: u32,
+    /// Primary processor-based VM-execution controls.
+    pub proc: u32,
+    /// Secondary processor-based VM-execution controls.
+    pub proc2: u32,
+    /// VM-exit controls.
+    pub exit: u32,
+    /// VM-entry controls.
+    pub entry: u32,
+}
+
+/// The backend's controls on a CPU with these capabilities, or the first
+/// word that lacks a control the backend needs.
+pub fn controls(msrs: &ControlMsrs) -> Result<Controls, VmxError> {
+    Ok(Controls {
+        pin: adjust_controls("pin-based", PIN_EXTERNAL_INTERRUPT | PIN_NMI, msrs.pin)?,
+        proc: adjust_controls(
+            "processor-based",
+            PROC_HLT | PROC_UNCONDITIONAL_IO | PROC_SECONDARY,
+            msrs.proc,
+        )?,
+        proc2: adjust_controls(
+            "secondary processor-based",
+            PROC2_EPT | PROC2_VPID,
+            msrs.proc2,
+        )?,
+        exit: adjust_controls(
+            "VM-exit",
+            EXIT_HOST_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER,
+            msrs.exit,
+        )?,
+        entry: adjust_controls("VM-entry", ENTRY_IA32E_GUEST | ENTRY_LOAD_EFER, msrs.entry)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// TRUE_* values of a Skylake-like CPU (allowed-0 low, allowed-1 high).
+    const SKYLAKE: ControlMsrs = ControlMsrs {
+        pin: 0x0000_00ff_0000_0016,
+        proc: 0xfff9_fffe_0400_6172,
+        proc2: 0x0055_3cfe_0000_0000,
+        exit: 0x01ff_ffff_0003_6dfb,
+        entry: 0x0003_ffff_0000_11fb,
+    };
+
+    #[test]
+    fn the_cpu_must_be_one_bits_are_kept() {
+        let c = controls(&SKYLAKE).unwrap();
+        assert_eq!(c.pin, 0x16 | PIN_EXTERNAL_INTERRUPT | PIN_NMI);
+        assert_eq!(
+            c.proc,
+            0x0400_6172 | PROC_HLT | PROC_UNCONDITIONAL_IO | PROC_SECONDARY
+        );
+        assert_eq!(c.proc2, PROC2_EPT | PROC2_VPID);
+        assert_eq!(c.exit & EXIT_HOST_64, EXIT_HOST_64);
+        assert_eq!(c.exit & 0x0003_6dfb, 0x0003_6dfb);
+        assert_eq!(c.entry, 0x11fb | ENTRY_IA32E_GUEST | ENTRY_LOAD_EFER);
+    }
+
+    #[test]
+    fn a_cpu_without_ept_is_refused_naming_the_control() {
+        let msrs = ControlMsrs {
+            proc2: 0x0000_0020_0000_0000,
+            ..SKYLAKE
+        };
+        assert_eq!(
+            controls(&msrs),
+            Err(VmxError::ControlUnsupported {
+                word: "secondary processor-based",
+                missing: PROC2_EPT
+            })
+        );
+    }
+}

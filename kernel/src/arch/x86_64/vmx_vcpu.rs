@@ -1,0 +1,357 @@
+//! One VMX vCPU: its VMCS (controls, host state, the 64-bit long-mode
+//! entry state, EPT and VPID) and the world switch, `vmlaunch`/`vmresume`
+//! with the host's callee-saved and the guest's general registers swapped
+//! around it. A failed entry reports the VM-instruction error.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::gdt;
+use super::svm::GuestGprs;
+use super::vmcs::{self, f16, f32, f64, fnat};
+use super::vmx_caps::{self, CR4_VMXE, VmxError};
+use super::vmx_controls::Controls;
+
+/// The VMCS this CPU has current (0: none).
+static CURRENT: AtomicU64 = AtomicU64::new(0);
+
+const EFER: u32 = 0xc000_0080;
+const FS_BASE: u32 = 0xc000_0100;
+const GS_BASE: u32 = 0xc000_0101;
+/// Guest EFER for long mode: LME and LMA.
+const EFER_LONG: u64 = 1 << 8 | 1 << 10;
+/// Guest CR0 for long mode: PE, ET, NE, WP, PG.
+const CR0_LONG: u64 = 1 | 1 << 4 | 1 << 5 | 1 << 16 | 1 << 31;
+/// Guest CR4 for long mode: PAE.
+const CR4_PAE: u64 = 1 << 5;
+
+/// The guest's general registers as the world switch stores them: RBX to
+/// R15 as SVM's, then RAX (the VMCS has no RAX).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct VmxRegs {
+    /// RBX, RCX, RDX, RSI, RDI, RBP, R8-R15.
+    pub gprs: GuestGprs,
+    /// RAX.
+    pub rax: u64,
+}
+
+core::arch::global_asm!(
+    r#"
+    .section .text
+    .globl mica_vmx_run
+    /* rdi: &mut VmxRegs; esi: 1 once launched. eax: 0 after an exit,
+       1 when the entry instruction failed. */
+mica_vmx_run:
+    push    rbx
+    push    rbp
+    push    r12
+    push    r13
+    push    r14
+    push    r15
+    push    rdi
+    mov     rax, 0x6c14
+    vmwrite rax, rsp
+    lea     rdx, [rip + .Lmica_vmx_exit]
+    mov     rax, 0x6c16
+    vmwrite rax, rdx
+    cmp     esi, 0
+    mov     rax, [rdi + 112]
+    mov     rbx, [rdi + 0]
+    mov     rcx, [rdi + 8]
+    mov     rdx, [rdi + 16]
+    mov     rsi, [rdi + 24]
+    mov     rbp, [rdi + 40]
+    mov     r8, [rdi + 48]
+    mov     r9, [rdi + 56]
+    mov     r10, [rdi + 64]
+    mov     r11, [rdi + 72]
+    mov     r12, [rdi + 80]
+    mov     r13, [rdi + 88]
+    mov     r14, [rdi + 96]
+    mov     r15, [rdi + 104]
+    mov     rdi, [rdi + 32]
+    jne     .Lmica_vmx_resume
+    vmlaunch
+    jmp     .Lmica_vmx_failed
+.Lmica_vmx_resume:
+    vmresume
+.Lmica_vmx_failed:
+    add     rsp, 8
+    pop     r15
+    pop     r14
+    pop     r13
+    pop     r12
+    pop     rbp
+    pop     rbx
+    mov     eax, 1
+    ret
+.Lmica_vmx_exit:
+    push    rdi
+    mov     rdi, [rsp + 8]
+    mov     [rdi + 112], rax
+    mov     [rdi + 0], rbx
+    mov     [rdi + 8], rcx
+    mov     [rdi + 16], rdx
+    mov     [rdi + 24], rsi
+    mov     [rdi + 40], rbp
+    mov     [rdi + 48], r8
+    mov     [rdi + 56], r9
+    mov     [rdi + 64], r10
+    mov     [rdi + 72], r11
+    mov     [rdi + 80], r12
+    mov     [rdi + 88], r13
+    mov     [rdi + 96], r14
+    mov     [rdi + 104], r15
+    pop     rax
+    mov     [rdi + 32], rax
+    add     rsp, 8
+    pop     r15
+    pop     r14
+    pop     r13
+    pop     r12
+    pop     rbp
+    pop     rbx
+    xor     eax, eax
+    ret
+    "#
+);
+
+unsafe extern "C" {
+    fn mica_vmx_run(regs: *mut VmxRegs, launched: u32) -> u32;
+}
+
+fn rdmsr(msr: u32) -> u64 {
+    let (low, high): (u32, u32);
+    // SAFETY: reads EFER, FS_BASE, GS_BASE or a VMX capability MSR, all
+    // present on a CPU with VMX and long mode.
+    unsafe {
+        core::arch::asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack));
+    }
+    u64::from(high) << 32 | u64::from(low)
+}
+
+fn vmwrite(field: u32, value: u64) {
+    // SAFETY: VMX is on and the caller made this vCPU's VMCS current
+    // (`load`); a VMWRITE changes only that VMCS (a bad field fails the
+    // instruction and later shows as a failed entry).
+    unsafe {
+        core::arch::asm!("vmwrite {}, {}", in(reg) u64::from(field), in(reg) value, options(nostack));
+    }
+}
+
+fn vmread(field: u32) -> u64 {
+    let value: u64;
+    // SAFETY: as `vmwrite`, reading.
+    unsafe {
+        core::arch::asm!("vmread {}, {}", out(reg) value, in(reg) u64::from(field), options(nostack));
+    }
+    value
+}
+
+/// What the VMCS says about the last exit.
+#[derive(Debug, Clone, Copy)]
+pub struct RawExit {
+    /// The exit reason (bit 31: the entry failed); `u32::MAX` when the
+    /// entry instruction itself failed (`error` says why).
+    pub reason: u32,
+    /// The exit qualification.
+    pub qualification: u64,
+    /// The guest-physical address (EPT violations).
+    pub gpa: u64,
+    /// Bytes of the instruction that exited.
+    pub instruction_len: u64,
+    /// The VM-instruction error after a failed VMLAUNCH/VMRESUME.
+    pub error: u64,
+}
+
+/// One vCPU's VMCS (a frame) and registers.
+pub struct Vcpu {
+    vmcs: u64,
+    launched: bool,
+    /// The guest's registers besides RSP and RIP.
+    pub regs: VmxRegs,
+}
+
+impl Vcpu {
+    /// A vCPU whose VMCS is the zeroed, identity-mapped frame `vmcs`, with
+    /// `controls`, EPT from `ept_root` and `vpid` (non-zero).
+    pub fn new(vmcs: u64, revision: u32, controls: &Controls, ept_root: u64, vpid: u32) -> Self {
+        // SAFETY: `vmcs` is a kernel-owned frame for this vCPU alone; its
+        // first word is the revision id VMCLEAR/VMPTRLD check. VMX is on.
+        unsafe {
+            core::ptr::write_volatile(vmcs as *mut u32, revision);
+            core::arch::asm!("vmclear [{}]", in(reg) &raw const vmcs, options(nostack));
+        }
+        let v = Self {
+            vmcs,
+            launched: false,
+            regs: VmxRegs::default(),
+        };
+        v.load();
+        vmwrite(f32::PIN_CONTROLS, controls.pin.into());
+        vmwrite(f32::PROC_CONTROLS, controls.proc.into());
+        vmwrite(f32::PROC2_CONTROLS, controls.proc2.into());
+        vmwrite(f32::EXIT_CONTROLS, controls.exit.into());
+        vmwrite(f32::ENTRY_CONTROLS, controls.entry.into());
+        vmwrite(f32::EXCEPTION_BITMAP, 0);
+        vmwrite(f64::EPT_POINTER, vmcs::ept_pointer(ept_root));
+        vmwrite(f16::VPID, vpid.max(1).into());
+        vmwrite(f64::VMCS_LINK_POINTER, u64::MAX);
+        vmwrite(fnat::CR0_MASK, 0);
+        vmwrite(fnat::CR4_MASK, CR4_VMXE);
+        vmwrite(fnat::CR4_SHADOW, 0);
+        v.host_state();
+        v
+    }
+
+    /// Makes this VMCS the CPU's current one.
+    fn load(&self) {
+        if CURRENT.load(Ordering::Relaxed) != self.vmcs {
+            // SAFETY: the frame holds a VMCS this vCPU initialised
+            // (revision id, VMCLEAR) and owns; VMX is on.
+            unsafe {
+                core::arch::asm!("vmptrld [{}]", in(reg) &raw const self.vmcs, options(nostack));
+            }
+            CURRENT.store(self.vmcs, Ordering::Relaxed);
+        }
+    }
+
+    /// The host state every exit returns to (RSP and RIP are set by the
+    /// world switch; CR3 and the FS/GS bases before each entry).
+    fn host_state(&self) {
+        let (cr0, cr3, cr4): (u64, u64, u64);
+        let mut gdtr = [0u8; 10];
+        let mut idtr = [0u8; 10];
+        // SAFETY: reads control registers and stores the descriptor-table
+        // registers into local buffers of their size.
+        unsafe {
+            core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack));
+            core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack));
+            core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack));
+            core::arch::asm!("sgdt [{}]", in(reg) gdtr.as_mut_ptr(), options(nostack));
+            core::arch::asm!("sidt [{}]", in(reg) idtr.as_mut_ptr(), options(nostack));
+        }
+        let base = |t: [u8; 10]| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&t[2..]);
+            u64::from_le_bytes(b)
+        };
+        vmwrite(fnat::HOST_CR0, cr0);
+        vmwrite(fnat::HOST_CR3, cr3);
+        vmwrite(fnat::HOST_CR4, cr4);
+        vmwrite(f16::HOST_CS, gdt::KERNEL_CS.into());
+        for field in [f16::HOST_SS, f16::HOST_DS, f16::HOST_ES] {
+            vmwrite(field, gdt::KERNEL_DS.into());
+        }
+        vmwrite(f16::HOST_FS, 0);
+        vmwrite(f16::HOST_GS, 0);
+        vmwrite(f16::HOST_TR, gdt::TSS_SELECTOR.into());
+        vmwrite(fnat::HOST_TR_BASE, gdt::tss_base());
+        vmwrite(fnat::HOST_GDTR_BASE, base(gdtr));
+        vmwrite(fnat::HOST_IDTR_BASE, base(idtr));
+        vmwrite(f64::HOST_EFER, rdmsr(EFER));
+        vmwrite(f32::HOST_SYSENTER_CS, 0);
+        vmwrite(fnat::HOST_SYSENTER_ESP, 0);
+        vmwrite(fnat::HOST_SYSENTER_EIP, 0);
+    }
+
+    /// Sets flat 64-bit long mode (CPL 0, paging through the guest's own
+    /// tables at guest-physical `cr3`) at `rip` with `rsp`, RFLAGS.IF clear;
+    /// CR0/CR4 get the bits VMX operation fixes.
+    pub fn set_long_mode(&mut self, rip: u64, rsp: u64, cr3: u64) -> Result<(), VmxError> {
+        let cr0 = vmx_caps::apply_fixed("CR0", CR0_LONG, rdmsr(0x486), rdmsr(0x487))?;
+        let cr4 = vmx_caps::apply_fixed("CR4", CR4_PAE | CR4_VMXE, rdmsr(0x488), rdmsr(0x489))?;
+        self.load();
+        for i in 0..vmcs::SEGMENTS {
+            let (selector, limit, access) = match i {
+                vmcs::CS => (gdt::KERNEL_CS, 0xffff_ffff, vmcs::AR_CODE64),
+                vmcs::LDTR => (0, 0xffff, vmcs::AR_UNUSABLE),
+                vmcs::TR => (0x18, 0x67, vmcs::AR_TSS_BUSY),
+                _ => (gdt::KERNEL_DS, 0xffff_ffff, vmcs::AR_DATA),
+            };
+            let at = 2 * i as u32;
+            vmwrite(f16::GUEST_ES + at, selector.into());
+            vmwrite(f32::GUEST_ES_LIMIT + at, limit);
+            vmwrite(f32::GUEST_ES_ACCESS + at, access.into());
+            vmwrite(fnat::GUEST_ES_BASE + at, 0);
+        }
+        vmwrite(f32::GUEST_GDTR_LIMIT, 0xffff);
+        vmwrite(f32::GUEST_IDTR_LIMIT, 0xffff);
+        vmwrite(fnat::GUEST_GDTR_BASE, 0);
+        vmwrite(fnat::GUEST_IDTR_BASE, 0);
+        vmwrite(fnat::GUEST_CR0, cr0);
+        vmwrite(fnat::CR0_SHADOW, CR0_LONG);
+        vmwrite(fnat::GUEST_CR3, cr3);
+        vmwrite(fnat::GUEST_CR4, cr4);
+        vmwrite(fnat::CR4_SHADOW, CR4_PAE);
+        vmwrite(f64::GUEST_EFER, EFER_LONG);
+        vmwrite(fnat::GUEST_DR7, 0x400);
+        vmwrite(fnat::GUEST_RFLAGS, 0x2);
+        vmwrite(fnat::GUEST_RIP, rip);
+        vmwrite(fnat::GUEST_RSP, rsp);
+        vmwrite(f32::GUEST_INTERRUPTIBILITY, 0);
+        vmwrite(f32::GUEST_ACTIVITY, 0);
+        vmwrite(f32::GUEST_SYSENTER_CS, 0);
+        vmwrite(fnat::GUEST_SYSENTER_ESP, 0);
+        vmwrite(fnat::GUEST_SYSENTER_EIP, 0);
+        self.regs = VmxRegs::default();
+        Ok(())
+    }
+
+    /// Enters the guest until its next exit.
+    pub fn run(&mut self) -> RawExit {
+        self.load();
+        let cr3: u64;
+        // SAFETY: reads CR3 (the address space the host returns to).
+        unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack)) };
+        vmwrite(fnat::HOST_CR3, cr3);
+        vmwrite(fnat::HOST_FS_BASE, rdmsr(FS_BASE));
+        vmwrite(fnat::HOST_GS_BASE, rdmsr(GS_BASE));
+        // SAFETY: the VMCS is current and filled by `new` and
+        // `set_long_mode` (controls adjusted to the CPU, host state of the
+        // running kernel, EPT over frames the VM owns); interrupts are off.
+        // The switch saves and restores the host's callee-saved registers;
+        // VM exit loads the host's RSP, RIP, segments and control registers
+        // from the VMCS.
+        let failed = unsafe { mica_vmx_run(&raw mut self.regs, u32::from(self.launched)) };
+        if failed != 0 {
+            return RawExit {
+                reason: u32::MAX,
+                qualification: 0,
+                gpa: 0,
+                instruction_len: 0,
+                error: vmread(f32::VM_INSTRUCTION_ERROR),
+            };
+        }
+        self.launched = true;
+        RawExit {
+            reason: vmread(f32::EXIT_REASON) as u32,
+            qualification: vmread(fnat::EXIT_QUALIFICATION),
+            gpa: vmread(f64::GUEST_PHYSICAL_ADDRESS),
+            instruction_len: vmread(f32::EXIT_INSTRUCTION_LEN),
+            error: 0,
+        }
+    }
+
+    /// The guest's RIP.
+    pub fn rip(&self) -> u64 {
+        self.load();
+        vmread(fnat::GUEST_RIP)
+    }
+
+    /// Moves the guest's RIP.
+    pub fn set_rip(&self, rip: u64) {
+        self.load();
+        vmwrite(fnat::GUEST_RIP, rip);
+    }
+
+    /// Clears the VMCS before its frame goes back to the allocator.
+    pub fn release(&mut self) {
+        // SAFETY: the frame holds this vCPU's VMCS; VMCLEAR writes its
+        // state back and makes it not current.
+        unsafe {
+            core::arch::asm!("vmclear [{}]", in(reg) &raw const self.vmcs, options(nostack));
+        }
+        let _ = CURRENT.compare_exchange(self.vmcs, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
