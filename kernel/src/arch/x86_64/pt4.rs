@@ -400,4 +400,17 @@ mod tests {
             0x30_0000
         );
     }
+
+    #[test]
+    fn ept_entries_carry_rwx_and_write_back() {
+        let mut mem = Boxed::default();
+        let root = mem.alloc_table().unwrap();
+        map_range(&mut mem, root, 0, 0x4000_0000, 4 << 20, Flags::EPT_RWX_WB).unwrap();
+        let pml4e = mem.entries(root)[0];
+        assert_eq!(pml4e & 0xfff, 0b111, "tables: read, write, execute");
+        let pdpt = pml4e & ADDR_MASK;
+        let pd = mem.entries(pdpt)[0] & ADDR_MASK;
+        // A 2 MiB leaf: RWX, memory type 6 (WB) in bits 3-5, bit 7 large.
+        assert_eq!(mem.entries(pd)[1], 0x4020_0000 | 0b111 | 6 << 3 | 1 << 7);
+    }
 }

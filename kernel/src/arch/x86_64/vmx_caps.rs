@@ -118,6 +118,24 @@ pub fn adjust_controls(word: &'static str, required: u32, msr: u64) -> Result<u3
     Ok(required | must_be_one)
 }
 
+/// The INVEPT and INVVPID types (1: single context, 2: all contexts)
+/// IA32_VMX_EPT_VPID_CAP offers, single context preferred; `None` when
+/// the instruction or both types are missing.
+pub fn invalidation_types(cap: u64) -> (Option<u64>, Option<u64>) {
+    let pick = |instruction: u32, single: u32, all: u32| {
+        if cap & 1 << instruction == 0 {
+            None
+        } else if cap & 1 << single != 0 {
+            Some(1)
+        } else if cap & 1 << all != 0 {
+            Some(2)
+        } else {
+            None
+        }
+    };
+    (pick(20, 25, 26), pick(32, 41, 42))
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -165,6 +183,18 @@ mod tests {
         assert!(has_true_controls(basic));
         assert!(!has_true_controls(0x0000_0400_8000_0001));
         assert_eq!(revision_id(0x8000_0001), 1);
+    }
+
+    #[test]
+    fn invalidation_prefers_single_context() {
+        // Skylake-like: INVEPT single+all, INVVPID single+all.
+        let cap = 1 << 20 | 1 << 25 | 1 << 26 | 1 << 32 | 1 << 41 | 1 << 42;
+        assert_eq!(invalidation_types(cap), (Some(1), Some(1)));
+        assert_eq!(
+            invalidation_types(1 << 20 | 1 << 26 | 1 << 32 | 1 << 42),
+            (Some(2), Some(2))
+        );
+        assert_eq!(invalidation_types(1 << 25 | 1 << 41), (None, None));
     }
 
     #[test]

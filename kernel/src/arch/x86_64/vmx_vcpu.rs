@@ -17,6 +17,8 @@ static CURRENT: AtomicU64 = AtomicU64::new(0);
 const EFER: u32 = 0xc000_0080;
 const FS_BASE: u32 = 0xc000_0100;
 const GS_BASE: u32 = 0xc000_0101;
+/// IA32_VMX_EPT_VPID_CAP: which INVEPT/INVVPID types exist.
+const EPT_VPID_CAP: u32 = 0x48c;
 /// Guest EFER for long mode: LME and LMA.
 const EFER_LONG: u64 = 1 << 8 | 1 << 10;
 /// Guest CR0 for long mode: PE, ET, NE, WP, PG.
@@ -168,6 +170,9 @@ pub struct RawExit {
 pub struct Vcpu {
     vmcs: u64,
     launched: bool,
+    /// The EPT pointer and VPID (for invalidation).
+    eptp: u64,
+    vpid: u16,
     /// The guest's registers besides RSP and RIP.
     pub regs: VmxRegs,
 }
@@ -185,6 +190,8 @@ impl Vcpu {
         let v = Self {
             vmcs,
             launched: false,
+            eptp: vmcs::ept_pointer(ept_root),
+            vpid: vpid.clamp(1, 0xffff) as u16,
             regs: VmxRegs::default(),
         };
         v.load();
@@ -194,8 +201,8 @@ impl Vcpu {
         vmwrite(f32::EXIT_CONTROLS, controls.exit.into());
         vmwrite(f32::ENTRY_CONTROLS, controls.entry.into());
         vmwrite(f32::EXCEPTION_BITMAP, 0);
-        vmwrite(f64::EPT_POINTER, vmcs::ept_pointer(ept_root));
-        vmwrite(f16::VPID, vpid.max(1).into());
+        vmwrite(f64::EPT_POINTER, v.eptp);
+        vmwrite(f16::VPID, v.vpid.into());
         vmwrite(f64::VMCS_LINK_POINTER, u64::MAX);
         vmwrite(fnat::CR0_MASK, 0);
         vmwrite(fnat::CR4_MASK, CR4_VMXE);
@@ -295,7 +302,31 @@ impl Vcpu {
         vmwrite(fnat::GUEST_SYSENTER_ESP, 0);
         vmwrite(fnat::GUEST_SYSENTER_EIP, 0);
         self.regs = VmxRegs::default();
+        self.flush();
         Ok(())
+    }
+
+    /// Drops the CPU's cached translations for this VM's EPT and VPID (a
+    /// fresh guest, or a table root or VPID another VM had before).
+    fn flush(&self) {
+        let (ept, vpid) = vmx_caps::invalidation_types(rdmsr(EPT_VPID_CAP));
+        let ept_desc: [u64; 2] = [self.eptp, 0];
+        let vpid_desc: [u64; 2] = [u64::from(self.vpid), 0];
+        if let Some(kind) = ept {
+            // SAFETY: INVEPT of a type the CPU offers (checked above) with
+            // a descriptor naming this VM's EPT pointer; it only drops
+            // cached translations.
+            unsafe {
+                core::arch::asm!("invept {}, [{}]", in(reg) kind, in(reg) ept_desc.as_ptr(), options(nostack));
+            }
+        }
+        if let Some(kind) = vpid {
+            // SAFETY: INVVPID of a type the CPU offers with this VM's
+            // (non-zero) VPID; it only drops cached translations.
+            unsafe {
+                core::arch::asm!("invvpid {}, [{}]", in(reg) kind, in(reg) vpid_desc.as_ptr(), options(nostack));
+            }
+        }
     }
 
     /// Enters the guest until its next exit.
