@@ -80,8 +80,19 @@ pub const X86_GUEST_RAM_BASE: u64 = 0;
 /// flat, no GDT or IDT in guest memory (an exception is a triple fault,
 /// which stops the VM). Every port is intercepted (served through the
 /// ioreq slot as `Space::Pio`); HLT sleeps until the next host tick; CPUID
-/// answers the host's leaves without SVM; VMMCALL powers the VM off.
+/// answers the host's leaves without SVM; VMMCALL (VMCALL on VMX) is a
+/// hypercall numbered by `rax`: [`X86_HYPERCALL_NULL`] returns at once
+/// (RIP advanced, registers unchanged), any other number is
+/// [`X86_HYPERCALL_POWER_OFF`].
 pub const X86_GUEST_IMAGE_OFFSET: u64 = 0x10_0000;
+/// x86 hypercall numbers (`rax` at VMMCALL/VMCALL), documented with the
+/// guest entry state at [`X86_GUEST_IMAGE_OFFSET`].
+/// The null hypercall ("MICA" then 1): the kernel's exit handler advances
+/// RIP and re-enters the guest at once (for measuring the exit round trip).
+pub const X86_HYPERCALL_NULL: u64 = 0x4d49_4341_0000_0001;
+/// Power the VM off: this number, and every number not listed here.
+pub const X86_HYPERCALL_POWER_OFF: u64 = 0;
+
 /// Where the kernel writes an x86 guest's identity page tables (PML4; the
 /// PDPT and PD follow in the next two pages).
 pub const X86_GUEST_PML4: u64 = 0x1000;

@@ -2,7 +2,8 @@
 //! `-icount shift=0`, so `instret` counts executed instructions exactly,
 //! and reports the instructions per null SBI call and per 16550 LSR read
 //! round trip (kernel -> ioreq -> devices -> back) in
-//! `target/bench/riscv64.json`.
+//! `target/bench/riscv64.json`. `--arch x86_64` measures the x86 guest
+//! paths instead (`bench_x86`).
 
 use std::path::Path;
 use std::process::Command;
@@ -19,6 +20,10 @@ pub const KEYS: [&str; 2] = ["null_sbi_call", "mmio_uart_roundtrip"];
 /// `cargo xtask bench`: builds the kernel and the `bench` scenario's boot
 /// image, then measures.
 pub fn run(args: &[String]) -> Result<(), String> {
+    let (arch, args) = crate::x86::take_arch(args)?;
+    if arch == crate::x86::Arch::X86_64 {
+        return crate::bench_x86::run(&args);
+    }
     if let Some(arg) = args.first() {
         return Err(format!(
             "`xtask bench` does not know the option `{arg}` yet"
@@ -55,16 +60,27 @@ pub fn run_riscv64(kernel: &Path, boot_image: &Path, out: &Path) -> Result<(), S
     .arg("-initrd")
     .arg(boot_image);
     let mut session = Session::spawn(qemu)?;
+    let figures = collect(&mut session, &KEYS, "instructions")?;
+    write_json(out, &figures)
+}
+
+/// Reads `bench: <key> N` for each of `keys` in order, then `bench: done`,
+/// from `session`; prints each figure with its `unit`.
+pub fn collect<'k>(
+    session: &mut Session,
+    keys: &[&'k str],
+    unit: &str,
+) -> Result<Vec<(&'k str, u64)>, String> {
     let mut figures = Vec::new();
-    for key in KEYS {
-        let line = session.expect(&format!("bench: {key} "), Duration::from_secs(60))?;
+    for &key in keys {
+        let line = session.expect(&format!("bench: {key} "), Duration::from_secs(300))?;
         let value = parse_figure(&line, key)
             .ok_or_else(|| format!("cannot read the figure in {line:?}"))?;
-        println!("bench: {key} = {value} instructions");
+        println!("bench: {key} = {value} {unit}");
         figures.push((key, value));
     }
     session.expect("bench: done", Duration::from_secs(60))?;
-    write_json(out, &figures)
+    Ok(figures)
 }
 
 /// The number after `bench: <key> ` in a console line (which may carry a
@@ -76,7 +92,7 @@ fn parse_figure(line: &str, key: &str) -> Option<u64> {
 }
 
 /// Writes `{"key": value, ...}` with a trailing newline.
-fn write_json(out: &Path, figures: &[(&str, u64)]) -> Result<(), String> {
+pub fn write_json(out: &Path, figures: &[(&str, u64)]) -> Result<(), String> {
     let body: Vec<String> = figures
         .iter()
         .map(|(k, v)| format!("  \"{k}\": {v}"))

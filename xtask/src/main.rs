@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod bench;
+mod bench_x86;
 mod bochs;
 mod cmd;
 mod image;
@@ -26,6 +27,7 @@ commands:
            [--emulator qemu|bochs]  x86_64 only: bochs boots it with VMX
   test     fmt check, clippy -D warnings, host unit tests, QEMU tests
   bench    exact instruction counts of the guest I/O paths (QEMU -icount)
+           [--arch riscv64|x86_64]  x86_64: SVM on QEMU and VMX on Bochs
   help     this text
 ";
 

@@ -56,6 +56,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 "mica-guest-x86-misbehave",
                 "-p",
                 "mica-guest-x86-poweroff",
+                "-p",
+                "mica-guest-x86-bench",
             ])
             .args(["--", "-D", "warnings"]),
         "clippy (x86_64 kernel and guests)",

@@ -2,7 +2,7 @@
 //! (ring 3 under the x86 kernel), packed with the same manifest as on
 //! RISC-V and handed to QEMU's Multiboot loader with `-initrd` (it becomes
 //! the first Multiboot module), with the x86 test guests (`x86-hello`,
-//! `x86-misbehave`, `x86-poweroff`) the scenario's VMs boot.
+//! `x86-misbehave`, `x86-poweroff`, `x86-bench`) the scenario's VMs boot.
 
 use std::path::PathBuf;
 
@@ -125,6 +125,10 @@ pub fn build_boot_image(scenario: &str) -> Result<PathBuf, String> {
         guest(
             "x86-misbehave",
             artifacts::x86_guest_raw("mica-guest-x86-misbehave")?,
+        ),
+        guest(
+            "x86-bench",
+            artifacts::x86_guest_raw("mica-guest-x86-bench")?,
         ),
         guest(
             "x86-poweroff",

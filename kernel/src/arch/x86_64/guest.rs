@@ -2,7 +2,8 @@
 //! VMCB or VMCS, RAM from guest-physical 0 behind nested page tables (EPT
 //! on VMX) under an ASID (VPID) of its own, and
 //! the run loop that enters the guest and turns each exit into a port
-//! access through the ioreq slot, a CPUID answer, a sleep, a power-off, a
+//! access through the ioreq slot, a CPUID answer, a null hypercall (straight
+//! back into the guest), a sleep, a power-off, a
 //! return to the host scheduler or a stopped VM. The VM's memory over its
 //! life (create, load, start, reset, destroy) is in `guest_mem`.
 //!
@@ -94,6 +95,9 @@ impl GuestVm {
                 }
                 GuestExit::Hypercall => {
                     self.vcpu.set_rip(next_rip);
+                    if self.vcpu.rax() == ipc::syscall::X86_HYPERCALL_NULL {
+                        continue;
+                    }
                     self.vm.leave(VmState::PoweredOff);
                     self.run = VcpuRun::Stopped;
                     return RunOutcome::Left(VmState::PoweredOff);

@@ -2,7 +2,8 @@
 //! and paging set by Mica, `rdi` = the boot-info block) zeroes `.bss` and
 //! calls the guest's main with (0, boot info); COM1 output polls LSR.THRE
 //! (0x3fd bit 5) before every THR (0x3f8) write; each access is a port
-//! exit Mica serves through its devices task. `power_off` is VMMCALL.
+//! exit Mica serves through its devices task. `power_off` and `hypercall`
+//! are VMMCALL (VMCALL on Intel) with the number in `rax`.
 
 use core::fmt::{self, Write};
 
@@ -32,7 +33,9 @@ const COM1: u16 = 0x3f8;
 const LSR: u16 = COM1 + 5;
 const LSR_THRE: u8 = 1 << 5;
 
-fn inb(port: u16) -> u8 {
+/// Reads a byte from `port` (an exit to Mica, served by its devices task).
+#[inline(always)]
+pub fn inb(port: u16) -> u8 {
     let value: u8;
     // SAFETY: a port read; in a Mica guest it exits to the hypervisor.
     unsafe {
@@ -75,18 +78,34 @@ pub fn rdtsc() -> u64 {
 /// CPUID leaf 0's EBX on an Intel CPU ("Genu" of "GenuineIntel").
 const INTEL_EBX: u32 = 0x756e_6547;
 
-/// Asks Mica to power the VM off: VMCALL on an Intel CPU (VMX), VMMCALL
-/// elsewhere (SVM); each is undefined on the other's CPUs.
-pub fn power_off() -> ! {
-    // CPUID leaf 0: the vendor (Mica answers with the host's).
-    let intel = core::arch::x86_64::__cpuid(0).ebx == INTEL_EBX;
+/// The null hypercall's number (`ipc::syscall::X86_HYPERCALL_NULL`).
+pub const HYPERCALL_NULL: u64 = 0x4d49_4341_0000_0001;
+/// The power-off hypercall's number (`ipc::syscall::X86_HYPERCALL_POWER_OFF`).
+pub const HYPERCALL_POWER_OFF: u64 = 0;
+
+/// Whether the CPU is Intel's (VMX: VMCALL), from CPUID leaf 0's vendor
+/// (Mica answers with the host's).
+pub fn is_intel() -> bool {
+    core::arch::x86_64::__cpuid(0).ebx == INTEL_EBX
+}
+
+/// Hypercall `nr` (in `rax`): VMCALL when `intel`, VMMCALL otherwise;
+/// each is undefined on the other's CPUs.
+#[inline(always)]
+pub fn hypercall(intel: bool, nr: u64) {
     if intel {
-        // SAFETY: VMCALL exits to the hypervisor, which powers the VM off.
-        unsafe { core::arch::asm!("vmcall", options(nomem, nostack)) };
+        // SAFETY: VMCALL exits to the hypervisor, which serves `nr`.
+        unsafe { core::arch::asm!("vmcall", inout("rax") nr => _, options(nomem, nostack)) };
     } else {
-        // SAFETY: VMMCALL exits to the hypervisor, which powers the VM off.
-        unsafe { core::arch::asm!("vmmcall", options(nomem, nostack)) };
+        // SAFETY: VMMCALL exits to the hypervisor, which serves `nr`.
+        unsafe { core::arch::asm!("vmmcall", inout("rax") nr => _, options(nomem, nostack)) };
     }
+}
+
+/// Asks Mica to power the VM off: VMCALL on an Intel CPU (VMX), VMMCALL
+/// elsewhere (SVM).
+pub fn power_off() -> ! {
+    hypercall(is_intel(), HYPERCALL_POWER_OFF);
     loop {
         core::hint::spin_loop();
     }
