@@ -24,6 +24,100 @@ pub struct Part {
     pub path: PathBuf,
 }
 
+/// Endpoint numbers (`ipc::syscall::endpoints`).
+pub const VM_MANAGER: u8 = 1;
+/// The ioreq service's endpoint.
+pub const IOREQ: u8 = 2;
+/// The device service's endpoint.
+pub const DEVICES: u8 = 3;
+
+/// A service part of a boot image.
+pub fn service(
+    name: &str,
+    path: PathBuf,
+    priority: u8,
+    serves: Option<u8>,
+    may_call: &'static [u8],
+    rights: KernelRights,
+) -> Part {
+    let kind = EntryKind::Service;
+    Part {
+        name: name.into(),
+        kind,
+        priority,
+        serves,
+        may_call,
+        rights,
+        path,
+    }
+}
+
+/// A guest part of a boot image.
+pub fn guest(name: &str, path: PathBuf) -> Part {
+    let rights = KernelRights::default();
+    let kind = EntryKind::Guest;
+    Part {
+        name: name.into(),
+        kind,
+        priority: 0,
+        serves: None,
+        may_call: &[],
+        rights,
+        path,
+    }
+}
+
+/// The manifest of the services every boot image has, on both
+/// architectures: init, ioreq, devices (with `devices_rights`) and the
+/// vm-manager, their ELFs found by `task`.
+pub fn core_services(
+    task: impl Fn(&str) -> Result<PathBuf, String>,
+    devices_rights: KernelRights,
+) -> Result<Vec<Part>, String> {
+    Ok(vec![
+        service(
+            "init",
+            task("mica-init")?,
+            10,
+            None,
+            &[],
+            KernelRights::SUPERVISOR,
+        ),
+        service(
+            "ioreq",
+            task("mica-ioreq")?,
+            9,
+            Some(IOREQ),
+            &[DEVICES],
+            KernelRights::IOREQ,
+        ),
+        service(
+            "devices",
+            task("mica-devices")?,
+            8,
+            Some(DEVICES),
+            &[],
+            devices_rights,
+        ),
+        service(
+            "vm-manager",
+            task("mica-vm-manager")?,
+            7,
+            Some(VM_MANAGER),
+            &[IOREQ, DEVICES],
+            KernelRights::VM_CONTROL,
+        ),
+    ])
+}
+
+/// Packs `parts` into `dir/boot.img`, says so, and returns its path.
+pub fn pack_into(parts: &[Part], dir: &Path) -> Result<PathBuf, String> {
+    let out = dir.join("boot.img");
+    let size = pack(parts, &out)?;
+    println!("xtask: boot image {} ({size} bytes)", out.display());
+    Ok(out)
+}
+
 /// Reads every part and writes the image to `out`; returns its size.
 pub fn pack(parts: &[Part], out: &Path) -> Result<usize, String> {
     let mut blobs = Vec::with_capacity(parts.len());

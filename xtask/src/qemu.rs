@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use mica_boot::image::{EntryKind, KernelRights};
+use mica_boot::image::KernelRights;
 
 use crate::artifacts::{self, RISCV_TARGET, riscv_elf};
 use crate::cmd::{cargo, run as run_cmd, workspace_root};
-use crate::image::{Part, pack};
+use crate::image::{DEVICES, VM_MANAGER, core_services, guest, pack_into, service};
 use crate::install;
 use crate::options::{self, GuestSpec};
 use vm_manager::scenario_file;
@@ -95,48 +95,8 @@ pub fn build_kernel() -> Result<PathBuf, String> {
     Ok(riscv_elf("mica-kernel"))
 }
 
-/// Endpoint numbers (`ipc::syscall::endpoints`).
-const VM_MANAGER: u8 = 1;
-const IOREQ: u8 = 2;
-const DEVICES: u8 = 3;
 /// The test-only crasher serves this endpoint once restarted.
 const CRASHER: u8 = 4;
-
-/// A service part of the boot image.
-fn service(
-    name: &str,
-    path: PathBuf,
-    priority: u8,
-    serves: Option<u8>,
-    may_call: &'static [u8],
-    rights: KernelRights,
-) -> Part {
-    let kind = EntryKind::Service;
-    Part {
-        name: name.into(),
-        kind,
-        priority,
-        serves,
-        may_call,
-        rights,
-        path,
-    }
-}
-
-/// A guest part of the boot image.
-fn guest_part(name: &str, path: PathBuf) -> Part {
-    let rights = KernelRights::default();
-    let kind = EntryKind::Guest;
-    Part {
-        name: name.into(),
-        kind,
-        priority: 0,
-        serves: None,
-        may_call: &[],
-        rights,
-        path,
-    }
-}
 
 /// The scenario file `configs/<scenario>.toml` with a static VM added for
 /// each user guest, checked with the vm-manager's own rules.
@@ -162,8 +122,8 @@ fn scenario_text(scenario: &str, guests: &[GuestSpec]) -> Result<String, String>
         )
     })?;
     scenario_file::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-    for guest in guests {
-        let vm = guest.vm();
+    for spec in guests {
+        let vm = spec.vm();
         text.push_str(&format!(
             "\n# from --guest\n[[vm]]\nname = {:?}\nimage = {:?}\nmem_mib = {}\nvcpus = {}\n",
             vm.name, vm.image, vm.mem_mib, vm.vcpus
@@ -226,43 +186,13 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
             .env("MICA_SCENARIO_FILE", &scenario_file),
         &format!("build the vm-manager ({scenario} scenario)"),
     )?;
-    // The next scenario's build replaces the vm-manager ELF: keep this one.
+    // GUEST_IRQ: the device service's PLIC models drive the VMs' external
+    // interrupts. Each task is stripped into this scenario's directory, so
+    // the next scenario's vm-manager build cannot replace this one's.
+    let devices_rights = KernelRights::CONSOLE.union(KernelRights::GUEST_IRQ);
     let task = |package: &str| artifacts::stripped(&riscv_elf(package), &dir.join(package));
-    let vm_manager = task("mica-vm-manager")?;
-    let mut parts = vec![
-        service(
-            "init",
-            task("mica-init")?,
-            10,
-            None,
-            &[],
-            KernelRights::SUPERVISOR,
-        ),
-        service(
-            "ioreq",
-            task("mica-ioreq")?,
-            9,
-            Some(IOREQ),
-            &[DEVICES],
-            KernelRights::IOREQ,
-        ),
-        service(
-            "devices",
-            task("mica-devices")?,
-            8,
-            Some(DEVICES),
-            &[],
-            // GUEST_IRQ: its PLIC models drive the VMs' external interrupts.
-            KernelRights::CONSOLE.union(KernelRights::GUEST_IRQ),
-        ),
-        service(
-            "vm-manager",
-            vm_manager,
-            7,
-            Some(VM_MANAGER),
-            &[IOREQ, DEVICES],
-            KernelRights::VM_CONTROL,
-        ),
+    let mut parts = core_services(task, devices_rights)?;
+    parts.extend([
         // The management shell on the console: below every service, above
         // the guests' vCPUs (priority 0), so typing is served while they run.
         service(
@@ -283,13 +213,13 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
             &[VM_MANAGER],
             KernelRights::DEVICES,
         ),
-        guest_part("hello", artifacts::guest_raw("mica-guest-hello")?),
-        guest_part("misbehave", artifacts::guest_raw("mica-guest-misbehave")?),
-        guest_part("bench", artifacts::guest_raw("mica-guest-bench")?),
-        guest_part("genid", artifacts::guest_raw("mica-guest-genid")?),
-    ];
-    for guest in guests {
-        parts.push(guest_part(&guest.name, guest.path.clone()));
+        guest("hello", artifacts::guest_raw("mica-guest-hello")?),
+        guest("misbehave", artifacts::guest_raw("mica-guest-misbehave")?),
+        guest("bench", artifacts::guest_raw("mica-guest-bench")?),
+        guest("genid", artifacts::guest_raw("mica-guest-genid")?),
+    ]);
+    for spec in guests {
+        parts.push(guest(&spec.name, spec.path.clone()));
     }
     if crasher {
         let path = task("mica-crasher")?;
@@ -302,8 +232,5 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
             KernelRights::default(),
         ));
     }
-    let out = dir.join("boot.img");
-    let size = pack(&parts, &out)?;
-    println!("xtask: boot image {} ({size} bytes)", out.display());
-    Ok(out)
+    pack_into(&parts, &dir)
 }

@@ -6,51 +6,15 @@
 
 use std::path::PathBuf;
 
-use mica_boot::image::{EntryKind, KernelRights};
+use mica_boot::image::KernelRights;
 
 use crate::artifacts;
 use crate::cmd::{cargo, run, workspace_root};
-use crate::image::{Part, pack};
+use crate::image::{core_services, guest, pack_into};
 use crate::x86::X86_TARGET;
-
-/// Endpoint numbers (`ipc::syscall::endpoints`).
-const VM_MANAGER: u8 = 1;
-const IOREQ: u8 = 2;
-const DEVICES: u8 = 3;
-
-fn service(
-    name: &str,
-    path: PathBuf,
-    priority: u8,
-    serves: Option<u8>,
-    may_call: &'static [u8],
-    rights: KernelRights,
-) -> Part {
-    Part {
-        name: name.into(),
-        kind: EntryKind::Service,
-        priority,
-        serves,
-        may_call,
-        rights,
-        path,
-    }
-}
 
 /// The scenario `cargo xtask qemu --arch x86_64` boots by default.
 pub const DEFAULT_SCENARIO: &str = "x86-default";
-
-fn guest(name: &str, path: PathBuf) -> Part {
-    Part {
-        name: name.into(),
-        kind: EntryKind::Guest,
-        priority: 0,
-        serves: None,
-        may_call: &[],
-        rights: KernelRights::default(),
-        path,
-    }
-}
 
 /// Builds the x86 service tasks (the vm-manager with
 /// `configs/<scenario>.toml` compiled in) and the x86 guests, and packs
@@ -85,39 +49,8 @@ pub fn build_boot_image(scenario: &str) -> Result<PathBuf, String> {
             .join(package)
     };
     let task = |package: &str| artifacts::stripped(&elf(package), &dir.join(package));
-    let parts = vec![
-        service(
-            "init",
-            task("mica-init")?,
-            10,
-            None,
-            &[],
-            KernelRights::SUPERVISOR,
-        ),
-        service(
-            "ioreq",
-            task("mica-ioreq")?,
-            9,
-            Some(IOREQ),
-            &[DEVICES],
-            KernelRights::IOREQ,
-        ),
-        service(
-            "devices",
-            task("mica-devices")?,
-            8,
-            Some(DEVICES),
-            &[],
-            KernelRights::CONSOLE,
-        ),
-        service(
-            "vm-manager",
-            task("mica-vm-manager")?,
-            7,
-            Some(VM_MANAGER),
-            &[IOREQ, DEVICES],
-            KernelRights::VM_CONTROL,
-        ),
+    let mut parts = core_services(task, KernelRights::CONSOLE)?;
+    parts.extend([
         guest(
             "x86-hello",
             artifacts::x86_guest_raw("mica-guest-x86-hello")?,
@@ -134,9 +67,6 @@ pub fn build_boot_image(scenario: &str) -> Result<PathBuf, String> {
             "x86-poweroff",
             artifacts::x86_guest_raw("mica-guest-x86-poweroff")?,
         ),
-    ];
-    let out = dir.join("boot.img");
-    let size = pack(&parts, &out)?;
-    println!("xtask: boot image {} ({size} bytes)", out.display());
-    Ok(out)
+    ]);
+    pack_into(&parts, &dir)
 }
