@@ -230,6 +230,21 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Makes a blocked `task` ready with a boost, as credit schedulers do
+    /// for a vCPU whose I/O just completed: it goes to the front of its
+    /// queue, on the rest of its slice, and runs before peers that spin
+    /// through whole slices. It cannot starve them: its slice is charged
+    /// while it runs, and when the slice is used up [`Scheduler::tick`]
+    /// sends it to the back like any other task.
+    pub fn unblock_boosted(&mut self, task: TaskId) -> Result<(), SchedError> {
+        let entry = self.entry(task)?;
+        if !entry.state.is_blocked() {
+            return Err(SchedError::IllegalTransition { from: entry.state });
+        }
+        self.enqueue(task, true);
+        Ok(())
+    }
+
     /// The current task gives up the rest of its slice to its peers.
     pub fn yield_now(&mut self) -> Decision {
         match self.current.take() {

@@ -271,3 +271,60 @@ fn rewait_moves_only_between_blocked_states() {
         })
     );
 }
+
+/// An I/O-bound vCPU (slot 1) beside two spinning peers (2, 3) and a
+/// service (9): each completion puts it back on the CPU as soon as the
+/// service blocks, not behind its peers' whole slices; a plain unblock
+/// would queue it behind both.
+#[test]
+fn a_vcpu_whose_io_completed_runs_before_spinning_peers() {
+    let mut s = admitted(&[(1, 0), (2, 0), (3, 0), (9, 9)]);
+    s.block(t(9), TaskState::BlockedRecv).unwrap();
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
+    for _ in 0..3 {
+        // The vCPU exits for I/O; the service serves it and completes it.
+        s.block(t(1), TaskState::Held).unwrap();
+        s.unblock(t(9)).unwrap();
+        assert_eq!(s.schedule(), Decision::SwitchTo(t(9)));
+        s.unblock_boosted(t(1)).unwrap();
+        s.block(t(9), TaskState::BlockedRecv).unwrap();
+        assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
+        s.check_invariants().unwrap();
+    }
+    let mut plain = admitted(&[(1, 0), (2, 0), (3, 0)]);
+    assert_eq!(plain.schedule(), Decision::SwitchTo(t(1)));
+    plain.block(t(1), TaskState::Held).unwrap();
+    assert_eq!(plain.schedule(), Decision::SwitchTo(t(2)));
+    plain.unblock(t(1)).unwrap();
+    assert_eq!(plain.yield_now(), Decision::SwitchTo(t(3)));
+}
+
+/// The boost does not starve the peers: a vCPU that is boosted after every
+/// tick still loses the CPU when its slice is used up, and both peers run
+/// before it runs again.
+#[test]
+fn a_boosted_vcpu_still_yields_when_its_slice_is_used_up() {
+    let mut s = admitted(&[(1, 0), (2, 0), (3, 0)]);
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
+    let mut ran = vec![1];
+    for _ in 0..(3 * TIMESLICE_TICKS + 1) {
+        let current = s.current().unwrap();
+        if current == t(1) {
+            // Exit for I/O and come straight back, boosted.
+            s.block(t(1), TaskState::Held).unwrap();
+            s.unblock_boosted(t(1)).unwrap();
+            assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
+        }
+        if let Decision::SwitchTo(next) = s.tick() {
+            ran.push(next.slot());
+        }
+        s.check_invariants().unwrap();
+    }
+    assert_eq!(ran, [1, 2, 3, 1]);
+    assert_eq!(
+        s.unblock_boosted(t(2)),
+        Err(SchedError::IllegalTransition {
+            from: TaskState::Ready
+        })
+    );
+}

@@ -387,7 +387,7 @@ pub fn sync(objects: &mut KernelObjects, vm: usize) {
         record.phase == Phase::Running && !record.io_wait && record.asleep_until.is_none();
     match objects.sched.state(record.vcpu) {
         Some(TaskState::Held) if runnable => {
-            let _ = objects.sched.unblock(record.vcpu);
+            let _ = objects.sched.unblock_boosted(record.vcpu);
         }
         Some(TaskState::Ready | TaskState::Running) if !runnable => {
             let _ = objects.sched.block(record.vcpu, TaskState::Held);
