@@ -129,6 +129,10 @@ pub trait BusDevice {
     ) -> Result<(), DeviceError>;
     /// The level of the device's interrupt line now (true = asserted).
     fn irq_level(&self) -> bool;
+    /// The interrupt controller has latched the line's level: a device
+    /// that signals by a pulse (an edge, one request per event) drops it
+    /// here. Level-signalling devices keep their line as it is.
+    fn irq_latched(&mut self) {}
 }
 
 /// Why a range could not be inserted into a [`Bus`].

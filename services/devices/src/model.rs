@@ -94,6 +94,12 @@ impl BusDevice for DeviceModel {
         self.as_bus_device().write(offset, size, value, env)
     }
 
+    fn irq_latched(&mut self) {
+        if let Self::VmGenId(dev) = self {
+            dev.irq_latched();
+        }
+    }
+
     fn irq_level(&self) -> bool {
         match self {
             Self::Uart(dev) => dev.irq_level(),

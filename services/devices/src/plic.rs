@@ -152,7 +152,12 @@ impl Plic {
     }
 
     /// Drives source `source`'s input line (sources outside 1..[`PLIC_SOURCES`]
-    /// are not wired and change nothing).
+    /// are not wired and change nothing). A raised line makes the source
+    /// pending unless it is claimed; lowering it leaves a pending request
+    /// in place: as the PLIC specification says, only a claim clears the
+    /// pending bit (so a pulse is not lost, and a request its device
+    /// withdrew is claimed by a handler that finds nothing to do, as on
+    /// hardware).
     pub fn set_line(&mut self, source: u32, raised: bool) {
         let Some(source) = usize::try_from(source)
             .ok()
@@ -161,14 +166,21 @@ impl Plic {
             return;
         };
         self.lines.set(source, raised);
-        if !raised {
-            self.pending.set(source, false);
-        } else if !self.claimed.get(source) {
+        if raised && !self.claimed.get(source) {
             self.pending.set(source, true);
         }
     }
 
     /// Whether source `source` waits to be claimed.
+    /// A device left source `source`: its line is down and a request it
+    /// made but nobody claimed is withdrawn.
+    pub fn disconnect(&mut self, source: u32) {
+        self.set_line(source, false);
+        if let Ok(source) = usize::try_from(source) {
+            self.pending.set(source, false);
+        }
+    }
+
     pub fn is_pending(&self, source: u32) -> bool {
         usize::try_from(source).is_ok_and(|s| self.pending.get(s))
     }

@@ -80,12 +80,19 @@ fn a_line_still_raised_at_completion_interrupts_again() {
     assert!(plic.external_level(0), "level-triggered: pending again");
 }
 
+/// PLIC spec: the gateway's request stays pending until claimed, so a
+/// pulse (a notification) is delivered once, and a lowered line is not
+/// pending again after completion.
 #[test]
-fn a_lowered_line_withdraws_its_request() {
+fn a_pulse_stays_pending_until_claimed_and_only_once() {
     let mut plic = probed(&[UART_IRQ]);
     plic.set_line(UART_IRQ, true);
     plic.set_line(UART_IRQ, false);
+    assert!(plic.external_level(0));
+    assert_eq!(plic.claim(0), UART_IRQ);
     assert!(!plic.external_level(0));
+    plic.complete(0, UART_IRQ);
+    assert!(!plic.external_level(0), "the line is down: no new request");
     assert_eq!(plic.claim(0), 0);
 }
 

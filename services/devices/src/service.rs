@@ -343,10 +343,11 @@ where
                 irq: device.irq,
                 asserted: false,
             });
-            // Its line goes down with it, in the PLIC too.
-            if let Some(plic) = self.vm_mut(vm)?.plic_mut() {
-                plic.set_line(device.irq, false);
-            }
+        }
+        // Its line goes down with it, in the PLIC too, and a request it
+        // made (a pulse) that nobody claimed is withdrawn.
+        if let Some(plic) = self.vm_mut(vm)?.plic_mut() {
+            plic.disconnect(device.irq);
         }
         self.report_irq_changes(vm, true);
         Ok(())
@@ -520,6 +521,9 @@ where
             }
             plic.external_level(0)
         });
+        for device in slot.buses.devices_mut() {
+            device.model.irq_latched();
+        }
         if external != slot.external_level {
             slot.external_level = external;
             self.irq.external_irq(vm, external);

@@ -126,8 +126,10 @@ fn a_new_generation_id_raises_the_external_interrupt_until_handled() {
     assert_eq!(s.irq_sink().0, [(VM, true), (VM, false)]);
 }
 
+/// Linux's vmgenid driver reads the new ID and never writes STATUS: one
+/// change is one interrupt, not a storm.
 #[test]
-fn an_unacknowledged_change_interrupts_again_after_completion() {
+fn a_change_interrupts_once_even_if_never_acknowledged() {
     let mut s = guest_with_plic();
     ok(
         &mut s,
@@ -138,7 +140,13 @@ fn an_unacknowledged_change_interrupts_again_after_completion() {
     );
     assert_eq!(read(&mut s, CLAIM, 4), u64::from(GENID_IRQ));
     write(&mut s, CLAIM, 4, u64::from(GENID_IRQ));
-    assert_eq!(s.irq_sink().0, [(VM, true), (VM, false), (VM, true)]);
+    assert_eq!(s.irq_sink().0, [(VM, true), (VM, false)]);
+    assert_eq!(
+        read(&mut s, CLAIM, 4),
+        0,
+        "nothing pending after completion"
+    );
+    assert_eq!(read(&mut s, GENID + 0x10, 1), 1, "STATUS still shows it");
 }
 
 #[test]
@@ -146,7 +154,9 @@ fn a_disabled_source_or_no_change_does_not_interrupt() {
     let mut s = guest_with_plic();
     let id = [7; 16];
     ok(&mut s, Request::SetGenerationId { vm: VM, id });
+    assert_eq!(read(&mut s, CLAIM, 4), u64::from(GENID_IRQ));
     write(&mut s, GENID + 0x10, 1, 1);
+    write(&mut s, CLAIM, 4, u64::from(GENID_IRQ));
     let before = s.irq_sink().0.len();
     // The same ID again: no change, no interrupt.
     ok(&mut s, Request::SetGenerationId { vm: VM, id });
@@ -225,7 +235,6 @@ fn detaching_a_device_with_its_line_up_lowers_the_external_interrupt() {
         [(VM, true), (VM, false)],
         "the line left with the device"
     );
-    assert_eq!(read(&mut s, CLAIM, 4), 0, "nothing left to claim");
 }
 
 #[test]

@@ -486,7 +486,12 @@ fn set_generation_id_request_gives_the_guest_the_new_id() {
         read(&mut s, VM0, Space::Mmio, 0x1008, 8),
         Response::Value(high)
     );
-    assert_eq!(s.irq_sink().0.last(), Some(&level(VM0, 7, true)));
+    // The change notification is a pulse: raised, then lowered once the
+    // next access found it latched.
+    assert_eq!(
+        s.irq_sink().0[..],
+        [level(VM0, 7, true), level(VM0, 7, false)]
+    );
 }
 
 /// Brings up a virtio device at VIRTIO through the service as a guest would.

@@ -13,7 +13,15 @@
 //!
 //! Writes to the ID or reserved bytes are refused ([`DeviceError::ReadOnly`]).
 //! A write to STATUS with bit 0 set acknowledges the change; other bits are
-//! ignored. The interrupt line is asserted exactly while STATUS bit 0 is set.
+//! ignored.
+//!
+//! The interrupt is a notification, one request per change: the line
+//! pulses when the ID changes and drops once the interrupt controller has
+//! latched it. Linux's `microsoft,vmgenid` driver (drivers/virt/vmgenid.c)
+//! reads the new ID in its handler and never writes STATUS, so a line held
+//! until STATUS is acknowledged would interrupt it forever. The first ID a
+//! device is given (it starts with none, 0) is what the guest reads at
+//! boot and raises nothing.
 
 use crate::bus::{AccessSize, BusDevice, DeviceEnv, DeviceError};
 
@@ -29,13 +37,19 @@ pub const STATUS_CHANGED: u8 = 0x01;
 pub struct VmGenId {
     id: u128,
     changed: bool,
+    /// A change not yet latched by the interrupt controller.
+    notify: bool,
 }
 
 impl VmGenId {
     /// A device showing `id`, with no change pending (the guest reads the
     /// first ID at boot without a notification).
     pub const fn new(id: u128) -> Self {
-        Self { id, changed: false }
+        Self {
+            id,
+            changed: false,
+            notify: false,
+        }
     }
 
     /// The current ID.
@@ -49,12 +63,21 @@ impl VmGenId {
     }
 
     /// The host gives the VM a new ID. A different ID raises the change
-    /// notification; setting the same ID again changes nothing.
+    /// notification; setting the same ID again changes nothing, and the
+    /// first ID of a device that had none (0) is the boot ID, read without
+    /// a notification.
     pub fn set_id(&mut self, id: u128) {
         if id != self.id {
+            let first = self.id == 0;
             self.id = id;
-            self.changed = true;
+            self.changed |= !first;
+            self.notify |= !first;
         }
+    }
+
+    /// The interrupt controller latched the pulse.
+    pub fn irq_latched(&mut self) {
+        self.notify = false;
     }
 
     /// The register file as bytes.
@@ -130,7 +153,11 @@ impl BusDevice for VmGenId {
     }
 
     fn irq_level(&self) -> bool {
-        self.changed
+        self.notify
+    }
+
+    fn irq_latched(&mut self) {
+        VmGenId::irq_latched(self);
     }
 }
 
@@ -188,19 +215,35 @@ mod tests {
     }
 
     #[test]
-    fn a_new_id_raises_the_line_until_acknowledged() {
+    fn a_new_id_pulses_the_line_and_sets_status_until_acknowledged() {
         let mut dev = VmGenId::new(ID);
         assert!(!dev.irq_level());
         assert_eq!(read(&mut dev, 0x10, 1), Ok(0));
         dev.set_id(ID + 1);
         assert!(dev.irq_level());
+        dev.irq_latched();
+        assert!(!dev.irq_level(), "one request per change");
         assert_eq!(read(&mut dev, 0x10, 4), Ok(1));
         assert_eq!(read(&mut dev, 0, 1), Ok(1), "the guest sees the new ID");
         write(&mut dev, 0x10, 4, 0).unwrap();
-        assert!(dev.irq_level(), "writing 0 does not acknowledge");
+        assert_eq!(
+            read(&mut dev, 0x10, 1),
+            Ok(1),
+            "writing 0 does not acknowledge"
+        );
         write(&mut dev, 0x10, 1, 1).unwrap();
-        assert!(!dev.irq_level());
         assert_eq!(read(&mut dev, 0x10, 1), Ok(0));
+    }
+
+    #[test]
+    fn the_first_id_of_a_device_without_one_is_the_boot_id() {
+        let mut dev = VmGenId::new(0);
+        dev.set_id(ID);
+        assert!(!dev.irq_level());
+        assert!(!dev.change_pending());
+        assert_eq!(dev.id(), ID);
+        dev.set_id(ID + 1);
+        assert!(dev.irq_level() && dev.change_pending());
     }
 
     #[test]
