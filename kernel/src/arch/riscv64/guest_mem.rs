@@ -11,6 +11,7 @@ use ioreq::page::IoreqPage;
 use ipc::Error;
 use ipc::syscall::{GUEST_GENID_FROM_END, GUEST_IMAGE_OFFSET, IPC_BUFFER_SIZE};
 
+use super::fpu::{FpOwner, FpRegs};
 use super::gstage::{self, GuestPerms};
 use super::sv39::PAGE_SIZE;
 use super::vcpu::{GuestTables, GuestVm, Vcpu, VsCsrs, alloc_vmid, hfence_gvma_all};
@@ -67,6 +68,8 @@ impl GuestVm {
                 run: VcpuRun::Stopped,
                 pending: None,
                 deadline: None,
+                fp: FpRegs::default(),
+                fp_token: FpOwner::fresh_token(),
             },
             ram,
             tables: Vec::new(),
@@ -200,12 +203,16 @@ impl GuestVm {
         let mut frame = GuestFrame::default();
         frame.sepc = (GUEST_RAM_BASE + GUEST_IMAGE_OFFSET) as usize;
         frame.regs[11] = self.dtb_gpa as usize;
+        // The first entry is in VS-mode (the guest's supervisor).
+        frame.sstatus = super::csr::SSTATUS_SPP;
         self.vcpu.frame = frame;
         self.vcpu.vs = VsCsrs::default();
         self.vcpu.vs.vstimecmp = usize::MAX;
         self.vcpu.run = VcpuRun::Runnable;
         self.vcpu.pending = None;
         self.vcpu.deadline = None;
+        self.vcpu.fp = FpRegs::default();
+        self.vcpu.fp_token = FpOwner::fresh_token();
         self.console = ConsoleLine::new();
         self.vm = Vm::new(self.vm.name, self.vm.ram_bytes);
     }

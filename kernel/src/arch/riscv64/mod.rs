@@ -4,6 +4,7 @@
 // RV64: usize, XLEN-wide CSRs and physical addresses are all 64 bits.
 #![allow(clippy::cast_possible_truncation)]
 
+pub mod fpu;
 pub mod gstage;
 pub mod guest_sbi;
 pub mod mmio_decode;

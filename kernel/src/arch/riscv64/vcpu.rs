@@ -8,6 +8,7 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicUsize, Ordering};
 
+use super::fpu::{self, FpRegs};
 use super::gstage;
 use super::guest_sbi::{self, GuestMemoryRead, SbiCaller, SbiEffect};
 use super::mmio_decode::{self, AccessKind, MmioAccess};
@@ -26,9 +27,23 @@ const HSTATUS_VTW: usize = 1 << 21;
 /// The `wfi` instruction.
 const WFI: usize = 0x1050_0073;
 const SSTATUS_SPIE: usize = 1 << 5;
-/// Exceptions the guest handles itself: misaligned fetch, breakpoint,
-/// U-mode ecall, and its own (VS-stage) page faults.
-const HEDELEG: usize = (1 << 0) | (1 << 3) | (1 << 8) | (1 << 12) | (1 << 13) | (1 << 15);
+/// Exceptions the guest handles itself: misaligned fetch, illegal
+/// instruction, breakpoint, misaligned load and store (when the firmware
+/// lets them reach HS at all), U-mode ecall, and its own (VS-stage) page
+/// faults.
+const HEDELEG: usize = (1 << 0)
+    | (1 << 2)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 6)
+    | (1 << 8)
+    | (1 << 12)
+    | (1 << 13)
+    | (1 << 15);
+/// The illegal-instruction exception.
+const ILLEGAL_INSTRUCTION: usize = 2;
+/// `sstatus.SIE`/`vsstatus.SIE`.
+const SSTATUS_SIE_BIT: usize = 1 << 1;
 /// VS software, timer and external interrupts go straight to the guest.
 const HIDELEG: usize = (1 << 2) | (1 << 6) | (1 << 10);
 const HVIP_VSSIP: usize = 1 << 2;
@@ -193,6 +208,11 @@ pub struct Vcpu {
     pub(super) pending: Option<MmioAccess>,
     /// Guest timer deadline without Sstc (delivered through hvip.VSTIP).
     pub(super) deadline: Option<u64>,
+    /// Its FP registers, as last saved (see [`fpu`]).
+    pub(super) fp: FpRegs,
+    /// Which FP state is its in the hart ([`fpu::FpOwner`]); new at every
+    /// start.
+    pub(super) fp_token: u64,
 }
 
 /// How a run ended.
@@ -293,8 +313,9 @@ impl GuestVm {
         self.load_static();
         self.vcpu.vs.load();
         let hstatus = csr::hstatus::read() | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW;
-        let sstatus =
-            (csr::sstatus::read() | csr::SSTATUS_SPP) & !(csr::SSTATUS_SIE | SSTATUS_SPIE);
+        let sstatus = fpu::guest_sstatus(csr::sstatus::read() | csr::SSTATUS_SPP)
+            & !(csr::SSTATUS_SIE | SSTATUS_SPIE);
+        fpu::load(self.vcpu.fp_token, &self.vcpu.fp);
         loop {
             if self.vm.state() != VmState::Running {
                 return RunOutcome::Left(self.vm.state());
@@ -310,9 +331,14 @@ impl GuestVm {
             }
             v.vs.load_changing();
             v.frame.hstatus = hstatus;
-            v.frame.sstatus = sstatus;
+            // SPP as the last exit left it: a guest trapped in VU-mode (its
+            // user programs) resumes in VU-mode, not in VS-mode.
+            v.frame.sstatus = sstatus & !csr::SSTATUS_SPP | v.frame.sstatus & csr::SSTATUS_SPP;
             enter_guest(&mut v.frame);
             v.vs.save();
+            if fpu::dirtied(v.frame.sstatus) {
+                fpu::save(&mut v.fp);
+            }
             if let Some(outcome) = self.handle_exit(dispatch) {
                 return outcome;
             }
@@ -369,12 +395,38 @@ impl GuestVm {
                 self.mmio(gpa, htinst as u64, dispatch)
             }
             22 if stval == WFI => self.wfi(),
-            22 => self.stop(StopReason::VirtualInstruction { insn: stval as u64 }),
-            code => self.stop(StopReason::UnhandledException {
-                code: code as u64,
-                value: stval as u64,
-            }),
+            // An instruction the guest may not run virtualized and Mica
+            // does not emulate: the guest sees it as illegal (as KVM does).
+            22 => self.inject(ILLEGAL_INSTRUCTION, stval),
+            // Anything else the hart brought to HS-mode (access faults...)
+            // is the guest's to handle, as on a machine of its own.
+            code => self.inject(code, stval),
         }
+    }
+
+    /// Delivers exception `cause` with `tval` to the guest as the hart
+    /// would have if it were delegated: `vsepc`/`vscause`/`vstval`,
+    /// `vsstatus.SPP` from the mode it trapped in, SPIE from SIE, SIE
+    /// cleared, and the guest resumes in VS-mode at its trap vector.
+    fn inject(&mut self, cause: usize, tval: usize) -> Option<RunOutcome> {
+        let v = &mut self.vcpu;
+        let from_vs = v.frame.hstatus & HSTATUS_SPVP != 0;
+        let mut vsstatus = v.vs.vsstatus & !(csr::SSTATUS_SPP | SSTATUS_SPIE | SSTATUS_SIE_BIT);
+        if from_vs {
+            vsstatus |= csr::SSTATUS_SPP;
+        }
+        if v.vs.vsstatus & SSTATUS_SIE_BIT != 0 {
+            vsstatus |= SSTATUS_SPIE;
+        }
+        v.vs.vsstatus = vsstatus;
+        v.vs.vsepc = v.frame.sepc;
+        v.vs.vscause = cause;
+        v.vs.vstval = tval;
+        v.frame.sepc = v.vs.vstvec & !0b11;
+        v.frame.sstatus |= csr::SSTATUS_SPP;
+        // The VS CSRs changed in memory: load them all for the entry.
+        v.vs.load();
+        None
     }
 
     fn sbi_call(&mut self) -> Option<RunOutcome> {
