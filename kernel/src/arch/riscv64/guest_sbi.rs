@@ -1,6 +1,10 @@
-//! The SBI a guest sees, served in the kernel with `rustsbi`: base, DBCN
-//! console (lines printed as `vm0 | ...`), legacy putchar and shutdown,
-//! TIME, sPI to its own hart, HSM status, SRST. Pure logic: guest memory
+//! The SBI a guest sees, served in the kernel with `rustsbi`: base (SBI
+//! 2.0; the probe reports exactly the extensions below), DBCN console
+//! (lines printed as `vm0 | ...`), legacy putchar, set_timer and shutdown,
+//! TIME, sPI, RFENCE (fence.i and VS-stage TLB flushes of the calling VM),
+//! HSM (start, stop, status and retentive suspend of its harts) and SRST.
+//! Every hart mask is checked against the VM's harts: naming one it does
+//! not have is `SBI_ERR_INVALID_PARAM`, as the spec says. Pure logic: guest memory
 //! comes through [`GuestMemoryRead`] and what the call asks of the vCPU
 //! (timer, interrupt, power-off) comes back as an [`SbiEffect`], so the
 //! dispatch is tested on the host.
@@ -41,6 +45,35 @@ pub enum SbiEffect {
     PowerOff,
     /// The guest asked for a reboot.
     Reboot,
+    /// Flush the VM's VS-stage translations (`hfence.vvma` for its VMID;
+    /// a flush of all of them is what a ranged request may get).
+    FlushGuestTlb,
+    /// Synchronize the hart's instruction fetches (`fence.i`).
+    FenceI,
+    /// The hart waits for an interrupt (HSM retentive suspend), as `wfi`.
+    Suspend,
+}
+
+/// Whether `mask` (with `base`, `usize::MAX` meaning every hart) names
+/// only harts below `harts`; `Some(true)` when it names `me`, `None` when
+/// it names a hart the VM does not have.
+fn hart_mask_of(mask: HartMask, harts: usize, me: usize) -> Option<bool> {
+    let (bits, base) = mask.into_inner();
+    if base == usize::MAX {
+        return Some(true);
+    }
+    let mut includes_me = false;
+    for bit in 0..usize::BITS as usize {
+        if bits & (1 << bit) == 0 {
+            continue;
+        }
+        let hart = base.checked_add(bit)?;
+        if hart >= harts {
+            return None;
+        }
+        includes_me |= hart == me;
+    }
+    Some(includes_me)
 }
 
 /// The calling vCPU and its VM's console.
@@ -55,6 +88,8 @@ pub struct SbiCaller<'a> {
     pub out: &'a mut dyn FnMut(PrefixedLine<'_>),
     /// The calling vCPU's hart id.
     pub hart: usize,
+    /// How many harts (vCPUs) the VM has.
+    pub harts: usize,
 }
 
 struct Console<'a, 'c> {
@@ -100,6 +135,54 @@ impl rustsbi::Console for Console<'_, '_> {
 struct Effects<'a> {
     effect: &'a Cell<SbiEffect>,
     hart: usize,
+    harts: usize,
+}
+
+impl Effects<'_> {
+    /// Checks `mask`; when it names the calling hart, `effect` happens.
+    fn to_harts(&self, mask: HartMask, effect: SbiEffect) -> SbiRet {
+        match hart_mask_of(mask, self.harts, self.hart) {
+            None => SbiRet::invalid_param(),
+            Some(me) => {
+                if me {
+                    self.effect.set(effect);
+                }
+                SbiRet::success(0)
+            }
+        }
+    }
+}
+
+/// Whether `start..start+size` is a range the spec allows (the whole
+/// address space is `start = 0, size = usize::MAX`).
+fn valid_range(start: usize, size: usize) -> bool {
+    size == usize::MAX || start.checked_add(size).is_some()
+}
+
+impl rustsbi::Fence for Effects<'_> {
+    fn remote_fence_i(&self, hart_mask: HartMask) -> SbiRet {
+        self.to_harts(hart_mask, SbiEffect::FenceI)
+    }
+
+    fn remote_sfence_vma(&self, hart_mask: HartMask, start: usize, size: usize) -> SbiRet {
+        if !valid_range(start, size) {
+            return SbiRet::invalid_address();
+        }
+        self.to_harts(hart_mask, SbiEffect::FlushGuestTlb)
+    }
+
+    fn remote_sfence_vma_asid(
+        &self,
+        hart_mask: HartMask,
+        start: usize,
+        size: usize,
+        _asid: usize,
+    ) -> SbiRet {
+        if !valid_range(start, size) {
+            return SbiRet::invalid_address();
+        }
+        self.to_harts(hart_mask, SbiEffect::FlushGuestTlb)
+    }
 }
 
 impl rustsbi::Timer for Effects<'_> {
@@ -110,11 +193,7 @@ impl rustsbi::Timer for Effects<'_> {
 
 impl rustsbi::Ipi for Effects<'_> {
     fn send_ipi(&self, hart_mask: HartMask) -> SbiRet {
-        // One vCPU per VM for now: only its own hart can be named.
-        if hart_mask.has_bit(self.hart) {
-            self.effect.set(SbiEffect::SoftwareInterrupt);
-        }
-        SbiRet::success(0)
+        self.to_harts(hart_mask, SbiEffect::SoftwareInterrupt)
     }
 }
 
@@ -131,29 +210,46 @@ impl rustsbi::Reset for Effects<'_> {
     }
 }
 
-struct Harts {
-    hart: usize,
+struct Harts<'a> {
+    effects: &'a Effects<'a>,
 }
 
-impl rustsbi::Hsm for Harts {
+impl rustsbi::Hsm for Harts<'_> {
     fn hart_start(&self, hartid: usize, _start_addr: usize, _opaque: usize) -> SbiRet {
-        if hartid == self.hart {
-            SbiRet::already_available()
+        if hartid >= self.effects.harts {
+            SbiRet::invalid_param()
         } else {
-            // Secondary vCPUs come later.
-            SbiRet::not_supported()
+            // Every hart of a VM runs from its start (one per VM today).
+            SbiRet::already_available()
         }
     }
 
     fn hart_stop(&self) -> SbiRet {
-        SbiRet::not_supported()
+        // The VM's only hart cannot stop without stopping the VM (the
+        // guest powers off with SRST for that).
+        SbiRet::failed()
     }
 
     fn hart_get_status(&self, hartid: usize) -> SbiRet {
-        if hartid == self.hart {
+        if hartid < self.effects.harts {
             SbiRet::success(sbi_spec::hsm::hart_state::STARTED)
         } else {
             SbiRet::invalid_param()
+        }
+    }
+
+    fn hart_suspend(&self, suspend_type: u32, _resume_addr: usize, _opaque: usize) -> SbiRet {
+        match suspend_type {
+            sbi_spec::hsm::suspend_type::RETENTIVE => {
+                self.effects.effect.set(SbiEffect::Suspend);
+                SbiRet::success(0)
+            }
+            // Valid types Mica does not offer: non-retentive and the
+            // platform-specific ones.
+            0x8000_0000 | 0x1000_0000..=0x7fff_ffff | 0x9000_0000..=0xffff_ffff => {
+                SbiRet::not_supported()
+            }
+            _ => SbiRet::invalid_param(),
         }
     }
 }
@@ -177,7 +273,8 @@ struct GuestSbi<'a, 'c> {
     console: Console<'a, 'c>,
     timer: &'a Effects<'a>,
     ipi: &'a Effects<'a>,
-    hsm: Harts,
+    fence: &'a Effects<'a>,
+    hsm: Harts<'a>,
     reset: &'a Effects<'a>,
     info: Info,
 }
@@ -202,17 +299,18 @@ pub fn handle_ecall(
         _ => {}
     }
     let effect = Cell::new(SbiEffect::None);
-    let hart = caller.hart;
     let effects = Effects {
         effect: &effect,
-        hart,
+        hart: caller.hart,
+        harts: caller.harts,
     };
     let caller = RefCell::new(caller);
     let sbi = GuestSbi {
         console: Console { caller: &caller },
         timer: &effects,
         ipi: &effects,
-        hsm: Harts { hart },
+        fence: &effects,
+        hsm: Harts { effects: &effects },
         reset: &effects,
         info: Info,
     };
@@ -260,6 +358,7 @@ mod tests {
             memory: ram,
             out: &mut out,
             hart: 0,
+            harts: 1,
         };
         let (ret, effect) = handle_ecall(&mut caller, a7, a6, args);
         (ret, effect, lines)
@@ -397,7 +496,7 @@ mod tests {
             hsm::HART_START,
             [1, 0x8000_0000, 0, 0, 0, 0],
         );
-        assert_eq!(ret, SbiRet::not_supported());
+        assert_eq!(ret, SbiRet::invalid_param(), "the VM has no hart 1");
         let (ret, _, _) = call(
             &ram,
             &mut line,
@@ -416,5 +515,135 @@ mod tests {
         assert!(ret.value >= 0x0100_0000 || ret.value >= 2, "SBI >= 0.2");
         let (ret, _, _) = call(&ram, &mut line, 0x0A00_0000, 0, [0; 6]);
         assert_eq!(ret, SbiRet::not_supported());
+    }
+
+    fn ecall(a7: usize, a6: usize, args: [usize; 6]) -> (SbiRet, SbiEffect) {
+        let ram = ram_with(0, b"");
+        let mut line = ConsoleLine::new();
+        let (ret, effect, _) = call(&ram, &mut line, a7, a6, args);
+        (ret, effect)
+    }
+
+    #[test]
+    fn the_probe_reports_exactly_the_extensions_served() {
+        use sbi_spec::{rfnc, spi};
+        for eid in [
+            base::EID_BASE,
+            time::EID_TIME,
+            spi::EID_SPI,
+            rfnc::EID_RFNC,
+            hsm::EID_HSM,
+            srst::EID_SRST,
+            dbcn::EID_DBCN,
+        ] {
+            let (ret, _) = ecall(base::EID_BASE, base::PROBE_EXTENSION, [eid, 0, 0, 0, 0, 0]);
+            assert_eq!(ret.value, 1, "{eid:#x} is served and probed present");
+        }
+        // PMU, CPPC, NACL, STA, SUSP, FWFT, SSE: not served, probed absent.
+        for eid in [
+            0x504d_55,
+            0x4350_5043,
+            0x4e41_434c,
+            0x535441,
+            0x5355_5350,
+            0x4657_4654,
+            0x535345,
+        ] {
+            let (ret, _) = ecall(base::EID_BASE, base::PROBE_EXTENSION, [eid, 0, 0, 0, 0, 0]);
+            assert_eq!(ret.value, 0, "{eid:#x} is probed absent");
+            let (ret, _) = ecall(eid, 0, [0; 6]);
+            assert_eq!(
+                ret,
+                SbiRet::not_supported(),
+                "{eid:#x} answers not supported"
+            );
+        }
+        let (ret, _) = ecall(base::EID_BASE, base::GET_SBI_SPEC_VERSION, [0; 6]);
+        assert_eq!(ret.value, 2 << 24, "SBI 2.0");
+    }
+
+    #[test]
+    fn rfence_flushes_the_calling_hart_and_refuses_harts_the_vm_lacks() {
+        use sbi_spec::rfnc;
+        let (ret, effect) = ecall(rfnc::EID_RFNC, rfnc::REMOTE_FENCE_I, [1, 0, 0, 0, 0, 0]);
+        assert_eq!((ret, effect), (SbiRet::success(0), SbiEffect::FenceI));
+        let all = [0, usize::MAX, 0, usize::MAX, 0, 0];
+        let (ret, effect) = ecall(rfnc::EID_RFNC, rfnc::REMOTE_SFENCE_VMA, all);
+        assert_eq!(
+            (ret, effect),
+            (SbiRet::success(0), SbiEffect::FlushGuestTlb)
+        );
+        let (ret, effect) = ecall(
+            rfnc::EID_RFNC,
+            rfnc::REMOTE_SFENCE_VMA_ASID,
+            [1, 0, 0x1000, 0x2000, 7, 0],
+        );
+        assert_eq!(
+            (ret, effect),
+            (SbiRet::success(0), SbiEffect::FlushGuestTlb)
+        );
+        // Hart 1 (bit 1, or base 1) is not a hart of this VM.
+        for args in [[2, 0, 0, 0x1000, 0, 0], [1, 1, 0, 0x1000, 0, 0]] {
+            let (ret, effect) = ecall(rfnc::EID_RFNC, rfnc::REMOTE_SFENCE_VMA, args);
+            assert_eq!(
+                (ret, effect),
+                (SbiRet::invalid_param(), SbiEffect::None),
+                "{args:x?}"
+            );
+        }
+        let wraps = [1, 0, usize::MAX - 10, 0x1000, 0, 0];
+        let (ret, effect) = ecall(rfnc::EID_RFNC, rfnc::REMOTE_SFENCE_VMA, wraps);
+        assert_eq!((ret, effect), (SbiRet::invalid_address(), SbiEffect::None));
+        // An empty mask names nobody: success, nothing to do.
+        let (ret, effect) = ecall(rfnc::EID_RFNC, rfnc::REMOTE_FENCE_I, [0, 0, 0, 0, 0, 0]);
+        assert_eq!((ret, effect), (SbiRet::success(0), SbiEffect::None));
+        // The guest is no hypervisor: hfence calls are not supported.
+        let (ret, _) = ecall(rfnc::EID_RFNC, rfnc::REMOTE_HFENCE_GVMA, all);
+        assert_eq!(ret, SbiRet::not_supported());
+    }
+
+    #[test]
+    fn ipi_to_its_own_hart_only_and_hsm_answers_every_case() {
+        use sbi_spec::spi;
+        let (ret, effect) = ecall(spi::EID_SPI, spi::SEND_IPI, [1, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            (ret, effect),
+            (SbiRet::success(0), SbiEffect::SoftwareInterrupt)
+        );
+        let (ret, effect) = ecall(spi::EID_SPI, spi::SEND_IPI, [0, usize::MAX, 0, 0, 0, 0]);
+        assert_eq!(
+            (ret, effect),
+            (SbiRet::success(0), SbiEffect::SoftwareInterrupt),
+            "all harts"
+        );
+        let (ret, effect) = ecall(spi::EID_SPI, spi::SEND_IPI, [0b10, 0, 0, 0, 0, 0]);
+        assert_eq!((ret, effect), (SbiRet::invalid_param(), SbiEffect::None));
+
+        let (ret, _) = ecall(hsm::EID_HSM, hsm::HART_START, [0, 0x8020_0000, 0, 0, 0, 0]);
+        assert_eq!(ret, SbiRet::already_available());
+        let (ret, _) = ecall(hsm::EID_HSM, hsm::HART_GET_STATUS, [3, 0, 0, 0, 0, 0]);
+        assert_eq!(ret, SbiRet::invalid_param());
+        let (ret, effect) = ecall(hsm::EID_HSM, hsm::HART_STOP, [0; 6]);
+        assert_eq!((ret, effect), (SbiRet::failed(), SbiEffect::None));
+        let (ret, effect) = ecall(hsm::EID_HSM, hsm::HART_SUSPEND, [0, 0, 0, 0, 0, 0]);
+        assert_eq!((ret, effect), (SbiRet::success(0), SbiEffect::Suspend));
+        for (kind, want) in [
+            (0x8000_0000, SbiRet::not_supported()),
+            (0x1000_0000, SbiRet::not_supported()),
+            (0x9000_0000, SbiRet::not_supported()),
+            (0x0000_0001, SbiRet::invalid_param()),
+            (0x8000_0001, SbiRet::invalid_param()),
+        ] {
+            let (ret, effect) = ecall(
+                hsm::EID_HSM,
+                hsm::HART_SUSPEND,
+                [kind, 0x8020_0000, 0, 0, 0, 0],
+            );
+            assert_eq!(
+                (ret, effect),
+                (want, SbiEffect::None),
+                "suspend type {kind:#x}"
+            );
+        }
     }
 }

@@ -141,6 +141,28 @@ pub fn hfence_gvma_all() {
     };
 }
 
+/// Flushes the VS-stage translations of the VM whose VMID is in `hgatp`
+/// (the calling guest's, during its SBI call).
+fn hfence_vvma_all() {
+    // SAFETY: a TLB flush has no effect on memory; the assembler needs the
+    // H extension named to accept the instruction.
+    unsafe {
+        core::arch::asm!(
+            ".option push",
+            ".option arch, +h",
+            "hfence.vvma zero, zero",
+            ".option pop",
+            options(nostack)
+        )
+    };
+}
+
+/// Makes the hart's instruction fetches see its earlier stores.
+fn fence_i() {
+    // SAFETY: an instruction-fetch barrier has no effect on memory.
+    unsafe { core::arch::asm!("fence.i", options(nostack)) };
+}
+
 /// The VS-level CSRs of a vCPU, kept while another context runs.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct VsCsrs {
@@ -348,8 +370,13 @@ impl GuestVm {
     /// The guest ran `wfi`: it goes on at once if an interrupt is due,
     /// otherwise it sleeps until its timer (or yields if it set none).
     fn wfi(&mut self) -> Option<RunOutcome> {
+        self.vcpu.frame.sepc += 4;
+        self.wait_for_interrupt()
+    }
+
+    /// The vCPU (past its `wfi` or suspend call) waits for an interrupt.
+    fn wait_for_interrupt(&mut self) -> Option<RunOutcome> {
         let v = &mut self.vcpu;
-        v.frame.sepc += 4;
         let deadline = if timer::uses_sstc() {
             Some(v.vs.vstimecmp as u64).filter(|&t| t != u64::MAX)
         } else {
@@ -443,6 +470,7 @@ impl GuestVm {
             memory: &memory,
             out: &mut out,
             hart: usize::from(self.vcpu.id),
+            harts: 1,
         };
         let (ret, effect) = guest_sbi::handle_ecall(&mut caller, eid, fid, args);
         let v = &mut self.vcpu;
@@ -460,6 +488,9 @@ impl GuestVm {
                 }
             }
             SbiEffect::SoftwareInterrupt => v.vs.hvip |= HVIP_VSSIP,
+            SbiEffect::FlushGuestTlb => hfence_vvma_all(),
+            SbiEffect::FenceI => fence_i(),
+            SbiEffect::Suspend => return self.wait_for_interrupt(),
             SbiEffect::PowerOff | SbiEffect::Reboot => {
                 let next = if effect == SbiEffect::PowerOff {
                     VmState::PoweredOff
