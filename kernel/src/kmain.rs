@@ -102,8 +102,8 @@ extern "C" fn kmain_entry(arg0: usize, arg1: usize) -> ! {
     arch::trap_init();
     match arch::timer_start(&firmware) {
         Some(hz) => {
-            ticks::set_interval(ticks::interval_for(hz, TICK_HZ));
-            arch::timer_set_deadline(arch::timer_now() + ticks::interval_for(hz, TICK_HZ));
+            let first = ticks::start(ticks::interval_for(hz, TICK_HZ), arch::timer_now());
+            arch::timer_set_deadline(first);
             while ticks::count() < BOOT_TICKS {
                 arch::wait_for_interrupt();
             }

@@ -1,13 +1,69 @@
-//! The periodic timer tick: counts ticks and computes the next deadline.
+//! The periodic timer tick and the one-shot wake-ups between ticks.
+//!
+//! The timer is armed for the earlier of the next scheduler tick and the
+//! earliest wake-up a sleeping vCPU asked for (its guest timer deadline),
+//! so a guest's `wfi` ends at its deadline, not at the next 10 ms tick. A
+//! timer interrupt counts as a tick (charging the running task's slice)
+//! only when the tick's own deadline has passed.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 static TICKS: AtomicU64 = AtomicU64::new(0);
-static INTERVAL: AtomicU64 = AtomicU64::new(u64::MAX / 2);
+static CLOCK: spin::Mutex<TickClock> = spin::Mutex::new(TickClock::new(u64::MAX / 2));
 
-/// Timer counts between ticks.
-pub fn set_interval(counts: u64) {
-    INTERVAL.store(counts.max(1), Ordering::Relaxed);
+/// When the ticks fall, pure (the global one is behind [`on_timer`] and
+/// friends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickClock {
+    interval: u64,
+    next_tick: u64,
+    tick_pending: bool,
+}
+
+impl TickClock {
+    /// Ticks every `interval` counts, the first one `interval` from 0.
+    pub const fn new(interval: u64) -> Self {
+        TickClock {
+            interval,
+            next_tick: interval,
+            tick_pending: false,
+        }
+    }
+
+    /// Sets the interval and counts the next tick from `now`.
+    pub fn start(&mut self, interval: u64, now: u64) -> u64 {
+        self.interval = interval.max(1);
+        self.next_tick = now.saturating_add(self.interval);
+        self.next_tick
+    }
+
+    /// A timer interrupt at `now`: a tick if the tick's deadline passed
+    /// (the next one is then due an interval later); returns whether it
+    /// was one.
+    pub fn on_timer(&mut self, now: u64) -> bool {
+        if now < self.next_tick {
+            return false;
+        }
+        self.next_tick = now.saturating_add(self.interval);
+        self.tick_pending = true;
+        true
+    }
+
+    /// Takes the tick recorded since the last call (for the scheduler).
+    pub fn take_tick(&mut self) -> bool {
+        core::mem::take(&mut self.tick_pending)
+    }
+
+    /// The deadline to arm: the next tick, or `wakeup` if it is earlier.
+    pub fn deadline(&self, wakeup: Option<u64>) -> u64 {
+        wakeup.map_or(self.next_tick, |w| w.min(self.next_tick))
+    }
+}
+
+/// Timer counts between ticks; the next tick is counted from `now`.
+/// Returns the first tick's deadline.
+pub fn start(counts: u64, now: u64) -> u64 {
+    CLOCK.lock().start(counts, now)
 }
 
 /// The interval for `hz` ticks per second of a `counts_per_second` clock.
@@ -15,10 +71,24 @@ pub fn interval_for(counts_per_second: u64, hz: u64) -> u64 {
     (counts_per_second / hz.max(1)).max(1)
 }
 
-/// Records one tick at time `now`; returns the next deadline.
-pub fn on_tick(now: u64) -> u64 {
-    TICKS.fetch_add(1, Ordering::Relaxed);
-    now.saturating_add(INTERVAL.load(Ordering::Relaxed))
+/// A timer interrupt at `now`; returns the deadline to arm next (the next
+/// tick; callers that know of earlier wake-ups arm [`deadline`] instead).
+pub fn on_timer(now: u64) -> u64 {
+    let mut clock = CLOCK.lock();
+    if clock.on_timer(now) {
+        TICKS.fetch_add(1, Ordering::Relaxed);
+    }
+    clock.deadline(None)
+}
+
+/// Whether a tick fell since the last call (charge the running task).
+pub fn take_tick() -> bool {
+    CLOCK.lock().take_tick()
+}
+
+/// The deadline to arm given the earliest wake-up anyone waits for.
+pub fn deadline(wakeup: Option<u64>) -> u64 {
+    CLOCK.lock().deadline(wakeup)
 }
 
 /// Ticks since boot.
@@ -38,9 +108,27 @@ mod tests {
     }
 
     #[test]
-    fn each_tick_counts_and_saturates_the_deadline() {
-        let before = count();
-        assert_eq!(on_tick(u64::MAX - 1), u64::MAX);
-        assert!(count() > before);
+    fn only_an_interrupt_at_or_after_the_tick_deadline_is_a_tick() {
+        let mut clock = TickClock::new(1);
+        assert_eq!(clock.start(100, 1_000), 1_100);
+        // A vCPU's wake-up at 1_030 comes first: armed, but no tick.
+        assert_eq!(clock.deadline(Some(1_030)), 1_030);
+        assert!(!clock.on_timer(1_030));
+        assert!(!clock.take_tick());
+        assert_eq!(clock.deadline(None), 1_100);
+        assert_eq!(clock.deadline(Some(5_000)), 1_100, "a later wake-up waits");
+        assert!(clock.on_timer(1_102));
+        assert!(clock.take_tick());
+        assert!(!clock.take_tick(), "taken once");
+        assert_eq!(clock.deadline(None), 1_202, "an interval after it fell");
+    }
+
+    #[test]
+    fn the_deadline_saturates() {
+        let mut clock = TickClock::new(1);
+        assert_eq!(clock.start(100, u64::MAX - 1), u64::MAX);
+        assert!(clock.on_timer(u64::MAX));
+        assert_eq!(clock.deadline(None), u64::MAX);
+        assert_eq!(clock.start(0, 5), 6, "an interval is at least 1");
     }
 }

@@ -300,11 +300,8 @@ pub fn user_trap(trap: Trap) -> *mut TrapFrame {
             syscall::dispatch(&mut r.objects, &mut r.tasks, current, nr, args)
         }
         Trap::TimerInterrupt => {
-            let now = arch::timer_now();
-            arch::timer_set_deadline(ticks::on_tick(now));
-            control::wake_sleepers(&mut r.objects, now);
-            console::poll(r);
-            r.objects.sched.tick()
+            ticks::on_timer(arch::timer_now());
+            after_timer(r)
         }
         Trap::OtherInterrupt(_) => Decision::Continue,
         other => match fault_kind(other) {
@@ -364,11 +361,7 @@ fn run_vcpu(r: &mut Runner, vm: usize) -> Decision {
         return r.objects.sched.schedule();
     };
     match guest.run(&mut ToIoreqTask) {
-        RunOutcome::Preempted => {
-            control::wake_sleepers(&mut r.objects, arch::timer_now());
-            console::poll(r);
-            r.objects.sched.tick()
-        }
+        RunOutcome::Preempted => after_timer(r),
         RunOutcome::BlockedOnIo => {
             if let Some((task, bits)) = control::io_exit(&mut r.objects, vm) {
                 syscall_vm::deliver(&mut r.tasks, task, bits);
@@ -377,6 +370,7 @@ fn run_vcpu(r: &mut Runner, vm: usize) -> Decision {
         }
         RunOutcome::Sleeping(until) => {
             control::sleep(&mut r.objects, vm, until);
+            arm_timer(r);
             r.objects.sched.schedule()
         }
         RunOutcome::Left(_) => {
@@ -391,7 +385,26 @@ fn run_vcpu(r: &mut Runner, vm: usize) -> Decision {
 /// wakes vCPUs whose `wfi` deadline passed, and decides again.
 fn idle(r: &mut Runner) -> Decision {
     arch::wait_for_interrupt();
+    after_timer(r)
+}
+
+/// After a timer interrupt (already counted by `ticks::on_timer`): wakes
+/// the vCPUs whose deadline passed, polls the console, charges the running
+/// task if it was a tick, and arms the timer for the next tick or the
+/// next wake-up, whichever comes first.
+fn after_timer(r: &mut Runner) -> Decision {
     control::wake_sleepers(&mut r.objects, arch::timer_now());
     console::poll(r);
-    r.objects.sched.schedule()
+    arm_timer(r);
+    if ticks::take_tick() {
+        r.objects.sched.tick()
+    } else {
+        r.objects.sched.schedule()
+    }
+}
+
+/// Arms the timer for the next tick, or earlier for a sleeping vCPU's
+/// deadline (so its `wfi` ends when its guest timer is due).
+fn arm_timer(r: &Runner) {
+    arch::timer_set_deadline(ticks::deadline(control::next_wakeup(&r.objects)));
 }
