@@ -83,6 +83,22 @@ impl Session {
         self.cursor
     }
 
+    /// Waits until a line containing each of `needles` has appeared after
+    /// the last matched line, in any order (lines of VMs running side by
+    /// side interleave as the scheduler lets them); matching then goes on
+    /// after the last of them.
+    pub fn expect_all(&mut self, needles: &[&str], timeout: Duration) -> Result<(), String> {
+        let start = self.cursor;
+        let mut last = start;
+        for needle in needles {
+            self.cursor = start;
+            self.expect(needle, timeout)?;
+            last = last.max(self.cursor);
+        }
+        self.cursor = last;
+        Ok(())
+    }
+
     /// Waits until a line containing `needle` appears (after the last matched
     /// line) and returns it.
     pub fn expect(&mut self, needle: &str, timeout: Duration) -> Result<String, String> {

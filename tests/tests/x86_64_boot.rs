@@ -173,11 +173,11 @@ fn service_tasks_run_in_ring_3_and_start_svm_guests() {
     s.expect("vm-manager: scenario x86-default", BOOT).unwrap();
     s.expect("vm-manager: vm0 started", BOOT).unwrap();
     s.expect("vm-manager: vm1 started", BOOT).unwrap();
-    s.expect("vm0 | hello from vm0", BOOT).unwrap();
-    s.expect("vm1 | hello from vm1", BOOT).unwrap();
+    s.expect_all(&["vm0 | hello from vm0", "vm1 | hello from vm1"], BOOT)
+        .unwrap();
     // Both keep running: their tick lines come after the greeting.
-    s.expect("vm0 | vm0: tick 2", BOOT).unwrap();
-    s.expect("vm1 | vm1: tick 2", BOOT).unwrap();
+    s.expect_all(&["vm0 | vm0: tick 2", "vm1 | vm1: tick 2"], BOOT)
+        .unwrap();
     assert!(
         !s.transcript().iter().any(|l| l.contains("stopped")),
         "no VM may stop: {:?}",

@@ -106,6 +106,10 @@ struct Entry {
     priority: Priority,
     state: TaskState,
     slice: u32,
+    /// The scheduler tick at which its turn began (it first ran after its
+    /// slice was filled); `None` until then. A boost only applies within
+    /// one slice of it.
+    turn_start: Option<u64>,
 }
 
 /// The scheduler's view of every task.
@@ -116,6 +120,9 @@ pub struct Scheduler {
     /// Bit `p` is set exactly when ready queue `p` is non-empty.
     nonempty: u32,
     current: Option<TaskId>,
+    /// Timer ticks seen (every tick, whoever ran): the clock that bounds
+    /// a boosted task's turn.
+    ticks: u64,
 }
 
 impl Default for Scheduler {
@@ -132,6 +139,7 @@ impl Scheduler {
             ready: TaskQueues::new(),
             nonempty: 0,
             current: None,
+            ticks: 0,
         }
     }
 
@@ -145,6 +153,7 @@ impl Scheduler {
             priority,
             state: TaskState::Dead,
             slice: TIMESLICE_TICKS,
+            turn_start: None,
         });
         self.enqueue(task, false);
         Ok(())
@@ -234,14 +243,22 @@ impl Scheduler {
     /// for a vCPU whose I/O just completed: it goes to the front of its
     /// queue, on the rest of its slice, and runs before peers that spin
     /// through whole slices. It cannot starve them: its slice is charged
-    /// while it runs, and when the slice is used up [`Scheduler::tick`]
-    /// sends it to the back like any other task.
+    /// while it runs, and the boost only holds for one slice of ticks from
+    /// the start of its turn, however many of them fell while services
+    /// worked on its behalf; after that it goes to the back, refilled, and
+    /// its peers get their turns first.
     pub fn unblock_boosted(&mut self, task: TaskId) -> Result<(), SchedError> {
         let entry = self.entry(task)?;
         if !entry.state.is_blocked() {
             return Err(SchedError::IllegalTransition { from: entry.state });
         }
-        self.enqueue(task, true);
+        let turn_over = entry
+            .turn_start
+            .is_some_and(|start| self.ticks.wrapping_sub(start) >= u64::from(TIMESLICE_TICKS));
+        if turn_over {
+            self.refill(task);
+        }
+        self.enqueue(task, !turn_over);
         Ok(())
     }
 
@@ -260,6 +277,7 @@ impl Scheduler {
     /// One timer tick: charges the current task and rotates its priority
     /// level when its slice is used up.
     pub fn tick(&mut self) -> Decision {
+        self.ticks = self.ticks.wrapping_add(1);
         let Some(cur) = self.current else {
             return self.run_best(None);
         };
@@ -307,6 +325,7 @@ impl Scheduler {
             entry.state = TaskState::Running;
             entry.slice = donated;
         }
+        self.start_turn(to);
         self.current = Some(to);
         Ok(Decision::SwitchTo(to))
     }
@@ -372,6 +391,7 @@ impl Scheduler {
             return Decision::Idle;
         };
         self.mark_level(best.level());
+        self.start_turn(task);
         self.set_state(task, TaskState::Running);
         self.current = Some(task);
         if previous == Some(task) {
@@ -418,6 +438,16 @@ impl Scheduler {
     fn refill(&mut self, task: TaskId) {
         if let Some(Some(entry)) = self.entries.get_mut(task.slot()) {
             entry.slice = TIMESLICE_TICKS;
+            entry.turn_start = None;
+        }
+    }
+
+    /// `task` runs: the first time since its slice was filled starts its
+    /// turn.
+    fn start_turn(&mut self, task: TaskId) {
+        let now = self.ticks;
+        if let Some(Some(entry)) = self.entries.get_mut(task.slot()) {
+            entry.turn_start.get_or_insert(now);
         }
     }
 

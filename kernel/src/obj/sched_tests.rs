@@ -328,3 +328,35 @@ fn a_boosted_vcpu_still_yields_when_its_slice_is_used_up() {
         })
     );
 }
+
+/// The ticks that fall while services serve a boosted vCPU's I/O are not
+/// charged to it, but they still end its turn: once a slice of ticks has
+/// passed since its turn began, its next completion queues it at the back,
+/// so a vCPU that does nothing but I/O cannot keep its peers off the CPU.
+#[test]
+fn a_boost_lasts_one_slice_of_ticks_even_when_services_take_them() {
+    let mut s = admitted(&[(1, 0), (2, 0), (9, 9)]);
+    s.block(t(9), TaskState::BlockedRecv).unwrap();
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
+    for round in 0..=TIMESLICE_TICKS {
+        s.block(t(1), TaskState::Held).unwrap();
+        s.unblock(t(9)).unwrap();
+        assert_eq!(s.schedule(), Decision::SwitchTo(t(9)));
+        // Every tick lands on the service.
+        assert_eq!(s.tick(), Decision::Continue);
+        s.unblock_boosted(t(1)).unwrap();
+        s.block(t(9), TaskState::BlockedRecv).unwrap();
+        let next = s.schedule();
+        if round + 1 < TIMESLICE_TICKS {
+            assert_eq!(next, Decision::SwitchTo(t(1)), "round {round}: boosted");
+        } else {
+            assert_eq!(
+                next,
+                Decision::SwitchTo(t(2)),
+                "round {round}: the peer's turn"
+            );
+            break;
+        }
+    }
+    s.check_invariants().unwrap();
+}
