@@ -541,13 +541,13 @@ mod tests {
         }
         // PMU, CPPC, NACL, STA, SUSP, FWFT, SSE: not served, probed absent.
         for eid in [
-            0x504d_55,
+            0x0050_4d55,
             0x4350_5043,
             0x4e41_434c,
-            0x535441,
+            0x0053_5441,
             0x5355_5350,
             0x4657_4654,
-            0x535345,
+            0x0053_5345,
         ] {
             let (ret, _) = ecall(base::EID_BASE, base::PROBE_EXTENSION, [eid, 0, 0, 0, 0, 0]);
             assert_eq!(ret.value, 0, "{eid:#x} is probed absent");
