@@ -357,7 +357,7 @@ impl IoreqDispatch for ToIoreqTask {
 /// Runs VM `vm`'s vCPU until its next exit the scheduler must hear of.
 fn run_vcpu(r: &mut Runner, vm: usize) -> Decision {
     let Some(guest) = r.tasks.guests.vms.get_mut(vm).and_then(Option::as_mut) else {
-        control::ended(&mut r.objects, vm);
+        tell_controller(r, vm);
         return r.objects.sched.schedule();
     };
     match guest.run(&mut ToIoreqTask) {
@@ -375,9 +375,16 @@ fn run_vcpu(r: &mut Runner, vm: usize) -> Decision {
         }
         RunOutcome::Left(_) => {
             klog::print(format_args!("mica: {}\n", guest.vm.report()));
-            control::ended(&mut r.objects, vm);
+            tell_controller(r, vm);
             r.objects.sched.schedule()
         }
+    }
+}
+
+/// `vm` ended: its vCPU is held for good and its controller is told.
+fn tell_controller(r: &mut Runner, vm: usize) {
+    if let Some((task, bits)) = control::ended(&mut r.objects, vm) {
+        syscall_vm::deliver(&mut r.tasks, task, bits);
     }
 }
 

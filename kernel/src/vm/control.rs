@@ -46,6 +46,9 @@ pub struct VmRecord {
     pub asleep_until: Option<u64>,
     /// The task that attached to its ioreq page.
     pub ioreq_task: Option<TaskId>,
+    /// The task that created it (the vm-manager): told when the guest
+    /// ends itself or the kernel stops it.
+    pub controller: Option<TaskId>,
 }
 
 /// Every VM, and the ioreq work pending per task.
@@ -132,6 +135,7 @@ pub fn create(objects: &mut KernelObjects, vm: usize) -> Result<TaskId, Error> {
         io_wait: false,
         asleep_until: None,
         ioreq_task: None,
+        controller: None,
     });
     if let (Some(entry), Ok(number)) = (
         objects.vms.vm_of_task.get_mut(vcpu.slot()),
@@ -201,14 +205,25 @@ pub fn reset(objects: &mut KernelObjects, vm: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// `task` (the VM's creator) is told when `vm` ends.
+pub fn set_controller(objects: &mut KernelObjects, vm: usize, task: TaskId) -> Result<(), Error> {
+    objects.vms.get_mut(vm)?.controller = Some(task);
+    Ok(())
+}
+
 /// The guest ended itself, or the kernel stopped it: its vCPU never runs
-/// again until a reset.
-pub fn ended(objects: &mut KernelObjects, vm: usize) {
-    if let Ok(record) = objects.vms.get_mut(vm) {
-        record.phase = Phase::Ended;
-        record.io_wait = false;
-        sync(objects, vm);
-    }
+/// again until a reset. Its controller learns of it as of an ioreq wake-up
+/// (bit `vm`); if it waits in `recv`, it is woken and the bits it takes
+/// are returned for the caller to deliver.
+pub fn ended(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64)> {
+    let record = objects.vms.get_mut(vm).ok()?;
+    record.phase = Phase::Ended;
+    record.io_wait = false;
+    let controller = record.controller;
+    sync(objects, vm);
+    let controller = controller?;
+    set_pending(objects, controller, vm);
+    wake_receiver(objects, controller).map(|bits| (controller, bits))
 }
 
 /// Forgets `vm` from any phase (even with its vCPU waiting for I/O); its

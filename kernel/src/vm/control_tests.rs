@@ -239,3 +239,29 @@ fn ram_is_copied_only_between_two_vms_that_do_not_run() {
         "dst runs"
     );
 }
+
+/// A guest that powers itself off (or is stopped) wakes the task that
+/// created it with the VM's bit, as an ioreq wake-up; a busy controller
+/// finds the bit at its next `recv`; a VM without one tells nobody.
+#[test]
+fn a_vm_that_ends_tells_its_controller() {
+    let (mut o, manager) = objects_with_service();
+    for vm in [3, 5, 6] {
+        create(&mut o, vm).unwrap();
+        start(&mut o, vm).unwrap();
+    }
+    set_controller(&mut o, 3, manager).unwrap();
+    set_controller(&mut o, 5, manager).unwrap();
+    assert_eq!(set_controller(&mut o, 9, manager), Err(Error::UnknownVm));
+    o.sched.schedule();
+    o.recv(manager, 0).unwrap();
+    assert_eq!(ended(&mut o, 3), Some((manager, 1 << 3)));
+    assert_eq!(vcpu_state(&o, 3), Some(TaskState::Held));
+    assert_eq!(o.sched.state(manager), Some(TaskState::Ready));
+    // Now busy: the next one waits for its recv.
+    assert_eq!(ended(&mut o, 5), None);
+    assert_eq!(take_pending(&mut o, manager), Some(1 << 5));
+    assert_eq!(ended(&mut o, 6), None, "no controller");
+    assert_eq!(take_pending(&mut o, manager), None);
+    o.sched.check_invariants().unwrap();
+}
