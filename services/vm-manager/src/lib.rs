@@ -12,12 +12,14 @@
 #![forbid(unsafe_code)]
 
 pub mod board;
+pub mod boot_layout;
 pub mod config;
 pub mod creation;
 pub mod genid;
 pub mod guest_dt;
 pub mod kernel_platform;
 pub mod lifecycle;
+pub mod linux_image;
 pub mod name;
 pub mod platform;
 #[cfg(feature = "scenario-file")]
