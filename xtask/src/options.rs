@@ -42,6 +42,7 @@ impl GuestSpec {
         ScenarioVm {
             name: self.name.clone(),
             image: self.name.clone(),
+            linux: None,
             mem_mib: self.mem_mib,
             vcpus: self.vcpus,
             pre_launched: true,
