@@ -196,17 +196,27 @@ pub enum Sysno {
     /// its ioreq page and `vcpus` stopped vCPUs. Needs VM_CONTROL.
     /// `Error::VmExists`, `Error::OutOfMemory`, `Error::InvalidArgument`.
     VmCreate = 12,
-    /// `vm_load(vm, name_len) -> (image_len)`: copies the boot-image guest
-    /// entry whose name is the first `name_len` bytes of the IPC buffer into
-    /// the VM's RAM at [`GUEST_IMAGE_OFFSET`]. `Error::UnknownImage`;
-    /// `Error::OutOfMemory` if it does not fit below the DTB.
+    /// `vm_load(vm, name_len, offset) -> (image_len)`: copies the boot-image
+    /// guest entry whose name is the first `name_len` bytes of the IPC
+    /// buffer into the VM's RAM, `offset` bytes from its start (a raw image
+    /// at [`GUEST_IMAGE_OFFSET`]; a Linux kernel at its `text_offset`, an
+    /// initrd where the vm-manager placed it). `Error::UnknownImage`;
+    /// `Error::OutOfMemory` if it would end above the generation-ID page
+    /// (or `offset + len` overflows). On x86_64 `offset` must be
+    /// [`X86_GUEST_IMAGE_OFFSET`] (`Error::InvalidArgument` otherwise).
     VmLoad = 13,
     /// `vm_set_dtb(vm, len) -> (dtb_gpa)`: copies the first `len` (at most
-    /// [`IPC_BUFFER_SIZE`]) bytes of the IPC buffer page into the top of
-    /// the VM's RAM as its device tree; vCPUs start with a1 = `dtb_gpa`.
+    /// [`IPC_BUFFER_SIZE`]) bytes of the IPC buffer page into the top page
+    /// of the VM's RAM as its device tree (pass its offset to `vm_start`).
+    /// A larger tree goes below the generation-ID page with `vm_write_ram`.
     VmSetDtb = 14,
-    /// `vm_start(vm)`: vCPU 0 starts at `GUEST_RAM_BASE + GUEST_IMAGE_OFFSET`
-    /// with a0 = 0 (hart id) and a1 = the DTB's address.
+    /// `vm_start(vm, entry, dtb)`: vCPU 0 starts at `GUEST_RAM_BASE +
+    /// entry` with a0 = 0 (hart id), a1 = `GUEST_RAM_BASE + dtb` (the device
+    /// tree the caller wrote there with `vm_set_dtb` or `vm_write_ram`),
+    /// satp/vsatp = 0. Both are offsets from the start of RAM; `entry` must
+    /// lie below the generation-ID page and `dtb` inside RAM, 8-byte
+    /// aligned (`Error::InvalidArgument` otherwise). On x86_64 `entry` must
+    /// be [`X86_GUEST_IMAGE_OFFSET`] and `dtb` the boot-info block's offset.
     VmStart = 15,
     /// `vm_pause(vm)`: holds every vCPU (an I/O request in flight stays in
     /// flight and completes when resumed).
@@ -291,7 +301,32 @@ pub enum Sysno {
     /// Needs VM_CONTROL; `Error::UnknownVm`, `Error::InvalidArgument` for
     /// `src == dst`, a running VM or a smaller `dst`.
     VmCloneRam = 31,
+    /// `image_info(name_len) -> (image_len)`: looks up the boot-image guest
+    /// entry whose name is the first `name_len` bytes of the IPC buffer and
+    /// copies its first [`IMAGE_HEADER_BYTES`] bytes (fewer if it is
+    /// shorter; the rest zeroed) to the start of the IPC buffer, so the
+    /// vm-manager can read a Linux Image header and place the entry before
+    /// `vm_load`. Needs VM_CONTROL; `Error::UnknownImage`.
+    ImageInfo = 32,
+    /// `vm_write_ram(vm, offset, len)`: copies the first `len` (at most
+    /// [`IPC_BUFFER_SIZE`]) bytes of the IPC buffer page into the VM's RAM
+    /// `offset` bytes from its start; the range must end at or below the
+    /// generation-ID page. For device trees larger than a page, written in
+    /// chunks. Needs VM_CONTROL; `Error::UnknownVm`, `Error::OutOfMemory`
+    /// for a range outside, `Error::MessageTooLarge` for `len`.
+    VmWriteRam = 33,
+    /// `platform_info() -> (timebase_hz, flags)`: the host's timer
+    /// frequency (RISC-V: the DT's `/cpus/timebase-frequency`, which guests
+    /// see too) and feature bits: [`PLATFORM_SSTC`]. Any task may ask.
+    /// `Error::KernelRefused` on a kernel without a timebase (x86_64).
+    PlatformInfo = 34,
 }
+
+/// How many bytes of an image `image_info` copies: a RISC-V Linux Image
+/// header.
+pub const IMAGE_HEADER_BYTES: usize = 64;
+/// `platform_info` flag: the host has Sstc, so guests get `vstimecmp`.
+pub const PLATFORM_SSTC: usize = 1 << 0;
 
 /// The generation-ID page of a VM starts this many bytes before the end of
 /// its RAM: the page just below the device tree's (the last page). A guest
@@ -351,6 +386,9 @@ impl Sysno {
             29 => Sysno::VmSetExternalIrq,
             30 => Sysno::VmWriteGenid,
             31 => Sysno::VmCloneRam,
+            32 => Sysno::ImageInfo,
+            33 => Sysno::VmWriteRam,
+            34 => Sysno::PlatformInfo,
             _ => return None,
         })
     }
@@ -438,12 +476,15 @@ mod tests {
             (Sysno::VmSetExternalIrq, 29),
             (Sysno::VmWriteGenid, 30),
             (Sysno::VmCloneRam, 31),
+            (Sysno::ImageInfo, 32),
+            (Sysno::VmWriteRam, 33),
+            (Sysno::PlatformInfo, 34),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(32), None);
+        assert_eq!(Sysno::from_usize(35), None);
         assert_eq!(Sysno::from_usize(usize::MAX), None);
     }
 

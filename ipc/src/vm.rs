@@ -9,6 +9,13 @@ use crate::{Error, VmId, WireName};
 /// How many VMs one `List` response carries; ask again from `next` for more.
 pub const LIST_PAGE: usize = 6;
 
+/// The longest kernel command line a `Create` carries (a `Create` must fit
+/// one 512-byte message; a scenario file's VMs may have up to 1023 bytes).
+pub const MAX_WIRE_CMDLINE: usize = 256;
+
+/// A kernel command line on the wire.
+pub type WireCmdline = heapless::String<MAX_WIRE_CMDLINE>;
+
 /// The lifecycle state of a VM (ACRN's VM state machine).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VmState {
@@ -56,6 +63,13 @@ pub struct CreateOptions {
     pub mem_mib: Option<u32>,
     /// Number of vCPUs.
     pub vcpus: Option<u8>,
+    /// Boot this Linux kernel Image (a boot-image entry) instead of a raw
+    /// image; not together with `image`.
+    pub kernel: Option<WireName>,
+    /// The kernel's initial ramdisk (a boot-image entry).
+    pub initrd: Option<WireName>,
+    /// The kernel command line (`/chosen/bootargs`).
+    pub cmdline: Option<WireCmdline>,
 }
 
 /// What `Info` and `List` report of a VM.
@@ -78,6 +92,10 @@ pub struct VmInfo {
 }
 
 /// A request to the vm-manager.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a request lives briefly on the stack before it is encoded; boxing would need a heap in every task"
+)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// Create a VM by name: a static configuration of that name is launched,

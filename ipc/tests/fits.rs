@@ -12,6 +12,13 @@ use ipc::vm::{self, CreateOptions, LIST_PAGE, VmInfo, VmKind, VmState};
 use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, WireName, decode, encode};
 use serde::{Serialize, de::DeserializeOwned};
 
+fn longest_cmdline() -> vm::WireCmdline {
+    let mut line = vm::WireCmdline::new();
+    while line.push('z').is_ok() {}
+    assert_eq!(line.len(), vm::MAX_WIRE_CMDLINE);
+    line
+}
+
 fn longest_name() -> WireName {
     let mut name = WireName::new();
     while name.push('z').is_ok() {}
@@ -52,6 +59,9 @@ fn every_vm_message_fits() {
         image: Some(n()),
         mem_mib: Some(u32::MAX),
         vcpus: Some(u8::MAX),
+        kernel: Some(n()),
+        initrd: Some(n()),
+        cmdline: Some(longest_cmdline()),
     };
     for msg in [
         vm::Request::Create { name: n(), options },

@@ -38,13 +38,21 @@ fn vm_request() -> impl Strategy<Value = vm::Request> {
         proptest::option::of(name()),
         proptest::option::of(any::<u32>()),
         proptest::option::of(any::<u8>()),
+        proptest::option::of(name()),
+        proptest::option::of(name()),
+        proptest::option::of("[ -~]{0,256}"),
     )
-        .prop_map(|(template, image, mem_mib, vcpus)| CreateOptions {
-            template,
-            image,
-            mem_mib,
-            vcpus,
-        });
+        .prop_map(
+            |(template, image, mem_mib, vcpus, kernel, initrd, cmdline)| CreateOptions {
+                template,
+                image,
+                mem_mib,
+                vcpus,
+                kernel,
+                initrd,
+                cmdline: cmdline.map(|c| vm::WireCmdline::try_from(c.as_str()).unwrap()),
+            },
+        );
     prop_oneof![
         (name(), options).prop_map(|(name, options)| vm::Request::Create { name, options }),
         name().prop_map(|name| vm::Request::Start { name }),

@@ -70,6 +70,25 @@ fn vm_request_discriminants_are_pinned() {
 }
 
 #[test]
+fn create_options_bytes_are_pinned() {
+    let options = CreateOptions {
+        template: None,
+        image: None,
+        mem_mib: Some(128),
+        vcpus: None,
+        kernel: Some(wire_name("lx").unwrap()),
+        initrd: Some(wire_name("rd").unwrap()),
+        cmdline: Some(vm::WireCmdline::try_from("console=ttyS0").unwrap()),
+    };
+    let mut buf = [0u8; ipc::MAX_MESSAGE_SIZE];
+    let bytes = encode(&options, &mut buf).expect("encodes");
+    let mut expected = std::vec![0u8, 0, 1, 128, 1, 0];
+    expected.extend_from_slice(&[1, 2, b'l', b'x', 1, 2, b'r', b'd', 1, 13]);
+    expected.extend_from_slice(b"console=ttyS0");
+    assert_eq!(bytes, &expected[..]);
+}
+
+#[test]
 fn vm_response_discriminants_are_pinned() {
     assert_eq!(first_byte(&vm::Response::Ok), 0);
     assert_eq!(first_byte(&vm::Response::Info(info())), 1);

@@ -149,6 +149,7 @@ pub fn dispatch<M: Machine>(
             return syscall_console::dispatch(wait, objects, machine, current, call, args);
         }
         Sysno::MemInfo => return syscall_stats::mem_info(machine, current),
+        Sysno::PlatformInfo => return syscall_stats::platform_info(machine, current),
         Sysno::DeviceMap | Sysno::DmaAlloc | Sysno::Sleep => {
             let grants = &mut *syscall_device::GRANTS.lock();
             let now = crate::ticks::count();
@@ -167,7 +168,9 @@ pub fn dispatch<M: Machine>(
         | Sysno::IoreqResume
         | Sysno::VmSetExternalIrq
         | Sysno::VmWriteGenid
-        | Sysno::VmCloneRam => {
+        | Sysno::VmCloneRam
+        | Sysno::ImageInfo
+        | Sysno::VmWriteRam => {
             return syscall_vm::dispatch(objects, machine, current, call, args);
         }
     };

@@ -26,6 +26,11 @@ pub trait StatsHost {
     fn frame_counts(&self) -> Option<FrameCounts> {
         None
     }
+    /// The timer's ticks per second and the `ipc::syscall::PLATFORM_*`
+    /// feature bits; `None` on a machine without a timebase to report.
+    fn platform_info(&self) -> Option<(u64, usize)> {
+        None
+    }
 }
 
 /// Runs `mem_info` for `current`: a1 = free frames, a2 = total frames;
@@ -33,6 +38,20 @@ pub trait StatsHost {
 pub fn mem_info<M: Machine>(machine: &mut M, current: TaskId) -> Decision {
     match machine.frame_counts() {
         Some(counts) => machine.set_result(current, OK, [counts.free, counts.total, 0]),
+        None => machine.set_result(current, status_of(Error::KernelRefused), [0; 3]),
+    }
+    Decision::Continue
+}
+
+/// Runs `platform_info` for `current`: a1 = timebase in Hz, a2 = feature
+/// bits; `Error::KernelRefused` on a machine without a timebase.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "a timer frequency fits the 64-bit registers of every target with tasks"
+)]
+pub fn platform_info<M: Machine>(machine: &mut M, current: TaskId) -> Decision {
+    match machine.platform_info() {
+        Some((hz, flags)) => machine.set_result(current, OK, [hz as usize, flags, 0]),
         None => machine.set_result(current, status_of(Error::KernelRefused), [0; 3]),
     }
     Decision::Continue
@@ -56,6 +75,7 @@ mod tests {
     #[derive(Default)]
     struct Counted {
         counts: Option<FrameCounts>,
+        platform: Option<(u64, usize)>,
         results: BTreeMap<usize, (usize, [usize; 3])>,
     }
 
@@ -64,6 +84,9 @@ mod tests {
     impl StatsHost for Counted {
         fn frame_counts(&self) -> Option<FrameCounts> {
             self.counts
+        }
+        fn platform_info(&self) -> Option<(u64, usize)> {
+            self.platform
         }
     }
 
@@ -110,5 +133,21 @@ mod tests {
     #[test]
     fn a_machine_that_does_not_count_refuses() {
         assert_eq!(ask(None), (status_of(Error::KernelRefused), [0; 3]));
+    }
+
+    #[test]
+    fn any_task_reads_the_timebase_and_the_sstc_bit() {
+        let mut k = KernelObjects::new();
+        let shell = k.spawn("shell", Priority::new(1).unwrap()).unwrap();
+        let mut m = Counted {
+            platform: Some((25_000_000, ipc::syscall::PLATFORM_SSTC)),
+            ..Counted::default()
+        };
+        dispatch(&mut k, &mut m, shell, Sysno::PlatformInfo as usize, [0; 6]);
+        assert_eq!(m.results[&shell.slot()], (OK, [25_000_000, 1, 0]));
+        m.platform = None;
+        dispatch(&mut k, &mut m, shell, Sysno::PlatformInfo as usize, [0; 6]);
+        let refused = status_of(Error::KernelRefused);
+        assert_eq!(m.results[&shell.slot()], (refused, [0; 3]));
     }
 }

@@ -1,5 +1,5 @@
 //! The system calls on VMs, the ioreq path and the raw console
-//! (`ipc::syscall` numbers 11-21 and 29-31): each checks the caller's kernel rights
+//! (`ipc::syscall` numbers 11-21, 29-33): each checks the caller's kernel rights
 //! (`Error::PermissionDenied` otherwise) and its arguments, keeps the VM
 //! lifecycle in `vm::control`, and leaves guest memory and registers to the
 //! arch layer's [`VmHost`].
@@ -30,8 +30,32 @@ pub trait VmHost {
         Err(Error::KernelRefused)
     }
     /// Copies the guest image named by the first `name_len` bytes of
-    /// `task`'s IPC buffer into `vm`'s RAM; returns its length.
-    fn vm_load(&mut self, _task: TaskId, _vm: usize, _name_len: usize) -> Result<usize, Error> {
+    /// `task`'s IPC buffer into `vm`'s RAM at `offset` from its start;
+    /// returns its length.
+    fn vm_load(
+        &mut self,
+        _task: TaskId,
+        _vm: usize,
+        _name_len: usize,
+        _offset: u64,
+    ) -> Result<usize, Error> {
+        Err(Error::KernelRefused)
+    }
+    /// Copies the first `IMAGE_HEADER_BYTES` of the guest image named by the
+    /// first `name_len` bytes of `task`'s IPC buffer to the start of that
+    /// buffer; returns the image's length.
+    fn image_info(&mut self, _task: TaskId, _name_len: usize) -> Result<usize, Error> {
+        Err(Error::KernelRefused)
+    }
+    /// Copies `len` bytes of `task`'s IPC buffer page into `vm`'s RAM at
+    /// `offset` from its start.
+    fn vm_write_ram(
+        &mut self,
+        _task: TaskId,
+        _vm: usize,
+        _offset: u64,
+        _len: usize,
+    ) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
     /// Copies `len` bytes of `task`'s IPC buffer page to the top of `vm`'s
@@ -39,8 +63,10 @@ pub trait VmHost {
     fn vm_set_dtb(&mut self, _task: TaskId, _vm: usize, _len: usize) -> Result<u64, Error> {
         Err(Error::KernelRefused)
     }
-    /// Sets `vm`'s vCPU 0 to its boot-protocol entry state.
-    fn vm_start(&mut self, _vm: usize) -> Result<(), Error> {
+    /// Sets `vm`'s vCPU 0 to its boot-protocol entry state: pc at `entry`,
+    /// a1 at `dtb` (both offsets from the start of RAM, already checked
+    /// against nothing: the host checks them against the VM's RAM).
+    fn vm_start(&mut self, _vm: usize, _entry: u64, _dtb: u64) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
     /// Zeroes `vm`'s RAM, frees its ioreq slots, forgets image and DTB.
@@ -112,15 +138,22 @@ pub fn dispatch<M: Machine>(
         Sysno::VmCreate => vm_create(objects, machine, current, args),
         Sysno::VmLoad => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| known(objects, vm))
-            .and_then(|()| machine.vm_load(current, vm, args[1]))
+            .and_then(|()| machine.vm_load(current, vm, args[1], args[2] as u64))
             .map(|len| [len, 0, 0]),
+        Sysno::ImageInfo => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| machine.image_info(current, args[0]))
+            .map(|len| [len, 0, 0]),
+        Sysno::VmWriteRam => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| known(objects, vm))
+            .and_then(|()| machine.vm_write_ram(current, vm, args[1] as u64, args[2]))
+            .map(|()| [0; 3]),
         Sysno::VmSetDtb => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| known(objects, vm))
             .and_then(|()| machine.vm_set_dtb(current, vm, args[1]))
             .map(|gpa| [gpa as usize, 0, 0]),
         Sysno::VmStart => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| control::check_start(objects, vm))
-            .and_then(|()| machine.vm_start(vm))
+            .and_then(|()| machine.vm_start(vm, args[1] as u64, args[2] as u64))
             .and_then(|()| control::start(objects, vm))
             .map(|()| [0; 3]),
         Sysno::VmPause => need(objects, current, KernelRights::VM_CONTROL)

@@ -1,7 +1,10 @@
 //! The calls that reach into a guest (`vm_set_external_irq`,
-//! `vm_write_genid`, `vm_clone_ram`): who may make them, what the arch
-//! layer is asked to do, and what they refuse.
+//! `vm_write_genid`, `vm_clone_ram`, the boot calls `vm_load`,
+//! `image_info`, `vm_write_ram`, `vm_start`): who may make them, what the
+//! arch layer is asked to do, and what they refuse.
 
+use std::format;
+use std::string::String;
 use std::vec::Vec;
 
 use super::*;
@@ -15,6 +18,7 @@ struct Host {
     irqs: Vec<(usize, bool)>,
     genids: Vec<(usize, [u8; 16])>,
     clones: Vec<(usize, usize)>,
+    boot: Vec<String>,
 }
 
 impl crate::syscall_console::ConsoleHost for Host {}
@@ -43,7 +47,20 @@ impl VmHost for Host {
     fn vm_create(&mut self, _: usize, _: u64) -> Result<(), Error> {
         Ok(())
     }
-    fn vm_start(&mut self, _: usize) -> Result<(), Error> {
+    fn vm_start(&mut self, vm: usize, entry: u64, dtb: u64) -> Result<(), Error> {
+        self.boot.push(format!("start {vm} {entry:#x} {dtb:#x}"));
+        Ok(())
+    }
+    fn vm_load(&mut self, _: TaskId, vm: usize, len: usize, offset: u64) -> Result<usize, Error> {
+        self.boot.push(format!("load {vm} {len} {offset:#x}"));
+        Ok(1234)
+    }
+    fn image_info(&mut self, _: TaskId, len: usize) -> Result<usize, Error> {
+        self.boot.push(format!("info {len}"));
+        Ok(31_167_488)
+    }
+    fn vm_write_ram(&mut self, _: TaskId, vm: usize, offset: u64, len: usize) -> Result<(), Error> {
+        self.boot.push(format!("write {vm} {offset:#x} {len}"));
         Ok(())
     }
     fn vm_set_external_irq(&mut self, vm: usize, raised: bool) -> Result<(), Error> {
@@ -165,4 +182,40 @@ fn ram_is_cloned_only_from_a_held_vm_into_another() {
     assert_eq!(w.call(m, Sysno::VmPause, [0, 0, 0]).0, OK);
     assert_eq!(w.call(m, Sysno::VmCloneRam, [0, 1, 0]).0, OK);
     assert_eq!(w.host.clones, [(0, 1)]);
+}
+
+#[test]
+fn the_boot_calls_need_vm_control_and_pass_offsets_through() {
+    let mut w = world();
+    w.created(0);
+    let (m, d) = (w.manager, w.devices);
+    for call in [
+        Sysno::ImageInfo,
+        Sysno::VmWriteRam,
+        Sysno::VmLoad,
+        Sysno::VmStart,
+    ] {
+        assert_eq!(w.call(d, call, [0, 2, 0x20_0000]).0, DENIED);
+    }
+    assert!(w.host.boot.is_empty());
+    assert_eq!(
+        w.call(m, Sysno::ImageInfo, [2, 0, 0]),
+        (OK, [31_167_488, 0, 0])
+    );
+    assert_eq!(
+        w.call(m, Sysno::VmLoad, [0, 2, 0x20_0000]),
+        (OK, [1234, 0, 0])
+    );
+    assert_eq!(w.call(m, Sysno::VmWriteRam, [0, 0x3ff_d000, 4096]).0, OK);
+    assert_eq!(w.call(m, Sysno::VmWriteRam, [5, 0, 8]).0, UNKNOWN);
+    assert_eq!(w.call(m, Sysno::VmStart, [0, 0x20_0000, 0x3ff_d000]).0, OK);
+    assert_eq!(
+        w.host.boot,
+        [
+            "info 2",
+            "load 0 2 0x200000",
+            "write 0 0x3ffd000 4096",
+            "start 0 0x200000 0x3ffd000"
+        ]
+    );
 }

@@ -51,7 +51,7 @@ impl VmHost for Host {
         self.created.push((vm, ram_bytes));
         Ok(())
     }
-    fn vm_start(&mut self, _: usize) -> Result<(), Error> {
+    fn vm_start(&mut self, _: usize, _: u64, _: u64) -> Result<(), Error> {
         Ok(())
     }
     fn vm_destroy(&mut self, vm: usize, ioreq: Option<TaskId>) {

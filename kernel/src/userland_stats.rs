@@ -13,4 +13,8 @@ impl StatsHost for Tasks {
             total: frames.total_frames(),
         })
     }
+
+    fn platform_info(&self) -> Option<(u64, usize)> {
+        crate::arch::platform_info()
+    }
 }

@@ -8,7 +8,7 @@ extern crate alloc;
 use alloc::boxed::Box;
 
 use ipc::Error;
-use ipc::syscall::{IOREQ_PAGES, IPC_BUFFER, IPC_BUFFER_SIZE, MAX_VMS};
+use ipc::syscall::{IMAGE_HEADER_BYTES, IOREQ_PAGES, IPC_BUFFER, IPC_BUFFER_SIZE, MAX_VMS};
 use mica_boot::image::EntryKind;
 
 use super::Tasks;
@@ -55,6 +55,20 @@ impl Tasks {
         }
     }
 
+    /// The boot-image guest entry named by the first `name_len` bytes of
+    /// `task`'s IPC buffer.
+    fn guest_entry(&self, task: TaskId, name_len: usize) -> Result<&'static [u8], Error> {
+        let mut buf = [0u8; 32];
+        let name = self.read_ipc(task, name_len, &mut buf)?;
+        let name = core::str::from_utf8(name).map_err(|_| Error::UnknownImage)?;
+        self.boot
+            .as_ref()
+            .and_then(|b| b.image.find(name))
+            .filter(|e| e.kind == EntryKind::Guest)
+            .map(|e| e.data)
+            .ok_or(Error::UnknownImage)
+    }
+
     fn unmap_ioreq(&self, task: Option<TaskId>, vm: usize) {
         let slot = task.and_then(|t| {
             self.slots
@@ -79,18 +93,41 @@ impl VmHost for Tasks {
         Ok(())
     }
 
-    fn vm_load(&mut self, task: TaskId, vm: usize, name_len: usize) -> Result<usize, Error> {
-        let mut buf = [0u8; 32];
-        let name = self.read_ipc(task, name_len, &mut buf)?;
-        let name = core::str::from_utf8(name).map_err(|_| Error::UnknownImage)?;
-        let entry = self
-            .boot
-            .as_ref()
-            .and_then(|b| b.image.find(name))
-            .filter(|e| e.kind == EntryKind::Guest)
-            .ok_or(Error::UnknownImage)?;
-        self.guest(vm)?.load_image(entry.data)?;
-        Ok(entry.data.len())
+    fn vm_load(
+        &mut self,
+        task: TaskId,
+        vm: usize,
+        name_len: usize,
+        offset: u64,
+    ) -> Result<usize, Error> {
+        let data = self.guest_entry(task, name_len)?;
+        self.guest(vm)?.load_at(offset, data)?;
+        Ok(data.len())
+    }
+
+    fn image_info(&mut self, task: TaskId, name_len: usize) -> Result<usize, Error> {
+        let data = self.guest_entry(task, name_len)?;
+        let mut header = [0u8; IMAGE_HEADER_BYTES];
+        let n = data.len().min(IMAGE_HEADER_BYTES);
+        header[..n].copy_from_slice(&data[..n]);
+        let slot = self.slot(task).ok_or(Error::InvalidArgument)?;
+        slot.space.write_ipc(&header);
+        Ok(data.len())
+    }
+
+    fn vm_write_ram(
+        &mut self,
+        task: TaskId,
+        vm: usize,
+        offset: u64,
+        len: usize,
+    ) -> Result<(), Error> {
+        let mut buf = [0u8; IPC_BUFFER_SIZE];
+        let bytes = self.read_ipc(task, len, &mut buf)?;
+        let mut copy = [0u8; IPC_BUFFER_SIZE];
+        copy[..bytes.len()].copy_from_slice(bytes);
+        let n = bytes.len();
+        self.guest(vm)?.write_ram(offset, &copy[..n])
     }
 
     fn vm_set_dtb(&mut self, task: TaskId, vm: usize, len: usize) -> Result<u64, Error> {
@@ -102,9 +139,8 @@ impl VmHost for Tasks {
         self.guest(vm)?.set_dtb(&copy[..n])
     }
 
-    fn vm_start(&mut self, vm: usize) -> Result<(), Error> {
-        self.guest(vm)?.start();
-        Ok(())
+    fn vm_start(&mut self, vm: usize, entry: u64, dtb: u64) -> Result<(), Error> {
+        self.guest(vm)?.start_at(entry, dtb)
     }
 
     fn vm_reset(&mut self, vm: usize) {

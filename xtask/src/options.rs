@@ -1,11 +1,19 @@
 //! The options of `cargo xtask qemu`: which scenario file, guest images
-//! the user brings (`--guest NAME=PATH[,mem=MiB][,vcpus=N]`), and the
-//! management socket (`--mgmt SOCKET`).
+//! the user brings (`--guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...]`),
+//! and the management socket (`--mgmt SOCKET`).
+//!
+//! A `--guest` file with a RISC-V Linux Image header becomes the VM's
+//! `kernel =` (packed as boot-image entry NAME, its initrd as NAME-initrd);
+//! any other file is a raw `image =` as before. `cmdline=` must be the last
+//! setting and takes the rest of the argument, commas included
+//! (`cmdline=console=ttyS0 earlycon=sbi,foo`).
 
 use std::path::PathBuf;
 
-use vm_manager::scenario_file::{MAX_KERNEL_VCPUS, MEM_MIB, ScenarioVm};
-use vm_manager::{ImageName, VmName};
+use vm_manager::boot_layout::{self, LayoutError};
+use vm_manager::linux_image::{self, HEADER_BYTES, LinuxImage};
+use vm_manager::scenario_file::{MAX_KERNEL_VCPUS, MEM_MIB, ScenarioLinux, ScenarioVm};
+use vm_manager::{Cmdline, ImageName, VmName};
 
 /// Guest images load 2 MiB into RAM and the device tree takes the last
 /// 4 KiB page, so this much of a VM's RAM is not available to its image.
@@ -23,39 +31,121 @@ pub struct QemuOptions {
     pub mgmt: Option<PathBuf>,
 }
 
-/// One `--guest NAME=PATH[,mem=MiB][,vcpus=N]`.
-#[derive(Debug, PartialEq, Eq)]
+/// One `--guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...]`.
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct GuestSpec {
     /// The VM's name, also the image's name in the boot image.
     pub name: String,
-    /// The raw image (Linux boot protocol).
+    /// A Linux kernel Image, or a raw image (entered at RAM + 2 MiB).
     pub path: PathBuf,
+    /// The kernel's initrd, packed as `NAME-initrd`.
+    pub initrd: Option<PathBuf>,
+    /// The kernel command line.
+    pub cmdline: Option<String>,
     /// RAM in MiB (64 unless given).
     pub mem_mib: u32,
     /// vCPUs (1 unless given).
     pub vcpus: u8,
 }
 
+/// The first bytes of `path`, if it can be read.
+fn header_of(path: &std::path::Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut header = Vec::new();
+    if let Ok(file) = std::fs::File::open(path) {
+        let _ = file.take(HEADER_BYTES as u64).read_to_end(&mut header);
+    }
+    header
+}
+
 impl GuestSpec {
+    /// The boot-image entry of the initrd.
+    pub fn initrd_entry(&self) -> String {
+        format!("{}-initrd", self.name)
+    }
+
+    /// Whether the file carries a Linux Image magic (then it is `kernel =`).
+    pub fn is_linux(&self) -> bool {
+        linux_image::has_magic(&header_of(&self.path))
+    }
+
     /// The static VM this guest becomes.
     pub fn vm(&self) -> ScenarioVm {
+        let linux = self.is_linux().then(|| ScenarioLinux {
+            initrd: self.initrd.as_ref().map(|_| self.initrd_entry()),
+            cmdline: self.cmdline.clone().unwrap_or_default(),
+        });
         ScenarioVm {
             name: self.name.clone(),
             image: self.name.clone(),
+            linux,
             mem_mib: self.mem_mib,
             vcpus: self.vcpus,
             pre_launched: true,
         }
     }
 
-    /// Checks the file: it must exist, be non-empty and fit the VM's RAM.
-    pub fn check_file(&self) -> Result<u64, String> {
-        let path = self.path.display();
-        let size = std::fs::metadata(&self.path)
-            .map_err(|e| format!("guest {}: cannot read {path}: {e}", self.name))?
+    /// The size of file `path` (`what` names it in errors); refuses a
+    /// missing or empty file.
+    fn file_size(&self, what: &str, path: &std::path::Path) -> Result<u64, String> {
+        let shown = path.display();
+        let size = std::fs::metadata(path)
+            .map_err(|e| format!("guest {}: cannot read {what}{shown}: {e}", self.name))?
             .len();
         if size == 0 {
-            return Err(format!("guest {}: {path} is empty", self.name));
+            return Err(format!("guest {}: {what}{shown} is empty", self.name));
+        }
+        Ok(size)
+    }
+
+    /// Checks a Linux kernel, its initrd and command line against the VM.
+    fn check_linux(&self, kernel: &LinuxImage) -> Result<(), String> {
+        let name = &self.name;
+        let initrd_len = match &self.initrd {
+            Some(path) => {
+                ImageName::parse(&self.initrd_entry())
+                    .map_err(|e| format!("guest {name}: initrd entry {e}: use a shorter name"))?;
+                Some(self.file_size("initrd ", path)?)
+            }
+            None => None,
+        };
+        if let Some(line) = &self.cmdline {
+            Cmdline::parse(line).map_err(|e| format!("guest {name}: {e}"))?;
+        }
+        let ram = u64::from(self.mem_mib) << 20;
+        boot_layout::plan_linux(ram, kernel, initrd_len).map_err(|e| match e {
+            LayoutError::InitrdDoesNotFit { bytes, room, .. } => format!(
+                "guest {name}: initrd {} is {bytes} bytes but VM {name} with {} MiB has room for {room}: give it more with mem=",
+                self.initrd.as_deref().unwrap_or_else(|| std::path::Path::new("?")).display(),
+                self.mem_mib
+            ),
+            other => format!("guest {name}: {}: {other}", self.path.display()),
+        })?;
+        Ok(())
+    }
+
+    /// Checks the files: they must exist and be non-empty; a Linux kernel
+    /// and its initrd must fit the VM's RAM as `boot_layout` places them,
+    /// a raw image below the reserved top pages; `initrd=`/`cmdline=` need
+    /// a kernel. Returns the kernel's (or image's) size.
+    pub fn check_file(&self) -> Result<u64, String> {
+        let path = self.path.display();
+        let size = self.file_size("", &self.path)?;
+        let header = header_of(&self.path);
+        if linux_image::has_magic(&header) {
+            let kernel = linux_image::parse_header(&header, size)
+                .map_err(|e| format!("guest {}: kernel {path} {e}", self.name))?;
+            self.check_linux(&kernel)?;
+            return Ok(size);
+        }
+        if self.initrd.is_some() || self.cmdline.is_some() {
+            let why = linux_image::parse_header(&header, size)
+                .err()
+                .map_or(String::new(), |e| e.to_string());
+            return Err(format!(
+                "guest {}: kernel {path} {why}; initrd= and cmdline= need a Linux kernel",
+                self.name
+            ));
         }
         let room = u64::from(self.mem_mib) * 1024 * 1024 - RAM_NOT_FOR_THE_IMAGE;
         if size > room {
@@ -92,7 +182,7 @@ pub fn parse(args: &[String]) -> Result<QemuOptions, String> {
             }
             other => {
                 return Err(format!(
-                    "`xtask qemu` does not know `{other}`; use --scenario NAME, --guest NAME=PATH[,mem=MiB][,vcpus=N] and --mgmt SOCKET"
+                    "`xtask qemu` does not know `{other}`; use --scenario NAME, --guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...] and --mgmt SOCKET"
                 ));
             }
         }
@@ -100,14 +190,23 @@ pub fn parse(args: &[String]) -> Result<QemuOptions, String> {
     Ok(options)
 }
 
-/// Parses `NAME=PATH[,mem=MiB][,vcpus=N]`.
+/// Parses `NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...]`;
+/// `cmdline=` takes the rest of the text, commas included.
 fn guest_spec(text: &str) -> Result<GuestSpec, String> {
-    let usage = "use --guest NAME=PATH[,mem=MiB][,vcpus=N]";
+    let usage =
+        "use --guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...] (cmdline last)";
     let (name, rest) = text
         .split_once('=')
         .ok_or_else(|| format!("--guest {text:?}: {usage}"))?;
     VmName::parse(name).map_err(|e| format!("--guest: {e}"))?;
     ImageName::parse(name).map_err(|e| format!("--guest: {e}"))?;
+    let (rest, cmdline) = match rest.find(",cmdline=") {
+        Some(at) => (
+            &rest[..at],
+            Some(rest[at + ",cmdline=".len()..].to_string()),
+        ),
+        None => (rest, None),
+    };
     let mut parts = rest.split(',');
     let path = parts
         .next()
@@ -116,8 +215,10 @@ fn guest_spec(text: &str) -> Result<GuestSpec, String> {
     let mut spec = GuestSpec {
         name: name.into(),
         path: PathBuf::from(path),
+        cmdline,
         mem_mib: 64,
         vcpus: 1,
+        ..GuestSpec::default()
     };
     for part in parts {
         match part.split_once('=') {
@@ -133,6 +234,9 @@ fn guest_spec(text: &str) -> Result<GuestSpec, String> {
                             MEM_MIB.end()
                         )
                     })?;
+            }
+            Some(("initrd", file)) if !file.is_empty() => {
+                spec.initrd = Some(PathBuf::from(file));
             }
             Some(("vcpus", n)) => {
                 spec.vcpus = n
@@ -171,7 +275,8 @@ mod tests {
                 name: "linux".into(),
                 path: PathBuf::from("/tmp/Image"),
                 mem_mib: 128,
-                vcpus: 1
+                vcpus: 1,
+                ..GuestSpec::default()
             }
         );
         assert_eq!(options.guests[1].mem_mib, 64);
@@ -204,7 +309,7 @@ mod tests {
         let error = |text: &str| parse(&args(text)).unwrap_err();
         assert!(error("--frobnicate").starts_with("`xtask qemu` does not know `--frobnicate`"));
         assert_eq!(error("--scenario"), "--scenario needs a value");
-        assert!(error("--guest noequals").ends_with("use --guest NAME=PATH[,mem=MiB][,vcpus=N]"));
+        assert!(error("--guest noequals").contains("use --guest NAME=PATH[,initrd=PATH]"));
         assert!(error("--guest bad!=x").contains("is invalid: bad character '!'"));
         assert!(
             error("--guest g=x,mem=3").contains("mem=3: use an even number of MiB from 2 to 1024")
@@ -223,6 +328,7 @@ mod tests {
             path: dir.join(file),
             mem_mib,
             vcpus: 1,
+            ..GuestSpec::default()
         };
         assert!(
             spec("missing", 64)
@@ -246,6 +352,84 @@ mod tests {
             "{too_big}"
         );
         assert_eq!(spec("big", 8).check_file(), Ok(3 * 1024 * 1024));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cmdline_is_last_and_takes_the_rest_commas_included() {
+        let spec = super::guest_spec(
+            "lx=/tmp/Image,initrd=/tmp/rd,mem=128,cmdline=console=ttyS0 earlycon=sbi,foo",
+        )
+        .unwrap();
+        assert_eq!(spec.initrd, Some(PathBuf::from("/tmp/rd")));
+        assert_eq!(spec.mem_mib, 128);
+        assert_eq!(
+            spec.cmdline.as_deref(),
+            Some("console=ttyS0 earlycon=sbi,foo")
+        );
+        assert_eq!(spec.initrd_entry(), "lx-initrd");
+    }
+
+    #[test]
+    fn linux_guests_are_checked_on_the_host() {
+        let dir = std::env::temp_dir().join(format!("mica-linux-spec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut image = vec![0u8; 8192];
+        image[0x08..0x10].copy_from_slice(&0x20_0000u64.to_le_bytes());
+        image[0x10..0x18].copy_from_slice(&(20u64 << 20).to_le_bytes());
+        image[0x38..0x3c].copy_from_slice(b"RSC\x05");
+        std::fs::write(dir.join("Image"), &image).unwrap();
+        std::fs::write(dir.join("raw"), vec![0x13u8; 4096]).unwrap();
+        std::fs::write(dir.join("rd"), vec![1u8; 10 << 20]).unwrap();
+        let spec = |path: &str, initrd: Option<&str>, cmdline: Option<&str>, mem_mib| GuestSpec {
+            name: "lx".into(),
+            path: dir.join(path),
+            initrd: initrd.map(|i| dir.join(i)),
+            cmdline: cmdline.map(String::from),
+            mem_mib,
+            vcpus: 1,
+        };
+        let good = spec("Image", Some("rd"), Some("console=ttyS0"), 64);
+        assert_eq!(good.check_file(), Ok(8192));
+        let vm = good.vm();
+        let linux = vm.linux.unwrap();
+        assert_eq!(linux.initrd.as_deref(), Some("lx-initrd"));
+        assert_eq!(linux.cmdline, "console=ttyS0");
+        assert_eq!(spec("raw", None, None, 64).vm().linux, None);
+
+        let small = spec("Image", Some("rd"), None, 32)
+            .check_file()
+            .unwrap_err();
+        assert!(small.starts_with("guest lx: initrd "), "{small}");
+        assert!(
+            small.ends_with("is 10485760 bytes but VM lx with 32 MiB has room for 10477568: give it more with mem="),
+            "{small}"
+        );
+        let raw = spec("raw", None, Some("quiet"), 64)
+            .check_file()
+            .unwrap_err();
+        assert!(raw.contains("is not a RISC-V Linux Image"), "{raw}");
+        assert!(
+            raw.ends_with("initrd= and cmdline= need a Linux kernel"),
+            "{raw}"
+        );
+        let missing = spec("Image", Some("nope"), None, 64)
+            .check_file()
+            .unwrap_err();
+        assert!(
+            missing.starts_with("guest lx: cannot read initrd "),
+            "{missing}"
+        );
+        let long = "x".repeat(1024);
+        let long = spec("Image", None, Some(&long), 64)
+            .check_file()
+            .unwrap_err();
+        assert!(
+            long.ends_with("Linux takes at most 1023, shorten it"),
+            "{long}"
+        );
+        let tiny = spec("Image", None, None, 16).check_file().unwrap_err();
+        assert!(tiny.contains("give it more with mem="), "{tiny}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

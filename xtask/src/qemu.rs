@@ -124,9 +124,19 @@ fn scenario_text(scenario: &str, guests: &[GuestSpec]) -> Result<String, String>
     scenario_file::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
     for spec in guests {
         let vm = spec.vm();
+        let boot = match &vm.linux {
+            None => format!("image = {:?}\n", vm.image),
+            Some(linux) => {
+                let mut boot = format!("kernel = {:?}\ncmdline = {:?}\n", vm.image, linux.cmdline);
+                if let Some(initrd) = &linux.initrd {
+                    boot.push_str(&format!("initrd = {initrd:?}\n"));
+                }
+                boot
+            }
+        };
         text.push_str(&format!(
-            "\n# from --guest\n[[vm]]\nname = {:?}\nimage = {:?}\nmem_mib = {}\nvcpus = {}\n",
-            vm.name, vm.image, vm.mem_mib, vm.vcpus
+            "\n# from --guest\n[[vm]]\nname = {:?}\n{boot}mem_mib = {}\nvcpus = {}\n",
+            vm.name, vm.mem_mib, vm.vcpus
         ));
     }
     scenario_file::parse(&text)
@@ -220,6 +230,9 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
     ]);
     for spec in guests {
         parts.push(guest(&spec.name, spec.path.clone()));
+        if let Some(initrd) = &spec.initrd {
+            parts.push(guest(&spec.initrd_entry(), initrd.clone()));
+        }
     }
     if crasher {
         let path = task("mica-crasher")?;

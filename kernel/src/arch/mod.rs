@@ -11,7 +11,8 @@
 //! - `check_virtualization(&Firmware)`: the H extension, or SVM / VMX
 //! - `trap_init()`, `TrapFrame`; traps reach `crate::trap::handle`
 //! - `timer_start(&Firmware) -> Option<hz>`, `timer_source()`,
-//!   `timer_now()`, `timer_set_deadline(t)`, `wait_for_interrupt()`
+//!   `timer_now()`, `timer_set_deadline(t)`, `wait_for_interrupt()`,
+//!   `platform_info() -> Option<(timebase_hz, PLATFORM_* bits)>`
 //! - `PAGING`, `enable_kernel_paging(frames, image, ram)` (page-table
 //!   activation)
 //! - `GuestVm`, `RunOutcome`: a VM's arch state and how a run of its vCPU

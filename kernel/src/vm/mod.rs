@@ -2,6 +2,7 @@
 //! guest-physical layout (RAM and MMIO windows), its run state and why it
 //! stopped. The arch layer runs vCPUs and reports exits in these terms.
 
+pub mod boot_ranges;
 pub mod console;
 pub mod control;
 pub mod exit;

@@ -19,7 +19,7 @@
 use ipc::devices::DeviceKind;
 use ipc::{Space, syscall};
 
-use crate::guest_dt::{self, GuestPlatform};
+use crate::guest_dt::{self, GuestDtError, GuestPlatform, InitrdRange};
 use crate::name::VmName;
 
 /// First bytes of the x86 boot-info block.
@@ -82,9 +82,32 @@ const X86_DEVICES: [BoardDevice; 1] = [BoardDevice {
     irq: COM1_IRQ,
 }];
 
-/// Why a boot description could not be written.
+/// Why a boot description could not be written: the buffer was too small
+/// (`needed` bytes would do), or the description is invalid (`needed` 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BootInfoTooLarge;
+pub struct BootInfoTooLarge {
+    /// Bytes the description needs; 0 if no buffer would do.
+    pub needed: usize,
+}
+
+/// What a VM's boot description says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestBoot<'a> {
+    /// The VM's name.
+    pub name: &'a VmName,
+    /// vCPUs.
+    pub vcpus: u8,
+    /// Bytes of RAM.
+    pub ram_bytes: u64,
+    /// The kernel command line ("" for none).
+    pub bootargs: &'a str,
+    /// Where the initrd was loaded, if any (guest-physical).
+    pub initrd: Option<InitrdRange>,
+    /// The host's timebase, which the guest's `rdtime` counts at.
+    pub timebase_hz: u32,
+    /// Whether the host has Sstc.
+    pub sstc: bool,
+}
 
 /// The platform a guest sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,21 +135,41 @@ impl GuestBoard {
     }
 
     /// Writes VM `name`'s boot description into `out` (a device tree, or
-    /// the x86 boot-info block); returns its length.
+    /// the x86 boot-info block); returns its length. `BootInfoTooLarge`
+    /// says how many bytes it needs (0 when it cannot be written at all).
     pub fn boot_info(
         self,
-        name: &VmName,
-        vcpus: u8,
-        ram_bytes: u64,
-        bootargs: &str,
+        guest: &GuestBoot<'_>,
         out: &mut [u8],
     ) -> Result<usize, BootInfoTooLarge> {
         match self {
             GuestBoard::RiscvVirt => {
-                let board = GuestPlatform::standard(name, vcpus, ram_bytes, bootargs, &[]);
-                guest_dt::generate(&board, out).map_err(|_| BootInfoTooLarge)
+                let mut board = GuestPlatform::standard(
+                    guest.name,
+                    guest.vcpus,
+                    guest.ram_bytes,
+                    guest.bootargs,
+                    &[],
+                );
+                board.initrd = guest.initrd;
+                board.timebase_hz = guest.timebase_hz;
+                board.sstc = guest.sstc;
+                guest_dt::generate(&board, out).map_err(|e| match e {
+                    GuestDtError::BufferTooSmall { needed } => BootInfoTooLarge { needed },
+                    _ => BootInfoTooLarge { needed: 0 },
+                })
             }
-            GuestBoard::X86Pc => x86_boot_info(name.as_str(), vcpus, ram_bytes, out),
+            GuestBoard::X86Pc => {
+                x86_boot_info(guest.name.as_str(), guest.vcpus, guest.ram_bytes, out)
+            }
+        }
+    }
+
+    /// Where a raw guest image is loaded and entered, from the start of RAM.
+    pub fn image_offset(self) -> u64 {
+        match self {
+            GuestBoard::RiscvVirt => syscall::RISCV_GUEST_IMAGE_OFFSET,
+            GuestBoard::X86Pc => syscall::X86_GUEST_IMAGE_OFFSET,
         }
     }
 
@@ -146,8 +189,8 @@ fn x86_boot_info(
     out: &mut [u8],
 ) -> Result<usize, BootInfoTooLarge> {
     let len = X86_BOOT_HEADER + name.len();
-    let out = out.get_mut(..len).ok_or(BootInfoTooLarge)?;
-    let name_len = u32::try_from(name.len()).map_err(|_| BootInfoTooLarge)?;
+    let out = out.get_mut(..len).ok_or(BootInfoTooLarge { needed: len })?;
+    let name_len = u32::try_from(name.len()).map_err(|_| BootInfoTooLarge { needed: 0 })?;
     out[..4].copy_from_slice(&X86_BOOT_MAGIC);
     out[4..8].copy_from_slice(&name_len.to_le_bytes());
     out[8..16].copy_from_slice(&ram_bytes.to_le_bytes());

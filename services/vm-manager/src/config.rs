@@ -6,6 +6,7 @@ use core::fmt;
 
 use ipc::vm::CreateOptions;
 
+use crate::linux_boot::{Cmdline, LinuxBoot, LinuxBootError, StaticLinuxBoot, check_cmdline};
 use crate::name::{ImageName, InvalidName, VmName};
 
 /// The most vCPUs one VM may have.
@@ -47,7 +48,8 @@ impl VmFlags {
 pub struct StaticVmConfig {
     /// The VM's name; creating a VM of this name launches this configuration.
     pub name: &'static str,
-    /// The guest image it boots.
+    /// The guest image it boots: a raw image, or the Linux kernel Image
+    /// when `linux` is set.
     pub image: &'static str,
     /// RAM in MiB.
     pub mem_mib: u32,
@@ -55,6 +57,9 @@ pub struct StaticVmConfig {
     pub vcpus: u8,
     /// Must contain [`VmFlags::STATIC`]; may contain [`VmFlags::PRE_LAUNCHED`].
     pub flags: VmFlags,
+    /// Set for a Linux kernel (scenario `kernel =`): its initrd and command
+    /// line. `None` for a raw image (`image =`).
+    pub linux: Option<StaticLinuxBoot>,
 }
 
 /// Why a build-time scenario was refused (the build is broken, not a user).
@@ -103,6 +108,13 @@ pub enum ScenarioError {
         /// Position in the scenario.
         index: usize,
     },
+    /// Entry `index` has a bad initrd name or command line.
+    BadLinuxBoot {
+        /// Position in the scenario.
+        index: usize,
+        /// What is wrong.
+        error: LinuxBootError,
+    },
 }
 
 impl fmt::Display for ScenarioError {
@@ -125,6 +137,9 @@ impl fmt::Display for ScenarioError {
                 write!(f, "scenario VM {index}: use 1-{MAX_VCPUS} vCPUs")
             }
             ScenarioError::NoMemory { index } => write!(f, "scenario VM {index} has no RAM"),
+            ScenarioError::BadLinuxBoot { index, error } => {
+                write!(f, "scenario VM {index}: {error}")
+            }
         }
     }
 }
@@ -182,6 +197,8 @@ pub struct VmConfig {
     pub vcpus: u8,
     /// Its flags.
     pub flags: VmFlags,
+    /// Set when `image` is a Linux kernel: its initrd and command line.
+    pub linux: Option<LinuxBoot>,
 }
 
 impl VmConfig {
@@ -196,33 +213,64 @@ impl VmConfig {
         }
         check_vcpus(entry.vcpus).map_err(|_| ScenarioError::BadVcpuCount { index })?;
         check_mem(entry.mem_mib).map_err(|_| ScenarioError::NoMemory { index })?;
+        let linux = entry
+            .linux
+            .map(|l| l.to_boot())
+            .transpose()
+            .map_err(|error| ScenarioError::BadLinuxBoot { index, error })?;
         Ok(VmConfig {
             name,
             image,
             mem_mib: entry.mem_mib,
             vcpus: entry.vcpus,
             flags: entry.flags,
+            linux,
         })
     }
 
     /// Builds a dynamic VM's configuration: `options` override `template`
     /// (already looked up), which overrides `defaults`.
     ///
-    /// Errors: an invalid image name is [`ipc::Error::UnknownImage`] (no
-    /// image can have it); 0 or more than 16 vCPUs is
+    /// Errors: an invalid image, kernel or initrd name is
+    /// [`ipc::Error::UnknownImage`] (no image can have it); both `image`
+    /// and `kernel`, an initrd or command line for a raw image, a command
+    /// line with NUL, 0 or more than 16 vCPUs is
     /// [`ipc::Error::InvalidArgument`]; 0 MiB is [`ipc::Error::OutOfMemory`].
+    ///
+    /// `kernel` boots a Linux Image (with `initrd`/`cmdline`, else none);
+    /// `image` a raw image; neither keeps the template's choice, whose
+    /// initrd and command line `initrd`/`cmdline` then override.
     pub fn dynamic(
         name: VmName,
         options: &CreateOptions,
         template: Option<&VmConfig>,
         defaults: &DynamicDefaults,
     ) -> Result<Self, ipc::Error> {
-        let image = match (&options.image, template) {
-            (Some(image), _) => ImageName::parse(image.as_str()),
-            (None, Some(template)) => Ok(template.image.clone()),
-            (None, None) => ImageName::parse(defaults.image),
-        }
-        .map_err(|_| ipc::Error::UnknownImage)?;
+        let parse = |text: &str| ImageName::parse(text).map_err(|_| ipc::Error::UnknownImage);
+        let (image, linux) = match (&options.image, &options.kernel, template) {
+            (Some(_), Some(_), _) => return Err(ipc::Error::InvalidArgument),
+            (Some(image), None, _) => (parse(image.as_str())?, None),
+            (None, Some(kernel), _) => (parse(kernel.as_str())?, Some(LinuxBoot::default())),
+            (None, None, Some(template)) => (template.image.clone(), template.linux.clone()),
+            (None, None, None) => (parse(defaults.image)?, None),
+        };
+        let linux = match linux {
+            Some(mut boot) => {
+                if let Some(initrd) = &options.initrd {
+                    boot.initrd = Some(parse(initrd.as_str())?);
+                }
+                if let Some(line) = &options.cmdline {
+                    check_cmdline(line, ipc::vm::MAX_WIRE_CMDLINE)
+                        .map_err(|_| ipc::Error::InvalidArgument)?;
+                    boot.cmdline = Cmdline::parse(line).map_err(|_| ipc::Error::InvalidArgument)?;
+                }
+                Some(boot)
+            }
+            None if options.initrd.is_some() || options.cmdline.is_some() => {
+                return Err(ipc::Error::InvalidArgument);
+            }
+            None => None,
+        };
         let vcpus = options
             .vcpus
             .or(template.map(|t| t.vcpus))
@@ -237,6 +285,7 @@ impl VmConfig {
             mem_mib: check_mem(mem_mib)?,
             vcpus: check_vcpus(vcpus)?,
             flags: VmFlags::NONE,
+            linux,
         })
     }
 
@@ -256,6 +305,7 @@ mod tests {
         mem_mib: 256,
         vcpus: 2,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
+        linux: None,
     };
 
     fn name(text: &str) -> VmName {
@@ -351,6 +401,7 @@ mod tests {
             image: Some(ipc::wire_name("other").unwrap()),
             mem_mib: Some(64),
             vcpus: Some(16),
+            ..CreateOptions::default()
         };
         let overridden =
             VmConfig::dynamic(name("d"), &options, Some(&template), &defaults).unwrap();
@@ -366,6 +417,7 @@ mod tests {
             image: image.map(|i| ipc::wire_name(i).unwrap()),
             mem_mib,
             vcpus,
+            ..CreateOptions::default()
         };
         let cases = [
             (with(None, None, Some(0)), ipc::Error::InvalidArgument),
@@ -382,5 +434,91 @@ mod tests {
                 Err(expected)
             );
         }
+    }
+
+    fn wire(text: &str) -> Option<ipc::WireName> {
+        Some(ipc::wire_name(text).unwrap())
+    }
+
+    #[test]
+    fn a_kernel_boots_with_its_initrd_and_command_line() {
+        let defaults = DynamicDefaults::default();
+        let options = CreateOptions {
+            kernel: wire("lx"),
+            initrd: wire("lx-initrd"),
+            cmdline: Some(ipc::vm::WireCmdline::try_from("console=ttyS0 quiet").unwrap()),
+            ..CreateOptions::default()
+        };
+        let config = VmConfig::dynamic(name("d"), &options, None, &defaults).unwrap();
+        assert_eq!(config.image.as_str(), "lx");
+        let linux = config.linux.clone().unwrap();
+        assert_eq!(linux.initrd.unwrap().as_str(), "lx-initrd");
+        assert_eq!(linux.cmdline.as_str(), "console=ttyS0 quiet");
+        // A copy keeps the kernel and takes a new command line.
+        let line = CreateOptions {
+            cmdline: Some(ipc::vm::WireCmdline::try_from("single").unwrap()),
+            ..CreateOptions::default()
+        };
+        let copy = VmConfig::dynamic(name("e"), &line, Some(&config), &defaults).unwrap();
+        let linux = copy.linux.unwrap();
+        assert_eq!(linux.cmdline.as_str(), "single");
+        assert_eq!(linux.initrd.unwrap().as_str(), "lx-initrd");
+    }
+
+    #[test]
+    fn kernel_options_that_contradict_are_refused() {
+        let defaults = DynamicDefaults::default();
+        let cases = [
+            CreateOptions {
+                image: wire("raw"),
+                kernel: wire("lx"),
+                ..CreateOptions::default()
+            },
+            CreateOptions {
+                initrd: wire("rd"),
+                ..CreateOptions::default()
+            },
+            CreateOptions {
+                image: wire("raw"),
+                cmdline: Some(ipc::vm::WireCmdline::new()),
+                ..CreateOptions::default()
+            },
+            CreateOptions {
+                kernel: wire("lx"),
+                cmdline: Some(ipc::vm::WireCmdline::try_from("a\0b").unwrap()),
+                ..CreateOptions::default()
+            },
+        ];
+        for options in cases {
+            assert_eq!(
+                VmConfig::dynamic(name("d"), &options, None, &defaults),
+                Err(ipc::Error::InvalidArgument),
+                "{options:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_static_kernel_entry_keeps_its_boot_and_a_bad_one_is_refused() {
+        let entry = StaticVmConfig {
+            linux: Some(StaticLinuxBoot {
+                initrd: None,
+                cmdline: "console=ttyS0",
+            }),
+            ..GOOD
+        };
+        let config = VmConfig::from_static(0, &entry).unwrap();
+        assert_eq!(config.linux.unwrap().cmdline.as_str(), "console=ttyS0");
+        let bad = StaticVmConfig {
+            linux: Some(StaticLinuxBoot {
+                initrd: None,
+                cmdline: "a\0",
+            }),
+            ..GOOD
+        };
+        assert!(matches!(
+            VmConfig::from_static(1, &bad),
+            Err(ScenarioError::BadLinuxBoot { index: 1, .. })
+        ));
     }
 }

@@ -58,7 +58,7 @@ fn run<P: Platform + ?Sized>(
     match step {
         Step::AddressSpace => platform.create_address_space(vm, config.mem_mib),
         Step::Contents => match contents {
-            Contents::Image => platform.load_image(vm, &config.image),
+            Contents::Image => platform.load_image(vm, &config.image, config.linux.as_ref()),
             Contents::CloneOf(source) => platform.clone_memory(source, vm),
         },
         Step::Vcpus => platform.create_vcpus(vm, config.vcpus),

@@ -69,12 +69,21 @@ pub const fn genid_address(ram_base: u64, ram_size: u64) -> u64 {
     ram_base + ram_size - GENID_FROM_END
 }
 
-/// The `/cpus` timebase: `rdtime` ticks per second.
+/// The `/cpus` timebase (`rdtime` ticks per second) when the host's is
+/// unknown (the kernel's `platform_info` gives the real one).
 pub const TIMEBASE_HZ: u32 = 10_000_000;
 /// The UART's input clock (a 1.8432 MHz crystal doubled, as on QEMU virt).
 pub const UART_CLOCK_HZ: u32 = 3_686_400;
-/// The ISA every guest hart advertises.
-pub const GUEST_ISA: &str = "rv64imafdc";
+/// The ISA every guest hart advertises (`riscv,isa`), without Sstc.
+pub const GUEST_ISA: &str = "rv64imafdc_zicntr_zicsr_zifencei";
+/// The same with Sstc (the host has it, so guests get `vstimecmp`).
+pub const GUEST_ISA_SSTC: &str = "rv64imafdc_zicntr_zicsr_zifencei_sstc";
+/// `riscv,isa-base`.
+pub const GUEST_ISA_BASE: &str = "rv64i";
+/// `riscv,isa-extensions` of every guest hart; `sstc` follows when the host
+/// has it.
+pub const GUEST_ISA_EXTENSIONS: [&str; 9] =
+    ["i", "m", "a", "f", "d", "c", "zicntr", "zicsr", "zifencei"];
 
 const STDOUT_PATH: &str = "/soc/serial@10000000";
 /// The hart-local interrupt cause of a supervisor external interrupt.
@@ -140,6 +149,11 @@ pub struct GuestPlatform<'a> {
     pub virtio_mmio: &'a [MmioDevice],
     /// The VM generation ID device, when the VM has one.
     pub vmgenid: Option<MmioDevice>,
+    /// `/cpus/timebase-frequency`: the host's, which the guest's `rdtime`
+    /// counts at.
+    pub timebase_hz: u32,
+    /// Whether the harts advertise Sstc (the host has it).
+    pub sstc: bool,
 }
 
 impl<'a> GuestPlatform<'a> {
@@ -163,6 +177,8 @@ impl<'a> GuestPlatform<'a> {
             plic: PLIC,
             virtio_mmio,
             vmgenid: Some(VMGENID),
+            timebase_hz: TIMEBASE_HZ,
+            sstc: false,
         }
     }
 }
@@ -192,6 +208,8 @@ pub enum GuestDtError {
     BadInitrd,
     /// The bootargs contain a NUL byte, which would cut the string short.
     NulInBootargs,
+    /// The timebase is 0 Hz.
+    NoTimebase,
     /// A device's PLIC source is 0 or above the PLIC's `ndev`.
     IrqOutOfRange(u32),
     /// Two register windows (devices, PLIC or RAM) overlap, or one is empty
@@ -216,6 +234,7 @@ impl fmt::Display for GuestDtError {
                 f.write_str("initrd must end after it starts and lie inside guest RAM")
             }
             GuestDtError::NulInBootargs => f.write_str("bootargs contain a NUL byte: remove it"),
+            GuestDtError::NoTimebase => f.write_str("timebase-frequency is 0 Hz: give the host's"),
             GuestDtError::IrqOutOfRange(irq) => {
                 write!(f, "interrupt source {irq} is outside the PLIC's 1..=ndev")
             }
@@ -249,6 +268,9 @@ fn check(platform: &GuestPlatform<'_>) -> Result<(), GuestDtError> {
     }
     if platform.bootargs.as_bytes().contains(&0) {
         return Err(GuestDtError::NulInBootargs);
+    }
+    if platform.timebase_hz == 0 {
+        return Err(GuestDtError::NoTimebase);
     }
     let devices = platform.virtio_mmio.iter().chain(platform.vmgenid.iter());
     for device in core::iter::once(&platform.uart).chain(devices) {
@@ -299,7 +321,7 @@ pub fn generate(platform: &GuestPlatform<'_>, buf: &mut [u8]) -> Result<usize, G
     w.prop_strings(Prop::Compatible, &["riscv-virtio"]);
     w.prop_string(Prop::Model, &["mica,", platform.name.as_str()]);
     chosen(&mut w, platform);
-    cpus(&mut w, platform.vcpus);
+    cpus(&mut w, platform);
     w.begin_node_at("memory", platform.ram_base);
     w.prop_strings(Prop::DeviceType, &["memory"]);
     w.prop_u64s(Prop::Reg, &[platform.ram_base, platform.ram_size]);
@@ -340,18 +362,28 @@ fn reserved_memory(w: &mut FdtWriter<'_>, platform: &GuestPlatform<'_>) {
     w.end_node();
 }
 
-fn cpus(w: &mut FdtWriter<'_>, vcpus: u8) {
+fn cpus(w: &mut FdtWriter<'_>, platform: &GuestPlatform<'_>) {
     w.begin_node("cpus");
     w.prop_cells(Prop::AddressCells, &[1]);
     w.prop_cells(Prop::SizeCells, &[0]);
-    w.prop_cells(Prop::TimebaseFrequency, &[TIMEBASE_HZ]);
-    for hart in 0..u32::from(vcpus) {
+    w.prop_cells(Prop::TimebaseFrequency, &[platform.timebase_hz]);
+    let mut extensions = [""; GUEST_ISA_EXTENSIONS.len() + 1];
+    extensions[..GUEST_ISA_EXTENSIONS.len()].copy_from_slice(&GUEST_ISA_EXTENSIONS);
+    extensions[GUEST_ISA_EXTENSIONS.len()] = "sstc";
+    let (isa, extensions) = if platform.sstc {
+        (GUEST_ISA_SSTC, &extensions[..])
+    } else {
+        (GUEST_ISA, &extensions[..GUEST_ISA_EXTENSIONS.len()])
+    };
+    for hart in 0..u32::from(platform.vcpus) {
         w.begin_node_at("cpu", u64::from(hart));
         w.prop_strings(Prop::DeviceType, &["cpu"]);
         w.prop_cells(Prop::Reg, &[hart]);
         w.prop_strings(Prop::Status, &["okay"]);
         w.prop_strings(Prop::Compatible, &["riscv"]);
-        w.prop_strings(Prop::RiscvIsa, &[GUEST_ISA]);
+        w.prop_strings(Prop::RiscvIsa, &[isa]);
+        w.prop_strings(Prop::RiscvIsaBase, &[GUEST_ISA_BASE]);
+        w.prop_strings(Prop::RiscvIsaExtensions, extensions);
         w.prop_strings(Prop::MmuType, &["riscv,sv39"]);
         w.begin_node("interrupt-controller");
         w.prop_cells(Prop::AddressCells, &[0]);

@@ -8,36 +8,63 @@
 //! | step | does | undone by |
 //! |---|---|---|
 //! | `create_address_space` | reserves the VM number, records the RAM size | `free_address_space` |
-//! | `load_image` | records the image name | (with the address space) |
+//! | `load_image` | records the image name (and, for a Linux kernel, its initrd and command line) | (with the address space) |
 //! | `clone_memory` | records the source (and its image, for resets) | (with the address space) |
-//! | `create_vcpus` | `vm_create(vm, ram, vcpus)`, `vm_load(image)` or, for a clone, `vm_clone_ram(source, vm)` | `destroy_vcpus`: `vm_destroy` |
+//! | `create_vcpus` | `vm_create(vm, ram, vcpus)`, then a raw image `vm_load(image, 2 MiB)`; a Linux kernel `image_info` of kernel and initrd (header, sizes), placed by `boot_layout`, `vm_load(kernel, text_offset)`, `vm_load(initrd, after it)`; or, for a clone, `vm_clone_ram(source, vm)` | `destroy_vcpus`: `vm_destroy` |
 //! | `register_ioreq` | ioreq `AttachVm`, `RegisterRange` of the board's device windows (RISC-V: UART and vmgenid MMIO; x86: COM1 ports 0x3f8..0x400) for devices, `SetDefaultClient(devices)` | `DetachVm` |
-//! | `register_devices` | devices `AddVm`, `Attach` the board's devices, `vm_set_dtb` (device tree, or the x86 boot-info block, see `board`) | `RemoveVm` |
+//! | `register_devices` | devices `AddVm`, `Attach` the board's devices, the device tree (bootargs = the command line, the initrd, the host's timebase and Sstc from `platform_info`) or the x86 boot-info block: `vm_set_dtb` when it fits the top page, else `vm_write_ram` below the generation-ID page | `RemoveVm` |
+//! | `start` | `vm_start(vm, entry, dtb)`: the kernel's load offset (raw: 2 MiB) and where the tree went | |
 //! | `set_generation_id` | `vm_write_genid` (the ID in guest RAM), then devices `SetGenerationId` (the notification) | (with the devices) |
 //!
 //! The kernel makes a VM's RAM and vCPUs in one call, so `vm_create` waits
 //! for `create_vcpus`, which knows the count; the device tree needs the
 //! VM's name, so it is written with the devices it describes.
 
+extern crate alloc;
+
+use alloc::vec;
+
 use ipc::ioreq::ClientId;
+use ipc::syscall::{IMAGE_HEADER_BYTES, PLATFORM_SSTC};
 use ipc::syscall::{MAX_VMS, endpoints};
 use ipc::{Error, VmId, devices, ioreq};
 
-use crate::board::GuestBoard;
+use crate::board::{GuestBoard, GuestBoot};
+use crate::boot_layout::{self, BootPlan, DTB_PAGE};
 use crate::genid::GenerationId;
+use crate::guest_dt::{InitrdRange, TIMEBASE_HZ};
+use crate::linux_boot::LinuxBoot;
+use crate::linux_image;
 use crate::name::{ImageName, VmName};
 use crate::platform::Platform;
 
-/// The kernel's VM-control calls (`ipc::syscall` 12-19).
+/// The kernel's VM-control calls (`ipc::syscall` 12-19, 30-34).
 pub trait VmKernel {
     /// Makes VM `vm` with `ram_mib` MiB of RAM and `vcpus` stopped vCPUs.
     fn vm_create(&mut self, vm: VmId, ram_mib: u32, vcpus: u8) -> Result<(), Error>;
-    /// Copies boot-image guest `image` into `vm`'s RAM.
-    fn vm_load(&mut self, vm: VmId, image: &str) -> Result<(), Error>;
-    /// Gives `vm` its device tree.
+    /// Copies boot-image guest `image` into `vm`'s RAM at `offset` from its
+    /// start; returns the image's length.
+    fn vm_load(&mut self, vm: VmId, image: &str, offset: u64) -> Result<u64, Error>;
+    /// Gives `vm` its device tree (at most a page) in the top page of RAM.
     fn vm_set_dtb(&mut self, vm: VmId, dtb: &[u8]) -> Result<(), Error>;
-    /// Starts vCPU 0.
-    fn vm_start(&mut self, vm: VmId) -> Result<(), Error>;
+    /// Starts vCPU 0 at `entry` with a1 = the tree at `dtb` (offsets from
+    /// the start of RAM).
+    fn vm_start(&mut self, vm: VmId, entry: u64, dtb: u64) -> Result<(), Error>;
+    /// Boot-image guest `image`'s length and first bytes (a Linux Image
+    /// header). The default knows no image.
+    fn image_info(&mut self, _image: &str) -> Result<(u64, [u8; IMAGE_HEADER_BYTES]), Error> {
+        Err(Error::UnknownImage)
+    }
+    /// Copies `bytes` into `vm`'s RAM at `offset` (below the generation-ID
+    /// page). The default refuses: a kernel without the call.
+    fn vm_write_ram(&mut self, _vm: VmId, _offset: u64, _bytes: &[u8]) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
+    /// The host's timebase in Hz and its `PLATFORM_*` bits. The default
+    /// refuses (guests then get [`TIMEBASE_HZ`] and no Sstc).
+    fn platform_info(&mut self) -> Result<(u64, usize), Error> {
+        Err(Error::KernelRefused)
+    }
     /// Holds every vCPU.
     fn vm_pause(&mut self, vm: VmId) -> Result<(), Error>;
     /// Lets held vCPUs run again.
@@ -74,11 +101,8 @@ pub trait ServiceLinks {
 )]
 pub const DEVICES_CLIENT: ClientId = ClientId(endpoints::DEVICES as u16);
 
-/// Every guest's kernel command line: the console on the 16550.
-pub const BOOTARGS: &str = "console=ttyS0";
-
-/// The largest device tree the kernel takes (one IPC buffer page).
-pub const MAX_DTB: usize = 4096;
+/// The device tree buffer's first size; it grows to what the tree needs.
+pub const FIRST_DTB_BUFFER: usize = 4096;
 
 /// What is kept for each VM number between the steps.
 #[derive(Clone, Debug)]
@@ -92,6 +116,12 @@ struct VmRecord {
     in_kernel: bool,
     /// The VM whose RAM `create_vcpus` copies instead of loading the image.
     clone_of: Option<VmId>,
+    /// Set when `image` is a Linux kernel: its initrd and command line.
+    linux: Option<LinuxBoot>,
+    /// Where the image (and initrd) went, once loaded.
+    plan: Option<BootPlan>,
+    /// Where the device tree went, from the start of RAM.
+    dtb_offset: u64,
 }
 
 /// The vm-manager's platform over the kernel `K` and the services `S`.
@@ -101,6 +131,8 @@ pub struct KernelPlatform<K, S> {
     records: [Option<VmRecord>; MAX_VMS],
     release_failures: u32,
     board: GuestBoard,
+    /// The host's timebase and Sstc, asked once.
+    host_timer: Option<(u32, bool)>,
 }
 
 fn ioreq_ok(answer: Result<ioreq::Response, Error>) -> Result<(), Error> {
@@ -133,6 +165,7 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
             records: core::array::from_fn(|_| None),
             release_failures: 0,
             board,
+            host_timer: None,
         }
     }
 
@@ -189,18 +222,72 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
         attached
     }
 
+    /// The host's timebase (Hz, fitting a DT cell) and whether it has
+    /// Sstc; [`TIMEBASE_HZ`] and no Sstc when the kernel does not say.
+    fn host_timer(&mut self) -> (u32, bool) {
+        if let Some(timer) = self.host_timer {
+            return timer;
+        }
+        let timer = match self.kernel.platform_info() {
+            Ok((hz, flags)) => (
+                u32::try_from(hz)
+                    .ok()
+                    .filter(|hz| *hz != 0)
+                    .unwrap_or(TIMEBASE_HZ),
+                flags & PLATFORM_SSTC != 0,
+            ),
+            Err(_) => (TIMEBASE_HZ, false),
+        };
+        self.host_timer = Some(timer);
+        timer
+    }
+
     /// Generates `vm`'s boot description (device tree, or the x86
-    /// boot-info block) and hands it to the kernel.
+    /// boot-info block) in a buffer that grows to fit, places it
+    /// (`boot_layout::place_dtb`) and hands it to the kernel.
     fn write_dtb(&mut self, vm: VmId) -> Result<(), Error> {
         let board = self.board;
+        let (timebase_hz, sstc) = self.host_timer();
+        let ram_base = board.ram_base();
         let record = self.record(vm)?;
         let name = record.name.clone().ok_or(Error::UnknownVm)?;
-        let ram_size = u64::from(record.mem_mib) * 1024 * 1024;
-        let mut dtb = [0u8; MAX_DTB];
-        let len = board
-            .boot_info(&name, record.vcpus, ram_size, BOOTARGS, &mut dtb)
-            .map_err(|_| Error::InvalidArgument)?;
-        self.kernel.vm_set_dtb(vm, &dtb[..len])
+        let ram_bytes = u64::from(record.mem_mib) * 1024 * 1024;
+        let plan = record.plan.ok_or(Error::UnknownImage)?;
+        let initrd = plan.initrd.map(|span| InitrdRange {
+            start: ram_base + span.offset,
+            end: ram_base + span.end(),
+        });
+        let bootargs = record.linux.as_ref().map_or("", |l| l.cmdline.as_str());
+        let guest = GuestBoot {
+            name: &name,
+            vcpus: record.vcpus,
+            ram_bytes,
+            bootargs,
+            initrd,
+            timebase_hz,
+            sstc,
+        };
+        let mut dtb = vec![0u8; FIRST_DTB_BUFFER];
+        let len = match board.boot_info(&guest, &mut dtb) {
+            Ok(len) => len,
+            Err(e) if e.needed > dtb.len() => {
+                dtb.resize(e.needed, 0);
+                board
+                    .boot_info(&guest, &mut dtb)
+                    .map_err(|_| Error::InvalidArgument)?
+            }
+            Err(_) => return Err(Error::InvalidArgument),
+        };
+        let dtb = dtb.get(..len).ok_or(Error::InvalidArgument)?;
+        let at = boot_layout::place_dtb(ram_bytes, plan.used_end(), len as u64)
+            .map_err(|_| Error::OutOfMemory)?;
+        if at == ram_bytes - DTB_PAGE {
+            self.kernel.vm_set_dtb(vm, dtb)?;
+        } else {
+            self.kernel.vm_write_ram(vm, at, dtb)?;
+        }
+        self.record(vm)?.dtb_offset = at;
+        Ok(())
     }
 
     /// Whether the board has a vmgenid device (the x86 board has none).
@@ -220,10 +307,51 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
         self.kernel.vm_write_genid(vm, id.to_le_bytes())
     }
 
-    /// Loads `vm`'s recorded image.
+    /// Loads `vm`'s recorded image: a raw image at the board's image
+    /// offset, or a Linux kernel at its header's `text_offset` and its
+    /// initrd after it (`boot_layout`); records the plan.
     fn load(&mut self, vm: VmId) -> Result<(), Error> {
-        let image = self.record(vm)?.image.clone().ok_or(Error::UnknownImage)?;
-        self.kernel.vm_load(vm, image.as_str())
+        let image_offset = self.board.image_offset();
+        let record = self.record(vm)?;
+        let image = record.image.clone().ok_or(Error::UnknownImage)?;
+        let linux = record.linux.clone();
+        let ram_bytes = u64::from(record.mem_mib) * 1024 * 1024;
+        let plan = match linux {
+            None => {
+                let len = self.kernel.vm_load(vm, image.as_str(), image_offset)?;
+                boot_layout::plan_raw(ram_bytes, image_offset, len)
+                    .map_err(|_| Error::OutOfMemory)?
+            }
+            Some(boot) => {
+                let plan = self.plan_linux(ram_bytes, image.as_str(), &boot)?;
+                self.kernel
+                    .vm_load(vm, image.as_str(), plan.kernel.offset)?;
+                if let (Some(initrd), Some(span)) = (&boot.initrd, plan.initrd) {
+                    self.kernel.vm_load(vm, initrd.as_str(), span.offset)?;
+                }
+                plan
+            }
+        };
+        self.record(vm)?.plan = Some(plan);
+        Ok(())
+    }
+
+    /// Reads the kernel's header and the initrd's size and places them:
+    /// `InvalidArgument` for a file without a Linux Image header,
+    /// `OutOfMemory` when they do not fit.
+    fn plan_linux(
+        &mut self,
+        ram_bytes: u64,
+        kernel: &str,
+        boot: &LinuxBoot,
+    ) -> Result<BootPlan, Error> {
+        let (len, header) = self.kernel.image_info(kernel)?;
+        let image = linux_image::parse_header(&header, len).map_err(|_| Error::InvalidArgument)?;
+        let initrd_len = match &boot.initrd {
+            Some(initrd) => Some(self.kernel.image_info(initrd.as_str())?.0),
+            None => None,
+        };
+        boot_layout::plan_linux(ram_bytes, &image, initrd_len).map_err(|_| Error::OutOfMemory)
     }
 }
 
@@ -244,12 +372,22 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             generation_id: GenerationId::NONE,
             in_kernel: false,
             clone_of: None,
+            linux: None,
+            plan: None,
+            dtb_offset: 0,
         });
         Ok(())
     }
 
-    fn load_image(&mut self, vm: VmId, image: &ImageName) -> Result<(), Error> {
-        self.record(vm)?.image = Some(image.clone());
+    fn load_image(
+        &mut self,
+        vm: VmId,
+        image: &ImageName,
+        linux: Option<&LinuxBoot>,
+    ) -> Result<(), Error> {
+        let record = self.record(vm)?;
+        record.image = Some(image.clone());
+        record.linux = linux.cloned();
         Ok(())
     }
 
@@ -263,24 +401,29 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             return Err(Error::InvalidArgument);
         }
         let (mem_mib, image) = (from.mem_mib, from.image.clone());
+        let (linux, plan) = (from.linux.clone(), from.plan);
         let to = self.record(target)?;
         if to.mem_mib < mem_mib {
             return Err(Error::InvalidArgument);
         }
         to.clone_of = Some(source);
         to.image = image;
+        to.linux = linux;
+        to.plan = plan;
         Ok(())
     }
 
     fn create_vcpus(&mut self, vm: VmId, count: u8) -> Result<(), Error> {
         let record = self.record(vm)?;
-        let (mem_mib, image) = (record.mem_mib, record.image.clone());
-        let image = image.ok_or(Error::UnknownImage)?;
+        let mem_mib = record.mem_mib;
+        if record.image.is_none() {
+            return Err(Error::UnknownImage);
+        }
         let clone_of = record.clone_of;
         self.kernel.vm_create(vm, mem_mib, count)?;
         let filled = match clone_of {
             Some(source) => self.kernel.vm_clone_ram(source, vm),
-            None => self.kernel.vm_load(vm, image.as_str()),
+            None => self.load(vm),
         };
         if let Err(error) = filled {
             let destroyed = self.kernel.vm_destroy(vm);
@@ -360,8 +503,13 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         Ok(())
     }
 
+    /// vCPU 0 enters at the kernel's (or raw image's) load offset with
+    /// a1 = the device tree.
     fn start(&mut self, vm: VmId) -> Result<(), Error> {
-        self.kernel.vm_start(vm)
+        let record = self.record(vm)?;
+        let entry = record.plan.ok_or(Error::UnknownImage)?.entry;
+        let dtb = record.dtb_offset;
+        self.kernel.vm_start(vm, entry, dtb)
     }
 
     fn pause(&mut self, vm: VmId) -> Result<(), Error> {
@@ -373,7 +521,8 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
     }
 
     /// `vm_reset`, fresh device models (re-added with the same generation
-    /// ID), the image and the device tree again; the vCPUs stay held until
+    /// ID), the image (kernel and initrd) and the device tree again; the
+    /// vCPUs stay held until
     /// the vm-manager starts the VM.
     fn reset(&mut self, vm: VmId) -> Result<(), Error> {
         let record = self.record(vm)?;

@@ -12,12 +12,15 @@
 #![forbid(unsafe_code)]
 
 pub mod board;
+pub mod boot_layout;
 pub mod config;
 pub mod creation;
 pub mod genid;
 pub mod guest_dt;
 pub mod kernel_platform;
 pub mod lifecycle;
+pub mod linux_boot;
+pub mod linux_image;
 pub mod name;
 pub mod platform;
 #[cfg(feature = "scenario-file")]
@@ -30,6 +33,7 @@ pub use config::{DynamicDefaults, MAX_VCPUS, ScenarioError, StaticVmConfig, VmCo
 pub use genid::{EntropySource, GenerationId};
 pub use kernel_platform::{KernelPlatform, ServiceLinks, VmKernel};
 pub use lifecycle::{LiveState, Operation};
+pub use linux_boot::{Cmdline, LinuxBoot, StaticLinuxBoot};
 pub use name::{ImageName, InvalidName, NameProblem, VmName};
 pub use platform::Platform;
 pub use service::{DEFAULT_MAX_VM_NUM, PreLaunch, VmManager};

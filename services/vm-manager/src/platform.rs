@@ -6,6 +6,7 @@
 use ipc::VmId;
 
 use crate::genid::GenerationId;
+use crate::linux_boot::LinuxBoot;
 use crate::name::{ImageName, VmName};
 
 /// The effects the vm-manager needs. Acquiring calls may fail with an
@@ -22,10 +23,16 @@ pub trait Platform {
     /// Fails with `OutOfMemory` when the RAM is not available.
     fn create_address_space(&mut self, vm: VmId, mem_mib: u32) -> Result<(), ipc::Error>;
 
-    /// Loads `image` into `vm`'s RAM and sets the boot entry. Fails with
-    /// `UnknownImage` when there is no such image, `OutOfMemory` when it
-    /// does not fit.
-    fn load_image(&mut self, vm: VmId, image: &ImageName) -> Result<(), ipc::Error>;
+    /// Loads `image` into `vm`'s RAM and sets the boot entry: a raw image,
+    /// or with `linux` a Linux kernel Image with its initrd and command
+    /// line. Fails with `UnknownImage` when there is no such image,
+    /// `OutOfMemory` when it does not fit.
+    fn load_image(
+        &mut self,
+        vm: VmId,
+        image: &ImageName,
+        linux: Option<&LinuxBoot>,
+    ) -> Result<(), ipc::Error>;
 
     /// Copies the RAM of the (paused) `source` into `target`, whose address
     /// space exists and has the same size.

@@ -7,7 +7,12 @@
 //! ```toml
 //! [[vm]]
 //! name = "vm0"          # the VM's unique name
-//! image = "hello"       # a guest image of the boot image
+//! image = "hello"       # a raw guest image of the boot image, entered at
+//!                       # RAM + 2 MiB ...
+//! # kernel = "lx"       # ... or a RISC-V Linux kernel Image (not both)
+//! # initrd = "lx-initrd"          # optional, with kernel: the initrd
+//! # cmdline = "console=ttyS0"     # optional, with kernel: at most 1023
+//!                                 # bytes, no NUL ("" by default)
 //! mem_mib = 64          # optional, 64 by default (2-1024, even)
 //! vcpus = 1             # optional, 1 by default
 //! pre_launched = true   # optional, true by default: started at boot
@@ -23,6 +28,7 @@ use std::vec::Vec;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::linux_boot::Cmdline;
 use crate::name::{ImageName, VmName};
 use crate::service::DEFAULT_MAX_VM_NUM;
 
@@ -36,14 +42,26 @@ pub const MAX_KERNEL_VCPUS: u8 = 1;
 pub struct ScenarioVm {
     /// Its name (valid per [`VmName`]).
     pub name: String,
-    /// The guest image it boots (valid per [`ImageName`]).
+    /// The guest image it boots (valid per [`ImageName`]): a raw image, or
+    /// the Linux kernel when `linux` is set.
     pub image: String,
+    /// Set for `kernel =`: the initrd and command line.
+    pub linux: Option<ScenarioLinux>,
     /// RAM in MiB.
     pub mem_mib: u32,
     /// vCPUs.
     pub vcpus: u8,
     /// Started by the vm-manager at boot.
     pub pre_launched: bool,
+}
+
+/// A scenario VM's Linux boot: `initrd =` and `cmdline =`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScenarioLinux {
+    /// The initrd entry, if any.
+    pub initrd: Option<String>,
+    /// The command line ("" when none).
+    pub cmdline: String,
 }
 
 /// Why a scenario file was refused: the 1-based line and the reason.
@@ -72,7 +90,10 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct Entry {
     name: Spanned<String>,
-    image: Spanned<String>,
+    image: Option<Spanned<String>>,
+    kernel: Option<Spanned<String>>,
+    initrd: Option<Spanned<String>>,
+    cmdline: Option<Spanned<String>>,
     mem_mib: Option<Spanned<u32>>,
     vcpus: Option<Spanned<u8>>,
     pre_launched: Option<bool>,
@@ -107,8 +128,7 @@ pub fn parse(text: &str) -> Result<Vec<ScenarioVm>, ScenarioFileError> {
         let entry = entry.get_ref();
         let name = entry.name.get_ref();
         VmName::parse(name).map_err(|e| at(entry.name.span().start, e.to_string()))?;
-        ImageName::parse(entry.image.get_ref())
-            .map_err(|e| at(entry.image.span().start, format!("image {e}")))?;
+        let (image, linux) = boot_of(entry, start).map_err(|(o, r)| at(o, r))?;
         if vms.iter().any(|vm| vm.name == *name) {
             return Err(at(
                 entry.name.span().start,
@@ -140,13 +160,65 @@ pub fn parse(text: &str) -> Result<Vec<ScenarioVm>, ScenarioFileError> {
         }
         vms.push(ScenarioVm {
             name: name.clone(),
-            image: entry.image.get_ref().clone(),
+            image,
+            linux,
             mem_mib,
             vcpus,
             pre_launched: entry.pre_launched.unwrap_or(true),
         });
     }
     Ok(vms)
+}
+
+/// The entry's image and Linux boot, checked: exactly one of `image` and
+/// `kernel`; `initrd` and `cmdline` only with `kernel`. Errors carry the
+/// offset to blame.
+fn boot_of(
+    entry: &Entry,
+    start: usize,
+) -> Result<(String, Option<ScenarioLinux>), (usize, String)> {
+    let named = |field: &Spanned<String>, what: &str| {
+        ImageName::parse(field.get_ref())
+            .map(|_| field.get_ref().clone())
+            .map_err(|e| (field.span().start, format!("{what} {e}")))
+    };
+    let kernel = match (&entry.image, &entry.kernel) {
+        (Some(_), Some(kernel)) => {
+            return Err((
+                kernel.span().start,
+                "both image = and kernel =: give a raw image or a Linux kernel, not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err((
+                start,
+                "no image = or kernel =: name a raw guest image or a Linux kernel Image".into(),
+            ));
+        }
+        (Some(image), None) => {
+            if let Some(field) = entry.initrd.as_ref().or(entry.cmdline.as_ref()) {
+                return Err((
+                    field.span().start,
+                    "initrd = and cmdline = need kernel = (a raw image = takes neither)".into(),
+                ));
+            }
+            return Ok((named(image, "image")?, None));
+        }
+        (None, Some(kernel)) => named(kernel, "kernel")?,
+    };
+    let initrd = entry
+        .initrd
+        .as_ref()
+        .map(|i| named(i, "initrd"))
+        .transpose()?;
+    let cmdline = match &entry.cmdline {
+        Some(line) => {
+            Cmdline::parse(line.get_ref()).map_err(|e| (line.span().start, e.to_string()))?;
+            line.get_ref().clone()
+        }
+        None => String::new(),
+    };
+    Ok((kernel, Some(ScenarioLinux { initrd, cmdline })))
 }
 
 /// The Rust source of a `&'static [StaticVmConfig]` constant named `SCENARIO`
@@ -159,8 +231,16 @@ pub fn to_rust(vms: &[ScenarioVm]) -> String {
         } else {
             "vm_manager::VmFlags::STATIC"
         };
+        let linux = match &vm.linux {
+            None => "None".to_string(),
+            Some(l) => format!(
+                "Some(vm_manager::StaticLinuxBoot {{ initrd: {:?}, cmdline: {:?} }})",
+                l.initrd.as_deref(),
+                l.cmdline
+            ),
+        };
         out.push_str(&format!(
-            "    vm_manager::StaticVmConfig {{ name: {:?}, image: {:?}, mem_mib: {}, vcpus: {}, flags: {flags} }},\n",
+            "    vm_manager::StaticVmConfig {{ name: {:?}, image: {:?}, mem_mib: {}, vcpus: {}, flags: {flags}, linux: {linux} }},\n",
             vm.name, vm.image, vm.mem_mib, vm.vcpus
         ));
     }
@@ -205,7 +285,7 @@ mod tests {
         assert!(reason.contains("unknown field `memory`"), "{reason}");
         assert!(line >= 1);
         let (_, reason) = error("[[vm]]\nname = \"vm0\"\n");
-        assert!(reason.contains("missing field `image`"), "{reason}");
+        assert!(reason.starts_with("no image = or kernel ="), "{reason}");
     }
 
     #[test]
@@ -250,7 +330,55 @@ mod tests {
     fn generated_rust_lists_every_vm() {
         let rust = to_rust(&parse(GOOD).unwrap());
         assert!(rust.starts_with("pub const SCENARIO: &[vm_manager::StaticVmConfig] = &[\n"));
-        assert!(rust.contains("name: \"vm1\", image: \"hello\", mem_mib: 128, vcpus: 1, flags: vm_manager::VmFlags::STATIC }"));
+        assert!(rust.contains("name: \"vm1\", image: \"hello\", mem_mib: 128, vcpus: 1, flags: vm_manager::VmFlags::STATIC, linux: None }"));
         assert!(rust.contains("VmFlags::STATIC.union(vm_manager::VmFlags::PRE_LAUNCHED)"));
+    }
+
+    const LINUX: &str = "[[vm]]\nname = \"lx\"\nkernel = \"lx\"\ninitrd = \"lx-initrd\"\ncmdline = \"console=ttyS0 earlycon=sbi\"\nmem_mib = 256\n";
+
+    #[test]
+    fn a_kernel_entry_carries_its_initrd_and_command_line_into_the_rust() {
+        let vms = parse(LINUX).unwrap();
+        let linux = vms[0].linux.clone().unwrap();
+        assert_eq!(vms[0].image, "lx");
+        assert_eq!(linux.initrd.as_deref(), Some("lx-initrd"));
+        assert_eq!(linux.cmdline, "console=ttyS0 earlycon=sbi");
+        let rust = to_rust(&vms);
+        assert!(rust.contains("linux: Some(vm_manager::StaticLinuxBoot { initrd: Some(\"lx-initrd\"), cmdline: \"console=ttyS0 earlycon=sbi\" })"), "{rust}");
+        let plain = parse("[[vm]]\nname = \"k\"\nkernel = \"k\"\n").unwrap();
+        assert_eq!(plain[0].linux, Some(ScenarioLinux::default()));
+    }
+
+    #[test]
+    fn kernel_options_are_checked_with_their_line() {
+        let both = "[[vm]]\nname = \"a\"\nimage = \"x\"\nkernel = \"k\"\n";
+        assert_eq!(
+            error(both),
+            (
+                4,
+                "both image = and kernel =: give a raw image or a Linux kernel, not both".into()
+            )
+        );
+        let raw = "[[vm]]\nname = \"a\"\nimage = \"x\"\ncmdline = \"quiet\"\n";
+        assert_eq!(
+            error(raw),
+            (
+                4,
+                "initrd = and cmdline = need kernel = (a raw image = takes neither)".into()
+            )
+        );
+        let long = std::format!(
+            "[[vm]]\nname = \"a\"\nkernel = \"k\"\ncmdline = \"{}\"\n",
+            "x".repeat(1024)
+        );
+        assert_eq!(
+            error(&long),
+            (
+                4,
+                "cmdline is 1024 bytes: Linux takes at most 1023, shorten it".into()
+            )
+        );
+        let bad = "[[vm]]\nname = \"a\"\nkernel = \"k\"\ninitrd = \"a b\"\n";
+        assert_eq!(error(bad).0, 4);
     }
 }

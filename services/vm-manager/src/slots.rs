@@ -229,6 +229,7 @@ mod tests {
             mem_mib: 64,
             vcpus: 1,
             flags: VmFlags::STATIC,
+            linux: None,
         }
     }
 

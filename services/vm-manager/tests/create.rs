@@ -18,6 +18,9 @@ fn options(
         image: image.map(w),
         mem_mib: mem,
         vcpus,
+        kernel: None,
+        initrd: None,
+        cmdline: None,
     }
 }
 

@@ -48,13 +48,13 @@ impl VmKernel for Kernel {
         held.kernel_creates += 1;
         Ok(())
     }
-    fn vm_load(&mut self, vm: VmId, _image: &str) -> Result<(), Error> {
-        self.live(vm)
+    fn vm_load(&mut self, vm: VmId, _image: &str, _offset: u64) -> Result<u64, Error> {
+        self.live(vm).map(|()| 4096)
     }
     fn vm_set_dtb(&mut self, vm: VmId, _dtb: &[u8]) -> Result<(), Error> {
         self.live(vm)
     }
-    fn vm_start(&mut self, vm: VmId) -> Result<(), Error> {
+    fn vm_start(&mut self, vm: VmId, _entry: u64, _dtb: u64) -> Result<(), Error> {
         self.live(vm)
     }
     fn vm_pause(&mut self, vm: VmId) -> Result<(), Error> {
@@ -172,6 +172,7 @@ const SCENARIO: &[StaticVmConfig] = &[
         mem_mib: 64,
         vcpus: 1,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
+        linux: None,
     },
     StaticVmConfig {
         name: "vm1",
@@ -179,6 +180,7 @@ const SCENARIO: &[StaticVmConfig] = &[
         mem_mib: 64,
         vcpus: 1,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
+        linux: None,
     },
 ];
 

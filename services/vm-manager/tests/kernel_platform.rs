@@ -12,7 +12,7 @@ use ipc::ioreq::ClientId;
 use ipc::vm::{CreateOptions, Request, Response, VmState};
 use ipc::{Error, Space, VmId, devices, ioreq, wire_name};
 use vm_manager::guest_dt::{UART, VMGENID};
-use vm_manager::kernel_platform::{BOOTARGS, DEVICES_CLIENT};
+use vm_manager::kernel_platform::DEVICES_CLIENT;
 use vm_manager::{
     EntropySource, GuestBoard, KernelPlatform, ServiceLinks, StaticVmConfig, VmFlags, VmKernel,
     VmManager,
@@ -114,15 +114,15 @@ impl VmKernel for FakeKernel {
             },
         )
     }
-    fn vm_load(&mut self, vm: VmId, image: &str) -> Result<(), Error> {
+    fn vm_load(&mut self, vm: VmId, image: &str, _offset: u64) -> Result<u64, Error> {
         let image = String::from(image);
-        record(&self.0, Event::Load { vm: vm.0, image })
+        record(&self.0, Event::Load { vm: vm.0, image }).map(|()| 4096)
     }
     fn vm_set_dtb(&mut self, vm: VmId, dtb: &[u8]) -> Result<(), Error> {
         let dtb = dtb.to_vec();
         record(&self.0, Event::SetDtb { vm: vm.0, dtb })
     }
-    fn vm_start(&mut self, vm: VmId) -> Result<(), Error> {
+    fn vm_start(&mut self, vm: VmId, _entry: u64, _dtb: u64) -> Result<(), Error> {
         record(&self.0, Event::Start(vm.0))
     }
     fn vm_pause(&mut self, vm: VmId) -> Result<(), Error> {
@@ -180,6 +180,7 @@ const SCENARIO: &[StaticVmConfig] = &[
         mem_mib: 64,
         vcpus: 1,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
+        linux: None,
     },
     StaticVmConfig {
         name: "vm1",
@@ -187,6 +188,7 @@ const SCENARIO: &[StaticVmConfig] = &[
         mem_mib: 64,
         vcpus: 2,
         flags: VmFlags::STATIC,
+        linux: None,
     },
 ];
 
@@ -341,10 +343,11 @@ fn pre_launch_creates_registers_describes_and_starts_in_order() {
     expected.push(Event::Start(0));
     assert_eq!(log, expected);
 
-    // The device tree is a real FDT naming the VM, with the console bootargs.
+    // The device tree is a real FDT naming the VM; a raw image has no
+    // command line, so the bootargs are empty.
     assert_eq!(dtb[..4], [0xd0, 0x0d, 0xfe, 0xed]);
     assert!(contains(&dtb, b"vm0\0"));
-    assert!(contains(&dtb, BOOTARGS.as_bytes()));
+    assert!(!contains(&dtb, b"console=ttyS0"));
     assert_eq!(state_of(&mut manager, "vm0"), VmState::Started);
     assert_eq!(manager.platform().release_failures(), 0);
 }

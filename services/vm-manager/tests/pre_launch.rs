@@ -15,6 +15,7 @@ const THREE: &[StaticVmConfig] = &[
         mem_mib: 16,
         vcpus: 1,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
+        linux: None,
     },
     StaticVmConfig {
         name: "later",
@@ -22,6 +23,7 @@ const THREE: &[StaticVmConfig] = &[
         mem_mib: 16,
         vcpus: 1,
         flags: VmFlags::STATIC,
+        linux: None,
     },
     StaticVmConfig {
         name: "second",
@@ -29,6 +31,7 @@ const THREE: &[StaticVmConfig] = &[
         mem_mib: 16,
         vcpus: 1,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
+        linux: None,
     },
 ];
 
@@ -104,6 +107,7 @@ fn a_broken_scenario_is_refused_at_construction() {
         mem_mib: 16,
         vcpus: 1,
         flags: VmFlags::PRE_LAUNCHED,
+        linux: None,
     }];
     let err = Manager::<16>::new(BAD, FakePlatform::default(), CountingEntropy::default()).err();
     assert_eq!(err, Some(vm_manager::ScenarioError::NotStatic { index: 0 }));

@@ -44,6 +44,9 @@ fn options() -> impl Strategy<Value = CreateOptions> {
         prop::option::weighted(0.3, any::<u8>()),
     )
         .prop_map(|(template, image, mem_mib, vcpus)| CreateOptions {
+            kernel: None,
+            initrd: None,
+            cmdline: None,
             template,
             image,
             mem_mib,

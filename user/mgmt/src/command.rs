@@ -177,6 +177,9 @@ impl VmCommand {
                     image: args.image.as_ref().map(ImageName::to_wire),
                     mem_mib: args.mem_mib,
                     vcpus: args.vcpus,
+                    kernel: None,
+                    initrd: None,
+                    cmdline: None,
                 },
             },
             VmCommand::Start { name } => Request::Start {

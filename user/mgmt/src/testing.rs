@@ -15,7 +15,12 @@ impl Platform for NullPlatform {
     fn create_address_space(&mut self, _: VmId, _: u32) -> Result<(), ipc::Error> {
         Ok(())
     }
-    fn load_image(&mut self, _: VmId, _: &ImageName) -> Result<(), ipc::Error> {
+    fn load_image(
+        &mut self,
+        _: VmId,
+        _: &ImageName,
+        _: Option<&vm_manager::LinuxBoot>,
+    ) -> Result<(), ipc::Error> {
         Ok(())
     }
     fn clone_memory(&mut self, _: VmId, _: VmId) -> Result<(), ipc::Error> {
@@ -70,6 +75,7 @@ pub const SCENARIO: &[StaticVmConfig] = &[
         mem_mib: 512,
         vcpus: 2,
         flags: VmFlags::STATIC,
+        linux: None,
     },
     StaticVmConfig {
         name: "rtvm",
@@ -77,6 +83,7 @@ pub const SCENARIO: &[StaticVmConfig] = &[
         mem_mib: 64,
         vcpus: 1,
         flags: VmFlags::STATIC,
+        linux: None,
     },
 ];
 

@@ -1,9 +1,10 @@
-//! The VM-control calls of `ipc::syscall` (12-19, 30, 31), one safe wrapper
-//! each, and the device service's `vm_set_external_irq` (29). They need the
+//! The VM-control calls of `ipc::syscall` (12-19, 30-33), one safe wrapper
+//! each, the device service's `vm_set_external_irq` (29) and
+//! `platform_info` (34, any task). They need the
 //! VM_CONTROL kernel right (the vm-manager holds it; GUEST_IRQ for 29); a
 //! VM is named by its vm-manager slot number, below `ipc::syscall::MAX_VMS`.
 
-use ipc::syscall::{IPC_BUFFER_SIZE, MAX_VMS, Sysno};
+use ipc::syscall::{IMAGE_HEADER_BYTES, IPC_BUFFER_SIZE, MAX_VMS, Sysno};
 use ipc::{Error, MAX_MESSAGE_SIZE, VmId};
 
 use crate::sys::{checked, with_buffer, with_page};
@@ -29,15 +30,57 @@ pub fn vm_create(vm: VmId, ram_mib: u32, vcpus: u8) -> Result<(), Error> {
     vm_call(Sysno::VmCreate, vm, ram_mib, usize::from(vcpus)).map(|_| ())
 }
 
-/// Copies the boot-image guest called `image` into `vm`'s RAM; returns the
-/// image's length. The name travels in the IPC buffer.
-pub fn vm_load(vm: VmId, image: &str) -> Result<usize, Error> {
+/// Puts `image` in the IPC buffer; returns its length.
+fn put_name(image: &str) -> Result<usize, Error> {
     let name = image.as_bytes();
     if name.len() > MAX_MESSAGE_SIZE {
         return Err(Error::InvalidArgument);
     }
     with_buffer(|buf| buf[..name.len()].copy_from_slice(name));
-    vm_call(Sysno::VmLoad, vm, name.len(), 0).map(|[len, ..]| len)
+    Ok(name.len())
+}
+
+fn offset_arg(offset: u64) -> Result<usize, Error> {
+    usize::try_from(offset).map_err(|_| Error::InvalidArgument)
+}
+
+/// Copies the boot-image guest called `image` into `vm`'s RAM, `offset`
+/// bytes from its start; returns the image's length. The name travels in
+/// the IPC buffer.
+pub fn vm_load(vm: VmId, image: &str, offset: u64) -> Result<usize, Error> {
+    let offset = offset_arg(offset)?;
+    let len = put_name(image)?;
+    vm_call(Sysno::VmLoad, vm, len, offset).map(|[len, ..]| len)
+}
+
+/// The length of the boot-image guest called `image` and its first
+/// [`IMAGE_HEADER_BYTES`] bytes (zero-filled past its end).
+pub fn image_info(image: &str) -> Result<(usize, [u8; IMAGE_HEADER_BYTES]), Error> {
+    let len = put_name(image)?;
+    let [size, ..] = checked(Sysno::ImageInfo, [len, 0, 0, 0, 0, 0])?;
+    let mut header = [0u8; IMAGE_HEADER_BYTES];
+    with_buffer(|buf| header.copy_from_slice(&buf[..IMAGE_HEADER_BYTES]));
+    Ok((size, header))
+}
+
+/// Copies `bytes` into `vm`'s RAM at `offset` from its start, a page at a
+/// time through the IPC buffer page; the range must end at or below the
+/// generation-ID page.
+pub fn vm_write_ram(vm: VmId, offset: u64, bytes: &[u8]) -> Result<(), Error> {
+    for (i, chunk) in bytes.chunks(IPC_BUFFER_SIZE).enumerate() {
+        let at = offset
+            .checked_add((i * IPC_BUFFER_SIZE) as u64)
+            .ok_or(Error::InvalidArgument)?;
+        let at = offset_arg(at)?;
+        with_page(|page| page[..chunk.len()].copy_from_slice(chunk));
+        vm_call(Sysno::VmWriteRam, vm, at, chunk.len())?;
+    }
+    Ok(())
+}
+
+/// The host's timer frequency in Hz and its `PLATFORM_*` feature bits.
+pub fn platform_info() -> Result<(u64, usize), Error> {
+    checked(Sysno::PlatformInfo, [0; 6]).map(|[hz, flags, _]| (hz as u64, flags))
 }
 
 /// Gives `vm` its device tree (at most one page); returns the guest-physical
@@ -51,9 +94,10 @@ pub fn vm_set_dtb(vm: VmId, dtb: &[u8]) -> Result<u64, Error> {
     vm_call(Sysno::VmSetDtb, vm, dtb.len(), 0).map(|[gpa, ..]| gpa as u64)
 }
 
-/// Starts vCPU 0 of `vm` at the image entry with the device tree in a1.
-pub fn vm_start(vm: VmId) -> Result<(), Error> {
-    vm_call(Sysno::VmStart, vm, 0, 0).map(|_| ())
+/// Starts vCPU 0 of `vm` at `entry` with a0 = 0 and a1 = the device tree
+/// at `dtb` (both offsets from the start of its RAM).
+pub fn vm_start(vm: VmId, entry: u64, dtb: u64) -> Result<(), Error> {
+    vm_call(Sysno::VmStart, vm, offset_arg(entry)?, offset_arg(dtb)?).map(|_| ())
 }
 
 /// Holds every vCPU of `vm`.
@@ -111,7 +155,7 @@ mod tests {
         assert_eq!(vm_number(VmId(0)), Ok(0));
         assert_eq!(vm_number(VmId(15)), Ok(15));
         assert_eq!(vm_number(VmId(16)), Err(Error::InvalidArgument));
-        assert_eq!(vm_start(VmId(16)), Err(Error::InvalidArgument));
+        assert_eq!(vm_start(VmId(16), 0, 0), Err(Error::InvalidArgument));
         assert_eq!(vm_clone_ram(VmId(0), VmId(16)), Err(Error::InvalidArgument));
     }
 
@@ -119,7 +163,8 @@ mod tests {
     fn oversized_arguments_are_refused_before_touching_the_buffer() {
         let long = [b'a'; MAX_MESSAGE_SIZE + 1];
         let long = core::str::from_utf8(&long).unwrap();
-        assert_eq!(vm_load(VmId(0), long), Err(Error::InvalidArgument));
+        assert_eq!(vm_load(VmId(0), long, 0), Err(Error::InvalidArgument));
+        assert_eq!(image_info(long), Err(Error::InvalidArgument));
         assert_eq!(
             vm_set_dtb(VmId(0), &[0; IPC_BUFFER_SIZE + 1]),
             Err(Error::InvalidArgument)

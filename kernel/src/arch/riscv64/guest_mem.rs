@@ -17,6 +17,7 @@ use super::sv39::PAGE_SIZE;
 use super::vcpu::{GuestTables, GuestVm, Vcpu, VsCsrs, alloc_vmid, hfence_gvma_all};
 use super::world_switch::GuestFrame;
 use crate::frame::FrameAllocator;
+use crate::vm::boot_ranges;
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::{self, VcpuRun};
 use crate::vm::{GUEST_RAM_BASE, Vm, VmName};
@@ -181,6 +182,19 @@ impl GuestVm {
         self.copy_in(GUEST_IMAGE_OFFSET, image)
     }
 
+    /// `vm_load`: copies an image (kernel, initrd or raw guest) to `offset`
+    /// in RAM; it must end at or below the generation-ID page.
+    pub fn load_at(&mut self, offset: u64, image: &[u8]) -> Result<(), Error> {
+        boot_ranges::check_fill(self.vm.ram_bytes, offset, image.len() as u64)?;
+        self.copy_in(offset, image)
+    }
+
+    /// `vm_write_ram`: copies `bytes` (a chunk of a device tree) to
+    /// `offset` in RAM, below the generation-ID page.
+    pub fn write_ram(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
+        self.load_at(offset, bytes)
+    }
+
     /// Copies a device tree (at most 4 KiB) to the top page of RAM; returns
     /// its guest-physical address.
     pub fn set_dtb(&mut self, dtb: &[u8]) -> Result<u64, Error> {
@@ -197,11 +211,26 @@ impl GuestVm {
         Ok(self.dtb_gpa)
     }
 
-    /// Puts vCPU 0 in the boot-protocol entry state: pc at the image, a0 =
-    /// hart 0, a1 = the device tree; the VM runs again.
+    /// `vm_start`: vCPU 0 enters at `entry` with a1 = the device tree at
+    /// `dtb` (offsets from the start of RAM, checked against it).
+    pub fn start_at(&mut self, entry: u64, dtb: u64) -> Result<(), Error> {
+        boot_ranges::check_start(self.vm.ram_bytes, entry, dtb)?;
+        self.dtb_gpa = GUEST_RAM_BASE + dtb;
+        self.enter(GUEST_RAM_BASE + entry);
+        Ok(())
+    }
+
+    /// Puts vCPU 0 in the boot-protocol entry state at the raw image (the
+    /// boot self-test's guests).
     pub fn start(&mut self) {
+        self.enter(GUEST_RAM_BASE + GUEST_IMAGE_OFFSET);
+    }
+
+    /// Puts vCPU 0 in the boot-protocol entry state: pc = `pc`, a0 = hart
+    /// 0, a1 = the device tree, satp/vsatp 0; the VM runs again.
+    fn enter(&mut self, pc: u64) {
         let mut frame = GuestFrame::default();
-        frame.sepc = (GUEST_RAM_BASE + GUEST_IMAGE_OFFSET) as usize;
+        frame.sepc = pc as usize;
         frame.regs[11] = self.dtb_gpa as usize;
         // The first entry is in VS-mode (the guest's supervisor).
         frame.sstatus = super::csr::SSTATUS_SPP;

@@ -52,7 +52,7 @@ pub mod hal {
     pub use super::paging::enable_kernel_paging;
     pub use super::sbi::console_write;
     pub use super::timer::{
-        init as timer_init, now as timer_now, set_deadline as timer_set_deadline,
+        init as timer_init, now as timer_now, platform_info, set_deadline as timer_set_deadline,
         ticks_per_second as timer_ticks_per_second, uses_sstc as timer_uses_sstc,
         wait_for_interrupt,
     };

@@ -40,6 +40,17 @@ pub fn uses_sstc() -> bool {
     USE_SSTC.load(Ordering::Relaxed)
 }
 
+/// What `platform_info` reports: the timebase (guests see the same one)
+/// and `ipc::syscall::PLATFORM_SSTC` when the hart has Sstc.
+pub fn platform_info() -> Option<(u64, usize)> {
+    let flags = if uses_sstc() {
+        ipc::syscall::PLATFORM_SSTC
+    } else {
+        0
+    };
+    Some((ticks_per_second(), flags))
+}
+
 /// Enables interrupts and waits for one (`wfi`).
 pub fn wait_for_interrupt() {
     csr::sstatus::set(csr::SSTATUS_SIE);

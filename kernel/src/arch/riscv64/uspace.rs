@@ -204,6 +204,19 @@ impl AddressSpace {
     }
 }
 
+impl AddressSpace {
+    /// Writes `bytes` (at most a page; the rest is cut) to the start of this
+    /// task's IPC buffer (a kernel call's result, such as `image_info`'s
+    /// header).
+    pub fn write_ipc(&self, bytes: &[u8]) {
+        let len = bytes.len().min(IPC_BUFFER_SIZE);
+        // SAFETY: `ipc_frame` is this task's IPC buffer frame, which the
+        // kernel allocated (4 KiB, identity-mapped); `len` is at most 4 KiB
+        // and `bytes` is a kernel slice distinct from it.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ipc_frame as *mut u8, len) };
+    }
+}
+
 /// Copies `len` bytes from one task's IPC buffer frame to another's.
 pub fn copy_message(from: &AddressSpace, to: &AddressSpace, len: usize) {
     let len = len.min(ipc::MAX_MESSAGE_SIZE);

@@ -291,6 +291,31 @@ impl GuestVm {
         self.copy_in(GUEST_IMAGE_OFFSET, image)
     }
 
+    /// `vm_load` at `offset`: x86 guests are flat images entered at 1 MiB,
+    /// so any other offset is `Error::InvalidArgument`.
+    pub fn load_at(&mut self, offset: u64, image: &[u8]) -> Result<(), Error> {
+        if offset != GUEST_IMAGE_OFFSET {
+            return Err(Error::InvalidArgument);
+        }
+        self.load_image(image)
+    }
+
+    /// `vm_write_ram`: copies `bytes` into RAM at `offset`, which must end
+    /// at or below the generation-ID page.
+    pub fn write_ram(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
+        self.copy_in(offset, bytes)
+    }
+
+    /// `vm_start`: the entry must be the image's (1 MiB) and the boot-info
+    /// offset the top page's (`Error::InvalidArgument` otherwise).
+    pub fn start_at(&mut self, entry: u64, boot_info: u64) -> Result<(), Error> {
+        if entry != GUEST_IMAGE_OFFSET || boot_info != self.boot_info_offset() {
+            return Err(Error::InvalidArgument);
+        }
+        self.start();
+        Ok(())
+    }
+
     /// Copies the boot-info block (at most 4 KiB) to the top page of RAM;
     /// returns its guest-physical address.
     pub fn set_dtb(&mut self, info: &[u8]) -> Result<u64, Error> {

@@ -72,7 +72,8 @@ pub mod hal {
     pub use super::poweroff::shutdown;
     pub use super::serial::{console_read, console_write};
     pub use super::timer::{
-        timer_now, timer_set_deadline, timer_source, timer_start, trap_init, wait_for_interrupt,
+        platform_info, timer_now, timer_set_deadline, timer_source, timer_start, trap_init,
+        wait_for_interrupt,
     };
     pub use super::usermode::{TrapFrame, enter_user};
     pub use super::uspace::{

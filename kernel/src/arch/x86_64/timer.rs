@@ -70,6 +70,12 @@ pub fn timer_source() -> &'static str {
     "the LAPIC timer (PIT-calibrated)"
 }
 
+/// What `platform_info` reports: nothing, x86 guests have no device tree
+/// timebase to take from the host.
+pub fn platform_info() -> Option<(u64, usize)> {
+    None
+}
+
 /// The current time stamp counter.
 pub fn timer_now() -> u64 {
     // SAFETY: RDTSC only reads the time stamp counter.

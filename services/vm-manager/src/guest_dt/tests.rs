@@ -65,7 +65,7 @@ fn one_vcpu_tree_reads_back_with_memory_harts_and_isa() {
     let blob = generate_vec(&platform);
     let info = BootInfo::from_dtb(&blob).unwrap();
     assert_eq!(info.hart_count, 1);
-    assert_eq!(info.isa.as_str(), "rv64imafdc");
+    assert_eq!(info.isa.as_str(), "rv64imafdc_zicntr_zicsr_zifencei");
     assert!(!info.has_h());
     assert_eq!(info.memory.as_slice().len(), 1);
     assert_eq!(info.memory.as_slice()[0].start, RAM_BASE);
@@ -297,4 +297,46 @@ fn without_vmgenid_there_is_no_node() {
             .any(|(p, _, _)| p.contains("virtio"))
     );
     assert!(BootInfo::from_dtb(&blob).is_ok());
+}
+
+#[test]
+fn harts_list_their_extensions_and_sstc_only_when_the_host_has_it() {
+    let vm = name("isa");
+    let mut platform = GuestPlatform::standard(&vm, 1, 64 << 20, "", &SLOTS);
+    platform.timebase_hz = 25_000_000;
+    let blob = generate_vec(&platform);
+    let cpu = "/cpus/cpu@0";
+    assert_eq!(prop(&blob, cpu, "riscv,isa-base").unwrap(), b"rv64i\0");
+    assert_eq!(
+        prop(&blob, cpu, "riscv,isa-extensions").unwrap(),
+        b"i\0m\0a\0f\0d\0c\0zicntr\0zicsr\0zifencei\0"
+    );
+    assert_eq!(
+        cells(&prop(&blob, "/cpus", "timebase-frequency").unwrap()),
+        [25_000_000]
+    );
+    platform.sstc = true;
+    let blob = generate_vec(&platform);
+    let extensions = prop(&blob, cpu, "riscv,isa-extensions").unwrap();
+    assert!(extensions.ends_with(b"zifencei\0sstc\0"));
+    assert_eq!(
+        prop(&blob, cpu, "riscv,isa").unwrap(),
+        b"rv64imafdc_zicntr_zicsr_zifencei_sstc\0"
+    );
+    platform.timebase_hz = 0;
+    let mut buf = [0u8; 8192];
+    assert_eq!(generate(&platform, &mut buf), Err(GuestDtError::NoTimebase));
+}
+
+#[test]
+fn a_1023_byte_command_line_is_the_bootargs_exactly() {
+    let vm = name("long");
+    let line = "x".repeat(1023);
+    let platform = GuestPlatform::standard(&vm, 1, 64 << 20, &line, &SLOTS);
+    let mut buf = std::vec![0u8; 16384];
+    let len = generate(&platform, &mut buf).unwrap();
+    assert!(len > 1023, "{len}");
+    let mut expected = line.into_bytes();
+    expected.push(0);
+    assert_eq!(prop(&buf[..len], "/chosen", "bootargs").unwrap(), expected);
 }

@@ -49,6 +49,8 @@ props! {
     Reg => "reg",
     Status => "status",
     RiscvIsa => "riscv,isa",
+    RiscvIsaBase => "riscv,isa-base",
+    RiscvIsaExtensions => "riscv,isa-extensions",
     MmuType => "mmu-type",
     InterruptController => "interrupt-controller",
     Phandle => "phandle",

@@ -11,7 +11,7 @@ mod scenario;
 
 #[cfg(target_os = "none")]
 mod task {
-    use ipc::syscall::{endpoints, slots};
+    use ipc::syscall::{IMAGE_HEADER_BYTES, endpoints, slots};
     use ipc::{Error, VmId, devices, ioreq};
     use log::{info, warn};
     use mica_rt::entropy::CounterEntropy;
@@ -30,14 +30,23 @@ mod task {
         fn vm_create(&mut self, vm: VmId, ram_mib: u32, vcpus: u8) -> Result<(), Error> {
             vm::vm_create(vm, ram_mib, vcpus)
         }
-        fn vm_load(&mut self, vm: VmId, image: &str) -> Result<(), Error> {
-            vm::vm_load(vm, image).map(|_| ())
+        fn vm_load(&mut self, vm: VmId, image: &str, offset: u64) -> Result<u64, Error> {
+            vm::vm_load(vm, image, offset).map(|len| len as u64)
+        }
+        fn image_info(&mut self, image: &str) -> Result<(u64, [u8; IMAGE_HEADER_BYTES]), Error> {
+            vm::image_info(image).map(|(len, header)| (len as u64, header))
+        }
+        fn vm_write_ram(&mut self, vm: VmId, offset: u64, bytes: &[u8]) -> Result<(), Error> {
+            vm::vm_write_ram(vm, offset, bytes)
+        }
+        fn platform_info(&mut self) -> Result<(u64, usize), Error> {
+            vm::platform_info()
         }
         fn vm_set_dtb(&mut self, vm: VmId, dtb: &[u8]) -> Result<(), Error> {
             vm::vm_set_dtb(vm, dtb).map(|_| ())
         }
-        fn vm_start(&mut self, vm: VmId) -> Result<(), Error> {
-            vm::vm_start(vm)
+        fn vm_start(&mut self, vm: VmId, entry: u64, dtb: u64) -> Result<(), Error> {
+            vm::vm_start(vm, entry, dtb)
         }
         fn vm_pause(&mut self, vm: VmId) -> Result<(), Error> {
             vm::vm_pause(vm)

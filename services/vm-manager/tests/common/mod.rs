@@ -10,7 +10,8 @@ use std::vec::Vec;
 use ipc::vm::{CreateOptions, Request, Response, VmInfo, VmKind, VmState};
 use ipc::{VmId, WireName};
 use vm_manager::{
-    EntropySource, GenerationId, ImageName, Platform, StaticVmConfig, VmFlags, VmManager, VmName,
+    EntropySource, GenerationId, ImageName, LinuxBoot, Platform, StaticVmConfig, VmFlags,
+    VmManager, VmName,
 };
 
 /// Which platform call (for failure injection and counting).
@@ -156,7 +157,12 @@ impl Platform for FakePlatform {
         Ok(())
     }
 
-    fn load_image(&mut self, vm: VmId, image: &ImageName) -> Result<(), ipc::Error> {
+    fn load_image(
+        &mut self,
+        vm: VmId,
+        image: &ImageName,
+        _linux: Option<&LinuxBoot>,
+    ) -> Result<(), ipc::Error> {
         self.record(CallKind::LoadImage, vm)?;
         assert!(
             self.has(vm, Resource::AddressSpace),
@@ -293,6 +299,7 @@ pub const SCENARIO: &[StaticVmConfig] = &[
         mem_mib: 512,
         vcpus: 2,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
+        linux: None,
     },
     StaticVmConfig {
         name: "rtvm",
@@ -300,6 +307,7 @@ pub const SCENARIO: &[StaticVmConfig] = &[
         mem_mib: 64,
         vcpus: 1,
         flags: VmFlags::STATIC,
+        linux: None,
     },
 ];
 

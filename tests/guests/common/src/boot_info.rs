@@ -27,16 +27,23 @@ pub fn vm_name(block: &[u8]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vm_manager::board::GuestBoard;
+    use vm_manager::board::{GuestBoard, GuestBoot};
     use vm_manager::name::VmName;
 
     #[test]
     fn the_vm_managers_block_names_the_vm() {
         let mut out = [0u8; 4096];
         let name = VmName::parse("vm1").unwrap();
-        let len = GuestBoard::X86Pc
-            .boot_info(&name, 1, 64 << 20, "", &mut out)
-            .unwrap();
+        let guest = GuestBoot {
+            name: &name,
+            vcpus: 1,
+            ram_bytes: 64 << 20,
+            bootargs: "",
+            initrd: None,
+            timebase_hz: 10_000_000,
+            sstc: false,
+        };
+        let len = GuestBoard::X86Pc.boot_info(&guest, &mut out).unwrap();
         assert_eq!(vm_name(&out[..len]), Some("vm1"));
     }
 

@@ -35,7 +35,7 @@ fn reads_the_vm_name_and_timebase_from_micas_tree() {
     let isa = dtb
         .property(&["cpus", "cpu@1"], "riscv,isa")
         .and_then(string);
-    assert_eq!(isa, Some("rv64imafdc"));
+    assert_eq!(isa, Some("rv64imafdc_zicntr_zicsr_zifencei"));
 }
 
 #[test]
