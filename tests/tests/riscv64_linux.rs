@@ -3,15 +3,19 @@
 //! while a hello VM keeps ticking, answers commands typed at its console
 //! through the shell's `console linux` (uname, cpuinfo, the device tree
 //! with the vmgenid node), powers off with `poweroff -f` and boots again;
-//! and two Linux VMs boot side by side. Run by `cargo xtask test`, which
-//! fetches the guests and builds the `linux` and `linux-two` boot images.
+//! and two Linux VMs boot side by side. First of all, the same kernel and
+//! initramfs boot on QEMU without Mica to a shell with job control. Run by
+//! `cargo xtask test`, which fetches the guests and builds the `linux` and
+//! `linux-two` boot images.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::time::Duration;
 
 use mica_tests::Session;
+use mica_tests::linux::CMDLINE;
 use mica_tests::linux::{INIT_READY, uptime_ms};
-use mica_tests::riscv64::booted_scenario_shell;
+use mica_tests::riscv64::{artifact, booted_scenario_shell};
+use std::process::Command;
 
 /// Mica's own boot, up to the static VMs being started.
 const BOOT: Duration = Duration::from_secs(60);
@@ -70,6 +74,37 @@ fn type_and_expect(s: &mut Session, vm: &str, command: &str, answer: &str) -> St
     let echo = s.expect(command, ANSWER).unwrap();
     assert!(echo.starts_with(&format!("{vm} | ")), "{echo}");
     s.expect(&format!("{vm} | {answer}"), ANSWER).unwrap()
+}
+
+#[test]
+#[ignore = "needs QEMU and `cargo xtask guests`: run by `cargo xtask test`"]
+fn the_kernel_and_initramfs_boot_natively_to_a_shell_with_job_control() {
+    let kernel = artifact("MICA_LINUX_KERNEL").unwrap();
+    let initramfs = artifact("MICA_LINUX_INITRAMFS").unwrap();
+    let mut qemu = Command::new("qemu-system-riscv64");
+    qemu.args(["-machine", "virt", "-nographic", "-bios", "default"])
+        .args(["-m", "128M", "-kernel", &kernel, "-initrd", &initramfs])
+        .args(["-append", CMDLINE, "-monitor", "none", "-serial", "stdio"]);
+    let mut s = Session::spawn_with_stdin(qemu).unwrap();
+    let line = s.expect(INIT_READY, BOOT).unwrap();
+    let uptime = uptime_ms(&line).unwrap();
+    assert!(uptime > 0 && line.starts_with(INIT_READY), "{line}");
+    s.send("uname -m\n").unwrap();
+    s.expect("uname -m", ANSWER).unwrap();
+    assert_eq!(s.expect("riscv64", ANSWER).unwrap(), "riscv64");
+    // Job control: a background job is listed as such.
+    s.send("sleep 600 &\n").unwrap();
+    s.expect("sleep 600 &", ANSWER).unwrap();
+    s.send("jobs\n").unwrap();
+    let job = s.expect("Running", ANSWER).unwrap();
+    assert!(
+        job.starts_with("[1]+  Running") && job.ends_with("sleep 600"),
+        "{job}"
+    );
+    s.send("poweroff -f\n").unwrap();
+    s.expect("reboot: Power down", ANSWER).unwrap();
+    let status = s.wait_exit(ANSWER).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
 }
 
 #[test]
