@@ -146,8 +146,12 @@ fn linux_boots_beside_a_ticking_vm_answers_at_its_console_and_boots_again() {
     detach(&mut s);
     s.send("vm list\n").unwrap();
     s.expect("NAME  SLOT  KIND", ANSWER).unwrap();
-    let row = s.expect("linux ", ANSWER).unwrap();
-    assert!(row.contains(" powered-off"), "{row}");
+    // Slot order: linux (slot 0) is the first row.
+    let row = s.expect(" static ", ANSWER).unwrap();
+    assert!(
+        row.starts_with("linux ") && row.contains(" powered-off"),
+        "{row}"
+    );
     // vm0 was not touched by Linux's power-off.
     s.expect("vm0 | vm0: tick", TICKS).unwrap();
 

@@ -275,7 +275,7 @@ impl Apt {
             return Ok(pin(package));
         }
         let (name, version) = match package.fallback {
-            Fallback::SameName => (package.name.to_string(), newest(&versions)?),
+            Fallback::SameName => (package.name.to_string(), newest(&versions)),
             Fallback::NewestKernel => {
                 let found = self.output(
                     "apt-cache",
@@ -283,7 +283,7 @@ impl Apt {
                 )?;
                 let mut best: Option<(String, String)> = None;
                 for name in kernel_names(&found) {
-                    let version = newest(&self.versions(&name)?)?;
+                    let version = newest(&self.versions(&name)?);
                     if best.as_ref().is_none_or(|(_, b)| newer(&version, b)) {
                         best = Some((name, version));
                     }
@@ -362,14 +362,14 @@ fn kernel_names(text: &str) -> Vec<String> {
 }
 
 /// The newest of `versions` by dpkg's ordering ("" when there are none).
-fn newest(versions: &[String]) -> Result<String, String> {
+fn newest(versions: &[String]) -> String {
     let mut best = String::new();
     for version in versions {
         if best.is_empty() || newer(version, &best) {
             best.clone_from(version);
         }
     }
-    Ok(best)
+    best
 }
 
 /// Whether Debian version `a` is newer than `b` (`dpkg --compare-versions`).
@@ -476,9 +476,22 @@ fn write_file(path: &Path, data: &[u8]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::{
-        BUSYBOX, KERNEL, check_riscv_image, entries_named, kernel_names, madison_versions,
+        BUSYBOX, KERNEL, check_riscv_image, entries_named, kernel_names, madison_versions, newest,
         stamp_entry,
     };
+
+    #[test]
+    fn the_newest_version_follows_dpkg_ordering() {
+        let versions = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            newest(&versions(&["1:1.37.0-6", "1:1.37.0-6+b9", "1:1.36.1-9"])),
+            "1:1.37.0-6+b9"
+        );
+        // The epoch wins over everything after it; 6.12.9 < 6.12.117.
+        assert_eq!(newest(&versions(&["1:9.0", "2:0.1"])), "2:0.1");
+        assert_eq!(newest(&versions(&["6.12.117-1", "6.12.9-1"])), "6.12.117-1");
+        assert_eq!(newest(&[]), "");
+    }
 
     #[test]
     fn reads_versions_from_madison_output() {
