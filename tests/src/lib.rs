@@ -2,6 +2,7 @@
 //! it, wait for named console lines with a timeout, check its exit status.
 //! A failure names what was awaited and shows the console transcript.
 
+pub mod linux;
 pub mod riscv64;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -17,8 +17,18 @@ pub fn artifact(var: &str) -> Result<String, String> {
 /// ones) booting the kernel with the default boot image, the shell on
 /// stdin; returns once the default scenario's last VM (`vm1`) started.
 pub fn booted_shell(boot: Duration) -> Result<Session, String> {
+    booted_scenario_shell("MICA_BOOT_IMAGE_RISCV64", "vm1", boot)
+}
+
+/// Like [`booted_shell`] with the boot image named by `image_var` (another
+/// scenario's); returns once its VM `last_vm` started.
+pub fn booted_scenario_shell(
+    image_var: &str,
+    last_vm: &str,
+    boot: Duration,
+) -> Result<Session, String> {
     let kernel = artifact("MICA_KERNEL_RISCV64")?;
-    let image = artifact("MICA_BOOT_IMAGE_RISCV64")?;
+    let image = artifact(image_var)?;
     let mut command = Command::new("qemu-system-riscv64");
     command
         .args(["-machine", "virt", "-nographic", "-bios", "default"])
@@ -26,6 +36,6 @@ pub fn booted_shell(boot: Duration) -> Result<Session, String> {
         .args(["-initrd", &image])
         .args(["-monitor", "none", "-serial", "stdio"]);
     let mut session = Session::spawn_with_stdin(command)?;
-    session.expect("vm-manager: vm1 started", boot)?;
+    session.expect(&format!("vm-manager: {last_vm} started"), boot)?;
     Ok(session)
 }

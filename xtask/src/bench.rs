@@ -1,8 +1,9 @@
 //! `cargo xtask bench`: boots the benchmark guest under QEMU with
 //! `-icount shift=0`, so `instret` counts executed instructions exactly,
 //! and reports the instructions per null SBI call and per 16550 LSR read
-//! round trip (kernel -> ioreq -> devices -> back) in
-//! `target/bench/riscv64.json`. `--arch x86_64` measures the x86 guest
+//! round trip (kernel -> ioreq -> devices -> back), and `linux_boot`
+//! (Debian's Linux to its `/init` marker without and under Mica,
+//! `bench_linux`), in `target/bench/riscv64.json`. `--arch x86_64` measures the x86 guest
 //! paths instead (`bench_x86`).
 
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use mica_tests::Session;
 
 use crate::cmd::workspace_root;
-use crate::{install, qemu};
+use crate::{bench_linux, guests, install, qemu};
 
 /// The figures the benchmark guest prints, in the order of the JSON file.
 pub const KEYS: [&str; 2] = ["null_sbi_call", "mmio_uart_roundtrip"];
@@ -37,12 +38,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .join("target")
         .join("bench")
         .join("riscv64.json");
-    run_riscv64(&kernel, &image, &out)
+    let mut figures: Vec<(&str, String)> = measure_riscv64(&kernel, &image)?
+        .into_iter()
+        .map(|(key, value)| (key, value.to_string()))
+        .collect();
+    let linux = linux_boot(&kernel, &mut figures);
+    write_json_text(&out, &figures)?;
+    linux
 }
 
-/// Boots `kernel` with `boot_image` (whose scenario runs the bench guest),
-/// collects the figures and writes them to `out`.
-pub fn run_riscv64(kernel: &Path, boot_image: &Path, out: &Path) -> Result<(), String> {
+/// Boots `kernel` with `boot_image` (whose scenario runs the bench guest)
+/// and collects the figures.
+pub fn measure_riscv64(
+    kernel: &Path,
+    boot_image: &Path,
+) -> Result<Vec<(&'static str, u64)>, String> {
     let mut qemu = Command::new("qemu-system-riscv64");
     qemu.args([
         "-machine",
@@ -60,8 +70,28 @@ pub fn run_riscv64(kernel: &Path, boot_image: &Path, out: &Path) -> Result<(), S
     .arg("-initrd")
     .arg(boot_image);
     let mut session = Session::spawn(qemu)?;
-    let figures = collect(&mut session, &KEYS, "instructions")?;
-    write_json(out, &figures)
+    collect(&mut session, &KEYS, "instructions")
+}
+
+/// `linux_boot`: Debian's Linux to its `/init` marker without Mica and
+/// under Mica (`bench_linux`); adds what was measured to `figures`, so a
+/// failure under Mica still leaves the native figure in the JSON file.
+fn linux_boot(kernel: &Path, figures: &mut Vec<(&str, String)>) -> Result<(), String> {
+    let guest = guests::fetch()?;
+    let native = bench_linux::native(&guest)?;
+    println!("bench: linux_boot native = {native} ms of guest time");
+    let mica = qemu::build_boot_image("linux-bench", false)
+        .and_then(|image| bench_linux::under_mica(kernel, &image));
+    figures.extend(bench_linux::figures(native, mica.as_ref().ok().copied()));
+    match mica {
+        Ok(ms) => {
+            println!("bench: linux_boot under Mica = {ms} ms of guest time");
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "linux_boot under Mica failed (the other figures are written): {e}"
+        )),
+    }
 }
 
 /// Reads `bench: <key> N` for each of `keys` in order, then `bench: done`,
@@ -93,6 +123,15 @@ fn parse_figure(line: &str, key: &str) -> Option<u64> {
 
 /// Writes `{"key": value, ...}` with a trailing newline.
 pub fn write_json(out: &Path, figures: &[(&str, u64)]) -> Result<(), String> {
+    let figures: Vec<(&str, String)> = figures
+        .iter()
+        .map(|(key, value)| (*key, value.to_string()))
+        .collect();
+    write_json_text(out, &figures)
+}
+
+/// Writes `{"key": value, ...}` with each value as given (a JSON number).
+pub fn write_json_text(out: &Path, figures: &[(&str, String)]) -> Result<(), String> {
     let body: Vec<String> = figures
         .iter()
         .map(|(k, v)| format!("  \"{k}\": {v}"))
@@ -109,7 +148,7 @@ pub fn write_json(out: &Path, figures: &[(&str, u64)]) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_figure, write_json};
+    use super::{parse_figure, write_json, write_json_text};
 
     #[test]
     fn reads_a_figure_with_or_without_the_vm_prefix() {
@@ -137,6 +176,23 @@ mod tests {
         assert_eq!(
             text,
             "{\n  \"null_sbi_call\": 7,\n  \"mmio_uart_roundtrip\": 900\n}\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn writes_fractional_figures_as_given() {
+        let dir = std::env::temp_dir().join(format!("mica-bench-text-{}", std::process::id()));
+        let out = dir.join("riscv64.json");
+        let figures = [
+            ("linux_boot_native_ms", "1760".into()),
+            ("linux_boot_ratio", "2.50".into()),
+        ];
+        write_json_text(&out, &figures).unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(
+            text,
+            "{\n  \"linux_boot_native_ms\": 1760,\n  \"linux_boot_ratio\": 2.50\n}\n"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

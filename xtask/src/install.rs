@@ -83,7 +83,7 @@ pub fn bochs() -> Result<(), String> {
 }
 
 /// The archive URI of the system's own Debian sources (deb822 or one-line).
-fn debian_archive_uri() -> Result<String, String> {
+pub fn debian_archive_uri() -> Result<String, String> {
     let mut texts = Vec::new();
     for path in [
         "/etc/apt/sources.list.d/debian.sources",

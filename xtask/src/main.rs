@@ -3,10 +3,14 @@
 
 mod artifacts;
 mod bench;
+mod bench_linux;
 mod bench_x86;
 mod bochs;
 mod cmd;
+mod cpio;
+mod guests;
 mod image;
+mod initramfs;
 mod install;
 mod options;
 mod qemu;
@@ -25,8 +29,11 @@ commands:
            [--guest NAME=PATH[,mem=MiB][,vcpus=N]]  boot your raw image as VM NAME
            [--arch riscv64|x86_64]  x86_64: QEMU pc with SVM (default: riscv64)
            [--emulator qemu|bochs]  x86_64 only: bochs boots it with VMX
+  guests   fetch Debian's riscv64 Linux kernel and busybox into target/guests/
+           and pack the busybox initramfs (cached: a second run downloads nothing)
   test     fmt check, clippy -D warnings, host unit tests, QEMU tests
-  bench    exact instruction counts of the guest I/O paths (QEMU -icount)
+  bench    exact instruction counts of the guest I/O paths (QEMU -icount), and
+           linux_boot: Debian's Linux to its /init without and under Mica
            [--arch riscv64|x86_64]  x86_64: SVM on QEMU and VMX on Bochs
   help     this text
 ";
@@ -39,6 +46,7 @@ fn main() -> ExitCode {
     };
     let result = match command.as_str() {
         "qemu" => qemu::run(rest),
+        "guests" => guests::run(rest),
         "test" => test::run(rest),
         "bench" => bench::run(rest),
         "help" | "-h" | "--help" => {

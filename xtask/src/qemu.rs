@@ -167,7 +167,7 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
         .join(variant);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let scenario_file = dir.join(format!("{scenario}.toml"));
-    std::fs::write(&scenario_file, text)
+    std::fs::write(&scenario_file, &text)
         .map_err(|e| format!("cannot write {}: {e}", scenario_file.display()))?;
     let mut tasks = cargo();
     tasks.args(["build", "--release", "--target", RISCV_TARGET]);
@@ -234,6 +234,8 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
             parts.push(guest(&spec.initrd_entry(), initrd.clone()));
         }
     }
+    // Debian's Linux and its initramfs, when the scenario names them.
+    parts.extend(crate::guests::scenario_parts(&text)?);
     if crasher {
         let path = task("mica-crasher")?;
         parts.push(service(

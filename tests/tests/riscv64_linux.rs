@@ -1,0 +1,215 @@
+//! Debian's unmodified riscv64 Linux (6.12) with the busybox initramfs of
+//! `cargo xtask guests`, under Mica on QEMU: it boots to its `/init` marker
+//! while a hello VM keeps ticking, answers commands typed at its console
+//! through the shell's `console linux` (uname, cpuinfo, the device tree
+//! with the vmgenid node), powers off with `poweroff -f` and boots again;
+//! and two Linux VMs boot side by side. First of all, the same kernel and
+//! initramfs boot on QEMU without Mica to a shell with job control. Run by
+//! `cargo xtask test`, which fetches the guests and builds the `linux` and
+//! `linux-two` boot images.
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::time::Duration;
+
+use mica_tests::Session;
+use mica_tests::linux::CMDLINE;
+use mica_tests::linux::{INIT_READY, uptime_ms};
+use mica_tests::riscv64::{artifact, booted_scenario_shell};
+use std::process::Command;
+
+/// Mica's own boot, up to the static VMs being started.
+const BOOT: Duration = Duration::from_secs(60);
+/// Linux under emulation and a hypervisor: natively it needs 2-4 s of
+/// guest time, each of its traps costs far more here.
+const LINUX_BOOT: Duration = Duration::from_secs(300);
+/// A command's answer from Linux (every byte goes through a trap).
+const ANSWER: Duration = Duration::from_secs(60);
+/// The hello guest ticks about once a second.
+const TICKS: Duration = Duration::from_secs(60);
+/// The escape byte (Ctrl-]) that detaches the console.
+const DETACH: &str = "\x1d";
+
+/// The tick numbers of `vm`'s `<vm> | <vm>: tick N` lines in `lines`.
+fn ticks(lines: &[String], vm: &str) -> Vec<u64> {
+    let prefix = format!("{vm} | {vm}: tick ");
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+        .collect()
+}
+
+/// Waits for `needle` unless it already appeared since `from`.
+fn seen_or_expect(s: &mut Session, from: usize, needle: &str, timeout: Duration) {
+    if !s.transcript()[from..].iter().any(|l| l.contains(needle)) {
+        s.expect(needle, timeout).unwrap();
+    }
+}
+
+/// Waits for `vm`'s init marker and checks it carries a readable uptime.
+fn init_ready(s: &mut Session, vm: &str) {
+    let line = s
+        .expect(&format!("{vm} | {INIT_READY}"), LINUX_BOOT)
+        .unwrap();
+    assert!(uptime_ms(&line).is_some(), "no uptime in {line:?}");
+}
+
+/// Attaches the console to `vm`.
+fn attach(s: &mut Session, vm: &str) {
+    s.send(&format!("console {vm}\n")).unwrap();
+    s.expect(&format!("console attached to {vm}'s UART"), ANSWER)
+        .unwrap();
+}
+
+/// Detaches the console with Ctrl-].
+fn detach(s: &mut Session) {
+    s.send(DETACH).unwrap();
+    s.expect("console detached", ANSWER).unwrap();
+}
+
+/// Types `command` at the attached Linux shell and returns the first
+/// line of `vm`'s output after the echoed command that starts with
+/// `answer`.
+fn type_and_expect(s: &mut Session, vm: &str, command: &str, answer: &str) -> String {
+    s.send(&format!("{command}\n")).unwrap();
+    let echo = s.expect(command, ANSWER).unwrap();
+    assert!(echo.starts_with(&format!("{vm} | ")), "{echo}");
+    s.expect(&format!("{vm} | {answer}"), ANSWER).unwrap()
+}
+
+#[test]
+#[ignore = "needs QEMU and `cargo xtask guests`: run by `cargo xtask test`"]
+fn the_kernel_and_initramfs_boot_natively_to_a_shell_with_job_control() {
+    let kernel = artifact("MICA_LINUX_KERNEL").unwrap();
+    let initramfs = artifact("MICA_LINUX_INITRAMFS").unwrap();
+    let mut qemu = Command::new("qemu-system-riscv64");
+    qemu.args(["-machine", "virt", "-nographic", "-bios", "default"])
+        .args(["-m", "128M", "-kernel", &kernel, "-initrd", &initramfs])
+        .args(["-append", CMDLINE, "-monitor", "none", "-serial", "stdio"]);
+    let mut s = Session::spawn_with_stdin(qemu).unwrap();
+    let line = s.expect(INIT_READY, BOOT).unwrap();
+    let uptime = uptime_ms(&line).unwrap();
+    assert!(uptime > 0 && line.starts_with(INIT_READY), "{line}");
+    s.send("uname -m\n").unwrap();
+    s.expect("uname -m", ANSWER).unwrap();
+    assert_eq!(s.expect("riscv64", ANSWER).unwrap(), "riscv64");
+    // Job control: a background job is listed as such.
+    s.send("sleep 600 &\n").unwrap();
+    s.expect("sleep 600 &", ANSWER).unwrap();
+    s.send("jobs\n").unwrap();
+    let job = s.expect("Running", ANSWER).unwrap();
+    assert!(
+        job.starts_with("[1]+  Running") && job.ends_with("sleep 600"),
+        "{job}"
+    );
+    s.send("poweroff -f\n").unwrap();
+    s.expect("reboot: Power down", ANSWER).unwrap();
+    let status = s.wait_exit(ANSWER).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+}
+
+#[test]
+#[ignore = "needs QEMU, the built kernel and `cargo xtask guests`: run by `cargo xtask test`"]
+fn linux_boots_beside_a_ticking_vm_answers_at_its_console_and_boots_again() {
+    let mut s = booted_scenario_shell("MICA_BOOT_IMAGE_RISCV64_LINUX", "vm0", BOOT).unwrap();
+    init_ready(&mut s, "linux");
+    let booted_at = s.position();
+    let before = ticks(&s.transcript()[..booted_at], "vm0");
+    assert!(
+        before.len() >= 2 && before.windows(2).all(|w| w[0] < w[1]),
+        "vm0 ticks on while Linux boots: {before:?}"
+    );
+    s.expect("vm0 | vm0: tick", TICKS).unwrap();
+    s.expect("vm0 | vm0: tick", TICKS).unwrap();
+    let after = ticks(&s.transcript()[booted_at..], "vm0");
+    assert!(
+        after.first() > before.last() && after.windows(2).all(|w| w[0] < w[1]),
+        "vm0 ticks on after Linux booted: {before:?} then {after:?}"
+    );
+
+    attach(&mut s, "linux");
+    type_and_expect(&mut s, "linux", "uname -m", "riscv64");
+    s.send("cat /proc/cpuinfo\n").unwrap();
+    s.expect("linux | hart", ANSWER).unwrap();
+    let isa = s.expect("linux | isa", ANSWER).unwrap();
+    assert!(isa.contains(": rv64"), "{isa}");
+    s.send("ls /sys/firmware/devicetree/base/soc/\n").unwrap();
+    let listed = s.expect("vmgenid@10101000", ANSWER).unwrap();
+    assert!(listed.starts_with("linux | "), "{listed}");
+    detach(&mut s);
+    // Detached, typed lines are the shell's again.
+    s.send("vm info linux\n").unwrap();
+    s.expect("name:          linux", ANSWER).unwrap();
+
+    attach(&mut s, "linux");
+    s.send("poweroff -f\n").unwrap();
+    s.expect("mica: linux powered off", ANSWER).unwrap();
+    detach(&mut s);
+    s.send("vm list\n").unwrap();
+    s.expect("NAME  SLOT  KIND", ANSWER).unwrap();
+    // Slot order: linux (slot 0) is the first row.
+    let row = s.expect(" static ", ANSWER).unwrap();
+    assert!(
+        row.starts_with("linux ") && row.contains(" powered-off"),
+        "{row}"
+    );
+    // vm0 was not touched by Linux's power-off.
+    s.expect("vm0 | vm0: tick", TICKS).unwrap();
+
+    // A static VM is launched again by its name, then started.
+    let relaunched_at = s.position();
+    s.send("vm create linux\n").unwrap();
+    s.expect("linux created", ANSWER).unwrap();
+    s.send("vm start linux\n").unwrap();
+    s.expect("linux started", ANSWER).unwrap();
+    init_ready(&mut s, "linux");
+    assert!(
+        !s.transcript()[relaunched_at..]
+            .iter()
+            .any(|l| l.starts_with("error: ") || l.contains("stopped:")),
+        "{:?}",
+        &s.transcript()[relaunched_at..]
+    );
+    s.send("halt\n").unwrap();
+    s.expect("mica: halting", ANSWER).unwrap();
+    let status = s.wait_exit(ANSWER).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+}
+
+#[test]
+#[ignore = "needs QEMU, the built kernel and `cargo xtask guests`: run by `cargo xtask test`"]
+fn two_linux_vms_boot_side_by_side_each_on_its_own_console() {
+    let mut s = booted_scenario_shell("MICA_BOOT_IMAGE_RISCV64_LINUX_TWO", "linux2", BOOT).unwrap();
+    let from = s.position();
+    // Either may be first: wait for one, then for the other unless seen.
+    s.expect(&format!("| {INIT_READY}"), LINUX_BOOT).unwrap();
+    seen_or_expect(&mut s, from, &format!("linux | {INIT_READY}"), LINUX_BOOT);
+    seen_or_expect(&mut s, from, &format!("linux2 | {INIT_READY}"), LINUX_BOOT);
+    for line in s.transcript()[from..]
+        .iter()
+        .filter(|l| l.contains(INIT_READY))
+    {
+        assert!(uptime_ms(line).is_some(), "no uptime in {line:?}");
+    }
+
+    // Typed input reaches only the attached VM.
+    attach(&mut s, "linux2");
+    let typed_at = s.position();
+    type_and_expect(&mut s, "linux2", "echo $((6 * 7))", "42");
+    detach(&mut s);
+    attach(&mut s, "linux");
+    type_and_expect(&mut s, "linux", "uname -m", "riscv64");
+    detach(&mut s);
+    let answers: Vec<&String> = s.transcript()[typed_at..]
+        .iter()
+        .filter(|l| l.ends_with("| 42") || l.ends_with("| riscv64"))
+        .collect();
+    assert_eq!(
+        answers,
+        ["linux2 | 42", "linux | riscv64"],
+        "each answer came from the VM it was typed at"
+    );
+    s.send("halt\n").unwrap();
+    s.expect("mica: halting", ANSWER).unwrap();
+    let status = s.wait_exit(ANSWER).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+}
