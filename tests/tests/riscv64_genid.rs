@@ -105,7 +105,12 @@ fn the_guest_sees_a_new_id_only_after_new_genid_and_clone() {
     run(&mut s, "vm resume g", "g resumed");
     s.expect("g | tick", TICKS).unwrap();
 
-    assert_eq!(lines_since(&s, 0, "genid changed"), 0, "no live change");
+    assert_eq!(
+        lines_since(&s, 0, "genid changed"),
+        0,
+        "no live change: {:?}",
+        s.transcript()
+    );
     assert!(
         !s.transcript()
             .iter()

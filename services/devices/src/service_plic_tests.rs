@@ -104,10 +104,27 @@ fn guest_with_plic() -> Service {
             },
         );
     }
+    // The vm-manager gives the boot ID before the guest runs: no change.
+    ok(
+        &mut s,
+        Request::SetGenerationId {
+            vm: VM,
+            id: [0x5a; 16],
+        },
+    );
     write(&mut s, PLIC + 4 * u64::from(GENID_IRQ), 4, 1);
     write(&mut s, PLIC + 0x2000, 4, 1 << GENID_IRQ);
     write(&mut s, PLIC + 0x20_0000, 4, 0);
     s
+}
+
+#[test]
+fn the_boot_id_raises_nothing_even_once_the_guest_enables_the_source() {
+    let mut s = guest_with_plic();
+    assert!(s.irq_sink().0.is_empty());
+    assert_eq!(read(&mut s, CLAIM, 4), 0);
+    assert_eq!(read(&mut s, GENID, 8), u64::from_le_bytes([0x5a; 8]));
+    assert_eq!(read(&mut s, GENID + 0x10, 1), 0, "STATUS: no change");
 }
 
 #[test]

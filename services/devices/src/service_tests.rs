@@ -451,6 +451,9 @@ fn generation_id_is_random_readable_and_replaceable() {
     assert_ne!(initial, 0, "drawn from the entropy source");
     let low = read(&mut s, VM0, Space::Mmio, 0x1000, 8);
     assert_eq!(low, Response::Value(initial as u64));
+    // The host's first ID is the boot ID; the next one is a change.
+    s.set_generation_id(VM0, 0x1234).unwrap();
+    assert!(s.irq_sink().0.is_empty(), "{:?}", s.irq_sink().0);
     s.set_generation_id(VM0, 0xabcd).unwrap();
     assert_eq!(s.irq_sink().0, [level(VM0, 7, true)]);
     assert_eq!(
@@ -474,6 +477,12 @@ fn set_generation_id_request_gives_the_guest_the_new_id() {
     add(&mut s, VM0, "vm0");
     assert_eq!(s.handle(request(VM0)), Response::Err(Error::NoDevice));
     attach(&mut s, VM0, DeviceKind::VmGenId, Space::Mmio, 0x1000, 7);
+    let boot = Request::SetGenerationId {
+        vm: VM0,
+        id: [1; 16],
+    };
+    assert_eq!(s.handle(boot), Response::Ok);
+    assert!(s.irq_sink().0.is_empty(), "the boot ID is no change");
     assert_eq!(s.handle(request(VM0)), Response::Ok);
     // The guest reads the 16 bytes back in the order they were given.
     let low = u64::from_le_bytes(id[..8].try_into().unwrap());

@@ -19,9 +19,9 @@
 //! pulses when the ID changes and drops once the interrupt controller has
 //! latched it. Linux's `microsoft,vmgenid` driver (drivers/virt/vmgenid.c)
 //! reads the new ID in its handler and never writes STATUS, so a line held
-//! until STATUS is acknowledged would interrupt it forever. The first ID a
-//! device is given (it starts with none, 0) is what the guest reads at
-//! boot and raises nothing.
+//! until STATUS is acknowledged would interrupt it forever. The first ID
+//! the host gives a device (which starts with a placeholder until then) is
+//! what the guest reads at boot and raises nothing.
 
 use crate::bus::{AccessSize, BusDevice, DeviceEnv, DeviceError};
 
@@ -39,6 +39,8 @@ pub struct VmGenId {
     changed: bool,
     /// A change not yet latched by the interrupt controller.
     notify: bool,
+    /// Whether the host has given an ID yet (the first one is the boot ID).
+    assigned: bool,
 }
 
 impl VmGenId {
@@ -49,6 +51,7 @@ impl VmGenId {
             id,
             changed: false,
             notify: false,
+            assigned: false,
         }
     }
 
@@ -64,11 +67,11 @@ impl VmGenId {
 
     /// The host gives the VM a new ID. A different ID raises the change
     /// notification; setting the same ID again changes nothing, and the
-    /// first ID of a device that had none (0) is the boot ID, read without
-    /// a notification.
+    /// first ID the host gives replaces the placeholder the device was
+    /// made with: the boot ID, read without a notification.
     pub fn set_id(&mut self, id: u128) {
+        let first = !core::mem::replace(&mut self.assigned, true);
         if id != self.id {
-            let first = self.id == 0;
             self.id = id;
             self.changed |= !first;
             self.notify |= !first;
@@ -216,8 +219,9 @@ mod tests {
 
     #[test]
     fn a_new_id_pulses_the_line_and_sets_status_until_acknowledged() {
-        let mut dev = VmGenId::new(ID);
-        assert!(!dev.irq_level());
+        let mut dev = VmGenId::new(0);
+        dev.set_id(ID);
+        assert!(!dev.irq_level(), "the boot ID");
         assert_eq!(read(&mut dev, 0x10, 1), Ok(0));
         dev.set_id(ID + 1);
         assert!(dev.irq_level());
@@ -236,8 +240,8 @@ mod tests {
     }
 
     #[test]
-    fn the_first_id_of_a_device_without_one_is_the_boot_id() {
-        let mut dev = VmGenId::new(0);
+    fn the_first_id_the_host_gives_is_the_boot_id() {
+        let mut dev = VmGenId::new(0x1234);
         dev.set_id(ID);
         assert!(!dev.irq_level());
         assert!(!dev.change_pending());
