@@ -320,6 +320,29 @@ pub enum Sysno {
     /// see too) and feature bits: [`PLATFORM_SSTC`]. Any task may ask.
     /// `Error::KernelRefused` on a kernel without a timebase (x86_64).
     PlatformInfo = 34,
+    /// `vm_status(vm) -> (status)`: where VM `vm` is as the kernel sees
+    /// it, one of [`vm_status`]'s values. The vm-manager asks after the
+    /// kernel woke it (as an ioreq upcall, with the VM's bit) because a
+    /// VM it created ended: the guest powered off or asked for a reboot
+    /// (SBI SRST), or the kernel stopped it. Needs VM_CONTROL;
+    /// `Error::UnknownVm`.
+    VmStatus = 35,
+}
+
+/// The values of `vm_status`.
+pub mod vm_status {
+    /// Created or reset; not started.
+    pub const CREATED: usize = 0;
+    /// Its vCPUs may run.
+    pub const RUNNING: usize = 1;
+    /// Held by `vm_pause`.
+    pub const PAUSED: usize = 2;
+    /// The guest powered itself off.
+    pub const POWERED_OFF: usize = 3;
+    /// The guest asked for a reboot.
+    pub const REBOOT_REQUESTED: usize = 4;
+    /// The kernel stopped it (the reason was printed on the console).
+    pub const STOPPED: usize = 5;
 }
 
 /// How many bytes of an image `image_info` copies: a RISC-V Linux Image
@@ -389,6 +412,7 @@ impl Sysno {
             32 => Sysno::ImageInfo,
             33 => Sysno::VmWriteRam,
             34 => Sysno::PlatformInfo,
+            35 => Sysno::VmStatus,
             _ => return None,
         })
     }
@@ -479,12 +503,13 @@ mod tests {
             (Sysno::ImageInfo, 32),
             (Sysno::VmWriteRam, 33),
             (Sysno::PlatformInfo, 34),
+            (Sysno::VmStatus, 35),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(35), None);
+        assert_eq!(Sysno::from_usize(36), None);
         assert_eq!(Sysno::from_usize(usize::MAX), None);
     }
 

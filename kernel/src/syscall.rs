@@ -170,7 +170,8 @@ pub fn dispatch<M: Machine>(
         | Sysno::VmWriteGenid
         | Sysno::VmCloneRam
         | Sysno::ImageInfo
-        | Sysno::VmWriteRam => {
+        | Sysno::VmWriteRam
+        | Sysno::VmStatus => {
             return syscall_vm::dispatch(objects, machine, current, call, args);
         }
     };

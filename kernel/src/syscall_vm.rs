@@ -100,6 +100,11 @@ pub trait VmHost {
     fn vm_write_genid(&mut self, _vm: usize, _id: [u8; 16]) -> Result<u64, Error> {
         Err(Error::KernelRefused)
     }
+    /// How `vm`'s guest left running, as an `ipc::syscall::vm_status`
+    /// value (`None` while it has not: the kernel's phase tells then).
+    fn vm_ended_as(&mut self, _vm: usize) -> Option<usize> {
+        None
+    }
     /// Copies all of `src`'s RAM over the start of `dst`'s;
     /// `Error::InvalidArgument` (nothing copied) if `dst` is smaller.
     fn vm_clone_ram(&mut self, _src: usize, _dst: usize) -> Result<(), Error> {
@@ -140,6 +145,9 @@ pub fn dispatch<M: Machine>(
             .and_then(|()| known(objects, vm))
             .and_then(|()| machine.vm_load(current, vm, args[1], args[2] as u64))
             .map(|len| [len, 0, 0]),
+        Sysno::VmStatus => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| objects.vms.get(vm))
+            .map(|record| [vm_status(record.phase, || machine.vm_ended_as(vm)), 0, 0]),
         Sysno::ImageInfo => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| machine.image_info(current, args[0]))
             .map(|len| [len, 0, 0]),
@@ -248,6 +256,18 @@ fn set_external_irq<M: Machine>(
     Ok([0; 3])
 }
 
+/// The `vm_status` value of a VM in `phase`; `ended_as` says how an ended
+/// one ended (a stop when the arch layer cannot tell).
+fn vm_status(phase: control::Phase, ended_as: impl FnOnce() -> Option<usize>) -> usize {
+    use ipc::syscall::vm_status;
+    match phase {
+        control::Phase::Created => vm_status::CREATED,
+        control::Phase::Running => vm_status::RUNNING,
+        control::Phase::Paused => vm_status::PAUSED,
+        control::Phase::Ended => ended_as().unwrap_or(vm_status::STOPPED),
+    }
+}
+
 fn vm_create<M: Machine>(
     objects: &mut KernelObjects,
     machine: &mut M,
@@ -268,6 +288,8 @@ fn vm_create<M: Machine>(
         machine.vm_destroy(vm, None);
         return Err(e);
     }
+    // The creator (the vm-manager) hears when the guest ends.
+    control::set_controller(objects, vm, task)?;
     Ok([0; 3])
 }
 

@@ -19,6 +19,8 @@ struct Host {
     genids: Vec<(usize, [u8; 16])>,
     clones: Vec<(usize, usize)>,
     boot: Vec<String>,
+    /// What `vm_ended_as` answers.
+    ended_as: Option<usize>,
 }
 
 impl crate::syscall_console::ConsoleHost for Host {}
@@ -74,6 +76,9 @@ impl VmHost for Host {
     fn vm_clone_ram(&mut self, src: usize, dst: usize) -> Result<(), Error> {
         self.clones.push((src, dst));
         Ok(())
+    }
+    fn vm_ended_as(&mut self, _: usize) -> Option<usize> {
+        self.ended_as
     }
 }
 
@@ -218,4 +223,48 @@ fn the_boot_calls_need_vm_control_and_pass_offsets_through() {
             "start 0 0x200000 0x3ffd000"
         ]
     );
+}
+
+/// The vm-manager learns how a VM it made ended: it is woken with the VM's
+/// bit, then `vm_status` says powered off, reboot or stopped.
+#[test]
+fn vm_status_follows_the_lifecycle_and_says_how_a_guest_ended() {
+    use ipc::syscall::vm_status;
+    let mut w = world();
+    w.created(3);
+    let (m, d) = (w.manager, w.devices);
+    assert_eq!(
+        w.call(m, Sysno::VmStatus, [3, 0, 0]),
+        (OK, [vm_status::CREATED, 0, 0])
+    );
+    assert_eq!(w.call(m, Sysno::VmStart, [3, 0, 0]).0, OK);
+    assert_eq!(
+        w.call(m, Sysno::VmStatus, [3, 0, 0]).1[0],
+        vm_status::RUNNING
+    );
+    assert_eq!(w.call(m, Sysno::VmPause, [3, 0, 0]).0, OK);
+    assert_eq!(
+        w.call(m, Sysno::VmStatus, [3, 0, 0]).1[0],
+        vm_status::PAUSED
+    );
+    assert_eq!(w.call(m, Sysno::VmResume, [3, 0, 0]).0, OK);
+    // The guest powers off: the creator is told, with the VM's bit.
+    w.host.ended_as = Some(vm_status::POWERED_OFF);
+    assert_eq!(
+        control::ended(&mut w.o, 3),
+        None,
+        "the manager is not in recv"
+    );
+    assert_eq!(control::take_pending(&mut w.o, m), Some(1 << 3));
+    assert_eq!(
+        w.call(m, Sysno::VmStatus, [3, 0, 0]).1[0],
+        vm_status::POWERED_OFF
+    );
+    w.host.ended_as = None;
+    assert_eq!(
+        w.call(m, Sysno::VmStatus, [3, 0, 0]).1[0],
+        vm_status::STOPPED
+    );
+    assert_eq!(w.call(d, Sysno::VmStatus, [3, 0, 0]).0, DENIED);
+    assert_eq!(w.call(m, Sysno::VmStatus, [9, 0, 0]).0, UNKNOWN);
 }

@@ -17,7 +17,7 @@ use crate::klog;
 use crate::kmain::FRAMES;
 use crate::obj::ids::TaskId;
 use crate::syscall_vm::VmHost;
-use crate::vm::VmName;
+use crate::vm::{VmName, VmState};
 
 /// Every VM's arch state, by number.
 pub(super) struct Guests {
@@ -197,6 +197,16 @@ impl VmHost for Tasks {
 
     fn vm_write_genid(&mut self, vm: usize, id: [u8; 16]) -> Result<u64, Error> {
         self.guest(vm)?.write_genid(id)
+    }
+
+    fn vm_ended_as(&mut self, vm: usize) -> Option<usize> {
+        use ipc::syscall::vm_status;
+        Some(match self.guest(vm).ok()?.vm.state() {
+            VmState::Running => return None,
+            VmState::PoweredOff => vm_status::POWERED_OFF,
+            VmState::RebootRequested => vm_status::REBOOT_REQUESTED,
+            VmState::Stopped(_) => vm_status::STOPPED,
+        })
     }
 
     fn vm_clone_ram(&mut self, src: usize, dst: usize) -> Result<(), Error> {

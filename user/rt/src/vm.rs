@@ -171,3 +171,9 @@ mod tests {
         );
     }
 }
+
+/// Where VM `vm` is as the kernel sees it: an `ipc::syscall::vm_status`
+/// value (asked after the kernel said the VM ended).
+pub fn vm_status(vm: VmId) -> Result<usize, Error> {
+    vm_call(Sysno::VmStatus, vm, 0, 0).map(|[status, ..]| status)
+}
