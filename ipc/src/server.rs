@@ -18,6 +18,12 @@ pub trait Service {
 
     /// The response that reports `error` without doing anything.
     fn refusal(error: Error) -> Self::Response;
+
+    /// The kernel woke the server with a set of VM bits instead of a
+    /// message (the ioreq upcall: VMs with I/O pending for the ioreq
+    /// service, VMs that ended for the vm-manager that made them). Nothing
+    /// is owed to anyone; by default the bits are ignored.
+    fn kernel_upcall(&mut self, _vms: u64) {}
 }
 
 /// Serves one request: decodes `request`, calls [`Service::handle`] and

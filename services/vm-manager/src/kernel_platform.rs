@@ -36,7 +36,7 @@ use crate::guest_dt::{InitrdRange, TIMEBASE_HZ};
 use crate::linux_boot::LinuxBoot;
 use crate::linux_image;
 use crate::name::{ImageName, VmName};
-use crate::platform::Platform;
+use crate::platform::{GuestStatus, Platform};
 
 /// The kernel's VM-control calls (`ipc::syscall` 12-19, 30-34).
 pub trait VmKernel {
@@ -82,6 +82,10 @@ pub trait VmKernel {
     /// Copies the held `source`'s RAM over the start of `target`'s. The
     /// default refuses: a kernel without the call.
     fn vm_clone_ram(&mut self, _source: VmId, _target: VmId) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
+    /// `vm_status`: an `ipc::syscall::vm_status` value.
+    fn vm_status(&mut self, _vm: VmId) -> Result<usize, Error> {
         Err(Error::KernelRefused)
     }
 }
@@ -566,5 +570,15 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         if let Some(entry) = self.records.get_mut(usize::from(vm.0)) {
             *entry = None;
         }
+    }
+
+    fn guest_status(&mut self, vm: VmId) -> Result<GuestStatus, Error> {
+        use ipc::syscall::vm_status;
+        Ok(match self.kernel.vm_status(vm)? {
+            vm_status::POWERED_OFF => GuestStatus::PoweredOff,
+            vm_status::REBOOT_REQUESTED => GuestStatus::RebootRequested,
+            vm_status::STOPPED => GuestStatus::Stopped,
+            _ => GuestStatus::Running,
+        })
     }
 }

@@ -35,5 +35,5 @@ pub use kernel_platform::{KernelPlatform, ServiceLinks, VmKernel};
 pub use lifecycle::{LiveState, Operation};
 pub use linux_boot::{Cmdline, LinuxBoot, StaticLinuxBoot};
 pub use name::{ImageName, InvalidName, NameProblem, VmName};
-pub use platform::Platform;
-pub use service::{DEFAULT_MAX_VM_NUM, PreLaunch, VmManager};
+pub use platform::{GuestStatus, Platform};
+pub use service::{DEFAULT_MAX_VM_NUM, GuestExit, PreLaunch, VmManager};

@@ -18,6 +18,20 @@ use crate::name::{ImageName, VmName};
 /// registration, the device registration, and the generation ID. The
 /// vm-manager releases them in the reverse order, both on teardown and when
 /// a later step of a creation fails.
+/// How a VM's guest stands, as the kernel sees it after it said the VM
+/// ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestStatus {
+    /// Still running (or never started): nothing ended.
+    Running,
+    /// The guest powered itself off.
+    PoweredOff,
+    /// The guest asked for a reboot.
+    RebootRequested,
+    /// The kernel stopped it (a fault it reported).
+    Stopped,
+}
+
 pub trait Platform {
     /// Creates `vm`'s guest address space with `mem_mib` MiB of RAM.
     /// Fails with `OutOfMemory` when the RAM is not available.
@@ -75,4 +89,10 @@ pub trait Platform {
 
     /// Frees `vm`'s address space and RAM.
     fn free_address_space(&mut self, vm: VmId);
+
+    /// How `vm`'s guest stands (asked when the kernel said it ended). A
+    /// platform that cannot tell says it runs, so nothing changes.
+    fn guest_status(&mut self, _vm: VmId) -> Result<GuestStatus, ipc::Error> {
+        Ok(GuestStatus::Running)
+    }
 }

@@ -14,6 +14,10 @@ use crate::name::VmName;
 use crate::platform::Platform;
 use crate::slots::{LiveVm, SlotTable};
 
+mod guest_exits;
+
+pub use guest_exits::GuestExit;
+
 /// The slot table size unless a binary picks another (ACRN's
 /// `CONFIG_MAX_VM_NUM`).
 pub const DEFAULT_MAX_VM_NUM: usize = 16;
@@ -236,8 +240,17 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         Ok(id)
     }
 
+    /// Starts a created VM; a powered-off static VM (its guest powered
+    /// off, or it was shut down) is launched again first.
     fn start(&mut self, name: &WireName) -> Result<(), ipc::Error> {
         let vm = self.find(name)?;
+        if self.is_powered_off_static(vm.id) {
+            self.launch_static(vm.id)?;
+            return self.start_vm(vm.id).inspect_err(|_| {
+                creation::tear_down(&mut self.platform, vm.id);
+                self.slots.power_off(vm.id);
+            });
+        }
         self.start_vm(vm.id)
     }
 

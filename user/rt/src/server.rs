@@ -39,8 +39,11 @@ pub fn serve_forever<S: Service>(ep: usize, service: &mut S) -> ! {
                     }
                 };
             }
-            // Only the ioreq task attaches ioreq pages; nothing is owed.
-            Ok(sys::Received::IoreqPending { .. }) => reply_len = 0,
+            // VM bits from the kernel: nothing is owed to anyone.
+            Ok(sys::Received::IoreqPending { vms }) => {
+                service.kernel_upcall(vms);
+                reply_len = 0;
+            }
             Err(e) => {
                 log::warn!("reply_recv failed: {e}");
                 reply_len = 0;

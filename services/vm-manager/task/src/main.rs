@@ -17,8 +17,8 @@ mod task {
     use mica_rt::entropy::CounterEntropy;
     use mica_rt::{Start, call_message, serve_forever, vm};
     use vm_manager::{
-        DEFAULT_MAX_VM_NUM, EntropySource, GuestBoard, KernelPlatform, ServiceLinks, VmKernel,
-        VmManager,
+        DEFAULT_MAX_VM_NUM, EntropySource, GuestBoard, GuestExit, KernelPlatform, ServiceLinks,
+        VmKernel, VmManager,
     };
 
     use crate::scenario;
@@ -66,6 +66,9 @@ mod task {
         fn vm_clone_ram(&mut self, source: VmId, target: VmId) -> Result<(), Error> {
             vm::vm_clone_ram(source, target)
         }
+        fn vm_status(&mut self, vm: VmId) -> Result<usize, Error> {
+            vm::vm_status(vm)
+        }
     }
 
     /// IPC calls through the manifest's call rights to the two services.
@@ -90,6 +93,37 @@ mod task {
         }
     }
 
+    type Manager = VmManager<KernelPlatform<Syscalls, Ipc>, Entropy, DEFAULT_MAX_VM_NUM>;
+
+    /// The manager as served on the endpoint: requests go to it, and so do
+    /// the kernel's wake-ups for VMs whose guest ended, each logged as
+    /// `vm-manager: linux powered off` (or rebooted, or stopped).
+    struct Served(Manager);
+
+    impl ipc::server::Service for Served {
+        type Request = ipc::vm::Request;
+        type Response = ipc::vm::Response;
+
+        fn handle(&mut self, request: Self::Request) -> Self::Response {
+            self.0.handle(request)
+        }
+
+        fn refusal(error: Error) -> Self::Response {
+            ipc::vm::Response::Err(error)
+        }
+
+        fn kernel_upcall(&mut self, vms: u64) {
+            for exit in self.0.guests_ended(vms) {
+                match exit {
+                    GuestExit::PoweredOff(name) => info!("{name} powered off"),
+                    GuestExit::Stopped(name) => info!("{name} stopped: powered off"),
+                    GuestExit::Rebooted(name, Ok(())) => info!("{name} rebooted"),
+                    GuestExit::Rebooted(name, Err(e)) => warn!("{name} did not reboot: {e}"),
+                }
+            }
+        }
+    }
+
     fn main(start: Start) -> u32 {
         let platform = KernelPlatform::with_board(Syscalls, Ipc, GuestBoard::NATIVE);
         let entropy = Entropy(CounterEntropy::new(start.restarts as u64));
@@ -111,7 +145,7 @@ mod task {
                 Err(e) => warn!("{} not started: {e}", outcome.name),
             }
         }
-        serve_forever(slots::SERVE, &mut manager)
+        serve_forever(slots::SERVE, &mut Served(manager))
     }
 
     mica_rt::entry!(main);

@@ -10,8 +10,8 @@ use std::vec::Vec;
 use ipc::vm::{CreateOptions, Request, Response, VmInfo, VmKind, VmState};
 use ipc::{VmId, WireName};
 use vm_manager::{
-    EntropySource, GenerationId, ImageName, LinuxBoot, Platform, StaticVmConfig, VmFlags,
-    VmManager, VmName,
+    EntropySource, GenerationId, GuestStatus, ImageName, LinuxBoot, Platform, StaticVmConfig,
+    VmFlags, VmManager, VmName,
 };
 
 /// Which platform call (for failure injection and counting).
@@ -86,6 +86,8 @@ pub struct FakePlatform {
     pub ram_mib: Option<u32>,
     pub ram_in_use: BTreeMap<u16, u32>,
     pub known_images: Option<Vec<String>>,
+    /// What `guest_status` answers per VM (running when absent).
+    pub guest_status: BTreeMap<u16, GuestStatus>,
 }
 
 impl FakePlatform {
@@ -273,6 +275,13 @@ impl Platform for FakePlatform {
         self.release(CallKind::FreeAddressSpace, vm, Resource::AddressSpace);
         self.images.remove(&vm.0);
         self.ram_in_use.remove(&vm.0);
+    }
+
+    fn guest_status(&mut self, vm: VmId) -> Result<GuestStatus, ipc::Error> {
+        Ok(self
+            .guest_status
+            .remove(&vm.0)
+            .unwrap_or(GuestStatus::Running))
     }
 }
 
