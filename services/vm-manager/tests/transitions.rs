@@ -83,6 +83,8 @@ fn expected(op: Op, state: VmState, dynamic: bool) -> Result<Option<VmState>, Er
         (Op::Create, S::PoweredOff) => Ok(Some(S::Created)),
         (Op::Create, _) => Err(Error::DuplicateName),
         (Op::Start, S::Created) => Ok(Some(S::Started)),
+        // A powered-off static VM is launched again by `start`.
+        (Op::Start, S::PoweredOff) if !dynamic => Ok(Some(S::Started)),
         (Op::Pause, S::Started) => Ok(Some(S::Paused)),
         (Op::Resume, S::Paused) => Ok(Some(S::Started)),
         (Op::Reset | Op::ResetNewId, S::Created) => Ok(Some(S::Created)),
