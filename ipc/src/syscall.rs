@@ -327,6 +327,12 @@ pub enum Sysno {
     /// (SBI SRST), or the kernel stopped it. Needs VM_CONTROL;
     /// `Error::UnknownVm`.
     VmStatus = 35,
+    /// `vm_set_name(vm, name_len)`: the VM's name is the first `name_len`
+    /// bytes of the IPC buffer (a valid VM name); the kernel's lines about
+    /// the VM (`mica: web powered off`, its SBI console output `web | ...`)
+    /// use it instead of `vm<slot>`. Needs VM_CONTROL; `Error::UnknownVm`,
+    /// `Error::InvalidArgument` for a name that is not valid.
+    VmSetName = 36,
 }
 
 /// The values of `vm_status`.
@@ -413,6 +419,7 @@ impl Sysno {
             33 => Sysno::VmWriteRam,
             34 => Sysno::PlatformInfo,
             35 => Sysno::VmStatus,
+            36 => Sysno::VmSetName,
             _ => return None,
         })
     }
@@ -504,12 +511,13 @@ mod tests {
             (Sysno::VmWriteRam, 33),
             (Sysno::PlatformInfo, 34),
             (Sysno::VmStatus, 35),
+            (Sysno::VmSetName, 36),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(36), None);
+        assert_eq!(Sysno::from_usize(37), None);
         assert_eq!(Sysno::from_usize(usize::MAX), None);
     }
 

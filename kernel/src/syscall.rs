@@ -171,7 +171,8 @@ pub fn dispatch<M: Machine>(
         | Sysno::VmCloneRam
         | Sysno::ImageInfo
         | Sysno::VmWriteRam
-        | Sysno::VmStatus => {
+        | Sysno::VmStatus
+        | Sysno::VmSetName => {
             return syscall_vm::dispatch(objects, machine, current, call, args);
         }
     };

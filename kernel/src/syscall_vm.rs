@@ -100,6 +100,10 @@ pub trait VmHost {
     fn vm_write_genid(&mut self, _vm: usize, _id: [u8; 16]) -> Result<u64, Error> {
         Err(Error::KernelRefused)
     }
+    /// Names `vm` after the first `len` bytes of `task`'s IPC buffer.
+    fn vm_set_name(&mut self, _task: TaskId, _vm: usize, _len: usize) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
     /// How `vm`'s guest left running, as an `ipc::syscall::vm_status`
     /// value (`None` while it has not: the kernel's phase tells then).
     fn vm_ended_as(&mut self, _vm: usize) -> Option<usize> {
@@ -145,6 +149,10 @@ pub fn dispatch<M: Machine>(
             .and_then(|()| known(objects, vm))
             .and_then(|()| machine.vm_load(current, vm, args[1], args[2] as u64))
             .map(|len| [len, 0, 0]),
+        Sysno::VmSetName => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| known(objects, vm))
+            .and_then(|()| machine.vm_set_name(current, vm, args[1]))
+            .map(|()| [0; 3]),
         Sysno::VmStatus => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| objects.vms.get(vm))
             .map(|record| [vm_status(record.phase, || machine.vm_ended_as(vm)), 0, 0]),

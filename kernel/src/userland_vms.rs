@@ -199,6 +199,17 @@ impl VmHost for Tasks {
         self.guest(vm)?.write_genid(id)
     }
 
+    fn vm_set_name(&mut self, task: TaskId, vm: usize, len: usize) -> Result<(), Error> {
+        let mut buf = [0u8; 32];
+        let name = self.read_ipc(task, len, &mut buf)?;
+        let name = core::str::from_utf8(name)
+            .ok()
+            .and_then(VmName::new)
+            .ok_or(Error::InvalidArgument)?;
+        self.guest(vm)?.vm.name = name;
+        Ok(())
+    }
+
     fn vm_ended_as(&mut self, vm: usize) -> Option<usize> {
         use ipc::syscall::vm_status;
         Some(match self.guest(vm).ok()?.vm.state() {

@@ -84,6 +84,10 @@ pub trait VmKernel {
     fn vm_clone_ram(&mut self, _source: VmId, _target: VmId) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
+    /// `vm_set_name`: the kernel's lines about `vm` use `name`.
+    fn vm_set_name(&mut self, _vm: VmId, _name: &str) -> Result<(), Error> {
+        Ok(())
+    }
     /// `vm_status`: an `ipc::syscall::vm_status` value.
     fn vm_status(&mut self, _vm: VmId) -> Result<usize, Error> {
         Err(Error::KernelRefused)
@@ -474,6 +478,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
 
     fn register_devices(&mut self, vm: VmId, name: &VmName) -> Result<(), Error> {
         self.record(vm)?.name = Some(name.clone());
+        self.kernel.vm_set_name(vm, name.as_str())?;
         self.add_devices(vm, name)?;
         let written = self.write_dtb(vm);
         if written.is_err() {

@@ -177,3 +177,9 @@ mod tests {
 pub fn vm_status(vm: VmId) -> Result<usize, Error> {
     vm_call(Sysno::VmStatus, vm, 0, 0).map(|[status, ..]| status)
 }
+
+/// Gives VM `vm` its name for the kernel's lines about it.
+pub fn vm_set_name(vm: VmId, name: &str) -> Result<(), Error> {
+    let len = put_name(name)?;
+    vm_call(Sysno::VmSetName, vm, len, 0).map(|_| ())
+}

@@ -66,6 +66,9 @@ mod task {
         fn vm_clone_ram(&mut self, source: VmId, target: VmId) -> Result<(), Error> {
             vm::vm_clone_ram(source, target)
         }
+        fn vm_set_name(&mut self, vm: VmId, name: &str) -> Result<(), Error> {
+            vm::vm_set_name(vm, name)
+        }
         fn vm_status(&mut self, vm: VmId) -> Result<usize, Error> {
             vm::vm_status(vm)
         }
