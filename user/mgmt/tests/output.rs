@@ -171,6 +171,9 @@ fn create(image: Option<&str>, template: Option<&str>) -> VmCommand {
         image: image.map(|i| ImageName::parse(i).unwrap()),
         mem_mib: None,
         vcpus: None,
+        kernel: None,
+        initrd: None,
+        cmdline: None,
     })
 }
 
