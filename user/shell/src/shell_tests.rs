@@ -92,6 +92,10 @@ fn failures_are_one_error_line_each() {
             "vm create lx --cmdline quiet\n",
             "error: --cmdline needs a Linux kernel: add --kernel IMAGE",
         ),
+        (
+            "vm create c --from rtvm --initrd rd\n",
+            "error: --initrd needs a Linux kernel and rtvm boots none: add --kernel IMAGE",
+        ),
     ];
     for (line, error) in cases {
         let (_, shown) = typed(&mut shell, &mut hv, line);
