@@ -21,7 +21,11 @@ commands:
   list                         list the VMs
   info NAME                    show one VM
   create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N]
-                               create a VM (a static one if NAME is configured)
+         [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT]
+                               create a VM (a static one if NAME is configured);
+                               --kernel boots a Linux Image instead of --image,
+                               with an initial ramdisk and a command line
+                               (quote it: --cmdline "console=ttyS0 quiet")
   start|pause|resume NAME      run, hold or continue a VM's vCPUs
   reset NAME [--new-genid]     reboot a VM (--new-genid: new generation ID)
   shutdown NAME                power a VM off
@@ -56,8 +60,9 @@ pub struct Invocation {
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Parsed {
-    /// Talk to the hypervisor.
-    Run(Invocation),
+    /// Talk to the hypervisor (boxed: a `create` carries its kernel
+    /// command line).
+    Run(Box<Invocation>),
     /// Print [`USAGE`].
     Help,
 }
@@ -101,10 +106,10 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
     let socket = socket.ok_or(
         "missing --socket SOCKET: the hypervisor's management socket (cargo xtask qemu --mgmt SOCKET)",
     )?;
-    Ok(Parsed::Run(Invocation {
+    Ok(Parsed::Run(Box::new(Invocation {
         socket,
         json,
         timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
         command,
-    }))
+    })))
 }

@@ -105,6 +105,34 @@ generation id: 00000000-0000-0000-0000-000000000001
 }
 
 #[test]
+fn create_boots_a_linux_kernel_with_the_command_line_as_given() {
+    let fake = Fake::start(Behaviour::Serve);
+    let run = mica_at(
+        &fake.socket,
+        &[
+            "create",
+            "lx",
+            "--kernel",
+            "linux",
+            "--initrd",
+            "linux-initrd",
+            "--cmdline",
+            "console=ttyS0 root=\"/dev/vda 1\" quiet",
+        ],
+    );
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    let manager = fake.manager.lock().unwrap();
+    let (kernel, linux) = manager.platform().last_load.clone().unwrap();
+    let linux = linux.unwrap();
+    assert_eq!(kernel.as_str(), "linux");
+    assert_eq!(linux.initrd.unwrap().as_str(), "linux-initrd");
+    assert_eq!(
+        linux.cmdline.as_str(),
+        "console=ttyS0 root=\"/dev/vda 1\" quiet"
+    );
+}
+
+#[test]
 fn clone_and_info() {
     let fake = Fake::start(Behaviour::Serve);
     for args in [&["create", "a"][..], &["start", "a"], &["pause", "a"]] {
@@ -173,7 +201,8 @@ fn no_free_slot_states_the_maximum() {
 fn usage_errors_exit_2_without_touching_the_socket() {
     let nowhere = temp_dir().join("absent.sock");
     let socket = nowhere.to_str().unwrap();
-    let cases: [(&[&str], &str); 7] = [
+    let long = "x".repeat(257);
+    let cases: [(&[&str], &str); 10] = [
         (
             &["list"],
             "error: missing --socket SOCKET: the hypervisor's management socket (cargo xtask qemu --mgmt SOCKET)\n",
@@ -193,6 +222,30 @@ fn usage_errors_exit_2_without_touching_the_socket() {
         (
             &["--socket", socket, "create", "a b"],
             "error: name \"a b\" is invalid: bad character ' '; use 1-31 of [A-Za-z0-9._-]\n",
+        ),
+        (
+            &[
+                "--socket", socket, "create", "a", "--kernel", "k", "--image", "i",
+            ],
+            "error: use --image for a raw guest or --kernel for a Linux Image, not both\n",
+        ),
+        (
+            &["--socket", socket, "create", "a", "--cmdline", "quiet"],
+            "error: --cmdline needs a Linux kernel: add --kernel IMAGE (or --from a template \
+             that boots one)\n",
+        ),
+        (
+            &[
+                "--socket",
+                socket,
+                "create",
+                "a",
+                "--kernel",
+                "k",
+                "--cmdline",
+                &long,
+            ],
+            "error: --cmdline is too long (257 bytes): the hypervisor takes at most 256\n",
         ),
         (
             &["--socket", socket, "list", "--timeout", "0"],
@@ -228,6 +281,10 @@ fn help_prints_the_usage() {
                 .starts_with("usage: mica --socket SOCKET [--json] [--timeout SECS] COMMAND\n")
         );
         assert!(run.stdout.contains("reset NAME [--new-genid]"));
+        assert!(
+            run.stdout
+                .contains("[--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT]")
+        );
     }
 }
 

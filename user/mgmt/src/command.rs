@@ -4,10 +4,14 @@
 
 use core::fmt;
 
-use ipc::vm::{CreateOptions, LIST_PAGE, Request, Response, VmInfo};
+use ipc::vm::{CreateOptions, LIST_PAGE, Request, Response, VmInfo, WireCmdline};
 use vm_manager::{ImageName, VmName};
 
 /// One line of the shell.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "`create` carries a kernel command line (256 bytes); the shell task has no heap to box it, and a command lives briefly on the stack"
+)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// `vm ...`: a request to the vm-manager.
@@ -43,9 +47,20 @@ pub struct CreateArgs {
     pub mem_mib: Option<u32>,
     /// `--vcpus N`.
     pub vcpus: Option<u8>,
+    /// `--kernel IMAGE`: boot this Linux kernel Image (never with `image`).
+    pub kernel: Option<ImageName>,
+    /// `--initrd IMAGE`: the kernel's initial ramdisk.
+    pub initrd: Option<ImageName>,
+    /// `--cmdline TEXT`: the kernel command line (printable, at most
+    /// [`ipc::vm::MAX_WIRE_CMDLINE`] bytes).
+    pub cmdline: Option<WireCmdline>,
 }
 
 /// A request to the vm-manager, as the shell's `vm ...` and the CLI take it.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "`create` carries a kernel command line (256 bytes); the shell task has no heap to box it, and a command lives briefly on the stack"
+)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VmCommand {
     /// `list`: every VM, read page by page.
@@ -55,7 +70,8 @@ pub enum VmCommand {
         /// Which VM.
         name: VmName,
     },
-    /// `create NAME [--from T] [--image I] [--mem MiB] [--vcpus N]`.
+    /// `create NAME [--from T] [--image I] [--mem MiB] [--vcpus N]
+    /// [--kernel K] [--initrd I] [--cmdline TEXT]`.
     Create(CreateArgs),
     /// `start NAME`.
     Start {
@@ -177,9 +193,9 @@ impl VmCommand {
                     image: args.image.as_ref().map(ImageName::to_wire),
                     mem_mib: args.mem_mib,
                     vcpus: args.vcpus,
-                    kernel: None,
-                    initrd: None,
-                    cmdline: None,
+                    kernel: args.kernel.as_ref().map(ImageName::to_wire),
+                    initrd: args.initrd.as_ref().map(ImageName::to_wire),
+                    cmdline: args.cmdline.clone(),
                 },
             },
             VmCommand::Start { name } => Request::Start {

@@ -5,9 +5,9 @@
 use core::fmt;
 
 use ipc::vm::VmState;
-use vm_manager::MAX_VCPUS;
+use vm_manager::{MAX_VCPUS, VmName};
 
-use crate::command::{ReplyError, VmCommand};
+use crate::command::{CreateArgs, ReplyError, VmCommand};
 
 /// The message (without the `error: ` prefix) for `error`, the outcome of
 /// `command`.
@@ -87,6 +87,16 @@ impl fmt::Display for ErrorMessage<'_> {
                 "not enough memory for {name}: ask for less with --mem or free memory first"
             ),
             (ipc::Error::UnknownImage, _) => unknown_image(f, command),
+            (ipc::Error::InvalidArgument, _) if template_without_kernel(command).is_some() => {
+                if let Some((option, template)) = template_without_kernel(command) {
+                    write!(
+                        f,
+                        "{option} needs a Linux kernel and {template} boots none: \
+                         add --kernel IMAGE"
+                    )?;
+                }
+                Ok(())
+            }
             (ipc::Error::InvalidArgument, _) => write!(
                 f,
                 "argument out of range: use 1-{MAX_VCPUS} vCPUs and at least 1 MiB of memory"
@@ -106,10 +116,31 @@ impl fmt::Display for ErrorMessage<'_> {
     }
 }
 
+/// For a create that gives `--initrd` or `--cmdline` and `--from` but no
+/// `--kernel` (which the vm-manager refuses when the template boots a raw
+/// image): the first such option and the template.
+fn template_without_kernel(command: &VmCommand) -> Option<(&'static str, &VmName)> {
+    let VmCommand::Create(args) = command else {
+        return None;
+    };
+    let option = match (&args.initrd, &args.cmdline) {
+        (Some(_), _) => "--initrd",
+        (None, Some(_)) => "--cmdline",
+        (None, None) => return None,
+    };
+    match (&args.kernel, &args.template) {
+        (None, Some(template)) => Some((option, template)),
+        _ => None,
+    }
+}
+
 fn unknown_image(f: &mut fmt::Formatter<'_>, command: &VmCommand) -> fmt::Result {
     let VmCommand::Create(args) = command else {
         return f.write_str("no such guest image");
     };
+    if args.kernel.is_some() || args.initrd.is_some() {
+        return unknown_linux_image(f, args);
+    }
     match (&args.image, &args.template) {
         (Some(image), Some(template)) => write!(
             f,
@@ -123,4 +154,34 @@ fn unknown_image(f: &mut fmt::Formatter<'_>, command: &VmCommand) -> fmt::Result
             args.name
         ),
     }
+}
+
+/// An unknown image for a Linux create: any of the kernel, the initrd or
+/// the template may be the one missing.
+fn unknown_linux_image(f: &mut fmt::Formatter<'_>, args: &CreateArgs) -> fmt::Result {
+    f.write_str("no guest image ")?;
+    let images = [&args.kernel, &args.initrd];
+    for (at, image) in images.into_iter().flatten().enumerate() {
+        let separator = if at == 0 { "" } else { " or " };
+        write!(f, "{separator}{image}")?;
+    }
+    if let Some(template) = &args.template {
+        write!(f, " or no static VM {template} to copy")?;
+    }
+    f.write_str(": check")?;
+    let options = [
+        args.kernel.as_ref().map(|_| "--kernel"),
+        args.initrd.as_ref().map(|_| "--initrd"),
+        args.template.as_ref().map(|_| "--from"),
+    ];
+    let count = options.iter().flatten().count();
+    for (at, option) in options.into_iter().flatten().enumerate() {
+        let separator = match at {
+            0 => " ",
+            _ if at + 1 == count => " and ",
+            _ => ", ",
+        };
+        write!(f, "{separator}{option}")?;
+    }
+    Ok(())
 }

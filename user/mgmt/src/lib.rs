@@ -1,8 +1,9 @@
 //! Mica's management logic, shared by the shell task on the hypervisor
 //! console and the host `mica` CLI: the command grammar ([`parse`]), the
 //! requests a command sends ([`command`]), the text and JSON output
-//! ([`table`], [`json`], [`errors`]), and the framed, versioned management
-//! wire ([`cobs`], [`frame`], [`serve`]).
+//! ([`table`], [`json`], [`errors`]), the shell's quoting rule ([`words`]),
+//! and the framed, versioned management wire ([`cobs`], [`frame`],
+//! [`serve`]).
 //!
 //! Everything here is `no_std` and heap-free: the shell task links it as is.
 #![no_std]
@@ -19,6 +20,7 @@ pub mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod text;
+pub mod words;
 
 pub use command::{Command, ListPager, ReplyError, VmCommand};
 pub use frame::{FrameDecoder, FrameError, VERSION};

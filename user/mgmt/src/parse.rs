@@ -1,6 +1,8 @@
 //! The command grammar: a shell line ([`parse_line`]) or the CLI's words
 //! ([`parse_vm`]) into a [`Command`], and one clear line for each mistake
-//! ([`ParseError`]).
+//! ([`ParseError`]). A shell line is split into words by the quoting rule
+//! of [`crate::words`]; the CLI's words come already split by the host's
+//! shell.
 #![allow(
     clippy::result_large_err,
     reason = "a ParseError quotes the user's word (136 bytes); the shell task has no heap to box it, and it lives briefly on the stack"
@@ -8,17 +10,24 @@
 
 use core::fmt;
 
+use ipc::vm::{MAX_WIRE_CMDLINE, WireCmdline};
 use vm_manager::{ImageName, InvalidName, MAX_VCPUS, VmName};
 
 use crate::command::{Command, CreateArgs, VmCommand};
 use crate::text::Quoted;
+use crate::words::{SplitError, Words};
+
+pub use crate::words::MAX_LINE;
 
 /// The shell's `help` text.
 pub const HELP: &str = "\
 vm list                      list the VMs
 vm info NAME                 show one VM
 vm create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N]
-                             create a VM (a static one if NAME is configured)
+          [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT]
+                             create a VM (a static one if NAME is configured);
+                             --kernel boots a Linux Image instead of --image,
+                             with an initial ramdisk and a command line
 vm start|pause|resume NAME   run, hold or continue a VM's vCPUs
 vm reset NAME [--new-genid]  reboot a VM (--new-genid: new generation ID)
 vm shutdown NAME             power a VM off
@@ -28,6 +37,8 @@ console NAME                 attach the console to a VM's UART; Ctrl-] detaches
 mem                          show the hypervisor's free memory
 help                         this text
 halt                         stop the hypervisor
+Double quotes keep spaces in a word: --cmdline \"console=ttyS0 quiet\"; inside
+them, write \\\" for a quote and \\\\ for a backslash.
 ";
 
 /// Where a command was typed; decides how errors refer to usage and help.
@@ -100,6 +111,35 @@ pub enum Problem {
     },
     /// A VM, template or image name breaks the naming rule.
     InvalidName(InvalidName),
+    /// A shell line longer than [`MAX_LINE`] bytes.
+    LineTooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A `"` opens a quoted word that does not end.
+    UnclosedQuote,
+    /// `--kernel` and `--image` together.
+    KernelAndImage,
+    /// `--initrd` or `--cmdline` without a Linux kernel to go with: no
+    /// `--kernel`, and a raw `--image` or no `--from` template that might
+    /// have one.
+    NeedsKernel {
+        /// The option (`--initrd` or `--cmdline`).
+        option: &'static str,
+        /// `--image` names a raw guest.
+        raw_image: bool,
+    },
+    /// A `--cmdline` longer than the vm-manager takes
+    /// ([`MAX_WIRE_CMDLINE`] bytes).
+    CmdlineTooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A `--cmdline` with a control character (NUL, tab, newline ...).
+    CmdlineControl {
+        /// The character.
+        ch: char,
+    },
 }
 
 /// A command that could not be parsed, with what is wrong and how the
@@ -153,6 +193,43 @@ impl fmt::Display for ParseError {
                 write!(f, "{option} {text} is not valid: {rule}")?
             }
             Problem::InvalidName(invalid) => write!(f, "{invalid}")?,
+            Problem::LineTooLong { len } => write!(
+                f,
+                "the line is too long ({len} bytes): use at most {MAX_LINE}"
+            )?,
+            Problem::UnclosedQuote => f.write_str(
+                "a quote is not closed: end the quoted text with \" \
+                 (inside quotes, write \\\" for a quote and \\\\ for a backslash)",
+            )?,
+            Problem::KernelAndImage => {
+                f.write_str("use --image for a raw guest or --kernel for a Linux Image, not both")?
+            }
+            Problem::NeedsKernel {
+                option,
+                raw_image: true,
+            } => write!(
+                f,
+                "{option} is for a Linux kernel, not a raw --image: \
+                 use --kernel IMAGE instead of --image"
+            )?,
+            Problem::NeedsKernel {
+                option,
+                raw_image: false,
+            } => write!(
+                f,
+                "{option} needs a Linux kernel: add --kernel IMAGE \
+                 (or --from a template that boots one)"
+            )?,
+            Problem::CmdlineTooLong { len } => write!(
+                f,
+                "--cmdline is too long ({len} bytes): the hypervisor takes \
+                 at most {MAX_WIRE_CMDLINE}"
+            )?,
+            Problem::CmdlineControl { ch } => write!(
+                f,
+                "--cmdline contains the control character {ch:?}: \
+                 use printable characters and spaces"
+            )?,
         }
         if let Some(usage) = self.usage {
             let prefix = if usage.vm { self.surface.vm_prefix } else { "" };
@@ -173,7 +250,10 @@ const VCPUS_RULE: &str = "use a whole number of vCPUs from 1 to 16";
 
 fn vm_usage(verb: &str) -> &'static str {
     match verb {
-        "create" => "create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N]",
+        "create" => {
+            "create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N] \
+             [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT]"
+        }
         "reset" => "reset NAME [--new-genid]",
         "clone" => "clone SRC NEW",
         "list" => "list",
@@ -186,10 +266,19 @@ fn vm_usage(verb: &str) -> &'static str {
     }
 }
 
-/// Parses one shell line. An empty (or all-blank) line is `Ok(None)`.
+/// Parses one shell line, split into words by the quoting rule of
+/// [`crate::words`]. An empty (or all-blank) line is `Ok(None)`.
 pub fn parse_line(line: &str) -> Result<Option<Command>, ParseError> {
     let surface = Surface::SHELL;
-    let mut words = line.split_ascii_whitespace();
+    let split = Words::split(line).map_err(|e| ParseError {
+        problem: match e {
+            SplitError::TooLong { len } => Problem::LineTooLong { len },
+            SplitError::UnclosedQuote => Problem::UnclosedQuote,
+        },
+        usage: None,
+        surface,
+    })?;
+    let mut words = split.iter();
     let Some(first) = words.next() else {
         return Ok(None);
     };
@@ -322,6 +411,9 @@ fn parse_create<'a, I: Iterator<Item = &'a str>>(
     let mut image = None;
     let mut mem_mib = None;
     let mut vcpus = None;
+    let mut kernel = None;
+    let mut initrd = None;
+    let mut cmdline = None;
     while let Some(word) = args.next_word() {
         match word {
             Word::Positional(text) if name.is_none() => name = Some(args.vm_name(text)?),
@@ -332,7 +424,19 @@ fn parse_create<'a, I: Iterator<Item = &'a str>>(
             }
             Word::Option("--image") => {
                 let text = args.value("--image", image.is_some())?;
-                image = Some(ImageName::parse(text).map_err(|e| args.invalid(e))?);
+                image = Some(args.image_name(text)?);
+            }
+            Word::Option("--kernel") => {
+                let text = args.value("--kernel", kernel.is_some())?;
+                kernel = Some(args.image_name(text)?);
+            }
+            Word::Option("--initrd") => {
+                let text = args.value("--initrd", initrd.is_some())?;
+                initrd = Some(args.image_name(text)?);
+            }
+            Word::Option("--cmdline") => {
+                let text = args.value("--cmdline", cmdline.is_some())?;
+                cmdline = Some(args.cmdline(text)?);
             }
             Word::Option("--mem") => {
                 let text = args.value("--mem", mem_mib.is_some())?;
@@ -351,12 +455,31 @@ fn parse_create<'a, I: Iterator<Item = &'a str>>(
         }
     }
     let name = name.ok_or_else(|| args.missing("NAME"))?;
+    if kernel.is_none() {
+        // The vm-manager would refuse these; say why before asking it.
+        let linux_only = match (&initrd, &cmdline) {
+            (Some(_), _) => Some("--initrd"),
+            (None, Some(_)) => Some("--cmdline"),
+            (None, None) => None,
+        };
+        if let Some(option) = linux_only {
+            let raw_image = image.is_some();
+            if raw_image || template.is_none() {
+                return Err(args.without_usage(Problem::NeedsKernel { option, raw_image }));
+            }
+        }
+    } else if image.is_some() {
+        return Err(args.without_usage(Problem::KernelAndImage));
+    }
     Ok(VmCommand::Create(CreateArgs {
         name,
         template,
         image,
         mem_mib,
         vcpus,
+        kernel,
+        initrd,
+        cmdline,
     }))
 }
 
@@ -435,6 +558,29 @@ impl<'a, I: Iterator<Item = &'a str>> Args<'a, I> {
 
     fn vm_name(&self, text: &str) -> Result<VmName, ParseError> {
         VmName::parse(text).map_err(|e| self.invalid(e))
+    }
+
+    fn image_name(&self, text: &str) -> Result<ImageName, ParseError> {
+        ImageName::parse(text).map_err(|e| self.invalid(e))
+    }
+
+    /// `text` as a kernel command line: printable, and short enough for the
+    /// vm-manager's `Create` message.
+    fn cmdline(&self, text: &str) -> Result<WireCmdline, ParseError> {
+        if let Some(ch) = text.chars().find(|ch| ch.is_control()) {
+            return Err(self.without_usage(Problem::CmdlineControl { ch }));
+        }
+        WireCmdline::try_from(text)
+            .map_err(|_| self.without_usage(Problem::CmdlineTooLong { len: text.len() }))
+    }
+
+    /// A problem whose message says what to do, without the usage line.
+    fn without_usage(&self, problem: Problem) -> ParseError {
+        ParseError {
+            problem,
+            usage: None,
+            surface: self.surface,
+        }
     }
 
     fn invalid(&self, invalid: InvalidName) -> ParseError {

@@ -1,15 +1,22 @@
 //! A stand-in hypervisor for tests of the shell and the CLI (feature
 //! `testing`): a real `VmManager` over a platform on which every call
-//! succeeds, with predictable generation IDs 1, 2, 3 ...
+//! succeeds (and which remembers the last image it loaded, so a test can
+//! check what a `create` asked for), with predictable generation IDs 1, 2,
+//! 3 ...
 
 use ipc::VmId;
 use vm_manager::{
-    EntropySource, GenerationId, ImageName, Platform, StaticVmConfig, VmFlags, VmManager, VmName,
+    EntropySource, GenerationId, ImageName, LinuxBoot, Platform, StaticVmConfig, VmFlags,
+    VmManager, VmName,
 };
 
-/// A platform on which every call succeeds and nothing happens.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NullPlatform;
+/// A platform on which every call succeeds and nothing happens, except that
+/// it remembers the last image it was asked to load.
+#[derive(Clone, Debug, Default)]
+pub struct NullPlatform {
+    /// The image of the last `load_image`, with its Linux boot settings.
+    pub last_load: Option<(ImageName, Option<LinuxBoot>)>,
+}
 
 impl Platform for NullPlatform {
     fn create_address_space(&mut self, _: VmId, _: u32) -> Result<(), ipc::Error> {
@@ -18,9 +25,10 @@ impl Platform for NullPlatform {
     fn load_image(
         &mut self,
         _: VmId,
-        _: &ImageName,
-        _: Option<&vm_manager::LinuxBoot>,
+        image: &ImageName,
+        linux: Option<&LinuxBoot>,
     ) -> Result<(), ipc::Error> {
+        self.last_load = Some((image.clone(), linux.cloned()));
         Ok(())
     }
     fn clone_memory(&mut self, _: VmId, _: VmId) -> Result<(), ipc::Error> {
@@ -92,7 +100,11 @@ pub type FakeManager = VmManager<NullPlatform, CountingEntropy>;
 
 /// A vm-manager for [`SCENARIO`] with every VM powered off.
 pub fn manager() -> FakeManager {
-    match VmManager::new(SCENARIO, NullPlatform, CountingEntropy::default()) {
+    match VmManager::new(
+        SCENARIO,
+        NullPlatform::default(),
+        CountingEntropy::default(),
+    ) {
         Ok(manager) => manager,
         Err(_) => unreachable!("the test scenario is valid"),
     }

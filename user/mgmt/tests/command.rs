@@ -5,7 +5,9 @@
     reason = "test helpers may panic on impossible values"
 )]
 
-use ipc::vm::{CreateOptions, Request, Response, VmInfo, VmKind, VmState};
+use ipc::vm::{
+    CreateOptions, MAX_WIRE_CMDLINE, Request, Response, VmInfo, VmKind, VmState, WireCmdline,
+};
 use ipc::{VmId, wire_name};
 use mica_mgmt::command::{Reply, ReplyError};
 use mica_mgmt::{Command, ListPager, VmCommand, parse_line};
@@ -72,9 +74,45 @@ fn each_command_sends_its_request() {
                 },
             },
         ),
+        (
+            "vm create lx --kernel linux --initrd linux-initrd --cmdline \"console=ttyS0 quiet\"",
+            Request::Create {
+                name: w("lx"),
+                options: CreateOptions {
+                    kernel: Some(w("linux")),
+                    initrd: Some(w("linux-initrd")),
+                    cmdline: Some(WireCmdline::try_from("console=ttyS0 quiet").unwrap()),
+                    ..CreateOptions::default()
+                },
+            },
+        ),
     ];
     for (line, request) in cases {
         assert_eq!(vm_command(line).request(), request, "{line}");
+    }
+}
+
+#[test]
+fn the_vm_manager_takes_a_kernel_create_and_a_full_command_line() {
+    let mut manager = mica_mgmt::testing::manager();
+    let longest = "x".repeat(MAX_WIRE_CMDLINE);
+    for line in [
+        "vm create lx --kernel linux --initrd linux-initrd --cmdline \"console=ttyS0 quiet\""
+            .to_string(),
+        format!(
+            "vm create long-name-of-31-bytes-for-a-vm --kernel kernel-image-name-of-31-bytes \
+             --initrd initrd-image-name-of-31-bytes --cmdline \"{longest}\""
+        ),
+    ] {
+        let request = vm_command(&line).request();
+        // It fits one IPC message, as the shell and the mgmt task send it.
+        let mut buf = [0u8; ipc::MAX_MESSAGE_SIZE];
+        assert!(ipc::encode(&request, &mut buf).is_ok(), "{line}");
+        let response = manager.handle(request);
+        assert!(
+            matches!(response, Response::Info(_)),
+            "{line}: {response:?}"
+        );
     }
 }
 

@@ -171,6 +171,24 @@ fn create(image: Option<&str>, template: Option<&str>) -> VmCommand {
         image: image.map(|i| ImageName::parse(i).unwrap()),
         mem_mib: None,
         vcpus: None,
+        kernel: None,
+        initrd: None,
+        cmdline: None,
+    })
+}
+
+/// `create web` with a kernel, an initrd (and a command line with it)
+/// and a template, as given.
+fn linux(kernel: Option<&str>, initrd: Option<&str>, template: Option<&str>) -> VmCommand {
+    VmCommand::Create(CreateArgs {
+        name: name("web"),
+        template: template.map(name),
+        image: None,
+        mem_mib: None,
+        vcpus: None,
+        kernel: kernel.map(|k| ImageName::parse(k).unwrap()),
+        initrd: initrd.map(|i| ImageName::parse(i).unwrap()),
+        cmdline: initrd.map(|_| ipc::vm::WireCmdline::try_from("quiet").unwrap()),
     })
 }
 
@@ -282,6 +300,32 @@ fn every_refusal_is_one_line_that_says_what_to_do() {
             &create(None, None),
             ipc::Error::InvalidArgument,
             "argument out of range: use 1-16 vCPUs and at least 1 MiB of memory",
+        ),
+        (
+            &linux(Some("lx"), None, None),
+            ipc::Error::UnknownImage,
+            "no guest image lx: check --kernel",
+        ),
+        (
+            &linux(Some("lx"), Some("rd"), None),
+            ipc::Error::UnknownImage,
+            "no guest image lx or rd: check --kernel and --initrd",
+        ),
+        (
+            &linux(Some("lx"), Some("rd"), Some("tpl")),
+            ipc::Error::UnknownImage,
+            "no guest image lx or rd or no static VM tpl to copy: check --kernel, --initrd and \
+             --from",
+        ),
+        (
+            &linux(None, Some("rd"), Some("tpl")),
+            ipc::Error::UnknownImage,
+            "no guest image rd or no static VM tpl to copy: check --initrd and --from",
+        ),
+        (
+            &linux(None, Some("rd"), Some("tpl")),
+            ipc::Error::InvalidArgument,
+            "--initrd needs a Linux kernel and tpl boots none: add --kernel IMAGE",
         ),
         (
             &start,

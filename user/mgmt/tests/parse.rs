@@ -5,13 +5,50 @@
     reason = "test helpers may panic on impossible values"
 )]
 
+use ipc::vm::{MAX_WIRE_CMDLINE, WireCmdline};
 use mica_mgmt::command::{CreateArgs, VmCommand};
-use mica_mgmt::parse::{HELP, Problem, Surface};
+use mica_mgmt::parse::{HELP, MAX_LINE, Problem, Surface};
 use mica_mgmt::{Command, parse_line, parse_vm};
 use vm_manager::{ImageName, VmName};
 
 fn name(text: &str) -> VmName {
     VmName::parse(text).unwrap()
+}
+
+fn image(text: &str) -> ImageName {
+    ImageName::parse(text).unwrap()
+}
+
+/// `vm create NAME` with no option set.
+fn bare_create(vm: &str) -> CreateArgs {
+    CreateArgs {
+        name: name(vm),
+        template: None,
+        image: None,
+        mem_mib: None,
+        vcpus: None,
+        kernel: None,
+        initrd: None,
+        cmdline: None,
+    }
+}
+
+fn create_args(line: &str) -> CreateArgs {
+    match ok(line) {
+        Command::Vm(VmCommand::Create(args)) => args,
+        other => panic!("{line:?}: {other:?}"),
+    }
+}
+
+fn cmdline(text: &str) -> Option<WireCmdline> {
+    Some(WireCmdline::try_from(text).unwrap())
+}
+
+fn cli_create(words: &[&str]) -> CreateArgs {
+    match parse_vm(words.iter().copied(), Surface::CLI) {
+        Ok(VmCommand::Create(args)) => args,
+        other => panic!("{words:?}: {other:?}"),
+    }
 }
 
 fn ok(line: &str) -> Command {
@@ -94,11 +131,11 @@ fn every_command_parses() {
 #[test]
 fn create_takes_options_in_any_order() {
     let full = Command::Vm(VmCommand::Create(CreateArgs {
-        name: name("web"),
         template: Some(name("rtvm")),
-        image: Some(ImageName::parse("linux-6.12").unwrap()),
+        image: Some(image("linux-6.12")),
         mem_mib: Some(256),
         vcpus: Some(2),
+        ..bare_create("web")
     }));
     assert_eq!(
         ok("vm create web --from rtvm --image linux-6.12 --mem 256 --vcpus 2"),
@@ -110,23 +147,14 @@ fn create_takes_options_in_any_order() {
     );
     assert_eq!(
         ok("vm create web"),
-        Command::Vm(VmCommand::Create(CreateArgs {
-            name: name("web"),
-            template: None,
-            image: None,
-            mem_mib: None,
-            vcpus: None,
-        }))
+        Command::Vm(VmCommand::Create(bare_create("web")))
     );
     // After `--`, a name may start with `--`.
     assert_eq!(
         ok("vm create --mem 1 -- --odd"),
         Command::Vm(VmCommand::Create(CreateArgs {
-            name: name("--odd"),
-            template: None,
-            image: None,
             mem_mib: Some(1),
-            vcpus: None,
+            ..bare_create("--odd")
         }))
     );
 }
@@ -219,8 +247,8 @@ fn missing_and_extra_arguments_show_the_usage() {
 
 #[test]
 fn option_mistakes_are_named() {
-    const CREATE: &str =
-        "(usage: vm create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N])";
+    const CREATE: &str = "(usage: vm create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] \
+         [--vcpus N] [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT])";
     assert_eq!(err("vm create"), format!("missing NAME {CREATE}"));
     assert_eq!(
         err("vm create a b"),
@@ -329,6 +357,10 @@ fn help_mentions_every_command_and_the_console_escape() {
         "--image",
         "--mem",
         "--vcpus",
+        "--kernel IMAGE",
+        "--initrd IMAGE",
+        "--cmdline TEXT",
+        "Double quotes",
         "start",
         "pause",
         "resume",
@@ -346,4 +378,195 @@ fn help_mentions_every_command_and_the_console_escape() {
         assert!(HELP.contains(word), "{word}");
     }
     assert!(HELP.lines().all(|line| line.len() <= 80));
+}
+
+#[test]
+fn create_boots_a_linux_kernel_with_its_initrd_and_command_line() {
+    let linux = CreateArgs {
+        kernel: Some(image("linux")),
+        initrd: Some(image("linux-initrd")),
+        cmdline: cmdline("console=ttyS0 quiet"),
+        mem_mib: Some(256),
+        ..bare_create("lx")
+    };
+    for line in [
+        "vm create lx --kernel linux --initrd linux-initrd --cmdline \"console=ttyS0 quiet\" \
+         --mem 256",
+        "vm create --cmdline \"console=ttyS0 quiet\" --mem 256 --initrd linux-initrd lx \
+         --kernel linux",
+    ] {
+        assert_eq!(create_args(line), linux, "{line}");
+    }
+    assert_eq!(
+        cli_create(&[
+            "create",
+            "lx",
+            "--kernel",
+            "linux",
+            "--initrd",
+            "linux-initrd",
+            "--cmdline",
+            "console=ttyS0 quiet",
+            "--mem",
+            "256",
+        ]),
+        linux
+    );
+    assert_eq!(
+        create_args("vm create lx --kernel linux"),
+        CreateArgs {
+            kernel: Some(image("linux")),
+            ..bare_create("lx")
+        }
+    );
+    // A template may have the kernel: its initrd and command line are
+    // replaced (`""` is an empty command line).
+    assert_eq!(
+        create_args("vm create copy --from sos --initrd rd2 --cmdline \"\""),
+        CreateArgs {
+            template: Some(name("sos")),
+            initrd: Some(image("rd2")),
+            cmdline: cmdline(""),
+            ..bare_create("copy")
+        }
+    );
+    // The longest command line the hypervisor takes fits, typed or quoted.
+    let longest = "x".repeat(MAX_WIRE_CMDLINE);
+    let line = format!("vm create lx --kernel k --cmdline \"{longest}\"");
+    assert_eq!(create_args(&line).cmdline, cmdline(&longest));
+}
+
+#[test]
+fn double_quotes_keep_spaces_and_backslash_escapes_quotes() {
+    let line = |quoted: &str| {
+        let line = format!("vm create lx --kernel k --cmdline {quoted}");
+        create_args(&line).cmdline.unwrap()
+    };
+    assert_eq!(
+        line(r#""dyndbg=\"file a.c +p\" quiet""#),
+        r#"dyndbg="file a.c +p" quiet"#
+    );
+    assert_eq!(line(r#""a\\b""#), r"a\b");
+    // Other backslashes, and everything outside quotes, stay as typed.
+    assert_eq!(line(r#""a\nb""#), r"a\nb");
+    assert_eq!(line(r"a\b"), r"a\b");
+    // Quoted and plain text next to each other are one word.
+    assert_eq!(line(r#"console="ttyS0 quiet"x"#), "console=ttyS0 quietx");
+    assert_eq!(line("'single'"), "'single'");
+    // Quotes work for every word; a space still breaks a name.
+    assert_eq!(
+        ok("vm \"start\" \"a\""),
+        Command::Vm(VmCommand::Start { name: name("a") })
+    );
+    assert_eq!(
+        err("vm start \"a b\""),
+        "name \"a b\" is invalid: bad character ' '; use 1-31 of [A-Za-z0-9._-]"
+    );
+}
+
+#[test]
+fn an_unclosed_quote_or_an_overlong_line_is_refused() {
+    const UNCLOSED: &str = "a quote is not closed: end the quoted text with \" \
+        (inside quotes, write \\\" for a quote and \\\\ for a backslash)";
+    for line in [
+        "vm create lx --kernel k --cmdline \"console=ttyS0 quiet",
+        r#"vm create lx --kernel k --cmdline "quiet\""#,
+        "vm start \"",
+    ] {
+        assert_eq!(err(line), UNCLOSED, "{line}");
+    }
+    let long = format!("vm start {}", "a".repeat(MAX_LINE));
+    assert_eq!(
+        err(&long),
+        format!(
+            "the line is too long ({} bytes): use at most {MAX_LINE}",
+            long.len()
+        )
+    );
+}
+
+#[test]
+fn kernel_options_that_cannot_work_say_what_to_change() {
+    assert_eq!(
+        err("vm create lx --image raw --kernel linux"),
+        "use --image for a raw guest or --kernel for a Linux Image, not both"
+    );
+    assert_eq!(
+        err("vm create lx --initrd rd"),
+        "--initrd needs a Linux kernel: add --kernel IMAGE (or --from a template that boots one)"
+    );
+    assert_eq!(
+        err("vm create lx --cmdline quiet --mem 64"),
+        "--cmdline needs a Linux kernel: add --kernel IMAGE (or --from a template that boots one)"
+    );
+    for line in [
+        "vm create lx --image raw --cmdline quiet",
+        "vm create lx --image raw --from sos --cmdline quiet",
+    ] {
+        assert_eq!(
+            err(line),
+            "--cmdline is for a Linux kernel, not a raw --image: use --kernel IMAGE instead of \
+             --image",
+            "{line}"
+        );
+    }
+    assert_eq!(
+        cli_err(&["create", "lx", "--initrd", "rd", "--image", "raw"]),
+        "--initrd is for a Linux kernel, not a raw --image: use --kernel IMAGE instead of --image"
+    );
+}
+
+#[test]
+fn a_command_line_must_fit_the_wire_and_be_printable() {
+    let long = "y".repeat(MAX_WIRE_CMDLINE + 1);
+    let too_long = format!(
+        "--cmdline is too long ({} bytes): the hypervisor takes at most {MAX_WIRE_CMDLINE}",
+        MAX_WIRE_CMDLINE + 1
+    );
+    assert_eq!(
+        err(&format!("vm create lx --kernel k --cmdline \"{long}\"")),
+        too_long
+    );
+    assert_eq!(
+        cli_err(&["create", "lx", "--kernel", "k", "--cmdline", &long]),
+        too_long
+    );
+    for (text, shown) in [("a\tb", r"'\t'"), ("a\0", r"'\0'"), ("x\ny", r"'\n'")] {
+        assert_eq!(
+            cli_err(&["create", "lx", "--kernel", "k", "--cmdline", text]),
+            format!(
+                "--cmdline contains the control character {shown}: use printable characters and \
+                 spaces"
+            ),
+            "{text:?}"
+        );
+    }
+    assert_eq!(
+        err("vm create lx --kernel k --cmdline \"a\tb\""),
+        "--cmdline contains the control character '\\t': use printable characters and spaces"
+    );
+}
+
+#[test]
+fn kernel_option_mistakes_follow_the_usual_rules() {
+    const CREATE: &str = "(usage: vm create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] \
+         [--vcpus N] [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT])";
+    for option in ["--kernel", "--initrd", "--cmdline"] {
+        assert_eq!(
+            err(&format!("vm create lx --kernel k {option} a {option} b")),
+            format!("{option} is given twice {CREATE}")
+        );
+        assert_eq!(
+            err(&format!("vm create lx {option}")),
+            format!("{option} needs a value {CREATE}")
+        );
+    }
+    assert_eq!(
+        err("vm create lx --kernel a:b"),
+        "name \"a:b\" is invalid: bad character ':'; use 1-31 of [A-Za-z0-9._-]"
+    );
+    assert_eq!(
+        err("vm create lx --kernel k --initrd \"rd 1\""),
+        "name \"rd 1\" is invalid: bad character ' '; use 1-31 of [A-Za-z0-9._-]"
+    );
 }

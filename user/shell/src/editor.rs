@@ -3,8 +3,9 @@
 //! takes back a character, Ctrl-C drops the line; other control bytes are
 //! ignored, and a line keeps at most [`LINE_MAX`] bytes.
 
-/// The longest line the shell takes.
-pub const LINE_MAX: usize = 200;
+/// The longest line the shell takes: as long as the grammar parses, so
+/// that a full kernel command line fits in `vm create ... --cmdline "..."`.
+pub const LINE_MAX: usize = mica_mgmt::parse::MAX_LINE;
 
 /// What a typed byte did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -84,6 +84,18 @@ fn failures_are_one_error_line_each() {
             "error: a VM named rtvm already exists",
         ),
         ("frobnicate\n", "error: unknown command"),
+        (
+            "vm create lx --kernel k --cmdline \"quiet\n",
+            "error: a quote is not closed",
+        ),
+        (
+            "vm create lx --cmdline quiet\n",
+            "error: --cmdline needs a Linux kernel: add --kernel IMAGE",
+        ),
+        (
+            "vm create c --from rtvm --initrd rd\n",
+            "error: --initrd needs a Linux kernel and rtvm boots none: add --kernel IMAGE",
+        ),
     ];
     for (line, error) in cases {
         let (_, shown) = typed(&mut shell, &mut hv, line);
@@ -91,6 +103,23 @@ fn failures_are_one_error_line_each() {
         assert_eq!(errors.len(), 1, "{line}: {shown}");
         assert!(errors[0].starts_with(error), "{line}: {shown}");
     }
+}
+
+#[test]
+fn a_linux_vm_takes_a_quoted_command_line_of_the_full_wire_length() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    // 256 bytes: spaces, and an escaped quote pair the kernel sees as typed.
+    let cmdline = format!("console=ttyS0 dyndbg=\"+p\" {}", "x".repeat(230));
+    assert_eq!(cmdline.len(), ipc::vm::MAX_WIRE_CMDLINE);
+    let quoted = cmdline.replace('"', "\\\"");
+    let line = format!("vm create lx --kernel linux --initrd rd --cmdline \"{quoted}\"\n");
+    let (_, shown) = typed(&mut shell, &mut hv, &line);
+    assert!(shown.contains("\nlx created\n"), "{shown}");
+    let (kernel, linux) = hv.manager.platform().last_load.clone().unwrap();
+    let linux = linux.unwrap();
+    assert_eq!(kernel.as_str(), "linux");
+    assert_eq!(linux.initrd.unwrap().as_str(), "rd");
+    assert_eq!(linux.cmdline.as_str(), cmdline);
 }
 
 #[test]
