@@ -155,10 +155,8 @@ fn linux_boots_beside_a_ticking_vm_answers_at_its_console_and_boots_again() {
     // vm0 was not touched by Linux's power-off.
     s.expect("vm0 | vm0: tick", TICKS).unwrap();
 
-    // A static VM is launched again by its name, then started.
+    // `vm start` boots the powered-off static VM again.
     let relaunched_at = s.position();
-    s.send("vm create linux\n").unwrap();
-    s.expect("linux created", ANSWER).unwrap();
     s.send("vm start linux\n").unwrap();
     s.expect("linux started", ANSWER).unwrap();
     init_ready(&mut s, "linux");

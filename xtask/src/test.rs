@@ -182,41 +182,16 @@ fn linux_tests(kernel: &std::path::Path) -> Result<Counts, String> {
         .env("MICA_KERNEL_RISCV64", kernel)
         .env("MICA_LINUX_KERNEL", &guest.kernel)
         .env("MICA_LINUX_INITRAMFS", &guest.initramfs);
-    match vm_manager::scenario_file::parse(&text) {
-        Ok(_) => {
-            test.env(
-                "MICA_BOOT_IMAGE_RISCV64_LINUX",
-                qemu::build_boot_image("linux", false)?,
-            )
-            .env(
-                "MICA_BOOT_IMAGE_RISCV64_LINUX_TWO",
-                qemu::build_boot_image("linux-two", false)?,
-            );
-        }
-        Err(e) if linux_keys_unsupported(&e.to_string()) => {
-            println!(
-                "xtask: QEMU tests (riscv64 Linux under Mica) NOT RUN: this vm-manager's \
-                 scenario files do not take kernel/initrd/cmdline yet ({}: {e})",
-                file.display()
-            );
-            test.arg("natively");
-        }
-        Err(e) => return Err(format!("{}: {e}", file.display())),
-    }
+    vm_manager::scenario_file::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    test.env(
+        "MICA_BOOT_IMAGE_RISCV64_LINUX",
+        qemu::build_boot_image("linux", false)?,
+    )
+    .env(
+        "MICA_BOOT_IMAGE_RISCV64_LINUX_TWO",
+        qemu::build_boot_image("linux-two", false)?,
+    );
     counted(&mut test, "QEMU tests (riscv64 Linux)")
-}
-
-/// Whether a scenario file error is a vm-manager without the Linux boot
-/// keys refusing them (and nothing else).
-fn linux_keys_unsupported(reason: &str) -> bool {
-    [
-        "unknown field `kernel`",
-        "unknown field `initrd`",
-        "unknown field `cmdline`",
-    ]
-    .iter()
-    .any(|k| reason.contains(k))
-        || reason.contains("missing field `image`")
 }
 
 /// Totals over every `test result:` line of a cargo test run.
@@ -269,18 +244,7 @@ fn parse_result(line: &str) -> Option<Counts> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Counts, linux_keys_unsupported, parse_result};
-
-    #[test]
-    fn only_the_linux_boot_keys_being_refused_skips_the_linux_tests() {
-        let refused = "line 9: unknown field `cmdline`, expected one of `name`, `image`";
-        assert!(linux_keys_unsupported(refused));
-        assert!(linux_keys_unsupported("line 2: missing field `image`"));
-        assert!(!linux_keys_unsupported("line 3: unknown field `memory`"));
-        assert!(!linux_keys_unsupported(
-            "line 4: invalid type: string \"x\""
-        ));
-    }
+    use super::{Counts, parse_result};
 
     #[test]
     fn parses_a_passing_result_line() {
