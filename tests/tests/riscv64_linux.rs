@@ -145,7 +145,7 @@ fn linux_boots_beside_a_ticking_vm_answers_at_its_console_and_boots_again() {
     s.expect("mica: linux powered off", ANSWER).unwrap();
     detach(&mut s);
     s.send("vm list\n").unwrap();
-    s.expect("NAME  SLOT  KIND", ANSWER).unwrap();
+    s.expect("SLOT  KIND", ANSWER).unwrap();
     // Slot order: linux (slot 0) is the first row.
     let row = s.expect(" static ", ANSWER).unwrap();
     assert!(
