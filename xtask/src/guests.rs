@@ -1,6 +1,6 @@
 //! `cargo xtask guests`: fetches Debian trixie's riscv64 Linux kernel and
 //! static busybox into `target/guests/` and packs the busybox initramfs
-//! (`initramfs.rs`), for `cargo xtask qemu --scenario linux`, the Linux
+//! (`initramfs.rs`), for `cargo xtask qemu` (the default scenario boots Linux), the Linux
 //! QEMU tests and the `linux_boot` benchmark.
 //!
 //! The system's apt state is left alone: apt runs with a private state

@@ -65,8 +65,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut counts = counted(cargo().arg("test"), "host unit tests")?;
     install::qemu()?;
     let kernel = qemu::build_kernel()?;
-    let default_image = qemu::build_boot_image("default", false)?;
-    let crasher_image = qemu::build_boot_image("default", true)?;
+    // The hello VMs: no download, quick to boot (the default scenario
+    // boots Linux; the Linux tests below use it).
+    let default_image = qemu::build_boot_image("hello", false)?;
+    let crasher_image = qemu::build_boot_image("hello", true)?;
     let misbehave_image = qemu::build_boot_image("misbehave", false)?;
     let emulated = counted(
         cargo()
@@ -172,7 +174,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// `cmdline`, says so in one line and runs only the native test.
 fn linux_tests(kernel: &std::path::Path) -> Result<Counts, String> {
     let guest = guests::fetch()?;
-    let file = cmd::workspace_root().join("configs").join("linux.toml");
+    let file = cmd::workspace_root().join("configs").join("default.toml");
     let text = std::fs::read_to_string(&file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let mut test = cargo();
@@ -185,7 +187,7 @@ fn linux_tests(kernel: &std::path::Path) -> Result<Counts, String> {
     vm_manager::scenario_file::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
     test.env(
         "MICA_BOOT_IMAGE_RISCV64_LINUX",
-        qemu::build_boot_image("linux", false)?,
+        qemu::build_boot_image("default", false)?,
     )
     .env(
         "MICA_BOOT_IMAGE_RISCV64_LINUX_TWO",
