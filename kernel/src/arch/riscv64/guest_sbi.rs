@@ -2,7 +2,9 @@
 //! 2.0; the probe reports exactly the extensions below), DBCN console
 //! (lines printed as `vm0 | ...`), legacy putchar, set_timer and shutdown,
 //! TIME, sPI, RFENCE (fence.i and VS-stage TLB flushes of the calling VM),
-//! HSM (start, stop, status and retentive suspend of its harts) and SRST.
+//! HSM (start, stop, status and retentive suspend of its harts), SUSP
+//! (suspend to RAM: the VM sleeps until an interrupt and resumes at the
+//! address it gave) and SRST.
 //! Every hart mask is checked against the VM's harts: naming one it does
 //! not have is `SBI_ERR_INVALID_PARAM`, as the spec says. Pure logic: guest memory
 //! comes through [`GuestMemoryRead`] and what the call asks of the vCPU
@@ -52,6 +54,15 @@ pub enum SbiEffect {
     FenceI,
     /// The hart waits for an interrupt (HSM retentive suspend), as `wfi`.
     Suspend,
+    /// The system sleeps until an interrupt, then the hart resumes in
+    /// S-mode at `resume` with a0 = hart id, a1 = `opaque`, satp = 0 and
+    /// interrupts off (SUSP suspend to RAM).
+    SystemSuspend {
+        /// Guest-physical resume address.
+        resume: u64,
+        /// The value for a1.
+        opaque: usize,
+    },
 }
 
 /// Whether `mask` (with `base`, `usize::MAX` meaning every hart) names
@@ -254,6 +265,32 @@ impl rustsbi::Hsm for Harts<'_> {
     }
 }
 
+/// SUSP's sleep type "suspend to RAM" (the one every SUSP offers).
+const SUSPEND_TO_RAM: u32 = 0;
+
+struct Sleep<'a, 'c> {
+    caller: &'a RefCell<&'a mut SbiCaller<'c>>,
+    effect: &'a Cell<SbiEffect>,
+}
+
+impl rustsbi::Susp for Sleep<'_, '_> {
+    fn system_suspend(&self, sleep_type: u32, resume_addr: usize, opaque: usize) -> SbiRet {
+        match sleep_type {
+            SUSPEND_TO_RAM => {}
+            0x8000_0000..=u32::MAX => return SbiRet::not_supported(),
+            _ => return SbiRet::invalid_param(),
+        }
+        // The resume address must be guest RAM the hart can fetch from.
+        let mut insn = [0u8; 2];
+        let resume = resume_addr as u64;
+        if !self.caller.borrow().memory.read(resume, &mut insn) {
+            return SbiRet::invalid_address();
+        }
+        self.effect.set(SbiEffect::SystemSuspend { resume, opaque });
+        SbiRet::success(0)
+    }
+}
+
 struct Info;
 
 impl rustsbi::EnvInfo for Info {
@@ -275,6 +312,7 @@ struct GuestSbi<'a, 'c> {
     ipi: &'a Effects<'a>,
     fence: &'a Effects<'a>,
     hsm: Harts<'a>,
+    susp: Sleep<'a, 'c>,
     reset: &'a Effects<'a>,
     info: Info,
 }
@@ -311,6 +349,10 @@ pub fn handle_ecall(
         ipi: &effects,
         fence: &effects,
         hsm: Harts { effects: &effects },
+        susp: Sleep {
+            caller: &caller,
+            effect: &effect,
+        },
         reset: &effects,
         info: Info,
     };
@@ -535,17 +577,17 @@ mod tests {
             hsm::EID_HSM,
             srst::EID_SRST,
             dbcn::EID_DBCN,
+            sbi_spec::susp::EID_SUSP,
         ] {
             let (ret, _) = ecall(base::EID_BASE, base::PROBE_EXTENSION, [eid, 0, 0, 0, 0, 0]);
             assert_eq!(ret.value, 1, "{eid:#x} is served and probed present");
         }
-        // PMU, CPPC, NACL, STA, SUSP, FWFT, SSE: not served, probed absent.
+        // PMU, CPPC, NACL, STA, FWFT, SSE: not served, probed absent.
         for eid in [
             0x0050_4d55,
             0x4350_5043,
             0x4e41_434c,
             0x0053_5441,
-            0x5355_5350,
             0x4657_4654,
             0x0053_5345,
         ] {
@@ -643,6 +685,34 @@ mod tests {
                 (ret, effect),
                 (want, SbiEffect::None),
                 "suspend type {kind:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn suspend_to_ram_resumes_at_an_address_in_guest_ram_only() {
+        use sbi_spec::susp::{EID_SUSP, SUSPEND};
+        let (ret, effect) = ecall(EID_SUSP, SUSPEND, [0, 0x8000_1000, 77, 0, 0, 0]);
+        assert_eq!(ret, SbiRet::success(0));
+        assert_eq!(
+            effect,
+            SbiEffect::SystemSuspend {
+                resume: 0x8000_1000,
+                opaque: 77
+            }
+        );
+        for (kind, addr, want) in [
+            (0, 0x4000_0000, SbiRet::invalid_address()),
+            (0, 0x8010_0000, SbiRet::invalid_address()),
+            (1, 0x8000_1000, SbiRet::invalid_param()),
+            (0x7fff_ffff, 0x8000_1000, SbiRet::invalid_param()),
+            (0x8000_0000, 0x8000_1000, SbiRet::not_supported()),
+        ] {
+            let (ret, effect) = ecall(EID_SUSP, SUSPEND, [kind, addr, 0, 0, 0, 0]);
+            assert_eq!(
+                (ret, effect),
+                (want, SbiEffect::None),
+                "type {kind:#x} at {addr:#x}"
             );
         }
     }

@@ -491,6 +491,18 @@ impl GuestVm {
             SbiEffect::FlushGuestTlb => hfence_vvma_all(),
             SbiEffect::FenceI => fence_i(),
             SbiEffect::Suspend => return self.wait_for_interrupt(),
+            SbiEffect::SystemSuspend { resume, opaque } => {
+                // Resumes (after the wake-up interrupt) in VS-mode at
+                // `resume`, MMU off, interrupts off, a0 = hart, a1 = opaque.
+                v.frame.sepc = resume as usize;
+                v.frame.regs[10] = usize::from(v.id);
+                v.frame.regs[11] = opaque;
+                v.frame.sstatus |= csr::SSTATUS_SPP;
+                v.vs.vsatp = 0;
+                v.vs.vsstatus &= !SSTATUS_SIE_BIT;
+                v.vs.load();
+                return self.wait_for_interrupt();
+            }
             SbiEffect::PowerOff | SbiEffect::Reboot => {
                 let next = if effect == SbiEffect::PowerOff {
                     VmState::PoweredOff
