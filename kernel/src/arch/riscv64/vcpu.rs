@@ -346,10 +346,14 @@ impl GuestVm {
                 return RunOutcome::BlockedOnIo;
             }
             let v = &mut self.vcpu;
-            if let Some(deadline) = v.deadline
-                && timer::now() >= deadline
-            {
-                v.vs.hvip |= HVIP_VSTIP;
+            if let Some(deadline) = v.deadline {
+                if timer::now() >= deadline {
+                    v.vs.hvip |= HVIP_VSTIP;
+                } else {
+                    // Without Sstc the host timer must end the run at the
+                    // guest's deadline (or the next tick, if earlier).
+                    timer::set_deadline(crate::ticks::deadline(Some(deadline)));
+                }
             }
             v.vs.load_changing();
             v.frame.hstatus = hstatus;
