@@ -9,7 +9,7 @@ use ipc::vm::VmState;
 use vm_manager::{GuestExit, GuestStatus, VmName};
 
 fn name(text: &str) -> VmName {
-    VmName::parse(text).unwrap()
+    VmName::parse(text).expect("a valid test name")
 }
 
 #[test]
