@@ -26,4 +26,4 @@ pub mod words;
 
 pub use command::{Command, ListPager, ReplyError, VmCommand};
 pub use frame::{FrameDecoder, FrameError, VERSION};
-pub use parse::{ParseError, parse_line, parse_vm};
+pub use parse::{ParseError, parse_console, parse_line, parse_vm};
