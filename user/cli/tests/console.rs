@@ -43,12 +43,20 @@ fn typed_bytes_reach_the_vm_and_its_output_is_printed_raw() {
         (0, format!("{ATTACHED}console detached\n").as_str()),
         "{run:?}"
     );
-    assert_eq!(run.stdout.as_bytes(), input, "the echo comes back unchanged");
+    assert_eq!(
+        run.stdout.as_bytes(),
+        input,
+        "the echo comes back unchanged"
+    );
     assert_eq!(typed_at(&fake, 2), input);
 
     // A second attach shows what the console printed before.
     let run = mica_with_input(&fake.socket, &["console", "g"], b"");
-    assert_eq!((run.code, run.stdout.as_bytes()), (0, &input[..]), "{run:?}");
+    assert_eq!(
+        (run.code, run.stdout.as_bytes()),
+        (0, &input[..]),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -89,7 +97,10 @@ fn a_vm_without_a_console_is_refused_with_what_to_do() {
     );
     let run = mica_with_input(&temp_dir().join("absent.sock"), &["console", "g"], b"");
     assert_eq!(run.code, 3, "{run:?}");
-    assert!(run.stderr.starts_with("error: cannot reach the hypervisor at "));
+    assert!(
+        run.stderr
+            .starts_with("error: cannot reach the hypervisor at ")
+    );
 }
 
 #[test]
