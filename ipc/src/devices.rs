@@ -1,5 +1,6 @@
 //! The device-service protocol: emulate guest accesses, attach and detach
-//! device models, feed console input, and the interrupt events devices raise.
+//! device models, feed console input, read back console output, and the
+//! interrupt events devices raise.
 
 use serde::{Deserialize, Serialize};
 
@@ -7,6 +8,10 @@ use crate::{Error, Space, VmId, WireName};
 
 /// Most console input bytes carried by one `Input` request.
 pub const INPUT_CHUNK: usize = 64;
+
+/// Most console output bytes carried by one `Console` response (it must fit
+/// one message inside a `vm::Response::ConsoleOutput` too).
+pub const OUTPUT_CHUNK: usize = 384;
 
 /// The device models the service can attach to a VM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,9 +106,23 @@ pub enum Request {
         /// The 128-bit ID, little-endian.
         id: [u8; 16],
     },
+    /// Up to [`OUTPUT_CHUNK`] bytes of the VM's console output (its UART,
+    /// or its virtio console), raw as the guest wrote them, from byte
+    /// number `from` of everything it wrote.
+    ConsoleRead {
+        /// The VM.
+        vm: VmId,
+        /// The sequence number of the first byte wanted (0 = the first
+        /// byte the VM ever wrote; a reader passes the last `next`).
+        from: u64,
+    },
 }
 
 /// The device service's answer.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a response lives briefly on the stack before it is encoded; boxing would need a heap in every task"
+)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     /// Done.
@@ -112,6 +131,23 @@ pub enum Response {
     Value(u64),
     /// Refused; nothing changed.
     Err(Error),
+    /// The answer to `ConsoleRead`.
+    Console(ConsoleChunk),
+}
+
+/// A piece of a VM's console output: the bytes from the requested sequence
+/// number on, as far as the service still holds them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleChunk {
+    /// The sequence number to ask from next time: one past the last byte
+    /// returned. When `from` was beyond what the VM has written, no bytes
+    /// come and `next` is where its output continues.
+    pub next: u64,
+    /// Bytes between `from` and the first byte returned that are no longer
+    /// held (the service keeps only the most recent output).
+    pub lost: u64,
+    /// The output, in order.
+    pub bytes: heapless::Vec<u8, OUTPUT_CHUNK>,
 }
 
 /// An interrupt change a device raises, sent by the device service to the

@@ -4,6 +4,7 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::devices::ConsoleChunk;
 use crate::{Error, VmId, WireName};
 
 /// How many VMs one `List` response carries; ask again from `next` for more.
@@ -12,6 +13,10 @@ pub const LIST_PAGE: usize = 6;
 /// The longest kernel command line a `Create` carries (a `Create` must fit
 /// one 512-byte message; a scenario file's VMs may have up to 1023 bytes).
 pub const MAX_WIRE_CMDLINE: usize = 256;
+
+/// Most console input bytes one `ConsoleInput` carries (what the device
+/// service takes in one `Input`).
+pub const CONSOLE_INPUT_CHUNK: usize = crate::devices::INPUT_CHUNK;
 
 /// A kernel command line on the wire.
 pub type WireCmdline = heapless::String<MAX_WIRE_CMDLINE>;
@@ -158,6 +163,22 @@ pub enum Request {
         /// Which VM.
         name: WireName,
     },
+    /// Type `bytes` at the VM's console (its UART's receive path, as the
+    /// shell's `console NAME` does).
+    ConsoleInput {
+        /// Which VM.
+        name: WireName,
+        /// The bytes, in order.
+        bytes: heapless::Vec<u8, CONSOLE_INPUT_CHUNK>,
+    },
+    /// Read the VM's console output from byte number `from` on (answered
+    /// with `ConsoleOutput`).
+    ConsoleOutput {
+        /// Which VM.
+        name: WireName,
+        /// The first byte wanted: 0, then the last answer's `next`.
+        from: u64,
+    },
 }
 
 /// The vm-manager's answer.
@@ -180,4 +201,7 @@ pub enum Response {
     },
     /// Refused; nothing changed.
     Err(Error),
+    /// Console output (answer to `ConsoleOutput`): raw bytes as the guest
+    /// wrote them, with where to continue and how many were lost.
+    ConsoleOutput(ConsoleChunk),
 }

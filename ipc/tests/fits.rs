@@ -6,7 +6,7 @@
     reason = "test helpers may panic on impossible values"
 )]
 
-use ipc::devices::{self, DeviceKind, INPUT_CHUNK, IrqEvent};
+use ipc::devices::{self, ConsoleChunk, DeviceKind, INPUT_CHUNK, IrqEvent, OUTPUT_CHUNK};
 use ipc::ioreq::{self, ClientId};
 use ipc::vm::{self, CreateOptions, LIST_PAGE, VmInfo, VmKind, VmState};
 use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, WireName, decode, encode};
@@ -40,6 +40,19 @@ fn widest_info() -> VmInfo {
         vcpus: u8::MAX,
         mem_mib: u32::MAX,
         generation_id: [0xff; 16],
+    }
+}
+
+/// The largest console output answer: the widest sequence numbers and a
+/// full chunk.
+fn fullest_console_chunk() -> ConsoleChunk {
+    let mut bytes = heapless::Vec::new();
+    while bytes.push(0xff).is_ok() {}
+    assert_eq!(bytes.len(), OUTPUT_CHUNK);
+    ConsoleChunk {
+        next: u64::MAX,
+        lost: u64::MAX,
+        bytes,
     }
 }
 
@@ -80,6 +93,14 @@ fn every_vm_message_fits() {
         },
         vm::Request::List { from: u16::MAX },
         vm::Request::Info { name: n() },
+        vm::Request::ConsoleInput {
+            name: n(),
+            bytes: heapless::Vec::from_slice(&[0xff; vm::CONSOLE_INPUT_CHUNK]).unwrap(),
+        },
+        vm::Request::ConsoleOutput {
+            name: n(),
+            from: u64::MAX,
+        },
     ] {
         assert_fits(msg);
     }
@@ -98,6 +119,12 @@ fn every_vm_message_fits() {
     assert_fits(vm::Response::Ok);
     assert_fits(vm::Response::Info(widest_info()));
     assert_fits(vm::Response::Err(widest_error()));
+    let console = assert_fits(vm::Response::ConsoleOutput(fullest_console_chunk()));
+    // The chunk is sized to use the buffer well, not just to fit.
+    assert!(
+        console > MAX_MESSAGE_SIZE * 3 / 4,
+        "a full console chunk is only {console} bytes"
+    );
 }
 
 #[test]
@@ -169,12 +196,14 @@ fn every_devices_message_fits() {
         },
         devices::Request::Input { vm, bytes },
         devices::Request::SetGenerationId { vm, id: [0xff; 16] },
+        devices::Request::ConsoleRead { vm, from: u64::MAX },
     ] {
         assert_fits(msg);
     }
     assert_fits(devices::Response::Ok);
     assert_fits(devices::Response::Value(u64::MAX));
     assert_fits(devices::Response::Err(widest_error()));
+    assert_fits(devices::Response::Console(fullest_console_chunk()));
     assert_fits(IrqEvent::SetLevel {
         vm,
         irq: u32::MAX,

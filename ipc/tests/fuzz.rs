@@ -67,6 +67,15 @@ fn vm_request() -> impl Strategy<Value = vm::Request> {
         (name(), name()).prop_map(|(source, name)| vm::Request::Clone { source, name }),
         any::<u16>().prop_map(|from| vm::Request::List { from }),
         name().prop_map(|name| vm::Request::Info { name }),
+        (
+            name(),
+            proptest::collection::vec(any::<u8>(), 0..=vm::CONSOLE_INPUT_CHUNK)
+        )
+            .prop_map(|(name, bytes)| vm::Request::ConsoleInput {
+                name,
+                bytes: heapless::Vec::from_slice(&bytes).unwrap()
+            }),
+        (name(), any::<u64>()).prop_map(|(name, from)| vm::Request::ConsoleOutput { name, from }),
     ]
 }
 
@@ -133,8 +142,25 @@ fn devices_request() -> impl Strategy<Value = devices::Request> {
                 vm,
                 bytes: heapless::Vec::from_slice(&bytes).unwrap()
             }),
+        (vm.clone(), any::<u64>())
+            .prop_map(|(vm, from)| devices::Request::ConsoleRead { vm, from }),
         (vm, name()).prop_map(|(vm, name)| devices::Request::AddVm { vm, name }),
     ]
+}
+
+fn vm_response() -> impl Strategy<Value = vm::Response> {
+    (
+        any::<u64>(),
+        any::<u64>(),
+        proptest::collection::vec(any::<u8>(), 0..=devices::OUTPUT_CHUNK),
+    )
+        .prop_map(|(next, lost, bytes)| {
+            vm::Response::ConsoleOutput(devices::ConsoleChunk {
+                next,
+                lost,
+                bytes: heapless::Vec::from_slice(&bytes).unwrap(),
+            })
+        })
 }
 
 /// Encodes, checks the round trip, and checks that every strict prefix and
@@ -175,6 +201,11 @@ proptest! {
 
     #[test]
     fn devices_requests_round_trip_and_truncations_fail(msg in devices_request()) {
+        check_exact(msg);
+    }
+
+    #[test]
+    fn console_output_round_trips_and_truncations_fail(msg in vm_response()) {
         check_exact(msg);
     }
 

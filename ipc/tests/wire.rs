@@ -5,7 +5,7 @@
     reason = "test helpers may panic on impossible values"
 )]
 
-use ipc::devices::{self, DeviceKind, IrqEvent};
+use ipc::devices::{self, ConsoleChunk, DeviceKind, IrqEvent};
 use ipc::ioreq::{self, ClientId};
 use ipc::vm::{self, CreateOptions, VmInfo, VmKind, VmState};
 use ipc::{Error, Space, VmId, encode, wire_name};
@@ -34,7 +34,7 @@ fn info() -> VmInfo {
 #[test]
 fn vm_request_discriminants_are_pinned() {
     let n = name;
-    let cases: [(vm::Request, u8); 10] = [
+    let cases: [(vm::Request, u8); 12] = [
         (
             vm::Request::Create {
                 name: n(),
@@ -63,6 +63,14 @@ fn vm_request_discriminants_are_pinned() {
         ),
         (vm::Request::List { from: 0 }, 8),
         (vm::Request::Info { name: n() }, 9),
+        (
+            vm::Request::ConsoleInput {
+                name: n(),
+                bytes: heapless::Vec::new(),
+            },
+            10,
+        ),
+        (vm::Request::ConsoleOutput { name: n(), from: 0 }, 11),
     ];
     for (msg, byte) in cases {
         assert_eq!(first_byte(&msg), byte, "{msg:?}");
@@ -98,6 +106,15 @@ fn vm_response_discriminants_are_pinned() {
     };
     assert_eq!(first_byte(&list), 2);
     assert_eq!(first_byte(&vm::Response::Err(Error::UnknownVm)), 3);
+    let chunk = ConsoleChunk {
+        next: 2,
+        lost: 1,
+        bytes: heapless::Vec::from_slice(b"hi").unwrap(),
+    };
+    assert_eq!(first_byte(&vm::Response::ConsoleOutput(chunk.clone())), 4);
+    // The chunk itself: next, lost, then the length-prefixed bytes.
+    let mut buf = [0u8; 16];
+    assert_eq!(encode(&chunk, &mut buf).unwrap(), [2, 1, 2, b'h', b'i']);
 }
 
 #[test]
@@ -157,7 +174,7 @@ fn ioreq_discriminants_are_pinned() {
 #[test]
 fn devices_discriminants_are_pinned() {
     let vm = VmId(1);
-    let cases: [(devices::Request, u8); 8] = [
+    let cases: [(devices::Request, u8); 9] = [
         (devices::Request::AddVm { vm, name: name() }, 0),
         (devices::Request::RemoveVm { vm }, 1),
         (
@@ -205,6 +222,7 @@ fn devices_discriminants_are_pinned() {
             6,
         ),
         (devices::Request::SetGenerationId { vm, id: [0; 16] }, 7),
+        (devices::Request::ConsoleRead { vm, from: 0 }, 8),
     ];
     for (msg, byte) in cases {
         assert_eq!(first_byte(&msg), byte, "{msg:?}");
@@ -212,6 +230,10 @@ fn devices_discriminants_are_pinned() {
     assert_eq!(first_byte(&devices::Response::Ok), 0);
     assert_eq!(first_byte(&devices::Response::Value(0)), 1);
     assert_eq!(first_byte(&devices::Response::Err(Error::NoDevice)), 2);
+    assert_eq!(
+        first_byte(&devices::Response::Console(ConsoleChunk::default())),
+        3
+    );
     for (kind, byte) in [
         (DeviceKind::Uart16550, 0u8),
         (DeviceKind::VirtioConsole, 1),

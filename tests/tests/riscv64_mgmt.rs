@@ -3,12 +3,14 @@
 //! --mgmt SOCKET` adds), and the real host `mica` binary talks to the
 //! `mgmt` task through it: `list --json` with the exact VMs, `pause` seen
 //! by `info`, refused requests exiting 1 with their error line, and the
-//! guests still running afterwards. Without the console the task says so
+//! guests still running afterwards; `mica console NAME` showing a VM's
+//! UART output and taking input. Without the console the task says so
 //! once and the machine runs on. Run by `cargo xtask test`.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use mica_tests::Session;
@@ -64,6 +66,29 @@ fn mica(socket: &Path, args: &[&str]) -> Output {
         .unwrap();
     println!(
         "mica {args:?}: {:?}\nstdout: {}stderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Runs `mica console NAME` against `socket` with `input` as its stdin (a
+/// pipe, so it ends shortly after the input does).
+fn mica_console(socket: &Path, name: &str, input: &[u8]) -> Output {
+    let mut child = Command::new(env("MICA_CLI"))
+        .arg("--socket")
+        .arg(socket)
+        .args(["--timeout", "10", "console", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    println!(
+        "mica console {name}: {:?}\nstdout: {}stderr: {}",
         output.status,
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
@@ -159,6 +184,57 @@ fn the_mica_cli_manages_vms_over_the_management_socket() {
     );
     assert_eq!(mica(&socket, &["resume", "vm0"]).status.code(), Some(0));
     s.expect("vm0 | vm0: tick", TICKS).unwrap();
+    let _ = std::fs::remove_file(&socket);
+}
+
+#[test]
+#[ignore = "needs QEMU, the built kernel and the mica CLI: run by `cargo xtask test`"]
+fn mica_console_shows_a_vms_uart_output_and_takes_input() {
+    let socket = socket_path("console");
+    let mut s = boot(Some(&socket));
+    s.expect("mgmt: management channel on the virtio console", BOOT)
+        .unwrap();
+    let create = mica(
+        &socket,
+        &["create", "con", "--image", "hello", "--mem", "16"],
+    );
+    assert_eq!(create.status.code(), Some(0));
+    assert_eq!(mica(&socket, &["start", "con"]).status.code(), Some(0));
+    s.expect("con | hello from con", TICKS).unwrap();
+    s.expect("con | con: tick 2", TICKS).unwrap();
+
+    // The guest's earlier output shows on attach, byte for byte as its
+    // UART wrote it; typed input is taken (the hello guest ignores it).
+    let console = mica_console(&socket, "con", b"typed at the console\r");
+    assert_eq!(console.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&console.stderr),
+        "console attached to con: Ctrl-] detaches\nconsole detached\n"
+    );
+    let output = String::from_utf8(console.stdout).unwrap();
+    assert!(
+        output.starts_with("hello from con\n") || output.starts_with("hello from con\r\n"),
+        "{output:?}"
+    );
+    assert!(output.contains("con: tick 1"), "{output:?}");
+    assert!(output.contains("con: tick 2"), "{output:?}");
+    // The hypervisor console still shows the lines as before.
+    s.expect("con | con: tick", TICKS).unwrap();
+
+    // Ctrl-] detaches at once; a powered-off VM has no console.
+    let detach = mica_console(&socket, "vm0", b"\x1d");
+    assert_eq!(detach.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&detach.stdout).contains("hello from vm0"),
+        "vm0's output from boot is kept"
+    );
+    assert_eq!(mica(&socket, &["shutdown", "vm1"]).status.code(), Some(0));
+    let off = mica_console(&socket, "vm1", b"");
+    assert_eq!(off.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&off.stderr),
+        "error: vm1 is powered-off: it has no console until it is created (mica create vm1)\n"
+    );
     let _ = std::fs::remove_file(&socket);
 }
 

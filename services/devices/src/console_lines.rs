@@ -1,9 +1,11 @@
 //! Turns a VM's transmitted console bytes into whole lines prefixed with
-//! the VM's name (`vm0 | hello`) for the host console.
+//! the VM's name (`vm0 | hello`) for the host console, and keeps them raw
+//! in the VM's [`ConsoleRing`] for clients that attach to its console.
 
 use heapless::Vec;
 
 use crate::bus::OutputSink;
+use crate::console_ring::ConsoleRing;
 
 /// The longest line content delivered in one piece; a longer line is
 /// delivered in pieces of this size.
@@ -68,10 +70,12 @@ impl LineBuffer {
 }
 
 /// A VM's output sink for its devices: bytes go through the VM's line
-/// buffer to the console sink.
+/// buffer to the console sink, and unchanged into its output ring.
 pub struct VmOutput<'a> {
     /// The VM's unfinished line.
     pub line: &'a mut LineBuffer,
+    /// The VM's recent output, raw.
+    pub ring: &'a mut ConsoleRing,
     /// The VM's name.
     pub name: &'a str,
     /// The host console.
@@ -80,6 +84,7 @@ pub struct VmOutput<'a> {
 
 impl OutputSink for VmOutput<'_> {
     fn write_byte(&mut self, byte: u8) {
+        self.ring.push(byte);
         self.line.push(byte, self.name, self.sink);
     }
 }
@@ -100,8 +105,19 @@ mod tests {
     }
 
     fn feed(buffer: &mut LineBuffer, lines: &mut Lines, text: &[u8]) {
+        let mut ring = ConsoleRing::new();
+        feed_with_ring(buffer, &mut ring, lines, text);
+    }
+
+    fn feed_with_ring(
+        buffer: &mut LineBuffer,
+        ring: &mut ConsoleRing,
+        lines: &mut Lines,
+        text: &[u8],
+    ) {
         let mut out = VmOutput {
             line: buffer,
+            ring,
             name: "vm0",
             sink: lines,
         };
@@ -120,6 +136,17 @@ mod tests {
         feed(&mut buffer, &mut lines, b"ld\n\n");
         assert_eq!(lines.0, ["vm0 | hello", "vm0 | world", "vm0 | "]);
         assert!(!buffer.has_partial_line());
+    }
+
+    #[test]
+    fn the_ring_keeps_the_raw_bytes_the_lines_drop() {
+        let mut buffer = LineBuffer::new();
+        let mut ring = ConsoleRing::new();
+        let mut lines = Lines::default();
+        let text = b"\x1b[1m$ \x1b[0mls\r\n";
+        feed_with_ring(&mut buffer, &mut ring, &mut lines, text);
+        assert_eq!(&ring.read(0, 64).bytes[..], &text[..]);
+        assert_eq!(lines.0, ["vm0 | \x1b[1m$ \x1b[0mls"]);
     }
 
     #[test]

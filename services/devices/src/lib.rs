@@ -10,6 +10,7 @@ extern crate std;
 
 pub mod bus;
 pub mod console_lines;
+pub mod console_ring;
 pub mod memory;
 pub mod model;
 pub mod plic;

@@ -3,11 +3,12 @@
 //! line changes reported after every request.
 
 use heapless::{Deque, Vec};
-use ipc::devices::{DeviceKind, IrqEvent, Request, Response};
+use ipc::devices::{ConsoleChunk, DeviceKind, IrqEvent, OUTPUT_CHUNK, Request, Response};
 use ipc::{Error, Space, VmId, WireName};
 
 use crate::bus::{AccessSize, Bus, BusDevice, BusError, DeviceEnv, EntropySource};
 use crate::console_lines::{ConsoleSink, LineBuffer, VmOutput};
+use crate::console_ring::ConsoleRing;
 use crate::memory::{GuestMemory, NoGuestMemory};
 use crate::model::DeviceModel;
 use crate::virtio::console::RECEIVEQ;
@@ -89,6 +90,8 @@ struct VmDevices {
     name: WireName,
     buses: Buses,
     line: LineBuffer,
+    /// Its recent console output, for `ConsoleRead`.
+    output: ConsoleRing,
     input_backlog: Deque<u8, INPUT_BACKLOG>,
     dropped_input: u64,
     /// The external interrupt level last reported (PLIC context 0).
@@ -126,6 +129,9 @@ impl VmDevices {
 /// The device service.
 pub struct DeviceService<C, I, M, E> {
     vms: Vec<VmDevices, MAX_VMS>,
+    /// Where the console output numbering of removed VMs ended, so a VM
+    /// added again (a reset rebuilds its devices) continues it.
+    console_ends: Vec<(VmId, u64), MAX_VMS>,
     console: C,
     irq: I,
     memory: M,
@@ -145,6 +151,7 @@ where
     pub fn new(console: C, irq: I, memory: M, entropy: E) -> Self {
         Self {
             vms: Vec::new(),
+            console_ends: Vec::new(),
             console,
             irq,
             memory,
@@ -203,6 +210,7 @@ where
             Request::SetGenerationId { vm, id } => self
                 .set_generation_id(vm, u128::from_le_bytes(id))
                 .map(|()| Response::Ok),
+            Request::ConsoleRead { vm, from } => self.console_read(vm, from).map(Response::Console),
         };
         result.unwrap_or_else(Response::Err)
     }
@@ -245,6 +253,16 @@ where
             .ok_or(Error::UnknownVm)
     }
 
+    /// Up to [`OUTPUT_CHUNK`] bytes of `vm`'s console output from byte
+    /// number `from` on (see [`ConsoleRing::read`]).
+    pub fn console_read(&self, vm: VmId, from: u64) -> Result<ConsoleChunk, Error> {
+        self.vms
+            .iter()
+            .find(|v| v.vm == vm)
+            .map(|v| v.output.read(from, OUTPUT_CHUNK))
+            .ok_or(Error::UnknownVm)
+    }
+
     fn vm_mut(&mut self, vm: VmId) -> Result<&mut VmDevices, Error> {
         self.vms
             .iter_mut()
@@ -262,11 +280,16 @@ where
         if self.vms.iter().any(|v| v.name == name) {
             return Err(Error::DuplicateName);
         }
+        let console_start = match self.console_ends.iter().position(|(id, _)| *id == vm) {
+            Some(at) => self.console_ends.swap_remove(at).1,
+            None => 0,
+        };
         let devices = VmDevices {
             vm,
             name,
             buses: Buses::default(),
             line: LineBuffer::new(),
+            output: ConsoleRing::starting_at(console_start),
             input_backlog: Deque::new(),
             dropped_input: 0,
             external_level: false,
@@ -283,6 +306,12 @@ where
             .position(|v| v.vm == vm)
             .ok_or(Error::UnknownVm)?;
         let mut removed = self.vms.swap_remove(index);
+        // One entry per VM id, and at most MAX_VMS ids were ever served
+        // at once; should the table be full, the oldest end is forgotten.
+        if self.console_ends.is_full() {
+            self.console_ends.remove(0);
+        }
+        let _ = self.console_ends.push((vm, removed.output.next()));
         if removed.line.has_partial_line() {
             removed.line.flush(&removed.name, &mut self.console);
         }
@@ -413,6 +442,7 @@ where
         };
         let mut output = VmOutput {
             line: &mut slot.line,
+            ring: &mut slot.output,
             name: &slot.name,
             sink: console,
         };
@@ -467,6 +497,7 @@ where
             };
             let mut output = VmOutput {
                 line: &mut slot.line,
+                ring: &mut slot.output,
                 name: &slot.name,
                 sink: console,
             };

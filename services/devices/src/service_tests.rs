@@ -373,6 +373,104 @@ fn uart_output_becomes_named_lines() {
     assert_eq!(s.console().0, ["vm0 | hello", "web-1 | hi"]);
 }
 
+fn console_read(s: &mut Service, vm: VmId, from: u64) -> Response {
+    s.handle(Request::ConsoleRead { vm, from })
+}
+
+fn console_chunk(next: u64, lost: u64, bytes: &[u8]) -> Response {
+    Response::Console(ipc::devices::ConsoleChunk {
+        next,
+        lost,
+        bytes: heapless::Vec::from_slice(bytes).unwrap(),
+    })
+}
+
+#[test]
+fn console_read_returns_each_vms_raw_output_from_a_sequence_number() {
+    let mut s = with_uart();
+    add(&mut s, VM1, "web-1");
+    attach(
+        &mut s,
+        VM1,
+        DeviceKind::Uart16550,
+        Space::Mmio,
+        UART_MMIO,
+        10,
+    );
+    for &b in b"\x1b[32mok\x1b[0m\r\n" {
+        write(&mut s, VM0, Space::Pio, COM1, 1, u64::from(b));
+    }
+    write(&mut s, VM1, Space::Mmio, UART_MMIO, 1, u64::from(b'x'));
+    assert_eq!(
+        console_read(&mut s, VM0, 0),
+        console_chunk(13, 0, b"\x1b[32mok\x1b[0m\r\n")
+    );
+    assert_eq!(
+        console_read(&mut s, VM0, 5),
+        console_chunk(13, 0, b"ok\x1b[0m\r\n")
+    );
+    assert_eq!(console_read(&mut s, VM0, 13), console_chunk(13, 0, b""));
+    assert_eq!(console_read(&mut s, VM1, 0), console_chunk(1, 0, b"x"));
+    // The hypervisor console still gets the line as before.
+    assert_eq!(s.console().0, ["vm0 | \x1b[32mok\x1b[0m"]);
+    assert_eq!(
+        console_read(&mut s, VmId(7), 0),
+        Response::Err(Error::UnknownVm)
+    );
+}
+
+#[test]
+fn console_read_answers_a_chunk_at_a_time_and_counts_overwritten_output() {
+    use crate::console_ring::CONSOLE_RING;
+    use ipc::devices::OUTPUT_CHUNK;
+    let mut s = with_uart();
+    let total = CONSOLE_RING + 100;
+    for n in 0..total {
+        write(
+            &mut s,
+            VM0,
+            Space::Pio,
+            COM1,
+            1,
+            u64::from(b'a' + (n % 26) as u8),
+        );
+    }
+    let Response::Console(chunk) = console_read(&mut s, VM0, 0) else {
+        panic!("no console chunk");
+    };
+    assert_eq!(chunk.lost, 100);
+    assert_eq!(chunk.bytes.len(), OUTPUT_CHUNK);
+    assert_eq!(chunk.bytes[0], b'a' + (100 % 26) as u8);
+    assert_eq!(chunk.next, 100 + OUTPUT_CHUNK as u64);
+    // A reader ahead of the output (the service restarted) learns where
+    // it continues.
+    assert_eq!(
+        console_read(&mut s, VM0, u64::MAX),
+        console_chunk(total as u64, 0, b"")
+    );
+}
+
+#[test]
+fn a_vm_whose_devices_are_rebuilt_continues_its_console_numbering() {
+    let mut s = with_uart();
+    for &b in b"one\n" {
+        write(&mut s, VM0, Space::Pio, COM1, 1, u64::from(b));
+    }
+    // A reset: the vm-manager removes the VM's devices and adds them again.
+    assert_eq!(s.handle(Request::RemoveVm { vm: VM0 }), Response::Ok);
+    assert_eq!(
+        console_read(&mut s, VM0, 0),
+        Response::Err(Error::UnknownVm)
+    );
+    add(&mut s, VM0, "vm0");
+    attach(&mut s, VM0, DeviceKind::Uart16550, Space::Pio, COM1, 4);
+    for &b in b"two\n" {
+        write(&mut s, VM0, Space::Pio, COM1, 1, u64::from(b));
+    }
+    assert_eq!(console_read(&mut s, VM0, 4), console_chunk(8, 0, b"two\n"));
+    assert_eq!(console_read(&mut s, VM0, 0), console_chunk(8, 4, b"two\n"));
+}
+
 #[test]
 fn input_reaches_the_uart_and_raises_its_interrupt() {
     let mut s = with_uart();
@@ -582,6 +680,10 @@ fn virtio_console_output_and_input_go_through_the_service() {
     assert_eq!(input(&mut s, VM0, b"ls\n"), Response::Ok);
     assert_eq!(ram_of(&mut s).bytes_at(RAM + 0x9000, 3), b"ls\n");
     assert_eq!(queues[0].used_entry(ram_of(&mut s), 0).1, 3);
+    assert_eq!(
+        console_read(&mut s, VM0, 0),
+        console_chunk(7, 0, b"booted\n")
+    );
 }
 
 #[test]

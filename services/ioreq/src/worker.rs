@@ -85,7 +85,10 @@ fn completion_value(is_read: bool, answer: Result<devices::Response, Error>) -> 
         (true, devices::Response::Value(value)) => Ok(value),
         (false, devices::Response::Ok) => Ok(0),
         (_, devices::Response::Err(error)) => Err(error),
-        (_, devices::Response::Value(_) | devices::Response::Ok) => Err(Error::Malformed),
+        (
+            _,
+            devices::Response::Value(_) | devices::Response::Ok | devices::Response::Console(_),
+        ) => Err(Error::Malformed),
     }
 }
 

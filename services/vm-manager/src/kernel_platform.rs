@@ -15,6 +15,7 @@
 //! | `register_devices` | devices `AddVm`, `Attach` the board's devices, the device tree (bootargs = the command line, the initrd, the host's timebase and Sstc from `platform_info`) or the x86 boot-info block: `vm_set_dtb` when it fits the top page, else `vm_write_ram` below the generation-ID page | `RemoveVm` |
 //! | `start` | `vm_start(vm, entry, dtb)`: the kernel's load offset (raw: 2 MiB) and where the tree went | |
 //! | `set_generation_id` | `vm_write_genid` (the ID in guest RAM), then devices `SetGenerationId` (the notification) | (with the devices) |
+//! | `console_input` / `console_output` | devices `Input` (in pieces of `INPUT_CHUNK`) / `ConsoleRead` | |
 //!
 //! The kernel makes a VM's RAM and vCPUs in one call, so `vm_create` waits
 //! for `create_vcpus`, which knows the count; the device tree needs the
@@ -155,7 +156,7 @@ fn devices_ok(answer: Result<devices::Response, Error>) -> Result<(), Error> {
     match answer? {
         devices::Response::Ok => Ok(()),
         devices::Response::Err(error) => Err(error),
-        devices::Response::Value(_) => Err(Error::Malformed),
+        devices::Response::Value(_) | devices::Response::Console(_) => Err(Error::Malformed),
     }
 }
 
@@ -574,6 +575,25 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         self.destroy_vcpus(vm);
         if let Some(entry) = self.records.get_mut(usize::from(vm.0)) {
             *entry = None;
+        }
+    }
+
+    fn console_input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), Error> {
+        for piece in bytes.chunks(devices::INPUT_CHUNK) {
+            let bytes = heapless::Vec::from_slice(piece).map_err(|_| Error::MessageTooLarge)?;
+            devices_ok(self.links.devices(&devices::Request::Input { vm, bytes }))?;
+        }
+        Ok(())
+    }
+
+    fn console_output(&mut self, vm: VmId, from: u64) -> Result<devices::ConsoleChunk, Error> {
+        match self
+            .links
+            .devices(&devices::Request::ConsoleRead { vm, from })?
+        {
+            devices::Response::Console(chunk) => Ok(chunk),
+            devices::Response::Err(error) => Err(error),
+            devices::Response::Ok | devices::Response::Value(_) => Err(Error::Malformed),
         }
     }
 

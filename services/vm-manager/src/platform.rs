@@ -4,6 +4,7 @@
 //! it with syscalls and IPC; tests implement it with a recording fake.
 
 use ipc::VmId;
+use ipc::devices::ConsoleChunk;
 
 use crate::genid::GenerationId;
 use crate::linux_boot::LinuxBoot;
@@ -89,6 +90,15 @@ pub trait Platform {
 
     /// Frees `vm`'s address space and RAM.
     fn free_address_space(&mut self, vm: VmId);
+
+    /// Types `bytes` at `vm`'s console (its UART's receive path), in
+    /// order. Fails with `NoDevice` when the VM has no console device.
+    fn console_input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), ipc::Error>;
+
+    /// `vm`'s console output from byte number `from` on (see
+    /// [`ConsoleChunk`]). Fails with `UnknownVm` when the device service does
+    /// not serve the VM.
+    fn console_output(&mut self, vm: VmId, from: u64) -> Result<ConsoleChunk, ipc::Error>;
 
     /// How `vm`'s guest stands (asked when the kernel said it ended). A
     /// platform that cannot tell says it runs, so nothing changes.

@@ -3,6 +3,7 @@
 //! [`ipc::vm::Response`]; [`VmManager::launch_pre_launched`] is the boot-time
 //! entry for pre-launched VMs.
 
+use ipc::devices::ConsoleChunk;
 use ipc::vm::{CreateOptions, Request, Response, VmKind, VmState};
 use ipc::{VmId, WireName};
 
@@ -98,6 +99,12 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             Request::Clone { source, name } => self.clone_vm(&source, &name),
             Request::List { from } => Ok(self.list(from)),
             Request::Info { name } => self.info(&name),
+            Request::ConsoleInput { name, bytes } => {
+                self.console_input(&name, &bytes).map(|()| Response::Ok)
+            }
+            Request::ConsoleOutput { name, from } => self
+                .console_output(&name, from)
+                .map(Response::ConsoleOutput),
         };
         result.unwrap_or_else(Response::Err)
     }
@@ -356,6 +363,27 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             }
         }
         Response::List { vms, next }
+    }
+
+    /// The slot of the VM called `name`, whose console exists while it
+    /// holds resources: a powered-off VM is refused with
+    /// `IllegalTransition { state: PoweredOff }`.
+    fn console_of(&self, name: &WireName) -> Result<VmId, ipc::Error> {
+        let vm = self.find(name)?;
+        if vm.state == VmState::PoweredOff {
+            return Err(ipc::Error::IllegalTransition { state: vm.state });
+        }
+        Ok(vm.id)
+    }
+
+    fn console_input(&mut self, name: &WireName, bytes: &[u8]) -> Result<(), ipc::Error> {
+        let vm = self.console_of(name)?;
+        self.platform.console_input(vm, bytes)
+    }
+
+    fn console_output(&mut self, name: &WireName, from: u64) -> Result<ConsoleChunk, ipc::Error> {
+        let vm = self.console_of(name)?;
+        self.platform.console_output(vm, from)
     }
 
     fn info(&self, name: &WireName) -> Result<Response, ipc::Error> {

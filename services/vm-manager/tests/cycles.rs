@@ -17,7 +17,8 @@ use ::ioreq::service::{IoreqService, PageSource};
 use ipc::vm::{CreateOptions, Request, Response, VmState};
 use ipc::{Error, VmId, devices, ioreq, wire_name};
 use vm_manager::{
-    EntropySource, KernelPlatform, ServiceLinks, StaticVmConfig, VmFlags, VmKernel, VmManager,
+    EntropySource, KernelPlatform, Platform, ServiceLinks, StaticVmConfig, VmFlags, VmKernel,
+    VmManager,
 };
 
 /// What is held now and how often it was taken and given back.
@@ -276,4 +277,79 @@ fn a_hundred_dynamic_vm_cycles_release_everything_they_acquired() {
         assert!(services.ioreq.vm(VmId(vm)).is_some(), "{name}");
         assert_eq!(services.devices.dropped_input(VmId(vm)), Ok(0), "{name}");
     }
+}
+
+#[test]
+fn console_requests_reach_the_vms_uart_in_the_real_device_service() {
+    let held = Shared::default();
+    let services = Rc::new(RefCell::new(Services {
+        ioreq: IoreqService::new(Pages(held.clone())),
+        devices: DeviceService::new(NoConsole, NoIrqs, NoMemory, Zeros),
+    }));
+    let platform = KernelPlatform::new(Kernel(held), Links(services.clone()));
+    let mut manager = Manager::new(SCENARIO, platform, Counting(0)).expect("a valid scenario");
+    manager.launch_pre_launched();
+    let uart = vm_manager::guest_dt::UART.base;
+    let guest_access = |request: devices::Request| services.borrow_mut().devices.handle(request);
+    // The guest writes to its UART's transmit register.
+    for &byte in b"hi\r\n" {
+        let written = guest_access(devices::Request::Write {
+            vm: VmId(1),
+            space: ipc::Space::Mmio,
+            addr: uart,
+            size: 1,
+            value: u64::from(byte),
+        });
+        assert_eq!(written, devices::Response::Ok);
+    }
+    let from = |from| Request::ConsoleOutput {
+        name: wire_name("vm1").expect("a valid name"),
+        from,
+    };
+    let Response::ConsoleOutput(chunk) = manager.handle(from(0)) else {
+        panic!("no console output");
+    };
+    assert_eq!(
+        (&chunk.bytes[..], chunk.next, chunk.lost),
+        (&b"hi\r\n"[..], 4, 0)
+    );
+    let Response::ConsoleOutput(chunk) = manager.handle(from(0)) else {
+        panic!("no console output");
+    };
+    assert_eq!(chunk.next, 4, "reading does not consume");
+    // Typed bytes reach the UART's receive register.
+    let typed = manager.handle(Request::ConsoleInput {
+        name: wire_name("vm1").expect("a valid name"),
+        bytes: heapless::Vec::from_slice(b"ok").expect("fits"),
+    });
+    assert_eq!(typed, Response::Ok);
+    for expected in [b'o', b'k'] {
+        let read = guest_access(devices::Request::Read {
+            vm: VmId(1),
+            space: ipc::Space::Mmio,
+            addr: uart,
+            size: 1,
+        });
+        assert_eq!(read, devices::Response::Value(u64::from(expected)));
+    }
+    // The platform takes more than one `Input` carries, in pieces.
+    let long = [b'z'; devices::INPUT_CHUNK + 36];
+    assert_eq!(manager.platform_mut().console_input(VmId(1), &long), Ok(()));
+    for at in 0..long.len() {
+        let read = guest_access(devices::Request::Read {
+            vm: VmId(1),
+            space: ipc::Space::Mmio,
+            addr: uart,
+            size: 1,
+        });
+        assert_eq!(read, devices::Response::Value(u64::from(b'z')), "byte {at}");
+    }
+    // vm0's console saw none of it.
+    let Response::ConsoleOutput(chunk) = manager.handle(Request::ConsoleOutput {
+        name: wire_name("vm0").expect("a valid name"),
+        from: 0,
+    }) else {
+        panic!("no console output");
+    };
+    assert!(chunk.bytes.is_empty());
 }

@@ -1,12 +1,13 @@
 //! The CLI's own options (`--socket`, `--json`, `--timeout`, `--help`),
 //! accepted anywhere on the line; the remaining words are the VM command,
-//! parsed by `mica_mgmt::parse_vm`.
+//! parsed by `mica_mgmt::parse_vm`, or `console NAME`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use mica_mgmt::VmCommand;
-use mica_mgmt::parse::{Surface, parse_vm};
+use mica_mgmt::parse::{Surface, parse_console, parse_vm};
+use vm_manager::VmName;
 
 /// How long to wait for an answer unless `--timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,6 +32,10 @@ commands:
   shutdown NAME                power a VM off
   destroy NAME                 tear a VM down, even while it runs
   clone SRC NEW                copy a paused VM into a new VM
+  console NAME                 attach this terminal to a VM's console (its
+                               UART): typed bytes go to the guest, its output
+                               is shown; Ctrl-] detaches. With stdin not a
+                               terminal, sends stdin and ends at its end
 
 options:
   --socket SOCKET   the hypervisor's management socket (required)
@@ -57,12 +62,25 @@ pub struct Invocation {
     pub command: VmCommand,
 }
 
+/// `mica console NAME`.
+#[derive(Debug)]
+pub struct ConsoleInvocation {
+    /// The management socket.
+    pub socket: PathBuf,
+    /// How long to wait for each answer.
+    pub timeout: Duration,
+    /// The VM to attach to.
+    pub name: VmName,
+}
+
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Parsed {
     /// Talk to the hypervisor (boxed: a `create` carries its kernel
     /// command line).
     Run(Box<Invocation>),
+    /// Attach to a VM's console.
+    Console(ConsoleInvocation),
     /// Print [`USAGE`].
     Help,
 }
@@ -102,10 +120,22 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             _ => rest.push(word),
         }
     }
+    let console = rest.first() == Some(&"console");
+    let missing_socket = "missing --socket SOCKET: the hypervisor's management socket (cargo xtask qemu --mgmt SOCKET)";
+    if console {
+        let name =
+            parse_console(rest.into_iter().skip(1), Surface::CLI).map_err(|e| e.to_string())?;
+        if json {
+            return Err("--json does not apply to console: its output is the guest's".into());
+        }
+        return Ok(Parsed::Console(ConsoleInvocation {
+            socket: socket.ok_or(missing_socket)?,
+            timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
+            name,
+        }));
+    }
     let command = parse_vm(rest, Surface::CLI).map_err(|e| e.to_string())?;
-    let socket = socket.ok_or(
-        "missing --socket SOCKET: the hypervisor's management socket (cargo xtask qemu --mgmt SOCKET)",
-    )?;
+    let socket = socket.ok_or(missing_socket)?;
     Ok(Parsed::Run(Box::new(Invocation {
         socket,
         json,

@@ -1,11 +1,18 @@
 //! `mica`: manages the VMs of a running Mica hypervisor from the host, over
 //! the management socket (`cargo xtask qemu --mgmt SOCKET`), with the same
-//! `ipc::vm` messages as the shell, in versioned COBS frames.
-#![forbid(unsafe_code)]
+//! `ipc::vm` messages as the shell, in versioned COBS frames; `mica
+//! console NAME` attaches the terminal to a VM's console.
+#![deny(unsafe_code)]
 
 mod args;
+mod console;
 mod link;
 mod run;
+#[allow(
+    unsafe_code,
+    reason = "termios and signal calls for the console's raw mode; each block has its SAFETY"
+)]
+mod terminal;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -24,6 +31,9 @@ fn main() -> ExitCode {
         },
         Ok(Parsed::Run(invocation)) => {
             run::run(&invocation, &mut stdout.lock(), &mut stderr.lock())
+        }
+        Ok(Parsed::Console(invocation)) => {
+            console::run(&invocation, &mut stdout.lock(), &mut stderr.lock())
         }
         Err(line) => {
             // Nothing more to do if stderr is gone.

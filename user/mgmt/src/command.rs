@@ -287,7 +287,9 @@ impl ListPager {
                 Ok(vms)
             }
             Response::Err(error) => Err(ReplyError::Refused(error)),
-            Response::Ok | Response::Info(_) => Err(ReplyError::Unexpected),
+            Response::Ok | Response::Info(_) | Response::ConsoleOutput(_) => {
+                Err(ReplyError::Unexpected)
+            }
         }
     }
 }

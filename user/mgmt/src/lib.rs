@@ -2,6 +2,7 @@
 //! console and the host `mica` CLI: the command grammar ([`parse`]), the
 //! requests a command sends ([`command`]), the text and JSON output
 //! ([`table`], [`json`], [`errors`]), the shell's quoting rule ([`words`]),
+//! attaching to a VM's console from the host ([`console`]),
 //! and the framed, versioned management wire ([`cobs`], [`frame`],
 //! [`serve`]).
 //!
@@ -11,6 +12,7 @@
 
 pub mod cobs;
 pub mod command;
+pub mod console;
 pub mod errors;
 pub mod frame;
 pub mod json;
@@ -24,4 +26,4 @@ pub mod words;
 
 pub use command::{Command, ListPager, ReplyError, VmCommand};
 pub use frame::{FrameDecoder, FrameError, VERSION};
-pub use parse::{ParseError, parse_line, parse_vm};
+pub use parse::{ParseError, parse_console, parse_line, parse_vm};

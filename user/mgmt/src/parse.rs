@@ -285,12 +285,9 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, ParseError> {
     let plain = |text: &'static str| Usage { text, vm: false };
     let command = match first {
         "vm" => Command::Vm(parse_vm(words, surface)?),
-        "console" => {
-            let mut args = Args::new(words, plain("console NAME"), surface);
-            let name = args.name("NAME")?;
-            args.finish()?;
-            Command::Console { name }
-        }
+        "console" => Command::Console {
+            name: parse_console(words, surface)?,
+        },
         "mem" => {
             Args::new(words, plain("mem"), surface).finish()?;
             Command::Mem
@@ -335,6 +332,22 @@ const VM_FULL: [&str; 10] = [
     "vm destroy",
     "vm clone",
 ];
+
+/// Parses the words after `console`: the VM's name and nothing else.
+pub fn parse_console<'a>(
+    words: impl IntoIterator<Item = &'a str>,
+    surface: Surface,
+) -> Result<VmName, ParseError> {
+    // The CLI shows its own prefix (`mica --socket SOCKET console NAME`).
+    let usage = Usage {
+        text: "console NAME",
+        vm: surface == Surface::CLI,
+    };
+    let mut args = Args::new(words.into_iter(), usage, surface);
+    let name = args.name("NAME")?;
+    args.finish()?;
+    Ok(name)
+}
 
 /// Parses a VM command from its words (`start vm0`, `create web --mem 256`):
 /// what follows `vm` in the shell, or the CLI's arguments after its global

@@ -1,21 +1,42 @@
 //! A stand-in hypervisor for tests of the shell and the CLI (feature
 //! `testing`): a real `VmManager` over a platform on which every call
 //! succeeds (and which remembers the last image it loaded, so a test can
-//! check what a `create` asked for), with predictable generation IDs 1, 2,
-//! 3 ...
+//! check what a `create` asked for, and echoes what is typed at a VM's
+//! console as its output), with predictable generation IDs 1, 2, 3 ...
 
 use ipc::VmId;
+use ipc::devices::{ConsoleChunk, OUTPUT_CHUNK};
 use vm_manager::{
     EntropySource, GenerationId, ImageName, LinuxBoot, Platform, StaticVmConfig, VmFlags,
     VmManager, VmName,
 };
 
+/// The most console bytes the stand-in keeps per VM.
+pub const ECHO_CAPACITY: usize = 1024;
+
 /// A platform on which every call succeeds and nothing happens, except that
-/// it remembers the last image it was asked to load.
+/// it remembers the last image it was asked to load, and each VM's console
+/// echoes what is typed (a guest shell would).
 #[derive(Clone, Debug, Default)]
 pub struct NullPlatform {
     /// The image of the last `load_image`, with its Linux boot settings.
     pub last_load: Option<(ImageName, Option<LinuxBoot>)>,
+    /// Each VM's console output: what was typed at it, then its own output
+    /// (bytes beyond [`ECHO_CAPACITY`] are dropped).
+    pub consoles: heapless::Vec<(VmId, heapless::Vec<u8, ECHO_CAPACITY>), 16>,
+}
+
+impl NullPlatform {
+    /// `vm`'s console output, created empty on first use.
+    pub fn console_mut(&mut self, vm: VmId) -> Option<&mut heapless::Vec<u8, ECHO_CAPACITY>> {
+        if !self.consoles.iter().any(|(id, _)| *id == vm) {
+            self.consoles.push((vm, heapless::Vec::new())).ok()?;
+        }
+        self.consoles
+            .iter_mut()
+            .find(|(id, _)| *id == vm)
+            .map(|(_, output)| output)
+    }
 }
 
 impl Platform for NullPlatform {
@@ -58,7 +79,30 @@ impl Platform for NullPlatform {
     fn reset(&mut self, _: VmId) -> Result<(), ipc::Error> {
         Ok(())
     }
-    fn unregister_devices(&mut self, _: VmId) {}
+    fn console_input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), ipc::Error> {
+        if let Some(output) = self.console_mut(vm) {
+            for &byte in bytes {
+                let _ = output.push(byte);
+            }
+        }
+        Ok(())
+    }
+    fn console_output(&mut self, vm: VmId, from: u64) -> Result<ConsoleChunk, ipc::Error> {
+        let output = self.console_mut(vm).map_or(&[][..], |output| &output[..]);
+        let start = usize::try_from(from).map_or(output.len(), |from| from.min(output.len()));
+        let bytes = output.get(start..).unwrap_or_default();
+        let bytes = bytes.get(..OUTPUT_CHUNK).unwrap_or(bytes);
+        Ok(ConsoleChunk {
+            next: (start + bytes.len()) as u64,
+            lost: 0,
+            bytes: heapless::Vec::from_slice(bytes).unwrap_or_default(),
+        })
+    }
+    fn unregister_devices(&mut self, vm: VmId) {
+        if let Some(at) = self.consoles.iter().position(|(id, _)| *id == vm) {
+            self.consoles.swap_remove(at);
+        }
+    }
     fn unregister_ioreq(&mut self, _: VmId) {}
     fn destroy_vcpus(&mut self, _: VmId) {}
     fn free_address_space(&mut self, _: VmId) {}

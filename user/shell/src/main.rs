@@ -30,7 +30,9 @@ mod task {
             let request = devices::Request::Input { vm, bytes };
             match call_message(slots::call(endpoints::DEVICES), &request)? {
                 devices::Response::Err(e) => Err(e),
-                devices::Response::Ok | devices::Response::Value(_) => Ok(()),
+                devices::Response::Ok
+                | devices::Response::Value(_)
+                | devices::Response::Console(_) => Ok(()),
             }
         }
 

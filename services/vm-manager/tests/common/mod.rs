@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::string::{String, ToString};
 use std::vec::Vec;
 
+use ipc::devices::ConsoleChunk;
 use ipc::vm::{CreateOptions, Request, Response, VmInfo, VmKind, VmState};
 use ipc::{VmId, WireName};
 use vm_manager::{
@@ -88,6 +89,9 @@ pub struct FakePlatform {
     pub known_images: Option<Vec<String>>,
     /// What `guest_status` answers per VM (running when absent).
     pub guest_status: BTreeMap<u16, GuestStatus>,
+    /// Bytes typed at each VM's console; the fake console echoes them as
+    /// its output.
+    pub console: BTreeMap<u16, Vec<u8>>,
 }
 
 impl FakePlatform {
@@ -277,6 +281,35 @@ impl Platform for FakePlatform {
         self.ram_in_use.remove(&vm.0);
     }
 
+    fn console_input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), ipc::Error> {
+        assert!(
+            self.has(vm, Resource::Devices),
+            "console input without devices"
+        );
+        self.console
+            .entry(vm.0)
+            .or_default()
+            .extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn console_output(&mut self, vm: VmId, from: u64) -> Result<ConsoleChunk, ipc::Error> {
+        assert!(
+            self.has(vm, Resource::Devices),
+            "console read without devices"
+        );
+        let output = self.console.get(&vm.0).map_or(&[][..], Vec::as_slice);
+        let start = usize::try_from(from)
+            .unwrap_or(usize::MAX)
+            .min(output.len());
+        let end = output.len().min(start + ipc::devices::OUTPUT_CHUNK);
+        Ok(ConsoleChunk {
+            next: end as u64,
+            lost: 0,
+            bytes: heapless::Vec::from_slice(&output[start..end]).expect("a chunk fits"),
+        })
+    }
+
     fn guest_status(&mut self, vm: VmId) -> Result<GuestStatus, ipc::Error> {
         Ok(self
             .guest_status
@@ -378,6 +411,20 @@ pub fn clone_vm(source: &str, name: &str) -> Request {
     Request::Clone {
         source: w(source),
         name: w(name),
+    }
+}
+
+pub fn console_input(name: &str, bytes: &[u8]) -> Request {
+    Request::ConsoleInput {
+        name: w(name),
+        bytes: heapless::Vec::from_slice(bytes).expect("test input fits"),
+    }
+}
+
+pub fn console_output(name: &str, from: u64) -> Request {
+    Request::ConsoleOutput {
+        name: w(name),
+        from,
     }
 }
 

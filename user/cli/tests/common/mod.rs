@@ -148,3 +148,24 @@ pub fn mica_at(socket: &Path, args: &[&str]) -> Run {
     all.extend(args);
     mica(&all)
 }
+
+/// Runs `mica --socket SOCKET args...` with `input` as its stdin (a pipe).
+pub fn mica_with_input(socket: &Path, args: &[&str], input: &[u8]) -> Run {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mica"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    Run {
+        code: output.status.code().unwrap(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
