@@ -227,6 +227,7 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
         guest("misbehave", artifacts::guest_raw("mica-guest-misbehave")?),
         guest("bench", artifacts::guest_raw("mica-guest-bench")?),
         guest("genid", artifacts::guest_raw("mica-guest-genid")?),
+        guest("traps", artifacts::guest_raw("mica-guest-traps")?),
     ]);
     for spec in guests {
         parts.push(guest(&spec.name, spec.path.clone()));

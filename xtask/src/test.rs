@@ -109,6 +109,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
     counts.passed += genid.passed;
     counts.failed += genid.failed;
+    let traps = counted(
+        cargo()
+            .args(["test", "-p", "mica-tests", "--test", "riscv64_traps"])
+            .args(["--", "--ignored"])
+            .env("MICA_KERNEL_RISCV64", &kernel)
+            .env(
+                "MICA_BOOT_IMAGE_RISCV64_TRAPS",
+                qemu::build_boot_image("traps", false)?,
+            ),
+        "QEMU tests (riscv64 guest traps and FP state)",
+    )?;
+    counts.passed += traps.passed;
+    counts.failed += traps.failed;
     let linux = linux_tests(&kernel)?;
     counts.passed += linux.passed;
     counts.failed += linux.failed;
