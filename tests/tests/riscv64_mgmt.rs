@@ -24,10 +24,18 @@ fn env(name: &str) -> String {
         .unwrap_or_else(|_| panic!("{name} is not set: run these tests with `cargo xtask test`"))
 }
 
-/// QEMU with the default scenario; with `socket`, the management console.
+/// QEMU with the hello scenario; with `socket`, the management console.
 fn boot(socket: Option<&Path>) -> Session {
+    let mut s = boot_image("MICA_BOOT_IMAGE_RISCV64", socket);
+    s.expect("vm-manager: vm1 started", BOOT).unwrap();
+    s
+}
+
+/// QEMU with the boot image named by `image_var`; with `socket`, the
+/// management console.
+fn boot_image(image_var: &str, socket: Option<&Path>) -> Session {
     let kernel = env("MICA_KERNEL_RISCV64");
-    let image = env("MICA_BOOT_IMAGE_RISCV64");
+    let image = env(image_var);
     let mut command = Command::new("qemu-system-riscv64");
     command
         .args(["-machine", "virt", "-nographic", "-bios", "default"])
@@ -43,9 +51,7 @@ fn boot(socket: Option<&Path>) -> Session {
             .args(["-device", "virtio-serial-device"])
             .args(["-device", "virtconsole,chardev=mgmt"]);
     }
-    let mut s = Session::spawn(command).unwrap();
-    s.expect("vm-manager: vm1 started", BOOT).unwrap();
-    s
+    Session::spawn(command).unwrap()
 }
 
 /// A socket path of this test run that no other run uses.
@@ -251,4 +257,35 @@ fn without_a_virtio_console_the_channel_is_off_and_guests_run() {
         "{:?}",
         s.transcript()
     );
+}
+
+/// Debian's Linux (the default scenario) at the host CLI's console: a
+/// line typed into `mica console linux` runs in the guest's busybox shell
+/// (its UART receive path and interrupt), and the answer comes back.
+#[test]
+#[ignore = "needs QEMU, the built kernel, the mica CLI and `cargo xtask guests`: run by `cargo xtask test`"]
+fn mica_console_is_interactive_with_the_linux_shell() {
+    let socket = socket_path("linux");
+    let mut s = boot_image("MICA_BOOT_IMAGE_RISCV64_LINUX", Some(&socket));
+    s.expect("mgmt: management channel on the virtio console", BOOT)
+        .unwrap();
+    s.expect("linux | mica-linux: init ready", Duration::from_secs(300))
+        .unwrap();
+    let mut console = Command::new(env("MICA_CLI"));
+    console
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--timeout", "10", "console", "linux"]);
+    let mut c = Session::spawn_with_stdin(console).unwrap();
+    // The shell computes the answer: only a line it ran prints it.
+    c.send("echo mica-cli-$((6*7))\n").unwrap();
+    let answer = c.expect("mica-cli-42", Duration::from_secs(60)).unwrap();
+    assert!(!answer.contains("$(("), "{answer:?}");
+    c.send("\x1d").unwrap();
+    let status = c.wait_exit(Duration::from_secs(30)).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", c.transcript());
+    // The hypervisor console shows the same line.
+    s.expect("linux | mica-cli-42", Duration::from_secs(30))
+        .unwrap();
+    let _ = std::fs::remove_file(&socket);
 }

@@ -139,6 +139,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .args(["--", "--ignored"])
             .env("MICA_KERNEL_RISCV64", &kernel)
             .env("MICA_BOOT_IMAGE_RISCV64", &default_image)
+            .env(
+                "MICA_BOOT_IMAGE_RISCV64_LINUX",
+                qemu::build_boot_image("default", false)?,
+            )
             .env("MICA_CLI", &cli),
         "QEMU tests (riscv64 management channel)",
     )?;
