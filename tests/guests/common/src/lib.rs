@@ -46,3 +46,143 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
         core::hint::spin_loop();
     }
 }
+
+/// Defines the guest's S-mode trap vector, `mica_guest_trap_vector`
+/// (4-aligned, for `stvec` in direct mode): it saves the caller-saved
+/// registers on the interrupted code's stack, calls
+/// `$handler(scause, stval, sepc) -> usize` and resumes at the pc the
+/// handler returns (`sepc` itself to retry, past the instruction to skip
+/// it). Use the address of `mica_guest_trap_vector` (declared by the
+/// macro in the caller's module) for `stvec`.
+#[macro_export]
+macro_rules! trap_vector {
+    ($handler:path) => {
+        core::arch::global_asm!(
+            r#"
+            .section .text
+            .balign 4
+            .globl mica_guest_trap_vector
+        mica_guest_trap_vector:
+            addi    sp, sp, -128
+            sd      ra, 0(sp)
+            sd      t0, 8(sp)
+            sd      t1, 16(sp)
+            sd      t2, 24(sp)
+            sd      t3, 32(sp)
+            sd      t4, 40(sp)
+            sd      t5, 48(sp)
+            sd      t6, 56(sp)
+            sd      a0, 64(sp)
+            sd      a1, 72(sp)
+            sd      a2, 80(sp)
+            sd      a3, 88(sp)
+            sd      a4, 96(sp)
+            sd      a5, 104(sp)
+            sd      a6, 112(sp)
+            sd      a7, 120(sp)
+            csrr    a0, scause
+            csrr    a1, stval
+            csrr    a2, sepc
+            call    {handler}
+            csrw    sepc, a0
+            ld      ra, 0(sp)
+            ld      t0, 8(sp)
+            ld      t1, 16(sp)
+            ld      t2, 24(sp)
+            ld      t3, 32(sp)
+            ld      t4, 40(sp)
+            ld      t5, 48(sp)
+            ld      t6, 56(sp)
+            ld      a0, 64(sp)
+            ld      a1, 72(sp)
+            ld      a2, 80(sp)
+            ld      a3, 88(sp)
+            ld      a4, 96(sp)
+            ld      a5, 104(sp)
+            ld      a6, 112(sp)
+            ld      a7, 120(sp)
+            addi    sp, sp, 128
+            sret
+            "#,
+            handler = sym $handler,
+        );
+
+        unsafe extern "C" {
+            fn mica_guest_trap_vector();
+        }
+    };
+}
+
+/// The 32 instructions `$op fN, 8*N({p})` for N = 0..32 (`fld` or `fsd` of
+/// every FP register at its slot of a `[u64; 32]`), as one `asm!` template.
+#[macro_export]
+macro_rules! each_fp_register {
+    ($op:literal) => {
+        concat!(
+            $op,
+            " f0, 0({p})\n",
+            $op,
+            " f1, 8({p})\n",
+            $op,
+            " f2, 16({p})\n",
+            $op,
+            " f3, 24({p})\n",
+            $op,
+            " f4, 32({p})\n",
+            $op,
+            " f5, 40({p})\n",
+            $op,
+            " f6, 48({p})\n",
+            $op,
+            " f7, 56({p})\n",
+            $op,
+            " f8, 64({p})\n",
+            $op,
+            " f9, 72({p})\n",
+            $op,
+            " f10, 80({p})\n",
+            $op,
+            " f11, 88({p})\n",
+            $op,
+            " f12, 96({p})\n",
+            $op,
+            " f13, 104({p})\n",
+            $op,
+            " f14, 112({p})\n",
+            $op,
+            " f15, 120({p})\n",
+            $op,
+            " f16, 128({p})\n",
+            $op,
+            " f17, 136({p})\n",
+            $op,
+            " f18, 144({p})\n",
+            $op,
+            " f19, 152({p})\n",
+            $op,
+            " f20, 160({p})\n",
+            $op,
+            " f21, 168({p})\n",
+            $op,
+            " f22, 176({p})\n",
+            $op,
+            " f23, 184({p})\n",
+            $op,
+            " f24, 192({p})\n",
+            $op,
+            " f25, 200({p})\n",
+            $op,
+            " f26, 208({p})\n",
+            $op,
+            " f27, 216({p})\n",
+            $op,
+            " f28, 224({p})\n",
+            $op,
+            " f29, 232({p})\n",
+            $op,
+            " f30, 240({p})\n",
+            $op,
+            " f31, 248({p})\n",
+        )
+    };
+}

@@ -42,57 +42,8 @@ mod guest {
 
     mica_guest_common::entry!(main);
 
-    // The trap vector: saves the caller-saved registers on the interrupted
-    // code's stack, calls `genid_trap`, restores them and returns.
-    core::arch::global_asm!(
-        r#"
-        .section .text
-        .balign 4
-        .globl genid_trap_vector
-    genid_trap_vector:
-        addi    sp, sp, -128
-        sd      ra, 0(sp)
-        sd      t0, 8(sp)
-        sd      t1, 16(sp)
-        sd      t2, 24(sp)
-        sd      t3, 32(sp)
-        sd      t4, 40(sp)
-        sd      t5, 48(sp)
-        sd      t6, 56(sp)
-        sd      a0, 64(sp)
-        sd      a1, 72(sp)
-        sd      a2, 80(sp)
-        sd      a3, 88(sp)
-        sd      a4, 96(sp)
-        sd      a5, 104(sp)
-        sd      a6, 112(sp)
-        sd      a7, 120(sp)
-        csrr    a0, scause
-        call    genid_trap
-        ld      ra, 0(sp)
-        ld      t0, 8(sp)
-        ld      t1, 16(sp)
-        ld      t2, 24(sp)
-        ld      t3, 32(sp)
-        ld      t4, 40(sp)
-        ld      t5, 48(sp)
-        ld      t6, 56(sp)
-        ld      a0, 64(sp)
-        ld      a1, 72(sp)
-        ld      a2, 80(sp)
-        ld      a3, 88(sp)
-        ld      a4, 96(sp)
-        ld      a5, 104(sp)
-        ld      a6, 112(sp)
-        ld      a7, 120(sp)
-        addi    sp, sp, 128
-        sret
-    "#
-    );
-
-    unsafe extern "C" {
-        fn genid_trap_vector();
-    }
+    // The trap vector: `genid_trap` with the caller-saved registers saved.
+    mica_guest_common::trap_vector!(genid_trap);
 
     fn read32(addr: usize) -> u32 {
         // SAFETY: `addr` is a PLIC register the device tree described (a
@@ -109,7 +60,7 @@ mod guest {
     /// source; the vmgenid source is acknowledged at the device and noted
     /// for the main loop; each is completed. Anything else parks the hart.
     #[unsafe(no_mangle)]
-    extern "C" fn genid_trap(cause: usize) {
+    extern "C" fn genid_trap(cause: usize, _tval: usize, epc: usize) -> usize {
         let plic = PLIC.load(Ordering::Relaxed);
         if cause != INTERRUPT | S_EXTERNAL || plic == 0 {
             loop {
@@ -128,6 +79,8 @@ mod guest {
             }
             write32(plic + PLIC_CLAIM, source);
         }
+        // An interrupt: resume where it struck.
+        epc
     }
 
     /// The ID in guest RAM, as a little-endian 128-bit number.
@@ -187,7 +140,7 @@ mod guest {
         write32(plic + 4 * irq, 1);
         write32(plic + PLIC_ENABLE + 4 * (irq / 32), 1 << (irq % 32));
         write32(plic + PLIC_THRESHOLD, 0);
-        let vector = genid_trap_vector as *const () as usize;
+        let vector = mica_guest_trap_vector as *const () as usize;
         // SAFETY: installs this guest's own trap vector (4-byte aligned
         // code above) and enables only the external interrupt it handles.
         unsafe {

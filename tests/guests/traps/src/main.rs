@@ -42,60 +42,8 @@ mod guest {
 
     mica_guest_common::entry!(main);
 
-    // The trap vector: saves the caller-saved integer registers, calls
-    // `traps_trap(scause, stval, sepc)`, which returns the pc to resume at.
-    core::arch::global_asm!(
-        r#"
-        .section .text
-        .balign 4
-        .globl traps_trap_vector
-    traps_trap_vector:
-        addi    sp, sp, -128
-        sd      ra, 0(sp)
-        sd      t0, 8(sp)
-        sd      t1, 16(sp)
-        sd      t2, 24(sp)
-        sd      t3, 32(sp)
-        sd      t4, 40(sp)
-        sd      t5, 48(sp)
-        sd      t6, 56(sp)
-        sd      a0, 64(sp)
-        sd      a1, 72(sp)
-        sd      a2, 80(sp)
-        sd      a3, 88(sp)
-        sd      a4, 96(sp)
-        sd      a5, 104(sp)
-        sd      a6, 112(sp)
-        sd      a7, 120(sp)
-        csrr    a0, scause
-        csrr    a1, stval
-        csrr    a2, sepc
-        call    traps_trap
-        csrw    sepc, a0
-        ld      ra, 0(sp)
-        ld      t0, 8(sp)
-        ld      t1, 16(sp)
-        ld      t2, 24(sp)
-        ld      t3, 32(sp)
-        ld      t4, 40(sp)
-        ld      t5, 48(sp)
-        ld      t6, 56(sp)
-        ld      a0, 64(sp)
-        ld      a1, 72(sp)
-        ld      a2, 80(sp)
-        ld      a3, 88(sp)
-        ld      a4, 96(sp)
-        ld      a5, 104(sp)
-        ld      a6, 112(sp)
-        ld      a7, 120(sp)
-        addi    sp, sp, 128
-        sret
-    "#
-    );
-
-    unsafe extern "C" {
-        fn traps_trap_vector();
-    }
+    // The trap vector: `traps_trap` with the caller-saved registers saved.
+    mica_guest_common::trap_vector!(traps_trap);
 
     /// Records the exception and resumes after the instruction (2 or 4
     /// bytes, from its low bits); an interrupt or a second exception
@@ -186,14 +134,7 @@ mod guest {
             core::arch::asm!(
                 ".option push",
                 ".option arch, +d",
-                "fld f0, 0({p})", "fld f1, 8({p})", "fld f2, 16({p})", "fld f3, 24({p})",
-                "fld f4, 32({p})", "fld f5, 40({p})", "fld f6, 48({p})", "fld f7, 56({p})",
-                "fld f8, 64({p})", "fld f9, 72({p})", "fld f10, 80({p})", "fld f11, 88({p})",
-                "fld f12, 96({p})", "fld f13, 104({p})", "fld f14, 112({p})", "fld f15, 120({p})",
-                "fld f16, 128({p})", "fld f17, 136({p})", "fld f18, 144({p})", "fld f19, 152({p})",
-                "fld f20, 160({p})", "fld f21, 168({p})", "fld f22, 176({p})", "fld f23, 184({p})",
-                "fld f24, 192({p})", "fld f25, 200({p})", "fld f26, 208({p})", "fld f27, 216({p})",
-                "fld f28, 224({p})", "fld f29, 232({p})", "fld f30, 240({p})", "fld f31, 248({p})",
+                mica_guest_common::each_fp_register!("fld"),
                 "fsrm {frm}",
                 ".option pop",
                 p = in(reg) values.as_ptr(),
@@ -213,14 +154,7 @@ mod guest {
             core::arch::asm!(
                 ".option push",
                 ".option arch, +d",
-                "fsd f0, 0({p})", "fsd f1, 8({p})", "fsd f2, 16({p})", "fsd f3, 24({p})",
-                "fsd f4, 32({p})", "fsd f5, 40({p})", "fsd f6, 48({p})", "fsd f7, 56({p})",
-                "fsd f8, 64({p})", "fsd f9, 72({p})", "fsd f10, 80({p})", "fsd f11, 88({p})",
-                "fsd f12, 96({p})", "fsd f13, 104({p})", "fsd f14, 112({p})", "fsd f15, 120({p})",
-                "fsd f16, 128({p})", "fsd f17, 136({p})", "fsd f18, 144({p})", "fsd f19, 152({p})",
-                "fsd f20, 160({p})", "fsd f21, 168({p})", "fsd f22, 176({p})", "fsd f23, 184({p})",
-                "fsd f24, 192({p})", "fsd f25, 200({p})", "fsd f26, 208({p})", "fsd f27, 216({p})",
-                "fsd f28, 224({p})", "fsd f29, 232({p})", "fsd f30, 240({p})", "fsd f31, 248({p})",
+                mica_guest_common::each_fp_register!("fsd"),
                 "frrm {frm}",
                 ".option pop",
                 p = in(reg) values.as_mut_ptr(),
@@ -259,7 +193,7 @@ mod guest {
         // SAFETY: this guest's own trap vector (direct mode, 4-aligned)
         // and its FP unit; nothing else runs.
         unsafe {
-            core::arch::asm!("csrw stvec, {0}", in(reg) traps_trap_vector as *const () as usize);
+            core::arch::asm!("csrw stvec, {0}", in(reg) mica_guest_trap_vector as *const () as usize);
             core::arch::asm!("csrs sstatus, {0}", in(reg) SSTATUS_FS_INITIAL);
         }
         expect_trap("illegal instruction", ILLEGAL_INSTRUCTION, None, illegal);
