@@ -139,25 +139,29 @@ fn a_faulting_service_is_killed_reported_and_restarted_by_init() {
 
 #[test]
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
-fn a_misbehaving_guest_is_stopped_and_the_other_keeps_printing() {
+fn a_misbehaving_guest_gets_an_access_fault_and_the_other_keeps_printing() {
     let mut s = qemu_with_image("MICA_BOOT_IMAGE_RISCV64_MISBEHAVE", &["-m", "256M"]);
     s.expect("vm1 | misbehave: about to write outside RAM", BOOT)
         .unwrap();
+    // As on a machine of its own: a store access fault, taken by its trap
+    // vector (the test guest's parks the hart), not a stopped VM.
     s.expect(
-        "mica: vm1 stopped: store guest-page fault at 0x28000000",
+        "mica: vm1: store access fault at 0x28000000 injected (no RAM or device there)",
         BOOT,
     )
     .unwrap();
-    // vm0 goes on printing after vm1 was stopped.
+    // vm0 goes on printing.
     s.expect("vm0 | vm0: tick 2", BOOT).unwrap();
     s.expect("vm0 | vm0: tick 3", BOOT).unwrap();
-    let after_stop = s
+    let after_fault = s
         .transcript()
         .iter()
-        .skip_while(|l| !l.contains("vm1 stopped"));
+        .skip_while(|l| !l.contains("store access fault at 0x28000000"));
     assert!(
-        !after_stop.clone().any(|l| l.starts_with("vm1 |")),
-        "a stopped VM prints nothing more: {:?}",
+        !after_fault
+            .clone()
+            .any(|l| l.starts_with("vm1 |") || l.contains("stopped")),
+        "vm1 took the fault (its vector parks it), it was not stopped: {:?}",
         s.transcript()
     );
     assert_no_fatal(&s);

@@ -85,7 +85,8 @@ pub enum GuestAccess {
 }
 
 impl GuestAccess {
-    fn noun(self) -> &'static str {
+    /// The access as a word: `load`, `store` or `instruction`.
+    pub fn noun(self) -> &'static str {
         match self {
             GuestAccess::Load => "load",
             GuestAccess::Store => "store",

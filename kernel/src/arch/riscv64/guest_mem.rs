@@ -75,6 +75,7 @@ impl GuestVm {
             ram,
             tables: Vec::new(),
             dtb_gpa: 0,
+            stray_reported: false,
         };
         *vm.page() = IoreqPage::new();
         let mapped = gstage::map_range(
@@ -242,6 +243,7 @@ impl GuestVm {
         self.vcpu.deadline = None;
         self.vcpu.fp = FpRegs::default();
         self.vcpu.fp_token = FpOwner::fresh_token();
+        self.stray_reported = false;
         self.console = ConsoleLine::new();
         self.vm = Vm::new(self.vm.name, self.vm.ram_bytes);
     }

@@ -42,6 +42,10 @@ const HEDELEG: usize = (1 << 0)
     | (1 << 15);
 /// The illegal-instruction exception.
 const ILLEGAL_INSTRUCTION: usize = 2;
+/// The access-fault exceptions (instruction, load, store/AMO).
+const INSTRUCTION_ACCESS_FAULT: usize = 1;
+const LOAD_ACCESS_FAULT: usize = 5;
+const STORE_ACCESS_FAULT: usize = 7;
 /// `sstatus.SIE`/`vsstatus.SIE`.
 const SSTATUS_SIE_BIT: usize = 1 << 1;
 /// VS software, timer and external interrupts go straight to the guest.
@@ -302,6 +306,8 @@ pub struct GuestVm {
     pub(super) tables: Vec<u64>,
     /// Where the device tree lies, once set.
     pub(super) dtb_gpa: u64,
+    /// Whether this boot's first stray access was reported.
+    pub(super) stray_reported: bool,
 }
 
 impl GuestVm {
@@ -421,7 +427,7 @@ impl GuestVm {
                     _ => GuestAccess::Store,
                 };
                 if access == GuestAccess::Fetch || !is_mmio(gpa) {
-                    return self.stop(StopReason::GuestPageFault { access, gpa });
+                    return self.stray_access(access, gpa, stval);
                 }
                 self.mmio(gpa, htinst as u64, dispatch)
             }
@@ -433,6 +439,33 @@ impl GuestVm {
             // is the guest's to handle, as on a machine of its own.
             code => self.inject(code, stval),
         }
+    }
+
+    /// A guest access to a guest-physical address with neither RAM nor a
+    /// device: the guest gets the access fault a machine of its own would
+    /// raise (instruction, load or store/AMO access fault, the guest
+    /// virtual address as trap value), and the console says so once per
+    /// boot. Only when the guest cannot take it (its own trap vector is
+    /// where the fetch failed) is the VM stopped.
+    fn stray_access(&mut self, access: GuestAccess, gpa: u64, gva: usize) -> Option<RunOutcome> {
+        let v = &self.vcpu;
+        if access == GuestAccess::Fetch && v.frame.sepc == v.vs.vstvec & !0b11 {
+            return self.stop(StopReason::GuestPageFault { access, gpa });
+        }
+        if !self.stray_reported {
+            self.stray_reported = true;
+            crate::klog::print(format_args!(
+                "mica: {}: {} access fault at {gpa:#x} injected (no RAM or device there)\n",
+                self.vm.name,
+                access.noun()
+            ));
+        }
+        let code = match access {
+            GuestAccess::Fetch => INSTRUCTION_ACCESS_FAULT,
+            GuestAccess::Load => LOAD_ACCESS_FAULT,
+            GuestAccess::Store => STORE_ACCESS_FAULT,
+        };
+        self.inject(code, gva)
     }
 
     /// Delivers exception `cause` with `tval` to the guest as the hart

@@ -1,7 +1,8 @@
 //! Test guest `misbehave`: announces itself, stores to an address outside its
 //! RAM and outside every device, and if it is still running jumps to a wild
 //! address. It prints nothing after the announcement: a hypervisor test
-//! checks that the VM is stopped (or faulted) rather than that it prints.
+//! checks that the fault was contained (Mica injects a store access fault,
+//! which this guest's trap vector takes by parking the hart).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -18,7 +19,7 @@ mod guest {
     fn main(_hart: usize, _dtb: usize) -> ! {
         println!("misbehave: about to write outside RAM");
         // SAFETY: deliberately unsound for the guest: this store targets
-        // unbacked guest-physical memory so the hypervisor must stop the VM.
+        // unbacked guest-physical memory, which faults.
         // It does not alias anything Rust owns.
         unsafe { (OUTSIDE_RAM as *mut u64).write_volatile(0xbad0_bad0_bad0_bad0) };
         // SAFETY: deliberately wild: a jump to an address with no code, the
