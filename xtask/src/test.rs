@@ -16,6 +16,7 @@ const RISCV_PACKAGES: &[&str] = &[
     "mica-guest-misbehave",
     "mica-guest-bench",
     "mica-guest-genid",
+    "mica-guest-traps",
     "mica-rt",
     "mica-init",
     "mica-crasher",

@@ -25,6 +25,7 @@ pub const SSTATUS_VS: usize = 3 << 9;
 
 /// The 32 instructions `$op fN, 8*N({p})` for N = 0..32 (`fld` or `fsd`
 /// of every FP register at its slot of an [`FpRegs`]), as one template.
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
 macro_rules! each_fp_register {
     ($op:literal) => {
         concat!(

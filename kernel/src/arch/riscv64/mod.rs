@@ -9,6 +9,7 @@ pub mod gstage;
 pub mod guest_sbi;
 pub mod mmio_decode;
 pub mod sv39;
+pub mod vs_fetch;
 
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod console_in;

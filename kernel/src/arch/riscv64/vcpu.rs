@@ -13,6 +13,7 @@ use super::gstage;
 use super::guest_sbi::{self, GuestMemoryRead, SbiCaller, SbiEffect};
 use super::mmio_decode::{self, AccessKind, MmioAccess};
 use super::sv39::{MapError, PAGE_SIZE, PteFlags, TableMemory};
+use super::vs_fetch::{self, GuestMode};
 use super::world_switch::{GuestFrame, enter_guest};
 use super::{csr, timer};
 use crate::frame::FrameAllocator;
@@ -568,20 +569,18 @@ impl GuestVm {
         }
     }
 
-    /// The instruction at the guest's pc, read through the G-stage when
-    /// the guest runs without VS-stage translation.
+    /// The instruction at the guest's pc, read as `hlvx.hu` would: through
+    /// its VS-stage tables with the execute permission of the mode it
+    /// trapped in, then the G-stage ([`vs_fetch`]).
     fn fetch_insn(&self) -> Option<u32> {
-        if self.vcpu.vs.vsatp >> 60 != 0 {
-            return None;
-        }
-        let mut bytes = [0u8; 4];
         let memory = GuestRam { root: self.root };
+        let mode = if self.vcpu.frame.hstatus & HSTATUS_SPVP != 0 {
+            GuestMode::Supervisor
+        } else {
+            GuestMode::User
+        };
         let pc = self.vcpu.frame.sepc as u64;
-        memory.read(pc, &mut bytes[..2]).then_some(())?;
-        if bytes[0] & 0b11 == 0b11 {
-            memory.read(pc + 2, &mut bytes[2..]).then_some(())?;
-        }
-        Some(u32::from_le_bytes(bytes))
+        vs_fetch::fetch(&memory, self.vcpu.vs.vsatp as u64, pc, mode)
     }
 
     fn mmio(

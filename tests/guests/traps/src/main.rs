@@ -121,11 +121,16 @@ mod guest {
         at
     }
 
+    /// What FP register `i` holds for `seed`.
+    fn pattern(seed: u64, i: u32) -> u64 {
+        seed.rotate_left(i) ^ u64::from(i) << 56
+    }
+
     /// f0..f31 and `fcsr`'s rounding mode set from `seed`.
     fn fill_fp(seed: u64) {
         let mut values = [0u64; 32];
-        for (i, v) in values.iter_mut().enumerate() {
-            *v = seed.rotate_left(i as u32) ^ (i as u64) << 56;
+        for (i, v) in (0u32..).zip(values.iter_mut()) {
+            *v = pattern(seed, i);
         }
         let frm = (seed % 5) as usize;
         // SAFETY: loads 32 doublewords from a local array into the FP
@@ -164,8 +169,8 @@ mod guest {
         }
         let wrong = values
             .iter()
-            .enumerate()
-            .position(|(i, &v)| v != seed.rotate_left(i as u32) ^ (i as u64) << 56);
+            .zip(0u32..)
+            .position(|(&v, i)| v != pattern(seed, i));
         wrong.or_else(|| (frm != (seed % 5) as usize).then_some(32))
     }
 
