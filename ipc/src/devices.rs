@@ -9,9 +9,11 @@ use crate::{Error, Space, VmId, WireName};
 /// Most console input bytes carried by one `Input` request.
 pub const INPUT_CHUNK: usize = 64;
 
-/// Most console output bytes carried by one `Console` response (it must fit
-/// one message inside a `vm::Response::ConsoleOutput` too).
-pub const OUTPUT_CHUNK: usize = 384;
+/// Most console output bytes carried by one `Console` response. Small on
+/// purpose: every `Response` on the guest I/O path is as large as this
+/// variant, and moving it costs instructions per UART access; a reader
+/// asks for several chunks back to back.
+pub const OUTPUT_CHUNK: usize = 64;
 
 /// The device models the service can attach to a VM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,8 +27,9 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(30);
 pub const LAST_OUTPUT: Duration = Duration::from_millis(300);
 
 /// The most output chunks read back to back in one poll (a guest that
-/// writes faster than they are read is then shown with a loss notice).
-const CHUNKS_PER_POLL: usize = 16;
+/// writes faster than they are read is then shown with a loss notice):
+/// 4 KiB, the whole ring, in chunks of `ipc::devices::OUTPUT_CHUNK`.
+const CHUNKS_PER_POLL: usize = 64;
 
 /// What the stdin reader hands over.
 enum Typed {
