@@ -352,8 +352,8 @@ fn accesses_are_refused_with_the_right_error() {
     assert!(s.console().0.is_empty());
 }
 
-#[test]
-fn uart_output_becomes_named_lines() {
+/// VM0's UART on COM1 (`with_uart`) and VM1 (`web-1`) with one in MMIO.
+fn with_two_uarts() -> Service {
     let mut s = with_uart();
     add(&mut s, VM1, "web-1");
     attach(
@@ -364,6 +364,12 @@ fn uart_output_becomes_named_lines() {
         UART_MMIO,
         10,
     );
+    s
+}
+
+#[test]
+fn uart_output_becomes_named_lines() {
+    let mut s = with_two_uarts();
     for &b in b"hello\r\n" {
         write(&mut s, VM0, Space::Pio, COM1, 1, u64::from(b));
     }
@@ -387,16 +393,7 @@ fn console_chunk(next: u64, lost: u64, bytes: &[u8]) -> Response {
 
 #[test]
 fn console_read_returns_each_vms_raw_output_from_a_sequence_number() {
-    let mut s = with_uart();
-    add(&mut s, VM1, "web-1");
-    attach(
-        &mut s,
-        VM1,
-        DeviceKind::Uart16550,
-        Space::Mmio,
-        UART_MMIO,
-        10,
-    );
+    let mut s = with_two_uarts();
     for &b in b"\x1b[32mok\x1b[0m\r\n" {
         write(&mut s, VM0, Space::Pio, COM1, 1, u64::from(b));
     }

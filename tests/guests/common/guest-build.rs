@@ -1,5 +1,7 @@
-//! Links the guest at 0x8020_0000 with the shared guest linker script, only
-//! when building for bare-metal RISC-V.
+//! The build script of every RISC-V test guest (each names it with
+//! `build = "../common/guest-build.rs"`): links the guest at 0x8020_0000
+//! with the shared guest linker script, only when building for bare-metal
+//! RISC-V.
 
 fn main() {
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
