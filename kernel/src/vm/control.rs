@@ -221,9 +221,7 @@ pub fn ended(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64)> {
     record.io_wait = false;
     let controller = record.controller;
     sync(objects, vm);
-    let controller = controller?;
-    set_pending(objects, controller, vm);
-    wake_receiver(objects, controller).map(|bits| (controller, bits))
+    upcall(objects, controller?, vm)
 }
 
 /// Forgets `vm` from any phase (even with its vCPU waiting for I/O); its
@@ -268,9 +266,7 @@ pub fn io_exit(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64)> 
     record.io_wait = true;
     let server = record.ioreq_task;
     sync(objects, vm);
-    let server = server?;
-    set_pending(objects, server, vm);
-    wake_receiver(objects, server).map(|bits| (server, bits))
+    upcall(objects, server?, vm)
 }
 
 /// Checks an `ioreq_resume` of `vm`'s vCPU `vcpu` by `task` before the
@@ -370,6 +366,13 @@ fn set_pending(objects: &mut KernelObjects, task: TaskId, vm: usize) {
     {
         *bits |= 1 << vm;
     }
+}
+
+/// Sets `vm`'s bit for `task`; if it waits in `recv`, wakes it and returns
+/// the bits it takes (the caller delivers them).
+fn upcall(objects: &mut KernelObjects, task: TaskId, vm: usize) -> Option<(TaskId, u64)> {
+    set_pending(objects, task, vm);
+    wake_receiver(objects, task).map(|bits| (task, bits))
 }
 
 fn clear_pending(objects: &mut KernelObjects, task: Option<TaskId>, vm: usize) {

@@ -124,8 +124,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         for (id, name) in pre_launched {
             let result = self.launch_static(id).and_then(|()| {
                 self.start_vm(id).inspect_err(|_| {
-                    creation::tear_down(&mut self.platform, id);
-                    self.slots.power_off(id);
+                    self.release(id);
                 })
             });
             // At most one outcome per slot: never full.
@@ -254,8 +253,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         if self.is_powered_off_static(vm.id) {
             self.launch_static(vm.id)?;
             return self.start_vm(vm.id).inspect_err(|_| {
-                creation::tear_down(&mut self.platform, vm.id);
-                self.slots.power_off(vm.id);
+                self.release(vm.id);
             });
         }
         self.start_vm(vm.id)

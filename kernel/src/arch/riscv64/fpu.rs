@@ -224,6 +224,10 @@ mod tests {
         let a = FpOwner::fresh_token();
         let b = FpOwner::fresh_token();
         assert_ne!(a, b);
-        assert!(!FpOwner::holds(a) || !FpOwner::holds(b));
+        assert!(a > 0 && b > 0, "0 is the token of no vCPU (nothing loaded)");
+        assert!(
+            !FpOwner::holds(a) && !FpOwner::holds(b),
+            "a fresh token is in no hart"
+        );
     }
 }

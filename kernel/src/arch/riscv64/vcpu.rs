@@ -47,8 +47,6 @@ const ILLEGAL_INSTRUCTION: usize = 2;
 const INSTRUCTION_ACCESS_FAULT: usize = 1;
 const LOAD_ACCESS_FAULT: usize = 5;
 const STORE_ACCESS_FAULT: usize = 7;
-/// `sstatus.SIE`/`vsstatus.SIE`.
-const SSTATUS_SIE_BIT: usize = 1 << 1;
 /// VS software, timer and external interrupts go straight to the guest.
 const HIDELEG: usize = (1 << 2) | (1 << 6) | (1 << 10);
 const HVIP_VSSIP: usize = 1 << 2;
@@ -476,11 +474,11 @@ impl GuestVm {
     fn inject(&mut self, cause: usize, tval: usize) -> Option<RunOutcome> {
         let v = &mut self.vcpu;
         let from_vs = v.frame.hstatus & HSTATUS_SPVP != 0;
-        let mut vsstatus = v.vs.vsstatus & !(csr::SSTATUS_SPP | SSTATUS_SPIE | SSTATUS_SIE_BIT);
+        let mut vsstatus = v.vs.vsstatus & !(csr::SSTATUS_SPP | SSTATUS_SPIE | csr::SSTATUS_SIE);
         if from_vs {
             vsstatus |= csr::SSTATUS_SPP;
         }
-        if v.vs.vsstatus & SSTATUS_SIE_BIT != 0 {
+        if v.vs.vsstatus & csr::SSTATUS_SIE != 0 {
             vsstatus |= SSTATUS_SPIE;
         }
         v.vs.vsstatus = vsstatus;
@@ -537,7 +535,7 @@ impl GuestVm {
                 v.frame.regs[11] = opaque;
                 v.frame.sstatus |= csr::SSTATUS_SPP;
                 v.vs.vsatp = 0;
-                v.vs.vsstatus &= !SSTATUS_SIE_BIT;
+                v.vs.vsstatus &= !csr::SSTATUS_SIE;
                 v.vs.load();
                 return self.wait_for_interrupt();
             }

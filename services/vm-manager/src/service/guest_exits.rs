@@ -81,7 +81,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
     }
 
     /// Releases every resource of `id` and marks it powered off.
-    fn release(&mut self, id: VmId) {
+    pub(super) fn release(&mut self, id: VmId) {
         creation::tear_down(&mut self.platform, id);
         self.slots.power_off(id);
     }
