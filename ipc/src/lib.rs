@@ -5,6 +5,12 @@
 //! The kernel never parses these payloads; it only copies at most
 //! [`MAX_MESSAGE_SIZE`] bytes between the IPC buffers of two tasks. Every
 //! decoder here is fallible: bytes from another task are untrusted.
+//!
+//! Besides the messages, one shared-memory ABI lives here so the kernel and
+//! the services agree on it without the kernel depending on a service:
+//! [`ioreq_abi`], the per-VM ioreq page ([`ioreq_abi::page`], ACRN's 16 x
+//! 256-byte slots) and its slot state machine ([`ioreq_abi::slot`]). Do not
+//! confuse it with [`ioreq`], the IPC protocol of the ioreq service.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -12,6 +18,7 @@ mod codec;
 pub mod devices;
 mod error;
 pub mod ioreq;
+pub mod ioreq_abi;
 pub mod server;
 pub mod syscall;
 pub mod vm;

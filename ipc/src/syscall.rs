@@ -230,7 +230,7 @@ pub enum Sysno {
     /// runs or waits for I/O, and returns all its memory.
     VmDestroy = 19,
     /// `ioreq_attach(vm) -> (page_addr)`: maps `vm`'s ioreq page (ACRN
-    /// layout, `ioreq::page`) read-write into the caller at
+    /// layout, `ipc::ioreq_abi::page`) read-write into the caller at
     /// `IOREQ_PAGES + vm * 4096`; from then on a vCPU's I/O exit wakes the
     /// caller's `recv`/`reply_recv` with badge [`IOREQ_BADGE`] and bit `vm`
     /// set in a3. Needs the IOREQ right.

@@ -27,7 +27,7 @@ use crate::trap::{Access, Trap};
 use crate::vm::control;
 use crate::vm::ioreq_path::IoreqDispatch;
 use crate::{ExitStatus, klog, ticks};
-use ioreq::slot::SlotError;
+use ipc::ioreq_abi::slot::SlotError;
 
 #[path = "userland_console.rs"]
 mod console;
@@ -349,7 +349,7 @@ fn next_user_task(r: &mut Runner, mut decision: Decision, current: TaskId) -> Ta
 struct ToIoreqTask;
 
 impl IoreqDispatch for ToIoreqTask {
-    fn pending(&mut self, _: &mut ioreq::page::IoreqPage, _: u8) -> Result<(), SlotError> {
+    fn pending(&mut self, _: &mut ipc::ioreq_abi::page::IoreqPage, _: u8) -> Result<(), SlotError> {
         Ok(())
     }
 }

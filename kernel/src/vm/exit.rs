@@ -4,8 +4,8 @@
 //! generic side decides. A port access becomes the same [`IoRequest`] an
 //! ioreq slot carries, so the ioreq path serves PIO like MMIO.
 
-use ioreq::slot::{Direction, IoRequest};
 use ipc::Space;
+use ipc::ioreq_abi::slot::{Direction, IoRequest};
 
 use super::GuestAccess;
 

@@ -7,9 +7,9 @@
 //! its pending set, the task completes the slot and asks the kernel (by
 //! `ioreq_resume`) to resume the vCPU.
 
-use ioreq::page::IoreqPage;
-use ioreq::slot::{self, Direction, IoRequest, SlotError, SlotState};
 use ipc::Space;
+use ipc::ioreq_abi::page::IoreqPage;
+use ipc::ioreq_abi::slot::{self, Direction, IoRequest, SlotError, SlotState};
 
 /// A trapped guest device access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,17 +8,20 @@
 //! sends what [`Handled::actions`] lists. Everything read from the shared
 //! page is validated by [`slot`]; what is refused is counted in
 //! [`counters::IoreqCounters`]. [`worker`] is the task's work loop over an
-//! [`IoreqEffects`] trait: forward, complete, resume.
+//! [`IoreqEffects`] trait: forward, complete, resume. [`page`] and [`slot`]
+//! are the kernel/service ABI defined in `ipc::ioreq_abi`, re-exported here.
 #![no_std]
 #![forbid(unsafe_code)]
 
 pub mod clients;
 pub mod counters;
 pub mod dispatch;
-pub mod page;
 pub mod service;
-pub mod slot;
 pub mod worker;
+
+// The page layout and slot state machine are an ABI shared with the kernel,
+// so they live in `ipc`; re-exported here under their old paths.
+pub use ipc::ioreq_abi::{page, slot};
 
 pub use dispatch::{Action, Actions, Forward};
 pub use service::{Handled, IoreqService, OwnedPages, PageSource};

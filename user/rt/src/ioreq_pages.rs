@@ -9,7 +9,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use ioreq::page::IoreqPage;
+use ipc::ioreq_abi::page::IoreqPage;
 use ipc::syscall::{IOREQ_PAGES, MAX_VMS, Sysno};
 use ipc::{Error, VmId};
 
@@ -76,7 +76,7 @@ pub fn ioreq_page(vm: VmId) -> Result<&'static mut IoreqPage, Error> {
     //    inside a system call or not running (one hart), and every `ecall`
     //    is a compiler barrier for memory, so the compiler never caches a
     //    slot across a kernel write. (Running the kernel on several harts
-    //    needs volatile slot access in `ioreq::slot`: an integration point.)
+    //    needs volatile slot access in `ipc::ioreq_abi::slot`: an integration point.)
     Ok(unsafe { &mut *page })
 }
 

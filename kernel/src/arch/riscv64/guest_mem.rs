@@ -7,8 +7,8 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use ioreq::page::IoreqPage;
 use ipc::Error;
+use ipc::ioreq_abi::page::IoreqPage;
 use ipc::syscall::{GUEST_GENID_FROM_END, GUEST_IMAGE_OFFSET, IPC_BUFFER_SIZE};
 
 use super::fpu::{FpOwner, FpRegs};

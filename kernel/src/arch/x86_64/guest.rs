@@ -14,8 +14,8 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use ioreq::slot;
 use ipc::Error;
+use ipc::ioreq_abi::slot;
 
 use super::svm_exit::rax_after_in;
 use super::vcpu::Vcpu;

@@ -10,8 +10,8 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use ioreq::page::IoreqPage;
 use ipc::Error;
+use ipc::ioreq_abi::page::IoreqPage;
 use ipc::syscall::{
     GUEST_GENID_FROM_END, GUEST_IMAGE_OFFSET, GUEST_RAM_BASE, IPC_BUFFER_SIZE, X86_GUEST_PML4,
     X86_GUEST_STACK_TOP,

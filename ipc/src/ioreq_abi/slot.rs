@@ -6,11 +6,12 @@
 //! reads the state word, checks it against [`next_state`] and refuses with a
 //! [`SlotError`] (leaving the slot untouched) when the other side left the
 //! slot in a state that does not allow the step, or wrote a request that
-//! makes no sense. Callers count the refusals (see `counters`).
+//! makes no sense. Callers count the refusals (the ioreq service's
+//! `counters`).
 
-use ipc::Space;
+use crate::Space;
 
-use crate::page::{
+use super::page::{
     DIRECTION_READ, DIRECTION_WRITE, IoreqPage, IoreqSlot, MmioFields, PciFields, PioFields,
     STATE_COMPLETE, STATE_FREE, STATE_PENDING, STATE_PROCESSING, TYPE_MMIO, TYPE_PCI_CONFIG,
     TYPE_PIO,
@@ -135,17 +136,17 @@ pub enum SlotError {
     NotDispatched,
 }
 
-impl From<SlotError> for ipc::Error {
+impl From<SlotError> for crate::Error {
     fn from(error: SlotError) -> Self {
         match error {
-            SlotError::NoSuchSlot(_) => ipc::Error::InvalidArgument,
+            SlotError::NoSuchSlot(_) => crate::Error::InvalidArgument,
             SlotError::UnknownState(_)
             | SlotError::IllegalTransition { .. }
-            | SlotError::NotDispatched => ipc::Error::BadSlotState,
+            | SlotError::NotDispatched => crate::Error::BadSlotState,
             SlotError::UnknownType(_)
             | SlotError::BadSize(_)
             | SlotError::BadDirection(_)
-            | SlotError::BadAddress => ipc::Error::BadAccess,
+            | SlotError::BadAddress => crate::Error::BadAccess,
         }
     }
 }

@@ -2,11 +2,11 @@
 
 extern crate std;
 
-use ipc::Space;
+use crate::Space;
 use proptest::prelude::*;
 
 use super::*;
-use crate::page::{IoreqPage, PciFields, STATE_FREE, TYPE_PCI_CONFIG};
+use crate::ioreq_abi::page::{IoreqPage, PciFields, STATE_FREE, TYPE_PCI_CONFIG};
 
 const ALL_STATES: [SlotState; 4] = [
     SlotState::Pending,
@@ -406,39 +406,39 @@ fn abandon_completes_a_pending_slot_without_touching_its_payload() {
 #[test]
 fn slot_errors_map_to_protocol_errors() {
     assert_eq!(
-        ipc::Error::from(SlotError::NoSuchSlot(20)),
-        ipc::Error::InvalidArgument
+        crate::Error::from(SlotError::NoSuchSlot(20)),
+        crate::Error::InvalidArgument
     );
     assert_eq!(
-        ipc::Error::from(SlotError::UnknownState(8)),
-        ipc::Error::BadSlotState
+        crate::Error::from(SlotError::UnknownState(8)),
+        crate::Error::BadSlotState
     );
     assert_eq!(
-        ipc::Error::from(SlotError::IllegalTransition {
+        crate::Error::from(SlotError::IllegalTransition {
             found: SlotState::Free,
             event: SlotEvent::Complete
         }),
-        ipc::Error::BadSlotState
+        crate::Error::BadSlotState
     );
     assert_eq!(
-        ipc::Error::from(SlotError::BadSize(3)),
-        ipc::Error::BadAccess
+        crate::Error::from(SlotError::BadSize(3)),
+        crate::Error::BadAccess
     );
     assert_eq!(
-        ipc::Error::from(SlotError::NotDispatched),
-        ipc::Error::BadSlotState
+        crate::Error::from(SlotError::NotDispatched),
+        crate::Error::BadSlotState
     );
     assert_eq!(
-        ipc::Error::from(SlotError::UnknownType(3)),
-        ipc::Error::BadAccess
+        crate::Error::from(SlotError::UnknownType(3)),
+        crate::Error::BadAccess
     );
     assert_eq!(
-        ipc::Error::from(SlotError::BadDirection(3)),
-        ipc::Error::BadAccess
+        crate::Error::from(SlotError::BadDirection(3)),
+        crate::Error::BadAccess
     );
     assert_eq!(
-        ipc::Error::from(SlotError::BadAddress),
-        ipc::Error::BadAccess
+        crate::Error::from(SlotError::BadAddress),
+        crate::Error::BadAccess
     );
 }
 

@@ -2,7 +2,7 @@
 //! the ioreq service, laid out like ACRN's `struct acrn_io_request`.
 //!
 //! This module is plain data and safe accessors, nothing else: the kernel
-//! crate depends on it to fill slots, the service to dispatch them. Every
+//! uses it to fill slots, the ioreq service to dispatch them. Every
 //! field is public because the memory is shared: whoever reads a field must
 //! validate it (see `slot`), whatever this type says about it.
 //!
