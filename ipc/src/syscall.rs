@@ -333,6 +333,15 @@ pub enum Sysno {
     /// use it instead of `vm<slot>`. Needs VM_CONTROL; `Error::UnknownVm`,
     /// `Error::InvalidArgument` for a name that is not valid.
     VmSetName = 36,
+    /// `ioreq_complete_recv(vm, vcpu, ep_slot)`: `ioreq_resume(vm, vcpu)`
+    /// and then `recv(ep_slot)` in one call, the ioreq service's "complete
+    /// this slot and wait for the next request". The vCPU runs at once if
+    /// nothing more urgent is ready (the kernel switches straight into the
+    /// guest); the caller's `recv` returns when the next request, ioreq
+    /// wake-up or message arrives, as `reply_recv` with nothing owed would.
+    /// If the resume is refused its error returns at once and the caller
+    /// does not receive. Needs the IOREQ right.
+    IoreqCompleteRecv = 37,
 }
 
 /// The values of `vm_status`.
@@ -420,6 +429,7 @@ impl Sysno {
             34 => Sysno::PlatformInfo,
             35 => Sysno::VmStatus,
             36 => Sysno::VmSetName,
+            37 => Sysno::IoreqCompleteRecv,
             _ => return None,
         })
     }
@@ -512,12 +522,13 @@ mod tests {
             (Sysno::PlatformInfo, 34),
             (Sysno::VmStatus, 35),
             (Sysno::VmSetName, 36),
+            (Sysno::IoreqCompleteRecv, 37),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(37), None);
+        assert_eq!(Sysno::from_usize(38), None);
         assert_eq!(Sysno::from_usize(usize::MAX), None);
     }
 

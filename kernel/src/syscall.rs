@@ -100,6 +100,17 @@ pub fn dispatch<M: Machine>(
             }
             objects.recv(current, args[0])
         }
+        Sysno::IoreqCompleteRecv => {
+            let (vm, vcpu, slot) = (args[0], args[1], args[2]);
+            if let Err(e) = syscall_vm::resume_vcpu(objects, machine, current, vm, vcpu) {
+                machine.set_result(current, status_of(e), [0; 3]);
+                return Decision::Continue;
+            }
+            if syscall_vm::recv_pending(objects, machine, current) {
+                return objects.sched.schedule();
+            }
+            objects.recv(current, slot)
+        }
         Sysno::Reply => match objects.reply(current, args[0]) {
             // The caller died after its request was taken: nothing to answer.
             Err(ObjError::Ipc(IpcError::CallerDied)) => return done(machine, [0; 3]),

@@ -194,13 +194,7 @@ pub fn dispatch<M: Machine>(
             .and_then(|()| objects.vms.get(vm))
             .and_then(|record| machine.ioreq_attach(current, vm, record.ioreq_task))
             .and_then(|addr| control::attach(objects, vm, current).map(|_| [addr, 0, 0])),
-        Sysno::IoreqResume => need(objects, current, KernelRights::IOREQ)
-            .and_then(|()| control::check_resume(objects, vm, args[1], current))
-            .and_then(|()| machine.ioreq_resume(vm, args[1]))
-            .map(|()| {
-                control::io_resumed(objects, vm);
-                [0; 3]
-            }),
+        Sysno::IoreqResume => resume_vcpu(objects, machine, current, vm, args[1]).map(|()| [0; 3]),
         Sysno::VmSetExternalIrq => set_external_irq(objects, machine, current, vm, args[1]),
         Sysno::VmWriteGenid => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| known(objects, vm))
@@ -222,6 +216,24 @@ pub fn dispatch<M: Machine>(
         Err(e) => machine.set_result(current, status_of(e), [0; 3]),
     }
     objects.sched.schedule()
+}
+
+/// `ioreq_resume(vm, vcpu)` by `task` (also the first half of
+/// `ioreq_complete_recv`): checks the IOREQ right and that `task` serves
+/// `vm` and the vCPU waits, then the arch layer takes the COMPLETE slot
+/// and the vCPU may run again.
+pub fn resume_vcpu<M: Machine>(
+    objects: &mut KernelObjects,
+    machine: &mut M,
+    task: TaskId,
+    vm: usize,
+    vcpu: usize,
+) -> Result<(), Error> {
+    need(objects, task, KernelRights::IOREQ)?;
+    control::check_resume(objects, vm, vcpu, task)?;
+    machine.ioreq_resume(vm, vcpu)?;
+    control::io_resumed(objects, vm);
+    Ok(())
 }
 
 fn console_write<M: Machine>(

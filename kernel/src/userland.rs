@@ -297,7 +297,9 @@ pub fn user_trap(trap: Trap) -> *mut TrapFrame {
             if let Some(frame) = ipc_fast::fast_ipc(r, current, nr, args) {
                 return frame;
             }
-            syscall::dispatch(&mut r.objects, &mut r.tasks, current, nr, args)
+            ipc_fast::fast_complete_recv(r, current, nr, args).unwrap_or_else(|| {
+                syscall::dispatch(&mut r.objects, &mut r.tasks, current, nr, args)
+            })
         }
         Trap::TimerInterrupt => {
             ticks::on_timer(arch::timer_now());
@@ -363,6 +365,10 @@ fn run_vcpu(r: &mut Runner, vm: usize) -> Decision {
     match guest.run(&mut ToIoreqTask) {
         RunOutcome::Preempted => after_timer(r),
         RunOutcome::BlockedOnIo => {
+            if let Some((task, bits, decision)) = control::io_exit_direct(&mut r.objects, vm) {
+                syscall_vm::deliver(&mut r.tasks, task, bits);
+                return decision;
+            }
             if let Some((task, bits)) = control::io_exit(&mut r.objects, vm) {
                 syscall_vm::deliver(&mut r.tasks, task, bits);
             }

@@ -13,6 +13,7 @@ use ipc::syscall::{OK, Sysno};
 use super::{Runner, fail};
 use crate::arch::{self, TrapFrame};
 use crate::obj::ids::TaskId;
+use crate::obj::sched::Decision;
 
 /// Runs system call `nr` (a7) with `args` for `current` on the fast path if
 /// it applies; returns the frame to resume then, `None` (nothing changed)
@@ -39,4 +40,27 @@ pub(super) fn fast_ipc(
         .set_result(OK, [transfer.len, transfer.badge.0 as usize, 0]);
     to.space.activate();
     Some(&raw mut to.frame)
+}
+
+/// `ioreq_complete_recv(vm, vcpu, slot)` in its plain case
+/// (`KernelObjects::plain_complete_recv`): the arch layer takes the
+/// COMPLETE slot, the ioreq task waits on its endpoint and the vCPU runs
+/// next, without the general dispatcher or a scheduler pass. `None`, with
+/// nothing changed, for the general path (which also reports a slot that
+/// is not COMPLETE).
+pub(super) fn fast_complete_recv(
+    r: &mut Runner,
+    current: TaskId,
+    nr: usize,
+    args: [usize; 6],
+) -> Option<Decision> {
+    if nr != Sysno::IoreqCompleteRecv as usize {
+        return None;
+    }
+    let (vm, vcpu, slot) = (args[0], args[1], args[2]);
+    let (task, ep) = r.objects.plain_complete_recv(current, vm, vcpu, slot)?;
+    let guest = r.tasks.guests.vms.get_mut(vm)?.as_mut()?;
+    guest.resume_io().ok()?;
+    r.objects.complete_recv_direct(current, vm, task, ep);
+    Some(Decision::SwitchTo(task))
 }

@@ -516,6 +516,12 @@ impl Endpoints {
         }
     }
 
+    /// Whether `server` holds a caller's reply right (then its `recv` is
+    /// refused until it replies).
+    pub fn owes_reply(&self, server: TaskId) -> bool {
+        matches!(self.reply[server.slot()], ReplySlot::Caller(_))
+    }
+
     /// The endpoint `task` is queued on, if any.
     pub fn queued_on(&self, task: TaskId) -> Option<EndpointId> {
         self.queues

@@ -13,10 +13,13 @@
 
 use super::MAX_MESSAGE_LEN;
 use super::endpoint::Transfer;
+use super::ids::EndpointId;
 use super::ids::TaskId;
 use super::objects::KernelObjects;
 use super::rights::Rights;
 use super::sched::TaskState;
+use crate::vm::control;
+use mica_boot::image::KernelRights;
 
 impl KernelObjects {
     /// `caller` (running) calls through the endpoint capability in `slot`
@@ -67,6 +70,55 @@ impl KernelObjects {
             .direct_switch(server, caller, TaskState::BlockedRecv)
             .ok()?;
         Some(transfer)
+    }
+
+    /// The plain case of `ioreq_complete_recv(vm, vcpu, slot)` by `server`
+    /// (running, with the IOREQ right, serving `vm`, with no other ioreq
+    /// work pending, no reply owed and no sender queued on the endpoint in
+    /// `slot`): `vm`'s held vCPU runs as soon as the arch layer took its
+    /// completion, and the boost would run it next. Returns the vCPU and
+    /// the endpoint; `None` when the general path applies. Changes nothing:
+    /// [`KernelObjects::complete_recv_direct`] does, once the arch layer
+    /// took the completion.
+    pub fn plain_complete_recv(
+        &self,
+        server: TaskId,
+        vm: usize,
+        vcpu: usize,
+        slot: usize,
+    ) -> Option<(TaskId, EndpointId)> {
+        let rights = self.tasks.get(server).ok()?.kernel_rights();
+        if !rights.contains(KernelRights::IOREQ)
+            || self.vms.has_pending(server)
+            || control::check_resume(self, vm, vcpu, server).is_err()
+        {
+            return None;
+        }
+        let (ep, _) = self.endpoint_cap(server, slot, Rights::RECV).ok()?;
+        if self.endpoints.waiting(server).is_some()
+            || self.endpoints.owes_reply(server)
+            || !self.endpoints.no_sender_queued(ep)
+        {
+            return None;
+        }
+        let task = control::resumes_plainly(self, vm)?;
+        self.sched.can_hand_over(server, task).then_some((task, ep))
+    }
+
+    /// Carries out what [`KernelObjects::plain_complete_recv`] found plain:
+    /// `server` waits on `ep` to receive and `vm`'s vCPU `task` runs.
+    pub fn complete_recv_direct(
+        &mut self,
+        server: TaskId,
+        vm: usize,
+        task: TaskId,
+        ep: EndpointId,
+    ) {
+        let blocked = self.endpoints.recv(server, ep).is_ok();
+        debug_assert!(blocked, "checked by plain_complete_recv");
+        control::io_resumed_plain(self, vm);
+        let handed = self.sched.hand_over(server, TaskState::BlockedRecv, task);
+        debug_assert!(handed.is_some(), "checked by plain_complete_recv");
     }
 
     /// Whether `partner` waits as `state` and no task more urgent than it is

@@ -14,30 +14,33 @@ pub enum QueueError {
     AlreadyQueued,
 }
 
+/// "No slot" / "in no queue" in the compact links (task slots and queue
+/// numbers are all below it).
+const NONE: u8 = u8::MAX;
+const _: () = assert!(MAX_TASKS < NONE as usize, "task slots fit in a u8 link");
+
 #[derive(Clone, Copy, Debug)]
 struct Link {
-    /// The queued task (with its generation), the queue it is in, and its
-    /// neighbours; `None` when the slot's task is in no queue.
-    member: Option<Member>,
+    /// The queued task (with its generation) while `queue` is not [`NONE`].
+    task: TaskId,
+    /// The queue it is in, or [`NONE`].
+    queue: u8,
+    /// Its neighbours' slots, or [`NONE`].
+    prev: u8,
+    next: u8,
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Member {
-    task: TaskId,
-    queue: usize,
-    prev: Option<usize>,
-    next: Option<usize>,
-}
-
-#[derive(Clone, Copy, Debug, Default)]
 struct Ends {
-    head: Option<usize>,
-    tail: Option<usize>,
-    len: usize,
+    head: u8,
+    tail: u8,
+    len: u16,
 }
 
 /// `QUEUES` FIFO queues over the tasks of the task table, each task in at
-/// most one of them.
+/// most one of them. Links are slot numbers in bytes, so an operation on
+/// the IPC and scheduling paths touches a few bytes, not option-wrapped
+/// words.
 #[derive(Clone, Debug)]
 pub struct TaskQueues<const QUEUES: usize> {
     links: [Link; MAX_TASKS],
@@ -50,14 +53,31 @@ impl<const QUEUES: usize> Default for TaskQueues<QUEUES> {
     }
 }
 
+/// A slot number as a link byte (slots are below [`MAX_TASKS`]).
+#[allow(clippy::cast_possible_truncation, reason = "MAX_TASKS < NONE")]
+const fn link(slot: usize) -> u8 {
+    slot as u8
+}
+
 impl<const QUEUES: usize> TaskQueues<QUEUES> {
+    const FITS: () = assert!(QUEUES < NONE as usize, "queue numbers fit in a u8");
+
     /// Empty queues.
     pub const fn new() -> Self {
+        let () = Self::FITS;
         TaskQueues {
-            links: [Link { member: None }; MAX_TASKS],
+            links: [Link {
+                task: match TaskId::new(0, 0) {
+                    Some(t) => t,
+                    None => panic!("slot 0 exists"),
+                },
+                queue: NONE,
+                prev: NONE,
+                next: NONE,
+            }; MAX_TASKS],
             ends: [Ends {
-                head: None,
-                tail: None,
+                head: NONE,
+                tail: NONE,
                 len: 0,
             }; QUEUES],
         }
@@ -75,36 +95,34 @@ impl<const QUEUES: usize> TaskQueues<QUEUES> {
 
     fn insert(&mut self, queue: usize, task: TaskId, front: bool) -> Result<(), QueueError> {
         let slot = task.slot();
-        let ends = *self.ends.get(queue).ok_or(QueueError::NoSuchQueue)?;
-        if self.links[slot].member.is_some() {
+        let ends = self.ends.get_mut(queue).ok_or(QueueError::NoSuchQueue)?;
+        if self.links[slot].queue != NONE {
             return Err(QueueError::AlreadyQueued);
         }
         let (prev, next) = if front {
-            (None, ends.head)
+            (NONE, ends.head)
         } else {
-            (ends.tail, None)
+            (ends.tail, NONE)
         };
-        self.links[slot].member = Some(Member {
-            task,
-            queue,
-            prev,
-            next,
-        });
-        if let Some(p) = prev {
-            self.set_next(p, Some(slot));
+        if prev == NONE {
+            ends.head = link(slot);
         }
-        if let Some(n) = next {
-            self.set_prev(n, Some(slot));
-        }
-        let ends = &mut self.ends[queue];
-        if front {
-            ends.head = Some(slot);
-            ends.tail = ends.tail.or(Some(slot));
-        } else {
-            ends.tail = Some(slot);
-            ends.head = ends.head.or(Some(slot));
+        if next == NONE {
+            ends.tail = link(slot);
         }
         ends.len += 1;
+        self.links[slot] = Link {
+            task,
+            queue: link(queue),
+            prev,
+            next,
+        };
+        if prev != NONE {
+            self.links[usize::from(prev)].next = link(slot);
+        }
+        if next != NONE {
+            self.links[usize::from(next)].prev = link(slot);
+        }
         Ok(())
     }
 
@@ -117,33 +135,40 @@ impl<const QUEUES: usize> TaskQueues<QUEUES> {
 
     /// The task at the front of `queue`, left in place.
     pub fn front(&self, queue: usize) -> Option<TaskId> {
-        let head = self.ends.get(queue)?.head?;
-        self.links[head].member.map(|m| m.task)
+        let head = self.ends.get(queue)?.head;
+        (head != NONE).then(|| self.links[usize::from(head)].task)
     }
 
     /// Takes `task` out of whichever queue it is in and returns that queue;
     /// `None` if it was in none (or the slot holds another generation).
     pub fn remove(&mut self, task: TaskId) -> Option<usize> {
-        let member = self.links[task.slot()].member.filter(|m| m.task == task)?;
-        match member.prev {
-            Some(p) => self.set_next(p, member.next),
-            None => self.ends[member.queue].head = member.next,
+        let l = self.links[task.slot()];
+        if l.queue == NONE || l.task != task {
+            return None;
         }
-        match member.next {
-            Some(n) => self.set_prev(n, member.prev),
-            None => self.ends[member.queue].tail = member.prev,
+        let queue = usize::from(l.queue);
+        let ends = self.ends.get_mut(queue)?;
+        if l.prev == NONE {
+            ends.head = l.next;
         }
-        self.ends[member.queue].len -= 1;
-        self.links[task.slot()].member = None;
-        Some(member.queue)
+        if l.next == NONE {
+            ends.tail = l.prev;
+        }
+        ends.len -= 1;
+        if l.prev != NONE {
+            self.links[usize::from(l.prev)].next = l.next;
+        }
+        if l.next != NONE {
+            self.links[usize::from(l.next)].prev = l.prev;
+        }
+        self.links[task.slot()].queue = NONE;
+        Some(queue)
     }
 
     /// The queue `task` is in, if any.
     pub fn queue_of(&self, task: TaskId) -> Option<usize> {
-        self.links[task.slot()]
-            .member
-            .filter(|m| m.task == task)
-            .map(|m| m.queue)
+        let l = self.links[task.slot()];
+        (l.queue != NONE && l.task == task).then_some(usize::from(l.queue))
     }
 
     /// Whether `queue` holds no task (a nonexistent queue is empty).
@@ -153,29 +178,17 @@ impl<const QUEUES: usize> TaskQueues<QUEUES> {
 
     /// How many tasks wait in `queue`.
     pub fn len(&self, queue: usize) -> usize {
-        self.ends.get(queue).map_or(0, |e| e.len)
+        self.ends.get(queue).map_or(0, |e| usize::from(e.len))
     }
 
     /// The tasks of `queue`, front to back.
     pub fn iter(&self, queue: usize) -> impl Iterator<Item = TaskId> + '_ {
-        let mut cursor = self.ends.get(queue).and_then(|e| e.head);
+        let mut cursor = self.ends.get(queue).map_or(NONE, |e| e.head);
         core::iter::from_fn(move || {
-            let member = self.links[cursor?].member?;
-            cursor = member.next;
-            Some(member.task)
+            let l = self.links.get(usize::from(cursor))?;
+            cursor = l.next;
+            Some(l.task)
         })
-    }
-
-    fn set_next(&mut self, slot: usize, next: Option<usize>) {
-        if let Some(m) = self.links[slot].member.as_mut() {
-            m.next = next;
-        }
-    }
-
-    fn set_prev(&mut self, slot: usize, prev: Option<usize>) {
-        if let Some(m) = self.links[slot].member.as_mut() {
-            m.prev = prev;
-        }
     }
 }
 

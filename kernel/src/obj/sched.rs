@@ -330,6 +330,38 @@ impl Scheduler {
         Ok(Decision::SwitchTo(to))
     }
 
+    /// The plain case of a server that finished a blocked task's work and
+    /// waits again: running `from` blocks as `blocked` and the blocked
+    /// `to` runs at once, on the rest of its own slice and with the boost
+    /// [`Scheduler::unblock_boosted`] would give it, exactly when that boost
+    /// would run it next (its turn is not over and nothing more urgent is
+    /// ready). Returns `None`, with nothing changed, in every other case:
+    /// the caller then takes the general path.
+    pub fn hand_over(&mut self, from: TaskId, blocked: TaskState, to: TaskId) -> Option<()> {
+        if !blocked.is_blocked() || !self.can_hand_over(from, to) {
+            return None;
+        }
+        self.set_state(from, blocked);
+        self.set_state(to, TaskState::Running);
+        self.start_turn(to);
+        self.current = Some(to);
+        Some(())
+    }
+
+    /// Whether [`Scheduler::hand_over`] from `from` to `to` applies.
+    pub fn can_hand_over(&self, from: TaskId, to: TaskId) -> bool {
+        let Ok(target) = self.entry(to) else {
+            return false;
+        };
+        let turn_over = target
+            .turn_start
+            .is_some_and(|start| self.ticks.wrapping_sub(start) >= u64::from(TIMESLICE_TICKS));
+        self.current == Some(from)
+            && target.state.is_blocked()
+            && !turn_over
+            && !self.ready_above(target.priority)
+    }
+
     /// Marks `task` dead and takes it off the CPU and every ready queue.
     pub fn kill(&mut self, task: TaskId) -> Result<(), SchedError> {
         let entry = self.entry(task)?;

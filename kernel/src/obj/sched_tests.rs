@@ -360,3 +360,107 @@ fn a_boost_lasts_one_slice_of_ticks_even_when_services_take_them() {
     }
     s.check_invariants().unwrap();
 }
+
+/// `hand_over` is the general path's "block the server, unblock the vCPU
+/// boosted, schedule" in one step: whenever it applies, the scheduler ends
+/// up exactly as the general path leaves it (state, current task, queues,
+/// what runs after later ticks); when it does not, nothing changed. Checked
+/// over random schedules of ticks, blocks, wake-ups and hand-overs.
+#[test]
+fn hand_over_equals_the_general_path_whenever_it_applies() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut applied = 0;
+    for _ in 0..2000 {
+        // Two vCPUs (0), a service (9) and a busier service (12).
+        let mut s = admitted(&[(1, 0), (2, 0), (9, 9), (12, 12)]);
+        s.block(t(12), TaskState::BlockedRecv).unwrap();
+        s.block(t(9), TaskState::BlockedRecv).unwrap();
+        s.schedule();
+        for _ in 0..next(40) {
+            let current = s.current();
+            let held = [t(1), t(2)]
+                .into_iter()
+                .find(|&v| s.state(v) == Some(TaskState::Held));
+            match next(6) {
+                // The service completes a held vCPU's I/O, the general way.
+                4 if current == Some(t(9)) && held.is_some() => {
+                    s.block(t(9), TaskState::BlockedRecv).unwrap();
+                    s.unblock_boosted(held.unwrap()).unwrap();
+                    s.schedule();
+                }
+                0 => {
+                    s.tick();
+                }
+                1 if current.is_some_and(|c| c.slot() < 3) => {
+                    // A vCPU exits for I/O to the service, if it waits.
+                    let c = current.unwrap();
+                    if s.state(t(9)) == Some(TaskState::BlockedRecv) {
+                        s.direct_switch(c, t(9), TaskState::Held).unwrap();
+                    }
+                }
+                2 if s.state(t(12)) == Some(TaskState::BlockedRecv) => {
+                    s.unblock(t(12)).unwrap();
+                    s.schedule();
+                }
+                3 if current == Some(t(12)) => {
+                    s.block(t(12), TaskState::BlockedRecv).unwrap();
+                    s.schedule();
+                }
+                _ => {}
+            }
+            s.check_invariants().unwrap();
+        }
+        let Some(server) = s.current().filter(|c| c.slot() >= 9) else {
+            continue;
+        };
+        let vcpu = [t(1), t(2)]
+            .into_iter()
+            .find(|&v| s.state(v) == Some(TaskState::Held));
+        let Some(vcpu) = vcpu else { continue };
+        let mut general = s.clone();
+        general.block(server, TaskState::BlockedRecv).unwrap();
+        general.unblock_boosted(vcpu).unwrap();
+        let decision = general.schedule();
+        let mut fast = s.clone();
+        match fast.hand_over(server, TaskState::BlockedRecv, vcpu) {
+            Some(()) => {
+                applied += 1;
+                assert_eq!(decision, Decision::SwitchTo(vcpu));
+                fast.check_invariants().unwrap();
+                for _ in 0..3 * TIMESLICE_TICKS {
+                    assert_eq!(fast.current(), general.current());
+                    for slot in [1, 2, 9, 12] {
+                        assert_eq!(fast.state(t(slot)), general.state(t(slot)));
+                    }
+                    assert_eq!(fast.tick(), general.tick());
+                }
+            }
+            None => {
+                assert_eq!(format!("{fast:?}"), format!("{s:?}"), "unchanged");
+                assert_ne!(decision, Decision::SwitchTo(vcpu), "general ran it");
+            }
+        }
+    }
+    assert!(applied > 100, "the plain case was exercised ({applied})");
+}
+
+#[test]
+fn hand_over_refuses_what_it_cannot_do_plainly() {
+    let mut s = admitted(&[(1, 0), (9, 9)]);
+    s.block(t(1), TaskState::Held).unwrap();
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(9)));
+    // Not the running task, not a blocked state, not a blocked target.
+    assert_eq!(s.hand_over(t(1), TaskState::BlockedRecv, t(9)), None);
+    assert_eq!(s.hand_over(t(9), TaskState::Ready, t(1)), None);
+    assert_eq!(s.hand_over(t(9), TaskState::BlockedRecv, t(7)), None);
+    assert_eq!(s.hand_over(t(9), TaskState::BlockedRecv, t(1)), Some(()));
+    assert_eq!(s.current(), Some(t(1)));
+    assert_eq!(s.state(t(9)), Some(TaskState::BlockedRecv));
+    s.check_invariants().unwrap();
+}

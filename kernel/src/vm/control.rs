@@ -15,7 +15,7 @@ use crate::obj::MAX_TASKS;
 use crate::obj::endpoint::Wait;
 use crate::obj::ids::TaskId;
 use crate::obj::objects::KernelObjects;
-use crate::obj::sched::{Priority, TaskState};
+use crate::obj::sched::{Decision, Priority, TaskState};
 
 /// vCPUs run below every service (services use priorities 1 and up).
 pub const VCPU_PRIORITY: Priority = Priority::LOWEST;
@@ -267,6 +267,55 @@ pub fn io_exit(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64)> 
     let server = record.ioreq_task;
     sync(objects, vm);
     upcall(objects, server?, vm)
+}
+
+/// The plain case of [`io_exit`], as a direct switch: the running vCPU of
+/// `vm` trapped on a device access, its slot is PENDING and the VM's ioreq
+/// task waits in `recv`: the vCPU is held and the task runs at once on the
+/// rest of the vCPU's slice (unless something more urgent is ready), with
+/// no pass over the ready queues. Returns the task, the bits it takes (the
+/// caller delivers them) and what runs next; `None`, with nothing changed,
+/// when the task does not wait in `recv` (then [`io_exit`] applies).
+pub fn io_exit_direct(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64, Decision)> {
+    let record = objects.vms.get(vm).ok()?;
+    let server = record.ioreq_task?;
+    if record.phase != Phase::Running
+        || objects.sched.current() != Some(record.vcpu)
+        || objects.sched.state(server) != Some(TaskState::BlockedRecv)
+        || objects.endpoints.waiting(server) != Some(Wait::Recv)
+    {
+        return None;
+    }
+    let decision = objects
+        .sched
+        .direct_switch(record.vcpu, server, TaskState::Held)
+        .ok()?;
+    objects.endpoints.cancel_recv(server);
+    if let Ok(record) = objects.vms.get_mut(vm) {
+        record.io_wait = true;
+    }
+    let pending = objects.vms.pending.get_mut(server.slot())?;
+    let bits = core::mem::take(pending) | 1 << vm;
+    Some((server, bits, decision))
+}
+
+/// Whether `vm`'s vCPU, held for its I/O, may run as soon as the I/O is
+/// resumed (the VM runs and the vCPU is not asleep); its task if so.
+pub fn resumes_plainly(objects: &KernelObjects, vm: usize) -> Option<TaskId> {
+    let record = objects.vms.get(vm).ok()?;
+    (record.phase == Phase::Running
+        && record.io_wait
+        && record.asleep_until.is_none()
+        && objects.sched.state(record.vcpu) == Some(TaskState::Held))
+    .then_some(record.vcpu)
+}
+
+/// [`io_resumed`] without the scheduler step: the caller has checked
+/// [`resumes_plainly`] and hands the CPU to the vCPU itself.
+pub fn io_resumed_plain(objects: &mut KernelObjects, vm: usize) {
+    if let Ok(record) = objects.vms.get_mut(vm) {
+        record.io_wait = false;
+    }
 }
 
 /// Checks an `ioreq_resume` of `vm`'s vCPU `vcpu` by `task` before the

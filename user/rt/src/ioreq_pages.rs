@@ -13,6 +13,7 @@ use ipc::ioreq_abi::page::IoreqPage;
 use ipc::syscall::{IOREQ_PAGES, MAX_VMS, Sysno};
 use ipc::{Error, VmId};
 
+use crate::Received;
 use crate::sys::checked;
 use crate::vm::vm_number;
 
@@ -47,6 +48,19 @@ pub fn ioreq_attach(vm: VmId) -> Result<usize, Error> {
 pub fn ioreq_resume(vm: VmId, vcpu: u8) -> Result<(), Error> {
     let n = vm_number(vm)?;
     checked(Sysno::IoreqResume, [n, usize::from(vcpu), 0, 0, 0, 0]).map(|_| ())
+}
+
+/// [`ioreq_resume`] and then a receive on endpoint slot `ep` in one call
+/// (`ioreq_complete_recv`): the vCPU runs at once, and this returns with
+/// the next ioreq wake-up or message. On a refused resume the error comes
+/// back at once, without receiving.
+pub fn ioreq_complete_recv(vm: VmId, vcpu: u8, ep: usize) -> Result<Received, Error> {
+    let n = vm_number(vm)?;
+    checked(
+        Sysno::IoreqCompleteRecv,
+        [n, usize::from(vcpu), ep, 0, 0, 0],
+    )
+    .map(|[len, badge, vms]| Received::from_registers(len, badge, vms))
 }
 
 /// The mapped ioreq page of `vm`. `UnknownVm` before [`ioreq_attach`]

@@ -197,16 +197,6 @@ impl VsCsrs {
         }
     }
 
-    /// Writes the VS-level CSRs the kernel itself changes between two
-    /// entries (a timer or software interrupt raised or cleared by an SBI
-    /// call); the others are still the guest's in the hart.
-    fn load_changing(&self) {
-        csr::hvip::write(self.hvip);
-        if timer::uses_sstc() {
-            csr::vstimecmp::write(self.vstimecmp);
-        }
-    }
-
     fn save(&mut self) {
         self.vsstatus = csr::vsstatus::read();
         self.vsie = csr::vsie::read();
@@ -333,12 +323,26 @@ impl GuestVm {
     }
 
     /// Runs the vCPU until the host must decide something. The VS CSRs are
-    /// loaded once per run; between the exits it handles itself (SBI calls,
-    /// a completed MMIO access) only the two the kernel changes (`hvip`,
-    /// `vstimecmp`) are written again, and every exit saves them all.
+    /// loaded once per run and saved once when it ends: between the exits
+    /// it handles itself (SBI calls, a completed MMIO access) they stay in
+    /// the hart, where the handlers change the two the kernel sets (`hvip`,
+    /// `vstimecmp`) directly, and a handler that needs the others saves
+    /// them first ([`GuestVm::sync_vs`]).
     pub fn run(&mut self, dispatch: &mut dyn IoreqDispatch) -> RunOutcome {
         self.load_static();
         self.vcpu.vs.load();
+        let outcome = self.run_loaded(dispatch);
+        self.vcpu.vs.save();
+        outcome
+    }
+
+    /// Brings the saved VS CSRs up to date with the hart (inside
+    /// [`GuestVm::run`], where the hart holds the live ones).
+    fn sync_vs(&mut self) {
+        self.vcpu.vs.save();
+    }
+
+    fn run_loaded(&mut self, dispatch: &mut dyn IoreqDispatch) -> RunOutcome {
         let hstatus = csr::hstatus::read() | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW;
         let sstatus = fpu::guest_sstatus(csr::sstatus::read() | csr::SSTATUS_SPP)
             & !(csr::SSTATUS_SIE | SSTATUS_SPIE);
@@ -353,20 +357,18 @@ impl GuestVm {
             let v = &mut self.vcpu;
             if let Some(deadline) = v.deadline {
                 if timer::now() >= deadline {
-                    v.vs.hvip |= HVIP_VSTIP;
+                    csr::hvip::set(HVIP_VSTIP);
                 } else {
                     // Without Sstc the host timer must end the run at the
                     // guest's deadline (or the next tick, if earlier).
                     timer::set_deadline(crate::ticks::deadline(Some(deadline)));
                 }
             }
-            v.vs.load_changing();
             v.frame.hstatus = hstatus;
             // SPP as the last exit left it: a guest trapped in VU-mode (its
             // user programs) resumes in VU-mode, not in VS-mode.
             v.frame.sstatus = sstatus & !csr::SSTATUS_SPP | v.frame.sstatus & csr::SSTATUS_SPP;
             enter_guest(&mut v.frame);
-            v.vs.save();
             if fpu::dirtied(v.frame.sstatus) {
                 fpu::save(&mut v.fp);
             }
@@ -385,6 +387,7 @@ impl GuestVm {
 
     /// The vCPU (past its `wfi` or suspend call) waits for an interrupt.
     fn wait_for_interrupt(&mut self) -> Option<RunOutcome> {
+        self.sync_vs();
         let v = &mut self.vcpu;
         let deadline = if timer::uses_sstc() {
             Some(v.vs.vstimecmp as u64).filter(|&t| t != u64::MAX)
@@ -447,6 +450,7 @@ impl GuestVm {
     /// boot. Only when the guest cannot take it (its own trap vector is
     /// where the fetch failed) is the VM stopped.
     fn stray_access(&mut self, access: GuestAccess, gpa: u64, gva: usize) -> Option<RunOutcome> {
+        self.sync_vs();
         let v = &self.vcpu;
         if access == GuestAccess::Fetch && v.frame.sepc == v.vs.vstvec & !0b11 {
             return self.stop(StopReason::GuestPageFault { access, gpa });
@@ -472,6 +476,7 @@ impl GuestVm {
     /// `vsstatus.SPP` from the mode it trapped in, SPIE from SIE, SIE
     /// cleared, and the guest resumes in VS-mode at its trap vector.
     fn inject(&mut self, cause: usize, tval: usize) -> Option<RunOutcome> {
+        self.sync_vs();
         let v = &mut self.vcpu;
         let from_vs = v.frame.hstatus & HSTATUS_SPVP != 0;
         let mut vsstatus = v.vs.vsstatus & !(csr::SSTATUS_SPP | SSTATUS_SPIE | csr::SSTATUS_SIE);
@@ -516,20 +521,21 @@ impl GuestVm {
         match effect {
             SbiEffect::None => {}
             SbiEffect::SetTimer(at) => {
-                v.vs.hvip &= !HVIP_VSTIP;
+                csr::hvip::clear(HVIP_VSTIP);
                 if timer::uses_sstc() {
-                    v.vs.vstimecmp = at as usize;
+                    csr::vstimecmp::write(at as usize);
                 } else {
                     v.deadline = Some(at);
                 }
             }
-            SbiEffect::SoftwareInterrupt => v.vs.hvip |= HVIP_VSSIP,
+            SbiEffect::SoftwareInterrupt => csr::hvip::set(HVIP_VSSIP),
             SbiEffect::FlushGuestTlb => hfence_vvma_all(),
             SbiEffect::FenceI => fence_i(),
             SbiEffect::Suspend => return self.wait_for_interrupt(),
             SbiEffect::SystemSuspend { resume, opaque } => {
                 // Resumes (after the wake-up interrupt) in VS-mode at
                 // `resume`, MMU off, interrupts off, a0 = hart, a1 = opaque.
+                v.vs.save();
                 v.frame.sepc = resume as usize;
                 v.frame.regs[10] = usize::from(v.id);
                 v.frame.regs[11] = opaque;
@@ -570,7 +576,8 @@ impl GuestVm {
     /// The instruction at the guest's pc, read as `hlvx.hu` would: through
     /// its VS-stage tables with the execute permission of the mode it
     /// trapped in, then the G-stage ([`vs_fetch`]).
-    fn fetch_insn(&self) -> Option<u32> {
+    fn fetch_insn(&mut self) -> Option<u32> {
+        self.sync_vs();
         let memory = GuestRam { root: self.root };
         let mode = if self.vcpu.frame.hstatus & HSTATUS_SPVP != 0 {
             GuestMode::Supervisor

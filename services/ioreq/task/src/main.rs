@@ -17,7 +17,9 @@ mod task {
     use ipc::syscall::{MAX_VMS, slots};
     use ipc::{Error, MAX_MESSAGE_SIZE, VmId, devices};
     use log::{info, warn};
-    use mica_rt::ioreq_pages::{give_back, ioreq_attach, ioreq_page, ioreq_resume};
+    use mica_rt::ioreq_pages::{
+        give_back, ioreq_attach, ioreq_complete_recv, ioreq_page, ioreq_resume,
+    };
     use mica_rt::{Received, Start, StaticSlot, call_message, sys};
 
     type Ioreq = IoreqService<KernelPages, MAX_VMS>;
@@ -40,8 +42,13 @@ mod task {
     }
 
     /// Clients are reached through the call right of the endpoint with
-    /// their number; the kernel resumes vCPUs.
-    struct Effects;
+    /// their number; the kernel resumes vCPUs. The last resume of a wake-up
+    /// is owed until the loop waits again, so that it goes with the wait
+    /// (`ioreq_complete_recv`: the kernel switches straight into the guest);
+    /// an earlier one owed is made at once.
+    struct Effects {
+        owed: Option<(VmId, u8)>,
+    }
 
     impl IoreqEffects for Effects {
         fn forward(
@@ -53,7 +60,12 @@ mod task {
         }
 
         fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error> {
-            ioreq_resume(vm, vcpu)
+            if let Some((vm, vcpu)) = self.owed.replace((vm, vcpu))
+                && let Err(error) = ioreq_resume(vm, vcpu)
+            {
+                self.problem(Problem::ResumeRefused { vm, vcpu, error });
+            }
+            Ok(())
         }
 
         fn problem(&mut self, problem: Problem) {
@@ -85,7 +97,7 @@ mod task {
 
     /// Answers the message of `len` bytes in the IPC buffer; returns the
     /// length of the reply still owed (0 if it was sent already).
-    fn answer(service: &mut Ioreq, len: usize) -> usize {
+    fn answer(service: &mut Ioreq, effects: &mut Effects, len: usize) -> usize {
         let mut request = [0u8; MAX_MESSAGE_SIZE];
         let mut reply = [0u8; MAX_MESSAGE_SIZE];
         sys::with_buffer(|buf| request[..len].copy_from_slice(&buf[..len]));
@@ -111,7 +123,7 @@ mod task {
         if let Err(e) = sys::reply(n) {
             warn!("reply failed: {e}");
         }
-        service.carry_out(&actions, &mut Effects);
+        service.carry_out(&actions, effects);
         0
     }
 
@@ -124,14 +136,24 @@ mod task {
             return 1;
         };
         let mut reply_len = 0;
+        let mut effects = Effects { owed: None };
         info!("serving ioreq");
         loop {
-            reply_len = match sys::reply_recv(slots::SERVE, reply_len) {
+            let received = match effects.owed.take() {
+                // Nothing else is owed then: a reply is only owed after a
+                // message that produced no resume.
+                Some((vm, vcpu)) => ioreq_complete_recv(vm, vcpu, slots::SERVE).or_else(|error| {
+                    effects.problem(Problem::ResumeRefused { vm, vcpu, error });
+                    sys::reply_recv(slots::SERVE, reply_len)
+                }),
+                None => sys::reply_recv(slots::SERVE, reply_len),
+            };
+            reply_len = match received {
                 Ok(Received::IoreqPending { vms }) => {
-                    service.drain(vms, &mut Effects);
+                    service.drain(vms, &mut effects);
                     0
                 }
-                Ok(Received::Message { len, .. }) => answer(service, len),
+                Ok(Received::Message { len, .. }) => answer(service, &mut effects, len),
                 Err(e) => {
                     warn!("reply_recv failed: {e}");
                     0
