@@ -516,6 +516,65 @@ impl Endpoints {
         }
     }
 
+    /// The plain case of [`Endpoints::call`]: `receiver` is the oldest task
+    /// waiting to receive on `ep` and `caller` waits for nothing: `receiver`
+    /// takes the message and `caller` waits for its reply, exactly as the
+    /// general call leaves them, without building an [`Outcome`]. `None`,
+    /// with nothing changed, in any other case.
+    pub fn call_plain(&mut self, caller: TaskId, ep: EndpointId, receiver: TaskId) -> Option<()> {
+        let index = self.index(ep)?;
+        if self.state[index] != EndpointState::Receivers
+            || self.queues.front(index) != Some(receiver)
+            || self.waiting(caller).is_some()
+        {
+            return None;
+        }
+        self.queues.remove(receiver);
+        self.settle(index);
+        self.ipc[receiver.slot()] = TaskIpc::Idle;
+        self.await_reply(caller, receiver);
+        Some(())
+    }
+
+    /// The plain case of [`Endpoints::reply_recv`]: `server` answers
+    /// `caller`, which waits for exactly that reply, and then waits to
+    /// receive on `ep`, where no sender is queued. Leaves everything as
+    /// the general `reply_recv` would; `None`, with nothing changed, in any
+    /// other case.
+    pub fn reply_wait_plain(
+        &mut self,
+        server: TaskId,
+        ep: EndpointId,
+        caller: TaskId,
+    ) -> Option<()> {
+        if self.reply_owed_to(server) != Some(caller) {
+            return None;
+        }
+        self.wait_plain(server, ep, true)?;
+        self.ipc[caller.slot()] = TaskIpc::Idle;
+        Some(())
+    }
+
+    /// The plain case of [`Endpoints::recv`] that blocks: `server` waits for
+    /// nothing, owes no reply (unless `replied`: its reply is being made)
+    /// and no sender is queued on `ep`: it joins `ep`'s receivers. `None`,
+    /// with nothing changed, in any other case.
+    pub fn wait_plain(&mut self, server: TaskId, ep: EndpointId, replied: bool) -> Option<()> {
+        let index = self.live(ep).ok()?;
+        let owes = matches!(self.reply[server.slot()], ReplySlot::Caller(_));
+        if self.state[index] == EndpointState::Senders
+            || self.waiting(server).is_some()
+            || owes != replied
+        {
+            return None;
+        }
+        self.queues.push_back(index, server).ok()?;
+        self.state[index] = EndpointState::Receivers;
+        self.ipc[server.slot()] = TaskIpc::Receiving { task: server, ep };
+        self.reply[server.slot()] = ReplySlot::Empty;
+        Some(())
+    }
+
     /// Whether `server` holds a caller's reply right (then its `recv` is
     /// refused until it replies).
     pub fn owes_reply(&self, server: TaskId) -> bool {

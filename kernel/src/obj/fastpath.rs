@@ -13,6 +13,7 @@
 
 use super::MAX_MESSAGE_LEN;
 use super::endpoint::Transfer;
+use super::ids::Badge;
 use super::ids::EndpointId;
 use super::ids::TaskId;
 use super::objects::KernelObjects;
@@ -32,17 +33,18 @@ impl KernelObjects {
             return None;
         }
         let (ep, badge) = self.endpoint_cap(caller, slot, Rights::CALL).ok()?;
-        if self.endpoints.waiting(caller).is_some() {
-            return None;
-        }
         let receiver = self.endpoints.waiting_receiver(ep)?;
         self.switch_ok(receiver, TaskState::BlockedRecv)?;
-        let outcome = self.endpoints.call(caller, ep, badge, len).ok()?;
-        let transfer = outcome.transfers[0]?;
+        self.endpoints.call_plain(caller, ep, receiver)?;
         self.sched
             .direct_switch(caller, receiver, TaskState::BlockedReply)
             .ok()?;
-        Some(transfer)
+        Some(Transfer {
+            from: caller,
+            to: receiver,
+            badge,
+            len,
+        })
     }
 
     /// `server` (running, with no ioreq work pending) answers the caller
@@ -59,17 +61,18 @@ impl KernelObjects {
             return None;
         }
         let (ep, _) = self.endpoint_cap(server, slot, Rights::RECV).ok()?;
-        if self.endpoints.waiting(server).is_some() || !self.endpoints.no_sender_queued(ep) {
-            return None;
-        }
         let caller = self.endpoints.reply_owed_to(server)?;
         self.switch_ok(caller, TaskState::BlockedReply)?;
-        let result = self.endpoints.reply_recv(server, ep, len).ok()?;
-        let transfer = result.outcome.transfers[0]?;
+        self.endpoints.reply_wait_plain(server, ep, caller)?;
         self.sched
             .direct_switch(server, caller, TaskState::BlockedRecv)
             .ok()?;
-        Some(transfer)
+        Some(Transfer {
+            from: server,
+            to: caller,
+            badge: Badge::NONE,
+            len,
+        })
     }
 
     /// The plain case of `ioreq_complete_recv(vm, vcpu, slot)` by `server`
@@ -114,7 +117,7 @@ impl KernelObjects {
         task: TaskId,
         ep: EndpointId,
     ) {
-        let blocked = self.endpoints.recv(server, ep).is_ok();
+        let blocked = self.endpoints.wait_plain(server, ep, false).is_some();
         debug_assert!(blocked, "checked by plain_complete_recv");
         control::io_resumed_plain(self, vm);
         let handed = self.sched.hand_over(server, TaskState::BlockedRecv, task);

@@ -311,21 +311,31 @@ impl Scheduler {
         if self.current != Some(from) {
             return Err(SchedError::NotRunning);
         }
-        let target = self.entry(to)?;
+        let target = self.entry_mut(to).ok_or(SchedError::UnknownTask)?;
         if !target.state.is_blocked() {
             return Err(SchedError::IllegalTransition { from: target.state });
         }
-        let donated = self.entry(from)?.slice.max(1);
-        self.block(from, blocked)?;
-        if self.highest_ready().is_some_and(|b| b > target.priority) {
+        let priority = target.priority;
+        let running = self.entry_mut(from).ok_or(SchedError::UnknownTask)?;
+        if !blocked.is_blocked() {
+            return Err(SchedError::IllegalTransition {
+                from: running.state,
+            });
+        }
+        // `from` is current, so it runs (the invariant): it blocks.
+        running.state = blocked;
+        let donated = running.slice.max(1);
+        self.current = None;
+        if self.ready_above(priority) {
             self.enqueue(to, false);
             return Ok(self.run_best(Some(from)));
         }
-        if let Some(Some(entry)) = self.entries.get_mut(to.slot()) {
-            entry.state = TaskState::Running;
-            entry.slice = donated;
+        let ticks = self.ticks;
+        if let Some(target) = self.entry_mut(to) {
+            target.state = TaskState::Running;
+            target.slice = donated;
+            target.turn_start.get_or_insert(ticks);
         }
-        self.start_turn(to);
         self.current = Some(to);
         Ok(Decision::SwitchTo(to))
     }
@@ -487,6 +497,13 @@ impl Scheduler {
         if let Some(Some(entry)) = self.entries.get_mut(task.slot()) {
             entry.state = state;
         }
+    }
+
+    fn entry_mut(&mut self, task: TaskId) -> Option<&mut Entry> {
+        self.entries
+            .get_mut(task.slot())?
+            .as_mut()
+            .filter(|e| e.task == task)
     }
 
     fn entry(&self, task: TaskId) -> Result<Entry, SchedError> {
