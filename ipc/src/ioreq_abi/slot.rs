@@ -134,6 +134,9 @@ pub enum SlotError {
     /// `Complete` of a PROCESSING slot that this service never dispatched
     /// (someone else moved it out of PENDING, or the service restarted).
     NotDispatched,
+    /// A COMPLETE slot that holds another access than the one submitted
+    /// (its space, address, width or direction changed meanwhile).
+    Mismatch,
 }
 
 impl From<SlotError> for crate::Error {
@@ -142,7 +145,8 @@ impl From<SlotError> for crate::Error {
             SlotError::NoSuchSlot(_) => crate::Error::InvalidArgument,
             SlotError::UnknownState(_)
             | SlotError::IllegalTransition { .. }
-            | SlotError::NotDispatched => crate::Error::BadSlotState,
+            | SlotError::NotDispatched
+            | SlotError::Mismatch => crate::Error::BadSlotState,
             SlotError::UnknownType(_)
             | SlotError::BadSize(_)
             | SlotError::BadDirection(_)

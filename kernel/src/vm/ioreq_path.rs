@@ -8,7 +8,7 @@
 //! `ioreq_resume`) to resume the vCPU.
 
 use ipc::Space;
-use ipc::ioreq_abi::page::IoreqPage;
+use ipc::ioreq_abi::page::{IoreqPage, IoreqSlot};
 use ipc::ioreq_abi::slot::{self, Direction, IoRequest, SlotError, SlotState};
 
 /// A trapped guest device access.
@@ -67,36 +67,60 @@ pub trait IoreqDispatch {
     fn pending(&mut self, page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError>;
 }
 
-/// Writes `exit` into `vcpu`'s FREE slot and marks it PENDING.
-pub fn submit(page: &mut IoreqPage, vcpu: u8, exit: MmioExit) -> Result<(), SlotError> {
-    let request = IoRequest {
-        vcpu,
-        space: Space::Mmio,
-        addr: exit.gpa,
-        size: exit.size,
-        direction: if exit.store.is_some() {
-            Direction::Write
-        } else {
-            Direction::Read
-        },
-        value: exit.store.unwrap_or(0),
-    };
-    slot::fill(page, &request)
-}
-
-/// The value of `vcpu`'s finished access (the read result; for a store the
-/// value stored), freeing the slot; `Ok(None)` while it is still PENDING or
-/// PROCESSING. A slot whose contents do not validate is an error.
-pub fn collect(page: &mut IoreqPage, vcpu: u8) -> Result<Option<u64>, SlotError> {
-    match slot::state(page, vcpu)? {
-        SlotState::Pending | SlotState::Processing => Ok(None),
-        _ => slot::take_completion(page, vcpu).map(|r| Some(r.value)),
+impl MmioExit {
+    /// The ioreq slot request for this access by `vcpu`.
+    pub fn request(&self, vcpu: u8) -> IoRequest {
+        IoRequest {
+            vcpu,
+            space: Space::Mmio,
+            addr: self.gpa,
+            size: self.size,
+            direction: if self.store.is_some() {
+                Direction::Write
+            } else {
+                Direction::Read
+            },
+            value: self.store.unwrap_or(0),
+        }
     }
 }
 
-/// Whether `vcpu`'s slot is COMPLETE (the ioreq service finished it).
-pub fn peek_complete(page: &IoreqPage, vcpu: u8) -> Result<bool, SlotError> {
-    Ok(slot::state(page, vcpu)? == SlotState::Complete)
+/// Writes `exit` into `vcpu`'s FREE slot and marks it PENDING.
+pub fn submit(page: &mut IoreqPage, vcpu: u8, exit: MmioExit) -> Result<(), SlotError> {
+    slot::fill(page, &exit.request(vcpu))
+}
+
+/// The value of `vcpu`'s finished access `submitted` (the read result; for
+/// a store the value stored) once its slot is COMPLETE and still holds that
+/// very access; the slot is FREE again. `Ok(None)` while the service has
+/// not finished it (PENDING or PROCESSING). A slot in any other state, one
+/// that no longer decodes or that holds another access is an error, and
+/// it is freed all the same: the kernel answers the guest itself.
+pub fn collect(
+    page: &mut IoreqPage,
+    vcpu: u8,
+    submitted: &IoRequest,
+) -> Result<Option<u64>, SlotError> {
+    let taken = match slot::state(page, vcpu) {
+        Ok(SlotState::Pending | SlotState::Processing) => return Ok(None),
+        Ok(_) => slot::take_completion(page, vcpu),
+        Err(e) => Err(e),
+    };
+    match taken {
+        Ok(done) if same_access(&done, submitted) => Ok(Some(done.value)),
+        other => {
+            if let Some(slot) = page.slots.get_mut(usize::from(vcpu)) {
+                *slot = IoreqSlot::free();
+            }
+            Err(other.err().unwrap_or(SlotError::Mismatch))
+        }
+    }
+}
+
+/// Whether `a` and `b` are the same access (the value may differ: it is
+/// the result).
+fn same_access(a: &IoRequest, b: &IoRequest) -> bool {
+    (a.vcpu, a.space, a.addr, a.size, a.direction) == (b.vcpu, b.space, b.addr, b.size, b.direction)
 }
 
 #[cfg(test)]
@@ -141,9 +165,14 @@ mod tests {
         };
         submit(&mut page, 0, exit).unwrap();
         run = run.block().unwrap();
-        assert_eq!(collect(&mut page, 0), Ok(None), "not complete yet");
+        let submitted = exit.request(0);
+        assert_eq!(
+            collect(&mut page, 0, &submitted),
+            Ok(None),
+            "not complete yet"
+        );
         StandIn.pending(&mut page, 0).unwrap();
-        assert_eq!(collect(&mut page, 0), Ok(Some(0x60)));
+        assert_eq!(collect(&mut page, 0, &submitted), Ok(Some(0x60)));
         run = run.resume().unwrap();
         assert_eq!(run, VcpuRun::Runnable);
         // The slot is free again for the next access.
@@ -174,7 +203,51 @@ mod tests {
         submit(&mut page, 1, exit).unwrap();
         serve_like_the_ioreq_service(&mut page, 1, &mut |_| 7).unwrap();
         page.slots[1].request_type = 77;
-        assert!(collect(&mut page, 1).is_err());
+        assert!(collect(&mut page, 1, &exit.request(1)).is_err());
+        // The kernel answers the guest itself: the slot is free for the next.
+        submit(&mut page, 1, exit).unwrap();
+    }
+
+    /// A service that completes the slot with another access than the one
+    /// submitted (another address, width or direction), or scribbles the
+    /// state word, is caught; the slot is freed either way.
+    #[test]
+    fn a_completion_of_another_access_is_refused() {
+        let exit = MmioExit {
+            gpa: 0x1000_0005,
+            size: 1,
+            store: None,
+        };
+        let tamper: [fn(&mut IoRequest); 4] = [
+            |r| r.addr += 1,
+            |r| r.size = 4,
+            |r| r.direction = Direction::Write,
+            |r| {
+                r.space = Space::Pio;
+                r.addr = 0x3f8;
+            },
+        ];
+        for change in tamper {
+            let mut page = page();
+            submit(&mut page, 2, exit).unwrap();
+            let mut request = slot::begin_processing(&mut page, 2).unwrap();
+            change(&mut request);
+            let mut forged = IoreqPage::new();
+            slot::fill(&mut forged, &request).unwrap();
+            page.slots[2].request_type = forged.slots[2].request_type;
+            page.slots[2].payload = forged.slots[2].payload;
+            slot::finish(&mut page, &request, 0x60).unwrap();
+            assert_eq!(
+                collect(&mut page, 2, &exit.request(2)),
+                Err(SlotError::Mismatch)
+            );
+            assert_eq!(slot::state(&page, 2), Ok(SlotState::Free));
+        }
+        let mut page = page();
+        submit(&mut page, 0, exit).unwrap();
+        page.slots[0].processed = 0xdead;
+        assert!(collect(&mut page, 0, &exit.request(0)).is_err());
+        assert_eq!(slot::state(&page, 0), Ok(SlotState::Free));
     }
 
     #[test]

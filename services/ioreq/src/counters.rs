@@ -46,7 +46,9 @@ impl IoreqCounters {
             SlotError::BadSize(_) => bump(&mut self.bad_size),
             SlotError::BadDirection(_) => bump(&mut self.bad_direction),
             SlotError::BadAddress => bump(&mut self.bad_address),
-            SlotError::NotDispatched => bump(&mut self.not_dispatched),
+            // The kernel's "completed with another access" is the same
+            // fault seen from the other side: a completion not of ours.
+            SlotError::NotDispatched | SlotError::Mismatch => bump(&mut self.not_dispatched),
         }
     }
 

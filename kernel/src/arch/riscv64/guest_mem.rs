@@ -19,7 +19,7 @@ use super::world_switch::GuestFrame;
 use crate::frame::FrameAllocator;
 use crate::vm::boot_ranges;
 use crate::vm::console::ConsoleLine;
-use crate::vm::ioreq_path::{self, VcpuRun};
+use crate::vm::ioreq_path::VcpuRun;
 use crate::vm::{GUEST_RAM_BASE, Vm, VmName};
 
 /// Bytes at the top of RAM kept for the device tree.
@@ -256,24 +256,6 @@ impl GuestVm {
         *self.page() = IoreqPage::new();
         zero(self.ram, self.vm.ram_bytes);
         self.dtb_gpa = 0;
-    }
-
-    /// Takes the COMPLETE request of the vCPU's slot, hands a read's value
-    /// to the guest and lets it run; `Error::BadSlotState` if the slot is
-    /// not COMPLETE or does not validate (nothing changes then).
-    pub fn resume_io(&mut self) -> Result<(), Error> {
-        if self.vcpu.pending.is_none() {
-            return Err(Error::BadSlotState);
-        }
-        let id = self.vcpu.id;
-        match ioreq_path::peek_complete(self.page(), id) {
-            Ok(true) => {}
-            _ => return Err(Error::BadSlotState),
-        }
-        match self.complete_io() {
-            Ok(true) => Ok(()),
-            _ => Err(Error::BadSlotState),
-        }
     }
 
     /// Returns every frame of the VM to the allocator.

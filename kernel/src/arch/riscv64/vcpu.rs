@@ -20,6 +20,8 @@ use crate::frame::FrameAllocator;
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::{self, IoreqDispatch, MmioExit, VcpuRun};
 use crate::vm::{GuestAccess, StopReason, Vm, VmState, is_mmio};
+use ipc::Error;
+use ipc::ioreq_abi::slot::IoRequest;
 
 const HSTATUS_SPV: usize = 1 << 7;
 const HSTATUS_SPVP: usize = 1 << 8;
@@ -220,7 +222,7 @@ pub struct Vcpu {
     pub(super) vs: VsCsrs,
     pub(super) run: VcpuRun,
     /// The device access waiting in the ioreq slot.
-    pub(super) pending: Option<MmioAccess>,
+    pub(super) pending: Option<PendingMmio>,
     /// Guest timer deadline without Sstc (delivered through hvip.VSTIP).
     pub(super) deadline: Option<u64>,
     /// Its FP registers, as last saved (see [`fpu`]).
@@ -228,6 +230,16 @@ pub struct Vcpu {
     /// Which FP state is its in the hart ([`fpu::FpOwner`]); new at every
     /// start.
     pub(super) fp_token: u64,
+}
+
+/// A device access in flight: the decoded instruction, the request put in
+/// the slot (a completion must still hold it) and the guest-virtual
+/// address (the trap value of a fault the guest gets for a bad completion).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PendingMmio {
+    access: MmioAccess,
+    request: IoRequest,
+    gva: usize,
 }
 
 /// How a run ended.
@@ -431,7 +443,7 @@ impl GuestVm {
                 if access == GuestAccess::Fetch || !is_mmio(gpa) {
                     return self.stray_access(access, gpa, stval);
                 }
-                self.mmio(gpa, htinst as u64, dispatch)
+                self.mmio(gpa, stval, htinst as u64, dispatch)
             }
             22 if stval == WFI => self.wfi(),
             // An instruction the guest may not run virtualized and Mica
@@ -477,6 +489,15 @@ impl GuestVm {
     /// cleared, and the guest resumes in VS-mode at its trap vector.
     fn inject(&mut self, cause: usize, tval: usize) -> Option<RunOutcome> {
         self.sync_vs();
+        self.deliver_exception(cause, tval);
+        // The VS CSRs changed in memory: load them all for the entry.
+        self.vcpu.vs.load();
+        None
+    }
+
+    /// The part of [`GuestVm::inject`] on the saved state (outside a run,
+    /// or after [`GuestVm::sync_vs`] inside one).
+    fn deliver_exception(&mut self, cause: usize, tval: usize) {
         let v = &mut self.vcpu;
         let from_vs = v.frame.hstatus & HSTATUS_SPVP != 0;
         let mut vsstatus = v.vs.vsstatus & !(csr::SSTATUS_SPP | SSTATUS_SPIE | csr::SSTATUS_SIE);
@@ -492,9 +513,6 @@ impl GuestVm {
         v.vs.vstval = tval;
         v.frame.sepc = v.vs.vstvec & !0b11;
         v.frame.sstatus |= csr::SSTATUS_SPP;
-        // The VS CSRs changed in memory: load them all for the entry.
-        v.vs.load();
-        None
     }
 
     fn sbi_call(&mut self) -> Option<RunOutcome> {
@@ -591,6 +609,7 @@ impl GuestVm {
     fn mmio(
         &mut self,
         gpa: u64,
+        gva: usize,
         htinst: u64,
         dispatch: &mut dyn IoreqDispatch,
     ) -> Option<RunOutcome> {
@@ -617,7 +636,11 @@ impl GuestVm {
         if ioreq_path::submit(self.page(), id, exit).is_err() {
             return self.stop(StopReason::BadIoCompletion);
         }
-        self.vcpu.pending = Some(access);
+        self.vcpu.pending = Some(PendingMmio {
+            access,
+            request: exit.request(id),
+            gva,
+        });
         self.vcpu.run = VcpuRun::BlockedOnIo;
         if dispatch.pending(self.page(), id).is_err() {
             return self.stop(StopReason::BadIoCompletion);
@@ -632,17 +655,60 @@ impl GuestVm {
     /// Finishes the vCPU's device access if its slot is COMPLETE: writes a
     /// load's destination register, steps past the instruction and makes
     /// the vCPU runnable (`Ok(true)`); `Ok(false)` while it is not done.
-    /// The ioreq service's completion syscall will call this.
+    /// A completion that is not the access submitted is an error.
     pub fn complete_io(&mut self) -> Result<bool, StopReason> {
-        let Some(access) = self.vcpu.pending else {
+        let Some(pending) = self.vcpu.pending else {
             return Ok(false);
         };
         let id = self.vcpu.id;
-        let value = match ioreq_path::collect(self.page(), id) {
-            Ok(Some(value)) => value,
-            Ok(None) => return Ok(false),
-            Err(_) => return Err(StopReason::BadIoCompletion),
+        match ioreq_path::collect(self.page(), id, &pending.request) {
+            Ok(Some(value)) => self.finish_io(pending.access, value),
+            Ok(None) => Ok(false),
+            Err(_) => Err(StopReason::BadIoCompletion),
+        }
+    }
+
+    /// The ioreq service says the vCPU's access is done: its result goes to
+    /// the guest and the vCPU may run (`Ok`). `Error::BadSlotState`, with
+    /// nothing changed, while the slot is not COMPLETE or no access waits.
+    /// A completion whose slot does not hold the access submitted (bad
+    /// contents, another address, width or direction) is answered by the
+    /// kernel: the guest gets the access fault a bus error raises, at the
+    /// address it accessed, and the console says so once per boot; the
+    /// vCPU runs on.
+    pub fn resume_io(&mut self) -> Result<(), Error> {
+        let Some(pending) = self.vcpu.pending else {
+            return Err(Error::BadSlotState);
         };
+        let id = self.vcpu.id;
+        match ioreq_path::collect(self.page(), id, &pending.request) {
+            Ok(Some(value)) => self
+                .finish_io(pending.access, value)
+                .map(|_| ())
+                .map_err(|_| Error::BadSlotState),
+            Ok(None) => Err(Error::BadSlotState),
+            Err(error) => {
+                if !self.stray_reported {
+                    self.stray_reported = true;
+                    crate::klog::print(format_args!(
+                        "mica: {}: bad I/O completion for {:#x} ({error:?}): access fault injected\n",
+                        self.vm.name, pending.request.addr
+                    ));
+                }
+                let cause = match pending.access.kind {
+                    AccessKind::Load { .. } => LOAD_ACCESS_FAULT,
+                    AccessKind::Store { .. } => STORE_ACCESS_FAULT,
+                };
+                self.deliver_exception(cause, pending.gva);
+                let v = &mut self.vcpu;
+                v.pending = None;
+                v.run = v.run.resume().map_err(|_| Error::BadSlotState)?;
+                Ok(())
+            }
+        }
+    }
+
+    fn finish_io(&mut self, access: MmioAccess, value: u64) -> Result<bool, StopReason> {
         let v = &mut self.vcpu;
         if let AccessKind::Load {
             rd: Some(rd),

@@ -165,7 +165,7 @@ impl GuestVm {
         let Some(pending) = self.pending else {
             return Ok(false);
         };
-        let value = match ioreq_path::collect(self.page(), 0) {
+        let value = match ioreq_path::collect(self.page(), 0, &pending.pio.request(0)) {
             Ok(Some(value)) => value,
             Ok(None) => return Ok(false),
             Err(_) => return Err(StopReason::BadIoCompletion),
@@ -181,19 +181,23 @@ impl GuestVm {
     }
 
     /// Takes the COMPLETE request of the vCPU's slot, hands an IN's value
-    /// to the guest and lets it run; `Error::BadSlotState` if the slot is
-    /// not COMPLETE or does not validate.
+    /// to the guest and lets it run (`Ok`); `Error::BadSlotState`, with
+    /// nothing changed, while the slot is not COMPLETE or no access waits.
+    /// A completion whose slot does not hold the access submitted stops the
+    /// VM with a reason line (a port access has no bus error to inject);
+    /// the vCPU is released, so the run loop reports it at once.
     pub fn resume_io(&mut self) -> Result<(), Error> {
         if self.pending.is_none() {
             return Err(Error::BadSlotState);
         }
-        match ioreq_path::peek_complete(self.page(), 0) {
-            Ok(true) => {}
-            _ => return Err(Error::BadSlotState),
-        }
         match self.complete_io() {
             Ok(true) => Ok(()),
-            _ => Err(Error::BadSlotState),
+            Ok(false) => Err(Error::BadSlotState),
+            Err(reason) => {
+                self.pending = None;
+                self.vm.leave(VmState::Stopped(reason));
+                Ok(())
+            }
         }
     }
 
