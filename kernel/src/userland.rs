@@ -351,8 +351,12 @@ fn next_user_task(r: &mut Runner, mut decision: Decision, current: TaskId) -> Ta
 struct ToIoreqTask;
 
 impl IoreqDispatch for ToIoreqTask {
-    fn pending(&mut self, _: &mut ipc::ioreq_abi::page::IoreqPage, _: u8) -> Result<(), SlotError> {
-        Ok(())
+    fn pending(
+        &mut self,
+        _: &mut ipc::ioreq_abi::page::IoreqPage,
+        _: u8,
+    ) -> Result<bool, SlotError> {
+        Ok(false)
     }
 }
 

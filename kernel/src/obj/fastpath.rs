@@ -91,12 +91,10 @@ impl KernelObjects {
         slot: usize,
     ) -> Option<(TaskId, EndpointId)> {
         let rights = self.tasks.get(server).ok()?.kernel_rights();
-        if !rights.contains(KernelRights::IOREQ)
-            || self.vms.has_pending(server)
-            || control::check_resume(self, vm, vcpu, server).is_err()
-        {
+        if !rights.contains(KernelRights::IOREQ) || self.vms.has_pending(server) {
             return None;
         }
+        let task = control::resumes_plainly(self, vm, vcpu, server)?;
         let (ep, _) = self.endpoint_cap(server, slot, Rights::RECV).ok()?;
         if self.endpoints.waiting(server).is_some()
             || self.endpoints.owes_reply(server)
@@ -104,7 +102,6 @@ impl KernelObjects {
         {
             return None;
         }
-        let task = control::resumes_plainly(self, vm)?;
         self.sched.can_hand_over(server, task).then_some((task, ep))
     }
 
@@ -120,8 +117,8 @@ impl KernelObjects {
         let blocked = self.endpoints.wait_plain(server, ep, false).is_some();
         debug_assert!(blocked, "checked by plain_complete_recv");
         control::io_resumed_plain(self, vm);
-        let handed = self.sched.hand_over(server, TaskState::BlockedRecv, task);
-        debug_assert!(handed.is_some(), "checked by plain_complete_recv");
+        self.sched
+            .apply_hand_over(server, TaskState::BlockedRecv, task);
     }
 
     /// Whether `partner` waits as `state` and no task more urgent than it is

@@ -351,11 +351,23 @@ impl Scheduler {
         if !blocked.is_blocked() || !self.can_hand_over(from, to) {
             return None;
         }
-        self.set_state(from, blocked);
-        self.set_state(to, TaskState::Running);
-        self.start_turn(to);
-        self.current = Some(to);
+        self.apply_hand_over(from, blocked, to);
         Some(())
+    }
+
+    /// [`Scheduler::hand_over`] once [`Scheduler::can_hand_over`] said yes
+    /// and nothing changed the scheduler since (`blocked` is a blocked
+    /// state).
+    pub fn apply_hand_over(&mut self, from: TaskId, blocked: TaskState, to: TaskId) {
+        if let Some(entry) = self.entry_mut(from) {
+            entry.state = blocked;
+        }
+        let ticks = self.ticks;
+        if let Some(entry) = self.entry_mut(to) {
+            entry.state = TaskState::Running;
+            entry.turn_start.get_or_insert(ticks);
+        }
+        self.current = Some(to);
     }
 
     /// Whether [`Scheduler::hand_over`] from `from` to `to` applies.

@@ -299,12 +299,20 @@ pub fn io_exit_direct(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId,
     Some((server, bits, decision))
 }
 
-/// Whether `vm`'s vCPU, held for its I/O, may run as soon as the I/O is
-/// resumed (the VM runs and the vCPU is not asleep); its task if so.
-pub fn resumes_plainly(objects: &KernelObjects, vm: usize) -> Option<TaskId> {
-    let record = objects.vms.get(vm).ok()?;
-    (record.phase == Phase::Running
+/// Whether `task` may resume `vm`'s vCPU `vcpu` ([`check_resume`]) and
+/// the vCPU, held for its I/O, may run as soon as the I/O is resumed (the
+/// VM runs and the vCPU is not asleep); the vCPU's task if so.
+pub fn resumes_plainly(
+    objects: &KernelObjects,
+    vm: usize,
+    vcpu: usize,
+    task: TaskId,
+) -> Option<TaskId> {
+    let record = objects.vms.vms.get(vm)?.as_ref()?;
+    (record.ioreq_task == Some(task)
+        && vcpu == 0
         && record.io_wait
+        && record.phase == Phase::Running
         && record.asleep_until.is_none()
         && objects.sched.state(record.vcpu) == Some(TaskState::Held))
     .then_some(record.vcpu)

@@ -9,7 +9,7 @@
 
 use ipc::Space;
 use ipc::ioreq_abi::page::{IoreqPage, IoreqSlot};
-use ipc::ioreq_abi::slot::{self, Direction, IoRequest, SlotError, SlotState};
+use ipc::ioreq_abi::slot::{self, Direction, IoRequest, SlotError};
 
 /// A trapped guest device access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,9 +62,11 @@ impl VcpuRun {
 /// the ioreq service. `pending` is called right after a slot was filled.
 pub trait IoreqDispatch {
     /// `vcpu`'s slot in `page` just became PENDING. The real dispatcher
-    /// signals the ioreq service's notification and returns; the vCPU stays
-    /// blocked until [`collect`] finds the slot COMPLETE.
-    fn pending(&mut self, page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError>;
+    /// leaves the news to the exit path and returns `Ok(false)`: the vCPU
+    /// stays blocked until [`collect`] finds the slot COMPLETE. A dispatcher
+    /// that served the slot at once returns `Ok(true)`, and the vCPU looks
+    /// for its completion right away.
+    fn pending(&mut self, page: &mut IoreqPage, vcpu: u8) -> Result<bool, SlotError>;
 }
 
 impl MmioExit {
@@ -101,26 +103,13 @@ pub fn collect(
     vcpu: u8,
     submitted: &IoRequest,
 ) -> Result<Option<u64>, SlotError> {
-    let taken = match slot::state(page, vcpu) {
-        Ok(SlotState::Pending | SlotState::Processing) => return Ok(None),
-        Ok(_) => slot::take_completion(page, vcpu),
-        Err(e) => Err(e),
-    };
-    match taken {
-        Ok(done) if same_access(&done, submitted) => Ok(Some(done.value)),
-        other => {
-            if let Some(slot) = page.slots.get_mut(usize::from(vcpu)) {
-                *slot = IoreqSlot::free();
-            }
-            Err(other.err().unwrap_or(SlotError::Mismatch))
-        }
+    let taken = slot::take_matching(page, submitted);
+    if taken.is_err()
+        && let Some(slot) = page.slots.get_mut(usize::from(vcpu))
+    {
+        *slot = IoreqSlot::free();
     }
-}
-
-/// Whether `a` and `b` are the same access (the value may differ: it is
-/// the result).
-fn same_access(a: &IoRequest, b: &IoRequest) -> bool {
-    (a.vcpu, a.space, a.addr, a.size, a.direction) == (b.vcpu, b.space, b.addr, b.size, b.direction)
+    taken
 }
 
 #[cfg(test)]
@@ -146,11 +135,12 @@ mod tests {
     struct StandIn;
 
     impl IoreqDispatch for StandIn {
-        fn pending(&mut self, page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError> {
+        fn pending(&mut self, page: &mut IoreqPage, vcpu: u8) -> Result<bool, SlotError> {
             serve_like_the_ioreq_service(page, vcpu, &mut |r| {
                 assert_eq!(r.addr, 0x1000_0005);
                 0x60
             })
+            .map(|()| true)
         }
     }
 
@@ -241,13 +231,13 @@ mod tests {
                 collect(&mut page, 2, &exit.request(2)),
                 Err(SlotError::Mismatch)
             );
-            assert_eq!(slot::state(&page, 2), Ok(SlotState::Free));
+            assert_eq!(slot::state(&page, 2), Ok(slot::SlotState::Free));
         }
         let mut page = page();
         submit(&mut page, 0, exit).unwrap();
         page.slots[0].processed = 0xdead;
         assert!(collect(&mut page, 0, &exit.request(0)).is_err());
-        assert_eq!(slot::state(&page, 0), Ok(SlotState::Free));
+        assert_eq!(slot::state(&page, 0), Ok(slot::SlotState::Free));
     }
 
     #[test]

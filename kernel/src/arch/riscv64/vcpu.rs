@@ -642,8 +642,10 @@ impl GuestVm {
             gva,
         });
         self.vcpu.run = VcpuRun::BlockedOnIo;
-        if dispatch.pending(self.page(), id).is_err() {
-            return self.stop(StopReason::BadIoCompletion);
+        match dispatch.pending(self.page(), id) {
+            Ok(false) => return Some(RunOutcome::BlockedOnIo),
+            Ok(true) => {}
+            Err(_) => return self.stop(StopReason::BadIoCompletion),
         }
         match self.complete_io() {
             Ok(true) => None,

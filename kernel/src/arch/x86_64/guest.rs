@@ -148,8 +148,10 @@ impl GuestVm {
         }
         self.pending = Some(PendingIo { pio, next_rip });
         self.run = VcpuRun::BlockedOnIo;
-        if dispatch.pending(self.page(), 0).is_err() {
-            return Some(self.stop(StopReason::BadIoCompletion));
+        match dispatch.pending(self.page(), 0) {
+            Ok(false) => return Some(RunOutcome::BlockedOnIo),
+            Ok(true) => {}
+            Err(_) => return Some(self.stop(StopReason::BadIoCompletion)),
         }
         match self.complete_io() {
             Ok(true) => None,
