@@ -161,7 +161,8 @@ impl<const QUEUES: usize> TaskQueues<QUEUES> {
         if l.next != NONE {
             self.links[usize::from(l.next)].prev = l.prev;
         }
-        self.links[task.slot()].queue = NONE;
+        let gone = &mut self.links[task.slot()];
+        (gone.queue, gone.prev, gone.next) = (NONE, NONE, NONE);
         Some(queue)
     }
 

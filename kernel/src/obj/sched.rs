@@ -370,6 +370,29 @@ impl Scheduler {
         self.current = Some(to);
     }
 
+    /// The plain case of an upcall that wakes a blocked server: running
+    /// `from` blocks as `blocked` and the blocked `to` runs at once on its
+    /// own slice, exactly when the general path (block `from`, unblock
+    /// `to` to the back of its queue, schedule) would run it next: no task
+    /// at its priority or above is ready. `None`, with nothing changed,
+    /// otherwise.
+    pub fn wake_direct(&mut self, from: TaskId, blocked: TaskState, to: TaskId) -> Option<()> {
+        let target = self.entry(to).ok()?;
+        let contended = self
+            .highest_ready()
+            .is_some_and(|best| best >= target.priority);
+        if self.current != Some(from)
+            || !blocked.is_blocked()
+            || !target.state.is_blocked()
+            || contended
+            || self.entry(from).is_err()
+        {
+            return None;
+        }
+        self.apply_hand_over(from, blocked, to);
+        Some(())
+    }
+
     /// Whether [`Scheduler::hand_over`] from `from` to `to` applies.
     pub fn can_hand_over(&self, from: TaskId, to: TaskId) -> bool {
         let Ok(target) = self.entry(to) else {

@@ -270,12 +270,12 @@ pub fn io_exit(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64)> 
 }
 
 /// The plain case of [`io_exit`], as a direct switch: the running vCPU of
-/// `vm` trapped on a device access, its slot is PENDING and the VM's ioreq
-/// task waits in `recv`: the vCPU is held and the task runs at once on the
-/// rest of the vCPU's slice (unless something more urgent is ready), with
-/// no pass over the ready queues. Returns the task, the bits it takes (the
-/// caller delivers them) and what runs next; `None`, with nothing changed,
-/// when the task does not wait in `recv` (then [`io_exit`] applies).
+/// `vm` trapped on a device access, its slot is PENDING, the VM's ioreq
+/// task waits in `recv` and nothing at its priority or above is ready: the
+/// vCPU is held and the task runs at once, on its own slice, with no pass
+/// over the ready queues (`Scheduler::wake_direct`). Returns the task, the
+/// bits it takes (the caller delivers them) and what runs next; `None`,
+/// with nothing changed, otherwise (then [`io_exit`] applies).
 pub fn io_exit_direct(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64, Decision)> {
     let record = objects.vms.get(vm).ok()?;
     let server = record.ioreq_task?;
@@ -286,10 +286,10 @@ pub fn io_exit_direct(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId,
     {
         return None;
     }
-    let decision = objects
+    objects
         .sched
-        .direct_switch(record.vcpu, server, TaskState::Held)
-        .ok()?;
+        .wake_direct(record.vcpu, TaskState::Held, server)?;
+    let decision = Decision::SwitchTo(server);
     objects.endpoints.cancel_recv(server);
     if let Ok(record) = objects.vms.get_mut(vm) {
         record.io_wait = true;
@@ -474,3 +474,7 @@ pub fn sync(objects: &mut KernelObjects, vm: usize) {
 #[cfg(test)]
 #[path = "control_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "ioreq_fast_tests.rs"]
+mod ioreq_fast_tests;

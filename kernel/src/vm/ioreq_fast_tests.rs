@@ -1,0 +1,238 @@
+//! The ioreq fast path against the general path, on random histories of
+//! guest I/O exits, completions, service deaths and restarts, pauses,
+//! ticks and a busy neighbour service: the direct exit into the ioreq task
+//! (`io_exit_direct`) and the plain `ioreq_complete_recv`
+//! (`plain_complete_recv` + `complete_recv_direct`) either decline and
+//! change nothing, or leave the kernel objects exactly as the general path
+//! does (`io_exit` + `schedule`; `resume` checks + `io_resumed` + `recv`).
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::obj::cap::{Capability, Object};
+use crate::obj::ids::Badge;
+use crate::obj::rights::Rights;
+use crate::obj::task::ExitReason;
+use mica_boot::image::KernelRights;
+
+const VMS: usize = 2;
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// The running vCPU exits on a device access.
+    Exit,
+    /// The running ioreq task completes VM `n`'s access and waits.
+    Complete(usize),
+    /// The running ioreq task waits (or takes pending work).
+    Recv,
+    /// The neighbour service wakes up or blocks again.
+    Neighbour,
+    Tick,
+    Yield,
+    /// The ioreq task dies; a new one attaches to every VM.
+    KillAndRestart,
+    Pause(usize),
+    Resume(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        5 => Just(Op::Exit),
+        5 => (0..VMS).prop_map(Op::Complete),
+        2 => Just(Op::Recv),
+        2 => Just(Op::Neighbour),
+        2 => Just(Op::Tick),
+        1 => Just(Op::Yield),
+        1 => Just(Op::KillAndRestart),
+        1 => (0..VMS).prop_map(Op::Pause),
+        1 => (0..VMS).prop_map(Op::Resume),
+    ]
+}
+
+struct World {
+    o: KernelObjects,
+    ioreq: TaskId,
+    neighbour: TaskId,
+    ep: crate::obj::ids::EndpointId,
+}
+
+fn spawn_ioreq(o: &mut KernelObjects, ep: crate::obj::ids::EndpointId) -> TaskId {
+    let ioreq = o.spawn("ioreq", Priority::new(6).unwrap()).unwrap();
+    let task = o.tasks.get_mut(ioreq).unwrap();
+    task.set_kernel_rights(KernelRights::IOREQ);
+    let cap = Capability {
+        object: Object::Endpoint {
+            id: ep,
+            badge: Badge::NONE,
+        },
+        rights: Rights::RECV,
+    };
+    task.caps_mut().insert_at(0, cap).unwrap();
+    for vm in 0..VMS {
+        attach(o, vm, ioreq).unwrap();
+    }
+    ioreq
+}
+
+fn world() -> World {
+    let mut o = KernelObjects::new();
+    let ep = o.endpoints.create().unwrap();
+    let neighbour = o.spawn("devices", Priority::new(5).unwrap()).unwrap();
+    for vm in 0..VMS {
+        create(&mut o, vm).unwrap();
+    }
+    let ioreq = spawn_ioreq(&mut o, ep);
+    for vm in 0..VMS {
+        start(&mut o, vm).unwrap();
+    }
+    // The ioreq task waits on its endpoint, the neighbour is busy.
+    o.sched.schedule();
+    let _ = o.recv(ioreq, 0);
+    o.sched.schedule();
+    World {
+        o,
+        ioreq,
+        neighbour,
+        ep,
+    }
+}
+
+fn same(a: &KernelObjects, b: &KernelObjects) -> bool {
+    format!("{a:?}") == format!("{b:?}")
+}
+
+/// Runs `op` on `w`, comparing fast and general where a fast path exists;
+/// returns whether the fast path was taken.
+fn step(w: &mut World, op: &Op) -> Result<bool, TestCaseError> {
+    let current = w.o.sched.current();
+    match *op {
+        Op::Exit => {
+            let Some(vm) = current.and_then(|c| w.o.vms.vm_of_vcpu(c)) else {
+                return Ok(false);
+            };
+            let mut fast = w.o.clone();
+            let taken = io_exit_direct(&mut fast, vm);
+            if taken.is_none() {
+                prop_assert!(same(&fast, &w.o), "a declined exit changed state");
+            }
+            let woken = io_exit(&mut w.o, vm);
+            let decision = w.o.sched.schedule();
+            match taken {
+                None => Ok(false),
+                Some((task, bits, fast_decision)) => {
+                    prop_assert_eq!(woken, Some((task, bits)));
+                    prop_assert_eq!(fast_decision, decision);
+                    prop_assert!(same(&fast, &w.o), "fast exit left other state");
+                    Ok(true)
+                }
+            }
+        }
+        Op::Complete(vm) => {
+            if current != Some(w.ioreq) {
+                return Ok(false);
+            }
+            let mut fast = w.o.clone();
+            let plain = fast.plain_complete_recv(w.ioreq, vm, 0, 0);
+            prop_assert!(same(&fast, &w.o), "the check changed state");
+            // The general path: the checks, io_resumed, then the receive.
+            let resumed = check_resume(&w.o, vm, 0, w.ioreq);
+            if resumed.is_err() {
+                prop_assert!(plain.is_none());
+                return Ok(false);
+            }
+            io_resumed(&mut w.o, vm);
+            if take_pending(&mut w.o, w.ioreq).is_none() {
+                let _ = w.o.recv(w.ioreq, 0);
+            } else {
+                w.o.sched.schedule();
+            }
+            let Some((task, ep)) = plain else {
+                return Ok(false);
+            };
+            prop_assert_eq!(ep, w.ep);
+            fast.complete_recv_direct(w.ioreq, vm, task, ep);
+            prop_assert_eq!(w.o.sched.current(), Some(task));
+            prop_assert!(same(&fast, &w.o), "fast completion left other state");
+            Ok(true)
+        }
+        Op::Recv => {
+            if current == Some(w.ioreq) && take_pending(&mut w.o, w.ioreq).is_none() {
+                let _ = w.o.recv(w.ioreq, 0);
+            }
+            Ok(false)
+        }
+        Op::Neighbour => {
+            match w.o.sched.state(w.neighbour) {
+                Some(TaskState::BlockedNotification) => {
+                    let _ = w.o.sched.unblock(w.neighbour);
+                }
+                Some(TaskState::Running) => {
+                    let _ = w.o.sched.block(w.neighbour, TaskState::BlockedNotification);
+                }
+                _ => {}
+            }
+            w.o.sched.schedule();
+            Ok(false)
+        }
+        Op::Tick => {
+            w.o.sched.tick();
+            Ok(false)
+        }
+        Op::Yield => {
+            w.o.sched.yield_now();
+            Ok(false)
+        }
+        Op::KillAndRestart => {
+            let _ = w.o.kill(w.ioreq, ExitReason::Killed);
+            w.ioreq = spawn_ioreq(&mut w.o, w.ep);
+            w.o.sched.schedule();
+            Ok(false)
+        }
+        Op::Pause(vm) => {
+            let _ = pause(&mut w.o, vm);
+            w.o.sched.schedule();
+            Ok(false)
+        }
+        Op::Resume(vm) => {
+            let _ = resume(&mut w.o, vm);
+            w.o.sched.schedule();
+            Ok(false)
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+    #[test]
+    fn the_ioreq_fast_path_does_what_the_general_path_does(
+        ops in proptest::collection::vec(op(), 1..120),
+    ) {
+        let mut w = world();
+        for op in &ops {
+            step(&mut w, op)?;
+            w.o.sched.check_invariants().map_err(TestCaseError::fail)?;
+        }
+    }
+}
+
+/// Both fast paths are no dead code: a vCPU's exit goes straight to the
+/// waiting ioreq task and its completion straight back to the vCPU; a busy
+/// more urgent neighbour sends the completion the general way.
+#[test]
+fn the_plain_round_trip_takes_both_fast_paths() {
+    let mut w = world();
+    // Let the neighbour block so that the vCPUs run.
+    step(&mut w, &Op::Neighbour).unwrap();
+    let vcpu = w.o.sched.current().unwrap();
+    let vm = w.o.vms.vm_of_vcpu(vcpu).unwrap();
+    assert!(step(&mut w, &Op::Exit).unwrap());
+    assert_eq!(w.o.sched.current(), Some(w.ioreq));
+    assert!(step(&mut w, &Op::Complete(vm)).unwrap());
+    assert_eq!(w.o.sched.current(), Some(vcpu));
+    assert!(step(&mut w, &Op::Exit).unwrap());
+    // The neighbour wakes while the ioreq task works: it is more urgent
+    // than the vCPU, so the completion goes through the scheduler.
+    let _ = w.o.sched.unblock(w.neighbour);
+    assert!(!step(&mut w, &Op::Complete(vm)).unwrap());
+    assert_eq!(w.o.sched.current(), Some(w.neighbour));
+}
