@@ -4,6 +4,8 @@
 //! The kernel reaches a task's frames through its identity map only, after
 //! checking each page's U and R/W bits in the task's own tables.
 
+use core::sync::atomic::{AtomicU8, Ordering};
+
 use ipc::syscall::{IMAGE_TOP, IPC_BUFFER, IPC_BUFFER_SIZE, STACK_SIZE, STACK_TOP};
 
 use super::csr;
@@ -115,6 +117,43 @@ fn map_fresh<const W: usize>(
     Ok(first)
 }
 
+/// Whether `satp.ASID` is wide enough for every task's ASID (slot + 1),
+/// probed once: the hart keeps only the ASID bits it implements.
+fn asids_tag_tasks() -> bool {
+    const UNKNOWN: u8 = 0;
+    const YES: u8 = 1;
+    const NO: u8 = 2;
+    static KNOWN: AtomicU8 = AtomicU8::new(UNKNOWN);
+    match KNOWN.load(Ordering::Relaxed) {
+        YES => return true,
+        NO => return false,
+        _ => {}
+    }
+    let current = csr::satp::read();
+    let asid_field = 0xffff_usize << 44;
+    csr::satp::write(current | asid_field);
+    let kept = (csr::satp::read() & asid_field) >> 44;
+    csr::satp::write(current);
+    flush_all();
+    let wide = kept.count_ones() >= crate::obj::MAX_TASKS.next_power_of_two().trailing_zeros() + 1;
+    KNOWN.store(if wide { YES } else { NO }, Ordering::Relaxed);
+    wide
+}
+
+/// Flushes every translation the hart cached under `asid`.
+fn flush_asid(asid: u16) {
+    // SAFETY: a TLB flush of one address space has no effect on memory.
+    unsafe {
+        core::arch::asm!("sfence.vma zero, {0}", in(reg) usize::from(asid), options(nostack))
+    };
+}
+
+/// Flushes every translation.
+fn flush_all() {
+    // SAFETY: a TLB flush has no effect on memory.
+    unsafe { core::arch::asm!("sfence.vma", options(nostack)) };
+}
+
 /// Builds a space for the ELF `image`: the kernel's mappings (copied from
 /// `kernel_root`), the segments, the IPC buffer and the stack.
 pub fn load<const W: usize>(
@@ -158,6 +197,9 @@ pub fn load<const W: usize>(
     let ipc_frame = map_fresh(&mut t, root, IPC_BUFFER as u64, IPC_BUFFER_SIZE as u64, rw)?;
     let stack = (STACK_TOP - STACK_SIZE) as u64;
     map_fresh(&mut t, root, stack, STACK_SIZE as u64, rw)?;
+    // A restarted task reuses its slot's ASID: nothing the hart cached for
+    // the old space may be taken for the new one.
+    flush_asid(asid);
     Ok(LoadedTask {
         space: AddressSpace {
             root,
@@ -171,11 +213,19 @@ pub fn load<const W: usize>(
 impl AddressSpace {
     /// Makes this the hart's address space. The ASID tags its TLB entries;
     /// the full flush keeps it correct on harts that ignore ASIDs.
+    ///
+    /// When the hart has ASIDs for every task, the switch is the `satp`
+    /// write alone: the TLB keeps each space's entries apart, a reused ASID
+    /// is flushed when its new space is built ([`load`]) and every change
+    /// of a mapping flushes ([`AddressSpace::map_shared`],
+    /// [`AddressSpace::unmap`]). Without them every switch flushes.
     pub fn activate(&self) {
         csr::satp::write(sv39::satp_value(self.root, self.asid) as usize);
-        // SAFETY: flushes translations after the satp write; the kernel's own
-        // mappings are identical (global) in every space.
-        unsafe { core::arch::asm!("sfence.vma", options(nostack)) };
+        if !asids_tag_tasks() {
+            // SAFETY: flushes translations after the satp write; the
+            // kernel's own mappings are identical (global) in every space.
+            unsafe { core::arch::asm!("sfence.vma", options(nostack)) };
+        }
     }
 
     /// Copies `out.len()` bytes from user address `ptr`; `false` (nothing
