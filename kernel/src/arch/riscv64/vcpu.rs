@@ -6,7 +6,7 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::fpu::{self, FpRegs};
 use super::gstage;
@@ -101,6 +101,10 @@ static VMID_BITS: AtomicU32 = AtomicU32::new(u32::MAX);
 static NEXT_VMID: AtomicU16 = AtomicU16::new(1);
 /// The `hgatp` value in the hart (the last VM entered; 0 before any).
 static LOADED_HGATP: AtomicUsize = AtomicUsize::new(0);
+/// The vCPU (by its [`Vcpu::fp_token`], new at every start) whose VS CSRs
+/// the hart holds exactly as they were last saved; 0 for none. Its next
+/// run skips loading them.
+static VS_OWNER: AtomicU64 = AtomicU64::new(0);
 /// Whether `hedeleg`, `hideleg`, `hcounteren`, `htimedelta` and `henvcfg`
 /// hold the values every VM runs with.
 static DELEGATION_SET: AtomicBool = AtomicBool::new(false);
@@ -340,12 +344,27 @@ impl GuestVm {
     /// the hart, where the handlers change the two the kernel sets (`hvip`,
     /// `vstimecmp`) directly, and a handler that needs the others saves
     /// them first ([`GuestVm::sync_vs`]).
+    ///
+    /// When the hart still holds this vCPU's VS CSRs as they were saved (no
+    /// other vCPU ran since and the kernel changed none of them,
+    /// [`VS_OWNER`]), they are not loaded again.
     pub fn run(&mut self, dispatch: &mut dyn IoreqDispatch) -> RunOutcome {
         self.load_static();
-        self.vcpu.vs.load();
+        let token = self.vcpu.fp_token;
+        if VS_OWNER.load(Ordering::Relaxed) != token {
+            self.vcpu.vs.load();
+            VS_OWNER.store(token, Ordering::Relaxed);
+        }
         let outcome = self.run_loaded(dispatch);
         self.vcpu.vs.save();
         outcome
+    }
+
+    /// The saved VS CSRs were changed outside a run: the next run loads
+    /// them.
+    fn vs_changed(&self) {
+        let _ =
+            VS_OWNER.compare_exchange(self.vcpu.fp_token, 0, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// Brings the saved VS CSRs up to date with the hart (inside
@@ -589,6 +608,7 @@ impl GuestVm {
         } else {
             self.vcpu.vs.hvip &= !HVIP_VSEIP;
         }
+        self.vs_changed();
     }
 
     /// The instruction at the guest's pc, read as `hlvx.hu` would: through
@@ -702,6 +722,7 @@ impl GuestVm {
                     AccessKind::Store { .. } => STORE_ACCESS_FAULT,
                 };
                 self.deliver_exception(cause, pending.gva);
+                self.vs_changed();
                 let v = &mut self.vcpu;
                 v.pending = None;
                 v.run = v.run.resume().map_err(|_| Error::BadSlotState)?;
