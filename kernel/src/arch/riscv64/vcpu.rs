@@ -442,17 +442,22 @@ impl GuestVm {
     }
 
     fn handle_exit(&mut self, dispatch: &mut dyn IoreqDispatch) -> Option<RunOutcome> {
-        let f = &self.vcpu.frame;
-        let (cause, stval, htval, htinst) = (f.scause, f.stval, f.htval, f.htinst);
+        // The exit's trap values are still in their CSRs: nothing trapped
+        // in HS-mode since (the kernel runs with interrupts off).
+        let cause = self.vcpu.frame.scause;
         if cause & INTERRUPT != 0 {
             // Let the kernel's own vector take it (only the timer is enabled).
             csr::sstatus::set(csr::SSTATUS_SIE);
             csr::sstatus::clear(csr::SSTATUS_SIE);
             return Some(RunOutcome::Preempted);
         }
+        if cause == 10 {
+            return self.sbi_call();
+        }
+        let stval = csr::stval::read();
         match cause {
-            10 => self.sbi_call(),
             20 | 21 | 23 => {
+                let (htval, htinst) = (csr::htval::read(), csr::htinst::read());
                 let gpa = mmio_decode::fault_gpa(htval as u64, stval as u64);
                 let access = match cause {
                     20 => GuestAccess::Fetch,

@@ -29,14 +29,10 @@ pub struct GuestFrame {
     host_sstatus: usize,
     host_stvec: usize,
     host_sscratch: usize,
-    /// `scause` of the exit.
+    /// `scause` of the exit. Its `stval`, `htval` and `htinst` stay in
+    /// their CSRs until the kernel's next trap: the exit handler reads the
+    /// ones it needs (an SBI call needs none).
     pub scause: usize,
-    /// `stval` of the exit (guest-virtual address or instruction bits).
-    pub stval: usize,
-    /// `htval` of the exit (guest-physical address >> 2).
-    pub htval: usize,
-    /// `htinst` of the exit (transformed instruction, or 0).
-    pub htinst: usize,
 }
 
 core::arch::global_asm!(
@@ -153,12 +149,6 @@ __guest_exit:
     csrc    0x600, t1
     csrr    t0, scause
     sd      t0, {scause}(a0)
-    csrr    t0, stval
-    sd      t0, {stval}(a0)
-    csrr    t0, 0x643
-    sd      t0, {htval}(a0)
-    csrr    t0, 0x64a
-    sd      t0, {htinst}(a0)
     ld      t0, {host_stvec}(a0)
     csrw    stvec, t0
     ld      t0, {host_sscratch}(a0)
@@ -189,9 +179,6 @@ __guest_exit:
     hstatus = const offset_of!(GuestFrame, hstatus),
     sepc = const offset_of!(GuestFrame, sepc),
     scause = const offset_of!(GuestFrame, scause),
-    stval = const offset_of!(GuestFrame, stval),
-    htval = const offset_of!(GuestFrame, htval),
-    htinst = const offset_of!(GuestFrame, htinst),
     spv = const 1 << 7,
 );
 
