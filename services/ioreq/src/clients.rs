@@ -143,6 +143,7 @@ impl ClientRegistry {
     /// The client whose range holds the whole access `[addr, addr + size)`,
     /// not counting the default client. An access that straddles the end of
     /// a range is not that range's.
+    #[inline]
     pub fn range_client(&self, space: Space, addr: u64, size: u8) -> Option<ClientId> {
         let last = addr.checked_add(u64::from(size.max(1)) - 1)?;
         let after = self
@@ -154,6 +155,7 @@ impl ClientRegistry {
 
     /// The client that takes the access: its range's client, else the
     /// default client, else `None` (nobody).
+    #[inline]
     pub fn route(&self, space: Space, addr: u64, size: u8) -> Option<ClientId> {
         self.range_client(space, addr, size).or(self.default_client)
     }

@@ -12,13 +12,14 @@
 mod task {
     use ioreq::page::IoreqPage;
     use ioreq::{Actions, IoreqEffects, IoreqService, PageSource, Problem};
+    use ipc::devices::wire::{self, Access};
     use ipc::ioreq::{ClientId, Request, Response};
     use ipc::server::{Service, serve};
     use ipc::syscall::{MAX_VMS, slots};
     use ipc::{Error, MAX_MESSAGE_SIZE, VmId, devices};
     use log::{info, warn};
     use mica_rt::ioreq_pages::{give_back, ioreq_attach, ioreq_page, ioreq_resume};
-    use mica_rt::{Received, Start, StaticSlot, call_message, sys};
+    use mica_rt::{Received, Start, StaticSlot, call_with, sys};
 
     type Ioreq = IoreqService<KernelPages, MAX_VMS>;
 
@@ -44,14 +45,20 @@ mod task {
     struct Effects;
 
     impl IoreqEffects for Effects {
+        #[inline]
         fn forward(
             &mut self,
             client: ClientId,
-            request: &devices::Request,
+            access: &Access,
         ) -> Result<devices::Response, Error> {
-            call_message(slots::call(usize::from(client.0)), request)
+            call_with(
+                slots::call(usize::from(client.0)),
+                |buf| wire::encode_access(access, buf),
+                wire::decode_response,
+            )
         }
 
+        #[inline]
         fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error> {
             ioreq_resume(vm, vcpu)
         }
