@@ -135,8 +135,18 @@ fn put_byte(buf: &mut [u8], at: usize, byte: u8) -> Option<usize> {
 /// postcard does: at most `ceil(BITS / 7)` bytes, the last one may not
 /// carry bits beyond `BITS` (overlong encodings of small values are
 /// accepted). Returns the value and the index after it.
-#[inline]
+#[inline(always)]
 fn take_varint<const BITS: usize>(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
+    let first = *bytes.get(at)?;
+    if first < 0x80 {
+        return Some((u64::from(first), at + 1));
+    }
+    take_long_varint::<BITS>(bytes, at)
+}
+
+/// [`take_varint`] of a varint longer than one byte.
+#[inline]
+fn take_long_varint<const BITS: usize>(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
     let max_bytes = BITS.div_ceil(7);
     let last_byte_max = (1u8 << (BITS - 7 * (max_bytes - 1))) - 1;
     let mut value = 0u64;

@@ -97,6 +97,9 @@ struct VmDevices {
     dropped_input: u64,
     /// The external interrupt level last reported (PLIC context 0).
     external_level: bool,
+    /// Some line's level differs from its last report although no access
+    /// moved it (a pulse dropped when the PLIC latched it).
+    lines_unsettled: bool,
 }
 
 impl VmDevices {
@@ -110,13 +113,14 @@ impl VmDevices {
             })
     }
 
-    /// Moves backlogged input into the console UART as far as it has room.
-    fn feed_console_uart(&mut self) {
+    /// Moves backlogged input into the console UART as far as it has room;
+    /// false if there was no backlog (nothing changed).
+    fn feed_console_uart(&mut self) -> bool {
         if self.input_backlog.is_empty() {
-            return;
+            return false;
         }
         let Some(uart) = self.buses.console_uart() else {
-            return;
+            return true;
         };
         while uart.rx_room() > 0 {
             let Some(byte) = self.input_backlog.pop_front() else {
@@ -124,6 +128,7 @@ impl VmDevices {
             };
             uart.receive(&[byte]);
         }
+        true
     }
 }
 
@@ -294,6 +299,7 @@ where
             input_backlog: Deque::new(),
             dropped_input: 0,
             external_level: false,
+            lines_unsettled: false,
         };
         self.vms.push(devices).map_err(|_| Error::NoFreeSlot {
             max: u16::try_from(MAX_VMS).unwrap_or(u16::MAX),
@@ -452,13 +458,19 @@ where
             entropy,
             output: &mut output,
         };
-        let model = &mut entry.device_mut().model;
-        let result = access(model, offset, &mut env).map_err(|_| Error::BadAccess);
-        let plic_touched = matches!(model, DeviceModel::Plic(_));
-        if matches!(model, DeviceModel::Uart(_)) {
-            slot.feed_console_uart();
+        let device = entry.device_mut();
+        let result = access(&mut device.model, offset, &mut env).map_err(|_| Error::BadAccess);
+        let plic_touched = matches!(device.model, DeviceModel::Plic(_));
+        let is_uart = matches!(device.model, DeviceModel::Uart(_));
+        // Unless `lines_unsettled`, every line was as last reported before
+        // this access, and only the device accessed (and a UART fed from
+        // the input backlog) can have moved its line since: when neither
+        // did and the PLIC was not touched, a report would do nothing.
+        let line_moved = device.model.irq_level() != device.reported_level;
+        let fed = is_uart && slot.feed_console_uart();
+        if line_moved || fed || plic_touched || slot.lines_unsettled {
+            self.report_irq_changes(vm, plic_touched);
         }
-        self.report_irq_changes(vm, plic_touched);
         result
     }
 
@@ -542,6 +554,7 @@ where
             }
         }
         if !changed {
+            slot.lines_unsettled = false;
             return;
         }
         let plic = slot.plic_mut();
@@ -556,6 +569,11 @@ where
         for device in slot.buses.devices_mut() {
             device.model.irq_latched();
         }
+        // A pulse the PLIC latched has dropped: the next report lowers it.
+        slot.lines_unsettled = slot
+            .buses
+            .devices_mut()
+            .any(|device| device.model.irq_level() != device.reported_level);
         if external != slot.external_level {
             slot.external_level = external;
             self.irq.external_irq(vm, external);
@@ -570,6 +588,10 @@ mod tests;
 #[cfg(test)]
 #[path = "service_plic_tests.rs"]
 mod plic_tests;
+
+#[cfg(test)]
+#[path = "service_fast_tests.rs"]
+mod fast_tests;
 
 impl<C, I, M, E> ipc::server::Service for DeviceService<C, I, M, E>
 where

@@ -12,7 +12,7 @@ use ipc::ioreq::ClientId;
 use ipc::{Error, VmId, devices};
 
 use crate::dispatch::{Action, Actions, Forward, Taken, UNCLAIMED_READ, VmIoreq, device_access};
-use crate::page::{IoreqPage, SLOT_COUNT};
+use crate::page::IoreqPage;
 use crate::service::{IoreqService, PageSource};
 
 /// Something that went wrong while carrying out actions; the work goes on
@@ -82,10 +82,18 @@ fn completion_value(is_read: bool, answer: Result<devices::Response, Error>) -> 
     }
 }
 
+/// Reports `problem` (off the good path, so the work loop does not carry
+/// the logging code).
+#[cold]
+#[inline(never)]
+fn report(effects: &mut impl IoreqEffects, problem: Problem) {
+    effects.problem(problem);
+}
+
 #[inline]
 fn resume(effects: &mut impl IoreqEffects, vm: VmId, vcpu: u8) {
     if let Err(error) = effects.resume(vm, vcpu) {
-        effects.problem(Problem::ResumeRefused { vm, vcpu, error });
+        report(effects, Problem::ResumeRefused { vm, vcpu, error });
     }
 }
 
@@ -104,10 +112,13 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
             let vm = VmId(number);
             match self.vms.iter_mut().find(|state| state.vm() == vm) {
                 Some(state) => state.drain(effects),
-                None => effects.problem(Problem::DispatchRefused {
-                    vm,
-                    error: Error::UnknownVm,
-                }),
+                None => report(
+                    effects,
+                    Problem::DispatchRefused {
+                        vm,
+                        error: Error::UnknownVm,
+                    },
+                ),
             }
         }
     }
@@ -149,15 +160,18 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
 
 /// Sends `access` (of `vcpu`) to `client`: the value to complete it with,
 /// all-ones (reported) if the client failed.
-#[inline]
+#[inline(always)]
 fn ask(effects: &mut impl IoreqEffects, client: ClientId, access: &Access, vcpu: u8) -> u64 {
     let answer = effects.forward(client, access);
     completion_value(access.write.is_none(), answer).unwrap_or_else(|error| {
-        effects.problem(Problem::DeviceFailed {
-            vm: access.vm,
-            vcpu,
-            error,
-        });
+        report(
+            effects,
+            Problem::DeviceFailed {
+                vm: access.vm,
+                vcpu,
+                error,
+            },
+        );
         UNCLAIMED_READ
     })
 }
@@ -167,7 +181,7 @@ fn ask(effects: &mut impl IoreqEffects, client: ClientId, access: &Access, vcpu:
 fn completed(effects: &mut impl IoreqEffects, vm: VmId, vcpu: u8, done: Result<(), Error>) {
     match done {
         Ok(()) => resume(effects, vm, vcpu),
-        Err(error) => effects.problem(Problem::CompleteRefused { vm, vcpu, error }),
+        Err(error) => report(effects, Problem::CompleteRefused { vm, vcpu, error }),
     }
 }
 
@@ -177,10 +191,12 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
     /// one is looked at. A FREE slot costs a load and a compare.
     #[inline]
     pub fn drain(&mut self, effects: &mut impl IoreqEffects) {
-        for index in 0..SLOT_COUNT {
+        let mut from = 0;
+        while let Some(index) = self.next_busy_slot(from) {
             if let Some(vcpu) = self.pending_vcpu(index) {
                 self.work_on(vcpu, effects);
             }
+            from = index + 1;
         }
     }
 
