@@ -173,6 +173,68 @@ mod tests {
         assert_eq!(service.handled, 0);
     }
 
+    /// Takes `List` requests on its fast path (answering `Ok` by hand) and
+    /// leaves the rest to `handle`.
+    #[derive(Default)]
+    struct Hurried {
+        fast: usize,
+        slow: Counter,
+    }
+
+    impl Service for Hurried {
+        type Request = Request;
+        type Response = Response;
+
+        fn handle(&mut self, request: Request) -> Response {
+            self.slow.handle(request)
+        }
+
+        fn refusal(error: Error) -> Response {
+            Response::Err(error)
+        }
+
+        fn answer_fast(
+            &mut self,
+            message: &mut impl super::MessageBuffer,
+        ) -> Option<Result<usize, Error>> {
+            let list = message.request(|bytes| matches!(decode(bytes), Ok(Request::List { .. })));
+            if !list {
+                return None;
+            }
+            self.fast += 1;
+            Some(message.reply(|buf| encode(&Response::Ok, buf).map(|bytes| bytes.len())))
+        }
+    }
+
+    #[test]
+    fn serve_answers_on_the_fast_path_what_the_service_takes_there() {
+        let mut service = Hurried::default();
+        let mut request = [0u8; MAX_MESSAGE_SIZE];
+        let mut reply = [0u8; MAX_MESSAGE_SIZE];
+        let len = encode(&Request::List { from: 3 }, &mut request)
+            .unwrap()
+            .len();
+        let n = serve(&mut service, &request[..len], &mut reply).unwrap();
+        assert_eq!(decode::<Response>(&reply[..n]), Ok(Response::Ok));
+        assert_eq!((service.fast, service.slow.handled), (1, 0));
+        // Anything else goes the general way, malformed bytes included.
+        let info = Request::Info {
+            name: wire_name("vm0").unwrap(),
+        };
+        let len = encode(&info, &mut request).unwrap().len();
+        let n = serve(&mut service, &request[..len], &mut reply).unwrap();
+        assert_eq!(
+            decode::<Response>(&reply[..n]),
+            Ok(Response::Err(Error::UnknownVm))
+        );
+        let n = serve(&mut service, &[250], &mut reply).unwrap();
+        assert_eq!(
+            decode::<Response>(&reply[..n]),
+            Ok(Response::Err(Error::Malformed))
+        );
+        assert_eq!((service.fast, service.slow.handled), (1, 1));
+    }
+
     #[test]
     fn a_reply_buffer_too_small_for_the_answer_gets_a_refusal() {
         let mut service = Counter::default();

@@ -145,7 +145,7 @@ fn take_varint<const BITS: usize>(bytes: &[u8], at: usize) -> Option<(u64, usize
 }
 
 /// [`take_varint`] of a varint longer than one byte.
-#[inline]
+#[inline(always)]
 fn take_long_varint<const BITS: usize>(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
     let max_bytes = BITS.div_ceil(7);
     let last_byte_max = (1u8 << (BITS - 7 * (max_bytes - 1))) - 1;

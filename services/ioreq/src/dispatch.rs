@@ -9,7 +9,7 @@ use ipc::{Error, VmId, devices};
 
 use crate::clients::ClientRegistry;
 use crate::counters::IoreqCounters;
-use crate::page::{IoreqPage, SLOT_COUNT, STATE_FREE};
+use crate::page::{IoreqPage, SLOT_COUNT};
 use crate::slot::{self, Direction, IoRequest, SlotError, SlotEvent, SlotState};
 
 /// The value a read returns when no device answers: all-ones, as on a real
@@ -238,15 +238,6 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
     pub fn dispatch_next(&mut self, index: usize) -> Option<Action> {
         let vcpu = self.pending_vcpu(index)?;
         self.dispatch_slot(vcpu)
-    }
-
-    /// The first slot from `from` on that is not FREE: only the state
-    /// words are read, a load and a compare per FREE slot.
-    #[inline(always)]
-    pub(crate) fn next_busy_slot(&self, from: usize) -> Option<usize> {
-        let slots = self.page().slots.get(from..)?;
-        let offset = slots.iter().position(|slot| slot.processed != STATE_FREE)?;
-        Some(from + offset)
     }
 
     /// The vCPU of slot `index` if the slot is PENDING and the VM has that

@@ -12,7 +12,7 @@ use ipc::ioreq::ClientId;
 use ipc::{Error, VmId, devices};
 
 use crate::dispatch::{Action, Actions, Forward, Taken, UNCLAIMED_READ, VmIoreq, device_access};
-use crate::page::IoreqPage;
+use crate::page::{IoreqPage, SLOT_COUNT, STATE_FREE};
 use crate::service::{IoreqService, PageSource};
 
 /// Something that went wrong while carrying out actions; the work goes on
@@ -188,15 +188,23 @@ fn completed(effects: &mut impl IoreqEffects, vm: VmId, vcpu: u8, done: Result<(
 impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
     /// The work loop for this VM: each PENDING slot, in slot order, is
     /// taken, forwarded, completed and its vCPU resumed before the next
-    /// one is looked at. A FREE slot costs a load and a compare.
+    /// one is looked at. A FREE slot costs a load and a compare (the loop
+    /// is unrolled; the work on a busy slot is out of line).
     #[inline]
     pub fn drain(&mut self, effects: &mut impl IoreqEffects) {
-        let mut from = 0;
-        while let Some(index) = self.next_busy_slot(from) {
-            if let Some(vcpu) = self.pending_vcpu(index) {
-                self.work_on(vcpu, effects);
+        for index in 0..SLOT_COUNT {
+            if self.page().slots[index].processed != STATE_FREE {
+                self.work_on_slot(index, effects);
             }
-            from = index + 1;
+        }
+    }
+
+    /// Slot `index`, which is not FREE: if it is PENDING and the VM's, it
+    /// is carried through.
+    #[inline(never)]
+    fn work_on_slot(&mut self, index: usize, effects: &mut impl IoreqEffects) {
+        if let Some(vcpu) = self.pending_vcpu(index) {
+            self.work_on(vcpu, effects);
         }
     }
 
