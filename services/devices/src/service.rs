@@ -431,10 +431,11 @@ where
             entropy,
             ..
         } = self;
-        let slot = vms
-            .iter_mut()
-            .find(|v| v.vm == vm)
+        let at = vms
+            .iter()
+            .position(|v| v.vm == vm)
             .ok_or(Error::UnknownVm)?;
+        let slot = vms.get_mut(at).ok_or(Error::UnknownVm)?;
         let bus = slot.buses.get_mut(space).ok_or(Error::NoDevice)?;
         let entry = bus.find_mut(addr).ok_or(Error::NoDevice)?;
         let offset = addr - entry.base();

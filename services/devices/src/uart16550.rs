@@ -340,6 +340,7 @@ impl BusDevice for Uart16550 {
         UART_SIZE
     }
 
+    #[inline]
     fn read(
         &mut self,
         offset: u64,
