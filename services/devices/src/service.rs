@@ -132,6 +132,39 @@ impl VmDevices {
     }
 }
 
+/// What a [`DeviceEnv`] is made of for one access to one VM's device.
+struct EnvParts<'a, C, M, E> {
+    vm: VmId,
+    memory: &'a mut M,
+    entropy: &'a mut E,
+    line: &'a mut LineBuffer,
+    ring: &'a mut ConsoleRing,
+    name: &'a WireName,
+    console: &'a mut C,
+}
+
+impl<C: ConsoleSink, M: GuestMemoryProvider, E: EntropySource> EnvParts<'_, C, M, E> {
+    /// Runs `f` with the environment built from the parts.
+    fn with<R>(&mut self, f: impl FnOnce(&mut DeviceEnv<'_>) -> R) -> R {
+        let mut no_memory = NoGuestMemory;
+        let memory: &mut dyn GuestMemory = match self.memory.memory(self.vm) {
+            Some(memory) => memory,
+            None => &mut no_memory,
+        };
+        let mut output = VmOutput {
+            line: self.line,
+            ring: self.ring,
+            name: self.name,
+            sink: self.console,
+        };
+        f(&mut DeviceEnv {
+            memory,
+            entropy: self.entropy,
+            output: &mut output,
+        })
+    }
+}
+
 /// The device service.
 pub struct DeviceService<C, I, M, E> {
     vms: Vec<VmDevices, MAX_VMS>,
@@ -392,7 +425,10 @@ where
     fn read(&mut self, vm: VmId, space: Space, addr: u64, size: u8) -> Result<u64, Error> {
         let size = AccessSize::from_bytes(size).ok_or(Error::BadAccess)?;
         self.with_device(vm, space, addr, size, |device, offset, env| {
-            device.read(offset, size, env)
+            match device.read_without_env(offset, size) {
+                Some(result) => result,
+                None => env.with(|env| device.read(offset, size, env)),
+            }
         })
     }
 
@@ -406,12 +442,23 @@ where
     ) -> Result<(), Error> {
         let size = AccessSize::from_bytes(size).ok_or(Error::BadAccess)?;
         self.with_device(vm, space, addr, size, |device, offset, env| {
-            device.write(offset, size, value & size.mask(), env)
+            env.with(|env| device.write(offset, size, value & size.mask(), env))
         })
     }
 
+    /// Where `vm` is in the table (kept out of line: the VM records are
+    /// large, and an inlined search carries the addresses of their fields).
+    #[inline(never)]
+    fn vm_index(&self, vm: VmId) -> Result<usize, Error> {
+        self.vms
+            .iter()
+            .position(|v| v.vm == vm)
+            .ok_or(Error::UnknownVm)
+    }
+
     /// Runs one access on the device at `addr`, then reports interrupt
-    /// changes.
+    /// changes. The access gets the parts of a [`DeviceEnv`], built only if
+    /// the model needs one.
     fn with_device<R>(
         &mut self,
         vm: VmId,
@@ -421,9 +468,10 @@ where
         access: impl FnOnce(
             &mut DeviceModel,
             u64,
-            &mut DeviceEnv<'_>,
+            &mut EnvParts<'_, C, M, E>,
         ) -> Result<R, crate::bus::DeviceError>,
     ) -> Result<R, Error> {
+        let at = self.vm_index(vm)?;
         let Self {
             vms,
             console,
@@ -431,10 +479,6 @@ where
             entropy,
             ..
         } = self;
-        let at = vms
-            .iter()
-            .position(|v| v.vm == vm)
-            .ok_or(Error::UnknownVm)?;
         let slot = vms.get_mut(at).ok_or(Error::UnknownVm)?;
         let bus = slot.buses.get_mut(space).ok_or(Error::NoDevice)?;
         let entry = bus.find_mut(addr).ok_or(Error::NoDevice)?;
@@ -443,21 +487,14 @@ where
         if end > entry.len() {
             return Err(Error::BadAccess);
         }
-        let mut no_memory = NoGuestMemory;
-        let memory: &mut dyn GuestMemory = match memory.memory(vm) {
-            Some(memory) => memory,
-            None => &mut no_memory,
-        };
-        let mut output = VmOutput {
+        let mut env = EnvParts {
+            vm,
+            memory,
+            entropy,
             line: &mut slot.line,
             ring: &mut slot.output,
             name: &slot.name,
-            sink: console,
-        };
-        let mut env = DeviceEnv {
-            memory,
-            entropy,
-            output: &mut output,
+            console,
         };
         let device = entry.device_mut();
         let result = access(&mut device.model, offset, &mut env).map_err(|_| Error::BadAccess);
