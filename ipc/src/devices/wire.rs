@@ -176,20 +176,68 @@ fn space_index(space: Space) -> u8 {
 /// the length. [`Error::MessageTooLarge`] if `buf` is too short.
 #[inline]
 pub fn encode_access(access: &Access, buf: &mut [u8]) -> Result<usize, Error> {
-    let tag = match access.write {
-        None => REQUEST_READ,
-        Some(_) => REQUEST_WRITE,
-    };
-    let fields = put_byte(buf, 0, tag)
-        .and_then(|at| put_varint(buf, at, u64::from(access.vm.0)))
-        .and_then(|at| put_byte(buf, at, space_index(access.space)))
-        .and_then(|at| put_varint(buf, at, access.addr))
-        .and_then(|at| put_byte(buf, at, access.size));
-    match access.write {
-        None => fields,
-        Some(value) => fields.and_then(|at| put_varint(buf, at, value)),
+    if let Some(out) = buf.first_chunk_mut::<MAX_ACCESS_LEN>() {
+        return Ok(encode_access_into(access, out));
     }
-    .ok_or(Error::MessageTooLarge)
+    let mut whole = [0u8; MAX_ACCESS_LEN];
+    let len = encode_access_into(access, &mut whole);
+    buf.get_mut(..len)
+        .ok_or(Error::MessageTooLarge)?
+        .copy_from_slice(whole.get(..len).ok_or(Error::MessageTooLarge)?);
+    Ok(len)
+}
+
+/// [`encode_access`] into room for the longest access: each field's room
+/// is checked once, not each byte's.
+#[inline(always)]
+fn encode_access_into(access: &Access, out: &mut [u8; MAX_ACCESS_LEN]) -> usize {
+    let (tag, value) = match access.write {
+        None => (REQUEST_READ, None),
+        Some(value) => (REQUEST_WRITE, Some(value)),
+    };
+    let [first, rest @ ..] = out;
+    *first = tag;
+    // The fields in order, each written at the start of what is left; a
+    // varint takes at most ten bytes, and MAX_ACCESS_LEN leaves room for
+    // every field at its longest.
+    let mut at = 1 + put_varint_in(rest, u64::from(access.vm.0));
+    at += put_byte_in(out, at, space_index(access.space));
+    at += out.get_mut(at..).map_or(0, |room| put_varint_in(room, access.addr));
+    at += put_byte_in(out, at, access.size);
+    if let Some(value) = value {
+        at += out.get_mut(at..).map_or(0, |room| put_varint_in(room, value));
+    }
+    at
+}
+
+/// Writes `value` as a varint at the start of `room` (at least ten bytes
+/// long, else nothing is written); returns its length.
+#[inline(always)]
+fn put_varint_in(room: &mut [u8], mut value: u64) -> usize {
+    let Some(room) = room.first_chunk_mut::<10>() else {
+        return 0;
+    };
+    for (i, byte) in room.iter_mut().enumerate() {
+        let low = value.to_le_bytes()[0];
+        if value < 0x80 {
+            *byte = low;
+            return i + 1;
+        }
+        *byte = low | 0x80;
+        value >>= 7;
+    }
+    room.len()
+}
+
+#[inline(always)]
+fn put_byte_in(out: &mut [u8], at: usize, byte: u8) -> usize {
+    match out.get_mut(at) {
+        Some(slot) => {
+            *slot = byte;
+            1
+        }
+        None => 0,
+    }
 }
 
 /// The access in `bytes` if they are exactly one `Request::Read` or
