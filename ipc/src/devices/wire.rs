@@ -202,10 +202,14 @@ fn encode_access_into(access: &Access, out: &mut [u8; MAX_ACCESS_LEN]) -> usize 
     // every field at its longest.
     let mut at = 1 + put_varint_in(rest, u64::from(access.vm.0));
     at += put_byte_in(out, at, space_index(access.space));
-    at += out.get_mut(at..).map_or(0, |room| put_varint_in(room, access.addr));
+    at += out
+        .get_mut(at..)
+        .map_or(0, |room| put_varint_in(room, access.addr));
     at += put_byte_in(out, at, access.size);
     if let Some(value) = value {
-        at += out.get_mut(at..).map_or(0, |room| put_varint_in(room, value));
+        at += out
+            .get_mut(at..)
+            .map_or(0, |room| put_varint_in(room, value));
     }
     at
 }

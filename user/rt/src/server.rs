@@ -1,7 +1,7 @@
 //! IPC on top of the raw calls: a typed `call` for clients and the server
 //! loop every service task runs.
 
-use ipc::server::{MessageBuffer, Service, answer, encode_reply};
+use ipc::server::{MessageBuffer, Service, encode_reply};
 use ipc::{Error, MAX_MESSAGE_SIZE, decode, encode};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -93,8 +93,14 @@ pub fn serve_forever<S: Service>(ep: usize, service: &mut S) -> ! {
 
 /// The general way: decode, handle, encode (kept out of the loop so the
 /// fast path does not pay for the large `Request` and `Response` values).
+/// The request is decoded into an owned value first, so the buffer is not
+/// borrowed while the service handles it.
 #[inline(never)]
 fn answer_slowly<S: Service>(service: &mut S, len: usize) -> Result<usize, Error> {
-    let response = sys::with_buffer(|buf| answer(service, buf.get(..len).unwrap_or_default()));
+    let request = sys::with_buffer(|buf| decode::<S::Request>(buf.get(..len).unwrap_or_default()));
+    let response = match request {
+        Ok(request) => service.handle(request),
+        Err(error) => S::refusal(error),
+    };
     sys::with_buffer(|buf| encode_reply::<S>(&response, buf))
 }
