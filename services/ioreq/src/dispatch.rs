@@ -232,9 +232,9 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
 
     /// [`dispatch`](Self::dispatch) for the one slot `index`: what is to be
     /// done for it, if it was PENDING and could be handed on (a forward) or
-    /// finished at once (a resume). The ioreq task's work loop calls this
-    /// for each slot in turn and carries the action out at once, so no
-    /// list of actions is built or copied on the hot path.
+    /// finished at once (a resume). (The ioreq task's work loop,
+    /// [`drain`](Self::drain), takes the same steps without building an
+    /// [`Action`].)
     pub fn dispatch_next(&mut self, index: usize) -> Option<Action> {
         let vcpu = self.pending_vcpu(index)?;
         self.dispatch_slot(vcpu)
