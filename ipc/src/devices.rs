@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Space, VmId, WireName};
 
+pub mod wire;
+
 /// Most console input bytes carried by one `Input` request.
 pub const INPUT_CHUNK: usize = 64;
 

@@ -144,11 +144,13 @@ impl RequestPayload {
     }
 
     /// The direction word, at the same place for every request kind.
+    #[inline]
     pub fn direction(&self) -> u32 {
         self.u32_at::<{ field::DIRECTION }>()
     }
 
     /// Reads the union as an MMIO request.
+    #[inline]
     pub fn mmio(&self) -> MmioFields {
         MmioFields {
             direction: self.direction(),
@@ -168,6 +170,7 @@ impl RequestPayload {
     }
 
     /// Reads the union as a port-I/O request.
+    #[inline]
     pub fn pio(&self) -> PioFields {
         PioFields {
             direction: self.direction(),
@@ -187,6 +190,7 @@ impl RequestPayload {
     }
 
     /// Reads the union as a PCI-configuration request.
+    #[inline]
     pub fn pci(&self) -> PciFields {
         PciFields {
             direction: self.direction(),
@@ -213,12 +217,14 @@ impl RequestPayload {
     }
 
     /// Stores a 64-bit read result (the MMIO `value` member).
+    #[inline]
     pub fn set_value_u64(&mut self, value: u64) {
         self.set_u64_at::<{ field::VALUE }>(value);
     }
 
     /// Stores a 32-bit read result (the PIO and PCI `value` member); the
     /// neighbouring word (the PCI bus number) is left alone.
+    #[inline]
     pub fn set_value_u32(&mut self, value: u32) {
         self.set_u32_at::<{ field::VALUE }>(value);
     }
@@ -348,11 +354,13 @@ impl IoreqPage {
     }
 
     /// The slot of `vcpu`, or `None` past the last slot.
+    #[inline]
     pub fn slot(&self, vcpu: usize) -> Option<&IoreqSlot> {
         self.slots.get(vcpu)
     }
 
     /// The slot of `vcpu` for writing, or `None` past the last slot.
+    #[inline]
     pub fn slot_mut(&mut self, vcpu: usize) -> Option<&mut IoreqSlot> {
         self.slots.get_mut(vcpu)
     }

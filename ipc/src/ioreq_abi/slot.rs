@@ -54,6 +54,7 @@ pub enum SlotEvent {
 
 impl SlotState {
     /// Decodes a raw `processed` word.
+    #[inline]
     pub fn from_raw(raw: u32) -> Result<Self, SlotError> {
         match raw {
             STATE_PENDING => Ok(Self::Pending),
@@ -65,6 +66,7 @@ impl SlotState {
     }
 
     /// The raw `processed` word of this state.
+    #[inline]
     pub const fn raw(self) -> u32 {
         match self {
             Self::Pending => STATE_PENDING,
@@ -95,6 +97,7 @@ impl SlotEvent {
 
 /// The whole transition table: the four legal steps, every other pair is
 /// [`SlotError::IllegalTransition`].
+#[inline]
 pub fn next_state(from: SlotState, event: SlotEvent) -> Result<SlotState, SlotError> {
     match (from, event) {
         (SlotState::Free, SlotEvent::Fill) => Ok(SlotState::Pending),
@@ -191,6 +194,7 @@ const PCI_CONFIG_BYTES: u64 = 0x1000;
 pub const PCI_CONFIG_MAX: u64 = 0x0fff_ffff;
 
 /// `value` with only its low `size` bytes kept.
+#[inline]
 pub fn mask_to_size(value: u64, size: u8) -> u64 {
     match size {
         1 => value & 0xff,
@@ -200,6 +204,7 @@ pub fn mask_to_size(value: u64, size: u8) -> u64 {
     }
 }
 
+#[inline]
 fn decode_direction(raw: u32) -> Result<Direction, SlotError> {
     match raw {
         DIRECTION_READ => Ok(Direction::Read),
@@ -216,6 +221,7 @@ const fn direction_raw(direction: Direction) -> u32 {
 }
 
 /// Checks the width allowed for `space`.
+#[inline]
 fn checked_size(space: Space, size: u64) -> Result<u8, SlotError> {
     match (space, size) {
         (_, 1) => Ok(1),
@@ -227,6 +233,7 @@ fn checked_size(space: Space, size: u64) -> Result<u8, SlotError> {
 }
 
 /// Checks that `size` bytes from `addr` stay inside `space`.
+#[inline]
 fn check_address(space: Space, addr: u64, size: u8) -> Result<(), SlotError> {
     let last = addr
         .checked_add(u64::from(size).saturating_sub(1))
@@ -257,6 +264,7 @@ fn pci_offset(fields: &PciFields) -> Result<u64, SlotError> {
 }
 
 /// Decodes and validates the request held in `slot` (whatever its state).
+#[inline]
 pub fn decode(slot: &IoreqSlot, vcpu: u8) -> Result<IoRequest, SlotError> {
     let (space, direction, addr, raw_size, value) = match slot.request_type {
         TYPE_MMIO => {
@@ -348,12 +356,14 @@ fn encode(slot: &mut IoreqSlot, request: &IoRequest) {
     }
 }
 
+#[inline]
 fn slot_in(page: &mut IoreqPage, vcpu: u8) -> Result<&mut IoreqSlot, SlotError> {
     page.slot_mut(usize::from(vcpu))
         .ok_or(SlotError::NoSuchSlot(vcpu))
 }
 
 /// Applies `event` to the state word of `slot`, or refuses.
+#[inline]
 fn step(slot: &IoreqSlot, event: SlotEvent) -> Result<SlotState, SlotError> {
     next_state(SlotState::from_raw(slot.processed)?, event)
 }
@@ -449,6 +459,7 @@ pub fn take_matching(
 ///
 /// A PENDING slot whose request does not decode is refused and left
 /// PENDING; see [`abandon`].
+#[inline]
 pub fn begin_processing(page: &mut IoreqPage, vcpu: u8) -> Result<IoRequest, SlotError> {
     let slot = slot_in(page, vcpu)?;
     let next = step(slot, SlotEvent::Dispatch)?;
@@ -462,6 +473,7 @@ pub fn begin_processing(page: &mut IoreqPage, vcpu: u8) -> Result<IoRequest, Slo
 ///
 /// `request` is the service's own copy taken at dispatch, so a slot whose
 /// payload changed meanwhile still gets the value at the right width.
+#[inline]
 pub fn finish(page: &mut IoreqPage, request: &IoRequest, value: u64) -> Result<(), SlotError> {
     let slot = slot_in(page, request.vcpu)?;
     let next = step(slot, SlotEvent::Complete)?;

@@ -3,7 +3,8 @@
 //! line changes reported after every request.
 
 use heapless::{Deque, Vec};
-use ipc::devices::{ConsoleChunk, DeviceKind, IrqEvent, OUTPUT_CHUNK, Request, Response};
+use ipc::devices::{ConsoleChunk, DeviceKind, IrqEvent, OUTPUT_CHUNK, Request, Response, wire};
+use ipc::server::MessageBuffer;
 use ipc::{Error, Space, VmId, WireName};
 
 use crate::bus::{AccessSize, Bus, BusDevice, BusError, DeviceEnv, EntropySource};
@@ -96,6 +97,9 @@ struct VmDevices {
     dropped_input: u64,
     /// The external interrupt level last reported (PLIC context 0).
     external_level: bool,
+    /// Some line's level differs from its last report although no access
+    /// moved it (a pulse dropped when the PLIC latched it).
+    lines_unsettled: bool,
 }
 
 impl VmDevices {
@@ -109,13 +113,14 @@ impl VmDevices {
             })
     }
 
-    /// Moves backlogged input into the console UART as far as it has room.
-    fn feed_console_uart(&mut self) {
+    /// Moves backlogged input into the console UART as far as it has room;
+    /// false if there was no backlog (nothing changed).
+    fn feed_console_uart(&mut self) -> bool {
         if self.input_backlog.is_empty() {
-            return;
+            return false;
         }
         let Some(uart) = self.buses.console_uart() else {
-            return;
+            return true;
         };
         while uart.rx_room() > 0 {
             let Some(byte) = self.input_backlog.pop_front() else {
@@ -123,6 +128,40 @@ impl VmDevices {
             };
             uart.receive(&[byte]);
         }
+        true
+    }
+}
+
+/// What a [`DeviceEnv`] is made of for one access to one VM's device.
+struct EnvParts<'a, C, M, E> {
+    vm: VmId,
+    memory: &'a mut M,
+    entropy: &'a mut E,
+    line: &'a mut LineBuffer,
+    ring: &'a mut ConsoleRing,
+    name: &'a WireName,
+    console: &'a mut C,
+}
+
+impl<C: ConsoleSink, M: GuestMemoryProvider, E: EntropySource> EnvParts<'_, C, M, E> {
+    /// Runs `f` with the environment built from the parts.
+    fn with<R>(&mut self, f: impl FnOnce(&mut DeviceEnv<'_>) -> R) -> R {
+        let mut no_memory = NoGuestMemory;
+        let memory: &mut dyn GuestMemory = match self.memory.memory(self.vm) {
+            Some(memory) => memory,
+            None => &mut no_memory,
+        };
+        let mut output = VmOutput {
+            line: self.line,
+            ring: self.ring,
+            name: self.name,
+            sink: self.console,
+        };
+        f(&mut DeviceEnv {
+            memory,
+            entropy: self.entropy,
+            output: &mut output,
+        })
     }
 }
 
@@ -293,6 +332,7 @@ where
             input_backlog: Deque::new(),
             dropped_input: 0,
             external_level: false,
+            lines_unsettled: false,
         };
         self.vms.push(devices).map_err(|_| Error::NoFreeSlot {
             max: u16::try_from(MAX_VMS).unwrap_or(u16::MAX),
@@ -385,7 +425,10 @@ where
     fn read(&mut self, vm: VmId, space: Space, addr: u64, size: u8) -> Result<u64, Error> {
         let size = AccessSize::from_bytes(size).ok_or(Error::BadAccess)?;
         self.with_device(vm, space, addr, size, |device, offset, env| {
-            device.read(offset, size, env)
+            match device.read_without_env(offset, size) {
+                Some(result) => result,
+                None => env.with(|env| device.read(offset, size, env)),
+            }
         })
     }
 
@@ -399,12 +442,23 @@ where
     ) -> Result<(), Error> {
         let size = AccessSize::from_bytes(size).ok_or(Error::BadAccess)?;
         self.with_device(vm, space, addr, size, |device, offset, env| {
-            device.write(offset, size, value & size.mask(), env)
+            env.with(|env| device.write(offset, size, value & size.mask(), env))
         })
     }
 
+    /// Where `vm` is in the table (kept out of line: the VM records are
+    /// large, and an inlined search carries the addresses of their fields).
+    #[inline(never)]
+    fn vm_index(&self, vm: VmId) -> Result<usize, Error> {
+        self.vms
+            .iter()
+            .position(|v| v.vm == vm)
+            .ok_or(Error::UnknownVm)
+    }
+
     /// Runs one access on the device at `addr`, then reports interrupt
-    /// changes.
+    /// changes. The access gets the parts of a [`DeviceEnv`], built only if
+    /// the model needs one.
     fn with_device<R>(
         &mut self,
         vm: VmId,
@@ -414,9 +468,10 @@ where
         access: impl FnOnce(
             &mut DeviceModel,
             u64,
-            &mut DeviceEnv<'_>,
+            &mut EnvParts<'_, C, M, E>,
         ) -> Result<R, crate::bus::DeviceError>,
     ) -> Result<R, Error> {
+        let at = self.vm_index(vm)?;
         let Self {
             vms,
             console,
@@ -424,10 +479,7 @@ where
             entropy,
             ..
         } = self;
-        let slot = vms
-            .iter_mut()
-            .find(|v| v.vm == vm)
-            .ok_or(Error::UnknownVm)?;
+        let slot = vms.get_mut(at).ok_or(Error::UnknownVm)?;
         let bus = slot.buses.get_mut(space).ok_or(Error::NoDevice)?;
         let entry = bus.find_mut(addr).ok_or(Error::NoDevice)?;
         let offset = addr - entry.base();
@@ -435,29 +487,28 @@ where
         if end > entry.len() {
             return Err(Error::BadAccess);
         }
-        let mut no_memory = NoGuestMemory;
-        let memory: &mut dyn GuestMemory = match memory.memory(vm) {
-            Some(memory) => memory,
-            None => &mut no_memory,
-        };
-        let mut output = VmOutput {
+        let mut env = EnvParts {
+            vm,
+            memory,
+            entropy,
             line: &mut slot.line,
             ring: &mut slot.output,
             name: &slot.name,
-            sink: console,
+            console,
         };
-        let mut env = DeviceEnv {
-            memory,
-            entropy,
-            output: &mut output,
-        };
-        let model = &mut entry.device_mut().model;
-        let result = access(model, offset, &mut env).map_err(|_| Error::BadAccess);
-        let plic_touched = matches!(model, DeviceModel::Plic(_));
-        if matches!(model, DeviceModel::Uart(_)) {
-            slot.feed_console_uart();
+        let device = entry.device_mut();
+        let result = access(&mut device.model, offset, &mut env).map_err(|_| Error::BadAccess);
+        let plic_touched = matches!(device.model, DeviceModel::Plic(_));
+        let is_uart = matches!(device.model, DeviceModel::Uart(_));
+        // Unless `lines_unsettled`, every line was as last reported before
+        // this access, and only the device accessed (and a UART fed from
+        // the input backlog) can have moved its line since: when neither
+        // did and the PLIC was not touched, a report would do nothing.
+        let line_moved = device.model.irq_level() != device.reported_level;
+        let fed = is_uart && slot.feed_console_uart();
+        if line_moved || fed || plic_touched || slot.lines_unsettled {
+            self.report_irq_changes(vm, plic_touched);
         }
-        self.report_irq_changes(vm, plic_touched);
         result
     }
 
@@ -541,6 +592,7 @@ where
             }
         }
         if !changed {
+            slot.lines_unsettled = false;
             return;
         }
         let plic = slot.plic_mut();
@@ -555,6 +607,11 @@ where
         for device in slot.buses.devices_mut() {
             device.model.irq_latched();
         }
+        // A pulse the PLIC latched has dropped: the next report lowers it.
+        slot.lines_unsettled = slot
+            .buses
+            .devices_mut()
+            .any(|device| device.model.irq_level() != device.reported_level);
         if external != slot.external_level {
             slot.external_level = external;
             self.irq.external_irq(vm, external);
@@ -569,6 +626,10 @@ mod tests;
 #[cfg(test)]
 #[path = "service_plic_tests.rs"]
 mod plic_tests;
+
+#[cfg(test)]
+#[path = "service_fast_tests.rs"]
+mod fast_tests;
 
 impl<C, I, M, E> ipc::server::Service for DeviceService<C, I, M, E>
 where
@@ -586,5 +647,21 @@ where
 
     fn refusal(error: Error) -> Response {
         Response::Err(error)
+    }
+
+    /// Guest reads and writes (the I/O path) are decoded and answered by
+    /// hand ([`ipc::devices::wire`]); everything else goes the general way.
+    #[inline]
+    fn answer_fast(&mut self, message: &mut impl MessageBuffer) -> Option<Result<usize, Error>> {
+        let access = message.request(wire::decode_access)?;
+        let response = match access.write {
+            None => self
+                .read(access.vm, access.space, access.addr, access.size)
+                .map_or_else(Response::Err, Response::Value),
+            Some(value) => self
+                .write(access.vm, access.space, access.addr, access.size, value)
+                .map_or_else(Response::Err, |()| Response::Ok),
+        };
+        Some(message.reply(|buf| wire::encode_response(&response, buf)))
     }
 }

@@ -15,6 +15,9 @@ use crate::slot::PCI_CONFIG_MAX;
 /// Most ranges one VM can have registered, over all spaces and clients.
 pub const MAX_RANGES: usize = 64;
 
+/// Up to this many ranges a lookup walks them instead of searching.
+const LINEAR_LOOKUP_MAX: usize = 8;
+
 /// Largest valid port number.
 const PORT_MAX: u64 = 0xffff;
 
@@ -143,17 +146,28 @@ impl ClientRegistry {
     /// The client whose range holds the whole access `[addr, addr + size)`,
     /// not counting the default client. An access that straddles the end of
     /// a range is not that range's.
+    #[inline]
     pub fn range_client(&self, space: Space, addr: u64, size: u8) -> Option<ClientId> {
         let last = addr.checked_add(u64::from(size.max(1)) - 1)?;
-        let after = self
-            .ranges
-            .partition_point(|r| (r.space, r.start) <= (space, addr));
-        let range = self.ranges.get(after.checked_sub(1)?)?;
+        // Ranges of a space are disjoint, so at most one holds `addr`: a
+        // few are simply walked (a VM usually has two or three), more are
+        // searched.
+        let range = if self.ranges.len() <= LINEAR_LOOKUP_MAX {
+            self.ranges
+                .iter()
+                .find(|r| r.space == space && r.start <= addr && addr <= r.last)?
+        } else {
+            let after = self
+                .ranges
+                .partition_point(|r| (r.space, r.start) <= (space, addr));
+            self.ranges.get(after.checked_sub(1)?)?
+        };
         (range.space == space && last <= range.last).then_some(range.client)
     }
 
     /// The client that takes the access: its range's client, else the
     /// default client, else `None` (nobody).
+    #[inline]
     pub fn route(&self, space: Space, addr: u64, size: u8) -> Option<ClientId> {
         self.range_client(space, addr, size).or(self.default_client)
     }

@@ -3,6 +3,7 @@
 //! resume. The library does no I/O: it returns [`Actions`] for the task
 //! binary to carry out.
 
+use ipc::devices::wire::Access;
 use ipc::ioreq::ClientId;
 use ipc::{Error, VmId, devices};
 
@@ -85,6 +86,21 @@ impl Actions {
     }
 }
 
+/// What became of a PENDING slot the service took.
+pub(crate) enum Taken {
+    /// PROCESSING: `request` is to go to `client`.
+    Forward {
+        /// Who emulates it.
+        client: ClientId,
+        /// The validated request (the service's own copy).
+        request: IoRequest,
+    },
+    /// Finished at once (COMPLETE): the vCPU is to be resumed.
+    Resume,
+    /// Refused and left as it was (counted).
+    Nothing,
+}
+
 /// A request this service forwarded and is waiting to hear back about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InFlight {
@@ -107,22 +123,23 @@ pub struct VmIoreq<P> {
     counters: IoreqCounters,
 }
 
-fn device_request(vm: VmId, request: &IoRequest) -> devices::Request {
-    match request.direction {
-        Direction::Read => devices::Request::Read {
-            vm,
-            space: request.space,
-            addr: request.addr,
-            size: request.size,
-        },
-        Direction::Write => devices::Request::Write {
-            vm,
-            space: request.space,
-            addr: request.addr,
-            size: request.size,
-            value: request.value,
+/// The device access of `vm`'s validated `request`.
+#[inline]
+pub(crate) fn device_access(vm: VmId, request: &IoRequest) -> Access {
+    Access {
+        vm,
+        space: request.space,
+        addr: request.addr,
+        size: request.size,
+        write: match request.direction {
+            Direction::Read => None,
+            Direction::Write => Some(request.value),
         },
     }
+}
+
+fn device_request(vm: VmId, request: &IoRequest) -> devices::Request {
+    device_access(vm, request).request()
 }
 
 impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
@@ -215,18 +232,27 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
 
     /// [`dispatch`](Self::dispatch) for the one slot `index`: what is to be
     /// done for it, if it was PENDING and could be handed on (a forward) or
-    /// finished at once (a resume). The ioreq task's work loop calls this
-    /// for each slot in turn and carries the action out at once, so no
-    /// list of actions is built or copied on the hot path.
+    /// finished at once (a resume). (The ioreq task's work loop,
+    /// [`drain`](Self::drain), takes the same steps without building an
+    /// [`Action`].)
     pub fn dispatch_next(&mut self, index: usize) -> Option<Action> {
-        let vcpu = u8::try_from(index).ok()?;
+        let vcpu = self.pending_vcpu(index)?;
+        self.dispatch_slot(vcpu)
+    }
+
+    /// The vCPU of slot `index` if the slot is PENDING and the VM has that
+    /// vCPU; an unknown state word and a PENDING slot past the VM's vCPU
+    /// count are counted.
+    #[inline]
+    pub(crate) fn pending_vcpu(&mut self, index: usize) -> Option<u8> {
         let raw = self.page().slot(index)?.processed;
+        let vcpu = u8::try_from(index).ok()?;
         match SlotState::from_raw(raw) {
             Err(error) => self.counters.record(error),
             Ok(SlotState::Pending) if vcpu >= self.vcpus => {
                 self.counters.record(SlotError::NoSuchSlot(vcpu));
             }
-            Ok(SlotState::Pending) => return self.dispatch_slot(vcpu),
+            Ok(SlotState::Pending) => return Some(vcpu),
             Ok(SlotState::Free | SlotState::Processing | SlotState::Complete) => {}
         }
         None
@@ -236,25 +262,8 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
     /// if the slot was finished at once; `None` if it could not even be
     /// finished (counted).
     fn dispatch_slot(&mut self, vcpu: u8) -> Option<Action> {
-        let resume = Action::ResumeVcpu { vm: self.vm, vcpu };
-        let request = match slot::begin_processing(self.page.as_mut(), vcpu) {
-            Ok(request) => request,
-            Err(error) => {
-                self.counters.record(error);
-                return match slot::abandon(self.page.as_mut(), vcpu) {
-                    Ok(()) => Some(resume),
-                    Err(error) => {
-                        self.counters.record(error);
-                        None
-                    }
-                };
-            }
-        };
-        match self
-            .clients
-            .route(request.space, request.addr, request.size)
-        {
-            Some(client) => {
+        match self.take_pending(vcpu) {
+            Taken::Forward { client, request } => {
                 if let Some(entry) = self.in_flight.get_mut(usize::from(vcpu)) {
                     *entry = Some(InFlight { request, client });
                 }
@@ -264,17 +273,80 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
                     request: device_request(self.vm, &request),
                 }))
             }
-            None => {
-                self.counters.record_unclaimed();
-                match slot::finish(self.page.as_mut(), &request, UNCLAIMED_READ) {
-                    Ok(()) => Some(resume),
-                    Err(error) => {
-                        self.counters.record(error);
-                        None
-                    }
-                }
+            Taken::Resume => Some(Action::ResumeVcpu { vm: self.vm, vcpu }),
+            Taken::Nothing => None,
+        }
+    }
+
+    /// Takes `vcpu`'s PENDING slot (checked by the caller: a slot the VM
+    /// has): PROCESSING with the decoded request and the client to send it
+    /// to, or finished at once (unclaimed, or a request that does not
+    /// decode; counted), or refused outright (counted).
+    #[inline]
+    pub(crate) fn take_pending(&mut self, vcpu: u8) -> Taken {
+        let request = match slot::begin_processing(self.page.as_mut(), vcpu) {
+            Ok(request) => request,
+            Err(error) => return self.abandon(vcpu, error),
+        };
+        match self
+            .clients
+            .route(request.space, request.addr, request.size)
+        {
+            Some(client) => Taken::Forward { client, request },
+            None => self.finish_unclaimed(&request),
+        }
+    }
+
+    /// A PENDING slot whose request does not decode: completed untouched.
+    #[cold]
+    #[inline(never)]
+    fn abandon(&mut self, vcpu: u8, error: SlotError) -> Taken {
+        self.counters.record(error);
+        match slot::abandon(self.page.as_mut(), vcpu) {
+            Ok(()) => Taken::Resume,
+            Err(error) => {
+                self.counters.record(error);
+                Taken::Nothing
             }
         }
+    }
+
+    /// An access no client claims: reads get all-ones, writes are dropped.
+    #[cold]
+    #[inline(never)]
+    fn finish_unclaimed(&mut self, request: &IoRequest) -> Taken {
+        self.counters.record_unclaimed();
+        match slot::finish(self.page.as_mut(), request, UNCLAIMED_READ) {
+            Ok(()) => Taken::Resume,
+            Err(error) => {
+                self.counters.record(error);
+                Taken::Nothing
+            }
+        }
+    }
+
+    /// The work loop's completion of a request it forwarded itself (and
+    /// did not record in flight, since nothing runs between the forward and
+    /// this): the same checks, errors and counting as
+    /// [`complete_now`](Self::complete_now), and on refusal the request is
+    /// left in flight, as `complete_now` leaves it.
+    #[inline]
+    pub(crate) fn complete_taken(
+        &mut self,
+        client: ClientId,
+        request: &IoRequest,
+        value: u64,
+    ) -> Result<(), Error> {
+        slot::finish(self.page.as_mut(), request, value).map_err(|error| {
+            self.counters.record(error);
+            if let Some(entry) = self.in_flight.get_mut(usize::from(request.vcpu)) {
+                *entry = Some(InFlight {
+                    request: *request,
+                    client,
+                });
+            }
+            error.into()
+        })
     }
 
     /// A client finished `vcpu`'s request: a read's `value` (cut to the

@@ -7,11 +7,12 @@
 //! Per slot the order is forward -> complete -> resume, so one vCPU runs
 //! again as soon as its access is done. Nothing here allocates.
 
+use ipc::devices::wire::Access;
 use ipc::ioreq::ClientId;
 use ipc::{Error, VmId, devices};
 
-use crate::dispatch::{Action, Actions, Forward, UNCLAIMED_READ};
-use crate::page::SLOT_COUNT;
+use crate::dispatch::{Action, Actions, Forward, Taken, UNCLAIMED_READ, VmIoreq, device_access};
+use crate::page::{IoreqPage, SLOT_COUNT, STATE_FREE};
 use crate::service::{IoreqService, PageSource};
 
 /// Something that went wrong while carrying out actions; the work goes on
@@ -58,28 +59,17 @@ pub enum Problem {
 
 /// What the task does for the worker.
 pub trait IoreqEffects {
-    /// Sends `request` to `client` and waits for its answer.
-    fn forward(
-        &mut self,
-        client: ClientId,
-        request: &devices::Request,
-    ) -> Result<devices::Response, Error>;
+    /// Sends `access` (a `devices::Request::Read` or `Write`) to `client`
+    /// and waits for its answer.
+    fn forward(&mut self, client: ClientId, access: &Access) -> Result<devices::Response, Error>;
     /// Asks the kernel to resume `vcpu` of `vm` (its slot is COMPLETE).
     fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error>;
     /// Reports a problem (the task logs it; it is never on the good path).
     fn problem(&mut self, problem: Problem);
 }
 
-/// The VM of a forwarded access and whether it is a read.
-fn access_of(request: &devices::Request) -> Option<(VmId, bool)> {
-    match request {
-        devices::Request::Read { vm, .. } => Some((*vm, true)),
-        devices::Request::Write { vm, .. } => Some((*vm, false)),
-        _ => None,
-    }
-}
-
 /// The value to complete an access with, from the client's answer.
+#[inline]
 fn completion_value(is_read: bool, answer: Result<devices::Response, Error>) -> Result<u64, Error> {
     match (is_read, answer?) {
         (true, devices::Response::Value(value)) => Ok(value),
@@ -92,9 +82,18 @@ fn completion_value(is_read: bool, answer: Result<devices::Response, Error>) -> 
     }
 }
 
+/// Reports `problem` (off the good path, so the work loop does not carry
+/// the logging code).
+#[cold]
+#[inline(never)]
+fn report(effects: &mut impl IoreqEffects, problem: Problem) {
+    effects.problem(problem);
+}
+
+#[inline]
 fn resume(effects: &mut impl IoreqEffects, vm: VmId, vcpu: u8) {
     if let Err(error) = effects.resume(vm, vcpu) {
-        effects.problem(Problem::ResumeRefused { vm, vcpu, error });
+        report(effects, Problem::ResumeRefused { vm, vcpu, error });
     }
 }
 
@@ -111,22 +110,15 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
             bits &= bits - 1;
             let Ok(number) = u16::try_from(n) else { break };
             let vm = VmId(number);
-            let Some(index) = self.index_of(vm) else {
-                effects.problem(Problem::DispatchRefused {
-                    vm,
-                    error: Error::UnknownVm,
-                });
-                continue;
-            };
-            for slot in 0..SLOT_COUNT {
-                let Some(state) = self.vms.get_mut(index) else {
-                    break;
-                };
-                match state.dispatch_next(slot) {
-                    Some(Action::Forward(forward)) => self.forward_one(index, &forward, effects),
-                    Some(Action::ResumeVcpu { vm, vcpu }) => resume(effects, vm, vcpu),
-                    None => {}
-                }
+            match self.vms.iter_mut().find(|state| state.vm() == vm) {
+                Some(state) => state.drain(effects),
+                None => report(
+                    effects,
+                    Problem::DispatchRefused {
+                        vm,
+                        error: Error::UnknownVm,
+                    },
+                ),
             }
         }
     }
@@ -139,7 +131,7 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
             match action {
                 Action::ResumeVcpu { vm, vcpu } => resume(effects, *vm, *vcpu),
                 Action::Forward(forward) => {
-                    let vm = access_of(&forward.request).map(|(vm, _)| vm);
+                    let vm = Access::of(&forward.request).map(|access| access.vm);
                     if let Some(index) = vm.and_then(|vm| self.index_of(vm)) {
                         self.forward_one(index, forward, effects);
                     }
@@ -151,24 +143,84 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
     /// Sends `forward` (of the VM at `index`) to its client and completes
     /// the slot with the answer (all-ones on failure), then resumes.
     fn forward_one(&mut self, index: usize, forward: &Forward, effects: &mut impl IoreqEffects) {
-        let Some((vm, is_read)) = access_of(&forward.request) else {
+        let Some(access) = Access::of(&forward.request) else {
             return;
         };
-        let vcpu = forward.vcpu;
-        let answer = effects.forward(forward.client, &forward.request);
-        let value = completion_value(is_read, answer).unwrap_or_else(|error| {
-            effects.problem(Problem::DeviceFailed { vm, vcpu, error });
-            UNCLAIMED_READ
-        });
+        let (vm, vcpu) = (access.vm, forward.vcpu);
+        let value = ask(effects, forward.client, &access, vcpu);
         // The call may have taken a while, but only this task changes the
         // service: the VM at `index` is still `vm`.
         let done = match self.vms.get_mut(index) {
             Some(state) if state.vm() == vm => state.complete_now(vcpu, value),
             _ => Err(Error::UnknownVm),
         };
-        match done {
-            Ok(()) => resume(effects, vm, vcpu),
-            Err(error) => effects.problem(Problem::CompleteRefused { vm, vcpu, error }),
+        completed(effects, vm, vcpu, done);
+    }
+}
+
+/// Sends `access` (of `vcpu`) to `client`: the value to complete it with,
+/// all-ones (reported) if the client failed.
+#[inline(always)]
+fn ask(effects: &mut impl IoreqEffects, client: ClientId, access: &Access, vcpu: u8) -> u64 {
+    let answer = effects.forward(client, access);
+    completion_value(access.write.is_none(), answer).unwrap_or_else(|error| {
+        report(
+            effects,
+            Problem::DeviceFailed {
+                vm: access.vm,
+                vcpu,
+                error,
+            },
+        );
+        UNCLAIMED_READ
+    })
+}
+
+/// After completing a slot: resume its vCPU, or report why not.
+#[inline]
+fn completed(effects: &mut impl IoreqEffects, vm: VmId, vcpu: u8, done: Result<(), Error>) {
+    match done {
+        Ok(()) => resume(effects, vm, vcpu),
+        Err(error) => report(effects, Problem::CompleteRefused { vm, vcpu, error }),
+    }
+}
+
+impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
+    /// The work loop for this VM: each PENDING slot, in slot order, is
+    /// taken, forwarded, completed and its vCPU resumed before the next
+    /// one is looked at. A FREE slot costs a load and a compare (the loop
+    /// is unrolled; the work on a busy slot is out of line).
+    #[inline]
+    pub fn drain(&mut self, effects: &mut impl IoreqEffects) {
+        for index in 0..SLOT_COUNT {
+            if self.page().slots[index].processed != STATE_FREE {
+                self.work_on_slot(index, effects);
+            }
+        }
+    }
+
+    /// Slot `index`, which is not FREE: if it is PENDING and the VM's, it
+    /// is carried through.
+    #[inline(never)]
+    fn work_on_slot(&mut self, index: usize, effects: &mut impl IoreqEffects) {
+        if let Some(vcpu) = self.pending_vcpu(index) {
+            self.work_on(vcpu, effects);
+        }
+    }
+
+    /// Takes `vcpu`'s PENDING slot and carries it through.
+    #[inline]
+    fn work_on(&mut self, vcpu: u8, effects: &mut impl IoreqEffects) {
+        let vm = self.vm();
+        match self.take_pending(vcpu) {
+            Taken::Forward { client, request } => {
+                let access = device_access(vm, &request);
+                let value = ask(effects, client, &access, vcpu);
+                let done = self.complete_taken(client, &request, value);
+                completed(effects, vm, vcpu, done);
+            }
+            Taken::Resume => resume(effects, vm, vcpu),
+            Taken::Nothing => {}
         }
     }
 }

@@ -45,6 +45,7 @@ pub fn ioreq_attach(vm: VmId) -> Result<usize, Error> {
 
 /// Tells the kernel the request in `vcpu`'s slot of `vm` is COMPLETE: it
 /// takes the value, frees the slot and lets the vCPU run.
+#[inline]
 pub fn ioreq_resume(vm: VmId, vcpu: u8) -> Result<(), Error> {
     let n = vm_number(vm)?;
     checked(Sysno::IoreqResume, [n, usize::from(vcpu), 0, 0, 0, 0]).map(|_| ())

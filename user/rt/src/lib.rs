@@ -32,7 +32,7 @@ pub mod sys;
 pub mod virtio;
 pub mod vm;
 
-pub use server::{call_message, serve_forever};
+pub use server::{call_message, call_with, serve_forever};
 pub use static_slot::StaticSlot;
 pub use sys::{Received, Start};
 

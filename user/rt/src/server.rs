@@ -1,7 +1,7 @@
 //! IPC on top of the raw calls: a typed `call` for clients and the server
 //! loop every service task runs.
 
-use ipc::server::{Service, answer, encode_reply};
+use ipc::server::{MessageBuffer, Service, encode_reply};
 use ipc::{Error, MAX_MESSAGE_SIZE, decode, encode};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -12,26 +12,65 @@ pub fn call_message<Req: Serialize, Resp: DeserializeOwned>(
     ep: usize,
     request: &Req,
 ) -> Result<Resp, Error> {
-    let len = sys::with_buffer(|buf| encode(request, buf).map(|b| b.len()))?;
+    call_with(
+        ep,
+        |buf| encode(request, buf).map(|b| b.len()),
+        |bytes| decode(bytes),
+    )
+}
+
+/// Calls endpoint slot `ep` with the message `encode` writes into the IPC
+/// buffer (it returns the length), and gives the answer's bytes to
+/// `decode`. Only the bytes the two use are touched: nothing is copied in
+/// or out, and neither borrows the buffer across the call.
+#[inline]
+pub fn call_with<R>(
+    ep: usize,
+    encode: impl FnOnce(&mut [u8]) -> Result<usize, Error>,
+    decode: impl FnOnce(&[u8]) -> Result<R, Error>,
+) -> Result<R, Error> {
+    let len = sys::with_buffer(|buf| encode(buf))?;
     let n = sys::call(ep, len)?.min(MAX_MESSAGE_SIZE);
-    // Decoded straight from the IPC buffer: the answer is an owned value,
-    // so nothing of the buffer is kept once `decode` returns.
-    sys::with_buffer(|buf| decode(&buf[..n]))
+    sys::with_buffer(|buf| decode(buf.get(..n).unwrap_or_default()))
+}
+
+/// The message of `len` bytes in the IPC buffer, for
+/// [`Service::answer_fast`].
+struct IpcMessage {
+    len: usize,
+}
+
+impl MessageBuffer for IpcMessage {
+    #[inline]
+    fn request<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let len = self.len;
+        sys::with_buffer(|buf| f(buf.get(..len).unwrap_or_default()))
+    }
+
+    #[inline]
+    fn reply<R>(&mut self, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        sys::with_buffer(|buf| f(buf))
+    }
 }
 
 /// Serves `service` on endpoint slot `ep` forever: each request is decoded,
 /// handled and answered with `reply_recv` (bad bytes get an error reply).
 /// The request is decoded from the IPC buffer and the reply encoded into
 /// it, with no copies in between; the service may itself make calls
-/// meanwhile (the buffer is not borrowed while it runs).
+/// meanwhile (the buffer is not borrowed while it runs). Requests the
+/// service takes on its fast path ([`Service::answer_fast`]) skip the
+/// general decode and encode.
 pub fn serve_forever<S: Service>(ep: usize, service: &mut S) -> ! {
     let mut reply_len = 0;
     loop {
         match sys::reply_recv(ep, reply_len) {
             Ok(sys::Received::Message { len, badge: _ }) => {
                 let len = len.min(MAX_MESSAGE_SIZE);
-                let response = sys::with_buffer(|buf| answer(service, &buf[..len]));
-                reply_len = match sys::with_buffer(|buf| encode_reply::<S>(&response, buf)) {
+                let answered = match service.answer_fast(&mut IpcMessage { len }) {
+                    Some(answered) => answered,
+                    None => answer_slowly(service, len),
+                };
+                reply_len = match answered {
                     Ok(n) => n,
                     Err(e) => {
                         log::warn!("cannot answer: {e}");
@@ -50,4 +89,18 @@ pub fn serve_forever<S: Service>(ep: usize, service: &mut S) -> ! {
             }
         }
     }
+}
+
+/// The general way: decode, handle, encode (kept out of the loop so the
+/// fast path does not pay for the large `Request` and `Response` values).
+/// The request is decoded into an owned value first, so the buffer is not
+/// borrowed while the service handles it.
+#[inline(never)]
+fn answer_slowly<S: Service>(service: &mut S, len: usize) -> Result<usize, Error> {
+    let request = sys::with_buffer(|buf| decode::<S::Request>(buf.get(..len).unwrap_or_default()));
+    let response = match request {
+        Ok(request) => service.handle(request),
+        Err(error) => S::refusal(error),
+    };
+    sys::with_buffer(|buf| encode_reply::<S>(&response, buf))
 }

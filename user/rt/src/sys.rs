@@ -4,7 +4,7 @@
 
 use ipc::Error;
 use ipc::MAX_MESSAGE_SIZE;
-use ipc::syscall::{IOREQ_BADGE, IPC_BUFFER, IPC_BUFFER_SIZE, Sysno, error_of};
+use ipc::syscall::{IOREQ_BADGE, IPC_BUFFER, IPC_BUFFER_SIZE, OK, Sysno, error_of};
 
 /// What the kernel tells a task at start.
 #[repr(C)]
@@ -31,6 +31,7 @@ _start:
 
 /// The raw call: number, six arguments; returns a0-a3.
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
+#[inline(always)]
 fn raw(call: Sysno, args: [usize; 6]) -> [usize; 4] {
     let (a0, a1, a2, a3): (usize, usize, usize, usize);
     // SAFETY: `ecall` enters the kernel, which preserves every register but
@@ -69,6 +70,7 @@ _start:
 /// The raw call (`ipc::syscall`'s x86_64 mapping): number in rax, six
 /// arguments; returns rax, rdi, rsi, rdx.
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
+#[inline(always)]
 fn raw(call: Sysno, args: [usize; 6]) -> [usize; 4] {
     let (status, r1, r2, r3): (usize, usize, usize, usize);
     // SAFETY: `syscall` enters the kernel, which preserves every register
@@ -100,16 +102,26 @@ fn raw(_call: Sysno, _args: [usize; 6]) -> [usize; 4] {
     [ipc::syscall::status_of(Error::KernelRefused), 0, 0, 0]
 }
 
+#[inline(always)]
 pub(crate) fn checked(call: Sysno, args: [usize; 6]) -> Result<[usize; 3], Error> {
     let [status, a1, a2, a3] = raw(call, args);
-    match error_of(status) {
-        None => Ok([a1, a2, a3]),
-        Some(e) => Err(e),
+    if status == OK {
+        Ok([a1, a2, a3])
+    } else {
+        Err(refusal(status))
     }
+}
+
+/// The error a failed call's status names (kept off the success path).
+#[cold]
+#[inline(never)]
+fn refusal(status: usize) -> Error {
+    error_of(status).unwrap_or(Error::KernelRefused)
 }
 
 /// Runs `f` on the message part of the IPC buffer. No reference to the
 /// buffer outlives `f`, so no system call runs while one exists.
+#[inline(always)]
 pub fn with_buffer<R>(f: impl FnOnce(&mut [u8; MAX_MESSAGE_SIZE]) -> R) -> R {
     // SAFETY: the kernel maps IPC_BUFFER read-write in every task, 4 KiB
     // long and page-aligned; the task is single-threaded and this reference
@@ -164,6 +176,7 @@ pub fn yield_now() {
 
 /// Sends the first `len` buffer bytes through endpoint slot `ep` and waits
 /// for the reply (in the buffer); returns its length.
+#[inline]
 pub fn call(ep: usize, len: usize) -> Result<usize, Error> {
     checked(Sysno::Call, [ep, len, 0, 0, 0, 0]).map(|[n, ..]| n)
 }
@@ -193,6 +206,7 @@ impl Received {
     /// a1 = length, a2 = badge, a3 = pending VM bits (only meaningful with
     /// the badge [`IOREQ_BADGE`]). A length beyond `MAX_MESSAGE_SIZE` is cut
     /// to it (the kernel never copies more).
+    #[inline]
     pub fn from_registers(len: usize, badge: usize, vms: usize) -> Received {
         if badge == IOREQ_BADGE {
             Received::IoreqPending { vms: vms as u64 }
@@ -206,17 +220,20 @@ impl Received {
 }
 
 /// Waits for a message (or pending ioreq work) on endpoint slot `ep`.
+#[inline]
 pub fn recv(ep: usize) -> Result<Received, Error> {
     checked(Sysno::Recv, [ep, 0, 0, 0, 0, 0])
         .map(|[len, badge, vms]| Received::from_registers(len, badge, vms))
 }
 
 /// Answers the last call with the first `len` buffer bytes.
+#[inline]
 pub fn reply(len: usize) -> Result<(), Error> {
     checked(Sysno::Reply, [len, 0, 0, 0, 0, 0]).map(|_| ())
 }
 
 /// Replies with `len` buffer bytes (if owed), then receives on `ep`.
+#[inline]
 pub fn reply_recv(ep: usize, len: usize) -> Result<Received, Error> {
     checked(Sysno::ReplyRecv, [ep, len, 0, 0, 0, 0])
         .map(|[len, badge, vms]| Received::from_registers(len, badge, vms))

@@ -5,6 +5,7 @@ extern crate std;
 
 use std::vec::Vec;
 
+use ipc::devices::wire::Access;
 use ipc::ioreq::{ClientId, Request, Response};
 use ipc::{Error, Space, VmId, devices};
 
@@ -44,18 +45,14 @@ impl Recorder {
 }
 
 impl IoreqEffects for Recorder {
-    fn forward(
-        &mut self,
-        client: ClientId,
-        request: &devices::Request,
-    ) -> Result<devices::Response, Error> {
-        self.log.push(Effect::Forward(client, request.clone()));
+    fn forward(&mut self, client: ClientId, access: &Access) -> Result<devices::Response, Error> {
+        self.log.push(Effect::Forward(client, access.request()));
         if let Some(answer) = self.device.clone() {
             return answer;
         }
-        Ok(match request {
-            devices::Request::Read { .. } => devices::Response::Value(self.read_value),
-            _ => devices::Response::Ok,
+        Ok(match access.write {
+            None => devices::Response::Value(self.read_value),
+            Some(_) => devices::Response::Ok,
         })
     }
     fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error> {

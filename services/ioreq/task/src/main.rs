@@ -12,15 +12,16 @@
 mod task {
     use ioreq::page::IoreqPage;
     use ioreq::{Actions, IoreqEffects, IoreqService, PageSource, Problem};
+    use ipc::devices::wire::{self, Access};
     use ipc::ioreq::{ClientId, Request, Response};
-    use ipc::server::{Service, serve};
+    use ipc::server::{Service, encode_reply};
     use ipc::syscall::{MAX_VMS, slots};
-    use ipc::{Error, MAX_MESSAGE_SIZE, VmId, devices};
+    use ipc::{Error, VmId, decode, devices};
     use log::{info, warn};
     use mica_rt::ioreq_pages::{
         give_back, ioreq_attach, ioreq_complete_recv, ioreq_page, ioreq_resume,
     };
-    use mica_rt::{Received, Start, StaticSlot, call_message, sys};
+    use mica_rt::{Received, Start, StaticSlot, call_with, sys};
 
     type Ioreq = IoreqService<KernelPages, MAX_VMS>;
 
@@ -51,14 +52,20 @@ mod task {
     }
 
     impl IoreqEffects for Effects {
+        #[inline]
         fn forward(
             &mut self,
             client: ClientId,
-            request: &devices::Request,
+            access: &Access,
         ) -> Result<devices::Response, Error> {
-            call_message(slots::call(usize::from(client.0)), request)
+            call_with(
+                slots::call(usize::from(client.0)),
+                |buf| wire::encode_access(access, buf),
+                wire::decode_response,
+            )
         }
 
+        #[inline]
         fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error> {
             if let Some((vm, vcpu)) = self.owed.replace((vm, vcpu))
                 && let Err(error) = ioreq_resume(vm, vcpu)
@@ -73,8 +80,7 @@ mod task {
         }
     }
 
-    /// One message through `ipc::server::serve`, keeping the actions the
-    /// service returned.
+    /// One message through the service, keeping the actions it returned.
     struct Step<'a> {
         service: &'a mut Ioreq,
         actions: Actions,
@@ -96,23 +102,27 @@ mod task {
     }
 
     /// Answers the message of `len` bytes in the IPC buffer; returns the
-    /// length of the reply still owed (0 if it was sent already).
+    /// length of the reply still owed (0 if it was sent already). The
+    /// request is decoded from the buffer and the reply encoded into it;
+    /// the buffer is not borrowed while the service handles the request
+    /// (an attach makes system calls).
     fn answer(service: &mut Ioreq, effects: &mut Effects, len: usize) -> usize {
-        let mut request = [0u8; MAX_MESSAGE_SIZE];
-        let mut reply = [0u8; MAX_MESSAGE_SIZE];
-        sys::with_buffer(|buf| request[..len].copy_from_slice(&buf[..len]));
         let mut step = Step {
             service,
             actions: Actions::new(),
         };
-        let n = match serve(&mut step, &request[..len], &mut reply) {
+        let response =
+            match sys::with_buffer(|buf| decode::<Request>(buf.get(..len).unwrap_or_default())) {
+                Ok(request) => step.handle(request),
+                Err(error) => Step::refusal(error),
+            };
+        let n = match sys::with_buffer(|buf| encode_reply::<Step>(&response, buf)) {
             Ok(n) => n,
             Err(e) => {
                 warn!("cannot answer: {e}");
                 return 0;
             }
         };
-        sys::with_buffer(|buf| buf[..n].copy_from_slice(&reply[..n]));
         let Step { service, actions } = step;
         if actions.is_empty() {
             return n;

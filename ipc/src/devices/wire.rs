@@ -1,0 +1,340 @@
+//! The guest I/O hot path's messages, encoded and decoded by hand: a
+//! `Request::Read` / `Request::Write` and the `Response::Ok` /
+//! `Response::Value` that answer them, byte for byte what postcard makes of
+//! them, written straight into (and read straight from) a task's IPC buffer.
+//!
+//! Every guest access that leaves the kernel goes through these four
+//! messages twice, so the generic serde path (building a whole `Request`,
+//! moving the large `Response` enum around) costs more than the device
+//! model itself. The format is still postcard's: enum variants as varint
+//! indices, `VmId` and `u64` as varints, `u8` as one raw byte. Everything
+//! else (other variants, `Response::Err`) goes through [`crate::encode`] /
+//! [`crate::decode`], so both ends may mix the two freely.
+//!
+//! [`decode_access`] accepts exactly the bytes postcard would decode as a
+//! `Read` or `Write` (overlong varints included) and nothing else; the
+//! tests check it against postcard on random and mutated bytes.
+
+use super::{Request, Response};
+use crate::{Error, MAX_MESSAGE_SIZE, Space, VmId};
+
+/// The postcard variant index of `Request::Read`.
+const REQUEST_READ: u8 = 2;
+/// The postcard variant index of `Request::Write`.
+const REQUEST_WRITE: u8 = 3;
+/// [`REQUEST_READ`] as the varint it is decoded from.
+const REQUEST_READ_INDEX: u64 = REQUEST_READ as u64;
+/// [`REQUEST_WRITE`] as the varint it is decoded from.
+const REQUEST_WRITE_INDEX: u64 = REQUEST_WRITE as u64;
+/// The postcard variant index of `Response::Ok`.
+const RESPONSE_OK: u8 = 0;
+/// The postcard variant index of `Response::Value`.
+const RESPONSE_VALUE: u8 = 1;
+
+/// The longest encoded access: tag, `VmId` (3), space, address (10), size,
+/// value (10).
+pub const MAX_ACCESS_LEN: usize = 1 + 3 + 1 + 10 + 1 + 10;
+
+/// A guest access as `Request::Read` and `Request::Write` carry it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// The VM.
+    pub vm: VmId,
+    /// MMIO or PIO.
+    pub space: Space,
+    /// Guest address or port.
+    pub addr: u64,
+    /// Access width in bytes.
+    pub size: u8,
+    /// `None` for a read; the value written for a write.
+    pub write: Option<u64>,
+}
+
+impl Access {
+    /// The access a `Read` or `Write` request carries; `None` for any other
+    /// request.
+    #[inline]
+    pub fn of(request: &Request) -> Option<Self> {
+        match *request {
+            Request::Read {
+                vm,
+                space,
+                addr,
+                size,
+            } => Some(Self {
+                vm,
+                space,
+                addr,
+                size,
+                write: None,
+            }),
+            Request::Write {
+                vm,
+                space,
+                addr,
+                size,
+                value,
+            } => Some(Self {
+                vm,
+                space,
+                addr,
+                size,
+                write: Some(value),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The `Read` or `Write` request of this access.
+    pub fn request(&self) -> Request {
+        let Self {
+            vm,
+            space,
+            addr,
+            size,
+            write,
+        } = *self;
+        match write {
+            None => Request::Read {
+                vm,
+                space,
+                addr,
+                size,
+            },
+            Some(value) => Request::Write {
+                vm,
+                space,
+                addr,
+                size,
+                value,
+            },
+        }
+    }
+}
+
+/// Writes `value` as a postcard varint at `buf[at..]`; returns the index
+/// after it, or `None` if it does not fit.
+#[inline]
+fn put_varint(buf: &mut [u8], mut at: usize, mut value: u64) -> Option<usize> {
+    while value >= 0x80 {
+        *buf.get_mut(at)? = value.to_le_bytes()[0] | 0x80;
+        value >>= 7;
+        at += 1;
+    }
+    *buf.get_mut(at)? = value.to_le_bytes()[0];
+    Some(at + 1)
+}
+
+#[inline]
+fn put_byte(buf: &mut [u8], at: usize, byte: u8) -> Option<usize> {
+    *buf.get_mut(at)? = byte;
+    Some(at + 1)
+}
+
+/// Reads a postcard varint of a type `BITS` wide at `bytes[at..]`, as
+/// postcard does: at most `ceil(BITS / 7)` bytes, the last one may not
+/// carry bits beyond `BITS` (overlong encodings of small values are
+/// accepted). Returns the value and the index after it.
+#[inline(always)]
+fn take_varint<const BITS: usize>(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
+    let first = *bytes.get(at)?;
+    if first < 0x80 {
+        return Some((u64::from(first), at + 1));
+    }
+    take_long_varint::<BITS>(bytes, at)
+}
+
+/// [`take_varint`] of a varint longer than one byte.
+#[inline(always)]
+fn take_long_varint<const BITS: usize>(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
+    let max_bytes = BITS.div_ceil(7);
+    let last_byte_max = (1u8 << (BITS - 7 * (max_bytes - 1))) - 1;
+    let mut value = 0u64;
+    for i in 0..max_bytes {
+        let byte = *bytes.get(at + i)?;
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            if i == max_bytes - 1 && byte > last_byte_max {
+                return None;
+            }
+            return Some((value, at + i + 1));
+        }
+    }
+    None
+}
+
+#[inline]
+fn space_index(space: Space) -> u8 {
+    match space {
+        Space::Mmio => 0,
+        Space::Pio => 1,
+        Space::PciConfig => 2,
+    }
+}
+
+/// Encodes `access` as its `Read` or `Write` request into `buf`; returns
+/// the length. [`Error::MessageTooLarge`] if `buf` is too short.
+#[inline]
+pub fn encode_access(access: &Access, buf: &mut [u8]) -> Result<usize, Error> {
+    if let Some(out) = buf.first_chunk_mut::<MAX_ACCESS_LEN>() {
+        return Ok(encode_access_into(access, out));
+    }
+    let mut whole = [0u8; MAX_ACCESS_LEN];
+    let len = encode_access_into(access, &mut whole);
+    buf.get_mut(..len)
+        .ok_or(Error::MessageTooLarge)?
+        .copy_from_slice(whole.get(..len).ok_or(Error::MessageTooLarge)?);
+    Ok(len)
+}
+
+/// [`encode_access`] into room for the longest access: each field's room
+/// is checked once, not each byte's.
+#[inline(always)]
+fn encode_access_into(access: &Access, out: &mut [u8; MAX_ACCESS_LEN]) -> usize {
+    let (tag, value) = match access.write {
+        None => (REQUEST_READ, None),
+        Some(value) => (REQUEST_WRITE, Some(value)),
+    };
+    let [first, rest @ ..] = out;
+    *first = tag;
+    // The fields in order, each written at the start of what is left; a
+    // varint takes at most ten bytes, and MAX_ACCESS_LEN leaves room for
+    // every field at its longest.
+    let mut at = 1 + put_varint_in(rest, u64::from(access.vm.0));
+    at += put_byte_in(out, at, space_index(access.space));
+    at += out
+        .get_mut(at..)
+        .map_or(0, |room| put_varint_in(room, access.addr));
+    at += put_byte_in(out, at, access.size);
+    if let Some(value) = value {
+        at += out
+            .get_mut(at..)
+            .map_or(0, |room| put_varint_in(room, value));
+    }
+    at
+}
+
+/// Writes `value` as a varint at the start of `room` (at least ten bytes
+/// long, else nothing is written); returns its length.
+#[inline(always)]
+fn put_varint_in(room: &mut [u8], mut value: u64) -> usize {
+    let Some(room) = room.first_chunk_mut::<10>() else {
+        return 0;
+    };
+    for (i, byte) in room.iter_mut().enumerate() {
+        let low = value.to_le_bytes()[0];
+        if value < 0x80 {
+            *byte = low;
+            return i + 1;
+        }
+        *byte = low | 0x80;
+        value >>= 7;
+    }
+    room.len()
+}
+
+#[inline(always)]
+fn put_byte_in(out: &mut [u8], at: usize, byte: u8) -> usize {
+    match out.get_mut(at) {
+        Some(slot) => {
+            *slot = byte;
+            1
+        }
+        None => 0,
+    }
+}
+
+/// The access in `bytes` if they are exactly one `Request::Read` or
+/// `Request::Write` as postcard decodes it; `None` for anything else (any
+/// other request, or bytes that are no request at all: decode those with
+/// [`crate::decode`] to learn which).
+#[inline]
+pub fn decode_access(bytes: &[u8]) -> Option<Access> {
+    // Variant indices are u32 varints, almost always one byte.
+    let (tag, at) = take_varint::<32>(bytes, 0)?;
+    let write = match tag {
+        REQUEST_READ_INDEX => false,
+        REQUEST_WRITE_INDEX => true,
+        _ => return None,
+    };
+    let (vm, at) = take_varint::<16>(bytes, at)?;
+    let (space, at) = take_varint::<32>(bytes, at)?;
+    let space = match space {
+        0 => Space::Mmio,
+        1 => Space::Pio,
+        2 => Space::PciConfig,
+        _ => return None,
+    };
+    let (addr, at) = take_varint::<64>(bytes, at)?;
+    let size = *bytes.get(at)?;
+    let (write, end) = if write {
+        let (value, end) = take_varint::<64>(bytes, at + 1)?;
+        (Some(value), end)
+    } else {
+        (None, at + 1)
+    };
+    if end != bytes.len() {
+        return None;
+    }
+    Some(Access {
+        vm: VmId(u16::try_from(vm).ok()?),
+        space,
+        addr,
+        size,
+        write,
+    })
+}
+
+/// Encodes `request` into `buf` (at most [`MAX_MESSAGE_SIZE`] bytes of it)
+/// exactly as [`crate::encode`] does; a `Read` or `Write` without serde.
+#[inline]
+pub fn encode_request(request: &Request, buf: &mut [u8]) -> Result<usize, Error> {
+    match Access::of(request) {
+        Some(access) => {
+            let window = buf.len().min(MAX_MESSAGE_SIZE);
+            encode_access(
+                &access,
+                buf.get_mut(..window).ok_or(Error::MessageTooLarge)?,
+            )
+        }
+        None => crate::encode(request, buf).map(|bytes| bytes.len()),
+    }
+}
+
+/// Encodes `response` into `buf` exactly as [`crate::encode`] does; `Ok`
+/// and `Value` without serde.
+#[inline]
+pub fn encode_response(response: &Response, buf: &mut [u8]) -> Result<usize, Error> {
+    let encoded = match *response {
+        Response::Ok => put_byte(buf, 0, RESPONSE_OK),
+        Response::Value(value) => {
+            put_byte(buf, 0, RESPONSE_VALUE).and_then(|at| put_varint(buf, at, value))
+        }
+        Response::Err(_) | Response::Console(_) => {
+            return crate::encode(response, buf).map(|bytes| bytes.len());
+        }
+    };
+    encoded.ok_or(Error::MessageTooLarge)
+}
+
+/// Decodes a response exactly as [`crate::decode`] does; `Ok` and `Value`
+/// with one-byte variant indices (as every encoder writes them) without
+/// serde.
+#[inline]
+pub fn decode_response(bytes: &[u8]) -> Result<Response, Error> {
+    match bytes {
+        [RESPONSE_OK] => return Ok(Response::Ok),
+        [RESPONSE_VALUE, ..] => {
+            if let Some((value, end)) = take_varint::<64>(bytes, 1)
+                && end == bytes.len()
+            {
+                return Ok(Response::Value(value));
+            }
+        }
+        _ => {}
+    }
+    crate::decode(bytes)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,268 @@
+//! The hand-written codec against postcard: same bytes out, same values
+//! in, the same bytes refused, and no panic on anything.
+
+extern crate std;
+
+use std::vec::Vec;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::devices::ConsoleChunk;
+use crate::{MAX_MESSAGE_SIZE, decode, encode};
+
+fn postcard_bytes<T: serde::Serialize>(msg: &T) -> Vec<u8> {
+    let mut buf = [0u8; MAX_MESSAGE_SIZE];
+    encode(msg, &mut buf).expect("fits").to_vec()
+}
+
+/// What postcard makes of `bytes`, as far as it is a guest access.
+fn postcard_access(bytes: &[u8]) -> Option<Access> {
+    decode::<Request>(bytes)
+        .ok()
+        .and_then(|request| Access::of(&request))
+}
+
+fn space() -> impl Strategy<Value = Space> {
+    prop_oneof![Just(Space::Mmio), Just(Space::Pio), Just(Space::PciConfig)]
+}
+
+/// Values of every varint length, not just the (mostly 10-byte) uniform ones.
+fn wide() -> impl Strategy<Value = u64> {
+    (any::<u64>(), 0u32..64).prop_map(|(value, shift)| value >> shift)
+}
+
+fn access() -> impl Strategy<Value = Access> {
+    (
+        any::<u16>(),
+        space(),
+        wide(),
+        any::<u8>(),
+        proptest::option::of(wide()),
+    )
+        .prop_map(|(vm, space, addr, size, write)| Access {
+            vm: VmId(vm),
+            space,
+            addr,
+            size,
+            write,
+        })
+}
+
+fn encoded(access: &Access) -> Vec<u8> {
+    let mut buf = [0u8; MAX_ACCESS_LEN];
+    let len = encode_access(access, &mut buf).expect("fits");
+    buf[..len].to_vec()
+}
+
+fn console_chunk(bytes: &[u8]) -> ConsoleChunk {
+    ConsoleChunk {
+        next: 9,
+        lost: 300,
+        bytes: heapless::Vec::from_slice(bytes).expect("fits"),
+    }
+}
+
+#[test]
+fn a_uart_status_read_is_nine_bytes() {
+    let read = Access {
+        vm: VmId(0),
+        space: Space::Mmio,
+        addr: 0x1000_0005,
+        size: 1,
+        write: None,
+    };
+    let bytes = encoded(&read);
+    assert_eq!(bytes, [2, 0, 0, 0x85, 0x80, 0x80, 0x80, 0x01, 1]);
+    assert_eq!(decode_access(&bytes), Some(read));
+    assert_eq!(read.request(), decode::<Request>(&bytes).expect("postcard"));
+}
+
+#[test]
+fn overlong_varints_are_taken_as_postcard_takes_them() {
+    // Variant index 3 and VM 0 as two bytes each, space 1 and address 5
+    // as three: postcard accepts them all.
+    let bytes = [
+        0x83, 0x00, 0x80, 0x00, 0x81, 0x80, 0x00, 0x85, 0x80, 0x00, 4, 0x7f,
+    ];
+    let expected = Access {
+        vm: VmId(0),
+        space: Space::Pio,
+        addr: 5,
+        size: 4,
+        write: Some(0x7f),
+    };
+    assert_eq!(postcard_access(&bytes), Some(expected));
+    assert_eq!(decode_access(&bytes), Some(expected));
+}
+
+#[test]
+fn malformed_accesses_are_refused_never_guessed() {
+    let cases: [&[u8]; 9] = [
+        &[],
+        &[2],
+        // Space 3 does not exist.
+        &[2, 0, 3, 5, 1],
+        // VM number past u16: third byte carries more than two bits.
+        &[2, 0xff, 0xff, 0x04, 0, 5, 1],
+        // An address varint that never ends.
+        &[
+            2, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1,
+        ],
+        // Ten bytes, but the last one carries more than bit 63.
+        &[
+            2, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 1,
+        ],
+        // A trailing byte.
+        &[2, 0, 0, 5, 1, 0],
+        // A write without its value.
+        &[3, 0, 0, 5, 1],
+        // Another request entirely (RemoveVm).
+        &[1, 0],
+    ];
+    for bytes in cases {
+        assert_eq!(decode_access(bytes), None, "{bytes:x?}");
+        assert_eq!(postcard_access(bytes), None, "{bytes:x?}");
+    }
+    // The largest values do decode, at the largest length.
+    let largest = Access {
+        vm: VmId(u16::MAX),
+        space: Space::PciConfig,
+        addr: u64::MAX,
+        size: u8::MAX,
+        write: Some(u64::MAX),
+    };
+    let bytes = encoded(&largest);
+    assert_eq!(bytes.len(), MAX_ACCESS_LEN);
+    assert_eq!(decode_access(&bytes), Some(largest));
+}
+
+#[test]
+fn a_buffer_too_short_is_refused() {
+    let write = Access {
+        vm: VmId(300),
+        space: Space::Mmio,
+        addr: 0x1000_0000,
+        size: 1,
+        write: Some(b'h'.into()),
+    };
+    let full = encoded(&write);
+    for len in 0..full.len() {
+        let mut buf = std::vec![0u8; len];
+        assert_eq!(
+            encode_access(&write, &mut buf),
+            Err(Error::MessageTooLarge),
+            "{len}"
+        );
+    }
+    let mut empty = [0u8; 0];
+    assert_eq!(
+        encode_response(&Response::Value(1), &mut empty),
+        Err(Error::MessageTooLarge)
+    );
+    assert_eq!(
+        encode_response(&Response::Ok, &mut empty),
+        Err(Error::MessageTooLarge)
+    );
+}
+
+#[test]
+fn other_requests_and_responses_go_through_postcard() {
+    let remove = Request::RemoveVm { vm: VmId(4) };
+    let mut buf = [0u8; MAX_MESSAGE_SIZE];
+    let len = encode_request(&remove, &mut buf).expect("fits");
+    assert_eq!(buf[..len], postcard_bytes(&remove));
+    for response in [
+        Response::Err(Error::NoDevice),
+        Response::Err(Error::NoFreeSlot { max: 900 }),
+        Response::Console(console_chunk(b"hello")),
+    ] {
+        let len = encode_response(&response, &mut buf).expect("fits");
+        assert_eq!(buf[..len], postcard_bytes(&response), "{response:?}");
+        assert_eq!(decode_response(&buf[..len]), Ok(response));
+    }
+}
+
+#[test]
+fn bad_responses_are_malformed() {
+    for bytes in [
+        &[][..],
+        &[0, 0],
+        &[1],
+        &[1, 0x80],
+        &[1, 5, 5],
+        &[
+            1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
+        ],
+        &[9],
+    ] {
+        assert_eq!(decode_response(bytes), Err(Error::Malformed), "{bytes:x?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn accesses_encode_as_postcard_and_decode_back(access in access()) {
+        let bytes = encoded(&access);
+        prop_assert_eq!(&bytes, &postcard_bytes(&access.request()));
+        let mut buf = [0u8; MAX_MESSAGE_SIZE];
+        let len = encode_request(&access.request(), &mut buf).expect("fits");
+        prop_assert_eq!(&buf[..len], &bytes[..]);
+        prop_assert_eq!(decode_access(&bytes), Some(access));
+        for cut in 0..bytes.len() {
+            prop_assert_eq!(decode_access(&bytes[..cut]), None);
+        }
+    }
+
+    #[test]
+    fn random_bytes_are_accesses_exactly_when_postcard_says_so(
+        tag in 2u8..4,
+        rest in proptest::collection::vec(any::<u8>(), 0..24),
+    ) {
+        let mut bytes = std::vec![tag];
+        bytes.extend_from_slice(&rest);
+        prop_assert_eq!(decode_access(&bytes), postcard_access(&bytes));
+    }
+
+    #[test]
+    fn mutated_accesses_are_accesses_exactly_when_postcard_says_so(
+        access in access(),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+        cut in any::<usize>(),
+    ) {
+        let mut bytes = encoded(&access);
+        for (at, byte) in flips {
+            let at = at % bytes.len();
+            bytes[at] = byte;
+        }
+        prop_assert_eq!(decode_access(&bytes), postcard_access(&bytes));
+        let cut = cut % (bytes.len() + 1);
+        prop_assert_eq!(decode_access(&bytes[..cut]), postcard_access(&bytes[..cut]));
+    }
+
+    #[test]
+    fn responses_encode_and_decode_as_postcard(value in wide(), code in 0usize..4) {
+        let response = match code {
+            0 => Response::Ok,
+            1 => Response::Value(value),
+            2 => Response::Err(Error::BadAccess),
+            _ => Response::Console(console_chunk(&value.to_le_bytes())),
+        };
+        let mut buf = [0u8; MAX_MESSAGE_SIZE];
+        let len = encode_response(&response, &mut buf).expect("fits");
+        prop_assert_eq!(&buf[..len], &postcard_bytes(&response)[..]);
+        prop_assert_eq!(decode_response(&buf[..len]), Ok(response));
+    }
+
+    #[test]
+    fn random_responses_decode_as_postcard_decodes_them(
+        tag in 0u8..5,
+        rest in proptest::collection::vec(any::<u8>(), 0..16),
+    ) {
+        let mut bytes = std::vec![tag];
+        bytes.extend_from_slice(&rest);
+        prop_assert_eq!(decode_response(&bytes), decode::<Response>(&bytes));
+    }
+}
