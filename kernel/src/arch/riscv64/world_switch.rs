@@ -8,7 +8,8 @@
 //! U-mode task) does not enter a guest by mistake.
 //!
 //! While the guest runs, `sscratch` holds the [`GuestFrame`]'s address; the
-//! kernel's own trap vector and `sscratch` are restored before returning.
+//! kernel's own trap vector and `sscratch` (always `__trap_entry` and 0 in
+//! the kernel, see `trap.rs`) are put back before returning.
 
 use core::mem::offset_of;
 
@@ -27,8 +28,6 @@ pub struct GuestFrame {
     pub hstatus: usize,
     host: [usize; 14],
     host_sstatus: usize,
-    host_stvec: usize,
-    host_sscratch: usize,
     /// `scause` of the exit. Its `stval`, `htval` and `htinst` stay in
     /// their CSRs until the kernel's next trap: the exit handler reads the
     /// ones it needs (an SBI call needs none).
@@ -58,10 +57,6 @@ __enter_guest:
     csrr    t0, sstatus
     sd      t0, {host_sstatus}(a0)
     csrci   sstatus, 2
-    csrr    t0, stvec
-    sd      t0, {host_stvec}(a0)
-    csrr    t0, sscratch
-    sd      t0, {host_sscratch}(a0)
     la      t0, __guest_exit
     csrw    stvec, t0
     csrw    sscratch, a0
@@ -149,10 +144,9 @@ __guest_exit:
     csrc    0x600, t1
     csrr    t0, scause
     sd      t0, {scause}(a0)
-    ld      t0, {host_stvec}(a0)
+    la      t0, __trap_entry
     csrw    stvec, t0
-    ld      t0, {host_sscratch}(a0)
-    csrw    sscratch, t0
+    csrw    sscratch, zero
     ld      ra, {host}+0(a0)
     ld      sp, {host}+8(a0)
     ld      s0, {host}+16(a0)
@@ -173,8 +167,6 @@ __guest_exit:
     "#,
     host = const offset_of!(GuestFrame, host),
     host_sstatus = const offset_of!(GuestFrame, host_sstatus),
-    host_stvec = const offset_of!(GuestFrame, host_stvec),
-    host_sscratch = const offset_of!(GuestFrame, host_sscratch),
     sstatus = const offset_of!(GuestFrame, sstatus),
     hstatus = const offset_of!(GuestFrame, hstatus),
     sepc = const offset_of!(GuestFrame, sepc),
@@ -192,9 +184,10 @@ unsafe extern "C" {
 /// The caller has loaded the vCPU's G-stage (`hgatp`), VS CSRs and
 /// delegation, and set `frame.sstatus`/`frame.hstatus` for a VS-mode entry.
 pub fn enter_guest(frame: &mut GuestFrame) {
-    // SAFETY: `__enter_guest` saves every callee-saved register, `sp`, `ra`,
-    // `sstatus`, `stvec` and `sscratch` into `frame` and restores them
-    // before returning, so to Rust it is a call that clobbers the
+    // SAFETY: `__enter_guest` saves every callee-saved register, `sp`, `ra`
+    // and `sstatus` into `frame` and restores them before returning, and
+    // puts back the kernel's trap vector and its `sscratch` of 0 (the
+    // kernel always runs with both), so to Rust it is a call that clobbers the
     // caller-saved registers (declared by the C ABI). The guest runs under
     // its own G-stage and cannot reach kernel memory; its traps come back
     // through `__guest_exit`, which uses only `frame`.
