@@ -4,6 +4,9 @@
 mod artifacts;
 mod bench;
 mod bench_linux;
+mod bench_report;
+mod bench_run;
+mod bench_trace;
 mod bench_x86;
 mod bochs;
 mod cmd;
