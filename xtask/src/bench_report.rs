@@ -46,6 +46,10 @@ pub fn figures(
     );
     if let Some(b) = breakdown {
         let s = &b.stages;
+        let total = format!(
+            "one traced round trip; mmio_uart_roundtrip {}",
+            mica.figure("mmio_uart_roundtrip")
+        );
         for (key, value, what) in [
             (
                 "mmio_stage_kernel_exit",
@@ -56,7 +60,7 @@ pub fn figures(
             ("mmio_stage_kernel_ipc", s.kernel_ipc, "ioreq <-> devices"),
             ("mmio_stage_devices", s.devices, "devices task"),
             ("mmio_stage_return", s.ret, "ioreq's completion -> guest"),
-            ("mmio_stage_total", s.total(), "one traced round trip"),
+            ("mmio_stage_total", s.total(), total.as_str()),
         ] {
             add(
                 key,
@@ -68,8 +72,9 @@ pub fn figures(
             "mmio_stage_samples",
             b.typical.to_string(),
             format!(
-                "{} of {} clean traced round trips had this total ({} guest exits traced)",
-                b.typical, b.clean, b.exits
+                "{} of {} clean traced round trips had this total ({} guest exits, \
+                 {} TBs run without a logged translation, {} chained)",
+                b.typical, b.clean, b.exits, b.unmapped, b.chained
             ),
         );
     }
@@ -285,6 +290,8 @@ mod tests {
             clean: 20,
             typical: 18,
             exits: 40,
+            unmapped: 0,
+            chained: 0,
         };
         let f = figures(&mica, &mica, Some(&b));
         assert_eq!(value(&f, "mmio_stage_return"), "5");

@@ -143,8 +143,13 @@ fn instruction_line(line: &str) -> Option<(u64, Vec<u8>)> {
     Some((pc, bytes))
 }
 
-/// `Trace N: <ptr> [<cs_base>/<pc>/<flags>/<cflags>] ...`: ptr, pc, flags.
-fn trace_line(line: &str) -> Option<(&str, u64, u64)> {
+/// QEMU's `CF_NO_GOTO_TB` compile flag: set on every TB translated while
+/// `nochain` is on (they end without a direct jump to the next TB).
+const CF_NO_GOTO_TB: u64 = 0x200;
+
+/// `Trace N: <ptr> [<cs_base>/<pc>/<flags>/<cflags>] ...`: ptr, pc, flags,
+/// cflags.
+fn trace_line(line: &str) -> Option<(&str, u64, u64, u64)> {
     let mut words = line.strip_prefix("Trace ")?.split_whitespace();
     let _cpu = words.next()?;
     let ptr = words.next()?;
@@ -153,11 +158,14 @@ fn trace_line(line: &str) -> Option<(&str, u64, u64)> {
     let _cs_base = fields.next()?;
     let pc = u64::from_str_radix(fields.next()?, 16).ok()?;
     let flags = u64::from_str_radix(fields.next()?, 16).ok()?;
-    Some((ptr, pc, flags))
+    let cflags = u64::from_str_radix(fields.next()?, 16).ok()?;
+    Some((ptr, pc, flags, cflags))
 }
 
-/// The TBs executed in the log's `exec` window, in order.
-fn executions(log: impl BufRead, tasks: &[TaskText]) -> Result<Vec<Exec>, String> {
+/// The TBs executed in the log's `exec` window, in order, and how many of
+/// them were translated with chaining (without [`CF_NO_GOTO_TB`]): such a
+/// TB may jump straight to the next without a `Trace` line for it.
+fn executions(log: impl BufRead, tasks: &[TaskText]) -> Result<(Vec<Exec>, usize), String> {
     // What each host pointer runs; translations logged but not run yet, by
     // pc; the pc of the latest translation and whether its lines go on.
     let mut known: HashMap<String, Exec> = HashMap::new();
@@ -165,6 +173,7 @@ fn executions(log: impl BufRead, tasks: &[TaskText]) -> Result<Vec<Exec>, String
     let mut latest: Option<u64> = None;
     let mut block: Option<Block> = None;
     let mut out = Vec::new();
+    let mut chained = 0;
     for line in log.split(b'\n') {
         let line = line.map_err(|e| format!("reading the QEMU log: {e}"))?;
         let line = String::from_utf8_lossy(&line);
@@ -183,9 +192,12 @@ fn executions(log: impl BufRead, tasks: &[TaskText]) -> Result<Vec<Exec>, String
             }
             block = None;
         }
-        let Some((ptr, pc, flags)) = trace_line(&line) else {
+        let Some((ptr, pc, flags, cflags)) = trace_line(&line) else {
             continue;
         };
+        if cflags & CF_NO_GOTO_TB == 0 {
+            chained += 1;
+        }
         // A TB's first run follows its translation: take that translation
         // for a pointer never seen, or (a pointer reused after QEMU flushed
         // its cache) for the translation logged last.
@@ -213,7 +225,7 @@ fn executions(log: impl BufRead, tasks: &[TaskText]) -> Result<Vec<Exec>, String
             tasks: 0,
         }));
     }
-    Ok(out)
+    Ok((out, chained))
 }
 
 /// The tasks (bit i for `tasks[i]`) whose text holds every instruction of
@@ -341,6 +353,12 @@ pub struct Breakdown {
     pub typical: usize,
     /// All guest exits seen in the window.
     pub exits: usize,
+    /// TBs run in the window whose translation was not in the log (0
+    /// unless QEMU ran a TB the `in_asm` log missed).
+    pub unmapped: usize,
+    /// TBs run in the window that were translated with chaining (0 when
+    /// `nochain` took effect: every TB run is in the log).
+    pub chained: usize,
 }
 
 /// Reads the QEMU log `log` and breaks the window's round trips down;
@@ -353,7 +371,7 @@ pub fn breakdown(log: impl BufRead, tasks: &[TaskText]) -> Result<Breakdown, Str
             .ok_or_else(|| format!("no task named {name} to match the trace against"))
     };
     let (ioreq, devices) = (index("ioreq")?, index("devices")?);
-    let execs = executions(log, tasks)?;
+    let (execs, chained) = executions(log, tasks)?;
     let trips = round_trips(&execs);
     let clean: Vec<Stages> = trips
         .iter()
@@ -386,6 +404,8 @@ pub fn breakdown(log: impl BufRead, tasks: &[TaskText]) -> Result<Breakdown, Str
         clean: clean.len(),
         typical,
         exits: trips.len(),
+        unmapped: execs.iter().filter(|e| e.place == Place::Unknown).count(),
+        chained,
     })
 }
 

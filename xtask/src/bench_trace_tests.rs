@@ -155,6 +155,7 @@ fn splits_round_trips_into_stages_by_transitions() {
     assert_eq!(found.stages, ONE_TRIP);
     assert_eq!(found.stages.total(), 23);
     assert_eq!((found.clean, found.typical, found.exits), (3, 3, 3));
+    assert_eq!((found.unmapped, found.chained), (0, 0));
 }
 
 #[test]
@@ -247,6 +248,31 @@ fn a_reused_host_pointer_takes_its_new_translation() {
 }
 
 #[test]
+fn a_tb_run_without_its_translation_is_counted_and_spoils_its_trip() {
+    let mut log = Log::default();
+    let mut ptrs = Vec::new();
+    round_trip(&mut log, &mut ptrs);
+    log.run(ptrs[0].0, ptrs[0].1, GUEST);
+    log.run(0x1234, 0x8020_9000, KERNEL);
+    for &(ptr, pc, mode) in &ptrs[1..] {
+        log.run(ptr, pc, mode);
+    }
+    log.run(ptrs[0].0, ptrs[0].1, GUEST);
+    let found = analyse(&log).unwrap();
+    assert_eq!((found.clean, found.exits, found.unmapped), (1, 2, 1));
+}
+
+#[test]
+fn tbs_translated_with_chaining_are_counted() {
+    let mut log = Log::default();
+    let mut ptrs = Vec::new();
+    round_trip(&mut log, &mut ptrs);
+    log.text = log.text.replacen("/ff022200]", "/ff020000]", 2);
+    log.run(ptrs[0].0, ptrs[0].1, GUEST);
+    assert_eq!(analyse(&log).unwrap().chained, 2);
+}
+
+#[test]
 fn a_window_without_a_round_trip_is_an_error_that_says_so() {
     let mut log = Log::default();
     log.translate(KERNEL, &kernel(0x8020_1000, 3));
@@ -271,7 +297,7 @@ fn reads_qemu_log_lines() {
     assert_eq!(instruction_line("0x1000:  zz  nop"), None);
     assert_eq!(
         trace_line("Trace 0: 0x7f0b104fca40 [00000000/00000000000131d4/82024000/ff022200] "),
-        Some(("0x7f0b104fca40", 0x131d4, 0x8202_4000))
+        Some(("0x7f0b104fca40", 0x131d4, 0x8202_4000, 0xff02_2200))
     );
     assert_eq!(trace_line("Trace 0: 0x7f [bad]"), None);
 }
