@@ -18,7 +18,7 @@
 
 use std::io::{BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -127,6 +127,7 @@ pub fn under_mica(
     let output = read_output(&mut session)?;
     session.expect("bench: done", FIGURE_WAIT)?;
     drop(session);
+    let _ = std::fs::remove_file(&socket);
     let breakdown = breakdown(&log, boot_image);
     Ok((Run { figures, output }, breakdown))
 }
@@ -240,7 +241,7 @@ struct Monitor {
 
 impl Monitor {
     /// Connects to `socket` and reads up to the first prompt.
-    fn connect(socket: &PathBuf) -> Result<Monitor, String> {
+    fn connect(socket: &Path) -> Result<Monitor, String> {
         let stream = UnixStream::connect(socket)
             .map_err(|e| format!("cannot connect to QEMU's monitor {}: {e}", socket.display()))?;
         stream
