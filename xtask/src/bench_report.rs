@@ -92,67 +92,36 @@ pub fn figures(
         format!("{bytes} bytes"),
     );
     let (m, n) = (Rates::of(&mica.output), Rates::of(&native.output));
-    for (side, o, r) in [("mica", &mica.output, &m), ("native", &native.output, &n)] {
-        let where_ = if side == "mica" {
-            "under Mica"
-        } else {
-            "without Mica"
-        };
-        let keys = match side {
-            "mica" => [
-                "uart_out_mica_instructions",
-                "uart_out_mica_ns",
-                "uart_out_mica_wall_ms",
-                "uart_out_mica_bytes_per_minstr",
-                "uart_out_mica_bytes_per_guest_s",
-                "uart_out_mica_bytes_per_wall_s",
-            ],
-            _ => [
-                "uart_out_native_instructions",
-                "uart_out_native_ns",
-                "uart_out_native_wall_ms",
-                "uart_out_native_bytes_per_minstr",
-                "uart_out_native_bytes_per_guest_s",
-                "uart_out_native_bytes_per_wall_s",
-            ],
-        };
+    for (keys, o, r, where_) in [
+        (OUT_MICA, &mica.output, &m, "under Mica"),
+        (OUT_NATIVE, &native.output, &n, "without Mica"),
+    ] {
+        let [instructions, ns, wall, per_minstr, per_guest_s, per_wall_s] = keys;
         let wall_ms = o.wall.as_millis();
-        add(
-            keys[0],
-            o.instructions.to_string(),
-            format!("{} instructions {where_}", o.instructions),
-        );
-        add(
-            keys[1],
-            o.ns.to_string(),
-            format!("{} ns of guest time {where_}", o.ns),
-        );
-        add(
-            keys[2],
-            wall_ms.to_string(),
-            format!("{wall_ms} ms of wall time {where_}"),
-        );
-        add(
-            keys[3],
-            format!("{:.1}", r.per_minstr),
-            format!(
-                "{:.1} bytes per million instructions {where_}",
-                r.per_minstr
+        let values = [
+            (instructions, o.instructions.to_string(), "instructions"),
+            (ns, o.ns.to_string(), "ns of guest time"),
+            (wall, wall_ms.to_string(), "ms of wall time"),
+            (
+                per_minstr,
+                format!("{:.1}", r.per_minstr),
+                "bytes per million instructions",
             ),
-        );
-        add(
-            keys[4],
-            format!("{:.0}", r.per_guest_s),
-            format!(
-                "{:.0} bytes per second of guest time {where_}",
-                r.per_guest_s
+            (
+                per_guest_s,
+                format!("{:.0}", r.per_guest_s),
+                "bytes per second of guest time",
             ),
-        );
-        add(
-            keys[5],
-            format!("{:.0}", r.per_wall_s),
-            format!("{:.0} bytes per second of wall time {where_}", r.per_wall_s),
-        );
+            (
+                per_wall_s,
+                format!("{:.0}", r.per_wall_s),
+                "bytes per second of wall time",
+            ),
+        ];
+        for (key, value, unit) in values {
+            let summary = format!("{value} {unit} {where_}");
+            add(key, value, summary);
+        }
     }
     for (key, mica_rate, native_rate, what) in [
         (
@@ -179,6 +148,25 @@ pub fn figures(
     }
     out
 }
+
+/// The sustained-output keys of each side: instructions, ns, wall ms and
+/// bytes per million instructions, per guest second, per wall second.
+const OUT_MICA: [&str; 6] = [
+    "uart_out_mica_instructions",
+    "uart_out_mica_ns",
+    "uart_out_mica_wall_ms",
+    "uart_out_mica_bytes_per_minstr",
+    "uart_out_mica_bytes_per_guest_s",
+    "uart_out_mica_bytes_per_wall_s",
+];
+const OUT_NATIVE: [&str; 6] = [
+    "uart_out_native_instructions",
+    "uart_out_native_ns",
+    "uart_out_native_wall_ms",
+    "uart_out_native_bytes_per_minstr",
+    "uart_out_native_bytes_per_guest_s",
+    "uart_out_native_bytes_per_wall_s",
+];
 
 /// Sustained-output rates.
 struct Rates {

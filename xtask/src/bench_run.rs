@@ -36,6 +36,8 @@ pub const FIGURES: [&str; 6] = [
     "mmio_uart_roundtrip_ns",
     "mmio_uart_max_idle_ns",
 ];
+/// LSR reads the guest does in the traced window (its `TRACE_ROUNDS`).
+const TRACE_ROUNDS: usize = 20;
 /// The sustained output: lines, and bytes per line with its `\n`.
 pub const OUT_LINES: usize = 1024;
 pub const LINE_LEN: usize = 64;
@@ -128,7 +130,16 @@ pub fn under_mica(
     session.expect("bench: done", FIGURE_WAIT)?;
     drop(session);
     let _ = std::fs::remove_file(&socket);
-    let breakdown = breakdown(&log, boot_image);
+    let breakdown = breakdown(&log, boot_image).and_then(|b| {
+        if b.typical < TRACE_ROUNDS {
+            return Err(format!(
+                "only {} round trips of one total in the trace, fewer than the guest's \
+                 {TRACE_ROUNDS} LSR reads: the trace was switched on late",
+                b.typical
+            ));
+        }
+        Ok(b)
+    });
     Ok((Run { figures, output }, breakdown))
 }
 
