@@ -1,22 +1,25 @@
-//! `cargo xtask bench`: boots the benchmark guest under QEMU with
-//! `-icount shift=0`, so `instret` counts executed instructions exactly,
-//! and reports the instructions per null SBI call and per 16550 LSR read
-//! round trip (kernel -> ioreq -> devices -> back), and `linux_boot`
-//! (Debian's Linux to its `/init` marker without and under Mica,
-//! `bench_linux`), in `target/bench/riscv64.json`. `--arch x86_64` measures the x86 guest
-//! paths instead (`bench_x86`).
+//! `cargo xtask bench`: boots the benchmark guest (`tests/guests/bench`)
+//! under QEMU with `-icount shift=0`, so `instret` counts executed
+//! instructions exactly and one instruction is 1 ns of guest time, under
+//! Mica (scenario `bench`) and natively (`bench_run`), and reports per null
+//! SBI call and per 16550 LSR read round trip (kernel -> ioreq -> devices
+//! -> back) the instructions, the guest time and the worst idle gap; the
+//! round trip's stages from an exec trace of the same run (`bench_trace`);
+//! 64 KiB of sustained UART output per million instructions, per second of
+//! guest time and per second of wall time, with and without Mica; and
+//! `linux_boot` (Debian's Linux to its `/init` marker without and under
+//! Mica, `bench_linux`). All go to `target/bench/riscv64.json`
+//! (`bench_report`). `--arch x86_64` measures the x86 guest paths instead
+//! (`bench_x86`).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use mica_tests::Session;
 
+use crate::artifacts::riscv_elf;
 use crate::cmd::workspace_root;
-use crate::{bench_linux, guests, install, qemu};
-
-/// The figures the benchmark guest prints, in the order of the JSON file.
-pub const KEYS: [&str; 2] = ["null_sbi_call", "mmio_uart_roundtrip"];
+use crate::{bench_linux, bench_report, bench_run, guests, install, qemu};
 
 /// `cargo xtask bench`: builds the kernel and the `bench` scenario's boot
 /// image, then measures.
@@ -38,39 +41,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .join("target")
         .join("bench")
         .join("riscv64.json");
-    let mut figures: Vec<(&str, String)> = measure_riscv64(&kernel, &image)?
-        .into_iter()
-        .map(|(key, value)| (key, value.to_string()))
-        .collect();
+    let (mica, breakdown) = bench_run::under_mica(&kernel, &image)?;
+    let native = bench_run::native(&riscv_elf("mica-guest-bench"))?;
+    let mut figures = Vec::new();
+    for (key, value, summary) in bench_report::figures(&mica, &native, breakdown.as_ref().ok()) {
+        println!("bench: {key} = {summary}");
+        figures.push((key, value));
+    }
     let linux = linux_boot(&kernel, &mut figures);
     write_json_text(&out, &figures)?;
+    breakdown.map_err(|e| format!("no stage breakdown (the other figures are written): {e}"))?;
     linux
-}
-
-/// Boots `kernel` with `boot_image` (whose scenario runs the bench guest)
-/// and collects the figures.
-pub fn measure_riscv64(
-    kernel: &Path,
-    boot_image: &Path,
-) -> Result<Vec<(&'static str, u64)>, String> {
-    let mut qemu = Command::new("qemu-system-riscv64");
-    qemu.args([
-        "-machine",
-        "virt",
-        "-nographic",
-        "-bios",
-        "default",
-        "-m",
-        "256M",
-    ])
-    .args([
-        "-icount", "shift=0", "-monitor", "none", "-serial", "stdio", "-kernel",
-    ])
-    .arg(kernel)
-    .arg("-initrd")
-    .arg(boot_image);
-    let mut session = Session::spawn(qemu)?;
-    collect(&mut session, &KEYS, "instructions")
 }
 
 /// `linux_boot`: Debian's Linux to its `/init` marker without Mica and
@@ -115,7 +96,7 @@ pub fn collect<'k>(
 
 /// The number after `bench: <key> ` in a console line (which may carry a
 /// `vm0 | ` prefix).
-fn parse_figure(line: &str, key: &str) -> Option<u64> {
+pub fn parse_figure(line: &str, key: &str) -> Option<u64> {
     let marker = format!("bench: {key} ");
     let at = line.find(&marker)? + marker.len();
     line[at..].split_whitespace().next()?.parse().ok()

@@ -4,6 +4,9 @@
 mod artifacts;
 mod bench;
 mod bench_linux;
+mod bench_report;
+mod bench_run;
+mod bench_trace;
 mod bench_x86;
 mod bochs;
 mod cmd;
@@ -32,8 +35,10 @@ commands:
   guests   fetch Debian's riscv64 Linux kernel and busybox into target/guests/
            and pack the busybox initramfs (cached: a second run downloads nothing)
   test     fmt check, clippy -D warnings, host unit tests, QEMU tests
-  bench    exact instruction counts of the guest I/O paths (QEMU -icount), and
-           linux_boot: Debian's Linux to its /init without and under Mica
+  bench    exact instruction counts and guest time of the guest I/O paths (QEMU
+           -icount), the UART round trip's stages (from a QEMU exec trace),
+           64 KiB of UART output and linux_boot (Debian's Linux to its /init),
+           each without and under Mica
            [--arch riscv64|x86_64]  x86_64: SVM on QEMU and VMX on Bochs
   help     this text
 ";

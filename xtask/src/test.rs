@@ -123,6 +123,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
     counts.passed += traps.passed;
     counts.failed += traps.failed;
+    let bench = counted(
+        cargo()
+            .args(["test", "-p", "mica-tests", "--test", "riscv64_bench"])
+            .args(["--", "--ignored"])
+            .env("MICA_KERNEL_RISCV64", &kernel)
+            .env(
+                "MICA_BOOT_IMAGE_RISCV64_BENCH",
+                qemu::build_boot_image("bench", false)?,
+            ),
+        "QEMU tests (riscv64 I/O round trips without idle waits)",
+    )?;
+    counts.passed += bench.passed;
+    counts.failed += bench.failed;
     let linux = linux_tests(&kernel)?;
     counts.passed += linux.passed;
     counts.failed += linux.failed;

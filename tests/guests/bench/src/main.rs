@@ -1,22 +1,59 @@
 //! Benchmark guest `bench`: counts, with the `instret` counter, the
 //! instructions the whole machine retires for a null SBI call and for one
-//! 16550 LSR read (the MMIO round trip through the hypervisor), prints
-//! `bench: <name> <instructions>` for each, then powers its VM off.
+//! 16550 LSR read (the MMIO round trip through the hypervisor), and with the
+//! `time` CSR the guest time they take; then a traced window of LSR reads
+//! and a sustained-output run of 64 KiB through the 16550. It prints
+//! `bench: <name> <value>` lines, then powers its VM off.
 //!
-//! Under QEMU with `-icount shift=0` the counts are exact and repeatable.
-//! Each figure is the loop's count minus an empty loop's, over the
+//! Under QEMU with `-icount shift=0` one instruction is 1 ns of virtual
+//! time and the counts are exact and repeatable; time the machine spends
+//! idle (a vCPU blocked while nothing runs) retires no instructions but
+//! still advances `time`, so `*_ns` above the instruction count is idle
+//! time. Each figure is the loop's count minus an empty loop's, over the
 //! iterations, so loop overhead is not charged to the operation.
+//!
+//! The same ELF boots natively (QEMU `-bios default -kernel`, OpenSBI
+//! enters it at 0x8020_0000 as Mica does): the host compares the two runs.
+//!
+//! Lines, in order (`cargo xtask bench` and the `riscv64_bench` test read
+//! them):
+//! - `null_sbi_call`, `null_sbi_call_ns`, `mmio_uart_roundtrip`,
+//!   `mmio_uart_roundtrip_ns`: per operation, instructions and ns.
+//! - `mmio_uart_max_idle_ns`: over [`IDLE_ROUNDS`] LSR reads timed one by
+//!   one, the largest (time - instructions) of a single read, 0 if none
+//!   was positive.
+//! - `trace start`, then [`TRACE_SLEEP_MS`] of sleep (the host switches
+//!   QEMU's exec trace on meanwhile), [`TRACE_ROUNDS`] LSR reads, `trace
+//!   stop` (the host switches the trace off).
+//! - `out start`, 1024 lines of 63 characters and `\n` (`bench-out NNNN
+//!   ...`), `out end`, `out_bytes`, `out_instructions`, `out_ns`.
+//! - `done`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
 mod guest {
+    use mica_guest_common::fdt::{self, Dtb};
     use mica_guest_common::println;
+    use mica_guest_common::time;
     use mica_guest_common::uart::UART_BASE;
 
     /// Iterations per measurement.
     const ROUNDS: u64 = 200;
-    /// The 16550's line status register.
+    /// LSR reads timed one by one for `mmio_uart_max_idle_ns`.
+    const IDLE_ROUNDS: u64 = 1000;
+    /// The guest sleeps this long after `trace start` (the host switches
+    /// tracing on meanwhile), then does [`TRACE_ROUNDS`] LSR reads.
+    const TRACE_SLEEP_MS: u64 = 300;
+    const TRACE_ROUNDS: u64 = 20;
+    /// The 16550's transmit holding and line status registers, and LSR.THRE.
+    const THR: usize = UART_BASE;
     const LSR: usize = UART_BASE + 5;
+    const LSR_THRE: u8 = 1 << 5;
+    /// Sustained output: lines of `LINE_LEN` bytes including the `\n`.
+    const OUT_LINES: usize = 1024;
+    const LINE_LEN: usize = 64;
+    /// QEMU virt's timebase, if the device tree does not say.
+    const DEFAULT_TIMEBASE_HZ: u64 = 10_000_000;
 
     mica_guest_common::entry!(main);
 
@@ -49,18 +86,132 @@ mod guest {
         unsafe { (LSR as *const u8).read_volatile() }
     }
 
-    /// Instructions retired by `rounds` runs of `op`, loop included.
+    /// Sends `byte` as a 16550 driver does: wait for THRE, write THR.
+    fn uart_put(byte: u8) {
+        while uart_lsr_read() & LSR_THRE == 0 {
+            core::hint::spin_loop();
+        }
+        // SAFETY: THR is the board's 16550 register; a byte write transmits.
+        unsafe { (THR as *mut u8).write_volatile(byte) };
+    }
+
+    /// Instructions and timebase ticks, read together.
+    #[derive(Clone, Copy)]
+    struct Stamp {
+        instructions: u64,
+        ticks: u64,
+    }
+
     #[inline(always)]
-    fn count(rounds: u64, mut op: impl FnMut()) -> u64 {
-        let start = instret();
+    fn stamp() -> Stamp {
+        Stamp {
+            instructions: instret(),
+            ticks: time::now(),
+        }
+    }
+
+    /// What passed since `start`: (instructions, timebase ticks).
+    #[inline(always)]
+    fn since(start: Stamp) -> (u64, u64) {
+        let end = stamp();
+        (
+            end.instructions.wrapping_sub(start.instructions),
+            end.ticks.wrapping_sub(start.ticks),
+        )
+    }
+
+    /// Instructions and ticks of `rounds` runs of `op`, loop included.
+    #[inline(always)]
+    fn count(rounds: u64, mut op: impl FnMut()) -> (u64, u64) {
+        let start = stamp();
         for _ in 0..rounds {
             op();
         }
-        instret().wrapping_sub(start)
+        since(start)
     }
 
     fn per_op(loop_count: u64, empty: u64) -> u64 {
         loop_count.saturating_sub(empty) / ROUNDS
+    }
+
+    /// Timebase ticks as ns.
+    fn ns(ticks: u64, hz: u64) -> u64 {
+        let ns = u128::from(ticks) * 1_000_000_000 / u128::from(hz.max(1));
+        u64::try_from(ns).unwrap_or(u64::MAX)
+    }
+
+    /// The largest (ns - instructions) of one LSR read over `rounds` reads.
+    fn max_idle_ns(rounds: u64, hz: u64) -> u64 {
+        let mut worst = 0;
+        for _ in 0..rounds {
+            let start = stamp();
+            core::hint::black_box(uart_lsr_read());
+            let (instructions, ticks) = since(start);
+            worst = worst.max(ns(ticks, hz).saturating_sub(instructions));
+        }
+        worst
+    }
+
+    /// SBI TIME `set_timer(deadline)` (in timebase ticks).
+    fn sbi_set_timer(deadline: u64) {
+        // SAFETY: SBI TIME (EID "TIME", FID 0) only programs the timer; it
+        // touches no guest memory.
+        unsafe {
+            core::arch::asm!(
+                "ecall",
+                inlateout("a0") deadline => _,
+                lateout("a1") _,
+                in("a6") 0usize,
+                in("a7") 0x5449_4d45usize,
+                options(nostack),
+            );
+        }
+    }
+
+    /// Sleeps (WFI, the hart idle) until `ticks` timebase ticks have passed:
+    /// a window in which the host can switch tracing on while the guest
+    /// executes nothing. Interrupts stay globally off (`sstatus.SIE` is 0):
+    /// WFI wakes on the pending timer, no trap is taken.
+    fn sleep_ticks(ticks: u64) {
+        const SIE_STIE: usize = 1 << 5;
+        let deadline = time::now().wrapping_add(ticks);
+        // SAFETY: enabling the supervisor timer in `sie` only lets WFI wake
+        // on it; with sstatus.SIE clear no interrupt trap is taken.
+        unsafe { core::arch::asm!("csrs sie, {0}", in(reg) SIE_STIE, options(nomem, nostack)) };
+        while time::now() < deadline {
+            sbi_set_timer(deadline);
+            // SAFETY: `wfi` only waits for an interrupt to be pending.
+            unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+        }
+        sbi_set_timer(u64::MAX);
+        // SAFETY: as above; the timer is no longer wanted.
+        unsafe { core::arch::asm!("csrc sie, {0}", in(reg) SIE_STIE, options(nomem, nostack)) };
+    }
+
+    /// Writes `OUT_LINES` lines `bench-out NNNN ` + filler + `\n`.
+    fn sustained_output() {
+        const HEAD: &[u8] = b"bench-out ";
+        const FILL: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        for line in 0..OUT_LINES {
+            let mut at = 0;
+            for &b in HEAD {
+                uart_put(b);
+                at += 1;
+            }
+            for shift in [1000, 100, 10, 1] {
+                // `line / shift % 10` is a single decimal digit.
+                uart_put(b'0' + u8::try_from(line / shift % 10).unwrap_or(0));
+                at += 1;
+            }
+            uart_put(b' ');
+            at += 1;
+            let mut fill = FILL.iter().cycle();
+            while at < LINE_LEN - 1 {
+                uart_put(fill.next().copied().unwrap_or(b'.'));
+                at += 1;
+            }
+            uart_put(b'\n');
+        }
     }
 
     fn shutdown() -> ! {
@@ -81,14 +232,45 @@ mod guest {
         }
     }
 
-    fn main(_hart: usize, _dtb: usize) -> ! {
+    fn main(_hart: usize, dtb: usize) -> ! {
+        // SAFETY: under the boot protocol a1 points at the DTB in guest RAM;
+        // `blob_at` refuses addresses below RAM, unaligned ones and bad headers.
+        let hz = unsafe { fdt::blob_at(dtb) }
+            .and_then(Dtb::parse)
+            .and_then(|d| d.property(&["cpus"], "timebase-frequency"))
+            .and_then(fdt::number)
+            .filter(|&hz| hz != 0)
+            .unwrap_or(DEFAULT_TIMEBASE_HZ);
         let empty = count(ROUNDS, || core::hint::black_box(()));
         let sbi = count(ROUNDS, null_sbi_call);
         let mmio = count(ROUNDS, || {
             core::hint::black_box(uart_lsr_read());
         });
-        println!("bench: null_sbi_call {}", per_op(sbi, empty));
-        println!("bench: mmio_uart_roundtrip {}", per_op(mmio, empty));
+        let idle = max_idle_ns(IDLE_ROUNDS, hz);
+        let (empty_ns, sbi_ns, mmio_ns) = (ns(empty.1, hz), ns(sbi.1, hz), ns(mmio.1, hz));
+        println!("bench: timebase_hz {hz}");
+        println!("bench: null_sbi_call {}", per_op(sbi.0, empty.0));
+        println!("bench: null_sbi_call_ns {}", per_op(sbi_ns, empty_ns));
+        println!("bench: mmio_uart_roundtrip {}", per_op(mmio.0, empty.0));
+        println!(
+            "bench: mmio_uart_roundtrip_ns {}",
+            per_op(mmio_ns, empty_ns)
+        );
+        println!("bench: mmio_uart_max_idle_ns {idle}");
+        println!("bench: trace start");
+        sleep_ticks(hz * TRACE_SLEEP_MS / 1000);
+        for _ in 0..TRACE_ROUNDS {
+            core::hint::black_box(uart_lsr_read());
+        }
+        println!("bench: trace stop");
+        println!("bench: out start");
+        let start = stamp();
+        sustained_output();
+        let (instructions, ticks) = since(start);
+        println!("bench: out end");
+        println!("bench: out_bytes {}", OUT_LINES * LINE_LEN);
+        println!("bench: out_instructions {instructions}");
+        println!("bench: out_ns {}", ns(ticks, hz));
         println!("bench: done");
         shutdown()
     }

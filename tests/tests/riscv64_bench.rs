@@ -1,0 +1,65 @@
+//! No guest I/O round trip waits for a tick: the `bench` scenario under
+//! `-icount shift=0` (one instruction is 1 ns of guest time; time the
+//! machine spends idle advances the clock without retiring instructions),
+//! where the bench guest times 1000 16550 LSR reads one by one and reports
+//! the largest (time - instructions) of one, then writes 64 KiB through the
+//! UART (about 130,000 round trips) and reports its instructions and time.
+//! A round trip that waited for the scheduler's tick would show 10 ms
+//! (10,000,000 ns) of idle time. Run by `cargo xtask test`.
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::process::Command;
+use std::time::Duration;
+
+use mica_tests::Session;
+use mica_tests::riscv64::artifact;
+
+/// Mica's boot and the guest's first figures.
+const FIGURES: Duration = Duration::from_secs(120);
+/// The sustained output (about 15 s on an idle machine).
+const OUTPUT: Duration = Duration::from_secs(600);
+/// Idle time allowed: far below one tick (10 ms), above `rdtime`'s
+/// resolution (100 ns at QEMU virt's 10 MHz timebase).
+const MAX_IDLE_NS: u64 = 50_000;
+
+/// The number after `bench: <key> ` in the next such line.
+fn figure(s: &mut Session, key: &str, wait: Duration) -> u64 {
+    let line = s.expect(&format!("bench: {key} "), wait).unwrap();
+    let at = line.find(&format!("bench: {key} ")).unwrap() + key.len() + 8;
+    line[at..].trim().parse().unwrap()
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn no_uart_round_trip_waits_for_a_tick() {
+    let kernel = artifact("MICA_KERNEL_RISCV64").unwrap();
+    let image = artifact("MICA_BOOT_IMAGE_RISCV64_BENCH").unwrap();
+    let mut qemu = Command::new("qemu-system-riscv64");
+    qemu.args(["-machine", "virt", "-nographic", "-bios", "default"])
+        .args(["-m", "256M", "-icount", "shift=0", "-monitor", "none"])
+        .args(["-serial", "stdio", "-kernel", &kernel, "-initrd", &image]);
+    let mut s = Session::spawn(qemu).unwrap();
+
+    let instructions = figure(&mut s, "mmio_uart_roundtrip", FIGURES);
+    let ns = figure(&mut s, "mmio_uart_roundtrip_ns", FIGURES);
+    assert!(
+        ns <= instructions + instructions / 20,
+        "a round trip takes {ns} ns of guest time but {instructions} instructions: \
+         the vCPU spent time idle"
+    );
+    let worst = figure(&mut s, "mmio_uart_max_idle_ns", FIGURES);
+    assert!(
+        worst < MAX_IDLE_NS,
+        "one LSR read round trip spent {worst} ns idle (a tick is 10,000,000 ns)"
+    );
+
+    s.expect("bench: out start", FIGURES).unwrap();
+    let out_instructions = figure(&mut s, "out_instructions", OUTPUT);
+    let out_ns = figure(&mut s, "out_ns", FIGURES);
+    let idle = out_ns.saturating_sub(out_instructions);
+    assert!(
+        idle < MAX_IDLE_NS,
+        "writing 64 KiB took {out_ns} ns of guest time for {out_instructions} \
+         instructions: {idle} ns idle"
+    );
+}

@@ -1,0 +1,298 @@
+//! The JSON figures and summary lines of `cargo xtask bench` (RISC-V) from
+//! the bench guest's runs under Mica and natively (`bench_run`) and the
+//! stage breakdown (`bench_trace`).
+
+use crate::bench_run::{Output, Run};
+use crate::bench_trace::Breakdown;
+
+/// The figures for `target/bench/riscv64.json`, in order, each with the
+/// summary line printed for it.
+pub fn figures(
+    mica: &Run,
+    native: &Run,
+    breakdown: Option<&Breakdown>,
+) -> Vec<(&'static str, String, String)> {
+    let mut out = Vec::new();
+    let mut add = |key: &'static str, value: String, summary: String| {
+        out.push((key, value, summary));
+    };
+    for (op, ns_key, ratio_key) in [
+        (
+            "null_sbi_call",
+            "null_sbi_call_ns",
+            "null_sbi_call_ns_per_instruction",
+        ),
+        (
+            "mmio_uart_roundtrip",
+            "mmio_uart_roundtrip_ns",
+            "mmio_uart_roundtrip_ns_per_instruction",
+        ),
+    ] {
+        let (n, ns) = (mica.figure(op), mica.figure(ns_key));
+        add(op, n.to_string(), format!("{n} instructions"));
+        add(ns_key, ns.to_string(), format!("{ns} ns of guest time"));
+        let ratio = format!("{:.3}", ratio(ns, n));
+        add(
+            ratio_key,
+            ratio.clone(),
+            format!("{ratio} (1 = no idle time)"),
+        );
+    }
+    let idle = mica.figure("mmio_uart_max_idle_ns");
+    add(
+        "mmio_uart_max_idle_ns",
+        idle.to_string(),
+        format!("{idle} ns: the largest idle gap of one LSR read"),
+    );
+    if let Some(b) = breakdown {
+        let s = &b.stages;
+        let total = format!(
+            "one traced round trip; mmio_uart_roundtrip {}",
+            mica.figure("mmio_uart_roundtrip")
+        );
+        for (key, value, what) in [
+            (
+                "mmio_stage_kernel_exit",
+                s.kernel_exit,
+                "guest exit -> ioreq",
+            ),
+            ("mmio_stage_ioreq", s.ioreq, "ioreq task"),
+            ("mmio_stage_kernel_ipc", s.kernel_ipc, "ioreq <-> devices"),
+            ("mmio_stage_devices", s.devices, "devices task"),
+            ("mmio_stage_return", s.ret, "ioreq's completion -> guest"),
+            ("mmio_stage_total", s.total(), total.as_str()),
+        ] {
+            add(
+                key,
+                value.to_string(),
+                format!("{value} instructions ({what})"),
+            );
+        }
+        add(
+            "mmio_stage_samples",
+            b.typical.to_string(),
+            format!(
+                "{} of {} clean traced round trips had this total ({} guest exits, \
+                 {} TBs run without a logged translation, {} chained)",
+                b.typical, b.clean, b.exits, b.unmapped, b.chained
+            ),
+        );
+    }
+    for (key, op) in [
+        ("native_null_sbi_call", "null_sbi_call"),
+        ("native_mmio_uart_roundtrip", "mmio_uart_roundtrip"),
+    ] {
+        let n = native.figure(op);
+        add(key, n.to_string(), format!("{n} instructions without Mica"));
+    }
+    let bytes = mica.output.bytes;
+    add(
+        "uart_out_bytes",
+        bytes.to_string(),
+        format!("{bytes} bytes"),
+    );
+    let (m, n) = (Rates::of(&mica.output), Rates::of(&native.output));
+    for (keys, o, r, where_) in [
+        (OUT_MICA, &mica.output, &m, "under Mica"),
+        (OUT_NATIVE, &native.output, &n, "without Mica"),
+    ] {
+        let [instructions, ns, wall, per_minstr, per_guest_s, per_wall_s] = keys;
+        let wall_ms = o.wall.as_millis();
+        let values = [
+            (instructions, o.instructions.to_string(), "instructions"),
+            (ns, o.ns.to_string(), "ns of guest time"),
+            (wall, wall_ms.to_string(), "ms of wall time"),
+            (
+                per_minstr,
+                format!("{:.1}", r.per_minstr),
+                "bytes per million instructions",
+            ),
+            (
+                per_guest_s,
+                format!("{:.0}", r.per_guest_s),
+                "bytes per second of guest time",
+            ),
+            (
+                per_wall_s,
+                format!("{:.0}", r.per_wall_s),
+                "bytes per second of wall time",
+            ),
+        ];
+        for (key, value, unit) in values {
+            let summary = format!("{value} {unit} {where_}");
+            add(key, value, summary);
+        }
+    }
+    for (key, mica_rate, native_rate, what) in [
+        (
+            "uart_out_ratio_per_minstr",
+            m.per_minstr,
+            n.per_minstr,
+            "bytes per instruction",
+        ),
+        (
+            "uart_out_ratio_per_guest_s",
+            m.per_guest_s,
+            n.per_guest_s,
+            "bytes per guest second",
+        ),
+        (
+            "uart_out_ratio_per_wall_s",
+            m.per_wall_s,
+            n.per_wall_s,
+            "bytes per wall second",
+        ),
+    ] {
+        let r = significant(mica_rate / native_rate.max(f64::MIN_POSITIVE));
+        add(key, r.clone(), format!("{r} (Mica / native, {what})"));
+    }
+    out
+}
+
+/// The sustained-output keys of each side: instructions, ns, wall ms and
+/// bytes per million instructions, per guest second, per wall second.
+const OUT_MICA: [&str; 6] = [
+    "uart_out_mica_instructions",
+    "uart_out_mica_ns",
+    "uart_out_mica_wall_ms",
+    "uart_out_mica_bytes_per_minstr",
+    "uart_out_mica_bytes_per_guest_s",
+    "uart_out_mica_bytes_per_wall_s",
+];
+const OUT_NATIVE: [&str; 6] = [
+    "uart_out_native_instructions",
+    "uart_out_native_ns",
+    "uart_out_native_wall_ms",
+    "uart_out_native_bytes_per_minstr",
+    "uart_out_native_bytes_per_guest_s",
+    "uart_out_native_bytes_per_wall_s",
+];
+
+/// Sustained-output rates.
+struct Rates {
+    per_minstr: f64,
+    per_guest_s: f64,
+    per_wall_s: f64,
+}
+
+impl Rates {
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "byte and instruction counts far below 2^52"
+    )]
+    fn of(o: &Output) -> Rates {
+        let bytes = o.bytes as f64;
+        Rates {
+            per_minstr: bytes * 1e6 / (o.instructions.max(1) as f64),
+            per_guest_s: bytes * 1e9 / (o.ns.max(1) as f64),
+            per_wall_s: bytes / o.wall.as_secs_f64().max(1e-9),
+        }
+    }
+}
+
+/// `a / b` (0 when `b` is 0).
+#[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// `x` with four significant digits, in plain decimal notation.
+fn significant(x: f64) -> String {
+    if x <= 0.0 || !x.is_finite() {
+        return "0".into();
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "the exponent of a finite f64 fits in i32"
+    )]
+    let magnitude = x.log10().floor() as i32;
+    let decimals = usize::try_from(3 - magnitude).unwrap_or(0);
+    format!("{x:.decimals$}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{figures, significant};
+    use crate::bench_run::{Output, Run};
+    use crate::bench_trace::{Breakdown, Stages};
+    use std::time::Duration;
+
+    fn run(sbi: u64, mmio: u64, instructions: u64, ns: u64, wall_ms: u64) -> Run {
+        Run {
+            figures: vec![
+                ("timebase_hz", 10_000_000),
+                ("null_sbi_call", sbi),
+                ("null_sbi_call_ns", sbi),
+                ("mmio_uart_roundtrip", mmio),
+                ("mmio_uart_roundtrip_ns", mmio * 2),
+                ("mmio_uart_max_idle_ns", 50),
+            ],
+            output: Output {
+                bytes: 65536,
+                instructions,
+                ns,
+                wall: Duration::from_millis(wall_ms),
+            },
+        }
+    }
+
+    fn value<'a>(figures: &'a [(&str, String, String)], key: &str) -> &'a str {
+        &figures
+            .iter()
+            .find(|f| f.0 == key)
+            .unwrap_or_else(|| panic!("no {key}"))
+            .1
+    }
+
+    #[test]
+    fn rates_and_ratios_are_mica_over_native() {
+        let mica = run(300, 9000, 1_000_000_000, 2_000_000_000, 10_000);
+        let native = run(300, 2, 640_000, 640_000, 100);
+        let f = figures(&mica, &native, None);
+        assert_eq!(value(&f, "mmio_uart_roundtrip_ns_per_instruction"), "2.000");
+        assert_eq!(value(&f, "uart_out_mica_bytes_per_minstr"), "65.5");
+        assert_eq!(value(&f, "uart_out_native_bytes_per_minstr"), "102400.0");
+        assert_eq!(value(&f, "uart_out_mica_bytes_per_guest_s"), "32768");
+        assert_eq!(value(&f, "uart_out_mica_bytes_per_wall_s"), "6554");
+        assert_eq!(value(&f, "uart_out_native_bytes_per_wall_s"), "655360");
+        assert_eq!(value(&f, "uart_out_ratio_per_wall_s"), "0.01000");
+        assert_eq!(value(&f, "uart_out_ratio_per_minstr"), "0.0006400");
+        assert_eq!(value(&f, "native_mmio_uart_roundtrip"), "2");
+        assert!(f.iter().all(|x| !x.0.starts_with("mmio_stage")));
+        // The existing figures stay first, as before.
+        assert_eq!(f[0].0, "null_sbi_call");
+    }
+
+    #[test]
+    fn the_breakdown_goes_in_when_there_is_one() {
+        let mica = run(300, 9000, 1, 1, 1);
+        let stages = Stages {
+            kernel_exit: 1,
+            ioreq: 2,
+            kernel_ipc: 3,
+            devices: 4,
+            ret: 5,
+        };
+        let b = Breakdown {
+            stages,
+            clean: 20,
+            typical: 18,
+            exits: 40,
+            unmapped: 0,
+            chained: 0,
+        };
+        let f = figures(&mica, &mica, Some(&b));
+        assert_eq!(value(&f, "mmio_stage_return"), "5");
+        assert_eq!(value(&f, "mmio_stage_total"), "15");
+        assert_eq!(value(&f, "mmio_stage_samples"), "18");
+    }
+
+    #[test]
+    fn ratios_keep_four_significant_digits() {
+        assert_eq!(significant(1.371), "1.371");
+        assert_eq!(significant(0.000_54), "0.0005400");
+        assert_eq!(significant(123.46), "123.5");
+        assert_eq!(significant(12345.0), "12345");
+        assert_eq!(significant(0.0), "0");
+    }
+}
