@@ -135,7 +135,9 @@ fn asids_tag_tasks() -> bool {
     let kept = (csr::satp::read() & asid_field) >> 44;
     csr::satp::write(current);
     flush_all();
-    let wide = kept.count_ones() >= crate::obj::MAX_TASKS.next_power_of_two().trailing_zeros() + 1;
+    // ASIDs run up to MAX_TASKS (slot + 1): its bit length is what it takes.
+    let needed = usize::BITS - crate::obj::MAX_TASKS.leading_zeros();
+    let wide = kept.count_ones() >= needed;
     KNOWN.store(if wide { YES } else { NO }, Ordering::Relaxed);
     wide
 }
