@@ -23,7 +23,6 @@ use crate::vm::{GuestAccess, StopReason, Vm, VmState, is_mmio};
 use ipc::Error;
 use ipc::ioreq_abi::slot::IoRequest;
 
-const HSTATUS_SPV: usize = 1 << 7;
 const HSTATUS_SPVP: usize = 1 << 8;
 /// `wfi` in VS-mode traps (virtual instruction) so the kernel can sleep it.
 const HSTATUS_VTW: usize = 1 << 21;
@@ -244,6 +243,8 @@ pub(super) struct PendingMmio {
     access: MmioAccess,
     request: IoRequest,
     gva: usize,
+    /// Whether the access came from VS-mode (`hstatus.SPVP` at the exit).
+    from_vs: bool,
 }
 
 /// How a run ended.
@@ -374,17 +375,27 @@ impl GuestVm {
     }
 
     fn run_loaded(&mut self, dispatch: &mut dyn IoreqDispatch) -> RunOutcome {
-        let hstatus = csr::hstatus::read() | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_VTW;
+        if self.vm.state() != VmState::Running {
+            return RunOutcome::Left(self.vm.state());
+        }
+        if self.vcpu.run != VcpuRun::Runnable {
+            return RunOutcome::BlockedOnIo;
+        }
+        fpu::load(self.vcpu.fp_token, &self.vcpu.fp);
+        let v = &mut self.vcpu;
+        // The entry sets SPV; after an exit SPVP says the mode the guest
+        // trapped in.
+        csr::hstatus::set(HSTATUS_SPVP | HSTATUS_VTW);
+        // SPP as the last exit left it: a guest trapped in VU-mode (its
+        // user programs) resumes in VU-mode, not in VS-mode.
         let sstatus = fpu::guest_sstatus(csr::sstatus::read() | csr::SSTATUS_SPP)
             & !(csr::SSTATUS_SIE | SSTATUS_SPIE);
-        fpu::load(self.vcpu.fp_token, &self.vcpu.fp);
+        v.frame.sstatus = sstatus & !csr::SSTATUS_SPP | v.frame.sstatus & csr::SSTATUS_SPP;
+        // Between two entries the frame keeps the `sstatus` the exit saved
+        // (the guest's mode in SPP, interrupts off); only FS goes back to
+        // Clean once the guest's FP writes are saved. Every exit that
+        // changes the VM's or the vCPU's state ends the run.
         loop {
-            if self.vm.state() != VmState::Running {
-                return RunOutcome::Left(self.vm.state());
-            }
-            if self.vcpu.run != VcpuRun::Runnable {
-                return RunOutcome::BlockedOnIo;
-            }
             let v = &mut self.vcpu;
             if let Some(deadline) = v.deadline {
                 if timer::now() >= deadline {
@@ -395,13 +406,10 @@ impl GuestVm {
                     timer::set_deadline(crate::ticks::deadline(Some(deadline)));
                 }
             }
-            v.frame.hstatus = hstatus;
-            // SPP as the last exit left it: a guest trapped in VU-mode (its
-            // user programs) resumes in VU-mode, not in VS-mode.
-            v.frame.sstatus = sstatus & !csr::SSTATUS_SPP | v.frame.sstatus & csr::SSTATUS_SPP;
             enter_guest(&mut v.frame);
             if fpu::dirtied(v.frame.sstatus) {
                 fpu::save(&mut v.fp);
+                v.frame.sstatus = fpu::guest_sstatus(v.frame.sstatus);
             }
             if let Some(outcome) = self.handle_exit(dispatch) {
                 return outcome;
@@ -513,7 +521,8 @@ impl GuestVm {
     /// cleared, and the guest resumes in VS-mode at its trap vector.
     fn inject(&mut self, cause: usize, tval: usize) -> Option<RunOutcome> {
         self.sync_vs();
-        self.deliver_exception(cause, tval);
+        let from_vs = csr::hstatus::read() & HSTATUS_SPVP != 0;
+        self.deliver_exception(cause, tval, from_vs);
         // The VS CSRs changed in memory: load them all for the entry.
         self.vcpu.vs.load();
         None
@@ -521,9 +530,8 @@ impl GuestVm {
 
     /// The part of [`GuestVm::inject`] on the saved state (outside a run,
     /// or after [`GuestVm::sync_vs`] inside one).
-    fn deliver_exception(&mut self, cause: usize, tval: usize) {
+    fn deliver_exception(&mut self, cause: usize, tval: usize, from_vs: bool) {
         let v = &mut self.vcpu;
-        let from_vs = v.frame.hstatus & HSTATUS_SPVP != 0;
         let mut vsstatus = v.vs.vsstatus & !(csr::SSTATUS_SPP | SSTATUS_SPIE | csr::SSTATUS_SIE);
         if from_vs {
             vsstatus |= csr::SSTATUS_SPP;
@@ -622,7 +630,7 @@ impl GuestVm {
     fn fetch_insn(&mut self) -> Option<u32> {
         self.sync_vs();
         let memory = GuestRam { root: self.root };
-        let mode = if self.vcpu.frame.hstatus & HSTATUS_SPVP != 0 {
+        let mode = if csr::hstatus::read() & HSTATUS_SPVP != 0 {
             GuestMode::Supervisor
         } else {
             GuestMode::User
@@ -665,6 +673,7 @@ impl GuestVm {
             access,
             request: exit.request(id),
             gva,
+            from_vs: csr::hstatus::read() & HSTATUS_SPVP != 0,
         });
         self.vcpu.run = VcpuRun::BlockedOnIo;
         match dispatch.pending(self.page(), id) {
@@ -726,7 +735,7 @@ impl GuestVm {
                     AccessKind::Load { .. } => LOAD_ACCESS_FAULT,
                     AccessKind::Store { .. } => STORE_ACCESS_FAULT,
                 };
-                self.deliver_exception(cause, pending.gva);
+                self.deliver_exception(cause, pending.gva, pending.from_vs);
                 self.vs_changed();
                 let v = &mut self.vcpu;
                 v.pending = None;

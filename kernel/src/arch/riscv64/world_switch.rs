@@ -4,8 +4,14 @@
 //! which stores the guest's registers and trap CSRs and returns to the
 //! caller as if `enter_guest` were an ordinary call.
 //!
-//! The exit clears `hstatus.SPV` again, so the kernel's next `sret` (to a
-//! U-mode task) does not enter a guest by mistake.
+//! The entry sets `hstatus.SPV` (the rest of `hstatus`, VTW and SPVP, the
+//! caller sets once per run) and the exit clears it again, so the
+//! kernel's next `sret` (to a U-mode task) does not enter a guest by
+//! mistake. The exit leaves SPVP, the mode the guest trapped in, in the
+//! CSR. `sstatus` is not restored at the exit: the trap left SIE clear,
+//! SUM and MXR are the kernel's (a guest cannot change them), and FS and
+//! SPP matter only to the FP save and to the next `sret`, whose `sstatus`
+//! the next entry or the return to a task writes whole.
 //!
 //! While the guest runs, `sscratch` holds the [`GuestFrame`]'s address; the
 //! kernel's own trap vector and `sscratch` (always `__trap_entry` and 0 in
@@ -24,10 +30,7 @@ pub struct GuestFrame {
     pub sepc: usize,
     /// `sstatus` for the entry: SPP=1 (VS-mode), SIE/SPIE clear.
     pub sstatus: usize,
-    /// `hstatus` for the entry: SPV=1 selects the guest on `sret`.
-    pub hstatus: usize,
     host: [usize; 14],
-    host_sstatus: usize,
     /// `scause` of the exit. Its `stval`, `htval` and `htinst` stay in
     /// their CSRs until the kernel's next trap: the exit handler reads the
     /// ones it needs (an SBI call needs none).
@@ -54,16 +57,14 @@ __enter_guest:
     sd      s9, {host}+88(a0)
     sd      s10, {host}+96(a0)
     sd      s11, {host}+104(a0)
-    csrr    t0, sstatus
-    sd      t0, {host_sstatus}(a0)
     csrci   sstatus, 2
     la      t0, __guest_exit
     csrw    stvec, t0
     csrw    sscratch, a0
     ld      t0, {sstatus}(a0)
     csrw    sstatus, t0
-    ld      t0, {hstatus}(a0)
-    csrw    0x600, t0
+    li      t0, {spv}
+    csrs    0x600, t0
     ld      t0, {sepc}(a0)
     csrw    sepc, t0
     ld      x1, 8(a0)
@@ -138,8 +139,6 @@ __guest_exit:
     sd      t0, {sepc}(a0)
     csrr    t0, sstatus
     sd      t0, {sstatus}(a0)
-    csrr    t0, 0x600
-    sd      t0, {hstatus}(a0)
     li      t1, {spv}
     csrc    0x600, t1
     csrr    t0, scause
@@ -161,14 +160,10 @@ __guest_exit:
     ld      s9, {host}+88(a0)
     ld      s10, {host}+96(a0)
     ld      s11, {host}+104(a0)
-    ld      t0, {host_sstatus}(a0)
-    csrw    sstatus, t0
     ret
     "#,
     host = const offset_of!(GuestFrame, host),
-    host_sstatus = const offset_of!(GuestFrame, host_sstatus),
     sstatus = const offset_of!(GuestFrame, sstatus),
-    hstatus = const offset_of!(GuestFrame, hstatus),
     sepc = const offset_of!(GuestFrame, sepc),
     scause = const offset_of!(GuestFrame, scause),
     spv = const 1 << 7,
@@ -182,13 +177,15 @@ unsafe extern "C" {
 /// `frame` then holds its registers and the trap's cause.
 ///
 /// The caller has loaded the vCPU's G-stage (`hgatp`), VS CSRs and
-/// delegation, and set `frame.sstatus`/`frame.hstatus` for a VS-mode entry.
+/// delegation, `hstatus` (all but SPV) and set `frame.sstatus` for the
+/// entry.
 pub fn enter_guest(frame: &mut GuestFrame) {
-    // SAFETY: `__enter_guest` saves every callee-saved register, `sp`, `ra`
-    // and `sstatus` into `frame` and restores them before returning, and
-    // puts back the kernel's trap vector and its `sscratch` of 0 (the
-    // kernel always runs with both), so to Rust it is a call that clobbers the
-    // caller-saved registers (declared by the C ABI). The guest runs under
+    // SAFETY: `__enter_guest` saves every callee-saved register, `sp` and
+    // `ra` into `frame` and restores them before returning, puts back the
+    // kernel's trap vector and its `sscratch` of 0 (the kernel always runs
+    // with both) and leaves SIE clear (as the kernel runs), so to Rust it is
+    // a call that clobbers the caller-saved registers (declared by the C
+    // ABI). The guest runs under
     // its own G-stage and cannot reach kernel memory; its traps come back
     // through `__guest_exit`, which uses only `frame`.
     unsafe { __enter_guest(frame) }
