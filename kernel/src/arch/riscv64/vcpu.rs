@@ -19,6 +19,7 @@ use super::{csr, timer};
 use crate::frame::FrameAllocator;
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::{self, IoreqDispatch, MmioExit, VcpuRun};
+use crate::vm::stats::ExitKind;
 use crate::vm::{GuestAccess, StopReason, Vm, VmState, is_mmio};
 use ipc::Error;
 use ipc::ioreq_abi::slot::IoRequest;
@@ -426,13 +427,17 @@ impl GuestVm {
         let f = &self.vcpu.frame;
         let (cause, stval, htval, htinst) = (f.scause, f.stval, f.htval, f.htinst);
         if cause & INTERRUPT != 0 {
+            self.vm.stats.exit(ExitKind::Interrupt);
             // Let the kernel's own vector take it (only the timer is enabled).
             csr::sstatus::set(csr::SSTATUS_SIE);
             csr::sstatus::clear(csr::SSTATUS_SIE);
             return Some(RunOutcome::Preempted);
         }
         match cause {
-            10 => self.sbi_call(),
+            10 => {
+                self.vm.stats.exit(ExitKind::Hypercall);
+                self.sbi_call()
+            }
             20 | 21 | 23 => {
                 let gpa = mmio_decode::fault_gpa(htval as u64, stval as u64);
                 let access = match cause {
@@ -441,17 +446,28 @@ impl GuestVm {
                     _ => GuestAccess::Store,
                 };
                 if access == GuestAccess::Fetch || !is_mmio(gpa) {
+                    self.vm.stats.exit(ExitKind::Other);
                     return self.stray_access(access, gpa, stval);
                 }
+                self.vm.stats.exit(ExitKind::Device);
                 self.mmio(gpa, stval, htinst as u64, dispatch)
             }
-            22 if stval == WFI => self.wfi(),
+            22 if stval == WFI => {
+                self.vm.stats.exit(ExitKind::Wait);
+                self.wfi()
+            }
             // An instruction the guest may not run virtualized and Mica
             // does not emulate: the guest sees it as illegal (as KVM does).
-            22 => self.inject(ILLEGAL_INSTRUCTION, stval),
+            22 => {
+                self.vm.stats.exit(ExitKind::Other);
+                self.inject(ILLEGAL_INSTRUCTION, stval)
+            }
             // Anything else the hart brought to HS-mode (access faults...)
             // is the guest's to handle, as on a machine of its own.
-            code => self.inject(code, stval),
+            code => {
+                self.vm.stats.exit(ExitKind::Other);
+                self.inject(code, stval)
+            }
         }
     }
 
