@@ -287,7 +287,7 @@ impl ListPager {
                 Ok(vms)
             }
             Response::Err(error) => Err(ReplyError::Refused(error)),
-            Response::Ok | Response::Info(_) | Response::ConsoleOutput(_) => {
+            Response::Ok | Response::Info(_) | Response::ConsoleOutput(_) | Response::Stats(_) => {
                 Err(ReplyError::Unexpected)
             }
         }
