@@ -88,10 +88,11 @@ fn manager(counts: bool) -> Manager {
         counts,
         ..Kernel::default()
     };
-    let mut m = Manager::new(SCENARIO, KernelPlatform::new(kernel, Links), Zero).unwrap();
+    let mut m =
+        Manager::new(SCENARIO, KernelPlatform::new(kernel, Links), Zero).expect("a valid scenario");
     for name in ["vm0", "web"] {
         let created = m.handle(Request::Create {
-            name: wire_name(name).unwrap(),
+            name: wire_name(name).expect("a valid test name"),
             options: CreateOptions::default(),
         });
         assert!(matches!(created, Response::Info(_)), "{created:?}");
@@ -101,7 +102,7 @@ fn manager(counts: bool) -> Manager {
 
 fn stats(name: &str) -> Request {
     Request::Stats {
-        name: wire_name(name).unwrap(),
+        name: wire_name(name).expect("a valid test name"),
     }
 }
 
