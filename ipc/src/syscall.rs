@@ -342,6 +342,18 @@ pub enum Sysno {
     /// If the resume is refused its error returns at once and the caller
     /// does not receive. Needs the IOREQ right.
     IoreqCompleteRecv = 37,
+    /// `vm_stats(vm, group) -> (a, b, c)`: VM `vm`'s accounting since it
+    /// last started, three counters per call; `group` is one of
+    /// [`vm_stats`]'s, which says what lands in a1-a3. Exits are counted
+    /// by kind where the kernel decides what to do with them; an I/O
+    /// round trip runs from the exit that made the vCPU's ioreq slot
+    /// PENDING to the resume that freed it, and its time (the services'
+    /// time on the VM's request, with any wait for them to run) is summed
+    /// in nanoseconds of the host timer. The three calls of a full read
+    /// are not one snapshot: the guest may run between them. Needs
+    /// VM_CONTROL; `Error::UnknownVm`, `Error::InvalidArgument` for
+    /// another `group`.
+    VmStats = 38,
 }
 
 /// The values of `vm_status`.
@@ -358,6 +370,22 @@ pub mod vm_status {
     pub const REBOOT_REQUESTED: usize = 4;
     /// The kernel stopped it (the reason was printed on the console).
     pub const STOPPED: usize = 5;
+}
+
+/// The groups of `vm_stats`: which counters come back in a1, a2, a3.
+pub mod vm_stats {
+    /// Exits for device accesses (MMIO on RISC-V, port I/O on x86),
+    /// hypervisor calls (SBI `ecall`; VMMCALL / VMCALL) and waits (`wfi`,
+    /// `hlt`).
+    pub const EXITS: usize = 0;
+    /// Exits for host interrupts and for everything else (exceptions
+    /// reflected into the guest, CPUID, stray accesses), then I/O request
+    /// round trips through the services.
+    pub const MORE_EXITS: usize = 1;
+    /// The round trips' time summed, in nanoseconds; a2 and a3 are 0.
+    pub const SERVICE_TIME: usize = 2;
+    /// How many groups there are.
+    pub const GROUPS: usize = 3;
 }
 
 /// How many bytes of an image `image_info` copies: a RISC-V Linux Image
@@ -430,6 +458,7 @@ impl Sysno {
             35 => Sysno::VmStatus,
             36 => Sysno::VmSetName,
             37 => Sysno::IoreqCompleteRecv,
+            38 => Sysno::VmStats,
             _ => return None,
         })
     }
@@ -523,12 +552,21 @@ mod tests {
             (Sysno::VmStatus, 35),
             (Sysno::VmSetName, 36),
             (Sysno::IoreqCompleteRecv, 37),
+            (Sysno::VmStats, 38),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(38), None);
+        assert_eq!(Sysno::from_usize(39), None);
+        assert_eq!(
+            (
+                vm_stats::EXITS,
+                vm_stats::MORE_EXITS,
+                vm_stats::SERVICE_TIME
+            ),
+            (0, 1, 2)
+        );
         assert_eq!(Sysno::from_usize(usize::MAX), None);
     }
 

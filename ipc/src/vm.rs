@@ -96,6 +96,45 @@ pub struct VmInfo {
     pub generation_id: [u8; 16],
 }
 
+/// What `Stats` reports of a VM, since it last started (a reset or a
+/// fresh start begins again from zero): how often its vCPUs left the guest,
+/// by kind, and its I/O requests through the ioreq and device services.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmStats {
+    /// Exits for device accesses: MMIO on RISC-V, port I/O on x86.
+    pub device_exits: u64,
+    /// Exits for hypervisor calls: SBI `ecall` on RISC-V, VMMCALL/VMCALL.
+    pub hypercall_exits: u64,
+    /// Exits to wait for an interrupt: `wfi`, `hlt`.
+    pub wait_exits: u64,
+    /// Runs ended by a host interrupt (the scheduler's tick).
+    pub interrupt_exits: u64,
+    /// Every other exit: exceptions reflected into the guest, CPUID,
+    /// stray accesses.
+    pub other_exits: u64,
+    /// I/O requests that went round the services and were completed.
+    pub ioreq_round_trips: u64,
+    /// Their time from the exit to the vCPU's resume, summed, in
+    /// nanoseconds of the host timer: the services' time on the VM's
+    /// requests, with any wait for them to run.
+    pub service_ns: u64,
+}
+
+impl VmStats {
+    /// Every exit, of any kind.
+    pub fn total_exits(&self) -> u64 {
+        [
+            self.device_exits,
+            self.hypercall_exits,
+            self.wait_exits,
+            self.interrupt_exits,
+            self.other_exits,
+        ]
+        .iter()
+        .fold(0u64, |sum, &n| sum.saturating_add(n))
+    }
+}
+
 /// A request to the vm-manager.
 #[allow(
     clippy::large_enum_variant,
@@ -179,6 +218,13 @@ pub enum Request {
         /// The first byte wanted: 0, then the last answer's `next`.
         from: u64,
     },
+    /// Report the VM's exits and I/O accounting (answered with `Stats`);
+    /// a powered-off VM has none: `IllegalTransition { state:
+    /// PoweredOff }`.
+    Stats {
+        /// Which VM.
+        name: WireName,
+    },
 }
 
 /// The vm-manager's answer.
@@ -204,4 +250,6 @@ pub enum Response {
     /// Console output (answer to `ConsoleOutput`): raw bytes as the guest
     /// wrote them, with where to continue and how many were lost.
     ConsoleOutput(ConsoleChunk),
+    /// A VM's accounting (answer to `Stats`).
+    Stats(VmStats),
 }

@@ -8,7 +8,7 @@
 
 use ipc::devices::{self, ConsoleChunk, DeviceKind, INPUT_CHUNK, IrqEvent, OUTPUT_CHUNK};
 use ipc::ioreq::{self, ClientId};
-use ipc::vm::{self, CreateOptions, LIST_PAGE, VmInfo, VmKind, VmState};
+use ipc::vm::{self, CreateOptions, LIST_PAGE, VmInfo, VmKind, VmState, VmStats};
 use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, WireName, decode, encode};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -101,6 +101,7 @@ fn every_vm_message_fits() {
             name: n(),
             from: u64::MAX,
         },
+        vm::Request::Stats { name: n() },
     ] {
         assert_fits(msg);
     }
@@ -120,6 +121,15 @@ fn every_vm_message_fits() {
     assert_fits(vm::Response::Info(widest_info()));
     assert_fits(vm::Response::Err(widest_error()));
     assert_fits(vm::Response::ConsoleOutput(fullest_console_chunk()));
+    assert_fits(vm::Response::Stats(VmStats {
+        device_exits: u64::MAX,
+        hypercall_exits: u64::MAX,
+        wait_exits: u64::MAX,
+        interrupt_exits: u64::MAX,
+        other_exits: u64::MAX,
+        ioreq_round_trips: u64::MAX,
+        service_ns: u64::MAX,
+    }));
     // Every devices answer on the guest I/O path is a `devices::Response`
     // moved through the ioreq service: a console chunk of 384 bytes made
     // each one 400 bytes and cost ~600 instructions per UART access

@@ -76,6 +76,7 @@ fn vm_request() -> impl Strategy<Value = vm::Request> {
                 bytes: heapless::Vec::from_slice(&bytes).unwrap()
             }),
         (name(), any::<u64>()).prop_map(|(name, from)| vm::Request::ConsoleOutput { name, from }),
+        name().prop_map(|name| vm::Request::Stats { name }),
     ]
 }
 

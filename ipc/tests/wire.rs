@@ -7,7 +7,7 @@
 
 use ipc::devices::{self, ConsoleChunk, DeviceKind, IrqEvent};
 use ipc::ioreq::{self, ClientId};
-use ipc::vm::{self, CreateOptions, VmInfo, VmKind, VmState};
+use ipc::vm::{self, CreateOptions, VmInfo, VmKind, VmState, VmStats};
 use ipc::{Error, Space, VmId, encode, wire_name};
 
 fn first_byte<T: serde::Serialize>(msg: &T) -> u8 {
@@ -34,7 +34,7 @@ fn info() -> VmInfo {
 #[test]
 fn vm_request_discriminants_are_pinned() {
     let n = name;
-    let cases: [(vm::Request, u8); 12] = [
+    let cases: [(vm::Request, u8); 13] = [
         (
             vm::Request::Create {
                 name: n(),
@@ -71,6 +71,7 @@ fn vm_request_discriminants_are_pinned() {
             10,
         ),
         (vm::Request::ConsoleOutput { name: n(), from: 0 }, 11),
+        (vm::Request::Stats { name: n() }, 12),
     ];
     for (msg, byte) in cases {
         assert_eq!(first_byte(&msg), byte, "{msg:?}");
@@ -115,6 +116,27 @@ fn vm_response_discriminants_are_pinned() {
     // The chunk itself: next, lost, then the length-prefixed bytes.
     let mut buf = [0u8; 16];
     assert_eq!(encode(&chunk, &mut buf).unwrap(), [2, 1, 2, b'h', b'i']);
+    assert_eq!(first_byte(&vm::Response::Stats(VmStats::default())), 5);
+}
+
+#[test]
+fn vm_stats_bytes_are_pinned() {
+    // The fields in order, each a varint: device, hypercall, wait,
+    // interrupt and other exits, round trips, service nanoseconds.
+    let stats = VmStats {
+        device_exits: 300,
+        hypercall_exits: 2,
+        wait_exits: 3,
+        interrupt_exits: 4,
+        other_exits: 5,
+        ioreq_round_trips: 300,
+        service_ns: 1_000_000,
+    };
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        encode(&stats, &mut buf).unwrap(),
+        [0xac, 0x02, 2, 3, 4, 5, 0xac, 0x02, 0xc0, 0x84, 0x3d]
+    );
 }
 
 #[test]

@@ -102,6 +102,7 @@ extern "C" fn kmain_entry(arg0: usize, arg1: usize) -> ! {
     arch::trap_init();
     match arch::timer_start(&firmware) {
         Some(hz) => {
+            ticks::set_clock_hz(hz);
             let first = ticks::start(ticks::interval_for(hz, TICK_HZ), arch::timer_now());
             arch::timer_set_deadline(first);
             while ticks::count() < BOOT_TICKS {

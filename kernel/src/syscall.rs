@@ -183,7 +183,8 @@ pub fn dispatch<M: Machine>(
         | Sysno::ImageInfo
         | Sysno::VmWriteRam
         | Sysno::VmStatus
-        | Sysno::VmSetName => {
+        | Sysno::VmSetName
+        | Sysno::VmStats => {
             return syscall_vm::dispatch(objects, machine, current, call, args);
         }
     };

@@ -1,5 +1,5 @@
 //! The system calls on VMs, the ioreq path and the raw console
-//! (`ipc::syscall` numbers 11-21, 29-33): each checks the caller's kernel rights
+//! (`ipc::syscall` numbers 11-21, 29-33, 35, 36, 38): each checks the caller's kernel rights
 //! (`Error::PermissionDenied` otherwise) and its arguments, keeps the VM
 //! lifecycle in `vm::control`, and leaves guest memory and registers to the
 //! arch layer's [`VmHost`].
@@ -17,6 +17,7 @@ use crate::obj::objects::KernelObjects;
 use crate::obj::sched::Decision;
 use crate::syscall::Machine;
 use crate::vm::control;
+use crate::vm::stats::VmFigures;
 
 /// Most guest RAM one VM may ask for, in MiB.
 pub const MAX_RAM_MIB: usize = 1024;
@@ -114,6 +115,10 @@ pub trait VmHost {
     fn vm_clone_ram(&mut self, _src: usize, _dst: usize) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
+    /// `vm`'s exit and I/O accounting since it last started.
+    fn vm_stats(&mut self, _vm: usize) -> Result<VmFigures, Error> {
+        Err(Error::KernelRefused)
+    }
 }
 
 fn need(objects: &KernelObjects, task: TaskId, right: KernelRights) -> Result<(), Error> {
@@ -209,6 +214,11 @@ pub fn dispatch<M: Machine>(
             .and_then(|()| control::check_clone(objects, vm, args[1]))
             .and_then(|()| machine.vm_clone_ram(vm, args[1]))
             .map(|()| [0; 3]),
+        Sysno::VmStats => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| known(objects, vm))
+            .and_then(|()| machine.vm_stats(vm))
+            .and_then(|figures| figures.group(args[1]).ok_or(Error::InvalidArgument))
+            .map(|values| values.map(|v| v as usize)),
         _ => Err(Error::InvalidArgument),
     };
     match result {
@@ -342,3 +352,7 @@ mod tests;
 #[cfg(test)]
 #[path = "syscall_vm_guest_tests.rs"]
 mod guest_tests;
+
+#[cfg(test)]
+#[path = "syscall_vm_stats_tests.rs"]
+mod stats_tests;

@@ -9,6 +9,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 static TICKS: AtomicU64 = AtomicU64::new(0);
+static CLOCK_HZ: AtomicU64 = AtomicU64::new(0);
 static CLOCK: spin::Mutex<TickClock> = spin::Mutex::new(TickClock::new(u64::MAX / 2));
 
 /// When the ticks fall, pure (the global one is behind [`on_timer`] and
@@ -89,6 +90,17 @@ pub fn take_tick() -> bool {
 /// The deadline to arm given the earliest wake-up anyone waits for.
 pub fn deadline(wakeup: Option<u64>) -> u64 {
     CLOCK.lock().deadline(wakeup)
+}
+
+/// Records the timer clock's counts per second (`arch::timer_start`'s
+/// answer), for turning clock counts into time.
+pub fn set_clock_hz(hz: u64) {
+    CLOCK_HZ.store(hz, Ordering::Relaxed);
+}
+
+/// The timer clock's counts per second; 0 before the timer started.
+pub fn clock_hz() -> u64 {
+    CLOCK_HZ.load(Ordering::Relaxed)
 }
 
 /// Ticks since boot.

@@ -369,6 +369,7 @@ fn run_vcpu(r: &mut Runner, vm: usize) -> Decision {
     match guest.run(&mut ToIoreqTask) {
         RunOutcome::Preempted => after_timer(r),
         RunOutcome::BlockedOnIo => {
+            guest.vm.stats.io_exit(arch::timer_now());
             if let Some((task, bits, decision)) = control::io_exit_direct(&mut r.objects, vm) {
                 syscall_vm::deliver(&mut r.tasks, task, bits);
                 return decision;

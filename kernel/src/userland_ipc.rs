@@ -61,6 +61,7 @@ pub(super) fn fast_complete_recv(
     let (task, ep) = r.objects.plain_complete_recv(current, vm, vcpu, slot)?;
     let guest = r.tasks.guests.vms.get_mut(vm)?.as_mut()?;
     guest.resume_io().ok()?;
+    guest.vm.stats.io_resumed(arch::timer_now());
     r.objects.complete_recv_direct(current, vm, task, ep);
     Some(Decision::SwitchTo(task))
 }

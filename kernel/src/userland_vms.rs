@@ -17,6 +17,7 @@ use crate::klog;
 use crate::kmain::FRAMES;
 use crate::obj::ids::TaskId;
 use crate::syscall_vm::VmHost;
+use crate::vm::stats::VmFigures;
 use crate::vm::{VmName, VmState};
 
 /// Every VM's arch state, by number.
@@ -182,7 +183,10 @@ impl VmHost for Tasks {
         if vcpu != 0 {
             return Err(Error::InvalidArgument);
         }
-        self.guest(vm)?.resume_io()
+        let guest = self.guest(vm)?;
+        guest.resume_io()?;
+        guest.vm.stats.io_resumed(crate::arch::timer_now());
+        Ok(())
     }
 
     fn console_raw(&mut self, line: &[u8]) {
@@ -218,6 +222,10 @@ impl VmHost for Tasks {
             VmState::RebootRequested => vm_status::REBOOT_REQUESTED,
             VmState::Stopped(_) => vm_status::STOPPED,
         })
+    }
+
+    fn vm_stats(&mut self, vm: usize) -> Result<VmFigures, Error> {
+        Ok(self.guest(vm)?.vm.stats.figures(crate::ticks::clock_hz()))
     }
 
     fn vm_clone_ram(&mut self, src: usize, dst: usize) -> Result<(), Error> {

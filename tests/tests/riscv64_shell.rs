@@ -295,3 +295,98 @@ fn a_static_name_relaunches_its_vm_and_full_or_oversized_creates_are_refused() {
     s.expect("onemore created", ANSWER).unwrap();
     halt(s);
 }
+
+/// What `vm info` shows of a VM's figures.
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    device: u64,
+    hypercall: u64,
+    interrupt: u64,
+    round_trips: u64,
+}
+
+/// Runs `vm info NAME` and reads its `exits:` and `ioreq:` lines; also
+/// returns the `ioreq:` line as shown.
+fn figures(s: &mut Session, name: &str) -> (Figures, String) {
+    s.send(&format!("vm info {name}\n")).unwrap();
+    s.expect(&format!("name:          {name}"), ANSWER).unwrap();
+    let exits = s.expect("exits:         ", ANSWER).unwrap();
+    let ioreq = s.expect("ioreq:         ", ANSWER).unwrap();
+    // `exits:         23702 device, 310 hypercall, 12 wait, 40 interrupt, 3 other`
+    let count = |line: &str, kind: &str| -> u64 {
+        let before = line.split(&format!(" {kind}")).next().unwrap();
+        let number = before.rsplit([' ', ',']).next().unwrap();
+        number
+            .parse()
+            .unwrap_or_else(|_| panic!("no {kind} count in {line:?}"))
+    };
+    let shown = Figures {
+        device: count(&exits, "device"),
+        hypercall: count(&exits, "hypercall"),
+        interrupt: count(&exits, "interrupt"),
+        round_trips: count(&ioreq, "round trips"),
+    };
+    (shown, ioreq)
+}
+
+/// The bytes the guest of `name` printed so far, as far as the console
+/// showed them: each line with its newline.
+fn printed_bytes(s: &Session, name: &str) -> u64 {
+    let prefix = format!("{name} | ");
+    s.transcript()
+        .iter()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|text| text.len() as u64 + 1)
+        .sum()
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn vm_info_shows_a_printing_guests_exits_and_io_time_grow() {
+    let mut s = booted();
+    s.expect("vm0 | vm0: tick 1", TICKS).unwrap();
+    let printed = printed_bytes(&s, "vm0");
+    let (first, ioreq) = figures(&mut s, "vm0");
+    // Every byte the hello guest prints is an LSR read and a THR write
+    // through the 16550, each an MMIO exit sent round the services.
+    assert!(
+        first.device >= 2 * printed,
+        "{first:?} for {printed} bytes printed: {:?}",
+        s.transcript()
+    );
+    assert!(
+        first.device - first.round_trips <= 1,
+        "every device exit but one in flight is a round trip: {first:?}"
+    );
+    assert!(
+        ioreq.contains(" in services (") && !ioreq.contains(", 0 ns in services"),
+        "the services took time: {ioreq:?}"
+    );
+    // It spins between ticks: the host's tick ends its runs.
+    s.expect("vm0 | vm0: tick", TICKS).unwrap();
+    s.expect("vm0 | vm0: tick", TICKS).unwrap();
+    let (second, _) = figures(&mut s, "vm0");
+    assert!(second.device > first.device, "{first:?} then {second:?}");
+    assert!(
+        second.round_trips > first.round_trips,
+        "{first:?} then {second:?}"
+    );
+    assert!(
+        second.interrupt > first.interrupt,
+        "{first:?} then {second:?}"
+    );
+    assert!(
+        second.hypercall >= first.hypercall,
+        "{first:?} then {second:?}"
+    );
+    // A fresh boot counts from zero again.
+    let (before_reset, _) = figures(&mut s, "vm1");
+    s.send("vm reset vm1\n").unwrap();
+    s.expect("vm1 reset", ANSWER).unwrap();
+    let (after_reset, _) = figures(&mut s, "vm1");
+    assert!(
+        after_reset.device < before_reset.device,
+        "vm1 was reset: {before_reset:?} then {after_reset:?}"
+    );
+    halt(s);
+}

@@ -7,6 +7,7 @@ pub mod console;
 pub mod control;
 pub mod exit;
 pub mod ioreq_path;
+pub mod stats;
 
 use core::fmt;
 
@@ -190,6 +191,8 @@ pub struct Vm {
     /// Bytes of guest RAM from [`GUEST_RAM_BASE`].
     pub ram_bytes: u64,
     state: VmState,
+    /// Its exits and I/O round trips since it started.
+    pub stats: stats::VmStats,
 }
 
 impl Vm {
@@ -199,6 +202,7 @@ impl Vm {
             name,
             ram_bytes,
             state: VmState::Running,
+            stats: stats::VmStats::new(),
         }
     }
 

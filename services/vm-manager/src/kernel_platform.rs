@@ -16,6 +16,7 @@
 //! | `start` | `vm_start(vm, entry, dtb)`: the kernel's load offset (raw: 2 MiB) and where the tree went | |
 //! | `set_generation_id` | `vm_write_genid` (the ID in guest RAM), then devices `SetGenerationId` (the notification) | (with the devices) |
 //! | `console_input` / `console_output` | devices `Input` (in pieces of `INPUT_CHUNK`) / `ConsoleRead` | |
+//! | `vm_stats` | `vm_stats(vm, group)` for each of the three groups | |
 //!
 //! The kernel makes a VM's RAM and vCPUs in one call, so `vm_create` waits
 //! for `create_vcpus`, which knows the count; the device tree needs the
@@ -28,6 +29,7 @@ use alloc::vec;
 use ipc::ioreq::ClientId;
 use ipc::syscall::{IMAGE_HEADER_BYTES, PLATFORM_SSTC};
 use ipc::syscall::{MAX_VMS, endpoints};
+use ipc::vm::VmStats;
 use ipc::{Error, VmId, devices, ioreq};
 
 use crate::board::{GuestBoard, GuestBoot};
@@ -91,6 +93,12 @@ pub trait VmKernel {
     }
     /// `vm_status`: an `ipc::syscall::vm_status` value.
     fn vm_status(&mut self, _vm: VmId) -> Result<usize, Error> {
+        Err(Error::KernelRefused)
+    }
+    /// `vm_stats`: the three counters of `group` (an
+    /// `ipc::syscall::vm_stats` value). The default refuses: a kernel
+    /// without the call.
+    fn vm_stats(&mut self, _vm: VmId, _group: usize) -> Result<[u64; 3], Error> {
         Err(Error::KernelRefused)
     }
 }
@@ -595,6 +603,23 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             devices::Response::Err(error) => Err(error),
             devices::Response::Ok | devices::Response::Value(_) => Err(Error::Malformed),
         }
+    }
+
+    fn vm_stats(&mut self, vm: VmId) -> Result<VmStats, Error> {
+        use ipc::syscall::vm_stats::{EXITS, MORE_EXITS, SERVICE_TIME};
+        let [device_exits, hypercall_exits, wait_exits] = self.kernel.vm_stats(vm, EXITS)?;
+        let [interrupt_exits, other_exits, ioreq_round_trips] =
+            self.kernel.vm_stats(vm, MORE_EXITS)?;
+        let [service_ns, ..] = self.kernel.vm_stats(vm, SERVICE_TIME)?;
+        Ok(VmStats {
+            device_exits,
+            hypercall_exits,
+            wait_exits,
+            interrupt_exits,
+            other_exits,
+            ioreq_round_trips,
+            service_ns,
+        })
     }
 
     fn guest_status(&mut self, vm: VmId) -> Result<GuestStatus, Error> {

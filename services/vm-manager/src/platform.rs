@@ -5,6 +5,7 @@
 
 use ipc::VmId;
 use ipc::devices::ConsoleChunk;
+use ipc::vm::VmStats;
 
 use crate::genid::GenerationId;
 use crate::linux_boot::LinuxBoot;
@@ -104,5 +105,11 @@ pub trait Platform {
     /// platform that cannot tell says it runs, so nothing changes.
     fn guest_status(&mut self, _vm: VmId) -> Result<GuestStatus, ipc::Error> {
         Ok(GuestStatus::Running)
+    }
+
+    /// `vm`'s exits and I/O accounting since it last started. A platform
+    /// that does not count refuses with `KernelRefused`.
+    fn vm_stats(&mut self, _vm: VmId) -> Result<VmStats, ipc::Error> {
+        Err(ipc::Error::KernelRefused)
     }
 }

@@ -4,7 +4,7 @@
 //! entry for pre-launched VMs.
 
 use ipc::devices::ConsoleChunk;
-use ipc::vm::{CreateOptions, Request, Response, VmKind, VmState};
+use ipc::vm::{CreateOptions, Request, Response, VmKind, VmState, VmStats};
 use ipc::{VmId, WireName};
 
 use crate::config::{DynamicDefaults, ScenarioError, StaticVmConfig, VmConfig, VmFlags};
@@ -105,6 +105,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             Request::ConsoleOutput { name, from } => self
                 .console_output(&name, from)
                 .map(Response::ConsoleOutput),
+            Request::Stats { name } => self.stats(&name).map(Response::Stats),
         };
         result.unwrap_or_else(Response::Err)
     }
@@ -382,6 +383,14 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
     fn console_output(&mut self, name: &WireName, from: u64) -> Result<ConsoleChunk, ipc::Error> {
         let vm = self.console_of(name)?;
         self.platform.console_output(vm, from)
+    }
+
+    /// The accounting of the VM called `name`; like its console, it
+    /// exists while the VM holds resources (a powered-off VM is refused
+    /// with `IllegalTransition { state: PoweredOff }`).
+    fn stats(&mut self, name: &WireName) -> Result<VmStats, ipc::Error> {
+        let vm = self.console_of(name)?;
+        self.platform.vm_stats(vm)
     }
 
     fn info(&self, name: &WireName) -> Result<Response, ipc::Error> {

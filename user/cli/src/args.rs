@@ -20,7 +20,9 @@ Manages the VMs of a running Mica over its management socket
 
 commands:
   list                         list the VMs
-  info NAME                    show one VM
+  info NAME                    show one VM, with its guest exits by kind and
+                               its I/O requests' round trips and time in the
+                               services since it started
   create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N]
          [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT]
                                create a VM (a static one if NAME is configured);

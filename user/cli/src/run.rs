@@ -1,14 +1,14 @@
 //! Runs one VM command against the hypervisor and prints the outcome: a
-//! table, an info block or a confirmation line (JSON with `--json`), or
-//! the refusal on stderr.
+//! table, an info block with the VM's exit and I/O figures or a
+//! confirmation line (JSON with `--json`), or the refusal on stderr.
 
 use std::io::Write;
 
-use ipc::vm::VmInfo;
-use mica_mgmt::command::{Reply, ReplyError};
+use ipc::vm::{VmInfo, VmStats};
+use mica_mgmt::command::{Reply, ReplyError, check_stats, stats_request};
 use mica_mgmt::errors::ErrorMessage;
 use mica_mgmt::json;
-use mica_mgmt::table::{DoneLine, InfoBlock, VmTable};
+use mica_mgmt::table::{DoneLine, InfoBlock, StatsBlock, VmTable};
 use mica_mgmt::{ListPager, VmCommand};
 
 use crate::args::Invocation;
@@ -32,6 +32,9 @@ pub enum Status {
 enum Outcome {
     List(Vec<VmInfo>),
     Reply(Reply),
+    /// `info`: the VM, and its figures (`None` when it has none) or why
+    /// they could not be read.
+    Info(VmInfo, Result<Option<VmStats>, ReplyError>),
 }
 
 /// Runs `invocation`, printing to `out` and `err`.
@@ -40,7 +43,9 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write, err: &mut dyn Write) ->
     let outcome = Link::connect(&invocation.socket, invocation.timeout)
         .and_then(|mut link| ask(&mut link, command));
     let result = match outcome {
-        Ok(Ok(outcome)) => show(invocation.json, command, &outcome, out).map(|()| Status::Done),
+        Ok(Ok(outcome)) => show(invocation.json, command, &outcome, out)
+            .and_then(|()| figures_refused(command, &outcome, err))
+            .map(|()| Status::Done),
         Ok(Err(ReplyError::Unexpected)) => {
             let message = ErrorMessage {
                 command,
@@ -61,6 +66,15 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write, err: &mut dyn Write) ->
 /// Sends the command's request(s); the outer error is the link's, the
 /// inner one the hypervisor's.
 fn ask(link: &mut Link, command: &VmCommand) -> Result<Result<Outcome, ReplyError>, LinkError> {
+    if let VmCommand::Info { name } = command {
+        let response = link.call(&command.request())?;
+        let info = match command.check_reply(response) {
+            Ok(Reply::Info(info)) => info,
+            other => return Ok(other.map(Outcome::Reply)),
+        };
+        let stats = check_stats(link.call(&stats_request(name))?);
+        return Ok(Ok(Outcome::Info(info, stats)));
+    }
     if *command != VmCommand::List {
         let response = link.call(&command.request())?;
         return Ok(command.check_reply(response).map(Outcome::Reply));
@@ -90,12 +104,36 @@ fn show(
         (Outcome::Reply(Reply::Info(vm)), true) => json::write_vm(&mut text, vm),
         (Outcome::Reply(Reply::Done), false) => fmt_into(&mut text, DoneLine(command)),
         (Outcome::Reply(Reply::Done), true) => json::write_ok(&mut text),
+        (Outcome::Info(vm, stats), false) => {
+            let figures = stats.as_ref().ok().copied().flatten();
+            fmt_into(&mut text, InfoBlock(vm))
+                .and_then(|()| figures.map_or(Ok(()), |s| fmt_into(&mut text, StatsBlock(&s))))
+        }
+        (Outcome::Info(vm, stats), true) => {
+            let figures = stats.as_ref().ok().copied().flatten();
+            json::write_vm_info(&mut text, vm, figures.as_ref())
+        }
     };
     written.map_err(std::io::Error::other)?;
     if !text.ends_with('\n') {
         text.push('\n');
     }
     out.write_all(text.as_bytes())
+}
+
+/// `info` still shows the VM when its figures cannot be read; the reason
+/// is one line on stderr.
+fn figures_refused(
+    command: &VmCommand,
+    outcome: &Outcome,
+    err: &mut dyn Write,
+) -> std::io::Result<()> {
+    match (command, outcome) {
+        (VmCommand::Info { name }, Outcome::Info(_, Err(error))) => {
+            writeln!(err, "error: cannot read {name}'s exit figures: {error}")
+        }
+        _ => Ok(()),
+    }
 }
 
 fn refused(

@@ -358,3 +358,46 @@ fn a_peer_that_hangs_up_exits_3() {
         "error: the hypervisor closed the connection without answering\n"
     );
 }
+
+#[test]
+fn info_shows_the_exit_and_io_figures_for_people_and_scripts() {
+    let fake = Fake::start(Behaviour::Serve);
+    for args in [&["create", "rtvm"][..], &["start", "rtvm"]] {
+        assert_eq!(mica_at(&fake.socket, args).code, 0);
+    }
+    let run = mica_at(&fake.socket, &["info", "rtvm"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "\
+name:          rtvm
+slot:          1
+kind:          static
+state:         started
+vcpus:         1
+memory:        64 MiB
+generation id: 00000000-0000-0000-0000-000000000001
+exits:         23702 device, 310 hypercall, 12 wait, 40 interrupt, 3 other
+ioreq:         23702 round trips, 1.2 s in services (52.0 us each)
+"
+    );
+    let run = mica_at(&fake.socket, &["info", "rtvm", "--json"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "{\"name\":\"rtvm\",\"slot\":1,\"kind\":\"static\",\"state\":\"started\",\"vcpus\":1,\
+         \"mem_mib\":64,\"generation_id\":\"00000000-0000-0000-0000-000000000001\",\
+         \"stats\":{\"exits\":{\"device\":23702,\"hypercall\":310,\"wait\":12,\"interrupt\":40,\
+         \"other\":3},\"ioreq_round_trips\":23702,\"service_ns\":1234567890}}\n"
+    );
+    // A powered-off VM has no figures: `null`, and no line in the text.
+    let run = mica_at(&fake.socket, &["info", "sos", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!("{},\"stats\":null}}\n", &SOS[..SOS.len() - 1])
+    );
+    let run = mica_at(&fake.socket, &["info", "sos"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert!(!run.stdout.contains("exits:"), "{run:?}");
+}

@@ -1,10 +1,12 @@
 //! What a user can ask for ([`Command`], [`VmCommand`]), the `ipc::vm`
 //! request each VM command sends, and how its response is checked
-//! ([`VmCommand::check_reply`], [`ListPager`] for `list`, page by page).
+//! ([`VmCommand::check_reply`], [`ListPager`] for `list`, page by page;
+//! [`stats_request`] and [`check_stats`] for the figures `info` shows
+//! after the VM's settings).
 
 use core::fmt;
 
-use ipc::vm::{CreateOptions, LIST_PAGE, Request, Response, VmInfo, WireCmdline};
+use ipc::vm::{CreateOptions, LIST_PAGE, Request, Response, VmInfo, VmState, VmStats, WireCmdline};
 use vm_manager::{ImageName, VmName};
 
 /// One line of the shell.
@@ -243,6 +245,27 @@ impl VmCommand {
     }
 }
 
+/// The request for `name`'s exits and I/O figures (`info` sends it after
+/// [`VmCommand::request`]).
+pub fn stats_request(name: &VmName) -> Request {
+    Request::Stats {
+        name: name.to_wire(),
+    }
+}
+
+/// Checks the answer to [`stats_request`]: the figures, or `None` for a
+/// powered-off VM, which has no kernel VM to count for it.
+pub fn check_stats(response: Response) -> Result<Option<VmStats>, ReplyError> {
+    match response {
+        Response::Stats(stats) => Ok(Some(stats)),
+        Response::Err(ipc::Error::IllegalTransition {
+            state: VmState::PoweredOff,
+        }) => Ok(None),
+        Response::Err(error) => Err(ReplyError::Refused(error)),
+        _ => Err(ReplyError::Unexpected),
+    }
+}
+
 /// Reads the VM list page by page: send [`ListPager::next_request`], give
 /// the response to [`ListPager::accept`], until `next_request` is `None`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -287,7 +310,7 @@ impl ListPager {
                 Ok(vms)
             }
             Response::Err(error) => Err(ReplyError::Refused(error)),
-            Response::Ok | Response::Info(_) | Response::ConsoleOutput(_) => {
+            Response::Ok | Response::Info(_) | Response::ConsoleOutput(_) | Response::Stats(_) => {
                 Err(ReplyError::Unexpected)
             }
         }

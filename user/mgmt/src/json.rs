@@ -4,7 +4,7 @@
 
 use core::fmt::{self, Write};
 
-use ipc::vm::VmInfo;
+use ipc::vm::{VmInfo, VmStats};
 
 use crate::table::{GenerationIdText, kind_text, state_text};
 
@@ -39,6 +39,46 @@ pub fn write_string<W: Write + ?Sized>(out: &mut W, value: impl fmt::Display) ->
 /// One VM: `{"name":..,"slot":..,"kind":..,"state":..,"vcpus":..,
 /// "mem_mib":..,"generation_id":..}`.
 pub fn write_vm<W: Write + ?Sized>(out: &mut W, vm: &VmInfo) -> fmt::Result {
+    write_vm_fields(out, vm)?;
+    out.write_char('}')
+}
+
+/// `mica info --json`: the VM as [`write_vm`] writes it with one more key
+/// at the end, `"stats"`: [`write_stats`]'s object, or `null` for a VM
+/// without figures (powered off).
+pub fn write_vm_info<W: Write + ?Sized>(
+    out: &mut W,
+    vm: &VmInfo,
+    stats: Option<&VmStats>,
+) -> fmt::Result {
+    write_vm_fields(out, vm)?;
+    out.write_str(",\"stats\":")?;
+    match stats {
+        Some(stats) => write_stats(out, stats)?,
+        None => out.write_str("null")?,
+    }
+    out.write_char('}')
+}
+
+/// A VM's figures: `{"exits":{"device":..,"hypercall":..,"wait":..,
+/// "interrupt":..,"other":..},"ioreq_round_trips":..,"service_ns":..}`.
+pub fn write_stats<W: Write + ?Sized>(out: &mut W, stats: &VmStats) -> fmt::Result {
+    write!(
+        out,
+        "{{\"exits\":{{\"device\":{},\"hypercall\":{},\"wait\":{},\"interrupt\":{},\
+         \"other\":{}}},\"ioreq_round_trips\":{},\"service_ns\":{}}}",
+        stats.device_exits,
+        stats.hypercall_exits,
+        stats.wait_exits,
+        stats.interrupt_exits,
+        stats.other_exits,
+        stats.ioreq_round_trips,
+        stats.service_ns
+    )
+}
+
+/// [`write_vm`] without the closing brace.
+fn write_vm_fields<W: Write + ?Sized>(out: &mut W, vm: &VmInfo) -> fmt::Result {
     out.write_str("{\"name\":")?;
     write_string(out, vm.name.as_str())?;
     write!(out, ",\"slot\":{},\"kind\":", vm.id.0)?;
@@ -50,8 +90,7 @@ pub fn write_vm<W: Write + ?Sized>(out: &mut W, vm: &VmInfo) -> fmt::Result {
         ",\"vcpus\":{},\"mem_mib\":{},\"generation_id\":",
         vm.vcpus, vm.mem_mib
     )?;
-    write_string(out, GenerationIdText(vm.generation_id))?;
-    out.write_char('}')
+    write_string(out, GenerationIdText(vm.generation_id))
 }
 
 /// The VM list: `{"vms":[...]}`.

@@ -22,7 +22,8 @@ pub use crate::words::MAX_LINE;
 /// The shell's `help` text.
 pub const HELP: &str = "\
 vm list                      list the VMs
-vm info NAME                 show one VM
+vm info NAME                 show one VM, with its guest exits by kind and
+                             its I/O round trips and time in the services
 vm create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N]
           [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT]
                              create a VM (a static one if NAME is configured);

@@ -2,13 +2,27 @@
 //! `testing`): a real `VmManager` over a platform on which every call
 //! succeeds (and which remembers the last image it loaded, so a test can
 //! check what a `create` asked for, and echoes what is typed at a VM's
-//! console as its output), with predictable generation IDs 1, 2, 3 ...
+//! console as its output, and reports [`EXAMPLE_STATS`] for every VM that
+//! holds resources), with predictable generation IDs 1, 2, 3 ...
 
 use ipc::VmId;
 use ipc::devices::{ConsoleChunk, OUTPUT_CHUNK};
+use ipc::vm::VmStats;
 use vm_manager::{
     EntropySource, GenerationId, ImageName, LinuxBoot, Platform, StaticVmConfig, VmFlags,
     VmManager, VmName,
+};
+
+/// The figures the stand-in reports for each VM: a guest that printed
+/// through its UART for a while.
+pub const EXAMPLE_STATS: VmStats = VmStats {
+    device_exits: 23_702,
+    hypercall_exits: 310,
+    wait_exits: 12,
+    interrupt_exits: 40,
+    other_exits: 3,
+    ioreq_round_trips: 23_702,
+    service_ns: 1_234_567_890,
 };
 
 /// The most console bytes the stand-in keeps per VM.
@@ -106,6 +120,9 @@ impl Platform for NullPlatform {
     fn unregister_ioreq(&mut self, _: VmId) {}
     fn destroy_vcpus(&mut self, _: VmId) {}
     fn free_address_space(&mut self, _: VmId) {}
+    fn vm_stats(&mut self, _: VmId) -> Result<VmStats, ipc::Error> {
+        Ok(EXAMPLE_STATS)
+    }
 }
 
 /// Hands out 1, 2, 3 ... as generation IDs.

@@ -1,4 +1,4 @@
-//! The VM-control calls of `ipc::syscall` (12-19, 30-33), one safe wrapper
+//! The VM-control calls of `ipc::syscall` (12-19, 30-33, 35, 36, 38), one safe wrapper
 //! each, the device service's `vm_set_external_irq` (29) and
 //! `platform_info` (34, any task). They need the
 //! VM_CONTROL kernel right (the vm-manager holds it; GUEST_IRQ for 29); a
@@ -176,6 +176,12 @@ mod tests {
 /// value (asked after the kernel said the VM ended).
 pub fn vm_status(vm: VmId) -> Result<usize, Error> {
     vm_call(Sysno::VmStatus, vm, 0, 0).map(|[status, ..]| status)
+}
+
+/// Three of VM `vm`'s accounting counters: `group` is one of
+/// `ipc::syscall::vm_stats`'s, which says which.
+pub fn vm_stats(vm: VmId, group: usize) -> Result<[u64; 3], Error> {
+    vm_call(Sysno::VmStats, vm, group, 0).map(|values| values.map(|v| v as u64))
 }
 
 /// Gives VM `vm` its name for the kernel's lines about it.

@@ -8,10 +8,10 @@ use core::fmt::{self, Write};
 use ipc::VmId;
 use ipc::devices::INPUT_CHUNK;
 use ipc::vm::{Request, Response};
-use mica_mgmt::command::Reply;
+use mica_mgmt::command::{Reply, check_stats, stats_request};
 use mica_mgmt::errors::ErrorMessage;
 use mica_mgmt::parse::HELP;
-use mica_mgmt::table::{DoneLine, InfoBlock, MemoryLine, VmTable};
+use mica_mgmt::table::{DoneLine, InfoBlock, MemoryLine, StatsBlock, VmTable};
 use mica_mgmt::{Command, ListPager, VmCommand, parse_line};
 
 use crate::editor::{Key, LineEditor};
@@ -243,8 +243,9 @@ fn run_vm<H: Hypervisor>(command: &VmCommand, out: &mut Out<'_, H>, show: bool) 
         Ok(Reply::Info(info)) => {
             match command {
                 _ if !show => {}
-                VmCommand::Info { .. } => {
+                VmCommand::Info { name } => {
                     let _ = write!(out, "{}", InfoBlock(&info));
+                    show_stats(name, &stats_request(name), out);
                 }
                 _ => {
                     let _ = writeln!(out, "{}", DoneLine(command));
@@ -255,6 +256,27 @@ fn run_vm<H: Hypervisor>(command: &VmCommand, out: &mut Out<'_, H>, show: bool) 
         Err(error) => {
             let _ = writeln!(out, "error: {}", ErrorMessage { command, error });
             None
+        }
+    }
+}
+
+/// The exit and I/O figures after `vm info`'s block (nothing for a VM
+/// without them); a failure to read them is one `error:` line.
+fn show_stats<H: Hypervisor>(name: &dyn fmt::Display, request: &Request, out: &mut Out<'_, H>) {
+    let reply = match out.hv.vm(request) {
+        Ok(response) => check_stats(response),
+        Err(e) => {
+            let _ = writeln!(out, "error: cannot reach the vm-manager: {e}");
+            return;
+        }
+    };
+    match reply {
+        Ok(Some(stats)) => {
+            let _ = write!(out, "{}", StatsBlock(&stats));
+        }
+        Ok(None) => {}
+        Err(error) => {
+            let _ = writeln!(out, "error: cannot read {name}'s exit figures: {error}");
         }
     }
 }

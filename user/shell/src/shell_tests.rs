@@ -182,3 +182,62 @@ fn console_of_an_unknown_vm_stays_at_the_prompt() {
     );
     assert!(hv.input.is_empty());
 }
+
+#[test]
+fn vm_info_shows_the_exit_and_io_figures_of_a_vm_that_runs() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    typed(&mut shell, &mut hv, "vm create rtvm\nvm start rtvm\n");
+    let (_, shown) = typed(&mut shell, &mut hv, "vm info rtvm\n");
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines[0], "vm info rtvm");
+    assert_eq!(lines[1], "name:          rtvm");
+    assert_eq!(lines[4], "state:         started");
+    assert_eq!(
+        &lines[8..10],
+        [
+            "exits:         23702 device, 310 hypercall, 12 wait, 40 interrupt, 3 other",
+            "ioreq:         23702 round trips, 1.2 s in services (52.0 us each)",
+        ],
+        "{shown}"
+    );
+    assert_eq!(lines[10], "mica> ");
+    // A powered-off VM has no figures: the settings alone.
+    let (_, shown) = typed(&mut shell, &mut hv, "vm info sos\n");
+    assert!(shown.contains("state:         powered-off\n"), "{shown}");
+    assert!(!shown.contains("exits:"), "{shown}");
+    assert!(!shown.contains("error"), "{shown}");
+}
+
+#[test]
+fn a_vm_info_whose_figures_are_refused_says_so_in_one_line() {
+    struct NoFigures(Fake);
+    impl Hypervisor for NoFigures {
+        fn vm(&mut self, request: &Request) -> Result<Response, ipc::Error> {
+            match request {
+                Request::Stats { .. } => Ok(Response::Err(ipc::Error::KernelRefused)),
+                other => self.0.vm(other),
+            }
+        }
+        fn input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), ipc::Error> {
+            self.0.input(vm, bytes)
+        }
+        fn print(&mut self, text: &str) {
+            self.0.print(text);
+        }
+        fn memory(&mut self) -> Result<MemoryLine, ipc::Error> {
+            self.0.memory()
+        }
+    }
+    let (mut shell, mut hv) = (Shell::new(), NoFigures(fake()));
+    shell.feed(b"vm create rtvm\n", &mut hv);
+    hv.0.printed.clear();
+    shell.feed(b"vm info rtvm\n", &mut hv);
+    let shown = core::mem::take(&mut hv.0.printed);
+    assert!(shown.contains("generation id: "), "{shown}");
+    let errors: Vec<&str> = shown.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{shown}");
+    assert!(
+        errors[0].starts_with("error: cannot read rtvm's exit figures: "),
+        "{shown}"
+    );
+}

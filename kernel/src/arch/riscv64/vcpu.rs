@@ -19,6 +19,7 @@ use super::{csr, timer};
 use crate::frame::FrameAllocator;
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::{self, IoreqDispatch, MmioExit, VcpuRun};
+use crate::vm::stats::ExitKind;
 use crate::vm::{GuestAccess, StopReason, Vm, VmState, is_mmio};
 use ipc::Error;
 use ipc::ioreq_abi::slot::IoRequest;
@@ -454,12 +455,14 @@ impl GuestVm {
         // in HS-mode since (the kernel runs with interrupts off).
         let cause = self.vcpu.frame.scause;
         if cause & INTERRUPT != 0 {
+            self.vm.stats.exit(ExitKind::Interrupt);
             // Let the kernel's own vector take it (only the timer is enabled).
             csr::sstatus::set(csr::SSTATUS_SIE);
             csr::sstatus::clear(csr::SSTATUS_SIE);
             return Some(RunOutcome::Preempted);
         }
         if cause == 10 {
+            self.vm.stats.exit(ExitKind::Hypercall);
             return self.sbi_call();
         }
         let stval = csr::stval::read();
@@ -473,17 +476,28 @@ impl GuestVm {
                     _ => GuestAccess::Store,
                 };
                 if access == GuestAccess::Fetch || !is_mmio(gpa) {
+                    self.vm.stats.exit(ExitKind::Other);
                     return self.stray_access(access, gpa, stval);
                 }
+                self.vm.stats.exit(ExitKind::Device);
                 self.mmio(gpa, stval, htinst as u64, dispatch)
             }
-            22 if stval == WFI => self.wfi(),
+            22 if stval == WFI => {
+                self.vm.stats.exit(ExitKind::Wait);
+                self.wfi()
+            }
             // An instruction the guest may not run virtualized and Mica
             // does not emulate: the guest sees it as illegal (as KVM does).
-            22 => self.inject(ILLEGAL_INSTRUCTION, stval),
+            22 => {
+                self.vm.stats.exit(ExitKind::Other);
+                self.inject(ILLEGAL_INSTRUCTION, stval)
+            }
             // Anything else the hart brought to HS-mode (access faults...)
             // is the guest's to handle, as on a machine of its own.
-            code => self.inject(code, stval),
+            code => {
+                self.vm.stats.exit(ExitKind::Other);
+                self.inject(code, stval)
+            }
         }
     }
 

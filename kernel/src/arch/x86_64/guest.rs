@@ -21,6 +21,7 @@ use super::svm_exit::rax_after_in;
 use super::vcpu::Vcpu;
 use crate::vm::exit::{GuestExit, PioExit};
 use crate::vm::ioreq_path::{self, IoreqDispatch, VcpuRun};
+use crate::vm::stats::ExitKind;
 use crate::vm::{GuestAccess, StopReason, Vm, VmState};
 
 /// How a run ended.
@@ -75,6 +76,7 @@ impl GuestVm {
                 return RunOutcome::BlockedOnIo;
             }
             let exit = self.vcpu.run();
+            self.vm.stats.exit(ExitKind::of(&exit.exit));
             let next_rip = exit.next_rip.unwrap_or(0);
             let unhandled = StopReason::UnhandledException {
                 code: exit.code,

@@ -72,6 +72,9 @@ mod task {
         fn vm_status(&mut self, vm: VmId) -> Result<usize, Error> {
             vm::vm_status(vm)
         }
+        fn vm_stats(&mut self, vm: VmId, group: usize) -> Result<[u64; 3], Error> {
+            vm::vm_stats(vm, group)
+        }
     }
 
     /// IPC calls through the manifest's call rights to the two services.

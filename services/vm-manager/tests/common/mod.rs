@@ -8,7 +8,7 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use ipc::devices::ConsoleChunk;
-use ipc::vm::{CreateOptions, Request, Response, VmInfo, VmKind, VmState};
+use ipc::vm::{CreateOptions, Request, Response, VmInfo, VmKind, VmState, VmStats};
 use ipc::{VmId, WireName};
 use vm_manager::{
     EntropySource, GenerationId, GuestStatus, ImageName, LinuxBoot, Platform, StaticVmConfig,
@@ -92,6 +92,8 @@ pub struct FakePlatform {
     /// Bytes typed at each VM's console; the fake console echoes them as
     /// its output.
     pub console: BTreeMap<u16, Vec<u8>>,
+    /// What `vm_stats` answers per VM (zeros when absent).
+    pub stats: BTreeMap<u16, VmStats>,
 }
 
 impl FakePlatform {
@@ -316,6 +318,11 @@ impl Platform for FakePlatform {
             .remove(&vm.0)
             .unwrap_or(GuestStatus::Running))
     }
+
+    fn vm_stats(&mut self, vm: VmId) -> Result<VmStats, ipc::Error> {
+        assert!(self.has(vm, Resource::Vcpus), "stats of a VM without vCPUs");
+        Ok(self.stats.get(&vm.0).copied().unwrap_or_default())
+    }
 }
 
 /// Hands out 1, 2, 3 ... as generation IDs.
@@ -426,6 +433,10 @@ pub fn console_output(name: &str, from: u64) -> Request {
         name: w(name),
         from,
     }
+}
+
+pub fn stats(name: &str) -> Request {
+    Request::Stats { name: w(name) }
 }
 
 pub fn info_req(name: &str) -> Request {

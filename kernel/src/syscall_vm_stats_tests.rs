@@ -1,0 +1,168 @@
+//! `vm_stats`: only a VM controller may read a VM's accounting, for a VM
+//! that exists, group by group as `ipc::syscall::vm_stats` lays it out.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::obj::sched::Priority;
+use crate::obj::task::DeathNotice;
+use crate::syscall;
+use crate::vm::stats::{ExitKind, VmStats};
+
+/// A machine whose VMs have the counters in `stats`, read with a 10 MHz
+/// clock; `None` in `stats` for a machine without guests.
+#[derive(Default)]
+struct Host {
+    results: BTreeMap<usize, (usize, [usize; 3])>,
+    stats: Option<BTreeMap<usize, VmStats>>,
+}
+
+impl crate::syscall_console::ConsoleHost for Host {}
+
+impl crate::syscall_stats::StatsHost for Host {}
+
+impl Machine for Host {
+    fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]) {
+        self.results.insert(task.slot(), (status, values));
+    }
+    fn copy_message(&mut self, _: TaskId, _: TaskId, _: usize) {}
+    fn read_user(&mut self, _: TaskId, _: usize, _: &mut [u8]) -> bool {
+        false
+    }
+    fn console_line(&mut self, _: TaskId, _: &[u8]) {}
+    fn report_death(&mut self, _: &DeathNotice) {}
+    fn supervisor(&self) -> Option<TaskId> {
+        None
+    }
+    fn restart(&mut self, _: &mut KernelObjects, _: &DeathNotice) -> Result<TaskId, Error> {
+        Err(Error::KernelRefused)
+    }
+}
+
+impl VmHost for Host {
+    fn vm_create(&mut self, vm: usize, _: u64) -> Result<(), Error> {
+        if let Some(stats) = self.stats.as_mut() {
+            stats.insert(vm, VmStats::new());
+        }
+        Ok(())
+    }
+    fn vm_stats(&mut self, vm: usize) -> Result<VmFigures, Error> {
+        let stats = self.stats.as_ref().ok_or(Error::KernelRefused)?;
+        let vm = stats.get(&vm).ok_or(Error::UnknownVm)?;
+        Ok(vm.figures(10_000_000))
+    }
+}
+
+struct World {
+    o: KernelObjects,
+    host: Host,
+    manager: TaskId,
+    shell: TaskId,
+}
+
+fn world(with_guests: bool) -> World {
+    let mut o = KernelObjects::new();
+    let p = Priority::new(5).unwrap();
+    let manager = o.spawn("vm-manager", p).unwrap();
+    let shell = o.spawn("shell", p).unwrap();
+    let rights = KernelRights::VM_CONTROL;
+    o.tasks.get_mut(manager).unwrap().set_kernel_rights(rights);
+    let everything_else = KernelRights::IOREQ
+        .union(KernelRights::CONSOLE)
+        .union(KernelRights::GUEST_IRQ);
+    o.tasks
+        .get_mut(shell)
+        .unwrap()
+        .set_kernel_rights(everything_else);
+    o.sched.schedule();
+    let host = Host {
+        stats: with_guests.then(BTreeMap::new),
+        ..Host::default()
+    };
+    let mut w = World {
+        o,
+        host,
+        manager,
+        shell,
+    };
+    let (status, _) = w.call(manager, Sysno::VmCreate, [1, 16, 1]);
+    assert_eq!(status, OK);
+    w
+}
+
+impl World {
+    fn call(&mut self, task: TaskId, call: Sysno, args: [usize; 3]) -> (usize, [usize; 3]) {
+        let mut a = [0; 6];
+        a[..3].copy_from_slice(&args);
+        syscall::dispatch(&mut self.o, &mut self.host, task, call as usize, a);
+        self.host.results[&task.slot()]
+    }
+
+    fn stats(&mut self, task: TaskId, vm: usize, group: usize) -> (usize, [usize; 3]) {
+        self.call(task, Sysno::VmStats, [vm, group, 0])
+    }
+
+    /// VM 1's counters, as its arch layer keeps them.
+    fn counters(&mut self) -> &mut VmStats {
+        self.host.stats.as_mut().unwrap().get_mut(&1).unwrap()
+    }
+}
+
+#[test]
+fn vm_stats_needs_vm_control() {
+    let mut w = world(true);
+    let shell = w.shell;
+    for group in 0..3 {
+        let denied = status_of(Error::PermissionDenied);
+        assert_eq!(w.stats(shell, 1, group), (denied, [0; 3]));
+    }
+}
+
+#[test]
+fn vm_stats_of_a_vm_that_does_not_exist_is_refused() {
+    let mut w = world(true);
+    let manager = w.manager;
+    let unknown = status_of(Error::UnknownVm);
+    assert_eq!(w.stats(manager, 2, 0), (unknown, [0; 3]));
+    assert_eq!(w.stats(manager, usize::MAX, 0), (unknown, [0; 3]));
+    assert_eq!(w.call(manager, Sysno::VmDestroy, [1, 0, 0]).0, OK);
+    assert_eq!(w.stats(manager, 1, 0), (unknown, [0; 3]));
+}
+
+#[test]
+fn vm_stats_reports_each_group_and_refuses_another() {
+    let mut w = world(true);
+    let manager = w.manager;
+    assert_eq!(w.stats(manager, 1, 0), (OK, [0; 3]), "a fresh VM");
+    let c = w.counters();
+    for _ in 0..5 {
+        c.exit(ExitKind::Device);
+        c.io_exit(1_000);
+        c.io_resumed(1_250);
+    }
+    c.exit(ExitKind::Hypercall);
+    c.exit(ExitKind::Hypercall);
+    c.exit(ExitKind::Wait);
+    c.exit(ExitKind::Interrupt);
+    c.exit(ExitKind::Other);
+    c.io_exit(2_000);
+    // Five round trips of 250 ticks at 10 MHz: 125 microseconds; the one
+    // in flight is not counted yet.
+    assert_eq!(w.stats(manager, 1, 0), (OK, [5, 2, 1]));
+    assert_eq!(w.stats(manager, 1, 1), (OK, [1, 1, 5]));
+    assert_eq!(w.stats(manager, 1, 2), (OK, [125_000, 0, 0]));
+    w.counters().io_resumed(12_000);
+    assert_eq!(w.stats(manager, 1, 1), (OK, [1, 1, 6]));
+    assert_eq!(w.stats(manager, 1, 2), (OK, [1_125_000, 0, 0]));
+    let invalid = status_of(Error::InvalidArgument);
+    assert_eq!(w.stats(manager, 1, 3), (invalid, [0; 3]));
+    assert_eq!(w.stats(manager, 1, usize::MAX), (invalid, [0; 3]));
+}
+
+#[test]
+fn a_machine_without_guests_refuses_vm_stats() {
+    let mut w = world(false);
+    let manager = w.manager;
+    let refused = status_of(Error::KernelRefused);
+    assert_eq!(w.stats(manager, 1, 0), (refused, [0; 3]));
+}

@@ -1,0 +1,241 @@
+//! Per-VM accounting, so that a guest that floods I/O is visible: how
+//! often its vCPU left the guest, by kind ([`ExitKind`]), and how many
+//! I/O requests went round the services and how long they took (from the
+//! exit that made the vCPU's slot PENDING to the resume that freed it).
+//!
+//! The arch run loops count each exit where they classify it
+//! ([`VmStats::exit`], an indexed add); the kernel's run loop stamps the
+//! I/O exit ([`VmStats::io_exit`]) and the resume paths close the round
+//! trip ([`VmStats::io_resumed`]) with the host timer's `now`, so none of
+//! the hot functions reads the clock itself. A [`VmStats`] lives in the
+//! generic [`super::Vm`], which is made anew when the VM starts: the
+//! figures are those of the current boot (a reset VM starts again from
+//! zero).
+
+use super::exit::GuestExit;
+
+/// Why a vCPU left the guest, as `vm info` counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum ExitKind {
+    /// A device access for the ioreq path: MMIO (RISC-V), port I/O (x86).
+    Device = 0,
+    /// A call to the hypervisor: SBI `ecall` (RISC-V), VMMCALL / VMCALL.
+    Hypercall = 1,
+    /// The guest waits for an interrupt: `wfi`, `hlt`.
+    Wait = 2,
+    /// A host interrupt (the timer tick) ended the guest's run.
+    Interrupt = 3,
+    /// Everything else: exceptions reflected into the guest, CPUID, stray
+    /// accesses, faults that stop the VM.
+    Other = 4,
+}
+
+/// How many [`ExitKind`]s there are.
+pub const EXIT_KINDS: usize = 5;
+
+impl ExitKind {
+    /// The kind of a decoded x86 exit.
+    pub fn of(exit: &GuestExit) -> ExitKind {
+        match exit {
+            GuestExit::Pio(_) => ExitKind::Device,
+            GuestExit::Hypercall => ExitKind::Hypercall,
+            GuestExit::Halt => ExitKind::Wait,
+            GuestExit::HostInterrupt => ExitKind::Interrupt,
+            GuestExit::Cpuid
+            | GuestExit::GuestPageFault { .. }
+            | GuestExit::Shutdown
+            | GuestExit::Unhandled { .. } => ExitKind::Other,
+        }
+    }
+}
+
+/// One VM's counters since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VmStats {
+    exits: [u64; EXIT_KINDS],
+    round_trips: u64,
+    service_ticks: u64,
+    /// When the I/O request in flight was made PENDING (timer ticks).
+    io_since: Option<u64>,
+}
+
+/// What `vm_stats` reports of a VM: its counters with the service time in
+/// nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VmFigures {
+    /// Exits by [`ExitKind`] (indexed by its number).
+    pub exits: [u64; EXIT_KINDS],
+    /// I/O requests that went round the services and were resumed.
+    pub round_trips: u64,
+    /// Their time from exit to resume, summed, in nanoseconds.
+    pub service_ns: u64,
+}
+
+impl VmStats {
+    /// Nothing counted.
+    pub const fn new() -> Self {
+        VmStats {
+            exits: [0; EXIT_KINDS],
+            round_trips: 0,
+            service_ticks: 0,
+            io_since: None,
+        }
+    }
+
+    /// Counts one exit of `kind`.
+    #[inline]
+    pub fn exit(&mut self, kind: ExitKind) {
+        let count = &mut self.exits[kind as usize];
+        *count = count.wrapping_add(1);
+    }
+
+    /// The vCPU's slot became PENDING at `now` (timer ticks). A second
+    /// call before the resume keeps the first time.
+    #[inline]
+    pub fn io_exit(&mut self, now: u64) {
+        if self.io_since.is_none() {
+            self.io_since = Some(now);
+        }
+    }
+
+    /// The vCPU's I/O request was resumed at `now`: one round trip, and
+    /// its time since [`VmStats::io_exit`] is charged to the VM. Nothing
+    /// happens without a request in flight.
+    #[inline]
+    pub fn io_resumed(&mut self, now: u64) {
+        if let Some(since) = self.io_since.take() {
+            self.round_trips = self.round_trips.wrapping_add(1);
+            self.service_ticks = self.service_ticks.saturating_add(now.saturating_sub(since));
+        }
+    }
+
+    /// The exits of `kind` so far.
+    pub fn exits(&self, kind: ExitKind) -> u64 {
+        self.exits[kind as usize]
+    }
+
+    /// The figures, with the service time converted from ticks of a
+    /// `ticks_per_second` clock (0 when the clock is not known).
+    pub fn figures(&self, ticks_per_second: u64) -> VmFigures {
+        let service_ns = match ticks_per_second {
+            0 => 0,
+            hz => {
+                let ns = u128::from(self.service_ticks) * 1_000_000_000 / u128::from(hz);
+                u64::try_from(ns).unwrap_or(u64::MAX)
+            }
+        };
+        VmFigures {
+            exits: self.exits,
+            round_trips: self.round_trips,
+            service_ns,
+        }
+    }
+}
+
+impl VmFigures {
+    /// The three values of `vm_stats` group `group` (see
+    /// `ipc::syscall::vm_stats`); `None` for a group that does not exist.
+    pub fn group(&self, group: usize) -> Option<[u64; 3]> {
+        use ipc::syscall::vm_stats;
+        let e = &self.exits;
+        let kind = |k: ExitKind| e[k as usize];
+        match group {
+            vm_stats::EXITS => Some([
+                kind(ExitKind::Device),
+                kind(ExitKind::Hypercall),
+                kind(ExitKind::Wait),
+            ]),
+            vm_stats::MORE_EXITS => Some([
+                kind(ExitKind::Interrupt),
+                kind(ExitKind::Other),
+                self.round_trips,
+            ]),
+            vm_stats::SERVICE_TIME => Some([self.service_ns, 0, 0]),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vm::GuestAccess;
+    use crate::vm::exit::PioExit;
+
+    #[test]
+    fn exits_are_counted_by_kind() {
+        let mut s = VmStats::new();
+        for _ in 0..3 {
+            s.exit(ExitKind::Device);
+        }
+        s.exit(ExitKind::Hypercall);
+        s.exit(ExitKind::Other);
+        assert_eq!(s.exits(ExitKind::Device), 3);
+        assert_eq!(s.exits(ExitKind::Hypercall), 1);
+        assert_eq!(s.exits(ExitKind::Wait), 0);
+        assert_eq!(s.figures(1).exits, [3, 1, 0, 0, 1]);
+    }
+
+    #[test]
+    fn a_round_trip_is_charged_from_exit_to_resume() {
+        let mut s = VmStats::new();
+        s.io_resumed(50);
+        assert_eq!(s.figures(1).round_trips, 0, "no request in flight");
+        s.io_exit(100);
+        s.io_exit(120);
+        s.io_resumed(130);
+        s.io_exit(200);
+        s.io_resumed(210);
+        s.io_resumed(400);
+        // 10 MHz: 30 + 10 ticks are 4 microseconds.
+        let f = s.figures(10_000_000);
+        assert_eq!((f.round_trips, f.service_ns), (2, 4_000));
+        assert_eq!(s.figures(0).service_ns, 0, "an unknown clock");
+    }
+
+    #[test]
+    fn a_resume_before_its_exit_time_charges_nothing_and_sums_saturate() {
+        let mut s = VmStats::new();
+        s.io_exit(100);
+        s.io_resumed(90);
+        assert_eq!(s.figures(1).service_ns, 0);
+        s.io_exit(0);
+        s.io_resumed(u64::MAX);
+        s.io_exit(0);
+        s.io_resumed(u64::MAX);
+        assert_eq!(s.figures(1).service_ns, u64::MAX);
+    }
+
+    #[test]
+    fn groups_split_the_figures_as_the_abi_says() {
+        let f = VmFigures {
+            exits: [1, 2, 3, 4, 5],
+            round_trips: 6,
+            service_ns: 7,
+        };
+        assert_eq!(f.group(0), Some([1, 2, 3]));
+        assert_eq!(f.group(1), Some([4, 5, 6]));
+        assert_eq!(f.group(2), Some([7, 0, 0]));
+        assert_eq!(f.group(3), None);
+    }
+
+    #[test]
+    fn x86_exits_have_their_kinds() {
+        let pio = GuestExit::Pio(PioExit {
+            port: 0x3f8,
+            size: 1,
+            write: None,
+        });
+        assert_eq!(ExitKind::of(&pio), ExitKind::Device);
+        assert_eq!(ExitKind::of(&GuestExit::Hypercall), ExitKind::Hypercall);
+        assert_eq!(ExitKind::of(&GuestExit::Halt), ExitKind::Wait);
+        assert_eq!(ExitKind::of(&GuestExit::HostInterrupt), ExitKind::Interrupt);
+        assert_eq!(ExitKind::of(&GuestExit::Cpuid), ExitKind::Other);
+        let fault = GuestExit::GuestPageFault {
+            access: GuestAccess::Load,
+            gpa: 0,
+        };
+        assert_eq!(ExitKind::of(&fault), ExitKind::Other);
+    }
+}

@@ -1,0 +1,116 @@
+//! The figures `info` shows after a VM's settings: the request and how its
+//! answer is checked, the two text lines, times as people read them, and
+//! the pinned JSON.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers may panic on impossible values"
+)]
+
+use ipc::vm::{Request, Response, VmInfo, VmKind, VmState, VmStats};
+use ipc::{VmId, wire_name};
+use mica_mgmt::command::{ReplyError, check_stats, stats_request};
+use mica_mgmt::json;
+use mica_mgmt::table::{Nanoseconds, StatsBlock};
+use vm_manager::VmName;
+
+fn figures() -> VmStats {
+    VmStats {
+        device_exits: 23_702,
+        hypercall_exits: 310,
+        wait_exits: 12,
+        interrupt_exits: 40,
+        other_exits: 3,
+        ioreq_round_trips: 23_702,
+        service_ns: 1_234_567_890,
+    }
+}
+
+#[test]
+fn info_asks_for_the_figures_by_name_and_a_powered_off_vm_has_none() {
+    let name = VmName::parse("web").unwrap();
+    assert_eq!(
+        stats_request(&name),
+        Request::Stats {
+            name: wire_name("web").unwrap()
+        }
+    );
+    assert_eq!(check_stats(Response::Stats(figures())), Ok(Some(figures())));
+    let powered_off = ipc::Error::IllegalTransition {
+        state: VmState::PoweredOff,
+    };
+    assert_eq!(check_stats(Response::Err(powered_off)), Ok(None));
+    let refused = ipc::Error::KernelRefused;
+    assert_eq!(
+        check_stats(Response::Err(refused)),
+        Err(ReplyError::Refused(refused))
+    );
+    assert_eq!(check_stats(Response::Ok), Err(ReplyError::Unexpected));
+}
+
+#[test]
+fn the_figures_are_two_lines_under_the_info_block() {
+    assert_eq!(
+        StatsBlock(&figures()).to_string(),
+        "\
+exits:         23702 device, 310 hypercall, 12 wait, 40 interrupt, 3 other
+ioreq:         23702 round trips, 1.2 s in services (52.0 us each)
+"
+    );
+    // Before the first I/O request there is no time to share out.
+    assert_eq!(
+        StatsBlock(&VmStats::default()).to_string(),
+        "\
+exits:         0 device, 0 hypercall, 0 wait, 0 interrupt, 0 other
+ioreq:         0 round trips
+"
+    );
+}
+
+#[test]
+fn times_read_to_a_tenth_of_the_largest_unit_that_fits() {
+    for (ns, text) in [
+        (0, "0 ns"),
+        (999, "999 ns"),
+        (1_000, "1.0 us"),
+        (50_649, "50.6 us"),
+        (999_999, "999.9 us"),
+        (3_000_000, "3.0 ms"),
+        (1_234_567_890, "1.2 s"),
+        (3_600_000_000_000, "3600.0 s"),
+        (u64::MAX, "18446744073.7 s"),
+    ] {
+        assert_eq!(Nanoseconds(ns).to_string(), text, "{ns}");
+    }
+}
+
+#[test]
+fn info_json_adds_the_figures_and_keeps_every_other_key() {
+    let vm = VmInfo {
+        name: wire_name("web").unwrap(),
+        id: VmId(2),
+        kind: VmKind::Dynamic,
+        state: VmState::Started,
+        vcpus: 1,
+        mem_mib: 64,
+        generation_id: 1u128.to_le_bytes(),
+    };
+    let mut plain = String::new();
+    json::write_vm(&mut plain, &vm).unwrap();
+    let mut with = String::new();
+    json::write_vm_info(&mut with, &vm, Some(&figures())).unwrap();
+    assert_eq!(
+        with,
+        format!(
+            "{},\"stats\":{{\"exits\":{{\"device\":23702,\"hypercall\":310,\"wait\":12,\
+             \"interrupt\":40,\"other\":3}},\"ioreq_round_trips\":23702,\
+             \"service_ns\":1234567890}}}}",
+            plain.strip_suffix('}').unwrap()
+        )
+    );
+    let mut without = String::new();
+    json::write_vm_info(&mut without, &vm, None).unwrap();
+    assert_eq!(
+        without,
+        format!("{},\"stats\":null}}", plain.strip_suffix('}').unwrap())
+    );
+}
