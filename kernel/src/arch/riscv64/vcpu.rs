@@ -385,8 +385,10 @@ impl GuestVm {
         fpu::load(self.vcpu.fp_token, &self.vcpu.fp);
         let v = &mut self.vcpu;
         // The entry sets SPV; after an exit SPVP says the mode the guest
-        // trapped in.
+        // trapped in. No host interrupt is taken between the switch's
+        // setting of the guest's trap vector and its `sret`.
         csr::hstatus::set(HSTATUS_SPVP | HSTATUS_VTW);
+        csr::sstatus::clear(csr::SSTATUS_SIE);
         // SPP as the last exit left it: a guest trapped in VU-mode (its
         // user programs) resumes in VU-mode, not in VS-mode.
         let sstatus = fpu::guest_sstatus(csr::sstatus::read() | csr::SSTATUS_SPP)
@@ -453,7 +455,7 @@ impl GuestVm {
     fn handle_exit(&mut self, dispatch: &mut dyn IoreqDispatch) -> Option<RunOutcome> {
         // The exit's trap values are still in their CSRs: nothing trapped
         // in HS-mode since (the kernel runs with interrupts off).
-        let cause = self.vcpu.frame.scause;
+        let cause = csr::scause::read();
         if cause & INTERRUPT != 0 {
             self.vm.stats.exit(ExitKind::Interrupt);
             // Let the kernel's own vector take it (only the timer is enabled).

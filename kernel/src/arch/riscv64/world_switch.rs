@@ -1,7 +1,7 @@
 //! The world switch: [`enter_guest`] saves the kernel's callee-saved state,
 //! points `stvec` at a guest-exit vector, loads the guest's registers and
 //! `sret`s into VS-mode; the next trap from the guest lands in that vector,
-//! which stores the guest's registers and trap CSRs and returns to the
+//! which stores the guest's registers, pc and `sstatus` and returns to the
 //! caller as if `enter_guest` were an ordinary call.
 //!
 //! The entry sets `hstatus.SPV` (the rest of `hstatus`, VTW and SPVP, the
@@ -31,10 +31,6 @@ pub struct GuestFrame {
     /// `sstatus` for the entry: SPP=1 (VS-mode), SIE/SPIE clear.
     pub sstatus: usize,
     host: [usize; 14],
-    /// `scause` of the exit. Its `stval`, `htval` and `htinst` stay in
-    /// their CSRs until the kernel's next trap: the exit handler reads the
-    /// ones it needs (an SBI call needs none).
-    pub scause: usize,
 }
 
 core::arch::global_asm!(
@@ -57,7 +53,6 @@ __enter_guest:
     sd      s9, {host}+88(a0)
     sd      s10, {host}+96(a0)
     sd      s11, {host}+104(a0)
-    csrci   sstatus, 2
     la      t0, __guest_exit
     csrw    stvec, t0
     csrw    sscratch, a0
@@ -141,8 +136,6 @@ __guest_exit:
     sd      t0, {sstatus}(a0)
     li      t1, {spv}
     csrc    0x600, t1
-    csrr    t0, scause
-    sd      t0, {scause}(a0)
     la      t0, __trap_entry
     csrw    stvec, t0
     csrw    sscratch, zero
@@ -165,7 +158,6 @@ __guest_exit:
     host = const offset_of!(GuestFrame, host),
     sstatus = const offset_of!(GuestFrame, sstatus),
     sepc = const offset_of!(GuestFrame, sepc),
-    scause = const offset_of!(GuestFrame, scause),
     spv = const 1 << 7,
 );
 
@@ -177,15 +169,17 @@ unsafe extern "C" {
 /// `frame` then holds its registers and the trap's cause.
 ///
 /// The caller has loaded the vCPU's G-stage (`hgatp`), VS CSRs and
-/// delegation, `hstatus` (all but SPV) and set `frame.sstatus` for the
-/// entry.
+/// delegation, `hstatus` (all but SPV), cleared `sstatus.SIE` and set
+/// `frame.sstatus` for the entry. The exit leaves the trap's `scause`,
+/// `stval`, `htval` and `htinst` in their CSRs until the kernel's next
+/// trap: the exit handler reads the ones it needs.
 pub fn enter_guest(frame: &mut GuestFrame) {
     // SAFETY: `__enter_guest` saves every callee-saved register, `sp` and
     // `ra` into `frame` and restores them before returning, puts back the
     // kernel's trap vector and its `sscratch` of 0 (the kernel always runs
-    // with both) and leaves SIE clear (as the kernel runs), so to Rust it is
-    // a call that clobbers the caller-saved registers (declared by the C
-    // ABI). The guest runs under
+    // with both) and leaves SIE clear (the caller cleared it; the trap
+    // clears it again), so to Rust it is a call that clobbers the
+    // caller-saved registers (declared by the C ABI). The guest runs under
     // its own G-stage and cannot reach kernel memory; its traps come back
     // through `__guest_exit`, which uses only `frame`.
     unsafe { __enter_guest(frame) }
