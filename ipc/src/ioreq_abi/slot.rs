@@ -409,6 +409,7 @@ pub fn take_completion(page: &mut IoreqPage, vcpu: u8) -> Result<IoRequest, Slot
 /// that holds another access, is an error and the slot is left as it is.
 /// Cheaper than [`take_completion`]: the kernel compares the raw words it
 /// wrote instead of decoding the request again.
+#[inline]
 pub fn take_matching(
     page: &mut IoreqPage,
     submitted: &IoRequest,

@@ -460,6 +460,7 @@ impl Endpoints {
 
     /// Takes `task` off the endpoint it waits on to receive (an upcall
     /// answers its `recv` instead); false if it was not receiving.
+    #[inline]
     pub fn cancel_recv(&mut self, task: TaskId) -> bool {
         match self.ipc[task.slot()] {
             TaskIpc::Receiving { task: t, ep } if t == task => {
@@ -475,6 +476,7 @@ impl Endpoints {
     }
 
     /// What `task` waits for in IPC, if anything.
+    #[inline]
     pub fn waiting(&self, task: TaskId) -> Option<Wait> {
         match self.ipc[task.slot()] {
             TaskIpc::Sending { task: t, .. } if t == task => Some(Wait::Send),
@@ -486,6 +488,7 @@ impl Endpoints {
 
     /// The receiver a `call` on `ep` would hand its message to right now:
     /// the oldest task queued to receive, if any.
+    #[inline]
     pub fn waiting_receiver(&self, ep: EndpointId) -> Option<TaskId> {
         let index = self.live(ep).ok()?;
         if self.state[index] != EndpointState::Receivers {
@@ -503,6 +506,7 @@ impl Endpoints {
 
     /// The caller `server` owes a reply to, if that caller still waits for
     /// it from `server` (the plain case of `reply` and `reply_recv`).
+    #[inline]
     pub fn reply_owed_to(&self, server: TaskId) -> Option<TaskId> {
         let ReplySlot::Caller(caller) = self.reply[server.slot()] else {
             return None;
@@ -521,6 +525,7 @@ impl Endpoints {
     /// takes the message and `caller` waits for its reply, exactly as the
     /// general call leaves them, without building an [`Outcome`]. `None`,
     /// with nothing changed, in any other case.
+    #[inline]
     pub fn call_plain(&mut self, caller: TaskId, ep: EndpointId, receiver: TaskId) -> Option<()> {
         let index = self.index(ep)?;
         if self.state[index] != EndpointState::Receivers
@@ -541,6 +546,7 @@ impl Endpoints {
     /// receive on `ep`, where no sender is queued. Leaves everything as
     /// the general `reply_recv` would; `None`, with nothing changed, in any
     /// other case.
+    #[inline]
     pub fn reply_wait_plain(
         &mut self,
         server: TaskId,
@@ -559,6 +565,7 @@ impl Endpoints {
     /// nothing, owes no reply (unless `replied`: its reply is being made)
     /// and no sender is queued on `ep`: it joins `ep`'s receivers. `None`,
     /// with nothing changed, in any other case.
+    #[inline]
     pub fn wait_plain(&mut self, server: TaskId, ep: EndpointId, replied: bool) -> Option<()> {
         let index = self.live(ep).ok()?;
         let owes = matches!(self.reply[server.slot()], ReplySlot::Caller(_));

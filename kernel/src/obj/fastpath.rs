@@ -28,6 +28,7 @@ impl KernelObjects {
     /// with nothing more urgent ready: the message goes to the receiver,
     /// `caller` waits for the reply and the receiver runs. Returns the
     /// transfer (its `to` runs next), or `None` with nothing changed.
+    #[inline]
     pub fn fast_call(&mut self, caller: TaskId, slot: usize, len: usize) -> Option<Transfer> {
         if len > MAX_MESSAGE_LEN || self.sched.current() != Some(caller) {
             return None;
@@ -53,6 +54,7 @@ impl KernelObjects {
     /// nothing more urgent than the caller ready: the reply goes to the
     /// caller, `server` waits to receive and the caller runs. Returns the
     /// transfer (its `to` runs next), or `None` with nothing changed.
+    #[inline]
     pub fn fast_reply_recv(&mut self, server: TaskId, slot: usize, len: usize) -> Option<Transfer> {
         if len > MAX_MESSAGE_LEN
             || self.sched.current() != Some(server)
@@ -83,6 +85,7 @@ impl KernelObjects {
     /// the endpoint; `None` when the general path applies. Changes nothing:
     /// [`KernelObjects::complete_recv_direct`] does, once the arch layer
     /// took the completion.
+    #[inline]
     pub fn plain_complete_recv(
         &self,
         server: TaskId,
@@ -107,6 +110,7 @@ impl KernelObjects {
 
     /// Carries out what [`KernelObjects::plain_complete_recv`] found plain:
     /// `server` waits on `ep` to receive and `vm`'s vCPU `task` runs.
+    #[inline]
     pub fn complete_recv_direct(
         &mut self,
         server: TaskId,
@@ -123,6 +127,7 @@ impl KernelObjects {
 
     /// Whether `partner` waits as `state` and no task more urgent than it is
     /// ready, so a direct switch runs it at once.
+    #[inline]
     fn switch_ok(&self, partner: TaskId, state: TaskState) -> Option<()> {
         let priority = self.sched.priority(partner)?;
         (self.sched.state(partner) == Some(state) && !self.sched.ready_above(priority))

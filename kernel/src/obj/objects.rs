@@ -275,6 +275,7 @@ impl KernelObjects {
         Ok(())
     }
 
+    #[inline]
     pub(super) fn endpoint_cap(
         &self,
         task: TaskId,

@@ -93,6 +93,7 @@ impl<const QUEUES: usize> TaskQueues<QUEUES> {
         self.insert(queue, task, true)
     }
 
+    #[inline]
     fn insert(&mut self, queue: usize, task: TaskId, front: bool) -> Result<(), QueueError> {
         let slot = task.slot();
         let ends = self.ends.get_mut(queue).ok_or(QueueError::NoSuchQueue)?;
@@ -134,6 +135,7 @@ impl<const QUEUES: usize> TaskQueues<QUEUES> {
     }
 
     /// The task at the front of `queue`, left in place.
+    #[inline]
     pub fn front(&self, queue: usize) -> Option<TaskId> {
         let head = self.ends.get(queue)?.head;
         (head != NONE).then(|| self.links[usize::from(head)].task)
@@ -141,6 +143,7 @@ impl<const QUEUES: usize> TaskQueues<QUEUES> {
 
     /// Takes `task` out of whichever queue it is in and returns that queue;
     /// `None` if it was in none (or the slot holds another generation).
+    #[inline]
     pub fn remove(&mut self, task: TaskId) -> Option<usize> {
         let l = self.links[task.slot()];
         if l.queue == NONE || l.task != task {

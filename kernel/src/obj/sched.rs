@@ -175,6 +175,7 @@ impl Scheduler {
     }
 
     /// `task`'s state, if the scheduler knows it.
+    #[inline]
     pub fn state(&self, task: TaskId) -> Option<TaskState> {
         self.entry(task).ok().map(|e| e.state)
     }
@@ -294,6 +295,7 @@ impl Scheduler {
 
     /// Whether a task more urgent than `priority` is ready (then a direct
     /// switch to a task at `priority` would go through the scheduler).
+    #[inline]
     pub fn ready_above(&self, priority: Priority) -> bool {
         self.highest_ready().is_some_and(|b| b > priority)
     }
@@ -302,6 +304,7 @@ impl Scheduler {
     /// `to` (blocked in IPC) runs at once on the rest of `from`'s slice,
     /// without a pass over the ready queues, unless a more urgent task is
     /// ready, in which case `to` is queued and the scheduler picks.
+    #[inline]
     pub fn direct_switch(
         &mut self,
         from: TaskId,
@@ -358,6 +361,7 @@ impl Scheduler {
     /// [`Scheduler::hand_over`] once [`Scheduler::can_hand_over`] said yes
     /// and nothing changed the scheduler since (`blocked` is a blocked
     /// state).
+    #[inline]
     pub fn apply_hand_over(&mut self, from: TaskId, blocked: TaskState, to: TaskId) {
         if let Some(entry) = self.entry_mut(from) {
             entry.state = blocked;
@@ -376,6 +380,7 @@ impl Scheduler {
     /// `to` to the back of its queue, schedule) would run it next: no task
     /// at its priority or above is ready. `None`, with nothing changed,
     /// otherwise.
+    #[inline]
     pub fn wake_direct(&mut self, from: TaskId, blocked: TaskState, to: TaskId) -> Option<()> {
         let target = self.entry(to).ok()?;
         let contended = self
@@ -394,6 +399,7 @@ impl Scheduler {
     }
 
     /// Whether [`Scheduler::hand_over`] from `from` to `to` applies.
+    #[inline]
     pub fn can_hand_over(&self, from: TaskId, to: TaskId) -> bool {
         let Ok(target) = self.entry(to) else {
             return false;

@@ -276,6 +276,7 @@ pub fn io_exit(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64)> 
 /// over the ready queues (`Scheduler::wake_direct`). Returns the task, the
 /// bits it takes (the caller delivers them) and what runs next; `None`,
 /// with nothing changed, otherwise (then [`io_exit`] applies).
+#[inline]
 pub fn io_exit_direct(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64, Decision)> {
     let record = objects.vms.get(vm).ok()?;
     let server = record.ioreq_task?;
@@ -302,6 +303,7 @@ pub fn io_exit_direct(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId,
 /// Whether `task` may resume `vm`'s vCPU `vcpu` ([`check_resume`]) and
 /// the vCPU, held for its I/O, may run as soon as the I/O is resumed (the
 /// VM runs and the vCPU is not asleep); the vCPU's task if so.
+#[inline]
 pub fn resumes_plainly(
     objects: &KernelObjects,
     vm: usize,
@@ -320,6 +322,7 @@ pub fn resumes_plainly(
 
 /// [`io_resumed`] without the scheduler step: the caller has checked
 /// [`resumes_plainly`] and hands the CPU to the vCPU itself.
+#[inline]
 pub fn io_resumed_plain(objects: &mut KernelObjects, vm: usize) {
     if let Ok(record) = objects.vms.get_mut(vm) {
         record.io_wait = false;
