@@ -25,9 +25,7 @@ use crate::syscall::{self, Machine};
 use crate::syscall_vm;
 use crate::trap::{Access, Trap};
 use crate::vm::control;
-use crate::vm::ioreq_path::IoreqDispatch;
 use crate::{ExitStatus, klog, ticks};
-use ipc::ioreq_abi::slot::SlotError;
 
 #[path = "userland_console.rs"]
 mod console;
@@ -346,27 +344,13 @@ fn next_user_task(r: &mut Runner, mut decision: Decision, current: TaskId) -> Ta
     }
 }
 
-/// The ioreq service learns of a PENDING slot through `vm::control`, after
-/// the exit: nothing to do at the moment the slot is filled.
-struct ToIoreqTask;
-
-impl IoreqDispatch for ToIoreqTask {
-    fn pending(
-        &mut self,
-        _: &mut ipc::ioreq_abi::page::IoreqPage,
-        _: u8,
-    ) -> Result<bool, SlotError> {
-        Ok(false)
-    }
-}
-
 /// Runs VM `vm`'s vCPU until its next exit the scheduler must hear of.
 fn run_vcpu(r: &mut Runner, vm: usize) -> Decision {
     let Some(guest) = r.tasks.guests.vms.get_mut(vm).and_then(Option::as_mut) else {
         tell_controller(r, vm);
         return r.objects.sched.schedule();
     };
-    match guest.run(&mut ToIoreqTask) {
+    match guest.run() {
         RunOutcome::Preempted => after_timer(r),
         RunOutcome::BlockedOnIo => {
             guest.vm.stats.io_exit(arch::timer_now());

@@ -132,8 +132,8 @@ fn step(w: &mut World, op: &Op) -> Result<bool, TestCaseError> {
                 return Ok(false);
             }
             let mut fast = w.o.clone();
+            // A check only (`&self`): it cannot change the objects.
             let plain = fast.plain_complete_recv(w.ioreq, vm, 0, 0);
-            prop_assert!(same(&fast, &w.o), "the check changed state");
             // The general path: the checks, io_resumed, then the receive.
             let resumed = check_resume(&w.o, vm, 0, w.ioreq);
             if resumed.is_err() {

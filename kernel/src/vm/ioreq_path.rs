@@ -1,11 +1,11 @@
 //! The kernel's half of the guest I/O path: a trapped device access goes
-//! into the vCPU's ioreq slot (PENDING), the vCPU blocks, and whoever serves
-//! the slot is told through an [`IoreqDispatch`]; once the slot is COMPLETE
-//! the kernel takes the validated result and the vCPU resumes.
+//! into the vCPU's ioreq slot (PENDING) and the vCPU blocks; once the slot
+//! is COMPLETE the kernel takes the validated result and the vCPU resumes.
 //!
-//! The dispatcher is the ioreq service task: the kernel sets the VM's bit in
-//! its pending set, the task completes the slot and asks the kernel (by
-//! `ioreq_resume`) to resume the vCPU.
+//! The slot is served by the ioreq service task: the exit path sets the
+//! VM's bit in its pending set (`vm::control::io_exit`), the task completes
+//! the slot and asks the kernel (`ioreq_resume` / `ioreq_complete_recv`)
+//! to resume the vCPU.
 
 use ipc::Space;
 use ipc::ioreq_abi::page::{IoreqPage, IoreqSlot};
@@ -56,17 +56,6 @@ impl VcpuRun {
             from => Err(BadTransition { from }),
         }
     }
-}
-
-/// Who serves PENDING slots: the seam between the kernel's exit path and
-/// the ioreq service. `pending` is called right after a slot was filled.
-pub trait IoreqDispatch {
-    /// `vcpu`'s slot in `page` just became PENDING. The real dispatcher
-    /// leaves the news to the exit path and returns `Ok(false)`: the vCPU
-    /// stays blocked until [`collect`] finds the slot COMPLETE. A dispatcher
-    /// that served the slot at once returns `Ok(true)`, and the vCPU looks
-    /// for its completion right away.
-    fn pending(&mut self, page: &mut IoreqPage, vcpu: u8) -> Result<bool, SlotError>;
 }
 
 impl MmioExit {
@@ -132,18 +121,6 @@ mod tests {
         Box::new(IoreqPage::new())
     }
 
-    struct StandIn;
-
-    impl IoreqDispatch for StandIn {
-        fn pending(&mut self, page: &mut IoreqPage, vcpu: u8) -> Result<bool, SlotError> {
-            serve_like_the_ioreq_service(page, vcpu, &mut |r| {
-                assert_eq!(r.addr, 0x1000_0005);
-                0x60
-            })
-            .map(|()| true)
-        }
-    }
-
     #[test]
     fn a_load_round_trips_through_the_slot() {
         let mut page = page();
@@ -161,7 +138,11 @@ mod tests {
             Ok(None),
             "not complete yet"
         );
-        StandIn.pending(&mut page, 0).unwrap();
+        serve_like_the_ioreq_service(&mut page, 0, &mut |r| {
+            assert_eq!(r.addr, 0x1000_0005);
+            0x60
+        })
+        .unwrap();
         assert_eq!(collect(&mut page, 0, &submitted), Ok(Some(0x60)));
         run = run.resume().unwrap();
         assert_eq!(run, VcpuRun::Runnable);

@@ -13,16 +13,9 @@ use mica_mgmt::json;
 use mica_mgmt::table::{Nanoseconds, StatsBlock};
 use vm_manager::VmName;
 
+/// The stand-in vm-manager's figures (`mica_mgmt::testing`).
 fn figures() -> VmStats {
-    VmStats {
-        device_exits: 23_702,
-        hypercall_exits: 310,
-        wait_exits: 12,
-        interrupt_exits: 40,
-        other_exits: 3,
-        ioreq_round_trips: 23_702,
-        service_ns: 1_234_567_890,
-    }
+    mica_mgmt::testing::EXAMPLE_STATS
 }
 
 #[test]

@@ -224,9 +224,9 @@ impl AddressSpace {
     pub fn activate(&self) {
         csr::satp::write(sv39::satp_value(self.root, self.asid) as usize);
         if !asids_tag_tasks() {
-            // SAFETY: flushes translations after the satp write; the
-            // kernel's own mappings are identical (global) in every space.
-            unsafe { core::arch::asm!("sfence.vma", options(nostack)) };
+            // The kernel's own mappings are identical (global) in every
+            // space: only the task's are dropped.
+            flush_all();
         }
     }
 
@@ -308,15 +308,14 @@ impl AddressSpace {
         let mut t = Tables { frames };
         sv39::unmap_page(&mut t, self.root, va);
         sv39::map_range(&mut t, self.root, va, frame, PAGE_SIZE, rw)?;
-        // SAFETY: flushes stale translations of this space after the change.
-        unsafe { core::arch::asm!("sfence.vma", options(nostack)) };
+        // Stale translations of this space go after the change.
+        flush_all();
         Ok(())
     }
 
     /// Removes the page at `va` (the table pages stay).
     pub fn unmap(&self, va: u64) {
         sv39::unmap_page(&mut Walk, self.root, va);
-        // SAFETY: flushes the removed translation.
-        unsafe { core::arch::asm!("sfence.vma", options(nostack)) };
+        flush_all();
     }
 }

@@ -18,7 +18,7 @@ use super::world_switch::{GuestFrame, enter_guest};
 use super::{csr, timer};
 use crate::frame::FrameAllocator;
 use crate::vm::console::ConsoleLine;
-use crate::vm::ioreq_path::{self, IoreqDispatch, MmioExit, VcpuRun};
+use crate::vm::ioreq_path::{self, MmioExit, VcpuRun};
 use crate::vm::stats::ExitKind;
 use crate::vm::{GuestAccess, StopReason, Vm, VmState, is_mmio};
 use ipc::Error;
@@ -253,7 +253,7 @@ pub(super) struct PendingMmio {
 pub enum RunOutcome {
     /// An interrupt for the host: the scheduler decides what runs next.
     Preempted,
-    /// The vCPU waits for its ioreq slot ([`GuestVm::complete_io`]).
+    /// The vCPU waits for its ioreq slot ([`GuestVm::resume_io`]).
     BlockedOnIo,
     /// The VM left the running state.
     Left(VmState),
@@ -350,14 +350,14 @@ impl GuestVm {
     /// When the hart still holds this vCPU's VS CSRs as they were saved (no
     /// other vCPU ran since and the kernel changed none of them,
     /// [`VS_OWNER`]), they are not loaded again.
-    pub fn run(&mut self, dispatch: &mut dyn IoreqDispatch) -> RunOutcome {
+    pub fn run(&mut self) -> RunOutcome {
         self.load_static();
         let token = self.vcpu.fp_token;
         if VS_OWNER.load(Ordering::Relaxed) != token {
             self.vcpu.vs.load();
             VS_OWNER.store(token, Ordering::Relaxed);
         }
-        let outcome = self.run_loaded(dispatch);
+        let outcome = self.run_loaded();
         self.vcpu.vs.save();
         outcome
     }
@@ -375,7 +375,7 @@ impl GuestVm {
         self.vcpu.vs.save();
     }
 
-    fn run_loaded(&mut self, dispatch: &mut dyn IoreqDispatch) -> RunOutcome {
+    fn run_loaded(&mut self) -> RunOutcome {
         if self.vm.state() != VmState::Running {
             return RunOutcome::Left(self.vm.state());
         }
@@ -414,7 +414,7 @@ impl GuestVm {
                 fpu::save(&mut v.fp);
                 v.frame.sstatus = fpu::guest_sstatus(v.frame.sstatus);
             }
-            if let Some(outcome) = self.handle_exit(dispatch) {
+            if let Some(outcome) = self.handle_exit() {
                 return outcome;
             }
         }
@@ -452,7 +452,7 @@ impl GuestVm {
         Some(RunOutcome::Left(self.vm.state()))
     }
 
-    fn handle_exit(&mut self, dispatch: &mut dyn IoreqDispatch) -> Option<RunOutcome> {
+    fn handle_exit(&mut self) -> Option<RunOutcome> {
         // The exit's trap values are still in their CSRs: nothing trapped
         // in HS-mode since (the kernel runs with interrupts off).
         let cause = csr::scause::read();
@@ -482,7 +482,7 @@ impl GuestVm {
                     return self.stray_access(access, gpa, stval);
                 }
                 self.vm.stats.exit(ExitKind::Device);
-                self.mmio(gpa, stval, htinst as u64, dispatch)
+                self.mmio(gpa, stval, htinst as u64)
             }
             22 if stval == WFI => {
                 self.vm.stats.exit(ExitKind::Wait);
@@ -655,13 +655,10 @@ impl GuestVm {
         vs_fetch::fetch(&memory, self.vcpu.vs.vsatp as u64, pc, mode)
     }
 
-    fn mmio(
-        &mut self,
-        gpa: u64,
-        gva: usize,
-        htinst: u64,
-        dispatch: &mut dyn IoreqDispatch,
-    ) -> Option<RunOutcome> {
+    /// A device access: decoded, put in the vCPU's ioreq slot (PENDING),
+    /// and the vCPU blocks until the ioreq service resumes it
+    /// ([`GuestVm::resume_io`]).
+    fn mmio(&mut self, gpa: u64, gva: usize, htinst: u64) -> Option<RunOutcome> {
         let decoded = match mmio_decode::decode_htinst(htinst) {
             Err(mmio_decode::DecodeError::NoTransformedInstruction) => match self.fetch_insn() {
                 Some(insn) => mmio_decode::decode_raw(insn),
@@ -692,32 +689,7 @@ impl GuestVm {
             from_vs: csr::hstatus::read() & HSTATUS_SPVP != 0,
         });
         self.vcpu.run = VcpuRun::BlockedOnIo;
-        match dispatch.pending(self.page(), id) {
-            Ok(false) => return Some(RunOutcome::BlockedOnIo),
-            Ok(true) => {}
-            Err(_) => return self.stop(StopReason::BadIoCompletion),
-        }
-        match self.complete_io() {
-            Ok(true) => None,
-            Ok(false) => Some(RunOutcome::BlockedOnIo),
-            Err(reason) => self.stop(reason),
-        }
-    }
-
-    /// Finishes the vCPU's device access if its slot is COMPLETE: writes a
-    /// load's destination register, steps past the instruction and makes
-    /// the vCPU runnable (`Ok(true)`); `Ok(false)` while it is not done.
-    /// A completion that is not the access submitted is an error.
-    pub fn complete_io(&mut self) -> Result<bool, StopReason> {
-        let Some(pending) = self.vcpu.pending else {
-            return Ok(false);
-        };
-        let id = self.vcpu.id;
-        match ioreq_path::collect(self.page(), id, &pending.request) {
-            Ok(Some(value)) => self.finish_io(pending.access, value),
-            Ok(None) => Ok(false),
-            Err(_) => Err(StopReason::BadIoCompletion),
-        }
+        Some(RunOutcome::BlockedOnIo)
     }
 
     /// The ioreq service says the vCPU's access is done: its result goes to
@@ -734,10 +706,7 @@ impl GuestVm {
         };
         let id = self.vcpu.id;
         match ioreq_path::collect(self.page(), id, &pending.request) {
-            Ok(Some(value)) => self
-                .finish_io(pending.access, value)
-                .map(|_| ())
-                .map_err(|_| Error::BadSlotState),
+            Ok(Some(value)) => self.finish_io(pending.access, value),
             Ok(None) => Err(Error::BadSlotState),
             Err(error) => {
                 if !self.stray_reported {
@@ -761,7 +730,9 @@ impl GuestVm {
         }
     }
 
-    fn finish_io(&mut self, access: MmioAccess, value: u64) -> Result<bool, StopReason> {
+    /// Hands a load's value to its destination register, steps past the
+    /// instruction and lets the vCPU run.
+    fn finish_io(&mut self, access: MmioAccess, value: u64) -> Result<(), Error> {
         let v = &mut self.vcpu;
         if let AccessKind::Load {
             rd: Some(rd),
@@ -773,7 +744,7 @@ impl GuestVm {
         }
         v.frame.sepc += usize::from(access.insn_len);
         v.pending = None;
-        v.run = v.run.resume().map_err(|_| StopReason::BadIoCompletion)?;
-        Ok(true)
+        v.run = v.run.resume().map_err(|_| Error::BadSlotState)?;
+        Ok(())
     }
 }

@@ -20,7 +20,7 @@ use ipc::ioreq_abi::slot;
 use super::svm_exit::rax_after_in;
 use super::vcpu::Vcpu;
 use crate::vm::exit::{GuestExit, PioExit};
-use crate::vm::ioreq_path::{self, IoreqDispatch, VcpuRun};
+use crate::vm::ioreq_path::{self, VcpuRun};
 use crate::vm::stats::ExitKind;
 use crate::vm::{GuestAccess, StopReason, Vm, VmState};
 
@@ -67,7 +67,7 @@ pub struct GuestVm {
 
 impl GuestVm {
     /// Runs the vCPU until the host must decide something.
-    pub fn run(&mut self, dispatch: &mut dyn IoreqDispatch) -> RunOutcome {
+    pub fn run(&mut self) -> RunOutcome {
         loop {
             if self.vm.state() != VmState::Running {
                 return RunOutcome::Left(self.vm.state());
@@ -87,9 +87,7 @@ impl GuestVm {
                     if exit.next_rip.is_none() {
                         return self.stop(unhandled);
                     }
-                    if let Some(outcome) = self.port_access(pio, next_rip, dispatch) {
-                        return outcome;
-                    }
+                    return self.port_access(pio, next_rip);
                 }
                 GuestExit::Cpuid => {
                     self.cpuid();
@@ -137,29 +135,15 @@ impl GuestVm {
     }
 
     /// Puts a port access into the vCPU's ioreq slot (PENDING) and blocks
-    /// the vCPU; `None` when it completed at once and the guest goes on.
-    fn port_access(
-        &mut self,
-        pio: PioExit,
-        next_rip: u64,
-        dispatch: &mut dyn IoreqDispatch,
-    ) -> Option<RunOutcome> {
+    /// the vCPU until the ioreq service resumes it ([`GuestVm::resume_io`]).
+    fn port_access(&mut self, pio: PioExit, next_rip: u64) -> RunOutcome {
         let request = pio.request(0);
         if slot::fill(self.page(), &request).is_err() {
-            return Some(self.stop(StopReason::BadIoCompletion));
+            return self.stop(StopReason::BadIoCompletion);
         }
         self.pending = Some(PendingIo { pio, next_rip });
         self.run = VcpuRun::BlockedOnIo;
-        match dispatch.pending(self.page(), 0) {
-            Ok(false) => return Some(RunOutcome::BlockedOnIo),
-            Ok(true) => {}
-            Err(_) => return Some(self.stop(StopReason::BadIoCompletion)),
-        }
-        match self.complete_io() {
-            Ok(true) => None,
-            Ok(false) => Some(RunOutcome::BlockedOnIo),
-            Err(reason) => Some(self.stop(reason)),
-        }
+        RunOutcome::BlockedOnIo
     }
 
     /// Finishes the vCPU's port access if its slot is COMPLETE: an IN's
