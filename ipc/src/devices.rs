@@ -34,6 +34,23 @@ pub enum DeviceKind {
     Plic,
 }
 
+impl DeviceKind {
+    /// The registers of this device whose guest writes may be posted
+    /// (`ioreq::Request::PostWrites`), as (offset from its base, length):
+    /// writes that answer nothing and whose effects a later access sees
+    /// in order. A 16550's transmit holding register (offset 0; the
+    /// divisor latch's low byte while DLAB is set, which is as safe).
+    pub const fn posted_window(self) -> Option<(u64, u64)> {
+        match self {
+            DeviceKind::Uart16550 => Some((0, 1)),
+            DeviceKind::VirtioConsole
+            | DeviceKind::VirtioRng
+            | DeviceKind::VmGenId
+            | DeviceKind::Plic => None,
+        }
+    }
+}
+
 /// A request to the device service.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
@@ -120,6 +137,32 @@ pub enum Request {
         /// byte the VM ever wrote; a reader passes the last `next`).
         from: u64,
     },
+    /// Writes the guest made and the kernel completed at once (its posted
+    /// writes, `ipc::ioreq_abi::posted`), in the order it made them: each
+    /// is emulated as a `Write` would be, all of them even if one fails;
+    /// the answer is `Ok`, or the first failure's `Err`.
+    WriteBatch {
+        /// The VM.
+        vm: VmId,
+        /// The writes, oldest first.
+        writes: heapless::Vec<BatchWrite, MAX_BATCH>,
+    },
+}
+
+/// Most writes one `WriteBatch` carries (a 16550's transmit FIFO).
+pub const MAX_BATCH: usize = 16;
+
+/// One write of a `WriteBatch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchWrite {
+    /// MMIO or PIO.
+    pub space: Space,
+    /// Guest address or port.
+    pub addr: u64,
+    /// Access width in bytes.
+    pub size: u8,
+    /// The value written (low `size` bytes).
+    pub value: u64,
 }
 
 /// The device service's answer.

@@ -67,6 +67,22 @@ pub enum Request {
         /// Read result.
         value: u64,
     },
+    /// Let the kernel post `vm`'s writes to `[start, start + len)` of
+    /// `space` (complete them at once and queue them for the range's
+    /// client, which sees them in order before any later access of the
+    /// VM): for device registers whose writes answer nothing, such as a
+    /// UART's transmit register. The range must lie inside one client's
+    /// registered range; PCI configuration space is never posted.
+    PostWrites {
+        /// The VM.
+        vm: VmId,
+        /// MMIO or PIO.
+        space: Space,
+        /// First address.
+        start: u64,
+        /// Length in bytes (or ports); non-zero, must not wrap.
+        len: u64,
+    },
 }
 
 /// The ioreq service's answer.

@@ -1,5 +1,6 @@
-//! The ioreq shared-memory ABI: the layout of a VM's ioreq page ([`page`])
-//! and the slot state machine both sides follow on it ([`slot`]).
+//! The ioreq shared-memory ABI: the layout of a VM's ioreq page ([`page`]),
+//! the slot state machine both sides follow on it ([`slot`]), and the ring of
+//! posted writes the kernel completes without waiting ([`posted`]).
 //!
 //! Unlike the rest of this crate, nothing here is a message: the page is a
 //! 4 KiB frame mapped into both the kernel and the ioreq task, so its layout
@@ -9,4 +10,5 @@
 //! ioreq service speaks to its clients is [`crate::ioreq`].
 
 pub mod page;
+pub mod posted;
 pub mod slot;

@@ -114,6 +114,11 @@ pub const GUEST_IMAGE_OFFSET: u64 = X86_GUEST_IMAGE_OFFSET;
 /// The user address of the ioreq task's window of ioreq pages, one 4 KiB
 /// page per VM number.
 pub const IOREQ_PAGES: usize = USER_BASE + 0x3000_0000;
+/// Where `ioreq_attach` maps VM `n`'s posted-write ring (`+ n * 4096`),
+/// just after the ioreq pages of [`MAX_VMS`] VMs.
+pub const POSTED_PAGES: usize = IOREQ_PAGES + MAX_VMS * 4096;
+/// Most postable ranges per VM (`ioreq_post`).
+pub const MAX_POSTED_RANGES: usize = 4;
 /// The badge `recv` reports when it returns for pending ioreq work rather
 /// than a message (a3 then holds the bit set of VMs with I/O pending).
 pub const IOREQ_BADGE: usize = usize::MAX;
@@ -354,6 +359,18 @@ pub enum Sysno {
     /// VM_CONTROL; `Error::UnknownVm`, `Error::InvalidArgument` for
     /// another `group`.
     VmStats = 38,
+    /// `ioreq_post(vm, space, start, len)`: writes of `vm`'s guest to
+    /// `[start, start + len)` in `space` (0 MMIO, 1 port I/O) may be
+    /// posted: the kernel puts them in the VM's posted-write ring
+    /// (`ipc::ioreq_abi::posted`, mapped by `ioreq_attach` at
+    /// [`POSTED_PAGES`]` + vm * 4096`) and the vCPU runs on; the caller
+    /// drains the ring before it serves any slot of the VM. `len` 0 removes
+    /// the range starting at `start`. At most [`MAX_POSTED_RANGES`] per VM
+    /// (`Error::TableFull` beyond); a range may not wrap
+    /// (`Error::InvalidRange`) or overlap another (`Error::RangeOverlap`).
+    /// Needs the IOREQ right and the caller must serve `vm`
+    /// (`ioreq_attach`; `Error::PermissionDenied` otherwise).
+    IoreqPost = 39,
 }
 
 /// The values of `vm_status`.
@@ -459,6 +476,7 @@ impl Sysno {
             36 => Sysno::VmSetName,
             37 => Sysno::IoreqCompleteRecv,
             38 => Sysno::VmStats,
+            39 => Sysno::IoreqPost,
             _ => return None,
         })
     }
@@ -503,7 +521,7 @@ const ALL_ERRORS: [Error; 11] = [
 const _: () = assert!(MAX_MESSAGE_SIZE <= IPC_BUFFER_SIZE);
 const _: () = assert!(IMAGE_BASE < IMAGE_TOP && IMAGE_TOP <= IPC_BUFFER);
 const _: () = assert!(IPC_BUFFER + IPC_BUFFER_SIZE <= IOREQ_PAGES);
-const _: () = assert!(IOREQ_PAGES + MAX_VMS * 4096 <= DEVICE_WINDOWS);
+const _: () = assert!(POSTED_PAGES + MAX_VMS * 4096 <= DEVICE_WINDOWS);
 const _: () = assert!(DEVICE_WINDOWS + MAX_DEVICE_WINDOWS * DEVICE_WINDOW_SIZE <= DMA_WINDOW);
 const _: () = assert!(DMA_WINDOW + MAX_DMA_PAGES * 4096 <= STACK_TOP - STACK_SIZE);
 
@@ -553,12 +571,13 @@ mod tests {
             (Sysno::VmSetName, 36),
             (Sysno::IoreqCompleteRecv, 37),
             (Sysno::VmStats, 38),
+            (Sysno::IoreqPost, 39),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(39), None);
+        assert_eq!(Sysno::from_usize(40), None);
         assert_eq!(
             (
                 vm_stats::EXITS,

@@ -6,7 +6,9 @@
     reason = "test helpers may panic on impossible values"
 )]
 
-use ipc::devices::{self, ConsoleChunk, DeviceKind, INPUT_CHUNK, IrqEvent, OUTPUT_CHUNK};
+use ipc::devices::{
+    self, BatchWrite, ConsoleChunk, DeviceKind, INPUT_CHUNK, IrqEvent, MAX_BATCH, OUTPUT_CHUNK,
+};
 use ipc::ioreq::{self, ClientId};
 use ipc::vm::{self, CreateOptions, LIST_PAGE, VmInfo, VmKind, VmState, VmStats};
 use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, WireName, decode, encode};
@@ -54,6 +56,20 @@ fn fullest_console_chunk() -> ConsoleChunk {
         lost: u64::MAX,
         bytes,
     }
+}
+
+/// A full `WriteBatch` of the widest writes.
+fn fullest_batch() -> heapless::Vec<BatchWrite, MAX_BATCH> {
+    let widest = BatchWrite {
+        space: Space::PciConfig,
+        addr: u64::MAX,
+        size: u8::MAX,
+        value: u64::MAX,
+    };
+    let mut writes = heapless::Vec::new();
+    while writes.push(widest).is_ok() {}
+    assert_eq!(writes.len(), MAX_BATCH);
+    writes
 }
 
 fn assert_fits<T: Serialize + DeserializeOwned + PartialEq + core::fmt::Debug>(msg: T) -> usize {
@@ -160,6 +176,12 @@ fn every_ioreq_message_fits() {
             vcpu: u8::MAX,
             value: u64::MAX,
         },
+        ioreq::Request::PostWrites {
+            vm,
+            space: Space::PciConfig,
+            start: u64::MAX,
+            len: u64::MAX,
+        },
     ] {
         assert_fits(msg);
     }
@@ -208,6 +230,10 @@ fn every_devices_message_fits() {
         devices::Request::Input { vm, bytes },
         devices::Request::SetGenerationId { vm, id: [0xff; 16] },
         devices::Request::ConsoleRead { vm, from: u64::MAX },
+        devices::Request::WriteBatch {
+            vm,
+            writes: fullest_batch(),
+        },
     ] {
         assert_fits(msg);
     }

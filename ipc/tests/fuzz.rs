@@ -107,10 +107,15 @@ fn ioreq_request() -> impl Strategy<Value = ioreq::Request> {
         (vm.clone(), client)
             .prop_map(|(vm, client)| ioreq::Request::SetDefaultClient { vm, client }),
         vm.clone().prop_map(|vm| ioreq::Request::Dispatch { vm }),
-        (vm, any::<u8>(), any::<u64>()).prop_map(|(vm, vcpu, value)| ioreq::Request::Complete {
-            vm,
-            vcpu,
-            value
+        (vm.clone(), any::<u8>(), any::<u64>())
+            .prop_map(|(vm, vcpu, value)| { ioreq::Request::Complete { vm, vcpu, value } }),
+        (vm, space(), any::<u64>(), any::<u64>()).prop_map(|(vm, space, start, len)| {
+            ioreq::Request::PostWrites {
+                vm,
+                space,
+                start,
+                len,
+            }
         }),
     ]
 }
@@ -145,7 +150,26 @@ fn devices_request() -> impl Strategy<Value = devices::Request> {
             }),
         (vm.clone(), any::<u64>())
             .prop_map(|(vm, from)| devices::Request::ConsoleRead { vm, from }),
-        (vm, name()).prop_map(|(vm, name)| devices::Request::AddVm { vm, name }),
+        (vm.clone(), name()).prop_map(|(vm, name)| devices::Request::AddVm { vm, name }),
+        (
+            vm,
+            proptest::collection::vec(
+                (space(), any::<u64>(), any::<u8>(), any::<u64>()),
+                0..=devices::MAX_BATCH
+            )
+        )
+            .prop_map(|(vm, writes)| devices::Request::WriteBatch {
+                vm,
+                writes: writes
+                    .into_iter()
+                    .map(|(space, addr, size, value)| devices::BatchWrite {
+                        space,
+                        addr,
+                        size,
+                        value
+                    })
+                    .collect()
+            }),
     ]
 }
 

@@ -157,7 +157,7 @@ fn vm_state_and_kind_bytes_are_pinned() {
 fn ioreq_discriminants_are_pinned() {
     let vm = VmId(1);
     let client = ClientId(2);
-    let cases: [(ioreq::Request, u8); 7] = [
+    let cases: [(ioreq::Request, u8); 8] = [
         (ioreq::Request::AttachVm { vm, vcpus: 1 }, 0),
         (ioreq::Request::DetachVm { vm }, 1),
         (
@@ -181,6 +181,15 @@ fn ioreq_discriminants_are_pinned() {
             },
             6,
         ),
+        (
+            ioreq::Request::PostWrites {
+                vm,
+                space: Space::Mmio,
+                start: 0,
+                len: 1,
+            },
+            7,
+        ),
     ];
     for (msg, byte) in cases {
         assert_eq!(first_byte(&msg), byte, "{msg:?}");
@@ -196,7 +205,7 @@ fn ioreq_discriminants_are_pinned() {
 #[test]
 fn devices_discriminants_are_pinned() {
     let vm = VmId(1);
-    let cases: [(devices::Request, u8); 9] = [
+    let cases: [(devices::Request, u8); 10] = [
         (devices::Request::AddVm { vm, name: name() }, 0),
         (devices::Request::RemoveVm { vm }, 1),
         (
@@ -245,6 +254,13 @@ fn devices_discriminants_are_pinned() {
         ),
         (devices::Request::SetGenerationId { vm, id: [0; 16] }, 7),
         (devices::Request::ConsoleRead { vm, from: 0 }, 8),
+        (
+            devices::Request::WriteBatch {
+                vm,
+                writes: heapless::Vec::new(),
+            },
+            9,
+        ),
     ];
     for (msg, byte) in cases {
         assert_eq!(first_byte(&msg), byte, "{msg:?}");

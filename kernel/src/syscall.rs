@@ -177,6 +177,7 @@ pub fn dispatch<M: Machine>(
         | Sysno::VmDestroy
         | Sysno::IoreqAttach
         | Sysno::IoreqResume
+        | Sysno::IoreqPost
         | Sysno::VmSetExternalIrq
         | Sysno::VmWriteGenid
         | Sysno::VmCloneRam

@@ -1,5 +1,5 @@
 //! The system calls on VMs, the ioreq path and the raw console
-//! (`ipc::syscall` numbers 11-21, 29-33, 35, 36, 38): each checks the caller's kernel rights
+//! (`ipc::syscall` numbers 11-21, 29-33, 35, 36, 38, 39): each checks the caller's kernel rights
 //! (`Error::PermissionDenied` otherwise) and its arguments, keeps the VM
 //! lifecycle in `vm::control`, and leaves guest memory and registers to the
 //! arch layer's [`VmHost`].
@@ -88,6 +88,17 @@ pub trait VmHost {
     /// to the guest and frees the slot; `Error::BadSlotState` (nothing
     /// changed) otherwise.
     fn ioreq_resume(&mut self, _vm: usize, _vcpu: usize) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
+    /// Lets `vm`'s writes to `[start, start + len)` of `space` be posted
+    /// (`len` 0 removes the range at `start`): `vm::posted::Posting::set`.
+    fn ioreq_post(
+        &mut self,
+        _vm: usize,
+        _space: ipc::Space,
+        _start: u64,
+        _len: u64,
+    ) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
     /// Prints `line` as a raw hypervisor-console line.
@@ -200,6 +211,7 @@ pub fn dispatch<M: Machine>(
             .and_then(|record| machine.ioreq_attach(current, vm, record.ioreq_task))
             .and_then(|addr| control::attach(objects, vm, current).map(|_| [addr, 0, 0])),
         Sysno::IoreqResume => resume_vcpu(objects, machine, current, vm, args[1]).map(|()| [0; 3]),
+        Sysno::IoreqPost => post_writes(objects, machine, current, args).map(|()| [0; 3]),
         Sysno::VmSetExternalIrq => set_external_irq(objects, machine, current, vm, args[1]),
         Sysno::VmWriteGenid => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| known(objects, vm))
@@ -244,6 +256,27 @@ pub fn resume_vcpu<M: Machine>(
     machine.ioreq_resume(vm, vcpu)?;
     control::io_resumed(objects, vm);
     Ok(())
+}
+
+/// `ioreq_post(vm, space, start, len)` by `task`: the IOREQ right, and
+/// `task` must serve `vm`.
+fn post_writes<M: Machine>(
+    objects: &KernelObjects,
+    machine: &mut M,
+    task: TaskId,
+    args: [usize; 6],
+) -> Result<(), Error> {
+    need(objects, task, KernelRights::IOREQ)?;
+    let vm = args[0];
+    if objects.vms.get(vm)?.ioreq_task != Some(task) {
+        return Err(Error::PermissionDenied);
+    }
+    let space = match args[1] {
+        0 => ipc::Space::Mmio,
+        1 => ipc::Space::Pio,
+        _ => return Err(Error::InvalidArgument),
+    };
+    machine.ioreq_post(vm, space, args[2] as u64, args[3] as u64)
 }
 
 fn console_write<M: Machine>(

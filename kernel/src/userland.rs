@@ -350,7 +350,23 @@ fn run_vcpu(r: &mut Runner, vm: usize) -> Decision {
         tell_controller(r, vm);
         return r.objects.sched.schedule();
     };
-    match guest.run() {
+    let outcome = guest.run();
+    // Writes it posted reach the ioreq task now; an I/O exit tells it anyway.
+    if guest.take_posted_news()
+        && outcome != RunOutcome::BlockedOnIo
+        && let Some((task, bits)) = control::posted(&mut r.objects, vm)
+    {
+        syscall_vm::deliver(&mut r.tasks, task, bits);
+    }
+    after_run(r, vm, outcome)
+}
+
+/// What the scheduler does after `vm`'s vCPU ran until `outcome`.
+fn after_run(r: &mut Runner, vm: usize, outcome: RunOutcome) -> Decision {
+    let Some(guest) = r.tasks.guests.vms.get_mut(vm).and_then(Option::as_mut) else {
+        return r.objects.sched.schedule();
+    };
+    match outcome {
         RunOutcome::Preempted => after_timer(r),
         RunOutcome::BlockedOnIo => {
             guest.vm.stats.io_exit(arch::timer_now());

@@ -1,14 +1,17 @@
 //! The VM calls on the running kernel: [`VmHost`] over the arch's
 //! `GuestVm`s (RAM, G-stage, ioreq page), the boot image's guest entries
 //! and the tasks' address spaces (IPC buffer reads, the ioreq page mapped
-//! at `IOREQ_PAGES + vm * 4096`).
+//! at `IOREQ_PAGES + vm * 4096`, the posted-write ring at `POSTED_PAGES +
+//! vm * 4096`).
 
 extern crate alloc;
 
 use alloc::boxed::Box;
 
-use ipc::Error;
-use ipc::syscall::{IMAGE_HEADER_BYTES, IOREQ_PAGES, IPC_BUFFER, IPC_BUFFER_SIZE, MAX_VMS};
+use ipc::syscall::{
+    IMAGE_HEADER_BYTES, IOREQ_PAGES, IPC_BUFFER, IPC_BUFFER_SIZE, MAX_VMS, POSTED_PAGES,
+};
+use ipc::{Error, Space};
 use mica_boot::image::EntryKind;
 
 use super::Tasks;
@@ -35,6 +38,11 @@ impl Guests {
 
 fn page_addr(vm: usize) -> usize {
     IOREQ_PAGES + vm * 4096
+}
+
+/// Where VM `vm`'s posted-write ring is mapped in the ioreq task.
+fn ring_addr(vm: usize) -> usize {
+    POSTED_PAGES + vm * 4096
 }
 
 impl Tasks {
@@ -80,6 +88,7 @@ impl Tasks {
         });
         if let Some(slot) = slot {
             slot.space.unmap(page_addr(vm) as u64);
+            slot.space.unmap(ring_addr(vm) as u64);
         }
     }
 }
@@ -163,7 +172,8 @@ impl VmHost for Tasks {
         vm: usize,
         previous: Option<TaskId>,
     ) -> Result<usize, Error> {
-        let frame = self.guest(vm)?.ioreq_frame();
+        let guest = self.guest(vm)?;
+        let (frame, ring) = (guest.ioreq_frame(), guest.posted_frame());
         let slot = self
             .slots
             .get(task.slot())
@@ -173,8 +183,10 @@ impl VmHost for Tasks {
         if previous != Some(task) {
             self.unmap_ioreq(previous, vm);
         }
+        let frames = &mut FRAMES.lock();
         slot.space
-            .map_shared(&mut FRAMES.lock(), page_addr(vm) as u64, frame)
+            .map_shared(frames, page_addr(vm) as u64, frame)
+            .and_then(|()| slot.space.map_shared(frames, ring_addr(vm) as u64, ring))
             .map_err(|_| Error::OutOfMemory)?;
         Ok(page_addr(vm))
     }
@@ -187,6 +199,10 @@ impl VmHost for Tasks {
         guest.resume_io()?;
         guest.vm.stats.io_resumed(crate::arch::timer_now());
         Ok(())
+    }
+
+    fn ioreq_post(&mut self, vm: usize, space: Space, start: u64, len: u64) -> Result<(), Error> {
+        self.guest(vm)?.set_posted_range(space, start, len)
     }
 
     fn console_raw(&mut self, line: &[u8]) {

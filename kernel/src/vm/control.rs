@@ -269,6 +269,16 @@ pub fn io_exit(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64)> 
     upcall(objects, server?, vm)
 }
 
+/// `vm`'s vCPU posted writes since its ioreq task last heard, and left the
+/// CPU for another reason than a slot: the task learns of the ring. Its
+/// bit is set; if it waits in `recv` it is made ready (not switched to:
+/// it runs when the scheduler next decides, which the caller is about to
+/// ask) and the bits it takes are returned (the caller delivers them).
+pub fn posted(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64)> {
+    let server = objects.vms.get(vm).ok()?.ioreq_task?;
+    upcall(objects, server, vm)
+}
+
 /// The plain case of [`io_exit`], as a direct switch: the running vCPU of
 /// `vm` trapped on a device access, its slot is PENDING, the VM's ioreq
 /// task waits in `recv` and nothing at its priority or above is ready: the

@@ -7,6 +7,7 @@ pub mod console;
 pub mod control;
 pub mod exit;
 pub mod ioreq_path;
+pub mod posted;
 pub mod stats;
 
 use core::fmt;

@@ -3,7 +3,9 @@
 //! line changes reported after every request.
 
 use heapless::{Deque, Vec};
-use ipc::devices::{ConsoleChunk, DeviceKind, IrqEvent, OUTPUT_CHUNK, Request, Response, wire};
+use ipc::devices::{
+    BatchWrite, ConsoleChunk, DeviceKind, IrqEvent, OUTPUT_CHUNK, Request, Response, wire,
+};
 use ipc::server::MessageBuffer;
 use ipc::{Error, Space, VmId, WireName};
 
@@ -250,6 +252,9 @@ where
                 .set_generation_id(vm, u128::from_le_bytes(id))
                 .map(|()| Response::Ok),
             Request::ConsoleRead { vm, from } => self.console_read(vm, from).map(Response::Console),
+            Request::WriteBatch { vm, writes } => {
+                self.write_batch(vm, &writes).map(|()| Response::Ok)
+            }
         };
         result.unwrap_or_else(Response::Err)
     }
@@ -444,6 +449,19 @@ where
         self.with_device(vm, space, addr, size, |device, offset, env| {
             env.with(|env| device.write(offset, size, value & size.mask(), env))
         })
+    }
+
+    /// The writes of a `WriteBatch`, in order, each as a `Write`: all of
+    /// them are made even if one fails; the first failure is the answer.
+    fn write_batch(&mut self, vm: VmId, writes: &[BatchWrite]) -> Result<(), Error> {
+        let mut first_error = Ok(());
+        for w in writes {
+            let done = self.write(vm, w.space, w.addr, w.size, w.value);
+            if first_error.is_ok() {
+                first_error = done;
+            }
+        }
+        first_error
     }
 
     /// Where `vm` is in the table (kept out of line: the VM records are

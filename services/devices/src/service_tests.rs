@@ -8,7 +8,7 @@
 use std::string::String;
 use std::vec::Vec;
 
-use ipc::devices::{DeviceKind, INPUT_CHUNK, IrqEvent, Request, Response};
+use ipc::devices::{BatchWrite, DeviceKind, INPUT_CHUNK, IrqEvent, MAX_BATCH, Request, Response};
 use ipc::{Error, Space, VmId, wire_name};
 
 use super::*;
@@ -377,6 +377,90 @@ fn uart_output_becomes_named_lines() {
         write(&mut s, VM1, Space::Mmio, UART_MMIO, 1, u64::from(b));
     }
     assert_eq!(s.console().0, ["vm0 | hello", "web-1 | hi"]);
+}
+
+fn batch(space: Space, addr: u64, bytes: &[u8]) -> heapless::Vec<BatchWrite, MAX_BATCH> {
+    bytes
+        .iter()
+        .map(|&b| BatchWrite {
+            space,
+            addr,
+            size: 1,
+            value: u64::from(b),
+        })
+        .collect()
+}
+
+/// A batch of posted writes is emulated write by write, in order: the
+/// bytes come out as the same lines as single writes would make.
+#[test]
+fn a_write_batch_is_each_write_in_order() {
+    let mut s = with_two_uarts();
+    for part in [
+        &b"hel"[..],
+        b"lo
+wor",
+        b"ld
+",
+    ] {
+        let writes = batch(Space::Pio, COM1, part);
+        assert_eq!(
+            s.handle(Request::WriteBatch { vm: VM0, writes }),
+            Response::Ok
+        );
+    }
+    assert_eq!(s.console().0, ["vm0 | hello", "vm0 | world"]);
+    let empty = heapless::Vec::new();
+    assert_eq!(
+        s.handle(Request::WriteBatch {
+            vm: VM0,
+            writes: empty
+        }),
+        Response::Ok
+    );
+}
+
+/// A write that fails does not stop the others; the answer is the first
+/// failure.
+#[test]
+fn a_write_batch_makes_every_write_and_answers_the_first_failure() {
+    let mut s = with_two_uarts();
+    let mut writes = batch(Space::Pio, COM1, b"a");
+    writes
+        .push(BatchWrite {
+            space: Space::Pio,
+            addr: 0x2f8,
+            size: 1,
+            value: 0,
+        })
+        .unwrap();
+    writes
+        .push(BatchWrite {
+            space: Space::Pio,
+            addr: COM1,
+            size: 3,
+            value: 0,
+        })
+        .unwrap();
+    writes.extend(batch(
+        Space::Pio,
+        COM1,
+        b"b
+",
+    ));
+    assert_eq!(
+        s.handle(Request::WriteBatch { vm: VM0, writes }),
+        Response::Err(Error::NoDevice)
+    );
+    assert_eq!(s.console().0, ["vm0 | ab"]);
+    let writes = batch(Space::Pio, COM1, b"x");
+    assert_eq!(
+        s.handle(Request::WriteBatch {
+            vm: VmId(7),
+            writes
+        }),
+        Response::Err(Error::UnknownVm)
+    );
 }
 
 fn console_read(s: &mut Service, vm: VmId, from: u64) -> Response {

@@ -8,8 +8,10 @@
 //! sends what [`Handled::actions`] lists. Everything read from the shared
 //! page is validated by [`slot`]; what is refused is counted in
 //! [`counters::IoreqCounters`]. [`worker`] is the task's work loop over an
-//! [`IoreqEffects`] trait: forward, complete, resume. [`page`] and [`slot`]
-//! are the kernel/service ABI defined in `ipc::ioreq_abi`, re-exported here.
+//! [`IoreqEffects`] trait: forward, complete, resume; before a VM's slots it
+//! drains the VM's ring of posted writes ([`posted`]) to their clients in
+//! batches. [`page`], [`slot`] and [`posted`] are the kernel/service ABI
+//! defined in `ipc::ioreq_abi`, re-exported here.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -21,7 +23,7 @@ pub mod worker;
 
 // The page layout and slot state machine are an ABI shared with the kernel,
 // so they live in `ipc`; re-exported here under their old paths.
-pub use ipc::ioreq_abi::{page, slot};
+pub use ipc::ioreq_abi::{page, posted, slot};
 
 pub use dispatch::{Action, Actions, Forward};
 pub use service::{Handled, IoreqService, OwnedPages, PageSource};

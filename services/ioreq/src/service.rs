@@ -3,21 +3,37 @@
 //! a `Response` plus the [`Actions`] the task binary carries out.
 
 use ipc::ioreq::{Request, Response};
-use ipc::{Error, VmId};
+use ipc::{Error, Space, VmId};
 
 use crate::dispatch::{Actions, VmIoreq};
 use crate::page::{IoreqPage, SLOT_COUNT};
+use crate::posted::PostedPage;
 
-/// Where a VM's ioreq page comes from. On the host the service owns its
-/// pages ([`OwnedPages`]); on Mica a source maps the page the kernel grants
-/// for the VM and hands out a `&'static mut IoreqPage`.
+/// Where a VM's ioreq page and posted-write ring come from, and who lets
+/// the kernel post writes. On the host the service owns its pages
+/// ([`OwnedPages`]); on Mica a source maps the pages the kernel grants for
+/// the VM and hands out `&'static` references.
 pub trait PageSource {
     /// The page storage kept for each VM.
     type Page: AsRef<IoreqPage> + AsMut<IoreqPage>;
+    /// The posted-write ring kept for each VM.
+    type Ring: AsRef<PostedPage>;
 
     /// The page for a newly attached VM, with every slot FREE.
     /// An error refuses the attach and is the reply.
     fn page_for(&mut self, vm: VmId) -> Result<Self::Page, Error>;
+
+    /// The posted-write ring of a VM whose page was just given
+    /// ([`PageSource::page_for`]).
+    fn ring_for(&mut self, vm: VmId) -> Result<Self::Ring, Error>;
+
+    /// Tells the kernel it may post `vm`'s writes to `[start, start +
+    /// len)` of `space` (checked by the service already). Without a kernel
+    /// (on the host) there is nothing to tell.
+    fn post_writes(&mut self, vm: VmId, space: Space, start: u64, len: u64) -> Result<(), Error> {
+        let _ = (vm, space, start, len);
+        Ok(())
+    }
 
     /// Takes back the page of a detached VM.
     fn release(&mut self, vm: VmId, page: Self::Page) {
@@ -31,9 +47,14 @@ pub struct OwnedPages;
 
 impl PageSource for OwnedPages {
     type Page = IoreqPage;
+    type Ring = PostedPage;
 
     fn page_for(&mut self, _vm: VmId) -> Result<IoreqPage, Error> {
         Ok(IoreqPage::new())
+    }
+
+    fn ring_for(&mut self, _vm: VmId) -> Result<PostedPage, Error> {
+        Ok(PostedPage::new())
     }
 }
 
@@ -60,6 +81,8 @@ impl Handled {
 pub struct IoreqService<S: PageSource, const MAX_VMS: usize = 8> {
     source: S,
     pub(crate) vms: heapless::Vec<VmIoreq<S::Page>, MAX_VMS>,
+    /// The posted-write ring of the VM at the same index of `vms`.
+    pub(crate) rings: heapless::Vec<S::Ring, MAX_VMS>,
 }
 
 impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
@@ -68,6 +91,7 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
         Self {
             source,
             vms: heapless::Vec::new(),
+            rings: heapless::Vec::new(),
         }
     }
 
@@ -122,6 +146,14 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
                 .attached(vm)
                 .and_then(|state| state.complete(vcpu, value, &mut actions))
                 .map(|()| Response::Ok),
+            Request::PostWrites {
+                vm,
+                space,
+                start,
+                len,
+            } => self
+                .post_writes(vm, space, start, len)
+                .map(|()| Response::Ok),
         };
         Handled::reply(result, actions)
     }
@@ -145,14 +177,52 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
             });
         }
         let page = self.source.page_for(vm)?;
-        self.vms
+        let ring = match self.source.ring_for(vm) {
+            Ok(ring) => ring,
+            Err(error) => {
+                self.source.release(vm, page);
+                return Err(error);
+            }
+        };
+        // Both have room: `vms` was not full and `rings` is as long.
+        let pushed = self
+            .vms
             .push(VmIoreq::new(vm, vcpus, page))
-            .map_err(|state| {
-                self.source.release(vm, state.into_page());
-                Error::NoFreeSlot {
+            .map_err(VmIoreq::into_page);
+        match pushed {
+            Ok(()) => self.rings.push(ring).map_err(|_| Error::NoFreeSlot {
+                max: u16::try_from(MAX_VMS).unwrap_or(u16::MAX),
+            }),
+            Err(page) => {
+                self.source.release(vm, page);
+                Err(Error::NoFreeSlot {
                     max: u16::try_from(MAX_VMS).unwrap_or(u16::MAX),
-                }
-            })
+                })
+            }
+        }
+    }
+
+    /// Lets the kernel post `vm`'s writes to `[start, start + len)` of
+    /// `space`. Errors: [`Error::UnknownVm`]; [`Error::InvalidRange`] for
+    /// PCI configuration space, an empty or wrapping range, or one that
+    /// does not lie inside a single registered client range (its writes
+    /// must have somewhere to go); or the kernel's error.
+    fn post_writes(&mut self, vm: VmId, space: Space, start: u64, len: u64) -> Result<(), Error> {
+        let state = self.attached(vm)?;
+        let last = start
+            .checked_add(len)
+            .and_then(|end| end.checked_sub(1))
+            .filter(|_| len != 0 && space != Space::PciConfig)
+            .ok_or(Error::InvalidRange)?;
+        let inside = state
+            .clients()
+            .ranges()
+            .iter()
+            .any(|r| r.space == space && r.start <= start && last <= r.last);
+        if !inside {
+            return Err(Error::InvalidRange);
+        }
+        self.source.post_writes(vm, space, start, len)
     }
 
     /// Stops serving `vm`: its page goes back to the source, its clients,
@@ -164,6 +234,9 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
             .position(|state| state.vm() == vm)
             .ok_or(Error::UnknownVm)?;
         let state = self.vms.swap_remove(index);
+        if index < self.rings.len() {
+            self.rings.swap_remove(index);
+        }
         self.source.release(vm, state.into_page());
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The ioreq task's work loop as host-testable logic: drain the VMs the
-//! kernel says have PENDING slots, send each forward to its client,
+//! kernel names, first the writes each posted (in batches to their
+//! clients), then its PENDING slots: send each forward to its client,
 //! complete the slot with the client's answer and resume the vCPU. The
 //! effects (IPC to a client, the resume call, reporting a problem) go
 //! through [`IoreqEffects`], which the task implements with system calls.
@@ -8,7 +9,9 @@
 //! again as soon as its access is done. Nothing here allocates.
 
 use ipc::devices::wire::Access;
+use ipc::devices::{BatchWrite, MAX_BATCH};
 use ipc::ioreq::ClientId;
+use ipc::ioreq_abi::posted::{PostedError, PostedWrite};
 use ipc::{Error, VmId, devices};
 
 use crate::dispatch::{Action, Actions, Forward, Taken, UNCLAIMED_READ, VmIoreq, device_access};
@@ -48,6 +51,16 @@ pub enum Problem {
         /// Why.
         error: Error,
     },
+    /// Writes the guest posted could not be emulated: the client refused
+    /// or died (`error`), or the ring held an entry that does not decode
+    /// (`Error::Malformed`) or was overrun (`Error::BadSlotState`). The
+    /// guest, whose writes were completed already, sees them lost.
+    PostedFailed {
+        /// The VM.
+        vm: VmId,
+        /// What went wrong.
+        error: Error,
+    },
     /// The kernel named a VM this service does not serve.
     DispatchRefused {
         /// The VM.
@@ -62,6 +75,14 @@ pub trait IoreqEffects {
     /// Sends `access` (a `devices::Request::Read` or `Write`) to `client`
     /// and waits for its answer.
     fn forward(&mut self, client: ClientId, access: &Access) -> Result<devices::Response, Error>;
+    /// Sends `writes` (posted by `vm`, oldest first) to `client` as one
+    /// `devices::Request::WriteBatch` and waits for its answer.
+    fn post(
+        &mut self,
+        client: ClientId,
+        vm: VmId,
+        writes: &[BatchWrite],
+    ) -> Result<devices::Response, Error>;
     /// Asks the kernel to resume `vcpu` of `vm` (its slot is COMPLETE).
     fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error>;
     /// Reports a problem (the task logs it; it is never on the good path).
@@ -99,10 +120,11 @@ fn resume(effects: &mut impl IoreqEffects, vm: VmId, vcpu: u8) {
 
 impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
     /// Dispatches every VM whose bit is set in `pending_vms` (bit `n` = VM
-    /// number `n`, as the kernel reports it): each PENDING slot, in slot
-    /// order, is taken and its action carried out at once (forward ->
-    /// complete -> resume), so one vCPU runs again as soon as its access is
-    /// done and no list of actions is built or copied.
+    /// number `n`, as the kernel reports it): first the writes it posted,
+    /// in order, then each PENDING slot, in slot order, taken and carried
+    /// out at once (forward -> complete -> resume), so one vCPU runs again
+    /// as soon as its access is done and no list of actions is built or
+    /// copied.
     pub fn drain(&mut self, pending_vms: u64, effects: &mut impl IoreqEffects) {
         let mut bits = pending_vms;
         while bits != 0 {
@@ -110,8 +132,13 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
             bits &= bits - 1;
             let Ok(number) = u16::try_from(n) else { break };
             let vm = VmId(number);
-            match self.vms.iter_mut().find(|state| state.vm() == vm) {
-                Some(state) => state.drain(effects),
+            match self.index_of(vm) {
+                Some(index) => {
+                    self.drain_posted(index, effects);
+                    if let Some(state) = self.vms.get_mut(index) {
+                        state.drain(effects);
+                    }
+                }
                 None => report(
                     effects,
                     Problem::DispatchRefused {
@@ -121,6 +148,40 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
                 ),
             }
         }
+    }
+
+    /// Sends the writes in the posted-write ring of the VM at `index` to
+    /// their clients, oldest first, in batches of consecutive writes to the
+    /// same client. A write no client claims is dropped (as a write to a
+    /// hole is); a failure is reported and the rest go on.
+    fn drain_posted(&mut self, index: usize, effects: &mut impl IoreqEffects) {
+        let (Some(ring), Some(state)) = (self.rings.get(index), self.vms.get(index)) else {
+            return;
+        };
+        let ring = ring.as_ref();
+        if ring.is_empty() {
+            return;
+        }
+        let vm = state.vm();
+        let mut batch = Batch::new(vm);
+        while let Some(taken) = ring.pop() {
+            let write = match taken {
+                Ok(write) => write,
+                Err(error) => {
+                    let error = match error {
+                        PostedError::BadEntry => Error::Malformed,
+                        PostedError::Overrun => Error::BadSlotState,
+                    };
+                    report(effects, Problem::PostedFailed { vm, error });
+                    continue;
+                }
+            };
+            let Some(client) = state.clients().route(write.space, write.addr, write.size) else {
+                continue;
+            };
+            batch.add(client, write, effects);
+        }
+        batch.send(effects);
     }
 
     /// Carries out `actions` in slot order: a forward goes to its client
@@ -174,6 +235,57 @@ fn ask(effects: &mut impl IoreqEffects, client: ClientId, access: &Access, vcpu:
         );
         UNCLAIMED_READ
     })
+}
+
+/// Posted writes on their way to one client.
+struct Batch {
+    vm: VmId,
+    client: Option<ClientId>,
+    writes: heapless::Vec<BatchWrite, MAX_BATCH>,
+}
+
+impl Batch {
+    fn new(vm: VmId) -> Self {
+        Self {
+            vm,
+            client: None,
+            writes: heapless::Vec::new(),
+        }
+    }
+
+    /// Adds `write` for `client`, sending what is held first if it is for
+    /// another client or full.
+    fn add(&mut self, client: ClientId, write: PostedWrite, effects: &mut impl IoreqEffects) {
+        if self.client != Some(client) || self.writes.is_full() {
+            self.send(effects);
+            self.client = Some(client);
+        }
+        let write = BatchWrite {
+            space: write.space,
+            addr: write.addr,
+            size: write.size,
+            value: write.value,
+        };
+        // Never full here: it was sent above if it was.
+        let _ = self.writes.push(write);
+    }
+
+    /// Sends what is held (if anything) and empties the batch.
+    fn send(&mut self, effects: &mut impl IoreqEffects) {
+        let (Some(client), false) = (self.client, self.writes.is_empty()) else {
+            return;
+        };
+        let vm = self.vm;
+        let error = match effects.post(client, vm, &self.writes) {
+            Ok(devices::Response::Ok) => None,
+            Ok(devices::Response::Err(error)) | Err(error) => Some(error),
+            Ok(_) => Some(Error::Malformed),
+        };
+        if let Some(error) = error {
+            report(effects, Problem::PostedFailed { vm, error });
+        }
+        self.writes.clear();
+    }
 }
 
 /// After completing a slot: resume its vCPU, or report why not.

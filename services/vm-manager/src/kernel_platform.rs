@@ -470,7 +470,19 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
                     space: place.space,
                     start: place.base,
                     len: place.size,
-                }))
+                }))?;
+                // Registers whose writes answer nothing are posted.
+                match place.kind.posted_window() {
+                    Some((offset, len)) => {
+                        ioreq_ok(self.links.ioreq(&ioreq::Request::PostWrites {
+                            vm,
+                            space: place.space,
+                            start: place.base + offset,
+                            len,
+                        }))
+                    }
+                    None => Ok(()),
+                }
             })
             .and_then(|()| {
                 ioreq_ok(

@@ -13,6 +13,7 @@ use std::rc::Rc;
 use ::devices::memory::GuestMemory;
 use ::devices::service::{DeviceService, GuestMemoryProvider, IrqSink};
 use ::ioreq::page::IoreqPage;
+use ::ioreq::posted::PostedPage;
 use ::ioreq::service::{IoreqService, PageSource};
 use ipc::vm::{CreateOptions, Request, Response, VmState};
 use ipc::{Error, VmId, devices, ioreq, wire_name};
@@ -92,6 +93,11 @@ struct Pages(Shared);
 
 impl PageSource for Pages {
     type Page = IoreqPage;
+    type Ring = PostedPage;
+
+    fn ring_for(&mut self, _vm: VmId) -> Result<PostedPage, Error> {
+        Ok(PostedPage::new())
+    }
 
     fn page_for(&mut self, vm: VmId) -> Result<IoreqPage, Error> {
         let mut held = self.0.borrow_mut();

@@ -250,6 +250,13 @@ fn creation_events(vm: u16, name: &str, vcpus: u8, genid: u8, dtb: &[u8]) -> Vec
             start: 0x1000_0000,
             len: 0x100,
         }),
+        // The UART's transmit register: its writes are posted.
+        Event::Ioreq(ioreq::Request::PostWrites {
+            vm: id,
+            space: Space::Mmio,
+            start: 0x1000_0000,
+            len: 1,
+        }),
         Event::Ioreq(ioreq::Request::RegisterRange {
             vm: id,
             client: DEVICES_CLIENT,

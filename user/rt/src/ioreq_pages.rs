@@ -1,5 +1,5 @@
-//! The ioreq calls of `ipc::syscall` (20, 21) and the one accessor to a
-//! mapped ioreq page. Only the task holding the IOREQ right (the ioreq
+//! The ioreq calls of `ipc::syscall` (20, 21, 37, 39) and the accessors to
+//! a VM's mapped ioreq page and posted-write ring. Only the task holding the IOREQ right (the ioreq
 //! service) uses them.
 //!
 //! [`ioreq_page`] hands out the page of an attached VM as a
@@ -10,8 +10,9 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use ipc::ioreq_abi::page::IoreqPage;
-use ipc::syscall::{IOREQ_PAGES, MAX_VMS, Sysno};
-use ipc::{Error, VmId};
+use ipc::ioreq_abi::posted::PostedPage;
+use ipc::syscall::{IOREQ_PAGES, MAX_VMS, POSTED_PAGES, Sysno};
+use ipc::{Error, Space, VmId};
 
 use crate::Received;
 use crate::sys::checked;
@@ -95,6 +96,44 @@ pub fn ioreq_page(vm: VmId) -> Result<&'static mut IoreqPage, Error> {
     Ok(unsafe { &mut *page })
 }
 
+/// Where VM number `n`'s posted-write ring is mapped.
+pub const fn ring_address(n: usize) -> usize {
+    POSTED_PAGES + n * PAGE_STRIDE
+}
+
+/// The posted-write ring of `vm`, mapped by the same [`ioreq_attach`] as
+/// its page. `UnknownVm` before that attach succeeded.
+pub fn posted_ring(vm: VmId) -> Result<&'static PostedPage, Error> {
+    let n = vm_number(vm)?;
+    if MAPPED.load(Ordering::Acquire) & (1 << n) == 0 {
+        return Err(Error::UnknownVm);
+    }
+    let ring = ring_address(n) as *const PostedPage;
+    // SAFETY: the kernel mapped `vm`'s 4 KiB ring read-write at
+    // `ring_address(n)` with its ioreq page (the MAPPED bit) and never
+    // unmaps it while the task lives; the address is page-aligned as
+    // `PostedPage` (align 4096, size 4096) needs. `PostedPage` is atomics
+    // only: every bit pattern is valid, shared references may alias, and
+    // the kernel's concurrent writes go through the same atomics.
+    Ok(unsafe { &*ring })
+}
+
+/// Lets the kernel post `vm`'s writes to `[start, start + len)` of `space`
+/// (`ioreq_post`; MMIO or port I/O).
+pub fn ioreq_post(vm: VmId, space: Space, start: u64, len: u64) -> Result<(), Error> {
+    let n = vm_number(vm)?;
+    let space = match space {
+        Space::Mmio => 0,
+        Space::Pio => 1,
+        Space::PciConfig => return Err(Error::InvalidArgument),
+    };
+    let (start, len) = (
+        usize::try_from(start).map_err(|_| Error::InvalidRange)?,
+        usize::try_from(len).map_err(|_| Error::InvalidRange)?,
+    );
+    checked(Sysno::IoreqPost, [n, space, start, len, 0, 0]).map(|_| ())
+}
+
 /// Ends the loan of `vm`'s page taken with [`ioreq_page`] (the VM was
 /// detached); the page may be handed out again later. A reference that is
 /// not `vm`'s page is dropped without changing anything.
@@ -113,6 +152,8 @@ mod tests {
     fn pages_are_laid_out_one_per_vm_number_from_the_window_base() {
         assert_eq!(page_address(0), IOREQ_PAGES);
         assert_eq!(page_address(3), IOREQ_PAGES + 3 * 4096);
+        assert_eq!(ring_address(0), POSTED_PAGES);
+        assert_eq!(ring_address(3), POSTED_PAGES + 3 * 4096);
     }
 
     #[test]
@@ -122,5 +163,6 @@ mod tests {
         assert_eq!(ioreq_attach(VmId(2)), Err(Error::KernelRefused));
         assert_eq!(ioreq_page(VmId(2)).err(), Some(Error::UnknownVm));
         assert_eq!(ioreq_page(VmId(99)).err(), Some(Error::InvalidArgument));
+        assert_eq!(posted_ring(VmId(2)).err(), Some(Error::UnknownVm));
     }
 }

@@ -1,4 +1,5 @@
-//! A VM's memory over its life: RAM, G-stage tables and the ioreq page from
+//! A VM's memory over its life: RAM, G-stage tables, the ioreq page and
+//! the posted-write ring from
 //! the frame allocator at create, the guest image and device tree copied in,
 //! the boot-protocol entry state at start, zeroed RAM at reset and every
 //! frame back to the allocator at destroy.
@@ -7,9 +8,10 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use ipc::Error;
 use ipc::ioreq_abi::page::IoreqPage;
+use ipc::ioreq_abi::posted::{PostedPage, PostedWrite};
 use ipc::syscall::{GUEST_GENID_FROM_END, GUEST_IMAGE_OFFSET, IPC_BUFFER_SIZE};
+use ipc::{Error, Space};
 
 use super::fpu::{FpOwner, FpRegs};
 use super::gstage::{self, GuestPerms};
@@ -20,7 +22,11 @@ use crate::frame::FrameAllocator;
 use crate::vm::boot_ranges;
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::VcpuRun;
+use crate::vm::posted::Posting;
 use crate::vm::{GUEST_RAM_BASE, Vm, VmName};
+
+/// Frames shared with the ioreq task: the ioreq page, the posted-write ring.
+const SHARED_FRAMES: usize = 2;
 
 /// Bytes at the top of RAM kept for the device tree.
 const DTB_BYTES: u64 = IPC_BUFFER_SIZE as u64;
@@ -48,20 +54,22 @@ impl GuestVm {
             free_run(frames, ram, ram_frames);
             return Err(Error::OutOfMemory);
         };
-        let Ok(ioreq_frame) = frames.alloc() else {
+        // The ioreq page and, right after it, the posted-write ring.
+        let Ok(ioreq_frame) = frames.alloc_contiguous(SHARED_FRAMES, 1) else {
             free_run(frames, ram, ram_frames);
             free_run(frames, root, gstage::ROOT_FRAMES);
             return Err(Error::OutOfMemory);
         };
         zero(ram, ram_bytes);
         zero(root, gstage::ROOT_BYTES);
-        zero(ioreq_frame, PAGE_SIZE);
+        zero(ioreq_frame, SHARED_FRAMES as u64 * PAGE_SIZE);
         let mut vm = GuestVm {
             vm: Vm::new(name, ram_bytes),
             root,
             vmid: alloc_vmid(),
             console: ConsoleLine::new(),
             ioreq_frame,
+            posting: Posting::new(),
             vcpu: Vcpu {
                 id: 0,
                 frame: GuestFrame::default(),
@@ -109,6 +117,35 @@ impl GuestVm {
     /// The physical frame of the ioreq page (to map into the ioreq task).
     pub fn ioreq_frame(&self) -> u64 {
         self.ioreq_frame
+    }
+
+    /// The physical frame of the posted-write ring (to map into the ioreq
+    /// task), the one after the ioreq page.
+    pub fn posted_frame(&self) -> u64 {
+        self.ioreq_frame + PAGE_SIZE
+    }
+
+    /// Offers the guest's store `write` to the VM's posted-write ring
+    /// ([`Posting::post`]): whether it was posted.
+    #[inline]
+    pub(super) fn post_write(&mut self, write: &PostedWrite) -> bool {
+        // SAFETY: the frame after the ioreq page is a 4 KiB-aligned frame
+        // this VM owns for its whole life, identity-mapped and zeroed at
+        // creation (an empty ring); `PostedPage` is atomics only, valid for
+        // any bytes the ioreq task writes, and only accessed through them.
+        // The reference ends with this call.
+        let ring = unsafe { &*(self.posted_frame() as *const PostedPage) };
+        self.posting.post(ring, write)
+    }
+
+    /// `ioreq_post`: see [`Posting::set`].
+    pub fn set_posted_range(&mut self, space: Space, start: u64, len: u64) -> Result<(), Error> {
+        self.posting.set(space, start, len)
+    }
+
+    /// Whether writes were posted since the ioreq task last heard.
+    pub fn take_posted_news(&mut self) -> bool {
+        self.posting.take_news()
     }
 
     /// Copies `bytes` into RAM at `offset` from its start, if they end at
@@ -266,7 +303,7 @@ impl GuestVm {
         for table in self.tables.drain(..) {
             let _ = frames.free(table);
         }
-        let _ = frames.free(self.ioreq_frame);
+        free_run(frames, self.ioreq_frame, SHARED_FRAMES);
         hfence_gvma_all();
     }
 

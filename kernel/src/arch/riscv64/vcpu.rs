@@ -19,10 +19,12 @@ use super::{csr, timer};
 use crate::frame::FrameAllocator;
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::{self, MmioExit, VcpuRun};
+use crate::vm::posted::Posting;
 use crate::vm::stats::ExitKind;
 use crate::vm::{GuestAccess, StopReason, Vm, VmState, is_mmio};
-use ipc::Error;
+use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::ioreq_abi::slot::IoRequest;
+use ipc::{Error, Space};
 
 const HSTATUS_SPVP: usize = 1 << 8;
 /// `wfi` in VS-mode traps (virtual instruction) so the kernel can sleep it.
@@ -304,8 +306,11 @@ pub struct GuestVm {
     pub(super) root: u64,
     pub(super) vmid: u16,
     pub(super) console: ConsoleLine,
-    /// The frame holding the ioreq page (shared with the ioreq task).
+    /// The frame holding the ioreq page (shared with the ioreq task); the
+    /// posted-write ring is in the next one.
     pub(super) ioreq_frame: u64,
+    /// Which writes may be posted, and the ring's write index.
+    pub(super) posting: Posting,
     pub(super) vcpu: Vcpu,
     /// First frame of guest RAM (contiguous).
     pub(super) ram: u64,
@@ -655,9 +660,10 @@ impl GuestVm {
         vs_fetch::fetch(&memory, self.vcpu.vs.vsatp as u64, pc, mode)
     }
 
-    /// A device access: decoded, put in the vCPU's ioreq slot (PENDING),
-    /// and the vCPU blocks until the ioreq service resumes it
-    /// ([`GuestVm::resume_io`]).
+    /// A device access: decoded; a store the VM's posted-write ring takes
+    /// is done (the vCPU steps past it and runs on); anything else is put
+    /// in the vCPU's ioreq slot (PENDING), and the vCPU blocks until the
+    /// ioreq service resumes it ([`GuestVm::resume_io`]).
     fn mmio(&mut self, gpa: u64, gva: usize, htinst: u64) -> Option<RunOutcome> {
         let decoded = match mmio_decode::decode_htinst(htinst) {
             Err(mmio_decode::DecodeError::NoTransformedInstruction) => match self.fetch_insn() {
@@ -678,6 +684,17 @@ impl GuestVm {
             size: access.width.bytes(),
             store,
         };
+        if let Some(value) = store
+            && self.post_write(&PostedWrite {
+                space: Space::Mmio,
+                addr: gpa,
+                size: exit.size,
+                value,
+            })
+        {
+            self.vcpu.frame.sepc += usize::from(access.insn_len);
+            return None;
+        }
         let id = self.vcpu.id;
         if ioreq_path::submit(self.page(), id, exit).is_err() {
             return self.stop(StopReason::BadIoCompletion);

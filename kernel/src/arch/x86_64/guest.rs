@@ -14,13 +14,15 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use ipc::Error;
+use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::ioreq_abi::slot;
+use ipc::{Error, Space};
 
 use super::svm_exit::rax_after_in;
 use super::vcpu::Vcpu;
 use crate::vm::exit::{GuestExit, PioExit};
 use crate::vm::ioreq_path::{self, VcpuRun};
+use crate::vm::posted::Posting;
 use crate::vm::stats::ExitKind;
 use crate::vm::{GuestAccess, StopReason, Vm, VmState};
 
@@ -61,6 +63,10 @@ pub struct GuestVm {
     pub(super) ram: u64,
     /// The frame holding the ioreq page (shared with the ioreq task).
     pub(super) ioreq_frame: u64,
+    /// The frame holding the posted-write ring (shared likewise).
+    pub(super) posted_frame: u64,
+    /// Which writes may be posted, and the ring's write index.
+    pub(super) posting: Posting,
     /// Where the boot-info block lies, once set.
     pub(super) boot_info_gpa: u64,
 }
@@ -87,7 +93,9 @@ impl GuestVm {
                     if exit.next_rip.is_none() {
                         return self.stop(unhandled);
                     }
-                    return self.port_access(pio, next_rip);
+                    if let Some(outcome) = self.port_access(pio, next_rip) {
+                        return outcome;
+                    }
                 }
                 GuestExit::Cpuid => {
                     self.cpuid();
@@ -134,16 +142,29 @@ impl GuestVm {
         RunOutcome::Left(self.vm.state())
     }
 
-    /// Puts a port access into the vCPU's ioreq slot (PENDING) and blocks
-    /// the vCPU until the ioreq service resumes it ([`GuestVm::resume_io`]).
-    fn port_access(&mut self, pio: PioExit, next_rip: u64) -> RunOutcome {
+    /// A port access: an OUT the VM's posted-write ring takes is done (RIP
+    /// steps past it, `None`: the vCPU runs on); anything else goes into
+    /// the vCPU's ioreq slot (PENDING) and blocks the vCPU until the ioreq
+    /// service resumes it ([`GuestVm::resume_io`]).
+    fn port_access(&mut self, pio: PioExit, next_rip: u64) -> Option<RunOutcome> {
+        if let Some(value) = pio.write
+            && self.post_write(&PostedWrite {
+                space: Space::Pio,
+                addr: u64::from(pio.port),
+                size: pio.size,
+                value: u64::from(value),
+            })
+        {
+            self.vcpu.set_rip(next_rip);
+            return None;
+        }
         let request = pio.request(0);
         if slot::fill(self.page(), &request).is_err() {
-            return self.stop(StopReason::BadIoCompletion);
+            return Some(self.stop(StopReason::BadIoCompletion));
         }
         self.pending = Some(PendingIo { pio, next_rip });
         self.run = VcpuRun::BlockedOnIo;
-        RunOutcome::BlockedOnIo
+        Some(RunOutcome::BlockedOnIo)
     }
 
     /// Finishes the vCPU's port access if its slot is COMPLETE: an IN's

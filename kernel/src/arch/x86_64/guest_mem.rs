@@ -1,6 +1,6 @@
 //! An x86 VM's memory over its life: RAM, nested page tables (EPT on
-//! VMX), a VMCB or VMCS, an ASID (the VPID on VMX) and the ioreq page at
-//! create (SVM or VMX is switched on with the first VM); the image and the boot-info block copied in; the long-mode entry
+//! VMX), a VMCB or VMCS, an ASID (the VPID on VMX), the ioreq page and
+//! the posted-write ring at create (SVM or VMX is switched on with the first VM); the image and the boot-info block copied in; the long-mode entry
 //! state at start (identity tables the kernel writes at low guest
 //! addresses, see `ipc::syscall::X86_GUEST_PML4`); zeroed RAM at reset and
 //! every frame back to the allocator at destroy.
@@ -10,12 +10,13 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use ipc::Error;
 use ipc::ioreq_abi::page::IoreqPage;
+use ipc::ioreq_abi::posted::{PostedPage, PostedWrite};
 use ipc::syscall::{
     GUEST_GENID_FROM_END, GUEST_IMAGE_OFFSET, GUEST_RAM_BASE, IPC_BUFFER_SIZE, X86_GUEST_PML4,
     X86_GUEST_STACK_TOP,
 };
+use ipc::{Error, Space};
 use log::{info, warn};
 
 use super::guest::GuestVm;
@@ -27,6 +28,7 @@ use super::vmx_controls::Controls;
 use super::{vmx, vmx_vcpu};
 use crate::frame::FrameAllocator;
 use crate::vm::ioreq_path::VcpuRun;
+use crate::vm::posted::Posting;
 use crate::vm::{StopReason, Vm, VmName, VmState};
 
 /// Bytes at the top of RAM kept for the boot-info block.
@@ -202,12 +204,13 @@ impl GuestVm {
         let built = (|| {
             let vmcb = nested.alloc_table().ok_or(Error::OutOfMemory)?;
             let ioreq = nested.alloc_table().ok_or(Error::OutOfMemory)?;
+            let ring = nested.alloc_table().ok_or(Error::OutOfMemory)?;
             let root = nested.alloc_table().ok_or(Error::OutOfMemory)?;
             pt4::map_range(&mut nested, root, GUEST_RAM_BASE, ram, ram_bytes, leaf)
                 .map_err(|_| Error::OutOfMemory)?;
-            Ok::<_, Error>((vmcb, ioreq, root))
+            Ok::<_, Error>((vmcb, ioreq, ring, root))
         })();
-        let (vmcb, ioreq_frame, npt_root) = match built {
+        let (vmcb, ioreq_frame, posted_frame, npt_root) = match built {
             Ok(parts) => parts,
             Err(e) => {
                 free_run(frames, ram, ram_frames);
@@ -235,6 +238,8 @@ impl GuestVm {
             tables,
             ram,
             ioreq_frame,
+            posted_frame,
+            posting: Posting::new(),
             boot_info_gpa: 0,
         };
         fill(ram, ram_bytes, 0);
@@ -254,6 +259,34 @@ impl GuestVm {
     /// The physical frame of the ioreq page (to map into the ioreq task).
     pub fn ioreq_frame(&self) -> u64 {
         self.ioreq_frame
+    }
+
+    /// The physical frame of the posted-write ring (to map into the ioreq
+    /// task).
+    pub fn posted_frame(&self) -> u64 {
+        self.posted_frame
+    }
+
+    /// Offers the guest's port write `write` to the VM's posted-write ring
+    /// ([`Posting::post`]): whether it was posted.
+    #[inline]
+    pub(super) fn post_write(&mut self, write: &PostedWrite) -> bool {
+        // SAFETY: `posted_frame` is a zeroed 4 KiB frame this VM owns for
+        // its whole life, identity-mapped (an empty ring); `PostedPage` is
+        // atomics only, valid for any bytes the ioreq task writes, and only
+        // accessed through them. The reference ends with this call.
+        let ring = unsafe { &*(self.posted_frame as *const PostedPage) };
+        self.posting.post(ring, write)
+    }
+
+    /// `ioreq_post`: see [`Posting::set`].
+    pub fn set_posted_range(&mut self, space: Space, start: u64, len: u64) -> Result<(), Error> {
+        self.posting.set(space, start, len)
+    }
+
+    /// Whether writes were posted since the ioreq task last heard.
+    pub fn take_posted_news(&mut self) -> bool {
+        self.posting.take_news()
     }
 
     fn boot_info_offset(&self) -> u64 {

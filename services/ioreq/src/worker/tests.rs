@@ -6,7 +6,9 @@ extern crate std;
 use std::vec::Vec;
 
 use ipc::devices::wire::Access;
+use ipc::devices::{BatchWrite, MAX_BATCH};
 use ipc::ioreq::{ClientId, Request, Response};
+use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::{Error, Space, VmId, devices};
 
 use super::{IoreqEffects, Problem};
@@ -20,6 +22,7 @@ const UART: u64 = 0x1000_0000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Effect {
     Forward(ClientId, devices::Request),
+    Post(ClientId, VmId, Vec<BatchWrite>),
     Resume(VmId, u8),
     Problem(Problem),
 }
@@ -31,6 +34,7 @@ struct Recorder {
     device: Option<Result<devices::Response, Error>>,
     read_value: u64,
     refuse_resume: Option<Error>,
+    post_answer: Option<Result<devices::Response, Error>>,
 }
 
 impl Recorder {
@@ -40,6 +44,7 @@ impl Recorder {
             device: None,
             read_value: 0x41,
             refuse_resume: None,
+            post_answer: None,
         }
     }
 }
@@ -54,6 +59,17 @@ impl IoreqEffects for Recorder {
             None => devices::Response::Value(self.read_value),
             Some(_) => devices::Response::Ok,
         })
+    }
+    fn post(
+        &mut self,
+        client: ClientId,
+        vm: VmId,
+        writes: &[BatchWrite],
+    ) -> Result<devices::Response, Error> {
+        self.log.push(Effect::Post(client, vm, writes.to_vec()));
+        self.post_answer
+            .clone()
+            .unwrap_or(Ok(devices::Response::Ok))
     }
     fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error> {
         self.log.push(Effect::Resume(vm, vcpu));
@@ -323,4 +339,150 @@ fn actions_of_a_message_are_carried_out_too() {
     service.carry_out(&handled.actions, &mut effects);
     assert_eq!(effects.log.last(), Some(&Effect::Resume(VmId(0), 0)));
     assert_eq!(guest_sees(&mut service, 0, 0), 0x41);
+}
+
+/// The kernel's side of a posted write: into the VM's ring, after the
+/// kernel's write index `next`.
+fn post(service: &Service, vm: u16, next: &mut u32, addr: u64, value: u64) {
+    let index = service.index_of(VmId(vm)).expect("attached");
+    let write = PostedWrite {
+        space: Space::Mmio,
+        addr,
+        size: 1,
+        value,
+    };
+    assert!(service.rings[index].push(next, &write), "the ring has room");
+}
+
+fn batch_write(addr: u64, value: u64) -> BatchWrite {
+    BatchWrite {
+        space: Space::Mmio,
+        addr,
+        size: 1,
+        value,
+    }
+}
+
+/// Writes the guest posted reach the client in one batch, in order, before
+/// the slot that came after them.
+#[test]
+fn posted_writes_go_first_in_one_batch() {
+    let mut service = service(&[0]);
+    let mut next = 0;
+    for byte in *b"hi!" {
+        post(&service, 0, &mut next, UART, u64::from(byte));
+    }
+    trap(&mut service, 0, access(0, Direction::Read, UART + 5, 0));
+    let mut effects = Recorder::new();
+    service.drain(1, &mut effects);
+    let writes = b"hi!".map(|b| batch_write(UART, u64::from(b))).to_vec();
+    assert_eq!(
+        effects.log,
+        [
+            Effect::Post(DEVICES, VmId(0), writes),
+            Effect::Forward(DEVICES, read_request(0, UART + 5)),
+            Effect::Resume(VmId(0), 0),
+        ]
+    );
+    let mut again = Recorder::new();
+    service.drain(1, &mut again);
+    assert!(again.log.is_empty(), "nothing is sent twice");
+}
+
+/// A wake-up with nothing but posted writes drains them; more than a batch
+/// holds go in several, and a change of client starts a new one.
+#[test]
+fn posted_writes_are_batched_per_client_in_order() {
+    let mut service = service(&[0]);
+    let rtc = Request::RegisterRange {
+        vm: VmId(0),
+        client: RTC,
+        space: Space::Mmio,
+        start: 0x10_1000,
+        len: 0x1000,
+    };
+    assert_eq!(service.handle(rtc).response, Response::Ok);
+    let mut next = 0;
+    let total = MAX_BATCH as u64 + 3;
+    for n in 0..total {
+        post(&service, 0, &mut next, UART, n);
+    }
+    post(&service, 0, &mut next, 0x10_1000, 7);
+    post(&service, 0, &mut next, UART, 8);
+    let mut effects = Recorder::new();
+    service.drain(1, &mut effects);
+    let uart = |range: core::ops::Range<u64>| range.map(|n| batch_write(UART, n)).collect();
+    assert_eq!(
+        effects.log,
+        [
+            Effect::Post(DEVICES, VmId(0), uart(0..MAX_BATCH as u64)),
+            Effect::Post(DEVICES, VmId(0), uart(MAX_BATCH as u64..total)),
+            Effect::Post(RTC, VmId(0), [batch_write(0x10_1000, 7)].to_vec()),
+            Effect::Post(DEVICES, VmId(0), uart(8..9)),
+        ]
+    );
+}
+
+/// A client that fails a batch is reported; the writes after it still go.
+#[test]
+fn a_failed_batch_is_reported_and_the_work_goes_on() {
+    for answer in [
+        Err(Error::ServerDied),
+        Ok(devices::Response::Err(Error::NoDevice)),
+        Ok(devices::Response::Value(1)),
+    ] {
+        let mut service = service(&[0]);
+        let mut next = 0;
+        post(&service, 0, &mut next, UART, 1);
+        trap(&mut service, 0, access(0, Direction::Read, UART + 5, 0));
+        let mut effects = Recorder::new();
+        effects.post_answer = Some(answer.clone());
+        service.drain(1, &mut effects);
+        let error = match answer {
+            Err(e) | Ok(devices::Response::Err(e)) => e,
+            Ok(_) => Error::Malformed,
+        };
+        assert_eq!(
+            effects.log[1],
+            Effect::Problem(Problem::PostedFailed { vm: VmId(0), error })
+        );
+        assert_eq!(effects.log.last(), Some(&Effect::Resume(VmId(0), 0)));
+    }
+}
+
+/// An entry that does not decode (a corrupted page) is reported and
+/// skipped; a write no client claims is dropped.
+#[test]
+fn bad_and_unclaimed_posted_writes_are_not_sent() {
+    let mut service = Service::new(OwnedPages);
+    let vm = VmId(0);
+    assert_eq!(
+        service.handle(Request::AttachVm { vm, vcpus: 1 }).response,
+        Response::Ok
+    );
+    let uart = Request::RegisterRange {
+        vm,
+        client: DEVICES,
+        space: Space::Mmio,
+        start: UART,
+        len: 8,
+    };
+    assert_eq!(service.handle(uart).response, Response::Ok);
+    let mut next = 0;
+    post(&service, 0, &mut next, UART, 1);
+    post(&service, 0, &mut next, 0x4000, 2);
+    post(&service, 0, &mut next, UART, 3);
+    service.rings[0].scribble_entry(0, 0x7f, next);
+    let mut effects = Recorder::new();
+    service.drain(1, &mut effects);
+    assert_eq!(
+        effects.log,
+        [
+            Effect::Problem(Problem::PostedFailed {
+                vm,
+                error: Error::Malformed
+            }),
+            Effect::Post(DEVICES, vm, [batch_write(UART, 3)].to_vec()),
+        ]
+    );
 }

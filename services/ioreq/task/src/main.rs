@@ -11,15 +11,18 @@
 #[cfg(target_os = "none")]
 mod task {
     use ioreq::page::IoreqPage;
+    use ioreq::posted::PostedPage;
     use ioreq::{Actions, IoreqEffects, IoreqService, PageSource, Problem};
+    use ipc::devices::BatchWrite;
     use ipc::devices::wire::{self, Access};
     use ipc::ioreq::{ClientId, Request, Response};
     use ipc::server::{Service, encode_reply};
     use ipc::syscall::{MAX_VMS, slots};
-    use ipc::{Error, VmId, decode, devices};
+    use ipc::{Error, Space, VmId, decode, devices, encode};
     use log::{info, warn};
     use mica_rt::ioreq_pages::{
-        give_back, ioreq_attach, ioreq_complete_recv, ioreq_page, ioreq_resume,
+        give_back, ioreq_attach, ioreq_complete_recv, ioreq_page, ioreq_post, ioreq_resume,
+        posted_ring,
     };
     use mica_rt::{Received, Start, StaticSlot, call_with, sys};
 
@@ -31,10 +34,25 @@ mod task {
 
     impl PageSource for KernelPages {
         type Page = &'static mut IoreqPage;
+        type Ring = &'static PostedPage;
 
         fn page_for(&mut self, vm: VmId) -> Result<Self::Page, Error> {
             ioreq_attach(vm)?;
             ioreq_page(vm)
+        }
+
+        fn ring_for(&mut self, vm: VmId) -> Result<Self::Ring, Error> {
+            posted_ring(vm)
+        }
+
+        fn post_writes(
+            &mut self,
+            vm: VmId,
+            space: Space,
+            start: u64,
+            len: u64,
+        ) -> Result<(), Error> {
+            ioreq_post(vm, space, start, len)
         }
 
         fn release(&mut self, vm: VmId, page: Self::Page) {
@@ -61,6 +79,23 @@ mod task {
             call_with(
                 slots::call(usize::from(client.0)),
                 |buf| wire::encode_access(access, buf),
+                wire::decode_response,
+            )
+        }
+
+        fn post(
+            &mut self,
+            client: ClientId,
+            vm: VmId,
+            writes: &[BatchWrite],
+        ) -> Result<devices::Response, Error> {
+            let writes = heapless::Vec::from_slice(writes).map_err(|_| Error::MessageTooLarge)?;
+            call_with(
+                slots::call(usize::from(client.0)),
+                |buf| {
+                    encode(&devices::Request::WriteBatch { vm, writes }, buf)
+                        .map(|bytes| bytes.len())
+                },
                 wire::decode_response,
             )
         }

@@ -4,6 +4,7 @@ use super::*;
 use std::vec::Vec;
 
 use crate::page::STATE_FREE;
+use crate::posted::PostedPage;
 
 #[test]
 fn attach_checks_the_vcpu_count() {
@@ -133,6 +134,11 @@ struct CountingPages {
 
 impl PageSource for &mut CountingPages {
     type Page = IoreqPage;
+    type Ring = PostedPage;
+
+    fn ring_for(&mut self, _vm: VmId) -> Result<PostedPage, Error> {
+        Ok(PostedPage::new())
+    }
 
     fn page_for(&mut self, vm: VmId) -> Result<IoreqPage, Error> {
         if self.refuse {
@@ -266,4 +272,46 @@ fn detach_forgets_the_vms_clients_slots_and_requests_in_flight() {
     assert!(fresh.in_flight(0).is_none());
     assert_eq!(raw_state(&service, 0), STATE_FREE);
     assert_eq!(counters(&service), Default::default());
+}
+
+fn post_writes(space: Space, start: u64, len: u64) -> Request {
+    Request::PostWrites {
+        vm: VM,
+        space,
+        start,
+        len,
+    }
+}
+
+/// Writes may be posted only where a client will receive them: inside one
+/// registered range, never PCI configuration space, never an empty or
+/// wrapping range, never for a VM that is not attached.
+#[test]
+fn posted_ranges_must_lie_inside_one_client_range() {
+    let mut service = attached(1);
+    register(&mut service, UART, Space::Mmio, 0x1000_0000, 8);
+    register(&mut service, RTC, Space::Mmio, 0x1000_0008, 8);
+    ok(&mut service, post_writes(Space::Mmio, 0x1000_0000, 1));
+    ok(&mut service, post_writes(Space::Mmio, 0x1000_0008, 8));
+    for (space, start, len) in [
+        (Space::Mmio, 0x1000_0004, 8),
+        (Space::Mmio, 0x0fff_ffff, 2),
+        (Space::Pio, 0x1000_0000, 1),
+        (Space::PciConfig, 0x1000_0000, 1),
+        (Space::Mmio, 0x1000_0000, 0),
+        (Space::Mmio, u64::MAX, 2),
+    ] {
+        assert_eq!(
+            err(&mut service, post_writes(space, start, len)),
+            Error::InvalidRange,
+            "{space:?} {start:#x}+{len}"
+        );
+    }
+    let unknown = Request::PostWrites {
+        vm: VmId(9),
+        space: Space::Mmio,
+        start: 0x1000_0000,
+        len: 1,
+    };
+    assert_eq!(err(&mut service, unknown), Error::UnknownVm);
 }

@@ -1,0 +1,233 @@
+//! Posted writes, the kernel's half: which of a VM's device writes may be
+//! completed at once (the ranges its ioreq service declared with
+//! `ioreq_post`), and the kernel's write index into the VM's ring
+//! (`ipc::ioreq_abi::posted`).
+//!
+//! A posted write costs the guest one trap and no service: the arch layer
+//! offers each store to a device window here first ([`Posting::post`]);
+//! if it is taken the vCPU steps past the instruction and runs on. The
+//! ioreq task hears of the ring when the vCPU next leaves the CPU (the
+//! kernel's run loop asks [`Posting::take_news`]) and drains it before any
+//! slot of the VM, so a later synchronous access sees every write before
+//! it. A full ring, or a write outside the ranges, takes the slot path.
+
+use ipc::ioreq_abi::posted::{PostedPage, PostedWrite};
+use ipc::syscall::MAX_POSTED_RANGES;
+use ipc::{Error, Space};
+
+/// One postable range: `[start, end)` of `space`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Range {
+    space: Space,
+    start: u64,
+    end: u64,
+}
+
+impl Range {
+    #[inline]
+    fn covers(&self, write: &PostedWrite) -> bool {
+        write.space == self.space
+            && write.addr >= self.start
+            && write
+                .addr
+                .checked_add(u64::from(write.size))
+                .is_some_and(|end| end <= self.end)
+    }
+}
+
+/// A VM's postable ranges and its ring's write index. Lives as long as the
+/// VM's ring page: created with the VM, kept across resets and ioreq
+/// service restarts (the ring is mapped into the next service as it is).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Posting {
+    ranges: [Option<Range>; MAX_POSTED_RANGES],
+    /// The kernel's own write index (the page's copy is only published).
+    next: u32,
+    /// Writes were posted since the ioreq task last heard of the ring.
+    news: bool,
+    /// Writes posted since the VM was created.
+    posted: u64,
+}
+
+impl Posting {
+    /// No ranges, an empty ring.
+    pub const fn new() -> Self {
+        Self {
+            ranges: [None; MAX_POSTED_RANGES],
+            next: 0,
+            news: false,
+            posted: 0,
+        }
+    }
+
+    /// `ioreq_post`: writes to `[start, start + len)` of `space` may be
+    /// posted; `len` 0 removes the range that starts at `start`.
+    /// `InvalidArgument` for PCI configuration space or the removal of a
+    /// range that does not exist, `InvalidRange` for one that wraps,
+    /// `RangeOverlap` for one that overlaps another, `TableFull` when
+    /// [`MAX_POSTED_RANGES`] are set.
+    pub fn set(&mut self, space: Space, start: u64, len: u64) -> Result<(), Error> {
+        if space == Space::PciConfig {
+            return Err(Error::InvalidArgument);
+        }
+        if len == 0 {
+            let slot = self
+                .ranges
+                .iter_mut()
+                .find(|r| r.is_some_and(|r| r.space == space && r.start == start))
+                .ok_or(Error::InvalidArgument)?;
+            *slot = None;
+            return Ok(());
+        }
+        let end = start.checked_add(len).ok_or(Error::InvalidRange)?;
+        let overlaps = self
+            .ranges
+            .iter()
+            .flatten()
+            .any(|r| r.space == space && start < r.end && r.start < end);
+        if overlaps {
+            return Err(Error::RangeOverlap);
+        }
+        let slot = self
+            .ranges
+            .iter_mut()
+            .find(|r| r.is_none())
+            .ok_or(Error::TableFull)?;
+        *slot = Some(Range { space, start, end });
+        Ok(())
+    }
+
+    /// Puts `write` in `ring` if a range covers it and the ring has room;
+    /// whether it did (if not, the caller takes the slot path).
+    #[inline]
+    pub fn post(&mut self, ring: &PostedPage, write: &PostedWrite) -> bool {
+        if !self.ranges.iter().flatten().any(|r| r.covers(write))
+            || !ring.push(&mut self.next, write)
+        {
+            return false;
+        }
+        self.news = true;
+        self.posted = self.posted.wrapping_add(1);
+        true
+    }
+
+    /// Whether writes were posted since the last call (the ioreq task is to
+    /// hear of the ring).
+    #[inline]
+    pub fn take_news(&mut self) -> bool {
+        core::mem::take(&mut self.news)
+    }
+
+    /// Writes posted since the VM was created.
+    pub fn posted(&self) -> u64 {
+        self.posted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    extern crate std;
+    use std::boxed::Box;
+
+    fn thr(value: u64) -> PostedWrite {
+        PostedWrite {
+            space: Space::Mmio,
+            addr: 0x1000_0000,
+            size: 1,
+            value,
+        }
+    }
+
+    #[test]
+    fn only_writes_inside_a_range_are_posted() {
+        let ring = Box::new(PostedPage::new());
+        let mut posting = Posting::new();
+        assert!(!posting.post(&ring, &thr(1)), "no range yet");
+        posting.set(Space::Mmio, 0x1000_0000, 1).unwrap();
+        assert!(posting.post(&ring, &thr(1)));
+        let outside = [
+            PostedWrite {
+                addr: 0x1000_0001,
+                ..thr(2)
+            },
+            PostedWrite { size: 2, ..thr(2) },
+            PostedWrite {
+                space: Space::Pio,
+                ..thr(2)
+            },
+            PostedWrite {
+                addr: 0x0fff_ffff,
+                size: 4,
+                ..thr(2)
+            },
+            PostedWrite {
+                addr: u64::MAX,
+                ..thr(2)
+            },
+        ];
+        for write in outside {
+            assert!(!posting.post(&ring, &write), "{write:?}");
+        }
+        assert_eq!(ring.pop(), Some(Ok(thr(1))));
+        assert_eq!(ring.pop(), None);
+        assert_eq!(posting.posted(), 1);
+    }
+
+    #[test]
+    fn news_is_told_once() {
+        let ring = Box::new(PostedPage::new());
+        let mut posting = Posting::new();
+        posting.set(Space::Mmio, 0x1000_0000, 8).unwrap();
+        assert!(!posting.take_news());
+        assert!(posting.post(&ring, &thr(1)));
+        assert!(posting.post(&ring, &thr(2)));
+        assert!(posting.take_news());
+        assert!(!posting.take_news());
+    }
+
+    #[test]
+    fn a_full_ring_sends_the_write_down_the_slot_path() {
+        let ring = Box::new(PostedPage::new());
+        let mut posting = Posting::new();
+        posting.set(Space::Mmio, 0x1000_0000, 1).unwrap();
+        let mut n = 0;
+        while posting.post(&ring, &thr(n)) {
+            n += 1;
+        }
+        assert_eq!(n as usize, ipc::ioreq_abi::posted::ENTRIES);
+        assert!(ring.pop().is_some());
+        assert!(posting.post(&ring, &thr(n)), "room again");
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        let mut posting = Posting::new();
+        assert_eq!(
+            posting.set(Space::PciConfig, 0, 4),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            posting.set(Space::Mmio, u64::MAX, 2),
+            Err(Error::InvalidRange)
+        );
+        posting.set(Space::Pio, 0x3f8, 1).unwrap();
+        assert_eq!(
+            posting.set(Space::Pio, 0x3f0, 9),
+            Err(Error::RangeOverlap),
+            "overlap"
+        );
+        posting.set(Space::Mmio, 0x3f8, 1).unwrap();
+        posting.set(Space::Pio, 0x2f8, 1).unwrap();
+        posting.set(Space::Pio, 0x3e8, 1).unwrap();
+        assert_eq!(posting.set(Space::Pio, 0x2e8, 1), Err(Error::TableFull));
+        posting.set(Space::Pio, 0x3e8, 0).unwrap();
+        assert_eq!(
+            posting.set(Space::Pio, 0x3e8, 0),
+            Err(Error::InvalidArgument),
+            "already removed"
+        );
+        posting.set(Space::Pio, 0x2e8, 1).unwrap();
+    }
+}
