@@ -6,7 +6,9 @@
 //! -> back) the instructions, the guest time and the worst idle gap; the
 //! round trip's stages from an exec trace of the same run (`bench_trace`);
 //! 64 KiB of sustained UART output per million instructions, per second of
-//! guest time and per second of wall time, with and without Mica; and
+//! guest time and per second of wall time, with and without Mica, written
+//! byte by byte (`uart_out_*`) and in 16-byte FIFO bursts (`uart_fifo_*`);
+//! and
 //! `linux_boot` (Debian's Linux to its `/init` marker without and under
 //! Mica, `bench_linux`). All go to `target/bench/riscv64.json`
 //! (`bench_report`). `--arch x86_64` measures the x86 guest paths instead

@@ -1,6 +1,9 @@
 //! The JSON figures and summary lines of `cargo xtask bench` (RISC-V) from
 //! the bench guest's runs under Mica and natively (`bench_run`) and the
-//! stage breakdown (`bench_trace`).
+//! stage breakdown (`bench_trace`). Each sustained output has the same
+//! keys under its own prefix: `uart_out_*` (byte by byte, LSR polled
+//! before every THR write) and `uart_fifo_*` (up to 16 bytes per LSR.THRE,
+//! as Linux's 8250 driver writes a 16550A's FIFO).
 
 use crate::bench_run::{Output, Run};
 use crate::bench_trace::Breakdown;
@@ -85,18 +88,75 @@ pub fn figures(
         let n = native.figure(op);
         add(key, n.to_string(), format!("{n} instructions without Mica"));
     }
-    let bytes = mica.output.bytes;
-    add(
-        "uart_out_bytes",
-        bytes.to_string(),
-        format!("{bytes} bytes"),
-    );
-    let (m, n) = (Rates::of(&mica.output), Rates::of(&native.output));
+    for keys in [&UART_OUT, &UART_FIFO] {
+        output_figures(keys, (keys.of)(mica), (keys.of)(native), &mut add);
+    }
+    out
+}
+
+/// The keys of one sustained output and which of a [`Run`]'s it is.
+struct OutputKeys {
+    of: fn(&Run) -> &Output,
+    bytes: &'static str,
+    /// Under Mica, then natively: instructions, ns, wall ms and bytes per
+    /// million instructions, per guest second, per wall second.
+    mica: [&'static str; 6],
+    native: [&'static str; 6],
+    /// Mica / native: bytes per instruction, per guest second, per wall
+    /// second.
+    ratios: [&'static str; 3],
+}
+
+/// [`OutputKeys`] named `uart_<run>_*`, for `run` a string literal.
+macro_rules! output_keys {
+    ($run:literal, $of:expr) => {
+        OutputKeys {
+            of: $of,
+            bytes: concat!("uart_", $run, "_bytes"),
+            mica: [
+                concat!("uart_", $run, "_mica_instructions"),
+                concat!("uart_", $run, "_mica_ns"),
+                concat!("uart_", $run, "_mica_wall_ms"),
+                concat!("uart_", $run, "_mica_bytes_per_minstr"),
+                concat!("uart_", $run, "_mica_bytes_per_guest_s"),
+                concat!("uart_", $run, "_mica_bytes_per_wall_s"),
+            ],
+            native: [
+                concat!("uart_", $run, "_native_instructions"),
+                concat!("uart_", $run, "_native_ns"),
+                concat!("uart_", $run, "_native_wall_ms"),
+                concat!("uart_", $run, "_native_bytes_per_minstr"),
+                concat!("uart_", $run, "_native_bytes_per_guest_s"),
+                concat!("uart_", $run, "_native_bytes_per_wall_s"),
+            ],
+            ratios: [
+                concat!("uart_", $run, "_ratio_per_minstr"),
+                concat!("uart_", $run, "_ratio_per_guest_s"),
+                concat!("uart_", $run, "_ratio_per_wall_s"),
+            ],
+        }
+    };
+}
+
+/// The sustained output byte by byte, and in FIFO bursts.
+const UART_OUT: OutputKeys = output_keys!("out", |run| &run.out);
+const UART_FIFO: OutputKeys = output_keys!("fifo", |run| &run.fifo);
+
+/// The figures of one sustained output, `mica` and `native`, under `keys`.
+fn output_figures(
+    keys: &OutputKeys,
+    mica: &Output,
+    native: &Output,
+    add: &mut impl FnMut(&'static str, String, String),
+) {
+    let bytes = mica.bytes;
+    add(keys.bytes, bytes.to_string(), format!("{bytes} bytes"));
+    let (m, n) = (Rates::of(mica), Rates::of(native));
     for (keys, o, r, where_) in [
-        (OUT_MICA, &mica.output, &m, "under Mica"),
-        (OUT_NATIVE, &native.output, &n, "without Mica"),
+        (&keys.mica, mica, &m, "under Mica"),
+        (&keys.native, native, &n, "without Mica"),
     ] {
-        let [instructions, ns, wall, per_minstr, per_guest_s, per_wall_s] = keys;
+        let [instructions, ns, wall, per_minstr, per_guest_s, per_wall_s] = *keys;
         let wall_ms = o.wall.as_millis();
         let values = [
             (instructions, o.instructions.to_string(), "instructions"),
@@ -123,21 +183,22 @@ pub fn figures(
             add(key, value, summary);
         }
     }
+    let [per_minstr, per_guest_s, per_wall_s] = keys.ratios;
     for (key, mica_rate, native_rate, what) in [
         (
-            "uart_out_ratio_per_minstr",
+            per_minstr,
             m.per_minstr,
             n.per_minstr,
             "bytes per instruction",
         ),
         (
-            "uart_out_ratio_per_guest_s",
+            per_guest_s,
             m.per_guest_s,
             n.per_guest_s,
             "bytes per guest second",
         ),
         (
-            "uart_out_ratio_per_wall_s",
+            per_wall_s,
             m.per_wall_s,
             n.per_wall_s,
             "bytes per wall second",
@@ -146,27 +207,7 @@ pub fn figures(
         let r = significant(mica_rate / native_rate.max(f64::MIN_POSITIVE));
         add(key, r.clone(), format!("{r} (Mica / native, {what})"));
     }
-    out
 }
-
-/// The sustained-output keys of each side: instructions, ns, wall ms and
-/// bytes per million instructions, per guest second, per wall second.
-const OUT_MICA: [&str; 6] = [
-    "uart_out_mica_instructions",
-    "uart_out_mica_ns",
-    "uart_out_mica_wall_ms",
-    "uart_out_mica_bytes_per_minstr",
-    "uart_out_mica_bytes_per_guest_s",
-    "uart_out_mica_bytes_per_wall_s",
-];
-const OUT_NATIVE: [&str; 6] = [
-    "uart_out_native_instructions",
-    "uart_out_native_ns",
-    "uart_out_native_wall_ms",
-    "uart_out_native_bytes_per_minstr",
-    "uart_out_native_bytes_per_guest_s",
-    "uart_out_native_bytes_per_wall_s",
-];
 
 /// Sustained-output rates.
 struct Rates {
@@ -217,6 +258,8 @@ mod tests {
     use crate::bench_trace::{Breakdown, Stages};
     use std::time::Duration;
 
+    /// A run whose two sustained outputs took `instructions`, `ns` and
+    /// `wall_ms`, the FIFO run a quarter of each.
     fn run(sbi: u64, mmio: u64, instructions: u64, ns: u64, wall_ms: u64) -> Run {
         Run {
             figures: vec![
@@ -227,11 +270,17 @@ mod tests {
                 ("mmio_uart_roundtrip_ns", mmio * 2),
                 ("mmio_uart_max_idle_ns", 50),
             ],
-            output: Output {
+            out: Output {
                 bytes: 65536,
                 instructions,
                 ns,
                 wall: Duration::from_millis(wall_ms),
+            },
+            fifo: Output {
+                bytes: 65536,
+                instructions: instructions / 4,
+                ns: ns / 4,
+                wall: Duration::from_millis(wall_ms / 4),
             },
         }
     }
@@ -261,6 +310,51 @@ mod tests {
         assert!(f.iter().all(|x| !x.0.starts_with("mmio_stage")));
         // The existing figures stay first, as before.
         assert_eq!(f[0].0, "null_sbi_call");
+    }
+
+    #[test]
+    fn the_fifo_run_has_the_same_figures_from_its_own_output() {
+        let mica = run(300, 9000, 1_000_000_000, 2_000_000_000, 10_000);
+        let native = run(300, 2, 640_000, 640_000, 100);
+        let f = figures(&mica, &native, None);
+        assert_eq!(value(&f, "uart_fifo_bytes"), "65536");
+        assert_eq!(value(&f, "uart_fifo_mica_instructions"), "250000000");
+        assert_eq!(value(&f, "uart_fifo_mica_ns"), "500000000");
+        assert_eq!(value(&f, "uart_fifo_mica_wall_ms"), "2500");
+        assert_eq!(value(&f, "uart_fifo_mica_bytes_per_minstr"), "262.1");
+        assert_eq!(value(&f, "uart_fifo_mica_bytes_per_guest_s"), "131072");
+        assert_eq!(value(&f, "uart_fifo_mica_bytes_per_wall_s"), "26214");
+        assert_eq!(value(&f, "uart_fifo_native_instructions"), "160000");
+        assert_eq!(value(&f, "uart_fifo_native_ns"), "160000");
+        assert_eq!(value(&f, "uart_fifo_native_wall_ms"), "25");
+        assert_eq!(value(&f, "uart_fifo_native_bytes_per_minstr"), "409600.0");
+        assert_eq!(value(&f, "uart_fifo_native_bytes_per_guest_s"), "409600000");
+        assert_eq!(value(&f, "uart_fifo_native_bytes_per_wall_s"), "2621440");
+        assert_eq!(value(&f, "uart_fifo_ratio_per_minstr"), "0.0006400");
+        assert_eq!(value(&f, "uart_fifo_ratio_per_guest_s"), "0.0003200");
+        assert_eq!(value(&f, "uart_fifo_ratio_per_wall_s"), "0.01000");
+        // The byte-by-byte figures are still the `out` run's.
+        assert_eq!(value(&f, "uart_out_mica_instructions"), "1000000000");
+        assert_eq!(value(&f, "uart_out_native_wall_ms"), "100");
+        // Every key once; the FIFO run's after the byte-by-byte run's, and
+        // as many of them.
+        let keys: Vec<&str> = f.iter().map(|x| x.0).collect();
+        let unique: std::collections::BTreeSet<&str> = keys.iter().copied().collect();
+        assert_eq!(unique.len(), keys.len());
+        let out: Vec<usize> = (0..keys.len())
+            .filter(|&i| keys[i].starts_with("uart_out_"))
+            .collect();
+        let fifo: Vec<usize> = (0..keys.len())
+            .filter(|&i| keys[i].starts_with("uart_fifo_"))
+            .collect();
+        assert_eq!((out.len(), fifo.len()), (16, 16));
+        assert!(out.last() < fifo.first());
+        let line = &f
+            .iter()
+            .find(|x| x.0 == "uart_fifo_ratio_per_wall_s")
+            .unwrap()
+            .2;
+        assert_eq!(line, "0.01000 (Mica / native, bytes per wall second)");
     }
 
     #[test]

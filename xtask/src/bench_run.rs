@@ -8,9 +8,12 @@
 //! after `bench: trace start` while the host switches QEMU's exec trace on
 //! through the monitor (under Mica: `log in_asm,exec,nochain`, then `log
 //! none` at `bench: trace stop`; `bench_trace` reads it), then writes 64
-//! KiB through the 16550 between `bench: out start` and `bench: out end`:
-//! the host times that on its own clock, from the start marker's arrival
-//! to the last line's, and checks every line arrived intact.
+//! KiB through the 16550 twice: byte by byte (LSR polled before every THR
+//! write) between `bench: out start` and `bench: out end`, then with the
+//! FIFOs on, up to 16 bytes per LSR.THRE, between `bench: fifo start` and
+//! `bench: fifo end`. The host times each run on its own clock, from the
+//! start marker's arrival to the last line's, and checks every line
+//! arrived intact.
 //!
 //! Wall time: `-icount shift=0` keeps QEMU's default `sleep=on`, so time a
 //! machine spends idle (every hart waiting) passes in real time, as it
@@ -60,7 +63,7 @@ const MONITOR_WAIT: Duration = Duration::from_secs(30);
 /// per second).
 const LINE_WAIT: Duration = Duration::from_secs(60);
 
-/// What the sustained output took: guest instructions and ns, host wall.
+/// What a sustained output took: guest instructions and ns, host wall.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Output {
     pub bytes: u64,
@@ -74,7 +77,10 @@ pub struct Output {
 pub struct Run {
     /// [`FIGURES`], with their values.
     pub figures: Vec<(&'static str, u64)>,
-    pub output: Output,
+    /// The sustained output byte by byte (`bench: out ...`).
+    pub out: Output,
+    /// The sustained output in FIFO bursts (`bench: fifo ...`).
+    pub fifo: Output,
 }
 
 impl Run {
@@ -126,7 +132,8 @@ pub fn under_mica(
     monitor.command("log in_asm,exec,nochain")?;
     session.expect("bench: trace stop", OUTPUT_WAIT)?;
     monitor.command("log none")?;
-    let output = read_output(&mut session)?;
+    let out = read_output(&mut session, "out")?;
+    let fifo = read_output(&mut session, "fifo")?;
     session.expect("bench: done", FIGURE_WAIT)?;
     drop(session);
     let _ = std::fs::remove_file(&socket);
@@ -140,7 +147,7 @@ pub fn under_mica(
         }
         Ok(b)
     });
-    Ok((Run { figures, output }, breakdown))
+    Ok((Run { figures, out, fifo }, breakdown))
 }
 
 /// Boots the bench guest's `elf` directly on QEMU with OpenSBI.
@@ -151,9 +158,10 @@ pub fn native(elf: &Path) -> Result<Run, String> {
     let mut session = Session::spawn(qemu)?;
     let figures = read_figures(&mut session)?;
     session.expect("bench: trace stop", FIGURE_WAIT)?;
-    let output = read_output(&mut session)?;
+    let out = read_output(&mut session, "out")?;
+    let fifo = read_output(&mut session, "fifo")?;
     session.expect("bench: done", FIGURE_WAIT)?;
-    Ok(Run { figures, output })
+    Ok(Run { figures, out, fifo })
 }
 
 /// The stages of a round trip from the QEMU log `log` of a Mica run whose
@@ -190,10 +198,11 @@ fn read_number(session: &mut Session, key: &str, wait: Duration) -> Result<u64, 
         .ok_or_else(|| format!("cannot read the figure in {line:?}"))
 }
 
-/// The sustained output, timed on the host from the arrival of `bench: out
+/// The sustained output `run` (`out` or `fifo`, the word in its markers
+/// and figure keys), timed on the host from the arrival of `bench: <run>
 /// start` to that of the last line; every line is checked.
-fn read_output(session: &mut Session) -> Result<Output, String> {
-    session.expect("bench: out start", FIGURE_WAIT)?;
+fn read_output(session: &mut Session, run: &str) -> Result<Output, String> {
+    session.expect(&format!("bench: {run} start"), FIGURE_WAIT)?;
     let start = Instant::now();
     // Line by line, so each wait looks at new lines only.
     let mut received = Vec::with_capacity(OUT_LINES);
@@ -206,18 +215,18 @@ fn read_output(session: &mut Session) -> Result<Output, String> {
         .iter()
         .filter_map(|line| line.find("bench-out ").map(|at| &line[at..]))
         .collect();
-    check_lines(&received)?;
-    session.expect("bench: out end", FIGURE_WAIT)?;
+    check_lines(run, &received)?;
+    session.expect(&format!("bench: {run} end"), FIGURE_WAIT)?;
     Ok(Output {
-        bytes: read_number(session, "out_bytes", FIGURE_WAIT)?,
-        instructions: read_number(session, "out_instructions", FIGURE_WAIT)?,
-        ns: read_number(session, "out_ns", FIGURE_WAIT)?,
+        bytes: read_number(session, &format!("{run}_bytes"), FIGURE_WAIT)?,
+        instructions: read_number(session, &format!("{run}_instructions"), FIGURE_WAIT)?,
+        ns: read_number(session, &format!("{run}_ns"), FIGURE_WAIT)?,
         wall,
     })
 }
 
-/// Line `n` of the sustained output, without its `\n`, as the guest
-/// writes it.
+/// Line `n` of a sustained output (both runs write the same), without its
+/// `\n`, as the guest writes it.
 fn output_line(n: usize) -> String {
     const FILL: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut line = format!("bench-out {n:04} ");
@@ -226,11 +235,12 @@ fn output_line(n: usize) -> String {
     line
 }
 
-/// Every output line arrived, once, in order, intact.
-fn check_lines(received: &[&str]) -> Result<(), String> {
+/// Every line of the sustained output `run` arrived, once, in order,
+/// intact.
+fn check_lines(run: &str, received: &[&str]) -> Result<(), String> {
     if received.len() != OUT_LINES {
         return Err(format!(
-            "the sustained output arrived as {} lines, not {OUT_LINES}",
+            "the sustained output `{run}` arrived as {} lines, not {OUT_LINES}",
             received.len()
         ));
     }
@@ -238,7 +248,7 @@ fn check_lines(received: &[&str]) -> Result<(), String> {
         let expected = output_line(n);
         if *line != expected {
             return Err(format!(
-                "sustained output line {n} arrived as {line:?}, not {expected:?}"
+                "sustained output `{run}` line {n} arrived as {line:?}, not {expected:?}"
             ));
         }
     }
@@ -310,33 +320,56 @@ mod tests {
     fn a_lost_or_damaged_line_is_an_error() {
         let lines: Vec<String> = (0..OUT_LINES).map(output_line).collect();
         let mut refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        assert_eq!(check_lines(&refs), Ok(()));
+        assert_eq!(check_lines("out", &refs), Ok(()));
         refs.remove(5);
-        let error = check_lines(&refs).unwrap_err();
-        assert!(error.contains("1023 lines"), "{error}");
+        let error = check_lines("out", &refs).unwrap_err();
+        assert!(error.contains("`out` arrived as 1023 lines"), "{error}");
         let damaged = lines[5].replace('a', "b");
         let mut refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         refs[5] = &damaged;
-        let error = check_lines(&refs).unwrap_err();
-        assert!(error.contains("line 5 arrived"), "{error}");
+        let error = check_lines("fifo", &refs).unwrap_err();
+        assert!(error.contains("`fifo` line 5 arrived"), "{error}");
+    }
+
+    /// A console script printing the sustained output `run` with the
+    /// figures `instructions` and `ns`, behind a VM prefix.
+    fn output_script(run: &str, instructions: u64, ns: u64) -> String {
+        // A loop: two runs' lines, one `echo` each, would pass the shell's
+        // limit on the length of one argument.
+        let fill = &output_line(0)["bench-out 0000 ".len()..];
+        let mut script = format!(
+            "echo 'vm0 | bench: {run} start'\n\
+             n=0; while [ $n -lt {OUT_LINES} ]; do\n\
+             printf 'vm0 | bench-out %04d {fill}\\n' $n; n=$((n + 1)); done\n"
+        );
+        script.push_str(&format!(
+            "echo 'vm0 | bench: {run} end'; echo 'vm0 | bench: {run}_bytes 65536'\n\
+             echo 'vm0 | bench: {run}_instructions {instructions}'\n\
+             echo 'vm0 | bench: {run}_ns {ns}'\n"
+        ));
+        script
+    }
+
+    fn console(script: &str) -> Session {
+        let mut command = Command::new("sh");
+        command.args(["-c", script]);
+        Session::spawn(command).unwrap()
     }
 
     #[test]
     fn reads_the_output_figures_behind_a_vm_prefix() {
-        let mut script = String::from("echo 'vm0 | bench: out start'\n");
-        for n in 0..OUT_LINES {
-            script.push_str(&format!("echo 'vm0 | {}'\n", output_line(n)));
-        }
-        script.push_str(
-            "echo 'vm0 | bench: out end'; echo 'vm0 | bench: out_bytes 65536'\n\
-             echo 'vm0 | bench: out_instructions 1000'; echo 'vm0 | bench: out_ns 2000'\n",
-        );
-        let mut command = Command::new("sh");
-        command.args(["-c", &script]);
-        let output = read_output(&mut Session::spawn(command).unwrap()).unwrap();
-        assert_eq!(
-            (output.bytes, output.instructions, output.ns),
-            (65536, 1000, 2000)
-        );
+        let script = output_script("out", 1000, 2000) + &output_script("fifo", 300, 400);
+        let mut session = console(&script);
+        let out = read_output(&mut session, "out").unwrap();
+        assert_eq!((out.bytes, out.instructions, out.ns), (65536, 1000, 2000));
+        let fifo = read_output(&mut session, "fifo").unwrap();
+        assert_eq!((fifo.bytes, fifo.instructions, fifo.ns), (65536, 300, 400));
+    }
+
+    #[test]
+    fn the_fifo_run_is_not_read_from_the_byte_runs_lines() {
+        let error =
+            read_output(&mut console(&output_script("out", 1000, 2000)), "fifo").unwrap_err();
+        assert!(error.contains("bench: fifo start"), "{error}");
     }
 }

@@ -2,8 +2,9 @@
 //! instructions the whole machine retires for a null SBI call and for one
 //! 16550 LSR read (the MMIO round trip through the hypervisor), and with the
 //! `time` CSR the guest time they take; then a traced window of LSR reads
-//! and a sustained-output run of 64 KiB through the 16550. It prints
-//! `bench: <name> <value>` lines, then powers its VM off.
+//! and two sustained-output runs of 64 KiB through the 16550, byte by byte
+//! and in FIFO bursts. It prints `bench: <name> <value>` lines, then powers
+//! its VM off.
 //!
 //! Under QEMU with `-icount shift=0` one instruction is 1 ns of virtual
 //! time and the counts are exact and repeatable; time the machine spends
@@ -26,7 +27,14 @@
 //!   QEMU's exec trace on meanwhile), [`TRACE_ROUNDS`] LSR reads, `trace
 //!   stop` (the host switches the trace off).
 //! - `out start`, 1024 lines of 63 characters and `\n` (`bench-out NNNN
-//!   ...`), `out end`, `out_bytes`, `out_instructions`, `out_ns`.
+//!   ...`), `out end`, `out_bytes`, `out_instructions`, `out_ns`: each byte
+//!   sent as the console (printk) path does, LSR polled before every THR
+//!   write.
+//! - `fifo start`, the same 1024 lines, `fifo end`, `fifo_bytes`,
+//!   `fifo_instructions`, `fifo_ns`: the FIFOs switched on first (FCR), then
+//!   sent as Linux's 8250 driver does with a 16550A: wait for LSR.THRE (the
+//!   transmit FIFO empty), write up to [`FIFO_DEPTH`] bytes to THR without
+//!   reading LSR in between, repeat. Bursts straddle line boundaries.
 //! - `done`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
@@ -45,10 +53,19 @@ mod guest {
     /// tracing on meanwhile), then does [`TRACE_ROUNDS`] LSR reads.
     const TRACE_SLEEP_MS: u64 = 300;
     const TRACE_ROUNDS: u64 = 20;
-    /// The 16550's transmit holding and line status registers, and LSR.THRE.
+    /// The 16550's transmit holding, FIFO control and line status
+    /// registers; LSR.THRE (transmit holding register, or with FIFOs the
+    /// transmit FIFO, empty) and LSR.TEMT (nothing left to send at all).
     const THR: usize = UART_BASE;
+    const FCR: usize = UART_BASE + 2;
     const LSR: usize = UART_BASE + 5;
     const LSR_THRE: u8 = 1 << 5;
+    const LSR_TEMT: u8 = 1 << 6;
+    /// FCR: FIFOs on, receive and transmit FIFOs cleared.
+    const FCR_ENABLE_AND_CLEAR: u8 = 0x07;
+    /// The 16550A's transmit FIFO: bytes a driver writes per LSR.THRE
+    /// (Linux's `tx_loadsz`).
+    const FIFO_DEPTH: usize = 16;
     /// Sustained output: lines of `LINE_LEN` bytes including the `\n`.
     const OUT_LINES: usize = 1024;
     const LINE_LEN: usize = 64;
@@ -86,13 +103,52 @@ mod guest {
         unsafe { (LSR as *const u8).read_volatile() }
     }
 
-    /// Sends `byte` as a 16550 driver does: wait for THRE, write THR.
-    fn uart_put(byte: u8) {
-        while uart_lsr_read() & LSR_THRE == 0 {
+    /// Polls LSR until all of `bits` are set.
+    fn uart_wait_lsr(bits: u8) {
+        while uart_lsr_read() & bits != bits {
             core::hint::spin_loop();
         }
+    }
+
+    fn uart_thr_write(byte: u8) {
         // SAFETY: THR is the board's 16550 register; a byte write transmits.
         unsafe { (THR as *mut u8).write_volatile(byte) };
+    }
+
+    /// Sends `byte` as the console (printk) path does: wait for THRE, write
+    /// THR.
+    fn uart_put(byte: u8) {
+        uart_wait_lsr(LSR_THRE);
+        uart_thr_write(byte);
+    }
+
+    /// Switches the FIFOs on as a driver does, once everything already
+    /// written has gone out (clearing the transmit FIFO would drop it).
+    fn uart_enable_fifos() {
+        uart_wait_lsr(LSR_THRE | LSR_TEMT);
+        // SAFETY: FCR is the board's 16550 register; the write only sets
+        // the FIFO mode and clears both (now empty) FIFOs.
+        unsafe { (FCR as *mut u8).write_volatile(FCR_ENABLE_AND_CLEAR) };
+    }
+
+    /// Sends bytes as Linux's 8250 driver does with a 16550A's FIFO: when
+    /// the transmit FIFO is known to have room left, write THR at once;
+    /// otherwise wait for LSR.THRE (FIFO empty), which makes room for
+    /// [`FIFO_DEPTH`] more.
+    struct FifoWriter {
+        /// Bytes that may still go to THR before LSR must be read again.
+        room: usize,
+    }
+
+    impl FifoWriter {
+        fn put(&mut self, byte: u8) {
+            if self.room == 0 {
+                uart_wait_lsr(LSR_THRE);
+                self.room = FIFO_DEPTH;
+            }
+            uart_thr_write(byte);
+            self.room -= 1;
+        }
     }
 
     /// Instructions and timebase ticks, read together.
@@ -188,30 +244,45 @@ mod guest {
         unsafe { core::arch::asm!("csrc sie, {0}", in(reg) SIE_STIE, options(nomem, nostack)) };
     }
 
-    /// Writes `OUT_LINES` lines `bench-out NNNN ` + filler + `\n`.
-    fn sustained_output() {
+    /// Hands `put` the bytes of `OUT_LINES` lines `bench-out NNNN ` +
+    /// filler + `\n`, one by one.
+    #[inline(always)]
+    fn sustained_output(mut put: impl FnMut(u8)) {
         const HEAD: &[u8] = b"bench-out ";
         const FILL: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         for line in 0..OUT_LINES {
             let mut at = 0;
             for &b in HEAD {
-                uart_put(b);
+                put(b);
                 at += 1;
             }
             for shift in [1000, 100, 10, 1] {
                 // `line / shift % 10` is a single decimal digit.
-                uart_put(b'0' + u8::try_from(line / shift % 10).unwrap_or(0));
+                put(b'0' + u8::try_from(line / shift % 10).unwrap_or(0));
                 at += 1;
             }
-            uart_put(b' ');
+            put(b' ');
             at += 1;
             let mut fill = FILL.iter().cycle();
             while at < LINE_LEN - 1 {
-                uart_put(fill.next().copied().unwrap_or(b'.'));
+                put(fill.next().copied().unwrap_or(b'.'));
                 at += 1;
             }
-            uart_put(b'\n');
+            put(b'\n');
         }
+    }
+
+    /// Runs `run` (a sustained output) between `bench: <name> start` and
+    /// `bench: <name> end`, then prints its bytes, instructions and ns.
+    fn timed_output(name: &str, hz: u64, run: impl FnOnce()) {
+        println!("bench: {name} start");
+        let start = stamp();
+        run();
+        let (instructions, ticks) = since(start);
+        println!("bench: {name} end");
+        println!("bench: {name}_bytes {}", OUT_LINES * LINE_LEN);
+        println!("bench: {name}_instructions {instructions}");
+        println!("bench: {name}_ns {}", ns(ticks, hz));
     }
 
     fn shutdown() -> ! {
@@ -263,14 +334,12 @@ mod guest {
             core::hint::black_box(uart_lsr_read());
         }
         println!("bench: trace stop");
-        println!("bench: out start");
-        let start = stamp();
-        sustained_output();
-        let (instructions, ticks) = since(start);
-        println!("bench: out end");
-        println!("bench: out_bytes {}", OUT_LINES * LINE_LEN);
-        println!("bench: out_instructions {instructions}");
-        println!("bench: out_ns {}", ns(ticks, hz));
+        timed_output("out", hz, || sustained_output(uart_put));
+        uart_enable_fifos();
+        timed_output("fifo", hz, || {
+            let mut fifo = FifoWriter { room: 0 };
+            sustained_output(|byte| fifo.put(byte));
+        });
         println!("bench: done");
         shutdown()
     }
