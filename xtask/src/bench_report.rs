@@ -47,6 +47,12 @@ pub fn figures(
         idle.to_string(),
         format!("{idle} ns: the largest idle gap of one LSR read"),
     );
+    let posted = mica.figure("mmio_uart_posted_write");
+    add(
+        "mmio_uart_posted_write",
+        posted.to_string(),
+        format!("{posted} instructions per THR write on its own (posted)"),
+    );
     if let Some(b) = breakdown {
         let s = &b.stages;
         let total = format!(
@@ -84,6 +90,7 @@ pub fn figures(
     for (key, op) in [
         ("native_null_sbi_call", "null_sbi_call"),
         ("native_mmio_uart_roundtrip", "mmio_uart_roundtrip"),
+        ("native_mmio_uart_posted_write", "mmio_uart_posted_write"),
     ] {
         let n = native.figure(op);
         add(key, n.to_string(), format!("{n} instructions without Mica"));
@@ -269,6 +276,7 @@ mod tests {
                 ("mmio_uart_roundtrip", mmio),
                 ("mmio_uart_roundtrip_ns", mmio * 2),
                 ("mmio_uart_max_idle_ns", 50),
+                ("mmio_uart_posted_write", mmio / 10),
             ],
             out: Output {
                 bytes: 65536,
@@ -307,6 +315,8 @@ mod tests {
         assert_eq!(value(&f, "uart_out_ratio_per_wall_s"), "0.01000");
         assert_eq!(value(&f, "uart_out_ratio_per_minstr"), "0.0006400");
         assert_eq!(value(&f, "native_mmio_uart_roundtrip"), "2");
+        assert_eq!(value(&f, "mmio_uart_posted_write"), "900");
+        assert_eq!(value(&f, "native_mmio_uart_posted_write"), "0");
         assert!(f.iter().all(|x| !x.0.starts_with("mmio_stage")));
         // The existing figures stay first, as before.
         assert_eq!(f[0].0, "null_sbi_call");

@@ -31,13 +31,14 @@ use crate::bench_trace::{self, Breakdown, TaskText};
 use crate::cmd::workspace_root;
 
 /// The per-operation figures the guest prints first, in its order.
-pub const FIGURES: [&str; 6] = [
+pub const FIGURES: [&str; 7] = [
     "timebase_hz",
     "null_sbi_call",
     "null_sbi_call_ns",
     "mmio_uart_roundtrip",
     "mmio_uart_roundtrip_ns",
     "mmio_uart_max_idle_ns",
+    "mmio_uart_posted_write",
 ];
 /// LSR reads the guest does in the traced window (its `TRACE_ROUNDS`).
 const TRACE_ROUNDS: usize = 20;
