@@ -1,6 +1,6 @@
 //! The guest I/O hot path's messages, encoded and decoded by hand: a
-//! `Request::Read` / `Request::Write` and the `Response::Ok` /
-//! `Response::Value` that answer them, byte for byte what postcard makes of
+//! `Request::Read` / `Request::Write`, a `Request::WriteBatch` of posted
+//! writes, and the `Response::Ok` / `Response::Value` that answer them, byte for byte what postcard makes of
 //! them, written straight into (and read straight from) a task's IPC buffer.
 //!
 //! Every guest access that leaves the kernel goes through these four
@@ -15,7 +15,7 @@
 //! `Read` or `Write` (overlong varints included) and nothing else; the
 //! tests check it against postcard on random and mutated bytes.
 
-use super::{Request, Response};
+use super::{BatchWrite, MAX_BATCH, Request, Response};
 use crate::{Error, MAX_MESSAGE_SIZE, Space, VmId};
 
 /// The postcard variant index of `Request::Read`.
@@ -26,6 +26,10 @@ const REQUEST_WRITE: u8 = 3;
 const REQUEST_READ_INDEX: u64 = REQUEST_READ as u64;
 /// [`REQUEST_WRITE`] as the varint it is decoded from.
 const REQUEST_WRITE_INDEX: u64 = REQUEST_WRITE as u64;
+/// The postcard variant index of `Request::WriteBatch`.
+const REQUEST_WRITE_BATCH: u8 = 9;
+/// [`REQUEST_WRITE_BATCH`] as the varint it is decoded from.
+const REQUEST_WRITE_BATCH_INDEX: u64 = REQUEST_WRITE_BATCH as u64;
 /// The postcard variant index of `Response::Ok`.
 const RESPONSE_OK: u8 = 0;
 /// The postcard variant index of `Response::Value`.
@@ -283,6 +287,67 @@ pub fn decode_access(bytes: &[u8]) -> Option<Access> {
         size,
         write,
     })
+}
+
+/// Encodes `Request::WriteBatch { vm, writes }` into `buf` exactly as
+/// [`crate::encode`] would, straight from `writes` (no request is built);
+/// returns the length. [`Error::MessageTooLarge`] for more than
+/// [`MAX_BATCH`] writes or a `buf` too short.
+pub fn encode_write_batch(vm: VmId, writes: &[BatchWrite], buf: &mut [u8]) -> Result<usize, Error> {
+    if writes.len() > MAX_BATCH {
+        return Err(Error::MessageTooLarge);
+    }
+    let buf = buf
+        .get_mut(..buf.len().min(MAX_MESSAGE_SIZE))
+        .ok_or(Error::MessageTooLarge)?;
+    let mut at = put_byte(buf, 0, REQUEST_WRITE_BATCH);
+    at = at.and_then(|at| put_varint(buf, at, u64::from(vm.0)));
+    at = at.and_then(|at| put_varint(buf, at, writes.len() as u64));
+    for write in writes {
+        at = at
+            .and_then(|at| put_byte(buf, at, space_index(write.space)))
+            .and_then(|at| put_varint(buf, at, write.addr))
+            .and_then(|at| put_byte(buf, at, write.size))
+            .and_then(|at| put_varint(buf, at, write.value));
+    }
+    at.ok_or(Error::MessageTooLarge)
+}
+
+/// The VM and writes of `bytes` if they are exactly one
+/// `Request::WriteBatch` as postcard decodes it; `None` for anything else.
+pub fn decode_write_batch(bytes: &[u8]) -> Option<(VmId, heapless::Vec<BatchWrite, MAX_BATCH>)> {
+    let (tag, at) = take_varint::<32>(bytes, 0)?;
+    if tag != REQUEST_WRITE_BATCH_INDEX {
+        return None;
+    }
+    let (vm, at) = take_varint::<16>(bytes, at)?;
+    let (count, mut at) = take_varint::<64>(bytes, at)?;
+    let mut writes = heapless::Vec::new();
+    for _ in 0..count {
+        let (space, next) = take_varint::<32>(bytes, at)?;
+        let space = match space {
+            0 => Space::Mmio,
+            1 => Space::Pio,
+            2 => Space::PciConfig,
+            _ => return None,
+        };
+        let (addr, next) = take_varint::<64>(bytes, next)?;
+        let size = *bytes.get(next)?;
+        let (value, next) = take_varint::<64>(bytes, next + 1)?;
+        writes
+            .push(BatchWrite {
+                space,
+                addr,
+                size,
+                value,
+            })
+            .ok()?;
+        at = next;
+    }
+    if at != bytes.len() {
+        return None;
+    }
+    Some((VmId(u16::try_from(vm).ok()?), writes))
 }
 
 /// Encodes `request` into `buf` (at most [`MAX_MESSAGE_SIZE`] bytes of it)

@@ -671,7 +671,13 @@ where
     /// hand ([`ipc::devices::wire`]); everything else goes the general way.
     #[inline]
     fn answer_fast(&mut self, message: &mut impl MessageBuffer) -> Option<Result<usize, Error>> {
-        let access = message.request(wire::decode_access)?;
+        let Some(access) = message.request(wire::decode_access) else {
+            let (vm, writes) = message.request(wire::decode_write_batch)?;
+            let response = self
+                .write_batch(vm, &writes)
+                .map_or_else(Response::Err, |()| Response::Ok);
+            return Some(message.reply(|buf| wire::encode_response(&response, buf)));
+        };
         let response = match access.write {
             None => self
                 .read(access.vm, access.space, access.addr, access.size)

@@ -5,7 +5,7 @@
 use std::string::String;
 use std::vec::Vec;
 
-use ipc::devices::{DeviceKind, IrqEvent, Request, Response};
+use ipc::devices::{BatchWrite, DeviceKind, IrqEvent, MAX_BATCH, Request, Response};
 use ipc::server::{MessageBuffer, Service as _, serve};
 use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, decode, encode, wire_name};
 
@@ -175,6 +175,37 @@ fn script() -> Vec<Request> {
     for &byte in b"fast\npath" {
         script.push(write(Space::Pio, COM1, 1, u64::from(byte)));
     }
+    // Posted writes in batches: bytes, a failing write in the middle, a
+    // batch for a VM that does not exist, an empty one.
+    let posted = |bytes: &[u8]| -> heapless::Vec<BatchWrite, MAX_BATCH> {
+        bytes
+            .iter()
+            .map(|&b| BatchWrite {
+                space: Space::Pio,
+                addr: COM1,
+                size: 1,
+                value: u64::from(b),
+            })
+            .collect()
+    };
+    let mut failing = posted(b"ba");
+    failing
+        .push(BatchWrite {
+            space: Space::Pio,
+            addr: COM1,
+            size: 3,
+            value: 0,
+        })
+        .unwrap();
+    failing.extend(posted(b"tch\n"));
+    for (vm, writes) in [
+        (VM, posted(b"\nposted ")),
+        (VM, failing),
+        (VmId(9), posted(b"x")),
+        (VM, posted(b"")),
+    ] {
+        script.push(Request::WriteBatch { vm, writes });
+    }
     script
 }
 
@@ -201,7 +232,10 @@ fn guest_accesses_are_answered_on_the_fast_path_as_on_the_general_one() {
     }
     assert_eq!(fast.console(), general.console());
     assert_eq!(fast.irq_sink(), general.irq_sink());
-    assert_eq!(fast.console().0, ["fast | fast"]);
+    assert_eq!(
+        fast.console().0,
+        ["fast | fast", "fast | path", "fast | posted batch"]
+    );
     assert!(
         fast.irq_sink()
             .0
@@ -222,6 +256,8 @@ fn other_and_malformed_messages_are_left_to_the_general_path() {
         Message::raw(&[2, 2, 7, 0xf8, 0x07, 1]),
         Message::raw(&[3, 2, 1, 0xf8, 0x07, 1]),
         Message::raw(&[2, 2, 1, 0xf8, 0x07, 1, 0]),
+        Message::raw(&[9, 2, 1, 1, 0xf8, 0x07, 1]),
+        Message::raw(&[9, 2, 17]),
     ];
     for mut message in messages {
         assert_eq!(s.answer_fast(&mut message), None, "{:x?}", message.request);
@@ -231,7 +267,7 @@ fn other_and_malformed_messages_are_left_to_the_general_path() {
         if message
             .request
             .first()
-            .is_some_and(|&tag| tag == 2 || tag == 3)
+            .is_some_and(|&tag| matches!(tag, 2 | 3 | 9))
         {
             assert_eq!(
                 decode::<Response>(&reply[..len]),

@@ -266,3 +266,93 @@ proptest! {
         prop_assert_eq!(decode_response(&bytes), decode::<Response>(&bytes));
     }
 }
+
+fn batch_write() -> impl Strategy<Value = BatchWrite> {
+    (space(), wide(), any::<u8>(), wide()).prop_map(|(space, addr, size, value)| BatchWrite {
+        space,
+        addr,
+        size,
+        value,
+    })
+}
+
+fn batch() -> impl Strategy<Value = (VmId, Vec<BatchWrite>)> {
+    (
+        any::<u16>().prop_map(VmId),
+        prop::collection::vec(batch_write(), 0..=MAX_BATCH),
+    )
+}
+
+/// What postcard makes of `bytes`, as far as it is a write batch.
+fn postcard_batch(bytes: &[u8]) -> Option<(VmId, heapless::Vec<BatchWrite, MAX_BATCH>)> {
+    match decode::<Request>(bytes).ok()? {
+        Request::WriteBatch { vm, writes } => Some((vm, writes)),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_batch_longer_than_a_message_holds_is_refused() {
+    let write = BatchWrite {
+        space: Space::Mmio,
+        addr: 0x1000_0000,
+        size: 1,
+        value: 0,
+    };
+    let mut buf = [0u8; MAX_MESSAGE_SIZE];
+    let writes = [write; MAX_BATCH + 1];
+    assert_eq!(
+        encode_write_batch(VmId(0), &writes, &mut buf),
+        Err(Error::MessageTooLarge)
+    );
+    assert_eq!(
+        encode_write_batch(VmId(0), &writes[..2], &mut buf[..8]),
+        Err(Error::MessageTooLarge)
+    );
+    let n = encode_write_batch(VmId(0), &writes[..2], &mut buf).unwrap();
+    assert_eq!(decode_write_batch(&buf[..n - 1]), None, "truncated");
+    let mut long = buf[..n].to_vec();
+    long.push(0);
+    assert_eq!(decode_write_batch(&long), None, "trailing byte");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn batches_encode_as_postcard_and_decode_back((vm, writes) in batch()) {
+        let mut buf = [0u8; MAX_MESSAGE_SIZE];
+        let n = encode_write_batch(vm, &writes, &mut buf).unwrap();
+        let request = Request::WriteBatch {
+            vm,
+            writes: heapless::Vec::from_slice(&writes).unwrap(),
+        };
+        prop_assert_eq!(&buf[..n], &postcard_bytes(&request)[..]);
+        prop_assert_eq!(decode_write_batch(&buf[..n]), postcard_batch(&buf[..n]));
+        prop_assert!(decode_write_batch(&buf[..n]).is_some());
+    }
+
+    #[test]
+    fn mutated_batches_decode_exactly_when_postcard_says_so(
+        (vm, writes) in batch(),
+        flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+    ) {
+        let mut buf = [0u8; MAX_MESSAGE_SIZE];
+        let n = encode_write_batch(vm, &writes, &mut buf).unwrap();
+        let mut bytes = buf[..n].to_vec();
+        for (at, value) in flips {
+            let at = at % bytes.len();
+            bytes[at] = value;
+        }
+        prop_assert_eq!(decode_write_batch(&bytes), postcard_batch(&bytes));
+    }
+
+    #[test]
+    fn random_bytes_are_batches_exactly_when_postcard_says_so(
+        tail in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let mut bytes = std::vec![REQUEST_WRITE_BATCH];
+        bytes.extend(tail);
+        prop_assert_eq!(decode_write_batch(&bytes), postcard_batch(&bytes));
+    }
+}

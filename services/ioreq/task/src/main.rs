@@ -18,7 +18,7 @@ mod task {
     use ipc::ioreq::{ClientId, Request, Response};
     use ipc::server::{Service, encode_reply};
     use ipc::syscall::{MAX_VMS, slots};
-    use ipc::{Error, Space, VmId, decode, devices, encode};
+    use ipc::{Error, Space, VmId, decode, devices};
     use log::{info, warn};
     use mica_rt::ioreq_pages::{
         give_back, ioreq_attach, ioreq_complete_recv, ioreq_page, ioreq_post, ioreq_resume,
@@ -89,13 +89,9 @@ mod task {
             vm: VmId,
             writes: &[BatchWrite],
         ) -> Result<devices::Response, Error> {
-            let writes = heapless::Vec::from_slice(writes).map_err(|_| Error::MessageTooLarge)?;
             call_with(
                 slots::call(usize::from(client.0)),
-                |buf| {
-                    encode(&devices::Request::WriteBatch { vm, writes }, buf)
-                        .map(|bytes| bytes.len())
-                },
+                |buf| wire::encode_write_batch(vm, writes, buf),
                 wire::decode_response,
             )
         }
