@@ -21,6 +21,7 @@ struct Host {
     lines: Vec<String>,
     slot_complete: bool,
     resumed: usize,
+    posted: Vec<(usize, ipc::Space, u64, u64)>,
 }
 
 impl crate::syscall_console::ConsoleHost for Host {}
@@ -67,6 +68,16 @@ impl VmHost for Host {
         } else {
             Err(Error::BadSlotState)
         }
+    }
+    fn ioreq_post(
+        &mut self,
+        vm: usize,
+        space: ipc::Space,
+        start: u64,
+        len: u64,
+    ) -> Result<(), Error> {
+        self.posted.push((vm, space, start, len));
+        Ok(())
     }
     fn console_raw(&mut self, line: &[u8]) {
         self.lines.push(String::from_utf8_lossy(line).into_owned());
@@ -246,6 +257,41 @@ fn ioreq_resume_refuses_an_incomplete_slot_and_then_resumes_the_vcpu() {
         w.call(ioreq, Sysno::IoreqResume, [1, 0, 0, 0, 0]).0,
         bad,
         "once"
+    );
+}
+
+/// Only the VM's own ioreq task may let the kernel post its writes, and
+/// only MMIO or port I/O.
+#[test]
+fn ioreq_post_is_for_the_vms_ioreq_task_only() {
+    let mut w = world();
+    let (m, ioreq, plain) = (w.manager, w.ioreq, w.plain);
+    assert_eq!(w.call(m, Sysno::VmCreate, [1, 64, 1, 0, 0]).0, OK);
+    let args = [1, 0, 0x1000_0000, 1, 0];
+    let denied = status_of(Error::PermissionDenied);
+    assert_eq!(w.call(ioreq, Sysno::IoreqPost, args).0, denied, "not attached");
+    assert_eq!(w.call(ioreq, Sysno::IoreqAttach, [1, 0, 0, 0, 0]).0, OK);
+    assert_eq!(w.call(plain, Sysno::IoreqPost, args).0, DENIED, "no right");
+    assert_eq!(w.call(m, Sysno::IoreqPost, args).0, DENIED, "no right");
+    let bad = status_of(Error::InvalidArgument);
+    assert_eq!(
+        w.call(ioreq, Sysno::IoreqPost, [1, 2, 0, 1, 0]).0,
+        bad,
+        "PCI configuration space"
+    );
+    assert_eq!(
+        w.call(ioreq, Sysno::IoreqPost, [2, 0, 0, 1, 0]).0,
+        status_of(Error::UnknownVm)
+    );
+    assert!(w.host.posted.is_empty());
+    assert_eq!(w.call(ioreq, Sysno::IoreqPost, args).0, OK);
+    assert_eq!(w.call(ioreq, Sysno::IoreqPost, [1, 1, 0x3f8, 1, 0]).0, OK);
+    assert_eq!(
+        w.host.posted,
+        [
+            (1, ipc::Space::Mmio, 0x1000_0000, 1),
+            (1, ipc::Space::Pio, 0x3f8, 1)
+        ]
     );
 }
 
