@@ -269,7 +269,11 @@ fn ioreq_post_is_for_the_vms_ioreq_task_only() {
     assert_eq!(w.call(m, Sysno::VmCreate, [1, 64, 1, 0, 0]).0, OK);
     let args = [1, 0, 0x1000_0000, 1, 0];
     let denied = status_of(Error::PermissionDenied);
-    assert_eq!(w.call(ioreq, Sysno::IoreqPost, args).0, denied, "not attached");
+    assert_eq!(
+        w.call(ioreq, Sysno::IoreqPost, args).0,
+        denied,
+        "not attached"
+    );
     assert_eq!(w.call(ioreq, Sysno::IoreqAttach, [1, 0, 0, 0, 0]).0, OK);
     assert_eq!(w.call(plain, Sysno::IoreqPost, args).0, DENIED, "no right");
     assert_eq!(w.call(m, Sysno::IoreqPost, args).0, DENIED, "no right");
