@@ -52,6 +52,10 @@ impl DeviceKind {
 }
 
 /// A request to the device service.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a request lives briefly on the stack; the hot path (reads, writes, write batches) never builds one but goes through `wire`"
+)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// Start serving a VM; `name` prefixes its console output (`vm0 | ...`).
@@ -138,14 +142,19 @@ pub enum Request {
         from: u64,
     },
     /// Writes the guest made and the kernel completed at once (its posted
-    /// writes, `ipc::ioreq_abi::posted`), in the order it made them: each
-    /// is emulated as a `Write` would be, all of them even if one fails;
-    /// the answer is `Ok`, or the first failure's `Err`.
+    /// writes, `ipc::ioreq_abi::posted`), in the order it made them, each
+    /// emulated as a `Write` would be; then, if given, the access the guest
+    /// waits for, emulated after them. The answer is that access's (`Value`
+    /// for a read, `Ok` for a write), or `Ok` without one: the guest was
+    /// told its posted writes were done, so their failures are the device
+    /// service's to report, not the caller's to hear.
     WriteBatch {
         /// The VM.
         vm: VmId,
-        /// The writes, oldest first.
+        /// The posted writes, oldest first.
         writes: heapless::Vec<BatchWrite, MAX_BATCH>,
+        /// The access that came after them, if it goes to the same client.
+        then: Option<WaitedAccess>,
     },
 }
 
@@ -163,6 +172,19 @@ pub struct BatchWrite {
     pub size: u8,
     /// The value written (low `size` bytes).
     pub value: u64,
+}
+
+/// The access a `WriteBatch` ends with: the one the guest waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitedAccess {
+    /// MMIO or PIO.
+    pub space: Space,
+    /// Guest address or port.
+    pub addr: u64,
+    /// Access width in bytes.
+    pub size: u8,
+    /// `None` for a read; the value written for a write.
+    pub write: Option<u64>,
 }
 
 /// The device service's answer.

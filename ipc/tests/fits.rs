@@ -8,6 +8,7 @@
 
 use ipc::devices::{
     self, BatchWrite, ConsoleChunk, DeviceKind, INPUT_CHUNK, IrqEvent, MAX_BATCH, OUTPUT_CHUNK,
+    WaitedAccess,
 };
 use ipc::ioreq::{self, ClientId};
 use ipc::vm::{self, CreateOptions, LIST_PAGE, VmInfo, VmKind, VmState, VmStats};
@@ -233,6 +234,12 @@ fn every_devices_message_fits() {
         devices::Request::WriteBatch {
             vm,
             writes: fullest_batch(),
+            then: Some(WaitedAccess {
+                space: Space::PciConfig,
+                addr: u64::MAX,
+                size: u8::MAX,
+                write: Some(u64::MAX),
+            }),
         },
     ] {
         assert_fits(msg);

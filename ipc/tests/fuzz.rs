@@ -120,6 +120,17 @@ fn ioreq_request() -> impl Strategy<Value = ioreq::Request> {
     ]
 }
 
+/// A waited access for some batches (picked from the VM number, so the
+/// strategy stays a plain map).
+fn writes_then(vm: VmId) -> Option<devices::WaitedAccess> {
+    (!vm.0.is_multiple_of(3)).then_some(devices::WaitedAccess {
+        space: Space::Mmio,
+        addr: u64::from(vm.0) << 20,
+        size: 1,
+        write: (vm.0 % 3 == 2).then_some(u64::from(vm.0)),
+    })
+}
+
 fn devices_request() -> impl Strategy<Value = devices::Request> {
     let vm = any::<u16>().prop_map(VmId);
     prop_oneof![
@@ -168,7 +179,8 @@ fn devices_request() -> impl Strategy<Value = devices::Request> {
                         size,
                         value
                     })
-                    .collect()
+                    .collect(),
+                then: writes_then(vm),
             }),
     ]
 }

@@ -258,6 +258,7 @@ fn devices_discriminants_are_pinned() {
             devices::Request::WriteBatch {
                 vm,
                 writes: heapless::Vec::new(),
+                then: None,
             },
             9,
         ),

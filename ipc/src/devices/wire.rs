@@ -15,7 +15,7 @@
 //! `Read` or `Write` (overlong varints included) and nothing else; the
 //! tests check it against postcard on random and mutated bytes.
 
-use super::{BatchWrite, MAX_BATCH, Request, Response};
+use super::{BatchWrite, MAX_BATCH, Request, Response, WaitedAccess};
 use crate::{Error, MAX_MESSAGE_SIZE, Space, VmId};
 
 /// The postcard variant index of `Request::Read`.
@@ -289,11 +289,27 @@ pub fn decode_access(bytes: &[u8]) -> Option<Access> {
     })
 }
 
-/// Encodes `Request::WriteBatch { vm, writes }` into `buf` exactly as
-/// [`crate::encode`] would, straight from `writes` (no request is built);
-/// returns the length. [`Error::MessageTooLarge`] for more than
+impl From<&Access> for WaitedAccess {
+    fn from(access: &Access) -> Self {
+        Self {
+            space: access.space,
+            addr: access.addr,
+            size: access.size,
+            write: access.write,
+        }
+    }
+}
+
+/// Encodes `Request::WriteBatch { vm, writes, then }` into `buf` exactly
+/// as [`crate::encode`] would, straight from `writes` (no request is
+/// built); returns the length. [`Error::MessageTooLarge`] for more than
 /// [`MAX_BATCH`] writes or a `buf` too short.
-pub fn encode_write_batch(vm: VmId, writes: &[BatchWrite], buf: &mut [u8]) -> Result<usize, Error> {
+pub fn encode_write_batch(
+    vm: VmId,
+    writes: &[BatchWrite],
+    then: Option<&WaitedAccess>,
+    buf: &mut [u8],
+) -> Result<usize, Error> {
     if writes.len() > MAX_BATCH {
         return Err(Error::MessageTooLarge);
     }
@@ -310,44 +326,133 @@ pub fn encode_write_batch(vm: VmId, writes: &[BatchWrite], buf: &mut [u8]) -> Re
             .and_then(|at| put_byte(buf, at, write.size))
             .and_then(|at| put_varint(buf, at, write.value));
     }
+    at = match then {
+        None => at.and_then(|at| put_byte(buf, at, 0)),
+        Some(access) => {
+            let at = at
+                .and_then(|at| put_byte(buf, at, 1))
+                .and_then(|at| put_byte(buf, at, space_index(access.space)))
+                .and_then(|at| put_varint(buf, at, access.addr))
+                .and_then(|at| put_byte(buf, at, access.size));
+            match access.write {
+                None => at.and_then(|at| put_byte(buf, at, 0)),
+                Some(value) => at
+                    .and_then(|at| put_byte(buf, at, 1))
+                    .and_then(|at| put_varint(buf, at, value)),
+            }
+        }
+    };
     at.ok_or(Error::MessageTooLarge)
 }
 
-/// The VM and writes of `bytes` if they are exactly one
-/// `Request::WriteBatch` as postcard decodes it; `None` for anything else.
-pub fn decode_write_batch(bytes: &[u8]) -> Option<(VmId, heapless::Vec<BatchWrite, MAX_BATCH>)> {
+/// A `Request::WriteBatch` decoded in place: checked whole, so its writes
+/// can be walked without failing.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteBatchView<'a> {
+    /// The VM.
+    pub vm: VmId,
+    /// The access after the writes, if any.
+    pub then: Option<WaitedAccess>,
+    entries: &'a [u8],
+    count: usize,
+}
+
+impl WriteBatchView<'_> {
+    /// The writes, oldest first.
+    pub fn writes(&self) -> impl Iterator<Item = BatchWrite> + '_ {
+        let mut at = 0;
+        (0..self.count).map_while(move |_| {
+            let (write, next) = take_batch_write(self.entries, at)?;
+            at = next;
+            Some(write)
+        })
+    }
+}
+
+/// One write at `bytes[at..]` and the index after it.
+#[inline]
+fn take_batch_write(bytes: &[u8], at: usize) -> Option<(BatchWrite, usize)> {
+    let (space, at) = take_space(bytes, at)?;
+    let (addr, at) = take_varint::<64>(bytes, at)?;
+    let size = *bytes.get(at)?;
+    let (value, at) = take_varint::<64>(bytes, at + 1)?;
+    let write = BatchWrite {
+        space,
+        addr,
+        size,
+        value,
+    };
+    Some((write, at))
+}
+
+#[inline]
+fn take_space(bytes: &[u8], at: usize) -> Option<(Space, usize)> {
+    let (space, at) = take_varint::<32>(bytes, at)?;
+    let space = match space {
+        0 => Space::Mmio,
+        1 => Space::Pio,
+        2 => Space::PciConfig,
+        _ => return None,
+    };
+    Some((space, at))
+}
+
+/// A postcard `Option` tag at `bytes[at..]`: whether it is `Some`.
+#[inline]
+fn take_option(bytes: &[u8], at: usize) -> Option<(bool, usize)> {
+    match *bytes.get(at)? {
+        0 => Some((false, at + 1)),
+        1 => Some((true, at + 1)),
+        _ => None,
+    }
+}
+
+/// `bytes` as a `Request::WriteBatch` if they are exactly one as postcard
+/// decodes it; `None` for anything else.
+pub fn decode_write_batch(bytes: &[u8]) -> Option<WriteBatchView<'_>> {
     let (tag, at) = take_varint::<32>(bytes, 0)?;
     if tag != REQUEST_WRITE_BATCH_INDEX {
         return None;
     }
     let (vm, at) = take_varint::<16>(bytes, at)?;
-    let (count, mut at) = take_varint::<64>(bytes, at)?;
-    let mut writes = heapless::Vec::new();
+    let (count, first) = take_varint::<64>(bytes, at)?;
+    let count = usize::try_from(count).ok().filter(|&n| n <= MAX_BATCH)?;
+    let mut at = first;
     for _ in 0..count {
-        let (space, next) = take_varint::<32>(bytes, at)?;
-        let space = match space {
-            0 => Space::Mmio,
-            1 => Space::Pio,
-            2 => Space::PciConfig,
-            _ => return None,
-        };
-        let (addr, next) = take_varint::<64>(bytes, next)?;
-        let size = *bytes.get(next)?;
-        let (value, next) = take_varint::<64>(bytes, next + 1)?;
-        writes
-            .push(BatchWrite {
-                space,
-                addr,
-                size,
-                value,
-            })
-            .ok()?;
-        at = next;
+        at = take_batch_write(bytes, at)?.1;
     }
-    if at != bytes.len() {
+    let entries = bytes.get(first..at)?;
+    let (some, at) = take_option(bytes, at)?;
+    let (then, end) = if some {
+        let (space, at) = take_space(bytes, at)?;
+        let (addr, at) = take_varint::<64>(bytes, at)?;
+        let size = *bytes.get(at)?;
+        let (is_write, at) = take_option(bytes, at + 1)?;
+        let (write, at) = if is_write {
+            let (value, at) = take_varint::<64>(bytes, at)?;
+            (Some(value), at)
+        } else {
+            (None, at)
+        };
+        let access = WaitedAccess {
+            space,
+            addr,
+            size,
+            write,
+        };
+        (Some(access), at)
+    } else {
+        (None, at)
+    };
+    if end != bytes.len() {
         return None;
     }
-    Some((VmId(u16::try_from(vm).ok()?), writes))
+    Some(WriteBatchView {
+        vm: VmId(u16::try_from(vm).ok()?),
+        then,
+        entries,
+        count,
+    })
 }
 
 /// Encodes `request` into `buf` (at most [`MAX_MESSAGE_SIZE`] bytes of it)

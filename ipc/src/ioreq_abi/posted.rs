@@ -110,17 +110,18 @@ fn decode(addr: u64, value: u64, meta: u64) -> Result<PostedWrite, PostedError> 
 impl PostedPage {
     /// An empty ring.
     pub const fn new() -> Self {
-        const EMPTY: Entry = Entry {
-            addr: AtomicU64::new(0),
-            value: AtomicU64::new(0),
-            meta: AtomicU64::new(0),
-        };
         Self {
             read: AtomicU32::new(0),
             _read_line: [0; 15],
             write: AtomicU32::new(0),
             _write_line: [0; 15],
-            entries: [EMPTY; ENTRIES],
+            entries: [const {
+                Entry {
+                    addr: AtomicU64::new(0),
+                    value: AtomicU64::new(0),
+                    meta: AtomicU64::new(0),
+                }
+            }; ENTRIES],
             _rest: [0; (PAGE_SIZE - 128 - ENTRIES * 24) / 8],
         }
     }

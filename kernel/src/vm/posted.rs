@@ -196,7 +196,7 @@ mod tests {
         while posting.post(&ring, &thr(n)) {
             n += 1;
         }
-        assert_eq!(n as usize, ipc::ioreq_abi::posted::ENTRIES);
+        assert_eq!(n, ipc::ioreq_abi::posted::ENTRIES as u64);
         assert!(ring.pop().is_some());
         assert!(posting.post(&ring, &thr(n)), "room again");
     }

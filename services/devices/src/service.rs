@@ -4,7 +4,8 @@
 
 use heapless::{Deque, Vec};
 use ipc::devices::{
-    BatchWrite, ConsoleChunk, DeviceKind, IrqEvent, OUTPUT_CHUNK, Request, Response, wire,
+    BatchWrite, ConsoleChunk, DeviceKind, IrqEvent, OUTPUT_CHUNK, Request, Response, WaitedAccess,
+    wire,
 };
 use ipc::server::MessageBuffer;
 use ipc::{Error, Space, VmId, WireName};
@@ -177,6 +178,9 @@ pub struct DeviceService<C, I, M, E> {
     irq: I,
     memory: M,
     entropy: E,
+    /// Posted writes that failed (to no device, a bad width): the guest
+    /// was told they were done, so they are only counted.
+    posted_failures: u64,
 }
 
 impl<C, I, M, E> DeviceService<C, I, M, E>
@@ -197,6 +201,7 @@ where
             irq,
             memory,
             entropy,
+            posted_failures: 0,
         }
     }
 
@@ -252,8 +257,8 @@ where
                 .set_generation_id(vm, u128::from_le_bytes(id))
                 .map(|()| Response::Ok),
             Request::ConsoleRead { vm, from } => self.console_read(vm, from).map(Response::Console),
-            Request::WriteBatch { vm, writes } => {
-                self.write_batch(vm, &writes).map(|()| Response::Ok)
+            Request::WriteBatch { vm, writes, then } => {
+                self.write_batch(vm, writes.iter().copied(), then)
             }
         };
         result.unwrap_or_else(Response::Err)
@@ -451,17 +456,34 @@ where
         })
     }
 
-    /// The writes of a `WriteBatch`, in order, each as a `Write`: all of
-    /// them are made even if one fails; the first failure is the answer.
-    fn write_batch(&mut self, vm: VmId, writes: &[BatchWrite]) -> Result<(), Error> {
-        let mut first_error = Ok(());
+    /// A `WriteBatch`: the posted writes in order, each as a `Write` (a
+    /// failure is counted, see [`DeviceService::posted_failures`], and the
+    /// rest go on), then the waited access, whose result is the answer.
+    fn write_batch(
+        &mut self,
+        vm: VmId,
+        writes: impl Iterator<Item = BatchWrite>,
+        then: Option<WaitedAccess>,
+    ) -> Result<Response, Error> {
         for w in writes {
-            let done = self.write(vm, w.space, w.addr, w.size, w.value);
-            if first_error.is_ok() {
-                first_error = done;
+            if self.write(vm, w.space, w.addr, w.size, w.value).is_err() {
+                self.posted_failures = self.posted_failures.wrapping_add(1);
             }
         }
-        first_error
+        match then {
+            None => Ok(Response::Ok),
+            Some(a) => match a.write {
+                None => self.read(vm, a.space, a.addr, a.size).map(Response::Value),
+                Some(value) => self
+                    .write(vm, a.space, a.addr, a.size, value)
+                    .map(|()| Response::Ok),
+            },
+        }
+    }
+
+    /// Posted writes that failed since the service started.
+    pub fn posted_failures(&self) -> u64 {
+        self.posted_failures
     }
 
     /// Where `vm` is in the table (kept out of line: the VM records are
@@ -672,10 +694,11 @@ where
     #[inline]
     fn answer_fast(&mut self, message: &mut impl MessageBuffer) -> Option<Result<usize, Error>> {
         let Some(access) = message.request(wire::decode_access) else {
-            let (vm, writes) = message.request(wire::decode_write_batch)?;
-            let response = self
-                .write_batch(vm, &writes)
-                .map_or_else(Response::Err, |()| Response::Ok);
+            let response = message.request(|bytes| {
+                let batch = wire::decode_write_batch(bytes)?;
+                Some(self.write_batch(batch.vm, batch.writes(), batch.then))
+            })?;
+            let response = response.unwrap_or_else(Response::Err);
             return Some(message.reply(|buf| wire::encode_response(&response, buf)));
         };
         let response = match access.write {

@@ -5,7 +5,7 @@
 use std::string::String;
 use std::vec::Vec;
 
-use ipc::devices::{BatchWrite, DeviceKind, IrqEvent, MAX_BATCH, Request, Response};
+use ipc::devices::{BatchWrite, DeviceKind, IrqEvent, MAX_BATCH, Request, Response, WaitedAccess};
 use ipc::server::{MessageBuffer, Service as _, serve};
 use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, decode, encode, wire_name};
 
@@ -176,7 +176,8 @@ fn script() -> Vec<Request> {
         script.push(write(Space::Pio, COM1, 1, u64::from(byte)));
     }
     // Posted writes in batches: bytes, a failing write in the middle, a
-    // batch for a VM that does not exist, an empty one.
+    // batch for a VM that does not exist, an empty one; each alone, then
+    // with the LSR read or a scratch write the guest waits for.
     let posted = |bytes: &[u8]| -> heapless::Vec<BatchWrite, MAX_BATCH> {
         bytes
             .iter()
@@ -189,22 +190,38 @@ fn script() -> Vec<Request> {
             .collect()
     };
     let mut failing = posted(b"ba");
-    failing
-        .push(BatchWrite {
-            space: Space::Pio,
-            addr: COM1,
-            size: 3,
-            value: 0,
-        })
-        .unwrap();
+    let bad = BatchWrite {
+        space: Space::Pio,
+        addr: COM1,
+        size: 3,
+        value: 0,
+    };
+    failing.push(bad).unwrap();
     failing.extend(posted(b"tch\n"));
-    for (vm, writes) in [
-        (VM, posted(b"\nposted ")),
-        (VM, failing),
-        (VmId(9), posted(b"x")),
-        (VM, posted(b"")),
-    ] {
-        script.push(Request::WriteBatch { vm, writes });
+    let waited = [
+        None,
+        Some(WaitedAccess {
+            space: Space::Pio,
+            addr: COM1 + 5,
+            size: 1,
+            write: None,
+        }),
+        Some(WaitedAccess {
+            space: Space::Pio,
+            addr: COM1 + 7,
+            size: 1,
+            write: Some(0x11),
+        }),
+    ];
+    for then in waited {
+        for (vm, writes) in [
+            (VM, posted(b"\nposted ")),
+            (VM, failing.clone()),
+            (VmId(9), posted(b"x")),
+            (VM, posted(b"")),
+        ] {
+            script.push(Request::WriteBatch { vm, writes, then });
+        }
     }
     script
 }
@@ -234,7 +251,15 @@ fn guest_accesses_are_answered_on_the_fast_path_as_on_the_general_one() {
     assert_eq!(fast.irq_sink(), general.irq_sink());
     assert_eq!(
         fast.console().0,
-        ["fast | fast", "fast | path", "fast | posted batch"]
+        [
+            "fast | fast",
+            "fast | path",
+            "fast | posted batch",
+            "fast | ",
+            "fast | posted batch",
+            "fast | ",
+            "fast | posted batch"
+        ]
     );
     assert!(
         fast.irq_sink()

@@ -8,7 +8,9 @@
 use std::string::String;
 use std::vec::Vec;
 
-use ipc::devices::{BatchWrite, DeviceKind, INPUT_CHUNK, IrqEvent, MAX_BATCH, Request, Response};
+use ipc::devices::{
+    BatchWrite, DeviceKind, INPUT_CHUNK, IrqEvent, MAX_BATCH, Request, Response, WaitedAccess,
+};
 use ipc::{Error, Space, VmId, wire_name};
 
 use super::*;
@@ -396,71 +398,94 @@ fn batch(space: Space, addr: u64, bytes: &[u8]) -> heapless::Vec<BatchWrite, MAX
 #[test]
 fn a_write_batch_is_each_write_in_order() {
     let mut s = with_two_uarts();
-    for part in [
-        &b"hel"[..],
-        b"lo
-wor",
-        b"ld
-",
-    ] {
+    for part in [&b"hel"[..], b"lo\r\nwor", b"ld\n"] {
         let writes = batch(Space::Pio, COM1, part);
-        assert_eq!(
-            s.handle(Request::WriteBatch { vm: VM0, writes }),
-            Response::Ok
-        );
+        let request = Request::WriteBatch {
+            vm: VM0,
+            writes,
+            then: None,
+        };
+        assert_eq!(s.handle(request), Response::Ok);
     }
     assert_eq!(s.console().0, ["vm0 | hello", "vm0 | world"]);
-    let empty = heapless::Vec::new();
+    let request = Request::WriteBatch {
+        vm: VM0,
+        writes: heapless::Vec::new(),
+        then: None,
+    };
+    assert_eq!(s.handle(request), Response::Ok);
+}
+
+/// The access after the posted writes sees them: a scratch register
+/// written in the batch reads back in the same message.
+#[test]
+fn the_waited_access_comes_after_the_writes_and_is_the_answer() {
+    let mut s = with_two_uarts();
+    let mut writes = batch(Space::Pio, COM1, b"x");
+    writes.extend(batch(Space::Pio, COM1 + 7, &[0x5a]));
+    let then = |write| {
+        Some(WaitedAccess {
+            space: Space::Pio,
+            addr: COM1 + 7,
+            size: 1,
+            write,
+        })
+    };
+    let request = Request::WriteBatch {
+        vm: VM0,
+        writes,
+        then: then(None),
+    };
+    assert_eq!(s.handle(request), Response::Value(0x5a));
+    let request = Request::WriteBatch {
+        vm: VM0,
+        writes: heapless::Vec::new(),
+        then: then(Some(0x33)),
+    };
+    assert_eq!(s.handle(request), Response::Ok);
     assert_eq!(
-        s.handle(Request::WriteBatch {
-            vm: VM0,
-            writes: empty
-        }),
-        Response::Ok
+        read(&mut s, VM0, Space::Pio, COM1 + 7, 1),
+        Response::Value(0x33)
     );
 }
 
-/// A write that fails does not stop the others; the answer is the first
-/// failure.
+/// A posted write that fails does not stop the others and is only
+/// counted (the guest was told it was done); the waited access still
+/// answers, with its own error if it fails.
 #[test]
-fn a_write_batch_makes_every_write_and_answers_the_first_failure() {
+fn a_failed_posted_write_is_counted_and_the_rest_go_on() {
     let mut s = with_two_uarts();
     let mut writes = batch(Space::Pio, COM1, b"a");
-    writes
-        .push(BatchWrite {
+    for (addr, size) in [(0x2f8, 1), (COM1, 3)] {
+        let bad = BatchWrite {
             space: Space::Pio,
-            addr: 0x2f8,
-            size: 1,
+            addr,
+            size,
             value: 0,
-        })
-        .unwrap();
-    writes
-        .push(BatchWrite {
-            space: Space::Pio,
-            addr: COM1,
-            size: 3,
-            value: 0,
-        })
-        .unwrap();
-    writes.extend(batch(
-        Space::Pio,
-        COM1,
-        b"b
-",
-    ));
-    assert_eq!(
-        s.handle(Request::WriteBatch { vm: VM0, writes }),
-        Response::Err(Error::NoDevice)
-    );
+        };
+        writes.push(bad).unwrap();
+    }
+    writes.extend(batch(Space::Pio, COM1, b"b\n"));
+    let lsr = Some(WaitedAccess {
+        space: Space::Pio,
+        addr: COM1 + 5,
+        size: 1,
+        write: None,
+    });
+    let request = Request::WriteBatch {
+        vm: VM0,
+        writes,
+        then: lsr,
+    };
+    assert_eq!(s.handle(request), Response::Value(0x60));
     assert_eq!(s.console().0, ["vm0 | ab"]);
-    let writes = batch(Space::Pio, COM1, b"x");
-    assert_eq!(
-        s.handle(Request::WriteBatch {
-            vm: VmId(7),
-            writes
-        }),
-        Response::Err(Error::UnknownVm)
-    );
+    assert_eq!(s.posted_failures(), 2);
+    let request = Request::WriteBatch {
+        vm: VmId(7),
+        writes: batch(Space::Pio, COM1, b"x"),
+        then: lsr,
+    };
+    assert_eq!(s.handle(request), Response::Err(Error::UnknownVm));
 }
 
 fn console_read(s: &mut Service, vm: VmId, from: u64) -> Response {

@@ -5,7 +5,7 @@
 
 use ipc::devices::wire::Access;
 use ipc::ioreq::ClientId;
-use ipc::{Error, VmId, devices};
+use ipc::{Error, VmId};
 
 use crate::clients::ClientRegistry;
 use crate::counters::IoreqCounters;
@@ -24,8 +24,9 @@ pub struct Forward {
     pub client: ClientId,
     /// The vCPU (slot) whose access it is.
     pub vcpu: u8,
-    /// A `devices::Request::Read` or `Write`.
-    pub request: devices::Request,
+    /// The access, sent as a `devices::Request::Read` or `Write`
+    /// ([`Access::request`]).
+    pub request: Access,
 }
 
 /// Something the task binary must do after a request was handled.
@@ -136,10 +137,6 @@ pub(crate) fn device_access(vm: VmId, request: &IoRequest) -> Access {
             Direction::Write => Some(request.value),
         },
     }
-}
-
-fn device_request(vm: VmId, request: &IoRequest) -> devices::Request {
-    device_access(vm, request).request()
 }
 
 impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
@@ -270,7 +267,7 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
                 Some(Action::Forward(Forward {
                     client,
                     vcpu,
-                    request: device_request(self.vm, &request),
+                    request: device_access(self.vm, &request),
                 }))
             }
             Taken::Resume => Some(Action::ResumeVcpu { vm: self.vm, vcpu }),

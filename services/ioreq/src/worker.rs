@@ -9,7 +9,7 @@
 //! again as soon as its access is done. Nothing here allocates.
 
 use ipc::devices::wire::Access;
-use ipc::devices::{BatchWrite, MAX_BATCH};
+use ipc::devices::{BatchWrite, MAX_BATCH, WaitedAccess};
 use ipc::ioreq::ClientId;
 use ipc::ioreq_abi::posted::{PostedError, PostedWrite};
 use ipc::{Error, VmId, devices};
@@ -75,13 +75,15 @@ pub trait IoreqEffects {
     /// Sends `access` (a `devices::Request::Read` or `Write`) to `client`
     /// and waits for its answer.
     fn forward(&mut self, client: ClientId, access: &Access) -> Result<devices::Response, Error>;
-    /// Sends `writes` (posted by `vm`, oldest first) to `client` as one
+    /// Sends `writes` (posted by `vm`, oldest first) and then `then` (the
+    /// access a vCPU waits for, if any) to `client` as one
     /// `devices::Request::WriteBatch` and waits for its answer.
     fn post(
         &mut self,
         client: ClientId,
         vm: VmId,
         writes: &[BatchWrite],
+        then: Option<&WaitedAccess>,
     ) -> Result<devices::Response, Error>;
     /// Asks the kernel to resume `vcpu` of `vm` (its slot is COMPLETE).
     fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error>;
@@ -134,10 +136,12 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
             let vm = VmId(number);
             match self.index_of(vm) {
                 Some(index) => {
-                    self.drain_posted(index, effects);
+                    let mut batch = Batch::new(vm);
+                    self.drain_posted(index, &mut batch, effects);
                     if let Some(state) = self.vms.get_mut(index) {
-                        state.drain(effects);
+                        state.drain(&mut batch, effects);
                     }
+                    batch.send(effects);
                 }
                 None => report(
                     effects,
@@ -150,11 +154,14 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
         }
     }
 
-    /// Sends the writes in the posted-write ring of the VM at `index` to
-    /// their clients, oldest first, in batches of consecutive writes to the
-    /// same client. A write no client claims is dropped (as a write to a
-    /// hole is); a failure is reported and the rest go on.
-    fn drain_posted(&mut self, index: usize, effects: &mut impl IoreqEffects) {
+    /// Takes the writes in the posted-write ring of the VM at `index`,
+    /// oldest first, into `batch`: consecutive writes to the same client
+    /// go together, and a batch is sent when it is full or the next write
+    /// is for another client. The last one is left in `batch`, to go with
+    /// the first slot forwarded to its client (or alone after the slots).
+    /// A write no client claims is dropped (as a write to a hole is); a
+    /// failure is reported and the rest go on.
+    fn drain_posted(&mut self, index: usize, batch: &mut Batch, effects: &mut impl IoreqEffects) {
         let (Some(ring), Some(state)) = (self.rings.get(index), self.vms.get(index)) else {
             return;
         };
@@ -163,7 +170,6 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
             return;
         }
         let vm = state.vm();
-        let mut batch = Batch::new(vm);
         while let Some(taken) = ring.pop() {
             let write = match taken {
                 Ok(write) => write,
@@ -181,7 +187,6 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
             };
             batch.add(client, write, effects);
         }
-        batch.send(effects);
     }
 
     /// Carries out `actions` in slot order: a forward goes to its client
@@ -192,8 +197,7 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
             match action {
                 Action::ResumeVcpu { vm, vcpu } => resume(effects, *vm, *vcpu),
                 Action::Forward(forward) => {
-                    let vm = Access::of(&forward.request).map(|access| access.vm);
-                    if let Some(index) = vm.and_then(|vm| self.index_of(vm)) {
+                    if let Some(index) = self.index_of(forward.request.vm) {
                         self.forward_one(index, forward, effects);
                     }
                 }
@@ -204,9 +208,7 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
     /// Sends `forward` (of the VM at `index`) to its client and completes
     /// the slot with the answer (all-ones on failure), then resumes.
     fn forward_one(&mut self, index: usize, forward: &Forward, effects: &mut impl IoreqEffects) {
-        let Some(access) = Access::of(&forward.request) else {
-            return;
-        };
+        let access = forward.request;
         let (vm, vcpu) = (access.vm, forward.vcpu);
         let value = ask(effects, forward.client, &access, vcpu);
         // The call may have taken a while, but only this task changes the
@@ -224,6 +226,18 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
 #[inline(always)]
 fn ask(effects: &mut impl IoreqEffects, client: ClientId, access: &Access, vcpu: u8) -> u64 {
     let answer = effects.forward(client, access);
+    answered(effects, access, vcpu, answer)
+}
+
+/// The value to complete `access` (of `vcpu`) with, from the client's
+/// `answer`: all-ones (reported) if the client failed.
+#[inline(always)]
+fn answered(
+    effects: &mut impl IoreqEffects,
+    access: &Access,
+    vcpu: u8,
+    answer: Result<devices::Response, Error>,
+) -> u64 {
     completion_value(access.write.is_none(), answer).unwrap_or_else(|error| {
         report(
             effects,
@@ -238,7 +252,7 @@ fn ask(effects: &mut impl IoreqEffects, client: ClientId, access: &Access, vcpu:
 }
 
 /// Posted writes on their way to one client.
-struct Batch {
+pub(crate) struct Batch {
     vm: VmId,
     client: Option<ClientId>,
     writes: heapless::Vec<BatchWrite, MAX_BATCH>,
@@ -276,7 +290,7 @@ impl Batch {
             return;
         };
         let vm = self.vm;
-        let error = match effects.post(client, vm, &self.writes) {
+        let error = match effects.post(client, vm, &self.writes, None) {
             Ok(devices::Response::Ok) => None,
             Ok(devices::Response::Err(error)) | Err(error) => Some(error),
             Ok(_) => Some(Error::Malformed),
@@ -285,6 +299,31 @@ impl Batch {
             report(effects, Problem::PostedFailed { vm, error });
         }
         self.writes.clear();
+    }
+
+    /// Sends `access` (of `vcpu`) to `client`, after the writes held if
+    /// they are for `client` too (in the same message), or else after
+    /// sending them alone; the value to complete the access with, as
+    /// [`ask`] gives it.
+    #[inline]
+    fn ask_after(
+        &mut self,
+        effects: &mut impl IoreqEffects,
+        client: ClientId,
+        access: &Access,
+        vcpu: u8,
+    ) -> u64 {
+        if self.writes.is_empty() {
+            return ask(effects, client, access, vcpu);
+        }
+        if self.client != Some(client) {
+            self.send(effects);
+            return ask(effects, client, access, vcpu);
+        }
+        let then = WaitedAccess::from(access);
+        let answer = effects.post(client, self.vm, &self.writes, Some(&then));
+        self.writes.clear();
+        answered(effects, access, vcpu, answer)
     }
 }
 
@@ -302,11 +341,13 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
     /// taken, forwarded, completed and its vCPU resumed before the next
     /// one is looked at. A FREE slot costs a load and a compare (the loop
     /// is unrolled; the work on a busy slot is out of line).
+    /// The writes held in `batch` (posted before these slots) go out
+    /// before the first slot's access, with it if it is for their client.
     #[inline]
-    pub fn drain(&mut self, effects: &mut impl IoreqEffects) {
+    pub(crate) fn drain(&mut self, batch: &mut Batch, effects: &mut impl IoreqEffects) {
         for index in 0..SLOT_COUNT {
             if self.page().slots[index].processed != STATE_FREE {
-                self.work_on_slot(index, effects);
+                self.work_on_slot(index, batch, effects);
             }
         }
     }
@@ -314,20 +355,20 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
     /// Slot `index`, which is not FREE: if it is PENDING and the VM's, it
     /// is carried through.
     #[inline(never)]
-    fn work_on_slot(&mut self, index: usize, effects: &mut impl IoreqEffects) {
+    fn work_on_slot(&mut self, index: usize, batch: &mut Batch, effects: &mut impl IoreqEffects) {
         if let Some(vcpu) = self.pending_vcpu(index) {
-            self.work_on(vcpu, effects);
+            self.work_on(vcpu, batch, effects);
         }
     }
 
     /// Takes `vcpu`'s PENDING slot and carries it through.
     #[inline]
-    fn work_on(&mut self, vcpu: u8, effects: &mut impl IoreqEffects) {
+    fn work_on(&mut self, vcpu: u8, batch: &mut Batch, effects: &mut impl IoreqEffects) {
         let vm = self.vm();
         match self.take_pending(vcpu) {
             Taken::Forward { client, request } => {
                 let access = device_access(vm, &request);
-                let value = ask(effects, client, &access, vcpu);
+                let value = batch.ask_after(effects, client, &access, vcpu);
                 let done = self.complete_taken(client, &request, value);
                 completed(effects, vm, vcpu, done);
             }

@@ -19,6 +19,10 @@ use vm_manager::{
 };
 
 /// Everything the platform did, in order.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a test log; a devices request is as large as its largest variant"
+)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Event {
     Create { vm: u16, ram_mib: u32, vcpus: u8 },

@@ -276,19 +276,44 @@ fn batch_write() -> impl Strategy<Value = BatchWrite> {
     })
 }
 
-fn batch() -> impl Strategy<Value = (VmId, Vec<BatchWrite>)> {
+fn waited() -> impl Strategy<Value = Option<WaitedAccess>> {
+    prop::option::of((space(), wide(), any::<u8>(), prop::option::of(wide()))).prop_map(|then| {
+        then.map(|(space, addr, size, write)| WaitedAccess {
+            space,
+            addr,
+            size,
+            write,
+        })
+    })
+}
+
+type Batch = (VmId, Vec<BatchWrite>, Option<WaitedAccess>);
+
+fn batch() -> impl Strategy<Value = Batch> {
     (
         any::<u16>().prop_map(VmId),
         prop::collection::vec(batch_write(), 0..=MAX_BATCH),
+        waited(),
     )
 }
 
+/// What a view decodes to, in owned form.
+fn owned(view: WriteBatchView<'_>) -> Batch {
+    (view.vm, view.writes().collect(), view.then)
+}
+
 /// What postcard makes of `bytes`, as far as it is a write batch.
-fn postcard_batch(bytes: &[u8]) -> Option<(VmId, heapless::Vec<BatchWrite, MAX_BATCH>)> {
+fn postcard_batch(bytes: &[u8]) -> Option<Batch> {
     match decode::<Request>(bytes).ok()? {
-        Request::WriteBatch { vm, writes } => Some((vm, writes)),
+        Request::WriteBatch { vm, writes, then } => Some((vm, writes.to_vec(), then)),
         _ => None,
     }
+}
+
+fn encoded_batch((vm, writes, then): &Batch) -> Vec<u8> {
+    let mut buf = [0u8; MAX_MESSAGE_SIZE];
+    let n = encode_write_batch(*vm, writes, then.as_ref(), &mut buf).unwrap();
+    buf[..n].to_vec()
 }
 
 #[test]
@@ -302,49 +327,75 @@ fn a_batch_longer_than_a_message_holds_is_refused() {
     let mut buf = [0u8; MAX_MESSAGE_SIZE];
     let writes = [write; MAX_BATCH + 1];
     assert_eq!(
-        encode_write_batch(VmId(0), &writes, &mut buf),
+        encode_write_batch(VmId(0), &writes, None, &mut buf),
         Err(Error::MessageTooLarge)
     );
     assert_eq!(
-        encode_write_batch(VmId(0), &writes[..2], &mut buf[..8]),
+        encode_write_batch(VmId(0), &writes[..2], None, &mut buf[..8]),
         Err(Error::MessageTooLarge)
     );
-    let n = encode_write_batch(VmId(0), &writes[..2], &mut buf).unwrap();
-    assert_eq!(decode_write_batch(&buf[..n - 1]), None, "truncated");
+    let n = encode_write_batch(VmId(0), &writes[..2], None, &mut buf).unwrap();
+    assert!(decode_write_batch(&buf[..n - 1]).is_none(), "truncated");
     let mut long = buf[..n].to_vec();
     long.push(0);
-    assert_eq!(decode_write_batch(&long), None, "trailing byte");
+    assert!(decode_write_batch(&long).is_none(), "trailing byte");
+}
+
+/// A read of LSR after two posted bytes: the bytes postcard makes.
+#[test]
+fn a_batch_ending_in_a_read_is_laid_out_as_postcard_lays_it_out() {
+    let write = |value| BatchWrite {
+        space: Space::Mmio,
+        addr: 0x1000_0000,
+        size: 1,
+        value,
+    };
+    let then = WaitedAccess {
+        space: Space::Mmio,
+        addr: 0x1000_0005,
+        size: 1,
+        write: None,
+    };
+    let batch = (
+        VmId(1),
+        std::vec![write(b'h'.into()), write(b'i'.into())],
+        Some(then),
+    );
+    let bytes = encoded_batch(&batch);
+    assert_eq!(bytes[..3], [9, 1, 2], "tag, VM, count");
+    // Some, MMIO, 0x1000_0005 as a varint, size 1, no value (a read).
+    let tail = [1, 0, 0x85, 0x80, 0x80, 0x80, 0x01, 1, 0];
+    assert_eq!(bytes[bytes.len() - tail.len()..], tail);
+    assert_eq!(owned(decode_write_batch(&bytes).unwrap()), batch);
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn batches_encode_as_postcard_and_decode_back((vm, writes) in batch()) {
-        let mut buf = [0u8; MAX_MESSAGE_SIZE];
-        let n = encode_write_batch(vm, &writes, &mut buf).unwrap();
+    fn batches_encode_as_postcard_and_decode_back(batch in batch()) {
+        let bytes = encoded_batch(&batch);
+        let (vm, writes, then) = batch.clone();
         let request = Request::WriteBatch {
             vm,
             writes: heapless::Vec::from_slice(&writes).unwrap(),
+            then,
         };
-        prop_assert_eq!(&buf[..n], &postcard_bytes(&request)[..]);
-        prop_assert_eq!(decode_write_batch(&buf[..n]), postcard_batch(&buf[..n]));
-        prop_assert!(decode_write_batch(&buf[..n]).is_some());
+        prop_assert_eq!(&bytes[..], &postcard_bytes(&request)[..]);
+        prop_assert_eq!(decode_write_batch(&bytes).map(owned), Some(batch));
     }
 
     #[test]
     fn mutated_batches_decode_exactly_when_postcard_says_so(
-        (vm, writes) in batch(),
+        batch in batch(),
         flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..4),
     ) {
-        let mut buf = [0u8; MAX_MESSAGE_SIZE];
-        let n = encode_write_batch(vm, &writes, &mut buf).unwrap();
-        let mut bytes = buf[..n].to_vec();
+        let mut bytes = encoded_batch(&batch);
         for (at, value) in flips {
             let at = at % bytes.len();
             bytes[at] = value;
         }
-        prop_assert_eq!(decode_write_batch(&bytes), postcard_batch(&bytes));
+        prop_assert_eq!(decode_write_batch(&bytes).map(owned), postcard_batch(&bytes));
     }
 
     #[test]
@@ -353,6 +404,6 @@ proptest! {
     ) {
         let mut bytes = std::vec![REQUEST_WRITE_BATCH];
         bytes.extend(tail);
-        prop_assert_eq!(decode_write_batch(&bytes), postcard_batch(&bytes));
+        prop_assert_eq!(decode_write_batch(&bytes).map(owned), postcard_batch(&bytes));
     }
 }

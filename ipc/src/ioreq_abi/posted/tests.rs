@@ -1,3 +1,8 @@
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "ring sizes and test counters are small constants"
+)]
+
 extern crate std;
 
 use std::boxed::Box;
@@ -9,7 +14,7 @@ use super::*;
 
 fn write(n: u64) -> PostedWrite {
     PostedWrite {
-        space: if n % 3 == 0 { Space::Pio } else { Space::Mmio },
+        space: if n.is_multiple_of(3) { Space::Pio } else { Space::Mmio },
         addr: 0x1000_0000 + n,
         size: [1, 2, 4, 8][(n % 4) as usize],
         value: n.wrapping_mul(0x9e37_79b9_7f4a_7c15),

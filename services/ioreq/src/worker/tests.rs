@@ -6,7 +6,7 @@ extern crate std;
 use std::vec::Vec;
 
 use ipc::devices::wire::Access;
-use ipc::devices::{BatchWrite, MAX_BATCH};
+use ipc::devices::{BatchWrite, MAX_BATCH, WaitedAccess};
 use ipc::ioreq::{ClientId, Request, Response};
 use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::{Error, Space, VmId, devices};
@@ -19,10 +19,14 @@ const DEVICES: ClientId = ClientId(3);
 const RTC: ClientId = ClientId(7);
 const UART: u64 = 0x1000_0000;
 
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a test log; a devices request is as large as its largest variant"
+)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Effect {
     Forward(ClientId, devices::Request),
-    Post(ClientId, VmId, Vec<BatchWrite>),
+    Post(ClientId, VmId, Vec<BatchWrite>, Option<WaitedAccess>),
     Resume(VmId, u8),
     Problem(Problem),
 }
@@ -65,11 +69,17 @@ impl IoreqEffects for Recorder {
         client: ClientId,
         vm: VmId,
         writes: &[BatchWrite],
+        then: Option<&WaitedAccess>,
     ) -> Result<devices::Response, Error> {
-        self.log.push(Effect::Post(client, vm, writes.to_vec()));
-        self.post_answer
-            .clone()
-            .unwrap_or(Ok(devices::Response::Ok))
+        self.log
+            .push(Effect::Post(client, vm, writes.to_vec(), then.copied()));
+        if let Some(answer) = self.post_answer.clone() {
+            return answer;
+        }
+        Ok(match then {
+            Some(WaitedAccess { write: None, .. }) => devices::Response::Value(self.read_value),
+            _ => devices::Response::Ok,
+        })
     }
     fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error> {
         self.log.push(Effect::Resume(vm, vcpu));
@@ -363,8 +373,8 @@ fn batch_write(addr: u64, value: u64) -> BatchWrite {
     }
 }
 
-/// Writes the guest posted reach the client in one batch, in order, before
-/// the slot that came after them.
+/// Writes the guest posted reach the client in one batch, in order, in the
+/// same message as (and before) the slot that came after them.
 #[test]
 fn posted_writes_go_first_in_one_batch() {
     let mut service = service(&[0]);
@@ -376,14 +386,20 @@ fn posted_writes_go_first_in_one_batch() {
     let mut effects = Recorder::new();
     service.drain(1, &mut effects);
     let writes = b"hi!".map(|b| batch_write(UART, u64::from(b))).to_vec();
+    let lsr = WaitedAccess {
+        space: Space::Mmio,
+        addr: UART + 5,
+        size: 1,
+        write: None,
+    };
     assert_eq!(
         effects.log,
         [
-            Effect::Post(DEVICES, VmId(0), writes),
-            Effect::Forward(DEVICES, read_request(0, UART + 5)),
+            Effect::Post(DEVICES, VmId(0), writes, Some(lsr)),
             Effect::Resume(VmId(0), 0),
         ]
     );
+    assert_eq!(guest_sees(&mut service, 0, 0), 0x41, "the read's answer");
     let mut again = Recorder::new();
     service.drain(1, &mut again);
     assert!(again.log.is_empty(), "nothing is sent twice");
@@ -415,15 +431,17 @@ fn posted_writes_are_batched_per_client_in_order() {
     assert_eq!(
         effects.log,
         [
-            Effect::Post(DEVICES, VmId(0), uart(0..MAX_BATCH as u64)),
-            Effect::Post(DEVICES, VmId(0), uart(MAX_BATCH as u64..total)),
-            Effect::Post(RTC, VmId(0), [batch_write(0x10_1000, 7)].to_vec()),
-            Effect::Post(DEVICES, VmId(0), uart(8..9)),
+            Effect::Post(DEVICES, VmId(0), uart(0..MAX_BATCH as u64), None),
+            Effect::Post(DEVICES, VmId(0), uart(MAX_BATCH as u64..total), None),
+            Effect::Post(RTC, VmId(0), [batch_write(0x10_1000, 7)].to_vec(), None),
+            Effect::Post(DEVICES, VmId(0), uart(8..9), None),
         ]
     );
 }
 
-/// A client that fails a batch is reported; the writes after it still go.
+/// A client that fails a batch sent alone is reported; the work goes on.
+/// One that fails the batch carrying a read completes the read with
+/// all-ones, as a failed forward does.
 #[test]
 fn a_failed_batch_is_reported_and_the_work_goes_on() {
     for answer in [
@@ -431,23 +449,74 @@ fn a_failed_batch_is_reported_and_the_work_goes_on() {
         Ok(devices::Response::Err(Error::NoDevice)),
         Ok(devices::Response::Value(1)),
     ] {
-        let mut service = service(&[0]);
-        let mut next = 0;
-        post(&service, 0, &mut next, UART, 1);
-        trap(&mut service, 0, access(0, Direction::Read, UART + 5, 0));
-        let mut effects = Recorder::new();
-        effects.post_answer = Some(answer.clone());
-        service.drain(1, &mut effects);
         let error = match answer {
             Err(e) | Ok(devices::Response::Err(e)) => e,
             Ok(_) => Error::Malformed,
         };
+        // Alone: a wake-up with posted writes only.
+        let mut service = service(&[0]);
+        let mut next = 0;
+        post(&service, 0, &mut next, UART, 1);
+        let mut effects = Recorder::new();
+        effects.post_answer = Some(answer.clone());
+        service.drain(1, &mut effects);
         assert_eq!(
             effects.log[1],
             Effect::Problem(Problem::PostedFailed { vm: VmId(0), error })
         );
+        // With a read: all-ones, reported, resumed.
+        post(&service, 0, &mut next, UART, 2);
+        trap(&mut service, 0, access(0, Direction::Read, UART + 5, 0));
+        let mut effects = Recorder::new();
+        effects.post_answer = Some(answer.clone());
+        service.drain(1, &mut effects);
+        if answer != Ok(devices::Response::Value(1)) {
+            assert_eq!(
+                effects.log[1],
+                Effect::Problem(Problem::DeviceFailed {
+                    vm: VmId(0),
+                    vcpu: 0,
+                    error
+                })
+            );
+            assert_eq!(guest_sees(&mut service, 0, 0), 0xff, "all-ones, one byte");
+        } else {
+            assert_eq!(guest_sees(&mut service, 0, 0), 1);
+        }
         assert_eq!(effects.log.last(), Some(&Effect::Resume(VmId(0), 0)));
     }
+}
+
+/// Writes posted before a slot for another client go out alone, first.
+#[test]
+fn posted_writes_for_another_client_go_before_the_slot() {
+    let mut service = service(&[0]);
+    let rtc = Request::RegisterRange {
+        vm: VmId(0),
+        client: RTC,
+        space: Space::Mmio,
+        start: 0x10_1000,
+        len: 0x1000,
+    };
+    assert_eq!(service.handle(rtc).response, Response::Ok);
+    let mut next = 0;
+    post(&service, 0, &mut next, UART, b'x'.into());
+    trap(&mut service, 0, access(0, Direction::Read, 0x10_1000, 0));
+    let mut effects = Recorder::new();
+    service.drain(1, &mut effects);
+    assert_eq!(
+        effects.log,
+        [
+            Effect::Post(
+                DEVICES,
+                VmId(0),
+                [batch_write(UART, b'x'.into())].to_vec(),
+                None
+            ),
+            Effect::Forward(RTC, read_request(0, 0x10_1000)),
+            Effect::Resume(VmId(0), 0),
+        ]
+    );
 }
 
 /// An entry that does not decode (a corrupted page) is reported and
@@ -482,7 +551,7 @@ fn bad_and_unclaimed_posted_writes_are_not_sent() {
                 vm,
                 error: Error::Malformed
             }),
-            Effect::Post(DEVICES, vm, [batch_write(UART, 3)].to_vec()),
+            Effect::Post(DEVICES, vm, [batch_write(UART, 3)].to_vec(), None),
         ]
     );
 }

@@ -13,8 +13,8 @@ mod task {
     use ioreq::page::IoreqPage;
     use ioreq::posted::PostedPage;
     use ioreq::{Actions, IoreqEffects, IoreqService, PageSource, Problem};
-    use ipc::devices::BatchWrite;
     use ipc::devices::wire::{self, Access};
+    use ipc::devices::{BatchWrite, WaitedAccess};
     use ipc::ioreq::{ClientId, Request, Response};
     use ipc::server::{Service, encode_reply};
     use ipc::syscall::{MAX_VMS, slots};
@@ -88,10 +88,11 @@ mod task {
             client: ClientId,
             vm: VmId,
             writes: &[BatchWrite],
+            then: Option<&WaitedAccess>,
         ) -> Result<devices::Response, Error> {
             call_with(
                 slots::call(usize::from(client.0)),
-                |buf| wire::encode_write_batch(vm, writes, buf),
+                |buf| wire::encode_write_batch(vm, writes, then, buf),
                 wire::decode_response,
             )
         }
