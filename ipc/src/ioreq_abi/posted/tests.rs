@@ -14,7 +14,11 @@ use super::*;
 
 fn write(n: u64) -> PostedWrite {
     PostedWrite {
-        space: if n.is_multiple_of(3) { Space::Pio } else { Space::Mmio },
+        space: if n.is_multiple_of(3) {
+            Space::Pio
+        } else {
+            Space::Mmio
+        },
         addr: 0x1000_0000 + n,
         size: [1, 2, 4, 8][(n % 4) as usize],
         value: n.wrapping_mul(0x9e37_79b9_7f4a_7c15),
