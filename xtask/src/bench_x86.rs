@@ -1,8 +1,9 @@
 //! `cargo xtask bench --arch x86_64`: boots the `x86-bench` scenario on
 //! QEMU (SVM, `-icount shift=0,sleep=off`) and on Bochs (VMX, fixed `ips`
 //! and `time0`, `clock: sync=none`), where the guest's TSC counts retired
-//! instructions, and writes the cycles per null hypercall and per COM1 LSR
-//! read round trip of each backend to `target/bench/x86_64.json`.
+//! instructions, and writes the cycles per null hypercall, per COM1 LSR
+//! read round trip and per (posted) THR write of each backend to
+//! `target/bench/x86_64.json`.
 
 use mica_tests::Session;
 
@@ -12,13 +13,19 @@ use crate::cmd::workspace_root;
 use crate::{install, x86, x86_image};
 
 /// The figures the x86 benchmark guest prints, in its order.
-const KEYS: [&str; 2] = ["null_hypercall", "pio_uart_roundtrip"];
+const KEYS: [&str; 3] = [
+    "null_hypercall",
+    "pio_uart_roundtrip",
+    "pio_uart_posted_write",
+];
 /// The JSON keys: the guest's per backend, SVM first.
-const JSON_KEYS: [&str; 4] = [
+const JSON_KEYS: [&str; 6] = [
     "svm_null_hypercall",
     "svm_pio_uart_roundtrip",
+    "svm_pio_uart_posted_write",
     "vmx_null_hypercall",
     "vmx_pio_uart_roundtrip",
+    "vmx_pio_uart_posted_write",
 ];
 
 /// Builds the kernel and the `x86-bench` boot image, measures on both

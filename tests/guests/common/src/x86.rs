@@ -44,8 +44,11 @@ pub fn inb(port: u16) -> u8 {
     value
 }
 
-fn outb(port: u16, value: u8) {
-    // SAFETY: a port write to the guest's own COM1.
+/// Writes a byte to `port` (an exit to Mica; a write to COM1's THR is
+/// posted: the guest runs on at once).
+#[inline(always)]
+pub fn outb(port: u16, value: u8) {
+    // SAFETY: a port write to one of the guest's own devices.
     unsafe {
         core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack))
     };
