@@ -399,7 +399,8 @@ pub mod vm_stats {
     /// reflected into the guest, CPUID, stray accesses), then I/O request
     /// round trips through the services.
     pub const MORE_EXITS: usize = 1;
-    /// The round trips' time summed, in nanoseconds; a2 and a3 are 0.
+    /// The round trips' time summed, in nanoseconds; a2 the device
+    /// writes posted (completed at once, not round trips); a3 is 0.
     pub const SERVICE_TIME: usize = 2;
     /// How many groups there are.
     pub const GROUPS: usize = 3;

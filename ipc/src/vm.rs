@@ -118,6 +118,10 @@ pub struct VmStats {
     /// nanoseconds of the host timer: the services' time on the VM's
     /// requests, with any wait for them to run.
     pub service_ns: u64,
+    /// Device writes posted: completed at once and queued for the services
+    /// (a UART's transmit register), so device exits are round trips plus
+    /// these.
+    pub posted_writes: u64,
 }
 
 impl VmStats {

@@ -146,6 +146,7 @@ fn every_vm_message_fits() {
         other_exits: u64::MAX,
         ioreq_round_trips: u64::MAX,
         service_ns: u64::MAX,
+        posted_writes: u64::MAX,
     }));
     // Every devices answer on the guest I/O path is a `devices::Response`
     // moved through the ioreq service: a console chunk of 384 bytes made

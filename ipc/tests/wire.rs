@@ -122,7 +122,8 @@ fn vm_response_discriminants_are_pinned() {
 #[test]
 fn vm_stats_bytes_are_pinned() {
     // The fields in order, each a varint: device, hypercall, wait,
-    // interrupt and other exits, round trips, service nanoseconds.
+    // interrupt and other exits, round trips, service nanoseconds, posted
+    // writes.
     let stats = VmStats {
         device_exits: 300,
         hypercall_exits: 2,
@@ -131,11 +132,12 @@ fn vm_stats_bytes_are_pinned() {
         other_exits: 5,
         ioreq_round_trips: 300,
         service_ns: 1_000_000,
+        posted_writes: 7,
     };
     let mut buf = [0u8; 64];
     assert_eq!(
         encode(&stats, &mut buf).unwrap(),
-        [0xac, 0x02, 2, 3, 4, 5, 0xac, 0x02, 0xc0, 0x84, 0x3d]
+        [0xac, 0x02, 2, 3, 4, 5, 0xac, 0x02, 0xc0, 0x84, 0x3d, 7]
     );
 }
 

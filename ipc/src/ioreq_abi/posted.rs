@@ -156,6 +156,13 @@ impl PostedPage {
         true
     }
 
+    /// The kernel's side: whether the service has not taken every entry
+    /// up to the kernel's write index `next` yet.
+    #[inline]
+    pub fn unread(&self, next: u32) -> bool {
+        self.read.load(Ordering::Acquire) != next
+    }
+
     /// Whether the service has entries to take.
     #[inline]
     pub fn is_empty(&self) -> bool {

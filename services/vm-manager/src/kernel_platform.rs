@@ -622,7 +622,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         let [device_exits, hypercall_exits, wait_exits] = self.kernel.vm_stats(vm, EXITS)?;
         let [interrupt_exits, other_exits, ioreq_round_trips] =
             self.kernel.vm_stats(vm, MORE_EXITS)?;
-        let [service_ns, ..] = self.kernel.vm_stats(vm, SERVICE_TIME)?;
+        let [service_ns, posted_writes, _] = self.kernel.vm_stats(vm, SERVICE_TIME)?;
         Ok(VmStats {
             device_exits,
             hypercall_exits,
@@ -631,6 +631,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             other_exits,
             ioreq_round_trips,
             service_ns,
+            posted_writes,
         })
     }
 

@@ -120,6 +120,7 @@ fn the_three_groups_become_one_answer() {
             other_exits: 112,
             ioreq_round_trips: 113,
             service_ns: 121,
+            posted_writes: 122,
         })
     );
     assert_eq!(m.platform().kernel().asked, [(1, 0), (1, 1), (1, 2)]);

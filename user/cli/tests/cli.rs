@@ -377,8 +377,8 @@ state:         started
 vcpus:         1
 memory:        64 MiB
 generation id: 00000000-0000-0000-0000-000000000001
-exits:         23702 device, 310 hypercall, 12 wait, 40 interrupt, 3 other
-ioreq:         23702 round trips, 1.2 s in services (52.0 us each)
+exits:         23711 device, 310 hypercall, 12 wait, 40 interrupt, 3 other
+ioreq:         23702 round trips, 1.2 s in services (52.0 us each); 9 writes posted
 "
     );
     let run = mica_at(&fake.socket, &["info", "rtvm", "--json"]);
@@ -387,8 +387,8 @@ ioreq:         23702 round trips, 1.2 s in services (52.0 us each)
         run.stdout,
         "{\"name\":\"rtvm\",\"slot\":1,\"kind\":\"static\",\"state\":\"started\",\"vcpus\":1,\
          \"mem_mib\":64,\"generation_id\":\"00000000-0000-0000-0000-000000000001\",\
-         \"stats\":{\"exits\":{\"device\":23702,\"hypercall\":310,\"wait\":12,\"interrupt\":40,\
-         \"other\":3},\"ioreq_round_trips\":23702,\"service_ns\":1234567890}}\n"
+         \"stats\":{\"exits\":{\"device\":23711,\"hypercall\":310,\"wait\":12,\"interrupt\":40,\
+         \"other\":3},\"ioreq_round_trips\":23702,\"service_ns\":1234567890,\"posted_writes\":9}}\n"
     );
     // A powered-off VM has no figures: `null`, and no line in the text.
     let run = mica_at(&fake.socket, &["info", "sos", "--json"]);

@@ -61,19 +61,21 @@ pub fn write_vm_info<W: Write + ?Sized>(
 }
 
 /// A VM's figures: `{"exits":{"device":..,"hypercall":..,"wait":..,
-/// "interrupt":..,"other":..},"ioreq_round_trips":..,"service_ns":..}`.
+/// "interrupt":..,"other":..},"ioreq_round_trips":..,"service_ns":..,
+/// "posted_writes":..}`.
 pub fn write_stats<W: Write + ?Sized>(out: &mut W, stats: &VmStats) -> fmt::Result {
     write!(
         out,
         "{{\"exits\":{{\"device\":{},\"hypercall\":{},\"wait\":{},\"interrupt\":{},\
-         \"other\":{}}},\"ioreq_round_trips\":{},\"service_ns\":{}}}",
+         \"other\":{}}},\"ioreq_round_trips\":{},\"service_ns\":{},\"posted_writes\":{}}}",
         stats.device_exits,
         stats.hypercall_exits,
         stats.wait_exits,
         stats.interrupt_exits,
         stats.other_exits,
         stats.ioreq_round_trips,
-        stats.service_ns
+        stats.service_ns,
+        stats.posted_writes
     )
 }
 

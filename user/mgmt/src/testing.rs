@@ -16,13 +16,14 @@ use vm_manager::{
 /// The figures the stand-in reports for each VM: a guest that printed
 /// through its UART for a while.
 pub const EXAMPLE_STATS: VmStats = VmStats {
-    device_exits: 23_702,
+    device_exits: 23_711,
     hypercall_exits: 310,
     wait_exits: 12,
     interrupt_exits: 40,
     other_exits: 3,
     ioreq_round_trips: 23_702,
     service_ns: 1_234_567_890,
+    posted_writes: 9,
 };
 
 /// The most console bytes the stand-in keeps per VM.

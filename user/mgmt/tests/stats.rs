@@ -45,8 +45,8 @@ fn the_figures_are_two_lines_under_the_info_block() {
     assert_eq!(
         StatsBlock(&figures()).to_string(),
         "\
-exits:         23702 device, 310 hypercall, 12 wait, 40 interrupt, 3 other
-ioreq:         23702 round trips, 1.2 s in services (52.0 us each)
+exits:         23711 device, 310 hypercall, 12 wait, 40 interrupt, 3 other
+ioreq:         23702 round trips, 1.2 s in services (52.0 us each); 9 writes posted
 "
     );
     // Before the first I/O request there is no time to share out.
@@ -94,9 +94,9 @@ fn info_json_adds_the_figures_and_keeps_every_other_key() {
     assert_eq!(
         with,
         format!(
-            "{},\"stats\":{{\"exits\":{{\"device\":23702,\"hypercall\":310,\"wait\":12,\
+            "{},\"stats\":{{\"exits\":{{\"device\":23711,\"hypercall\":310,\"wait\":12,\
              \"interrupt\":40,\"other\":3}},\"ioreq_round_trips\":23702,\
-             \"service_ns\":1234567890}}}}",
+             \"service_ns\":1234567890,\"posted_writes\":9}}}}",
             plain.strip_suffix('}').unwrap()
         )
     );

@@ -195,8 +195,8 @@ fn vm_info_shows_the_exit_and_io_figures_of_a_vm_that_runs() {
     assert_eq!(
         &lines[8..10],
         [
-            "exits:         23702 device, 310 hypercall, 12 wait, 40 interrupt, 3 other",
-            "ioreq:         23702 round trips, 1.2 s in services (52.0 us each)",
+            "exits:         23711 device, 310 hypercall, 12 wait, 40 interrupt, 3 other",
+            "ioreq:         23702 round trips, 1.2 s in services (52.0 us each); 9 writes posted",
         ],
         "{shown}"
     );

@@ -451,7 +451,13 @@ impl GuestVm {
         }
     }
 
+    /// Stops the VM for `reason` (after its posted output, see
+    /// [`Posting::drain_first`]: until then the vCPU yields and the guest
+    /// faults again).
     fn stop(&mut self, reason: StopReason) -> Option<RunOutcome> {
+        if self.drain_first() {
+            return Some(RunOutcome::Preempted);
+        }
         self.vm.leave(VmState::Stopped(reason));
         self.vcpu.run = VcpuRun::Stopped;
         Some(RunOutcome::Left(self.vm.state()))
@@ -470,6 +476,10 @@ impl GuestVm {
         }
         if cause == 10 {
             self.vm.stats.exit(ExitKind::Hypercall);
+            // An SBI call may print or power off: posted output first.
+            if self.drain_first() {
+                return Some(RunOutcome::Preempted);
+            }
             return self.sbi_call();
         }
         let stval = csr::stval::read();
@@ -515,6 +525,9 @@ impl GuestVm {
     /// boot. Only when the guest cannot take it (its own trap vector is
     /// where the fetch failed) is the VM stopped.
     fn stray_access(&mut self, access: GuestAccess, gpa: u64, gva: usize) -> Option<RunOutcome> {
+        if self.drain_first() {
+            return Some(RunOutcome::Preempted);
+        }
         self.sync_vs();
         let v = &self.vcpu;
         if access == GuestAccess::Fetch && v.frame.sepc == v.vs.vstvec & !0b11 {

@@ -102,8 +102,13 @@ impl GuestVm {
                     self.vcpu.set_rip(next_rip);
                 }
                 GuestExit::Hypercall => {
+                    let null = self.vcpu.rax() == ipc::syscall::X86_HYPERCALL_NULL;
+                    // A power-off: posted output first.
+                    if !null && self.drain_first() {
+                        return RunOutcome::Preempted;
+                    }
                     self.vcpu.set_rip(next_rip);
-                    if self.vcpu.rax() == ipc::syscall::X86_HYPERCALL_NULL {
+                    if null {
                         continue;
                     }
                     self.vm.leave(VmState::PoweredOff);
@@ -136,7 +141,13 @@ impl GuestVm {
         }
     }
 
+    /// Stops the VM for `reason` (after its posted output, see
+    /// [`crate::vm::posted::Posting::drain_first`]: until then the vCPU
+    /// yields and the guest exits again on the same instruction).
     fn stop(&mut self, reason: StopReason) -> RunOutcome {
+        if self.drain_first() {
+            return RunOutcome::Preempted;
+        }
         self.vm.leave(VmState::Stopped(reason));
         self.run = VcpuRun::Stopped;
         RunOutcome::Left(self.vm.state())

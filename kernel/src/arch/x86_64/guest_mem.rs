@@ -276,7 +276,19 @@ impl GuestVm {
         // atomics only, valid for any bytes the ioreq task writes, and only
         // accessed through them. The reference ends with this call.
         let ring = unsafe { &*(self.posted_frame as *const PostedPage) };
-        self.posting.post(ring, write)
+        let posted = self.posting.post(ring, write);
+        if posted {
+            self.vm.stats.posted_write();
+        }
+        posted
+    }
+
+    /// Whether the exit being handled waits for the posted writes first
+    /// ([`Posting::drain_first`]).
+    pub(super) fn drain_first(&mut self) -> bool {
+        // SAFETY: as in `post_write`: the VM's own ring frame, atomics only.
+        let ring = unsafe { &*(self.posted_frame as *const PostedPage) };
+        self.posting.drain_first(ring)
     }
 
     /// `ioreq_post`: see [`Posting::set`].
