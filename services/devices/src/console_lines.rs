@@ -6,7 +6,7 @@
 //! (control bytes, escape sequences and invalid UTF-8 as `\xNN`, the
 //! backslash as `\\`, printable UTF-8 as is): a guest cannot reach the
 //! operator's terminal with `ESC [ 2 J` or an OSC 52 clipboard write. The
-//! ring keeps the raw bytes: `console NAME` shows what the guest wrote.
+//! ring keeps the raw bytes: `mica console NAME` shows what the guest wrote.
 
 use heapless::Vec;
 use ipc::console_text::EscapedLine;
