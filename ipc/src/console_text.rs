@@ -115,7 +115,13 @@ impl Escaper {
     /// Takes one byte; calls `out` with each unit it completes.
     pub fn push(&mut self, byte: u8, out: &mut dyn FnMut(&str)) {
         if self.len == 0 && byte.is_ascii() {
-            out(&char_unit(char::from(byte)));
+            let c = char::from(byte);
+            if c != '\\' && shown_as_is(c) {
+                // The common case (guest text) without building a unit.
+                out(c.encode_utf8(&mut [0; 4]));
+            } else {
+                out(&char_unit(c));
+            }
             return;
         }
         match self.pending.get_mut(self.len) {
