@@ -11,10 +11,15 @@
 //! [`ioreq_abi`], the per-VM ioreq page ([`ioreq_abi::page`], ACRN's 16 x
 //! 256-byte slots) and its slot state machine ([`ioreq_abi::slot`]). Do not
 //! confuse it with [`ioreq`], the IPC protocol of the ioreq service.
+//!
+//! [`console_text`] is the one rule for showing text the hypervisor
+//! console did not write (guest output, task debug lines): controls and
+//! invalid UTF-8 escaped, for the kernel and the devices service alike.
 #![no_std]
 #![forbid(unsafe_code)]
 
 mod codec;
+pub mod console_text;
 pub mod devices;
 mod error;
 pub mod ioreq;

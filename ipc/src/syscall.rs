@@ -156,8 +156,10 @@ pub const MAX_DEBUG_WRITE: usize = 256;
 #[repr(usize)]
 pub enum Sysno {
     /// `debug_write(ptr, len)`: prints `len` (at most [`MAX_DEBUG_WRITE`])
-    /// bytes at `ptr` in the task's memory as one console line prefixed with
-    /// the task's name. The range must be readable user memory of the task.
+    /// bytes at `ptr` in the task's memory as console lines prefixed with
+    /// the task's name: each `\n` starts a new prefixed line, control bytes
+    /// and invalid UTF-8 are shown as escapes ([`crate::console_text`]).
+    /// The range must be readable user memory of the task.
     DebugWrite = 0,
     /// `exit(status)`: ends the task; the supervisor is notified. No return.
     Exit = 1,
@@ -191,9 +193,11 @@ pub enum Sysno {
     /// restarts).
     Restart = 10,
     /// `console_write(ptr, len)`: prints `len` (at most [`MAX_DEBUG_WRITE`])
-    /// bytes as one raw hypervisor-console line, without the task-name
-    /// prefix (guest console output: `vm0 | hello`). Needs the CONSOLE
-    /// kernel right; `Error::PermissionDenied` otherwise.
+    /// bytes as one hypervisor-console line, without the task-name prefix
+    /// (guest console output, escaped by the writer: `vm0 | hello`). A line
+    /// that is not printable text is shown escaped
+    /// ([`crate::console_text::Checked`]). Needs the CONSOLE kernel right;
+    /// `Error::PermissionDenied` otherwise.
     ConsoleWrite = 11,
     /// `vm_create(vm, ram_mib, vcpus)`: makes VM object `vm` (the
     /// vm-manager's slot number, below [`MAX_VMS`]) with `ram_mib` MiB of

@@ -3,9 +3,14 @@
 //! It also keeps the console's partial line ([`put_partial`]: the shell's
 //! prompt and the keys it echoed), so that other output starts on a fresh
 //! line and the partial line is shown again after it.
+//!
+//! Tasks' `debug_write` text is shown as [`TaskLines`]: every line carries
+//! the task's name, put there by the kernel, so no task can print a line
+//! that looks like the kernel's own (`mica: ...`) or another's.
 
 use core::fmt::{self, Write};
 
+use ipc::console_text::Escaped;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 /// Writes console bytes; installed once at boot by the arch layer.
@@ -30,6 +35,28 @@ pub fn write_line(out: &mut impl Write, level: Level, args: fmt::Arguments<'_>) 
         Level::Trace => "trace: ",
     };
     writeln!(out, "mica: {tag}{args}")
+}
+
+/// A task's `debug_write` text as the console shows it, a line per
+/// `\n`-separated part (a final `\n` ends the last one), each as
+/// `<task name>: <part>` with the part shown by `ipc::console_text`'s rule
+/// (control bytes and invalid UTF-8 as `\xNN`). The kernel writes the
+/// name; the text cannot start a line or move the cursor.
+pub struct TaskLines<'a> {
+    /// The task's name (its boot-image entry).
+    pub task: &'a str,
+    /// The bytes the task wrote.
+    pub text: &'a [u8],
+}
+
+impl fmt::Display for TaskLines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.text.strip_suffix(b"\n").unwrap_or(self.text);
+        for part in text.split(|&b| b == b'\n') {
+            writeln!(f, "{}: {}", Escaped(self.task.as_bytes()), Escaped(part))?;
+        }
+        Ok(())
+    }
 }
 
 struct ConsoleLogger {
@@ -202,6 +229,39 @@ mod tests {
         assert_eq!(p.text(), b"");
         p.extend(&[b'x'; PARTIAL_MAX + 5]);
         assert_eq!(p.text().len(), PARTIAL_MAX);
+    }
+
+    fn task(text: &[u8]) -> String {
+        TaskLines {
+            task: "crasher",
+            text,
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn a_task_line_carries_the_task_name() {
+        assert_eq!(task(b"serving devices"), "crasher: serving devices\n");
+        assert_eq!(task(b""), "crasher: \n");
+        assert_eq!(task(b"done\n"), "crasher: done\n");
+    }
+
+    #[test]
+    fn a_task_cannot_forge_a_kernel_line() {
+        let shown = task(b"ok\nmica: vm0 stopped\n\nmica: task 1 (init) killed");
+        assert_eq!(
+            shown,
+            "crasher: ok\ncrasher: mica: vm0 stopped\ncrasher: \ncrasher: mica: task 1 (init) killed\n"
+        );
+        assert!(shown.lines().all(|l| l.starts_with("crasher: ")));
+        // Nor overwrite its own prefix with a carriage return, or clear
+        // the screen.
+        assert_eq!(
+            task(b"x\rmica: forged\x1b[2K\x1b[2J"),
+            "crasher: x\\x0dmica: forged\\x1b[2K\\x1b[2J\n"
+        );
+        // Bytes that are not UTF-8 no longer hide the whole line.
+        assert_eq!(task(b"bad \xff byte"), "crasher: bad \\xff byte\n");
     }
 
     #[test]

@@ -101,7 +101,9 @@ pub trait VmHost {
     ) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
-    /// Prints `line` as a raw hypervisor-console line.
+    /// Prints `line` as a hypervisor-console line without a task-name
+    /// prefix (as `ipc::console_text::Checked`: escaped if it holds a
+    /// control byte or invalid UTF-8).
     fn console_raw(&mut self, _line: &[u8]) {}
     /// Raises or lowers the external interrupt of `vm`'s vCPU 0.
     fn vm_set_external_irq(&mut self, _vm: usize, _raised: bool) -> Result<(), Error> {

@@ -170,9 +170,8 @@ impl Machine for Tasks {
     }
 
     fn console_line(&mut self, task: TaskId, line: &[u8]) {
-        let name = self.name_of(task);
-        let text = core::str::from_utf8(line).unwrap_or("<not UTF-8>");
-        klog::print(format_args!("{name}: {text}\n"));
+        let task = self.name_of(task);
+        klog::print(format_args!("{}", klog::TaskLines { task, text: line }));
     }
 
     fn report_death(&mut self, notice: &DeathNotice) {

@@ -8,6 +8,7 @@ extern crate alloc;
 
 use alloc::boxed::Box;
 
+use ipc::console_text::Checked;
 use ipc::syscall::{
     IMAGE_HEADER_BYTES, IOREQ_PAGES, IPC_BUFFER, IPC_BUFFER_SIZE, MAX_VMS, POSTED_PAGES,
 };
@@ -206,8 +207,9 @@ impl VmHost for Tasks {
     }
 
     fn console_raw(&mut self, line: &[u8]) {
-        let text = core::str::from_utf8(line).unwrap_or("<not UTF-8>");
-        klog::print(format_args!("{text}\n"));
+        // The devices service escapes guest text; a line that still holds
+        // a control byte is escaped here rather than printed.
+        klog::print(format_args!("{}\n", Checked(line)));
     }
 
     fn vm_set_external_irq(&mut self, vm: usize, raised: bool) -> Result<(), Error> {

@@ -1,14 +1,22 @@
 //! Turns a VM's transmitted console bytes into whole lines prefixed with
 //! the VM's name (`vm0 | hello`) for the host console, and keeps them raw
 //! in the VM's [`ConsoleRing`] for clients that attach to its console.
+//!
+//! The prefixed lines show the guest's bytes by `ipc::console_text`'s rule
+//! (control bytes, escape sequences and invalid UTF-8 as `\xNN`, the
+//! backslash as `\\`, printable UTF-8 as is): a guest cannot reach the
+//! operator's terminal with `ESC [ 2 J` or an OSC 52 clipboard write. The
+//! ring keeps the raw bytes: `mica console NAME` shows what the guest wrote.
 
 use heapless::Vec;
+use ipc::console_text::EscapedLine;
 
 use crate::bus::OutputSink;
 use crate::console_ring::ConsoleRing;
 
-/// The longest line content delivered in one piece; a longer line is
-/// delivered in pieces of this size.
+/// The longest shown line content (after escaping) delivered in one piece;
+/// a longer line is delivered in pieces of at most this size, cut between
+/// a character or an escape and the next.
 pub const LINE_LIMIT: usize = 160;
 
 /// The separator between a VM's name and its output.
@@ -16,26 +24,26 @@ const SEPARATOR: &[u8] = b" | ";
 
 /// Where finished console lines go.
 pub trait ConsoleSink {
-    /// One line: the VM's name, `" | "`, and the output, without the line
-    /// ending.
+    /// One line: the VM's name, `" | "`, and the shown output, without the
+    /// line ending.
     fn write_line(&mut self, line: &[u8]);
 }
 
 /// The unfinished line of one VM's console output.
 #[derive(Debug, Default)]
 pub struct LineBuffer {
-    pending: Vec<u8, LINE_LIMIT>,
+    pending: EscapedLine<LINE_LIMIT>,
 }
 
 impl LineBuffer {
     /// An empty buffer.
     pub const fn new() -> Self {
         Self {
-            pending: Vec::new(),
+            pending: EscapedLine::new(),
         }
     }
 
-    /// Whether part of a line is waiting for its end.
+    /// Whether part of a line (or of a character) is waiting for its end.
     pub fn has_partial_line(&self) -> bool {
         !self.pending.is_empty()
     }
@@ -43,30 +51,25 @@ impl LineBuffer {
     /// Adds one output byte: `\n` ends the line, `\r` is dropped, and a
     /// full buffer is delivered as a line of its own.
     pub fn push(&mut self, byte: u8, name: &str, sink: &mut dyn ConsoleSink) {
-        match byte {
-            b'\n' => self.flush(name, sink),
-            b'\r' => {}
-            _ => {
-                if self.pending.push(byte).is_err() {
-                    self.flush(name, sink);
-                    // The buffer is empty after a flush.
-                    let _ = self.pending.push(byte);
-                }
-            }
-        }
+        self.pending
+            .push(byte, &mut |text| write_prefixed(name, text, sink));
     }
 
     /// Delivers the pending bytes as a line (an empty line if none).
     pub fn flush(&mut self, name: &str, sink: &mut dyn ConsoleSink) {
-        let mut line: Vec<u8, { 32 + 3 + LINE_LIMIT }> = Vec::new();
-        // Capacity covers the longest wire name, the separator and a full
-        // buffer, so these cannot fail; a failure would only shorten the line.
-        let _ = line.extend_from_slice(name.as_bytes());
-        let _ = line.extend_from_slice(SEPARATOR);
-        let _ = line.extend_from_slice(&self.pending);
-        sink.write_line(&line);
-        self.pending.clear();
+        self.pending
+            .flush(&mut |text| write_prefixed(name, text, sink));
     }
+}
+
+fn write_prefixed(name: &str, text: &str, sink: &mut dyn ConsoleSink) {
+    let mut line: Vec<u8, { 32 + 3 + LINE_LIMIT }> = Vec::new();
+    // Capacity covers the longest wire name, the separator and a full
+    // line, so these cannot fail; a failure would only shorten the line.
+    let _ = line.extend_from_slice(name.as_bytes());
+    let _ = line.extend_from_slice(SEPARATOR);
+    let _ = line.extend_from_slice(text.as_bytes());
+    sink.write_line(&line);
 }
 
 /// A VM's output sink for its devices: bytes go through the VM's line
@@ -92,6 +95,7 @@ impl OutputSink for VmOutput<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::format;
     use std::string::String;
     use std::vec::Vec;
 
@@ -139,14 +143,43 @@ mod tests {
     }
 
     #[test]
-    fn the_ring_keeps_the_raw_bytes_the_lines_drop() {
+    fn the_ring_keeps_the_raw_bytes_the_lines_show_escaped() {
         let mut buffer = LineBuffer::new();
         let mut ring = ConsoleRing::new();
         let mut lines = Lines::default();
-        let text = b"\x1b[1m$ \x1b[0mls\r\n";
+        // A coloured prompt, a screen clear, an OSC 52 clipboard write and
+        // a C1 CSI: raw in the ring, visible escapes on the host console.
+        let text = "\x1b[1m$ \x1b[0mls\x1b[2J\x1b]52;c;aGk=\x07 \u{9b}0m\r\n".as_bytes();
         feed_with_ring(&mut buffer, &mut ring, &mut lines, text);
-        assert_eq!(&ring.read(0, 64).bytes[..], &text[..]);
-        assert_eq!(lines.0, ["vm0 | \x1b[1m$ \x1b[0mls"]);
+        assert_eq!(&ring.read(0, 64).bytes[..], text);
+        assert_eq!(
+            lines.0,
+            ["vm0 | \\x1b[1m$ \\x1b[0mls\\x1b[2J\\x1b]52;c;aGk=\\x07 \\xc2\\x9b0m"]
+        );
+        assert!(lines.0.iter().all(|l| !l.contains('\x1b')));
+    }
+
+    #[test]
+    fn utf8_text_is_kept_and_broken_bytes_are_escaped() {
+        let mut buffer = LineBuffer::new();
+        let mut lines = Lines::default();
+        feed(&mut buffer, &mut lines, "caf\u{e9} \u{65e5}\n".as_bytes());
+        feed(&mut buffer, &mut lines, b"\xff\xc3(\x7f\\\n");
+        assert_eq!(
+            lines.0,
+            ["vm0 | caf\u{e9} \u{65e5}", "vm0 | \\xff\\xc3(\\x7f\\\\"]
+        );
+    }
+
+    #[test]
+    fn a_character_cut_by_a_flush_is_pending_until_then() {
+        let mut buffer = LineBuffer::new();
+        let mut lines = Lines::default();
+        feed(&mut buffer, &mut lines, &[0xe6]);
+        assert!(buffer.has_partial_line());
+        buffer.flush("vm0", &mut lines);
+        assert_eq!(lines.0, ["vm0 | \\xe6"]);
+        assert!(!buffer.has_partial_line());
     }
 
     #[test]
@@ -159,5 +192,31 @@ mod tests {
         assert_eq!(lines.0[0].len(), "vm0 | ".len() + LINE_LIMIT);
         feed(&mut buffer, &mut lines, b"\n");
         assert_eq!(lines.0[1], "vm0 | xxx");
+    }
+
+    #[test]
+    fn escapes_count_against_the_limit_and_are_never_cut() {
+        let mut buffer = LineBuffer::new();
+        let mut lines = Lines::default();
+        // Two bytes short of the limit, then ESC (shown as four).
+        let mut text = std::vec![b'x'; LINE_LIMIT - 2];
+        text.extend_from_slice(b"\x1b[2J\n");
+        feed(&mut buffer, &mut lines, &text);
+        let x = "x".repeat(LINE_LIMIT - 2);
+        assert_eq!(lines.0, [format!("vm0 | {x}"), "vm0 | \\x1b[2J".into()]);
+        // All escapes: 40 of them fill a line exactly.
+        lines.0.clear();
+        feed(&mut buffer, &mut lines, &[0x07; LINE_LIMIT / 4 + 1]);
+        feed(&mut buffer, &mut lines, b"\n");
+        assert_eq!(
+            lines.0,
+            [
+                format!("vm0 | {}", "\\x07".repeat(LINE_LIMIT / 4)),
+                "vm0 | \\x07".into()
+            ]
+        );
+        // The longest line fits a `console_write`.
+        let longest = "vm0-with-a-thirty-one-byte-name".len() + 3 + LINE_LIMIT;
+        assert!(longest <= ipc::syscall::MAX_DEBUG_WRITE);
     }
 }

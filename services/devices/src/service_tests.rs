@@ -517,8 +517,9 @@ fn console_read_returns_each_vms_raw_output_from_a_sequence_number() {
     );
     assert_eq!(console_read(&mut s, VM0, 13), console_chunk(13, 0, b""));
     assert_eq!(console_read(&mut s, VM1, 0), console_chunk(1, 0, b"x"));
-    // The hypervisor console still gets the line as before.
-    assert_eq!(s.console().0, ["vm0 | \x1b[32mok\x1b[0m"]);
+    // The hypervisor console gets the line with the escapes shown, not
+    // sent to the operator's terminal.
+    assert_eq!(s.console().0, ["vm0 | \\x1b[32mok\\x1b[0m"]);
     assert_eq!(
         console_read(&mut s, VmId(7), 0),
         Response::Err(Error::UnknownVm)

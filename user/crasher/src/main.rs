@@ -1,7 +1,10 @@
 //! `crasher`, a test service: on its first start it overflows its stack,
 //! writing below the pages it was granted, so the kernel kills it and tells
 //! the supervisor; once restarted it says so and serves its endpoint like
-//! any service (answering nothing but "malformed").
+//! any service (answering nothing but "malformed"). Before it dies it
+//! tries to forge a kernel line in its debug output (a newline, then
+//! `mica: ...`, then a screen clear), which the kernel must show as its own
+//! `crasher: ` line with the controls escaped.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -22,6 +25,7 @@ mod task {
 
     fn main(start: Start) -> u32 {
         if start.restarts == 0 {
+            info!("forging\nmica: vm0 stopped by crasher\x1b[2J");
             info!("overflowing my stack");
             return u32::try_from(black_box(descend(0))).unwrap_or(u32::MAX);
         }

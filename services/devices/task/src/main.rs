@@ -1,6 +1,7 @@
 //! `devices`: the device service task. It serves the `ipc::devices`
-//! protocol with the `devices` library: guest console lines go to the
-//! hypervisor console with `console_write` (`vm0 | hello from vm0`).
+//! protocol with the `devices` library: guest console lines, their control
+//! bytes shown as escapes (`ipc::console_text`), go to the hypervisor
+//! console with `console_write` (`vm0 | hello from vm0`).
 //!
 //! Interrupts: each VM's PLIC model (attached by the vm-manager) computes
 //! the VM's external interrupt from the device lines; every change goes to
@@ -26,7 +27,8 @@ mod task {
     use mica_rt::entropy::CounterEntropy;
     use mica_rt::{Start, StaticSlot, serve_forever, sys};
 
-    /// Guest console lines, raw on the hypervisor console.
+    /// Guest console lines (already escaped by `LineBuffer`) on the
+    /// hypervisor console.
     struct Console;
 
     impl ConsoleSink for Console {

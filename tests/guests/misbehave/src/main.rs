@@ -1,13 +1,24 @@
-//! Test guest `misbehave`: announces itself, stores to an address outside its
-//! RAM and outside every device, and if it is still running jumps to a wild
-//! address. It prints nothing after the announcement: a hypervisor test
-//! checks that the fault was contained (Mica injects a store access fault,
-//! which this guest's trap vector takes by parking the hart).
+//! Test guest `misbehave`: sends the operator's terminal control sequences
+//! (a screen clear, an OSC 52 clipboard write, a C1 CSI, BEL, an invalid
+//! byte) through its UART and through the SBI debug console, which Mica
+//! must show escaped; then announces itself, stores to an address outside
+//! its RAM and outside every device, and if it is still running jumps to a
+//! wild address. It prints nothing after the announcement: a hypervisor
+//! test checks that the fault was contained (Mica injects a store access
+//! fault, which this guest's trap vector takes by parking the hart).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
 mod guest {
     use mica_guest_common::println;
+    use mica_guest_common::uart::Uart;
+
+    /// Terminal control sequences and bytes that are not UTF-8, after a
+    /// label and before UTF-8 text that must come through as it is.
+    const HOSTILE: &[u8] = b"\x1b[2J\x1b]52;c;bWljYQ==\x07\xc2\x9b31m caf\xc3\xa9 \\ \xff\r\n";
+    /// The SBI debug console extension ("DBCN") and its `write` function.
+    const EID_DBCN: usize = 0x4442_434e;
+    const DBCN_WRITE: usize = 0;
 
     /// Neither RAM nor a device on Mica's board (nor anything on QEMU virt's).
     const OUTSIDE_RAM: usize = 0x2800_0000;
@@ -16,7 +27,31 @@ mod guest {
 
     mica_guest_common::entry!(main);
 
+    /// Writes `bytes` with SBI DBCN `write` (the kernel's own console path).
+    fn sbi_write(bytes: &[u8]) {
+        // SAFETY: an SBI DBCN write of `bytes` (in guest RAM: the MMU is off,
+        // so its address is guest-physical) only reads them; a0/a1 return
+        // the error and the count.
+        unsafe {
+            core::arch::asm!(
+                "ecall",
+                inlateout("a0") bytes.len() => _,
+                inlateout("a1") bytes.as_ptr() as usize => _,
+                in("a2") 0usize,
+                in("a6") DBCN_WRITE,
+                in("a7") EID_DBCN,
+                options(nostack),
+            );
+        }
+    }
+
     fn main(_hart: usize, _dtb: usize) -> ! {
+        let mut uart = Uart;
+        for &b in b"misbehave: ".iter().chain(HOSTILE) {
+            uart.put(b);
+        }
+        sbi_write(b"misbehave (SBI): ");
+        sbi_write(HOSTILE);
         println!("misbehave: about to write outside RAM");
         // SAFETY: deliberately unsound for the guest: this store targets
         // unbacked guest-physical memory, which faults.
