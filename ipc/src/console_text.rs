@@ -7,19 +7,19 @@
 //! lives here rather than in a service.
 //!
 //! The rule, byte stream in, text out:
-//! - printable ASCII (`' '..='~'`) is shown as is, except the backslash,
-//!   shown as `\\`;
+//! - printable ASCII (`' '..='~'`) and the tab are shown as is, except
+//!   the backslash, shown as `\\`;
 //! - valid UTF-8 is shown as is when the character is printable: not a
 //!   control (C0, DEL, C1 `U+0080..=U+009F`) and not one of the characters
 //!   that reorder or break the rest of the line (the bidirectional
 //!   controls `U+061C`, `U+200E`, `U+200F`, `U+202A..=U+202E`,
 //!   `U+2066..=U+2069`, and the separators `U+2028`, `U+2029`);
 //! - every other byte is shown as `\xNN` (two lowercase hex digits): the
-//!   C0 controls including tab, newline and carriage return, DEL, each
+//!   other C0 controls including newline and carriage return, DEL, each
 //!   byte of a C1 control's or a reordering character's UTF-8 encoding,
 //!   and each byte of an invalid or unfinished UTF-8 sequence.
 //!
-//! So the shown text is printable UTF-8 without a single control byte, and
+//! So the shown text is printable UTF-8 without a control byte but tab, and
 //! it is unambiguous: undoing `\\` and `\xNN` gives back the exact bytes.
 //! Line structure is the caller's: [`EscapedLine`] ends a line at `\n` and
 //! drops `\r`, as the console lines always did.
@@ -39,7 +39,7 @@ type Unit = String<MAX_UNIT>;
 /// Whether `c` is shown as itself (the backslash is shown doubled).
 fn shown_as_is(c: char) -> bool {
     match c {
-        ' '..='~' => true,
+        ' '..='~' | '\t' => true,
         '\u{061c}'
         | '\u{200e}'
         | '\u{200f}'
