@@ -111,7 +111,7 @@ impl Posting {
     }
 
     /// Before an exit the kernel reports or acts on for all to see (a stray
-    /// access, a stop, an SBI call such as a power-off or console write):
+    /// access, a stop, a power-off or reboot):
     /// whether the vCPU should yield first, without handling it, so that
     /// the ioreq task (which outranks every vCPU) drains the writes the
     /// guest posted before it, and the guest's output comes out before

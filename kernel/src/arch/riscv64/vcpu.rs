@@ -476,10 +476,6 @@ impl GuestVm {
         }
         if cause == 10 {
             self.vm.stats.exit(ExitKind::Hypercall);
-            // An SBI call may print or power off: posted output first.
-            if self.drain_first() {
-                return Some(RunOutcome::Preempted);
-            }
             return self.sbi_call();
         }
         let stval = csr::stval::read();
@@ -630,6 +626,15 @@ impl GuestVm {
                 return self.wait_for_interrupt();
             }
             SbiEffect::PowerOff | SbiEffect::Reboot => {
+                // Posted output first: the call is undone (its arguments
+                // back, the pc on the `ecall`) and made again after.
+                if self.drain_first() {
+                    let v = &mut self.vcpu;
+                    v.frame.regs[10] = args[0];
+                    v.frame.regs[11] = args[1];
+                    v.frame.sepc -= 4;
+                    return Some(RunOutcome::Preempted);
+                }
                 let next = if effect == SbiEffect::PowerOff {
                     VmState::PoweredOff
                 } else {
