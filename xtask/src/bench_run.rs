@@ -138,10 +138,14 @@ pub fn under_mica(
     session.expect("bench: done", FIGURE_WAIT)?;
     drop(session);
     let _ = std::fs::remove_file(&socket);
+    // The guest's reads share one total but for the odd one (the first
+    // after its sleep, one the tick met); the reads of the `trace stop`
+    // line carry its posted bytes and have another. Fewer than half of
+    // them at the most common total means the trace missed the loop.
     let breakdown = breakdown(&log, boot_image).and_then(|b| {
-        if b.typical < TRACE_ROUNDS {
+        if b.typical < TRACE_ROUNDS / 2 {
             return Err(format!(
-                "only {} round trips of one total in the trace, fewer than the guest's \
+                "only {} round trips of one total in the trace, fewer than half the guest's \
                  {TRACE_ROUNDS} LSR reads: the trace was switched on late",
                 b.typical
             ));
