@@ -84,6 +84,7 @@ impl GuestVm {
             tables: Vec::new(),
             dtb_gpa: 0,
             stray_reported: false,
+            bad_completion_reported: false,
         };
         *vm.page() = IoreqPage::new();
         let mapped = gstage::map_range(
@@ -293,6 +294,7 @@ impl GuestVm {
         self.vcpu.fp = FpRegs::default();
         self.vcpu.fp_token = FpOwner::fresh_token();
         self.stray_reported = false;
+        self.bad_completion_reported = false;
         self.console = ConsoleLine::new();
         self.vm = Vm::new(self.vm.name, self.vm.ram_bytes);
     }

@@ -320,6 +320,8 @@ pub struct GuestVm {
     pub(super) dtb_gpa: u64,
     /// Whether this boot's first stray access was reported.
     pub(super) stray_reported: bool,
+    /// Whether this boot's first bad I/O completion was reported.
+    pub(super) bad_completion_reported: bool,
 }
 
 impl GuestVm {
@@ -744,8 +746,8 @@ impl GuestVm {
             Ok(Some(value)) => self.finish_io(pending.access, value),
             Ok(None) => Err(Error::BadSlotState),
             Err(error) => {
-                if !self.stray_reported {
-                    self.stray_reported = true;
+                if !self.bad_completion_reported {
+                    self.bad_completion_reported = true;
                     crate::klog::print(format_args!(
                         "mica: {}: bad I/O completion for {:#x} ({error:?}): access fault injected\n",
                         self.vm.name, pending.request.addr
