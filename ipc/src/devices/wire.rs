@@ -262,13 +262,7 @@ pub fn decode_access(bytes: &[u8]) -> Option<Access> {
         _ => return None,
     };
     let (vm, at) = take_varint::<16>(bytes, at)?;
-    let (space, at) = take_varint::<32>(bytes, at)?;
-    let space = match space {
-        0 => Space::Mmio,
-        1 => Space::Pio,
-        2 => Space::PciConfig,
-        _ => return None,
-    };
+    let (space, at) = take_space(bytes, at)?;
     let (addr, at) = take_varint::<64>(bytes, at)?;
     let size = *bytes.get(at)?;
     let (write, end) = if write {

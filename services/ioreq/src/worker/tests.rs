@@ -373,6 +373,20 @@ fn batch_write(addr: u64, value: u64) -> BatchWrite {
     }
 }
 
+/// [`service`] of VM 0, with `RTC` at 0x10_1000 beside the devices.
+fn service_with_rtc() -> Service {
+    let mut service = service(&[0]);
+    let rtc = Request::RegisterRange {
+        vm: VmId(0),
+        client: RTC,
+        space: Space::Mmio,
+        start: 0x10_1000,
+        len: 0x1000,
+    };
+    assert_eq!(service.handle(rtc).response, Response::Ok);
+    service
+}
+
 /// Writes the guest posted reach the client in one batch, in order, in the
 /// same message as (and before) the slot that came after them.
 #[test]
@@ -409,15 +423,7 @@ fn posted_writes_go_first_in_one_batch() {
 /// holds go in several, and a change of client starts a new one.
 #[test]
 fn posted_writes_are_batched_per_client_in_order() {
-    let mut service = service(&[0]);
-    let rtc = Request::RegisterRange {
-        vm: VmId(0),
-        client: RTC,
-        space: Space::Mmio,
-        start: 0x10_1000,
-        len: 0x1000,
-    };
-    assert_eq!(service.handle(rtc).response, Response::Ok);
+    let mut service = service_with_rtc();
     let mut next = 0;
     let total = MAX_BATCH as u64 + 3;
     for n in 0..total {
@@ -490,15 +496,7 @@ fn a_failed_batch_is_reported_and_the_work_goes_on() {
 /// Writes posted before a slot for another client go out alone, first.
 #[test]
 fn posted_writes_for_another_client_go_before_the_slot() {
-    let mut service = service(&[0]);
-    let rtc = Request::RegisterRange {
-        vm: VmId(0),
-        client: RTC,
-        space: Space::Mmio,
-        start: 0x10_1000,
-        len: 0x1000,
-    };
-    assert_eq!(service.handle(rtc).response, Response::Ok);
+    let mut service = service_with_rtc();
     let mut next = 0;
     post(&service, 0, &mut next, UART, b'x'.into());
     trap(&mut service, 0, access(0, Direction::Read, 0x10_1000, 0));
