@@ -6,10 +6,13 @@ use super::MAX_TASKS;
 /// A task's name in the kernel: its slot in the task table plus the
 /// generation of that slot. A slot's generation changes every time the slot
 /// is reused, so the id of a dead task never names its successor.
+///
+/// Both halves live in one word (slot low, generation high): ids are
+/// compared on every IPC and scheduling step, and one compare of a word is
+/// what that costs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TaskId {
-    slot: u16,
-    generation: u16,
+    raw: u32,
 }
 
 impl TaskId {
@@ -22,9 +25,9 @@ impl TaskId {
                 clippy::cast_possible_truncation,
                 reason = "slot < MAX_TASKS <= u16::MAX"
             )]
+            let slot = slot as u32;
             Some(TaskId {
-                slot: slot as u16,
-                generation,
+                raw: slot | (generation as u32) << 16,
             })
         } else {
             None
@@ -32,13 +35,18 @@ impl TaskId {
     }
 
     /// The task-table index this id names; always below [`MAX_TASKS`].
+    #[inline]
     pub const fn slot(self) -> usize {
-        self.slot as usize
+        (self.raw & 0xffff) as usize
     }
 
     /// The generation of the slot when this id was handed out.
+    #[inline]
     pub const fn generation(self) -> u16 {
-        self.generation
+        // The high half is the generation, as `new` put it there.
+        #[allow(clippy::cast_possible_truncation, reason = "a 16-bit half")]
+        let generation = (self.raw >> 16) as u16;
+        generation
     }
 }
 
