@@ -34,10 +34,12 @@ impl TaskId {
         }
     }
 
-    /// The task-table index this id names; always below [`MAX_TASKS`].
+    /// The task-table index this id names; always below [`MAX_TASKS`]
+    /// (`new` refuses others, and the mask says so to the compiler: tables
+    /// of `MAX_TASKS` entries are indexed without a bounds check).
     #[inline]
     pub const fn slot(self) -> usize {
-        (self.raw & 0xffff) as usize
+        self.raw as usize & (MAX_TASKS - 1)
     }
 
     /// The generation of the slot when this id was handed out.
@@ -49,6 +51,8 @@ impl TaskId {
         generation
     }
 }
+
+const _: () = assert!(MAX_TASKS.is_power_of_two() && MAX_TASKS <= 1 << 16);
 
 /// An endpoint's index in the endpoint table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
