@@ -9,6 +9,7 @@ pub mod elf;
 pub mod frame;
 pub mod klog;
 pub mod manifest;
+pub mod ram;
 pub mod syscall;
 pub mod syscall_console;
 pub mod syscall_device;

@@ -187,7 +187,8 @@ impl AddressSpace {
     }
 
     /// Copies `out.len()` bytes from user address `ptr`; `false` (nothing
-    /// trusted) if a byte is not a user page of this space.
+    /// trusted) if a byte is not a user page of this space or is not RAM
+    /// (a device window).
     pub fn read_user(&self, ptr: usize, out: &mut [u8]) -> bool {
         let mut done = 0;
         while done < out.len() {
@@ -202,8 +203,14 @@ impl AddressSpace {
             }
             let in_page = (PAGE_SIZE as usize) - (va % PAGE_SIZE as usize);
             let n = in_page.min(out.len() - done);
+            // A device window the task mapped translates too: MMIO is
+            // never read on a task's behalf.
+            if !crate::ram::is_ram(pa, n as u64) {
+                return false;
+            }
             // SAFETY: `pa..pa+n` is inside one user frame of this space
-            // (translated above), RAM identity-mapped in the kernel.
+            // (translated above) and is RAM (checked above), which the
+            // kernel identity-maps.
             let src = unsafe { core::slice::from_raw_parts(pa as *const u8, n) };
             out[done..done + n].copy_from_slice(src);
             done += n;
