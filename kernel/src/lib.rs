@@ -16,6 +16,7 @@ pub mod syscall_device;
 pub mod syscall_stats;
 pub mod syscall_vm;
 pub mod ticks;
+pub mod translated;
 pub mod trap;
 pub mod vm;
 

@@ -287,33 +287,28 @@ impl GuestMemoryRead for GuestRam {
             frames: None,
             record: None,
         };
-        let mut done = 0;
-        while done < buf.len() {
-            let Some(at) = gpa.checked_add(done as u64) else {
-                return false;
-            };
-            let Some((hpa, flags)) = gstage::translate(&mut tables, self.root, at) else {
-                return false;
-            };
-            if !flags.contains(PteFlags::R) {
-                return false;
-            }
-            let in_page = (PAGE_SIZE - (at % PAGE_SIZE)) as usize;
-            let n = in_page.min(buf.len() - done);
+        crate::translated::copy_from(
+            gpa,
+            buf,
+            PAGE_SIZE,
+            |at| {
+                gstage::translate(&mut tables, self.root, at)
+                    .filter(|(_, flags)| flags.contains(PteFlags::R))
+                    .map(|(hpa, _)| hpa)
+            },
             // Only the VM's own RAM, and only RAM, is read for it.
-            if !crate::ram::lies_in(self.own, hpa, n as u64) || !crate::ram::is_ram(hpa, n as u64) {
-                return false;
-            }
-            // SAFETY: `hpa..hpa+n` lies in one guest RAM page that the VM's
-            // G-stage maps readable, inside the VM's own RAM frames (checked
-            // above): kernel-owned, identity-mapped RAM. The guest cannot
-            // change it meanwhile (it is not running).
-            unsafe {
-                core::ptr::copy_nonoverlapping(hpa as *const u8, buf[done..].as_mut_ptr(), n)
-            };
-            done += n;
-        }
-        true
+            |hpa, n| crate::ram::lies_in(self.own, hpa, n) && crate::ram::is_ram(hpa, n),
+            |hpa, dst| {
+                // SAFETY: `copy_from` passes `hpa..hpa+len` only inside one
+                // guest page the VM's G-stage maps readable and that lies in
+                // the VM's own RAM frames (checked above): kernel-owned,
+                // identity-mapped RAM. The guest cannot change it meanwhile
+                // (it is not running); `dst` is a kernel buffer.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(hpa as *const u8, dst.as_mut_ptr(), dst.len())
+                };
+            },
+        )
     }
 }
 
