@@ -65,7 +65,7 @@ mod tests {
         let ok = copy_from(at, &mut out, 4096, translate, is_ram, |pa, dst| {
             touched.push((pa, dst.len()));
             for (i, b) in dst.iter_mut().enumerate() {
-                *b = (pa + i as u64) as u8;
+                *b = (pa + i as u64).to_le_bytes()[0];
             }
         });
         (ok, out, touched)
