@@ -60,6 +60,11 @@ extern "C" fn kmain_entry(arg0: usize, arg1: usize) -> ! {
         Ok(summary) => summary,
         Err(e) => fail(format_args!("{e}")),
     };
+    // What a translated task or guest address must land in to be touched.
+    crate::ram::set(crate::ram::RamMap::from_ranges(
+        info.memory.as_slice(),
+        memory.span,
+    ));
     info!(
         "memory: {} MiB free of {} MiB (kernel {} KiB at {:#x})",
         memory.free_bytes >> 20,

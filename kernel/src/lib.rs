@@ -9,12 +9,14 @@ pub mod elf;
 pub mod frame;
 pub mod klog;
 pub mod manifest;
+pub mod ram;
 pub mod syscall;
 pub mod syscall_console;
 pub mod syscall_device;
 pub mod syscall_stats;
 pub mod syscall_vm;
 pub mod ticks;
+pub mod translated;
 pub mod trap;
 pub mod vm;
 

@@ -39,23 +39,64 @@ pub trait DeviceHost {
     fn map_device(&mut self, _task: TaskId, _va: usize, _window: MemRange) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
-    /// Takes `pages` zeroed, physically contiguous frames, maps them
-    /// read-write at `va` of `task` and returns the first one's address.
-    fn dma_map(&mut self, _task: TaskId, _va: usize, _pages: usize) -> Result<u64, Error> {
+    /// Takes `pages` zeroed, physically contiguous frames; returns the
+    /// first one's address.
+    fn dma_take(&mut self, _pages: usize) -> Result<u64, Error> {
         Err(Error::OutOfMemory)
     }
-    /// Returns `pages` frames from `pa` to the allocator.
+    /// Maps the frame `pa` read-write at user address `va` of `task`; on a
+    /// refusal nothing new is mapped there.
+    fn map_frame(&mut self, _task: TaskId, _va: usize, _pa: u64) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
+    /// Removes the page at user address `va` of `task` (nothing happens
+    /// where nothing is mapped).
+    fn unmap_frame(&mut self, _task: TaskId, _va: usize) {}
+    /// Returns `pages` frames from `pa` to the allocator (none of them may
+    /// still be mapped anywhere).
     fn dma_free(&mut self, _pa: u64, _pages: usize) {}
     /// Stops the device at `window` (a virtio reset: status 0), so it
     /// neither reads nor writes memory any more.
     fn device_reset(&mut self, _window: MemRange) {}
 }
 
-/// One `dma_alloc` piece: its first frame and its length in pages.
+/// One `dma_alloc` piece: its first frame, where the task sees it and its
+/// length in pages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct DmaPiece {
     pa: u64,
+    va: usize,
     pages: usize,
+}
+
+/// Bytes in one DMA page.
+const DMA_PAGE: usize = 4096;
+
+/// Takes `pages` frames from `host` and maps them at `va` of `task`. A
+/// refusal part-way undoes exactly what was done, in reverse: each page
+/// mapped (and the refused one) is unmapped, and only then do the frames
+/// go back, so no freed frame stays reachable from the task.
+fn map_dma(host: &mut dyn DeviceHost, task: TaskId, va: usize, pages: usize) -> Result<u64, Error> {
+    let pa = host.dma_take(pages)?;
+    for page in 0..pages {
+        let at = va + page * DMA_PAGE;
+        if let Err(e) = host.map_frame(task, at, pa + (page * DMA_PAGE) as u64) {
+            for undo in (0..=page).rev() {
+                host.unmap_frame(task, va + undo * DMA_PAGE);
+            }
+            host.dma_free(pa, pages);
+            return Err(e);
+        }
+    }
+    Ok(pa)
+}
+
+/// Unmaps `piece` from `task`, then returns its frames.
+fn unmap_dma(host: &mut dyn DeviceHost, task: TaskId, piece: &DmaPiece) {
+    for page in 0..piece.pages {
+        host.unmap_frame(task, piece.va + page * DMA_PAGE);
+    }
+    host.dma_free(piece.pa, piece.pages);
 }
 
 /// What one task holds.
@@ -76,7 +117,11 @@ impl TaskDevices {
         owner: None,
         mapped: 0,
         dma_pages: 0,
-        pieces: [DmaPiece { pa: 0, pages: 0 }; MAX_DMA_ALLOCS],
+        pieces: [DmaPiece {
+            pa: 0,
+            va: 0,
+            pages: 0,
+        }; MAX_DMA_ALLOCS],
         piece_count: 0,
         wake_at: None,
     };
@@ -178,9 +223,9 @@ impl DeviceGrants {
         if entry.dma_pages + pages > MAX_DMA_PAGES || entry.piece_count >= MAX_DMA_ALLOCS {
             return Err(Error::OutOfMemory);
         }
-        let va = DMA_WINDOW + entry.dma_pages * 4096;
-        let pa = host.dma_map(task, va, pages)?;
-        entry.pieces[entry.piece_count] = DmaPiece { pa, pages };
+        let va = DMA_WINDOW + entry.dma_pages * DMA_PAGE;
+        let pa = map_dma(host, task, va, pages)?;
+        entry.pieces[entry.piece_count] = DmaPiece { pa, va, pages };
         entry.piece_count += 1;
         entry.dma_pages += pages;
         Ok([va, pa as usize, 0])
@@ -205,8 +250,8 @@ impl DeviceGrants {
         entry.owner
     }
 
-    /// Undoes everything `task` held: resets its devices, then frees its
-    /// DMA frames. Nothing happens for a task that held nothing.
+    /// Undoes everything `task` held: resets its devices, then unmaps and
+    /// frees its DMA frames. Nothing happens for a task that held nothing.
     pub fn task_died(&mut self, host: &mut dyn DeviceHost, task: TaskId) {
         let Some(entry) = self.tasks.get_mut(task.slot()) else {
             return;
@@ -221,7 +266,7 @@ impl DeviceGrants {
             }
         }
         for piece in &held.pieces[..held.piece_count] {
-            host.dma_free(piece.pa, piece.pages);
+            unmap_dma(host, task, piece);
         }
     }
 

@@ -3,6 +3,7 @@
 //! reset) when the task dies, the DEVICES right is needed, and `sleep`
 //! lets others run until its tick.
 
+use std::collections::BTreeMap;
 use std::vec::Vec;
 
 use super::*;
@@ -10,11 +11,19 @@ use crate::obj::sched::Priority;
 use crate::obj::task::ExitReason;
 
 /// Two virtio windows (QEMU virt's first two), frames handed out from
-/// 0x9000_0000 up, and a log of what was mapped, reset and freed.
+/// 0x9000_0000 up, the DMA pages each task has mapped, and a log of what
+/// was unmapped, reset and freed.
 struct Board {
     next_frame: u64,
     mapped: Vec<(TaskId, usize, MemRange)>,
-    dma: Vec<(TaskId, usize, usize)>,
+    /// Pages of each `dma_take`.
+    dma: Vec<usize>,
+    /// The tasks' DMA page tables: (task slot, user address) -> frame.
+    table: BTreeMap<(usize, usize), u64>,
+    /// `map_frame` calls that succeed before one is refused.
+    maps_before_refusal: Option<usize>,
+    /// Frames given back while a task could still reach them.
+    freed_while_mapped: Vec<u64>,
     events: Vec<String>,
 }
 
@@ -24,6 +33,9 @@ impl Default for Board {
             next_frame: 0x9000_0000,
             mapped: Vec::new(),
             dma: Vec::new(),
+            table: BTreeMap::new(),
+            maps_before_refusal: None,
+            freed_while_mapped: Vec::new(),
             events: Vec::new(),
         }
     }
@@ -34,13 +46,29 @@ impl DeviceHost for Board {
         self.mapped.push((task, va, window));
         Ok(())
     }
-    fn dma_map(&mut self, task: TaskId, va: usize, pages: usize) -> Result<u64, Error> {
+    fn dma_take(&mut self, pages: usize) -> Result<u64, Error> {
         let pa = self.next_frame;
         self.next_frame += pages as u64 * 4096;
-        self.dma.push((task, va, pages));
+        self.dma.push(pages);
         Ok(pa)
     }
+    fn map_frame(&mut self, task: TaskId, va: usize, pa: u64) -> Result<(), Error> {
+        match &mut self.maps_before_refusal {
+            Some(0) => return Err(Error::OutOfMemory),
+            Some(left) => *left -= 1,
+            None => {}
+        }
+        self.table.insert((task.slot(), va), pa);
+        Ok(())
+    }
+    fn unmap_frame(&mut self, task: TaskId, va: usize) {
+        self.table.remove(&(task.slot(), va));
+        self.events.push(format!("unmap {:#x}", va - DMA_WINDOW));
+    }
     fn dma_free(&mut self, pa: u64, pages: usize) {
+        let freed = pa..pa + pages as u64 * 4096;
+        let reachable = self.table.values().filter(|f| freed.contains(f));
+        self.freed_while_mapped.extend(reachable);
         self.events.push(format!("free {pa:#x} {pages}"));
     }
     fn device_reset(&mut self, window: MemRange) {
@@ -56,7 +84,7 @@ const WINDOWS: [MemRange; 2] = [
 const RAM: [MemRange; 1] = [MemRange::new(0x8000_0000, 0x2000_0000)];
 
 struct World {
-    last: std::collections::BTreeMap<usize, (usize, [usize; 3])>,
+    last: BTreeMap<usize, (usize, [usize; 3])>,
     k: KernelObjects,
     m: Board,
     grants: DeviceGrants,
@@ -218,13 +246,58 @@ fn a_dying_task_resets_its_devices_then_returns_its_frames() {
     w.grants.task_died(&mut w.m, mgmt);
     assert_eq!(
         w.m.events,
-        ["reset 0x10002000", "free 0x90000000 2", "free 0x90002000 3"]
+        [
+            "reset 0x10002000",
+            "unmap 0x0",
+            "unmap 0x1000",
+            "free 0x90000000 2",
+            "unmap 0x2000",
+            "unmap 0x3000",
+            "unmap 0x4000",
+            "free 0x90002000 3"
+        ],
+        "the device stops, then each piece leaves the task before it is freed"
     );
+    assert!(w.m.table.is_empty() && w.m.freed_while_mapped.is_empty());
     assert_eq!(w.grants.dma_pages(mgmt), 0);
     // A second death report (or another task's) frees nothing twice.
     w.grants.task_died(&mut w.m, mgmt);
     w.grants.task_died(&mut w.m, w.other);
-    assert_eq!(w.m.events.len(), 3);
+    assert_eq!(w.m.events.len(), 8);
+}
+
+#[test]
+fn a_mapping_refused_part_way_is_undone_before_the_frames_go_back() {
+    for mapped in 0..4 {
+        let mut w = world();
+        let mgmt = w.mgmt;
+        w.m.maps_before_refusal = Some(mapped);
+        w.call(mgmt, Sysno::DmaAlloc, 4, 0);
+        assert_eq!(w.result(mgmt).0, status_of(Error::OutOfMemory));
+        // Every page mapped, and the refused one, leave in reverse; then
+        // the frames are freed once, none of them still reachable.
+        let mut undo: Vec<String> = (0..=mapped)
+            .rev()
+            .map(|page| format!("unmap {:#x}", page * 4096))
+            .collect();
+        undo.push("free 0x90000000 4".into());
+        assert_eq!(w.m.events, undo, "refused after {mapped} page(s)");
+        assert!(w.m.table.is_empty(), "{:?} left mapped", w.m.table);
+        assert!(w.m.freed_while_mapped.is_empty());
+        // Nothing is held: the whole limit and the window's start remain.
+        assert_eq!(w.grants.dma_pages(mgmt), 0);
+        w.m.maps_before_refusal = None;
+        w.call(mgmt, Sysno::DmaAlloc, MAX_DMA_PAGES, 0);
+        assert_eq!(w.result(mgmt), (OK, [DMA_WINDOW, 0x9000_4000, 0]));
+        // And its death frees only what it holds now.
+        w.m.events.clear();
+        w.grants.task_died(&mut w.m, mgmt);
+        assert_eq!(
+            w.m.events.last().map(String::as_str),
+            Some(format!("free 0x90004000 {MAX_DMA_PAGES}").as_str())
+        );
+        assert!(w.m.table.is_empty() && w.m.freed_while_mapped.is_empty());
+    }
 }
 
 #[test]

@@ -14,39 +14,31 @@ use crate::obj::ids::TaskId;
 use crate::syscall_device::{self, DeviceHost};
 use crate::ticks;
 
-impl Tasks {
-    /// Maps `pages` frames from `pa` read-write at `va` of `task`.
-    fn map_frames(&self, task: TaskId, va: usize, pa: u64, pages: usize) -> Result<(), Error> {
-        let slot = self.slot(task).ok_or(Error::InvalidArgument)?;
-        let mut frames = FRAMES.lock();
-        for page in 0..pages as u64 {
-            let offset = page * FRAME_SIZE;
-            slot.space
-                .map_shared(&mut frames, va as u64 + offset, pa + offset)
-                .map_err(|_| Error::OutOfMemory)?;
-        }
-        Ok(())
-    }
-}
-
 impl DeviceHost for Tasks {
     fn map_device(&mut self, task: TaskId, va: usize, window: MemRange) -> Result<(), Error> {
-        self.map_frames(task, va, window.start, 1)
+        self.map_frame(task, va, window.start)
     }
 
-    fn dma_map(&mut self, task: TaskId, va: usize, pages: usize) -> Result<u64, Error> {
+    fn dma_take(&mut self, pages: usize) -> Result<u64, Error> {
         let pa = FRAMES
             .lock()
             .alloc_contiguous(pages, 1)
             .map_err(|_| Error::OutOfMemory)?;
         arch::zero_frames(pa, pages);
-        if let Err(e) = self.map_frames(task, va, pa, pages) {
-            // Pages mapped before the failure stay in the task's tables but
-            // the task never learns their address; it gets an error.
-            self.dma_free(pa, pages);
-            return Err(e);
-        }
         Ok(pa)
+    }
+
+    fn map_frame(&mut self, task: TaskId, va: usize, pa: u64) -> Result<(), Error> {
+        let slot = self.slot(task).ok_or(Error::InvalidArgument)?;
+        slot.space
+            .map_shared(&mut FRAMES.lock(), va as u64, pa)
+            .map_err(|_| Error::OutOfMemory)
+    }
+
+    fn unmap_frame(&mut self, task: TaskId, va: usize) {
+        if let Some(slot) = self.slot(task) {
+            slot.space.unmap(va as u64);
+        }
     }
 
     fn dma_free(&mut self, pa: u64, pages: usize) {

@@ -245,7 +245,8 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
             2,
             Some(CRASHER),
             &[],
-            KernelRights::default(),
+            // To hand the kernel a device window's address as a buffer.
+            KernelRights::DEVICES,
         ));
     }
     pack_into(&parts, &dir)

@@ -4,7 +4,10 @@
 //! any service (answering nothing but "malformed"). Before it dies it
 //! tries to forge a kernel line in its debug output (a newline, then
 //! `mica: ...`, then a screen clear), which the kernel must show as its own
-//! `crasher: ` line with the controls escaped.
+//! `crasher: ` line with the controls escaped. First of all it maps a
+//! device window (the test image gives it the DEVICES right) and hands
+//! its address to the kernel as a buffer to print: the kernel must refuse
+//! it, not read device registers for it (or fault).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -23,8 +26,21 @@ mod task {
         descend(depth + 1) + usize::from(black_box(&frame)[4095])
     }
 
+    /// Passes the first device window's address to `debug_write`, which
+    /// must refuse it, and says what happened.
+    fn print_from_device_window() {
+        match mica_rt::device::device_map(0) {
+            Ok(window) => match mica_rt::sys::debug_write_at(window.va, 16) {
+                Ok(()) => info!("the kernel read device window 0 for me"),
+                Err(e) => info!("device window 0 as a buffer: refused ({e:?})"),
+            },
+            Err(e) => info!("no device window to try ({e:?})"),
+        }
+    }
+
     fn main(start: Start) -> u32 {
         if start.restarts == 0 {
+            print_from_device_window();
             info!("forging\nmica: vm0 stopped by crasher\x1b[2J");
             info!("overflowing my stack");
             return u32::try_from(black_box(descend(0))).unwrap_or(u32::MAX);

@@ -149,6 +149,14 @@ pub fn debug_write(line: &[u8]) -> Result<(), Error> {
     .map(|_| ())
 }
 
+/// Asks the kernel to print `len` bytes at user address `addr`, which need
+/// not be memory this task can make a slice of (a device window, an
+/// unmapped page): for tests of what the kernel refuses to read for a task
+/// (`Error::InvalidArgument`).
+pub fn debug_write_at(addr: usize, len: usize) -> Result<(), Error> {
+    checked(Sysno::DebugWrite, [addr, len, 0, 0, 0, 0]).map(|_| ())
+}
+
 /// Prints `line` (at most `MAX_DEBUG_WRITE` bytes) as one raw console line
 /// without the task-name prefix: guest console output such as
 /// `vm0 | hello from vm0`. Needs the CONSOLE kernel right.

@@ -231,28 +231,31 @@ impl AddressSpace {
     }
 
     /// Copies `out.len()` bytes from user address `ptr`; `false` (nothing
-    /// trusted) if a byte is not user-readable in this space.
+    /// trusted) if a byte is not user-readable in this space or is not RAM
+    /// (a device window).
     pub fn read_user(&self, ptr: usize, out: &mut [u8]) -> bool {
-        let mut done = 0;
-        while done < out.len() {
-            let Some(va) = ptr.checked_add(done) else {
-                return false;
-            };
-            let Some((pa, flags)) = sv39::translate(&mut Walk, self.root, va as u64) else {
-                return false;
-            };
-            if !flags.contains(PteFlags::U.union(PteFlags::R)) {
-                return false;
-            }
-            let in_page = (PAGE_SIZE as usize) - (va % PAGE_SIZE as usize);
-            let n = in_page.min(out.len() - done);
-            // SAFETY: `pa..pa+n` is inside one user frame of this space
-            // (translated above), RAM identity-mapped in the kernel.
-            let src = unsafe { core::slice::from_raw_parts(pa as *const u8, n) };
-            out[done..done + n].copy_from_slice(src);
-            done += n;
-        }
-        true
+        let readable = PteFlags::U.union(PteFlags::R);
+        crate::translated::copy_from(
+            ptr as u64,
+            out,
+            PAGE_SIZE,
+            |va| {
+                sv39::translate(&mut Walk, self.root, va)
+                    .filter(|(_, flags)| flags.contains(readable))
+                    .map(|(pa, _)| pa)
+            },
+            // A device window the task mapped translates too: MMIO is
+            // never read on a task's behalf.
+            crate::ram::is_ram,
+            |pa, dst| {
+                // SAFETY: `copy_from` passes `pa..pa+len` only inside one
+                // user-readable page of this space that `is_ram` accepted:
+                // RAM, which the kernel identity-maps; `dst` is a kernel
+                // buffer distinct from it.
+                let src = unsafe { core::slice::from_raw_parts(pa as *const u8, dst.len()) };
+                dst.copy_from_slice(src);
+            },
+        )
     }
 }
 

@@ -25,6 +25,7 @@ use crate::vm::{GuestAccess, StopReason, Vm, VmState, is_mmio};
 use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::ioreq_abi::slot::IoRequest;
 use ipc::{Error, Space};
+use mica_boot::MemRange;
 
 const HSTATUS_SPVP: usize = 1 << 8;
 /// `wfi` in VS-mode traps (virtual instruction) so the kernel can sleep it.
@@ -266,6 +267,18 @@ pub enum RunOutcome {
 /// Guest RAM read through the G-stage tables.
 pub(super) struct GuestRam {
     pub(super) root: u64,
+    /// The VM's own RAM (host-physical): every translation must land in it.
+    pub(super) own: MemRange,
+}
+
+impl GuestVm {
+    /// This VM's RAM as the kernel reads it for the guest.
+    fn guest_ram(&self) -> GuestRam {
+        GuestRam {
+            root: self.root,
+            own: MemRange::new(self.ram, self.vm.ram_bytes),
+        }
+    }
 }
 
 impl GuestMemoryRead for GuestRam {
@@ -274,28 +287,28 @@ impl GuestMemoryRead for GuestRam {
             frames: None,
             record: None,
         };
-        let mut done = 0;
-        while done < buf.len() {
-            let Some(at) = gpa.checked_add(done as u64) else {
-                return false;
-            };
-            let Some((hpa, flags)) = gstage::translate(&mut tables, self.root, at) else {
-                return false;
-            };
-            if !flags.contains(PteFlags::R) {
-                return false;
-            }
-            let in_page = (PAGE_SIZE - (at % PAGE_SIZE)) as usize;
-            let n = in_page.min(buf.len() - done);
-            // SAFETY: `hpa..hpa+n` lies in one guest RAM page that the VM's
-            // G-stage maps readable: a kernel-owned, identity-mapped frame.
-            // The guest cannot change it meanwhile (it is not running).
-            unsafe {
-                core::ptr::copy_nonoverlapping(hpa as *const u8, buf[done..].as_mut_ptr(), n)
-            };
-            done += n;
-        }
-        true
+        crate::translated::copy_from(
+            gpa,
+            buf,
+            PAGE_SIZE,
+            |at| {
+                gstage::translate(&mut tables, self.root, at)
+                    .filter(|(_, flags)| flags.contains(PteFlags::R))
+                    .map(|(hpa, _)| hpa)
+            },
+            // Only the VM's own RAM, and only RAM, is read for it.
+            |hpa, n| crate::ram::lies_in(self.own, hpa, n) && crate::ram::is_ram(hpa, n),
+            |hpa, dst| {
+                // SAFETY: `copy_from` passes `hpa..hpa+len` only inside one
+                // guest page the VM's G-stage maps readable and that lies in
+                // the VM's own RAM frames (checked above): kernel-owned,
+                // identity-mapped RAM. The guest cannot change it meanwhile
+                // (it is not running); `dst` is a kernel buffer.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(hpa as *const u8, dst.as_mut_ptr(), dst.len())
+                };
+            },
+        )
     }
 }
 
@@ -583,7 +596,7 @@ impl GuestVm {
         let regs = &self.vcpu.frame.regs;
         let args = [regs[10], regs[11], regs[12], regs[13], regs[14], regs[15]];
         let (eid, fid) = (regs[17], regs[16]);
-        let memory = GuestRam { root: self.root };
+        let memory = self.guest_ram();
         let mut out = |line: crate::vm::console::PrefixedLine<'_>| {
             crate::klog::print(format_args!("{line}\n"));
         };
@@ -670,7 +683,7 @@ impl GuestVm {
     /// trapped in, then the G-stage ([`vs_fetch`]).
     fn fetch_insn(&mut self) -> Option<u32> {
         self.sync_vs();
-        let memory = GuestRam { root: self.root };
+        let memory = self.guest_ram();
         let mode = if csr::hstatus::read() & HSTATUS_SPVP != 0 {
             GuestMode::Supervisor
         } else {
