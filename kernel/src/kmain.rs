@@ -73,6 +73,19 @@ extern "C" fn kmain_entry(arg0: usize, arg1: usize) -> ! {
         image.whole().start
     );
 
+    // A test may hand out fewer VM TLB tags than the hardware has.
+    let vm_ids = match crate::vm::tlb_tag::boot_limit(info.cmdline) {
+        Ok(limit) => limit,
+        Err(word) => fail(format_args!(
+            "boot option `{word}` is invalid: use {}=N with N from 1 to {}",
+            crate::vm::tlb_tag::BOOT_OPTION,
+            crate::vm::tlb_tag::MAX_TAG
+        )),
+    };
+    if let Some(n) = vm_ids {
+        info!("vm ids: at most {n} ({})", crate::vm::tlb_tag::BOOT_OPTION);
+    }
+
     // The boot image (initrd) holds the service tasks and guest images.
     let boot_image = match info.boot_image {
         None => None,
@@ -124,7 +137,7 @@ extern "C" fn kmain_entry(arg0: usize, arg1: usize) -> ! {
         .set_windows(info.device_windows.as_slice(), info.memory.as_slice());
     if let Some(image) = boot_image {
         info!("boot complete, starting tasks");
-        crate::userland::start(kernel_root, image)
+        crate::userland::start(kernel_root, image, vm_ids)
     }
     info!("no boot image (initrd): nothing to run");
     info!("boot complete, shutting down");

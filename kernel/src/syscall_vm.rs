@@ -18,6 +18,7 @@ use crate::obj::sched::Decision;
 use crate::syscall::Machine;
 use crate::vm::control;
 use crate::vm::stats::VmFigures;
+use crate::vm::tlb_tag::TlbTag;
 
 /// Most guest RAM one VM may ask for, in MiB.
 pub const MAX_RAM_MIB: usize = 1024;
@@ -25,9 +26,16 @@ pub const MAX_RAM_MIB: usize = 1024;
 /// What the arch layer does for the VM calls. A machine without guests
 /// refuses them all (the defaults).
 pub trait VmHost {
-    /// Builds VM `vm`'s RAM (`ram_bytes`, zeroed), G-stage tables, VMID
-    /// and ioreq page, with a stopped vCPU.
-    fn vm_create(&mut self, _vm: usize, _ram_bytes: u64) -> Result<(), Error> {
+    /// How many TLB tags the CPU has for guests (RISC-V VMIDs, SVM ASIDs,
+    /// VMX VPIDs): tags `1..=n` may be handed out; 0 when it has none
+    /// (every VM is untagged, and the arch flushes at each switch).
+    fn tlb_tags(&mut self) -> u16 {
+        0
+    }
+    /// Builds VM `vm`'s RAM (`ram_bytes`, zeroed), G-stage tables and
+    /// ioreq page, with a stopped vCPU whose translations carry `tag`
+    /// (flushed before its first run when `tag.reused`).
+    fn vm_create(&mut self, _vm: usize, _ram_bytes: u64, _tag: TlbTag) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
     /// Copies the guest image named by the first `name_len` bytes of
@@ -348,11 +356,18 @@ fn vm_create<M: Machine>(
     if objects.vms.get(vm).is_ok() {
         return Err(Error::VmExists);
     }
-    machine.vm_create(vm, (ram_mib as u64) << 20)?;
-    if let Err(e) = control::create(objects, vm) {
-        machine.vm_destroy(vm, None);
+    // A TLB tag no live VM holds, or a refusal: never a shared one.
+    let tag = objects.vms.take_tag(machine.tlb_tags())?;
+    if let Err(e) = machine.vm_create(vm, (ram_mib as u64) << 20, tag) {
+        objects.vms.return_tag(tag);
         return Err(e);
     }
+    if let Err(e) = control::create(objects, vm) {
+        machine.vm_destroy(vm, None);
+        objects.vms.return_tag(tag);
+        return Err(e);
+    }
+    control::adopt_tag(objects, vm, tag)?;
     // The creator (the vm-manager) hears when the guest ends.
     control::set_controller(objects, vm, task)?;
     Ok([0; 3])
@@ -391,3 +406,7 @@ mod guest_tests;
 #[cfg(test)]
 #[path = "syscall_vm_stats_tests.rs"]
 mod stats_tests;
+
+#[cfg(test)]
+#[path = "syscall_vm_tag_tests.rs"]
+mod tag_tests;

@@ -46,7 +46,7 @@ impl Machine for Host {
 }
 
 impl VmHost for Host {
-    fn vm_create(&mut self, _: usize, _: u64) -> Result<(), Error> {
+    fn vm_create(&mut self, _: usize, _: u64, _: TlbTag) -> Result<(), Error> {
         Ok(())
     }
     fn vm_start(&mut self, vm: usize, entry: u64, dtb: u64) -> Result<(), Error> {

@@ -40,7 +40,7 @@ impl Machine for Host {
 }
 
 impl VmHost for Host {
-    fn vm_create(&mut self, vm: usize, _: u64) -> Result<(), Error> {
+    fn vm_create(&mut self, vm: usize, _: u64, _: TlbTag) -> Result<(), Error> {
         if let Some(stats) = self.stats.as_mut() {
             stats.insert(vm, VmStats::new());
         }

@@ -48,7 +48,7 @@ impl Machine for Host {
 }
 
 impl VmHost for Host {
-    fn vm_create(&mut self, vm: usize, ram_bytes: u64) -> Result<(), Error> {
+    fn vm_create(&mut self, vm: usize, ram_bytes: u64, _: TlbTag) -> Result<(), Error> {
         self.created.push((vm, ram_bytes));
         Ok(())
     }

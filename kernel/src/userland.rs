@@ -208,11 +208,15 @@ impl Machine for Tasks {
 }
 
 /// Loads every service of the boot image, wires their capabilities as its
-/// manifest says and enters the most urgent one.
-pub fn start(kernel_root: u64, image: BootImage<'static>) -> ! {
+/// manifest says and enters the most urgent one; `vm_ids` (the boot
+/// option) caps the VM TLB tags handed out.
+pub fn start(kernel_root: u64, image: BootImage<'static>, vm_ids: Option<u16>) -> ! {
     let mut guard = RUNNER.lock();
     let r = &mut *guard;
     r.tasks.kernel_root = kernel_root;
+    if let Some(count) = vm_ids {
+        r.objects.vms.limit_tags(count);
+    }
     let services = || image.entries().filter(|e| e.kind == EntryKind::Service);
     let mut specs = [ServiceSpec {
         serves: None,

@@ -22,6 +22,7 @@ use crate::kmain::FRAMES;
 use crate::obj::ids::TaskId;
 use crate::syscall_vm::VmHost;
 use crate::vm::stats::VmFigures;
+use crate::vm::tlb_tag::TlbTag;
 use crate::vm::{VmName, VmState};
 
 /// Every VM's arch state, by number.
@@ -95,10 +96,14 @@ impl Tasks {
 }
 
 impl VmHost for Tasks {
-    fn vm_create(&mut self, vm: usize, ram_bytes: u64) -> Result<(), Error> {
+    fn tlb_tags(&mut self) -> u16 {
+        crate::arch::guest_tlb_tags()
+    }
+
+    fn vm_create(&mut self, vm: usize, ram_bytes: u64, tag: TlbTag) -> Result<(), Error> {
         let mut name = [0u8; 4];
         let name = vm_name(vm, &mut name).ok_or(Error::InvalidArgument)?;
-        let guest = GuestVm::create(&mut FRAMES.lock(), name, ram_bytes)?;
+        let guest = GuestVm::create(&mut FRAMES.lock(), name, ram_bytes, tag)?;
         let slot = self.guests.vms.get_mut(vm).ok_or(Error::InvalidArgument)?;
         *slot = Some(Box::new(guest));
         Ok(())

@@ -27,6 +27,21 @@ pub fn booted_scenario_shell(
     last_vm: &str,
     boot: Duration,
 ) -> Result<Session, String> {
+    booted_with(image_var, last_vm, None, boot)
+}
+
+/// Like [`booted_shell`] with `cmdline` as the kernel command line (QEMU's
+/// `-append`, the device tree's `/chosen` `bootargs`).
+pub fn booted_shell_with_cmdline(cmdline: &str, boot: Duration) -> Result<Session, String> {
+    booted_with("MICA_BOOT_IMAGE_RISCV64", "vm1", Some(cmdline), boot)
+}
+
+fn booted_with(
+    image_var: &str,
+    last_vm: &str,
+    cmdline: Option<&str>,
+    boot: Duration,
+) -> Result<Session, String> {
     let kernel = artifact("MICA_KERNEL_RISCV64")?;
     let image = artifact(image_var)?;
     let mut command = Command::new("qemu-system-riscv64");
@@ -35,6 +50,9 @@ pub fn booted_scenario_shell(
         .args(["-m", "512M", "-smp", "2", "-kernel", &kernel])
         .args(["-initrd", &image])
         .args(["-monitor", "none", "-serial", "stdio"]);
+    if let Some(cmdline) = cmdline {
+        command.args(["-append", cmdline]);
+    }
     let mut session = Session::spawn_with_stdin(command)?;
     session.expect(&format!("vm-manager: {last_vm} started"), boot)?;
     Ok(session)

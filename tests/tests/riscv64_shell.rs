@@ -4,8 +4,9 @@
 //! its RAM comes back), 100 create/start/destroy cycles that leave `mem`'s
 //! free-frame count exactly where it was, one `error:` line per mistake
 //! (including a full slot table and too little memory), a static VM launched
-//! again by its name, and `halt` ending QEMU with status 0. Run by `cargo
-//! xtask test`.
+//! again by its name, more VMs made and destroyed than the kernel has VM
+//! identifiers (`mica.vm_ids=3`), and `halt` ending QEMU with status 0. Run
+//! by `cargo xtask test`.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::time::Duration;
@@ -293,6 +294,64 @@ fn a_static_name_relaunches_its_vm_and_full_or_oversized_creates_are_refused() {
     s.expect("fill0 destroyed", ANSWER).unwrap();
     s.send("vm create onemore --image hello --mem 4\n").unwrap();
     s.expect("onemore created", ANSWER).unwrap();
+    halt(s);
+}
+
+/// VM identifiers (VMIDs) the kernel hands out in the test below.
+const VM_IDS: usize = 3;
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn more_vms_than_vm_identifiers_come_and_go_and_a_full_set_refuses_one() {
+    // Three VMIDs: vm0 and vm1 hold two; the third serves one dynamic VM
+    // after another (each runs, so its VMID is live in the TLB, then is
+    // destroyed), and while it is held a further VM is refused, with
+    // nothing half-made. 2 + 2 * VM_IDS creations in all.
+    let mut s =
+        mica_tests::riscv64::booted_shell_with_cmdline(&format!("mica.vm_ids={VM_IDS}"), BOOT)
+            .unwrap();
+    assert!(
+        s.transcript()
+            .iter()
+            .any(|l| l == &format!("mica: vm ids: at most {VM_IDS} (mica.vm_ids)")),
+        "{:?}",
+        s.transcript()
+    );
+    for n in 0..2 * VM_IDS {
+        let name = format!("id{n}");
+        s.send(&format!("vm create {name} --image hello --mem 4\n"))
+            .unwrap();
+        s.expect(&format!("{name} created"), ANSWER).unwrap();
+        let spare = format!("spare{n}");
+        s.send(&format!("vm create {spare} --image hello --mem 4\n"))
+            .unwrap();
+        let line = s.expect("error: ", ANSWER).unwrap();
+        assert_eq!(
+            line,
+            format!(
+                "error: the hypervisor has no VM identifier or kernel room left for {spare}: \
+                 destroy a VM first"
+            )
+        );
+        s.send(&format!("vm info {spare}\n")).unwrap();
+        s.expect(&format!("error: no VM named {spare}"), ANSWER)
+            .unwrap();
+        s.send(&format!("vm start {name}\n")).unwrap();
+        s.expect(&format!("{name} | hello from {name}"), TICKS)
+            .unwrap();
+        s.send(&format!("vm destroy {name}\n")).unwrap();
+        s.expect(&format!("{name} destroyed"), ANSWER).unwrap();
+    }
+    // The VMs that kept their identifiers throughout still run.
+    s.expect("vm0 | vm0: tick", TICKS).unwrap();
+    s.expect("vm1 | vm1: tick", TICKS).unwrap();
+    assert!(
+        !s.transcript()
+            .iter()
+            .any(|l| l.contains("fatal") || l.contains("panic")),
+        "{:?}",
+        s.transcript()
+    );
     halt(s);
 }
 

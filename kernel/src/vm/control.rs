@@ -16,6 +16,7 @@ use crate::obj::endpoint::Wait;
 use crate::obj::ids::TaskId;
 use crate::obj::objects::KernelObjects;
 use crate::obj::sched::{Decision, Priority, TaskState};
+use crate::vm::tlb_tag::{TlbTag, TlbTags};
 
 /// vCPUs run below every service (services use priorities 1 and up).
 pub const VCPU_PRIORITY: Priority = Priority::LOWEST;
@@ -49,6 +50,9 @@ pub struct VmRecord {
     /// The task that created it (the vm-manager): told when the guest
     /// ends itself or the kernel stops it.
     pub controller: Option<TaskId>,
+    /// The TLB tag (VMID, ASID, VPID) its translations carry, held until
+    /// it is destroyed; 0 when untagged.
+    pub tag: u16,
 }
 
 /// Every VM, and the ioreq work pending per task.
@@ -60,6 +64,8 @@ pub struct VmTable {
     /// Per task slot: the VM whose vCPU it is ([`NO_VM`] for none), so the
     /// run loop finds a vCPU's VM without scanning every VM.
     vm_of_task: [u8; MAX_TASKS],
+    /// The TLB tags: each VM's own while it exists.
+    tags: TlbTags,
 }
 
 /// `vm_of_task` for a task that is no vCPU.
@@ -79,6 +85,7 @@ impl VmTable {
             vms: [None; MAX_VMS],
             pending: [0; MAX_TASKS],
             vm_of_task: [NO_VM; MAX_TASKS],
+            tags: TlbTags::new(),
         }
     }
 
@@ -114,6 +121,32 @@ impl VmTable {
     pub fn numbers(&self) -> impl Iterator<Item = usize> + '_ {
         (0..MAX_VMS).filter(|&vm| self.vms[vm].is_some())
     }
+
+    /// The TLB tags, as the VMs hold them.
+    pub fn tags(&self) -> &TlbTags {
+        &self.tags
+    }
+
+    /// Hands out at most `count` TLB tags from now on (the boot option).
+    pub fn limit_tags(&mut self, count: u16) {
+        self.tags.limit(count);
+    }
+
+    /// A TLB tag for a VM about to be made, on hardware with tags
+    /// `1..=hardware_max` (0: none, and the VM is untagged): the lowest
+    /// tag no VM holds. `Error::KernelRefused` (nothing taken) when every
+    /// tag is held: a new VM never shares a tag with a live one. The tag
+    /// is the new VM's once [`adopt_tag`] records it, or goes back with
+    /// [`VmTable::return_tag`] if the VM is not made.
+    pub fn take_tag(&mut self, hardware_max: u16) -> Result<TlbTag, Error> {
+        self.tags.set_hardware_max(hardware_max);
+        self.tags.alloc().map_err(|_| Error::KernelRefused)
+    }
+
+    /// Gives back a tag from [`VmTable::take_tag`] that no VM adopted.
+    pub fn return_tag(&mut self, tag: TlbTag) {
+        self.tags.free(tag.id);
+    }
 }
 
 /// Records VM `vm` (below `MAX_VMS`, not in use) with a held vCPU.
@@ -136,6 +169,7 @@ pub fn create(objects: &mut KernelObjects, vm: usize) -> Result<TaskId, Error> {
         asleep_until: None,
         ioreq_task: None,
         controller: None,
+        tag: 0,
     });
     if let (Some(entry), Ok(number)) = (
         objects.vms.vm_of_task.get_mut(vcpu.slot()),
@@ -205,6 +239,12 @@ pub fn reset(objects: &mut KernelObjects, vm: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// `vm` holds `tag` (from [`VmTable::take_tag`]) until it is destroyed.
+pub fn adopt_tag(objects: &mut KernelObjects, vm: usize, tag: TlbTag) -> Result<(), Error> {
+    objects.vms.get_mut(vm)?.tag = tag.id;
+    Ok(())
+}
+
 /// `task` (the VM's creator) is told when `vm` ends.
 pub fn set_controller(objects: &mut KernelObjects, vm: usize, task: TaskId) -> Result<(), Error> {
     objects.vms.get_mut(vm)?.controller = Some(task);
@@ -225,8 +265,9 @@ pub fn ended(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64)> {
 }
 
 /// Forgets `vm` from any phase (even with its vCPU waiting for I/O); its
-/// vCPU thread leaves the scheduler. Returns the task that had its ioreq
-/// page mapped, so the arch layer can unmap it.
+/// vCPU thread leaves the scheduler and its TLB tag goes back to the pool
+/// (the next VM to get it flushes it first). Returns the task that had its
+/// ioreq page mapped, so the arch layer can unmap it.
 pub fn destroy(objects: &mut KernelObjects, vm: usize) -> Result<Option<TaskId>, Error> {
     let record = objects.vms.get(vm)?;
     clear_pending(objects, record.ioreq_task, vm);
@@ -234,6 +275,7 @@ pub fn destroy(objects: &mut KernelObjects, vm: usize) -> Result<Option<TaskId>,
         .retire(record.vcpu)
         .map_err(|_| Error::KernelRefused)?;
     objects.vms.vms[vm] = None;
+    objects.vms.tags.free(record.tag);
     if let Some(entry) = objects.vms.vm_of_task.get_mut(record.vcpu.slot()) {
         *entry = NO_VM;
     }

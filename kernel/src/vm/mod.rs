@@ -9,6 +9,7 @@ pub mod exit;
 pub mod ioreq_path;
 pub mod posted;
 pub mod stats;
+pub mod tlb_tag;
 
 use core::fmt;
 

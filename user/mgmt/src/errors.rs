@@ -87,6 +87,18 @@ impl fmt::Display for ErrorMessage<'_> {
                 "not enough memory for {name}: ask for less with --mem or free memory first"
             ),
             (ipc::Error::UnknownImage, _) => unknown_image(f, command),
+            // A new VM the kernel could not hold: every VM identifier
+            // (VMID, ASID) is in use, or another kernel table is full.
+            (ipc::Error::KernelRefused, _) if new_name.is_some() => {
+                if let Some(name) = new_name {
+                    write!(
+                        f,
+                        "the hypervisor has no VM identifier or kernel room left for {name}: \
+                         destroy a VM first"
+                    )?;
+                }
+                Ok(())
+            }
             (ipc::Error::InvalidArgument, _) if template_without_kernel(command).is_some() => {
                 if let Some((option, template)) = template_without_kernel(command) {
                     write!(

@@ -277,6 +277,11 @@ fn every_refusal_is_one_line_that_says_what_to_do() {
             "not enough memory for the copy: free memory first",
         ),
         (
+            &create(None, None),
+            ipc::Error::KernelRefused,
+            "the hypervisor has no VM identifier or kernel room left for web: destroy a VM first",
+        ),
+        (
             &create(Some("img"), None),
             ipc::Error::UnknownImage,
             "no guest image named img: check --image",

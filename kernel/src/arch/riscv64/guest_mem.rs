@@ -16,13 +16,14 @@ use ipc::{Error, Space};
 use super::fpu::{FpOwner, FpRegs};
 use super::gstage::{self, GuestPerms};
 use super::sv39::PAGE_SIZE;
-use super::vcpu::{GuestTables, GuestVm, Vcpu, VsCsrs, alloc_vmid, hfence_gvma_all};
+use super::vcpu::{GuestTables, GuestVm, Vcpu, VsCsrs, forget_loaded_hgatp, hfence_gvma_all};
 use super::world_switch::GuestFrame;
 use crate::frame::FrameAllocator;
 use crate::vm::boot_ranges;
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::VcpuRun;
 use crate::vm::posted::Posting;
+use crate::vm::tlb_tag::TlbTag;
 use crate::vm::{GUEST_RAM_BASE, Vm, VmName};
 
 /// Frames shared with the ioreq task: the ioreq page, the posted-write ring.
@@ -39,12 +40,14 @@ fn zero(addr: u64, bytes: u64) {
 
 impl GuestVm {
     /// Builds VM `name` with `ram_bytes` (a multiple of 2 MiB) of zeroed RAM
-    /// at [`GUEST_RAM_BASE`], its G-stage tables, a VMID and a free ioreq
+    /// at [`GUEST_RAM_BASE`], its G-stage tables, the VMID `tag` (flushed
+    /// before the first entry when another VM used it) and a free ioreq
     /// page; its vCPU is stopped until [`GuestVm::start`].
     pub fn create<const W: usize>(
         frames: &mut FrameAllocator<W>,
         name: VmName,
         ram_bytes: u64,
+        tag: TlbTag,
     ) -> Result<Self, Error> {
         let ram_frames = (ram_bytes / PAGE_SIZE) as usize;
         let ram = frames
@@ -66,7 +69,8 @@ impl GuestVm {
         let mut vm = GuestVm {
             vm: Vm::new(name, ram_bytes),
             root,
-            vmid: alloc_vmid(),
+            vmid: tag.id,
+            vmid_stale: tag.reused,
             console: ConsoleLine::new(),
             ioreq_frame,
             posting: Posting::new(),
@@ -309,7 +313,8 @@ impl GuestVm {
         self.dtb_gpa = 0;
     }
 
-    /// Returns every frame of the VM to the allocator.
+    /// Returns every frame of the VM to the allocator (its VMID goes back
+    /// with its record, `crate::vm::control::destroy`).
     pub fn destroy<const W: usize>(mut self, frames: &mut FrameAllocator<W>) {
         let ram_frames = (self.vm.ram_bytes / PAGE_SIZE) as usize;
         free_run(frames, self.ram, ram_frames);
@@ -319,6 +324,7 @@ impl GuestVm {
         }
         free_run(frames, self.ioreq_frame, SHARED_FRAMES);
         hfence_gvma_all();
+        forget_loaded_hgatp();
     }
 
     /// A started VM with `image` at [`GUEST_IMAGE_OFFSET`] and no device
@@ -328,8 +334,9 @@ impl GuestVm {
         name: VmName,
         ram_bytes: u64,
         image: &[u8],
+        tag: TlbTag,
     ) -> Result<Self, Error> {
-        let mut vm = Self::create(frames, name, ram_bytes)?;
+        let mut vm = Self::create(frames, name, ram_bytes, tag)?;
         if let Err(e) = vm.load_image(image) {
             vm.destroy(frames);
             return Err(e);

@@ -59,7 +59,7 @@ pub mod hal {
     };
     pub use super::trap::{TrapFrame, enter_user, init as trap_init, probe_hypervisor};
     pub use super::uspace::{AddressSpace, copy_message, load as load_task};
-    pub use super::vcpu::{GuestVm, RunOutcome};
+    pub use super::vcpu::{GuestVm, RunOutcome, guest_tlb_tags};
 
     /// The architecture's name for the boot banner.
     pub const NAME: &str = "riscv64";

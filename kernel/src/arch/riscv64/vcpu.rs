@@ -6,7 +6,7 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::fpu::{self, FpRegs};
 use super::gstage;
@@ -101,8 +101,8 @@ impl<const W: usize> TableMemory for GuestTables<'_, W> {
 
 /// Width of `hgatp.VMID` on this hart, probed once (0 = no VMIDs).
 static VMID_BITS: AtomicU32 = AtomicU32::new(u32::MAX);
-static NEXT_VMID: AtomicU16 = AtomicU16::new(1);
-/// The `hgatp` value in the hart (the last VM entered; 0 before any).
+/// The `hgatp` value in the hart (the last VM entered; 0 before any, and
+/// after a VM is destroyed).
 static LOADED_HGATP: AtomicUsize = AtomicUsize::new(0);
 /// The vCPU (by its [`Vcpu::fp_token`], new at every start) whose VS CSRs
 /// the hart holds exactly as they were last saved; 0 for none. Its next
@@ -112,6 +112,11 @@ static VS_OWNER: AtomicU64 = AtomicU64::new(0);
 /// hold the values every VM runs with.
 static DELEGATION_SET: AtomicBool = AtomicBool::new(false);
 
+/// VMIDLEN, as the privileged spec's H chapter (`hgatp`) says to find it:
+/// "writing one to every bit position in the VMID field, then reading
+/// back the value in `hgatp` to see which bit positions in the VMID field
+/// hold a one" (the least-significant bits are implemented first; it "is
+/// UNSPECIFIED and may be zero"; at most 14 for Sv39x4).
 fn vmid_bits() -> u32 {
     let known = VMID_BITS.load(Ordering::Relaxed);
     if known != u32::MAX {
@@ -126,16 +131,18 @@ fn vmid_bits() -> u32 {
     bits
 }
 
-/// A fresh VMID; with none (or when they run out) every VM uses 0 and the
-/// switch flushes the G-stage TLB.
-pub(super) fn alloc_vmid() -> u16 {
-    let bits = vmid_bits();
-    let id = NEXT_VMID.fetch_add(1, Ordering::Relaxed);
-    if bits == 0 || u32::from(id) >= (1 << bits) {
-        0
-    } else {
-        id
-    }
+/// The VMIDs this hart has for guests: `1..=n` (`2^VMIDLEN - 1`; VMID 0
+/// marks an untagged VM), 0 without VMIDs (every VM then runs as VMID 0
+/// and each switch flushes). Handed out by `crate::vm::tlb_tag`.
+pub fn guest_tlb_tags() -> u16 {
+    ((1u32 << vmid_bits()) - 1) as u16
+}
+
+/// A VM was destroyed: its `hgatp` value (root and VMID) may come back
+/// for the next VM, whose first entry must then still write `hgatp` and
+/// flush what VMID 0 holds.
+pub(super) fn forget_loaded_hgatp() {
+    LOADED_HGATP.store(0, Ordering::Relaxed);
 }
 
 /// Flushes every G-stage translation (all VMIDs).
@@ -153,8 +160,29 @@ pub fn hfence_gvma_all() {
     };
 }
 
+/// Flushes the G-stage translations cached under `vmid` (and, on harts
+/// that cache guest-virtual to host-physical, every entry made through
+/// them): HFENCE.GVMA with rs1 = x0 and rs2 = the VMID, which "specifies a
+/// single virtual machine identifier" (privileged spec, H chapter,
+/// "Hypervisor Memory-Management Fence Instructions").
+fn hfence_gvma_vmid(vmid: u16) {
+    // SAFETY: a TLB flush has no effect on memory; the assembler needs the
+    // H extension named to accept the instruction.
+    unsafe {
+        core::arch::asm!(
+            ".option push",
+            ".option arch, +h",
+            "hfence.gvma zero, {0}",
+            ".option pop",
+            in(reg) usize::from(vmid),
+            options(nostack)
+        )
+    };
+}
+
 /// Flushes the VS-stage translations of the VM whose VMID is in `hgatp`
-/// (the calling guest's, during its SBI call).
+/// (the calling guest's, during its SBI call; or a VM about to run under a
+/// VMID another VM used).
 fn hfence_vvma_all() {
     // SAFETY: a TLB flush has no effect on memory; the assembler needs the
     // H extension named to accept the instruction.
@@ -317,7 +345,11 @@ pub struct GuestVm {
     /// The generic VM object.
     pub vm: Vm,
     pub(super) root: u64,
+    /// Its VMID (`crate::vm::tlb_tag`), 0 when untagged.
     pub(super) vmid: u16,
+    /// An earlier VM used this VMID: what the hart may still cache under
+    /// it is flushed before this VM's first entry.
+    pub(super) vmid_stale: bool,
     pub(super) console: ConsoleLine,
     /// The frame holding the ioreq page (shared with the ioreq task); the
     /// posted-write ring is in the next one.
@@ -342,7 +374,17 @@ impl GuestVm {
     /// VM, each only when it changes: the delegation and counter CSRs once
     /// per hart (every VM uses the same), `hgatp` when another VM ran last
     /// (or always, with a G-stage flush, when VMIDs are not available).
-    fn load_static(&self) {
+    ///
+    /// The spec ties VMID reuse to a fence: "if a VMID is reused, it may be
+    /// necessary to execute an HFENCE.GVMA instruction before or after
+    /// writing `hgatp`" (H chapter, `hgatp`). HFENCE.GVMA "need not flush"
+    /// a cache of guest-virtual to guest-physical translations, and
+    /// HFENCE.VVMA applies to "the setting of `hgatp`.VMID when
+    /// HFENCE.VVMA executes" (H chapter, fence instructions): so a VM
+    /// whose VMID another VM used (or, untagged, that follows another VM
+    /// on VMID 0) gets both, after its `hgatp` is written and before it
+    /// first runs.
+    fn load_static(&mut self) {
         if !DELEGATION_SET.swap(true, Ordering::Relaxed) {
             csr::hedeleg::write(HEDELEG);
             csr::hideleg::write(HIDELEG);
@@ -351,12 +393,21 @@ impl GuestVm {
             csr::henvcfg::write(if timer::uses_sstc() { HENVCFG_STCE } else { 0 });
         }
         let hgatp = gstage::hgatp_value(self.root, self.vmid) as usize;
-        if self.vmid == 0 || LOADED_HGATP.load(Ordering::Relaxed) != hgatp {
+        let switched = LOADED_HGATP.load(Ordering::Relaxed) != hgatp;
+        if self.vmid == 0 || switched {
             csr::hgatp::write(hgatp);
             LOADED_HGATP.store(hgatp, Ordering::Relaxed);
             if self.vmid == 0 {
                 hfence_gvma_all();
+                if switched {
+                    hfence_vvma_all();
+                }
             }
+        }
+        if self.vmid_stale {
+            hfence_gvma_vmid(self.vmid);
+            hfence_vvma_all();
+            self.vmid_stale = false;
         }
     }
 

@@ -55,8 +55,6 @@ pub struct GuestVm {
     pub(super) vcpu: Vcpu,
     pub(super) run: VcpuRun,
     pub(super) pending: Option<PendingIo>,
-    /// The ASID of its nested translations (non-zero).
-    pub(super) asid: u32,
     /// Nested table frames below the root.
     pub(super) tables: Vec<u64>,
     /// First frame of guest RAM (contiguous).

@@ -1,5 +1,6 @@
 //! An x86 VM's memory over its life: RAM, nested page tables (EPT on
-//! VMX), a VMCB or VMCS, an ASID (the VPID on VMX), the ioreq page and
+//! VMX), a VMCB or VMCS, its ASID (the VPID on VMX, handed out by
+//! `crate::vm::tlb_tag`), the ioreq page and
 //! the posted-write ring at create (SVM or VMX is switched on with the first VM); the image and the boot-info block copied in; the long-mode entry
 //! state at start (identity tables the kernel writes at low guest
 //! addresses, see `ipc::syscall::X86_GUEST_PML4`); zeroed RAM at reset and
@@ -29,6 +30,7 @@ use super::{vmx, vmx_vcpu};
 use crate::frame::FrameAllocator;
 use crate::vm::ioreq_path::VcpuRun;
 use crate::vm::posted::Posting;
+use crate::vm::tlb_tag::TlbTag;
 use crate::vm::{StopReason, Vm, VmName, VmState};
 
 /// Bytes at the top of RAM kept for the boot-info block.
@@ -46,8 +48,6 @@ const PAGE_SIZE_BIT: u64 = 1 << 7;
 static HOST_SAVE: AtomicU64 = AtomicU64::new(0);
 static IOPM: AtomicU64 = AtomicU64::new(0);
 static MSRPM: AtomicU64 = AtomicU64::new(0);
-/// ASIDs in use, one bit each (bit 0, ASID 0, is the host's).
-static ASIDS: AtomicU64 = AtomicU64::new(1);
 
 fn fill(addr: u64, bytes: u64, value: u8) {
     // SAFETY: callers pass frames this module owns (a VM's RAM, tables,
@@ -128,22 +128,21 @@ fn vmx_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<Ready, Er
     }
 }
 
-/// The lowest free ASID (1..64).
-fn alloc_asid() -> Result<u32, Error> {
-    let used = ASIDS.load(Ordering::Relaxed);
-    let free = (!used).trailing_zeros();
-    if free >= 64 {
-        return Err(Error::OutOfMemory);
-    }
-    ASIDS.store(used | 1 << free, Ordering::Relaxed);
-    Ok(free)
+/// The ASIDs (SVM) or VPIDs (VMX) this CPU has for guests, `1..=n`
+/// ([`virt::tlb_tags`]); 0 when it has none Mica can use.
+pub fn guest_tlb_tags() -> u16 {
+    let backend = virt::probe();
+    let nasid = match backend {
+        Some(Backend::Svm) => core::arch::x86_64::__cpuid(SVM_FEATURES).ebx,
+        _ => 0,
+    };
+    let invvpid =
+        backend == Some(Backend::Vmx) && vmx::controls().is_ok() && vmx_vcpu::vpids_flushable();
+    virt::tlb_tags(backend, nasid, invvpid)
 }
 
-fn free_asid(asid: u32) {
-    if (1..64).contains(&asid) {
-        ASIDS.fetch_and(!(1u64 << asid), Ordering::Relaxed);
-    }
-}
+/// CPUID leaf of the SVM features (EBX: NASID).
+const SVM_FEATURES: u32 = 0x8000_000a;
 
 /// Nested table pages from the frame allocator, recorded for destroy.
 struct NestedTables<'a, const W: usize> {
@@ -176,11 +175,20 @@ fn free_run<const W: usize>(frames: &mut FrameAllocator<W>, start: u64, count: u
 impl GuestVm {
     /// Builds VM `name` with `ram_bytes` (a multiple of 2 MiB, at least
     /// 2 MiB) of zeroed RAM at guest-physical 0, its nested tables, VMCB,
-    /// ASID and a free ioreq page; its vCPU is stopped until `start`.
+    /// the ASID (VPID) `tag` and a free ioreq page; its vCPU is stopped
+    /// until `start`. `KernelRefused` for tag 0, the host's: a CPU without
+    /// usable ASIDs or VPIDs runs no guest.
+    ///
+    /// A tag another VM had needs no step here: a VM runs only after
+    /// `start`, and every start flushes the tag before the first entry
+    /// (SVM: TLB_CONTROL 01h, which flushes every ASID's entries on VMRUN,
+    /// the one flush encoding all SVM CPUs accept; VMX: INVVPID
+    /// single-context with INVEPT).
     pub fn create<const W: usize>(
         frames: &mut FrameAllocator<W>,
         name: VmName,
         ram_bytes: u64,
+        tag: TlbTag,
     ) -> Result<Self, Error> {
         if ram_bytes < LARGE || !ram_bytes.is_multiple_of(LARGE) || ram_bytes > IDENTITY_BYTES {
             return Err(Error::InvalidArgument);
@@ -190,10 +198,13 @@ impl GuestVm {
             Ready::Svm { .. } => Flags::GUEST_RWX,
             Ready::Vmx { .. } => Flags::EPT_RWX_WB,
         };
-        let asid = alloc_asid()?;
+        if tag.id == 0 {
+            warn!("{name}: this CPU has no ASID or VPID for guests");
+            return Err(Error::KernelRefused);
+        }
+        let asid = u32::from(tag.id);
         let ram_frames = (ram_bytes / PAGE_SIZE) as usize;
         let Ok(ram) = frames.alloc_contiguous(ram_frames, 512) else {
-            free_asid(asid);
             return Err(Error::OutOfMemory);
         };
         let mut tables = Vec::new();
@@ -217,7 +228,6 @@ impl GuestVm {
                 for table in tables {
                     let _ = frames.free(table);
                 }
-                free_asid(asid);
                 return Err(e);
             }
         };
@@ -234,7 +244,6 @@ impl GuestVm {
             vcpu,
             run: VcpuRun::Stopped,
             pending: None,
-            asid,
             tables,
             ram,
             ioreq_frame,
@@ -462,15 +471,14 @@ impl GuestVm {
         Ok(())
     }
 
-    /// Returns every frame of the VM (RAM, tables, VMCB, ioreq page) and
-    /// its ASID.
+    /// Returns every frame of the VM (RAM, tables, VMCB, ioreq page); its
+    /// ASID goes back with its record (`crate::vm::control::destroy`).
     pub fn destroy<const W: usize>(mut self, frames: &mut FrameAllocator<W>) {
         self.vcpu.release();
         free_run(frames, self.ram, (self.vm.ram_bytes / PAGE_SIZE) as usize);
         for table in self.tables.drain(..) {
             let _ = frames.free(table);
         }
-        free_asid(self.asid);
     }
 }
 

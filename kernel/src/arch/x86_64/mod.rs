@@ -67,6 +67,7 @@ mod vmx_vcpu;
 pub mod hal {
     pub use super::firmware::{Firmware, check_virtualization, firmware_init, read_firmware};
     pub use super::guest::{GuestVm, RunOutcome};
+    pub use super::guest_mem::guest_tlb_tags;
     pub use super::layout::{KernelImage, kernel_image};
     pub use super::paging::{PAGING, enable_kernel_paging};
     pub use super::poweroff::shutdown;

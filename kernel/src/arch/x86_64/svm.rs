@@ -240,7 +240,7 @@ impl Vcpu {
         v.write64(ctl::IOPM_BASE, iopm);
         v.write64(ctl::MSRPM_BASE, msrpm);
         v.write32(ctl::ASID, asid.max(1));
-        v.write8(ctl::TLB_CONTROL, 1); // flush this ASID on the first entry
+        v.write8(ctl::TLB_CONTROL, 1); // flush every ASID's entries on the first entry
         v.write64(ctl::INT_CONTROL, V_INTR_MASKING);
         v.write64(ctl::NP_ENABLE, 1);
         v.write64(ctl::N_CR3, npt_root);
@@ -298,7 +298,9 @@ impl Vcpu {
     }
 
     /// Asks VMRUN to flush this vCPU's ASID on the next entry (a fresh
-    /// guest, or an ASID another VM used before).
+    /// guest, or an ASID another VM used before): TLB_CONTROL 01h flushes
+    /// the entries of every ASID, a superset that every SVM CPU accepts
+    /// (03h, this ASID only, needs CPUID Fn8000_000A EDX FlushByAsid).
     pub fn flush_asid_on_entry(&self) {
         self.write8(ctl::TLB_CONTROL, 1);
     }

@@ -49,6 +49,25 @@ pub fn choose(bits: CpuidBits) -> Option<Backend> {
     }
 }
 
+/// The guest TLB tags `backend` offers, as `crate::vm::tlb_tag` hands
+/// them out (`1..=n`; tag 0 is the host's on both):
+/// - SVM: ASIDs below NASID, "the number of available address space
+///   identifiers" (CPUID Fn8000_000A EBX, AMD APM vol. 2 and 3); QEMU
+///   reports 16.
+/// - VMX: 16-bit VPIDs (a VPID of 0000H with "enable VPID" set fails the
+///   VM-entry checks on VMX controls, Intel SDM vol. 3C), but only when
+///   INVVPID can drop one VPID's or every VPID's mappings
+///   (`vmx_invvpid`), so that a recycled VPID can be flushed.
+///
+/// 0 (no tags: a VM cannot be made) otherwise.
+pub fn tlb_tags(backend: Option<Backend>, svm_nasid: u32, vmx_invvpid: bool) -> u16 {
+    match backend {
+        Some(Backend::Svm) => u16::try_from(svm_nasid.saturating_sub(1)).unwrap_or(u16::MAX),
+        Some(Backend::Vmx) if vmx_invvpid => u16::MAX,
+        _ => 0,
+    }
+}
+
 /// Reads the CPUID bits of the running CPU.
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub fn probe() -> Option<Backend> {
@@ -101,6 +120,22 @@ mod tests {
             ext1_ecx: 0x0000_0061,
         };
         assert_eq!(choose(bits), None);
+    }
+
+    #[test]
+    fn svm_offers_the_asids_below_nasid_and_vmx_every_nonzero_vpid() {
+        // QEMU's SVM: NASID 16, so ASIDs 1-15.
+        assert_eq!(tlb_tags(Some(Backend::Svm), 16, false), 15);
+        assert_eq!(tlb_tags(Some(Backend::Svm), 32768, false), 32767);
+        assert_eq!(tlb_tags(Some(Backend::Svm), 1 << 20, false), u16::MAX);
+        assert_eq!(tlb_tags(Some(Backend::Svm), 0, false), 0);
+        assert_eq!(tlb_tags(Some(Backend::Vmx), 0, true), u16::MAX);
+        assert_eq!(
+            tlb_tags(Some(Backend::Vmx), 0, false),
+            0,
+            "a VPID that cannot be flushed cannot be recycled"
+        );
+        assert_eq!(tlb_tags(None, 16, true), 0);
     }
 
     #[test]

@@ -166,6 +166,14 @@ pub struct RawExit {
     pub error: u64,
 }
 
+/// Whether INVVPID can drop the mappings of one VPID (or of all): what a
+/// recycled VPID needs before its new VM runs ([`Vcpu::set_long_mode`]).
+pub fn vpids_flushable() -> bool {
+    vmx_caps::invalidation_types(rdmsr(EPT_VPID_CAP))
+        .1
+        .is_some()
+}
+
 /// One vCPU's VMCS (a frame) and registers.
 pub struct Vcpu {
     vmcs: u64,
@@ -307,7 +315,10 @@ impl Vcpu {
     }
 
     /// Drops the CPU's cached translations for this VM's EPT and VPID (a
-    /// fresh guest, or a table root or VPID another VM had before).
+    /// fresh guest, or a table root or VPID another VM had before): INVEPT
+    /// and INVVPID single-context ("invalidates all mappings tagged with
+    /// the VPID specified in the INVVPID descriptor", Intel SDM vol. 3C,
+    /// INVVPID), or all-context where single is missing.
     fn flush(&self) {
         let (ept, vpid) = vmx_caps::invalidation_types(rdmsr(EPT_VPID_CAP));
         let ept_desc: [u64; 2] = [self.eptp, 0];
