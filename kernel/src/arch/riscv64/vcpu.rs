@@ -295,16 +295,21 @@ pub enum RunOutcome {
 /// Guest RAM read through the G-stage tables.
 pub(super) struct GuestRam {
     pub(super) root: u64,
-    /// The VM's own RAM (host-physical): every translation must land in it.
-    pub(super) own: MemRange,
+    /// The VM's own RAM (host-physical: first frame, bytes): every
+    /// translation must land in it. Kept raw: most SBI calls read no guest
+    /// memory, and the range is only built for a read.
+    pub(super) ram: u64,
+    pub(super) ram_bytes: u64,
 }
 
 impl GuestVm {
     /// This VM's RAM as the kernel reads it for the guest.
+    #[inline]
     fn guest_ram(&self) -> GuestRam {
         GuestRam {
             root: self.root,
-            own: MemRange::new(self.ram, self.vm.ram_bytes),
+            ram: self.ram,
+            ram_bytes: self.vm.ram_bytes,
         }
     }
 }
@@ -315,6 +320,7 @@ impl GuestMemoryRead for GuestRam {
             frames: None,
             record: None,
         };
+        let own = MemRange::new(self.ram, self.ram_bytes);
         crate::translated::copy_from(
             gpa,
             buf,
@@ -325,7 +331,7 @@ impl GuestMemoryRead for GuestRam {
                     .map(|(hpa, _)| hpa)
             },
             // Only the VM's own RAM, and only RAM, is read for it.
-            |hpa, n| crate::ram::lies_in(self.own, hpa, n) && crate::ram::is_ram(hpa, n),
+            |hpa, n| crate::ram::lies_in(own, hpa, n) && crate::ram::is_ram(hpa, n),
             |hpa, dst| {
                 // SAFETY: `copy_from` passes `hpa..hpa+len` only inside one
                 // guest page the VM's G-stage maps readable and that lies in
