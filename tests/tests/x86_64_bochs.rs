@@ -85,6 +85,18 @@ fn under_vmx_a_wild_store_stops_its_vm_and_vmcall_powers_off() {
     let mut s = bochs("misbehave");
     s.expect("vm-manager: scenario x86-misbehave", BOOT)
         .unwrap();
+    // The guest owns its syscall, SYSENTER and FS/GS MSRs (the VMCS and
+    // the MSR areas switch them); other MSRs give it #GP.
+    let owned = s.expect("vm1 | misbehave: 10 of 10", BOOT).unwrap();
+    assert_eq!(
+        owned,
+        "vm1 | misbehave: 10 of 10 MSRs hold the guest's values, swapgs swaps them"
+    );
+    let refused = s.expect("vm1 | misbehave: rdmsr", BOOT).unwrap();
+    assert_eq!(
+        refused,
+        "vm1 | misbehave: rdmsr VM_HSAVE_PA: #GP, wrmsr EFER=0: #GP, EFER 0x500"
+    );
     let stop = s.expect("mica: vm1 stopped:", BOOT).unwrap();
     assert_eq!(
         stop,

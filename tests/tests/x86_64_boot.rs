@@ -186,9 +186,14 @@ fn service_tasks_run_in_ring_3_and_start_svm_guests() {
     // Dropping the session stops QEMU: the services serve forever.
 }
 
-/// A guest that stores outside its RAM (and outside every device) is
-/// stopped by the nested page fault with the RISC-V report line; the other
-/// guest prints on. A third guest's VMMCALL powers its VM off.
+/// A guest that writes garbage into the MSRs it owns (LSTAR, STAR, SFMASK,
+/// FS/GS base, KernelGSBase...), loads its own TR and SWAPGS reads them
+/// back as it wrote them, and gets #GP (not a stopped VM) for an MSR it may
+/// not read and an EFER it may not write; the host's own syscall MSRs are
+/// untouched, so the services keep serving the other guest. Then it stores
+/// outside its RAM (and outside every device) and is stopped by the nested
+/// page fault with the RISC-V report line; the other guest prints on. A
+/// third guest's VMMCALL powers its VM off.
 #[test]
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
 fn a_guest_storing_outside_its_ram_is_stopped_and_the_other_runs_on() {
@@ -196,6 +201,17 @@ fn a_guest_storing_outside_its_ram_is_stopped_and_the_other_runs_on() {
     let mut s = qemu("qemu64,+svm,+npt", &["-m", "256M", "-initrd", &image]);
     s.expect("vm-manager: scenario x86-misbehave", BOOT)
         .unwrap();
+    let owned = s.expect("vm1 | misbehave: 10 of 10", BOOT).unwrap();
+    assert_eq!(
+        owned,
+        "vm1 | misbehave: 10 of 10 MSRs hold the guest's values, swapgs swaps them"
+    );
+    let refused = s.expect("vm1 | misbehave: rdmsr", BOOT).unwrap();
+    // EFER as a long-mode guest sees it: LME and LMA, not SVME.
+    assert_eq!(
+        refused,
+        "vm1 | misbehave: rdmsr VM_HSAVE_PA: #GP, wrmsr EFER=0: #GP, EFER 0x500"
+    );
     s.expect("vm1 | misbehave: about to write outside RAM", BOOT)
         .unwrap();
     let npf = s.expect("mica: vm1 stopped:", BOOT).unwrap();

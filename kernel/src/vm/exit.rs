@@ -49,6 +49,12 @@ pub enum GuestExit {
     Hypercall,
     /// The guest asked which CPU it runs on.
     Cpuid,
+    /// The guest read or wrote a model-specific register the backend
+    /// intercepts (x86 RDMSR/WRMSR: ECX names it, EDX:EAX the value).
+    Msr {
+        /// WRMSR rather than RDMSR.
+        write: bool,
+    },
     /// A host interrupt arrived while the guest ran; just resume it.
     HostInterrupt,
     /// A guest-physical access that is neither RAM nor a device.

@@ -44,6 +44,7 @@ impl ExitKind {
             GuestExit::Halt => ExitKind::Wait,
             GuestExit::HostInterrupt => ExitKind::Interrupt,
             GuestExit::Cpuid
+            | GuestExit::Msr { .. }
             | GuestExit::GuestPageFault { .. }
             | GuestExit::Shutdown
             | GuestExit::Unhandled { .. } => ExitKind::Other,

@@ -7,8 +7,10 @@
 //! return to the host scheduler or a stopped VM. The VM's memory over its
 //! life (create, load, start, reset, destroy) is in `guest_mem`.
 //!
-//! The guest's FS/GS bases, TR, LDTR and syscall MSRs are the host's while
-//! it runs (no VMLOAD/VMSAVE): the test guests use none of them.
+//! The guest owns its FS/GS bases, TR, LDTR and syscall and SYSENTER MSRs
+//! (the world switch swaps them with the host's, see `msr`); any other
+//! RDMSR/WRMSR exits and is answered by `msr::emulate`: a value, an EFER
+//! change within the bits a guest may flip, or #GP(0) in the guest.
 
 extern crate alloc;
 
@@ -18,6 +20,7 @@ use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::ioreq_abi::slot;
 use ipc::{Error, Space};
 
+use super::msr::{self, Access, GuestView, Outcome};
 use super::svm_exit::rax_after_in;
 use super::vcpu::Vcpu;
 use crate::vm::exit::{GuestExit, PioExit};
@@ -98,6 +101,12 @@ impl GuestVm {
                 GuestExit::Cpuid => {
                     self.cpuid();
                     self.vcpu.set_rip(next_rip);
+                }
+                GuestExit::Msr { write } => {
+                    if exit.next_rip.is_none() {
+                        return self.stop(unhandled);
+                    }
+                    self.msr_access(write, next_rip);
                 }
                 GuestExit::Hypercall => {
                     let null = self.vcpu.rax() == ipc::syscall::X86_HYPERCALL_NULL;
@@ -245,7 +254,44 @@ impl GuestVm {
         gprs.regs[2] = r.edx.into();
     }
 
+    /// An intercepted RDMSR (`write` false) or WRMSR of the MSR in ECX:
+    /// answered as `msr::emulate` decides, RIP past the instruction, or
+    /// #GP(0) injected with RIP left on it.
+    fn msr_access(&mut self, write: bool, next_rip: u64) {
+        let index = self.vcpu.gprs().regs[1] as u32;
+        let edx = self.vcpu.gprs().regs[2];
+        let access = if write {
+            Access::Write((edx & 0xffff_ffff) << 32 | self.vcpu.rax() & 0xffff_ffff)
+        } else {
+            Access::Read
+        };
+        let guest = GuestView {
+            efer: self.vcpu.efer(),
+            efer_writable: efer_writable(),
+            tsc: super::timer::timer_now(),
+        };
+        match msr::emulate(index, access, &guest) {
+            Outcome::Value(value) => {
+                self.vcpu.set_rax(value & 0xffff_ffff);
+                self.vcpu.gprs().regs[2] = value >> 32;
+            }
+            Outcome::SetEfer(efer) => self.vcpu.set_efer(efer),
+            Outcome::Ignored => {}
+            Outcome::GeneralProtection => {
+                self.vcpu.inject_gp();
+                return;
+            }
+        }
+        self.vcpu.set_rip(next_rip);
+    }
+
     /// Raises or lowers the guest's external interrupt (nothing on x86 yet:
     /// the guests run with interrupts off).
     pub fn set_external_irq(&mut self, _raised: bool) {}
+}
+
+/// The EFER bits a guest may flip: SCE, and NXE when the CPU has NX.
+fn efer_writable() -> u64 {
+    let nx = core::arch::x86_64::__cpuid(0x8000_0001).edx & 1 << 20 != 0;
+    msr::EFER_SCE | if nx { msr::EFER_NXE } else { 0 }
 }

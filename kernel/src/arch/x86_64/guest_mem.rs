@@ -21,6 +21,7 @@ use ipc::{Error, Space};
 use log::{info, warn};
 
 use super::guest::GuestVm;
+use super::msr;
 use super::pt4::{self, Flags, PAGE_SIZE, TableMemory};
 use super::svm::{self, IOPM_BYTES, MSRPM_BYTES};
 use super::vcpu::Vcpu;
@@ -43,9 +44,12 @@ const PRESENT_WRITABLE: u64 = 0b11;
 const PAGE_SIZE_BIT: u64 = 1 << 7;
 
 /// The SVM frames every VM shares, set up with the first VM: the host save
-/// area (0 until then), the I/O permission map (every port intercepted)
-/// and the MSR permission map (every MSR intercepted).
+/// area VMRUN uses (0 until then), the frame the host's VMSAVE state waits
+/// in while a guest runs (the kernel runs on one CPU), the I/O permission
+/// map (every port intercepted) and the MSR permission map (every MSR but
+/// the guest-owned ones, see `msr::GUEST_OWNED`, intercepted).
 static HOST_SAVE: AtomicU64 = AtomicU64::new(0);
+static HOST_VMSAVE: AtomicU64 = AtomicU64::new(0);
 static IOPM: AtomicU64 = AtomicU64::new(0);
 static MSRPM: AtomicU64 = AtomicU64::new(0);
 
@@ -70,42 +74,84 @@ fn alloc_filled<const W: usize>(
 
 /// What a new vCPU needs from its backend.
 enum Ready {
-    /// SVM with the shared I/O and MSR permission maps.
-    Svm { iopm: u64, msrpm: u64 },
-    /// VMX with the control words and the VMCS revision id.
-    Vmx { controls: Controls, revision: u32 },
+    /// SVM with the host's VMSAVE area and the shared I/O and MSR
+    /// permission maps.
+    Svm {
+        host_state: u64,
+        iopm: u64,
+        msrpm: u64,
+    },
+    /// VMX with the control words, the VMCS revision id, the shared MSR
+    /// bitmap and the host's MSR area.
+    Vmx {
+        controls: Controls,
+        revision: u32,
+        bitmap: u64,
+        host_msrs: u64,
+    },
 }
 
 /// Turns SVM or VMX on once (a refusal on a CPU with neither).
 fn backend_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<Ready, Error> {
     match virt::probe() {
-        Some(Backend::Svm) => svm_ready(frames).map(|(iopm, msrpm)| Ready::Svm { iopm, msrpm }),
+        Some(Backend::Svm) => svm_ready(frames),
         Some(Backend::Vmx) => vmx_ready(frames),
         None => Err(Error::KernelRefused),
     }
 }
 
 /// Turns SVM on once.
-fn svm_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<(u64, u64), Error> {
+fn svm_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<Ready, Error> {
     if HOST_SAVE.load(Ordering::Relaxed) == 0 {
         let host_save = alloc_filled(frames, 1, 0)?;
+        let host_vmsave = alloc_filled(frames, 1, 0)?;
         let iopm = alloc_filled(frames, (IOPM_BYTES / PAGE_SIZE) as usize, 0xff)?;
         let msrpm = alloc_filled(frames, (MSRPM_BYTES / PAGE_SIZE) as usize, 0xff)?;
+        // SAFETY: `msrpm` is the frames just allocated for the map,
+        // identity-mapped kernel RAM no VMCB uses yet.
+        let map =
+            unsafe { core::slice::from_raw_parts_mut(msrpm as *mut u8, MSRPM_BYTES as usize) };
+        for index in msr::GUEST_OWNED {
+            msr::msrpm_pass(map, index);
+        }
         svm::enable(host_save);
         IOPM.store(iopm, Ordering::Relaxed);
         MSRPM.store(msrpm, Ordering::Relaxed);
+        HOST_VMSAVE.store(host_vmsave, Ordering::Relaxed);
         HOST_SAVE.store(host_save, Ordering::Relaxed);
     }
-    Ok((IOPM.load(Ordering::Relaxed), MSRPM.load(Ordering::Relaxed)))
+    Ok(Ready::Svm {
+        host_state: HOST_VMSAVE.load(Ordering::Relaxed),
+        iopm: IOPM.load(Ordering::Relaxed),
+        msrpm: MSRPM.load(Ordering::Relaxed),
+    })
 }
 
-/// The VMXON region once VMX is on (0 until then).
+/// The VMXON region once VMX is on (0 until then), the MSR bitmap every
+/// VM shares (every MSR but `msr::GUEST_OWNED` intercepted) and the host's
+/// MSR area VM exits load.
 static VMXON: AtomicU64 = AtomicU64::new(0);
+static MSR_BITMAP: AtomicU64 = AtomicU64::new(0);
+static HOST_MSRS: AtomicU64 = AtomicU64::new(0);
 
 /// Switches VMX on once (reported in one line) and reads the controls;
 /// a CPU that cannot is refused, with the reason logged.
 fn vmx_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<Ready, Error> {
     if VMXON.load(Ordering::Relaxed) == 0 {
+        if MSR_BITMAP.load(Ordering::Relaxed) == 0 {
+            let bitmap = alloc_filled(frames, 1, 0xff)?;
+            let host_msrs = alloc_filled(frames, 1, 0)?;
+            // SAFETY: `bitmap` is the frame just allocated for the map,
+            // identity-mapped kernel RAM no VMCS uses yet.
+            let map =
+                unsafe { core::slice::from_raw_parts_mut(bitmap as *mut u8, PAGE_SIZE as usize) };
+            for index in msr::GUEST_OWNED {
+                msr::vmx_bitmap_pass(map, index);
+            }
+            vmx_vcpu::fill_host_msr_area(host_msrs);
+            HOST_MSRS.store(host_msrs, Ordering::Relaxed);
+            MSR_BITMAP.store(bitmap, Ordering::Relaxed);
+        }
         let region = alloc_filled(frames, 1, 0)?;
         match vmx::enable(region) {
             Ok(revision) => {
@@ -120,7 +166,12 @@ fn vmx_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<Ready, Er
         }
     }
     match vmx::controls() {
-        Ok((controls, revision)) => Ok(Ready::Vmx { controls, revision }),
+        Ok((controls, revision)) => Ok(Ready::Vmx {
+            controls,
+            revision,
+            bitmap: MSR_BITMAP.load(Ordering::Relaxed),
+            host_msrs: HOST_MSRS.load(Ordering::Relaxed),
+        }),
         Err(e) => {
             warn!("vmx: cannot run guests: {e}");
             Err(Error::KernelRefused)
@@ -217,11 +268,16 @@ impl GuestVm {
             let ioreq = nested.alloc_table().ok_or(Error::OutOfMemory)?;
             let ring = nested.alloc_table().ok_or(Error::OutOfMemory)?;
             let root = nested.alloc_table().ok_or(Error::OutOfMemory)?;
+            // VMX keeps the guest's switched MSRs in a frame of the VM's.
+            let msr_area = match ready {
+                Ready::Vmx { .. } => nested.alloc_table().ok_or(Error::OutOfMemory)?,
+                Ready::Svm { .. } => 0,
+            };
             pt4::map_range(&mut nested, root, GUEST_RAM_BASE, ram, ram_bytes, leaf)
                 .map_err(|_| Error::OutOfMemory)?;
-            Ok::<_, Error>((vmcb, ioreq, ring, root))
+            Ok::<_, Error>((vmcb, ioreq, ring, root, msr_area))
         })();
-        let (vmcb, ioreq_frame, posted_frame, npt_root) = match built {
+        let (vmcb, ioreq_frame, posted_frame, npt_root, msr_area) = match built {
             Ok(parts) => parts,
             Err(e) => {
                 free_run(frames, ram, ram_frames);
@@ -232,11 +288,29 @@ impl GuestVm {
             }
         };
         let vcpu = match ready {
-            Ready::Svm { iopm, msrpm } => {
-                Vcpu::Svm(svm::Vcpu::new(vmcb, iopm, msrpm, npt_root, asid))
-            }
-            Ready::Vmx { controls, revision } => Vcpu::Vmx(vmx_vcpu::Vcpu::new(
-                vmcb, revision, &controls, npt_root, asid,
+            Ready::Svm {
+                host_state,
+                iopm,
+                msrpm,
+            } => Vcpu::Svm(svm::Vcpu::new(
+                vmcb, host_state, iopm, msrpm, npt_root, asid,
+            )),
+            Ready::Vmx {
+                controls,
+                revision,
+                bitmap,
+                host_msrs,
+            } => Vcpu::Vmx(vmx_vcpu::Vcpu::new(
+                vmcb,
+                revision,
+                &controls,
+                npt_root,
+                asid,
+                vmx_vcpu::MsrFrames {
+                    bitmap,
+                    host: host_msrs,
+                    guest: msr_area,
+                },
             )),
         };
         let mut vm = GuestVm {

@@ -6,14 +6,16 @@
 //! tables), the SVM world switch and the VMs the VM calls make over it
 //! (`guest`, `guest_mem`), VMX operation and vCPUs (`vmx`, `vmx_vcpu`, fields in
 //! `vmcs`; `vcpu` hides which backend runs). Pure pieces (`virt`, `pt4`,
-//! `fault`, `testhook`, `svm_exit`, `vmx_caps`, `vmx_controls`,
-//! `vmx_exit`, `vmcs`) are host-tested; the rest exists only on bare metal.
+//! `fault`, `msr` (which MSRs a guest owns, the answers to the others),
+//! `testhook`, `svm_exit`, `vmx_caps`, `vmx_controls`, `vmx_exit`,
+//! `vmcs`) are host-tested; the rest exists only on bare metal.
 #![allow(
     clippy::cast_possible_truncation,
     reason = "register fields, descriptor limits and addresses on a 64-bit target have known widths"
 )]
 
 pub mod fault;
+pub mod msr;
 pub mod pt4;
 pub mod svm_exit;
 pub mod testhook;

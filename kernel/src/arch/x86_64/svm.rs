@@ -1,8 +1,11 @@
 //! The SVM world switch: EFER.SVME and the host save area, a VMCB per vCPU
 //! (intercepts, IOPM/MSRPM, ASID, nested paging) and `vmrun` with the host's
 //! callee-saved and the guest's general registers swapped around it.
-//! VMRUN itself saves and restores the host's RSP, RAX, RFLAGS, segments
-//! and control registers; the guest's RAX lives in the VMCB.
+//! VMRUN itself saves and restores the host's RSP, RAX, RFLAGS, ES/CS/SS/DS
+//! and control registers; the guest's RAX lives in the VMCB. The rest
+//! (FS/GS with their bases, TR, LDTR, KernelGSBase, STAR/LSTAR/CSTAR/SFMASK,
+//! SYSENTER) VMSAVE/VMLOAD swap: the host's in a VMSAVE area of their own,
+//! the guest's in its VMCB, so the guest owns them (see `msr`).
 
 use super::pt4::PAGE_SIZE;
 
@@ -21,6 +24,7 @@ mod ctl {
     pub const ASID: usize = 0x058;
     pub const TLB_CONTROL: usize = 0x05c;
     pub const INT_CONTROL: usize = 0x060;
+    pub const EVENT_INJECTION: usize = 0x0a8;
     pub const EXIT_CODE: usize = 0x070;
     pub const EXIT_INFO1: usize = 0x078;
     pub const EXIT_INFO2: usize = 0x080;
@@ -51,6 +55,9 @@ mod save {
     pub const RIP: usize = 0x578;
     pub const RSP: usize = 0x5d8;
     pub const RAX: usize = 0x5f8;
+    /// STAR, LSTAR, CSTAR, SFMASK, KernelGSBase, SYSENTER_CS/ESP/EIP:
+    /// eight quadwords from here.
+    pub const STAR: usize = 0x600;
     pub const G_PAT: usize = 0x668;
 }
 
@@ -79,7 +86,11 @@ core::arch::global_asm!(
     r#"
     .section .text
     .globl mica_svm_run
-    /* rdi: the VMCB's physical address; rsi: &mut GuestGprs. */
+    /* rdi: the VMCB's physical address; rsi: &mut GuestGprs; rdx: the
+       host's VMSAVE area. The host's FS/GS/TR/LDTR, KernelGSBase,
+       STAR/LSTAR/CSTAR/SFMASK and SYSENTER MSRs go to that area, the
+       guest's come from its VMCB (with GIF clear: no NMI or interrupt
+       sees the guest's TR or GS), and the reverse after the exit. */
 mica_svm_run:
     push    rbx
     push    rbp
@@ -87,8 +98,13 @@ mica_svm_run:
     push    r13
     push    r14
     push    r15
+    push    rdx
     push    rsi
+    mov     rax, rdx
+    vmsave  rax
+    clgi
     mov     rax, rdi
+    vmload  rax
     mov     rbx, [rsi + 0]
     mov     rcx, [rsi + 8]
     mov     rdx, [rsi + 16]
@@ -103,11 +119,10 @@ mica_svm_run:
     mov     r14, [rsi + 96]
     mov     r15, [rsi + 104]
     mov     rsi, [rsi + 24]
-    clgi
     sti
     vmrun   rax
     cli
-    stgi
+    vmsave  rax
     push    rsi
     mov     rsi, [rsp + 8]
     mov     [rsi + 0], rbx
@@ -126,6 +141,9 @@ mica_svm_run:
     pop     rax
     mov     [rsi + 24], rax
     add     rsp, 8
+    pop     rax
+    vmload  rax
+    stgi
     pop     r15
     pop     r14
     pop     r13
@@ -137,7 +155,7 @@ mica_svm_run:
 );
 
 unsafe extern "C" {
-    fn mica_svm_run(vmcb: u64, gprs: *mut GuestGprs);
+    fn mica_svm_run(vmcb: u64, gprs: *mut GuestGprs, host_state: u64);
 }
 
 fn rdmsr(msr: u32) -> u64 {
@@ -207,9 +225,16 @@ const CR0_LONG: u64 = 1 | 1 << 4 | 1 << 5 | 1 << 16 | 1 << 31;
 /// Guest CR4 for long mode: PAE.
 const CR4_PAE: u64 = 1 << 5;
 
+/// EVENTINJ: valid, an exception (type 3) with its error code.
+const INJECT_EXCEPTION: u64 = 1 << 31 | 3 << 8 | 1 << 11;
+/// The #GP vector.
+const GP_VECTOR: u64 = 13;
+
 /// One vCPU's VMCB (a zeroed frame) and general registers.
 pub struct Vcpu {
     vmcb: u64,
+    /// Where the host's VMLOAD/VMSAVE state waits while the guest runs.
+    host_state: u64,
     /// The guest's registers besides RAX, RSP and RIP.
     pub gprs: GuestGprs,
 }
@@ -229,10 +254,19 @@ impl Vcpu {
     /// A vCPU whose VMCB is the zeroed, identity-mapped frame `vmcb`,
     /// intercepting I/O (all ports in `iopm`), MSRs (`msrpm`), HLT, CPUID,
     /// VMMCALL, interrupts and shutdown, with nested paging from `npt_root`
-    /// under `asid` (non-zero).
-    pub fn new(vmcb: u64, iopm: u64, msrpm: u64, npt_root: u64, asid: u32) -> Self {
+    /// under `asid` (non-zero); `host_state` is the frame the host's
+    /// VMSAVE state waits in while it runs.
+    pub fn new(
+        vmcb: u64,
+        host_state: u64,
+        iopm: u64,
+        msrpm: u64,
+        npt_root: u64,
+        asid: u32,
+    ) -> Self {
         let v = Self {
             vmcb,
+            host_state,
             gprs: GuestGprs::default(),
         };
         v.write32(ctl::INTERCEPT_MISC1, MISC1);
@@ -272,6 +306,12 @@ impl Vcpu {
         };
         self.segment(save::GDTR, table);
         self.segment(save::IDTR, table);
+        // FS/GS bases 0 (above), and the syscall, KernelGSBase and
+        // SYSENTER MSRs at their reset value 0.
+        for i in 0..8 {
+            self.write64(save::STAR + 8 * i, 0);
+        }
+        self.write64(ctl::EVENT_INJECTION, 0);
         self.write8(save::CPL, 0);
         self.write64(save::EFER, EFER_SVME);
         self.write64(save::CR0, 0x11); // PE | ET
@@ -320,8 +360,11 @@ impl Vcpu {
         // enabled with a host save area. The switch saves and restores the
         // host's callee-saved registers and VMRUN/#VMEXIT the rest; the
         // host runs on with interrupts off and GIF set again.
-        unsafe { mica_svm_run(self.vmcb, &raw mut self.gprs) };
+        unsafe { mica_svm_run(self.vmcb, &raw mut self.gprs, self.host_state) };
         self.write8(ctl::TLB_CONTROL, 0);
+        // An injected #GP was delivered, or the guest faults again on the
+        // instruction it stays at.
+        self.write64(ctl::EVENT_INJECTION, 0);
         RawExit {
             code: self.read64(ctl::EXIT_CODE),
             info1: self.read64(ctl::EXIT_INFO1),
@@ -337,6 +380,22 @@ impl Vcpu {
     /// Moves the guest's RIP.
     pub fn set_rip(&self, rip: u64) {
         self.write64(save::RIP, rip);
+    }
+
+    /// EFER as the guest sees it (SVME, which VMRUN needs, hidden).
+    pub fn efer(&self) -> u64 {
+        self.read64(save::EFER) & !EFER_SVME
+    }
+
+    /// Sets the guest's EFER (SVME kept on).
+    pub fn set_efer(&self, efer: u64) {
+        self.write64(save::EFER, efer | EFER_SVME);
+    }
+
+    /// Raises #GP(0) in the guest on the next entry (RIP stays at the
+    /// faulting instruction).
+    pub fn inject_gp(&self) {
+        self.write64(ctl::EVENT_INJECTION, INJECT_EXCEPTION | GP_VECTOR);
     }
 
     /// The guest's RAX.

@@ -15,6 +15,8 @@ pub mod code {
     pub const HLT: u64 = 0x78;
     /// IN/OUT (IOIO_PROT with the IOPM bit set).
     pub const IOIO: u64 = 0x7b;
+    /// RDMSR/WRMSR (MSR_PROT with the MSRPM bit set; EXITINFO1 1: write).
+    pub const MSR: u64 = 0x7c;
     /// Shutdown (a triple fault in the guest).
     pub const SHUTDOWN: u64 = 0x7f;
     /// VMMCALL.
@@ -44,6 +46,9 @@ pub fn decode(exit_code: u64, info1: u64, info2: u64, rax: u64) -> GuestExit {
         code::HLT => GuestExit::Halt,
         code::VMMCALL => GuestExit::Hypercall,
         code::CPUID => GuestExit::Cpuid,
+        code::MSR => GuestExit::Msr {
+            write: info1 & 1 != 0,
+        },
         code::INTR => GuestExit::HostInterrupt,
         code::SHUTDOWN => GuestExit::Shutdown,
         code::NPF => GuestExit::GuestPageFault {
@@ -99,12 +104,12 @@ pub fn io_instruction_len(bytes: &[u8]) -> Option<u64> {
     }
 }
 
-/// Bytes of the instruction behind exits that skip it: HLT (1), CPUID (2),
-/// VMMCALL (3).
+/// Bytes of the instruction behind exits that skip it: HLT (1), CPUID and
+/// RDMSR/WRMSR (2), VMMCALL (3).
 pub fn fixed_instruction_len(exit_code: u64) -> Option<u64> {
     match exit_code {
         code::HLT => Some(1),
-        code::CPUID => Some(2),
+        code::CPUID | code::MSR => Some(2),
         code::VMMCALL => Some(3),
         _ => None,
     }
@@ -251,6 +256,9 @@ mod tests {
         assert_eq!(fixed_instruction_len(code::VMMCALL), Some(3));
         assert_eq!(fixed_instruction_len(code::HLT), Some(1));
         assert_eq!(fixed_instruction_len(code::NPF), None);
+        assert_eq!(fixed_instruction_len(code::MSR), Some(2));
+        assert_eq!(decode(code::MSR, 0, 0, 0), GuestExit::Msr { write: false });
+        assert_eq!(decode(code::MSR, 1, 0, 0), GuestExit::Msr { write: true });
         assert_eq!(
             decode(code::INVALID, 0, 0, 0),
             GuestExit::Unhandled {

@@ -125,6 +125,31 @@ impl Vcpu {
         }
     }
 
+    /// EFER as the guest sees it.
+    pub fn efer(&self) -> u64 {
+        match self {
+            Vcpu::Svm(v) => v.efer(),
+            Vcpu::Vmx(v) => v.efer(),
+        }
+    }
+
+    /// Sets the guest's EFER.
+    pub fn set_efer(&mut self, efer: u64) {
+        match self {
+            Vcpu::Svm(v) => v.set_efer(efer),
+            Vcpu::Vmx(v) => v.set_efer(efer),
+        }
+    }
+
+    /// Raises #GP(0) in the guest on the next entry; RIP stays at the
+    /// instruction that faults.
+    pub fn inject_gp(&mut self) {
+        match self {
+            Vcpu::Svm(v) => v.inject_gp(),
+            Vcpu::Vmx(v) => v.inject_gp(),
+        }
+    }
+
     /// Lets go of the backend's state before its frame is freed.
     pub fn release(&mut self) {
         if let Vcpu::Vmx(v) = self {

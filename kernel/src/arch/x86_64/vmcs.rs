@@ -24,6 +24,10 @@ pub mod f16 {
 
 /// 64-bit fields.
 pub mod f64 {
+    pub const MSR_BITMAP: u32 = 0x2004;
+    pub const EXIT_MSR_STORE_ADDR: u32 = 0x2006;
+    pub const EXIT_MSR_LOAD_ADDR: u32 = 0x2008;
+    pub const ENTRY_MSR_LOAD_ADDR: u32 = 0x200a;
     pub const EPT_POINTER: u32 = 0x201a;
     pub const GUEST_PHYSICAL_ADDRESS: u32 = 0x2400;
     pub const VMCS_LINK_POINTER: u32 = 0x2800;
@@ -37,7 +41,12 @@ pub mod f32 {
     pub const PROC_CONTROLS: u32 = 0x4002;
     pub const EXCEPTION_BITMAP: u32 = 0x4004;
     pub const EXIT_CONTROLS: u32 = 0x400c;
+    pub const EXIT_MSR_STORE_COUNT: u32 = 0x400e;
+    pub const EXIT_MSR_LOAD_COUNT: u32 = 0x4010;
     pub const ENTRY_CONTROLS: u32 = 0x4012;
+    pub const ENTRY_MSR_LOAD_COUNT: u32 = 0x4014;
+    pub const ENTRY_INTERRUPTION_INFO: u32 = 0x4016;
+    pub const ENTRY_EXCEPTION_ERROR_CODE: u32 = 0x4018;
     pub const PROC2_CONTROLS: u32 = 0x401e;
     pub const VM_INSTRUCTION_ERROR: u32 = 0x4400;
     pub const EXIT_REASON: u32 = 0x4402;

@@ -7,9 +7,11 @@ use super::vmx_caps::{VmxError, adjust_controls};
 /// Pin-based: external interrupts and NMIs exit.
 pub const PIN_EXTERNAL_INTERRUPT: u32 = 1 << 0;
 pub const PIN_NMI: u32 = 1 << 3;
-/// Primary processor-based: HLT exits, every IN/OUT exits, secondary on.
+/// Primary processor-based: HLT exits, every IN/OUT exits, RDMSR/WRMSR
+/// exit as the MSR bitmap says, secondary on.
 pub const PROC_HLT: u32 = 1 << 7;
 pub const PROC_UNCONDITIONAL_IO: u32 = 1 << 24;
+pub const PROC_MSR_BITMAPS: u32 = 1 << 28;
 pub const PROC_SECONDARY: u32 = 1 << 31;
 /// Secondary processor-based: EPT and VPID.
 pub const PROC2_EPT: u32 = 1 << 1;
@@ -60,7 +62,7 @@ pub fn controls(msrs: &ControlMsrs) -> Result<Controls, VmxError> {
         pin: adjust_controls("pin-based", PIN_EXTERNAL_INTERRUPT | PIN_NMI, msrs.pin)?,
         proc: adjust_controls(
             "processor-based",
-            PROC_HLT | PROC_UNCONDITIONAL_IO | PROC_SECONDARY,
+            PROC_HLT | PROC_UNCONDITIONAL_IO | PROC_MSR_BITMAPS | PROC_SECONDARY,
             msrs.proc,
         )?,
         proc2: adjust_controls(
@@ -96,7 +98,7 @@ mod tests {
         assert_eq!(c.pin, 0x16 | PIN_EXTERNAL_INTERRUPT | PIN_NMI);
         assert_eq!(
             c.proc,
-            0x0400_6172 | PROC_HLT | PROC_UNCONDITIONAL_IO | PROC_SECONDARY
+            0x0400_6172 | PROC_HLT | PROC_UNCONDITIONAL_IO | PROC_MSR_BITMAPS | PROC_SECONDARY
         );
         assert_eq!(c.proc2, PROC2_EPT | PROC2_VPID);
         assert_eq!(c.exit & EXIT_HOST_64, EXIT_HOST_64);

@@ -16,6 +16,9 @@ pub mod reason {
     pub const CPUID: u32 = 10;
     /// HLT.
     pub const HLT: u32 = 12;
+    /// RDMSR and WRMSR (an MSR the bitmap intercepts, or outside it).
+    pub const RDMSR: u32 = 31;
+    pub const WRMSR: u32 = 32;
     /// VMCALL.
     pub const VMCALL: u32 = 18;
     /// IN/OUT (unconditional I/O exiting or the I/O bitmaps).
@@ -51,6 +54,8 @@ pub fn decode(exit_reason: u32, qualification: u64, gpa: u64, rax: u64) -> Guest
         reason::HLT => GuestExit::Halt,
         reason::VMCALL => GuestExit::Hypercall,
         reason::CPUID => GuestExit::Cpuid,
+        reason::RDMSR => GuestExit::Msr { write: false },
+        reason::WRMSR => GuestExit::Msr { write: true },
         reason::EXTERNAL_INTERRUPT => GuestExit::HostInterrupt,
         reason::TRIPLE_FAULT => GuestExit::Shutdown,
         reason::EPT_VIOLATION => GuestExit::GuestPageFault {
@@ -164,6 +169,8 @@ mod tests {
         assert_eq!(decode(reason::HLT, 0, 0, 0), GuestExit::Halt);
         assert_eq!(decode(reason::VMCALL, 0, 0, 0), GuestExit::Hypercall);
         assert_eq!(decode(reason::CPUID, 0, 0, 0), GuestExit::Cpuid);
+        assert_eq!(decode(31, 0, 0, 0), GuestExit::Msr { write: false });
+        assert_eq!(decode(32, 0, 0, 0), GuestExit::Msr { write: true });
         assert_eq!(
             decode(reason::EXTERNAL_INTERRUPT, 0, 0, 0),
             GuestExit::HostInterrupt

@@ -2,10 +2,17 @@
 //! entry state, EPT and VPID) and the world switch, `vmlaunch`/`vmresume`
 //! with the host's callee-saved and the guest's general registers swapped
 //! around it. A failed entry reports the VM-instruction error.
+//!
+//! The guest owns the MSRs in `msr::GUEST_OWNED` (the bitmap passes them
+//! through): FS/GS base and SYSENTER are in the VMCS guest-state area,
+//! the rest (`msr::VMX_SWITCHED`) in an MSR area of the vCPU's that VM
+//! entry loads and VM exit stores, with the host's values in an area VM
+//! exit loads.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::gdt;
+use super::msr;
 use super::svm::GuestGprs;
 use super::vmcs::{self, f16, f32, f64, fnat};
 use super::vmx_caps::{self, CR4_VMXE, VmxError};
@@ -25,6 +32,42 @@ const EFER_LONG: u64 = 1 << 8 | 1 << 10;
 const CR0_LONG: u64 = 1 | 1 << 4 | 1 << 5 | 1 << 16 | 1 << 31;
 /// Guest CR4 for long mode: PAE.
 const CR4_PAE: u64 = 1 << 5;
+/// VM-entry interruption information: valid, a hardware exception (type
+/// 3) with its error code, vector 13 (#GP).
+const INJECT_GP: u64 = 1 << 31 | 1 << 11 | 3 << 8 | 13;
+/// Entries in an MSR area (16 bytes each: index, reserved, value).
+const SWITCHED: usize = msr::VMX_SWITCHED.len();
+
+/// Fills the MSR area at `area` (an identity-mapped frame its owner keeps
+/// for it) with `msr::VMX_SWITCHED` and `value(index)` each.
+pub fn fill_msr_area(area: u64, value: impl Fn(u32) -> u64) {
+    for (i, index) in msr::VMX_SWITCHED.into_iter().enumerate() {
+        let entry = (area as usize + 16 * i) as *mut u64;
+        // SAFETY: `area` is a 16-byte aligned frame its owner keeps as an
+        // MSR area; entry `i` lies in its first 80 bytes.
+        unsafe {
+            entry.write_volatile(u64::from(index));
+            entry.add(1).write_volatile(value(index));
+        }
+    }
+}
+
+/// Fills the host's MSR area at `area` with the values the kernel runs
+/// with now (set once at boot, before any VM).
+pub fn fill_host_msr_area(area: u64) {
+    fill_msr_area(area, rdmsr);
+}
+
+/// The MSR frames a vCPU runs with.
+#[derive(Debug, Clone, Copy)]
+pub struct MsrFrames {
+    /// The MSR bitmap (every VM's).
+    pub bitmap: u64,
+    /// The host's values of `msr::VMX_SWITCHED` (every VM's).
+    pub host: u64,
+    /// This vCPU's values of them.
+    pub guest: u64,
+}
 
 /// The guest's general registers as the world switch stores them: RBX to
 /// R15 as SVM's, then RAX (the VMCS has no RAX).
@@ -124,8 +167,9 @@ unsafe extern "C" {
 
 fn rdmsr(msr: u32) -> u64 {
     let (low, high): (u32, u32);
-    // SAFETY: reads EFER, FS_BASE, GS_BASE or a VMX capability MSR, all
-    // present on a CPU with VMX and long mode.
+    // SAFETY: reads EFER, FS_BASE, GS_BASE, the syscall MSRs,
+    // KernelGSBase or a VMX capability MSR, all present on a CPU with VMX
+    // and long mode.
     unsafe {
         core::arch::asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack));
     }
@@ -183,12 +227,21 @@ pub struct Vcpu {
     vpid: u16,
     /// The guest's registers besides RSP and RIP.
     pub regs: VmxRegs,
+    /// The guest's MSR area (see `MsrFrames`).
+    guest_msrs: u64,
 }
 
 impl Vcpu {
     /// A vCPU whose VMCS is the zeroed, identity-mapped frame `vmcs`, with
     /// `controls`, EPT from `ept_root` and `vpid` (non-zero).
-    pub fn new(vmcs: u64, revision: u32, controls: &Controls, ept_root: u64, vpid: u32) -> Self {
+    pub fn new(
+        vmcs: u64,
+        revision: u32,
+        controls: &Controls,
+        ept_root: u64,
+        vpid: u32,
+        msrs: MsrFrames,
+    ) -> Self {
         // SAFETY: `vmcs` is a kernel-owned frame for this vCPU alone; its
         // first word is the revision id VMCLEAR/VMPTRLD check. VMX is on.
         unsafe {
@@ -201,8 +254,21 @@ impl Vcpu {
             eptp: vmcs::ept_pointer(ept_root),
             vpid: vpid.clamp(1, 0xffff) as u16,
             regs: VmxRegs::default(),
+            guest_msrs: msrs.guest,
         };
         v.load();
+        fill_msr_area(msrs.guest, |_| 0);
+        vmwrite(f64::MSR_BITMAP, msrs.bitmap);
+        vmwrite(f64::ENTRY_MSR_LOAD_ADDR, msrs.guest);
+        vmwrite(f64::EXIT_MSR_STORE_ADDR, msrs.guest);
+        vmwrite(f64::EXIT_MSR_LOAD_ADDR, msrs.host);
+        for count in [
+            f32::ENTRY_MSR_LOAD_COUNT,
+            f32::EXIT_MSR_STORE_COUNT,
+            f32::EXIT_MSR_LOAD_COUNT,
+        ] {
+            vmwrite(count, SWITCHED as u64);
+        }
         vmwrite(f32::PIN_CONTROLS, controls.pin.into());
         vmwrite(f32::PROC_CONTROLS, controls.proc.into());
         vmwrite(f32::PROC2_CONTROLS, controls.proc2.into());
@@ -309,6 +375,8 @@ impl Vcpu {
         vmwrite(f32::GUEST_SYSENTER_CS, 0);
         vmwrite(fnat::GUEST_SYSENTER_ESP, 0);
         vmwrite(fnat::GUEST_SYSENTER_EIP, 0);
+        vmwrite(f32::ENTRY_INTERRUPTION_INFO, 0);
+        fill_msr_area(self.guest_msrs, |_| 0);
         self.regs = VmxRegs::default();
         self.flush();
         Ok(())
@@ -385,6 +453,25 @@ impl Vcpu {
     pub fn set_rip(&self, rip: u64) {
         self.load();
         vmwrite(fnat::GUEST_RIP, rip);
+    }
+
+    /// The guest's EFER.
+    pub fn efer(&self) -> u64 {
+        self.load();
+        vmread(f64::GUEST_EFER)
+    }
+
+    /// Sets the guest's EFER (the caller keeps LME/LMA as they are).
+    pub fn set_efer(&self, efer: u64) {
+        self.load();
+        vmwrite(f64::GUEST_EFER, efer);
+    }
+
+    /// Raises #GP(0) in the guest on the next entry (VM exit clears it).
+    pub fn inject_gp(&self) {
+        self.load();
+        vmwrite(f32::ENTRY_EXCEPTION_ERROR_CODE, 0);
+        vmwrite(f32::ENTRY_INTERRUPTION_INFO, INJECT_GP);
     }
 
     /// Clears the VMCS before its frame goes back to the allocator.
