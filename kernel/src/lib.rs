@@ -15,6 +15,8 @@ pub mod syscall_console;
 pub mod syscall_device;
 pub mod syscall_stats;
 pub mod syscall_vm;
+#[cfg(test)]
+mod test_machine;
 pub mod ticks;
 pub mod translated;
 pub mod trap;

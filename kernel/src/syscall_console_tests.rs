@@ -6,8 +6,6 @@ use std::vec::Vec;
 
 use super::*;
 use crate::obj::sched::Priority;
-use crate::obj::task::DeathNotice;
-use crate::syscall::Machine;
 use crate::syscall_vm::VmHost;
 
 #[derive(Default)]
@@ -42,30 +40,16 @@ impl ConsoleHost for Console {
     }
 }
 
-impl Machine for Console {
-    fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]) {
-        self.results.insert(task.slot(), (status, values));
+// Every task's memory at 0x1000 reads "mica> mica> ...".
+crate::test_machine::test_machine!(Console, |ptr: usize, out: &mut [u8]| {
+    if ptr != 0x1000 {
+        return false;
     }
-    fn copy_message(&mut self, _: TaskId, _: TaskId, _: usize) {}
-    fn read_user(&mut self, _task: TaskId, ptr: usize, out: &mut [u8]) -> bool {
-        // Every task's memory at 0x1000 reads "mica> mica> ...".
-        if ptr != 0x1000 {
-            return false;
-        }
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = b"mica> "[i % 6];
-        }
-        true
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = b"mica> "[i % 6];
     }
-    fn console_line(&mut self, _: TaskId, _: &[u8]) {}
-    fn report_death(&mut self, _: &DeathNotice) {}
-    fn supervisor(&self) -> Option<TaskId> {
-        None
-    }
-    fn restart(&mut self, _: &mut KernelObjects, _: &DeathNotice) -> Result<TaskId, Error> {
-        Err(Error::KernelRefused)
-    }
-}
+    true
+});
 
 struct World {
     k: KernelObjects,

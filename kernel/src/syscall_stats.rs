@@ -66,7 +66,6 @@ mod tests {
     use super::*;
     use crate::obj::objects::KernelObjects;
     use crate::obj::sched::Priority;
-    use crate::obj::task::DeathNotice;
     use crate::syscall::dispatch;
     use crate::syscall_console::ConsoleHost;
     use crate::syscall_vm::VmHost;
@@ -90,23 +89,7 @@ mod tests {
         }
     }
 
-    impl Machine for Counted {
-        fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]) {
-            self.results.insert(task.slot(), (status, values));
-        }
-        fn copy_message(&mut self, _: TaskId, _: TaskId, _: usize) {}
-        fn read_user(&mut self, _: TaskId, _: usize, _: &mut [u8]) -> bool {
-            false
-        }
-        fn console_line(&mut self, _: TaskId, _: &[u8]) {}
-        fn report_death(&mut self, _: &DeathNotice) {}
-        fn supervisor(&self) -> Option<TaskId> {
-            None
-        }
-        fn restart(&mut self, _: &mut KernelObjects, _: &DeathNotice) -> Result<TaskId, Error> {
-            Err(Error::KernelRefused)
-        }
-    }
+    crate::test_machine::test_machine!(Counted);
 
     fn ask(counts: Option<FrameCounts>) -> (usize, [usize; 3]) {
         let mut k = KernelObjects::new();

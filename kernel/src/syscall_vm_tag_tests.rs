@@ -9,7 +9,6 @@ use std::vec::Vec;
 
 use super::*;
 use crate::obj::sched::Priority;
-use crate::obj::task::DeathNotice;
 use crate::syscall;
 
 /// A machine with tags `1..=tags`; it checks, as hardware would need, that
@@ -30,23 +29,7 @@ impl crate::syscall_console::ConsoleHost for Host {}
 
 impl crate::syscall_stats::StatsHost for Host {}
 
-impl Machine for Host {
-    fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]) {
-        self.results.insert(task.slot(), (status, values));
-    }
-    fn copy_message(&mut self, _: TaskId, _: TaskId, _: usize) {}
-    fn read_user(&mut self, _: TaskId, _: usize, _: &mut [u8]) -> bool {
-        false
-    }
-    fn console_line(&mut self, _: TaskId, _: &[u8]) {}
-    fn report_death(&mut self, _: &DeathNotice) {}
-    fn supervisor(&self) -> Option<TaskId> {
-        None
-    }
-    fn restart(&mut self, _: &mut KernelObjects, _: &DeathNotice) -> Result<TaskId, Error> {
-        Err(Error::KernelRefused)
-    }
-}
+crate::test_machine::test_machine!(Host);
 
 impl VmHost for Host {
     fn tlb_tags(&mut self) -> u16 {

@@ -10,7 +10,6 @@ use crate::obj::cap::{Capability, Object};
 use crate::obj::ids::Badge;
 use crate::obj::rights::Rights;
 use crate::obj::sched::{Priority, TaskState};
-use crate::obj::task::DeathNotice;
 use crate::syscall;
 
 #[derive(Default)]
@@ -28,24 +27,11 @@ impl crate::syscall_console::ConsoleHost for Host {}
 
 impl crate::syscall_stats::StatsHost for Host {}
 
-impl Machine for Host {
-    fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]) {
-        self.results.insert(task.slot(), (status, values));
-    }
-    fn copy_message(&mut self, _: TaskId, _: TaskId, _: usize) {}
-    fn read_user(&mut self, _: TaskId, ptr: usize, out: &mut [u8]) -> bool {
-        out.fill(b'x');
-        ptr == 0x1000
-    }
-    fn console_line(&mut self, _: TaskId, _: &[u8]) {}
-    fn report_death(&mut self, _: &DeathNotice) {}
-    fn supervisor(&self) -> Option<TaskId> {
-        None
-    }
-    fn restart(&mut self, _: &mut KernelObjects, _: &DeathNotice) -> Result<TaskId, Error> {
-        Err(Error::KernelRefused)
-    }
-}
+// Every task's memory at 0x1000 reads as `x`s; nothing else is readable.
+crate::test_machine::test_machine!(Host, |ptr: usize, out: &mut [u8]| {
+    out.fill(b'x');
+    ptr == 0x1000
+});
 
 impl VmHost for Host {
     fn vm_create(&mut self, vm: usize, ram_bytes: u64, _: TlbTag) -> Result<(), Error> {
