@@ -203,13 +203,7 @@ fn a_hundred_dynamic_vm_cycles_return_every_frame() {
         "{rows:?}"
     );
     s.expect("name:          vm0", ANSWER).unwrap();
-    assert!(
-        !s.transcript()
-            .iter()
-            .any(|l| l.contains("fatal") || l.contains("panic")),
-        "{:?}",
-        s.transcript()
-    );
+    assert_no_fatal(&s);
     halt(s);
 }
 
@@ -345,13 +339,7 @@ fn more_vms_than_vm_identifiers_come_and_go_and_a_full_set_refuses_one() {
     // The VMs that kept their identifiers throughout still run.
     s.expect("vm0 | vm0: tick", TICKS).unwrap();
     s.expect("vm1 | vm1: tick", TICKS).unwrap();
-    assert!(
-        !s.transcript()
-            .iter()
-            .any(|l| l.contains("fatal") || l.contains("panic")),
-        "{:?}",
-        s.transcript()
-    );
+    assert_no_fatal(&s);
     halt(s);
 }
 
@@ -460,4 +448,15 @@ fn vm_info_shows_a_printing_guests_exits_and_io_time_grow() {
         "vm1 was reset: {before_reset:?} then {after_reset:?}"
     );
     halt(s);
+}
+
+/// Nothing in the transcript says the kernel or a task died.
+fn assert_no_fatal(s: &Session) {
+    assert!(
+        !s.transcript()
+            .iter()
+            .any(|l| l.contains("fatal") || l.contains("panic")),
+        "{:?}",
+        s.transcript()
+    );
 }
