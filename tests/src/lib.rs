@@ -204,6 +204,23 @@ fn forward(stream: impl Read + Send + 'static, sender: mpsc::Sender<String>) {
     });
 }
 
+/// Waits for the x86 `misbehave` guest's MSR report (SVM and VMX alike):
+/// the ten MSRs it owns hold its values and SWAPGS swaps them; the MSRs it
+/// does not own give it #GP, and EFER reads as a long-mode guest's (LME
+/// and LMA, not SVME).
+pub fn expect_x86_guest_msr_lines(s: &mut Session, wait: Duration) -> Result<(), String> {
+    let owned = s.expect("vm1 | misbehave: 10 of 10", wait)?;
+    let refused = s.expect("vm1 | misbehave: rdmsr", wait)?;
+    let expected = [
+        "vm1 | misbehave: 10 of 10 MSRs hold the guest's values, swapgs swaps them",
+        "vm1 | misbehave: rdmsr VM_HSAVE_PA: #GP, wrmsr EFER=0: #GP, EFER 0x500",
+    ];
+    if [owned.as_str(), refused.as_str()] != expected {
+        return Err(format!("the guest's MSR report: {owned:?}, {refused:?}"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::Session;
@@ -264,21 +281,4 @@ mod tests {
         let error = s.wait_exit(Duration::from_millis(200)).unwrap_err();
         assert!(error.starts_with("did not exit within"), "{error}");
     }
-}
-
-/// Waits for the x86 `misbehave` guest's MSR report (SVM and VMX alike):
-/// the ten MSRs it owns hold its values and SWAPGS swaps them; the MSRs it
-/// does not own give it #GP, and EFER reads as a long-mode guest's (LME
-/// and LMA, not SVME).
-pub fn expect_x86_guest_msr_lines(s: &mut Session, wait: Duration) -> Result<(), String> {
-    let owned = s.expect("vm1 | misbehave: 10 of 10", wait)?;
-    let refused = s.expect("vm1 | misbehave: rdmsr", wait)?;
-    let expected = [
-        "vm1 | misbehave: 10 of 10 MSRs hold the guest's values, swapgs swaps them",
-        "vm1 | misbehave: rdmsr VM_HSAVE_PA: #GP, wrmsr EFER=0: #GP, EFER 0x500",
-    ];
-    if [owned.as_str(), refused.as_str()] != expected {
-        return Err(format!("the guest's MSR report: {owned:?}, {refused:?}"));
-    }
-    Ok(())
 }
