@@ -122,7 +122,9 @@ mod task {
             for exit in self.0.guests_ended(vms) {
                 match exit {
                     GuestExit::PoweredOff(name) => info!("{name} powered off"),
-                    GuestExit::Stopped(name) => info!("{name} stopped: powered off"),
+                    GuestExit::Stopped(name) => {
+                        info!("{name} was stopped by the kernel (reason above); now powered off");
+                    }
                     GuestExit::Rebooted(name, Ok(())) => info!("{name} rebooted"),
                     GuestExit::Rebooted(name, Err(e)) => warn!("{name} did not reboot: {e}"),
                 }
