@@ -174,21 +174,30 @@ fn service_tasks_run_in_ring_3_and_start_svm_guests() {
     s.expect("vm-manager: scenario x86-default", BOOT).unwrap();
     s.expect("vm-manager: vm0 started", BOOT).unwrap();
     s.expect("vm-manager: vm1 started", BOOT).unwrap();
-    s.expect_all(&["vm0 | hello from vm0", "vm1 | hello from vm1"], BOOT)
-        .unwrap();
     // Each starts with its own reset FP state, not the other's XMM0.
     s.expect_all(
-        &["vm0 | vm0: fp state fresh", "vm1 | vm1: fp state fresh"],
+        &[
+            "vm0 | hello from vm0",
+            "vm1 | hello from vm1",
+            "vm0 | vm0: fp state fresh",
+            "vm1 | vm1: fp state fresh",
+        ],
         BOOT,
     )
     .unwrap();
-    // Both keep running: their tick lines come after the greeting.
-    s.expect_all(&["vm0 | vm0: tick 2", "vm1 | vm1: tick 2"], BOOT)
-        .unwrap();
-    // Each reads back the XMM0 marker it wrote, though the other VM wrote
-    // its own in between: FP state is switched with the vCPU.
-    s.expect_all(&["vm0 | vm0: xmm0 kept", "vm1 | vm1: xmm0 kept"], BOOT)
-        .unwrap();
+    // Both keep running: their tick lines come after the greeting. Each
+    // reads back the XMM0 marker it wrote, though the other VM wrote its
+    // own in between: FP state is switched with the vCPU.
+    s.expect_all(
+        &[
+            "vm0 | vm0: tick 2",
+            "vm1 | vm1: tick 2",
+            "vm0 | vm0: xmm0 kept",
+            "vm1 | vm1: xmm0 kept",
+        ],
+        BOOT,
+    )
+    .unwrap();
     assert!(
         !s.transcript().iter().any(|l| l.contains("stopped")),
         "no VM may stop: {:?}",
