@@ -1,7 +1,8 @@
 //! Boots Mica's x86_64 Multiboot image on QEMU and checks what a user sees:
 //! the boot banner, the SVM backend and the timer ticks with a clean exit
 //! 0; with the boot image, the services in ring 3 starting two SVM guests
-//! whose COM1 lines reach the console through the devices task, and a
+//! whose COM1 lines reach the console through the devices task, each
+//! keeping its own XMM0 while the other writes a different value, and a
 //! guest that stores outside its RAM stopped while the other prints on; a
 //! CPU exception provoked through the `mica.test=` command-line hook
 //! reported with its name and RIP and exit 3 (never 0); one clear line
@@ -173,11 +174,30 @@ fn service_tasks_run_in_ring_3_and_start_svm_guests() {
     s.expect("vm-manager: scenario x86-default", BOOT).unwrap();
     s.expect("vm-manager: vm0 started", BOOT).unwrap();
     s.expect("vm-manager: vm1 started", BOOT).unwrap();
-    s.expect_all(&["vm0 | hello from vm0", "vm1 | hello from vm1"], BOOT)
-        .unwrap();
-    // Both keep running: their tick lines come after the greeting.
-    s.expect_all(&["vm0 | vm0: tick 2", "vm1 | vm1: tick 2"], BOOT)
-        .unwrap();
+    // Each starts with its own reset FP state, not the other's XMM0.
+    s.expect_all(
+        &[
+            "vm0 | hello from vm0",
+            "vm1 | hello from vm1",
+            "vm0 | vm0: fp state fresh",
+            "vm1 | vm1: fp state fresh",
+        ],
+        BOOT,
+    )
+    .unwrap();
+    // Both keep running: their tick lines come after the greeting. Each
+    // reads back the XMM0 marker it wrote, though the other VM wrote its
+    // own in between: FP state is switched with the vCPU.
+    s.expect_all(
+        &[
+            "vm0 | vm0: tick 2",
+            "vm1 | vm1: tick 2",
+            "vm0 | vm0: xmm0 kept",
+            "vm1 | vm1: xmm0 kept",
+        ],
+        BOOT,
+    )
+    .unwrap();
     assert!(
         !s.transcript().iter().any(|l| l.contains("stopped")),
         "no VM may stop: {:?}",

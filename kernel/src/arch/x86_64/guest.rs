@@ -20,6 +20,7 @@ use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::ioreq_abi::slot;
 use ipc::{Error, Space};
 
+use super::fpu::{self, GuestFp};
 use super::msr::{self, Access, GuestView, Outcome};
 use super::svm_exit::rax_after_in;
 use super::vcpu::Vcpu;
@@ -56,6 +57,8 @@ pub struct GuestVm {
     /// The generic VM object.
     pub vm: Vm,
     pub(super) vcpu: Vcpu,
+    /// The vCPU's x87/SSE registers while it is not in the CPU.
+    pub(super) fp: GuestFp,
     pub(super) run: VcpuRun,
     pub(super) pending: Option<PendingIo>,
     /// Nested table frames below the root.
@@ -73,8 +76,17 @@ pub struct GuestVm {
 }
 
 impl GuestVm {
-    /// Runs the vCPU until the host must decide something.
+    /// Runs the vCPU until the host must decide something. Its FP state
+    /// goes into the CPU before the first entry (unless it is still there)
+    /// and back into its save area on the way out.
     pub fn run(&mut self) -> RunOutcome {
+        let outcome = self.run_loop();
+        self.fp.after_run(&fpu::Cpu);
+        outcome
+    }
+
+    /// The run loop behind [`GuestVm::run`].
+    fn run_loop(&mut self) -> RunOutcome {
         loop {
             if self.vm.state() != VmState::Running {
                 return RunOutcome::Left(self.vm.state());
@@ -82,6 +94,7 @@ impl GuestVm {
             if self.run != VcpuRun::Runnable {
                 return RunOutcome::BlockedOnIo;
             }
+            self.fp.before_run(&mut fpu::Cpu);
             let exit = self.vcpu.run();
             self.vm.stats.exit(ExitKind::of(&exit.exit));
             let next_rip = exit.next_rip.unwrap_or(0);
@@ -229,13 +242,15 @@ impl GuestVm {
     }
 
     /// Answers CPUID with the host's values for the leaf in EAX/ECX, minus
-    /// SVM and VMX (the guest cannot nest) and with the hypervisor bit set.
+    /// SVM and VMX (the guest cannot nest), minus XSAVE, OSXSAVE and AVX
+    /// (only the FXSAVE state is switched, see `fpu`) and with the
+    /// hypervisor bit set.
     fn cpuid(&mut self) {
         let leaf = self.vcpu.rax() as u32;
         let sub = self.vcpu.gprs().regs[1] as u32;
         let mut r = core::arch::x86_64::__cpuid_count(leaf, sub);
         match leaf {
-            1 => r.ecx = (r.ecx | 1 << 31) & !(1 << 5),
+            1 => r.ecx = (r.ecx | 1 << 31) & !(1 << 5 | CPUID1_ECX_XSAVE_AVX),
             0x8000_0001 => r.ecx &= !(1 << 2),
             0x8000_000a => {
                 r = core::arch::x86_64::CpuidResult {
@@ -289,6 +304,9 @@ impl GuestVm {
     /// the guests run with interrupts off).
     pub fn set_external_irq(&mut self, _raised: bool) {}
 }
+
+/// CPUID leaf 1 ECX: XSAVE (26), OSXSAVE (27), AVX (28).
+const CPUID1_ECX_XSAVE_AVX: u32 = 0b111 << 26;
 
 /// The EFER bits a guest may flip: SCE, and NXE when the CPU has NX.
 fn efer_writable() -> u64 {

@@ -20,6 +20,7 @@ use ipc::syscall::{
 use ipc::{Error, Space};
 use log::{info, warn};
 
+use super::fpu::GuestFp;
 use super::guest::GuestVm;
 use super::msr;
 use super::pt4::{self, Flags, PAGE_SIZE, TableMemory};
@@ -316,6 +317,7 @@ impl GuestVm {
         let mut vm = GuestVm {
             vm: Vm::new(name, ram_bytes),
             vcpu,
+            fp: GuestFp::new(),
             run: VcpuRun::Stopped,
             pending: None,
             tables,
@@ -490,6 +492,7 @@ impl GuestVm {
             .vcpu
             .set_long_mode(entry, X86_GUEST_STACK_TOP, X86_GUEST_PML4);
         self.vcpu.gprs().regs[4] = self.boot_info_gpa;
+        self.fp.restart();
         self.run = VcpuRun::Runnable;
         self.pending = None;
         *self.page() = IoreqPage::new();

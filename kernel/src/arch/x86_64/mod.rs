@@ -6,7 +6,7 @@
 //! tables), the SVM world switch and the VMs the VM calls make over it
 //! (`guest`, `guest_mem`), VMX operation and vCPUs (`vmx`, `vmx_vcpu`, fields in
 //! `vmcs`; `vcpu` hides which backend runs). Pure pieces (`virt`, `pt4`,
-//! `fault`, `msr` (which MSRs a guest owns, the answers to the others),
+//! `fault`, `fpu` (each vCPU's x87/SSE state), `msr` (which MSRs a guest owns, the answers to the others),
 //! `testhook`, `svm_exit`, `vmx_caps`, `vmx_controls`, `vmx_exit`,
 //! `vmcs`) are host-tested; the rest exists only on bare metal.
 #![allow(
@@ -15,6 +15,7 @@
 )]
 
 pub mod fault;
+pub mod fpu;
 pub mod msr;
 pub mod pt4;
 pub mod svm_exit;

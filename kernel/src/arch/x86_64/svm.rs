@@ -64,8 +64,9 @@ mod save {
 /// MISC1 intercepts: INTR, NMI, CPUID, HLT, IOIO_PROT, MSR_PROT, SHUTDOWN.
 const MISC1: u32 = 1 << 0 | 1 << 1 | 1 << 18 | 1 << 24 | 1 << 27 | 1 << 28 | 1 << 31;
 /// MISC2 intercepts: VMRUN (required), VMMCALL, VMLOAD, VMSAVE, STGI,
-/// CLGI, SKINIT.
-const MISC2: u32 = 0x7f;
+/// CLGI, SKINIT, XSETBV (XCR0 is the host's and not switched: a guest
+/// that writes it stops, see `fpu`).
+const MISC2: u32 = 0x7f | 1 << 13;
 /// V_INTR_MASKING: the host's RFLAGS.IF masks physical interrupts.
 const V_INTR_MASKING: u64 = 1 << 24;
 /// Bytes of the I/O and MSR permission maps.

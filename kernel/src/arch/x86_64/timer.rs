@@ -130,6 +130,7 @@ fn mask_pics() {
 pub fn trap_init() {
     gdt::init();
     idt::init();
+    super::fpu::init();
     super::usermode::init();
     mask_pics();
     let hook = TEST_HOOK.get().copied().flatten();

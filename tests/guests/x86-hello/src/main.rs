@@ -1,6 +1,10 @@
 //! x86 test guest `x86-hello`: reads its VM name from the boot-info block
 //! (address in `rdi`, bounded to the top page of the first GiB), prints
-//! `hello from <name>` through COM1, then `<name>: tick N` lines. Guests
+//! `hello from <name>` through COM1, then `<name>: tick N` lines. Before
+//! the first tick it turns SSE on, says whether its XMM0 and MXCSR start
+//! at reset (`<name>: fp state fresh`) and puts a marker made from its name
+//! into XMM0; at tick 2 it says whether XMM0 still holds that marker
+//! (`<name>: xmm0 kept`), after the other VMs ran in between. Guests
 //! take no timer interrupts yet, so a tick is a busy wait of
 //! [`TICK_CYCLES`] time-stamp-counter cycles (about a second at 1 GHz;
 //! QEMU's TSC runs at the host's rate, so usually faster).
@@ -36,6 +40,17 @@ mod guest {
             None => x86_println!("hello from an unnamed VM"),
         }
         let name = name.unwrap_or("guest");
+        enable_sse();
+        let (xmm0, mxcsr) = read_fp();
+        if xmm0 == 0 && mxcsr == 0x1f80 {
+            x86_println!("{name}: fp state fresh");
+        } else {
+            x86_println!("{name}: fp state not reset: xmm0 {xmm0:#x}, mxcsr {mxcsr:#x}");
+        }
+        let marker = name.bytes().fold(0x6d69_6361_0000_0000u64, |m, b| {
+            m.rotate_left(8) ^ u64::from(b)
+        });
+        write_xmm0(marker);
         let mut tick = 0u64;
         loop {
             let start = rdtsc();
@@ -44,7 +59,57 @@ mod guest {
             }
             tick += 1;
             x86_println!("{name}: tick {tick}");
+            if tick == 2 {
+                let (xmm0, _) = read_fp();
+                if xmm0 == marker {
+                    x86_println!("{name}: xmm0 kept");
+                } else {
+                    x86_println!("{name}: xmm0 is {xmm0:#x}, not its own {marker:#x}");
+                }
+            }
         }
+    }
+
+    /// Sets CR4.OSFXSR and OSXMMEXCPT: SSE instructions run.
+    fn enable_sse() {
+        // SAFETY: the guest runs at CPL 0 in long mode; the two bits only
+        // allow SSE instructions (the compiled code uses none).
+        unsafe {
+            core::arch::asm!(
+                "mov {t}, cr4",
+                "or {t}, {bits}",
+                "mov cr4, {t}",
+                t = out(reg) _,
+                bits = const (1 << 9) | (1 << 10),
+                options(nomem, nostack),
+            );
+        }
+    }
+
+    /// The low half of XMM0 and MXCSR.
+    fn read_fp() -> (u64, u32) {
+        let xmm0: u64;
+        let mut mxcsr = 0u32;
+        // SAFETY: SSE is on (`enable_sse`); reads XMM0 into a register and
+        // stores MXCSR into a local.
+        unsafe {
+            core::arch::asm!(
+                "movq {x}, xmm0",
+                "stmxcsr [{m}]",
+                x = out(reg) xmm0,
+                m = in(reg) &raw mut mxcsr,
+                options(nostack),
+            );
+        }
+        (xmm0, mxcsr)
+    }
+
+    /// Puts `value` into the low half of XMM0 (the compiled code, soft
+    /// float, never touches XMM registers).
+    fn write_xmm0(value: u64) {
+        // SAFETY: SSE is on (`enable_sse`); only XMM0 changes, which no
+        // compiled code uses.
+        unsafe { core::arch::asm!("movq xmm0, {}", in(reg) value, options(nomem, nostack)) };
     }
 }
 
