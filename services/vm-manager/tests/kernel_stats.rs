@@ -2,13 +2,14 @@
 //! kernel are read and put together field by field, and a kernel that
 //! refuses the call is reported, not papered over with zeros.
 
+mod common;
+
 use std::vec::Vec;
 
+use common::OkLinks;
 use ipc::vm::{CreateOptions, Request, Response, VmStats};
-use ipc::{Error, VmId, devices, ioreq, wire_name};
-use vm_manager::{
-    EntropySource, KernelPlatform, ServiceLinks, StaticVmConfig, VmFlags, VmKernel, VmManager,
-};
+use ipc::{Error, VmId, wire_name};
+use vm_manager::{EntropySource, KernelPlatform, StaticVmConfig, VmFlags, VmKernel, VmManager};
 
 /// A kernel whose VM calls all succeed; `vm_stats` answers group `g` of
 /// VM `vm` with `[100 * vm + 10 * g + 1, .. + 2, .. + 3]`, or refuses.
@@ -53,17 +54,6 @@ impl VmKernel for Kernel {
     }
 }
 
-struct Links;
-
-impl ServiceLinks for Links {
-    fn ioreq(&mut self, _: &ioreq::Request) -> Result<ioreq::Response, Error> {
-        Ok(ioreq::Response::Ok)
-    }
-    fn devices(&mut self, _: &devices::Request) -> Result<devices::Response, Error> {
-        Ok(devices::Response::Ok)
-    }
-}
-
 struct Zero;
 
 impl EntropySource for Zero {
@@ -81,15 +71,15 @@ const SCENARIO: &[StaticVmConfig] = &[StaticVmConfig {
     linux: None,
 }];
 
-type Manager = VmManager<KernelPlatform<Kernel, Links>, Zero>;
+type Manager = VmManager<KernelPlatform<Kernel, OkLinks>, Zero>;
 
 fn manager(counts: bool) -> Manager {
     let kernel = Kernel {
         counts,
         ..Kernel::default()
     };
-    let mut m =
-        Manager::new(SCENARIO, KernelPlatform::new(kernel, Links), Zero).expect("a valid scenario");
+    let mut m = Manager::new(SCENARIO, KernelPlatform::new(kernel, OkLinks), Zero)
+        .expect("a valid scenario");
     for name in ["vm0", "web"] {
         let created = m.handle(Request::Create {
             name: wire_name(name).expect("a valid test name"),

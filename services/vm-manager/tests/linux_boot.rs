@@ -5,17 +5,19 @@
 //! command line's tree is written in chunks below the generation-ID page,
 //! vCPU 0 starts at the kernel, and a reset does it all again.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::string::String;
 use std::vec::Vec;
 
+use common::OkLinks;
 use ipc::syscall::PLATFORM_SSTC;
 use ipc::vm::{CreateOptions, Request, Response, WireCmdline};
-use ipc::{Error, VmId, devices, ioreq, wire_name};
+use ipc::{Error, VmId, wire_name};
 use mica_boot::BootInfo;
 use vm_manager::{
-    EntropySource, KernelPlatform, ServiceLinks, StaticLinuxBoot, StaticVmConfig, VmFlags,
-    VmKernel, VmManager,
+    EntropySource, KernelPlatform, StaticLinuxBoot, StaticVmConfig, VmFlags, VmKernel, VmManager,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -93,17 +95,6 @@ impl VmKernel for Kernel {
     }
 }
 
-struct Links;
-
-impl ServiceLinks for Links {
-    fn ioreq(&mut self, _: &ioreq::Request) -> Result<ioreq::Response, Error> {
-        Ok(ioreq::Response::Ok)
-    }
-    fn devices(&mut self, _: &devices::Request) -> Result<devices::Response, Error> {
-        Ok(devices::Response::Ok)
-    }
-}
-
 struct Fixed;
 
 impl EntropySource for Fixed {
@@ -112,7 +103,7 @@ impl EntropySource for Fixed {
     }
 }
 
-type Manager = VmManager<KernelPlatform<Kernel, Links>, Fixed>;
+type Manager = VmManager<KernelPlatform<Kernel, OkLinks>, Fixed>;
 
 const SCENARIO: &[StaticVmConfig] = &[StaticVmConfig {
     name: "lx",
@@ -134,7 +125,7 @@ fn manager(scenario: &'static [StaticVmConfig]) -> Manager {
         .insert("lx".into(), kernel_image(31_167_488, 0x1e6_c000));
     kernel.images.insert("lx-initrd".into(), vec![1; 3_000_000]);
     kernel.images.insert("raw".into(), vec![0x13; 4096]);
-    Manager::new(scenario, KernelPlatform::new(kernel, Links), Fixed).expect("a valid test value")
+    Manager::new(scenario, KernelPlatform::new(kernel, OkLinks), Fixed).expect("a valid test value")
 }
 
 fn kernel(manager: &Manager) -> &Kernel {

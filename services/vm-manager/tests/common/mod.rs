@@ -11,8 +11,8 @@ use ipc::devices::ConsoleChunk;
 use ipc::vm::{CreateOptions, Request, Response, VmInfo, VmKind, VmState, VmStats};
 use ipc::{VmId, WireName};
 use vm_manager::{
-    EntropySource, GenerationId, GuestStatus, ImageName, LinuxBoot, Platform, StaticVmConfig,
-    VmFlags, VmManager, VmName,
+    EntropySource, GenerationId, GuestStatus, ImageName, LinuxBoot, Platform, ServiceLinks,
+    StaticVmConfig, VmFlags, VmManager, VmName,
 };
 
 /// Which platform call (for failure injection and counting).
@@ -322,6 +322,19 @@ impl Platform for FakePlatform {
     fn vm_stats(&mut self, vm: VmId) -> Result<VmStats, ipc::Error> {
         assert!(self.has(vm, Resource::Vcpus), "stats of a VM without vCPUs");
         Ok(self.stats.get(&vm.0).copied().unwrap_or_default())
+    }
+}
+
+/// Services that accept every request (`Ok`), for tests of the kernel
+/// platform that look at the kernel's side only.
+pub struct OkLinks;
+
+impl ServiceLinks for OkLinks {
+    fn ioreq(&mut self, _: &ipc::ioreq::Request) -> Result<ipc::ioreq::Response, ipc::Error> {
+        Ok(ipc::ioreq::Response::Ok)
+    }
+    fn devices(&mut self, _: &ipc::devices::Request) -> Result<ipc::devices::Response, ipc::Error> {
+        Ok(ipc::devices::Response::Ok)
     }
 }
 
