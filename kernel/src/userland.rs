@@ -354,11 +354,6 @@ fn run_vcpu(r: &mut Runner, vm: usize) -> Decision {
         return r.objects.sched.schedule();
     };
     let outcome = guest.run();
-    match outcome {
-        RunOutcome::BlockedOnIo => guest.vm.stats.io_exit(arch::timer_now()),
-        RunOutcome::Left(_) => klog::print(format_args!("mica: {}\n", guest.vm.report())),
-        RunOutcome::Preempted | RunOutcome::Sleeping(_) => {}
-    }
     // Writes it posted reach the ioreq task now; an I/O exit tells it anyway.
     if guest.take_posted_news()
         && outcome != RunOutcome::BlockedOnIo
@@ -369,12 +364,15 @@ fn run_vcpu(r: &mut Runner, vm: usize) -> Decision {
     after_run(r, vm, outcome)
 }
 
-/// What the scheduler does after `vm`'s vCPU ran until `outcome` (the
-/// guest's own part, stats and report, is done).
+/// What the scheduler does after `vm`'s vCPU ran until `outcome`.
 fn after_run(r: &mut Runner, vm: usize, outcome: RunOutcome) -> Decision {
+    let Some(guest) = r.tasks.guests.vms.get_mut(vm).and_then(Option::as_mut) else {
+        return r.objects.sched.schedule();
+    };
     match outcome {
         RunOutcome::Preempted => after_timer(r),
         RunOutcome::BlockedOnIo => {
+            guest.vm.stats.io_exit(arch::timer_now());
             if let Some((task, bits, decision)) = control::io_exit_direct(&mut r.objects, vm) {
                 syscall_vm::deliver(&mut r.tasks, task, bits);
                 return decision;
@@ -390,6 +388,7 @@ fn after_run(r: &mut Runner, vm: usize, outcome: RunOutcome) -> Decision {
             r.objects.sched.schedule()
         }
         RunOutcome::Left(_) => {
+            klog::print(format_args!("mica: {}\n", guest.vm.report()));
             tell_controller(r, vm);
             r.objects.sched.schedule()
         }
