@@ -83,6 +83,26 @@ pub enum Request {
         /// Length in bytes (or ports); non-zero, must not wrap.
         len: u64,
     },
+    /// Serve `vm` again after this service restarted (the vm-manager
+    /// re-sends each live VM's configuration): as `AttachVm`, but the VM
+    /// may have requests in flight, so none is dispatched until
+    /// `Activate`, when its client ranges are in place. If the VM is
+    /// attached already, its client ranges are forgotten (they are about
+    /// to be sent again).
+    Reattach {
+        /// The VM.
+        vm: VmId,
+        /// Its vCPU count, at most 16 (one slot each).
+        vcpus: u8,
+    },
+    /// Dispatch a reattached VM's requests: a slot a dead predecessor left
+    /// PROCESSING goes to its client again, a COMPLETE one has its vCPU
+    /// resumed, and posted writes and PENDING slots are drained as on a
+    /// kernel wake-up.
+    Activate {
+        /// The VM.
+        vm: VmId,
+    },
 }
 
 /// The ioreq service's answer.

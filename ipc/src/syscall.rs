@@ -151,6 +151,9 @@ pub mod endpoints {
 /// The longest line `debug_write` accepts in one call.
 pub const MAX_DEBUG_WRITE: usize = 256;
 
+/// `restart`'s `serves` value for a task that serves no endpoint.
+pub const SERVES_NOTHING: usize = usize::MAX;
+
 /// The call numbers (`a7`). Pinned by a test: never renumber, only append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
@@ -188,9 +191,11 @@ pub enum Sysno {
     /// `poll(ntf_slot) -> (bits)`: takes the notification's bits without
     /// waiting (0 if none).
     Poll = 9,
-    /// `restart(task_slot) -> (new_slot)`: supervisor only; starts a fresh
-    /// copy of the dead task in `task_slot` from its image (its `a1` counts
-    /// restarts).
+    /// `restart(task_slot) -> (new_slot, serves, lived_ms)`: supervisor
+    /// only; starts a fresh copy of the dead task in `task_slot` from its
+    /// image (its `a1` counts restarts). `serves` is the endpoint number
+    /// the task serves ([`SERVES_NOTHING`] if none), `lived_ms` how long
+    /// the dead copy ran (a supervisor tells a crash loop from a one-off).
     Restart = 10,
     /// `console_write(ptr, len)`: prints `len` (at most [`MAX_DEBUG_WRITE`])
     /// bytes as one hypervisor-console line, without the task-name prefix

@@ -229,6 +229,15 @@ pub enum Request {
         /// Which VM.
         name: WireName,
     },
+    /// From the supervisor: the service on endpoint `endpoint` (the ioreq
+    /// or the device service) died and runs again, knowing nothing; the
+    /// vm-manager hands it every live VM's configuration again (a device
+    /// service's models start from reset). `UnknownService` for another
+    /// endpoint.
+    ServiceRestarted {
+        /// The restarted service's endpoint number.
+        endpoint: u8,
+    },
 }
 
 /// The vm-manager's answer.

@@ -34,6 +34,21 @@ fn fail(what: fmt::Arguments<'_>) -> ! {
     arch::shutdown(ExitStatus::Failure)
 }
 
+/// Names joined by commas, for a log line.
+struct Names<'a>(&'a [&'a str]);
+
+impl fmt::Display for Names<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, name) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(name)?;
+        }
+        Ok(())
+    }
+}
+
 /// Entered from the arch's entry code with its two boot registers (RISC-V:
 /// hart id and DTB; x86_64: Multiboot magic and information).
 #[unsafe(no_mangle)]
@@ -84,6 +99,24 @@ extern "C" fn kmain_entry(arg0: usize, arg1: usize) -> ! {
     };
     if let Some(n) = vm_ids {
         info!("vm ids: at most {n} ({})", crate::vm::tlb_tag::BOOT_OPTION);
+    }
+    // A recovery test may have services killed on a schedule.
+    let chaos = match crate::chaos::Chaos::from_cmdline(info.cmdline) {
+        Ok(chaos) => chaos,
+        Err(word) => fail(format_args!(
+            "boot option `{word}` is invalid: use {}=NAME[,NAME...]@MS with at most {} names and MS at least {}",
+            crate::chaos::BOOT_OPTION,
+            crate::chaos::MAX_VICTIMS,
+            crate::chaos::MIN_PERIOD_MS
+        )),
+    };
+    if let Some(chaos) = &chaos {
+        info!(
+            "chaos: killing {} in turn every {} ms ({})",
+            Names(chaos.victims()),
+            chaos.period_ms(),
+            crate::chaos::BOOT_OPTION
+        );
     }
 
     // The boot image (initrd) holds the service tasks and guest images.
@@ -137,7 +170,7 @@ extern "C" fn kmain_entry(arg0: usize, arg1: usize) -> ! {
         .set_windows(info.device_windows.as_slice(), info.memory.as_slice());
     if let Some(image) = boot_image {
         info!("boot complete, starting tasks");
-        crate::userland::start(kernel_root, image, vm_ids)
+        crate::userland::start(kernel_root, image, vm_ids, chaos)
     }
     info!("no boot image (initrd): nothing to run");
     info!("boot complete, shutting down");

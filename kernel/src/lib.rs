@@ -5,6 +5,7 @@
 
 pub mod arch;
 pub mod bootmem;
+pub mod chaos;
 pub mod elf;
 pub mod frame;
 pub mod klog;

@@ -44,13 +44,28 @@ pub trait Machine: VmHost + ConsoleHost + StatsHost {
     /// The supervisor task (the only one that may restart others).
     fn supervisor(&self) -> Option<TaskId>;
     /// Starts a fresh copy of the dead task of `dead` (already reaped).
-    fn restart(&mut self, objects: &mut KernelObjects, dead: &DeathNotice)
-    -> Result<TaskId, Error>;
+    fn restart(
+        &mut self,
+        objects: &mut KernelObjects,
+        dead: &DeathNotice,
+    ) -> Result<Restarted, Error>;
     /// Device windows and DMA frames (`syscall_device`); `None` on a
     /// machine without them.
     fn devices(&mut self) -> Option<&mut dyn DeviceHost> {
         None
     }
+}
+
+/// A task started again in place of a dead one, as its supervisor learns
+/// of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Restarted {
+    /// The new task.
+    pub task: TaskId,
+    /// The endpoint it serves, if any.
+    pub serves: Option<u8>,
+    /// How long the dead copy ran, in milliseconds.
+    pub lived_ms: u64,
 }
 
 /// The `ipc::Error` a task sees for a refused kernel-object operation.
@@ -304,7 +319,11 @@ fn restart<M: Machine>(
         }
     };
     match result {
-        Ok(new) => machine.set_result(current, OK, [new.slot(), 0, 0]),
+        Ok(new) => {
+            let serves = new.serves.map_or(ipc::syscall::SERVES_NOTHING, usize::from);
+            let lived = usize::try_from(new.lived_ms).unwrap_or(usize::MAX);
+            machine.set_result(current, OK, [new.task.slot(), serves, lived]);
+        }
         Err(e) => machine.set_result(current, status_of(e), [0; 3]),
     }
     objects.sched.schedule()

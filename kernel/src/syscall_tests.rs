@@ -57,10 +57,15 @@ impl Machine for FakeMachine {
         &mut self,
         objects: &mut KernelObjects,
         dead: &DeathNotice,
-    ) -> Result<TaskId, Error> {
-        objects
+    ) -> Result<Restarted, Error> {
+        let task = objects
             .spawn(dead.name.as_str(), Priority::new(3).unwrap())
-            .map_err(|_| Error::KernelRefused)
+            .map_err(|_| Error::KernelRefused)?;
+        Ok(Restarted {
+            task,
+            serves: Some(EP_NUMBER),
+            lived_ms: 1234,
+        })
     }
 }
 
@@ -72,6 +77,8 @@ struct World {
 }
 
 const EP: usize = 0;
+/// The endpoint number the fake machine says a restarted task serves.
+const EP_NUMBER: u8 = 2;
 const NTF: usize = 1;
 
 /// init (supervisor, prio 10) holds a call cap (badge 7) and the death
@@ -238,7 +245,8 @@ fn a_faulting_server_is_reported_its_caller_gets_server_died_and_init_restarts_i
     // The death bit is pending for the supervisor.
     assert_eq!(sys(&mut w, init, Sysno::Wait, &[NTF]), Decision::Continue);
     assert_eq!(w.m.results[&init.slot()], (OK, [1 << server.slot(), 0, 0]));
-    // Only the supervisor may restart; it gets the new task's slot.
+    // Only the supervisor may restart; it gets the new task's slot, the
+    // endpoint it serves and how long the dead copy ran.
     let other = w.k.spawn("other", Priority::new(1).unwrap()).unwrap();
     sys(&mut w, other, Sysno::Restart, &[server.slot()]);
     assert_eq!(
@@ -246,8 +254,9 @@ fn a_faulting_server_is_reported_its_caller_gets_server_died_and_init_restarts_i
         status_of(Error::PermissionDenied)
     );
     sys(&mut w, init, Sysno::Restart, &[server.slot()]);
-    let (status, [slot, ..]) = w.m.results[&init.slot()];
+    let (status, [slot, serves, lived]) = w.m.results[&init.slot()];
     assert_eq!(status, OK);
+    assert_eq!((serves, lived), (usize::from(EP_NUMBER), 1234));
     let fresh = w.k.tasks.id_at(slot).unwrap();
     assert_ne!(fresh, server, "a restarted task has a new id");
     assert_eq!(w.k.tasks.get(fresh).unwrap().name().as_str(), "devices");

@@ -40,7 +40,11 @@ impl Machine for Host {
     fn supervisor(&self) -> Option<TaskId> {
         None
     }
-    fn restart(&mut self, _: &mut KernelObjects, _: &DeathNotice) -> Result<TaskId, Error> {
+    fn restart(
+        &mut self,
+        _: &mut KernelObjects,
+        _: &DeathNotice,
+    ) -> Result<crate::syscall::Restarted, Error> {
         Err(Error::KernelRefused)
     }
 }

@@ -45,7 +45,7 @@ macro_rules! test_machine {
                 &mut self,
                 _: &mut $crate::obj::objects::KernelObjects,
                 _: &$crate::obj::task::DeathNotice,
-            ) -> Result<$crate::obj::ids::TaskId, ipc::Error> {
+            ) -> Result<$crate::syscall::Restarted, ipc::Error> {
                 Err(ipc::Error::KernelRefused)
             }
         }

@@ -14,6 +14,7 @@ use ipc::syscall::{IPC_BUFFER, STACK_TOP};
 use mica_boot::image::{BootImage, EntryKind, KernelRights, MAX_ENTRIES};
 
 use crate::arch::{self, AddressSpace, RunOutcome, TrapFrame};
+use crate::chaos::Chaos;
 use crate::kmain::FRAMES;
 use crate::manifest::{ServiceSpec, Wiring};
 use crate::obj::MAX_TASKS;
@@ -53,6 +54,8 @@ struct Slot {
     /// Its entry in the boot image.
     entry: usize,
     restarts: usize,
+    /// The timer count when it was loaded.
+    started: u64,
 }
 
 /// The kernel objects and, apart from them, the machine state of each task
@@ -68,6 +71,10 @@ struct Tasks {
     supervisor: Option<TaskId>,
     boot: Option<Boot>,
     guests: Guests,
+    /// Services killed on a schedule (`mica.chaos`, recovery tests).
+    chaos: Option<Chaos<'static>>,
+    /// The timer count when the tasks were loaded.
+    epoch: u64,
 }
 
 static RUNNER: spin::Mutex<Runner> = spin::Mutex::new(Runner {
@@ -78,6 +85,8 @@ static RUNNER: spin::Mutex<Runner> = spin::Mutex::new(Runner {
         supervisor: None,
         boot: None,
         guests: Guests::new(),
+        chaos: None,
+        epoch: 0,
     },
 });
 
@@ -130,6 +139,7 @@ impl Tasks {
             frame,
             entry,
             restarts,
+            started: arch::timer_now(),
         });
         Ok(id)
     }
@@ -140,6 +150,21 @@ impl Tasks {
             (Some(slot), Some(boot)) => boot.image.entry(slot.entry).map_or("?", |e| e.name),
             _ => "?",
         }
+    }
+
+    /// The live task loaded from the boot-image entry called `name`.
+    fn live_task_named(&self, objects: &KernelObjects, name: &str) -> Option<TaskId> {
+        let boot = self.boot.as_ref()?;
+        self.slots.iter().flatten().map(|slot| slot.id).find(|&id| {
+            objects
+                .tasks
+                .get(id)
+                .is_ok_and(|task| task.exit_reason().is_none())
+                && self
+                    .slot(id)
+                    .and_then(|slot| boot.image.entry(slot.entry))
+                    .is_some_and(|entry| entry.name == name)
+        })
     }
 
     fn slot(&self, task: TaskId) -> Option<&Slot> {
@@ -194,12 +219,22 @@ impl Machine for Tasks {
         &mut self,
         objects: &mut KernelObjects,
         dead: &DeathNotice,
-    ) -> Result<TaskId, Error> {
+    ) -> Result<syscall::Restarted, Error> {
         let old = self.slots[dead.task.slot()]
             .take()
             .ok_or(Error::InvalidArgument)?;
         // The old frames stay allocated: freeing a space is not written yet.
-        self.spawn(objects, old.entry, old.restarts + 1)
+        let task = self.spawn(objects, old.entry, old.restarts + 1)?;
+        let serves = self
+            .boot
+            .as_ref()
+            .and_then(|boot| boot.image.entry(old.entry))
+            .and_then(|entry| entry.serves);
+        Ok(syscall::Restarted {
+            task,
+            serves,
+            lived_ms: since_ms(old.started),
+        })
     }
 
     fn devices(&mut self) -> Option<&mut dyn crate::syscall_device::DeviceHost> {
@@ -210,10 +245,17 @@ impl Machine for Tasks {
 /// Loads every service of the boot image, wires their capabilities as its
 /// manifest says and enters the most urgent one; `vm_ids` (the boot
 /// option) caps the VM TLB tags handed out.
-pub fn start(kernel_root: u64, image: BootImage<'static>, vm_ids: Option<u16>) -> ! {
+pub fn start(
+    kernel_root: u64,
+    image: BootImage<'static>,
+    vm_ids: Option<u16>,
+    chaos: Option<Chaos<'static>>,
+) -> ! {
     let mut guard = RUNNER.lock();
     let r = &mut *guard;
     r.tasks.kernel_root = kernel_root;
+    r.tasks.chaos = chaos;
+    r.tasks.epoch = arch::timer_now();
     if let Some(count) = vm_ids {
         r.objects.vms.limit_tags(count);
     }
@@ -417,11 +459,34 @@ fn after_timer(r: &mut Runner) -> Decision {
     control::wake_sleepers(&mut r.objects, arch::timer_now());
     console::poll(r);
     arm_timer(r);
+    if let Some(decision) = chaos_kill(r) {
+        return decision;
+    }
     if ticks::take_tick() {
         r.objects.sched.tick()
     } else {
         r.objects.sched.schedule()
     }
+}
+
+/// Kills the service `mica.chaos` names next, if one is due and alive.
+fn chaos_kill(r: &mut Runner) -> Option<Decision> {
+    let now = since_ms(r.tasks.epoch);
+    let name = r.tasks.chaos.as_mut()?.due(now)?;
+    let victim = r.tasks.live_task_named(&r.objects, name)?;
+    Some(syscall::kill(
+        &mut r.objects,
+        &mut r.tasks,
+        victim,
+        ExitReason::Chaos,
+    ))
+}
+
+/// Milliseconds of timer time since the count `start`.
+fn since_ms(start: u64) -> u64 {
+    let hz = ticks::clock_hz().max(1);
+    let counts = arch::timer_now().saturating_sub(start);
+    u64::try_from(u128::from(counts) * 1000 / u128::from(hz)).unwrap_or(u64::MAX)
 }
 
 /// Arms the timer for the next tick, or earlier for a sleeping vCPU's

@@ -138,7 +138,7 @@ fn a_faulting_service_is_killed_reported_and_restarted_by_init() {
         .expect("(crasher) killed: store page fault at 0x3ffe", BOOT)
         .unwrap();
     assert!(report.starts_with("mica: task "), "{report}");
-    let restart = s.expect("died; restarted it as task", BOOT).unwrap();
+    let restart = s.expect("; restarted it as task", BOOT).unwrap();
     assert!(restart.starts_with("init: task "), "{restart}");
     s.expect("crasher: restarted 1 time(s); serving", BOOT)
         .unwrap();

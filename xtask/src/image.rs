@@ -75,12 +75,13 @@ pub fn core_services(
     devices_rights: KernelRights,
 ) -> Result<Vec<Part>, String> {
     Ok(vec![
+        // init tells the vm-manager of a restarted ioreq or device service.
         service(
             "init",
             task("mica-init")?,
             10,
             None,
-            &[],
+            &[VM_MANAGER],
             KernelRights::SUPERVISOR,
         ),
         service(

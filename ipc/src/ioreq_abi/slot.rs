@@ -502,5 +502,31 @@ pub fn abandon(page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError> {
     Ok(())
 }
 
+/// Service side, after a restart: the request of `vcpu`'s slot that a dead
+/// predecessor took (PROCESSING) and never finished, decoded again so
+/// that it can go to its client again. The slot stays PROCESSING.
+pub fn adopt(page: &IoreqPage, vcpu: u8) -> Result<IoRequest, SlotError> {
+    let slot = page
+        .slot(usize::from(vcpu))
+        .ok_or(SlotError::NoSuchSlot(vcpu))?;
+    match SlotState::from_raw(slot.processed)? {
+        SlotState::Processing => decode(slot, vcpu),
+        found => Err(SlotError::IllegalTransition {
+            found,
+            event: SlotEvent::Complete,
+        }),
+    }
+}
+
+/// Service side: gives up on a PROCESSING slot whose request does not
+/// decode (see [`adopt`]), marking it COMPLETE without touching its
+/// payload, so the kernel wakes the vCPU and sees the bad request itself.
+pub fn give_up(page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError> {
+    let slot = slot_in(page, vcpu)?;
+    let next = step(slot, SlotEvent::Complete)?;
+    slot.processed = next.raw();
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests;

@@ -85,6 +85,8 @@ pub enum ExitReason {
     Faulted { kind: FaultKind, address: u64 },
     /// The supervisor killed it.
     Killed,
+    /// Fault injection killed it (the `mica.chaos` boot option).
+    Chaos,
 }
 
 /// What the supervisor learns about a dead task.
@@ -104,6 +106,7 @@ impl fmt::Display for DeathNotice {
                 write!(f, "killed: {} at {address:#x}", kind.describe())
             }
             ExitReason::Killed => f.write_str("killed by the supervisor"),
+            ExitReason::Chaos => f.write_str("killed by fault injection (mica.chaos)"),
         }
     }
 }

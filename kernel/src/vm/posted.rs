@@ -61,7 +61,8 @@ impl Posting {
     }
 
     /// `ioreq_post`: writes to `[start, start + len)` of `space` may be
-    /// posted; `len` 0 removes the range that starts at `start`.
+    /// posted; `len` 0 removes the range that starts at `start`. Setting a
+    /// range that is set already changes nothing.
     /// `InvalidArgument` for PCI configuration space or the removal of a
     /// range that does not exist, `InvalidRange` for one that wraps,
     /// `RangeOverlap` for one that overlaps another, `TableFull` when
@@ -80,6 +81,15 @@ impl Posting {
             return Ok(());
         }
         let end = start.checked_add(len).ok_or(Error::InvalidRange)?;
+        // The same range again (a restarted ioreq service sends it anew).
+        let same = self
+            .ranges
+            .iter()
+            .flatten()
+            .any(|r| r.space == space && r.start == start && r.end == end);
+        if same {
+            return Ok(());
+        }
         let overlaps = self
             .ranges
             .iter()
@@ -256,6 +266,14 @@ mod tests {
         posting.set(Space::Pio, 0x2f8, 1).unwrap();
         posting.set(Space::Pio, 0x3e8, 1).unwrap();
         assert_eq!(posting.set(Space::Pio, 0x2e8, 1), Err(Error::TableFull));
+        // Set again (by a restarted ioreq service): nothing changes, and a
+        // full table has room for it.
+        assert_eq!(posting.set(Space::Pio, 0x3f8, 1), Ok(()));
+        assert_eq!(
+            posting.set(Space::Pio, 0x3f8, 2),
+            Err(Error::RangeOverlap),
+            "a longer range is another range"
+        );
         posting.set(Space::Pio, 0x3e8, 0).unwrap();
         assert_eq!(
             posting.set(Space::Pio, 0x3e8, 0),

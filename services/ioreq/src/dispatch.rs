@@ -122,6 +122,9 @@ pub struct VmIoreq<P> {
     clients: ClientRegistry,
     in_flight: [Option<InFlight>; SLOT_COUNT],
     counters: IoreqCounters,
+    /// Reattached after a restart and not yet activated: nothing is
+    /// dispatched (its client ranges are still arriving).
+    held: bool,
 }
 
 /// The device access of `vm`'s validated `request`.
@@ -150,7 +153,77 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
             clients: ClientRegistry::new(),
             in_flight: [None; SLOT_COUNT],
             counters: IoreqCounters::default(),
+            held: false,
         }
+    }
+
+    /// Holds the VM's requests, undispatched, and forgets its client
+    /// ranges (a restarted service's vm-manager is sending them again).
+    pub fn hold(&mut self) {
+        self.held = true;
+        self.clients = ClientRegistry::new();
+    }
+
+    /// Whether the VM's requests are held ([`hold`](Self::hold)).
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// Ends a [`hold`](Self::hold): a slot that a dead predecessor took
+    /// (PROCESSING, not in flight here) goes to its client again (a
+    /// forward; finished at once if no client claims it, or untouched if
+    /// it no longer decodes), and a COMPLETE one has its vCPU resumed.
+    /// PENDING slots are left for the next drain. Returns how many slots
+    /// were adopted.
+    pub fn activate(&mut self, actions: &mut Actions) -> u8 {
+        self.held = false;
+        let mut adopted: u8 = 0;
+        for vcpu in 0..self.vcpus {
+            let action = match slot::state(self.page(), vcpu) {
+                Ok(SlotState::Processing) if self.in_flight(vcpu).is_none() => self.adopt(vcpu),
+                Ok(SlotState::Complete) => Some(Action::ResumeVcpu { vm: self.vm, vcpu }),
+                _ => None,
+            };
+            if let Some(action) = action {
+                adopted = adopted.saturating_add(1);
+                actions.set(vcpu, action);
+            }
+        }
+        adopted
+    }
+
+    /// A PROCESSING slot nobody here forwarded: sent again, or finished.
+    fn adopt(&mut self, vcpu: u8) -> Option<Action> {
+        let request = match slot::adopt(self.page(), vcpu) {
+            Ok(request) => request,
+            Err(error) => {
+                self.counters.record(error);
+                return match slot::give_up(self.page.as_mut(), vcpu) {
+                    Ok(()) => Some(Action::ResumeVcpu { vm: self.vm, vcpu }),
+                    Err(error) => {
+                        self.counters.record(error);
+                        None
+                    }
+                };
+            }
+        };
+        let Some(client) = self
+            .clients
+            .route(request.space, request.addr, request.size)
+        else {
+            return match self.finish_unclaimed(&request) {
+                Taken::Resume => Some(Action::ResumeVcpu { vm: self.vm, vcpu }),
+                Taken::Forward { .. } | Taken::Nothing => None,
+            };
+        };
+        if let Some(entry) = self.in_flight.get_mut(usize::from(vcpu)) {
+            *entry = Some(InFlight { request, client });
+        }
+        Some(Action::Forward(Forward {
+            client,
+            vcpu,
+            request: device_access(self.vm, &request),
+        }))
     }
 
     /// The VM.
@@ -210,6 +283,9 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
     /// counted and left alone (there is no vCPU to resume / no owner to
     /// trust). Every slot is looked at, once.
     pub fn dispatch(&mut self, actions: &mut Actions) -> u8 {
+        if self.held {
+            return 0;
+        }
         let mut forwarded: u8 = 0;
         for index in 0..SLOT_COUNT {
             let vcpu = match self.dispatch_next(index) {

@@ -65,6 +65,9 @@ pub struct Handled {
     pub response: Response,
     /// Forwards to clients and vCPU resumes, in slot order.
     pub actions: Actions,
+    /// VMs to drain after the actions, as on a kernel wake-up naming them
+    /// (bit `n`: VM number `n`; [`IoreqService::drain`]).
+    pub drain: u64,
 }
 
 impl Handled {
@@ -72,6 +75,7 @@ impl Handled {
         Self {
             response: result.unwrap_or_else(Response::Err),
             actions,
+            drain: 0,
         }
     }
 }
@@ -154,8 +158,39 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
             } => self
                 .post_writes(vm, space, start, len)
                 .map(|()| Response::Ok),
+            Request::Reattach { vm, vcpus } => self.reattach(vm, vcpus).map(|()| Response::Ok),
+            Request::Activate { vm } => {
+                let activated = self.attached(vm).map(|state| {
+                    state.activate(&mut actions);
+                    Response::Ok
+                });
+                let drain = match (&activated, u32::from(vm.0)) {
+                    (Ok(_), n) if n < u64::BITS => 1 << n,
+                    _ => 0,
+                };
+                return Handled {
+                    drain,
+                    ..Handled::reply(activated, actions)
+                };
+            }
         };
         Handled::reply(result, actions)
+    }
+
+    /// Serves `vm` again after a restart ([`Request::Reattach`]): attached
+    /// as by `AttachVm` if it is not, and held either way.
+    fn reattach(&mut self, vm: VmId, vcpus: u8) -> Result<(), Error> {
+        match self.vm_mut(vm) {
+            Some(state) if state.vcpus() == vcpus => {
+                state.hold();
+                Ok(())
+            }
+            Some(_) => Err(Error::InvalidArgument),
+            None => {
+                self.attach(vm, vcpus)?;
+                self.attached(vm).map(VmIoreq::hold)
+            }
+        }
     }
 
     /// Starts serving `vm`.

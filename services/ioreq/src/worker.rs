@@ -135,6 +135,7 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
             let Ok(number) = u16::try_from(n) else { break };
             let vm = VmId(number);
             match self.index_of(vm) {
+                Some(index) if self.vms.get(index).is_some_and(VmIoreq::is_held) => {}
                 Some(index) => {
                     let mut batch = Batch::new(vm);
                     self.drain_posted(index, &mut batch, effects);

@@ -139,6 +139,11 @@ struct VmRecord {
     plan: Option<BootPlan>,
     /// Where the device tree went, from the start of RAM.
     dtb_offset: u64,
+    /// The ioreq service serves it (`register_ioreq` succeeded and
+    /// `unregister_ioreq` has not run).
+    ioreq_registered: bool,
+    /// The device service emulates its devices (likewise).
+    devices_registered: bool,
 }
 
 /// The vm-manager's platform over the kernel `K` and the services `S`.
@@ -237,6 +242,95 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
             self.released(removed);
         }
         attached
+    }
+
+    /// The board's device windows as `vm`'s client ranges at the ioreq
+    /// service (attached already), with the registers whose writes are
+    /// posted, and the device service as the default client.
+    fn send_ioreq_ranges(&mut self, vm: VmId) -> Result<(), Error> {
+        let client = DEVICES_CLIENT;
+        // The devices service emulates the board's windows, and takes what
+        // no range claims (an access to a hole then reads as all-ones there).
+        for place in self.board.devices() {
+            ioreq_ok(self.links.ioreq(&ioreq::Request::RegisterRange {
+                vm,
+                client,
+                space: place.space,
+                start: place.base,
+                len: place.size,
+            }))?;
+            // Registers whose writes answer nothing are posted.
+            if let Some((offset, len)) = place.kind.posted_window() {
+                ioreq_ok(self.links.ioreq(&ioreq::Request::PostWrites {
+                    vm,
+                    space: place.space,
+                    start: place.base + offset,
+                    len,
+                }))?;
+            }
+        }
+        ioreq_ok(
+            self.links
+                .ioreq(&ioreq::Request::SetDefaultClient { vm, client }),
+        )
+    }
+
+    /// A restarted ioreq service serves `vm` again: reattached (held),
+    /// its ranges sent, then activated (requests the dead service left
+    /// are taken over).
+    fn reattach_ioreq(&mut self, vm: VmId) -> Result<(), Error> {
+        let vcpus = self.record(vm)?.vcpus;
+        ioreq_ok(self.links.ioreq(&ioreq::Request::Reattach { vm, vcpus }))?;
+        self.send_ioreq_ranges(vm)?;
+        ioreq_ok(self.links.ioreq(&ioreq::Request::Activate { vm }))
+    }
+
+    /// A restarted device service emulates `vm`'s devices again, from
+    /// reset, with its generation ID.
+    fn readd_devices(&mut self, vm: VmId) -> Result<(), Error> {
+        let record = self.record(vm)?;
+        let name = record.name.clone().ok_or(Error::UnknownVm)?;
+        let generation_id = record.generation_id;
+        // A device service that kept the VM (it did not die after all)
+        // resets its models; one that forgot it says `UnknownVm`.
+        let _ = self.links.devices(&devices::Request::RemoveVm { vm });
+        self.add_devices(vm, &name)?;
+        if self.board_has_genid() && generation_id != GenerationId::NONE {
+            devices_ok(self.links.devices(&devices::Request::SetGenerationId {
+                vm,
+                id: generation_id.to_le_bytes(),
+            }))?;
+        }
+        Ok(())
+    }
+
+    /// The service on `endpoint` restarted knowing nothing: every VM it
+    /// served is handed to it again. Every VM is tried; the first error
+    /// is returned. `InvalidArgument` for an endpoint that is neither the
+    /// ioreq nor the device service's.
+    fn redo_for_restarted(&mut self, endpoint: u8) -> Result<(), Error> {
+        let redo: fn(&mut Self, VmId) -> Result<(), Error> = match usize::from(endpoint) {
+            endpoints::IOREQ => Self::reattach_ioreq,
+            endpoints::DEVICES => Self::readd_devices,
+            _ => return Err(Error::InvalidArgument),
+        };
+        let mut first_error = Ok(());
+        for index in 0..self.records.len() {
+            let Some(record) = self.records.get(index).and_then(Option::as_ref) else {
+                continue;
+            };
+            let served = match usize::from(endpoint) {
+                endpoints::IOREQ => record.ioreq_registered,
+                _ => record.devices_registered,
+            };
+            let Ok(number) = u16::try_from(index) else {
+                break;
+            };
+            if served && let Err(error) = redo(self, VmId(number)) {
+                first_error = first_error.and(Err(error));
+            }
+        }
+        first_error
     }
 
     /// The host's timebase (Hz, fitting a DT cell) and whether it has
@@ -392,6 +486,8 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             linux: None,
             plan: None,
             dtb_offset: 0,
+            ioreq_registered: false,
+            devices_registered: false,
         });
         Ok(())
     }
@@ -456,45 +552,14 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
     fn register_ioreq(&mut self, vm: VmId) -> Result<(), Error> {
         let vcpus = self.record(vm)?.vcpus;
         ioreq_ok(self.links.ioreq(&ioreq::Request::AttachVm { vm, vcpus }))?;
-        let client = DEVICES_CLIENT;
-        // The devices service emulates the board's windows, and takes what
-        // no range claims (an access to a hole then reads as all-ones there).
-        let set = self
-            .board
-            .devices()
-            .iter()
-            .try_for_each(|place| {
-                ioreq_ok(self.links.ioreq(&ioreq::Request::RegisterRange {
-                    vm,
-                    client,
-                    space: place.space,
-                    start: place.base,
-                    len: place.size,
-                }))?;
-                // Registers whose writes answer nothing are posted.
-                match place.kind.posted_window() {
-                    Some((offset, len)) => {
-                        ioreq_ok(self.links.ioreq(&ioreq::Request::PostWrites {
-                            vm,
-                            space: place.space,
-                            start: place.base + offset,
-                            len,
-                        }))
-                    }
-                    None => Ok(()),
-                }
-            })
-            .and_then(|()| {
-                ioreq_ok(
-                    self.links
-                        .ioreq(&ioreq::Request::SetDefaultClient { vm, client }),
-                )
-            });
+        let set = self.send_ioreq_ranges(vm);
         if set.is_err() {
             let detached = ioreq_ok(self.links.ioreq(&ioreq::Request::DetachVm { vm }));
             self.released(detached);
         }
-        set
+        set?;
+        self.record(vm)?.ioreq_registered = true;
+        Ok(())
     }
 
     fn register_devices(&mut self, vm: VmId, name: &VmName) -> Result<(), Error> {
@@ -506,7 +571,9 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             let removed = devices_ok(self.links.devices(&devices::Request::RemoveVm { vm }));
             self.released(removed);
         }
-        written
+        written?;
+        self.record(vm)?.devices_registered = true;
+        Ok(())
     }
 
     /// The ID goes into guest RAM first, then to the vmgenid device, whose
@@ -574,11 +641,17 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
     }
 
     fn unregister_devices(&mut self, vm: VmId) {
+        if let Ok(record) = self.record(vm) {
+            record.devices_registered = false;
+        }
         let removed = devices_ok(self.links.devices(&devices::Request::RemoveVm { vm }));
         self.released(removed);
     }
 
     fn unregister_ioreq(&mut self, vm: VmId) {
+        if let Ok(record) = self.record(vm) {
+            record.ioreq_registered = false;
+        }
         let detached = ioreq_ok(self.links.ioreq(&ioreq::Request::DetachVm { vm }));
         self.released(detached);
     }
@@ -633,6 +706,10 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             service_ns,
             posted_writes,
         })
+    }
+
+    fn service_restarted(&mut self, endpoint: u8) -> Result<(), Error> {
+        self.redo_for_restarted(endpoint)
     }
 
     fn guest_status(&mut self, vm: VmId) -> Result<GuestStatus, Error> {

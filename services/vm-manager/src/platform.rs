@@ -112,4 +112,12 @@ pub trait Platform {
     fn vm_stats(&mut self, _vm: VmId) -> Result<VmStats, ipc::Error> {
         Err(ipc::Error::KernelRefused)
     }
+
+    /// The service on endpoint `endpoint` died and runs again, knowing
+    /// nothing: every VM it served is handed to it again (the first error
+    /// is returned after every VM was tried). A platform without such
+    /// services refuses with `InvalidArgument`.
+    fn service_restarted(&mut self, _endpoint: u8) -> Result<(), ipc::Error> {
+        Err(ipc::Error::InvalidArgument)
+    }
 }

@@ -106,6 +106,10 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
                 .console_output(&name, from)
                 .map(Response::ConsoleOutput),
             Request::Stats { name } => self.stats(&name).map(Response::Stats),
+            Request::ServiceRestarted { endpoint } => self
+                .platform
+                .service_restarted(endpoint)
+                .map(|()| Response::Ok),
         };
         result.unwrap_or_else(Response::Err)
     }

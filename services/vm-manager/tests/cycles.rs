@@ -359,3 +359,96 @@ fn console_requests_reach_the_vms_uart_in_the_real_device_service() {
     };
     assert!(chunk.bytes.is_empty());
 }
+
+#[test]
+fn restarted_services_are_handed_every_live_vm_again() {
+    let held = Shared::default();
+    let services = Rc::new(RefCell::new(Services {
+        ioreq: IoreqService::new(Pages(held.clone())),
+        devices: DeviceService::new(NoConsole, NoIrqs, NoMemory, Zeros),
+    }));
+    let platform = KernelPlatform::new(Kernel(held.clone()), Links(services.clone()));
+    let mut manager = Manager::new(SCENARIO, platform, Counting(0)).expect("a valid scenario");
+    manager.launch_pre_launched();
+    // vm1 is gone before the services die: nobody brings it back.
+    assert_eq!(
+        manager.handle(named(|name| Request::Destroy { name }, "vm1")),
+        Response::Ok
+    );
+    let ranges = services
+        .borrow()
+        .ioreq
+        .vm(VmId(0))
+        .map(|vm| vm.clients().ranges().len());
+
+    // The ioreq service dies; the kernel maps the pages into its fresh copy.
+    services.borrow_mut().ioreq = IoreqService::new(Pages(Shared::default()));
+    let ioreq = u8::try_from(ipc::syscall::endpoints::IOREQ).expect("small");
+    assert_eq!(
+        manager.handle(Request::ServiceRestarted { endpoint: ioreq }),
+        Response::Ok
+    );
+    {
+        let services = services.borrow();
+        let vm0 = services.ioreq.vm(VmId(0)).expect("vm0 attached again");
+        assert!(!vm0.is_held(), "activated once its ranges were back");
+        assert_eq!(Some(vm0.clients().ranges().len()), ranges);
+        assert!(services.ioreq.vm(VmId(1)).is_none(), "vm1 stays gone");
+    }
+
+    // The device service dies; its fresh copy gets vm0's devices back.
+    services.borrow_mut().devices = DeviceService::new(NoConsole, NoIrqs, NoMemory, Zeros);
+    assert_eq!(
+        services.borrow_mut().devices.dropped_input(VmId(0)),
+        Err(Error::UnknownVm)
+    );
+    let devices_ep = u8::try_from(ipc::syscall::endpoints::DEVICES).expect("small");
+    assert_eq!(
+        manager.handle(Request::ServiceRestarted {
+            endpoint: devices_ep
+        }),
+        Response::Ok
+    );
+    assert_eq!(services.borrow_mut().devices.dropped_input(VmId(0)), Ok(0));
+    assert_eq!(
+        services.borrow_mut().devices.dropped_input(VmId(1)),
+        Err(Error::UnknownVm)
+    );
+    // Its UART works: a guest write shows in vm0's console output.
+    let uart = vm_manager::guest_dt::UART.base;
+    let written = services
+        .borrow_mut()
+        .devices
+        .handle(devices::Request::Write {
+            vm: VmId(0),
+            space: ipc::Space::Mmio,
+            addr: uart,
+            size: 1,
+            value: u64::from(b'k'),
+        });
+    assert_eq!(written, devices::Response::Ok);
+    let Response::ConsoleOutput(chunk) = manager.handle(Request::ConsoleOutput {
+        name: wire_name("vm0").expect("a valid name"),
+        from: 0,
+    }) else {
+        panic!("no console output");
+    };
+    assert_eq!(&chunk.bytes[..], b"k");
+
+    // A second notice for the same service is harmless (a device reset).
+    assert_eq!(
+        manager.handle(Request::ServiceRestarted {
+            endpoint: devices_ep
+        }),
+        Response::Ok
+    );
+    // Only the two services can be restarted this way.
+    for endpoint in [0, 1, 4, 255] {
+        assert_eq!(
+            manager.handle(Request::ServiceRestarted { endpoint }),
+            Response::Err(Error::InvalidArgument),
+            "endpoint {endpoint}"
+        );
+    }
+    assert_eq!(manager.platform().release_failures(), 0);
+}

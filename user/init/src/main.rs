@@ -1,23 +1,53 @@
 //! `init`, the first task and the supervisor: services never end on their
-//! own, so every death notice means a service failed; init restarts it, up
-//! to [`MAX_RESTARTS`] times per task so a service that keeps dying cannot
-//! keep the machine busy, and reports each step.
+//! own, so every death notice means a service failed; init restarts it and
+//! reports each step. A service that dies again soon after each restart is
+//! in a crash loop: after [`MAX_QUICK_RESTARTS`] such restarts in a row
+//! init leaves it down, so it cannot keep the machine busy; a death after
+//! a copy ran for [`STABLE_MS`] starts the count again. When the restarted
+//! service is the ioreq or the device service, which start knowing
+//! nothing, init tells the vm-manager, which hands it every live VM again.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
 mod task {
-    use ipc::syscall::slots::DEATHS;
+    use ipc::syscall::endpoints::{DEVICES, IOREQ, VM_MANAGER};
+    use ipc::syscall::slots::{self, DEATHS};
+    use ipc::vm::{Request, Response};
     use log::{info, warn};
-    use mica_rt::{Start, sys};
+    use mica_rt::sys::Restarted;
+    use mica_rt::{Start, call_message, sys};
 
-    /// Restarts granted to one task slot before init gives up on it.
-    pub const MAX_RESTARTS: u8 = 3;
+    /// Restarts in a row, each of a copy that died within [`STABLE_MS`],
+    /// before init gives up on a task slot.
+    pub const MAX_QUICK_RESTARTS: u8 = 3;
+    /// A copy that ran this long before it died was not crash-looping.
+    pub const STABLE_MS: u64 = 1000;
     /// Task slots a death notice can name (bits of the notification word).
     const SLOTS: usize = 64;
 
+    /// Tells the vm-manager that the service in `restarted` starts afresh,
+    /// if it is one that holds VM state.
+    fn hand_over(restarted: &Restarted) {
+        let Some(endpoint) = restarted.serves.filter(|&e| e == IOREQ || e == DEVICES) else {
+            return;
+        };
+        let Ok(endpoint) = u8::try_from(endpoint) else {
+            return;
+        };
+        let request = Request::ServiceRestarted { endpoint };
+        match call_message::<_, Response>(slots::call(VM_MANAGER), &request) {
+            Ok(Response::Ok) => info!("the vm-manager handed endpoint {endpoint} its VMs again"),
+            Ok(Response::Err(e)) => {
+                warn!("the vm-manager could not restore endpoint {endpoint}: {e}")
+            }
+            Ok(other) => warn!("the vm-manager answered {other:?} for endpoint {endpoint}"),
+            Err(e) => warn!("cannot reach the vm-manager for endpoint {endpoint}: {e}"),
+        }
+    }
+
     fn main(_start: Start) -> u32 {
         info!("started; supervising the services");
-        let mut restarts = [0u8; SLOTS];
+        let mut quick = [0u8; SLOTS];
         loop {
             let bits = match sys::wait(DEATHS) {
                 Ok(bits) => bits,
@@ -27,16 +57,28 @@ mod task {
                 }
             };
             for slot in (0..SLOTS).filter(|s| bits & (1 << s) != 0) {
-                let Some(count) = restarts.get_mut(slot) else {
+                let Some(count) = quick.get_mut(slot) else {
                     continue;
                 };
-                if *count >= MAX_RESTARTS {
-                    warn!("task {slot} died again after {MAX_RESTARTS} restarts; leaving it down");
+                if *count >= MAX_QUICK_RESTARTS {
+                    warn!(
+                        "task {slot} died again after {MAX_QUICK_RESTARTS} quick restarts; leaving it down"
+                    );
                     continue;
                 }
-                *count += 1;
                 match sys::restart(slot) {
-                    Ok(new) => info!("task {slot} died; restarted it as task {new}"),
+                    Ok(restarted) => {
+                        *count = if restarted.lived_ms >= STABLE_MS {
+                            1
+                        } else {
+                            count.saturating_add(1)
+                        };
+                        info!(
+                            "task {slot} died after {} ms; restarted it as task {}",
+                            restarted.lived_ms, restarted.slot
+                        );
+                        hand_over(&restarted);
+                    }
                     Err(e) => warn!("task {slot} died; restart failed: {e}"),
                 }
             }

@@ -262,10 +262,24 @@ pub fn poll(ntf: usize) -> Result<u64, Error> {
     checked(Sysno::Poll, [ntf, 0, 0, 0, 0, 0]).map(|[bits, ..]| bits as u64)
 }
 
-/// Supervisor only: starts a fresh copy of the dead task in `task_slot`;
-/// returns the new task's slot.
-pub fn restart(task_slot: usize) -> Result<usize, Error> {
-    checked(Sysno::Restart, [task_slot, 0, 0, 0, 0, 0]).map(|[slot, ..]| slot)
+/// A service started again in place of a dead one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Restarted {
+    /// The new task's slot.
+    pub slot: usize,
+    /// The endpoint number it serves, if any.
+    pub serves: Option<usize>,
+    /// How long the dead copy ran, in milliseconds.
+    pub lived_ms: u64,
+}
+
+/// Supervisor only: starts a fresh copy of the dead task in `task_slot`.
+pub fn restart(task_slot: usize) -> Result<Restarted, Error> {
+    checked(Sysno::Restart, [task_slot, 0, 0, 0, 0, 0]).map(|[slot, serves, lived]| Restarted {
+        slot,
+        serves: (serves != ipc::syscall::SERVES_NOTHING).then_some(serves),
+        lived_ms: lived as u64,
+    })
 }
 
 /// The kernel's frame allocator now: free 4 KiB frames and frames managed

@@ -120,6 +120,39 @@ fn full_cycle_returns_the_read_value_and_frees_the_slot() {
 }
 
 #[test]
+fn a_restarted_service_adopts_only_processing_slots_and_can_finish_them() {
+    let mut page = IoreqPage::new();
+    fill(&mut page, &mmio_read(1, 0x1000_0005, 1)).unwrap();
+    // PENDING is dispatched as usual, not adopted.
+    assert!(matches!(
+        adopt(&page, 1),
+        Err(SlotError::IllegalTransition {
+            found: SlotState::Pending,
+            ..
+        })
+    ));
+    let taken = begin_processing(&mut page, 1).unwrap();
+    // The dead service took it; its successor decodes the same request.
+    assert_eq!(adopt(&page, 1), Ok(taken));
+    assert_eq!(state(&page, 1), Ok(SlotState::Processing));
+    finish(&mut page, &taken, 0x60).unwrap();
+    assert_eq!(take_completion(&mut page, 1).unwrap().value, 0x60);
+    assert_eq!(adopt(&page, 16), Err(SlotError::NoSuchSlot(16)));
+}
+
+#[test]
+fn giving_up_completes_a_processing_slot_untouched() {
+    let mut page = IoreqPage::new();
+    fill(&mut page, &pio_write(0, 0x3f8, 1, 0x41)).unwrap();
+    assert!(give_up(&mut page, 0).is_err(), "PENDING cannot be given up");
+    begin_processing(&mut page, 0).unwrap();
+    let before = page.slot(0).unwrap().payload;
+    give_up(&mut page, 0).unwrap();
+    assert_eq!(state(&page, 0), Ok(SlotState::Complete));
+    assert_eq!(page.slot(0).unwrap().payload, before);
+}
+
+#[test]
 fn fill_encodes_each_kind_so_that_decode_gives_it_back() {
     let requests = [
         mmio_read(0, 0xffff_ffff_ffff_fff8, 8),

@@ -112,10 +112,12 @@ mod task {
         }
     }
 
-    /// One message through the service, keeping the actions it returned.
+    /// One message through the service, keeping the actions it returned
+    /// and the VMs it asked to drain.
     struct Step<'a> {
         service: &'a mut Ioreq,
         actions: Actions,
+        drain: u64,
     }
 
     impl Service for Step<'_> {
@@ -125,6 +127,7 @@ mod task {
         fn handle(&mut self, request: Request) -> Response {
             let handled = self.service.handle(request);
             self.actions = handled.actions;
+            self.drain = handled.drain;
             handled.response
         }
 
@@ -142,6 +145,7 @@ mod task {
         let mut step = Step {
             service,
             actions: Actions::new(),
+            drain: 0,
         };
         let response =
             match sys::with_buffer(|buf| decode::<Request>(buf.get(..len).unwrap_or_default())) {
@@ -155,17 +159,22 @@ mod task {
                 return 0;
             }
         };
-        let Step { service, actions } = step;
-        if actions.is_empty() {
+        let Step {
+            service,
+            actions,
+            drain,
+        } = step;
+        if actions.is_empty() && drain == 0 {
             return n;
         }
         // A request that produced forwards (a `Dispatch` or `Complete` sent
-        // as a message): answer first, so no call is made while a reply
-        // is owed, then carry them out.
+        // as a message, or an `Activate`): answer first, so no call is made
+        // while a reply is owed, then carry them out.
         if let Err(e) = sys::reply(n) {
             warn!("reply failed: {e}");
         }
         service.carry_out(&actions, effects);
+        service.drain(drain, effects);
         0
     }
 

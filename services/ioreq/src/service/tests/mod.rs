@@ -8,6 +8,7 @@ mod completion;
 mod dispatching;
 mod fuzz;
 mod lifecycle;
+mod restart;
 
 use ipc::ioreq::{ClientId, Request, Response};
 use ipc::{Error, Space, VmId};
@@ -37,8 +38,10 @@ pub(super) fn err(service: &mut Service, request: Request) -> Error {
         Handled {
             response: Response::Err(error),
             actions,
+            drain,
         } => {
             assert!(actions.is_empty(), "a refused request has no actions");
+            assert_eq!(drain, 0, "a refused request drains nothing");
             error
         }
         other => panic!("{request:?} should fail, got {other:?}"),
