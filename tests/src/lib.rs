@@ -221,6 +221,57 @@ pub fn expect_x86_guest_msr_lines(s: &mut Session, wait: Duration) -> Result<(),
     Ok(())
 }
 
+/// The tick numbers of `vm`'s `<vm>: tick N` lines in the transcript, in
+/// order (a line cut short by a dying device service is skipped).
+pub fn tick_numbers(s: &Session, vm: &str) -> Vec<u64> {
+    let prefix = format!("{vm} | {vm}: tick ");
+    s.transcript()
+        .iter()
+        .filter_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok())
+        .collect()
+}
+
+/// With `mica.chaos=ioreq,devices@MS` on the command line, VMs `vm0` and
+/// `vm1` ticking: waits for `rounds` deaths of each service, each followed
+/// by init's line that the vm-manager handed the fresh copy its VMs again;
+/// then both guests must tick twice more, counting on from where they
+/// were (a restart never resets a guest), and neither init nor the kernel
+/// may report trouble.
+pub fn expect_recovery(s: &mut Session, rounds: usize, wait: Duration) -> Result<(), String> {
+    for round in 0..rounds {
+        for (service, endpoint) in [("ioreq", 2), ("devices", 3)] {
+            let killed = format!("({service}) killed by fault injection (mica.chaos)");
+            s.expect(&killed, wait)
+                .map_err(|e| format!("round {round}: {e}"))?;
+            let handed = format!("init: the vm-manager handed endpoint {endpoint} its VMs again");
+            s.expect(&handed, wait)
+                .map_err(|e| format!("round {round}: {e}"))?;
+        }
+    }
+    let before = [tick_numbers(s, "vm0").len(), tick_numbers(s, "vm1").len()];
+    for _ in 0..2 {
+        s.expect_all(&["vm0 | vm0: tick", "vm1 | vm1: tick"], wait)?;
+    }
+    for (vm, seen) in ["vm0", "vm1"].into_iter().zip(before) {
+        let ticks = tick_numbers(s, vm);
+        if ticks.len() < seen + 2 || !ticks.windows(2).all(|w| w[0] < w[1]) {
+            return Err(format!("{vm} must count on: {ticks:?}"));
+        }
+    }
+    let troubles: Vec<_> = s
+        .transcript()
+        .iter()
+        .filter(|l| {
+            l.starts_with("init: WARN") || l.contains("leaving it down") || l.contains("fatal")
+        })
+        .collect();
+    if troubles.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("trouble while recovering: {troubles:?}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Session;

@@ -206,6 +206,34 @@ fn service_tasks_run_in_ring_3_and_start_svm_guests() {
     // Dropping the session stops QEMU: the services serve forever.
 }
 
+/// The ioreq and device services killed in turn every 700 ms, in the
+/// middle of the SVM guests' COM1 traffic, are restarted by init and
+/// handed every VM again by the vm-manager; the guests count on.
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn services_killed_again_and_again_are_restarted_and_svm_guests_go_on() {
+    let image = boot_image("MICA_BOOT_IMAGE_X86_64");
+    let mut s = qemu(
+        "qemu64,+svm,+npt",
+        &[
+            "-m",
+            "256M",
+            "-initrd",
+            &image,
+            "-append",
+            "mica.chaos=ioreq,devices@700",
+        ],
+    );
+    s.expect(
+        "mica: chaos: killing ioreq,devices in turn every 700 ms (mica.chaos)",
+        BOOT,
+    )
+    .unwrap();
+    s.expect_all(&["vm0 | hello from vm0", "vm1 | hello from vm1"], BOOT)
+        .unwrap();
+    mica_tests::expect_recovery(&mut s, 3, BOOT).unwrap();
+}
+
 /// A guest that writes garbage into the MSRs it owns (LSTAR, STAR, SFMASK,
 /// FS/GS base, KernelGSBase...), loads its own TR and SWAPGS reads them
 /// back as it wrote them, and gets #GP (not a stopped VM) for an MSR it may
