@@ -1,9 +1,10 @@
 //! Fault injection for recovery tests: the boot option
-//! `mica.chaos=NAME[,NAME...]@MS` kills the named service tasks in turn,
-//! one every `MS` milliseconds, as if each had faulted at that moment (in
-//! the middle of whatever it was doing). The supervisor restarts them and
-//! the system must recover; nothing else changes. Without the option the
-//! kernel never kills a healthy task.
+//! `mica.chaos=NAME[,NAME...]@MS[xCOUNT]` kills the named service tasks in
+//! turn, one every `MS` milliseconds (`COUNT` kills in all, or for ever),
+//! as if each had faulted at that moment (in the middle of whatever it was
+//! doing). The supervisor restarts them and the system must recover;
+//! nothing else changes. Without the option the kernel never kills a
+//! healthy task.
 
 /// The boot option's name.
 pub const BOOT_OPTION: &str = "mica.chaos";
@@ -19,6 +20,8 @@ pub struct Chaos<'a> {
     victims: [&'a str; MAX_VICTIMS],
     count: usize,
     period_ms: u64,
+    /// Kills left; `None`: no end.
+    left: Option<u64>,
     turn: usize,
     next_ms: u64,
 }
@@ -26,8 +29,8 @@ pub struct Chaos<'a> {
 impl<'a> Chaos<'a> {
     /// Reads the option from the kernel command line: `Ok(None)` when it is
     /// absent, the offending word when it does not parse (no names, too
-    /// many, an empty name, no `@MS`, or a period under
-    /// [`MIN_PERIOD_MS`]).
+    /// many, an empty name, no `@MS`, a period under [`MIN_PERIOD_MS`],
+    /// or a count that is not a number).
     pub fn from_cmdline(cmdline: &'a str) -> Result<Option<Self>, &'a str> {
         let mut found = None;
         for word in cmdline.split_ascii_whitespace() {
@@ -46,7 +49,11 @@ impl<'a> Chaos<'a> {
     }
 
     fn parse(value: &'a str) -> Option<Self> {
-        let (names, period) = value.split_once('@')?;
+        let (names, timing) = value.split_once('@')?;
+        let (period, left) = match timing.split_once('x') {
+            Some((period, count)) => (period, Some(count.parse::<u64>().ok()?)),
+            None => (timing, None),
+        };
         let period_ms = period.parse::<u64>().ok()?;
         if period_ms < MIN_PERIOD_MS {
             return None;
@@ -64,6 +71,7 @@ impl<'a> Chaos<'a> {
             victims,
             count,
             period_ms,
+            left,
             turn: 0,
             next_ms: period_ms,
         })
@@ -79,12 +87,20 @@ impl<'a> Chaos<'a> {
         self.period_ms
     }
 
+    /// How many kills there are to be in all (`None`: no end).
+    pub fn count(&self) -> Option<u64> {
+        self.left
+    }
+
     /// At `now_ms` (since the tasks started), the service to kill, if one
     /// is due; the next falls one period later (periods missed while the
     /// kernel was busy are not made up).
     pub fn due(&mut self, now_ms: u64) -> Option<&'a str> {
-        if now_ms < self.next_ms || self.count == 0 {
+        if now_ms < self.next_ms || self.count == 0 || self.left == Some(0) {
             return None;
+        }
+        if let Some(left) = &mut self.left {
+            *left -= 1;
         }
         let victim = self.victims[self.turn % self.count];
         self.turn = (self.turn + 1) % self.count;
@@ -130,6 +146,21 @@ mod tests {
     }
 
     #[test]
+    fn a_count_ends_the_kills() {
+        let mut chaos = Chaos::from_cmdline("mica.chaos=ioreq,devices@100x3")
+            .unwrap()
+            .unwrap();
+        assert_eq!(chaos.count(), Some(3));
+        assert_eq!(chaos.due(100), Some("ioreq"));
+        assert_eq!(chaos.due(200), Some("devices"));
+        assert_eq!(chaos.due(300), Some("ioreq"));
+        assert_eq!(chaos.due(400), None);
+        assert_eq!(chaos.due(100_000), None);
+        let endless = Chaos::from_cmdline("mica.chaos=ioreq@100").unwrap();
+        assert_eq!(endless.unwrap().count(), None);
+    }
+
+    #[test]
     fn bad_values_name_the_word() {
         for bad in [
             "mica.chaos",
@@ -141,6 +172,9 @@ mod tests {
             "mica.chaos=ioreq@10",
             "mica.chaos=ioreq@ten",
             "mica.chaos=a,b,c,d,e@100",
+            "mica.chaos=ioreq@100x",
+            "mica.chaos=ioreq@100xmany",
+            "mica.chaos=ioreq@x3",
         ] {
             assert_eq!(Chaos::from_cmdline(bad), Err(bad), "{bad}");
         }

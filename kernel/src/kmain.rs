@@ -49,6 +49,18 @@ impl fmt::Display for Names<'_> {
     }
 }
 
+/// `, N times` for a bounded count, nothing for an endless one.
+struct Times(Option<u64>);
+
+impl fmt::Display for Times {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, ", {n} times"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Entered from the arch's entry code with its two boot registers (RISC-V:
 /// hart id and DTB; x86_64: Multiboot magic and information).
 #[unsafe(no_mangle)]
@@ -104,7 +116,7 @@ extern "C" fn kmain_entry(arg0: usize, arg1: usize) -> ! {
     let chaos = match crate::chaos::Chaos::from_cmdline(info.cmdline) {
         Ok(chaos) => chaos,
         Err(word) => fail(format_args!(
-            "boot option `{word}` is invalid: use {}=NAME[,NAME...]@MS with at most {} names and MS at least {}",
+            "boot option `{word}` is invalid: use {}=NAME[,NAME...]@MS[xCOUNT] with at most {} names and MS at least {}",
             crate::chaos::BOOT_OPTION,
             crate::chaos::MAX_VICTIMS,
             crate::chaos::MIN_PERIOD_MS
@@ -112,9 +124,10 @@ extern "C" fn kmain_entry(arg0: usize, arg1: usize) -> ! {
     };
     if let Some(chaos) = &chaos {
         info!(
-            "chaos: killing {} in turn every {} ms ({})",
+            "chaos: killing {} in turn every {} ms{} ({})",
             Names(chaos.victims()),
             chaos.period_ms(),
+            Times(chaos.count()),
             crate::chaos::BOOT_OPTION
         );
     }

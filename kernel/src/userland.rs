@@ -223,8 +223,16 @@ impl Machine for Tasks {
         let old = self.slots[dead.task.slot()]
             .take()
             .ok_or(Error::InvalidArgument)?;
-        // The old frames stay allocated: freeing a space is not written yet.
+        // The dead copy's frames and tables go back before the new copy
+        // takes its own (the slot's ASID is flushed with them).
+        let freed = old.space.release(&mut FRAMES.lock());
         let task = self.spawn(objects, old.entry, old.restarts + 1)?;
+        klog::print(format_args!(
+            "mica: task {} ({}) loaded again: {freed} frames of the dead copy freed, {} frames free\n",
+            task.slot(),
+            self.name_of(task),
+            FRAMES.lock().free_frames()
+        ));
         let serves = self
             .boot
             .as_ref()

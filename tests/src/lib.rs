@@ -231,22 +231,55 @@ pub fn tick_numbers(s: &Session, vm: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The figures of the kernel's `mica: task N (NAME) loaded again: F
+/// frames of the dead copy freed, R frames free` line.
+fn reload_figures(line: &str) -> Option<(u64, u64)> {
+    let (_, rest) = line.split_once(" loaded again: ")?;
+    let (freed, rest) = rest.split_once(" frames of the dead copy freed, ")?;
+    let free = rest.strip_suffix(" frames free")?;
+    Some((freed.parse().ok()?, free.parse().ok()?))
+}
+
 /// With `mica.chaos=ioreq,devices@MS` on the command line, VMs `vm0` and
 /// `vm1` ticking: waits for `rounds` deaths of each service, each followed
-/// by init's line that the vm-manager handed the fresh copy its VMs again;
-/// then both guests must tick twice more, counting on from where they
-/// were (a restart never resets a guest), and neither init nor the kernel
-/// may report trouble.
-pub fn expect_recovery(s: &mut Session, rounds: usize, wait: Duration) -> Result<(), String> {
+/// by the kernel's line that it loaded the service again (the dead copy's
+/// frames freed: the free count is the same at each reload of the same
+/// service, so nothing leaks per restart) and init's line that the
+/// vm-manager handed the fresh copy its VMs again; then both guests must
+/// tick twice more, counting on from where they were (a restart never
+/// resets a guest), and neither init nor the kernel may report trouble.
+/// Returns the free frame count after each reload, per round.
+pub fn expect_recovery(
+    s: &mut Session,
+    rounds: usize,
+    wait: Duration,
+) -> Result<Vec<[u64; 2]>, String> {
+    let mut free = Vec::new();
     for round in 0..rounds {
-        for (service, endpoint) in [("ioreq", 2), ("devices", 3)] {
+        let mut this_round = [0; 2];
+        for (i, (service, endpoint)) in [("ioreq", 2), ("devices", 3)].into_iter().enumerate() {
             let killed = format!("({service}) killed by fault injection (mica.chaos)");
             s.expect(&killed, wait)
                 .map_err(|e| format!("round {round}: {e}"))?;
+            let reloaded = s
+                .expect(&format!("({service}) loaded again: "), wait)
+                .map_err(|e| format!("round {round}: {e}"))?;
+            let (freed, left) = reload_figures(&reloaded)
+                .ok_or_else(|| format!("round {round}: unreadable {reloaded:?}"))?;
+            if freed == 0 {
+                return Err(format!("round {round}: nothing freed: {reloaded:?}"));
+            }
+            this_round[i] = left;
             let handed = format!("init: the vm-manager handed endpoint {endpoint} its VMs again");
             s.expect(&handed, wait)
                 .map_err(|e| format!("round {round}: {e}"))?;
         }
+        free.push(this_round);
+    }
+    if free.windows(2).any(|w| w[0] != w[1]) {
+        return Err(format!(
+            "frames free after each reload of ioreq and devices changed: {free:?}"
+        ));
     }
     let before = [tick_numbers(s, "vm0").len(), tick_numbers(s, "vm1").len()];
     for _ in 0..2 {
@@ -266,7 +299,7 @@ pub fn expect_recovery(s: &mut Session, rounds: usize, wait: Duration) -> Result
         })
         .collect();
     if troubles.is_empty() {
-        Ok(())
+        Ok(free)
     } else {
         Err(format!("trouble while recovering: {troubles:?}"))
     }

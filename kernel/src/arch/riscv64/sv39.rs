@@ -28,6 +28,10 @@ impl PteFlags {
     pub const A: Self = Self(1 << 6);
     /// Dirty.
     pub const D: Self = Self(1 << 7);
+    /// Software bit (RSW, ignored by the hardware): the frame belongs to
+    /// this address space and is freed with it ([`release_user`]); a page
+    /// without it is shared (an ioreq page, a device window, DMA).
+    pub const OWNED: Self = Self(1 << 8);
     /// Kernel code.
     pub const KERNEL_RX: Self = Self(Self::R.0 | Self::X.0 | Self::G.0);
     /// Kernel read-only data.
@@ -221,6 +225,49 @@ pub fn translate<M: TableMemory>(mem: &mut M, root: u64, va: u64) -> Option<(u64
     None
 }
 
+/// Takes apart what root entries `user` of the tables at `root` hold (a
+/// task's own half of its space): each 4 KiB leaf marked
+/// [`PteFlags::OWNED`] and every table page below the root go to `free`,
+/// and those root entries are cleared. Shared leaves are left to their
+/// owners; the root page itself is the caller's.
+pub fn release_user<M: TableMemory>(
+    mem: &mut M,
+    root: u64,
+    user: core::ops::Range<usize>,
+    free: &mut impl FnMut(u64),
+) {
+    for index in user {
+        let Some(entry) = mem.entries(root).get_mut(index) else {
+            break;
+        };
+        let pte = core::mem::replace(entry, 0);
+        release_entry(mem, pte, LEVELS - 1, free);
+    }
+}
+
+/// Frees what the entry `pte`, found in a table of `level`, leads to.
+fn release_entry<M: TableMemory>(mem: &mut M, pte: u64, level: usize, free: &mut impl FnMut(u64)) {
+    let flags = PteFlags(pte);
+    if !flags.contains(PteFlags::V) {
+        return;
+    }
+    if flags.is_leaf() {
+        // Only 4 KiB pages are ever owned.
+        if level == 0 && flags.contains(PteFlags::OWNED) {
+            free(pte_address(pte));
+        }
+        return;
+    }
+    let table = pte_address(pte);
+    if let Some(below) = level.checked_sub(1) {
+        for index in 0..ENTRIES {
+            let child = mem.entries(table)[index];
+            release_entry(mem, child, below, free);
+        }
+    }
+    free(table);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +365,42 @@ mod tests {
         let (_, ro) = translate(&mut m, root, 0x8020_3000).unwrap();
         assert!(!ro.contains(PteFlags::W) && !ro.contains(PteFlags::X));
         assert_eq!(translate(&mut m, root, 0x8020_4000), None);
+    }
+
+    #[test]
+    fn releasing_a_user_half_frees_its_own_frames_and_tables_only() {
+        let (mut m, root) = FakeMemory::new(16);
+        let kernel = PteFlags::KERNEL_RW;
+        map_range(&mut m, root, 0x8000_0000, 0x8000_0000, 1 << 30, kernel).unwrap();
+        let owned = PteFlags::R
+            .union(PteFlags::W)
+            .union(PteFlags::U)
+            .union(PteFlags::OWNED);
+        let shared = PteFlags::R.union(PteFlags::W).union(PteFlags::U);
+        map_range(&mut m, root, 0x1_0000, 0x8100_0000, 0x2000, owned).unwrap();
+        map_range(&mut m, root, 0x3fff_f000, 0x8200_0000, 0x1000, owned).unwrap();
+        map_range(&mut m, root, 0x2000_0000, 0x8300_0000, 0x1000, shared).unwrap();
+        let tables_before = m.tables.len();
+        let mut freed = Vec::new();
+        release_user(&mut m, root, 0..1, &mut |frame| freed.push(frame));
+        // The fake memory hands out table pages from 0x9000_0000 on.
+        let (frames, tables): (Vec<u64>, Vec<u64>) = freed.iter().partition(|&&f| f < 0x9000_0000);
+        assert_eq!(
+            frames,
+            [0x8100_0000, 0x8100_1000, 0x8200_0000],
+            "owned pages only"
+        );
+        // Every table but the root: one level-1 table and a level-0 table
+        // for each of the three 2 MiB regions used.
+        assert_eq!(tables.len(), 4, "{tables:x?}");
+        assert_eq!(tables.len(), tables_before - 1);
+        assert_eq!(translate(&mut m, root, 0x1_0000), None);
+        assert_eq!(translate(&mut m, root, 0x2000_0000), None);
+        assert_eq!(
+            translate(&mut m, root, 0x8000_1000).map(|(pa, _)| pa),
+            Some(0x8000_1000),
+            "the kernel's entries are untouched"
+        );
     }
 
     #[test]

@@ -84,7 +84,7 @@ impl TableMemory for Walk {
 }
 
 fn user_flags(s: &elf::Segment) -> PteFlags {
-    let mut f = PteFlags::U;
+    let mut f = PteFlags::U.union(PteFlags::OWNED);
     if s.read {
         f = f.union(PteFlags::R);
     }
@@ -195,7 +195,10 @@ pub fn load<const W: usize>(
             sv39::map_range(&mut t, root, page, frame, PAGE_SIZE, flags)?;
         }
     }
-    let rw = PteFlags::U.union(PteFlags::R).union(PteFlags::W);
+    let rw = PteFlags::U
+        .union(PteFlags::R)
+        .union(PteFlags::W)
+        .union(PteFlags::OWNED);
     let ipc_frame = map_fresh(&mut t, root, IPC_BUFFER as u64, IPC_BUFFER_SIZE as u64, rw)?;
     let stack = (STACK_TOP - STACK_SIZE) as u64;
     map_fresh(&mut t, root, stack, STACK_SIZE as u64, rw)?;
@@ -320,5 +323,24 @@ impl AddressSpace {
     pub fn unmap(&self, va: u64) {
         sv39::unmap_page(&mut Walk, self.root, va);
         flush_all();
+    }
+
+    /// Frees the space of a dead task: the frames it was loaded into or
+    /// given fresh (its image, IPC buffer and stack), its page tables and
+    /// its root. Shared pages (ioreq pages, device windows, DMA) stay with
+    /// their owners. Returns how many frames went back.
+    pub fn release<const W: usize>(self, frames: &mut FrameAllocator<W>) -> usize {
+        let mut freed = 0;
+        let mut free = |frame| {
+            if frames.free(frame).is_ok() {
+                freed += 1;
+            }
+        };
+        // User addresses live in the first GiB (root entry 0).
+        sv39::release_user(&mut Walk, self.root, 0..1, &mut free);
+        free(self.root);
+        // Nothing the hart cached for the space may outlive it.
+        flush_asid(self.asid);
+        freed
     }
 }

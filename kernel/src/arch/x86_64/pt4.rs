@@ -31,6 +31,10 @@ impl Flags {
     pub const LARGE: Self = Self(1 << 7);
     /// Global (kept across CR3 loads).
     pub const GLOBAL: Self = Self(1 << 8);
+    /// Software bit (ignored by the CPU): the frame belongs to this address
+    /// space and is freed with it ([`release_user`]); a page without it is
+    /// shared (an ioreq page, a device window, DMA).
+    pub const OWNED: Self = Self(1 << 9);
     /// No instruction fetch (needs EFER.NXE).
     pub const NO_EXECUTE: Self = Self(1 << 63);
 
@@ -212,6 +216,49 @@ pub fn translate(mem: &mut dyn TableMemory, root: u64, virt: u64) -> Option<(u64
     None
 }
 
+/// Takes apart what top-level entries `user` of the tables at `root` hold
+/// (a task's own part of its space): each 4 KiB leaf marked
+/// [`Flags::OWNED`] and every table page below the root go to `free`, and
+/// those entries are cleared. Shared leaves are left to their owners; the
+/// root page itself is the caller's.
+pub fn release_user(
+    mem: &mut dyn TableMemory,
+    root: u64,
+    user: core::ops::Range<usize>,
+    free: &mut dyn FnMut(u64),
+) {
+    for i in user {
+        let Some(entry) = mem.entries(root).get_mut(i) else {
+            break;
+        };
+        let entry = core::mem::replace(entry, 0);
+        release_entry(mem, entry, 3, free);
+    }
+}
+
+/// Frees what `entry`, found in a table of `level`, leads to.
+fn release_entry(mem: &mut dyn TableMemory, entry: u64, level: usize, free: &mut dyn FnMut(u64)) {
+    if entry & Flags::PRESENT.0 == 0 {
+        return;
+    }
+    if level == 0 {
+        // Only 4 KiB pages are ever owned.
+        if entry & Flags::OWNED.0 != 0 {
+            free(entry & ADDR_MASK);
+        }
+        return;
+    }
+    if entry & Flags::LARGE.0 != 0 {
+        return;
+    }
+    let table = entry & ADDR_MASK;
+    for i in 0..ENTRIES {
+        let child = mem.entries(table)[i];
+        release_entry(mem, child, level - 1, free);
+    }
+    free(table);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +289,41 @@ mod tests {
         let mut mem = Boxed::default();
         let root = mem.alloc_table().unwrap();
         (mem, root)
+    }
+
+    #[test]
+    fn releasing_a_user_slot_frees_its_own_frames_and_tables_only() {
+        let (mut mem, root) = setup();
+        map_range(&mut mem, root, 0, 0, 4 << 20, Flags::KERNEL_RW).unwrap();
+        let base = 1 << 39;
+        let owned = Flags::USER_RW.union(Flags::OWNED);
+        map_range(&mut mem, root, base, 0x8100_0000, 0x2000, owned).unwrap();
+        map_range(&mut mem, root, base + (3 << 30), 0x8200_0000, 0x1000, owned).unwrap();
+        map_range(
+            &mut mem,
+            root,
+            base + 0x5000,
+            0x8300_0000,
+            0x1000,
+            Flags::USER_RW,
+        )
+        .unwrap();
+        let mut freed = Vec::new();
+        release_user(&mut mem, root, 1..2, &mut |frame| freed.push(frame));
+        // The fake tables live from 0x1000_0000 on.
+        let (mut frames, tables): (Vec<u64>, Vec<u64>) =
+            freed.iter().partition(|&&f| f >= 0x8000_0000);
+        frames.sort_unstable();
+        assert_eq!(frames, [0x8100_0000, 0x8100_1000, 0x8200_0000]);
+        // PDPT, two PDs, two PTs: every user table, none of the kernel's.
+        assert_eq!(tables.len(), 5, "{tables:x?}");
+        assert_eq!(mem.entries(root)[1], 0);
+        assert!(translate(&mut mem, root, base).is_none());
+        assert_eq!(
+            translate(&mut mem, root, 0x1000).map(|(pa, _)| pa),
+            Some(0x1000),
+            "the kernel's mappings stay"
+        );
     }
 
     #[test]

@@ -86,13 +86,14 @@ impl TableMemory for Walk {
 }
 
 fn user_flags(s: &elf::Segment) -> Flags {
-    if s.execute {
+    let flags = if s.execute {
         Flags::USER_RX
     } else if s.write {
         Flags::USER_RW
     } else {
         Flags::USER_R
-    }
+    };
+    flags.union(Flags::OWNED)
 }
 
 /// Maps `size` bytes of fresh zeroed frames at `va`; returns the first.
@@ -162,10 +163,11 @@ pub fn load<const W: usize>(
         root,
         IPC_BUFFER as u64,
         IPC_BUFFER_SIZE as u64,
-        Flags::USER_RW,
+        Flags::USER_RW.union(Flags::OWNED),
     )?;
     let stack = (STACK_TOP - STACK_SIZE) as u64;
-    map_fresh(&mut t, root, stack, STACK_SIZE as u64, Flags::USER_RW)?;
+    let rw = Flags::USER_RW.union(Flags::OWNED);
+    map_fresh(&mut t, root, stack, STACK_SIZE as u64, rw)?;
     Ok(LoadedTask {
         space: AddressSpace { root, ipc_frame },
         entry: parsed.entry,
@@ -233,6 +235,24 @@ impl AddressSpace {
     pub fn unmap(&self, va: u64) {
         pt4::unmap_page(&mut Walk, self.root, va);
         flush(va);
+    }
+
+    /// Frees the space of a dead task (not the CPU's current one): the
+    /// frames it was loaded into or given fresh (its image, IPC buffer and
+    /// stack), its page tables and its root. Shared pages (ioreq pages,
+    /// device windows, DMA) stay with their owners. Returns how many
+    /// frames went back. The CR3 load of the next space drops its
+    /// non-global translations.
+    pub fn release<const W: usize>(self, frames: &mut FrameAllocator<W>) -> usize {
+        let mut freed = 0;
+        let mut free = |frame| {
+            if frames.free(frame).is_ok() {
+                freed += 1;
+            }
+        };
+        pt4::release_user(&mut Walk, self.root, USER_SLOT..USER_SLOT + 1, &mut free);
+        free(self.root);
+        freed
     }
 }
 
