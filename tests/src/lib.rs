@@ -100,32 +100,47 @@ impl Session {
         Ok(())
     }
 
-    /// Waits until a line containing `needle` appears (after the last matched
-    /// line) and returns it.
-    pub fn expect(&mut self, needle: &str, timeout: Duration) -> Result<String, String> {
+    /// Waits until a line containing one of `needles` appears (after the
+    /// last matched line); returns which one and the line.
+    pub fn expect_any(
+        &mut self,
+        needles: &[&str],
+        timeout: Duration,
+    ) -> Result<(usize, String), String> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(offset) = self.transcript[self.cursor..]
-                .iter()
-                .position(|line| line.contains(needle))
-            {
+            let found =
+                self.transcript[self.cursor..]
+                    .iter()
+                    .enumerate()
+                    .find_map(|(offset, line)| {
+                        let which = needles.iter().position(|n| line.contains(n))?;
+                        Some((offset, which))
+                    });
+            if let Some((offset, which)) = found {
                 let index = self.cursor + offset;
                 self.cursor = index + 1;
-                return Ok(self.transcript[index].clone());
+                return Ok((which, self.transcript[index].clone()));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => self.transcript.push(line),
                 Err(RecvTimeoutError::Timeout) => {
                     return Err(self.failure(&format!(
-                        "timed out after {timeout:?} waiting for {needle:?}"
+                        "timed out after {timeout:?} waiting for one of {needles:?}"
                     )));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(self.failure(&format!("output ended before {needle:?}")));
+                    return Err(self.failure(&format!("output ended before {needles:?}")));
                 }
             }
         }
+    }
+
+    /// Waits until a line containing `needle` appears (after the last matched
+    /// line) and returns it.
+    pub fn expect(&mut self, needle: &str, timeout: Duration) -> Result<String, String> {
+        self.expect_any(&[needle], timeout).map(|(_, line)| line)
     }
 
     /// Waits for the emulator to exit and returns its status; kills it after

@@ -460,3 +460,108 @@ fn assert_no_fatal(s: &Session) {
         s.transcript()
     );
 }
+
+/// Cycles of the soak below: `MICA_SOAK_CYCLES` (`cargo xtask soak` sets
+/// 1,000), else a short run for the test command.
+fn soak_cycles() -> usize {
+    std::env::var("MICA_SOAK_CYCLES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(150)
+}
+
+/// `mem` taken while no service is down: every fault-injection kill seen
+/// before the answer was followed by init's hand-over (the restarted
+/// service's frames are in place). Asked again, after the next hand-over,
+/// when a kill fell in between.
+fn quiet_mem(s: &mut Session) -> (u64, u64) {
+    for _ in 0..5 {
+        let counts = mem(s);
+        let seen = &s.transcript()[..s.position()];
+        let last_kill = seen
+            .iter()
+            .rposition(|l| l.contains("killed by fault injection"));
+        let recovered =
+            last_kill.is_none_or(|kill| seen[kill..].iter().any(|l| l.contains("its VMs again")));
+        if recovered {
+            return counts;
+        }
+        s.expect("its VMs again", ANSWER).unwrap();
+    }
+    panic!("no quiet moment for `mem`: {:?}", s.transcript());
+}
+
+/// The shell's answer to the command just typed: `Ok` with the line that
+/// holds `done`, or `Err` with its `error: ` line (other tasks' lines that
+/// merely mention an error are passed over).
+fn answer(s: &mut Session, done: &str) -> Result<String, String> {
+    loop {
+        let (which, line) = s.expect_any(&[done, "error: "], ANSWER).unwrap();
+        if which == 0 {
+            return Ok(line);
+        }
+        if line.trim_start_matches("mica> ").starts_with("error: ") {
+            return Err(line);
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn a_soak_of_vm_cycles_with_services_killed_loses_no_vm_and_no_frame() {
+    // The ioreq and device services die in turn every 500 ms while VMs
+    // are created, started (their UART output in flight) and destroyed.
+    let mut s =
+        mica_tests::riscv64::booted_shell_with_cmdline("mica.chaos=ioreq,devices@500", BOOT)
+            .unwrap();
+    let mgmt_done = "mgmt: no virtio console: management channel off";
+    if !s.transcript().iter().any(|l| l.contains(mgmt_done)) {
+        s.expect(mgmt_done, BOOT).unwrap();
+    }
+    let (free_at_start, total) = quiet_mem(&mut s);
+    let cycles = soak_cycles();
+    let mut refused = 0;
+    for n in 0..cycles {
+        let name = format!("soak{n}");
+        s.send(&format!("vm create {name} --image hello --mem 4\n"))
+            .unwrap();
+        if let Err(line) = answer(&mut s, &format!("{name} created")) {
+            // Refused while a service was down: nothing may be left of it.
+            refused += 1;
+            s.send(&format!("vm info {name}\n")).unwrap();
+            let info = answer(&mut s, &format!("name:          {name}"));
+            assert!(info.is_err(), "{name} exists after {line:?}: {info:?}");
+            continue;
+        }
+        s.send(&format!("vm start {name}\n")).unwrap();
+        if answer(&mut s, &format!("{name} started")).is_err() {
+            refused += 1;
+        }
+        s.send(&format!("vm destroy {name}\n")).unwrap();
+        answer(&mut s, &format!("{name} destroyed")).unwrap();
+    }
+    let (free_at_end, total_at_end) = quiet_mem(&mut s);
+    let kills = count_since(&s, 0, "killed by fault injection");
+    eprintln!(
+        "soak: {cycles} cycles, {kills} service kills, {refused} steps refused while a service was down, {} frames leaked",
+        free_at_start.abs_diff(free_at_end)
+    );
+    assert!(kills >= 2, "both services died at least once: {kills}");
+    assert_eq!(total_at_end, total);
+    assert_eq!(
+        free_at_end, free_at_start,
+        "free frames after {cycles} cycles and {kills} service kills"
+    );
+    // Every VM is accounted for: only the static ones are left, running.
+    let listed_from = s.position();
+    s.send("vm list\nvm info vm0\n").unwrap();
+    s.expect("mica> vm info vm0", ANSWER).unwrap();
+    let rows: Vec<&String> = s.transcript()[listed_from..s.position() - 1]
+        .iter()
+        .filter(|l| l.contains(" static ") || l.contains(" dynamic "))
+        .collect();
+    assert_eq!(rows.len(), 2, "only the static VMs are left: {rows:?}");
+    let ticks = mica_tests::tick_numbers(&s, "vm0").len();
+    s.expect("vm0 | vm0: tick", TICKS).unwrap();
+    assert!(mica_tests::tick_numbers(&s, "vm0").len() > ticks);
+}

@@ -17,6 +17,7 @@ mod initramfs;
 mod install;
 mod options;
 mod qemu;
+mod soak;
 mod test;
 mod x86;
 mod x86_image;
@@ -40,6 +41,10 @@ commands:
            64 KiB of UART output and linux_boot (Debian's Linux to its /init),
            each without and under Mica
            [--arch riscv64|x86_64]  x86_64: SVM on QEMU and VMX on Bochs
+  soak     VMs created, started and destroyed from the shell while the ioreq
+           and device services are killed every 500 ms; every frame must
+           come back (`cargo xtask test` runs 150 cycles)
+           [--cycles N]  (default 1000)
   help     this text
 ";
 
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         "guests" => guests::run(rest),
         "test" => test::run(rest),
         "bench" => bench::run(rest),
+        "soak" => soak::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
