@@ -380,6 +380,37 @@ pub enum Sysno {
     /// Needs the IOREQ right and the caller must serve `vm`
     /// (`ioreq_attach`; `Error::PermissionDenied` otherwise).
     IoreqPost = 39,
+    /// `vm_adopt(vm) -> (status, ram_mib, vcpus)`: takes over VM `vm` as
+    /// its controller (a restarted vm-manager recovering its table: the
+    /// caller is told from now on when the guest ends) and describes it:
+    /// its `vm_status`, RAM and vCPU count in the registers, and in the
+    /// caller's IPC buffer ([`vm_adopt`]) its generation ID and name.
+    /// Needs the VM_CONTROL right; `Error::UnknownVm` for a number the
+    /// kernel has no VM at.
+    VmAdopt = 41,
+    /// `vm_set_note(vm, len)`: keeps the first `len` (at most
+    /// [`vm_adopt::NOTE_MAX`]) bytes of the caller's IPC buffer with VM
+    /// `vm` for whoever adopts it later (`vm_adopt`); the kernel never
+    /// reads them (the vm-manager keeps a dynamic VM's configuration
+    /// there). Needs the VM_CONTROL right.
+    VmSetNote = 42,
+}
+
+/// The IPC-buffer layout of `vm_adopt`'s answer.
+pub mod vm_adopt {
+    /// Bytes 0..16: the generation ID last written (`vm_write_genid`;
+    /// zeros if none), little-endian.
+    pub const GENID: core::ops::Range<usize> = 0..16;
+    /// Byte 16: the name's length in bytes.
+    pub const NAME_LEN: usize = 16;
+    /// From byte 17: the name (UTF-8, `vm_set_name`'s; at most 31 bytes).
+    pub const NAME: usize = 17;
+    /// Bytes 48..50: the note's length (`vm_set_note`), little-endian.
+    pub const NOTE_LEN: core::ops::Range<usize> = 48..50;
+    /// From byte 64: the note.
+    pub const NOTE: usize = 64;
+    /// The longest note.
+    pub const NOTE_MAX: usize = 448;
 }
 
 /// The values of `vm_status`.
@@ -487,6 +518,8 @@ impl Sysno {
             37 => Sysno::IoreqCompleteRecv,
             38 => Sysno::VmStats,
             39 => Sysno::IoreqPost,
+            41 => Sysno::VmAdopt,
+            42 => Sysno::VmSetNote,
             _ => return None,
         })
     }
@@ -582,12 +615,14 @@ mod tests {
             (Sysno::IoreqCompleteRecv, 37),
             (Sysno::VmStats, 38),
             (Sysno::IoreqPost, 39),
+            (Sysno::VmAdopt, 41),
+            (Sysno::VmSetNote, 42),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(40), None);
+        assert_eq!(Sysno::from_usize(43), None);
         assert_eq!(
             (
                 vm_stats::EXITS,

@@ -199,6 +199,8 @@ pub fn dispatch<M: Machine>(
         | Sysno::ImageInfo
         | Sysno::VmWriteRam
         | Sysno::VmStatus
+        | Sysno::VmAdopt
+        | Sysno::VmSetNote
         | Sysno::VmSetName
         | Sysno::VmStats => {
             return syscall_vm::dispatch(objects, machine, current, call, args);

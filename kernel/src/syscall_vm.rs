@@ -140,6 +140,17 @@ pub trait VmHost {
     fn vm_stats(&mut self, _vm: usize) -> Result<VmFigures, Error> {
         Err(Error::KernelRefused)
     }
+
+    /// Keeps the first `len` bytes of `task`'s IPC buffer as `vm`'s note.
+    fn vm_set_note(&mut self, _task: TaskId, _vm: usize, _len: usize) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
+
+    /// Writes `vm`'s generation ID, name and note into `task`'s IPC buffer
+    /// (`ipc::syscall::vm_adopt`); returns its RAM in bytes.
+    fn vm_describe(&mut self, _task: TaskId, _vm: usize) -> Result<u64, Error> {
+        Err(Error::KernelRefused)
+    }
 }
 
 fn need(objects: &KernelObjects, task: TaskId, right: KernelRights) -> Result<(), Error> {
@@ -178,6 +189,18 @@ pub fn dispatch<M: Machine>(
         Sysno::VmSetName => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| known(objects, vm))
             .and_then(|()| machine.vm_set_name(current, vm, args[1]))
+            .map(|()| [0; 3]),
+        Sysno::VmAdopt => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| machine.vm_describe(current, vm))
+            .and_then(|ram| {
+                control::set_controller(objects, vm, current)?;
+                let record = objects.vms.get(vm)?;
+                let status = vm_status(record.phase, || machine.vm_ended_as(vm));
+                Ok([status, (ram >> 20) as usize, 1])
+            }),
+        Sysno::VmSetNote => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| known(objects, vm))
+            .and_then(|()| machine.vm_set_note(current, vm, args[1]))
             .map(|()| [0; 3]),
         Sysno::VmStatus => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| objects.vms.get(vm))

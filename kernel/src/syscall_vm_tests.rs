@@ -68,6 +68,13 @@ impl VmHost for Host {
     fn console_raw(&mut self, line: &[u8]) {
         self.lines.push(String::from_utf8_lossy(line).into_owned());
     }
+    fn vm_describe(&mut self, _: TaskId, vm: usize) -> Result<u64, Error> {
+        self.created
+            .iter()
+            .find(|(n, _)| *n == vm)
+            .map(|(_, ram)| *ram)
+            .ok_or(Error::UnknownVm)
+    }
 }
 
 struct World {
@@ -136,6 +143,39 @@ fn vm_calls_need_vm_control_and_change_nothing_without_it() {
     assert_eq!(w.call(plain, Sysno::VmStart, [0; 5]).0, DENIED);
     assert_eq!(w.call(plain, Sysno::VmDestroy, [0; 5]).0, DENIED);
     assert!(w.o.vms.get(0).is_ok());
+}
+
+#[test]
+fn a_restarted_manager_adopts_a_vm_and_hears_when_it_ends() {
+    let mut w = world();
+    let (manager, plain) = (w.manager, w.plain);
+    assert_eq!(w.call(manager, Sysno::VmCreate, [2, 64, 1, 0, 0]).0, OK);
+    assert_eq!(w.call(manager, Sysno::VmStart, [2, 0, 0, 0, 0]).0, OK);
+    // The manager dies; its successor (another task with the right)
+    // takes the VM over and learns how it stands.
+    let successor = w.o.spawn("vm-manager", Priority::new(5).unwrap()).unwrap();
+    w.o.tasks
+        .get_mut(successor)
+        .unwrap()
+        .set_kernel_rights(KernelRights::VM_CONTROL);
+    assert_eq!(w.call(plain, Sysno::VmAdopt, [2, 0, 0, 0, 0]).0, DENIED);
+    assert_eq!(
+        w.call(successor, Sysno::VmAdopt, [2, 0, 0, 0, 0]),
+        (OK, [ipc::syscall::vm_status::RUNNING, 64, 1])
+    );
+    assert_eq!(w.o.vms.get(2).unwrap().controller, Some(successor));
+    assert_eq!(
+        w.call(successor, Sysno::VmAdopt, [3, 0, 0, 0, 0]).0,
+        status_of(Error::UnknownVm)
+    );
+    // The guest ends: the successor is the one told.
+    assert_eq!(
+        crate::vm::control::ended(&mut w.o, 2).map(|(task, _)| task),
+        None,
+        "it does not wait in recv, so the bit is left pending"
+    );
+    assert!(w.o.vms.has_pending(successor));
+    assert!(!w.o.vms.has_pending(manager));
 }
 
 #[test]

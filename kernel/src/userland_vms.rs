@@ -223,7 +223,48 @@ impl VmHost for Tasks {
     }
 
     fn vm_write_genid(&mut self, vm: usize, id: [u8; 16]) -> Result<u64, Error> {
-        self.guest(vm)?.write_genid(id)
+        let guest = self.guest(vm)?;
+        let gpa = guest.write_genid(id)?;
+        guest.vm.generation_id = id;
+        Ok(gpa)
+    }
+
+    fn vm_set_note(&mut self, task: TaskId, vm: usize, len: usize) -> Result<(), Error> {
+        let mut buf = [0u8; ipc::syscall::vm_adopt::NOTE_MAX];
+        let note = self.read_ipc(task, len, &mut buf)?;
+        self.guest(vm)?.vm.note = crate::vm::Note::new(note).ok_or(Error::InvalidArgument)?;
+        Ok(())
+    }
+
+    fn vm_describe(&mut self, task: TaskId, vm: usize) -> Result<u64, Error> {
+        use ipc::syscall::vm_adopt;
+        let guest = self.guest(vm)?;
+        let (name, id, ram) = (guest.vm.name, guest.vm.generation_id, guest.vm.ram_bytes);
+        let note = guest.vm.note;
+        let (name, note) = (name.as_str().as_bytes(), note.as_bytes());
+        let mut out = [0u8; vm_adopt::NOTE + vm_adopt::NOTE_MAX];
+        let end = vm_adopt::NOTE + note.len();
+        let too_long = |_| Error::InvalidArgument;
+        out.get_mut(vm_adopt::GENID)
+            .ok_or(Error::InvalidArgument)?
+            .copy_from_slice(&id);
+        out[vm_adopt::NAME_LEN] = u8::try_from(name.len()).map_err(too_long)?;
+        out.get_mut(vm_adopt::NAME..vm_adopt::NAME + name.len())
+            .ok_or(Error::InvalidArgument)?
+            .copy_from_slice(name);
+        let note_len = u16::try_from(note.len()).map_err(too_long)?;
+        out[vm_adopt::NOTE_LEN].copy_from_slice(&note_len.to_le_bytes());
+        out.get_mut(vm_adopt::NOTE..end)
+            .ok_or(Error::InvalidArgument)?
+            .copy_from_slice(note);
+        let slot = self
+            .slots
+            .get(task.slot())
+            .copied()
+            .flatten()
+            .ok_or(Error::InvalidArgument)?;
+        slot.space.write_ipc(&out[..end]);
+        Ok(ram)
     }
 
     fn vm_set_name(&mut self, task: TaskId, vm: usize, len: usize) -> Result<(), Error> {

@@ -195,6 +195,38 @@ pub struct Vm {
     state: VmState,
     /// Its exits and I/O round trips since it started.
     pub stats: stats::VmStats,
+    /// The generation ID last written into it (zeros before the first).
+    pub generation_id: [u8; 16],
+    /// What its controller asked the kernel to keep (`vm_set_note`).
+    pub note: Note,
+}
+
+/// The bytes a VM's controller keeps with it (`vm_set_note`).
+#[derive(Debug, Clone, Copy)]
+pub struct Note {
+    bytes: [u8; ipc::syscall::vm_adopt::NOTE_MAX],
+    len: usize,
+}
+
+impl Note {
+    /// No note.
+    pub const EMPTY: Self = Self {
+        bytes: [0; ipc::syscall::vm_adopt::NOTE_MAX],
+        len: 0,
+    };
+
+    /// `bytes` as the note; `None` if they are too long.
+    pub fn new(bytes: &[u8]) -> Option<Self> {
+        let mut note = Self::EMPTY;
+        note.bytes.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        note.len = bytes.len();
+        Some(note)
+    }
+
+    /// The note's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 impl Vm {
@@ -205,6 +237,8 @@ impl Vm {
             ram_bytes,
             state: VmState::Running,
             stats: stats::VmStats::new(),
+            generation_id: [0; 16],
+            note: Note::EMPTY,
         }
     }
 
