@@ -375,6 +375,13 @@ pub enum Sysno {
     /// Needs the IOREQ right and the caller must serve `vm`
     /// (`ioreq_attach`; `Error::PermissionDenied` otherwise).
     IoreqPost = 39,
+    /// `entropy() -> (bits)`: 64 bits from the machine's hardware random
+    /// source (RISC-V: the Zkr `seed` CSR; x86_64: RDSEED, else RDRAND),
+    /// fresh on every call, for generation IDs and the guests' virtio-rng.
+    /// Needs the ENTROPY right; `Error::NoEntropy` when the machine has no
+    /// such source (or it failed its health checks): the kernel never
+    /// makes bits up.
+    Entropy = 40,
 }
 
 /// The values of `vm_status`.
@@ -482,6 +489,7 @@ impl Sysno {
             37 => Sysno::IoreqCompleteRecv,
             38 => Sysno::VmStats,
             39 => Sysno::IoreqPost,
+            40 => Sysno::Entropy,
             _ => return None,
         })
     }
@@ -508,7 +516,7 @@ pub fn error_of(status: usize) -> Option<Error> {
 }
 
 /// The errors the kernel itself returns from system calls.
-const ALL_ERRORS: [Error; 11] = [
+const ALL_ERRORS: [Error; 12] = [
     Error::MessageTooLarge,
     Error::ServerDied,
     Error::InvalidArgument,
@@ -520,6 +528,7 @@ const ALL_ERRORS: [Error; 11] = [
     Error::UnknownImage,
     Error::UnknownVm,
     Error::BadSlotState,
+    Error::NoEntropy,
 ];
 
 // The user layout's regions are disjoint and a message fits its buffer.
@@ -577,12 +586,13 @@ mod tests {
             (Sysno::IoreqCompleteRecv, 37),
             (Sysno::VmStats, 38),
             (Sysno::IoreqPost, 39),
+            (Sysno::Entropy, 40),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(40), None);
+        assert_eq!(Sysno::from_usize(41), None);
         assert_eq!(
             (
                 vm_stats::EXITS,
