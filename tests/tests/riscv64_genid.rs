@@ -135,11 +135,14 @@ fn without_zkr_mica_says_the_ids_are_not_random() {
         "the kernel names the missing source: {t:?}"
     );
     assert!(
-        said("vm-manager: WARN: generation IDs are NOT random (no hardware entropy source"),
+        said(
+            "vm-manager: WARN: generation IDs are NOT random, they come from guessable \
+             counters: no hardware entropy source"
+        ),
         "the vm-manager says what it means for the VMs, before any starts: {t:?}"
     );
     let warned = t.iter().position(|l| l.contains("NOT random")).unwrap();
-    let first_vm = t.iter().position(|l| l.contains(" started")).unwrap();
+    let first_vm = t.iter().position(|l| l.contains("vm0 started")).unwrap();
     assert!(warned < first_vm, "{t:?}");
     assert!(
         said("devices: WARN: virtio-rng devices will give guests no bytes"),

@@ -110,8 +110,7 @@ impl<D: FnMut() -> Result<u64, Error>> HardwareOrCounters<D> {
                 Ok(()) => return true,
                 Err(e) => {
                     log::warn!(
-                        "generation IDs are NOT random ({e}); \
-                         they come from guessable counters"
+                        "generation IDs are NOT random, they come from guessable counters: {e}"
                     );
                     self.failed = Some(e);
                 }
