@@ -221,6 +221,15 @@ fn service_tasks_run_in_ring_3_and_start_svm_guests() {
         "no VM may stop: {:?}",
         s.transcript()
     );
+    // RDSEED answers the vm-manager and the device service: nothing says
+    // the generation IDs are not random.
+    assert!(
+        !s.transcript()
+            .iter()
+            .any(|l| l.contains("NOT random") || l.contains("no hardware entropy")),
+        "{:?}",
+        s.transcript()
+    );
     // Dropping the session stops QEMU: the services serve forever.
 }
 
