@@ -69,7 +69,8 @@ impl KernelRights {
     /// May draw hardware entropy (`entropy`): the vm-manager (generation
     /// IDs) and the device service (virtio-rng).
     pub const ENTROPY: KernelRights = KernelRights(128);
-    /// Every defined bit.
+    /// Every defined bit: the byte is full, so the next right needs a
+    /// wider field (and a new image format version).
     pub const ALL: KernelRights = KernelRights(255);
 
     /// Whether every right of `other` is in `self`.
