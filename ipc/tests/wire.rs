@@ -28,6 +28,7 @@ fn info() -> VmInfo {
         vcpus: 1,
         mem_mib: 64,
         generation_id: [0; 16],
+        generation_id_random: true,
     }
 }
 

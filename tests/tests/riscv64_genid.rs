@@ -59,8 +59,8 @@ fn lines_since(s: &Session, from: usize, needle: &str) -> usize {
 }
 
 /// Creates and starts genid VMs `names` and returns the IDs their guests
-/// read, then halts (QEMU exits 0).
-fn ids_then_halt(s: &mut Session, names: &[&str]) -> Vec<String> {
+/// read.
+fn started_ids(s: &mut Session, names: &[&str]) -> Vec<String> {
     let mut ids = Vec::new();
     for name in names {
         run(
@@ -71,12 +71,19 @@ fn ids_then_halt(s: &mut Session, names: &[&str]) -> Vec<String> {
         run(s, &format!("vm start {name}"), &format!("{name} started"));
         ids.push(boot_id(s, name));
     }
+    ids
+}
+
+/// Halts Mica (QEMU exits 0).
+fn halt(s: &mut Session) {
     s.send("halt\n").unwrap();
     s.expect("mica: halting", ANSWER).unwrap();
     let status = s.wait_exit(ANSWER).unwrap();
     assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
-    ids
 }
+
+/// How `vm info` marks an ID drawn without hardware entropy.
+const MARK: &str = "NOT random: drawn without a hardware entropy source";
 
 /// What a machine without a hardware source says, wherever it is said.
 const NOT_RANDOM: [&str; 3] = [
@@ -101,7 +108,10 @@ fn two_vms_and_two_boots_get_distinct_hardware_ids() {
             "{:?}",
             s.transcript()
         );
-        all.extend(ids_then_halt(&mut s, &["a", "b"]));
+        let ids = started_ids(&mut s, &["a", "b"]);
+        assert_eq!(info_id(&mut s, "a"), ids[0], "vm info agrees, unmarked");
+        halt(&mut s);
+        all.extend(ids);
         for warning in NOT_RANDOM {
             assert!(
                 !s.transcript().iter().any(|l| l.contains(warning)),
@@ -148,7 +158,7 @@ fn without_zkr_mica_says_the_ids_are_not_random() {
         said("devices: WARN: virtio-rng devices will give guests no bytes"),
         "{t:?}"
     );
-    let ids = ids_then_halt(&mut s, &["a", "b"]);
+    let ids = started_ids(&mut s, &["a", "b"]);
     assert_ne!(ids[0], ids[1], "still distinct without hardware entropy");
     assert_eq!(
         s.transcript()
@@ -159,6 +169,10 @@ fn without_zkr_mica_says_the_ids_are_not_random() {
         "said once, not per VM: {:?}",
         s.transcript()
     );
+    // `vm info` marks each such ID.
+    assert_eq!(info_id(&mut s, "b"), ids[1]);
+    s.expect(MARK, ANSWER).unwrap();
+    halt(&mut s);
 }
 
 #[test]

@@ -307,12 +307,12 @@ fn an_unreachable_socket_exits_3() {
 
 #[test]
 fn a_peer_of_another_version_exits_3() {
-    let fake = Fake::start(Behaviour::Version2);
+    let fake = Fake::start(Behaviour::Version3);
     let run = mica_at(&fake.socket, &["list"]);
     assert_eq!(run.code, 3);
     assert_eq!(
         run.stderr,
-        "error: the peer speaks management protocol version 2, this side speaks version 1: use a matching mica\n"
+        "error: the peer speaks management protocol version 3, this side speaks version 2: use a matching mica\n"
     );
 }
 

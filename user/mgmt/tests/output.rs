@@ -22,6 +22,7 @@ fn vm(name: &str, slot: u16, kind: VmKind, state: VmState, genid: u128) -> VmInf
         vcpus: 2,
         mem_mib: 512,
         generation_id: genid.to_le_bytes(),
+        generation_id_random: true,
     }
 }
 
@@ -104,6 +105,21 @@ vcpus:         2
 memory:        512 MiB
 generation id: 00000000-0000-0000-0000-000000000abc
 "
+    );
+}
+
+#[test]
+fn an_id_drawn_without_hardware_entropy_is_marked() {
+    let mut info = vm("rtvm", 1, VmKind::Static, VmState::Paused, 0xabc);
+    info.generation_id_random = false;
+    assert!(
+        InfoBlock(&info).to_string().ends_with(
+            "generation id: 00000000-0000-0000-0000-000000000abc
+               NOT random: drawn without a hardware entropy source
+"
+        ),
+        "{}",
+        InfoBlock(&info)
     );
 }
 

@@ -98,6 +98,9 @@ mod task {
         fn fill(&mut self, out: &mut [u8; 16]) {
             self.0.fill(out);
         }
+        fn last_was_random(&self) -> bool {
+            self.0.failure().is_none()
+        }
     }
 
     type Manager = VmManager<KernelPlatform<Syscalls, Ipc>, Entropy, DEFAULT_MAX_VM_NUM>;
