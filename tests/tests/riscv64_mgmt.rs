@@ -39,6 +39,7 @@ fn boot_image(image_var: &str, socket: Option<&Path>) -> Session {
     let mut command = Command::new("qemu-system-riscv64");
     command
         .args(["-machine", "virt", "-nographic", "-bios", "default"])
+        .args(["-cpu", mica_tests::riscv64::CPU])
         .args(["-m", "512M", "-smp", "2", "-kernel", &kernel])
         .args(["-initrd", &image]);
     if let Some(socket) = socket {
