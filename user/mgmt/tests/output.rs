@@ -403,9 +403,9 @@ fn json_is_one_line_with_stable_keys() {
     assert_eq!(
         out,
         "{\"vms\":[{\"name\":\"sos\",\"slot\":0,\"kind\":\"static\",\"state\":\"started\",\
-         \"vcpus\":2,\"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000001\"},\
+         \"vcpus\":2,\"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true},\
          {\"name\":\"web\",\"slot\":2,\"kind\":\"dynamic\",\"state\":\"created\",\"vcpus\":2,\
-         \"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000002\"}]}"
+         \"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000002\",\"generation_id_random\":true}]}"
     );
     let mut out = String::new();
     json::write_list(&mut out, &[]).unwrap();
