@@ -7,9 +7,9 @@
 //! the VM's external interrupt from the device lines; every change goes to
 //! the kernel with `vm_set_external_irq` (GUEST_IRQ right).
 //!
-//! Not yet wired (integration points):
-//! - guest memory: virtio devices need RAM grants from the vm-manager, which
-//!   do not exist yet, so no VM has memory here and virtio queues fail;
+//! Not yet wired: guest memory. Virtio devices need RAM grants from the
+//! vm-manager, which do not exist yet, so no VM has memory here and virtio
+//! queues fail.
 //!
 //! Entropy (virtio-rng, the generation-ID device's first ID) comes from the
 //! kernel's hardware source (ENTROPY right). Without one a virtio-rng
