@@ -66,8 +66,12 @@ impl KernelRights {
     /// IOREQ (which also completes guest I/O) nor DEVICES (host devices and
     /// DMA) nor VM_CONTROL (the whole lifecycle) is that narrow.
     pub const GUEST_IRQ: KernelRights = KernelRights(64);
-    /// Every defined bit.
-    pub const ALL: KernelRights = KernelRights(127);
+    /// May draw hardware entropy (`entropy`): the vm-manager (generation
+    /// IDs) and the device service (virtio-rng).
+    pub const ENTROPY: KernelRights = KernelRights(128);
+    /// Every defined bit: the byte is full, so the next right needs a
+    /// wider field (and a new image format version).
+    pub const ALL: KernelRights = KernelRights(255);
 
     /// Whether every right of `other` is in `self`.
     pub const fn contains(self, other: KernelRights) -> bool {

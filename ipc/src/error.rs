@@ -72,6 +72,9 @@ pub enum Error {
     /// A fixed-size table of the service is full (address ranges, devices
     /// on a bus); remove an entry first.
     TableFull = 23,
+    /// The machine has no hardware entropy source (no Zkr `seed` CSR, no
+    /// RDSEED/RDRAND), or it failed: nothing random can be drawn.
+    NoEntropy = 24,
 }
 
 impl Error {
@@ -102,6 +105,7 @@ impl Error {
             Error::ClientExists => 21,
             Error::VmExists => 22,
             Error::TableFull => 23,
+            Error::NoEntropy => 24,
         }
     }
 }
@@ -134,6 +138,9 @@ impl fmt::Display for Error {
             Error::ClientExists => f.write_str("that I/O client already exists"),
             Error::VmExists => f.write_str("the service already serves that VM"),
             Error::TableFull => f.write_str("the service's table is full"),
+            Error::NoEntropy => f.write_str(
+                "no hardware entropy source (RISC-V Zkr, x86 RDSEED/RDRAND): give the CPU one",
+            ),
         }
     }
 }

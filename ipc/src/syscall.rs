@@ -380,6 +380,13 @@ pub enum Sysno {
     /// Needs the IOREQ right and the caller must serve `vm`
     /// (`ioreq_attach`; `Error::PermissionDenied` otherwise).
     IoreqPost = 39,
+    /// `entropy() -> (bits)`: 64 bits from the machine's hardware random
+    /// source (RISC-V: the Zkr `seed` CSR; x86_64: RDSEED, else RDRAND),
+    /// fresh on every call, for generation IDs and the guests' virtio-rng.
+    /// Needs the ENTROPY right; `Error::NoEntropy` when the machine has no
+    /// such source (or it failed its health checks): the kernel never
+    /// makes bits up.
+    Entropy = 40,
     /// `vm_adopt(vm) -> (status, ram_mib, vcpus)`: takes over VM `vm` as
     /// its controller (a restarted vm-manager recovering its table: the
     /// caller is told from now on when the guest ends) and describes it:
@@ -518,6 +525,7 @@ impl Sysno {
             37 => Sysno::IoreqCompleteRecv,
             38 => Sysno::VmStats,
             39 => Sysno::IoreqPost,
+            40 => Sysno::Entropy,
             41 => Sysno::VmAdopt,
             42 => Sysno::VmSetNote,
             _ => return None,
@@ -546,7 +554,7 @@ pub fn error_of(status: usize) -> Option<Error> {
 }
 
 /// The errors the kernel itself returns from system calls.
-const ALL_ERRORS: [Error; 11] = [
+const ALL_ERRORS: [Error; 12] = [
     Error::MessageTooLarge,
     Error::ServerDied,
     Error::InvalidArgument,
@@ -558,6 +566,7 @@ const ALL_ERRORS: [Error; 11] = [
     Error::UnknownImage,
     Error::UnknownVm,
     Error::BadSlotState,
+    Error::NoEntropy,
 ];
 
 // The user layout's regions are disjoint and a message fits its buffer.
@@ -615,6 +624,7 @@ mod tests {
             (Sysno::IoreqCompleteRecv, 37),
             (Sysno::VmStats, 38),
             (Sysno::IoreqPost, 39),
+            (Sysno::Entropy, 40),
             (Sysno::VmAdopt, 41),
             (Sysno::VmSetNote, 42),
         ];

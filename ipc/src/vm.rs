@@ -94,6 +94,10 @@ pub struct VmInfo {
     pub mem_mib: u32,
     /// The 128-bit VM generation ID, as the guest reads it (little-endian).
     pub generation_id: [u8; 16],
+    /// Whether the ID was drawn from hardware entropy; `false` when the
+    /// machine had no hardware source and it came from guessable counters
+    /// (`vm info` says so).
+    pub generation_id_random: bool,
 }
 
 /// What `Stats` reports of a VM, since it last started (a reset or a

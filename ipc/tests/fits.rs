@@ -43,6 +43,7 @@ fn widest_info() -> VmInfo {
         vcpus: u8::MAX,
         mem_mib: u32::MAX,
         generation_id: [0xff; 16],
+        generation_id_random: true,
     }
 }
 

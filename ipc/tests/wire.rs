@@ -28,6 +28,7 @@ fn info() -> VmInfo {
         vcpus: 1,
         mem_mib: 64,
         generation_id: [0; 16],
+        generation_id_random: true,
     }
 }
 
@@ -293,7 +294,7 @@ fn devices_discriminants_are_pinned() {
 }
 
 /// Every error, with its numeric code and its wire byte (variant index).
-fn all_errors() -> [(Error, u32); 23] {
+fn all_errors() -> [(Error, u32); 24] {
     [
         (Error::Malformed, 1),
         (Error::MessageTooLarge, 2),
@@ -323,6 +324,7 @@ fn all_errors() -> [(Error, u32); 23] {
         (Error::ClientExists, 21),
         (Error::VmExists, 22),
         (Error::TableFull, 23),
+        (Error::NoEntropy, 24),
     ]
 }
 

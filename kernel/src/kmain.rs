@@ -7,7 +7,7 @@ extern crate alloc;
 
 use core::fmt;
 
-use log::{LevelFilter, info};
+use log::{LevelFilter, info, warn};
 use mica_boot::MemRange;
 use mica_boot::image::BootImage;
 
@@ -79,6 +79,16 @@ extern "C" fn kmain_entry(arg0: usize, arg1: usize) -> ! {
     }
     if let Err(missing) = arch::check_virtualization(&firmware) {
         fail(format_args!("{missing}"));
+    }
+    // Generation IDs and the guests' virtio-rng draw from this source; a
+    // machine without one is named at boot, and the vm-manager says what
+    // that means for its VMs.
+    match arch::probe_entropy() {
+        Some(source) => info!("entropy: {source}"),
+        None => warn!(
+            "no hardware entropy source (RISC-V Zkr seed CSR, x86 RDSEED/RDRAND): \
+             the entropy call will refuse"
+        ),
     }
 
     let image = arch::kernel_image();

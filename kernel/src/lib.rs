@@ -14,6 +14,7 @@ pub mod ram;
 pub mod syscall;
 pub mod syscall_console;
 pub mod syscall_device;
+pub mod syscall_entropy;
 pub mod syscall_stats;
 pub mod syscall_vm;
 #[cfg(test)]

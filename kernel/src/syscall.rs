@@ -23,12 +23,13 @@ use crate::obj::sched::Decision;
 use crate::obj::task::{DeathNotice, ExitReason};
 use crate::syscall_console::{self, ConsoleHost};
 use crate::syscall_device::{self, DeviceHost};
+use crate::syscall_entropy::{self, EntropyHost};
 use crate::syscall_stats::{self, StatsHost};
 use crate::syscall_vm::{self, VmHost};
 
 /// What the dispatcher needs from the machine: register results, message
 /// copies between IPC buffers, user-memory reads and task restarts.
-pub trait Machine: VmHost + ConsoleHost + StatsHost {
+pub trait Machine: VmHost + ConsoleHost + StatsHost + EntropyHost {
     /// Sets `task`'s result registers: `status` (a0) and `values` (a1-a3).
     fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]);
     /// Copies the first `len` (at most `ipc::MAX_MESSAGE_SIZE`) bytes of
@@ -176,6 +177,7 @@ pub fn dispatch<M: Machine>(
         }
         Sysno::MemInfo => return syscall_stats::mem_info(machine, current),
         Sysno::PlatformInfo => return syscall_stats::platform_info(machine, current),
+        Sysno::Entropy => return syscall_entropy::entropy(objects, machine, current),
         Sysno::DeviceMap | Sysno::DmaAlloc | Sysno::Sleep => {
             let grants = &mut *syscall_device::GRANTS.lock();
             let now = crate::ticks::count();

@@ -20,6 +20,8 @@ impl VmHost for Console {}
 
 impl crate::syscall_stats::StatsHost for Console {}
 
+impl crate::syscall_entropy::EntropyHost for Console {}
+
 impl ConsoleHost for Console {
     fn console_read(&mut self, buf: &mut [u8]) -> usize {
         let mut n = 0;

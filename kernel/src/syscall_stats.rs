@@ -80,6 +80,7 @@ mod tests {
 
     impl VmHost for Counted {}
     impl ConsoleHost for Counted {}
+    impl crate::syscall_entropy::EntropyHost for Counted {}
     impl StatsHost for Counted {
         fn frame_counts(&self) -> Option<FrameCounts> {
             self.counts

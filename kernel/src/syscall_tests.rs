@@ -27,6 +27,8 @@ impl crate::syscall_console::ConsoleHost for FakeMachine {}
 
 impl crate::syscall_stats::StatsHost for FakeMachine {}
 
+impl crate::syscall_entropy::EntropyHost for FakeMachine {}
+
 impl Machine for FakeMachine {
     fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]) {
         self.results.insert(task.slot(), (status, values));

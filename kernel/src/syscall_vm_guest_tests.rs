@@ -27,6 +27,8 @@ impl crate::syscall_console::ConsoleHost for Host {}
 
 impl crate::syscall_stats::StatsHost for Host {}
 
+impl crate::syscall_entropy::EntropyHost for Host {}
+
 impl Machine for Host {
     fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]) {
         self.results.push((task.slot(), status, values));

@@ -29,6 +29,8 @@ impl crate::syscall_console::ConsoleHost for Host {}
 
 impl crate::syscall_stats::StatsHost for Host {}
 
+impl crate::syscall_entropy::EntropyHost for Host {}
+
 crate::test_machine::test_machine!(Host);
 
 impl VmHost for Host {

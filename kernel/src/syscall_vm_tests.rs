@@ -27,6 +27,8 @@ impl crate::syscall_console::ConsoleHost for Host {}
 
 impl crate::syscall_stats::StatsHost for Host {}
 
+impl crate::syscall_entropy::EntropyHost for Host {}
+
 // Every task's memory at 0x1000 reads as `x`s; nothing else is readable.
 crate::test_machine::test_machine!(Host, |ptr: usize, out: &mut [u8]| {
     out.fill(b'x');

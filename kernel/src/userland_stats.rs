@@ -1,8 +1,10 @@
 //! The statistics call on the running kernel: [`StatsHost`] over the
-//! frame allocator.
+//! frame allocator; and the entropy call's [`EntropyHost`] over the arch
+//! layer's hardware source.
 
 use super::Tasks;
 use crate::kmain::FRAMES;
+use crate::syscall_entropy::EntropyHost;
 use crate::syscall_stats::{FrameCounts, StatsHost};
 
 impl StatsHost for Tasks {
@@ -16,5 +18,11 @@ impl StatsHost for Tasks {
 
     fn platform_info(&self) -> Option<(u64, usize)> {
         crate::arch::platform_info()
+    }
+}
+
+impl EntropyHost for Tasks {
+    fn hardware_entropy(&mut self) -> Option<u64> {
+        crate::arch::hardware_entropy()
     }
 }

@@ -127,11 +127,12 @@ impl Session {
                 Ok(line) => self.transcript.push(line),
                 Err(RecvTimeoutError::Timeout) => {
                     return Err(self.failure(&format!(
-                        "timed out after {timeout:?} waiting for one of {needles:?}"
+                        "timed out after {timeout:?} waiting for {}",
+                        Needles(needles)
                     )));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(self.failure(&format!("output ended before {needles:?}")));
+                    return Err(self.failure(&format!("output ended before {}", Needles(needles))));
                 }
             }
         }
@@ -193,6 +194,18 @@ impl Drop for Session {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+    }
+}
+
+/// What a wait looked for: `"a"`, or `one of ["a", "b"]`.
+struct Needles<'a>(&'a [&'a str]);
+
+impl std::fmt::Display for Needles<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            [one] => write!(f, "{one:?}"),
+            many => write!(f, "one of {many:?}"),
         }
     }
 }

@@ -13,6 +13,12 @@ pub fn artifact(var: &str) -> Result<String, String> {
     })
 }
 
+/// The hart the tests boot on: QEMU's default `rv64` (with the H
+/// extension) plus Zkr, whose `seed` CSR is Mica's hardware entropy source
+/// (OpenSBI sets mseccfg.SSEED so the kernel may read it). As `cargo xtask
+/// qemu` runs; the benchmarks keep QEMU's default CPU.
+pub const CPU: &str = "rv64,zkr=true";
+
 /// QEMU virt (2 harts, 512 MiB: room for dynamic VMs next to the static
 /// ones) booting the kernel with the default boot image, the shell on
 /// stdin; returns once the default scenario's last VM (`vm1`) started.
@@ -27,19 +33,26 @@ pub fn booted_scenario_shell(
     last_vm: &str,
     boot: Duration,
 ) -> Result<Session, String> {
-    booted_with(image_var, last_vm, None, boot)
+    booted_with(image_var, last_vm, None, CPU, boot)
+}
+
+/// Like [`booted_shell`] on QEMU CPU model `cpu` (`-cpu`), e.g. `rv64`, a
+/// hart without a hardware entropy source.
+pub fn booted_shell_on_cpu(cpu: &str, boot: Duration) -> Result<Session, String> {
+    booted_with("MICA_BOOT_IMAGE_RISCV64", "vm1", None, cpu, boot)
 }
 
 /// Like [`booted_shell`] with `cmdline` as the kernel command line (QEMU's
 /// `-append`, the device tree's `/chosen` `bootargs`).
 pub fn booted_shell_with_cmdline(cmdline: &str, boot: Duration) -> Result<Session, String> {
-    booted_with("MICA_BOOT_IMAGE_RISCV64", "vm1", Some(cmdline), boot)
+    booted_with("MICA_BOOT_IMAGE_RISCV64", "vm1", Some(cmdline), CPU, boot)
 }
 
 fn booted_with(
     image_var: &str,
     last_vm: &str,
     cmdline: Option<&str>,
+    cpu: &str,
     boot: Duration,
 ) -> Result<Session, String> {
     let kernel = artifact("MICA_KERNEL_RISCV64")?;
@@ -47,7 +60,7 @@ fn booted_with(
     let mut command = Command::new("qemu-system-riscv64");
     command
         .args(["-machine", "virt", "-nographic", "-bios", "default"])
-        .args(["-m", "512M", "-smp", "2", "-kernel", &kernel])
+        .args(["-cpu", cpu, "-m", "512M", "-smp", "2", "-kernel", &kernel])
         .args(["-initrd", &image])
         .args(["-monitor", "none", "-serial", "stdio"]);
     if let Some(cmdline) = cmdline {

@@ -8,6 +8,11 @@
 //!
 //! No operation changes a running VM's ID without a reboot, so the change
 //! interrupt is tested on the host (the device service with its PLIC).
+//!
+//! The IDs are hardware entropy (the Zkr `seed` CSR of the tests' CPU):
+//! two VMs and two boots never share one and nothing says they are not
+//! random; on a hart without Zkr, the kernel, the vm-manager and the device
+//! service each say so at boot, and the VMs still get distinct IDs.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::time::Duration;
@@ -51,6 +56,123 @@ fn lines_since(s: &Session, from: usize, needle: &str) -> usize {
         .iter()
         .filter(|l| l.contains(needle))
         .count()
+}
+
+/// Creates and starts genid VMs `names` and returns the IDs their guests
+/// read.
+fn started_ids(s: &mut Session, names: &[&str]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for name in names {
+        run(
+            s,
+            &format!("vm create {name} --image genid --mem 16"),
+            &format!("{name} created"),
+        );
+        run(s, &format!("vm start {name}"), &format!("{name} started"));
+        ids.push(boot_id(s, name));
+    }
+    ids
+}
+
+/// Halts Mica (QEMU exits 0).
+fn halt(s: &mut Session) {
+    s.send("halt\n").unwrap();
+    s.expect("mica: halting", ANSWER).unwrap();
+    let status = s.wait_exit(ANSWER).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+}
+
+/// How `vm info` marks an ID drawn without hardware entropy.
+const MARK: &str = "NOT random: drawn without a hardware entropy source";
+
+/// What a machine without a hardware source says, wherever it is said.
+const NOT_RANDOM: [&str; 3] = [
+    "no hardware entropy source",
+    "NOT random",
+    "virtio-rng devices will give guests no bytes",
+];
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn two_vms_and_two_boots_get_distinct_hardware_ids() {
+    let mut all = Vec::new();
+    for _boot in 0..2 {
+        let mut s = booted();
+        let source = s
+            .transcript()
+            .iter()
+            .find(|l| l.starts_with("mica: entropy: "));
+        assert_eq!(
+            source.map(String::as_str),
+            Some("mica: entropy: the Zkr seed CSR"),
+            "{:?}",
+            s.transcript()
+        );
+        let ids = started_ids(&mut s, &["a", "b"]);
+        assert_eq!(info_id(&mut s, "a"), ids[0], "vm info agrees, unmarked");
+        halt(&mut s);
+        all.extend(ids);
+        for warning in NOT_RANDOM {
+            assert!(
+                !s.transcript().iter().any(|l| l.contains(warning)),
+                "{warning}: {:?}",
+                s.transcript()
+            );
+        }
+    }
+    let mut distinct = all.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        4,
+        "every VM of every boot has its own ID: {all:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn without_zkr_mica_says_the_ids_are_not_random() {
+    // QEMU's default hart: the H extension, no Zkr.
+    let mut s = mica_tests::riscv64::booted_shell_on_cpu("rv64", BOOT).unwrap();
+    let t = s.transcript().to_vec();
+    let said = |needle: &str| t.iter().any(|l| l.starts_with(needle));
+    assert!(
+        said(
+            "mica: warning: no hardware entropy source (RISC-V Zkr seed CSR, x86 RDSEED/RDRAND): \
+             the entropy call will refuse"
+        ),
+        "the kernel names the missing source: {t:?}"
+    );
+    assert!(
+        said(
+            "vm-manager: WARN: generation IDs are NOT random, they come from guessable \
+             counters: no hardware entropy source"
+        ),
+        "the vm-manager says what it means for the VMs, before any starts: {t:?}"
+    );
+    let warned = t.iter().position(|l| l.contains("NOT random")).unwrap();
+    let first_vm = t.iter().position(|l| l.contains("vm0 started")).unwrap();
+    assert!(warned < first_vm, "{t:?}");
+    assert!(
+        said("devices: WARN: virtio-rng devices will give guests no bytes"),
+        "{t:?}"
+    );
+    let ids = started_ids(&mut s, &["a", "b"]);
+    assert_ne!(ids[0], ids[1], "still distinct without hardware entropy");
+    assert_eq!(
+        s.transcript()
+            .iter()
+            .filter(|l| l.contains("NOT random"))
+            .count(),
+        1,
+        "said once, not per VM: {:?}",
+        s.transcript()
+    );
+    // `vm info` marks each such ID.
+    assert_eq!(info_id(&mut s, "b"), ids[1]);
+    s.expect(MARK, ANSWER).unwrap();
+    halt(&mut s);
 }
 
 #[test]

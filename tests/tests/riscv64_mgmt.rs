@@ -39,6 +39,7 @@ fn boot_image(image_var: &str, socket: Option<&Path>) -> Session {
     let mut command = Command::new("qemu-system-riscv64");
     command
         .args(["-machine", "virt", "-nographic", "-bios", "default"])
+        .args(["-cpu", mica_tests::riscv64::CPU])
         .args(["-m", "512M", "-smp", "2", "-kernel", &kernel])
         .args(["-initrd", &image]);
     if let Some(socket) = socket {
@@ -143,8 +144,8 @@ fn the_mica_cli_manages_vms_over_the_management_socket() {
         masked_generation_ids(json.trim_end()),
         concat!(
             r#"{"vms":["#,
-            r#"{"name":"vm0","slot":0,"kind":"static","state":"started","vcpus":1,"mem_mib":64,"generation_id":"UUID"},"#,
-            r#"{"name":"vm1","slot":1,"kind":"static","state":"started","vcpus":1,"mem_mib":64,"generation_id":"UUID"}"#,
+            r#"{"name":"vm0","slot":0,"kind":"static","state":"started","vcpus":1,"mem_mib":64,"generation_id":"UUID","generation_id_random":true},"#,
+            r#"{"name":"vm1","slot":1,"kind":"static","state":"started","vcpus":1,"mem_mib":64,"generation_id":"UUID","generation_id_random":true}"#,
             "]}"
         )
     );

@@ -53,6 +53,9 @@ fn services_start_in_ring_3_under_vmx() {
     let mut s = bochs("services");
     s.expect("mica: booting on x86_64", BOOT).unwrap();
     s.expect("mica: virtualization: VMX", BOOT).unwrap();
+    // Bochs' Skylake-X has RDSEED and RDRAND: generation IDs are random.
+    s.expect("mica: entropy: RDSEED (RDRAND when it runs dry)", BOOT)
+        .unwrap();
     s.expect("mica: boot complete, starting tasks", BOOT)
         .unwrap();
     s.expect("init: started; supervising the services", BOOT)

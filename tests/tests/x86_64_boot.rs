@@ -16,6 +16,10 @@ use std::time::Duration;
 
 use mica_tests::Session;
 
+/// QEMU's SVM CPU as `cargo xtask qemu --arch x86_64` runs it: RDSEED and
+/// RDRAND are Mica's hardware entropy source.
+const SVM: &str = "qemu64,+svm,+npt,+rdrand,+rdseed";
+
 const BOOT: Duration = Duration::from_secs(30);
 /// QEMU's exit for the kernel's failure (isa-debug-exit value 1).
 const FAILURE_EXIT: i32 = 3;
@@ -38,11 +42,13 @@ fn qemu(cpu: &str, extra: &[&str]) -> Session {
 #[test]
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
 fn boots_under_svm_and_shuts_down_cleanly() {
-    let mut s = qemu("qemu64,+svm,+npt", &["-m", "256M"]);
+    let mut s = qemu(SVM, &["-m", "256M"]);
     let banner = s.expect("mica: booting on x86_64 (", BOOT).unwrap();
     // QEMU's memory map leaves out the 384 KiB hole below 1 MiB.
     assert_eq!(banner, "mica: booting on x86_64 (255 MiB)");
     s.expect("mica: virtualization: SVM", BOOT).unwrap();
+    s.expect("mica: entropy: RDSEED (RDRAND when it runs dry)", BOOT)
+        .unwrap();
     s.expect("mica: heap: 4096 KiB", BOOT).unwrap();
     s.expect("mica: paging: 4-level on", BOOT).unwrap();
     let timer = s.expect("mica: timer:", BOOT).unwrap();
@@ -52,6 +58,21 @@ fn boots_under_svm_and_shuts_down_cleanly() {
     );
     s.expect("mica: no boot image (initrd): nothing to run", BOOT)
         .unwrap();
+    s.expect("mica: boot complete, shutting down", BOOT)
+        .unwrap();
+    assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(0));
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn without_rdseed_or_rdrand_the_boot_says_there_is_no_entropy() {
+    let mut s = qemu("qemu64,+svm,+npt", &["-m", "256M"]);
+    s.expect(
+        "mica: warning: no hardware entropy source (RISC-V Zkr seed CSR, x86 RDSEED/RDRAND): \
+         the entropy call will refuse",
+        BOOT,
+    )
+    .unwrap();
     s.expect("mica: boot complete, shutting down", BOOT)
         .unwrap();
     assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(0));
@@ -75,7 +96,7 @@ fn a_cpu_without_vmx_or_svm_is_refused_with_one_line() {
 #[test]
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
 fn too_little_memory_is_refused_with_the_fix() {
-    let mut s = qemu("qemu64,+svm,+npt", &["-m", "24M"]);
+    let mut s = qemu(SVM, &["-m", "24M"]);
     let line = s.expect("mica: not enough memory", BOOT).unwrap();
     assert!(line.contains("need at least 32 MiB"), "{line}");
     assert!(line.contains("-m"), "{line}");
@@ -89,10 +110,7 @@ fn a_module_that_is_not_a_boot_image_is_refused() {
     std::fs::create_dir_all(&dir).unwrap();
     let module = dir.join("not-a-boot-image");
     std::fs::write(&module, b"this is not a Mica boot image\n".repeat(100)).unwrap();
-    let mut s = qemu(
-        "qemu64,+svm,+npt",
-        &["-m", "256M", "-initrd", module.to_str().unwrap()],
-    );
+    let mut s = qemu(SVM, &["-m", "256M", "-initrd", module.to_str().unwrap()]);
     s.expect("mica: virtualization: SVM", BOOT).unwrap();
     s.expect("mica: boot image:", BOOT).unwrap();
     assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(FAILURE_EXIT));
@@ -113,7 +131,7 @@ fn in_kernel_text(line: &str) -> bool {
 
 fn provoked_fault(hook: &str) -> String {
     let append = format!("mica.test={hook}");
-    let mut s = qemu("qemu64,+svm,+npt", &["-m", "256M", "-append", &append]);
+    let mut s = qemu(SVM, &["-m", "256M", "-append", &append]);
     s.expect(&format!("mica: test hook mica.test={hook}"), BOOT)
         .unwrap();
     let line = s.expect("mica: fatal:", BOOT).unwrap();
@@ -162,7 +180,7 @@ fn boot_image(var: &str) -> String {
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
 fn service_tasks_run_in_ring_3_and_start_svm_guests() {
     let image = boot_image("MICA_BOOT_IMAGE_X86_64");
-    let mut s = qemu("qemu64,+svm,+npt", &["-m", "256M", "-initrd", &image]);
+    let mut s = qemu(SVM, &["-m", "256M", "-initrd", &image]);
     s.expect("mica: boot complete, starting tasks", BOOT)
         .unwrap();
     s.expect("mica: 4 tasks loaded, entering init", BOOT)
@@ -201,6 +219,15 @@ fn service_tasks_run_in_ring_3_and_start_svm_guests() {
     assert!(
         !s.transcript().iter().any(|l| l.contains("stopped")),
         "no VM may stop: {:?}",
+        s.transcript()
+    );
+    // RDSEED answers the vm-manager and the device service: nothing says
+    // the generation IDs are not random.
+    assert!(
+        !s.transcript()
+            .iter()
+            .any(|l| l.contains("NOT random") || l.contains("no hardware entropy")),
+        "{:?}",
         s.transcript()
     );
     // Dropping the session stops QEMU: the services serve forever.
@@ -246,7 +273,7 @@ fn services_killed_again_and_again_are_restarted_and_svm_guests_go_on() {
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
 fn a_guest_storing_outside_its_ram_is_stopped_and_the_other_runs_on() {
     let image = boot_image("MICA_BOOT_IMAGE_X86_64_MISBEHAVE");
-    let mut s = qemu("qemu64,+svm,+npt", &["-m", "256M", "-initrd", &image]);
+    let mut s = qemu(SVM, &["-m", "256M", "-initrd", &image]);
     s.expect("vm-manager: scenario x86-misbehave", BOOT)
         .unwrap();
     mica_tests::expect_x86_guest_msr_lines(&mut s, BOOT).unwrap();

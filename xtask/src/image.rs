@@ -68,8 +68,9 @@ pub fn guest(name: &str, path: PathBuf) -> Part {
 }
 
 /// The manifest of the services every boot image has, on both
-/// architectures: init, ioreq, devices (with `devices_rights`) and the
-/// vm-manager, their ELFs found by `task`.
+/// architectures: init, ioreq, devices (with `devices_rights` and ENTROPY,
+/// for virtio-rng) and the vm-manager (ENTROPY for generation IDs), their
+/// ELFs found by `task`.
 pub fn core_services(
     task: impl Fn(&str) -> Result<PathBuf, String>,
     devices_rights: KernelRights,
@@ -98,7 +99,7 @@ pub fn core_services(
             8,
             Some(DEVICES),
             &[],
-            devices_rights,
+            devices_rights.union(KernelRights::ENTROPY),
         ),
         service(
             "vm-manager",
@@ -106,7 +107,7 @@ pub fn core_services(
             7,
             Some(VM_MANAGER),
             &[IOREQ, DEVICES],
-            KernelRights::VM_CONTROL,
+            KernelRights::VM_CONTROL.union(KernelRights::ENTROPY),
         ),
     ])
 }
@@ -171,6 +172,18 @@ mod tests {
             may_call: &[2, 3],
             path,
         }
+    }
+
+    #[test]
+    fn only_the_vm_manager_and_devices_may_draw_entropy() {
+        let parts = super::core_services(|p| Ok(p.into()), KernelRights::CONSOLE).unwrap();
+        let mut holders: Vec<&str> = parts
+            .iter()
+            .filter(|p| p.rights.contains(KernelRights::ENTROPY))
+            .map(|p| p.name.as_str())
+            .collect();
+        holders.sort_unstable();
+        assert_eq!(holders, ["devices", "vm-manager"]);
     }
 
     #[test]

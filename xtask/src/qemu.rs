@@ -43,6 +43,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "-nographic",
         "-bios",
         "default",
+        "-cpu",
+        RISCV_CPU,
         "-m",
         // Room for a dynamic VM (128 MiB by default) next to the static ones.
         "512M",
@@ -62,6 +64,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         stdin::run(&mut qemu, "boot Mica on QEMU")
     }
 }
+
+/// The hart `cargo xtask qemu` boots on: QEMU's default `rv64` (with the H
+/// extension) plus Zkr, whose `seed` CSR gives Mica hardware entropy for
+/// generation IDs and virtio-rng (OpenSBI lets S-mode read it). Without it
+/// Mica says at boot that generation IDs are not random.
+pub const RISCV_CPU: &str = "rv64,zkr=true";
 
 /// The QEMU options that put a virtio console behind the management socket
 /// `socket` (QEMU listens; the `mica` CLI connects whenever it likes).

@@ -12,8 +12,9 @@ use crate::install;
 
 /// The target the x86 kernel is built for.
 pub const X86_TARGET: &str = "x86_64-unknown-none";
-/// QEMU's CPU for Mica: the emulator has SVM with nested paging, no VMX.
-pub const SVM_CPU: &str = "qemu64,+svm,+npt";
+/// QEMU's CPU for Mica: the emulator has SVM with nested paging, no VMX;
+/// RDSEED and RDRAND give Mica hardware entropy (generation IDs).
+pub const SVM_CPU: &str = "qemu64,+svm,+npt,+rdrand,+rdseed";
 /// The exit device the kernel's failure path writes to (QEMU exits
 /// `(value << 1) | 1`; the kernel writes 1, so a failure is exit 3).
 pub const DEBUG_EXIT: &str = "isa-debug-exit,iobase=0xf4,iosize=0x04";

@@ -92,8 +92,10 @@ pub trait OutputSink {
 
 /// Where a model gets random bytes (virtio-rng).
 pub trait EntropySource {
-    /// Fills `buf` with random bytes.
-    fn fill(&mut self, buf: &mut [u8]);
+    /// Fills the start of `buf` with random bytes and returns how many: all
+    /// of `buf`, or fewer (0 on a machine without a hardware source; the
+    /// rest of `buf` is left as it was, never made up).
+    fn fill(&mut self, buf: &mut [u8]) -> usize;
 }
 
 /// What a model may use while it handles one access: the VM's memory (for

@@ -388,6 +388,8 @@ where
         base: u64,
         irq: u32,
     ) -> Result<(), Error> {
+        // The vm-manager sets the real ID (`SetGenerationId`); without a
+        // hardware source this first one stays (partly) zero.
         let mut id = [0u8; 16];
         self.entropy.fill(&mut id);
         let model = DeviceModel::new(kind, u128::from_le_bytes(id));

@@ -6,37 +6,59 @@
 pub trait EntropySource {
     /// Fills `out` with random bytes.
     fn fill(&mut self, out: &mut [u8; 16]);
+
+    /// Whether the last `fill` was random: `false` from a source that,
+    /// with no hardware entropy, fell back to something guessable.
+    fn last_was_random(&self) -> bool {
+        true
+    }
 }
 
 /// A VM generation ID (Microsoft's vmgenid): the guest reads it as 16 bytes,
 /// little-endian, and is told when it changes.
+/// It remembers whether it was drawn from hardware entropy (`vm info` marks
+/// one that was not).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct GenerationId(u128);
+pub struct GenerationId {
+    value: u128,
+    random: bool,
+}
 
 impl GenerationId {
     /// What a VM without resources reports: all zero.
-    pub const NONE: GenerationId = GenerationId(0);
+    pub const NONE: GenerationId = GenerationId::from_u128(0);
 
     /// Draws a fresh ID from `entropy`.
     pub fn draw<E: EntropySource + ?Sized>(entropy: &mut E) -> GenerationId {
         let mut bytes = [0u8; 16];
         entropy.fill(&mut bytes);
-        GenerationId(u128::from_le_bytes(bytes))
+        GenerationId {
+            value: u128::from_le_bytes(bytes),
+            random: entropy.last_was_random(),
+        }
     }
 
-    /// The ID as a number.
+    /// The ID `value` (taken as random).
     pub const fn from_u128(value: u128) -> GenerationId {
-        GenerationId(value)
+        GenerationId {
+            value,
+            random: true,
+        }
     }
 
     /// The ID as a number.
     pub const fn as_u128(self) -> u128 {
-        self.0
+        self.value
+    }
+
+    /// Whether it was drawn from hardware entropy (`false`: guessable).
+    pub const fn is_random(self) -> bool {
+        self.random
     }
 
     /// The 16 bytes the guest reads (and `VmInfo.generation_id` carries).
     pub const fn to_le_bytes(self) -> [u8; 16] {
-        self.0.to_le_bytes()
+        self.value.to_le_bytes()
     }
 }
 
@@ -59,6 +81,26 @@ mod tests {
         assert_eq!(id.to_le_bytes(), bytes);
         assert_eq!(id.as_u128() & 0xff, 1, "byte 0 is the least significant");
         assert_eq!(GenerationId::from_u128(id.as_u128()), id);
+    }
+
+    /// A source that lost its hardware and fell back to counters.
+    struct Guessable;
+
+    impl EntropySource for Guessable {
+        fn fill(&mut self, out: &mut [u8; 16]) {
+            *out = [7; 16];
+        }
+        fn last_was_random(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn an_id_remembers_whether_it_was_random() {
+        assert!(GenerationId::draw(&mut Fixed([1; 16])).is_random());
+        let guessable = GenerationId::draw(&mut Guessable);
+        assert!(!guessable.is_random());
+        assert_eq!(guessable.to_le_bytes(), [7; 16]);
     }
 
     #[test]

@@ -56,6 +56,9 @@ impl VmEntry<'_> {
 
     /// What `Info` and `List` report.
     pub fn info(&self) -> VmInfo {
+        let generation_id = self
+            .live
+            .map_or(GenerationId::NONE, |live| live.generation_id);
         VmInfo {
             name: self.config.name.to_wire(),
             id: self.id,
@@ -63,10 +66,8 @@ impl VmEntry<'_> {
             state: self.state(),
             vcpus: self.config.vcpus,
             mem_mib: self.config.mem_mib,
-            generation_id: self
-                .live
-                .map_or(GenerationId::NONE, |live| live.generation_id)
-                .to_le_bytes(),
+            generation_id: generation_id.to_le_bytes(),
+            generation_id_random: generation_id.is_random(),
         }
     }
 }

@@ -137,8 +137,9 @@ impl GuestMemoryProvider for NoMemory {
 
 struct Zeros;
 impl ::devices::bus::EntropySource for Zeros {
-    fn fill(&mut self, buf: &mut [u8]) {
+    fn fill(&mut self, buf: &mut [u8]) -> usize {
         buf.fill(0);
+        buf.len()
     }
 }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::cobs::{self, CobsError};
 
 /// The management protocol version this crate speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// The largest message a frame carries.
 pub const MAX_PAYLOAD: usize = ipc::MAX_MESSAGE_SIZE;

@@ -37,7 +37,8 @@ pub fn write_string<W: Write + ?Sized>(out: &mut W, value: impl fmt::Display) ->
 }
 
 /// One VM: `{"name":..,"slot":..,"kind":..,"state":..,"vcpus":..,
-/// "mem_mib":..,"generation_id":..}`.
+/// "mem_mib":..,"generation_id":..,"generation_id_random":..}` (`false`:
+/// drawn without a hardware entropy source, guessable).
 pub fn write_vm<W: Write + ?Sized>(out: &mut W, vm: &VmInfo) -> fmt::Result {
     write_vm_fields(out, vm)?;
     out.write_char('}')
@@ -92,7 +93,8 @@ fn write_vm_fields<W: Write + ?Sized>(out: &mut W, vm: &VmInfo) -> fmt::Result {
         ",\"vcpus\":{},\"mem_mib\":{},\"generation_id\":",
         vm.vcpus, vm.mem_mib
     )?;
-    write_string(out, GenerationIdText(vm.generation_id))
+    write_string(out, GenerationIdText(vm.generation_id))?;
+    write!(out, ",\"generation_id_random\":{}", vm.generation_id_random)
 }
 
 /// The VM list: `{"vms":[...]}`.

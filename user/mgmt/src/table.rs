@@ -98,7 +98,14 @@ impl fmt::Display for InfoBlock<'_> {
         writeln!(f, "state:         {}", state_text(vm.state))?;
         writeln!(f, "vcpus:         {}", vm.vcpus)?;
         writeln!(f, "memory:        {} MiB", vm.mem_mib)?;
-        writeln!(f, "generation id: {}", GenerationIdText(vm.generation_id))
+        writeln!(f, "generation id: {}", GenerationIdText(vm.generation_id))?;
+        if !vm.generation_id_random {
+            writeln!(
+                f,
+                "               NOT random: drawn without a hardware entropy source"
+            )?;
+        }
+        Ok(())
     }
 }
 

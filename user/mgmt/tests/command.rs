@@ -32,6 +32,7 @@ fn info(name: &str) -> VmInfo {
         vcpus: 1,
         mem_mib: 128,
         generation_id: [1; 16],
+        generation_id_random: true,
     }
 }
 

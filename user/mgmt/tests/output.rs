@@ -22,6 +22,7 @@ fn vm(name: &str, slot: u16, kind: VmKind, state: VmState, genid: u128) -> VmInf
         vcpus: 2,
         mem_mib: 512,
         generation_id: genid.to_le_bytes(),
+        generation_id_random: true,
     }
 }
 
@@ -104,6 +105,21 @@ vcpus:         2
 memory:        512 MiB
 generation id: 00000000-0000-0000-0000-000000000abc
 "
+    );
+}
+
+#[test]
+fn an_id_drawn_without_hardware_entropy_is_marked() {
+    let mut info = vm("rtvm", 1, VmKind::Static, VmState::Paused, 0xabc);
+    info.generation_id_random = false;
+    assert!(
+        InfoBlock(&info).to_string().ends_with(
+            "generation id: 00000000-0000-0000-0000-000000000abc
+               NOT random: drawn without a hardware entropy source
+"
+        ),
+        "{}",
+        InfoBlock(&info)
     );
 }
 
@@ -387,9 +403,9 @@ fn json_is_one_line_with_stable_keys() {
     assert_eq!(
         out,
         "{\"vms\":[{\"name\":\"sos\",\"slot\":0,\"kind\":\"static\",\"state\":\"started\",\
-         \"vcpus\":2,\"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000001\"},\
+         \"vcpus\":2,\"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true},\
          {\"name\":\"web\",\"slot\":2,\"kind\":\"dynamic\",\"state\":\"created\",\"vcpus\":2,\
-         \"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000002\"}]}"
+         \"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000002\",\"generation_id_random\":true}]}"
     );
     let mut out = String::new();
     json::write_list(&mut out, &[]).unwrap();

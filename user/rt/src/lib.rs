@@ -6,7 +6,8 @@
 //!
 //! It also wraps the hypervisor console calls of the shell ([`console`]),
 //! the VM-control calls ([`vm`]), the ioreq calls and page
-//! accessor ([`ioreq_pages`]), a stopgap entropy source ([`entropy`]), the
+//! accessor ([`ioreq_pages`]), the kernel's entropy call and a
+//! counter fallback that is not random ([`entropy`]), the
 //! device calls ([`device`]) and, with the `virtio` feature, a
 //! `virtio-drivers` HAL over them (`virtio`).
 //!

@@ -291,6 +291,13 @@ pub fn mem_info() -> Result<MemInfo, Error> {
     })
 }
 
+/// 64 bits from the machine's hardware random source (`entropy`; needs
+/// the ENTROPY right): `Error::NoEntropy` when the machine has none,
+/// `Error::PermissionDenied` without the right.
+pub fn entropy() -> Result<u64, Error> {
+    checked(Sysno::Entropy, [0; 6]).map(|[bits, _, _]| bits as u64)
+}
+
 /// What `mem_info` answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemInfo {

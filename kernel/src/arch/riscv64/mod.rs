@@ -1,5 +1,6 @@
-//! RISC-V (RV64 with the H extension) backend. `sv39` is pure and tested on
-//! the host; everything else touches the hart and exists only on bare metal.
+//! RISC-V (RV64 with the H extension) backend. The modules not gated on the
+//! target (`sv39`, `seed`'s decoding ...) are pure and tested on the host;
+//! everything else touches the hart and exists only on bare metal.
 
 // RV64: usize, XLEN-wide CSRs and physical addresses are all 64 bits.
 #![allow(clippy::cast_possible_truncation)]
@@ -8,6 +9,7 @@ pub mod fpu;
 pub mod gstage;
 pub mod guest_sbi;
 pub mod mmio_decode;
+pub mod seed;
 pub mod sv39;
 pub mod vs_fetch;
 
@@ -52,6 +54,7 @@ pub mod hal {
     pub use super::layout::{KernelImage, kernel_image};
     pub use super::paging::enable_kernel_paging;
     pub use super::sbi::console_write;
+    pub use super::seed::{hardware_entropy, probe_entropy};
     pub use super::timer::{
         init as timer_init, now as timer_now, platform_info, set_deadline as timer_set_deadline,
         ticks_per_second as timer_ticks_per_second, uses_sstc as timer_uses_sstc,

@@ -7,8 +7,9 @@
 //! (`guest`, `guest_mem`), VMX operation and vCPUs (`vmx`, `vmx_vcpu`, fields in
 //! `vmcs`; `vcpu` hides which backend runs). Pure pieces (`virt`, `pt4`,
 //! `fault`, `fpu` (each vCPU's x87/SSE state), `msr` (which MSRs a guest owns, the answers to the others),
-//! `testhook`, `svm_exit`, `vmx_caps`, `vmx_controls`, `vmx_exit`,
-//! `vmcs`) are host-tested; the rest exists only on bare metal.
+//! `rng` (RDSEED, else RDRAND, with retries), `testhook`, `svm_exit`,
+//! `vmx_caps`, `vmx_controls`, `vmx_exit`, `vmcs`) are host-tested; the
+//! rest exists only on bare metal.
 #![allow(
     clippy::cast_possible_truncation,
     reason = "register fields, descriptor limits and addresses on a 64-bit target have known widths"
@@ -18,6 +19,7 @@ pub mod fault;
 pub mod fpu;
 pub mod msr;
 pub mod pt4;
+pub mod rng;
 pub mod svm_exit;
 pub mod testhook;
 pub mod virt;
@@ -74,6 +76,7 @@ pub mod hal {
     pub use super::layout::{KernelImage, kernel_image};
     pub use super::paging::{PAGING, enable_kernel_paging};
     pub use super::poweroff::shutdown;
+    pub use super::rng::{hardware_entropy, probe_entropy};
     pub use super::serial::{console_read, console_write};
     pub use super::timer::{
         platform_info, timer_now, timer_set_deadline, timer_source, timer_start, trap_init,

@@ -58,10 +58,8 @@ impl VirtioDevice for VirtioRng {
         let mut used = false;
         while let Some(chain) = queue.pop(env.memory)? {
             let entropy = &mut *env.entropy;
-            let written = chain.fill_writable(env.memory, MAX_BYTES_PER_REQUEST, |buf| {
-                entropy.fill(buf);
-                buf.len()
-            })?;
+            let written =
+                chain.fill_writable(env.memory, MAX_BYTES_PER_REQUEST, |buf| entropy.fill(buf))?;
             queue.push_used(env.memory, chain.head, written)?;
             self.bytes_served = self.bytes_served.saturating_add(u64::from(written));
             used = true;
@@ -94,6 +92,23 @@ mod tests {
         );
         assert_eq!(guest.read(0x060), INT_USED_BUFFER);
         assert_eq!(guest.dev.device().bytes_served(), 5);
+    }
+
+    #[test]
+    fn without_a_hardware_source_the_guest_gets_no_bytes_not_made_up_ones() {
+        let mut guest = VirtioGuest::new(VirtioRng::new());
+        guest.entropy.dry = true;
+        guest.bring_up(1);
+        guest.ram.write_bytes(GUEST_BUFFERS, &[0xaa; 8]);
+        let head = guest.post_and_notify(0, &[(GUEST_BUFFERS, 8, true)]);
+        // Answered (the driver is not left waiting) with a used length of 0.
+        assert_eq!(
+            guest.queues[0].used_entry(&guest.ram, 0),
+            (u32::from(head), 0)
+        );
+        assert_eq!(guest.ram.bytes_at(GUEST_BUFFERS, 8), [0xaa; 8]);
+        assert_eq!(guest.dev.device().bytes_served(), 0);
+        assert_eq!(guest.dev.failure(), None);
     }
 
     #[test]

@@ -7,11 +7,14 @@
 //! the VM's external interrupt from the device lines; every change goes to
 //! the kernel with `vm_set_external_irq` (GUEST_IRQ right).
 //!
-//! Not yet wired (integration points):
-//! - guest memory: virtio devices need RAM grants from the vm-manager, which
-//!   do not exist yet, so no VM has memory here and virtio queues fail;
-//! - entropy (virtio-rng, initial generation IDs) is the STOPGAP counter
-//!   mix of `mica_rt::entropy`, not a real random source.
+//! Not yet wired: guest memory. Virtio devices need RAM grants from the
+//! vm-manager, which do not exist yet, so no VM has memory here and virtio
+//! queues fail.
+//!
+//! Entropy (virtio-rng, the generation-ID device's first ID) comes from the
+//! kernel's hardware source (ENTROPY right). Without one a virtio-rng
+//! request is answered with no bytes (the spec allows fewer than offered)
+//! rather than made-up ones, and the service says so once at start.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -24,7 +27,7 @@ mod task {
     use ipc::devices::IrqEvent;
     use ipc::syscall::slots;
     use log::{info, warn};
-    use mica_rt::entropy::CounterEntropy;
+    use mica_rt::entropy::KernelEntropy;
     use mica_rt::{Start, StaticSlot, serve_forever, sys};
 
     /// Guest console lines (already escaped by `LineBuffer`) on the
@@ -61,12 +64,12 @@ mod task {
         }
     }
 
-    /// STOPGAP entropy (see `mica_rt::entropy`).
-    struct Entropy(CounterEntropy);
+    /// The kernel's hardware entropy: only the bytes it gave.
+    struct Entropy(KernelEntropy);
 
     impl EntropySource for Entropy {
-        fn fill(&mut self, buf: &mut [u8]) {
-            self.0.fill(buf);
+        fn fill(&mut self, buf: &mut [u8]) -> usize {
+            self.0.fill_prefix(buf)
         }
     }
 
@@ -75,15 +78,12 @@ mod task {
     /// The service state (about 78 KiB: more than the 64 KiB stack).
     static SERVICE: StaticSlot<Devices> = StaticSlot::new();
 
-    fn main(start: Start) -> u32 {
-        let salt = start.restarts as u64;
+    fn main(_start: Start) -> u32 {
+        if let Err(e) = sys::entropy() {
+            warn!("virtio-rng devices will give guests no bytes: {e}");
+        }
         let built = SERVICE.init_with(|| {
-            DeviceService::new(
-                Console,
-                KernelIrqs,
-                NoRam,
-                Entropy(CounterEntropy::new(salt)),
-            )
+            DeviceService::new(Console, KernelIrqs, NoRam, Entropy(KernelEntropy::new()))
         });
         let Some(service) = built else {
             warn!("service state already in use");

@@ -14,7 +14,7 @@ mod task {
     use ipc::syscall::{IMAGE_HEADER_BYTES, endpoints, slots};
     use ipc::{Error, VmId, devices, ioreq};
     use log::{info, warn};
-    use mica_rt::entropy::CounterEntropy;
+    use mica_rt::entropy::HardwareOrCounters;
     use mica_rt::{Start, call_message, serve_forever, vm};
     use vm_manager::{
         DEFAULT_MAX_VM_NUM, EntropySource, GuestBoard, GuestExit, KernelPlatform, ServiceLinks,
@@ -89,13 +89,17 @@ mod task {
         }
     }
 
-    /// STOPGAP generation IDs from the time/cycle counters (see
-    /// `mica_rt::entropy`): replace with a kernel entropy call.
-    struct Entropy(CounterEntropy);
+    /// Generation IDs from the kernel's hardware entropy (ENTROPY right);
+    /// on a machine without it, from counters, with a warning on the
+    /// console (`mica_rt::entropy`).
+    struct Entropy(HardwareOrCounters);
 
     impl EntropySource for Entropy {
         fn fill(&mut self, out: &mut [u8; 16]) {
             self.0.fill(out);
+        }
+        fn last_was_random(&self) -> bool {
+            self.0.failure().is_none()
         }
     }
 
@@ -134,7 +138,10 @@ mod task {
 
     fn main(start: Start) -> u32 {
         let platform = KernelPlatform::with_board(Syscalls, Ipc, GuestBoard::NATIVE);
-        let entropy = Entropy(CounterEntropy::new(start.restarts as u64));
+        let mut entropy = Entropy(HardwareOrCounters::new(start.restarts as u64));
+        // Named at boot, before any VM: `vm-manager: WARN: generation IDs
+        // are NOT random (...)` on a machine without a hardware source.
+        entropy.0.probe();
         let mut manager =
             match VmManager::<_, _, DEFAULT_MAX_VM_NUM>::new(scenario::SCENARIO, platform, entropy)
             {
