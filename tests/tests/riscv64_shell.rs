@@ -565,3 +565,72 @@ fn a_soak_of_vm_cycles_with_services_killed_loses_no_vm_and_no_frame() {
     s.expect("vm0 | vm0: tick", TICKS).unwrap();
     assert!(mica_tests::tick_numbers(&s, "vm0").len() > ticks);
 }
+
+/// `vm info NAME`'s `state:` and `generation id:` values.
+fn state_and_genid(s: &mut Session, name: &str) -> (String, String) {
+    s.send(&format!("vm info {name}\n")).unwrap();
+    s.expect(&format!("name:          {name}"), ANSWER).unwrap();
+    let state = s.expect("state:         ", ANSWER).unwrap();
+    let genid = s.expect("generation id: ", ANSWER).unwrap();
+    let value = |line: &str| line.split_once(": ").map(|(_, v)| v.trim().to_string());
+    (value(&state).unwrap(), value(&genid).unwrap())
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn a_restarted_vm_manager_takes_over_every_vm_as_it_was() {
+    // The vm-manager is killed once, 6 s after the services started: by
+    // then a dynamic VM runs and a static one is paused.
+    let mut s =
+        mica_tests::riscv64::booted_shell_with_cmdline("mica.chaos=vm-manager@6000x1", BOOT)
+            .unwrap();
+    s.send("vm create dyn --image hello --mem 4\n").unwrap();
+    answer(&mut s, "dyn created").unwrap();
+    s.send("vm start dyn\nvm pause vm1\n").unwrap();
+    answer(&mut s, "dyn started").unwrap();
+    answer(&mut s, "vm1 paused").unwrap();
+    let before: Vec<_> = ["vm0", "vm1", "dyn"]
+        .into_iter()
+        .map(|name| state_and_genid(&mut s, name))
+        .collect();
+    let killed = s
+        .expect("(vm-manager) killed by fault injection", BOOT)
+        .unwrap();
+    let setup_done = s
+        .transcript()
+        .iter()
+        .position(|l| l.starts_with("generation id: "))
+        .unwrap();
+    let kill_at = s.transcript().iter().position(|l| *l == killed).unwrap();
+    assert!(
+        setup_done < kill_at,
+        "the kill came before the VMs were set up"
+    );
+    s.expect_all(
+        &[
+            "vm-manager: vm0 taken over",
+            "vm-manager: vm1 taken over",
+            "vm-manager: dyn taken over",
+        ],
+        BOOT,
+    )
+    .unwrap();
+    // Same states, same generation IDs: nobody noticed.
+    for (name, was) in ["vm0", "vm1", "dyn"].into_iter().zip(before) {
+        assert_eq!(state_and_genid(&mut s, name), was, "{name}");
+    }
+    // And the new vm-manager runs them: resume, destroy, create again.
+    s.send("vm resume vm1\n").unwrap();
+    answer(&mut s, "vm1 resumed").unwrap();
+    s.send("vm destroy dyn\n").unwrap();
+    answer(&mut s, "dyn destroyed").unwrap();
+    s.send("vm create dyn --image hello --mem 4\n").unwrap();
+    answer(&mut s, "dyn created").unwrap();
+    assert!(
+        !s.transcript()
+            .iter()
+            .any(|l| l.contains("not taken over") || l.contains("not started")),
+        "{:?}",
+        s.transcript()
+    );
+}

@@ -242,6 +242,16 @@ impl Vm {
         }
     }
 
+    /// The same VM starting afresh: running, its counters at zero; its
+    /// name, RAM, generation ID and note kept.
+    pub fn restarted(&self) -> Self {
+        Self {
+            generation_id: self.generation_id,
+            note: self.note,
+            ..Self::new(self.name, self.ram_bytes)
+        }
+    }
+
     /// Its state.
     pub fn state(&self) -> VmState {
         self.state
@@ -294,6 +304,20 @@ mod tests {
             vm.report().to_string(),
             "vm1 stopped: store guest-page fault at 0x40000000"
         );
+    }
+
+    #[test]
+    fn a_restart_keeps_what_a_new_controller_needs_and_drops_the_rest() {
+        let mut vm = vm();
+        vm.generation_id = [7; 16];
+        vm.note = Note::new(b"options").unwrap();
+        assert!(vm.leave(VmState::PoweredOff));
+        let again = vm.restarted();
+        assert_eq!(again.state(), VmState::Running);
+        assert_eq!(again.generation_id, [7; 16]);
+        assert_eq!(again.note.as_bytes(), b"options");
+        assert_eq!((again.name.as_str(), again.ram_bytes), ("vm1", 2 << 20));
+        assert!(Note::new(&[0; ipc::syscall::vm_adopt::NOTE_MAX + 1]).is_none());
     }
 
     #[test]

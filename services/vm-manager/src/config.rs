@@ -293,6 +293,32 @@ impl VmConfig {
     pub fn is_static(&self) -> bool {
         self.flags.contains(VmFlags::STATIC)
     }
+
+    /// The create options that build this configuration again with
+    /// [`VmConfig::dynamic`] (no template, every setting given): what the
+    /// kernel keeps with a dynamic VM for a restarted vm-manager.
+    pub fn as_options(&self) -> CreateOptions {
+        let image = Some(self.image.to_wire());
+        let (image, kernel) = match self.linux {
+            Some(_) => (None, image),
+            None => (image, None),
+        };
+        let linux = self.linux.as_ref();
+        CreateOptions {
+            template: None,
+            image,
+            mem_mib: Some(self.mem_mib),
+            vcpus: Some(self.vcpus),
+            kernel,
+            initrd: linux
+                .and_then(|l| l.initrd.as_ref())
+                .map(ImageName::to_wire),
+            cmdline: linux
+                .map(|l| l.cmdline.as_str())
+                .filter(|line| !line.is_empty())
+                .and_then(|line| ipc::vm::WireCmdline::try_from(line).ok()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -407,6 +433,29 @@ mod tests {
             VmConfig::dynamic(name("d"), &options, Some(&template), &defaults).unwrap();
         assert_eq!(overridden.image.as_str(), "other");
         assert_eq!((overridden.mem_mib, overridden.vcpus), (64, 16));
+    }
+
+    #[test]
+    fn a_dynamic_config_is_built_again_from_its_options() {
+        let defaults = DynamicDefaults::default();
+        let raw = CreateOptions {
+            image: Some(ipc::wire_name("hello").unwrap()),
+            mem_mib: Some(12),
+            vcpus: Some(1),
+            ..CreateOptions::default()
+        };
+        let linux = CreateOptions {
+            kernel: Some(ipc::wire_name("linux").unwrap()),
+            initrd: Some(ipc::wire_name("initramfs").unwrap()),
+            cmdline: Some(ipc::vm::WireCmdline::try_from("console=ttyS0 quiet").unwrap()),
+            ..CreateOptions::default()
+        };
+        for options in [raw, linux, CreateOptions::default()] {
+            let config = VmConfig::dynamic(name("d"), &options, None, &defaults).unwrap();
+            let again =
+                VmConfig::dynamic(name("d"), &config.as_options(), None, &defaults).unwrap();
+            assert_eq!(again, config, "{options:?}");
+        }
     }
 
     #[test]

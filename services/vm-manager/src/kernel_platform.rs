@@ -29,7 +29,7 @@ use alloc::vec;
 use ipc::ioreq::ClientId;
 use ipc::syscall::{IMAGE_HEADER_BYTES, PLATFORM_SSTC};
 use ipc::syscall::{MAX_VMS, endpoints};
-use ipc::vm::VmStats;
+use ipc::vm::{CreateOptions, VmStats};
 use ipc::{Error, VmId, devices, ioreq};
 
 use crate::board::{GuestBoard, GuestBoot};
@@ -39,7 +39,7 @@ use crate::guest_dt::{InitrdRange, TIMEBASE_HZ};
 use crate::linux_boot::LinuxBoot;
 use crate::linux_image;
 use crate::name::{ImageName, VmName};
-use crate::platform::{GuestStatus, Platform};
+use crate::platform::{Adopted, AdoptedState, GuestStatus, Platform};
 
 /// The kernel's VM-control calls (`ipc::syscall` 12-19, 30-34).
 pub trait VmKernel {
@@ -101,6 +101,34 @@ pub trait VmKernel {
     fn vm_stats(&mut self, _vm: VmId, _group: usize) -> Result<[u64; 3], Error> {
         Err(Error::KernelRefused)
     }
+    /// `vm_adopt`: takes over `vm` (told when its guest ends) and reads
+    /// what the kernel knows of it. The default has no VM to hand over.
+    fn vm_adopt(&mut self, _vm: VmId) -> Result<KernelVm, Error> {
+        Err(Error::UnknownVm)
+    }
+    /// `vm_set_note`: the kernel keeps `note` with `vm` for a later
+    /// `vm_adopt`. The default keeps nothing.
+    fn vm_set_note(&mut self, _vm: VmId, _note: &[u8]) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// What the kernel knows of a VM it hands to a restarted vm-manager
+/// (`vm_adopt`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelVm {
+    /// Its `ipc::syscall::vm_status`.
+    pub status: usize,
+    /// RAM in MiB.
+    pub mem_mib: u32,
+    /// vCPUs.
+    pub vcpus: u8,
+    /// Its name (`vm_set_name`'s).
+    pub name: heapless::String<32>,
+    /// The generation ID last written into it.
+    pub generation_id: [u8; 16],
+    /// The note kept with it (`vm_set_note`).
+    pub note: heapless::Vec<u8, { ipc::syscall::vm_adopt::NOTE_MAX }>,
 }
 
 /// Calls to the other services (IPC `call`s on their endpoints).
@@ -140,7 +168,7 @@ struct VmRecord {
     /// Where the device tree went, from the start of RAM.
     dtb_offset: u64,
     /// The ioreq service serves it (`register_ioreq` succeeded and
-    /// `unregister_ioreq` has not run).
+    /// `unregister_ioreq` has not run; or it was adopted running).
     ioreq_registered: bool,
     /// The device service emulates its devices (likewise).
     devices_registered: bool,
@@ -710,6 +738,56 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
 
     fn service_restarted(&mut self, endpoint: u8) -> Result<(), Error> {
         self.redo_for_restarted(endpoint)
+    }
+
+    fn keep_config(&mut self, vm: VmId, options: &CreateOptions) -> Result<(), Error> {
+        let mut note = [0u8; ipc::syscall::vm_adopt::NOTE_MAX];
+        let note = ipc::encode(options, &mut note)?;
+        self.kernel.vm_set_note(vm, note)
+    }
+
+    fn adopt(&mut self, vm: VmId) -> Result<Option<Adopted>, Error> {
+        let found = match self.kernel.vm_adopt(vm) {
+            Ok(found) => found,
+            Err(Error::UnknownVm) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let entry = self
+            .records
+            .get_mut(usize::from(vm.0))
+            .ok_or(Error::InvalidArgument)?;
+        let name = VmName::parse(&found.name).map_err(|_| Error::InvalidName)?;
+        let generation_id = GenerationId::from_u128(u128::from_le_bytes(found.generation_id));
+        // Services and kernel serve it already: only the record is new.
+        *entry = Some(VmRecord {
+            mem_mib: found.mem_mib,
+            image: None,
+            vcpus: found.vcpus,
+            name: Some(name.clone()),
+            generation_id,
+            in_kernel: true,
+            clone_of: None,
+            linux: None,
+            plan: None,
+            dtb_offset: 0,
+            ioreq_registered: true,
+            devices_registered: true,
+        });
+        use ipc::syscall::vm_status;
+        let state = match found.status {
+            vm_status::CREATED => AdoptedState::Created,
+            vm_status::RUNNING => AdoptedState::Started,
+            vm_status::PAUSED => AdoptedState::Paused,
+            _ => AdoptedState::Ended,
+        };
+        Ok(Some(Adopted {
+            name,
+            state,
+            mem_mib: found.mem_mib,
+            vcpus: found.vcpus,
+            generation_id,
+            options: ipc::decode(&found.note).ok(),
+        }))
     }
 
     fn guest_status(&mut self, vm: VmId) -> Result<GuestStatus, Error> {

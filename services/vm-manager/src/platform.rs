@@ -5,7 +5,7 @@
 
 use ipc::VmId;
 use ipc::devices::ConsoleChunk;
-use ipc::vm::VmStats;
+use ipc::vm::{CreateOptions, VmStats};
 
 use crate::genid::GenerationId;
 use crate::linux_boot::LinuxBoot;
@@ -120,4 +120,49 @@ pub trait Platform {
     fn service_restarted(&mut self, _endpoint: u8) -> Result<(), ipc::Error> {
         Err(ipc::Error::InvalidArgument)
     }
+
+    /// Keeps a dynamic VM's configuration (as the options that build it
+    /// again) where a restarted vm-manager finds it ([`Platform::adopt`]).
+    /// The default keeps nothing.
+    fn keep_config(&mut self, _vm: VmId, _options: &CreateOptions) -> Result<(), ipc::Error> {
+        Ok(())
+    }
+
+    /// After the vm-manager restarted: takes over VM `vm` if the platform
+    /// still has it (its resources stay as they are) and says what it is;
+    /// `None` if there is no VM there. The default has none.
+    fn adopt(&mut self, _vm: VmId) -> Result<Option<Adopted>, ipc::Error> {
+        Ok(None)
+    }
+}
+
+/// How an adopted VM stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdoptedState {
+    /// Built, not started (or reset).
+    Created,
+    /// Its vCPUs run.
+    Started,
+    /// Its vCPUs are held.
+    Paused,
+    /// Its guest ended while nobody was listening (handled as such).
+    Ended,
+}
+
+/// A VM a restarted vm-manager found ([`Platform::adopt`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Adopted {
+    /// Its name.
+    pub name: VmName,
+    /// How it stands.
+    pub state: AdoptedState,
+    /// RAM in MiB.
+    pub mem_mib: u32,
+    /// vCPUs.
+    pub vcpus: u8,
+    /// Its current generation ID.
+    pub generation_id: GenerationId,
+    /// The options that build its configuration, as kept by
+    /// [`Platform::keep_config`] (`None`: none kept, or unreadable).
+    pub options: Option<CreateOptions>,
 }

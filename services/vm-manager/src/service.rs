@@ -16,8 +16,10 @@ use crate::platform::Platform;
 use crate::slots::{LiveVm, SlotTable};
 
 mod guest_exits;
+mod recovery;
 
 pub use guest_exits::GuestExit;
+pub use recovery::Recovery;
 
 /// The slot table size unless a binary picks another (ACRN's
 /// `CONFIG_MAX_VM_NUM`).
@@ -245,8 +247,11 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             state: LiveState::of(state).unwrap_or(LiveState::Created),
             generation_id,
         };
-        self.slots
-            .insert_dynamic(id, config, live)
+        // A restarted vm-manager builds the configuration again from this.
+        let options = config.as_options();
+        self.platform
+            .keep_config(id, &options)
+            .and_then(|()| self.slots.insert_dynamic(id, config, live))
             .inspect_err(|_| creation::tear_down(&mut self.platform, id))?;
         Ok(id)
     }

@@ -15,6 +15,7 @@ use ::devices::service::{DeviceService, GuestMemoryProvider, IrqSink};
 use ::ioreq::page::IoreqPage;
 use ::ioreq::posted::PostedPage;
 use ::ioreq::service::{IoreqService, PageSource};
+use ipc::syscall::vm_status;
 use ipc::vm::{CreateOptions, Request, Response, VmState};
 use ipc::{Error, VmId, devices, ioreq, wire_name};
 use vm_manager::{
@@ -33,6 +34,18 @@ struct Held {
     pages_out: BTreeSet<u16>,
     pages_taken: usize,
     pages_returned: usize,
+    /// What the kernel keeps per VM for a restarted vm-manager: name,
+    /// RAM, status, generation ID and note.
+    kept: std::collections::BTreeMap<u16, Kept>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Kept {
+    name: String,
+    mem_mib: u32,
+    status: usize,
+    generation_id: [u8; 16],
+    note: Vec<u8>,
 }
 
 type Shared = Rc<RefCell<Held>>;
@@ -42,13 +55,41 @@ type Shared = Rc<RefCell<Held>>;
 struct Kernel(Shared);
 
 impl VmKernel for Kernel {
-    fn vm_create(&mut self, vm: VmId, _ram_mib: u32, _vcpus: u8) -> Result<(), Error> {
+    fn vm_create(&mut self, vm: VmId, ram_mib: u32, _vcpus: u8) -> Result<(), Error> {
         let mut held = self.0.borrow_mut();
         if !held.kernel_vms.insert(vm.0) {
             return Err(Error::VmExists);
         }
         held.kernel_creates += 1;
+        held.kept.insert(
+            vm.0,
+            Kept {
+                mem_mib: ram_mib,
+                ..Kept::default()
+            },
+        );
         Ok(())
+    }
+    fn vm_set_name(&mut self, vm: VmId, name: &str) -> Result<(), Error> {
+        self.kept(vm, |kept| kept.name = name.into())
+    }
+    fn vm_write_genid(&mut self, vm: VmId, id: [u8; 16]) -> Result<(), Error> {
+        self.kept(vm, |kept| kept.generation_id = id)
+    }
+    fn vm_set_note(&mut self, vm: VmId, note: &[u8]) -> Result<(), Error> {
+        self.kept(vm, |kept| kept.note = note.to_vec())
+    }
+    fn vm_adopt(&mut self, vm: VmId) -> Result<vm_manager::KernelVm, Error> {
+        let held = self.0.borrow();
+        let kept = held.kept.get(&vm.0).ok_or(Error::UnknownVm)?;
+        Ok(vm_manager::KernelVm {
+            status: kept.status,
+            mem_mib: kept.mem_mib,
+            vcpus: 1,
+            name: heapless::String::try_from(kept.name.as_str()).unwrap(),
+            generation_id: kept.generation_id,
+            note: heapless::Vec::from_slice(&kept.note).unwrap(),
+        })
     }
     fn vm_load(&mut self, vm: VmId, _image: &str, _offset: u64) -> Result<u64, Error> {
         self.live(vm).map(|()| 4096)
@@ -57,13 +98,13 @@ impl VmKernel for Kernel {
         self.live(vm)
     }
     fn vm_start(&mut self, vm: VmId, _entry: u64, _dtb: u64) -> Result<(), Error> {
-        self.live(vm)
+        self.kept(vm, |kept| kept.status = vm_status::RUNNING)
     }
     fn vm_pause(&mut self, vm: VmId) -> Result<(), Error> {
-        self.live(vm)
+        self.kept(vm, |kept| kept.status = vm_status::PAUSED)
     }
     fn vm_resume(&mut self, vm: VmId) -> Result<(), Error> {
-        self.live(vm)
+        self.kept(vm, |kept| kept.status = vm_status::RUNNING)
     }
     fn vm_reset(&mut self, vm: VmId) -> Result<(), Error> {
         self.live(vm)
@@ -73,12 +114,21 @@ impl VmKernel for Kernel {
         if !held.kernel_vms.remove(&vm.0) {
             return Err(Error::UnknownVm);
         }
+        held.kept.remove(&vm.0);
         held.kernel_destroys += 1;
         Ok(())
     }
 }
 
 impl Kernel {
+    /// Changes what the kernel keeps for the live VM `vm`.
+    fn kept(&mut self, vm: VmId, change: impl FnOnce(&mut Kept)) -> Result<(), Error> {
+        let mut held = self.0.borrow_mut();
+        let kept = held.kept.get_mut(&vm.0).ok_or(Error::UnknownVm)?;
+        change(kept);
+        Ok(())
+    }
+
     fn live(&self, vm: VmId) -> Result<(), Error> {
         if self.0.borrow().kernel_vms.contains(&vm.0) {
             Ok(())
@@ -452,4 +502,83 @@ fn restarted_services_are_handed_every_live_vm_again() {
         );
     }
     assert_eq!(manager.platform().release_failures(), 0);
+}
+
+#[test]
+fn a_restarted_vm_manager_takes_every_vm_back_as_it_was() {
+    let held = Shared::default();
+    let services = Rc::new(RefCell::new(Services {
+        ioreq: IoreqService::new(Pages(held.clone())),
+        devices: DeviceService::new(NoConsole, NoIrqs, NoMemory, Zeros),
+    }));
+    let platform = KernelPlatform::new(Kernel(held.clone()), Links(services.clone()));
+    let mut first = Manager::new(SCENARIO, platform, Counting(0)).expect("a valid scenario");
+    first.launch_pre_launched();
+    let created = first.handle(Request::Create {
+        name: wire_name("dyn").expect("a valid name"),
+        options: CreateOptions {
+            image: Some(wire_name("hello").expect("a valid image name")),
+            mem_mib: Some(4),
+            ..CreateOptions::default()
+        },
+    });
+    assert!(matches!(created, Response::Info(_)), "{created:?}");
+    assert_eq!(
+        first.handle(named(|name| Request::Start { name }, "dyn")),
+        Response::Ok
+    );
+    assert_eq!(
+        first.handle(named(|name| Request::Pause { name }, "vm1")),
+        Response::Ok
+    );
+    let listed = |manager: &mut Manager| manager.handle(Request::List { from: 0 });
+    let before = listed(&mut first);
+    drop(first);
+
+    // A fresh copy over the same kernel and services.
+    let platform = KernelPlatform::new(Kernel(held.clone()), Links(services.clone()));
+    let mut second = Manager::new(SCENARIO, platform, Counting(100)).expect("a valid scenario");
+    let (found, exits) = second.recover();
+    assert!(exits.is_empty());
+    let names: Vec<_> = found
+        .iter()
+        .map(|r| {
+            (
+                r.id.0,
+                r.name.as_ref().map(|n| n.as_str().to_string()),
+                r.result,
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (0, Some("vm0".into()), Ok(())),
+            (1, Some("vm1".into()), Ok(())),
+            (2, Some("dyn".into()), Ok(())),
+        ]
+    );
+    assert_eq!(
+        listed(&mut second),
+        before,
+        "states and generation IDs as they were"
+    );
+    // It runs them: resume, reset (the dynamic one's image is known) and
+    // destroy, with every resource given back.
+    assert_eq!(
+        second.handle(named(|name| Request::Resume { name }, "vm1")),
+        Response::Ok
+    );
+    let reset = second.handle(Request::Reset {
+        name: wire_name("dyn").expect("a valid name"),
+        new_generation_id: false,
+    });
+    assert_eq!(reset, Response::Ok);
+    assert_eq!(
+        second.handle(named(|name| Request::Destroy { name }, "dyn")),
+        Response::Ok
+    );
+    assert!(services.borrow().ioreq.vm(VmId(2)).is_none());
+    assert!(!held.borrow().kernel_vms.contains(&2));
+    assert_eq!(second.platform().release_failures(), 0);
 }

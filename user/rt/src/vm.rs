@@ -4,7 +4,7 @@
 //! VM_CONTROL kernel right (the vm-manager holds it; GUEST_IRQ for 29); a
 //! VM is named by its vm-manager slot number, below `ipc::syscall::MAX_VMS`.
 
-use ipc::syscall::{IMAGE_HEADER_BYTES, IPC_BUFFER_SIZE, MAX_VMS, Sysno};
+use ipc::syscall::{IMAGE_HEADER_BYTES, IPC_BUFFER_SIZE, MAX_VMS, Sysno, vm_adopt};
 use ipc::{Error, MAX_MESSAGE_SIZE, VmId};
 
 use crate::sys::{checked, with_buffer, with_page};
@@ -188,4 +188,75 @@ pub fn vm_stats(vm: VmId, group: usize) -> Result<[u64; 3], Error> {
 pub fn vm_set_name(vm: VmId, name: &str) -> Result<(), Error> {
     let len = put_name(name)?;
     vm_call(Sysno::VmSetName, vm, len, 0).map(|_| ())
+}
+
+/// What the kernel hands over with a VM (`vm_adopt`).
+#[derive(Clone, Debug)]
+pub struct AdoptedVm {
+    /// Its `ipc::syscall::vm_status`.
+    pub status: usize,
+    /// RAM in MiB.
+    pub ram_mib: u32,
+    /// vCPUs.
+    pub vcpus: u8,
+    /// The generation ID last written into it.
+    pub generation_id: [u8; 16],
+    name: [u8; 32],
+    name_len: usize,
+    note: [u8; vm_adopt::NOTE_MAX],
+    note_len: usize,
+}
+
+impl AdoptedVm {
+    /// Its name; `None` if the kernel's bytes are not UTF-8.
+    pub fn name(&self) -> Option<&str> {
+        core::str::from_utf8(self.name.get(..self.name_len)?).ok()
+    }
+
+    /// The note kept with it (`vm_set_note`).
+    pub fn note(&self) -> &[u8] {
+        self.note.get(..self.note_len).unwrap_or_default()
+    }
+}
+
+/// Takes over VM `vm` as its controller (told from now on when its guest
+/// ends) and reads what the kernel knows of it.
+pub fn vm_adopt(vm: VmId) -> Result<AdoptedVm, Error> {
+    let [status, ram_mib, vcpus] = vm_call(Sysno::VmAdopt, vm, 0, 0)?;
+    let mut adopted = AdoptedVm {
+        status,
+        ram_mib: u32::try_from(ram_mib).map_err(|_| Error::InvalidArgument)?,
+        vcpus: u8::try_from(vcpus).map_err(|_| Error::InvalidArgument)?,
+        generation_id: [0; 16],
+        name: [0; 32],
+        name_len: 0,
+        note: [0; vm_adopt::NOTE_MAX],
+        note_len: 0,
+    };
+    with_buffer(|buf| {
+        adopted.generation_id.copy_from_slice(&buf[vm_adopt::GENID]);
+        let name_len = usize::from(buf[vm_adopt::NAME_LEN]).min(adopted.name.len());
+        adopted.name[..name_len].copy_from_slice(&buf[vm_adopt::NAME..vm_adopt::NAME + name_len]);
+        adopted.name_len = name_len;
+        let note_len = u16::from_le_bytes([
+            buf[vm_adopt::NOTE_LEN.start],
+            buf[vm_adopt::NOTE_LEN.start + 1],
+        ]);
+        let note_len = usize::from(note_len).min(vm_adopt::NOTE_MAX);
+        if let Some(note) = buf.get(vm_adopt::NOTE..vm_adopt::NOTE + note_len) {
+            adopted.note[..note_len].copy_from_slice(note);
+            adopted.note_len = note_len;
+        }
+    });
+    Ok(adopted)
+}
+
+/// Keeps `note` (at most `vm_adopt::NOTE_MAX` bytes) with VM `vm` for
+/// whoever adopts it later.
+pub fn vm_set_note(vm: VmId, note: &[u8]) -> Result<(), Error> {
+    if note.len() > vm_adopt::NOTE_MAX {
+        return Err(Error::MessageTooLarge);
+    }
+    with_buffer(|buf| buf[..note.len()].copy_from_slice(note));
+    vm_call(Sysno::VmSetNote, vm, note.len(), 0).map(|_| ())
 }

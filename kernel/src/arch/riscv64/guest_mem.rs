@@ -300,7 +300,7 @@ impl GuestVm {
         self.stray_reported = false;
         self.bad_completion_reported = false;
         self.console = ConsoleLine::new();
-        self.vm = Vm::new(self.vm.name, self.vm.ram_bytes);
+        self.vm = self.vm.restarted();
     }
 
     /// Stops the vCPU, drops any I/O request, zeroes RAM and forgets the

@@ -496,7 +496,7 @@ impl GuestVm {
         self.run = VcpuRun::Runnable;
         self.pending = None;
         *self.page() = IoreqPage::new();
-        self.vm = Vm::new(self.vm.name, self.vm.ram_bytes);
+        self.vm = self.vm.restarted();
         if let Err(e) = entered {
             warn!("vmx: {} cannot enter long mode: {e}", self.vm.name);
             self.vm

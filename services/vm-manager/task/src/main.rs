@@ -17,8 +17,8 @@ mod task {
     use mica_rt::entropy::HardwareOrCounters;
     use mica_rt::{Start, call_message, serve_forever, vm};
     use vm_manager::{
-        DEFAULT_MAX_VM_NUM, EntropySource, GuestBoard, GuestExit, KernelPlatform, ServiceLinks,
-        VmKernel, VmManager,
+        DEFAULT_MAX_VM_NUM, EntropySource, GuestBoard, GuestExit, KernelPlatform, KernelVm,
+        ServiceLinks, VmKernel, VmManager,
     };
 
     use crate::scenario;
@@ -75,6 +75,21 @@ mod task {
         fn vm_stats(&mut self, vm: VmId, group: usize) -> Result<[u64; 3], Error> {
             vm::vm_stats(vm, group)
         }
+        fn vm_adopt(&mut self, vm: VmId) -> Result<KernelVm, Error> {
+            let adopted = vm::vm_adopt(vm)?;
+            let name = adopted.name().ok_or(Error::InvalidName)?;
+            Ok(KernelVm {
+                status: adopted.status,
+                mem_mib: adopted.ram_mib,
+                vcpus: adopted.vcpus,
+                name: heapless::String::try_from(name).map_err(|_| Error::InvalidName)?,
+                generation_id: adopted.generation_id,
+                note: heapless::Vec::from_slice(adopted.note()).map_err(|_| Error::Malformed)?,
+            })
+        }
+        fn vm_set_note(&mut self, vm: VmId, note: &[u8]) -> Result<(), Error> {
+            vm::vm_set_note(vm, note)
+        }
     }
 
     /// IPC calls through the manifest's call rights to the two services.
@@ -123,17 +138,38 @@ mod task {
         }
 
         fn kernel_upcall(&mut self, vms: u64) {
-            for exit in self.0.guests_ended(vms) {
-                match exit {
-                    GuestExit::PoweredOff(name) => info!("{name} powered off"),
-                    GuestExit::Stopped(name) => {
-                        info!("{name} was stopped by the kernel (reason above); now powered off");
-                    }
-                    GuestExit::Rebooted(name, Ok(())) => info!("{name} rebooted"),
-                    GuestExit::Rebooted(name, Err(e)) => warn!("{name} did not reboot: {e}"),
+            report_exits(self.0.guests_ended(vms));
+        }
+    }
+
+    /// Logs what was done for guests that ended.
+    fn report_exits(exits: impl IntoIterator<Item = GuestExit>) {
+        for exit in exits {
+            match exit {
+                GuestExit::PoweredOff(name) => info!("{name} powered off"),
+                GuestExit::Stopped(name) => {
+                    info!("{name} was stopped by the kernel (reason above); now powered off");
                 }
+                GuestExit::Rebooted(name, Ok(())) => info!("{name} rebooted"),
+                GuestExit::Rebooted(name, Err(e)) => warn!("{name} did not reboot: {e}"),
             }
         }
+    }
+
+    /// After a restart the VMs run on: they are taken over, not launched.
+    fn take_over(manager: &mut Manager) {
+        let (found, exits) = manager.recover();
+        for recovery in found {
+            let name = recovery.name.as_ref().map_or("?", |n| n.as_str());
+            match recovery.result {
+                Ok(()) => info!("{name} taken over"),
+                Err(e) => warn!(
+                    "VM {} ({name}) not taken over: {e}; it runs on unmanaged",
+                    recovery.id.0
+                ),
+            }
+        }
+        report_exits(exits);
     }
 
     fn main(start: Start) -> u32 {
@@ -152,12 +188,16 @@ mod task {
                 }
             };
         info!("scenario {}", scenario::NAME);
-        // The kernel prefixes each line with the task name: these read
-        // `vm-manager: vm0 started`.
-        for outcome in manager.launch_pre_launched() {
-            match outcome.result {
-                Ok(()) => info!("{} started", outcome.name),
-                Err(e) => warn!("{} not started: {e}", outcome.name),
+        if start.restarts > 0 {
+            take_over(&mut manager);
+        } else {
+            // The kernel prefixes each line with the task name: these read
+            // `vm-manager: vm0 started`.
+            for outcome in manager.launch_pre_launched() {
+                match outcome.result {
+                    Ok(()) => info!("{} started", outcome.name),
+                    Err(e) => warn!("{} not started: {e}", outcome.name),
+                }
             }
         }
         serve_forever(slots::SERVE, &mut Served(manager))
