@@ -86,9 +86,9 @@ impl VmKernel for Kernel {
             status: kept.status,
             mem_mib: kept.mem_mib,
             vcpus: 1,
-            name: heapless::String::try_from(kept.name.as_str()).unwrap(),
+            name: heapless::String::try_from(kept.name.as_str()).map_err(|_| Error::InvalidName)?,
             generation_id: kept.generation_id,
-            note: heapless::Vec::from_slice(&kept.note).unwrap(),
+            note: heapless::Vec::from_slice(&kept.note).map_err(|_| Error::Malformed)?,
         })
     }
     fn vm_load(&mut self, vm: VmId, _image: &str, _offset: u64) -> Result<u64, Error> {
