@@ -4,6 +4,7 @@
 
 pub mod linux;
 pub mod riscv64;
+pub mod steady;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};

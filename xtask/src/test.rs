@@ -17,6 +17,7 @@ const RISCV_PACKAGES: &[&str] = &[
     "mica-guest-bench",
     "mica-guest-genid",
     "mica-guest-traps",
+    "mica-guest-hostile",
     "mica-rt",
     "mica-init",
     "mica-crasher",
@@ -123,6 +124,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
     counts.passed += traps.passed;
     counts.failed += traps.failed;
+    let hostile = counted(
+        cargo()
+            .args(["test", "-p", "mica-tests", "--test", "riscv64_hostile"])
+            .args(["--", "--ignored"])
+            .env("MICA_KERNEL_RISCV64", &kernel)
+            .env(
+                "MICA_BOOT_IMAGE_RISCV64_HOSTILE",
+                qemu::build_boot_image("hostile", false)?,
+            ),
+        "QEMU tests (riscv64 hostile guest beside a steady one)",
+    )?;
+    counts.passed += hostile.passed;
+    counts.failed += hostile.failed;
     let bench = counted(
         cargo()
             .args(["test", "-p", "mica-tests", "--test", "riscv64_bench"])
