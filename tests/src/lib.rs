@@ -2,6 +2,7 @@
 //! it, wait for named console lines with a timeout, check its exit status.
 //! A failure names what was awaited and shows the console transcript.
 
+pub mod hostile;
 pub mod linux;
 pub mod riscv64;
 pub mod steady;
