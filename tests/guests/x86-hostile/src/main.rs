@@ -36,7 +36,7 @@ mod guest {
 
     /// The quiet wait before the first phase, in `x86-steady`'s ticks.
     const QUIET_TICKS: u64 = 4;
-    const HLT_STORM: u32 = 50;
+    const HLT_STORM: u32 = 20;
     const UD: u64 = 6;
     const BP: u64 = 3;
     const GP: u64 = 13;
