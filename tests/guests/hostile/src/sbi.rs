@@ -43,6 +43,10 @@ pub fn call(eid: usize, fid: usize, args: [usize; 6]) -> (isize, usize) {
 }
 
 /// TIME `set_timer`.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "riscv64: a register holds the 64-bit time"
+)]
 pub fn set_timer(at: u64) {
     call(EID_TIME, 0, [at as usize, 0, 0, 0, 0, 0]);
 }

@@ -76,7 +76,7 @@ pub fn install() {
     // use and only read by the CPU afterwards; one CPU, interrupts off.
     // The vector table holds the stubs' addresses (in this image).
     unsafe {
-        for (v, &handler) in (*(&raw const hostile_vectors)).iter().enumerate() {
+        for (v, &handler) in hostile_vectors.iter().enumerate() {
             (*idt)[2 * v] =
                 (handler & 0xffff) | 0x08 << 16 | 0x8e00 << 32 | (handler >> 16 & 0xffff) << 48;
             (*idt)[2 * v + 1] = handler >> 32;
@@ -110,7 +110,6 @@ pub fn last() -> (u64, u64, u64) {
 
 /// Runs the instruction(s) `$insn` (with the asm operands after it),
 /// resuming after them if they fault.
-#[macro_export]
 macro_rules! faulting {
     ($insn:literal $(, $($operands:tt)*)?) => {
         // SAFETY: the instruction faults into this guest's own handler,

@@ -23,6 +23,7 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
+#[macro_use]
 mod idt;
 #[cfg(target_os = "none")]
 mod pace;
@@ -32,7 +33,7 @@ mod guest {
     use mica_guest_common::x86::{self, rdtsc};
     use mica_guest_common::x86_println;
 
-    use crate::{faulting, idt};
+    use crate::idt;
 
     /// The quiet wait before the first phase, in `x86-steady`'s ticks.
     const QUIET_TICKS: u64 = 4;
@@ -170,10 +171,14 @@ mod guest {
         (count == before + 1).then_some((vector, error))
     }
 
+    /// A case: its name, the vector it must raise, and a function running
+    /// it (given whether the CPU is Intel's).
+    type Case = (&'static str, u64, fn(bool));
+
     /// Phase 2: each case must raise its exception in the guest.
     fn privileged() {
         let intel = x86::is_intel();
-        let cases: [(&str, u64, fn(bool)); 8] = [
+        let cases: [Case; 8] = [
             ("ud2", UD, |_| faulting!("ud2")),
             ("int3", BP, |_| faulting!("int3")),
             (
