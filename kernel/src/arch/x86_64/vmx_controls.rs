@@ -8,7 +8,7 @@ use super::vmx_caps::{VmxError, adjust_controls};
 pub const PIN_EXTERNAL_INTERRUPT: u32 = 1 << 0;
 pub const PIN_NMI: u32 = 1 << 3;
 /// Pin-based, when the CPU has it: the VMX-preemption timer, which ends a
-/// guest's run at the host's next tick even when the host timer's
+/// guest's run after a host tick's time even when the host timer's
 /// interrupt would not (Bochs 2.7 makes no external-interrupt exit while
 /// the guest runs with RFLAGS.IF clear, so a guest spinning with
 /// interrupts off would keep the CPU for ever).

@@ -229,9 +229,6 @@ pub struct Vcpu {
     pub regs: VmxRegs,
     /// The guest's MSR area (see `MsrFrames`).
     guest_msrs: u64,
-    /// The VMX-preemption timer's rate (`Controls::preemption_timer_shift`),
-    /// when it is on: each entry arms it for the host's next tick.
-    preemption_timer_shift: Option<u8>,
 }
 
 impl Vcpu {
@@ -258,7 +255,6 @@ impl Vcpu {
             vpid: vpid.clamp(1, 0xffff) as u16,
             regs: VmxRegs::default(),
             guest_msrs: msrs.guest,
-            preemption_timer_shift: controls.preemption_timer_shift,
         };
         v.load();
         fill_msr_area(msrs.guest, |_| 0);
@@ -274,6 +270,13 @@ impl Vcpu {
             vmwrite(count, SWITCHED as u64);
         }
         vmwrite(f32::PIN_CONTROLS, controls.pin.into());
+        if let Some(shift) = controls.preemption_timer_shift {
+            // Every entry starts the timer from this value (the field is
+            // not saved at exit): no run lasts longer than a host tick,
+            // whatever the guest's RFLAGS.IF (see `PIN_PREEMPTION_TIMER`).
+            let value = vmx_controls::preemption_timer_value(crate::ticks::interval(), shift);
+            vmwrite(f32::PREEMPTION_TIMER_VALUE, value.into());
+        }
         vmwrite(f32::PROC_CONTROLS, controls.proc.into());
         vmwrite(f32::PROC2_CONTROLS, controls.proc2.into());
         vmwrite(f32::EXIT_CONTROLS, controls.exit.into());
@@ -421,14 +424,6 @@ impl Vcpu {
         vmwrite(fnat::HOST_CR3, cr3);
         vmwrite(fnat::HOST_FS_BASE, rdmsr(FS_BASE));
         vmwrite(fnat::HOST_GS_BASE, rdmsr(GS_BASE));
-        if let Some(shift) = self.preemption_timer_shift {
-            // The run ends at the next tick at the latest, whatever the
-            // guest's RFLAGS.IF (see `PIN_PREEMPTION_TIMER`).
-            let now = super::timer::timer_now();
-            let cycles = crate::ticks::deadline(None).saturating_sub(now);
-            let value = vmx_controls::preemption_timer_value(cycles, shift);
-            vmwrite(f32::PREEMPTION_TIMER_VALUE, value.into());
-        }
         // SAFETY: the VMCS is current and filled by `new` and
         // `set_long_mode` (controls adjusted to the CPU, host state of the
         // running kernel, EPT over frames the VM owns); interrupts are off.
