@@ -79,9 +79,11 @@ pub const X86_GUEST_RAM_BASE: u64 = 0;
 /// executable pages; CS is a flat 64-bit code segment, the data segments
 /// flat, no GDT or IDT in guest memory (an exception is a triple fault,
 /// which stops the VM). Every port is intercepted (served through the
-/// ioreq slot as `Space::Pio`); HLT sleeps until the next host tick; CPUID
-/// answers the host's leaves without SVM; VMMCALL (VMCALL on VMX) is a
-/// hypercall numbered by `rax`: [`X86_HYPERCALL_NULL`] returns at once
+/// ioreq slot as `Space::Pio`; a word or dword that runs past port 0xffff
+/// is answered by the kernel: all-ones, or dropped); HLT sleeps until the
+/// next host tick; CPUID answers the host's leaves without SVM; VMMCALL
+/// (VMCALL on VMX) is a hypercall numbered by `rax`:
+/// [`X86_HYPERCALL_NULL`] returns at once
 /// (RIP advanced, registers unchanged), any other number is
 /// [`X86_HYPERCALL_POWER_OFF`].
 pub const X86_GUEST_IMAGE_OFFSET: u64 = 0x10_0000;

@@ -92,6 +92,11 @@ pub fn deadline(wakeup: Option<u64>) -> u64 {
     CLOCK.lock().deadline(wakeup)
 }
 
+/// Timer counts between two ticks.
+pub fn interval() -> u64 {
+    CLOCK.lock().interval
+}
+
 /// Records the timer clock's counts per second (`arch::timer_start`'s
 /// answer), for turning clock counts into time.
 pub fn set_clock_hz(hz: u64) {

@@ -2,8 +2,10 @@
 //! it, wait for named console lines with a timeout, check its exit status.
 //! A failure names what was awaited and shows the console transcript.
 
+pub mod hostile;
 pub mod linux;
 pub mod riscv64;
+pub mod steady;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};

@@ -106,6 +106,28 @@ fn under_vmx_a_wild_store_stops_its_vm_and_vmcall_powers_off() {
     );
 }
 
+/// Under VMX as under SVM: the hostile guest's every phase is answered
+/// (no write reaches Bochs' own shutdown port), and vm0 keeps ticking on
+/// time beside it, at a rate not far below its rate alone.
+#[test]
+#[ignore = "needs Bochs and the GRUB ISOs: run by `cargo xtask test`"]
+fn under_vmx_a_hostile_guest_is_answered_and_its_neighbour_keeps_its_pace() {
+    let _only = one_at_a_time();
+    let mut s = bochs("hostile");
+    let phases = mica_tests::hostile::expect_phases(
+        &mut s,
+        &["ports", "privileged", "cpuid", "hypercall", "hlt storm"],
+        BOOT,
+    )
+    .unwrap();
+    let (alone, beside) =
+        mica_tests::hostile::expect_steady_progress(&mut s, &phases, 4.0, 5, BOOT).unwrap();
+    println!(
+        "steady (VMX): {alone} spins per tick alone, {beside} beside the spinning VM ({:.2})",
+        beside as f64 / alone as f64
+    );
+}
+
 #[test]
 #[ignore = "needs Bochs and the GRUB ISOs: run by `cargo xtask test`"]
 fn a_boot_without_a_boot_image_shuts_down_with_status_0() {

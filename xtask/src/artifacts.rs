@@ -21,6 +21,12 @@ pub fn riscv_elf(package: &str) -> PathBuf {
 /// Builds the guest `package` and flattens it into `<elf>.bin`, the raw
 /// image a VM boots (entry at its first byte).
 pub fn guest_raw(package: &str) -> Result<PathBuf, String> {
+    guest_bin_raw(package, package)
+}
+
+/// Like [`guest_raw`] for the binary `bin` of `package` (a package may
+/// hold more than one guest).
+pub fn guest_bin_raw(package: &str, bin: &str) -> Result<PathBuf, String> {
     run(
         cargo().args([
             "build",
@@ -32,7 +38,7 @@ pub fn guest_raw(package: &str) -> Result<PathBuf, String> {
         ]),
         &format!("build guest {package}"),
     )?;
-    let elf = riscv_elf(package);
+    let elf = riscv_elf(bin);
     let raw = elf.with_extension("bin");
     flatten(&elf, &raw)?;
     Ok(raw)
@@ -41,6 +47,11 @@ pub fn guest_raw(package: &str) -> Result<PathBuf, String> {
 /// Builds the x86 guest `package` for `x86_64-unknown-none` and flattens
 /// it into `<elf>.bin` (linked at 1 MiB; entry at its first byte).
 pub fn x86_guest_raw(package: &str) -> Result<PathBuf, String> {
+    x86_guest_bin_raw(package, package)
+}
+
+/// Like [`x86_guest_raw`] for the binary `bin` of `package`.
+pub fn x86_guest_bin_raw(package: &str, bin: &str) -> Result<PathBuf, String> {
     let target = crate::x86::X86_TARGET;
     run(
         cargo().args(["build", "--release", "-p", package, "--target", target]),
@@ -50,7 +61,7 @@ pub fn x86_guest_raw(package: &str) -> Result<PathBuf, String> {
         .join("target")
         .join(target)
         .join("release")
-        .join(package);
+        .join(bin);
     let raw = elf.with_extension("bin");
     flatten(&elf, &raw)?;
     Ok(raw)

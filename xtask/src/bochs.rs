@@ -135,24 +135,32 @@ pub fn prepare(dir: &Path, boot: &Boot, serial: Serial) -> Result<PathBuf, Strin
     Ok(dir.to_path_buf())
 }
 
+/// The boot images the Bochs integration tests boot, by scenario.
+pub struct TestImages<'a> {
+    /// `x86-default`.
+    pub default: &'a Path,
+    /// `x86-misbehave`.
+    pub misbehave: &'a Path,
+    /// `x86-hostile`.
+    pub hostile: &'a Path,
+}
+
 /// Installs Bochs when missing and writes the run directories the Bochs
-/// integration tests boot (`services`: with the boot image; `no-image`:
-/// the kernel alone, which shuts down cleanly; `ud2`: a provoked #UD),
-/// COM1 on Bochs' stdout. Returns their parent directory.
-pub fn prepare_tests(
-    kernel: &Path,
-    boot_image: &Path,
-    misbehave_image: &Path,
-) -> Result<PathBuf, String> {
+/// integration tests boot (`services`, `misbehave` and `hostile`: with
+/// those scenarios' boot images; `no-image`: the kernel alone, which
+/// shuts down cleanly; `ud2`: a provoked #UD), COM1 on Bochs' stdout.
+/// Returns their parent directory.
+pub fn prepare_tests(kernel: &Path, images: &TestImages<'_>) -> Result<PathBuf, String> {
     crate::install::bochs()?;
     let root = crate::cmd::workspace_root()
         .join("target")
         .join("mica")
         .join("x86_64")
         .join("bochs-tests");
-    let runs: [(&str, Option<&Path>, &str); 4] = [
-        ("services", Some(boot_image), ""),
-        ("misbehave", Some(misbehave_image), ""),
+    let runs: [(&str, Option<&Path>, &str); 5] = [
+        ("services", Some(images.default), ""),
+        ("misbehave", Some(images.misbehave), ""),
+        ("hostile", Some(images.hostile), ""),
         ("no-image", None, ""),
         ("ud2", None, "mica.test=ud2"),
     ];

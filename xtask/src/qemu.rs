@@ -236,6 +236,14 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
         guest("bench", artifacts::guest_raw("mica-guest-bench")?),
         guest("genid", artifacts::guest_raw("mica-guest-genid")?),
         guest("traps", artifacts::guest_raw("mica-guest-traps")?),
+        guest(
+            "hostile",
+            artifacts::guest_bin_raw("mica-guest-hostile", "mica-guest-hostile")?,
+        ),
+        guest(
+            "steady",
+            artifacts::guest_bin_raw("mica-guest-hostile", "mica-guest-steady")?,
+        ),
     ]);
     for spec in guests {
         parts.push(guest(&spec.name, spec.path.clone()));

@@ -17,6 +17,7 @@ const RISCV_PACKAGES: &[&str] = &[
     "mica-guest-bench",
     "mica-guest-genid",
     "mica-guest-traps",
+    "mica-guest-hostile",
     "mica-rt",
     "mica-init",
     "mica-crasher",
@@ -59,6 +60,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 "mica-guest-x86-poweroff",
                 "-p",
                 "mica-guest-x86-bench",
+                "-p",
+                "mica-guest-x86-hostile",
             ])
             .args(["--", "-D", "warnings"]),
         "clippy (x86_64 kernel and guests)",
@@ -123,6 +126,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
     counts.passed += traps.passed;
     counts.failed += traps.failed;
+    let hostile = counted(
+        cargo()
+            .args(["test", "-p", "mica-tests", "--test", "riscv64_hostile"])
+            .args(["--", "--ignored"])
+            .env("MICA_KERNEL_RISCV64", &kernel)
+            .env(
+                "MICA_BOOT_IMAGE_RISCV64_HOSTILE",
+                qemu::build_boot_image("hostile", false)?,
+            ),
+        "QEMU tests (riscv64 hostile guest beside a steady one)",
+    )?;
+    counts.passed += hostile.passed;
+    counts.failed += hostile.failed;
     let bench = counted(
         cargo()
             .args(["test", "-p", "mica-tests", "--test", "riscv64_bench"])
@@ -165,13 +181,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let x86_image = x86::build_kernel()?;
     let x86_boot_image = crate::x86_image::build_boot_image("x86-default")?;
     let x86_misbehave_image = crate::x86_image::build_boot_image("x86-misbehave")?;
+    let x86_hostile_image = crate::x86_image::build_boot_image("x86-hostile")?;
     let emulated = counted(
         cargo()
             .args(["test", "-p", "mica-tests", "--test", "x86_64_boot"])
             .args(["--", "--ignored"])
             .env("MICA_KERNEL_X86_64", &x86_image)
             .env("MICA_BOOT_IMAGE_X86_64", &x86_boot_image)
-            .env("MICA_BOOT_IMAGE_X86_64_MISBEHAVE", &x86_misbehave_image),
+            .env("MICA_BOOT_IMAGE_X86_64_MISBEHAVE", &x86_misbehave_image)
+            .env("MICA_BOOT_IMAGE_X86_64_HOSTILE", &x86_hostile_image),
         "QEMU tests (x86_64)",
     )?;
     counts.passed += emulated.passed;
@@ -182,7 +200,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .args(["--", "--ignored"])
             .env(
                 "MICA_BOCHS_X86_64",
-                bochs::prepare_tests(&x86_image, &x86_boot_image, &x86_misbehave_image)?,
+                bochs::prepare_tests(
+                    &x86_image,
+                    &bochs::TestImages {
+                        default: &x86_boot_image,
+                        misbehave: &x86_misbehave_image,
+                        hostile: &x86_hostile_image,
+                    },
+                )?,
             ),
         "Bochs tests (x86_64, VMX)",
     )?;

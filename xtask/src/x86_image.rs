@@ -2,7 +2,8 @@
 //! (ring 3 under the x86 kernel), packed with the same manifest as on
 //! RISC-V and handed to QEMU's Multiboot loader with `-initrd` (it becomes
 //! the first Multiboot module), with the x86 test guests (`x86-hello`,
-//! `x86-misbehave`, `x86-poweroff`, `x86-bench`) the scenario's VMs boot.
+//! `x86-misbehave`, `x86-poweroff`, `x86-bench`, `x86-hostile`,
+//! `x86-steady`) the scenario's VMs boot.
 
 use std::path::PathBuf;
 
@@ -66,6 +67,14 @@ pub fn build_boot_image(scenario: &str) -> Result<PathBuf, String> {
         guest(
             "x86-poweroff",
             artifacts::x86_guest_raw("mica-guest-x86-poweroff")?,
+        ),
+        guest(
+            "x86-hostile",
+            artifacts::x86_guest_bin_raw("mica-guest-x86-hostile", "mica-guest-x86-hostile")?,
+        ),
+        guest(
+            "x86-steady",
+            artifacts::x86_guest_bin_raw("mica-guest-x86-hostile", "mica-guest-x86-steady")?,
         ),
     ]);
     pack_into(&parts, &dir)

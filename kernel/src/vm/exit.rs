@@ -36,6 +36,15 @@ impl PioExit {
             value: u64::from(self.write.unwrap_or(0)),
         }
     }
+
+    /// Whether the access runs past port 0xffff (a word or dword at the
+    /// last ports, which the instruction allows): no device answers there,
+    /// so the kernel does as a bus with nothing behind it would (an IN
+    /// reads all-ones, an OUT goes nowhere), and no ioreq slot, whose
+    /// port accesses end at 0xffff, carries it.
+    pub fn past_port_space(&self) -> bool {
+        u32::from(self.port) + u32::from(self.size) > 0x1_0000
+    }
 }
 
 /// A decoded guest exit.
@@ -96,5 +105,28 @@ mod tests {
         };
         assert_eq!(read.request(2).direction, Direction::Read);
         assert_eq!(read.request(2).vcpu, 2);
+    }
+
+    #[test]
+    fn only_accesses_running_past_port_0xffff_are_past_port_space() {
+        let at = |port, size| PioExit {
+            port,
+            size,
+            write: None,
+        };
+        for (port, size) in [(0xffff, 1), (0xfffe, 2), (0xfffc, 4), (0, 4)] {
+            assert!(!at(port, size).past_port_space(), "{port:#x}/{size}");
+            assert!(
+                ipc::ioreq_abi::slot::validate(&at(port, size).request(0)).is_ok(),
+                "{port:#x}/{size} fits a slot"
+            );
+        }
+        for (port, size) in [(0xffff, 2), (0xffff, 4), (0xfffd, 4)] {
+            assert!(at(port, size).past_port_space(), "{port:#x}/{size}");
+            assert!(
+                ipc::ioreq_abi::slot::validate(&at(port, size).request(0)).is_err(),
+                "{port:#x}/{size} fits no slot"
+            );
+        }
     }
 }

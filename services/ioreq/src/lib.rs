@@ -18,6 +18,7 @@
 pub mod clients;
 pub mod counters;
 pub mod dispatch;
+pub mod problem_log;
 pub mod service;
 pub mod worker;
 

@@ -70,6 +70,19 @@ pub enum Problem {
     },
 }
 
+impl Problem {
+    /// The VM the problem is about.
+    pub fn vm(&self) -> VmId {
+        match *self {
+            Problem::DeviceFailed { vm, .. }
+            | Problem::CompleteRefused { vm, .. }
+            | Problem::ResumeRefused { vm, .. }
+            | Problem::PostedFailed { vm, .. }
+            | Problem::DispatchRefused { vm, .. } => vm,
+        }
+    }
+}
+
 /// What the task does for the worker.
 pub trait IoreqEffects {
     /// Sends `access` (a `devices::Request::Read` or `Write`) to `client`

@@ -132,8 +132,18 @@ impl rustsbi::Console for Console<'_, '_> {
         SbiRet::success(len)
     }
 
-    fn read(&self, _bytes: Physical<&mut [u8]>) -> SbiRet {
-        // No console input for guests yet: zero bytes read.
+    fn read(&self, bytes: Physical<&mut [u8]>) -> SbiRet {
+        // No console input for guests yet: zero bytes read, into a buffer
+        // that must still be the guest's RAM, as for a write.
+        if bytes.phys_addr_hi() != 0 {
+            return SbiRet::invalid_param();
+        }
+        let len = bytes.num_bytes().min(DBCN_CHUNK);
+        let mut buf = [0u8; DBCN_CHUNK];
+        let gpa = bytes.phys_addr_lo() as u64;
+        if !self.caller.borrow().memory.read(gpa, &mut buf[..len]) {
+            return SbiRet::invalid_param();
+        }
         SbiRet::success(0)
     }
 
@@ -209,12 +219,19 @@ impl rustsbi::Ipi for Effects<'_> {
 }
 
 impl rustsbi::Reset for Effects<'_> {
-    fn system_reset(&self, reset_type: u32, _reset_reason: u32) -> SbiRet {
+    fn system_reset(&self, reset_type: u32, reset_reason: u32) -> SbiRet {
+        // A reserved reason is refused before anything happens (SBI 2.0
+        // SRST: no reason, system failure, SBI- and vendor-specific).
+        if let 0x2..=0xdfff_ffff = reset_reason {
+            return SbiRet::invalid_param();
+        }
         match reset_type {
             sbi_spec::srst::RESET_TYPE_SHUTDOWN => self.effect.set(SbiEffect::PowerOff),
             sbi_spec::srst::RESET_TYPE_COLD_REBOOT | sbi_spec::srst::RESET_TYPE_WARM_REBOOT => {
                 self.effect.set(SbiEffect::Reboot)
             }
+            // Vendor or platform-specific types: valid, not offered.
+            0xf000_0000..=u32::MAX => return SbiRet::not_supported(),
             _ => return SbiRet::invalid_param(),
         }
         SbiRet::success(0)
@@ -515,6 +532,57 @@ mod tests {
         assert_eq!((ret, effect), (SbiRet::invalid_param(), SbiEffect::None));
         let (_, effect, _) = call(&ram, &mut line, EID_LEGACY_SHUTDOWN, 0, [0; 6]);
         assert_eq!(effect, SbiEffect::PowerOff);
+    }
+
+    #[test]
+    fn srst_refuses_reserved_reasons_and_vendor_types_without_acting() {
+        let ram = ram_with(0, b"");
+        let mut line = ConsoleLine::new();
+        for (args, want) in [
+            // Shutdown and reboots with a reserved reason.
+            ([0, 2, 0, 0, 0, 0], SbiRet::invalid_param()),
+            ([1, 0x1234, 0, 0, 0, 0], SbiRet::invalid_param()),
+            ([2, 0xdfff_ffff, 0, 0, 0, 0], SbiRet::invalid_param()),
+            // A vendor-specific type: valid, not offered.
+            ([0xf000_0000, 0, 0, 0, 0, 0], SbiRet::not_supported()),
+        ] {
+            let (ret, effect, _) = call(&ram, &mut line, srst::EID_SRST, srst::SYSTEM_RESET, args);
+            assert_eq!((ret, effect), (want, SbiEffect::None), "{args:x?}");
+        }
+        // System failure and implementation- or vendor-specific reasons
+        // are valid.
+        for reason in [1, 0xe000_0000, 0xffff_ffff] {
+            let (ret, effect, _) = call(
+                &ram,
+                &mut line,
+                srst::EID_SRST,
+                srst::SYSTEM_RESET,
+                [0, reason, 0, 0, 0, 0],
+            );
+            assert_eq!((ret, effect), (SbiRet::success(0), SbiEffect::PowerOff));
+        }
+    }
+
+    #[test]
+    fn dbcn_read_into_memory_that_is_not_ram_is_refused() {
+        let ram = ram_with(0, b"");
+        let mut line = ConsoleLine::new();
+        for args in [
+            [16, 0xffff_ffff_ffff_0000, 0, 0, 0, 0],
+            [16, 0x8000_0000, 1, 0, 0, 0],
+            [8, 0x2800_0000, 0, 0, 0, 0],
+        ] {
+            let (ret, _, _) = call(&ram, &mut line, dbcn::EID_DBCN, dbcn::CONSOLE_READ, args);
+            assert_eq!(ret, SbiRet::invalid_param(), "{args:x?}");
+        }
+        let (ret, _, _) = call(
+            &ram,
+            &mut line,
+            dbcn::EID_DBCN,
+            dbcn::CONSOLE_READ,
+            [16, 0x8000_0000, 0, 0, 0, 0],
+        );
+        assert_eq!(ret, SbiRet::success(0), "no input: zero bytes read");
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub mod f32 {
     pub const GUEST_INTERRUPTIBILITY: u32 = 0x4824;
     pub const GUEST_ACTIVITY: u32 = 0x4826;
     pub const GUEST_SYSENTER_CS: u32 = 0x482a;
+    pub const PREEMPTION_TIMER_VALUE: u32 = 0x482e;
     pub const HOST_SYSENTER_CS: u32 = 0x4c00;
 }
 

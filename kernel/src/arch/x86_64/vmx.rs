@@ -22,6 +22,7 @@ mod msr {
     pub const TRUE_PROCBASED: u32 = 0x48e;
     pub const TRUE_EXIT: u32 = 0x48f;
     pub const TRUE_ENTRY: u32 = 0x490;
+    pub const MISC: u32 = 0x485;
 }
 
 /// The backend's control words on this CPU (through the TRUE_* MSRs when
@@ -35,6 +36,7 @@ pub fn controls() -> Result<(Controls, u32), VmxError> {
             proc2: 0,
             exit: rdmsr(msr::TRUE_EXIT),
             entry: rdmsr(msr::TRUE_ENTRY),
+            misc: rdmsr(msr::MISC),
         }
     } else {
         ControlMsrs {
@@ -43,6 +45,7 @@ pub fn controls() -> Result<(Controls, u32), VmxError> {
             proc2: 0,
             exit: rdmsr(msr::EXIT),
             entry: rdmsr(msr::ENTRY),
+            misc: rdmsr(msr::MISC),
         }
     };
     // PROCBASED_CTLS2 exists only if the secondary controls can be on.

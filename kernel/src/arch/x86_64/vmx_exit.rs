@@ -10,6 +10,8 @@ use crate::vm::exit::{GuestExit, PioExit};
 pub mod reason {
     /// An external interrupt (the host's timer).
     pub const EXTERNAL_INTERRUPT: u32 = 1;
+    /// The VMX-preemption timer counted down to 0.
+    pub const PREEMPTION_TIMER: u32 = 52;
     /// A triple fault in the guest.
     pub const TRIPLE_FAULT: u32 = 2;
     /// CPUID.
@@ -56,7 +58,9 @@ pub fn decode(exit_reason: u32, qualification: u64, gpa: u64, rax: u64) -> Guest
         reason::CPUID => GuestExit::Cpuid,
         reason::RDMSR => GuestExit::Msr { write: false },
         reason::WRMSR => GuestExit::Msr { write: true },
-        reason::EXTERNAL_INTERRUPT => GuestExit::HostInterrupt,
+        // The preemption timer ended the run at the host's tick: as an
+        // interrupt would (the tick's own interrupt is taken after it).
+        reason::EXTERNAL_INTERRUPT | reason::PREEMPTION_TIMER => GuestExit::HostInterrupt,
         reason::TRIPLE_FAULT => GuestExit::Shutdown,
         reason::EPT_VIOLATION => GuestExit::GuestPageFault {
             access: if qualification & EPT_FETCH != 0 {
@@ -173,6 +177,10 @@ mod tests {
         assert_eq!(decode(32, 0, 0, 0), GuestExit::Msr { write: true });
         assert_eq!(
             decode(reason::EXTERNAL_INTERRUPT, 0, 0, 0),
+            GuestExit::HostInterrupt
+        );
+        assert_eq!(
+            decode(reason::PREEMPTION_TIMER, 0, 0, 0),
             GuestExit::HostInterrupt
         );
         assert_eq!(decode(reason::TRIPLE_FAULT, 0, 0, 0), GuestExit::Shutdown);

@@ -16,7 +16,7 @@ use super::msr;
 use super::svm::GuestGprs;
 use super::vmcs::{self, f16, f32, f64, fnat};
 use super::vmx_caps::{self, CR4_VMXE, VmxError};
-use super::vmx_controls::Controls;
+use super::vmx_controls::{self, Controls};
 
 /// The VMCS this CPU has current (0: none).
 static CURRENT: AtomicU64 = AtomicU64::new(0);
@@ -270,6 +270,13 @@ impl Vcpu {
             vmwrite(count, SWITCHED as u64);
         }
         vmwrite(f32::PIN_CONTROLS, controls.pin.into());
+        if let Some(shift) = controls.preemption_timer_shift {
+            // Every entry starts the timer from this value (the field is
+            // not saved at exit): no run lasts longer than a host tick,
+            // whatever the guest's RFLAGS.IF (see `PIN_PREEMPTION_TIMER`).
+            let value = vmx_controls::preemption_timer_value(crate::ticks::interval(), shift);
+            vmwrite(f32::PREEMPTION_TIMER_VALUE, value.into());
+        }
         vmwrite(f32::PROC_CONTROLS, controls.proc.into());
         vmwrite(f32::PROC2_CONTROLS, controls.proc2.into());
         vmwrite(f32::EXIT_CONTROLS, controls.exit.into());

@@ -12,6 +12,7 @@
 mod task {
     use ioreq::page::IoreqPage;
     use ioreq::posted::PostedPage;
+    use ioreq::problem_log::{ProblemLog, Verdict};
     use ioreq::{Actions, IoreqEffects, IoreqService, PageSource, Problem};
     use ipc::devices::wire::{self, Access};
     use ipc::devices::{BatchWrite, WaitedAccess};
@@ -67,6 +68,9 @@ mod task {
     /// an earlier one owed is made at once.
     struct Effects {
         owed: Option<(VmId, u8)>,
+        /// The problems logged so far, per VM (a guest cannot flood the
+        /// console through them).
+        problems: ProblemLog<MAX_VMS>,
     }
 
     impl IoreqEffects for Effects {
@@ -108,7 +112,14 @@ mod task {
         }
 
         fn problem(&mut self, problem: Problem) {
-            warn!("{problem:?}");
+            match self.problems.note(problem.vm()) {
+                Verdict::Show => warn!("{problem:?}"),
+                Verdict::ShowLast => {
+                    warn!("{problem:?}");
+                    warn!("{:?}: further problems are not shown", problem.vm());
+                }
+                Verdict::Quiet => {}
+            }
         }
     }
 
@@ -187,7 +198,10 @@ mod task {
             return 1;
         };
         let mut reply_len = 0;
-        let mut effects = Effects { owed: None };
+        let mut effects = Effects {
+            owed: None,
+            problems: ProblemLog::new(),
+        };
         info!("serving ioreq");
         loop {
             let received = match effects.owed.take() {

@@ -1,0 +1,50 @@
+//! Test guest `steady`: the well-behaved VM beside `hostile`. It counts
+//! iterations of a busy loop that reads `rdtime` and, each time a second
+//! of its timebase has passed, prints `steady: tick N at T spins S`: T the
+//! `time` CSR at the line, S the loop iterations since the last line. A
+//! hypervisor that starves it shows as late ticks (T apart by more than
+//! a second) and as fewer spins per tick than when it ran alone.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod guest {
+    use mica_guest_common::fdt::{self, Dtb};
+    use mica_guest_common::{println, time};
+
+    /// The timebase when the device tree gives none (Mica's and QEMU's).
+    const DEFAULT_TIMEBASE_HZ: u64 = 10_000_000;
+
+    mica_guest_common::entry!(main);
+
+    fn main(_hart: usize, dtb: usize) -> ! {
+        // SAFETY: under the boot protocol a1 points at the DTB in guest RAM;
+        // `blob_at` refuses addresses below RAM, unaligned ones and bad headers.
+        let dtb = unsafe { fdt::blob_at(dtb) }.and_then(Dtb::parse);
+        let timebase = dtb
+            .and_then(|d| d.property(&["cpus"], "timebase-frequency"))
+            .and_then(fdt::number)
+            .filter(|&hz| hz != 0)
+            .unwrap_or(DEFAULT_TIMEBASE_HZ);
+        println!("steady: timebase {timebase}");
+        let mut tick: u64 = 0;
+        let mut start = time::now();
+        loop {
+            let mut spins: u64 = 0;
+            let mut now = start;
+            while now.wrapping_sub(start) < timebase {
+                spins += 1;
+                now = time::now();
+            }
+            tick += 1;
+            start = now;
+            println!("steady: tick {tick} at {now} spins {spins}");
+        }
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!(
+        "mica-guest-steady is a bare-metal guest: build it with --target riscv64gc-unknown-none-elf"
+    );
+}
