@@ -239,8 +239,8 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
     // the next scenario's vm-manager build cannot replace this one's.
     let devices_rights = KernelRights::CONSOLE.union(KernelRights::GUEST_IRQ);
     let task = |package: &str| artifacts::stripped(&riscv_elf(package), &dir.join(package));
-    let mut parts = core_services(&task, devices_rights)?;
-    parts.extend(operator_tasks(&task)?);
+    let mut parts = core_services(task, devices_rights)?;
+    parts.extend(operator_tasks(task)?);
     parts.extend([
         guest("hello", artifacts::guest_raw("mica-guest-hello")?),
         guest("misbehave", artifacts::guest_raw("mica-guest-misbehave")?),
