@@ -76,8 +76,8 @@ pub enum Error {
     /// RDSEED/RDRAND), or it failed: nothing random can be drawn.
     NoEntropy = 24,
     /// The service on endpoint `endpoint` (`crate::syscall::endpoints`)
-    /// died while it held a step of this request and is being restarted:
-    /// the request was not done (what it had done is undone); retry.
+    /// died while it held a step of this request and is being restarted;
+    /// a VM being created is left out, other steps as they got: retry.
     ServiceDown {
         /// The dead service's endpoint number.
         endpoint: u8,
@@ -166,7 +166,7 @@ impl fmt::Display for Error {
             ),
             Error::ServiceDown { endpoint } => write!(
                 f,
-                "the {} died during the request and is being restarted; nothing was done, retry",
+                "the {} died during the request and is being restarted: retry",
                 ServiceName(*endpoint)
             ),
         }

@@ -358,7 +358,7 @@ fn error_messages_say_what_was_wrong() {
     );
     assert_eq!(
         Error::ServiceDown { endpoint: 3 }.to_string(),
-        "the device service died during the request and is being restarted; nothing was done, retry"
+        "the device service died during the request and is being restarted: retry"
     );
     for (error, _) in all_errors() {
         assert!(!error.to_string().is_empty());

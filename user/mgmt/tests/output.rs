@@ -356,8 +356,7 @@ fn every_refusal_is_one_line_that_says_what_to_do() {
         (
             &start,
             ipc::Error::ServiceDown { endpoint: 2 },
-            "the ioreq service died during the request and is being restarted; nothing was \
-             done, retry",
+            "the ioreq service died during the request and is being restarted: retry",
         ),
         (
             &start,
