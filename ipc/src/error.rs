@@ -75,6 +75,13 @@ pub enum Error {
     /// The machine has no hardware entropy source (no Zkr `seed` CSR, no
     /// RDSEED/RDRAND), or it failed: nothing random can be drawn.
     NoEntropy = 24,
+    /// The service on endpoint `endpoint` (`crate::syscall::endpoints`)
+    /// died while it held a step of this request and is being restarted;
+    /// a VM being created is left out, other steps as they got: retry.
+    ServiceDown {
+        /// The dead service's endpoint number.
+        endpoint: u8,
+    } = 25,
 }
 
 impl Error {
@@ -106,6 +113,22 @@ impl Error {
             Error::VmExists => 22,
             Error::TableFull => 23,
             Error::NoEntropy => 24,
+            Error::ServiceDown { .. } => 25,
+        }
+    }
+}
+
+/// A service by its endpoint number, for messages.
+struct ServiceName(u8);
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::syscall::endpoints;
+        match usize::from(self.0) {
+            endpoints::VM_MANAGER => f.write_str("vm-manager"),
+            endpoints::IOREQ => f.write_str("ioreq service"),
+            endpoints::DEVICES => f.write_str("device service"),
+            other => write!(f, "service on endpoint {other}"),
         }
     }
 }
@@ -140,6 +163,11 @@ impl fmt::Display for Error {
             Error::TableFull => f.write_str("the service's table is full"),
             Error::NoEntropy => f.write_str(
                 "no hardware entropy source (RISC-V Zkr, x86 RDSEED/RDRAND): give the CPU one",
+            ),
+            Error::ServiceDown { endpoint } => write!(
+                f,
+                "the {} died during the request and is being restarted: retry",
+                ServiceName(*endpoint)
             ),
         }
     }

@@ -294,7 +294,7 @@ fn devices_discriminants_are_pinned() {
 }
 
 /// Every error, with its numeric code and its wire byte (variant index).
-fn all_errors() -> [(Error, u32); 24] {
+fn all_errors() -> [(Error, u32); 25] {
     [
         (Error::Malformed, 1),
         (Error::MessageTooLarge, 2),
@@ -325,6 +325,7 @@ fn all_errors() -> [(Error, u32); 24] {
         (Error::VmExists, 22),
         (Error::TableFull, 23),
         (Error::NoEntropy, 24),
+        (Error::ServiceDown { endpoint: 2 }, 25),
     ]
 }
 
@@ -354,6 +355,10 @@ fn error_messages_say_what_was_wrong() {
         }
         .to_string(),
         "not allowed while the VM is paused"
+    );
+    assert_eq!(
+        Error::ServiceDown { endpoint: 3 }.to_string(),
+        "the device service died during the request and is being restarted: retry"
     );
     for (error, _) in all_errors() {
         assert!(!error.to_string().is_empty());

@@ -506,6 +506,15 @@ fn answer(s: &mut Session, done: &str) -> Result<String, String> {
     }
 }
 
+/// A step refused because a service died says which one.
+fn assert_names_the_dead_service(line: &str) {
+    assert!(
+        line.contains("the ioreq service died during the request")
+            || line.contains("the device service died during the request"),
+        "{line}"
+    );
+}
+
 #[test]
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
 fn a_soak_of_vm_cycles_with_services_killed_loses_no_vm_and_no_frame() {
@@ -526,7 +535,9 @@ fn a_soak_of_vm_cycles_with_services_killed_loses_no_vm_and_no_frame() {
         s.send(&format!("vm create {name} --image hello --mem 4\n"))
             .unwrap();
         if let Err(line) = answer(&mut s, &format!("{name} created")) {
-            // Refused while a service was down: nothing may be left of it.
+            // Refused while a service was down, which the error names;
+            // nothing may be left of it.
+            assert_names_the_dead_service(&line);
             refused += 1;
             s.send(&format!("vm info {name}\n")).unwrap();
             let info = answer(&mut s, &format!("name:          {name}"));
@@ -534,7 +545,8 @@ fn a_soak_of_vm_cycles_with_services_killed_loses_no_vm_and_no_frame() {
             continue;
         }
         s.send(&format!("vm start {name}\n")).unwrap();
-        if answer(&mut s, &format!("{name} started")).is_err() {
+        if let Err(line) = answer(&mut s, &format!("{name} started")) {
+            assert_names_the_dead_service(&line);
             refused += 1;
         }
         s.send(&format!("vm destroy {name}\n")).unwrap();

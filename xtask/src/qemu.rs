@@ -8,7 +8,7 @@ use mica_boot::image::KernelRights;
 
 use crate::artifacts::{self, RISCV_TARGET, riscv_elf};
 use crate::cmd::{cargo, run as run_cmd, workspace_root};
-use crate::image::{DEVICES, VM_MANAGER, core_services, guest, pack_into, service};
+use crate::image::{Part, VM_MANAGER, core_services, guest, pack_into, service};
 use crate::install;
 use crate::options::{self, GuestSpec};
 use vm_manager::scenario_file;
@@ -152,6 +152,36 @@ fn scenario_text(scenario: &str, guests: &[GuestSpec]) -> Result<String, String>
     Ok(text)
 }
 
+/// The operator's tasks on RISC-V: the console shell and the management
+/// channel. Both speak only the management protocol (they may call the
+/// vm-manager and nothing else); mgmt drives its virtio console itself
+/// (DEVICES).
+fn operator_tasks(task: impl Fn(&str) -> Result<PathBuf, String>) -> Result<Vec<Part>, String> {
+    Ok(vec![
+        // The management shell on the console: below every service, above
+        // the guests' vCPUs (priority 0), so typing is served while they run.
+        // It speaks only the management protocol, as the CLI does.
+        service(
+            "shell",
+            task("mica-shell")?,
+            1,
+            None,
+            &[VM_MANAGER],
+            KernelRights::CONSOLE.union(KernelRights::HALT),
+        ),
+        // The management channel (`--mgmt SOCKET`): drives the virtio
+        // console behind the host socket, polling between timer ticks.
+        service(
+            "mgmt",
+            task("mica-mgmt-task")?,
+            1,
+            None,
+            &[VM_MANAGER],
+            KernelRights::DEVICES,
+        ),
+    ])
+}
+
 /// Builds the boot image of `configs/<scenario>.toml` with, when `crasher`
 /// is set, the test service that faults once; returns its path.
 pub fn build_boot_image(scenario: &str, crasher: bool) -> Result<PathBuf, String> {
@@ -210,27 +240,8 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
     let devices_rights = KernelRights::CONSOLE.union(KernelRights::GUEST_IRQ);
     let task = |package: &str| artifacts::stripped(&riscv_elf(package), &dir.join(package));
     let mut parts = core_services(task, devices_rights)?;
+    parts.extend(operator_tasks(task)?);
     parts.extend([
-        // The management shell on the console: below every service, above
-        // the guests' vCPUs (priority 0), so typing is served while they run.
-        service(
-            "shell",
-            task("mica-shell")?,
-            1,
-            None,
-            &[VM_MANAGER, DEVICES],
-            KernelRights::CONSOLE.union(KernelRights::HALT),
-        ),
-        // The management channel (`--mgmt SOCKET`): drives the virtio
-        // console behind the host socket, polling between timer ticks.
-        service(
-            "mgmt",
-            task("mica-mgmt-task")?,
-            1,
-            None,
-            &[VM_MANAGER],
-            KernelRights::DEVICES,
-        ),
         guest("hello", artifacts::guest_raw("mica-guest-hello")?),
         guest("misbehave", artifacts::guest_raw("mica-guest-misbehave")?),
         guest("bench", artifacts::guest_raw("mica-guest-bench")?),
@@ -266,4 +277,27 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
         ));
     }
     pack_into(&parts, &dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shell_and_mgmt_may_call_only_the_vm_manager() {
+        let parts = operator_tasks(|p| Ok(p.into())).unwrap();
+        let calls: Vec<(&str, &[u8])> = parts
+            .iter()
+            .map(|p| (p.name.as_str(), p.may_call))
+            .collect();
+        assert_eq!(
+            calls,
+            [("shell", &[VM_MANAGER][..]), ("mgmt", &[VM_MANAGER][..])]
+        );
+        let shell = &parts[0];
+        assert!(
+            !shell.rights.contains(KernelRights::DEVICES),
+            "the shell maps no device"
+        );
+    }
 }

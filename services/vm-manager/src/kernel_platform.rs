@@ -185,8 +185,17 @@ pub struct KernelPlatform<K, S> {
     host_timer: Option<(u32, bool)>,
 }
 
+/// A call to the service on `endpoint` that failed because the service
+/// died names that service, so the operator learns which one is down.
+fn named_death(endpoint: usize) -> impl Fn(Error) -> Error {
+    move |error| match (error, u8::try_from(endpoint)) {
+        (Error::ServerDied, Ok(endpoint)) => Error::ServiceDown { endpoint },
+        (other, _) => other,
+    }
+}
+
 fn ioreq_ok(answer: Result<ioreq::Response, Error>) -> Result<(), Error> {
-    match answer? {
+    match answer.map_err(named_death(endpoints::IOREQ))? {
         ioreq::Response::Ok => Ok(()),
         ioreq::Response::Err(error) => Err(error),
         ioreq::Response::Dispatched { .. } => Err(Error::Malformed),
@@ -194,7 +203,7 @@ fn ioreq_ok(answer: Result<ioreq::Response, Error>) -> Result<(), Error> {
 }
 
 fn devices_ok(answer: Result<devices::Response, Error>) -> Result<(), Error> {
-    match answer? {
+    match answer.map_err(named_death(endpoints::DEVICES))? {
         devices::Response::Ok => Ok(()),
         devices::Response::Err(error) => Err(error),
         devices::Response::Value(_) | devices::Response::Console(_) => Err(Error::Malformed),
@@ -710,7 +719,8 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
     fn console_output(&mut self, vm: VmId, from: u64) -> Result<devices::ConsoleChunk, Error> {
         match self
             .links
-            .devices(&devices::Request::ConsoleRead { vm, from })?
+            .devices(&devices::Request::ConsoleRead { vm, from })
+            .map_err(named_death(endpoints::DEVICES))?
         {
             devices::Response::Console(chunk) => Ok(chunk),
             devices::Response::Err(error) => Err(error),

@@ -122,7 +122,7 @@ impl fmt::Display for ErrorMessage<'_> {
             (ipc::Error::MessageTooLarge, _) => {
                 f.write_str("the request is too large for the hypervisor")
             }
-            (ipc::Error::InvalidName, _) => write!(f, "{error}"),
+            (ipc::Error::InvalidName | ipc::Error::ServiceDown { .. }, _) => write!(f, "{error}"),
             (other, _) => write!(f, "{other} (code {})", other.code()),
         }
     }

@@ -355,6 +355,11 @@ fn every_refusal_is_one_line_that_says_what_to_do() {
         ),
         (
             &start,
+            ipc::Error::ServiceDown { endpoint: 2 },
+            "the ioreq service died during the request and is being restarted: retry",
+        ),
+        (
+            &start,
             ipc::Error::Malformed,
             "the hypervisor could not decode the request: use a matching mica and hypervisor",
         ),

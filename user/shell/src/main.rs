@@ -1,14 +1,13 @@
 //! `shell`: the management shell task on the hypervisor console. It reads
 //! typed bytes with `console_read` (waiting in the kernel, which polls the
 //! console on its tick), runs `vm ...` commands through the vm-manager,
-//! forwards an attached console's bytes to the device service's UART model
-//! (`devices::Request::Input`), and powers off with `halt` (HALT right).
+//! forwards an attached console's bytes the same way (`ConsoleInput`: the
+//! vm-manager is the only service it may call), and powers off with
+//! `halt` (HALT right).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
 mod task {
-    use ipc::VmId;
-    use ipc::devices;
     use ipc::syscall::{endpoints, slots};
     use ipc::vm::{Request, Response};
     use log::warn;
@@ -22,18 +21,6 @@ mod task {
     impl Hypervisor for Machine {
         fn vm(&mut self, request: &Request) -> Result<Response, ipc::Error> {
             call_message(slots::call(endpoints::VM_MANAGER), request)
-        }
-
-        fn input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), ipc::Error> {
-            let bytes =
-                heapless::Vec::from_slice(bytes).map_err(|_| ipc::Error::MessageTooLarge)?;
-            let request = devices::Request::Input { vm, bytes };
-            match call_message(slots::call(endpoints::DEVICES), &request)? {
-                devices::Response::Err(e) => Err(e),
-                devices::Response::Ok
-                | devices::Response::Value(_)
-                | devices::Response::Console(_) => Ok(()),
-            }
         }
 
         fn print(&mut self, text: &str) {

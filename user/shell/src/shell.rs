@@ -5,9 +5,8 @@
 
 use core::fmt::{self, Write};
 
-use ipc::VmId;
-use ipc::devices::INPUT_CHUNK;
-use ipc::vm::{Request, Response};
+use ipc::vm::{CONSOLE_INPUT_CHUNK, Request, Response};
+use ipc::{VmId, WireName};
 use mica_mgmt::command::{Reply, check_stats, stats_request};
 use mica_mgmt::errors::ErrorMessage;
 use mica_mgmt::parse::HELP;
@@ -21,10 +20,10 @@ pub const PROMPT: &str = "mica> ";
 
 /// What the shell needs from the machine.
 pub trait Hypervisor {
-    /// Sends `request` to the vm-manager and returns its answer.
+    /// Sends `request` to the vm-manager and returns its answer (the only
+    /// service the shell talks to: typed console bytes go as
+    /// `ConsoleInput` too).
     fn vm(&mut self, request: &Request) -> Result<Response, ipc::Error>;
-    /// Gives `bytes` (at most `INPUT_CHUNK`) to VM `vm`'s UART receive side.
-    fn input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), ipc::Error>;
     /// Prints `text` on the console as it is (no newline added).
     fn print(&mut self, text: &str);
     /// The kernel's free and total frames (`mem_info`).
@@ -41,9 +40,9 @@ pub enum Flow {
 }
 
 /// The VM the console is attached to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Attached {
-    vm: VmId,
+    name: WireName,
 }
 
 /// The shell: the line being typed, or the VM the console is attached to.
@@ -103,8 +102,8 @@ impl Shell {
     pub fn feed<H: Hypervisor>(&mut self, bytes: &[u8], hv: &mut H) -> Flow {
         let mut rest = bytes;
         while !rest.is_empty() {
-            if let Some(attached) = self.attached {
-                rest = self.forward(attached, rest, hv);
+            if let Some(attached) = self.attached.clone() {
+                rest = self.forward(&attached, rest, hv);
                 continue;
             }
             let (&byte, tail) = match rest.split_first() {
@@ -143,7 +142,7 @@ impl Shell {
     /// what is left after it (the shell reads that as typed lines).
     fn forward<'b, H: Hypervisor>(
         &mut self,
-        to: Attached,
+        to: &Attached,
         bytes: &'b [u8],
         hv: &mut H,
     ) -> &'b [u8] {
@@ -154,8 +153,18 @@ impl Shell {
             Some(at) => (&bytes[..at], bytes.get(at + 1..).unwrap_or_default()),
             None => (bytes, &[][..]),
         };
-        for chunk in data.chunks(INPUT_CHUNK) {
-            if let Err(e) = hv.input(to.vm, chunk) {
+        for chunk in data.chunks(CONSOLE_INPUT_CHUNK) {
+            let request = Request::ConsoleInput {
+                name: to.name.clone(),
+                // Never too long: chunks of the vector's capacity.
+                bytes: heapless::Vec::from_slice(chunk).unwrap_or_default(),
+            };
+            let delivered = match hv.vm(&request) {
+                Ok(Response::Ok) => Ok(()),
+                Ok(Response::Err(e)) | Err(e) => Err(e),
+                Ok(_) => Err(ipc::Error::Malformed),
+            };
+            if let Err(e) = delivered {
                 let mut out = Out {
                     hv,
                     line: heapless::String::new(),
@@ -207,8 +216,10 @@ impl Shell {
             }
             Command::Console { name } => {
                 let info = VmCommand::Info { name: name.clone() };
-                if let Some(vm) = run_vm(&info, &mut out, false) {
-                    self.attached = Some(Attached { vm });
+                if run_vm(&info, &mut out, false).is_some() {
+                    self.attached = Some(Attached {
+                        name: name.to_wire(),
+                    });
                     let _ = writeln!(
                         out,
                         "console attached to {name}'s UART: type Ctrl-] to detach"

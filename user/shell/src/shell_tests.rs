@@ -10,18 +10,16 @@ use mica_mgmt::testing::{FakeManager, manager};
 struct Fake {
     manager: FakeManager,
     printed: String,
-    input: Vec<(u16, Vec<u8>)>,
+    /// Every request sent to the vm-manager.
+    sent: Vec<Request>,
     /// What `mem_info` answers.
     memory: Result<MemoryLine, ipc::Error>,
 }
 
 impl Hypervisor for Fake {
     fn vm(&mut self, request: &Request) -> Result<Response, ipc::Error> {
+        self.sent.push(request.clone());
         Ok(self.manager.handle(request.clone()))
-    }
-    fn input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), ipc::Error> {
-        self.input.push((vm.0, bytes.to_vec()));
-        Ok(())
     }
     fn print(&mut self, text: &str) {
         self.printed.push_str(text);
@@ -31,11 +29,22 @@ impl Hypervisor for Fake {
     }
 }
 
+/// The console input the shell sent: (VM name, bytes) per request.
+fn typed_input(hv: &Fake) -> Vec<(String, Vec<u8>)> {
+    hv.sent
+        .iter()
+        .filter_map(|request| match request {
+            Request::ConsoleInput { name, bytes } => Some((name.as_str().into(), bytes.to_vec())),
+            _ => None,
+        })
+        .collect()
+}
+
 fn fake() -> Fake {
     Fake {
         manager: manager(),
         printed: String::new(),
-        input: Vec::new(),
+        sent: Vec::new(),
         memory: Ok(MemoryLine {
             free_frames: 65_536,
             total_frames: 131_072,
@@ -165,7 +174,14 @@ fn console_attaches_forwards_typed_bytes_and_detaches_at_ctrl_bracket() {
         "no prompt while attached: {shown}"
     );
     let (_, shown) = typed(&mut shell, &mut hv, "x\x1dvm list\n");
-    assert_eq!(hv.input, [(1, b"ls\r".to_vec()), (1, b"x".to_vec())]);
+    // Through the vm-manager, the only service the shell may call.
+    assert_eq!(
+        typed_input(&hv),
+        [
+            ("rtvm".into(), b"ls\r".to_vec()),
+            ("rtvm".into(), b"x".to_vec())
+        ]
+    );
     assert!(
         shown.starts_with("\nconsole detached\nmica> vm list\n"),
         "{shown}"
@@ -180,7 +196,7 @@ fn console_of_an_unknown_vm_stays_at_the_prompt() {
         shown.contains("error: no VM named ghost\nmica> ls\n"),
         "{shown}"
     );
-    assert!(hv.input.is_empty());
+    assert!(typed_input(&hv).is_empty());
 }
 
 #[test]
@@ -217,9 +233,6 @@ fn a_vm_info_whose_figures_are_refused_says_so_in_one_line() {
                 Request::Stats { .. } => Ok(Response::Err(ipc::Error::KernelRefused)),
                 other => self.0.vm(other),
             }
-        }
-        fn input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), ipc::Error> {
-            self.0.input(vm, bytes)
         }
         fn print(&mut self, text: &str) {
             self.0.print(text);
