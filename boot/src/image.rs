@@ -14,9 +14,11 @@
 //!
 //! Each 64-byte entry: name (32 bytes, `[A-Za-z0-9._-]`, NUL-padded), kind
 //! (1 = service, 2 = guest), priority, served endpoint (0xff = none), the
-//! kernel rights byte ([`KernelRights`]; zero for guests), four reserved
-//! bytes (zero), the may-call endpoint bitmask (u64), then the blob's offset
-//! and size (u64 each). Blobs start on
+//! kernel rights byte ([`KernelRights`]; zero for guests), the device
+//! classes it may map (u32: bit `n` for virtio-mmio windows whose virtio
+//! device ID is `n`; only with the DEVICES right, zero otherwise), the
+//! may-call endpoint bitmask (u64), then the blob's offset and size (u64
+//! each). Blobs start on
 //! 8-byte boundaries after the entry table and do not overlap.
 //!
 //! [`BootImage::parse`] checks all of it before anything is read: a
@@ -28,7 +30,7 @@ use core::fmt;
 /// The first eight bytes of every image.
 pub const MAGIC: [u8; 8] = *b"MICAIMG\0";
 /// The format version this parser reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// The most entries an image may hold.
 pub const MAX_ENTRIES: usize = 32;
 /// The size of the fixed header.
@@ -140,8 +142,9 @@ pub enum ImageError {
         /// Which entry.
         index: usize,
     },
-    /// Entry `index`'s reserved bytes are not zero.
-    ReservedNotZero {
+    /// Entry `index` names device classes without the DEVICES right (or
+    /// is a guest that names any).
+    BadDeviceClasses {
         /// Which entry.
         index: usize,
     },
@@ -180,8 +183,11 @@ impl fmt::Display for ImageError {
             ImageError::BadRights { index } => {
                 write!(f, "boot image entry {index} has invalid kernel rights")
             }
-            ImageError::ReservedNotZero { index } => {
-                write!(f, "boot image entry {index} has non-zero reserved bytes")
+            ImageError::BadDeviceClasses { index } => {
+                write!(
+                    f,
+                    "boot image entry {index} names device classes without the DEVICES right"
+                )
             }
             ImageError::BadBlob { index } => {
                 write!(
@@ -208,6 +214,9 @@ pub struct ImageEntry<'a> {
     pub may_call: u64,
     /// What the kernel lets this service do beyond IPC.
     pub rights: KernelRights,
+    /// Bit `n` set: may map the virtio-mmio windows whose device ID is `n`
+    /// (with the DEVICES right).
+    pub device_classes: u32,
     /// Where the blob starts in the image.
     pub offset: usize,
     /// The ELF or guest image bytes.
@@ -350,8 +359,9 @@ fn decode_entry(bytes: &[u8], index: usize) -> Result<ImageEntry<'_>, ImageError
     if !KernelRights::ALL.contains(rights) || (kind == EntryKind::Guest && rights.0 != 0) {
         return Err(ImageError::BadRights { index });
     }
-    if read_u32(raw, 36) != Some(0) {
-        return Err(ImageError::ReservedNotZero { index });
+    let device_classes = read_u32(raw, 36).ok_or(ImageError::Truncated)?;
+    if device_classes != 0 && !rights.contains(KernelRights::DEVICES) {
+        return Err(ImageError::BadDeviceClasses { index });
     }
     let may_call = read_u64(raw, 40).ok_or(ImageError::Truncated)?;
     let offset = read_u64(raw, 48).ok_or(ImageError::Truncated)?;
@@ -370,6 +380,7 @@ fn decode_entry(bytes: &[u8], index: usize) -> Result<ImageEntry<'_>, ImageError
         serves,
         may_call,
         rights,
+        device_classes,
         offset,
         data,
     })
@@ -400,6 +411,8 @@ pub struct EntrySpec<'a> {
     pub may_call: u64,
     /// What the kernel lets it do beyond IPC.
     pub rights: KernelRights,
+    /// The virtio device classes it may map (bit `n`: device ID `n`).
+    pub device_classes: u32,
     /// The ELF or guest image bytes.
     pub data: &'a [u8],
 }
@@ -448,6 +461,7 @@ pub fn write<'o>(
                 entry.rights.0,
             ],
         );
+        put(out, at + 36, &entry.device_classes.to_le_bytes());
         put(out, at + 40, &entry.may_call.to_le_bytes());
         put(out, at + 48, &(blob as u64).to_le_bytes());
         put(out, at + 56, &(entry.data.len() as u64).to_le_bytes());

@@ -20,6 +20,7 @@ fn spec<'a>(name: &'a str, kind: EntryKind, serves: Option<u8>, data: &'a [u8]) 
         serves,
         may_call: 0b110,
         rights,
+        device_classes: 0,
         data,
     }
 }
@@ -140,9 +141,20 @@ fn entry_errors_name_the_entry() {
     let first = parsed.entries().next().unwrap();
     assert_eq!(first.rights, KernelRights::ENTROPY);
     assert_eq!(with(field(2, 35), 1), ImageError::BadRights { index: 2 });
+    // Device classes (bytes 36..40) only with the DEVICES right.
     assert_eq!(
         with(field(0, 38), 1),
-        ImageError::ReservedNotZero { index: 0 }
+        ImageError::BadDeviceClasses { index: 0 }
+    );
+    let mut driver = good.clone();
+    driver[field(0, 35)] = KernelRights::DEVICES.0;
+    driver[field(0, 36)] = 1 << 3;
+    let parsed = BootImage::parse(&driver).unwrap();
+    assert_eq!(parsed.entries().next().unwrap().device_classes, 1 << 3);
+    assert_eq!(
+        with(field(2, 36), 1),
+        ImageError::BadDeviceClasses { index: 2 },
+        "a guest drives no device"
     );
     assert_eq!(
         with(field(0, 55), 0x80),

@@ -188,9 +188,13 @@ extern "C" fn kmain_entry(arg0: usize, arg1: usize) -> ! {
         None => info!("timer: no timer interrupt on {} yet", arch::NAME),
     }
 
-    crate::syscall_device::GRANTS
-        .lock()
-        .set_windows(info.device_windows.as_slice(), info.memory.as_slice());
+    // With the virtio device each window holds: the manifest grants
+    // windows by that class.
+    crate::syscall_device::GRANTS.lock().set_windows(
+        info.device_windows.as_slice(),
+        info.memory.as_slice(),
+        &mut arch::virtio_device_id,
+    );
     if let Some(image) = boot_image {
         info!("boot complete, starting tasks");
         crate::userland::start(kernel_root, image, vm_ids, chaos)

@@ -26,6 +26,8 @@ pub struct ServiceSpec {
     pub may_call: u64,
     /// Its kernel rights.
     pub rights: KernelRights,
+    /// Bit `n`: it may map virtio devices of ID `n`.
+    pub device_classes: u32,
 }
 
 impl ServiceSpec {
@@ -35,6 +37,7 @@ impl ServiceSpec {
             serves: entry.serves,
             may_call: entry.may_call,
             rights: entry.rights,
+            device_classes: entry.device_classes,
         }
     }
 }
@@ -133,6 +136,7 @@ impl Wiring {
             .get_mut(task)
             .map_err(|_| ManifestError::OutOfObjects)?;
         record.set_kernel_rights(spec.rights);
+        record.set_device_classes(spec.device_classes);
         let caps = record.caps_mut();
         let mut give = |slot: usize, object: Object, rights: Rights| {
             caps.insert_at(slot, Capability { object, rights })

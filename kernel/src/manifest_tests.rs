@@ -12,6 +12,7 @@ fn spec(serves: Option<u8>, may_call: u64, rights: KernelRights) -> ServiceSpec 
         serves,
         may_call,
         rights,
+        device_classes: 0,
     }
 }
 

@@ -132,6 +132,8 @@ impl TaskDevices {
 pub struct DeviceGrants {
     /// The machine's virtio-mmio windows, by ascending address.
     windows: RangeList<MAX_DEVICE_WINDOWS>,
+    /// The virtio device ID in each window (0: empty; read at boot).
+    device_ids: [u32; MAX_DEVICE_WINDOWS],
     tasks: [TaskDevices; MAX_TASKS],
 }
 
@@ -149,25 +151,37 @@ impl DeviceGrants {
     pub const fn new() -> Self {
         DeviceGrants {
             windows: RangeList::new(),
+            device_ids: [0; MAX_DEVICE_WINDOWS],
             tasks: [TaskDevices::EMPTY; MAX_TASKS],
         }
     }
 
     /// Sets the windows tasks may map (the boot info's virtio-mmio
-    /// windows); one that overlaps `ram` (a malformed device tree) is left
-    /// out, as is one that is not whole pages of at most one window's size,
-    /// so an index then names no window.
-    pub fn set_windows(&mut self, windows: &[MemRange], ram: &[MemRange]) {
+    /// windows), each with the virtio device ID `device_id` reads from it
+    /// (0 for none); a window that overlaps `ram` (a malformed device tree)
+    /// is left out, and never read, as is one that is not whole pages of
+    /// at most one window's size, so an index then names no window.
+    pub fn set_windows(
+        &mut self,
+        windows: &[MemRange],
+        ram: &[MemRange],
+        device_id: &mut dyn FnMut(u64) -> u32,
+    ) {
         let page = DEVICE_WINDOW_SIZE as u64;
         let mut kept = RangeList::new();
+        let mut ids = [0; MAX_DEVICE_WINDOWS];
         for w in windows {
             let usable = w.start % page == 0 && w.size > 0 && w.size <= page;
             if usable && !ram.iter().any(|r| r.overlaps(w)) {
+                if let Some(id) = ids.get_mut(kept.as_slice().len()) {
+                    *id = device_id(w.start);
+                }
                 // At most MAX_DEVICE_WINDOWS: the rest stay unused.
                 let _ = kept.push(MemRange::new(w.start, page));
             }
         }
         self.windows = kept;
+        self.device_ids = ids;
     }
 
     /// `task`'s record; a record left by an earlier task in the slot is
@@ -186,11 +200,15 @@ impl DeviceGrants {
         Ok(entry)
     }
 
-    /// Maps window `index` into `task`; returns its user address and size.
+    /// Maps window `index` into `task`, which may map devices of the
+    /// virtio IDs in `classes` (bit `n`: ID `n`); returns its user address
+    /// and size. `InvalidArgument` past the last window, `PermissionDenied`
+    /// for a device of another class.
     pub fn device_map(
         &mut self,
         host: &mut dyn DeviceHost,
         task: TaskId,
+        classes: u32,
         index: usize,
     ) -> Result<[usize; 3], Error> {
         let window = self
@@ -199,6 +217,10 @@ impl DeviceGrants {
             .get(index)
             .copied()
             .ok_or(Error::InvalidArgument)?;
+        let id = self.device_ids.get(index).copied().unwrap_or(0);
+        if id >= u32::BITS || classes & (1 << id) == 0 {
+            return Err(Error::PermissionDenied);
+        }
         let va = DEVICE_WINDOWS + index * DEVICE_WINDOW_SIZE;
         let entry = self.entry(task)?;
         let bit = 1u8 << index;
@@ -279,14 +301,15 @@ impl DeviceGrants {
     }
 }
 
-fn has_devices(objects: &KernelObjects, task: TaskId) -> Result<(), Error> {
-    let rights = objects
+/// The device classes `task` may map; `PermissionDenied` without the
+/// DEVICES right.
+fn has_devices(objects: &KernelObjects, task: TaskId) -> Result<u32, Error> {
+    let task = objects
         .tasks
         .get(task)
-        .map_err(|_| Error::InvalidArgument)?
-        .kernel_rights();
-    if rights.contains(KernelRights::DEVICES) {
-        Ok(())
+        .map_err(|_| Error::InvalidArgument)?;
+    if task.kernel_rights().contains(KernelRights::DEVICES) {
+        Ok(task.device_classes())
     } else {
         Err(Error::PermissionDenied)
     }
@@ -314,10 +337,10 @@ pub fn run(
             Ok(([0; 3], objects.sched.schedule()))
         }
         Sysno::DeviceMap | Sysno::DmaAlloc => {
-            has_devices(objects, current)?;
+            let classes = has_devices(objects, current)?;
             let host = host.ok_or(Error::KernelRefused)?;
             let values = if call == Sysno::DeviceMap {
-                grants.device_map(host, current, args[0])?
+                grants.device_map(host, current, classes, args[0])?
             } else {
                 grants.dma_alloc(host, current, args[0])?
             };

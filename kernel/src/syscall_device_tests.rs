@@ -82,6 +82,18 @@ const WINDOWS: [MemRange; 2] = [
     MemRange::new(0x1000_2000, 0x1000),
 ];
 const RAM: [MemRange; 1] = [MemRange::new(0x8000_0000, 0x2000_0000)];
+/// A console in the first window, a block device in the second.
+const IDS: [u32; 2] = [3, 2];
+/// Reads `ids` as the device IDs of [`WINDOWS`], by address.
+fn ids(ids: &[u32]) -> impl FnMut(u64) -> u32 + '_ {
+    move |window| {
+        let index = WINDOWS.iter().position(|w| w.start == window).unwrap();
+        ids[index]
+    }
+}
+
+/// The classes `mgmt` may map: consoles and block devices.
+const MGMT_CLASSES: u32 = 1 << 3 | 1 << 2;
 
 struct World {
     last: BTreeMap<usize, (usize, [usize; 3])>,
@@ -102,9 +114,13 @@ fn world() -> World {
         .get_mut(mgmt)
         .unwrap()
         .set_kernel_rights(KernelRights::DEVICES);
+    k.tasks
+        .get_mut(mgmt)
+        .unwrap()
+        .set_device_classes(MGMT_CLASSES);
     assert_eq!(k.sched.schedule(), Decision::SwitchTo(mgmt));
     let mut grants = DeviceGrants::new();
-    grants.set_windows(&WINDOWS, &RAM);
+    grants.set_windows(&WINDOWS, &RAM, &mut ids(&IDS));
     World {
         last: Default::default(),
         k,
@@ -181,12 +197,41 @@ fn a_window_in_ram_or_not_whole_pages_is_never_offered() {
         MemRange::new(0x1000_3000, 0x2000),
         MemRange::new(0x1000_4000, 0x1000),
     ];
-    w.grants.set_windows(&bad, &RAM);
+    // The last (usable) window holds a console.
+    w.grants.set_windows(&bad, &RAM, &mut |window| {
+        assert_eq!(window, 0x1000_4000, "only a usable window is read");
+        3
+    });
     w.call(mgmt, Sysno::DeviceMap, 0, 0);
     assert_eq!(w.result(mgmt).0, OK);
     assert_eq!(w.m.mapped[0].2, MemRange::new(0x1000_4000, 0x1000));
     w.call(mgmt, Sysno::DeviceMap, 1, 0);
     assert_eq!(w.result(mgmt).0, status_of(Error::InvalidArgument));
+}
+
+#[test]
+fn a_task_maps_only_the_device_classes_its_manifest_names() {
+    let mut w = world();
+    let mgmt = w.mgmt;
+    // Consoles only: the block device in window 1 is refused, and so is
+    // an empty window (device ID 0) unless class 0 is named.
+    w.k.tasks.get_mut(mgmt).unwrap().set_device_classes(1 << 3);
+    w.call(mgmt, Sysno::DeviceMap, 1, 0);
+    assert_eq!(w.result(mgmt).0, status_of(Error::PermissionDenied));
+    w.call(mgmt, Sysno::DeviceMap, 0, 0);
+    assert_eq!(w.result(mgmt).0, OK);
+    assert_eq!(w.m.mapped.len(), 1);
+    w.grants.set_windows(&WINDOWS, &RAM, &mut ids(&[0, 3]));
+    w.call(mgmt, Sysno::DeviceMap, 0, 0);
+    assert_eq!(w.result(mgmt).0, status_of(Error::PermissionDenied));
+    // A device ID past the mask's bits is nobody's class.
+    w.grants.set_windows(&WINDOWS, &RAM, &mut ids(&[40, 3]));
+    w.k.tasks
+        .get_mut(mgmt)
+        .unwrap()
+        .set_device_classes(u32::MAX);
+    w.call(mgmt, Sysno::DeviceMap, 0, 0);
+    assert_eq!(w.result(mgmt).0, status_of(Error::PermissionDenied));
 }
 
 #[test]

@@ -272,6 +272,7 @@ pub fn start(
         serves: None,
         may_call: 0,
         rights: KernelRights::default(),
+        device_classes: 0,
     }; MAX_ENTRIES];
     for (spec, entry) in specs.iter_mut().zip(services()) {
         *spec = ServiceSpec::of(&entry);

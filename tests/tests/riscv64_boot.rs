@@ -290,6 +290,7 @@ fn a_service_that_fails_to_load_is_refused_with_a_clear_line() {
             serves: None,
             may_call: 0,
             rights,
+            device_classes: 0,
             data: &[],
         }
     }

@@ -20,8 +20,25 @@ pub struct Part {
     pub may_call: &'static [u8],
     /// What the kernel lets it do beyond IPC.
     pub rights: KernelRights,
+    /// The virtio device classes it may map (bit `n`: device ID `n`;
+    /// with the DEVICES right).
+    pub device_classes: u32,
     /// The file to pack.
     pub path: PathBuf,
+}
+
+/// The virtio device ID of a console (virtio spec 5.3).
+pub const VIRTIO_CONSOLE: u32 = 3;
+
+impl Part {
+    /// The same part, allowed to map the virtio devices of `classes` (bit
+    /// `n`: device ID `n`).
+    pub fn driving(self, classes: u32) -> Self {
+        Self {
+            device_classes: classes,
+            ..self
+        }
+    }
 }
 
 /// Endpoint numbers (`ipc::syscall::endpoints`).
@@ -48,6 +65,7 @@ pub fn service(
         serves,
         may_call,
         rights,
+        device_classes: 0,
         path,
     }
 }
@@ -63,6 +81,7 @@ pub fn guest(name: &str, path: PathBuf) -> Part {
         serves: None,
         may_call: &[],
         rights,
+        device_classes: 0,
         path,
     }
 }
@@ -144,6 +163,7 @@ pub fn pack(parts: &[Part], out: &Path) -> Result<usize, String> {
                 .iter()
                 .fold(0u64, |mask, &ep| mask | 1u64 << (ep % 64)),
             rights: part.rights,
+            device_classes: part.device_classes,
             data,
         })
         .collect();
@@ -170,6 +190,7 @@ mod tests {
             rights: KernelRights::default(),
             serves: Some(1),
             may_call: &[2, 3],
+            device_classes: 0,
             path,
         }
     }

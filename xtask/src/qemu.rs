@@ -8,7 +8,7 @@ use mica_boot::image::KernelRights;
 
 use crate::artifacts::{self, RISCV_TARGET, riscv_elf};
 use crate::cmd::{cargo, run as run_cmd, workspace_root};
-use crate::image::{Part, VM_MANAGER, core_services, guest, pack_into, service};
+use crate::image::{Part, VIRTIO_CONSOLE, VM_MANAGER, core_services, guest, pack_into, service};
 use crate::install;
 use crate::options::{self, GuestSpec};
 use vm_manager::scenario_file;
@@ -170,7 +170,8 @@ fn operator_tasks(task: impl Fn(&str) -> Result<PathBuf, String>) -> Result<Vec<
             KernelRights::CONSOLE.union(KernelRights::HALT),
         ),
         // The management channel (`--mgmt SOCKET`): drives the virtio
-        // console behind the host socket, polling between timer ticks.
+        // console behind the host socket, polling between timer ticks; it
+        // may map virtio consoles and no other device.
         service(
             "mgmt",
             task("mica-mgmt-task")?,
@@ -178,7 +179,8 @@ fn operator_tasks(task: impl Fn(&str) -> Result<PathBuf, String>) -> Result<Vec<
             None,
             &[VM_MANAGER],
             KernelRights::DEVICES,
-        ),
+        )
+        .driving(1 << VIRTIO_CONSOLE),
     ])
 }
 
@@ -266,15 +268,19 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
     parts.extend(crate::guests::scenario_parts(&text)?);
     if crasher {
         let path = task("mica-crasher")?;
-        parts.push(service(
-            "crasher",
-            path,
-            2,
-            Some(CRASHER),
-            &[],
-            // To hand the kernel a device window's address as a buffer.
-            KernelRights::DEVICES,
-        ));
+        parts.push(
+            service(
+                "crasher",
+                path,
+                2,
+                Some(CRASHER),
+                &[],
+                // To hand the kernel a device window's address as a buffer
+                // (whatever device it holds, or none).
+                KernelRights::DEVICES,
+            )
+            .driving(u32::MAX),
+        );
     }
     pack_into(&parts, &dir)
 }
@@ -294,10 +300,15 @@ mod tests {
             calls,
             [("shell", &[VM_MANAGER][..]), ("mgmt", &[VM_MANAGER][..])]
         );
-        let shell = &parts[0];
+        let (shell, mgmt) = (&parts[0], &parts[1]);
         assert!(
             !shell.rights.contains(KernelRights::DEVICES),
             "the shell maps no device"
+        );
+        assert_eq!(
+            mgmt.device_classes,
+            1 << 3,
+            "mgmt maps virtio consoles only"
         );
     }
 }

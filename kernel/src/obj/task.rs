@@ -134,6 +134,7 @@ pub struct Task {
     caps: CapTable,
     exit: Option<ExitReason>,
     rights: KernelRights,
+    device_classes: u32,
 }
 
 impl Task {
@@ -145,6 +146,17 @@ impl Task {
     /// Grants the kernel rights the manifest names.
     pub fn set_kernel_rights(&mut self, rights: KernelRights) {
         self.rights = rights;
+    }
+
+    /// Bit `n`: the task may map virtio-mmio windows whose device ID is
+    /// `n` (from the manifest; with the DEVICES right).
+    pub fn device_classes(&self) -> u32 {
+        self.device_classes
+    }
+
+    /// Grants the device classes the manifest names.
+    pub fn set_device_classes(&mut self, classes: u32) {
+        self.device_classes = classes;
     }
 
     /// The task's name.
@@ -219,6 +231,7 @@ impl TaskTable {
             caps: CapTable::new(),
             exit: None,
             rights: KernelRights(0),
+            device_classes: 0,
         });
         TaskId::new(index, slot.generation).ok_or(TaskError::TableFull)
     }

@@ -117,16 +117,21 @@ unsafe impl Hal for MicaHal {
 }
 
 /// The first virtio-mmio window (by address) that holds a device of type
-/// `kind`, as a transport; `None` when none does, or when the windows were
+/// `kind` and that this task may map, as a transport; `None` when none does, or when the windows were
 /// probed before (each window gets one transport in a task's life).
 pub fn find_device(kind: DeviceType) -> Option<MmioTransport<'static>> {
     if PROBED.swap(true, Ordering::Relaxed) {
         return None;
     }
-    let mut index = 0;
-    // `device_map` refuses the first index past the machine's windows.
-    while let Ok(window) = device_map(index) {
-        index += 1;
+    // `device_map` refuses the first index past the machine's windows
+    // (`InvalidArgument`), and each window holding a device of a class the
+    // manifest does not give this task (`PermissionDenied`: skipped).
+    for index in 0..ipc::syscall::MAX_DEVICE_WINDOWS {
+        let window = match device_map(index) {
+            Ok(window) => window,
+            Err(ipc::Error::PermissionDenied) => continue,
+            Err(_) => break,
+        };
         let Some(header) = NonNull::new(window.va as *mut VirtIOHeader) else {
             continue;
         };

@@ -49,7 +49,7 @@ mod world_switch;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 pub mod hal {
     pub use super::console_in::console_read;
-    pub use super::devmem::{device_reset, zero_frames};
+    pub use super::devmem::{device_reset, virtio_device_id, zero_frames};
     pub use super::dtb::{dtb_slice, initrd_slice};
     pub use super::layout::{KernelImage, kernel_image};
     pub use super::paging::enable_kernel_paging;

@@ -84,7 +84,7 @@ pub mod hal {
     };
     pub use super::usermode::{TrapFrame, enter_user};
     pub use super::uspace::{
-        AddressSpace, copy_message, device_reset, load as load_task, zero_frames,
+        AddressSpace, copy_message, device_reset, load as load_task, virtio_device_id, zero_frames,
     };
 
     /// The architecture's name for the boot banner.
