@@ -507,11 +507,12 @@ fn answer(s: &mut Session, done: &str) -> Result<String, String> {
 }
 
 /// A step refused because a service died says which one.
-fn assert_names_the_dead_service(line: &str) {
+fn assert_names_the_dead_service(s: &Session, line: &str) {
+    let tail = &s.transcript()[s.transcript().len().saturating_sub(40)..];
     assert!(
         line.contains("the ioreq service died during the request")
             || line.contains("the device service died during the request"),
-        "{line}"
+        "{line}: {tail:#?}"
     );
 }
 
@@ -537,7 +538,7 @@ fn a_soak_of_vm_cycles_with_services_killed_loses_no_vm_and_no_frame() {
         if let Err(line) = answer(&mut s, &format!("{name} created")) {
             // Refused while a service was down, which the error names;
             // nothing may be left of it.
-            assert_names_the_dead_service(&line);
+            assert_names_the_dead_service(&s, &line);
             refused += 1;
             s.send(&format!("vm info {name}\n")).unwrap();
             let info = answer(&mut s, &format!("name:          {name}"));
@@ -546,7 +547,7 @@ fn a_soak_of_vm_cycles_with_services_killed_loses_no_vm_and_no_frame() {
         }
         s.send(&format!("vm start {name}\n")).unwrap();
         if let Err(line) = answer(&mut s, &format!("{name} started")) {
-            assert_names_the_dead_service(&line);
+            assert_names_the_dead_service(&s, &line);
             refused += 1;
         }
         s.send(&format!("vm destroy {name}\n")).unwrap();

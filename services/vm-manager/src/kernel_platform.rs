@@ -194,6 +194,16 @@ fn named_death(endpoint: usize) -> impl Fn(Error) -> Error {
     }
 }
 
+/// After a VM was attached to the service on `endpoint`, the service
+/// saying it does not know the VM means it restarted in between (knowing
+/// nothing): that service is named as down.
+fn forgotten_by(endpoint: usize) -> impl Fn(Error) -> Error {
+    move |error| match (error, u8::try_from(endpoint)) {
+        (Error::UnknownVm, Ok(endpoint)) => Error::ServiceDown { endpoint },
+        (other, _) => other,
+    }
+}
+
 fn ioreq_ok(answer: Result<ioreq::Response, Error>) -> Result<(), Error> {
     match answer.map_err(named_death(endpoints::IOREQ))? {
         ioreq::Response::Ok => Ok(()),
@@ -265,15 +275,20 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
             vm,
             name: name.to_wire(),
         }))?;
-        let attached = self.board.devices().iter().try_for_each(|place| {
-            devices_ok(self.links.devices(&devices::Request::Attach {
-                vm,
-                device: place.kind,
-                space: place.space,
-                base: place.base,
-                irq: place.irq,
-            }))
-        });
+        let attached = self
+            .board
+            .devices()
+            .iter()
+            .try_for_each(|place| {
+                devices_ok(self.links.devices(&devices::Request::Attach {
+                    vm,
+                    device: place.kind,
+                    space: place.space,
+                    base: place.base,
+                    irq: place.irq,
+                }))
+            })
+            .map_err(forgotten_by(endpoints::DEVICES));
         if attached.is_err() {
             let removed = devices_ok(self.links.devices(&devices::Request::RemoveVm { vm }));
             self.released(removed);
@@ -318,8 +333,9 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
     fn reattach_ioreq(&mut self, vm: VmId) -> Result<(), Error> {
         let vcpus = self.record(vm)?.vcpus;
         ioreq_ok(self.links.ioreq(&ioreq::Request::Reattach { vm, vcpus }))?;
-        self.send_ioreq_ranges(vm)?;
-        ioreq_ok(self.links.ioreq(&ioreq::Request::Activate { vm }))
+        self.send_ioreq_ranges(vm)
+            .and_then(|()| ioreq_ok(self.links.ioreq(&ioreq::Request::Activate { vm })))
+            .map_err(forgotten_by(endpoints::IOREQ))
     }
 
     /// A restarted device service emulates `vm`'s devices again, from
@@ -589,7 +605,9 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
     fn register_ioreq(&mut self, vm: VmId) -> Result<(), Error> {
         let vcpus = self.record(vm)?.vcpus;
         ioreq_ok(self.links.ioreq(&ioreq::Request::AttachVm { vm, vcpus }))?;
-        let set = self.send_ioreq_ranges(vm);
+        let set = self
+            .send_ioreq_ranges(vm)
+            .map_err(forgotten_by(endpoints::IOREQ));
         if set.is_err() {
             let detached = ioreq_ok(self.links.ioreq(&ioreq::Request::DetachVm { vm }));
             self.released(detached);
@@ -627,7 +645,8 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         let told = devices_ok(self.links.devices(&devices::Request::SetGenerationId {
             vm,
             id: id.to_le_bytes(),
-        }));
+        }))
+        .map_err(forgotten_by(endpoints::DEVICES));
         if let Err(error) = told {
             let restored = self.write_genid(vm, old);
             self.released(restored);
@@ -663,13 +682,15 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         let name = record.name.clone().ok_or(Error::UnknownVm)?;
         let generation_id = record.generation_id;
         self.kernel.vm_reset(vm)?;
-        devices_ok(self.links.devices(&devices::Request::RemoveVm { vm }))?;
+        devices_ok(self.links.devices(&devices::Request::RemoveVm { vm }))
+            .map_err(forgotten_by(endpoints::DEVICES))?;
         self.add_devices(vm, &name)?;
         if generation_id != GenerationId::NONE {
             devices_ok(self.links.devices(&devices::Request::SetGenerationId {
                 vm,
                 id: generation_id.to_le_bytes(),
-            }))?;
+            }))
+            .map_err(forgotten_by(endpoints::DEVICES))?;
         }
         self.load(vm)?;
         self.write_dtb(vm)?;

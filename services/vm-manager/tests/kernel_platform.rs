@@ -533,7 +533,7 @@ fn assert_balanced(log: &[Event], vm: u16, failed: Option<usize>) {
 
 #[test]
 fn a_failing_creation_step_returns_its_error_and_leaves_nothing_behind() {
-    let cases: [(&'static str, Error, &[&str]); 12] = [
+    let cases: [(&'static str, Error, &[&str]); 13] = [
         ("vm_create", Error::OutOfMemory, &[]),
         ("vm_load", Error::UnknownImage, &["vm_destroy"]),
         ("AttachVm", Error::NoFreeSlot { max: 8 }, &["vm_destroy"]),
@@ -564,6 +564,11 @@ fn a_failing_creation_step_returns_its_error_and_leaves_nothing_behind() {
             &["RemoveVm", "DetachVm", "vm_destroy"],
         ),
         (
+            "Attach Uart16550",
+            Error::UnknownVm,
+            &["RemoveVm", "DetachVm", "vm_destroy"],
+        ),
+        (
             "vm_set_dtb",
             Error::InvalidArgument,
             &["RemoveVm", "DetachVm", "vm_destroy"],
@@ -584,10 +589,14 @@ fn a_failing_creation_step_returns_its_error_and_leaves_nothing_behind() {
     for (label, error, releases) in cases {
         let (mut manager, world) = manager();
         world.borrow_mut().fail = Some((label, error));
-        // A device service that died during its call is named as down.
-        let expected = match error {
-            Error::ServerDied => Error::ServiceDown { endpoint: 3 },
-            other => other,
+        // A device service that died during its call is named as down,
+        // and so is an ioreq service that forgot the VM it had just
+        // attached (it restarted in between).
+        let expected = match (label, error) {
+            (_, Error::ServerDied) => Error::ServiceDown { endpoint: 3 },
+            ("SetDefaultClient", Error::UnknownVm) => Error::ServiceDown { endpoint: 2 },
+            ("Attach Uart16550", Error::UnknownVm) => Error::ServiceDown { endpoint: 3 },
+            (_, other) => other,
         };
         assert_eq!(
             create(&mut manager, "vm1"),
