@@ -11,6 +11,7 @@ mod bench_x86;
 mod bochs;
 mod cmd;
 mod cpio;
+mod fuzz;
 mod guests;
 mod image;
 mod initramfs;
@@ -40,6 +41,10 @@ commands:
            64 KiB of UART output and linux_boot (Debian's Linux to its /init),
            each without and under Mica
            [--arch riscv64|x86_64]  x86_64: SVM on QEMU and VMX on Bochs
+  fuzz     run each cargo-fuzz target (nightly Rust, installed if missing) and
+           print its executions and crashes
+           [--target NAME]...  only these targets (default: all)
+           [--seconds N]  per target (default: 60)
   help     this text
 ";
 
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         "guests" => guests::run(rest),
         "test" => test::run(rest),
         "bench" => bench::run(rest),
+        "fuzz" => fuzz::run_command(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
