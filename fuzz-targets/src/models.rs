@@ -83,6 +83,17 @@ fn size_of(input: &mut Input<'_>, usual: AccessSize) -> AccessSize {
     }
 }
 
+/// The UART's registers, plus one past them.
+const UART_OFFSETS: u8 = UART_SIZE.to_le_bytes()[0] + 1;
+/// The generation ID device's bytes, plus one access past them.
+const VMGENID_OFFSETS: u8 = VMGENID_SIZE.to_le_bytes()[0] + 9;
+/// PLIC sources, plus a few that do not exist.
+const PLIC_LINES: u8 = PLIC_SOURCES.to_le_bytes()[0] + 4;
+/// PLIC contexts, plus one that does not exist.
+const PLIC_TARGETS: u8 = PLIC_CONTEXTS.to_le_bytes()[0] + 1;
+const _: () = assert!(UART_SIZE < 0xff && VMGENID_SIZE < 0xf0);
+const _: () = assert!(PLIC_SOURCES < 0xf0 && PLIC_CONTEXTS < 0xff);
+
 const LSR_DATA_READY: u8 = 0x01;
 const LSR_ERRORS: u8 = 0x1e;
 const LSR_TX_IDLE: u8 = 0x60;
@@ -100,7 +111,7 @@ pub fn uart16550(data: &[u8]) {
     while !input.is_empty() {
         match input.below(4) {
             0 => {
-                let offset = u64::from(input.below(UART_SIZE as u8 + 1));
+                let offset = u64::from(input.below(UART_OFFSETS));
                 let size = size_of(&mut input, AccessSize::Byte);
                 let value = guest.with_env(|env| uart.read(offset, size, env));
                 if size != AccessSize::Byte || offset >= UART_SIZE {
@@ -110,7 +121,7 @@ pub fn uart16550(data: &[u8]) {
                 }
             }
             1 => {
-                let offset = u64::from(input.below(UART_SIZE as u8 + 1));
+                let offset = u64::from(input.below(UART_OFFSETS));
                 let size = size_of(&mut input, AccessSize::Byte);
                 let value = input.u8();
                 let before = uart.divisor();
@@ -141,7 +152,7 @@ pub fn uart16550(data: &[u8]) {
                 let (Ok(iir), Ok(lsr)) = (iir, lsr) else {
                     panic!("IIR or LSR refused a byte read");
                 };
-                let (iir, lsr) = (iir as u8, lsr as u8);
+                let (iir, lsr) = (iir.to_le_bytes()[0], lsr.to_le_bytes()[0]);
                 assert_eq!(
                     lsr & LSR_TX_IDLE,
                     LSR_TX_IDLE,
@@ -357,7 +368,7 @@ pub fn vmgenid(data: &[u8]) {
     while !input.is_empty() {
         match input.below(5) {
             0 => {
-                let offset = u64::from(input.below(VMGENID_SIZE as u8 + 9));
+                let offset = u64::from(input.below(VMGENID_OFFSETS));
                 let size = size_of(&mut input, AccessSize::Double);
                 let before = dev;
                 if let Ok(value) = guest.with_env(|env| dev.read(offset, size, env)) {
@@ -373,7 +384,7 @@ pub fn vmgenid(data: &[u8]) {
                 assert_eq!(dev, before, "a read changed the device");
             }
             1 => {
-                let offset = u64::from(input.below(VMGENID_SIZE as u8 + 9));
+                let offset = u64::from(input.below(VMGENID_OFFSETS));
                 let size = size_of(&mut input, AccessSize::Byte);
                 let value = input.u64();
                 let before = dev;
@@ -409,7 +420,7 @@ pub fn vmgenid(data: &[u8]) {
 
 /// A PLIC register offset: mostly one a driver uses, sometimes any.
 fn plic_offset(input: &mut Input<'_>) -> u64 {
-    let context = u64::from(input.below(PLIC_CONTEXTS as u8 + 1));
+    let context = u64::from(input.below(PLIC_TARGETS));
     let word = u64::from(input.u8()) * 4;
     match input.below(6) {
         0 => word % (PLIC_SOURCES as u64 * 4 + 8),
@@ -442,12 +453,12 @@ pub fn plic(data: &[u8]) {
                 let _ = guest.with_env(|env| dev.write(offset, size, value, env));
             }
             2 => {
-                let source = u32::from(input.below(PLIC_SOURCES as u8 + 4));
+                let source = u32::from(input.below(PLIC_LINES));
                 dev.set_line(source, input.bool());
             }
-            3 => dev.disconnect(u32::from(input.below(PLIC_SOURCES as u8 + 4))),
+            3 => dev.disconnect(u32::from(input.below(PLIC_LINES))),
             4 => {
-                let context = usize::from(input.below(PLIC_CONTEXTS as u8 + 1));
+                let context = usize::from(input.below(PLIC_TARGETS));
                 let raised = dev.external_level(context);
                 let source = dev.claim(context);
                 assert_eq!(raised, source != 0, "line {raised} but claim gave {source}");
@@ -460,10 +471,10 @@ pub fn plic(data: &[u8]) {
                 }
             }
             _ => {
-                let context = usize::from(input.below(PLIC_CONTEXTS as u8 + 1));
-                dev.complete(context, u32::from(input.below(PLIC_SOURCES as u8 + 4)));
+                let context = usize::from(input.below(PLIC_TARGETS));
+                dev.complete(context, u32::from(input.below(PLIC_LINES)));
             }
         }
-        assert_eq!(dev.irq_level(), false, "the PLIC raises no line of its own");
+        assert!(!dev.irq_level(), "the PLIC raises no line of its own");
     }
 }

@@ -51,7 +51,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -62,7 +62,13 @@ impl Rng {
 
     /// A number below `n` (`n` > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        let n = n.max(1);
+        usize::try_from(self.next_u64() % n as u64).unwrap_or(n - 1)
+    }
+
+    /// A random byte.
+    pub fn byte(&mut self) -> u8 {
+        self.next_u64().to_le_bytes()[0]
     }
 }
 
@@ -87,7 +93,7 @@ pub fn mutate(rng: &mut Rng, base: &[u8], other: &[u8]) -> Vec<u8> {
             3 => {
                 let at = rng.below(len + 1);
                 let n = 1 + rng.below(8);
-                let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                let bytes: Vec<u8> = (0..n).map(|_| rng.byte()).collect();
                 out.splice(at..at, bytes);
             }
             4 if !other.is_empty() => {
@@ -108,7 +114,7 @@ pub fn mutate(rng: &mut Rng, base: &[u8], other: &[u8]) -> Vec<u8> {
                 let word = [0u32, 1, u32::MAX, 0x8000_0000][rng.below(4)];
                 out[at..at + 4].copy_from_slice(&word.to_le_bytes());
             }
-            _ => out.push(rng.next() as u8),
+            _ => out.push(rng.byte()),
         }
     }
     out
@@ -181,7 +187,7 @@ pub fn replay(
     for _ in 0..runs {
         let input = if corpus.is_empty() || rng.below(4) == 0 {
             let len = rng.below(300);
-            (0..len).map(|_| rng.next() as u8).collect()
+            (0..len).map(|_| rng.byte()).collect()
         } else {
             let base = &corpus[rng.below(corpus.len())];
             let other = &corpus[rng.below(corpus.len())];

@@ -107,6 +107,10 @@ pub fn devices_wire(data: &[u8]) {
     }
 }
 
+/// The slots of a page, as a vCPU number.
+const SLOTS: u8 = SLOT_COUNT.to_le_bytes()[0];
+const _: () = assert!(SLOT_COUNT < 0xf0);
+
 /// One ioreq slot as the guest's vCPU, the kernel and the ioreq service
 /// share it: any 256 bytes are a slot image that reads back unchanged, a
 /// request that decodes is valid and refills to itself, and the state
@@ -114,7 +118,7 @@ pub fn devices_wire(data: &[u8]) {
 pub fn ioreq_slot(data: &[u8]) {
     let mut input = Input::new(data);
     let image: [u8; SLOT_SIZE] = input.array();
-    let vcpu = input.below(SLOT_COUNT as u8);
+    let vcpu = input.below(SLOTS);
     let slot = IoreqSlot::from_bytes(&image);
     assert_eq!(slot.to_bytes(), image, "a slot image reads back changed");
     if let Ok(request) = slot::decode(&slot, vcpu) {
@@ -148,7 +152,7 @@ pub fn ioreq_slot(data: &[u8]) {
     let mut taken = None;
     while !steps.is_empty() {
         // Slot numbers past the page are asked for too: they are errors.
-        let vcpu = steps.below(SLOT_COUNT as u8 + 2);
+        let vcpu = steps.below(SLOTS + 2);
         match steps.below(5) {
             0 => {
                 if let Ok(request) = slot::begin_processing(&mut page, vcpu) {
