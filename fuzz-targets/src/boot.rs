@@ -6,6 +6,7 @@
 use mica_boot::BootInfo;
 use mica_boot::fdt::{self, Event, Fdt};
 use mica_boot::image::{self, BootImage, EntrySpec};
+use mica_boot::multiboot::{self, MultibootInfo, PhysMemory};
 use mica_kernel::arch::riscv64::mmio_decode::{self, AccessKind, MmioAccess, Width};
 use mica_kernel::elf;
 use vm_manager::linux_image;
@@ -47,6 +48,51 @@ pub fn dtb(data: &[u8]) {
         if let Some(initrd) = info.initrd {
             let _ = initrd;
         }
+    }
+}
+
+/// Where the fuzzed loader's memory starts (so address 0 is unreadable).
+pub const MULTIBOOT_BASE: u64 = 0x1000;
+
+/// A loader's memory: the fuzz bytes at [`MULTIBOOT_BASE`].
+struct LoaderMemory<'a>(&'a [u8]);
+
+impl PhysMemory for LoaderMemory<'_> {
+    fn read(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let start = usize::try_from(addr.checked_sub(MULTIBOOT_BASE)?).ok()?;
+        self.0.get(start..start.checked_add(len)?)
+    }
+}
+
+/// The Multiboot information an x86 loader leaves (its pointers into the
+/// loader's memory all untrusted): an accepted structure's command line,
+/// modules and memory lie where the reader could read them. The first
+/// byte picks where in memory the structure starts.
+pub fn multiboot(data: &[u8]) {
+    let Some((&at, memory)) = data.split_first() else {
+        return;
+    };
+    let mem = LoaderMemory(memory);
+    let addr = MULTIBOOT_BASE + u64::from(at);
+    let Ok(info) = MultibootInfo::parse(&mem, multiboot::BOOTLOADER_MAGIC, addr) else {
+        return;
+    };
+    assert!(info.modules().len() <= multiboot::MAX_MODULES);
+    let range = info.cmdline_range;
+    if !info.cmdline.is_empty() {
+        let len = usize::try_from(range.size).expect("a small string");
+        assert_eq!(
+            mem.read(range.start, len - 1),
+            Some(info.cmdline.as_bytes())
+        );
+    }
+    let machine = info.machine();
+    for module in info.modules() {
+        // Empty modules hold nothing to keep the allocator off.
+        assert!(
+            module.range.size == 0 || machine.reserved.as_slice().contains(&module.range),
+            "module {module:?} is not reserved"
+        );
     }
 }
 

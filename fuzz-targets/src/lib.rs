@@ -74,6 +74,10 @@ pub const TARGETS: &[Target] = &[
         run: boot::dtb,
     },
     Target {
+        name: "multiboot",
+        run: boot::multiboot,
+    },
+    Target {
         name: "boot_image",
         run: boot::boot_image,
     },

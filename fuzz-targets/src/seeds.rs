@@ -69,6 +69,7 @@ pub fn generated(target: &str) -> Vec<Vec<u8>> {
         "boot_image" => vec![boot_image()],
         "elf" => vec![elf(243), elf(62)],
         "linux_image" => vec![linux_header()],
+        "multiboot" => vec![multiboot_info()],
         "mmio_decode" => mmio_instructions(),
         "uart16550" => vec![uart_session()],
         "virtio_console" | "virtio_rng" => vec![virtio_session()],
@@ -443,6 +444,47 @@ fn boot_image() -> Vec<u8> {
     ];
     let mut out = vec![0u8; image::image_len(&entries)];
     image::write(&entries, &mut out).expect("the seed image is valid");
+    out
+}
+
+/// A Multiboot information structure as QEMU's loader leaves it: memory
+/// sizes, a command line, two modules and a memory map of two entries.
+fn multiboot_info() -> Vec<u8> {
+    use crate::boot::MULTIBOOT_BASE;
+    let base = MULTIBOOT_BASE as u32;
+    let mut mem = vec![0u8; 0x300];
+    let mut put = |at: usize, bytes: &[u8]| mem[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, &(1u32 | 1 << 2 | 1 << 3 | 1 << 6).to_le_bytes());
+    put(4, &640u32.to_le_bytes());
+    put(8, &(127 * 1024u32).to_le_bytes());
+    put(16, &(base + 0x100).to_le_bytes());
+    put(20, &2u32.to_le_bytes());
+    put(24, &(base + 0x140).to_le_bytes());
+    put(44, &48u32.to_le_bytes());
+    put(48, &(base + 0x200).to_le_bytes());
+    put(0x100, b"mica.vm_ids=3 quiet\0");
+    for (i, (start, end)) in [(0x20_0000u32, 0x30_0000u32), (0x30_0000, 0x30_1000)]
+        .iter()
+        .enumerate()
+    {
+        let at = 0x140 + 16 * i;
+        put(at, &start.to_le_bytes());
+        put(at + 4, &end.to_le_bytes());
+        put(at + 8, &(base + 0x180).to_le_bytes());
+    }
+    put(0x180, b"boot-image\0");
+    for (i, (start, len, kind)) in [(0u64, 0x9_fc00u64, 1u32), (0x10_0000, 0x7ef_0000, 1)]
+        .iter()
+        .enumerate()
+    {
+        let at = 0x200 + 24 * i;
+        put(at, &20u32.to_le_bytes());
+        put(at + 4, &start.to_le_bytes());
+        put(at + 12, &len.to_le_bytes());
+        put(at + 20, &kind.to_le_bytes());
+    }
+    let mut out = vec![0u8];
+    out.extend(mem);
     out
 }
 

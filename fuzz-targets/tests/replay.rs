@@ -91,6 +91,27 @@ fn the_seeds_are_accepted_by_their_decoders() {
     for (seed, machine) in seeds::generated("elf").iter().zip([243, 62]) {
         mica_kernel::elf::parse(seed, machine, 1 << 38).expect("the seed ELF parses");
     }
+    for seed in seeds::generated("multiboot") {
+        let mem = &seed[1..];
+        struct Mem<'a>(&'a [u8]);
+        impl mica_boot::multiboot::PhysMemory for Mem<'_> {
+            fn read(&self, addr: u64, len: usize) -> Option<&[u8]> {
+                let at =
+                    usize::try_from(addr.checked_sub(mica_fuzz_targets::boot::MULTIBOOT_BASE)?)
+                        .ok()?;
+                self.0.get(at..at + len)
+            }
+        }
+        let mem = Mem(mem);
+        let info = mica_boot::multiboot::MultibootInfo::parse(
+            &mem,
+            mica_boot::multiboot::BOOTLOADER_MAGIC,
+            mica_fuzz_targets::boot::MULTIBOOT_BASE,
+        )
+        .expect("the seed Multiboot information reads");
+        assert_eq!(info.cmdline, "mica.vm_ids=3 quiet");
+        assert_eq!(info.modules().len(), 2);
+    }
     let header = &seeds::generated("linux_image")[0][1..];
     vm_manager::linux_image::parse_header(header, header.len() as u64).expect("the seed header");
     for seed in seeds::generated("shell_line") {
