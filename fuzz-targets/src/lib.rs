@@ -20,6 +20,7 @@ pub mod mgmt;
 pub mod models;
 pub mod replay;
 pub mod seeds;
+pub mod service;
 pub mod wire;
 
 /// One fuzz target: its name (as `cargo fuzz` knows it) and its body.
@@ -112,6 +113,10 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "plic",
         run: models::plic,
+    },
+    Target {
+        name: "devices_service",
+        run: service::devices_service,
     },
 ];
 

@@ -145,14 +145,21 @@ fn files_in(dir: &Path) -> Vec<Vec<u8>> {
     paths.iter().filter_map(|p| std::fs::read(p).ok()).collect()
 }
 
-/// The seeds of `target`: built-in, committed corpus, and its extra
-/// directories.
-pub fn corpus(target: &str) -> Vec<Vec<u8>> {
+/// The seeds of `target` that are valid inputs: built-in, and the files
+/// of its extra directories.
+pub fn valid_seeds(target: &str) -> Vec<Vec<u8>> {
     let mut all = seeds::generated(target);
-    all.extend(files_in(&corpus_dir(target)));
     for dir in seeds::extra_dirs(target) {
         all.extend(files_in(&repo_root().join(dir)));
     }
+    all
+}
+
+/// Everything `target` replays first: its valid seeds and the committed
+/// corpus (crash regressions and other inputs worth keeping).
+pub fn corpus(target: &str) -> Vec<Vec<u8>> {
+    let mut all = valid_seeds(target);
+    all.extend(files_in(&corpus_dir(target)));
     all
 }
 

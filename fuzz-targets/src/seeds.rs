@@ -77,6 +77,7 @@ pub fn generated(target: &str) -> Vec<Vec<u8>> {
             1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 4, 0, 0, 4, 2, 9, 9, 9, 3, 0, 16, 4, 1, 16, 0, 1,
         ]],
         "plic" => vec![plic_session()],
+        "devices_service" => vec![service_session()],
         _ => Vec::new(),
     }
 }
@@ -614,5 +615,24 @@ fn plic_session() -> Vec<u8> {
     out.extend([4, 0]); // claim
     out.extend([2, 10, 0, 5, 0, 10, 4, 0]);
     out.extend([0, 0, 0, 4, 7, 1, 0, 0, 1, 7]);
+    out
+}
+
+/// A VM with a UART and a virtio console: attach, write a line through
+/// THR (one by one and batched), read LSR, feed input, read the console.
+fn service_session() -> Vec<u8> {
+    // Request ops of `service::request`: vm, op, fields.
+    let mut out = Vec::new();
+    out.extend([1, 0, 0, 0]); // AddVm vm0 "vm0"
+    out.extend([1, 0, 1, 0, 2, 4]); // Attach vm0 UART, MMIO, irq 4
+    out.extend([1, 0, 1, 1, 2, 5]); // Attach vm0 virtio console, irq 5
+    out.extend([1, 0, 4, 2, 0, 1, 0, 0, 0x0f, 0, 0, 0]); // Write IER
+    for byte in b"hi\x1b[2J\n" {
+        out.extend([1, 0, 4, 2, 0, 0, 0, 0, *byte, 0, 0, 0]); // Write THR
+    }
+    out.extend([1, 0, 2, 2, 0, 5, 0, 0]); // Read LSR
+    out.extend([1, 0, 7, 3, b'o', b'k', b'\n', 1]); // WriteBatch + then
+    out.extend([1, 0, 6, 3, b'l', b's', b'\n']); // Input
+    out.extend([1, 0, 8, 0, 0]); // ConsoleRead
     out
 }

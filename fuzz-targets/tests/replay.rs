@@ -78,13 +78,13 @@ fn the_seeds_are_accepted_by_their_decoders() {
         };
         assert!(ok, "seed {seed:?}");
     }
-    for seed in replay::corpus("boot_image") {
+    for seed in replay::valid_seeds("boot_image") {
         mica_boot::image::BootImage::parse(&seed).expect("the seed image parses");
     }
-    for seed in replay::corpus("dtb") {
+    for seed in replay::valid_seeds("dtb") {
         mica_boot::BootInfo::from_dtb(&seed).expect("the seed DTB reads");
     }
-    for seed in replay::corpus("scenario_file") {
+    for seed in replay::valid_seeds("scenario_file") {
         let text = String::from_utf8(seed).expect("UTF-8");
         vm_manager::scenario_file::parse(&text).expect("the seed scenario parses");
     }

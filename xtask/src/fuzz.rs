@@ -3,10 +3,11 @@
 //! the only command that uses nightly) for N seconds, then prints per
 //! target the executions and the crashes found.
 //!
-//! Each target starts from `fuzz/corpus/<target>/` (libFuzzer adds what it
-//! finds there; committed crash regressions live there too) and the seeds
-//! `cargo test` replays, written to `target/fuzz/seeds/<target>/`.
-//! A crash's input is saved under `fuzz/artifacts/<target>/`.
+//! Each target starts from the committed `fuzz/corpus/<target>/` (crash
+//! regressions), the seeds `cargo test` replays (written to
+//! `target/fuzz/seeds/<target>/`) and what earlier runs found, kept in
+//! `target/fuzz/corpus/<target>/`, where libFuzzer adds new inputs. A
+//! crash's input is saved under `fuzz/artifacts/<target>/`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -166,14 +167,19 @@ fn scan(line: &str, outcome: &mut Outcome) {
 /// Runs one target for `seconds`; its whole output goes to `log`.
 fn fuzz_one(target: &str, seconds: u64, log: &Path) -> Result<Outcome, String> {
     let root = workspace_root();
-    let corpus = replay::corpus_dir(target);
+    let grown = root.join("target").join("fuzz").join("corpus").join(target);
+    let committed = replay::corpus_dir(target);
     let seeds = root.join("target").join("fuzz").join("seeds").join(target);
-    std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+    for dir in [&grown, &committed] {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
     write_seeds(target, &seeds)?;
     let mut command = nightly_cargo();
     command
         .args(["fuzz", "run", target])
-        .arg(&corpus)
+        // libFuzzer writes new inputs into the first directory only.
+        .arg(&grown)
+        .arg(&committed)
         .arg(&seeds)
         .arg("--")
         .arg(format!("-max_total_time={seconds}"))
