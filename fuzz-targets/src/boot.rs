@@ -8,7 +8,9 @@ use mica_boot::fdt::{self, Event, Fdt};
 use mica_boot::image::{self, BootImage, EntrySpec};
 use mica_boot::multiboot::{self, MultibootInfo, PhysMemory};
 use mica_kernel::arch::riscv64::mmio_decode::{self, AccessKind, MmioAccess, Width};
+use mica_kernel::arch::x86_64::{svm_exit, vmx_exit};
 use mica_kernel::elf;
+use mica_kernel::vm::exit::GuestExit;
 use vm_manager::linux_image;
 use vm_manager::scenario_file::{self, MEM_MIB, ScenarioVm};
 use vm_manager::{ImageName, VmName};
@@ -326,4 +328,43 @@ pub fn mmio_decode(data: &[u8]) {
         check_access(&access, raw);
     }
     let _ = mmio_decode::fault_gpa(htinst, raw);
+}
+
+/// Checks an x86 exit as the kernel acts on it: a port access has a width
+/// of 1, 2 or 4 with the value cut to it, and makes an ioreq request the
+/// slot accepts.
+fn check_x86_exit(exit: &GuestExit) {
+    if let GuestExit::Pio(pio) = exit {
+        assert!(matches!(pio.size, 1 | 2 | 4), "{pio:?}");
+        if let Some(value) = pio.write {
+            assert!(pio.size == 4 || value >> (8 * pio.size) == 0, "{pio:?}");
+        }
+        assert_eq!(
+            ipc::ioreq_abi::slot::validate(&pio.request(0)),
+            Ok(()),
+            "{pio:?}"
+        );
+    }
+}
+
+/// An x86 guest exit (SVM's EXITCODE and EXITINFO words, VMX's exit
+/// reason and qualification), with the guest's RAX: decoded without a
+/// panic into exits the kernel can act on.
+pub fn x86_exit(data: &[u8]) {
+    let mut input = Input::new(data);
+    let svm_code = match input.below(4) {
+        0 => u64::from(input.u16()),
+        1 => svm_exit::code::IOIO,
+        2 => svm_exit::code::NPF,
+        _ => input.u64(),
+    };
+    let (info1, info2, rax) = (input.u64(), input.u64(), input.u64());
+    check_x86_exit(&svm_exit::decode(svm_code, info1, info2, rax));
+    let reason = match input.below(3) {
+        0 => u32::from(input.u8()),
+        1 => 30, // I/O instruction
+        _ => input.u32(),
+    };
+    let (qualification, gpa) = (input.u64(), input.u64());
+    check_x86_exit(&vmx_exit::decode(reason, qualification, gpa, rax));
 }

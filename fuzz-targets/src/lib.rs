@@ -95,6 +95,10 @@ pub const TARGETS: &[Target] = &[
         run: boot::mmio_decode,
     },
     Target {
+        name: "x86_exit",
+        run: boot::x86_exit,
+    },
+    Target {
         name: "uart16550",
         run: models::uart16550,
     },

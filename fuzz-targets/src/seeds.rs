@@ -71,6 +71,7 @@ pub fn generated(target: &str) -> Vec<Vec<u8>> {
         "linux_image" => vec![linux_header()],
         "multiboot" => vec![multiboot_info()],
         "mmio_decode" => mmio_instructions(),
+        "x86_exit" => x86_exits(),
         "uart16550" => vec![uart_session()],
         "virtio_console" | "virtio_rng" => vec![virtio_session()],
         "vmgenid" => vec![vec![
@@ -635,4 +636,25 @@ fn service_session() -> Vec<u8> {
     out.extend([1, 0, 6, 3, b'l', b's', b'\n']); // Input
     out.extend([1, 0, 8, 0, 0]); // ConsoleRead
     out
+}
+
+/// An SVM OUT to COM1 and a nested page fault; a VMX OUT and an EPT
+/// violation.
+fn x86_exits() -> Vec<Vec<u8>> {
+    let exit = |svm: u8, info1: u64, vmx: u8, qualification: u64| {
+        let mut out = vec![svm];
+        out.extend(info1.to_le_bytes());
+        out.extend(0x1000_0000u64.to_le_bytes());
+        out.extend(0x41u64.to_le_bytes());
+        out.push(vmx);
+        out.extend(qualification.to_le_bytes());
+        out.extend(0x1000_0000u64.to_le_bytes());
+        out
+    };
+    // SVM IOIO: port 0x3f8 in bits 31:16, size 1 (bit 4); VMX I/O
+    // qualification: size - 1 in bits 2:0, port in bits 31:16.
+    vec![
+        exit(1, 0x3f8 << 16 | 1 << 4, 1, 0x3f8 << 16),
+        exit(2, 2, 0, 48),
+    ]
 }
