@@ -46,10 +46,9 @@ pub fn dtb(data: &[u8]) {
     if let Ok(info) = BootInfo::from_dtb(data) {
         let _ = info.has_h();
         let machine = info.machine();
-        let _ = machine;
-        if let Some(initrd) = info.initrd {
-            let _ = initrd;
-        }
+        assert_eq!(machine.cmdline, info.cmdline);
+        assert_eq!(machine.boot_image, info.initrd);
+        assert_eq!(machine.cpu_count, Some(info.hart_count));
     }
 }
 

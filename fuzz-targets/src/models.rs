@@ -365,6 +365,10 @@ pub fn vmgenid(data: &[u8]) {
     let mut input = Input::new(data);
     let mut dev = VmGenId::new(u128::from(input.u64()));
     let mut guest = Guest::new();
+    // Whether the host has given the device an ID yet.
+    let mut given = false;
+    // How many new IDs the guest was told of.
+    let mut announced = 0u32;
     while !input.is_empty() {
         match input.below(5) {
             0 => {
@@ -401,10 +405,17 @@ pub fn vmgenid(data: &[u8]) {
             2 => {
                 let id = u128::from(input.u64()) << 64 | u128::from(input.u64());
                 let before = dev;
+                let first = !core::mem::replace(&mut given, true);
                 dev.set_id(id);
                 assert_eq!(dev.id(), id);
-                if id != before.id() && before.irq_level() {
-                    assert!(dev.irq_level());
+                if first || id == before.id() {
+                    // The boot ID, or the same ID again: nothing to tell.
+                    assert_eq!(dev.change_pending(), before.change_pending());
+                    assert_eq!(dev.irq_level(), before.irq_level());
+                } else {
+                    assert!(dev.change_pending(), "a new ID without a change");
+                    assert!(dev.irq_level(), "a new ID without an interrupt");
+                    announced += 1;
                 }
             }
             3 => {
@@ -412,7 +423,8 @@ pub fn vmgenid(data: &[u8]) {
                 assert!(!dev.irq_level(), "the pulse outlived its latch");
             }
             _ => {
-                let _ = dev.irq_level();
+                // The line never rises without a change to tell.
+                assert!(!dev.irq_level() || announced > 0);
             }
         }
     }
