@@ -36,6 +36,23 @@ impl PioExit {
             value: u64::from(self.write.unwrap_or(0)),
         }
     }
+
+    /// Whether the access reaches past the last port, 0xffff (a word or
+    /// doubleword `in`/`out` near the top): no ioreq slot takes it and no
+    /// device answers there.
+    pub fn past_last_port(&self) -> bool {
+        u32::from(self.port) + u32::from(self.size) > 0x1_0000
+    }
+
+    /// What an `in` reads where no device answers: all ones of its width
+    /// (a PC's floating bus).
+    pub fn open_bus(&self) -> u64 {
+        match self.size {
+            1 => 0xff,
+            2 => 0xffff,
+            _ => 0xffff_ffff,
+        }
+    }
 }
 
 /// A decoded guest exit.
@@ -77,6 +94,30 @@ pub enum GuestExit {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_access_past_port_ffff_is_no_slot_request_and_reads_all_ones() {
+        use ipc::ioreq_abi::slot::validate;
+        let at = |port, size| super::PioExit {
+            port,
+            size,
+            write: None,
+        };
+        // A byte at 0xffff and a word at 0xfffe are ordinary accesses.
+        for pio in [at(0xffff, 1), at(0xfffe, 2), at(0xfffc, 4)] {
+            assert!(!pio.past_last_port(), "{pio:?}");
+            assert_eq!(validate(&pio.request(0)), Ok(()));
+        }
+        // A word at 0xffff (found by the `x86_exit` fuzz target) and a
+        // doubleword at 0xfffd reach past the last port: the slot refuses
+        // them, so the backend answers them itself.
+        for pio in [at(0xffff, 2), at(0xfffd, 4), at(0xffff, 4)] {
+            assert!(pio.past_last_port(), "{pio:?}");
+            assert!(validate(&pio.request(0)).is_err());
+        }
+        assert_eq!(at(0xffff, 2).open_bus(), 0xffff);
+        assert_eq!(at(0xffff, 4).open_bus(), 0xffff_ffff);
+    }
+
     use super::*;
 
     #[test]
