@@ -11,6 +11,7 @@ mod bench_x86;
 mod bochs;
 mod cmd;
 mod cpio;
+mod fuzz;
 mod guests;
 mod image;
 mod initramfs;
@@ -45,6 +46,10 @@ commands:
            and device services are killed every 500 ms; every frame must
            come back (`cargo xtask test` runs 150 cycles)
            [--cycles N]  (default 1000)
+  fuzz     run each cargo-fuzz target (nightly Rust, installed if missing) and
+           print its executions and crashes
+           [--target NAME]...  only these targets (default: all)
+           [--seconds N]  per target (default: 60)
   help     this text
 ";
 
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
         "test" => test::run(rest),
         "bench" => bench::run(rest),
         "soak" => soak::run(rest),
+        "fuzz" => fuzz::run_command(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -168,6 +168,17 @@ impl<C: ConsoleSink, M: GuestMemoryProvider, E: EntropySource> EnvParts<'_, C, M
     }
 }
 
+/// Whether `name` keeps the VM naming rule, 1-31 bytes of `[A-Za-z0-9._-]`
+/// (the vm-manager's `VmName`). The name heads every console line of the
+/// VM (`vm0 | ...`) and is written as is, so a name with a control byte,
+/// a newline or a `|` would let whoever sends `AddVm` forge console lines.
+fn is_vm_name(name: &str) -> bool {
+    (1..=31).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// The device service.
 pub struct DeviceService<C, I, M, E> {
     vms: Vec<VmDevices, MAX_VMS>,
@@ -320,7 +331,7 @@ where
     }
 
     fn add_vm(&mut self, vm: VmId, name: WireName) -> Result<(), Error> {
-        if name.is_empty() {
+        if !is_vm_name(&name) {
             return Err(Error::InvalidName);
         }
         if self.vms.iter().any(|v| v.vm == vm) {

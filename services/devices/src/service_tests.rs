@@ -136,13 +136,31 @@ fn level(vm: VmId, irq: u32, asserted: bool) -> IrqEvent {
 }
 
 #[test]
-fn add_vm_refuses_duplicate_ids_and_names_and_empty_names() {
+fn add_vm_refuses_duplicate_ids_and_names_and_names_that_break_the_rule() {
     let mut s = service();
     assert_eq!(add(&mut s, VM0, "vm0"), Response::Ok);
     assert_eq!(add(&mut s, VM0, "other"), Response::Err(Error::VmExists));
     assert_eq!(add(&mut s, VM1, "vm0"), Response::Err(Error::DuplicateName));
     assert_eq!(add(&mut s, VM1, ""), Response::Err(Error::InvalidName));
     assert_eq!(add(&mut s, VM1, "vm1"), Response::Ok);
+    // The name heads the VM's console lines, written as is: one that could
+    // forge a line (found by the `devices_service` fuzz target: a NUL) is
+    // refused like any name that breaks the rule.
+    for bad in [
+        "\0",
+        "vm0\nmica: forged",
+        "\x1b[2J",
+        "a b",
+        "a|b",
+        &"a".repeat(32),
+    ] {
+        assert_eq!(
+            add(&mut s, VmId(2), bad),
+            Response::Err(Error::InvalidName),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(add(&mut s, VmId(2), &"a".repeat(31)), Response::Ok);
 }
 
 #[test]

@@ -173,16 +173,17 @@ impl GuestVm {
         RunOutcome::Left(self.vm.state())
     }
 
-    /// A port access: one past port 0xffff is answered at once
-    /// ([`PioExit::past_port_space`]); an OUT the VM's posted-write ring
-    /// takes is done (RIP steps past it, `None`: the vCPU runs on);
-    /// anything else goes into
+    /// A port access: one past the last port is answered here (all ones
+    /// for an IN) and an OUT the VM's posted-write ring takes is done (RIP
+    /// steps past either, `None`: the vCPU runs on); anything else goes into
     /// the vCPU's ioreq slot (PENDING) and blocks the vCPU until the ioreq
     /// service resumes it ([`GuestVm::resume_io`]).
     fn port_access(&mut self, pio: PioExit, next_rip: u64) -> Option<RunOutcome> {
-        if pio.past_port_space() {
+        if pio.past_last_port() {
+            // No port answers past 0xffff and no slot takes such an access:
+            // an `in` reads all ones, an `out` goes nowhere, as on a PC.
             if pio.write.is_none() {
-                let rax = rax_after_in(self.vcpu.rax(), pio.size, u64::MAX);
+                let rax = rax_after_in(self.vcpu.rax(), pio.size, pio.open_bus());
                 self.vcpu.set_rax(rax);
             }
             self.vcpu.set_rip(next_rip);
