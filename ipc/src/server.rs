@@ -21,6 +21,11 @@ pub trait Service {
     /// The response that reports `error` without doing anything.
     fn refusal(error: Error) -> Self::Response;
 
+    /// The message about to be answered came through a capability with
+    /// `badge` (`ipc::syscall::SUPERVISOR_BADGE` for the supervisor's,
+    /// else the caller's task slot). By default it is not looked at.
+    fn caller(&mut self, _badge: u64) {}
+
     /// The kernel woke the server with a set of VM bits instead of a
     /// message (the ioreq upcall: VMs with I/O pending for the ioreq
     /// service, VMs that ended for the vm-manager that made them). Nothing

@@ -153,6 +153,10 @@ pub mod endpoints {
 /// The longest line `debug_write` accepts in one call.
 pub const MAX_DEBUG_WRITE: usize = 256;
 
+/// The badge every call of the supervisor (init) carries, so a server can
+/// tell its requests apart; any other caller's badge is its task slot.
+pub const SUPERVISOR_BADGE: u64 = u64::MAX - 1;
+
 /// `restart`'s `serves` value for a task that serves no endpoint.
 pub const SERVES_NOTHING: usize = usize::MAX;
 

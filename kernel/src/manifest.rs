@@ -159,7 +159,11 @@ impl Wiring {
             };
             give(slots::DEATHS, deaths, Rights::RECV)?;
         }
-        let badge = Badge(task.slot() as u64);
+        let badge = if spec.rights.contains(KernelRights::SUPERVISOR) {
+            Badge(ipc::syscall::SUPERVISOR_BADGE)
+        } else {
+            Badge(task.slot() as u64)
+        };
         for n in 0..MAX_ENDPOINTS {
             if spec.may_call & (1 << n) == 0 {
                 continue;

@@ -46,7 +46,7 @@ fn slots_follow_the_convention() {
     let call = init
         .lookup(slots::call(VM_MANAGER), ObjectKind::Endpoint, Rights::CALL)
         .unwrap();
-    let badge = Badge(ids[0].slot() as u64);
+    let badge = Badge(ipc::syscall::SUPERVISOR_BADGE);
     assert!(
         matches!(call.object, Object::Endpoint { badge: b, .. } if b == badge),
         "{call:?}"
@@ -88,8 +88,28 @@ fn a_call_through_the_manifest_slot_reaches_the_server_with_the_callers_badge() 
     let transfers: Vec<Transfer> = step.outcome.transfers().collect();
     assert_eq!(transfers.len(), 1);
     assert_eq!(transfers[0].to, hello);
-    assert_eq!(transfers[0].badge, Badge(init.slot() as u64));
+    // The supervisor's calls carry a badge of their own, so a server can
+    // take requests only the supervisor may make.
+    assert_eq!(transfers[0].badge, Badge(ipc::syscall::SUPERVISOR_BADGE));
     assert_eq!(transfers[0].len, 7);
+}
+
+#[test]
+fn any_other_callers_badge_is_its_task_slot() {
+    let specs = [
+        spec(Some(1), 0, KernelRights::VM_CONTROL),
+        spec(None, 1 << VM_MANAGER, KernelRights::CONSOLE),
+    ];
+    let (objects, _, ids) = boot(&specs);
+    let caps = objects.tasks.get(ids[1]).unwrap().caps().clone();
+    let call = caps
+        .lookup(slots::call(VM_MANAGER), ObjectKind::Endpoint, Rights::CALL)
+        .unwrap();
+    let badge = Badge(ids[1].slot() as u64);
+    assert!(
+        matches!(call.object, Object::Endpoint { badge: b, .. } if b == badge),
+        "{call:?}"
+    );
 }
 
 #[test]

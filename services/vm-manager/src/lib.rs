@@ -36,4 +36,4 @@ pub use lifecycle::{LiveState, Operation};
 pub use linux_boot::{Cmdline, LinuxBoot, StaticLinuxBoot};
 pub use name::{ImageName, InvalidName, NameProblem, VmName};
 pub use platform::{Adopted, AdoptedState, GuestStatus, Platform};
-pub use service::{DEFAULT_MAX_VM_NUM, GuestExit, PreLaunch, Recovery, VmManager};
+pub use service::{Caller, DEFAULT_MAX_VM_NUM, GuestExit, PreLaunch, Recovery, VmManager};

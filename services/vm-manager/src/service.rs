@@ -25,6 +25,15 @@ pub use recovery::Recovery;
 /// `CONFIG_MAX_VM_NUM`).
 pub const DEFAULT_MAX_VM_NUM: usize = 16;
 
+/// Who sent a request (the task binary tells by the message's badge).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// The supervisor (init).
+    Supervisor,
+    /// Anyone else: the shell, the management channel.
+    Operator,
+}
+
 /// The outcome of launching one pre-launched VM at boot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PreLaunch {
@@ -85,8 +94,19 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         &mut self.platform
     }
 
-    /// Serves one request. Never panics, whatever the request holds.
+    /// Serves one request from an operator (the shell, the CLI). Never
+    /// panics, whatever the request holds.
     pub fn handle(&mut self, request: Request) -> Response {
+        self.handle_from(Caller::Operator, request)
+    }
+
+    /// Serves one request from `caller`: the supervisor's requests
+    /// (`ServiceRestarted`) are refused to anyone else with
+    /// `PermissionDenied`.
+    pub fn handle_from(&mut self, caller: Caller, request: Request) -> Response {
+        if matches!(request, Request::ServiceRestarted { .. }) && caller != Caller::Supervisor {
+            return Response::Err(ipc::Error::PermissionDenied);
+        }
         let result = match request {
             Request::Create { name, options } => self.create(&name, &options),
             Request::Start { name } => self.start(&name).map(|()| Response::Ok),

@@ -19,8 +19,8 @@ use ipc::syscall::vm_status;
 use ipc::vm::{CreateOptions, Request, Response, VmState};
 use ipc::{Error, VmId, devices, ioreq, wire_name};
 use vm_manager::{
-    EntropySource, KernelPlatform, Platform, ServiceLinks, StaticVmConfig, VmFlags, VmKernel,
-    VmManager,
+    Caller, EntropySource, KernelPlatform, Platform, ServiceLinks, StaticVmConfig, VmFlags,
+    VmKernel, VmManager,
 };
 
 /// What is held now and how often it was taken and given back.
@@ -436,7 +436,10 @@ fn restarted_services_are_handed_every_live_vm_again() {
     services.borrow_mut().ioreq = IoreqService::new(Pages(Shared::default()));
     let ioreq = u8::try_from(ipc::syscall::endpoints::IOREQ).expect("small");
     assert_eq!(
-        manager.handle(Request::ServiceRestarted { endpoint: ioreq }),
+        manager.handle_from(
+            Caller::Supervisor,
+            Request::ServiceRestarted { endpoint: ioreq }
+        ),
         Response::Ok
     );
     {
@@ -455,9 +458,12 @@ fn restarted_services_are_handed_every_live_vm_again() {
     );
     let devices_ep = u8::try_from(ipc::syscall::endpoints::DEVICES).expect("small");
     assert_eq!(
-        manager.handle(Request::ServiceRestarted {
-            endpoint: devices_ep
-        }),
+        manager.handle_from(
+            Caller::Supervisor,
+            Request::ServiceRestarted {
+                endpoint: devices_ep
+            }
+        ),
         Response::Ok
     );
     assert_eq!(services.borrow_mut().devices.dropped_input(VmId(0)), Ok(0));
@@ -488,15 +494,26 @@ fn restarted_services_are_handed_every_live_vm_again() {
 
     // A second notice for the same service is harmless (a device reset).
     assert_eq!(
+        manager.handle_from(
+            Caller::Supervisor,
+            Request::ServiceRestarted {
+                endpoint: devices_ep
+            }
+        ),
+        Response::Ok
+    );
+    // Only the supervisor may say so: the shell or the CLI may not make
+    // every VM's devices start from reset.
+    assert_eq!(
         manager.handle(Request::ServiceRestarted {
             endpoint: devices_ep
         }),
-        Response::Ok
+        Response::Err(Error::PermissionDenied)
     );
     // Only the two services can be restarted this way.
     for endpoint in [0, 1, 4, 255] {
         assert_eq!(
-            manager.handle(Request::ServiceRestarted { endpoint }),
+            manager.handle_from(Caller::Supervisor, Request::ServiceRestarted { endpoint }),
             Response::Err(Error::InvalidArgument),
             "endpoint {endpoint}"
         );

@@ -64,7 +64,8 @@ pub fn serve_forever<S: Service>(ep: usize, service: &mut S) -> ! {
     let mut reply_len = 0;
     loop {
         match sys::reply_recv(ep, reply_len) {
-            Ok(sys::Received::Message { len, badge: _ }) => {
+            Ok(sys::Received::Message { len, badge }) => {
+                service.caller(badge);
                 let len = len.min(MAX_MESSAGE_SIZE);
                 let answered = match service.answer_fast(&mut IpcMessage { len }) {
                     Some(answered) => answered,

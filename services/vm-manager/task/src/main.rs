@@ -11,13 +11,13 @@ mod scenario;
 
 #[cfg(target_os = "none")]
 mod task {
-    use ipc::syscall::{IMAGE_HEADER_BYTES, endpoints, slots};
+    use ipc::syscall::{IMAGE_HEADER_BYTES, SUPERVISOR_BADGE, endpoints, slots};
     use ipc::{Error, VmId, devices, ioreq};
     use log::{info, warn};
     use mica_rt::entropy::HardwareOrCounters;
     use mica_rt::{Start, call_message, serve_forever, vm};
     use vm_manager::{
-        DEFAULT_MAX_VM_NUM, EntropySource, GuestBoard, GuestExit, KernelPlatform, KernelVm,
+        Caller, DEFAULT_MAX_VM_NUM, EntropySource, GuestBoard, GuestExit, KernelPlatform, KernelVm,
         ServiceLinks, VmKernel, VmManager,
     };
 
@@ -123,14 +123,22 @@ mod task {
     /// The manager as served on the endpoint: requests go to it, and so do
     /// the kernel's wake-ups for VMs whose guest ended, each logged as
     /// `vm-manager: linux powered off` (or rebooted, or stopped).
-    struct Served(Manager);
+    struct Served(Manager, Caller);
 
     impl ipc::server::Service for Served {
         type Request = ipc::vm::Request;
         type Response = ipc::vm::Response;
 
+        fn caller(&mut self, badge: u64) {
+            self.1 = if badge == SUPERVISOR_BADGE {
+                Caller::Supervisor
+            } else {
+                Caller::Operator
+            };
+        }
+
         fn handle(&mut self, request: Self::Request) -> Self::Response {
-            self.0.handle(request)
+            self.0.handle_from(self.1, request)
         }
 
         fn refusal(error: Error) -> Self::Response {
@@ -200,7 +208,7 @@ mod task {
                 }
             }
         }
-        serve_forever(slots::SERVE, &mut Served(manager))
+        serve_forever(slots::SERVE, &mut Served(manager, Caller::Operator))
     }
 
     mica_rt::entry!(main);
