@@ -7,7 +7,7 @@ use devices::memory::SliceGuestMemory;
 use devices::plic::{PLIC_CONTEXTS, PLIC_SIZE, PLIC_SOURCES, Plic};
 use devices::uart16550::{FIFO_DEPTH, UART_SIZE, Uart16550};
 use devices::virtio::console::VirtioConsole;
-use devices::virtio::mmio::{self, VirtioMmio, status};
+use devices::virtio::mmio::{self, VirtioMmio, reg, status};
 use devices::virtio::queue::MAX_QUEUE_SIZE;
 use devices::virtio::rng::VirtioRng;
 use devices::virtio::{VIRTIO_F_VERSION_1, VirtioDevice};
@@ -187,33 +187,6 @@ pub fn uart16550(data: &[u8]) {
         guest.output.0, sent,
         "the transmitted bytes differ from the THR writes"
     );
-}
-
-/// The virtio-mmio register offsets (virtio 1.2, 4.2.2).
-mod reg {
-    pub const MAGIC: u64 = 0x000;
-    pub const VERSION: u64 = 0x004;
-    pub const DEVICE_ID: u64 = 0x008;
-    pub const VENDOR_ID: u64 = 0x00c;
-    pub const DEVICE_FEATURES: u64 = 0x010;
-    pub const DEVICE_FEATURES_SEL: u64 = 0x014;
-    pub const DRIVER_FEATURES: u64 = 0x020;
-    pub const DRIVER_FEATURES_SEL: u64 = 0x024;
-    pub const QUEUE_SEL: u64 = 0x030;
-    pub const QUEUE_NUM_MAX: u64 = 0x034;
-    pub const QUEUE_NUM: u64 = 0x038;
-    pub const QUEUE_READY: u64 = 0x044;
-    pub const QUEUE_NOTIFY: u64 = 0x050;
-    pub const INTERRUPT_STATUS: u64 = 0x060;
-    pub const INTERRUPT_ACK: u64 = 0x064;
-    pub const STATUS: u64 = 0x070;
-    pub const QUEUE_DESC_LOW: u64 = 0x080;
-    pub const QUEUE_DESC_HIGH: u64 = 0x084;
-    pub const QUEUE_DRIVER_LOW: u64 = 0x090;
-    pub const QUEUE_DRIVER_HIGH: u64 = 0x094;
-    pub const QUEUE_DEVICE_LOW: u64 = 0x0a0;
-    pub const QUEUE_DEVICE_HIGH: u64 = 0x0a4;
-    pub const CONFIG: u64 = 0x100;
 }
 
 /// The transport's registers a driver touches.

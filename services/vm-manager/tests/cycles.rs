@@ -246,19 +246,26 @@ type Manager = VmManager<KernelPlatform<Kernel, Links>, Counting>;
 
 const CYCLES: usize = 100;
 
-fn named(request: fn(ipc::WireName) -> Request, name: &str) -> Request {
-    request(wire_name(name).expect("a valid test name"))
-}
-
-#[test]
-fn a_hundred_dynamic_vm_cycles_release_everything_they_acquired() {
+/// A fake kernel, the real services and a manager over them (nothing
+/// launched yet); the test keeps handles to the first two.
+fn world() -> (Shared, Rc<RefCell<Services>>, Manager) {
     let held = Shared::default();
     let services = Rc::new(RefCell::new(Services {
         ioreq: IoreqService::new(Pages(held.clone())),
         devices: DeviceService::new(NoConsole, NoIrqs, NoMemory, Zeros),
     }));
     let platform = KernelPlatform::new(Kernel(held.clone()), Links(services.clone()));
-    let mut manager = Manager::new(SCENARIO, platform, Counting(0)).expect("a valid scenario");
+    let manager = Manager::new(SCENARIO, platform, Counting(0)).expect("a valid scenario");
+    (held, services, manager)
+}
+
+fn named(request: fn(ipc::WireName) -> Request, name: &str) -> Request {
+    request(wire_name(name).expect("a valid test name"))
+}
+
+#[test]
+fn a_hundred_dynamic_vm_cycles_release_everything_they_acquired() {
+    let (held, services, mut manager) = world();
     for launched in manager.launch_pre_launched() {
         assert_eq!(launched.result, Ok(()), "{}", launched.name.as_str());
     }
@@ -338,13 +345,7 @@ fn a_hundred_dynamic_vm_cycles_release_everything_they_acquired() {
 
 #[test]
 fn console_requests_reach_the_vms_uart_in_the_real_device_service() {
-    let held = Shared::default();
-    let services = Rc::new(RefCell::new(Services {
-        ioreq: IoreqService::new(Pages(held.clone())),
-        devices: DeviceService::new(NoConsole, NoIrqs, NoMemory, Zeros),
-    }));
-    let platform = KernelPlatform::new(Kernel(held), Links(services.clone()));
-    let mut manager = Manager::new(SCENARIO, platform, Counting(0)).expect("a valid scenario");
+    let (_, services, mut manager) = world();
     manager.launch_pre_launched();
     let uart = vm_manager::guest_dt::UART.base;
     let guest_access = |request: devices::Request| services.borrow_mut().devices.handle(request);
@@ -413,13 +414,7 @@ fn console_requests_reach_the_vms_uart_in_the_real_device_service() {
 
 #[test]
 fn restarted_services_are_handed_every_live_vm_again() {
-    let held = Shared::default();
-    let services = Rc::new(RefCell::new(Services {
-        ioreq: IoreqService::new(Pages(held.clone())),
-        devices: DeviceService::new(NoConsole, NoIrqs, NoMemory, Zeros),
-    }));
-    let platform = KernelPlatform::new(Kernel(held.clone()), Links(services.clone()));
-    let mut manager = Manager::new(SCENARIO, platform, Counting(0)).expect("a valid scenario");
+    let (_, services, mut manager) = world();
     manager.launch_pre_launched();
     // vm1 is gone before the services die: nobody brings it back.
     assert_eq!(
@@ -523,13 +518,7 @@ fn restarted_services_are_handed_every_live_vm_again() {
 
 #[test]
 fn a_restarted_vm_manager_takes_every_vm_back_as_it_was() {
-    let held = Shared::default();
-    let services = Rc::new(RefCell::new(Services {
-        ioreq: IoreqService::new(Pages(held.clone())),
-        devices: DeviceService::new(NoConsole, NoIrqs, NoMemory, Zeros),
-    }));
-    let platform = KernelPlatform::new(Kernel(held.clone()), Links(services.clone()));
-    let mut first = Manager::new(SCENARIO, platform, Counting(0)).expect("a valid scenario");
+    let (held, services, mut first) = world();
     first.launch_pre_launched();
     let created = first.handle(Request::Create {
         name: wire_name("dyn").expect("a valid name"),

@@ -107,29 +107,7 @@ mod metal {
     /// Whether S-mode can read `seed`: a guarded read that an
     /// illegal-instruction trap (no Zkr, or mseccfg.SSEED clear) skips.
     fn seed_readable() -> bool {
-        let present: usize;
-        // SAFETY: at boot interrupts are off (sstatus.SIE clear), so the
-        // only trap possible is the illegal-instruction trap of the 4-byte
-        // `csrrw`, which __probe_trap skips (setting a0 = 0); stvec is
-        // restored afterwards.
-        unsafe {
-            core::arch::asm!(
-                "csrr   {saved}, stvec",
-                "la     {tmp}, __probe_trap",
-                "csrw   stvec, {tmp}",
-                "li     a0, 1",
-                ".option push",
-                ".option norvc",
-                "csrrw  {tmp}, 0x015, x0",
-                ".option pop",
-                "csrw   stvec, {saved}",
-                saved = out(reg) _,
-                tmp = out(reg) _,
-                out("a0") present,
-                out("t0") _,
-            );
-        }
-        present != 0
+        super::super::trap::csr_probe!("csrrw  {tmp}, 0x015, x0")
     }
 
     /// Probes the `seed` CSR once at boot (interrupts off) and draws one

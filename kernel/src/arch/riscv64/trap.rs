@@ -346,29 +346,40 @@ __probe_trap:
     "#
 );
 
-/// Whether `hstatus` can be read, i.e. the hart has the H extension. Runs
-/// with a private trap vector that skips the faulting read.
+/// Whether the 4-byte CSR instruction `$insn` (its result goes to
+/// `{tmp}`) runs without an illegal-instruction trap: run at boot with
+/// interrupts off, under a private trap vector that skips a faulting
+/// instruction (`__probe_trap`), stvec restored afterwards.
+macro_rules! csr_probe {
+    ($insn:literal) => {{
+        let present: usize;
+        // SAFETY: interrupts are off (sstatus.SIE is clear during boot), so
+        // the only trap possible is the illegal-instruction trap of the
+        // 4-byte CSR instruction, which __probe_trap skips (a0 = 0); stvec
+        // is restored afterwards, and the instruction writes only `tmp`.
+        unsafe {
+            core::arch::asm!(
+                "csrr   {saved}, stvec",
+                "la     {tmp}, __probe_trap",
+                "csrw   stvec, {tmp}",
+                "li     a0, 1",
+                ".option push",
+                ".option norvc",
+                $insn,
+                ".option pop",
+                "csrw   stvec, {saved}",
+                saved = out(reg) _,
+                tmp = out(reg) _,
+                out("a0") present,
+                out("t0") _,
+            );
+        }
+        present != 0
+    }};
+}
+pub(super) use csr_probe;
+
+/// Whether `hstatus` can be read, i.e. the hart has the H extension.
 pub fn probe_hypervisor() -> bool {
-    let present: usize;
-    // SAFETY: interrupts are off (sstatus.SIE is clear during boot), so the
-    // only trap possible is the illegal-instruction trap of the 4-byte
-    // `csrr`, which __probe_trap skips; stvec is restored afterwards.
-    unsafe {
-        core::arch::asm!(
-            "csrr   {saved}, stvec",
-            "la     {tmp}, __probe_trap",
-            "csrw   stvec, {tmp}",
-            "li     a0, 1",
-            ".option push",
-            ".option norvc",
-            "csrr   {tmp}, 0x600",
-            ".option pop",
-            "csrw   stvec, {saved}",
-            saved = out(reg) _,
-            tmp = out(reg) _,
-            out("a0") present,
-            out("t0") _,
-        );
-    }
-    present != 0
+    csr_probe!("csrr   {tmp}, 0x600")
 }

@@ -40,7 +40,8 @@ pub const INT_USED_BUFFER: u32 = 1;
 /// InterruptStatus bit: the configuration (or the device status) changed.
 pub const INT_CONFIG_CHANGE: u32 = 2;
 
-mod reg {
+/// The virtio-mmio register offsets (virtio 1.2, 4.2.2).
+pub mod reg {
     pub const MAGIC: u64 = 0x000;
     pub const VERSION: u64 = 0x004;
     pub const DEVICE_ID: u64 = 0x008;
