@@ -553,3 +553,48 @@ fn bad_and_unclaimed_posted_writes_are_not_sent() {
         ]
     );
 }
+
+/// A VM reattached after a restart is held: a wake-up drains neither its
+/// posted writes nor its slots until `Activate`, which asks for the drain
+/// that then sends both, in order.
+#[test]
+fn a_held_vm_is_drained_only_once_activated() {
+    let mut service = service(&[0]);
+    let reattach = Request::Reattach {
+        vm: VmId(0),
+        vcpus: 2,
+    };
+    assert_eq!(service.handle(reattach).response, Response::Ok);
+    let mut next = 0;
+    post(&service, 0, &mut next, UART, u64::from(b'k'));
+    trap(&mut service, 0, access(0, Direction::Read, UART + 5, 0));
+    let mut effects = Recorder::new();
+    service.drain(1, &mut effects);
+    assert!(effects.log.is_empty(), "held: {:?}", effects.log);
+    let default = Request::SetDefaultClient {
+        vm: VmId(0),
+        client: DEVICES,
+    };
+    assert_eq!(service.handle(default).response, Response::Ok);
+    let activated = service.handle(Request::Activate { vm: VmId(0) });
+    assert_eq!(activated.drain, 1);
+    service.drain(activated.drain, &mut effects);
+    let lsr = WaitedAccess {
+        space: Space::Mmio,
+        addr: UART + 5,
+        size: 1,
+        write: None,
+    };
+    assert_eq!(
+        effects.log,
+        [
+            Effect::Post(
+                DEVICES,
+                VmId(0),
+                [batch_write(UART, u64::from(b'k'))].to_vec(),
+                Some(lsr)
+            ),
+            Effect::Resume(VmId(0), 0),
+        ]
+    );
+}
