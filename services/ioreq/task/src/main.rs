@@ -148,11 +148,12 @@ mod task {
     }
 
     /// Answers the message of `len` bytes in the IPC buffer; returns the
-    /// length of the reply still owed (0 if it was sent already). The
-    /// request is decoded from the buffer and the reply encoded into it;
-    /// the buffer is not borrowed while the service handles the request
-    /// (an attach makes system calls).
-    fn answer(service: &mut Ioreq, effects: &mut Effects, len: usize) -> usize {
+    /// length of the reply still owed (0 if it was sent already) and the
+    /// VMs to drain next (an `Activate`'s), which the work loop drains as
+    /// it drains a wake-up's. The request is decoded from the buffer and
+    /// the reply encoded into it; the buffer is not borrowed while the
+    /// service handles the request (an attach makes system calls).
+    fn answer(service: &mut Ioreq, effects: &mut Effects, len: usize) -> (usize, u64) {
         let mut step = Step {
             service,
             actions: Actions::new(),
@@ -167,7 +168,7 @@ mod task {
             Ok(n) => n,
             Err(e) => {
                 warn!("cannot answer: {e}");
-                return 0;
+                return (0, 0);
             }
         };
         let Step {
@@ -176,7 +177,7 @@ mod task {
             drain,
         } = step;
         if actions.is_empty() && drain == 0 {
-            return n;
+            return (n, 0);
         }
         // A request that produced forwards (a `Dispatch` or `Complete` sent
         // as a message, or an `Activate`): answer first, so no call is made
@@ -185,8 +186,7 @@ mod task {
             warn!("reply failed: {e}");
         }
         service.carry_out(&actions, effects);
-        service.drain(drain, effects);
-        0
+        (0, drain)
     }
 
     /// The service state (tens of KiB: kept off the 64 KiB stack).
@@ -213,17 +213,18 @@ mod task {
                 }),
                 None => sys::reply_recv(slots::SERVE, reply_len),
             };
-            reply_len = match received {
-                Ok(Received::IoreqPending { vms }) => {
-                    service.drain(vms, &mut effects);
-                    0
-                }
+            // One place drains, for a wake-up and for an `Activate` alike
+            // (a second call site costs the hot path its inlining).
+            let drain;
+            (reply_len, drain) = match received {
+                Ok(Received::IoreqPending { vms }) => (0, vms),
                 Ok(Received::Message { len, .. }) => answer(service, &mut effects, len),
                 Err(e) => {
                     warn!("reply_recv failed: {e}");
-                    0
+                    (0, 0)
                 }
             };
+            service.drain(drain, &mut effects);
         }
     }
 
