@@ -31,9 +31,9 @@ impl OutputSink for Sink {
     }
 }
 
-/// Predictable "random" bytes.
+/// Predictable "random" bytes (1, 2, 3 ... from the value held).
 #[derive(Default)]
-struct Counter(u8);
+pub(crate) struct Counter(pub(crate) u8);
 
 impl EntropySource for Counter {
     fn fill(&mut self, buf: &mut [u8]) -> usize {

@@ -8,7 +8,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use devices::bus::EntropySource;
 use devices::console_lines::ConsoleSink;
 use devices::memory::{GuestMemory, OutOfRange};
 use devices::service::{DeviceService, GuestMemoryProvider, IrqSink};
@@ -17,6 +16,7 @@ use ipc::server::{self, Service};
 use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, console_text};
 
 use crate::input::Input;
+use crate::models::Counter;
 
 /// Everything the service did outside its replies, in order.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -88,19 +88,6 @@ impl GuestMemoryProvider for Ram {
     fn memory(&mut self, vm: VmId) -> Option<&mut dyn GuestMemory> {
         vm.0.is_multiple_of(2)
             .then_some(self as &mut dyn GuestMemory)
-    }
-}
-
-/// Predictable entropy.
-struct Counter(u8);
-
-impl EntropySource for Counter {
-    fn fill(&mut self, buf: &mut [u8]) -> usize {
-        for b in buf.iter_mut() {
-            self.0 = self.0.wrapping_add(1);
-            *b = self.0;
-        }
-        buf.len()
     }
 }
 

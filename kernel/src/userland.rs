@@ -480,8 +480,9 @@ fn after_timer(r: &mut Runner) -> Decision {
 
 /// Kills the service `mica.chaos` names next, if one is due and alive.
 fn chaos_kill(r: &mut Runner) -> Option<Decision> {
-    let now = since_ms(r.tasks.epoch);
-    let name = r.tasks.chaos.as_mut()?.due(now)?;
+    // Without the option nothing is computed on the timer path.
+    let epoch = r.tasks.epoch;
+    let name = r.tasks.chaos.as_mut()?.due(since_ms(epoch))?;
     let victim = r.tasks.live_task_named(&r.objects, name)?;
     Some(syscall::kill(
         &mut r.objects,

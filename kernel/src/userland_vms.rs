@@ -257,12 +257,7 @@ impl VmHost for Tasks {
         out.get_mut(vm_adopt::NOTE..end)
             .ok_or(Error::InvalidArgument)?
             .copy_from_slice(note);
-        let slot = self
-            .slots
-            .get(task.slot())
-            .copied()
-            .flatten()
-            .ok_or(Error::InvalidArgument)?;
+        let slot = self.slot(task).ok_or(Error::InvalidArgument)?;
         slot.space.write_ipc(&out[..end]);
         Ok(ram)
     }

@@ -270,8 +270,13 @@ fn reload_figures(line: &str) -> Option<(u64, u64)> {
     Some((freed.parse().ok()?, free.parse().ok()?))
 }
 
-/// With `mica.chaos=ioreq,devices@MS` on the command line, VMs `vm0` and
-/// `vm1` ticking: waits for `rounds` deaths of each service, each followed
+/// The kernel command line of the recovery tests ([`expect_recovery`]):
+/// the ioreq and device services killed in turn every 700 ms.
+pub const RECOVERY_CHAOS: &str = "mica.chaos=ioreq,devices@700";
+
+/// Booted with [`RECOVERY_CHAOS`], VMs `vm0` and `vm1` greeting and then
+/// ticking: checks the kernel named the fault injection and both guests
+/// greeted, then waits for `rounds` deaths of each service, each followed
 /// by the kernel's line that it loaded the service again (the dead copy's
 /// frames freed: the free count is the same at each reload of the same
 /// service, so nothing leaks per restart) and init's line that the
@@ -284,6 +289,11 @@ pub fn expect_recovery(
     rounds: usize,
     wait: Duration,
 ) -> Result<Vec<[u64; 2]>, String> {
+    s.expect(
+        "mica: chaos: killing ioreq,devices in turn every 700 ms (mica.chaos)",
+        wait,
+    )?;
+    s.expect_all(&["vm0 | hello from vm0", "vm1 | hello from vm1"], wait)?;
     let mut free = Vec::new();
     for round in 0..rounds {
         let mut this_round = [0; 2];

@@ -134,6 +134,16 @@ fn mem(s: &mut Session) -> (u64, u64) {
     counts.unwrap_or_else(|| panic!("not a mem line: {line:?}"))
 }
 
+/// Waits until boot has settled: the mgmt task, too, has looked for its
+/// virtio console (mapping the device windows takes a page-table frame),
+/// so `mem` counts hold still.
+fn wait_until_settled(s: &mut Session) {
+    let mgmt_done = "mgmt: no virtio console: management channel off";
+    if !s.transcript().iter().any(|l| l.contains(mgmt_done)) {
+        s.expect(mgmt_done, BOOT).unwrap();
+    }
+}
+
 /// Cycles of the dynamic-VM life; each VM gets 4 MiB (not the default
 /// 128), the least that holds the hello guest (loaded at 2 MiB) and its
 /// device tree, so that zeroing RAM does not dominate the test's time.
@@ -145,12 +155,7 @@ const CYCLE_RAM_FRAMES: u64 = 4 * 256;
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
 fn a_hundred_dynamic_vm_cycles_return_every_frame() {
     let mut s = booted();
-    // Boot has settled when the mgmt task, too, has looked for its virtio
-    // console (mapping the device windows takes a page-table frame).
-    let mgmt_done = "mgmt: no virtio console: management channel off";
-    if !s.transcript().iter().any(|l| l.contains(mgmt_done)) {
-        s.expect(mgmt_done, BOOT).unwrap();
-    }
+    wait_until_settled(&mut s);
     let (free_at_start, total) = mem(&mut s);
     assert!(
         free_at_start > 0 && free_at_start < total,
@@ -524,10 +529,7 @@ fn a_soak_of_vm_cycles_with_services_killed_loses_no_vm_and_no_frame() {
     let mut s =
         mica_tests::riscv64::booted_shell_with_cmdline("mica.chaos=ioreq,devices@500", BOOT)
             .unwrap();
-    let mgmt_done = "mgmt: no virtio console: management channel off";
-    if !s.transcript().iter().any(|l| l.contains(mgmt_done)) {
-        s.expect(mgmt_done, BOOT).unwrap();
-    }
+    wait_until_settled(&mut s);
     let (free_at_start, total) = quiet_mem(&mut s);
     let cycles = soak_cycles();
     let mut refused = 0;

@@ -185,27 +185,19 @@ pub struct KernelPlatform<K, S> {
     host_timer: Option<(u32, bool)>,
 }
 
-/// A call to the service on `endpoint` that failed because the service
-/// died names that service, so the operator learns which one is down.
-fn named_death(endpoint: usize) -> impl Fn(Error) -> Error {
-    move |error| match (error, u8::try_from(endpoint)) {
-        (Error::ServerDied, Ok(endpoint)) => Error::ServiceDown { endpoint },
-        (other, _) => other,
-    }
-}
-
-/// After a VM was attached to the service on `endpoint`, the service
-/// saying it does not know the VM means it restarted in between (knowing
-/// nothing): that service is named as down.
-fn forgotten_by(endpoint: usize) -> impl Fn(Error) -> Error {
-    move |error| match (error, u8::try_from(endpoint)) {
-        (Error::UnknownVm, Ok(endpoint)) => Error::ServiceDown { endpoint },
-        (other, _) => other,
+/// Names the service on `endpoint` as down ([`Error::ServiceDown`]) where
+/// its answer was `symptom`: `ServerDied` for a call during which it died,
+/// `UnknownVm` for a VM it had just been handed (it restarted in between,
+/// knowing nothing). Other errors pass unchanged.
+fn down_on(symptom: Error, endpoint: usize) -> impl Fn(Error) -> Error {
+    move |error| match u8::try_from(endpoint) {
+        Ok(endpoint) if error == symptom => Error::ServiceDown { endpoint },
+        _ => error,
     }
 }
 
 fn ioreq_ok(answer: Result<ioreq::Response, Error>) -> Result<(), Error> {
-    match answer.map_err(named_death(endpoints::IOREQ))? {
+    match answer.map_err(down_on(Error::ServerDied, endpoints::IOREQ))? {
         ioreq::Response::Ok => Ok(()),
         ioreq::Response::Err(error) => Err(error),
         ioreq::Response::Dispatched { .. } => Err(Error::Malformed),
@@ -213,7 +205,7 @@ fn ioreq_ok(answer: Result<ioreq::Response, Error>) -> Result<(), Error> {
 }
 
 fn devices_ok(answer: Result<devices::Response, Error>) -> Result<(), Error> {
-    match answer.map_err(named_death(endpoints::DEVICES))? {
+    match answer.map_err(down_on(Error::ServerDied, endpoints::DEVICES))? {
         devices::Response::Ok => Ok(()),
         devices::Response::Err(error) => Err(error),
         devices::Response::Value(_) | devices::Response::Console(_) => Err(Error::Malformed),
@@ -288,7 +280,7 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
                     irq: place.irq,
                 }))
             })
-            .map_err(forgotten_by(endpoints::DEVICES));
+            .map_err(down_on(Error::UnknownVm, endpoints::DEVICES));
         if attached.is_err() {
             let removed = devices_ok(self.links.devices(&devices::Request::RemoveVm { vm }));
             self.released(removed);
@@ -335,7 +327,7 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
         ioreq_ok(self.links.ioreq(&ioreq::Request::Reattach { vm, vcpus }))?;
         self.send_ioreq_ranges(vm)
             .and_then(|()| ioreq_ok(self.links.ioreq(&ioreq::Request::Activate { vm })))
-            .map_err(forgotten_by(endpoints::IOREQ))
+            .map_err(down_on(Error::UnknownVm, endpoints::IOREQ))
     }
 
     /// A restarted device service emulates `vm`'s devices again, from
@@ -607,7 +599,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         ioreq_ok(self.links.ioreq(&ioreq::Request::AttachVm { vm, vcpus }))?;
         let set = self
             .send_ioreq_ranges(vm)
-            .map_err(forgotten_by(endpoints::IOREQ));
+            .map_err(down_on(Error::UnknownVm, endpoints::IOREQ));
         if set.is_err() {
             let detached = ioreq_ok(self.links.ioreq(&ioreq::Request::DetachVm { vm }));
             self.released(detached);
@@ -646,7 +638,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             vm,
             id: id.to_le_bytes(),
         }))
-        .map_err(forgotten_by(endpoints::DEVICES));
+        .map_err(down_on(Error::UnknownVm, endpoints::DEVICES));
         if let Err(error) = told {
             let restored = self.write_genid(vm, old);
             self.released(restored);
@@ -683,14 +675,14 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         let generation_id = record.generation_id;
         self.kernel.vm_reset(vm)?;
         devices_ok(self.links.devices(&devices::Request::RemoveVm { vm }))
-            .map_err(forgotten_by(endpoints::DEVICES))?;
+            .map_err(down_on(Error::UnknownVm, endpoints::DEVICES))?;
         self.add_devices(vm, &name)?;
         if generation_id != GenerationId::NONE {
             devices_ok(self.links.devices(&devices::Request::SetGenerationId {
                 vm,
                 id: generation_id.to_le_bytes(),
             }))
-            .map_err(forgotten_by(endpoints::DEVICES))?;
+            .map_err(down_on(Error::UnknownVm, endpoints::DEVICES))?;
         }
         self.load(vm)?;
         self.write_dtb(vm)?;
@@ -741,7 +733,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         match self
             .links
             .devices(&devices::Request::ConsoleRead { vm, from })
-            .map_err(named_death(endpoints::DEVICES))?
+            .map_err(down_on(Error::ServerDied, endpoints::DEVICES))?
         {
             devices::Response::Console(chunk) => Ok(chunk),
             devices::Response::Err(error) => Err(error),

@@ -412,6 +412,11 @@ fn console_requests_reach_the_vms_uart_in_the_real_device_service() {
     assert!(chunk.bytes.is_empty());
 }
 
+/// Init's notice that the service on `endpoint` runs again.
+fn supervisor_says_restarted(manager: &mut Manager, endpoint: u8) -> Response {
+    manager.handle_from(Caller::Supervisor, Request::ServiceRestarted { endpoint })
+}
+
 #[test]
 fn restarted_services_are_handed_every_live_vm_again() {
     let (_, services, mut manager) = world();
@@ -430,13 +435,7 @@ fn restarted_services_are_handed_every_live_vm_again() {
     // The ioreq service dies; the kernel maps the pages into its fresh copy.
     services.borrow_mut().ioreq = IoreqService::new(Pages(Shared::default()));
     let ioreq = u8::try_from(ipc::syscall::endpoints::IOREQ).expect("small");
-    assert_eq!(
-        manager.handle_from(
-            Caller::Supervisor,
-            Request::ServiceRestarted { endpoint: ioreq }
-        ),
-        Response::Ok
-    );
+    assert_eq!(supervisor_says_restarted(&mut manager, ioreq), Response::Ok);
     {
         let services = services.borrow();
         let vm0 = services.ioreq.vm(VmId(0)).expect("vm0 attached again");
@@ -453,12 +452,7 @@ fn restarted_services_are_handed_every_live_vm_again() {
     );
     let devices_ep = u8::try_from(ipc::syscall::endpoints::DEVICES).expect("small");
     assert_eq!(
-        manager.handle_from(
-            Caller::Supervisor,
-            Request::ServiceRestarted {
-                endpoint: devices_ep
-            }
-        ),
+        supervisor_says_restarted(&mut manager, devices_ep),
         Response::Ok
     );
     assert_eq!(services.borrow_mut().devices.dropped_input(VmId(0)), Ok(0));
@@ -489,12 +483,7 @@ fn restarted_services_are_handed_every_live_vm_again() {
 
     // A second notice for the same service is harmless (a device reset).
     assert_eq!(
-        manager.handle_from(
-            Caller::Supervisor,
-            Request::ServiceRestarted {
-                endpoint: devices_ep
-            }
-        ),
+        supervisor_says_restarted(&mut manager, devices_ep),
         Response::Ok
     );
     // Only the supervisor may say so: the shell or the CLI may not make
@@ -508,7 +497,7 @@ fn restarted_services_are_handed_every_live_vm_again() {
     // Only the two services can be restarted this way.
     for endpoint in [0, 1, 4, 255] {
         assert_eq!(
-            manager.handle_from(Caller::Supervisor, Request::ServiceRestarted { endpoint }),
+            supervisor_says_restarted(&mut manager, endpoint),
             Response::Err(Error::InvalidArgument),
             "endpoint {endpoint}"
         );

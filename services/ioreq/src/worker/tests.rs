@@ -364,6 +364,16 @@ fn post(service: &Service, vm: u16, next: &mut u32, addr: u64, value: u64) {
     assert!(service.rings[index].push(next, &write), "the ring has room");
 }
 
+/// The guest's LSR read, as it goes with the writes posted before it.
+fn lsr_read() -> WaitedAccess {
+    WaitedAccess {
+        space: Space::Mmio,
+        addr: UART + 5,
+        size: 1,
+        write: None,
+    }
+}
+
 fn batch_write(addr: u64, value: u64) -> BatchWrite {
     BatchWrite {
         space: Space::Mmio,
@@ -400,12 +410,7 @@ fn posted_writes_go_first_in_one_batch() {
     let mut effects = Recorder::new();
     service.drain(1, &mut effects);
     let writes = b"hi!".map(|b| batch_write(UART, u64::from(b))).to_vec();
-    let lsr = WaitedAccess {
-        space: Space::Mmio,
-        addr: UART + 5,
-        size: 1,
-        write: None,
-    };
+    let lsr = lsr_read();
     assert_eq!(
         effects.log,
         [
@@ -579,12 +584,7 @@ fn a_held_vm_is_drained_only_once_activated() {
     let activated = service.handle(Request::Activate { vm: VmId(0) });
     assert_eq!(activated.drain, 1);
     service.drain(activated.drain, &mut effects);
-    let lsr = WaitedAccess {
-        space: Space::Mmio,
-        addr: UART + 5,
-        size: 1,
-        write: None,
-    };
+    let lsr = lsr_read();
     assert_eq!(
         effects.log,
         [

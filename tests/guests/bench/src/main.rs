@@ -69,8 +69,6 @@ mod guest {
     /// Sustained output: lines of `LINE_LEN` bytes including the `\n`.
     const OUT_LINES: usize = 1024;
     const LINE_LEN: usize = 64;
-    /// QEMU virt's timebase, if the device tree does not say.
-    const DEFAULT_TIMEBASE_HZ: u64 = 10_000_000;
 
     mica_guest_common::entry!(main);
 
@@ -326,12 +324,7 @@ mod guest {
     fn main(_hart: usize, dtb: usize) -> ! {
         // SAFETY: under the boot protocol a1 points at the DTB in guest RAM;
         // `blob_at` refuses addresses below RAM, unaligned ones and bad headers.
-        let hz = unsafe { fdt::blob_at(dtb) }
-            .and_then(Dtb::parse)
-            .and_then(|d| d.property(&["cpus"], "timebase-frequency"))
-            .and_then(fdt::number)
-            .filter(|&hz| hz != 0)
-            .unwrap_or(DEFAULT_TIMEBASE_HZ);
+        let hz = fdt::timebase_hz(unsafe { fdt::blob_at(dtb) }.and_then(Dtb::parse));
         let empty = count(ROUNDS, || core::hint::black_box(()));
         let sbi = count(ROUNDS, null_sbi_call);
         let mmio = count(ROUNDS, || {

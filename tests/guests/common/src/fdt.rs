@@ -163,6 +163,19 @@ pub fn vm_name(value: &[u8]) -> Option<&str> {
     valid.then_some(name)
 }
 
+/// The timebase when the device tree gives none (Mica's and QEMU virt's).
+pub const DEFAULT_TIMEBASE_HZ: u64 = 10_000_000;
+
+/// The `time` CSR's ticks per second: `/cpus/timebase-frequency` of `dtb`,
+/// or [`DEFAULT_TIMEBASE_HZ`] when there is no tree, no such property or
+/// a zero one.
+pub fn timebase_hz(dtb: Option<Dtb<'_>>) -> u64 {
+    dtb.and_then(|d| d.property(&["cpus"], "timebase-frequency"))
+        .and_then(number)
+        .filter(|&hz| hz != 0)
+        .unwrap_or(DEFAULT_TIMEBASE_HZ)
+}
+
 /// A one- or two-cell number (`timebase-frequency`).
 pub fn number(value: &[u8]) -> Option<u64> {
     match value.len() {

@@ -18,8 +18,6 @@ mod guest {
     use mica_guest_common::fdt::{self, Dtb};
     use mica_guest_common::{println, time};
 
-    /// The timebase when the device tree gives none (Mica's and QEMU's).
-    const DEFAULT_TIMEBASE_HZ: u64 = 10_000_000;
     const VMGENID_NODE: [&str; 2] = ["soc", "vmgenid@10101000"];
     const PLIC_NODE: [&str; 2] = ["soc", "plic@c000000"];
     /// vmgenid register: write 1 to acknowledge a change.
@@ -154,11 +152,7 @@ mod guest {
         // SAFETY: under the boot protocol a1 points at the DTB in guest RAM;
         // `blob_at` refuses addresses below RAM, unaligned ones and bad headers.
         let dtb = unsafe { fdt::blob_at(dtb) }.and_then(Dtb::parse);
-        let timebase = dtb
-            .and_then(|d| d.property(&["cpus"], "timebase-frequency"))
-            .and_then(fdt::number)
-            .filter(|&hz| hz != 0)
-            .unwrap_or(DEFAULT_TIMEBASE_HZ);
+        let timebase = fdt::timebase_hz(dtb);
         let genid = vmgenid(dtb);
         match &genid {
             Some(genid) => {

@@ -11,9 +11,6 @@ mod guest {
     use mica_guest_common::fdt::{self, Dtb};
     use mica_guest_common::{println, time};
 
-    /// The timebase when the device tree gives none (Mica's and QEMU's).
-    const DEFAULT_TIMEBASE_HZ: u64 = 10_000_000;
-
     mica_guest_common::entry!(main);
 
     fn main(_hart: usize, dtb: usize) -> ! {
@@ -23,11 +20,7 @@ mod guest {
         let name = dtb
             .and_then(|d| d.property(&["chosen"], "mica,vm-name"))
             .and_then(fdt::vm_name);
-        let timebase = dtb
-            .and_then(|d| d.property(&["cpus"], "timebase-frequency"))
-            .and_then(fdt::number)
-            .filter(|&hz| hz != 0)
-            .unwrap_or(DEFAULT_TIMEBASE_HZ);
+        let timebase = fdt::timebase_hz(dtb);
         match name {
             Some(name) => println!("hello from {name}"),
             None => println!("hello from an unnamed VM"),

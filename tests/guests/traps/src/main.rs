@@ -24,7 +24,6 @@ mod guest {
     use mica_guest_common::fdt::{self, Dtb};
     use mica_guest_common::{println, time};
 
-    const DEFAULT_TIMEBASE_HZ: u64 = 10_000_000;
     /// `sstatus.FS` = Initial: FP instructions allowed.
     const SSTATUS_FS_INITIAL: usize = 1 << 13;
     const ILLEGAL_INSTRUCTION: usize = 2;
@@ -190,11 +189,7 @@ mod guest {
             .and_then(|d| d.property(&["chosen"], "mica,vm-name"))
             .and_then(fdt::vm_name)
             .unwrap_or("unnamed");
-        let timebase = dtb
-            .and_then(|d| d.property(&["cpus"], "timebase-frequency"))
-            .and_then(fdt::number)
-            .filter(|&hz| hz != 0)
-            .unwrap_or(DEFAULT_TIMEBASE_HZ);
+        let timebase = fdt::timebase_hz(dtb);
         // SAFETY: this guest's own trap vector (direct mode, 4-aligned)
         // and its FP unit; nothing else runs.
         unsafe {

@@ -57,6 +57,12 @@ fn qemus_tree_has_no_vm_name_but_a_timebase() {
         .property(&["cpus"], "timebase-frequency")
         .and_then(number);
     assert_eq!(timebase, Some(10_000_000));
+    assert_eq!(timebase_hz(Some(dtb)), 10_000_000);
+    assert_eq!(
+        timebase_hz(None),
+        DEFAULT_TIMEBASE_HZ,
+        "no tree: the default"
+    );
 }
 
 #[test]
