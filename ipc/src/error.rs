@@ -82,6 +82,17 @@ pub enum Error {
         /// The dead service's endpoint number.
         endpoint: u8,
     } = 25,
+    /// A timed call's deadline passed before the answer came
+    /// (`Sysno::CallTimed`): the peer hangs or is too busy; the request
+    /// may or may not take effect.
+    TimedOut = 26,
+    /// The service on endpoint `endpoint` did not answer a step of this
+    /// request within its deadline: it hangs (the supervisor restarts a
+    /// service that stops answering) or is overloaded; retry.
+    ServiceHung {
+        /// The silent service's endpoint number.
+        endpoint: u8,
+    } = 27,
 }
 
 impl Error {
@@ -114,6 +125,8 @@ impl Error {
             Error::TableFull => 23,
             Error::NoEntropy => 24,
             Error::ServiceDown { .. } => 25,
+            Error::TimedOut => 26,
+            Error::ServiceHung { .. } => 27,
         }
     }
 }
@@ -167,6 +180,12 @@ impl fmt::Display for Error {
             Error::ServiceDown { endpoint } => write!(
                 f,
                 "the {} died during the request and is being restarted: retry",
+                ServiceName(*endpoint)
+            ),
+            Error::TimedOut => f.write_str("no answer before the deadline"),
+            Error::ServiceHung { endpoint } => write!(
+                f,
+                "the {} did not answer in time (hung or overloaded): retry",
                 ServiceName(*endpoint)
             ),
         }

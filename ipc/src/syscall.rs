@@ -407,6 +407,14 @@ pub enum Sysno {
     /// reads them (the vm-manager keeps a dynamic VM's configuration
     /// there). Needs the VM_CONTROL right.
     VmSetNote = 42,
+    /// `call_timed(slot, len, ticks)`: [`Sysno::Call`] with a deadline
+    /// `ticks` (1 to [`MAX_CALL_TICKS`]) timer ticks away: if no reply
+    /// came by then (the server hangs or is too busy), the call fails with
+    /// `Error::TimedOut` and a late reply is dropped. For callers that
+    /// must not wait for ever on a peer (the vm-manager on the services,
+    /// the shell and mgmt on the vm-manager); the I/O path keeps the
+    /// plain call's fast path.
+    CallTimed = 43,
 }
 
 /// The IPC-buffer layout of `vm_adopt`'s answer.
@@ -481,8 +489,13 @@ pub const MAX_DEVICE_WINDOWS: usize = 8;
 pub const DMA_WINDOW: usize = USER_BASE + 0x3200_0000;
 /// The most DMA pages one task may hold.
 pub const MAX_DMA_PAGES: usize = 64;
+/// The kernel's timer ticks per second (`sleep` and `call_timed` count
+/// in ticks).
+pub const TICK_HZ: usize = 100;
 /// The longest `sleep`, in ticks (10 s at 100 Hz).
 pub const MAX_SLEEP_TICKS: usize = 1000;
+/// The longest deadline of a `call_timed`, in ticks (10 minutes at 100 Hz).
+pub const MAX_CALL_TICKS: usize = 60_000;
 
 /// The most bytes one `console_read` returns (two registers).
 pub const MAX_CONSOLE_READ: usize = 16;
@@ -534,6 +547,7 @@ impl Sysno {
             40 => Sysno::Entropy,
             41 => Sysno::VmAdopt,
             42 => Sysno::VmSetNote,
+            43 => Sysno::CallTimed,
             _ => return None,
         })
     }
@@ -560,7 +574,7 @@ pub fn error_of(status: usize) -> Option<Error> {
 }
 
 /// The errors the kernel itself returns from system calls.
-const ALL_ERRORS: [Error; 12] = [
+const ALL_ERRORS: [Error; 13] = [
     Error::MessageTooLarge,
     Error::ServerDied,
     Error::InvalidArgument,
@@ -573,6 +587,7 @@ const ALL_ERRORS: [Error; 12] = [
     Error::UnknownVm,
     Error::BadSlotState,
     Error::NoEntropy,
+    Error::TimedOut,
 ];
 
 // The user layout's regions are disjoint and a message fits its buffer.
@@ -633,12 +648,13 @@ mod tests {
             (Sysno::Entropy, 40),
             (Sysno::VmAdopt, 41),
             (Sysno::VmSetNote, 42),
+            (Sysno::CallTimed, 43),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(43), None);
+        assert_eq!(Sysno::from_usize(44), None);
         assert_eq!(
             (
                 vm_stats::EXITS,

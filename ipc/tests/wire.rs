@@ -294,7 +294,7 @@ fn devices_discriminants_are_pinned() {
 }
 
 /// Every error, with its numeric code and its wire byte (variant index).
-fn all_errors() -> [(Error, u32); 25] {
+fn all_errors() -> [(Error, u32); 27] {
     [
         (Error::Malformed, 1),
         (Error::MessageTooLarge, 2),
@@ -326,6 +326,8 @@ fn all_errors() -> [(Error, u32); 25] {
         (Error::TableFull, 23),
         (Error::NoEntropy, 24),
         (Error::ServiceDown { endpoint: 2 }, 25),
+        (Error::TimedOut, 26),
+        (Error::ServiceHung { endpoint: 3 }, 27),
     ]
 }
 
@@ -359,6 +361,10 @@ fn error_messages_say_what_was_wrong() {
     assert_eq!(
         Error::ServiceDown { endpoint: 3 }.to_string(),
         "the device service died during the request and is being restarted: retry"
+    );
+    assert_eq!(
+        Error::ServiceHung { endpoint: 2 }.to_string(),
+        "the ioreq service did not answer in time (hung or overloaded): retry"
     );
     for (error, _) in all_errors() {
         assert!(!error.to_string().is_empty());

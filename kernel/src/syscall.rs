@@ -12,7 +12,7 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use ipc::Error;
-use ipc::syscall::{MAX_DEBUG_WRITE, OK, Sysno, status_of};
+use ipc::syscall::{MAX_CALL_TICKS, MAX_DEBUG_WRITE, OK, Sysno, status_of};
 
 use crate::obj::cap::{CapError, Object, ObjectKind};
 use crate::obj::endpoint::IpcError;
@@ -76,6 +76,7 @@ pub fn error_for(e: ObjError) -> Error {
         ObjError::Cap(_) => Error::InvalidArgument,
         ObjError::Ipc(IpcError::MessageTooLong { .. }) => Error::MessageTooLarge,
         ObjError::Ipc(IpcError::ServerDied) => Error::ServerDied,
+        ObjError::Ipc(IpcError::TimedOut) => Error::TimedOut,
         ObjError::Ipc(IpcError::OutOfEndpoints) => Error::KernelRefused,
         ObjError::Ipc(_) | ObjError::Notification(_) | ObjError::Task(_) => Error::InvalidArgument,
         ObjError::Sched(_) => Error::KernelRefused,
@@ -110,6 +111,13 @@ pub fn dispatch<M: Machine>(
             return objects.sched.yield_now();
         }
         Sysno::Call => objects.call(current, args[0], args[1]),
+        Sysno::CallTimed => {
+            if !(1..=MAX_CALL_TICKS).contains(&args[2]) {
+                return fail_with(machine, current, Error::InvalidArgument);
+            }
+            let deadline = crate::ticks::count().saturating_add(args[2] as u64);
+            objects.call_timed(current, args[0], args[1], deadline)
+        }
         Sysno::Recv => {
             if syscall_vm::recv_pending(objects, machine, current) {
                 return Decision::Continue;
@@ -241,8 +249,20 @@ pub fn kill<M: Machine>(
 }
 
 fn fail<M: Machine>(machine: &mut M, current: TaskId, e: ObjError) -> Decision {
-    machine.set_result(current, status_of(error_for(e)), [0; 3]);
+    fail_with(machine, current, error_for(e))
+}
+
+fn fail_with<M: Machine>(machine: &mut M, current: TaskId, e: Error) -> Decision {
+    machine.set_result(current, status_of(e), [0; 3]);
     Decision::Continue
+}
+
+/// On each timer tick: callers whose timed call fell due stop waiting, and
+/// their call fails with `Error::TimedOut`.
+pub fn time_out_calls<M: Machine>(objects: &mut KernelObjects, machine: &mut M, now: u64) {
+    for caller in objects.time_out_calls(now).iter() {
+        machine.set_result(caller, status_of(Error::TimedOut), [0; 3]);
+    }
 }
 
 fn deliver_woken<M: Machine>(objects: &mut KernelObjects, machine: &mut M) {

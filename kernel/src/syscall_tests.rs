@@ -7,7 +7,7 @@ use std::vec::Vec;
 use super::*;
 use crate::obj::cap::Capability;
 use crate::obj::ids::Badge;
-use crate::obj::sched::Priority;
+use crate::obj::sched::{Priority, TaskState};
 use crate::obj::task::FaultKind;
 
 #[derive(Default)]
@@ -276,4 +276,55 @@ fn a_waiting_supervisor_is_woken_with_the_death_bit_when_a_task_exits() {
     assert_eq!(d, Decision::SwitchTo(init));
     assert_eq!(w.m.deaths, ["task 1 (devices) exited with code 0"]);
     assert_eq!(w.m.results[&init.slot()], (OK, [1 << server.slot(), 0, 0]));
+}
+
+#[test]
+fn a_timed_call_to_a_server_that_never_answers_fails_with_timed_out_at_its_deadline() {
+    let mut w = world();
+    let (init, server) = (w.init, w.server);
+    // The server takes requests, then hangs on the first one.
+    sys(&mut w, server, Sysno::Recv, &[EP]);
+    assert_eq!(
+        sys(&mut w, init, Sysno::CallTimed, &[EP, 12, 5]),
+        Decision::SwitchTo(server)
+    );
+    let now = crate::ticks::count();
+    time_out_calls(&mut w.k, &mut w.m, now + 4);
+    assert!(!w.m.results.contains_key(&init.slot()), "not due yet");
+    time_out_calls(&mut w.k, &mut w.m, now + 5);
+    assert_eq!(w.m.results[&init.slot()].0, status_of(Error::TimedOut));
+    assert_eq!(w.k.sched.state(init), Some(TaskState::Ready));
+    // The late reply is dropped; the server goes on serving.
+    assert_eq!(sys(&mut w, server, Sysno::Reply, &[4]), Decision::Continue);
+    assert_eq!(w.m.results[&server.slot()].0, OK);
+    assert_eq!(w.m.copies.len(), 1, "the late reply was not copied");
+    // A deadline out of range is refused before anything is sent.
+    for ticks in [0, ipc::syscall::MAX_CALL_TICKS + 1] {
+        w.k.sched.schedule();
+        sys(&mut w, init, Sysno::CallTimed, &[EP, 12, ticks]);
+        assert_eq!(
+            w.m.results[&init.slot()].0,
+            status_of(Error::InvalidArgument)
+        );
+    }
+}
+
+#[test]
+fn a_timed_call_answered_in_time_is_not_disturbed_by_its_deadline() {
+    let mut w = world();
+    let (init, server) = (w.init, w.server);
+    sys(&mut w, server, Sysno::Recv, &[EP]);
+    sys(&mut w, init, Sysno::CallTimed, &[EP, 12, 5]);
+    assert_eq!(
+        sys(&mut w, server, Sysno::ReplyRecv, &[EP, 30]),
+        Decision::SwitchTo(init)
+    );
+    // init calls again, plainly, and the server is slow this time.
+    assert_eq!(
+        sys(&mut w, init, Sysno::Call, &[EP, 12]),
+        Decision::SwitchTo(server)
+    );
+    time_out_calls(&mut w.k, &mut w.m, u64::MAX);
+    assert_eq!(w.m.results[&init.slot()], (OK, [30, 0, 0]), "untouched");
+    assert_eq!(w.k.sched.state(init), Some(TaskState::BlockedReply));
 }

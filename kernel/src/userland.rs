@@ -461,12 +461,13 @@ fn idle(r: &mut Runner) -> Decision {
 }
 
 /// After a timer interrupt (already counted by `ticks::on_timer`): wakes
-/// the vCPUs whose deadline passed, polls the console, charges the running
-/// task if it was a tick, and arms the timer for the next tick or the
-/// next wake-up, whichever comes first.
+/// the vCPUs whose deadline passed, polls the console, ends timed calls
+/// that fell due, charges the running task if it was a tick, and arms the
+/// timer for the next tick or the next wake-up, whichever comes first.
 fn after_timer(r: &mut Runner) -> Decision {
     control::wake_sleepers(&mut r.objects, arch::timer_now());
     console::poll(r);
+    syscall::time_out_calls(&mut r.objects, &mut r.tasks, ticks::count());
     arm_timer(r);
     if let Some(decision) = chaos_kill(r) {
         return decision;

@@ -36,6 +36,9 @@ pub enum IpcError {
     /// The caller's server died (or its endpoint was destroyed) while the
     /// caller waited; the request may or may not have taken effect.
     ServerDied,
+    /// A timed call's deadline passed before its reply came (the server
+    /// hangs, or is too busy); the request may or may not take effect.
+    TimedOut,
     /// A saved reply right names a task that is not waiting for a reply.
     NotAwaitingReply,
 }
@@ -138,6 +141,8 @@ enum TaskIpc {
         badge: Badge,
         len: usize,
         call: bool,
+        /// A timed call: its deadline may end the wait ([`Endpoints::time_out`]).
+        timed: bool,
     },
     Receiving {
         task: TaskId,
@@ -147,6 +152,7 @@ enum TaskIpc {
     AwaitingReply {
         task: TaskId,
         server: Option<TaskId>,
+        timed: bool,
     },
 }
 
@@ -219,7 +225,7 @@ impl Endpoints {
         badge: Badge,
         len: usize,
     ) -> Result<Outcome, IpcError> {
-        self.deliver(sender, ep, badge, len, false)
+        self.deliver(sender, ep, badge, len, Delivery::Send)
     }
 
     /// `caller` sends `len` bytes with `badge` and waits for the reply.
@@ -230,7 +236,20 @@ impl Endpoints {
         badge: Badge,
         len: usize,
     ) -> Result<Outcome, IpcError> {
-        self.deliver(caller, ep, badge, len, true)
+        self.deliver(caller, ep, badge, len, Delivery::Call)
+    }
+
+    /// [`Endpoints::call`] with a deadline the kernel keeps: until the
+    /// reply comes, [`Endpoints::time_out`] may end the wait (queued or
+    /// waiting for the reply alike).
+    pub fn call_timed(
+        &mut self,
+        caller: TaskId,
+        ep: EndpointId,
+        badge: Badge,
+        len: usize,
+    ) -> Result<Outcome, IpcError> {
+        self.deliver(caller, ep, badge, len, Delivery::TimedCall)
     }
 
     fn deliver(
@@ -239,8 +258,10 @@ impl Endpoints {
         ep: EndpointId,
         badge: Badge,
         len: usize,
-        call: bool,
+        delivery: Delivery,
     ) -> Result<Outcome, IpcError> {
+        let call = delivery != Delivery::Send;
+        let timed = delivery == Delivery::TimedCall;
         let index = self.live(ep)?;
         check_len(len)?;
         self.check_idle(from)?;
@@ -256,7 +277,7 @@ impl Endpoints {
                 len,
             };
             if call {
-                self.await_reply(from, receiver);
+                self.await_reply(from, receiver, timed);
                 return Ok(Outcome::new(
                     Some(transfer),
                     Next::SwitchTo {
@@ -280,6 +301,7 @@ impl Endpoints {
             badge,
             len,
             call,
+            timed,
         };
         Ok(Outcome::new(None, Next::Block(Wait::Send)))
     }
@@ -297,7 +319,11 @@ impl Endpoints {
         {
             self.settle(index);
             let TaskIpc::Sending {
-                badge, len, call, ..
+                badge,
+                len,
+                call,
+                timed,
+                ..
             } = self.ipc[sender.slot()]
             else {
                 // Unreachable while the queues and states agree; fail safe.
@@ -311,7 +337,7 @@ impl Endpoints {
                 len,
             };
             if call {
-                self.await_reply(sender, receiver);
+                self.await_reply(sender, receiver, timed);
                 return Ok(Outcome::new(Some(transfer), continue_waking(None)));
             }
             self.ipc[sender.slot()] = TaskIpc::Idle;
@@ -385,10 +411,9 @@ impl Endpoints {
     pub fn save_reply(&mut self, server: TaskId) -> Result<TaskId, IpcError> {
         let caller = self.owed_caller(server)?;
         self.reply[server.slot()] = ReplySlot::Empty;
-        self.ipc[caller.slot()] = TaskIpc::AwaitingReply {
-            task: caller,
-            server: None,
-        };
+        if let TaskIpc::AwaitingReply { server, .. } = &mut self.ipc[caller.slot()] {
+            *server = None;
+        }
         Ok(caller)
     }
 
@@ -401,7 +426,9 @@ impl Endpoints {
     ) -> Result<Outcome, IpcError> {
         check_len(len)?;
         match self.ipc[caller.slot()] {
-            TaskIpc::AwaitingReply { task, server: None } if task == caller => {
+            TaskIpc::AwaitingReply {
+                task, server: None, ..
+            } if task == caller => {
                 self.ipc[caller.slot()] = TaskIpc::Idle;
                 let transfer = Transfer {
                     from: server,
@@ -441,6 +468,7 @@ impl Endpoints {
             TaskIpc::AwaitingReply {
                 task,
                 server: Some(server),
+                ..
             } if task == dead && self.reply[server.slot()] == ReplySlot::Caller(dead) => {
                 self.reply[server.slot()] = ReplySlot::CallerDied;
             }
@@ -456,6 +484,44 @@ impl Endpoints {
         };
         self.reply[slot] = ReplySlot::Empty;
         released
+    }
+
+    /// Ends `caller`'s timed call because its deadline passed: a caller
+    /// still queued leaves the queue, one waiting for its reply stops
+    /// waiting and the server's reply right now answers a gone caller
+    /// (its reply is dropped, as for a dead caller). True if `caller` was
+    /// in a timed call (it is idle now and its call fails with
+    /// [`IpcError::TimedOut`]); false, with nothing changed, otherwise (a
+    /// deadline that outlived its call, or a plain call since).
+    pub fn time_out(&mut self, caller: TaskId) -> bool {
+        match self.ipc[caller.slot()] {
+            TaskIpc::Sending {
+                task,
+                ep,
+                call: true,
+                timed: true,
+                ..
+            } if task == caller => {
+                self.queues.remove(caller);
+                if let Some(index) = self.index(ep) {
+                    self.settle(index);
+                }
+            }
+            TaskIpc::AwaitingReply {
+                task,
+                server,
+                timed: true,
+            } if task == caller => {
+                if let Some(server) = server
+                    && self.reply[server.slot()] == ReplySlot::Caller(caller)
+                {
+                    self.reply[server.slot()] = ReplySlot::CallerDied;
+                }
+            }
+            _ => return false,
+        }
+        self.ipc[caller.slot()] = TaskIpc::Idle;
+        true
     }
 
     /// Takes `task` off the endpoint it waits on to receive (an upcall
@@ -515,6 +581,7 @@ impl Endpoints {
             TaskIpc::AwaitingReply {
                 task,
                 server: Some(s),
+                ..
             } if task == caller && s == server => Some(caller),
             _ => None,
         }
@@ -537,7 +604,7 @@ impl Endpoints {
         self.queues.remove(receiver);
         self.settle(index);
         self.ipc[receiver.slot()] = TaskIpc::Idle;
-        self.await_reply(caller, receiver);
+        self.await_reply(caller, receiver, false);
         Some(())
     }
 
@@ -625,10 +692,11 @@ impl Endpoints {
         }
     }
 
-    fn await_reply(&mut self, caller: TaskId, server: TaskId) {
+    fn await_reply(&mut self, caller: TaskId, server: TaskId, timed: bool) {
         self.ipc[caller.slot()] = TaskIpc::AwaitingReply {
             task: caller,
             server: Some(server),
+            timed,
         };
         self.reply[server.slot()] = ReplySlot::Caller(caller);
     }
@@ -658,6 +726,17 @@ impl Endpoints {
         }
         Ok(index)
     }
+}
+
+/// What `deliver` does once the message is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivery {
+    /// The sender goes on.
+    Send,
+    /// The caller waits for the reply.
+    Call,
+    /// The caller waits for the reply until its deadline.
+    TimedCall,
 }
 
 fn continue_waking(woken: Option<TaskId>) -> Next {

@@ -422,3 +422,62 @@ fn a_saved_reply_whose_holder_died_releases_the_caller() {
     assert!(!e.release_caller(t(1)));
     assert_eq!(e.waiting(t(1)), None);
 }
+
+#[test]
+fn a_timed_caller_still_queued_leaves_the_queue_at_its_deadline() {
+    let mut e = Endpoints::new();
+    let ep = e.create().unwrap();
+    e.call_timed(t(CLIENT), ep, Badge(1), 8).unwrap();
+    e.call(t(3), ep, Badge(3), 4).unwrap();
+    assert!(e.time_out(t(CLIENT)));
+    assert_eq!(e.waiting(t(CLIENT)), None);
+    assert_eq!(e.queue_len(ep), 1);
+    // The server, when it comes back, gets the next caller's request.
+    let out = e.recv(t(SERVER), ep).unwrap();
+    assert_eq!(out.transfers[0].map(|t| (t.from, t.badge)), Some((t(3), Badge(3))));
+}
+
+#[test]
+fn a_timed_caller_stops_waiting_for_its_reply_and_the_late_reply_is_dropped() {
+    let mut e = Endpoints::new();
+    let ep = e.create().unwrap();
+    e.recv(t(SERVER), ep).unwrap();
+    e.call_timed(t(CLIENT), ep, Badge(1), 8).unwrap();
+    assert_eq!(e.waiting(t(CLIENT)), Some(Wait::Reply));
+    assert!(e.time_out(t(CLIENT)));
+    assert_eq!(e.waiting(t(CLIENT)), None);
+    // The caller may call again at once; the hung server's late reply
+    // must not answer that second call.
+    e.call(t(CLIENT), ep, Badge(1), 8).unwrap();
+    assert_eq!(e.reply(t(SERVER), 4), Err(IpcError::CallerDied));
+    assert_eq!(e.waiting(t(CLIENT)), Some(Wait::Send));
+    // The server receives again and takes the second call.
+    let out = e.recv(t(SERVER), ep).unwrap();
+    assert_eq!(out.transfers[0].map(|t| t.from), Some(t(CLIENT)));
+}
+
+#[test]
+fn a_deadline_never_ends_a_plain_call_or_a_finished_one() {
+    let mut e = Endpoints::new();
+    let ep = e.create().unwrap();
+    e.recv(t(SERVER), ep).unwrap();
+    e.call_timed(t(CLIENT), ep, Badge(1), 8).unwrap();
+    e.reply(t(SERVER), 4).unwrap();
+    assert!(!e.time_out(t(CLIENT)), "answered in time");
+    e.recv(t(SERVER), ep).unwrap();
+    e.call(t(CLIENT), ep, Badge(1), 8).unwrap();
+    assert!(!e.time_out(t(CLIENT)), "a plain call waits as long as it takes");
+    assert_eq!(e.waiting(t(CLIENT)), Some(Wait::Reply));
+    assert!(e.reply(t(SERVER), 4).is_ok());
+}
+
+#[test]
+fn a_queued_timed_caller_taken_by_recv_keeps_its_deadline() {
+    let mut e = Endpoints::new();
+    let ep = e.create().unwrap();
+    e.call_timed(t(CLIENT), ep, Badge(1), 8).unwrap();
+    e.recv(t(SERVER), ep).unwrap();
+    assert_eq!(e.waiting(t(CLIENT)), Some(Wait::Reply));
+    assert!(e.time_out(t(CLIENT)));
+    assert_eq!(e.reply(t(SERVER), 4), Err(IpcError::CallerDied));
+}

@@ -9,6 +9,7 @@ use super::ids::{NotificationId, TaskId};
 use super::notification::{NotificationError, Notifications, Signalled, Waited};
 use super::queue::TaskList;
 use super::rights::Rights;
+use super::MAX_TASKS;
 use super::sched::{Decision, Priority, SchedError, Scheduler, TaskState};
 use super::task::{DeathNotice, ExitReason, TaskError, TaskTable};
 use crate::vm::control::VmTable;
@@ -89,6 +90,10 @@ pub struct KernelObjects {
     /// The last notification waiter a signal woke, with the bits it takes;
     /// the arch layer puts them in its result registers.
     woken_waiter: Option<(TaskId, u64)>,
+    /// Per task slot: the tick at which its last timed call gives up
+    /// (`call_timed`). An entry outlives its call harmlessly: when it falls
+    /// due, only a caller still in a timed call is released.
+    call_deadlines: [Option<(TaskId, u64)>; MAX_TASKS],
 }
 
 impl Default for KernelObjects {
@@ -108,6 +113,7 @@ impl KernelObjects {
             vms: VmTable::new(),
             supervisor: None,
             woken_waiter: None,
+            call_deadlines: [None; MAX_TASKS],
         }
     }
 
@@ -128,6 +134,41 @@ impl KernelObjects {
         let (ep, badge) = self.endpoint_cap(caller, slot, Rights::CALL)?;
         let outcome = self.endpoints.call(caller, ep, badge, len)?;
         self.apply(caller, outcome)
+    }
+
+    /// `caller` calls through the endpoint capability in `slot` and gives
+    /// up at tick `deadline` ([`KernelObjects::time_out_calls`]).
+    pub fn call_timed(
+        &mut self,
+        caller: TaskId,
+        slot: usize,
+        len: usize,
+        deadline: u64,
+    ) -> Result<IpcStep, ObjError> {
+        let (ep, badge) = self.endpoint_cap(caller, slot, Rights::CALL)?;
+        let outcome = self.endpoints.call_timed(caller, ep, badge, len)?;
+        self.call_deadlines[caller.slot()] = Some((caller, deadline));
+        self.apply(caller, outcome)
+    }
+
+    /// At tick `now`: every caller whose timed call is due and still waits
+    /// (queued, or for its reply) stops waiting and is ready again; they
+    /// are returned, and each one's call fails with `Error::TimedOut`.
+    pub fn time_out_calls(&mut self, now: u64) -> TaskList {
+        let mut released = TaskList::new();
+        for entry in &mut self.call_deadlines {
+            let Some((caller, deadline)) = *entry else {
+                continue;
+            };
+            if deadline > now {
+                continue;
+            }
+            *entry = None;
+            if self.endpoints.time_out(caller) && self.sched.unblock(caller).is_ok() {
+                released.push(caller);
+            }
+        }
+        released
     }
 
     /// `sender` sends through the endpoint capability in `slot`.

@@ -186,9 +186,8 @@ pub struct KernelPlatform<K, S> {
 }
 
 /// Names the service on `endpoint` as down ([`Error::ServiceDown`]) where
-/// its answer was `symptom`: `ServerDied` for a call during which it died,
-/// `UnknownVm` for a VM it had just been handed (it restarted in between,
-/// knowing nothing). Other errors pass unchanged.
+/// its answer was `symptom`: `UnknownVm` for a VM it had just been handed
+/// (it restarted in between, knowing nothing). Other errors pass unchanged.
 fn down_on(symptom: Error, endpoint: usize) -> impl Fn(Error) -> Error {
     move |error| match u8::try_from(endpoint) {
         Ok(endpoint) if error == symptom => Error::ServiceDown { endpoint },
@@ -196,8 +195,20 @@ fn down_on(symptom: Error, endpoint: usize) -> impl Fn(Error) -> Error {
     }
 }
 
+/// Names the service on `endpoint` where a call to it failed in transit:
+/// it died during the call ([`Error::ServiceDown`]) or did not answer by
+/// the call's deadline ([`Error::ServiceHung`]). Other errors pass
+/// unchanged.
+fn unanswered(endpoint: usize) -> impl Fn(Error) -> Error {
+    move |error| match (u8::try_from(endpoint), error) {
+        (Ok(endpoint), Error::ServerDied) => Error::ServiceDown { endpoint },
+        (Ok(endpoint), Error::TimedOut) => Error::ServiceHung { endpoint },
+        _ => error,
+    }
+}
+
 fn ioreq_ok(answer: Result<ioreq::Response, Error>) -> Result<(), Error> {
-    match answer.map_err(down_on(Error::ServerDied, endpoints::IOREQ))? {
+    match answer.map_err(unanswered(endpoints::IOREQ))? {
         ioreq::Response::Ok => Ok(()),
         ioreq::Response::Err(error) => Err(error),
         ioreq::Response::Dispatched { .. } => Err(Error::Malformed),
@@ -205,7 +216,7 @@ fn ioreq_ok(answer: Result<ioreq::Response, Error>) -> Result<(), Error> {
 }
 
 fn devices_ok(answer: Result<devices::Response, Error>) -> Result<(), Error> {
-    match answer.map_err(down_on(Error::ServerDied, endpoints::DEVICES))? {
+    match answer.map_err(unanswered(endpoints::DEVICES))? {
         devices::Response::Ok => Ok(()),
         devices::Response::Err(error) => Err(error),
         devices::Response::Value(_) | devices::Response::Console(_) => Err(Error::Malformed),
@@ -733,7 +744,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         match self
             .links
             .devices(&devices::Request::ConsoleRead { vm, from })
-            .map_err(down_on(Error::ServerDied, endpoints::DEVICES))?
+            .map_err(unanswered(endpoints::DEVICES))?
         {
             devices::Response::Console(chunk) => Ok(chunk),
             devices::Response::Err(error) => Err(error),

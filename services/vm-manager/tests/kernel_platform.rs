@@ -154,9 +154,11 @@ struct FakeLinks(Shared);
 
 impl ServiceLinks for FakeLinks {
     fn ioreq(&mut self, request: &ioreq::Request) -> Result<ioreq::Response, Error> {
-        // A refusal travels as a reply, as the real service sends it.
+        // A refusal travels as a reply, as the real service sends it; a
+        // death or a missed deadline is a failed call.
         Ok(match record(&self.0, Event::Ioreq(request.clone())) {
             Ok(()) => ioreq::Response::Ok,
+            Err(error @ (Error::ServerDied | Error::TimedOut)) => return Err(error),
             Err(error) => ioreq::Response::Err(error),
         })
     }
@@ -533,7 +535,7 @@ fn assert_balanced(log: &[Event], vm: u16, failed: Option<usize>) {
 
 #[test]
 fn a_failing_creation_step_returns_its_error_and_leaves_nothing_behind() {
-    let cases: [(&'static str, Error, &[&str]); 13] = [
+    let cases: [(&'static str, Error, &[&str]); 15] = [
         ("vm_create", Error::OutOfMemory, &[]),
         ("vm_load", Error::UnknownImage, &["vm_destroy"]),
         ("AttachVm", Error::NoFreeSlot { max: 8 }, &["vm_destroy"]),
@@ -548,6 +550,12 @@ fn a_failing_creation_step_returns_its_error_and_leaves_nothing_behind() {
             &["DetachVm", "vm_destroy"],
         ),
         ("AddVm", Error::ServerDied, &["DetachVm", "vm_destroy"]),
+        ("AddVm", Error::TimedOut, &["DetachVm", "vm_destroy"]),
+        (
+            "RegisterRange UART",
+            Error::TimedOut,
+            &["DetachVm", "vm_destroy"],
+        ),
         (
             "Attach Plic",
             Error::TableFull,
@@ -591,9 +599,12 @@ fn a_failing_creation_step_returns_its_error_and_leaves_nothing_behind() {
         world.borrow_mut().fail = Some((label, error));
         // A device service that died during its call is named as down,
         // and so is an ioreq service that forgot the VM it had just
-        // attached (it restarted in between).
+        // attached (it restarted in between); one that did not answer by
+        // the call's deadline is named as hung.
         let expected = match (label, error) {
             (_, Error::ServerDied) => Error::ServiceDown { endpoint: 3 },
+            ("AddVm", Error::TimedOut) => Error::ServiceHung { endpoint: 3 },
+            (_, Error::TimedOut) => Error::ServiceHung { endpoint: 2 },
             ("SetDefaultClient", Error::UnknownVm) => Error::ServiceDown { endpoint: 2 },
             ("Attach Uart16550", Error::UnknownVm) => Error::ServiceDown { endpoint: 3 },
             (_, other) => other,
