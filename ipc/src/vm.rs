@@ -18,6 +18,16 @@ pub const MAX_WIRE_CMDLINE: usize = 256;
 /// service takes in one `Input`).
 pub const CONSOLE_INPUT_CHUNK: usize = crate::devices::INPUT_CHUNK;
 
+/// How long the vm-manager waits for the ioreq or device service to answer
+/// one step before it names the service hung (`Error::ServiceHung`): far
+/// longer than any step takes, however large the VM.
+pub const SERVICE_DEADLINE_MS: u64 = 10_000;
+
+/// How long the shell, the management channel and the supervisor wait for
+/// the vm-manager: one request may wait on several service steps, each
+/// with its own [`SERVICE_DEADLINE_MS`].
+pub const VM_MANAGER_DEADLINE_MS: u64 = 60_000;
+
 /// A kernel command line on the wire.
 pub type WireCmdline = heapless::String<MAX_WIRE_CMDLINE>;
 

@@ -11,11 +11,11 @@
 #[cfg(target_os = "none")]
 mod task {
     use ipc::syscall::endpoints::{DEVICES, IOREQ, VM_MANAGER};
-    use ipc::syscall::slots::{self, DEATHS};
-    use ipc::vm::{Request, Response};
+    use ipc::syscall::slots::DEATHS;
+    use ipc::vm::{Request, Response, VM_MANAGER_DEADLINE_MS};
     use log::{info, warn};
     use mica_rt::sys::Restarted;
-    use mica_rt::{Start, call_message, sys};
+    use mica_rt::{Start, call_service, sys};
 
     /// Restarts in a row, each of a copy that died within [`STABLE_MS`],
     /// before init gives up on a task slot.
@@ -35,7 +35,7 @@ mod task {
             return;
         };
         let request = Request::ServiceRestarted { endpoint };
-        match call_message::<_, Response>(slots::call(VM_MANAGER), &request) {
+        match call_service::<_, Response>(VM_MANAGER, &request, VM_MANAGER_DEADLINE_MS) {
             Ok(Response::Ok) => info!("the vm-manager handed endpoint {endpoint} its VMs again"),
             Ok(Response::Err(e)) => {
                 warn!("the vm-manager could not restore endpoint {endpoint}: {e}")

@@ -10,12 +10,12 @@
 
 #[cfg(target_os = "none")]
 mod task {
-    use ipc::syscall::{MAX_SLEEP_TICKS, endpoints, slots};
-    use ipc::vm::{Request, Response};
+    use ipc::syscall::{MAX_SLEEP_TICKS, endpoints};
+    use ipc::vm::{Request, Response, VM_MANAGER_DEADLINE_MS};
     use log::{info, warn};
     use mica_mgmt_task::Channel;
     use mica_rt::virtio::{MicaHal, find_device};
-    use mica_rt::{Start, call_message, device};
+    use mica_rt::{Start, call_service, device};
     use virtio_drivers::device::console::VirtIOConsole;
     use virtio_drivers::transport::DeviceType;
 
@@ -34,7 +34,8 @@ mod task {
 
     /// The vm-manager's answer, or the call's own failure as an answer.
     fn vm_manager(request: Request) -> Response {
-        call_message(slots::call(endpoints::VM_MANAGER), &request).unwrap_or_else(Response::Err)
+        call_service(endpoints::VM_MANAGER, &request, VM_MANAGER_DEADLINE_MS)
+            .unwrap_or_else(Response::Err)
     }
 
     fn main(_start: Start) -> u32 {

@@ -33,7 +33,7 @@ pub mod sys;
 pub mod virtio;
 pub mod vm;
 
-pub use server::{call_message, call_with, serve_forever};
+pub use server::{call_message, call_message_within, call_service, call_with, serve_forever};
 pub use static_slot::StaticSlot;
 pub use sys::{Received, Start};
 

@@ -189,6 +189,14 @@ pub fn call(ep: usize, len: usize) -> Result<usize, Error> {
     checked(Sysno::Call, [ep, len, 0, 0, 0, 0]).map(|[n, ..]| n)
 }
 
+/// [`call`] that gives up after `ticks` timer ticks (1 to
+/// `MAX_CALL_TICKS`, at `TICK_HZ`) without an answer: `Error::TimedOut`,
+/// and the late reply, if one comes, is dropped by the kernel.
+#[inline]
+pub fn call_timed(ep: usize, len: usize, ticks: usize) -> Result<usize, Error> {
+    checked(Sysno::CallTimed, [ep, len, ticks, 0, 0, 0]).map(|[n, ..]| n)
+}
+
 /// What `recv` / `reply_recv` returned: a message, or (for the task that
 /// attached ioreq pages) the news that guest I/O is pending.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

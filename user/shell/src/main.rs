@@ -8,11 +8,11 @@
 
 #[cfg(target_os = "none")]
 mod task {
-    use ipc::syscall::{endpoints, slots};
-    use ipc::vm::{Request, Response};
+    use ipc::syscall::endpoints;
+    use ipc::vm::{Request, Response, VM_MANAGER_DEADLINE_MS};
     use log::warn;
     use mica_mgmt::table::MemoryLine;
-    use mica_rt::{Start, call_message, console, sys};
+    use mica_rt::{Start, call_service, console, sys};
     use mica_shell::shell::{Flow, Hypervisor, Shell};
 
     /// The console and the services the manifest lets the shell call.
@@ -20,7 +20,7 @@ mod task {
 
     impl Hypervisor for Machine {
         fn vm(&mut self, request: &Request) -> Result<Response, ipc::Error> {
-            call_message(slots::call(endpoints::VM_MANAGER), request)
+            call_service(endpoints::VM_MANAGER, request, VM_MANAGER_DEADLINE_MS)
         }
 
         fn print(&mut self, text: &str) {

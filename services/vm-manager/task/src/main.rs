@@ -12,10 +12,11 @@ mod scenario;
 #[cfg(target_os = "none")]
 mod task {
     use ipc::syscall::{IMAGE_HEADER_BYTES, SUPERVISOR_BADGE, endpoints, slots};
+    use ipc::vm::SERVICE_DEADLINE_MS;
     use ipc::{Error, VmId, devices, ioreq};
     use log::{info, warn};
     use mica_rt::entropy::HardwareOrCounters;
-    use mica_rt::{Start, call_message, serve_forever, vm};
+    use mica_rt::{Start, call_message_within, serve_forever, vm};
     use vm_manager::{
         Caller, DEFAULT_MAX_VM_NUM, EntropySource, GuestBoard, GuestExit, KernelPlatform, KernelVm,
         ServiceLinks, VmKernel, VmManager,
@@ -97,10 +98,10 @@ mod task {
 
     impl ServiceLinks for Ipc {
         fn ioreq(&mut self, request: &ioreq::Request) -> Result<ioreq::Response, Error> {
-            call_message(slots::call(endpoints::IOREQ), request)
+            call_message_within(slots::call(endpoints::IOREQ), request, SERVICE_DEADLINE_MS)
         }
         fn devices(&mut self, request: &devices::Request) -> Result<devices::Response, Error> {
-            call_message(slots::call(endpoints::DEVICES), request)
+            call_message_within(slots::call(endpoints::DEVICES), request, SERVICE_DEADLINE_MS)
         }
     }
 
