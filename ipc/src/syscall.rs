@@ -415,6 +415,15 @@ pub enum Sysno {
     /// the shell and mgmt on the vm-manager); the I/O path keeps the
     /// plain call's fast path.
     CallTimed = 43,
+    /// `wait_timed(slot, ticks)`: [`Sysno::Wait`] that gives up after
+    /// `ticks` (1 to [`MAX_CALL_TICKS`]) timer ticks with `Error::TimedOut`
+    /// when no bit came (a supervisor that also watches its services).
+    WaitTimed = 44,
+    /// `kill_server(endpoint)`: kills the live task that serves endpoint
+    /// number `endpoint` (it stopped answering), as if it had faulted; it
+    /// is reported, its callers get `ServerDied` and the supervisor hears
+    /// of its death as of any other. Only the supervisor may call it.
+    KillServer = 45,
 }
 
 /// The IPC-buffer layout of `vm_adopt`'s answer.
@@ -548,6 +557,8 @@ impl Sysno {
             41 => Sysno::VmAdopt,
             42 => Sysno::VmSetNote,
             43 => Sysno::CallTimed,
+            44 => Sysno::WaitTimed,
+            45 => Sysno::KillServer,
             _ => return None,
         })
     }
@@ -649,12 +660,14 @@ mod tests {
             (Sysno::VmAdopt, 41),
             (Sysno::VmSetNote, 42),
             (Sysno::CallTimed, 43),
+            (Sysno::WaitTimed, 44),
+            (Sysno::KillServer, 45),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(44), None);
+        assert_eq!(Sysno::from_usize(46), None);
         assert_eq!(
             (
                 vm_stats::EXITS,

@@ -44,6 +44,11 @@ pub trait Machine: VmHost + ConsoleHost + StatsHost + EntropyHost {
     fn report_death(&mut self, notice: &DeathNotice);
     /// The supervisor task (the only one that may restart others).
     fn supervisor(&self) -> Option<TaskId>;
+    /// The live task that serves endpoint number `endpoint`, if any (none
+    /// on a machine without boot-image services).
+    fn server_of(&self, _objects: &KernelObjects, _endpoint: usize) -> Option<TaskId> {
+        None
+    }
     /// Starts a fresh copy of the dead task of `dead` (already reaped).
     fn restart(
         &mut self,
@@ -162,8 +167,16 @@ pub fn dispatch<M: Machine>(
                 Err(e) => fail(machine, current, e),
             };
         }
-        Sysno::Wait => {
-            return match objects.wait(current, args[0]) {
+        Sysno::Wait | Sysno::WaitTimed => {
+            let deadline = if call == Sysno::WaitTimed {
+                if !(1..=MAX_CALL_TICKS).contains(&args[1]) {
+                    return fail_with(machine, current, Error::InvalidArgument);
+                }
+                Some(crate::ticks::count().saturating_add(args[1] as u64))
+            } else {
+                None
+            };
+            return match objects.wait_until(current, args[0], deadline) {
                 Ok((Some(bits), decision)) => {
                     machine.set_result(current, OK, [bits as usize, 0, 0]);
                     decision
@@ -179,6 +192,16 @@ pub fn dispatch<M: Machine>(
             };
         }
         Sysno::Restart => return restart(objects, machine, current, args[0]),
+        Sysno::KillServer => {
+            if machine.supervisor() != Some(current) {
+                return fail_with(machine, current, Error::PermissionDenied);
+            }
+            let Some(victim) = machine.server_of(objects, args[0]) else {
+                return fail_with(machine, current, Error::InvalidArgument);
+            };
+            machine.set_result(current, OK, [victim.slot(), 0, 0]);
+            return kill(objects, machine, victim, ExitReason::Killed);
+        }
         Sysno::ConsoleRead | Sysno::Halt | Sysno::ConsolePut => {
             let wait = &mut *syscall_console::WAIT.lock();
             return syscall_console::dispatch(wait, objects, machine, current, call, args);
@@ -257,10 +280,10 @@ fn fail_with<M: Machine>(machine: &mut M, current: TaskId, e: Error) -> Decision
     Decision::Continue
 }
 
-/// On each timer tick: callers whose timed call fell due stop waiting, and
-/// their call fails with `Error::TimedOut`.
-pub fn time_out_calls<M: Machine>(objects: &mut KernelObjects, machine: &mut M, now: u64) {
-    for caller in objects.time_out_calls(now).iter() {
+/// On each timer tick: tasks whose timed call or wait fell due stop
+/// waiting, and their call or wait fails with `Error::TimedOut`.
+pub fn time_out<M: Machine>(objects: &mut KernelObjects, machine: &mut M, now: u64) {
+    for caller in objects.time_out(now).iter() {
         machine.set_result(caller, status_of(Error::TimedOut), [0; 3]);
     }
 }

@@ -17,6 +17,8 @@ struct FakeMachine {
     lines: Vec<String>,
     deaths: Vec<String>,
     supervisor: Option<TaskId>,
+    /// The task that serves endpoint number [`EP_NUMBER`].
+    server: Option<TaskId>,
     /// Readable user memory of every task: [0x1000, 0x2000).
     memory: Vec<u8>,
 }
@@ -54,6 +56,11 @@ impl Machine for FakeMachine {
     }
     fn supervisor(&self) -> Option<TaskId> {
         self.supervisor
+    }
+    fn server_of(&self, _objects: &KernelObjects, endpoint: usize) -> Option<TaskId> {
+        (endpoint == usize::from(EP_NUMBER))
+            .then_some(self.server)
+            .flatten()
     }
     fn restart(
         &mut self,
@@ -120,6 +127,7 @@ fn world() -> World {
     give(&mut k, server, EP, plain, Rights::RECV);
     let m = FakeMachine {
         supervisor: Some(init),
+        server: Some(server),
         memory: b"hello from a task".repeat(300),
         ..FakeMachine::default()
     };
@@ -289,9 +297,9 @@ fn a_timed_call_to_a_server_that_never_answers_fails_with_timed_out_at_its_deadl
         Decision::SwitchTo(server)
     );
     let now = crate::ticks::count();
-    time_out_calls(&mut w.k, &mut w.m, now + 4);
+    time_out(&mut w.k, &mut w.m, now + 4);
     assert!(!w.m.results.contains_key(&init.slot()), "not due yet");
-    time_out_calls(&mut w.k, &mut w.m, now + 5);
+    time_out(&mut w.k, &mut w.m, now + 5);
     assert_eq!(w.m.results[&init.slot()].0, status_of(Error::TimedOut));
     assert_eq!(w.k.sched.state(init), Some(TaskState::Ready));
     // The late reply is dropped; the server goes on serving.
@@ -324,7 +332,56 @@ fn a_timed_call_answered_in_time_is_not_disturbed_by_its_deadline() {
         sys(&mut w, init, Sysno::Call, &[EP, 12]),
         Decision::SwitchTo(server)
     );
-    time_out_calls(&mut w.k, &mut w.m, u64::MAX);
+    time_out(&mut w.k, &mut w.m, u64::MAX);
     assert_eq!(w.m.results[&init.slot()], (OK, [30, 0, 0]), "untouched");
     assert_eq!(w.k.sched.state(init), Some(TaskState::BlockedReply));
+}
+
+#[test]
+fn a_timed_wait_with_no_bit_fails_with_timed_out_and_a_plain_wait_never_does() {
+    let mut w = world();
+    let init = w.init;
+    assert_ne!(
+        sys(&mut w, init, Sysno::WaitTimed, &[NTF, 3]),
+        Decision::Continue
+    );
+    let now = crate::ticks::count();
+    time_out(&mut w.k, &mut w.m, now + 2);
+    assert!(!w.m.results.contains_key(&init.slot()));
+    time_out(&mut w.k, &mut w.m, now + 3);
+    assert_eq!(w.m.results[&init.slot()].0, status_of(Error::TimedOut));
+    assert_eq!(w.k.sched.state(init), Some(TaskState::Ready));
+    assert_eq!(w.k.notifications.waiting_on(init), None);
+    // A timed wait that a death bit ends leaves its deadline behind: the
+    // plain wait after it is not ended by that deadline.
+    w.k.sched.schedule();
+    sys(&mut w, init, Sysno::WaitTimed, &[NTF, 3]);
+    kill(&mut w.k, &mut w.m, w.server, ExitReason::Killed);
+    assert_eq!(w.m.results[&init.slot()], (OK, [1 << w.server.slot(), 0, 0]));
+    w.k.sched.schedule();
+    sys(&mut w, init, Sysno::Wait, &[NTF]);
+    w.m.results.clear();
+    time_out(&mut w.k, &mut w.m, u64::MAX);
+    assert!(!w.m.results.contains_key(&init.slot()));
+    assert!(w.k.notifications.waiting_on(init).is_some());
+}
+
+#[test]
+fn only_the_supervisor_kills_a_server_by_its_endpoint() {
+    let mut w = world();
+    let (init, server) = (w.init, w.server);
+    sys(&mut w, server, Sysno::Recv, &[EP]);
+    // The server runs, and may not kill anyone: it is not the supervisor.
+    sys(&mut w, server, Sysno::KillServer, &[usize::from(EP_NUMBER)]);
+    assert_eq!(
+        w.m.results[&server.slot()].0,
+        status_of(Error::PermissionDenied)
+    );
+    sys(&mut w, server, Sysno::Recv, &[EP]);
+    sys(&mut w, init, Sysno::KillServer, &[9]);
+    assert_eq!(w.m.results[&init.slot()].0, status_of(Error::InvalidArgument));
+    sys(&mut w, init, Sysno::KillServer, &[usize::from(EP_NUMBER)]);
+    assert_eq!(w.m.results[&init.slot()], (OK, [server.slot(), 0, 0]));
+    assert_eq!(w.m.deaths, ["task 1 (devices) killed by the supervisor"]);
+    assert_eq!(w.k.sched.state(server), Some(TaskState::Dead));
 }

@@ -154,6 +154,15 @@ impl Tasks {
 
     /// The live task loaded from the boot-image entry called `name`.
     fn live_task_named(&self, objects: &KernelObjects, name: &str) -> Option<TaskId> {
+        self.live_task_where(objects, |entry| entry.name == name)
+    }
+
+    /// The live task whose boot-image entry satisfies `wanted`.
+    fn live_task_where(
+        &self,
+        objects: &KernelObjects,
+        wanted: impl Fn(&mica_boot::image::ImageEntry<'_>) -> bool,
+    ) -> Option<TaskId> {
         let boot = self.boot.as_ref()?;
         self.slots.iter().flatten().map(|slot| slot.id).find(|&id| {
             objects
@@ -163,7 +172,7 @@ impl Tasks {
                 && self
                     .slot(id)
                     .and_then(|slot| boot.image.entry(slot.entry))
-                    .is_some_and(|entry| entry.name == name)
+                    .is_some_and(|entry| wanted(&entry))
         })
     }
 
@@ -213,6 +222,12 @@ impl Machine for Tasks {
 
     fn supervisor(&self) -> Option<TaskId> {
         self.supervisor
+    }
+
+    fn server_of(&self, objects: &KernelObjects, endpoint: usize) -> Option<TaskId> {
+        self.live_task_where(objects, |entry| {
+            entry.serves.is_some_and(|e| usize::from(e) == endpoint)
+        })
     }
 
     fn restart(
@@ -462,12 +477,12 @@ fn idle(r: &mut Runner) -> Decision {
 
 /// After a timer interrupt (already counted by `ticks::on_timer`): wakes
 /// the vCPUs whose deadline passed, polls the console, ends timed calls
-/// that fell due, charges the running task if it was a tick, and arms the
+/// and waits that fell due, charges the running task if it was a tick, and arms the
 /// timer for the next tick or the next wake-up, whichever comes first.
 fn after_timer(r: &mut Runner) -> Decision {
     control::wake_sleepers(&mut r.objects, arch::timer_now());
     console::poll(r);
-    syscall::time_out_calls(&mut r.objects, &mut r.tasks, ticks::count());
+    syscall::time_out(&mut r.objects, &mut r.tasks, ticks::count());
     arm_timer(r);
     if let Some(decision) = chaos_kill(r) {
         return decision;

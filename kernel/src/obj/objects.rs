@@ -90,10 +90,12 @@ pub struct KernelObjects {
     /// The last notification waiter a signal woke, with the bits it takes;
     /// the arch layer puts them in its result registers.
     woken_waiter: Option<(TaskId, u64)>,
-    /// Per task slot: the tick at which its last timed call gives up
-    /// (`call_timed`). An entry outlives its call harmlessly: when it falls
-    /// due, only a caller still in a timed call is released.
-    call_deadlines: [Option<(TaskId, u64)>; MAX_TASKS],
+    /// Per task slot: the tick at which its last timed call or wait gives
+    /// up (`call_timed`, `wait_timed`). An entry outlives its call
+    /// harmlessly: when it falls due, only a task still in a timed call,
+    /// or in the notification wait the entry was set for (a plain `wait`
+    /// clears it), is released.
+    deadlines: [Option<(TaskId, u64)>; MAX_TASKS],
 }
 
 impl Default for KernelObjects {
@@ -113,7 +115,7 @@ impl KernelObjects {
             vms: VmTable::new(),
             supervisor: None,
             woken_waiter: None,
-            call_deadlines: [None; MAX_TASKS],
+            deadlines: [None; MAX_TASKS],
         }
     }
 
@@ -137,7 +139,7 @@ impl KernelObjects {
     }
 
     /// `caller` calls through the endpoint capability in `slot` and gives
-    /// up at tick `deadline` ([`KernelObjects::time_out_calls`]).
+    /// up at tick `deadline` ([`KernelObjects::time_out`]).
     pub fn call_timed(
         &mut self,
         caller: TaskId,
@@ -147,16 +149,17 @@ impl KernelObjects {
     ) -> Result<IpcStep, ObjError> {
         let (ep, badge) = self.endpoint_cap(caller, slot, Rights::CALL)?;
         let outcome = self.endpoints.call_timed(caller, ep, badge, len)?;
-        self.call_deadlines[caller.slot()] = Some((caller, deadline));
+        self.deadlines[caller.slot()] = Some((caller, deadline));
         self.apply(caller, outcome)
     }
 
-    /// At tick `now`: every caller whose timed call is due and still waits
-    /// (queued, or for its reply) stops waiting and is ready again; they
-    /// are returned, and each one's call fails with `Error::TimedOut`.
-    pub fn time_out_calls(&mut self, now: u64) -> TaskList {
+    /// At tick `now`: every task whose timed call or wait is due and still
+    /// waits (queued, for its reply, or on the notification) stops waiting
+    /// and is ready again; they are returned, and each one's call or wait
+    /// fails with `Error::TimedOut`.
+    pub fn time_out(&mut self, now: u64) -> TaskList {
         let mut released = TaskList::new();
-        for entry in &mut self.call_deadlines {
+        for entry in &mut self.deadlines {
             let Some((caller, deadline)) = *entry else {
                 continue;
             };
@@ -164,7 +167,9 @@ impl KernelObjects {
                 continue;
             }
             *entry = None;
-            if self.endpoints.time_out(caller) && self.sched.unblock(caller).is_ok() {
+            let stopped =
+                self.endpoints.time_out(caller) || self.notifications.task_died(caller);
+            if stopped && self.sched.unblock(caller).is_ok() {
                 released.push(caller);
             }
         }
@@ -227,6 +232,17 @@ impl KernelObjects {
     /// `task` waits on the notification capability in `slot`; returns the
     /// bits at once if some were pending.
     pub fn wait(&mut self, task: TaskId, slot: usize) -> Result<(Option<u64>, Decision), ObjError> {
+        self.wait_until(task, slot, None)
+    }
+
+    /// [`KernelObjects::wait`] that gives up at tick `deadline`, if one is
+    /// given ([`KernelObjects::time_out`]).
+    pub fn wait_until(
+        &mut self,
+        task: TaskId,
+        slot: usize,
+        deadline: Option<u64>,
+    ) -> Result<(Option<u64>, Decision), ObjError> {
         let cap =
             *self
                 .tasks
@@ -241,7 +257,9 @@ impl KernelObjects {
             }
             .into());
         };
-        match self.notifications.wait(task, id)? {
+        let waited = self.notifications.wait(task, id)?;
+        self.deadlines[task.slot()] = deadline.map(|at| (task, at));
+        match waited {
             Waited::Bits(bits) => Ok((Some(bits), Decision::Continue)),
             Waited::Blocked => {
                 self.sched.block(task, TaskState::BlockedNotification)?;
