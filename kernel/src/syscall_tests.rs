@@ -357,7 +357,10 @@ fn a_timed_wait_with_no_bit_fails_with_timed_out_and_a_plain_wait_never_does() {
     w.k.sched.schedule();
     sys(&mut w, init, Sysno::WaitTimed, &[NTF, 3]);
     kill(&mut w.k, &mut w.m, w.server, ExitReason::Killed);
-    assert_eq!(w.m.results[&init.slot()], (OK, [1 << w.server.slot(), 0, 0]));
+    assert_eq!(
+        w.m.results[&init.slot()],
+        (OK, [1 << w.server.slot(), 0, 0])
+    );
     w.k.sched.schedule();
     sys(&mut w, init, Sysno::Wait, &[NTF]);
     w.m.results.clear();
@@ -379,7 +382,10 @@ fn only_the_supervisor_kills_a_server_by_its_endpoint() {
     );
     sys(&mut w, server, Sysno::Recv, &[EP]);
     sys(&mut w, init, Sysno::KillServer, &[9]);
-    assert_eq!(w.m.results[&init.slot()].0, status_of(Error::InvalidArgument));
+    assert_eq!(
+        w.m.results[&init.slot()].0,
+        status_of(Error::InvalidArgument)
+    );
     sys(&mut w, init, Sysno::KillServer, &[usize::from(EP_NUMBER)]);
     assert_eq!(w.m.results[&init.slot()], (OK, [server.slot(), 0, 0]));
     assert_eq!(w.m.deaths, ["task 1 (devices) killed by the supervisor"]);

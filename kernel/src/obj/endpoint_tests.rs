@@ -434,7 +434,10 @@ fn a_timed_caller_still_queued_leaves_the_queue_at_its_deadline() {
     assert_eq!(e.queue_len(ep), 1);
     // The server, when it comes back, gets the next caller's request.
     let out = e.recv(t(SERVER), ep).unwrap();
-    assert_eq!(out.transfers[0].map(|t| (t.from, t.badge)), Some((t(3), Badge(3))));
+    assert_eq!(
+        out.transfers[0].map(|t| (t.from, t.badge)),
+        Some((t(3), Badge(3)))
+    );
 }
 
 #[test]
@@ -466,7 +469,10 @@ fn a_deadline_never_ends_a_plain_call_or_a_finished_one() {
     assert!(!e.time_out(t(CLIENT)), "answered in time");
     e.recv(t(SERVER), ep).unwrap();
     e.call(t(CLIENT), ep, Badge(1), 8).unwrap();
-    assert!(!e.time_out(t(CLIENT)), "a plain call waits as long as it takes");
+    assert!(
+        !e.time_out(t(CLIENT)),
+        "a plain call waits as long as it takes"
+    );
     assert_eq!(e.waiting(t(CLIENT)), Some(Wait::Reply));
     assert!(e.reply(t(SERVER), 4).is_ok());
 }

@@ -3,13 +3,13 @@
 //! `kill`, which releases a dead task's partners, takes it off every queue,
 //! revokes capabilities that named it and tells the supervisor.
 
+use super::MAX_TASKS;
 use super::cap::{CapError, Object, ObjectKind, ObjectRef};
 use super::endpoint::{Endpoints, IpcError, Next, Outcome, ReplyStatus, Wait};
 use super::ids::{NotificationId, TaskId};
 use super::notification::{NotificationError, Notifications, Signalled, Waited};
 use super::queue::TaskList;
 use super::rights::Rights;
-use super::MAX_TASKS;
 use super::sched::{Decision, Priority, SchedError, Scheduler, TaskState};
 use super::task::{DeathNotice, ExitReason, TaskError, TaskTable};
 use crate::vm::control::VmTable;
@@ -167,8 +167,7 @@ impl KernelObjects {
                 continue;
             }
             *entry = None;
-            let stopped =
-                self.endpoints.time_out(caller) || self.notifications.task_died(caller);
+            let stopped = self.endpoints.time_out(caller) || self.notifications.task_died(caller);
             if stopped && self.sched.unblock(caller).is_ok() {
                 released.push(caller);
             }

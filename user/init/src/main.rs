@@ -6,16 +6,25 @@
 //! a copy ran for [`STABLE_MS`] starts the count again. When the restarted
 //! service is the ioreq or the device service, which start knowing
 //! nothing, init tells the vm-manager, which hands it every live VM again.
+//! Between deaths init is the services' watchdog ([`watchdog`]): one that
+//! stops answering is killed, and so restarted.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(any(test, target_os = "none"))]
+mod watchdog;
 
 #[cfg(target_os = "none")]
 mod task {
+    use ipc::Error;
     use ipc::syscall::endpoints::{DEVICES, IOREQ, VM_MANAGER};
+    use ipc::syscall::slots;
     use ipc::syscall::slots::DEATHS;
     use ipc::vm::{Request, Response, VM_MANAGER_DEADLINE_MS};
     use log::{info, warn};
     use mica_rt::sys::Restarted;
     use mica_rt::{Start, call_service, sys};
+
+    use crate::watchdog;
 
     /// Restarts in a row, each of a copy that died within [`STABLE_MS`],
     /// before init gives up on a task slot.
@@ -45,12 +54,35 @@ mod task {
         }
     }
 
+    /// Probes the service on `endpoint` with an empty message, which it
+    /// answers (with `Malformed`) without acting on it.
+    fn probe(endpoint: usize, deadline_ms: u64) -> Result<(), Error> {
+        sys::call_timed(slots::call(endpoint), 0, sys::ticks_for(deadline_ms)).map(|_| ())
+    }
+
+    /// A watchdog round: the first service that did not answer in time is
+    /// killed (its death comes back as a notice, and it is restarted).
+    fn watch() {
+        let Some(silent) = watchdog::round(probe) else {
+            return;
+        };
+        let (name, ms) = (silent.name, silent.deadline_ms);
+        match sys::kill_server(silent.endpoint) {
+            Ok(slot) => warn!("the {name} did not answer within {ms} ms; killed it (task {slot})"),
+            Err(e) => warn!("the {name} did not answer within {ms} ms; cannot kill it: {e}"),
+        }
+    }
+
     fn main(_start: Start) -> u32 {
         info!("started; supervising the services");
         let mut quick = [0u8; SLOTS];
         loop {
-            let bits = match sys::wait(DEATHS) {
+            let bits = match sys::wait_timed(DEATHS, sys::ticks_for(watchdog::PERIOD_MS)) {
                 Ok(bits) => bits,
+                Err(Error::TimedOut) => {
+                    watch();
+                    continue;
+                }
                 Err(e) => {
                     warn!("cannot wait for death notices: {e}");
                     return 1;

@@ -6,7 +6,7 @@ use ipc::{Error, MAX_MESSAGE_SIZE, decode, encode};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::sys;
-use ipc::syscall::{MAX_CALL_TICKS, TICK_HZ, slots};
+use ipc::syscall::slots;
 
 /// Encodes `request`, calls endpoint slot `ep` and decodes the answer.
 pub fn call_message<Req: Serialize, Resp: DeserializeOwned>(
@@ -29,7 +29,7 @@ pub fn call_message_within<Req: Serialize, Resp: DeserializeOwned>(
     ms: u64,
 ) -> Result<Resp, Error> {
     let len = sys::with_buffer(|buf| encode(request, buf).map(|b| b.len()))?;
-    let n = sys::call_timed(ep, len, deadline_ticks(ms))?.min(MAX_MESSAGE_SIZE);
+    let n = sys::call_timed(ep, len, sys::ticks_for(ms))?.min(MAX_MESSAGE_SIZE);
     sys::with_buffer(|buf| decode(buf.get(..n).unwrap_or_default()))
 }
 
@@ -47,28 +47,6 @@ pub fn call_service<Req: Serialize, Resp: DeserializeOwned>(
             _ => error,
         }
     })
-}
-
-/// `ms` milliseconds in kernel timer ticks, rounded up, within what
-/// `call_timed` takes.
-fn deadline_ticks(ms: u64) -> usize {
-    let ticks = ms.saturating_mul(TICK_HZ as u64).div_ceil(1000);
-    usize::try_from(ticks).map_or(MAX_CALL_TICKS, |t| t.clamp(1, MAX_CALL_TICKS))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deadlines_round_up_to_whole_ticks_within_the_kernel_limit() {
-        assert_eq!(deadline_ticks(0), 1);
-        assert_eq!(deadline_ticks(1), 1);
-        assert_eq!(deadline_ticks(10), 1);
-        assert_eq!(deadline_ticks(11), 2);
-        assert_eq!(deadline_ticks(10_000), 1_000);
-        assert_eq!(deadline_ticks(u64::MAX), MAX_CALL_TICKS);
-    }
 }
 
 /// Calls endpoint slot `ep` with the message `encode` writes into the IPC

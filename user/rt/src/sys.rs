@@ -4,7 +4,9 @@
 
 use ipc::Error;
 use ipc::MAX_MESSAGE_SIZE;
-use ipc::syscall::{IOREQ_BADGE, IPC_BUFFER, IPC_BUFFER_SIZE, OK, Sysno, error_of};
+use ipc::syscall::{
+    IOREQ_BADGE, IPC_BUFFER, IPC_BUFFER_SIZE, MAX_CALL_TICKS, OK, Sysno, TICK_HZ, error_of,
+};
 
 /// What the kernel tells a task at start.
 #[repr(C)]
@@ -197,6 +199,13 @@ pub fn call_timed(ep: usize, len: usize, ticks: usize) -> Result<usize, Error> {
     checked(Sysno::CallTimed, [ep, len, ticks, 0, 0, 0]).map(|[n, ..]| n)
 }
 
+/// `ms` milliseconds in kernel timer ticks, rounded up, within what
+/// `call_timed` and `wait_timed` take.
+pub fn ticks_for(ms: u64) -> usize {
+    let ticks = ms.saturating_mul(TICK_HZ as u64).div_ceil(1000);
+    usize::try_from(ticks).map_or(MAX_CALL_TICKS, |t| t.clamp(1, MAX_CALL_TICKS))
+}
+
 /// What `recv` / `reply_recv` returned: a message, or (for the task that
 /// attached ioreq pages) the news that guest I/O is pending.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -265,6 +274,19 @@ pub fn wait(ntf: usize) -> Result<u64, Error> {
     checked(Sysno::Wait, [ntf, 0, 0, 0, 0, 0]).map(|[bits, ..]| bits as u64)
 }
 
+/// [`wait`] that gives up after `ticks` timer ticks (1 to
+/// `MAX_CALL_TICKS`) with `Error::TimedOut` when no bit came.
+pub fn wait_timed(ntf: usize, ticks: usize) -> Result<u64, Error> {
+    checked(Sysno::WaitTimed, [ntf, ticks, 0, 0, 0, 0]).map(|[bits, ..]| bits as u64)
+}
+
+/// Supervisor only: kills the task serving endpoint number `endpoint`
+/// (it stopped answering); returns its task slot. Its death is then
+/// reported like any other.
+pub fn kill_server(endpoint: usize) -> Result<usize, Error> {
+    checked(Sysno::KillServer, [endpoint, 0, 0, 0, 0, 0]).map(|[slot, ..]| slot)
+}
+
 /// Takes the bits of notification slot `ntf` without waiting.
 pub fn poll(ntf: usize) -> Result<u64, Error> {
     checked(Sysno::Poll, [ntf, 0, 0, 0, 0, 0]).map(|[bits, ..]| bits as u64)
@@ -318,6 +340,16 @@ pub struct MemInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deadlines_round_up_to_whole_ticks_within_the_kernel_limit() {
+        assert_eq!(ticks_for(0), 1);
+        assert_eq!(ticks_for(1), 1);
+        assert_eq!(ticks_for(10), 1);
+        assert_eq!(ticks_for(11), 2);
+        assert_eq!(ticks_for(10_000), 1_000);
+        assert_eq!(ticks_for(u64::MAX), MAX_CALL_TICKS);
+    }
 
     #[test]
     fn the_ioreq_badge_means_pending_work_with_the_vm_bits_in_a3() {

@@ -101,7 +101,11 @@ mod task {
             call_message_within(slots::call(endpoints::IOREQ), request, SERVICE_DEADLINE_MS)
         }
         fn devices(&mut self, request: &devices::Request) -> Result<devices::Response, Error> {
-            call_message_within(slots::call(endpoints::DEVICES), request, SERVICE_DEADLINE_MS)
+            call_message_within(
+                slots::call(endpoints::DEVICES),
+                request,
+                SERVICE_DEADLINE_MS,
+            )
         }
     }
 
