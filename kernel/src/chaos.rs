@@ -3,11 +3,35 @@
 //! turn, one every `MS` milliseconds (`COUNT` kills in all, or for ever),
 //! as if each had faulted at that moment (in the middle of whatever it was
 //! doing). The supervisor restarts them and the system must recover;
-//! nothing else changes. Without the option the kernel never kills a
-//! healthy task.
+//! nothing else changes. A name written `hang:NAME` makes that service
+//! hang instead: from its next wait for a request on, it never runs again
+//! (its callers queue, unanswered), as a service stuck in a loop would;
+//! the supervisor's watchdog must find and kill it. Without the option the
+//! kernel never kills or stops a healthy task.
 
 /// The boot option's name.
 pub const BOOT_OPTION: &str = "mica.chaos";
+/// Written before a name: that service hangs rather than dies.
+pub const HANG: &str = "hang:";
+
+/// What befalls a service when its turn comes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault<'a> {
+    /// It is killed, as if it had faulted.
+    Kill(&'a str),
+    /// It stops answering ([`HANG`]).
+    Hang(&'a str),
+}
+
+impl<'a> Fault<'a> {
+    /// The fault a victim's name (as written in the option) asks for.
+    pub fn of(victim: &'a str) -> Self {
+        match victim.strip_prefix(HANG) {
+            Some(name) => Fault::Hang(name),
+            None => Fault::Kill(victim),
+        }
+    }
+}
 /// At most this many services take turns.
 pub const MAX_VICTIMS: usize = 4;
 /// The shortest period accepted, in milliseconds (a service must get the
@@ -61,7 +85,7 @@ impl<'a> Chaos<'a> {
         let mut victims = [""; MAX_VICTIMS];
         let mut count = 0;
         for name in names.split(',') {
-            if name.is_empty() {
+            if name.is_empty() || name == HANG {
                 return None;
             }
             *victims.get_mut(count)? = name;
@@ -112,6 +136,19 @@ impl<'a> Chaos<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hang_prefix_names_a_service_to_hang_and_needs_a_name() {
+        let mut chaos = Chaos::from_cmdline("mica.chaos=hang:ioreq,devices@100x2")
+            .unwrap()
+            .unwrap();
+        assert_eq!(chaos.due(100).map(Fault::of), Some(Fault::Hang("ioreq")));
+        assert_eq!(chaos.due(200).map(Fault::of), Some(Fault::Kill("devices")));
+        assert_eq!(
+            Chaos::from_cmdline("mica.chaos=hang:@100"),
+            Err("mica.chaos=hang:@100")
+        );
+    }
 
     #[test]
     fn no_option_means_no_chaos() {

@@ -126,15 +126,20 @@ extern "C" fn kmain_entry(arg0: usize, arg1: usize) -> ! {
     let chaos = match crate::chaos::Chaos::from_cmdline(info.cmdline) {
         Ok(chaos) => chaos,
         Err(word) => fail(format_args!(
-            "boot option `{word}` is invalid: use {}=NAME[,NAME...]@MS[xCOUNT] with at most {} names and MS at least {}",
+            "boot option `{word}` is invalid: use {}=[hang:]NAME[,[hang:]NAME...]@MS[xCOUNT] with at most {} names and MS at least {}",
             crate::chaos::BOOT_OPTION,
             crate::chaos::MAX_VICTIMS,
             crate::chaos::MIN_PERIOD_MS
         )),
     };
     if let Some(chaos) = &chaos {
+        let hangs = chaos
+            .victims()
+            .iter()
+            .any(|v| v.starts_with(crate::chaos::HANG));
         info!(
-            "chaos: killing {} in turn every {} ms{} ({})",
+            "chaos: {} {} in turn every {} ms{} ({})",
+            if hangs { "faulting" } else { "killing" },
             Names(chaos.victims()),
             chaos.period_ms(),
             Times(chaos.count()),

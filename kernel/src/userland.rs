@@ -14,13 +14,13 @@ use ipc::syscall::{IPC_BUFFER, STACK_TOP};
 use mica_boot::image::{BootImage, EntryKind, KernelRights, MAX_ENTRIES};
 
 use crate::arch::{self, AddressSpace, RunOutcome, TrapFrame};
-use crate::chaos::Chaos;
+use crate::chaos::{Chaos, Fault};
 use crate::kmain::FRAMES;
 use crate::manifest::{ServiceSpec, Wiring};
 use crate::obj::MAX_TASKS;
 use crate::obj::ids::TaskId;
 use crate::obj::objects::KernelObjects;
-use crate::obj::sched::{Decision, Priority};
+use crate::obj::sched::{Decision, Priority, TaskState};
 use crate::obj::task::{DeathNotice, ExitReason, FaultKind};
 use crate::syscall::{self, Machine};
 use crate::syscall_vm;
@@ -73,6 +73,8 @@ struct Tasks {
     guests: Guests,
     /// Services killed on a schedule (`mica.chaos`, recovery tests).
     chaos: Option<Chaos<'static>>,
+    /// A service `mica.chaos` made hang, once it next waits to receive.
+    to_hang: Option<&'static str>,
     /// The timer count when the tasks were loaded.
     epoch: u64,
 }
@@ -86,6 +88,7 @@ static RUNNER: spin::Mutex<Runner> = spin::Mutex::new(Runner {
         boot: None,
         guests: Guests::new(),
         chaos: None,
+        to_hang: None,
         epoch: 0,
     },
 });
@@ -477,8 +480,9 @@ fn idle(r: &mut Runner) -> Decision {
 
 /// After a timer interrupt (already counted by `ticks::on_timer`): wakes
 /// the vCPUs whose deadline passed, polls the console, ends timed calls
-/// and waits that fell due, charges the running task if it was a tick, and arms the
-/// timer for the next tick or the next wake-up, whichever comes first.
+/// and waits that fell due, charges the running task if it was a tick,
+/// and arms the timer for the next tick or the next wake-up, whichever
+/// comes first.
 fn after_timer(r: &mut Runner) -> Decision {
     control::wake_sleepers(&mut r.objects, arch::timer_now());
     console::poll(r);
@@ -494,18 +498,52 @@ fn after_timer(r: &mut Runner) -> Decision {
     }
 }
 
-/// Kills the service `mica.chaos` names next, if one is due and alive.
+/// Kills the service `mica.chaos` names next, if one is due and alive;
+/// or makes it hang.
 fn chaos_kill(r: &mut Runner) -> Option<Decision> {
     // Without the option nothing is computed on the timer path.
     let epoch = r.tasks.epoch;
-    let name = r.tasks.chaos.as_mut()?.due(since_ms(epoch))?;
-    let victim = r.tasks.live_task_named(&r.objects, name)?;
-    Some(syscall::kill(
-        &mut r.objects,
-        &mut r.tasks,
-        victim,
-        ExitReason::Chaos,
-    ))
+    let due = r.tasks.chaos.as_mut()?.due(since_ms(epoch));
+    match due.map(Fault::of) {
+        Some(Fault::Kill(name)) => {
+            let victim = r.tasks.live_task_named(&r.objects, name)?;
+            return Some(syscall::kill(
+                &mut r.objects,
+                &mut r.tasks,
+                victim,
+                ExitReason::Chaos,
+            ));
+        }
+        Some(Fault::Hang(name)) => r.tasks.to_hang = Some(name),
+        None => {}
+    }
+    chaos_hang(r);
+    None
+}
+
+/// Makes the service `mica.chaos` chose hang, if it now waits to receive:
+/// it leaves the endpoint's receivers and is held for good, so its callers
+/// queue unanswered (it no longer counts as hung once killed).
+fn chaos_hang(r: &mut Runner) {
+    let Some(name) = r.tasks.to_hang else {
+        return;
+    };
+    let Some(victim) = r.tasks.live_task_named(&r.objects, name) else {
+        return;
+    };
+    if r.objects.sched.state(victim) != Some(TaskState::BlockedRecv)
+        || !r.objects.endpoints.cancel_recv(victim)
+    {
+        return;
+    }
+    // BlockedRecv was checked: a blocked task may wait otherwise.
+    let _ = r.objects.sched.rewait(victim, TaskState::Held);
+    r.tasks.to_hang = None;
+    klog::print(format_args!(
+        "mica: chaos: task {} ({name}) hangs ({})\n",
+        victim.slot(),
+        crate::chaos::BOOT_OPTION
+    ));
 }
 
 /// Milliseconds of timer time since the count `start`.

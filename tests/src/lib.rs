@@ -345,6 +345,60 @@ pub fn expect_recovery(
     }
 }
 
+/// The kernel command line of the watchdog tests
+/// ([`expect_hang_recovery`]): the device service hangs, then 4 s later
+/// the ioreq service.
+pub const HANG_CHAOS: &str = "mica.chaos=hang:devices,hang:ioreq@4000x2";
+
+/// Booted with [`HANG_CHAOS`], VMs `vm0` and `vm1` greeting and then
+/// ticking: for each service in turn, the kernel says it hangs, init's
+/// watchdog names it and kills it, it is loaded again and the vm-manager
+/// hands it its VMs again; then both guests tick twice more, counting on
+/// (their I/O waited for the restarted service, it was not lost), and the
+/// kernel reports nothing fatal.
+pub fn expect_hang_recovery(s: &mut Session, wait: Duration) -> Result<(), String> {
+    s.expect(
+        "mica: chaos: faulting hang:devices,hang:ioreq in turn every 4000 ms, 2 times (mica.chaos)",
+        wait,
+    )?;
+    s.expect_all(&["vm0 | hello from vm0", "vm1 | hello from vm1"], wait)?;
+    for (service, name, endpoint) in [
+        ("devices", "device service", 3),
+        ("ioreq", "ioreq service", 2),
+    ] {
+        let steps = [
+            format!("({service}) hangs (mica.chaos)"),
+            format!("init: WARN: the {name} did not answer within 2000 ms; killed it"),
+            format!("({service}) loaded again: "),
+            format!("init: the vm-manager handed endpoint {endpoint} its VMs again"),
+        ];
+        for step in &steps {
+            s.expect(step, wait)
+                .map_err(|e| format!("{service}: {e}"))?;
+        }
+    }
+    let before = [tick_numbers(s, "vm0").len(), tick_numbers(s, "vm1").len()];
+    for _ in 0..2 {
+        s.expect_all(&["vm0 | vm0: tick", "vm1 | vm1: tick"], wait)?;
+    }
+    for (vm, seen) in ["vm0", "vm1"].into_iter().zip(before) {
+        let ticks = tick_numbers(s, vm);
+        if ticks.len() < seen + 2 || !ticks.windows(2).all(|w| w[0] < w[1]) {
+            return Err(format!("{vm} must count on: {ticks:?}"));
+        }
+    }
+    let troubles: Vec<_> = s
+        .transcript()
+        .iter()
+        .filter(|l| l.contains("leaving it down") || l.contains("fatal"))
+        .collect();
+    if troubles.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("trouble while recovering: {troubles:?}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Session;

@@ -159,6 +159,15 @@ fn services_killed_again_and_again_are_restarted_and_the_guests_go_on() {
 
 #[test]
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn hung_services_are_killed_by_the_watchdog_and_the_guests_go_on() {
+    // The device service, then the ioreq service, stop answering (as if
+    // stuck in a loop) in the middle of the guests' UART traffic.
+    let mut s = qemu(&["-m", "256M", "-append", mica_tests::HANG_CHAOS]);
+    mica_tests::expect_hang_recovery(&mut s, BOOT).unwrap();
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
 fn a_misbehaving_guest_gets_an_access_fault_and_the_other_keeps_printing() {
     let mut s = qemu_with_image("MICA_BOOT_IMAGE_RISCV64_MISBEHAVE", &["-m", "256M"]);
     // Its terminal control sequences and stray bytes, through the UART

@@ -254,6 +254,24 @@ fn services_killed_again_and_again_are_restarted_and_svm_guests_go_on() {
     mica_tests::expect_recovery(&mut s, 3, BOOT).unwrap();
 }
 
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn hung_services_are_killed_by_the_watchdog_and_svm_guests_go_on() {
+    let image = boot_image("MICA_BOOT_IMAGE_X86_64");
+    let mut s = qemu(
+        "qemu64,+svm,+npt",
+        &[
+            "-m",
+            "256M",
+            "-initrd",
+            &image,
+            "-append",
+            mica_tests::HANG_CHAOS,
+        ],
+    );
+    mica_tests::expect_hang_recovery(&mut s, BOOT).unwrap();
+}
+
 /// A guest that writes garbage into the MSRs it owns (LSTAR, STAR, SFMASK,
 /// FS/GS base, KernelGSBase...), loads its own TR and SWAPGS reads them
 /// back as it wrote them, and gets #GP (not a stopped VM) for an MSR it may

@@ -95,13 +95,14 @@ pub fn core_services(
     devices_rights: KernelRights,
 ) -> Result<Vec<Part>, String> {
     Ok(vec![
-        // init tells the vm-manager of a restarted ioreq or device service.
+        // init tells the vm-manager of a restarted ioreq or device service,
+        // and probes all three (its watchdog).
         service(
             "init",
             task("mica-init")?,
             10,
             None,
-            &[VM_MANAGER],
+            &[VM_MANAGER, IOREQ, DEVICES],
             KernelRights::SUPERVISOR,
         ),
         service(

@@ -101,7 +101,10 @@ mod tests {
         // So a request caught by the hang is answered by the restarted
         // copy rather than failing.
         for w in &WATCHED[..2] {
-            assert!(PERIOD_MS + w.deadline_ms < ipc::vm::SERVICE_DEADLINE_MS, "{w:?}");
+            assert!(
+                PERIOD_MS + w.deadline_ms < ipc::vm::SERVICE_DEADLINE_MS,
+                "{w:?}"
+            );
         }
     }
 
