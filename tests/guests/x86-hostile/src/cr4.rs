@@ -160,7 +160,7 @@ pub fn phase() {
     let start = read_cr4();
     match check() {
         Ok(cases) => x86_println!(
-            "hostile: cr4 ok ({cases} cases: PKU and OSPKE hidden, {} forbidden CR4 bits and clearing PAE raised #GP, WRPKRU/RDPKRU #UD, {} permitted bits toggled and read back; CR4 {start:#x})",
+            "hostile: cr4 ok ({cases} cases: {} host-owned bits and clearing PAE #GP, WRPKRU/RDPKRU #UD, {} owned bits toggled, PKU hidden)",
             FORBIDDEN.len(),
             PERMITTED.len()
         ),
