@@ -653,7 +653,7 @@ fn service_session() -> Vec<u8> {
 }
 
 /// An SVM OUT to COM1 and a nested page fault; a VMX OUT and an EPT
-/// violation.
+/// violation; then a MOV to CR4's bytes and a CR4 write.
 fn x86_exits() -> Vec<Vec<u8>> {
     let exit = |svm: u8, info1: u64, vmx: u8, qualification: u64| {
         let mut out = vec![svm];
@@ -667,8 +667,18 @@ fn x86_exits() -> Vec<Vec<u8>> {
     };
     // SVM IOIO: port 0x3f8 in bits 31:16, size 1 (bit 4); VMX I/O
     // qualification: size - 1 in bits 2:0, port in bits 31:16.
+    // The OUTs, then `mov cr4, r8` in 64-bit code, and a guest in long
+    // mode with CR4.PAE writing PAE | PKE with every bit claimed owned.
+    let mut mov_cr4 = exit(1, 0x3f8 << 16 | 1 << 4, 1, 0x3f8 << 16);
+    mov_cr4.extend([1, 4, 0x41, 0x0f, 0x22, 0xe0]);
+    mov_cr4.extend(0x20u64.to_le_bytes());
+    mov_cr4.push(1);
+    mov_cr4.extend(0x1000u64.to_le_bytes());
+    mov_cr4.extend((0x20u64 | 1 << 22).to_le_bytes());
+    mov_cr4.extend(u64::MAX.to_le_bytes());
     vec![
         exit(1, 0x3f8 << 16 | 1 << 4, 1, 0x3f8 << 16),
         exit(2, 2, 0, 48),
+        mov_cr4,
     ]
 }
