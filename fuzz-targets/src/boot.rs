@@ -370,7 +370,7 @@ pub fn x86_exit(data: &[u8]) {
     // accepted.
     let long = input.bool();
     if let Some(mov) = mov_cr::decode(input.bytes(mov_cr::MAX_LEN + 2), long) {
-        assert!(mov.len as usize <= mov_cr::MAX_LEN && mov.cr < 16 && mov.gpr < 16);
+        assert!(mov.len <= mov_cr::MAX_LEN as u64 && mov.cr < 16 && mov.gpr < 16);
     }
     let guest = cr4::Guest {
         cr4: input.u64(),
