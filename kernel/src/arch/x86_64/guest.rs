@@ -338,7 +338,10 @@ impl GuestVm {
             self.vcpu.inject_gp();
             return;
         };
-        let value = self.vcpu.gpr(gpr);
+        let mut value = self.vcpu.gpr(gpr);
+        if !self.vcpu.in_64bit_code() {
+            value &= 0xffff_ffff;
+        }
         match cr4::write(value, &self.vcpu.cr4_guest(), self.vcpu.cr4_owned()) {
             cr4::Write::Accept { value, flush } => {
                 self.vcpu.set_cr4(value, flush);

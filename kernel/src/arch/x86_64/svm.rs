@@ -433,14 +433,18 @@ impl Vcpu {
         self.read64(save::RSP)
     }
 
+    /// Whether the guest runs 64-bit code (CS.L: bit 9 of the VMCB's
+    /// packed attributes).
+    pub fn cs_long(&self) -> bool {
+        self.read64(save::CS) >> 16 & 1 << 9 != 0
+    }
+
     /// What locates the guest's code (CR0.PG, EFER.LMA, CS, RIP, CR3).
     pub fn code_view(&self) -> CodeView {
-        // CS attributes: L is bit 9 of the VMCB's packed form.
-        let cs_attributes = self.read64(save::CS) >> 16 & 0xffff;
         CodeView {
             paging: self.read64(save::CR0) & CR0_PG != 0,
             long_mode: self.read64(save::EFER) & EFER_LMA != 0,
-            cs_long: cs_attributes & 1 << 9 != 0,
+            cs_long: self.cs_long(),
             cs_base: self.read64(save::CS + 8),
             rip: self.rip(),
             cr3: self.cr3(),

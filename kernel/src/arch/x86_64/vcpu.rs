@@ -142,6 +142,15 @@ impl Vcpu {
         }
     }
 
+    /// Whether the guest runs 64-bit code (outside it, a MOV to a control
+    /// register takes the low 32 bits of its source).
+    pub fn in_64bit_code(&self) -> bool {
+        match self {
+            Vcpu::Svm(v) => v.cs_long(),
+            Vcpu::Vmx(v) => v.cs_long(),
+        }
+    }
+
     /// What `cr4::write` needs of the guest: CR4 as it reads it, whether
     /// it is in long mode, CR3.
     pub fn cr4_guest(&self) -> cr4::Guest {

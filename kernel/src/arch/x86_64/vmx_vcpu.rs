@@ -496,6 +496,12 @@ impl Vcpu {
         rdmsr(CR4_FIXED1)
     }
 
+    /// Whether the guest runs 64-bit code (CS.L, access-rights bit 13).
+    pub fn cs_long(&self) -> bool {
+        self.load();
+        vmread(f32::GUEST_ES_ACCESS + 2 * vmcs::CS as u32) & 1 << 13 != 0
+    }
+
     /// CR3.
     pub fn cr3(&self) -> u64 {
         self.load();
