@@ -169,6 +169,23 @@ impl core::fmt::Display for NoRealEntropy {
     }
 }
 
+/// Why the kernel's hardware source is not used, for a console line:
+/// `the CPU has no entropy source` for `Error::NoEntropy`, else the
+/// kernel's error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HardwareFailure(pub Error);
+
+impl core::fmt::Display for HardwareFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Error::NoEntropy => {
+                f.write_str("the CPU has no entropy source (RISC-V Zkr, x86 RDSEED/RDRAND)")
+            }
+            other => write!(f, "the kernel's entropy call failed: {other}"),
+        }
+    }
+}
+
 /// Real entropy only: the kernel's hardware source, then (once that
 /// failed) the rng service; a source that failed is not asked again.
 pub struct RealEntropy<
@@ -332,9 +349,10 @@ where
             Ok(Origin::RngService) => {
                 if !self.said_service {
                     self.said_service = true;
-                    let why = self.real.hardware_failure().unwrap_or(Error::NoEntropy);
+                    let why =
+                        HardwareFailure(self.real.hardware_failure().unwrap_or(Error::NoEntropy));
                     log::info!(
-                        "generation IDs come from the host's virtio-rng (the rng service); the kernel's entropy call failed: {why}"
+                        "generation IDs come from the host's virtio-rng (the rng service): {why}"
                     );
                 }
                 true
@@ -611,6 +629,19 @@ mod tests {
         assert_eq!(source.origin(), Some(Origin::RngService));
         drop(source);
         assert_eq!(asked, 1);
+    }
+
+    #[test]
+    fn the_hardware_failure_is_said_plainly() {
+        assert_eq!(
+            HardwareFailure(Error::NoEntropy).to_string(),
+            "the CPU has no entropy source (RISC-V Zkr, x86 RDSEED/RDRAND)"
+        );
+        assert!(
+            HardwareFailure(Error::PermissionDenied)
+                .to_string()
+                .starts_with("the kernel's entropy call failed: ")
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ mod task {
     use ipc::devices::IrqEvent;
     use ipc::syscall::slots;
     use log::{info, warn};
-    use mica_rt::entropy::{Origin, RealEntropy};
+    use mica_rt::entropy::{HardwareFailure, Origin, RealEntropy};
     use mica_rt::{Start, StaticSlot, serve_forever, sys};
 
     /// Guest console lines (already escaped by `LineBuffer`) on the
@@ -87,7 +87,7 @@ mod task {
             Ok(Origin::Hardware) => {}
             Ok(Origin::RngService) => info!(
                 "virtio-rng devices give guests the host's virtio-rng bytes (the rng service): {}",
-                entropy.hardware_failure().unwrap_or(ipc::Error::NoEntropy)
+                HardwareFailure(entropy.hardware_failure().unwrap_or(ipc::Error::NoEntropy))
             ),
             Err(e) => warn!("virtio-rng devices will give guests no bytes: {e}"),
         }
