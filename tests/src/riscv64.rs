@@ -47,12 +47,17 @@ pub fn booted_shell_on_cpu(cpu: &str, boot: Duration) -> Result<Session, String>
 pub const RNG_DEVICE: [&str; 2] = ["-device", "virtio-rng-device"];
 
 /// Like [`booted_shell_on_cpu`] with the host's virtio-rng
-/// ([`RNG_DEVICE`]) on the machine.
-pub fn booted_shell_on_cpu_with_virtio_rng(cpu: &str, boot: Duration) -> Result<Session, String> {
+/// ([`RNG_DEVICE`]) on the machine and `cmdline`, if any, as the kernel
+/// command line.
+pub fn booted_shell_on_cpu_with_virtio_rng(
+    cpu: &str,
+    cmdline: Option<&str>,
+    boot: Duration,
+) -> Result<Session, String> {
     booted_with(
         "MICA_BOOT_IMAGE_RISCV64",
         "vm1",
-        None,
+        cmdline,
         cpu,
         &RNG_DEVICE,
         boot,

@@ -180,8 +180,14 @@ fn without_zkr_mica_says_the_ids_are_not_random() {
 #[test]
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
 fn without_zkr_the_ids_come_from_the_hosts_virtio_rng_and_are_random() {
-    // QEMU's default hart (no Zkr) with a virtio-rng device.
-    let mut s = mica_tests::riscv64::booted_shell_on_cpu_with_virtio_rng("rv64", BOOT).unwrap();
+    // QEMU's default hart (no Zkr) with a virtio-rng device; the rng
+    // service is killed twice after boot and must come back each time.
+    let mut s = mica_tests::riscv64::booted_shell_on_cpu_with_virtio_rng(
+        "rv64",
+        Some("mica.chaos=rng@500x2"),
+        BOOT,
+    )
+    .unwrap();
     let t = s.transcript().to_vec();
     let said = |needle: &str| t.iter().position(|l| l.starts_with(needle));
     assert!(
@@ -203,6 +209,22 @@ fn without_zkr_the_ids_come_from_the_hosts_virtio_rng_and_are_random() {
         said("devices: virtio-rng devices give guests the host's virtio-rng bytes").is_some(),
         "{t:?}"
     );
+    // Restarted by init like every service, its device taken up again and
+    // its DMA pages given back (the same free count after each reload).
+    // The kills may come before or after the boot's last line.
+    let count = |s: &Session, needle: &str| lines_since(s, 0, needle);
+    while count(&s, "rng: serving the host's virtio-rng") < 3 {
+        s.expect("rng: serving the host's virtio-rng", TICKS)
+            .unwrap();
+    }
+    let free: Vec<&str> = s
+        .transcript()
+        .iter()
+        .filter(|l| l.contains("(rng) loaded again: "))
+        .filter_map(|l| l.rsplit(", ").next())
+        .collect();
+    assert_eq!(free.len(), 2, "killed twice: {:?}", s.transcript());
+    assert_eq!(free[0], free[1], "nothing leaks per restart");
     let ids = started_ids(&mut s, &["a", "b"]);
     assert_ne!(ids[0], ids[1]);
     // `vm info` shows the ID unmarked: the next line is the exit counts.
