@@ -16,7 +16,9 @@ pub fn artifact(var: &str) -> Result<String, String> {
 /// The hart the tests boot on: QEMU's default `rv64` (with the H
 /// extension) plus Zkr, whose `seed` CSR is Mica's hardware entropy source
 /// (OpenSBI sets mseccfg.SSEED so the kernel may read it). As `cargo xtask
-/// qemu` runs; the benchmarks keep QEMU's default CPU.
+/// qemu` runs; the benchmarks keep QEMU's default CPU. `cargo xtask qemu`
+/// also adds QEMU's virtio-rng ([`RNG_DEVICE`]); the tests add it only
+/// where they test the rng service, so elsewhere it says it has no device.
 pub const CPU: &str = "rv64,zkr=true";
 
 /// QEMU virt (2 harts, 512 MiB: room for dynamic VMs next to the static
