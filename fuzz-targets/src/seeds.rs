@@ -11,7 +11,7 @@ use ipc::ioreq::{self, ClientId};
 use ipc::ioreq_abi::page::{IoreqPage, SLOT_SIZE};
 use ipc::ioreq_abi::slot::{self, Direction, IoRequest};
 use ipc::vm::{self, CreateOptions, VmInfo, VmKind, VmState, VmStats};
-use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, wire_name};
+use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, rng, wire_name};
 use mica_boot::image::{self, EntryKind, EntrySpec, KernelRights};
 use mica_mgmt::frame::{self, FrameBuf, MAX_FRAME};
 use serde::Serialize;
@@ -274,6 +274,14 @@ fn ipc_messages() -> Vec<Vec<u8>> {
     };
     out.push(tagged(6, encoded(&irq)));
     out.push(tagged(7, encoded(&Error::ServerDied)));
+    out.push(tagged(8, encoded(&rng::Request::Fill { len: 16 })));
+    out.push(tagged(
+        9,
+        encoded(&rng::Response::Bytes(
+            heapless::Vec::from_slice(&[0x5a; 16]).expect("fits"),
+        )),
+    ));
+    out.push(tagged(9, encoded(&rng::Response::Err(Error::NoEntropy))));
     out
 }
 
