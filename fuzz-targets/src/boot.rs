@@ -8,7 +8,7 @@ use mica_boot::fdt::{self, Event, Fdt};
 use mica_boot::image::{self, BootImage, EntrySpec};
 use mica_boot::multiboot::{self, MultibootInfo, PhysMemory};
 use mica_kernel::arch::riscv64::mmio_decode::{self, AccessKind, MmioAccess, Width};
-use mica_kernel::arch::x86_64::{svm_exit, vmx_exit};
+use mica_kernel::arch::x86_64::{cr4, mov_cr, svm_exit, vmx_exit};
 use mica_kernel::elf;
 use mica_kernel::vm::exit::GuestExit;
 use vm_manager::linux_image;
@@ -365,4 +365,19 @@ pub fn x86_exit(data: &[u8]) {
     };
     let (qualification, gpa) = (input.u64(), input.u64());
     check_x86_exit(&vmx_exit::decode(reason, qualification, gpa, rax));
+    // A MOV to CR4 as SVM decodes it from guest bytes, and the answer to
+    // its value: never longer than an instruction, never a host-owned bit
+    // accepted.
+    let long = input.bool();
+    if let Some(mov) = mov_cr::decode(input.bytes(mov_cr::MAX_LEN + 2), long) {
+        assert!(mov.len <= mov_cr::MAX_LEN as u64 && mov.cr < 16 && mov.gpr < 16);
+    }
+    let guest = cr4::Guest {
+        cr4: input.u64(),
+        long_mode: input.bool(),
+        cr3: input.u64(),
+    };
+    if let cr4::Write::Accept { value, .. } = cr4::write(input.u64(), &guest, input.u64()) {
+        assert_eq!(value & !cr4::GUEST_OWNABLE, 0, "{value:#x}");
+    }
 }

@@ -11,7 +11,7 @@ use ipc::ioreq::{self, ClientId};
 use ipc::ioreq_abi::page::{IoreqPage, SLOT_SIZE};
 use ipc::ioreq_abi::slot::{self, Direction, IoRequest};
 use ipc::vm::{self, CreateOptions, VmInfo, VmKind, VmState, VmStats};
-use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, wire_name};
+use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, rng, wire_name};
 use mica_boot::image::{self, EntryKind, EntrySpec, KernelRights};
 use mica_mgmt::frame::{self, FrameBuf, MAX_FRAME};
 use serde::Serialize;
@@ -274,6 +274,14 @@ fn ipc_messages() -> Vec<Vec<u8>> {
     };
     out.push(tagged(6, encoded(&irq)));
     out.push(tagged(7, encoded(&Error::ServerDied)));
+    out.push(tagged(8, encoded(&rng::Request::Fill { len: 16 })));
+    out.push(tagged(
+        9,
+        encoded(&rng::Response::Bytes(
+            heapless::Vec::from_slice(&[0x5a; 16]).expect("fits"),
+        )),
+    ));
+    out.push(tagged(9, encoded(&rng::Response::Err(Error::NoEntropy))));
     out
 }
 
@@ -653,7 +661,7 @@ fn service_session() -> Vec<u8> {
 }
 
 /// An SVM OUT to COM1 and a nested page fault; a VMX OUT and an EPT
-/// violation.
+/// violation; then a MOV to CR4's bytes and a CR4 write.
 fn x86_exits() -> Vec<Vec<u8>> {
     let exit = |svm: u8, info1: u64, vmx: u8, qualification: u64| {
         let mut out = vec![svm];
@@ -667,8 +675,18 @@ fn x86_exits() -> Vec<Vec<u8>> {
     };
     // SVM IOIO: port 0x3f8 in bits 31:16, size 1 (bit 4); VMX I/O
     // qualification: size - 1 in bits 2:0, port in bits 31:16.
+    // The OUTs, then `mov cr4, r8` in 64-bit code, and a guest in long
+    // mode with CR4.PAE writing PAE | PKE with every bit claimed owned.
+    let mut mov_cr4 = exit(1, 0x3f8 << 16 | 1 << 4, 1, 0x3f8 << 16);
+    mov_cr4.extend([1, 4, 0x41, 0x0f, 0x22, 0xe0]);
+    mov_cr4.extend(0x20u64.to_le_bytes());
+    mov_cr4.push(1);
+    mov_cr4.extend(0x1000u64.to_le_bytes());
+    mov_cr4.extend((0x20u64 | 1 << 22).to_le_bytes());
+    mov_cr4.extend(u64::MAX.to_le_bytes());
     vec![
         exit(1, 0x3f8 << 16 | 1 << 4, 1, 0x3f8 << 16),
         exit(2, 2, 0, 48),
+        mov_cr4,
     ]
 }

@@ -74,7 +74,9 @@ fn the_seeds_are_accepted_by_their_decoders() {
             4 => ipc::decode::<ipc::devices::Request>(body).is_ok(),
             5 => ipc::decode::<ipc::devices::Response>(body).is_ok(),
             6 => ipc::decode::<ipc::devices::IrqEvent>(body).is_ok(),
-            _ => ipc::decode::<ipc::Error>(body).is_ok(),
+            7 => ipc::decode::<ipc::Error>(body).is_ok(),
+            8 => ipc::decode::<ipc::rng::Request>(body).is_ok(),
+            _ => ipc::decode::<ipc::rng::Response>(body).is_ok(),
         };
         assert!(ok, "seed {seed:?}");
     }

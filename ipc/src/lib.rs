@@ -24,6 +24,7 @@ pub mod devices;
 mod error;
 pub mod ioreq;
 pub mod ioreq_abi;
+pub mod rng;
 pub mod server;
 pub mod syscall;
 pub mod vm;

@@ -148,6 +148,10 @@ pub mod endpoints {
     pub const IOREQ: usize = 2;
     /// The device service: `ipc::devices` protocol.
     pub const DEVICES: usize = 3;
+    /// The rng service: `ipc::rng` protocol, random bytes from the host's
+    /// virtio-rng (RISC-V boot images only; endpoint 4 is the test
+    /// crasher's).
+    pub const RNG: usize = 5;
 }
 
 /// The longest line `debug_write` accepts in one call.

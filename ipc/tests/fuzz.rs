@@ -21,6 +21,8 @@ fn decode_all(bytes: &[u8]) {
     let _ = decode::<devices::Request>(bytes);
     let _ = decode::<devices::Response>(bytes);
     let _ = decode::<devices::IrqEvent>(bytes);
+    let _ = decode::<ipc::rng::Request>(bytes);
+    let _ = decode::<ipc::rng::Response>(bytes);
     let _ = decode::<Error>(bytes);
 }
 

@@ -16,7 +16,9 @@ pub fn artifact(var: &str) -> Result<String, String> {
 /// The hart the tests boot on: QEMU's default `rv64` (with the H
 /// extension) plus Zkr, whose `seed` CSR is Mica's hardware entropy source
 /// (OpenSBI sets mseccfg.SSEED so the kernel may read it). As `cargo xtask
-/// qemu` runs; the benchmarks keep QEMU's default CPU.
+/// qemu` runs; the benchmarks keep QEMU's default CPU. `cargo xtask qemu`
+/// also adds QEMU's virtio-rng ([`RNG_DEVICE`]); the tests add it only
+/// where they test the rng service, so elsewhere it says it has no device.
 pub const CPU: &str = "rv64,zkr=true";
 
 /// QEMU virt (2 harts, 512 MiB: room for dynamic VMs next to the static
@@ -33,19 +35,48 @@ pub fn booted_scenario_shell(
     last_vm: &str,
     boot: Duration,
 ) -> Result<Session, String> {
-    booted_with(image_var, last_vm, None, CPU, boot)
+    booted_with(image_var, last_vm, None, CPU, &[], boot)
 }
 
 /// Like [`booted_shell`] on QEMU CPU model `cpu` (`-cpu`), e.g. `rv64`, a
 /// hart without a hardware entropy source.
 pub fn booted_shell_on_cpu(cpu: &str, boot: Duration) -> Result<Session, String> {
-    booted_with("MICA_BOOT_IMAGE_RISCV64", "vm1", None, cpu, boot)
+    booted_with("MICA_BOOT_IMAGE_RISCV64", "vm1", None, cpu, &[], boot)
+}
+
+/// QEMU's virtio-rng on the virt board's virtio-mmio bus (the rng
+/// service's device), as `cargo xtask qemu` adds it.
+pub const RNG_DEVICE: [&str; 2] = ["-device", "virtio-rng-device"];
+
+/// Like [`booted_shell_on_cpu`] with the host's virtio-rng
+/// ([`RNG_DEVICE`]) on the machine and `cmdline`, if any, as the kernel
+/// command line.
+pub fn booted_shell_on_cpu_with_virtio_rng(
+    cpu: &str,
+    cmdline: Option<&str>,
+    boot: Duration,
+) -> Result<Session, String> {
+    booted_with(
+        "MICA_BOOT_IMAGE_RISCV64",
+        "vm1",
+        cmdline,
+        cpu,
+        &RNG_DEVICE,
+        boot,
+    )
 }
 
 /// Like [`booted_shell`] with `cmdline` as the kernel command line (QEMU's
 /// `-append`, the device tree's `/chosen` `bootargs`).
 pub fn booted_shell_with_cmdline(cmdline: &str, boot: Duration) -> Result<Session, String> {
-    booted_with("MICA_BOOT_IMAGE_RISCV64", "vm1", Some(cmdline), CPU, boot)
+    booted_with(
+        "MICA_BOOT_IMAGE_RISCV64",
+        "vm1",
+        Some(cmdline),
+        CPU,
+        &[],
+        boot,
+    )
 }
 
 fn booted_with(
@@ -53,6 +84,7 @@ fn booted_with(
     last_vm: &str,
     cmdline: Option<&str>,
     cpu: &str,
+    extra: &[&str],
     boot: Duration,
 ) -> Result<Session, String> {
     let kernel = artifact("MICA_KERNEL_RISCV64")?;
@@ -62,7 +94,8 @@ fn booted_with(
         .args(["-machine", "virt", "-nographic", "-bios", "default"])
         .args(["-cpu", cpu, "-m", "512M", "-smp", "2", "-kernel", &kernel])
         .args(["-initrd", &image])
-        .args(["-monitor", "none", "-serial", "stdio"]);
+        .args(["-monitor", "none", "-serial", "stdio"])
+        .args(extra);
     if let Some(cmdline) = cmdline {
         command.args(["-append", cmdline]);
     }

@@ -11,8 +11,10 @@
 //!
 //! The IDs are hardware entropy (the Zkr `seed` CSR of the tests' CPU):
 //! two VMs and two boots never share one and nothing says they are not
-//! random; on a hart without Zkr, the kernel, the vm-manager and the device
-//! service each say so at boot, and the VMs still get distinct IDs.
+//! random; on a hart without Zkr but with QEMU's virtio-rng, they come
+//! from the host's virtio-rng through the rng service, random still; on a
+//! hart with neither, the kernel, the vm-manager and the device service
+//! each say so at boot, and the VMs still get distinct IDs.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::time::Duration;
@@ -173,6 +175,76 @@ fn without_zkr_mica_says_the_ids_are_not_random() {
     assert_eq!(info_id(&mut s, "b"), ids[1]);
     s.expect(MARK, ANSWER).unwrap();
     halt(&mut s);
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn without_zkr_the_ids_come_from_the_hosts_virtio_rng_and_are_random() {
+    // QEMU's default hart (no Zkr) with a virtio-rng device; the rng
+    // service is killed twice after boot and must come back each time.
+    let mut s = mica_tests::riscv64::booted_shell_on_cpu_with_virtio_rng(
+        "rv64",
+        Some("mica.chaos=rng@500x2"),
+        BOOT,
+    )
+    .unwrap();
+    let t = s.transcript().to_vec();
+    let said = |needle: &str| t.iter().position(|l| l.starts_with(needle));
+    assert!(
+        said("mica: warning: no hardware entropy source").is_some(),
+        "the kernel still names the CPU's missing source: {t:?}"
+    );
+    assert!(
+        said("rng: serving the host's virtio-rng").is_some(),
+        "the rng service found the device: {t:?}"
+    );
+    let source = said(
+        "vm-manager: generation IDs come from the host's virtio-rng (the rng service): \
+         the CPU has no entropy source",
+    )
+    .unwrap_or_else(|| panic!("the vm-manager names its source: {t:?}"));
+    let first_vm = t.iter().position(|l| l.contains("vm0 started")).unwrap();
+    assert!(source < first_vm, "said before any VM starts: {t:?}");
+    assert!(
+        said("devices: virtio-rng devices give guests the host's virtio-rng bytes").is_some(),
+        "{t:?}"
+    );
+    // Restarted by init like every service, its device taken up again and
+    // its DMA pages given back (the same free count after each reload).
+    // The kills may come before or after the boot's last line.
+    let count = |s: &Session, needle: &str| lines_since(s, 0, needle);
+    while count(&s, "rng: serving the host's virtio-rng") < 3 {
+        s.expect("rng: serving the host's virtio-rng", TICKS)
+            .unwrap();
+    }
+    let free: Vec<&str> = s
+        .transcript()
+        .iter()
+        .filter(|l| l.contains("(rng) loaded again: "))
+        .filter_map(|l| l.rsplit(", ").next())
+        .collect();
+    assert_eq!(free.len(), 2, "killed twice: {:?}", s.transcript());
+    assert_eq!(free[0], free[1], "nothing leaks per restart");
+    let ids = started_ids(&mut s, &["a", "b"]);
+    assert_ne!(ids[0], ids[1]);
+    // `vm info` shows the ID unmarked: the next line is the exit counts.
+    assert_eq!(info_id(&mut s, "b"), ids[1]);
+    let (which, line) = s.expect_any(&[MARK, "exits:"], ANSWER).unwrap();
+    assert_eq!(which, 1, "unmarked: {line:?}");
+    halt(&mut s);
+    for warning in
+        NOT_RANDOM
+            .iter()
+            .chain(&[MARK, "guessable counters", "rng: no virtio-rng device"])
+    {
+        assert!(
+            !s.transcript()
+                .iter()
+                .any(|l| l.contains(warning) && !l.starts_with("mica: warning:")),
+            "{warning}: {:?}",
+            s.transcript()
+        );
+    }
 }
 
 #[test]

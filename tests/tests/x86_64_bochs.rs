@@ -116,7 +116,14 @@ fn under_vmx_a_hostile_guest_is_answered_and_its_neighbour_keeps_its_pace() {
     let mut s = bochs("hostile");
     let phases = mica_tests::hostile::expect_phases(
         &mut s,
-        &["ports", "privileged", "cpuid", "hypercall", "hlt storm"],
+        &[
+            "ports",
+            "privileged",
+            "cpuid",
+            "cr4",
+            "hypercall",
+            "hlt storm",
+        ],
         BOOT,
     )
     .unwrap();

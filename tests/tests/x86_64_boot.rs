@@ -322,16 +322,21 @@ fn a_guest_storing_outside_its_ram_is_stopped_and_the_other_runs_on() {
 /// A hostile guest beside a well-behaved one under SVM (scenario
 /// `x86-hostile`): vm1 does IN and OUT of every width at COM1, at ports
 /// with no device, past port 0xffff and at QEMU's own exit port,
-/// privileged instructions and denied MSRs, CPUID leaves, the null
-/// hypercall with garbage and an HLT storm, each checked from the inside
-/// (`hostile: <phase> ok`), then spins with interrupts off. QEMU does not
-/// exit (no write reached isa-debug-exit); vm0 keeps ticking on time, at
-/// a rate not far below its rate alone.
+/// privileged instructions and denied MSRs, CPUID leaves, CR4 bits Mica
+/// does not virtualise (the CPU has protection keys and XSAVE, so a CR4
+/// write that got through would stick), the null hypercall with garbage
+/// and an HLT storm, each checked from the inside (`hostile: <phase>
+/// ok`), then spins with interrupts off. QEMU does not exit (no write
+/// reached isa-debug-exit); vm0 keeps ticking on time, at a rate not far
+/// below its rate alone.
 #[test]
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
 fn under_svm_a_hostile_guest_is_answered_and_its_neighbour_keeps_its_pace() {
     let image = boot_image("MICA_BOOT_IMAGE_X86_64_HOSTILE");
-    let mut s = qemu("qemu64,+svm,+npt", &["-m", "256M", "-initrd", &image]);
+    let mut s = qemu(
+        "qemu64,+svm,+npt,+pku,+xsave",
+        &["-m", "256M", "-initrd", &image],
+    );
     let phases = mica_tests::hostile::expect_phases(&mut s, X86_HOSTILE_PHASES, BOOT).unwrap();
     let (alone, beside) =
         mica_tests::hostile::expect_steady_progress(&mut s, &phases, 4.0, 5, BOOT).unwrap();
@@ -343,4 +348,11 @@ fn under_svm_a_hostile_guest_is_answered_and_its_neighbour_keeps_its_pace() {
 }
 
 /// The x86 hostile guest's phases, in order.
-const X86_HOSTILE_PHASES: &[&str] = &["ports", "privileged", "cpuid", "hypercall", "hlt storm"];
+const X86_HOSTILE_PHASES: &[&str] = &[
+    "ports",
+    "privileged",
+    "cpuid",
+    "cr4",
+    "hypercall",
+    "hlt storm",
+];

@@ -47,13 +47,14 @@ pub const OUT_LINES: usize = 1024;
 pub const LINE_LEN: usize = 64;
 /// The U-mode tasks of a boot image, by file name `mica-<name>` (the trace
 /// tells them apart by their text; `ioreq` and `devices` are the stages).
-const TASKS: [&str; 6] = [
+const TASKS: [&str; 7] = [
     "init",
     "ioreq",
     "devices",
     "vm-manager",
     "shell",
     "mgmt-task",
+    "rng-task",
 ];
 
 /// Mica's boot, the figures, and (slowest) the sustained output under Mica.

@@ -29,6 +29,8 @@ pub struct Part {
 
 /// The virtio device ID of a console (virtio spec 5.3).
 pub const VIRTIO_CONSOLE: u32 = 3;
+/// The virtio device ID of an entropy source, virtio-rng (virtio spec 5.4).
+pub const VIRTIO_ENTROPY: u32 = 4;
 
 impl Part {
     /// The same part, allowed to map the virtio devices of `classes` (bit
@@ -47,6 +49,10 @@ pub const VM_MANAGER: u8 = 1;
 pub const IOREQ: u8 = 2;
 /// The device service's endpoint.
 pub const DEVICES: u8 = 3;
+/// The rng service's endpoint (RISC-V images only: no task serves it on
+/// x86_64, whose QEMU has no virtio-mmio bus, so a call there is refused
+/// and RDSEED/RDRAND are the only source).
+pub const RNG: u8 = 5;
 
 /// A service part of a boot image.
 pub fn service(
@@ -89,7 +95,8 @@ pub fn guest(name: &str, path: PathBuf) -> Part {
 /// The manifest of the services every boot image has, on both
 /// architectures: init, ioreq, devices (with `devices_rights` and ENTROPY,
 /// for virtio-rng) and the vm-manager (ENTROPY for generation IDs), their
-/// ELFs found by `task`.
+/// ELFs found by `task`. The last two may also call the rng service
+/// ([`rng_service`]), their entropy when the CPU has no source.
 pub fn core_services(
     task: impl Fn(&str) -> Result<PathBuf, String>,
     devices_rights: KernelRights,
@@ -118,7 +125,7 @@ pub fn core_services(
             task("mica-devices")?,
             8,
             Some(DEVICES),
-            &[],
+            &[RNG],
             devices_rights.union(KernelRights::ENTROPY),
         ),
         service(
@@ -126,10 +133,26 @@ pub fn core_services(
             task("mica-vm-manager")?,
             7,
             Some(VM_MANAGER),
-            &[IOREQ, DEVICES],
+            &[IOREQ, DEVICES, RNG],
             KernelRights::VM_CONTROL.union(KernelRights::ENTROPY),
         ),
     ])
+}
+
+/// The rng service (RISC-V): drives the host's virtio-rng for the tasks
+/// whose CPU has no entropy source. Least privilege: it may map virtio-rng
+/// devices and nothing else (DEVICES, for its window and DMA), calls no
+/// one and has no other kernel right. Below the services that call it.
+pub fn rng_service(task: impl Fn(&str) -> Result<PathBuf, String>) -> Result<Part, String> {
+    Ok(service(
+        "rng",
+        task("mica-rng-task")?,
+        6,
+        Some(RNG),
+        &[],
+        KernelRights::DEVICES,
+    )
+    .driving(1 << VIRTIO_ENTROPY))
 }
 
 /// Packs `parts` into `dir/boot.img`, says so, and returns its path.
@@ -206,6 +229,24 @@ mod tests {
             .collect();
         holders.sort_unstable();
         assert_eq!(holders, ["devices", "vm-manager"]);
+    }
+
+    #[test]
+    fn the_rng_service_maps_only_virtio_rng_and_only_two_services_call_it() {
+        let rng = super::rng_service(|p| Ok(p.into())).unwrap();
+        assert_eq!(rng.serves, Some(super::RNG));
+        assert_eq!(rng.device_classes, 1 << 4, "virtio-rng (device ID 4) only");
+        assert_eq!(rng.rights, KernelRights::DEVICES);
+        assert!(rng.may_call.is_empty());
+        let parts = super::core_services(|p| Ok(p.into()), KernelRights::CONSOLE).unwrap();
+        let mut callers: Vec<&str> = parts
+            .iter()
+            .filter(|p| p.may_call.contains(&super::RNG))
+            .map(|p| p.name.as_str())
+            .collect();
+        callers.sort_unstable();
+        assert_eq!(callers, ["devices", "vm-manager"]);
+        assert_eq!(usize::from(super::RNG), ipc::syscall::endpoints::RNG);
     }
 
     #[test]

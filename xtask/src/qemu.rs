@@ -8,7 +8,9 @@ use mica_boot::image::KernelRights;
 
 use crate::artifacts::{self, RISCV_TARGET, riscv_elf};
 use crate::cmd::{cargo, run as run_cmd, workspace_root};
-use crate::image::{Part, VIRTIO_CONSOLE, VM_MANAGER, core_services, guest, pack_into, service};
+use crate::image::{
+    Part, VIRTIO_CONSOLE, VM_MANAGER, core_services, guest, pack_into, rng_service, service,
+};
 use crate::install;
 use crate::options::{self, GuestSpec};
 use vm_manager::scenario_file;
@@ -49,7 +51,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         // Room for a dynamic VM (128 MiB by default) next to the static ones.
         "512M",
     ])
-    .args(["-smp", "2", "-kernel"])
+    .args(["-smp", "2"])
+    .args(RNG_DEVICE)
+    .arg("-kernel")
     .arg(&kernel)
     .arg("-initrd")
     .arg(&image);
@@ -70,6 +74,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// generation IDs and virtio-rng (OpenSBI lets S-mode read it). Without it
 /// Mica says at boot that generation IDs are not random.
 pub const RISCV_CPU: &str = "rv64,zkr=true";
+
+/// The host's virtio-rng on the virt board's virtio-mmio bus: the rng
+/// service's device, the entropy of a hart without Zkr (`-cpu rv64`).
+/// x86 QEMU has no virtio-mmio bus: there RDSEED/RDRAND are the only source.
+pub const RNG_DEVICE: [&str; 2] = ["-device", "virtio-rng-device"];
 
 /// The QEMU options that put a virtio console behind the management socket
 /// `socket` (QEMU listens; the `mica` CLI connects whenever it likes).
@@ -217,6 +226,7 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
         "mica-devices",
         "mica-shell",
         "mica-mgmt-task",
+        "mica-rng-task",
         "mica-crasher",
     ] {
         tasks.args(["-p", package]);
@@ -243,6 +253,7 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
     let task = |package: &str| artifacts::stripped(&riscv_elf(package), &dir.join(package));
     let mut parts = core_services(task, devices_rights)?;
     parts.extend(operator_tasks(task)?);
+    parts.push(rng_service(task)?);
     parts.extend([
         guest("hello", artifacts::guest_raw("mica-guest-hello")?),
         guest("misbehave", artifacts::guest_raw("mica-guest-misbehave")?),

@@ -26,6 +26,7 @@ const RISCV_PACKAGES: &[&str] = &[
     "mica-devices",
     "mica-shell",
     "mica-mgmt-task",
+    "mica-rng-task",
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {

@@ -3,7 +3,10 @@
 //! RISC-V and handed to QEMU's Multiboot loader with `-initrd` (it becomes
 //! the first Multiboot module), with the x86 test guests (`x86-hello`,
 //! `x86-misbehave`, `x86-poweroff`, `x86-bench`, `x86-hostile`,
-//! `x86-steady`) the scenario's VMs boot.
+//! `x86-steady`) the scenario's VMs boot. No rng task: x86 QEMU has no
+//! virtio-mmio bus, so RDSEED/RDRAND are the only entropy source there
+//! (the vm-manager's and the device service's call slot to the rng
+//! endpoint stays empty, and they say so if the CPU has neither).
 
 use std::path::PathBuf;
 

@@ -72,6 +72,13 @@ pub enum GuestExit {
         /// WRMSR rather than RDMSR.
         write: bool,
     },
+    /// The guest wrote a control register whose bits the backend owns
+    /// some of (x86 MOV to CR4).
+    ControlRegisterWrite {
+        /// The source register (x86 numbering), when the hardware names
+        /// it; `None`: the backend decodes the instruction.
+        gpr: Option<u8>,
+    },
     /// A host interrupt arrived while the guest ran; just resume it.
     HostInterrupt,
     /// A guest-physical access that is neither RAM nor a device.

@@ -4,6 +4,11 @@
 //! hardware source: RISC-V Zkr `seed`, x86 RDSEED/RDRAND; the task needs
 //! the ENTROPY right) and reports `Error::NoEntropy` when there is none.
 //!
+//! [`RngService`] asks the rng service (`ipc::rng`), which drives the
+//! host's virtio-rng device, for tasks the manifest lets call it.
+//! [`RealEntropy`] takes the hardware first and the rng service once the
+//! hardware failed; [`HardwareOrCounters`] adds the counters after both.
+//!
 //! [`CounterEntropy`] is **not** random: it mixes the `time` and `cycle`
 //! counters through splitmix64, which anyone who knows roughly when a task
 //! ran can guess. It is only a fallback that keeps generation IDs
@@ -11,6 +16,8 @@
 //! it must say so on the console.
 
 use ipc::Error;
+use ipc::rng;
+use ipc::syscall::{endpoints, slots};
 
 /// The kernel's `entropy` call as a byte source; the draw is injectable so
 /// the plumbing is tested on the host.
@@ -64,65 +71,314 @@ impl<D: FnMut() -> Result<u64, Error>> KernelEntropy<D> {
     }
 }
 
-/// Generation IDs from the hardware source, or, on a machine without one,
-/// from [`CounterEntropy`] with a warning on the console: the IDs stay
-/// distinct, but anyone may guess them, and the operator is told so.
-pub struct HardwareOrCounters<D = fn() -> Result<u64, Error>> {
-    hardware: KernelEntropy<D>,
-    fallback: CounterEntropy,
-    /// The hardware's error once a draw failed (every later draw then
-    /// comes from the counters).
-    failed: Option<Error>,
+/// The rng service (`ipc::rng`, endpoint `RNG`: the host's virtio-rng
+/// driven by the `rng` task) as a byte source; the call is injectable so
+/// the plumbing is tested on the host.
+pub struct RngService<C = fn(&rng::Request) -> Result<rng::Response, Error>> {
+    call: C,
 }
 
-impl HardwareOrCounters {
-    /// Through the `entropy` call; `salt` (the restart count) keeps a
-    /// restarted task's fallback from repeating itself.
-    pub fn new(salt: u64) -> Self {
-        Self::with_draw(crate::sys::entropy, salt)
+/// One request to the rng service through this task's call slot.
+fn call_rng(request: &rng::Request) -> Result<rng::Response, Error> {
+    crate::call_message(slots::call(endpoints::RNG), request)
+}
+
+impl RngService {
+    /// Asks through the call slot of endpoint `RNG` (a task the manifest
+    /// does not let call it gets `Error::InvalidArgument`).
+    pub fn new() -> Self {
+        RngService { call: call_rng }
     }
 }
 
-impl<D: FnMut() -> Result<u64, Error>> HardwareOrCounters<D> {
-    /// Draws 64 bits at a time with `draw`.
-    pub fn with_draw(draw: D, salt: u64) -> Self {
-        HardwareOrCounters {
+impl Default for RngService {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C: FnMut(&rng::Request) -> Result<rng::Response, Error>> RngService<C> {
+    /// Asks with `call`.
+    pub fn with_call(call: C) -> Self {
+        RngService { call }
+    }
+
+    /// Fills the start of `out` from the service, [`rng::MAX_FILL`] bytes
+    /// a request at most, and returns how many bytes it gave, with the
+    /// error that stopped it short. A service that died is asked once
+    /// more (init restarts it); an answer with no bytes, or more than
+    /// asked for, is `Error::Malformed`.
+    pub fn fill_from(&mut self, out: &mut [u8]) -> (usize, Option<Error>) {
+        let mut filled = 0;
+        let mut retried = false;
+        while let Some(rest) = out.get_mut(filled..).filter(|r| !r.is_empty()) {
+            let want = rest.len().min(rng::MAX_FILL);
+            let len = u16::try_from(want).unwrap_or(u16::MAX);
+            let error = match (self.call)(&rng::Request::Fill { len }) {
+                Ok(rng::Response::Bytes(bytes)) => {
+                    match rest.get_mut(..bytes.len()).filter(|_| !bytes.is_empty()) {
+                        Some(into) if bytes.len() <= want => {
+                            into.copy_from_slice(&bytes);
+                            filled += bytes.len();
+                            continue;
+                        }
+                        _ => Error::Malformed,
+                    }
+                }
+                Ok(rng::Response::Err(e)) | Err(e) => e,
+            };
+            if error == Error::ServerDied && !retried {
+                retried = true;
+                continue;
+            }
+            return (filled, Some(error));
+        }
+        (filled, None)
+    }
+}
+
+/// Where random bytes came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The kernel's `entropy` call: the CPU's own source.
+    Hardware,
+    /// The rng service: the host's virtio-rng.
+    RngService,
+}
+
+/// Why no real entropy can be had: the kernel's error and the rng
+/// service's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoRealEntropy {
+    /// Why the kernel's `entropy` call failed.
+    pub hardware: Error,
+    /// Why the rng service failed.
+    pub service: Error,
+}
+
+impl core::fmt::Display for NoRealEntropy {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}; ", self.hardware)?;
+        match self.service {
+            Error::NoEntropy => f.write_str("and the host has no virtio-rng device"),
+            Error::InvalidArgument | Error::PermissionDenied => {
+                f.write_str("and there is no rng service (virtio-rng) to ask")
+            }
+            other => write!(f, "and the rng service (virtio-rng) failed: {other}"),
+        }
+    }
+}
+
+/// Why the kernel's hardware source is not used, for a console line:
+/// `the CPU has no entropy source` for `Error::NoEntropy`, else the
+/// kernel's error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HardwareFailure(pub Error);
+
+impl core::fmt::Display for HardwareFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Error::NoEntropy => {
+                f.write_str("the CPU has no entropy source (RISC-V Zkr, x86 RDSEED/RDRAND)")
+            }
+            other => write!(f, "the kernel's entropy call failed: {other}"),
+        }
+    }
+}
+
+/// Real entropy only: the kernel's hardware source, then (once that
+/// failed) the rng service; a source that failed is not asked again.
+pub struct RealEntropy<
+    D = fn() -> Result<u64, Error>,
+    C = fn(&rng::Request) -> Result<rng::Response, Error>,
+> {
+    hardware: KernelEntropy<D>,
+    service: RngService<C>,
+    hardware_failed: Option<Error>,
+    service_failed: Option<Error>,
+}
+
+impl RealEntropy {
+    /// The `entropy` call, then the rng service through this task's call
+    /// slot.
+    pub fn new() -> Self {
+        Self::with_sources(crate::sys::entropy, call_rng)
+    }
+}
+
+impl Default for RealEntropy {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<D, C> RealEntropy<D, C>
+where
+    D: FnMut() -> Result<u64, Error>,
+    C: FnMut(&rng::Request) -> Result<rng::Response, Error>,
+{
+    /// Draws 64 bits at a time with `draw`, then asks `call`.
+    pub fn with_sources(draw: D, call: C) -> Self {
+        RealEntropy {
             hardware: KernelEntropy::with_draw(draw),
-            fallback: CounterEntropy::new(salt),
-            failed: None,
+            service: RngService::with_call(call),
+            hardware_failed: None,
+            service_failed: None,
         }
     }
 
-    /// Whether the hardware answers now: one draw, at start, so that a
-    /// machine without a source is named at boot rather than at the first
-    /// VM. Logs the warning (once) when it does not.
+    /// Fills all of `out` from the first source that gives all of it.
+    pub fn fill(&mut self, out: &mut [u8]) -> Result<Origin, NoRealEntropy> {
+        if self.hardware_failed.is_none() {
+            match self.hardware.fill(out) {
+                Ok(()) => return Ok(Origin::Hardware),
+                Err(e) => self.hardware_failed = Some(e),
+            }
+        }
+        if self.service_failed.is_none() {
+            match self.service.fill_from(out) {
+                (_, None) => return Ok(Origin::RngService),
+                (_, Some(e)) => self.service_failed = Some(e),
+            }
+        }
+        Err(self.failure().unwrap_or(NoRealEntropy {
+            hardware: Error::NoEntropy,
+            service: Error::NoEntropy,
+        }))
+    }
+
+    /// Fills the start of `out` with as many real bytes as the sources
+    /// give and returns how many (0 with neither): for virtio-rng, which
+    /// may write fewer bytes than the guest offered and must never hand
+    /// it made-up ones.
+    pub fn fill_prefix(&mut self, out: &mut [u8]) -> usize {
+        let mut filled = 0;
+        if self.hardware_failed.is_none() {
+            filled = self.hardware.fill_prefix(out);
+            if filled == out.len() {
+                return filled;
+            }
+            self.hardware_failed = Some(Error::NoEntropy);
+        }
+        if self.service_failed.is_none()
+            && let Some(rest) = out.get_mut(filled..)
+        {
+            let (given, error) = self.service.fill_from(rest);
+            filled += given;
+            self.service_failed = error;
+        }
+        filled
+    }
+
+    /// The source the next bytes come from, `None` once both failed.
+    pub fn origin(&self) -> Option<Origin> {
+        match (self.hardware_failed, self.service_failed) {
+            (None, _) => Some(Origin::Hardware),
+            (Some(_), None) => Some(Origin::RngService),
+            (Some(_), Some(_)) => None,
+        }
+    }
+
+    /// The kernel's error, once the hardware failed.
+    pub fn hardware_failure(&self) -> Option<Error> {
+        self.hardware_failed
+    }
+
+    /// Both errors, once both sources failed.
+    pub fn failure(&self) -> Option<NoRealEntropy> {
+        Some(NoRealEntropy {
+            hardware: self.hardware_failed?,
+            service: self.service_failed?,
+        })
+    }
+}
+
+/// Generation IDs from real entropy ([`RealEntropy`]: the hardware, then
+/// the host's virtio-rng through the rng service), or, on a machine with
+/// neither, from [`CounterEntropy`] with a warning on the console: the IDs
+/// stay distinct, but anyone may guess them, and the operator is told so.
+/// Each switch to a later source is said once.
+pub struct HardwareOrCounters<
+    D = fn() -> Result<u64, Error>,
+    C = fn(&rng::Request) -> Result<rng::Response, Error>,
+> {
+    real: RealEntropy<D, C>,
+    fallback: CounterEntropy,
+    said_service: bool,
+    said_counters: bool,
+}
+
+impl HardwareOrCounters {
+    /// Through the `entropy` call and the rng service; `salt` (the
+    /// restart count) keeps a restarted task's fallback from repeating
+    /// itself.
+    pub fn new(salt: u64) -> Self {
+        Self::with_sources(crate::sys::entropy, call_rng, salt)
+    }
+}
+
+impl<D, C> HardwareOrCounters<D, C>
+where
+    D: FnMut() -> Result<u64, Error>,
+    C: FnMut(&rng::Request) -> Result<rng::Response, Error>,
+{
+    /// Draws 64 bits at a time with `draw`, then asks `call`.
+    pub fn with_sources(draw: D, call: C, salt: u64) -> Self {
+        HardwareOrCounters {
+            real: RealEntropy::with_sources(draw, call),
+            fallback: CounterEntropy::new(salt),
+            said_service: false,
+            said_counters: false,
+        }
+    }
+
+    /// Whether real entropy answers now: one draw, at start, so that the
+    /// source (or the lack of one) is named at boot rather than at the
+    /// first VM.
     pub fn probe(&mut self) -> bool {
         let mut word = [0u8; 8];
         self.fill(&mut word)
     }
 
-    /// Fills `out` from the hardware, or from the counters once the
-    /// hardware failed (logged at the switch); whether the bytes are
-    /// random, i.e. came from the hardware.
+    /// Fills `out` from real entropy, or from the counters once neither
+    /// real source answers (logged at each switch); whether the bytes are
+    /// random.
     pub fn fill(&mut self, out: &mut [u8]) -> bool {
-        if self.failed.is_none() {
-            match self.hardware.fill(out) {
-                Ok(()) => return true,
-                Err(e) => {
+        match self.real.fill(out) {
+            Ok(Origin::Hardware) => true,
+            Ok(Origin::RngService) => {
+                if !self.said_service {
+                    self.said_service = true;
+                    let why =
+                        HardwareFailure(self.real.hardware_failure().unwrap_or(Error::NoEntropy));
+                    log::info!(
+                        "generation IDs come from the host's virtio-rng (the rng service): {why}"
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                if !self.said_counters {
+                    self.said_counters = true;
                     log::warn!(
                         "generation IDs are NOT random, they come from guessable counters: {e}"
                     );
-                    self.failed = Some(e);
                 }
+                self.fallback.fill(out);
+                false
             }
         }
-        self.fallback.fill(out);
-        false
     }
 
-    /// The hardware's error if the IDs now come from the counters.
-    pub fn failure(&self) -> Option<Error> {
-        self.failed
+    /// Where the next random bytes come from, `None` once they come from
+    /// the counters.
+    pub fn origin(&self) -> Option<Origin> {
+        self.real.origin()
+    }
+
+    /// Why the IDs now come from the counters, if they do.
+    pub fn failure(&self) -> Option<NoRealEntropy> {
+        self.real.failure()
     }
 }
 
@@ -219,115 +475,5 @@ fn counters() -> (u64, u64) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kernel_words_fill_bytes_little_endian_and_odd_lengths() {
-        let mut words = [0x0807_0605_0403_0201u64, 0x100f_0e0d_0c0b_0a09].into_iter();
-        let mut source = KernelEntropy::with_draw(|| words.next().ok_or(Error::NoEntropy));
-        let mut id = [0u8; 11];
-        assert_eq!(source.fill(&mut id), Ok(()));
-        assert_eq!(id, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
-    }
-
-    #[test]
-    fn without_a_source_fill_fails_and_the_prefix_is_empty() {
-        let mut source = KernelEntropy::with_draw(|| Err(Error::NoEntropy));
-        let mut id = [0u8; 16];
-        assert_eq!(source.fill(&mut id), Err(Error::NoEntropy));
-        assert_eq!(source.fill_prefix(&mut id), 0);
-        assert_eq!(id, [0; 16], "no byte was made up");
-    }
-
-    #[test]
-    fn a_source_that_fails_midway_gives_only_what_it_drew() {
-        let mut left = 2;
-        let mut source = KernelEntropy::with_draw(|| {
-            if left == 0 {
-                return Err(Error::NoEntropy);
-            }
-            left -= 1;
-            Ok(u64::MAX)
-        });
-        let mut buf = [0u8; 20];
-        assert_eq!(source.fill_prefix(&mut buf), 16);
-        assert_eq!(buf[..16], [0xff; 16]);
-        assert_eq!(buf[16..], [0; 4]);
-    }
-
-    #[test]
-    fn the_fallback_takes_over_only_when_the_hardware_fails_and_stays() {
-        let mut left = 1;
-        let mut draws = 0;
-        let mut source = HardwareOrCounters::with_draw(
-            || {
-                draws += 1;
-                if left == 0 {
-                    return Err(Error::NoEntropy);
-                }
-                left -= 1;
-                Ok(0x1111_1111_1111_1111)
-            },
-            0,
-        );
-        let mut a = [0u8; 8];
-        assert!(source.fill(&mut a), "the hardware's bytes");
-        assert_eq!(a, [0x11; 8]);
-        assert_eq!(source.failure(), None);
-        let mut b = [0u8; 16];
-        assert!(!source.fill(&mut b), "the counters' bytes are not random");
-        assert_eq!(source.failure(), Some(Error::NoEntropy));
-        assert_ne!(b, [0; 16], "IDs stay distinct from the all-zero NONE");
-        let mut c = [0u8; 16];
-        assert!(!source.fill(&mut c));
-        assert_ne!(b, c, "successive fallback IDs differ");
-        drop(source);
-        assert_eq!(draws, 2, "the failed hardware is not asked again");
-    }
-
-    #[test]
-    fn the_probe_says_whether_the_hardware_answers() {
-        assert!(HardwareOrCounters::with_draw(|| Ok(5), 0).probe());
-        let mut none = HardwareOrCounters::with_draw(|| Err(Error::NoEntropy), 0);
-        assert!(!none.probe());
-        assert_eq!(none.failure(), Some(Error::NoEntropy));
-    }
-
-    #[test]
-    fn on_the_host_the_kernel_call_is_refused() {
-        let mut id = [0u8; 16];
-        assert_eq!(
-            KernelEntropy::new().fill(&mut id),
-            Err(Error::KernelRefused)
-        );
-    }
-
-    #[test]
-    fn splitmix_matches_the_reference_values() {
-        // splitmix64 seeded with 0: the first output of the reference code
-        // (state += GOLDEN, then mix).
-        assert_eq!(splitmix64(GOLDEN), 0xe220_a839_7b1d_cdaf);
-    }
-
-    #[test]
-    fn successive_fills_differ_and_cover_every_byte() {
-        let mut source = CounterEntropy::new(0);
-        let mut a = [0u8; 16];
-        let mut b = [0u8; 16];
-        source.fill(&mut a);
-        source.fill(&mut b);
-        assert_ne!(a, b);
-        assert_ne!(a, [0; 16]);
-        let mut odd = [0u8; 5];
-        source.fill(&mut odd);
-        assert_ne!(odd, [0; 5]);
-    }
-
-    #[test]
-    fn different_salts_give_different_streams() {
-        let mut a = CounterEntropy::new(1);
-        let mut b = CounterEntropy::new(2);
-        assert_ne!(a.next_u64(), b.next_u64());
-    }
-}
+#[path = "entropy_tests.rs"]
+mod tests;

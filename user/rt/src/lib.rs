@@ -6,8 +6,9 @@
 //!
 //! It also wraps the hypervisor console calls of the shell ([`console`]),
 //! the VM-control calls ([`vm`]), the ioreq calls and page
-//! accessor ([`ioreq_pages`]), the kernel's entropy call and a
-//! counter fallback that is not random ([`entropy`]), the
+//! accessor ([`ioreq_pages`]), the kernel's entropy call, the rng
+//! service (the host's virtio-rng) and a counter fallback that is not
+//! random ([`entropy`]), the
 //! device calls ([`device`]) and, with the `virtio` feature, a
 //! `virtio-drivers` HAL over them (`virtio`).
 //!

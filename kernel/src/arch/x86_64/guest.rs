@@ -10,7 +10,10 @@
 //! The guest owns its FS/GS bases, TR, LDTR and syscall and SYSENTER MSRs
 //! (the world switch swaps them with the host's, see `msr`); any other
 //! RDMSR/WRMSR exits and is answered by `msr::emulate`: a value, an EFER
-//! change within the bits a guest may flip, or #GP(0) in the guest.
+//! change within the bits a guest may flip, or #GP(0) in the guest. A
+//! MOV to CR4 that exits (VMX: it sets a bit the host owns; SVM: every
+//! one) is answered by `cr4::write`: the guest keeps the bits it owns and
+//! gets #GP(0) for PKE and the others (see `cr4`).
 
 extern crate alloc;
 
@@ -20,7 +23,9 @@ use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::ioreq_abi::slot;
 use ipc::{Error, Space};
 
+use super::cr4;
 use super::fpu::{self, GuestFp};
+use super::mov_cr;
 use super::msr::{self, Access, GuestView, Outcome};
 use super::svm_exit::rax_after_in;
 use super::vcpu::Vcpu;
@@ -121,6 +126,7 @@ impl GuestVm {
                     }
                     self.msr_access(write, next_rip);
                 }
+                GuestExit::ControlRegisterWrite { gpr } => self.cr4_write(gpr, exit.next_rip),
                 GuestExit::Hypercall => {
                     let null = self.vcpu.rax() == ipc::syscall::X86_HYPERCALL_NULL;
                     // A power-off: posted output first.
@@ -254,12 +260,16 @@ impl GuestVm {
 
     /// Answers CPUID with the host's values for the leaf in EAX/ECX, minus
     /// SVM and VMX (the guest cannot nest), minus XSAVE, OSXSAVE and AVX
-    /// (only the FXSAVE state is switched, see `fpu`) and with the
-    /// hypervisor bit set.
+    /// (only the FXSAVE state is switched, see `fpu`), minus protection
+    /// keys and the other features behind CR4 bits the host owns
+    /// (`cr4::hide`), and with the hypervisor bit set.
     fn cpuid(&mut self) {
         let leaf = self.vcpu.rax() as u32;
         let sub = self.vcpu.gprs().regs[1] as u32;
         let mut r = core::arch::x86_64::__cpuid_count(leaf, sub);
+        let mut words = [r.eax, r.ebx, r.ecx, r.edx];
+        cr4::hide(leaf, sub, &mut words, self.vcpu.cr4_owned());
+        [r.eax, r.ebx, r.ecx, r.edx] = words;
         match leaf {
             1 => r.ecx = (r.ecx | 1 << 31) & !(1 << 5 | CPUID1_ECX_XSAVE_AVX),
             0x8000_0001 => r.ecx &= !(1 << 2),
@@ -309,6 +319,44 @@ impl GuestVm {
             }
         }
         self.vcpu.set_rip(next_rip);
+    }
+
+    /// An intercepted MOV to CR4 from register `gpr` (x86 numbering),
+    /// the instruction ending at `next_rip`; under SVM neither is known and
+    /// the instruction is fetched at RIP through the guest's page tables
+    /// and decoded (`mov_cr`). CR4 changes as `cr4::write` decides (RIP
+    /// past the instruction), or #GP(0) is injected with RIP left on it:
+    /// a host-owned bit (PKE, OSXSAVE, VMXE, reserved...), a check the
+    /// CPU skipped for the intercept, or an instruction that cannot be
+    /// fetched or is no MOV to CR4. Never a stopped VM.
+    fn cr4_write(&mut self, gpr: Option<u8>, next_rip: Option<u64>) {
+        let decoded = match (gpr, next_rip) {
+            (Some(gpr), Some(next_rip)) => Some((gpr, next_rip)),
+            _ => self.fetch_mov_to_cr4(),
+        };
+        let Some((gpr, next_rip)) = decoded else {
+            self.vcpu.inject_gp();
+            return;
+        };
+        let mut value = self.vcpu.gpr(gpr);
+        if !self.vcpu.in_64bit_code() {
+            value &= 0xffff_ffff;
+        }
+        match cr4::write(value, &self.vcpu.cr4_guest(), self.vcpu.cr4_owned()) {
+            cr4::Write::Accept { value, flush } => {
+                self.vcpu.set_cr4(value, flush);
+                self.vcpu.set_rip(next_rip);
+            }
+            cr4::Write::GeneralProtection => self.vcpu.inject_gp(),
+        }
+    }
+
+    /// The source register and next RIP of the MOV to CR4 at the guest's
+    /// RIP, fetched from its RAM through its page tables.
+    fn fetch_mov_to_cr4(&self) -> Option<(u8, u64)> {
+        let code = self.vcpu.code_view()?;
+        let mov = mov_cr::fetch_at_rip(&code, |gpa| self.read_u64(gpa), |gpa| self.read_u8(gpa))?;
+        (mov.cr == 4).then(|| (mov.gpr, code.rip.wrapping_add(mov.len)))
     }
 
     /// Raises or lowers the guest's external interrupt (nothing on x86 yet:

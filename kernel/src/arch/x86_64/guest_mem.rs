@@ -416,6 +416,34 @@ impl GuestVm {
         Ok(())
     }
 
+    /// The `N` bytes of guest RAM at guest-physical `gpa`, if they lie
+    /// inside it and `gpa` is `N`-aligned.
+    fn read_ram<const N: usize>(&self, gpa: u64) -> Option<[u8; N]> {
+        let offset = gpa.checked_sub(GUEST_RAM_BASE)?;
+        let end = offset.checked_add(N as u64)?;
+        if end > self.vm.ram_bytes || !offset.is_multiple_of(N as u64) {
+            return None;
+        }
+        let mut bytes = [0u8; N];
+        // SAFETY: `ram + offset .. ram + end` lies inside this VM's RAM
+        // (checked above): identity-mapped frames it owns, read while its
+        // vCPU is out of the guest (this CPU runs the exit handler).
+        unsafe {
+            core::ptr::copy_nonoverlapping((self.ram + offset) as *const u8, bytes.as_mut_ptr(), N);
+        }
+        Some(bytes)
+    }
+
+    /// The guest-physical quadword at `gpa` (8-byte aligned, in RAM).
+    pub(super) fn read_u64(&self, gpa: u64) -> Option<u64> {
+        self.read_ram::<8>(gpa).map(u64::from_le_bytes)
+    }
+
+    /// The guest-physical byte at `gpa` (in RAM).
+    pub(super) fn read_u8(&self, gpa: u64) -> Option<u8> {
+        self.read_ram::<1>(gpa).map(|[b]| b)
+    }
+
     /// Copies a flat guest image to `GUEST_IMAGE_OFFSET` (1 MiB).
     pub fn load_image(&mut self, image: &[u8]) -> Result<(), Error> {
         self.copy_in(GUEST_IMAGE_OFFSET, image)

@@ -7,6 +7,7 @@
 //! SYSENTER) VMSAVE/VMLOAD swap: the host's in a VMSAVE area of their own,
 //! the guest's in its VMCB, so the guest owns them (see `msr`).
 
+use super::mov_cr::CodeView;
 use super::pt4::PAGE_SIZE;
 
 /// EFER and its SVM enable.
@@ -17,6 +18,7 @@ const VM_HSAVE_PA: u32 = 0xc001_0117;
 
 /// VMCB control-area offsets (AMD APM vol. 2, appendix B).
 mod ctl {
+    pub const INTERCEPT_CR: usize = 0x000;
     pub const INTERCEPT_MISC1: usize = 0x00c;
     pub const INTERCEPT_MISC2: usize = 0x010;
     pub const IOPM_BASE: usize = 0x040;
@@ -61,6 +63,10 @@ mod save {
     pub const G_PAT: usize = 0x668;
 }
 
+/// CR intercepts: writes of CR4 (bit 16 + 4). Every MOV to CR4 exits and
+/// is answered by `cr4::write`: SVM has no guest/host mask, and a guest
+/// that set CR4.PKE would own PKRU, which nothing switches (see `cr4`).
+const INTERCEPT_CR4_WRITE: u32 = 1 << (16 + 4);
 /// MISC1 intercepts: INTR, NMI, CPUID, HLT, IOIO_PROT, MSR_PROT, SHUTDOWN.
 const MISC1: u32 = 1 << 0 | 1 << 1 | 1 << 18 | 1 << 24 | 1 << 27 | 1 << 28 | 1 << 31;
 /// MISC2 intercepts: VMRUN (required), VMMCALL, VMLOAD, VMSAVE, STGI,
@@ -225,6 +231,9 @@ const EFER_LONG: u64 = 1 << 8 | 1 << 10 | EFER_SVME;
 const CR0_LONG: u64 = 1 | 1 << 4 | 1 << 5 | 1 << 16 | 1 << 31;
 /// Guest CR4 for long mode: PAE.
 const CR4_PAE: u64 = 1 << 5;
+/// CR0.PG and EFER.LMA.
+const CR0_PG: u64 = 1 << 31;
+const EFER_LMA: u64 = 1 << 10;
 
 /// EVENTINJ: valid, an exception (type 3) with its error code.
 const INJECT_EXCEPTION: u64 = 1 << 31 | 3 << 8 | 1 << 11;
@@ -253,8 +262,8 @@ pub struct RawExit {
 
 impl Vcpu {
     /// A vCPU whose VMCB is the zeroed, identity-mapped frame `vmcb`,
-    /// intercepting I/O (all ports in `iopm`), MSRs (`msrpm`), HLT, CPUID,
-    /// VMMCALL, interrupts and shutdown, with nested paging from `npt_root`
+    /// intercepting I/O (all ports in `iopm`), MSRs (`msrpm`), CR4 writes,
+    /// HLT, CPUID, VMMCALL, interrupts and shutdown, with nested paging from `npt_root`
     /// under `asid` (non-zero); `host_state` is the frame the host's
     /// VMSAVE state waits in while it runs.
     pub fn new(
@@ -270,6 +279,7 @@ impl Vcpu {
             host_state,
             gprs: GuestGprs::default(),
         };
+        v.write32(ctl::INTERCEPT_CR, INTERCEPT_CR4_WRITE);
         v.write32(ctl::INTERCEPT_MISC1, MISC1);
         v.write32(ctl::INTERCEPT_MISC2, MISC2);
         v.write64(ctl::IOPM_BASE, iopm);
@@ -397,6 +407,48 @@ impl Vcpu {
     /// faulting instruction).
     pub fn inject_gp(&self) {
         self.write64(ctl::EVENT_INJECTION, INJECT_EXCEPTION | GP_VECTOR);
+    }
+
+    /// CR4 (the guest's own: SVM has no read shadow).
+    pub fn cr4(&self) -> u64 {
+        self.read64(save::CR4)
+    }
+
+    /// Sets CR4; `flush`: the guest's ASID loses its cached translations
+    /// on the next entry (as a MOV to CR4 that changes PGE drops them).
+    pub fn set_cr4(&self, cr4: u64, flush: bool) {
+        self.write64(save::CR4, cr4);
+        if flush {
+            self.flush_asid_on_entry();
+        }
+    }
+
+    /// CR3.
+    pub fn cr3(&self) -> u64 {
+        self.read64(save::CR3)
+    }
+
+    /// RSP.
+    pub fn rsp(&self) -> u64 {
+        self.read64(save::RSP)
+    }
+
+    /// Whether the guest runs 64-bit code (CS.L: bit 9 of the VMCB's
+    /// packed attributes).
+    pub fn cs_long(&self) -> bool {
+        self.read64(save::CS) >> 16 & 1 << 9 != 0
+    }
+
+    /// What locates the guest's code (CR0.PG, EFER.LMA, CS, RIP, CR3).
+    pub fn code_view(&self) -> CodeView {
+        CodeView {
+            paging: self.read64(save::CR0) & CR0_PG != 0,
+            long_mode: self.read64(save::EFER) & EFER_LMA != 0,
+            cs_long: self.cs_long(),
+            cs_base: self.read64(save::CS + 8),
+            rip: self.rip(),
+            cr3: self.cr3(),
+        }
     }
 
     /// The guest's RAX.

@@ -7,6 +7,8 @@ use crate::vm::exit::{GuestExit, PioExit};
 
 /// Exit codes (AMD APM vol. 2, appendix C).
 pub mod code {
+    /// A MOV to CR4 (CR4 write intercept).
+    pub const WRITE_CR4: u64 = 0x14;
     /// A physical interrupt (INTR intercept).
     pub const INTR: u64 = 0x60;
     /// CPUID.
@@ -44,6 +46,9 @@ pub fn decode(exit_code: u64, info1: u64, info2: u64, rax: u64) -> GuestExit {
             info: info1,
         }),
         code::HLT => GuestExit::Halt,
+        // EXITINFO1 names the register only with decode assists (bit 63),
+        // which QEMU lacks: the backend decodes the instruction itself.
+        code::WRITE_CR4 => GuestExit::ControlRegisterWrite { gpr: None },
         code::VMMCALL => GuestExit::Hypercall,
         code::CPUID => GuestExit::Cpuid,
         code::MSR => GuestExit::Msr {
@@ -258,6 +263,11 @@ mod tests {
         assert_eq!(fixed_instruction_len(code::NPF), None);
         assert_eq!(fixed_instruction_len(code::MSR), Some(2));
         assert_eq!(decode(code::MSR, 0, 0, 0), GuestExit::Msr { write: false });
+        assert_eq!(
+            decode(code::WRITE_CR4, 0, 0, 0),
+            GuestExit::ControlRegisterWrite { gpr: None }
+        );
+        assert_eq!(fixed_instruction_len(code::WRITE_CR4), None);
         assert_eq!(decode(code::MSR, 1, 0, 0), GuestExit::Msr { write: true });
         assert_eq!(
             decode(code::INVALID, 0, 0, 0),

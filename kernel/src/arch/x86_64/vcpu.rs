@@ -5,12 +5,17 @@
 
 use log::warn;
 
+use super::cr4;
+use super::mov_cr::{self, CodeView, GprSlot};
 use super::svm::{self, GuestGprs};
 use super::svm_exit;
 use super::vmx_caps::VmxError;
 use super::vmx_exit;
 use super::vmx_vcpu;
 use crate::vm::exit::GuestExit;
+
+/// EFER.LMA.
+const EFER_LMA: u64 = 1 << 10;
 
 /// A decoded exit.
 #[derive(Debug, Clone, Copy)]
@@ -122,6 +127,77 @@ impl Vcpu {
         match self {
             Vcpu::Svm(v) => v.set_rax(rax),
             Vcpu::Vmx(v) => v.regs.rax = rax,
+        }
+    }
+
+    /// General register `gpr` in x86 numbering (0 RAX ... 15 R15).
+    pub fn gpr(&mut self, gpr: u8) -> u64 {
+        match mov_cr::gpr_slot(gpr) {
+            GprSlot::Rax => self.rax(),
+            GprSlot::Rsp => match self {
+                Vcpu::Svm(v) => v.rsp(),
+                Vcpu::Vmx(v) => v.rsp(),
+            },
+            GprSlot::Saved(i) => self.gprs().regs[i],
+        }
+    }
+
+    /// Whether the guest runs 64-bit code (outside it, a MOV to a control
+    /// register takes the low 32 bits of its source).
+    pub fn in_64bit_code(&self) -> bool {
+        match self {
+            Vcpu::Svm(v) => v.cs_long(),
+            Vcpu::Vmx(v) => v.cs_long(),
+        }
+    }
+
+    /// What `cr4::write` needs of the guest: CR4 as it reads it, whether
+    /// it is in long mode, CR3.
+    pub fn cr4_guest(&self) -> cr4::Guest {
+        let (cr4, cr3) = match self {
+            Vcpu::Svm(v) => (v.cr4(), v.cr3()),
+            Vcpu::Vmx(v) => (v.cr4(), v.cr3()),
+        };
+        cr4::Guest {
+            cr4,
+            long_mode: self.efer() & EFER_LMA != 0,
+            cr3,
+        }
+    }
+
+    /// The CR4 bits the guest may own on this CPU: `cr4::GUEST_OWNABLE`
+    /// that CPUID shows (and, under VMX, that VMX operation allows).
+    pub fn cr4_owned(&self) -> u64 {
+        let leaf1 = core::arch::x86_64::__cpuid(1);
+        let leaf7 = core::arch::x86_64::__cpuid_count(7, 0);
+        let cpu = cr4::supported(&cr4::Features {
+            leaf1_ecx: leaf1.ecx,
+            leaf1_edx: leaf1.edx,
+            leaf7_ebx: leaf7.ebx,
+            leaf7_ecx: leaf7.ecx,
+        });
+        match self {
+            Vcpu::Svm(_) => cpu,
+            Vcpu::Vmx(_) => cpu & vmx_vcpu::Vcpu::cr4_fixed1(),
+        }
+    }
+
+    /// Sets CR4 as the guest reads it (one `cr4::write` accepted);
+    /// `flush`: the VM's cached translations go.
+    pub fn set_cr4(&mut self, value: u64, flush: bool) {
+        match self {
+            Vcpu::Svm(v) => v.set_cr4(value, flush),
+            Vcpu::Vmx(v) => v.set_cr4(value, flush),
+        }
+    }
+
+    /// What locates the guest's code, where the backend must decode an
+    /// instruction itself (SVM); `None` under VMX, whose exits name the
+    /// register and the instruction's length.
+    pub fn code_view(&self) -> Option<CodeView> {
+        match self {
+            Vcpu::Svm(v) => Some(v.code_view()),
+            Vcpu::Vmx(_) => None,
         }
     }
 

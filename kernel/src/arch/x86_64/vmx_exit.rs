@@ -18,6 +18,9 @@ pub mod reason {
     pub const CPUID: u32 = 10;
     /// HLT.
     pub const HLT: u32 = 12;
+    /// A control-register access (MOV to CR4 that sets a bit the guest/host
+    /// mask covers).
+    pub const CR_ACCESS: u32 = 28;
     /// RDMSR and WRMSR (an MSR the bitmap intercepts, or outside it).
     pub const RDMSR: u32 = 31;
     pub const WRMSR: u32 = 32;
@@ -36,6 +39,12 @@ pub const ENTRY_FAILED: u32 = 1 << 31;
 const IO_IN: u64 = 1 << 3;
 const IO_STRING: u64 = 1 << 4;
 const IO_REP: u64 = 1 << 5;
+/// Control-register access qualification (table 28-3): the register in
+/// bits 3:0, the access type in 5:4 (0: MOV to CR), the general register
+/// in 11:8.
+const CR_NUMBER: u64 = 0xf;
+const CR_ACCESS_TYPE: u64 = 0x30;
+const CR_GPR_SHIFT: u64 = 8;
 /// EPT-violation qualification bits (table 28-7).
 const EPT_WRITE: u64 = 1 << 1;
 const EPT_FETCH: u64 = 1 << 2;
@@ -54,6 +63,13 @@ pub fn decode(exit_reason: u32, qualification: u64, gpa: u64, rax: u64) -> Guest
     match exit_reason & 0xffff {
         reason::IO_INSTRUCTION => decode_io(qualification, rax).unwrap_or(unhandled),
         reason::HLT => GuestExit::Halt,
+        // Only MOV to CR4 can exit (the CR0 mask is empty, CR3 and CR8
+        // accesses are not intercepted).
+        reason::CR_ACCESS if qualification & (CR_NUMBER | CR_ACCESS_TYPE) == 4 => {
+            GuestExit::ControlRegisterWrite {
+                gpr: Some((qualification >> CR_GPR_SHIFT & 0xf) as u8),
+            }
+        }
         reason::VMCALL => GuestExit::Hypercall,
         reason::CPUID => GuestExit::Cpuid,
         reason::RDMSR => GuestExit::Msr { write: false },
@@ -166,6 +182,22 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_mov_to_cr4_names_its_register_and_other_cr_accesses_are_unhandled() {
+        // mov cr4, r9: CR 4, type 0, register 9.
+        assert_eq!(
+            decode(reason::CR_ACCESS, 0x904, 0, 0),
+            GuestExit::ControlRegisterWrite { gpr: Some(9) }
+        );
+        // mov rax, cr4 (type 1), mov cr0 (CR 0), clts (type 2).
+        for q in [0x014, 0x000, 0x020] {
+            assert_eq!(
+                decode(reason::CR_ACCESS, q, 0, 0),
+                GuestExit::Unhandled { code: 28, info: q }
+            );
+        }
     }
 
     #[test]

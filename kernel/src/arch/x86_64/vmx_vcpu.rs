@@ -11,6 +11,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use super::cr4;
 use super::gdt;
 use super::msr;
 use super::svm::GuestGprs;
@@ -24,6 +25,8 @@ static CURRENT: AtomicU64 = AtomicU64::new(0);
 const EFER: u32 = 0xc000_0080;
 const FS_BASE: u32 = 0xc000_0100;
 const GS_BASE: u32 = 0xc000_0101;
+/// IA32_VMX_CR4_FIXED1: the CR4 bits that may be 1 in VMX operation.
+const CR4_FIXED1: u32 = 0x489;
 /// IA32_VMX_EPT_VPID_CAP: which INVEPT/INVVPID types exist.
 const EPT_VPID_CAP: u32 = 0x48c;
 /// Guest EFER for long mode: LME and LMA.
@@ -286,7 +289,10 @@ impl Vcpu {
         vmwrite(f16::VPID, v.vpid.into());
         vmwrite(f64::VMCS_LINK_POINTER, u64::MAX);
         vmwrite(fnat::CR0_MASK, 0);
-        vmwrite(fnat::CR4_MASK, CR4_VMXE);
+        // The host owns every CR4 bit a guest may not (VMXE, PKE,
+        // OSXSAVE, reserved bits...): the shadow keeps them clear, and a
+        // MOV to CR4 that sets one exits (see `cr4`).
+        vmwrite(fnat::CR4_MASK, cr4::VMX_HOST_OWNED);
         vmwrite(fnat::CR4_SHADOW, 0);
         v.host_state();
         v
@@ -348,7 +354,8 @@ impl Vcpu {
     /// CR0/CR4 get the bits VMX operation fixes.
     pub fn set_long_mode(&mut self, rip: u64, rsp: u64, cr3: u64) -> Result<(), VmxError> {
         let cr0 = vmx_caps::apply_fixed("CR0", CR0_LONG, rdmsr(0x486), rdmsr(0x487))?;
-        let cr4 = vmx_caps::apply_fixed("CR4", CR4_PAE | CR4_VMXE, rdmsr(0x488), rdmsr(0x489))?;
+        let cr4 =
+            vmx_caps::apply_fixed("CR4", CR4_PAE | CR4_VMXE, rdmsr(0x488), rdmsr(CR4_FIXED1))?;
         self.load();
         for i in 0..vmcs::SEGMENTS {
             let (selector, limit, access) = match i {
@@ -460,6 +467,51 @@ impl Vcpu {
     pub fn set_rip(&self, rip: u64) {
         self.load();
         vmwrite(fnat::GUEST_RIP, rip);
+    }
+
+    /// CR4 as the guest reads it: its own bits, and the read shadow's for
+    /// the bits the host owns.
+    pub fn cr4(&self) -> u64 {
+        self.load();
+        vmread(fnat::GUEST_CR4) & !cr4::VMX_HOST_OWNED
+            | vmread(fnat::CR4_SHADOW) & cr4::VMX_HOST_OWNED
+    }
+
+    /// Sets CR4 as the guest reads it (`cr4::write` accepted it: no
+    /// host-owned bit set); the host-owned bits of the real CR4 (VMXE)
+    /// stay. `flush`: drop the VM's cached translations, as the CPU would
+    /// for this change (an emulated write does not).
+    pub fn set_cr4(&self, value: u64, flush: bool) {
+        self.load();
+        let real = vmread(fnat::GUEST_CR4) & cr4::VMX_HOST_OWNED | value & !cr4::VMX_HOST_OWNED;
+        vmwrite(fnat::GUEST_CR4, real);
+        vmwrite(fnat::CR4_SHADOW, value & cr4::VMX_HOST_OWNED);
+        if flush {
+            self.flush();
+        }
+    }
+
+    /// The CR4 bits that may be 1 in VMX operation.
+    pub fn cr4_fixed1() -> u64 {
+        rdmsr(CR4_FIXED1)
+    }
+
+    /// Whether the guest runs 64-bit code (CS.L, access-rights bit 13).
+    pub fn cs_long(&self) -> bool {
+        self.load();
+        vmread(f32::GUEST_ES_ACCESS + 2 * vmcs::CS as u32) & 1 << 13 != 0
+    }
+
+    /// CR3.
+    pub fn cr3(&self) -> u64 {
+        self.load();
+        vmread(fnat::GUEST_CR3)
+    }
+
+    /// RSP.
+    pub fn rsp(&self) -> u64 {
+        self.load();
+        vmread(fnat::GUEST_RSP)
     }
 
     /// The guest's EFER.

@@ -12,9 +12,11 @@
 //! queues fail.
 //!
 //! Entropy (virtio-rng, the generation-ID device's first ID) comes from the
-//! kernel's hardware source (ENTROPY right). Without one a virtio-rng
-//! request is answered with no bytes (the spec allows fewer than offered)
-//! rather than made-up ones, and the service says so once at start.
+//! kernel's hardware source (ENTROPY right), else from the host's
+//! virtio-rng through the rng service (`mica_rt::entropy::RealEntropy`).
+//! With neither a virtio-rng request is answered with no bytes (the spec
+//! allows fewer than offered) rather than made-up ones, and the service
+//! says so once at start.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -27,7 +29,7 @@ mod task {
     use ipc::devices::IrqEvent;
     use ipc::syscall::slots;
     use log::{info, warn};
-    use mica_rt::entropy::KernelEntropy;
+    use mica_rt::entropy::{HardwareFailure, Origin, RealEntropy};
     use mica_rt::{Start, StaticSlot, serve_forever, sys};
 
     /// Guest console lines (already escaped by `LineBuffer`) on the
@@ -64,8 +66,9 @@ mod task {
         }
     }
 
-    /// The kernel's hardware entropy: only the bytes it gave.
-    struct Entropy(KernelEntropy);
+    /// Real entropy only (the hardware, then the rng service): only the
+    /// bytes they gave.
+    struct Entropy(RealEntropy);
 
     impl EntropySource for Entropy {
         fn fill(&mut self, buf: &mut [u8]) -> usize {
@@ -79,12 +82,17 @@ mod task {
     static SERVICE: StaticSlot<Devices> = StaticSlot::new();
 
     fn main(_start: Start) -> u32 {
-        if let Err(e) = sys::entropy() {
-            warn!("virtio-rng devices will give guests no bytes: {e}");
+        let mut entropy = RealEntropy::new();
+        match entropy.fill(&mut [0u8; 8]) {
+            Ok(Origin::Hardware) => {}
+            Ok(Origin::RngService) => info!(
+                "virtio-rng devices give guests the host's virtio-rng bytes (the rng service): {}",
+                HardwareFailure(entropy.hardware_failure().unwrap_or(ipc::Error::NoEntropy))
+            ),
+            Err(e) => warn!("virtio-rng devices will give guests no bytes: {e}"),
         }
-        let built = SERVICE.init_with(|| {
-            DeviceService::new(Console, KernelIrqs, NoRam, Entropy(KernelEntropy::new()))
-        });
+        let built =
+            SERVICE.init_with(|| DeviceService::new(Console, KernelIrqs, NoRam, Entropy(entropy)));
         let Some(service) = built else {
             warn!("service state already in use");
             return 1;

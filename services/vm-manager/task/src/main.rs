@@ -109,9 +109,10 @@ mod task {
         }
     }
 
-    /// Generation IDs from the kernel's hardware entropy (ENTROPY right);
-    /// on a machine without it, from counters, with a warning on the
-    /// console (`mica_rt::entropy`).
+    /// Generation IDs from the kernel's hardware entropy (ENTROPY right),
+    /// else from the host's virtio-rng through the rng service (a call
+    /// slot to endpoint RNG), both random; on a machine with neither, from
+    /// counters, with a warning on the console (`mica_rt::entropy`).
     struct Entropy(HardwareOrCounters);
 
     impl EntropySource for Entropy {
@@ -188,8 +189,10 @@ mod task {
     fn main(start: Start) -> u32 {
         let platform = KernelPlatform::with_board(Syscalls, Ipc, GuestBoard::NATIVE);
         let mut entropy = Entropy(HardwareOrCounters::new(start.restarts as u64));
-        // Named at boot, before any VM: `vm-manager: WARN: generation IDs
-        // are NOT random (...)` on a machine without a hardware source.
+        // Named at boot, before any VM: `vm-manager: generation IDs come
+        // from the host's virtio-rng (...)` on a machine without a hardware
+        // source, `vm-manager: WARN: generation IDs are NOT random (...)`
+        // on one without either.
         entropy.0.probe();
         let mut manager =
             match VmManager::<_, _, DEFAULT_MAX_VM_NUM>::new(scenario::SCENARIO, platform, entropy)

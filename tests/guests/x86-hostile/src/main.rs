@@ -12,10 +12,13 @@
 //!    a nonexistent MSR and the other vendor's hypercall instruction: the
 //!    exception each raises reaches the guest's own IDT.
 //! 3. `cpuid`: leaves in and out of range answer, none shows VMX or SVM.
-//! 4. `hypercall`: the null hypercall with garbage in every other
+//! 4. `cr4`: CPUID hides protection keys; setting CR4.PKE or another bit
+//!    Mica does not virtualise raises #GP (so WRPKRU/RDPKRU raise #UD);
+//!    the bits a guest owns toggle and read back (see `cr4`).
+//! 5. `hypercall`: the null hypercall with garbage in every other
 //!    register returns with them unchanged.
-//! 5. `hlt storm`: HLT with interrupts off, again and again: each returns.
-//! 6. `spinning`: a loop with interrupts off and no exit, for ever.
+//! 6. `hlt storm`: HLT with interrupts off, again and again: each returns.
+//! 7. `spinning`: a loop with interrupts off and no exit, for ever.
 //!
 //! It first waits a few seconds in HLT so a VM beside it can measure its
 //! progress alone. (A store outside RAM stops an x86 VM: `x86-misbehave`
@@ -25,6 +28,8 @@
 #[cfg(target_os = "none")]
 #[macro_use]
 mod idt;
+#[cfg(target_os = "none")]
+mod cr4;
 #[cfg(target_os = "none")]
 mod pace;
 
@@ -74,6 +79,7 @@ mod guest {
         ports();
         privileged();
         cpuid();
+        crate::cr4::phase();
         hypercall();
         hlt_storm();
         x86_println!("hostile: spinning");
