@@ -103,13 +103,13 @@ pub fn core_services(
 ) -> Result<Vec<Part>, String> {
     Ok(vec![
         // init tells the vm-manager of a restarted ioreq or device service,
-        // and probes all three (its watchdog).
+        // and probes every service (its watchdog).
         service(
             "init",
             task("mica-init")?,
             10,
             None,
-            &[VM_MANAGER, IOREQ, DEVICES],
+            &[VM_MANAGER, IOREQ, DEVICES, RNG],
             KernelRights::SUPERVISOR,
         ),
         service(
@@ -232,7 +232,7 @@ mod tests {
     }
 
     #[test]
-    fn the_rng_service_maps_only_virtio_rng_and_only_two_services_call_it() {
+    fn the_rng_service_maps_only_virtio_rng_and_only_its_clients_and_the_watchdog_call_it() {
         let rng = super::rng_service(|p| Ok(p.into())).unwrap();
         assert_eq!(rng.serves, Some(super::RNG));
         assert_eq!(rng.device_classes, 1 << 4, "virtio-rng (device ID 4) only");
@@ -245,7 +245,7 @@ mod tests {
             .map(|p| p.name.as_str())
             .collect();
         callers.sort_unstable();
-        assert_eq!(callers, ["devices", "vm-manager"]);
+        assert_eq!(callers, ["devices", "init", "vm-manager"]);
         assert_eq!(usize::from(super::RNG), ipc::syscall::endpoints::RNG);
     }
 

@@ -13,7 +13,7 @@
 //! waited on is back.
 
 use ipc::Error;
-use ipc::syscall::endpoints::{DEVICES, IOREQ, VM_MANAGER};
+use ipc::syscall::endpoints::{DEVICES, IOREQ, RNG, VM_MANAGER};
 
 /// How long init waits for a death before it probes the services.
 pub const PERIOD_MS: u64 = 2_000;
@@ -29,8 +29,15 @@ pub struct Watched {
 
 /// The services probed, in order. The vm-manager's deadline is longer
 /// than that of its own calls to the services
-/// (`ipc::vm::SERVICE_DEADLINE_MS`): it may be waiting on one.
-pub const WATCHED: [Watched; 3] = [
+/// (`ipc::vm::SERVICE_DEADLINE_MS`): it may be waiting on one. A service
+/// the machine does not have (the rng service on x86) has no call right
+/// in init's table, and its probe is refused at once.
+pub const WATCHED: [Watched; 4] = [
+    Watched {
+        endpoint: RNG,
+        name: "rng service",
+        deadline_ms: 2_000,
+    },
     Watched {
         endpoint: DEVICES,
         name: "device service",
@@ -70,7 +77,7 @@ mod tests {
             Err(Error::Malformed)
         });
         assert_eq!(silent, None);
-        assert_eq!(probed, [DEVICES, IOREQ, VM_MANAGER]);
+        assert_eq!(probed, [RNG, DEVICES, IOREQ, VM_MANAGER]);
     }
 
     #[test]
@@ -78,7 +85,9 @@ mod tests {
         let mut probed = Vec::new();
         let silent = round(|endpoint, _| {
             probed.push(endpoint);
-            if endpoint == DEVICES {
+            if endpoint == RNG {
+                Err(Error::InvalidArgument)
+            } else if endpoint == DEVICES {
                 Ok(())
             } else {
                 Err(Error::TimedOut)
@@ -88,7 +97,7 @@ mod tests {
             silent.map(|w| (w.endpoint, w.deadline_ms)),
             Some((IOREQ, 2_000))
         );
-        assert_eq!(probed, [DEVICES, IOREQ]);
+        assert_eq!(probed, [RNG, DEVICES, IOREQ]);
     }
 
     #[test]
@@ -100,7 +109,7 @@ mod tests {
     fn a_hung_ioreq_or_device_service_is_killed_before_the_vm_manager_gives_up_on_it() {
         // So a request caught by the hang is answered by the restarted
         // copy rather than failing.
-        for w in &WATCHED[..2] {
+        for w in &WATCHED[..3] {
             assert!(
                 PERIOD_MS + w.deadline_ms < ipc::vm::SERVICE_DEADLINE_MS,
                 "{w:?}"
@@ -110,6 +119,6 @@ mod tests {
 
     #[test]
     fn the_vm_manager_may_wait_out_its_own_calls_to_the_services() {
-        assert!(WATCHED[2].deadline_ms > ipc::vm::SERVICE_DEADLINE_MS);
+        assert!(WATCHED[3].deadline_ms > ipc::vm::SERVICE_DEADLINE_MS);
     }
 }

@@ -17,7 +17,7 @@
 
 use ipc::Error;
 use ipc::rng;
-use ipc::syscall::{endpoints, slots};
+use ipc::syscall::endpoints;
 
 /// The kernel's `entropy` call as a byte source; the draw is injectable so
 /// the plumbing is tested on the host.
@@ -78,9 +78,14 @@ pub struct RngService<C = fn(&rng::Request) -> Result<rng::Response, Error>> {
     call: C,
 }
 
+/// How long a request to the rng service may take: it answers at once
+/// unless its device hangs (then the request fails as `ServiceHung` and
+/// the watchdog restarts the service).
+const RNG_DEADLINE_MS: u64 = 2_000;
+
 /// One request to the rng service through this task's call slot.
 fn call_rng(request: &rng::Request) -> Result<rng::Response, Error> {
-    crate::call_message(slots::call(endpoints::RNG), request)
+    crate::call_service(endpoints::RNG, request, RNG_DEADLINE_MS)
 }
 
 impl RngService {
