@@ -122,7 +122,12 @@ impl fmt::Display for ErrorMessage<'_> {
             (ipc::Error::MessageTooLarge, _) => {
                 f.write_str("the request is too large for the hypervisor")
             }
-            (ipc::Error::InvalidName | ipc::Error::ServiceDown { .. }, _) => write!(f, "{error}"),
+            (
+                ipc::Error::InvalidName
+                | ipc::Error::ServiceDown { .. }
+                | ipc::Error::ServiceHung { .. },
+                _,
+            ) => write!(f, "{error}"),
             (other, _) => write!(f, "{other} (code {})", other.code()),
         }
     }

@@ -360,6 +360,11 @@ fn every_refusal_is_one_line_that_says_what_to_do() {
         ),
         (
             &start,
+            ipc::Error::ServiceHung { endpoint: 1 },
+            "the vm-manager did not answer in time (hung or overloaded): retry",
+        ),
+        (
+            &start,
             ipc::Error::Malformed,
             "the hypervisor could not decode the request: use a matching mica and hypervisor",
         ),
