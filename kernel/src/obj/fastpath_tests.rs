@@ -1,4 +1,5 @@
-//! The fast path against the general path: on random system states, a fast
+//! The fast path against the general path: on random system states (with
+//! deaths, timed calls and waits, and deadlines falling among them), a fast
 //! `call` / `reply_recv` either declines and changes nothing, or leaves the
 //! objects exactly as the general call does, with the same transfer and a
 //! direct switch to the partner.
@@ -29,6 +30,12 @@ enum Op {
     Tick,
     Yield,
     Kill(usize),
+    /// A call whose deadline is `now + 1..4` ticks.
+    CallTimed(usize, usize, u64),
+    /// A notification wait with a deadline.
+    WaitTimed(u64),
+    /// The clock moves on by this many ticks, and due deadlines fall.
+    Clock(u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -45,6 +52,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Tick),
         1 => Just(Op::Yield),
         1 => (0..TASKS).prop_map(Op::Kill),
+        2 => (0..3usize, 0..64usize, 1..4u64).prop_map(|(s, l, d)| Op::CallTimed(s, l, d)),
+        1 => (1..4u64).prop_map(Op::WaitTimed),
+        2 => (1..3u64).prop_map(Op::Clock),
     ]
 }
 
@@ -100,8 +110,25 @@ fn step(
     ids: &[TaskId],
     cur: TaskId,
     op: &Op,
+    now: &mut u64,
 ) -> Result<bool, TestCaseError> {
     match *op {
+        Op::CallTimed(slot, len, d) => Ok(k
+            .call_timed(cur, slot, len, *now + d)
+            .map(|_| false)
+            .unwrap_or(false)),
+        Op::WaitTimed(d) => Ok(k
+            .wait_until(cur, NOTE_SLOT, Some(*now + d))
+            .map(|_| false)
+            .unwrap_or(false)),
+        Op::Clock(by) => {
+            *now += by;
+            for task in k.time_out(*now).iter() {
+                prop_assert!(k.endpoints.waiting(task).is_none(), "timed out but waiting");
+                prop_assert!(k.notifications.waiting_on(task).is_none());
+            }
+            Ok(false)
+        }
         Op::Call(slot, len) => {
             let mut fast = k.clone();
             let taken = fast.fast_call(cur, slot, len);
@@ -179,15 +206,23 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..80),
     ) {
         let (mut k, ids) = setup(&rights);
+        let mut now = 0;
         for op in &ops {
             let Some(cur) = k.sched.current() else {
-                if let Op::Kill(i) = *op {
-                    let _ = k.kill(ids[i], ExitReason::Killed);
+                match *op {
+                    Op::Kill(i) => {
+                        let _ = k.kill(ids[i], ExitReason::Killed);
+                    }
+                    Op::Clock(by) => {
+                        now += by;
+                        k.time_out(now);
+                    }
+                    _ => {}
                 }
                 continue;
             };
             prop_assert!(declines_cleanly(&k, cur, op), "a declined fast path changed state");
-            step(&mut k, &ids, cur, op)?;
+            step(&mut k, &ids, cur, op, &mut now)?;
             k.sched.check_invariants().map_err(TestCaseError::fail)?;
         }
     }
