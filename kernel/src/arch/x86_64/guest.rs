@@ -127,13 +127,15 @@ impl GuestVm {
                     if !null && self.drain_first() {
                         return RunOutcome::Preempted;
                     }
+                    let pc = self.vcpu.rip();
                     self.vcpu.set_rip(next_rip);
                     if null {
                         continue;
                     }
-                    self.vm.leave(VmState::PoweredOff);
+                    let off = VmState::PoweredOff { reason: 0 };
+                    self.vm.leave(off, pc);
                     self.run = VcpuRun::Stopped;
-                    return RunOutcome::Left(VmState::PoweredOff);
+                    return RunOutcome::Left(off);
                 }
                 GuestExit::Halt => {
                     self.vcpu.set_rip(next_rip);
@@ -168,7 +170,8 @@ impl GuestVm {
         if self.drain_first() {
             return RunOutcome::Preempted;
         }
-        self.vm.leave(VmState::Stopped(reason));
+        let pc = self.vcpu.rip();
+        self.vm.leave(VmState::Stopped(reason), pc);
         self.run = VcpuRun::Stopped;
         RunOutcome::Left(self.vm.state())
     }
@@ -246,7 +249,8 @@ impl GuestVm {
             Ok(false) => Err(Error::BadSlotState),
             Err(reason) => {
                 self.pending = None;
-                self.vm.leave(VmState::Stopped(reason));
+                let pc = self.vcpu.rip();
+                self.vm.leave(VmState::Stopped(reason), pc);
                 Ok(())
             }
         }
