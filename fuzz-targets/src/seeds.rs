@@ -143,6 +143,7 @@ fn vm_responses() -> Vec<vm::Response> {
         mem_mib: 64,
         generation_id: [7; 16],
         generation_id_random: true,
+        last_exit: None,
     };
     vec![
         vm::Response::Ok,
