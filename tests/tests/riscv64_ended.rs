@@ -62,11 +62,11 @@ fn vm_info_and_vm_list_say_why_each_vm_ended() {
     // The list says it too, in a few words; a VM that runs says nothing more.
     s.send("vm list\n").unwrap();
     s.expect("NAME   SLOT  KIND", ANSWER).unwrap();
-    let vm0 = s.expect("vm0        0  static   started ", ANSWER).unwrap();
+    let vm0 = s.expect("vm0       0  static   started ", ANSWER).unwrap();
     assert!(!vm0.contains('('), "{vm0}");
-    s.expect("crash      1  static   powered-off (stopped: guest fault)", ANSWER)
+    s.expect("crash     1  static   powered-off (stopped: guest fault)", ANSWER)
         .unwrap();
-    s.expect("off        2  static   powered-off (guest powered off)", ANSWER)
+    s.expect("off       2  static   powered-off (guest powered off)", ANSWER)
         .unwrap();
 
     // A dynamic VM that ends gives its slot back and is named with how.
