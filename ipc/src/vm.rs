@@ -188,11 +188,15 @@ impl fmt::Display for StopCause {
             StopCause::VirtualInstruction { insn } => {
                 write!(f, "instruction {insn:#x} the guest may not run")
             }
-            StopCause::BadIoCompletion => f.write_str("invalid I/O completion from the device side"),
+            StopCause::BadIoCompletion => {
+                f.write_str("invalid I/O completion from the device side")
+            }
             StopCause::UnhandledException { code, value } => {
                 write!(f, "unhandled guest exception {code} (value {value:#x})")
             }
-            StopCause::Other { kind } => write!(f, "a reason of kind {kind} this tool does not know"),
+            StopCause::Other { kind } => {
+                write!(f, "a reason of kind {kind} this tool does not know")
+            }
         }
     }
 }

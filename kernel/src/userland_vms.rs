@@ -21,9 +21,9 @@ use crate::klog;
 use crate::kmain::FRAMES;
 use crate::obj::ids::TaskId;
 use crate::syscall_vm::VmHost;
+use crate::vm::VmName;
 use crate::vm::stats::VmFigures;
 use crate::vm::tlb_tag::TlbTag;
-use crate::vm::VmName;
 use ipc::syscall::vm_exit::ExitRecord;
 
 /// Every VM's arch state, by number.

@@ -41,8 +41,11 @@ fn vm_info_and_vm_list_say_why_each_vm_ended() {
         ANSWER,
     )
     .unwrap();
-    s.expect(&format!("vm-manager: crash {FAULT}; now powered off"), ANSWER)
-        .unwrap();
+    s.expect(
+        &format!("vm-manager: crash {FAULT}; now powered off"),
+        ANSWER,
+    )
+    .unwrap();
     s.send("vm info crash\n").unwrap();
     s.expect("state:         powered-off", ANSWER).unwrap();
     let line = s.expect("last exit:", ANSWER).unwrap();
@@ -64,17 +67,24 @@ fn vm_info_and_vm_list_say_why_each_vm_ended() {
     s.expect("NAME   SLOT  KIND", ANSWER).unwrap();
     let vm0 = s.expect("vm0       0  static   started ", ANSWER).unwrap();
     assert!(!vm0.contains('('), "{vm0}");
-    s.expect("crash     1  static   powered-off (stopped: guest fault)", ANSWER)
-        .unwrap();
-    s.expect("off       2  static   powered-off (guest powered off)", ANSWER)
-        .unwrap();
+    s.expect(
+        "crash     1  static   powered-off (stopped: guest fault)",
+        ANSWER,
+    )
+    .unwrap();
+    s.expect(
+        "off       2  static   powered-off (guest powered off)",
+        ANSWER,
+    )
+    .unwrap();
 
     // A dynamic VM that ends gives its slot back and is named with how.
     s.send("vm create gone --image ender\n").unwrap();
     s.expect("gone created", ANSWER).unwrap();
     s.send("vm start gone\n").unwrap();
     s.expect("mica: gone stopped:", ANSWER).unwrap();
-    s.expect("vm-manager: gone stopped by Mica", ANSWER).unwrap();
+    s.expect("vm-manager: gone stopped by Mica", ANSWER)
+        .unwrap();
     s.send("vm info gone\n").unwrap();
     let line = s.expect("error: no VM named gone", ANSWER).unwrap();
     assert!(

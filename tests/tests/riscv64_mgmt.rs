@@ -194,9 +194,12 @@ fn the_mica_cli_manages_vms_over_the_management_socket() {
 
     // A dynamic VM that ends is named with how it ended, for scripts too.
     assert_eq!(
-        mica(&socket, &["create", "gone", "--image", "hello", "--mem", "16"])
-            .status
-            .code(),
+        mica(
+            &socket,
+            &["create", "gone", "--image", "hello", "--mem", "16"]
+        )
+        .status
+        .code(),
         Some(0)
     );
     assert_eq!(mica(&socket, &["destroy", "gone"]).status.code(), Some(0));

@@ -438,10 +438,7 @@ mod tests {
             ),
         ];
         for (reason, (kind, detail, a, b)) in cases {
-            assert_eq!(
-                left(VmState::Stopped(reason)),
-                (kind, detail, a, b, 0x1000)
-            );
+            assert_eq!(left(VmState::Stopped(reason)), (kind, detail, a, b, 0x1000));
         }
         // A restart forgets how it left.
         let mut vm = vm();

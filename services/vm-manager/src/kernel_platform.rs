@@ -27,8 +27,8 @@ extern crate alloc;
 use alloc::vec;
 
 use ipc::ioreq::ClientId;
-use ipc::syscall::{IMAGE_HEADER_BYTES, PLATFORM_SSTC};
 use ipc::syscall::vm_exit::ExitRecord;
+use ipc::syscall::{IMAGE_HEADER_BYTES, PLATFORM_SSTC};
 use ipc::syscall::{MAX_VMS, endpoints};
 use ipc::vm::{CreateOptions, VmStats};
 use ipc::{Error, VmId, devices, ioreq};
@@ -820,4 +820,3 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         Ok(GuestStatus::from_kernel(status, &record))
     }
 }
-

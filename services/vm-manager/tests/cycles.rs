@@ -93,10 +93,7 @@ impl VmKernel for Kernel {
             note: heapless::Vec::from_slice(&kept.note).map_err(|_| Error::Malformed)?,
         })
     }
-    fn vm_status(
-        &mut self,
-        vm: VmId,
-    ) -> Result<(usize, ipc::syscall::vm_exit::ExitRecord), Error> {
+    fn vm_status(&mut self, vm: VmId) -> Result<(usize, ipc::syscall::vm_exit::ExitRecord), Error> {
         let held = self.0.borrow();
         let kept = held.kept.get(&vm.0).ok_or(Error::UnknownVm)?;
         Ok((kept.status, kept.exit))

@@ -117,7 +117,10 @@ fn the_operator_ending_a_vm_is_recorded_too() {
     );
     expect_info(&mut m, create("web"));
     expect_ok(&mut m, destroy("web"));
-    assert_eq!(m.handle(info_req("web")), Response::Ended(LastExit::Destroyed));
+    assert_eq!(
+        m.handle(info_req("web")),
+        Response::Ended(LastExit::Destroyed)
+    );
     expect_info(&mut m, create("db"));
     expect_ok(&mut m, shutdown("db"));
     assert_eq!(m.handle(pause("db")), Response::Ended(LastExit::ShutDown));
@@ -136,7 +139,10 @@ fn the_history_of_ended_vms_is_bounded() {
     expect_err(&mut m, info_req("d1"), ipc::Error::UnknownVm);
     for n in 2..count {
         let vm = format!("d{n}");
-        assert_eq!(m.handle(info_req(&vm)), Response::Ended(LastExit::Destroyed));
+        assert_eq!(
+            m.handle(info_req(&vm)),
+            Response::Ended(LastExit::Destroyed)
+        );
     }
 }
 

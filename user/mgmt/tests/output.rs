@@ -532,11 +532,7 @@ fn json_says_how_a_vm_last_left_running() {
         "{text}"
     );
     let mut text = String::new();
-    json::write_last_exit(
-        &mut text,
-        &ipc::vm::LastExit::PoweredOff { reason: 1 },
-    )
-    .unwrap();
+    json::write_last_exit(&mut text, &ipc::vm::LastExit::PoweredOff { reason: 1 }).unwrap();
     assert_eq!(
         text,
         "{\"kind\":\"powered_off\",\"detail\":\"powered off by the guest (reason: system failure)\",\
