@@ -402,8 +402,9 @@ pub enum Sysno {
     /// caller is told from now on when the guest ends) and describes it:
     /// its `vm_status`, RAM and vCPU count in the registers, and in the
     /// caller's IPC buffer ([`vm_adopt`]) its generation ID and name.
-    /// Needs the VM_CONTROL right; `Error::UnknownVm` for a number the
-    /// kernel has no VM at.
+    /// For a VM that ended meanwhile, `vm_status` then says how (its
+    /// [`vm_exit`] record). Needs the VM_CONTROL right; `Error::UnknownVm`
+    /// for a number the kernel has no VM at.
     VmAdopt = 41,
     /// `vm_set_note(vm, len)`: keeps the first `len` (at most
     /// [`vm_adopt::NOTE_MAX`]) bytes of the caller's IPC buffer with VM
