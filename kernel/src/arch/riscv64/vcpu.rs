@@ -709,13 +709,10 @@ impl GuestVm {
                     return Some(RunOutcome::Preempted);
                 }
                 let next = match effect {
+                    SbiEffect::PowerOff { reason } => VmState::PoweredOff { reason },
                     SbiEffect::Reboot { warm, reason } => VmState::RebootRequested { warm, reason },
-                    _ => VmState::PoweredOff {
-                        reason: match effect {
-                            SbiEffect::PowerOff { reason } => reason,
-                            _ => 0,
-                        },
-                    },
+                    // Not reached: this arm takes only the two above.
+                    _ => return None,
                 };
                 if !self.console.is_empty() {
                     let name = self.vm.name;

@@ -127,11 +127,12 @@ impl GuestVm {
                     if !null && self.drain_first() {
                         return RunOutcome::Preempted;
                     }
-                    let pc = self.vcpu.rip();
-                    self.vcpu.set_rip(next_rip);
                     if null {
+                        self.vcpu.set_rip(next_rip);
                         continue;
                     }
+                    let pc = self.vcpu.rip();
+                    self.vcpu.set_rip(next_rip);
                     let off = VmState::PoweredOff { reason: 0 };
                     self.vm.leave(off, pc);
                     self.run = VcpuRun::Stopped;
