@@ -144,6 +144,7 @@ fn vm_responses() -> Vec<vm::Response> {
         generation_id: [7; 16],
         generation_id_random: true,
         last_exit: None,
+        last_exit_uptime_ms: None,
     };
     let fault = vm::LastExit::Stopped {
         cause: vm::StopCause::GuestPageFault {
@@ -155,6 +156,7 @@ fn vm_responses() -> Vec<vm::Response> {
     let ended = VmInfo {
         state: VmState::PoweredOff,
         last_exit: Some(fault),
+        last_exit_uptime_ms: Some(12_340),
         ..info.clone()
     };
     let rebooted = VmInfo {

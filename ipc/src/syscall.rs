@@ -344,7 +344,8 @@ pub enum Sysno {
     /// it, one of [`vm_status`]'s values, and how it left running: a
     /// [`vm_exit::ExitRecord`] of [`vm_exit::LEN`] bytes at the start of
     /// the caller's IPC buffer (kind [`vm_exit::NONE`] while it has not
-    /// ended). The vm-manager asks after the kernel woke it (as an ioreq
+    /// ended; with when, in milliseconds since Mica booted). The
+    /// vm-manager asks after the kernel woke it (as an ioreq
     /// upcall, with the VM's bit) because a VM it created ended: the
     /// guest powered off or asked for a reboot (SBI SRST, the x86
     /// power-off hypercall), or the kernel stopped it (a fault, with its
@@ -465,8 +466,11 @@ pub mod vm_exit {
     pub const B: Range<usize> = 16..24;
     /// Bytes 24..32: the guest's pc.
     pub const PC: Range<usize> = 24..32;
+    /// Bytes 32..40: when it left running, in milliseconds since Mica
+    /// booted (counted in the kernel's 10 ms ticks).
+    pub const UPTIME_MS: Range<usize> = 32..40;
     /// The record's length.
-    pub const LEN: usize = 32;
+    pub const LEN: usize = 40;
 
     /// It has not left running (created, running or paused).
     pub const NONE: u32 = 0;
@@ -507,6 +511,8 @@ pub mod vm_exit {
         pub b: u64,
         /// The guest's pc.
         pub pc: u64,
+        /// When, in milliseconds since Mica booted.
+        pub uptime_ms: u64,
     }
 
     impl ExitRecord {
@@ -518,6 +524,7 @@ pub mod vm_exit {
             out[A].copy_from_slice(&self.a.to_le_bytes());
             out[B].copy_from_slice(&self.b.to_le_bytes());
             out[PC].copy_from_slice(&self.pc.to_le_bytes());
+            out[UPTIME_MS].copy_from_slice(&self.uptime_ms.to_le_bytes());
             out
         }
 
@@ -535,6 +542,7 @@ pub mod vm_exit {
                 a: word(A)?,
                 b: word(B)?,
                 pc: word(PC)?,
+                uptime_ms: word(UPTIME_MS)?,
             })
         }
     }
@@ -756,13 +764,16 @@ mod tests {
             a: 0x2800_0000,
             b: 0,
             pc: 0x8020_0010,
+            uptime_ms: 12_340,
         };
         let bytes = record.to_bytes();
+        assert_eq!(bytes.len(), 40);
         assert_eq!(&bytes[0..8], &[3, 0, 0, 0, 1, 0, 0, 0]);
         assert_eq!(&bytes[8..16], &0x2800_0000u64.to_le_bytes());
         assert_eq!(&bytes[24..32], &0x8020_0010u64.to_le_bytes());
+        assert_eq!(&bytes[32..40], &12_340u64.to_le_bytes());
         assert_eq!(vm_exit::ExitRecord::from_bytes(&bytes), Some(record));
-        assert_eq!(vm_exit::ExitRecord::from_bytes(&bytes[..31]), None);
+        assert_eq!(vm_exit::ExitRecord::from_bytes(&bytes[..39]), None);
         assert_eq!(
             [
                 vm_exit::NONE,

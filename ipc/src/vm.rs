@@ -8,9 +8,9 @@ use crate::devices::ConsoleChunk;
 use crate::{Error, VmId, WireName};
 
 /// How many VMs one `List` response carries; ask again from `next` for more.
-/// (Five of the widest [`VmInfo`], each with a [`LastExit`], fit one
-/// message.)
-pub const LIST_PAGE: usize = 5;
+/// (Four of the widest [`VmInfo`], each with a [`LastExit`] and its time,
+/// fit one message.)
+pub const LIST_PAGE: usize = 4;
 
 /// How many dynamic VMs that ended (and gave their slot back) the
 /// vm-manager remembers, by name, for [`Response::Ended`].
@@ -370,6 +370,10 @@ pub struct VmInfo {
     /// How it last left running, if it did since it was made or last
     /// started (a static VM keeps it while powered off).
     pub last_exit: Option<LastExit>,
+    /// When that was, in milliseconds since Mica booted, when the kernel
+    /// saw it (a guest's power-off or reboot, a stop); `None` for what
+    /// the operator did.
+    pub last_exit_uptime_ms: Option<u64>,
 }
 
 /// What `Stats` reports of a VM, since it last started (a reset or a
@@ -563,6 +567,7 @@ mod tests {
             a,
             b,
             pc: 0x8020_0010,
+            uptime_ms: 0,
         }
     }
 

@@ -51,6 +51,7 @@ fn widest_info() -> VmInfo {
             },
             pc: u64::MAX,
         }),
+        last_exit_uptime_ms: Some(u64::MAX),
     }
 }
 

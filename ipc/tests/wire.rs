@@ -30,6 +30,7 @@ fn info() -> VmInfo {
         generation_id: [0; 16],
         generation_id_random: true,
         last_exit: None,
+        last_exit_uptime_ms: None,
     }
 }
 
@@ -159,12 +160,15 @@ fn last_exit_bytes_are_pinned() {
         let exit = LastExit::Stopped { cause, pc: 0 };
         assert_eq!(bytes(&exit)[1], u8::try_from(at + 1).unwrap());
     }
-    // `VmInfo` ends with its last exit.
+    // `VmInfo` ends with its last exit and when it was (a varint).
     let mut with_exit = info();
     with_exit.last_exit = Some(LastExit::ShutDown);
     let mut buf = [0u8; 128];
     let encoded = encode(&with_exit, &mut buf).unwrap();
-    assert_eq!(&encoded[encoded.len() - 2..], &[1, 3]);
+    assert_eq!(&encoded[encoded.len() - 3..], &[1, 3, 0]);
+    with_exit.last_exit_uptime_ms = Some(300);
+    let encoded = encode(&with_exit, &mut buf).unwrap();
+    assert_eq!(&encoded[encoded.len() - 5..], &[1, 3, 1, 0xac, 0x02]);
 }
 
 #[test]

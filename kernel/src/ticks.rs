@@ -97,6 +97,14 @@ pub fn interval() -> u64 {
     CLOCK.lock().interval
 }
 
+/// Scheduler ticks per second.
+pub const TICK_HZ: u64 = 100;
+
+/// Milliseconds since boot, as the tick count says (to a tick, 10 ms).
+pub fn uptime_ms() -> u64 {
+    count().saturating_mul(1000 / TICK_HZ)
+}
+
 /// Records the timer clock's counts per second (`arch::timer_start`'s
 /// answer), for turning clock counts into time.
 pub fn set_clock_hz(hz: u64) {

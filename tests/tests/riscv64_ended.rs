@@ -50,6 +50,15 @@ fn vm_info_and_vm_list_say_why_each_vm_ended() {
     s.expect("state:         powered-off", ANSWER).unwrap();
     let line = s.expect("last exit:", ANSWER).unwrap();
     assert!(line.ends_with(&format!("last exit:     {FAULT}")), "{line}");
+    // And when, by the kernel's clock: after boot, a few seconds in.
+    let when = s.expect(" after Mica booted", ANSWER).unwrap();
+    let seconds: f64 = when
+        .trim()
+        .strip_prefix("at ")
+        .and_then(|rest| rest.strip_suffix(" s after Mica booted"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{when}"));
+    assert!(seconds > 0.0 && seconds < 120.0, "{when}");
 
     // A static VM whose guest powers itself off.
     s.send("vm start off\n").unwrap();

@@ -144,8 +144,8 @@ fn the_mica_cli_manages_vms_over_the_management_socket() {
         masked_generation_ids(json.trim_end()),
         concat!(
             r#"{"vms":["#,
-            r#"{"name":"vm0","slot":0,"kind":"static","state":"started","vcpus":1,"mem_mib":64,"generation_id":"UUID","generation_id_random":true,"last_exit":null},"#,
-            r#"{"name":"vm1","slot":1,"kind":"static","state":"started","vcpus":1,"mem_mib":64,"generation_id":"UUID","generation_id_random":true,"last_exit":null}"#,
+            r#"{"name":"vm0","slot":0,"kind":"static","state":"started","vcpus":1,"mem_mib":64,"generation_id":"UUID","generation_id_random":true,"last_exit":null,"last_exit_uptime_ms":null},"#,
+            r#"{"name":"vm1","slot":1,"kind":"static","state":"started","vcpus":1,"mem_mib":64,"generation_id":"UUID","generation_id_random":true,"last_exit":null,"last_exit_uptime_ms":null}"#,
             "]}"
         )
     );

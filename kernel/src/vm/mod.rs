@@ -217,6 +217,7 @@ impl VmState {
             a,
             b,
             pc,
+            uptime_ms: 0,
         }
     }
 
@@ -261,6 +262,8 @@ pub struct Vm {
     state: VmState,
     /// The guest's pc when it left running (0 while it runs).
     exit_pc: u64,
+    /// When it left running, in milliseconds since boot.
+    exit_uptime_ms: u64,
     /// Its exits and I/O round trips since it started.
     pub stats: stats::VmStats,
     /// The generation ID last written into it (zeros before the first).
@@ -305,6 +308,7 @@ impl Vm {
             ram_bytes,
             state: VmState::Running,
             exit_pc: 0,
+            exit_uptime_ms: 0,
             stats: stats::VmStats::new(),
             generation_id: [0; 16],
             note: Note::EMPTY,
@@ -334,13 +338,17 @@ impl Vm {
         }
         self.state = next;
         self.exit_pc = pc;
+        self.exit_uptime_ms = crate::ticks::uptime_ms();
         true
     }
 
     /// How it left running, as `vm_status` reports it
     /// (`ipc::syscall::vm_exit`; kind `NONE` while it runs).
     pub fn exit_record(&self) -> ipc::syscall::vm_exit::ExitRecord {
-        self.state.exit_record(self.exit_pc)
+        ipc::syscall::vm_exit::ExitRecord {
+            uptime_ms: self.exit_uptime_ms,
+            ..self.state.exit_record(self.exit_pc)
+        }
     }
 
     /// Whether `gpa..gpa+len` lies inside guest RAM.
@@ -375,7 +383,9 @@ mod tests {
             access: GuestAccess::Store,
             gpa: 0x4000_0000,
         };
+        let before = crate::ticks::uptime_ms();
         assert!(vm.leave(VmState::Stopped(reason), 0x8020_0010));
+        let after = crate::ticks::uptime_ms();
         assert_eq!(
             vm.report().to_string(),
             "vm1 stopped: store guest-page fault at 0x40000000"
@@ -388,8 +398,14 @@ mod tests {
             a: 0x4000_0000,
             b: 0,
             pc: 0x8020_0010,
+            uptime_ms: record.uptime_ms,
         };
         assert_eq!(record, want);
+        assert!(
+            (before..=after).contains(&record.uptime_ms),
+            "when it left: {} ms, between {before} and {after}",
+            record.uptime_ms
+        );
         assert_eq!(vm.state().status(), Some(ipc::syscall::vm_status::STOPPED));
     }
 

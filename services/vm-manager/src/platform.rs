@@ -29,8 +29,9 @@ pub enum GuestStatus {
     /// It left running, as the exit says: the guest powered off
     /// ([`LastExit::PoweredOff`]) or asked for a reboot
     /// ([`LastExit::Rebooted`]), or the kernel stopped it
-    /// ([`LastExit::Stopped`], with the cause and the guest's pc).
-    Ended(LastExit),
+    /// ([`LastExit::Stopped`], with the cause and the guest's pc); and
+    /// when, in milliseconds since Mica booted, if the kernel said.
+    Ended(LastExit, Option<u64>),
 }
 
 impl GuestStatus {
@@ -58,7 +59,7 @@ impl GuestStatus {
             },
             _ => return GuestStatus::Running,
         };
-        GuestStatus::Ended(exit)
+        GuestStatus::Ended(exit, Some(record.uptime_ms))
     }
 }
 
@@ -208,6 +209,7 @@ mod tests {
             a: 0x10,
             b: 0,
             pc: 0x20,
+            uptime_ms: 1_230,
         }
     }
 
@@ -219,39 +221,48 @@ mod tests {
         );
         assert_eq!(
             GuestStatus::from_kernel(vm_status::POWERED_OFF, &record(vm_exit::POWER_OFF)),
-            GuestStatus::Ended(LastExit::PoweredOff { reason: 1 })
+            GuestStatus::Ended(LastExit::PoweredOff { reason: 1 }, Some(1_230))
         );
         assert_eq!(
             GuestStatus::from_kernel(vm_status::STOPPED, &record(vm_exit::GUEST_PAGE_FAULT)),
-            GuestStatus::Ended(LastExit::Stopped {
-                cause: StopCause::GuestPageFault {
-                    access: ipc::vm::GuestAccess::Store,
-                    gpa: 0x10
+            GuestStatus::Ended(
+                LastExit::Stopped {
+                    cause: StopCause::GuestPageFault {
+                        access: ipc::vm::GuestAccess::Store,
+                        gpa: 0x10
+                    },
+                    pc: 0x20
                 },
-                pc: 0x20
-            })
+                Some(1_230)
+            )
         );
         // A record that disagrees with the status, or none, gives the
         // plain exit of the status: the status decides what is done.
         assert_eq!(
             GuestStatus::from_kernel(vm_status::REBOOT_REQUESTED, &record(vm_exit::POWER_OFF)),
-            GuestStatus::Ended(LastExit::Rebooted {
-                warm: false,
-                reason: 0
-            })
+            GuestStatus::Ended(
+                LastExit::Rebooted {
+                    warm: false,
+                    reason: 0
+                },
+                Some(1_230)
+            )
         );
         assert_eq!(
             GuestStatus::from_kernel(vm_status::STOPPED, &record(vm_exit::NONE)),
-            GuestStatus::Ended(LastExit::Stopped {
-                cause: StopCause::Other {
-                    kind: vm_exit::STOPPED_UNKNOWN
+            GuestStatus::Ended(
+                LastExit::Stopped {
+                    cause: StopCause::Other {
+                        kind: vm_exit::STOPPED_UNKNOWN
+                    },
+                    pc: 0
                 },
-                pc: 0
-            })
+                Some(1_230)
+            )
         );
         assert_eq!(
             GuestStatus::from_kernel(vm_status::POWERED_OFF, &ExitRecord::default()),
-            GuestStatus::Ended(LastExit::PoweredOff { reason: 0 })
+            GuestStatus::Ended(LastExit::PoweredOff { reason: 0 }, Some(0))
         );
     }
 }

@@ -14,7 +14,7 @@ use crate::genid::{EntropySource, GenerationId};
 use crate::lifecycle::{LiveState, Operation, transition};
 use crate::name::VmName;
 use crate::platform::Platform;
-use crate::slots::{LiveVm, SlotTable};
+use crate::slots::{ExitSeen, LiveVm, SlotTable};
 
 mod guest_exits;
 mod recovery;
@@ -396,15 +396,17 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         if vm.state == VmState::Started {
             self.platform.pause(vm.id)?;
         }
-        self.note_end(vm.id, ipc::vm::LastExit::ShutDown);
+        self.note_end(vm.id, ipc::vm::LastExit::ShutDown, None);
         creation::tear_down(&mut self.platform, vm.id);
         self.set_state(vm, next)
     }
 
-    /// The operator ends `id`'s VM as `exit`: a static VM keeps it as its
-    /// last exit, a dynamic one's name goes into the history.
-    fn note_end(&mut self, id: VmId, exit: ipc::vm::LastExit) {
-        self.slots.set_last_exit(id, Some(exit));
+    /// `id`'s VM ends as `exit` (at `uptime_ms`, if known): a static VM
+    /// keeps it as its last exit, a dynamic one's name goes into the
+    /// history.
+    fn note_end(&mut self, id: VmId, exit: ipc::vm::LastExit, uptime_ms: Option<u64>) {
+        self.slots
+            .set_last_exit(id, Some(ExitSeen { exit, uptime_ms }));
         if let Some(entry) = self.slots.get(id)
             && entry.kind == VmKind::Dynamic
         {
@@ -416,7 +418,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
     fn destroy(&mut self, name: &WireName) -> Result<(), ipc::Error> {
         let vm = self.find(name)?;
         let next = transition(vm.state, Operation::Destroy)?;
-        self.note_end(vm.id, ipc::vm::LastExit::Destroyed);
+        self.note_end(vm.id, ipc::vm::LastExit::Destroyed, None);
         creation::tear_down(&mut self.platform, vm.id);
         self.set_state(vm, next)
     }

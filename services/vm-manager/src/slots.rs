@@ -31,14 +31,24 @@ enum Slot {
     Static {
         config: VmConfig,
         live: Option<LiveVm>,
-        last_exit: Option<LastExit>,
+        last_exit: Option<ExitSeen>,
     },
     /// A run-time VM and its configuration.
     Dynamic {
         config: VmConfig,
         live: LiveVm,
-        last_exit: Option<LastExit>,
+        last_exit: Option<ExitSeen>,
     },
+}
+
+/// How a VM last left running, and when (milliseconds since Mica booted,
+/// when the kernel said).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitSeen {
+    /// How.
+    pub exit: LastExit,
+    /// When, if known.
+    pub uptime_ms: Option<u64>,
 }
 
 /// A read-only view of an occupied slot.
@@ -54,7 +64,7 @@ pub struct VmEntry<'a> {
     pub live: Option<LiveVm>,
     /// How it last left running (`None` if it has not since it was made
     /// or last started).
-    pub last_exit: Option<LastExit>,
+    pub last_exit: Option<ExitSeen>,
 }
 
 impl VmEntry<'_> {
@@ -78,7 +88,8 @@ impl VmEntry<'_> {
             mem_mib: self.config.mem_mib,
             generation_id: generation_id.to_le_bytes(),
             generation_id_random: generation_id.is_random(),
-            last_exit: self.last_exit,
+            last_exit: self.last_exit.map(|seen| seen.exit),
+            last_exit_uptime_ms: self.last_exit.and_then(|seen| seen.uptime_ms),
         }
     }
 }
@@ -236,7 +247,7 @@ impl<const MAX_VM_NUM: usize> SlotTable<MAX_VM_NUM> {
 
     /// Records how the VM in slot `id` last left running (`None`: forget
     /// it, as a start does); a free slot keeps nothing.
-    pub fn set_last_exit(&mut self, id: VmId, exit: Option<LastExit>) {
+    pub fn set_last_exit(&mut self, id: VmId, exit: Option<ExitSeen>) {
         match self.slots.get_mut(usize::from(id.0)) {
             Some(Slot::Static { last_exit, .. } | Slot::Dynamic { last_exit, .. }) => {
                 *last_exit = exit;
@@ -344,14 +355,19 @@ mod tests {
     fn a_static_vm_keeps_its_last_exit_while_powered_off() {
         let mut table = SlotTable::<3>::new(&[entry("s")]).unwrap();
         table.set_live(VmId(0), live()).unwrap();
-        table.set_last_exit(VmId(0), Some(LastExit::PoweredOff { reason: 0 }));
+        let off = ExitSeen {
+            exit: LastExit::PoweredOff { reason: 0 },
+            uptime_ms: Some(4_560),
+        };
+        table.set_last_exit(VmId(0), Some(off));
         table.power_off(VmId(0));
         let info = table.get(VmId(0)).unwrap().info();
         assert_eq!(info.last_exit, Some(LastExit::PoweredOff { reason: 0 }));
+        assert_eq!(info.last_exit_uptime_ms, Some(4_560));
         table.set_last_exit(VmId(0), None);
         assert_eq!(table.get(VmId(0)).unwrap().last_exit, None);
         // A free slot keeps nothing.
-        table.set_last_exit(VmId(2), Some(LastExit::Destroyed));
+        table.set_last_exit(VmId(2), Some(off));
         assert!(table.get(VmId(2)).is_none());
     }
 

@@ -617,6 +617,7 @@ fn a_restarted_vm_manager_reads_how_vms_ended_meanwhile_from_the_kernel() {
             a: 0x2800_0000,
             b: 0,
             pc: 0x8020_0040,
+            uptime_ms: 5_670,
         };
         let vm0 = held.kept.get_mut(&0).expect("vm0 is in the kernel");
         vm0.status = vm_status::POWERED_OFF;
@@ -647,6 +648,7 @@ fn a_restarted_vm_manager_reads_how_vms_ended_meanwhile_from_the_kernel() {
         Response::Info(info) => {
             assert_eq!(info.state, VmState::PoweredOff);
             assert_eq!(info.last_exit, Some(off));
+            assert_eq!(info.last_exit_uptime_ms, Some(0));
         }
         other => panic!("vm0: {other:?}"),
     }

@@ -34,7 +34,7 @@ fn a_guest_power_off_releases_everything_and_start_boots_it_again() {
     assert_eq!(info(&mut m, "sos").unwrap().last_exit, None);
     m.platform_mut()
         .guest_status
-        .insert(0, GuestStatus::Ended(POWER_OFF));
+        .insert(0, GuestStatus::Ended(POWER_OFF, Some(1_500)));
     assert_eq!(
         m.guests_ended(1 << 0)[..],
         [GuestExit::PoweredOff(name("sos"), POWER_OFF)]
@@ -42,13 +42,14 @@ fn a_guest_power_off_releases_everything_and_start_boots_it_again() {
     let off = info(&mut m, "sos").unwrap();
     assert_eq!(off.state, VmState::PoweredOff);
     assert_eq!(off.last_exit, Some(POWER_OFF), "it says why");
+    assert_eq!(off.last_exit_uptime_ms, Some(1_500), "and when");
     assert!(!m.platform().holds_anything(0), "nothing left behind");
     // A static VM keeps its configuration: `vm start` launches it again,
     // and how it last ended is history.
     expect_ok(&mut m, start("sos"));
     let again = info(&mut m, "sos").unwrap();
     assert_eq!(again.state, VmState::Started);
-    assert_eq!(again.last_exit, None);
+    assert_eq!((again.last_exit, again.last_exit_uptime_ms), (None, None));
     assert!(m.platform().running.contains(&0));
 }
 
@@ -58,7 +59,7 @@ fn a_static_guest_stopped_by_a_fault_shows_the_fault_until_it_starts() {
     m.launch_pre_launched();
     m.platform_mut()
         .guest_status
-        .insert(0, GuestStatus::Ended(fault()));
+        .insert(0, GuestStatus::Ended(fault(), Some(2_340)));
     assert_eq!(
         m.guests_ended(1 << 0)[..],
         [GuestExit::Stopped(name("sos"), fault())]
@@ -82,7 +83,7 @@ fn a_dynamic_guest_that_ends_gives_its_slot_back_and_is_remembered() {
     expect_ok(&mut m, start("web"));
     m.platform_mut()
         .guest_status
-        .insert(vm.id.0, GuestStatus::Ended(fault()));
+        .insert(vm.id.0, GuestStatus::Ended(fault(), Some(2_340)));
     assert_eq!(
         m.guests_ended(1 << vm.id.0)[..],
         [GuestExit::Stopped(name("web"), fault())]
@@ -111,10 +112,9 @@ fn the_operator_ending_a_vm_is_recorded_too() {
     let mut m = manager();
     m.launch_pre_launched();
     expect_ok(&mut m, shutdown("sos"));
-    assert_eq!(
-        info(&mut m, "sos").unwrap().last_exit,
-        Some(LastExit::ShutDown)
-    );
+    let off = info(&mut m, "sos").unwrap();
+    assert_eq!(off.last_exit, Some(LastExit::ShutDown));
+    assert_eq!(off.last_exit_uptime_ms, None, "the vm-manager has no clock");
     expect_info(&mut m, create("web"));
     expect_ok(&mut m, destroy("web"));
     assert_eq!(
@@ -157,7 +157,7 @@ fn a_guest_reboot_resets_and_starts_it_in_place() {
     };
     m.platform_mut()
         .guest_status
-        .insert(0, GuestStatus::Ended(reboot));
+        .insert(0, GuestStatus::Ended(reboot, Some(700)));
     assert_eq!(
         m.guests_ended(1 << 0)[..],
         [GuestExit::Rebooted(name("sos"), Ok(()))]
@@ -165,6 +165,7 @@ fn a_guest_reboot_resets_and_starts_it_in_place() {
     let after = info(&mut m, "sos").unwrap();
     assert_eq!(after.state, VmState::Started);
     assert_eq!(after.last_exit, Some(reboot), "it runs on, rebooted");
+    assert_eq!(after.last_exit_uptime_ms, Some(700));
     assert_eq!(after.generation_id, before.generation_id, "same machine");
     assert!(m.platform().running.contains(&0));
 }

@@ -10,9 +10,9 @@ mod common;
 use common::{Behaviour, Fake, mica, mica_at, temp_dir};
 
 const SOS: &str = "{\"name\":\"sos\",\"slot\":0,\"kind\":\"static\",\"state\":\"powered-off\",\
-\"vcpus\":2,\"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000000\",\"generation_id_random\":true,\"last_exit\":null}";
+\"vcpus\":2,\"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000000\",\"generation_id_random\":true,\"last_exit\":null,\"last_exit_uptime_ms\":null}";
 const RTVM: &str = "{\"name\":\"rtvm\",\"slot\":1,\"kind\":\"static\",\"state\":\"powered-off\",\
-\"vcpus\":1,\"mem_mib\":64,\"generation_id\":\"00000000-0000-0000-0000-000000000000\",\"generation_id_random\":true,\"last_exit\":null}";
+\"vcpus\":1,\"mem_mib\":64,\"generation_id\":\"00000000-0000-0000-0000-000000000000\",\"generation_id_random\":true,\"last_exit\":null,\"last_exit_uptime_ms\":null}";
 
 #[test]
 fn list_json_is_exact() {
@@ -36,7 +36,7 @@ fn list_json_is_exact() {
         format!(
             "{{\"vms\":[{SOS},{RTVM},{{\"name\":\"web\",\"slot\":2,\"kind\":\"dynamic\",\
              \"state\":\"started\",\"vcpus\":2,\"mem_mib\":256,\
-             \"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true,\"last_exit\":null}}]}}\n"
+             \"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true,\"last_exit\":null,\"last_exit_uptime_ms\":null}}]}}\n"
         )
     );
 }
@@ -143,7 +143,7 @@ fn clone_and_info() {
     assert_eq!(
         run.stdout,
         "{\"name\":\"b\",\"slot\":3,\"kind\":\"dynamic\",\"state\":\"created\",\"vcpus\":1,\
-         \"mem_mib\":128,\"generation_id\":\"00000000-0000-0000-0000-000000000002\",\"generation_id_random\":true,\"last_exit\":null}\n"
+         \"mem_mib\":128,\"generation_id\":\"00000000-0000-0000-0000-000000000002\",\"generation_id_random\":true,\"last_exit\":null,\"last_exit_uptime_ms\":null}\n"
     );
     let run = mica_at(&fake.socket, &["info", "b", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
@@ -423,7 +423,7 @@ ioreq:         23702 round trips, 1.2 s in services (52.0 us each); 9 writes pos
     assert_eq!(
         run.stdout,
         "{\"name\":\"rtvm\",\"slot\":1,\"kind\":\"static\",\"state\":\"started\",\"vcpus\":1,\
-         \"mem_mib\":64,\"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true,\"last_exit\":null,\
+         \"mem_mib\":64,\"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true,\"last_exit\":null,\"last_exit_uptime_ms\":null,\
          \"stats\":{\"exits\":{\"device\":23711,\"hypercall\":310,\"wait\":12,\"interrupt\":40,\
          \"other\":3},\"ioreq_round_trips\":23702,\"service_ns\":1234567890,\"posted_writes\":9}}\n"
     );

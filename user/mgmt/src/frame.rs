@@ -18,7 +18,7 @@ use crate::cobs::{self, CobsError};
 
 /// The management protocol version this crate speaks.
 /// (3: `VmInfo` carries how the VM last left running, `Response::Ended`
-/// answers about a dynamic VM that ended, a `List` page holds 5 VMs.)
+/// answers about a dynamic VM that ended, a `List` page holds 4 VMs.)
 pub const VERSION: u8 = 3;
 
 /// The largest message a frame carries.

@@ -41,7 +41,9 @@ pub fn write_string<W: Write + ?Sized>(out: &mut W, value: impl fmt::Display) ->
 /// "last_exit":..}` (`generation_id_random` `false`: drawn without a
 /// hardware entropy source, guessable; `last_exit` [`write_last_exit`]'s
 /// object, or `null` when the VM has not left running since it was made
-/// or last started).
+/// or last started; `last_exit_uptime_ms` when, in milliseconds since
+/// Mica booted, or `null` when the kernel did not say: the operator's
+/// shutdown and destroy).
 pub fn write_vm<W: Write + ?Sized>(out: &mut W, vm: &VmInfo) -> fmt::Result {
     write_vm_fields(out, vm)?;
     out.write_char('}')
@@ -100,7 +102,12 @@ fn write_vm_fields<W: Write + ?Sized>(out: &mut W, vm: &VmInfo) -> fmt::Result {
     write!(out, ",\"generation_id_random\":{}", vm.generation_id_random)?;
     out.write_str(",\"last_exit\":")?;
     match &vm.last_exit {
-        Some(exit) => write_last_exit(out, exit),
+        Some(exit) => write_last_exit(out, exit)?,
+        None => out.write_str("null")?,
+    }
+    out.write_str(",\"last_exit_uptime_ms\":")?;
+    match vm.last_exit_uptime_ms {
+        Some(ms) => write!(out, "{ms}"),
         None => out.write_str("null"),
     }
 }

@@ -141,6 +141,9 @@ impl fmt::Display for InfoBlock<'_> {
         writeln!(f, "state:         {}", state_text(vm.state))?;
         if let Some(exit) = vm.last_exit {
             writeln!(f, "last exit:     {exit}")?;
+            if let Some(ms) = vm.last_exit_uptime_ms {
+                writeln!(f, "               at {} after Mica booted", Uptime(ms))?;
+            }
         }
         writeln!(f, "vcpus:         {}", vm.vcpus)?;
         writeln!(f, "memory:        {} MiB", vm.mem_mib)?;
@@ -190,6 +193,17 @@ impl fmt::Display for StatsBlock<'_> {
             write!(f, "; {} writes posted", s.posted_writes)?;
         }
         writeln!(f)
+    }
+}
+
+/// A time since boot in milliseconds, to the kernel tick (10 ms):
+/// `12.34 s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Uptime(pub u64);
+
+impl fmt::Display for Uptime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:02} s", self.0 / 1000, self.0 % 1000 / 10)
     }
 }
 

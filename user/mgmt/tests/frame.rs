@@ -51,6 +51,7 @@ fn big_info(slot: u16) -> VmInfo {
             },
             pc: u64::MAX,
         }),
+        last_exit_uptime_ms: Some(u64::MAX),
     }
 }
 

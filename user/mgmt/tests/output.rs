@@ -24,6 +24,7 @@ fn vm(name: &str, slot: u16, kind: VmKind, state: VmState, genid: u128) -> VmInf
         generation_id: genid.to_le_bytes(),
         generation_id_random: true,
         last_exit: None,
+        last_exit_uptime_ms: None,
     }
 }
 
@@ -409,10 +410,10 @@ fn json_is_one_line_with_stable_keys() {
     assert_eq!(
         out,
         "{\"vms\":[{\"name\":\"sos\",\"slot\":0,\"kind\":\"static\",\"state\":\"started\",\
-         \"vcpus\":2,\"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true,\"last_exit\":null},\
+         \"vcpus\":2,\"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true,\"last_exit\":null,\"last_exit_uptime_ms\":null},\
          {\"name\":\"web\",\"slot\":2,\"kind\":\"dynamic\",\"state\":\"created\",\"vcpus\":2,\
          \"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000002\",\"generation_id_random\":true,\
-         \"last_exit\":null}]}"
+         \"last_exit\":null,\"last_exit_uptime_ms\":null}]}"
     );
     let mut out = String::new();
     json::write_list(&mut out, &[]).unwrap();
@@ -449,6 +450,7 @@ fn fault() -> ipc::vm::LastExit {
 fn a_vm_that_ended_says_why_in_the_list_and_the_info_block() {
     let mut stopped = vm("vm1", 1, VmKind::Static, VmState::PoweredOff, 0);
     stopped.last_exit = Some(fault());
+    stopped.last_exit_uptime_ms = Some(61_230);
     let mut off = vm("vm2", 2, VmKind::Static, VmState::PoweredOff, 0);
     off.last_exit = Some(ipc::vm::LastExit::PoweredOff { reason: 0 });
     // A reboot is a last exit too, but a running VM's state says enough.
@@ -471,7 +473,8 @@ vm4      4  static   powered-off                             2       512  000000
     assert!(
         InfoBlock(&stopped).to_string().contains(
             "state:         powered-off\nlast exit:     stopped by Mica: store guest page fault \
-             at 0x28000000, no RAM or device there (pc 0x80200040)\nvcpus:"
+             at 0x28000000, no RAM or device there (pc 0x80200040)\n               at 61.23 s \
+             after Mica booted\nvcpus:"
         ),
         "{}",
         InfoBlock(&stopped)
@@ -521,13 +524,15 @@ fn a_request_about_a_vm_that_ended_says_how_it_ended() {
 fn json_says_how_a_vm_last_left_running() {
     let mut stopped = vm("vm1", 1, VmKind::Static, VmState::PoweredOff, 0);
     stopped.last_exit = Some(fault());
+    stopped.last_exit_uptime_ms = Some(12_340);
     let mut text = String::new();
     json::write_vm(&mut text, &stopped).unwrap();
     assert!(
         text.ends_with(
             ",\"generation_id_random\":true,\"last_exit\":{\"kind\":\"stopped\",\
              \"detail\":\"stopped by Mica: store guest page fault at 0x28000000, no RAM or \
-             device there (pc 0x80200040)\",\"cause\":\"guest_page_fault\",\"pc\":2149580864}}"
+             device there (pc 0x80200040)\",\"cause\":\"guest_page_fault\",\"pc\":2149580864},\
+             \"last_exit_uptime_ms\":12340}"
         ),
         "{text}"
     );

@@ -64,13 +64,14 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             state: entry.state(),
             generation_id: live.generation_id,
         };
-        let exit = match self.platform.guest_status(id).ok()? {
+        let (exit, uptime_ms) = match self.platform.guest_status(id).ok()? {
             GuestStatus::Running => return None,
-            GuestStatus::Ended(exit) => exit,
+            GuestStatus::Ended(exit, uptime_ms) => (exit, uptime_ms),
         };
         match exit {
             LastExit::Rebooted { .. } => {
-                self.slots.set_last_exit(id, Some(exit));
+                let seen = crate::slots::ExitSeen { exit, uptime_ms };
+                self.slots.set_last_exit(id, Some(seen));
                 let rebooted = self.platform.reset(id).and_then(|()| {
                     self.set_state(vm, ipc::vm::VmState::Created)?;
                     self.platform.start(id)?;
@@ -79,11 +80,11 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
                 Some(GuestExit::Rebooted(name, rebooted))
             }
             LastExit::Stopped { .. } => {
-                self.end(id, exit);
+                self.end(id, exit, uptime_ms);
                 Some(GuestExit::Stopped(name, exit))
             }
             LastExit::PoweredOff { .. } | LastExit::ShutDown | LastExit::Destroyed => {
-                self.end(id, exit);
+                self.end(id, exit, uptime_ms);
                 Some(GuestExit::PoweredOff(name, exit))
             }
         }
@@ -98,8 +99,8 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
     /// `id`'s VM ended as `exit`: its resources are released; a static VM
     /// keeps `exit` as its last exit, a dynamic one's name and `exit` go
     /// into the history of ended VMs as it gives its slot back.
-    fn end(&mut self, id: VmId, exit: LastExit) {
-        self.note_end(id, exit);
+    fn end(&mut self, id: VmId, exit: LastExit, uptime_ms: Option<u64>) {
+        self.note_end(id, exit, uptime_ms);
         self.release(id);
     }
 
