@@ -467,7 +467,7 @@ pub mod vm_exit {
     /// Bytes 24..32: the guest's pc.
     pub const PC: Range<usize> = 24..32;
     /// Bytes 32..40: when it left running, in milliseconds since Mica
-    /// booted (counted in the kernel's 10 ms ticks).
+    /// started its timer at boot (by the host timer's clock).
     pub const UPTIME_MS: Range<usize> = 32..40;
     /// The record's length.
     pub const LEN: usize = 40;

@@ -330,15 +330,16 @@ impl Vm {
         self.state
     }
 
-    /// Leaves `Running` for `next` with the guest at `pc`; a VM that
-    /// already left keeps its first reason and pc (returns false).
-    pub fn leave(&mut self, next: VmState, pc: u64) -> bool {
+    /// Leaves `Running` for `next` with the guest at `pc`, `uptime_ms`
+    /// after boot; a VM that already left keeps its first reason, pc and
+    /// time (returns false).
+    pub fn leave(&mut self, next: VmState, pc: u64, uptime_ms: u64) -> bool {
         if self.state != VmState::Running || next == VmState::Running {
             return false;
         }
         self.state = next;
         self.exit_pc = pc;
-        self.exit_uptime_ms = crate::ticks::uptime_ms();
+        self.exit_uptime_ms = uptime_ms;
         true
     }
 
@@ -383,9 +384,7 @@ mod tests {
             access: GuestAccess::Store,
             gpa: 0x4000_0000,
         };
-        let before = crate::ticks::uptime_ms();
-        assert!(vm.leave(VmState::Stopped(reason), 0x8020_0010));
-        let after = crate::ticks::uptime_ms();
+        assert!(vm.leave(VmState::Stopped(reason), 0x8020_0010, 12_340));
         assert_eq!(
             vm.report().to_string(),
             "vm1 stopped: store guest-page fault at 0x40000000"
@@ -398,14 +397,9 @@ mod tests {
             a: 0x4000_0000,
             b: 0,
             pc: 0x8020_0010,
-            uptime_ms: record.uptime_ms,
+            uptime_ms: 12_340,
         };
         assert_eq!(record, want);
-        assert!(
-            (before..=after).contains(&record.uptime_ms),
-            "when it left: {} ms, between {before} and {after}",
-            record.uptime_ms
-        );
         assert_eq!(vm.state().status(), Some(ipc::syscall::vm_status::STOPPED));
     }
 
@@ -416,7 +410,7 @@ mod tests {
             let mut vm = vm();
             assert_eq!(vm.exit_record().kind, k::NONE);
             assert_eq!(vm.state().status(), None);
-            assert!(vm.leave(state, 0x1000));
+            assert!(vm.leave(state, 0x1000, 7));
             let r = vm.exit_record();
             (r.kind, r.detail, r.a, r.b, r.pc)
         };
@@ -458,7 +452,7 @@ mod tests {
         }
         // A restart forgets how it left.
         let mut vm = vm();
-        vm.leave(VmState::PoweredOff { reason: 0 }, 4);
+        vm.leave(VmState::PoweredOff { reason: 0 }, 4, 7);
         assert_eq!(vm.restarted().exit_record().kind, k::NONE);
     }
 
@@ -467,7 +461,7 @@ mod tests {
         let mut vm = vm();
         vm.generation_id = [7; 16];
         vm.note = Note::new(b"options").unwrap();
-        assert!(vm.leave(VmState::PoweredOff { reason: 0 }, 0));
+        assert!(vm.leave(VmState::PoweredOff { reason: 0 }, 0, 0));
         let again = vm.restarted();
         assert_eq!(again.state(), VmState::Running);
         assert_eq!(again.generation_id, [7; 16]);
@@ -479,11 +473,16 @@ mod tests {
     #[test]
     fn the_first_reason_to_stop_wins() {
         let mut vm = vm();
-        assert!(vm.leave(VmState::PoweredOff { reason: 0 }, 8));
-        assert!(!vm.leave(VmState::Stopped(StopReason::BadIoCompletion), 9));
+        assert!(vm.leave(VmState::PoweredOff { reason: 0 }, 8, 80));
+        assert!(!vm.leave(VmState::Stopped(StopReason::BadIoCompletion), 9, 90));
         assert_eq!(vm.report().to_string(), "vm1 powered off");
-        assert_eq!(vm.exit_record().pc, 8, "the first pc is kept too");
-        assert!(!vm.leave(VmState::Running, 10));
+        let first = vm.exit_record();
+        assert_eq!(
+            (first.pc, first.uptime_ms),
+            (8, 80),
+            "the first pc and time are kept too"
+        );
+        assert!(!vm.leave(VmState::Running, 10, 100));
     }
 
     #[test]

@@ -531,7 +531,8 @@ impl GuestVm {
             return Some(RunOutcome::Preempted);
         }
         let pc = self.vcpu.frame.sepc as u64;
-        self.vm.leave(VmState::Stopped(reason), pc);
+        let at = crate::ticks::uptime_ms(timer::now());
+        self.vm.leave(VmState::Stopped(reason), pc, at);
         self.vcpu.run = VcpuRun::Stopped;
         Some(RunOutcome::Left(self.vm.state()))
     }
@@ -720,7 +721,8 @@ impl GuestVm {
                 }
                 // The pc of the `ecall` (it was stepped past above).
                 let pc = (self.vcpu.frame.sepc as u64).wrapping_sub(4);
-                self.vm.leave(next, pc);
+                let at = crate::ticks::uptime_ms(timer::now());
+                self.vm.leave(next, pc, at);
                 self.vcpu.run = VcpuRun::Stopped;
                 return Some(RunOutcome::Left(next));
             }

@@ -134,7 +134,8 @@ impl GuestVm {
                     let pc = self.vcpu.rip();
                     self.vcpu.set_rip(next_rip);
                     let off = VmState::PoweredOff { reason: 0 };
-                    self.vm.leave(off, pc);
+                    let at = crate::ticks::uptime_ms(super::timer::timer_now());
+                    self.vm.leave(off, pc, at);
                     self.run = VcpuRun::Stopped;
                     return RunOutcome::Left(off);
                 }
@@ -172,7 +173,8 @@ impl GuestVm {
             return RunOutcome::Preempted;
         }
         let pc = self.vcpu.rip();
-        self.vm.leave(VmState::Stopped(reason), pc);
+        let at = crate::ticks::uptime_ms(super::timer::timer_now());
+        self.vm.leave(VmState::Stopped(reason), pc, at);
         self.run = VcpuRun::Stopped;
         RunOutcome::Left(self.vm.state())
     }
@@ -251,7 +253,8 @@ impl GuestVm {
             Err(reason) => {
                 self.pending = None;
                 let pc = self.vcpu.rip();
-                self.vm.leave(VmState::Stopped(reason), pc);
+                let at = crate::ticks::uptime_ms(super::timer::timer_now());
+                self.vm.leave(VmState::Stopped(reason), pc, at);
                 Ok(())
             }
         }

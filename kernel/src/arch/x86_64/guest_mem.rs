@@ -505,6 +505,7 @@ impl GuestVm {
                     value: 0,
                 }),
                 entry,
+                crate::ticks::uptime_ms(super::timer::timer_now()),
             );
             self.run = VcpuRun::Stopped;
         }
