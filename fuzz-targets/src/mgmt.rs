@@ -40,6 +40,38 @@ fn check_payload(payload: &[u8]) {
     }
     if let Ok(response) = frame::decode::<vm::Response>(payload) {
         assert_eq!(reframe::<vm::Response>(&response), response);
+        check_shown(&response);
+    }
+}
+
+/// What a user or a script sees of a response (the CLI's table, info
+/// block and JSON, an ended VM's sentence) holds no control character but
+/// the table's line ends, and the JSON is one line.
+fn check_shown(response: &vm::Response) {
+    use mica_mgmt::json;
+    use mica_mgmt::table::{InfoBlock, VmTable};
+    let printable = |text: &str| text.chars().all(|c| c == '\n' || !c.is_control());
+    let vms: &[vm::VmInfo] = match response {
+        vm::Response::Info(info) => core::slice::from_ref(info),
+        vm::Response::List { vms, .. } => vms,
+        vm::Response::Ended(exit) => {
+            let text = format!("{exit} / {}", exit.short());
+            assert!(printable(&text) && !text.contains('\n'), "{text:?}");
+            let mut line = String::new();
+            json::write_last_exit(&mut line, exit).expect("writes to a String");
+            assert!(!line.chars().any(char::is_control), "{line:?}");
+            return;
+        }
+        _ => return,
+    };
+    let table = VmTable(vms).to_string();
+    assert!(printable(&table), "{table:?}");
+    for vm in vms {
+        let block = InfoBlock(vm).to_string();
+        assert!(printable(&block), "{block:?}");
+        let mut line = String::new();
+        json::write_vm(&mut line, vm).expect("writes to a String");
+        assert!(!line.chars().any(char::is_control), "{line:?}");
     }
 }
 

@@ -143,14 +143,45 @@ fn vm_responses() -> Vec<vm::Response> {
         mem_mib: 64,
         generation_id: [7; 16],
         generation_id_random: true,
+        last_exit: None,
+        last_exit_uptime_ms: None,
+    };
+    let fault = vm::LastExit::Stopped {
+        cause: vm::StopCause::GuestPageFault {
+            access: vm::GuestAccess::Store,
+            gpa: 0x2800_0000,
+        },
+        pc: 0x8020_0040,
+    };
+    let ended = VmInfo {
+        state: VmState::PoweredOff,
+        last_exit: Some(fault),
+        last_exit_uptime_ms: Some(12_340),
+        ..info.clone()
+    };
+    let rebooted = VmInfo {
+        state: VmState::Started,
+        last_exit: Some(vm::LastExit::Rebooted {
+            warm: true,
+            reason: 0xf000_0001,
+        }),
+        ..info.clone()
     };
     vec![
         vm::Response::Ok,
         vm::Response::Info(info.clone()),
+        vm::Response::Info(ended.clone()),
         vm::Response::List {
-            vms: heapless::Vec::from_slice(&[info.clone(), info]).expect("fits"),
+            vms: heapless::Vec::from_slice(&[info.clone(), info, ended, rebooted]).expect("fits"),
             next: Some(2),
         },
+        vm::Response::Ended(fault),
+        vm::Response::Ended(vm::LastExit::PoweredOff { reason: 1 }),
+        vm::Response::Ended(vm::LastExit::Stopped {
+            cause: vm::StopCause::Other { kind: u32::MAX },
+            pc: u64::MAX,
+        }),
+        vm::Response::Ended(vm::LastExit::Destroyed),
         vm::Response::Err(Error::InvalidName),
         vm::Response::ConsoleOutput(ConsoleChunk {
             next: 9,

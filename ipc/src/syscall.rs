@@ -345,10 +345,15 @@ pub enum Sysno {
     /// `Error::KernelRefused` on a kernel without a timebase (x86_64).
     PlatformInfo = 34,
     /// `vm_status(vm) -> (status)`: where VM `vm` is as the kernel sees
-    /// it, one of [`vm_status`]'s values. The vm-manager asks after the
-    /// kernel woke it (as an ioreq upcall, with the VM's bit) because a
-    /// VM it created ended: the guest powered off or asked for a reboot
-    /// (SBI SRST), or the kernel stopped it. Needs VM_CONTROL;
+    /// it, one of [`vm_status`]'s values, and how it left running: a
+    /// [`vm_exit::ExitRecord`] of [`vm_exit::LEN`] bytes at the start of
+    /// the caller's IPC buffer (kind [`vm_exit::NONE`] while it has not
+    /// ended; with when, in milliseconds since Mica booted). The
+    /// vm-manager asks after the kernel woke it (as an ioreq
+    /// upcall, with the VM's bit) because a VM it created ended: the
+    /// guest powered off or asked for a reboot (SBI SRST, the x86
+    /// power-off hypercall), or the kernel stopped it (a fault, with its
+    /// cause, address and the guest's pc). Needs VM_CONTROL;
     /// `Error::UnknownVm`.
     VmStatus = 35,
     /// `vm_set_name(vm, name_len)`: the VM's name is the first `name_len`
@@ -402,8 +407,9 @@ pub enum Sysno {
     /// caller is told from now on when the guest ends) and describes it:
     /// its `vm_status`, RAM and vCPU count in the registers, and in the
     /// caller's IPC buffer ([`vm_adopt`]) its generation ID and name.
-    /// Needs the VM_CONTROL right; `Error::UnknownVm` for a number the
-    /// kernel has no VM at.
+    /// For a VM that ended meanwhile, `vm_status` then says how (its
+    /// [`vm_exit`] record). Needs the VM_CONTROL right; `Error::UnknownVm`
+    /// for a number the kernel has no VM at.
     VmAdopt = 41,
     /// `vm_set_note(vm, len)`: keeps the first `len` (at most
     /// [`vm_adopt::NOTE_MAX`]) bytes of the caller's IPC buffer with VM
@@ -459,8 +465,108 @@ pub mod vm_status {
     pub const POWERED_OFF: usize = 3;
     /// The guest asked for a reboot.
     pub const REBOOT_REQUESTED: usize = 4;
-    /// The kernel stopped it (the reason was printed on the console).
+    /// The kernel stopped it (the reason was printed on the console and
+    /// is in the [`super::vm_exit`] record).
     pub const STOPPED: usize = 5;
+}
+
+/// How a VM left running, as `vm_status` writes it at the start of the
+/// caller's IPC buffer: [`LEN`] bytes, every field little-endian. What
+/// `DETAIL`, `A` and `B` hold depends on `KIND`; `PC` is the guest's
+/// program counter (RISC-V `sepc`, x86 `rip`) when it left.
+pub mod vm_exit {
+    use core::ops::Range;
+
+    /// Bytes 0..4: the kind, one of the constants below.
+    pub const KIND: Range<usize> = 0..4;
+    /// Bytes 4..8: a small detail (see each kind).
+    pub const DETAIL: Range<usize> = 4..8;
+    /// Bytes 8..16: the first word (see each kind).
+    pub const A: Range<usize> = 8..16;
+    /// Bytes 16..24: the second word (see each kind).
+    pub const B: Range<usize> = 16..24;
+    /// Bytes 24..32: the guest's pc.
+    pub const PC: Range<usize> = 24..32;
+    /// Bytes 32..40: when it left running, in milliseconds since Mica
+    /// started its timer at boot (by the host timer's clock).
+    pub const UPTIME_MS: Range<usize> = 32..40;
+    /// The record's length.
+    pub const LEN: usize = 40;
+
+    /// It has not left running (created, running or paused).
+    pub const NONE: u32 = 0;
+    /// The guest powered itself off; `DETAIL` the SBI SRST reset reason
+    /// (0 none, 1 system failure, 0xe000_0000.. SBI- and vendor-specific;
+    /// 0 for the x86 power-off hypercall and the legacy SBI shutdown).
+    pub const POWER_OFF: u32 = 1;
+    /// The guest asked for a reboot; `DETAIL` the reset reason, `A` 1 for
+    /// a warm reboot and 0 for a cold one.
+    pub const REBOOT: u32 = 2;
+    /// Stopped: an access where the guest has neither RAM nor a device;
+    /// `DETAIL` the access (0 load, 1 store, 2 instruction fetch), `A` the
+    /// guest-physical address.
+    pub const GUEST_PAGE_FAULT: u32 = 3;
+    /// Stopped: a device access the kernel cannot emulate; `A` the
+    /// guest-physical address, `B` the instruction (0 if unknown).
+    pub const UNDECODABLE_MMIO: u32 = 4;
+    /// Stopped: an instruction the guest may not run; `A` its bits.
+    pub const VIRTUAL_INSTRUCTION: u32 = 5;
+    /// Stopped: the device side answered with what the kernel refuses.
+    pub const BAD_IO_COMPLETION: u32 = 6;
+    /// Stopped: an exception the guest did not handle; `A` the
+    /// architecture's cause or exit code, `B` its value.
+    pub const UNHANDLED_EXCEPTION: u32 = 7;
+    /// Stopped, for a reason the arch layer did not record.
+    pub const STOPPED_UNKNOWN: u32 = 8;
+
+    /// The record's fields.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ExitRecord {
+        /// One of the kinds above.
+        pub kind: u32,
+        /// The kind's small detail.
+        pub detail: u32,
+        /// The kind's first word.
+        pub a: u64,
+        /// The kind's second word.
+        pub b: u64,
+        /// The guest's pc.
+        pub pc: u64,
+        /// When, in milliseconds since Mica booted.
+        pub uptime_ms: u64,
+    }
+
+    impl ExitRecord {
+        /// The record's bytes.
+        pub fn to_bytes(&self) -> [u8; LEN] {
+            let mut out = [0u8; LEN];
+            out[KIND].copy_from_slice(&self.kind.to_le_bytes());
+            out[DETAIL].copy_from_slice(&self.detail.to_le_bytes());
+            out[A].copy_from_slice(&self.a.to_le_bytes());
+            out[B].copy_from_slice(&self.b.to_le_bytes());
+            out[PC].copy_from_slice(&self.pc.to_le_bytes());
+            out[UPTIME_MS].copy_from_slice(&self.uptime_ms.to_le_bytes());
+            out
+        }
+
+        /// The record in `bytes` (its first [`LEN`]); `None` if shorter.
+        pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+            let word = |range: Range<usize>| -> Option<u64> {
+                Some(u64::from_le_bytes(bytes.get(range)?.try_into().ok()?))
+            };
+            let half = |range: Range<usize>| -> Option<u32> {
+                Some(u32::from_le_bytes(bytes.get(range)?.try_into().ok()?))
+            };
+            Some(Self {
+                kind: half(KIND)?,
+                detail: half(DETAIL)?,
+                a: word(A)?,
+                b: word(B)?,
+                pc: word(PC)?,
+                uptime_ms: word(UPTIME_MS)?,
+            })
+        }
+    }
 }
 
 /// The groups of `vm_stats`: which counters come back in a1, a2, a3.
@@ -681,6 +787,40 @@ mod tests {
             (0, 1, 2)
         );
         assert_eq!(Sysno::from_usize(usize::MAX), None);
+    }
+
+    #[test]
+    fn the_exit_record_layout_is_pinned() {
+        let record = vm_exit::ExitRecord {
+            kind: vm_exit::GUEST_PAGE_FAULT,
+            detail: 1,
+            a: 0x2800_0000,
+            b: 0,
+            pc: 0x8020_0010,
+            uptime_ms: 12_340,
+        };
+        let bytes = record.to_bytes();
+        assert_eq!(bytes.len(), 40);
+        assert_eq!(&bytes[0..8], &[3, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(&bytes[8..16], &0x2800_0000u64.to_le_bytes());
+        assert_eq!(&bytes[24..32], &0x8020_0010u64.to_le_bytes());
+        assert_eq!(&bytes[32..40], &12_340u64.to_le_bytes());
+        assert_eq!(vm_exit::ExitRecord::from_bytes(&bytes), Some(record));
+        assert_eq!(vm_exit::ExitRecord::from_bytes(&bytes[..39]), None);
+        assert_eq!(
+            [
+                vm_exit::NONE,
+                vm_exit::POWER_OFF,
+                vm_exit::REBOOT,
+                vm_exit::GUEST_PAGE_FAULT,
+                vm_exit::UNDECODABLE_MMIO,
+                vm_exit::VIRTUAL_INSTRUCTION,
+                vm_exit::BAD_IO_COMPLETION,
+                vm_exit::UNHANDLED_EXCEPTION,
+                vm_exit::STOPPED_UNKNOWN,
+            ],
+            [0, 1, 2, 3, 4, 5, 6, 7, 8]
+        );
     }
 
     #[test]

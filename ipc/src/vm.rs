@@ -8,7 +8,13 @@ use crate::devices::ConsoleChunk;
 use crate::{Error, VmId, WireName};
 
 /// How many VMs one `List` response carries; ask again from `next` for more.
-pub const LIST_PAGE: usize = 6;
+/// (Four of the widest [`VmInfo`], each with a [`LastExit`] and its time,
+/// fit one message.)
+pub const LIST_PAGE: usize = 4;
+
+/// How many dynamic VMs that ended (and gave their slot back) the
+/// vm-manager remembers, by name, for [`Response::Ended`].
+pub const ENDED_HISTORY: usize = 8;
 
 /// The longest kernel command line a `Create` carries (a `Create` must fit
 /// one 512-byte message; a scenario file's VMs may have up to 1023 bytes).
@@ -87,6 +93,269 @@ pub struct CreateOptions {
     pub cmdline: Option<WireCmdline>,
 }
 
+/// What a guest access tried to do when it faulted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GuestAccess {
+    /// A load.
+    Load,
+    /// A store (or AMO).
+    Store,
+    /// An instruction fetch.
+    Fetch,
+}
+
+impl GuestAccess {
+    /// `load`, `store` or `instruction`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            GuestAccess::Load => "load",
+            GuestAccess::Store => "store",
+            GuestAccess::Fetch => "instruction",
+        }
+    }
+}
+
+/// Why Mica stopped a VM whose guest did not ask to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopCause {
+    /// An access where the guest has neither RAM nor a device.
+    GuestPageFault {
+        /// What the access was.
+        access: GuestAccess,
+        /// The guest-physical address.
+        gpa: u64,
+    },
+    /// A device access the kernel cannot emulate.
+    UndecodableMmio {
+        /// The guest-physical address.
+        gpa: u64,
+        /// The instruction (0 if unknown).
+        insn: u64,
+    },
+    /// An instruction the guest may not run.
+    VirtualInstruction {
+        /// Its bits.
+        insn: u64,
+    },
+    /// The device side answered with what the kernel refuses.
+    BadIoCompletion,
+    /// An exception the guest did not handle itself.
+    UnhandledException {
+        /// The architecture's cause or exit code.
+        code: u64,
+        /// Its value (trap value, exit information).
+        value: u64,
+    },
+    /// A reason this side does not know (a newer kernel's record kind), or
+    /// none recorded.
+    Other {
+        /// The kernel's record kind (`ipc::syscall::vm_exit`).
+        kind: u32,
+    },
+}
+
+impl StopCause {
+    /// A few words for the `vm list` state column.
+    pub fn short(&self) -> &'static str {
+        match self {
+            StopCause::GuestPageFault { .. } => "guest fault",
+            StopCause::UndecodableMmio { .. } => "device access",
+            StopCause::VirtualInstruction { .. } => "bad instruction",
+            StopCause::BadIoCompletion => "bad I/O completion",
+            StopCause::UnhandledException { .. } => "guest exception",
+            StopCause::Other { .. } => "unknown",
+        }
+    }
+
+    /// A word for scripts (`--json`'s `"cause"`).
+    pub fn key(&self) -> &'static str {
+        match self {
+            StopCause::GuestPageFault { .. } => "guest_page_fault",
+            StopCause::UndecodableMmio { .. } => "undecodable_mmio",
+            StopCause::VirtualInstruction { .. } => "virtual_instruction",
+            StopCause::BadIoCompletion => "bad_io_completion",
+            StopCause::UnhandledException { .. } => "unhandled_exception",
+            StopCause::Other { .. } => "other",
+        }
+    }
+}
+
+impl fmt::Display for StopCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            StopCause::GuestPageFault { access, gpa } => write!(
+                f,
+                "{} guest page fault at {gpa:#x}, no RAM or device there",
+                access.noun()
+            ),
+            StopCause::UndecodableMmio { gpa, insn: 0 } => {
+                write!(f, "device access at {gpa:#x} it cannot emulate")
+            }
+            StopCause::UndecodableMmio { gpa, insn } => write!(
+                f,
+                "device access at {gpa:#x} it cannot emulate (instruction {insn:#x})"
+            ),
+            StopCause::VirtualInstruction { insn } => {
+                write!(f, "instruction {insn:#x} the guest may not run")
+            }
+            StopCause::BadIoCompletion => {
+                f.write_str("invalid I/O completion from the device side")
+            }
+            StopCause::UnhandledException { code, value } => {
+                write!(f, "unhandled guest exception {code} (value {value:#x})")
+            }
+            StopCause::Other { kind } => {
+                write!(f, "a reason of kind {kind} this tool does not know")
+            }
+        }
+    }
+}
+
+/// How a VM last left running: what `vm info` shows as `last exit:`.
+/// A static VM keeps it while it is powered off, until it starts again; a
+/// guest reboot records [`LastExit::Rebooted`] and the VM runs on; a
+/// dynamic VM that ended is remembered by name ([`Response::Ended`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LastExit {
+    /// The guest powered itself off (SBI SRST shutdown, the x86 power-off
+    /// hypercall).
+    PoweredOff {
+        /// The SBI reset reason (0 none, 1 system failure; 0 when the
+        /// guest gave none).
+        reason: u32,
+    },
+    /// The guest rebooted itself (SBI SRST reboot): Mica reset it and
+    /// started it again.
+    Rebooted {
+        /// A warm reboot (a cold one otherwise).
+        warm: bool,
+        /// The SBI reset reason.
+        reason: u32,
+    },
+    /// Mica stopped it.
+    Stopped {
+        /// Why.
+        cause: StopCause,
+        /// The guest's program counter when it stopped.
+        pc: u64,
+    },
+    /// The operator shut it down (`vm shutdown`).
+    ShutDown,
+    /// The operator destroyed it (`vm destroy`).
+    Destroyed,
+}
+
+/// The SBI reset reason as words, after `reason`.
+struct ResetReason(u32);
+
+impl fmt::Display for ResetReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => Ok(()),
+            1 => f.write_str(" (reason: system failure)"),
+            0xe000_0000..=0xefff_ffff => write!(f, " (SBI-specific reason {:#x})", self.0),
+            0xf000_0000..=u32::MAX => write!(f, " (vendor-specific reason {:#x})", self.0),
+            other => write!(f, " (reason {other:#x})"),
+        }
+    }
+}
+
+impl LastExit {
+    /// The exit the kernel's record (`ipc::syscall::vm_exit`) describes;
+    /// `None` for a VM that has not left running. A kind this side does
+    /// not know is a stop of cause [`StopCause::Other`].
+    pub fn from_record(record: &crate::syscall::vm_exit::ExitRecord) -> Option<Self> {
+        use crate::syscall::vm_exit as k;
+        let cause = match record.kind {
+            k::NONE => return None,
+            k::POWER_OFF => {
+                return Some(LastExit::PoweredOff {
+                    reason: record.detail,
+                });
+            }
+            k::REBOOT => {
+                return Some(LastExit::Rebooted {
+                    warm: record.a != 0,
+                    reason: record.detail,
+                });
+            }
+            k::GUEST_PAGE_FAULT => StopCause::GuestPageFault {
+                access: match record.detail {
+                    0 => GuestAccess::Load,
+                    1 => GuestAccess::Store,
+                    _ => GuestAccess::Fetch,
+                },
+                gpa: record.a,
+            },
+            k::UNDECODABLE_MMIO => StopCause::UndecodableMmio {
+                gpa: record.a,
+                insn: record.b,
+            },
+            k::VIRTUAL_INSTRUCTION => StopCause::VirtualInstruction { insn: record.a },
+            k::BAD_IO_COMPLETION => StopCause::BadIoCompletion,
+            k::UNHANDLED_EXCEPTION => StopCause::UnhandledException {
+                code: record.a,
+                value: record.b,
+            },
+            kind => StopCause::Other { kind },
+        };
+        Some(LastExit::Stopped {
+            cause,
+            pc: record.pc,
+        })
+    }
+
+    /// A word for scripts (`--json`'s `"kind"`): `powered_off`,
+    /// `rebooted`, `stopped`, `shut_down`, `destroyed`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            LastExit::PoweredOff { .. } => "powered_off",
+            LastExit::Rebooted { .. } => "rebooted",
+            LastExit::Stopped { .. } => "stopped",
+            LastExit::ShutDown => "shut_down",
+            LastExit::Destroyed => "destroyed",
+        }
+    }
+
+    /// A few words for the `vm list` state column: `guest powered off`,
+    /// `stopped: guest fault`, `shut down` ...
+    pub fn short(&self) -> ShortExit<'_> {
+        ShortExit(self)
+    }
+}
+
+/// [`LastExit::short`]'s text.
+pub struct ShortExit<'a>(&'a LastExit);
+
+impl fmt::Display for ShortExit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            LastExit::PoweredOff { .. } => f.write_str("guest powered off"),
+            LastExit::Rebooted { .. } => f.write_str("guest rebooted"),
+            LastExit::Stopped { cause, .. } => write!(f, "stopped: {}", cause.short()),
+            LastExit::ShutDown => f.write_str("shut down"),
+            LastExit::Destroyed => f.write_str("destroyed"),
+        }
+    }
+}
+
+impl fmt::Display for LastExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            LastExit::PoweredOff { reason } => {
+                write!(f, "powered off by the guest{}", ResetReason(reason))
+            }
+            LastExit::Rebooted { warm, reason } => {
+                let how = if warm { "warm-" } else { "" };
+                write!(f, "{how}rebooted by the guest{}", ResetReason(reason))
+            }
+            LastExit::Stopped { cause, pc } => write!(f, "stopped by Mica: {cause} (pc {pc:#x})"),
+            LastExit::ShutDown => f.write_str("shut down by the operator"),
+            LastExit::Destroyed => f.write_str("destroyed by the operator"),
+        }
+    }
+}
+
 /// What `Info` and `List` report of a VM.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VmInfo {
@@ -108,6 +377,13 @@ pub struct VmInfo {
     /// machine had no hardware source and it came from guessable counters
     /// (`vm info` says so).
     pub generation_id_random: bool,
+    /// How it last left running, if it did since it was made or last
+    /// started (a static VM keeps it while powered off).
+    pub last_exit: Option<LastExit>,
+    /// When that was, in milliseconds since Mica booted, when the kernel
+    /// saw it (a guest's power-off or reboot, a stop); `None` for what
+    /// the operator did.
+    pub last_exit_uptime_ms: Option<u64>,
 }
 
 /// What `Stats` reports of a VM, since it last started (a reset or a
@@ -279,4 +555,87 @@ pub enum Response {
     ConsoleOutput(ConsoleChunk),
     /// A VM's accounting (answer to `Stats`).
     Stats(VmStats),
+    /// No VM has the name asked about, but a dynamic VM of that name ended
+    /// lately and gave its slot back: how it ended (the answer to any
+    /// request about a name that only the vm-manager's short history of
+    /// ended VMs, [`ENDED_HISTORY`], knows). Nothing was done.
+    Ended(LastExit),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syscall::vm_exit::{self, ExitRecord};
+
+    extern crate std;
+    use std::string::ToString;
+
+    fn record(kind: u32, detail: u32, a: u64, b: u64) -> ExitRecord {
+        ExitRecord {
+            kind,
+            detail,
+            a,
+            b,
+            pc: 0x8020_0010,
+            uptime_ms: 0,
+        }
+    }
+
+    #[test]
+    fn kernel_records_become_exits_a_user_understands() {
+        let text = |r: ExitRecord| LastExit::from_record(&r).map(|e| e.to_string());
+        assert_eq!(text(record(vm_exit::NONE, 0, 0, 0)), None);
+        assert_eq!(
+            text(record(vm_exit::POWER_OFF, 0, 0, 0)).unwrap(),
+            "powered off by the guest"
+        );
+        assert_eq!(
+            text(record(vm_exit::POWER_OFF, 1, 0, 0)).unwrap(),
+            "powered off by the guest (reason: system failure)"
+        );
+        assert_eq!(
+            text(record(vm_exit::REBOOT, 0, 1, 0)).unwrap(),
+            "warm-rebooted by the guest"
+        );
+        assert_eq!(
+            text(record(vm_exit::GUEST_PAGE_FAULT, 1, 0x2800_0000, 0)).unwrap(),
+            "stopped by Mica: store guest page fault at 0x28000000, no RAM or device there \
+             (pc 0x80200010)"
+        );
+        assert_eq!(
+            text(record(vm_exit::UNDECODABLE_MMIO, 0, 0x1000_0000, 0x1234)).unwrap(),
+            "stopped by Mica: device access at 0x10000000 it cannot emulate \
+             (instruction 0x1234) (pc 0x80200010)"
+        );
+        assert_eq!(
+            text(record(vm_exit::UNHANDLED_EXCEPTION, 0, 13, 0x7)).unwrap(),
+            "stopped by Mica: unhandled guest exception 13 (value 0x7) (pc 0x80200010)"
+        );
+        assert_eq!(
+            LastExit::from_record(&record(99, 0, 0, 0)),
+            Some(LastExit::Stopped {
+                cause: StopCause::Other { kind: 99 },
+                pc: 0x8020_0010
+            })
+        );
+        assert_eq!(LastExit::Destroyed.to_string(), "destroyed by the operator");
+        assert_eq!(LastExit::ShutDown.to_string(), "shut down by the operator");
+    }
+
+    #[test]
+    fn short_texts_fit_the_list() {
+        let fault = LastExit::Stopped {
+            cause: StopCause::GuestPageFault {
+                access: GuestAccess::Load,
+                gpa: 0,
+            },
+            pc: 0,
+        };
+        assert_eq!(fault.short().to_string(), "stopped: guest fault");
+        assert_eq!(fault.key(), "stopped");
+        assert_eq!(
+            LastExit::PoweredOff { reason: 0 }.short().to_string(),
+            "guest powered off"
+        );
+    }
 }

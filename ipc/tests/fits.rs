@@ -44,6 +44,14 @@ fn widest_info() -> VmInfo {
         mem_mib: u32::MAX,
         generation_id: [0xff; 16],
         generation_id_random: true,
+        last_exit: Some(vm::LastExit::Stopped {
+            cause: vm::StopCause::UndecodableMmio {
+                gpa: u64::MAX,
+                insn: u64::MAX,
+            },
+            pc: u64::MAX,
+        }),
+        last_exit_uptime_ms: Some(u64::MAX),
     }
 }
 
@@ -137,6 +145,13 @@ fn every_vm_message_fits() {
     );
     assert_fits(vm::Response::Ok);
     assert_fits(vm::Response::Info(widest_info()));
+    assert_fits(vm::Response::Ended(vm::LastExit::Stopped {
+        cause: vm::StopCause::UnhandledException {
+            code: u64::MAX,
+            value: u64::MAX,
+        },
+        pc: u64::MAX,
+    }));
     assert_fits(vm::Response::Err(widest_error()));
     assert_fits(vm::Response::ConsoleOutput(fullest_console_chunk()));
     assert_fits(vm::Response::Stats(VmStats {

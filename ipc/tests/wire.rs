@@ -29,6 +29,8 @@ fn info() -> VmInfo {
         mem_mib: 64,
         generation_id: [0; 16],
         generation_id_random: true,
+        last_exit: None,
+        last_exit_uptime_ms: None,
     }
 }
 
@@ -118,6 +120,55 @@ fn vm_response_discriminants_are_pinned() {
     let mut buf = [0u8; 16];
     assert_eq!(encode(&chunk, &mut buf).unwrap(), [2, 1, 2, b'h', b'i']);
     assert_eq!(first_byte(&vm::Response::Stats(VmStats::default())), 5);
+    assert_eq!(first_byte(&vm::Response::Ended(vm::LastExit::Destroyed)), 6);
+}
+
+#[test]
+fn last_exit_bytes_are_pinned() {
+    use vm::{GuestAccess, LastExit, StopCause};
+    let bytes = |exit: &LastExit| {
+        let mut buf = [0u8; 64];
+        encode(exit, &mut buf).unwrap().to_vec()
+    };
+    assert_eq!(bytes(&LastExit::PoweredOff { reason: 1 }), [0, 1]);
+    assert_eq!(
+        bytes(&LastExit::Rebooted {
+            warm: true,
+            reason: 0
+        }),
+        [1, 1, 0]
+    );
+    // Stopped, GuestPageFault, Store, gpa 0x80 (varint), pc 1.
+    let fault = LastExit::Stopped {
+        cause: StopCause::GuestPageFault {
+            access: GuestAccess::Store,
+            gpa: 0x80,
+        },
+        pc: 1,
+    };
+    assert_eq!(bytes(&fault), [2, 0, 1, 0x80, 1, 1]);
+    assert_eq!(bytes(&LastExit::ShutDown), [3]);
+    assert_eq!(bytes(&LastExit::Destroyed), [4]);
+    let causes = [
+        StopCause::UndecodableMmio { gpa: 0, insn: 0 },
+        StopCause::VirtualInstruction { insn: 0 },
+        StopCause::BadIoCompletion,
+        StopCause::UnhandledException { code: 0, value: 0 },
+        StopCause::Other { kind: 0 },
+    ];
+    for (at, cause) in causes.into_iter().enumerate() {
+        let exit = LastExit::Stopped { cause, pc: 0 };
+        assert_eq!(bytes(&exit)[1], u8::try_from(at + 1).unwrap());
+    }
+    // `VmInfo` ends with its last exit and when it was (a varint).
+    let mut with_exit = info();
+    with_exit.last_exit = Some(LastExit::ShutDown);
+    let mut buf = [0u8; 128];
+    let encoded = encode(&with_exit, &mut buf).unwrap();
+    assert_eq!(&encoded[encoded.len() - 3..], &[1, 3, 0]);
+    with_exit.last_exit_uptime_ms = Some(300);
+    let encoded = encode(&with_exit, &mut buf).unwrap();
+    assert_eq!(&encoded[encoded.len() - 5..], &[1, 3, 1, 0xac, 0x02]);
 }
 
 #[test]

@@ -20,8 +20,7 @@ use crate::{ExitStatus, klog, ticks};
 pub(crate) const FRAME_WORDS: usize = (4 << 30) / 4096 / 64;
 /// Kernel heap size.
 const HEAP_BYTES: u64 = 4 << 20;
-/// Timer ticks per second.
-const TICK_HZ: u64 = ipc::syscall::TICK_HZ as u64;
+use crate::ticks::TICK_HZ;
 /// Ticks the boot self-check waits for.
 const BOOT_TICKS: u64 = 3;
 

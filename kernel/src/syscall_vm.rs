@@ -9,6 +9,7 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use ipc::Error;
+use ipc::syscall::vm_exit::{self, ExitRecord};
 use ipc::syscall::{IOREQ_BADGE, MAX_DEBUG_WRITE, MAX_VMS, OK, Sysno, status_of};
 use mica_boot::image::KernelRights;
 
@@ -126,11 +127,14 @@ pub trait VmHost {
     fn vm_set_name(&mut self, _task: TaskId, _vm: usize, _len: usize) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
-    /// How `vm`'s guest left running, as an `ipc::syscall::vm_status`
-    /// value (`None` while it has not: the kernel's phase tells then).
-    fn vm_ended_as(&mut self, _vm: usize) -> Option<usize> {
+    /// How `vm`'s guest left running: its `ipc::syscall::vm_status` value
+    /// and its exit record (`None` while it has not: the kernel's phase
+    /// tells then).
+    fn vm_exit(&mut self, _vm: usize) -> Option<(usize, ExitRecord)> {
         None
     }
+    /// Writes `bytes` at the start of `task`'s IPC buffer.
+    fn write_ipc(&mut self, _task: TaskId, _bytes: &[u8]) {}
     /// Copies all of `src`'s RAM over the start of `dst`'s;
     /// `Error::InvalidArgument` (nothing copied) if `dst` is smaller.
     fn vm_clone_ram(&mut self, _src: usize, _dst: usize) -> Result<(), Error> {
@@ -195,7 +199,7 @@ pub fn dispatch<M: Machine>(
             .and_then(|ram| {
                 control::set_controller(objects, vm, current)?;
                 let record = objects.vms.get(vm)?;
-                let status = vm_status(record.phase, || machine.vm_ended_as(vm));
+                let (status, _) = vm_status(record.phase, machine.vm_exit(vm));
                 Ok([status, (ram >> 20) as usize, 1])
             }),
         Sysno::VmSetNote => need(objects, current, KernelRights::VM_CONTROL)
@@ -204,7 +208,11 @@ pub fn dispatch<M: Machine>(
             .map(|()| [0; 3]),
         Sysno::VmStatus => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| objects.vms.get(vm))
-            .map(|record| [vm_status(record.phase, || machine.vm_ended_as(vm)), 0, 0]),
+            .map(|record| {
+                let (status, exit) = vm_status(record.phase, machine.vm_exit(vm));
+                machine.write_ipc(current, &exit.to_bytes());
+                [status, 0, 0]
+            }),
         Sysno::ImageInfo => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| machine.image_info(current, args[0]))
             .map(|len| [len, 0, 0]),
@@ -352,15 +360,24 @@ fn set_external_irq<M: Machine>(
     Ok([0; 3])
 }
 
-/// The `vm_status` value of a VM in `phase`; `ended_as` says how an ended
-/// one ended (a stop when the arch layer cannot tell).
-fn vm_status(phase: control::Phase, ended_as: impl FnOnce() -> Option<usize>) -> usize {
+/// The `vm_status` value and exit record of a VM in `phase`; `ended` says
+/// how the arch layer saw it leave running (an ended one it cannot tell of
+/// is a stop of kind `STOPPED_UNKNOWN`; one that has not ended has no
+/// record).
+fn vm_status(phase: control::Phase, ended: Option<(usize, ExitRecord)>) -> (usize, ExitRecord) {
     use ipc::syscall::vm_status;
+    let none = ExitRecord::default();
     match phase {
-        control::Phase::Created => vm_status::CREATED,
-        control::Phase::Running => vm_status::RUNNING,
-        control::Phase::Paused => vm_status::PAUSED,
-        control::Phase::Ended => ended_as().unwrap_or(vm_status::STOPPED),
+        control::Phase::Created => (vm_status::CREATED, none),
+        control::Phase::Running => (vm_status::RUNNING, none),
+        control::Phase::Paused => (vm_status::PAUSED, none),
+        control::Phase::Ended => ended.unwrap_or((
+            vm_status::STOPPED,
+            ExitRecord {
+                kind: vm_exit::STOPPED_UNKNOWN,
+                ..none
+            },
+        )),
     }
 }
 

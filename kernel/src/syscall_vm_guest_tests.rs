@@ -19,8 +19,10 @@ struct Host {
     genids: Vec<(usize, [u8; 16])>,
     clones: Vec<(usize, usize)>,
     boot: Vec<String>,
-    /// What `vm_ended_as` answers.
-    ended_as: Option<usize>,
+    /// What `vm_exit` answers.
+    ended_as: Option<(usize, ipc::syscall::vm_exit::ExitRecord)>,
+    /// What `write_ipc` wrote, by task slot.
+    ipc: Vec<(usize, Vec<u8>)>,
 }
 
 impl crate::syscall_console::ConsoleHost for Host {}
@@ -83,8 +85,11 @@ impl VmHost for Host {
         self.clones.push((src, dst));
         Ok(())
     }
-    fn vm_ended_as(&mut self, _: usize) -> Option<usize> {
+    fn vm_exit(&mut self, _: usize) -> Option<(usize, ipc::syscall::vm_exit::ExitRecord)> {
         self.ended_as
+    }
+    fn write_ipc(&mut self, task: TaskId, bytes: &[u8]) {
+        self.ipc.push((task.slot(), bytes.to_vec()));
     }
 }
 
@@ -254,8 +259,15 @@ fn vm_status_follows_the_lifecycle_and_says_how_a_guest_ended() {
         vm_status::PAUSED
     );
     assert_eq!(w.call(m, Sysno::VmResume, [3, 0, 0]).0, OK);
+    let none = ipc::syscall::vm_exit::ExitRecord::default();
+    assert_eq!(
+        w.host.ipc.last(),
+        Some(&(m.slot(), none.to_bytes().to_vec())),
+        "a running VM's record says it has not ended"
+    );
     // The guest powers off: the creator is told, with the VM's bit.
-    w.host.ended_as = Some(vm_status::POWERED_OFF);
+    let off = crate::vm::VmState::PoweredOff { reason: 1 }.exit_record(0x8020_0000);
+    w.host.ended_as = Some((vm_status::POWERED_OFF, off));
     assert_eq!(
         control::ended(&mut w.o, 3),
         None,
@@ -266,11 +278,28 @@ fn vm_status_follows_the_lifecycle_and_says_how_a_guest_ended() {
         w.call(m, Sysno::VmStatus, [3, 0, 0]).1[0],
         vm_status::POWERED_OFF
     );
+    // The reason travels in the caller's IPC buffer.
+    let (task, bytes) = w.host.ipc.last().unwrap().clone();
+    assert_eq!(task, m.slot());
+    let record = ipc::syscall::vm_exit::ExitRecord::from_bytes(&bytes).unwrap();
+    assert_eq!(record, off);
+    assert_eq!(
+        (record.kind, record.detail, record.pc),
+        (ipc::syscall::vm_exit::POWER_OFF, 1, 0x8020_0000)
+    );
+    // An ended VM whose arch layer cannot tell is a stop of unknown kind.
     w.host.ended_as = None;
     assert_eq!(
         w.call(m, Sysno::VmStatus, [3, 0, 0]).1[0],
         vm_status::STOPPED
     );
+    let record = ipc::syscall::vm_exit::ExitRecord::from_bytes(&w.host.ipc.last().unwrap().1);
+    assert_eq!(
+        record.map(|r| r.kind),
+        Some(ipc::syscall::vm_exit::STOPPED_UNKNOWN)
+    );
+    let writes = w.host.ipc.len();
     assert_eq!(w.call(d, Sysno::VmStatus, [3, 0, 0]).0, DENIED);
     assert_eq!(w.call(m, Sysno::VmStatus, [9, 0, 0]).0, UNKNOWN);
+    assert_eq!(w.host.ipc.len(), writes, "a refused call writes nothing");
 }

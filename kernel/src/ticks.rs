@@ -64,6 +64,7 @@ impl TickClock {
 /// Timer counts between ticks; the next tick is counted from `now`.
 /// Returns the first tick's deadline.
 pub fn start(counts: u64, now: u64) -> u64 {
+    BOOT_CLOCK.store(now, Ordering::Relaxed);
     CLOCK.lock().start(counts, now)
 }
 
@@ -97,6 +98,28 @@ pub fn interval() -> u64 {
     CLOCK.lock().interval
 }
 
+/// Scheduler ticks per second.
+pub const TICK_HZ: u64 = ipc::syscall::TICK_HZ as u64;
+
+/// The timer clock's reading when the ticks started (at boot).
+static BOOT_CLOCK: AtomicU64 = AtomicU64::new(0);
+
+/// Milliseconds since the ticks started (at boot) at timer clock reading
+/// `now`; 0 before the timer runs.
+pub fn uptime_ms(now: u64) -> u64 {
+    uptime_ms_from(BOOT_CLOCK.load(Ordering::Relaxed), now, clock_hz())
+}
+
+fn uptime_ms_from(boot: u64, now: u64, hz: u64) -> u64 {
+    match hz {
+        0 => 0,
+        hz => {
+            let ms = u128::from(now.saturating_sub(boot)) * 1000 / u128::from(hz);
+            u64::try_from(ms).unwrap_or(u64::MAX)
+        }
+    }
+}
+
 /// Records the timer clock's counts per second (`arch::timer_start`'s
 /// answer), for turning clock counts into time.
 pub fn set_clock_hz(hz: u64) {
@@ -116,6 +139,15 @@ pub fn count() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uptime_counts_from_the_start_in_milliseconds() {
+        assert_eq!(uptime_ms_from(1_000, 11_000, 10_000), 1_000);
+        assert_eq!(uptime_ms_from(1_000, 1_500, 10_000), 50);
+        assert_eq!(uptime_ms_from(1_000, 500, 10_000), 0, "before the start");
+        assert_eq!(uptime_ms_from(0, 5, 0), 0, "no clock yet");
+        assert_eq!(uptime_ms_from(0, u64::MAX, 1), u64::MAX);
+    }
 
     #[test]
     fn interval_divides_the_clock_and_never_is_zero() {

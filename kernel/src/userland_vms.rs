@@ -21,9 +21,10 @@ use crate::klog;
 use crate::kmain::FRAMES;
 use crate::obj::ids::TaskId;
 use crate::syscall_vm::VmHost;
+use crate::vm::VmName;
 use crate::vm::stats::VmFigures;
 use crate::vm::tlb_tag::TlbTag;
-use crate::vm::{VmName, VmState};
+use ipc::syscall::vm_exit::ExitRecord;
 
 /// Every VM's arch state, by number.
 pub(super) struct Guests {
@@ -273,14 +274,15 @@ impl VmHost for Tasks {
         Ok(())
     }
 
-    fn vm_ended_as(&mut self, vm: usize) -> Option<usize> {
-        use ipc::syscall::vm_status;
-        Some(match self.guest(vm).ok()?.vm.state() {
-            VmState::Running => return None,
-            VmState::PoweredOff => vm_status::POWERED_OFF,
-            VmState::RebootRequested => vm_status::REBOOT_REQUESTED,
-            VmState::Stopped(_) => vm_status::STOPPED,
-        })
+    fn vm_exit(&mut self, vm: usize) -> Option<(usize, ExitRecord)> {
+        let vm = &self.guest(vm).ok()?.vm;
+        Some((vm.state().status()?, vm.exit_record()))
+    }
+
+    fn write_ipc(&mut self, task: TaskId, bytes: &[u8]) {
+        if let Some(slot) = self.slot(task) {
+            slot.space.write_ipc(bytes);
+        }
     }
 
     fn vm_stats(&mut self, vm: usize) -> Result<VmFigures, Error> {

@@ -144,8 +144,8 @@ fn the_mica_cli_manages_vms_over_the_management_socket() {
         masked_generation_ids(json.trim_end()),
         concat!(
             r#"{"vms":["#,
-            r#"{"name":"vm0","slot":0,"kind":"static","state":"started","vcpus":1,"mem_mib":64,"generation_id":"UUID","generation_id_random":true},"#,
-            r#"{"name":"vm1","slot":1,"kind":"static","state":"started","vcpus":1,"mem_mib":64,"generation_id":"UUID","generation_id_random":true}"#,
+            r#"{"name":"vm0","slot":0,"kind":"static","state":"started","vcpus":1,"mem_mib":64,"generation_id":"UUID","generation_id_random":true,"last_exit":null,"last_exit_uptime_ms":null},"#,
+            r#"{"name":"vm1","slot":1,"kind":"static","state":"started","vcpus":1,"mem_mib":64,"generation_id":"UUID","generation_id_random":true,"last_exit":null,"last_exit_uptime_ms":null}"#,
             "]}"
         )
     );
@@ -191,6 +191,26 @@ fn the_mica_cli_manages_vms_over_the_management_socket() {
     );
     assert_eq!(mica(&socket, &["resume", "vm0"]).status.code(), Some(0));
     s.expect("vm0 | vm0: tick", TICKS).unwrap();
+
+    // A dynamic VM that ends is named with how it ended, for scripts too.
+    assert_eq!(
+        mica(
+            &socket,
+            &["create", "gone", "--image", "hello", "--mem", "16"]
+        )
+        .status
+        .code(),
+        Some(0)
+    );
+    assert_eq!(mica(&socket, &["destroy", "gone"]).status.code(), Some(0));
+    let gone = mica(&socket, &["--json", "info", "gone"]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&gone.stdout),
+        "{\"error\":{\"code\":7,\"message\":\"no VM named gone (it ended: destroyed by the \
+         operator)\",\"last_exit\":{\"kind\":\"destroyed\",\"detail\":\"destroyed by the \
+         operator\"}}}\n"
+    );
     let _ = std::fs::remove_file(&socket);
 }
 

@@ -295,6 +295,15 @@ fn a_guest_storing_outside_its_ram_is_stopped_and_the_other_runs_on() {
         npf,
         "mica: vm1 stopped: store guest-page fault at 0x28000000"
     );
+    // The vm-manager learns why, with the guest's rip.
+    let why = s.expect("vm-manager: vm1 stopped by Mica:", BOOT).unwrap();
+    assert!(
+        why.starts_with(
+            "vm-manager: vm1 stopped by Mica: store guest page fault at 0x28000000, \
+             no RAM or device there (pc 0x1"
+        ) && why.ends_with("); now powered off"),
+        "{why}"
+    );
     // vm0 prints on after vm1 stopped (the session reads on from the stop).
     s.expect("vm0 | vm0: tick", BOOT).unwrap();
     s.expect("vm0 | vm0: tick", BOOT).unwrap();
@@ -316,6 +325,12 @@ fn a_guest_storing_outside_its_ram_is_stopped_and_the_other_runs_on() {
     assert!(
         matches!((bye, off), (Some(b), Some(o)) if b < o),
         "vm2 must print, then be powered off by its VMMCALL: {lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "vm-manager: vm2 powered off by the guest"),
+        "the vm-manager learns that vm2's guest powered it off: {lines:?}"
     );
 }
 

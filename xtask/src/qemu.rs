@@ -257,6 +257,10 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
     parts.extend([
         guest("hello", artifacts::guest_raw("mica-guest-hello")?),
         guest("misbehave", artifacts::guest_raw("mica-guest-misbehave")?),
+        guest(
+            "ender",
+            artifacts::guest_bin_raw("mica-guest-misbehave", "mica-guest-ender")?,
+        ),
         guest("bench", artifacts::guest_raw("mica-guest-bench")?),
         guest("genid", artifacts::guest_raw("mica-guest-genid")?),
         guest("traps", artifacts::guest_raw("mica-guest-traps")?),

@@ -127,6 +127,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
     counts.passed += traps.passed;
     counts.failed += traps.failed;
+    let ended = counted(
+        cargo()
+            .args(["test", "-p", "mica-tests", "--test", "riscv64_ended"])
+            .args(["--", "--ignored"])
+            .env("MICA_KERNEL_RISCV64", &kernel)
+            .env(
+                "MICA_BOOT_IMAGE_RISCV64_ENDER",
+                qemu::build_boot_image("ender", false)?,
+            ),
+        "QEMU tests (riscv64 guests that end, and why)",
+    )?;
+    counts.passed += ended.passed;
+    counts.failed += ended.failed;
     let hostile = counted(
         cargo()
             .args(["test", "-p", "mica-tests", "--test", "riscv64_hostile"])

@@ -154,17 +154,84 @@ impl fmt::Display for StopReason {
     }
 }
 
+impl StopReason {
+    /// The reason as the `vm_status` exit record (`ipc::syscall::vm_exit`)
+    /// carries it: kind, detail and two words.
+    fn record(self) -> (u32, u32, u64, u64) {
+        use ipc::syscall::vm_exit as k;
+        match self {
+            StopReason::GuestPageFault { access, gpa } => {
+                let access = match access {
+                    GuestAccess::Load => 0,
+                    GuestAccess::Store => 1,
+                    GuestAccess::Fetch => 2,
+                };
+                (k::GUEST_PAGE_FAULT, access, gpa, 0)
+            }
+            StopReason::UndecodableMmio { gpa, insn } => (k::UNDECODABLE_MMIO, 0, gpa, insn),
+            StopReason::VirtualInstruction { insn } => (k::VIRTUAL_INSTRUCTION, 0, insn, 0),
+            StopReason::BadIoCompletion => (k::BAD_IO_COMPLETION, 0, 0, 0),
+            StopReason::UnhandledException { code, value } => {
+                (k::UNHANDLED_EXCEPTION, 0, code, value)
+            }
+        }
+    }
+}
+
 /// A VM's run state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VmState {
     /// Its vCPUs may run.
     Running,
-    /// The guest powered itself off (SBI SRST shutdown).
-    PoweredOff,
+    /// The guest powered itself off (SBI SRST shutdown, the x86 power-off
+    /// hypercall).
+    PoweredOff {
+        /// The SBI reset reason it gave (0: none).
+        reason: u32,
+    },
     /// The guest asked for a reboot; the VM manager decides what follows.
-    RebootRequested,
+    RebootRequested {
+        /// A warm reboot (a cold one otherwise).
+        warm: bool,
+        /// The SBI reset reason it gave.
+        reason: u32,
+    },
     /// The kernel stopped it.
     Stopped(StopReason),
+}
+
+impl VmState {
+    /// The state as the `vm_status` exit record (`ipc::syscall::vm_exit`)
+    /// carries it, with the guest's pc `pc`.
+    pub fn exit_record(self, pc: u64) -> ipc::syscall::vm_exit::ExitRecord {
+        use ipc::syscall::vm_exit as k;
+        let (kind, detail, a, b) = match self {
+            VmState::Running => return k::ExitRecord::default(),
+            VmState::PoweredOff { reason } => (k::POWER_OFF, reason, 0, 0),
+            VmState::RebootRequested { warm, reason } => (k::REBOOT, reason, u64::from(warm), 0),
+            VmState::Stopped(reason) => reason.record(),
+        };
+        k::ExitRecord {
+            kind,
+            detail,
+            a,
+            b,
+            pc,
+            uptime_ms: 0,
+        }
+    }
+
+    /// Its `ipc::syscall::vm_status` value, for a VM that left running
+    /// (`None` while it runs).
+    pub fn status(self) -> Option<usize> {
+        use ipc::syscall::vm_status;
+        match self {
+            VmState::Running => None,
+            VmState::PoweredOff { .. } => Some(vm_status::POWERED_OFF),
+            VmState::RebootRequested { .. } => Some(vm_status::REBOOT_REQUESTED),
+            VmState::Stopped(_) => Some(vm_status::STOPPED),
+        }
+    }
 }
 
 /// The line the kernel prints when a VM leaves [`VmState::Running`].
@@ -178,8 +245,8 @@ impl fmt::Display for StateReport<'_> {
         let name = self.name;
         match self.state {
             VmState::Running => write!(f, "{name} running"),
-            VmState::PoweredOff => write!(f, "{name} powered off"),
-            VmState::RebootRequested => write!(f, "{name} requested a reboot"),
+            VmState::PoweredOff { .. } => write!(f, "{name} powered off"),
+            VmState::RebootRequested { .. } => write!(f, "{name} requested a reboot"),
             VmState::Stopped(reason) => write!(f, "{name} stopped: {reason}"),
         }
     }
@@ -193,6 +260,10 @@ pub struct Vm {
     /// Bytes of guest RAM from [`GUEST_RAM_BASE`].
     pub ram_bytes: u64,
     state: VmState,
+    /// The guest's pc when it left running (0 while it runs).
+    exit_pc: u64,
+    /// When it left running, in milliseconds since boot.
+    exit_uptime_ms: u64,
     /// Its exits and I/O round trips since it started.
     pub stats: stats::VmStats,
     /// The generation ID last written into it (zeros before the first).
@@ -236,6 +307,8 @@ impl Vm {
             name,
             ram_bytes,
             state: VmState::Running,
+            exit_pc: 0,
+            exit_uptime_ms: 0,
             stats: stats::VmStats::new(),
             generation_id: [0; 16],
             note: Note::EMPTY,
@@ -257,14 +330,26 @@ impl Vm {
         self.state
     }
 
-    /// Leaves `Running` for `next`; a VM that already left keeps its first
-    /// reason (returns false).
-    pub fn leave(&mut self, next: VmState) -> bool {
+    /// Leaves `Running` for `next` with the guest at `pc`, `uptime_ms`
+    /// after boot; a VM that already left keeps its first reason, pc and
+    /// time (returns false).
+    pub fn leave(&mut self, next: VmState, pc: u64, uptime_ms: u64) -> bool {
         if self.state != VmState::Running || next == VmState::Running {
             return false;
         }
         self.state = next;
+        self.exit_pc = pc;
+        self.exit_uptime_ms = uptime_ms;
         true
+    }
+
+    /// How it left running, as `vm_status` reports it
+    /// (`ipc::syscall::vm_exit`; kind `NONE` while it runs).
+    pub fn exit_record(&self) -> ipc::syscall::vm_exit::ExitRecord {
+        ipc::syscall::vm_exit::ExitRecord {
+            uptime_ms: self.exit_uptime_ms,
+            ..self.state.exit_record(self.exit_pc)
+        }
     }
 
     /// Whether `gpa..gpa+len` lies inside guest RAM.
@@ -299,11 +384,76 @@ mod tests {
             access: GuestAccess::Store,
             gpa: 0x4000_0000,
         };
-        assert!(vm.leave(VmState::Stopped(reason)));
+        assert!(vm.leave(VmState::Stopped(reason), 0x8020_0010, 12_340));
         assert_eq!(
             vm.report().to_string(),
             "vm1 stopped: store guest-page fault at 0x40000000"
         );
+        // What `vm_status` hands the vm-manager: kind, access, address, pc.
+        let record = vm.exit_record();
+        let want = ipc::syscall::vm_exit::ExitRecord {
+            kind: ipc::syscall::vm_exit::GUEST_PAGE_FAULT,
+            detail: 1,
+            a: 0x4000_0000,
+            b: 0,
+            pc: 0x8020_0010,
+            uptime_ms: 12_340,
+        };
+        assert_eq!(record, want);
+        assert_eq!(vm.state().status(), Some(ipc::syscall::vm_status::STOPPED));
+    }
+
+    #[test]
+    fn every_way_to_leave_is_recorded_for_the_vm_manager() {
+        use ipc::syscall::vm_exit as k;
+        let left = |state: VmState| {
+            let mut vm = vm();
+            assert_eq!(vm.exit_record().kind, k::NONE);
+            assert_eq!(vm.state().status(), None);
+            assert!(vm.leave(state, 0x1000, 7));
+            let r = vm.exit_record();
+            (r.kind, r.detail, r.a, r.b, r.pc)
+        };
+        assert_eq!(
+            left(VmState::PoweredOff { reason: 1 }),
+            (k::POWER_OFF, 1, 0, 0, 0x1000)
+        );
+        assert_eq!(
+            left(VmState::RebootRequested {
+                warm: true,
+                reason: 0
+            }),
+            (k::REBOOT, 0, 1, 0, 0x1000)
+        );
+        let cases = [
+            (
+                StopReason::UndecodableMmio { gpa: 5, insn: 6 },
+                (k::UNDECODABLE_MMIO, 0, 5, 6),
+            ),
+            (
+                StopReason::VirtualInstruction { insn: 7 },
+                (k::VIRTUAL_INSTRUCTION, 0, 7, 0),
+            ),
+            (StopReason::BadIoCompletion, (k::BAD_IO_COMPLETION, 0, 0, 0)),
+            (
+                StopReason::UnhandledException { code: 2, value: 3 },
+                (k::UNHANDLED_EXCEPTION, 0, 2, 3),
+            ),
+            (
+                StopReason::GuestPageFault {
+                    access: GuestAccess::Fetch,
+                    gpa: 9,
+                },
+                (k::GUEST_PAGE_FAULT, 2, 9, 0),
+            ),
+        ];
+        for (reason, (kind, detail, a, b)) in cases {
+            assert_eq!(left(VmState::Stopped(reason)), (kind, detail, a, b, 0x1000));
+        }
+        // A restart forgets how it left.
+        let mut vm = vm();
+        vm.leave(VmState::PoweredOff { reason: 0 }, 4, 7);
+        assert_eq!(vm.restarted().exit_record().kind, k::NONE);
     }
 
     #[test]
@@ -311,7 +461,7 @@ mod tests {
         let mut vm = vm();
         vm.generation_id = [7; 16];
         vm.note = Note::new(b"options").unwrap();
-        assert!(vm.leave(VmState::PoweredOff));
+        assert!(vm.leave(VmState::PoweredOff { reason: 0 }, 0, 0));
         let again = vm.restarted();
         assert_eq!(again.state(), VmState::Running);
         assert_eq!(again.generation_id, [7; 16]);
@@ -323,10 +473,16 @@ mod tests {
     #[test]
     fn the_first_reason_to_stop_wins() {
         let mut vm = vm();
-        assert!(vm.leave(VmState::PoweredOff));
-        assert!(!vm.leave(VmState::Stopped(StopReason::BadIoCompletion)));
+        assert!(vm.leave(VmState::PoweredOff { reason: 0 }, 8, 80));
+        assert!(!vm.leave(VmState::Stopped(StopReason::BadIoCompletion), 9, 90));
         assert_eq!(vm.report().to_string(), "vm1 powered off");
-        assert!(!vm.leave(VmState::Running));
+        let first = vm.exit_record();
+        assert_eq!(
+            (first.pc, first.uptime_ms),
+            (8, 80),
+            "the first pc and time are kept too"
+        );
+        assert!(!vm.leave(VmState::Running, 10, 100));
     }
 
     #[test]

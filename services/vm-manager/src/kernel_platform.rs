@@ -27,6 +27,7 @@ extern crate alloc;
 use alloc::vec;
 
 use ipc::ioreq::ClientId;
+use ipc::syscall::vm_exit::ExitRecord;
 use ipc::syscall::{IMAGE_HEADER_BYTES, PLATFORM_SSTC};
 use ipc::syscall::{MAX_VMS, endpoints};
 use ipc::vm::{CreateOptions, VmStats};
@@ -91,8 +92,9 @@ pub trait VmKernel {
     fn vm_set_name(&mut self, _vm: VmId, _name: &str) -> Result<(), Error> {
         Ok(())
     }
-    /// `vm_status`: an `ipc::syscall::vm_status` value.
-    fn vm_status(&mut self, _vm: VmId) -> Result<usize, Error> {
+    /// `vm_status`: an `ipc::syscall::vm_status` value and the exit
+    /// record (`ipc::syscall::vm_exit`) the kernel wrote with it.
+    fn vm_status(&mut self, _vm: VmId) -> Result<(usize, ExitRecord), Error> {
         Err(Error::KernelRefused)
     }
     /// `vm_stats`: the three counters of `group` (an
@@ -825,12 +827,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
     }
 
     fn guest_status(&mut self, vm: VmId) -> Result<GuestStatus, Error> {
-        use ipc::syscall::vm_status;
-        Ok(match self.kernel.vm_status(vm)? {
-            vm_status::POWERED_OFF => GuestStatus::PoweredOff,
-            vm_status::REBOOT_REQUESTED => GuestStatus::RebootRequested,
-            vm_status::STOPPED => GuestStatus::Stopped,
-            _ => GuestStatus::Running,
-        })
+        let (status, record) = self.kernel.vm_status(vm)?;
+        Ok(GuestStatus::from_kernel(status, &record))
     }
 }

@@ -15,6 +15,7 @@ pub mod board;
 pub mod boot_layout;
 pub mod config;
 pub mod creation;
+pub mod ended;
 pub mod genid;
 pub mod guest_dt;
 pub mod kernel_platform;

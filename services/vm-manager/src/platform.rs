@@ -5,7 +5,7 @@
 
 use ipc::VmId;
 use ipc::devices::ConsoleChunk;
-use ipc::vm::{CreateOptions, VmStats};
+use ipc::vm::{CreateOptions, LastExit, StopCause, VmStats};
 
 use crate::genid::GenerationId;
 use crate::linux_boot::LinuxBoot;
@@ -26,12 +26,41 @@ use crate::name::{ImageName, VmName};
 pub enum GuestStatus {
     /// Still running (or never started): nothing ended.
     Running,
-    /// The guest powered itself off.
-    PoweredOff,
-    /// The guest asked for a reboot.
-    RebootRequested,
-    /// The kernel stopped it (a fault it reported).
-    Stopped,
+    /// It left running, as the exit says: the guest powered off
+    /// ([`LastExit::PoweredOff`]) or asked for a reboot
+    /// ([`LastExit::Rebooted`]), or the kernel stopped it
+    /// ([`LastExit::Stopped`], with the cause and the guest's pc); and
+    /// when, in milliseconds since Mica booted, if the kernel said.
+    Ended(LastExit, Option<u64>),
+}
+
+impl GuestStatus {
+    /// How a VM stands from its `vm_status` value and exit record
+    /// (`ipc::syscall::vm_exit`). The status says what the VM did
+    /// (power-off, reboot or stop); the record says why, and is used when
+    /// it agrees with the status (a record that does not, or none, gives
+    /// the plain exit of that status).
+    pub fn from_kernel(status: usize, record: &ipc::syscall::vm_exit::ExitRecord) -> Self {
+        use ipc::syscall::{vm_exit, vm_status};
+        let exit = match (status, LastExit::from_record(record)) {
+            (vm_status::POWERED_OFF, Some(exit @ LastExit::PoweredOff { .. }))
+            | (vm_status::REBOOT_REQUESTED, Some(exit @ LastExit::Rebooted { .. }))
+            | (vm_status::STOPPED, Some(exit @ LastExit::Stopped { .. })) => exit,
+            (vm_status::POWERED_OFF, _) => LastExit::PoweredOff { reason: 0 },
+            (vm_status::REBOOT_REQUESTED, _) => LastExit::Rebooted {
+                warm: false,
+                reason: 0,
+            },
+            (vm_status::STOPPED, _) => LastExit::Stopped {
+                cause: StopCause::Other {
+                    kind: vm_exit::STOPPED_UNKNOWN,
+                },
+                pc: 0,
+            },
+            _ => return GuestStatus::Running,
+        };
+        GuestStatus::Ended(exit, Some(record.uptime_ms))
+    }
 }
 
 pub trait Platform {
@@ -165,4 +194,75 @@ pub struct Adopted {
     /// The options that build its configuration, as kept by
     /// [`Platform::keep_config`] (`None`: none kept, or unreadable).
     pub options: Option<CreateOptions>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipc::syscall::vm_exit::{self, ExitRecord};
+    use ipc::syscall::vm_status;
+
+    fn record(kind: u32) -> ExitRecord {
+        ExitRecord {
+            kind,
+            detail: 1,
+            a: 0x10,
+            b: 0,
+            pc: 0x20,
+            uptime_ms: 1_230,
+        }
+    }
+
+    #[test]
+    fn the_status_says_what_happened_and_the_record_why() {
+        assert_eq!(
+            GuestStatus::from_kernel(vm_status::RUNNING, &record(vm_exit::NONE)),
+            GuestStatus::Running
+        );
+        assert_eq!(
+            GuestStatus::from_kernel(vm_status::POWERED_OFF, &record(vm_exit::POWER_OFF)),
+            GuestStatus::Ended(LastExit::PoweredOff { reason: 1 }, Some(1_230))
+        );
+        assert_eq!(
+            GuestStatus::from_kernel(vm_status::STOPPED, &record(vm_exit::GUEST_PAGE_FAULT)),
+            GuestStatus::Ended(
+                LastExit::Stopped {
+                    cause: StopCause::GuestPageFault {
+                        access: ipc::vm::GuestAccess::Store,
+                        gpa: 0x10
+                    },
+                    pc: 0x20
+                },
+                Some(1_230)
+            )
+        );
+        // A record that disagrees with the status, or none, gives the
+        // plain exit of the status: the status decides what is done.
+        assert_eq!(
+            GuestStatus::from_kernel(vm_status::REBOOT_REQUESTED, &record(vm_exit::POWER_OFF)),
+            GuestStatus::Ended(
+                LastExit::Rebooted {
+                    warm: false,
+                    reason: 0
+                },
+                Some(1_230)
+            )
+        );
+        assert_eq!(
+            GuestStatus::from_kernel(vm_status::STOPPED, &record(vm_exit::NONE)),
+            GuestStatus::Ended(
+                LastExit::Stopped {
+                    cause: StopCause::Other {
+                        kind: vm_exit::STOPPED_UNKNOWN
+                    },
+                    pc: 0
+                },
+                Some(1_230)
+            )
+        );
+        assert_eq!(
+            GuestStatus::from_kernel(vm_status::POWERED_OFF, &ExitRecord::default()),
+            GuestStatus::Ended(LastExit::PoweredOff { reason: 0 }, Some(0))
+        );
+    }
 }

@@ -9,11 +9,12 @@ use ipc::{VmId, WireName};
 
 use crate::config::{DynamicDefaults, ScenarioError, StaticVmConfig, VmConfig, VmFlags};
 use crate::creation::{self, Contents};
+use crate::ended::EndedVms;
 use crate::genid::{EntropySource, GenerationId};
 use crate::lifecycle::{LiveState, Operation, transition};
 use crate::name::VmName;
 use crate::platform::Platform;
-use crate::slots::{LiveVm, SlotTable};
+use crate::slots::{ExitSeen, LiveVm, SlotTable};
 
 mod guest_exits;
 mod recovery;
@@ -52,6 +53,8 @@ pub struct VmManager<P, E, const MAX_VM_NUM: usize = DEFAULT_MAX_VM_NUM> {
     platform: P,
     entropy: E,
     defaults: DynamicDefaults,
+    /// Dynamic VMs that ended lately, by name.
+    ended: EndedVms,
 }
 
 /// A VM looked up by name: its slot and state.
@@ -75,6 +78,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             platform,
             entropy,
             defaults: DynamicDefaults::default(),
+            ended: EndedVms::new(),
         })
     }
 
@@ -107,6 +111,8 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         if matches!(request, Request::ServiceRestarted { .. }) && caller != Caller::Supervisor {
             return Response::Err(ipc::Error::PermissionDenied);
         }
+        // The name a refusal as "no such VM" may be about.
+        let asked = Self::asked_about(&request);
         let result = match request {
             Request::Create { name, options } => self.create(&name, &options),
             Request::Start { name } => self.start(&name).map(|()| Response::Ok),
@@ -133,7 +139,41 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
                 .service_restarted(endpoint)
                 .map(|()| Response::Ok),
         };
-        result.unwrap_or_else(Response::Err)
+        match result {
+            Ok(response) => response,
+            Err(ipc::Error::UnknownVm) => asked
+                .and_then(|name| VmName::try_from(&name).ok())
+                .and_then(|name| self.ended.find(&name))
+                .map_or(Response::Err(ipc::Error::UnknownVm), Response::Ended),
+            Err(error) => Response::Err(error),
+        }
+    }
+
+    /// The VM a request looks up by name (a clone's source); `None` for a
+    /// create (whose name is new), a list and the supervisor's requests.
+    fn asked_about(request: &Request) -> Option<WireName> {
+        match request {
+            Request::Start { name }
+            | Request::Pause { name }
+            | Request::Resume { name }
+            | Request::Reset { name, .. }
+            | Request::Shutdown { name }
+            | Request::Destroy { name }
+            | Request::Info { name }
+            | Request::ConsoleInput { name, .. }
+            | Request::ConsoleOutput { name, .. }
+            | Request::Stats { name } => Some(name.clone()),
+            Request::Clone { source, .. } => Some(source.clone()),
+            Request::Create { .. } | Request::List { .. } | Request::ServiceRestarted { .. } => {
+                None
+            }
+        }
+    }
+
+    /// How the dynamic VM called `name` ended, if the history of ended VMs
+    /// remembers it (a VM of that name no longer exists).
+    pub fn ended(&self, name: &VmName) -> Option<ipc::vm::LastExit> {
+        self.ended.find(name)
     }
 
     /// Creates and starts every static VM flagged pre-launched, in slot
@@ -269,10 +309,13 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         };
         // A restarted vm-manager builds the configuration again from this.
         let options = config.as_options();
+        let name = config.name.clone();
         self.platform
             .keep_config(id, &options)
             .and_then(|()| self.slots.insert_dynamic(id, config, live))
             .inspect_err(|_| creation::tear_down(&mut self.platform, id))?;
+        // A VM of that name exists again.
+        self.ended.forget(&name);
         Ok(id)
     }
 
@@ -301,7 +344,10 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         };
         let next = transition(vm.state, Operation::Start)?;
         self.platform.start(id)?;
-        self.set_state(vm, next)
+        self.set_state(vm, next)?;
+        // It runs again: how it last ended is history.
+        self.slots.set_last_exit(id, None);
+        Ok(())
     }
 
     fn pause(&mut self, name: &WireName) -> Result<(), ipc::Error> {
@@ -350,14 +396,29 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         if vm.state == VmState::Started {
             self.platform.pause(vm.id)?;
         }
+        self.note_end(vm.id, ipc::vm::LastExit::ShutDown, None);
         creation::tear_down(&mut self.platform, vm.id);
         self.set_state(vm, next)
+    }
+
+    /// `id`'s VM ends as `exit` (at `uptime_ms`, if known): a static VM
+    /// keeps it as its last exit, a dynamic one's name goes into the
+    /// history.
+    fn note_end(&mut self, id: VmId, exit: ipc::vm::LastExit, uptime_ms: Option<u64>) {
+        self.slots
+            .set_last_exit(id, Some(ExitSeen { exit, uptime_ms }));
+        if let Some(entry) = self.slots.get(id)
+            && entry.kind == VmKind::Dynamic
+        {
+            self.ended.record(entry.config.name.clone(), exit);
+        }
     }
 
     /// Tears down at once, whatever the VM is doing.
     fn destroy(&mut self, name: &WireName) -> Result<(), ipc::Error> {
         let vm = self.find(name)?;
         let next = transition(vm.state, Operation::Destroy)?;
+        self.note_end(vm.id, ipc::vm::LastExit::Destroyed, None);
         creation::tear_down(&mut self.platform, vm.id);
         self.set_state(vm, next)
     }

@@ -1,9 +1,11 @@
 //! The fixed-capacity slot table: static configurations occupy the first
 //! slots for good; dynamic VMs take any free slot and give it back when they
-//! power off. A slot's index is the VM's [`VmId`].
+//! power off. A slot's index is the VM's [`VmId`]. Each occupied slot keeps
+//! how its VM last left running ([`LastExit`]): a static VM keeps it while
+//! powered off, until it starts again.
 
 use ipc::VmId;
-use ipc::vm::{VmInfo, VmKind, VmState};
+use ipc::vm::{LastExit, VmInfo, VmKind, VmState};
 
 use crate::config::{ScenarioError, StaticVmConfig, VmConfig};
 use crate::genid::GenerationId;
@@ -29,9 +31,24 @@ enum Slot {
     Static {
         config: VmConfig,
         live: Option<LiveVm>,
+        last_exit: Option<ExitSeen>,
     },
     /// A run-time VM and its configuration.
-    Dynamic { config: VmConfig, live: LiveVm },
+    Dynamic {
+        config: VmConfig,
+        live: LiveVm,
+        last_exit: Option<ExitSeen>,
+    },
+}
+
+/// How a VM last left running, and when (milliseconds since Mica booted,
+/// when the kernel said).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitSeen {
+    /// How.
+    pub exit: LastExit,
+    /// When, if known.
+    pub uptime_ms: Option<u64>,
 }
 
 /// A read-only view of an occupied slot.
@@ -45,6 +62,9 @@ pub struct VmEntry<'a> {
     pub kind: VmKind,
     /// `None` while powered off.
     pub live: Option<LiveVm>,
+    /// How it last left running (`None` if it has not since it was made
+    /// or last started).
+    pub last_exit: Option<ExitSeen>,
 }
 
 impl VmEntry<'_> {
@@ -68,6 +88,8 @@ impl VmEntry<'_> {
             mem_mib: self.config.mem_mib,
             generation_id: generation_id.to_le_bytes(),
             generation_id_random: generation_id.is_random(),
+            last_exit: self.last_exit.map(|seen| seen.exit),
+            last_exit_uptime_ms: self.last_exit.and_then(|seen| seen.uptime_ms),
         }
     }
 }
@@ -107,7 +129,11 @@ impl<const MAX_VM_NUM: usize> SlotTable<MAX_VM_NUM> {
                 });
             }
             if let Some(slot) = table.slots.get_mut(index) {
-                *slot = Slot::Static { config, live: None };
+                *slot = Slot::Static {
+                    config,
+                    live: None,
+                    last_exit: None,
+                };
             }
         }
         Ok(table)
@@ -133,17 +159,27 @@ impl<const MAX_VM_NUM: usize> SlotTable<MAX_VM_NUM> {
     pub fn get(&self, id: VmId) -> Option<VmEntry<'_>> {
         match self.slots.get(usize::from(id.0))? {
             Slot::Free => None,
-            Slot::Static { config, live } => Some(VmEntry {
+            Slot::Static {
+                config,
+                live,
+                last_exit,
+            } => Some(VmEntry {
                 id,
                 config,
                 kind: VmKind::Static,
                 live: *live,
+                last_exit: *last_exit,
             }),
-            Slot::Dynamic { config, live } => Some(VmEntry {
+            Slot::Dynamic {
+                config,
+                live,
+                last_exit,
+            } => Some(VmEntry {
                 id,
                 config,
                 kind: VmKind::Dynamic,
                 live: Some(*live),
+                last_exit: *last_exit,
             }),
         }
     }
@@ -198,15 +234,31 @@ impl<const MAX_VM_NUM: usize> SlotTable<MAX_VM_NUM> {
     ) -> Result<(), ipc::Error> {
         match self.slots.get_mut(usize::from(id.0)) {
             Some(slot @ Slot::Free) => {
-                *slot = Slot::Dynamic { config, live };
+                *slot = Slot::Dynamic {
+                    config,
+                    live,
+                    last_exit: None,
+                };
                 Ok(())
             }
             _ => Err(ipc::Error::NoFreeSlot { max: self.max() }),
         }
     }
 
+    /// Records how the VM in slot `id` last left running (`None`: forget
+    /// it, as a start does); a free slot keeps nothing.
+    pub fn set_last_exit(&mut self, id: VmId, exit: Option<ExitSeen>) {
+        match self.slots.get_mut(usize::from(id.0)) {
+            Some(Slot::Static { last_exit, .. } | Slot::Dynamic { last_exit, .. }) => {
+                *last_exit = exit;
+            }
+            Some(Slot::Free) | None => {}
+        }
+    }
+
     /// Records that `id` holds no resources any more: a static slot is
-    /// powered off (its configuration kept), a dynamic slot is freed.
+    /// powered off (its configuration and last exit kept), a dynamic slot
+    /// is freed.
     pub fn power_off(&mut self, id: VmId) {
         if let Some(slot) = self.slots.get_mut(usize::from(id.0)) {
             match slot {
@@ -297,6 +349,26 @@ mod tests {
         assert_eq!(table.set_live(VmId(1), live()), Err(ipc::Error::UnknownVm));
         assert_eq!(table.set_live(VmId(9), live()), Err(ipc::Error::UnknownVm));
         assert!(table.get(VmId(9)).is_none());
+    }
+
+    #[test]
+    fn a_static_vm_keeps_its_last_exit_while_powered_off() {
+        let mut table = SlotTable::<3>::new(&[entry("s")]).unwrap();
+        table.set_live(VmId(0), live()).unwrap();
+        let off = ExitSeen {
+            exit: LastExit::PoweredOff { reason: 0 },
+            uptime_ms: Some(4_560),
+        };
+        table.set_last_exit(VmId(0), Some(off));
+        table.power_off(VmId(0));
+        let info = table.get(VmId(0)).unwrap().info();
+        assert_eq!(info.last_exit, Some(LastExit::PoweredOff { reason: 0 }));
+        assert_eq!(info.last_exit_uptime_ms, Some(4_560));
+        table.set_last_exit(VmId(0), None);
+        assert_eq!(table.get(VmId(0)).unwrap().last_exit, None);
+        // A free slot keeps nothing.
+        table.set_last_exit(VmId(2), Some(off));
+        assert!(table.get(VmId(2)).is_none());
     }
 
     #[test]

@@ -46,6 +46,8 @@ struct Kept {
     status: usize,
     generation_id: [u8; 16],
     note: Vec<u8>,
+    /// How it left running (`vm_status`'s record).
+    exit: ipc::syscall::vm_exit::ExitRecord,
 }
 
 type Shared = Rc<RefCell<Held>>;
@@ -90,6 +92,11 @@ impl VmKernel for Kernel {
             generation_id: kept.generation_id,
             note: heapless::Vec::from_slice(&kept.note).map_err(|_| Error::Malformed)?,
         })
+    }
+    fn vm_status(&mut self, vm: VmId) -> Result<(usize, ipc::syscall::vm_exit::ExitRecord), Error> {
+        let held = self.0.borrow();
+        let kept = held.kept.get(&vm.0).ok_or(Error::UnknownVm)?;
+        Ok((kept.status, kept.exit))
     }
     fn vm_load(&mut self, vm: VmId, _image: &str, _offset: u64) -> Result<u64, Error> {
         self.live(vm).map(|()| 4096)
@@ -576,4 +583,78 @@ fn a_restarted_vm_manager_takes_every_vm_back_as_it_was() {
     assert!(services.borrow().ioreq.vm(VmId(2)).is_none());
     assert!(!held.borrow().kernel_vms.contains(&2));
     assert_eq!(second.platform().release_failures(), 0);
+}
+
+#[test]
+fn a_restarted_vm_manager_reads_how_vms_ended_meanwhile_from_the_kernel() {
+    use ipc::syscall::vm_exit::{self, ExitRecord};
+    use ipc::vm::{GuestAccess, LastExit, StopCause};
+    let (held, services, mut first) = world();
+    first.launch_pre_launched();
+    let created = first.handle(Request::Create {
+        name: wire_name("dyn").expect("a valid name"),
+        options: CreateOptions {
+            image: Some(wire_name("hello").expect("a valid image name")),
+            mem_mib: Some(4),
+            ..CreateOptions::default()
+        },
+    });
+    assert!(matches!(created, Response::Info(_)), "{created:?}");
+    assert_eq!(
+        first.handle(named(|name| Request::Start { name }, "dyn")),
+        Response::Ok
+    );
+    drop(first);
+    // While nobody listens, the kernel stops dyn for a wild store and vm0
+    // powers itself off.
+    {
+        let mut held = held.borrow_mut();
+        let dyn_vm = held.kept.get_mut(&2).expect("dyn is in the kernel");
+        dyn_vm.status = vm_status::STOPPED;
+        dyn_vm.exit = ExitRecord {
+            kind: vm_exit::GUEST_PAGE_FAULT,
+            detail: 1,
+            a: 0x2800_0000,
+            b: 0,
+            pc: 0x8020_0040,
+            uptime_ms: 5_670,
+        };
+        let vm0 = held.kept.get_mut(&0).expect("vm0 is in the kernel");
+        vm0.status = vm_status::POWERED_OFF;
+        vm0.exit = ExitRecord {
+            kind: vm_exit::POWER_OFF,
+            ..ExitRecord::default()
+        };
+    }
+    let platform = KernelPlatform::new(Kernel(held.clone()), Links(services));
+    let mut second = Manager::new(SCENARIO, platform, Counting(100)).expect("a valid scenario");
+    let (_, exits) = second.recover();
+    let fault = LastExit::Stopped {
+        cause: StopCause::GuestPageFault {
+            access: GuestAccess::Store,
+            gpa: 0x2800_0000,
+        },
+        pc: 0x8020_0040,
+    };
+    let off = LastExit::PoweredOff { reason: 0 };
+    assert_eq!(
+        exits[..],
+        [
+            vm_manager::GuestExit::PoweredOff(vm_manager::VmName::parse("vm0").unwrap(), off),
+            vm_manager::GuestExit::Stopped(vm_manager::VmName::parse("dyn").unwrap(), fault),
+        ]
+    );
+    match second.handle(named(|name| Request::Info { name }, "vm0")) {
+        Response::Info(info) => {
+            assert_eq!(info.state, VmState::PoweredOff);
+            assert_eq!(info.last_exit, Some(off));
+            assert_eq!(info.last_exit_uptime_ms, Some(0));
+        }
+        other => panic!("vm0: {other:?}"),
+    }
+    assert_eq!(
+        second.handle(named(|name| Request::Info { name }, "dyn")),
+        Response::Ended(fault)
+    );
+    assert!(!held.borrow().kernel_vms.contains(&2), "dyn was released");
 }

@@ -156,13 +156,17 @@ fn every_live_state_and_request_for_a_dynamic_vm() {
 
 #[test]
 fn a_dynamic_vm_is_gone_after_shutdown_or_destroy() {
-    for last in [shutdown("web"), destroy("web")] {
+    for (last, how) in [
+        (shutdown("web"), ipc::vm::LastExit::ShutDown),
+        (destroy("web"), ipc::vm::LastExit::Destroyed),
+    ] {
         let mut m = manager();
         expect_info(&mut m, create("web"));
         expect_ok(&mut m, start("web"));
         expect_ok(&mut m, last.clone());
         assert_eq!(info(&mut m, "web"), None, "{last:?}");
-        expect_err(&mut m, start("web"), Error::UnknownVm);
+        // Gone, and the answer says how it went.
+        assert_eq!(m.handle(start("web")), ipc::vm::Response::Ended(how));
         assert_eq!(list_all(&mut m).len(), 2, "only the static VMs remain");
     }
 }

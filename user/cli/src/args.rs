@@ -19,10 +19,14 @@ Manages the VMs of a running Mica over its management socket
 (cargo xtask qemu --mgmt SOCKET).
 
 commands:
-  list                         list the VMs
-  info NAME                    show one VM, with its guest exits by kind and
+  list                         list the VMs; a powered-off VM that ended says
+                               why: powered-off (stopped: guest fault)
+  info NAME                    show one VM: its last exit (why it last
+                               stopped running), its guest exits by kind and
                                its I/O requests' round trips and time in the
-                               services since it started
+                               services since it started; for a dynamic VM
+                               that ended lately (the last 8 are kept): no
+                               VM named NAME (it ended: ...), exit status 1
   create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N]
          [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT]
                                create a VM (a static one if NAME is configured);
@@ -45,7 +49,8 @@ options:
   --timeout SECS    how long to wait for each answer (default 5)
 
 A refusal is one line on stderr (with --json also {"error":{"code":N,
-"message":...}} on stdout; the codes are ipc::Error's stable codes).
+"message":...}} on stdout; the codes are ipc::Error's stable codes; about
+a VM that ended, code 7 with "last_exit":{"kind":...,"detail":...}).
 
 exit status: 0 done, 1 the hypervisor refused, 2 usage error,
              3 the hypervisor cannot be reached or speaks another protocol

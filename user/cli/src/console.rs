@@ -216,7 +216,7 @@ fn report(end: End, session: &ConsoleSession, err: &mut dyn Write) -> Status {
     let (line, status) = match end {
         End::Detached => ("console detached".to_string(), Status::Done),
         End::Link(error) => (format!("error: {error}"), Status::Unreachable),
-        End::Reply(error @ ReplyError::Refused(_)) => {
+        End::Reply(error @ (ReplyError::Refused(_) | ReplyError::Ended(_))) => {
             let message = ConsoleErrorMessage {
                 name: session.name(),
                 error,

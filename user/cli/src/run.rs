@@ -53,9 +53,9 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write, err: &mut dyn Write) ->
             };
             writeln!(err, "error: {message}").map(|()| Status::Unreachable)
         }
-        Ok(Err(error @ ReplyError::Refused(code))) => {
+        Ok(Err(error @ (ReplyError::Refused(_) | ReplyError::Ended(_)))) => {
             let message = ErrorMessage { command, error };
-            refused(invocation.json, code.code(), &message, out, err)
+            refused(invocation.json, &message, out, err)
         }
         Err(error) => writeln!(err, "error: {error}").map(|()| Status::Unreachable),
     };
@@ -138,14 +138,18 @@ fn figures_refused(
 
 fn refused(
     as_json: bool,
-    code: u32,
     message: &ErrorMessage<'_>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<Status> {
     if as_json {
         let mut text = String::new();
-        json::write_error(&mut text, code, message).map_err(std::io::Error::other)?;
+        let ended = match &message.error {
+            ReplyError::Ended(exit) => Some(exit),
+            _ => None,
+        };
+        json::write_error_with(&mut text, message.error.code(), message, ended)
+            .map_err(std::io::Error::other)?;
         writeln!(out, "{text}")?;
     }
     writeln!(err, "error: {message}")?;

@@ -10,9 +10,9 @@ mod common;
 use common::{Behaviour, Fake, mica, mica_at, temp_dir};
 
 const SOS: &str = "{\"name\":\"sos\",\"slot\":0,\"kind\":\"static\",\"state\":\"powered-off\",\
-\"vcpus\":2,\"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000000\",\"generation_id_random\":true}";
+\"vcpus\":2,\"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000000\",\"generation_id_random\":true,\"last_exit\":null,\"last_exit_uptime_ms\":null}";
 const RTVM: &str = "{\"name\":\"rtvm\",\"slot\":1,\"kind\":\"static\",\"state\":\"powered-off\",\
-\"vcpus\":1,\"mem_mib\":64,\"generation_id\":\"00000000-0000-0000-0000-000000000000\",\"generation_id_random\":true}";
+\"vcpus\":1,\"mem_mib\":64,\"generation_id\":\"00000000-0000-0000-0000-000000000000\",\"generation_id_random\":true,\"last_exit\":null,\"last_exit_uptime_ms\":null}";
 
 #[test]
 fn list_json_is_exact() {
@@ -36,7 +36,7 @@ fn list_json_is_exact() {
         format!(
             "{{\"vms\":[{SOS},{RTVM},{{\"name\":\"web\",\"slot\":2,\"kind\":\"dynamic\",\
              \"state\":\"started\",\"vcpus\":2,\"mem_mib\":256,\
-             \"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true}}]}}\n"
+             \"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true,\"last_exit\":null,\"last_exit_uptime_ms\":null}}]}}\n"
         )
     );
 }
@@ -143,7 +143,7 @@ fn clone_and_info() {
     assert_eq!(
         run.stdout,
         "{\"name\":\"b\",\"slot\":3,\"kind\":\"dynamic\",\"state\":\"created\",\"vcpus\":1,\
-         \"mem_mib\":128,\"generation_id\":\"00000000-0000-0000-0000-000000000002\",\"generation_id_random\":true}\n"
+         \"mem_mib\":128,\"generation_id\":\"00000000-0000-0000-0000-000000000002\",\"generation_id_random\":true,\"last_exit\":null,\"last_exit_uptime_ms\":null}\n"
     );
     let run = mica_at(&fake.socket, &["info", "b", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
@@ -194,6 +194,43 @@ fn no_free_slot_states_the_maximum() {
     assert_eq!(
         run.stderr,
         "error: no free VM slot (maximum is 16 VMs): destroy or shut down a dynamic VM first\n"
+    );
+}
+
+#[test]
+fn a_vm_that_ended_is_named_with_how_it_ended() {
+    let fake = Fake::start(Behaviour::Serve);
+    assert_eq!(mica_at(&fake.socket, &["create", "web"]).code, 0);
+    assert_eq!(mica_at(&fake.socket, &["destroy", "web"]).code, 0);
+    let run = mica_at(&fake.socket, &["info", "web"]);
+    assert_eq!((run.code, run.stdout.as_str()), (1, ""));
+    assert_eq!(
+        run.stderr,
+        "error: no VM named web (it ended: destroyed by the operator)\n"
+    );
+    let run = mica_at(&fake.socket, &["info", "web", "--json"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stdout,
+        "{\"error\":{\"code\":7,\"message\":\"no VM named web (it ended: destroyed by the operator)\",\
+         \"last_exit\":{\"kind\":\"destroyed\",\"detail\":\"destroyed by the operator\"}}}\n"
+    );
+    // A static VM shut down keeps its last exit, in text and JSON.
+    assert_eq!(mica_at(&fake.socket, &["create", "rtvm"]).code, 0);
+    assert_eq!(mica_at(&fake.socket, &["shutdown", "rtvm"]).code, 0);
+    let run = mica_at(&fake.socket, &["info", "rtvm"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("state:         powered-off\nlast exit:     shut down by the operator\n"),
+        "{}",
+        run.stdout
+    );
+    let run = mica_at(&fake.socket, &["list"]);
+    assert!(
+        run.stdout.contains("powered-off (shut down)"),
+        "{}",
+        run.stdout
     );
 }
 
@@ -307,12 +344,12 @@ fn an_unreachable_socket_exits_3() {
 
 #[test]
 fn a_peer_of_another_version_exits_3() {
-    let fake = Fake::start(Behaviour::Version3);
+    let fake = Fake::start(Behaviour::Version9);
     let run = mica_at(&fake.socket, &["list"]);
     assert_eq!(run.code, 3);
     assert_eq!(
         run.stderr,
-        "error: the peer speaks management protocol version 3, this side speaks version 2: use a matching mica\n"
+        "error: the peer speaks management protocol version 9, this side speaks version 3: use a matching mica\n"
     );
 }
 
@@ -386,7 +423,7 @@ ioreq:         23702 round trips, 1.2 s in services (52.0 us each); 9 writes pos
     assert_eq!(
         run.stdout,
         "{\"name\":\"rtvm\",\"slot\":1,\"kind\":\"static\",\"state\":\"started\",\"vcpus\":1,\
-         \"mem_mib\":64,\"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true,\
+         \"mem_mib\":64,\"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true,\"last_exit\":null,\"last_exit_uptime_ms\":null,\
          \"stats\":{\"exits\":{\"device\":23711,\"hypercall\":310,\"wait\":12,\"interrupt\":40,\
          \"other\":3},\"ioreq_round_trips\":23702,\"service_ns\":1234567890,\"posted_writes\":9}}\n"
     );

@@ -6,7 +6,9 @@
 
 use core::fmt;
 
-use ipc::vm::{CreateOptions, LIST_PAGE, Request, Response, VmInfo, VmState, VmStats, WireCmdline};
+use ipc::vm::{
+    CreateOptions, LIST_PAGE, LastExit, Request, Response, VmInfo, VmState, VmStats, WireCmdline,
+};
 use vm_manager::{ImageName, VmName};
 
 /// One line of the shell.
@@ -130,6 +132,9 @@ pub enum Reply {
 pub enum ReplyError {
     /// The vm-manager refused; nothing changed.
     Refused(ipc::Error),
+    /// No VM has the name: a dynamic VM of that name ended lately, as
+    /// this says (`Response::Ended`); nothing changed.
+    Ended(LastExit),
     /// The answer does not fit the request (a wrong response kind, or a
     /// list that does not move forward).
     Unexpected,
@@ -139,9 +144,22 @@ impl fmt::Display for ReplyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReplyError::Refused(error) => write!(f, "{error}"),
+            ReplyError::Ended(exit) => write!(f, "no such VM (it ended: {exit})"),
             ReplyError::Unexpected => {
                 f.write_str("the hypervisor's answer does not fit the request")
             }
+        }
+    }
+}
+
+impl ReplyError {
+    /// The stable `ipc::Error` code scripts see (`Ended` is a kind of
+    /// `UnknownVm`); 0 for an answer that does not fit the request.
+    pub fn code(&self) -> u32 {
+        match self {
+            ReplyError::Refused(error) => error.code(),
+            ReplyError::Ended(_) => ipc::Error::UnknownVm.code(),
+            ReplyError::Unexpected => 0,
         }
     }
 }
@@ -238,6 +256,7 @@ impl VmCommand {
         );
         match response {
             Response::Err(error) => Err(ReplyError::Refused(error)),
+            Response::Ended(exit) => Err(ReplyError::Ended(exit)),
             Response::Ok if !wants_info && !matches!(self, VmCommand::List) => Ok(Reply::Done),
             Response::Info(info) if wants_info => Ok(Reply::Info(info)),
             _ => Err(ReplyError::Unexpected),
@@ -262,6 +281,7 @@ pub fn check_stats(response: Response) -> Result<Option<VmStats>, ReplyError> {
             state: VmState::PoweredOff,
         }) => Ok(None),
         Response::Err(error) => Err(ReplyError::Refused(error)),
+        Response::Ended(exit) => Err(ReplyError::Ended(exit)),
         _ => Err(ReplyError::Unexpected),
     }
 }
@@ -310,9 +330,11 @@ impl ListPager {
                 Ok(vms)
             }
             Response::Err(error) => Err(ReplyError::Refused(error)),
-            Response::Ok | Response::Info(_) | Response::ConsoleOutput(_) | Response::Stats(_) => {
-                Err(ReplyError::Unexpected)
-            }
+            Response::Ok
+            | Response::Info(_)
+            | Response::ConsoleOutput(_)
+            | Response::Stats(_)
+            | Response::Ended(_) => Err(ReplyError::Unexpected),
         }
     }
 }

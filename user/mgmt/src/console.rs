@@ -48,6 +48,7 @@ impl ConsoleSession {
         match response {
             Response::Ok => Ok(()),
             Response::Err(error) => Err(ReplyError::Refused(error)),
+            Response::Ended(exit) => Err(ReplyError::Ended(exit)),
             _ => Err(ReplyError::Unexpected),
         }
     }
@@ -79,6 +80,7 @@ impl ConsoleSession {
                 Ok(chunk)
             }
             Response::Err(error) => Err(ReplyError::Refused(error)),
+            Response::Ended(exit) => Err(ReplyError::Ended(exit)),
             _ => Err(ReplyError::Unexpected),
         }
     }
@@ -111,6 +113,7 @@ impl fmt::Display for ConsoleErrorMessage<'_> {
         let name = self.name;
         let error = match self.error {
             ReplyError::Refused(error) => error,
+            ReplyError::Ended(exit) => return write!(f, "no VM named {name} (it ended: {exit})"),
             ReplyError::Unexpected => return write!(f, "{}", self.error),
         };
         match error {

@@ -51,6 +51,12 @@ impl fmt::Display for ErrorMessage<'_> {
         let command = self.command;
         let error = match self.error {
             ReplyError::Refused(error) => error,
+            ReplyError::Ended(exit) => {
+                return match command.target() {
+                    Some(name) => write!(f, "no VM named {name} (it ended: {exit})"),
+                    None => write!(f, "{}", self.error),
+                };
+            }
             ReplyError::Unexpected => return write!(f, "{}", self.error),
         };
         // The VM a name error is about: the new one for create and clone.

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::cobs::{self, CobsError};
 
 /// The management protocol version this crate speaks.
-pub const VERSION: u8 = 2;
+/// (3: `VmInfo` carries how the VM last left running, `Response::Ended`
+/// answers about a dynamic VM that ended, a `List` page holds 4 VMs.)
+pub const VERSION: u8 = 3;
 
 /// The largest message a frame carries.
 pub const MAX_PAYLOAD: usize = ipc::MAX_MESSAGE_SIZE;

@@ -4,7 +4,7 @@
 
 use core::fmt::{self, Write};
 
-use ipc::vm::{VmInfo, VmStats};
+use ipc::vm::{LastExit, VmInfo, VmStats};
 
 use crate::table::{GenerationIdText, kind_text, state_text};
 
@@ -37,8 +37,13 @@ pub fn write_string<W: Write + ?Sized>(out: &mut W, value: impl fmt::Display) ->
 }
 
 /// One VM: `{"name":..,"slot":..,"kind":..,"state":..,"vcpus":..,
-/// "mem_mib":..,"generation_id":..,"generation_id_random":..}` (`false`:
-/// drawn without a hardware entropy source, guessable).
+/// "mem_mib":..,"generation_id":..,"generation_id_random":..,
+/// "last_exit":..}` (`generation_id_random` `false`: drawn without a
+/// hardware entropy source, guessable; `last_exit` [`write_last_exit`]'s
+/// object, or `null` when the VM has not left running since it was made
+/// or last started; `last_exit_uptime_ms` when, in milliseconds since
+/// Mica booted, or `null` when the kernel did not say: the operator's
+/// shutdown and destroy).
 pub fn write_vm<W: Write + ?Sized>(out: &mut W, vm: &VmInfo) -> fmt::Result {
     write_vm_fields(out, vm)?;
     out.write_char('}')
@@ -94,7 +99,43 @@ fn write_vm_fields<W: Write + ?Sized>(out: &mut W, vm: &VmInfo) -> fmt::Result {
         vm.vcpus, vm.mem_mib
     )?;
     write_string(out, GenerationIdText(vm.generation_id))?;
-    write!(out, ",\"generation_id_random\":{}", vm.generation_id_random)
+    write!(out, ",\"generation_id_random\":{}", vm.generation_id_random)?;
+    out.write_str(",\"last_exit\":")?;
+    match &vm.last_exit {
+        Some(exit) => write_last_exit(out, exit)?,
+        None => out.write_str("null")?,
+    }
+    out.write_str(",\"last_exit_uptime_ms\":")?;
+    match vm.last_exit_uptime_ms {
+        Some(ms) => write!(out, "{ms}"),
+        None => out.write_str("null"),
+    }
+}
+
+/// How a VM last left running: `{"kind":..,"detail":..}` with `kind` one
+/// of `powered_off`, `rebooted` (by the guest), `stopped` (by Mica),
+/// `shut_down`, `destroyed` (by the operator) and `detail` the sentence
+/// `vm info` shows; a stop adds `"cause"` (`guest_page_fault`,
+/// `undecodable_mmio`, `virtual_instruction`, `bad_io_completion`,
+/// `unhandled_exception`, `other`) and `"pc"` (the guest's, a number), a
+/// guest's power-off or reboot its SBI reset `"reason"` (a number).
+pub fn write_last_exit<W: Write + ?Sized>(out: &mut W, exit: &LastExit) -> fmt::Result {
+    out.write_str("{\"kind\":")?;
+    write_string(out, exit.key())?;
+    out.write_str(",\"detail\":")?;
+    write_string(out, exit)?;
+    match exit {
+        LastExit::Stopped { cause, pc } => {
+            out.write_str(",\"cause\":")?;
+            write_string(out, cause.key())?;
+            write!(out, ",\"pc\":{pc}")?;
+        }
+        LastExit::PoweredOff { reason } | LastExit::Rebooted { reason, .. } => {
+            write!(out, ",\"reason\":{reason}")?;
+        }
+        LastExit::ShutDown | LastExit::Destroyed => {}
+    }
+    out.write_char('}')
 }
 
 /// The VM list: `{"vms":[...]}`.
@@ -121,7 +162,24 @@ pub fn write_error<W: Write + ?Sized>(
     code: u32,
     message: impl fmt::Display,
 ) -> fmt::Result {
+    write_error_with(out, code, message, None)
+}
+
+/// [`write_error`], with `"last_exit"` ([`write_last_exit`]'s object)
+/// after the message when the VM asked about ended lately:
+/// `{"error":{"code":7,"message":"no VM named web (it ended: ...)",
+/// "last_exit":{...}}}`.
+pub fn write_error_with<W: Write + ?Sized>(
+    out: &mut W,
+    code: u32,
+    message: impl fmt::Display,
+    ended: Option<&LastExit>,
+) -> fmt::Result {
     write!(out, "{{\"error\":{{\"code\":{code},\"message\":")?;
     write_string(out, message)?;
+    if let Some(exit) = ended {
+        out.write_str(",\"last_exit\":")?;
+        write_last_exit(out, exit)?;
+    }
     out.write_str("}}")
 }

@@ -21,9 +21,13 @@ pub use crate::words::MAX_LINE;
 
 /// The shell's `help` text.
 pub const HELP: &str = "\
-vm list                      list the VMs
-vm info NAME                 show one VM, with its guest exits by kind and
-                             its I/O round trips and time in the services
+vm list                      list the VMs; a powered-off VM that ended says
+                             why: powered-off (stopped: guest fault)
+vm info NAME                 show one VM: its last exit (why it last stopped
+                             running), its guest exits by kind and its I/O
+                             round trips and time in the services; for a
+                             dynamic VM that ended lately (the last 8 are
+                             kept): no VM named NAME (it ended: ...)
 vm create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N]
           [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT]
                              create a VM (a static one if NAME is configured);

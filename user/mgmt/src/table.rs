@@ -50,8 +50,44 @@ pub fn kind_text(kind: VmKind) -> &'static str {
     }
 }
 
+/// A VM's state as `vm list` shows it: the state, and for a powered-off
+/// VM that ended (rather than never ran) a short reason:
+/// `powered-off (stopped: guest fault)`, `powered-off (guest powered off)`.
+pub struct ListedState<'a>(pub &'a VmInfo);
+
+impl ListedState<'_> {
+    /// How many columns it takes.
+    pub fn width(&self) -> usize {
+        let mut counter = Columns(0);
+        let _ = fmt::Write::write_fmt(&mut counter, format_args!("{self}"));
+        counter.0
+    }
+}
+
+impl fmt::Display for ListedState<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let vm = self.0;
+        f.write_str(state_text(vm.state))?;
+        match vm.last_exit {
+            Some(exit) if vm.state == VmState::PoweredOff => write!(f, " ({})", exit.short()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Counts the characters written to it.
+struct Columns(usize);
+
+impl fmt::Write for Columns {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.0 += text.chars().count();
+        Ok(())
+    }
+}
+
 /// The `vm list` table: a header line, then one line per VM, every line
-/// ending in `\n`. The name column is as wide as the longest name.
+/// ending in `\n`. The name and state columns are as wide as their
+/// widest entry (a powered-off VM that ended shows why: [`ListedState`]).
 pub struct VmTable<'a>(pub &'a [VmInfo]);
 
 impl fmt::Display for VmTable<'_> {
@@ -61,21 +97,28 @@ impl fmt::Display for VmTable<'_> {
             .iter()
             .map(|vm| Printable(&vm.name).width())
             .fold(4, usize::max);
+        let states = self
+            .0
+            .iter()
+            .map(|vm| ListedState(vm).width())
+            .fold(11, usize::max);
         writeln!(
             f,
-            "{:<width$}  SLOT  KIND     STATE        VCPUS  MEM(MiB)  GENERATION ID",
-            "NAME"
+            "{:<width$}  SLOT  KIND     {:<states$}  VCPUS  MEM(MiB)  GENERATION ID",
+            "NAME", "STATE"
         )?;
         for vm in self.0 {
             let name = Printable(&vm.name);
             let pad = width - name.width();
+            let state = ListedState(vm);
+            let state_pad = states - state.width();
             writeln!(
                 f,
-                "{name}{:pad$}  {:>4}  {:<7}  {:<11}  {:>5}  {:>8}  {}",
+                "{name}{:pad$}  {:>4}  {:<7}  {state}{:state_pad$}  {:>5}  {:>8}  {}",
                 "",
                 vm.id.0,
                 kind_text(vm.kind),
-                state_text(vm.state),
+                "",
                 vm.vcpus,
                 vm.mem_mib,
                 GenerationIdText(vm.generation_id),
@@ -96,6 +139,12 @@ impl fmt::Display for InfoBlock<'_> {
         writeln!(f, "slot:          {}", vm.id.0)?;
         writeln!(f, "kind:          {}", kind_text(vm.kind))?;
         writeln!(f, "state:         {}", state_text(vm.state))?;
+        if let Some(exit) = vm.last_exit {
+            writeln!(f, "last exit:     {exit}")?;
+            if let Some(ms) = vm.last_exit_uptime_ms {
+                writeln!(f, "               at {} after Mica booted", Uptime(ms))?;
+            }
+        }
         writeln!(f, "vcpus:         {}", vm.vcpus)?;
         writeln!(f, "memory:        {} MiB", vm.mem_mib)?;
         writeln!(f, "generation id: {}", GenerationIdText(vm.generation_id))?;
@@ -144,6 +193,17 @@ impl fmt::Display for StatsBlock<'_> {
             write!(f, "; {} writes posted", s.posted_writes)?;
         }
         writeln!(f)
+    }
+}
+
+/// A time since boot in milliseconds, to the kernel tick (10 ms):
+/// `12.34 s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Uptime(pub u64);
+
+impl fmt::Display for Uptime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:02} s", self.0 / 1000, self.0 % 1000 / 10)
     }
 }
 

@@ -33,6 +33,8 @@ fn info(name: &str) -> VmInfo {
         mem_mib: 128,
         generation_id: [1; 16],
         generation_id_random: true,
+        last_exit: None,
+        last_exit_uptime_ms: None,
     }
 }
 
@@ -159,7 +161,7 @@ fn the_pager_reads_every_vm_of_a_real_vm_manager() {
         let page = pager.accept(manager.handle(request)).unwrap();
         names.extend(page.iter().map(|vm| vm.name.to_string()));
     }
-    assert_eq!(pages, 2);
+    assert_eq!(pages, 3, "11 VMs in pages of 4");
     let expected: Vec<String> = ["sos", "rtvm"]
         .into_iter()
         .map(String::from)

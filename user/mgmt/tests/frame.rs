@@ -44,22 +44,36 @@ fn big_info(slot: u16) -> VmInfo {
         mem_mib: u32::MAX,
         generation_id: [0xff; 16],
         generation_id_random: true,
+        last_exit: Some(ipc::vm::LastExit::Stopped {
+            cause: ipc::vm::StopCause::UndecodableMmio {
+                gpa: u64::MAX,
+                insn: u64::MAX,
+            },
+            pc: u64::MAX,
+        }),
+        last_exit_uptime_ms: Some(u64::MAX),
     }
 }
 
 #[test]
 fn wire_bytes_are_pinned() {
-    // Start { name: "a" }: version 2, variant 1, length 1, 'a'.
+    // Start { name: "a" }: version 3, variant 1, length 1, 'a'.
     let start = Request::Start {
         name: wire_name("a").unwrap(),
     };
-    assert_eq!(frame_of(&start), [0x05, 0x02, 0x01, 0x01, b'a', 0x00]);
-    // List { from: 0 }: version 2, variant 8, from 0 -> a zero is stuffed.
+    assert_eq!(VERSION, 3);
+    assert_eq!(frame_of(&start), [0x05, 0x03, 0x01, 0x01, b'a', 0x00]);
+    // List { from: 0 }: version 3, variant 8, from 0 -> a zero is stuffed.
     assert_eq!(
         frame_of(&Request::List { from: 0 }),
-        [0x03, 0x02, 0x08, 0x01, 0x00]
+        [0x03, 0x03, 0x08, 0x01, 0x00]
     );
-    assert_eq!(frame_of(&Response::Ok), [0x02, 0x02, 0x01, 0x00]);
+    assert_eq!(frame_of(&Response::Ok), [0x02, 0x03, 0x01, 0x00]);
+    // Ended(Destroyed): version 3, variant 6, LastExit variant 4.
+    assert_eq!(
+        frame_of(&Response::Ended(ipc::vm::LastExit::Destroyed)),
+        [0x04, 0x03, 0x06, 0x04, 0x00]
+    );
     let mut buf: FrameBuf = [0; MAX_FRAME];
     assert_eq!(frame::version_notice(&mut buf), [0x02, VERSION, 0x00]);
 }
@@ -220,8 +234,8 @@ fn errors_read_as_one_line() {
     let lines = [
         (FrameError::Oversize, "frame longer than 516 bytes"),
         (
-            FrameError::UnsupportedVersion { got: 3 },
-            "the peer speaks management protocol version 3, this side speaks version 2",
+            FrameError::UnsupportedVersion { got: 2 },
+            "the peer speaks management protocol version 2, this side speaks version 3",
         ),
         (
             FrameError::BadStuffing(CobsError::ZeroCode),

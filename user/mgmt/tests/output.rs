@@ -23,6 +23,8 @@ fn vm(name: &str, slot: u16, kind: VmKind, state: VmState, genid: u128) -> VmInf
         mem_mib: 512,
         generation_id: genid.to_le_bytes(),
         generation_id_random: true,
+        last_exit: None,
+        last_exit_uptime_ms: None,
     }
 }
 
@@ -413,9 +415,10 @@ fn json_is_one_line_with_stable_keys() {
     assert_eq!(
         out,
         "{\"vms\":[{\"name\":\"sos\",\"slot\":0,\"kind\":\"static\",\"state\":\"started\",\
-         \"vcpus\":2,\"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true},\
+         \"vcpus\":2,\"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true,\"last_exit\":null,\"last_exit_uptime_ms\":null},\
          {\"name\":\"web\",\"slot\":2,\"kind\":\"dynamic\",\"state\":\"created\",\"vcpus\":2,\
-         \"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000002\",\"generation_id_random\":true}]}"
+         \"mem_mib\":512,\"generation_id\":\"00000000-0000-0000-0000-000000000002\",\"generation_id_random\":true,\
+         \"last_exit\":null,\"last_exit_uptime_ms\":null}]}"
     );
     let mut out = String::new();
     json::write_list(&mut out, &[]).unwrap();
@@ -436,4 +439,126 @@ fn json_strings_escape_what_json_requires() {
     let mut out = String::new();
     json::write_string(&mut out, "a\\b\"c\td\r\u{1}\u{e9}").unwrap();
     assert_eq!(out, "\"a\\\\b\\\"c\\td\\r\\u0001\u{e9}\"");
+}
+
+fn fault() -> ipc::vm::LastExit {
+    ipc::vm::LastExit::Stopped {
+        cause: ipc::vm::StopCause::GuestPageFault {
+            access: ipc::vm::GuestAccess::Store,
+            gpa: 0x2800_0000,
+        },
+        pc: 0x8020_0040,
+    }
+}
+
+#[test]
+fn a_vm_that_ended_says_why_in_the_list_and_the_info_block() {
+    let mut stopped = vm("vm1", 1, VmKind::Static, VmState::PoweredOff, 0);
+    stopped.last_exit = Some(fault());
+    stopped.last_exit_uptime_ms = Some(61_230);
+    let mut off = vm("vm2", 2, VmKind::Static, VmState::PoweredOff, 0);
+    off.last_exit = Some(ipc::vm::LastExit::PoweredOff { reason: 0 });
+    // A reboot is a last exit too, but a running VM's state says enough.
+    let mut rebooted = vm("vm3", 3, VmKind::Static, VmState::Started, 5);
+    rebooted.last_exit = Some(ipc::vm::LastExit::Rebooted {
+        warm: false,
+        reason: 0,
+    });
+    let never = vm("vm4", 4, VmKind::Static, VmState::PoweredOff, 0);
+    assert_eq!(
+        VmTable(&[stopped.clone(), off.clone(), rebooted.clone(), never]).to_string(),
+        "\
+NAME  SLOT  KIND     STATE                               VCPUS  MEM(MiB)  GENERATION ID
+vm1      1  static   powered-off (stopped: guest fault)      2       512  00000000-0000-0000-0000-000000000000
+vm2      2  static   powered-off (guest powered off)         2       512  00000000-0000-0000-0000-000000000000
+vm3      3  static   started                                 2       512  00000000-0000-0000-0000-000000000005
+vm4      4  static   powered-off                             2       512  00000000-0000-0000-0000-000000000000
+"
+    );
+    assert!(
+        InfoBlock(&stopped).to_string().contains(
+            "state:         powered-off\nlast exit:     stopped by Mica: store guest page fault \
+             at 0x28000000, no RAM or device there (pc 0x80200040)\n               at 61.23 s \
+             after Mica booted\nvcpus:"
+        ),
+        "{}",
+        InfoBlock(&stopped)
+    );
+    assert!(
+        InfoBlock(&off)
+            .to_string()
+            .contains("last exit:     powered off by the guest\n")
+    );
+    assert!(
+        InfoBlock(&rebooted)
+            .to_string()
+            .contains("state:         started\nlast exit:     rebooted by the guest\n")
+    );
+}
+
+#[test]
+fn a_request_about_a_vm_that_ended_says_how_it_ended() {
+    let command = VmCommand::Info { name: name("web") };
+    let error = ReplyError::Ended(fault());
+    assert_eq!(
+        ErrorMessage {
+            command: &command,
+            error
+        }
+        .to_string(),
+        "no VM named web (it ended: stopped by Mica: store guest page fault at 0x28000000, \
+         no RAM or device there (pc 0x80200040))"
+    );
+    assert_eq!(error.code(), ipc::Error::UnknownVm.code());
+    let start = VmCommand::Start { name: name("db") };
+    assert_eq!(
+        ErrorMessage {
+            command: &start,
+            error: ReplyError::Ended(ipc::vm::LastExit::ShutDown),
+        }
+        .to_string(),
+        "no VM named db (it ended: shut down by the operator)"
+    );
+    assert_eq!(
+        command.check_reply(ipc::vm::Response::Ended(fault())),
+        Err(ReplyError::Ended(fault()))
+    );
+}
+
+#[test]
+fn json_says_how_a_vm_last_left_running() {
+    let mut stopped = vm("vm1", 1, VmKind::Static, VmState::PoweredOff, 0);
+    stopped.last_exit = Some(fault());
+    stopped.last_exit_uptime_ms = Some(12_340);
+    let mut text = String::new();
+    json::write_vm(&mut text, &stopped).unwrap();
+    assert!(
+        text.ends_with(
+            ",\"generation_id_random\":true,\"last_exit\":{\"kind\":\"stopped\",\
+             \"detail\":\"stopped by Mica: store guest page fault at 0x28000000, no RAM or \
+             device there (pc 0x80200040)\",\"cause\":\"guest_page_fault\",\"pc\":2149580864},\
+             \"last_exit_uptime_ms\":12340}"
+        ),
+        "{text}"
+    );
+    let mut text = String::new();
+    json::write_last_exit(&mut text, &ipc::vm::LastExit::PoweredOff { reason: 1 }).unwrap();
+    assert_eq!(
+        text,
+        "{\"kind\":\"powered_off\",\"detail\":\"powered off by the guest (reason: system failure)\",\
+         \"reason\":1}"
+    );
+    let mut text = String::new();
+    json::write_error_with(
+        &mut text,
+        7,
+        "no VM named web (it ended: destroyed by the operator)",
+        Some(&ipc::vm::LastExit::Destroyed),
+    )
+    .unwrap();
+    assert_eq!(
+        text,
+        "{\"error\":{\"code\":7,\"message\":\"no VM named web (it ended: destroyed by the \
+         operator)\",\"last_exit\":{\"kind\":\"destroyed\",\"detail\":\"destroyed by the operator\"}}}"
+    );
 }

@@ -87,6 +87,8 @@ fn info_json_adds_the_figures_and_keeps_every_other_key() {
         mem_mib: 64,
         generation_id: 1u128.to_le_bytes(),
         generation_id_random: true,
+        last_exit: None,
+        last_exit_uptime_ms: None,
     };
     let mut plain = String::new();
     json::write_vm(&mut plain, &vm).unwrap();

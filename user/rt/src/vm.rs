@@ -173,9 +173,12 @@ mod tests {
 }
 
 /// Where VM `vm` is as the kernel sees it: an `ipc::syscall::vm_status`
-/// value (asked after the kernel said the VM ended).
-pub fn vm_status(vm: VmId) -> Result<usize, Error> {
-    vm_call(Sysno::VmStatus, vm, 0, 0).map(|[status, ..]| status)
+/// value and how it left running, the exit record the kernel wrote into
+/// the IPC buffer (asked after the kernel said the VM ended).
+pub fn vm_status(vm: VmId) -> Result<(usize, ipc::syscall::vm_exit::ExitRecord), Error> {
+    let [status, ..] = vm_call(Sysno::VmStatus, vm, 0, 0)?;
+    let record = with_buffer(|buf| ipc::syscall::vm_exit::ExitRecord::from_bytes(buf));
+    Ok((status, record.unwrap_or_default()))
 }
 
 /// Three of VM `vm`'s accounting counters: `group` is one of

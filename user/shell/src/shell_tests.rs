@@ -254,3 +254,31 @@ fn a_vm_info_whose_figures_are_refused_says_so_in_one_line() {
         "{shown}"
     );
 }
+
+#[test]
+fn a_vm_that_ended_says_how_in_info_and_list() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    shell.start(&mut hv);
+    let (_, shown) = typed(
+        &mut shell,
+        &mut hv,
+        "vm create web\nvm destroy web\nvm info web\n",
+    );
+    assert!(
+        shown.contains("\nerror: no VM named web (it ended: destroyed by the operator)\n"),
+        "{shown}"
+    );
+    let (_, shown) = typed(
+        &mut shell,
+        &mut hv,
+        "vm create sos\nvm start sos\nvm shutdown sos\nvm info sos\nvm list\n",
+    );
+    assert!(
+        shown.contains("state:         powered-off\nlast exit:     shut down by the operator\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("\nsos      0  static   powered-off (shut down)  "),
+        "{shown}"
+    );
+}

@@ -43,10 +43,19 @@ pub enum SbiEffect {
     SetTimer(u64),
     /// Make a supervisor software interrupt pending for the guest.
     SoftwareInterrupt,
-    /// The guest powered its machine off.
-    PowerOff,
+    /// The guest powered its machine off, with its SRST reset reason (0
+    /// for none and for the legacy shutdown call).
+    PowerOff {
+        /// The SBI reset reason.
+        reason: u32,
+    },
     /// The guest asked for a reboot.
-    Reboot,
+    Reboot {
+        /// A warm reboot (a cold one otherwise).
+        warm: bool,
+        /// The SBI reset reason.
+        reason: u32,
+    },
     /// Flush the VM's VS-stage translations (`hfence.vvma` for its VMID;
     /// a flush of all of them is what a ranged request may get).
     FlushGuestTlb,
@@ -226,9 +235,14 @@ impl rustsbi::Reset for Effects<'_> {
             return SbiRet::invalid_param();
         }
         match reset_type {
-            sbi_spec::srst::RESET_TYPE_SHUTDOWN => self.effect.set(SbiEffect::PowerOff),
+            sbi_spec::srst::RESET_TYPE_SHUTDOWN => self.effect.set(SbiEffect::PowerOff {
+                reason: reset_reason,
+            }),
             sbi_spec::srst::RESET_TYPE_COLD_REBOOT | sbi_spec::srst::RESET_TYPE_WARM_REBOOT => {
-                self.effect.set(SbiEffect::Reboot)
+                self.effect.set(SbiEffect::Reboot {
+                    warm: reset_type == sbi_spec::srst::RESET_TYPE_WARM_REBOOT,
+                    reason: reset_reason,
+                })
             }
             // Vendor or platform-specific types: valid, not offered.
             0xf000_0000..=u32::MAX => return SbiRet::not_supported(),
@@ -347,7 +361,7 @@ pub fn handle_ecall(
             caller.line.push(caller.name, args[0] as u8, caller.out);
             return (SbiRet::success(0), SbiEffect::None);
         }
-        EID_LEGACY_SHUTDOWN => return (SbiRet::success(0), SbiEffect::PowerOff),
+        EID_LEGACY_SHUTDOWN => return (SbiRet::success(0), SbiEffect::PowerOff { reason: 0 }),
         EID_LEGACY_SET_TIMER => {
             return (SbiRet::success(0), SbiEffect::SetTimer(args[0] as u64));
         }
@@ -513,7 +527,7 @@ mod tests {
             srst::SYSTEM_RESET,
             [0, 0, 0, 0, 0, 0],
         );
-        assert_eq!(effect, SbiEffect::PowerOff);
+        assert_eq!(effect, SbiEffect::PowerOff { reason: 0 });
         let (_, effect, _) = call(
             &ram,
             &mut line,
@@ -521,7 +535,27 @@ mod tests {
             srst::SYSTEM_RESET,
             [1, 0, 0, 0, 0, 0],
         );
-        assert_eq!(effect, SbiEffect::Reboot);
+        assert_eq!(
+            effect,
+            SbiEffect::Reboot {
+                warm: false,
+                reason: 0
+            }
+        );
+        let (_, effect, _) = call(
+            &ram,
+            &mut line,
+            srst::EID_SRST,
+            srst::SYSTEM_RESET,
+            [2, 1, 0, 0, 0, 0],
+        );
+        assert_eq!(
+            effect,
+            SbiEffect::Reboot {
+                warm: true,
+                reason: 1
+            }
+        );
         let (ret, effect, _) = call(
             &ram,
             &mut line,
@@ -531,7 +565,7 @@ mod tests {
         );
         assert_eq!((ret, effect), (SbiRet::invalid_param(), SbiEffect::None));
         let (_, effect, _) = call(&ram, &mut line, EID_LEGACY_SHUTDOWN, 0, [0; 6]);
-        assert_eq!(effect, SbiEffect::PowerOff);
+        assert_eq!(effect, SbiEffect::PowerOff { reason: 0 });
     }
 
     #[test]
@@ -559,7 +593,15 @@ mod tests {
                 srst::SYSTEM_RESET,
                 [0, reason, 0, 0, 0, 0],
             );
-            assert_eq!((ret, effect), (SbiRet::success(0), SbiEffect::PowerOff));
+            assert_eq!(
+                (ret, effect),
+                (
+                    SbiRet::success(0),
+                    SbiEffect::PowerOff {
+                        reason: reason as u32
+                    }
+                )
+            );
         }
     }
 

@@ -530,7 +530,9 @@ impl GuestVm {
         if self.drain_first() {
             return Some(RunOutcome::Preempted);
         }
-        self.vm.leave(VmState::Stopped(reason));
+        let pc = self.vcpu.frame.sepc as u64;
+        let at = crate::ticks::uptime_ms(timer::now());
+        self.vm.leave(VmState::Stopped(reason), pc, at);
         self.vcpu.run = VcpuRun::Stopped;
         Some(RunOutcome::Left(self.vm.state()))
     }
@@ -697,7 +699,7 @@ impl GuestVm {
                 v.vs.load();
                 return self.wait_for_interrupt();
             }
-            SbiEffect::PowerOff | SbiEffect::Reboot => {
+            SbiEffect::PowerOff { .. } | SbiEffect::Reboot { .. } => {
                 // Posted output first: the call is undone (its arguments
                 // back, the pc on the `ecall`) and made again after.
                 if self.drain_first() {
@@ -707,16 +709,20 @@ impl GuestVm {
                     v.frame.sepc -= 4;
                     return Some(RunOutcome::Preempted);
                 }
-                let next = if effect == SbiEffect::PowerOff {
-                    VmState::PoweredOff
-                } else {
-                    VmState::RebootRequested
+                let next = match effect {
+                    SbiEffect::PowerOff { reason } => VmState::PoweredOff { reason },
+                    SbiEffect::Reboot { warm, reason } => VmState::RebootRequested { warm, reason },
+                    // Not reached: this arm takes only the two above.
+                    _ => return None,
                 };
                 if !self.console.is_empty() {
                     let name = self.vm.name;
                     self.console.flush(&name, &mut out);
                 }
-                self.vm.leave(next);
+                // The pc of the `ecall` (it was stepped past above).
+                let pc = (self.vcpu.frame.sepc as u64).wrapping_sub(4);
+                let at = crate::ticks::uptime_ms(timer::now());
+                self.vm.leave(next, pc, at);
                 self.vcpu.run = VcpuRun::Stopped;
                 return Some(RunOutcome::Left(next));
             }

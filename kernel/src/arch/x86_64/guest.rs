@@ -133,13 +133,17 @@ impl GuestVm {
                     if !null && self.drain_first() {
                         return RunOutcome::Preempted;
                     }
-                    self.vcpu.set_rip(next_rip);
                     if null {
+                        self.vcpu.set_rip(next_rip);
                         continue;
                     }
-                    self.vm.leave(VmState::PoweredOff);
+                    let pc = self.vcpu.rip();
+                    self.vcpu.set_rip(next_rip);
+                    let off = VmState::PoweredOff { reason: 0 };
+                    let at = crate::ticks::uptime_ms(super::timer::timer_now());
+                    self.vm.leave(off, pc, at);
                     self.run = VcpuRun::Stopped;
-                    return RunOutcome::Left(VmState::PoweredOff);
+                    return RunOutcome::Left(off);
                 }
                 GuestExit::Halt => {
                     self.vcpu.set_rip(next_rip);
@@ -174,7 +178,9 @@ impl GuestVm {
         if self.drain_first() {
             return RunOutcome::Preempted;
         }
-        self.vm.leave(VmState::Stopped(reason));
+        let pc = self.vcpu.rip();
+        let at = crate::ticks::uptime_ms(super::timer::timer_now());
+        self.vm.leave(VmState::Stopped(reason), pc, at);
         self.run = VcpuRun::Stopped;
         RunOutcome::Left(self.vm.state())
     }
@@ -252,7 +258,9 @@ impl GuestVm {
             Ok(false) => Err(Error::BadSlotState),
             Err(reason) => {
                 self.pending = None;
-                self.vm.leave(VmState::Stopped(reason));
+                let pc = self.vcpu.rip();
+                let at = crate::ticks::uptime_ms(super::timer::timer_now());
+                self.vm.leave(VmState::Stopped(reason), pc, at);
                 Ok(())
             }
         }

@@ -527,11 +527,14 @@ impl GuestVm {
         self.vm = self.vm.restarted();
         if let Err(e) = entered {
             warn!("vmx: {} cannot enter long mode: {e}", self.vm.name);
-            self.vm
-                .leave(VmState::Stopped(StopReason::UnhandledException {
+            self.vm.leave(
+                VmState::Stopped(StopReason::UnhandledException {
                     code: u64::MAX,
                     value: 0,
-                }));
+                }),
+                entry,
+                crate::ticks::uptime_ms(super::timer::timer_now()),
+            );
             self.run = VcpuRun::Stopped;
         }
     }

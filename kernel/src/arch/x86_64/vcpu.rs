@@ -106,6 +106,14 @@ impl Vcpu {
         }
     }
 
+    /// The guest's RIP.
+    pub fn rip(&self) -> u64 {
+        match self {
+            Vcpu::Svm(v) => v.rip(),
+            Vcpu::Vmx(v) => v.rip(),
+        }
+    }
+
     /// Moves the guest's RIP.
     pub fn set_rip(&mut self, rip: u64) {
         match self {

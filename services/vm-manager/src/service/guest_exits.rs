@@ -5,12 +5,15 @@
 //!
 //! - powered off (SBI SRST shutdown) or stopped by the kernel (a fault it
 //!   reported): every resource is released and the VM shows as powered off;
-//!   a static VM keeps its configuration (`vm start NAME` boots it again),
-//!   a dynamic one gives its slot back;
+//!   a static VM keeps its configuration (`vm start NAME` boots it again)
+//!   and how it ended (`vm info`'s `last exit:`), a dynamic one gives its
+//!   slot back and goes into the history of ended VMs
+//!   ([`crate::ended::EndedVms`]);
 //! - reboot requested: reset in place (image, device tree and generation ID
-//!   kept) and started again.
+//!   kept) and started again, its last exit "rebooted by the guest".
 
 use ipc::VmId;
+use ipc::vm::LastExit;
 
 use super::{Found, VmManager};
 use crate::creation;
@@ -21,10 +24,12 @@ use crate::platform::{GuestStatus, Platform};
 /// What the vm-manager did about one VM whose guest ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GuestExit {
-    /// Powered off by its guest; its resources are released.
-    PoweredOff(VmName),
-    /// Stopped by the kernel; its resources are released.
-    Stopped(VmName),
+    /// Powered off by its guest (the exit says with which reason); its
+    /// resources are released.
+    PoweredOff(VmName, LastExit),
+    /// Stopped by the kernel (the exit says why); its resources are
+    /// released.
+    Stopped(VmName, LastExit),
     /// Rebooted by its guest: reset and started again (`Err` if that
     /// failed: it is then left as the failed step left it).
     Rebooted(VmName, Result<(), ipc::Error>),
@@ -59,23 +64,28 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             state: entry.state(),
             generation_id: live.generation_id,
         };
-        match self.platform.guest_status(id).ok()? {
-            GuestStatus::Running => None,
-            GuestStatus::PoweredOff => {
-                self.release(id);
-                Some(GuestExit::PoweredOff(name))
-            }
-            GuestStatus::Stopped => {
-                self.release(id);
-                Some(GuestExit::Stopped(name))
-            }
-            GuestStatus::RebootRequested => {
+        let (exit, uptime_ms) = match self.platform.guest_status(id).ok()? {
+            GuestStatus::Running => return None,
+            GuestStatus::Ended(exit, uptime_ms) => (exit, uptime_ms),
+        };
+        match exit {
+            LastExit::Rebooted { .. } => {
+                let seen = crate::slots::ExitSeen { exit, uptime_ms };
+                self.slots.set_last_exit(id, Some(seen));
                 let rebooted = self.platform.reset(id).and_then(|()| {
                     self.set_state(vm, ipc::vm::VmState::Created)?;
                     self.platform.start(id)?;
                     self.set_state(vm, ipc::vm::VmState::Started)
                 });
                 Some(GuestExit::Rebooted(name, rebooted))
+            }
+            LastExit::Stopped { .. } => {
+                self.end(id, exit, uptime_ms);
+                Some(GuestExit::Stopped(name, exit))
+            }
+            LastExit::PoweredOff { .. } | LastExit::ShutDown | LastExit::Destroyed => {
+                self.end(id, exit, uptime_ms);
+                Some(GuestExit::PoweredOff(name, exit))
             }
         }
     }
@@ -84,6 +94,14 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
     pub(super) fn release(&mut self, id: VmId) {
         creation::tear_down(&mut self.platform, id);
         self.slots.power_off(id);
+    }
+
+    /// `id`'s VM ended as `exit`: its resources are released; a static VM
+    /// keeps `exit` as its last exit, a dynamic one's name and `exit` go
+    /// into the history of ended VMs as it gives its slot back.
+    fn end(&mut self, id: VmId, exit: LastExit, uptime_ms: Option<u64>) {
+        self.note_end(id, exit, uptime_ms);
+        self.release(id);
     }
 
     /// Whether slot `id` holds a powered-off static VM (which `start`

@@ -70,7 +70,10 @@ mod task {
         fn vm_set_name(&mut self, vm: VmId, name: &str) -> Result<(), Error> {
             vm::vm_set_name(vm, name)
         }
-        fn vm_status(&mut self, vm: VmId) -> Result<usize, Error> {
+        fn vm_status(
+            &mut self,
+            vm: VmId,
+        ) -> Result<(usize, ipc::syscall::vm_exit::ExitRecord), Error> {
             vm::vm_status(vm)
         }
         fn vm_stats(&mut self, vm: VmId, group: usize) -> Result<[u64; 3], Error> {
@@ -160,10 +163,8 @@ mod task {
     fn report_exits(exits: impl IntoIterator<Item = GuestExit>) {
         for exit in exits {
             match exit {
-                GuestExit::PoweredOff(name) => info!("{name} powered off"),
-                GuestExit::Stopped(name) => {
-                    info!("{name} was stopped by the kernel (reason above); now powered off");
-                }
+                GuestExit::PoweredOff(name, how) => info!("{name} {how}"),
+                GuestExit::Stopped(name, how) => info!("{name} {how}; now powered off"),
                 GuestExit::Rebooted(name, Ok(())) => info!("{name} rebooted"),
                 GuestExit::Rebooted(name, Err(e)) => warn!("{name} did not reboot: {e}"),
             }

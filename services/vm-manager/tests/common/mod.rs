@@ -476,11 +476,12 @@ pub fn expect_err<const MAX: usize>(m: &mut Manager<MAX>, request: Request, erro
     assert_eq!(response, Response::Err(error), "{request:?}");
 }
 
-/// The VM's info, or `None` when no VM has that name.
+/// The VM's info, or `None` when no VM has that name (none ever did, or
+/// one ended and the history of ended VMs remembers it).
 pub fn info<const MAX: usize>(m: &mut Manager<MAX>, name: &str) -> Option<VmInfo> {
     match m.handle(info_req(name)) {
         Response::Info(info) => Some(info),
-        Response::Err(ipc::Error::UnknownVm) => None,
+        Response::Err(ipc::Error::UnknownVm) | Response::Ended(_) => None,
         other => panic!("Info {name} answered {other:?}"),
     }
 }
