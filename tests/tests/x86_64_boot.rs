@@ -339,9 +339,11 @@ fn a_guest_storing_outside_its_ram_is_stopped_and_the_other_runs_on() {
 /// with no device, past port 0xffff and at QEMU's own exit port,
 /// privileged instructions and denied MSRs, CPUID leaves, CR4 bits Mica
 /// does not virtualise (the CPU has protection keys and XSAVE, so a CR4
-/// write that got through would stick), the null hypercall with garbage
-/// and an HLT storm, each checked from the inside (`hostile: <phase>
-/// ok`), then spins with interrupts off. QEMU does not exit (no write
+/// write that got through would stick), RDPMC (#GP(0) where QEMU's own
+/// raises #UD, never the host's counters), a CPUID without a PMU and the
+/// PMU's MSRs (#GP(0)), the null hypercall with garbage and an HLT storm,
+/// each checked from the inside (`hostile: <phase> ok`), then spins with
+/// interrupts off. QEMU does not exit (no write
 /// reached isa-debug-exit); vm0 keeps ticking on time, at a rate not far
 /// below its rate alone.
 #[test]
@@ -368,6 +370,7 @@ const X86_HOSTILE_PHASES: &[&str] = &[
     "privileged",
     "cpuid",
     "cr4",
+    "pmu",
     "hypercall",
     "hlt storm",
 ];

@@ -72,6 +72,9 @@ pub enum GuestExit {
         /// WRMSR rather than RDMSR.
         write: bool,
     },
+    /// The guest read a hardware performance counter (x86 RDPMC): none is
+    /// virtualised, so the guest gets the fault of a CPU without it.
+    PerfCounterRead,
     /// The guest wrote a control register whose bits the backend owns
     /// some of (x86 MOV to CR4).
     ControlRegisterWrite {

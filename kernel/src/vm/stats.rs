@@ -45,6 +45,7 @@ impl ExitKind {
             GuestExit::HostInterrupt => ExitKind::Interrupt,
             GuestExit::Cpuid
             | GuestExit::Msr { .. }
+            | GuestExit::PerfCounterRead
             | GuestExit::ControlRegisterWrite { .. }
             | GuestExit::GuestPageFault { .. }
             | GuestExit::Shutdown

@@ -17,6 +17,14 @@
 //! bits in [`GUEST_OWNABLE`] change only how the guest's own code runs
 //! and translates (under its ASID or VPID), so it keeps them.
 //!
+//! PCE among them: it lets RDPMC run outside ring 0, but RDPMC always
+//! exits (SVM's RDPMC intercept, VMX's RDPMC exiting) and is answered
+//! with #GP(0) whatever CPL and PCE say (see `pmu`), so PCE reaches no
+//! counter. Owning it costs nothing and saves an exit on every MOV to
+//! CR4 of a guest kernel that sets it per process (under VMX); taking it
+//! would only turn a harmless write into a #GP the guest does not expect
+//! of a CPU that has RDPMC.
+//!
 //! VMX owns them through the CR4 guest/host mask ([`VMX_HOST_OWNED`]) and
 //! read shadow: a write that changes only guest-owned bits never exits,
 //! and one that sets a host-owned bit exits (CR-access exit) and is
@@ -108,7 +116,8 @@ pub struct Features {
 pub fn supported(f: &Features) -> u64 {
     let has = |word: u32, n: u32, bits: u64| if word & (1 << n) != 0 { bits } else { 0 };
     let edx = f.leaf1_edx;
-    // PCE: RDPMC exists on every x86-64 CPU.
+    // PCE: RDPMC exists on every x86-64 CPU (it always exits: see the
+    // module comment).
     PCE | has(edx, 1, VME | PVI)
         | has(edx, 2, DE)
         | has(edx, 3, PSE)

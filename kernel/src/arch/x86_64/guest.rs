@@ -13,7 +13,8 @@
 //! change within the bits a guest may flip, or #GP(0) in the guest. A
 //! MOV to CR4 that exits (VMX: it sets a bit the host owns; SVM: every
 //! one) is answered by `cr4::write`: the guest keeps the bits it owns and
-//! gets #GP(0) for PKE and the others (see `cr4`).
+//! gets #GP(0) for PKE and the others (see `cr4`). RDPMC always exits and
+//! gets #GP(0): the guest has no performance counters (see `pmu`).
 
 extern crate alloc;
 
@@ -27,6 +28,7 @@ use super::cr4;
 use super::fpu::{self, GuestFp};
 use super::mov_cr;
 use super::msr::{self, Access, GuestView, Outcome};
+use super::pmu;
 use super::svm_exit::rax_after_in;
 use super::vcpu::Vcpu;
 use crate::vm::exit::{GuestExit, PioExit};
@@ -126,6 +128,9 @@ impl GuestVm {
                     }
                     self.msr_access(write, next_rip);
                 }
+                // The host's counters are never read for a guest: #GP(0),
+                // as on a CPU without the counter ECX names. RIP stays.
+                GuestExit::PerfCounterRead => self.vcpu.inject_gp(),
                 GuestExit::ControlRegisterWrite { gpr } => self.cr4_write(gpr, exit.next_rip),
                 GuestExit::Hypercall => {
                     let null = self.vcpu.rax() == ipc::syscall::X86_HYPERCALL_NULL;
@@ -270,13 +275,15 @@ impl GuestVm {
     /// SVM and VMX (the guest cannot nest), minus XSAVE, OSXSAVE and AVX
     /// (only the FXSAVE state is switched, see `fpu`), minus protection
     /// keys and the other features behind CR4 bits the host owns
-    /// (`cr4::hide`), and with the hypervisor bit set.
+    /// (`cr4::hide`), minus the performance-monitoring unit (`pmu::hide`:
+    /// leaf 0xA reports version 0), and with the hypervisor bit set.
     fn cpuid(&mut self) {
         let leaf = self.vcpu.rax() as u32;
         let sub = self.vcpu.gprs().regs[1] as u32;
         let mut r = core::arch::x86_64::__cpuid_count(leaf, sub);
         let mut words = [r.eax, r.ebx, r.ecx, r.edx];
         cr4::hide(leaf, sub, &mut words, self.vcpu.cr4_owned());
+        pmu::hide(leaf, &mut words);
         [r.eax, r.ebx, r.ecx, r.edx] = words;
         match leaf {
             1 => r.ecx = (r.ecx | 1 << 31) & !(1 << 5 | CPUID1_ECX_XSAVE_AVX),

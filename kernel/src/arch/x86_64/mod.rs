@@ -7,7 +7,8 @@
 //! (`guest`, `guest_mem`), VMX operation and vCPUs (`vmx`, `vmx_vcpu`, fields in
 //! `vmcs`; `vcpu` hides which backend runs). Pure pieces (`virt`, `pt4`,
 //! `fault`, `fpu` (each vCPU's x87/SSE state), `msr` (which MSRs a guest owns, the answers to the others),
-//! `cr4` (which CR4 bits a guest owns, the answer to a write of the others), `mov_cr` (a MOV to CR4
+//! `cr4` (which CR4 bits a guest owns, the answer to a write of the others),
+//! `pmu` (the performance-monitoring unit a guest does not get), `mov_cr` (a MOV to CR4
 //! fetched through the guest's page tables and decoded, for SVM),
 //! `rng` (RDSEED, else RDRAND, with retries), `testhook`, `svm_exit`,
 //! `vmx_caps`, `vmx_controls`, `vmx_exit`, `vmcs`) are host-tested; the
@@ -22,6 +23,7 @@ pub mod fault;
 pub mod fpu;
 pub mod mov_cr;
 pub mod msr;
+pub mod pmu;
 pub mod pt4;
 pub mod rng;
 pub mod svm_exit;

@@ -67,8 +67,10 @@ mod save {
 /// is answered by `cr4::write`: SVM has no guest/host mask, and a guest
 /// that set CR4.PKE would own PKRU, which nothing switches (see `cr4`).
 const INTERCEPT_CR4_WRITE: u32 = 1 << (16 + 4);
-/// MISC1 intercepts: INTR, NMI, CPUID, HLT, IOIO_PROT, MSR_PROT, SHUTDOWN.
-const MISC1: u32 = 1 << 0 | 1 << 1 | 1 << 18 | 1 << 24 | 1 << 27 | 1 << 28 | 1 << 31;
+/// MISC1 intercepts: INTR, NMI, RDPMC (the guest has no performance
+/// counters: each RDPMC is #GP(0), see `pmu`), CPUID, HLT, IOIO_PROT,
+/// MSR_PROT, SHUTDOWN.
+const MISC1: u32 = 1 << 0 | 1 << 1 | 1 << 15 | 1 << 18 | 1 << 24 | 1 << 27 | 1 << 28 | 1 << 31;
 /// MISC2 intercepts: VMRUN (required), VMMCALL, VMLOAD, VMSAVE, STGI,
 /// CLGI, SKINIT, XSETBV (XCR0 is the host's and not switched: a guest
 /// that writes it stops, see `fpu`).
@@ -263,7 +265,7 @@ pub struct RawExit {
 impl Vcpu {
     /// A vCPU whose VMCB is the zeroed, identity-mapped frame `vmcb`,
     /// intercepting I/O (all ports in `iopm`), MSRs (`msrpm`), CR4 writes,
-    /// HLT, CPUID, VMMCALL, interrupts and shutdown, with nested paging from `npt_root`
+    /// HLT, RDPMC, CPUID, VMMCALL, interrupts and shutdown, with nested paging from `npt_root`
     /// under `asid` (non-zero); `host_state` is the frame the host's
     /// VMSAVE state waits in while it runs.
     pub fn new(

@@ -11,6 +11,8 @@ pub mod code {
     pub const WRITE_CR4: u64 = 0x14;
     /// A physical interrupt (INTR intercept).
     pub const INTR: u64 = 0x60;
+    /// RDPMC (always intercepted: the guest has no counters).
+    pub const RDPMC: u64 = 0x6f;
     /// CPUID.
     pub const CPUID: u64 = 0x72;
     /// HLT.
@@ -51,6 +53,7 @@ pub fn decode(exit_code: u64, info1: u64, info2: u64, rax: u64) -> GuestExit {
         code::WRITE_CR4 => GuestExit::ControlRegisterWrite { gpr: None },
         code::VMMCALL => GuestExit::Hypercall,
         code::CPUID => GuestExit::Cpuid,
+        code::RDPMC => GuestExit::PerfCounterRead,
         code::MSR => GuestExit::Msr {
             write: info1 & 1 != 0,
         },
@@ -269,6 +272,12 @@ mod tests {
         );
         assert_eq!(fixed_instruction_len(code::WRITE_CR4), None);
         assert_eq!(decode(code::MSR, 1, 0, 0), GuestExit::Msr { write: true });
+        assert_eq!(decode(0x6f, 0, 0, 0), GuestExit::PerfCounterRead);
+        assert_eq!(
+            fixed_instruction_len(code::RDPMC),
+            None,
+            "never stepped over"
+        );
         assert_eq!(
             decode(code::INVALID, 0, 0, 0),
             GuestExit::Unhandled {

@@ -13,9 +13,11 @@ pub const PIN_NMI: u32 = 1 << 3;
 /// the guest runs with RFLAGS.IF clear, so a guest spinning with
 /// interrupts off would keep the CPU for ever).
 pub const PIN_PREEMPTION_TIMER: u32 = 1 << 6;
-/// Primary processor-based: HLT exits, every IN/OUT exits, RDMSR/WRMSR
+/// Primary processor-based: HLT exits, RDPMC exits (the guest has no
+/// performance counters, see `pmu`), every IN/OUT exits, RDMSR/WRMSR
 /// exit as the MSR bitmap says, secondary on.
 pub const PROC_HLT: u32 = 1 << 7;
+pub const PROC_RDPMC: u32 = 1 << 11;
 pub const PROC_UNCONDITIONAL_IO: u32 = 1 << 24;
 pub const PROC_MSR_BITMAPS: u32 = 1 << 28;
 pub const PROC_SECONDARY: u32 = 1 << 31;
@@ -83,7 +85,7 @@ pub fn controls(msrs: &ControlMsrs) -> Result<Controls, VmxError> {
         )?,
         proc: adjust_controls(
             "processor-based",
-            PROC_HLT | PROC_UNCONDITIONAL_IO | PROC_MSR_BITMAPS | PROC_SECONDARY,
+            PROC_HLT | PROC_RDPMC | PROC_UNCONDITIONAL_IO | PROC_MSR_BITMAPS | PROC_SECONDARY,
             msrs.proc,
         )?,
         proc2: adjust_controls(
@@ -135,8 +137,14 @@ mod tests {
         assert_eq!(c.preemption_timer_shift, Some(5));
         assert_eq!(
             c.proc,
-            0x0400_6172 | PROC_HLT | PROC_UNCONDITIONAL_IO | PROC_MSR_BITMAPS | PROC_SECONDARY
+            0x0400_6172
+                | PROC_HLT
+                | PROC_RDPMC
+                | PROC_UNCONDITIONAL_IO
+                | PROC_MSR_BITMAPS
+                | PROC_SECONDARY
         );
+        assert_ne!(c.proc & 1 << 11, 0, "RDPMC exiting");
         assert_eq!(c.proc2, PROC2_EPT | PROC2_VPID);
         assert_eq!(c.exit & EXIT_HOST_64, EXIT_HOST_64);
         assert_eq!(c.exit & 0x0003_6dfb, 0x0003_6dfb);

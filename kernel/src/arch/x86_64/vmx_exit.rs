@@ -18,6 +18,8 @@ pub mod reason {
     pub const CPUID: u32 = 10;
     /// HLT.
     pub const HLT: u32 = 12;
+    /// RDPMC ("RDPMC exiting" is always on: the guest has no counters).
+    pub const RDPMC: u32 = 15;
     /// A control-register access (MOV to CR4 that sets a bit the guest/host
     /// mask covers).
     pub const CR_ACCESS: u32 = 28;
@@ -72,6 +74,7 @@ pub fn decode(exit_reason: u32, qualification: u64, gpa: u64, rax: u64) -> Guest
         }
         reason::VMCALL => GuestExit::Hypercall,
         reason::CPUID => GuestExit::Cpuid,
+        reason::RDPMC => GuestExit::PerfCounterRead,
         reason::RDMSR => GuestExit::Msr { write: false },
         reason::WRMSR => GuestExit::Msr { write: true },
         // The preemption timer ended the run at the host's tick: as an
@@ -207,6 +210,7 @@ mod tests {
         assert_eq!(decode(reason::CPUID, 0, 0, 0), GuestExit::Cpuid);
         assert_eq!(decode(31, 0, 0, 0), GuestExit::Msr { write: false });
         assert_eq!(decode(32, 0, 0, 0), GuestExit::Msr { write: true });
+        assert_eq!(decode(15, 0, 0, 0), GuestExit::PerfCounterRead);
         assert_eq!(
             decode(reason::EXTERNAL_INTERRUPT, 0, 0, 0),
             GuestExit::HostInterrupt

@@ -46,7 +46,7 @@ const PERMITTED: [(&str, u64); 5] = [
     ("DE", 1 << 3),
 ];
 
-fn read_cr4() -> u64 {
+pub(crate) fn read_cr4() -> u64 {
     let cr4: u64;
     // SAFETY: reads CR4 (CPL 0 in this guest); no memory, no side effect.
     unsafe { core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack)) };
@@ -55,7 +55,7 @@ fn read_cr4() -> u64 {
 
 /// Writes `value` to CR4 through register number `via` (0 RAX, 1 RDX,
 /// 2 RSI, 3 R8, else R15), resuming after it if it faults.
-fn write_cr4(value: u64, via: usize) {
+pub(crate) fn write_cr4(value: u64, via: usize) {
     match via {
         0 => faulting!("mov cr4, rax", in("rax") value),
         1 => faulting!("mov cr4, rdx", in("rdx") value),

@@ -15,10 +15,13 @@
 //! 4. `cr4`: CPUID hides protection keys; setting CR4.PKE or another bit
 //!    Mica does not virtualise raises #GP (so WRPKRU/RDPKRU raise #UD);
 //!    the bits a guest owns toggle and read back (see `cr4`).
-//! 5. `hypercall`: the null hypercall with garbage in every other
+//! 5. `pmu`: RDPMC raises #GP(0) (CR4.PCE clear or set), CPUID shows no
+//!    performance-monitoring unit, and RDMSR/WRMSR of its MSRs raise
+//!    #GP(0): the host's counters never reach the guest (see `pmu`).
+//! 6. `hypercall`: the null hypercall with garbage in every other
 //!    register returns with them unchanged.
-//! 6. `hlt storm`: HLT with interrupts off, again and again: each returns.
-//! 7. `spinning`: a loop with interrupts off and no exit, for ever.
+//! 7. `hlt storm`: HLT with interrupts off, again and again: each returns.
+//! 8. `spinning`: a loop with interrupts off and no exit, for ever.
 //!
 //! It first waits a few seconds in HLT so a VM beside it can measure its
 //! progress alone. (A store outside RAM stops an x86 VM: `x86-misbehave`
@@ -32,6 +35,8 @@ mod idt;
 mod cr4;
 #[cfg(target_os = "none")]
 mod pace;
+#[cfg(target_os = "none")]
+mod pmu;
 
 #[cfg(target_os = "none")]
 mod guest {
@@ -80,6 +85,7 @@ mod guest {
         privileged();
         cpuid();
         crate::cr4::phase();
+        crate::pmu::phase();
         hypercall();
         hlt_storm();
         x86_println!("hostile: spinning");
