@@ -9,7 +9,9 @@ use ipc::vm::{LastExit, VmInfo, VmStats};
 use crate::table::{GenerationIdText, kind_text, state_text};
 
 /// Writes text into a JSON string (without the quotes), escaping what
-/// JSON requires.
+/// JSON requires and every other control character too (DEL and the C1
+/// controls, which a terminal would act on: `\u009b` is CSI), so a line
+/// of `--json` output never carries one raw.
 pub struct Escaped<'w, W: Write + ?Sized>(pub &'w mut W);
 
 impl<W: Write + ?Sized> Write for Escaped<'_, W> {
@@ -21,7 +23,7 @@ impl<W: Write + ?Sized> Write for Escaped<'_, W> {
                 '\n' => self.0.write_str("\\n")?,
                 '\r' => self.0.write_str("\\r")?,
                 '\t' => self.0.write_str("\\t")?,
-                ch if u32::from(ch) < 0x20 => write!(self.0, "\\u{:04x}", u32::from(ch))?,
+                ch if ch.is_control() => write!(self.0, "\\u{:04x}", u32::from(ch))?,
                 ch => self.0.write_char(ch)?,
             }
         }

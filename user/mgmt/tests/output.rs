@@ -441,6 +441,16 @@ fn json_strings_escape_what_json_requires() {
     assert_eq!(out, "\"a\\\\b\\\"c\\td\\r\\u0001\u{e9}\"");
 }
 
+#[test]
+fn json_strings_carry_no_raw_control_character_a_terminal_would_act_on() {
+    // DEL and the C1 controls (U+009B is CSI) are legal raw in JSON, but a
+    // terminal showing the line would act on them (found by the fuzzer in
+    // a VM name from the wire).
+    let mut out = String::new();
+    json::write_string(&mut out, "\u{7f}m0\u{9b}31m\u{85}").unwrap();
+    assert_eq!(out, "\"\\u007fm0\\u009b31m\\u0085\"");
+}
+
 fn fault() -> ipc::vm::LastExit {
     ipc::vm::LastExit::Stopped {
         cause: ipc::vm::StopCause::GuestPageFault {
