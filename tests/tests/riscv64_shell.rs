@@ -649,3 +649,41 @@ fn a_restarted_vm_manager_takes_over_every_vm_as_it_was() {
         s.transcript()
     );
 }
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn a_command_typed_while_the_vm_manager_hangs_is_answered_by_its_restarted_copy() {
+    // The vm-manager stops answering 3 s after the services started (as if
+    // stuck in a loop). A command typed then waits (the shell gives it up
+    // to 60 s) while init's watchdog gives the vm-manager 30 s, kills it
+    // and restarts it; the new copy takes the VMs over and answers.
+    let mut s =
+        mica_tests::riscv64::booted_shell_with_cmdline("mica.chaos=hang:vm-manager@3000x1", BOOT)
+            .unwrap();
+    s.expect("(vm-manager) hangs (mica.chaos)", BOOT).unwrap();
+    let hung_at = s.position();
+    s.send("vm list\n").unwrap();
+    let watchdog = Duration::from_secs(90);
+    s.expect(
+        "init: WARN: the vm-manager did not answer within 30000 ms; killed it",
+        watchdog,
+    )
+    .unwrap();
+    s.expect_all(
+        &["vm-manager: vm0 taken over", "vm-manager: vm1 taken over"],
+        BOOT,
+    )
+    .unwrap();
+    s.expect("NAME  SLOT  KIND", BOOT).unwrap();
+    s.expect("vm1 ", BOOT).unwrap();
+    assert_eq!(
+        count_since(&s, hung_at, "error:"),
+        0,
+        "the command waited, it did not fail: {:?}",
+        s.transcript()
+    );
+    // Everything works again.
+    s.send("vm pause vm0\n").unwrap();
+    answer(&mut s, "vm0 paused").unwrap();
+    halt(s);
+}
