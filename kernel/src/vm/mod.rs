@@ -76,27 +76,9 @@ impl fmt::Debug for VmName {
     }
 }
 
-/// What a guest access tried to do when it faulted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GuestAccess {
-    /// A load.
-    Load,
-    /// A store or AMO.
-    Store,
-    /// An instruction fetch.
-    Fetch,
-}
-
-impl GuestAccess {
-    /// The access as a word: `load`, `store` or `instruction`.
-    pub fn noun(self) -> &'static str {
-        match self {
-            GuestAccess::Load => "load",
-            GuestAccess::Store => "store",
-            GuestAccess::Fetch => "instruction",
-        }
-    }
-}
+/// What a guest access tried to do when it faulted (the wire type: the
+/// exit record carries it to the vm-manager).
+pub use ipc::vm::GuestAccess;
 
 /// Why the kernel stopped a VM that did not ask to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
