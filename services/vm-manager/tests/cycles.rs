@@ -512,11 +512,9 @@ fn restarted_services_are_handed_every_live_vm_again() {
     assert_eq!(manager.platform().release_failures(), 0);
 }
 
-#[test]
-fn a_restarted_vm_manager_takes_every_vm_back_as_it_was() {
-    let (held, services, mut first) = world();
-    first.launch_pre_launched();
-    let created = first.handle(Request::Create {
+/// Creates the dynamic VM `dyn` (the hello image, 4 MiB) and starts it.
+fn create_and_start_dyn(manager: &mut Manager) {
+    let created = manager.handle(Request::Create {
         name: wire_name("dyn").expect("a valid name"),
         options: CreateOptions {
             image: Some(wire_name("hello").expect("a valid image name")),
@@ -526,9 +524,16 @@ fn a_restarted_vm_manager_takes_every_vm_back_as_it_was() {
     });
     assert!(matches!(created, Response::Info(_)), "{created:?}");
     assert_eq!(
-        first.handle(named(|name| Request::Start { name }, "dyn")),
+        manager.handle(named(|name| Request::Start { name }, "dyn")),
         Response::Ok
     );
+}
+
+#[test]
+fn a_restarted_vm_manager_takes_every_vm_back_as_it_was() {
+    let (held, services, mut first) = world();
+    first.launch_pre_launched();
+    create_and_start_dyn(&mut first);
     assert_eq!(
         first.handle(named(|name| Request::Pause { name }, "vm1")),
         Response::Ok
@@ -591,19 +596,7 @@ fn a_restarted_vm_manager_reads_how_vms_ended_meanwhile_from_the_kernel() {
     use ipc::vm::{GuestAccess, LastExit, StopCause};
     let (held, services, mut first) = world();
     first.launch_pre_launched();
-    let created = first.handle(Request::Create {
-        name: wire_name("dyn").expect("a valid name"),
-        options: CreateOptions {
-            image: Some(wire_name("hello").expect("a valid image name")),
-            mem_mib: Some(4),
-            ..CreateOptions::default()
-        },
-    });
-    assert!(matches!(created, Response::Info(_)), "{created:?}");
-    assert_eq!(
-        first.handle(named(|name| Request::Start { name }, "dyn")),
-        Response::Ok
-    );
+    create_and_start_dyn(&mut first);
     drop(first);
     // While nobody listens, the kernel stops dyn for a wild store and vm0
     // powers itself off.
