@@ -343,19 +343,37 @@ pub fn expect_hang_recovery(s: &mut Session, wait: Duration) -> Result<(), Strin
         wait,
     )?;
     s.expect_all(&["vm0 | hello from vm0", "vm1 | hello from vm1"], wait)?;
-    for (service, name, endpoint) in [
+    // The second hang may come while the first service is still being
+    // handed its VMs: wait for every step, then check that each
+    // service's steps came in order.
+    let services = [
         ("devices", "device service", 3),
         ("ioreq", "ioreq service", 2),
-    ] {
-        let steps = [
-            format!("({service}) hangs (mica.chaos)"),
-            format!("init: WARN: the {name} did not answer within 2000 ms; killed it"),
-            format!("({service}) loaded again: "),
-            format!("init: the vm-manager handed endpoint {endpoint} its VMs again"),
-        ];
-        for step in &steps {
-            s.expect(step, wait)
-                .map_err(|e| format!("{service}: {e}"))?;
+    ];
+    let steps: Vec<[String; 4]> = services
+        .iter()
+        .map(|(service, name, endpoint)| {
+            [
+                format!("({service}) hangs (mica.chaos)"),
+                format!("init: WARN: the {name} did not answer within 2000 ms; killed it"),
+                format!("({service}) loaded again: "),
+                format!("init: the vm-manager handed endpoint {endpoint} its VMs again"),
+            ]
+        })
+        .collect();
+    let needles: Vec<&str> = steps.iter().flatten().map(String::as_str).collect();
+    s.expect_all(&needles, wait)?;
+    for ((service, ..), steps) in services.iter().zip(&steps) {
+        let at: Vec<Option<usize>> = steps
+            .iter()
+            .map(|step| {
+                s.transcript()
+                    .iter()
+                    .position(|l| l.contains(step.as_str()))
+            })
+            .collect();
+        if at.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(format!("{service}: steps out of order at lines {at:?}"));
         }
     }
     both_count_on(s, wait)?;
