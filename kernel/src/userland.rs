@@ -344,6 +344,18 @@ fn fault_kind(trap: Trap) -> Option<(FaultKind, u64)> {
     }
 }
 
+/// A system call by the running task, whose registers the trap vector
+/// saved in its own frame; returns the frame of the task that runs next.
+/// The IPC fast path runs first, in a function of its own that saves few
+/// registers and decides nothing else; every other call, and a call it
+/// declines, goes through [`user_trap`].
+pub fn user_syscall() -> *mut TrapFrame {
+    if let Some(frame) = ipc_fast::fast_syscall() {
+        return frame;
+    }
+    user_trap(Trap::Syscall)
+}
+
 /// Handles a trap from the running task, whose registers the trap vector
 /// saved in its own frame; returns the frame of the task that runs next
 /// (in the static `RUNNER`, so it stays valid once the lock is released;
@@ -364,9 +376,6 @@ pub fn user_trap(trap: Trap) -> *mut TrapFrame {
             };
             slot.frame.step_past_syscall();
             let (nr, args) = slot.frame.syscall();
-            if let Some(frame) = ipc_fast::fast_ipc(r, current, nr, args) {
-                return frame;
-            }
             ipc_fast::fast_complete_recv(r, current, nr, args).unwrap_or_else(|| {
                 syscall::dispatch(&mut r.objects, &mut r.tasks, current, nr, args)
             })

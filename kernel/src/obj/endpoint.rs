@@ -668,6 +668,21 @@ impl Endpoints {
         Some(())
     }
 
+    /// [`Endpoints::wait_plain`] for a `server` that owes no reply, once
+    /// the caller checked its plain case (live `ep` with no sender queued,
+    /// `server` waiting for nothing and owing no reply; nothing changed
+    /// since): `server` joins `ep`'s receivers without the checks.
+    #[inline]
+    pub fn apply_wait_plain(&mut self, server: TaskId, ep: EndpointId) {
+        let index = usize::from(ep.0);
+        let queued = self.queues.push_back(index, server).is_ok();
+        debug_assert!(queued, "a task waiting for nothing is in no queue");
+        self.state[index] = EndpointState::Receivers;
+        self.ipc[server.slot()] = TaskIpc::Receiving { task: server, ep };
+        // A reply right to a caller that died goes, as `recv` drops it.
+        self.reply[server.slot()] = ReplySlot::Empty;
+    }
+
     /// Whether `server` holds a caller's reply right (then its `recv` is
     /// refused until it replies).
     pub fn owes_reply(&self, server: TaskId) -> bool {

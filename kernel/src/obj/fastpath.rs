@@ -123,8 +123,7 @@ impl KernelObjects {
         task: TaskId,
         ep: EndpointId,
     ) {
-        let blocked = self.endpoints.wait_plain(server, ep, false).is_some();
-        debug_assert!(blocked, "checked by plain_complete_recv");
+        self.endpoints.apply_wait_plain(server, ep);
         control::io_resumed_plain(self, vm);
         self.sched
             .apply_hand_over(server, TaskState::BlockedRecv, task);

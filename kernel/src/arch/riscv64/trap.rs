@@ -282,6 +282,8 @@ pub fn init() {
 }
 
 const INTERRUPT_BIT: usize = 1 << 63;
+/// `scause` of an `ecall` from U-mode (a system call).
+const ECALL_FROM_U: usize = 8;
 
 fn decode(scause: usize, stval: usize) -> Trap {
     let code = scause & !INTERRUPT_BIT;
@@ -298,7 +300,7 @@ fn decode(scause: usize, stval: usize) -> Trap {
     match code {
         2 => Trap::IllegalInstruction(stval),
         3 => Trap::Breakpoint,
-        8 => Trap::Syscall,
+        ECALL_FROM_U => Trap::Syscall,
         1 | 12 => fault(Access::Execute),
         5 | 13 => fault(Access::Read),
         7 | 15 => fault(Access::Write),
@@ -310,7 +312,11 @@ fn decode(scause: usize, stval: usize) -> Trap {
 /// task's own frame; returns the frame of the task to resume.
 #[unsafe(no_mangle)]
 extern "C" fn user_trap_dispatch(_saved: *mut TrapFrame) -> *mut TrapFrame {
-    let trap = decode(csr::scause::read(), csr::stval::read());
+    let scause = csr::scause::read();
+    if scause == ECALL_FROM_U {
+        return crate::userland::user_syscall();
+    }
+    let trap = decode(scause, csr::stval::read());
     crate::userland::user_trap(trap)
 }
 
