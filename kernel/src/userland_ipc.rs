@@ -15,6 +15,12 @@ use crate::arch::{self, TrapFrame};
 use crate::obj::ids::TaskId;
 use crate::obj::sched::Decision;
 
+/// Whether system call `nr` is one [`fast_syscall`] may take.
+#[inline]
+pub(super) fn may_be_fast(nr: usize) -> bool {
+    nr == Sysno::Call as usize || nr == Sysno::ReplyRecv as usize
+}
+
 /// The running task's `call` or `reply_recv` on the fast path, if it
 /// applies: steps its frame past the `ecall` and returns the partner's
 /// frame to resume; `None`, with nothing changed (its frame included), for

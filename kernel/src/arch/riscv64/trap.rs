@@ -157,6 +157,7 @@ __trap_entry:
     sd      t2, 264(sp)
     la      t0, {stack}
     ld      sp, 0(t0)
+    mv      a0, a7
     call    user_trap_dispatch
     .globl __user_return
 __user_return:
@@ -309,12 +310,13 @@ fn decode(scause: usize, stval: usize) -> Trap {
 }
 
 /// A trap from U-mode, whose registers the vector saved in the running
-/// task's own frame; returns the frame of the task to resume.
+/// task's own frame; returns the frame of the task to resume. `a7` is the
+/// task's a7 as it trapped: for a system call, its number.
 #[unsafe(no_mangle)]
-extern "C" fn user_trap_dispatch(_saved: *mut TrapFrame) -> *mut TrapFrame {
+extern "C" fn user_trap_dispatch(a7: usize) -> *mut TrapFrame {
     let scause = csr::scause::read();
     if scause == ECALL_FROM_U {
-        return crate::userland::user_syscall();
+        return crate::userland::user_syscall(Some(a7));
     }
     let trap = decode(scause, csr::stval::read());
     crate::userland::user_trap(trap)
