@@ -587,45 +587,64 @@ impl Endpoints {
         }
     }
 
-    /// The plain case of [`Endpoints::call`]: `receiver` is the oldest task
-    /// waiting to receive on `ep` and `caller` waits for nothing: `receiver`
-    /// takes the message and `caller` waits for its reply, exactly as the
-    /// general call leaves them, without building an [`Outcome`]. `None`,
-    /// with nothing changed, in any other case.
+    /// The receiver of the plain case of [`Endpoints::call`] by `caller` on
+    /// `ep`: the oldest task waiting to receive on `ep`, while `caller`
+    /// waits for nothing. `None` in any other case. Changes nothing:
+    /// [`Endpoints::apply_call_plain`] does.
     #[inline]
-    pub fn call_plain(&mut self, caller: TaskId, ep: EndpointId, receiver: TaskId) -> Option<()> {
+    pub fn plain_call_receiver(&self, caller: TaskId, ep: EndpointId) -> Option<TaskId> {
         let index = self.index(ep)?;
-        if self.state[index] != EndpointState::Receivers
-            || self.queues.front(index) != Some(receiver)
-            || self.waiting(caller).is_some()
-        {
+        if self.state[index] != EndpointState::Receivers || self.waiting(caller).is_some() {
             return None;
         }
-        self.queues.remove(receiver);
-        self.settle(index);
-        self.ipc[receiver.slot()] = TaskIpc::Idle;
-        self.await_reply(caller, receiver, false);
-        Some(())
+        self.queues.front(index)
     }
 
-    /// The plain case of [`Endpoints::reply_recv`]: `server` answers
-    /// `caller`, which waits for exactly that reply, and then waits to
-    /// receive on `ep`, where no sender is queued. Leaves everything as
-    /// the general `reply_recv` would; `None`, with nothing changed, in any
-    /// other case.
+    /// Carries out the plain call that [`Endpoints::plain_call_receiver`]
+    /// found (with nothing changed since): `receiver` leaves the front of
+    /// `ep`'s receivers and takes the message, and `caller` waits for its
+    /// reply, exactly as the general call leaves them, without building
+    /// an [`Outcome`] or checking again.
     #[inline]
-    pub fn reply_wait_plain(
-        &mut self,
-        server: TaskId,
-        ep: EndpointId,
-        caller: TaskId,
-    ) -> Option<()> {
-        if self.reply_owed_to(server) != Some(caller) {
+    pub fn apply_call_plain(&mut self, caller: TaskId, ep: EndpointId, receiver: TaskId) {
+        let index = usize::from(ep.0);
+        let taken = self.queues.pop_front(index);
+        debug_assert_eq!(taken, Some(receiver), "checked by plain_call_receiver");
+        if self.queues.is_empty(index) {
+            self.state[index] = EndpointState::Idle;
+        }
+        self.ipc[receiver.slot()] = TaskIpc::Idle;
+        self.await_reply(caller, receiver, false);
+    }
+
+    /// The caller of the plain case of [`Endpoints::reply_recv`] by
+    /// `server` on `ep`: the caller that waits for exactly `server`'s
+    /// reply, while `server` waits for nothing else and no sender is
+    /// queued on live `ep` (so the receive blocks). `None` in any other
+    /// case. Changes nothing: [`Endpoints::apply_reply_recv_plain`] does.
+    #[inline]
+    pub fn plain_reply_recv_caller(&self, server: TaskId, ep: EndpointId) -> Option<TaskId> {
+        let caller = self.reply_owed_to(server)?;
+        let index = self.live(ep).ok()?;
+        if self.state[index] == EndpointState::Senders || self.waiting(server).is_some() {
             return None;
         }
-        self.wait_plain(server, ep, true)?;
+        Some(caller)
+    }
+
+    /// Carries out the plain `reply_recv` that
+    /// [`Endpoints::plain_reply_recv_caller`] found (with nothing changed
+    /// since): `caller` takes the reply and `server` joins `ep`'s
+    /// receivers, exactly as the general `reply_recv` leaves them.
+    #[inline]
+    pub fn apply_reply_recv_plain(&mut self, server: TaskId, ep: EndpointId, caller: TaskId) {
+        let index = usize::from(ep.0);
+        let queued = self.queues.push_back(index, server).is_ok();
+        debug_assert!(queued, "a task waiting for nothing is in no queue");
+        self.state[index] = EndpointState::Receivers;
+        self.ipc[server.slot()] = TaskIpc::Receiving { task: server, ep };
+        self.reply[server.slot()] = ReplySlot::Empty;
         self.ipc[caller.slot()] = TaskIpc::Idle;
-        Some(())
     }
 
     /// The plain case of [`Endpoints::recv`] that blocks: `server` waits for
@@ -647,6 +666,21 @@ impl Endpoints {
         self.ipc[server.slot()] = TaskIpc::Receiving { task: server, ep };
         self.reply[server.slot()] = ReplySlot::Empty;
         Some(())
+    }
+
+    /// [`Endpoints::wait_plain`] for a `server` that owes no reply, once
+    /// the caller checked its plain case (live `ep` with no sender queued,
+    /// `server` waiting for nothing and owing no reply; nothing changed
+    /// since): `server` joins `ep`'s receivers without the checks.
+    #[inline]
+    pub fn apply_wait_plain(&mut self, server: TaskId, ep: EndpointId) {
+        let index = usize::from(ep.0);
+        let queued = self.queues.push_back(index, server).is_ok();
+        debug_assert!(queued, "a task waiting for nothing is in no queue");
+        self.state[index] = EndpointState::Receivers;
+        self.ipc[server.slot()] = TaskIpc::Receiving { task: server, ep };
+        // A reply right to a caller that died goes, as `recv` drops it.
+        self.reply[server.slot()] = ReplySlot::Empty;
     }
 
     /// Whether `server` holds a caller's reply right (then its `recv` is

@@ -487,3 +487,46 @@ fn a_queued_timed_caller_taken_by_recv_keeps_its_deadline() {
     assert!(e.time_out(t(CLIENT)));
     assert_eq!(e.reply(t(SERVER), 4), Err(IpcError::CallerDied));
 }
+
+/// The apply halves of the plain cases leave the endpoints as the checked
+/// operations do, including a server whose reply right names a caller that
+/// died (the blocking receive drops it) and a second receiver queued
+/// behind the first.
+#[test]
+fn the_apply_halves_match_the_checked_operations() {
+    let same = |a: &Endpoints, b: &Endpoints| format!("{a:?}") == format!("{b:?}");
+    // A server owing a dead caller's reply blocks in recv: wait_plain.
+    let mut e = Endpoints::new();
+    let ep = e.create().unwrap();
+    e.recv(t(SERVER), ep).unwrap();
+    e.call(t(CLIENT), ep, Badge(1), 8).unwrap();
+    e.task_died(t(CLIENT));
+    assert!(!e.owes_reply(t(SERVER)));
+    let mut checked = e.clone();
+    assert!(checked.wait_plain(t(SERVER), ep, false).is_some());
+    let mut applied = e.clone();
+    applied.apply_wait_plain(t(SERVER), ep);
+    assert!(same(&checked, &applied), "{checked:?}\n{applied:?}");
+    assert_eq!(applied.waiting(t(SERVER)), Some(Wait::Recv));
+
+    // Two receivers queued: a plain call takes the first, the endpoint
+    // still has receivers; the general call does the same.
+    let mut e = Endpoints::new();
+    let ep = e.create().unwrap();
+    e.recv(t(SERVER), ep).unwrap();
+    e.recv(t(3), ep).unwrap();
+    assert_eq!(e.plain_call_receiver(t(CLIENT), ep), Some(t(SERVER)));
+    let mut general = e.clone();
+    general.call(t(CLIENT), ep, Badge(1), 8).unwrap();
+    e.apply_call_plain(t(CLIENT), ep, t(SERVER));
+    assert!(same(&general, &e), "{general:?}\n{e:?}");
+    assert_eq!(e.waiting_receiver(ep), Some(t(3)));
+
+    // The server answers with reply_recv: the plain case again matches.
+    assert_eq!(e.plain_reply_recv_caller(t(SERVER), ep), Some(t(CLIENT)));
+    let mut general = e.clone();
+    general.reply_recv(t(SERVER), ep, 4).unwrap();
+    e.apply_reply_recv_plain(t(SERVER), ep, t(CLIENT));
+    assert!(same(&general, &e), "{general:?}\n{e:?}");
+    assert_eq!(e.waiting(t(CLIENT)), None);
+}

@@ -34,12 +34,16 @@ impl KernelObjects {
             return None;
         }
         let (ep, badge) = self.endpoint_cap(caller, slot, Rights::CALL).ok()?;
-        let receiver = self.endpoints.waiting_receiver(ep)?;
-        self.switch_ok(receiver, TaskState::BlockedRecv)?;
-        self.endpoints.call_plain(caller, ep, receiver)?;
+        let receiver = self.endpoints.plain_call_receiver(caller, ep)?;
+        if !self
+            .sched
+            .direct_switch_ok(receiver, TaskState::BlockedRecv)
+        {
+            return None;
+        }
+        self.endpoints.apply_call_plain(caller, ep, receiver);
         self.sched
-            .direct_switch(caller, receiver, TaskState::BlockedReply)
-            .ok()?;
+            .apply_direct_switch(caller, TaskState::BlockedReply, receiver);
         Some(Transfer {
             from: caller,
             to: receiver,
@@ -63,12 +67,13 @@ impl KernelObjects {
             return None;
         }
         let (ep, _) = self.endpoint_cap(server, slot, Rights::RECV).ok()?;
-        let caller = self.endpoints.reply_owed_to(server)?;
-        self.switch_ok(caller, TaskState::BlockedReply)?;
-        self.endpoints.reply_wait_plain(server, ep, caller)?;
+        let caller = self.endpoints.plain_reply_recv_caller(server, ep)?;
+        if !self.sched.direct_switch_ok(caller, TaskState::BlockedReply) {
+            return None;
+        }
+        self.endpoints.apply_reply_recv_plain(server, ep, caller);
         self.sched
-            .direct_switch(server, caller, TaskState::BlockedRecv)
-            .ok()?;
+            .apply_direct_switch(server, TaskState::BlockedRecv, caller);
         Some(Transfer {
             from: server,
             to: caller,
@@ -118,20 +123,10 @@ impl KernelObjects {
         task: TaskId,
         ep: EndpointId,
     ) {
-        let blocked = self.endpoints.wait_plain(server, ep, false).is_some();
-        debug_assert!(blocked, "checked by plain_complete_recv");
+        self.endpoints.apply_wait_plain(server, ep);
         control::io_resumed_plain(self, vm);
         self.sched
             .apply_hand_over(server, TaskState::BlockedRecv, task);
-    }
-
-    /// Whether `partner` waits as `state` and no task more urgent than it is
-    /// ready, so a direct switch runs it at once.
-    #[inline]
-    fn switch_ok(&self, partner: TaskId, state: TaskState) -> Option<()> {
-        let priority = self.sched.priority(partner)?;
-        (self.sched.state(partner) == Some(state) && !self.sched.ready_above(priority))
-            .then_some(())
     }
 }
 

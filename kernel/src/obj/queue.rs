@@ -128,9 +128,20 @@ impl<const QUEUES: usize> TaskQueues<QUEUES> {
     }
 
     /// Removes and returns the task at the front of `queue`.
+    #[inline]
     pub fn pop_front(&mut self, queue: usize) -> Option<TaskId> {
-        let task = self.front(queue)?;
-        self.remove(task);
+        let ends = self.ends.get_mut(queue)?;
+        let head = usize::from(ends.head);
+        let gone = self.links.get_mut(head)?;
+        // The head has no `prev`: only its successor (or the tail) moves.
+        let (task, next) = (gone.task, gone.next);
+        (gone.queue, gone.prev, gone.next) = (NONE, NONE, NONE);
+        ends.head = next;
+        ends.len -= 1;
+        match self.links.get_mut(usize::from(next)) {
+            Some(successor) => successor.prev = NONE,
+            None => ends.tail = NONE,
+        }
         Some(task)
     }
 

@@ -343,6 +343,39 @@ impl Scheduler {
         Ok(Decision::SwitchTo(to))
     }
 
+    /// Whether a direct switch to `to` runs it at once: it waits as
+    /// `state` and no task more urgent than it is ready (one lookup of its
+    /// entry; the check of [`Scheduler::apply_direct_switch`]).
+    #[inline]
+    pub fn direct_switch_ok(&self, to: TaskId, state: TaskState) -> bool {
+        match self.entries[to.slot()] {
+            Some(e) if e.task == to => e.state == state && !self.ready_above(e.priority),
+            _ => false,
+        }
+    }
+
+    /// [`Scheduler::direct_switch`] in the case it runs `to` at once, once
+    /// [`Scheduler::direct_switch_ok`] said so for a blocked state of `to`,
+    /// `from` is current and `blocked` is a blocked state (nothing changed
+    /// the scheduler since): the same transitions without checking them
+    /// again, `to` running on the rest of `from`'s slice.
+    #[inline]
+    pub fn apply_direct_switch(&mut self, from: TaskId, blocked: TaskState, to: TaskId) {
+        debug_assert!(self.current == Some(from) && blocked.is_blocked());
+        let mut donated = 1;
+        if let Some(running) = self.entry_mut(from) {
+            running.state = blocked;
+            donated = running.slice.max(1);
+        }
+        let ticks = self.ticks;
+        if let Some(target) = self.entry_mut(to) {
+            target.state = TaskState::Running;
+            target.slice = donated;
+            target.turn_start.get_or_insert(ticks);
+        }
+        self.current = Some(to);
+    }
+
     /// The plain case of a server that finished a blocked task's work and
     /// waits again: running `from` blocks as `blocked` and the blocked
     /// `to` runs at once, on the rest of its own slice and with the boost

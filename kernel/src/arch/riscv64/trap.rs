@@ -157,6 +157,7 @@ __trap_entry:
     sd      t2, 264(sp)
     la      t0, {stack}
     ld      sp, 0(t0)
+    mv      a0, a7
     call    user_trap_dispatch
     .globl __user_return
 __user_return:
@@ -282,6 +283,8 @@ pub fn init() {
 }
 
 const INTERRUPT_BIT: usize = 1 << 63;
+/// `scause` of an `ecall` from U-mode (a system call).
+const ECALL_FROM_U: usize = 8;
 
 fn decode(scause: usize, stval: usize) -> Trap {
     let code = scause & !INTERRUPT_BIT;
@@ -298,7 +301,7 @@ fn decode(scause: usize, stval: usize) -> Trap {
     match code {
         2 => Trap::IllegalInstruction(stval),
         3 => Trap::Breakpoint,
-        8 => Trap::Syscall,
+        ECALL_FROM_U => Trap::Syscall,
         1 | 12 => fault(Access::Execute),
         5 | 13 => fault(Access::Read),
         7 | 15 => fault(Access::Write),
@@ -307,10 +310,15 @@ fn decode(scause: usize, stval: usize) -> Trap {
 }
 
 /// A trap from U-mode, whose registers the vector saved in the running
-/// task's own frame; returns the frame of the task to resume.
+/// task's own frame; returns the frame of the task to resume. `a7` is the
+/// task's a7 as it trapped: for a system call, its number.
 #[unsafe(no_mangle)]
-extern "C" fn user_trap_dispatch(_saved: *mut TrapFrame) -> *mut TrapFrame {
-    let trap = decode(csr::scause::read(), csr::stval::read());
+extern "C" fn user_trap_dispatch(a7: usize) -> *mut TrapFrame {
+    let scause = csr::scause::read();
+    if scause == ECALL_FROM_U {
+        return crate::userland::user_syscall(Some(a7));
+    }
+    let trap = decode(scause, csr::stval::read());
     crate::userland::user_trap(trap)
 }
 

@@ -237,7 +237,7 @@ pub fn enter_user(frame: *mut TrapFrame) -> ! {
 /// The `syscall` entry's call: the registers are in the running task's
 /// frame; returns the frame to resume.
 extern "C" fn mica_x86_syscall(_saved: *mut TrapFrame) -> *mut TrapFrame {
-    crate::userland::user_trap(Trap::Syscall)
+    crate::userland::user_syscall(None)
 }
 
 /// An interrupt or exception taken in ring 3, as the IDT stub saved it:
