@@ -1,0 +1,72 @@
+//! `Images`: the boot image's guest images, page by page, and what a
+//! create that names no image is told.
+
+mod common;
+
+use common::*;
+use ipc::Error;
+use ipc::vm::{CreateOptions, GuestImage, IMAGES_PAGE, ImageKind, Request, Response};
+
+fn image(name: &str, kind: ImageKind, size: u64) -> GuestImage {
+    GuestImage {
+        name: w(name),
+        kind,
+        size,
+    }
+}
+
+fn page(m: &mut Manager, from: u16) -> (Vec<GuestImage>, Option<u16>) {
+    match m.handle(Request::Images { from }) {
+        Response::Images { images, next } => (images.to_vec(), next),
+        other => panic!("expected an images page, got {other:?}"),
+    }
+}
+
+#[test]
+fn images_are_listed_in_boot_image_order_a_page_at_a_time() {
+    let mut m = manager();
+    assert_eq!(page(&mut m, 0), (vec![], None), "no images, no pages");
+    let all: Vec<GuestImage> = (0..IMAGES_PAGE as u64 + 3)
+        .map(|i| image(&format!("img{i}"), ImageKind::Raw, 4096 * (i + 1)))
+        .collect();
+    m.platform_mut().guest_images = all.clone();
+    let (first, next) = page(&mut m, 0);
+    assert_eq!(first, all[..IMAGES_PAGE]);
+    assert_eq!(next, Some(IMAGES_PAGE as u16));
+    let (rest, next) = page(&mut m, IMAGES_PAGE as u16);
+    assert_eq!(rest, all[IMAGES_PAGE..]);
+    assert_eq!(next, None);
+    assert_eq!(page(&mut m, 500), (vec![], None), "past the end");
+    assert!(m.platform().calls.is_empty(), "listing touches no VM");
+}
+
+#[test]
+fn a_page_that_is_exactly_full_ends_the_list() {
+    let mut m = manager();
+    let all: Vec<GuestImage> = (0..IMAGES_PAGE)
+        .map(|i| image(&format!("i{i}"), ImageKind::Initrd, 1))
+        .collect();
+    m.platform_mut().guest_images = all.clone();
+    assert_eq!(page(&mut m, 0), (all, None));
+}
+
+#[test]
+fn a_dynamic_create_with_nothing_to_boot_says_so() {
+    let mut m = manager().with_defaults(vm_manager::DynamicDefaults::default());
+    match m.handle(Request::Create {
+        name: w("web"),
+        options: CreateOptions::default(),
+    }) {
+        Response::Err(Error::NoImageGiven) => {}
+        other => panic!("expected NoImageGiven, got {other:?}"),
+    }
+    assert!(m.platform().calls.is_empty(), "nothing was made");
+    // A static VM needs no image: its configuration has one.
+    match m.handle(Request::Create {
+        name: w("sos"),
+        options: CreateOptions::default(),
+    }) {
+        Response::Info(info) => assert_eq!(info.name.as_str(), "sos"),
+        other => panic!("expected the static VM, got {other:?}"),
+    }
+}
