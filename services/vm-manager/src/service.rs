@@ -463,7 +463,8 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         let mut at = from;
         while images.len() < ipc::vm::IMAGES_PAGE {
             match self.platform.guest_image(at)? {
-                Some(image) => {
+                Some(mut image) => {
+                    image.kind = self.scenario_kind(&image.name).unwrap_or(image.kind);
                     // Never full: the loop stops at a full page.
                     let _ = images.push(image);
                 }
@@ -473,6 +474,32 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         }
         let next = self.platform.guest_image(at)?.map(|_| at);
         Ok(Response::Images { images, next })
+    }
+
+    /// How the scenario boots image `name`, if a static VM uses it: as a
+    /// raw image, a Linux kernel or its initrd. This wins over what the
+    /// image's first bytes say: Mica's test guests carry a Linux Image
+    /// header (so either way boots them) and the scenario's choice is the
+    /// one the operator knows them by.
+    fn scenario_kind(&self, name: &str) -> Option<ipc::vm::ImageKind> {
+        use ipc::vm::ImageKind;
+        self.slots
+            .entries_from(0)
+            .filter(|entry| entry.config.is_static())
+            .find_map(|entry| {
+                let config = entry.config;
+                let initrd = config.linux.as_ref().and_then(|l| l.initrd.as_ref());
+                if config.image.as_str() == name {
+                    Some(match config.linux {
+                        Some(_) => ImageKind::LinuxImage,
+                        None => ImageKind::Raw,
+                    })
+                } else if initrd.is_some_and(|i| i.as_str() == name) {
+                    Some(ImageKind::Initrd)
+                } else {
+                    None
+                }
+            })
     }
 
     /// The slot of the VM called `name`, whose console exists while it

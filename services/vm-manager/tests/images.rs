@@ -41,6 +41,25 @@ fn images_are_listed_in_boot_image_order_a_page_at_a_time() {
 }
 
 #[test]
+fn the_scenario_says_how_an_image_it_boots_is_used() {
+    let mut m = manager();
+    // sos boots "linux" as a raw image in the test scenario; Mica's test
+    // guests carry a Linux Image header, so the bytes alone say kernel.
+    m.platform_mut().guest_images = vec![
+        image("linux", ImageKind::LinuxImage, 1 << 20),
+        image("other", ImageKind::LinuxImage, 1 << 20),
+        image("rd", ImageKind::Initrd, 10),
+    ];
+    let (images, _) = page(&mut m, 0);
+    let kinds: Vec<ImageKind> = images.iter().map(|i| i.kind).collect();
+    assert_eq!(
+        kinds,
+        [ImageKind::Raw, ImageKind::LinuxImage, ImageKind::Initrd],
+        "a static VM's raw image is raw; the others keep their bytes' kind"
+    );
+}
+
+#[test]
 fn a_page_that_is_exactly_full_ends_the_list() {
     let mut m = manager();
     let all: Vec<GuestImage> = (0..IMAGES_PAGE)
