@@ -30,10 +30,11 @@ fn images_are_listed_in_boot_image_order_a_page_at_a_time() {
         .map(|i| image(&format!("img{i}"), ImageKind::Raw, 4096 * (i + 1)))
         .collect();
     m.platform_mut().guest_images = all.clone();
+    let second = u16::try_from(IMAGES_PAGE).unwrap();
     let (first, next) = page(&mut m, 0);
     assert_eq!(first, all[..IMAGES_PAGE]);
-    assert_eq!(next, Some(IMAGES_PAGE as u16));
-    let (rest, next) = page(&mut m, IMAGES_PAGE as u16);
+    assert_eq!(next, Some(second));
+    let (rest, next) = page(&mut m, second);
     assert_eq!(rest, all[IMAGES_PAGE..]);
     assert_eq!(next, None);
     assert_eq!(page(&mut m, 500), (vec![], None), "past the end");

@@ -18,11 +18,12 @@ fn images_lists_name_kind_and_size() {
     assert_eq!(
         run.stdout,
         "\
-NAME    KIND         SIZE
-hello   raw          8 KiB
-linux   Linux Image  24 MiB
-initrd  initrd       3 MiB
-zephyr  raw          300 bytes
+NAME     KIND         SIZE
+hello    raw          8 KiB
+vmlinux  Linux Image  24 MiB
+initrd   initrd       3 MiB
+linux    raw          64 KiB
+zephyr   raw          300 bytes
 "
     );
     let run = mica_at(&fake.socket, &["images", "--json"]);
@@ -30,8 +31,9 @@ zephyr  raw          300 bytes
     assert_eq!(
         run.stdout,
         "{\"images\":[{\"name\":\"hello\",\"kind\":\"raw\",\"size\":8192},\
-         {\"name\":\"linux\",\"kind\":\"linux_image\",\"size\":25165824},\
+         {\"name\":\"vmlinux\",\"kind\":\"linux_image\",\"size\":25165824},\
          {\"name\":\"initrd\",\"kind\":\"initrd\",\"size\":3145728},\
+         {\"name\":\"linux\",\"kind\":\"raw\",\"size\":65536},\
          {\"name\":\"zephyr\",\"kind\":\"raw\",\"size\":300}]}\n"
     );
     let run = mica_at(&fake.socket, &["images", "extra"]);

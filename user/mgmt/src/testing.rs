@@ -16,8 +16,9 @@ use vm_manager::{
 };
 
 /// The guest images of [`manager_with_images`]'s boot image: `hello`
-/// (raw, 8 KiB), `linux` (Linux Image, 24 MiB), `initrd` (initrd, 3 MiB),
-/// `zephyr` (raw, 300 bytes).
+/// (raw, 8 KiB), `vmlinux` (Linux Image, 24 MiB), `initrd` (initrd, 3
+/// MiB), and the [`SCENARIO`]'s raw images `linux` (64 KiB) and `zephyr`
+/// (300 bytes).
 pub fn example_images() -> heapless::Vec<GuestImage, 8> {
     let image = |name: &str, kind, size| GuestImage {
         name: ipc::wire_name(name).unwrap_or_default(),
@@ -26,15 +27,18 @@ pub fn example_images() -> heapless::Vec<GuestImage, 8> {
     };
     heapless::Vec::from_iter([
         image("hello", ImageKind::Raw, 8 * 1024),
-        image("linux", ImageKind::LinuxImage, 24 * 1024 * 1024),
+        image("vmlinux", ImageKind::LinuxImage, 24 * 1024 * 1024),
         image("initrd", ImageKind::Initrd, 3 * 1024 * 1024),
+        // A Linux Image by its bytes, but sos boots it raw: listed as raw.
+        image("linux", ImageKind::LinuxImage, 64 * 1024),
         image("zephyr", ImageKind::Raw, 300),
     ])
 }
 
 /// What [`example_images`] lists, as a failed create shows it.
-pub const EXAMPLE_IMAGES: &str = "hello (raw, 8 KiB), linux (Linux Image, 24 MiB), \
-                                  initrd (initrd, 3 MiB), zephyr (raw, 300 bytes)";
+pub const EXAMPLE_IMAGES: &str = "hello (raw, 8 KiB), vmlinux (Linux Image, 24 MiB), \
+                                  initrd (initrd, 3 MiB), linux (raw, 64 KiB), \
+                                  zephyr (raw, 300 bytes)";
 
 /// The figures the stand-in reports for each VM: a guest that printed
 /// through its UART for a while.
@@ -92,7 +96,8 @@ impl Platform for NullPlatform {
     ) -> Result<(), ipc::Error> {
         let initrd = linux.and_then(|boot| boot.initrd.as_ref());
         let known = |name: &ImageName| self.images.iter().any(|i| i.name == name.as_str());
-        if !self.images.is_empty() && !(known(image) && initrd.is_none_or(known)) {
+        let loads = self.images.is_empty() || (known(image) && initrd.is_none_or(known));
+        if !loads {
             return Err(ipc::Error::UnknownImage);
         }
         self.last_load = Some((image.clone(), linux.cloned()));

@@ -124,7 +124,7 @@ fn the_pager_reads_every_image_and_refuses_answers_that_stand_still() {
         let page = pager.accept(manager.handle(request)).unwrap();
         names.extend(page.iter().map(|i| i.name.to_string()));
     }
-    assert_eq!(names, ["hello", "linux", "initrd", "zephyr"]);
+    assert_eq!(names, ["hello", "vmlinux", "initrd", "linux", "zephyr"]);
 
     let page = |next| Response::Images {
         images: heapless::Vec::new(),

@@ -295,15 +295,16 @@ fn images_lists_the_guest_images_with_kind_and_size() {
     let (mut shell, mut hv) = (Shell::new(), fake_with_images());
     let (_, shown) = typed(&mut shell, &mut hv, "images\n");
     let lines: Vec<&str> = shown.lines().collect();
-    assert_eq!(lines[1], "NAME    KIND         SIZE", "{shown}");
-    assert_eq!(lines[2], "hello   raw          8 KiB");
-    assert_eq!(lines[3], "linux   Linux Image  24 MiB");
-    assert_eq!(lines[4], "initrd  initrd       3 MiB");
-    assert_eq!(lines[5], "zephyr  raw          300 bytes");
-    assert_eq!(lines[6], "mica> ");
+    assert_eq!(lines[1], "NAME     KIND         SIZE", "{shown}");
+    assert_eq!(lines[2], "hello    raw          8 KiB");
+    assert_eq!(lines[3], "vmlinux  Linux Image  24 MiB");
+    assert_eq!(lines[4], "initrd   initrd       3 MiB");
+    assert_eq!(lines[5], "linux    raw          64 KiB");
+    assert_eq!(lines[6], "zephyr   raw          300 bytes");
+    assert_eq!(lines[7], "mica> ");
     // `vm images` is the same command.
     let (_, again) = typed(&mut shell, &mut hv, "vm images\n");
-    assert_eq!(again.lines().nth(2), Some("hello   raw          8 KiB"));
+    assert_eq!(again.lines().nth(2), Some("hello    raw          8 KiB"));
     // An empty boot image says so.
     let (mut shell, mut hv) = (Shell::new(), fake());
     let (_, shown) = typed(&mut shell, &mut hv, "images\n");
