@@ -44,8 +44,9 @@ fn check_payload(payload: &[u8]) {
     }
 }
 
-/// What a user or a script sees of a response (the CLI's table, info
-/// block and JSON, an ended VM's sentence) holds no control character but
+/// What a user or a script sees of a response (the CLI's tables, info
+/// block and JSON, an ended VM's sentence, the images a refused create
+/// lists) holds no control character but
 /// the table's line ends, and the JSON is one line.
 fn check_shown(response: &vm::Response) {
     use mica_mgmt::json;
@@ -54,6 +55,20 @@ fn check_shown(response: &vm::Response) {
     let vms: &[vm::VmInfo] = match response {
         vm::Response::Info(info) => core::slice::from_ref(info),
         vm::Response::List { vms, .. } => vms,
+        vm::Response::Images { images, .. } => {
+            use mica_mgmt::images::{ImageChoices, ImageTable};
+            let table = ImageTable(images).to_string();
+            assert!(printable(&table), "{table:?}");
+            let choices = ImageChoices(images).to_string();
+            assert!(
+                printable(&choices) && !choices.contains('\n'),
+                "{choices:?}"
+            );
+            let mut line = String::new();
+            json::write_images(&mut line, images).expect("writes to a String");
+            assert!(!line.chars().any(char::is_control), "{line:?}");
+            return;
+        }
         vm::Response::Ended(exit) => {
             let text = format!("{exit} / {}", exit.short());
             assert!(printable(&text) && !text.contains('\n'), "{text:?}");

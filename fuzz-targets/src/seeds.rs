@@ -59,6 +59,8 @@ pub fn generated(target: &str) -> Vec<Vec<u8>> {
             "vm reset vm0 --new-genid",
             "vm clone vm0 vm9",
             "console linux",
+            "images",
+            "vm images",
             "help",
             "console \"linux\"",
         ]),
@@ -130,6 +132,7 @@ fn vm_requests() -> Vec<vm::Request> {
             from: 1 << 40,
         },
         vm::Request::Stats { name: name("vm0") },
+        vm::Request::Images { from: 7 },
     ]
 }
 
@@ -183,6 +186,28 @@ fn vm_responses() -> Vec<vm::Response> {
         }),
         vm::Response::Ended(vm::LastExit::Destroyed),
         vm::Response::Err(Error::InvalidName),
+        vm::Response::Err(Error::NoImageGiven),
+        vm::Response::Images {
+            images: heapless::Vec::from_slice(&[
+                vm::GuestImage {
+                    name: name("hello"),
+                    kind: vm::ImageKind::Raw,
+                    size: 8192,
+                },
+                vm::GuestImage {
+                    name: name("linux"),
+                    kind: vm::ImageKind::LinuxImage,
+                    size: 25 << 20,
+                },
+                vm::GuestImage {
+                    name: name("linux-initrd"),
+                    kind: vm::ImageKind::Initrd,
+                    size: u64::MAX,
+                },
+            ])
+            .expect("fits"),
+            next: Some(8),
+        },
         vm::Response::ConsoleOutput(ConsoleChunk {
             next: 9,
             lost: 1,

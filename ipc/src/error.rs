@@ -93,6 +93,10 @@ pub enum Error {
         /// The silent service's endpoint number.
         endpoint: u8,
     } = 27,
+    /// A `Create` of a dynamic VM named neither an image (nor a Linux
+    /// kernel) nor a template to copy: there is nothing to boot. Nothing
+    /// was done.
+    NoImageGiven = 28,
 }
 
 impl Error {
@@ -127,6 +131,7 @@ impl Error {
             Error::ServiceDown { .. } => 25,
             Error::TimedOut => 26,
             Error::ServiceHung { .. } => 27,
+            Error::NoImageGiven => 28,
         }
     }
 }
@@ -188,6 +193,7 @@ impl fmt::Display for Error {
                 "the {} did not answer in time (hung or overloaded): retry",
                 ServiceName(*endpoint)
             ),
+            Error::NoImageGiven => f.write_str("no guest image or template given"),
         }
     }
 }

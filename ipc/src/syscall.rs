@@ -434,6 +434,14 @@ pub enum Sysno {
     /// is reported, its callers get `ServerDied` and the supervisor hears
     /// of its death as of any other. Only the supervisor may call it.
     KillServer = 45,
+    /// `image_name(index) -> (name_len, image_len)`: the name of the
+    /// boot-image guest entry number `index` (guest entries only, in the
+    /// image's order, from 0) in the first `name_len` bytes of the IPC
+    /// buffer, and its length; `image_info` then reads its header. The
+    /// vm-manager lists the images with it (`images`, and the list a
+    /// `vm create` naming an unknown image answers with). Needs
+    /// VM_CONTROL; `Error::UnknownImage` past the last entry.
+    ImageName = 46,
 }
 
 /// The IPC-buffer layout of `vm_adopt`'s answer.
@@ -669,6 +677,7 @@ impl Sysno {
             43 => Sysno::CallTimed,
             44 => Sysno::WaitTimed,
             45 => Sysno::KillServer,
+            46 => Sysno::ImageName,
             _ => return None,
         })
     }
@@ -772,12 +781,13 @@ mod tests {
             (Sysno::CallTimed, 43),
             (Sysno::WaitTimed, 44),
             (Sysno::KillServer, 45),
+            (Sysno::ImageName, 46),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(46), None);
+        assert_eq!(Sysno::from_usize(47), None);
         assert_eq!(
             (
                 vm_stats::EXITS,

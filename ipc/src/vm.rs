@@ -12,6 +12,11 @@ use crate::{Error, VmId, WireName};
 /// fit one message.)
 pub const LIST_PAGE: usize = 4;
 
+/// How many guest images one `Images` response carries; ask again from
+/// `next` for more. (Eight of the widest [`GuestImage`], a 32-byte name
+/// with its kind and a 10-byte size, fit one message with room to spare.)
+pub const IMAGES_PAGE: usize = 8;
+
 /// How many dynamic VMs that ended (and gave their slot back) the
 /// vm-manager remembers, by name, for [`Response::Ended`].
 pub const ENDED_HISTORY: usize = 8;
@@ -386,6 +391,53 @@ pub struct VmInfo {
     pub last_exit_uptime_ms: Option<u64>,
 }
 
+/// What a guest image in the boot image holds, as the vm-manager reads it
+/// from its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ImageKind {
+    /// A raw image, loaded as is and entered at its start (`--image`).
+    Raw,
+    /// A RISC-V Linux kernel `Image` (`--kernel`).
+    LinuxImage,
+    /// An initial ramdisk: a cpio archive, plain or compressed
+    /// (`--initrd`).
+    Initrd,
+}
+
+impl ImageKind {
+    /// A word for scripts (`--json`'s `"kind"`): `raw`, `linux_image`,
+    /// `initrd`.
+    pub fn key(self) -> &'static str {
+        match self {
+            ImageKind::Raw => "raw",
+            ImageKind::LinuxImage => "linux_image",
+            ImageKind::Initrd => "initrd",
+        }
+    }
+}
+
+impl fmt::Display for ImageKind {
+    /// `raw`, `Linux Image`, `initrd`; pads to a width (a table column).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            ImageKind::Raw => "raw",
+            ImageKind::LinuxImage => "Linux Image",
+            ImageKind::Initrd => "initrd",
+        })
+    }
+}
+
+/// One guest image of the boot image (what `Images` reports).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestImage {
+    /// Its name, as `--image`, `--kernel` and `--initrd` take it.
+    pub name: WireName,
+    /// What it holds.
+    pub kind: ImageKind,
+    /// Its length in bytes.
+    pub size: u64,
+}
+
 /// What `Stats` reports of a VM, since it last started (a reset or a
 /// fresh start begins again from zero): how often its vCPUs left the guest,
 /// by kind, and its I/O requests through the ioreq and device services.
@@ -528,6 +580,13 @@ pub enum Request {
         /// The restarted service's endpoint number.
         endpoint: u8,
     },
+    /// List the guest images of the boot image from number `from` on
+    /// (in the boot image's order), a page at a time (answered with
+    /// `Images`).
+    Images {
+        /// The first image to report.
+        from: u16,
+    },
 }
 
 /// The vm-manager's answer.
@@ -560,6 +619,13 @@ pub enum Response {
     /// request about a name that only the vm-manager's short history of
     /// ended VMs, [`ENDED_HISTORY`], knows). Nothing was done.
     Ended(LastExit),
+    /// A page of guest images (answer to `Images`).
+    Images {
+        /// The images of this page.
+        images: heapless::Vec<GuestImage, IMAGES_PAGE>,
+        /// Ask `Images { from: next }` for more; `None` at the end.
+        next: Option<u16>,
+    },
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ fn info() -> VmInfo {
 #[test]
 fn vm_request_discriminants_are_pinned() {
     let n = name;
-    let cases: [(vm::Request, u8); 13] = [
+    let cases: [(vm::Request, u8); 15] = [
         (
             vm::Request::Create {
                 name: n(),
@@ -75,6 +75,8 @@ fn vm_request_discriminants_are_pinned() {
         ),
         (vm::Request::ConsoleOutput { name: n(), from: 0 }, 11),
         (vm::Request::Stats { name: n() }, 12),
+        (vm::Request::ServiceRestarted { endpoint: 1 }, 13),
+        (vm::Request::Images { from: 0 }, 14),
     ];
     for (msg, byte) in cases {
         assert_eq!(first_byte(&msg), byte, "{msg:?}");
@@ -121,6 +123,42 @@ fn vm_response_discriminants_are_pinned() {
     assert_eq!(encode(&chunk, &mut buf).unwrap(), [2, 1, 2, b'h', b'i']);
     assert_eq!(first_byte(&vm::Response::Stats(VmStats::default())), 5);
     assert_eq!(first_byte(&vm::Response::Ended(vm::LastExit::Destroyed)), 6);
+    let images = vm::Response::Images {
+        images: heapless::Vec::new(),
+        next: None,
+    };
+    assert_eq!(first_byte(&images), 7);
+}
+
+#[test]
+fn a_full_images_page_of_the_longest_names_fits_one_message() {
+    let widest = vm::GuestImage {
+        name: wire_name(&"i".repeat(32)).unwrap(),
+        kind: vm::ImageKind::LinuxImage,
+        size: u64::MAX,
+    };
+    let mut images = heapless::Vec::new();
+    for _ in 0..vm::IMAGES_PAGE {
+        images.push(widest.clone()).unwrap();
+    }
+    let page = vm::Response::Images {
+        images,
+        next: Some(u16::MAX),
+    };
+    let mut buf = [0u8; ipc::MAX_MESSAGE_SIZE];
+    let bytes = encode(&page, &mut buf).expect("fits");
+    assert!(bytes.len() <= ipc::MAX_MESSAGE_SIZE);
+    // A guest image: the length-prefixed name, the kind, the varint size.
+    let small = vm::GuestImage {
+        name: wire_name("hello").unwrap(),
+        kind: vm::ImageKind::Initrd,
+        size: 300,
+    };
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        encode(&small, &mut buf).unwrap(),
+        [5, b'h', b'e', b'l', b'l', b'o', 2, 0xac, 0x02]
+    );
 }
 
 #[test]
@@ -345,7 +383,7 @@ fn devices_discriminants_are_pinned() {
 }
 
 /// Every error, with its numeric code and its wire byte (variant index).
-fn all_errors() -> [(Error, u32); 27] {
+fn all_errors() -> [(Error, u32); 28] {
     [
         (Error::Malformed, 1),
         (Error::MessageTooLarge, 2),
@@ -379,6 +417,7 @@ fn all_errors() -> [(Error, u32); 27] {
         (Error::ServiceDown { endpoint: 2 }, 25),
         (Error::TimedOut, 26),
         (Error::ServiceHung { endpoint: 3 }, 27),
+        (Error::NoImageGiven, 28),
     ]
 }
 

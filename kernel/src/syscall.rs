@@ -230,6 +230,7 @@ pub fn dispatch<M: Machine>(
         | Sysno::VmWriteGenid
         | Sysno::VmCloneRam
         | Sysno::ImageInfo
+        | Sysno::ImageName
         | Sysno::VmWriteRam
         | Sysno::VmStatus
         | Sysno::VmAdopt

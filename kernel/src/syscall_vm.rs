@@ -57,6 +57,12 @@ pub trait VmHost {
     fn image_info(&mut self, _task: TaskId, _name_len: usize) -> Result<usize, Error> {
         Err(Error::KernelRefused)
     }
+    /// Copies the name of guest image number `index` (guest entries only,
+    /// in the boot image's order) to the start of `task`'s IPC buffer;
+    /// returns the name's length and the image's.
+    fn image_name(&mut self, _task: TaskId, _index: usize) -> Result<(usize, usize), Error> {
+        Err(Error::KernelRefused)
+    }
     /// Copies `len` bytes of `task`'s IPC buffer page into `vm`'s RAM at
     /// `offset` from its start.
     fn vm_write_ram(
@@ -216,6 +222,9 @@ pub fn dispatch<M: Machine>(
         Sysno::ImageInfo => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| machine.image_info(current, args[0]))
             .map(|len| [len, 0, 0]),
+        Sysno::ImageName => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| machine.image_name(current, args[0]))
+            .map(|(name_len, len)| [name_len, len, 0]),
         Sysno::VmWriteRam => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| known(objects, vm))
             .and_then(|()| machine.vm_write_ram(current, vm, args[1] as u64, args[2]))

@@ -69,6 +69,13 @@ impl VmHost for Host {
         self.boot.push(format!("info {len}"));
         Ok(31_167_488)
     }
+    fn image_name(&mut self, _: TaskId, index: usize) -> Result<(usize, usize), Error> {
+        self.boot.push(format!("name {index}"));
+        match index {
+            0 => Ok((5, 8192)),
+            _ => Err(Error::UnknownImage),
+        }
+    }
     fn vm_write_ram(&mut self, _: TaskId, vm: usize, offset: u64, len: usize) -> Result<(), Error> {
         self.boot.push(format!("write {vm} {offset:#x} {len}"));
         Ok(())
@@ -207,6 +214,7 @@ fn the_boot_calls_need_vm_control_and_pass_offsets_through() {
     let (m, d) = (w.manager, w.devices);
     for call in [
         Sysno::ImageInfo,
+        Sysno::ImageName,
         Sysno::VmWriteRam,
         Sysno::VmLoad,
         Sysno::VmStart,
@@ -217,6 +225,11 @@ fn the_boot_calls_need_vm_control_and_pass_offsets_through() {
     assert_eq!(
         w.call(m, Sysno::ImageInfo, [2, 0, 0]),
         (OK, [31_167_488, 0, 0])
+    );
+    assert_eq!(w.call(m, Sysno::ImageName, [0, 0, 0]), (OK, [5, 8192, 0]));
+    assert_eq!(
+        w.call(m, Sysno::ImageName, [1, 0, 0]).0,
+        status_of(Error::UnknownImage)
     );
     assert_eq!(
         w.call(m, Sysno::VmLoad, [0, 2, 0x20_0000]),
@@ -229,6 +242,8 @@ fn the_boot_calls_need_vm_control_and_pass_offsets_through() {
         w.host.boot,
         [
             "info 2",
+            "name 0",
+            "name 1",
             "load 0 2 0x200000",
             "write 0 0x3ffd000 4096",
             "start 0 0x200000 0x3ffd000"

@@ -132,6 +132,23 @@ impl VmHost for Tasks {
         Ok(data.len())
     }
 
+    fn image_name(&mut self, task: TaskId, index: usize) -> Result<(usize, usize), Error> {
+        let entry = self
+            .boot
+            .as_ref()
+            .and_then(|b| {
+                b.image
+                    .entries()
+                    .filter(|e| e.kind == EntryKind::Guest)
+                    .nth(index)
+            })
+            .ok_or(Error::UnknownImage)?;
+        let name = entry.name.as_bytes();
+        let slot = self.slot(task).ok_or(Error::InvalidArgument)?;
+        slot.space.write_ipc(name);
+        Ok((name.len(), entry.data.len()))
+    }
+
     fn vm_write_ram(
         &mut self,
         task: TaskId,

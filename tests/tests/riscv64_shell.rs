@@ -5,8 +5,9 @@
 //! free-frame count exactly where it was, one `error:` line per mistake
 //! (including a full slot table and too little memory), a static VM launched
 //! again by its name, more VMs made and destroyed than the kernel has VM
-//! identifiers (`mica.vm_ids=3`), and `halt` ending QEMU with status 0. Run
-//! by `cargo xtask test`.
+//! identifiers (`mica.vm_ids=3`), `images` listing the boot image's guest
+//! images (and a create of an unknown image, or none, listing them), and
+//! `halt` ending QEMU with status 0. Run by `cargo xtask test`.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::time::Duration;
@@ -685,5 +686,42 @@ fn a_command_typed_while_the_vm_manager_hangs_is_answered_by_its_restarted_copy(
     // Everything works again.
     s.send("vm pause vm0\n").unwrap();
     answer(&mut s, "vm0 paused").unwrap();
+    halt(s);
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn images_lists_the_guest_images_and_a_create_without_one_names_them() {
+    let mut s = booted();
+    s.send("images\n").unwrap();
+    s.expect("mica> images", ANSWER).unwrap();
+    let header = s.expect("KIND         SIZE", ANSWER).unwrap();
+    assert!(header.starts_with("NAME "), "{header}");
+    // The table's rows follow the header; the hello guest is a raw image
+    // of a few KiB.
+    let row = s.expect("hello  ", ANSWER).unwrap();
+    assert!(row.starts_with("hello "), "{row}");
+    assert!(
+        row.contains(" raw ") && row.ends_with(" KiB"),
+        "hello is raw, in KiB: {row}"
+    );
+
+    s.send("vm create x --image nope\n").unwrap();
+    let error = s.expect("error: ", ANSWER).unwrap();
+    assert!(
+        error.starts_with("error: no guest image named nope: check --image; the images are: "),
+        "{error}"
+    );
+    assert!(error.contains("hello (raw, "), "{error}");
+
+    s.send("vm create x\n").unwrap();
+    let error = s.expect("error: no guest image for x", ANSWER).unwrap();
+    assert!(
+        error.contains("name an image with --image IMAGE or a template with --from VM")
+            && error.contains("hello (raw, "),
+        "{error}"
+    );
+    s.send("vm create x --image hello\n").unwrap();
+    s.expect("x created", ANSWER).unwrap();
     halt(s);
 }

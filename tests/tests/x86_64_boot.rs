@@ -24,7 +24,8 @@ const BOOT: Duration = Duration::from_secs(30);
 /// QEMU's exit for the kernel's failure (isa-debug-exit value 1).
 const FAILURE_EXIT: i32 = 3;
 
-/// QEMU pc booting the Multiboot image xtask built, on `cpu`.
+/// QEMU pc booting the Multiboot image xtask built, on `cpu`, without a
+/// NIC (Mica has no network; the default e1000 needs ipxe-qemu's ROM).
 fn qemu(cpu: &str, extra: &[&str]) -> Session {
     let image = std::env::var("MICA_KERNEL_X86_64").expect(
         "MICA_KERNEL_X86_64 names the Multiboot image: run these tests with `cargo xtask test`",
@@ -33,6 +34,7 @@ fn qemu(cpu: &str, extra: &[&str]) -> Session {
     command
         .args(["-cpu", cpu, "-kernel", &image])
         .args(["-serial", "stdio", "-display", "none", "-monitor", "none"])
+        .args(["-nic", "none"])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .arg("-no-reboot")
         .args(extra);

@@ -24,6 +24,17 @@ const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/mica-backports.sources";
 
 /// Installs `qemu-system-riscv64` (and the x86 one, and OpenSBI) from
 /// bookworm-backports when `qemu-system-riscv64` is missing.
+///
+/// Without recommended packages: a headless hypervisor needs none of
+/// QEMU's GUI, SPICE, OpenGL, extra block drivers, `qemu-utils` or OVMF.
+/// What our command lines need at run time comes with the dependencies or
+/// is named here: OpenSBI (`-bios default` on RISC-V; named, though
+/// qemu-system-riscv depends on it too) and SeaBIOS (x86, a dependency).
+/// No NIC is configured: the x86 command lines say `-nic none` (the pc
+/// board's default e1000 would need `efi-e1000.rom` from ipxe-qemu, a
+/// recommendation of qemu-system-riscv and a dependency of
+/// qemu-system-x86 in bookworm-backports), and RISC-V's virt board has
+/// no default NIC.
 pub fn qemu() -> Result<(), String> {
     if on_path("qemu-system-riscv64") && on_path("qemu-system-x86_64") {
         return Ok(());
@@ -42,7 +53,8 @@ pub fn qemu() -> Result<(), String> {
     run(Command::new("apt-get").arg("update"), "apt-get update")?;
     let mut install = Command::new("apt-get");
     install
-        .args(["install", "-y", "-t", "bookworm-backports"])
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(["-t", "bookworm-backports"])
         .args(["qemu-system-riscv", "qemu-system-x86", "opensbi"])
         .env("DEBIAN_FRONTEND", "noninteractive");
     run(&mut install, "install QEMU")
@@ -60,7 +72,9 @@ const BOCHS_PACKAGES: [&str; 7] = [
     "mtools",
 ];
 
-/// Installs Bochs and the GRUB ISO tools from Debian when any is missing.
+/// Installs Bochs and the GRUB ISO tools from Debian when any is missing,
+/// without recommended packages (`bximage`, `os-prober`: not needed to
+/// boot an ISO).
 pub fn bochs() -> Result<(), String> {
     let programs = ["bochs-bin", "grub-mkrescue", "xorriso", "mformat"];
     let files = [
@@ -76,7 +90,7 @@ pub fn bochs() -> Result<(), String> {
     run(Command::new("apt-get").arg("update"), "apt-get update")?;
     let mut install = Command::new("apt-get");
     install
-        .args(["install", "-y"])
+        .args(["install", "-y", "--no-install-recommends"])
         .args(BOCHS_PACKAGES)
         .env("DEBIAN_FRONTEND", "noninteractive");
     run(&mut install, "install Bochs and GRUB")

@@ -84,12 +84,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// QEMU booting the Multiboot `image` on `cpu`, console on stdio.
+/// QEMU booting the Multiboot `image` on `cpu`, console on stdio. No NIC
+/// (`-nic none`): Mica has no network, and the pc board's default e1000
+/// would need its option ROM (ipxe-qemu) for nothing.
 pub fn qemu_command(image: &Path, cpu: &str) -> Command {
     let mut qemu = Command::new("qemu-system-x86_64");
     qemu.args(["-cpu", cpu, "-m", "256M", "-kernel"])
         .arg(image)
         .args(["-serial", "stdio", "-display", "none", "-monitor", "none"])
+        .args(["-nic", "none"])
         .args(["-device", DEBUG_EXIT, "-no-reboot"]);
     qemu
 }

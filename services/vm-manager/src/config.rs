@@ -166,8 +166,9 @@ pub fn check_mem(mem_mib: u32) -> Result<u32, ipc::Error> {
 /// template give.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DynamicDefaults {
-    /// Guest image.
-    pub image: &'static str,
+    /// Guest image; `None` (the default): a create must name an image, a
+    /// kernel or a template ([`ipc::Error::NoImageGiven`] otherwise).
+    pub image: Option<&'static str>,
     /// RAM in MiB.
     pub mem_mib: u32,
     /// Number of vCPUs.
@@ -177,7 +178,7 @@ pub struct DynamicDefaults {
 impl Default for DynamicDefaults {
     fn default() -> Self {
         DynamicDefaults {
-            image: "guest",
+            image: None,
             mem_mib: 128,
             vcpus: 1,
         }
@@ -235,7 +236,9 @@ impl VmConfig {
     /// [`ipc::Error::UnknownImage`] (no image can have it); both `image`
     /// and `kernel`, an initrd or command line for a raw image, a command
     /// line with NUL, 0 or more than 16 vCPUs is
-    /// [`ipc::Error::InvalidArgument`]; 0 MiB is [`ipc::Error::OutOfMemory`].
+    /// [`ipc::Error::InvalidArgument`]; 0 MiB is [`ipc::Error::OutOfMemory`];
+    /// no image, kernel or template (and no default image) is
+    /// [`ipc::Error::NoImageGiven`].
     ///
     /// `kernel` boots a Linux Image (with `initrd`/`cmdline`, else none);
     /// `image` a raw image; neither keeps the template's choice, whose
@@ -252,7 +255,10 @@ impl VmConfig {
             (Some(image), None, _) => (parse(image.as_str())?, None),
             (None, Some(kernel), _) => (parse(kernel.as_str())?, Some(LinuxBoot::default())),
             (None, None, Some(template)) => (template.image.clone(), template.linux.clone()),
-            (None, None, None) => (parse(defaults.image)?, None),
+            (None, None, None) => (
+                parse(defaults.image.ok_or(ipc::Error::NoImageGiven)?)?,
+                None,
+            ),
         };
         let linux = match linux {
             Some(mut boot) => {
@@ -403,7 +409,20 @@ mod tests {
 
     #[test]
     fn dynamic_config_takes_defaults_then_template_then_options() {
-        let defaults = DynamicDefaults::default();
+        assert_eq!(
+            VmConfig::dynamic(
+                name("d"),
+                &CreateOptions::default(),
+                None,
+                &DynamicDefaults::default()
+            ),
+            Err(ipc::Error::NoImageGiven),
+            "no image, kernel, template or default image: nothing to boot"
+        );
+        let defaults = DynamicDefaults {
+            image: Some("guest"),
+            ..DynamicDefaults::default()
+        };
         let plain =
             VmConfig::dynamic(name("d"), &CreateOptions::default(), None, &defaults).unwrap();
         assert_eq!(plain.image.as_str(), "guest");
@@ -437,7 +456,10 @@ mod tests {
 
     #[test]
     fn a_dynamic_config_is_built_again_from_its_options() {
-        let defaults = DynamicDefaults::default();
+        let defaults = DynamicDefaults {
+            image: Some("guest"),
+            ..DynamicDefaults::default()
+        };
         let raw = CreateOptions {
             image: Some(ipc::wire_name("hello").unwrap()),
             mem_mib: Some(12),
@@ -460,7 +482,10 @@ mod tests {
 
     #[test]
     fn dynamic_config_refuses_bad_settings() {
-        let defaults = DynamicDefaults::default();
+        let defaults = DynamicDefaults {
+            image: Some("guest"),
+            ..DynamicDefaults::default()
+        };
         let with = |image: Option<&str>, mem_mib, vcpus| CreateOptions {
             template: None,
             image: image.map(|i| ipc::wire_name(i).unwrap()),
@@ -491,7 +516,10 @@ mod tests {
 
     #[test]
     fn a_kernel_boots_with_its_initrd_and_command_line() {
-        let defaults = DynamicDefaults::default();
+        let defaults = DynamicDefaults {
+            image: Some("guest"),
+            ..DynamicDefaults::default()
+        };
         let options = CreateOptions {
             kernel: wire("lx"),
             initrd: wire("lx-initrd"),
@@ -516,7 +544,10 @@ mod tests {
 
     #[test]
     fn kernel_options_that_contradict_are_refused() {
-        let defaults = DynamicDefaults::default();
+        let defaults = DynamicDefaults {
+            image: Some("guest"),
+            ..DynamicDefaults::default()
+        };
         let cases = [
             CreateOptions {
                 image: wire("raw"),

@@ -30,8 +30,8 @@ use ipc::ioreq::ClientId;
 use ipc::syscall::vm_exit::ExitRecord;
 use ipc::syscall::{IMAGE_HEADER_BYTES, PLATFORM_SSTC};
 use ipc::syscall::{MAX_VMS, endpoints};
-use ipc::vm::{CreateOptions, VmStats};
-use ipc::{Error, VmId, devices, ioreq};
+use ipc::vm::{CreateOptions, GuestImage, VmStats};
+use ipc::{Error, VmId, WireName, devices, ioreq};
 
 use crate::board::{GuestBoard, GuestBoot};
 use crate::boot_layout::{self, BootPlan, DTB_PAGE};
@@ -57,6 +57,11 @@ pub trait VmKernel {
     /// Boot-image guest `image`'s length and first bytes (a Linux Image
     /// header). The default knows no image.
     fn image_info(&mut self, _image: &str) -> Result<(u64, [u8; IMAGE_HEADER_BYTES]), Error> {
+        Err(Error::UnknownImage)
+    }
+    /// The name and length of boot-image guest number `index`;
+    /// `UnknownImage` past the last. The default knows no image.
+    fn image_name(&mut self, _index: usize) -> Result<(WireName, u64), Error> {
         Err(Error::UnknownImage)
     }
     /// Copies `bytes` into `vm`'s RAM at `offset` (below the generation-ID
@@ -780,6 +785,10 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         let mut note = [0u8; ipc::syscall::vm_adopt::NOTE_MAX];
         let note = ipc::encode(options, &mut note)?;
         self.kernel.vm_set_note(vm, note)
+    }
+
+    fn guest_image(&mut self, index: u16) -> Result<Option<GuestImage>, Error> {
+        crate::images::guest_image(&mut self.kernel, index)
     }
 
     fn adopt(&mut self, vm: VmId) -> Result<Option<Adopted>, Error> {

@@ -18,6 +18,7 @@ pub mod creation;
 pub mod ended;
 pub mod genid;
 pub mod guest_dt;
+pub mod images;
 pub mod kernel_platform;
 pub mod lifecycle;
 pub mod linux_boot;

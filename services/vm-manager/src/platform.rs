@@ -5,7 +5,7 @@
 
 use ipc::VmId;
 use ipc::devices::ConsoleChunk;
-use ipc::vm::{CreateOptions, LastExit, StopCause, VmStats};
+use ipc::vm::{CreateOptions, GuestImage, LastExit, StopCause, VmStats};
 
 use crate::genid::GenerationId;
 use crate::linux_boot::LinuxBoot;
@@ -161,6 +161,12 @@ pub trait Platform {
     /// still has it (its resources stay as they are) and says what it is;
     /// `None` if there is no VM there. The default has none.
     fn adopt(&mut self, _vm: VmId) -> Result<Option<Adopted>, ipc::Error> {
+        Ok(None)
+    }
+
+    /// Guest image number `index` of the boot image (in its order, from
+    /// 0): name, kind and size; `None` past the last. The default has none.
+    fn guest_image(&mut self, _index: u16) -> Result<Option<GuestImage>, ipc::Error> {
         Ok(None)
     }
 }

@@ -126,6 +126,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             Request::Destroy { name } => self.destroy(&name).map(|()| Response::Ok),
             Request::Clone { source, name } => self.clone_vm(&source, &name),
             Request::List { from } => Ok(self.list(from)),
+            Request::Images { from } => self.images(from),
             Request::Info { name } => self.info(&name),
             Request::ConsoleInput { name, bytes } => {
                 self.console_input(&name, &bytes).map(|()| Response::Ok)
@@ -164,9 +165,10 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             | Request::ConsoleOutput { name, .. }
             | Request::Stats { name } => Some(name.clone()),
             Request::Clone { source, .. } => Some(source.clone()),
-            Request::Create { .. } | Request::List { .. } | Request::ServiceRestarted { .. } => {
-                None
-            }
+            Request::Create { .. }
+            | Request::List { .. }
+            | Request::Images { .. }
+            | Request::ServiceRestarted { .. } => None,
         }
     }
 
@@ -452,6 +454,52 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             }
         }
         Response::List { vms, next }
+    }
+
+    /// A page of at most [`ipc::vm::IMAGES_PAGE`] guest images from number
+    /// `from` on, in the boot image's order.
+    fn images(&mut self, from: u16) -> Result<Response, ipc::Error> {
+        let mut images = heapless::Vec::new();
+        let mut at = from;
+        while images.len() < ipc::vm::IMAGES_PAGE {
+            match self.platform.guest_image(at)? {
+                Some(mut image) => {
+                    image.kind = self.scenario_kind(&image.name).unwrap_or(image.kind);
+                    // Never full: the loop stops at a full page.
+                    let _ = images.push(image);
+                }
+                None => return Ok(Response::Images { images, next: None }),
+            }
+            at = at.checked_add(1).ok_or(ipc::Error::InvalidArgument)?;
+        }
+        let next = self.platform.guest_image(at)?.map(|_| at);
+        Ok(Response::Images { images, next })
+    }
+
+    /// How the scenario boots image `name`, if a static VM uses it: as a
+    /// raw image, a Linux kernel or its initrd. This wins over what the
+    /// image's first bytes say: Mica's test guests carry a Linux Image
+    /// header (so either way boots them) and the scenario's choice is the
+    /// one the operator knows them by.
+    fn scenario_kind(&self, name: &str) -> Option<ipc::vm::ImageKind> {
+        use ipc::vm::ImageKind;
+        self.slots
+            .entries_from(0)
+            .filter(|entry| entry.config.is_static())
+            .find_map(|entry| {
+                let config = entry.config;
+                let initrd = config.linux.as_ref().and_then(|l| l.initrd.as_ref());
+                if config.image.as_str() == name {
+                    Some(match config.linux {
+                        Some(_) => ImageKind::LinuxImage,
+                        None => ImageKind::Raw,
+                    })
+                } else if initrd.is_some_and(|i| i.as_str() == name) {
+                    Some(ImageKind::Initrd)
+                } else {
+                    None
+                }
+            })
     }
 
     /// The slot of the VM called `name`, whose console exists while it

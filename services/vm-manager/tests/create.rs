@@ -87,7 +87,7 @@ fn any_other_name_takes_the_first_free_dynamic_slot_with_defaults() {
 #[test]
 fn configured_defaults_apply_to_dynamic_vms() {
     let mut m = manager().with_defaults(vm_manager::DynamicDefaults {
-        image: "busybox",
+        image: Some("busybox"),
         mem_mib: 32,
         vcpus: 4,
     });
@@ -271,7 +271,11 @@ fn a_small_table_reports_its_own_maximum() {
         FakePlatform::default(),
         CountingEntropy::default(),
     )
-    .unwrap();
+    .unwrap()
+    .with_defaults(vm_manager::DynamicDefaults {
+        image: Some("guest"),
+        ..vm_manager::DynamicDefaults::default()
+    });
     expect_info(&mut m, create("only"));
     expect_err(&mut m, create("nope"), Error::NoFreeSlot { max: 3 });
 }

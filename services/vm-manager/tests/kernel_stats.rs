@@ -80,10 +80,14 @@ fn manager(counts: bool) -> Manager {
     };
     let mut m = Manager::new(SCENARIO, KernelPlatform::new(kernel, OkLinks), Zero)
         .expect("a valid scenario");
-    for name in ["vm0", "web"] {
+    // vm0 is static; web is dynamic and names its image.
+    for (name, image) in [("vm0", None), ("web", Some("guest"))] {
         let created = m.handle(Request::Create {
             name: wire_name(name).expect("a valid test name"),
-            options: CreateOptions::default(),
+            options: CreateOptions {
+                image: image.map(|i| wire_name(i).expect("a valid image name")),
+                ..CreateOptions::default()
+            },
         });
         assert!(matches!(created, Response::Info(_)), "{created:?}");
     }

@@ -13,7 +13,7 @@ use std::vec::Vec;
 
 use common::OkLinks;
 use ipc::syscall::PLATFORM_SSTC;
-use ipc::vm::{CreateOptions, Request, Response, WireCmdline};
+use ipc::vm::{CreateOptions, ImageKind, Request, Response, WireCmdline};
 use ipc::{Error, VmId, wire_name};
 use mica_boot::BootInfo;
 use vm_manager::{
@@ -92,6 +92,10 @@ impl VmKernel for Kernel {
     }
     fn platform_info(&mut self) -> Result<(u64, usize), Error> {
         Ok((25_000_000, PLATFORM_SSTC))
+    }
+    fn image_name(&mut self, index: usize) -> Result<(ipc::WireName, u64), Error> {
+        let (name, bytes) = self.images.iter().nth(index).ok_or(Error::UnknownImage)?;
+        Ok((ipc::wire_name(name)?, bytes.len() as u64))
     }
 }
 
@@ -257,5 +261,40 @@ fn a_raw_image_still_loads_and_starts_at_2_mib_with_empty_bootargs() {
             .expect("a valid test value")
             .initrd
             .is_none()
+    );
+}
+
+/// `images` through the kernel's calls: each entry's name and size from
+/// `image_name`, its kind from how the scenario boots it, else from the
+/// header `image_info` reads.
+#[test]
+fn images_are_read_from_the_kernel_and_named_by_their_use_or_their_bytes() {
+    let mut kernel = Kernel::default();
+    kernel
+        .images
+        .insert("lx".into(), kernel_image(31_167_488, 0x1e6_c000));
+    // The scenario's initrd: its bytes say nothing, its use says initrd.
+    kernel.images.insert("lx-initrd".into(), vec![1; 3_000_000]);
+    kernel.images.insert("other".into(), kernel_image(8192, 0));
+    kernel.images.insert("raw".into(), vec![0x13; 4096]);
+    kernel.images.insert("rd.gz".into(), vec![0x1f, 0x8b, 8, 0]);
+    let mut m = Manager::new(SCENARIO, KernelPlatform::new(kernel, OkLinks), Fixed).unwrap();
+    let Response::Images { images, next } = m.handle(Request::Images { from: 0 }) else {
+        panic!("expected an images page");
+    };
+    assert_eq!(next, None);
+    let listed: Vec<(&str, ImageKind, u64)> = images
+        .iter()
+        .map(|i| (i.name.as_str(), i.kind, i.size))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("lx", ImageKind::LinuxImage, 31_167_488),
+            ("lx-initrd", ImageKind::Initrd, 3_000_000),
+            ("other", ImageKind::LinuxImage, 8192),
+            ("raw", ImageKind::Raw, 4096),
+            ("rd.gz", ImageKind::Initrd, 4),
+        ]
     );
 }

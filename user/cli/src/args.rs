@@ -27,9 +27,15 @@ commands:
                                services since it started; for a dynamic VM
                                that ended lately (the last 8 are kept): no
                                VM named NAME (it ended: ...), exit status 1
+  images                       list the guest images in the boot image: name,
+                               kind (raw, Linux Image, initrd) and size
+                               (--json: {"images":[{"name","kind","size"}]},
+                               kind raw, linux_image or initrd, size in bytes)
   create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N]
          [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT]
-                               create a VM (a static one if NAME is configured);
+                               create a VM (a static one if NAME is configured;
+                               another needs --image, --kernel or --from; a
+                               missing or unknown image lists the images);
                                --kernel boots a Linux Image instead of --image,
                                with an initial ramdisk and a command line
                                (quote it: --cmdline "console=ttyS0 quiet")

@@ -1,15 +1,17 @@
 //! Runs one VM command against the hypervisor and prints the outcome: a
-//! table, an info block with the VM's exit and I/O figures or a
-//! confirmation line (JSON with `--json`), or the refusal on stderr.
+//! table (of VMs or guest images), an info block with the VM's exit and
+//! I/O figures or a confirmation line (JSON with `--json`), or the refusal
+//! on stderr (a `create` refused for its image with the images there are).
 
 use std::io::Write;
 
-use ipc::vm::{VmInfo, VmStats};
-use mica_mgmt::command::{Reply, ReplyError, check_stats, stats_request};
+use ipc::vm::{GuestImage, VmInfo, VmStats};
+use mica_mgmt::command::{Reply, ReplyError, check_stats, stats_request, wants_image_list};
 use mica_mgmt::errors::ErrorMessage;
+use mica_mgmt::images::{ImageChoices, ImageTable};
 use mica_mgmt::json;
 use mica_mgmt::table::{DoneLine, InfoBlock, StatsBlock, VmTable};
-use mica_mgmt::{ListPager, VmCommand};
+use mica_mgmt::{ImagesPager, ListPager, VmCommand};
 
 use crate::args::Invocation;
 use crate::link::{Link, LinkError};
@@ -31,6 +33,7 @@ pub enum Status {
 /// What came back for a command.
 enum Outcome {
     List(Vec<VmInfo>),
+    Images(Vec<GuestImage>),
     Reply(Reply),
     /// `info`: the VM, and its figures (`None` when it has none) or why
     /// they could not be read.
@@ -40,8 +43,9 @@ enum Outcome {
 /// Runs `invocation`, printing to `out` and `err`.
 pub fn run(invocation: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> Status {
     let command = &invocation.command;
+    let mut link = None;
     let outcome = Link::connect(&invocation.socket, invocation.timeout)
-        .and_then(|mut link| ask(&mut link, command));
+        .and_then(|connected| ask(link.insert(connected), command));
     let result = match outcome {
         Ok(Ok(outcome)) => show(invocation.json, command, &outcome, out)
             .and_then(|()| figures_refused(command, &outcome, err))
@@ -54,8 +58,15 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write, err: &mut dyn Write) ->
             writeln!(err, "error: {message}").map(|()| Status::Unreachable)
         }
         Ok(Err(error @ (ReplyError::Refused(_) | ReplyError::Ended(_)))) => {
+            // The list is a help: without it the refusal is still said.
+            let choices = match link.as_mut() {
+                Some(link) if wants_image_list(command, &error) => {
+                    read_images(link).ok().and_then(Result::ok)
+                }
+                _ => None,
+            };
             let message = ErrorMessage { command, error };
-            refused(invocation.json, &message, out, err)
+            refused(invocation.json, &message, choices.as_deref(), out, err)
         }
         Err(error) => writeln!(err, "error: {error}").map(|()| Status::Unreachable),
     };
@@ -75,6 +86,9 @@ fn ask(link: &mut Link, command: &VmCommand) -> Result<Result<Outcome, ReplyErro
         let stats = check_stats(link.call(&stats_request(name))?);
         return Ok(Ok(Outcome::Info(info, stats)));
     }
+    if *command == VmCommand::Images {
+        return Ok(read_images(link)?.map(Outcome::Images));
+    }
     if *command != VmCommand::List {
         let response = link.call(&command.request())?;
         return Ok(command.check_reply(response).map(Outcome::Reply));
@@ -90,6 +104,19 @@ fn ask(link: &mut Link, command: &VmCommand) -> Result<Result<Outcome, ReplyErro
     Ok(Ok(Outcome::List(vms)))
 }
 
+/// Every guest image, page by page.
+fn read_images(link: &mut Link) -> Result<Result<Vec<GuestImage>, ReplyError>, LinkError> {
+    let mut pager = ImagesPager::new();
+    let mut images = Vec::new();
+    while let Some(request) = pager.next_request() {
+        match pager.accept(link.call(&request)?) {
+            Ok(page) => images.extend(page),
+            Err(error) => return Ok(Err(error)),
+        }
+    }
+    Ok(Ok(images))
+}
+
 fn show(
     as_json: bool,
     command: &VmCommand,
@@ -100,6 +127,8 @@ fn show(
     let written = match (outcome, as_json) {
         (Outcome::List(vms), false) => fmt_into(&mut text, VmTable(vms)),
         (Outcome::List(vms), true) => json::write_list(&mut text, vms),
+        (Outcome::Images(images), false) => fmt_into(&mut text, ImageTable(images)),
+        (Outcome::Images(images), true) => json::write_images(&mut text, images),
         (Outcome::Reply(Reply::Info(vm)), false) => fmt_into(&mut text, InfoBlock(vm)),
         (Outcome::Reply(Reply::Info(vm)), true) => json::write_vm(&mut text, vm),
         (Outcome::Reply(Reply::Done), false) => fmt_into(&mut text, DoneLine(command)),
@@ -136,23 +165,31 @@ fn figures_refused(
     }
 }
 
+/// Prints a refusal; `choices`, the guest images there are, end the
+/// message when a create was refused for its image.
 fn refused(
     as_json: bool,
     message: &ErrorMessage<'_>,
+    choices: Option<&[GuestImage]>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<Status> {
+    let mut line = String::new();
+    fmt_into(&mut line, message).map_err(std::io::Error::other)?;
+    if let Some(images) = choices {
+        fmt_into(&mut line, ImageChoices(images)).map_err(std::io::Error::other)?;
+    }
     if as_json {
         let mut text = String::new();
         let ended = match &message.error {
             ReplyError::Ended(exit) => Some(exit),
             _ => None,
         };
-        json::write_error_with(&mut text, message.error.code(), message, ended)
+        json::write_error_with(&mut text, message.error.code(), &line, ended)
             .map_err(std::io::Error::other)?;
         writeln!(out, "{text}")?;
     }
-    writeln!(err, "error: {message}")?;
+    writeln!(err, "error: {line}")?;
     Ok(Status::Refused)
 }
 

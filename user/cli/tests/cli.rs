@@ -246,7 +246,7 @@ fn usage_errors_exit_2_without_touching_the_socket() {
         ),
         (
             &["--socket", socket],
-            "error: missing command (one of list, info, create, start, pause, resume, reset, shutdown, destroy, clone); run mica --help for the commands\n",
+            "error: missing command (one of list, images, info, create, start, pause, resume, reset, shutdown, destroy, clone); run mica --help for the commands\n",
         ),
         (
             &["--socket", socket, "strat", "a"],
@@ -349,7 +349,7 @@ fn a_peer_of_another_version_exits_3() {
     assert_eq!(run.code, 3);
     assert_eq!(
         run.stderr,
-        "error: the peer speaks management protocol version 9, this side speaks version 3: use a matching mica\n"
+        "error: the peer speaks management protocol version 9, this side speaks version 4: use a matching mica\n"
     );
 }
 

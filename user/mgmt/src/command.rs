@@ -1,13 +1,15 @@
 //! What a user can ask for ([`Command`], [`VmCommand`]), the `ipc::vm`
 //! request each VM command sends, and how its response is checked
-//! ([`VmCommand::check_reply`], [`ListPager`] for `list`, page by page;
+//! ([`VmCommand::check_reply`], [`ListPager`] for `list` and
+//! [`ImagesPager`] for `images`, page by page;
 //! [`stats_request`] and [`check_stats`] for the figures `info` shows
 //! after the VM's settings).
 
 use core::fmt;
 
 use ipc::vm::{
-    CreateOptions, LIST_PAGE, LastExit, Request, Response, VmInfo, VmState, VmStats, WireCmdline,
+    CreateOptions, GuestImage, IMAGES_PAGE, LIST_PAGE, LastExit, Request, Response, VmInfo,
+    VmState, VmStats, WireCmdline,
 };
 use vm_manager::{ImageName, VmName};
 
@@ -69,6 +71,8 @@ pub struct CreateArgs {
 pub enum VmCommand {
     /// `list`: every VM, read page by page.
     List,
+    /// `images`: the boot image's guest images, read page by page.
+    Images,
     /// `info NAME`.
     Info {
         /// Which VM.
@@ -169,6 +173,7 @@ impl VmCommand {
     pub fn verb(&self) -> &'static str {
         match self {
             VmCommand::List => "list",
+            VmCommand::Images => "images",
             VmCommand::Info { .. } => "info",
             VmCommand::Create(_) => "create",
             VmCommand::Start { .. } => "start",
@@ -182,10 +187,10 @@ impl VmCommand {
     }
 
     /// The VM the command acts on (the source of a clone); `None` for
-    /// `list`.
+    /// `list` and `images`.
     pub fn target(&self) -> Option<&VmName> {
         match self {
-            VmCommand::List => None,
+            VmCommand::List | VmCommand::Images => None,
             VmCommand::Create(args) => Some(&args.name),
             VmCommand::Clone { source, .. } => Some(source),
             VmCommand::Info { name }
@@ -198,11 +203,12 @@ impl VmCommand {
         }
     }
 
-    /// The request to send (for `list`, the first page's; use a
-    /// [`ListPager`] to read them all).
+    /// The request to send (for `list` and `images`, the first page's;
+    /// use a [`ListPager`] or an [`ImagesPager`] to read them all).
     pub fn request(&self) -> Request {
         match self {
             VmCommand::List => Request::List { from: 0 },
+            VmCommand::Images => Request::Images { from: 0 },
             VmCommand::Info { name } => Request::Info {
                 name: name.to_wire(),
             },
@@ -247,7 +253,8 @@ impl VmCommand {
         }
     }
 
-    /// Checks the response to [`VmCommand::request`] (not for `list`):
+    /// Checks the response to [`VmCommand::request`] (not for `list` or
+    /// `images`):
     /// `create`, `clone` and `info` expect the VM's info, the others `Ok`.
     pub fn check_reply(&self, response: Response) -> Result<Reply, ReplyError> {
         let wants_info = matches!(
@@ -257,7 +264,9 @@ impl VmCommand {
         match response {
             Response::Err(error) => Err(ReplyError::Refused(error)),
             Response::Ended(exit) => Err(ReplyError::Ended(exit)),
-            Response::Ok if !wants_info && !matches!(self, VmCommand::List) => Ok(Reply::Done),
+            Response::Ok if !wants_info && !matches!(self, VmCommand::List | VmCommand::Images) => {
+                Ok(Reply::Done)
+            }
             Response::Info(info) if wants_info => Ok(Reply::Info(info)),
             _ => Err(ReplyError::Unexpected),
         }
@@ -334,7 +343,67 @@ impl ListPager {
             | Response::Info(_)
             | Response::ConsoleOutput(_)
             | Response::Stats(_)
-            | Response::Ended(_) => Err(ReplyError::Unexpected),
+            | Response::Ended(_)
+            | Response::Images { .. } => Err(ReplyError::Unexpected),
         }
     }
+}
+
+/// Reads the guest images page by page, as [`ListPager`] reads the VMs:
+/// send [`ImagesPager::next_request`], give the response to
+/// [`ImagesPager::accept`], until `next_request` is `None`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImagesPager {
+    from: Option<u16>,
+}
+
+impl Default for ImagesPager {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ImagesPager {
+    /// A pager at the first image.
+    pub const fn new() -> Self {
+        ImagesPager { from: Some(0) }
+    }
+
+    /// The next page's request, or `None` when the list is complete.
+    pub fn next_request(&self) -> Option<Request> {
+        self.from.map(|from| Request::Images { from })
+    }
+
+    /// Takes the answer to the last request and returns its images. A
+    /// page whose `next` does not move forward is
+    /// [`ReplyError::Unexpected`]; the pager is finished after any error.
+    pub fn accept(
+        &mut self,
+        response: Response,
+    ) -> Result<heapless::Vec<GuestImage, IMAGES_PAGE>, ReplyError> {
+        let from = self.from.take().ok_or(ReplyError::Unexpected)?;
+        match response {
+            Response::Images { images, next } => {
+                if let Some(next) = next {
+                    if next <= from {
+                        return Err(ReplyError::Unexpected);
+                    }
+                    self.from = Some(next);
+                }
+                Ok(images)
+            }
+            Response::Err(error) => Err(ReplyError::Refused(error)),
+            _ => Err(ReplyError::Unexpected),
+        }
+    }
+}
+
+/// Whether a failed `command` is best answered with the list of images
+/// too: a create that named an image that does not exist, or none.
+pub fn wants_image_list(command: &VmCommand, error: &ReplyError) -> bool {
+    matches!(command, VmCommand::Create(_))
+        && matches!(
+            error,
+            ReplyError::Refused(ipc::Error::UnknownImage | ipc::Error::NoImageGiven)
+        )
 }

@@ -1,6 +1,8 @@
 //! Every way a VM command can fail once the hypervisor answered, as one
 //! line that says what happened and what to do. The shell and the CLI print
-//! it after `error: `.
+//! it after `error: `; a `create` refused for its image also lists the
+//! images there are (`crate::images::ImageChoices`, when
+//! `crate::command::wants_image_list`).
 
 use core::fmt;
 
@@ -22,6 +24,7 @@ pub struct ErrorMessage<'a> {
 fn action(command: &VmCommand) -> &'static str {
     match command {
         VmCommand::List => "list it",
+        VmCommand::Images => "list them",
         VmCommand::Info { .. } => "show it",
         VmCommand::Create(_) => "create it",
         VmCommand::Start { .. } => "start it",
@@ -93,6 +96,14 @@ impl fmt::Display for ErrorMessage<'_> {
                 "not enough memory for {name}: ask for less with --mem or free memory first"
             ),
             (ipc::Error::UnknownImage, _) => unknown_image(f, command),
+            (ipc::Error::NoImageGiven, _) => match new_name {
+                Some(name) => write!(
+                    f,
+                    "no guest image for {name}: name an image with --image IMAGE or a \
+                     template with --from VM; `images` lists them"
+                ),
+                None => write!(f, "{error}"),
+            },
             // A new VM the kernel could not hold: every VM identifier
             // (VMID, ASID) is in use, or another kernel table is full.
             (ipc::Error::KernelRefused, _) if new_name.is_some() => {

@@ -4,7 +4,7 @@
 
 use core::fmt::{self, Write};
 
-use ipc::vm::{LastExit, VmInfo, VmStats};
+use ipc::vm::{GuestImage, LastExit, VmInfo, VmStats};
 
 use crate::table::{GenerationIdText, kind_text, state_text};
 
@@ -148,6 +148,27 @@ pub fn write_list<W: Write + ?Sized>(out: &mut W, vms: &[VmInfo]) -> fmt::Result
             out.write_char(',')?;
         }
         write_vm(out, vm)?;
+    }
+    out.write_str("]}")
+}
+
+/// The guest images: `{"images":[{"name":"hello","kind":"raw",
+/// "size":8192},...]}` (`kind`: `raw`, `linux_image` or `initrd`; `size`
+/// in bytes).
+pub fn write_images<W: Write + ?Sized>(out: &mut W, images: &[GuestImage]) -> fmt::Result {
+    out.write_str("{\"images\":[")?;
+    for (at, image) in images.iter().enumerate() {
+        if at > 0 {
+            out.write_char(',')?;
+        }
+        out.write_str("{\"name\":")?;
+        write_string(out, &image.name)?;
+        write!(
+            out,
+            ",\"kind\":\"{}\",\"size\":{}}}",
+            image.kind.key(),
+            image.size
+        )?;
     }
     out.write_str("]}")
 }

@@ -1,7 +1,7 @@
 //! Mica's management logic, shared by the shell task on the hypervisor
 //! console and the host `mica` CLI: the command grammar ([`parse`]), the
 //! requests a command sends ([`command`]), the text and JSON output
-//! ([`table`], [`json`], [`errors`]), the shell's quoting rule ([`words`]),
+//! ([`table`], [`images`], [`json`], [`errors`]), the shell's quoting rule ([`words`]),
 //! attaching to a VM's console from the host ([`console`]),
 //! and the framed, versioned management wire ([`cobs`], [`frame`],
 //! [`serve`]).
@@ -15,6 +15,7 @@ pub mod command;
 pub mod console;
 pub mod errors;
 pub mod frame;
+pub mod images;
 pub mod json;
 pub mod parse;
 pub mod serve;
@@ -24,6 +25,6 @@ pub mod testing;
 mod text;
 pub mod words;
 
-pub use command::{Command, ListPager, ReplyError, VmCommand};
+pub use command::{Command, ImagesPager, ListPager, ReplyError, VmCommand};
 pub use frame::{FrameDecoder, FrameError, VERSION};
 pub use parse::{ParseError, parse_console, parse_line, parse_vm};

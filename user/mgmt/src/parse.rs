@@ -30,7 +30,8 @@ vm info NAME                 show one VM: its last exit (why it last stopped
                              kept): no VM named NAME (it ended: ...)
 vm create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N]
           [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT]
-                             create a VM (a static one if NAME is configured);
+                             create a VM (a static one if NAME is configured;
+                             another needs --image, --kernel or --from);
                              --kernel boots a Linux Image instead of --image,
                              with an initial ramdisk and a command line
 vm start|pause|resume NAME   run, hold or continue a VM's vCPUs
@@ -38,6 +39,8 @@ vm reset NAME [--new-genid]  reboot a VM (--new-genid: new generation ID)
 vm shutdown NAME             power a VM off
 vm destroy NAME              tear a VM down, even while it runs
 vm clone SRC NEW             copy a paused VM into a new VM
+images                       list the guest images in the boot image: name,
+                             kind (raw, Linux Image, initrd) and size
 console NAME                 attach the console to a VM's UART; Ctrl-] detaches
 mem                          show the hypervisor's free memory
 help                         this text
@@ -244,11 +247,12 @@ impl fmt::Display for ParseError {
     }
 }
 
-const VM_COMMANDS: [&str; 10] = [
-    "list", "info", "create", "start", "pause", "resume", "reset", "shutdown", "destroy", "clone",
+const VM_COMMANDS: [&str; 11] = [
+    "list", "images", "info", "create", "start", "pause", "resume", "reset", "shutdown", "destroy",
+    "clone",
 ];
 
-const SHELL_COMMANDS: [&str; 5] = ["vm", "console", "mem", "help", "halt"];
+const SHELL_COMMANDS: [&str; 6] = ["vm", "console", "images", "mem", "help", "halt"];
 
 const MEM_RULE: &str = "use a whole number of MiB from 1 to 4294967295";
 const VCPUS_RULE: &str = "use a whole number of vCPUs from 1 to 16";
@@ -262,6 +266,7 @@ fn vm_usage(verb: &str) -> &'static str {
         "reset" => "reset NAME [--new-genid]",
         "clone" => "clone SRC NEW",
         "list" => "list",
+        "images" => "images",
         "info" => "info NAME",
         "start" => "start NAME",
         "pause" => "pause NAME",
@@ -293,6 +298,10 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, ParseError> {
         "console" => Command::Console {
             name: parse_console(words, surface)?,
         },
+        "images" => {
+            Args::new(words, plain("images"), surface).finish()?;
+            Command::Vm(VmCommand::Images)
+        }
         "mem" => {
             Args::new(words, plain("mem"), surface).finish()?;
             Command::Mem
@@ -325,8 +334,9 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, ParseError> {
     Ok(Some(command))
 }
 
-const VM_FULL: [&str; 10] = [
+const VM_FULL: [&str; 11] = [
     "vm list",
+    "images",
     "vm info",
     "vm create",
     "vm start",
@@ -381,6 +391,7 @@ pub fn parse_vm<'a>(
     let mut args = Args::new(words, usage, surface);
     let command = match verb {
         "list" => VmCommand::List,
+        "images" => VmCommand::Images,
         "create" => parse_create(&mut args)?,
         "reset" => {
             let mut new_generation_id = false;

@@ -4,14 +4,41 @@
 //! check what a `create` asked for, and echoes what is typed at a VM's
 //! console as its output, and reports [`EXAMPLE_STATS`] for every VM that
 //! holds resources), with predictable generation IDs 1, 2, 3 ...
+//! [`manager_with_images`] is the same over a boot image that holds
+//! [`EXAMPLE_IMAGES`] only (and no default image for a create).
 
 use ipc::VmId;
 use ipc::devices::{ConsoleChunk, OUTPUT_CHUNK};
-use ipc::vm::VmStats;
+use ipc::vm::{GuestImage, ImageKind, VmStats};
 use vm_manager::{
-    EntropySource, GenerationId, ImageName, LinuxBoot, Platform, StaticVmConfig, VmFlags,
-    VmManager, VmName,
+    DynamicDefaults, EntropySource, GenerationId, ImageName, LinuxBoot, Platform, StaticVmConfig,
+    VmFlags, VmManager, VmName,
 };
+
+/// The guest images of [`manager_with_images`]'s boot image: `hello`
+/// (raw, 8 KiB), `vmlinux` (Linux Image, 24 MiB), `initrd` (initrd, 3
+/// MiB), and the [`SCENARIO`]'s raw images `linux` (64 KiB) and `zephyr`
+/// (300 bytes).
+pub fn example_images() -> heapless::Vec<GuestImage, 8> {
+    let image = |name: &str, kind, size| GuestImage {
+        name: ipc::wire_name(name).unwrap_or_default(),
+        kind,
+        size,
+    };
+    heapless::Vec::from_iter([
+        image("hello", ImageKind::Raw, 8 * 1024),
+        image("vmlinux", ImageKind::LinuxImage, 24 * 1024 * 1024),
+        image("initrd", ImageKind::Initrd, 3 * 1024 * 1024),
+        // A Linux Image by its bytes, but sos boots it raw: listed as raw.
+        image("linux", ImageKind::LinuxImage, 64 * 1024),
+        image("zephyr", ImageKind::Raw, 300),
+    ])
+}
+
+/// What [`example_images`] lists, as a failed create shows it.
+pub const EXAMPLE_IMAGES: &str = "hello (raw, 8 KiB), vmlinux (Linux Image, 24 MiB), \
+                                  initrd (initrd, 3 MiB), linux (raw, 64 KiB), \
+                                  zephyr (raw, 300 bytes)";
 
 /// The figures the stand-in reports for each VM: a guest that printed
 /// through its UART for a while.
@@ -39,6 +66,9 @@ pub struct NullPlatform {
     /// Each VM's console output: what was typed at it, then its own output
     /// (bytes beyond [`ECHO_CAPACITY`] are dropped).
     pub consoles: heapless::Vec<(VmId, heapless::Vec<u8, ECHO_CAPACITY>), 16>,
+    /// The boot image's guest images; when there are any, an image not
+    /// among them does not load (`UnknownImage`).
+    pub images: heapless::Vec<GuestImage, 8>,
 }
 
 impl NullPlatform {
@@ -64,6 +94,12 @@ impl Platform for NullPlatform {
         image: &ImageName,
         linux: Option<&LinuxBoot>,
     ) -> Result<(), ipc::Error> {
+        let initrd = linux.and_then(|boot| boot.initrd.as_ref());
+        let known = |name: &ImageName| self.images.iter().any(|i| i.name == name.as_str());
+        let loads = self.images.is_empty() || (known(image) && initrd.is_none_or(known));
+        if !loads {
+            return Err(ipc::Error::UnknownImage);
+        }
         self.last_load = Some((image.clone(), linux.cloned()));
         Ok(())
     }
@@ -124,6 +160,9 @@ impl Platform for NullPlatform {
     fn vm_stats(&mut self, _: VmId) -> Result<VmStats, ipc::Error> {
         Ok(EXAMPLE_STATS)
     }
+    fn guest_image(&mut self, index: u16) -> Result<Option<GuestImage>, ipc::Error> {
+        Ok(self.images.get(usize::from(index)).cloned())
+    }
 }
 
 /// Hands out 1, 2, 3 ... as generation IDs.
@@ -160,13 +199,27 @@ pub const SCENARIO: &[StaticVmConfig] = &[
 /// The stand-in vm-manager: 16 slots.
 pub type FakeManager = VmManager<NullPlatform, CountingEntropy>;
 
-/// A vm-manager for [`SCENARIO`] with every VM powered off.
+/// A vm-manager for [`SCENARIO`] with every VM powered off; any image
+/// loads, and a create that names none boots `guest`.
 pub fn manager() -> FakeManager {
-    match VmManager::new(
-        SCENARIO,
-        NullPlatform::default(),
-        CountingEntropy::default(),
-    ) {
+    manager_over(NullPlatform::default()).with_defaults(DynamicDefaults {
+        image: Some("guest"),
+        ..DynamicDefaults::default()
+    })
+}
+
+/// A vm-manager for [`SCENARIO`] whose boot image holds
+/// [`example_images`] only: another image does not load, and a create
+/// must name one (as on Mica).
+pub fn manager_with_images() -> FakeManager {
+    manager_over(NullPlatform {
+        images: example_images(),
+        ..NullPlatform::default()
+    })
+}
+
+fn manager_over(platform: NullPlatform) -> FakeManager {
+    match VmManager::new(SCENARIO, platform, CountingEntropy::default()) {
         Ok(manager) => manager,
         Err(_) => unreachable!("the test scenario is valid"),
     }

@@ -199,12 +199,12 @@ fn unknown_commands_suggest_the_right_one() {
 fn vm_without_a_command_lists_them() {
     assert_eq!(
         err("vm"),
-        "missing command (one of list, info, create, start, pause, resume, reset, shutdown, \
+        "missing command (one of list, images, info, create, start, pause, resume, reset, shutdown, \
          destroy, clone); type help for the commands"
     );
     assert_eq!(
         cli_err(&[]),
-        "missing command (one of list, info, create, start, pause, resume, reset, shutdown, \
+        "missing command (one of list, images, info, create, start, pause, resume, reset, shutdown, \
          destroy, clone); run mica --help for the commands"
     );
 }
@@ -370,6 +370,8 @@ fn help_mentions_every_command_and_the_console_escape() {
         "vm destroy",
         "vm clone",
         "console NAME",
+        "images",
+        "--image, --kernel or --from",
         "Ctrl-]",
         "mem",
         "help",

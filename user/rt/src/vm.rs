@@ -1,4 +1,4 @@
-//! The VM-control calls of `ipc::syscall` (12-19, 30-33, 35, 36, 38), one safe wrapper
+//! The VM-control calls of `ipc::syscall` (12-19, 30-33, 35, 36, 38, 46), one safe wrapper
 //! each, the device service's `vm_set_external_irq` (29) and
 //! `platform_info` (34, any task). They need the
 //! VM_CONTROL kernel right (the vm-manager holds it; GUEST_IRQ for 29); a
@@ -61,6 +61,17 @@ pub fn image_info(image: &str) -> Result<(usize, [u8; IMAGE_HEADER_BYTES]), Erro
     let mut header = [0u8; IMAGE_HEADER_BYTES];
     with_buffer(|buf| header.copy_from_slice(&buf[..IMAGE_HEADER_BYTES]));
     Ok((size, header))
+}
+
+/// The name of boot-image guest number `index` (guest entries only, in
+/// the image's order) and its length; `Error::UnknownImage` past the last.
+/// The name is copied into `name`, which must hold 32 bytes; returns how
+/// many bytes it took.
+pub fn image_name(index: usize, name: &mut [u8; 32]) -> Result<(usize, usize), Error> {
+    let [name_len, size, ..] = checked(Sysno::ImageName, [index, 0, 0, 0, 0, 0])?;
+    let name_len = name_len.min(name.len());
+    with_buffer(|buf| name[..name_len].copy_from_slice(&buf[..name_len]));
+    Ok((name_len, size))
 }
 
 /// Copies `bytes` into `vm`'s RAM at `offset` from its start, a page at a

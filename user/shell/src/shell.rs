@@ -1,17 +1,18 @@
 //! The shell's command loop: typed bytes in, through the line editor, to
-//! `vm ...` requests, `console NAME` attachment, `mem`, `help` and `halt`; every
+//! `vm ...` requests, `images`, `console NAME` attachment, `mem`, `help` and `halt`; every
 //! result printed with mica-mgmt's formatters and every failure as one
 //! `error: ...` line.
 
 use core::fmt::{self, Write};
 
-use ipc::vm::{CONSOLE_INPUT_CHUNK, Request, Response};
+use ipc::vm::{CONSOLE_INPUT_CHUNK, GuestImage, Request, Response};
 use ipc::{VmId, WireName};
-use mica_mgmt::command::{Reply, check_stats, stats_request};
+use mica_mgmt::command::{Reply, ReplyError, check_stats, stats_request, wants_image_list};
 use mica_mgmt::errors::ErrorMessage;
+use mica_mgmt::images::{ImageChoices, ImageTable};
 use mica_mgmt::parse::HELP;
 use mica_mgmt::table::{DoneLine, InfoBlock, MemoryLine, StatsBlock, VmTable};
-use mica_mgmt::{Command, ListPager, VmCommand, parse_line};
+use mica_mgmt::{Command, ImagesPager, ListPager, VmCommand, parse_line};
 
 use crate::editor::{Key, LineEditor};
 
@@ -211,6 +212,7 @@ impl Shell {
                 return Flow::Halt;
             }
             Command::Vm(VmCommand::List) => list(&mut out),
+            Command::Vm(VmCommand::Images) => images(&mut out),
             Command::Vm(command) => {
                 let _ = run_vm(&command, &mut out, true);
             }
@@ -264,9 +266,73 @@ fn run_vm<H: Hypervisor>(command: &VmCommand, out: &mut Out<'_, H>, show: bool) 
             }
             Some(info.id)
         }
+        Err(error) if wants_image_list(command, &error) => {
+            let message = ErrorMessage { command, error };
+            match read_images(out.hv) {
+                Ok(images) => {
+                    let _ = writeln!(out, "error: {message}{}", ImageChoices(&images));
+                }
+                // The refusal is what matters; the list is a help.
+                Err(_) => {
+                    let _ = writeln!(out, "error: {message}");
+                }
+            }
+            None
+        }
         Err(error) => {
             let _ = writeln!(out, "error: {}", ErrorMessage { command, error });
             None
+        }
+    }
+}
+
+/// How many guest images the shell lists: as many as a boot image holds
+/// entries (`mica_boot::image::MAX_ENTRIES`).
+const MAX_IMAGES: usize = 32;
+
+/// Why the images could not be read.
+enum ImagesFailure {
+    /// The vm-manager could not be reached.
+    Link(ipc::Error),
+    /// It answered with a refusal or nonsense.
+    Reply(ReplyError),
+}
+
+/// Every guest image, page by page.
+fn read_images<H: Hypervisor>(
+    hv: &mut H,
+) -> Result<heapless::Vec<GuestImage, MAX_IMAGES>, ImagesFailure> {
+    let mut pager = ImagesPager::new();
+    let mut images = heapless::Vec::new();
+    while let Some(request) = pager.next_request() {
+        let response = hv.vm(&request).map_err(ImagesFailure::Link)?;
+        for image in pager.accept(response).map_err(ImagesFailure::Reply)? {
+            // More than a boot image holds: the rest is not shown.
+            let _ = images.push(image);
+        }
+    }
+    Ok(images)
+}
+
+/// `images`: every page, then one table.
+fn images<H: Hypervisor>(out: &mut Out<'_, H>) {
+    match read_images(out.hv) {
+        Ok(images) => {
+            let _ = write!(out, "{}", ImageTable(&images));
+        }
+        Err(ImagesFailure::Link(e)) => {
+            let _ = writeln!(out, "error: cannot reach the vm-manager: {e}");
+        }
+        Err(ImagesFailure::Reply(error)) => {
+            let command = VmCommand::Images;
+            let _ = writeln!(
+                out,
+                "error: {}",
+                ErrorMessage {
+                    command: &command,
+                    error
+                }
+            );
         }
     }
 }

@@ -282,3 +282,69 @@ fn a_vm_that_ended_says_how_in_info_and_list() {
         "{shown}"
     );
 }
+
+fn fake_with_images() -> Fake {
+    Fake {
+        manager: mica_mgmt::testing::manager_with_images(),
+        ..fake()
+    }
+}
+
+#[test]
+fn images_lists_the_guest_images_with_kind_and_size() {
+    let (mut shell, mut hv) = (Shell::new(), fake_with_images());
+    let (_, shown) = typed(&mut shell, &mut hv, "images\n");
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines[1], "NAME     KIND         SIZE", "{shown}");
+    assert_eq!(lines[2], "hello    raw          8 KiB");
+    assert_eq!(lines[3], "vmlinux  Linux Image  24 MiB");
+    assert_eq!(lines[4], "initrd   initrd       3 MiB");
+    assert_eq!(lines[5], "linux    raw          64 KiB");
+    assert_eq!(lines[6], "zephyr   raw          300 bytes");
+    assert_eq!(lines[7], "mica> ");
+    // `vm images` is the same command.
+    let (_, again) = typed(&mut shell, &mut hv, "vm images\n");
+    assert_eq!(again.lines().nth(2), Some("hello    raw          8 KiB"));
+    // An empty boot image says so.
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    let (_, shown) = typed(&mut shell, &mut hv, "images\n");
+    assert_eq!(
+        shown.lines().nth(1),
+        Some("the boot image holds no guest images")
+    );
+}
+
+#[test]
+fn a_create_without_a_known_image_lists_the_images() {
+    let (mut shell, mut hv) = (Shell::new(), fake_with_images());
+    let (_, shown) = typed(&mut shell, &mut hv, "vm create web --image nope\n");
+    assert_eq!(
+        shown.lines().nth(1),
+        Some(
+            format!(
+                "error: no guest image named nope: check --image; the images are: {}",
+                mica_mgmt::testing::EXAMPLE_IMAGES
+            )
+            .as_str()
+        ),
+        "{shown}"
+    );
+    let (_, shown) = typed(&mut shell, &mut hv, "vm create web\n");
+    assert_eq!(
+        shown.lines().nth(1),
+        Some(
+            format!(
+                "error: no guest image for web: name an image with --image IMAGE or a template \
+                 with --from VM; `images` lists them; the images are: {}",
+                mica_mgmt::testing::EXAMPLE_IMAGES
+            )
+            .as_str()
+        ),
+        "{shown}"
+    );
+    // With an image that exists it is made; a static VM needs none.
+    let (_, shown) = typed(&mut shell, &mut hv, "vm create web --image hello\n");
+    assert_eq!(shown.lines().nth(1), Some("web created"), "{shown}");
+    let (_, shown) = typed(&mut shell, &mut hv, "vm create sos\n");
+    assert_eq!(shown.lines().nth(1), Some("sos created"), "{shown}");
+}

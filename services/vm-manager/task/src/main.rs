@@ -37,6 +37,13 @@ mod task {
         fn image_info(&mut self, image: &str) -> Result<(u64, [u8; IMAGE_HEADER_BYTES]), Error> {
             vm::image_info(image).map(|(len, header)| (len as u64, header))
         }
+        fn image_name(&mut self, index: usize) -> Result<(ipc::WireName, u64), Error> {
+            let mut name = [0u8; 32];
+            let (len, size) = vm::image_name(index, &mut name)?;
+            let text = core::str::from_utf8(&name[..len]).map_err(|_| Error::InvalidName)?;
+            let name = ipc::wire_name(text)?;
+            Ok((name, size as u64))
+        }
         fn vm_write_ram(&mut self, vm: VmId, offset: u64, bytes: &[u8]) -> Result<(), Error> {
             vm::vm_write_ram(vm, offset, bytes)
         }

@@ -94,6 +94,8 @@ pub struct FakePlatform {
     pub console: BTreeMap<u16, Vec<u8>>,
     /// What `vm_stats` answers per VM (zeros when absent).
     pub stats: BTreeMap<u16, VmStats>,
+    /// The boot image's guest images, in order (`guest_image`).
+    pub guest_images: Vec<ipc::vm::GuestImage>,
 }
 
 impl FakePlatform {
@@ -323,6 +325,10 @@ impl Platform for FakePlatform {
         assert!(self.has(vm, Resource::Vcpus), "stats of a VM without vCPUs");
         Ok(self.stats.get(&vm.0).copied().unwrap_or_default())
     }
+
+    fn guest_image(&mut self, index: u16) -> Result<Option<ipc::vm::GuestImage>, ipc::Error> {
+        Ok(self.guest_images.get(usize::from(index)).cloned())
+    }
 }
 
 /// Services that accept every request (`Ok`), for tests of the kernel
@@ -380,6 +386,12 @@ pub fn manager() -> Manager {
         CountingEntropy::default(),
     )
     .expect("the test scenario is valid")
+    // A create that names no image boots "guest" (the task's default is
+    // none: `NoImageGiven`).
+    .with_defaults(vm_manager::DynamicDefaults {
+        image: Some("guest"),
+        ..vm_manager::DynamicDefaults::default()
+    })
 }
 
 pub fn w(text: &str) -> WireName {

@@ -19,7 +19,7 @@ use ipc::vm::Response;
 use mica_mgmt::FrameDecoder;
 use mica_mgmt::frame::{FrameBuf, MAX_FRAME};
 use mica_mgmt::serve::answer;
-use mica_mgmt::testing::{FakeManager, manager};
+use mica_mgmt::testing::{FakeManager, manager, manager_with_images};
 
 /// How the fake answers.
 #[derive(Clone, Copy)]
@@ -68,10 +68,20 @@ pub fn temp_dir() -> PathBuf {
 
 impl Fake {
     pub fn start(behaviour: Behaviour) -> Fake {
+        Fake::over(behaviour, manager())
+    }
+
+    /// Serves a boot image of `mica_mgmt::testing::example_images`, and
+    /// no default image for a create.
+    pub fn with_images() -> Fake {
+        Fake::over(Behaviour::Serve, manager_with_images())
+    }
+
+    fn over(behaviour: Behaviour, manager: FakeManager) -> Fake {
         let dir = temp_dir();
         let socket = dir.join("mgmt.sock");
         let listener = UnixListener::bind(&socket).unwrap();
-        let manager = Arc::new(Mutex::new(manager()));
+        let manager = Arc::new(Mutex::new(manager));
         let shared = Arc::clone(&manager);
         thread::spawn(move || {
             for stream in listener.incoming() {
