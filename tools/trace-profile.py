@@ -110,8 +110,16 @@ sizes = [cost(a, b) for a, b in runs]
 # print histogram of sizes of runs near the end
 print("last 30 run sizes:", sizes[-30:], file=sys.stderr)
 which = sys.argv[2] if len(sys.argv) > 2 else "mmio"
-target_lo, target_hi = (5000, 50000) if which == "mmio" else (100, 1000)
-sel = [r for r, s in zip(runs, sizes) if target_lo <= s <= target_hi]
+if which == "mmio":
+    # The most common size of the runs long enough to be a round trip
+    # through both services (as the bench picks its stage breakdown).
+    trips = [s for s in sizes if s >= 1000]
+    if not trips:
+        sys.exit("no round trip of 1,000 instructions or more in the trace")
+    common = max(set(trips), key=trips.count)
+    sel = [r for r, s in zip(runs, sizes) if s == common]
+else:
+    sel = [r for r, s in zip(runs, sizes) if 100 <= s <= 1000]
 sel = sel[50:150] if len(sel) > 150 else sel
 print("selected", len(sel), "runs", file=sys.stderr)
 N = len(sel)
