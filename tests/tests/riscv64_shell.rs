@@ -267,7 +267,7 @@ fn a_static_name_relaunches_its_vm_and_full_or_oversized_creates_are_refused() {
     s.expect("vm1 | hello from vm1", TICKS).unwrap();
 
     // More RAM than the machine has: one line, and nothing half-created.
-    s.send("vm create huge --mem 1024\n").unwrap();
+    s.send("vm create huge --image hello --mem 1024\n").unwrap();
     let line = s.expect("error: ", ANSWER).unwrap();
     assert_eq!(
         line,
