@@ -265,6 +265,32 @@ impl fmt::Display for ResetReason {
     }
 }
 
+impl StopCause {
+    /// The cause as the kernel's exit record (`ipc::syscall::vm_exit`)
+    /// carries it: kind, detail and the two words
+    /// ([`LastExit::from_record`] reads it back).
+    pub fn record_words(self) -> (u32, u32, u64, u64) {
+        use crate::syscall::vm_exit as k;
+        match self {
+            StopCause::GuestPageFault { access, gpa } => {
+                let access = match access {
+                    GuestAccess::Load => 0,
+                    GuestAccess::Store => 1,
+                    GuestAccess::Fetch => 2,
+                };
+                (k::GUEST_PAGE_FAULT, access, gpa, 0)
+            }
+            StopCause::UndecodableMmio { gpa, insn } => (k::UNDECODABLE_MMIO, 0, gpa, insn),
+            StopCause::VirtualInstruction { insn } => (k::VIRTUAL_INSTRUCTION, 0, insn, 0),
+            StopCause::BadIoCompletion => (k::BAD_IO_COMPLETION, 0, 0, 0),
+            StopCause::UnhandledException { code, value } => {
+                (k::UNHANDLED_EXCEPTION, 0, code, value)
+            }
+            StopCause::Other { kind } => (kind, 0, 0, 0),
+        }
+    }
+}
+
 impl LastExit {
     /// The exit the kernel's record (`ipc::syscall::vm_exit`) describes;
     /// `None` for a VM that has not left running. A kind this side does
@@ -644,6 +670,39 @@ mod tests {
             b,
             pc: 0x8020_0010,
             uptime_ms: 0,
+        }
+    }
+
+    #[test]
+    fn every_stop_cause_reads_back_from_the_record_the_kernel_writes() {
+        let causes = [
+            StopCause::GuestPageFault {
+                access: GuestAccess::Fetch,
+                gpa: 0x1000,
+            },
+            StopCause::GuestPageFault {
+                access: GuestAccess::Store,
+                gpa: 0x2800_0000,
+            },
+            StopCause::UndecodableMmio {
+                gpa: 0x1000_0000,
+                insn: 0x1234,
+            },
+            StopCause::VirtualInstruction { insn: 0x1050_0073 },
+            StopCause::BadIoCompletion,
+            StopCause::UnhandledException { code: 13, value: 7 },
+            StopCause::Other { kind: 99 },
+        ];
+        for cause in causes {
+            let (kind, detail, a, b) = cause.record_words();
+            assert_eq!(
+                LastExit::from_record(&record(kind, detail, a, b)),
+                Some(LastExit::Stopped {
+                    cause,
+                    pc: 0x8020_0010
+                }),
+                "{cause:?}"
+            );
         }
     }
 

@@ -333,6 +333,14 @@ impl Scheduler {
             self.enqueue(to, false);
             return Ok(self.run_best(Some(from)));
         }
+        self.run_donated(to, donated);
+        Ok(Decision::SwitchTo(to))
+    }
+
+    /// `to` runs now on `donated` ticks of its caller's slice (the end of
+    /// a direct switch).
+    #[inline]
+    fn run_donated(&mut self, to: TaskId, donated: u32) {
         let ticks = self.ticks;
         if let Some(target) = self.entry_mut(to) {
             target.state = TaskState::Running;
@@ -340,7 +348,6 @@ impl Scheduler {
             target.turn_start.get_or_insert(ticks);
         }
         self.current = Some(to);
-        Ok(Decision::SwitchTo(to))
     }
 
     /// Whether a direct switch to `to` runs it at once: it waits as
@@ -367,13 +374,7 @@ impl Scheduler {
             running.state = blocked;
             donated = running.slice.max(1);
         }
-        let ticks = self.ticks;
-        if let Some(target) = self.entry_mut(to) {
-            target.state = TaskState::Running;
-            target.slice = donated;
-            target.turn_start.get_or_insert(ticks);
-        }
-        self.current = Some(to);
+        self.run_donated(to, donated);
     }
 
     /// The plain case of a server that finished a blocked task's work and

@@ -80,42 +80,17 @@ impl fmt::Debug for VmName {
 /// exit record carries it to the vm-manager).
 pub use ipc::vm::GuestAccess;
 
-/// Why the kernel stopped a VM that did not ask to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    /// An access to guest-physical memory that is neither RAM nor a device.
-    GuestPageFault {
-        /// What the access was.
-        access: GuestAccess,
-        /// The faulting guest-physical address.
-        gpa: u64,
-    },
-    /// A device access the kernel cannot emulate (its instruction).
-    UndecodableMmio {
-        /// The faulting guest-physical address.
-        gpa: u64,
-        /// The instruction bits, as far as known.
-        insn: u64,
-    },
-    /// An instruction the guest may not run in VS-mode.
-    VirtualInstruction {
-        /// The instruction bits.
-        insn: u64,
-    },
-    /// The device side answered with something the kernel refuses.
-    BadIoCompletion,
-    /// Another exception the guest did not handle itself.
-    UnhandledException {
-        /// The architecture's cause number.
-        code: u64,
-        /// The trap value.
-        value: u64,
-    },
-}
+/// Why the kernel stopped a VM that did not ask to stop: the wire type
+/// the exit record carries to the vm-manager (the kernel never makes
+/// `StopCause::Other`, which stands for a kind a reader does not know).
+pub use ipc::vm::StopCause as StopReason;
 
-impl fmt::Display for StopReason {
+/// A stop reason as the kernel's console line says it.
+struct Report(StopReason);
+
+impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
+        match self.0 {
             StopReason::GuestPageFault { access, gpa } => {
                 write!(f, "{} guest-page fault at {gpa:#x}", access.noun())
             }
@@ -132,30 +107,7 @@ impl fmt::Display for StopReason {
             StopReason::UnhandledException { code, value } => {
                 write!(f, "unhandled exception {code} (value {value:#x})")
             }
-        }
-    }
-}
-
-impl StopReason {
-    /// The reason as the `vm_status` exit record (`ipc::syscall::vm_exit`)
-    /// carries it: kind, detail and two words.
-    fn record(self) -> (u32, u32, u64, u64) {
-        use ipc::syscall::vm_exit as k;
-        match self {
-            StopReason::GuestPageFault { access, gpa } => {
-                let access = match access {
-                    GuestAccess::Load => 0,
-                    GuestAccess::Store => 1,
-                    GuestAccess::Fetch => 2,
-                };
-                (k::GUEST_PAGE_FAULT, access, gpa, 0)
-            }
-            StopReason::UndecodableMmio { gpa, insn } => (k::UNDECODABLE_MMIO, 0, gpa, insn),
-            StopReason::VirtualInstruction { insn } => (k::VIRTUAL_INSTRUCTION, 0, insn, 0),
-            StopReason::BadIoCompletion => (k::BAD_IO_COMPLETION, 0, 0, 0),
-            StopReason::UnhandledException { code, value } => {
-                (k::UNHANDLED_EXCEPTION, 0, code, value)
-            }
+            StopReason::Other { kind } => write!(f, "reason of kind {kind}"),
         }
     }
 }
@@ -191,7 +143,7 @@ impl VmState {
             VmState::Running => return k::ExitRecord::default(),
             VmState::PoweredOff { reason } => (k::POWER_OFF, reason, 0, 0),
             VmState::RebootRequested { warm, reason } => (k::REBOOT, reason, u64::from(warm), 0),
-            VmState::Stopped(reason) => reason.record(),
+            VmState::Stopped(reason) => reason.record_words(),
         };
         k::ExitRecord {
             kind,
@@ -229,7 +181,7 @@ impl fmt::Display for StateReport<'_> {
             VmState::Running => write!(f, "{name} running"),
             VmState::PoweredOff { .. } => write!(f, "{name} powered off"),
             VmState::RebootRequested { .. } => write!(f, "{name} requested a reboot"),
-            VmState::Stopped(reason) => write!(f, "{name} stopped: {reason}"),
+            VmState::Stopped(reason) => write!(f, "{name} stopped: {}", Report(reason)),
         }
     }
 }

@@ -280,7 +280,7 @@ fn run_vm<H: Hypervisor>(command: &VmCommand, out: &mut Out<'_, H>, show: bool) 
             None
         }
         Err(error) => {
-            let _ = writeln!(out, "error: {}", ErrorMessage { command, error });
+            refused(out, command, error);
             None
         }
     }
@@ -323,18 +323,13 @@ fn images<H: Hypervisor>(out: &mut Out<'_, H>) {
         Err(ImagesFailure::Link(e)) => {
             let _ = writeln!(out, "error: cannot reach the vm-manager: {e}");
         }
-        Err(ImagesFailure::Reply(error)) => {
-            let command = VmCommand::Images;
-            let _ = writeln!(
-                out,
-                "error: {}",
-                ErrorMessage {
-                    command: &command,
-                    error
-                }
-            );
-        }
+        Err(ImagesFailure::Reply(error)) => refused(out, &VmCommand::Images, error),
     }
+}
+
+/// The one `error:` line for `command` refused with `error`.
+fn refused<H: Hypervisor>(out: &mut Out<'_, H>, command: &VmCommand, error: ReplyError) {
+    let _ = writeln!(out, "error: {}", ErrorMessage { command, error });
 }
 
 /// The exit and I/O figures after `vm info`'s block (nothing for a VM
@@ -370,15 +365,7 @@ fn list<H: Hypervisor>(out: &mut Out<'_, H>) {
                 }
             }
             Ok(Err(error)) => {
-                let command = VmCommand::List;
-                let _ = writeln!(
-                    out,
-                    "error: {}",
-                    ErrorMessage {
-                        command: &command,
-                        error
-                    }
-                );
+                refused(out, &VmCommand::List, error);
                 return;
             }
             Err(e) => {
