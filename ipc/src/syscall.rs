@@ -442,7 +442,34 @@ pub enum Sysno {
     /// `vm create` naming an unknown image answers with). Needs
     /// VM_CONTROL; `Error::UnknownImage` past the last entry.
     ImageName = 46,
+    /// `vm_grant_ram(vm, endpoint)`: lets the task that serves endpoint
+    /// number `endpoint` (a device model: the devices service) read and
+    /// write VM `vm`'s RAM with [`Sysno::VmRamRead`] and
+    /// [`Sysno::VmRamWrite`], in place of any earlier grant; `endpoint`
+    /// [`NO_ENDPOINT`] revokes it. A grant names the endpoint, not a task,
+    /// so a restarted server keeps it; it ends when the VM is reset or
+    /// destroyed (the controller grants again before the next start).
+    /// Needs the VM_CONTROL right; `Error::UnknownVm`,
+    /// `Error::InvalidArgument` for an endpoint number out of range.
+    VmGrantRam = 47,
+    /// `vm_ram_read(vm, gpa, len)`: copies `len` (at most
+    /// [`IPC_BUFFER_SIZE`]) bytes of VM `vm`'s RAM from guest-physical
+    /// `gpa` to the start of the caller's IPC buffer (a device model
+    /// reading a virtqueue or a buffer the guest gave it). The caller must
+    /// serve the endpoint `vm_grant_ram` named (`Error::PermissionDenied`
+    /// otherwise, also for a VM without a grant); a range not wholly in
+    /// the guest's RAM below its generation-ID page is
+    /// `Error::InvalidRange`, `len` too large `Error::MessageTooLarge`.
+    VmRamRead = 48,
+    /// `vm_ram_write(vm, gpa, len)`: copies the first `len` bytes of the
+    /// caller's IPC buffer to VM `vm`'s RAM at guest-physical `gpa` (a
+    /// device model filling a buffer the guest gave it, or its used ring);
+    /// checked as [`Sysno::VmRamRead`].
+    VmRamWrite = 49,
 }
+
+/// `vm_grant_ram`'s endpoint number that revokes a grant.
+pub const NO_ENDPOINT: usize = usize::MAX;
 
 /// The IPC-buffer layout of `vm_adopt`'s answer.
 pub mod vm_adopt {
@@ -678,6 +705,9 @@ impl Sysno {
             44 => Sysno::WaitTimed,
             45 => Sysno::KillServer,
             46 => Sysno::ImageName,
+            47 => Sysno::VmGrantRam,
+            48 => Sysno::VmRamRead,
+            49 => Sysno::VmRamWrite,
             _ => return None,
         })
     }
@@ -782,12 +812,15 @@ mod tests {
             (Sysno::WaitTimed, 44),
             (Sysno::KillServer, 45),
             (Sysno::ImageName, 46),
+            (Sysno::VmGrantRam, 47),
+            (Sysno::VmRamRead, 48),
+            (Sysno::VmRamWrite, 49),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(47), None);
+        assert_eq!(Sysno::from_usize(50), None);
         assert_eq!(
             (
                 vm_stats::EXITS,
