@@ -152,6 +152,9 @@ pub mod endpoints {
     /// virtio-rng (RISC-V boot images only; endpoint 4 is the test
     /// crasher's).
     pub const RNG: usize = 5;
+    /// The block service: `ipc::blk` protocol, the host's virtio-blk disks
+    /// (RISC-V boot images only).
+    pub const BLK: usize = 6;
 }
 
 /// The longest line `debug_write` accepts in one call.
@@ -442,21 +445,21 @@ pub enum Sysno {
     /// `vm create` naming an unknown image answers with). Needs
     /// VM_CONTROL; `Error::UnknownImage` past the last entry.
     ImageName = 46,
-    /// `vm_grant_ram(vm, endpoint)`: lets the task that serves endpoint
-    /// number `endpoint` (a device model: the devices service) read and
-    /// write VM `vm`'s RAM with [`Sysno::VmRamRead`] and
-    /// [`Sysno::VmRamWrite`], in place of any earlier grant; `endpoint`
-    /// [`NO_ENDPOINT`] revokes it. A grant names the endpoint, not a task,
-    /// so a restarted server keeps it; it ends when the VM is reset or
-    /// destroyed (the controller grants again before the next start).
-    /// Needs the VM_CONTROL right; `Error::UnknownVm`,
-    /// `Error::InvalidArgument` for an endpoint number out of range.
+    /// `vm_grant_ram(vm, endpoints)`: lets the tasks that serve the
+    /// endpoints whose bits are set in `endpoints` (bit `n` = endpoint
+    /// number `n`: device models, the devices service and the block
+    /// service) read and write VM `vm`'s RAM with [`Sysno::VmRamRead`] and
+    /// [`Sysno::VmRamWrite`], in place of any earlier grant; 0 revokes it.
+    /// A grant names endpoints, not tasks, so a restarted server keeps it;
+    /// it ends when the VM is reset or destroyed (the controller grants
+    /// again before the next start). Needs the VM_CONTROL right;
+    /// `Error::UnknownVm`.
     VmGrantRam = 47,
     /// `vm_ram_read(vm, gpa, len)`: copies `len` (at most
     /// [`IPC_BUFFER_SIZE`]) bytes of VM `vm`'s RAM from guest-physical
     /// `gpa` to the start of the caller's IPC buffer (a device model
     /// reading a virtqueue or a buffer the guest gave it). The caller must
-    /// serve the endpoint `vm_grant_ram` named (`Error::PermissionDenied`
+    /// serve an endpoint `vm_grant_ram` named (`Error::PermissionDenied`
     /// otherwise, also for a VM without a grant); a range not wholly in
     /// the guest's RAM below its generation-ID page is
     /// `Error::InvalidRange`, `len` too large `Error::MessageTooLarge`.
@@ -467,9 +470,6 @@ pub enum Sysno {
     /// checked as [`Sysno::VmRamRead`].
     VmRamWrite = 49,
 }
-
-/// `vm_grant_ram`'s endpoint number that revokes a grant.
-pub const NO_ENDPOINT: usize = usize::MAX;
 
 /// The IPC-buffer layout of `vm_adopt`'s answer.
 pub mod vm_adopt {
@@ -734,7 +734,7 @@ pub fn error_of(status: usize) -> Option<Error> {
 }
 
 /// The errors the kernel itself returns from system calls.
-const ALL_ERRORS: [Error; 13] = [
+const ALL_ERRORS: [Error; 14] = [
     Error::MessageTooLarge,
     Error::ServerDied,
     Error::InvalidArgument,
@@ -748,6 +748,7 @@ const ALL_ERRORS: [Error; 13] = [
     Error::BadSlotState,
     Error::NoEntropy,
     Error::TimedOut,
+    Error::InvalidRange,
 ];
 
 // The user layout's regions are disjoint and a message fits its buffer.

@@ -10,9 +10,7 @@
 
 use ipc::Error;
 use ipc::syscall::vm_exit::{self, ExitRecord};
-use ipc::syscall::{
-    IOREQ_BADGE, IPC_BUFFER_SIZE, MAX_DEBUG_WRITE, MAX_VMS, NO_ENDPOINT, OK, Sysno, status_of,
-};
+use ipc::syscall::{IOREQ_BADGE, IPC_BUFFER_SIZE, MAX_DEBUG_WRITE, MAX_VMS, OK, Sysno, status_of};
 use mica_boot::image::KernelRights;
 
 use crate::obj::MAX_ENDPOINTS;
@@ -256,7 +254,7 @@ pub fn dispatch<M: Machine>(
             .and_then(|()| machine.vm_write_ram(current, vm, args[1] as u64, args[2]))
             .map(|()| [0; 3]),
         Sysno::VmGrantRam => need(objects, current, KernelRights::VM_CONTROL)
-            .and_then(|()| grant_ram(objects, vm, args[1]))
+            .and_then(|()| control::grant_ram(objects, vm, args[1] as u64))
             .map(|()| [0; 3]),
         Sysno::VmRamRead | Sysno::VmRamWrite => {
             ram_access(objects, machine, current, call, args).map(|()| [0; 3])
@@ -361,19 +359,7 @@ fn post_writes<M: Machine>(
     machine.ioreq_post(vm, space, args[2] as u64, args[3] as u64)
 }
 
-/// `vm_grant_ram(vm, endpoint)`: the server of `endpoint` (any number
-/// below `MAX_ENDPOINTS`, served or not yet) may reach `vm`'s RAM from now
-/// on; [`NO_ENDPOINT`] revokes the grant.
-fn grant_ram(objects: &mut KernelObjects, vm: usize, endpoint: usize) -> Result<(), Error> {
-    let grant = match endpoint {
-        NO_ENDPOINT => None,
-        e if e < MAX_ENDPOINTS => Some(e),
-        _ => return Err(Error::InvalidArgument),
-    };
-    control::grant_ram(objects, vm, grant)
-}
-
-/// `vm_ram_read` / `vm_ram_write` by `task`: it must serve the endpoint
+/// `vm_ram_read` / `vm_ram_write` by `task`: it must serve an endpoint
 /// `vm`'s grant names, and `len` fit the IPC buffer page; the arch checks
 /// the range against the VM's RAM.
 fn ram_access<M: Machine>(
@@ -384,12 +370,9 @@ fn ram_access<M: Machine>(
     args: [usize; 6],
 ) -> Result<(), Error> {
     let (vm, gpa, len) = (args[0], args[1] as u64, args[2]);
-    let endpoint = objects
-        .vms
-        .get(vm)?
-        .ram_grant
-        .ok_or(Error::PermissionDenied)?;
-    if machine.server_of(objects, endpoint) != Some(task) {
+    let grant = objects.vms.get(vm)?.ram_grant;
+    let serves = |endpoint: usize| machine.server_of(objects, endpoint) == Some(task);
+    if !(0..MAX_ENDPOINTS).any(|e| grant & (1 << e) != 0 && serves(e)) {
         return Err(Error::PermissionDenied);
     }
     if len > IPC_BUFFER_SIZE {

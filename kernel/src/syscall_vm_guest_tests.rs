@@ -208,8 +208,9 @@ fn the_generation_id_goes_to_the_guest_little_endian() {
     assert_eq!(w.host.genids, [(2, bytes)]);
 }
 
-/// The endpoint the tests' devices task serves.
+/// The endpoint the tests' devices task serves, and its grant bit.
 const DEVICES_EP: usize = 2;
+const DEVICES: usize = 1 << DEVICES_EP;
 
 #[test]
 fn a_device_model_reaches_guest_ram_only_through_its_endpoints_grant() {
@@ -220,10 +221,11 @@ fn a_device_model_reaches_guest_ram_only_through_its_endpoints_grant() {
     w.host.servers.push((DEVICES_EP, d));
     let read = |w: &mut World, t, vm| w.call(t, Sysno::VmRamRead, [vm, 0x8000_1000, 64]).0;
     assert_eq!(read(&mut w, d, 0), DENIED, "no grant yet");
-    assert_eq!(w.call(d, Sysno::VmGrantRam, [0, DEVICES_EP, 0]).0, DENIED);
-    assert_eq!(w.call(m, Sysno::VmGrantRam, [0, 64, 0]).0, INVALID);
-    assert_eq!(w.call(m, Sysno::VmGrantRam, [9, DEVICES_EP, 0]).0, UNKNOWN);
-    assert_eq!(w.call(m, Sysno::VmGrantRam, [0, DEVICES_EP, 0]).0, OK);
+    assert_eq!(w.call(d, Sysno::VmGrantRam, [0, DEVICES, 0]).0, DENIED);
+    assert_eq!(w.call(m, Sysno::VmGrantRam, [9, DEVICES, 0]).0, UNKNOWN);
+    assert_eq!(w.call(m, Sysno::VmGrantRam, [0, 1 << 5, 0]).0, OK);
+    assert_eq!(read(&mut w, d, 0), DENIED, "granted to another endpoint");
+    assert_eq!(w.call(m, Sysno::VmGrantRam, [0, 1 << 5 | DEVICES, 0]).0, OK);
     assert_eq!(read(&mut w, d, 0), OK);
     assert_eq!(w.call(d, Sysno::VmRamWrite, [0, 0x8000_2000, 4096]).0, OK);
     assert_eq!(
@@ -251,16 +253,12 @@ fn a_device_model_reaches_guest_ram_only_through_its_endpoints_grant() {
     );
     assert_eq!(read(&mut w, d2, 0), OK);
     // Revoked, then granted again and ended by a reset.
-    assert_eq!(
-        w.call(m, Sysno::VmGrantRam, [0, ipc::syscall::NO_ENDPOINT, 0])
-            .0,
-        OK
-    );
+    assert_eq!(w.call(m, Sysno::VmGrantRam, [0, 0, 0]).0, OK);
     assert_eq!(read(&mut w, d2, 0), DENIED);
-    assert_eq!(w.call(m, Sysno::VmGrantRam, [0, DEVICES_EP, 0]).0, OK);
+    assert_eq!(w.call(m, Sysno::VmGrantRam, [0, DEVICES, 0]).0, OK);
     assert_eq!(w.call(m, Sysno::VmReset, [0, 0, 0]).0, OK);
     assert_eq!(read(&mut w, d2, 0), DENIED, "a reset ends the grant");
-    assert_eq!(w.call(m, Sysno::VmGrantRam, [0, DEVICES_EP, 0]).0, OK);
+    assert_eq!(w.call(m, Sysno::VmGrantRam, [0, DEVICES, 0]).0, OK);
     assert_eq!(w.call(m, Sysno::VmDestroy, [0, 0, 0]).0, OK);
     assert_eq!(read(&mut w, d2, 0), UNKNOWN, "nor after a destroy");
     assert_eq!(w.host.dma.len(), 3);

@@ -53,9 +53,9 @@ pub struct VmRecord {
     /// The TLB tag (VMID, ASID, VPID) its translations carry, held until
     /// it is destroyed; 0 when untagged.
     pub tag: u16,
-    /// The endpoint whose server may read and write its RAM
-    /// (`vm_grant_ram`): a device model. Ends with a reset.
-    pub ram_grant: Option<usize>,
+    /// The endpoints (bit `n` = endpoint `n`) whose servers may read and
+    /// write its RAM (`vm_grant_ram`): device models. Ends with a reset.
+    pub ram_grant: u64,
 }
 
 /// Every VM, and the ioreq work pending per task.
@@ -173,7 +173,7 @@ pub fn create(objects: &mut KernelObjects, vm: usize) -> Result<TaskId, Error> {
         ioreq_task: None,
         controller: None,
         tag: 0,
-        ram_grant: None,
+        ram_grant: 0,
     });
     if let (Some(entry), Ok(number)) = (
         objects.vms.vm_of_task.get_mut(vcpu.slot()),
@@ -237,7 +237,7 @@ pub fn reset(objects: &mut KernelObjects, vm: usize) -> Result<(), Error> {
     record.phase = Phase::Created;
     record.io_wait = false;
     record.asleep_until = None;
-    record.ram_grant = None;
+    record.ram_grant = 0;
     let server = record.ioreq_task;
     clear_pending(objects, server, vm);
     sync(objects, vm);
@@ -250,14 +250,10 @@ pub fn adopt_tag(objects: &mut KernelObjects, vm: usize, tag: TlbTag) -> Result<
     Ok(())
 }
 
-/// The server of `endpoint` may read and write `vm`'s RAM until the next
-/// reset (`None`: nobody may).
-pub fn grant_ram(
-    objects: &mut KernelObjects,
-    vm: usize,
-    endpoint: Option<usize>,
-) -> Result<(), Error> {
-    objects.vms.get_mut(vm)?.ram_grant = endpoint;
+/// The servers of the endpoints in `endpoints` (bit `n` = endpoint `n`)
+/// may read and write `vm`'s RAM until the next reset (0: nobody may).
+pub fn grant_ram(objects: &mut KernelObjects, vm: usize, endpoints: u64) -> Result<(), Error> {
+    objects.vms.get_mut(vm)?.ram_grant = endpoints;
     Ok(())
 }
 

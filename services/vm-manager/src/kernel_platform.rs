@@ -51,10 +51,11 @@ pub trait VmKernel {
     fn vm_load(&mut self, vm: VmId, image: &str, offset: u64) -> Result<u64, Error>;
     /// Gives `vm` its device tree (at most a page) in the top page of RAM.
     fn vm_set_dtb(&mut self, vm: VmId, dtb: &[u8]) -> Result<(), Error>;
-    /// Lets the server of endpoint number `endpoint` (the devices service)
-    /// read and write `vm`'s RAM, for its virtio devices' queues and
-    /// buffers, until the VM is reset or destroyed (`vm_grant_ram`).
-    fn vm_grant_ram(&mut self, vm: VmId, endpoint: usize) -> Result<(), Error>;
+    /// Lets the servers of the endpoints in `endpoints` (bit `n` =
+    /// endpoint `n`: the devices service) read and write `vm`'s RAM, for
+    /// its virtio devices' queues and buffers, until the VM is reset or
+    /// destroyed (`vm_grant_ram`).
+    fn vm_grant_ram(&mut self, vm: VmId, endpoints: u64) -> Result<(), Error>;
     /// Starts vCPU 0 at `entry` with a1 = the tree at `dtb` (offsets from
     /// the start of RAM).
     fn vm_start(&mut self, vm: VmId, entry: u64, dtb: u64) -> Result<(), Error>;
@@ -287,7 +288,7 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
     /// service is granted the VM's RAM first (its virtio devices' queues;
     /// a reset ended the previous grant).
     fn add_devices(&mut self, vm: VmId, name: &VmName) -> Result<(), Error> {
-        self.kernel.vm_grant_ram(vm, endpoints::DEVICES)?;
+        self.kernel.vm_grant_ram(vm, 1 << endpoints::DEVICES)?;
         devices_ok(self.links.devices(&devices::Request::AddVm {
             vm,
             name: name.to_wire(),

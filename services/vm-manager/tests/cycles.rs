@@ -101,7 +101,7 @@ impl VmKernel for Kernel {
     fn vm_load(&mut self, vm: VmId, _image: &str, _offset: u64) -> Result<u64, Error> {
         self.live(vm).map(|()| 4096)
     }
-    fn vm_grant_ram(&mut self, vm: VmId, _: usize) -> Result<(), Error> {
+    fn vm_grant_ram(&mut self, vm: VmId, _: u64) -> Result<(), Error> {
         self.live(vm)
     }
     fn vm_set_dtb(&mut self, vm: VmId, _dtb: &[u8]) -> Result<(), Error> {

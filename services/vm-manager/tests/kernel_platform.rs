@@ -91,7 +91,7 @@ struct World {
     log: Vec<Event>,
     fail: Option<(&'static str, Error)>,
     /// `vm_grant_ram` calls: (vm, endpoint).
-    grants: Vec<(u16, usize)>,
+    grants: Vec<(u16, u64)>,
 }
 
 type Shared = Rc<RefCell<World>>;
@@ -124,8 +124,8 @@ impl VmKernel for FakeKernel {
         let image = String::from(image);
         record(&self.0, Event::Load { vm: vm.0, image }).map(|()| 4096)
     }
-    fn vm_grant_ram(&mut self, vm: VmId, endpoint: usize) -> Result<(), Error> {
-        self.0.borrow_mut().grants.push((vm.0, endpoint));
+    fn vm_grant_ram(&mut self, vm: VmId, endpoints: u64) -> Result<(), Error> {
+        self.0.borrow_mut().grants.push((vm.0, endpoints));
         Ok(())
     }
     fn vm_set_dtb(&mut self, vm: VmId, dtb: &[u8]) -> Result<(), Error> {
@@ -493,7 +493,7 @@ fn reset_reloads_fresh_devices_with_the_same_id_and_restarts() {
     ];
     assert_eq!(log, expected); // The devices service got the VM's RAM at creation, and again after
     // the reset (which ended that grant).
-    let devices = ipc::syscall::endpoints::DEVICES;
+    let devices = 1 << ipc::syscall::endpoints::DEVICES;
     assert_eq!(world.borrow().grants, [(0, devices), (0, devices)]);
 }
 

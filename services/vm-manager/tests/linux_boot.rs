@@ -61,7 +61,7 @@ impl VmKernel for Kernel {
         header[..n].copy_from_slice(&bytes[..n]);
         Ok((bytes.len() as u64, header))
     }
-    fn vm_grant_ram(&mut self, _: VmId, _: usize) -> Result<(), Error> {
+    fn vm_grant_ram(&mut self, _: VmId, _: u64) -> Result<(), Error> {
         Ok(())
     }
     fn vm_set_dtb(&mut self, _: VmId, dtb: &[u8]) -> Result<(), Error> {

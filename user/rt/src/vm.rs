@@ -89,12 +89,13 @@ pub fn vm_write_ram(vm: VmId, offset: u64, bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Lets the task serving endpoint number `endpoint` (a device model)
-/// read and write `vm`'s RAM (`vm_ram_read`, `vm_ram_write`) until the VM
-/// is reset or destroyed; `None` revokes the grant.
-pub fn vm_grant_ram(vm: VmId, endpoint: Option<usize>) -> Result<(), Error> {
-    let endpoint = endpoint.unwrap_or(ipc::syscall::NO_ENDPOINT);
-    vm_call(Sysno::VmGrantRam, vm, endpoint, 0).map(|_| ())
+/// Lets the tasks serving the endpoints in `endpoints` (bit `n` =
+/// endpoint number `n`: device models) read and write `vm`'s RAM
+/// (`vm_ram_read`, `vm_ram_write`) until the VM is reset or destroyed; 0
+/// revokes the grant.
+pub fn vm_grant_ram(vm: VmId, endpoints: u64) -> Result<(), Error> {
+    let mask = usize::try_from(endpoints).map_err(|_| Error::InvalidArgument)?;
+    vm_call(Sysno::VmGrantRam, vm, mask, 0).map(|_| ())
 }
 
 fn gpa_arg(gpa: u64, done: usize) -> Result<usize, Error> {
