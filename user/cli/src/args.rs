@@ -44,6 +44,11 @@ commands:
   shutdown NAME                power a VM off
   destroy NAME                 tear a VM down, even while it runs
   clone SRC NEW                copy a paused VM into a new VM
+  log NAME                     print the VM's recent console output (the
+                               last 4096 bytes it wrote, kept while it
+                               exists), control bytes shown as \xNN; when
+                               older output is no longer kept, stderr says
+                               how much
   console NAME                 attach this terminal to a VM's console (its
                                UART): typed bytes go to the guest, its output
                                is shown; Ctrl-] detaches. With stdin not a
@@ -148,6 +153,9 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         }));
     }
     let command = parse_vm(rest, Surface::CLI).map_err(|e| e.to_string())?;
+    if json && matches!(command, VmCommand::Log { .. }) {
+        return Err("--json does not apply to log: its output is the guest's".into());
+    }
     let socket = socket.ok_or(missing_socket)?;
     Ok(Parsed::Run(Box::new(Invocation {
         socket,

@@ -2,7 +2,8 @@
 //! console and the host `mica` CLI: the command grammar ([`parse`]), the
 //! requests a command sends ([`command`]), the text and JSON output
 //! ([`table`], [`images`], [`json`], [`errors`]), the shell's quoting rule ([`words`]),
-//! attaching to a VM's console from the host ([`console`]),
+//! attaching to a VM's console from the host ([`console`]), reading a VM's
+//! recent console output back ([`log`]),
 //! and the framed, versioned management wire ([`cobs`], [`frame`],
 //! [`serve`]).
 //!
@@ -17,6 +18,7 @@ pub mod errors;
 pub mod frame;
 pub mod images;
 pub mod json;
+pub mod log;
 pub mod parse;
 pub mod serve;
 pub mod table;

@@ -200,12 +200,12 @@ fn vm_without_a_command_lists_them() {
     assert_eq!(
         err("vm"),
         "missing command (one of list, images, info, create, start, pause, resume, reset, shutdown, \
-         destroy, clone); type help for the commands"
+         destroy, clone, log); type help for the commands"
     );
     assert_eq!(
         cli_err(&[]),
         "missing command (one of list, images, info, create, start, pause, resume, reset, shutdown, \
-         destroy, clone); run mica --help for the commands"
+         destroy, clone, log); run mica --help for the commands"
     );
 }
 
@@ -571,4 +571,137 @@ fn kernel_option_mistakes_follow_the_usual_rules() {
         err("vm create lx --kernel k --initrd \"rd 1\""),
         "name \"rd 1\" is invalid: bad character ' '; use 1-31 of [A-Za-z0-9._-]"
     );
+}
+
+/// The command synopses of a help text: each line that starts at the left
+/// margin and holds a two-space gap before its description, with the
+/// indented synopsis lines that continue it (`          [--kernel IMAGE]`).
+fn synopses(help: &str) -> Vec<String> {
+    let margin = |line: &str| line.len() - line.trim_start().len();
+    let synopsis = |line: &str| line.trim().split("  ").next().unwrap_or("").to_string();
+    let continues = |line: &str| (1..20).contains(&margin(line)) && line.trim().starts_with('[');
+    let lines: Vec<&str> = help.lines().collect();
+    let mut entries: Vec<String> = Vec::new();
+    for (at, line) in lines.iter().enumerate() {
+        let continued = lines.get(at + 1).is_some_and(|next| continues(next));
+        if margin(line) == 0 && (line.contains("  ") || continued) {
+            entries.push(synopsis(line));
+        } else if continues(line)
+            && let Some(last) = entries.last_mut()
+        {
+            last.push(' ');
+            last.push_str(&synopsis(line));
+        }
+    }
+    entries
+}
+
+/// A synopsis as typed lines: each `a|b|c` alternative, the placeholders
+/// filled in, once without its `[...]` options and once with each alone.
+fn typed_forms(synopsis: &str) -> Vec<(String, bool)> {
+    let fill = |word: &str| -> String {
+        match word {
+            "NAME" | "SRC" | "TEMPLATE" => "web".into(),
+            "NEW" => "copy".into(),
+            "IMAGE" => "hello".into(),
+            "MiB" => "64".into(),
+            "N" => "1".into(),
+            "TEXT" => "quiet".into(),
+            other => other.into(),
+        }
+    };
+    let (bare, options) = match synopsis.find('[') {
+        Some(at) => (&synopsis[..at], &synopsis[at..]),
+        None => (synopsis, ""),
+    };
+    let words: Vec<&str> = bare.split_whitespace().collect();
+    let mut forms = Vec::new();
+    let alternatives = words.iter().position(|w| w.contains('|'));
+    let heads: Vec<Vec<String>> = match alternatives {
+        Some(at) => words[at]
+            .split('|')
+            .map(|alt| {
+                let mut w: Vec<String> = words.iter().map(|w| fill(w)).collect();
+                w[at] = alt.to_string();
+                w
+            })
+            .collect(),
+        None => vec![words.iter().map(|w| fill(w)).collect()],
+    };
+    for head in heads {
+        let head = head.join(" ");
+        forms.push((head.clone(), true));
+        for group in options.split('[').filter(|g| !g.trim().is_empty()) {
+            let group = group.trim().trim_end_matches(']');
+            let filled: Vec<String> = group.split_whitespace().map(fill).collect();
+            forms.push((format!("{head} {}", filled.join(" ")), false));
+        }
+    }
+    forms
+}
+
+/// What a parsed command is, by its word (`vm images` and `images` are
+/// one command).
+fn kind(command: &Command) -> &'static str {
+    match command {
+        Command::Vm(vm) => vm.verb(),
+        Command::Console { .. } => "console",
+        Command::Mem => "mem",
+        Command::Help => "help",
+        Command::Halt => "halt",
+    }
+}
+
+#[test]
+fn every_command_in_help_parses_and_every_command_parsed_is_in_help() {
+    use mica_mgmt::parse::{SHELL_COMMANDS, VM_COMMANDS};
+    let entries = synopses(HELP);
+    assert!(entries.len() >= 12, "{entries:?}");
+    let mut in_help = std::collections::BTreeSet::new();
+    for synopsis in &entries {
+        for (line, bare) in typed_forms(synopsis) {
+            match parse_line(&line) {
+                Ok(Some(command)) => {
+                    in_help.insert(kind(&command));
+                }
+                other if bare => panic!("help shows {synopsis:?}, but {line:?} gives {other:?}"),
+                // An option alone may be refused for what it needs with
+                // it (--initrd needs --kernel), never as unknown.
+                Err(e) => assert!(
+                    !matches!(
+                        e.problem(),
+                        Problem::UnknownCommand { .. }
+                            | Problem::UnknownOption { .. }
+                            | Problem::ExtraArgument { .. }
+                            | Problem::MissingArgument { .. }
+                            | Problem::MissingValue { .. }
+                    ),
+                    "help shows {synopsis:?}, but {line:?}: {e}"
+                ),
+                Ok(None) => panic!("{line:?} is blank"),
+            }
+        }
+    }
+    let parsed: std::collections::BTreeSet<&str> = VM_COMMANDS
+        .iter()
+        .chain(SHELL_COMMANDS.iter().filter(|w| **w != "vm"))
+        .copied()
+        .collect();
+    assert_eq!(in_help, parsed, "help and the parser disagree");
+}
+
+#[test]
+fn log_takes_one_vm_name_in_the_shell_and_the_cli() {
+    assert_eq!(
+        ok("vm log web"),
+        Command::Vm(VmCommand::Log { name: name("web") })
+    );
+    assert_eq!(
+        parse_vm(["log", "web"], Surface::CLI),
+        Ok(VmCommand::Log { name: name("web") })
+    );
+    assert_eq!(err("vm log"), "missing NAME (usage: vm log NAME)");
+    assert!(err("vm log a b").starts_with("unexpected argument"));
+    assert!(cli_err(&["log"]).ends_with("(usage: mica --socket SOCKET log NAME)"));
+    assert!(err("log web").contains("did you mean \"vm log\"?"));
 }

@@ -1,5 +1,6 @@
 //! The shell's command loop: typed bytes in, through the line editor, to
-//! `vm ...` requests, `images`, `console NAME` attachment, `mem`, `help` and `halt`; every
+//! `vm ...` requests (`vm log NAME` reads a VM's recent output back),
+//! `images`, `console NAME` attachment, `mem`, `help` and `halt`; every
 //! result printed with mica-mgmt's formatters and every failure as one
 //! `error: ...` line.
 
@@ -10,6 +11,7 @@ use ipc::{VmId, WireName};
 use mica_mgmt::command::{Reply, ReplyError, check_stats, stats_request, wants_image_list};
 use mica_mgmt::errors::ErrorMessage;
 use mica_mgmt::images::{ImageChoices, ImageTable};
+use mica_mgmt::log::{LogPart, LogReader};
 use mica_mgmt::parse::HELP;
 use mica_mgmt::table::{DoneLine, InfoBlock, MemoryLine, StatsBlock, VmTable};
 use mica_mgmt::{Command, ImagesPager, ListPager, VmCommand, parse_line};
@@ -213,6 +215,7 @@ impl Shell {
             }
             Command::Vm(VmCommand::List) => list(&mut out),
             Command::Vm(VmCommand::Images) => images(&mut out),
+            Command::Vm(command @ VmCommand::Log { .. }) => log(&command, &mut out),
             Command::Vm(command) => {
                 let _ = run_vm(&command, &mut out, true);
             }
@@ -351,6 +354,39 @@ fn show_stats<H: Hypervisor>(name: &dyn fmt::Display, request: &Request, out: &m
             let _ = writeln!(out, "error: cannot read {name}'s exit figures: {error}");
         }
     }
+}
+
+/// `vm log NAME`: the VM's recent output, a line each as `NAME log | ...`
+/// (told apart from its live `NAME | ...` lines, which may come between
+/// them), then `NAME log: end`.
+fn log<H: Hypervisor>(command: &VmCommand, out: &mut Out<'_, H>) {
+    let VmCommand::Log { name } = command else {
+        return;
+    };
+    let mut reader = LogReader::new(name.clone());
+    while let Some(request) = reader.next_request() {
+        let response = match out.hv.vm(&request) {
+            Ok(response) => response,
+            Err(e) => {
+                let _ = writeln!(out, "error: cannot reach the vm-manager: {e}");
+                return;
+            }
+        };
+        let shown = reader.accept(response, &mut |part| {
+            let _ = match part {
+                LogPart::Lost(n) => writeln!(
+                    out,
+                    "{name} log: the first {n} bytes of its output are no longer kept"
+                ),
+                LogPart::Line(text) => writeln!(out, "{name} log | {text}"),
+            };
+        });
+        if let Err(error) = shown {
+            refused(out, command, error);
+            return;
+        }
+    }
+    let _ = writeln!(out, "{name} log: end");
 }
 
 /// `vm list`: every page, then one table.

@@ -348,3 +348,23 @@ fn a_create_without_a_known_image_lists_the_images() {
     let (_, shown) = typed(&mut shell, &mut hv, "vm create sos\n");
     assert_eq!(shown.lines().nth(1), Some("sos created"), "{shown}");
 }
+
+#[test]
+fn vm_log_prints_the_vms_recent_output_and_refuses_an_unknown_vm() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    typed(&mut shell, &mut hv, "vm create rtvm\n");
+    // The stand-in's console echoes what is typed at it: a guest's output.
+    typed(&mut shell, &mut hv, "console rtvm\nhello\r\n\x1b[2J$ \x1d");
+    let (_, shown) = typed(&mut shell, &mut hv, "vm log rtvm\n");
+    assert_eq!(
+        shown,
+        "vm log rtvm\nrtvm log | hello\nrtvm log | \\x1b[2J$ \nrtvm log: end\nmica> "
+    );
+    let (_, shown) = typed(&mut shell, &mut hv, "vm log ghost\n");
+    assert_eq!(shown, "vm log ghost\nerror: no VM named ghost\nmica> ");
+    let (_, shown) = typed(&mut shell, &mut hv, "vm log sos\n");
+    assert!(
+        shown.contains("error: sos is powered-off: cannot show its log"),
+        "{shown}"
+    );
+}
