@@ -390,7 +390,10 @@ mod tests {
             ConsoleMode::from_cmdline("mica.console=vt100"),
             Err("mica.console=vt100")
         );
-        assert_eq!(ConsoleMode::from_cmdline("mica.console"), Err("mica.console"));
+        assert_eq!(
+            ConsoleMode::from_cmdline("mica.console"),
+            Err("mica.console")
+        );
         // Another option that only starts the same is not this one.
         assert_eq!(ConsoleMode::from_cmdline("mica.consoles=2"), Ok(None));
     }

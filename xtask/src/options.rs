@@ -315,7 +315,11 @@ mod tests {
         assert_eq!(ConsoleKind::Plain.boot_option(), "mica.console=plain");
         let bad = parse(&args("--console vt100")).unwrap_err();
         assert!(bad.contains("--console tty"), "{bad}");
-        assert!(parse(&args("--console")).unwrap_err().contains("needs a value"));
+        assert!(
+            parse(&args("--console"))
+                .unwrap_err()
+                .contains("needs a value")
+        );
     }
 
     #[test]

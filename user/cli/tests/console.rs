@@ -159,5 +159,8 @@ fn log_of_an_unknown_vm_is_refused_like_any_command() {
     );
     let run = mica_at(&fake.socket, &["log", "--json", "g"]);
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("--json does not apply to log"), "{run:?}");
+    assert!(
+        run.stderr.contains("--json does not apply to log"),
+        "{run:?}"
+    );
 }

@@ -152,7 +152,12 @@ mod tests {
         let lines = shown(&mut reader, chunk(OUTPUT_CHUNK as u64, 0, &full)).unwrap();
         assert_eq!(
             lines,
-            ["hello from vm0", "vm0: tick 1", "vm0: tick 2", "vm0: tick 3"]
+            [
+                "hello from vm0",
+                "vm0: tick 1",
+                "vm0: tick 2",
+                "vm0: tick 3"
+            ]
         );
         assert_eq!(
             reader.next_request(),
@@ -179,7 +184,10 @@ mod tests {
     #[test]
     fn an_empty_log_shows_nothing() {
         let mut reader = LogReader::new(vm0());
-        assert_eq!(shown(&mut reader, chunk(0, 0, b"")).unwrap(), [] as [&str; 0]);
+        assert_eq!(
+            shown(&mut reader, chunk(0, 0, b"")).unwrap(),
+            [] as [&str; 0]
+        );
         assert_eq!(reader.next_request(), None);
     }
 
@@ -203,6 +211,9 @@ mod tests {
         assert_eq!(refused, Err(ReplyError::Refused(ipc::Error::UnknownVm)));
         assert_eq!(reader.next_request(), None);
         let mut reader = LogReader::new(vm0());
-        assert_eq!(shown(&mut reader, Response::Ok), Err(ReplyError::Unexpected));
+        assert_eq!(
+            shown(&mut reader, Response::Ok),
+            Err(ReplyError::Unexpected)
+        );
     }
 }

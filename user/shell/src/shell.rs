@@ -3,6 +3,10 @@
 //! `images`, `console NAME` attachment, `mem`, `help` and `halt`; every
 //! result printed with mica-mgmt's formatters and every failure as one
 //! `error: ...` line.
+//!
+//! While the console is attached to a VM, only that VM's lines are shown:
+//! the shell gives it the console's focus (`ConsoleFocus`), so the device
+//! service holds the other VMs' lines and prints them at detach.
 
 use core::fmt::{self, Write};
 
@@ -178,6 +182,17 @@ impl Shell {
         if escape.is_some() {
             self.attached = None;
             hv.print("\nconsole detached\n");
+            // The other VMs' lines held meanwhile are printed now.
+            if let Err(e) = focus(hv, None) {
+                let mut out = Out {
+                    hv,
+                    line: heapless::String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "error: the other VMs' lines may still be held: {e}; attach and detach again"
+                );
+            }
             hv.print(PROMPT);
         }
         rest
@@ -229,11 +244,28 @@ impl Shell {
                         out,
                         "console attached to {name}'s UART: type Ctrl-] to detach"
                     );
+                    out.flush();
+                    if let Err(e) = focus(out.hv, Some(name.to_wire())) {
+                        let _ = writeln!(
+                            out,
+                            "error: the other VMs' lines cannot be held while attached: {e}"
+                        );
+                    }
                 }
             }
         }
         out.flush();
         Flow::Continue
+    }
+}
+
+/// Gives the console's focus to the VM called `name` (only its lines are
+/// shown), or takes it away (`None`: every VM's, the held lines first).
+fn focus<H: Hypervisor>(hv: &mut H, name: Option<WireName>) -> Result<(), ipc::Error> {
+    match hv.vm(&Request::ConsoleFocus { name })? {
+        Response::Ok => Ok(()),
+        Response::Err(e) => Err(e),
+        _ => Err(ipc::Error::Malformed),
     }
 }
 

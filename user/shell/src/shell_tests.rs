@@ -368,3 +368,25 @@ fn vm_log_prints_the_vms_recent_output_and_refuses_an_unknown_vm() {
         "{shown}"
     );
 }
+
+#[test]
+fn an_attached_console_has_the_focus_until_it_detaches() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    typed(&mut shell, &mut hv, "vm create rtvm\n");
+    let focus = |hv: &Fake| -> Vec<Option<String>> {
+        hv.sent
+            .iter()
+            .filter_map(|request| match request {
+                Request::ConsoleFocus { name } => Some(name.as_ref().map(|n| n.as_str().into())),
+                _ => None,
+            })
+            .collect()
+    };
+    typed(&mut shell, &mut hv, "console ghost\n");
+    assert!(focus(&hv).is_empty(), "no focus for a VM that is not there");
+    typed(&mut shell, &mut hv, "console rtvm\n");
+    assert_eq!(focus(&hv), [Some("rtvm".into())]);
+    let (_, shown) = typed(&mut shell, &mut hv, "\x1d");
+    assert_eq!(focus(&hv), [Some("rtvm".into()), None]);
+    assert_eq!(shown, "\nconsole detached\nmica> ");
+}
