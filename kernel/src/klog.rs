@@ -6,7 +6,9 @@
 //! on a terminal the partial line is erased, the output printed and the
 //! partial line drawn again below it (as readline does); on a plain stream
 //! (a pipe, a log file, a test) the partial line is ended with a newline
-//! and never shown again, so no prompt is ever repeated between lines.
+//! and not drawn again after the output, only before the shell's next
+//! bytes on it (the next echoed key): no prompt comes between asynchronous
+//! lines, and a typed command still shows after its prompt.
 //!
 //! Tasks' `debug_write` text is shown as [`TaskLines`]: every line carries
 //! the task's name, put there by the kernel, so no task can print a line
@@ -119,6 +121,8 @@ pub const PARTIAL_MAX: usize = 256;
 pub struct PartialLine {
     bytes: [u8; PARTIAL_MAX],
     len: usize,
+    /// Ended by other output on a plain console, and not shown since.
+    hidden: bool,
 }
 
 impl PartialLine {
@@ -127,6 +131,7 @@ impl PartialLine {
         PartialLine {
             bytes: [0; PARTIAL_MAX],
             len: 0,
+            hidden: false,
         }
     }
 
@@ -170,7 +175,16 @@ pub fn put_partial(bytes: &[u8]) {
     let Some(&sink) = LOGGER.sink.get() else {
         return;
     };
-    let mut partial = PARTIAL.lock();
+    put(&mut PARTIAL.lock(), sink, bytes);
+}
+
+/// [`put_partial`] on a given partial line: a partial line hidden by other
+/// output is shown again first.
+fn put(partial: &mut PartialLine, sink: Sink, bytes: &[u8]) {
+    if partial.hidden && !bytes.is_empty() {
+        partial.hidden = false;
+        write_bytes(sink, partial.text());
+    }
     write_bytes(sink, bytes);
     partial.extend(bytes);
 }
@@ -190,8 +204,8 @@ fn write_bytes(sink: Sink, bytes: &[u8]) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConsoleMode {
     /// A stream that keeps every byte (the default): asynchronous output
-    /// ends the partial line with a newline, and the partial line is not
-    /// shown again.
+    /// ends the partial line with a newline, and the partial line is shown
+    /// again only before the shell's next bytes on it.
     Plain,
     /// A terminal: asynchronous output erases the partial line (`\r`,
     /// `ESC [ K`), and the partial line is drawn again after it.
@@ -257,7 +271,7 @@ fn around(
     sink: Sink,
     print: impl FnOnce(&mut SinkWriter),
 ) {
-    let showing = partial.filter(|p| p.len > 0);
+    let showing = partial.filter(|p| p.len > 0 && !p.hidden);
     if showing.is_some() {
         sink(match mode {
             ConsoleMode::Plain => "\n",
@@ -267,7 +281,7 @@ fn around(
     print(&mut SinkWriter(sink));
     if let Some(p) = showing {
         match mode {
-            ConsoleMode::Plain => p.len = 0,
+            ConsoleMode::Plain => p.hidden = true,
             ConsoleMode::Tty => write_bytes(sink, p.text()),
         }
     }
@@ -324,15 +338,11 @@ mod tests {
     fn console(mode: ConsoleMode, typed: &[u8], more: &[u8]) -> String {
         SHOWN.with(|s| s.borrow_mut().clear());
         let mut partial = PartialLine::new();
-        let put = |p: &mut PartialLine, bytes: &[u8]| {
-            write_bytes(shown, bytes);
-            p.extend(bytes);
-        };
-        put(&mut partial, typed);
+        put(&mut partial, shown, typed);
         around(mode, Some(&mut partial), shown, |out| {
             let _ = out.write_str("vm0 | tick 1\n");
         });
-        put(&mut partial, more);
+        put(&mut partial, shown, more);
         around(mode, Some(&mut partial), shown, |out| {
             let _ = out.write_str("vm0 | tick 2\nvm1 | tick 2\n");
         });
@@ -348,15 +358,20 @@ mod tests {
     }
 
     #[test]
-    fn on_a_plain_stream_the_partial_line_is_ended_and_never_repeated() {
+    fn on_a_plain_stream_the_partial_line_is_ended_and_shown_again_only_for_more_keys() {
         let shown = console(ConsoleMode::Plain, b"mica> ", b"");
         assert_eq!(shown, "mica> \nvm0 | tick 1\nvm0 | tick 2\nvm1 | tick 2\n");
         assert_eq!(shown.matches("mica> ").count(), 1);
-        // Keys typed after the line go on a line of their own, which the
-        // next line ends in turn.
+        // Keys typed after the line show after the prompt again, on a
+        // line that the next output ends in turn.
         assert_eq!(
             console(ConsoleMode::Plain, b"mica> vm", b" list"),
-            "mica> vm\nvm0 | tick 1\n list\nvm0 | tick 2\nvm1 | tick 2\n"
+            "mica> vm\nvm0 | tick 1\nmica> vm list\nvm0 | tick 2\nvm1 | tick 2\n"
+        );
+        // A backspace after the line takes back from the line shown again.
+        assert_eq!(
+            console(ConsoleMode::Plain, b"mica> vm", b"\x08 \x08"),
+            "mica> vm\nvm0 | tick 1\nmica> vm\x08 \x08\nvm0 | tick 2\nvm1 | tick 2\n"
         );
     }
 
