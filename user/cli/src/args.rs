@@ -164,3 +164,55 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         command,
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use mica_mgmt::help_lines::{line, synopses, typed_forms};
+    use mica_mgmt::parse::VM_COMMANDS;
+
+    use super::*;
+
+    /// The commands part of [`USAGE`].
+    fn commands() -> &'static str {
+        let start = USAGE.find("commands:\n").unwrap() + "commands:\n".len();
+        let end = USAGE.find("\noptions:").unwrap();
+        &USAGE[start..end]
+    }
+
+    #[test]
+    fn every_command_in_the_usage_parses_and_every_command_parsed_is_in_it() {
+        let entries = synopses(commands(), 2);
+        assert!(entries.len() >= 10, "{entries:?}");
+        let mut in_usage = BTreeSet::new();
+        for synopsis in &entries {
+            for (words, bare) in typed_forms(synopsis) {
+                let mut argv: Vec<String> = vec!["--socket".into(), "/tmp/s".into()];
+                argv.extend(words.iter().cloned());
+                match parse(&argv) {
+                    Ok(Parsed::Run(invocation)) => {
+                        in_usage.insert(invocation.command.verb());
+                    }
+                    Ok(Parsed::Console(_)) => {
+                        in_usage.insert("console");
+                    }
+                    other if bare => panic!(
+                        "--help shows {synopsis:?}, but `mica {}` gives {other:?}",
+                        line(&words)
+                    ),
+                    Ok(Parsed::Help) => panic!("{words:?} is help"),
+                    Err(e) => assert!(
+                        !["unknown", "unexpected", "missing", "needs a value"]
+                            .iter()
+                            .any(|word| e.contains(word)),
+                        "--help shows {synopsis:?}, but `mica {}`: {e}",
+                        line(&words)
+                    ),
+                }
+            }
+        }
+        let parsed: BTreeSet<&str> = VM_COMMANDS.iter().copied().chain(["console"]).collect();
+        assert_eq!(in_usage, parsed, "--help and the parser disagree");
+    }
+}

@@ -16,6 +16,8 @@ pub mod command;
 pub mod console;
 pub mod errors;
 pub mod frame;
+#[cfg(feature = "testing")]
+pub mod help_lines;
 pub mod images;
 pub mod json;
 pub mod log;

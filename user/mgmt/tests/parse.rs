@@ -7,6 +7,7 @@
 
 use ipc::vm::{MAX_WIRE_CMDLINE, WireCmdline};
 use mica_mgmt::command::{CreateArgs, VmCommand};
+use mica_mgmt::help_lines::{line, synopses, typed_forms};
 use mica_mgmt::parse::{HELP, MAX_LINE, Problem, Surface};
 use mica_mgmt::{Command, parse_line, parse_vm};
 use vm_manager::{ImageName, VmName};
@@ -573,73 +574,6 @@ fn kernel_option_mistakes_follow_the_usual_rules() {
     );
 }
 
-/// The command synopses of a help text: each line that starts at the left
-/// margin and holds a two-space gap before its description, with the
-/// indented synopsis lines that continue it (`          [--kernel IMAGE]`).
-fn synopses(help: &str) -> Vec<String> {
-    let margin = |line: &str| line.len() - line.trim_start().len();
-    let synopsis = |line: &str| line.trim().split("  ").next().unwrap_or("").to_string();
-    let continues = |line: &str| (1..20).contains(&margin(line)) && line.trim().starts_with('[');
-    let lines: Vec<&str> = help.lines().collect();
-    let mut entries: Vec<String> = Vec::new();
-    for (at, line) in lines.iter().enumerate() {
-        let continued = lines.get(at + 1).is_some_and(|next| continues(next));
-        if margin(line) == 0 && (line.contains("  ") || continued) {
-            entries.push(synopsis(line));
-        } else if continues(line)
-            && let Some(last) = entries.last_mut()
-        {
-            last.push(' ');
-            last.push_str(&synopsis(line));
-        }
-    }
-    entries
-}
-
-/// A synopsis as typed lines: each `a|b|c` alternative, the placeholders
-/// filled in, once without its `[...]` options and once with each alone.
-fn typed_forms(synopsis: &str) -> Vec<(String, bool)> {
-    let fill = |word: &str| -> String {
-        match word {
-            "NAME" | "SRC" | "TEMPLATE" => "web".into(),
-            "NEW" => "copy".into(),
-            "IMAGE" => "hello".into(),
-            "MiB" => "64".into(),
-            "N" => "1".into(),
-            "TEXT" => "quiet".into(),
-            other => other.into(),
-        }
-    };
-    let (bare, options) = match synopsis.find('[') {
-        Some(at) => (&synopsis[..at], &synopsis[at..]),
-        None => (synopsis, ""),
-    };
-    let words: Vec<&str> = bare.split_whitespace().collect();
-    let mut forms = Vec::new();
-    let alternatives = words.iter().position(|w| w.contains('|'));
-    let heads: Vec<Vec<String>> = match alternatives {
-        Some(at) => words[at]
-            .split('|')
-            .map(|alt| {
-                let mut w: Vec<String> = words.iter().map(|w| fill(w)).collect();
-                w[at] = alt.to_string();
-                w
-            })
-            .collect(),
-        None => vec![words.iter().map(|w| fill(w)).collect()],
-    };
-    for head in heads {
-        let head = head.join(" ");
-        forms.push((head.clone(), true));
-        for group in options.split('[').filter(|g| !g.trim().is_empty()) {
-            let group = group.trim().trim_end_matches(']');
-            let filled: Vec<String> = group.split_whitespace().map(fill).collect();
-            forms.push((format!("{head} {}", filled.join(" ")), false));
-        }
-    }
-    forms
-}
-
 /// What a parsed command is, by its word (`vm images` and `images` are
 /// one command).
 fn kind(command: &Command) -> &'static str {
@@ -655,11 +589,12 @@ fn kind(command: &Command) -> &'static str {
 #[test]
 fn every_command_in_help_parses_and_every_command_parsed_is_in_help() {
     use mica_mgmt::parse::{SHELL_COMMANDS, VM_COMMANDS};
-    let entries = synopses(HELP);
+    let entries = synopses(HELP, 0);
     assert!(entries.len() >= 12, "{entries:?}");
     let mut in_help = std::collections::BTreeSet::new();
     for synopsis in &entries {
-        for (line, bare) in typed_forms(synopsis) {
+        for (words, bare) in typed_forms(synopsis) {
+            let line = line(&words);
             match parse_line(&line) {
                 Ok(Some(command)) => {
                     in_help.insert(kind(&command));
