@@ -7,7 +7,9 @@
 //! and the framed, versioned management wire ([`cobs`], [`frame`],
 //! [`serve`]).
 //!
-//! Everything here is `no_std` and heap-free: the shell task links it as is.
+//! Everything here is `no_std` and heap-free: the shell task links it as is
+//! (but for the test helpers of feature `testing`: the stand-in hypervisor
+//! and `help_lines`, which reads help texts back for the tests).
 #![no_std]
 #![forbid(unsafe_code)]
 
