@@ -104,6 +104,20 @@ impl Shell {
         hv.print(PROMPT);
     }
 
+    /// Starts as the supervisor's new copy of a shell that died, perhaps
+    /// while attached: the console focus is taken back first, so the
+    /// other VMs' held lines are printed and every VM's show again.
+    pub fn start_again<H: Hypervisor>(&mut self, hv: &mut H) {
+        if let Err(e) = focus(hv, None) {
+            let mut out = Out {
+                hv,
+                line: heapless::String::new(),
+            };
+            let _ = writeln!(out, "error: cannot show every VM's lines again: {e}");
+        }
+        self.start(hv);
+    }
+
     /// Takes typed `bytes`: edits the line and runs it at Enter, or, while
     /// attached, forwards them to the VM until the escape byte.
     pub fn feed<H: Hypervisor>(&mut self, bytes: &[u8], hv: &mut H) -> Flow {

@@ -390,3 +390,11 @@ fn an_attached_console_has_the_focus_until_it_detaches() {
     assert_eq!(focus(&hv), [Some("rtvm".into()), None]);
     assert_eq!(shown, "\nconsole detached\nmica> ");
 }
+
+#[test]
+fn a_restarted_shell_takes_the_console_focus_back_before_its_prompt() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    shell.start_again(&mut hv);
+    assert_eq!(hv.sent, [Request::ConsoleFocus { name: None }]);
+    assert_eq!(hv.printed, "mica> ");
+}
