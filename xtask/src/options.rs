@@ -1,6 +1,7 @@
 //! The options of `cargo xtask qemu`: which scenario file, guest images
 //! the user brings (`--guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...]`),
-//! and the management socket (`--mgmt SOCKET`).
+//! the management socket (`--mgmt SOCKET`), and whether the console is a
+//! terminal (`--console tty|plain`; by default, whether stdin is one).
 //!
 //! A `--guest` file with a RISC-V Linux Image header becomes the VM's
 //! `kernel =` (packed as boot-image entry NAME, its initrd as NAME-initrd);
@@ -29,6 +30,37 @@ pub struct QemuOptions {
     /// `--mgmt SOCKET`: the Unix socket of the management channel (a
     /// virtio console) that the `mica` CLI connects to.
     pub mgmt: Option<PathBuf>,
+    /// `--console tty|plain`: how the kernel shows output beside the
+    /// shell's prompt; `None`: what stdin is ([`ConsoleKind::of_stdin`]).
+    pub console: Option<ConsoleKind>,
+}
+
+/// What reads Mica's console, passed to the kernel as `mica.console=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleKind {
+    /// A terminal: lines appear above the prompt, which is drawn again.
+    Tty,
+    /// A pipe or a file: no prompt is repeated between lines.
+    Plain,
+}
+
+impl ConsoleKind {
+    /// A terminal when stdin is one.
+    pub fn of_stdin() -> Self {
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            ConsoleKind::Tty
+        } else {
+            ConsoleKind::Plain
+        }
+    }
+
+    /// The kernel boot option saying so.
+    pub fn boot_option(self) -> &'static str {
+        match self {
+            ConsoleKind::Tty => "mica.console=tty",
+            ConsoleKind::Plain => "mica.console=plain",
+        }
+    }
 }
 
 /// One `--guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...]`.
@@ -183,9 +215,20 @@ pub fn parse(args: &[String]) -> Result<QemuOptions, String> {
                 }
                 options.mgmt = Some(PathBuf::from(socket));
             }
+            "--console" => {
+                options.console = Some(match value("--console")?.as_str() {
+                    "tty" => ConsoleKind::Tty,
+                    "plain" => ConsoleKind::Plain,
+                    other => {
+                        return Err(format!(
+                            "--console {other:?}: use --console tty (a terminal: lines above the prompt) or --console plain (no prompt repeated)"
+                        ));
+                    }
+                });
+            }
             other => {
                 return Err(format!(
-                    "`xtask qemu` does not know `{other}`; use --scenario NAME, --guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...] and --mgmt SOCKET"
+                    "`xtask qemu` does not know `{other}`; use --scenario NAME, --guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...], --mgmt SOCKET and --console tty|plain"
                 ));
             }
         }
@@ -260,11 +303,28 @@ fn guest_spec(text: &str) -> Result<GuestSpec, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{GuestSpec, parse};
+    use super::{ConsoleKind, GuestSpec, parse};
     use std::path::PathBuf;
 
     fn args(text: &str) -> Vec<String> {
         text.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn the_console_kind_can_be_forced_and_a_bad_one_is_refused() {
+        assert_eq!(parse(&args("")).unwrap().console, None);
+        let tty = parse(&args("--console tty")).unwrap().console;
+        assert_eq!(tty.map(ConsoleKind::boot_option), Some("mica.console=tty"));
+        let plain = parse(&args("--scenario hello --console plain")).unwrap();
+        assert_eq!(plain.console, Some(ConsoleKind::Plain));
+        assert_eq!(ConsoleKind::Plain.boot_option(), "mica.console=plain");
+        let bad = parse(&args("--console vt100")).unwrap_err();
+        assert!(bad.contains("--console tty"), "{bad}");
+        assert!(
+            parse(&args("--console"))
+                .unwrap_err()
+                .contains("needs a value")
+        );
     }
 
     #[test]

@@ -63,6 +63,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(socket) = &options.mgmt {
         qemu.args(mgmt_args(socket));
     }
+    let console = options
+        .console
+        .unwrap_or_else(options::ConsoleKind::of_stdin);
+    qemu.args(["-append", console.boot_option()]);
     // A terminal gets QEMU's interactive console (Ctrl-A x quits); piped
     // input is typed at the shell.
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {

@@ -778,6 +778,10 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         Ok(())
     }
 
+    fn console_focus(&mut self, vm: Option<VmId>) -> Result<(), Error> {
+        devices_ok(self.links.devices(&devices::Request::ConsoleFocus { vm }))
+    }
+
     fn console_output(&mut self, vm: VmId, from: u64) -> Result<devices::ConsoleChunk, Error> {
         match self
             .links

@@ -137,6 +137,13 @@ pub trait Platform {
     /// not serve the VM.
     fn console_output(&mut self, vm: VmId, from: u64) -> Result<ConsoleChunk, ipc::Error>;
 
+    /// Shows only `vm`'s console lines on the hypervisor console, or every
+    /// VM's again (`None`; see `ipc::devices::Request::ConsoleFocus`). A
+    /// platform without a shared console has nothing to do.
+    fn console_focus(&mut self, _vm: Option<VmId>) -> Result<(), ipc::Error> {
+        Ok(())
+    }
+
     /// How `vm`'s guest stands (asked when the kernel said it ended). A
     /// platform that cannot tell says it runs, so nothing changes.
     fn guest_status(&mut self, _vm: VmId) -> Result<GuestStatus, ipc::Error> {

@@ -96,6 +96,8 @@ pub struct FakePlatform {
     pub stats: BTreeMap<u16, VmStats>,
     /// The boot image's guest images, in order (`guest_image`).
     pub guest_images: Vec<ipc::vm::GuestImage>,
+    /// Every `console_focus` asked for, in order.
+    pub focus: Vec<Option<u16>>,
 }
 
 impl FakePlatform {
@@ -302,6 +304,14 @@ impl Platform for FakePlatform {
         Ok(())
     }
 
+    fn console_focus(&mut self, vm: Option<VmId>) -> Result<(), ipc::Error> {
+        if let Some(vm) = vm {
+            assert!(self.has(vm, Resource::Devices), "focus without devices");
+        }
+        self.focus.push(vm.map(|vm| vm.0));
+        Ok(())
+    }
+
     fn console_output(&mut self, vm: VmId, from: u64) -> Result<ConsoleChunk, ipc::Error> {
         assert!(
             self.has(vm, Resource::Devices),
@@ -465,6 +475,10 @@ pub fn console_output(name: &str, from: u64) -> Request {
         name: w(name),
         from,
     }
+}
+
+pub fn console_focus(name: Option<&str>) -> Request {
+    Request::ConsoleFocus { name: name.map(w) }
 }
 
 pub fn stats(name: &str) -> Request {
