@@ -402,7 +402,7 @@ mod tests {
     fn generated_rust_lists_every_vm() {
         let rust = to_rust(&parse(GOOD).unwrap());
         assert!(rust.starts_with("pub const SCENARIO: &[vm_manager::StaticVmConfig] = &[\n"));
-        assert!(rust.contains("name: \"vm1\", image: \"hello\", mem_mib: 128, vcpus: 1, flags: vm_manager::VmFlags::STATIC, linux: None }"));
+        assert!(rust.contains("name: \"vm1\", image: \"hello\", mem_mib: 128, vcpus: 1, flags: vm_manager::VmFlags::STATIC, linux: None, disk: None }"));
         assert!(rust.contains("VmFlags::STATIC.union(vm_manager::VmFlags::PRE_LAUNCHED)"));
     }
 
