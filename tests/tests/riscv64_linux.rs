@@ -16,7 +16,7 @@ use std::time::Duration;
 use mica_tests::Session;
 use mica_tests::linux::CMDLINE;
 use mica_tests::linux::{INIT_READY, uptime_ms};
-use mica_tests::riscv64::{artifact, booted_scenario_shell};
+use mica_tests::riscv64::{artifact, booted_scenario_shell, booted_scenario_shell_with, disk_args};
 use std::process::Command;
 
 /// Mica's own boot, up to the static VMs being started.
@@ -242,4 +242,114 @@ fn two_linux_vms_boot_side_by_side_each_on_its_own_console() {
     s.expect("mica: halting", ANSWER).unwrap();
     let status = s.wait_exit(ANSWER).unwrap();
     assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+}
+
+/// An ext4 image made on the host (`mkfs.ext4 -d`) holding `hello.txt`,
+/// in a fresh directory; returns the image's path.
+fn host_disk(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mica-disk-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("hello.txt"), "written by the host\n").unwrap();
+    let image = dir.join("disk.img");
+    let made = Command::new("mkfs.ext4")
+        .args(["-q", "-d"])
+        .arg(&files)
+        .arg(&image)
+        .arg("64M")
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfs.ext4 failed");
+    image
+}
+
+/// A file of the ext4 image `image`, read on the host without mounting.
+fn host_read(image: &std::path::Path, file: &str) -> String {
+    let out = Command::new("debugfs")
+        .args(["-R", &format!("cat /{file}")])
+        .arg(image)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "needs QEMU, the built kernel, e2fsprogs and `cargo xtask guests`: run by `cargo xtask test`"]
+fn a_linux_vm_mounts_its_disk_reads_the_hosts_file_and_its_write_reaches_the_host_file() {
+    let image = host_disk("linux");
+    let path = image.to_str().unwrap().to_string();
+    let args = disk_args(0, &path);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut s =
+        booted_scenario_shell_with("MICA_BOOT_IMAGE_RISCV64_LINUX_DISK", "linux", &args, BOOT)
+            .unwrap();
+    init_ready(&mut s, "linux");
+    attach(&mut s, "linux");
+    // The disk is a virtio block device (ID 2) beside the entropy device.
+    type_and_expect(
+        &mut s,
+        "linux",
+        "cat /sys/bus/virtio/devices/virtio1/device",
+        "0x0002",
+    );
+    type_and_expect(
+        &mut s,
+        "linux",
+        "mount /dev/vda /mnt && echo mounted",
+        "mounted",
+    );
+    type_and_expect(&mut s, "linux", "cat /mnt/hello.txt", "written by the host");
+    type_and_expect(
+        &mut s,
+        "linux",
+        "echo \"written by the guest $((6 * 7))\" > /mnt/guest.txt && sync && echo synced",
+        "synced",
+    );
+    type_and_expect(
+        &mut s,
+        "linux",
+        "umount /mnt && echo unmounted",
+        "unmounted",
+    );
+    s.send("poweroff -f\n").unwrap();
+    s.expect("mica: linux powered off", ANSWER).unwrap();
+    detach(&mut s);
+    s.send("halt\n").unwrap();
+    s.expect("mica: halting", ANSWER).unwrap();
+    let status = s.wait_exit(ANSWER).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+    // QEMU has exited: the host file holds what the guest wrote.
+    assert_eq!(host_read(&image, "guest.txt"), "written by the guest 42\n");
+    assert_eq!(host_read(&image, "hello.txt"), "written by the host\n");
+    let _ = std::fs::remove_dir_all(image.parent().unwrap());
+}
+
+#[test]
+#[ignore = "needs QEMU, e2fsprogs and `cargo xtask guests`: run by `cargo xtask test`"]
+fn natively_the_same_disk_mounts_and_reads_the_same() {
+    let image = host_disk("native");
+    let kernel = artifact("MICA_LINUX_KERNEL").unwrap();
+    let initramfs = artifact("MICA_LINUX_INITRAMFS").unwrap();
+    let mut qemu = Command::new("qemu-system-riscv64");
+    qemu.args(["-machine", "virt", "-nographic", "-bios", "default"])
+        .args(["-m", "128M", "-kernel", &kernel, "-initrd", &initramfs])
+        .args(["-append", CMDLINE, "-monitor", "none", "-serial", "stdio"])
+        .args(disk_args(0, image.to_str().unwrap()));
+    let mut s = Session::spawn_with_stdin(qemu).unwrap();
+    s.expect(INIT_READY, BOOT).unwrap();
+    for (command, answer) in [
+        ("cat /sys/bus/virtio/devices/virtio0/device", "0x0002"),
+        ("mount /dev/vda /mnt && echo mounted $((1 + 1))", "mounted 2"),
+        ("cat /mnt/hello.txt", "written by the host"),
+    ] {
+        s.send(&format!("{command}\n")).unwrap();
+        s.expect(command, ANSWER).unwrap();
+        assert_eq!(s.expect(answer, ANSWER).unwrap(), answer);
+    }
+    s.send("poweroff -f\n").unwrap();
+    s.expect("reboot: Power down", ANSWER).unwrap();
+    let status = s.wait_exit(ANSWER).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+    let _ = std::fs::remove_dir_all(image.parent().unwrap());
 }

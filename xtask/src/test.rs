@@ -263,6 +263,10 @@ fn linux_tests(kernel: &std::path::Path) -> Result<Counts, String> {
     .env(
         "MICA_BOOT_IMAGE_RISCV64_LINUX_TWO",
         qemu::build_boot_image("linux-two", false)?,
+    )
+    .env(
+        "MICA_BOOT_IMAGE_RISCV64_LINUX_DISK",
+        qemu::build_boot_image("linux-disk", false)?,
     );
     counted(&mut test, "QEMU tests (riscv64 Linux)")
 }
