@@ -340,7 +340,10 @@ fn natively_the_same_disk_mounts_and_reads_the_same() {
     s.expect(INIT_READY, BOOT).unwrap();
     for (command, answer) in [
         ("cat /sys/bus/virtio/devices/virtio0/device", "0x0002"),
-        ("mount /dev/vda /mnt && echo mounted $((1 + 1))", "mounted 2"),
+        (
+            "mount /dev/vda /mnt && echo mounted $((1 + 1))",
+            "mounted 2",
+        ),
         ("cat /mnt/hello.txt", "written by the host"),
     ] {
         s.send(&format!("{command}\n")).unwrap();

@@ -21,7 +21,7 @@ use mica_tests::Session;
 
 use crate::artifacts::riscv_elf;
 use crate::cmd::workspace_root;
-use crate::{bench_linux, bench_report, bench_run, guests, install, qemu};
+use crate::{bench_disk, bench_linux, bench_report, bench_run, guests, install, qemu};
 
 /// `cargo xtask bench`: builds the kernel and the `bench` scenario's boot
 /// image, then measures.
@@ -51,9 +51,34 @@ pub fn run(args: &[String]) -> Result<(), String> {
         figures.push((key, value));
     }
     let linux = linux_boot(&kernel, &mut figures);
+    let disk = disk(&kernel, &mut figures);
     write_json_text(&out, &figures)?;
     breakdown.map_err(|e| format!("no stage breakdown (the other figures are written): {e}"))?;
-    linux
+    linux.and(disk)
+}
+
+/// `disk_*`: sequential reads and writes with `dd` natively and under Mica
+/// (`bench_disk`); adds what was measured to `figures`.
+fn disk(kernel: &Path, figures: &mut Vec<(&str, String)>) -> Result<(), String> {
+    let guest = guests::fetch()?;
+    let image = workspace_root()
+        .join("target")
+        .join("bench")
+        .join("disk.img");
+    let native = bench_disk::native(&guest, &image)?;
+    let mica = qemu::build_boot_image("linux-disk", false)
+        .and_then(|boot| bench_disk::under_mica(kernel, &boot, &image));
+    for (key, value, summary) in bench_disk::figures(&native, mica.as_ref().ok()) {
+        println!("bench: {key} = {summary}");
+        figures.push((leak(key), value));
+    }
+    mica.map(|_| ())
+        .map_err(|e| format!("disk runs under Mica failed (the other figures are written): {e}"))
+}
+
+/// A figure key made at run time, kept for the rest of the run.
+fn leak(key: String) -> &'static str {
+    Box::leak(key.into_boxed_str())
 }
 
 /// `linux_boot`: Debian's Linux to its `/init` marker without Mica and

@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod bench;
+mod bench_disk;
 mod bench_linux;
 mod bench_report;
 mod bench_run;
