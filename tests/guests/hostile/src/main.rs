@@ -7,16 +7,18 @@
 //!    window (aligned, unaligned, past the registers, across the window's
 //!    end): each is answered, or the guest gets a misaligned or access
 //!    fault it can handle; nothing else.
-//! 2. `nowhere`: loads, stores and a fetch at guest-physical addresses
+//! 2. `virtio`: its virtio-rng handed a buffer outside RAM goes to
+//!    NEEDS_RESET (and works again after a reset).
+//! 3. `nowhere`: loads, stores and a fetch at guest-physical addresses
 //!    with no RAM or device: an access fault each, at that address.
-//! 3. `privileged`: HS-mode CSRs and H instructions, M-mode CSRs and
+//! 4. `privileged`: HS-mode CSRs and H instructions, M-mode CSRs and
 //!    `mret`, illegal encodings: an illegal-instruction exception each;
 //!    `ebreak` a breakpoint; `sret` into its own S- and U-mode code works.
-//! 4. `sbi`: every extension and some it lacks, with bad arguments: each
+//! 5. `sbi`: every extension and some it lacks, with bad arguments: each
 //!    call gets its SBI error code (none stops, powers off or reboots).
-//! 5. `timer storm`, `ipi storm`, `wfi storm`: thousands of timers set in
+//! 6. `timer storm`, `ipi storm`, `wfi storm`: thousands of timers set in
 //!    the past, IPIs to itself and `wfi`s: each interrupt arrives once.
-//! 6. `spinning`: a loop with no exit at all, for ever.
+//! 7. `spinning`: a loop with no exit at all, for ever.
 //!
 //! It first sleeps a few seconds (`wfi`) so a VM beside it can measure
 //! its progress alone.
@@ -30,13 +32,15 @@ mod privileged;
 mod sbi;
 #[cfg(target_os = "none")]
 mod trap;
+#[cfg(target_os = "none")]
+mod virtio;
 
 #[cfg(target_os = "none")]
 mod guest {
     use mica_guest_common::{println, time};
 
     use crate::access::{self, NOWHERE, OFFSETS, TAIL_OFFSETS, WIDTHS, WINDOWS};
-    use crate::{privileged, sbi, trap};
+    use crate::{privileged, sbi, trap, virtio};
 
     /// Mica's (and QEMU's) timebase.
     const TIMEBASE_HZ: u64 = 10_000_000;
@@ -62,6 +66,10 @@ mod guest {
         sleep(QUIET_SECONDS * TIMEBASE_HZ);
         println!("hostile: start");
         mmio();
+        match virtio::run() {
+            Ok(seen) => println!("hostile: virtio ok ({seen})"),
+            Err(e) => println!("hostile: virtio FAILED: {e}"),
+        }
         nowhere();
         privileged::run();
         bad_sbi_calls();
