@@ -41,8 +41,8 @@ const RUNS: [Run; 5] = [
     },
     Run {
         key: "read_1m",
-        bytes: 32 << 20,
-        command: "dd if=/dev/vda of=/dev/null bs=1M count=32 iflag=direct",
+        bytes: 16 << 20,
+        command: "dd if=/dev/vda of=/dev/null bs=1M count=16 iflag=direct",
     },
     Run {
         key: "write_4k",
@@ -51,8 +51,8 @@ const RUNS: [Run; 5] = [
     },
     Run {
         key: "write_1m",
-        bytes: 32 << 20,
-        command: "dd if=/dev/zero of=/dev/vda bs=1M count=32 oflag=direct",
+        bytes: 16 << 20,
+        command: "dd if=/dev/zero of=/dev/vda bs=1M count=16 oflag=direct",
     },
     Run {
         key: "read_512",
@@ -261,6 +261,7 @@ mod tests {
         assert_eq!(value("disk_read_4k_mica_mb_s"), "4.19");
         assert_eq!(value("disk_read_4k_ratio"), "0.500");
         assert_eq!(value("disk_write_1m_ratio"), "2.000");
+        assert_eq!(value("disk_read_1m_native_mb_s"), "16.78");
         assert_eq!(value("disk_request_native_ns"), "10000");
         assert_eq!(value("disk_request_mica_ns"), "20000");
     }
