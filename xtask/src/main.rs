@@ -16,6 +16,7 @@ mod guests;
 mod image;
 mod initramfs;
 mod install;
+mod kernel_lines;
 mod options;
 mod qemu;
 mod soak;
@@ -50,6 +51,8 @@ commands:
            print its executions and crashes
            [--target NAME]...  only these targets (default: all)
            [--seconds N]  per target (default: 60)
+  kernel-lines  the kernel's lines without tests (non-blank, non-comment),
+           split into generic, riscv64 and x86_64
   help     this text
 ";
 
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         "bench" => bench::run(rest),
         "soak" => soak::run(rest),
         "fuzz" => fuzz::run_command(rest),
+        "kernel-lines" => kernel_lines::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
