@@ -7,6 +7,10 @@
 //! [`serve`]).
 //!
 //! Everything here is `no_std` and heap-free: the shell task links it as is.
+//!
+//! Layer: management library (`cargo xtask check-layers`): it depends only on
+//! `ipc` and vm-manager's validated name types (the same checks on both sides
+//! of the wire), never on another service.
 #![no_std]
 #![forbid(unsafe_code)]
 
