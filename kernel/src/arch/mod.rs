@@ -43,3 +43,5 @@ pub use x86_64::hal::*;
 
 #[cfg(target_os = "none")]
 pub mod heap;
+#[cfg(target_os = "none")]
+pub mod layout;

@@ -26,9 +26,6 @@ mod entry;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod guest_mem;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
-#[cfg(all(target_arch = "riscv64", target_os = "none"))]
-mod layout;
-#[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod paging;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod poweroff;
@@ -51,7 +48,6 @@ pub mod hal {
     pub use super::console_in::console_read;
     pub use super::devmem::{device_reset, virtio_device_id, zero_frames};
     pub use super::dtb::{dtb_slice, initrd_slice};
-    pub use super::layout::{KernelImage, kernel_image};
     pub use super::paging::enable_kernel_paging;
     pub use super::sbi::console_write;
     pub use super::seed::{hardware_entropy, probe_entropy};
@@ -63,6 +59,7 @@ pub mod hal {
     pub use super::trap::{TrapFrame, enter_user, init as trap_init, probe_hypervisor};
     pub use super::uspace::{AddressSpace, copy_message, load as load_task};
     pub use super::vcpu::{GuestVm, RunOutcome, guest_tlb_tags};
+    pub use crate::arch::layout::{KernelImage, kernel_image};
 
     /// The architecture's name for the boot banner.
     pub const NAME: &str = "riscv64";

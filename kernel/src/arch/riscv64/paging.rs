@@ -4,8 +4,8 @@
 use mica_boot::MemRange;
 
 use super::csr;
-use super::layout::KernelImage;
 use super::sv39::{self, MapError, PAGE_SIZE, PteFlags, TableMemory};
+use crate::arch::layout::KernelImage;
 use crate::frame::FrameAllocator;
 
 /// Page-table pages taken from the frame allocator; the kernel reaches a

@@ -49,8 +49,6 @@ mod idt;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod lapic;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
-mod layout;
-#[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod paging;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod port;
@@ -79,7 +77,6 @@ pub mod hal {
     pub use super::firmware::{Firmware, check_virtualization, firmware_init, read_firmware};
     pub use super::guest::{GuestVm, RunOutcome};
     pub use super::guest_mem::guest_tlb_tags;
-    pub use super::layout::{KernelImage, kernel_image};
     pub use super::paging::{PAGING, enable_kernel_paging};
     pub use super::poweroff::shutdown;
     pub use super::rng::{hardware_entropy, probe_entropy};
@@ -92,6 +89,7 @@ pub mod hal {
     pub use super::uspace::{
         AddressSpace, copy_message, device_reset, load as load_task, virtio_device_id, zero_frames,
     };
+    pub use crate::arch::layout::{KernelImage, kernel_image};
 
     /// The architecture's name for the boot banner.
     pub const NAME: &str = "x86_64";

@@ -8,8 +8,8 @@
 use mica_boot::MemRange;
 
 use super::lapic;
-use super::layout::KernelImage;
 use super::pt4::{self, Flags, MapError, PAGE_SIZE, TableMemory};
+use crate::arch::layout::KernelImage;
 use crate::frame::FrameAllocator;
 
 /// The paging mode, for the boot log.
