@@ -41,7 +41,13 @@ pub use riscv64_firmware::{
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub use x86_64::hal::*;
 
+pub mod page_table;
+
+#[cfg(target_os = "none")]
+pub mod frame_tables;
 #[cfg(target_os = "none")]
 pub mod heap;
 #[cfg(target_os = "none")]
 pub mod layout;
+#[cfg(target_os = "none")]
+pub mod uspace;

@@ -16,8 +16,9 @@ use ipc::{Error, Space};
 use super::fpu::{FpOwner, FpRegs};
 use super::gstage::{self, GuestPerms};
 use super::sv39::PAGE_SIZE;
-use super::vcpu::{GuestTables, GuestVm, Vcpu, VsCsrs, forget_loaded_hgatp, hfence_gvma_all};
+use super::vcpu::{GuestVm, Vcpu, VsCsrs, forget_loaded_hgatp, hfence_gvma_all};
 use super::world_switch::GuestFrame;
+use crate::arch::frame_tables::FrameTables;
 use crate::frame::FrameAllocator;
 use crate::vm::boot_ranges;
 use crate::vm::console::ConsoleLine;
@@ -92,10 +93,7 @@ impl GuestVm {
         };
         *vm.page() = IoreqPage::new();
         let mapped = gstage::map_range(
-            &mut GuestTables {
-                frames: Some(&mut *frames),
-                record: Some(&mut vm.tables),
-            },
+            &mut FrameTables::recording(frames, &mut vm.tables),
             root,
             GUEST_RAM_BASE,
             ram,

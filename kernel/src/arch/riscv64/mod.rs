@@ -46,7 +46,7 @@ mod world_switch;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 pub mod hal {
     pub use super::console_in::console_read;
-    pub use super::devmem::{device_reset, virtio_device_id, zero_frames};
+    pub use super::devmem::{device_reset, virtio_device_id};
     pub use super::dtb::{dtb_slice, initrd_slice};
     pub use super::paging::enable_kernel_paging;
     pub use super::sbi::console_write;
@@ -59,6 +59,7 @@ pub mod hal {
     pub use super::trap::{TrapFrame, enter_user, init as trap_init, probe_hypervisor};
     pub use super::uspace::{AddressSpace, copy_message, load as load_task};
     pub use super::vcpu::{GuestVm, RunOutcome, guest_tlb_tags};
+    pub use crate::arch::frame_tables::zero_frames;
     pub use crate::arch::layout::{KernelImage, kernel_image};
 
     /// The architecture's name for the boot banner.

@@ -2,9 +2,9 @@
 //! largest pages alignment allows (1 GiB, 2 MiB, 4 KiB). Pure logic: the
 //! tables live in whatever [`TableMemory`] provides, so host tests use a map.
 
-/// Bytes in a base page.
-pub const PAGE_SIZE: u64 = 4096;
-const ENTRIES: usize = 512;
+use crate::arch::page_table::ENTRIES;
+pub use crate::arch::page_table::{PAGE_SIZE, TableMemory};
+
 const LEVELS: usize = 3;
 
 /// PTE permission and status bits.
@@ -57,15 +57,6 @@ impl PteFlags {
     const fn is_leaf(self) -> bool {
         self.0 & (Self::R.0 | Self::W.0 | Self::X.0) != 0
     }
-}
-
-/// Where page-table pages live: the kernel reads them through its identity
-/// map, host tests through a map of boxed tables.
-pub trait TableMemory {
-    /// A zeroed, 4 KiB-aligned table page; its physical address.
-    fn alloc_table(&mut self) -> Option<u64>;
-    /// The 512 entries of the table at physical address `table`.
-    fn entries(&mut self, table: u64) -> &mut [u64; ENTRIES];
 }
 
 /// Why a mapping was refused.

@@ -12,11 +12,11 @@ use super::fpu::{self, FpRegs};
 use super::gstage;
 use super::guest_sbi::{self, GuestMemoryRead, SbiCaller, SbiEffect};
 use super::mmio_decode::{self, AccessKind, MmioAccess};
-use super::sv39::{MapError, PAGE_SIZE, PteFlags, TableMemory};
+use super::sv39::{MapError, PAGE_SIZE, PteFlags};
 use super::vs_fetch::{self, GuestMode};
 use super::world_switch::{GuestFrame, enter_guest};
 use super::{csr, timer};
-use crate::frame::FrameAllocator;
+use crate::arch::frame_tables::IdentityWalk;
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::{self, MmioExit, VcpuRun};
 use crate::vm::posted::Posting;
@@ -70,33 +70,6 @@ pub enum GuestSetupError {
     ImageTooLarge,
     /// The G-stage builder refused (a bug).
     Map(MapError),
-}
-
-/// Table pages from the frame allocator, reached through the identity map.
-pub(super) struct GuestTables<'a, const W: usize> {
-    pub(super) frames: Option<&'a mut FrameAllocator<W>>,
-    /// Every table frame allocated, so destroy can return them.
-    pub(super) record: Option<&'a mut Vec<u64>>,
-}
-
-impl<const W: usize> TableMemory for GuestTables<'_, W> {
-    fn alloc_table(&mut self) -> Option<u64> {
-        let frame = self.frames.as_mut()?.alloc().ok()?;
-        // SAFETY: a fresh frame from the allocator: RAM, identity-mapped,
-        // 4 KiB-aligned, referred to by nothing else.
-        unsafe { core::ptr::write_bytes(frame as *mut u8, 0, PAGE_SIZE as usize) };
-        if let Some(record) = self.record.as_mut() {
-            record.push(frame);
-        }
-        Some(frame)
-    }
-
-    fn entries(&mut self, table: u64) -> &mut [u64; 512] {
-        // SAFETY: `table` is the G-stage root (or one of its pages) or a table
-        // reached through a PTE this module wrote: identity-mapped kernel
-        // frames owned by the VM; the borrow is tied to `self`.
-        unsafe { &mut *(table as *mut [u64; 512]) }
-    }
 }
 
 /// Width of `hgatp.VMID` on this hart, probed once (0 = no VMIDs).
@@ -316,17 +289,13 @@ impl GuestVm {
 
 impl GuestMemoryRead for GuestRam {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
-        let mut tables = GuestTables::<1> {
-            frames: None,
-            record: None,
-        };
         let own = MemRange::new(self.ram, self.ram_bytes);
         crate::translated::copy_from(
             gpa,
             buf,
             PAGE_SIZE,
             |at| {
-                gstage::translate(&mut tables, self.root, at)
+                gstage::translate(&mut IdentityWalk, self.root, at)
                     .filter(|(_, flags)| flags.contains(PteFlags::R))
                     .map(|(hpa, _)| hpa)
             },

@@ -29,6 +29,7 @@ use super::vcpu::Vcpu;
 use super::virt::{self, Backend};
 use super::vmx_controls::Controls;
 use super::{vmx, vmx_vcpu};
+use crate::arch::frame_tables::FrameTables;
 use crate::frame::FrameAllocator;
 use crate::vm::ioreq_path::VcpuRun;
 use crate::vm::posted::Posting;
@@ -196,28 +197,6 @@ pub fn guest_tlb_tags() -> u16 {
 /// CPUID leaf of the SVM features (EBX: NASID).
 const SVM_FEATURES: u32 = 0x8000_000a;
 
-/// Nested table pages from the frame allocator, recorded for destroy.
-struct NestedTables<'a, const W: usize> {
-    frames: &'a mut FrameAllocator<W>,
-    record: &'a mut Vec<u64>,
-}
-
-impl<const W: usize> TableMemory for NestedTables<'_, W> {
-    fn alloc_table(&mut self) -> Option<u64> {
-        let frame = self.frames.alloc().ok()?;
-        fill(frame, PAGE_SIZE, 0);
-        self.record.push(frame);
-        Some(frame)
-    }
-
-    fn entries(&mut self, table: u64) -> &mut [u64; 512] {
-        // SAFETY: `table` is the root or a table frame reached through an
-        // entry this builder wrote: identity-mapped frames the VM owns; the
-        // borrow is tied to `self`.
-        unsafe { &mut *(table as *mut [u64; 512]) }
-    }
-}
-
 fn free_run<const W: usize>(frames: &mut FrameAllocator<W>, start: u64, count: usize) {
     for i in 0..count as u64 {
         let _ = frames.free(start + i * PAGE_SIZE);
@@ -260,10 +239,7 @@ impl GuestVm {
             return Err(Error::OutOfMemory);
         };
         let mut tables = Vec::new();
-        let mut nested = NestedTables {
-            frames: &mut *frames,
-            record: &mut tables,
-        };
+        let mut nested = FrameTables::recording(frames, &mut tables);
         let built = (|| {
             let vmcb = nested.alloc_table().ok_or(Error::OutOfMemory)?;
             let ioreq = nested.alloc_table().ok_or(Error::OutOfMemory)?;

@@ -87,8 +87,9 @@ pub mod hal {
     };
     pub use super::usermode::{TrapFrame, enter_user};
     pub use super::uspace::{
-        AddressSpace, copy_message, device_reset, load as load_task, virtio_device_id, zero_frames,
+        AddressSpace, copy_message, device_reset, load as load_task, virtio_device_id,
     };
+    pub use crate::arch::frame_tables::zero_frames;
     pub use crate::arch::layout::{KernelImage, kernel_image};
 
     /// The architecture's name for the boot banner.
