@@ -46,6 +46,8 @@ pub mod page_table;
 #[cfg(target_os = "none")]
 pub mod frame_tables;
 #[cfg(target_os = "none")]
+pub mod guest_ram;
+#[cfg(target_os = "none")]
 pub mod heap;
 #[cfg(target_os = "none")]
 pub mod layout;

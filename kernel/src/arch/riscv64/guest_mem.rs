@@ -9,8 +9,8 @@ extern crate alloc;
 use alloc::vec::Vec;
 
 use ipc::ioreq_abi::page::IoreqPage;
-use ipc::ioreq_abi::posted::{PostedPage, PostedWrite};
-use ipc::syscall::{GUEST_GENID_FROM_END, GUEST_IMAGE_OFFSET, IPC_BUFFER_SIZE};
+use ipc::ioreq_abi::posted::PostedWrite;
+use ipc::syscall::GUEST_IMAGE_OFFSET;
 use ipc::{Error, Space};
 
 use super::fpu::{FpOwner, FpRegs};
@@ -18,26 +18,17 @@ use super::gstage::{self, GuestPerms};
 use super::sv39::PAGE_SIZE;
 use super::vcpu::{GuestVm, Vcpu, VsCsrs, forget_loaded_hgatp, hfence_gvma_all};
 use super::world_switch::GuestFrame;
-use crate::arch::frame_tables::FrameTables;
+use crate::arch::frame_tables::{FrameTables, zero_frames};
+use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::frame::FrameAllocator;
 use crate::vm::boot_ranges;
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::VcpuRun;
-use crate::vm::posted::Posting;
 use crate::vm::tlb_tag::TlbTag;
 use crate::vm::{GUEST_RAM_BASE, Vm, VmName};
 
 /// Frames shared with the ioreq task: the ioreq page, the posted-write ring.
 const SHARED_FRAMES: usize = 2;
-
-/// Bytes at the top of RAM kept for the device tree.
-const DTB_BYTES: u64 = IPC_BUFFER_SIZE as u64;
-
-fn zero(addr: u64, bytes: u64) {
-    // SAFETY: callers pass frames this VM owns (RAM, tables, ioreq page):
-    // identity-mapped kernel RAM that nothing else uses.
-    unsafe { core::ptr::write_bytes(addr as *mut u8, 0, bytes as usize) };
-}
 
 impl GuestVm {
     /// Builds VM `name` with `ram_bytes` (a multiple of 2 MiB) of zeroed RAM
@@ -64,17 +55,16 @@ impl GuestVm {
             free_run(frames, root, gstage::ROOT_FRAMES);
             return Err(Error::OutOfMemory);
         };
-        zero(ram, ram_bytes);
-        zero(root, gstage::ROOT_BYTES);
-        zero(ioreq_frame, SHARED_FRAMES as u64 * PAGE_SIZE);
+        zero_frames(ram, ram_frames);
+        zero_frames(root, gstage::ROOT_FRAMES);
+        zero_frames(ioreq_frame, SHARED_FRAMES);
         let mut vm = GuestVm {
             vm: Vm::new(name, ram_bytes),
             root,
             vmid: tag.id,
             vmid_stale: tag.reused,
             console: ConsoleLine::new(),
-            ioreq_frame,
-            posting: Posting::new(),
+            io: IoreqFrames::new(ioreq_frame, ioreq_frame + PAGE_SIZE),
             vcpu: Vcpu {
                 id: 0,
                 frame: GuestFrame::default(),
@@ -85,7 +75,10 @@ impl GuestVm {
                 fp: FpRegs::default(),
                 fp_token: FpOwner::fresh_token(),
             },
-            ram,
+            ram: VmRam {
+                start: ram,
+                bytes: ram_bytes,
+            },
             tables: Vec::new(),
             dtb_gpa: 0,
             stray_reported: false,
@@ -109,137 +102,70 @@ impl GuestVm {
     }
 
     /// The VM's ioreq page.
+    #[inline]
     pub fn page(&mut self) -> &mut IoreqPage {
-        // SAFETY: `ioreq_frame` is a 4 KiB-aligned frame this VM owns for its
-        // whole life, identity-mapped; `IoreqPage` is 4 KiB of plain integers,
-        // valid for any bytes the ioreq task writes. The kernel runs on one
-        // hart with interrupts off, so no user write races this borrow.
-        unsafe { &mut *(self.ioreq_frame as *mut IoreqPage) }
+        self.io.page()
     }
 
     /// The physical frame of the ioreq page (to map into the ioreq task).
     pub fn ioreq_frame(&self) -> u64 {
-        self.ioreq_frame
+        self.io.ioreq
     }
 
     /// The physical frame of the posted-write ring (to map into the ioreq
     /// task), the one after the ioreq page.
     pub fn posted_frame(&self) -> u64 {
-        self.ioreq_frame + PAGE_SIZE
+        self.io.posted
     }
 
     /// Offers the guest's store `write` to the VM's posted-write ring
-    /// ([`Posting::post`]): whether it was posted.
+    /// ([`IoreqFrames::post`]): whether it was posted.
     #[inline]
     pub(super) fn post_write(&mut self, write: &PostedWrite) -> bool {
-        // SAFETY: the frame after the ioreq page is a 4 KiB-aligned frame
-        // this VM owns for its whole life, identity-mapped and zeroed at
-        // creation (an empty ring); `PostedPage` is atomics only, valid for
-        // any bytes the ioreq task writes, and only accessed through them.
-        // The reference ends with this call.
-        let ring = unsafe { &*(self.posted_frame() as *const PostedPage) };
-        let posted = self.posting.post(ring, write);
+        let posted = self.io.post(write);
         if posted {
             self.vm.stats.posted_write();
         }
         posted
     }
 
-    /// Whether the exit being handled waits for the posted writes first
-    /// ([`Posting::drain_first`]).
+    /// Whether the exit being handled waits for the posted writes first.
     pub(super) fn drain_first(&mut self) -> bool {
-        // SAFETY: as in `post_write`: the VM's own ring frame, atomics only.
-        let ring = unsafe { &*(self.posted_frame() as *const PostedPage) };
-        self.posting.drain_first(ring)
+        self.io.drain_first()
     }
 
-    /// `ioreq_post`: see [`Posting::set`].
+    /// `ioreq_post`: see [`crate::vm::posted::Posting::set`].
     pub fn set_posted_range(&mut self, space: Space, start: u64, len: u64) -> Result<(), Error> {
-        self.posting.set(space, start, len)
+        self.io.posting.set(space, start, len)
     }
 
     /// Whether writes were posted since the ioreq task last heard.
     pub fn take_posted_news(&mut self) -> bool {
-        self.posting.take_news()
-    }
-
-    /// Copies `bytes` into RAM at `offset` from its start, if they end at
-    /// or below the generation-ID page (just below the device tree's).
-    fn copy_in(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
-        let end = offset
-            .checked_add(bytes.len() as u64)
-            .ok_or(Error::OutOfMemory)?;
-        if end > self.genid_offset() {
-            return Err(Error::OutOfMemory);
-        }
-        // SAFETY: `ram + offset .. ram + end` lies inside this VM's RAM
-        // (checked above): kernel-owned identity-mapped frames; the source
-        // is a slice distinct from guest RAM.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                (self.ram + offset) as *mut u8,
-                bytes.len(),
-            );
-        }
-        Ok(())
-    }
-
-    fn dtb_offset(&self) -> u64 {
-        self.vm.ram_bytes.saturating_sub(DTB_BYTES)
-    }
-
-    fn genid_offset(&self) -> u64 {
-        self.vm.ram_bytes.saturating_sub(GUEST_GENID_FROM_END)
+        self.io.posting.take_news()
     }
 
     /// Writes the generation ID at the start of the generation-ID page;
     /// returns its guest-physical address.
     pub fn write_genid(&mut self, id: [u8; 16]) -> Result<u64, Error> {
-        if self.vm.ram_bytes < GUEST_GENID_FROM_END {
-            return Err(Error::OutOfMemory);
-        }
-        let offset = self.genid_offset();
-        // SAFETY: `offset + 16` lies inside this VM's RAM (it is at least
-        // GUEST_GENID_FROM_END bytes): identity-mapped frames it owns.
-        unsafe {
-            core::ptr::copy_nonoverlapping(id.as_ptr(), (self.ram + offset) as *mut u8, id.len());
-        }
-        Ok(GUEST_RAM_BASE + offset)
+        Ok(GUEST_RAM_BASE + self.ram.write_genid(id)?)
     }
 
-    /// Copies all of `src`'s RAM, page by page, over the start of this
-    /// VM's; `Error::InvalidArgument` (nothing copied) if it is smaller.
+    /// Copies all of `src`'s RAM over the start of this VM's;
+    /// `Error::InvalidArgument` (nothing copied) if it is smaller.
     pub fn clone_ram_from(&mut self, src: &GuestVm) -> Result<(), Error> {
-        if src.vm.ram_bytes > self.vm.ram_bytes {
-            return Err(Error::InvalidArgument);
-        }
-        for page in 0..src.vm.ram_bytes / PAGE_SIZE {
-            let offset = page * PAGE_SIZE;
-            // SAFETY: both pages lie inside their VM's RAM (`offset` is
-            // below `src`'s size, which is at most this VM's): distinct
-            // VMs' identity-mapped frames, so the ranges do not overlap.
-            unsafe {
-                core::ptr::copy_nonoverlapping(
-                    (src.ram + offset) as *const u8,
-                    (self.ram + offset) as *mut u8,
-                    PAGE_SIZE as usize,
-                );
-            }
-        }
-        Ok(())
+        self.ram.clone_from(&src.ram)
     }
 
     /// Copies a guest image to [`GUEST_IMAGE_OFFSET`] in RAM.
     pub fn load_image(&mut self, image: &[u8]) -> Result<(), Error> {
-        self.copy_in(GUEST_IMAGE_OFFSET, image)
+        self.ram.copy_in(GUEST_IMAGE_OFFSET, image)
     }
 
     /// `vm_load`: copies an image (kernel, initrd or raw guest) to `offset`
     /// in RAM; it must end at or below the generation-ID page.
     pub fn load_at(&mut self, offset: u64, image: &[u8]) -> Result<(), Error> {
         boot_ranges::check_fill(self.vm.ram_bytes, offset, image.len() as u64)?;
-        self.copy_in(offset, image)
+        self.ram.copy_in(offset, image)
     }
 
     /// `vm_write_ram`: copies `bytes` (a chunk of a device tree) to
@@ -248,19 +174,10 @@ impl GuestVm {
         self.load_at(offset, bytes)
     }
 
-    /// Copies a device tree (at most 4 KiB) to the top page of RAM; returns
-    /// its guest-physical address.
+    /// Copies a device tree (at most 4 KiB) to the top page of RAM;
+    /// returns its guest-physical address.
     pub fn set_dtb(&mut self, dtb: &[u8]) -> Result<u64, Error> {
-        if dtb.len() as u64 > DTB_BYTES {
-            return Err(Error::MessageTooLarge);
-        }
-        let offset = self.dtb_offset();
-        zero(self.ram + offset, DTB_BYTES);
-        // SAFETY: the last page of this VM's RAM (identity-mapped, owned).
-        unsafe {
-            core::ptr::copy_nonoverlapping(dtb.as_ptr(), (self.ram + offset) as *mut u8, dtb.len());
-        }
-        self.dtb_gpa = GUEST_RAM_BASE + offset;
+        self.dtb_gpa = GUEST_RAM_BASE + self.ram.set_top_page(dtb)?;
         Ok(self.dtb_gpa)
     }
 
@@ -307,7 +224,7 @@ impl GuestVm {
         self.vcpu.run = VcpuRun::Stopped;
         self.vcpu.pending = None;
         *self.page() = IoreqPage::new();
-        zero(self.ram, self.vm.ram_bytes);
+        self.ram.zero();
         self.dtb_gpa = 0;
     }
 
@@ -315,12 +232,12 @@ impl GuestVm {
     /// with its record, `crate::vm::control::destroy`).
     pub fn destroy<const W: usize>(mut self, frames: &mut FrameAllocator<W>) {
         let ram_frames = (self.vm.ram_bytes / PAGE_SIZE) as usize;
-        free_run(frames, self.ram, ram_frames);
+        free_run(frames, self.ram.start, ram_frames);
         free_run(frames, self.root, gstage::ROOT_FRAMES);
         for table in self.tables.drain(..) {
             let _ = frames.free(table);
         }
-        free_run(frames, self.ioreq_frame, SHARED_FRAMES);
+        free_run(frames, self.io.ioreq, SHARED_FRAMES);
         hfence_gvma_all();
         forget_loaded_hgatp();
     }

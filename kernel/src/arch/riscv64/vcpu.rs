@@ -17,9 +17,9 @@ use super::vs_fetch::{self, GuestMode};
 use super::world_switch::{GuestFrame, enter_guest};
 use super::{csr, timer};
 use crate::arch::frame_tables::IdentityWalk;
+use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::{self, MmioExit, VcpuRun};
-use crate::vm::posted::Posting;
 use crate::vm::stats::ExitKind;
 use crate::vm::{GuestAccess, StopReason, Vm, VmState, is_mmio};
 use ipc::ioreq_abi::posted::PostedWrite;
@@ -281,7 +281,7 @@ impl GuestVm {
     fn guest_ram(&self) -> GuestRam {
         GuestRam {
             root: self.root,
-            ram: self.ram,
+            ram: self.ram.start,
             ram_bytes: self.vm.ram_bytes,
         }
     }
@@ -326,14 +326,12 @@ pub struct GuestVm {
     /// it is flushed before this VM's first entry.
     pub(super) vmid_stale: bool,
     pub(super) console: ConsoleLine,
-    /// The frame holding the ioreq page (shared with the ioreq task); the
-    /// posted-write ring is in the next one.
-    pub(super) ioreq_frame: u64,
-    /// Which writes may be posted, and the ring's write index.
-    pub(super) posting: Posting,
+    /// The ioreq page and the posted-write ring (shared with the ioreq
+    /// task; the ring's frame is the one after the page's).
+    pub(super) io: IoreqFrames,
     pub(super) vcpu: Vcpu,
-    /// First frame of guest RAM (contiguous).
-    pub(super) ram: u64,
+    /// Guest RAM (contiguous frames).
+    pub(super) ram: VmRam,
     /// G-stage table frames below the root.
     pub(super) tables: Vec<u64>,
     /// Where the device tree lies, once set.
@@ -493,7 +491,7 @@ impl GuestVm {
     }
 
     /// Stops the VM for `reason` (after its posted output, see
-    /// [`Posting::drain_first`]: until then the vCPU yields and the guest
+    /// [`crate::vm::posted::Posting::drain_first`]: until then the vCPU yields and the guest
     /// faults again).
     fn stop(&mut self, reason: StopReason) -> Option<RunOutcome> {
         if self.drain_first() {

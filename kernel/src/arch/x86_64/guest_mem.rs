@@ -12,11 +12,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use ipc::ioreq_abi::page::IoreqPage;
-use ipc::ioreq_abi::posted::{PostedPage, PostedWrite};
-use ipc::syscall::{
-    GUEST_GENID_FROM_END, GUEST_IMAGE_OFFSET, GUEST_RAM_BASE, IPC_BUFFER_SIZE, X86_GUEST_PML4,
-    X86_GUEST_STACK_TOP,
-};
+use ipc::ioreq_abi::posted::PostedWrite;
+use ipc::syscall::{GUEST_IMAGE_OFFSET, GUEST_RAM_BASE, X86_GUEST_PML4, X86_GUEST_STACK_TOP};
 use ipc::{Error, Space};
 use log::{info, warn};
 
@@ -30,14 +27,12 @@ use super::virt::{self, Backend};
 use super::vmx_controls::Controls;
 use super::{vmx, vmx_vcpu};
 use crate::arch::frame_tables::FrameTables;
+use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::frame::FrameAllocator;
 use crate::vm::ioreq_path::VcpuRun;
-use crate::vm::posted::Posting;
 use crate::vm::tlb_tag::TlbTag;
 use crate::vm::{StopReason, Vm, VmName, VmState};
 
-/// Bytes at the top of RAM kept for the boot-info block.
-const BOOT_INFO_BYTES: u64 = IPC_BUFFER_SIZE as u64;
 /// The guest's identity map: 1 GiB of 2 MiB pages (present, writable,
 /// large), so an access anywhere below 1 GiB reaches the nested tables.
 const IDENTITY_BYTES: u64 = 1 << 30;
@@ -297,10 +292,11 @@ impl GuestVm {
             run: VcpuRun::Stopped,
             pending: None,
             tables,
-            ram,
-            ioreq_frame,
-            posted_frame,
-            posting: Posting::new(),
+            ram: VmRam {
+                start: ram,
+                bytes: ram_bytes,
+            },
+            io: IoreqFrames::new(ioreq_frame, posted_frame),
             boot_info_gpa: 0,
         };
         fill(ram, ram_bytes, 0);
@@ -309,87 +305,46 @@ impl GuestVm {
     }
 
     /// The VM's ioreq page.
+    #[inline]
     pub(super) fn page(&mut self) -> &mut IoreqPage {
-        // SAFETY: `ioreq_frame` is a zeroed 4 KiB frame this VM owns for its
-        // whole life, identity-mapped; `IoreqPage` is 4 KiB of plain
-        // integers, valid for any bytes the ioreq task writes. The kernel
-        // runs on one CPU with interrupts off, so no user write races it.
-        unsafe { &mut *(self.ioreq_frame as *mut IoreqPage) }
+        self.io.page()
     }
 
     /// The physical frame of the ioreq page (to map into the ioreq task).
     pub fn ioreq_frame(&self) -> u64 {
-        self.ioreq_frame
+        self.io.ioreq
     }
 
     /// The physical frame of the posted-write ring (to map into the ioreq
     /// task).
     pub fn posted_frame(&self) -> u64 {
-        self.posted_frame
+        self.io.posted
     }
 
     /// Offers the guest's port write `write` to the VM's posted-write ring
-    /// ([`Posting::post`]): whether it was posted.
+    /// ([`IoreqFrames::post`]): whether it was posted.
     #[inline]
     pub(super) fn post_write(&mut self, write: &PostedWrite) -> bool {
-        // SAFETY: `posted_frame` is a zeroed 4 KiB frame this VM owns for
-        // its whole life, identity-mapped (an empty ring); `PostedPage` is
-        // atomics only, valid for any bytes the ioreq task writes, and only
-        // accessed through them. The reference ends with this call.
-        let ring = unsafe { &*(self.posted_frame as *const PostedPage) };
-        let posted = self.posting.post(ring, write);
+        let posted = self.io.post(write);
         if posted {
             self.vm.stats.posted_write();
         }
         posted
     }
 
-    /// Whether the exit being handled waits for the posted writes first
-    /// ([`Posting::drain_first`]).
+    /// Whether the exit being handled waits for the posted writes first.
     pub(super) fn drain_first(&mut self) -> bool {
-        // SAFETY: as in `post_write`: the VM's own ring frame, atomics only.
-        let ring = unsafe { &*(self.posted_frame as *const PostedPage) };
-        self.posting.drain_first(ring)
+        self.io.drain_first()
     }
 
-    /// `ioreq_post`: see [`Posting::set`].
+    /// `ioreq_post`: see [`crate::vm::posted::Posting::set`].
     pub fn set_posted_range(&mut self, space: Space, start: u64, len: u64) -> Result<(), Error> {
-        self.posting.set(space, start, len)
+        self.io.posting.set(space, start, len)
     }
 
     /// Whether writes were posted since the ioreq task last heard.
     pub fn take_posted_news(&mut self) -> bool {
-        self.posting.take_news()
-    }
-
-    fn boot_info_offset(&self) -> u64 {
-        self.vm.ram_bytes.saturating_sub(BOOT_INFO_BYTES)
-    }
-
-    fn genid_offset(&self) -> u64 {
-        self.vm.ram_bytes.saturating_sub(GUEST_GENID_FROM_END)
-    }
-
-    /// Copies `bytes` into RAM at `offset`, if they end at or below the
-    /// generation-ID page.
-    fn copy_in(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
-        let end = offset
-            .checked_add(bytes.len() as u64)
-            .ok_or(Error::OutOfMemory)?;
-        if end > self.genid_offset() {
-            return Err(Error::OutOfMemory);
-        }
-        // SAFETY: `ram + offset .. ram + end` lies inside this VM's RAM
-        // (checked above): identity-mapped frames it owns; the source is a
-        // slice distinct from guest RAM.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                (self.ram + offset) as *mut u8,
-                bytes.len(),
-            );
-        }
-        Ok(())
+        self.io.posting.take_news()
     }
 
     /// The `N` bytes of guest RAM at guest-physical `gpa`, if they lie
@@ -405,7 +360,11 @@ impl GuestVm {
         // (checked above): identity-mapped frames it owns, read while its
         // vCPU is out of the guest (this CPU runs the exit handler).
         unsafe {
-            core::ptr::copy_nonoverlapping((self.ram + offset) as *const u8, bytes.as_mut_ptr(), N);
+            core::ptr::copy_nonoverlapping(
+                (self.ram.start + offset) as *const u8,
+                bytes.as_mut_ptr(),
+                N,
+            );
         }
         Some(bytes)
     }
@@ -422,7 +381,7 @@ impl GuestVm {
 
     /// Copies a flat guest image to `GUEST_IMAGE_OFFSET` (1 MiB).
     pub fn load_image(&mut self, image: &[u8]) -> Result<(), Error> {
-        self.copy_in(GUEST_IMAGE_OFFSET, image)
+        self.ram.copy_in(GUEST_IMAGE_OFFSET, image)
     }
 
     /// `vm_load` at `offset`: x86 guests are flat images entered at 1 MiB,
@@ -437,13 +396,13 @@ impl GuestVm {
     /// `vm_write_ram`: copies `bytes` into RAM at `offset`, which must end
     /// at or below the generation-ID page.
     pub fn write_ram(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
-        self.copy_in(offset, bytes)
+        self.ram.copy_in(offset, bytes)
     }
 
     /// `vm_start`: the entry must be the image's (1 MiB) and the boot-info
     /// offset the top page's (`Error::InvalidArgument` otherwise).
     pub fn start_at(&mut self, entry: u64, boot_info: u64) -> Result<(), Error> {
-        if entry != GUEST_IMAGE_OFFSET || boot_info != self.boot_info_offset() {
+        if entry != GUEST_IMAGE_OFFSET || boot_info != self.ram.top_page_offset() {
             return Err(Error::InvalidArgument);
         }
         self.start();
@@ -453,20 +412,7 @@ impl GuestVm {
     /// Copies the boot-info block (at most 4 KiB) to the top page of RAM;
     /// returns its guest-physical address.
     pub fn set_dtb(&mut self, info: &[u8]) -> Result<u64, Error> {
-        if info.len() as u64 > BOOT_INFO_BYTES {
-            return Err(Error::MessageTooLarge);
-        }
-        let offset = self.boot_info_offset();
-        fill(self.ram + offset, BOOT_INFO_BYTES, 0);
-        // SAFETY: the last page of this VM's RAM (identity-mapped, owned).
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                info.as_ptr(),
-                (self.ram + offset) as *mut u8,
-                info.len(),
-            );
-        }
-        self.boot_info_gpa = GUEST_RAM_BASE + offset;
+        self.boot_info_gpa = GUEST_RAM_BASE + self.ram.set_top_page(info)?;
         Ok(self.boot_info_gpa)
     }
 
@@ -477,13 +423,13 @@ impl GuestVm {
         let (pdpt, pd) = (pml4 + PAGE_SIZE, pml4 + 2 * PAGE_SIZE);
         let mut words = [0u64; 512];
         words[0] = pdpt | PRESENT_WRITABLE;
-        let _ = self.copy_in(pml4, words_bytes(&words));
+        let _ = self.ram.copy_in(pml4, words_bytes(&words));
         words[0] = pd | PRESENT_WRITABLE;
-        let _ = self.copy_in(pdpt, words_bytes(&words));
+        let _ = self.ram.copy_in(pdpt, words_bytes(&words));
         for (i, w) in words.iter_mut().enumerate() {
             *w = (i as u64 * LARGE) | PRESENT_WRITABLE | PAGE_SIZE_BIT;
         }
-        let _ = self.copy_in(pd, words_bytes(&words));
+        let _ = self.ram.copy_in(pd, words_bytes(&words));
     }
 
     /// Puts vCPU 0 in the entry state: 64-bit long mode, CPL 0, interrupts
@@ -521,45 +467,31 @@ impl GuestVm {
         self.run = VcpuRun::Stopped;
         self.pending = None;
         *self.page() = IoreqPage::new();
-        fill(self.ram, self.vm.ram_bytes, 0);
+        self.ram.zero();
         self.boot_info_gpa = 0;
     }
 
     /// Writes the VM generation ID at the start of the generation-ID page;
     /// returns its guest-physical address.
     pub fn write_genid(&mut self, id: [u8; 16]) -> Result<u64, Error> {
-        let offset = self.genid_offset();
-        // SAFETY: `offset + 16` lies inside this VM's RAM (at least 2 MiB):
-        // identity-mapped frames it owns.
-        unsafe {
-            core::ptr::copy_nonoverlapping(id.as_ptr(), (self.ram + offset) as *mut u8, id.len());
-        }
-        Ok(GUEST_RAM_BASE + offset)
+        Ok(GUEST_RAM_BASE + self.ram.write_genid(id)?)
     }
 
     /// Copies all of `src`'s RAM over the start of this VM's;
     /// `Error::InvalidArgument` (nothing copied) if it is smaller.
     pub fn clone_ram_from(&mut self, src: &GuestVm) -> Result<(), Error> {
-        if src.vm.ram_bytes > self.vm.ram_bytes {
-            return Err(Error::InvalidArgument);
-        }
-        // SAFETY: both ranges lie inside their VM's RAM (`src`'s size is at
-        // most this VM's): distinct VMs' identity-mapped frames.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                src.ram as *const u8,
-                self.ram as *mut u8,
-                src.vm.ram_bytes as usize,
-            );
-        }
-        Ok(())
+        self.ram.clone_from(&src.ram)
     }
 
     /// Returns every frame of the VM (RAM, tables, VMCB, ioreq page); its
     /// ASID goes back with its record (`crate::vm::control::destroy`).
     pub fn destroy<const W: usize>(mut self, frames: &mut FrameAllocator<W>) {
         self.vcpu.release();
-        free_run(frames, self.ram, (self.vm.ram_bytes / PAGE_SIZE) as usize);
+        free_run(
+            frames,
+            self.ram.start,
+            (self.vm.ram_bytes / PAGE_SIZE) as usize,
+        );
         for table in self.tables.drain(..) {
             let _ = frames.free(table);
         }
