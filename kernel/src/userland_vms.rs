@@ -197,7 +197,7 @@ impl VmHost for Tasks {
         previous: Option<TaskId>,
     ) -> Result<usize, Error> {
         let guest = self.guest(vm)?;
-        let (frame, ring) = (guest.ioreq_frame(), guest.posted_frame());
+        let (frame, ring) = (guest.io.ioreq, guest.io.posted);
         let slot = self
             .slots
             .get(task.slot())
@@ -226,7 +226,7 @@ impl VmHost for Tasks {
     }
 
     fn ioreq_post(&mut self, vm: usize, space: Space, start: u64, len: u64) -> Result<(), Error> {
-        self.guest(vm)?.set_posted_range(space, start, len)
+        self.guest(vm)?.io.posting.set(space, start, len)
     }
 
     fn console_raw(&mut self, line: &[u8]) {

@@ -15,6 +15,7 @@ use ipc::ioreq_abi::posted::{PostedPage, PostedWrite};
 use ipc::syscall::{GUEST_GENID_FROM_END, IPC_BUFFER_SIZE};
 
 use crate::vm::posted::Posting;
+use crate::vm::stats::VmStats;
 
 /// Bytes at the top of RAM kept for the boot data the guest is handed (a
 /// device tree, the x86 boot-info block).
@@ -156,10 +157,14 @@ impl IoreqFrames {
     }
 
     /// Offers the guest's store `write` to the ring ([`Posting::post`]):
-    /// whether it was posted.
+    /// whether it was posted (and counted in `stats`).
     #[inline]
-    pub fn post(&mut self, write: &PostedWrite) -> bool {
-        self.posting.post(ring(self.posted), write)
+    pub fn post(&mut self, write: &PostedWrite, stats: &mut VmStats) -> bool {
+        let posted = self.posting.post(ring(self.posted), write);
+        if posted {
+            stats.posted_write();
+        }
+        posted
     }
 
     /// Whether the exit being handled waits for the posted writes first

@@ -8,10 +8,10 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
+use ipc::Error;
 use ipc::ioreq_abi::page::IoreqPage;
 use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::syscall::GUEST_IMAGE_OFFSET;
-use ipc::{Error, Space};
 
 use super::fpu::{FpOwner, FpRegs};
 use super::gstage::{self, GuestPerms};
@@ -107,36 +107,16 @@ impl GuestVm {
         self.io.page()
     }
 
-    /// The physical frame of the ioreq page (to map into the ioreq task).
-    pub fn ioreq_frame(&self) -> u64 {
-        self.io.ioreq
-    }
-
-    /// The physical frame of the posted-write ring (to map into the ioreq
-    /// task), the one after the ioreq page.
-    pub fn posted_frame(&self) -> u64 {
-        self.io.posted
-    }
-
     /// Offers the guest's store `write` to the VM's posted-write ring
     /// ([`IoreqFrames::post`]): whether it was posted.
     #[inline]
     pub(super) fn post_write(&mut self, write: &PostedWrite) -> bool {
-        let posted = self.io.post(write);
-        if posted {
-            self.vm.stats.posted_write();
-        }
-        posted
+        self.io.post(write, &mut self.vm.stats)
     }
 
     /// Whether the exit being handled waits for the posted writes first.
     pub(super) fn drain_first(&mut self) -> bool {
         self.io.drain_first()
-    }
-
-    /// `ioreq_post`: see [`crate::vm::posted::Posting::set`].
-    pub fn set_posted_range(&mut self, space: Space, start: u64, len: u64) -> Result<(), Error> {
-        self.io.posting.set(space, start, len)
     }
 
     /// Whether writes were posted since the ioreq task last heard.

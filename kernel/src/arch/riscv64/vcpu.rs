@@ -328,7 +328,7 @@ pub struct GuestVm {
     pub(super) console: ConsoleLine,
     /// The ioreq page and the posted-write ring (shared with the ioreq
     /// task; the ring's frame is the one after the page's).
-    pub(super) io: IoreqFrames,
+    pub io: IoreqFrames,
     pub(super) vcpu: Vcpu,
     /// Guest RAM (contiguous frames).
     pub(super) ram: VmRam,

@@ -74,7 +74,7 @@ pub struct GuestVm {
     pub(super) ram: VmRam,
     /// The ioreq page and the posted-write ring (shared with the ioreq
     /// task).
-    pub(super) io: IoreqFrames,
+    pub io: IoreqFrames,
     /// Where the boot-info block lies, once set.
     pub(super) boot_info_gpa: u64,
 }

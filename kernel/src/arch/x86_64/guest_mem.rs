@@ -11,10 +11,10 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use ipc::Error;
 use ipc::ioreq_abi::page::IoreqPage;
 use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::syscall::{GUEST_IMAGE_OFFSET, GUEST_RAM_BASE, X86_GUEST_PML4, X86_GUEST_STACK_TOP};
-use ipc::{Error, Space};
 use log::{info, warn};
 
 use super::fpu::GuestFp;
@@ -310,36 +310,16 @@ impl GuestVm {
         self.io.page()
     }
 
-    /// The physical frame of the ioreq page (to map into the ioreq task).
-    pub fn ioreq_frame(&self) -> u64 {
-        self.io.ioreq
-    }
-
-    /// The physical frame of the posted-write ring (to map into the ioreq
-    /// task).
-    pub fn posted_frame(&self) -> u64 {
-        self.io.posted
-    }
-
     /// Offers the guest's port write `write` to the VM's posted-write ring
     /// ([`IoreqFrames::post`]): whether it was posted.
     #[inline]
     pub(super) fn post_write(&mut self, write: &PostedWrite) -> bool {
-        let posted = self.io.post(write);
-        if posted {
-            self.vm.stats.posted_write();
-        }
-        posted
+        self.io.post(write, &mut self.vm.stats)
     }
 
     /// Whether the exit being handled waits for the posted writes first.
     pub(super) fn drain_first(&mut self) -> bool {
         self.io.drain_first()
-    }
-
-    /// `ioreq_post`: see [`crate::vm::posted::Posting::set`].
-    pub fn set_posted_range(&mut self, space: Space, start: u64, len: u64) -> Result<(), Error> {
-        self.io.posting.set(space, start, len)
     }
 
     /// Whether writes were posted since the ioreq task last heard.

@@ -49,6 +49,8 @@ mod idt;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod lapic;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod msr_io;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod paging;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod port;

@@ -14,6 +14,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use super::cr4;
 use super::gdt;
 use super::msr;
+use super::msr_io::rdmsr;
 use super::svm::GuestGprs;
 use super::vmcs::{self, f16, f32, f64, fnat};
 use super::vmx_caps::{self, CR4_VMXE, VmxError};
@@ -166,17 +167,6 @@ mica_vmx_run:
 
 unsafe extern "C" {
     fn mica_vmx_run(regs: *mut VmxRegs, launched: u32) -> u32;
-}
-
-fn rdmsr(msr: u32) -> u64 {
-    let (low, high): (u32, u32);
-    // SAFETY: reads EFER, FS_BASE, GS_BASE, the syscall MSRs,
-    // KernelGSBase or a VMX capability MSR, all present on a CPU with VMX
-    // and long mode.
-    unsafe {
-        core::arch::asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack));
-    }
-    u64::from(high) << 32 | u64::from(low)
 }
 
 fn vmwrite(field: u32, value: u64) {
