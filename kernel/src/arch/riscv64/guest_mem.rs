@@ -15,9 +15,14 @@ use ipc::syscall::GUEST_IMAGE_OFFSET;
 
 use super::fpu::{FpOwner, FpRegs};
 use super::gstage::{self, GuestPerms};
+use super::guest_sbi::GuestMemoryRead;
+use super::guest_tlb::{forget_loaded_hgatp, hfence_gvma_all};
 use super::sv39::PAGE_SIZE;
-use super::vcpu::{GuestVm, Vcpu, VsCsrs, forget_loaded_hgatp, hfence_gvma_all};
+use super::sv39::PteFlags;
+use super::vcpu::{GuestVm, Vcpu};
+use super::vs_csrs::VsCsrs;
 use super::world_switch::GuestFrame;
+use crate::arch::frame_tables::IdentityWalk;
 use crate::arch::frame_tables::{FrameTables, zero_frames};
 use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::frame::FrameAllocator;
@@ -26,6 +31,7 @@ use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::VcpuRun;
 use crate::vm::tlb_tag::TlbTag;
 use crate::vm::{GUEST_RAM_BASE, Vm, VmName};
+use mica_boot::MemRange;
 
 /// Frames shared with the ioreq task: the ioreq page, the posted-write ring.
 const SHARED_FRAMES: usize = 2;
@@ -244,5 +250,55 @@ impl GuestVm {
 fn free_run<const W: usize>(frames: &mut FrameAllocator<W>, start: u64, count: usize) {
     for i in 0..count as u64 {
         let _ = frames.free(start + i * PAGE_SIZE);
+    }
+}
+
+/// Guest RAM read through the G-stage tables.
+pub(super) struct GuestRam {
+    pub(super) root: u64,
+    /// The VM's own RAM (host-physical: first frame, bytes): every
+    /// translation must land in it. Kept raw: most SBI calls read no guest
+    /// memory, and the range is only built for a read.
+    pub(super) ram: u64,
+    pub(super) ram_bytes: u64,
+}
+
+impl GuestVm {
+    /// This VM's RAM as the kernel reads it for the guest.
+    #[inline]
+    pub(super) fn guest_ram(&self) -> GuestRam {
+        GuestRam {
+            root: self.root,
+            ram: self.ram.start,
+            ram_bytes: self.vm.ram_bytes,
+        }
+    }
+}
+
+impl GuestMemoryRead for GuestRam {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
+        let own = MemRange::new(self.ram, self.ram_bytes);
+        crate::translated::copy_from(
+            gpa,
+            buf,
+            PAGE_SIZE,
+            |at| {
+                gstage::translate(&mut IdentityWalk, self.root, at)
+                    .filter(|(_, flags)| flags.contains(PteFlags::R))
+                    .map(|(hpa, _)| hpa)
+            },
+            // Only the VM's own RAM, and only RAM, is read for it.
+            |hpa, n| crate::ram::lies_in(own, hpa, n) && crate::ram::is_ram(hpa, n),
+            |hpa, dst| {
+                // SAFETY: `copy_from` passes `hpa..hpa+len` only inside one
+                // guest page the VM's G-stage maps readable and that lies in
+                // the VM's own RAM frames (checked above): kernel-owned,
+                // identity-mapped RAM. The guest cannot change it meanwhile
+                // (it is not running); `dst` is a kernel buffer.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(hpa as *const u8, dst.as_mut_ptr(), dst.len())
+                };
+            },
+        )
     }
 }

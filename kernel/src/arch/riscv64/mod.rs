@@ -26,6 +26,8 @@ mod entry;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod guest_mem;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod guest_tlb;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod paging;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod poweroff;
@@ -40,6 +42,10 @@ mod uspace;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 pub mod vcpu;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod vcpu_sbi;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod vs_csrs;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod world_switch;
 
 /// The names every backend exports (see `arch/mod.rs`).
@@ -48,6 +54,7 @@ pub mod hal {
     pub use super::console_in::console_read;
     pub use super::devmem::{device_reset, virtio_device_id};
     pub use super::dtb::{dtb_slice, initrd_slice};
+    pub use super::guest_tlb::guest_tlb_tags;
     pub use super::paging::enable_kernel_paging;
     pub use super::sbi::console_write;
     pub use super::seed::{hardware_entropy, probe_entropy};
@@ -58,7 +65,7 @@ pub mod hal {
     };
     pub use super::trap::{TrapFrame, enter_user, init as trap_init, probe_hypervisor};
     pub use super::uspace::{AddressSpace, copy_message, load as load_task};
-    pub use super::vcpu::{GuestVm, RunOutcome, guest_tlb_tags};
+    pub use super::vcpu::{GuestVm, RunOutcome};
     pub use crate::arch::frame_tables::zero_frames;
     pub use crate::arch::layout::{KernelImage, kernel_image};
 
