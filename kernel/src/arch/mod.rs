@@ -25,6 +25,20 @@
 //!   first entry: a trap from U-mode saves the frame, generic code picks the
 //!   next task, and the vector's return path restores whichever frame it left.
 
+/// How a run of a vCPU ended (`GuestVm::run`), the same on every arch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// An interrupt for the host: the scheduler decides what runs next.
+    Preempted,
+    /// The vCPU waits for its ioreq slot (`GuestVm::resume_io`).
+    BlockedOnIo,
+    /// The VM left the running state.
+    Left(crate::vm::VmState),
+    /// The guest waits (RISC-V `wfi`, x86 `hlt`) for its timer, due at
+    /// this time (on x86 the next tick).
+    Sleeping(u64),
+}
+
 pub mod riscv64;
 pub mod x86_64;
 

@@ -65,7 +65,7 @@ pub mod hal {
     };
     pub use super::trap::{TrapFrame, enter_user, init as trap_init, probe_hypervisor};
     pub use super::uspace::{AddressSpace, copy_message, load as load_task};
-    pub use super::vcpu::{GuestVm, RunOutcome};
+    pub use super::vcpu::GuestVm;
     pub use crate::arch::frame_tables::zero_frames;
     pub use crate::arch::layout::{KernelImage, kernel_image};
 

@@ -19,6 +19,7 @@ use super::vs_csrs::VsCsrs;
 use super::vs_fetch::{self, GuestMode};
 use super::world_switch::{GuestFrame, enter_guest};
 use super::{csr, timer};
+use crate::arch::RunOutcome;
 use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::{self, MmioExit, VcpuRun};
@@ -108,19 +109,6 @@ pub(super) struct PendingMmio {
     gva: usize,
     /// Whether the access came from VS-mode (`hstatus.SPVP` at the exit).
     from_vs: bool,
-}
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunOutcome {
-    /// An interrupt for the host: the scheduler decides what runs next.
-    Preempted,
-    /// The vCPU waits for its ioreq slot ([`GuestVm::resume_io`]).
-    BlockedOnIo,
-    /// The VM left the running state.
-    Left(VmState),
-    /// The guest waits in `wfi` for its timer, due at this time.
-    Sleeping(u64),
 }
 
 /// A VM with its memory and one vCPU.

@@ -6,8 +6,9 @@
 
 use super::guest_sbi::{self, SbiCaller, SbiEffect};
 use super::guest_tlb::{fence_i, hfence_vvma_all};
-use super::vcpu::{GuestVm, HVIP_VSSIP, HVIP_VSTIP, RunOutcome};
+use super::vcpu::{GuestVm, HVIP_VSSIP, HVIP_VSTIP};
 use super::{csr, timer};
+use crate::arch::RunOutcome;
 use crate::vm::VmState;
 use crate::vm::ioreq_path::VcpuRun;
 

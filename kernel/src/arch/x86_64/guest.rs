@@ -31,24 +31,12 @@ use super::msr::{self, Access, GuestView, Outcome};
 use super::pmu;
 use super::svm_exit::rax_after_in;
 use super::vcpu::Vcpu;
+use crate::arch::RunOutcome;
 use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::vm::exit::{GuestExit, PioExit};
 use crate::vm::ioreq_path::{self, VcpuRun};
 use crate::vm::stats::ExitKind;
 use crate::vm::{GuestAccess, StopReason, Vm, VmState};
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunOutcome {
-    /// An interrupt for the host: the scheduler decides what runs next.
-    Preempted,
-    /// The vCPU waits for its ioreq slot.
-    BlockedOnIo,
-    /// The VM left the running state.
-    Left(VmState),
-    /// The guest halted: it sleeps until this time (the next tick).
-    Sleeping(u64),
-}
 
 /// A port access waiting in the ioreq slot.
 #[derive(Debug, Clone, Copy)]

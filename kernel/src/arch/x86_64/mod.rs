@@ -77,7 +77,7 @@ mod vmx_vcpu;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub mod hal {
     pub use super::firmware::{Firmware, check_virtualization, firmware_init, read_firmware};
-    pub use super::guest::{GuestVm, RunOutcome};
+    pub use super::guest::GuestVm;
     pub use super::guest_mem::guest_tlb_tags;
     pub use super::paging::{PAGING, enable_kernel_paging};
     pub use super::poweroff::shutdown;
