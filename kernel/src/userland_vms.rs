@@ -158,19 +158,13 @@ impl VmHost for Tasks {
     ) -> Result<(), Error> {
         let mut buf = [0u8; IPC_BUFFER_SIZE];
         let bytes = self.read_ipc(task, len, &mut buf)?;
-        let mut copy = [0u8; IPC_BUFFER_SIZE];
-        copy[..bytes.len()].copy_from_slice(bytes);
-        let n = bytes.len();
-        self.guest(vm)?.write_ram(offset, &copy[..n])
+        self.guest(vm)?.write_ram(offset, bytes)
     }
 
     fn vm_set_dtb(&mut self, task: TaskId, vm: usize, len: usize) -> Result<u64, Error> {
         let mut buf = [0u8; IPC_BUFFER_SIZE];
         let dtb = self.read_ipc(task, len, &mut buf)?;
-        let mut copy = [0u8; IPC_BUFFER_SIZE];
-        copy[..dtb.len()].copy_from_slice(dtb);
-        let n = dtb.len();
-        self.guest(vm)?.set_dtb(&copy[..n])
+        self.guest(vm)?.set_dtb(dtb)
     }
 
     fn vm_start(&mut self, vm: usize, entry: u64, dtb: u64) -> Result<(), Error> {
