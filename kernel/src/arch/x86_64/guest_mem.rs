@@ -97,20 +97,31 @@ fn backend_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<Ready
     }
 }
 
+/// A fresh MSR permission map of `bytes` (SVM's MSRPM, VMX's MSR bitmap)
+/// that intercepts every MSR but the guest-owned ones (`msr::GUEST_OWNED`),
+/// which `pass` clears in it.
+fn msr_map<const W: usize>(
+    frames: &mut FrameAllocator<W>,
+    bytes: u64,
+    pass: fn(&mut [u8], u32) -> bool,
+) -> Result<u64, Error> {
+    let frame = alloc_filled(frames, (bytes / PAGE_SIZE) as usize, 0xff)?;
+    // SAFETY: `frame..frame + bytes` are the frames just allocated for the
+    // map, identity-mapped kernel RAM no VMCB or VMCS uses yet.
+    let map = unsafe { core::slice::from_raw_parts_mut(frame as *mut u8, bytes as usize) };
+    for index in msr::GUEST_OWNED {
+        pass(map, index);
+    }
+    Ok(frame)
+}
+
 /// Turns SVM on once.
 fn svm_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<Ready, Error> {
     if HOST_SAVE.load(Ordering::Relaxed) == 0 {
         let host_save = alloc_filled(frames, 1, 0)?;
         let host_vmsave = alloc_filled(frames, 1, 0)?;
         let iopm = alloc_filled(frames, (IOPM_BYTES / PAGE_SIZE) as usize, 0xff)?;
-        let msrpm = alloc_filled(frames, (MSRPM_BYTES / PAGE_SIZE) as usize, 0xff)?;
-        // SAFETY: `msrpm` is the frames just allocated for the map,
-        // identity-mapped kernel RAM no VMCB uses yet.
-        let map =
-            unsafe { core::slice::from_raw_parts_mut(msrpm as *mut u8, MSRPM_BYTES as usize) };
-        for index in msr::GUEST_OWNED {
-            msr::msrpm_pass(map, index);
-        }
+        let msrpm = msr_map(frames, MSRPM_BYTES, msr::msrpm_pass)?;
         svm::enable(host_save);
         IOPM.store(iopm, Ordering::Relaxed);
         MSRPM.store(msrpm, Ordering::Relaxed);
@@ -136,15 +147,8 @@ static HOST_MSRS: AtomicU64 = AtomicU64::new(0);
 fn vmx_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<Ready, Error> {
     if VMXON.load(Ordering::Relaxed) == 0 {
         if MSR_BITMAP.load(Ordering::Relaxed) == 0 {
-            let bitmap = alloc_filled(frames, 1, 0xff)?;
+            let bitmap = msr_map(frames, PAGE_SIZE, msr::vmx_bitmap_pass)?;
             let host_msrs = alloc_filled(frames, 1, 0)?;
-            // SAFETY: `bitmap` is the frame just allocated for the map,
-            // identity-mapped kernel RAM no VMCS uses yet.
-            let map =
-                unsafe { core::slice::from_raw_parts_mut(bitmap as *mut u8, PAGE_SIZE as usize) };
-            for index in msr::GUEST_OWNED {
-                msr::vmx_bitmap_pass(map, index);
-            }
             vmx_vcpu::fill_host_msr_area(host_msrs);
             HOST_MSRS.store(host_msrs, Ordering::Relaxed);
             MSR_BITMAP.store(bitmap, Ordering::Relaxed);

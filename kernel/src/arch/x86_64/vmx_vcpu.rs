@@ -125,15 +125,8 @@ mica_vmx_run:
 .Lmica_vmx_resume:
     vmresume
 .Lmica_vmx_failed:
-    add     rsp, 8
-    pop     r15
-    pop     r14
-    pop     r13
-    pop     r12
-    pop     rbp
-    pop     rbx
     mov     eax, 1
-    ret
+    jmp     .Lmica_vmx_return
 .Lmica_vmx_exit:
     push    rdi
     mov     rdi, [rsp + 8]
@@ -153,6 +146,8 @@ mica_vmx_run:
     mov     [rdi + 104], r15
     pop     rax
     mov     [rdi + 32], rax
+    xor     eax, eax
+.Lmica_vmx_return:
     add     rsp, 8
     pop     r15
     pop     r14
@@ -160,7 +155,6 @@ mica_vmx_run:
     pop     r12
     pop     rbp
     pop     rbx
-    xor     eax, eax
     ret
     "#
 );
