@@ -15,15 +15,23 @@
 //!   `platform_info() -> Option<(timebase_hz, PLATFORM_* bits)>`
 //! - `PAGING`, `enable_kernel_paging(frames, image, ram)` (page-table
 //!   activation)
-//! - `GuestVm`, `RunOutcome`: a VM's arch state and how a run of its vCPU
-//!   ended (RISC-V: H extension; x86_64: SVM), driven by the VM calls
-//!
-//! - user tasks (RISC-V so far): `AddressSpace` (`activate`, `read_user`),
+//! - `GuestVm`: a VM's arch state (RISC-V: H extension; x86_64: SVM or
+//!   VMX), driven by the VM calls; a run of its vCPU ends in a
+//!   [`RunOutcome`]
+//! - user tasks: `AddressSpace` (`activate`, `read_user`),
 //!   `load_task(frames, kernel_root, elf, asid)`, `copy_message(from, to,
 //!   len)`; the context switch is `TrapFrame::for_user` / `set_result` /
 //!   `syscall` on the saved frame plus `enter_user(&TrapFrame) -> !` for the
 //!   first entry: a trap from U-mode saves the frame, generic code picks the
 //!   next task, and the vector's return path restores whichever frame it left.
+//!
+//! What both backends share is written once here, over a trait each arch
+//! implements with static calls: `page_table` (4 KiB tables of 512 entries
+//! behind `TableMemory`; host-tested formats sv39, gstage, pt4),
+//! `frame_tables` (table pages from the frame allocator through the
+//! identity map), `uspace` (task address spaces over `UserPaging`),
+//! `guest_ram` (a VM's RAM and its ioreq and posted-write frames),
+//! `layout` (the kernel image's sections) and the heap.
 
 /// How a run of a vCPU ended (`GuestVm::run`), the same on every arch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
