@@ -64,10 +64,11 @@ pub mod hal {
         wait_for_interrupt,
     };
     pub use super::trap::{TrapFrame, enter_user, init as trap_init, probe_hypervisor};
-    pub use super::uspace::{AddressSpace, copy_message, load as load_task};
+    pub use super::uspace::{AddressSpace, load as load_task};
     pub use super::vcpu::GuestVm;
     pub use crate::arch::frame_tables::zero_frames;
     pub use crate::arch::layout::{KernelImage, kernel_image};
+    pub use crate::arch::uspace::copy_message;
 
     /// The architecture's name for the boot banner.
     pub const NAME: &str = "riscv64";

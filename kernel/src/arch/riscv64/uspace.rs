@@ -29,12 +29,6 @@ pub fn load<const W: usize>(
     uspace::load(frames, kernel_root, image, asid)
 }
 
-/// Copies `len` bytes from one task's IPC buffer frame to another's.
-#[inline]
-pub fn copy_message(from: &AddressSpace, to: &AddressSpace, len: usize) {
-    uspace::copy_message(from, to, len);
-}
-
 const USER_RW: PteFlags = PteFlags::U.union(PteFlags::R).union(PteFlags::W);
 
 impl UserPaging for Sv39User {

@@ -88,11 +88,10 @@ pub mod hal {
         wait_for_interrupt,
     };
     pub use super::usermode::{TrapFrame, enter_user};
-    pub use super::uspace::{
-        AddressSpace, copy_message, device_reset, load as load_task, virtio_device_id,
-    };
+    pub use super::uspace::{AddressSpace, device_reset, load as load_task, virtio_device_id};
     pub use crate::arch::frame_tables::zero_frames;
     pub use crate::arch::layout::{KernelImage, kernel_image};
+    pub use crate::arch::uspace::copy_message;
 
     /// The architecture's name for the boot banner.
     pub const NAME: &str = "x86_64";

@@ -35,12 +35,6 @@ pub fn load<const W: usize>(
     uspace::load(frames, kernel_root, image, asid)
 }
 
-/// Copies `len` bytes from one task's IPC buffer frame to another's.
-#[inline]
-pub fn copy_message(from: &AddressSpace, to: &AddressSpace, len: usize) {
-    uspace::copy_message(from, to, len);
-}
-
 impl UserPaging for Pt4User {
     type Flags = Flags;
     type MapError = MapError;
