@@ -21,7 +21,7 @@ use crate::frame::FrameAllocator;
 
 /// An arch's user page tables: their format and the TLB around them.
 /// Implemented by a unit type per arch; every call is static.
-pub trait UserPaging {
+pub trait UserPaging: Copy + core::fmt::Debug {
     /// Entry permission bits.
     type Flags: Copy;
     /// Why a mapping was refused.
@@ -81,7 +81,7 @@ pub enum LoadError<E> {
 }
 
 /// A task's address space.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct AddressSpace<P> {
     root: u64,
     asid: u16,
@@ -89,15 +89,6 @@ pub struct AddressSpace<P> {
     ipc_frame: u64,
     paging: core::marker::PhantomData<P>,
 }
-
-// Plain data whatever `P` is (derives would ask `P: Clone`).
-impl<P> Clone for AddressSpace<P> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<P> Copy for AddressSpace<P> {}
 
 /// A loaded task: its space and where it starts.
 #[derive(Debug, Clone, Copy)]
