@@ -3,6 +3,9 @@
 //! loader's Multiboot information into a [`multiboot::MultibootInfo`], both
 //! without panicking on malformed bytes; each gives the generic kernel a
 //! [`MachineInfo`].
+//!
+//! Layer: boot (`cargo xtask check-layers`): it owns parsing what the firmware
+//! or loader hands over and depends on no other workspace crate.
 #![no_std]
 
 pub mod fdt;

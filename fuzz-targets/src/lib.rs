@@ -12,6 +12,9 @@
 //! of seeded pseudo-random and mutated inputs (stable, in CI); `fuzz/`
 //! wraps each in a `cargo fuzz` target (nightly); `cargo xtask fuzz` runs
 //! those for as long as asked.
+//!
+//! Layer: tool (`cargo xtask check-layers`): it may depend on any crate; no
+//! crate but another tool depends on it.
 #![forbid(unsafe_code)]
 
 pub mod boot;

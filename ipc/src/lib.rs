@@ -15,6 +15,9 @@
 //! [`console_text`] is the one rule for showing text the hypervisor
 //! console did not write (guest output, task debug lines): controls and
 //! invalid UTF-8 escaped, for the kernel and the devices service alike.
+//!
+//! Layer: abi, the bottom (`cargo xtask check-layers`): it owns the wire and
+//! shared-memory formats and depends on no other workspace crate.
 #![no_std]
 #![forbid(unsafe_code)]
 

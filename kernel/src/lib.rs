@@ -1,6 +1,10 @@
 //! Mica's privileged kernel. Generic modules (frames, boot memory, traps,
 //! ticks, logging) build and test on the host; `arch` holds each machine's
 //! backend, and `kmain` the bare-metal boot sequence.
+//!
+//! Layer: kernel (`cargo xtask check-layers`): it owns only what needs
+//! privilege and depends only on `ipc` and `mica-boot`, never on a service or
+//! user crate; ABI it shares with a service lives in `ipc`.
 #![cfg_attr(not(test), no_std)]
 
 pub mod arch;

@@ -116,12 +116,26 @@ fn console_put<M: Machine>(
     if !has_right(objects, task, KernelRights::CONSOLE) {
         return Err(Error::PermissionDenied);
     }
+    show_user_bytes(machine, task, ptr, len, M::console_put)
+}
+
+/// Reads the `len` bytes (at most [`MAX_DEBUG_WRITE`]) that `task` passes
+/// at user address `ptr` and hands them to `show`: the one path by which a
+/// task's bytes reach the console (`console_put`, `console_write`), after
+/// the caller checked the task's right.
+pub(crate) fn show_user_bytes<M: Machine>(
+    machine: &mut M,
+    task: TaskId,
+    ptr: usize,
+    len: usize,
+    show: impl FnOnce(&mut M, &[u8]),
+) -> Result<[usize; 3], Error> {
     let mut text = [0u8; MAX_DEBUG_WRITE];
     let buf = text.get_mut(..len).ok_or(Error::MessageTooLarge)?;
     if !machine.read_user(task, ptr, buf) {
         return Err(Error::InvalidArgument);
     }
-    machine.console_put(buf);
+    show(machine, buf);
     Ok([0; 3])
 }
 

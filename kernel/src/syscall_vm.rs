@@ -10,7 +10,7 @@
 
 use ipc::Error;
 use ipc::syscall::vm_exit::{self, ExitRecord};
-use ipc::syscall::{IOREQ_BADGE, IPC_BUFFER_SIZE, MAX_DEBUG_WRITE, MAX_VMS, OK, Sysno, status_of};
+use ipc::syscall::{IOREQ_BADGE, IPC_BUFFER_SIZE, MAX_VMS, OK, Sysno, status_of};
 use mica_boot::image::KernelRights;
 
 use crate::obj::MAX_ENDPOINTS;
@@ -393,13 +393,7 @@ fn console_write<M: Machine>(
     len: usize,
 ) -> Result<[usize; 3], Error> {
     need(objects, task, KernelRights::CONSOLE)?;
-    let mut line = [0u8; MAX_DEBUG_WRITE];
-    let buf = line.get_mut(..len).ok_or(Error::MessageTooLarge)?;
-    if !machine.read_user(task, ptr, buf) {
-        return Err(Error::InvalidArgument);
-    }
-    machine.console_raw(buf);
-    Ok([0; 3])
+    crate::syscall_console::show_user_bytes(machine, task, ptr, len, M::console_raw)
 }
 
 /// `vm_set_external_irq`: the arch layer sets the vCPU's pending external

@@ -11,6 +11,7 @@ use crate::obj::ids::Badge;
 use crate::obj::rights::Rights;
 use crate::obj::sched::{Priority, TaskState};
 use crate::syscall;
+use ipc::syscall::MAX_DEBUG_WRITE;
 
 #[derive(Default)]
 struct Host {

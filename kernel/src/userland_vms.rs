@@ -158,10 +158,7 @@ impl VmHost for Tasks {
     ) -> Result<(), Error> {
         let mut buf = [0u8; IPC_BUFFER_SIZE];
         let bytes = self.read_ipc(task, len, &mut buf)?;
-        let mut copy = [0u8; IPC_BUFFER_SIZE];
-        copy[..bytes.len()].copy_from_slice(bytes);
-        let n = bytes.len();
-        self.guest(vm)?.write_ram(offset, &copy[..n])
+        self.guest(vm)?.write_ram(offset, bytes)
     }
 
     fn vm_ram_read(&mut self, task: TaskId, vm: usize, gpa: u64, len: usize) -> Result<(), Error> {
@@ -185,10 +182,7 @@ impl VmHost for Tasks {
     fn vm_set_dtb(&mut self, task: TaskId, vm: usize, len: usize) -> Result<u64, Error> {
         let mut buf = [0u8; IPC_BUFFER_SIZE];
         let dtb = self.read_ipc(task, len, &mut buf)?;
-        let mut copy = [0u8; IPC_BUFFER_SIZE];
-        copy[..dtb.len()].copy_from_slice(dtb);
-        let n = dtb.len();
-        self.guest(vm)?.set_dtb(&copy[..n])
+        self.guest(vm)?.set_dtb(dtb)
     }
 
     fn vm_start(&mut self, vm: usize, entry: u64, dtb: u64) -> Result<(), Error> {
@@ -215,7 +209,7 @@ impl VmHost for Tasks {
         previous: Option<TaskId>,
     ) -> Result<usize, Error> {
         let guest = self.guest(vm)?;
-        let (frame, ring) = (guest.ioreq_frame(), guest.posted_frame());
+        let (frame, ring) = (guest.io.ioreq, guest.io.posted);
         let slot = self
             .slots
             .get(task.slot())
@@ -244,7 +238,7 @@ impl VmHost for Tasks {
     }
 
     fn ioreq_post(&mut self, vm: usize, space: Space, start: u64, len: u64) -> Result<(), Error> {
-        self.guest(vm)?.set_posted_range(space, start, len)
+        self.guest(vm)?.io.posting.set(space, start, len)
     }
 
     fn console_raw(&mut self, line: &[u8]) {

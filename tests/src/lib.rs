@@ -1,6 +1,9 @@
 //! Expect-style driving of an emulator for Mica's integration tests: start
 //! it, wait for named console lines with a timeout, check its exit status.
 //! A failure names what was awaited and shows the console transcript.
+//!
+//! Layer: test driver (`cargo xtask check-layers`): it links only `mica-boot`
+//! (its tests: `ipc` too); nothing depends on it but the tools.
 
 pub mod hostile;
 pub mod linux;

@@ -18,6 +18,21 @@ pub fn cargo() -> Command {
     command
 }
 
+/// Builds the kernel (release) for `target`; `what` names the step.
+pub fn build_kernel_for(target: &str, what: &str) -> Result<(), String> {
+    run(
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "mica-kernel",
+            "--target",
+            target,
+        ]),
+        what,
+    )
+}
+
 /// Runs `command`, echoing it first; a non-zero exit becomes an error naming
 /// what failed.
 pub fn run(command: &mut Command, what: &str) -> Result<(), String> {

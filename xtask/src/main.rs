@@ -1,5 +1,8 @@
 //! Mica's one entry point for building, running, testing and benchmarking:
 //! `cargo xtask qemu | test | bench`.
+//!
+//! Layer: tool (`cargo xtask check-layers`): it may depend on any crate; no
+//! crate but another tool depends on it.
 
 mod artifacts;
 mod bench;
@@ -17,6 +20,8 @@ mod guests;
 mod image;
 mod initramfs;
 mod install;
+mod kernel_lines;
+mod layers;
 mod options;
 mod qemu;
 mod soak;
@@ -37,7 +42,8 @@ commands:
            [--emulator qemu|bochs]  x86_64 only: bochs boots it with VMX
   guests   fetch Debian's riscv64 Linux kernel and busybox into target/guests/
            and pack the busybox initramfs (cached: a second run downloads nothing)
-  test     fmt check, clippy -D warnings, host unit tests, QEMU tests
+  test     fmt check, layer check (check-layers), clippy -D warnings, host
+           unit tests, QEMU tests
   bench    exact instruction counts and guest time of the guest I/O paths (QEMU
            -icount), the UART round trip's stages (from a QEMU exec trace),
            64 KiB of UART output and linux_boot (Debian's Linux to its /init),
@@ -51,6 +57,10 @@ commands:
            print its executions and crashes
            [--target NAME]...  only these targets (default: all)
            [--seconds N]  per target (default: 60)
+  check-layers  fail when a crate depends on one its layer must not
+           (the rules: xtask/src/layers.rs)
+  kernel-lines  the kernel's lines without tests (non-blank, non-comment),
+           split into generic, riscv64 and x86_64
   help     this text
 ";
 
@@ -67,6 +77,8 @@ fn main() -> ExitCode {
         "bench" => bench::run(rest),
         "soak" => soak::run(rest),
         "fuzz" => fuzz::run_command(rest),
+        "kernel-lines" => kernel_lines::run(rest),
+        "check-layers" => layers::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

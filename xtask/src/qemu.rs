@@ -132,17 +132,7 @@ pub fn mgmt_args(socket: &std::path::Path) -> Vec<String> {
 
 /// Builds the RISC-V kernel (release) and returns the path of its ELF.
 pub fn build_kernel() -> Result<PathBuf, String> {
-    run_cmd(
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "mica-kernel",
-            "--target",
-            RISCV_TARGET,
-        ]),
-        "build the kernel",
-    )?;
+    crate::cmd::build_kernel_for(RISCV_TARGET, "build the kernel")?;
     Ok(riscv_elf("mica-kernel"))
 }
 

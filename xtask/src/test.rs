@@ -39,6 +39,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         cargo().args(["fmt", "--all", "--", "--check"]),
         "format check",
     )?;
+    println!("xtask: layer check");
+    crate::layers::check()?;
     cmd::run(
         cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]),
         "clippy (host crates)",

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::artifacts;
-use crate::cmd::{cargo, describe, workspace_root};
+use crate::cmd::{describe, workspace_root};
 use crate::install;
 
 /// The target the x86 kernel is built for.
@@ -105,17 +105,7 @@ pub fn qemu_command(image: &Path, cpu: &str) -> Command {
 /// Builds the x86 kernel (release) and returns the path of its Multiboot
 /// image, `target/mica/x86_64/mica-kernel.mb`.
 pub fn build_kernel() -> Result<PathBuf, String> {
-    crate::cmd::run(
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "mica-kernel",
-            "--target",
-            X86_TARGET,
-        ]),
-        "build the kernel (x86_64)",
-    )?;
+    crate::cmd::build_kernel_for(X86_TARGET, "build the kernel (x86_64)")?;
     let elf = workspace_root()
         .join("target")
         .join(X86_TARGET)

@@ -15,15 +15,37 @@
 //!   `platform_info() -> Option<(timebase_hz, PLATFORM_* bits)>`
 //! - `PAGING`, `enable_kernel_paging(frames, image, ram)` (page-table
 //!   activation)
-//! - `GuestVm`, `RunOutcome`: a VM's arch state and how a run of its vCPU
-//!   ended (RISC-V: H extension; x86_64: SVM), driven by the VM calls
-//!
-//! - user tasks (RISC-V so far): `AddressSpace` (`activate`, `read_user`),
+//! - `GuestVm`: a VM's arch state (RISC-V: H extension; x86_64: SVM or
+//!   VMX), driven by the VM calls; a run of its vCPU ends in a
+//!   [`RunOutcome`]
+//! - user tasks: `AddressSpace` (`activate`, `read_user`),
 //!   `load_task(frames, kernel_root, elf, asid)`, `copy_message(from, to,
 //!   len)`; the context switch is `TrapFrame::for_user` / `set_result` /
 //!   `syscall` on the saved frame plus `enter_user(&TrapFrame) -> !` for the
 //!   first entry: a trap from U-mode saves the frame, generic code picks the
 //!   next task, and the vector's return path restores whichever frame it left.
+//!
+//! What both backends share is written once here, over a trait each arch
+//! implements with static calls: `page_table` (4 KiB tables of 512 entries
+//! behind `TableMemory`; host-tested formats sv39, gstage, pt4),
+//! `frame_tables` (table pages from the frame allocator through the
+//! identity map), `uspace` (task address spaces over `UserPaging`),
+//! `guest_ram` (a VM's RAM and its ioreq and posted-write frames),
+//! `layout` (the kernel image's sections) and the heap.
+
+/// How a run of a vCPU ended (`GuestVm::run`), the same on every arch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// An interrupt for the host: the scheduler decides what runs next.
+    Preempted,
+    /// The vCPU waits for its ioreq slot (`GuestVm::resume_io`).
+    BlockedOnIo,
+    /// The VM left the running state.
+    Left(crate::vm::VmState),
+    /// The guest waits (RISC-V `wfi`, x86 `hlt`) for its timer, due at
+    /// this time (on x86 the next tick).
+    Sleeping(u64),
+}
 
 pub mod riscv64;
 pub mod x86_64;
@@ -41,5 +63,15 @@ pub use riscv64_firmware::{
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub use x86_64::hal::*;
 
+pub mod page_table;
+
+#[cfg(target_os = "none")]
+pub mod frame_tables;
+#[cfg(target_os = "none")]
+pub mod guest_ram;
 #[cfg(target_os = "none")]
 pub mod heap;
+#[cfg(target_os = "none")]
+pub mod layout;
+#[cfg(target_os = "none")]
+pub mod uspace;

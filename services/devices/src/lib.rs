@@ -2,6 +2,10 @@
 //! the PLIC),
 //! the bus that routes guest accesses to them, and the device service's
 //! request handler.
+//!
+//! Layer: service library (`cargo xtask check-layers`): it owns this service's
+//! state machine and depends only on `ipc`; other services are reached over
+//! IPC, never linked (only tests may link another service library).
 #![no_std]
 #![forbid(unsafe_code)]
 

@@ -12,6 +12,10 @@
 //! drains the VM's ring of posted writes ([`posted`]) to their clients in
 //! batches. [`page`], [`slot`] and [`posted`] are the kernel/service ABI
 //! defined in `ipc::ioreq_abi`, re-exported here.
+//!
+//! Layer: service library (`cargo xtask check-layers`): it owns this service's
+//! state machine and depends only on `ipc`; other services are reached over
+//! IPC, never linked (only tests may link another service library).
 #![no_std]
 #![forbid(unsafe_code)]
 

@@ -8,6 +8,10 @@
 //! from an injected [`EntropySource`]. [`KernelPlatform`] is the platform
 //! of the task binary, over the kernel's VM calls and IPC to the other
 //! services (both behind traits).
+//!
+//! Layer: service library (`cargo xtask check-layers`): it owns this service's
+//! state machine and depends only on `ipc`; other services are reached over
+//! IPC, never linked (only tests may link another service library).
 #![no_std]
 #![forbid(unsafe_code)]
 

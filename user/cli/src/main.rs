@@ -2,6 +2,9 @@
 //! the management socket (`cargo xtask qemu --mgmt SOCKET`), with the same
 //! `ipc::vm` messages as the shell, in versioned COBS frames; `mica
 //! console NAME` attaches the terminal to a VM's console.
+//!
+//! Layer: host CLI (`cargo xtask check-layers`): it links only `ipc`, `mica-
+//! mgmt` and vm-manager's validated name types.
 #![deny(unsafe_code)]
 
 mod args;

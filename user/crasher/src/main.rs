@@ -8,6 +8,9 @@
 //! device window (the test image gives it the DEVICES right) and hands
 //! its address to the kernel as a buffer to print: the kernel must refuse
 //! it, not read device registers for it (or fault).
+//!
+//! Layer: user task (`cargo xtask check-layers`): it links only `ipc`, the user
+//! runtime and `mica-mgmt`, never a service library.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

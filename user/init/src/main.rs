@@ -8,6 +8,9 @@
 //! nothing, init tells the vm-manager, which hands it every live VM again.
 //! Between deaths init is the services' watchdog ([`watchdog`]): one that
 //! stops answering is killed, and so restarted.
+//!
+//! Layer: user task (`cargo xtask check-layers`): it links only `ipc`, the user
+//! runtime and `mica-mgmt`, never a service library.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(any(test, target_os = "none"))]

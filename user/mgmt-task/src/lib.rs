@@ -4,6 +4,9 @@
 //! request, an error to a bad frame, a version notice to another version),
 //! and the reply frame goes back. The task (`main.rs`) adds the virtio
 //! console underneath and the vm-manager behind.
+//!
+//! Layer: user task (`cargo xtask check-layers`): it links only `ipc`, the user
+//! runtime and `mica-mgmt`, never a service library.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 

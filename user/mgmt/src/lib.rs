@@ -10,6 +10,10 @@
 //! Everything here is `no_std` and heap-free: the shell task links it as is
 //! (but for the test helpers of feature `testing`: the stand-in hypervisor
 //! and `help_lines`, which reads help texts back for the tests).
+//!
+//! Layer: management library (`cargo xtask check-layers`): it depends only on
+//! `ipc` and vm-manager's validated name types (the same checks on both sides
+//! of the wire), never on another service.
 #![no_std]
 #![forbid(unsafe_code)]
 

@@ -3,6 +3,9 @@
 //! `main.rs`; a fake in the tests), or with `Error::NoEntropy` when the
 //! machine has none. It never makes a byte up: an answer holds only what
 //! the device wrote.
+//!
+//! Layer: user task (`cargo xtask check-layers`): it links only `ipc`, the user
+//! runtime and `mica-mgmt`, never a service library.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 

@@ -15,6 +15,9 @@
 //! A task crate names its main function with [`entry!`] and links with
 //! `user/rt/link.ld` (its build script passes `-T`). On the host the crate
 //! builds (every call answers `KernelRefused`) so its pure parts are tested.
+//!
+//! Layer: runtime (`cargo xtask check-layers`): it owns the user side of the
+//! syscall ABI and depends only on `ipc`.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;

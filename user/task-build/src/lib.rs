@@ -1,6 +1,9 @@
 //! The build-script half of every Mica task crate: call [`link_task`] from
 //! the task's `build.rs` to link its binary with the user linker script
 //! (`user/rt/link.ld`) when it is built for bare metal.
+//!
+//! Layer: runtime (`cargo xtask check-layers`): a build-script helper that
+//! depends on no other workspace crate.
 
 /// Where x86_64 task images are linked and run (`ipc::syscall::IMAGE_BASE`
 /// on bare-metal x86_64: user space starts at 512 GiB there, above the

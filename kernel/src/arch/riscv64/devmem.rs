@@ -5,7 +5,6 @@
 //! the device windows uncached, so a window maps like any user page.)
 
 use super::csr;
-use super::sv39::PAGE_SIZE;
 
 /// The virtio-mmio `Status` register's offset; writing 0 resets the device.
 const VIRTIO_MMIO_STATUS: u64 = 0x70;
@@ -35,15 +34,6 @@ pub fn virtio_device_id(window: u64) -> u32 {
     // SAFETY: flushes translations after restoring the space.
     unsafe { core::arch::asm!("sfence.vma", options(nostack)) };
     if magic == VIRTIO_MAGIC { id } else { 0 }
-}
-
-/// Zeroes `pages` frames from `pa` (RAM the kernel just allocated).
-pub fn zero_frames(pa: u64, pages: usize) {
-    let len = pages.saturating_mul(PAGE_SIZE as usize);
-    // SAFETY: `pa..pa+len` are frames the caller took from the frame
-    // allocator for this purpose (nothing else refers to them); RAM is
-    // identity-mapped read-write in the kernel's half of every space.
-    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, len) };
 }
 
 /// Resets the virtio-mmio device whose register window starts at `window`

@@ -8,35 +8,33 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
+use ipc::Error;
 use ipc::ioreq_abi::page::IoreqPage;
-use ipc::ioreq_abi::posted::{PostedPage, PostedWrite};
-use ipc::syscall::{GUEST_GENID_FROM_END, GUEST_IMAGE_OFFSET, IPC_BUFFER_SIZE};
-use ipc::{Error, Space};
+use ipc::ioreq_abi::posted::PostedWrite;
+use ipc::syscall::GUEST_IMAGE_OFFSET;
 
 use super::fpu::{FpOwner, FpRegs};
 use super::gstage::{self, GuestPerms};
+use super::guest_sbi::GuestMemoryRead;
+use super::guest_tlb::{forget_loaded_hgatp, hfence_gvma_all};
 use super::sv39::PAGE_SIZE;
-use super::vcpu::{GuestTables, GuestVm, Vcpu, VsCsrs, forget_loaded_hgatp, hfence_gvma_all};
+use super::sv39::PteFlags;
+use super::vcpu::{GuestVm, Vcpu};
+use super::vs_csrs::VsCsrs;
 use super::world_switch::GuestFrame;
+use crate::arch::frame_tables::IdentityWalk;
+use crate::arch::frame_tables::{FrameTables, zero_frames};
+use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::frame::FrameAllocator;
 use crate::vm::boot_ranges;
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::VcpuRun;
-use crate::vm::posted::Posting;
 use crate::vm::tlb_tag::TlbTag;
 use crate::vm::{GUEST_RAM_BASE, Vm, VmName};
+use mica_boot::MemRange;
 
 /// Frames shared with the ioreq task: the ioreq page, the posted-write ring.
 const SHARED_FRAMES: usize = 2;
-
-/// Bytes at the top of RAM kept for the device tree.
-const DTB_BYTES: u64 = IPC_BUFFER_SIZE as u64;
-
-fn zero(addr: u64, bytes: u64) {
-    // SAFETY: callers pass frames this VM owns (RAM, tables, ioreq page):
-    // identity-mapped kernel RAM that nothing else uses.
-    unsafe { core::ptr::write_bytes(addr as *mut u8, 0, bytes as usize) };
-}
 
 impl GuestVm {
     /// Builds VM `name` with `ram_bytes` (a multiple of 2 MiB) of zeroed RAM
@@ -63,17 +61,16 @@ impl GuestVm {
             free_run(frames, root, gstage::ROOT_FRAMES);
             return Err(Error::OutOfMemory);
         };
-        zero(ram, ram_bytes);
-        zero(root, gstage::ROOT_BYTES);
-        zero(ioreq_frame, SHARED_FRAMES as u64 * PAGE_SIZE);
+        zero_frames(ram, ram_frames);
+        zero_frames(root, gstage::ROOT_FRAMES);
+        zero_frames(ioreq_frame, SHARED_FRAMES);
         let mut vm = GuestVm {
             vm: Vm::new(name, ram_bytes),
             root,
             vmid: tag.id,
             vmid_stale: tag.reused,
             console: ConsoleLine::new(),
-            ioreq_frame,
-            posting: Posting::new(),
+            io: IoreqFrames::new(ioreq_frame, ioreq_frame + PAGE_SIZE),
             vcpu: Vcpu {
                 id: 0,
                 frame: GuestFrame::default(),
@@ -84,7 +81,10 @@ impl GuestVm {
                 fp: FpRegs::default(),
                 fp_token: FpOwner::fresh_token(),
             },
-            ram,
+            ram: VmRam {
+                start: ram,
+                bytes: ram_bytes,
+            },
             tables: Vec::new(),
             dtb_gpa: 0,
             stray_reported: false,
@@ -92,10 +92,7 @@ impl GuestVm {
         };
         *vm.page() = IoreqPage::new();
         let mapped = gstage::map_range(
-            &mut GuestTables {
-                frames: Some(&mut *frames),
-                record: Some(&mut vm.tables),
-            },
+            &mut FrameTables::recording(frames, &mut vm.tables),
             root,
             GUEST_RAM_BASE,
             ram,
@@ -111,148 +108,56 @@ impl GuestVm {
     }
 
     /// The VM's ioreq page.
+    #[inline]
     pub fn page(&mut self) -> &mut IoreqPage {
-        // SAFETY: `ioreq_frame` is a 4 KiB-aligned frame this VM owns for its
-        // whole life, identity-mapped; `IoreqPage` is 4 KiB of plain integers,
-        // valid for any bytes the ioreq task writes. The kernel runs on one
-        // hart with interrupts off, so no user write races this borrow.
-        unsafe { &mut *(self.ioreq_frame as *mut IoreqPage) }
-    }
-
-    /// The physical frame of the ioreq page (to map into the ioreq task).
-    pub fn ioreq_frame(&self) -> u64 {
-        self.ioreq_frame
-    }
-
-    /// The physical frame of the posted-write ring (to map into the ioreq
-    /// task), the one after the ioreq page.
-    pub fn posted_frame(&self) -> u64 {
-        self.ioreq_frame + PAGE_SIZE
+        self.io.page()
     }
 
     /// Offers the guest's store `write` to the VM's posted-write ring
-    /// ([`Posting::post`]): whether it was posted.
+    /// ([`IoreqFrames::post`]): whether it was posted.
     #[inline]
     pub(super) fn post_write(&mut self, write: &PostedWrite) -> bool {
-        // SAFETY: the frame after the ioreq page is a 4 KiB-aligned frame
-        // this VM owns for its whole life, identity-mapped and zeroed at
-        // creation (an empty ring); `PostedPage` is atomics only, valid for
-        // any bytes the ioreq task writes, and only accessed through them.
-        // The reference ends with this call.
-        let ring = unsafe { &*(self.posted_frame() as *const PostedPage) };
-        let posted = self.posting.post(ring, write);
-        if posted {
-            self.vm.stats.posted_write();
-        }
-        posted
+        self.io.post(write, &mut self.vm.stats)
     }
 
-    /// Whether the exit being handled waits for the posted writes first
-    /// ([`Posting::drain_first`]).
+    /// Whether the exit being handled waits for the posted writes first.
     pub(super) fn drain_first(&mut self) -> bool {
-        // SAFETY: as in `post_write`: the VM's own ring frame, atomics only.
-        let ring = unsafe { &*(self.posted_frame() as *const PostedPage) };
-        self.posting.drain_first(ring)
-    }
-
-    /// `ioreq_post`: see [`Posting::set`].
-    pub fn set_posted_range(&mut self, space: Space, start: u64, len: u64) -> Result<(), Error> {
-        self.posting.set(space, start, len)
+        self.io.drain_first()
     }
 
     /// Whether writes were posted since the ioreq task last heard.
     pub fn take_posted_news(&mut self) -> bool {
-        self.posting.take_news()
-    }
-
-    /// Copies `bytes` into RAM at `offset` from its start, if they end at
-    /// or below the generation-ID page (just below the device tree's).
-    fn copy_in(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
-        let end = offset
-            .checked_add(bytes.len() as u64)
-            .ok_or(Error::OutOfMemory)?;
-        if end > self.genid_offset() {
-            return Err(Error::OutOfMemory);
-        }
-        // SAFETY: `ram + offset .. ram + end` lies inside this VM's RAM
-        // (checked above): kernel-owned identity-mapped frames; the source
-        // is a slice distinct from guest RAM.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                (self.ram + offset) as *mut u8,
-                bytes.len(),
-            );
-        }
-        Ok(())
-    }
-
-    fn dtb_offset(&self) -> u64 {
-        self.vm.ram_bytes.saturating_sub(DTB_BYTES)
-    }
-
-    fn genid_offset(&self) -> u64 {
-        self.vm.ram_bytes.saturating_sub(GUEST_GENID_FROM_END)
+        self.io.posting.take_news()
     }
 
     /// Writes the generation ID at the start of the generation-ID page;
     /// returns its guest-physical address.
     pub fn write_genid(&mut self, id: [u8; 16]) -> Result<u64, Error> {
-        if self.vm.ram_bytes < GUEST_GENID_FROM_END {
-            return Err(Error::OutOfMemory);
-        }
-        let offset = self.genid_offset();
-        // SAFETY: `offset + 16` lies inside this VM's RAM (it is at least
-        // GUEST_GENID_FROM_END bytes): identity-mapped frames it owns.
-        unsafe {
-            core::ptr::copy_nonoverlapping(id.as_ptr(), (self.ram + offset) as *mut u8, id.len());
-        }
-        Ok(GUEST_RAM_BASE + offset)
+        Ok(GUEST_RAM_BASE + self.ram.write_genid(id)?)
     }
 
-    /// Copies all of `src`'s RAM, page by page, over the start of this
-    /// VM's; `Error::InvalidArgument` (nothing copied) if it is smaller.
+    /// Copies all of `src`'s RAM over the start of this VM's;
+    /// `Error::InvalidArgument` (nothing copied) if it is smaller.
     pub fn clone_ram_from(&mut self, src: &GuestVm) -> Result<(), Error> {
-        if src.vm.ram_bytes > self.vm.ram_bytes {
-            return Err(Error::InvalidArgument);
-        }
-        for page in 0..src.vm.ram_bytes / PAGE_SIZE {
-            let offset = page * PAGE_SIZE;
-            // SAFETY: both pages lie inside their VM's RAM (`offset` is
-            // below `src`'s size, which is at most this VM's): distinct
-            // VMs' identity-mapped frames, so the ranges do not overlap.
-            unsafe {
-                core::ptr::copy_nonoverlapping(
-                    (src.ram + offset) as *const u8,
-                    (self.ram + offset) as *mut u8,
-                    PAGE_SIZE as usize,
-                );
-            }
-        }
-        Ok(())
+        self.ram.clone_from(&src.ram)
     }
 
     /// Copies a guest image to [`GUEST_IMAGE_OFFSET`] in RAM.
     pub fn load_image(&mut self, image: &[u8]) -> Result<(), Error> {
-        self.copy_in(GUEST_IMAGE_OFFSET, image)
+        self.ram.copy_in(GUEST_IMAGE_OFFSET, image)
     }
 
     /// `vm_load`: copies an image (kernel, initrd or raw guest) to `offset`
     /// in RAM; it must end at or below the generation-ID page.
     pub fn load_at(&mut self, offset: u64, image: &[u8]) -> Result<(), Error> {
         boot_ranges::check_fill(self.vm.ram_bytes, offset, image.len() as u64)?;
-        self.copy_in(offset, image)
+        self.ram.copy_in(offset, image)
     }
 
     /// The `len` bytes of RAM at guest-physical `gpa` a device model reads
-    /// or writes (`vm_ram_read`, `vm_ram_write`), checked by
-    /// `boot_ranges::dma_offset`.
+    /// or writes (`vm_ram_read`, `vm_ram_write`).
     pub fn dma_window(&mut self, gpa: u64, len: usize) -> Result<&mut [u8], Error> {
-        let offset = boot_ranges::dma_offset(GUEST_RAM_BASE, self.vm.ram_bytes, gpa, len as u64)?;
-        // SAFETY: `ram + offset .. + len` lies inside this VM's RAM (checked
-        // above): identity-mapped frames it owns, touched while its vCPU is
-        // out of the guest (this CPU runs the system call).
-        Ok(unsafe { core::slice::from_raw_parts_mut((self.ram + offset) as *mut u8, len) })
+        self.ram.dma_window(GUEST_RAM_BASE, gpa, len)
     }
 
     /// `vm_write_ram`: copies `bytes` (a chunk of a device tree) to
@@ -261,19 +166,10 @@ impl GuestVm {
         self.load_at(offset, bytes)
     }
 
-    /// Copies a device tree (at most 4 KiB) to the top page of RAM; returns
-    /// its guest-physical address.
+    /// Copies a device tree (at most 4 KiB) to the top page of RAM;
+    /// returns its guest-physical address.
     pub fn set_dtb(&mut self, dtb: &[u8]) -> Result<u64, Error> {
-        if dtb.len() as u64 > DTB_BYTES {
-            return Err(Error::MessageTooLarge);
-        }
-        let offset = self.dtb_offset();
-        zero(self.ram + offset, DTB_BYTES);
-        // SAFETY: the last page of this VM's RAM (identity-mapped, owned).
-        unsafe {
-            core::ptr::copy_nonoverlapping(dtb.as_ptr(), (self.ram + offset) as *mut u8, dtb.len());
-        }
-        self.dtb_gpa = GUEST_RAM_BASE + offset;
+        self.dtb_gpa = GUEST_RAM_BASE + self.ram.set_top_page(dtb)?;
         Ok(self.dtb_gpa)
     }
 
@@ -320,7 +216,7 @@ impl GuestVm {
         self.vcpu.run = VcpuRun::Stopped;
         self.vcpu.pending = None;
         *self.page() = IoreqPage::new();
-        zero(self.ram, self.vm.ram_bytes);
+        self.ram.zero();
         self.dtb_gpa = 0;
     }
 
@@ -328,12 +224,12 @@ impl GuestVm {
     /// with its record, `crate::vm::control::destroy`).
     pub fn destroy<const W: usize>(mut self, frames: &mut FrameAllocator<W>) {
         let ram_frames = (self.vm.ram_bytes / PAGE_SIZE) as usize;
-        free_run(frames, self.ram, ram_frames);
+        free_run(frames, self.ram.start, ram_frames);
         free_run(frames, self.root, gstage::ROOT_FRAMES);
         for table in self.tables.drain(..) {
             let _ = frames.free(table);
         }
-        free_run(frames, self.ioreq_frame, SHARED_FRAMES);
+        free_run(frames, self.io.ioreq, SHARED_FRAMES);
         hfence_gvma_all();
         forget_loaded_hgatp();
     }
@@ -360,5 +256,55 @@ impl GuestVm {
 fn free_run<const W: usize>(frames: &mut FrameAllocator<W>, start: u64, count: usize) {
     for i in 0..count as u64 {
         let _ = frames.free(start + i * PAGE_SIZE);
+    }
+}
+
+/// Guest RAM read through the G-stage tables.
+pub(super) struct GuestRam {
+    pub(super) root: u64,
+    /// The VM's own RAM (host-physical: first frame, bytes): every
+    /// translation must land in it. Kept raw: most SBI calls read no guest
+    /// memory, and the range is only built for a read.
+    pub(super) ram: u64,
+    pub(super) ram_bytes: u64,
+}
+
+impl GuestVm {
+    /// This VM's RAM as the kernel reads it for the guest.
+    #[inline]
+    pub(super) fn guest_ram(&self) -> GuestRam {
+        GuestRam {
+            root: self.root,
+            ram: self.ram.start,
+            ram_bytes: self.vm.ram_bytes,
+        }
+    }
+}
+
+impl GuestMemoryRead for GuestRam {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
+        let own = MemRange::new(self.ram, self.ram_bytes);
+        crate::translated::copy_from(
+            gpa,
+            buf,
+            PAGE_SIZE,
+            |at| {
+                gstage::translate(&mut IdentityWalk, self.root, at)
+                    .filter(|(_, flags)| flags.contains(PteFlags::R))
+                    .map(|(hpa, _)| hpa)
+            },
+            // Only the VM's own RAM, and only RAM, is read for it.
+            |hpa, n| crate::ram::lies_in(own, hpa, n) && crate::ram::is_ram(hpa, n),
+            |hpa, dst| {
+                // SAFETY: `copy_from` passes `hpa..hpa+len` only inside one
+                // guest page the VM's G-stage maps readable and that lies in
+                // the VM's own RAM frames (checked above): kernel-owned,
+                // identity-mapped RAM. The guest cannot change it meanwhile
+                // (it is not running); `dst` is a kernel buffer.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(hpa as *const u8, dst.as_mut_ptr(), dst.len())
+                };
+            },
+        )
     }
 }

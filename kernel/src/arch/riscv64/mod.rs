@@ -26,8 +26,7 @@ mod entry;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod guest_mem;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
-#[cfg(all(target_arch = "riscv64", target_os = "none"))]
-mod layout;
+mod guest_tlb;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod paging;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
@@ -43,15 +42,19 @@ mod uspace;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 pub mod vcpu;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod vcpu_sbi;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod vs_csrs;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod world_switch;
 
 /// The names every backend exports (see `arch/mod.rs`).
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 pub mod hal {
     pub use super::console_in::console_read;
-    pub use super::devmem::{device_reset, virtio_device_id, zero_frames};
+    pub use super::devmem::{device_reset, virtio_device_id};
     pub use super::dtb::{dtb_slice, initrd_slice};
-    pub use super::layout::{KernelImage, kernel_image};
+    pub use super::guest_tlb::guest_tlb_tags;
     pub use super::paging::enable_kernel_paging;
     pub use super::sbi::console_write;
     pub use super::seed::{hardware_entropy, probe_entropy};
@@ -61,8 +64,11 @@ pub mod hal {
         wait_for_interrupt,
     };
     pub use super::trap::{TrapFrame, enter_user, init as trap_init, probe_hypervisor};
-    pub use super::uspace::{AddressSpace, copy_message, load as load_task};
-    pub use super::vcpu::{GuestVm, RunOutcome, guest_tlb_tags};
+    pub use super::uspace::{AddressSpace, load as load_task};
+    pub use super::vcpu::GuestVm;
+    pub use crate::arch::frame_tables::zero_frames;
+    pub use crate::arch::layout::{KernelImage, kernel_image};
+    pub use crate::arch::uspace::copy_message;
 
     /// The architecture's name for the boot banner.
     pub const NAME: &str = "riscv64";

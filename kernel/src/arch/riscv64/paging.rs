@@ -4,33 +4,10 @@
 use mica_boot::MemRange;
 
 use super::csr;
-use super::layout::KernelImage;
 use super::sv39::{self, MapError, PAGE_SIZE, PteFlags, TableMemory};
+use crate::arch::frame_tables::FrameTables;
+use crate::arch::layout::KernelImage;
 use crate::frame::FrameAllocator;
-
-/// Page-table pages taken from the frame allocator; the kernel reaches a
-/// frame at the virtual address equal to its physical address.
-struct IdentityTables<'a, const W: usize> {
-    frames: &'a mut FrameAllocator<W>,
-}
-
-impl<const W: usize> TableMemory for IdentityTables<'_, W> {
-    fn alloc_table(&mut self) -> Option<u64> {
-        let frame = self.frames.alloc().ok()?;
-        // SAFETY: the frame was just taken from the allocator, so nothing else
-        // refers to it; it is RAM, identity-mapped (or paging is still off),
-        // 4 KiB long and 4 KiB-aligned.
-        unsafe { core::ptr::write_bytes(frame as *mut u8, 0, PAGE_SIZE as usize) };
-        Some(frame)
-    }
-
-    fn entries(&mut self, table: u64) -> &mut [u64; 512] {
-        // SAFETY: `table` is a frame this builder allocated (the root or one
-        // reached through a PTE it wrote), identity-mapped and aligned; the
-        // returned borrow is tied to `self`, which holds the only handle.
-        unsafe { &mut *(table as *mut [u64; 512]) }
-    }
-}
 
 /// Builds the kernel's tables (text RX, rodata R, data RW, the rest of RAM
 /// RW, all global) and switches `satp` to them. Returns the root address.
@@ -39,9 +16,9 @@ pub fn enable_kernel_paging<const W: usize>(
     image: &KernelImage,
     ram: MemRange,
 ) -> Result<u64, MapError> {
-    let mut mem = IdentityTables { frames };
+    let mut mem = FrameTables::new(frames);
     let root = mem.alloc_table().ok_or(MapError::OutOfFrames)?;
-    let identity = |mem: &mut IdentityTables<'_, W>, r: MemRange, flags| {
+    let identity = |mem: &mut FrameTables<'_, W>, r: MemRange, flags| {
         let start = r.start & !(PAGE_SIZE - 1);
         let end = r.end().next_multiple_of(PAGE_SIZE);
         sv39::map_range(mem, root, start, start, end - start, flags)

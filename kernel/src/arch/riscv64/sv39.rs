@@ -2,9 +2,9 @@
 //! largest pages alignment allows (1 GiB, 2 MiB, 4 KiB). Pure logic: the
 //! tables live in whatever [`TableMemory`] provides, so host tests use a map.
 
-/// Bytes in a base page.
-pub const PAGE_SIZE: u64 = 4096;
-const ENTRIES: usize = 512;
+use crate::arch::page_table::ENTRIES;
+pub use crate::arch::page_table::{PAGE_SIZE, TableMemory};
+
 const LEVELS: usize = 3;
 
 /// PTE permission and status bits.
@@ -57,15 +57,6 @@ impl PteFlags {
     const fn is_leaf(self) -> bool {
         self.0 & (Self::R.0 | Self::W.0 | Self::X.0) != 0
     }
-}
-
-/// Where page-table pages live: the kernel reads them through its identity
-/// map, host tests through a map of boxed tables.
-pub trait TableMemory {
-    /// A zeroed, 4 KiB-aligned table page; its physical address.
-    fn alloc_table(&mut self) -> Option<u64>;
-    /// The 512 entries of the table at physical address `table`.
-    fn entries(&mut self, table: u64) -> &mut [u64; ENTRIES];
 }
 
 /// Why a mapping was refused.
@@ -182,31 +173,8 @@ fn map_one<M: TableMemory>(
     Ok(())
 }
 
-/// Removes the 4 KiB leaf mapping `va`; false if there is none.
-pub fn unmap_page<M: TableMemory>(mem: &mut M, root: u64, va: u64) -> bool {
-    if !is_canonical(va) {
-        return false;
-    }
-    let mut table = root;
-    for level in (0..LEVELS).rev() {
-        let pte = mem.entries(table)[vpn(va, level)];
-        if pte & PteFlags::V.bits() == 0 {
-            return false;
-        }
-        if PteFlags(pte).is_leaf() {
-            if level != 0 {
-                return false;
-            }
-            mem.entries(table)[vpn(va, 0)] = 0;
-            return true;
-        }
-        table = pte_address(pte);
-    }
-    false
-}
-
-/// What `va` maps to: the physical address and the leaf's flags.
-pub fn translate<M: TableMemory>(mem: &mut M, root: u64, va: u64) -> Option<(u64, PteFlags)> {
+/// The leaf that maps `va`: the table holding it, its level and the PTE.
+fn find_leaf<M: TableMemory>(mem: &mut M, root: u64, va: u64) -> Option<(u64, usize, u64)> {
     if !is_canonical(va) {
         return None;
     }
@@ -217,12 +185,27 @@ pub fn translate<M: TableMemory>(mem: &mut M, root: u64, va: u64) -> Option<(u64
             return None;
         }
         if PteFlags(pte).is_leaf() {
-            let offset = va & (level_size(level) - 1);
-            return Some((pte_address(pte) + offset, PteFlags(pte & 0xff)));
+            return Some((table, level, pte));
         }
         table = pte_address(pte);
     }
     None
+}
+
+/// Removes the 4 KiB leaf mapping `va`; false if there is none.
+pub fn unmap_page<M: TableMemory>(mem: &mut M, root: u64, va: u64) -> bool {
+    let Some((table, 0, _)) = find_leaf(mem, root, va) else {
+        return false;
+    };
+    mem.entries(table)[vpn(va, 0)] = 0;
+    true
+}
+
+/// What `va` maps to: the physical address and the leaf's flags.
+pub fn translate<M: TableMemory>(mem: &mut M, root: u64, va: u64) -> Option<(u64, PteFlags)> {
+    let (_, level, pte) = find_leaf(mem, root, va)?;
+    let offset = va & (level_size(level) - 1);
+    Some((pte_address(pte) + offset, PteFlags(pte & 0xff)))
 }
 
 /// Takes apart what root entries `user` of the tables at `root` hold (a

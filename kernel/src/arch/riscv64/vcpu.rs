@@ -1,31 +1,33 @@
 //! A guest VM on RISC-V: its G-stage tables and RAM in host frames, a VMID,
 //! one vCPU with its VS CSRs, and the run loop that enters the guest and
-//! turns each exit into SBI service, an MMIO request through the ioreq
-//! slot, a return to the host scheduler, or a stopped VM.
+//! turns each exit into SBI service (`vcpu_sbi`), an MMIO request through
+//! the ioreq slot, a return to the host scheduler, or a stopped VM. Its
+//! memory over its life is `guest_mem`, the VS CSRs `vs_csrs`, and the
+//! VMIDs and fences `guest_tlb`.
 
 extern crate alloc;
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::fpu::{self, FpRegs};
 use super::gstage;
-use super::guest_sbi::{self, GuestMemoryRead, SbiCaller, SbiEffect};
+use super::guest_tlb::{LOADED_HGATP, hfence_gvma_all, hfence_gvma_vmid, hfence_vvma_all};
 use super::mmio_decode::{self, AccessKind, MmioAccess};
-use super::sv39::{MapError, PAGE_SIZE, PteFlags, TableMemory};
+use super::sv39::MapError;
+use super::vs_csrs::VsCsrs;
 use super::vs_fetch::{self, GuestMode};
 use super::world_switch::{GuestFrame, enter_guest};
 use super::{csr, timer};
-use crate::frame::FrameAllocator;
+use crate::arch::RunOutcome;
+use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::{self, MmioExit, VcpuRun};
-use crate::vm::posted::Posting;
 use crate::vm::stats::ExitKind;
 use crate::vm::{GuestAccess, StopReason, Vm, VmState, is_mmio};
 use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::ioreq_abi::slot::IoRequest;
 use ipc::{Error, Space};
-use mica_boot::MemRange;
 
 const HSTATUS_SPVP: usize = 1 << 8;
 /// `wfi` in VS-mode traps (virtual instruction) so the kernel can sleep it.
@@ -54,8 +56,8 @@ const LOAD_ACCESS_FAULT: usize = 5;
 const STORE_ACCESS_FAULT: usize = 7;
 /// VS software, timer and external interrupts go straight to the guest.
 const HIDELEG: usize = (1 << 2) | (1 << 6) | (1 << 10);
-const HVIP_VSSIP: usize = 1 << 2;
-const HVIP_VSTIP: usize = 1 << 6;
+pub(super) const HVIP_VSSIP: usize = 1 << 2;
+pub(super) const HVIP_VSTIP: usize = 1 << 6;
 /// The VS-level external interrupt (the device service's PLIC output).
 const HVIP_VSEIP: usize = 1 << 10;
 const HENVCFG_STCE: usize = 1 << 63;
@@ -72,38 +74,6 @@ pub enum GuestSetupError {
     Map(MapError),
 }
 
-/// Table pages from the frame allocator, reached through the identity map.
-pub(super) struct GuestTables<'a, const W: usize> {
-    pub(super) frames: Option<&'a mut FrameAllocator<W>>,
-    /// Every table frame allocated, so destroy can return them.
-    pub(super) record: Option<&'a mut Vec<u64>>,
-}
-
-impl<const W: usize> TableMemory for GuestTables<'_, W> {
-    fn alloc_table(&mut self) -> Option<u64> {
-        let frame = self.frames.as_mut()?.alloc().ok()?;
-        // SAFETY: a fresh frame from the allocator: RAM, identity-mapped,
-        // 4 KiB-aligned, referred to by nothing else.
-        unsafe { core::ptr::write_bytes(frame as *mut u8, 0, PAGE_SIZE as usize) };
-        if let Some(record) = self.record.as_mut() {
-            record.push(frame);
-        }
-        Some(frame)
-    }
-
-    fn entries(&mut self, table: u64) -> &mut [u64; 512] {
-        // SAFETY: `table` is the G-stage root (or one of its pages) or a table
-        // reached through a PTE this module wrote: identity-mapped kernel
-        // frames owned by the VM; the borrow is tied to `self`.
-        unsafe { &mut *(table as *mut [u64; 512]) }
-    }
-}
-
-/// Width of `hgatp.VMID` on this hart, probed once (0 = no VMIDs).
-static VMID_BITS: AtomicU32 = AtomicU32::new(u32::MAX);
-/// The `hgatp` value in the hart (the last VM entered; 0 before any, and
-/// after a VM is destroyed).
-static LOADED_HGATP: AtomicUsize = AtomicUsize::new(0);
 /// The vCPU (by its [`Vcpu::fp_token`], new at every start) whose VS CSRs
 /// the hart holds exactly as they were last saved; 0 for none. Its next
 /// run skips loading them.
@@ -111,144 +81,6 @@ static VS_OWNER: AtomicU64 = AtomicU64::new(0);
 /// Whether `hedeleg`, `hideleg`, `hcounteren`, `htimedelta` and `henvcfg`
 /// hold the values every VM runs with.
 static DELEGATION_SET: AtomicBool = AtomicBool::new(false);
-
-/// VMIDLEN, as the privileged spec's H chapter (`hgatp`) says to find it:
-/// "writing one to every bit position in the VMID field, then reading
-/// back the value in `hgatp` to see which bit positions in the VMID field
-/// hold a one" (the least-significant bits are implemented first; it "is
-/// UNSPECIFIED and may be zero"; at most 14 for Sv39x4).
-fn vmid_bits() -> u32 {
-    let known = VMID_BITS.load(Ordering::Relaxed);
-    if known != u32::MAX {
-        return known;
-    }
-    let old = csr::hgatp::read();
-    // Bare mode with every VMID bit set: the hart keeps the bits it has.
-    csr::hgatp::write(((1usize << gstage::VMID_BITS_MAX) - 1) << 44);
-    let bits = ((csr::hgatp::read() >> 44) & ((1 << gstage::VMID_BITS_MAX) - 1)).count_ones();
-    csr::hgatp::write(old);
-    VMID_BITS.store(bits, Ordering::Relaxed);
-    bits
-}
-
-/// The VMIDs this hart has for guests: `1..=n` (`2^VMIDLEN - 1`; VMID 0
-/// marks an untagged VM), 0 without VMIDs (every VM then runs as VMID 0
-/// and each switch flushes). Handed out by `crate::vm::tlb_tag`.
-pub fn guest_tlb_tags() -> u16 {
-    ((1u32 << vmid_bits()) - 1) as u16
-}
-
-/// A VM was destroyed: its `hgatp` value (root and VMID) may come back
-/// for the next VM, whose first entry must then still write `hgatp` and
-/// flush what VMID 0 holds.
-pub(super) fn forget_loaded_hgatp() {
-    LOADED_HGATP.store(0, Ordering::Relaxed);
-}
-
-/// Flushes every G-stage translation (all VMIDs).
-pub fn hfence_gvma_all() {
-    // SAFETY: a TLB flush has no effect on memory; the assembler needs the
-    // H extension named to accept the instruction.
-    unsafe {
-        core::arch::asm!(
-            ".option push",
-            ".option arch, +h",
-            "hfence.gvma zero, zero",
-            ".option pop",
-            options(nostack)
-        )
-    };
-}
-
-/// Flushes the G-stage translations cached under `vmid` (and, on harts
-/// that cache guest-virtual to host-physical, every entry made through
-/// them): HFENCE.GVMA with rs1 = x0 and rs2 = the VMID, which "specifies a
-/// single virtual machine identifier" (privileged spec, H chapter,
-/// "Hypervisor Memory-Management Fence Instructions").
-fn hfence_gvma_vmid(vmid: u16) {
-    // SAFETY: a TLB flush has no effect on memory; the assembler needs the
-    // H extension named to accept the instruction.
-    unsafe {
-        core::arch::asm!(
-            ".option push",
-            ".option arch, +h",
-            "hfence.gvma zero, {0}",
-            ".option pop",
-            in(reg) usize::from(vmid),
-            options(nostack)
-        )
-    };
-}
-
-/// Flushes the VS-stage translations of the VM whose VMID is in `hgatp`
-/// (the calling guest's, during its SBI call; or a VM about to run under a
-/// VMID another VM used).
-fn hfence_vvma_all() {
-    // SAFETY: a TLB flush has no effect on memory; the assembler needs the
-    // H extension named to accept the instruction.
-    unsafe {
-        core::arch::asm!(
-            ".option push",
-            ".option arch, +h",
-            "hfence.vvma zero, zero",
-            ".option pop",
-            options(nostack)
-        )
-    };
-}
-
-/// Makes the hart's instruction fetches see its earlier stores.
-fn fence_i() {
-    // SAFETY: an instruction-fetch barrier has no effect on memory.
-    unsafe { core::arch::asm!("fence.i", options(nostack)) };
-}
-
-/// The VS-level CSRs of a vCPU, kept while another context runs.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct VsCsrs {
-    vsstatus: usize,
-    vsie: usize,
-    vstvec: usize,
-    vsscratch: usize,
-    vsepc: usize,
-    vscause: usize,
-    vstval: usize,
-    vsatp: usize,
-    hvip: usize,
-    pub(super) vstimecmp: usize,
-}
-
-impl VsCsrs {
-    fn load(&self) {
-        csr::vsstatus::write(self.vsstatus);
-        csr::vsie::write(self.vsie);
-        csr::vstvec::write(self.vstvec);
-        csr::vsscratch::write(self.vsscratch);
-        csr::vsepc::write(self.vsepc);
-        csr::vscause::write(self.vscause);
-        csr::vstval::write(self.vstval);
-        csr::vsatp::write(self.vsatp);
-        csr::hvip::write(self.hvip);
-        if timer::uses_sstc() {
-            csr::vstimecmp::write(self.vstimecmp);
-        }
-    }
-
-    fn save(&mut self) {
-        self.vsstatus = csr::vsstatus::read();
-        self.vsie = csr::vsie::read();
-        self.vstvec = csr::vstvec::read();
-        self.vsscratch = csr::vsscratch::read();
-        self.vsepc = csr::vsepc::read();
-        self.vscause = csr::vscause::read();
-        self.vstval = csr::vstval::read();
-        self.vsatp = csr::vsatp::read();
-        self.hvip = csr::hvip::read();
-        if timer::uses_sstc() {
-            self.vstimecmp = csr::vstimecmp::read();
-        }
-    }
-}
 
 /// One virtual hart.
 pub struct Vcpu {
@@ -279,73 +111,6 @@ pub(super) struct PendingMmio {
     from_vs: bool,
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunOutcome {
-    /// An interrupt for the host: the scheduler decides what runs next.
-    Preempted,
-    /// The vCPU waits for its ioreq slot ([`GuestVm::resume_io`]).
-    BlockedOnIo,
-    /// The VM left the running state.
-    Left(VmState),
-    /// The guest waits in `wfi` for its timer, due at this time.
-    Sleeping(u64),
-}
-
-/// Guest RAM read through the G-stage tables.
-pub(super) struct GuestRam {
-    pub(super) root: u64,
-    /// The VM's own RAM (host-physical: first frame, bytes): every
-    /// translation must land in it. Kept raw: most SBI calls read no guest
-    /// memory, and the range is only built for a read.
-    pub(super) ram: u64,
-    pub(super) ram_bytes: u64,
-}
-
-impl GuestVm {
-    /// This VM's RAM as the kernel reads it for the guest.
-    #[inline]
-    fn guest_ram(&self) -> GuestRam {
-        GuestRam {
-            root: self.root,
-            ram: self.ram,
-            ram_bytes: self.vm.ram_bytes,
-        }
-    }
-}
-
-impl GuestMemoryRead for GuestRam {
-    fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
-        let mut tables = GuestTables::<1> {
-            frames: None,
-            record: None,
-        };
-        let own = MemRange::new(self.ram, self.ram_bytes);
-        crate::translated::copy_from(
-            gpa,
-            buf,
-            PAGE_SIZE,
-            |at| {
-                gstage::translate(&mut tables, self.root, at)
-                    .filter(|(_, flags)| flags.contains(PteFlags::R))
-                    .map(|(hpa, _)| hpa)
-            },
-            // Only the VM's own RAM, and only RAM, is read for it.
-            |hpa, n| crate::ram::lies_in(own, hpa, n) && crate::ram::is_ram(hpa, n),
-            |hpa, dst| {
-                // SAFETY: `copy_from` passes `hpa..hpa+len` only inside one
-                // guest page the VM's G-stage maps readable and that lies in
-                // the VM's own RAM frames (checked above): kernel-owned,
-                // identity-mapped RAM. The guest cannot change it meanwhile
-                // (it is not running); `dst` is a kernel buffer.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(hpa as *const u8, dst.as_mut_ptr(), dst.len())
-                };
-            },
-        )
-    }
-}
-
 /// A VM with its memory and one vCPU.
 pub struct GuestVm {
     /// The generic VM object.
@@ -357,14 +122,12 @@ pub struct GuestVm {
     /// it is flushed before this VM's first entry.
     pub(super) vmid_stale: bool,
     pub(super) console: ConsoleLine,
-    /// The frame holding the ioreq page (shared with the ioreq task); the
-    /// posted-write ring is in the next one.
-    pub(super) ioreq_frame: u64,
-    /// Which writes may be posted, and the ring's write index.
-    pub(super) posting: Posting,
+    /// The ioreq page and the posted-write ring (shared with the ioreq
+    /// task; the ring's frame is the one after the page's).
+    pub io: IoreqFrames,
     pub(super) vcpu: Vcpu,
-    /// First frame of guest RAM (contiguous).
-    pub(super) ram: u64,
+    /// Guest RAM (contiguous frames).
+    pub(super) ram: VmRam,
     /// G-stage table frames below the root.
     pub(super) tables: Vec<u64>,
     /// Where the device tree lies, once set.
@@ -505,7 +268,7 @@ impl GuestVm {
     }
 
     /// The vCPU (past its `wfi` or suspend call) waits for an interrupt.
-    fn wait_for_interrupt(&mut self) -> Option<RunOutcome> {
+    pub(super) fn wait_for_interrupt(&mut self) -> Option<RunOutcome> {
         self.sync_vs();
         let v = &mut self.vcpu;
         let deadline = if timer::uses_sstc() {
@@ -524,7 +287,7 @@ impl GuestVm {
     }
 
     /// Stops the VM for `reason` (after its posted output, see
-    /// [`Posting::drain_first`]: until then the vCPU yields and the guest
+    /// [`crate::vm::posted::Posting::drain_first`]: until then the vCPU yields and the guest
     /// faults again).
     fn stop(&mut self, reason: StopReason) -> Option<RunOutcome> {
         if self.drain_first() {
@@ -649,85 +412,6 @@ impl GuestVm {
         v.vs.vstval = tval;
         v.frame.sepc = v.vs.vstvec & !0b11;
         v.frame.sstatus |= csr::SSTATUS_SPP;
-    }
-
-    fn sbi_call(&mut self) -> Option<RunOutcome> {
-        let regs = &self.vcpu.frame.regs;
-        let args = [regs[10], regs[11], regs[12], regs[13], regs[14], regs[15]];
-        let (eid, fid) = (regs[17], regs[16]);
-        let memory = self.guest_ram();
-        let mut out = |line: crate::vm::console::PrefixedLine<'_>| {
-            crate::klog::print(format_args!("{line}\n"));
-        };
-        let mut caller = SbiCaller {
-            name: &self.vm.name,
-            line: &mut self.console,
-            memory: &memory,
-            out: &mut out,
-            hart: usize::from(self.vcpu.id),
-            harts: 1,
-        };
-        let (ret, effect) = guest_sbi::handle_ecall(&mut caller, eid, fid, args);
-        let v = &mut self.vcpu;
-        v.frame.regs[10] = ret.error;
-        v.frame.regs[11] = ret.value;
-        v.frame.sepc += 4;
-        match effect {
-            SbiEffect::None => {}
-            SbiEffect::SetTimer(at) => {
-                csr::hvip::clear(HVIP_VSTIP);
-                if timer::uses_sstc() {
-                    csr::vstimecmp::write(at as usize);
-                } else {
-                    v.deadline = Some(at);
-                }
-            }
-            SbiEffect::SoftwareInterrupt => csr::hvip::set(HVIP_VSSIP),
-            SbiEffect::FlushGuestTlb => hfence_vvma_all(),
-            SbiEffect::FenceI => fence_i(),
-            SbiEffect::Suspend => return self.wait_for_interrupt(),
-            SbiEffect::SystemSuspend { resume, opaque } => {
-                // Resumes (after the wake-up interrupt) in VS-mode at
-                // `resume`, MMU off, interrupts off, a0 = hart, a1 = opaque.
-                v.vs.save();
-                v.frame.sepc = resume as usize;
-                v.frame.regs[10] = usize::from(v.id);
-                v.frame.regs[11] = opaque;
-                v.frame.sstatus |= csr::SSTATUS_SPP;
-                v.vs.vsatp = 0;
-                v.vs.vsstatus &= !csr::SSTATUS_SIE;
-                v.vs.load();
-                return self.wait_for_interrupt();
-            }
-            SbiEffect::PowerOff { .. } | SbiEffect::Reboot { .. } => {
-                // Posted output first: the call is undone (its arguments
-                // back, the pc on the `ecall`) and made again after.
-                if self.drain_first() {
-                    let v = &mut self.vcpu;
-                    v.frame.regs[10] = args[0];
-                    v.frame.regs[11] = args[1];
-                    v.frame.sepc -= 4;
-                    return Some(RunOutcome::Preempted);
-                }
-                let next = match effect {
-                    SbiEffect::PowerOff { reason } => VmState::PoweredOff { reason },
-                    SbiEffect::Reboot { warm, reason } => VmState::RebootRequested { warm, reason },
-                    // Not reached: this arm takes only the two above.
-                    _ => return None,
-                };
-                if !self.console.is_empty() {
-                    let name = self.vm.name;
-                    self.console.flush(&name, &mut out);
-                }
-                // The pc of the `ecall` (it was stepped past above).
-                let pc = (self.vcpu.frame.sepc as u64).wrapping_sub(4);
-                let at = crate::ticks::uptime_ms(timer::now());
-                self.vm.leave(next, pc, at);
-                self.vcpu.run = VcpuRun::Stopped;
-                return Some(RunOutcome::Left(next));
-            }
-        }
-        None
     }
 
     /// Raises or lowers the vCPU's VS external interrupt (`hvip.VSEIP`),

@@ -182,7 +182,7 @@ const MSR_EFER: u32 = 0xc000_0080;
 /// vCPU exists, since VMX copies CR0 and CR4 into each VMCS's host state.
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub fn init() {
-    let (lo, hi): (u32, u32);
+    use super::msr_io::{rdmsr, wrmsr};
     // SAFETY: sets CR0.MP/TS and clears CR0.EM (the kernel executes no FP
     // instruction, so no code depends on them), sets CR4.OSFXSR/OSXMMEXCPT
     // (every x86_64 CPU has FXSR and SSE) and clears EFER.FFXSR (only
@@ -202,15 +202,10 @@ pub fn init() {
             fxsr = in(reg) CR4_OSFXSR | CR4_OSXMMEXCPT,
             options(nomem, nostack),
         );
-        core::arch::asm!("rdmsr", in("ecx") MSR_EFER, out("eax") lo, out("edx") hi,
-            options(nomem, nostack));
     }
-    let efer = (u64::from(hi) << 32 | u64::from(lo)) & !EFER_FFXSR;
+    let efer = rdmsr(MSR_EFER) & !EFER_FFXSR;
     // SAFETY: writes EFER back with only FFXSR cleared (see above).
-    unsafe {
-        core::arch::asm!("wrmsr", in("ecx") MSR_EFER, in("eax") efer as u32,
-            in("edx") (efer >> 32) as u32, options(nomem, nostack));
-    }
+    unsafe { wrmsr(MSR_EFER, efer) };
 }
 
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]

@@ -31,24 +31,12 @@ use super::msr::{self, Access, GuestView, Outcome};
 use super::pmu;
 use super::svm_exit::rax_after_in;
 use super::vcpu::Vcpu;
+use crate::arch::RunOutcome;
+use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::vm::exit::{GuestExit, PioExit};
 use crate::vm::ioreq_path::{self, VcpuRun};
-use crate::vm::posted::Posting;
 use crate::vm::stats::ExitKind;
 use crate::vm::{GuestAccess, StopReason, Vm, VmState};
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunOutcome {
-    /// An interrupt for the host: the scheduler decides what runs next.
-    Preempted,
-    /// The vCPU waits for its ioreq slot.
-    BlockedOnIo,
-    /// The VM left the running state.
-    Left(VmState),
-    /// The guest halted: it sleeps until this time (the next tick).
-    Sleeping(u64),
-}
 
 /// A port access waiting in the ioreq slot.
 #[derive(Debug, Clone, Copy)]
@@ -70,14 +58,11 @@ pub struct GuestVm {
     pub(super) pending: Option<PendingIo>,
     /// Nested table frames below the root.
     pub(super) tables: Vec<u64>,
-    /// First frame of guest RAM (contiguous).
-    pub(super) ram: u64,
-    /// The frame holding the ioreq page (shared with the ioreq task).
-    pub(super) ioreq_frame: u64,
-    /// The frame holding the posted-write ring (shared likewise).
-    pub(super) posted_frame: u64,
-    /// Which writes may be posted, and the ring's write index.
-    pub(super) posting: Posting,
+    /// Guest RAM (contiguous frames).
+    pub(super) ram: VmRam,
+    /// The ioreq page and the posted-write ring (shared with the ioreq
+    /// task).
+    pub io: IoreqFrames,
     /// Where the boot-info block lies, once set.
     pub(super) boot_info_gpa: u64,
 }

@@ -11,13 +11,10 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use ipc::Error;
 use ipc::ioreq_abi::page::IoreqPage;
-use ipc::ioreq_abi::posted::{PostedPage, PostedWrite};
-use ipc::syscall::{
-    GUEST_GENID_FROM_END, GUEST_IMAGE_OFFSET, GUEST_RAM_BASE, IPC_BUFFER_SIZE, X86_GUEST_PML4,
-    X86_GUEST_STACK_TOP,
-};
-use ipc::{Error, Space};
+use ipc::ioreq_abi::posted::PostedWrite;
+use ipc::syscall::{GUEST_IMAGE_OFFSET, GUEST_RAM_BASE, X86_GUEST_PML4, X86_GUEST_STACK_TOP};
 use log::{info, warn};
 
 use super::fpu::GuestFp;
@@ -29,15 +26,13 @@ use super::vcpu::Vcpu;
 use super::virt::{self, Backend};
 use super::vmx_controls::Controls;
 use super::{vmx, vmx_vcpu};
+use crate::arch::frame_tables::FrameTables;
+use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::frame::FrameAllocator;
-use crate::vm::boot_ranges::dma_offset;
 use crate::vm::ioreq_path::VcpuRun;
-use crate::vm::posted::Posting;
 use crate::vm::tlb_tag::TlbTag;
 use crate::vm::{StopReason, Vm, VmName, VmState};
 
-/// Bytes at the top of RAM kept for the boot-info block.
-const BOOT_INFO_BYTES: u64 = IPC_BUFFER_SIZE as u64;
 /// The guest's identity map: 1 GiB of 2 MiB pages (present, writable,
 /// large), so an access anywhere below 1 GiB reaches the nested tables.
 const IDENTITY_BYTES: u64 = 1 << 30;
@@ -102,20 +97,31 @@ fn backend_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<Ready
     }
 }
 
+/// A fresh MSR permission map of `bytes` (SVM's MSRPM, VMX's MSR bitmap)
+/// that intercepts every MSR but the guest-owned ones (`msr::GUEST_OWNED`),
+/// which `pass` clears in it.
+fn msr_map<const W: usize>(
+    frames: &mut FrameAllocator<W>,
+    bytes: u64,
+    pass: fn(&mut [u8], u32) -> bool,
+) -> Result<u64, Error> {
+    let frame = alloc_filled(frames, (bytes / PAGE_SIZE) as usize, 0xff)?;
+    // SAFETY: `frame..frame + bytes` are the frames just allocated for the
+    // map, identity-mapped kernel RAM no VMCB or VMCS uses yet.
+    let map = unsafe { core::slice::from_raw_parts_mut(frame as *mut u8, bytes as usize) };
+    for index in msr::GUEST_OWNED {
+        pass(map, index);
+    }
+    Ok(frame)
+}
+
 /// Turns SVM on once.
 fn svm_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<Ready, Error> {
     if HOST_SAVE.load(Ordering::Relaxed) == 0 {
         let host_save = alloc_filled(frames, 1, 0)?;
         let host_vmsave = alloc_filled(frames, 1, 0)?;
         let iopm = alloc_filled(frames, (IOPM_BYTES / PAGE_SIZE) as usize, 0xff)?;
-        let msrpm = alloc_filled(frames, (MSRPM_BYTES / PAGE_SIZE) as usize, 0xff)?;
-        // SAFETY: `msrpm` is the frames just allocated for the map,
-        // identity-mapped kernel RAM no VMCB uses yet.
-        let map =
-            unsafe { core::slice::from_raw_parts_mut(msrpm as *mut u8, MSRPM_BYTES as usize) };
-        for index in msr::GUEST_OWNED {
-            msr::msrpm_pass(map, index);
-        }
+        let msrpm = msr_map(frames, MSRPM_BYTES, msr::msrpm_pass)?;
         svm::enable(host_save);
         IOPM.store(iopm, Ordering::Relaxed);
         MSRPM.store(msrpm, Ordering::Relaxed);
@@ -141,15 +147,8 @@ static HOST_MSRS: AtomicU64 = AtomicU64::new(0);
 fn vmx_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<Ready, Error> {
     if VMXON.load(Ordering::Relaxed) == 0 {
         if MSR_BITMAP.load(Ordering::Relaxed) == 0 {
-            let bitmap = alloc_filled(frames, 1, 0xff)?;
+            let bitmap = msr_map(frames, PAGE_SIZE, msr::vmx_bitmap_pass)?;
             let host_msrs = alloc_filled(frames, 1, 0)?;
-            // SAFETY: `bitmap` is the frame just allocated for the map,
-            // identity-mapped kernel RAM no VMCS uses yet.
-            let map =
-                unsafe { core::slice::from_raw_parts_mut(bitmap as *mut u8, PAGE_SIZE as usize) };
-            for index in msr::GUEST_OWNED {
-                msr::vmx_bitmap_pass(map, index);
-            }
             vmx_vcpu::fill_host_msr_area(host_msrs);
             HOST_MSRS.store(host_msrs, Ordering::Relaxed);
             MSR_BITMAP.store(bitmap, Ordering::Relaxed);
@@ -197,28 +196,6 @@ pub fn guest_tlb_tags() -> u16 {
 /// CPUID leaf of the SVM features (EBX: NASID).
 const SVM_FEATURES: u32 = 0x8000_000a;
 
-/// Nested table pages from the frame allocator, recorded for destroy.
-struct NestedTables<'a, const W: usize> {
-    frames: &'a mut FrameAllocator<W>,
-    record: &'a mut Vec<u64>,
-}
-
-impl<const W: usize> TableMemory for NestedTables<'_, W> {
-    fn alloc_table(&mut self) -> Option<u64> {
-        let frame = self.frames.alloc().ok()?;
-        fill(frame, PAGE_SIZE, 0);
-        self.record.push(frame);
-        Some(frame)
-    }
-
-    fn entries(&mut self, table: u64) -> &mut [u64; 512] {
-        // SAFETY: `table` is the root or a table frame reached through an
-        // entry this builder wrote: identity-mapped frames the VM owns; the
-        // borrow is tied to `self`.
-        unsafe { &mut *(table as *mut [u64; 512]) }
-    }
-}
-
 fn free_run<const W: usize>(frames: &mut FrameAllocator<W>, start: u64, count: usize) {
     for i in 0..count as u64 {
         let _ = frames.free(start + i * PAGE_SIZE);
@@ -261,10 +238,7 @@ impl GuestVm {
             return Err(Error::OutOfMemory);
         };
         let mut tables = Vec::new();
-        let mut nested = NestedTables {
-            frames: &mut *frames,
-            record: &mut tables,
-        };
+        let mut nested = FrameTables::recording(frames, &mut tables);
         let built = (|| {
             let vmcb = nested.alloc_table().ok_or(Error::OutOfMemory)?;
             let ioreq = nested.alloc_table().ok_or(Error::OutOfMemory)?;
@@ -322,10 +296,11 @@ impl GuestVm {
             run: VcpuRun::Stopped,
             pending: None,
             tables,
-            ram,
-            ioreq_frame,
-            posted_frame,
-            posting: Posting::new(),
+            ram: VmRam {
+                start: ram,
+                bytes: ram_bytes,
+            },
+            io: IoreqFrames::new(ioreq_frame, posted_frame),
             boot_info_gpa: 0,
         };
         fill(ram, ram_bytes, 0);
@@ -334,87 +309,26 @@ impl GuestVm {
     }
 
     /// The VM's ioreq page.
+    #[inline]
     pub(super) fn page(&mut self) -> &mut IoreqPage {
-        // SAFETY: `ioreq_frame` is a zeroed 4 KiB frame this VM owns for its
-        // whole life, identity-mapped; `IoreqPage` is 4 KiB of plain
-        // integers, valid for any bytes the ioreq task writes. The kernel
-        // runs on one CPU with interrupts off, so no user write races it.
-        unsafe { &mut *(self.ioreq_frame as *mut IoreqPage) }
-    }
-
-    /// The physical frame of the ioreq page (to map into the ioreq task).
-    pub fn ioreq_frame(&self) -> u64 {
-        self.ioreq_frame
-    }
-
-    /// The physical frame of the posted-write ring (to map into the ioreq
-    /// task).
-    pub fn posted_frame(&self) -> u64 {
-        self.posted_frame
+        self.io.page()
     }
 
     /// Offers the guest's port write `write` to the VM's posted-write ring
-    /// ([`Posting::post`]): whether it was posted.
+    /// ([`IoreqFrames::post`]): whether it was posted.
     #[inline]
     pub(super) fn post_write(&mut self, write: &PostedWrite) -> bool {
-        // SAFETY: `posted_frame` is a zeroed 4 KiB frame this VM owns for
-        // its whole life, identity-mapped (an empty ring); `PostedPage` is
-        // atomics only, valid for any bytes the ioreq task writes, and only
-        // accessed through them. The reference ends with this call.
-        let ring = unsafe { &*(self.posted_frame as *const PostedPage) };
-        let posted = self.posting.post(ring, write);
-        if posted {
-            self.vm.stats.posted_write();
-        }
-        posted
+        self.io.post(write, &mut self.vm.stats)
     }
 
-    /// Whether the exit being handled waits for the posted writes first
-    /// ([`Posting::drain_first`]).
+    /// Whether the exit being handled waits for the posted writes first.
     pub(super) fn drain_first(&mut self) -> bool {
-        // SAFETY: as in `post_write`: the VM's own ring frame, atomics only.
-        let ring = unsafe { &*(self.posted_frame as *const PostedPage) };
-        self.posting.drain_first(ring)
-    }
-
-    /// `ioreq_post`: see [`Posting::set`].
-    pub fn set_posted_range(&mut self, space: Space, start: u64, len: u64) -> Result<(), Error> {
-        self.posting.set(space, start, len)
+        self.io.drain_first()
     }
 
     /// Whether writes were posted since the ioreq task last heard.
     pub fn take_posted_news(&mut self) -> bool {
-        self.posting.take_news()
-    }
-
-    fn boot_info_offset(&self) -> u64 {
-        self.vm.ram_bytes.saturating_sub(BOOT_INFO_BYTES)
-    }
-
-    fn genid_offset(&self) -> u64 {
-        self.vm.ram_bytes.saturating_sub(GUEST_GENID_FROM_END)
-    }
-
-    /// Copies `bytes` into RAM at `offset`, if they end at or below the
-    /// generation-ID page.
-    fn copy_in(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
-        let end = offset
-            .checked_add(bytes.len() as u64)
-            .ok_or(Error::OutOfMemory)?;
-        if end > self.genid_offset() {
-            return Err(Error::OutOfMemory);
-        }
-        // SAFETY: `ram + offset .. ram + end` lies inside this VM's RAM
-        // (checked above): identity-mapped frames it owns; the source is a
-        // slice distinct from guest RAM.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                (self.ram + offset) as *mut u8,
-                bytes.len(),
-            );
-        }
-        Ok(())
+        self.io.posting.take_news()
     }
 
     /// The `N` bytes of guest RAM at guest-physical `gpa`, if they lie
@@ -430,7 +344,11 @@ impl GuestVm {
         // (checked above): identity-mapped frames it owns, read while its
         // vCPU is out of the guest (this CPU runs the exit handler).
         unsafe {
-            core::ptr::copy_nonoverlapping((self.ram + offset) as *const u8, bytes.as_mut_ptr(), N);
+            core::ptr::copy_nonoverlapping(
+                (self.ram.start + offset) as *const u8,
+                bytes.as_mut_ptr(),
+                N,
+            );
         }
         Some(bytes)
     }
@@ -447,7 +365,7 @@ impl GuestVm {
 
     /// Copies a flat guest image to `GUEST_IMAGE_OFFSET` (1 MiB).
     pub fn load_image(&mut self, image: &[u8]) -> Result<(), Error> {
-        self.copy_in(GUEST_IMAGE_OFFSET, image)
+        self.ram.copy_in(GUEST_IMAGE_OFFSET, image)
     }
 
     /// `vm_load` at `offset`: x86 guests are flat images entered at 1 MiB,
@@ -460,26 +378,21 @@ impl GuestVm {
     }
 
     /// The `len` bytes of RAM at guest-physical `gpa` a device model reads
-    /// or writes (`vm_ram_read`, `vm_ram_write`), checked by
-    /// `boot_ranges::dma_offset`.
+    /// or writes (`vm_ram_read`, `vm_ram_write`).
     pub fn dma_window(&mut self, gpa: u64, len: usize) -> Result<&mut [u8], Error> {
-        let offset = dma_offset(GUEST_RAM_BASE, self.vm.ram_bytes, gpa, len as u64)?;
-        // SAFETY: `ram + offset .. + len` lies inside this VM's RAM (checked
-        // above): identity-mapped frames it owns, touched while its vCPU is
-        // out of the guest (this CPU runs the system call).
-        Ok(unsafe { core::slice::from_raw_parts_mut((self.ram + offset) as *mut u8, len) })
+        self.ram.dma_window(GUEST_RAM_BASE, gpa, len)
     }
 
     /// `vm_write_ram`: copies `bytes` into RAM at `offset`, which must end
     /// at or below the generation-ID page.
     pub fn write_ram(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
-        self.copy_in(offset, bytes)
+        self.ram.copy_in(offset, bytes)
     }
 
     /// `vm_start`: the entry must be the image's (1 MiB) and the boot-info
     /// offset the top page's (`Error::InvalidArgument` otherwise).
     pub fn start_at(&mut self, entry: u64, boot_info: u64) -> Result<(), Error> {
-        if entry != GUEST_IMAGE_OFFSET || boot_info != self.boot_info_offset() {
+        if entry != GUEST_IMAGE_OFFSET || boot_info != self.ram.top_page_offset() {
             return Err(Error::InvalidArgument);
         }
         self.start();
@@ -489,20 +402,7 @@ impl GuestVm {
     /// Copies the boot-info block (at most 4 KiB) to the top page of RAM;
     /// returns its guest-physical address.
     pub fn set_dtb(&mut self, info: &[u8]) -> Result<u64, Error> {
-        if info.len() as u64 > BOOT_INFO_BYTES {
-            return Err(Error::MessageTooLarge);
-        }
-        let offset = self.boot_info_offset();
-        fill(self.ram + offset, BOOT_INFO_BYTES, 0);
-        // SAFETY: the last page of this VM's RAM (identity-mapped, owned).
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                info.as_ptr(),
-                (self.ram + offset) as *mut u8,
-                info.len(),
-            );
-        }
-        self.boot_info_gpa = GUEST_RAM_BASE + offset;
+        self.boot_info_gpa = GUEST_RAM_BASE + self.ram.set_top_page(info)?;
         Ok(self.boot_info_gpa)
     }
 
@@ -513,13 +413,13 @@ impl GuestVm {
         let (pdpt, pd) = (pml4 + PAGE_SIZE, pml4 + 2 * PAGE_SIZE);
         let mut words = [0u64; 512];
         words[0] = pdpt | PRESENT_WRITABLE;
-        let _ = self.copy_in(pml4, words_bytes(&words));
+        let _ = self.ram.copy_in(pml4, words_bytes(&words));
         words[0] = pd | PRESENT_WRITABLE;
-        let _ = self.copy_in(pdpt, words_bytes(&words));
+        let _ = self.ram.copy_in(pdpt, words_bytes(&words));
         for (i, w) in words.iter_mut().enumerate() {
             *w = (i as u64 * LARGE) | PRESENT_WRITABLE | PAGE_SIZE_BIT;
         }
-        let _ = self.copy_in(pd, words_bytes(&words));
+        let _ = self.ram.copy_in(pd, words_bytes(&words));
     }
 
     /// Puts vCPU 0 in the entry state: 64-bit long mode, CPL 0, interrupts
@@ -557,45 +457,31 @@ impl GuestVm {
         self.run = VcpuRun::Stopped;
         self.pending = None;
         *self.page() = IoreqPage::new();
-        fill(self.ram, self.vm.ram_bytes, 0);
+        self.ram.zero();
         self.boot_info_gpa = 0;
     }
 
     /// Writes the VM generation ID at the start of the generation-ID page;
     /// returns its guest-physical address.
     pub fn write_genid(&mut self, id: [u8; 16]) -> Result<u64, Error> {
-        let offset = self.genid_offset();
-        // SAFETY: `offset + 16` lies inside this VM's RAM (at least 2 MiB):
-        // identity-mapped frames it owns.
-        unsafe {
-            core::ptr::copy_nonoverlapping(id.as_ptr(), (self.ram + offset) as *mut u8, id.len());
-        }
-        Ok(GUEST_RAM_BASE + offset)
+        Ok(GUEST_RAM_BASE + self.ram.write_genid(id)?)
     }
 
     /// Copies all of `src`'s RAM over the start of this VM's;
     /// `Error::InvalidArgument` (nothing copied) if it is smaller.
     pub fn clone_ram_from(&mut self, src: &GuestVm) -> Result<(), Error> {
-        if src.vm.ram_bytes > self.vm.ram_bytes {
-            return Err(Error::InvalidArgument);
-        }
-        // SAFETY: both ranges lie inside their VM's RAM (`src`'s size is at
-        // most this VM's): distinct VMs' identity-mapped frames.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                src.ram as *const u8,
-                self.ram as *mut u8,
-                src.vm.ram_bytes as usize,
-            );
-        }
-        Ok(())
+        self.ram.clone_from(&src.ram)
     }
 
     /// Returns every frame of the VM (RAM, tables, VMCB, ioreq page); its
     /// ASID goes back with its record (`crate::vm::control::destroy`).
     pub fn destroy<const W: usize>(mut self, frames: &mut FrameAllocator<W>) {
         self.vcpu.release();
-        free_run(frames, self.ram, (self.vm.ram_bytes / PAGE_SIZE) as usize);
+        free_run(
+            frames,
+            self.ram.start,
+            (self.vm.ram_bytes / PAGE_SIZE) as usize,
+        );
         for table in self.tables.drain(..) {
             let _ = frames.free(table);
         }

@@ -1,6 +1,8 @@
 //! The boot CPU's local APIC, through its MMIO page (identity-mapped,
 //! uncached): enable, end of interrupt, and the one-shot timer.
 
+use super::msr_io::{rdmsr, wrmsr};
+
 /// IA32_APIC_BASE.
 const APIC_BASE_MSR: u32 = 0x1b;
 /// Global enable in IA32_APIC_BASE.
@@ -15,15 +17,6 @@ const DIVIDE_CONFIG: usize = 0x3e0;
 const MASKED: u32 = 1 << 16;
 /// Software enable in the spurious-interrupt register.
 const SOFTWARE_ENABLE: u32 = 1 << 8;
-
-fn rdmsr(msr: u32) -> u64 {
-    let (low, high): (u32, u32);
-    // SAFETY: reading IA32_APIC_BASE, which every x86_64 CPU has.
-    unsafe {
-        core::arch::asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack));
-    }
-    u64::from(high) << 32 | u64::from(low)
-}
 
 /// The physical address of the LAPIC's register page.
 pub fn base() -> u64 {
@@ -48,9 +41,7 @@ fn read(reg: usize) -> u32 {
 pub fn enable(spurious: u8, divide: u32) {
     let msr = rdmsr(APIC_BASE_MSR) | APIC_GLOBAL_ENABLE;
     // SAFETY: sets the global enable bit of IA32_APIC_BASE, keeping its base.
-    unsafe {
-        core::arch::asm!("wrmsr", in("ecx") APIC_BASE_MSR, in("eax") msr as u32, in("edx") (msr >> 32) as u32, options(nomem, nostack));
-    }
+    unsafe { wrmsr(APIC_BASE_MSR, msr) };
     write(SPURIOUS, SOFTWARE_ENABLE | u32::from(spurious));
     write(LVT_TIMER, MASKED);
     write(DIVIDE_CONFIG, divide);

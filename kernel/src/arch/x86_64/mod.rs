@@ -49,7 +49,7 @@ mod idt;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod lapic;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
-mod layout;
+mod msr_io;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod paging;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
@@ -77,9 +77,8 @@ mod vmx_vcpu;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub mod hal {
     pub use super::firmware::{Firmware, check_virtualization, firmware_init, read_firmware};
-    pub use super::guest::{GuestVm, RunOutcome};
+    pub use super::guest::GuestVm;
     pub use super::guest_mem::guest_tlb_tags;
-    pub use super::layout::{KernelImage, kernel_image};
     pub use super::paging::{PAGING, enable_kernel_paging};
     pub use super::poweroff::shutdown;
     pub use super::rng::{hardware_entropy, probe_entropy};
@@ -89,9 +88,10 @@ pub mod hal {
         wait_for_interrupt,
     };
     pub use super::usermode::{TrapFrame, enter_user};
-    pub use super::uspace::{
-        AddressSpace, copy_message, device_reset, load as load_task, virtio_device_id, zero_frames,
-    };
+    pub use super::uspace::{AddressSpace, device_reset, load as load_task, virtio_device_id};
+    pub use crate::arch::frame_tables::zero_frames;
+    pub use crate::arch::layout::{KernelImage, kernel_image};
+    pub use crate::arch::uspace::copy_message;
 
     /// The architecture's name for the boot banner.
     pub const NAME: &str = "x86_64";

@@ -8,8 +8,9 @@
 use mica_boot::MemRange;
 
 use super::lapic;
-use super::layout::KernelImage;
 use super::pt4::{self, Flags, MapError, PAGE_SIZE, TableMemory};
+use crate::arch::frame_tables::FrameTables;
+use crate::arch::layout::KernelImage;
 use crate::frame::FrameAllocator;
 
 /// The paging mode, for the boot log.
@@ -24,31 +25,6 @@ const EFER_NXE: u64 = 1 << 11;
 /// CR4 global-pages enable.
 const CR4_PGE: u64 = 1 << 7;
 
-/// Page-table pages taken from the frame allocator; the kernel reaches a
-/// frame at the virtual address equal to its physical address.
-pub struct IdentityTables<'a, const W: usize> {
-    /// Where table pages come from.
-    pub frames: &'a mut FrameAllocator<W>,
-}
-
-impl<const W: usize> TableMemory for IdentityTables<'_, W> {
-    fn alloc_table(&mut self) -> Option<u64> {
-        let frame = self.frames.alloc().ok()?;
-        // SAFETY: the frame was just taken from the allocator, so nothing
-        // else refers to it; it is identity-mapped RAM, 4 KiB long and
-        // aligned.
-        unsafe { core::ptr::write_bytes(frame as *mut u8, 0, PAGE_SIZE as usize) };
-        Some(frame)
-    }
-
-    fn entries(&mut self, table: u64) -> &mut [u64; 512] {
-        // SAFETY: `table` is a frame this builder allocated (the root or one
-        // reached through an entry it wrote), identity-mapped and aligned;
-        // the borrow is tied to `self`, which holds the only handle.
-        unsafe { &mut *(table as *mut [u64; 512]) }
-    }
-}
-
 fn page_floor(a: u64) -> u64 {
     a & !(PAGE_SIZE - 1)
 }
@@ -59,9 +35,9 @@ pub fn enable_kernel_paging<const W: usize>(
     image: &KernelImage,
     ram: MemRange,
 ) -> Result<u64, PagingError> {
-    let mut mem = IdentityTables { frames };
+    let mut mem = FrameTables::new(frames);
     let root = mem.alloc_table().ok_or(MapError::OutOfFrames)?;
-    let identity = |mem: &mut IdentityTables<'_, W>, start: u64, end: u64, flags| {
+    let identity = |mem: &mut FrameTables<'_, W>, start: u64, end: u64, flags| {
         let (start, end) = (page_floor(start), end.next_multiple_of(PAGE_SIZE));
         if start >= end {
             return Ok(());

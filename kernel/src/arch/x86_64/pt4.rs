@@ -4,11 +4,11 @@
 //! 4 KiB pages elsewhere. Pure logic: the tables live in whatever
 //! [`TableMemory`] provides, so host tests use boxed tables.
 
-/// Bytes in a base page.
-pub const PAGE_SIZE: u64 = 4096;
+use crate::arch::page_table::ENTRIES;
+pub use crate::arch::page_table::{PAGE_SIZE, TableMemory};
+
 /// Bytes in a large page (a PD leaf).
 pub const LARGE_PAGE_SIZE: u64 = 2 << 20;
-const ENTRIES: usize = 512;
 /// Physical-address bits of an entry (bits 12..51).
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
@@ -82,15 +82,6 @@ impl Flags {
     const fn table(self) -> Self {
         Self(Self::PRESENT.0 | Self::WRITABLE.0 | (self.0 & Self::USER.0))
     }
-}
-
-/// Where page-table pages live: the kernel reaches them through its identity
-/// map, host tests through boxed tables.
-pub trait TableMemory {
-    /// A zeroed, 4 KiB-aligned table page; `None` when memory ran out.
-    fn alloc_table(&mut self) -> Option<u64>;
-    /// The 512 entries of the table at `table`.
-    fn entries(&mut self, table: u64) -> &mut [u64; ENTRIES];
 }
 
 /// Why a range could not be mapped.

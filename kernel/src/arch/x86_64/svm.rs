@@ -8,6 +8,7 @@
 //! the guest's in its VMCB, so the guest owns them (see `msr`).
 
 use super::mov_cr::CodeView;
+use super::msr_io::{rdmsr, wrmsr};
 use super::pt4::PAGE_SIZE;
 
 /// EFER and its SVM enable.
@@ -165,24 +166,6 @@ mica_svm_run:
 
 unsafe extern "C" {
     fn mica_svm_run(vmcb: u64, gprs: *mut GuestGprs, host_state: u64);
-}
-
-fn rdmsr(msr: u32) -> u64 {
-    let (low, high): (u32, u32);
-    // SAFETY: reads an architectural MSR the caller names (EFER).
-    unsafe {
-        core::arch::asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack));
-    }
-    u64::from(high) << 32 | u64::from(low)
-}
-
-/// # Safety
-/// Writing `msr` must not break the running kernel.
-unsafe fn wrmsr(msr: u32, value: u64) {
-    // SAFETY: the caller vouches for the MSR and value.
-    unsafe {
-        core::arch::asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nomem, nostack));
-    }
 }
 
 /// Turns SVM on with `host_save` (a zeroed 4 KiB frame) as the host save

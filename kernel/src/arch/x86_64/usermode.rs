@@ -18,6 +18,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::gdt::{self, KERNEL_CS, SYSRET_BASE, USER_CS, USER_SS};
 use super::idt::InterruptFrame;
+use super::msr_io::{rdmsr, wrmsr};
 use crate::trap::Trap;
 
 const EFER: u32 = 0xc000_0080;
@@ -178,24 +179,6 @@ mica_user_return:
 unsafe extern "C" {
     fn mica_syscall_entry();
     fn mica_user_return();
-}
-
-fn rdmsr(msr: u32) -> u64 {
-    let (low, high): (u32, u32);
-    // SAFETY: reads an architectural MSR (EFER).
-    unsafe {
-        core::arch::asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack));
-    }
-    u64::from(high) << 32 | u64::from(low)
-}
-
-/// # Safety
-/// Writing `msr` must not break the running kernel.
-unsafe fn wrmsr(msr: u32, value: u64) {
-    // SAFETY: the caller vouches for the MSR and value.
-    unsafe {
-        core::arch::asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nomem, nostack));
-    }
 }
 
 /// Sets up the `syscall` MSRs and the stack entries from ring 3 run on.

@@ -2,6 +2,7 @@
 //! words read from the capability MSRs (the decisions themselves are pure,
 //! in `vmx_caps` and `vmx_controls`).
 
+use super::msr_io::{rdmsr, wrmsr};
 use super::vmx_caps::{self, CR0_NE, CR4_VMXE, VmxError};
 use super::vmx_controls::{self, ControlMsrs, Controls, PROC_SECONDARY};
 
@@ -58,16 +59,6 @@ pub fn controls() -> Result<(Controls, u32), VmxError> {
     Ok((controls, vmx_caps::revision_id(basic)))
 }
 
-fn rdmsr(msr: u32) -> u64 {
-    let (low, high): (u32, u32);
-    // SAFETY: reads a VMX capability MSR or IA32_FEATURE_CONTROL, which
-    // exist on every CPU with CPUID.1:ECX.VMX (the caller's backend).
-    unsafe {
-        core::arch::asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack));
-    }
-    u64::from(high) << 32 | u64::from(low)
-}
-
 /// Switches this CPU into VMX root operation with `vmxon_region` (a zeroed
 /// 4 KiB frame the kernel keeps for as long as VMX is on) and returns the
 /// VMCS revision id.
@@ -75,9 +66,7 @@ pub fn enable(vmxon_region: u64) -> Result<u32, VmxError> {
     if let Some(value) = vmx_caps::feature_control(rdmsr(msr::FEATURE_CONTROL))? {
         // SAFETY: the register is unlocked (checked in `feature_control`):
         // locking it with VMX outside SMX allowed only permits VMXON.
-        unsafe {
-            core::arch::asm!("wrmsr", in("ecx") msr::FEATURE_CONTROL, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nomem, nostack));
-        }
+        unsafe { wrmsr(msr::FEATURE_CONTROL, value) };
     }
     let (cr0, cr4): (u64, u64);
     // SAFETY: reading CR0 and CR4 has no side effect.

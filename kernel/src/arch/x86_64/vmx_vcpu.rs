@@ -14,6 +14,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use super::cr4;
 use super::gdt;
 use super::msr;
+use super::msr_io::rdmsr;
 use super::svm::GuestGprs;
 use super::vmcs::{self, f16, f32, f64, fnat};
 use super::vmx_caps::{self, CR4_VMXE, VmxError};
@@ -124,15 +125,8 @@ mica_vmx_run:
 .Lmica_vmx_resume:
     vmresume
 .Lmica_vmx_failed:
-    add     rsp, 8
-    pop     r15
-    pop     r14
-    pop     r13
-    pop     r12
-    pop     rbp
-    pop     rbx
     mov     eax, 1
-    ret
+    jmp     .Lmica_vmx_return
 .Lmica_vmx_exit:
     push    rdi
     mov     rdi, [rsp + 8]
@@ -152,6 +146,8 @@ mica_vmx_run:
     mov     [rdi + 104], r15
     pop     rax
     mov     [rdi + 32], rax
+    xor     eax, eax
+.Lmica_vmx_return:
     add     rsp, 8
     pop     r15
     pop     r14
@@ -159,24 +155,12 @@ mica_vmx_run:
     pop     r12
     pop     rbp
     pop     rbx
-    xor     eax, eax
     ret
     "#
 );
 
 unsafe extern "C" {
     fn mica_vmx_run(regs: *mut VmxRegs, launched: u32) -> u32;
-}
-
-fn rdmsr(msr: u32) -> u64 {
-    let (low, high): (u32, u32);
-    // SAFETY: reads EFER, FS_BASE, GS_BASE, the syscall MSRs,
-    // KernelGSBase or a VMX capability MSR, all present on a CPU with VMX
-    // and long mode.
-    unsafe {
-        core::arch::asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack));
-    }
-    u64::from(high) << 32 | u64::from(low)
 }
 
 fn vmwrite(field: u32, value: u64) {

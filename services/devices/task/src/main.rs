@@ -23,6 +23,9 @@
 //! With neither a virtio-rng request is answered with no bytes (the spec
 //! allows fewer than offered) rather than made-up ones, and the service
 //! says so once at start.
+//!
+//! Layer: service task (`cargo xtask check-layers`): it links only `ipc`, the
+//! user runtime and its own service library.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

@@ -6,6 +6,9 @@
 //! device service by default) with a synchronous call, completed with the
 //! answer, and its vCPU resumed. The wake-up path allocates nothing and
 //! logs only problems.
+//!
+//! Layer: service task (`cargo xtask check-layers`): it links only `ipc`, the
+//! user runtime and its own service library.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

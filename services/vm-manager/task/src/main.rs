@@ -4,6 +4,9 @@
 //! the pre-launched VMs of the build-time scenario (logging
 //! `vm-manager: vm0 started` or the error) and then serves the `ipc::vm`
 //! protocol on its endpoint.
+//!
+//! Layer: service task (`cargo xtask check-layers`): it links only `ipc`, the
+//! user runtime and its own service library.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

@@ -36,6 +36,9 @@
 //!   transmit FIFO empty), write up to [`FIFO_DEPTH`] bytes to THR without
 //!   reading LSR in between, repeat. Bursts straddle line boundaries.
 //! - `done`.
+//!
+//! Layer: test guest (`cargo xtask check-layers`): standalone, it links only
+//! the test guests' common crate; nothing but test guests depends on it.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

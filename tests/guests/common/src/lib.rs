@@ -6,6 +6,9 @@
 //! The entry code builds for `riscv64` and (module `x86`, 1 MiB flat
 //! images) bare-metal `x86_64`; [`fdt`] and [`boot_info`] also build on the
 //! host so their bounds checks are unit-tested there.
+//!
+//! Layer: test guest (`cargo xtask check-layers`): standalone, it links only
+//! the test guests' common crate; nothing but test guests depends on it.
 #![no_std]
 
 pub mod boot_info;

@@ -9,6 +9,9 @@
 //! it; the main loop then re-reads the ID and prints `genid changed: <hex>`.
 //!
 //! Without a vmgenid node it prints `genid: no vmgenid node` and ticks.
+//!
+//! Layer: test guest (`cargo xtask check-layers`): standalone, it links only
+//! the test guests' common crate; nothing but test guests depends on it.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

@@ -4,6 +4,9 @@
 //!
 //! Every byte goes out through the 16550 at 0x1000_0000, polling LSR.THRE
 //! before each THR write: under Mica that is the MMIO exit path under test.
+//!
+//! Layer: test guest (`cargo xtask check-layers`): standalone, it links only
+//! the test guests' common crate; nothing but test guests depends on it.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

@@ -22,6 +22,9 @@
 //!
 //! It first sleeps a few seconds (`wfi`) so a VM beside it can measure
 //! its progress alone.
+//!
+//! Layer: test guest (`cargo xtask check-layers`): standalone, it links only
+//! the test guests' common crate; nothing but test guests depends on it.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

@@ -6,6 +6,9 @@
 //! wild address. It prints nothing after the announcement: a hypervisor
 //! test checks that the fault was contained (Mica injects a store access
 //! fault, which this guest's trap vector takes by parking the hart).
+//!
+//! Layer: test guest (`cargo xtask check-layers`): standalone, it links only
+//! the test guests' common crate; nothing but test guests depends on it.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

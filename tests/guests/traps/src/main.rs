@@ -15,6 +15,9 @@
 //!
 //! Each check prints one line (`traps: ... ok` or `traps: ... FAILED: ...`),
 //! then `traps: done` and a tick line every second.
+//!
+//! Layer: test guest (`cargo xtask check-layers`): standalone, it links only
+//! the test guests' common crate; nothing but test guests depends on it.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

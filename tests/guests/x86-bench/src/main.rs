@@ -12,6 +12,9 @@
 //! fixed `ips` and `clock: sync=none`, the TSC counts retired instructions,
 //! so the figures are exact and repeatable. Each figure is the loop's
 //! count minus an empty loop's, over the iterations.
+//!
+//! Layer: test guest (`cargo xtask check-layers`): standalone, it links only
+//! the test guests' common crate; nothing but test guests depends on it.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

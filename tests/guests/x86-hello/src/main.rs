@@ -8,6 +8,9 @@
 //! take no timer interrupts yet, so a tick is a busy wait of
 //! [`TICK_CYCLES`] time-stamp-counter cycles (about a second at 1 GHz;
 //! QEMU's TSC runs at the host's rate, so usually faster).
+//!
+//! Layer: test guest (`cargo xtask check-layers`): standalone, it links only
+//! the test guests' common crate; nothing but test guests depends on it.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

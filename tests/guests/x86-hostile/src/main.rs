@@ -26,6 +26,9 @@
 //! It first waits a few seconds in HLT so a VM beside it can measure its
 //! progress alone. (A store outside RAM stops an x86 VM: `x86-misbehave`
 //! does that; an unknown hypercall number powers it off: `x86-poweroff`.)
+//!
+//! Layer: test guest (`cargo xtask check-layers`): standalone, it links only
+//! the test guests' common crate; nothing but test guests depends on it.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

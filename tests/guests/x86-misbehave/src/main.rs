@@ -6,6 +6,9 @@
 //! stores to an address outside its RAM and outside every device window
 //! (but inside its identity map), so Mica must stop the VM; it prints
 //! nothing after that announcement.
+//!
+//! Layer: test guest (`cargo xtask check-layers`): standalone, it links only
+//! the test guests' common crate; nothing but test guests depends on it.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

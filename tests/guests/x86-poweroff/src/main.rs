@@ -1,5 +1,8 @@
 //! x86 test guest `x86-poweroff`: prints `poweroff: bye` through COM1, then
 //! asks Mica to power its VM off (VMMCALL); nothing runs after that.
+//!
+//! Layer: test guest (`cargo xtask check-layers`): standalone, it links only
+//! the test guests' common crate; nothing but test guests depends on it.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]

@@ -1,4 +1,5 @@
-//! Where the linker put the kernel image (symbols from linker.ld).
+//! Where the linker put the kernel image: the section boundaries each
+//! arch's `linker.ld` defines under the same names.
 
 use mica_boot::MemRange;
 
@@ -13,11 +14,12 @@ unsafe extern "C" {
 /// identity-mapped).
 #[derive(Debug, Clone, Copy)]
 pub struct KernelImage {
-    /// Code: read + execute.
+    /// Code (on x86_64 also the Multiboot header): read + execute.
     pub text: MemRange,
     /// Constants: read-only.
     pub rodata: MemRange,
-    /// Data, BSS and the boot stacks: read + write.
+    /// Data, BSS, the boot stacks (and on x86_64 the boot page tables):
+    /// read + write.
     pub data: MemRange,
 }
 
