@@ -2,7 +2,8 @@
 //! console and the host `mica` CLI: the command grammar ([`parse`]), the
 //! requests a command sends ([`command`]), the text and JSON output
 //! ([`table`], [`images`], [`json`], [`errors`]), the shell's quoting rule ([`words`]),
-//! attaching to a VM's console from the host ([`console`]),
+//! attaching to a VM's console from the host ([`console`]), following
+//! the VMs' state changes ([`events`]),
 //! and the framed, versioned management wire ([`cobs`], [`frame`],
 //! [`serve`]).
 //!
@@ -14,6 +15,7 @@ pub mod cobs;
 pub mod command;
 pub mod console;
 pub mod errors;
+pub mod events;
 pub mod frame;
 pub mod images;
 pub mod json;
