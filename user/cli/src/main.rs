@@ -1,11 +1,14 @@
 //! `mica`: manages the VMs of a running Mica hypervisor from the host, over
 //! the management socket (`cargo xtask qemu --mgmt SOCKET`), with the same
 //! `ipc::vm` messages as the shell, in versioned COBS frames; `mica
-//! console NAME` attaches the terminal to a VM's console.
+//! console NAME` attaches the terminal to a VM's console, `mica events`
+//! follows the VMs' state changes. Without `--socket` it connects to the
+//! default socket (`mica_cli::socket_path`).
 #![deny(unsafe_code)]
 
 mod args;
 mod console;
+mod events;
 mod link;
 mod run;
 #[allow(
@@ -34,6 +37,9 @@ fn main() -> ExitCode {
         }
         Ok(Parsed::Console(invocation)) => {
             console::run(&invocation, &mut stdout.lock(), &mut stderr.lock())
+        }
+        Ok(Parsed::Events(invocation)) => {
+            events::run(&invocation, &mut stdout.lock(), &mut stderr.lock())
         }
         Err(line) => {
             // Nothing more to do if stderr is gone.

@@ -239,10 +239,7 @@ fn missing_and_extra_arguments_show_the_usage() {
     assert_eq!(err("halt now"), "unexpected argument \"now\" (usage: halt)");
     assert_eq!(err("mem all"), "unexpected argument \"all\" (usage: mem)");
     assert_eq!(err("mem --mib"), "unknown option \"--mib\" (usage: mem)");
-    assert_eq!(
-        cli_err(&["info"]),
-        "missing NAME (usage: mica --socket SOCKET info NAME)"
-    );
+    assert_eq!(cli_err(&["info"]), "missing NAME (usage: mica info NAME)");
 }
 
 #[test]
