@@ -32,6 +32,20 @@ pub fn run(command: &mut Command, what: &str) -> Result<(), String> {
     }
 }
 
+/// Runs `command` without echoing it: a sub-step of a step that said
+/// what it does in one line (each of a dozen small tool runs would be
+/// noise). A failure names the command.
+pub fn run_quiet(command: &mut Command, what: &str) -> Result<(), String> {
+    let status = command
+        .status()
+        .map_err(|e| format!("{what}: cannot start {}: {e}", describe(command)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status}): {}", describe(command)))
+    }
+}
+
 /// The command line as a person would type it.
 pub fn describe(command: &Command) -> String {
     let mut line = command.get_program().to_string_lossy().into_owned();

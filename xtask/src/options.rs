@@ -1,6 +1,7 @@
 //! The options of `cargo xtask qemu`: which scenario file, guest images
 //! the user brings (`--guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...]`),
-//! and the management socket (`--mgmt SOCKET`).
+//! and the management socket (at its default path unless `--mgmt SOCKET`
+//! names another or `--no-mgmt` turns it off).
 //!
 //! A `--guest` file with a RISC-V Linux Image header becomes the VM's
 //! `kernel =` (packed as boot-image entry NAME, its initrd as NAME-initrd);
@@ -26,9 +27,22 @@ pub struct QemuOptions {
     pub scenario: Option<String>,
     /// Guests from the user's files, each a static VM of its own.
     pub guests: Vec<GuestSpec>,
-    /// `--mgmt SOCKET`: the Unix socket of the management channel (a
-    /// virtio console) that the `mica` CLI connects to.
-    pub mgmt: Option<PathBuf>,
+    /// The Unix socket of the management channel (a virtio console) that
+    /// the `mica` CLI connects to.
+    pub mgmt: Mgmt,
+}
+
+/// Where the management socket goes.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub enum Mgmt {
+    /// At the default path (`mica_cli::socket_path`), where `mica` looks
+    /// without `--socket`.
+    #[default]
+    Default,
+    /// `--mgmt SOCKET`.
+    At(PathBuf),
+    /// `--no-mgmt`: no management channel.
+    Off,
 }
 
 /// One `--guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...]`.
@@ -171,18 +185,22 @@ pub fn parse(args: &[String]) -> Result<QemuOptions, String> {
         match arg.as_str() {
             "--scenario" => options.scenario = Some(value("--scenario")?),
             "--guest" => options.guests.push(guest_spec(&value("--guest")?)?),
+            "--mgmt" | "--no-mgmt" if options.mgmt != Mgmt::Default => {
+                return Err(
+                    "give --mgmt SOCKET or --no-mgmt once: they say where the management socket goes, or that there is none".into(),
+                );
+            }
             "--mgmt" => {
                 let socket = value("--mgmt")?;
-                if socket.is_empty() || socket.contains(',') {
-                    return Err(format!(
-                        "--mgmt {socket:?}: give the path of a Unix socket (no commas: QEMU's option syntax)"
-                    ));
+                if socket.is_empty() {
+                    return Err("--mgmt \"\": give the path of a Unix socket".into());
                 }
-                options.mgmt = Some(PathBuf::from(socket));
+                options.mgmt = Mgmt::At(PathBuf::from(socket));
             }
+            "--no-mgmt" => options.mgmt = Mgmt::Off,
             other => {
                 return Err(format!(
-                    "`xtask qemu` does not know `{other}`; use --scenario NAME, --guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...] and --mgmt SOCKET"
+                    "`xtask qemu` does not know `{other}`; use --scenario NAME, --guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...], --mgmt SOCKET and --no-mgmt"
                 ));
             }
         }
@@ -255,7 +273,7 @@ fn guest_spec(text: &str) -> Result<GuestSpec, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{GuestSpec, parse};
+    use super::{GuestSpec, Mgmt, parse};
     use std::path::PathBuf;
 
     fn args(text: &str) -> Vec<String> {
@@ -285,11 +303,19 @@ mod tests {
     #[test]
     fn mgmt_names_the_management_socket() {
         let options = parse(&args("--mgmt /tmp/mica.sock --scenario default")).unwrap();
-        assert_eq!(options.mgmt, Some(PathBuf::from("/tmp/mica.sock")));
-        assert_eq!(parse(&args("")).unwrap().mgmt, None);
+        assert_eq!(options.mgmt, Mgmt::At(PathBuf::from("/tmp/mica.sock")));
+        assert_eq!(parse(&args("")).unwrap().mgmt, Mgmt::Default);
+        assert_eq!(parse(&args("--no-mgmt")).unwrap().mgmt, Mgmt::Off);
         let error = |text: &str| parse(&args(text)).unwrap_err();
         assert_eq!(error("--mgmt"), "--mgmt needs a value");
-        assert!(error("--mgmt a,b").contains("no commas"));
+        assert!(error("--mgmt /a --no-mgmt").starts_with("give --mgmt SOCKET or --no-mgmt once"));
+        assert!(error("--no-mgmt --mgmt /a").starts_with("give --mgmt SOCKET or --no-mgmt once"));
+        // QEMU's option syntax doubles a comma.
+        let qemu = crate::qemu::mgmt_args(std::path::Path::new("/tmp/a,b.sock"));
+        assert_eq!(
+            qemu[1],
+            "socket,id=mgmt,path=/tmp/a,,b.sock,server=on,wait=off"
+        );
         let qemu = crate::qemu::mgmt_args(std::path::Path::new("/tmp/mica.sock"));
         assert_eq!(
             qemu,
