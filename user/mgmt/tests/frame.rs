@@ -276,6 +276,7 @@ fn request() -> impl Strategy<Value = Request> {
             new_generation_id
         }),
         any::<u16>().prop_map(|from| Request::List { from }),
+        any::<u64>().prop_map(|from| Request::Events { from }),
         (name.clone(), name).prop_map(|(source, name)| Request::Clone { source, name }),
     ]
 }
