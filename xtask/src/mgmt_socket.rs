@@ -27,6 +27,10 @@ pub enum Found {
     Stale,
 }
 
+/// The longest path a Unix socket address holds (`sun_path` is 108
+/// bytes with its terminating zero).
+const MAX_SOCKET_PATH: usize = 107;
+
 /// The lock file of the socket at `socket`.
 fn lock_path(socket: &Path) -> PathBuf {
     let mut name = socket.as_os_str().to_owned();
@@ -38,10 +42,17 @@ fn lock_path(socket: &Path) -> PathBuf {
 /// dropped. `change` says how to pick another path, for the errors.
 pub fn claim(socket: &Path, change: &str) -> Result<(Claim, Found), String> {
     let shown = socket.display();
+    let len = socket.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(format!(
+            "the management socket path {shown} is {len} bytes, longer than a Unix socket takes \
+             ({MAX_SOCKET_PATH}): {change}"
+        ));
+    }
     if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
             format!(
-                "cannot create {} for the management socket: {e}",
+                "cannot create {} for the management socket: {e}; {change}",
                 dir.display()
             )
         })?;
@@ -145,6 +156,13 @@ mod tests {
         std::fs::write(&plain, b"x").unwrap();
         let error = claim(&plain, CHANGE).unwrap_err();
         assert!(error.ends_with("exists and is not a socket: remove it, or pick another"));
+        let long = dir.join("d".repeat(120)).join("mgmt.sock");
+        let error = claim(&long, CHANGE).unwrap_err();
+        assert!(
+            error.contains("longer than a Unix socket takes (107): pick another"),
+            "{error}"
+        );
+        assert!(!long.parent().unwrap().exists(), "nothing made for it");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
