@@ -16,8 +16,10 @@ use super::{LastExit, VmState};
 use crate::WireName;
 
 /// How many state changes the vm-manager keeps for readers that fall
-/// behind.
-pub const EVENT_HISTORY: usize = 64;
+/// behind (a reader polls every 200 ms; each event takes 104 bytes of
+/// the vm-manager's memory, and one copy of the ring passes through its
+/// task stack when it starts).
+pub const EVENT_HISTORY: usize = 32;
 
 /// How many events one `Events` response carries; ask again from `next`
 /// for more. (Four of the widest [`VmEvent`], each with a stop cause,

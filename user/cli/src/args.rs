@@ -57,7 +57,7 @@ commands:
                                reset, and how a VM left running (powered off
                                or rebooted by its guest, stopped by Mica and
                                why, shut down, destroyed); --all first shows
-                               the last 64 the hypervisor kept. --json: one
+                               the last 32 the hypervisor kept. --json: one
                                object a line, {"seq","vm","event","state"}
                                (+"exit","uptime_ms" for an exit), and
                                {"event":"lost","count":N} when some were missed

@@ -115,7 +115,7 @@ fn a_reader_that_fell_behind_is_told_how_many_it_lost() {
     assert_eq!(
         GapLine(Gap::Lost(lost)).to_string(),
         format!(
-            "[mica: {lost} events were lost: the hypervisor keeps the last 64; mica list shows the VMs as they are]"
+            "[mica: {lost} events were lost: the hypervisor keeps the last 32; mica list shows the VMs as they are]"
         )
     );
 }
