@@ -8,7 +8,10 @@
 //! each answer's `next`. An answer's `lost` says how many events it asked
 //! for were dropped before it read them (the history wrapped); a `next`
 //! below the `from` asked for means the sequence started again (a
-//! restarted vm-manager, which keeps no history).
+//! restarted vm-manager, which keeps no history). A restarted vm-manager
+//! that has already recorded as many events as the reader had seen
+//! before its next poll is not told apart: the numbers carry no
+//! incarnation.
 
 use serde::{Deserialize, Serialize};
 
