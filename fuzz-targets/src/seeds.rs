@@ -210,6 +210,7 @@ fn vm_responses() -> Vec<vm::Response> {
             .expect("fits"),
             next: 14,
             lost: 3,
+            incarnation: 2,
         }),
         vm::Response::Err(Error::InvalidName),
         vm::Response::Err(Error::NoImageGiven),

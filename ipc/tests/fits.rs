@@ -93,6 +93,7 @@ fn fullest_event_page() -> vm::EventPage {
         events,
         next: u64::MAX,
         lost: u64::MAX,
+        incarnation: u32::MAX,
     }
 }
 

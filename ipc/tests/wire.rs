@@ -170,8 +170,9 @@ fn event_bytes_are_pinned() {
         events: heapless::Vec::new(),
         next: 7,
         lost: 2,
+        incarnation: 1,
     };
-    assert_eq!(encode(&page, &mut buf).unwrap(), [0, 7, 2]);
+    assert_eq!(encode(&page, &mut buf).unwrap(), [0, 7, 2, 1]);
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! UART output and taking input, and in a terminal (a pty) raw while
 //! attached, detached by Ctrl-] and restored; `mica` without `--socket`
 //! at the default path; `mica events` following creates, starts, destroys
-//! and guests that end, in text and JSON. Without the console the task
+//! and guests that end, in text and JSON, and going on across a restarted
+//! vm-manager. Without the console the task
 //! says so once and the machine runs on. Run by `cargo xtask test`.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
@@ -29,14 +30,14 @@ fn env(name: &str) -> String {
 
 /// QEMU with the hello scenario; with `socket`, the management console.
 fn boot(socket: Option<&Path>) -> Session {
-    let mut s = boot_image("MICA_BOOT_IMAGE_RISCV64", socket);
+    let mut s = boot_image("MICA_BOOT_IMAGE_RISCV64", socket, None);
     s.expect("vm-manager: vm1 started", BOOT).unwrap();
     s
 }
 
 /// QEMU with the boot image named by `image_var`; with `socket`, the
-/// management console.
-fn boot_image(image_var: &str, socket: Option<&Path>) -> Session {
+/// management console; with `cmdline`, that kernel command line.
+fn boot_image(image_var: &str, socket: Option<&Path>, cmdline: Option<&str>) -> Session {
     let kernel = env("MICA_KERNEL_RISCV64");
     let image = env(image_var);
     let mut command = Command::new("qemu-system-riscv64");
@@ -54,6 +55,9 @@ fn boot_image(image_var: &str, socket: Option<&Path>) -> Session {
             .args(["-chardev", &chardev])
             .args(["-device", "virtio-serial-device"])
             .args(["-device", "virtconsole,chardev=mgmt"]);
+    }
+    if let Some(cmdline) = cmdline {
+        command.args(["-append", cmdline]);
     }
     Session::spawn(command).unwrap()
 }
@@ -290,7 +294,7 @@ fn without_a_virtio_console_the_channel_is_off_and_guests_run() {
 #[ignore = "needs QEMU, the built kernel, the mica CLI and `cargo xtask guests`: run by `cargo xtask test`"]
 fn mica_console_is_interactive_with_the_linux_shell() {
     let socket = socket_path("linux");
-    let mut s = boot_image("MICA_BOOT_IMAGE_RISCV64_LINUX", Some(&socket));
+    let mut s = boot_image("MICA_BOOT_IMAGE_RISCV64_LINUX", Some(&socket), None);
     s.expect("mgmt: management channel on the virtio console", BOOT)
         .unwrap();
     s.expect("linux | mica-linux: init ready", Duration::from_secs(300))
@@ -529,5 +533,49 @@ fn mica_console_in_a_terminal_attaches_and_detaches_restoring_it() {
     );
     let status = c.wait_exit(TICKS).unwrap();
     assert_eq!(status.code(), Some(0), "{:?}", c.transcript());
+    let _ = std::fs::remove_file(&socket);
+}
+
+/// `mica events` goes on across a vm-manager that dies and is restarted:
+/// it says so, and shows the restarted one's changes.
+#[test]
+#[ignore = "needs QEMU, the built kernel and the mica CLI: run by `cargo xtask test`"]
+fn mica_events_goes_on_across_a_restarted_vm_manager() {
+    let socket = socket_path("restart");
+    // The vm-manager is killed once, 8 s after the services started.
+    let mut s = boot_image(
+        "MICA_BOOT_IMAGE_RISCV64",
+        Some(&socket),
+        Some("mica.chaos=vm-manager@8000x1"),
+    );
+    s.expect("vm-manager: vm1 started", BOOT).unwrap();
+    s.expect("mgmt: management channel on the virtio console", BOOT)
+        .unwrap();
+    let mut text = follow_events(&socket, false);
+    let mut json = follow_events(&socket, true);
+    s.expect("(vm-manager) killed by fault injection", BOOT)
+        .unwrap();
+    s.expect_all(
+        &["vm-manager: vm0 taken over", "vm-manager: vm1 taken over"],
+        BOOT,
+    )
+    .unwrap();
+    let create = &["create", "after", "--image", "hello", "--mem", "16"];
+    assert_eq!(mica(&socket, create).status.code(), Some(0));
+    text.expect(
+        "[mica: the vm-manager restarted: the events before it are lost; mica list shows the VMs as they are]",
+        TICKS,
+    )
+    .unwrap();
+    text.expect("0 after created", TICKS).unwrap();
+    json.expect(r#"{"event":"lost","count":null}"#, TICKS)
+        .unwrap();
+    json.expect(
+        r#"{"seq":0,"vm":"after","event":"created","state":"created"}"#,
+        TICKS,
+    )
+    .unwrap();
+    interrupt(text);
+    interrupt(json);
     let _ = std::fs::remove_file(&socket);
 }

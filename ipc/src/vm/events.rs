@@ -8,10 +8,9 @@
 //! each answer's `next`. An answer's `lost` says how many events it asked
 //! for were dropped before it read them (the history wrapped); a `next`
 //! below the `from` asked for means the sequence started again (a
-//! restarted vm-manager, which keeps no history). A restarted vm-manager
-//! that has already recorded as many events as the reader had seen
-//! before its next poll is not told apart: the numbers carry no
-//! incarnation.
+//! restarted vm-manager, which keeps no history); so does another
+//! `incarnation` than the last answer's, which tells a restarted
+//! vm-manager apart however many events it has recorded since.
 
 use serde::{Deserialize, Serialize};
 
@@ -80,6 +79,9 @@ pub struct EventPage {
     /// How many of the events asked for are no longer kept: they were
     /// dropped before the first event of this page.
     pub lost: u64,
+    /// Which life of the vm-manager numbered these events (the task's
+    /// restart count): another one means the numbers started again.
+    pub incarnation: u32,
 }
 
 impl VmChange {

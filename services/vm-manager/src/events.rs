@@ -14,6 +14,8 @@ pub struct EventLog {
     events: heapless::Deque<VmEvent, EVENT_HISTORY>,
     /// The sequence number of the next event.
     next: u64,
+    /// Which life of the vm-manager this is (see [`EventPage`]).
+    incarnation: u32,
 }
 
 impl EventLog {
@@ -39,6 +41,12 @@ impl EventLog {
         self.next = self.next.saturating_add(1);
     }
 
+    /// Names this record's life of the vm-manager (its restart count), so
+    /// that a reader of a former life notices the new numbering.
+    pub fn set_incarnation(&mut self, incarnation: u32) {
+        self.incarnation = incarnation;
+    }
+
     /// The sequence number the next event will get.
     pub fn next_seq(&self) -> u64 {
         self.next
@@ -60,6 +68,7 @@ impl EventLog {
                 events: heapless::Vec::new(),
                 next: self.next,
                 lost: 0,
+                incarnation: self.incarnation,
             };
         }
         let start = from.max(self.oldest());
@@ -74,6 +83,7 @@ impl EventLog {
             events,
             next,
             lost: start - from,
+            incarnation: self.incarnation,
         }
     }
 }
@@ -169,5 +179,8 @@ mod tests {
         };
         log.record(&name("web"), exit, VmState::PoweredOff);
         assert_eq!(log.read(1).events[0].change, exit);
+        assert_eq!(log.read(0).incarnation, 0);
+        log.set_incarnation(3);
+        assert_eq!(log.read(0).incarnation, 3, "a restarted vm-manager says so");
     }
 }

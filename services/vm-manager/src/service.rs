@@ -92,6 +92,13 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         self
     }
 
+    /// Names this life of the vm-manager (the task's restart count) in its
+    /// event pages, so that a reader that followed a former life notices
+    /// that the numbering started again.
+    pub fn set_incarnation(&mut self, incarnation: u32) {
+        self.events.set_incarnation(incarnation);
+    }
+
     /// The platform (for the task binary's bookkeeping and for tests).
     pub fn platform(&self) -> &P {
         &self.platform

@@ -4,7 +4,9 @@
 //! connection of its own each time (at once again while more wait); each
 //! event is one line on stdout, text or JSON; a
 //! gap (events lost) is a notice on stderr, or a `{"event":"lost"}` object
-//! in the JSON stream, where a script sees it.
+//! in the JSON stream, where a script sees it. While the vm-manager is
+//! away (it died or hangs and is being restarted) following goes on, and
+//! the restarted one's events are read from its start.
 
 use std::io::Write;
 use std::thread;
@@ -67,6 +69,8 @@ fn follow(invocation: &EventsInvocation, out: &mut dyn Write, err: &mut dyn Writ
     };
     terminal::catch_stop_signals();
     let mut announced = false;
+    // Whether the last poll found the vm-manager away (said once).
+    let mut away = false;
     while !terminal::stop_requested() {
         let mut link = match Link::connect(&invocation.socket, invocation.timeout) {
             Ok(link) => link,
@@ -77,7 +81,20 @@ fn follow(invocation: &EventsInvocation, out: &mut dyn Write, err: &mut dyn Writ
                 .call(&cursor.request())
                 .map(|answer| cursor.accept(answer))
             {
-                Ok(Ok(batch)) => batch,
+                Ok(Ok(batch)) => {
+                    away = false;
+                    batch
+                }
+                Ok(Err(ReplyError::Refused(error))) if announced && restarting(error) => {
+                    if !away {
+                        away = true;
+                        let _ = writeln!(
+                            err,
+                            "[mica: the vm-manager does not answer ({error}); asking again]"
+                        );
+                    }
+                    break;
+                }
                 Ok(Err(error)) => return End::Reply(error),
                 Err(error) => return End::Link(error),
             };
@@ -97,6 +114,16 @@ fn follow(invocation: &EventsInvocation, out: &mut dyn Write, err: &mut dyn Writ
         thread::sleep(POLL_INTERVAL);
     }
     End::Stopped
+}
+
+/// Whether a refusal means that the vm-manager is away for a while (it
+/// died or hangs and the supervisor restarts it): following goes on, and
+/// the restarted vm-manager's events are read from its start.
+fn restarting(error: ipc::Error) -> bool {
+    matches!(
+        error,
+        ipc::Error::ServiceDown { .. } | ipc::Error::ServiceHung { .. } | ipc::Error::TimedOut
+    )
 }
 
 /// Writes a batch: its gap notice, then one line per event.

@@ -18,7 +18,7 @@ pub enum Gap {
     /// This many were dropped from the vm-manager's ring before they were
     /// read (the reader fell more than [`EVENT_HISTORY`] behind).
     Lost(u64),
-    /// The vm-manager started again (its sequence went back): the events
+    /// The vm-manager started again (another incarnation): the events
     /// between the last one read and its restart are gone, and so is how
     /// many there were.
     Restarted,
@@ -43,6 +43,9 @@ pub struct EventCursor {
     from: u64,
     /// Whether `from` came from the vm-manager (not the "from now" start).
     placed: bool,
+    /// The vm-manager's life that numbered the events read so far (`None`
+    /// before the first answer).
+    incarnation: Option<u32>,
 }
 
 impl EventCursor {
@@ -51,6 +54,7 @@ impl EventCursor {
         EventCursor {
             from: u64::MAX,
             placed: false,
+            incarnation: None,
         }
     }
 
@@ -60,6 +64,7 @@ impl EventCursor {
         EventCursor {
             from: 0,
             placed: true,
+            incarnation: None,
         }
     }
 
@@ -68,23 +73,27 @@ impl EventCursor {
         Request::Events { from: self.from }
     }
 
-    /// Takes the answer to the last request. Events that do not follow
-    /// one another, or start before what was asked for, are
-    /// [`ReplyError::Unexpected`] and the cursor stays where it was.
+    /// Takes the answer to the last request. A vm-manager of another life
+    /// than the last answer's is [`Gap::Restarted`], and its events are
+    /// read from its start. Events that do not follow one another, or
+    /// start before what was asked for, and a numbering that goes back
+    /// within one life, are [`ReplyError::Unexpected`]; the cursor then
+    /// stays where it was.
     pub fn accept(&mut self, response: Response) -> Result<EventBatch, ReplyError> {
         let page = match response {
             Response::Events(page) => page,
             Response::Err(error) => return Err(ReplyError::Refused(error)),
             _ => return Err(ReplyError::Unexpected),
         };
+        let known = self.incarnation.replace(page.incarnation);
         if !self.placed {
             // "From now": only where the next event will be.
             self.from = page.next;
             self.placed = true;
             return Ok(EventBatch::default());
         }
-        if page.next < self.from {
-            // A new sequence: read the new vm-manager's from its start.
+        if known.is_some_and(|known| known != page.incarnation) {
+            // A new numbering: read the new vm-manager's from its start.
             self.from = 0;
             return Ok(EventBatch {
                 gap: Some(Gap::Restarted),
@@ -92,14 +101,18 @@ impl EventCursor {
                 ..EventBatch::default()
             });
         }
-        let mut expected = self.from.checked_add(page.lost);
-        for event in &page.events {
-            if expected != Some(event.seq) {
-                return Err(ReplyError::Unexpected);
-            }
-            expected = event.seq.checked_add(1);
+        if page.next < self.from {
+            self.incarnation = known;
+            return Err(ReplyError::Unexpected);
         }
-        if page.events.last().is_some_and(|last| page.next <= last.seq) {
+        let mut expected = self.from.checked_add(page.lost);
+        let follows = page.events.iter().all(|event| {
+            let fits = expected == Some(event.seq);
+            expected = event.seq.checked_add(1);
+            fits
+        });
+        if !follows || page.events.last().is_some_and(|last| page.next <= last.seq) {
+            self.incarnation = known;
             return Err(ReplyError::Unexpected);
         }
         self.from = page.next;

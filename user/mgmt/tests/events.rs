@@ -129,12 +129,19 @@ fn a_restarted_vm_manager_is_noticed_and_read_from_its_start() {
         run(&mut m, create(name));
     }
     assert_eq!(lines(&poll(&mut m, &mut cursor)).len(), 3);
-    // Another vm-manager, whose sequence starts again.
+    // Another vm-manager, whose numbering starts again: noticed however
+    // many events it has recorded since.
     let mut restarted = manager();
-    run(&mut restarted, create("d"));
+    restarted.set_incarnation(1);
+    for name in ["d", "e", "f", "g"] {
+        run(&mut restarted, create(name));
+    }
     let batches = poll(&mut restarted, &mut cursor);
     assert_eq!(batches[0].gap, Some(Gap::Restarted));
-    assert_eq!(lines(&batches), ["0 d created"]);
+    assert_eq!(
+        lines(&batches),
+        ["0 d created", "1 e created", "2 f created", "3 g created"]
+    );
     let mut json = String::new();
     write_gap(&mut json, Gap::Restarted).unwrap();
     assert_eq!(json, r#"{"event":"lost","count":null}"#);
@@ -153,6 +160,7 @@ fn answers_that_do_not_follow_on_are_refused() {
             events: seqs.iter().map(|&s| event(s)).collect(),
             next,
             lost,
+            incarnation: 0,
         })
     };
     let at_five = || {
@@ -165,6 +173,7 @@ fn answers_that_do_not_follow_on_are_refused() {
         page(&[5, 7], 8, 0),
         page(&[5], 5, 0),
         page(&[5], 6, 1),
+        page(&[], 3, 0),
         Response::Ok,
     ] {
         let mut cursor = at_five();

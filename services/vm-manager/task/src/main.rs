@@ -225,6 +225,7 @@ mod task {
             return 1;
         };
         let manager = &mut served.0;
+        manager.set_incarnation(u32::try_from(start.restarts).unwrap_or(u32::MAX));
         info!("scenario {}", scenario::NAME);
         if start.restarts > 0 {
             take_over(manager);
