@@ -441,22 +441,19 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
     fn note_end(&mut self, id: VmId, exit: ipc::vm::LastExit, uptime_ms: Option<u64>) {
         self.slots
             .set_last_exit(id, Some(ExitSeen { exit, uptime_ms }));
-        if let Some(entry) = self.slots.get(id) {
-            let change = VmChange::Exited { exit, uptime_ms };
-            self.events
-                .record(&entry.config.name.to_wire(), change, VmState::PoweredOff);
-            if entry.kind == VmKind::Dynamic {
-                self.ended.record(entry.config.name.clone(), exit);
-            }
+        let change = VmChange::Exited { exit, uptime_ms };
+        self.record_in(id, change, VmState::PoweredOff);
+        if let Some(entry) = self.slots.get(id)
+            && entry.kind == VmKind::Dynamic
+        {
+            self.ended.record(entry.config.name.clone(), exit);
         }
     }
 
     /// Records `change` of slot `id`'s VM, with the state it is in now.
     fn record(&mut self, id: VmId, change: VmChange) {
-        if let Some(entry) = self.slots.get(id) {
-            let state = entry.state();
-            self.events
-                .record(&entry.config.name.to_wire(), change, state);
+        if let Some(state) = self.slots.get(id).map(|entry| entry.state()) {
+            self.record_in(id, change, state);
         }
     }
 

@@ -33,12 +33,6 @@ enum End {
     Reply(ReplyError),
 }
 
-impl From<LinkError> for End {
-    fn from(error: LinkError) -> Self {
-        End::Link(error)
-    }
-}
-
 /// Follows the events until stopped; the exit status.
 pub fn run(invocation: &EventsInvocation, out: &mut dyn Write, err: &mut dyn Write) -> Status {
     let (line, status) = match follow(invocation, out, err) {
