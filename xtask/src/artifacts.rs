@@ -30,18 +30,7 @@ pub fn guest_raw(package: &str) -> Result<PathBuf, String> {
 /// Like [`guest_raw`] for the binary `bin` of `package` (a package may
 /// hold more than one guest).
 pub fn guest_bin_raw(package: &str, bin: &str) -> Result<PathBuf, String> {
-    run_quiet(
-        cargo().args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            package,
-            "--target",
-            RISCV_TARGET,
-        ]),
-        &format!("build guest {package}"),
-    )?;
+    build_guest(package, RISCV_TARGET, &format!("build guest {package}"))?;
     let elf = riscv_elf(bin);
     let raw = elf.with_extension("bin");
     flatten(&elf, &raw)?;
@@ -57,6 +46,19 @@ pub fn x86_guest_raw(package: &str) -> Result<PathBuf, String> {
 /// Like [`x86_guest_raw`] for the binary `bin` of `package`.
 pub fn x86_guest_bin_raw(package: &str, bin: &str) -> Result<PathBuf, String> {
     let target = crate::x86::X86_TARGET;
+    build_guest(package, target, &format!("build guest {package} (x86_64)"))?;
+    let elf = workspace_root()
+        .join("target")
+        .join(target)
+        .join("release")
+        .join(bin);
+    let raw = elf.with_extension("bin");
+    flatten(&elf, &raw)?;
+    Ok(raw)
+}
+
+/// `cargo build --quiet --release -p package --target target`.
+fn build_guest(package: &str, target: &str, what: &str) -> Result<(), String> {
     run_quiet(
         cargo().args([
             "build",
@@ -67,16 +69,8 @@ pub fn x86_guest_bin_raw(package: &str, bin: &str) -> Result<PathBuf, String> {
             "--target",
             target,
         ]),
-        &format!("build guest {package} (x86_64)"),
-    )?;
-    let elf = workspace_root()
-        .join("target")
-        .join(target)
-        .join("release")
-        .join(bin);
-    let raw = elf.with_extension("bin");
-    flatten(&elf, &raw)?;
-    Ok(raw)
+        what,
+    )
 }
 
 /// Writes `elf` without symbols and debug information to `out` (a task's

@@ -22,14 +22,7 @@ pub fn cargo() -> Command {
 /// what failed.
 pub fn run(command: &mut Command, what: &str) -> Result<(), String> {
     println!("xtask: {what}: {}", describe(command));
-    let status = command
-        .status()
-        .map_err(|e| format!("{what}: cannot start {}: {e}", describe(command)))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{what} failed ({status})"))
-    }
+    run_quiet(command, what)
 }
 
 /// Runs `command` without echoing it: a sub-step of a step that said
