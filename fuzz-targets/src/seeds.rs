@@ -11,7 +11,7 @@ use ipc::ioreq::{self, ClientId};
 use ipc::ioreq_abi::page::{IoreqPage, SLOT_SIZE};
 use ipc::ioreq_abi::slot::{self, Direction, IoRequest};
 use ipc::vm::{self, CreateOptions, VmInfo, VmKind, VmState, VmStats};
-use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, rng, wire_name};
+use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, blk, rng, wire_name};
 use mica_boot::image::{self, EntryKind, EntrySpec, KernelRights};
 use mica_mgmt::frame::{self, FrameBuf, MAX_FRAME};
 use serde::Serialize;
@@ -365,6 +365,25 @@ fn ipc_messages() -> Vec<Vec<u8>> {
         )),
     ));
     out.push(tagged(9, encoded(&rng::Response::Err(Error::NoEntropy))));
+    out.push(tagged(
+        10,
+        encoded(&blk::Request::Read {
+            disk: 0,
+            vm: VmId(1),
+            sector: 8,
+            gpa: 0x8020_0000,
+            len: 4096,
+        }),
+    ));
+    out.push(tagged(10, encoded(&blk::Request::Flush { disk: 0 })));
+    out.push(tagged(
+        11,
+        encoded(&blk::Response::Info(blk::DiskInfo {
+            sectors: 131_072,
+            read_only: false,
+        })),
+    ));
+    out.push(tagged(11, encoded(&blk::Response::Err(Error::IoFailed))));
     out
 }
 

@@ -9,14 +9,14 @@ use ipc::devices::{self, BatchWrite};
 use ipc::ioreq_abi::page::{IoreqPage, IoreqSlot, PAGE_SIZE, SLOT_COUNT, SLOT_SIZE};
 use ipc::ioreq_abi::posted::{PostedPage, PostedWrite};
 use ipc::ioreq_abi::slot::{self, SlotState};
-use ipc::{MAX_MESSAGE_SIZE, Space, console_text, ioreq, rng, vm};
+use ipc::{MAX_MESSAGE_SIZE, Space, blk, console_text, ioreq, rng, vm};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::input::Input;
 
 /// How many message types [`ipc_messages`] picks from (its first byte).
-pub const MESSAGE_TYPES: u8 = 10;
+pub const MESSAGE_TYPES: u8 = 12;
 
 /// Decodes `bytes` as a `T`; a message that decodes must encode again into
 /// at most as many bytes (postcard's canonical form is the shortest) and
@@ -52,7 +52,9 @@ pub fn ipc_messages(data: &[u8]) {
         6 => round_trip::<devices::IrqEvent>(bytes),
         7 => round_trip::<ipc::Error>(bytes),
         8 => round_trip::<rng::Request>(bytes),
-        _ => round_trip::<rng::Response>(bytes),
+        9 => round_trip::<rng::Response>(bytes),
+        10 => round_trip::<blk::Request>(bytes),
+        _ => round_trip::<blk::Response>(bytes),
     }
 }
 

@@ -76,7 +76,9 @@ fn the_seeds_are_accepted_by_their_decoders() {
             6 => ipc::decode::<ipc::devices::IrqEvent>(body).is_ok(),
             7 => ipc::decode::<ipc::Error>(body).is_ok(),
             8 => ipc::decode::<ipc::rng::Request>(body).is_ok(),
-            _ => ipc::decode::<ipc::rng::Response>(body).is_ok(),
+            9 => ipc::decode::<ipc::rng::Response>(body).is_ok(),
+            10 => ipc::decode::<ipc::blk::Request>(body).is_ok(),
+            _ => ipc::decode::<ipc::blk::Response>(body).is_ok(),
         };
         assert!(ok, "seed {seed:?}");
     }

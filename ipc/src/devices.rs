@@ -156,6 +156,14 @@ pub enum Request {
         /// The access that came after them, if it goes to the same client.
         then: Option<WaitedAccess>,
     },
+    /// Print only `vm`'s console lines; hold the other VMs' (in a bounded
+    /// buffer) until the focus is taken away (`None`) or moves, then print
+    /// them, saying how many did not fit. Their output rings (`ConsoleRead`)
+    /// keep everything as before.
+    ConsoleFocus {
+        /// The VM whose lines alone are printed; `None`: every VM's again.
+        vm: Option<VmId>,
+    },
 }
 
 /// Most writes one `WriteBatch` carries (a 16550's transmit FIFO).

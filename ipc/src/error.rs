@@ -97,6 +97,13 @@ pub enum Error {
     /// kernel) nor a template to copy: there is nothing to boot. Nothing
     /// was done.
     NoImageGiven = 28,
+    /// The host device failed the transfer (a disk read or write the
+    /// block service's device reported as failed): the guest sees an I/O
+    /// error.
+    IoFailed = 29,
+    /// The disk is another VM's already (a disk is written by one VM at a
+    /// time).
+    DiskInUse = 30,
 }
 
 impl Error {
@@ -132,6 +139,8 @@ impl Error {
             Error::TimedOut => 26,
             Error::ServiceHung { .. } => 27,
             Error::NoImageGiven => 28,
+            Error::IoFailed => 29,
+            Error::DiskInUse => 30,
         }
     }
 }
@@ -146,6 +155,8 @@ impl fmt::Display for ServiceName {
             endpoints::VM_MANAGER => f.write_str("vm-manager"),
             endpoints::IOREQ => f.write_str("ioreq service"),
             endpoints::DEVICES => f.write_str("device service"),
+            endpoints::RNG => f.write_str("rng service"),
+            endpoints::BLK => f.write_str("block service"),
             other => write!(f, "service on endpoint {other}"),
         }
     }
@@ -194,6 +205,8 @@ impl fmt::Display for Error {
                 ServiceName(*endpoint)
             ),
             Error::NoImageGiven => f.write_str("no guest image or template given"),
+            Error::IoFailed => f.write_str("the host device failed the transfer (I/O error)"),
+            Error::DiskInUse => f.write_str("that disk is attached to another VM"),
         }
     }
 }

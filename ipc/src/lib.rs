@@ -18,6 +18,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod blk;
 mod codec;
 pub mod console_text;
 pub mod devices;

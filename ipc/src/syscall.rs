@@ -152,6 +152,9 @@ pub mod endpoints {
     /// virtio-rng (RISC-V boot images only; endpoint 4 is the test
     /// crasher's).
     pub const RNG: usize = 5;
+    /// The block service: `ipc::blk` protocol, the host's virtio-blk disks
+    /// (RISC-V boot images only).
+    pub const BLK: usize = 6;
 }
 
 /// The longest line `debug_write` accepts in one call.
@@ -442,6 +445,30 @@ pub enum Sysno {
     /// `vm create` naming an unknown image answers with). Needs
     /// VM_CONTROL; `Error::UnknownImage` past the last entry.
     ImageName = 46,
+    /// `vm_grant_ram(vm, endpoints)`: lets the tasks that serve the
+    /// endpoints whose bits are set in `endpoints` (bit `n` = endpoint
+    /// number `n`: device models, the devices service and the block
+    /// service) read and write VM `vm`'s RAM with [`Sysno::VmRamRead`] and
+    /// [`Sysno::VmRamWrite`], in place of any earlier grant; 0 revokes it.
+    /// A grant names endpoints, not tasks, so a restarted server keeps it;
+    /// it ends when the VM is reset or destroyed (the controller grants
+    /// again before the next start). Needs the VM_CONTROL right;
+    /// `Error::UnknownVm`.
+    VmGrantRam = 47,
+    /// `vm_ram_read(vm, gpa, len)`: copies `len` (at most
+    /// [`IPC_BUFFER_SIZE`]) bytes of VM `vm`'s RAM from guest-physical
+    /// `gpa` to the start of the caller's IPC buffer (a device model
+    /// reading a virtqueue or a buffer the guest gave it). The caller must
+    /// serve an endpoint `vm_grant_ram` named (`Error::PermissionDenied`
+    /// otherwise, also for a VM without a grant); a range not wholly in
+    /// the guest's RAM below its generation-ID page is
+    /// `Error::InvalidRange`, `len` too large `Error::MessageTooLarge`.
+    VmRamRead = 48,
+    /// `vm_ram_write(vm, gpa, len)`: copies the first `len` bytes of the
+    /// caller's IPC buffer to VM `vm`'s RAM at guest-physical `gpa` (a
+    /// device model filling a buffer the guest gave it, or its used ring);
+    /// checked as [`Sysno::VmRamRead`].
+    VmRamWrite = 49,
 }
 
 /// The IPC-buffer layout of `vm_adopt`'s answer.
@@ -678,6 +705,9 @@ impl Sysno {
             44 => Sysno::WaitTimed,
             45 => Sysno::KillServer,
             46 => Sysno::ImageName,
+            47 => Sysno::VmGrantRam,
+            48 => Sysno::VmRamRead,
+            49 => Sysno::VmRamWrite,
             _ => return None,
         })
     }
@@ -704,7 +734,7 @@ pub fn error_of(status: usize) -> Option<Error> {
 }
 
 /// The errors the kernel itself returns from system calls.
-const ALL_ERRORS: [Error; 13] = [
+const ALL_ERRORS: [Error; 14] = [
     Error::MessageTooLarge,
     Error::ServerDied,
     Error::InvalidArgument,
@@ -718,6 +748,7 @@ const ALL_ERRORS: [Error; 13] = [
     Error::BadSlotState,
     Error::NoEntropy,
     Error::TimedOut,
+    Error::InvalidRange,
 ];
 
 // The user layout's regions are disjoint and a message fits its buffer.
@@ -782,12 +813,15 @@ mod tests {
             (Sysno::WaitTimed, 44),
             (Sysno::KillServer, 45),
             (Sysno::ImageName, 46),
+            (Sysno::VmGrantRam, 47),
+            (Sysno::VmRamRead, 48),
+            (Sysno::VmRamWrite, 49),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(47), None);
+        assert_eq!(Sysno::from_usize(50), None);
         assert_eq!(
             (
                 vm_stats::EXITS,

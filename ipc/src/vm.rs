@@ -617,6 +617,15 @@ pub enum Request {
         /// The first image to report.
         from: u16,
     },
+    /// Show only this VM's console lines on the hypervisor console (the
+    /// shell's `console NAME`); the other VMs' lines are held and printed
+    /// when the focus is taken away (`name: None`), or moves to another
+    /// VM, or the VM goes away. Every line still reaches the VMs' output
+    /// rings (`ConsoleOutput`).
+    ConsoleFocus {
+        /// The VM whose lines alone are shown; `None`: every VM's again.
+        name: Option<WireName>,
+    },
     /// Read the VMs' state changes from sequence number `from` on
     /// (answered with `Events`; see [`events`] for how a
     /// reader follows them).

@@ -37,7 +37,7 @@ fn info() -> VmInfo {
 #[test]
 fn vm_request_discriminants_are_pinned() {
     let n = name;
-    let cases: [(vm::Request, u8); 16] = [
+    let cases: [(vm::Request, u8); 17] = [
         (
             vm::Request::Create {
                 name: n(),
@@ -77,7 +77,8 @@ fn vm_request_discriminants_are_pinned() {
         (vm::Request::Stats { name: n() }, 12),
         (vm::Request::ServiceRestarted { endpoint: 1 }, 13),
         (vm::Request::Images { from: 0 }, 14),
-        (vm::Request::Events { from: 0 }, 15),
+        (vm::Request::ConsoleFocus { name: None }, 15),
+        (vm::Request::Events { from: 0 }, 16),
     ];
     for (msg, byte) in cases {
         assert_eq!(first_byte(&msg), byte, "{msg:?}");
@@ -342,7 +343,7 @@ fn ioreq_discriminants_are_pinned() {
 #[test]
 fn devices_discriminants_are_pinned() {
     let vm = VmId(1);
-    let cases: [(devices::Request, u8); 10] = [
+    let cases: [(devices::Request, u8); 11] = [
         (devices::Request::AddVm { vm, name: name() }, 0),
         (devices::Request::RemoveVm { vm }, 1),
         (
@@ -399,6 +400,7 @@ fn devices_discriminants_are_pinned() {
             },
             9,
         ),
+        (devices::Request::ConsoleFocus { vm: Some(vm) }, 10),
     ];
     for (msg, byte) in cases {
         assert_eq!(first_byte(&msg), byte, "{msg:?}");

@@ -121,6 +121,15 @@ extern "C" fn kmain_entry(arg0: usize, arg1: usize) -> ! {
     if let Some(n) = vm_ids {
         info!("vm ids: at most {n} ({})", crate::vm::tlb_tag::BOOT_OPTION);
     }
+    // Whether the console is a terminal (`cargo xtask qemu` says).
+    match klog::ConsoleMode::from_cmdline(info.cmdline) {
+        Ok(mode) => klog::set_mode(mode.unwrap_or(klog::ConsoleMode::Plain)),
+        Err(word) => fail(format_args!(
+            "boot option `{word}` is invalid: use {}=tty (a terminal) or {}=plain",
+            klog::CONSOLE_OPTION,
+            klog::CONSOLE_OPTION
+        )),
+    }
     // A recovery test may have services killed on a schedule.
     let chaos = match crate::chaos::Chaos::from_cmdline(info.cmdline) {
         Ok(chaos) => chaos,

@@ -232,6 +232,9 @@ pub fn dispatch<M: Machine>(
         | Sysno::ImageInfo
         | Sysno::ImageName
         | Sysno::VmWriteRam
+        | Sysno::VmGrantRam
+        | Sysno::VmRamRead
+        | Sysno::VmRamWrite
         | Sysno::VmStatus
         | Sysno::VmAdopt
         | Sysno::VmSetNote

@@ -1,5 +1,5 @@
 //! The system calls on VMs, the ioreq path and the raw console
-//! (`ipc::syscall` numbers 11-21, 29-33, 35, 36, 38, 39): each checks the caller's kernel rights
+//! (`ipc::syscall` numbers 11-21, 29-33, 35, 36, 38, 39, 47-49): each checks the caller's kernel rights
 //! (`Error::PermissionDenied` otherwise) and its arguments, keeps the VM
 //! lifecycle in `vm::control`, and leaves guest memory and registers to the
 //! arch layer's [`VmHost`].
@@ -10,9 +10,10 @@
 
 use ipc::Error;
 use ipc::syscall::vm_exit::{self, ExitRecord};
-use ipc::syscall::{IOREQ_BADGE, MAX_DEBUG_WRITE, MAX_VMS, OK, Sysno, status_of};
+use ipc::syscall::{IOREQ_BADGE, IPC_BUFFER_SIZE, MAX_DEBUG_WRITE, MAX_VMS, OK, Sysno, status_of};
 use mica_boot::image::KernelRights;
 
+use crate::obj::MAX_ENDPOINTS;
 use crate::obj::ids::TaskId;
 use crate::obj::objects::KernelObjects;
 use crate::obj::sched::Decision;
@@ -70,6 +71,29 @@ pub trait VmHost {
         _task: TaskId,
         _vm: usize,
         _offset: u64,
+        _len: usize,
+    ) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
+    /// Copies `len` bytes of `vm`'s RAM at guest-physical `gpa` to the
+    /// start of `task`'s IPC buffer page (`vm_ram_read`; the range checked
+    /// by the arch against the VM's RAM).
+    fn vm_ram_read(
+        &mut self,
+        _task: TaskId,
+        _vm: usize,
+        _gpa: u64,
+        _len: usize,
+    ) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
+    /// Copies the first `len` bytes of `task`'s IPC buffer page to `vm`'s
+    /// RAM at guest-physical `gpa` (`vm_ram_write`).
+    fn vm_ram_write(
+        &mut self,
+        _task: TaskId,
+        _vm: usize,
+        _gpa: u64,
         _len: usize,
     ) -> Result<(), Error> {
         Err(Error::KernelRefused)
@@ -229,6 +253,12 @@ pub fn dispatch<M: Machine>(
             .and_then(|()| known(objects, vm))
             .and_then(|()| machine.vm_write_ram(current, vm, args[1] as u64, args[2]))
             .map(|()| [0; 3]),
+        Sysno::VmGrantRam => need(objects, current, KernelRights::VM_CONTROL)
+            .and_then(|()| control::grant_ram(objects, vm, args[1] as u64))
+            .map(|()| [0; 3]),
+        Sysno::VmRamRead | Sysno::VmRamWrite => {
+            ram_access(objects, machine, current, call, args).map(|()| [0; 3])
+        }
         Sysno::VmSetDtb => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| known(objects, vm))
             .and_then(|()| machine.vm_set_dtb(current, vm, args[1]))
@@ -327,6 +357,32 @@ fn post_writes<M: Machine>(
         _ => return Err(Error::InvalidArgument),
     };
     machine.ioreq_post(vm, space, args[2] as u64, args[3] as u64)
+}
+
+/// `vm_ram_read` / `vm_ram_write` by `task`: it must serve an endpoint
+/// `vm`'s grant names, and `len` fit the IPC buffer page; the arch checks
+/// the range against the VM's RAM.
+fn ram_access<M: Machine>(
+    objects: &KernelObjects,
+    machine: &mut M,
+    task: TaskId,
+    call: Sysno,
+    args: [usize; 6],
+) -> Result<(), Error> {
+    let (vm, gpa, len) = (args[0], args[1] as u64, args[2]);
+    let grant = objects.vms.get(vm)?.ram_grant;
+    let serves = |endpoint: usize| machine.server_of(objects, endpoint) == Some(task);
+    if !(0..MAX_ENDPOINTS).any(|e| grant & (1 << e) != 0 && serves(e)) {
+        return Err(Error::PermissionDenied);
+    }
+    if len > IPC_BUFFER_SIZE {
+        return Err(Error::MessageTooLarge);
+    }
+    if call == Sysno::VmRamRead {
+        machine.vm_ram_read(task, vm, gpa, len)
+    } else {
+        machine.vm_ram_write(task, vm, gpa, len)
+    }
 }
 
 fn console_write<M: Machine>(

@@ -23,6 +23,10 @@ struct Host {
     ended_as: Option<(usize, ipc::syscall::vm_exit::ExitRecord)>,
     /// What `write_ipc` wrote, by task slot.
     ipc: Vec<(usize, Vec<u8>)>,
+    /// Who serves which endpoint.
+    servers: Vec<(usize, TaskId)>,
+    /// The device model's RAM accesses: (read, vm, gpa, len).
+    dma: Vec<(bool, usize, u64, usize)>,
 }
 
 impl crate::syscall_console::ConsoleHost for Host {}
@@ -43,6 +47,12 @@ impl Machine for Host {
     fn report_death(&mut self, _: &DeathNotice) {}
     fn supervisor(&self) -> Option<TaskId> {
         None
+    }
+    fn server_of(&self, _: &KernelObjects, endpoint: usize) -> Option<TaskId> {
+        self.servers
+            .iter()
+            .find(|(e, _)| *e == endpoint)
+            .map(|&(_, t)| t)
     }
     fn restart(
         &mut self,
@@ -78,6 +88,14 @@ impl VmHost for Host {
     }
     fn vm_write_ram(&mut self, _: TaskId, vm: usize, offset: u64, len: usize) -> Result<(), Error> {
         self.boot.push(format!("write {vm} {offset:#x} {len}"));
+        Ok(())
+    }
+    fn vm_ram_read(&mut self, _: TaskId, vm: usize, gpa: u64, len: usize) -> Result<(), Error> {
+        self.dma.push((true, vm, gpa, len));
+        Ok(())
+    }
+    fn vm_ram_write(&mut self, _: TaskId, vm: usize, gpa: u64, len: usize) -> Result<(), Error> {
+        self.dma.push((false, vm, gpa, len));
         Ok(())
     }
     fn vm_set_external_irq(&mut self, vm: usize, raised: bool) -> Result<(), Error> {
@@ -188,6 +206,62 @@ fn the_generation_id_goes_to_the_guest_little_endian() {
     assert_eq!((status, values[0]), (OK, 0x8000_0000 + (64 << 20) - 8192));
     let bytes: [u8; 16] = core::array::from_fn(|i| i as u8);
     assert_eq!(w.host.genids, [(2, bytes)]);
+}
+
+/// The endpoint the tests' devices task serves, and its grant bit.
+const DEVICES_EP: usize = 2;
+const DEVICES: usize = 1 << DEVICES_EP;
+
+#[test]
+fn a_device_model_reaches_guest_ram_only_through_its_endpoints_grant() {
+    let mut w = world();
+    w.created(0);
+    w.created(1);
+    let (m, d) = (w.manager, w.devices);
+    w.host.servers.push((DEVICES_EP, d));
+    let read = |w: &mut World, t, vm| w.call(t, Sysno::VmRamRead, [vm, 0x8000_1000, 64]).0;
+    assert_eq!(read(&mut w, d, 0), DENIED, "no grant yet");
+    assert_eq!(w.call(d, Sysno::VmGrantRam, [0, DEVICES, 0]).0, DENIED);
+    assert_eq!(w.call(m, Sysno::VmGrantRam, [9, DEVICES, 0]).0, UNKNOWN);
+    assert_eq!(w.call(m, Sysno::VmGrantRam, [0, 1 << 5, 0]).0, OK);
+    assert_eq!(read(&mut w, d, 0), DENIED, "granted to another endpoint");
+    assert_eq!(w.call(m, Sysno::VmGrantRam, [0, 1 << 5 | DEVICES, 0]).0, OK);
+    assert_eq!(read(&mut w, d, 0), OK);
+    assert_eq!(w.call(d, Sysno::VmRamWrite, [0, 0x8000_2000, 4096]).0, OK);
+    assert_eq!(
+        read(&mut w, m, 0),
+        DENIED,
+        "the vm-manager serves no granted endpoint"
+    );
+    assert_eq!(read(&mut w, d, 1), DENIED, "the grant is per VM");
+    assert_eq!(
+        w.call(d, Sysno::VmRamRead, [0, 0x8000_0000, 4097]).0,
+        status_of(Error::MessageTooLarge)
+    );
+    assert_eq!(
+        w.host.dma,
+        [(true, 0, 0x8000_1000, 64), (false, 0, 0x8000_2000, 4096)]
+    );
+    // A restarted server of the endpoint keeps the grant.
+    let p = Priority::new(5).unwrap();
+    let d2 = w.o.spawn("devices-2", p).unwrap();
+    w.host.servers = vec![(DEVICES_EP, d2)];
+    assert_eq!(
+        read(&mut w, d, 0),
+        DENIED,
+        "the old server no longer serves it"
+    );
+    assert_eq!(read(&mut w, d2, 0), OK);
+    // Revoked, then granted again and ended by a reset.
+    assert_eq!(w.call(m, Sysno::VmGrantRam, [0, 0, 0]).0, OK);
+    assert_eq!(read(&mut w, d2, 0), DENIED);
+    assert_eq!(w.call(m, Sysno::VmGrantRam, [0, DEVICES, 0]).0, OK);
+    assert_eq!(w.call(m, Sysno::VmReset, [0, 0, 0]).0, OK);
+    assert_eq!(read(&mut w, d2, 0), DENIED, "a reset ends the grant");
+    assert_eq!(w.call(m, Sysno::VmGrantRam, [0, DEVICES, 0]).0, OK);
+    assert_eq!(w.call(m, Sysno::VmDestroy, [0, 0, 0]).0, OK);
+    assert_eq!(read(&mut w, d2, 0), UNKNOWN, "nor after a destroy");
+    assert_eq!(w.host.dma.len(), 3);
 }
 
 #[test]

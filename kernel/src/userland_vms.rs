@@ -164,6 +164,24 @@ impl VmHost for Tasks {
         self.guest(vm)?.write_ram(offset, &copy[..n])
     }
 
+    fn vm_ram_read(&mut self, task: TaskId, vm: usize, gpa: u64, len: usize) -> Result<(), Error> {
+        let guest = self.guests.vms.get_mut(vm).and_then(Option::as_mut);
+        let window = guest.ok_or(Error::UnknownVm)?.dma_window(gpa, len)?;
+        let slot = self.slots.get(task.slot()).and_then(Option::as_ref);
+        slot.ok_or(Error::InvalidArgument)?.space.write_ipc(window);
+        Ok(())
+    }
+
+    fn vm_ram_write(&mut self, task: TaskId, vm: usize, gpa: u64, len: usize) -> Result<(), Error> {
+        let guest = self.guests.vms.get_mut(vm).and_then(Option::as_mut);
+        let window = guest.ok_or(Error::UnknownVm)?.dma_window(gpa, len)?;
+        let slot = self.slots.get(task.slot()).and_then(Option::as_ref);
+        match slot {
+            Some(slot) if slot.space.read_user(IPC_BUFFER, window) => Ok(()),
+            _ => Err(Error::InvalidArgument),
+        }
+    }
+
     fn vm_set_dtb(&mut self, task: TaskId, vm: usize, len: usize) -> Result<u64, Error> {
         let mut buf = [0u8; IPC_BUFFER_SIZE];
         let dtb = self.read_ipc(task, len, &mut buf)?;

@@ -2,9 +2,11 @@
 //! `cargo xtask guests`, under Mica on QEMU: it boots to its `/init` marker
 //! while a hello VM keeps ticking, answers commands typed at its console
 //! through the shell's `console linux` (uname, cpuinfo, the device tree
-//! with the vmgenid node), powers off with `poweroff -f` and boots again;
+//! with the vmgenid node, `/dev/hwrng` from Mica's virtio-rng), powers off
+//! with `poweroff -f` and boots again;
 //! and two Linux VMs boot side by side. First of all, the same kernel and
-//! initramfs boot on QEMU without Mica to a shell with job control. Run by
+//! initramfs boot on QEMU without Mica to a shell with job control, and
+//! read QEMU's own virtio-rng the same way. Run by
 //! `cargo xtask test`, which fetches the guests and builds the `linux` and
 //! `linux-two` boot images.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
@@ -28,6 +30,26 @@ const ANSWER: Duration = Duration::from_secs(60);
 const TICKS: Duration = Duration::from_secs(60);
 /// The escape byte (Ctrl-]) that detaches the console.
 const DETACH: &str = "\x1d";
+
+/// Reads 16 bytes of `/dev/hwrng` at the Linux shell (lines prefixed with
+/// `prefix`): the virtio device is an entropy device (ID 4) and the
+/// kernel's current hwrng is the virtio_rng driver's. Returns the bytes.
+fn read_hwrng(s: &mut Session, prefix: &str) -> Vec<u8> {
+    s.send("cat /sys/bus/virtio/devices/virtio0/device\n")
+        .unwrap();
+    s.expect(&format!("{prefix}0x0004"), ANSWER).unwrap();
+    s.send("cat /sys/class/misc/hw_random/rng_current\n")
+        .unwrap();
+    s.expect(&format!("{prefix}virtio_rng.0"), ANSWER).unwrap();
+    s.send("head -c 16 /dev/hwrng | od -An -tx1 | sed 's/^/hwrng:/'\n")
+        .unwrap();
+    s.expect("sed 's/^/hwrng:/'", ANSWER).unwrap();
+    let line = s.expect(&format!("{prefix}hwrng: "), ANSWER).unwrap();
+    let hex = line.trim_start_matches(prefix).trim_start_matches("hwrng:");
+    hex.split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect()
+}
 
 /// The tick numbers of `vm`'s `<vm> | <vm>: tick N` lines in `lines`.
 fn ticks(lines: &[String], vm: &str) -> Vec<u64> {
@@ -84,7 +106,10 @@ fn the_kernel_and_initramfs_boot_natively_to_a_shell_with_job_control() {
     let mut qemu = Command::new("qemu-system-riscv64");
     qemu.args(["-machine", "virt", "-nographic", "-bios", "default"])
         .args(["-m", "128M", "-kernel", &kernel, "-initrd", &initramfs])
-        .args(["-append", CMDLINE, "-monitor", "none", "-serial", "stdio"]);
+        .args(["-append", CMDLINE, "-monitor", "none", "-serial", "stdio"])
+        // QEMU's own virtio-rng (virtio 1.x), the reference for Mica's.
+        .args(["-device", "virtio-rng-device"])
+        .args(["-global", "virtio-mmio.force-legacy=false"]);
     let mut s = Session::spawn_with_stdin(qemu).unwrap();
     let line = s.expect(INIT_READY, BOOT).unwrap();
     let uptime = uptime_ms(&line).unwrap();
@@ -92,6 +117,8 @@ fn the_kernel_and_initramfs_boot_natively_to_a_shell_with_job_control() {
     s.send("uname -m\n").unwrap();
     s.expect("uname -m", ANSWER).unwrap();
     assert_eq!(s.expect("riscv64", ANSWER).unwrap(), "riscv64");
+    let native = read_hwrng(&mut s, "");
+    assert_eq!(native.len(), 16, "{native:?}");
     // Job control: a background job is listed as such.
     s.send("sleep 600 &\n").unwrap();
     s.expect("sleep 600 &", ANSWER).unwrap();
@@ -135,6 +162,11 @@ fn linux_boots_beside_a_ticking_vm_answers_at_its_console_and_boots_again() {
     s.send("ls /sys/firmware/devicetree/base/soc/\n").unwrap();
     let listed = s.expect("vmgenid@10101000", ANSWER).unwrap();
     assert!(listed.starts_with("linux | "), "{listed}");
+    // Mica's virtio-rng, as the native run sees QEMU's: device ID 4, the
+    // virtio_rng driver current, 16 bytes that differ from read to read.
+    let first = read_hwrng(&mut s, "linux | ");
+    let second = read_hwrng(&mut s, "linux | ");
+    assert_ne!(first, second, "two reads of /dev/hwrng");
     detach(&mut s);
     // Detached, typed lines are the shell's again.
     s.send("vm info linux\n").unwrap();

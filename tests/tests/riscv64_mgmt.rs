@@ -5,11 +5,12 @@
 //! by `info`, refused requests exiting 1 with their error line, and the
 //! guests still running afterwards; `mica console NAME` showing a VM's
 //! UART output and taking input, and in a terminal (a pty) raw while
-//! attached, detached by Ctrl-] and restored; `mica` without `--socket`
-//! at the default path; `mica events` following creates, starts, destroys
-//! and guests that end, in text and JSON, and going on across a restarted
-//! vm-manager. Without the console the task
-//! says so once and the machine runs on. Run by `cargo xtask test`.
+//! attached, detached by Ctrl-] and restored; `mica log NAME` printing its
+//! recent output; `mica` without `--socket` at the default path; `mica
+//! events` following creates, starts, destroys and guests that end, in
+//! text and JSON, and going on across a restarted vm-manager. Without the
+//! console the task says so once and the machine runs on. Run by `cargo
+//! xtask test`.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::io::Write;
@@ -268,6 +269,38 @@ fn mica_console_shows_a_vms_uart_output_and_takes_input() {
     assert_eq!(
         String::from_utf8_lossy(&off.stderr),
         "error: vm1 is powered-off: it has no console until it is created (mica create vm1)\n"
+    );
+    let _ = std::fs::remove_file(&socket);
+}
+
+#[test]
+#[ignore = "needs QEMU, the built kernel and the mica CLI: run by `cargo xtask test`"]
+fn mica_log_prints_a_vms_recent_output_and_refuses_a_vm_without_one() {
+    let socket = socket_path("log");
+    let mut s = boot(Some(&socket));
+    s.expect("mgmt: management channel on the virtio console", BOOT)
+        .unwrap();
+    s.expect("vm0 | vm0: tick 2", TICKS).unwrap();
+    // From its first line at boot on, as lines with control bytes escaped.
+    let log = mica(&socket, &["log", "vm0"]);
+    assert_eq!(log.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&log.stderr), "");
+    let text = String::from_utf8(log.stdout).unwrap();
+    assert!(text.starts_with("hello from vm0\n"), "{text:?}");
+    assert!(text.contains("\nvm0: tick 1\nvm0: tick 2\n"), "{text:?}");
+    assert!(!text.contains('\r'), "{text:?}");
+    let ghost = mica(&socket, &["log", "ghost"]);
+    assert_eq!(ghost.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&ghost.stderr),
+        "error: no VM named ghost\n"
+    );
+    assert_eq!(mica(&socket, &["shutdown", "vm1"]).status.code(), Some(0));
+    let off = mica(&socket, &["log", "vm1"]);
+    assert_eq!(off.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&off.stderr),
+        "error: vm1 is powered-off: cannot show its log; create it first\n"
     );
     let _ = std::fs::remove_file(&socket);
 }

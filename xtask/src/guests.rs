@@ -52,6 +52,24 @@ const BUSYBOX: Package = Package {
     fallback: Fallback::SameName,
 };
 
+/// The kernel modules the initramfs carries, in load order (each after
+/// the ones it depends on: their `depends=`), as paths under the
+/// package's `usr/lib/modules/<abi>/kernel/` without `.ko.xz`: the
+/// virtio-mmio transport, the entropy driver of Mica's virtio-rng
+/// (`/dev/hwrng`), the disk driver and ext4 (which finds crc32c through
+/// the crypto API, so crc32c_generic is loaded by name). Debian builds
+/// virtio core, the console and the hw_random core in.
+pub const MODULES: &[&str] = &[
+    "drivers/virtio/virtio_mmio",
+    "drivers/char/hw_random/virtio-rng",
+    "drivers/block/virtio_blk",
+    "lib/crc16",
+    "crypto/crc32c_generic",
+    "fs/mbcache",
+    "fs/jbd2/jbd2",
+    "fs/ext4/ext4",
+];
+
 /// The files `cargo xtask guests` provides.
 #[derive(Clone, Debug)]
 pub struct LinuxGuest {
@@ -59,6 +77,16 @@ pub struct LinuxGuest {
     pub kernel: PathBuf,
     /// The busybox initramfs (uncompressed newc cpio).
     pub initramfs: PathBuf,
+}
+
+/// Where the uncompressed [`MODULES`] are kept (`<name>.ko`).
+fn modules_dir(out: &Path) -> PathBuf {
+    out.join("modules")
+}
+
+/// The module file name of a [`MODULES`] entry: `virtio_mmio.ko`.
+fn module_file(entry: &str) -> String {
+    format!("{}.ko", entry.rsplit('/').next().unwrap_or(entry))
 }
 
 /// Which of [`LinuxGuest`]'s files a boot-image entry holds.
@@ -103,6 +131,9 @@ pub fn fetch() -> Result<LinuxGuest, String> {
         packages.iter().all(|p| stamp_entry(text, p).is_some())
             && guest.kernel.is_file()
             && busybox.is_file()
+            && MODULES
+                .iter()
+                .all(|m| modules_dir(&out).join(module_file(m)).is_file())
     });
     if let Some(text) = cached {
         let versions: Vec<&str> = packages
@@ -120,6 +151,7 @@ pub fn fetch() -> Result<LinuxGuest, String> {
         let kernel = apt.resolve(&KERNEL)?;
         let deb = apt.download(&kernel, &dir.join("debs"))?;
         extract_kernel(&deb, &dir.join("extract"), &guest.kernel)?;
+        extract_modules(&deb, &dir.join("extract"), &modules_dir(&out))?;
         lines.push_str(&format!("{} -> {}\n", pin(&KERNEL), kernel));
         let bb = apt.resolve(&BUSYBOX)?;
         let deb = apt.download(&bb, &dir.join("debs"))?;
@@ -129,7 +161,17 @@ pub fn fetch() -> Result<LinuxGuest, String> {
     }
     let busybox =
         std::fs::read(&busybox).map_err(|e| format!("cannot read {}: {e}", busybox.display()))?;
-    let archive = initramfs::build(busybox);
+    let modules = MODULES
+        .iter()
+        .map(|m| {
+            let file = module_file(m);
+            let path = modules_dir(&out).join(&file);
+            std::fs::read(&path)
+                .map(|data| (file, data))
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let archive = initramfs::build(busybox, &modules);
     if std::fs::read(&guest.initramfs).ok().as_deref() != Some(archive.as_slice()) {
         write_file(&guest.initramfs, &archive)?;
         println!(
@@ -425,6 +467,69 @@ fn extract_kernel(deb: &Path, scratch: &Path, image: &Path) -> Result<(), String
     check_riscv_image(&data).map_err(|e| format!("{}: {e}", found.display()))?;
     write_file(image, &data)?;
     let _ = std::fs::remove_dir_all(&into);
+    Ok(())
+}
+
+/// Extracts the [`MODULES`] from the kernel package and installs them
+/// uncompressed (`xz -d`; xz-utils is installed when missing) in `into`.
+fn extract_modules(deb: &Path, scratch: &Path, into: &Path) -> Result<(), String> {
+    install::xz()?;
+    let unpacked = scratch.join("modules");
+    let _ = std::fs::remove_dir_all(&unpacked);
+    std::fs::create_dir_all(&unpacked)
+        .map_err(|e| format!("cannot create {}: {e}", unpacked.display()))?;
+    println!(
+        "xtask: guests: extracting {} kernel modules from {}",
+        MODULES.len(),
+        deb.display()
+    );
+    let mut dpkg = Command::new("dpkg-deb");
+    dpkg.arg("--fsys-tarfile").arg(deb).stdout(Stdio::piped());
+    let mut producer = dpkg
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", describe(&dpkg)))?;
+    let mut tar = Command::new("tar");
+    tar.args(["-x", "-f", "-", "--wildcards", "-C"])
+        .arg(&unpacked);
+    for module in MODULES {
+        tar.arg(format!("./usr/lib/modules/*/kernel/{module}.ko.xz"));
+    }
+    if let Some(stdout) = producer.stdout.take() {
+        tar.stdin(stdout);
+    }
+    let tar_status = tar.status();
+    let dpkg_status = producer.wait();
+    if !matches!((&tar_status, &dpkg_status), (Ok(t), Ok(d)) if t.success() && d.success()) {
+        return Err(format!(
+            "cannot extract the kernel modules from {} (dpkg-deb: {dpkg_status:?}, tar: {tar_status:?})",
+            deb.display()
+        ));
+    }
+    let abi_dirs = std::fs::read_dir(unpacked.join("usr/lib/modules"))
+        .map_err(|e| format!("{} has no usr/lib/modules: {e}", deb.display()))?;
+    let kernel_dir = abi_dirs
+        .flatten()
+        .map(|entry| entry.path().join("kernel"))
+        .next()
+        .ok_or_else(|| format!("{} has no usr/lib/modules/<abi>", deb.display()))?;
+    std::fs::create_dir_all(into).map_err(|e| format!("cannot create {}: {e}", into.display()))?;
+    for module in MODULES {
+        let packed = kernel_dir.join(format!("{module}.ko.xz"));
+        let out = std::process::Command::new("xz")
+            .args(["-d", "-c"])
+            .arg(&packed)
+            .output()
+            .map_err(|e| format!("cannot run xz: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "xz -d {} failed: {}",
+                packed.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        write_file(&into.join(module_file(module)), &out.stdout)?;
+    }
+    let _ = std::fs::remove_dir_all(&unpacked);
     Ok(())
 }
 

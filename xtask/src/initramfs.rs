@@ -1,8 +1,11 @@
 //! The busybox initramfs Mica boots Linux with: a static busybox, the
 //! applet links the tests and a person at the console use, /dev/console,
-//! a minimal /etc and an `/init` script that mounts proc, sysfs and
-//! devtmpfs, prints [`INIT_READY`] with the uptime and starts a shell with
-//! job control on the console. Packed as an uncompressed `newc` archive
+//! a minimal /etc, the kernel modules of the virtio devices in
+//! /lib/modules and an `/init` script that mounts proc, sysfs and
+//! devtmpfs, prints [`INIT_READY`] with the uptime, loads the modules in
+//! order (after the marker, so the boot-time benchmark measures the same
+//! kernel work as before) and starts a shell with job control on the
+//! console. Packed as an uncompressed `newc` archive
 //! (Linux unpacks those as they are).
 
 use mica_tests::linux::INIT_READY;
@@ -12,15 +15,56 @@ use crate::cpio::{Member, archive};
 /// Busybox applets linked in /bin (busybox finds the applet by the name it
 /// was started as).
 const APPLETS: &[&str] = &[
-    "sh", "ash", "cat", "cttyhack", "dmesg", "echo", "free", "grep", "halt", "head", "hostname",
-    "insmod", "ln", "ls", "lsmod", "mkdir", "modprobe", "mount", "poweroff", "ps", "reboot", "rm",
-    "setsid", "sleep", "sync", "tail", "umount", "uname", "wc",
+    "ash",
+    "cat",
+    "cmp",
+    "cp",
+    "cttyhack",
+    "dd",
+    "df",
+    "diff",
+    "dmesg",
+    "echo",
+    "free",
+    "grep",
+    "halt",
+    "head",
+    "hostname",
+    "insmod",
+    "ln",
+    "ls",
+    "lsmod",
+    "md5sum",
+    "mkdir",
+    "modprobe",
+    "mount",
+    "od",
+    "poweroff",
+    "ps",
+    "reboot",
+    "rm",
+    "sed",
+    "setsid",
+    "sh",
+    "sha256sum",
+    "sleep",
+    "stat",
+    "sync",
+    "tail",
+    "touch",
+    "umount",
+    "uname",
+    "wc",
 ];
 
 /// `/init`: runs as PID 1 under busybox sh. `cttyhack` opens the kernel's
 /// active console (/dev/ttyS0 with `console=ttyS0`) as the controlling
 /// terminal of a new session, so the shell has job control and Ctrl-C.
-fn init_script() -> String {
+fn init_script(modules: &[&str]) -> String {
+    let loads: String = modules
+        .iter()
+        .map(|m| format!("insmod /lib/modules/{m} || echo \"init: cannot load {m}\"\n"))
+        .collect();
     format!(
         "#!/bin/sh\n\
          # Mica's busybox initramfs (xtask/src/initramfs.rs).\n\
@@ -30,6 +74,7 @@ fn init_script() -> String {
          mount -t devtmpfs devtmpfs /dev\n\
          read uptime idle < /proc/uptime\n\
          echo \"{INIT_READY} (uptime $uptime)\"\n\
+         {loads}\
          exec setsid cttyhack sh\n"
     )
 }
@@ -41,8 +86,9 @@ const ETC: &[(&str, &str)] = &[
     ("etc/hostname", "mica-linux\n"),
 ];
 
-/// The initramfs members around the static `busybox` executable.
-pub fn members(busybox: Vec<u8>) -> Vec<Member> {
+/// The initramfs members around the static `busybox` executable and the
+/// kernel `modules` (file name, contents; loaded in this order).
+pub fn members(busybox: Vec<u8>, modules: &[(String, Vec<u8>)]) -> Vec<Member> {
     let dir = |path: &str, mode| Member::Dir {
         path: path.into(),
         mode,
@@ -51,10 +97,14 @@ pub fn members(busybox: Vec<u8>) -> Vec<Member> {
         dir("bin", 0o755),
         dir("dev", 0o755),
         dir("etc", 0o755),
+        dir("lib", 0o755),
+        dir("lib/modules", 0o755),
         dir("proc", 0o555),
         dir("root", 0o700),
         dir("sys", 0o555),
         dir("tmp", 0o1777),
+        // Where a disk is mounted.
+        dir("mnt", 0o755),
         // The kernel opens it for /init's stdin and stdout before
         // devtmpfs is mounted over /dev.
         Member::CharDevice {
@@ -78,17 +128,23 @@ pub fn members(busybox: Vec<u8>) -> Vec<Member> {
         mode: 0o644,
         data: text.as_bytes().to_vec(),
     }));
+    members.extend(modules.iter().map(|(name, data)| Member::File {
+        path: format!("lib/modules/{name}"),
+        mode: 0o644,
+        data: data.clone(),
+    }));
+    let names: Vec<&str> = modules.iter().map(|(name, _)| name.as_str()).collect();
     members.push(Member::File {
         path: "init".into(),
         mode: 0o755,
-        data: init_script().into_bytes(),
+        data: init_script(&names).into_bytes(),
     });
     members
 }
 
-/// The packed initramfs around `busybox`.
-pub fn build(busybox: Vec<u8>) -> Vec<u8> {
-    archive(&members(busybox))
+/// The packed initramfs around `busybox` and `modules`.
+pub fn build(busybox: Vec<u8>, modules: &[(String, Vec<u8>)]) -> Vec<u8> {
+    archive(&members(busybox, modules))
 }
 
 #[cfg(test)]
@@ -112,7 +168,15 @@ mod tests {
 
     #[test]
     fn init_is_an_executable_script_that_prints_the_marker_then_starts_a_shell() {
-        let members = members(b"\x7fELF".to_vec());
+        let modules = [
+            ("virtio_mmio.ko".to_string(), b"\x7fELF mmio".to_vec()),
+            ("virtio-rng.ko".to_string(), b"\x7fELF rng".to_vec()),
+        ];
+        let members = members(b"\x7fELF".to_vec(), &modules);
+        let Member::File { data: module, .. } = find(&members, "lib/modules/virtio-rng.ko") else {
+            panic!("no virtio-rng module file");
+        };
+        assert_eq!(module, &modules[1].1);
         let Member::File { mode, data, .. } = find(&members, "init") else {
             panic!("/init is not a file");
         };
@@ -122,14 +186,19 @@ mod tests {
         let mounts = script.find("mount -t devtmpfs").unwrap();
         let marker = script.find(INIT_READY).unwrap();
         let shell = script.find("exec setsid cttyhack sh").unwrap();
-        assert!(mounts < marker && marker < shell, "{script}");
+        let mmio = script.find("insmod /lib/modules/virtio_mmio.ko").unwrap();
+        let rng = script.find("insmod /lib/modules/virtio-rng.ko").unwrap();
+        assert!(
+            mounts < marker && marker < mmio && mmio < rng && rng < shell,
+            "{script}"
+        );
         assert!(script.contains("(uptime $uptime)"), "{script}");
-        assert_eq!(script, init_script());
+        assert_eq!(script, init_script(&["virtio_mmio.ko", "virtio-rng.ko"]));
     }
 
     #[test]
     fn the_shell_and_the_applets_the_tests_use_link_to_busybox() {
-        let members = members(b"\x7fELF".to_vec());
+        let members = members(b"\x7fELF".to_vec(), &[]);
         for applet in [
             "sh", "cttyhack", "setsid", "mount", "uname", "cat", "ls", "poweroff",
         ] {

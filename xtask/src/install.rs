@@ -73,6 +73,20 @@ pub fn qemu() -> Result<(), String> {
     run(&mut install, "install QEMU")
 }
 
+/// `xz`, which unpacks the Linux guest's kernel modules (`cargo xtask
+/// guests`): xz-utils is standard on Debian but not always installed.
+pub fn xz() -> Result<(), String> {
+    if on_path("xz") {
+        return Ok(());
+    }
+    println!("xtask: xz is missing; installing xz-utils");
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "--no-install-recommends", "xz-utils"])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run(&mut install, "install xz-utils")
+}
+
 /// What booting the x86 kernel under Bochs needs: Bochs with its BIOSes,
 /// and GRUB with the tools `grub-mkrescue` builds an ISO with.
 const BOCHS_PACKAGES: [&str; 7] = [

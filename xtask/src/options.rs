@@ -1,7 +1,8 @@
 //! The options of `cargo xtask qemu`: which scenario file, guest images
-//! the user brings (`--guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...]`),
-//! and the management socket (at its default path unless `--mgmt SOCKET`
-//! names another or `--no-mgmt` turns it off).
+//! the user brings (`--guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...]`),
+//! the management socket (at its default path unless `--mgmt SOCKET`
+//! names another or `--no-mgmt` turns it off), and whether the console is
+//! a terminal (`--console tty|plain`; by default, whether stdin is one).
 //!
 //! A `--guest` file with a RISC-V Linux Image header becomes the VM's
 //! `kernel =` (packed as boot-image entry NAME, its initrd as NAME-initrd);
@@ -30,6 +31,9 @@ pub struct QemuOptions {
     /// The Unix socket of the management channel (a virtio console) that
     /// the `mica` CLI connects to.
     pub mgmt: Mgmt,
+    /// `--console tty|plain`: how the kernel shows output beside the
+    /// shell's prompt; `None`: what stdin is ([`ConsoleKind::of_stdin`]).
+    pub console: Option<ConsoleKind>,
 }
 
 /// Where the management socket goes.
@@ -45,7 +49,35 @@ pub enum Mgmt {
     Off,
 }
 
-/// One `--guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...]`.
+/// What reads Mica's console, passed to the kernel as `mica.console=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleKind {
+    /// A terminal: lines appear above the prompt, which is drawn again.
+    Tty,
+    /// A pipe or a file: no prompt is repeated between lines.
+    Plain,
+}
+
+impl ConsoleKind {
+    /// A terminal when stdin is one.
+    pub fn of_stdin() -> Self {
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            ConsoleKind::Tty
+        } else {
+            ConsoleKind::Plain
+        }
+    }
+
+    /// The kernel boot option saying so.
+    pub fn boot_option(self) -> &'static str {
+        match self {
+            ConsoleKind::Tty => "mica.console=tty",
+            ConsoleKind::Plain => "mica.console=plain",
+        }
+    }
+}
+
+/// One `--guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...]`.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct GuestSpec {
     /// The VM's name, also the image's name in the boot image.
@@ -60,6 +92,8 @@ pub struct GuestSpec {
     pub mem_mib: u32,
     /// vCPUs (1 unless given).
     pub vcpus: u8,
+    /// A raw disk image file, the VM's virtio-blk disk (`disk=FILE`).
+    pub disk: Option<String>,
 }
 
 /// The first bytes of `path`, if it can be read.
@@ -96,6 +130,7 @@ impl GuestSpec {
             mem_mib: self.mem_mib,
             vcpus: self.vcpus,
             pre_launched: true,
+            disk: self.disk.clone(),
         }
     }
 
@@ -198,9 +233,20 @@ pub fn parse(args: &[String]) -> Result<QemuOptions, String> {
                 options.mgmt = Mgmt::At(PathBuf::from(socket));
             }
             "--no-mgmt" => options.mgmt = Mgmt::Off,
+            "--console" => {
+                options.console = Some(match value("--console")?.as_str() {
+                    "tty" => ConsoleKind::Tty,
+                    "plain" => ConsoleKind::Plain,
+                    other => {
+                        return Err(format!(
+                            "--console {other:?}: use --console tty (a terminal: lines above the prompt) or --console plain (no prompt repeated)"
+                        ));
+                    }
+                });
+            }
             other => {
                 return Err(format!(
-                    "`xtask qemu` does not know `{other}`; use --scenario NAME, --guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...], --mgmt SOCKET and --no-mgmt"
+                    "`xtask qemu` does not know `{other}`; use --scenario NAME, --guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...], --mgmt SOCKET, --no-mgmt and --console tty|plain"
                 ));
             }
         }
@@ -208,11 +254,10 @@ pub fn parse(args: &[String]) -> Result<QemuOptions, String> {
     Ok(options)
 }
 
-/// Parses `NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...]`;
+/// Parses `NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...]`;
 /// `cmdline=` takes the rest of the text, commas included.
 fn guest_spec(text: &str) -> Result<GuestSpec, String> {
-    let usage =
-        "use --guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...] (cmdline last)";
+    let usage = "use --guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...] (cmdline last)";
     let (name, rest) = text
         .split_once('=')
         .ok_or_else(|| format!("--guest {text:?}: {usage}"))?;
@@ -256,6 +301,9 @@ fn guest_spec(text: &str) -> Result<GuestSpec, String> {
             Some(("initrd", file)) if !file.is_empty() => {
                 spec.initrd = Some(PathBuf::from(file));
             }
+            Some(("disk", file)) if !file.is_empty() => {
+                spec.disk = Some(file.to_string());
+            }
             Some(("vcpus", n)) => {
                 spec.vcpus = n
                     .parse()
@@ -273,11 +321,28 @@ fn guest_spec(text: &str) -> Result<GuestSpec, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{GuestSpec, Mgmt, parse};
+    use super::{ConsoleKind, GuestSpec, Mgmt, parse};
     use std::path::PathBuf;
 
     fn args(text: &str) -> Vec<String> {
         text.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn the_console_kind_can_be_forced_and_a_bad_one_is_refused() {
+        assert_eq!(parse(&args("")).unwrap().console, None);
+        let tty = parse(&args("--console tty")).unwrap().console;
+        assert_eq!(tty.map(ConsoleKind::boot_option), Some("mica.console=tty"));
+        let plain = parse(&args("--scenario hello --console plain")).unwrap();
+        assert_eq!(plain.console, Some(ConsoleKind::Plain));
+        assert_eq!(ConsoleKind::Plain.boot_option(), "mica.console=plain");
+        let bad = parse(&args("--console vt100")).unwrap_err();
+        assert!(bad.contains("--console tty"), "{bad}");
+        assert!(
+            parse(&args("--console"))
+                .unwrap_err()
+                .contains("needs a value")
+        );
     }
 
     #[test]
@@ -414,6 +479,7 @@ mod tests {
             cmdline: cmdline.map(String::from),
             mem_mib,
             vcpus: 1,
+            disk: None,
         };
         let good = spec("Image", Some("rd"), Some("console=ttyS0"), 64);
         assert_eq!(good.check_file(), Ok(8192));

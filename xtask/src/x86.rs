@@ -70,6 +70,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let boot_image = crate::x86_image::build_boot_image(scenario)?;
     let mut qemu = qemu_command(&image, SVM_CPU);
     qemu.arg("-initrd").arg(&boot_image);
+    // The Multiboot command line: whether the console is a terminal.
+    qemu.args([
+        "-append",
+        crate::options::ConsoleKind::of_stdin().boot_option(),
+    ]);
     println!(
         "xtask: boot Mica on QEMU (x86_64, SVM): {}",
         describe(&qemu)

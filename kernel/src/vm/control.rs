@@ -53,6 +53,9 @@ pub struct VmRecord {
     /// The TLB tag (VMID, ASID, VPID) its translations carry, held until
     /// it is destroyed; 0 when untagged.
     pub tag: u16,
+    /// The endpoints (bit `n` = endpoint `n`) whose servers may read and
+    /// write its RAM (`vm_grant_ram`): device models. Ends with a reset.
+    pub ram_grant: u64,
 }
 
 /// Every VM, and the ioreq work pending per task.
@@ -170,6 +173,7 @@ pub fn create(objects: &mut KernelObjects, vm: usize) -> Result<TaskId, Error> {
         ioreq_task: None,
         controller: None,
         tag: 0,
+        ram_grant: 0,
     });
     if let (Some(entry), Ok(number)) = (
         objects.vms.vm_of_task.get_mut(vcpu.slot()),
@@ -233,6 +237,7 @@ pub fn reset(objects: &mut KernelObjects, vm: usize) -> Result<(), Error> {
     record.phase = Phase::Created;
     record.io_wait = false;
     record.asleep_until = None;
+    record.ram_grant = 0;
     let server = record.ioreq_task;
     clear_pending(objects, server, vm);
     sync(objects, vm);
@@ -242,6 +247,13 @@ pub fn reset(objects: &mut KernelObjects, vm: usize) -> Result<(), Error> {
 /// `vm` holds `tag` (from [`VmTable::take_tag`]) until it is destroyed.
 pub fn adopt_tag(objects: &mut KernelObjects, vm: usize, tag: TlbTag) -> Result<(), Error> {
     objects.vms.get_mut(vm)?.tag = tag.id;
+    Ok(())
+}
+
+/// The servers of the endpoints in `endpoints` (bit `n` = endpoint `n`)
+/// may read and write `vm`'s RAM until the next reset (0: nobody may).
+pub fn grant_ram(objects: &mut KernelObjects, vm: usize, endpoints: u64) -> Result<(), Error> {
+    objects.vms.get_mut(vm)?.ram_grant = endpoints;
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 extern crate std;
 
 pub mod bus;
+pub mod console_focus;
 pub mod console_lines;
 pub mod console_ring;
 pub mod memory;

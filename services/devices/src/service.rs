@@ -11,6 +11,7 @@ use ipc::server::MessageBuffer;
 use ipc::{Error, Space, VmId, WireName};
 
 use crate::bus::{AccessSize, Bus, BusDevice, BusError, DeviceEnv, EntropySource};
+use crate::console_focus::ConsoleGate;
 use crate::console_lines::{ConsoleSink, LineBuffer, VmOutput};
 use crate::console_ring::ConsoleRing;
 use crate::memory::{GuestMemory, NoGuestMemory};
@@ -143,7 +144,7 @@ struct EnvParts<'a, C, M, E> {
     line: &'a mut LineBuffer,
     ring: &'a mut ConsoleRing,
     name: &'a WireName,
-    console: &'a mut C,
+    console: &'a mut ConsoleGate<C>,
 }
 
 impl<C: ConsoleSink, M: GuestMemoryProvider, E: EntropySource> EnvParts<'_, C, M, E> {
@@ -154,11 +155,12 @@ impl<C: ConsoleSink, M: GuestMemoryProvider, E: EntropySource> EnvParts<'_, C, M
             Some(memory) => memory,
             None => &mut no_memory,
         };
+        let mut sink = self.console.for_vm(self.vm);
         let mut output = VmOutput {
             line: self.line,
             ring: self.ring,
             name: self.name,
-            sink: self.console,
+            sink: &mut sink,
         };
         f(&mut DeviceEnv {
             memory,
@@ -185,7 +187,8 @@ pub struct DeviceService<C, I, M, E> {
     /// Where the console output numbering of removed VMs ended, so a VM
     /// added again (a reset rebuilds its devices) continues it.
     console_ends: Vec<(VmId, u64), MAX_VMS>,
-    console: C,
+    /// The console, and the lines held while one VM has its focus.
+    console: ConsoleGate<C>,
     irq: I,
     memory: M,
     entropy: E,
@@ -208,7 +211,7 @@ where
         Self {
             vms: Vec::new(),
             console_ends: Vec::new(),
-            console,
+            console: ConsoleGate::new(console),
             irq,
             memory,
             entropy,
@@ -218,7 +221,7 @@ where
 
     /// The console sink.
     pub fn console(&self) -> &C {
-        &self.console
+        self.console.sink()
     }
 
     /// The interrupt sink.
@@ -271,6 +274,7 @@ where
             Request::WriteBatch { vm, writes, then } => {
                 self.write_batch(vm, writes.iter().copied(), then)
             }
+            Request::ConsoleFocus { vm } => self.console_focus(vm).map(|()| Response::Ok),
         };
         result.unwrap_or_else(Response::Err)
     }
@@ -301,6 +305,23 @@ where
                 _ => None,
             })
             .ok_or(Error::NoDevice)
+    }
+
+    /// Prints only `vm`'s console lines from now on, or every VM's again
+    /// (`None`), the lines held meanwhile first (see [`ConsoleGate`]).
+    /// [`Error::UnknownVm`] for a VM not served.
+    pub fn console_focus(&mut self, vm: Option<VmId>) -> Result<(), Error> {
+        let Some(vm) = vm else {
+            self.console.focus(None);
+            return Ok(());
+        };
+        let slot = self
+            .vms
+            .iter()
+            .find(|v| v.vm == vm)
+            .ok_or(Error::UnknownVm)?;
+        self.console.focus(Some((vm, slot.name.as_str())));
+        Ok(())
     }
 
     /// Console input bytes dropped for `vm` because its UART's backlog was
@@ -374,8 +395,11 @@ where
         }
         let _ = self.console_ends.push((vm, removed.output.next()));
         if removed.line.has_partial_line() {
-            removed.line.flush(&removed.name, &mut self.console);
+            removed
+                .line
+                .flush(&removed.name, &mut self.console.for_vm(vm));
         }
+        self.console.vm_removed(vm);
         for device in removed.buses.devices_mut() {
             if device.reported_level {
                 self.irq.irq_event(IrqEvent::SetLevel {
@@ -599,11 +623,12 @@ where
                 Some(memory) => memory,
                 None => &mut no_memory,
             };
+            let mut sink = console.for_vm(vm);
             let mut output = VmOutput {
                 line: &mut slot.line,
                 ring: &mut slot.output,
                 name: &slot.name,
-                sink: console,
+                sink: &mut sink,
             };
             let mut env = DeviceEnv {
                 memory,

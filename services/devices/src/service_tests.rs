@@ -399,6 +399,45 @@ fn uart_output_becomes_named_lines() {
     assert_eq!(s.console().0, ["vm0 | hello", "web-1 | hi"]);
 }
 
+#[test]
+fn with_the_focus_on_one_vm_the_others_lines_are_held_until_it_goes() {
+    let mut s = with_two_uarts();
+    let focus = |vm| Request::ConsoleFocus { vm };
+    assert_eq!(s.handle(focus(Some(VM1))), Response::Ok);
+    for &b in b"tick 1\n" {
+        write(&mut s, VM0, Space::Pio, COM1, 1, u64::from(b));
+    }
+    for &b in b"$ ls\n" {
+        write(&mut s, VM1, Space::Mmio, UART_MMIO, 1, u64::from(b));
+    }
+    assert_eq!(s.console().0, ["web-1 | $ ls"]);
+    // The held line is in vm0's ring all the same.
+    assert_eq!(
+        console_read(&mut s, VM0, 0),
+        console_chunk(7, 0, b"tick 1\n")
+    );
+    assert_eq!(s.handle(focus(None)), Response::Ok);
+    assert_eq!(
+        s.console().0[1..],
+        [
+            "devices: the other VMs' lines held while the console was attached to web-1 (1):",
+            "vm0 | tick 1"
+        ]
+    );
+    assert_eq!(
+        s.handle(focus(Some(VmId(9)))),
+        Response::Err(Error::UnknownVm)
+    );
+    // Removing the focused VM shows every VM's lines again.
+    assert_eq!(s.handle(focus(Some(VM1))), Response::Ok);
+    write(&mut s, VM0, Space::Pio, COM1, 1, u64::from(b'\n'));
+    assert_eq!(s.console().0.len(), 3);
+    s.handle(Request::RemoveVm { vm: VM1 });
+    assert_eq!(s.console().0.last().map(String::as_str), Some("vm0 | "));
+    write(&mut s, VM0, Space::Pio, COM1, 1, u64::from(b'\n'));
+    assert_eq!(s.console().0.len(), 6);
+}
+
 fn batch(space: Space, addr: u64, bytes: &[u8]) -> heapless::Vec<BatchWrite, MAX_BATCH> {
     bytes
         .iter()

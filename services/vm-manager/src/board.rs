@@ -3,9 +3,9 @@
 //! description the kernel copies into the top page of its RAM
 //! (`vm_set_dtb`).
 //!
-//! - [`GuestBoard::RiscvVirt`]: QEMU-virt-like; the PLIC, the 16550 and
-//!   the vmgenid device in MMIO (`guest_dt`), described by a generated
-//!   device tree.
+//! - [`GuestBoard::RiscvVirt`]: QEMU-virt-like; the PLIC, the 16550, the
+//!   vmgenid device and a virtio-mmio entropy device in MMIO (`guest_dt`),
+//!   described by a generated device tree.
 //! - [`GuestBoard::X86Pc`]: RAM from 0, the 16550 as COM1 at port 0x3f8
 //!   (`Space::Pio`), and a small boot-info block instead of a device tree
 //!   (layout below).
@@ -48,7 +48,17 @@ pub struct BoardDevice {
     pub irq: u32,
 }
 
-const RISCV_DEVICES: [BoardDevice; 3] = [
+/// The virtio-mmio slots a RISC-V VM gets, in the device tree and on the
+/// bus: slot 0 is its entropy device (virtio-rng, fed from the host's
+/// real entropy), which Linux reads as `/dev/hwrng`; slot 1, for a VM with
+/// a disk, its virtio-blk device ([`RISCV_DISK`]).
+const RISCV_VIRTIO: [guest_dt::MmioDevice; 2] =
+    [guest_dt::virtio_mmio_slot(0), guest_dt::virtio_mmio_slot(1)];
+
+/// Where a RISC-V VM's disk is: virtio-mmio slot 1 (PLIC source 2).
+pub const RISCV_DISK: guest_dt::MmioDevice = RISCV_VIRTIO[1];
+
+const RISCV_DEVICES: [BoardDevice; 4] = [
     // First, so the other devices' lines have somewhere to go; it raises no
     // line itself (irq 0) and drives the VM's external interrupt.
     BoardDevice {
@@ -71,6 +81,13 @@ const RISCV_DEVICES: [BoardDevice; 3] = [
         base: guest_dt::VMGENID.base,
         size: guest_dt::VMGENID.size,
         irq: guest_dt::VMGENID.irq,
+    },
+    BoardDevice {
+        kind: DeviceKind::VirtioRng,
+        space: Space::Mmio,
+        base: RISCV_VIRTIO[0].base,
+        size: RISCV_VIRTIO[0].size,
+        irq: RISCV_VIRTIO[0].irq,
     },
 ];
 
@@ -95,6 +112,8 @@ pub struct BootInfoTooLarge {
 pub struct GuestBoot<'a> {
     /// The VM's name.
     pub name: &'a VmName,
+    /// It has a disk (a virtio-blk device in [`RISCV_DISK`]'s slot).
+    pub disk: bool,
     /// vCPUs.
     pub vcpus: u8,
     /// Bytes of RAM.
@@ -149,7 +168,11 @@ impl GuestBoard {
                     guest.vcpus,
                     guest.ram_bytes,
                     guest.bootargs,
-                    &[],
+                    if guest.disk {
+                        &RISCV_VIRTIO
+                    } else {
+                        &RISCV_VIRTIO[..1]
+                    },
                 );
                 board.initrd = guest.initrd;
                 board.timebase_hz = guest.timebase_hz;

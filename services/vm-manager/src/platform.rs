@@ -89,8 +89,15 @@ pub trait Platform {
     /// Registers `vm` with the ioreq service (its I/O request page).
     fn register_ioreq(&mut self, vm: VmId) -> Result<(), ipc::Error>;
 
-    /// Registers `vm` with the device service under `name`.
-    fn register_devices(&mut self, vm: VmId, name: &VmName) -> Result<(), ipc::Error>;
+    /// Registers `vm` with the device service under `name`, with host disk
+    /// `disk` as a virtio-blk device when given (`DiskInUse` when another
+    /// VM has it).
+    fn register_devices(
+        &mut self,
+        vm: VmId,
+        name: &VmName,
+        disk: Option<u8>,
+    ) -> Result<(), ipc::Error>;
 
     /// Tells the vmgenid device of `vm` its generation ID; for a running VM
     /// the device notifies the guest of the change.
@@ -129,6 +136,13 @@ pub trait Platform {
     /// [`ConsoleChunk`]). Fails with `UnknownVm` when the device service does
     /// not serve the VM.
     fn console_output(&mut self, vm: VmId, from: u64) -> Result<ConsoleChunk, ipc::Error>;
+
+    /// Shows only `vm`'s console lines on the hypervisor console, or every
+    /// VM's again (`None`; see `ipc::devices::Request::ConsoleFocus`). A
+    /// platform without a shared console has nothing to do.
+    fn console_focus(&mut self, _vm: Option<VmId>) -> Result<(), ipc::Error> {
+        Ok(())
+    }
 
     /// How `vm`'s guest stands (asked when the kernel said it ended). A
     /// platform that cannot tell says it runs, so nothing changes.

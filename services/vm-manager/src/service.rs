@@ -147,6 +147,9 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
                 .console_output(&name, from)
                 .map(Response::ConsoleOutput),
             Request::Stats { name } => self.stats(&name).map(Response::Stats),
+            Request::ConsoleFocus { name } => {
+                self.console_focus(name.as_ref()).map(|()| Response::Ok)
+            }
             Request::ServiceRestarted { endpoint } => self
                 .platform
                 .service_restarted(endpoint)
@@ -175,13 +178,15 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             | Request::Info { name }
             | Request::ConsoleInput { name, .. }
             | Request::ConsoleOutput { name, .. }
-            | Request::Stats { name } => Some(name.clone()),
+            | Request::Stats { name }
+            | Request::ConsoleFocus { name: Some(name) } => Some(name.clone()),
             Request::Clone { source, .. } => Some(source.clone()),
             Request::Create { .. }
             | Request::List { .. }
             | Request::Images { .. }
             | Request::Events { .. }
-            | Request::ServiceRestarted { .. } => None,
+            | Request::ServiceRestarted { .. }
+            | Request::ConsoleFocus { name: None } => None,
         }
     }
 
@@ -484,9 +489,11 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             return Err(ipc::Error::DuplicateName);
         }
         let entry = self.slots.get(source.id).ok_or(ipc::Error::UnknownVm)?;
+        // A disk is one VM's: the clone gets none.
         let config = VmConfig {
             name,
             flags: VmFlags::NONE,
+            disk: None,
             ..entry.config.clone()
         };
         let id = self.create_dynamic(config, Contents::CloneOf(source.id))?;
@@ -567,6 +574,13 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
     fn console_input(&mut self, name: &WireName, bytes: &[u8]) -> Result<(), ipc::Error> {
         let vm = self.console_of(name)?;
         self.platform.console_input(vm, bytes)
+    }
+
+    /// Shows only the console lines of the VM called `name` (which must
+    /// hold resources, as for its console), or every VM's (`None`).
+    fn console_focus(&mut self, name: Option<&WireName>) -> Result<(), ipc::Error> {
+        let vm = name.map(|name| self.console_of(name)).transpose()?;
+        self.platform.console_focus(vm)
     }
 
     fn console_output(&mut self, name: &WireName, from: u64) -> Result<ConsoleChunk, ipc::Error> {

@@ -1,5 +1,6 @@
-//! `ConsoleInput` and `ConsoleOutput`: the vm-manager resolves the name,
-//! refuses a VM that has no console, and forwards to the platform.
+//! `ConsoleInput`, `ConsoleOutput` and `ConsoleFocus`: the vm-manager
+//! resolves the name, refuses a VM that has no console, and forwards to the
+//! platform.
 
 mod common;
 
@@ -49,4 +50,19 @@ fn a_vm_without_a_console_is_refused_by_name_and_state() {
     expect_ok(&mut m, console_input("rtvm", b"x"));
     expect_ok(&mut m, shutdown("rtvm"));
     expect_err(&mut m, console_output("rtvm", 0), powered_off);
+}
+
+#[test]
+fn the_console_focus_goes_to_a_vm_with_a_console_or_to_every_vm() {
+    let mut m = manager();
+    expect_info(&mut m, create("web"));
+    let web = info(&mut m, "web").expect("web exists").id;
+    expect_ok(&mut m, console_focus(Some("web")));
+    expect_ok(&mut m, console_focus(None));
+    expect_err(&mut m, console_focus(Some("ghost")), ipc::Error::UnknownVm);
+    let powered_off = ipc::Error::IllegalTransition {
+        state: VmState::PoweredOff,
+    };
+    expect_err(&mut m, console_focus(Some("rtvm")), powered_off);
+    assert_eq!(m.platform().focus, [Some(web.0), None]);
 }

@@ -101,6 +101,9 @@ impl VmKernel for Kernel {
     fn vm_load(&mut self, vm: VmId, _image: &str, _offset: u64) -> Result<u64, Error> {
         self.live(vm).map(|()| 4096)
     }
+    fn vm_grant_ram(&mut self, vm: VmId, _: u64) -> Result<(), Error> {
+        self.live(vm)
+    }
     fn vm_set_dtb(&mut self, vm: VmId, _dtb: &[u8]) -> Result<(), Error> {
         self.live(vm)
     }
@@ -238,6 +241,7 @@ const SCENARIO: &[StaticVmConfig] = &[
         vcpus: 1,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
         linux: None,
+        disk: None,
     },
     StaticVmConfig {
         name: "vm1",
@@ -246,6 +250,7 @@ const SCENARIO: &[StaticVmConfig] = &[
         vcpus: 1,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
         linux: None,
+        disk: None,
     },
 ];
 

@@ -90,6 +90,8 @@ impl Event {
 struct World {
     log: Vec<Event>,
     fail: Option<(&'static str, Error)>,
+    /// `vm_grant_ram` calls: (vm, endpoint).
+    grants: Vec<(u16, u64)>,
 }
 
 type Shared = Rc<RefCell<World>>;
@@ -121,6 +123,10 @@ impl VmKernel for FakeKernel {
     fn vm_load(&mut self, vm: VmId, image: &str, _offset: u64) -> Result<u64, Error> {
         let image = String::from(image);
         record(&self.0, Event::Load { vm: vm.0, image }).map(|()| 4096)
+    }
+    fn vm_grant_ram(&mut self, vm: VmId, endpoints: u64) -> Result<(), Error> {
+        self.0.borrow_mut().grants.push((vm.0, endpoints));
+        Ok(())
     }
     fn vm_set_dtb(&mut self, vm: VmId, dtb: &[u8]) -> Result<(), Error> {
         let dtb = dtb.to_vec();
@@ -187,6 +193,7 @@ const SCENARIO: &[StaticVmConfig] = &[
         vcpus: 1,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
         linux: None,
+        disk: None,
     },
     StaticVmConfig {
         name: "vm1",
@@ -195,6 +202,7 @@ const SCENARIO: &[StaticVmConfig] = &[
         vcpus: 2,
         flags: VmFlags::STATIC,
         linux: None,
+        disk: None,
     },
 ];
 
@@ -270,6 +278,13 @@ fn creation_events(vm: u16, name: &str, vcpus: u8, genid: u8, dtb: &[u8]) -> Vec
             start: 0x1010_1000,
             len: 0x20,
         }),
+        Event::Ioreq(ioreq::Request::RegisterRange {
+            vm: id,
+            client: DEVICES_CLIENT,
+            space: Space::Mmio,
+            start: 0x1000_1000,
+            len: 0x1000,
+        }),
         Event::Ioreq(ioreq::Request::SetDefaultClient {
             vm: id,
             client: DEVICES_CLIENT,
@@ -293,6 +308,7 @@ fn creation_events(vm: u16, name: &str, vcpus: u8, genid: u8, dtb: &[u8]) -> Vec
             base: VMGENID.base,
             irq: VMGENID.irq,
         }),
+        rng_attach(id),
         Event::SetDtb {
             vm,
             dtb: dtb.to_vec(),
@@ -307,6 +323,17 @@ fn creation_events(vm: u16, name: &str, vcpus: u8, genid: u8, dtb: &[u8]) -> Vec
             id: [genid; 16],
         }),
     ]
+}
+
+/// The virtio-rng device in virtio-mmio slot 0 (PLIC source 1).
+fn rng_attach(vm: VmId) -> Event {
+    Event::Devices(devices::Request::Attach {
+        vm,
+        device: devices::DeviceKind::VirtioRng,
+        space: Space::Mmio,
+        base: 0x1000_1000,
+        irq: 1,
+    })
 }
 
 /// The PLIC, attached first: it takes the other devices' lines.
@@ -448,6 +475,7 @@ fn reset_reloads_fresh_devices_with_the_same_id_and_restarts() {
             base: VMGENID.base,
             irq: VMGENID.irq,
         }),
+        rng_attach(id),
         // The ID drawn at creation, not a new one.
         Event::Devices(devices::Request::SetGenerationId {
             vm: id,
@@ -465,7 +493,10 @@ fn reset_reloads_fresh_devices_with_the_same_id_and_restarts() {
         Event::WriteGenid { vm: 0, id: [1; 16] },
         Event::Start(0),
     ];
-    assert_eq!(log, expected);
+    assert_eq!(log, expected); // The devices service got the VM's RAM at creation, and again after
+    // the reset (which ended that grant).
+    let devices = 1 << ipc::syscall::endpoints::DEVICES;
+    assert_eq!(world.borrow().grants, [(0, devices), (0, devices)]);
 }
 
 #[test]

@@ -26,6 +26,9 @@ impl VmKernel for Kernel {
     fn vm_load(&mut self, _: VmId, _: &str, _: u64) -> Result<u64, Error> {
         Ok(4096)
     }
+    fn vm_grant_ram(&mut self, _: VmId, _: u64) -> Result<(), Error> {
+        Ok(())
+    }
     fn vm_set_dtb(&mut self, _: VmId, _: &[u8]) -> Result<(), Error> {
         Ok(())
     }
@@ -69,6 +72,7 @@ const SCENARIO: &[StaticVmConfig] = &[StaticVmConfig {
     vcpus: 1,
     flags: VmFlags::STATIC,
     linux: None,
+    disk: None,
 }];
 
 type Manager = VmManager<KernelPlatform<Kernel, OkLinks>, Zero>;

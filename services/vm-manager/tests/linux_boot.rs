@@ -61,6 +61,9 @@ impl VmKernel for Kernel {
         header[..n].copy_from_slice(&bytes[..n]);
         Ok((bytes.len() as u64, header))
     }
+    fn vm_grant_ram(&mut self, _: VmId, _: u64) -> Result<(), Error> {
+        Ok(())
+    }
     fn vm_set_dtb(&mut self, _: VmId, dtb: &[u8]) -> Result<(), Error> {
         assert!(dtb.len() <= 4096, "vm_set_dtb takes one page");
         self.dtb = dtb.to_vec();
@@ -119,6 +122,7 @@ const SCENARIO: &[StaticVmConfig] = &[StaticVmConfig {
         initrd: Some("lx-initrd"),
         cmdline: "console=ttyS0 earlycon=sbi",
     }),
+    disk: None,
 }];
 
 fn manager(scenario: &'static [StaticVmConfig]) -> Manager {

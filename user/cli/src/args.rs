@@ -48,6 +48,11 @@ commands:
   shutdown NAME                power a VM off
   destroy NAME                 tear a VM down, even while it runs
   clone SRC NEW                copy a paused VM into a new VM
+  log NAME                     print the VM's recent console output (the
+                               last 4096 bytes it wrote, kept while it
+                               exists), control bytes shown as \xNN; when
+                               older output is no longer kept, stderr says
+                               how much
   console NAME                 attach this terminal to a VM's console (its
                                UART): typed bytes go to the guest, its output
                                is shown; Ctrl-] detaches. With stdin not a
@@ -199,6 +204,9 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         _ => {}
     }
     let command = parse_vm(rest, Surface::CLI).map_err(|e| e.to_string())?;
+    if json && matches!(command, VmCommand::Log { .. }) {
+        return Err("--json does not apply to log: its output is the guest's".into());
+    }
     let socket = socket()?;
     Ok(Parsed::Run(Box::new(Invocation {
         socket,
@@ -206,4 +214,63 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         timeout,
         command,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use mica_mgmt::help_lines::{line, synopses, typed_forms};
+    use mica_mgmt::parse::VM_COMMANDS;
+
+    use super::*;
+
+    /// The commands part of [`USAGE`].
+    fn commands() -> &'static str {
+        let start = USAGE.find("commands:\n").unwrap() + "commands:\n".len();
+        let end = USAGE.find("\noptions:").unwrap();
+        &USAGE[start..end]
+    }
+
+    #[test]
+    fn every_command_in_the_usage_parses_and_every_command_parsed_is_in_it() {
+        let entries = synopses(commands(), 2);
+        assert!(entries.len() >= 10, "{entries:?}");
+        let mut in_usage = BTreeSet::new();
+        for synopsis in &entries {
+            for (words, bare) in typed_forms(synopsis) {
+                let mut argv: Vec<String> = vec!["--socket".into(), "/tmp/s".into()];
+                argv.extend(words.iter().cloned());
+                match parse(&argv) {
+                    Ok(Parsed::Run(invocation)) => {
+                        in_usage.insert(invocation.command.verb());
+                    }
+                    Ok(Parsed::Console(_)) => {
+                        in_usage.insert("console");
+                    }
+                    Ok(Parsed::Events(_)) => {
+                        in_usage.insert("events");
+                    }
+                    other if bare => panic!(
+                        "--help shows {synopsis:?}, but `mica {}` gives {other:?}",
+                        line(&words)
+                    ),
+                    Ok(Parsed::Help) => panic!("{words:?} is help"),
+                    Err(e) => assert!(
+                        !["unknown", "unexpected", "missing", "needs a value"]
+                            .iter()
+                            .any(|word| e.contains(word)),
+                        "--help shows {synopsis:?}, but `mica {}`: {e}",
+                        line(&words)
+                    ),
+                }
+            }
+        }
+        let parsed: BTreeSet<&str> = VM_COMMANDS
+            .iter()
+            .copied()
+            .chain(["console", "events"])
+            .collect();
+        assert_eq!(in_usage, parsed, "--help and the parser disagree");
+    }
 }

@@ -1,7 +1,8 @@
 //! Runs one VM command against the hypervisor and prints the outcome: a
 //! table (of VMs or guest images), an info block with the VM's exit and
-//! I/O figures or a confirmation line (JSON with `--json`), or the refusal
-//! on stderr (a `create` refused for its image with the images there are).
+//! I/O figures, a VM's log (its recent console output) or a confirmation
+//! line (JSON with `--json`), or the refusal on stderr (a `create` refused
+//! for its image with the images there are).
 
 use std::io::Write;
 
@@ -10,6 +11,7 @@ use mica_mgmt::command::{Reply, ReplyError, check_stats, stats_request, wants_im
 use mica_mgmt::errors::ErrorMessage;
 use mica_mgmt::images::{ImageChoices, ImageTable};
 use mica_mgmt::json;
+use mica_mgmt::log::{LogPart, LogReader};
 use mica_mgmt::table::{DoneLine, InfoBlock, StatsBlock, VmTable};
 use mica_mgmt::{ImagesPager, ListPager, VmCommand};
 
@@ -38,6 +40,8 @@ enum Outcome {
     /// `info`: the VM, and its figures (`None` when it has none) or why
     /// they could not be read.
     Info(VmInfo, Result<Option<VmStats>, ReplyError>),
+    /// `log`: the bytes no longer kept, and the lines shown.
+    Log(u64, Vec<String>),
 }
 
 /// Runs `invocation`, printing to `out` and `err`.
@@ -89,6 +93,9 @@ fn ask(link: &mut Link, command: &VmCommand) -> Result<Result<Outcome, ReplyErro
     if *command == VmCommand::Images {
         return Ok(read_images(link)?.map(Outcome::Images));
     }
+    if let VmCommand::Log { name } = command {
+        return read_log(link, name);
+    }
     if *command != VmCommand::List {
         let response = link.call(&command.request())?;
         return Ok(command.check_reply(response).map(Outcome::Reply));
@@ -117,6 +124,26 @@ fn read_images(link: &mut Link) -> Result<Result<Vec<GuestImage>, ReplyError>, L
     Ok(Ok(images))
 }
 
+/// A VM's log, chunk by chunk.
+fn read_log(
+    link: &mut Link,
+    name: &vm_manager::VmName,
+) -> Result<Result<Outcome, ReplyError>, LinkError> {
+    let mut reader = LogReader::new(name.clone());
+    let (mut lost, mut lines) = (0, Vec::new());
+    while let Some(request) = reader.next_request() {
+        let response = link.call(&request)?;
+        let shown = reader.accept(response, &mut |part| match part {
+            LogPart::Lost(n) => lost = n,
+            LogPart::Line(text) => lines.push(text.to_string()),
+        });
+        if let Err(error) = shown {
+            return Ok(Err(error));
+        }
+    }
+    Ok(Ok(Outcome::Log(lost, lines)))
+}
+
 fn show(
     as_json: bool,
     command: &VmCommand,
@@ -142,6 +169,14 @@ fn show(
             let figures = stats.as_ref().ok().copied().flatten();
             json::write_vm_info(&mut text, vm, figures.as_ref())
         }
+        // `--json` is refused for `log` when the arguments are read.
+        (Outcome::Log(_, lines), _) => {
+            if lines.is_empty() {
+                return Ok(());
+            }
+            text = lines.join("\n");
+            Ok(())
+        }
     };
     written.map_err(std::io::Error::other)?;
     if !text.ends_with('\n') {
@@ -151,7 +186,7 @@ fn show(
 }
 
 /// `info` still shows the VM when its figures cannot be read; the reason
-/// is one line on stderr.
+/// is one line on stderr. So is a note that a log's oldest output is gone.
 fn figures_refused(
     command: &VmCommand,
     outcome: &Outcome,
@@ -161,6 +196,10 @@ fn figures_refused(
         (VmCommand::Info { name }, Outcome::Info(_, Err(error))) => {
             writeln!(err, "error: cannot read {name}'s exit figures: {error}")
         }
+        (VmCommand::Log { name }, Outcome::Log(lost, _)) if *lost > 0 => writeln!(
+            err,
+            "note: the first {lost} bytes of {name}'s output are no longer kept"
+        ),
         _ => Ok(()),
     }
 }

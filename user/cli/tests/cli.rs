@@ -242,7 +242,7 @@ fn usage_errors_exit_2_without_touching_the_socket() {
     let cases: [(&[&str], &str); 9] = [
         (
             &["--socket", socket],
-            "error: missing command (one of list, images, info, create, start, pause, resume, reset, shutdown, destroy, clone); run mica --help for the commands\n",
+            "error: missing command (one of list, images, info, create, start, pause, resume, reset, shutdown, destroy, clone, log); run mica --help for the commands\n",
         ),
         (
             &["--socket", socket, "strat", "a"],

@@ -127,3 +127,36 @@ fn console_usage_errors_exit_2() {
     let run = mica(&["--help"]);
     assert!(run.stdout.contains("console NAME"), "{}", run.stdout);
 }
+
+#[test]
+fn log_prints_the_vms_recent_output_as_escaped_lines() {
+    let fake = started("g");
+    let run = mica_at(&fake.socket, &["log", "g"]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, ""), "{run:?}");
+    let input = b"hello\r\n\x1b[2J$ ";
+    let run = mica_with_input(&fake.socket, &["console", "g"], input);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = mica_at(&fake.socket, &["log", "g"]);
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, "hello\n\\x1b[2J$ \n", ""),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn log_of_an_unknown_vm_is_refused_like_any_command() {
+    let fake = started("g");
+    let run = mica_at(&fake.socket, &["log", "ghost"]);
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (1, "error: no VM named ghost\n"),
+        "{run:?}"
+    );
+    let run = mica_at(&fake.socket, &["log", "--json", "g"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("--json does not apply to log"),
+        "{run:?}"
+    );
+}

@@ -120,6 +120,12 @@ pub enum VmCommand {
         /// The copy's name.
         name: VmName,
     },
+    /// `log NAME`: the VM's recent console output, read chunk by chunk
+    /// ([`crate::log::LogReader`]).
+    Log {
+        /// Which VM.
+        name: VmName,
+    },
 }
 
 /// What a successful VM command produced (other than `list`).
@@ -183,6 +189,7 @@ impl VmCommand {
             VmCommand::Shutdown { .. } => "shutdown",
             VmCommand::Destroy { .. } => "destroy",
             VmCommand::Clone { .. } => "clone",
+            VmCommand::Log { .. } => "log",
         }
     }
 
@@ -199,12 +206,14 @@ impl VmCommand {
             | VmCommand::Resume { name }
             | VmCommand::Reset { name, .. }
             | VmCommand::Shutdown { name }
-            | VmCommand::Destroy { name } => Some(name),
+            | VmCommand::Destroy { name }
+            | VmCommand::Log { name } => Some(name),
         }
     }
 
     /// The request to send (for `list` and `images`, the first page's;
-    /// use a [`ListPager`] or an [`ImagesPager`] to read them all).
+    /// use a [`ListPager`] or an [`ImagesPager`] to read them all; for
+    /// `log`, the first chunk's: use a [`crate::log::LogReader`]).
     pub fn request(&self) -> Request {
         match self {
             VmCommand::List => Request::List { from: 0 },
@@ -250,11 +259,15 @@ impl VmCommand {
                 source: source.to_wire(),
                 name: name.to_wire(),
             },
+            VmCommand::Log { name } => Request::ConsoleOutput {
+                name: name.to_wire(),
+                from: 0,
+            },
         }
     }
 
-    /// Checks the response to [`VmCommand::request`] (not for `list` or
-    /// `images`):
+    /// Checks the response to [`VmCommand::request`] (not for `list`,
+    /// `images` or `log`):
     /// `create`, `clone` and `info` expect the VM's info, the others `Ok`.
     pub fn check_reply(&self, response: Response) -> Result<Reply, ReplyError> {
         let wants_info = matches!(
@@ -264,7 +277,13 @@ impl VmCommand {
         match response {
             Response::Err(error) => Err(ReplyError::Refused(error)),
             Response::Ended(exit) => Err(ReplyError::Ended(exit)),
-            Response::Ok if !wants_info && !matches!(self, VmCommand::List | VmCommand::Images) => {
+            Response::Ok
+                if !wants_info
+                    && !matches!(
+                        self,
+                        VmCommand::List | VmCommand::Images | VmCommand::Log { .. }
+                    ) =>
+            {
                 Ok(Reply::Done)
             }
             Response::Info(info) if wants_info => Ok(Reply::Info(info)),

@@ -34,6 +34,7 @@ fn action(command: &VmCommand) -> &'static str {
         VmCommand::Shutdown { .. } => "shut it down",
         VmCommand::Destroy { .. } => "destroy it",
         VmCommand::Clone { .. } => "clone it",
+        VmCommand::Log { .. } => "show its log",
     }
 }
 

@@ -2,12 +2,15 @@
 //! console and the host `mica` CLI: the command grammar ([`parse`]), the
 //! requests a command sends ([`command`]), the text and JSON output
 //! ([`table`], [`images`], [`json`], [`errors`]), the shell's quoting rule ([`words`]),
-//! attaching to a VM's console from the host ([`console`]), following
-//! the VMs' state changes ([`events`]),
+//! attaching to a VM's console from the host ([`console`]), reading a VM's
+//! recent console output back ([`log`]), following the VMs' state changes
+//! ([`events`]),
 //! and the framed, versioned management wire ([`cobs`], [`frame`],
 //! [`serve`]).
 //!
-//! Everything here is `no_std` and heap-free: the shell task links it as is.
+//! Everything here is `no_std` and heap-free: the shell task links it as is
+//! (but for the test helpers of feature `testing`: the stand-in hypervisor
+//! and `help_lines`, which reads help texts back for the tests).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -17,8 +20,11 @@ pub mod console;
 pub mod errors;
 pub mod events;
 pub mod frame;
+#[cfg(feature = "testing")]
+pub mod help_lines;
 pub mod images;
 pub mod json;
+pub mod log;
 pub mod parse;
 pub mod serve;
 pub mod table;

@@ -39,9 +39,13 @@ vm reset NAME [--new-genid]  reboot a VM (--new-genid: new generation ID)
 vm shutdown NAME             power a VM off
 vm destroy NAME              tear a VM down, even while it runs
 vm clone SRC NEW             copy a paused VM into a new VM
+vm log NAME                  print the VM's recent console output (the last
+                             4096 bytes it wrote, kept while it exists)
 images                       list the guest images in the boot image: name,
                              kind (raw, Linux Image, initrd) and size
-console NAME                 attach the console to a VM's UART; Ctrl-] detaches
+console NAME                 attach the console to a VM's UART: only its
+                             output is shown, the other VMs' lines are held
+                             and shown at detach; Ctrl-] detaches
 mem                          show the hypervisor's free memory
 help                         this text
 halt                         stop the hypervisor
@@ -247,12 +251,15 @@ impl fmt::Display for ParseError {
     }
 }
 
-const VM_COMMANDS: [&str; 11] = [
+/// The VM command words [`parse_vm`] takes (after `vm` in the shell, first
+/// in the CLI), each [`VmCommand::verb`] of its command.
+pub const VM_COMMANDS: [&str; 12] = [
     "list", "images", "info", "create", "start", "pause", "resume", "reset", "shutdown", "destroy",
-    "clone",
+    "clone", "log",
 ];
 
-const SHELL_COMMANDS: [&str; 6] = ["vm", "console", "images", "mem", "help", "halt"];
+/// The first words [`parse_line`] takes.
+pub const SHELL_COMMANDS: [&str; 6] = ["vm", "console", "images", "mem", "help", "halt"];
 
 const MEM_RULE: &str = "use a whole number of MiB from 1 to 4294967295";
 const VCPUS_RULE: &str = "use a whole number of vCPUs from 1 to 16";
@@ -272,6 +279,7 @@ fn vm_usage(verb: &str) -> &'static str {
         "pause" => "pause NAME",
         "resume" => "resume NAME",
         "shutdown" => "shutdown NAME",
+        "log" => "log NAME",
         _ => "destroy NAME",
     }
 }
@@ -334,7 +342,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, ParseError> {
     Ok(Some(command))
 }
 
-const VM_FULL: [&str; 11] = [
+const VM_FULL: [&str; 12] = [
     "vm list",
     "images",
     "vm info",
@@ -346,6 +354,7 @@ const VM_FULL: [&str; 11] = [
     "vm shutdown",
     "vm destroy",
     "vm clone",
+    "vm log",
 ];
 
 /// Parses the words after `console`: the VM's name and nothing else.
@@ -424,6 +433,7 @@ pub fn parse_vm<'a>(
                 "pause" => VmCommand::Pause { name },
                 "resume" => VmCommand::Resume { name },
                 "shutdown" => VmCommand::Shutdown { name },
+                "log" => VmCommand::Log { name },
                 _ => VmCommand::Destroy { name },
             }
         }

@@ -246,7 +246,9 @@ impl fmt::Display for DoneLine<'_> {
             VmCommand::Create(args) => (&args.name, "created"),
             VmCommand::Clone { name, .. } => (name, "created"),
             VmCommand::Info { name } => (name, "exists"),
-            VmCommand::List | VmCommand::Images => return f.write_str("done"),
+            VmCommand::List | VmCommand::Images | VmCommand::Log { .. } => {
+                return f.write_str("done");
+            }
         };
         write!(f, "{name} {what}")
     }

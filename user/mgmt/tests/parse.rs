@@ -7,6 +7,7 @@
 
 use ipc::vm::{MAX_WIRE_CMDLINE, WireCmdline};
 use mica_mgmt::command::{CreateArgs, VmCommand};
+use mica_mgmt::help_lines::{line, synopses, typed_forms};
 use mica_mgmt::parse::{HELP, MAX_LINE, Problem, Surface};
 use mica_mgmt::{Command, parse_line, parse_vm};
 use vm_manager::{ImageName, VmName};
@@ -200,12 +201,12 @@ fn vm_without_a_command_lists_them() {
     assert_eq!(
         err("vm"),
         "missing command (one of list, images, info, create, start, pause, resume, reset, shutdown, \
-         destroy, clone); type help for the commands"
+         destroy, clone, log); type help for the commands"
     );
     assert_eq!(
         cli_err(&[]),
         "missing command (one of list, images, info, create, start, pause, resume, reset, shutdown, \
-         destroy, clone); run mica --help for the commands"
+         destroy, clone, log); run mica --help for the commands"
     );
 }
 
@@ -568,4 +569,71 @@ fn kernel_option_mistakes_follow_the_usual_rules() {
         err("vm create lx --kernel k --initrd \"rd 1\""),
         "name \"rd 1\" is invalid: bad character ' '; use 1-31 of [A-Za-z0-9._-]"
     );
+}
+
+/// What a parsed command is, by its word (`vm images` and `images` are
+/// one command).
+fn kind(command: &Command) -> &'static str {
+    match command {
+        Command::Vm(vm) => vm.verb(),
+        Command::Console { .. } => "console",
+        Command::Mem => "mem",
+        Command::Help => "help",
+        Command::Halt => "halt",
+    }
+}
+
+#[test]
+fn every_command_in_help_parses_and_every_command_parsed_is_in_help() {
+    use mica_mgmt::parse::{SHELL_COMMANDS, VM_COMMANDS};
+    let entries = synopses(HELP, 0);
+    assert!(entries.len() >= 12, "{entries:?}");
+    let mut in_help = std::collections::BTreeSet::new();
+    for synopsis in &entries {
+        for (words, bare) in typed_forms(synopsis) {
+            let line = line(&words);
+            match parse_line(&line) {
+                Ok(Some(command)) => {
+                    in_help.insert(kind(&command));
+                }
+                other if bare => panic!("help shows {synopsis:?}, but {line:?} gives {other:?}"),
+                // An option alone may be refused for what it needs with
+                // it (--initrd needs --kernel), never as unknown.
+                Err(e) => assert!(
+                    !matches!(
+                        e.problem(),
+                        Problem::UnknownCommand { .. }
+                            | Problem::UnknownOption { .. }
+                            | Problem::ExtraArgument { .. }
+                            | Problem::MissingArgument { .. }
+                            | Problem::MissingValue { .. }
+                    ),
+                    "help shows {synopsis:?}, but {line:?}: {e}"
+                ),
+                Ok(None) => panic!("{line:?} is blank"),
+            }
+        }
+    }
+    let parsed: std::collections::BTreeSet<&str> = VM_COMMANDS
+        .iter()
+        .chain(SHELL_COMMANDS.iter().filter(|w| **w != "vm"))
+        .copied()
+        .collect();
+    assert_eq!(in_help, parsed, "help and the parser disagree");
+}
+
+#[test]
+fn log_takes_one_vm_name_in_the_shell_and_the_cli() {
+    assert_eq!(
+        ok("vm log web"),
+        Command::Vm(VmCommand::Log { name: name("web") })
+    );
+    assert_eq!(
+        parse_vm(["log", "web"], Surface::CLI),
+        Ok(VmCommand::Log { name: name("web") })
+    );
+    assert_eq!(err("vm log"), "missing NAME (usage: vm log NAME)");
+    assert!(err("vm log a b").starts_with("unexpected argument"));
+    assert!(cli_err(&["log"]).ends_with("(usage: mica --socket SOCKET log NAME)"));
+    assert!(err("log web").contains("did you mean \"vm log\"?"));
 }

@@ -1,4 +1,4 @@
-//! The VM-control calls of `ipc::syscall` (12-19, 30-33, 35, 36, 38, 46), one safe wrapper
+//! The VM-control calls of `ipc::syscall` (12-19, 30-33, 35, 36, 38, 46, 47-49), one safe wrapper
 //! each, the device service's `vm_set_external_irq` (29) and
 //! `platform_info` (34, any task). They need the
 //! VM_CONTROL kernel right (the vm-manager holds it; GUEST_IRQ for 29); a
@@ -85,6 +85,45 @@ pub fn vm_write_ram(vm: VmId, offset: u64, bytes: &[u8]) -> Result<(), Error> {
         let at = offset_arg(at)?;
         with_page(|page| page[..chunk.len()].copy_from_slice(chunk));
         vm_call(Sysno::VmWriteRam, vm, at, chunk.len())?;
+    }
+    Ok(())
+}
+
+/// Lets the tasks serving the endpoints in `endpoints` (bit `n` =
+/// endpoint number `n`: device models) read and write `vm`'s RAM
+/// (`vm_ram_read`, `vm_ram_write`) until the VM is reset or destroyed; 0
+/// revokes the grant.
+pub fn vm_grant_ram(vm: VmId, endpoints: u64) -> Result<(), Error> {
+    let mask = usize::try_from(endpoints).map_err(|_| Error::InvalidArgument)?;
+    vm_call(Sysno::VmGrantRam, vm, mask, 0).map(|_| ())
+}
+
+fn gpa_arg(gpa: u64, done: usize) -> Result<usize, Error> {
+    gpa.checked_add(done as u64)
+        .ok_or(Error::InvalidRange)
+        .and_then(|at| usize::try_from(at).map_err(|_| Error::InvalidRange))
+}
+
+/// Reads `out.len()` bytes of `vm`'s RAM at guest-physical `gpa` (a page at
+/// a time, through the IPC buffer page: whatever it held is gone). Needs a
+/// `vm_grant_ram` naming the endpoint this task serves.
+pub fn vm_ram_read(vm: VmId, gpa: u64, out: &mut [u8]) -> Result<(), Error> {
+    for (i, chunk) in out.chunks_mut(IPC_BUFFER_SIZE).enumerate() {
+        let at = gpa_arg(gpa, i * IPC_BUFFER_SIZE)?;
+        vm_call(Sysno::VmRamRead, vm, at, chunk.len())?;
+        with_page(|page| chunk.copy_from_slice(&page[..chunk.len()]));
+    }
+    Ok(())
+}
+
+/// Writes `data` to `vm`'s RAM at guest-physical `gpa` (a page at a time,
+/// through the IPC buffer page). Needs a `vm_grant_ram` naming the
+/// endpoint this task serves.
+pub fn vm_ram_write(vm: VmId, gpa: u64, data: &[u8]) -> Result<(), Error> {
+    for (i, chunk) in data.chunks(IPC_BUFFER_SIZE).enumerate() {
+        let at = gpa_arg(gpa, i * IPC_BUFFER_SIZE)?;
+        with_page(|page| page[..chunk.len()].copy_from_slice(chunk));
+        vm_call(Sysno::VmRamWrite, vm, at, chunk.len())?;
     }
     Ok(())
 }

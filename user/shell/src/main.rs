@@ -38,10 +38,14 @@ mod task {
         }
     }
 
-    fn main(_start: Start) -> u32 {
+    fn main(start: Start) -> u32 {
         let mut shell = Shell::new();
         let mut machine = Machine;
-        shell.start(&mut machine);
+        if start.restarts > 0 {
+            shell.start_again(&mut machine);
+        } else {
+            shell.start(&mut machine);
+        }
         let mut buf = [0u8; 16];
         loop {
             let n = match console::read(&mut buf) {

@@ -1,7 +1,12 @@
 //! The shell's command loop: typed bytes in, through the line editor, to
-//! `vm ...` requests, `images`, `console NAME` attachment, `mem`, `help` and `halt`; every
+//! `vm ...` requests (`vm log NAME` reads a VM's recent output back),
+//! `images`, `console NAME` attachment, `mem`, `help` and `halt`; every
 //! result printed with mica-mgmt's formatters and every failure as one
 //! `error: ...` line.
+//!
+//! While the console is attached to a VM, only that VM's lines are shown:
+//! the shell gives it the console's focus (`ConsoleFocus`), so the device
+//! service holds the other VMs' lines and prints them at detach.
 
 use core::fmt::{self, Write};
 
@@ -10,6 +15,7 @@ use ipc::{VmId, WireName};
 use mica_mgmt::command::{Reply, ReplyError, check_stats, stats_request, wants_image_list};
 use mica_mgmt::errors::ErrorMessage;
 use mica_mgmt::images::{ImageChoices, ImageTable};
+use mica_mgmt::log::{LogPart, LogReader};
 use mica_mgmt::parse::HELP;
 use mica_mgmt::table::{DoneLine, InfoBlock, MemoryLine, StatsBlock, VmTable};
 use mica_mgmt::{Command, ImagesPager, ListPager, VmCommand, parse_line};
@@ -98,6 +104,20 @@ impl Shell {
         hv.print(PROMPT);
     }
 
+    /// Starts as the supervisor's new copy of a shell that died, perhaps
+    /// while attached: the console focus is taken back first, so the
+    /// other VMs' held lines are printed and every VM's show again.
+    pub fn start_again<H: Hypervisor>(&mut self, hv: &mut H) {
+        if let Err(e) = focus(hv, None) {
+            let mut out = Out {
+                hv,
+                line: heapless::String::new(),
+            };
+            let _ = writeln!(out, "error: cannot show every VM's lines again: {e}");
+        }
+        self.start(hv);
+    }
+
     /// Takes typed `bytes`: edits the line and runs it at Enter, or, while
     /// attached, forwards them to the VM until the escape byte.
     pub fn feed<H: Hypervisor>(&mut self, bytes: &[u8], hv: &mut H) -> Flow {
@@ -176,6 +196,17 @@ impl Shell {
         if escape.is_some() {
             self.attached = None;
             hv.print("\nconsole detached\n");
+            // The other VMs' lines held meanwhile are printed now.
+            if let Err(e) = focus(hv, None) {
+                let mut out = Out {
+                    hv,
+                    line: heapless::String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "error: the other VMs' lines may still be held: {e}; attach and detach again"
+                );
+            }
             hv.print(PROMPT);
         }
         rest
@@ -213,6 +244,7 @@ impl Shell {
             }
             Command::Vm(VmCommand::List) => list(&mut out),
             Command::Vm(VmCommand::Images) => images(&mut out),
+            Command::Vm(command @ VmCommand::Log { .. }) => log(&command, &mut out),
             Command::Vm(command) => {
                 let _ = run_vm(&command, &mut out, true);
             }
@@ -226,11 +258,28 @@ impl Shell {
                         out,
                         "console attached to {name}'s UART: type Ctrl-] to detach"
                     );
+                    out.flush();
+                    if let Err(e) = focus(out.hv, Some(name.to_wire())) {
+                        let _ = writeln!(
+                            out,
+                            "error: the other VMs' lines cannot be held while attached: {e}"
+                        );
+                    }
                 }
             }
         }
         out.flush();
         Flow::Continue
+    }
+}
+
+/// Gives the console's focus to the VM called `name` (only its lines are
+/// shown), or takes it away (`None`: every VM's, the held lines first).
+fn focus<H: Hypervisor>(hv: &mut H, name: Option<WireName>) -> Result<(), ipc::Error> {
+    match hv.vm(&Request::ConsoleFocus { name })? {
+        Response::Ok => Ok(()),
+        Response::Err(e) => Err(e),
+        _ => Err(ipc::Error::Malformed),
     }
 }
 
@@ -351,6 +400,39 @@ fn show_stats<H: Hypervisor>(name: &dyn fmt::Display, request: &Request, out: &m
             let _ = writeln!(out, "error: cannot read {name}'s exit figures: {error}");
         }
     }
+}
+
+/// `vm log NAME`: the VM's recent output, a line each as `NAME log | ...`
+/// (told apart from its live `NAME | ...` lines, which may come between
+/// them), then `NAME log: end`.
+fn log<H: Hypervisor>(command: &VmCommand, out: &mut Out<'_, H>) {
+    let VmCommand::Log { name } = command else {
+        return;
+    };
+    let mut reader = LogReader::new(name.clone());
+    while let Some(request) = reader.next_request() {
+        let response = match out.hv.vm(&request) {
+            Ok(response) => response,
+            Err(e) => {
+                let _ = writeln!(out, "error: cannot reach the vm-manager: {e}");
+                return;
+            }
+        };
+        let shown = reader.accept(response, &mut |part| {
+            let _ = match part {
+                LogPart::Lost(n) => writeln!(
+                    out,
+                    "{name} log: the first {n} bytes of its output are no longer kept"
+                ),
+                LogPart::Line(text) => writeln!(out, "{name} log | {text}"),
+            };
+        });
+        if let Err(error) = shown {
+            refused(out, command, error);
+            return;
+        }
+    }
+    let _ = writeln!(out, "{name} log: end");
 }
 
 /// `vm list`: every page, then one table.

@@ -348,3 +348,53 @@ fn a_create_without_a_known_image_lists_the_images() {
     let (_, shown) = typed(&mut shell, &mut hv, "vm create sos\n");
     assert_eq!(shown.lines().nth(1), Some("sos created"), "{shown}");
 }
+
+#[test]
+fn vm_log_prints_the_vms_recent_output_and_refuses_an_unknown_vm() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    typed(&mut shell, &mut hv, "vm create rtvm\n");
+    // The stand-in's console echoes what is typed at it: a guest's output.
+    typed(&mut shell, &mut hv, "console rtvm\nhello\r\n\x1b[2J$ \x1d");
+    let (_, shown) = typed(&mut shell, &mut hv, "vm log rtvm\n");
+    assert_eq!(
+        shown,
+        "vm log rtvm\nrtvm log | hello\nrtvm log | \\x1b[2J$ \nrtvm log: end\nmica> "
+    );
+    let (_, shown) = typed(&mut shell, &mut hv, "vm log ghost\n");
+    assert_eq!(shown, "vm log ghost\nerror: no VM named ghost\nmica> ");
+    let (_, shown) = typed(&mut shell, &mut hv, "vm log sos\n");
+    assert!(
+        shown.contains("error: sos is powered-off: cannot show its log"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn an_attached_console_has_the_focus_until_it_detaches() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    typed(&mut shell, &mut hv, "vm create rtvm\n");
+    let focus = |hv: &Fake| -> Vec<Option<String>> {
+        hv.sent
+            .iter()
+            .filter_map(|request| match request {
+                Request::ConsoleFocus { name } => Some(name.as_ref().map(|n| n.as_str().into())),
+                _ => None,
+            })
+            .collect()
+    };
+    typed(&mut shell, &mut hv, "console ghost\n");
+    assert!(focus(&hv).is_empty(), "no focus for a VM that is not there");
+    typed(&mut shell, &mut hv, "console rtvm\n");
+    assert_eq!(focus(&hv), [Some("rtvm".into())]);
+    let (_, shown) = typed(&mut shell, &mut hv, "\x1d");
+    assert_eq!(focus(&hv), [Some("rtvm".into()), None]);
+    assert_eq!(shown, "\nconsole detached\nmica> ");
+}
+
+#[test]
+fn a_restarted_shell_takes_the_console_focus_back_before_its_prompt() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    shell.start_again(&mut hv);
+    assert_eq!(hv.sent, [Request::ConsoleFocus { name: None }]);
+    assert_eq!(hv.printed, "mica> ");
+}

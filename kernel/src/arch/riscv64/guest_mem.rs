@@ -244,6 +244,17 @@ impl GuestVm {
         self.copy_in(offset, image)
     }
 
+    /// The `len` bytes of RAM at guest-physical `gpa` a device model reads
+    /// or writes (`vm_ram_read`, `vm_ram_write`), checked by
+    /// `boot_ranges::dma_offset`.
+    pub fn dma_window(&mut self, gpa: u64, len: usize) -> Result<&mut [u8], Error> {
+        let offset = boot_ranges::dma_offset(GUEST_RAM_BASE, self.vm.ram_bytes, gpa, len as u64)?;
+        // SAFETY: `ram + offset .. + len` lies inside this VM's RAM (checked
+        // above): identity-mapped frames it owns, touched while its vCPU is
+        // out of the guest (this CPU runs the system call).
+        Ok(unsafe { core::slice::from_raw_parts_mut((self.ram + offset) as *mut u8, len) })
+    }
+
     /// `vm_write_ram`: copies `bytes` (a chunk of a device tree) to
     /// `offset` in RAM, below the generation-ID page.
     pub fn write_ram(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {

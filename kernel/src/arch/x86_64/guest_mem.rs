@@ -30,6 +30,7 @@ use super::virt::{self, Backend};
 use super::vmx_controls::Controls;
 use super::{vmx, vmx_vcpu};
 use crate::frame::FrameAllocator;
+use crate::vm::boot_ranges::dma_offset;
 use crate::vm::ioreq_path::VcpuRun;
 use crate::vm::posted::Posting;
 use crate::vm::tlb_tag::TlbTag;
@@ -456,6 +457,17 @@ impl GuestVm {
             return Err(Error::InvalidArgument);
         }
         self.load_image(image)
+    }
+
+    /// The `len` bytes of RAM at guest-physical `gpa` a device model reads
+    /// or writes (`vm_ram_read`, `vm_ram_write`), checked by
+    /// `boot_ranges::dma_offset`.
+    pub fn dma_window(&mut self, gpa: u64, len: usize) -> Result<&mut [u8], Error> {
+        let offset = dma_offset(GUEST_RAM_BASE, self.vm.ram_bytes, gpa, len as u64)?;
+        // SAFETY: `ram + offset .. + len` lies inside this VM's RAM (checked
+        // above): identity-mapped frames it owns, touched while its vCPU is
+        // out of the guest (this CPU runs the system call).
+        Ok(unsafe { core::slice::from_raw_parts_mut((self.ram + offset) as *mut u8, len) })
     }
 
     /// `vm_write_ram`: copies `bytes` into RAM at `offset`, which must end

@@ -7,9 +7,15 @@
 //! the VM's external interrupt from the device lines; every change goes to
 //! the kernel with `vm_set_external_irq` (GUEST_IRQ right).
 //!
-//! Not yet wired: guest memory. Virtio devices need RAM grants from the
-//! vm-manager, which do not exist yet, so no VM has memory here and virtio
-//! queues fail.
+//! Guest memory: the vm-manager grants each VM's RAM to this service's
+//! endpoint (`vm_grant_ram`); the virtio devices reach it with
+//! `vm_ram_read` / `vm_ram_write`, which the kernel checks against the
+//! grant and the VM's RAM. A refused access (no grant, or a descriptor
+//! outside RAM) is the model's `OutOfRange`: the device goes to
+//! NEEDS_RESET, the service carries on. Those calls pass the bytes through
+//! the IPC buffer page, so a model reads its request out of the buffer
+//! before it touches guest memory (as it does before calling the rng
+//! service for entropy).
 //!
 //! Entropy (virtio-rng, the generation-ID device's first ID) comes from the
 //! kernel's hardware source (ENTROPY right), else from the host's
@@ -23,7 +29,7 @@
 mod task {
     use devices::bus::EntropySource;
     use devices::console_lines::ConsoleSink;
-    use devices::memory::GuestMemory;
+    use devices::memory::{GuestMemory, OutOfRange};
     use devices::service::{DeviceService, GuestMemoryProvider, IrqSink};
     use ipc::VmId;
     use ipc::devices::IrqEvent;
@@ -57,12 +63,37 @@ mod task {
         }
     }
 
-    /// No VM has granted its RAM to this service yet.
-    struct NoRam;
+    /// A VM's RAM through the kernel's checked copy calls.
+    struct GrantedRam(VmId);
 
-    impl GuestMemoryProvider for NoRam {
-        fn memory(&mut self, _vm: VmId) -> Option<&mut dyn GuestMemory> {
-            None
+    impl GuestMemory for GrantedRam {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), OutOfRange> {
+            mica_rt::vm::vm_ram_read(self.0, addr, buf).map_err(|_| refused(addr, buf.len()))
+        }
+
+        fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), OutOfRange> {
+            mica_rt::vm::vm_ram_write(self.0, addr, data).map_err(|_| refused(addr, data.len()))
+        }
+    }
+
+    fn refused(addr: u64, len: usize) -> OutOfRange {
+        OutOfRange {
+            addr,
+            len: len as u64,
+        }
+    }
+
+    /// Every VM's RAM as the kernel lets this service reach it: the
+    /// kernel, not this service, knows which VMs granted theirs.
+    struct KernelRam {
+        /// The VM asked for last.
+        current: GrantedRam,
+    }
+
+    impl GuestMemoryProvider for KernelRam {
+        fn memory(&mut self, vm: VmId) -> Option<&mut dyn GuestMemory> {
+            self.current = GrantedRam(vm);
+            Some(&mut self.current)
         }
     }
 
@@ -76,7 +107,7 @@ mod task {
         }
     }
 
-    type Devices = DeviceService<Console, KernelIrqs, NoRam, Entropy>;
+    type Devices = DeviceService<Console, KernelIrqs, KernelRam, Entropy>;
 
     /// The service state (about 78 KiB: more than the 64 KiB stack).
     static SERVICE: StaticSlot<Devices> = StaticSlot::new();
@@ -91,8 +122,11 @@ mod task {
             ),
             Err(e) => warn!("virtio-rng devices will give guests no bytes: {e}"),
         }
+        let ram = KernelRam {
+            current: GrantedRam(VmId(0)),
+        };
         let built =
-            SERVICE.init_with(|| DeviceService::new(Console, KernelIrqs, NoRam, Entropy(entropy)));
+            SERVICE.init_with(|| DeviceService::new(Console, KernelIrqs, ram, Entropy(entropy)));
         let Some(service) = built else {
             warn!("service state already in use");
             return 1;

@@ -53,6 +53,9 @@ mod task {
         fn vm_set_dtb(&mut self, vm: VmId, dtb: &[u8]) -> Result<(), Error> {
             vm::vm_set_dtb(vm, dtb).map(|_| ())
         }
+        fn vm_grant_ram(&mut self, vm: VmId, endpoints: u64) -> Result<(), Error> {
+            vm::vm_grant_ram(vm, endpoints)
+        }
         fn vm_start(&mut self, vm: VmId, entry: u64, dtb: u64) -> Result<(), Error> {
             vm::vm_start(vm, entry, dtb)
         }

@@ -96,6 +96,8 @@ pub struct FakePlatform {
     pub stats: BTreeMap<u16, VmStats>,
     /// The boot image's guest images, in order (`guest_image`).
     pub guest_images: Vec<ipc::vm::GuestImage>,
+    /// Every `console_focus` asked for, in order.
+    pub focus: Vec<Option<u16>>,
 }
 
 impl FakePlatform {
@@ -217,7 +219,12 @@ impl Platform for FakePlatform {
         Ok(())
     }
 
-    fn register_devices(&mut self, vm: VmId, name: &VmName) -> Result<(), ipc::Error> {
+    fn register_devices(
+        &mut self,
+        vm: VmId,
+        name: &VmName,
+        _disk: Option<u8>,
+    ) -> Result<(), ipc::Error> {
         self.record(CallKind::RegisterDevices, vm)?;
         self.acquire(vm, Resource::Devices);
         self.device_names.insert(vm.0, name.as_str().to_string());
@@ -297,6 +304,14 @@ impl Platform for FakePlatform {
         Ok(())
     }
 
+    fn console_focus(&mut self, vm: Option<VmId>) -> Result<(), ipc::Error> {
+        if let Some(vm) = vm {
+            assert!(self.has(vm, Resource::Devices), "focus without devices");
+        }
+        self.focus.push(vm.map(|vm| vm.0));
+        Ok(())
+    }
+
     fn console_output(&mut self, vm: VmId, from: u64) -> Result<ConsoleChunk, ipc::Error> {
         assert!(
             self.has(vm, Resource::Devices),
@@ -368,6 +383,7 @@ pub const SCENARIO: &[StaticVmConfig] = &[
         vcpus: 2,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
         linux: None,
+        disk: None,
     },
     StaticVmConfig {
         name: "rtvm",
@@ -376,6 +392,7 @@ pub const SCENARIO: &[StaticVmConfig] = &[
         vcpus: 1,
         flags: VmFlags::STATIC,
         linux: None,
+        disk: None,
     },
 ];
 
@@ -458,6 +475,10 @@ pub fn console_output(name: &str, from: u64) -> Request {
         name: w(name),
         from,
     }
+}
+
+pub fn console_focus(name: Option<&str>) -> Request {
+    Request::ConsoleFocus { name: name.map(w) }
 }
 
 pub fn stats(name: &str) -> Request {
