@@ -79,10 +79,10 @@ fn wire_bytes_are_pinned() {
         frame_of(&Request::Images { from: 0 }),
         [0x03, 0x05, 0x0e, 0x01, 0x00]
     );
-    // Events { from: 0 }: version 5, variant 15, from 0 stuffed.
+    // Events { from: 0 }: version 5, variant 16, from 0 stuffed.
     assert_eq!(
         frame_of(&Request::Events { from: 0 }),
-        [0x03, 0x05, 0x0f, 0x01, 0x00]
+        [0x03, 0x05, 0x10, 0x01, 0x00]
     );
     let mut buf: FrameBuf = [0; MAX_FRAME];
     assert_eq!(frame::version_notice(&mut buf), [0x02, VERSION, 0x00]);

@@ -634,6 +634,6 @@ fn log_takes_one_vm_name_in_the_shell_and_the_cli() {
     );
     assert_eq!(err("vm log"), "missing NAME (usage: vm log NAME)");
     assert!(err("vm log a b").starts_with("unexpected argument"));
-    assert!(cli_err(&["log"]).ends_with("(usage: mica --socket SOCKET log NAME)"));
+    assert!(cli_err(&["log"]).ends_with("(usage: mica log NAME)"));
     assert!(err("log web").contains("did you mean \"vm log\"?"));
 }
