@@ -69,6 +69,10 @@ fn check_shown(response: &vm::Response) {
             assert!(!line.chars().any(char::is_control), "{line:?}");
             return;
         }
+        vm::Response::Events(page) => {
+            check_events(page);
+            return;
+        }
         vm::Response::Ended(exit) => {
             let text = format!("{exit} / {}", exit.short());
             assert!(printable(&text) && !text.contains('\n'), "{text:?}");
@@ -87,6 +91,26 @@ fn check_shown(response: &vm::Response) {
         let mut line = String::new();
         json::write_vm(&mut line, vm).expect("writes to a String");
         assert!(!line.chars().any(char::is_control), "{line:?}");
+    }
+}
+
+/// A page of events as `mica events` shows it: each a line of text without
+/// a control character and a line of JSON; and a reader takes the page,
+/// or refuses it, without panicking, wherever it stood.
+fn check_events(page: &vm::EventPage) {
+    use mica_mgmt::events::{EventCursor, EventLine, write_event};
+    for event in &page.events {
+        let text = EventLine(event).to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        let mut line = String::new();
+        write_event(&mut line, event).expect("writes to a String");
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+    }
+    for mut cursor in [EventCursor::from_now(), EventCursor::from_oldest()] {
+        let response = vm::Response::Events(page.clone());
+        if cursor.accept(response.clone()).is_ok() {
+            let _ = cursor.accept(response);
+        }
     }
 }
 

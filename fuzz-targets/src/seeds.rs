@@ -133,6 +133,8 @@ fn vm_requests() -> Vec<vm::Request> {
         },
         vm::Request::Stats { name: name("vm0") },
         vm::Request::Images { from: 7 },
+        vm::Request::Events { from: u64::MAX },
+        vm::Request::Events { from: 12 },
     ]
 }
 
@@ -185,6 +187,31 @@ fn vm_responses() -> Vec<vm::Response> {
             pc: u64::MAX,
         }),
         vm::Response::Ended(vm::LastExit::Destroyed),
+        vm::Response::Events(vm::EventPage {
+            events: heapless::Vec::from_slice(&[
+                vm::VmEvent {
+                    seq: 12,
+                    name: name("vm0"),
+                    change: vm::VmChange::Reset {
+                        new_generation_id: true,
+                    },
+                    state: VmState::Started,
+                },
+                vm::VmEvent {
+                    seq: 13,
+                    name: name("vm0"),
+                    change: vm::VmChange::Exited {
+                        exit: fault,
+                        uptime_ms: Some(12_340),
+                    },
+                    state: VmState::PoweredOff,
+                },
+            ])
+            .expect("fits"),
+            next: 14,
+            lost: 3,
+            incarnation: 2,
+        }),
         vm::Response::Err(Error::InvalidName),
         vm::Response::Err(Error::NoImageGiven),
         vm::Response::Images {

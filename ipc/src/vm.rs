@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::devices::ConsoleChunk;
 use crate::{Error, VmId, WireName};
 
+pub mod events;
+
+pub use events::{EVENT_HISTORY, EVENTS_PAGE, EventPage, VmChange, VmEvent};
+
 /// How many VMs one `List` response carries; ask again from `next` for more.
 /// (Four of the widest [`VmInfo`], each with a [`LastExit`] and its time,
 /// fit one message.)
@@ -622,6 +626,15 @@ pub enum Request {
         /// The VM whose lines alone are shown; `None`: every VM's again.
         name: Option<WireName>,
     },
+    /// Read the VMs' state changes from sequence number `from` on
+    /// (answered with `Events`; see [`events`] for how a
+    /// reader follows them).
+    Events {
+        /// The first event wanted: `u64::MAX` for none yet (only where the
+        /// next will be), 0 for every one kept, then the last answer's
+        /// `next`.
+        from: u64,
+    },
 }
 
 /// The vm-manager's answer.
@@ -661,6 +674,8 @@ pub enum Response {
         /// Ask `Images { from: next }` for more; `None` at the end.
         next: Option<u16>,
     },
+    /// A page of VM state changes (answer to `Events`).
+    Events(EventPage),
 }
 
 #[cfg(test)]

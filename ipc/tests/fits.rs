@@ -68,6 +68,35 @@ fn fullest_console_chunk() -> ConsoleChunk {
     }
 }
 
+/// A full page of the widest events: the longest name, a stop with the
+/// widest cause and time.
+fn fullest_event_page() -> vm::EventPage {
+    let widest = vm::VmEvent {
+        seq: u64::MAX,
+        name: longest_name(),
+        change: vm::VmChange::Exited {
+            exit: vm::LastExit::Stopped {
+                cause: vm::StopCause::UndecodableMmio {
+                    gpa: u64::MAX,
+                    insn: u64::MAX,
+                },
+                pc: u64::MAX,
+            },
+            uptime_ms: Some(u64::MAX),
+        },
+        state: VmState::PoweredOff,
+    };
+    let mut events = heapless::Vec::new();
+    while events.push(widest.clone()).is_ok() {}
+    assert_eq!(events.len(), vm::EVENTS_PAGE);
+    vm::EventPage {
+        events,
+        next: u64::MAX,
+        lost: u64::MAX,
+        incarnation: u32::MAX,
+    }
+}
+
 /// A full `WriteBatch` of the widest writes.
 fn fullest_batch() -> heapless::Vec<BatchWrite, MAX_BATCH> {
     let widest = BatchWrite {
@@ -128,6 +157,7 @@ fn every_vm_message_fits() {
             from: u64::MAX,
         },
         vm::Request::Stats { name: n() },
+        vm::Request::Events { from: u64::MAX },
     ] {
         assert_fits(msg);
     }
@@ -153,6 +183,7 @@ fn every_vm_message_fits() {
         pc: u64::MAX,
     }));
     assert_fits(vm::Response::Err(widest_error()));
+    assert_fits(vm::Response::Events(fullest_event_page()));
     assert_fits(vm::Response::ConsoleOutput(fullest_console_chunk()));
     assert_fits(vm::Response::Stats(VmStats {
         device_exits: u64::MAX,

@@ -37,7 +37,7 @@ fn info() -> VmInfo {
 #[test]
 fn vm_request_discriminants_are_pinned() {
     let n = name;
-    let cases: [(vm::Request, u8); 16] = [
+    let cases: [(vm::Request, u8); 17] = [
         (
             vm::Request::Create {
                 name: n(),
@@ -78,6 +78,7 @@ fn vm_request_discriminants_are_pinned() {
         (vm::Request::ServiceRestarted { endpoint: 1 }, 13),
         (vm::Request::Images { from: 0 }, 14),
         (vm::Request::ConsoleFocus { name: None }, 15),
+        (vm::Request::Events { from: 0 }, 16),
     ];
     for (msg, byte) in cases {
         assert_eq!(first_byte(&msg), byte, "{msg:?}");
@@ -129,6 +130,50 @@ fn vm_response_discriminants_are_pinned() {
         next: None,
     };
     assert_eq!(first_byte(&images), 7);
+    let events = vm::Response::Events(vm::EventPage::default());
+    assert_eq!(first_byte(&events), 8);
+}
+
+#[test]
+fn event_bytes_are_pinned() {
+    let event = vm::VmEvent {
+        seq: 300,
+        name: name(),
+        change: vm::VmChange::Exited {
+            exit: vm::LastExit::Destroyed,
+            uptime_ms: None,
+        },
+        state: VmState::PoweredOff,
+    };
+    let mut buf = [0u8; 32];
+    // The varint sequence number, the name, the change (Exited = 5, then
+    // the exit and the absent time), the state.
+    assert_eq!(
+        encode(&event, &mut buf).unwrap(),
+        [0xac, 0x02, 3, b'v', b'm', b'0', 5, 4, 0, 0]
+    );
+    let changes = [
+        (vm::VmChange::Created, 0),
+        (vm::VmChange::Started, 1),
+        (vm::VmChange::Paused, 2),
+        (vm::VmChange::Resumed, 3),
+        (
+            vm::VmChange::Reset {
+                new_generation_id: true,
+            },
+            4,
+        ),
+    ];
+    for (change, byte) in changes {
+        assert_eq!(first_byte(&change), byte, "{change:?}");
+    }
+    let page = vm::EventPage {
+        events: heapless::Vec::new(),
+        next: 7,
+        lost: 2,
+        incarnation: 1,
+    };
+    assert_eq!(encode(&page, &mut buf).unwrap(), [0, 7, 2, 1]);
 }
 
 #[test]

@@ -83,6 +83,11 @@ impl Session {
         }
     }
 
+    /// The process id (to send it a signal: `kill -INT`).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Index of the next transcript line `expect` looks at (everything
     /// before it was seen and matched past).
     pub fn position(&self) -> usize {

@@ -4,9 +4,13 @@
 //! `mgmt` task through it: `list --json` with the exact VMs, `pause` seen
 //! by `info`, refused requests exiting 1 with their error line, and the
 //! guests still running afterwards; `mica console NAME` showing a VM's
-//! UART output and taking input; `mica log NAME` printing its recent
-//! output. Without the console the task says so
-//! once and the machine runs on. Run by `cargo xtask test`.
+//! UART output and taking input, and in a terminal (a pty) raw while
+//! attached, detached by Ctrl-] and restored; `mica log NAME` printing its
+//! recent output; `mica` without `--socket` at the default path; `mica
+//! events` following creates, starts, destroys and guests that end, in
+//! text and JSON, and going on across a restarted vm-manager. Without the
+//! console the task says so once and the machine runs on. Run by `cargo
+//! xtask test`.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::io::Write;
@@ -27,14 +31,14 @@ fn env(name: &str) -> String {
 
 /// QEMU with the hello scenario; with `socket`, the management console.
 fn boot(socket: Option<&Path>) -> Session {
-    let mut s = boot_image("MICA_BOOT_IMAGE_RISCV64", socket);
+    let mut s = boot_image("MICA_BOOT_IMAGE_RISCV64", socket, None);
     s.expect("vm-manager: vm1 started", BOOT).unwrap();
     s
 }
 
 /// QEMU with the boot image named by `image_var`; with `socket`, the
-/// management console.
-fn boot_image(image_var: &str, socket: Option<&Path>) -> Session {
+/// management console; with `cmdline`, that kernel command line.
+fn boot_image(image_var: &str, socket: Option<&Path>, cmdline: Option<&str>) -> Session {
     let kernel = env("MICA_KERNEL_RISCV64");
     let image = env(image_var);
     let mut command = Command::new("qemu-system-riscv64");
@@ -52,6 +56,9 @@ fn boot_image(image_var: &str, socket: Option<&Path>) -> Session {
             .args(["-chardev", &chardev])
             .args(["-device", "virtio-serial-device"])
             .args(["-device", "virtconsole,chardev=mgmt"]);
+    }
+    if let Some(cmdline) = cmdline {
+        command.args(["-append", cmdline]);
     }
     Session::spawn(command).unwrap()
 }
@@ -320,7 +327,7 @@ fn without_a_virtio_console_the_channel_is_off_and_guests_run() {
 #[ignore = "needs QEMU, the built kernel, the mica CLI and `cargo xtask guests`: run by `cargo xtask test`"]
 fn mica_console_is_interactive_with_the_linux_shell() {
     let socket = socket_path("linux");
-    let mut s = boot_image("MICA_BOOT_IMAGE_RISCV64_LINUX", Some(&socket));
+    let mut s = boot_image("MICA_BOOT_IMAGE_RISCV64_LINUX", Some(&socket), None);
     s.expect("mgmt: management channel on the virtio console", BOOT)
         .unwrap();
     s.expect("linux | mica-linux: init ready", Duration::from_secs(300))
@@ -341,5 +348,267 @@ fn mica_console_is_interactive_with_the_linux_shell() {
     // The hypervisor console shows the same line.
     s.expect("linux | mica-cli-42", Duration::from_secs(30))
         .unwrap();
+    let _ = std::fs::remove_file(&socket);
+}
+
+/// `mica` without `--socket`, in an environment whose only say about the
+/// socket is `vars` (a temporary runtime directory, never the user's).
+fn mica_default(vars: &[(&str, &Path)], args: &[&str]) -> Output {
+    let mut command = Command::new(env("MICA_CLI"));
+    command
+        .env_remove("MICA_SOCKET")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("HOME");
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let output = command
+        .args(["--timeout", "10"])
+        .args(args)
+        .output()
+        .unwrap();
+    println!(
+        "mica {args:?} with {vars:?}: {:?}\nstdout: {}stderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A directory of this test run that no other run uses.
+fn run_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mica-run-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The default socket path (`$XDG_RUNTIME_DIR/mica/mgmt.sock`, where
+/// `cargo xtask qemu` opens it) reaches the hypervisor with no `--socket`;
+/// `MICA_SOCKET` names another; nothing listening is an error that names
+/// the path it tried.
+#[test]
+#[ignore = "needs QEMU, the built kernel and the mica CLI: run by `cargo xtask test`"]
+fn mica_without_socket_uses_the_default_path() {
+    let runtime = run_dir("xdg");
+    let socket = runtime.join("mica").join("mgmt.sock");
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    let mut s = boot(Some(&socket));
+    s.expect("mgmt: management channel on the virtio console", BOOT)
+        .unwrap();
+
+    let list = mica_default(&[("XDG_RUNTIME_DIR", &runtime)], &["list"]);
+    assert_eq!(list.status.code(), Some(0));
+    let text = String::from_utf8(list.stdout).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("vm0 ")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("vm1 ")), "{text}");
+
+    let elsewhere = run_dir("empty");
+    let named = mica_default(
+        &[("XDG_RUNTIME_DIR", &elsewhere), ("MICA_SOCKET", &socket)],
+        &["info", "vm1"],
+    );
+    assert_eq!(named.status.code(), Some(0));
+
+    let nothing = mica_default(&[("XDG_RUNTIME_DIR", &elsewhere)], &["list"]);
+    assert_eq!(nothing.status.code(), Some(3));
+    let tried = elsewhere.join("mica").join("mgmt.sock");
+    assert_eq!(
+        String::from_utf8_lossy(&nothing.stderr),
+        format!(
+            "error: cannot reach the hypervisor at {}: No such file or directory (os error 2) \
+             (the default management socket: is Mica running? cargo xtask qemu opens it there; \
+             --socket SOCKET or MICA_SOCKET names another)\n",
+            tried.display()
+        )
+    );
+    let _ = std::fs::remove_dir_all(&runtime);
+    let _ = std::fs::remove_dir_all(&elsewhere);
+}
+
+/// `mica events` (text and `--json`) as a session: its lines as they come.
+fn follow_events(socket: &Path, json: bool) -> Session {
+    let mut command = Command::new(env("MICA_CLI"));
+    command
+        .arg("--socket")
+        .arg(socket)
+        .args(["--timeout", "10"]);
+    if json {
+        command.arg("--json");
+    }
+    command.arg("events");
+    let mut s = Session::spawn(command).unwrap();
+    // From this line on every change is seen.
+    s.expect("following VM events: Ctrl-C stops", BOOT).unwrap();
+    s
+}
+
+/// Ctrl-C ends `mica events` with status 0.
+fn interrupt(mut s: Session) {
+    let kill = Command::new("kill")
+        .args(["-INT", &s.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = s.wait_exit(TICKS).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+}
+
+/// `mica events` follows what the operator does and what guests do on
+/// their own: a create, start and destroy, a guest that powers itself off
+/// and one that Mica stops for a fault, with why, in text and in JSON.
+#[test]
+#[ignore = "needs QEMU, the built kernel and the mica CLI: run by `cargo xtask test`"]
+fn mica_events_follows_vm_state_changes() {
+    let socket = socket_path("events");
+    let mut s = boot(Some(&socket));
+    s.expect("mgmt: management channel on the virtio console", BOOT)
+        .unwrap();
+    let mut text = follow_events(&socket, false);
+    let mut json = follow_events(&socket, true);
+    let create = &["create", "ev", "--image", "hello", "--mem", "16"];
+    assert_eq!(mica(&socket, create).status.code(), Some(0));
+    assert_eq!(mica(&socket, &["start", "ev"]).status.code(), Some(0));
+    s.expect("ev | hello from ev", TICKS).unwrap();
+    assert_eq!(mica(&socket, &["destroy", "ev"]).status.code(), Some(0));
+    for (name, image) in [("offev", "ender"), ("crashev", "ender")] {
+        let create = &["create", name, "--image", image, "--mem", "16"];
+        assert_eq!(mica(&socket, create).status.code(), Some(0));
+        assert_eq!(mica(&socket, &["start", name]).status.code(), Some(0));
+    }
+
+    // Each line: the sequence number, the VM, what happened.
+    for what in [
+        " ev created",
+        " ev started",
+        " ev destroyed by the operator",
+        " offev powered off by the guest",
+        " crashev stopped by Mica: instruction guest page fault at 0x1000, no RAM or device there",
+    ] {
+        let line = text.expect(what, TICKS).unwrap();
+        let (seq, rest) = line.split_once(' ').unwrap();
+        assert!(seq.parse::<u64>().is_ok(), "{line:?}");
+        assert!(
+            what.starts_with(' ') && rest.starts_with(&what[1..]),
+            "{line:?}"
+        );
+    }
+    for what in [
+        r#""vm":"ev","event":"created","state":"created"}"#,
+        r#""vm":"ev","event":"started","state":"started"}"#,
+        r#""vm":"ev","event":"destroyed","state":"powered-off","exit":{"kind":"destroyed","detail":"destroyed by the operator"},"uptime_ms":null}"#,
+        r#""vm":"offev","event":"powered_off","state":"powered-off","exit":{"kind":"powered_off","detail":"powered off by the guest","reason":0},"uptime_ms":"#,
+        r#""vm":"crashev","event":"stopped","state":"powered-off","exit":{"kind":"stopped","detail":"stopped by Mica: instruction guest page fault at 0x1000, no RAM or device there"#,
+    ] {
+        let line = json.expect(what, TICKS).unwrap();
+        assert!(line.starts_with("{\"seq\":"), "{line:?}");
+        assert!(line.ends_with('}'), "{line:?}");
+    }
+    interrupt(text);
+    interrupt(json);
+    let _ = std::fs::remove_file(&socket);
+}
+
+/// `mica console NAME` in a terminal (a pty, from `script`): the terminal
+/// is raw while attached (typed text is not echoed by it, it goes to the
+/// guest), Ctrl-] detaches at once with stdin still open, and the
+/// terminal's settings afterwards are the ones it had before.
+#[test]
+#[ignore = "needs QEMU, the built kernel, the mica CLI and script(1): run by `cargo xtask test`"]
+fn mica_console_in_a_terminal_attaches_and_detaches_restoring_it() {
+    let socket = socket_path("pty");
+    let mut s = boot(Some(&socket));
+    s.expect("mgmt: management channel on the virtio console", BOOT)
+        .unwrap();
+    let create = &["create", "tty", "--image", "hello", "--mem", "16"];
+    assert_eq!(mica(&socket, create).status.code(), Some(0));
+    assert_eq!(mica(&socket, &["start", "tty"]).status.code(), Some(0));
+    s.expect("tty | hello from tty", TICKS).unwrap();
+
+    let inner = format!(
+        "echo before=$(stty -g); {} --socket {} --timeout 10 console tty; \
+         echo mica-exit=$?; echo after=$(stty -g)",
+        env("MICA_CLI"),
+        socket.display()
+    );
+    let mut script = Command::new("script");
+    script.args([
+        "--quiet",
+        "--flush",
+        "--return",
+        "--command",
+        &inner,
+        "/dev/null",
+    ]);
+    let mut c = Session::spawn_with_stdin(script).unwrap();
+    let before = c.expect("before=", TICKS).unwrap();
+    c.expect("console attached to tty: Ctrl-] detaches", TICKS)
+        .unwrap();
+    c.expect("tty: tick", TICKS).unwrap();
+    let attached = c.position();
+    c.send("not-echoed-by-the-terminal").unwrap();
+    c.send("\x1d").unwrap();
+    c.expect("console detached", TICKS).unwrap();
+    assert!(
+        !c.transcript()[attached..]
+            .iter()
+            .any(|l| l.contains("not-echoed-by-the-terminal")),
+        "the terminal echoed typed text: it was not raw {:?}",
+        c.transcript()
+    );
+    c.expect("mica-exit=0", TICKS).unwrap();
+    let after = c.expect("after=", TICKS).unwrap();
+    assert_eq!(
+        before.trim_start_matches("before="),
+        after.trim_start_matches("after="),
+        "the terminal's settings are restored"
+    );
+    let status = c.wait_exit(TICKS).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", c.transcript());
+    let _ = std::fs::remove_file(&socket);
+}
+
+/// `mica events` goes on across a vm-manager that dies and is restarted:
+/// it says so, and shows the restarted one's changes.
+#[test]
+#[ignore = "needs QEMU, the built kernel and the mica CLI: run by `cargo xtask test`"]
+fn mica_events_goes_on_across_a_restarted_vm_manager() {
+    let socket = socket_path("restart");
+    // The vm-manager is killed once, 8 s after the services started.
+    let mut s = boot_image(
+        "MICA_BOOT_IMAGE_RISCV64",
+        Some(&socket),
+        Some("mica.chaos=vm-manager@8000x1"),
+    );
+    s.expect("vm-manager: vm1 started", BOOT).unwrap();
+    s.expect("mgmt: management channel on the virtio console", BOOT)
+        .unwrap();
+    let mut text = follow_events(&socket, false);
+    let mut json = follow_events(&socket, true);
+    s.expect("(vm-manager) killed by fault injection", BOOT)
+        .unwrap();
+    s.expect_all(
+        &["vm-manager: vm0 taken over", "vm-manager: vm1 taken over"],
+        BOOT,
+    )
+    .unwrap();
+    let create = &["create", "after", "--image", "hello", "--mem", "16"];
+    assert_eq!(mica(&socket, create).status.code(), Some(0));
+    text.expect(
+        "[mica: the vm-manager restarted: the events before it are lost; mica list shows the VMs as they are]",
+        TICKS,
+    )
+    .unwrap();
+    text.expect("0 after created", TICKS).unwrap();
+    json.expect(r#"{"event":"lost","count":null}"#, TICKS)
+        .unwrap();
+    json.expect(
+        r#"{"seq":0,"vm":"after","event":"created","state":"created"}"#,
+        TICKS,
+    )
+    .unwrap();
+    interrupt(text);
+    interrupt(json);
     let _ = std::fs::remove_file(&socket);
 }

@@ -1,10 +1,13 @@
 //! Builds the bare-metal pieces the boot image is made of: guest programs
 //! as raw Linux-boot-protocol images (ELF flattened with llvm-objcopy).
+//! Each is a sub-step of building a boot image, which says so in one
+//! line: these run quietly (cargo `--quiet` still shows warnings and
+//! errors) and a failure names the command.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cmd::{cargo, run, workspace_root};
+use crate::cmd::{cargo, run_quiet, workspace_root};
 
 /// The target every RISC-V piece is built for.
 pub const RISCV_TARGET: &str = "riscv64gc-unknown-none-elf";
@@ -27,17 +30,7 @@ pub fn guest_raw(package: &str) -> Result<PathBuf, String> {
 /// Like [`guest_raw`] for the binary `bin` of `package` (a package may
 /// hold more than one guest).
 pub fn guest_bin_raw(package: &str, bin: &str) -> Result<PathBuf, String> {
-    run(
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            package,
-            "--target",
-            RISCV_TARGET,
-        ]),
-        &format!("build guest {package}"),
-    )?;
+    build_guest(package, RISCV_TARGET, &format!("build guest {package}"))?;
     let elf = riscv_elf(bin);
     let raw = elf.with_extension("bin");
     flatten(&elf, &raw)?;
@@ -53,10 +46,7 @@ pub fn x86_guest_raw(package: &str) -> Result<PathBuf, String> {
 /// Like [`x86_guest_raw`] for the binary `bin` of `package`.
 pub fn x86_guest_bin_raw(package: &str, bin: &str) -> Result<PathBuf, String> {
     let target = crate::x86::X86_TARGET;
-    run(
-        cargo().args(["build", "--release", "-p", package, "--target", target]),
-        &format!("build guest {package} (x86_64)"),
-    )?;
+    build_guest(package, target, &format!("build guest {package} (x86_64)"))?;
     let elf = workspace_root()
         .join("target")
         .join(target)
@@ -67,11 +57,27 @@ pub fn x86_guest_bin_raw(package: &str, bin: &str) -> Result<PathBuf, String> {
     Ok(raw)
 }
 
+/// `cargo build --quiet --release -p package --target target`.
+fn build_guest(package: &str, target: &str, what: &str) -> Result<(), String> {
+    run_quiet(
+        cargo().args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            package,
+            "--target",
+            target,
+        ]),
+        what,
+    )
+}
+
 /// Writes `elf` without symbols and debug information to `out` (a task's
 /// image in the boot image needs only its loadable segments).
 pub fn stripped(elf: &Path, out: &Path) -> Result<PathBuf, String> {
     let objcopy = llvm_tool("llvm-objcopy")?;
-    run(
+    run_quiet(
         Command::new(objcopy).arg("--strip-all").arg(elf).arg(out),
         "strip a task image",
     )?;
@@ -81,7 +87,7 @@ pub fn stripped(elf: &Path, out: &Path) -> Result<PathBuf, String> {
 /// `llvm-objcopy -O binary`: the loadable bytes from the lowest address on.
 pub fn flatten(elf: &Path, raw: &Path) -> Result<(), String> {
     let objcopy = llvm_tool("llvm-objcopy")?;
-    run(
+    run_quiet(
         Command::new(objcopy)
             .args(["-O", "binary"])
             .arg(elf)

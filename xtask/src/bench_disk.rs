@@ -239,7 +239,8 @@ mod tests {
             .map(|i| format!("echo 'linux | disk-time: {i}.00 {i}.5{i}'; "))
             .collect();
         let mut command = Command::new("sh");
-        command.args(["-c", &format!("cat > /dev/null & {script}")]);
+        // The lines first, then it reads what is typed until stdin closes.
+        command.args(["-c", &format!("{script} cat > /dev/null")]);
         let mut session = Session::spawn_with_stdin(command).unwrap();
         let times = timed_runs(&mut session, "linux | ").unwrap();
         assert_eq!(times, [500, 510, 520, 530, 540]);

@@ -37,13 +37,20 @@ pub fn build_kernel_for(target: &str, what: &str) -> Result<(), String> {
 /// what failed.
 pub fn run(command: &mut Command, what: &str) -> Result<(), String> {
     println!("xtask: {what}: {}", describe(command));
+    run_quiet(command, what)
+}
+
+/// Runs `command` without echoing it: a sub-step of a step that said
+/// what it does in one line (each of a dozen small tool runs would be
+/// noise). A failure names the command.
+pub fn run_quiet(command: &mut Command, what: &str) -> Result<(), String> {
     let status = command
         .status()
         .map_err(|e| format!("{what}: cannot start {}: {e}", describe(command)))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("{what} failed ({status})"))
+        Err(format!("{what} failed ({status}): {}", describe(command)))
     }
 }
 

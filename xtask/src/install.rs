@@ -4,20 +4,33 @@
 
 use std::process::Command;
 
-use crate::cmd::{on_path, run};
+use crate::cmd::{on_path, run, run_quiet};
 
 /// The bare-metal targets Mica builds for.
 pub const TARGETS: [&str; 2] = ["riscv64gc-unknown-none-elf", "x86_64-unknown-none"];
 
 /// Adds the bare-metal targets and the lint/format components to the active
 /// toolchain (a no-op when present; RUSTUP_AUTO_INSTALL=0 machines need it).
+/// One line says so; rustup itself is quiet (it has nothing to say when
+/// all is there, and shows its own progress only while downloading).
 pub fn rust_targets() -> Result<(), String> {
+    println!(
+        "xtask: rust targets ({}) and components (clippy, rustfmt, llvm-tools)",
+        TARGETS.join(", ")
+    );
     let mut add = Command::new("rustup");
-    add.args(["target", "add"]).args(TARGETS);
-    run(&mut add, "install rust targets")?;
+    add.args(["--quiet", "target", "add"]).args(TARGETS);
+    run_quiet(&mut add, "install rust targets")?;
     let mut components = Command::new("rustup");
-    components.args(["component", "add", "clippy", "rustfmt", "llvm-tools"]);
-    run(&mut components, "install rust components")
+    components.args([
+        "--quiet",
+        "component",
+        "add",
+        "clippy",
+        "rustfmt",
+        "llvm-tools",
+    ]);
+    run_quiet(&mut components, "install rust components")
 }
 
 const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/mica-backports.sources";

@@ -22,6 +22,7 @@ mod initramfs;
 mod install;
 mod kernel_lines;
 mod layers;
+mod mgmt_socket;
 mod options;
 mod qemu;
 mod soak;
@@ -40,6 +41,9 @@ commands:
            [--guest NAME=PATH[,mem=MiB][,disk=FILE]]  boot your raw image as VM NAME
            [--arch riscv64|x86_64]  x86_64: QEMU pc with SVM (default: riscv64)
            [--emulator qemu|bochs]  x86_64 only: bochs boots it with VMX
+           [--mgmt SOCKET | --no-mgmt]  riscv64: the management socket for
+             the mica CLI (default: $MICA_SOCKET, else
+             $XDG_RUNTIME_DIR/mica/mgmt.sock, else ~/.cache/mica/mgmt.sock)
   guests   fetch Debian's riscv64 Linux kernel and busybox into target/guests/
            and pack the busybox initramfs (cached: a second run downloads nothing)
   test     fmt check, layer check (check-layers), clippy -D warnings, host

@@ -1,7 +1,8 @@
 //! The options of `cargo xtask qemu`: which scenario file, guest images
 //! the user brings (`--guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...]`),
-//! the management socket (`--mgmt SOCKET`), and whether the console is a
-//! terminal (`--console tty|plain`; by default, whether stdin is one).
+//! the management socket (at its default path unless `--mgmt SOCKET`
+//! names another or `--no-mgmt` turns it off), and whether the console is
+//! a terminal (`--console tty|plain`; by default, whether stdin is one).
 //!
 //! A `--guest` file with a RISC-V Linux Image header becomes the VM's
 //! `kernel =` (packed as boot-image entry NAME, its initrd as NAME-initrd);
@@ -27,12 +28,25 @@ pub struct QemuOptions {
     pub scenario: Option<String>,
     /// Guests from the user's files, each a static VM of its own.
     pub guests: Vec<GuestSpec>,
-    /// `--mgmt SOCKET`: the Unix socket of the management channel (a
-    /// virtio console) that the `mica` CLI connects to.
-    pub mgmt: Option<PathBuf>,
+    /// The Unix socket of the management channel (a virtio console) that
+    /// the `mica` CLI connects to.
+    pub mgmt: Mgmt,
     /// `--console tty|plain`: how the kernel shows output beside the
     /// shell's prompt; `None`: what stdin is ([`ConsoleKind::of_stdin`]).
     pub console: Option<ConsoleKind>,
+}
+
+/// Where the management socket goes.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub enum Mgmt {
+    /// At the default path (`mica_cli::socket_path`), where `mica` looks
+    /// without `--socket`.
+    #[default]
+    Default,
+    /// `--mgmt SOCKET`.
+    At(PathBuf),
+    /// `--no-mgmt`: no management channel.
+    Off,
 }
 
 /// What reads Mica's console, passed to the kernel as `mica.console=`.
@@ -206,15 +220,19 @@ pub fn parse(args: &[String]) -> Result<QemuOptions, String> {
         match arg.as_str() {
             "--scenario" => options.scenario = Some(value("--scenario")?),
             "--guest" => options.guests.push(guest_spec(&value("--guest")?)?),
+            "--mgmt" | "--no-mgmt" if options.mgmt != Mgmt::Default => {
+                return Err(
+                    "give --mgmt SOCKET or --no-mgmt once: they say where the management socket goes, or that there is none".into(),
+                );
+            }
             "--mgmt" => {
                 let socket = value("--mgmt")?;
-                if socket.is_empty() || socket.contains(',') {
-                    return Err(format!(
-                        "--mgmt {socket:?}: give the path of a Unix socket (no commas: QEMU's option syntax)"
-                    ));
+                if socket.is_empty() {
+                    return Err("--mgmt \"\": give the path of a Unix socket".into());
                 }
-                options.mgmt = Some(PathBuf::from(socket));
+                options.mgmt = Mgmt::At(PathBuf::from(socket));
             }
+            "--no-mgmt" => options.mgmt = Mgmt::Off,
             "--console" => {
                 options.console = Some(match value("--console")?.as_str() {
                     "tty" => ConsoleKind::Tty,
@@ -228,7 +246,7 @@ pub fn parse(args: &[String]) -> Result<QemuOptions, String> {
             }
             other => {
                 return Err(format!(
-                    "`xtask qemu` does not know `{other}`; use --scenario NAME, --guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...], --mgmt SOCKET and --console tty|plain"
+                    "`xtask qemu` does not know `{other}`; use --scenario NAME, --guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...], --mgmt SOCKET, --no-mgmt and --console tty|plain"
                 ));
             }
         }
@@ -303,7 +321,7 @@ fn guest_spec(text: &str) -> Result<GuestSpec, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ConsoleKind, GuestSpec, parse};
+    use super::{ConsoleKind, GuestSpec, Mgmt, parse};
     use std::path::PathBuf;
 
     fn args(text: &str) -> Vec<String> {
@@ -350,11 +368,19 @@ mod tests {
     #[test]
     fn mgmt_names_the_management_socket() {
         let options = parse(&args("--mgmt /tmp/mica.sock --scenario default")).unwrap();
-        assert_eq!(options.mgmt, Some(PathBuf::from("/tmp/mica.sock")));
-        assert_eq!(parse(&args("")).unwrap().mgmt, None);
+        assert_eq!(options.mgmt, Mgmt::At(PathBuf::from("/tmp/mica.sock")));
+        assert_eq!(parse(&args("")).unwrap().mgmt, Mgmt::Default);
+        assert_eq!(parse(&args("--no-mgmt")).unwrap().mgmt, Mgmt::Off);
         let error = |text: &str| parse(&args(text)).unwrap_err();
         assert_eq!(error("--mgmt"), "--mgmt needs a value");
-        assert!(error("--mgmt a,b").contains("no commas"));
+        assert!(error("--mgmt /a --no-mgmt").starts_with("give --mgmt SOCKET or --no-mgmt once"));
+        assert!(error("--no-mgmt --mgmt /a").starts_with("give --mgmt SOCKET or --no-mgmt once"));
+        // QEMU's option syntax doubles a comma.
+        let qemu = crate::qemu::mgmt_args(std::path::Path::new("/tmp/a,b.sock"));
+        assert_eq!(
+            qemu[1],
+            "socket,id=mgmt,path=/tmp/a,,b.sock,server=on,wait=off"
+        );
         let qemu = crate::qemu::mgmt_args(std::path::Path::new("/tmp/mica.sock"));
         assert_eq!(
             qemu,

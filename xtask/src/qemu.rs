@@ -13,7 +13,8 @@ use crate::image::{
     service,
 };
 use crate::install;
-use crate::options::{self, GuestSpec};
+use crate::mgmt_socket;
+use crate::options::{self, GuestSpec, Mgmt};
 use vm_manager::scenario_file;
 
 #[path = "qemu_stdin.rs"]
@@ -36,6 +37,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     for guest in &options.guests {
         guest.check_file()?;
     }
+    // Claimed before the long build: a second `cargo xtask qemu` on the
+    // same path is refused at once.
+    let mgmt = claim_mgmt_socket(&options.mgmt)?;
     install::rust_targets()?;
     install::qemu()?;
     let kernel = build_kernel()?;
@@ -60,7 +64,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     .arg("-initrd")
     .arg(&image)
     .args(disks);
-    if let Some(socket) = &options.mgmt {
+    if let Some((socket, _claim)) = &mgmt {
         qemu.args(mgmt_args(socket));
     }
     let console = options
@@ -74,6 +78,36 @@ pub fn run(args: &[String]) -> Result<(), String> {
     } else {
         stdin::run(&mut qemu, "boot Mica on QEMU")
     }
+}
+
+/// The management socket's path, made ready for QEMU (see
+/// [`mgmt_socket::claim`]) and held until QEMU ends; `None` with
+/// `--no-mgmt`.
+fn claim_mgmt_socket(mgmt: &Mgmt) -> Result<Option<(PathBuf, mgmt_socket::Claim)>, String> {
+    let (path, change) = match mgmt {
+        Mgmt::Off => return Ok(None),
+        Mgmt::At(path) => (
+            path.clone(),
+            "give this one another path with --mgmt SOCKET, or --no-mgmt",
+        ),
+        Mgmt::Default => (
+            mica_cli::socket_path::from_env()
+                .map_err(|e| format!("{e}; or run without one: --no-mgmt"))?,
+            "give this one another path with --mgmt SOCKET (mica then needs --socket SOCKET or \
+             MICA_SOCKET), or --no-mgmt",
+        ),
+    };
+    let (claim, found) = mgmt_socket::claim(&path, change)?;
+    let stale = match found {
+        mgmt_socket::Found::Stale => ", replacing a stale one whose QEMU ended",
+        mgmt_socket::Found::Nothing => "",
+    };
+    let how = match mgmt {
+        Mgmt::Default => "mica finds it without --socket".to_string(),
+        _ => format!("mica --socket {}", path.display()),
+    };
+    println!("xtask: management socket {} ({how}{stale})", path.display());
+    Ok(Some((path, claim)))
 }
 
 /// QEMU's options for the scenario's disks (`disk =`), in the file's order
@@ -121,7 +155,7 @@ pub fn mgmt_args(socket: &std::path::Path) -> Vec<String> {
         "-chardev".into(),
         format!(
             "socket,id=mgmt,path={},server=on,wait=off",
-            socket.display()
+            socket.display().to_string().replace(',', ",,")
         ),
         "-device".into(),
         "virtio-serial-device".into(),
@@ -278,6 +312,10 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
     // GUEST_IRQ: the device service's PLIC models drive the VMs' external
     // interrupts. Each task is stripped into this scenario's directory, so
     // the next scenario's vm-manager build cannot replace this one's.
+    println!(
+        "xtask: build the test guests and pack the boot image into {}",
+        dir.display()
+    );
     let devices_rights = KernelRights::CONSOLE.union(KernelRights::GUEST_IRQ);
     let task = |package: &str| artifacts::stripped(&riscv_elf(package), &dir.join(package));
     let mut parts = core_services(task, devices_rights)?;

@@ -52,6 +52,10 @@ pub fn build_boot_image(scenario: &str) -> Result<PathBuf, String> {
             .join("release")
             .join(package)
     };
+    println!(
+        "xtask: build the x86 test guests and pack the boot image into {}",
+        dir.display()
+    );
     let task = |package: &str| artifacts::stripped(&elf(package), &dir.join(package));
     let mut parts = core_services(task, KernelRights::CONSOLE)?;
     parts.extend([

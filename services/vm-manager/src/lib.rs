@@ -20,6 +20,7 @@ pub mod boot_layout;
 pub mod config;
 pub mod creation;
 pub mod ended;
+pub mod events;
 pub mod genid;
 pub mod guest_dt;
 pub mod images;

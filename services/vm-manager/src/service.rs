@@ -4,12 +4,13 @@
 //! entry for pre-launched VMs.
 
 use ipc::devices::ConsoleChunk;
-use ipc::vm::{CreateOptions, Request, Response, VmKind, VmState, VmStats};
+use ipc::vm::{CreateOptions, Request, Response, VmChange, VmKind, VmState, VmStats};
 use ipc::{VmId, WireName};
 
 use crate::config::{DynamicDefaults, ScenarioError, StaticVmConfig, VmConfig, VmFlags};
 use crate::creation::{self, Contents};
 use crate::ended::EndedVms;
+use crate::events::EventLog;
 use crate::genid::{EntropySource, GenerationId};
 use crate::lifecycle::{LiveState, Operation, transition};
 use crate::name::VmName;
@@ -55,6 +56,8 @@ pub struct VmManager<P, E, const MAX_VM_NUM: usize = DEFAULT_MAX_VM_NUM> {
     defaults: DynamicDefaults,
     /// Dynamic VMs that ended lately, by name.
     ended: EndedVms,
+    /// The VMs' state changes, for `Events`.
+    events: EventLog,
 }
 
 /// A VM looked up by name: its slot and state.
@@ -79,6 +82,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             entropy,
             defaults: DynamicDefaults::default(),
             ended: EndedVms::new(),
+            events: EventLog::new(),
         })
     }
 
@@ -86,6 +90,13 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
     pub fn with_defaults(mut self, defaults: DynamicDefaults) -> Self {
         self.defaults = defaults;
         self
+    }
+
+    /// Names this life of the vm-manager (the task's restart count) in its
+    /// event pages, so that a reader that followed a former life notices
+    /// that the numbering started again.
+    pub fn set_incarnation(&mut self, incarnation: u32) {
+        self.events.set_incarnation(incarnation);
     }
 
     /// The platform (for the task binary's bookkeeping and for tests).
@@ -127,6 +138,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             Request::Clone { source, name } => self.clone_vm(&source, &name),
             Request::List { from } => Ok(self.list(from)),
             Request::Images { from } => self.images(from),
+            Request::Events { from } => Ok(Response::Events(self.events.read(from))),
             Request::Info { name } => self.info(&name),
             Request::ConsoleInput { name, bytes } => {
                 self.console_input(&name, &bytes).map(|()| Response::Ok)
@@ -172,6 +184,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             Request::Create { .. }
             | Request::List { .. }
             | Request::Images { .. }
+            | Request::Events { .. }
             | Request::ServiceRestarted { .. }
             | Request::ConsoleFocus { name: None } => None,
         }
@@ -201,6 +214,10 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
                     self.release(id);
                 })
             });
+            if result.is_ok() {
+                self.record_in(id, VmChange::Created, VmState::Created);
+                self.record(id, VmChange::Started);
+            }
             // At most one outcome per slot: never full.
             let _ = outcomes.push(PreLaunch { id, name, result });
         }
@@ -256,6 +273,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
                 return Err(ipc::Error::InvalidArgument);
             }
             self.launch_static(id)?;
+            self.record(id, VmChange::Created);
             return self.info_of(id);
         }
         let template = match &options.template {
@@ -273,6 +291,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         };
         let config = VmConfig::dynamic(name, options, template.as_ref(), &self.defaults)?;
         let id = self.create_dynamic(config, Contents::Image)?;
+        self.record(id, VmChange::Created);
         self.info_of(id)
     }
 
@@ -332,11 +351,15 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         let vm = self.find(name)?;
         if self.is_powered_off_static(vm.id) {
             self.launch_static(vm.id)?;
-            return self.start_vm(vm.id).inspect_err(|_| {
+            self.start_vm(vm.id).inspect_err(|_| {
                 self.release(vm.id);
-            });
+            })?;
+            self.record_in(vm.id, VmChange::Created, VmState::Created);
+        } else {
+            self.start_vm(vm.id)?;
         }
-        self.start_vm(vm.id)
+        self.record(vm.id, VmChange::Started);
+        Ok(())
     }
 
     /// Starts the VM in slot `id`.
@@ -361,14 +384,18 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         let vm = self.find(name)?;
         let next = transition(vm.state, Operation::Pause)?;
         self.platform.pause(vm.id)?;
-        self.set_state(vm, next)
+        self.set_state(vm, next)?;
+        self.record(vm.id, VmChange::Paused);
+        Ok(())
     }
 
     fn resume(&mut self, name: &WireName) -> Result<(), ipc::Error> {
         let vm = self.find(name)?;
         let next = transition(vm.state, Operation::Resume)?;
         self.platform.resume(vm.id)?;
-        self.set_state(vm, next)
+        self.set_state(vm, next)?;
+        self.record(vm.id, VmChange::Resumed);
+        Ok(())
     }
 
     /// Reboots in place. With `new_generation_id`, the platform learns the
@@ -376,7 +403,8 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
     /// ID is kept even if the reset then fails, so the record matches what
     /// the guest can read (a spurious change is always safe for a guest). If
     /// the platform's reset fails the VM keeps its state; if restarting a
-    /// reset VM fails it is left created and the error returned.
+    /// reset VM fails it is left created and the error returned. A reset
+    /// that happened is recorded, with the state it left the VM in.
     fn reset(&mut self, name: &WireName, new_generation_id: bool) -> Result<(), ipc::Error> {
         let mut vm = self.find(name)?;
         let next = transition(vm.state, Operation::Reset)?;
@@ -388,11 +416,15 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         }
         self.platform.reset(vm.id)?;
         self.set_state(vm, VmState::Created)?;
-        if next == VmState::Started {
-            self.platform.start(vm.id)?;
-            self.set_state(vm, VmState::Started)?;
-        }
-        Ok(())
+        let restarted = if next == VmState::Started {
+            self.platform
+                .start(vm.id)
+                .and_then(|()| self.set_state(vm, VmState::Started))
+        } else {
+            Ok(())
+        };
+        self.record(vm.id, VmChange::Reset { new_generation_id });
+        restarted
     }
 
     /// Powers off in order: a running VM's vCPUs are held first (nothing
@@ -410,14 +442,32 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
 
     /// `id`'s VM ends as `exit` (at `uptime_ms`, if known): a static VM
     /// keeps it as its last exit, a dynamic one's name goes into the
-    /// history.
+    /// history; the end is recorded as an event.
     fn note_end(&mut self, id: VmId, exit: ipc::vm::LastExit, uptime_ms: Option<u64>) {
         self.slots
             .set_last_exit(id, Some(ExitSeen { exit, uptime_ms }));
+        let change = VmChange::Exited { exit, uptime_ms };
+        self.record_in(id, change, VmState::PoweredOff);
         if let Some(entry) = self.slots.get(id)
             && entry.kind == VmKind::Dynamic
         {
             self.ended.record(entry.config.name.clone(), exit);
+        }
+    }
+
+    /// Records `change` of slot `id`'s VM, with the state it is in now.
+    fn record(&mut self, id: VmId, change: VmChange) {
+        if let Some(state) = self.slots.get(id).map(|entry| entry.state()) {
+            self.record_in(id, change, state);
+        }
+    }
+
+    /// Records `change` of slot `id`'s VM, which left it in `state` (a
+    /// step it has already gone past: created, then started).
+    fn record_in(&mut self, id: VmId, change: VmChange, state: VmState) {
+        if let Some(entry) = self.slots.get(id) {
+            self.events
+                .record(&entry.config.name.to_wire(), change, state);
         }
     }
 
@@ -447,6 +497,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             ..entry.config.clone()
         };
         let id = self.create_dynamic(config, Contents::CloneOf(source.id))?;
+        self.record(id, VmChange::Created);
         self.info_of(id)
     }
 

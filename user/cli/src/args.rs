@@ -1,10 +1,13 @@
 //! The CLI's own options (`--socket`, `--json`, `--timeout`, `--help`),
 //! accepted anywhere on the line; the remaining words are the VM command,
-//! parsed by `mica_mgmt::parse_vm`, or `console NAME`.
+//! parsed by `mica_mgmt::parse_vm`, or `console NAME`, or `events
+//! [--all]`. Without `--socket`, the socket is at its default path
+//! (`mica_cli::socket_path`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use mica_cli::socket_path;
 use mica_mgmt::VmCommand;
 use mica_mgmt::parse::{Surface, parse_console, parse_vm};
 use vm_manager::VmName;
@@ -13,10 +16,11 @@ use vm_manager::VmName;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `mica --help`.
-pub const USAGE: &str = r#"usage: mica --socket SOCKET [--json] [--timeout SECS] COMMAND
+pub const USAGE: &str = r#"usage: mica [--socket SOCKET] [--json] [--timeout SECS] COMMAND
 
-Manages the VMs of a running Mica over its management socket
-(cargo xtask qemu --mgmt SOCKET).
+Manages the VMs of a running Mica over its management socket, which
+cargo xtask qemu opens at $MICA_SOCKET, else $XDG_RUNTIME_DIR/mica/mgmt.sock,
+else ~/.cache/mica/mgmt.sock (or where cargo xtask qemu --mgmt SOCKET says).
 
 commands:
   list                         list the VMs; a powered-off VM that ended says
@@ -53,9 +57,18 @@ commands:
                                UART): typed bytes go to the guest, its output
                                is shown; Ctrl-] detaches. With stdin not a
                                terminal, sends stdin and ends at its end
+  events [--all]               follow the VMs' state changes until Ctrl-C, one
+                               line each: created, started, paused, resumed,
+                               reset, and how a VM left running (powered off
+                               or rebooted by its guest, stopped by Mica and
+                               why, shut down, destroyed); --all first shows
+                               the last 32 the hypervisor kept. --json: one
+                               object a line, {"seq","vm","event","state"}
+                               (+"exit","uptime_ms" for an exit), and
+                               {"event":"lost","count":N} when some were missed
 
 options:
-  --socket SOCKET   the hypervisor's management socket (required)
+  --socket SOCKET   the hypervisor's management socket (default: see above)
   --json            print JSON instead of text
   --timeout SECS    how long to wait for each answer (default 5)
 
@@ -91,6 +104,19 @@ pub struct ConsoleInvocation {
     pub name: VmName,
 }
 
+/// `mica events [--all]`.
+#[derive(Debug)]
+pub struct EventsInvocation {
+    /// The management socket.
+    pub socket: PathBuf,
+    /// One JSON object a line.
+    pub json: bool,
+    /// How long to wait for each answer.
+    pub timeout: Duration,
+    /// Show what the hypervisor kept before the new events.
+    pub all: bool,
+}
+
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Parsed {
@@ -99,6 +125,8 @@ pub enum Parsed {
     Run(Box<Invocation>),
     /// Attach to a VM's console.
     Console(ConsoleInvocation),
+    /// Follow the VMs' state changes.
+    Events(EventsInvocation),
     /// Print [`USAGE`].
     Help,
 }
@@ -138,29 +166,52 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             _ => rest.push(word),
         }
     }
-    let console = rest.first() == Some(&"console");
-    let missing_socket = "missing --socket SOCKET: the hypervisor's management socket (cargo xtask qemu --mgmt SOCKET)";
-    if console {
-        let name =
-            parse_console(rest.into_iter().skip(1), Surface::CLI).map_err(|e| e.to_string())?;
-        if json {
-            return Err("--json does not apply to console: its output is the guest's".into());
+    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let socket = move || match socket {
+        Some(path) => Ok(path),
+        None => socket_path::from_env().map_err(|e| e.to_string()),
+    };
+    match rest.first() {
+        Some(&"console") => {
+            let name =
+                parse_console(rest.into_iter().skip(1), Surface::CLI).map_err(|e| e.to_string())?;
+            if json {
+                return Err("--json does not apply to console: its output is the guest's".into());
+            }
+            return Ok(Parsed::Console(ConsoleInvocation {
+                socket: socket()?,
+                timeout,
+                name,
+            }));
         }
-        return Ok(Parsed::Console(ConsoleInvocation {
-            socket: socket.ok_or(missing_socket)?,
-            timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
-            name,
-        }));
+        Some(&"events") => {
+            let all = match rest.get(1..).unwrap_or_default() {
+                [] => false,
+                ["--all"] => true,
+                [other, ..] => {
+                    return Err(format!(
+                        "events does not take {other:?} (usage: mica events [--all])"
+                    ));
+                }
+            };
+            return Ok(Parsed::Events(EventsInvocation {
+                socket: socket()?,
+                json,
+                timeout,
+                all,
+            }));
+        }
+        _ => {}
     }
     let command = parse_vm(rest, Surface::CLI).map_err(|e| e.to_string())?;
     if json && matches!(command, VmCommand::Log { .. }) {
         return Err("--json does not apply to log: its output is the guest's".into());
     }
-    let socket = socket.ok_or(missing_socket)?;
+    let socket = socket()?;
     Ok(Parsed::Run(Box::new(Invocation {
         socket,
         json,
-        timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
+        timeout,
         command,
     })))
 }
@@ -197,6 +248,9 @@ mod tests {
                     Ok(Parsed::Console(_)) => {
                         in_usage.insert("console");
                     }
+                    Ok(Parsed::Events(_)) => {
+                        in_usage.insert("events");
+                    }
                     other if bare => panic!(
                         "--help shows {synopsis:?}, but `mica {}` gives {other:?}",
                         line(&words)
@@ -212,7 +266,11 @@ mod tests {
                 }
             }
         }
-        let parsed: BTreeSet<&str> = VM_COMMANDS.iter().copied().chain(["console"]).collect();
+        let parsed: BTreeSet<&str> = VM_COMMANDS
+            .iter()
+            .copied()
+            .chain(["console", "events"])
+            .collect();
         assert_eq!(in_usage, parsed, "--help and the parser disagree");
     }
 }

@@ -33,6 +33,13 @@ pub enum LinkError {
 impl fmt::Display for LinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            LinkError::Connect(path, error) if mica_cli::socket_path::is_default(path) => write!(
+                f,
+                "cannot reach the hypervisor at {}: {error} (the default management socket: is \
+                 Mica running? cargo xtask qemu opens it there; --socket SOCKET or MICA_SOCKET \
+                 names another)",
+                path.display()
+            ),
             LinkError::Connect(path, error) => write!(
                 f,
                 "cannot reach the hypervisor at {}: {error} (is it running with cargo xtask qemu --mgmt {}?)",

@@ -1,7 +1,9 @@
 //! `mica`: manages the VMs of a running Mica hypervisor from the host, over
 //! the management socket (`cargo xtask qemu --mgmt SOCKET`), with the same
 //! `ipc::vm` messages as the shell, in versioned COBS frames; `mica
-//! console NAME` attaches the terminal to a VM's console.
+//! console NAME` attaches the terminal to a VM's console, `mica events`
+//! follows the VMs' state changes. Without `--socket` it connects to the
+//! default socket (`mica_cli::socket_path`).
 //!
 //! Layer: host CLI (`cargo xtask check-layers`): it links only `ipc`, `mica-
 //! mgmt` and vm-manager's validated name types.
@@ -9,6 +11,7 @@
 
 mod args;
 mod console;
+mod events;
 mod link;
 mod run;
 #[allow(
@@ -37,6 +40,9 @@ fn main() -> ExitCode {
         }
         Ok(Parsed::Console(invocation)) => {
             console::run(&invocation, &mut stdout.lock(), &mut stderr.lock())
+        }
+        Ok(Parsed::Events(invocation)) => {
+            events::run(&invocation, &mut stdout.lock(), &mut stderr.lock())
         }
         Err(line) => {
             // Nothing more to do if stderr is gone.

@@ -363,7 +363,8 @@ impl ListPager {
             | Response::ConsoleOutput(_)
             | Response::Stats(_)
             | Response::Ended(_)
-            | Response::Images { .. } => Err(ReplyError::Unexpected),
+            | Response::Images { .. }
+            | Response::Events(_) => Err(ReplyError::Unexpected),
         }
     }
 }

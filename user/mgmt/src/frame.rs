@@ -20,8 +20,10 @@ use crate::cobs::{self, CobsError};
 /// (3: `VmInfo` carries how the VM last left running, `Response::Ended`
 /// answers about a dynamic VM that ended, a `List` page holds 4 VMs.
 /// 4: `Request::Images` / `Response::Images` list the guest images,
-/// `Error::NoImageGiven` refuses a create with nothing to boot.)
-pub const VERSION: u8 = 4;
+/// `Error::NoImageGiven` refuses a create with nothing to boot.
+/// 5: `Request::ConsoleFocus` holds the other VMs' console lines,
+/// `Request::Events` / `Response::Events` read the VMs' state changes.)
+pub const VERSION: u8 = 5;
 
 /// The largest message a frame carries.
 pub const MAX_PAYLOAD: usize = ipc::MAX_MESSAGE_SIZE;

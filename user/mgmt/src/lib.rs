@@ -3,7 +3,8 @@
 //! requests a command sends ([`command`]), the text and JSON output
 //! ([`table`], [`images`], [`json`], [`errors`]), the shell's quoting rule ([`words`]),
 //! attaching to a VM's console from the host ([`console`]), reading a VM's
-//! recent console output back ([`log`]),
+//! recent console output back ([`log`]), following the VMs' state changes
+//! ([`events`]),
 //! and the framed, versioned management wire ([`cobs`], [`frame`],
 //! [`serve`]).
 //!
@@ -21,6 +22,7 @@ pub mod cobs;
 pub mod command;
 pub mod console;
 pub mod errors;
+pub mod events;
 pub mod frame;
 #[cfg(feature = "testing")]
 pub mod help_lines;

@@ -70,7 +70,7 @@ impl Surface {
     };
     /// The host `mica` CLI.
     pub const CLI: Surface = Surface {
-        vm_prefix: "mica --socket SOCKET ",
+        vm_prefix: "mica ",
         help_hint: "run mica --help for the commands",
     };
 }
@@ -362,7 +362,7 @@ pub fn parse_console<'a>(
     words: impl IntoIterator<Item = &'a str>,
     surface: Surface,
 ) -> Result<VmName, ParseError> {
-    // The CLI shows its own prefix (`mica --socket SOCKET console NAME`).
+    // The CLI shows its own prefix (`mica console NAME`).
     let usage = Usage {
         text: "console NAME",
         vm: surface == Surface::CLI,

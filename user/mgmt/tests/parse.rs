@@ -240,10 +240,7 @@ fn missing_and_extra_arguments_show_the_usage() {
     assert_eq!(err("halt now"), "unexpected argument \"now\" (usage: halt)");
     assert_eq!(err("mem all"), "unexpected argument \"all\" (usage: mem)");
     assert_eq!(err("mem --mib"), "unknown option \"--mib\" (usage: mem)");
-    assert_eq!(
-        cli_err(&["info"]),
-        "missing NAME (usage: mica --socket SOCKET info NAME)"
-    );
+    assert_eq!(cli_err(&["info"]), "missing NAME (usage: mica info NAME)");
 }
 
 #[test]
@@ -637,6 +634,6 @@ fn log_takes_one_vm_name_in_the_shell_and_the_cli() {
     );
     assert_eq!(err("vm log"), "missing NAME (usage: vm log NAME)");
     assert!(err("vm log a b").starts_with("unexpected argument"));
-    assert!(cli_err(&["log"]).ends_with("(usage: mica --socket SOCKET log NAME)"));
+    assert!(cli_err(&["log"]).ends_with("(usage: mica log NAME)"));
     assert!(err("log web").contains("did you mean \"vm log\"?"));
 }

@@ -13,7 +13,7 @@
 //!   kept) and started again, its last exit "rebooted by the guest".
 
 use ipc::VmId;
-use ipc::vm::LastExit;
+use ipc::vm::{LastExit, VmChange};
 
 use super::{Found, VmManager};
 use crate::creation;
@@ -77,6 +77,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
                     self.platform.start(id)?;
                     self.set_state(vm, ipc::vm::VmState::Started)
                 });
+                self.record(id, VmChange::Exited { exit, uptime_ms });
                 Some(GuestExit::Rebooted(name, rebooted))
             }
             LastExit::Stopped { .. } => {

@@ -19,7 +19,7 @@ mod task {
     use ipc::{Error, VmId, devices, ioreq};
     use log::{info, warn};
     use mica_rt::entropy::HardwareOrCounters;
-    use mica_rt::{Start, call_message_within, serve_forever, vm};
+    use mica_rt::{Start, StaticSlot, call_message_within, serve_forever, vm};
     use vm_manager::{
         Caller, DEFAULT_MAX_VM_NUM, EntropySource, GuestBoard, GuestExit, KernelPlatform, KernelVm,
         ServiceLinks, VmKernel, VmManager,
@@ -200,6 +200,11 @@ mod task {
         report_exits(exits);
     }
 
+    /// The manager's state (about 12 KiB, most of it the ring of recent
+    /// VM events) lives here rather than on the 64 KiB task stack, which
+    /// is left to the requests' deep call paths.
+    static SERVICE: StaticSlot<Option<Served>> = StaticSlot::new();
+
     fn main(start: Start) -> u32 {
         let platform = KernelPlatform::with_board(Syscalls, Ipc, GuestBoard::NATIVE);
         let mut entropy = Entropy(HardwareOrCounters::new(start.restarts as u64));
@@ -208,18 +213,28 @@ mod task {
         // source, `vm-manager: WARN: generation IDs are NOT random (...)`
         // on one without either.
         entropy.0.probe();
-        let mut manager =
+        let built = SERVICE.init_with(|| {
             match VmManager::<_, _, DEFAULT_MAX_VM_NUM>::new(scenario::SCENARIO, platform, entropy)
             {
-                Ok(manager) => manager,
+                Ok(manager) => Some(Served(manager, Caller::Operator)),
                 Err(e) => {
                     warn!("bad build-time scenario: {e}");
-                    return 1;
+                    None
                 }
-            };
+            }
+        });
+        let Some(built) = built else {
+            warn!("service state already in use");
+            return 1;
+        };
+        let Some(served) = built else {
+            return 1;
+        };
+        let manager = &mut served.0;
+        manager.set_incarnation(u32::try_from(start.restarts).unwrap_or(u32::MAX));
         info!("scenario {}", scenario::NAME);
         if start.restarts > 0 {
-            take_over(&mut manager);
+            take_over(manager);
         } else {
             // The kernel prefixes each line with the task name: these read
             // `vm-manager: vm0 started`.
@@ -230,7 +245,7 @@ mod task {
                 }
             }
         }
-        serve_forever(slots::SERVE, &mut Served(manager, Caller::Operator))
+        serve_forever(slots::SERVE, served)
     }
 
     mica_rt::entry!(main);
