@@ -2,7 +2,7 @@
 //! events each model takes: console input, interrupt lines, new IDs),
 //! checking after every step what a guest driver relies on.
 
-use devices::bus::{AccessSize, BusDevice, DeviceEnv, EntropySource, OutputSink};
+use devices::bus::{AccessSize, BusDevice, DeviceEnv, EntropySource, NoBlock, OutputSink};
 use devices::memory::SliceGuestMemory;
 use devices::plic::{PLIC_CONTEXTS, PLIC_SIZE, PLIC_SOURCES, Plic};
 use devices::uart16550::{FIFO_DEPTH, UART_SIZE, Uart16550};
@@ -65,9 +65,11 @@ impl Guest {
     fn with_env<R>(&mut self, f: impl FnOnce(&mut DeviceEnv<'_>) -> R) -> R {
         let mut memory = SliceGuestMemory::new(RAM_BASE, &mut self.ram);
         let mut env = DeviceEnv {
+            vm: ipc::VmId(0),
             memory: &mut memory,
             entropy: &mut self.entropy,
             output: &mut self.output,
+            block: &mut NoBlock,
         };
         f(&mut env)
     }

@@ -1,7 +1,6 @@
-//! Device models (16550 UART, virtio-mmio console and rng, VM generation ID,
-//! the PLIC),
-//! the bus that routes guest accesses to them, and the device service's
-//! request handler.
+//! Device models (16550 UART, virtio-mmio console, rng and block, VM
+//! generation ID, the PLIC), the bus that routes guest accesses to them,
+//! and the device service's request handler.
 #![no_std]
 #![forbid(unsafe_code)]
 
