@@ -48,6 +48,30 @@ pub fn booted_shell_on_cpu(cpu: &str, boot: Duration) -> Result<Session, String>
 /// service's device), as `cargo xtask qemu` adds it.
 pub const RNG_DEVICE: [&str; 2] = ["-device", "virtio-rng-device"];
 
+/// The QEMU options that give Mica's block service host disk number `n`:
+/// the raw image file `path` as a virtio-blk device whose serial is
+/// `mica<n>` (the block service numbers disks by it). `cargo xtask qemu`
+/// adds one per scenario `disk =`, in the file's order.
+pub fn disk_args(n: usize, path: &str) -> Vec<String> {
+    vec![
+        "-drive".into(),
+        format!("file={path},if=none,format=raw,id=mica{n}"),
+        "-device".into(),
+        format!("virtio-blk-device,drive=mica{n},serial=mica{n}"),
+    ]
+}
+
+/// Like [`booted_scenario_shell`] with `extra` QEMU options (a scenario's
+/// disks: [`disk_args`]).
+pub fn booted_scenario_shell_with(
+    image_var: &str,
+    last_vm: &str,
+    extra: &[&str],
+    boot: Duration,
+) -> Result<Session, String> {
+    booted_with(image_var, last_vm, None, CPU, extra, boot)
+}
+
 /// Like [`booted_shell_on_cpu`] with the host's virtio-rng
 /// ([`RNG_DEVICE`]) on the machine and `cmdline`, if any, as the kernel
 /// command line.

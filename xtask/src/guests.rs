@@ -53,14 +53,21 @@ const BUSYBOX: Package = Package {
 };
 
 /// The kernel modules the initramfs carries, in load order (each after
-/// the ones it depends on), as paths under the package's
-/// `usr/lib/modules/<abi>/kernel/` without `.ko.xz`: the virtio-mmio
-/// transport and the entropy driver Mica's virtio-rng device needs
-/// (`/dev/hwrng`). Debian builds virtio core, the console and the
-/// hw_random core in.
+/// the ones it depends on: their `depends=`), as paths under the
+/// package's `usr/lib/modules/<abi>/kernel/` without `.ko.xz`: the
+/// virtio-mmio transport, the entropy driver of Mica's virtio-rng
+/// (`/dev/hwrng`), the disk driver and ext4 (which finds crc32c through
+/// the crypto API, so crc32c_generic is loaded by name). Debian builds
+/// virtio core, the console and the hw_random core in.
 pub const MODULES: &[&str] = &[
     "drivers/virtio/virtio_mmio",
     "drivers/char/hw_random/virtio-rng",
+    "drivers/block/virtio_blk",
+    "lib/crc16",
+    "crypto/crc32c_generic",
+    "fs/mbcache",
+    "fs/jbd2/jbd2",
+    "fs/ext4/ext4",
 ];
 
 /// The files `cargo xtask guests` provides.

@@ -31,6 +31,8 @@ pub struct Part {
 pub const VIRTIO_CONSOLE: u32 = 3;
 /// The virtio device ID of an entropy source, virtio-rng (virtio spec 5.4).
 pub const VIRTIO_ENTROPY: u32 = 4;
+/// virtio device ID of a block device.
+pub const VIRTIO_BLOCK: u32 = 2;
 
 impl Part {
     /// The same part, allowed to map the virtio devices of `classes` (bit
@@ -53,6 +55,8 @@ pub const DEVICES: u8 = 3;
 /// x86_64, whose QEMU has no virtio-mmio bus, so a call there is refused
 /// and RDSEED/RDRAND are the only source).
 pub const RNG: u8 = 5;
+/// The block service's endpoint (`ipc::syscall::endpoints::BLK`).
+pub const BLK: u8 = 6;
 
 /// A service part of a boot image.
 pub fn service(
@@ -109,7 +113,7 @@ pub fn core_services(
             task("mica-init")?,
             10,
             None,
-            &[VM_MANAGER, IOREQ, DEVICES, RNG],
+            &[VM_MANAGER, IOREQ, DEVICES, RNG, BLK],
             KernelRights::SUPERVISOR,
         ),
         service(
@@ -156,6 +160,21 @@ pub fn rng_service(task: impl Fn(&str) -> Result<PathBuf, String>) -> Result<Par
 }
 
 /// Packs `parts` into `dir/boot.img`, says so, and returns its path.
+/// The block service: drives the host's virtio-blk disks (device ID 2,
+/// and no other class), reaches guest RAM only through the grants the
+/// vm-manager gives its endpoint, and calls nobody.
+pub fn blk_service(task: impl Fn(&str) -> Result<PathBuf, String>) -> Result<Part, String> {
+    Ok(service(
+        "blk",
+        task("mica-blk-task")?,
+        6,
+        Some(BLK),
+        &[],
+        KernelRights::DEVICES,
+    )
+    .driving(1 << VIRTIO_BLOCK))
+}
+
 pub fn pack_into(parts: &[Part], dir: &Path) -> Result<PathBuf, String> {
     let out = dir.join("boot.img");
     let size = pack(parts, &out)?;
@@ -247,6 +266,16 @@ mod tests {
         callers.sort_unstable();
         assert_eq!(callers, ["devices", "init", "vm-manager"]);
         assert_eq!(usize::from(super::RNG), ipc::syscall::endpoints::RNG);
+    }
+
+    #[test]
+    fn the_block_service_maps_only_virtio_blk_and_calls_nobody() {
+        let blk = super::blk_service(|p| Ok(p.into())).unwrap();
+        assert_eq!(blk.serves, Some(super::BLK));
+        assert_eq!(blk.device_classes, 1 << 2, "virtio-blk (device ID 2) only");
+        assert_eq!(blk.rights, KernelRights::DEVICES);
+        assert!(blk.may_call.is_empty());
+        assert_eq!(usize::from(super::BLK), ipc::syscall::endpoints::BLK);
     }
 
     #[test]

@@ -15,9 +15,46 @@ use crate::cpio::{Member, archive};
 /// Busybox applets linked in /bin (busybox finds the applet by the name it
 /// was started as).
 const APPLETS: &[&str] = &[
-    "ash", "cat", "cttyhack", "dmesg", "echo", "free", "grep", "halt", "head", "hostname",
-    "insmod", "ln", "ls", "lsmod", "mkdir", "modprobe", "mount", "od", "poweroff", "ps", "reboot",
-    "rm", "sed", "setsid", "sh", "sleep", "sync", "tail", "umount", "uname", "wc",
+    "ash",
+    "cat",
+    "cmp",
+    "cp",
+    "cttyhack",
+    "dd",
+    "df",
+    "diff",
+    "dmesg",
+    "echo",
+    "free",
+    "grep",
+    "halt",
+    "head",
+    "hostname",
+    "insmod",
+    "ln",
+    "ls",
+    "lsmod",
+    "md5sum",
+    "mkdir",
+    "modprobe",
+    "mount",
+    "od",
+    "poweroff",
+    "ps",
+    "reboot",
+    "rm",
+    "sed",
+    "setsid",
+    "sh",
+    "sha256sum",
+    "sleep",
+    "stat",
+    "sync",
+    "tail",
+    "touch",
+    "umount",
+    "uname",
+    "wc",
 ];
 
 /// `/init`: runs as PID 1 under busybox sh. `cttyhack` opens the kernel's
@@ -66,6 +103,8 @@ pub fn members(busybox: Vec<u8>, modules: &[(String, Vec<u8>)]) -> Vec<Member> {
         dir("root", 0o700),
         dir("sys", 0o555),
         dir("tmp", 0o1777),
+        // Where a disk is mounted.
+        dir("mnt", 0o755),
         // The kernel opens it for /init's stdin and stdout before
         // devtmpfs is mounted over /dev.
         Member::CharDevice {

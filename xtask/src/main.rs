@@ -31,7 +31,7 @@ usage: cargo xtask <command> [options]
 commands:
   qemu     build Mica and boot a scenario on QEMU
            [--scenario NAME]  configs/NAME.toml (default: default)
-           [--guest NAME=PATH[,mem=MiB][,vcpus=N]]  boot your raw image as VM NAME
+           [--guest NAME=PATH[,mem=MiB][,disk=FILE]]  boot your raw image as VM NAME
            [--arch riscv64|x86_64]  x86_64: QEMU pc with SVM (default: riscv64)
            [--emulator qemu|bochs]  x86_64 only: bochs boots it with VMX
   guests   fetch Debian's riscv64 Linux kernel and busybox into target/guests/

@@ -1,5 +1,5 @@
 //! The options of `cargo xtask qemu`: which scenario file, guest images
-//! the user brings (`--guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...]`),
+//! the user brings (`--guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...]`),
 //! and the management socket (`--mgmt SOCKET`).
 //!
 //! A `--guest` file with a RISC-V Linux Image header becomes the VM's
@@ -31,7 +31,7 @@ pub struct QemuOptions {
     pub mgmt: Option<PathBuf>,
 }
 
-/// One `--guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...]`.
+/// One `--guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...]`.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct GuestSpec {
     /// The VM's name, also the image's name in the boot image.
@@ -46,6 +46,8 @@ pub struct GuestSpec {
     pub mem_mib: u32,
     /// vCPUs (1 unless given).
     pub vcpus: u8,
+    /// A raw disk image file, the VM's virtio-blk disk (`disk=FILE`).
+    pub disk: Option<String>,
 }
 
 /// The first bytes of `path`, if it can be read.
@@ -82,6 +84,7 @@ impl GuestSpec {
             mem_mib: self.mem_mib,
             vcpus: self.vcpus,
             pre_launched: true,
+            disk: self.disk.clone(),
         }
     }
 
@@ -182,7 +185,7 @@ pub fn parse(args: &[String]) -> Result<QemuOptions, String> {
             }
             other => {
                 return Err(format!(
-                    "`xtask qemu` does not know `{other}`; use --scenario NAME, --guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...] and --mgmt SOCKET"
+                    "`xtask qemu` does not know `{other}`; use --scenario NAME, --guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...] and --mgmt SOCKET"
                 ));
             }
         }
@@ -190,11 +193,10 @@ pub fn parse(args: &[String]) -> Result<QemuOptions, String> {
     Ok(options)
 }
 
-/// Parses `NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...]`;
+/// Parses `NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...]`;
 /// `cmdline=` takes the rest of the text, commas included.
 fn guest_spec(text: &str) -> Result<GuestSpec, String> {
-    let usage =
-        "use --guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,cmdline=...] (cmdline last)";
+    let usage = "use --guest NAME=PATH[,initrd=PATH][,mem=MiB][,vcpus=N][,disk=FILE][,cmdline=...] (cmdline last)";
     let (name, rest) = text
         .split_once('=')
         .ok_or_else(|| format!("--guest {text:?}: {usage}"))?;
@@ -237,6 +239,9 @@ fn guest_spec(text: &str) -> Result<GuestSpec, String> {
             }
             Some(("initrd", file)) if !file.is_empty() => {
                 spec.initrd = Some(PathBuf::from(file));
+            }
+            Some(("disk", file)) if !file.is_empty() => {
+                spec.disk = Some(file.to_string());
             }
             Some(("vcpus", n)) => {
                 spec.vcpus = n
@@ -388,6 +393,7 @@ mod tests {
             cmdline: cmdline.map(String::from),
             mem_mib,
             vcpus: 1,
+            disk: None,
         };
         let good = spec("Image", Some("rd"), Some("console=ttyS0"), 64);
         assert_eq!(good.check_file(), Ok(8192));

@@ -9,7 +9,8 @@ use mica_boot::image::KernelRights;
 use crate::artifacts::{self, RISCV_TARGET, riscv_elf};
 use crate::cmd::{cargo, run as run_cmd, workspace_root};
 use crate::image::{
-    Part, VIRTIO_CONSOLE, VM_MANAGER, core_services, guest, pack_into, rng_service, service,
+    Part, VIRTIO_CONSOLE, VM_MANAGER, blk_service, core_services, guest, pack_into, rng_service,
+    service,
 };
 use crate::install;
 use crate::options::{self, GuestSpec};
@@ -29,8 +30,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let options = options::parse(&args)?;
     let scenario = options.scenario.as_deref().unwrap_or("default");
-    // Refuse a bad scenario or guest file before building anything.
-    scenario_text(scenario, &options.guests)?;
+    // Refuse a bad scenario, guest or disk file before building anything.
+    let text = scenario_text(scenario, &options.guests)?;
+    let disks = disk_args(&text)?;
     for guest in &options.guests {
         guest.check_file()?;
     }
@@ -56,7 +58,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     .arg("-kernel")
     .arg(&kernel)
     .arg("-initrd")
-    .arg(&image);
+    .arg(&image)
+    .args(disks);
     if let Some(socket) = &options.mgmt {
         qemu.args(mgmt_args(socket));
     }
@@ -67,6 +70,33 @@ pub fn run(args: &[String]) -> Result<(), String> {
     } else {
         stdin::run(&mut qemu, "boot Mica on QEMU")
     }
+}
+
+/// QEMU's options for the scenario's disks (`disk =`), in the file's order
+/// ([`mica_tests::riscv64::disk_args`]); a relative path is the
+/// workspace's. A file that does not exist is refused with how to make one.
+pub fn disk_args(scenario_text: &str) -> Result<Vec<String>, String> {
+    let vms = scenario_file::parse(scenario_text).map_err(|e| e.to_string())?;
+    let mut args = Vec::new();
+    for (n, file) in vms.iter().filter_map(|vm| vm.disk.as_ref()).enumerate() {
+        let path = workspace_root().join(file);
+        if !path.is_file() {
+            return Err(format!(
+                "disk = {file:?}: {} is not a file; make a disk image first (e.g. `truncate -s 64M {file}`, or `mkfs.ext4 -d DIR {file} 64M` with files in it)",
+                path.display()
+            ));
+        }
+        let path = path
+            .to_str()
+            .ok_or_else(|| format!("disk = {file:?}: the path is not UTF-8"))?;
+        if path.contains(',') {
+            return Err(format!(
+                "disk = {file:?}: {path} has a comma (QEMU's option syntax)"
+            ));
+        }
+        args.extend(mica_tests::riscv64::disk_args(n, path));
+    }
+    Ok(args)
 }
 
 /// The hart `cargo xtask qemu` boots on: QEMU's default `rv64` (with the H
@@ -151,8 +181,12 @@ fn scenario_text(scenario: &str, guests: &[GuestSpec]) -> Result<String, String>
                 boot
             }
         };
+        let disk = vm
+            .disk
+            .as_ref()
+            .map_or(String::new(), |file| format!("disk = {file:?}\n"));
         text.push_str(&format!(
-            "\n# from --guest\n[[vm]]\nname = {:?}\n{boot}mem_mib = {}\nvcpus = {}\n",
+            "\n# from --guest\n[[vm]]\nname = {:?}\n{boot}mem_mib = {}\nvcpus = {}\n{disk}",
             vm.name, vm.mem_mib, vm.vcpus
         ));
     }
@@ -227,6 +261,7 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
         "mica-shell",
         "mica-mgmt-task",
         "mica-rng-task",
+        "mica-blk-task",
         "mica-crasher",
     ] {
         tasks.args(["-p", package]);
@@ -254,6 +289,7 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
     let mut parts = core_services(task, devices_rights)?;
     parts.extend(operator_tasks(task)?);
     parts.push(rng_service(task)?);
+    parts.push(blk_service(task)?);
     parts.extend([
         guest("hello", artifacts::guest_raw("mica-guest-hello")?),
         guest("misbehave", artifacts::guest_raw("mica-guest-misbehave")?),

@@ -27,6 +27,7 @@ const RISCV_PACKAGES: &[&str] = &[
     "mica-shell",
     "mica-mgmt-task",
     "mica-rng-task",
+    "mica-blk-task",
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {

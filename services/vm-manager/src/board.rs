@@ -50,8 +50,13 @@ pub struct BoardDevice {
 
 /// The virtio-mmio slots a RISC-V VM gets, in the device tree and on the
 /// bus: slot 0 is its entropy device (virtio-rng, fed from the host's
-/// real entropy), which Linux reads as `/dev/hwrng`.
-const RISCV_VIRTIO: [guest_dt::MmioDevice; 1] = [guest_dt::virtio_mmio_slot(0)];
+/// real entropy), which Linux reads as `/dev/hwrng`; slot 1, for a VM with
+/// a disk, its virtio-blk device ([`RISCV_DISK`]).
+const RISCV_VIRTIO: [guest_dt::MmioDevice; 2] =
+    [guest_dt::virtio_mmio_slot(0), guest_dt::virtio_mmio_slot(1)];
+
+/// Where a RISC-V VM's disk is: virtio-mmio slot 1 (PLIC source 2).
+pub const RISCV_DISK: guest_dt::MmioDevice = RISCV_VIRTIO[1];
 
 const RISCV_DEVICES: [BoardDevice; 4] = [
     // First, so the other devices' lines have somewhere to go; it raises no
@@ -107,6 +112,8 @@ pub struct BootInfoTooLarge {
 pub struct GuestBoot<'a> {
     /// The VM's name.
     pub name: &'a VmName,
+    /// It has a disk (a virtio-blk device in [`RISCV_DISK`]'s slot).
+    pub disk: bool,
     /// vCPUs.
     pub vcpus: u8,
     /// Bytes of RAM.
@@ -161,7 +168,11 @@ impl GuestBoard {
                     guest.vcpus,
                     guest.ram_bytes,
                     guest.bootargs,
-                    &RISCV_VIRTIO,
+                    if guest.disk {
+                        &RISCV_VIRTIO
+                    } else {
+                        &RISCV_VIRTIO[..1]
+                    },
                 );
                 board.initrd = guest.initrd;
                 board.timebase_hz = guest.timebase_hz;

@@ -60,6 +60,10 @@ pub struct StaticVmConfig {
     /// Set for a Linux kernel (scenario `kernel =`): its initrd and command
     /// line. `None` for a raw image (`image =`).
     pub linux: Option<StaticLinuxBoot>,
+    /// The host disk it gets as a virtio-blk device (scenario `disk =`:
+    /// the block service's disk number, in the scenario's order of
+    /// disks), if any.
+    pub disk: Option<u8>,
 }
 
 /// Why a build-time scenario was refused (the build is broken, not a user).
@@ -200,6 +204,9 @@ pub struct VmConfig {
     pub flags: VmFlags,
     /// Set when `image` is a Linux kernel: its initrd and command line.
     pub linux: Option<LinuxBoot>,
+    /// The host disk (the block service's number) it gets as a virtio-blk
+    /// device, if any.
+    pub disk: Option<u8>,
 }
 
 impl VmConfig {
@@ -226,6 +233,7 @@ impl VmConfig {
             vcpus: entry.vcpus,
             flags: entry.flags,
             linux,
+            disk: entry.disk,
         })
     }
 
@@ -292,6 +300,8 @@ impl VmConfig {
             vcpus: check_vcpus(vcpus)?,
             flags: VmFlags::NONE,
             linux,
+            // A disk is one VM's: a template's stays with it.
+            disk: None,
         })
     }
 
@@ -338,6 +348,7 @@ mod tests {
         vcpus: 2,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
         linux: None,
+        disk: None,
     };
 
     fn name(text: &str) -> VmName {

@@ -63,7 +63,7 @@ fn run<P: Platform + ?Sized>(
         },
         Step::Vcpus => platform.create_vcpus(vm, config.vcpus),
         Step::Ioreq => platform.register_ioreq(vm),
-        Step::Devices => platform.register_devices(vm, &config.name),
+        Step::Devices => platform.register_devices(vm, &config.name, config.disk),
         Step::GenerationId => platform.set_generation_id(vm, generation_id),
     }
 }

@@ -184,6 +184,9 @@ struct VmRecord {
     ioreq_registered: bool,
     /// The device service emulates its devices (likewise).
     devices_registered: bool,
+    /// The host disk it has as a virtio-blk device (the block service's
+    /// number), if any.
+    disk: Option<u8>,
 }
 
 /// The vm-manager's platform over the kernel `K` and the services `S`.
@@ -285,10 +288,18 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
     /// `AddVm`, then the board's devices (RISC-V: the UART, the vmgenid
     /// device and virtio-rng where the device tree puts them; x86: COM1 in
     /// port space); on failure the VM is removed again. The devices
-    /// service is granted the VM's RAM first (its virtio devices' queues;
-    /// a reset ended the previous grant).
+    /// service (its virtio devices' queues) and, for a VM with a disk, the
+    /// block service are granted the VM's RAM first (a reset ended the
+    /// previous grant).
     fn add_devices(&mut self, vm: VmId, name: &VmName) -> Result<(), Error> {
-        self.kernel.vm_grant_ram(vm, 1 << endpoints::DEVICES)?;
+        let disk = self.record(vm)?.disk;
+        let blk = if disk.is_some() {
+            1 << endpoints::BLK
+        } else {
+            0
+        };
+        self.kernel
+            .vm_grant_ram(vm, 1 << endpoints::DEVICES | blk)?;
         devices_ok(self.links.devices(&devices::Request::AddVm {
             vm,
             name: name.to_wire(),
@@ -442,6 +453,7 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
         let bootargs = record.linux.as_ref().map_or("", |l| l.cmdline.as_str());
         let guest = GuestBoot {
             name: &name,
+            disk: record.disk.is_some(),
             vcpus: record.vcpus,
             ram_bytes,
             bootargs,
@@ -559,6 +571,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             dtb_offset: 0,
             ioreq_registered: false,
             devices_registered: false,
+            disk: None,
         });
         Ok(())
     }
@@ -635,8 +648,18 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         Ok(())
     }
 
-    fn register_devices(&mut self, vm: VmId, name: &VmName) -> Result<(), Error> {
-        self.record(vm)?.name = Some(name.clone());
+    fn register_devices(&mut self, vm: VmId, name: &VmName, disk: Option<u8>) -> Result<(), Error> {
+        let taken = |other: &Option<VmRecord>| {
+            other
+                .as_ref()
+                .is_some_and(|r| r.devices_registered && r.disk.is_some() && r.disk == disk)
+        };
+        if self.records.iter().any(taken) {
+            return Err(Error::DiskInUse);
+        }
+        let record = self.record(vm)?;
+        record.name = Some(name.clone());
+        record.disk = disk;
         self.kernel.vm_set_name(vm, name.as_str())?;
         self.add_devices(vm, name)?;
         let written = self.write_dtb(vm);
@@ -825,6 +848,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             dtb_offset: 0,
             ioreq_registered: true,
             devices_registered: true,
+            disk: None,
         });
         use ipc::syscall::vm_status;
         let state = match found.status {

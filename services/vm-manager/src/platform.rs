@@ -89,8 +89,15 @@ pub trait Platform {
     /// Registers `vm` with the ioreq service (its I/O request page).
     fn register_ioreq(&mut self, vm: VmId) -> Result<(), ipc::Error>;
 
-    /// Registers `vm` with the device service under `name`.
-    fn register_devices(&mut self, vm: VmId, name: &VmName) -> Result<(), ipc::Error>;
+    /// Registers `vm` with the device service under `name`, with host disk
+    /// `disk` as a virtio-blk device when given (`DiskInUse` when another
+    /// VM has it).
+    fn register_devices(
+        &mut self,
+        vm: VmId,
+        name: &VmName,
+        disk: Option<u8>,
+    ) -> Result<(), ipc::Error>;
 
     /// Tells the vmgenid device of `vm` its generation ID; for a running VM
     /// the device notifies the guest of the change.

@@ -16,7 +16,14 @@
 //! mem_mib = 64          # optional, 64 by default (2-1024, even)
 //! vcpus = 1             # optional, 1 by default
 //! pre_launched = true   # optional, true by default: started at boot
+//! # disk = "target/disk.img"  # optional (RISC-V): a raw disk image file on
+//!                             # the host, the VM's virtio-blk disk; one VM
+//!                             # per file
 //! ```
+//!
+//! Disks are numbered in the file's order (the first VM with a `disk =`
+//! has disk 0): `cargo xtask qemu` gives QEMU the files in that order
+//! (serial `micaN`), the block service serves disk N as that file.
 
 extern crate std;
 
@@ -53,6 +60,8 @@ pub struct ScenarioVm {
     pub vcpus: u8,
     /// Started by the vm-manager at boot.
     pub pre_launched: bool,
+    /// Its disk image file on the host (`disk =`), if any.
+    pub disk: Option<String>,
 }
 
 /// A scenario VM's Linux boot: `initrd =` and `cmdline =`.
@@ -97,6 +106,7 @@ struct Entry {
     mem_mib: Option<Spanned<u32>>,
     vcpus: Option<Spanned<u8>>,
     pre_launched: Option<bool>,
+    disk: Option<Spanned<String>>,
 }
 
 /// Parses and checks a scenario file's text.
@@ -158,6 +168,36 @@ pub fn parse(text: &str) -> Result<Vec<ScenarioVm>, ScenarioFileError> {
                 format!("vcpus = {vcpus}: this kernel runs 1 vCPU per VM"),
             ));
         }
+        let disk = match &entry.disk {
+            Some(file) => {
+                let path = file.get_ref();
+                if path.is_empty() || path.contains(',') {
+                    return Err(at(
+                        file.span().start,
+                        format!(
+                            "disk = {path:?}: name an image file (no commas: QEMU's option syntax)"
+                        ),
+                    ));
+                }
+                if vms
+                    .iter()
+                    .any(|vm| vm.disk.as_deref() == Some(path.as_str()))
+                {
+                    return Err(at(
+                        file.span().start,
+                        format!("disk = {path:?} is another VM's already: a disk is one VM's"),
+                    ));
+                }
+                if vms.iter().filter(|vm| vm.disk.is_some()).count() >= ipc::blk::MAX_DISKS {
+                    return Err(at(
+                        file.span().start,
+                        format!("more than {} disks", ipc::blk::MAX_DISKS),
+                    ));
+                }
+                Some(path.clone())
+            }
+            None => None,
+        };
         vms.push(ScenarioVm {
             name: name.clone(),
             image,
@@ -165,6 +205,7 @@ pub fn parse(text: &str) -> Result<Vec<ScenarioVm>, ScenarioFileError> {
             mem_mib,
             vcpus,
             pre_launched: entry.pre_launched.unwrap_or(true),
+            disk,
         });
     }
     Ok(vms)
@@ -225,7 +266,15 @@ fn boot_of(
 /// holding `vms` (for the vm-manager task's build script).
 pub fn to_rust(vms: &[ScenarioVm]) -> String {
     let mut out = String::from("pub const SCENARIO: &[vm_manager::StaticVmConfig] = &[\n");
+    let mut disks = 0u8;
     for vm in vms {
+        let disk = match vm.disk {
+            Some(_) => {
+                disks += 1;
+                format!("Some({})", disks - 1)
+            }
+            None => "None".to_string(),
+        };
         let flags = if vm.pre_launched {
             "vm_manager::VmFlags::STATIC.union(vm_manager::VmFlags::PRE_LAUNCHED)"
         } else {
@@ -240,7 +289,7 @@ pub fn to_rust(vms: &[ScenarioVm]) -> String {
             ),
         };
         out.push_str(&format!(
-            "    vm_manager::StaticVmConfig {{ name: {:?}, image: {:?}, mem_mib: {}, vcpus: {}, flags: {flags}, linux: {linux} }},\n",
+            "    vm_manager::StaticVmConfig {{ name: {:?}, image: {:?}, mem_mib: {}, vcpus: {}, flags: {flags}, linux: {linux}, disk: {disk} }},\n",
             vm.name, vm.image, vm.mem_mib, vm.vcpus
         ));
     }
@@ -271,6 +320,29 @@ mod tests {
             (vms[1].name.as_str(), vms[1].mem_mib, vms[1].pre_launched),
             ("vm1", 128, false)
         );
+    }
+
+    #[test]
+    fn disks_are_numbered_in_file_order_and_each_is_one_vms() {
+        let text = "[[vm]]\nname = \"a\"\nimage = \"hello\"\ndisk = \"a.img\"\n\n[[vm]]\nname = \"b\"\nimage = \"hello\"\n\n[[vm]]\nname = \"c\"\nimage = \"hello\"\ndisk = \"c.img\"\n";
+        let vms = parse(text).unwrap();
+        assert_eq!(vms[0].disk.as_deref(), Some("a.img"));
+        assert_eq!(vms[1].disk, None);
+        let rust = to_rust(&vms);
+        assert!(
+            rust.contains("name: \"a\"") && rust.contains("disk: Some(0)"),
+            "{rust}"
+        );
+        assert!(
+            rust.contains("disk: Some(1)") && rust.contains("disk: None"),
+            "{rust}"
+        );
+        let shared = "[[vm]]\nname = \"a\"\nimage = \"hello\"\ndisk = \"a.img\"\n[[vm]]\nname = \"b\"\nimage = \"hello\"\ndisk = \"a.img\"\n";
+        let (line, reason) = error(shared);
+        assert_eq!(line, 8, "{reason}");
+        assert!(reason.contains("another VM's already"), "{reason}");
+        let (_, reason) = error("[[vm]]\nname = \"a\"\nimage = \"hello\"\ndisk = \"a,b.img\"\n");
+        assert!(reason.contains("no commas"), "{reason}");
     }
 
     #[test]

@@ -434,9 +434,11 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             return Err(ipc::Error::DuplicateName);
         }
         let entry = self.slots.get(source.id).ok_or(ipc::Error::UnknownVm)?;
+        // A disk is one VM's: the clone gets none.
         let config = VmConfig {
             name,
             flags: VmFlags::NONE,
+            disk: None,
             ..entry.config.clone()
         };
         let id = self.create_dynamic(config, Contents::CloneOf(source.id))?;

@@ -283,6 +283,7 @@ mod tests {
             vcpus: 1,
             flags: VmFlags::STATIC,
             linux: None,
+            disk: None,
         }
     }
 

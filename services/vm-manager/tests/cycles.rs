@@ -241,6 +241,7 @@ const SCENARIO: &[StaticVmConfig] = &[
         vcpus: 1,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
         linux: None,
+        disk: None,
     },
     StaticVmConfig {
         name: "vm1",
@@ -249,6 +250,7 @@ const SCENARIO: &[StaticVmConfig] = &[
         vcpus: 1,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
         linux: None,
+        disk: None,
     },
 ];
 

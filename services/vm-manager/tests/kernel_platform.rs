@@ -193,6 +193,7 @@ const SCENARIO: &[StaticVmConfig] = &[
         vcpus: 1,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
         linux: None,
+        disk: None,
     },
     StaticVmConfig {
         name: "vm1",
@@ -201,6 +202,7 @@ const SCENARIO: &[StaticVmConfig] = &[
         vcpus: 2,
         flags: VmFlags::STATIC,
         linux: None,
+        disk: None,
     },
 ];
 

@@ -72,6 +72,7 @@ const SCENARIO: &[StaticVmConfig] = &[StaticVmConfig {
     vcpus: 1,
     flags: VmFlags::STATIC,
     linux: None,
+    disk: None,
 }];
 
 type Manager = VmManager<KernelPlatform<Kernel, OkLinks>, Zero>;

@@ -122,6 +122,7 @@ const SCENARIO: &[StaticVmConfig] = &[StaticVmConfig {
         initrd: Some("lx-initrd"),
         cmdline: "console=ttyS0 earlycon=sbi",
     }),
+    disk: None,
 }];
 
 fn manager(scenario: &'static [StaticVmConfig]) -> Manager {

@@ -16,6 +16,7 @@ const THREE: &[StaticVmConfig] = &[
         vcpus: 1,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
         linux: None,
+        disk: None,
     },
     StaticVmConfig {
         name: "later",
@@ -24,6 +25,7 @@ const THREE: &[StaticVmConfig] = &[
         vcpus: 1,
         flags: VmFlags::STATIC,
         linux: None,
+        disk: None,
     },
     StaticVmConfig {
         name: "second",
@@ -32,6 +34,7 @@ const THREE: &[StaticVmConfig] = &[
         vcpus: 1,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
         linux: None,
+        disk: None,
     },
 ];
 
@@ -108,6 +111,7 @@ fn a_broken_scenario_is_refused_at_construction() {
         vcpus: 1,
         flags: VmFlags::PRE_LAUNCHED,
         linux: None,
+        disk: None,
     }];
     let err = Manager::<16>::new(BAD, FakePlatform::default(), CountingEntropy::default()).err();
     assert_eq!(err, Some(vm_manager::ScenarioError::NotStatic { index: 0 }));

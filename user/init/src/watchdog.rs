@@ -13,7 +13,7 @@
 //! waited on is back.
 
 use ipc::Error;
-use ipc::syscall::endpoints::{DEVICES, IOREQ, RNG, VM_MANAGER};
+use ipc::syscall::endpoints::{BLK, DEVICES, IOREQ, RNG, VM_MANAGER};
 
 /// How long init waits for a death before it probes the services.
 pub const PERIOD_MS: u64 = 2_000;
@@ -31,11 +31,17 @@ pub struct Watched {
 /// than that of its own calls to the services
 /// (`ipc::vm::SERVICE_DEADLINE_MS`): it may be waiting on one. A service
 /// the machine does not have (the rng service on x86) has no call right
-/// in init's table, and its probe is refused at once.
-pub const WATCHED: [Watched; 4] = [
+/// in init's table, and its probe is refused at once. The block service
+/// comes before the device service, whose virtio-blk models wait on it.
+pub const WATCHED: [Watched; 5] = [
     Watched {
         endpoint: RNG,
         name: "rng service",
+        deadline_ms: 2_000,
+    },
+    Watched {
+        endpoint: BLK,
+        name: "block service",
         deadline_ms: 2_000,
     },
     Watched {
@@ -77,7 +83,7 @@ mod tests {
             Err(Error::Malformed)
         });
         assert_eq!(silent, None);
-        assert_eq!(probed, [RNG, DEVICES, IOREQ, VM_MANAGER]);
+        assert_eq!(probed, [RNG, BLK, DEVICES, IOREQ, VM_MANAGER]);
     }
 
     #[test]
@@ -85,7 +91,7 @@ mod tests {
         let mut probed = Vec::new();
         let silent = round(|endpoint, _| {
             probed.push(endpoint);
-            if endpoint == RNG {
+            if endpoint == RNG || endpoint == BLK {
                 Err(Error::InvalidArgument)
             } else if endpoint == DEVICES {
                 Ok(())
@@ -97,7 +103,7 @@ mod tests {
             silent.map(|w| (w.endpoint, w.deadline_ms)),
             Some((IOREQ, 2_000))
         );
-        assert_eq!(probed, [RNG, DEVICES, IOREQ]);
+        assert_eq!(probed, [RNG, BLK, DEVICES, IOREQ]);
     }
 
     #[test]
@@ -106,10 +112,10 @@ mod tests {
     }
 
     #[test]
-    fn a_hung_ioreq_or_device_service_is_killed_before_the_vm_manager_gives_up_on_it() {
+    fn a_hung_leaf_service_is_killed_before_the_vm_manager_gives_up_on_it() {
         // So a request caught by the hang is answered by the restarted
         // copy rather than failing.
-        for w in &WATCHED[..3] {
+        for w in &WATCHED[..4] {
             assert!(
                 PERIOD_MS + w.deadline_ms < ipc::vm::SERVICE_DEADLINE_MS,
                 "{w:?}"
@@ -119,6 +125,7 @@ mod tests {
 
     #[test]
     fn the_vm_manager_may_wait_out_its_own_calls_to_the_services() {
-        assert!(WATCHED[3].deadline_ms > ipc::vm::SERVICE_DEADLINE_MS);
+        assert_eq!(WATCHED[4].endpoint, VM_MANAGER);
+        assert!(WATCHED[4].deadline_ms > ipc::vm::SERVICE_DEADLINE_MS);
     }
 }

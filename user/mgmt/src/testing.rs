@@ -112,7 +112,7 @@ impl Platform for NullPlatform {
     fn register_ioreq(&mut self, _: VmId) -> Result<(), ipc::Error> {
         Ok(())
     }
-    fn register_devices(&mut self, _: VmId, _: &VmName) -> Result<(), ipc::Error> {
+    fn register_devices(&mut self, _: VmId, _: &VmName, _: Option<u8>) -> Result<(), ipc::Error> {
         Ok(())
     }
     fn set_generation_id(&mut self, _: VmId, _: GenerationId) -> Result<(), ipc::Error> {
@@ -185,6 +185,7 @@ pub const SCENARIO: &[StaticVmConfig] = &[
         vcpus: 2,
         flags: VmFlags::STATIC,
         linux: None,
+        disk: None,
     },
     StaticVmConfig {
         name: "rtvm",
@@ -193,6 +194,7 @@ pub const SCENARIO: &[StaticVmConfig] = &[
         vcpus: 1,
         flags: VmFlags::STATIC,
         linux: None,
+        disk: None,
     },
 ];
 

@@ -2,7 +2,8 @@
 //! crate: [`MicaHal`], its `Hal` over `dma_alloc` (queues in DMA pages,
 //! buffers bounced through a small pool of DMA pages, so a device only ever
 //! sees memory the kernel handed out for it), and [`find_device`], which
-//! probes the machine's virtio-mmio windows for a device of one type.
+//! probes the machine's virtio-mmio windows for a device of one type
+//! ([`find_devices`] for all of them).
 
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -117,16 +118,29 @@ unsafe impl Hal for MicaHal {
 }
 
 /// The first virtio-mmio window (by address) that holds a device of type
-/// `kind` and that this task may map, as a transport; `None` when none does, or when the windows were
-/// probed before (each window gets one transport in a task's life).
+/// `kind` and that this task may map, as a transport; `None` when none
+/// does, or when the windows were probed before (each window gets one
+/// transport in a task's life).
 pub fn find_device(kind: DeviceType) -> Option<MmioTransport<'static>> {
+    find_devices::<1>(kind).into_iter().next()
+}
+
+/// Every virtio-mmio window (by address, at most `N`) that holds a device
+/// of type `kind` and that this task may map, as transports; empty when
+/// none does, or when the windows were probed before (each window gets one
+/// transport in a task's life, so a task probes once, for all its devices).
+pub fn find_devices<const N: usize>(kind: DeviceType) -> heapless::Vec<MmioTransport<'static>, N> {
+    let mut found = heapless::Vec::new();
     if PROBED.swap(true, Ordering::Relaxed) {
-        return None;
+        return found;
     }
     // `device_map` refuses the first index past the machine's windows
     // (`InvalidArgument`), and each window holding a device of a class the
     // manifest does not give this task (`PermissionDenied`: skipped).
     for index in 0..ipc::syscall::MAX_DEVICE_WINDOWS {
+        if found.is_full() {
+            break;
+        }
         let window = match device_map(index) {
             Ok(window) => window,
             Err(ipc::Error::PermissionDenied) => continue,
@@ -144,8 +158,8 @@ pub fn find_device(kind: DeviceType) -> Option<MmioTransport<'static>> {
         if let Ok(transport) = transport
             && transport.device_type() == kind
         {
-            return Some(transport);
+            let _ = found.push(transport);
         }
     }
-    None
+    found
 }

@@ -217,7 +217,12 @@ impl Platform for FakePlatform {
         Ok(())
     }
 
-    fn register_devices(&mut self, vm: VmId, name: &VmName) -> Result<(), ipc::Error> {
+    fn register_devices(
+        &mut self,
+        vm: VmId,
+        name: &VmName,
+        _disk: Option<u8>,
+    ) -> Result<(), ipc::Error> {
         self.record(CallKind::RegisterDevices, vm)?;
         self.acquire(vm, Resource::Devices);
         self.device_names.insert(vm.0, name.as_str().to_string());
@@ -368,6 +373,7 @@ pub const SCENARIO: &[StaticVmConfig] = &[
         vcpus: 2,
         flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
         linux: None,
+        disk: None,
     },
     StaticVmConfig {
         name: "rtvm",
@@ -376,6 +382,7 @@ pub const SCENARIO: &[StaticVmConfig] = &[
         vcpus: 1,
         flags: VmFlags::STATIC,
         linux: None,
+        disk: None,
     },
 ];
 

@@ -36,6 +36,7 @@ mod tests {
         let name = VmName::parse("vm1").unwrap();
         let guest = GuestBoot {
             name: &name,
+            disk: false,
             vcpus: 1,
             ram_bytes: 64 << 20,
             bootargs: "",
