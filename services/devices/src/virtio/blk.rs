@@ -113,6 +113,25 @@ fn pieces(chain: &DescriptorChain, writable: bool, skip: u64, take: u64) -> Piec
     out
 }
 
+/// `pieces` with each run of pieces that follow one another in guest
+/// memory joined into one (the sectors follow one another anyway), so a
+/// guest's physically contiguous buffers take one request, not one each.
+fn joined(pieces: &[Piece]) -> Pieces {
+    let mut out = Pieces::new();
+    for &piece in pieces {
+        if let Some(last) = out.last_mut() {
+            let follows = last.addr.checked_add(u64::from(last.len)) == Some(piece.addr);
+            if let (true, Some(len)) = (follows, last.len.checked_add(piece.len)) {
+                last.len = len;
+                continue;
+            }
+        }
+        // No more pieces out than in: always room.
+        let _ = out.push(piece);
+    }
+    out
+}
+
 /// The chain's readable (or writable) bytes in all.
 fn total(chain: &DescriptorChain, writable: bool) -> u64 {
     chain
@@ -172,6 +191,8 @@ impl VirtioBlk {
     /// A device serving disk `disk`, which is as `info` says.
     pub fn new(disk: u8, info: DiskInfo) -> Self {
         let mut config = [0u8; CONFIG_LEN];
+        // capacity (le64) at 0, seg_max (le32) at 12, blk_size (le32) at
+        // 20; size_max and geometry stay 0, their features not offered.
         let fields: [(usize, &[u8]); 3] = [
             (0, &info.sectors.to_le_bytes()),
             (12, &SEG_MAX.to_le_bytes()),
@@ -278,10 +299,11 @@ impl VirtioBlk {
     }
 
     /// Moves the sectors from `sector` on between the disk and `pieces`,
-    /// one block-service request per piece (or per [`blk::MAX_TRANSFER`]
-    /// of it). Refused without asking the service: a piece that is not
-    /// whole sectors, a range past the capacity, a write to a read-only
-    /// disk. A guest range the kernel refuses fails the device.
+    /// one block-service request per stretch of contiguous guest memory
+    /// (or per [`blk::MAX_TRANSFER`] of it). Refused without asking the
+    /// service: a stretch that is not whole sectors, a range past the
+    /// capacity, a write to a read-only disk. A guest range the kernel
+    /// refuses fails the device.
     fn transfer(
         &self,
         direction: Direction,
@@ -289,6 +311,7 @@ impl VirtioBlk {
         pieces: &[Piece],
         env: &mut DeviceEnv<'_>,
     ) -> Result<Outcome, QueueError> {
+        let pieces = joined(pieces);
         let whole = pieces
             .iter()
             .all(|p| u64::from(p.len).is_multiple_of(SECTOR_SIZE));
@@ -302,7 +325,7 @@ impl VirtioBlk {
         }
         let mut sector = sector;
         let mut moved = 0u32;
-        for piece in pieces {
+        for piece in &pieces {
             let mut done = 0u32;
             while done < piece.len {
                 let len = (piece.len - done).min(blk::MAX_TRANSFER);

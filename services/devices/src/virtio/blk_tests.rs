@@ -251,6 +251,38 @@ fn a_request_past_the_capacity_fails_without_asking_the_service() {
 }
 
 #[test]
+fn buffers_that_follow_one_another_in_guest_memory_take_one_request() {
+    let mut guest = guest();
+    header(&mut guest, request_type::IN, 8);
+    // Four pages back to back (Linux's usual scatter list), then one apart.
+    let mut bufs = std::vec![(HEADER, 16, false)];
+    for page in 0..4 {
+        bufs.push((DATA + page * 0x1000, 0x1000, true));
+    }
+    bufs.extend([(DATA + 0x8000, 512, true), (STATUS, 1, true)]);
+    let answer = submit(&mut guest, &bufs);
+    assert_eq!(answer, (status::OK, 0x4000 + 512 + 1));
+    assert_eq!(
+        guest.block.requests,
+        [read(8, DATA, 0x4000), read(40, DATA + 0x8000, 512)]
+    );
+    // Pieces of sectors that join into whole ones are fine too.
+    guest.block.requests.clear();
+    header(&mut guest, request_type::OUT, 2);
+    let answer = submit(
+        &mut guest,
+        &[
+            (HEADER, 16, false),
+            (DATA, 100, false),
+            (DATA + 100, 412, false),
+            (STATUS, 1, true),
+        ],
+    );
+    assert_eq!(answer, (status::OK, 1));
+    assert_eq!(guest.block.requests, [write(2, DATA, 512)]);
+}
+
+#[test]
 fn buffers_that_are_not_whole_sectors_fail() {
     let mut guest = guest();
     header(&mut guest, request_type::IN, 0);
