@@ -7,8 +7,9 @@
 //! device-readable bytes, then data, then a status byte in the last
 //! device-writable byte, split across descriptors in any way. The model
 //! owns the checks between the guest and the block service: sector range
-//! against the capacity, whole sectors per buffer, the read-only flag,
-//! transfers split at [`blk::MAX_TRANSFER`]. A request it can answer gets a
+//! against the capacity, whole sectors per buffer, data buffers the right
+//! way for the request, the read-only flag, transfers split at
+//! [`blk::MAX_TRANSFER`]. A request it can answer gets a
 //! status; a chain with no writable byte (nowhere to put a status) or a
 //! buffer the kernel refuses (outside the VM's RAM) fails the device
 //! (DEVICE_NEEDS_RESET).
@@ -273,13 +274,15 @@ impl VirtioBlk {
             let [t0, t1, t2, t3, _, _, _, _, s0, s1, s2, s3, s4, s5, s6, s7] = header;
             let kind = u32::from_le_bytes([t0, t1, t2, t3]);
             let sector = u64::from_le_bytes([s0, s1, s2, s3, s4, s5, s6, s7]);
+            let readable = total(chain, false);
+            let data_out = pieces(chain, false, HEADER_LEN.into(), readable);
             match kind {
+                // Data the wrong way (to be read from a buffer the device
+                // may only write, or the other way round) is a driver bug.
+                request_type::IN if !data_out.is_empty() => Outcome::status(status::IOERR),
+                request_type::OUT if !data_in.is_empty() => Outcome::status(status::IOERR),
                 request_type::IN => self.transfer(Direction::Read, sector, &data_in, env)?,
-                request_type::OUT => {
-                    let readable = total(chain, false);
-                    let data_out = pieces(chain, false, HEADER_LEN.into(), readable);
-                    self.transfer(Direction::Write, sector, &data_out, env)?
-                }
+                request_type::OUT => self.transfer(Direction::Write, sector, &data_out, env)?,
                 request_type::FLUSH => {
                     let answer = env.block.request(&blk::Request::Flush { disk: self.disk });
                     Outcome::status(match answer {

@@ -384,6 +384,26 @@ fn a_failed_or_refused_transfer_is_an_io_error() {
 }
 
 #[test]
+fn data_buffers_the_wrong_way_round_are_an_io_error() {
+    let mut guest = guest();
+    // A read into a buffer the device may only read.
+    header(&mut guest, request_type::IN, 0);
+    let answer = submit(
+        &mut guest,
+        &[(HEADER, 16, false), (DATA, 512, false), (STATUS, 1, true)],
+    );
+    assert_eq!(answer, (status::IOERR, 1));
+    // A write from a buffer the device may only write.
+    header(&mut guest, request_type::OUT, 0);
+    let answer = submit(
+        &mut guest,
+        &[(HEADER, 16, false), (DATA, 512, true), (STATUS, 1, true)],
+    );
+    assert_eq!(answer, (status::IOERR, 1));
+    assert!(guest.block.requests.is_empty());
+}
+
+#[test]
 fn a_request_with_nowhere_to_put_its_status_fails_the_device() {
     let mut guest = guest();
     header(&mut guest, request_type::OUT, 0);
