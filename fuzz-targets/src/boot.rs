@@ -241,6 +241,9 @@ pub fn scenario_text(vms: &[ScenarioVm]) -> String {
                 out.push_str(&format!("cmdline = {}\n", toml_string(&linux.cmdline)));
             }
         }
+        if let Some(disk) = &vm.disk {
+            out.push_str(&format!("disk = {}\n", toml_string(disk)));
+        }
         out.push_str(&format!(
             "mem_mib = {}\nvcpus = {}\npre_launched = {}\n\n",
             vm.mem_mib, vm.vcpus, vm.pre_launched

@@ -114,6 +114,10 @@ pub const TARGETS: &[Target] = &[
         run: models::virtio_rng,
     },
     Target {
+        name: "virtio_blk",
+        run: models::virtio_blk,
+    },
+    Target {
         name: "vmgenid",
         run: models::vmgenid,
     },

@@ -2,16 +2,20 @@
 //! events each model takes: console input, interrupt lines, new IDs),
 //! checking after every step what a guest driver relies on.
 
-use devices::bus::{AccessSize, BusDevice, DeviceEnv, EntropySource, OutputSink};
+use std::collections::VecDeque;
+
+use devices::bus::{AccessSize, BlockBackend, BusDevice, DeviceEnv, EntropySource, OutputSink};
 use devices::memory::SliceGuestMemory;
 use devices::plic::{PLIC_CONTEXTS, PLIC_SIZE, PLIC_SOURCES, Plic};
 use devices::uart16550::{FIFO_DEPTH, UART_SIZE, Uart16550};
+use devices::virtio::blk::VirtioBlk;
 use devices::virtio::console::VirtioConsole;
 use devices::virtio::mmio::{self, VirtioMmio, reg, status};
 use devices::virtio::queue::MAX_QUEUE_SIZE;
 use devices::virtio::rng::VirtioRng;
 use devices::virtio::{VIRTIO_F_VERSION_1, VirtioDevice};
 use devices::vmgenid::{STATUS_OFFSET, VMGENID_SIZE, VmGenId};
+use ipc::{Error, VmId, blk};
 
 use crate::input::Input;
 
@@ -45,11 +49,75 @@ impl EntropySource for Counter {
     }
 }
 
-/// A guest's RAM, entropy and output for one fuzz run.
+/// The VM the fuzzed guest is.
+const VM: VmId = VmId(1);
+/// The disk number the fuzzed block device serves.
+const DISK: u8 = 3;
+
+/// A block service with one disk: it answers each transfer with the next
+/// answer the input queued (`Ok` when none is), and checks every request
+/// against what the model promises: whole sectors, at most
+/// `MAX_TRANSFER`, inside the disk, inside the guest's RAM window as far
+/// as the model can know (no wrap), never a write to a read-only disk.
+struct Disk {
+    info: blk::DiskInfo,
+    answers: VecDeque<blk::Response>,
+    requests: u64,
+}
+
+impl BlockBackend for Disk {
+    fn request(&mut self, request: &blk::Request) -> blk::Response {
+        let (disk, vm, sector, gpa, len, write) = match *request {
+            blk::Request::Info { disk } => {
+                assert_eq!(disk, DISK);
+                return blk::Response::Info(self.info);
+            }
+            blk::Request::Flush { disk } => {
+                assert_eq!(disk, DISK);
+                return self.answers.pop_front().unwrap_or(blk::Response::Ok);
+            }
+            blk::Request::Read {
+                disk,
+                vm,
+                sector,
+                gpa,
+                len,
+            } => (disk, vm, sector, gpa, len, false),
+            blk::Request::Write {
+                disk,
+                vm,
+                sector,
+                gpa,
+                len,
+            } => (disk, vm, sector, gpa, len, true),
+        };
+        assert_eq!((disk, vm), (DISK, VM));
+        assert!(len > 0 && len <= blk::MAX_TRANSFER, "length {len}");
+        assert_eq!(u64::from(len) % blk::SECTOR_SIZE, 0, "length {len}");
+        let end = sector.checked_add(u64::from(len) / blk::SECTOR_SIZE);
+        assert!(
+            end.is_some_and(|end| end <= self.info.sectors),
+            "sector {sector} + {len} bytes"
+        );
+        assert!(
+            gpa.checked_add(u64::from(len)).is_some(),
+            "gpa {gpa:#x} wraps"
+        );
+        assert!(
+            !(write && self.info.read_only),
+            "a write to a read-only disk"
+        );
+        self.requests += 1;
+        self.answers.pop_front().unwrap_or(blk::Response::Ok)
+    }
+}
+
+/// A guest's RAM, entropy, output and disk for one fuzz run.
 struct Guest {
     ram: Vec<u8>,
     entropy: Counter,
     output: Sink,
+    disk: Disk,
 }
 
 impl Guest {
@@ -58,6 +126,14 @@ impl Guest {
             ram: vec![0; RAM_SIZE],
             entropy: Counter::default(),
             output: Sink::default(),
+            disk: Disk {
+                info: blk::DiskInfo {
+                    sectors: 64,
+                    read_only: false,
+                },
+                answers: VecDeque::new(),
+                requests: 0,
+            },
         }
     }
 
@@ -65,9 +141,11 @@ impl Guest {
     fn with_env<R>(&mut self, f: impl FnOnce(&mut DeviceEnv<'_>) -> R) -> R {
         let mut memory = SliceGuestMemory::new(RAM_BASE, &mut self.ram);
         let mut env = DeviceEnv {
+            vm: VM,
             memory: &mut memory,
             entropy: &mut self.entropy,
             output: &mut self.output,
+            block: &mut self.disk,
         };
         f(&mut env)
     }
@@ -277,12 +355,26 @@ fn check_transport<D: VirtioDevice>(dev: &mut VirtioMmio<D>, guest: &mut Guest, 
 /// (console input), given the input to read its bytes from.
 fn drive_virtio<D: VirtioDevice>(
     data: &[u8],
+    dev: VirtioMmio<D>,
+    id: u32,
+    host: impl FnMut(&mut VirtioMmio<D>, &mut Input<'_>, &mut Guest),
+) {
+    let info = Guest::new().disk.info;
+    drive_virtio_with(data, dev, id, info, host);
+}
+
+/// [`drive_virtio`] with the guest's disk as `disk` says; returns how many
+/// transfers reached the disk.
+fn drive_virtio_with<D: VirtioDevice>(
+    data: &[u8],
     mut dev: VirtioMmio<D>,
     id: u32,
+    disk: blk::DiskInfo,
     mut host: impl FnMut(&mut VirtioMmio<D>, &mut Input<'_>, &mut Guest),
-) {
+) -> u64 {
     let mut input = Input::new(data);
     let mut guest = Guest::new();
+    guest.disk.info = disk;
     while !input.is_empty() {
         match input.below(8) {
             0 | 1 => {
@@ -307,6 +399,51 @@ fn drive_virtio<D: VirtioDevice>(
         }
         check_transport(&mut dev, &mut guest, id);
     }
+    guest.disk.requests
+}
+
+/// The virtio block device: random transport accesses, guest RAM writes
+/// and block-service answers (the disk checks every request it gets); a
+/// read-only disk of up to 64 KiB sectors, or a writable one.
+pub fn virtio_blk(data: &[u8]) {
+    virtio_blk_transfers(data);
+}
+
+/// [`virtio_blk`], returning how many transfers reached the disk.
+pub fn virtio_blk_transfers(data: &[u8]) -> u64 {
+    let mut input = Input::new(data);
+    let info = blk::DiskInfo {
+        sectors: u64::from(input.u16()),
+        read_only: input.below(4) == 0,
+    };
+    let mut probe = Guest::new();
+    probe.disk.info = info;
+    let model = match VirtioBlk::attach(DISK, &mut probe.disk) {
+        Ok(model) => model,
+        Err(e) => panic!("attach refused: {e:?}"),
+    };
+    assert_eq!(model.info(), info);
+    let dev = VirtioMmio::new(model);
+    let rest = input.rest();
+    drive_virtio_with(rest, dev, 2, info, |dev, input, guest| {
+        let answer = match input.below(6) {
+            0 => blk::Response::Err(Error::IoFailed),
+            1 => blk::Response::Err(Error::InvalidRange),
+            2 => blk::Response::Err(Error::PermissionDenied),
+            3 => blk::Response::Info(info),
+            _ => blk::Response::Ok,
+        };
+        guest.disk.answers.push_back(answer);
+        let before = guest.disk.requests;
+        let failed = dev.failure().is_some();
+        guest.with_env(|env| dev.process_queue(0, env));
+        if failed {
+            assert_eq!(
+                guest.disk.requests, before,
+                "a failed device asked the disk"
+            );
+        }
+    })
 }
 
 /// The virtio console: random transport accesses, guest RAM writes and
@@ -462,5 +599,19 @@ pub fn plic(data: &[u8]) {
             }
         }
         assert!(!dev.irq_level(), "the PLIC raises no line of its own");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_virtio_blk_seeds_reach_the_disk() {
+        let seeds = crate::seeds::generated("virtio_blk");
+        let transfers: Vec<u64> = seeds
+            .iter()
+            .map(|s| super::virtio_blk_transfers(s))
+            .collect();
+        // Writable: the read and the write; read-only: the read alone.
+        assert_eq!(transfers, [2, 1]);
     }
 }

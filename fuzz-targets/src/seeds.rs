@@ -76,6 +76,7 @@ pub fn generated(target: &str) -> Vec<Vec<u8>> {
         "x86_exit" => x86_exits(),
         "uart16550" => vec![uart_session()],
         "virtio_console" | "virtio_rng" => vec![virtio_session()],
+        "virtio_blk" => vec![virtio_blk_session(false), virtio_blk_session(true)],
         "vmgenid" => vec![vec![
             1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 4, 0, 0, 4, 2, 9, 9, 9, 3, 0, 16, 4, 1, 16, 0, 1,
         ]],
@@ -728,6 +729,68 @@ fn virtio_session() -> Vec<u8> {
     out.extend([7, 5, b'h', b'e', b'l', b'l', b'o']);
     out.extend([0, pick(0x060), 7, 2, pick(0x064), 7, 0, 3, 0, 0, 0]);
     const { assert!(RAM_SIZE > 0x3800, "the queues fit in RAM") };
+    out
+}
+
+/// A disk of 64 sectors (read-only or not) and a virtio-blk driver
+/// bringing its queue up (8 entries) and submitting a read of sector 1
+/// (header, 512 bytes of data, status: three descriptors), then a write of
+/// the same buffer, each answered by the disk in turn.
+fn virtio_blk_session(read_only: bool) -> Vec<u8> {
+    const INDEX: [u64; 22] = [
+        0x000, 0x004, 0x008, 0x00c, 0x010, 0x014, 0x020, 0x024, 0x030, 0x034, 0x038, 0x044, 0x050,
+        0x060, 0x064, 0x070, 0x080, 0x084, 0x090, 0x094, 0x0a0, 0x0a4,
+    ];
+    let pick = |offset: u64| INDEX.iter().position(|&o| o == offset).expect("a register") as u8;
+    let mut out = vec![64, 0, if read_only { 0 } else { 1 }];
+    let write = |out: &mut Vec<u8>, offset: u64, value: u32| {
+        out.extend([2, pick(offset), 7, 0]);
+        out.extend(value.to_le_bytes());
+    };
+    let ram_write = |out: &mut Vec<u8>, at: u16, bytes: &[u8]| {
+        out.push(5);
+        out.extend(at.to_le_bytes());
+        out.push(bytes.len() as u8);
+        out.extend(bytes);
+    };
+    let ram = |at: u32| (RAM_BASE as u32).wrapping_add(at);
+    let (desc, avail, used) = (0x1000u32, 0x2000u32, 0x3000u32);
+    for (offset, value) in [(0x070, 1), (0x070, 3), (0x024, 1), (0x020, 1), (0x070, 0xb)] {
+        write(&mut out, offset, value);
+    }
+    write(&mut out, 0x030, 0);
+    write(&mut out, 0x038, 8);
+    write(&mut out, 0x080, ram(desc));
+    write(&mut out, 0x090, ram(avail));
+    write(&mut out, 0x0a0, ram(used));
+    write(&mut out, 0x044, 1);
+    write(&mut out, 0x070, 0xf);
+    let descriptor = |addr: u32, len: u32, flags: u16, next: u16| {
+        let mut d = u64::from(ram(addr)).to_le_bytes().to_vec();
+        d.extend(len.to_le_bytes());
+        d.extend(flags.to_le_bytes());
+        d.extend(next.to_le_bytes());
+        d
+    };
+    for (kind, flags) in [(0u32, 3u16), (1, 1)] {
+        // Header: type, reserved, sector 1.
+        let mut header = kind.to_le_bytes().to_vec();
+        header.extend([0; 4]);
+        header.extend(1u64.to_le_bytes());
+        ram_write(&mut out, 0x800, &header);
+        let mut chain = descriptor(0x800, 16, 1, 1);
+        chain.extend(descriptor(0x3800, 512, flags, 2));
+        chain.extend(descriptor(0x810, 1, 2, 0));
+        ram_write(&mut out, desc as u16, &chain);
+        // The disk's next answer (queued by a host event, which finds
+        // nothing posted yet), then the request posted and notified.
+        out.extend([7, 5]);
+        let index = kind as u8;
+        ram_write(&mut out, avail as u16, &[0, 0, index + 1, 0, 0, 0]);
+        write(&mut out, 0x050, 0);
+    }
+    out.extend([0, pick(0x060), 7]);
+    const { assert!(RAM_SIZE > 0x3a00, "the buffers fit in RAM") };
     out
 }
 

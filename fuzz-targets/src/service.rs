@@ -8,12 +8,13 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use devices::bus::BlockBackend;
 use devices::console_lines::ConsoleSink;
 use devices::memory::{GuestMemory, OutOfRange};
 use devices::service::{DeviceService, GuestMemoryProvider, IrqSink};
 use ipc::devices::{BatchWrite, DeviceKind, IrqEvent, Request, Response, WaitedAccess};
 use ipc::server::{self, Service};
-use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, console_text};
+use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, blk, console_text};
 
 use crate::input::Input;
 use crate::models::Counter;
@@ -91,7 +92,24 @@ impl GuestMemoryProvider for Ram {
     }
 }
 
-type Devices = DeviceService<Recorder, Recorder, Ram, Counter>;
+/// A block service with disk 0 (64 sectors) only, which does every
+/// transfer (it moves no bytes: the same answers on both paths).
+struct Disk;
+
+impl BlockBackend for Disk {
+    fn request(&mut self, request: &blk::Request) -> blk::Response {
+        match *request {
+            blk::Request::Info { disk: 0 } => blk::Response::Info(blk::DiskInfo {
+                sectors: 64,
+                read_only: false,
+            }),
+            blk::Request::Info { .. } => blk::Response::Err(Error::NoDevice),
+            _ => blk::Response::Ok,
+        }
+    }
+}
+
+type Devices = DeviceService<Recorder, Recorder, Ram, Counter, Disk>;
 
 fn service() -> (Devices, Recorder) {
     let recorder = Recorder::default();
@@ -100,7 +118,8 @@ fn service() -> (Devices, Recorder) {
         recorder.clone(),
         Ram(vec![0; 0x4000]),
         Counter(0),
-    );
+    )
+    .with_block(Disk);
     (service, recorder)
 }
 
@@ -120,16 +139,18 @@ impl Service for General<'_> {
     }
 }
 
-const KINDS: [DeviceKind; 5] = [
+const KINDS: [DeviceKind; 6] = [
     DeviceKind::Uart16550,
     DeviceKind::VirtioConsole,
     DeviceKind::VirtioRng,
     DeviceKind::VmGenId,
+    DeviceKind::VirtioBlk { disk: 0 },
+    // Last: its window covers every base after its own.
     DeviceKind::Plic,
 ];
 
 /// How many kinds there are, as an input range.
-const KIND_COUNT: u8 = 5;
+const KIND_COUNT: u8 = 6;
 const _: () = assert!(KINDS.len() == KIND_COUNT as usize);
 
 /// Where a device of kind index `kind` is attached.
@@ -218,7 +239,7 @@ fn request(input: &mut Input<'_>) -> Request {
             1 => Request::Detach {
                 vm,
                 space: space(input),
-                base: base(input.below(5)),
+                base: base(input.below(KIND_COUNT)),
             },
             _ => Request::SetGenerationId {
                 vm,

@@ -32,6 +32,13 @@ pub enum DeviceKind {
     /// other devices' lines end here, and its context 0 drives the VM's
     /// external interrupt. Attached with `irq` 0 (it raises no line itself).
     Plic,
+    /// A virtio-mmio block device backed by host disk `disk` of the block
+    /// service (`crate::blk`); attaching it asks that service what the
+    /// disk is, so it fails when there is no such disk (or no service).
+    VirtioBlk {
+        /// The host disk's number, as the block service counts them.
+        disk: u8,
+    },
 }
 
 impl DeviceKind {
@@ -46,7 +53,8 @@ impl DeviceKind {
             DeviceKind::VirtioConsole
             | DeviceKind::VirtioRng
             | DeviceKind::VmGenId
-            | DeviceKind::Plic => None,
+            | DeviceKind::Plic
+            | DeviceKind::VirtioBlk { .. } => None,
         }
     }
 }

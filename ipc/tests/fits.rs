@@ -271,6 +271,13 @@ fn every_devices_message_fits() {
             base: u64::MAX,
             irq: u32::MAX,
         },
+        devices::Request::Attach {
+            vm,
+            device: DeviceKind::VirtioBlk { disk: u8::MAX },
+            space: Space::PciConfig,
+            base: u64::MAX,
+            irq: u32::MAX,
+        },
         devices::Request::Detach {
             vm,
             space: Space::PciConfig,

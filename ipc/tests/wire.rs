@@ -418,6 +418,7 @@ fn devices_discriminants_are_pinned() {
         (DeviceKind::VirtioRng, 2),
         (DeviceKind::VmGenId, 3),
         (DeviceKind::Plic, 4),
+        (DeviceKind::VirtioBlk { disk: 3 }, 5),
     ] {
         assert_eq!(first_byte(&kind), byte);
     }

@@ -100,7 +100,8 @@ pub fn guest(name: &str, path: PathBuf) -> Part {
 /// architectures: init, ioreq, devices (with `devices_rights` and ENTROPY,
 /// for virtio-rng) and the vm-manager (ENTROPY for generation IDs), their
 /// ELFs found by `task`. The last two may also call the rng service
-/// ([`rng_service`]), their entropy when the CPU has no source.
+/// ([`rng_service`]), their entropy when the CPU has no source; devices
+/// may call the block service ([`blk_service`]) for its virtio-blk models.
 pub fn core_services(
     task: impl Fn(&str) -> Result<PathBuf, String>,
     devices_rights: KernelRights,
@@ -129,7 +130,7 @@ pub fn core_services(
             task("mica-devices")?,
             8,
             Some(DEVICES),
-            &[RNG],
+            &[RNG, BLK],
             devices_rights.union(KernelRights::ENTROPY),
         ),
         service(
@@ -276,6 +277,20 @@ mod tests {
         assert_eq!(blk.rights, KernelRights::DEVICES);
         assert!(blk.may_call.is_empty());
         assert_eq!(usize::from(super::BLK), ipc::syscall::endpoints::BLK);
+    }
+
+    #[test]
+    fn only_the_device_service_and_the_watchdog_call_the_block_service() {
+        let parts = super::core_services(|p| Ok(p.into()), KernelRights::CONSOLE).unwrap();
+        let mut callers: Vec<&str> = parts
+            .iter()
+            .filter(|p| p.may_call.contains(&super::BLK))
+            .map(|p| p.name.as_str())
+            .collect();
+        callers.sort_unstable();
+        assert_eq!(callers, ["devices", "init"]);
+        let devices = parts.iter().find(|p| p.name == "devices").unwrap();
+        assert_eq!(devices.may_call, [super::RNG, super::BLK]);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The device trait every model implements, the environment a model may use
-//! while it handles an access, and the [`Bus`] of disjoint address ranges
-//! that routes a guest access to the model that owns it.
+//! while it handles an access (guest memory, entropy, output, block
+//! storage), and the [`Bus`] of disjoint address ranges that routes a guest
+//! access to the model that owns it.
 //!
 //! Models are written against [`BusDevice`] only: they do not know whether
 //! they sit on an MMIO or a port-I/O bus, nor in which task they run.
 
 use heapless::Vec;
+use ipc::{Error, VmId, blk};
 
 use crate::memory::GuestMemory;
 
@@ -98,15 +100,40 @@ pub trait EntropySource {
     fn fill(&mut self, buf: &mut [u8]) -> usize;
 }
 
-/// What a model may use while it handles one access: the VM's memory (for
-/// virtqueues), an entropy source and the output sink.
+/// Where a model moves disk sectors (virtio-blk): the block service's
+/// protocol, which moves them straight between a host disk and a VM's RAM
+/// by guest-physical address.
+pub trait BlockBackend {
+    /// Serves one request: its answer, or `Response::Err` when it was
+    /// refused or could not be delivered.
+    fn request(&mut self, request: &blk::Request) -> blk::Response;
+}
+
+/// No block service: every request is refused with [`Error::NoDevice`]
+/// (so a virtio-blk device cannot be attached).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoBlock;
+
+impl BlockBackend for NoBlock {
+    fn request(&mut self, _request: &blk::Request) -> blk::Response {
+        blk::Response::Err(Error::NoDevice)
+    }
+}
+
+/// What a model may use while it handles one access: which VM it serves,
+/// the VM's memory (for virtqueues), an entropy source, the output sink
+/// and block storage.
 pub struct DeviceEnv<'a> {
+    /// The VM the access comes from.
+    pub vm: VmId,
     /// The VM's guest-physical memory.
     pub memory: &'a mut dyn GuestMemory,
     /// Random bytes.
     pub entropy: &'a mut dyn EntropySource,
     /// Transmitted bytes.
     pub output: &'a mut dyn OutputSink,
+    /// Disk sectors.
+    pub block: &'a mut dyn BlockBackend,
 }
 
 /// A device model as a bus sees it.

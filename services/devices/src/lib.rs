@@ -1,7 +1,6 @@
-//! Device models (16550 UART, virtio-mmio console and rng, VM generation ID,
-//! the PLIC),
-//! the bus that routes guest accesses to them, and the device service's
-//! request handler.
+//! Device models (16550 UART, virtio-mmio console, rng and block, VM
+//! generation ID, the PLIC), the bus that routes guest accesses to them,
+//! and the device service's request handler.
 //!
 //! Layer: service library (`cargo xtask check-layers`): it owns this service's
 //! state machine and depends only on `ipc`; other services are reached over

@@ -1,10 +1,12 @@
 //! The device models the service can attach, as one type a bus can hold.
 
+use ipc::Error;
 use ipc::devices::DeviceKind;
 
-use crate::bus::{AccessSize, BusDevice, DeviceEnv, DeviceError};
+use crate::bus::{AccessSize, BlockBackend, BusDevice, DeviceEnv, DeviceError};
 use crate::plic::Plic;
 use crate::uart16550::Uart16550;
+use crate::virtio::blk::VirtioBlk;
 use crate::virtio::console::VirtioConsole;
 use crate::virtio::mmio::VirtioMmio;
 use crate::virtio::rng::VirtioRng;
@@ -23,6 +25,8 @@ pub enum DeviceModel {
     VirtioConsole(VirtioMmio<VirtioConsole>),
     /// A virtio-mmio entropy source.
     VirtioRng(VirtioMmio<VirtioRng>),
+    /// A virtio-mmio block device.
+    VirtioBlk(VirtioMmio<VirtioBlk>),
     /// The VM generation ID device.
     VmGenId(VmGenId),
     /// The interrupt controller.
@@ -31,15 +35,23 @@ pub enum DeviceModel {
 
 impl DeviceModel {
     /// A model of `kind` in its reset state; a generation ID device starts
-    /// with `generation_id`.
-    pub fn new(kind: DeviceKind, generation_id: u128) -> Self {
-        match kind {
+    /// with `generation_id`, a block device asks `block` what its disk is
+    /// (and fails as that does: `Error::NoDevice` for no such disk).
+    pub fn new(
+        kind: DeviceKind,
+        generation_id: u128,
+        block: &mut dyn BlockBackend,
+    ) -> Result<Self, Error> {
+        Ok(match kind {
             DeviceKind::Uart16550 => Self::Uart(Uart16550::new()),
             DeviceKind::VirtioConsole => Self::VirtioConsole(VirtioMmio::new(VirtioConsole::new())),
             DeviceKind::VirtioRng => Self::VirtioRng(VirtioMmio::new(VirtioRng::new())),
             DeviceKind::VmGenId => Self::VmGenId(VmGenId::new(generation_id)),
             DeviceKind::Plic => Self::Plic(Plic::new()),
-        }
+            DeviceKind::VirtioBlk { disk } => {
+                Self::VirtioBlk(VirtioMmio::new(VirtioBlk::attach(disk, block)?))
+            }
+        })
     }
 
     /// Which kind of model this is.
@@ -48,6 +60,9 @@ impl DeviceModel {
             Self::Uart(_) => DeviceKind::Uart16550,
             Self::VirtioConsole(_) => DeviceKind::VirtioConsole,
             Self::VirtioRng(_) => DeviceKind::VirtioRng,
+            Self::VirtioBlk(dev) => DeviceKind::VirtioBlk {
+                disk: dev.device().disk(),
+            },
             Self::VmGenId(_) => DeviceKind::VmGenId,
             Self::Plic(_) => DeviceKind::Plic,
         }
@@ -72,6 +87,7 @@ impl DeviceModel {
             Self::Uart(dev) => dev,
             Self::VirtioConsole(dev) => dev,
             Self::VirtioRng(dev) => dev,
+            Self::VirtioBlk(dev) => dev,
             Self::VmGenId(dev) => dev,
             Self::Plic(dev) => dev,
         }
@@ -84,6 +100,7 @@ impl BusDevice for DeviceModel {
             Self::Uart(dev) => dev.size(),
             Self::VirtioConsole(dev) => dev.size(),
             Self::VirtioRng(dev) => dev.size(),
+            Self::VirtioBlk(dev) => dev.size(),
             Self::VmGenId(dev) => dev.size(),
             Self::Plic(dev) => dev.size(),
         }
@@ -124,6 +141,7 @@ impl BusDevice for DeviceModel {
             Self::Uart(dev) => dev.irq_level(),
             Self::VirtioConsole(dev) => dev.irq_level(),
             Self::VirtioRng(dev) => dev.irq_level(),
+            Self::VirtioBlk(dev) => dev.irq_level(),
             Self::VmGenId(dev) => dev.irq_level(),
             Self::Plic(dev) => dev.irq_level(),
         }
@@ -133,6 +151,23 @@ impl BusDevice for DeviceModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::NoBlock;
+    use ipc::blk;
+
+    /// A block service with one disk, number 2.
+    struct OneDisk;
+
+    impl BlockBackend for OneDisk {
+        fn request(&mut self, request: &blk::Request) -> blk::Response {
+            match request {
+                blk::Request::Info { disk: 2 } => blk::Response::Info(blk::DiskInfo {
+                    sectors: 8,
+                    read_only: false,
+                }),
+                _ => blk::Response::Err(Error::NoDevice),
+            }
+        }
+    }
 
     #[test]
     fn each_kind_builds_its_model_with_its_size() {
@@ -142,12 +177,26 @@ mod tests {
             (DeviceKind::VirtioRng, 0x200),
             (DeviceKind::VmGenId, 0x20),
             (DeviceKind::Plic, 0x60_0000),
+            (DeviceKind::VirtioBlk { disk: 2 }, 0x200),
         ];
         for (kind, size) in cases {
-            let model = DeviceModel::new(kind, 7);
+            let model = DeviceModel::new(kind, 7, &mut OneDisk).unwrap();
             assert_eq!(model.kind(), kind);
             assert_eq!(model.size(), size);
             assert!(!model.irq_level());
         }
+    }
+
+    #[test]
+    fn a_block_device_needs_its_disk() {
+        let kind = DeviceKind::VirtioBlk { disk: 1 };
+        assert_eq!(
+            DeviceModel::new(kind, 0, &mut OneDisk).err(),
+            Some(Error::NoDevice)
+        );
+        assert_eq!(
+            DeviceModel::new(kind, 0, &mut NoBlock).err(),
+            Some(Error::NoDevice)
+        );
     }
 }

@@ -1,16 +1,19 @@
 //! The device service's state machine: per-VM buses of device models,
-//! guest accesses routed to them, console input and output, and interrupt
-//! line changes reported after every request.
+//! guest accesses routed to them, console input and output, interrupt
+//! line changes reported after every request, and the block backend its
+//! virtio-blk models use.
 
 use heapless::{Deque, Vec};
 use ipc::devices::{
-    BatchWrite, ConsoleChunk, DeviceKind, IrqEvent, OUTPUT_CHUNK, Request, Response, WaitedAccess,
-    wire,
+    BatchWrite, ConsoleChunk, DeviceKind, IrqEvent, MAX_BATCH, OUTPUT_CHUNK, Request, Response,
+    WaitedAccess, wire,
 };
 use ipc::server::MessageBuffer;
 use ipc::{Error, Space, VmId, WireName};
 
-use crate::bus::{AccessSize, Bus, BusDevice, BusError, DeviceEnv, EntropySource};
+use crate::bus::{
+    AccessSize, BlockBackend, Bus, BusDevice, BusError, DeviceEnv, EntropySource, NoBlock,
+};
 use crate::console_focus::ConsoleGate;
 use crate::console_lines::{ConsoleSink, LineBuffer, VmOutput};
 use crate::console_ring::ConsoleRing;
@@ -137,17 +140,20 @@ impl VmDevices {
 }
 
 /// What a [`DeviceEnv`] is made of for one access to one VM's device.
-struct EnvParts<'a, C, M, E> {
+struct EnvParts<'a, C, M, E, B> {
     vm: VmId,
     memory: &'a mut M,
     entropy: &'a mut E,
+    block: &'a mut B,
     line: &'a mut LineBuffer,
     ring: &'a mut ConsoleRing,
     name: &'a WireName,
     console: &'a mut ConsoleGate<C>,
 }
 
-impl<C: ConsoleSink, M: GuestMemoryProvider, E: EntropySource> EnvParts<'_, C, M, E> {
+impl<C: ConsoleSink, M: GuestMemoryProvider, E: EntropySource, B: BlockBackend>
+    EnvParts<'_, C, M, E, B>
+{
     /// Runs `f` with the environment built from the parts.
     fn with<R>(&mut self, f: impl FnOnce(&mut DeviceEnv<'_>) -> R) -> R {
         let mut no_memory = NoGuestMemory;
@@ -163,9 +169,11 @@ impl<C: ConsoleSink, M: GuestMemoryProvider, E: EntropySource> EnvParts<'_, C, M
             sink: &mut sink,
         };
         f(&mut DeviceEnv {
+            vm: self.vm,
             memory,
             entropy: self.entropy,
             output: &mut output,
+            block: self.block,
         })
     }
 }
@@ -181,8 +189,8 @@ fn is_vm_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// The device service.
-pub struct DeviceService<C, I, M, E> {
+/// The device service; `B` serves its virtio-blk models (none by default).
+pub struct DeviceService<C, I, M, E, B = NoBlock> {
     vms: Vec<VmDevices, MAX_VMS>,
     /// Where the console output numbering of removed VMs ended, so a VM
     /// added again (a reset rebuilds its devices) continues it.
@@ -192,12 +200,13 @@ pub struct DeviceService<C, I, M, E> {
     irq: I,
     memory: M,
     entropy: E,
+    block: B,
     /// Posted writes that failed (to no device, a bad width): the guest
     /// was told they were done, so they are only counted.
     posted_failures: u64,
 }
 
-impl<C, I, M, E> DeviceService<C, I, M, E>
+impl<C, I, M, E> DeviceService<C, I, M, E, NoBlock>
 where
     C: ConsoleSink,
     I: IrqSink,
@@ -206,7 +215,8 @@ where
 {
     /// A service with no VMs, writing console lines to `console`, interrupt
     /// changes to `irq`, taking guest memory from `memory` and randomness
-    /// (virtio-rng, initial generation IDs) from `entropy`.
+    /// (virtio-rng, initial generation IDs) from `entropy`; it has no block
+    /// backend (see [`DeviceService::with_block`]).
     pub fn new(console: C, irq: I, memory: M, entropy: E) -> Self {
         Self {
             vms: Vec::new(),
@@ -215,8 +225,38 @@ where
             irq,
             memory,
             entropy,
+            block: NoBlock,
             posted_failures: 0,
         }
+    }
+}
+
+impl<C, I, M, E, B> DeviceService<C, I, M, E, B>
+where
+    C: ConsoleSink,
+    I: IrqSink,
+    M: GuestMemoryProvider,
+    E: EntropySource,
+    B: BlockBackend,
+{
+    /// The service with `block` serving its virtio-blk devices (the block
+    /// service, in the task).
+    pub fn with_block<N: BlockBackend>(self, block: N) -> DeviceService<C, I, M, E, N> {
+        DeviceService {
+            vms: self.vms,
+            console_ends: self.console_ends,
+            console: self.console,
+            irq: self.irq,
+            memory: self.memory,
+            entropy: self.entropy,
+            block,
+            posted_failures: self.posted_failures,
+        }
+    }
+
+    /// The block backend, mutably.
+    pub fn block_backend(&mut self) -> &mut B {
+        &mut self.block
     }
 
     /// The console sink.
@@ -427,7 +467,7 @@ where
         // hardware source this first one stays (partly) zero.
         let mut id = [0u8; 16];
         self.entropy.fill(&mut id);
-        let model = DeviceModel::new(kind, u128::from_le_bytes(id));
+        let model = DeviceModel::new(kind, u128::from_le_bytes(id), &mut self.block)?;
         let len = model.size();
         let bus = self
             .vm_mut(vm)?
@@ -545,7 +585,7 @@ where
         access: impl FnOnce(
             &mut DeviceModel,
             u64,
-            &mut EnvParts<'_, C, M, E>,
+            &mut EnvParts<'_, C, M, E, B>,
         ) -> Result<R, crate::bus::DeviceError>,
     ) -> Result<R, Error> {
         let at = self.vm_index(vm)?;
@@ -554,6 +594,7 @@ where
             console,
             memory,
             entropy,
+            block,
             ..
         } = self;
         let slot = vms.get_mut(at).ok_or(Error::UnknownVm)?;
@@ -568,6 +609,7 @@ where
             vm,
             memory,
             entropy,
+            block,
             line: &mut slot.line,
             ring: &mut slot.output,
             name: &slot.name,
@@ -595,6 +637,7 @@ where
             console,
             memory,
             entropy,
+            block,
             ..
         } = self;
         let slot = vms
@@ -631,9 +674,11 @@ where
                 sink: &mut sink,
             };
             let mut env = DeviceEnv {
+                vm,
                 memory,
                 entropy,
                 output: &mut output,
+                block,
             };
             dev.process_queue(RECEIVEQ, &mut env);
         } else {
@@ -709,12 +754,17 @@ mod plic_tests;
 #[path = "service_fast_tests.rs"]
 mod fast_tests;
 
-impl<C, I, M, E> ipc::server::Service for DeviceService<C, I, M, E>
+#[cfg(test)]
+#[path = "service_blk_tests.rs"]
+mod blk_tests;
+
+impl<C, I, M, E, B> ipc::server::Service for DeviceService<C, I, M, E, B>
 where
     C: ConsoleSink,
     I: IrqSink,
     M: GuestMemoryProvider,
     E: EntropySource,
+    B: BlockBackend,
 {
     type Request = Request;
     type Response = Response;
@@ -732,11 +782,24 @@ where
     #[inline]
     fn answer_fast(&mut self, message: &mut impl MessageBuffer) -> Option<Result<usize, Error>> {
         let Some(access) = message.request(wire::decode_access) else {
-            let response = message.request(|bytes| {
+            // The writes leave the message before any is done: one may
+            // notify a virtio device, whose model copies guest memory and
+            // calls the block service through the IPC buffer that holds
+            // the message.
+            let (vm, writes, then) = message.request(|bytes| {
                 let batch = wire::decode_write_batch(bytes)?;
-                Some(self.write_batch(batch.vm, batch.writes(), batch.then))
+                let mut writes: Vec<BatchWrite, MAX_BATCH> = Vec::new();
+                for write in batch.writes() {
+                    // The decoder allows at most MAX_BATCH writes.
+                    if writes.push(write).is_err() {
+                        break;
+                    }
+                }
+                Some((batch.vm, writes, batch.then))
             })?;
-            let response = response.unwrap_or_else(Response::Err);
+            let response = self
+                .write_batch(vm, writes.into_iter(), then)
+                .unwrap_or_else(Response::Err);
             return Some(message.reply(|buf| wire::encode_response(&response, buf)));
         };
         let response = match access.write {

@@ -1,14 +1,17 @@
 //! Test doubles for the device environment: a recording output sink, a
-//! counting entropy source, guest memory backed by a heap buffer, and a
-//! guest-side virtio driver.
+//! counting entropy source, guest memory backed by a heap buffer, a block
+//! service that records what it is asked, and a guest-side virtio driver.
 #![allow(
     clippy::cast_possible_truncation,
     reason = "the test driver splits 64-bit guest addresses into 32-bit register halves"
 )]
 
+use std::collections::VecDeque;
 use std::vec::Vec;
 
-use crate::bus::{DeviceEnv, EntropySource, OutputSink};
+use ipc::{VmId, blk};
+
+use crate::bus::{BlockBackend, DeviceEnv, EntropySource, NoBlock, OutputSink};
 use crate::memory::{GuestMemory, NoGuestMemory, OutOfRange, SliceGuestMemory};
 
 /// Records every transmitted byte.
@@ -42,20 +45,60 @@ impl EntropySource for CountingEntropy {
     }
 }
 
+/// A block service with one disk of any number: answers `Info` with
+/// `info`, records every other request and answers it with the next of
+/// `answers` (`Ok` once they run out). It moves no bytes: tests check the
+/// sectors and guest addresses it was given.
+#[derive(Debug)]
+pub struct FakeDisk {
+    pub info: blk::DiskInfo,
+    pub requests: Vec<blk::Request>,
+    pub answers: VecDeque<blk::Response>,
+}
+
+impl Default for FakeDisk {
+    fn default() -> Self {
+        Self {
+            info: blk::DiskInfo {
+                sectors: 0x1000,
+                read_only: false,
+            },
+            requests: Vec::new(),
+            answers: VecDeque::new(),
+        }
+    }
+}
+
+impl BlockBackend for FakeDisk {
+    fn request(&mut self, request: &blk::Request) -> blk::Response {
+        if let blk::Request::Info { .. } = request {
+            return blk::Response::Info(self.info);
+        }
+        self.requests.push(*request);
+        self.answers.pop_front().unwrap_or(blk::Response::Ok)
+    }
+}
+
+/// The VM every test guest is.
+pub const TEST_VM: VmId = VmId(3);
+
 /// Owns everything a [`DeviceEnv`] borrows.
 #[derive(Debug, Default)]
 pub struct TestEnv {
     pub output: RecordingOutput,
     pub entropy: CountingEntropy,
     pub memory: NoGuestMemory,
+    pub block: NoBlock,
 }
 
 impl TestEnv {
     pub fn env(&mut self) -> DeviceEnv<'_> {
         DeviceEnv {
+            vm: TEST_VM,
             memory: &mut self.memory,
             entropy: &mut self.entropy,
             output: &mut self.output,
+            block: &mut self.block,
         }
     }
 }
@@ -211,6 +254,7 @@ pub struct VirtioGuest<D> {
     pub ram: FakeRam,
     pub output: RecordingOutput,
     pub entropy: CountingEntropy,
+    pub block: FakeDisk,
     pub queues: Vec<GuestQueue>,
 }
 
@@ -224,30 +268,49 @@ impl<D: crate::virtio::VirtioDevice> VirtioGuest<D> {
             ram: FakeRam::new(GUEST_RAM, 0x10_0000),
             output: RecordingOutput::default(),
             entropy: CountingEntropy::default(),
+            block: FakeDisk::default(),
             queues: Vec::new(),
         }
     }
 
-    pub fn read(&mut self, offset: u64) -> u32 {
-        use crate::bus::{AccessSize, BusDevice};
+    /// Runs `f` on the device with an environment over this guest.
+    pub fn with_env<R>(
+        &mut self,
+        f: impl FnOnce(&mut crate::virtio::mmio::VirtioMmio<D>, &mut DeviceEnv<'_>) -> R,
+    ) -> R {
         let env = &mut DeviceEnv {
+            vm: TEST_VM,
             memory: &mut self.ram,
             entropy: &mut self.entropy,
             output: &mut self.output,
+            block: &mut self.block,
         };
-        let value = self.dev.read(offset, AccessSize::Word, env).unwrap();
+        f(&mut self.dev, env)
+    }
+
+    /// Serves queue `index` as the service does when the device has news.
+    pub fn process_queue(&mut self, index: usize) {
+        self.with_env(|dev, env| dev.process_queue(index, env));
+    }
+
+    pub fn read(&mut self, offset: u64) -> u32 {
+        use crate::bus::{AccessSize, BusDevice};
+        let value = self
+            .with_env(|dev, env| dev.read(offset, AccessSize::Word, env))
+            .unwrap();
         u32::try_from(value).unwrap()
+    }
+
+    /// A read of `size` bytes at `offset` (config space).
+    pub fn read_sized(&mut self, offset: u64, size: crate::bus::AccessSize) -> u64 {
+        use crate::bus::BusDevice;
+        self.with_env(|dev, env| dev.read(offset, size, env))
+            .unwrap()
     }
 
     pub fn write(&mut self, offset: u64, value: u32) {
         use crate::bus::{AccessSize, BusDevice};
-        let env = &mut DeviceEnv {
-            memory: &mut self.ram,
-            entropy: &mut self.entropy,
-            output: &mut self.output,
-        };
-        self.dev
-            .write(offset, AccessSize::Word, u64::from(value), env)
+        self.with_env(|dev, env| dev.write(offset, AccessSize::Word, u64::from(value), env))
             .unwrap();
     }
 

@@ -142,12 +142,7 @@ mod tests {
 
     fn serve_input(guest: &mut VirtioGuest<VirtioConsole>, bytes: &[u8]) {
         guest.dev.device_mut().queue_input(bytes);
-        let env = &mut DeviceEnv {
-            memory: &mut guest.ram,
-            entropy: &mut guest.entropy,
-            output: &mut guest.output,
-        };
-        guest.dev.process_queue(RECEIVEQ, env);
+        guest.process_queue(RECEIVEQ);
     }
 
     #[test]

@@ -225,7 +225,6 @@ proptest::proptest! {
             let _ = guest.read(word * 4);
         }
         guest.dev.device_mut().queue_input(b"abc");
-        let env = &mut crate::bus::DeviceEnv { memory: &mut guest.ram, entropy: &mut guest.entropy, output: &mut guest.output };
-        guest.dev.process_queue(0, env);
+        guest.process_queue(0);
     }
 }

@@ -24,19 +24,29 @@
 //! allows fewer than offered) rather than made-up ones, and the service
 //! says so once at start.
 //!
+//! Disks: a virtio-blk model's requests go to the block service
+//! (`ipc::blk`, endpoint BLK, which the manifest lets this task call),
+//! which moves the sectors straight between the host disk and the VM's
+//! RAM through its own grant; attaching the device asks it what the disk
+//! is. A call overwrites the IPC buffer page, like the guest-memory calls:
+//! every request is out of the buffer before a model runs (the general
+//! path decodes it into a value, the fast path copies the access or the
+//! batch's writes out first).
+//!
 //! Layer: service task (`cargo xtask check-layers`): it links only `ipc`, the
 //! user runtime and its own service library.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
 mod task {
-    use devices::bus::EntropySource;
+    use devices::bus::{BlockBackend, EntropySource};
     use devices::console_lines::ConsoleSink;
     use devices::memory::{GuestMemory, OutOfRange};
     use devices::service::{DeviceService, GuestMemoryProvider, IrqSink};
     use ipc::VmId;
+    use ipc::blk;
     use ipc::devices::IrqEvent;
-    use ipc::syscall::slots;
+    use ipc::syscall::{endpoints, slots};
     use log::{info, warn};
     use mica_rt::entropy::{HardwareFailure, Origin, RealEntropy};
     use mica_rt::{Start, StaticSlot, serve_forever, sys};
@@ -110,7 +120,23 @@ mod task {
         }
     }
 
-    type Devices = DeviceService<Console, KernelIrqs, KernelRam, Entropy>;
+    /// How long one block request may take: up to `blk::MAX_TRANSFER`
+    /// bytes through the service's page-sized copies on a slow (emulated)
+    /// disk. A service that hangs longer fails the guest's request with an
+    /// I/O error, not this service.
+    const BLK_DEADLINE_MS: u64 = 10_000;
+
+    /// The block service, called for every block request of every VM.
+    struct BlockService;
+
+    impl BlockBackend for BlockService {
+        fn request(&mut self, request: &blk::Request) -> blk::Response {
+            mica_rt::call_service(endpoints::BLK, request, BLK_DEADLINE_MS)
+                .unwrap_or_else(blk::Response::Err)
+        }
+    }
+
+    type Devices = DeviceService<Console, KernelIrqs, KernelRam, Entropy, BlockService>;
 
     /// The service state (about 78 KiB: more than the 64 KiB stack).
     static SERVICE: StaticSlot<Devices> = StaticSlot::new();
@@ -128,8 +154,9 @@ mod task {
         let ram = KernelRam {
             current: GrantedRam(VmId(0)),
         };
-        let built =
-            SERVICE.init_with(|| DeviceService::new(Console, KernelIrqs, ram, Entropy(entropy)));
+        let built = SERVICE.init_with(|| {
+            DeviceService::new(Console, KernelIrqs, ram, Entropy(entropy)).with_block(BlockService)
+        });
         let Some(service) = built else {
             warn!("service state already in use");
             return 1;
