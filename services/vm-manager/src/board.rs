@@ -153,6 +153,22 @@ impl GuestBoard {
         }
     }
 
+    /// Where a VM's disk number `disk` goes on this board: a virtio-blk
+    /// device in [`RISCV_DISK`]'s slot; `None` on the x86 board, which has
+    /// no virtio-mmio bus.
+    pub fn disk_device(self, disk: u8) -> Option<BoardDevice> {
+        match self {
+            GuestBoard::RiscvVirt => Some(BoardDevice {
+                kind: DeviceKind::VirtioBlk { disk },
+                space: Space::Mmio,
+                base: RISCV_DISK.base,
+                size: RISCV_DISK.size,
+                irq: RISCV_DISK.irq,
+            }),
+            GuestBoard::X86Pc => None,
+        }
+    }
+
     /// Writes VM `name`'s boot description into `out` (a device tree, or
     /// the x86 boot-info block); returns its length. `BootInfoTooLarge`
     /// says how many bytes it needs (0 when it cannot be written at all).

@@ -304,18 +304,28 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
             vm,
             name: name.to_wire(),
         }))?;
-        let attached = self
-            .board
-            .devices()
-            .iter()
-            .try_for_each(|place| {
-                devices_ok(self.links.devices(&devices::Request::Attach {
-                    vm,
-                    device: place.kind,
-                    space: place.space,
-                    base: place.base,
-                    irq: place.irq,
-                }))
+        // The disk's virtio-blk device after the board's (the x86 board
+        // has no virtio-mmio bus: a disk there is refused).
+        let disk_device = match disk {
+            Some(disk) => Some(self.board.disk_device(disk).ok_or(Error::NoDevice)),
+            None => None,
+        }
+        .transpose();
+        let attached = disk_device
+            .and_then(|disk_device| {
+                self.board
+                    .devices()
+                    .iter()
+                    .chain(disk_device.as_ref())
+                    .try_for_each(|place| {
+                        devices_ok(self.links.devices(&devices::Request::Attach {
+                            vm,
+                            device: place.kind,
+                            space: place.space,
+                            base: place.base,
+                            irq: place.irq,
+                        }))
+                    })
             })
             .map_err(down_on(Error::UnknownVm, endpoints::DEVICES));
         if attached.is_err() {

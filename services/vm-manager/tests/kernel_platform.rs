@@ -831,3 +831,79 @@ fn the_riscv_board_keeps_its_device_tree() {
     assert_eq!(GuestBoard::RiscvVirt.ram_base(), 0x8000_0000);
     assert_eq!(GuestBoard::X86Pc.ram_base(), 0);
 }
+
+/// Two static VMs with disks 0 and 1 beside one without.
+const DISKS: &[StaticVmConfig] = &[
+    StaticVmConfig {
+        name: "a",
+        image: "hello",
+        mem_mib: 64,
+        vcpus: 1,
+        flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
+        linux: None,
+        disk: Some(0),
+    },
+    StaticVmConfig {
+        name: "b",
+        image: "hello",
+        mem_mib: 64,
+        vcpus: 1,
+        flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
+        linux: None,
+        disk: None,
+    },
+    StaticVmConfig {
+        name: "c",
+        image: "hello",
+        mem_mib: 64,
+        vcpus: 1,
+        flags: VmFlags::STATIC.union(VmFlags::PRE_LAUNCHED),
+        linux: None,
+        disk: Some(1),
+    },
+];
+
+#[test]
+fn a_vm_with_a_disk_gets_a_virtio_blk_device_and_grants_its_ram_to_the_block_service() {
+    let world = Shared::default();
+    let platform = KernelPlatform::new(FakeKernel(world.clone()), FakeLinks(world.clone()));
+    let mut manager = Manager::new(DISKS, platform, Counting(0)).expect("valid scenario");
+    manager.launch_pre_launched();
+    let log = take_log(&world);
+    let blk_attaches: Vec<(u16, u8, u64, u32)> = log
+        .iter()
+        .filter_map(|e| match e {
+            Event::Devices(devices::Request::Attach {
+                vm,
+                device: devices::DeviceKind::VirtioBlk { disk },
+                base,
+                irq,
+                ..
+            }) => Some((vm.0, *disk, *base, *irq)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        blk_attaches,
+        [(0, 0, 0x1000_2000, 2), (2, 1, 0x1000_2000, 2)]
+    );
+    let devices = 1u64 << ipc::syscall::endpoints::DEVICES;
+    let blk = 1u64 << ipc::syscall::endpoints::BLK;
+    assert_eq!(
+        world.borrow().grants,
+        [(0, devices | blk), (1, devices), (2, devices | blk)]
+    );
+    // Each disk VM's device tree has the disk's node; the other's has not.
+    let trees: Vec<Vec<u8>> = log
+        .iter()
+        .filter_map(|e| match e {
+            Event::SetDtb { dtb, .. } => Some(dtb.clone()),
+            _ => None,
+        })
+        .collect();
+    let has_disk = |dtb: &[u8]| contains(dtb, b"virtio_mmio@10002000");
+    assert_eq!(
+        trees.iter().map(|t| has_disk(t)).collect::<Vec<_>>(),
+        [true, false, true]
+    );
+}
