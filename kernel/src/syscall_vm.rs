@@ -75,26 +75,17 @@ pub trait VmHost {
     ) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
-    /// Copies `len` bytes of `vm`'s RAM at guest-physical `gpa` to the
-    /// start of `task`'s IPC buffer page (`vm_ram_read`; the range checked
-    /// by the arch against the VM's RAM).
-    fn vm_ram_read(
+    /// Copies `len` bytes between `vm`'s RAM at guest-physical `gpa` and
+    /// the start of `task`'s IPC buffer page: into the buffer for
+    /// `vm_ram_read` (`to_guest` false), into the guest for `vm_ram_write`
+    /// (the range checked by the arch against the VM's RAM).
+    fn vm_ram_copy(
         &mut self,
         _task: TaskId,
         _vm: usize,
         _gpa: u64,
         _len: usize,
-    ) -> Result<(), Error> {
-        Err(Error::KernelRefused)
-    }
-    /// Copies the first `len` bytes of `task`'s IPC buffer page to `vm`'s
-    /// RAM at guest-physical `gpa` (`vm_ram_write`).
-    fn vm_ram_write(
-        &mut self,
-        _task: TaskId,
-        _vm: usize,
-        _gpa: u64,
-        _len: usize,
+        _to_guest: bool,
     ) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
@@ -378,11 +369,7 @@ fn ram_access<M: Machine>(
     if len > IPC_BUFFER_SIZE {
         return Err(Error::MessageTooLarge);
     }
-    if call == Sysno::VmRamRead {
-        machine.vm_ram_read(task, vm, gpa, len)
-    } else {
-        machine.vm_ram_write(task, vm, gpa, len)
-    }
+    machine.vm_ram_copy(task, vm, gpa, len, call == Sysno::VmRamWrite)
 }
 
 fn console_write<M: Machine>(

@@ -90,12 +90,15 @@ impl VmHost for Host {
         self.boot.push(format!("write {vm} {offset:#x} {len}"));
         Ok(())
     }
-    fn vm_ram_read(&mut self, _: TaskId, vm: usize, gpa: u64, len: usize) -> Result<(), Error> {
-        self.dma.push((true, vm, gpa, len));
-        Ok(())
-    }
-    fn vm_ram_write(&mut self, _: TaskId, vm: usize, gpa: u64, len: usize) -> Result<(), Error> {
-        self.dma.push((false, vm, gpa, len));
+    fn vm_ram_copy(
+        &mut self,
+        _: TaskId,
+        vm: usize,
+        gpa: u64,
+        len: usize,
+        to_guest: bool,
+    ) -> Result<(), Error> {
+        self.dma.push((!to_guest, vm, gpa, len));
         Ok(())
     }
     fn vm_set_external_irq(&mut self, vm: usize, raised: bool) -> Result<(), Error> {

@@ -161,22 +161,24 @@ impl VmHost for Tasks {
         self.guest(vm)?.write_ram(offset, bytes)
     }
 
-    fn vm_ram_read(&mut self, task: TaskId, vm: usize, gpa: u64, len: usize) -> Result<(), Error> {
+    fn vm_ram_copy(
+        &mut self,
+        task: TaskId,
+        vm: usize,
+        gpa: u64,
+        len: usize,
+        to_guest: bool,
+    ) -> Result<(), Error> {
         let guest = self.guests.vms.get_mut(vm).and_then(Option::as_mut);
         let window = guest.ok_or(Error::UnknownVm)?.dma_window(gpa, len)?;
         let slot = self.slots.get(task.slot()).and_then(Option::as_ref);
-        slot.ok_or(Error::InvalidArgument)?.space.write_ipc(window);
-        Ok(())
-    }
-
-    fn vm_ram_write(&mut self, task: TaskId, vm: usize, gpa: u64, len: usize) -> Result<(), Error> {
-        let guest = self.guests.vms.get_mut(vm).and_then(Option::as_mut);
-        let window = guest.ok_or(Error::UnknownVm)?.dma_window(gpa, len)?;
-        let slot = self.slots.get(task.slot()).and_then(Option::as_ref);
-        match slot {
-            Some(slot) if slot.space.read_user(IPC_BUFFER, window) => Ok(()),
-            _ => Err(Error::InvalidArgument),
+        let space = &slot.ok_or(Error::InvalidArgument)?.space;
+        if !to_guest {
+            space.write_ipc(window);
+        } else if !space.read_user(IPC_BUFFER, window) {
+            return Err(Error::InvalidArgument);
         }
+        Ok(())
     }
 
     fn vm_set_dtb(&mut self, task: TaskId, vm: usize, len: usize) -> Result<u64, Error> {

@@ -433,26 +433,8 @@ fn extract_kernel(deb: &Path, scratch: &Path, image: &Path) -> Result<(), String
         "xtask: guests: extracting the kernel Image from {}",
         deb.display()
     );
-    let mut dpkg = Command::new("dpkg-deb");
-    dpkg.arg("--fsys-tarfile").arg(deb).stdout(Stdio::piped());
-    let mut producer = dpkg
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", describe(&dpkg)))?;
-    let mut tar = Command::new("tar");
-    tar.args(["-x", "-f", "-", "--wildcards", "-C"])
-        .arg(&into)
-        .arg("./boot/vmlinux-*");
-    if let Some(stdout) = producer.stdout.take() {
-        tar.stdin(stdout);
-    }
-    let tar_status = tar.status();
-    let dpkg_status = producer.wait();
-    if !matches!((&tar_status, &dpkg_status), (Ok(t), Ok(d)) if t.success() && d.success()) {
-        return Err(format!(
-            "cannot extract boot/vmlinux-* from {} (dpkg-deb: {dpkg_status:?}, tar: {tar_status:?}): delete it and run `cargo xtask guests` again",
-            deb.display()
-        ));
-    }
+    extract_members(deb, &into, &["./boot/vmlinux-*".to_string()])
+        .map_err(|e| format!("{e}: delete it and run `cargo xtask guests` again"))?;
     let found = std::fs::read_dir(into.join("boot"))
         .map_err(|e| format!("{} has no boot/: {e}", deb.display()))?
         .flatten()
@@ -470,6 +452,34 @@ fn extract_kernel(deb: &Path, scratch: &Path, image: &Path) -> Result<(), String
     Ok(())
 }
 
+/// Extracts the files of package `deb` that match `members` (tar
+/// wildcards) into `into`.
+fn extract_members(deb: &Path, into: &Path, members: &[String]) -> Result<(), String> {
+    let mut dpkg = Command::new("dpkg-deb");
+    dpkg.arg("--fsys-tarfile").arg(deb).stdout(Stdio::piped());
+    let mut producer = dpkg
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", describe(&dpkg)))?;
+    let mut tar = Command::new("tar");
+    tar.args(["-x", "-f", "-", "--wildcards", "-C"])
+        .arg(into)
+        .args(members);
+    if let Some(stdout) = producer.stdout.take() {
+        tar.stdin(stdout);
+    }
+    let tar_status = tar.status();
+    let dpkg_status = producer.wait();
+    if matches!((&tar_status, &dpkg_status), (Ok(t), Ok(d)) if t.success() && d.success()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot extract {} from {} (dpkg-deb: {dpkg_status:?}, tar: {tar_status:?})",
+            members.join(" "),
+            deb.display()
+        ))
+    }
+}
+
 /// Extracts the [`MODULES`] from the kernel package and installs them
 /// uncompressed (`xz -d`; xz-utils is installed when missing) in `into`.
 fn extract_modules(deb: &Path, scratch: &Path, into: &Path) -> Result<(), String> {
@@ -483,28 +493,11 @@ fn extract_modules(deb: &Path, scratch: &Path, into: &Path) -> Result<(), String
         MODULES.len(),
         deb.display()
     );
-    let mut dpkg = Command::new("dpkg-deb");
-    dpkg.arg("--fsys-tarfile").arg(deb).stdout(Stdio::piped());
-    let mut producer = dpkg
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", describe(&dpkg)))?;
-    let mut tar = Command::new("tar");
-    tar.args(["-x", "-f", "-", "--wildcards", "-C"])
-        .arg(&unpacked);
-    for module in MODULES {
-        tar.arg(format!("./usr/lib/modules/*/kernel/{module}.ko.xz"));
-    }
-    if let Some(stdout) = producer.stdout.take() {
-        tar.stdin(stdout);
-    }
-    let tar_status = tar.status();
-    let dpkg_status = producer.wait();
-    if !matches!((&tar_status, &dpkg_status), (Ok(t), Ok(d)) if t.success() && d.success()) {
-        return Err(format!(
-            "cannot extract the kernel modules from {} (dpkg-deb: {dpkg_status:?}, tar: {tar_status:?})",
-            deb.display()
-        ));
-    }
+    let members: Vec<String> = MODULES
+        .iter()
+        .map(|module| format!("./usr/lib/modules/*/kernel/{module}.ko.xz"))
+        .collect();
+    extract_members(deb, &unpacked, &members)?;
     let abi_dirs = std::fs::read_dir(unpacked.join("usr/lib/modules"))
         .map_err(|e| format!("{} has no usr/lib/modules: {e}", deb.display()))?;
     let kernel_dir = abi_dirs

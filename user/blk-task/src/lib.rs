@@ -80,18 +80,22 @@ impl<D: Disk, R: GuestRam> BlkService<D, R> {
                 sector,
                 gpa,
                 len,
-            } => self
-                .transfer(Direction::DiskToGuest, disk, vm, sector, gpa, len)
-                .map(|()| Response::Ok),
-            Request::Write {
+            }
+            | Request::Write {
                 disk,
                 vm,
                 sector,
                 gpa,
                 len,
-            } => self
-                .transfer(Direction::GuestToDisk, disk, vm, sector, gpa, len)
-                .map(|()| Response::Ok),
+            } => {
+                let direction = if matches!(request, Request::Read { .. }) {
+                    Direction::DiskToGuest
+                } else {
+                    Direction::GuestToDisk
+                };
+                self.transfer(direction, disk, vm, sector, gpa, len)
+                    .map(|()| Response::Ok)
+            }
             Request::Flush { disk } => self
                 .disk(disk)
                 .and_then(|d| d.flush().map_err(|_| Error::IoFailed))
