@@ -71,7 +71,7 @@ impl<D: Disk, R: GuestRam> BlkService<D, R> {
     }
 
     /// Answers one request.
-    pub fn handle(&mut self, request: Request) -> Response {
+    pub fn answer(&mut self, request: Request) -> Response {
         let answer = match request {
             Request::Info { disk } => self.disk(disk).map(|d| Response::Info(d.info())),
             Request::Read {
@@ -161,6 +161,20 @@ impl<D: Disk, R: GuestRam> BlkService<D, R> {
             done += n;
         }
         Ok(())
+    }
+}
+
+/// Served on the block service's endpoint as it is.
+impl<D: Disk, R: GuestRam> ipc::server::Service for BlkService<D, R> {
+    type Request = Request;
+    type Response = Response;
+
+    fn handle(&mut self, request: Request) -> Response {
+        self.answer(request)
+    }
+
+    fn refusal(error: Error) -> Response {
+        Response::Err(error)
     }
 }
 

@@ -15,7 +15,7 @@
 
 #[cfg(target_os = "none")]
 mod task {
-    use ipc::blk::{DiskInfo, MAX_DISKS, Request, Response};
+    use ipc::blk::{DiskInfo, MAX_DISKS};
     use ipc::syscall::slots;
     use ipc::{Error, VmId};
     use log::{info, warn};
@@ -131,32 +131,16 @@ mod task {
         table
     }
 
-    /// The service as served on the endpoint.
-    struct Served(BlkService<VirtioDisk, KernelRam>);
-
-    impl ipc::server::Service for Served {
-        type Request = Request;
-        type Response = Response;
-
-        fn handle(&mut self, request: Request) -> Response {
-            self.0.handle(request)
-        }
-
-        fn refusal(error: Error) -> Response {
-            Response::Err(error)
-        }
-    }
-
     /// The service state (a driver's queue bookkeeping per disk).
-    static SERVICE: StaticSlot<Served> = StaticSlot::new();
+    static SERVICE: StaticSlot<BlkService<VirtioDisk, KernelRam>> = StaticSlot::new();
 
     fn main(_start: Start) -> u32 {
-        let built = SERVICE.init_with(|| Served(BlkService::new(disks(), KernelRam)));
+        let built = SERVICE.init_with(|| BlkService::new(disks(), KernelRam));
         let Some(served) = built else {
             warn!("service state already in use");
             return 1;
         };
-        if served.0.disk_count() == 0 {
+        if served.disk_count() == 0 {
             info!("no virtio-blk disk: every request is refused (NoDevice)");
         }
         serve_forever(slots::SERVE, served)

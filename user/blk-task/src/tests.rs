@@ -139,11 +139,11 @@ fn info_names_each_disk_and_refuses_numbers_without_one() {
         sectors: SECTORS,
         read_only: false,
     };
-    assert_eq!(s.handle(Request::Info { disk: 0 }), Response::Info(info));
-    assert_eq!(s.handle(Request::Info { disk: 2 }), Response::Info(info));
+    assert_eq!(s.answer(Request::Info { disk: 0 }), Response::Info(info));
+    assert_eq!(s.answer(Request::Info { disk: 2 }), Response::Info(info));
     for missing in [1, 3, u8::MAX] {
         assert_eq!(
-            s.handle(Request::Info { disk: missing }),
+            s.answer(Request::Info { disk: missing }),
             Response::Err(Error::NoDevice)
         );
     }
@@ -154,7 +154,7 @@ fn a_read_lands_in_guest_ram_in_page_chunks() {
     let mut s = service();
     // 3 pages and a sector: four device requests, the last short.
     let len = 3 * CHUNK as u32 + 512;
-    assert_eq!(s.handle(read(0, 1, 5, BASE + 512, len)), Response::Ok);
+    assert_eq!(s.answer(read(0, 1, 5, BASE + 512, len)), Response::Ok);
     let ram = ram(&s);
     assert_eq!(ram[..512], [0xee; 512]);
     for (i, byte) in ram[512..512 + len as usize].iter().enumerate() {
@@ -167,12 +167,12 @@ fn a_read_lands_in_guest_ram_in_page_chunks() {
 fn a_write_takes_guest_bytes_to_the_disk_and_a_flush_reaches_the_device() {
     let mut s = service();
     s.ram.0.get_mut(&1).unwrap()[4096..4096 + 1024].fill(0x5a);
-    assert_eq!(s.handle(write(2, 1, 10, BASE + 4096, 1024)), Response::Ok);
+    assert_eq!(s.answer(write(2, 1, 10, BASE + 4096, 1024)), Response::Ok);
     let d = disk(&mut s, 2);
     assert!(d.bytes[10 * 512..12 * 512].iter().all(|&b| b == 0x5a));
     assert_eq!(d.bytes[12 * 512], 12);
     assert_eq!(disk(&mut s, 0).bytes[10 * 512], 10, "other disks untouched");
-    assert_eq!(s.handle(Request::Flush { disk: 2 }), Response::Ok);
+    assert_eq!(s.answer(Request::Flush { disk: 2 }), Response::Ok);
     assert_eq!(disk(&mut s, 2).flushes, 1);
 }
 
@@ -181,31 +181,31 @@ fn lengths_must_be_whole_sectors_within_the_transfer_limit() {
     let mut s = service();
     for len in [0, 1, 511, 513, MAX_TRANSFER + 512] {
         assert_eq!(
-            s.handle(read(0, 1, 0, BASE, len)),
+            s.answer(read(0, 1, 0, BASE, len)),
             Response::Err(Error::InvalidArgument),
             "len {len}"
         );
     }
-    assert_eq!(s.handle(read(0, 1, 0, BASE, MAX_TRANSFER)), Response::Ok);
+    assert_eq!(s.answer(read(0, 1, 0, BASE, MAX_TRANSFER)), Response::Ok);
 }
 
 #[test]
 fn sectors_past_the_end_are_refused_before_anything_moves() {
     let mut s = service();
     assert_eq!(
-        s.handle(read(0, 1, SECTORS - 1, BASE, 1024)),
+        s.answer(read(0, 1, SECTORS - 1, BASE, 1024)),
         Response::Err(Error::InvalidRange)
     );
     assert_eq!(
-        s.handle(read(0, 1, u64::MAX, BASE, 512)),
+        s.answer(read(0, 1, u64::MAX, BASE, 512)),
         Response::Err(Error::InvalidRange)
     );
     assert_eq!(
-        s.handle(write(0, 1, SECTORS, BASE, 512)),
+        s.answer(write(0, 1, SECTORS, BASE, 512)),
         Response::Err(Error::InvalidRange)
     );
     assert!(ram(&s).iter().all(|&b| b == 0xee));
-    assert_eq!(s.handle(read(0, 1, SECTORS - 1, BASE, 512)), Response::Ok);
+    assert_eq!(s.answer(read(0, 1, SECTORS - 1, BASE, 512)), Response::Ok);
 }
 
 #[test]
@@ -213,11 +213,11 @@ fn a_read_only_disk_reads_but_refuses_writes() {
     let mut s = service();
     disk(&mut s, 0).read_only = true;
     assert_eq!(
-        s.handle(write(0, 1, 0, BASE, 512)),
+        s.answer(write(0, 1, 0, BASE, 512)),
         Response::Err(Error::PermissionDenied)
     );
     assert_eq!(disk(&mut s, 0).bytes[0], 0);
-    assert_eq!(s.handle(read(0, 1, 0, BASE, 512)), Response::Ok);
+    assert_eq!(s.answer(read(0, 1, 0, BASE, 512)), Response::Ok);
 }
 
 #[test]
@@ -226,19 +226,19 @@ fn guest_ram_the_kernel_refuses_is_an_invalid_range_and_the_disk_keeps_its_bytes
     // Outside the VM's RAM, below it, and a VM that granted nothing.
     let outside = BASE + RAM as u64 - 512;
     assert_eq!(
-        s.handle(write(0, 1, 0, outside, 1024)),
+        s.answer(write(0, 1, 0, outside, 1024)),
         Response::Err(Error::InvalidRange)
     );
     assert_eq!(
-        s.handle(read(0, 1, 0, BASE - 4096, 512)),
+        s.answer(read(0, 1, 0, BASE - 4096, 512)),
         Response::Err(Error::InvalidRange)
     );
     assert_eq!(
-        s.handle(read(0, 7, 0, BASE, 512)),
+        s.answer(read(0, 7, 0, BASE, 512)),
         Response::Err(Error::InvalidRange)
     );
     assert_eq!(
-        s.handle(read(0, 1, 0, u64::MAX - 100, 512)),
+        s.answer(read(0, 1, 0, u64::MAX - 100, 512)),
         Response::Err(Error::InvalidRange)
     );
     assert_eq!(disk(&mut s, 0).bytes[0], 0);
@@ -250,17 +250,17 @@ fn a_failing_device_is_an_io_error() {
     disk(&mut s, 0).broken_from = Some(8);
     // The first page (sectors 0-7) is read, the second fails.
     assert_eq!(
-        s.handle(read(0, 1, 0, BASE, 2 * CHUNK as u32)),
+        s.answer(read(0, 1, 0, BASE, 2 * CHUNK as u32)),
         Response::Err(Error::IoFailed)
     );
     assert_eq!(ram(&s)[0], 0);
     assert_eq!(ram(&s)[CHUNK], 0xee);
     assert_eq!(
-        s.handle(write(0, 1, 8, BASE, 512)),
+        s.answer(write(0, 1, 8, BASE, 512)),
         Response::Err(Error::IoFailed)
     );
     assert_eq!(
-        s.handle(Request::Flush { disk: 0 }),
+        s.answer(Request::Flush { disk: 0 }),
         Response::Err(Error::IoFailed)
     );
 }
@@ -270,11 +270,11 @@ fn no_disk_at_all_refuses_everything_with_no_device() {
     let mut s: BlkService<FakeDisk, FakeRam> = BlkService::new([], FakeRam::default());
     assert_eq!(s.disk_count(), 0);
     assert_eq!(
-        s.handle(read(0, 1, 0, BASE, 512)),
+        s.answer(read(0, 1, 0, BASE, 512)),
         Response::Err(Error::NoDevice)
     );
     assert_eq!(
-        s.handle(Request::Flush { disk: 0 }),
+        s.answer(Request::Flush { disk: 0 }),
         Response::Err(Error::NoDevice)
     );
 }

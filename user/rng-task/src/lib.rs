@@ -44,7 +44,7 @@ impl<D: RandomDevice> RngService<D> {
     /// Answers one request: `len` bytes (topped up from the device up to
     /// [`MAX_DEVICE_ROUNDS`] times; fewer only if it stops giving), or an
     /// error when it gives none.
-    pub fn handle(&mut self, request: Request) -> Response {
+    pub fn answer(&mut self, request: Request) -> Response {
         let Request::Fill { len } = request;
         let len = usize::from(len);
         if len == 0 || len > MAX_FILL {
@@ -73,6 +73,20 @@ impl<D: RandomDevice> RngService<D> {
             },
             None => Response::Err(Error::NoEntropy),
         }
+    }
+}
+
+/// Served on the rng service's endpoint as it is.
+impl<D: RandomDevice> ipc::server::Service for RngService<D> {
+    type Request = Request;
+    type Response = Response;
+
+    fn handle(&mut self, request: Request) -> Response {
+        self.answer(request)
+    }
+
+    fn refusal(error: Error) -> Response {
+        Response::Err(error)
     }
 }
 
@@ -114,9 +128,9 @@ mod tests {
     #[test]
     fn a_fill_gives_exactly_the_bytes_asked_for() {
         let mut service = RngService::new(Some(fake(0x42, 256)));
-        assert_eq!(bytes(service.handle(Request::Fill { len: 16 })), [0x42; 16]);
+        assert_eq!(bytes(service.answer(Request::Fill { len: 16 })), [0x42; 16]);
         assert_eq!(
-            bytes(service.handle(Request::Fill { len: 256 })),
+            bytes(service.answer(Request::Fill { len: 256 })),
             [0x42; 256]
         );
     }
@@ -124,7 +138,7 @@ mod tests {
     #[test]
     fn short_device_answers_are_topped_up() {
         let mut service = RngService::new(Some(fake(7, 5)));
-        assert_eq!(bytes(service.handle(Request::Fill { len: 16 })), [7; 16]);
+        assert_eq!(bytes(service.answer(Request::Fill { len: 16 })), [7; 16]);
         assert_eq!(service.device.as_ref().unwrap().calls, 4);
     }
 
@@ -133,12 +147,12 @@ mod tests {
         let mut service = RngService::new(Some(fake(1, 2)));
         // 2 bytes a round, MAX_DEVICE_ROUNDS rounds.
         assert_eq!(
-            bytes(service.handle(Request::Fill { len: 100 })).len(),
+            bytes(service.answer(Request::Fill { len: 100 })).len(),
             2 * MAX_DEVICE_ROUNDS
         );
         let mut silent = RngService::new(Some(fake(1, 0)));
         assert_eq!(
-            silent.handle(Request::Fill { len: 8 }),
+            silent.answer(Request::Fill { len: 8 }),
             Response::Err(Error::NoEntropy),
             "no byte is made up"
         );
@@ -155,7 +169,7 @@ mod tests {
             }
         }
         let mut service = RngService::new(Some(Liar));
-        assert_eq!(bytes(service.handle(Request::Fill { len: 10 })), [9; 10]);
+        assert_eq!(bytes(service.answer(Request::Fill { len: 10 })), [9; 10]);
     }
 
     #[test]
@@ -163,7 +177,7 @@ mod tests {
         let mut service = RngService::<Fake>::new(None);
         assert!(!service.has_device());
         assert_eq!(
-            service.handle(Request::Fill { len: 16 }),
+            service.answer(Request::Fill { len: 16 }),
             Response::Err(Error::NoEntropy)
         );
     }
@@ -173,7 +187,7 @@ mod tests {
         let mut service = RngService::new(Some(fake(1, 256)));
         for len in [0, 257, u16::MAX] {
             assert_eq!(
-                service.handle(Request::Fill { len }),
+                service.answer(Request::Fill { len }),
                 Response::Err(Error::InvalidArgument)
             );
         }
@@ -195,10 +209,10 @@ mod tests {
         }
         let mut broken = RngService::new(Some(Broken(0)));
         assert_eq!(
-            broken.handle(Request::Fill { len: 4 }),
+            broken.answer(Request::Fill { len: 4 }),
             Response::Err(Error::KernelRefused)
         );
         let mut partly = RngService::new(Some(Broken(2)));
-        assert_eq!(bytes(partly.handle(Request::Fill { len: 4 })), [3, 3]);
+        assert_eq!(bytes(partly.answer(Request::Fill { len: 4 })), [3, 3]);
     }
 }

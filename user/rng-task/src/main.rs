@@ -14,7 +14,6 @@
 #[cfg(target_os = "none")]
 mod task {
     use ipc::Error;
-    use ipc::rng::{Request, Response};
     use ipc::syscall::slots;
     use log::{info, warn};
     use mica_rng_task::{RandomDevice, RngService};
@@ -66,25 +65,9 @@ mod task {
         }
     }
 
-    /// The service as served on the endpoint.
-    struct Served(RngService<VirtioRng>);
-
-    impl ipc::server::Service for Served {
-        type Request = Request;
-        type Response = Response;
-
-        fn handle(&mut self, request: Request) -> Response {
-            self.0.handle(request)
-        }
-
-        fn refusal(error: Error) -> Response {
-            Response::Err(error)
-        }
-    }
-
     fn main(_start: Start) -> u32 {
-        let mut served = Served(RngService::new(device()));
-        serve_forever(slots::SERVE, &mut served)
+        let mut service = RngService::new(device());
+        serve_forever(slots::SERVE, &mut service)
     }
 
     mica_rt::entry!(main);
