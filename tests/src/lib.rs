@@ -420,6 +420,18 @@ fn no_trouble(s: &Session, also: impl Fn(&str) -> bool) -> Result<(), String> {
     }
 }
 
+/// Where host program `name` is: on `PATH`, else in `/usr/sbin` or `/sbin`
+/// (system tools such as `mkfs.ext4`, which a user's `PATH` may lack).
+pub fn host_tool(name: &str) -> Option<std::path::PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>());
+    on_path
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir: std::path::PathBuf| dir.join(name))
+        .find(|path| path.is_file())
+}
+
 #[cfg(test)]
 mod tests {
     use super::Session;

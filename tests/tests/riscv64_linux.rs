@@ -253,7 +253,7 @@ fn host_disk(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&files).unwrap();
     std::fs::write(files.join("hello.txt"), "written by the host\n").unwrap();
     let image = dir.join("disk.img");
-    let made = Command::new("mkfs.ext4")
+    let made = Command::new(mica_tests::host_tool("mkfs.ext4").expect("mkfs.ext4 (e2fsprogs)"))
         .args(["-q", "-d"])
         .arg(&files)
         .arg(&image)
@@ -266,7 +266,7 @@ fn host_disk(tag: &str) -> std::path::PathBuf {
 
 /// A file of the ext4 image `image`, read on the host without mounting.
 fn host_read(image: &std::path::Path, file: &str) -> String {
-    let out = Command::new("debugfs")
+    let out = Command::new(mica_tests::host_tool("debugfs").expect("debugfs (e2fsprogs)"))
         .args(["-R", &format!("cat /{file}")])
         .arg(image)
         .output()

@@ -87,6 +87,21 @@ pub fn xz() -> Result<(), String> {
     run(&mut install, "install xz-utils")
 }
 
+/// `mkfs.ext4` and `debugfs`, with which the Linux disk tests make an ext4
+/// image on the host and read it back: e2fsprogs is required on Debian,
+/// so this only installs it on a machine that lacks it.
+pub fn e2fsprogs() -> Result<(), String> {
+    if mica_tests::host_tool("mkfs.ext4").is_some() && mica_tests::host_tool("debugfs").is_some() {
+        return Ok(());
+    }
+    println!("xtask: mkfs.ext4 or debugfs is missing; installing e2fsprogs");
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "--no-install-recommends", "e2fsprogs"])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run(&mut install, "install e2fsprogs")
+}
+
 /// What booting the x86 kernel under Bochs needs: Bochs with its BIOSes,
 /// and GRUB with the tools `grub-mkrescue` builds an ISO with.
 const BOCHS_PACKAGES: [&str; 7] = [

@@ -247,6 +247,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// `cmdline`, says so in one line and runs only the native test.
 fn linux_tests(kernel: &std::path::Path) -> Result<Counts, String> {
     let guest = guests::fetch()?;
+    // The disk tests make and read ext4 images on the host.
+    install::e2fsprogs()?;
     let file = cmd::workspace_root().join("configs").join("default.toml");
     let text = std::fs::read_to_string(&file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
