@@ -6,8 +6,9 @@
 //! instructions (1 ns each), and time the guest waits idle for the host's
 //! disk passes as on the host's clock (with `sleep=off` QEMU would skip
 //! to the guest's next timer on every wait, which makes a native 4 KiB
-//! read cost a timer tick). Each run is timed by the guest's own
-//! `/proc/uptime` (10 ms steps; the runs are long enough for that).
+//! read cost a timer tick). Each run is timed by the guest's own monotonic
+//! clock in ns (`now at` of `/proc/timer_list`: busybox's `date` has no
+//! `%N`, and `/proc/uptime`'s 10 ms steps are longer than a native run).
 //!
 //! Figures: MB (10^6 bytes) per second of guest time for sequential 4 KiB
 //! and 1 MiB reads and writes, natively and under Mica, their ratios, and
@@ -71,12 +72,12 @@ const DISK_BYTES: u64 = 64 << 20;
 const BOOT: Duration = Duration::from_secs(900);
 const RUN: Duration = Duration::from_secs(900);
 
-/// The shell function that times a command by the guest's uptime and
-/// prints `disk-time: START END` (the quotes keep the typed line itself
-/// from matching).
-const TIMER: &str = "t() { read a x < /proc/uptime; \"$@\"; read b x < /proc/uptime; echo \"disk\"\"-time: $a $b\"; }";
+/// The shell functions that read the guest's monotonic clock (ns) and time
+/// a command by it, printing `disk-time: START END` (the quotes keep the
+/// typed line itself from matching).
+const TIMER: &str = "now() { n=$(grep -m1 'now at' /proc/timer_list); n=${n#now at }; echo ${n% nsecs}; }; t() { a=$(now); \"$@\"; b=$(now); echo \"disk\"\"-time: $a $b\"; }";
 
-/// Guest time per run, in ms, in [`RUNS`] order.
+/// Guest time per run, in µs, in [`RUNS`] order.
 pub type Times = Vec<u64>;
 
 fn qemu(memory: &str, disk: &Path) -> Result<Command, String> {
@@ -106,28 +107,18 @@ fn timed_runs(session: &mut Session, prefix: &str) -> Result<Times, String> {
     for run in &RUNS {
         session.send(&format!("t {}\n", run.command))?;
         let line = session.expect(&format!("{prefix}disk-time: "), RUN)?;
-        times.push(elapsed_ms(&line).ok_or_else(|| format!("cannot read the time in {line:?}"))?);
+        times.push(elapsed_us(&line).ok_or_else(|| format!("cannot read the time in {line:?}"))?);
     }
     Ok(times)
 }
 
-/// The ms between the two uptimes of a `disk-time: START END` line.
-fn elapsed_ms(line: &str) -> Option<u64> {
+/// The µs between the two clock readings (ns) of a `disk-time: START END`
+/// line.
+fn elapsed_us(line: &str) -> Option<u64> {
     let at = line.find("disk-time: ")? + "disk-time: ".len();
-    let mut parts = line[at..].split_whitespace().map(centiseconds);
+    let mut parts = line[at..].split_whitespace().map(|n| n.parse::<u64>().ok());
     let (start, end) = (parts.next()??, parts.next()??);
-    end.checked_sub(start).map(|cs| cs * 10)
-}
-
-/// `12.34` as 1234.
-fn centiseconds(text: &str) -> Option<u64> {
-    let (whole, frac) = text.split_once('.')?;
-    let frac: u64 = format!("{frac:0<2}").get(..2)?.parse().ok()?;
-    whole
-        .parse::<u64>()
-        .ok()?
-        .checked_mul(100)?
-        .checked_add(frac)
+    end.checked_sub(start).map(|ns| ns / 1000)
 }
 
 /// Natively: Linux on QEMU with `disk` as its virtio-blk device.
@@ -162,11 +153,12 @@ pub fn under_mica(kernel: &Path, boot_image: &Path, disk: &Path) -> Result<Times
     timed_runs(&mut session, "linux | ")
 }
 
-/// MB per second for `bytes` in `ms` (0 when no time passed).
-fn mb_per_s(bytes: u64, ms: u64) -> f64 {
+/// MB (10^6 bytes) per second for `bytes` in `us` µs (0 when no time
+/// passed).
+fn mb_per_s(bytes: u64, us: u64) -> f64 {
     #[allow(clippy::cast_precision_loss, reason = "tens of MB and seconds")]
-    let rate = bytes as f64 / 1e3 / ms.max(1) as f64;
-    if ms == 0 { 0.0 } else { rate }
+    let rate = bytes as f64 / us.max(1) as f64;
+    if us == 0 { 0.0 } else { rate }
 }
 
 /// The JSON figures (key, value, summary) of both sides' times.
@@ -177,14 +169,14 @@ pub fn figures(native: &Times, mica: Option<&Times>) -> Vec<(String, String, Str
         out.push((
             format!("disk_{}_native_mb_s", run.key),
             format!("{native_rate:.2}"),
-            format!("{native_rate:.2} MB/s ({} ms)", native[i]),
+            format!("{native_rate:.2} MB/s ({} us)", native[i]),
         ));
         if let Some(mica) = mica {
             let rate = mb_per_s(run.bytes, mica[i]);
             out.push((
                 format!("disk_{}_mica_mb_s", run.key),
                 format!("{rate:.2}"),
-                format!("{rate:.2} MB/s ({} ms)", mica[i]),
+                format!("{rate:.2} MB/s ({} us)", mica[i]),
             ));
             let ratio = if native_rate > 0.0 {
                 rate / native_rate
@@ -199,7 +191,7 @@ pub fn figures(native: &Times, mica: Option<&Times>) -> Vec<(String, String, Str
         }
     }
     let small = RUNS.len() - 1;
-    let per_request = |ms: u64| ms * 1_000_000 / SMALL_READS;
+    let per_request = |us: u64| us * 1000 / SMALL_READS;
     out.push((
         "disk_request_native_ns".into(),
         per_request(native[small]).to_string(),
@@ -220,36 +212,38 @@ pub fn figures(native: &Times, mica: Option<&Times>) -> Vec<(String, String, Str
 
 #[cfg(test)]
 mod tests {
-    use super::{RUNS, elapsed_ms, figures, timed_runs};
+    use super::{RUNS, elapsed_us, figures, timed_runs};
     use mica_tests::Session;
     use std::process::Command;
 
     #[test]
-    fn reads_the_guests_uptimes_behind_a_prefix() {
-        assert_eq!(elapsed_ms("disk-time: 100.76 680.72"), Some(579_960));
-        assert_eq!(elapsed_ms("linux | disk-time: 1.5 1.75"), Some(250));
-        assert_eq!(elapsed_ms("disk-time: 2.00 1.00"), None);
-        assert_eq!(elapsed_ms("disk-time: 2.00"), None);
-        assert_eq!(elapsed_ms("mica-linux# t dd ..."), None);
+    fn reads_the_guests_clock_behind_a_prefix() {
+        assert_eq!(elapsed_us("disk-time: 7027604200 7037333200"), Some(9729));
+        assert_eq!(elapsed_us("linux | disk-time: 1000 251000"), Some(250));
+        assert_eq!(elapsed_us("disk-time: 2000 1000"), None);
+        assert_eq!(elapsed_us("disk-time: 2000"), None);
+        assert_eq!(elapsed_us("disk-time: 1.5 2.5"), None);
+        assert_eq!(elapsed_us("mica-linux# t dd ..."), None);
     }
 
     #[test]
     fn every_run_is_timed_in_order() {
         let script: String = (0..RUNS.len())
-            .map(|i| format!("echo 'linux | disk-time: {i}.00 {i}.5{i}'; "))
+            .map(|i| format!("echo 'linux | disk-time: {i}000000 {i}50{i}000'; "))
             .collect();
         let mut command = Command::new("sh");
         // The lines first, then it reads what is typed until stdin closes.
         command.args(["-c", &format!("{script} cat > /dev/null")]);
         let mut session = Session::spawn_with_stdin(command).unwrap();
         let times = timed_runs(&mut session, "linux | ").unwrap();
-        assert_eq!(times, [500, 510, 520, 530, 540]);
+        assert_eq!(times, [500, 501, 502, 503, 504]);
     }
 
     #[test]
     fn rates_are_megabytes_per_guest_second_and_ratios_mica_over_native() {
-        let native = vec![1000, 1000, 1000, 1000, 40];
-        let mica = vec![2000, 1000, 4000, 500, 80];
+        // µs per run.
+        let native = vec![1_000_000, 1_000_000, 1_000_000, 1_000_000, 40_000];
+        let mica = vec![2_000_000, 1_000_000, 4_000_000, 500_000, 80_000];
         let figures = figures(&native, Some(&mica));
         let value = |key: &str| {
             figures
