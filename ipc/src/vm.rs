@@ -100,6 +100,9 @@ pub struct CreateOptions {
     pub initrd: Option<WireName>,
     /// The kernel command line (`/chosen/bootargs`).
     pub cmdline: Option<WireCmdline>,
+    /// The host disk (the block service's disk number) the VM gets as a
+    /// virtio-blk device; a template's disk is never copied.
+    pub disk: Option<u8>,
 }
 
 /// What a guest access tried to do when it faulted.
@@ -406,6 +409,9 @@ pub struct VmInfo {
     pub vcpus: u8,
     /// RAM in MiB.
     pub mem_mib: u32,
+    /// The host disk it has as a virtio-blk device (the block service's
+    /// disk number), if any.
+    pub disk: Option<u8>,
     /// The 128-bit VM generation ID, as the guest reads it (little-endian).
     pub generation_id: [u8; 16],
     /// Whether the ID was drawn from hardware entropy; `false` when the

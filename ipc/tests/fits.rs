@@ -42,6 +42,7 @@ fn widest_info() -> VmInfo {
         state: VmState::PoweredOff,
         vcpus: u8::MAX,
         mem_mib: u32::MAX,
+        disk: Some(u8::MAX),
         generation_id: [0xff; 16],
         generation_id_random: true,
         last_exit: Some(vm::LastExit::Stopped {
@@ -130,6 +131,7 @@ fn every_vm_message_fits() {
         kernel: Some(n()),
         initrd: Some(n()),
         cmdline: Some(longest_cmdline()),
+        disk: Some(u8::MAX),
     };
     for msg in [
         vm::Request::Create { name: n(), options },

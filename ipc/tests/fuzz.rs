@@ -43,9 +43,10 @@ fn vm_request() -> impl Strategy<Value = vm::Request> {
         proptest::option::of(name()),
         proptest::option::of(name()),
         proptest::option::of("[ -~]{0,256}"),
+        proptest::option::of(any::<u8>()),
     )
         .prop_map(
-            |(template, image, mem_mib, vcpus, kernel, initrd, cmdline)| CreateOptions {
+            |(template, image, mem_mib, vcpus, kernel, initrd, cmdline, disk)| CreateOptions {
                 template,
                 image,
                 mem_mib,
@@ -53,6 +54,7 @@ fn vm_request() -> impl Strategy<Value = vm::Request> {
                 kernel,
                 initrd,
                 cmdline: cmdline.map(|c| vm::WireCmdline::try_from(c.as_str()).unwrap()),
+                disk,
             },
         );
     prop_oneof![

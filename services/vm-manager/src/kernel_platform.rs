@@ -848,6 +848,9 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             .ok_or(Error::InvalidArgument)?;
         let name = VmName::parse(&found.name).map_err(|_| Error::InvalidName)?;
         let generation_id = GenerationId::from_u128(u128::from_le_bytes(found.generation_id));
+        // A dynamic VM's note holds its options, its disk among them (so
+        // the disk stays refused to other VMs).
+        let options: Option<CreateOptions> = ipc::decode(&found.note).ok();
         // Services and kernel serve it already: only the record is new.
         *entry = Some(VmRecord {
             mem_mib: found.mem_mib,
@@ -862,7 +865,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             dtb_offset: 0,
             ioreq_registered: true,
             devices_registered: true,
-            disk: None,
+            disk: options.as_ref().and_then(|options| options.disk),
         });
         use ipc::syscall::vm_status;
         let state = match found.status {
@@ -877,7 +880,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             mem_mib: found.mem_mib,
             vcpus: found.vcpus,
             generation_id,
-            options: ipc::decode(&found.note).ok(),
+            options,
         }))
     }
 

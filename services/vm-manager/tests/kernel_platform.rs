@@ -907,3 +907,84 @@ fn a_vm_with_a_disk_gets_a_virtio_blk_device_and_grants_its_ram_to_the_block_ser
         [true, false, true]
     );
 }
+
+fn create_with_disk(manager: &mut Manager, name: &str, disk: u8) -> Response {
+    manager.handle(Request::Create {
+        name: wire_name(name).expect("a valid test name"),
+        options: CreateOptions {
+            image: Some(wire_name("hello").expect("a valid image name")),
+            disk: Some(disk),
+            ..CreateOptions::default()
+        },
+    })
+}
+
+#[test]
+fn a_dynamic_vm_gets_a_free_disk_and_is_refused_one_another_vm_has() {
+    let world = Shared::default();
+    let platform = KernelPlatform::new(FakeKernel(world.clone()), FakeLinks(world.clone()));
+    let mut manager = Manager::new(DISKS, platform, Counting(0)).expect("valid scenario");
+    manager.launch_pre_launched();
+    take_log(&world);
+    // Static `a` holds disk 0: refused, and nothing is left of `d`.
+    assert_eq!(
+        create_with_disk(&mut manager, "d", 0),
+        Response::Err(Error::DiskInUse)
+    );
+    let refused = take_log(&world);
+    let made: Vec<u16> = refused
+        .iter()
+        .filter_map(|e| match e {
+            Event::Create { vm, .. } => Some(*vm),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        made.iter().all(|vm| refused.contains(&Event::Destroy(*vm))),
+        "what was made for a disk in use is torn down: {refused:?}"
+    );
+    assert!(
+        !refused.iter().any(|e| matches!(
+            e,
+            Event::Devices(devices::Request::Attach {
+                device: devices::DeviceKind::VirtioBlk { .. },
+                ..
+            })
+        )),
+        "no second device for disk 0: {refused:?}"
+    );
+    // Disk 2 is free: attached in slot 1, RAM granted to the block service.
+    let Response::Info(info) = create_with_disk(&mut manager, "d", 2) else {
+        panic!("a free disk is refused")
+    };
+    assert_eq!(info.disk, Some(2));
+    let blk = |e: &Event| match e {
+        Event::Devices(devices::Request::Attach {
+            vm,
+            device: devices::DeviceKind::VirtioBlk { disk },
+            base,
+            ..
+        }) => Some((vm.0, *disk, *base)),
+        _ => None,
+    };
+    let log = take_log(&world);
+    assert_eq!(
+        log.iter().filter_map(blk).collect::<Vec<_>>(),
+        [(info.id.0, 2, 0x1000_2000)]
+    );
+    let blk_endpoint = 1u64 << ipc::syscall::endpoints::BLK;
+    assert!(
+        world
+            .borrow()
+            .grants
+            .iter()
+            .any(|&(vm, endpoints)| vm == info.id.0 && endpoints & blk_endpoint != 0)
+    );
+    // Once `a` is gone its disk is free for another VM.
+    let destroyed = manager.handle(named(|name| Request::Destroy { name }, "a"));
+    assert_eq!(destroyed, Response::Ok);
+    let Response::Info(info) = create_with_disk(&mut manager, "e", 0) else {
+        panic!("a freed disk is refused")
+    };
+    assert_eq!(info.disk, Some(0));
+}

@@ -36,13 +36,15 @@ commands:
                                (--json: {"images":[{"name","kind","size"}]},
                                kind raw, linux_image or initrd, size in bytes)
   create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N]
-         [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT]
+         [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT] [--disk N]
                                create a VM (a static one if NAME is configured;
                                another needs --image, --kernel or --from; a
                                missing or unknown image lists the images);
                                --kernel boots a Linux Image instead of --image,
                                with an initial ramdisk and a command line
-                               (quote it: --cmdline "console=ttyS0 quiet")
+                               (quote it: --cmdline "console=ttyS0 quiet");
+                               --disk N gives it host disk N (0-7, one VM's at
+                               a time) as a virtio-blk device
   start|pause|resume NAME      run, hold or continue a VM's vCPUs
   reset NAME [--new-genid]     reboot a VM (--new-genid: new generation ID)
   shutdown NAME                power a VM off

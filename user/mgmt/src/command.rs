@@ -60,6 +60,9 @@ pub struct CreateArgs {
     /// `--cmdline TEXT`: the kernel command line (printable, at most
     /// [`ipc::vm::MAX_WIRE_CMDLINE`] bytes).
     pub cmdline: Option<WireCmdline>,
+    /// `--disk N`: the host disk (the block service's number) the VM gets
+    /// as a virtio-blk device.
+    pub disk: Option<u8>,
 }
 
 /// A request to the vm-manager, as the shell's `vm ...` and the CLI take it.
@@ -79,7 +82,7 @@ pub enum VmCommand {
         name: VmName,
     },
     /// `create NAME [--from T] [--image I] [--mem MiB] [--vcpus N]
-    /// [--kernel K] [--initrd I] [--cmdline TEXT]`.
+    /// [--kernel K] [--initrd I] [--cmdline TEXT] [--disk N]`.
     Create(CreateArgs),
     /// `start NAME`.
     Start {
@@ -231,6 +234,7 @@ impl VmCommand {
                     kernel: args.kernel.as_ref().map(ImageName::to_wire),
                     initrd: args.initrd.as_ref().map(ImageName::to_wire),
                     cmdline: args.cmdline.clone(),
+                    disk: args.disk,
                 },
             },
             VmCommand::Start { name } => Request::Start {

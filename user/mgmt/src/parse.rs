@@ -10,6 +10,7 @@
 
 use core::fmt;
 
+use ipc::blk::MAX_DISKS;
 use ipc::vm::{MAX_WIRE_CMDLINE, WireCmdline};
 use vm_manager::{ImageName, InvalidName, MAX_VCPUS, VmName};
 
@@ -29,11 +30,13 @@ vm info NAME                 show one VM: its last exit (why it last stopped
                              dynamic VM that ended lately (the last 8 are
                              kept): no VM named NAME (it ended: ...)
 vm create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N]
-          [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT]
+          [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT] [--disk N]
                              create a VM (a static one if NAME is configured;
                              another needs --image, --kernel or --from);
                              --kernel boots a Linux Image instead of --image,
-                             with an initial ramdisk and a command line
+                             with an initial ramdisk and a command line;
+                             --disk N gives it host disk N (0-7, one VM's at
+                             a time) as a virtio-blk device
 vm start|pause|resume NAME   run, hold or continue a VM's vCPUs
 vm reset NAME [--new-genid]  reboot a VM (--new-genid: new generation ID)
 vm shutdown NAME             power a VM off
@@ -263,12 +266,14 @@ pub const SHELL_COMMANDS: [&str; 6] = ["vm", "console", "images", "mem", "help",
 
 const MEM_RULE: &str = "use a whole number of MiB from 1 to 4294967295";
 const VCPUS_RULE: &str = "use a whole number of vCPUs from 1 to 16";
+const DISK_RULE: &str = "use a disk number from 0 to 7";
+const _: () = assert!(MAX_DISKS == 8, "DISK_RULE and HELP say disks 0-7");
 
 fn vm_usage(verb: &str) -> &'static str {
     match verb {
         "create" => {
             "create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N] \
-             [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT]"
+             [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT] [--disk N]"
         }
         "reset" => "reset NAME [--new-genid]",
         "clone" => "clone SRC NEW",
@@ -453,6 +458,7 @@ fn parse_create<'a, I: Iterator<Item = &'a str>>(
     let mut kernel = None;
     let mut initrd = None;
     let mut cmdline = None;
+    let mut disk = None;
     while let Some(word) = args.next_word() {
         match word {
             Word::Positional(text) if name.is_none() => name = Some(args.vm_name(text)?),
@@ -490,6 +496,14 @@ fn parse_create<'a, I: Iterator<Item = &'a str>>(
                     .filter(|count| (1..=MAX_VCPUS).contains(count));
                 vcpus = Some(count.ok_or_else(|| args.bad_number("--vcpus", text, VCPUS_RULE))?);
             }
+            Word::Option("--disk") => {
+                let text = args.value("--disk", disk.is_some())?;
+                let number = text
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|number| usize::from(*number) < MAX_DISKS);
+                disk = Some(number.ok_or_else(|| args.bad_number("--disk", text, DISK_RULE))?);
+            }
             Word::Option(other) => return Err(args.unknown_option(other)),
         }
     }
@@ -519,6 +533,7 @@ fn parse_create<'a, I: Iterator<Item = &'a str>>(
         kernel,
         initrd,
         cmdline,
+        disk,
     }))
 }
 

@@ -31,6 +31,7 @@ fn bare_create(vm: &str) -> CreateArgs {
         kernel: None,
         initrd: None,
         cmdline: None,
+        disk: None,
     }
 }
 
@@ -246,7 +247,7 @@ fn missing_and_extra_arguments_show_the_usage() {
 #[test]
 fn option_mistakes_are_named() {
     const CREATE: &str = "(usage: vm create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] \
-         [--vcpus N] [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT])";
+         [--vcpus N] [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT] [--disk N])";
     assert_eq!(err("vm create"), format!("missing NAME {CREATE}"));
     assert_eq!(
         err("vm create a b"),
@@ -299,6 +300,41 @@ fn bad_numbers_state_the_range() {
         );
     }
     assert!(parse_line("vm create a --vcpus 16 --mem 4294967295").is_ok());
+    for text in ["8", "-1", "256", "one", ""] {
+        assert_eq!(
+            err(&format!("vm create a --image hello --disk \"{text}\"")),
+            format!("--disk \"{text}\" is not valid: use a disk number from 0 to 7")
+        );
+    }
+}
+
+#[test]
+fn create_takes_a_disk_in_the_shell_and_the_cli() {
+    let expected = CreateArgs {
+        image: Some(image("hello")),
+        disk: Some(7),
+        ..bare_create("d1")
+    };
+    assert_eq!(create_args("vm create d1 --image hello --disk 7"), expected);
+    assert_eq!(
+        cli_create(&["create", "d1", "--disk", "7", "--image", "hello"]),
+        expected
+    );
+    assert_eq!(create_args("vm create d1 --disk 0").disk, Some(0));
+    assert_eq!(
+        err("vm create d1 --disk 1 --disk 2"),
+        format!(
+            "--disk is given twice (usage: vm create NAME [--from TEMPLATE] [--image IMAGE] \
+             [--mem MiB] [--vcpus N] [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT] [--disk N])"
+        )
+    );
+    let Command::Vm(command) = ok("vm create d1 --image hello --disk 3") else {
+        panic!("not a VM command")
+    };
+    let ipc::vm::Request::Create { options, .. } = command.request() else {
+        panic!("not a create request")
+    };
+    assert_eq!(options.disk, Some(3));
 }
 
 #[test]
@@ -550,7 +586,7 @@ fn a_command_line_must_fit_the_wire_and_be_printable() {
 #[test]
 fn kernel_option_mistakes_follow_the_usual_rules() {
     const CREATE: &str = "(usage: vm create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] \
-         [--vcpus N] [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT])";
+         [--vcpus N] [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT] [--disk N])";
     for option in ["--kernel", "--initrd", "--cmdline"] {
         assert_eq!(
             err(&format!("vm create lx --kernel k {option} a {option} b")),

@@ -208,15 +208,16 @@ fn vm_info_shows_the_exit_and_io_figures_of_a_vm_that_runs() {
     assert_eq!(lines[0], "vm info rtvm");
     assert_eq!(lines[1], "name:          rtvm");
     assert_eq!(lines[4], "state:         started");
+    assert_eq!(lines[7], "disk:          none");
     assert_eq!(
-        &lines[8..10],
+        &lines[9..11],
         [
             "exits:         23711 device, 310 hypercall, 12 wait, 40 interrupt, 3 other",
             "ioreq:         23702 round trips, 1.2 s in services (52.0 us each); 9 writes posted",
         ],
         "{shown}"
     );
-    assert_eq!(lines[10], "mica> ");
+    assert_eq!(lines[11], "mica> ");
     // A powered-off VM has no figures: the settings alone.
     let (_, shown) = typed(&mut shell, &mut hv, "vm info sos\n");
     assert!(shown.contains("state:         powered-off\n"), "{shown}");
