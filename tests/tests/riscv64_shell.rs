@@ -918,7 +918,9 @@ fn a_dynamic_vm_gets_a_host_disk_that_is_one_vms_until_destroyed() {
         BOOT,
     )
     .unwrap();
-    s.send("vm create d1 --image hello --disk 0\n").unwrap();
+    // 16 MiB each: the machine's RAM is no reason for a refusal here.
+    s.send("vm create d1 --image hello --mem 16 --disk 0\n")
+        .unwrap();
     s.expect("d1 created", ANSWER).unwrap();
     s.send("vm start d1\n").unwrap();
     s.expect("d1 started", ANSWER).unwrap();
@@ -927,7 +929,8 @@ fn a_dynamic_vm_gets_a_host_disk_that_is_one_vms_until_destroyed() {
     s.expect("mica> vm info d1", ANSWER).unwrap();
     s.expect("disk:          0 (virtio-blk)", ANSWER).unwrap();
     // Disk 0 is d1's: d2 is refused, and nothing of it is left.
-    s.send("vm create d2 --image hello --disk 0\n").unwrap();
+    s.send("vm create d2 --image hello --mem 16 --disk 0\n")
+        .unwrap();
     s.expect(
         "error: disk 0 is attached to another VM: destroy that VM first or choose another --disk",
         ANSWER,
@@ -938,13 +941,15 @@ fn a_dynamic_vm_gets_a_host_disk_that_is_one_vms_until_destroyed() {
     // Once d1 is gone the disk is free.
     s.send("vm destroy d1\n").unwrap();
     s.expect("d1 destroyed", ANSWER).unwrap();
-    s.send("vm create d2 --image hello --disk 0\n").unwrap();
+    s.send("vm create d2 --image hello --mem 16 --disk 0\n")
+        .unwrap();
     s.expect("d2 created", ANSWER).unwrap();
     s.send("vm info d2\n").unwrap();
     s.expect("mica> vm info d2", ANSWER).unwrap();
     s.expect("disk:          0 (virtio-blk)", ANSWER).unwrap();
     // The machine has one disk: number 5 is no disk.
-    s.send("vm create d3 --image hello --disk 5\n").unwrap();
+    s.send("vm create d3 --image hello --mem 16 --disk 5\n")
+        .unwrap();
     s.expect("error: no disk 5 on this machine: ", ANSWER)
         .unwrap();
     s.send("vm info vm0\n").unwrap();

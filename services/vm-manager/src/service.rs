@@ -290,9 +290,24 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             None => None,
         };
         let config = VmConfig::dynamic(name, options, template.as_ref(), &self.defaults)?;
+        self.check_disk_free(config.disk)?;
         let id = self.create_dynamic(config, Contents::Image)?;
         self.record(id, VmChange::Created);
         self.info_of(id)
+    }
+
+    /// `DiskInUse` when a live VM holds `disk`: refused before any RAM is
+    /// taken (the platform checks again when it attaches the disk).
+    fn check_disk_free(&self, disk: Option<u8>) -> Result<(), ipc::Error> {
+        let Some(disk) = disk else { return Ok(()) };
+        let held = self
+            .slots
+            .entries_from(0)
+            .any(|entry| entry.live.is_some() && entry.config.disk == Some(disk));
+        if held {
+            return Err(ipc::Error::DiskInUse);
+        }
+        Ok(())
     }
 
     /// Builds the powered-off static VM in slot `id`.
@@ -303,6 +318,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         }
         let state = transition(entry.state(), Operation::Create)?;
         let config = entry.config.clone();
+        self.check_disk_free(config.disk)?;
         let generation_id = GenerationId::draw(&mut self.entropy);
         creation::build(
             &mut self.platform,

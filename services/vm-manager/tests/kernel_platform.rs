@@ -932,26 +932,9 @@ fn a_dynamic_vm_gets_a_free_disk_and_is_refused_one_another_vm_has() {
         Response::Err(Error::DiskInUse)
     );
     let refused = take_log(&world);
-    let made: Vec<u16> = refused
-        .iter()
-        .filter_map(|e| match e {
-            Event::Create { vm, .. } => Some(*vm),
-            _ => None,
-        })
-        .collect();
     assert!(
-        made.iter().all(|vm| refused.contains(&Event::Destroy(*vm))),
-        "what was made for a disk in use is torn down: {refused:?}"
-    );
-    assert!(
-        !refused.iter().any(|e| matches!(
-            e,
-            Event::Devices(devices::Request::Attach {
-                device: devices::DeviceKind::VirtioBlk { .. },
-                ..
-            })
-        )),
-        "no second device for disk 0: {refused:?}"
+        refused.is_empty(),
+        "refused before any RAM is taken: {refused:?}"
     );
     // Disk 2 is free: attached in slot 1, RAM granted to the block service.
     let Response::Info(info) = create_with_disk(&mut manager, "d", 2) else {
