@@ -135,7 +135,13 @@ fn vm_requests() -> Vec<vm::Request> {
         vm::Request::List { from: 300 },
         vm::Request::ConsoleInput {
             name: name("linux"),
+            port: vm::ConsolePort::Serial,
             bytes: heapless::Vec::from_slice(b"ls\n").expect("fits"),
+        },
+        vm::Request::ConsoleInput {
+            name: name("linux"),
+            port: vm::ConsolePort::Virtio,
+            bytes: heapless::Vec::from_slice(b"echo hvc\n").expect("fits"),
         },
         vm::Request::ConsoleOutput {
             name: name("linux"),
@@ -326,7 +332,13 @@ fn devices_requests() -> Vec<devices::Request> {
         },
         devices::Request::Input {
             vm,
+            port: devices::ConsolePort::Serial,
             bytes: heapless::Vec::from_slice(b"abc").expect("fits"),
+        },
+        devices::Request::Input {
+            vm,
+            port: devices::ConsolePort::Virtio,
+            bytes: heapless::Vec::from_slice(b"hvc").expect("fits"),
         },
         devices::Request::ConsoleRead { vm, from: 5 },
         devices::Request::AddVm {

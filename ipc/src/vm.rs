@@ -5,6 +5,7 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::devices::ConsoleChunk;
+pub use crate::devices::ConsolePort;
 use crate::{Error, VmId, WireName};
 
 pub mod events;
@@ -584,11 +585,14 @@ pub enum Request {
         /// Which VM.
         name: WireName,
     },
-    /// Type `bytes` at the VM's console (its UART's receive path, as the
-    /// shell's `console NAME` does).
+    /// Type `bytes` at the VM's console `port` (its UART's receive path,
+    /// as the shell's `console NAME` does, or its virtio console's:
+    /// `console NAME hvc`).
     ConsoleInput {
         /// Which VM.
         name: WireName,
+        /// Which of its consoles.
+        port: ConsolePort,
         /// The bytes, in order.
         bytes: heapless::Vec<u8, CONSOLE_INPUT_CHUNK>,
     },

@@ -152,6 +152,7 @@ fn every_vm_message_fits() {
         vm::Request::Info { name: n() },
         vm::Request::ConsoleInput {
             name: n(),
+            port: vm::ConsolePort::Virtio,
             bytes: heapless::Vec::from_slice(&[0xff; vm::CONSOLE_INPUT_CHUNK]).unwrap(),
         },
         vm::Request::ConsoleOutput {
@@ -285,7 +286,11 @@ fn every_devices_message_fits() {
             space: Space::PciConfig,
             base: u64::MAX,
         },
-        devices::Request::Input { vm, bytes },
+        devices::Request::Input {
+            vm,
+            port: devices::ConsolePort::Virtio,
+            bytes,
+        },
         devices::Request::SetGenerationId { vm, id: [0xff; 16] },
         devices::Request::ConsoleRead { vm, from: u64::MAX },
         devices::Request::WriteBatch {

@@ -77,6 +77,11 @@ fn vm_request() -> impl Strategy<Value = vm::Request> {
         )
             .prop_map(|(name, bytes)| vm::Request::ConsoleInput {
                 name,
+                port: if bytes.len() % 2 == 0 {
+                    vm::ConsolePort::Serial
+                } else {
+                    vm::ConsolePort::Virtio
+                },
                 bytes: heapless::Vec::from_slice(&bytes).unwrap()
             }),
         (name(), any::<u64>()).prop_map(|(name, from)| vm::Request::ConsoleOutput { name, from }),
@@ -161,6 +166,11 @@ fn devices_request() -> impl Strategy<Value = devices::Request> {
         )
             .prop_map(|(vm, bytes)| devices::Request::Input {
                 vm,
+                port: if bytes.len() % 2 == 0 {
+                    devices::ConsolePort::Serial
+                } else {
+                    devices::ConsolePort::Virtio
+                },
                 bytes: heapless::Vec::from_slice(&bytes).unwrap()
             }),
         (vm.clone(), any::<u64>())

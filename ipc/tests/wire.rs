@@ -70,6 +70,7 @@ fn vm_request_discriminants_are_pinned() {
         (
             vm::Request::ConsoleInput {
                 name: n(),
+                port: vm::ConsolePort::Serial,
                 bytes: heapless::Vec::new(),
             },
             10,
@@ -265,6 +266,31 @@ fn last_exit_bytes_are_pinned() {
 }
 
 #[test]
+fn console_input_names_its_port_before_its_bytes() {
+    // Serial 0, Virtio 1 (protocol version 6).
+    let mut buf = [0u8; 64];
+    let to_hvc = vm::Request::ConsoleInput {
+        name: wire_name("a").unwrap(),
+        port: vm::ConsolePort::Virtio,
+        bytes: heapless::Vec::from_slice(b"x").unwrap(),
+    };
+    assert_eq!(
+        encode(&to_hvc, &mut buf).unwrap(),
+        [10, 1, b'a', 1, 1, b'x']
+    );
+    let to_uart = devices::Request::Input {
+        vm: VmId(2),
+        port: devices::ConsolePort::Serial,
+        bytes: heapless::Vec::from_slice(b"x").unwrap(),
+    };
+    assert_eq!(encode(&to_uart, &mut buf).unwrap(), [6, 2, 0, 1, b'x']);
+    assert_eq!(
+        devices::ConsolePort::default(),
+        devices::ConsolePort::Serial
+    );
+}
+
+#[test]
 fn vm_info_carries_its_disk_after_its_memory() {
     // name, slot, kind, state, vcpus, mem_mib (64), then the disk.
     let mut buf = [0u8; 128];
@@ -410,6 +436,7 @@ fn devices_discriminants_are_pinned() {
         (
             devices::Request::Input {
                 vm,
+                port: devices::ConsolePort::Serial,
                 bytes: heapless::Vec::new(),
             },
             6,

@@ -30,7 +30,7 @@ use ipc::ioreq::ClientId;
 use ipc::syscall::vm_exit::ExitRecord;
 use ipc::syscall::{IMAGE_HEADER_BYTES, PLATFORM_SSTC};
 use ipc::syscall::{MAX_VMS, endpoints};
-use ipc::vm::{CreateOptions, GuestImage, VmStats};
+use ipc::vm::{ConsolePort, CreateOptions, GuestImage, VmStats};
 use ipc::{Error, VmId, WireName, devices, ioreq};
 
 use crate::board::{GuestBoard, GuestBoot};
@@ -780,10 +780,11 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         }
     }
 
-    fn console_input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), Error> {
+    fn console_input(&mut self, vm: VmId, port: ConsolePort, bytes: &[u8]) -> Result<(), Error> {
         for piece in bytes.chunks(devices::INPUT_CHUNK) {
             let bytes = heapless::Vec::from_slice(piece).map_err(|_| Error::MessageTooLarge)?;
-            devices_ok(self.links.devices(&devices::Request::Input { vm, bytes }))?;
+            let input = devices::Request::Input { vm, port, bytes };
+            devices_ok(self.links.devices(&input))?;
         }
         Ok(())
     }

@@ -285,6 +285,13 @@ fn creation_events(vm: u16, name: &str, vcpus: u8, genid: u8, dtb: &[u8]) -> Vec
             start: 0x1000_1000,
             len: 0x1000,
         }),
+        Event::Ioreq(ioreq::Request::RegisterRange {
+            vm: id,
+            client: DEVICES_CLIENT,
+            space: Space::Mmio,
+            start: 0x1000_3000,
+            len: 0x1000,
+        }),
         Event::Ioreq(ioreq::Request::SetDefaultClient {
             vm: id,
             client: DEVICES_CLIENT,
@@ -309,6 +316,7 @@ fn creation_events(vm: u16, name: &str, vcpus: u8, genid: u8, dtb: &[u8]) -> Vec
             irq: VMGENID.irq,
         }),
         rng_attach(id),
+        console_attach(id),
         Event::SetDtb {
             vm,
             dtb: dtb.to_vec(),
@@ -333,6 +341,18 @@ fn rng_attach(vm: VmId) -> Event {
         space: Space::Mmio,
         base: 0x1000_1000,
         irq: 1,
+    })
+}
+
+/// The virtio console in virtio-mmio slot 2 (PLIC source 3): the guest's
+/// `/dev/hvc0`.
+fn console_attach(vm: VmId) -> Event {
+    Event::Devices(devices::Request::Attach {
+        vm,
+        device: devices::DeviceKind::VirtioConsole,
+        space: Space::Mmio,
+        base: 0x1000_3000,
+        irq: 3,
     })
 }
 
@@ -476,6 +496,7 @@ fn reset_reloads_fresh_devices_with_the_same_id_and_restarts() {
             irq: VMGENID.irq,
         }),
         rng_attach(id),
+        console_attach(id),
         // The ID drawn at creation, not a new one.
         Event::Devices(devices::Request::SetGenerationId {
             vm: id,
@@ -906,6 +927,11 @@ fn a_vm_with_a_disk_gets_a_virtio_blk_device_and_grants_its_ram_to_the_block_ser
         trees.iter().map(|t| has_disk(t)).collect::<Vec<_>>(),
         [true, false, true]
     );
+    // Every tree has the entropy device and the console, disk or not.
+    for tree in &trees {
+        assert!(contains(tree, b"virtio_mmio@10001000"));
+        assert!(contains(tree, b"virtio_mmio@10003000"));
+    }
 }
 
 fn create_with_disk(manager: &mut Manager, name: &str, disk: u8) -> Response {

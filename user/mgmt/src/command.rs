@@ -8,8 +8,8 @@
 use core::fmt;
 
 use ipc::vm::{
-    CreateOptions, GuestImage, IMAGES_PAGE, LIST_PAGE, LastExit, Request, Response, VmInfo,
-    VmState, VmStats, WireCmdline,
+    ConsolePort, CreateOptions, GuestImage, IMAGES_PAGE, LIST_PAGE, LastExit, Request, Response,
+    VmInfo, VmState, VmStats, WireCmdline,
 };
 use vm_manager::{ImageName, VmName};
 
@@ -22,11 +22,14 @@ use vm_manager::{ImageName, VmName};
 pub enum Command {
     /// `vm ...`: a request to the vm-manager.
     Vm(VmCommand),
-    /// `console NAME`: attach the console to the VM's UART until the
-    /// escape byte ([`CONSOLE_ESCAPE`]).
+    /// `console NAME [--hvc]`: attach the console to the VM's UART (or,
+    /// with `--hvc`, its virtio console) until the escape byte
+    /// ([`CONSOLE_ESCAPE`]).
     Console {
         /// Which VM.
         name: VmName,
+        /// Which of its consoles typed bytes go to.
+        port: ConsolePort,
     },
     /// `mem`: the hypervisor's free and total memory
     /// ([`crate::table::MemoryLine`]).

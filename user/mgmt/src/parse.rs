@@ -11,7 +11,7 @@
 use core::fmt;
 
 use ipc::blk::MAX_DISKS;
-use ipc::vm::{MAX_WIRE_CMDLINE, WireCmdline};
+use ipc::vm::{ConsolePort, MAX_WIRE_CMDLINE, WireCmdline};
 use vm_manager::{ImageName, InvalidName, MAX_VCPUS, VmName};
 
 use crate::command::{Command, CreateArgs, VmCommand};
@@ -46,9 +46,11 @@ vm log NAME                  print the VM's recent console output (the last
                              4096 bytes it wrote, kept while it exists)
 images                       list the guest images in the boot image: name,
                              kind (raw, Linux Image, initrd) and size
-console NAME                 attach the console to a VM's UART: only its
-                             output is shown, the other VMs' lines are held
-                             and shown at detach; Ctrl-] detaches
+console NAME [--hvc]         attach the console to a VM's UART (--hvc: its
+                             virtio console, Linux's /dev/hvc0): typed bytes
+                             go there, only its output is shown, the other
+                             VMs' lines are held and shown at detach;
+                             Ctrl-] detaches
 mem                          show the hypervisor's free memory
 help                         this text
 halt                         stop the hypervisor
@@ -308,9 +310,10 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, ParseError> {
     let plain = |text: &'static str| Usage { text, vm: false };
     let command = match first {
         "vm" => Command::Vm(parse_vm(words, surface)?),
-        "console" => Command::Console {
-            name: parse_console(words, surface)?,
-        },
+        "console" => {
+            let (name, port) = parse_console(words, surface)?;
+            Command::Console { name, port }
+        }
         "images" => {
             Args::new(words, plain("images"), surface).finish()?;
             Command::Vm(VmCommand::Images)
@@ -362,20 +365,31 @@ const VM_FULL: [&str; 12] = [
     "vm log",
 ];
 
-/// Parses the words after `console`: the VM's name and nothing else.
+/// Parses the words after `console`: the VM's name, and `--hvc` for its
+/// virtio console instead of its UART.
 pub fn parse_console<'a>(
     words: impl IntoIterator<Item = &'a str>,
     surface: Surface,
-) -> Result<VmName, ParseError> {
+) -> Result<(VmName, ConsolePort), ParseError> {
     // The CLI shows its own prefix (`mica console NAME`).
     let usage = Usage {
-        text: "console NAME",
+        text: "console NAME [--hvc]",
         vm: surface == Surface::CLI,
     };
     let mut args = Args::new(words.into_iter(), usage, surface);
-    let name = args.name("NAME")?;
-    args.finish()?;
-    Ok(name)
+    let mut name = None;
+    let mut port = ConsolePort::Serial;
+    while let Some(word) = args.next_word() {
+        match word {
+            Word::Option("--hvc") if port == ConsolePort::Serial => port = ConsolePort::Virtio,
+            Word::Option("--hvc") => return Err(args.repeated("--hvc")),
+            Word::Option(other) => return Err(args.unknown_option(other)),
+            Word::Positional(text) if name.is_none() => name = Some(args.vm_name(text)?),
+            Word::Positional(text) => return Err(args.extra(text)),
+        }
+    }
+    let name = name.ok_or_else(|| args.missing("NAME"))?;
+    Ok((name, port))
 }
 
 /// Parses a VM command from its words (`start vm0`, `create web --mem 256`):

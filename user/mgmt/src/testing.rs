@@ -10,7 +10,7 @@
 
 use ipc::VmId;
 use ipc::devices::{ConsoleChunk, OUTPUT_CHUNK};
-use ipc::vm::{GuestImage, ImageKind, VmStats};
+use ipc::vm::{ConsolePort, GuestImage, ImageKind, VmStats};
 use vm_manager::{
     DynamicDefaults, EntropySource, GenerationId, ImageName, LinuxBoot, Platform, StaticVmConfig,
     VmFlags, VmManager, VmName,
@@ -152,7 +152,7 @@ impl Platform for NullPlatform {
     fn reset(&mut self, _: VmId) -> Result<(), ipc::Error> {
         Ok(())
     }
-    fn console_input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), ipc::Error> {
+    fn console_input(&mut self, vm: VmId, _: ConsolePort, bytes: &[u8]) -> Result<(), ipc::Error> {
         if let Some(output) = self.console_mut(vm) {
             for &byte in bytes {
                 let _ = output.push(byte);

@@ -5,7 +5,7 @@
     reason = "test helpers may panic on impossible values"
 )]
 
-use ipc::vm::{MAX_WIRE_CMDLINE, WireCmdline};
+use ipc::vm::{ConsolePort, MAX_WIRE_CMDLINE, WireCmdline};
 use mica_mgmt::command::{CreateArgs, VmCommand};
 use mica_mgmt::help_lines::{line, synopses, typed_forms};
 use mica_mgmt::parse::{HELP, MAX_LINE, Problem, Surface};
@@ -121,9 +121,19 @@ fn every_command_parses() {
     assert_eq!(
         ok("console guest0"),
         Command::Console {
-            name: name("guest0")
+            name: name("guest0"),
+            port: ConsolePort::Serial,
         }
     );
+    for line in ["console guest0 --hvc", "console --hvc guest0"] {
+        assert_eq!(
+            ok(line),
+            Command::Console {
+                name: name("guest0"),
+                port: ConsolePort::Virtio,
+            }
+        );
+    }
     assert_eq!(ok("help"), Command::Help);
     assert_eq!(ok("halt"), Command::Halt);
     assert_eq!(ok("mem"), Command::Mem);
@@ -232,10 +242,18 @@ fn missing_and_extra_arguments_show_the_usage() {
         err("vm reset a b"),
         "unexpected argument \"b\" (usage: vm reset NAME [--new-genid])"
     );
-    assert_eq!(err("console"), "missing NAME (usage: console NAME)");
+    assert_eq!(err("console"), "missing NAME (usage: console NAME [--hvc])");
     assert_eq!(
         err("console a b"),
-        "unexpected argument \"b\" (usage: console NAME)"
+        "unexpected argument \"b\" (usage: console NAME [--hvc])"
+    );
+    assert_eq!(
+        err("console a --hvc --hvc"),
+        "--hvc is given twice (usage: console NAME [--hvc])"
+    );
+    assert_eq!(
+        err("console a --uart"),
+        "unknown option \"--uart\" (usage: console NAME [--hvc])"
     );
     assert_eq!(err("help me"), "unexpected argument \"me\" (usage: help)");
     assert_eq!(err("halt now"), "unexpected argument \"now\" (usage: halt)");
@@ -403,7 +421,7 @@ fn help_mentions_every_command_and_the_console_escape() {
         "vm shutdown",
         "vm destroy",
         "vm clone",
-        "console NAME",
+        "console NAME [--hvc]",
         "images",
         "--image, --kernel or --from",
         "Ctrl-]",

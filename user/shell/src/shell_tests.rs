@@ -29,12 +29,20 @@ impl Hypervisor for Fake {
     }
 }
 
-/// The console input the shell sent: (VM name, bytes) per request.
+/// The console input the shell sent to the serial port: (VM name, bytes)
+/// per request.
 fn typed_input(hv: &Fake) -> Vec<(String, Vec<u8>)> {
+    typed_input_at(hv, ConsolePort::Serial)
+}
+
+/// The console input the shell sent to `port`.
+fn typed_input_at(hv: &Fake, to: ConsolePort) -> Vec<(String, Vec<u8>)> {
     hv.sent
         .iter()
         .filter_map(|request| match request {
-            Request::ConsoleInput { name, bytes } => Some((name.as_str().into(), bytes.to_vec())),
+            Request::ConsoleInput { name, port, bytes } if *port == to => {
+                Some((name.as_str().into(), bytes.to_vec()))
+            }
             _ => None,
         })
         .collect()
@@ -186,6 +194,23 @@ fn console_attaches_forwards_typed_bytes_and_detaches_at_ctrl_bracket() {
         shown.starts_with("\nconsole detached\nmica> vm list\n"),
         "{shown}"
     );
+}
+
+#[test]
+fn console_hvc_sends_typed_bytes_to_the_virtio_console() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    typed(&mut shell, &mut hv, "vm create rtvm\n");
+    let (_, shown) = typed(&mut shell, &mut hv, "console rtvm --hvc\necho hi\r");
+    assert!(
+        shown.contains("console attached to rtvm's virtio console (hvc0): type Ctrl-] to detach\n"),
+        "{shown}"
+    );
+    typed(&mut shell, &mut hv, "\x1d");
+    assert_eq!(
+        typed_input_at(&hv, ConsolePort::Virtio),
+        [("rtvm".into(), b"echo hi\r".to_vec())]
+    );
+    assert!(typed_input(&hv).is_empty(), "nothing reached the UART");
 }
 
 #[test]
