@@ -10,8 +10,9 @@
 //! prompt between the guests' lines without a terminal (`mica.console=plain`)
 //! and the lines above a redrawn prompt with one (`mica.console=tty`),
 //! `console NAME` showing only that VM's lines and the others' afterwards,
-//! `vm log NAME`, and `halt` ending QEMU with status 0. Run by `cargo xtask
-//! test`.
+//! `vm log NAME`, a dynamic VM given a host disk (`--disk 0`, refused to a
+//! second VM until the first is destroyed; `--disk 5` no such disk), and
+//! `halt` ending QEMU with status 0. Run by `cargo xtask test`.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::time::Duration;

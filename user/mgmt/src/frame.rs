@@ -24,7 +24,7 @@ use crate::cobs::{self, CobsError};
 /// 5: `Request::ConsoleFocus` holds the other VMs' console lines,
 /// `Request::Events` / `Response::Events` read the VMs' state changes.
 /// 6: `CreateOptions::disk` gives a dynamic VM a host disk, `VmInfo::disk`
-/// shows it.)
+/// shows it, `Request::ConsoleInput` names the console port.)
 pub const VERSION: u8 = 6;
 
 /// The largest message a frame carries.
