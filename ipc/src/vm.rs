@@ -587,7 +587,7 @@ pub enum Request {
     },
     /// Type `bytes` at the VM's console `port` (its UART's receive path,
     /// as the shell's `console NAME` does, or its virtio console's:
-    /// `console NAME hvc`).
+    /// `console NAME --hvc`).
     ConsoleInput {
         /// Which VM.
         name: WireName,

@@ -1,6 +1,6 @@
 //! The shell's command loop: typed bytes in, through the line editor, to
 //! `vm ...` requests (`vm log NAME` reads a VM's recent output back),
-//! `images`, `console NAME` attachment, `mem`, `help` and `halt`; every
+//! `images`, `console NAME [--hvc]` attachment, `mem`, `help` and `halt`; every
 //! result printed with mica-mgmt's formatters and every failure as one
 //! `error: ...` line.
 //!
