@@ -849,10 +849,8 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             .ok_or(Error::InvalidArgument)?;
         let name = VmName::parse(&found.name).map_err(|_| Error::InvalidName)?;
         let generation_id = GenerationId::from_u128(u128::from_le_bytes(found.generation_id));
-        // A dynamic VM's note holds its options, its disk among them (so
-        // the disk stays refused to other VMs).
-        let options: Option<CreateOptions> = ipc::decode(&found.note).ok();
-        // Services and kernel serve it already: only the record is new.
+        // Services and kernel serve it already: only the record is new
+        // (its disk comes with `adopted_disk`).
         *entry = Some(VmRecord {
             mem_mib: found.mem_mib,
             image: None,
@@ -866,7 +864,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             dtb_offset: 0,
             ioreq_registered: true,
             devices_registered: true,
-            disk: options.as_ref().and_then(|options| options.disk),
+            disk: None,
         });
         use ipc::syscall::vm_status;
         let state = match found.status {
@@ -881,8 +879,14 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             mem_mib: found.mem_mib,
             vcpus: found.vcpus,
             generation_id,
-            options,
+            options: ipc::decode(&found.note).ok(),
         }))
+    }
+
+    fn adopted_disk(&mut self, vm: VmId, disk: Option<u8>) {
+        if let Some(Some(record)) = self.records.get_mut(usize::from(vm.0)) {
+            record.disk = disk;
+        }
     }
 
     fn guest_status(&mut self, vm: VmId) -> Result<GuestStatus, Error> {

@@ -184,6 +184,11 @@ pub trait Platform {
         Ok(None)
     }
 
+    /// After [`Platform::adopt`]: the host disk the adopted VM `vm` has (its
+    /// configuration's), so that a restarted device service gets it again
+    /// and no other VM is given it. The default keeps nothing.
+    fn adopted_disk(&mut self, _vm: VmId, _disk: Option<u8>) {}
+
     /// Guest image number `index` of the boot image (in its order, from
     /// 0): name, kind and size; `None` past the last. The default has none.
     fn guest_image(&mut self, _index: u16) -> Result<Option<GuestImage>, ipc::Error> {
