@@ -56,6 +56,7 @@ pub fn generated(target: &str) -> Vec<Vec<u8>> {
             "vm list",
             "vm create web --kernel linux --initrd linux-initrd --cmdline \"console=ttyS0 quiet\"",
             "vm create t --from vm0 --image hello --mem 64 --vcpus 1",
+            "vm create d1 --image hello --disk 0",
             "vm reset vm0 --new-genid",
             "vm clone vm0 vm9",
             "console linux",
@@ -114,6 +115,14 @@ fn vm_requests() -> Vec<vm::Request> {
                 ..CreateOptions::default()
             },
         },
+        vm::Request::Create {
+            name: name("d1"),
+            options: CreateOptions {
+                image: Some(name("hello")),
+                disk: Some(0),
+                ..CreateOptions::default()
+            },
+        },
         vm::Request::Start { name: name("vm0") },
         vm::Request::Reset {
             name: name("vm0"),
@@ -126,7 +135,13 @@ fn vm_requests() -> Vec<vm::Request> {
         vm::Request::List { from: 300 },
         vm::Request::ConsoleInput {
             name: name("linux"),
+            port: vm::ConsolePort::Serial,
             bytes: heapless::Vec::from_slice(b"ls\n").expect("fits"),
+        },
+        vm::Request::ConsoleInput {
+            name: name("linux"),
+            port: vm::ConsolePort::Virtio,
+            bytes: heapless::Vec::from_slice(b"echo hvc\n").expect("fits"),
         },
         vm::Request::ConsoleOutput {
             name: name("linux"),
@@ -147,6 +162,7 @@ fn vm_responses() -> Vec<vm::Response> {
         state: VmState::Paused,
         vcpus: 1,
         mem_mib: 64,
+        disk: None,
         generation_id: [7; 16],
         generation_id_random: true,
         last_exit: None,
@@ -167,6 +183,7 @@ fn vm_responses() -> Vec<vm::Response> {
     };
     let rebooted = VmInfo {
         state: VmState::Started,
+        disk: Some(1),
         last_exit: Some(vm::LastExit::Rebooted {
             warm: true,
             reason: 0xf000_0001,
@@ -315,7 +332,13 @@ fn devices_requests() -> Vec<devices::Request> {
         },
         devices::Request::Input {
             vm,
+            port: devices::ConsolePort::Serial,
             bytes: heapless::Vec::from_slice(b"abc").expect("fits"),
+        },
+        devices::Request::Input {
+            vm,
+            port: devices::ConsolePort::Virtio,
+            bytes: heapless::Vec::from_slice(b"hvc").expect("fits"),
         },
         devices::Request::ConsoleRead { vm, from: 5 },
         devices::Request::AddVm {

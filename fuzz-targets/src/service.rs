@@ -12,7 +12,9 @@ use devices::bus::BlockBackend;
 use devices::console_lines::ConsoleSink;
 use devices::memory::{GuestMemory, OutOfRange};
 use devices::service::{DeviceService, GuestMemoryProvider, IrqSink};
-use ipc::devices::{BatchWrite, DeviceKind, IrqEvent, Request, Response, WaitedAccess};
+use ipc::devices::{
+    BatchWrite, ConsolePort, DeviceKind, IrqEvent, Request, Response, WaitedAccess,
+};
 use ipc::server::{self, Service};
 use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, blk, console_text};
 
@@ -209,6 +211,11 @@ fn request(input: &mut Input<'_>) -> Request {
         },
         6 => Request::Input {
             vm,
+            port: if input.below(2) == 0 {
+                ConsolePort::Serial
+            } else {
+                ConsolePort::Virtio
+            },
             bytes: heapless::Vec::from_slice(input.bytes(16)).unwrap_or_default(),
         },
         7 => {

@@ -17,6 +17,17 @@ pub const INPUT_CHUNK: usize = 64;
 /// asks for several chunks back to back.
 pub const OUTPUT_CHUNK: usize = 64;
 
+/// Which of a VM's consoles typed bytes go to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsolePort {
+    /// Its serial console: the 16550 UART, or its virtio console when it
+    /// has no UART.
+    #[default]
+    Serial,
+    /// Its virtio console (Linux's `/dev/hvc0`).
+    Virtio,
+}
+
 /// The device models the service can attach to a VM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeviceKind {
@@ -124,10 +135,13 @@ pub enum Request {
         /// Its base.
         base: u64,
     },
-    /// Console input for the VM's UART (bytes typed at an attached console).
+    /// Console input for the VM's console `port` (bytes typed at an
+    /// attached console); `NoDevice` when the VM has no such console.
     Input {
         /// The VM.
         vm: VmId,
+        /// Which console.
+        port: ConsolePort,
         /// The bytes, in order.
         bytes: heapless::Vec<u8, INPUT_CHUNK>,
     },

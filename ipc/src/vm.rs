@@ -5,6 +5,7 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::devices::ConsoleChunk;
+pub use crate::devices::ConsolePort;
 use crate::{Error, VmId, WireName};
 
 pub mod events;
@@ -100,6 +101,9 @@ pub struct CreateOptions {
     pub initrd: Option<WireName>,
     /// The kernel command line (`/chosen/bootargs`).
     pub cmdline: Option<WireCmdline>,
+    /// The host disk (the block service's disk number) the VM gets as a
+    /// virtio-blk device; a template's disk is never copied.
+    pub disk: Option<u8>,
 }
 
 /// What a guest access tried to do when it faulted.
@@ -406,6 +410,9 @@ pub struct VmInfo {
     pub vcpus: u8,
     /// RAM in MiB.
     pub mem_mib: u32,
+    /// The host disk it has as a virtio-blk device (the block service's
+    /// disk number), if any.
+    pub disk: Option<u8>,
     /// The 128-bit VM generation ID, as the guest reads it (little-endian).
     pub generation_id: [u8; 16],
     /// Whether the ID was drawn from hardware entropy; `false` when the
@@ -578,11 +585,14 @@ pub enum Request {
         /// Which VM.
         name: WireName,
     },
-    /// Type `bytes` at the VM's console (its UART's receive path, as the
-    /// shell's `console NAME` does).
+    /// Type `bytes` at the VM's console `port` (its UART's receive path,
+    /// as the shell's `console NAME` does, or its virtio console's:
+    /// `console NAME --hvc`).
     ConsoleInput {
         /// Which VM.
         name: WireName,
+        /// Which of its consoles.
+        port: ConsolePort,
         /// The bytes, in order.
         bytes: heapless::Vec<u8, CONSOLE_INPUT_CHUNK>,
     },

@@ -42,6 +42,7 @@ fn widest_info() -> VmInfo {
         state: VmState::PoweredOff,
         vcpus: u8::MAX,
         mem_mib: u32::MAX,
+        disk: Some(u8::MAX),
         generation_id: [0xff; 16],
         generation_id_random: true,
         last_exit: Some(vm::LastExit::Stopped {
@@ -130,6 +131,7 @@ fn every_vm_message_fits() {
         kernel: Some(n()),
         initrd: Some(n()),
         cmdline: Some(longest_cmdline()),
+        disk: Some(u8::MAX),
     };
     for msg in [
         vm::Request::Create { name: n(), options },
@@ -150,6 +152,7 @@ fn every_vm_message_fits() {
         vm::Request::Info { name: n() },
         vm::Request::ConsoleInput {
             name: n(),
+            port: vm::ConsolePort::Virtio,
             bytes: heapless::Vec::from_slice(&[0xff; vm::CONSOLE_INPUT_CHUNK]).unwrap(),
         },
         vm::Request::ConsoleOutput {
@@ -283,7 +286,11 @@ fn every_devices_message_fits() {
             space: Space::PciConfig,
             base: u64::MAX,
         },
-        devices::Request::Input { vm, bytes },
+        devices::Request::Input {
+            vm,
+            port: devices::ConsolePort::Virtio,
+            bytes,
+        },
         devices::Request::SetGenerationId { vm, id: [0xff; 16] },
         devices::Request::ConsoleRead { vm, from: u64::MAX },
         devices::Request::WriteBatch {

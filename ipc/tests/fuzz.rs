@@ -43,9 +43,10 @@ fn vm_request() -> impl Strategy<Value = vm::Request> {
         proptest::option::of(name()),
         proptest::option::of(name()),
         proptest::option::of("[ -~]{0,256}"),
+        proptest::option::of(any::<u8>()),
     )
         .prop_map(
-            |(template, image, mem_mib, vcpus, kernel, initrd, cmdline)| CreateOptions {
+            |(template, image, mem_mib, vcpus, kernel, initrd, cmdline, disk)| CreateOptions {
                 template,
                 image,
                 mem_mib,
@@ -53,6 +54,7 @@ fn vm_request() -> impl Strategy<Value = vm::Request> {
                 kernel,
                 initrd,
                 cmdline: cmdline.map(|c| vm::WireCmdline::try_from(c.as_str()).unwrap()),
+                disk,
             },
         );
     prop_oneof![
@@ -75,6 +77,11 @@ fn vm_request() -> impl Strategy<Value = vm::Request> {
         )
             .prop_map(|(name, bytes)| vm::Request::ConsoleInput {
                 name,
+                port: if bytes.len() % 2 == 0 {
+                    vm::ConsolePort::Serial
+                } else {
+                    vm::ConsolePort::Virtio
+                },
                 bytes: heapless::Vec::from_slice(&bytes).unwrap()
             }),
         (name(), any::<u64>()).prop_map(|(name, from)| vm::Request::ConsoleOutput { name, from }),
@@ -159,6 +166,11 @@ fn devices_request() -> impl Strategy<Value = devices::Request> {
         )
             .prop_map(|(vm, bytes)| devices::Request::Input {
                 vm,
+                port: if bytes.len() % 2 == 0 {
+                    devices::ConsolePort::Serial
+                } else {
+                    devices::ConsolePort::Virtio
+                },
                 bytes: heapless::Vec::from_slice(&bytes).unwrap()
             }),
         (vm.clone(), any::<u64>())

@@ -27,6 +27,7 @@ fn info() -> VmInfo {
         state: VmState::Started,
         vcpus: 1,
         mem_mib: 64,
+        disk: None,
         generation_id: [0; 16],
         generation_id_random: true,
         last_exit: None,
@@ -69,6 +70,7 @@ fn vm_request_discriminants_are_pinned() {
         (
             vm::Request::ConsoleInput {
                 name: n(),
+                port: vm::ConsolePort::Serial,
                 bytes: heapless::Vec::new(),
             },
             10,
@@ -95,13 +97,21 @@ fn create_options_bytes_are_pinned() {
         kernel: Some(wire_name("lx").unwrap()),
         initrd: Some(wire_name("rd").unwrap()),
         cmdline: Some(vm::WireCmdline::try_from("console=ttyS0").unwrap()),
+        disk: Some(3),
     };
     let mut buf = [0u8; ipc::MAX_MESSAGE_SIZE];
     let bytes = encode(&options, &mut buf).expect("encodes");
     let mut expected = std::vec![0u8, 0, 1, 128, 1, 0];
     expected.extend_from_slice(&[1, 2, b'l', b'x', 1, 2, b'r', b'd', 1, 13]);
     expected.extend_from_slice(b"console=ttyS0");
+    // The disk last (protocol version 6).
+    expected.extend_from_slice(&[1, 3]);
     assert_eq!(bytes, &expected[..]);
+    let without = CreateOptions {
+        disk: None,
+        ..options
+    };
+    assert_eq!(encode(&without, &mut buf).unwrap().last(), Some(&0));
 }
 
 #[test]
@@ -256,6 +266,46 @@ fn last_exit_bytes_are_pinned() {
 }
 
 #[test]
+fn console_input_names_its_port_before_its_bytes() {
+    // Serial 0, Virtio 1 (protocol version 6).
+    let mut buf = [0u8; 64];
+    let to_hvc = vm::Request::ConsoleInput {
+        name: wire_name("a").unwrap(),
+        port: vm::ConsolePort::Virtio,
+        bytes: heapless::Vec::from_slice(b"x").unwrap(),
+    };
+    assert_eq!(
+        encode(&to_hvc, &mut buf).unwrap(),
+        [10, 1, b'a', 1, 1, b'x']
+    );
+    let to_uart = devices::Request::Input {
+        vm: VmId(2),
+        port: devices::ConsolePort::Serial,
+        bytes: heapless::Vec::from_slice(b"x").unwrap(),
+    };
+    assert_eq!(encode(&to_uart, &mut buf).unwrap(), [6, 2, 0, 1, b'x']);
+    assert_eq!(
+        devices::ConsolePort::default(),
+        devices::ConsolePort::Serial
+    );
+}
+
+#[test]
+fn vm_info_carries_its_disk_after_its_memory() {
+    // name, slot, kind, state, vcpus, mem_mib (64), then the disk.
+    let mut buf = [0u8; 128];
+    let head = [3, b'v', b'm', b'0', 0, 0, 2, 1, 64];
+    let mut with_disk = info();
+    let none = encode(&with_disk, &mut buf).unwrap().to_vec();
+    assert_eq!(none[..head.len()], head);
+    assert_eq!(none[head.len()], 0);
+    with_disk.disk = Some(2);
+    let some = encode(&with_disk, &mut buf).unwrap();
+    assert_eq!(some[..head.len()], head);
+    assert_eq!(some[head.len()..head.len() + 2], [1, 2]);
+}
+
+#[test]
 fn vm_stats_bytes_are_pinned() {
     // The fields in order, each a varint: device, hypercall, wait,
     // interrupt and other exits, round trips, service nanoseconds, posted
@@ -386,6 +436,7 @@ fn devices_discriminants_are_pinned() {
         (
             devices::Request::Input {
                 vm,
+                port: devices::ConsolePort::Serial,
                 bytes: heapless::Vec::new(),
             },
             6,

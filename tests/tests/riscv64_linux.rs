@@ -4,7 +4,8 @@
 //! through the shell's `console linux` (uname, cpuinfo, the device tree
 //! with the vmgenid node, `/dev/hwrng` from Mica's virtio-rng), powers off
 //! with `poweroff -f` and boots again;
-//! and two Linux VMs boot side by side. First of all, the same kernel and
+//! a shell started on `/dev/hvc0` (Mica's virtio console) answers what
+//! `console linux --hvc` types; and two Linux VMs boot side by side. First of all, the same kernel and
 //! initramfs boot on QEMU without Mica to a shell with job control, and
 //! read QEMU's own virtio-rng the same way. Run by
 //! `cargo xtask test`, which fetches the guests and builds the `linux` and
@@ -199,6 +200,48 @@ fn linux_boots_beside_a_ticking_vm_answers_at_its_console_and_boots_again() {
         "{:?}",
         &s.transcript()[relaunched_at..]
     );
+    s.send("halt\n").unwrap();
+    s.expect("mica: halting", ANSWER).unwrap();
+    let status = s.wait_exit(ANSWER).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+}
+
+#[test]
+#[ignore = "needs QEMU, the built kernel and `cargo xtask guests`: run by `cargo xtask test`"]
+fn a_shell_on_hvc0_answers_what_console_hvc_types() {
+    let mut s = booted_scenario_shell("MICA_BOOT_IMAGE_RISCV64_LINUX", "vm0", BOOT).unwrap();
+    init_ready(&mut s, "linux");
+    attach(&mut s, "linux");
+    // Mica's virtio console (slot 2) is Linux's /dev/hvc0.
+    type_and_expect(&mut s, "linux", "ls /dev/hvc0", "/dev/hvc0");
+    // W marks the hvc0 shell's answers.
+    s.send("setsid sh -c 'export W=hvc0; exec sh </dev/hvc0 >/dev/hvc0 2>&1' &\n")
+        .unwrap();
+    s.expect("exec sh </dev/hvc0", ANSWER).unwrap();
+    detach(&mut s);
+    s.send("console linux --hvc\n").unwrap();
+    s.expect(
+        "console attached to linux's virtio console (hvc0): type Ctrl-] to detach",
+        ANSWER,
+    )
+    .unwrap();
+    let typed_at = s.position();
+    // The hvc0 shell echoes the line and answers, both through the virtio
+    // console's queues.
+    type_and_expect(&mut s, "linux", "echo $((6 * 7))", "42");
+    type_and_expect(&mut s, "linux", "echo on:$W:", "on:hvc0:");
+    detach(&mut s);
+    // The UART's shell, without W, did not see those lines.
+    s.send("console linux\n").unwrap();
+    s.expect("console attached to linux's UART", ANSWER)
+        .unwrap();
+    type_and_expect(&mut s, "linux", "echo on:$W:", "on::");
+    detach(&mut s);
+    let answers: Vec<&String> = s.transcript()[typed_at..]
+        .iter()
+        .filter(|l| l.ends_with("| 42"))
+        .collect();
+    assert_eq!(answers, ["linux | 42"], "one answer, from hvc0's shell");
     s.send("halt\n").unwrap();
     s.expect("mica: halting", ANSWER).unwrap();
     let status = s.wait_exit(ANSWER).unwrap();

@@ -322,7 +322,9 @@ fn without_a_virtio_console_the_channel_is_off_and_guests_run() {
 
 /// Debian's Linux (the default scenario) at the host CLI's console: a
 /// line typed into `mica console linux` runs in the guest's busybox shell
-/// (its UART receive path and interrupt), and the answer comes back.
+/// (its UART receive path and interrupt), and the answer comes back; with
+/// `--hvc` a line reaches a shell started on `/dev/hvc0` (the virtio
+/// console) instead.
 #[test]
 #[ignore = "needs QEMU, the built kernel, the mica CLI and `cargo xtask guests`: run by `cargo xtask test`"]
 fn mica_console_is_interactive_with_the_linux_shell() {
@@ -342,11 +344,34 @@ fn mica_console_is_interactive_with_the_linux_shell() {
     c.send("echo mica-cli-$((6*7))\n").unwrap();
     let answer = c.expect("mica-cli-42", Duration::from_secs(60)).unwrap();
     assert!(!answer.contains("$(("), "{answer:?}");
+    // A second shell on /dev/hvc0 (Mica's virtio console), marked by W.
+    c.send("setsid sh -c 'export W=hvc0; exec sh </dev/hvc0 >/dev/hvc0 2>&1' &\n")
+        .unwrap();
+    c.expect("exec sh </dev/hvc0", Duration::from_secs(60))
+        .unwrap();
     c.send("\x1d").unwrap();
     let status = c.wait_exit(Duration::from_secs(30)).unwrap();
     assert_eq!(status.code(), Some(0), "{:?}", c.transcript());
     // The hypervisor console shows the same line.
     s.expect("linux | mica-cli-42", Duration::from_secs(30))
+        .unwrap();
+    // `--hvc` types at that shell: only it knows W.
+    let mut hvc = Command::new(env("MICA_CLI"));
+    hvc.arg("--socket")
+        .arg(&socket)
+        .args(["--timeout", "10", "console", "linux", "--hvc"]);
+    let mut c = Session::spawn_with_stdin(hvc).unwrap();
+    c.expect(
+        "console attached to linux's virtio console (hvc0)",
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    c.send("echo on-$W-$((6*7))\n").unwrap();
+    c.expect("on-hvc0-42", Duration::from_secs(60)).unwrap();
+    c.send("\x1d").unwrap();
+    let status = c.wait_exit(Duration::from_secs(30)).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", c.transcript());
+    s.expect("linux | on-hvc0-42", Duration::from_secs(30))
         .unwrap();
     let _ = std::fs::remove_file(&socket);
 }

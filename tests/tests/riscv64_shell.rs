@@ -10,8 +10,9 @@
 //! prompt between the guests' lines without a terminal (`mica.console=plain`)
 //! and the lines above a redrawn prompt with one (`mica.console=tty`),
 //! `console NAME` showing only that VM's lines and the others' afterwards,
-//! `vm log NAME`, and `halt` ending QEMU with status 0. Run by `cargo xtask
-//! test`.
+//! `vm log NAME`, a dynamic VM given a host disk (`--disk 0`, refused to a
+//! second VM until the first is destroyed; `--disk 5` no such disk), and
+//! `halt` ending QEMU with status 0. Run by `cargo xtask test`.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::time::Duration;
@@ -891,5 +892,70 @@ fn vm_log_prints_a_vms_recent_output_and_refuses_a_vm_that_is_gone() {
         ANSWER,
     )
     .unwrap();
+    halt(s);
+}
+
+/// A zeroed 16 MiB raw disk image in a fresh temporary file.
+fn blank_disk(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mica-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("disk.img");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(16 << 20).unwrap();
+    path
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn a_dynamic_vm_gets_a_host_disk_that_is_one_vms_until_destroyed() {
+    let disk = blank_disk("dyn-disk");
+    let args = mica_tests::riscv64::disk_args(0, disk.to_str().unwrap());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut s = mica_tests::riscv64::booted_scenario_shell_with(
+        "MICA_BOOT_IMAGE_RISCV64",
+        "vm1",
+        &args,
+        BOOT,
+    )
+    .unwrap();
+    // 16 MiB each: the machine's RAM is no reason for a refusal here.
+    s.send("vm create d1 --image hello --mem 16 --disk 0\n")
+        .unwrap();
+    s.expect("d1 created", ANSWER).unwrap();
+    s.send("vm start d1\n").unwrap();
+    s.expect("d1 started", ANSWER).unwrap();
+    s.expect("d1 | hello from d1", TICKS).unwrap();
+    s.send("vm info d1\n").unwrap();
+    s.expect("mica> vm info d1", ANSWER).unwrap();
+    s.expect("disk:          0 (virtio-blk)", ANSWER).unwrap();
+    // Disk 0 is d1's: d2 is refused, and nothing of it is left.
+    s.send("vm create d2 --image hello --mem 16 --disk 0\n")
+        .unwrap();
+    s.expect(
+        "error: disk 0 is attached to another VM: destroy that VM first or choose another --disk",
+        ANSWER,
+    )
+    .unwrap();
+    s.send("vm info d2\n").unwrap();
+    s.expect("error: no VM named d2", ANSWER).unwrap();
+    // Once d1 is gone the disk is free.
+    s.send("vm destroy d1\n").unwrap();
+    s.expect("d1 destroyed", ANSWER).unwrap();
+    s.send("vm create d2 --image hello --mem 16 --disk 0\n")
+        .unwrap();
+    s.expect("d2 created", ANSWER).unwrap();
+    s.send("vm info d2\n").unwrap();
+    s.expect("mica> vm info d2", ANSWER).unwrap();
+    s.expect("disk:          0 (virtio-blk)", ANSWER).unwrap();
+    // The machine has one disk: number 5 is no disk.
+    s.send("vm create d3 --image hello --mem 16 --disk 5\n")
+        .unwrap();
+    s.expect("error: no disk 5 on this machine: ", ANSWER)
+        .unwrap();
+    s.send("vm info vm0\n").unwrap();
+    s.expect("mica> vm info vm0", ANSWER).unwrap();
+    s.expect("disk:          none", ANSWER).unwrap();
+    let _ = std::fs::remove_dir_all(disk.parent().unwrap());
     halt(s);
 }

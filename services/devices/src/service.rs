@@ -5,8 +5,8 @@
 
 use heapless::{Deque, Vec};
 use ipc::devices::{
-    BatchWrite, ConsoleChunk, DeviceKind, IrqEvent, MAX_BATCH, OUTPUT_CHUNK, Request, Response,
-    WaitedAccess, wire,
+    BatchWrite, ConsoleChunk, ConsolePort, DeviceKind, IrqEvent, MAX_BATCH, OUTPUT_CHUNK, Request,
+    Response, WaitedAccess, wire,
 };
 use ipc::server::MessageBuffer;
 use ipc::{Error, Space, VmId, WireName};
@@ -306,7 +306,9 @@ where
             } => self
                 .write(vm, space, addr, size, value)
                 .map(|()| Response::Ok),
-            Request::Input { vm, bytes } => self.input(vm, &bytes).map(|()| Response::Ok),
+            Request::Input { vm, port, bytes } => {
+                self.input(vm, port, &bytes).map(|()| Response::Ok)
+            }
             Request::SetGenerationId { vm, id } => self
                 .set_generation_id(vm, u128::from_le_bytes(id))
                 .map(|()| Response::Ok),
@@ -631,7 +633,7 @@ where
         result
     }
 
-    fn input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), Error> {
+    fn input(&mut self, vm: VmId, port: ConsolePort, bytes: &[u8]) -> Result<(), Error> {
         let Self {
             vms,
             console,
@@ -644,7 +646,8 @@ where
             .iter_mut()
             .find(|v| v.vm == vm)
             .ok_or(Error::UnknownVm)?;
-        let has_uart = slot.buses.console_uart().is_some();
+        // The serial port is the UART, else the virtio console.
+        let to_uart = port == ConsolePort::Serial && slot.buses.console_uart().is_some();
         let virtio_console = slot
             .buses
             .devices_mut()
@@ -652,7 +655,7 @@ where
                 DeviceModel::VirtioConsole(dev) => Some(dev),
                 _ => None,
             });
-        if has_uart {
+        if to_uart {
             for &byte in bytes {
                 if slot.input_backlog.push_back(byte).is_err() {
                     slot.dropped_input = slot.dropped_input.saturating_add(1);

@@ -115,8 +115,13 @@ fn write(
 }
 
 fn input(service: &mut Service, vm: VmId, bytes: &[u8]) -> Response {
+    input_to(service, vm, ConsolePort::Serial, bytes)
+}
+
+fn input_to(service: &mut Service, vm: VmId, port: ConsolePort, bytes: &[u8]) -> Response {
     service.handle(Request::Input {
         vm,
+        port,
         bytes: heapless::Vec::from_slice(bytes).unwrap(),
     })
 }
@@ -851,6 +856,44 @@ fn virtio_console_output_and_input_go_through_the_service() {
 }
 
 #[test]
+fn beside_a_uart_the_virtio_port_feeds_the_virtio_console_and_the_serial_port_the_uart() {
+    let mut s = with_uart();
+    s.memory_provider()
+        .0
+        .push((VM0, FakeRam::new(RAM, 0x10000)));
+    attach(
+        &mut s,
+        VM0,
+        DeviceKind::VirtioConsole,
+        Space::Mmio,
+        VIRTIO,
+        9,
+    );
+    let mut queues = bring_up_virtio(&mut s, 2);
+    queues[0].post(ram_of(&mut s), &[(RAM + 0x9000, 8, true)]);
+    write(&mut s, VM0, Space::Mmio, VIRTIO + 0x50, 4, 0);
+    let to = ConsolePort::Virtio;
+    assert_eq!(input_to(&mut s, VM0, to, b"hvc\n"), Response::Ok);
+    assert_eq!(ram_of(&mut s).bytes_at(RAM + 0x9000, 4), b"hvc\n");
+    assert_eq!(
+        read(&mut s, VM0, Space::Pio, COM1 + 5, 1),
+        Response::Value(0x60),
+        "nothing reached the UART"
+    );
+    assert_eq!(input(&mut s, VM0, b"u"), Response::Ok);
+    assert_eq!(
+        read(&mut s, VM0, Space::Pio, COM1, 1),
+        Response::Value(u64::from(b'u'))
+    );
+    // A VM without a virtio console has no virtio port.
+    let mut uart_only = with_uart();
+    assert_eq!(
+        input_to(&mut uart_only, VM0, ConsolePort::Virtio, b"x"),
+        Response::Err(Error::NoDevice)
+    );
+}
+
+#[test]
 fn virtio_without_granted_memory_fails_instead_of_panicking() {
     let mut s = service();
     add(&mut s, VM0, "vm0");
@@ -879,7 +922,7 @@ proptest::proptest! {
                 3 => Request::Detach { vm, space, base: addr * 8 },
                 4 => Request::Read { vm, space, addr: addr * 4, size },
                 5 => Request::Write { vm, space, addr: addr * 4, size, value },
-                _ => Request::Input { vm, bytes: heapless::Vec::from_slice(&value.to_le_bytes()).unwrap() },
+                _ => Request::Input { vm, port: if value & 1 == 0 { ConsolePort::Serial } else { ConsolePort::Virtio }, bytes: heapless::Vec::from_slice(&value.to_le_bytes()).unwrap() },
             };
             let _ = s.handle(request);
         }

@@ -4,8 +4,9 @@
 //! (`vm_set_dtb`).
 //!
 //! - [`GuestBoard::RiscvVirt`]: QEMU-virt-like; the PLIC, the 16550, the
-//!   vmgenid device and a virtio-mmio entropy device in MMIO (`guest_dt`),
-//!   described by a generated device tree.
+//!   vmgenid device, a virtio-mmio entropy device and a virtio-mmio console
+//!   (Linux's `/dev/hvc0`) in MMIO (`guest_dt`), described by a generated
+//!   device tree.
 //! - [`GuestBoard::X86Pc`]: RAM from 0, the 16550 as COM1 at port 0x3f8
 //!   (`Space::Pio`), and a small boot-info block instead of a device tree
 //!   (layout below).
@@ -48,17 +49,30 @@ pub struct BoardDevice {
     pub irq: u32,
 }
 
-/// The virtio-mmio slots a RISC-V VM gets, in the device tree and on the
-/// bus: slot 0 is its entropy device (virtio-rng, fed from the host's
-/// real entropy), which Linux reads as `/dev/hwrng`; slot 1, for a VM with
-/// a disk, its virtio-blk device ([`RISCV_DISK`]).
+/// The virtio-mmio slots a RISC-V VM with a disk gets, in the device tree
+/// and on the bus: slot 0 is its entropy device (virtio-rng, fed from the
+/// host's real entropy), which Linux reads as `/dev/hwrng`; slot 1 its
+/// virtio-blk device ([`RISCV_DISK`]); slot 2 its virtio console
+/// ([`RISCV_CONSOLE`], Linux's `/dev/hvc0`).
+const RISCV_VIRTIO_WITH_DISK: [guest_dt::MmioDevice; 3] = [
+    guest_dt::virtio_mmio_slot(0),
+    guest_dt::virtio_mmio_slot(1),
+    guest_dt::virtio_mmio_slot(2),
+];
+
+/// The virtio-mmio slots of a RISC-V VM without a disk: slot 1 stays
+/// empty, so every device keeps its place (and its PLIC source).
 const RISCV_VIRTIO: [guest_dt::MmioDevice; 2] =
-    [guest_dt::virtio_mmio_slot(0), guest_dt::virtio_mmio_slot(1)];
+    [RISCV_VIRTIO_WITH_DISK[0], RISCV_VIRTIO_WITH_DISK[2]];
 
 /// Where a RISC-V VM's disk is: virtio-mmio slot 1 (PLIC source 2).
-pub const RISCV_DISK: guest_dt::MmioDevice = RISCV_VIRTIO[1];
+pub const RISCV_DISK: guest_dt::MmioDevice = RISCV_VIRTIO_WITH_DISK[1];
 
-const RISCV_DEVICES: [BoardDevice; 4] = [
+/// Where a RISC-V VM's virtio console is: virtio-mmio slot 2 (PLIC
+/// source 3).
+pub const RISCV_CONSOLE: guest_dt::MmioDevice = RISCV_VIRTIO_WITH_DISK[2];
+
+const RISCV_DEVICES: [BoardDevice; 5] = [
     // First, so the other devices' lines have somewhere to go; it raises no
     // line itself (irq 0) and drives the VM's external interrupt.
     BoardDevice {
@@ -88,6 +102,13 @@ const RISCV_DEVICES: [BoardDevice; 4] = [
         base: RISCV_VIRTIO[0].base,
         size: RISCV_VIRTIO[0].size,
         irq: RISCV_VIRTIO[0].irq,
+    },
+    BoardDevice {
+        kind: DeviceKind::VirtioConsole,
+        space: Space::Mmio,
+        base: RISCV_CONSOLE.base,
+        size: RISCV_CONSOLE.size,
+        irq: RISCV_CONSOLE.irq,
     },
 ];
 
@@ -185,9 +206,9 @@ impl GuestBoard {
                     guest.ram_bytes,
                     guest.bootargs,
                     if guest.disk {
-                        &RISCV_VIRTIO
+                        &RISCV_VIRTIO_WITH_DISK
                     } else {
-                        &RISCV_VIRTIO[..1]
+                        &RISCV_VIRTIO
                     },
                 );
                 board.initrd = guest.initrd;

@@ -248,6 +248,8 @@ impl VmConfig {
     /// no image, kernel or template (and no default image) is
     /// [`ipc::Error::NoImageGiven`].
     ///
+    /// `disk` is the VM's own: a template's disk is never inherited.
+    ///
     /// `kernel` boots a Linux Image (with `initrd`/`cmdline`, else none);
     /// `image` a raw image; neither keeps the template's choice, whose
     /// initrd and command line `initrd`/`cmdline` then override.
@@ -301,7 +303,7 @@ impl VmConfig {
             flags: VmFlags::NONE,
             linux,
             // A disk is one VM's: a template's stays with it.
-            disk: None,
+            disk: options.disk,
         })
     }
 
@@ -333,6 +335,7 @@ impl VmConfig {
                 .map(|l| l.cmdline.as_str())
                 .filter(|line| !line.is_empty())
                 .and_then(|line| ipc::vm::WireCmdline::try_from(line).ok()),
+            disk: self.disk,
         }
     }
 }
@@ -466,6 +469,34 @@ mod tests {
     }
 
     #[test]
+    fn a_dynamic_vm_has_the_disk_it_asks_for_and_never_its_templates() {
+        let defaults = DynamicDefaults::default();
+        let template = VmConfig::from_static(
+            0,
+            &StaticVmConfig {
+                disk: Some(1),
+                ..GOOD
+            },
+        )
+        .unwrap();
+        let copied = VmConfig::dynamic(
+            name("d"),
+            &CreateOptions::default(),
+            Some(&template),
+            &defaults,
+        )
+        .unwrap();
+        assert_eq!(copied.disk, None, "the template's disk stays its own");
+        let options = CreateOptions {
+            disk: Some(3),
+            ..CreateOptions::default()
+        };
+        let with_disk = VmConfig::dynamic(name("d"), &options, Some(&template), &defaults).unwrap();
+        assert_eq!(with_disk.disk, Some(3));
+        assert_eq!(with_disk.as_options().disk, Some(3), "kept for a restart");
+    }
+
+    #[test]
     fn a_dynamic_config_is_built_again_from_its_options() {
         let defaults = DynamicDefaults {
             image: Some("guest"),
@@ -483,7 +514,12 @@ mod tests {
             cmdline: Some(ipc::vm::WireCmdline::try_from("console=ttyS0 quiet").unwrap()),
             ..CreateOptions::default()
         };
-        for options in [raw, linux, CreateOptions::default()] {
+        let disk = CreateOptions {
+            image: Some(ipc::wire_name("hello").unwrap()),
+            disk: Some(2),
+            ..CreateOptions::default()
+        };
+        for options in [raw, linux, disk, CreateOptions::default()] {
             let config = VmConfig::dynamic(name("d"), &options, None, &defaults).unwrap();
             let again =
                 VmConfig::dynamic(name("d"), &config.as_options(), None, &defaults).unwrap();

@@ -30,7 +30,7 @@ use ipc::ioreq::ClientId;
 use ipc::syscall::vm_exit::ExitRecord;
 use ipc::syscall::{IMAGE_HEADER_BYTES, PLATFORM_SSTC};
 use ipc::syscall::{MAX_VMS, endpoints};
-use ipc::vm::{CreateOptions, GuestImage, VmStats};
+use ipc::vm::{ConsolePort, CreateOptions, GuestImage, VmStats};
 use ipc::{Error, VmId, WireName, devices, ioreq};
 
 use crate::board::{GuestBoard, GuestBoot};
@@ -780,10 +780,11 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         }
     }
 
-    fn console_input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), Error> {
+    fn console_input(&mut self, vm: VmId, port: ConsolePort, bytes: &[u8]) -> Result<(), Error> {
         for piece in bytes.chunks(devices::INPUT_CHUNK) {
             let bytes = heapless::Vec::from_slice(piece).map_err(|_| Error::MessageTooLarge)?;
-            devices_ok(self.links.devices(&devices::Request::Input { vm, bytes }))?;
+            let input = devices::Request::Input { vm, port, bytes };
+            devices_ok(self.links.devices(&input))?;
         }
         Ok(())
     }
@@ -848,7 +849,8 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             .ok_or(Error::InvalidArgument)?;
         let name = VmName::parse(&found.name).map_err(|_| Error::InvalidName)?;
         let generation_id = GenerationId::from_u128(u128::from_le_bytes(found.generation_id));
-        // Services and kernel serve it already: only the record is new.
+        // Services and kernel serve it already: only the record is new
+        // (its disk comes with `adopted_disk`).
         *entry = Some(VmRecord {
             mem_mib: found.mem_mib,
             image: None,
@@ -879,6 +881,12 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             generation_id,
             options: ipc::decode(&found.note).ok(),
         }))
+    }
+
+    fn adopted_disk(&mut self, vm: VmId, disk: Option<u8>) {
+        if let Some(Some(record)) = self.records.get_mut(usize::from(vm.0)) {
+            record.disk = disk;
+        }
     }
 
     fn guest_status(&mut self, vm: VmId) -> Result<GuestStatus, Error> {

@@ -5,7 +5,7 @@
 
 use ipc::VmId;
 use ipc::devices::ConsoleChunk;
-use ipc::vm::{CreateOptions, GuestImage, LastExit, StopCause, VmStats};
+use ipc::vm::{ConsolePort, CreateOptions, GuestImage, LastExit, StopCause, VmStats};
 
 use crate::genid::GenerationId;
 use crate::linux_boot::LinuxBoot;
@@ -128,9 +128,15 @@ pub trait Platform {
     /// Frees `vm`'s address space and RAM.
     fn free_address_space(&mut self, vm: VmId);
 
-    /// Types `bytes` at `vm`'s console (its UART's receive path), in
-    /// order. Fails with `NoDevice` when the VM has no console device.
-    fn console_input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), ipc::Error>;
+    /// Types `bytes` at `vm`'s console `port` (its UART's receive path, or
+    /// its virtio console's), in order. Fails with `NoDevice` when the VM
+    /// has no such console device.
+    fn console_input(
+        &mut self,
+        vm: VmId,
+        port: ConsolePort,
+        bytes: &[u8],
+    ) -> Result<(), ipc::Error>;
 
     /// `vm`'s console output from byte number `from` on (see
     /// [`ConsoleChunk`]). Fails with `UnknownVm` when the device service does
@@ -177,6 +183,11 @@ pub trait Platform {
     fn adopt(&mut self, _vm: VmId) -> Result<Option<Adopted>, ipc::Error> {
         Ok(None)
     }
+
+    /// After [`Platform::adopt`]: the host disk the adopted VM `vm` has (its
+    /// configuration's), so that a restarted device service gets it again
+    /// and no other VM is given it. The default keeps nothing.
+    fn adopted_disk(&mut self, _vm: VmId, _disk: Option<u8>) {}
 
     /// Guest image number `index` of the boot image (in its order, from
     /// 0): name, kind and size; `None` past the last. The default has none.

@@ -4,7 +4,7 @@
 //! entry for pre-launched VMs.
 
 use ipc::devices::ConsoleChunk;
-use ipc::vm::{CreateOptions, Request, Response, VmChange, VmKind, VmState, VmStats};
+use ipc::vm::{ConsolePort, CreateOptions, Request, Response, VmChange, VmKind, VmState, VmStats};
 use ipc::{VmId, WireName};
 
 use crate::config::{DynamicDefaults, ScenarioError, StaticVmConfig, VmConfig, VmFlags};
@@ -140,9 +140,9 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             Request::Images { from } => self.images(from),
             Request::Events { from } => Ok(Response::Events(self.events.read(from))),
             Request::Info { name } => self.info(&name),
-            Request::ConsoleInput { name, bytes } => {
-                self.console_input(&name, &bytes).map(|()| Response::Ok)
-            }
+            Request::ConsoleInput { name, port, bytes } => self
+                .console_input(&name, port, &bytes)
+                .map(|()| Response::Ok),
             Request::ConsoleOutput { name, from } => self
                 .console_output(&name, from)
                 .map(Response::ConsoleOutput),
@@ -290,9 +290,24 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             None => None,
         };
         let config = VmConfig::dynamic(name, options, template.as_ref(), &self.defaults)?;
+        self.check_disk_free(config.disk)?;
         let id = self.create_dynamic(config, Contents::Image)?;
         self.record(id, VmChange::Created);
         self.info_of(id)
+    }
+
+    /// `DiskInUse` when a live VM holds `disk`: refused before any RAM is
+    /// taken (the platform checks again when it attaches the disk).
+    fn check_disk_free(&self, disk: Option<u8>) -> Result<(), ipc::Error> {
+        let Some(disk) = disk else { return Ok(()) };
+        let held = self
+            .slots
+            .entries_from(0)
+            .any(|entry| entry.live.is_some() && entry.config.disk == Some(disk));
+        if held {
+            return Err(ipc::Error::DiskInUse);
+        }
+        Ok(())
     }
 
     /// Builds the powered-off static VM in slot `id`.
@@ -303,6 +318,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         }
         let state = transition(entry.state(), Operation::Create)?;
         let config = entry.config.clone();
+        self.check_disk_free(config.disk)?;
         let generation_id = GenerationId::draw(&mut self.entropy);
         creation::build(
             &mut self.platform,
@@ -571,9 +587,14 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         Ok(vm.id)
     }
 
-    fn console_input(&mut self, name: &WireName, bytes: &[u8]) -> Result<(), ipc::Error> {
+    fn console_input(
+        &mut self,
+        name: &WireName,
+        port: ConsolePort,
+        bytes: &[u8],
+    ) -> Result<(), ipc::Error> {
         let vm = self.console_of(name)?;
-        self.platform.console_input(vm, bytes)
+        self.platform.console_input(vm, port, bytes)
     }
 
     /// Shows only the console lines of the VM called `name` (which must

@@ -86,6 +86,7 @@ impl VmEntry<'_> {
             state: self.state(),
             vcpus: self.config.vcpus,
             mem_mib: self.config.mem_mib,
+            disk: self.config.disk,
             generation_id: generation_id.to_le_bytes(),
             generation_id_random: generation_id.is_random(),
             last_exit: self.last_exit.map(|seen| seen.exit),

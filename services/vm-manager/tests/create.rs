@@ -21,6 +21,7 @@ fn options(
         kernel: None,
         initrd: None,
         cmdline: None,
+        disk: None,
     }
 }
 

@@ -390,6 +390,7 @@ fn console_requests_reach_the_vms_uart_in_the_real_device_service() {
     // Typed bytes reach the UART's receive register.
     let typed = manager.handle(Request::ConsoleInput {
         name: wire_name("vm1").expect("a valid name"),
+        port: ipc::vm::ConsolePort::Serial,
         bytes: heapless::Vec::from_slice(b"ok").expect("fits"),
     });
     assert_eq!(typed, Response::Ok);
@@ -404,7 +405,12 @@ fn console_requests_reach_the_vms_uart_in_the_real_device_service() {
     }
     // The platform takes more than one `Input` carries, in pieces.
     let long = [b'z'; devices::INPUT_CHUNK + 36];
-    assert_eq!(manager.platform_mut().console_input(VmId(1), &long), Ok(()));
+    assert_eq!(
+        manager
+            .platform_mut()
+            .console_input(VmId(1), ipc::vm::ConsolePort::Serial, &long),
+        Ok(())
+    );
     for at in 0..long.len() {
         let read = guest_access(devices::Request::Read {
             vm: VmId(1),

@@ -92,6 +92,9 @@ struct World {
     fail: Option<(&'static str, Error)>,
     /// `vm_grant_ram` calls: (vm, endpoint).
     grants: Vec<(u16, u64)>,
+    /// What the kernel keeps of each live VM for `vm_adopt`: its RAM,
+    /// name and note.
+    kept: std::collections::BTreeMap<u16, (u32, String, Vec<u8>)>,
 }
 
 type Shared = Rc<RefCell<World>>;
@@ -110,6 +113,8 @@ struct FakeKernel(Shared);
 
 impl VmKernel for FakeKernel {
     fn vm_create(&mut self, vm: VmId, ram_mib: u32, vcpus: u8) -> Result<(), Error> {
+        let kept = (ram_mib, String::new(), Vec::new());
+        self.0.borrow_mut().kept.insert(vm.0, kept);
         let (vm, event) = (vm.0, ram_mib);
         record(
             &self.0,
@@ -145,7 +150,32 @@ impl VmKernel for FakeKernel {
         record(&self.0, Event::Reset(vm.0))
     }
     fn vm_destroy(&mut self, vm: VmId) -> Result<(), Error> {
+        self.0.borrow_mut().kept.remove(&vm.0);
         record(&self.0, Event::Destroy(vm.0))
+    }
+    fn vm_set_name(&mut self, vm: VmId, name: &str) -> Result<(), Error> {
+        if let Some(kept) = self.0.borrow_mut().kept.get_mut(&vm.0) {
+            kept.1 = name.into();
+        }
+        Ok(())
+    }
+    fn vm_set_note(&mut self, vm: VmId, note: &[u8]) -> Result<(), Error> {
+        if let Some(kept) = self.0.borrow_mut().kept.get_mut(&vm.0) {
+            kept.2 = note.to_vec();
+        }
+        Ok(())
+    }
+    fn vm_adopt(&mut self, vm: VmId) -> Result<vm_manager::KernelVm, Error> {
+        let world = self.0.borrow();
+        let (mem_mib, name, note) = world.kept.get(&vm.0).ok_or(Error::UnknownVm)?;
+        Ok(vm_manager::KernelVm {
+            status: ipc::syscall::vm_status::RUNNING,
+            mem_mib: *mem_mib,
+            vcpus: 1,
+            name: heapless::String::try_from(name.as_str()).map_err(|_| Error::InvalidName)?,
+            generation_id: [0; 16],
+            note: heapless::Vec::from_slice(note).map_err(|_| Error::Malformed)?,
+        })
     }
     fn vm_write_genid(&mut self, vm: VmId, id: [u8; 16]) -> Result<(), Error> {
         record(&self.0, Event::WriteGenid { vm: vm.0, id })
@@ -285,6 +315,13 @@ fn creation_events(vm: u16, name: &str, vcpus: u8, genid: u8, dtb: &[u8]) -> Vec
             start: 0x1000_1000,
             len: 0x1000,
         }),
+        Event::Ioreq(ioreq::Request::RegisterRange {
+            vm: id,
+            client: DEVICES_CLIENT,
+            space: Space::Mmio,
+            start: 0x1000_3000,
+            len: 0x1000,
+        }),
         Event::Ioreq(ioreq::Request::SetDefaultClient {
             vm: id,
             client: DEVICES_CLIENT,
@@ -309,6 +346,7 @@ fn creation_events(vm: u16, name: &str, vcpus: u8, genid: u8, dtb: &[u8]) -> Vec
             irq: VMGENID.irq,
         }),
         rng_attach(id),
+        console_attach(id),
         Event::SetDtb {
             vm,
             dtb: dtb.to_vec(),
@@ -333,6 +371,18 @@ fn rng_attach(vm: VmId) -> Event {
         space: Space::Mmio,
         base: 0x1000_1000,
         irq: 1,
+    })
+}
+
+/// The virtio console in virtio-mmio slot 2 (PLIC source 3): the guest's
+/// `/dev/hvc0`.
+fn console_attach(vm: VmId) -> Event {
+    Event::Devices(devices::Request::Attach {
+        vm,
+        device: devices::DeviceKind::VirtioConsole,
+        space: Space::Mmio,
+        base: 0x1000_3000,
+        irq: 3,
     })
 }
 
@@ -476,6 +526,7 @@ fn reset_reloads_fresh_devices_with_the_same_id_and_restarts() {
             irq: VMGENID.irq,
         }),
         rng_attach(id),
+        console_attach(id),
         // The ID drawn at creation, not a new one.
         Event::Devices(devices::Request::SetGenerationId {
             vm: id,
@@ -906,4 +957,123 @@ fn a_vm_with_a_disk_gets_a_virtio_blk_device_and_grants_its_ram_to_the_block_ser
         trees.iter().map(|t| has_disk(t)).collect::<Vec<_>>(),
         [true, false, true]
     );
+    // Every tree has the entropy device and the console, disk or not.
+    for tree in &trees {
+        assert!(contains(tree, b"virtio_mmio@10001000"));
+        assert!(contains(tree, b"virtio_mmio@10003000"));
+    }
+}
+
+fn create_with_disk(manager: &mut Manager, name: &str, disk: u8) -> Response {
+    manager.handle(Request::Create {
+        name: wire_name(name).expect("a valid test name"),
+        options: CreateOptions {
+            image: Some(wire_name("hello").expect("a valid image name")),
+            disk: Some(disk),
+            ..CreateOptions::default()
+        },
+    })
+}
+
+#[test]
+fn a_dynamic_vm_gets_a_free_disk_and_is_refused_one_another_vm_has() {
+    let world = Shared::default();
+    let platform = KernelPlatform::new(FakeKernel(world.clone()), FakeLinks(world.clone()));
+    let mut manager = Manager::new(DISKS, platform, Counting(0)).expect("valid scenario");
+    manager.launch_pre_launched();
+    take_log(&world);
+    // Static `a` holds disk 0: refused, and nothing is left of `d`.
+    assert_eq!(
+        create_with_disk(&mut manager, "d", 0),
+        Response::Err(Error::DiskInUse)
+    );
+    let refused = take_log(&world);
+    assert!(
+        refused.is_empty(),
+        "refused before any RAM is taken: {refused:?}"
+    );
+    // Disk 2 is free: attached in slot 1, RAM granted to the block service.
+    let Response::Info(info) = create_with_disk(&mut manager, "d", 2) else {
+        panic!("a free disk is refused")
+    };
+    assert_eq!(info.disk, Some(2));
+    let blk = |e: &Event| match e {
+        Event::Devices(devices::Request::Attach {
+            vm,
+            device: devices::DeviceKind::VirtioBlk { disk },
+            base,
+            ..
+        }) => Some((vm.0, *disk, *base)),
+        _ => None,
+    };
+    let log = take_log(&world);
+    assert_eq!(
+        log.iter().filter_map(blk).collect::<Vec<_>>(),
+        [(info.id.0, 2, 0x1000_2000)]
+    );
+    let blk_endpoint = 1u64 << ipc::syscall::endpoints::BLK;
+    assert!(
+        world
+            .borrow()
+            .grants
+            .iter()
+            .any(|&(vm, endpoints)| vm == info.id.0 && endpoints & blk_endpoint != 0)
+    );
+    // Once `a` is gone its disk is free for another VM.
+    let destroyed = manager.handle(named(|name| Request::Destroy { name }, "a"));
+    assert_eq!(destroyed, Response::Ok);
+    let Response::Info(info) = create_with_disk(&mut manager, "e", 0) else {
+        panic!("a freed disk is refused")
+    };
+    assert_eq!(info.disk, Some(0));
+}
+
+#[test]
+fn a_restarted_vm_manager_keeps_each_vms_disk_for_a_restarted_device_service() {
+    let world = Shared::default();
+    let platform = KernelPlatform::new(FakeKernel(world.clone()), FakeLinks(world.clone()));
+    let mut first = Manager::new(DISKS, platform, Counting(0)).expect("valid scenario");
+    first.launch_pre_launched();
+    let Response::Info(dynamic) = create_with_disk(&mut first, "d", 2) else {
+        panic!("a free disk is refused")
+    };
+    drop(first);
+    // A fresh copy over the same kernel and services.
+    let platform = KernelPlatform::new(FakeKernel(world.clone()), FakeLinks(world.clone()));
+    let mut second = Manager::new(DISKS, platform, Counting(9)).expect("valid scenario");
+    let (found, _) = second.recover();
+    assert!(found.iter().all(|r| r.result.is_ok()), "{found:?}");
+    let info = |manager: &mut Manager, name: &str| match manager
+        .handle(named(|name| Request::Info { name }, name))
+    {
+        Response::Info(info) => info.disk,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(info(&mut second, "d"), Some(2), "from the VM's note");
+    assert_eq!(
+        create_with_disk(&mut second, "e", 2),
+        Response::Err(Error::DiskInUse)
+    );
+    // A restarted device service gets every disk again, the static VMs'
+    // and the dynamic one's.
+    take_log(&world);
+    let restarted = second.handle_from(
+        vm_manager::Caller::Supervisor,
+        Request::ServiceRestarted {
+            endpoint: u8::try_from(ipc::syscall::endpoints::DEVICES).expect("an endpoint number"),
+        },
+    );
+    assert_eq!(restarted, Response::Ok);
+    let disks: Vec<(u16, u8)> = take_log(&world)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Devices(devices::Request::Attach {
+                vm,
+                device: devices::DeviceKind::VirtioBlk { disk },
+                ..
+            }) => Some((vm.0, *disk)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(disks, [(0, 0), (2, 1), (dynamic.id.0, 2)]);
 }

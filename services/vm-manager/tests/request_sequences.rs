@@ -47,6 +47,7 @@ fn options() -> impl Strategy<Value = CreateOptions> {
             kernel: None,
             initrd: None,
             cmdline: None,
+            disk: None,
             template,
             image,
             mem_mib,

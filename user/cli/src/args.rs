@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipc::vm::ConsolePort;
 use mica_cli::socket_path;
 use mica_mgmt::VmCommand;
 use mica_mgmt::parse::{Surface, parse_console, parse_vm};
@@ -36,13 +37,15 @@ commands:
                                (--json: {"images":[{"name","kind","size"}]},
                                kind raw, linux_image or initrd, size in bytes)
   create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N]
-         [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT]
+         [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT] [--disk N]
                                create a VM (a static one if NAME is configured;
                                another needs --image, --kernel or --from; a
                                missing or unknown image lists the images);
                                --kernel boots a Linux Image instead of --image,
                                with an initial ramdisk and a command line
-                               (quote it: --cmdline "console=ttyS0 quiet")
+                               (quote it: --cmdline "console=ttyS0 quiet");
+                               --disk N gives it host disk N (0-7, one VM's at
+                               a time) as a virtio-blk device
   start|pause|resume NAME      run, hold or continue a VM's vCPUs
   reset NAME [--new-genid]     reboot a VM (--new-genid: new generation ID)
   shutdown NAME                power a VM off
@@ -53,10 +56,11 @@ commands:
                                exists), control bytes shown as \xNN; when
                                older output is no longer kept, stderr says
                                how much
-  console NAME                 attach this terminal to a VM's console (its
-                               UART): typed bytes go to the guest, its output
-                               is shown; Ctrl-] detaches. With stdin not a
-                               terminal, sends stdin and ends at its end
+  console NAME [--hvc]         attach this terminal to a VM's console (its
+                               UART; --hvc: its virtio console, Linux's
+                               /dev/hvc0): typed bytes go to the guest, its
+                               output is shown; Ctrl-] detaches. With stdin
+                               not a terminal, sends stdin and ends at its end
   events [--all]               follow the VMs' state changes until Ctrl-C, one
                                line each: created, started, paused, resumed,
                                reset, and how a VM left running (powered off
@@ -102,6 +106,9 @@ pub struct ConsoleInvocation {
     pub timeout: Duration,
     /// The VM to attach to.
     pub name: VmName,
+    /// Which of its consoles typed bytes go to (`--hvc`: the virtio
+    /// console).
+    pub port: ConsolePort,
 }
 
 /// `mica events [--all]`.
@@ -173,7 +180,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
     };
     match rest.first() {
         Some(&"console") => {
-            let name =
+            let (name, port) =
                 parse_console(rest.into_iter().skip(1), Surface::CLI).map_err(|e| e.to_string())?;
             if json {
                 return Err("--json does not apply to console: its output is the guest's".into());
@@ -181,6 +188,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             return Ok(Parsed::Console(ConsoleInvocation {
                 socket: socket()?,
                 timeout,
+                port,
                 name,
             }));
         }

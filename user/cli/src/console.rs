@@ -11,6 +11,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ipc::vm::ConsolePort;
 use mica_mgmt::ReplyError;
 use mica_mgmt::console::{ConsoleErrorMessage, ConsoleSession, input_chunks, until_escape};
 
@@ -58,7 +59,7 @@ impl From<LinkError> for End {
 /// Attaches to the console of `invocation.name` until the user detaches.
 pub fn run(invocation: &ConsoleInvocation, out: &mut dyn Write, err: &mut dyn Write) -> Status {
     let name = &invocation.name;
-    let mut session = ConsoleSession::new(name.clone());
+    let mut session = ConsoleSession::on_port(name.clone(), invocation.port);
     let mut link = match Link::connect(&invocation.socket, invocation.timeout) {
         Ok(link) => link,
         Err(error) => return report(End::Link(error), &session, err),
@@ -69,7 +70,14 @@ pub fn run(invocation: &ConsoleInvocation, out: &mut dyn Write, err: &mut dyn Wr
     if let Err(end) = read_output(&mut link, &mut session, &mut first) {
         return report(end, &session, err);
     }
-    if writeln!(err, "console attached to {name}: Ctrl-] detaches").is_err() {
+    let said = match invocation.port {
+        ConsolePort::Serial => writeln!(err, "console attached to {name}: Ctrl-] detaches"),
+        ConsolePort::Virtio => writeln!(
+            err,
+            "console attached to {name}'s virtio console (hvc0): Ctrl-] detaches"
+        ),
+    };
+    if said.is_err() {
         return Status::Unreachable;
     }
     terminal::catch_stop_signals();
@@ -219,6 +227,7 @@ fn report(end: End, session: &ConsoleSession, err: &mut dyn Write) -> Status {
         End::Reply(error @ (ReplyError::Refused(_) | ReplyError::Ended(_))) => {
             let message = ConsoleErrorMessage {
                 name: session.name(),
+                port: session.port(),
                 error,
             };
             (format!("error: {message}"), Status::Refused)

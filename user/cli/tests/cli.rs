@@ -76,6 +76,7 @@ kind:          static
 state:         created
 vcpus:         1
 memory:        64 MiB
+disk:          none
 generation id: 00000000-0000-0000-0000-000000000001
 "
     );
@@ -345,7 +346,7 @@ fn a_peer_of_another_version_exits_3() {
     assert_eq!(run.code, 3);
     assert_eq!(
         run.stderr,
-        "error: the peer speaks management protocol version 9, this side speaks version 5: use a matching mica\n"
+        "error: the peer speaks management protocol version 9, this side speaks version 6: use a matching mica\n"
     );
 }
 
@@ -409,6 +410,7 @@ kind:          static
 state:         started
 vcpus:         1
 memory:        64 MiB
+disk:          none
 generation id: 00000000-0000-0000-0000-000000000001
 exits:         23711 device, 310 hypercall, 12 wait, 40 interrupt, 3 other
 ioreq:         23702 round trips, 1.2 s in services (52.0 us each); 9 writes posted
@@ -419,7 +421,7 @@ ioreq:         23702 round trips, 1.2 s in services (52.0 us each); 9 writes pos
     assert_eq!(
         run.stdout,
         "{\"name\":\"rtvm\",\"slot\":1,\"kind\":\"static\",\"state\":\"started\",\"vcpus\":1,\
-         \"mem_mib\":64,\"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true,\"last_exit\":null,\"last_exit_uptime_ms\":null,\
+         \"mem_mib\":64,\"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true,\"last_exit\":null,\"last_exit_uptime_ms\":null,\"disk\":null,\
          \"stats\":{\"exits\":{\"device\":23711,\"hypercall\":310,\"wait\":12,\"interrupt\":40,\
          \"other\":3},\"ioreq_round_trips\":23702,\"service_ns\":1234567890,\"posted_writes\":9}}\n"
     );
@@ -428,7 +430,7 @@ ioreq:         23702 round trips, 1.2 s in services (52.0 us each); 9 writes pos
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
         run.stdout,
-        format!("{},\"stats\":null}}\n", &SOS[..SOS.len() - 1])
+        format!("{},\"disk\":null,\"stats\":null}}\n", &SOS[..SOS.len() - 1])
     );
     let run = mica_at(&fake.socket, &["info", "sos"]);
     assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");

@@ -110,11 +110,11 @@ fn console_usage_errors_exit_2() {
     for (args, line) in [
         (
             &["--socket", socket, "console"][..],
-            "error: missing NAME (usage: mica console NAME)\n",
+            "error: missing NAME (usage: mica console NAME [--hvc])\n",
         ),
         (
             &["--socket", socket, "console", "g", "h"],
-            "error: unexpected argument \"h\" (usage: mica console NAME)\n",
+            "error: unexpected argument \"h\" (usage: mica console NAME [--hvc])\n",
         ),
         (
             &["--socket", socket, "--json", "console", "g"],

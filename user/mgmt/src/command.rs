@@ -8,8 +8,8 @@
 use core::fmt;
 
 use ipc::vm::{
-    CreateOptions, GuestImage, IMAGES_PAGE, LIST_PAGE, LastExit, Request, Response, VmInfo,
-    VmState, VmStats, WireCmdline,
+    ConsolePort, CreateOptions, GuestImage, IMAGES_PAGE, LIST_PAGE, LastExit, Request, Response,
+    VmInfo, VmState, VmStats, WireCmdline,
 };
 use vm_manager::{ImageName, VmName};
 
@@ -22,11 +22,14 @@ use vm_manager::{ImageName, VmName};
 pub enum Command {
     /// `vm ...`: a request to the vm-manager.
     Vm(VmCommand),
-    /// `console NAME`: attach the console to the VM's UART until the
-    /// escape byte ([`CONSOLE_ESCAPE`]).
+    /// `console NAME [--hvc]`: attach the console to the VM's UART (or,
+    /// with `--hvc`, its virtio console) until the escape byte
+    /// ([`CONSOLE_ESCAPE`]).
     Console {
         /// Which VM.
         name: VmName,
+        /// Which of its consoles typed bytes go to.
+        port: ConsolePort,
     },
     /// `mem`: the hypervisor's free and total memory
     /// ([`crate::table::MemoryLine`]).
@@ -60,6 +63,9 @@ pub struct CreateArgs {
     /// `--cmdline TEXT`: the kernel command line (printable, at most
     /// [`ipc::vm::MAX_WIRE_CMDLINE`] bytes).
     pub cmdline: Option<WireCmdline>,
+    /// `--disk N`: the host disk (the block service's number) the VM gets
+    /// as a virtio-blk device.
+    pub disk: Option<u8>,
 }
 
 /// A request to the vm-manager, as the shell's `vm ...` and the CLI take it.
@@ -79,7 +85,7 @@ pub enum VmCommand {
         name: VmName,
     },
     /// `create NAME [--from T] [--image I] [--mem MiB] [--vcpus N]
-    /// [--kernel K] [--initrd I] [--cmdline TEXT]`.
+    /// [--kernel K] [--initrd I] [--cmdline TEXT] [--disk N]`.
     Create(CreateArgs),
     /// `start NAME`.
     Start {
@@ -231,6 +237,7 @@ impl VmCommand {
                     kernel: args.kernel.as_ref().map(ImageName::to_wire),
                     initrd: args.initrd.as_ref().map(ImageName::to_wire),
                     cmdline: args.cmdline.clone(),
+                    disk: args.disk,
                 },
             },
             VmCommand::Start { name } => Request::Start {

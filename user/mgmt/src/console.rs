@@ -6,30 +6,46 @@
 use core::fmt;
 
 use ipc::devices::ConsoleChunk;
-use ipc::vm::{CONSOLE_INPUT_CHUNK, Request, Response};
+use ipc::vm::{CONSOLE_INPUT_CHUNK, ConsolePort, Request, Response};
 use vm_manager::VmName;
 
 use crate::command::{CONSOLE_ESCAPE, ReplyError};
 
-/// One attachment to a VM's console: the VM and the number of the next
-/// output byte to read.
+/// One attachment to a VM's console: the VM, the console typed bytes go
+/// to and the number of the next output byte to read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsoleSession {
     name: VmName,
+    port: ConsolePort,
     next: u64,
 }
 
 impl ConsoleSession {
     /// A session that reads `name`'s output from the oldest byte the
     /// hypervisor still holds (so what the guest printed before the attach,
-    /// a prompt, shows).
+    /// a prompt, shows) and types at its serial console.
     pub fn new(name: VmName) -> Self {
-        ConsoleSession { name, next: 0 }
+        ConsoleSession::on_port(name, ConsolePort::Serial)
+    }
+
+    /// Like [`ConsoleSession::new`], typing at console `port`
+    /// (`mica console NAME --hvc`: the virtio console).
+    pub fn on_port(name: VmName, port: ConsolePort) -> Self {
+        ConsoleSession {
+            name,
+            port,
+            next: 0,
+        }
     }
 
     /// The VM.
     pub fn name(&self) -> &VmName {
         &self.name
+    }
+
+    /// The console typed bytes go to.
+    pub fn port(&self) -> ConsolePort {
+        self.port
     }
 
     /// The request that types `bytes` (at most [`CONSOLE_INPUT_CHUNK`];
@@ -38,6 +54,7 @@ impl ConsoleSession {
         let bytes = bytes.get(..CONSOLE_INPUT_CHUNK).unwrap_or(bytes);
         Request::ConsoleInput {
             name: self.name.to_wire(),
+            port: self.port,
             // Cut to the capacity above: cannot fail.
             bytes: heapless::Vec::from_slice(bytes).unwrap_or_default(),
         }
@@ -104,6 +121,8 @@ pub fn until_escape(typed: &[u8]) -> (&[u8], bool) {
 pub struct ConsoleErrorMessage<'a> {
     /// The VM.
     pub name: &'a VmName,
+    /// The console typed at.
+    pub port: ConsolePort,
     /// How it failed.
     pub error: ReplyError,
 }
@@ -122,10 +141,16 @@ impl fmt::Display for ConsoleErrorMessage<'_> {
                 f,
                 "{name} is {state}: it has no console until it is created (mica create {name})"
             ),
-            ipc::Error::NoDevice => write!(
-                f,
-                "{name} has no console device (no UART or virtio console) to attach to"
-            ),
+            ipc::Error::NoDevice => match self.port {
+                ConsolePort::Serial => write!(
+                    f,
+                    "{name} has no console device (no UART or virtio console) to attach to"
+                ),
+                ConsolePort::Virtio => write!(
+                    f,
+                    "{name} has no virtio console (hvc0): attach to its UART without --hvc"
+                ),
+            },
             ipc::Error::Malformed => f.write_str(
                 "the hypervisor could not decode the request: use a matching mica and hypervisor",
             ),
@@ -212,6 +237,7 @@ mod tests {
         let message = |error| {
             ConsoleErrorMessage {
                 name: &name,
+                port: ConsolePort::Serial,
                 error: ReplyError::Refused(error),
             }
             .to_string()
@@ -227,5 +253,28 @@ mod tests {
             message(ipc::Error::NoDevice),
             "g has no console device (no UART or virtio console) to attach to"
         );
+        let hvc = ConsoleErrorMessage {
+            name: &name,
+            port: ConsolePort::Virtio,
+            error: ReplyError::Refused(ipc::Error::NoDevice),
+        };
+        assert_eq!(
+            hvc.to_string(),
+            "g has no virtio console (hvc0): attach to its UART without --hvc"
+        );
+    }
+
+    #[test]
+    fn a_session_types_at_its_port() {
+        let name = VmName::parse("g").unwrap();
+        let hvc = ConsoleSession::on_port(name, ConsolePort::Virtio);
+        let Request::ConsoleInput { port, .. } = hvc.input_request(b"x") else {
+            panic!("not an input request");
+        };
+        assert_eq!(port, ConsolePort::Virtio);
+        let Request::ConsoleInput { port, .. } = session().input_request(b"x") else {
+            panic!("not an input request");
+        };
+        assert_eq!(port, ConsolePort::Serial);
     }
 }

@@ -97,6 +97,26 @@ impl fmt::Display for ErrorMessage<'_> {
                 "not enough memory for {name}: ask for less with --mem or free memory first"
             ),
             (ipc::Error::UnknownImage, _) => unknown_image(f, command),
+            (ipc::Error::DiskInUse, _) => match asked_disk(command) {
+                Some(disk) => write!(
+                    f,
+                    "disk {disk} is attached to another VM: destroy that VM first \
+                     or choose another --disk"
+                ),
+                None => f.write_str("that disk is attached to another VM: destroy that VM first"),
+            },
+            // The block service has no such disk (or the board has no
+            // place for one: x86).
+            (ipc::Error::NoDevice, _) if asked_disk(command).is_some() => {
+                if let Some(disk) = asked_disk(command) {
+                    write!(
+                        f,
+                        "no disk {disk} on this machine: the disks are the host files the \
+                         scenario's disk = or --guest ...,disk= gave QEMU, numbered from 0"
+                    )?;
+                }
+                Ok(())
+            }
             (ipc::Error::NoImageGiven, _) => match new_name {
                 Some(name) => write!(
                     f,
@@ -148,6 +168,14 @@ impl fmt::Display for ErrorMessage<'_> {
             ) => write!(f, "{error}"),
             (other, _) => write!(f, "{other} (code {})", other.code()),
         }
+    }
+}
+
+/// The disk a `create` asked for with `--disk`.
+fn asked_disk(command: &VmCommand) -> Option<u8> {
+    match command {
+        VmCommand::Create(args) => args.disk,
+        _ => None,
     }
 }
 

@@ -22,8 +22,10 @@ use crate::cobs::{self, CobsError};
 /// 4: `Request::Images` / `Response::Images` list the guest images,
 /// `Error::NoImageGiven` refuses a create with nothing to boot.
 /// 5: `Request::ConsoleFocus` holds the other VMs' console lines,
-/// `Request::Events` / `Response::Events` read the VMs' state changes.)
-pub const VERSION: u8 = 5;
+/// `Request::Events` / `Response::Events` read the VMs' state changes.
+/// 6: `CreateOptions::disk` gives a dynamic VM a host disk, `VmInfo::disk`
+/// shows it, `Request::ConsoleInput` names the console port.)
+pub const VERSION: u8 = 6;
 
 /// The largest message a frame carries.
 pub const MAX_PAYLOAD: usize = ipc::MAX_MESSAGE_SIZE;

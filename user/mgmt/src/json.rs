@@ -51,8 +51,9 @@ pub fn write_vm<W: Write + ?Sized>(out: &mut W, vm: &VmInfo) -> fmt::Result {
     out.write_char('}')
 }
 
-/// `mica info --json`: the VM as [`write_vm`] writes it with one more key
-/// at the end, `"stats"`: [`write_stats`]'s object, or `null` for a VM
+/// `mica info --json`: the VM as [`write_vm`] writes it with two more
+/// keys at the end: `"disk"`, its host disk's number or `null` without
+/// one, and `"stats"`: [`write_stats`]'s object, or `null` for a VM
 /// without figures (powered off).
 pub fn write_vm_info<W: Write + ?Sized>(
     out: &mut W,
@@ -60,6 +61,11 @@ pub fn write_vm_info<W: Write + ?Sized>(
     stats: Option<&VmStats>,
 ) -> fmt::Result {
     write_vm_fields(out, vm)?;
+    out.write_str(",\"disk\":")?;
+    match vm.disk {
+        Some(disk) => write!(out, "{disk}")?,
+        None => out.write_str("null")?,
+    }
     out.write_str(",\"stats\":")?;
     match stats {
         Some(stats) => write_stats(out, stats)?,

@@ -10,7 +10,8 @@
 
 use core::fmt;
 
-use ipc::vm::{MAX_WIRE_CMDLINE, WireCmdline};
+use ipc::blk::MAX_DISKS;
+use ipc::vm::{ConsolePort, MAX_WIRE_CMDLINE, WireCmdline};
 use vm_manager::{ImageName, InvalidName, MAX_VCPUS, VmName};
 
 use crate::command::{Command, CreateArgs, VmCommand};
@@ -29,11 +30,13 @@ vm info NAME                 show one VM: its last exit (why it last stopped
                              dynamic VM that ended lately (the last 8 are
                              kept): no VM named NAME (it ended: ...)
 vm create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N]
-          [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT]
+          [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT] [--disk N]
                              create a VM (a static one if NAME is configured;
                              another needs --image, --kernel or --from);
                              --kernel boots a Linux Image instead of --image,
-                             with an initial ramdisk and a command line
+                             with an initial ramdisk and a command line;
+                             --disk N gives it host disk N (0-7, one VM's at
+                             a time) as a virtio-blk device
 vm start|pause|resume NAME   run, hold or continue a VM's vCPUs
 vm reset NAME [--new-genid]  reboot a VM (--new-genid: new generation ID)
 vm shutdown NAME             power a VM off
@@ -43,9 +46,11 @@ vm log NAME                  print the VM's recent console output (the last
                              4096 bytes it wrote, kept while it exists)
 images                       list the guest images in the boot image: name,
                              kind (raw, Linux Image, initrd) and size
-console NAME                 attach the console to a VM's UART: only its
-                             output is shown, the other VMs' lines are held
-                             and shown at detach; Ctrl-] detaches
+console NAME [--hvc]         attach the console to a VM's UART (--hvc: its
+                             virtio console, Linux's /dev/hvc0): typed bytes
+                             go there, only its output is shown, the other
+                             VMs' lines are held and shown at detach;
+                             Ctrl-] detaches
 mem                          show the hypervisor's free memory
 help                         this text
 halt                         stop the hypervisor
@@ -263,12 +268,14 @@ pub const SHELL_COMMANDS: [&str; 6] = ["vm", "console", "images", "mem", "help",
 
 const MEM_RULE: &str = "use a whole number of MiB from 1 to 4294967295";
 const VCPUS_RULE: &str = "use a whole number of vCPUs from 1 to 16";
+const DISK_RULE: &str = "use a disk number from 0 to 7";
+const _: () = assert!(MAX_DISKS == 8, "DISK_RULE and HELP say disks 0-7");
 
 fn vm_usage(verb: &str) -> &'static str {
     match verb {
         "create" => {
             "create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N] \
-             [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT]"
+             [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT] [--disk N]"
         }
         "reset" => "reset NAME [--new-genid]",
         "clone" => "clone SRC NEW",
@@ -303,9 +310,10 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, ParseError> {
     let plain = |text: &'static str| Usage { text, vm: false };
     let command = match first {
         "vm" => Command::Vm(parse_vm(words, surface)?),
-        "console" => Command::Console {
-            name: parse_console(words, surface)?,
-        },
+        "console" => {
+            let (name, port) = parse_console(words, surface)?;
+            Command::Console { name, port }
+        }
         "images" => {
             Args::new(words, plain("images"), surface).finish()?;
             Command::Vm(VmCommand::Images)
@@ -357,20 +365,31 @@ const VM_FULL: [&str; 12] = [
     "vm log",
 ];
 
-/// Parses the words after `console`: the VM's name and nothing else.
+/// Parses the words after `console`: the VM's name, and `--hvc` for its
+/// virtio console instead of its UART.
 pub fn parse_console<'a>(
     words: impl IntoIterator<Item = &'a str>,
     surface: Surface,
-) -> Result<VmName, ParseError> {
+) -> Result<(VmName, ConsolePort), ParseError> {
     // The CLI shows its own prefix (`mica console NAME`).
     let usage = Usage {
-        text: "console NAME",
+        text: "console NAME [--hvc]",
         vm: surface == Surface::CLI,
     };
     let mut args = Args::new(words.into_iter(), usage, surface);
-    let name = args.name("NAME")?;
-    args.finish()?;
-    Ok(name)
+    let mut name = None;
+    let mut port = ConsolePort::Serial;
+    while let Some(word) = args.next_word() {
+        match word {
+            Word::Option("--hvc") if port == ConsolePort::Serial => port = ConsolePort::Virtio,
+            Word::Option("--hvc") => return Err(args.repeated("--hvc")),
+            Word::Option(other) => return Err(args.unknown_option(other)),
+            Word::Positional(text) if name.is_none() => name = Some(args.vm_name(text)?),
+            Word::Positional(text) => return Err(args.extra(text)),
+        }
+    }
+    let name = name.ok_or_else(|| args.missing("NAME"))?;
+    Ok((name, port))
 }
 
 /// Parses a VM command from its words (`start vm0`, `create web --mem 256`):
@@ -453,6 +472,7 @@ fn parse_create<'a, I: Iterator<Item = &'a str>>(
     let mut kernel = None;
     let mut initrd = None;
     let mut cmdline = None;
+    let mut disk = None;
     while let Some(word) = args.next_word() {
         match word {
             Word::Positional(text) if name.is_none() => name = Some(args.vm_name(text)?),
@@ -490,6 +510,14 @@ fn parse_create<'a, I: Iterator<Item = &'a str>>(
                     .filter(|count| (1..=MAX_VCPUS).contains(count));
                 vcpus = Some(count.ok_or_else(|| args.bad_number("--vcpus", text, VCPUS_RULE))?);
             }
+            Word::Option("--disk") => {
+                let text = args.value("--disk", disk.is_some())?;
+                let number = text
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|number| usize::from(*number) < MAX_DISKS);
+                disk = Some(number.ok_or_else(|| args.bad_number("--disk", text, DISK_RULE))?);
+            }
             Word::Option(other) => return Err(args.unknown_option(other)),
         }
     }
@@ -519,6 +547,7 @@ fn parse_create<'a, I: Iterator<Item = &'a str>>(
         kernel,
         initrd,
         cmdline,
+        disk,
     }))
 }
 

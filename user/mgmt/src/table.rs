@@ -147,6 +147,10 @@ impl fmt::Display for InfoBlock<'_> {
         }
         writeln!(f, "vcpus:         {}", vm.vcpus)?;
         writeln!(f, "memory:        {} MiB", vm.mem_mib)?;
+        match vm.disk {
+            Some(disk) => writeln!(f, "disk:          {disk} (virtio-blk)")?,
+            None => writeln!(f, "disk:          none")?,
+        }
         writeln!(f, "generation id: {}", GenerationIdText(vm.generation_id))?;
         if !vm.generation_id_random {
             writeln!(

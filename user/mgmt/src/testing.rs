@@ -3,13 +3,14 @@
 //! succeeds (and which remembers the last image it loaded, so a test can
 //! check what a `create` asked for, and echoes what is typed at a VM's
 //! console as its output, and reports [`EXAMPLE_STATS`] for every VM that
-//! holds resources), with predictable generation IDs 1, 2, 3 ...
+//! holds resources, and gives each VM that asks one of [`EXAMPLE_DISKS`]
+//! host disks), with predictable generation IDs 1, 2, 3 ...
 //! [`manager_with_images`] is the same over a boot image that holds
 //! [`EXAMPLE_IMAGES`] only (and no default image for a create).
 
 use ipc::VmId;
 use ipc::devices::{ConsoleChunk, OUTPUT_CHUNK};
-use ipc::vm::{GuestImage, ImageKind, VmStats};
+use ipc::vm::{ConsolePort, GuestImage, ImageKind, VmStats};
 use vm_manager::{
     DynamicDefaults, EntropySource, GenerationId, ImageName, LinuxBoot, Platform, StaticVmConfig,
     VmFlags, VmManager, VmName,
@@ -69,7 +70,14 @@ pub struct NullPlatform {
     /// The boot image's guest images; when there are any, an image not
     /// among them does not load (`UnknownImage`).
     pub images: heapless::Vec<GuestImage, 8>,
+    /// Which VM holds which host disk; the stand-in machine has
+    /// [`EXAMPLE_DISKS`] disks, each one VM's at a time.
+    pub disks: heapless::Vec<(VmId, u8), 16>,
 }
+
+/// How many host disks the stand-in machine has (0 and 1): another number
+/// is refused as the block service refuses it (`NoDevice`).
+pub const EXAMPLE_DISKS: u8 = 2;
 
 impl NullPlatform {
     /// `vm`'s console output, created empty on first use.
@@ -112,8 +120,22 @@ impl Platform for NullPlatform {
     fn register_ioreq(&mut self, _: VmId) -> Result<(), ipc::Error> {
         Ok(())
     }
-    fn register_devices(&mut self, _: VmId, _: &VmName, _: Option<u8>) -> Result<(), ipc::Error> {
-        Ok(())
+    fn register_devices(
+        &mut self,
+        vm: VmId,
+        _: &VmName,
+        disk: Option<u8>,
+    ) -> Result<(), ipc::Error> {
+        let Some(disk) = disk else { return Ok(()) };
+        if self.disks.iter().any(|&(_, held)| held == disk) {
+            return Err(ipc::Error::DiskInUse);
+        }
+        if disk >= EXAMPLE_DISKS {
+            return Err(ipc::Error::NoDevice);
+        }
+        self.disks
+            .push((vm, disk))
+            .map_err(|_| ipc::Error::OutOfMemory)
     }
     fn set_generation_id(&mut self, _: VmId, _: GenerationId) -> Result<(), ipc::Error> {
         Ok(())
@@ -130,7 +152,7 @@ impl Platform for NullPlatform {
     fn reset(&mut self, _: VmId) -> Result<(), ipc::Error> {
         Ok(())
     }
-    fn console_input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), ipc::Error> {
+    fn console_input(&mut self, vm: VmId, _: ConsolePort, bytes: &[u8]) -> Result<(), ipc::Error> {
         if let Some(output) = self.console_mut(vm) {
             for &byte in bytes {
                 let _ = output.push(byte);
@@ -150,6 +172,7 @@ impl Platform for NullPlatform {
         })
     }
     fn unregister_devices(&mut self, vm: VmId) {
+        self.disks.retain(|&(holder, _)| holder != vm);
         if let Some(at) = self.consoles.iter().position(|(id, _)| *id == vm) {
             self.consoles.swap_remove(at);
         }

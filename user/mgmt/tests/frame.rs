@@ -42,6 +42,7 @@ fn big_info(slot: u16) -> VmInfo {
         state: VmState::Paused,
         vcpus: 255,
         mem_mib: u32::MAX,
+        disk: None,
         generation_id: [0xff; 16],
         generation_id_random: true,
         last_exit: Some(ipc::vm::LastExit::Stopped {
@@ -57,32 +58,32 @@ fn big_info(slot: u16) -> VmInfo {
 
 #[test]
 fn wire_bytes_are_pinned() {
-    // Start { name: "a" }: version 5, variant 1, length 1, 'a'.
+    // Start { name: "a" }: version 6, variant 1, length 1, 'a'.
     let start = Request::Start {
         name: wire_name("a").unwrap(),
     };
-    assert_eq!(VERSION, 5);
-    assert_eq!(frame_of(&start), [0x05, 0x05, 0x01, 0x01, b'a', 0x00]);
-    // List { from: 0 }: version 5, variant 8, from 0 -> a zero is stuffed.
+    assert_eq!(VERSION, 6);
+    assert_eq!(frame_of(&start), [0x05, 0x06, 0x01, 0x01, b'a', 0x00]);
+    // List { from: 0 }: version 6, variant 8, from 0 -> a zero is stuffed.
     assert_eq!(
         frame_of(&Request::List { from: 0 }),
-        [0x03, 0x05, 0x08, 0x01, 0x00]
+        [0x03, 0x06, 0x08, 0x01, 0x00]
     );
-    assert_eq!(frame_of(&Response::Ok), [0x02, 0x05, 0x01, 0x00]);
-    // Ended(Destroyed): version 5, variant 6, LastExit variant 4.
+    assert_eq!(frame_of(&Response::Ok), [0x02, 0x06, 0x01, 0x00]);
+    // Ended(Destroyed): version 6, variant 6, LastExit variant 4.
     assert_eq!(
         frame_of(&Response::Ended(ipc::vm::LastExit::Destroyed)),
-        [0x04, 0x05, 0x06, 0x04, 0x00]
+        [0x04, 0x06, 0x06, 0x04, 0x00]
     );
-    // Images { from: 0 }: version 5, variant 14, from 0 stuffed.
+    // Images { from: 0 }: version 6, variant 14, from 0 stuffed.
     assert_eq!(
         frame_of(&Request::Images { from: 0 }),
-        [0x03, 0x05, 0x0e, 0x01, 0x00]
+        [0x03, 0x06, 0x0e, 0x01, 0x00]
     );
-    // Events { from: 0 }: version 5, variant 16, from 0 stuffed.
+    // Events { from: 0 }: version 6, variant 16, from 0 stuffed.
     assert_eq!(
         frame_of(&Request::Events { from: 0 }),
-        [0x03, 0x05, 0x10, 0x01, 0x00]
+        [0x03, 0x06, 0x10, 0x01, 0x00]
     );
     let mut buf: FrameBuf = [0; MAX_FRAME];
     assert_eq!(frame::version_notice(&mut buf), [0x02, VERSION, 0x00]);
@@ -245,7 +246,7 @@ fn errors_read_as_one_line() {
         (FrameError::Oversize, "frame longer than 516 bytes"),
         (
             FrameError::UnsupportedVersion { got: 2 },
-            "the peer speaks management protocol version 2, this side speaks version 5",
+            "the peer speaks management protocol version 2, this side speaks version 6",
         ),
         (
             FrameError::BadStuffing(CobsError::ZeroCode),

@@ -21,6 +21,7 @@ fn vm(name: &str, slot: u16, kind: VmKind, state: VmState, genid: u128) -> VmInf
         state,
         vcpus: 2,
         mem_mib: 512,
+        disk: None,
         generation_id: genid.to_le_bytes(),
         generation_id_random: true,
         last_exit: None,
@@ -105,9 +106,57 @@ kind:          static
 state:         paused
 vcpus:         2
 memory:        512 MiB
+disk:          none
 generation id: 00000000-0000-0000-0000-000000000abc
 "
     );
+}
+
+#[test]
+fn a_vm_with_a_disk_shows_it_in_info_and_its_json() {
+    let mut info = vm("d1", 2, VmKind::Dynamic, VmState::Started, 1);
+    info.disk = Some(0);
+    assert!(
+        InfoBlock(&info)
+            .to_string()
+            .contains("memory:        512 MiB\ndisk:          0 (virtio-blk)\n"),
+        "{}",
+        InfoBlock(&info)
+    );
+    let mut out = String::new();
+    json::write_vm_info(&mut out, &info, None).unwrap();
+    assert!(out.ends_with(",\"disk\":0,\"stats\":null}"), "{out}");
+    info.disk = None;
+    let mut out = String::new();
+    json::write_vm_info(&mut out, &info, None).unwrap();
+    assert!(out.ends_with(",\"disk\":null,\"stats\":null}"), "{out}");
+}
+
+#[test]
+fn a_disk_refused_says_why_and_what_to_do() {
+    let with_disk = VmCommand::Create(CreateArgs {
+        disk: Some(5),
+        image: Some(ImageName::parse("hello").unwrap()),
+        ..create_args_web()
+    });
+    assert_eq!(
+        message(&with_disk, ipc::Error::DiskInUse),
+        "disk 5 is attached to another VM: destroy that VM first or choose another --disk"
+    );
+    assert_eq!(
+        message(&with_disk, ipc::Error::NoDevice),
+        "no disk 5 on this machine: the disks are the host files the scenario's disk = \
+         or --guest ...,disk= gave QEMU, numbered from 0"
+    );
+    // Without --disk, a missing device is not about a disk.
+    assert!(!message(&create(Some("hello"), None), ipc::Error::NoDevice).contains("disk"));
+}
+
+fn create_args_web() -> CreateArgs {
+    match create(None, None) {
+        VmCommand::Create(args) => args,
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -192,6 +241,7 @@ fn create(image: Option<&str>, template: Option<&str>) -> VmCommand {
         kernel: None,
         initrd: None,
         cmdline: None,
+        disk: None,
     })
 }
 
@@ -207,6 +257,7 @@ fn linux(kernel: Option<&str>, initrd: Option<&str>, template: Option<&str>) -> 
         kernel: kernel.map(|k| ImageName::parse(k).unwrap()),
         initrd: initrd.map(|i| ImageName::parse(i).unwrap()),
         cmdline: initrd.map(|_| ipc::vm::WireCmdline::try_from("quiet").unwrap()),
+        disk: None,
     })
 }
 

@@ -5,7 +5,7 @@
     reason = "test helpers may panic on impossible values"
 )]
 
-use ipc::vm::{MAX_WIRE_CMDLINE, WireCmdline};
+use ipc::vm::{ConsolePort, MAX_WIRE_CMDLINE, WireCmdline};
 use mica_mgmt::command::{CreateArgs, VmCommand};
 use mica_mgmt::help_lines::{line, synopses, typed_forms};
 use mica_mgmt::parse::{HELP, MAX_LINE, Problem, Surface};
@@ -31,6 +31,7 @@ fn bare_create(vm: &str) -> CreateArgs {
         kernel: None,
         initrd: None,
         cmdline: None,
+        disk: None,
     }
 }
 
@@ -120,9 +121,19 @@ fn every_command_parses() {
     assert_eq!(
         ok("console guest0"),
         Command::Console {
-            name: name("guest0")
+            name: name("guest0"),
+            port: ConsolePort::Serial,
         }
     );
+    for line in ["console guest0 --hvc", "console --hvc guest0"] {
+        assert_eq!(
+            ok(line),
+            Command::Console {
+                name: name("guest0"),
+                port: ConsolePort::Virtio,
+            }
+        );
+    }
     assert_eq!(ok("help"), Command::Help);
     assert_eq!(ok("halt"), Command::Halt);
     assert_eq!(ok("mem"), Command::Mem);
@@ -231,10 +242,18 @@ fn missing_and_extra_arguments_show_the_usage() {
         err("vm reset a b"),
         "unexpected argument \"b\" (usage: vm reset NAME [--new-genid])"
     );
-    assert_eq!(err("console"), "missing NAME (usage: console NAME)");
+    assert_eq!(err("console"), "missing NAME (usage: console NAME [--hvc])");
     assert_eq!(
         err("console a b"),
-        "unexpected argument \"b\" (usage: console NAME)"
+        "unexpected argument \"b\" (usage: console NAME [--hvc])"
+    );
+    assert_eq!(
+        err("console a --hvc --hvc"),
+        "--hvc is given twice (usage: console NAME [--hvc])"
+    );
+    assert_eq!(
+        err("console a --uart"),
+        "unknown option \"--uart\" (usage: console NAME [--hvc])"
     );
     assert_eq!(err("help me"), "unexpected argument \"me\" (usage: help)");
     assert_eq!(err("halt now"), "unexpected argument \"now\" (usage: halt)");
@@ -246,7 +265,7 @@ fn missing_and_extra_arguments_show_the_usage() {
 #[test]
 fn option_mistakes_are_named() {
     const CREATE: &str = "(usage: vm create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] \
-         [--vcpus N] [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT])";
+         [--vcpus N] [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT] [--disk N])";
     assert_eq!(err("vm create"), format!("missing NAME {CREATE}"));
     assert_eq!(
         err("vm create a b"),
@@ -299,6 +318,41 @@ fn bad_numbers_state_the_range() {
         );
     }
     assert!(parse_line("vm create a --vcpus 16 --mem 4294967295").is_ok());
+    for text in ["8", "-1", "256", "one", ""] {
+        assert_eq!(
+            err(&format!("vm create a --image hello --disk \"{text}\"")),
+            format!("--disk \"{text}\" is not valid: use a disk number from 0 to 7")
+        );
+    }
+}
+
+#[test]
+fn create_takes_a_disk_in_the_shell_and_the_cli() {
+    let expected = CreateArgs {
+        image: Some(image("hello")),
+        disk: Some(7),
+        ..bare_create("d1")
+    };
+    assert_eq!(create_args("vm create d1 --image hello --disk 7"), expected);
+    assert_eq!(
+        cli_create(&["create", "d1", "--disk", "7", "--image", "hello"]),
+        expected
+    );
+    assert_eq!(create_args("vm create d1 --disk 0").disk, Some(0));
+    assert_eq!(
+        err("vm create d1 --disk 1 --disk 2"),
+        format!(
+            "--disk is given twice (usage: vm create NAME [--from TEMPLATE] [--image IMAGE] \
+             [--mem MiB] [--vcpus N] [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT] [--disk N])"
+        )
+    );
+    let Command::Vm(command) = ok("vm create d1 --image hello --disk 3") else {
+        panic!("not a VM command")
+    };
+    let ipc::vm::Request::Create { options, .. } = command.request() else {
+        panic!("not a create request")
+    };
+    assert_eq!(options.disk, Some(3));
 }
 
 #[test]
@@ -367,7 +421,7 @@ fn help_mentions_every_command_and_the_console_escape() {
         "vm shutdown",
         "vm destroy",
         "vm clone",
-        "console NAME",
+        "console NAME [--hvc]",
         "images",
         "--image, --kernel or --from",
         "Ctrl-]",
@@ -550,7 +604,7 @@ fn a_command_line_must_fit_the_wire_and_be_printable() {
 #[test]
 fn kernel_option_mistakes_follow_the_usual_rules() {
     const CREATE: &str = "(usage: vm create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] \
-         [--vcpus N] [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT])";
+         [--vcpus N] [--kernel IMAGE] [--initrd IMAGE] [--cmdline TEXT] [--disk N])";
     for option in ["--kernel", "--initrd", "--cmdline"] {
         assert_eq!(
             err(&format!("vm create lx --kernel k {option} a {option} b")),

@@ -85,6 +85,7 @@ fn info_json_adds_the_figures_and_keeps_every_other_key() {
         state: VmState::Started,
         vcpus: 1,
         mem_mib: 64,
+        disk: None,
         generation_id: 1u128.to_le_bytes(),
         generation_id_random: true,
         last_exit: None,
@@ -97,7 +98,7 @@ fn info_json_adds_the_figures_and_keeps_every_other_key() {
     assert_eq!(
         with,
         format!(
-            "{},\"stats\":{{\"exits\":{{\"device\":23711,\"hypercall\":310,\"wait\":12,\
+            "{},\"disk\":null,\"stats\":{{\"exits\":{{\"device\":23711,\"hypercall\":310,\"wait\":12,\
              \"interrupt\":40,\"other\":3}},\"ioreq_round_trips\":23702,\
              \"service_ns\":1234567890,\"posted_writes\":9}}}}",
             plain.strip_suffix('}').unwrap()
@@ -107,6 +108,9 @@ fn info_json_adds_the_figures_and_keeps_every_other_key() {
     json::write_vm_info(&mut without, &vm, None).unwrap();
     assert_eq!(
         without,
-        format!("{},\"stats\":null}}", plain.strip_suffix('}').unwrap())
+        format!(
+            "{},\"disk\":null,\"stats\":null}}",
+            plain.strip_suffix('}').unwrap()
+        )
     );
 }

@@ -1,6 +1,6 @@
 //! The shell's command loop: typed bytes in, through the line editor, to
 //! `vm ...` requests (`vm log NAME` reads a VM's recent output back),
-//! `images`, `console NAME` attachment, `mem`, `help` and `halt`; every
+//! `images`, `console NAME [--hvc]` attachment, `mem`, `help` and `halt`; every
 //! result printed with mica-mgmt's formatters and every failure as one
 //! `error: ...` line.
 //!
@@ -10,7 +10,7 @@
 
 use core::fmt::{self, Write};
 
-use ipc::vm::{CONSOLE_INPUT_CHUNK, GuestImage, Request, Response};
+use ipc::vm::{CONSOLE_INPUT_CHUNK, ConsolePort, GuestImage, Request, Response};
 use ipc::{VmId, WireName};
 use mica_mgmt::command::{Reply, ReplyError, check_stats, stats_request, wants_image_list};
 use mica_mgmt::errors::ErrorMessage;
@@ -46,10 +46,12 @@ pub enum Flow {
     Halt,
 }
 
-/// The VM the console is attached to.
+/// The VM the console is attached to, and the console of it typed bytes
+/// go to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Attached {
     name: WireName,
+    port: ConsolePort,
 }
 
 /// The shell: the line being typed, or the VM the console is attached to.
@@ -177,6 +179,7 @@ impl Shell {
         for chunk in data.chunks(CONSOLE_INPUT_CHUNK) {
             let request = Request::ConsoleInput {
                 name: to.name.clone(),
+                port: to.port,
                 // Never too long: chunks of the vector's capacity.
                 bytes: heapless::Vec::from_slice(chunk).unwrap_or_default(),
             };
@@ -248,15 +251,20 @@ impl Shell {
             Command::Vm(command) => {
                 let _ = run_vm(&command, &mut out, true);
             }
-            Command::Console { name } => {
+            Command::Console { name, port } => {
                 let info = VmCommand::Info { name: name.clone() };
                 if run_vm(&info, &mut out, false).is_some() {
                     self.attached = Some(Attached {
                         name: name.to_wire(),
+                        port,
                     });
+                    let device = match port {
+                        ConsolePort::Serial => "UART",
+                        ConsolePort::Virtio => "virtio console (hvc0)",
+                    };
                     let _ = writeln!(
                         out,
-                        "console attached to {name}'s UART: type Ctrl-] to detach"
+                        "console attached to {name}'s {device}: type Ctrl-] to detach"
                     );
                     out.flush();
                     if let Err(e) = focus(out.hv, Some(name.to_wire())) {

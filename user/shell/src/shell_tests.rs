@@ -29,12 +29,20 @@ impl Hypervisor for Fake {
     }
 }
 
-/// The console input the shell sent: (VM name, bytes) per request.
+/// The console input the shell sent to the serial port: (VM name, bytes)
+/// per request.
 fn typed_input(hv: &Fake) -> Vec<(String, Vec<u8>)> {
+    typed_input_at(hv, ConsolePort::Serial)
+}
+
+/// The console input the shell sent to `port`.
+fn typed_input_at(hv: &Fake, to: ConsolePort) -> Vec<(String, Vec<u8>)> {
     hv.sent
         .iter()
         .filter_map(|request| match request {
-            Request::ConsoleInput { name, bytes } => Some((name.as_str().into(), bytes.to_vec())),
+            Request::ConsoleInput { name, port, bytes } if *port == to => {
+                Some((name.as_str().into(), bytes.to_vec()))
+            }
             _ => None,
         })
         .collect()
@@ -189,6 +197,23 @@ fn console_attaches_forwards_typed_bytes_and_detaches_at_ctrl_bracket() {
 }
 
 #[test]
+fn console_hvc_sends_typed_bytes_to_the_virtio_console() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    typed(&mut shell, &mut hv, "vm create rtvm\n");
+    let (_, shown) = typed(&mut shell, &mut hv, "console rtvm --hvc\necho hi\r");
+    assert!(
+        shown.contains("console attached to rtvm's virtio console (hvc0): type Ctrl-] to detach\n"),
+        "{shown}"
+    );
+    typed(&mut shell, &mut hv, "\x1d");
+    assert_eq!(
+        typed_input_at(&hv, ConsolePort::Virtio),
+        [("rtvm".into(), b"echo hi\r".to_vec())]
+    );
+    assert!(typed_input(&hv).is_empty(), "nothing reached the UART");
+}
+
+#[test]
 fn console_of_an_unknown_vm_stays_at_the_prompt() {
     let (mut shell, mut hv) = (Shell::new(), fake());
     let (_, shown) = typed(&mut shell, &mut hv, "console ghost\nls\n");
@@ -208,15 +233,16 @@ fn vm_info_shows_the_exit_and_io_figures_of_a_vm_that_runs() {
     assert_eq!(lines[0], "vm info rtvm");
     assert_eq!(lines[1], "name:          rtvm");
     assert_eq!(lines[4], "state:         started");
+    assert_eq!(lines[7], "disk:          none");
     assert_eq!(
-        &lines[8..10],
+        &lines[9..11],
         [
             "exits:         23711 device, 310 hypercall, 12 wait, 40 interrupt, 3 other",
             "ioreq:         23702 round trips, 1.2 s in services (52.0 us each); 9 writes posted",
         ],
         "{shown}"
     );
-    assert_eq!(lines[10], "mica> ");
+    assert_eq!(lines[11], "mica> ");
     // A powered-off VM has no figures: the settings alone.
     let (_, shown) = typed(&mut shell, &mut hv, "vm info sos\n");
     assert!(shown.contains("state:         powered-off\n"), "{shown}");

@@ -88,6 +88,7 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
         };
         self.platform
             .load_image(id, &config.image, config.linux.as_ref())?;
+        self.platform.adopted_disk(id, config.disk);
         if config.is_static() {
             self.slots.set_live(id, live)
         } else {

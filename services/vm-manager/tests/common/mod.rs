@@ -8,7 +8,7 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use ipc::devices::ConsoleChunk;
-use ipc::vm::{CreateOptions, Request, Response, VmInfo, VmKind, VmState, VmStats};
+use ipc::vm::{ConsolePort, CreateOptions, Request, Response, VmInfo, VmKind, VmState, VmStats};
 use ipc::{VmId, WireName};
 use vm_manager::{
     EntropySource, GenerationId, GuestStatus, ImageName, LinuxBoot, Platform, ServiceLinks,
@@ -292,7 +292,12 @@ impl Platform for FakePlatform {
         self.ram_in_use.remove(&vm.0);
     }
 
-    fn console_input(&mut self, vm: VmId, bytes: &[u8]) -> Result<(), ipc::Error> {
+    fn console_input(
+        &mut self,
+        vm: VmId,
+        _port: ConsolePort,
+        bytes: &[u8],
+    ) -> Result<(), ipc::Error> {
         assert!(
             self.has(vm, Resource::Devices),
             "console input without devices"
@@ -466,6 +471,7 @@ pub fn clone_vm(source: &str, name: &str) -> Request {
 pub fn console_input(name: &str, bytes: &[u8]) -> Request {
     Request::ConsoleInput {
         name: w(name),
+        port: ConsolePort::Serial,
         bytes: heapless::Vec::from_slice(bytes).expect("test input fits"),
     }
 }
