@@ -253,7 +253,9 @@ impl Shell {
             }
             Command::Console { name, port } => {
                 let info = VmCommand::Info { name: name.clone() };
-                if run_vm(&info, &mut out, false).is_some() {
+                if run_vm(&info, &mut out, false).is_some()
+                    && has_port(&mut out, name.to_wire(), port)
+                {
                     self.attached = Some(Attached {
                         name: name.to_wire(),
                         port,
@@ -278,6 +280,41 @@ impl Shell {
         }
         out.flush();
         Flow::Continue
+    }
+}
+
+/// Whether the VM called `name` has console `port` (the UART always
+/// counts: a VM without one takes serial input on its virtio console);
+/// says why not. Asked with an empty input, which feeds nothing.
+fn has_port<H: Hypervisor>(out: &mut Out<'_, H>, name: WireName, port: ConsolePort) -> bool {
+    if port == ConsolePort::Serial {
+        return true;
+    }
+    let probe = Request::ConsoleInput {
+        name: name.clone(),
+        port,
+        bytes: heapless::Vec::new(),
+    };
+    match out.hv.vm(&probe) {
+        Ok(Response::Ok) => true,
+        Ok(Response::Err(ipc::Error::NoDevice)) => {
+            let _ = writeln!(
+                out,
+                "error: {name} has no virtio console (hvc0): attach to its UART without --hvc"
+            );
+            false
+        }
+        Ok(Response::Err(e)) | Err(e) => {
+            let _ = writeln!(out, "error: cannot attach to {name}'s virtio console: {e}");
+            false
+        }
+        Ok(_) => {
+            let _ = writeln!(
+                out,
+                "error: cannot attach to {name}'s virtio console: malformed answer"
+            );
+            false
+        }
     }
 }
 

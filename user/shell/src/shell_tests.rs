@@ -14,11 +14,24 @@ struct Fake {
     sent: Vec<Request>,
     /// What `mem_info` answers.
     memory: Result<MemoryLine, ipc::Error>,
+    /// The VMs have no virtio console (virtio input is `NoDevice`).
+    no_hvc: bool,
 }
 
 impl Hypervisor for Fake {
     fn vm(&mut self, request: &Request) -> Result<Response, ipc::Error> {
         self.sent.push(request.clone());
+        if self.no_hvc
+            && matches!(
+                request,
+                Request::ConsoleInput {
+                    port: ConsolePort::Virtio,
+                    ..
+                }
+            )
+        {
+            return Ok(Response::Err(ipc::Error::NoDevice));
+        }
         Ok(self.manager.handle(request.clone()))
     }
     fn print(&mut self, text: &str) {
@@ -40,7 +53,7 @@ fn typed_input_at(hv: &Fake, to: ConsolePort) -> Vec<(String, Vec<u8>)> {
     hv.sent
         .iter()
         .filter_map(|request| match request {
-            Request::ConsoleInput { name, port, bytes } if *port == to => {
+            Request::ConsoleInput { name, port, bytes } if *port == to && !bytes.is_empty() => {
                 Some((name.as_str().into(), bytes.to_vec()))
             }
             _ => None,
@@ -57,6 +70,7 @@ fn fake() -> Fake {
             free_frames: 65_536,
             total_frames: 131_072,
         }),
+        no_hvc: false,
     }
 }
 
@@ -211,6 +225,22 @@ fn console_hvc_sends_typed_bytes_to_the_virtio_console() {
         [("rtvm".into(), b"echo hi\r".to_vec())]
     );
     assert!(typed_input(&hv).is_empty(), "nothing reached the UART");
+}
+
+#[test]
+fn console_hvc_of_a_vm_without_a_virtio_console_is_refused_before_attaching() {
+    let (mut shell, mut hv) = (Shell::new(), fake());
+    hv.no_hvc = true;
+    typed(&mut shell, &mut hv, "vm create rtvm\n");
+    let (_, shown) = typed(&mut shell, &mut hv, "console rtvm --hvc\nls\n");
+    assert!(
+        shown.contains(
+            "error: rtvm has no virtio console (hvc0): attach to its UART without --hvc\nmica> ls\n"
+        ),
+        "{shown}"
+    );
+    assert!(!shown.contains("console attached"), "{shown}");
+    assert!(typed_input_at(&hv, ConsolePort::Virtio).is_empty());
 }
 
 #[test]
