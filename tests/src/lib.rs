@@ -432,6 +432,14 @@ pub fn host_tool(name: &str) -> Option<std::path::PathBuf> {
         .find(|path| path.is_file())
 }
 
+/// Lines of `s`'s transcript from line `from` on that contain `needle`.
+pub fn count_since(s: &Session, from: usize, needle: &str) -> usize {
+    s.transcript()[from..]
+        .iter()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::Session;

@@ -127,3 +127,12 @@ fn booted_with(
     session.expect(&format!("vm-manager: {last_vm} started"), boot)?;
     Ok(session)
 }
+
+/// Types `halt` at the shell and checks that QEMU powers off with status 0
+/// within `wait`.
+pub fn halt_with_status_0(mut s: Session, wait: Duration) {
+    s.send("halt\n").expect("halt typed");
+    s.expect("mica: halting", wait).expect("mica: halting");
+    let status = s.wait_exit(wait).expect("QEMU exits");
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+}

@@ -107,6 +107,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
     counts.passed += shell.passed;
     counts.failed += shell.failed;
+    let console = counted(
+        cargo()
+            .args(["test", "-p", "mica-tests", "--test", "riscv64_console"])
+            .args(["--", "--ignored"])
+            .env("MICA_KERNEL_RISCV64", &kernel)
+            .env("MICA_BOOT_IMAGE_RISCV64", &default_image),
+        "QEMU tests (riscv64 shell console and disks)",
+    )?;
+    counts.passed += console.passed;
+    counts.failed += console.failed;
     let genid = counted(
         cargo()
             .args(["test", "-p", "mica-tests", "--test", "riscv64_genid"])
