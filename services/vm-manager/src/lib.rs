@@ -24,6 +24,7 @@ pub mod events;
 pub mod genid;
 pub mod guest_dt;
 pub mod images;
+pub mod kernel_calls;
 pub mod kernel_platform;
 pub mod lifecycle;
 pub mod linux_boot;
