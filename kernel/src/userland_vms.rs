@@ -21,9 +21,9 @@ use crate::klog;
 use crate::kmain::FRAMES;
 use crate::obj::ids::TaskId;
 use crate::syscall_vm::VmHost;
-use crate::vm::VmName;
 use crate::vm::stats::VmFigures;
 use crate::vm::tlb_tag::TlbTag;
+use crate::vm::{VmName, numbered_name};
 use ipc::syscall::vm_exit::ExitRecord;
 
 /// Every VM's arch state, by number.
@@ -103,7 +103,7 @@ impl VmHost for Tasks {
 
     fn vm_create(&mut self, vm: usize, ram_bytes: u64, tag: TlbTag) -> Result<(), Error> {
         let mut name = [0u8; 4];
-        let name = vm_name(vm, &mut name).ok_or(Error::InvalidArgument)?;
+        let name = VmName::new(numbered_name(vm, &mut name)).ok_or(Error::InvalidArgument)?;
         let guest = GuestVm::create(&mut FRAMES.lock(), name, ram_bytes, tag)?;
         let slot = self.guests.vms.get_mut(vm).ok_or(Error::InvalidArgument)?;
         *slot = Some(Box::new(guest));
@@ -338,17 +338,4 @@ impl VmHost for Tasks {
         };
         to.clone_ram_from(from)
     }
-}
-
-/// `vm<n>`, the name the kernel prints for VM `n`.
-fn vm_name(vm: usize, buf: &mut [u8; 4]) -> Option<VmName> {
-    const DIGITS: &[u8; 10] = b"0123456789";
-    buf[..2].copy_from_slice(b"vm");
-    let mut len = 2;
-    if vm >= 10 {
-        buf[len] = DIGITS[vm / 10 % 10];
-        len += 1;
-    }
-    buf[len] = DIGITS[vm % 10];
-    VmName::new(core::str::from_utf8(&buf[..=len]).ok()?)
 }
