@@ -76,8 +76,8 @@ impl Tasks {
         self.boot
             .as_ref()
             .and_then(|b| b.image.find(name))
-            .filter(|e| e.kind == EntryKind::Guest)
-            .map(|e| e.data)
+            .filter(|e| e.spec.kind == EntryKind::Guest)
+            .map(|e| e.spec.data)
             .ok_or(Error::UnknownImage)
     }
 
@@ -139,14 +139,14 @@ impl VmHost for Tasks {
             .and_then(|b| {
                 b.image
                     .entries()
-                    .filter(|e| e.kind == EntryKind::Guest)
+                    .filter(|e| e.spec.kind == EntryKind::Guest)
                     .nth(index)
             })
             .ok_or(Error::UnknownImage)?;
-        let name = entry.name.as_bytes();
+        let name = entry.spec.name.as_bytes();
         let slot = self.slot(task).ok_or(Error::InvalidArgument)?;
         slot.space.write_ipc(name);
-        Ok((name.len(), entry.data.len()))
+        Ok((name.len(), entry.spec.data.len()))
     }
 
     fn vm_write_ram(
