@@ -199,34 +199,19 @@ impl fmt::Display for ImageError {
     }
 }
 
-/// One entry of a parsed image.
+/// One entry of a parsed image: what its writer gave, and where the blob is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImageEntry<'a> {
-    /// Its unique name.
-    pub name: &'a str,
-    /// Service or guest.
-    pub kind: EntryKind,
-    /// Scheduling priority (services; 0 is the lowest).
-    pub priority: u8,
-    /// The endpoint this service serves, if any.
-    pub serves: Option<u8>,
-    /// Bit `n` set: may call endpoint `n`.
-    pub may_call: u64,
-    /// What the kernel lets this service do beyond IPC.
-    pub rights: KernelRights,
-    /// Bit `n` set: may map the virtio-mmio windows whose device ID is `n`
-    /// (with the DEVICES right).
-    pub device_classes: u32,
+    /// Name, kind, priority, endpoints, rights and blob.
+    pub spec: EntrySpec<'a>,
     /// Where the blob starts in the image.
     pub offset: usize,
-    /// The ELF or guest image bytes.
-    pub data: &'a [u8],
 }
 
 impl ImageEntry<'_> {
     /// Whether the manifest lets this entry call `endpoint`.
     pub fn may_call(&self, endpoint: u8) -> bool {
-        endpoint < MAX_ENDPOINTS && self.may_call & (1u64 << endpoint) != 0
+        endpoint < MAX_ENDPOINTS && self.spec.may_call & (1u64 << endpoint) != 0
     }
 }
 
@@ -293,7 +278,7 @@ impl<'a> BootImage<'a> {
 
     /// The entry called `name`.
     pub fn find(&self, name: &str) -> Option<ImageEntry<'a>> {
-        self.entries().find(|entry| entry.name == name)
+        self.entries().find(|entry| entry.spec.name == name)
     }
 
     fn check(&self, table_end: usize) -> Result<(), ImageError> {
@@ -303,16 +288,16 @@ impl<'a> BootImage<'a> {
             if entry.offset < table_end || entry.offset % 8 != 0 {
                 return Err(ImageError::BadBlob { index });
             }
-            if let Some(endpoint) = entry.serves {
+            if let Some(endpoint) = entry.spec.serves {
                 let bit = 1u64 << endpoint;
-                if entry.kind == EntryKind::Guest || served & bit != 0 {
+                if entry.spec.kind == EntryKind::Guest || served & bit != 0 {
                     return Err(ImageError::BadEndpoint { index });
                 }
                 served |= bit;
             }
             for earlier in 0..index {
                 let other = decode_entry(self.bytes, earlier)?;
-                if other.name == entry.name {
+                if other.spec.name == entry.spec.name {
                     return Err(ImageError::DuplicateName { index });
                 }
                 if overlaps(&other, &entry) {
@@ -326,8 +311,8 @@ impl<'a> BootImage<'a> {
 
 /// Whether two non-empty blobs share a byte.
 fn overlaps(a: &ImageEntry<'_>, b: &ImageEntry<'_>) -> bool {
-    let (a_end, b_end) = (a.offset + a.data.len(), b.offset + b.data.len());
-    !a.data.is_empty() && !b.data.is_empty() && a.offset < b_end && b.offset < a_end
+    let (a_end, b_end) = (a.offset + a.spec.data.len(), b.offset + b.spec.data.len());
+    !a.spec.data.is_empty() && !b.spec.data.is_empty() && a.offset < b_end && b.offset < a_end
 }
 
 /// Decodes and checks entry `index` of the table (the table is known to be
@@ -374,15 +359,17 @@ fn decode_entry(bytes: &[u8], index: usize) -> Result<ImageEntry<'_>, ImageError
         .ok_or(bad)?;
     let data = bytes.get(offset..end).ok_or(bad)?;
     Ok(ImageEntry {
-        name,
-        kind,
-        priority,
-        serves,
-        may_call,
-        rights,
-        device_classes,
+        spec: EntrySpec {
+            name,
+            kind,
+            priority,
+            serves,
+            may_call,
+            rights,
+            device_classes,
+            data,
+        },
         offset,
-        data,
     })
 }
 
@@ -396,22 +383,24 @@ fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(raw.try_into().ok()?))
 }
 
-/// What the image writer needs to know of one entry.
-#[derive(Clone, Copy, Debug)]
+/// What the image writer needs to know of one entry (and what the parser
+/// gives back in [`ImageEntry::spec`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntrySpec<'a> {
     /// Its unique name.
     pub name: &'a str,
     /// Service or guest.
     pub kind: EntryKind,
-    /// Scheduling priority.
+    /// Scheduling priority (services; 0 is the lowest).
     pub priority: u8,
-    /// The endpoint it serves, if any.
+    /// The endpoint this service serves, if any.
     pub serves: Option<u8>,
     /// Bit `n` set: may call endpoint `n`.
     pub may_call: u64,
-    /// What the kernel lets it do beyond IPC.
+    /// What the kernel lets this service do beyond IPC.
     pub rights: KernelRights,
-    /// The virtio device classes it may map (bit `n`: device ID `n`).
+    /// Bit `n` set: may map the virtio-mmio windows whose device ID is `n`
+    /// (with the DEVICES right).
     pub device_classes: u32,
     /// The ELF or guest image bytes.
     pub data: &'a [u8],

@@ -51,16 +51,16 @@ fn the_writer_and_the_parser_agree() {
     assert_eq!(image.len(), 3);
     let vm = image.find("vm-manager").unwrap();
     assert_eq!(
-        (vm.kind, vm.priority, vm.serves),
+        (vm.spec.kind, vm.spec.priority, vm.spec.serves),
         (EntryKind::Service, 3, Some(1))
     );
-    assert!(vm.rights.contains(KernelRights::CONSOLE));
-    assert!(!vm.rights.contains(KernelRights::VM_CONTROL));
-    assert_eq!(vm.data, b"\x7fELF-vm");
+    assert!(vm.spec.rights.contains(KernelRights::CONSOLE));
+    assert!(!vm.spec.rights.contains(KernelRights::VM_CONTROL));
+    assert_eq!(vm.spec.data, b"\x7fELF-vm");
     assert!(vm.may_call(1) && vm.may_call(2) && !vm.may_call(0) && !vm.may_call(64));
     let guest = image.find("hello").unwrap();
     assert_eq!(
-        (guest.kind, guest.serves, guest.data.len()),
+        (guest.spec.kind, guest.spec.serves, guest.spec.data.len()),
         (EntryKind::Guest, None, 21)
     );
     assert!(image.entries().all(|e| e.offset % 8 == 0));
@@ -139,7 +139,7 @@ fn entry_errors_name_the_entry() {
     entropy[field(0, 35)] = 0x80;
     let parsed = BootImage::parse(&entropy).unwrap();
     let first = parsed.entries().next().unwrap();
-    assert_eq!(first.rights, KernelRights::ENTROPY);
+    assert_eq!(first.spec.rights, KernelRights::ENTROPY);
     assert_eq!(with(field(2, 35), 1), ImageError::BadRights { index: 2 });
     // Device classes (bytes 36..40) only with the DEVICES right.
     assert_eq!(
@@ -150,7 +150,7 @@ fn entry_errors_name_the_entry() {
     driver[field(0, 35)] = KernelRights::DEVICES.0;
     driver[field(0, 36)] = 1 << 3;
     let parsed = BootImage::parse(&driver).unwrap();
-    assert_eq!(parsed.entries().next().unwrap().device_classes, 1 << 3);
+    assert_eq!(parsed.entries().next().unwrap().spec.device_classes, 1 << 3);
     assert_eq!(
         with(field(2, 36), 1),
         ImageError::BadDeviceClasses { index: 2 },
@@ -230,7 +230,7 @@ proptest! {
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
         if let Ok(image) = BootImage::parse(&bytes) {
             for entry in image.entries() {
-                prop_assert!(entry.offset + entry.data.len() <= bytes.len());
+                prop_assert!(entry.offset + entry.spec.data.len() <= bytes.len());
             }
         }
     }
@@ -249,7 +249,7 @@ proptest! {
         if let Ok(image) = BootImage::parse(bytes) {
             prop_assert!(image.len() <= MAX_ENTRIES);
             for entry in image.entries() {
-                prop_assert!(entry.offset + entry.data.len() <= bytes.len());
+                prop_assert!(entry.offset + entry.spec.data.len() <= bytes.len());
             }
         }
     }

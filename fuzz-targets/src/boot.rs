@@ -113,33 +113,22 @@ pub fn boot_image(data: &[u8]) {
     for entry in &entries {
         let end = entry
             .offset
-            .checked_add(entry.data.len())
+            .checked_add(entry.spec.data.len())
             .expect("blob end overflows");
         assert!(
             end <= data.len(),
             "blob of {} ends past the image",
-            entry.name
+            entry.spec.name
         );
-        assert_eq!(parsed.find(entry.name).as_ref(), Some(entry));
+        assert_eq!(parsed.find(entry.spec.name).as_ref(), Some(entry));
     }
-    let specs: Vec<EntrySpec<'_>> = entries
-        .iter()
-        .map(|e| EntrySpec {
-            name: e.name,
-            kind: e.kind,
-            priority: e.priority,
-            serves: e.serves,
-            may_call: e.may_call,
-            rights: e.rights,
-            device_classes: e.device_classes,
-            data: e.data,
-        })
-        .collect();
+    let specs: Vec<EntrySpec<'_>> = entries.iter().map(|e| e.spec).collect();
     let mut out = vec![0u8; image::image_len(&specs)];
     let rebuilt = image::write(&specs, &mut out).expect("a parsed image's entries write again");
     let again: Vec<_> = rebuilt.entries().collect();
     assert_eq!(again.len(), entries.len());
     for (a, b) in entries.iter().zip(&again) {
+        let (a, b) = (&a.spec, &b.spec);
         assert_eq!(
             (
                 a.name, a.kind, a.priority, a.serves, a.may_call, a.rights, a.data

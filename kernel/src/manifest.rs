@@ -34,10 +34,10 @@ impl ServiceSpec {
     /// The spec of a service entry of the boot image.
     pub fn of(entry: &ImageEntry<'_>) -> Self {
         ServiceSpec {
-            serves: entry.serves,
-            may_call: entry.may_call,
-            rights: entry.rights,
-            device_classes: entry.device_classes,
+            serves: entry.spec.serves,
+            may_call: entry.spec.may_call,
+            rights: entry.spec.rights,
+            device_classes: entry.spec.device_classes,
         }
     }
 }

@@ -110,7 +110,8 @@ impl Tasks {
         let Some(boot) = self.boot.as_ref() else {
             return Err(Error::KernelRefused);
         };
-        let spec = boot.image.entry(entry).ok_or(Error::InvalidArgument)?;
+        let image_entry = boot.image.entry(entry).ok_or(Error::InvalidArgument)?;
+        let spec = &image_entry.spec;
         let priority = Priority::new(spec.priority.into()).ok_or(Error::InvalidArgument)?;
         let id = objects
             .spawn(spec.name, priority)
@@ -125,7 +126,10 @@ impl Tasks {
                 ));
                 Error::KernelRefused
             })?;
-        if let Err(e) = boot.wiring.wire_task(objects, id, &ServiceSpec::of(&spec)) {
+        if let Err(e) = boot
+            .wiring
+            .wire_task(objects, id, &ServiceSpec::of(&image_entry))
+        {
             klog::print(format_args!(
                 "mica: cannot give task {} its capabilities: {e}\n",
                 spec.name
@@ -150,14 +154,14 @@ impl Tasks {
     fn name_of(&self, task: TaskId) -> &'static str {
         let entry = self.slot(task);
         match (entry, self.boot.as_ref()) {
-            (Some(slot), Some(boot)) => boot.image.entry(slot.entry).map_or("?", |e| e.name),
+            (Some(slot), Some(boot)) => boot.image.entry(slot.entry).map_or("?", |e| e.spec.name),
             _ => "?",
         }
     }
 
     /// The live task loaded from the boot-image entry called `name`.
     fn live_task_named(&self, objects: &KernelObjects, name: &str) -> Option<TaskId> {
-        self.live_task_where(objects, |entry| entry.name == name)
+        self.live_task_where(objects, |entry| entry.spec.name == name)
     }
 
     /// The live task whose boot-image entry satisfies `wanted`.
@@ -229,7 +233,10 @@ impl Machine for Tasks {
 
     fn server_of(&self, objects: &KernelObjects, endpoint: usize) -> Option<TaskId> {
         self.live_task_where(objects, |entry| {
-            entry.serves.is_some_and(|e| usize::from(e) == endpoint)
+            entry
+                .spec
+                .serves
+                .is_some_and(|e| usize::from(e) == endpoint)
         })
     }
 
@@ -255,7 +262,7 @@ impl Machine for Tasks {
             .boot
             .as_ref()
             .and_then(|boot| boot.image.entry(old.entry))
-            .and_then(|entry| entry.serves);
+            .and_then(|entry| entry.spec.serves);
         Ok(syscall::Restarted {
             task,
             serves,
@@ -285,7 +292,11 @@ pub fn start(
     if let Some(count) = vm_ids {
         r.objects.vms.limit_tags(count);
     }
-    let services = || image.entries().filter(|e| e.kind == EntryKind::Service);
+    let services = || {
+        image
+            .entries()
+            .filter(|e| e.spec.kind == EntryKind::Service)
+    };
     let mut specs = [ServiceSpec {
         serves: None,
         may_call: 0,
@@ -302,11 +313,11 @@ pub fn start(
     };
     r.tasks.boot = Some(Boot { image, wiring });
     for (index, entry) in image.entries().enumerate() {
-        if entry.kind != EntryKind::Service {
+        if entry.spec.kind != EntryKind::Service {
             continue;
         }
         if let Err(e) = r.tasks.spawn(&mut r.objects, index, 0) {
-            fail(format_args!("cannot start task {}: {e}", entry.name))
+            fail(format_args!("cannot start task {}: {e}", entry.spec.name))
         }
     }
     let Decision::SwitchTo(first) = r.objects.sched.schedule() else {

@@ -21,9 +21,9 @@ use crate::klog;
 use crate::kmain::FRAMES;
 use crate::obj::ids::TaskId;
 use crate::syscall_vm::VmHost;
-use crate::vm::VmName;
 use crate::vm::stats::VmFigures;
 use crate::vm::tlb_tag::TlbTag;
+use crate::vm::{VmName, numbered_name};
 use ipc::syscall::vm_exit::ExitRecord;
 
 /// Every VM's arch state, by number.
@@ -76,8 +76,8 @@ impl Tasks {
         self.boot
             .as_ref()
             .and_then(|b| b.image.find(name))
-            .filter(|e| e.kind == EntryKind::Guest)
-            .map(|e| e.data)
+            .filter(|e| e.spec.kind == EntryKind::Guest)
+            .map(|e| e.spec.data)
             .ok_or(Error::UnknownImage)
     }
 
@@ -103,7 +103,7 @@ impl VmHost for Tasks {
 
     fn vm_create(&mut self, vm: usize, ram_bytes: u64, tag: TlbTag) -> Result<(), Error> {
         let mut name = [0u8; 4];
-        let name = vm_name(vm, &mut name).ok_or(Error::InvalidArgument)?;
+        let name = VmName::new(numbered_name(vm, &mut name)).ok_or(Error::InvalidArgument)?;
         let guest = GuestVm::create(&mut FRAMES.lock(), name, ram_bytes, tag)?;
         let slot = self.guests.vms.get_mut(vm).ok_or(Error::InvalidArgument)?;
         *slot = Some(Box::new(guest));
@@ -139,14 +139,14 @@ impl VmHost for Tasks {
             .and_then(|b| {
                 b.image
                     .entries()
-                    .filter(|e| e.kind == EntryKind::Guest)
+                    .filter(|e| e.spec.kind == EntryKind::Guest)
                     .nth(index)
             })
             .ok_or(Error::UnknownImage)?;
-        let name = entry.name.as_bytes();
+        let name = entry.spec.name.as_bytes();
         let slot = self.slot(task).ok_or(Error::InvalidArgument)?;
         slot.space.write_ipc(name);
-        Ok((name.len(), entry.data.len()))
+        Ok((name.len(), entry.spec.data.len()))
     }
 
     fn vm_write_ram(
@@ -338,17 +338,4 @@ impl VmHost for Tasks {
         };
         to.clone_ram_from(from)
     }
-}
-
-/// `vm<n>`, the name the kernel prints for VM `n`.
-fn vm_name(vm: usize, buf: &mut [u8; 4]) -> Option<VmName> {
-    const DIGITS: &[u8; 10] = b"0123456789";
-    buf[..2].copy_from_slice(b"vm");
-    let mut len = 2;
-    if vm >= 10 {
-        buf[len] = DIGITS[vm / 10 % 10];
-        len += 1;
-    }
-    buf[len] = DIGITS[vm % 10];
-    VmName::new(core::str::from_utf8(&buf[..=len]).ok()?)
 }

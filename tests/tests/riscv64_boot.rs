@@ -251,8 +251,8 @@ fn a_service_that_fails_to_load_is_refused_with_a_clear_line() {
     let junk = b"definitely not an ELF file".repeat(8);
     let entries = [
         EntrySpec {
-            data: init.data,
-            ..spec(init.name, init.rights)
+            data: init.spec.data,
+            ..spec(init.spec.name, init.spec.rights)
         },
         EntrySpec {
             data: &junk,

@@ -12,6 +12,19 @@ use crate::cmd::{cargo, run_quiet, workspace_root};
 /// The target every RISC-V piece is built for.
 pub const RISCV_TARGET: &str = "riscv64gc-unknown-none-elf";
 
+/// The service and user task packages every RISC-V image carries (the
+/// vm-manager is built apart: its scenario is compiled in).
+pub const SERVICE_TASKS: &[&str] = &[
+    "mica-init",
+    "mica-ioreq",
+    "mica-devices",
+    "mica-shell",
+    "mica-mgmt-task",
+    "mica-rng-task",
+    "mica-blk-task",
+    "mica-crasher",
+];
+
 /// Where a release ELF of `package` lands.
 pub fn riscv_elf(package: &str) -> PathBuf {
     workspace_root()

@@ -305,8 +305,8 @@ mod tests {
         assert_eq!(bytes.len(), size);
         let image = BootImage::parse(&bytes).unwrap();
         let entry = image.find("ioreq").unwrap();
-        assert_eq!(entry.data, b"\x7fELF service");
-        assert_eq!(entry.may_call, 0b1100);
+        assert_eq!(entry.spec.data, b"\x7fELF service");
+        assert_eq!(entry.spec.may_call, 0b1100);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -282,16 +282,7 @@ fn build_image(scenario: &str, crasher: bool, guests: &[GuestSpec]) -> Result<Pa
         .map_err(|e| format!("cannot write {}: {e}", scenario_file.display()))?;
     let mut tasks = cargo();
     tasks.args(["build", "--release", "--target", RISCV_TARGET]);
-    for package in [
-        "mica-init",
-        "mica-ioreq",
-        "mica-devices",
-        "mica-shell",
-        "mica-mgmt-task",
-        "mica-rng-task",
-        "mica-blk-task",
-        "mica-crasher",
-    ] {
+    for package in artifacts::SERVICE_TASKS {
         tasks.args(["-p", package]);
     }
     run_cmd(&mut tasks, "build the service tasks")?;

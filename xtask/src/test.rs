@@ -7,8 +7,9 @@ use std::process::{Command, Stdio};
 use crate::cmd::{self, cargo, describe};
 use crate::{artifacts, bochs, guests, install, qemu, x86};
 
-/// Bare-metal packages, linted for RISC-V in one clippy run (they are not
-/// default members, so the host clippy run does not see them).
+/// Bare-metal packages, linted for RISC-V in one clippy run with the
+/// [`artifacts::SERVICE_TASKS`] (they are not default members, so the host
+/// clippy run does not see them).
 const RISCV_PACKAGES: &[&str] = &[
     "mica-kernel",
     "mica-guest-common",
@@ -19,15 +20,7 @@ const RISCV_PACKAGES: &[&str] = &[
     "mica-guest-traps",
     "mica-guest-hostile",
     "mica-rt",
-    "mica-init",
-    "mica-crasher",
     "mica-vm-manager",
-    "mica-ioreq",
-    "mica-devices",
-    "mica-shell",
-    "mica-mgmt-task",
-    "mica-rng-task",
-    "mica-blk-task",
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -47,7 +40,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
     let mut riscv_clippy = cargo();
     riscv_clippy.arg("clippy");
-    for package in RISCV_PACKAGES {
+    for package in RISCV_PACKAGES.iter().chain(artifacts::SERVICE_TASKS) {
         riscv_clippy.args(["-p", package]);
     }
     riscv_clippy.args(["--target", artifacts::RISCV_TARGET, "--", "-D", "warnings"]);

@@ -160,8 +160,8 @@ pub fn create(objects: &mut KernelObjects, vm: usize) -> Result<TaskId, Error> {
     if objects.vms.vms[vm].is_some() {
         return Err(Error::VmExists);
     }
-    let mut name = [0u8; 8];
-    let name = vcpu_name(vm, &mut name);
+    let mut name = [0u8; 4];
+    let name = super::numbered_name(vm, &mut name);
     let vcpu = objects
         .spawn(name, VCPU_PRIORITY)
         .map_err(|_| Error::OutOfMemory)?;
@@ -183,19 +183,6 @@ pub fn create(objects: &mut KernelObjects, vm: usize) -> Result<TaskId, Error> {
     }
     sync(objects, vm);
     Ok(vcpu)
-}
-
-/// `vm<n>`: the vCPU thread's task name.
-fn vcpu_name(vm: usize, buf: &mut [u8; 8]) -> &str {
-    const DIGITS: &[u8; 10] = b"0123456789";
-    buf[..2].copy_from_slice(b"vm");
-    let mut len = 2;
-    if vm >= 10 {
-        buf[len] = DIGITS[vm / 10 % 10];
-        len += 1;
-    }
-    buf[len] = DIGITS[vm % 10];
-    core::str::from_utf8(&buf[..=len]).unwrap_or("vm")
 }
 
 fn transition(objects: &mut KernelObjects, vm: usize, from: Phase, to: Phase) -> Result<(), Error> {

@@ -64,6 +64,20 @@ impl VmName {
     }
 }
 
+/// `vm<n>`, the name the kernel gives VM `n` and its vCPU thread (the last
+/// two digits of `n`), written into `buf`.
+pub fn numbered_name(vm: usize, buf: &mut [u8; 4]) -> &str {
+    const DIGITS: &[u8; 10] = b"0123456789";
+    buf[..2].copy_from_slice(b"vm");
+    let mut len = 2;
+    if vm >= 10 {
+        buf[len] = DIGITS[vm / 10 % 10];
+        len += 1;
+    }
+    buf[len] = DIGITS[vm % 10];
+    core::str::from_utf8(&buf[..=len]).unwrap_or("vm")
+}
+
 impl fmt::Display for VmName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

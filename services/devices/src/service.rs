@@ -664,26 +664,17 @@ where
             slot.feed_console_uart();
         } else if let Some(dev) = virtio_console {
             dev.device_mut().queue_input(bytes);
-            let mut no_memory = NoGuestMemory;
-            let memory: &mut dyn GuestMemory = match memory.memory(vm) {
-                Some(memory) => memory,
-                None => &mut no_memory,
-            };
-            let mut sink = console.for_vm(vm);
-            let mut output = VmOutput {
-                line: &mut slot.line,
-                ring: &mut slot.output,
-                name: &slot.name,
-                sink: &mut sink,
-            };
-            let mut env = DeviceEnv {
+            EnvParts {
                 vm,
                 memory,
                 entropy,
-                output: &mut output,
                 block,
-            };
-            dev.process_queue(RECEIVEQ, &mut env);
+                line: &mut slot.line,
+                ring: &mut slot.output,
+                name: &slot.name,
+                console,
+            }
+            .with(|env| dev.process_queue(RECEIVEQ, env));
         } else {
             return Err(Error::NoDevice);
         }

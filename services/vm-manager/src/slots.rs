@@ -158,31 +158,26 @@ impl<const MAX_VM_NUM: usize> SlotTable<MAX_VM_NUM> {
 
     /// The occupied slot `id`, or `None` if it is free or out of range.
     pub fn get(&self, id: VmId) -> Option<VmEntry<'_>> {
-        match self.slots.get(usize::from(id.0))? {
-            Slot::Free => None,
+        let (config, kind, live, last_exit) = match self.slots.get(usize::from(id.0))? {
+            Slot::Free => return None,
             Slot::Static {
                 config,
                 live,
                 last_exit,
-            } => Some(VmEntry {
-                id,
-                config,
-                kind: VmKind::Static,
-                live: *live,
-                last_exit: *last_exit,
-            }),
+            } => (config, VmKind::Static, *live, last_exit),
             Slot::Dynamic {
                 config,
                 live,
                 last_exit,
-            } => Some(VmEntry {
-                id,
-                config,
-                kind: VmKind::Dynamic,
-                live: Some(*live),
-                last_exit: *last_exit,
-            }),
-        }
+            } => (config, VmKind::Dynamic, Some(*live), last_exit),
+        };
+        Some(VmEntry {
+            id,
+            config,
+            kind,
+            live,
+            last_exit: *last_exit,
+        })
     }
 
     /// The first free slot, if any.
