@@ -400,3 +400,76 @@ fn natively_the_same_disk_mounts_and_reads_the_same() {
     assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
     let _ = std::fs::remove_dir_all(image.parent().unwrap());
 }
+
+/// The bytes `yes N | head -c 4096` writes: `N\n` repeated over a block.
+fn block_of(n: u32) -> Vec<u8> {
+    format!("{n}\n").bytes().cycle().take(4096).collect()
+}
+
+#[test]
+#[ignore = "needs QEMU, the built kernel and `cargo xtask guests`: run by `cargo xtask test`"]
+fn a_block_service_killed_during_writes_costs_an_io_error_never_a_hang_or_an_acknowledged_write() {
+    let dir = std::env::temp_dir().join(format!("mica-disk-chaos-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let image = dir.join("disk.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    let mut args = disk_args(0, image.to_str().unwrap());
+    // The block service dies every 1.5 s, for ever, as if it faulted.
+    args.extend(["-append".into(), "mica.chaos=blk@1500".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut s =
+        booted_scenario_shell_with("MICA_BOOT_IMAGE_RISCV64_LINUX_DISK", "linux", &args, BOOT)
+            .unwrap();
+    init_ready(&mut s, "linux");
+    attach(&mut s, "linux");
+    let from = s.position();
+    // Block i gets `i` repeated; each write is direct and synced, and says
+    // whether the guest was told it is done. Typed as short lines (the
+    // guest's echo wraps at 80 columns).
+    for line in [
+        "w() { yes $1 | head -c 4096 > /tmp/b",
+        "dd if=/tmp/b of=/dev/vda bs=4096 seek=$1 oflag=direct conv=fsync 2>/dev/null; }",
+        "for i in $(seq 1 80); do",
+        "w $i && echo \"wrote $i\" || echo \"failed $i\"; done; echo \"writes $((2 * 40))\"",
+    ] {
+        s.send(&format!("{line}\n")).unwrap();
+    }
+    // The guest finishes: no write hangs it.
+    s.expect("linux | writes 80", LINUX_BOOT).unwrap();
+    let lines = s.transcript()[from..].to_vec();
+    let numbers = |word: &str| -> Vec<u32> {
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(&format!("linux | {word} ")))
+            .filter_map(|n| n.trim().parse().ok())
+            .collect()
+    };
+    let (wrote, failed) = (numbers("wrote"), numbers("failed"));
+    assert_eq!(wrote.len() + failed.len(), 80, "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("blk") && l.contains("killed")),
+        "the block service died during the writes: {lines:?}"
+    );
+    assert!(
+        !wrote.is_empty(),
+        "the guest wrote again after the service came back"
+    );
+    detach(&mut s);
+    s.send("halt\n").unwrap();
+    s.expect("mica: halting", ANSWER).unwrap();
+    let status = s.wait_exit(ANSWER).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+    // Every write the guest was told is done is in the host file.
+    let disk = std::fs::read(&image).unwrap();
+    for n in wrote {
+        let at = n as usize * 4096;
+        assert_eq!(disk[at..at + 4096], block_of(n)[..], "block {n}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

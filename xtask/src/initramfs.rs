@@ -44,6 +44,7 @@ const APPLETS: &[&str] = &[
     "reboot",
     "rm",
     "sed",
+    "seq",
     "setsid",
     "sh",
     "sha256sum",
@@ -55,6 +56,7 @@ const APPLETS: &[&str] = &[
     "umount",
     "uname",
     "wc",
+    "yes",
 ];
 
 /// `/init`: runs as PID 1 under busybox sh. `cttyhack` opens the kernel's
