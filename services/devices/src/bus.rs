@@ -88,8 +88,13 @@ pub enum DeviceError {
 /// Where a model sends the bytes it transmits (a UART's or a virtio
 /// console's output).
 pub trait OutputSink {
-    /// One transmitted byte, in order.
+    /// One transmitted byte of the serial port (the UART), in order.
     fn write_byte(&mut self, byte: u8);
+    /// One transmitted byte of the virtio console (hvc0), in order: its
+    /// lines are assembled apart from the serial port's.
+    fn write_virtio_byte(&mut self, byte: u8) {
+        self.write_byte(byte);
+    }
 }
 
 /// Where a model gets random bytes (virtio-rng).

@@ -62,6 +62,36 @@ impl LineBuffer {
     }
 }
 
+/// The unfinished lines of one VM's two consoles: its serial port (the
+/// UART) and its virtio console (hvc0), kept apart so that a line of one
+/// never takes in bytes of the other.
+#[derive(Debug, Default)]
+pub struct ConsoleLines {
+    /// The serial port's.
+    pub serial: LineBuffer,
+    /// The virtio console's.
+    pub virtio: LineBuffer,
+}
+
+impl ConsoleLines {
+    /// Both empty.
+    pub const fn new() -> Self {
+        Self {
+            serial: LineBuffer::new(),
+            virtio: LineBuffer::new(),
+        }
+    }
+
+    /// Delivers each console's pending bytes as a line (the VM goes away).
+    pub fn flush_partial(&mut self, name: &str, sink: &mut dyn ConsoleSink) {
+        for line in [&mut self.serial, &mut self.virtio] {
+            if line.has_partial_line() {
+                line.flush(name, sink);
+            }
+        }
+    }
+}
+
 fn write_prefixed(name: &str, text: &str, sink: &mut dyn ConsoleSink) {
     let mut line: Vec<u8, { 32 + 3 + LINE_LIMIT }> = Vec::new();
     // Capacity covers the longest wire name, the separator and a full
@@ -75,8 +105,8 @@ fn write_prefixed(name: &str, text: &str, sink: &mut dyn ConsoleSink) {
 /// A VM's output sink for its devices: bytes go through the VM's line
 /// buffer to the console sink, and unchanged into its output ring.
 pub struct VmOutput<'a> {
-    /// The VM's unfinished line.
-    pub line: &'a mut LineBuffer,
+    /// The VM's unfinished lines.
+    pub lines: &'a mut ConsoleLines,
     /// The VM's recent output, raw.
     pub ring: &'a mut ConsoleRing,
     /// The VM's name.
@@ -88,7 +118,12 @@ pub struct VmOutput<'a> {
 impl OutputSink for VmOutput<'_> {
     fn write_byte(&mut self, byte: u8) {
         self.ring.push(byte);
-        self.line.push(byte, self.name, self.sink);
+        self.lines.serial.push(byte, self.name, self.sink);
+    }
+
+    fn write_virtio_byte(&mut self, byte: u8) {
+        self.ring.push(byte);
+        self.lines.virtio.push(byte, self.name, self.sink);
     }
 }
 
@@ -108,19 +143,19 @@ mod tests {
         }
     }
 
-    fn feed(buffer: &mut LineBuffer, lines: &mut Lines, text: &[u8]) {
+    fn feed(buffer: &mut ConsoleLines, lines: &mut Lines, text: &[u8]) {
         let mut ring = ConsoleRing::new();
         feed_with_ring(buffer, &mut ring, lines, text);
     }
 
     fn feed_with_ring(
-        buffer: &mut LineBuffer,
+        buffer: &mut ConsoleLines,
         ring: &mut ConsoleRing,
         lines: &mut Lines,
         text: &[u8],
     ) {
         let mut out = VmOutput {
-            line: buffer,
+            lines: buffer,
             ring,
             name: "vm0",
             sink: lines,
@@ -131,20 +166,42 @@ mod tests {
     }
 
     #[test]
+    fn the_serial_port_and_the_virtio_console_never_share_a_line() {
+        let mut buffer = ConsoleLines::new();
+        let mut ring = ConsoleRing::new();
+        let mut lines = Lines::default();
+        let mut out = VmOutput {
+            lines: &mut buffer,
+            ring: &mut ring,
+            name: "vm0",
+            sink: &mut lines,
+        };
+        for (&serial, &virtio) in b"uart\n".iter().zip(b"hvc0\n") {
+            out.write_byte(serial);
+            out.write_virtio_byte(virtio);
+        }
+        out.write_virtio_byte(b'!');
+        assert_eq!(lines.0, ["vm0 | uart", "vm0 | hvc0"]);
+        assert!(!buffer.serial.has_partial_line() && buffer.virtio.has_partial_line());
+        buffer.flush_partial("vm0", &mut lines);
+        assert_eq!(lines.0, ["vm0 | uart", "vm0 | hvc0", "vm0 | !"]);
+    }
+
+    #[test]
     fn lines_are_prefixed_and_split_at_newlines() {
-        let mut buffer = LineBuffer::new();
+        let mut buffer = ConsoleLines::new();
         let mut lines = Lines::default();
         feed(&mut buffer, &mut lines, b"hello\r\nwor");
         assert_eq!(lines.0, ["vm0 | hello"]);
-        assert!(buffer.has_partial_line());
+        assert!(buffer.serial.has_partial_line());
         feed(&mut buffer, &mut lines, b"ld\n\n");
         assert_eq!(lines.0, ["vm0 | hello", "vm0 | world", "vm0 | "]);
-        assert!(!buffer.has_partial_line());
+        assert!(!buffer.serial.has_partial_line());
     }
 
     #[test]
     fn the_ring_keeps_the_raw_bytes_the_lines_show_escaped() {
-        let mut buffer = LineBuffer::new();
+        let mut buffer = ConsoleLines::new();
         let mut ring = ConsoleRing::new();
         let mut lines = Lines::default();
         // A coloured prompt, a screen clear, an OSC 52 clipboard write and
@@ -161,7 +218,7 @@ mod tests {
 
     #[test]
     fn utf8_text_is_kept_and_broken_bytes_are_escaped() {
-        let mut buffer = LineBuffer::new();
+        let mut buffer = ConsoleLines::new();
         let mut lines = Lines::default();
         feed(&mut buffer, &mut lines, "caf\u{e9} \u{65e5}\n".as_bytes());
         feed(&mut buffer, &mut lines, b"\xff\xc3(\x7f\\\n");
@@ -173,18 +230,18 @@ mod tests {
 
     #[test]
     fn a_character_cut_by_a_flush_is_pending_until_then() {
-        let mut buffer = LineBuffer::new();
+        let mut buffer = ConsoleLines::new();
         let mut lines = Lines::default();
         feed(&mut buffer, &mut lines, &[0xe6]);
-        assert!(buffer.has_partial_line());
-        buffer.flush("vm0", &mut lines);
+        assert!(buffer.serial.has_partial_line());
+        buffer.serial.flush("vm0", &mut lines);
         assert_eq!(lines.0, ["vm0 | \\xe6"]);
-        assert!(!buffer.has_partial_line());
+        assert!(!buffer.serial.has_partial_line());
     }
 
     #[test]
     fn a_long_line_is_delivered_in_pieces() {
-        let mut buffer = LineBuffer::new();
+        let mut buffer = ConsoleLines::new();
         let mut lines = Lines::default();
         let long = std::vec![b'x'; LINE_LIMIT + 3];
         feed(&mut buffer, &mut lines, &long);
@@ -196,7 +253,7 @@ mod tests {
 
     #[test]
     fn escapes_count_against_the_limit_and_are_never_cut() {
-        let mut buffer = LineBuffer::new();
+        let mut buffer = ConsoleLines::new();
         let mut lines = Lines::default();
         // Two bytes short of the limit, then ESC (shown as four).
         let mut text = std::vec![b'x'; LINE_LIMIT - 2];

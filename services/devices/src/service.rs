@@ -15,7 +15,7 @@ use crate::bus::{
     AccessSize, BlockBackend, Bus, BusDevice, BusError, DeviceEnv, EntropySource, NoBlock,
 };
 use crate::console_focus::ConsoleGate;
-use crate::console_lines::{ConsoleSink, LineBuffer, VmOutput};
+use crate::console_lines::{ConsoleLines, ConsoleSink, VmOutput};
 use crate::console_ring::ConsoleRing;
 use crate::memory::{GuestMemory, NoGuestMemory};
 use crate::model::DeviceModel;
@@ -97,7 +97,7 @@ struct VmDevices {
     vm: VmId,
     name: WireName,
     buses: Buses,
-    line: LineBuffer,
+    lines: ConsoleLines,
     /// Its recent console output, for `ConsoleRead`.
     output: ConsoleRing,
     input_backlog: Deque<u8, INPUT_BACKLOG>,
@@ -145,7 +145,7 @@ struct EnvParts<'a, C, M, E, B> {
     memory: &'a mut M,
     entropy: &'a mut E,
     block: &'a mut B,
-    line: &'a mut LineBuffer,
+    lines: &'a mut ConsoleLines,
     ring: &'a mut ConsoleRing,
     name: &'a WireName,
     console: &'a mut ConsoleGate<C>,
@@ -163,7 +163,7 @@ impl<C: ConsoleSink, M: GuestMemoryProvider, E: EntropySource, B: BlockBackend>
         };
         let mut sink = self.console.for_vm(self.vm);
         let mut output = VmOutput {
-            line: self.line,
+            lines: self.lines,
             ring: self.ring,
             name: self.name,
             sink: &mut sink,
@@ -411,7 +411,7 @@ where
             vm,
             name,
             buses: Buses::default(),
-            line: LineBuffer::new(),
+            lines: ConsoleLines::new(),
             output: ConsoleRing::starting_at(console_start),
             input_backlog: Deque::new(),
             dropped_input: 0,
@@ -436,11 +436,9 @@ where
             self.console_ends.remove(0);
         }
         let _ = self.console_ends.push((vm, removed.output.next()));
-        if removed.line.has_partial_line() {
-            removed
-                .line
-                .flush(&removed.name, &mut self.console.for_vm(vm));
-        }
+        removed
+            .lines
+            .flush_partial(&removed.name, &mut self.console.for_vm(vm));
         self.console.vm_removed(vm);
         for device in removed.buses.devices_mut() {
             if device.reported_level {
@@ -612,7 +610,7 @@ where
             memory,
             entropy,
             block,
-            line: &mut slot.line,
+            lines: &mut slot.lines,
             ring: &mut slot.output,
             name: &slot.name,
             console,
@@ -669,7 +667,7 @@ where
                 memory,
                 entropy,
                 block,
-                line: &mut slot.line,
+                lines: &mut slot.lines,
                 ring: &mut slot.output,
                 name: &slot.name,
                 console,

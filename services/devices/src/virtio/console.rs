@@ -87,7 +87,7 @@ impl VirtioConsole {
             let output = &mut *env.output;
             chain.for_each_readable(env.memory, |piece| {
                 for &byte in piece {
-                    output.write_byte(byte);
+                    output.write_virtio_byte(byte);
                 }
             })?;
             queue.push_used(env.memory, chain.head, 0)?;
