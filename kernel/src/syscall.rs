@@ -49,6 +49,10 @@ pub trait Machine: VmHost + ConsoleHost + StatsHost + EntropyHost {
     fn server_of(&self, _objects: &KernelObjects, _endpoint: usize) -> Option<TaskId> {
         None
     }
+    /// The endpoint number `task` serves (its boot-image entry's), if any.
+    fn endpoint_of(&self, _task: TaskId) -> Option<usize> {
+        None
+    }
     /// Starts a fresh copy of the dead task of `dead` (already reaped).
     fn restart(
         &mut self,

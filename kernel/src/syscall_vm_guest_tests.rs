@@ -48,11 +48,11 @@ impl Machine for Host {
     fn supervisor(&self) -> Option<TaskId> {
         None
     }
-    fn server_of(&self, _: &KernelObjects, endpoint: usize) -> Option<TaskId> {
+    fn endpoint_of(&self, task: TaskId) -> Option<usize> {
         self.servers
             .iter()
-            .find(|(e, _)| *e == endpoint)
-            .map(|&(_, t)| t)
+            .find(|(_, t)| *t == task)
+            .map(|&(e, _)| e)
     }
     fn restart(
         &mut self,

@@ -231,6 +231,12 @@ impl Machine for Tasks {
         self.supervisor
     }
 
+    fn endpoint_of(&self, task: TaskId) -> Option<usize> {
+        let boot = self.boot.as_ref()?;
+        let entry = boot.image.entry(self.slot(task)?.entry)?;
+        entry.spec.serves.map(usize::from)
+    }
+
     fn server_of(&self, objects: &KernelObjects, endpoint: usize) -> Option<TaskId> {
         self.live_task_where(objects, |entry| {
             entry

@@ -308,6 +308,23 @@ fn host_disk(tag: &str) -> std::path::PathBuf {
     image
 }
 
+/// The `linux-disk` scenario booted with `image` as the Linux VM's disk
+/// and `extra` QEMU options, Linux at its shell and the console attached.
+fn linux_with_disk(image: &std::path::Path, extra: &[&str]) -> Session {
+    let disk = disk_args(0, image.to_str().unwrap());
+    let args: Vec<&str> = disk
+        .iter()
+        .map(String::as_str)
+        .chain(extra.iter().copied())
+        .collect();
+    let mut s =
+        booted_scenario_shell_with("MICA_BOOT_IMAGE_RISCV64_LINUX_DISK", "linux", &args, BOOT)
+            .unwrap();
+    init_ready(&mut s, "linux");
+    attach(&mut s, "linux");
+    s
+}
+
 /// A file of the ext4 image `image`, read on the host without mounting.
 fn host_read(image: &std::path::Path, file: &str) -> String {
     let out = Command::new(mica_tests::host_tool("debugfs").expect("debugfs (e2fsprogs)"))
@@ -322,14 +339,7 @@ fn host_read(image: &std::path::Path, file: &str) -> String {
 #[ignore = "needs QEMU, the built kernel, e2fsprogs and `cargo xtask guests`: run by `cargo xtask test`"]
 fn a_linux_vm_mounts_its_disk_reads_the_hosts_file_and_its_write_reaches_the_host_file() {
     let image = host_disk("linux");
-    let path = image.to_str().unwrap().to_string();
-    let args = disk_args(0, &path);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut s =
-        booted_scenario_shell_with("MICA_BOOT_IMAGE_RISCV64_LINUX_DISK", "linux", &args, BOOT)
-            .unwrap();
-    init_ready(&mut s, "linux");
-    attach(&mut s, "linux");
+    let mut s = linux_with_disk(&image, &[]);
     // The disk is a virtio block device (ID 2) beside the entropy device.
     type_and_expect(
         &mut s,
@@ -418,15 +428,8 @@ fn a_block_service_killed_during_writes_neither_hangs_the_guest_nor_loses_an_ack
         .unwrap()
         .set_len(16 << 20)
         .unwrap();
-    let mut args = disk_args(0, image.to_str().unwrap());
     // The block service dies every 1.5 s, for ever, as if it faulted.
-    args.extend(["-append".into(), "mica.chaos=blk@1500".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut s =
-        booted_scenario_shell_with("MICA_BOOT_IMAGE_RISCV64_LINUX_DISK", "linux", &args, BOOT)
-            .unwrap();
-    init_ready(&mut s, "linux");
-    attach(&mut s, "linux");
+    let mut s = linux_with_disk(&image, &["-append", "mica.chaos=blk@1500"]);
     let from = s.position();
     // Block i gets `i` repeated; each write is direct and synced, and says
     // whether the guest was told it is done. Typed as short lines (the

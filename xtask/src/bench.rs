@@ -48,7 +48,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut figures = Vec::new();
     for (key, value, summary) in bench_report::figures(&mica, &native, breakdown.as_ref().ok()) {
         println!("bench: {key} = {summary}");
-        figures.push((key, value));
+        figures.push((key.to_string(), value));
     }
     let linux = linux_boot(&kernel, &mut figures);
     let disk = disk(&kernel, &mut figures);
@@ -59,7 +59,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
 /// `disk_*`: sequential reads and writes with `dd` natively and under Mica
 /// (`bench_disk`); adds what was measured to `figures`.
-fn disk(kernel: &Path, figures: &mut Vec<(&str, String)>) -> Result<(), String> {
+fn disk(kernel: &Path, figures: &mut Vec<(String, String)>) -> Result<(), String> {
     let guest = guests::fetch()?;
     let image = workspace_root()
         .join("target")
@@ -70,27 +70,26 @@ fn disk(kernel: &Path, figures: &mut Vec<(&str, String)>) -> Result<(), String> 
         .and_then(|boot| bench_disk::under_mica(kernel, &boot, &image));
     for (key, value, summary) in bench_disk::figures(&native, mica.as_ref().ok()) {
         println!("bench: {key} = {summary}");
-        figures.push((leak(key), value));
+        figures.push((key, value));
     }
     mica.map(|_| ())
         .map_err(|e| format!("disk runs under Mica failed (the other figures are written): {e}"))
 }
 
-/// A figure key made at run time, kept for the rest of the run.
-fn leak(key: String) -> &'static str {
-    Box::leak(key.into_boxed_str())
-}
-
 /// `linux_boot`: Debian's Linux to its `/init` marker without Mica and
 /// under Mica (`bench_linux`); adds what was measured to `figures`, so a
 /// failure under Mica still leaves the native figure in the JSON file.
-fn linux_boot(kernel: &Path, figures: &mut Vec<(&str, String)>) -> Result<(), String> {
+fn linux_boot(kernel: &Path, figures: &mut Vec<(String, String)>) -> Result<(), String> {
     let guest = guests::fetch()?;
     let native = bench_linux::native(&guest)?;
     println!("bench: linux_boot native = {native} ms of guest time");
     let mica = qemu::build_boot_image("linux-bench", false)
         .and_then(|image| bench_linux::under_mica(kernel, &image));
-    figures.extend(bench_linux::figures(native, mica.as_ref().ok().copied()));
+    figures.extend(
+        bench_linux::figures(native, mica.as_ref().ok().copied())
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), value)),
+    );
     match mica {
         Ok(ms) => {
             println!("bench: linux_boot under Mica = {ms} ms of guest time");
@@ -139,10 +138,10 @@ pub fn write_json(out: &Path, figures: &[(&str, u64)]) -> Result<(), String> {
 }
 
 /// Writes `{"key": value, ...}` with each value as given (a JSON number).
-pub fn write_json_text(out: &Path, figures: &[(&str, String)]) -> Result<(), String> {
+pub fn write_json_text<K: AsRef<str>>(out: &Path, figures: &[(K, String)]) -> Result<(), String> {
     let body: Vec<String> = figures
         .iter()
-        .map(|(k, v)| format!("  \"{k}\": {v}"))
+        .map(|(k, v)| format!("  \"{}\": {v}", k.as_ref()))
         .collect();
     let text = format!("{{\n{}\n}}\n", body.join(",\n"));
     if let Some(dir) = out.parent() {

@@ -40,10 +40,13 @@ impl<'a> SliceGuestMemory<'a> {
     }
 }
 
-fn refused(addr: u64, len: usize) -> OutOfRange {
-    OutOfRange {
-        addr,
-        len: u64::try_from(len).unwrap_or(u64::MAX),
+impl OutOfRange {
+    /// The refusal of an access of `len` bytes at `addr`.
+    pub fn of(addr: u64, len: usize) -> Self {
+        OutOfRange {
+            addr,
+            len: u64::try_from(len).unwrap_or(u64::MAX),
+        }
     }
 }
 
@@ -52,7 +55,7 @@ impl GuestMemory for SliceGuestMemory<'_> {
         let src = self
             .window(addr, buf.len())
             .and_then(|range| self.bytes.get(range))
-            .ok_or_else(|| refused(addr, buf.len()))?;
+            .ok_or_else(|| OutOfRange::of(addr, buf.len()))?;
         buf.copy_from_slice(src);
         Ok(())
     }
@@ -60,11 +63,11 @@ impl GuestMemory for SliceGuestMemory<'_> {
     fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), OutOfRange> {
         let range = self
             .window(addr, data.len())
-            .ok_or_else(|| refused(addr, data.len()))?;
+            .ok_or_else(|| OutOfRange::of(addr, data.len()))?;
         let dst = self
             .bytes
             .get_mut(range)
-            .ok_or_else(|| refused(addr, data.len()))?;
+            .ok_or_else(|| OutOfRange::of(addr, data.len()))?;
         dst.copy_from_slice(data);
         Ok(())
     }
@@ -77,10 +80,10 @@ pub struct NoGuestMemory;
 
 impl GuestMemory for NoGuestMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), OutOfRange> {
-        Err(refused(addr, buf.len()))
+        Err(OutOfRange::of(addr, buf.len()))
     }
     fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), OutOfRange> {
-        Err(refused(addr, data.len()))
+        Err(OutOfRange::of(addr, data.len()))
     }
 }
 

@@ -5,7 +5,6 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::string::String;
 use std::vec::Vec;
 
 use ipc::blk;
@@ -14,7 +13,7 @@ use ipc::server::{MessageBuffer, Service as _};
 use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, encode, wire_name};
 
 use super::*;
-use crate::testing::{CountingEntropy, FakeDisk, FakeRam, GuestQueue};
+use crate::testing::{CountingEntropy, FakeDisk, FakeRam, GuestQueue, Lines};
 use crate::virtio::VIRTIO_F_VERSION_1;
 use crate::virtio::blk::{request_type, status};
 
@@ -25,15 +24,6 @@ const COM1: u64 = 0x3f8;
 const HEADER: u64 = RAM + 0x8000;
 const STATUS: u64 = RAM + 0x8100;
 const DATA: u64 = RAM + 0x9000;
-
-#[derive(Default)]
-struct Lines(Vec<String>);
-
-impl ConsoleSink for Lines {
-    fn write_line(&mut self, line: &[u8]) {
-        self.0.push(String::from_utf8_lossy(line).into_owned());
-    }
-}
 
 #[derive(Default)]
 struct Irqs;

@@ -14,16 +14,7 @@ use ipc::devices::{
 use ipc::{Error, Space, VmId, wire_name};
 
 use super::*;
-use crate::testing::{CountingEntropy, FakeRam, GuestQueue};
-
-#[derive(Default)]
-struct Lines(Vec<String>);
-
-impl ConsoleSink for Lines {
-    fn write_line(&mut self, line: &[u8]) {
-        self.0.push(String::from_utf8_lossy(line).into_owned());
-    }
-}
+use crate::testing::{CountingEntropy, FakeRam, GuestQueue, Lines};
 
 #[derive(Default)]
 struct Irqs(Vec<IrqEvent>);

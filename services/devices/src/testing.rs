@@ -7,11 +7,13 @@
 )]
 
 use std::collections::VecDeque;
+use std::string::String;
 use std::vec::Vec;
 
 use ipc::{VmId, blk};
 
 use crate::bus::{BlockBackend, DeviceEnv, EntropySource, NoBlock, OutputSink};
+use crate::console_lines::ConsoleSink;
 use crate::memory::{GuestMemory, NoGuestMemory, OutOfRange, SliceGuestMemory};
 
 /// Records every transmitted byte.
@@ -21,6 +23,17 @@ pub struct RecordingOutput(pub Vec<u8>);
 impl OutputSink for RecordingOutput {
     fn write_byte(&mut self, byte: u8) {
         self.0.push(byte);
+    }
+}
+
+/// Records every console line a service delivers (invalid UTF-8 shown
+/// lossily).
+#[derive(Debug, Default)]
+pub struct Lines(pub Vec<String>);
+
+impl ConsoleSink for Lines {
+    fn write_line(&mut self, line: &[u8]) {
+        self.0.push(String::from_utf8_lossy(line).into_owned());
     }
 }
 

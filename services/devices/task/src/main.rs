@@ -81,18 +81,12 @@ mod task {
 
     impl GuestMemory for GrantedRam {
         fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), OutOfRange> {
-            mica_rt::vm::vm_ram_read(self.0, addr, buf).map_err(|_| refused(addr, buf.len()))
+            mica_rt::vm::vm_ram_read(self.0, addr, buf).map_err(|_| OutOfRange::of(addr, buf.len()))
         }
 
         fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), OutOfRange> {
-            mica_rt::vm::vm_ram_write(self.0, addr, data).map_err(|_| refused(addr, data.len()))
-        }
-    }
-
-    fn refused(addr: u64, len: usize) -> OutOfRange {
-        OutOfRange {
-            addr,
-            len: len as u64,
+            mica_rt::vm::vm_ram_write(self.0, addr, data)
+                .map_err(|_| OutOfRange::of(addr, data.len()))
         }
     }
 
