@@ -419,7 +419,10 @@ fn state_access<M: Machine>(
 ) -> Result<(), Error> {
     let (vm, offset, len) = (args[0], args[1], args[2]);
     check_granted(objects, machine, task, vm)?;
-    if offset.checked_add(len).is_none_or(|end| end > DEVICE_STATE_BYTES) {
+    if offset
+        .checked_add(len)
+        .is_none_or(|end| end > DEVICE_STATE_BYTES)
+    {
         return Err(Error::InvalidRange);
     }
     machine.vm_state_copy(task, vm, offset, len, call == Sysno::VmStateWrite)

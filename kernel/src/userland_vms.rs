@@ -190,7 +190,11 @@ impl VmHost for Tasks {
         to_state: bool,
     ) -> Result<(), Error> {
         let guest = self.guests.vms.get_mut(vm).and_then(Option::as_mut);
-        let area = guest.ok_or(Error::UnknownVm)?.vm.device_state.window(offset, len)?;
+        let area = guest
+            .ok_or(Error::UnknownVm)?
+            .vm
+            .device_state
+            .window(offset, len)?;
         let slot = self.slots.get(task.slot()).and_then(Option::as_ref);
         let space = &slot.ok_or(Error::InvalidArgument)?.space;
         if !to_state {

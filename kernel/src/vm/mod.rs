@@ -434,10 +434,17 @@ mod tests {
         let mut vm = vm();
         vm.generation_id = [7; 16];
         vm.note = Note::new(b"options").unwrap();
-        vm.device_state.window(100, 3).unwrap().copy_from_slice(b"PLC");
+        vm.device_state
+            .window(100, 3)
+            .unwrap()
+            .copy_from_slice(b"PLC");
         assert!(vm.leave(VmState::PoweredOff { reason: 0 }, 0, 0));
         let mut again = vm.restarted();
-        assert_eq!(again.device_state.window(100, 3).unwrap(), [0; 3], "devices start afresh");
+        assert_eq!(
+            again.device_state.window(100, 3).unwrap(),
+            [0; 3],
+            "devices start afresh"
+        );
         assert_eq!(again.state(), VmState::Running);
         assert_eq!(again.generation_id, [7; 16]);
         assert_eq!(again.note.as_bytes(), b"options");
@@ -452,7 +459,10 @@ mod tests {
         assert_eq!(vm.device_state.window(end - 4, 4).unwrap().len(), 4);
         assert_eq!(vm.device_state.window(end, 0).unwrap().len(), 0);
         assert_eq!(vm.device_state.window(end - 4, 5), Err(Error::InvalidRange));
-        assert_eq!(vm.device_state.window(usize::MAX, 2), Err(Error::InvalidRange));
+        assert_eq!(
+            vm.device_state.window(usize::MAX, 2),
+            Err(Error::InvalidRange)
+        );
     }
 
     #[test]

@@ -329,6 +329,20 @@ impl SplitQueue {
         }
     }
 
+    /// Takes up a queue whose ring positions were lost (the device service
+    /// restarted): the device resumes at the used index it last published,
+    /// so a chain it had taken and not returned is taken again.
+    pub fn resume_at_used(&mut self, memory: &dyn GuestMemory) -> Result<(), QueueError> {
+        let idx_addr = self
+            .used_ring
+            .checked_add(2)
+            .ok_or(QueueError::LengthOverflow)?;
+        let used = Self::read_u16(memory, idx_addr)?;
+        self.next_avail = used;
+        self.next_used = used;
+        Ok(())
+    }
+
     /// Returns chain `head` to the driver with `written` bytes written into
     /// it, and publishes the new used index.
     pub fn push_used(
