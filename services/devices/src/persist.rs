@@ -158,7 +158,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Bytes written; 0 if they did not all fit.
-    pub fn len(&self) -> usize {
+    pub fn written(&self) -> usize {
         if self.at == usize::MAX { 0 } else { self.at }
     }
 }
@@ -252,7 +252,7 @@ mod tests {
         let mut buf = [0u8; 16];
         let mut w = Writer::new(&mut buf);
         w.u8(1).u16(0x0203).u32(0x0405_0607).u64(8);
-        assert_eq!(w.len(), 15);
+        assert_eq!(w.written(), 15);
         let mut r = Reader::new(&buf[..15]);
         assert_eq!(
             (r.u8(), r.u16(), r.u32(), r.u64()),
@@ -263,6 +263,6 @@ mod tests {
         let mut small = [0u8; 3];
         let mut w = Writer::new(&mut small);
         w.u16(1).u16(2);
-        assert_eq!(w.len(), 0, "a payload that does not fit is not kept");
+        assert_eq!(w.written(), 0, "a payload that does not fit is not kept");
     }
 }

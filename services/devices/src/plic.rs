@@ -336,7 +336,7 @@ impl Persist for Plic {
             }
             w.u32(context.threshold);
         }
-        w.len()
+        w.written()
     }
 
     fn restore(&mut self, saved: &[u8]) -> bool {

@@ -399,7 +399,7 @@ impl Persist for Uart16550 {
             .u8(self.mcr)
             .u8(self.scr)
             .u16(self.divisor);
-        w.len()
+        w.written()
     }
 
     fn restore(&mut self, saved: &[u8]) -> bool {

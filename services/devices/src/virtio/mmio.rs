@@ -330,7 +330,7 @@ impl<D: VirtioDevice> Persist for VirtioMmio<D> {
                 .u64(queue.avail_ring)
                 .u64(queue.used_ring);
         }
-        w.len()
+        w.written()
     }
 
     fn restore(&mut self, saved: &[u8]) -> bool {
