@@ -264,11 +264,8 @@ pub fn dispatch<M: Machine>(
         Sysno::VmGrantRam => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| control::grant_ram(objects, vm, args[1] as u64))
             .map(|()| [0; 3]),
-        Sysno::VmRamRead | Sysno::VmRamWrite => {
-            ram_access(objects, machine, current, call, args).map(|()| [0; 3])
-        }
-        Sysno::VmStateRead | Sysno::VmStateWrite => {
-            state_access(objects, machine, current, call, args).map(|()| [0; 3])
+        Sysno::VmRamRead | Sysno::VmRamWrite | Sysno::VmStateRead | Sysno::VmStateWrite => {
+            granted_copy(objects, machine, current, call, args).map(|()| [0; 3])
         }
         Sysno::VmSetDtb => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| known(objects, vm))
@@ -370,62 +367,39 @@ fn post_writes<M: Machine>(
     machine.ioreq_post(vm, space, args[2] as u64, args[3] as u64)
 }
 
-/// `vm_ram_read` / `vm_ram_write` by `task`: it must serve an endpoint
-/// `vm`'s grant names, and `len` fit the IPC buffer page; the arch checks
-/// the range against the VM's RAM.
-fn ram_access<M: Machine>(
+/// `vm_ram_read` / `vm_ram_write` and `vm_state_read` / `vm_state_write`
+/// by `task`: it must serve an endpoint `vm`'s grant names. A RAM copy
+/// must fit the IPC buffer page (the arch checks the range against the
+/// VM's RAM); a state copy must lie inside the device-state area.
+fn granted_copy<M: Machine>(
     objects: &KernelObjects,
     machine: &mut M,
     task: TaskId,
     call: Sysno,
     args: [usize; 6],
 ) -> Result<(), Error> {
-    let (vm, gpa, len) = (args[0], args[1] as u64, args[2]);
-    check_granted(objects, machine, task, vm)?;
-    if len > IPC_BUFFER_SIZE {
-        return Err(Error::MessageTooLarge);
-    }
-    machine.vm_ram_copy(task, vm, gpa, len, call == Sysno::VmRamWrite)
-}
-
-/// `PermissionDenied` unless `task` serves an endpoint `vm`'s RAM grant
-/// names.
-fn check_granted<M: Machine>(
-    objects: &KernelObjects,
-    machine: &M,
-    task: TaskId,
-    vm: usize,
-) -> Result<(), Error> {
+    let (vm, at, len) = (args[0], args[1], args[2]);
     let grant = objects.vms.get(vm)?.ram_grant;
     // The caller (live: it is making this call) serves one endpoint at most.
     let granted = machine
         .endpoint_of(task)
         .is_some_and(|e| e < MAX_ENDPOINTS && grant & (1 << e) != 0);
-    if granted {
-        Ok(())
-    } else {
-        Err(Error::PermissionDenied)
+    if !granted {
+        return Err(Error::PermissionDenied);
     }
-}
-
-/// `vm_state_read` / `vm_state_write` by `task`: granted as
-/// [`ram_access`], the range inside the device-state area.
-fn state_access<M: Machine>(
-    objects: &KernelObjects,
-    machine: &mut M,
-    task: TaskId,
-    call: Sysno,
-    args: [usize; 6],
-) -> Result<(), Error> {
-    let (vm, offset, len) = (args[0], args[1], args[2]);
-    check_granted(objects, machine, task, vm)?;
-    if offset
-        .checked_add(len)
-        .is_none_or(|end| end > DEVICE_STATE_BYTES)
-    {
-        return Err(Error::InvalidRange);
+    match call {
+        Sysno::VmStateRead | Sysno::VmStateWrite => {
+            if at
+                .checked_add(len)
+                .is_none_or(|end| end > DEVICE_STATE_BYTES)
+            {
+                return Err(Error::InvalidRange);
+            }
+            machine.vm_state_copy(task, vm, at, len, call == Sysno::VmStateWrite)
+        }
+        _ if len > IPC_BUFFER_SIZE => Err(Error::MessageTooLarge),
+        _ => machine.vm_ram_copy(task, vm, at as u64, len, call == Sysno::VmRamWrite),
     }
-    machine.vm_state_copy(task, vm, offset, len, call == Sysno::VmStateWrite)
 }
 
 fn console_write<M: Machine>(

@@ -48,6 +48,25 @@ fn ring_addr(vm: usize) -> usize {
     POSTED_PAGES + vm * 4096
 }
 
+/// Copies between `area` (guest RAM, a device-state area) and the start
+/// of `task`'s IPC buffer page: the page into `area` when `into_area`,
+/// else `area` into the page.
+fn ipc_copy(
+    slots: &[Option<super::Slot>],
+    task: TaskId,
+    area: &mut [u8],
+    into_area: bool,
+) -> Result<(), Error> {
+    let slot = slots.get(task.slot()).and_then(Option::as_ref);
+    let space = &slot.ok_or(Error::InvalidArgument)?.space;
+    if !into_area {
+        space.write_ipc(area);
+    } else if !space.read_user(IPC_BUFFER, area) {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(())
+}
+
 impl Tasks {
     fn guest(&mut self, vm: usize) -> Result<&mut GuestVm, Error> {
         self.guests
@@ -171,14 +190,7 @@ impl VmHost for Tasks {
     ) -> Result<(), Error> {
         let guest = self.guests.vms.get_mut(vm).and_then(Option::as_mut);
         let window = guest.ok_or(Error::UnknownVm)?.dma_window(gpa, len)?;
-        let slot = self.slots.get(task.slot()).and_then(Option::as_ref);
-        let space = &slot.ok_or(Error::InvalidArgument)?.space;
-        if !to_guest {
-            space.write_ipc(window);
-        } else if !space.read_user(IPC_BUFFER, window) {
-            return Err(Error::InvalidArgument);
-        }
-        Ok(())
+        ipc_copy(&self.slots, task, window, to_guest)
     }
 
     fn vm_state_copy(
@@ -195,14 +207,7 @@ impl VmHost for Tasks {
             .vm
             .device_state
             .window(offset, len)?;
-        let slot = self.slots.get(task.slot()).and_then(Option::as_ref);
-        let space = &slot.ok_or(Error::InvalidArgument)?.space;
-        if !to_state {
-            space.write_ipc(area);
-        } else if !space.read_user(IPC_BUFFER, area) {
-            return Err(Error::InvalidArgument);
-        }
-        Ok(())
+        ipc_copy(&self.slots, task, area, to_state)
     }
 
     fn vm_set_dtb(&mut self, task: TaskId, vm: usize, len: usize) -> Result<u64, Error> {

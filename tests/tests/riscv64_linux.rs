@@ -413,14 +413,10 @@ fn natively_the_same_disk_mounts_and_reads_the_same() {
 }
 
 /// The bytes `yes N | head -c 4096` writes: `N\n` repeated over a block.
-fn block_of(n: u32) -> Vec<u8> {
-    format!("{n}\n").bytes().cycle().take(4096).collect()
-}
-
-#[test]
-#[ignore = "needs QEMU, the built kernel and `cargo xtask guests`: run by `cargo xtask test`"]
-fn a_block_service_killed_during_writes_neither_hangs_the_guest_nor_loses_an_acknowledged_write() {
-    let dir = std::env::temp_dir().join(format!("mica-disk-chaos-{}", std::process::id()));
+/// A fresh, empty 16 MiB disk image in a directory of its own (removed by
+/// [`halt_and_find_blocks`]).
+fn empty_disk(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("mica-disk-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let image = dir.join("disk.img");
@@ -428,6 +424,39 @@ fn a_block_service_killed_during_writes_neither_hangs_the_guest_nor_loses_an_ack
         .unwrap()
         .set_len(16 << 20)
         .unwrap();
+    (dir, image)
+}
+
+/// Detaches, halts Mica (exit status 0), then finds every block of
+/// `acked` (the writes the guest was told are done) in the host's
+/// `image` with its contents ([`block_of`]); removes `dir`.
+fn halt_and_find_blocks(
+    mut s: Session,
+    dir: &std::path::Path,
+    image: &std::path::Path,
+    acked: Vec<u32>,
+) {
+    detach(&mut s);
+    s.send("halt\n").unwrap();
+    s.expect("mica: halting", ANSWER).unwrap();
+    let status = s.wait_exit(ANSWER).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+    let disk = std::fs::read(image).unwrap();
+    for n in acked {
+        let at = n as usize * 4096;
+        assert_eq!(disk[at..at + 4096], block_of(n)[..], "block {n}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn block_of(n: u32) -> Vec<u8> {
+    format!("{n}\n").bytes().cycle().take(4096).collect()
+}
+
+#[test]
+#[ignore = "needs QEMU, the built kernel and `cargo xtask guests`: run by `cargo xtask test`"]
+fn a_block_service_killed_during_writes_neither_hangs_the_guest_nor_loses_an_acknowledged_write() {
+    let (dir, image) = empty_disk("chaos");
     // The block service dies every 1.5 s, for ever, as if it faulted.
     let mut s = linux_with_disk(&image, &["-append", "mica.chaos=blk@1500"]);
     let from = s.position();
@@ -470,31 +499,13 @@ fn a_block_service_killed_during_writes_neither_hangs_the_guest_nor_loses_an_ack
         wrote.len(),
         failed.len()
     );
-    detach(&mut s);
-    s.send("halt\n").unwrap();
-    s.expect("mica: halting", ANSWER).unwrap();
-    let status = s.wait_exit(ANSWER).unwrap();
-    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
-    // Every write the guest was told is done is in the host file.
-    let disk = std::fs::read(&image).unwrap();
-    for n in wrote {
-        let at = n as usize * 4096;
-        assert_eq!(disk[at..at + 4096], block_of(n)[..], "block {n}");
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    halt_and_find_blocks(s, &dir, &image, wrote);
 }
 
 #[test]
 #[ignore = "needs QEMU, the built kernel and `cargo xtask guests`: run by `cargo xtask test`"]
 fn a_devices_service_killed_during_writes_comes_back_with_the_guests_devices_as_they_were() {
-    let dir = std::env::temp_dir().join(format!("mica-disk-devchaos-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let image = dir.join("disk.img");
-    std::fs::File::create(&image)
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
+    let (dir, image) = empty_disk("devchaos");
     // The device service (every VM's UART, PLIC and virtio devices) dies
     // three times, 8 s apart: after Linux is at its shell, while it writes.
     let mut s = linux_with_disk(&image, &["-append", "mica.chaos=devices@8000x3"]);
@@ -542,16 +553,6 @@ fn a_devices_service_killed_during_writes_comes_back_with_the_guests_devices_as_
     println!(
         "{acked} of {written} writes acknowledged across {deaths} deaths of the device service; refused: {bad:?}"
     );
-    detach(&mut s);
-    s.send("halt\n").unwrap();
-    s.expect("mica: halting", ANSWER).unwrap();
-    let status = s.wait_exit(ANSWER).unwrap();
-    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
-    // Every write the guest was told is done is in the host file.
-    let disk = std::fs::read(&image).unwrap();
-    for n in (1..=written).filter(|n| !bad.contains(n)) {
-        let at = n as usize * 4096;
-        assert_eq!(disk[at..at + 4096], block_of(n)[..], "block {n}");
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    let acked = (1..=written).filter(|n| !bad.contains(n)).collect();
+    halt_and_find_blocks(s, &dir, &image, acked);
 }
