@@ -8,8 +8,12 @@
 //! raised, the error is kept for [`VirtioMmio::failure`], and no queue is
 //! served until the driver resets the device by writing 0 to Status.
 
+use super::queue::RingFeatures;
 use super::queue::{QueueError, SplitQueue};
-use super::{MAX_QUEUES, VIRTIO_F_VERSION_1, VirtioDevice};
+use super::{
+    MAX_QUEUES, TRANSPORT_FEATURES, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1,
+    VirtioDevice,
+};
 use crate::bus::{AccessSize, BusDevice, DeviceEnv, DeviceError};
 
 /// Bytes the transport occupies.
@@ -143,9 +147,10 @@ impl<D: VirtioDevice> VirtioMmio<D> {
         self.failure
     }
 
-    /// The features the device offers (device-specific plus VERSION_1).
+    /// The features the device offers (device-specific plus the
+    /// transport's: VERSION_1, INDIRECT_DESC, EVENT_IDX).
     pub fn offered_features(&self) -> u64 {
-        self.device.features() | VIRTIO_F_VERSION_1
+        self.device.features() | TRANSPORT_FEATURES
     }
 
     /// The features the driver accepted.
@@ -154,8 +159,9 @@ impl<D: VirtioDevice> VirtioMmio<D> {
     }
 
     /// Serves queue `index` if the driver has made the device live and the
-    /// queue ready; raises the used-buffer interrupt when buffers were used,
-    /// or fails the device on a driver error.
+    /// queue ready; raises the used-buffer interrupt when buffers were used
+    /// (and, with EVENT_IDX, the driver's `used_event` was passed), or
+    /// fails the device on a driver error.
     pub fn process_queue(&mut self, index: usize, env: &mut DeviceEnv<'_>) {
         let live = status::DRIVER_OK | status::FEATURES_OK;
         if self.status & live != live || self.failure.is_some() {
@@ -167,7 +173,12 @@ impl<D: VirtioDevice> VirtioMmio<D> {
         if !queue.ready {
             return;
         }
-        match self.device.process_queue(index, queue, env) {
+        let before = queue.used_index();
+        let outcome = self
+            .device
+            .process_queue(index, queue, env)
+            .and_then(|used| Ok(used && queue.needs_interrupt(env.memory, before)?));
+        match outcome {
             Ok(true) => self.interrupt_status |= INT_USED_BUFFER,
             Ok(false) => {}
             Err(err) => self.fail(err),
@@ -220,6 +231,15 @@ impl<D: VirtioDevice> VirtioMmio<D> {
             if unknown != 0 || self.driver_features & VIRTIO_F_VERSION_1 == 0 {
                 // The driver re-reads Status and sees FEATURES_OK refused.
                 value &= !status::FEATURES_OK;
+            } else {
+                let ring = RingFeatures {
+                    indirect_desc: self.driver_features & VIRTIO_F_INDIRECT_DESC != 0,
+                    event_idx: self.driver_features & VIRTIO_F_EVENT_IDX != 0,
+                };
+                for queue in &mut self.queues {
+                    queue.features = ring;
+                }
+                self.device.features_negotiated(self.driver_features);
             }
         }
         self.status = value | (self.status & status::DEVICE_NEEDS_RESET);
@@ -346,8 +366,10 @@ impl<D: VirtioDevice> BusDevice for VirtioMmio<D> {
         if !size.is_aligned(offset) {
             return Err(DeviceError::Unaligned);
         }
-        if offset >= reg::CONFIG {
-            // Neither model has writable configuration fields.
+        if let Some(config_offset) = offset.checked_sub(reg::CONFIG) {
+            let bytes = value.to_le_bytes();
+            let bytes = bytes.get(..size.byte_count()).unwrap_or(&[]);
+            self.device.write_config(config_offset, bytes, env);
             return Ok(());
         }
         if size != AccessSize::Word {
