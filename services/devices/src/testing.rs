@@ -364,6 +364,14 @@ impl<D: crate::virtio::VirtioDevice> VirtioGuest<D> {
             .unwrap();
     }
 
+    /// A write of the low `size` bytes of `value` at `offset` (config
+    /// space).
+    pub fn write_sized(&mut self, offset: u64, size: crate::bus::AccessSize, value: u64) {
+        use crate::bus::BusDevice;
+        self.with_env(|dev, env| dev.write(offset, size, value, env))
+            .unwrap();
+    }
+
     /// Negotiates `features`; returns the Status read back after setting
     /// FEATURES_OK.
     pub fn negotiate(&mut self, features: u64) -> u32 {
