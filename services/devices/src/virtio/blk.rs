@@ -477,7 +477,7 @@ impl VirtioBlk {
         let mut segments: Vec<(u64, u32), { MAX_RANGE_SEGMENTS as usize }> = Vec::new();
         let mut at = 0u64;
         while at < len {
-            let mut raw = [0u8; SEGMENT_LEN as usize];
+            let mut raw = [0u8; 16];
             read_pieces(env.memory, data, at, &mut raw)?;
             at += SEGMENT_LEN;
             let [

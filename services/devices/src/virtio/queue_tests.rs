@@ -338,7 +338,7 @@ fn bad_indirect_tables_are_refused() {
             Err(QueueError::BadIndirectTable { len })
         );
     }
-    let too_many = (MAX_CHAIN as u32 + 1) * 16;
+    let too_many = (u32::from(MAX_QUEUE_SIZE) + 1) * 16;
     assert_eq!(
         pop_table(too_many, 4, &one),
         Err(QueueError::BadIndirectTable { len: too_many })
