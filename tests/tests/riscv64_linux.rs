@@ -410,6 +410,14 @@ fn a_linux_vm_mounts_its_disk_reads_the_hosts_file_and_its_write_reaches_the_hos
         "umount /mnt && echo unmounted",
         "unmounted",
     );
+    // A DISCARD (the disk's last MiB, which the small filesystem leaves
+    // unused) is answered OK.
+    type_and_expect(
+        &mut s,
+        "linux",
+        "blkdiscard -o 66060288 -l 1048576 /dev/vda && echo discarded",
+        "discarded",
+    );
     s.send("poweroff -f\n").unwrap();
     s.expect("mica: linux powered off", ANSWER).unwrap();
     detach(&mut s);
