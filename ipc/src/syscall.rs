@@ -469,6 +469,20 @@ pub enum Sysno {
     /// device model filling a buffer the guest gave it, or its used ring);
     /// checked as [`Sysno::VmRamRead`].
     VmRamWrite = 49,
+    /// `vm_state_read(vm, offset, len)`: copies `len` bytes of VM `vm`'s
+    /// device-state area (see [`DEVICE_STATE_BYTES`]) from `offset` to the
+    /// start of the caller's IPC buffer: a restarted device model finds
+    /// there the registers its predecessor kept. Checked as
+    /// [`Sysno::VmRamRead`] (the caller serves an endpoint `vm_grant_ram`
+    /// named); a range beyond the area is `Error::InvalidRange`.
+    VmStateRead = 50,
+    /// `vm_state_write(vm, offset, len)`: copies the first `len` bytes of
+    /// the caller's IPC buffer into VM `vm`'s device-state area at
+    /// `offset`. The kernel never reads the area: it keeps it for the
+    /// VM's life across the deaths of the tasks that write it, zeroes it
+    /// when the VM is created or reset, and checks it as
+    /// [`Sysno::VmStateRead`].
+    VmStateWrite = 51,
 }
 
 /// The layouts of the VM calls' answers in the IPC buffer and registers.
@@ -489,6 +503,10 @@ pub const GUEST_GENID_FROM_END: u64 = 2 * 4096;
 /// The user address of device window 0 (`device_map`); window `i` is at
 /// `DEVICE_WINDOWS + i * DEVICE_WINDOW_SIZE`.
 pub const DEVICE_WINDOWS: usize = USER_BASE + 0x3100_0000;
+/// Bytes of a VM's device-state area (`vm_state_read`,
+/// `vm_state_write`): what the device models of one VM keep beyond their
+/// own task's life (their guest-visible registers).
+pub const DEVICE_STATE_BYTES: usize = 2048;
 /// Bytes of one device window (a virtio-mmio transport's registers).
 pub const DEVICE_WINDOW_SIZE: usize = 4096;
 /// How many device windows a task can map.
@@ -562,6 +580,8 @@ impl Sysno {
             47 => Sysno::VmGrantRam,
             48 => Sysno::VmRamRead,
             49 => Sysno::VmRamWrite,
+            50 => Sysno::VmStateRead,
+            51 => Sysno::VmStateWrite,
             _ => return None,
         })
     }
@@ -670,12 +690,14 @@ mod tests {
             (Sysno::VmGrantRam, 47),
             (Sysno::VmRamRead, 48),
             (Sysno::VmRamWrite, 49),
+            (Sysno::VmStateRead, 50),
+            (Sysno::VmStateWrite, 51),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(50), None);
+        assert_eq!(Sysno::from_usize(52), None);
         assert_eq!(
             (
                 vm_stats::EXITS,

@@ -239,6 +239,8 @@ pub fn dispatch<M: Machine>(
         | Sysno::VmGrantRam
         | Sysno::VmRamRead
         | Sysno::VmRamWrite
+        | Sysno::VmStateRead
+        | Sysno::VmStateWrite
         | Sysno::VmStatus
         | Sysno::VmAdopt
         | Sysno::VmSetNote

@@ -10,7 +10,9 @@
 
 use ipc::Error;
 use ipc::syscall::vm_exit::{self, ExitRecord};
-use ipc::syscall::{IOREQ_BADGE, IPC_BUFFER_SIZE, MAX_VMS, OK, Sysno, status_of};
+use ipc::syscall::{
+    DEVICE_STATE_BYTES, IOREQ_BADGE, IPC_BUFFER_SIZE, MAX_VMS, OK, Sysno, status_of,
+};
 use mica_boot::image::KernelRights;
 
 use crate::obj::MAX_ENDPOINTS;
@@ -86,6 +88,21 @@ pub trait VmHost {
         _gpa: u64,
         _len: usize,
         _to_guest: bool,
+    ) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
+    /// Copies `len` bytes between `vm`'s device-state area at `offset`
+    /// (checked by the caller against [`DEVICE_STATE_BYTES`]) and the
+    /// start of `task`'s IPC buffer page: into the buffer for
+    /// `vm_state_read` (`to_state` false), into the area for
+    /// `vm_state_write`.
+    fn vm_state_copy(
+        &mut self,
+        _task: TaskId,
+        _vm: usize,
+        _offset: usize,
+        _len: usize,
+        _to_state: bool,
     ) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
@@ -250,6 +267,9 @@ pub fn dispatch<M: Machine>(
         Sysno::VmRamRead | Sysno::VmRamWrite => {
             ram_access(objects, machine, current, call, args).map(|()| [0; 3])
         }
+        Sysno::VmStateRead | Sysno::VmStateWrite => {
+            state_access(objects, machine, current, call, args).map(|()| [0; 3])
+        }
         Sysno::VmSetDtb => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| known(objects, vm))
             .and_then(|()| machine.vm_set_dtb(current, vm, args[1]))
@@ -361,18 +381,51 @@ fn ram_access<M: Machine>(
     args: [usize; 6],
 ) -> Result<(), Error> {
     let (vm, gpa, len) = (args[0], args[1] as u64, args[2]);
+    check_granted(objects, machine, task, vm)?;
+    if len > IPC_BUFFER_SIZE {
+        return Err(Error::MessageTooLarge);
+    }
+    machine.vm_ram_copy(task, vm, gpa, len, call == Sysno::VmRamWrite)
+}
+
+/// `PermissionDenied` unless `task` serves an endpoint `vm`'s RAM grant
+/// names.
+fn check_granted<M: Machine>(
+    objects: &KernelObjects,
+    machine: &M,
+    task: TaskId,
+    vm: usize,
+) -> Result<(), Error> {
     let grant = objects.vms.get(vm)?.ram_grant;
     // The caller (live: it is making this call) serves one endpoint at most.
     let granted = machine
         .endpoint_of(task)
         .is_some_and(|e| e < MAX_ENDPOINTS && grant & (1 << e) != 0);
-    if !granted {
-        return Err(Error::PermissionDenied);
+    if granted {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied)
     }
-    if len > IPC_BUFFER_SIZE {
-        return Err(Error::MessageTooLarge);
+}
+
+/// `vm_state_read` / `vm_state_write` by `task`: granted as
+/// [`ram_access`], the range inside the device-state area.
+fn state_access<M: Machine>(
+    objects: &KernelObjects,
+    machine: &mut M,
+    task: TaskId,
+    call: Sysno,
+    args: [usize; 6],
+) -> Result<(), Error> {
+    let (vm, offset, len) = (args[0], args[1], args[2]);
+    check_granted(objects, machine, task, vm)?;
+    if offset
+        .checked_add(len)
+        .is_none_or(|end| end > DEVICE_STATE_BYTES)
+    {
+        return Err(Error::InvalidRange);
     }
-    machine.vm_ram_copy(task, vm, gpa, len, call == Sysno::VmRamWrite)
+    machine.vm_state_copy(task, vm, offset, len, call == Sysno::VmStateWrite)
 }
 
 fn console_write<M: Machine>(

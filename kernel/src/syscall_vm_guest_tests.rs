@@ -27,6 +27,8 @@ struct Host {
     servers: Vec<(usize, TaskId)>,
     /// The device model's RAM accesses: (read, vm, gpa, len).
     dma: Vec<(bool, usize, u64, usize)>,
+    /// Its device-state accesses: (read, vm, offset, len).
+    state: Vec<(bool, usize, usize, usize)>,
 }
 
 impl crate::syscall_console::ConsoleHost for Host {}
@@ -99,6 +101,17 @@ impl VmHost for Host {
         to_guest: bool,
     ) -> Result<(), Error> {
         self.dma.push((!to_guest, vm, gpa, len));
+        Ok(())
+    }
+    fn vm_state_copy(
+        &mut self,
+        _: TaskId,
+        vm: usize,
+        offset: usize,
+        len: usize,
+        to_state: bool,
+    ) -> Result<(), Error> {
+        self.state.push((!to_state, vm, offset, len));
         Ok(())
     }
     fn vm_set_external_irq(&mut self, vm: usize, raised: bool) -> Result<(), Error> {
@@ -265,6 +278,26 @@ fn a_device_model_reaches_guest_ram_only_through_its_endpoints_grant() {
     assert_eq!(w.call(m, Sysno::VmDestroy, [0, 0, 0]).0, OK);
     assert_eq!(read(&mut w, d2, 0), UNKNOWN, "nor after a destroy");
     assert_eq!(w.host.dma.len(), 3);
+}
+
+#[test]
+fn the_device_state_area_is_kept_for_the_servers_of_the_granted_endpoints() {
+    let mut w = world();
+    w.created(0);
+    w.created(1);
+    let (m, d) = (w.manager, w.devices);
+    w.host.servers.push((DEVICES_EP, d));
+    let end = ipc::syscall::DEVICE_STATE_BYTES;
+    assert_eq!(w.call(d, Sysno::VmStateWrite, [0, 0, 16]).0, DENIED);
+    assert_eq!(w.call(m, Sysno::VmGrantRam, [0, DEVICES, 0]).0, OK);
+    assert_eq!(w.call(d, Sysno::VmStateWrite, [0, 256, 16]).0, OK);
+    assert_eq!(w.call(d, Sysno::VmStateRead, [0, end - 8, 8]).0, OK);
+    let range = status_of(Error::InvalidRange);
+    assert_eq!(w.call(d, Sysno::VmStateRead, [0, end - 8, 9]).0, range);
+    assert_eq!(w.call(d, Sysno::VmStateWrite, [0, usize::MAX, 2]).0, range);
+    assert_eq!(w.call(d, Sysno::VmStateRead, [1, 0, 8]).0, DENIED, "per VM");
+    assert_eq!(w.call(m, Sysno::VmStateRead, [0, 0, 8]).0, DENIED);
+    assert_eq!(w.host.state, [(false, 0, 256, 16), (true, 0, end - 8, 8)]);
 }
 
 #[test]

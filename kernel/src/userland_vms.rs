@@ -181,6 +181,30 @@ impl VmHost for Tasks {
         Ok(())
     }
 
+    fn vm_state_copy(
+        &mut self,
+        task: TaskId,
+        vm: usize,
+        offset: usize,
+        len: usize,
+        to_state: bool,
+    ) -> Result<(), Error> {
+        let guest = self.guests.vms.get_mut(vm).and_then(Option::as_mut);
+        let area = guest
+            .ok_or(Error::UnknownVm)?
+            .vm
+            .device_state
+            .window(offset, len)?;
+        let slot = self.slots.get(task.slot()).and_then(Option::as_ref);
+        let space = &slot.ok_or(Error::InvalidArgument)?.space;
+        if !to_state {
+            space.write_ipc(area);
+        } else if !space.read_user(IPC_BUFFER, area) {
+            return Err(Error::InvalidArgument);
+        }
+        Ok(())
+    }
+
     fn vm_set_dtb(&mut self, task: TaskId, vm: usize, len: usize) -> Result<u64, Error> {
         let mut buf = [0u8; IPC_BUFFER_SIZE];
         let dtb = self.read_ipc(task, len, &mut buf)?;

@@ -541,3 +541,75 @@ fn a_block_service_killed_during_writes_neither_hangs_the_guest_nor_loses_an_ack
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+#[ignore = "needs QEMU, the built kernel and `cargo xtask guests`: run by `cargo xtask test`"]
+fn a_devices_service_killed_during_writes_comes_back_with_the_guests_devices_as_they_were() {
+    let dir = std::env::temp_dir().join(format!("mica-disk-devchaos-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let image = dir.join("disk.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    // The device service (every VM's UART, PLIC and virtio devices) dies
+    // three times, 8 s apart: after Linux is at its shell, while it writes.
+    let mut s = linux_with_disk(&image, &["-append", "mica.chaos=devices@8000x3"]);
+    let from = s.position();
+    // Block i gets `i` repeated, written direct and synced, until the
+    // guest has run 32 s (past the last death); each block the guest was
+    // told is done goes to /tmp/ok, each refused to /tmp/bad.
+    for line in [
+        "w() { yes $1 | head -c 4096 > /tmp/b",
+        "dd if=/tmp/b of=/dev/vda bs=4096 seek=$1 oflag=direct conv=fsync 2>/dev/null; }",
+        "up() { cut -d. -f1 /proc/uptime; }; touch /tmp/ok /tmp/bad; i=0",
+        "while [ $(up) -lt 32 ]; do i=$((i + 1)); w $i && echo $i >> /tmp/ok ||",
+        "echo $i >> /tmp/bad; done; echo \"acked $(wc -l < /tmp/ok) of $i\"",
+    ] {
+        s.send(&format!("{line}\n")).unwrap();
+    }
+    let done = s.expect("linux | acked ", LINUX_BOOT).unwrap();
+    let lines = s.transcript()[from..].to_vec();
+    let deaths = lines
+        .iter()
+        .filter(|l| l.contains("(devices) killed by fault injection"))
+        .count();
+    assert_eq!(deaths, 3, "the device service died three times: {lines:?}");
+    let words: Vec<u32> = done
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let [acked, written] = words[..] else {
+        panic!("{done:?}")
+    };
+    assert!(acked > 0, "{done:?}");
+    // The console still answers: the UART and the PLIC kept what Linux
+    // programmed, and virtio-rng still serves its queue.
+    type_and_expect(&mut s, "linux", "echo $((6 * 7))", "42");
+    let bytes = read_hwrng(&mut s, "linux | ");
+    assert!(bytes.iter().any(|&b| b != 0), "{bytes:?}");
+    s.send("echo \"bad $(cat /tmp/bad | tr '\\n' ' ')\"\n")
+        .unwrap();
+    let bad_line = s.expect("linux | bad", ANSWER).unwrap();
+    let bad: Vec<u32> = bad_line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(acked as usize + bad.len(), written as usize, "{bad_line:?}");
+    println!(
+        "{acked} of {written} writes acknowledged across {deaths} deaths of the device service; refused: {bad:?}"
+    );
+    detach(&mut s);
+    s.send("halt\n").unwrap();
+    s.expect("mica: halting", ANSWER).unwrap();
+    let status = s.wait_exit(ANSWER).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+    // Every write the guest was told is done is in the host file.
+    let disk = std::fs::read(&image).unwrap();
+    for n in (1..=written).filter(|n| !bad.contains(n)) {
+        let at = n as usize * 4096;
+        assert_eq!(disk[at..at + 4096], block_of(n)[..], "block {n}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

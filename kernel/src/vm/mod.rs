@@ -12,6 +12,8 @@ pub mod stats;
 pub mod tlb_tag;
 
 use core::fmt;
+use ipc::Error;
+use ipc::syscall::DEVICE_STATE_BYTES;
 
 /// Guest RAM starts here on every Mica guest platform (QEMU-virt-like).
 pub const GUEST_RAM_BASE: u64 = 0x8000_0000;
@@ -218,6 +220,28 @@ pub struct Vm {
     pub generation_id: [u8; 16],
     /// What its controller asked the kernel to keep (`vm_set_note`).
     pub note: Note,
+    /// What its device models keep beyond their task's life
+    /// (`vm_state_write`); zero when it is created or reset.
+    pub device_state: DeviceState,
+}
+
+/// A VM's device-state area: [`DEVICE_STATE_BYTES`] that the tasks
+/// granted its RAM write and read back (`vm_state_write`,
+/// `vm_state_read`); the kernel never interprets them.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceState([u8; DEVICE_STATE_BYTES]);
+
+impl DeviceState {
+    /// All zeros: nothing kept.
+    pub const ZERO: Self = Self([0; DEVICE_STATE_BYTES]);
+
+    /// The `len` bytes at `offset`; `Error::InvalidRange` past the end.
+    pub fn window(&mut self, offset: usize, len: usize) -> Result<&mut [u8], Error> {
+        offset
+            .checked_add(len)
+            .and_then(|end| self.0.get_mut(offset..end))
+            .ok_or(Error::InvalidRange)
+    }
 }
 
 /// The bytes a VM's controller keeps with it (`vm_set_note`).
@@ -260,11 +284,12 @@ impl Vm {
             stats: stats::VmStats::new(),
             generation_id: [0; 16],
             note: Note::EMPTY,
+            device_state: DeviceState::ZERO,
         }
     }
 
-    /// The same VM starting afresh: running, its counters at zero; its
-    /// name, RAM, generation ID and note kept.
+    /// The same VM starting afresh: running, its counters and device state
+    /// at zero; its name, RAM, generation ID and note kept.
     pub fn restarted(&self) -> Self {
         Self {
             generation_id: self.generation_id,
@@ -409,13 +434,35 @@ mod tests {
         let mut vm = vm();
         vm.generation_id = [7; 16];
         vm.note = Note::new(b"options").unwrap();
+        vm.device_state
+            .window(100, 3)
+            .unwrap()
+            .copy_from_slice(b"PLC");
         assert!(vm.leave(VmState::PoweredOff { reason: 0 }, 0, 0));
-        let again = vm.restarted();
+        let mut again = vm.restarted();
+        assert_eq!(
+            again.device_state.window(100, 3).unwrap(),
+            [0; 3],
+            "devices start afresh"
+        );
         assert_eq!(again.state(), VmState::Running);
         assert_eq!(again.generation_id, [7; 16]);
         assert_eq!(again.note.as_bytes(), b"options");
         assert_eq!((again.name.as_str(), again.ram_bytes), ("vm1", 2 << 20));
         assert!(Note::new(&[0; ipc::syscall::vm_adopt::NOTE_MAX + 1]).is_none());
+    }
+
+    #[test]
+    fn the_device_state_area_refuses_ranges_past_its_end() {
+        let mut vm = vm();
+        let end = DEVICE_STATE_BYTES;
+        assert_eq!(vm.device_state.window(end - 4, 4).unwrap().len(), 4);
+        assert_eq!(vm.device_state.window(end, 0).unwrap().len(), 0);
+        assert_eq!(vm.device_state.window(end - 4, 5), Err(Error::InvalidRange));
+        assert_eq!(
+            vm.device_state.window(usize::MAX, 2),
+            Err(Error::InvalidRange)
+        );
     }
 
     #[test]

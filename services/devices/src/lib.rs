@@ -17,6 +17,7 @@ pub mod console_lines;
 pub mod console_ring;
 pub mod memory;
 pub mod model;
+pub mod persist;
 pub mod plic;
 pub mod service;
 pub mod uart16550;

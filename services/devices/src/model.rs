@@ -4,6 +4,7 @@ use ipc::Error;
 use ipc::devices::DeviceKind;
 
 use crate::bus::{AccessSize, BlockBackend, BusDevice, DeviceEnv, DeviceError};
+use crate::persist::Persist;
 use crate::plic::Plic;
 use crate::uart16550::Uart16550;
 use crate::virtio::blk::VirtioBlk;
@@ -79,6 +80,30 @@ impl DeviceModel {
         match self {
             Self::Uart(dev) => Some(dev.read_access(offset, size)),
             _ => None,
+        }
+    }
+
+    /// The model's kept registers ([`Persist`]), if it keeps any (the
+    /// generation ID device does not: the vm-manager sets its ID again).
+    pub fn persist(&mut self) -> Option<&mut dyn Persist> {
+        match self {
+            Self::Uart(dev) => Some(dev),
+            Self::VirtioConsole(dev) => Some(dev),
+            Self::VirtioRng(dev) => Some(dev),
+            Self::VirtioBlk(dev) => Some(dev),
+            Self::Plic(dev) => Some(dev),
+            Self::VmGenId(_) => None,
+        }
+    }
+
+    /// After its registers were restored: a virtio device takes up its
+    /// queues again ([`VirtioMmio::resume`]); other models need nothing.
+    pub fn resume(&mut self, env: &mut DeviceEnv<'_>) {
+        match self {
+            Self::VirtioConsole(dev) => dev.resume(env),
+            Self::VirtioRng(dev) => dev.resume(env),
+            Self::VirtioBlk(dev) => dev.resume(env),
+            Self::Uart(_) | Self::Plic(_) | Self::VmGenId(_) => {}
         }
     }
 

@@ -21,6 +21,7 @@
 //! pending, enabled source has a priority above its threshold.
 
 use crate::bus::{AccessSize, BusDevice, DeviceEnv, DeviceError};
+use crate::persist::{Persist, Reader, Writer};
 
 /// Interrupt sources, including the non-existent source 0 (QEMU virt's
 /// `riscv,ndev` is 0x5f: sources 1..=95).
@@ -315,6 +316,66 @@ impl BusDevice for Plic {
     /// contexts' external interrupts ([`Plic::external_level`]).
     fn irq_level(&self) -> bool {
         false
+    }
+}
+
+/// Kept: every priority, and each context's enable bits and threshold
+/// (pending and claimed sources are not: the lines are driven again when
+/// the devices come back, and a completion of a source the new PLIC never
+/// handed out is ignored, as a claim/complete pair would be).
+impl Persist for Plic {
+    fn save(&self, out: &mut [u8]) -> usize {
+        let mut w = Writer::new(out);
+        for &priority in &self.priority {
+            // Priorities keep 3 bits.
+            w.u8(priority.to_le_bytes()[0]);
+        }
+        for context in &self.contexts {
+            for &word in &context.enable.0 {
+                w.u32(word);
+            }
+            w.u32(context.threshold);
+        }
+        w.written()
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> bool {
+        let mut r = Reader::new(saved);
+        let mut restored = Self::new();
+        for priority in &mut restored.priority {
+            match r.u8() {
+                Some(p) => *priority = u32::from(p).min(MAX_PRIORITY),
+                None => return false,
+            }
+        }
+        for context in &mut restored.contexts {
+            for word in &mut context.enable.0 {
+                match r.u32() {
+                    Some(w) => *word = w,
+                    None => return false,
+                }
+            }
+            match r.u32() {
+                Some(t) => context.threshold = t.min(MAX_PRIORITY),
+                None => return false,
+            }
+        }
+        if !r.is_done() {
+            return false;
+        }
+        // Source 0 does not exist.
+        restored.priority[0] = 0;
+        for context in &mut restored.contexts {
+            context.enable.set(0, false);
+        }
+        restored.lines = self.lines;
+        *self = restored;
+        true
+    }
+
+    fn write_persists(&self, offset: u64) -> bool {
+        // Completions are the hot write; they change nothing kept.
+        !matches!(decode(offset), Register::Claim(_))
     }
 }
 

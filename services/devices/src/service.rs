@@ -19,6 +19,7 @@ use crate::console_lines::{ConsoleLines, ConsoleSink, VmOutput};
 use crate::console_ring::ConsoleRing;
 use crate::memory::{GuestMemory, NoGuestMemory};
 use crate::model::DeviceModel;
+use crate::persist;
 use crate::virtio::console::RECEIVEQ;
 
 /// The most VMs the service serves at once.
@@ -46,6 +47,16 @@ pub trait GuestMemoryProvider {
     /// The memory of `vm`, or `None` when none was granted; virtio devices
     /// of such a VM fail on their first queue access.
     fn memory(&mut self, vm: VmId) -> Option<&mut dyn GuestMemory>;
+    /// Keeps `bytes` at `offset` of `vm`'s device-state area, which
+    /// outlives this service (the kernel holds it: `vm_state_write`).
+    /// Without one (the default) nothing is kept.
+    fn save_state(&mut self, _vm: VmId, _offset: usize, _bytes: &[u8]) -> Result<(), Error> {
+        Err(Error::NoDevice)
+    }
+    /// Reads `out.len()` bytes at `offset` of `vm`'s device-state area.
+    fn load_state(&mut self, _vm: VmId, _offset: usize, _out: &mut [u8]) -> Result<(), Error> {
+        Err(Error::NoDevice)
+    }
 }
 
 /// One attached device with its interrupt wiring.
@@ -55,6 +66,9 @@ struct AttachedDevice {
     irq: u32,
     /// The level last reported for `irq`.
     reported_level: bool,
+    /// Its record in the VM's device-state area ([`persist`]), if it has
+    /// one, and the checksum of what was last written there.
+    record: Option<(usize, u32)>,
 }
 
 /// A VM's two buses.
@@ -107,6 +121,8 @@ struct VmDevices {
     /// Some line's level differs from its last report although no access
     /// moved it (a pulse dropped when the PLIC latched it).
     lines_unsettled: bool,
+    /// Devices attached so far: the next one's record number.
+    attached: usize,
 }
 
 impl VmDevices {
@@ -417,6 +433,7 @@ where
             dropped_input: 0,
             external_level: false,
             lines_unsettled: false,
+            attached: 0,
         };
         self.vms.push(devices).map_err(|_| Error::NoFreeSlot {
             max: u16::try_from(MAX_VMS).unwrap_or(u16::MAX),
@@ -467,23 +484,95 @@ where
         // hardware source this first one stays (partly) zero.
         let mut id = [0u8; 16];
         self.entropy.fill(&mut id);
-        let model = DeviceModel::new(kind, u128::from_le_bytes(id), &mut self.block)?;
+        let mut model = DeviceModel::new(kind, u128::from_le_bytes(id), &mut self.block)?;
         let len = model.size();
-        let bus = self
-            .vm_mut(vm)?
-            .buses
-            .get_mut(space)
-            .ok_or(Error::InvalidArgument)?;
+        let number = self.vm_mut(vm)?.attached;
+        let (record, restored) = self.restore(vm, number, &mut model, base);
+        let slot = self.vm_mut(vm)?;
+        let bus = slot.buses.get_mut(space).ok_or(Error::InvalidArgument)?;
         let device = AttachedDevice {
             model,
             irq,
             reported_level: false,
+            record,
         };
-        bus.insert(base, len, device).map_err(|(err, _)| match err {
-            BusError::Overlap => Error::DeviceExists,
-            BusError::Empty | BusError::Wraps => Error::InvalidRange,
-            BusError::Full => Error::TableFull,
-        })
+        bus.insert(base, len, device)
+            .map_err(|(err, _)| match err {
+                BusError::Overlap => Error::DeviceExists,
+                BusError::Empty | BusError::Wraps => Error::InvalidRange,
+                BusError::Full => Error::TableFull,
+            })?;
+        slot.attached += 1;
+        if restored {
+            // Its queues are taken up and its line driven again.
+            let _ = self.with_device(vm, space, base, AccessSize::Byte, false, |dev, _, env| {
+                env.with(|env| dev.resume(env));
+                Ok(())
+            });
+            if let Ok(slot) = self.vm_mut(vm) {
+                slot.lines_unsettled = true;
+            }
+            self.report_irq_changes(vm, true);
+        }
+        Ok(())
+    }
+
+    /// The record number `number` of `vm`'s device-state area for a model
+    /// at `base`, and whether the model took back what it held (a
+    /// predecessor of this service kept it there). A model that keeps
+    /// nothing, or a number past the area, gets no record.
+    fn restore(
+        &mut self,
+        vm: VmId,
+        number: usize,
+        model: &mut DeviceModel,
+        base: u64,
+    ) -> (Option<(usize, u32)>, bool) {
+        let kind = model.kind();
+        let Some(persist) = model.persist() else {
+            return (None, false);
+        };
+        if number >= persist::MAX_RECORDS {
+            return (None, false);
+        }
+        let mut bytes = [0u8; persist::RECORD_BYTES];
+        let offset = number * persist::RECORD_BYTES;
+        let kept = self
+            .memory
+            .load_state(vm, offset, &mut bytes)
+            .ok()
+            .and_then(|()| persist::decode(kind, base, &bytes))
+            .filter(|(payload, _)| persist.restore(payload));
+        match kept {
+            Some((_, sum)) => (Some((number, sum)), true),
+            None => (Some((number, 0)), false),
+        }
+    }
+
+    /// Writes `device`'s record (number and last checksum in `record`) if
+    /// what it keeps changed since it was last written.
+    fn save(memory: &mut M, vm: VmId, base: u64, device: &mut AttachedDevice) {
+        let Some((number, last)) = device.record else {
+            return;
+        };
+        let kind = device.model.kind();
+        let Some(persist) = device.model.persist() else {
+            return;
+        };
+        let mut payload = [0u8; persist::MAX_PAYLOAD];
+        let len = persist.save(&mut payload);
+        let mut record = [0u8; persist::RECORD_BYTES];
+        let Some((end, sum)) = persist::encode(kind, base, &payload[..len], &mut record) else {
+            return;
+        };
+        if sum != last {
+            let offset = number * persist::RECORD_BYTES;
+            // Kept for a restarted service only: should the kernel refuse
+            // (no grant: the VM is being reset), nothing else changes.
+            if memory.save_state(vm, offset, &record[..end]).is_ok() {
+                device.record = Some((number, sum));
+            }
+        }
     }
 
     fn detach(&mut self, vm: VmId, space: Space, base: u64) -> Result<(), Error> {
@@ -511,12 +600,17 @@ where
 
     fn read(&mut self, vm: VmId, space: Space, addr: u64, size: u8) -> Result<u64, Error> {
         let size = AccessSize::from_bytes(size).ok_or(Error::BadAccess)?;
-        self.with_device(vm, space, addr, size, |device, offset, env| {
-            match device.read_without_env(offset, size) {
+        self.with_device(
+            vm,
+            space,
+            addr,
+            size,
+            false,
+            |device, offset, env| match device.read_without_env(offset, size) {
                 Some(result) => result,
                 None => env.with(|env| device.read(offset, size, env)),
-            }
-        })
+            },
+        )
     }
 
     fn write(
@@ -528,7 +622,7 @@ where
         value: u64,
     ) -> Result<(), Error> {
         let size = AccessSize::from_bytes(size).ok_or(Error::BadAccess)?;
-        self.with_device(vm, space, addr, size, |device, offset, env| {
+        self.with_device(vm, space, addr, size, true, |device, offset, env| {
             env.with(|env| device.write(offset, size, value & size.mask(), env))
         })
     }
@@ -573,15 +667,22 @@ where
             .ok_or(Error::UnknownVm)
     }
 
-    /// Runs one access on the device at `addr`, then reports interrupt
-    /// changes. The access gets the parts of a [`DeviceEnv`], built only if
-    /// the model needs one.
+    /// Runs one access on the device at `addr`, then keeps its registers
+    /// if it `wrote` one that is kept
+    /// ([`persist::Persist::write_persists`]) and
+    /// reports interrupt changes. The access gets the parts of a
+    /// [`DeviceEnv`], built only if the model needs one.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one access: its VM, place, width and kind, and what it does"
+    )]
     fn with_device<R>(
         &mut self,
         vm: VmId,
         space: Space,
         addr: u64,
         size: AccessSize,
+        wrote: bool,
         access: impl FnOnce(
             &mut DeviceModel,
             u64,
@@ -615,8 +716,18 @@ where
             name: &slot.name,
             console,
         };
+        let base = entry.base();
         let device = entry.device_mut();
         let result = access(&mut device.model, offset, &mut env).map_err(|_| Error::BadAccess);
+        if wrote
+            && result.is_ok()
+            && device
+                .model
+                .persist()
+                .is_some_and(|p| p.write_persists(offset))
+        {
+            Self::save(memory, vm, base, device);
+        }
         let plic_touched = matches!(device.model, DeviceModel::Plic(_));
         let is_uart = matches!(device.model, DeviceModel::Uart(_));
         // Unless `lines_unsettled`, every line was as last reported before
@@ -749,6 +860,10 @@ mod fast_tests;
 #[cfg(test)]
 #[path = "service_blk_tests.rs"]
 mod blk_tests;
+
+#[cfg(test)]
+#[path = "service_persist_tests.rs"]
+mod persist_tests;
 
 impl<C, I, M, E, B> ipc::server::Service for DeviceService<C, I, M, E, B>
 where

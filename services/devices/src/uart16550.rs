@@ -12,6 +12,7 @@
 use heapless::Deque;
 
 use crate::bus::{AccessSize, BusDevice, DeviceEnv, DeviceError, OutputSink};
+use crate::persist::{Persist, Reader, Writer};
 
 /// Bytes the UART occupies.
 pub const UART_SIZE: u64 = 8;
@@ -383,6 +384,50 @@ impl BusDevice for Uart16550 {
 
     fn irq_level(&self) -> bool {
         self.pending_interrupt() != IIR_NONE
+    }
+}
+
+/// Kept: the line settings, the interrupt enables, the modem control and
+/// the scratch register (the receive FIFO's bytes are not: input in
+/// flight when the service dies is lost, as on a line that dropped).
+impl Persist for Uart16550 {
+    fn save(&self, out: &mut [u8]) -> usize {
+        let mut w = Writer::new(out);
+        w.u8(self.ier)
+            .u8(self.fcr)
+            .u8(self.lcr)
+            .u8(self.mcr)
+            .u8(self.scr)
+            .u16(self.divisor);
+        w.written()
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> bool {
+        let mut r = Reader::new(saved);
+        let (Some(ier), Some(fcr), Some(lcr), Some(mcr), Some(scr), Some(divisor)) =
+            (r.u8(), r.u8(), r.u8(), r.u8(), r.u8(), r.u16())
+        else {
+            return false;
+        };
+        if !r.is_done() {
+            return false;
+        }
+        self.ier = ier & 0x0f;
+        self.fcr = fcr & 0xc9;
+        self.lcr = lcr;
+        self.mcr = mcr & 0x1f;
+        self.scr = scr;
+        self.divisor = divisor;
+        // The holding register is empty: a driver waiting for the
+        // THR-empty interrupt when the service died gets it.
+        self.thr_empty_pending = self.ier & IER_THR_EMPTY != 0;
+        true
+    }
+
+    fn write_persists(&self, offset: u64) -> bool {
+        // Transmitted bytes change nothing kept (the divisor latch's low
+        // byte does, behind DLAB).
+        offset != 0 || self.lcr & LCR_DLAB != 0
     }
 }
 

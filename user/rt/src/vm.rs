@@ -128,6 +128,31 @@ pub fn vm_ram_write(vm: VmId, gpa: u64, data: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Reads `out.len()` bytes of `vm`'s device-state area at `offset` (what
+/// this task, or the one that served its endpoint before it, kept there
+/// with [`vm_state_write`]), through the IPC buffer page. Needs a
+/// `vm_grant_ram` naming the endpoint this task serves.
+pub fn vm_state_read(vm: VmId, offset: usize, out: &mut [u8]) -> Result<(), Error> {
+    if out.len() > IPC_BUFFER_SIZE {
+        return Err(Error::MessageTooLarge);
+    }
+    vm_call(Sysno::VmStateRead, vm, offset, out.len())?;
+    with_page(|page| out.copy_from_slice(&page[..out.len()]));
+    Ok(())
+}
+
+/// Writes `data` into `vm`'s device-state area at `offset`, which the
+/// kernel keeps until the VM is reset or destroyed, through the IPC
+/// buffer page. Needs a `vm_grant_ram` naming the endpoint this task
+/// serves.
+pub fn vm_state_write(vm: VmId, offset: usize, data: &[u8]) -> Result<(), Error> {
+    if data.len() > IPC_BUFFER_SIZE {
+        return Err(Error::MessageTooLarge);
+    }
+    with_page(|page| page[..data.len()].copy_from_slice(data));
+    vm_call(Sysno::VmStateWrite, vm, offset, data.len()).map(|_| ())
+}
+
 /// The host's timer frequency in Hz and its `PLATFORM_*` feature bits.
 pub fn platform_info() -> Result<(u64, usize), Error> {
     checked(Sysno::PlatformInfo, [0; 6]).map(|[hz, flags, _]| (hz as u64, flags))

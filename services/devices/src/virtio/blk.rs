@@ -702,6 +702,16 @@ impl VirtioDevice for VirtioBlk {
         self.config = config_for(self.info);
         self.negotiated = 0;
     }
+
+    fn kept(&self) -> u8 {
+        self.config.get(WRITEBACK_AT).copied().unwrap_or(1)
+    }
+
+    fn restore_kept(&mut self, kept: u8) {
+        if let Some(slot) = self.config.get_mut(WRITEBACK_AT) {
+            *slot = u8::from(kept != 0);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -244,3 +244,38 @@ fn a_request_in_an_indirect_table_is_served() {
         [read(4, DATA, 512), read(5, DATA + 0x1000, 512)]
     );
 }
+
+#[test]
+fn ring_features_and_the_cache_mode_outlive_a_service_restart() {
+    use crate::persist::{MAX_PAYLOAD, Persist};
+    use crate::virtio::mmio::VirtioMmio;
+    let features = VIRTIO_F_VERSION_1
+        | feature::FLUSH
+        | feature::CONFIG_WCE
+        | crate::virtio::VIRTIO_F_INDIRECT_DESC;
+    let mut guest = guest_negotiating(disk(64, false), features);
+    guest.write_sized(0x120, AccessSize::Byte, 0);
+    let mut saved = [0u8; MAX_PAYLOAD];
+    let len = guest.dev.save(&mut saved);
+    // The restarted service's model, from reset, takes the record back.
+    let mut fresh = VirtioMmio::new(VirtioBlk::new(DISK, disk(64, false)));
+    assert!(fresh.restore(&saved[..len]));
+    guest.dev = fresh;
+    guest.with_env(|dev, env| dev.resume(env));
+    assert!(guest.dev.device().writethrough(), "writeback 0 kept");
+    assert_eq!(guest.read_sized(0x120, AccessSize::Byte), 0);
+    // An indirect request is still served, and flushed.
+    header(&mut guest, request_type::OUT, 2);
+    guest.queues[0].post_indirect(
+        &mut guest.ram,
+        GUEST_BUFFERS + 0x3000,
+        &[(HEADER, 16, false), (DATA, 512, false), (STATUS, 1, true)],
+    );
+    guest.write(0x050, 0);
+    assert_eq!(guest.dev.failure(), None);
+    assert_eq!(guest.ram.bytes_at(STATUS, 1), [status::OK]);
+    assert_eq!(
+        guest.block.requests,
+        [write(2, DATA, 512), blk::Request::Flush { disk: DISK }]
+    );
+}

@@ -10,11 +10,9 @@
 
 use super::queue::RingFeatures;
 use super::queue::{QueueError, SplitQueue};
-use super::{
-    MAX_QUEUES, TRANSPORT_FEATURES, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1,
-    VirtioDevice,
-};
+use super::{MAX_QUEUES, TRANSPORT_FEATURES, VIRTIO_F_VERSION_1, VirtioDevice};
 use crate::bus::{AccessSize, BusDevice, DeviceEnv, DeviceError};
+use crate::persist::{Persist, Reader, Writer};
 
 /// Bytes the transport occupies.
 pub const VIRTIO_MMIO_SIZE: u64 = 0x200;
@@ -164,7 +162,10 @@ impl<D: VirtioDevice> VirtioMmio<D> {
     /// fails the device on a driver error.
     pub fn process_queue(&mut self, index: usize, env: &mut DeviceEnv<'_>) {
         let live = status::DRIVER_OK | status::FEATURES_OK;
-        if self.status & live != live || self.failure.is_some() {
+        if self.status & live != live
+            || self.failure.is_some()
+            || self.status & status::DEVICE_NEEDS_RESET != 0
+        {
             return;
         }
         let Some(queue) = self.queues.get_mut(index) else {
@@ -189,6 +190,16 @@ impl<D: VirtioDevice> VirtioMmio<D> {
         self.failure = Some(err);
         self.status |= status::DEVICE_NEEDS_RESET;
         self.interrupt_status |= INT_CONFIG_CHANGE;
+    }
+
+    /// FEATURES_OK is set (by the driver, or in a restored state): the
+    /// queues and the device act on what was negotiated.
+    fn features_accepted(&mut self) {
+        let ring = RingFeatures::negotiated(self.driver_features);
+        for queue in &mut self.queues {
+            queue.features = ring;
+        }
+        self.device.features_negotiated(self.driver_features);
     }
 
     fn reset(&mut self) {
@@ -232,14 +243,7 @@ impl<D: VirtioDevice> VirtioMmio<D> {
                 // The driver re-reads Status and sees FEATURES_OK refused.
                 value &= !status::FEATURES_OK;
             } else {
-                let ring = RingFeatures {
-                    indirect_desc: self.driver_features & VIRTIO_F_INDIRECT_DESC != 0,
-                    event_idx: self.driver_features & VIRTIO_F_EVENT_IDX != 0,
-                };
-                for queue in &mut self.queues {
-                    queue.features = ring;
-                }
-                self.device.features_negotiated(self.driver_features);
+                self.features_accepted();
             }
         }
         self.status = value | (self.status & status::DEVICE_NEEDS_RESET);
@@ -324,6 +328,108 @@ impl<D: VirtioDevice> VirtioMmio<D> {
             *byte = at.and_then(|at| config.get(at)).copied().unwrap_or(0);
         }
         u64::from_le_bytes(value)
+    }
+}
+
+/// Kept: the device status, the negotiated features, the selectors,
+/// each queue's configuration (size, readiness, ring addresses) and the
+/// device's own driver-set byte ([`VirtioDevice::kept`]). Ring
+/// positions are not: [`VirtioMmio::resume`] takes them from the used
+/// rings in guest memory.
+impl<D: VirtioDevice> Persist for VirtioMmio<D> {
+    fn save(&self, out: &mut [u8]) -> usize {
+        let mut w = Writer::new(out);
+        w.u8(self.status.to_le_bytes()[0])
+            .u64(self.driver_features)
+            .u32(self.device_features_sel)
+            .u32(self.driver_features_sel)
+            .u32(self.queue_sel);
+        for queue in &self.queues {
+            w.u16(queue.size)
+                .u8(u8::from(queue.ready))
+                .u64(queue.desc_table)
+                .u64(queue.avail_ring)
+                .u64(queue.used_ring);
+        }
+        w.u8(self.device.kept());
+        w.written()
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> bool {
+        let mut r = Reader::new(saved);
+        let (Some(status), Some(driver_features), Some(dev_sel), Some(drv_sel), Some(queue_sel)) =
+            (r.u8(), r.u64(), r.u32(), r.u32(), r.u32())
+        else {
+            return false;
+        };
+        let mut queues = self.queues;
+        for queue in &mut queues {
+            queue.reset();
+            let (Some(size), Some(ready), Some(desc), Some(avail), Some(used)) =
+                (r.u16(), r.u8(), r.u64(), r.u64(), r.u64())
+            else {
+                return false;
+            };
+            (
+                queue.size,
+                queue.desc_table,
+                queue.avail_ring,
+                queue.used_ring,
+            ) = (size, desc, avail, used);
+            // Kept only as the driver could have made it: valid.
+            queue.ready = ready == 1 && queue.is_valid();
+        }
+        let Some(kept) = r.u8() else {
+            return false;
+        };
+        if !r.is_done() || driver_features & !self.offered_features() != 0 {
+            return false;
+        }
+        self.queues = queues;
+        self.status = u32::from(status);
+        self.driver_features = driver_features;
+        self.device_features_sel = dev_sel;
+        self.driver_features_sel = drv_sel;
+        self.queue_sel = queue_sel;
+        self.interrupt_status = 0;
+        self.failure = None;
+        if self.status & status::FEATURES_OK != 0 {
+            // The ring features and the device's own act again.
+            self.features_accepted();
+        }
+        self.device.restore_kept(kept);
+        true
+    }
+
+    fn write_persists(&self, offset: u64) -> bool {
+        !matches!(offset, reg::QUEUE_NOTIFY | reg::INTERRUPT_ACK)
+    }
+}
+
+impl<D: VirtioDevice> VirtioMmio<D> {
+    /// After [`Persist::restore`]: every ready queue resumes at its used
+    /// index and is served (what the driver posted while no service ran,
+    /// and a request the dead service took and never returned), and the
+    /// used-buffer interrupt is raised so the driver looks at its used
+    /// rings (a completion whose interrupt died with the service is
+    /// found; an interrupt with nothing new costs the driver a look).
+    pub fn resume(&mut self, env: &mut DeviceEnv<'_>) {
+        let live = status::DRIVER_OK | status::FEATURES_OK;
+        if self.status & live != live || self.status & status::DEVICE_NEEDS_RESET != 0 {
+            return;
+        }
+        for index in 0..MAX_QUEUES {
+            let queue = &mut self.queues[index];
+            if !queue.ready {
+                continue;
+            }
+            if let Err(err) = queue.resume_at_used(env.memory) {
+                self.fail(err);
+                return;
+            }
+            self.process_queue(index, env);
+        }
+        self.interrupt_status |= INT_USED_BUFFER;
     }
 }
 

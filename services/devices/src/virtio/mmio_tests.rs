@@ -4,6 +4,7 @@ use super::*;
 use crate::testing::{GUEST_BUFFERS, TestEnv, VirtioGuest};
 use crate::virtio::console::VirtioConsole;
 use crate::virtio::rng::VirtioRng;
+use crate::virtio::{VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC};
 
 const ALL_UP: u32 = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK;
 

@@ -54,4 +54,13 @@ pub trait VirtioDevice {
     ) -> Result<bool, QueueError>;
     /// Forgets everything the driver set up (device reset).
     fn reset(&mut self);
+    /// What the driver set in the device's own state that must outlive a
+    /// device-service restart (virtio-blk's `writeback`), as one byte; 0
+    /// for a device without any.
+    fn kept(&self) -> u8 {
+        0
+    }
+    /// Takes back what [`VirtioDevice::kept`] gave, after a restart (the
+    /// negotiated features are already back).
+    fn restore_kept(&mut self, _kept: u8) {}
 }

@@ -196,6 +196,16 @@ pub struct RingFeatures {
     pub event_idx: bool,
 }
 
+impl RingFeatures {
+    /// The ring features among the negotiated `features`.
+    pub const fn negotiated(features: u64) -> Self {
+        Self {
+            indirect_desc: features & super::VIRTIO_F_INDIRECT_DESC != 0,
+            event_idx: features & super::VIRTIO_F_EVENT_IDX != 0,
+        }
+    }
+}
+
 /// Whether a driver (or device) that asked to hear about index `event`
 /// must be told now that the index has moved from `old` to `new`: the
 /// `vring_need_event` rule of virtio 1.2 section 2.7.10, in wrapping u16
@@ -497,6 +507,20 @@ impl SplitQueue {
             index = raw.next;
         }
         Err(QueueError::ChainTooLong)
+    }
+
+    /// Takes up a queue whose ring positions were lost (the device service
+    /// restarted): the device resumes at the used index it last published,
+    /// so a chain it had taken and not returned is taken again.
+    pub fn resume_at_used(&mut self, memory: &dyn GuestMemory) -> Result<(), QueueError> {
+        let idx_addr = self
+            .used_ring
+            .checked_add(2)
+            .ok_or(QueueError::LengthOverflow)?;
+        let used = Self::read_u16(memory, idx_addr)?;
+        self.next_avail = used;
+        self.next_used = used;
+        Ok(())
     }
 
     /// Returns chain `head` to the driver with `written` bytes written into

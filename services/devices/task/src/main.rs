@@ -43,10 +43,10 @@ mod task {
     use devices::console_lines::ConsoleSink;
     use devices::memory::{GuestMemory, OutOfRange};
     use devices::service::{DeviceService, GuestMemoryProvider, IrqSink};
-    use ipc::VmId;
     use ipc::blk;
     use ipc::devices::IrqEvent;
     use ipc::syscall::{endpoints, slots};
+    use ipc::{Error, VmId};
     use log::{info, warn};
     use mica_rt::entropy::{HardwareFailure, Origin, RealEntropy};
     use mica_rt::{Start, StaticSlot, serve_forever, sys};
@@ -101,6 +101,14 @@ mod task {
         fn memory(&mut self, vm: VmId) -> Option<&mut dyn GuestMemory> {
             self.current = GrantedRam(vm);
             Some(&mut self.current)
+        }
+
+        fn save_state(&mut self, vm: VmId, offset: usize, bytes: &[u8]) -> Result<(), Error> {
+            mica_rt::vm::vm_state_write(vm, offset, bytes)
+        }
+
+        fn load_state(&mut self, vm: VmId, offset: usize, out: &mut [u8]) -> Result<(), Error> {
+            mica_rt::vm::vm_state_read(vm, offset, out)
         }
     }
 
