@@ -3,7 +3,8 @@
 //! posted-write ring, the console text rule, the management channel's COBS
 //! frames and shell lines, scenario files, the DTB reader, the boot image,
 //! service ELFs, Linux Image headers, the MMIO instruction decoder, and
-//! each device model driven by random register access sequences.
+//! each device model driven by random register access sequences, and the
+//! split virtqueue with its ring features.
 //!
 //! Each target is `fn(&[u8])` and panics only on a finding: a decoder that
 //! panics, or a property a user would notice broken (a round trip that
@@ -24,6 +25,7 @@ pub mod models;
 pub mod replay;
 pub mod seeds;
 pub mod service;
+pub mod virtqueue;
 pub mod wire;
 
 /// One fuzz target: its name (as `cargo fuzz` knows it) and its body.
@@ -116,6 +118,10 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "virtio_blk",
         run: models::virtio_blk,
+    },
+    Target {
+        name: "virtqueue",
+        run: virtqueue::virtqueue,
     },
     Target {
         name: "vmgenid",

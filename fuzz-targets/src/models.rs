@@ -76,6 +76,25 @@ impl BlockBackend for Disk {
                 assert_eq!(disk, DISK);
                 return self.answers.pop_front().unwrap_or(blk::Response::Ok);
             }
+            blk::Request::WriteZeroes {
+                disk,
+                sector,
+                sectors,
+            } => {
+                assert_eq!(disk, DISK);
+                assert!(
+                    sectors > 0 && sectors <= blk::MAX_ZEROES_SECTORS,
+                    "{sectors} sectors"
+                );
+                let end = sector.checked_add(u64::from(sectors));
+                assert!(
+                    end.is_some_and(|end| end <= self.info.sectors),
+                    "sector {sector} + {sectors} sectors"
+                );
+                assert!(!self.info.read_only, "zeroes on a read-only disk");
+                self.requests += 1;
+                return self.answers.pop_front().unwrap_or(blk::Response::Ok);
+            }
             blk::Request::Read {
                 disk,
                 vm,

@@ -77,6 +77,7 @@ pub fn generated(target: &str) -> Vec<Vec<u8>> {
         "uart16550" => vec![uart_session()],
         "virtio_console" | "virtio_rng" => vec![virtio_session()],
         "virtio_blk" => vec![virtio_blk_session(false), virtio_blk_session(true)],
+        "virtqueue" => virtqueue_sessions(),
         "vmgenid" => vec![vec![
             1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 4, 0, 0, 4, 2, 9, 9, 9, 3, 0, 16, 4, 1, 16, 0, 1,
         ]],
@@ -442,6 +443,28 @@ fn uart_session() -> Vec<u8> {
 
 /// A virtio driver bringing queue 0 up (8 entries) and notifying it with
 /// one descriptor of 16 bytes, readable and writable chains alike.
+/// Queues of 8 with both ring features: a chain of one direct
+/// descriptor then an indirect table of two entries, popped; then an
+/// empty ring; and the same without features (the INDIRECT flag refused).
+fn virtqueue_sessions() -> Vec<Vec<u8>> {
+    let session = |features: [u8; 2]| {
+        let mut out = features.to_vec();
+        out.push(3); // queue size 1 << 3
+        // Descriptor 0: a readable buffer at RAM + 0x3800, NEXT, next 1.
+        out.extend([0, 0, 5, 0x00, 0x38, 1, 0, 16, 0, 0, 0, 1, 1, 1]);
+        // Descriptor 1: the table at RAM + 0x3000 (pick 1 -> TABLES + 0),
+        // two entries (length pick 2 * 16), INDIRECT.
+        out.extend([0, 1, 1, 0, 0, 0, 2, 1, 4, 0]);
+        // Table entries 0 and 1: writable buffers, 0 -> 1.
+        out.extend([1, 0, 1, 0x00, 0x01, 1, 16, 0, 0, 0, 1, 3, 1]);
+        out.extend([1, 1, 1, 0x00, 0x02, 1, 16, 0, 0, 0, 1, 2, 0]);
+        // used_event 0, publish head 0, pop, pop (empty).
+        out.extend([3, 0, 0, 2, 0, 5, 5]);
+        out
+    };
+    vec![session([1, 1]), session([0, 0]), session([1, 0])]
+}
+
 fn virtio_session() -> Vec<u8> {
     const INDEX: [u64; 22] = [
         0x000, 0x004, 0x008, 0x00c, 0x010, 0x014, 0x020, 0x024, 0x030, 0x034, 0x038, 0x044, 0x050,

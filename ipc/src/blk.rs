@@ -21,6 +21,11 @@ pub const SECTOR_SIZE: u64 = 512;
 /// several requests.
 pub const MAX_TRANSFER: u32 = 64 * 1024;
 
+/// The most sectors one [`Request::WriteZeroes`] zeroes: a longer range
+/// takes several requests (each one is answered when its sectors are
+/// zero, so one request keeps the service busy for a bounded time).
+pub const MAX_ZEROES_SECTORS: u32 = 2048;
+
 /// The most disks the block service serves (the host's virtio-blk devices,
 /// in the order of their virtio-mmio windows: QEMU's `-device
 /// virtio-blk-device` order, last first on the virt board; see the
@@ -72,6 +77,17 @@ pub enum Request {
         /// The disk's number.
         disk: u8,
     },
+    /// Writes zeroes over `sectors` sectors (1 to
+    /// [`MAX_ZEROES_SECTORS`]) from `sector` on `disk`: done when
+    /// answered, as a [`Request::Write`] of zeroes would be.
+    WriteZeroes {
+        /// The disk's number.
+        disk: u8,
+        /// The first sector.
+        sector: u64,
+        /// How many sectors.
+        sectors: u32,
+    },
 }
 
 /// What a disk is.
@@ -93,6 +109,8 @@ pub enum Response {
     /// Refused or failed: `Error::NoDevice` for a disk number the service
     /// has no disk at, `Error::InvalidArgument` for a length that is not a
     /// whole number of sectors or exceeds [`MAX_TRANSFER`],
+    /// (or, for [`Request::WriteZeroes`], a sector count of 0 or more
+    /// than [`MAX_ZEROES_SECTORS`]),
     /// `Error::InvalidRange` for sectors past the disk's end or a guest
     /// range the kernel refused (outside the VM's RAM, or no grant),
     /// `Error::PermissionDenied` for a write to a read-only disk,
@@ -124,12 +142,27 @@ mod tests {
                 len: 512,
             },
             Request::Flush { disk: 2 },
+            Request::WriteZeroes {
+                disk: 7,
+                sector: u64::MAX,
+                sectors: MAX_ZEROES_SECTORS,
+            },
         ];
         let mut buf = [0u8; crate::MAX_MESSAGE_SIZE];
         for request in requests {
             let bytes = encode(&request, &mut buf).unwrap();
             assert_eq!(decode::<Request>(bytes).unwrap(), request);
         }
+        // The variants' wire bytes, pinned: a new one goes at the end.
+        let tag = |request: Request| encode(&request, &mut [0u8; 64]).unwrap()[0];
+        assert_eq!(tag(Request::Info { disk: 0 }), 0);
+        assert_eq!(tag(Request::Flush { disk: 0 }), 3);
+        let zeroes = Request::WriteZeroes {
+            disk: 1,
+            sector: 2,
+            sectors: 3,
+        };
+        assert_eq!(encode(&zeroes, &mut buf).unwrap(), [4, 1, 2, 3]);
         for response in [
             Response::Info(DiskInfo {
                 sectors: u64::MAX,

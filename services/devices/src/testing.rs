@@ -247,6 +247,43 @@ impl GuestQueue {
         head
     }
 
+    /// Posts one descriptor pointing at an indirect table at `table`
+    /// holding `bufs` (chained in order); returns its head.
+    pub fn post_indirect(
+        &mut self,
+        ram: &mut FakeRam,
+        table: u64,
+        bufs: &[(u64, u32, bool)],
+    ) -> u16 {
+        for (i, &(addr, len, writable)) in bufs.iter().enumerate() {
+            let at = table + i as u64 * 16;
+            let last = i + 1 == bufs.len();
+            ram.write_u64(at, addr);
+            ram.write_u32(at + 8, len);
+            ram.write_u16(
+                at + 12,
+                if writable { 2 } else { 0 } | if last { 0 } else { 1 },
+            );
+            ram.write_u16(at + 14, i as u16 + 1);
+        }
+        let head = self.next_desc;
+        self.write_desc(ram, head, table, bufs.len() as u32 * 16, 4, 0);
+        self.next_desc = (self.next_desc + 1) % self.size;
+        self.publish(ram, head);
+        head
+    }
+
+    /// Sets the driver's `used_event` (EVENT_IDX): interrupt me once the
+    /// used index passes `event`.
+    pub fn set_used_event(&self, ram: &mut FakeRam, event: u16) {
+        ram.write_u16(self.avail + 4 + u64::from(self.size) * 2, event);
+    }
+
+    /// The device's `avail_event` (EVENT_IDX).
+    pub fn avail_event(&self, ram: &FakeRam) -> u16 {
+        ram.read_u16(self.used + 4 + u64::from(self.size) * 8)
+    }
+
     /// The device's used index.
     pub fn used_idx(&self, ram: &FakeRam) -> u16 {
         ram.read_u16(self.used + 2)
@@ -327,6 +364,14 @@ impl<D: crate::virtio::VirtioDevice> VirtioGuest<D> {
             .unwrap();
     }
 
+    /// A write of the low `size` bytes of `value` at `offset` (config
+    /// space).
+    pub fn write_sized(&mut self, offset: u64, size: crate::bus::AccessSize, value: u64) {
+        use crate::bus::BusDevice;
+        self.with_env(|dev, env| dev.write(offset, size, value, env))
+            .unwrap();
+    }
+
     /// Negotiates `features`; returns the Status read back after setting
     /// FEATURES_OK.
     pub fn negotiate(&mut self, features: u64) -> u32 {
@@ -358,7 +403,12 @@ impl<D: crate::virtio::VirtioDevice> VirtioGuest<D> {
 
     /// Full bring-up: VERSION_1 only, `queues` queues of 8, DRIVER_OK.
     pub fn bring_up(&mut self, queues: u32) {
-        assert_eq!(self.negotiate(crate::virtio::VIRTIO_F_VERSION_1) & 8, 8);
+        self.bring_up_with(queues, crate::virtio::VIRTIO_F_VERSION_1);
+    }
+
+    /// Full bring-up with `features` negotiated.
+    pub fn bring_up_with(&mut self, queues: u32, features: u64) {
+        assert_eq!(self.negotiate(features) & 8, 8);
         for index in 0..queues {
             self.setup_queue(index, 8);
         }

@@ -278,3 +278,57 @@ fn no_disk_at_all_refuses_everything_with_no_device() {
         Response::Err(Error::NoDevice)
     );
 }
+
+fn zeroes(disk: u8, sector: u64, sectors: u32) -> Request {
+    Request::WriteZeroes {
+        disk,
+        sector,
+        sectors,
+    }
+}
+
+#[test]
+fn write_zeroes_zeroes_exactly_its_sectors() {
+    let mut s = service();
+    // 11 sectors: more than one chunk (8 sectors), not a whole number of them.
+    assert_eq!(s.answer(zeroes(2, 3, 11)), Response::Ok);
+    let d = disk(&mut s, 2);
+    assert_eq!(d.bytes[3 * 512 - 1], 2, "sector 2 untouched");
+    assert!(d.bytes[3 * 512..14 * 512].iter().all(|&b| b == 0));
+    assert_eq!(d.bytes[14 * 512], 14, "sector 14 untouched");
+    assert_eq!(disk(&mut s, 0).bytes[3 * 512], 3, "other disks untouched");
+    // Up to the last sector.
+    assert_eq!(s.answer(zeroes(0, SECTORS - 1, 1)), Response::Ok);
+    assert!(
+        disk(&mut s, 0).bytes[(SECTORS as usize - 1) * 512..]
+            .iter()
+            .all(|&b| b == 0)
+    );
+}
+
+#[test]
+fn write_zeroes_is_refused_before_anything_is_written() {
+    let mut s = service();
+    for (request, error) in [
+        (zeroes(1, 0, 1), Error::NoDevice),
+        (zeroes(0, 0, 0), Error::InvalidArgument),
+        (zeroes(0, 0, MAX_ZEROES_SECTORS + 1), Error::InvalidArgument),
+        (zeroes(0, SECTORS - 1, 2), Error::InvalidRange),
+        (zeroes(0, u64::MAX, 2), Error::InvalidRange),
+    ] {
+        assert_eq!(s.answer(request), Response::Err(error), "{request:?}");
+    }
+    disk(&mut s, 0).read_only = true;
+    assert_eq!(
+        s.answer(zeroes(0, 0, 1)),
+        Response::Err(Error::PermissionDenied)
+    );
+    assert!(
+        disk(&mut s, 0).bytes[..SECTORS as usize * 512]
+            .chunks(512)
+            .enumerate()
+            .all(|(i, sector)| sector.iter().all(|&b| b == i as u8))
+    );
+    disk(&mut s, 2).broken_from = Some(4);
+    assert_eq!(s.answer(zeroes(2, 0, 16)), Response::Err(Error::IoFailed));
+}

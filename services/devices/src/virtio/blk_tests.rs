@@ -17,10 +17,16 @@ fn disk(sectors: u64, read_only: bool) -> DiskInfo {
     DiskInfo { sectors, read_only }
 }
 
+/// A guest driver that negotiated FLUSH (so the cache is writeback and a
+/// write is one block-service request).
 fn guest_with(info: DiskInfo) -> VirtioGuest<VirtioBlk> {
+    guest_negotiating(info, VIRTIO_F_VERSION_1 | feature::FLUSH)
+}
+
+fn guest_negotiating(info: DiskInfo, features: u64) -> VirtioGuest<VirtioBlk> {
     let mut guest = VirtioGuest::new(VirtioBlk::new(DISK, info));
     guest.block.info = info;
-    guest.bring_up(1);
+    guest.bring_up_with(1, features);
     guest
 }
 
@@ -208,7 +214,8 @@ fn serials_name_the_disk_number() {
 #[test]
 fn unknown_request_types_are_unsupported() {
     let mut guest = guest();
-    // DISCARD (11), WRITE_ZEROES (13) and anything else: not offered.
+    // DISCARD (11) and WRITE_ZEROES (13) not negotiated, and types never
+    // offered.
     for kind in [2, 11, 13, 0x8000_0000] {
         header(&mut guest, kind, 0);
         let answer = submit(
@@ -444,11 +451,38 @@ fn config_space_is_virtio_blk_config_little_endian() {
     assert_eq!(guest.read(config + 4), 0x0123);
     assert_eq!(guest.read(config + 8), 0, "size_max: not offered");
     assert_eq!(guest.read(config + 12), SEG_MAX, "seg_max");
-    assert_eq!(guest.read(config + 16), 0, "geometry: not offered");
+    // 16383 cylinders at most, 16 heads, 63 sectors a track.
+    assert_eq!(guest.read(config + 16), 16383 | 16 << 16 | 63 << 24);
     assert_eq!(guest.read(config + 20), 512, "blk_size");
     assert_eq!(guest.read_sized(config + 20, AccessSize::Half), 512);
     assert_eq!(guest.read_sized(config + 21, AccessSize::Byte), 2);
-    assert_eq!(guest.read(config + 24), 0, "nothing past blk_size");
+    assert_eq!(
+        guest.read(config + 24),
+        0,
+        "topology: exp 0, offset 0, min_io 0"
+    );
+    assert_eq!(guest.read(config + 28), 0, "opt_io_size");
+    assert_eq!(
+        guest.read(config + 32),
+        1 | 1 << 16,
+        "writeback 1, num_queues 1"
+    );
+    assert_eq!(guest.read(config + 36), MAX_DISCARD_SECTORS);
+    assert_eq!(guest.read(config + 40), 1, "max_discard_seg");
+    assert_eq!(guest.read(config + 44), 1, "discard_sector_alignment");
+    assert_eq!(guest.read(config + 48), MAX_WRITE_ZEROES_SECTORS);
+    assert_eq!(guest.read(config + 52), 1, "max_write_zeroes_seg");
+    assert_eq!(guest.read(config + 56), 0, "write_zeroes_may_unmap");
+    assert_eq!(guest.read(config + 60), 0, "nothing past it");
+}
+
+#[test]
+fn the_geometry_is_qemus_for_a_disk_without_partitions() {
+    // 64 MiB: 131072 / (16 * 63) = 130 cylinders, as QEMU reports.
+    let mut guest = guest_with(disk(131_072, false));
+    assert_eq!(guest.read_sized(0x110, AccessSize::Half), 130);
+    let mut tiny = guest_with(disk(8, false));
+    assert_eq!(tiny.read_sized(0x110, AccessSize::Half), 2, "at least 2");
 }
 
 #[test]
@@ -457,9 +491,20 @@ fn the_device_identifies_and_offers_its_features() {
     assert_eq!(guest.read(0x008), VIRTIO_ID_BLOCK);
     guest.write(0x014, 0);
     let offered = u64::from(guest.read(0x010));
+    // What QEMU's virtio-blk-device offers for a raw image, and the
+    // transport's ring features.
     assert_eq!(
         offered,
-        feature::SEG_MAX | feature::BLK_SIZE | feature::FLUSH
+        feature::SEG_MAX
+            | feature::GEOMETRY
+            | feature::BLK_SIZE
+            | feature::FLUSH
+            | feature::TOPOLOGY
+            | feature::CONFIG_WCE
+            | feature::DISCARD
+            | feature::WRITE_ZEROES
+            | crate::virtio::VIRTIO_F_INDIRECT_DESC
+            | crate::virtio::VIRTIO_F_EVENT_IDX
     );
     assert_eq!(offered & feature::RO, 0, "writable disk");
     guest.write(0x030, 0);
@@ -560,3 +605,6 @@ fn sectors_land_where_the_guest_asked_across_split_buffers() {
     let expected: std::vec::Vec<u8> = [&bytes[1536..2560], &bytes[1024..1536]].concat();
     assert_eq!(bytes[10 * 512..13 * 512], expected[..]);
 }
+
+#[path = "blk_ranges_tests.rs"]
+mod ranges;

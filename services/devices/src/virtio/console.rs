@@ -1,6 +1,11 @@
 //! virtio-console (device ID 3) with a single port and no multiport
 //! feature: receiveq 0 carries host input to the guest, transmitq 1 carries
-//! guest output to the output sink.
+//! guest output to the output sink. It offers VIRTIO_CONSOLE_F_EMERG_WRITE
+//! as QEMU's `virtio-serial-device` does: a driver write to `emerg_wr`
+//! outputs its low byte at once, without a queue. QEMU's device also
+//! offers MULTIPORT when it has more than one port (31 by default); the
+//! native reference in the QEMU tests is given one (`max_ports=1`), the
+//! shape of this console.
 
 use heapless::Deque;
 
@@ -14,6 +19,10 @@ pub const VIRTIO_ID_CONSOLE: u32 = 3;
 pub const RECEIVEQ: usize = 0;
 /// The transmit queue's index.
 pub const TRANSMITQ: usize = 1;
+/// Feature bit: `emerg_wr` outputs what the driver writes to it.
+pub const VIRTIO_CONSOLE_F_EMERG_WRITE: u64 = 1 << 2;
+/// Where `emerg_wr` is in the configuration space.
+const EMERG_WR_AT: u64 = 8;
 /// Host input held while the guest has posted no receive buffer.
 pub const INPUT_BUFFER: usize = 64;
 
@@ -103,7 +112,7 @@ impl VirtioDevice for VirtioConsole {
     }
 
     fn features(&self) -> u64 {
-        0
+        VIRTIO_CONSOLE_F_EMERG_WRITE
     }
 
     fn queue_max_sizes(&self) -> &'static [u16] {
@@ -111,9 +120,18 @@ impl VirtioDevice for VirtioConsole {
     }
 
     fn config(&self) -> &[u8] {
-        // cols, rows, max_nr_ports, emerg_wr: all zero, as no feature that
-        // gives them meaning is offered.
+        // cols, rows, max_nr_ports: zero, as SIZE and MULTIPORT are not
+        // offered; emerg_wr (write-only) reads as zero.
         &[0; 12]
+    }
+
+    fn write_config(&mut self, offset: u64, bytes: &[u8], env: &mut DeviceEnv<'_>) {
+        // The character is emerg_wr's first byte (its low byte, le32).
+        if offset == EMERG_WR_AT
+            && let Some(&byte) = bytes.first()
+        {
+            env.output.write_virtio_byte(byte);
+        }
     }
 
     fn process_queue(
@@ -214,10 +232,33 @@ mod tests {
     }
 
     #[test]
+    fn emergency_writes_output_their_byte() {
+        let mut guest = VirtioGuest::new(VirtioConsole::new());
+        guest.bring_up_with(
+            2,
+            crate::virtio::VIRTIO_F_VERSION_1 | VIRTIO_CONSOLE_F_EMERG_WRITE,
+        );
+        guest.write(0x108, u32::from(b'!') | 0xab00);
+        guest.write_sized(0x108, crate::bus::AccessSize::Byte, u64::from(b'\n'));
+        assert_eq!(guest.output.0, b"!\n");
+        // Elsewhere in the configuration space nothing is output, and
+        // emerg_wr reads as zero.
+        guest.write(0x100, u32::from(b'x'));
+        guest.write(0x104, u32::from(b'y'));
+        assert_eq!(guest.output.0, b"!\n");
+        assert_eq!(guest.read(0x108), 0);
+    }
+
+    #[test]
     fn the_console_offers_no_multiport_and_two_queues() {
         let mut guest = VirtioGuest::new(VirtioConsole::new());
         guest.write(0x014, 0);
         assert_eq!(guest.read(0x010) & 0b10, 0, "no VIRTIO_CONSOLE_F_MULTIPORT");
+        assert_eq!(
+            guest.read(0x010) & 0b100,
+            0b100,
+            "VIRTIO_CONSOLE_F_EMERG_WRITE"
+        );
         guest.write(0x030, 0);
         assert_eq!(guest.read(0x034), u32::from(MAX_QUEUE_SIZE));
         guest.write(0x030, 1);

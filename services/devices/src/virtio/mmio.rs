@@ -8,8 +8,9 @@
 //! raised, the error is kept for [`VirtioMmio::failure`], and no queue is
 //! served until the driver resets the device by writing 0 to Status.
 
+use super::queue::RingFeatures;
 use super::queue::{QueueError, SplitQueue};
-use super::{MAX_QUEUES, VIRTIO_F_VERSION_1, VirtioDevice};
+use super::{MAX_QUEUES, TRANSPORT_FEATURES, VIRTIO_F_VERSION_1, VirtioDevice};
 use crate::bus::{AccessSize, BusDevice, DeviceEnv, DeviceError};
 use crate::persist::{Persist, Reader, Writer};
 
@@ -144,9 +145,10 @@ impl<D: VirtioDevice> VirtioMmio<D> {
         self.failure
     }
 
-    /// The features the device offers (device-specific plus VERSION_1).
+    /// The features the device offers (device-specific plus the
+    /// transport's: VERSION_1, INDIRECT_DESC, EVENT_IDX).
     pub fn offered_features(&self) -> u64 {
-        self.device.features() | VIRTIO_F_VERSION_1
+        self.device.features() | TRANSPORT_FEATURES
     }
 
     /// The features the driver accepted.
@@ -155,8 +157,9 @@ impl<D: VirtioDevice> VirtioMmio<D> {
     }
 
     /// Serves queue `index` if the driver has made the device live and the
-    /// queue ready; raises the used-buffer interrupt when buffers were used,
-    /// or fails the device on a driver error.
+    /// queue ready; raises the used-buffer interrupt when buffers were used
+    /// (and, with EVENT_IDX, the driver's `used_event` was passed), or
+    /// fails the device on a driver error.
     pub fn process_queue(&mut self, index: usize, env: &mut DeviceEnv<'_>) {
         let live = status::DRIVER_OK | status::FEATURES_OK;
         if self.status & live != live
@@ -171,7 +174,12 @@ impl<D: VirtioDevice> VirtioMmio<D> {
         if !queue.ready {
             return;
         }
-        match self.device.process_queue(index, queue, env) {
+        let before = queue.used_index();
+        let outcome = self
+            .device
+            .process_queue(index, queue, env)
+            .and_then(|used| Ok(used && queue.needs_interrupt(env.memory, before)?));
+        match outcome {
             Ok(true) => self.interrupt_status |= INT_USED_BUFFER,
             Ok(false) => {}
             Err(err) => self.fail(err),
@@ -182,6 +190,16 @@ impl<D: VirtioDevice> VirtioMmio<D> {
         self.failure = Some(err);
         self.status |= status::DEVICE_NEEDS_RESET;
         self.interrupt_status |= INT_CONFIG_CHANGE;
+    }
+
+    /// FEATURES_OK is set (by the driver, or in a restored state): the
+    /// queues and the device act on what was negotiated.
+    fn features_accepted(&mut self) {
+        let ring = RingFeatures::negotiated(self.driver_features);
+        for queue in &mut self.queues {
+            queue.features = ring;
+        }
+        self.device.features_negotiated(self.driver_features);
     }
 
     fn reset(&mut self) {
@@ -224,6 +242,8 @@ impl<D: VirtioDevice> VirtioMmio<D> {
             if unknown != 0 || self.driver_features & VIRTIO_F_VERSION_1 == 0 {
                 // The driver re-reads Status and sees FEATURES_OK refused.
                 value &= !status::FEATURES_OK;
+            } else {
+                self.features_accepted();
             }
         }
         self.status = value | (self.status & status::DEVICE_NEEDS_RESET);
@@ -311,8 +331,9 @@ impl<D: VirtioDevice> VirtioMmio<D> {
     }
 }
 
-/// Kept: the device status, the negotiated features, the selectors and
-/// each queue's configuration (size, readiness, ring addresses). Ring
+/// Kept: the device status, the negotiated features, the selectors,
+/// each queue's configuration (size, readiness, ring addresses) and the
+/// device's own driver-set byte ([`VirtioDevice::kept`]). Ring
 /// positions are not: [`VirtioMmio::resume`] takes them from the used
 /// rings in guest memory.
 impl<D: VirtioDevice> Persist for VirtioMmio<D> {
@@ -330,6 +351,7 @@ impl<D: VirtioDevice> Persist for VirtioMmio<D> {
                 .u64(queue.avail_ring)
                 .u64(queue.used_ring);
         }
+        w.u8(self.device.kept());
         w.written()
     }
 
@@ -357,6 +379,9 @@ impl<D: VirtioDevice> Persist for VirtioMmio<D> {
             // Kept only as the driver could have made it: valid.
             queue.ready = ready == 1 && queue.is_valid();
         }
+        let Some(kept) = r.u8() else {
+            return false;
+        };
         if !r.is_done() || driver_features & !self.offered_features() != 0 {
             return false;
         }
@@ -368,6 +393,11 @@ impl<D: VirtioDevice> Persist for VirtioMmio<D> {
         self.queue_sel = queue_sel;
         self.interrupt_status = 0;
         self.failure = None;
+        if self.status & status::FEATURES_OK != 0 {
+            // The ring features and the device's own act again.
+            self.features_accepted();
+        }
+        self.device.restore_kept(kept);
         true
     }
 
@@ -442,8 +472,10 @@ impl<D: VirtioDevice> BusDevice for VirtioMmio<D> {
         if !size.is_aligned(offset) {
             return Err(DeviceError::Unaligned);
         }
-        if offset >= reg::CONFIG {
-            // Neither model has writable configuration fields.
+        if let Some(config_offset) = offset.checked_sub(reg::CONFIG) {
+            let bytes = value.to_le_bytes();
+            let bytes = bytes.get(..size.byte_count()).unwrap_or(&[]);
+            self.device.write_config(config_offset, bytes, env);
             return Ok(());
         }
         if size != AccessSize::Word {

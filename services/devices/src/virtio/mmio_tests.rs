@@ -4,6 +4,7 @@ use super::*;
 use crate::testing::{GUEST_BUFFERS, TestEnv, VirtioGuest};
 use crate::virtio::console::VirtioConsole;
 use crate::virtio::rng::VirtioRng;
+use crate::virtio::{VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC};
 
 const ALL_UP: u32 = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK;
 
@@ -22,7 +23,11 @@ fn identification_registers() {
 fn device_features_are_selected_by_halves_and_offer_version_1() {
     let mut guest = VirtioGuest::new(VirtioRng::new());
     guest.write(0x014, 0);
-    assert_eq!(guest.read(0x010), 0);
+    assert_eq!(
+        guest.read(0x010),
+        1 << 28 | 1 << 29,
+        "VIRTIO_F_INDIRECT_DESC and VIRTIO_F_EVENT_IDX, as QEMU's devices offer"
+    );
     guest.write(0x014, 1);
     assert_eq!(guest.read(0x010), 1, "bit 32: VIRTIO_F_VERSION_1");
     guest.write(0x014, 2);
@@ -45,8 +50,8 @@ fn features_ok_is_refused_without_version_1() {
 #[test]
 fn features_ok_is_refused_for_features_not_offered() {
     let mut guest = VirtioGuest::new(VirtioRng::new());
-    // VIRTIO_F_INDIRECT_DESC (28) is never offered.
-    assert_eq!(guest.negotiate(VIRTIO_F_VERSION_1 | 1 << 28), 1 | 2);
+    // VIRTIO_F_RING_PACKED (34) is never offered.
+    assert_eq!(guest.negotiate(VIRTIO_F_VERSION_1 | 1 << 34), 1 | 2);
 }
 
 #[test]
@@ -113,6 +118,61 @@ fn used_buffers_raise_the_interrupt_until_acknowledged() {
     guest.write(0x064, INT_USED_BUFFER);
     assert_eq!(guest.read(0x060), 0);
     assert!(!guest.dev.irq_level());
+}
+
+#[test]
+fn with_event_idx_the_interrupt_waits_for_used_event() {
+    let mut guest = VirtioGuest::new(VirtioRng::new());
+    guest.bring_up_with(1, VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX);
+    // Interrupt me once the used index passes 1 (the second buffer).
+    guest.queues[0].set_used_event(&mut guest.ram, 1);
+    guest.post_and_notify(0, &[(GUEST_BUFFERS, 4, true)]);
+    assert_eq!(guest.queues[0].used_idx(&guest.ram), 1);
+    assert_eq!(guest.read(0x060), 0, "used_event not reached");
+    assert_eq!(guest.queues[0].avail_event(&guest.ram), 1, "notify me at 1");
+    guest.post_and_notify(0, &[(GUEST_BUFFERS, 4, true)]);
+    assert_eq!(guest.read(0x060), INT_USED_BUFFER);
+    guest.write(0x064, INT_USED_BUFFER);
+    // used_event left behind: no interrupt until the driver moves it.
+    guest.post_and_notify(0, &[(GUEST_BUFFERS, 4, true)]);
+    assert_eq!(guest.read(0x060), 0);
+    assert_eq!(guest.queues[0].avail_event(&guest.ram), 3);
+}
+
+#[test]
+fn the_ring_features_act_only_when_negotiated() {
+    // Offered but not taken: used_event is ignored, an indirect
+    // descriptor is a driver error.
+    let mut guest = VirtioGuest::new(VirtioRng::new());
+    guest.bring_up(1);
+    guest.queues[0].set_used_event(&mut guest.ram, 7);
+    guest.post_and_notify(0, &[(GUEST_BUFFERS, 4, true)]);
+    assert_eq!(guest.read(0x060), INT_USED_BUFFER);
+    let table = GUEST_BUFFERS + 0x1000;
+    guest.queues[0].post_indirect(&mut guest.ram, table, &[(GUEST_BUFFERS, 4, true)]);
+    guest.write(0x050, 0);
+    assert_eq!(
+        guest.dev.failure(),
+        Some(crate::virtio::queue::QueueError::IndirectNotNegotiated)
+    );
+    assert_ne!(guest.read(0x070) & status::DEVICE_NEEDS_RESET, 0);
+    // Negotiated after a reset: the same table is served.
+    guest.write(0x070, 0);
+    guest.queues.clear();
+    guest.bring_up_with(1, VIRTIO_F_VERSION_1 | VIRTIO_F_INDIRECT_DESC);
+    guest.queues[0].post_indirect(
+        &mut guest.ram,
+        table,
+        &[(GUEST_BUFFERS, 4, true), (GUEST_BUFFERS + 0x100, 6, true)],
+    );
+    guest.write(0x050, 0);
+    assert_eq!(guest.dev.failure(), None);
+    assert_eq!(guest.queues[0].used_entry(&guest.ram, 0), (0, 10));
+    // Ten bytes from the counting source, the second buffer after the first.
+    let first = guest.ram.bytes_at(GUEST_BUFFERS, 4);
+    let second = guest.ram.bytes_at(GUEST_BUFFERS + 0x100, 6);
+    let expected: std::vec::Vec<u8> = (1..=6).map(|i| first[3].wrapping_add(i)).collect();
+    assert_eq!(second, expected);
 }
 
 #[test]

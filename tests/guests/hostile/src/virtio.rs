@@ -3,7 +3,10 @@
 //! outside its RAM. The device must refuse it by going to
 //! DEVICE_NEEDS_RESET (the device service reaches guest RAM only through
 //! the kernel, which refuses the range), never a fault or a hang; after a
-//! reset the same device fills a buffer in RAM with random bytes.
+//! reset the same device fills a buffer in RAM with random bytes. With
+//! VIRTIO_F_INDIRECT_DESC negotiated it then hands the device indirect
+//! tables that loop, nest, or lie outside RAM (each NEEDS_RESET), and
+//! finally a good one that gets random bytes.
 
 use crate::access;
 
@@ -33,8 +36,16 @@ const DRIVER: usize = 2;
 const DRIVER_OK: usize = 4;
 const FEATURES_OK: usize = 8;
 const NEEDS_RESET: usize = 0x40;
+/// Descriptor flag: the chain goes on at `next`.
+const DESC_NEXT: u16 = 1;
 /// Descriptor flag: the device writes the buffer.
 const DESC_WRITE: u16 = 2;
+/// Descriptor flag: the buffer is a table of descriptors.
+const DESC_INDIRECT: u16 = 4;
+/// VIRTIO_F_INDIRECT_DESC, in the low word of the features.
+const F_INDIRECT_DESC: usize = 1 << 28;
+/// Far outside the guest's RAM (and of every other VM's).
+const OUTSIDE: usize = 0x40_0000_0000;
 
 /// Queue entries the phase uses.
 const ENTRIES: usize = 4;
@@ -48,6 +59,7 @@ struct Ring {
     _pad: [u8; 64],
     used: [u32; 2 + 2 * ENTRIES],
     buffer: [u8; 64],
+    table: [[u64; 2]; 2],
 }
 
 static mut RING: Ring = Ring {
@@ -56,7 +68,28 @@ static mut RING: Ring = Ring {
     _pad: [0; 64],
     used: [0; 2 + 2 * ENTRIES],
     buffer: [0; 64],
+    table: [[0; 2]; 2],
 };
+
+/// A descriptor as the table holds it.
+fn desc(addr: usize, len: u32, flags: u16, next: u16) -> [u64; 2] {
+    [
+        addr as u64,
+        u64::from(len) | u64::from(flags) << 32 | u64::from(next) << 48,
+    ]
+}
+
+/// The guest-physical addresses of RING's buffer and indirect table.
+fn addresses() -> (usize, usize) {
+    let ring = &raw const RING;
+    // SAFETY: only the fields' addresses are taken.
+    unsafe {
+        (
+            (&raw const (*ring).buffer) as usize,
+            (&raw const (*ring).table) as usize,
+        )
+    }
+}
 
 fn read(reg: usize) -> usize {
     access::load(BASE + reg, 4)
@@ -70,6 +103,14 @@ fn write(reg: usize, value: usize) {
 /// for `len` bytes at guest-physical `buffer`, and notifies. Returns the
 /// status register after the notification.
 fn one_request(buffer: usize, len: u32) -> Result<usize, &'static str> {
+    one_chain(desc(buffer, len, DESC_WRITE, 0), [[0; 2]; 2], 0)
+}
+
+/// Negotiates VERSION_1 and the low-word features `low`, sets queue 0 up
+/// on `RING` with `first` as descriptor 0 and `table` in RING's indirect
+/// table, and notifies. Returns the status register after the
+/// notification.
+fn one_chain(first: [u64; 2], table: [[u64; 2]; 2], low: usize) -> Result<usize, &'static str> {
     write(STATUS, 0);
     write(STATUS, ACKNOWLEDGE);
     write(STATUS, ACKNOWLEDGE | DRIVER);
@@ -77,8 +118,12 @@ fn one_request(buffer: usize, len: u32) -> Result<usize, &'static str> {
     if read(DEVICE_FEATURES) & 1 == 0 {
         return Err("no VERSION_1 offered");
     }
+    write(DEVICE_FEATURES_SEL, 0);
+    if read(DEVICE_FEATURES) & low != low {
+        return Err("the features asked for are not offered");
+    }
     write(DRIVER_FEATURES_SEL, 0);
-    write(DRIVER_FEATURES, 0);
+    write(DRIVER_FEATURES, low);
     write(DRIVER_FEATURES_SEL, 1);
     write(DRIVER_FEATURES, 1);
     write(STATUS, ACKNOWLEDGE | DRIVER | FEATURES_OK);
@@ -99,8 +144,9 @@ fn one_request(buffer: usize, len: u32) -> Result<usize, &'static str> {
         _pad: [0; 64],
         used: [0; 2 + 2 * ENTRIES],
         buffer: [0; 64],
+        table,
     };
-    r.desc[0] = [buffer as u64, u64::from(len) | u64::from(DESC_WRITE) << 32];
+    r.desc[0] = first;
     // avail: flags, idx = 1, ring[0] = descriptor 0.
     r.avail[1] = 1;
     let addr = |p: *const u8| p as usize;
@@ -151,7 +197,59 @@ pub fn run() -> Result<&'static str, &'static str> {
     if r.buffer.iter().all(|&b| b == 0) {
         return Err("the device wrote no random bytes");
     }
+    indirect()?;
     Ok(
-        "a buffer outside RAM: NEEDS_RESET, nothing used; after a reset a buffer in RAM got random bytes",
+        "bad buffer, looping/nested/outside indirect tables: NEEDS_RESET, none used; after reset direct and indirect buffers got random bytes",
     )
+}
+
+/// Indirect tables: bad ones fail the device, a good one is served.
+fn indirect() -> Result<(), &'static str> {
+    let (buffer, table) = addresses();
+    let entry = |next: u16| desc(buffer, 32, DESC_WRITE | DESC_NEXT, next);
+    let bad = [
+        // 0 -> 1 -> 0 -> ...
+        (desc(table, 32, DESC_INDIRECT, 0), [entry(1), entry(0)]),
+        // A table inside the table.
+        (
+            desc(table, 32, DESC_INDIRECT, 0),
+            [desc(table, 32, DESC_INDIRECT, 0), [0; 2]],
+        ),
+        // The table outside RAM.
+        (desc(OUTSIDE, 32, DESC_INDIRECT, 0), [[0; 2]; 2]),
+        // A buffer outside RAM in a good table.
+        (
+            desc(table, 16, DESC_INDIRECT, 0),
+            [desc(OUTSIDE, 32, DESC_WRITE, 0), [0; 2]],
+        ),
+    ];
+    for (first, entries) in bad {
+        let status = one_chain(first, entries, F_INDIRECT_DESC)?;
+        if status & NEEDS_RESET == 0 {
+            return Err("a bad indirect table did not put the device in NEEDS_RESET");
+        }
+        let ring = &raw const RING;
+        // SAFETY: read after the device finished (the notification returned).
+        if unsafe { (*ring).used[0] >> 16 } != 0 {
+            return Err("a bad indirect table was completed");
+        }
+    }
+    let good = [
+        desc(buffer, 32, DESC_WRITE | DESC_NEXT, 1),
+        desc(buffer + 32, 32, DESC_WRITE, 0),
+    ];
+    let status = one_chain(desc(table, 32, DESC_INDIRECT, 0), good, F_INDIRECT_DESC)?;
+    if status & NEEDS_RESET != 0 {
+        return Err("a good indirect table put the device in NEEDS_RESET");
+    }
+    let ring = &raw const RING;
+    // SAFETY: read after the device finished (the notification returned).
+    let r = unsafe { &*ring };
+    if r.used[0] >> 16 != 1 || r.used[2] != 64 {
+        return Err("a good indirect table was not used in full (64 bytes)");
+    }
+    if r.buffer[32..].iter().all(|&b| b == 0) {
+        return Err("the device wrote no random bytes into the table's second buffer");
+    }
+    Ok(())
 }
