@@ -1,7 +1,7 @@
 //! The device models the service can attach, as one type a bus can hold.
 
-use ipc::Error;
 use ipc::devices::DeviceKind;
+use ipc::{Error, VmId};
 
 use crate::bus::{AccessSize, BlockBackend, BusDevice, DeviceEnv, DeviceError};
 use crate::plic::Plic;
@@ -9,6 +9,7 @@ use crate::uart16550::Uart16550;
 use crate::virtio::blk::VirtioBlk;
 use crate::virtio::console::VirtioConsole;
 use crate::virtio::mmio::VirtioMmio;
+use crate::virtio::net::{VirtioNet, mac_for};
 use crate::virtio::rng::VirtioRng;
 use crate::vmgenid::VmGenId;
 
@@ -27,6 +28,8 @@ pub enum DeviceModel {
     VirtioRng(VirtioMmio<VirtioRng>),
     /// A virtio-mmio block device.
     VirtioBlk(VirtioMmio<VirtioBlk>),
+    /// A virtio-mmio network card, on the service's switch.
+    VirtioNet(VirtioMmio<VirtioNet>),
     /// The VM generation ID device.
     VmGenId(VmGenId),
     /// The interrupt controller.
@@ -34,10 +37,12 @@ pub enum DeviceModel {
 }
 
 impl DeviceModel {
-    /// A model of `kind` in its reset state; a generation ID device starts
-    /// with `generation_id`, a block device asks `block` what its disk is
-    /// (and fails as that does: `Error::NoDevice` for no such disk).
+    /// A model of `kind` for `vm` in its reset state; a generation ID
+    /// device starts with `generation_id`, a network card has `vm`'s MAC
+    /// address, a block device asks `block` what its disk is (and fails as
+    /// that does: `Error::NoDevice` for no such disk).
     pub fn new(
+        vm: VmId,
         kind: DeviceKind,
         generation_id: u128,
         block: &mut dyn BlockBackend,
@@ -51,6 +56,7 @@ impl DeviceModel {
             DeviceKind::VirtioBlk { disk } => {
                 Self::VirtioBlk(VirtioMmio::new(VirtioBlk::attach(disk, block)?))
             }
+            DeviceKind::VirtioNet => Self::VirtioNet(VirtioMmio::new(VirtioNet::new(mac_for(vm)))),
         })
     }
 
@@ -63,6 +69,7 @@ impl DeviceModel {
             Self::VirtioBlk(dev) => DeviceKind::VirtioBlk {
                 disk: dev.device().disk(),
             },
+            Self::VirtioNet(_) => DeviceKind::VirtioNet,
             Self::VmGenId(_) => DeviceKind::VmGenId,
             Self::Plic(_) => DeviceKind::Plic,
         }
@@ -88,6 +95,7 @@ impl DeviceModel {
             Self::VirtioConsole(dev) => dev,
             Self::VirtioRng(dev) => dev,
             Self::VirtioBlk(dev) => dev,
+            Self::VirtioNet(dev) => dev,
             Self::VmGenId(dev) => dev,
             Self::Plic(dev) => dev,
         }
@@ -101,6 +109,7 @@ impl BusDevice for DeviceModel {
             Self::VirtioConsole(dev) => dev.size(),
             Self::VirtioRng(dev) => dev.size(),
             Self::VirtioBlk(dev) => dev.size(),
+            Self::VirtioNet(dev) => dev.size(),
             Self::VmGenId(dev) => dev.size(),
             Self::Plic(dev) => dev.size(),
         }
@@ -142,6 +151,7 @@ impl BusDevice for DeviceModel {
             Self::VirtioConsole(dev) => dev.irq_level(),
             Self::VirtioRng(dev) => dev.irq_level(),
             Self::VirtioBlk(dev) => dev.irq_level(),
+            Self::VirtioNet(dev) => dev.irq_level(),
             Self::VmGenId(dev) => dev.irq_level(),
             Self::Plic(dev) => dev.irq_level(),
         }
@@ -178,9 +188,10 @@ mod tests {
             (DeviceKind::VmGenId, 0x20),
             (DeviceKind::Plic, 0x60_0000),
             (DeviceKind::VirtioBlk { disk: 2 }, 0x200),
+            (DeviceKind::VirtioNet, 0x200),
         ];
         for (kind, size) in cases {
-            let model = DeviceModel::new(kind, 7, &mut OneDisk).unwrap();
+            let model = DeviceModel::new(VmId(1), kind, 7, &mut OneDisk).unwrap();
             assert_eq!(model.kind(), kind);
             assert_eq!(model.size(), size);
             assert!(!model.irq_level());
@@ -191,11 +202,11 @@ mod tests {
     fn a_block_device_needs_its_disk() {
         let kind = DeviceKind::VirtioBlk { disk: 1 };
         assert_eq!(
-            DeviceModel::new(kind, 0, &mut OneDisk).err(),
+            DeviceModel::new(VmId(1), kind, 0, &mut OneDisk).err(),
             Some(Error::NoDevice)
         );
         assert_eq!(
-            DeviceModel::new(kind, 0, &mut NoBlock).err(),
+            DeviceModel::new(VmId(1), kind, 0, &mut NoBlock).err(),
             Some(Error::NoDevice)
         );
     }

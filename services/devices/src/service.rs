@@ -19,7 +19,10 @@ use crate::console_lines::{ConsoleLines, ConsoleSink, VmOutput};
 use crate::console_ring::ConsoleRing;
 use crate::memory::{GuestMemory, NoGuestMemory};
 use crate::model::DeviceModel;
+use crate::switch::{Forward, Switch};
 use crate::virtio::console::RECEIVEQ;
+use crate::virtio::mmio::VirtioMmio;
+use crate::virtio::net::{self, Packet, VirtioNet};
 
 /// The most VMs the service serves at once.
 pub const MAX_VMS: usize = 16;
@@ -29,6 +32,10 @@ pub const MAX_DEVICES_PER_BUS: usize = 8;
 /// UART takes more as the guest reads (flow control, as a terminal would
 /// see it). Input beyond this is dropped.
 pub const INPUT_BACKLOG: usize = 256;
+/// The most frames switched for one notification of a card's transmit
+/// queue (twice its size): a guest that keeps posting cannot hold the
+/// service; what is left waits for its next notification.
+pub const MAX_FRAMES_PER_NOTIFICATION: usize = 2 * net::QUEUE_SIZE as usize;
 
 /// Where interrupt changes go: every device line's level, and the VM's
 /// external interrupt as its PLIC (context 0, vCPU 0) computes it.
@@ -110,6 +117,16 @@ struct VmDevices {
 }
 
 impl VmDevices {
+    /// The VM's network card, if one is attached.
+    fn net_card(&mut self) -> Option<&mut VirtioMmio<VirtioNet>> {
+        self.buses
+            .devices_mut()
+            .find_map(|device| match &mut device.model {
+                DeviceModel::VirtioNet(card) => Some(card),
+                _ => None,
+            })
+    }
+
     /// The VM's PLIC model, if one is attached.
     fn plic_mut(&mut self) -> Option<&mut crate::plic::Plic> {
         self.buses
@@ -204,6 +221,13 @@ pub struct DeviceService<C, I, M, E, B = NoBlock> {
     /// Posted writes that failed (to no device, a bad width): the guest
     /// was told they were done, so they are only counted.
     posted_failures: u64,
+    /// The Ethernet switch between the VMs' network cards.
+    switch: Switch,
+    /// The frame being switched, copied out of the sender's RAM.
+    packet: Packet,
+    /// A network card's transmit queue was notified by the access just
+    /// served (its VM's frames are switched after it).
+    tx_notified: bool,
 }
 
 impl<C, I, M, E> DeviceService<C, I, M, E, NoBlock>
@@ -227,6 +251,9 @@ where
             entropy,
             block: NoBlock,
             posted_failures: 0,
+            switch: Switch::new(),
+            packet: Packet::new(),
+            tx_notified: false,
         }
     }
 }
@@ -251,6 +278,9 @@ where
             entropy: self.entropy,
             block,
             posted_failures: self.posted_failures,
+            switch: self.switch,
+            packet: self.packet,
+            tx_notified: self.tx_notified,
         }
     }
 
@@ -440,6 +470,7 @@ where
             .lines
             .flush_partial(&removed.name, &mut self.console.for_vm(vm));
         self.console.vm_removed(vm);
+        self.switch.forget_port(vm);
         for device in removed.buses.devices_mut() {
             if device.reported_level {
                 self.irq.irq_event(IrqEvent::SetLevel {
@@ -467,7 +498,7 @@ where
         // hardware source this first one stays (partly) zero.
         let mut id = [0u8; 16];
         self.entropy.fill(&mut id);
-        let model = DeviceModel::new(kind, u128::from_le_bytes(id), &mut self.block)?;
+        let model = DeviceModel::new(vm, kind, u128::from_le_bytes(id), &mut self.block)?;
         let len = model.size();
         let bus = self
             .vm_mut(vm)?
@@ -493,6 +524,9 @@ where
             .get_mut(space)
             .ok_or(Error::NoDevice)?;
         let device = bus.remove(base).ok_or(Error::NoDevice)?;
+        if matches!(device.model, DeviceModel::VirtioNet(_)) {
+            self.switch.forget_port(vm);
+        }
         if device.reported_level {
             self.irq.irq_event(IrqEvent::SetLevel {
                 vm,
@@ -528,9 +562,107 @@ where
         value: u64,
     ) -> Result<(), Error> {
         let size = AccessSize::from_bytes(size).ok_or(Error::BadAccess)?;
-        self.with_device(vm, space, addr, size, |device, offset, env| {
+        let result = self.with_device(vm, space, addr, size, |device, offset, env| {
             env.with(|env| device.write(offset, size, value & size.mask(), env))
-        })
+        });
+        if self.tx_notified {
+            self.tx_notified = false;
+            self.switch_frames(vm);
+        }
+        result
+    }
+
+    /// Takes the frames `vm`'s guest transmitted, one at a time, and
+    /// delivers each where the switch sends it; then reports the interrupt
+    /// changes of every VM that got one and of `vm` (its transmit buffers
+    /// came back).
+    fn switch_frames(&mut self, vm: VmId) {
+        for _ in 0..MAX_FRAMES_PER_NOTIFICATION {
+            let got = self.with_card(vm, |card, packet, env| net::transmit(card, packet, env));
+            if got != Some(true) {
+                break;
+            }
+            match self.switch.forward(vm, self.packet.frame()) {
+                Forward::Drop => {}
+                Forward::Port(to) => self.deliver_frame(to),
+                Forward::Flood => {
+                    let mut ports: Vec<VmId, MAX_VMS> = Vec::new();
+                    for slot in &mut self.vms {
+                        if slot.vm != vm && slot.net_card().is_some() {
+                            // At most MAX_VMS VMs: always room.
+                            let _ = ports.push(slot.vm);
+                        }
+                    }
+                    for to in ports {
+                        self.deliver_frame(to);
+                    }
+                }
+            }
+        }
+        self.report_irq_changes(vm, false);
+    }
+
+    /// Delivers the frame in `self.packet` to `to`'s network card and
+    /// reports its interrupt changes.
+    fn deliver_frame(&mut self, to: VmId) {
+        let delivered = self.with_card(to, |card, packet, env| {
+            net::deliver(card, packet.frame(), env)
+        });
+        if delivered.is_some() {
+            self.report_irq_changes(to, false);
+        }
+    }
+
+    /// Runs `f` on `vm`'s network card with the service's packet buffer and
+    /// an environment over `vm`; `None` when `vm` has no card.
+    fn with_card<R>(
+        &mut self,
+        vm: VmId,
+        f: impl FnOnce(&mut VirtioMmio<VirtioNet>, &mut Packet, &mut DeviceEnv<'_>) -> R,
+    ) -> Option<R> {
+        let Self {
+            vms,
+            console,
+            memory,
+            entropy,
+            block,
+            packet,
+            ..
+        } = self;
+        let slot = vms.iter_mut().find(|v| v.vm == vm)?;
+        let VmDevices {
+            buses,
+            lines,
+            output,
+            name,
+            ..
+        } = slot;
+        let card = buses
+            .devices_mut()
+            .find_map(|device| match &mut device.model {
+                DeviceModel::VirtioNet(card) => Some(card),
+                _ => None,
+            })?;
+        let mut env = EnvParts {
+            vm,
+            memory,
+            entropy,
+            block,
+            lines,
+            ring: output,
+            name,
+            console,
+        };
+        Some(env.with(|env| f(card, packet, env)))
+    }
+
+    /// What `vm`'s network card counted (frames sent, received, dropped).
+    /// [`Error::NoDevice`] when it has none.
+    pub fn net_counters(&mut self, vm: VmId) -> Result<net::NetCounters, Error> {
+        self.vm_mut(vm)?
+            .net_card()
+            .map(|card| card.device().counters())
+            .ok_or(Error::NoDevice)
     }
 
     /// A `WriteBatch`: the posted writes in order, each as a `Write` (a
@@ -618,6 +750,10 @@ where
         let device = entry.device_mut();
         let result = access(&mut device.model, offset, &mut env).map_err(|_| Error::BadAccess);
         let plic_touched = matches!(device.model, DeviceModel::Plic(_));
+        let tx_notified = match &mut device.model {
+            DeviceModel::VirtioNet(card) => card.device_mut().take_tx_notification(),
+            _ => false,
+        };
         let is_uart = matches!(device.model, DeviceModel::Uart(_));
         // Unless `lines_unsettled`, every line was as last reported before
         // this access, and only the device accessed (and a UART fed from
@@ -628,6 +764,7 @@ where
         if line_moved || fed || plic_touched || slot.lines_unsettled {
             self.report_irq_changes(vm, plic_touched);
         }
+        self.tx_notified = tx_notified;
         result
     }
 

@@ -157,20 +157,40 @@ impl<D: VirtioDevice> VirtioMmio<D> {
     /// queue ready; raises the used-buffer interrupt when buffers were used,
     /// or fails the device on a driver error.
     pub fn process_queue(&mut self, index: usize, env: &mut DeviceEnv<'_>) {
+        self.serve_queue(index, env, |device, queue, env| {
+            device.process_queue(index, queue, env)
+        });
+    }
+
+    /// Runs `serve` on queue `index` with the device model, as
+    /// [`VirtioMmio::process_queue`] does: only while the driver has the
+    /// device live (FEATURES_OK and DRIVER_OK, not failed) and the queue
+    /// ready. `serve` returns whether it put buffers on the used ring (which
+    /// raises the used-buffer interrupt); its error fails the device.
+    /// Returns `None` when the queue could not be served (not live, not
+    /// ready, or `serve` failed), else what `serve` returned.
+    pub fn serve_queue(
+        &mut self,
+        index: usize,
+        env: &mut DeviceEnv<'_>,
+        serve: impl FnOnce(&mut D, &mut SplitQueue, &mut DeviceEnv<'_>) -> Result<bool, QueueError>,
+    ) -> Option<bool> {
         let live = status::DRIVER_OK | status::FEATURES_OK;
         if self.status & live != live || self.failure.is_some() {
-            return;
+            return None;
         }
-        let Some(queue) = self.queues.get_mut(index) else {
-            return;
-        };
-        if !queue.ready {
-            return;
-        }
-        match self.device.process_queue(index, queue, env) {
-            Ok(true) => self.interrupt_status |= INT_USED_BUFFER,
-            Ok(false) => {}
-            Err(err) => self.fail(err),
+        let queue = self.queues.get_mut(index).filter(|q| q.ready)?;
+        match serve(&mut self.device, queue, env) {
+            Ok(used) => {
+                if used {
+                    self.interrupt_status |= INT_USED_BUFFER;
+                }
+                Some(used)
+            }
+            Err(err) => {
+                self.fail(err);
+                None
+            }
         }
     }
 
