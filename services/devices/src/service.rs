@@ -887,6 +887,10 @@ mod fast_tests;
 #[path = "service_blk_tests.rs"]
 mod blk_tests;
 
+#[cfg(test)]
+#[path = "service_net_tests.rs"]
+mod net_tests;
+
 impl<C, I, M, E, B> ipc::server::Service for DeviceService<C, I, M, E, B>
 where
     C: ConsoleSink,
