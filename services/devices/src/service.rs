@@ -605,7 +605,7 @@ where
     /// came back).
     fn switch_frames(&mut self, vm: VmId) {
         for _ in 0..MAX_FRAMES_PER_NOTIFICATION {
-            let got = self.with_card(vm, |card, packet, env| net::transmit(card, packet, env));
+            let got = self.with_card(vm, net::transmit);
             if got != Some(true) {
                 break;
             }

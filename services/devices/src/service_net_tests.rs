@@ -232,8 +232,8 @@ fn three_vms() -> (Service, [Driver; 3]) {
 fn an_arp_broadcast_reaches_every_other_vm_and_the_reply_only_the_asker() {
     let (mut service, [mut a, mut b, c]) = three_vms();
     let request = arp_request(A);
-    a.send(&mut service, &[request.clone()]);
-    assert_eq!(b.received(&mut service), [request.clone()]);
+    a.send(&mut service, core::slice::from_ref(&request));
+    assert_eq!(b.received(&mut service), core::slice::from_ref(&request));
     assert_eq!(c.received(&mut service), [request]);
     assert!(
         a.received(&mut service).is_empty(),
@@ -244,7 +244,7 @@ fn an_arp_broadcast_reaches_every_other_vm_and_the_reply_only_the_asker() {
     assert!(service.irq_sink().nic_level(C));
 
     let reply = unicast(B, A, 0x42);
-    b.send(&mut service, &[reply.clone()]);
+    b.send(&mut service, core::slice::from_ref(&reply));
     assert_eq!(a.received(&mut service), [reply]);
     assert!(service.irq_sink().nic_level(A));
     assert_eq!(

@@ -114,10 +114,10 @@ impl Switch {
             return;
         }
         let entry = Entry { mac, port, stamp };
-        if let Err(entry) = self.table.push(entry) {
-            if let Some(oldest) = self.table.iter_mut().min_by_key(|e| e.stamp) {
-                *oldest = entry;
-            }
+        if let Err(entry) = self.table.push(entry)
+            && let Some(oldest) = self.table.iter_mut().min_by_key(|e| e.stamp)
+        {
+            *oldest = entry;
         }
     }
 }

@@ -85,7 +85,7 @@ fn a_forgotten_port_is_flooded_for_again() {
 #[test]
 fn a_full_table_replaces_the_address_learned_longest_ago() {
     let mut switch = Switch::new();
-    for n in 0..TABLE_SIZE as u8 {
+    for n in 0..u8::try_from(TABLE_SIZE).unwrap() {
         switch.forward(A, &frame(BROADCAST, mac(n)));
     }
     // Address 0 is refreshed, so 1 is now the oldest.

@@ -1,3 +1,8 @@
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test frames and register halves are built from small known values"
+)]
+
 use super::*;
 use crate::bus::AccessSize;
 use crate::testing::{GUEST_BUFFERS, VirtioGuest};
