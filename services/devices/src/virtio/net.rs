@@ -157,6 +157,8 @@ impl VirtioNet {
 
     /// Takes transmit chains until one holds a frame to send (copied into
     /// `packet`) or none is left; malformed packets are returned unsent.
+    /// At most [`QUEUE_SIZE`] chains a call: a guest that keeps posting bad
+    /// packets from another vCPU cannot hold the service here.
     fn transmit_one(
         &mut self,
         packet: &mut Packet,
@@ -165,7 +167,10 @@ impl VirtioNet {
     ) -> Result<bool, QueueError> {
         let mut used = false;
         packet.len = 0;
-        while packet.len == 0 {
+        for _ in 0..QUEUE_SIZE {
+            if packet.len != 0 {
+                break;
+            }
             let Some(chain) = queue.pop(env.memory)? else {
                 break;
             };

@@ -248,3 +248,54 @@ fn a_reset_forgets_a_notification_and_a_reset_card_sends_nothing() {
     assert!(!guest.dev.device_mut().take_tx_notification());
     assert_eq!(take_frame(&mut guest), None);
 }
+
+/// Guest RAM whose transmit queue always has one more packet, a bad one,
+/// as if another vCPU kept posting them while the device works.
+struct EndlessBadPackets {
+    ram: crate::testing::FakeRam,
+    avail_idx: u64,
+    reads: core::cell::Cell<u16>,
+}
+
+impl crate::memory::GuestMemory for EndlessBadPackets {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), crate::memory::OutOfRange> {
+        if addr == self.avail_idx && buf.len() == 2 {
+            let idx = self.reads.get().wrapping_add(1);
+            self.reads.set(idx);
+            buf.copy_from_slice(&idx.to_le_bytes());
+            return Ok(());
+        }
+        self.ram.read(addr, buf)
+    }
+
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), crate::memory::OutOfRange> {
+        self.ram.write(addr, data)
+    }
+}
+
+#[test]
+fn a_guest_that_keeps_posting_bad_packets_cannot_hold_the_service() {
+    let mut guest = card();
+    // Descriptor 0: a packet too short to send, the head of every chain.
+    let queue = &guest.queues[TRANSMITQ];
+    queue.write_desc(&mut guest.ram, 0, GUEST_BUFFERS, 4, 0, 0);
+    let avail_idx = queue.avail + 2;
+    let ram = core::mem::replace(&mut guest.ram, crate::testing::FakeRam::new(0, 0));
+    let mut memory = EndlessBadPackets {
+        ram,
+        avail_idx,
+        reads: core::cell::Cell::new(0),
+    };
+    let mut env = crate::bus::DeviceEnv {
+        vm: crate::testing::TEST_VM,
+        memory: &mut memory,
+        entropy: &mut guest.entropy,
+        output: &mut guest.output,
+        block: &mut guest.block,
+    };
+    let mut packet = Packet::new();
+    assert!(!transmit(&mut guest.dev, &mut packet, &mut env));
+    let counters = guest.dev.device().counters();
+    assert_eq!(counters.tx_dropped, u64::from(QUEUE_SIZE));
+    assert_eq!(guest.dev.failure(), None);
+}
