@@ -9,7 +9,7 @@
 use std::vec::Vec;
 
 use ipc::devices::{DeviceKind, IrqEvent, Request, Response};
-use ipc::{Space, VmId, wire_name};
+use ipc::{Error, Space, VmId, wire_name};
 
 use super::*;
 use crate::testing::{CountingEntropy, FakeRam, GuestQueue, Lines};
@@ -325,4 +325,41 @@ fn a_removed_vm_is_forgotten_by_the_switch() {
         Some(&unicast(A, B, 2)),
         "flooded again"
     );
+}
+
+#[test]
+fn a_vm_without_a_card_is_no_port_and_a_detached_card_is_forgotten() {
+    let (mut service, [mut a, mut b, c]) = three_vms();
+    // A fourth VM with no card is no port: a flood passes it by.
+    let add = service.handle(Request::AddVm {
+        vm: VmId(4),
+        name: wire_name("d").unwrap(),
+    });
+    assert_eq!(add, Response::Ok);
+    b.send(&mut service, &[arp_request(B)]);
+    assert_eq!(service.net_counters(VmId(4)), Err(Error::NoDevice));
+    // B's card goes: its address is forgotten, so A's frames for it flood.
+    let detach = service.handle(Request::Detach {
+        vm: B,
+        space: Space::Mmio,
+        base: NIC,
+    });
+    assert_eq!(detach, Response::Ok);
+    a.send(&mut service, &[unicast(A, B, 3)]);
+    assert_eq!(c.received(&mut service).last(), Some(&unicast(A, B, 3)));
+}
+
+#[test]
+fn a_vm_reset_comes_back_on_the_switch_with_a_fresh_card() {
+    let (mut service, [mut a, _, _]) = three_vms();
+    // A reset: the vm-manager removes the VM's devices and adds them again.
+    assert_eq!(service.handle(Request::RemoveVm { vm: B }), Response::Ok);
+    service.memory_provider().0.retain(|(vm, _)| *vm != B);
+    let mut b = Driver::attach(&mut service, B, "b");
+    b.post_rx(&mut service, 2);
+    a.send(&mut service, &[arp_request(A)]);
+    assert_eq!(b.received(&mut service), [arp_request(A)]);
+    b.send(&mut service, &[unicast(B, A, 7)]);
+    assert_eq!(a.received(&mut service).last(), Some(&unicast(B, A, 7)));
+    assert_eq!(service.net_counters(B).unwrap().sent, 1);
 }
