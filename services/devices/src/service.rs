@@ -232,9 +232,6 @@ pub struct DeviceService<C, I, M, E, B = NoBlock> {
     switch: Switch,
     /// The frame being switched, copied out of the sender's RAM.
     packet: Packet,
-    /// A network card's transmit queue was notified by the access just
-    /// served (its VM's frames are switched after it).
-    tx_notified: bool,
     vms: Vec<VmDevices, MAX_VMS>,
 }
 
@@ -261,7 +258,6 @@ where
             posted_failures: 0,
             switch: Switch::new(),
             packet: Packet::new(),
-            tx_notified: false,
         }
     }
 }
@@ -288,7 +284,6 @@ where
             posted_failures: self.posted_failures,
             switch: self.switch,
             packet: self.packet,
-            tx_notified: self.tx_notified,
         }
     }
 
@@ -307,7 +302,6 @@ where
             posted_failures: 0,
             switch: Switch::new(),
             packet: Packet::new(),
-            tx_notified: false,
         }
     }
 
@@ -589,14 +583,19 @@ where
         value: u64,
     ) -> Result<(), Error> {
         let size = AccessSize::from_bytes(size).ok_or(Error::BadAccess)?;
-        let result = self.with_device(vm, space, addr, size, |device, offset, env| {
-            env.with(|env| device.write(offset, size, value & size.mask(), env))
-        });
-        if self.tx_notified {
-            self.tx_notified = false;
+        // A write may notify a network card's transmit queue: its frames
+        // are then switched (after the access, with the card's VM let go).
+        let tx_notified = self.with_device(vm, space, addr, size, |device, offset, env| {
+            env.with(|env| device.write(offset, size, value & size.mask(), env))?;
+            Ok(match device {
+                DeviceModel::VirtioNet(card) => card.device_mut().take_tx_notification(),
+                _ => false,
+            })
+        })?;
+        if tx_notified {
             self.switch_frames(vm);
         }
-        result
+        Ok(())
     }
 
     /// A `WriteBatch`: the posted writes in order, each as a `Write` (a
@@ -684,10 +683,6 @@ where
         let device = entry.device_mut();
         let result = access(&mut device.model, offset, &mut env).map_err(|_| Error::BadAccess);
         let plic_touched = matches!(device.model, DeviceModel::Plic(_));
-        let tx_notified = match &mut device.model {
-            DeviceModel::VirtioNet(card) => card.device_mut().take_tx_notification(),
-            _ => false,
-        };
         let is_uart = matches!(device.model, DeviceModel::Uart(_));
         // Unless `lines_unsettled`, every line was as last reported before
         // this access, and only the device accessed (and a UART fed from
@@ -698,7 +693,6 @@ where
         if line_moved || fed || plic_touched || slot.lines_unsettled {
             self.report_irq_changes(vm, plic_touched);
         }
-        self.tx_notified = tx_notified;
         result
     }
 
