@@ -141,18 +141,19 @@ impl Service for General<'_> {
     }
 }
 
-const KINDS: [DeviceKind; 6] = [
+const KINDS: [DeviceKind; 7] = [
     DeviceKind::Uart16550,
     DeviceKind::VirtioConsole,
     DeviceKind::VirtioRng,
     DeviceKind::VmGenId,
     DeviceKind::VirtioBlk { disk: 0 },
+    DeviceKind::VirtioNet,
     // Last: its window covers every base after its own.
     DeviceKind::Plic,
 ];
 
 /// How many kinds there are, as an input range.
-const KIND_COUNT: u8 = 6;
+const KIND_COUNT: u8 = 7;
 const _: () = assert!(KINDS.len() == KIND_COUNT as usize);
 
 /// Where a device of kind index `kind` is attached.

@@ -50,6 +50,10 @@ pub enum DeviceKind {
         /// The host disk's number, as the block service counts them.
         disk: u8,
     },
+    /// A virtio-mmio network card (virtio-net) on the service's virtual
+    /// Ethernet switch, which connects every VM that has one. Its MAC
+    /// address is `02:4d:49:43:41:NN`, NN the low byte of the VM's id.
+    VirtioNet,
 }
 
 impl DeviceKind {
@@ -65,7 +69,8 @@ impl DeviceKind {
             | DeviceKind::VirtioRng
             | DeviceKind::VmGenId
             | DeviceKind::Plic
-            | DeviceKind::VirtioBlk { .. } => None,
+            | DeviceKind::VirtioBlk { .. }
+            | DeviceKind::VirtioNet => None,
         }
     }
 }

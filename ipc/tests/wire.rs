@@ -470,6 +470,7 @@ fn devices_discriminants_are_pinned() {
         (DeviceKind::VmGenId, 3),
         (DeviceKind::Plic, 4),
         (DeviceKind::VirtioBlk { disk: 3 }, 5),
+        (DeviceKind::VirtioNet, 6),
     ] {
         assert_eq!(first_byte(&kind), byte);
     }

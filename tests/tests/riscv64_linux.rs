@@ -5,7 +5,8 @@
 //! with the vmgenid node, `/dev/hwrng` from Mica's virtio-rng), powers off
 //! with `poweroff -f` and boots again;
 //! a shell started on `/dev/hvc0` (Mica's virtio console) answers what
-//! `console linux --hvc` types; and two Linux VMs boot side by side. First of all, the same kernel and
+//! `console linux --hvc` types; and two Linux VMs boot side by side and
+//! ping each other through their virtio-net cards. First of all, the same kernel and
 //! initramfs boot on QEMU without Mica to a shell with job control, and
 //! read QEMU's own virtio-rng the same way; a VM's disk keeps what the
 //! guest wrote, also while the block service is killed again and again. Run by
@@ -322,6 +323,35 @@ fn two_linux_vms_boot_side_by_side_each_on_its_own_console() {
         ["linux2 | 42", "linux | riscv64"],
         "each answer came from the VM it was typed at"
     );
+
+    // Each VM's eth0 is Mica's virtio-net card, on the devices service's
+    // switch: bring both up, then linux pings linux2.
+    for (vm, address, mac) in [
+        ("linux2", "10.0.0.2", "02:4d:49:43:41:01"),
+        ("linux", "10.0.0.1", "02:4d:49:43:41:00"),
+    ] {
+        attach(&mut s, vm);
+        type_and_expect(
+            &mut s,
+            vm,
+            "cat /sys/class/net/eth0/device/device",
+            "0x0001",
+        );
+        type_and_expect(&mut s, vm, "cat /sys/class/net/eth0/address", mac);
+        type_and_expect(&mut s, vm, "ip link set eth0 up && echo link up", "link up");
+        let add = format!("ip addr add {address}/24 dev eth0 && echo addr up");
+        type_and_expect(&mut s, vm, &add, "addr up");
+        if vm == "linux" {
+            let result = type_and_expect(&mut s, vm, "ping -c 3 10.0.0.2", "3 packets transmitted");
+            assert!(
+                result.ends_with("3 packets transmitted, 3 packets received, 0% packet loss"),
+                "{result}"
+            );
+            let rtt = s.expect("linux | round-trip min/avg/max", ANSWER).unwrap();
+            println!("ping under Mica: {rtt}");
+        }
+        detach(&mut s);
+    }
     s.send("halt\n").unwrap();
     s.expect("mica: halting", ANSWER).unwrap();
     let status = s.wait_exit(ANSWER).unwrap();

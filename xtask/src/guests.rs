@@ -57,7 +57,8 @@ const BUSYBOX: Package = Package {
 /// package's `usr/lib/modules/<abi>/kernel/` without `.ko.xz`: the
 /// virtio-mmio transport, the entropy driver of Mica's virtio-rng
 /// (`/dev/hwrng`), the disk driver and ext4 (which finds crc32c through
-/// the crypto API, so crc32c_generic is loaded by name). Debian builds
+/// the crypto API, so crc32c_generic is loaded by name), and the network
+/// card's driver after the failover modules it depends on. Debian builds
 /// virtio core, the console and the hw_random core in.
 pub const MODULES: &[&str] = &[
     "drivers/virtio/virtio_mmio",
@@ -68,6 +69,10 @@ pub const MODULES: &[&str] = &[
     "fs/mbcache",
     "fs/jbd2/jbd2",
     "fs/ext4/ext4",
+    // virtio_net needs net_failover, which needs failover (modinfo).
+    "net/core/failover",
+    "drivers/net/net_failover",
+    "drivers/net/virtio_net",
 ];
 
 /// The files `cargo xtask guests` provides.

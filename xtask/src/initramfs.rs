@@ -1,6 +1,7 @@
 //! The busybox initramfs Mica boots Linux with: a static busybox, the
 //! applet links the tests and a person at the console use, /dev/console,
-//! a minimal /etc, the kernel modules of the virtio devices in
+//! a minimal /etc, the kernel modules of the virtio devices (and the
+//! network card's `failover` and `net_failover`) in
 //! /lib/modules and an `/init` script that mounts proc, sysfs and
 //! devtmpfs, prints [`INIT_READY`] with the uptime, loads the modules in
 //! order (after the marker, so the boot-time benchmark measures the same
@@ -31,6 +32,7 @@ const APPLETS: &[&str] = &[
     "head",
     "hostname",
     "insmod",
+    "ip",
     "ln",
     "ls",
     "lsmod",
@@ -39,6 +41,7 @@ const APPLETS: &[&str] = &[
     "modprobe",
     "mount",
     "od",
+    "ping",
     "poweroff",
     "ps",
     "reboot",

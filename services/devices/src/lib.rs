@@ -1,5 +1,6 @@
-//! Device models (16550 UART, virtio-mmio console, rng and block, VM
-//! generation ID, the PLIC), the bus that routes guest accesses to them,
+//! Device models (16550 UART, virtio-mmio console, rng, block and network,
+//! VM generation ID, the PLIC), the virtual Ethernet switch between the VMs'
+//! network cards, the bus that routes guest accesses to them,
 //! and the device service's request handler.
 //!
 //! Layer: service library (`cargo xtask check-layers`): it owns this service's
@@ -20,6 +21,7 @@ pub mod model;
 pub mod persist;
 pub mod plic;
 pub mod service;
+pub mod switch;
 pub mod uart16550;
 pub mod virtio;
 pub mod vmgenid;

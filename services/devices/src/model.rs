@@ -1,7 +1,7 @@
 //! The device models the service can attach, as one type a bus can hold.
 
-use ipc::Error;
 use ipc::devices::DeviceKind;
+use ipc::{Error, VmId};
 
 use crate::bus::{AccessSize, BlockBackend, BusDevice, DeviceEnv, DeviceError};
 use crate::persist::Persist;
@@ -10,6 +10,7 @@ use crate::uart16550::Uart16550;
 use crate::virtio::blk::VirtioBlk;
 use crate::virtio::console::VirtioConsole;
 use crate::virtio::mmio::VirtioMmio;
+use crate::virtio::net::{VirtioNet, mac_for};
 use crate::virtio::rng::VirtioRng;
 use crate::vmgenid::VmGenId;
 
@@ -28,6 +29,8 @@ pub enum DeviceModel {
     VirtioRng(VirtioMmio<VirtioRng>),
     /// A virtio-mmio block device.
     VirtioBlk(VirtioMmio<VirtioBlk>),
+    /// A virtio-mmio network card, on the service's switch.
+    VirtioNet(VirtioMmio<VirtioNet>),
     /// The VM generation ID device.
     VmGenId(VmGenId),
     /// The interrupt controller.
@@ -35,10 +38,12 @@ pub enum DeviceModel {
 }
 
 impl DeviceModel {
-    /// A model of `kind` in its reset state; a generation ID device starts
-    /// with `generation_id`, a block device asks `block` what its disk is
-    /// (and fails as that does: `Error::NoDevice` for no such disk).
+    /// A model of `kind` for `vm` in its reset state; a generation ID
+    /// device starts with `generation_id`, a network card has `vm`'s MAC
+    /// address, a block device asks `block` what its disk is (and fails as
+    /// that does: `Error::NoDevice` for no such disk).
     pub fn new(
+        vm: VmId,
         kind: DeviceKind,
         generation_id: u128,
         block: &mut dyn BlockBackend,
@@ -52,6 +57,7 @@ impl DeviceModel {
             DeviceKind::VirtioBlk { disk } => {
                 Self::VirtioBlk(VirtioMmio::new(VirtioBlk::attach(disk, block)?))
             }
+            DeviceKind::VirtioNet => Self::VirtioNet(VirtioMmio::new(VirtioNet::new(mac_for(vm)))),
         })
     }
 
@@ -64,6 +70,7 @@ impl DeviceModel {
             Self::VirtioBlk(dev) => DeviceKind::VirtioBlk {
                 disk: dev.device().disk(),
             },
+            Self::VirtioNet(_) => DeviceKind::VirtioNet,
             Self::VmGenId(_) => DeviceKind::VmGenId,
             Self::Plic(_) => DeviceKind::Plic,
         }
@@ -91,6 +98,7 @@ impl DeviceModel {
             Self::VirtioConsole(dev) => Some(dev),
             Self::VirtioRng(dev) => Some(dev),
             Self::VirtioBlk(dev) => Some(dev),
+            Self::VirtioNet(dev) => Some(dev),
             Self::Plic(dev) => Some(dev),
             Self::VmGenId(_) => None,
         }
@@ -103,6 +111,7 @@ impl DeviceModel {
             Self::VirtioConsole(dev) => dev.resume(env),
             Self::VirtioRng(dev) => dev.resume(env),
             Self::VirtioBlk(dev) => dev.resume(env),
+            Self::VirtioNet(dev) => dev.resume(env),
             Self::Uart(_) | Self::Plic(_) | Self::VmGenId(_) => {}
         }
     }
@@ -113,6 +122,7 @@ impl DeviceModel {
             Self::VirtioConsole(dev) => dev,
             Self::VirtioRng(dev) => dev,
             Self::VirtioBlk(dev) => dev,
+            Self::VirtioNet(dev) => dev,
             Self::VmGenId(dev) => dev,
             Self::Plic(dev) => dev,
         }
@@ -126,6 +136,7 @@ impl BusDevice for DeviceModel {
             Self::VirtioConsole(dev) => dev.size(),
             Self::VirtioRng(dev) => dev.size(),
             Self::VirtioBlk(dev) => dev.size(),
+            Self::VirtioNet(dev) => dev.size(),
             Self::VmGenId(dev) => dev.size(),
             Self::Plic(dev) => dev.size(),
         }
@@ -167,6 +178,7 @@ impl BusDevice for DeviceModel {
             Self::VirtioConsole(dev) => dev.irq_level(),
             Self::VirtioRng(dev) => dev.irq_level(),
             Self::VirtioBlk(dev) => dev.irq_level(),
+            Self::VirtioNet(dev) => dev.irq_level(),
             Self::VmGenId(dev) => dev.irq_level(),
             Self::Plic(dev) => dev.irq_level(),
         }
@@ -203,9 +215,10 @@ mod tests {
             (DeviceKind::VmGenId, 0x20),
             (DeviceKind::Plic, 0x60_0000),
             (DeviceKind::VirtioBlk { disk: 2 }, 0x200),
+            (DeviceKind::VirtioNet, 0x200),
         ];
         for (kind, size) in cases {
-            let model = DeviceModel::new(kind, 7, &mut OneDisk).unwrap();
+            let model = DeviceModel::new(VmId(1), kind, 7, &mut OneDisk).unwrap();
             assert_eq!(model.kind(), kind);
             assert_eq!(model.size(), size);
             assert!(!model.irq_level());
@@ -216,11 +229,11 @@ mod tests {
     fn a_block_device_needs_its_disk() {
         let kind = DeviceKind::VirtioBlk { disk: 1 };
         assert_eq!(
-            DeviceModel::new(kind, 0, &mut OneDisk).err(),
+            DeviceModel::new(VmId(1), kind, 0, &mut OneDisk).err(),
             Some(Error::NoDevice)
         );
         assert_eq!(
-            DeviceModel::new(kind, 0, &mut NoBlock).err(),
+            DeviceModel::new(VmId(1), kind, 0, &mut NoBlock).err(),
             Some(Error::NoDevice)
         );
     }

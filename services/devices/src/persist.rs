@@ -61,6 +61,7 @@ pub fn kind_tag(kind: DeviceKind) -> u8 {
         DeviceKind::VmGenId => 4,
         DeviceKind::Plic => 5,
         DeviceKind::VirtioBlk { .. } => 6,
+        DeviceKind::VirtioNet => 7,
     }
 }
 

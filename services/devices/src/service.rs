@@ -20,7 +20,14 @@ use crate::console_ring::ConsoleRing;
 use crate::memory::{GuestMemory, NoGuestMemory};
 use crate::model::DeviceModel;
 use crate::persist;
+use crate::switch::Switch;
 use crate::virtio::console::RECEIVEQ;
+use crate::virtio::mmio::VirtioMmio;
+use crate::virtio::net::{Packet, VirtioNet};
+
+#[path = "service_net.rs"]
+mod net_ports;
+pub use net_ports::MAX_FRAMES_PER_NOTIFICATION;
 
 /// The most VMs the service serves at once.
 pub const MAX_VMS: usize = 16;
@@ -126,6 +133,16 @@ struct VmDevices {
 }
 
 impl VmDevices {
+    /// The VM's network card, if one is attached.
+    fn net_card(&mut self) -> Option<&mut VirtioMmio<VirtioNet>> {
+        self.buses
+            .devices_mut()
+            .find_map(|device| match &mut device.model {
+                DeviceModel::VirtioNet(card) => Some(card),
+                _ => None,
+            })
+    }
+
     /// The VM's PLIC model, if one is attached.
     fn plic_mut(&mut self) -> Option<&mut crate::plic::Plic> {
         self.buses
@@ -206,8 +223,15 @@ fn is_vm_name(name: &str) -> bool {
 }
 
 /// The device service; `B` serves its virtio-blk models (none by default).
+///
+/// `repr(C)` with the VM table (nearly all of its ~215 KiB) last: so built,
+/// the task's `StaticSlot` gets it in place. With the fields in the
+/// compiler's order, LLVM built the VM table and the switch in a stack
+/// temporary (a 208 KiB frame in the task's main, past its 64 KiB stack)
+/// and copied it: check `llvm-objdump -d mica-devices` for a large
+/// `sub sp` after changing the fields.
+#[repr(C)]
 pub struct DeviceService<C, I, M, E, B = NoBlock> {
-    vms: Vec<VmDevices, MAX_VMS>,
     /// Where the console output numbering of removed VMs ended, so a VM
     /// added again (a reset rebuilds its devices) continues it.
     console_ends: Vec<(VmId, u64), MAX_VMS>,
@@ -220,6 +244,11 @@ pub struct DeviceService<C, I, M, E, B = NoBlock> {
     /// Posted writes that failed (to no device, a bad width): the guest
     /// was told they were done, so they are only counted.
     posted_failures: u64,
+    /// The Ethernet switch between the VMs' network cards.
+    switch: Switch,
+    /// The frame being switched, copied out of the sender's RAM.
+    packet: Packet,
+    vms: Vec<VmDevices, MAX_VMS>,
 }
 
 impl<C, I, M, E> DeviceService<C, I, M, E, NoBlock>
@@ -243,6 +272,8 @@ where
             entropy,
             block: NoBlock,
             posted_failures: 0,
+            switch: Switch::new(),
+            packet: Packet::new(),
         }
     }
 }
@@ -267,6 +298,26 @@ where
             entropy: self.entropy,
             block,
             posted_failures: self.posted_failures,
+            switch: self.switch,
+            packet: self.packet,
+        }
+    }
+
+    /// A service with no VMs, as [`DeviceService::new`] makes it, with
+    /// `block` serving its virtio-blk devices: built in one go, so that the
+    /// task can build it where it stays (it is larger than a task's stack).
+    pub fn with_parts(console: C, irq: I, memory: M, entropy: E, block: B) -> Self {
+        Self {
+            vms: Vec::new(),
+            console_ends: Vec::new(),
+            console: ConsoleGate::new(console),
+            irq,
+            memory,
+            entropy,
+            block,
+            posted_failures: 0,
+            switch: Switch::new(),
+            packet: Packet::new(),
         }
     }
 
@@ -457,6 +508,7 @@ where
             .lines
             .flush_partial(&removed.name, &mut self.console.for_vm(vm));
         self.console.vm_removed(vm);
+        self.switch.forget_port(vm);
         for device in removed.buses.devices_mut() {
             if device.reported_level {
                 self.irq.irq_event(IrqEvent::SetLevel {
@@ -484,7 +536,7 @@ where
         // hardware source this first one stays (partly) zero.
         let mut id = [0u8; 16];
         self.entropy.fill(&mut id);
-        let mut model = DeviceModel::new(kind, u128::from_le_bytes(id), &mut self.block)?;
+        let mut model = DeviceModel::new(vm, kind, u128::from_le_bytes(id), &mut self.block)?;
         let len = model.size();
         let number = self.vm_mut(vm)?.attached;
         let (record, restored) = self.restore(vm, number, &mut model, base);
@@ -505,10 +557,18 @@ where
         slot.attached += 1;
         if restored {
             // Its queues are taken up and its line driven again.
-            let _ = self.with_device(vm, space, base, AccessSize::Byte, false, |dev, _, env| {
-                env.with(|env| dev.resume(env));
-                Ok(())
-            });
+            let transmitted =
+                self.with_device(vm, space, base, AccessSize::Byte, false, |dev, _, env| {
+                    env.with(|env| dev.resume(env));
+                    Ok(match dev {
+                        DeviceModel::VirtioNet(card) => card.device_mut().take_tx_notification(),
+                        _ => false,
+                    })
+                });
+            // A card's frames posted while no service ran leave now.
+            if transmitted == Ok(true) {
+                self.switch_frames(vm);
+            }
             if let Ok(slot) = self.vm_mut(vm) {
                 slot.lines_unsettled = true;
             }
@@ -582,6 +642,9 @@ where
             .get_mut(space)
             .ok_or(Error::NoDevice)?;
         let device = bus.remove(base).ok_or(Error::NoDevice)?;
+        if matches!(device.model, DeviceModel::VirtioNet(_)) {
+            self.switch.forget_port(vm);
+        }
         if device.reported_level {
             self.irq.irq_event(IrqEvent::SetLevel {
                 vm,
@@ -622,9 +685,20 @@ where
         value: u64,
     ) -> Result<(), Error> {
         let size = AccessSize::from_bytes(size).ok_or(Error::BadAccess)?;
-        self.with_device(vm, space, addr, size, true, |device, offset, env| {
-            env.with(|env| device.write(offset, size, value & size.mask(), env))
-        })
+        // A write may notify a network card's transmit queue: its frames
+        // are then switched (after the access, with the card's VM let go).
+        let tx_notified =
+            self.with_device(vm, space, addr, size, true, |device, offset, env| {
+                env.with(|env| device.write(offset, size, value & size.mask(), env))?;
+                Ok(match device {
+                    DeviceModel::VirtioNet(card) => card.device_mut().take_tx_notification(),
+                    _ => false,
+                })
+            })?;
+        if tx_notified {
+            self.switch_frames(vm);
+        }
+        Ok(())
     }
 
     /// A `WriteBatch`: the posted writes in order, each as a `Write` (a
@@ -864,6 +938,10 @@ mod blk_tests;
 #[cfg(test)]
 #[path = "service_persist_tests.rs"]
 mod persist_tests;
+
+#[cfg(test)]
+#[path = "service_net_tests.rs"]
+mod net_tests;
 
 impl<C, I, M, E, B> ipc::server::Service for DeviceService<C, I, M, E, B>
 where

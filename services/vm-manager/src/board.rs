@@ -4,9 +4,10 @@
 //! (`vm_set_dtb`).
 //!
 //! - [`GuestBoard::RiscvVirt`]: QEMU-virt-like; the PLIC, the 16550, the
-//!   vmgenid device, a virtio-mmio entropy device and a virtio-mmio console
-//!   (Linux's `/dev/hvc0`) in MMIO (`guest_dt`), described by a generated
-//!   device tree.
+//!   vmgenid device, a virtio-mmio entropy device, a virtio-mmio console
+//!   (Linux's `/dev/hvc0`) and a virtio-mmio network card (Linux's `eth0`,
+//!   on the device service's switch) in MMIO (`guest_dt`), described by a
+//!   generated device tree.
 //! - [`GuestBoard::X86Pc`]: RAM from 0, the 16550 as COM1 at port 0x3f8
 //!   (`Space::Pio`), and a small boot-info block instead of a device tree
 //!   (layout below).
@@ -53,17 +54,22 @@ pub struct BoardDevice {
 /// and on the bus: slot 0 is its entropy device (virtio-rng, fed from the
 /// host's real entropy), which Linux reads as `/dev/hwrng`; slot 1 its
 /// virtio-blk device ([`RISCV_DISK`]); slot 2 its virtio console
-/// ([`RISCV_CONSOLE`], Linux's `/dev/hvc0`).
-const RISCV_VIRTIO_WITH_DISK: [guest_dt::MmioDevice; 3] = [
+/// ([`RISCV_CONSOLE`], Linux's `/dev/hvc0`); slot 3 its network card
+/// ([`RISCV_NIC`], Linux's `eth0`).
+const RISCV_VIRTIO_WITH_DISK: [guest_dt::MmioDevice; 4] = [
     guest_dt::virtio_mmio_slot(0),
     guest_dt::virtio_mmio_slot(1),
     guest_dt::virtio_mmio_slot(2),
+    guest_dt::virtio_mmio_slot(3),
 ];
 
 /// The virtio-mmio slots of a RISC-V VM without a disk: slot 1 stays
 /// empty, so every device keeps its place (and its PLIC source).
-const RISCV_VIRTIO: [guest_dt::MmioDevice; 2] =
-    [RISCV_VIRTIO_WITH_DISK[0], RISCV_VIRTIO_WITH_DISK[2]];
+const RISCV_VIRTIO: [guest_dt::MmioDevice; 3] = [
+    RISCV_VIRTIO_WITH_DISK[0],
+    RISCV_VIRTIO_WITH_DISK[2],
+    RISCV_VIRTIO_WITH_DISK[3],
+];
 
 /// Where a RISC-V VM's disk is: virtio-mmio slot 1 (PLIC source 2).
 pub const RISCV_DISK: guest_dt::MmioDevice = RISCV_VIRTIO_WITH_DISK[1];
@@ -72,7 +78,12 @@ pub const RISCV_DISK: guest_dt::MmioDevice = RISCV_VIRTIO_WITH_DISK[1];
 /// source 3).
 pub const RISCV_CONSOLE: guest_dt::MmioDevice = RISCV_VIRTIO_WITH_DISK[2];
 
-const RISCV_DEVICES: [BoardDevice; 5] = [
+/// Where a RISC-V VM's network card is: virtio-mmio slot 3 (PLIC source
+/// 4). Its MAC address is `02:4d:49:43:41:NN`, NN the low byte of the VM's
+/// id (the device service's `virtio::net::mac_for`).
+pub const RISCV_NIC: guest_dt::MmioDevice = RISCV_VIRTIO_WITH_DISK[3];
+
+const RISCV_DEVICES: [BoardDevice; 6] = [
     // First, so the other devices' lines have somewhere to go; it raises no
     // line itself (irq 0) and drives the VM's external interrupt.
     BoardDevice {
@@ -109,6 +120,13 @@ const RISCV_DEVICES: [BoardDevice; 5] = [
         base: RISCV_CONSOLE.base,
         size: RISCV_CONSOLE.size,
         irq: RISCV_CONSOLE.irq,
+    },
+    BoardDevice {
+        kind: DeviceKind::VirtioNet,
+        space: Space::Mmio,
+        base: RISCV_NIC.base,
+        size: RISCV_NIC.size,
+        irq: RISCV_NIC.irq,
     },
 ];
 

@@ -122,6 +122,7 @@ fn reset_reloads_fresh_devices_with_the_same_id_and_restarts() {
         }),
         rng_attach(id),
         console_attach(id),
+        nic_attach(id),
         // The ID drawn at creation, not a new one.
         Event::Devices(devices::Request::SetGenerationId {
             vm: id,

@@ -80,10 +80,12 @@ fn a_vm_with_a_disk_gets_a_virtio_blk_device_and_grants_its_ram_to_the_block_ser
         trees.iter().map(|t| has_disk(t)).collect::<Vec<_>>(),
         [true, false, true]
     );
-    // Every tree has the entropy device and the console, disk or not.
+    // Every tree has the entropy device, the console and the network
+    // card, disk or not.
     for tree in &trees {
         assert!(contains(tree, b"virtio_mmio@10001000"));
         assert!(contains(tree, b"virtio_mmio@10003000"));
+        assert!(contains(tree, b"virtio_mmio@10004000"));
     }
 }
 

@@ -161,28 +161,47 @@ impl<D: VirtioDevice> VirtioMmio<D> {
     /// (and, with EVENT_IDX, the driver's `used_event` was passed), or
     /// fails the device on a driver error.
     pub fn process_queue(&mut self, index: usize, env: &mut DeviceEnv<'_>) {
+        self.serve_queue(index, env, |device, queue, env| {
+            device.process_queue(index, queue, env)
+        });
+    }
+
+    /// Runs `serve` on queue `index` with the device model, as
+    /// [`VirtioMmio::process_queue`] does: only while the driver has the
+    /// device live (FEATURES_OK and DRIVER_OK, not failed) and the queue
+    /// ready. `serve` returns whether it put buffers on the used ring (which
+    /// raises the used-buffer interrupt, unless EVENT_IDX says the driver
+    /// does not want it yet); its error fails the device.
+    /// Returns `None` when the queue could not be served (not live, not
+    /// ready, or `serve` failed), else what `serve` returned.
+    pub fn serve_queue(
+        &mut self,
+        index: usize,
+        env: &mut DeviceEnv<'_>,
+        serve: impl FnOnce(&mut D, &mut SplitQueue, &mut DeviceEnv<'_>) -> Result<bool, QueueError>,
+    ) -> Option<bool> {
         let live = status::DRIVER_OK | status::FEATURES_OK;
         if self.status & live != live
             || self.failure.is_some()
             || self.status & status::DEVICE_NEEDS_RESET != 0
         {
-            return;
+            return None;
         }
-        let Some(queue) = self.queues.get_mut(index) else {
-            return;
-        };
-        if !queue.ready {
-            return;
-        }
+        let queue = self.queues.get_mut(index).filter(|q| q.ready)?;
         let before = queue.used_index();
-        let outcome = self
-            .device
-            .process_queue(index, queue, env)
-            .and_then(|used| Ok(used && queue.needs_interrupt(env.memory, before)?));
+        let outcome = serve(&mut self.device, queue, env)
+            .and_then(|used| Ok((used, used && queue.needs_interrupt(env.memory, before)?)));
         match outcome {
-            Ok(true) => self.interrupt_status |= INT_USED_BUFFER,
-            Ok(false) => {}
-            Err(err) => self.fail(err),
+            Ok((used, interrupt)) => {
+                if interrupt {
+                    self.interrupt_status |= INT_USED_BUFFER;
+                }
+                Some(used)
+            }
+            Err(err) => {
+                self.fail(err);
+                None
+            }
         }
     }
 

@@ -1,10 +1,11 @@
 //! Virtio devices behind the virtio-mmio transport (version 2): the
-//! transport, the device side of split virtqueues, and the console, entropy
-//! and block devices.
+//! transport, the device side of split virtqueues, and the console, entropy,
+//! block and network devices.
 
 pub mod blk;
 pub mod console;
 pub mod mmio;
+pub mod net;
 pub mod queue;
 pub mod rng;
 
@@ -28,7 +29,7 @@ pub const MAX_QUEUES: usize = 2;
 
 /// The device-specific half of a virtio device; the transport does the rest.
 pub trait VirtioDevice {
-    /// The virtio device ID (2 = block, 3 = console, 4 = entropy).
+    /// The virtio device ID (1 = network, 2 = block, 3 = console, 4 = entropy).
     fn device_id(&self) -> u32;
     /// Device-specific feature bits offered (the transport adds
     /// [`TRANSPORT_FEATURES`]).

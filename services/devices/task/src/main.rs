@@ -140,7 +140,7 @@ mod task {
 
     type Devices = DeviceService<Console, KernelIrqs, KernelRam, Entropy, BlockService>;
 
-    /// The service state (about 78 KiB: more than the 64 KiB stack).
+    /// The service state (about 215 KiB: more than the 64 KiB stack).
     static SERVICE: StaticSlot<Devices> = StaticSlot::new();
 
     fn main(_start: Start) -> u32 {
@@ -157,7 +157,7 @@ mod task {
             current: GrantedRam(VmId(0)),
         };
         let built = SERVICE.init_with(|| {
-            DeviceService::new(Console, KernelIrqs, ram, Entropy(entropy)).with_block(BlockService)
+            DeviceService::with_parts(Console, KernelIrqs, ram, Entropy(entropy), BlockService)
         });
         let Some(service) = built else {
             warn!("service state already in use");

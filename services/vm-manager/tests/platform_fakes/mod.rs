@@ -328,6 +328,13 @@ pub fn creation_events(vm: u16, name: &str, vcpus: u8, genid: u8, dtb: &[u8]) ->
             start: 0x1000_3000,
             len: 0x1000,
         }),
+        Event::Ioreq(ioreq::Request::RegisterRange {
+            vm: id,
+            client: DEVICES_CLIENT,
+            space: Space::Mmio,
+            start: 0x1000_4000,
+            len: 0x1000,
+        }),
         Event::Ioreq(ioreq::Request::SetDefaultClient {
             vm: id,
             client: DEVICES_CLIENT,
@@ -353,6 +360,7 @@ pub fn creation_events(vm: u16, name: &str, vcpus: u8, genid: u8, dtb: &[u8]) ->
         }),
         rng_attach(id),
         console_attach(id),
+        nic_attach(id),
         Event::SetDtb {
             vm,
             dtb: dtb.to_vec(),
@@ -389,6 +397,18 @@ pub fn console_attach(vm: VmId) -> Event {
         space: Space::Mmio,
         base: 0x1000_3000,
         irq: 3,
+    })
+}
+
+/// The network card in virtio-mmio slot 3 (PLIC source 4): the guest's
+/// `eth0`.
+pub fn nic_attach(vm: VmId) -> Event {
+    Event::Devices(devices::Request::Attach {
+        vm,
+        device: devices::DeviceKind::VirtioNet,
+        space: Space::Mmio,
+        base: 0x1000_4000,
+        irq: 4,
     })
 }
 
