@@ -57,10 +57,14 @@ fn read_hwrng(s: &mut Session, prefix: &str) -> Vec<u8> {
 /// What QEMU's own virtio-mmio devices (virtio 1.x) negotiate with this
 /// Linux, measured natively with the devices a Mica VM with a disk has
 /// (virtio-rng, virtio-blk on a raw image, a virtio console with one
-/// port): `<device ID> <features>`, the features as Linux's sysfs shows
+/// port, a network card): `<device ID> <features>`, the features as Linux's sysfs shows
 /// them, one character per bit from bit 0. Mica's devices must give the
 /// same.
-const VIRTIO_FEATURES: [&str; 3] = [
+const VIRTIO_FEATURES: [&str; 4] = [
+    // virtio-net: MAC, STATUS; INDIRECT_DESC, EVENT_IDX, VERSION_1 (the
+    // native card is given the same device features: see
+    // [`NATIVE_NET_CARD`]).
+    "0x0001 0000010000000000100000000000110010000000000000000000000000000000",
     // virtio-blk: SEG_MAX, GEOMETRY, BLK_SIZE, FLUSH, TOPOLOGY,
     // CONFIG_WCE, DISCARD, WRITE_ZEROES; INDIRECT_DESC, EVENT_IDX,
     // VERSION_1.
@@ -72,11 +76,18 @@ const VIRTIO_FEATURES: [&str; 3] = [
     "0x0004 0000000000000000000000000000110010000000000000000000000000000000",
 ];
 
+/// QEMU's own virtio-net card as the native reference: on QEMU's user
+/// network, with the device features Mica's card offers (MAC and STATUS:
+/// no offloads, no mergeable receive buffers, no control queue).
+const NATIVE_NET_CARD: &str = "virtio-net-device,netdev=n0,csum=off,guest_csum=off,gso=off,\
+    guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off,guest_announce=off,\
+    host_tso4=off,host_tso6=off,host_ecn=off,host_ufo=off,host_uso=off,guest_uso4=off,\
+    guest_uso6=off,mrg_rxbuf=off,ctrl_vq=off,ctrl_rx=off,ctrl_vlan=off,ctrl_rx_extra=off,\
+    ctrl_mac_addr=off,ctrl_guest_offloads=off,mq=off";
+
 /// Lists, at the Linux shell (lines prefixed with `prefix`), every virtio
 /// device's ID and negotiated features, sorted, as in
-/// [`VIRTIO_FEATURES`]. A network device (ID 0x0001), which Mica's VMs are
-/// getting in other work, is left out until its features are compared
-/// too.
+/// [`VIRTIO_FEATURES`].
 fn virtio_features(s: &mut Session, prefix: &str) -> Vec<String> {
     // Each typed line fits 80 columns with the prompt.
     s.send("cd /sys/bus/virtio/devices\n").unwrap();
@@ -89,7 +100,6 @@ fn virtio_features(s: &mut Session, prefix: &str) -> Vec<String> {
     s.transcript()[from..]
         .iter()
         .filter_map(|line| line.strip_prefix(prefix)?.strip_prefix("vf "))
-        .filter(|line| !line.starts_with("0x0001 "))
         .map(str::to_string)
         .collect()
 }
@@ -472,12 +482,13 @@ fn natively_the_same_disk_mounts_and_reads_the_same() {
         .args(["-m", "128M", "-kernel", &kernel, "-initrd", &initramfs])
         .args(["-append", CMDLINE, "-monitor", "none", "-serial", "stdio"])
         // The devices a Mica VM with a disk has, QEMU's own: entropy,
-        // block, and a console with one port (Mica's has no MULTIPORT),
-        // all virtio 1.x.
+        // block, a console with one port (Mica's has no MULTIPORT) and a
+        // network card, all virtio 1.x.
         .args(["-device", "virtio-rng-device"])
         .args(disk_args(0, image.to_str().unwrap()))
         .args(["-device", "virtio-serial-device,max_ports=1"])
         .args(["-device", "virtconsole"])
+        .args(["-netdev", "user,id=n0", "-device", NATIVE_NET_CARD])
         .args(["-global", "virtio-mmio.force-legacy=false"]);
     let mut s = Session::spawn_with_stdin(qemu).unwrap();
     s.expect(INIT_READY, BOOT).unwrap();
