@@ -144,6 +144,18 @@ fn detach(s: &mut Session) {
 /// Types `command` at the attached Linux shell and returns the first
 /// line of `vm`'s output after the echoed command that starts with
 /// `answer`.
+/// Types `lines` at the guest's shell one at a time, each once the guest
+/// echoed the one before (its first 20 bytes): a burst longer than the
+/// UART's input backlog loses its tail while the guest is busy (loading
+/// its modules, say), as a fast typist's would on a real serial line.
+fn type_lines(s: &mut Session, lines: &[&str]) {
+    for line in lines {
+        s.send(&format!("{line}\n")).unwrap();
+        let head: String = line.chars().take(20).collect();
+        s.expect(&head, ANSWER).unwrap();
+    }
+}
+
 fn type_and_expect(s: &mut Session, vm: &str, command: &str, answer: &str) -> String {
     s.send(&format!("{command}\n")).unwrap();
     let echo = s.expect(command, ANSWER).unwrap();
@@ -562,14 +574,15 @@ fn a_block_service_killed_during_writes_neither_hangs_the_guest_nor_loses_an_ack
     // Block i gets `i` repeated; each write is direct and synced, and says
     // whether the guest was told it is done. Typed as short lines (the
     // guest's echo wraps at 80 columns).
-    for line in [
-        "w() { yes $1 | head -c 4096 > /tmp/b",
-        "dd if=/tmp/b of=/dev/vda bs=4096 seek=$1 oflag=direct conv=fsync 2>/dev/null; }",
-        "for i in $(seq 1 80); do",
-        "w $i && echo \"wrote $i\" || echo \"failed $i\"; done; echo \"writes $((2 * 40))\"",
-    ] {
-        s.send(&format!("{line}\n")).unwrap();
-    }
+    type_lines(
+        &mut s,
+        &[
+            "w() { yes $1 | head -c 4096 > /tmp/b",
+            "dd if=/tmp/b of=/dev/vda bs=4096 seek=$1 oflag=direct conv=fsync 2>/dev/null; }",
+            "for i in $(seq 1 80); do",
+            "w $i && echo \"wrote $i\" || echo \"failed $i\"; done; echo \"writes $((2 * 40))\"",
+        ],
+    );
     // The guest finishes: no write hangs it.
     s.expect("linux | writes 80", LINUX_BOOT).unwrap();
     let lines = s.transcript()[from..].to_vec();
@@ -606,21 +619,22 @@ fn a_block_service_killed_during_writes_neither_hangs_the_guest_nor_loses_an_ack
 fn a_devices_service_killed_during_writes_comes_back_with_the_guests_devices_as_they_were() {
     let (dir, image) = empty_disk("devchaos");
     // The device service (every VM's UART, PLIC and virtio devices) dies
-    // three times, 8 s apart: after Linux is at its shell, while it writes.
-    let mut s = linux_with_disk(&image, &["-append", "mica.chaos=devices@8000x3"]);
+    // three times, 12 s apart: after Linux is at its shell, while it writes.
+    let mut s = linux_with_disk(&image, &["-append", "mica.chaos=devices@12000x3"]);
     let from = s.position();
     // Block i gets `i` repeated, written direct and synced, until the
-    // guest has run 32 s (past the last death); each block the guest was
+    // guest has run 44 s (past the last death); each block the guest was
     // told is done goes to /tmp/ok, each refused to /tmp/bad.
-    for line in [
-        "w() { yes $1 | head -c 4096 > /tmp/b",
-        "dd if=/tmp/b of=/dev/vda bs=4096 seek=$1 oflag=direct conv=fsync 2>/dev/null; }",
-        "up() { cut -d. -f1 /proc/uptime; }; touch /tmp/ok /tmp/bad; i=0",
-        "while [ $(up) -lt 32 ]; do i=$((i + 1)); w $i && echo $i >> /tmp/ok ||",
-        "echo $i >> /tmp/bad; done; echo \"acked $(wc -l < /tmp/ok) of $i\"",
-    ] {
-        s.send(&format!("{line}\n")).unwrap();
-    }
+    type_lines(
+        &mut s,
+        &[
+            "w() { yes $1 | head -c 4096 > /tmp/b",
+            "dd if=/tmp/b of=/dev/vda bs=4096 seek=$1 oflag=direct conv=fsync 2>/dev/null; }",
+            "up() { cut -d. -f1 /proc/uptime; }; touch /tmp/ok /tmp/bad; i=0",
+            "while [ $(up) -lt 44 ]; do i=$((i + 1)); w $i && echo $i >> /tmp/ok ||",
+            "echo $i >> /tmp/bad; done; echo \"acked $(wc -l < /tmp/ok) of $i\"",
+        ],
+    );
     let done = s.expect("linux | acked ", LINUX_BOOT).unwrap();
     let lines = s.transcript()[from..].to_vec();
     let deaths = lines
