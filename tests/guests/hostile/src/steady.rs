@@ -8,15 +8,15 @@
 
 #[cfg(target_os = "none")]
 mod guest {
-    use mica_guest_common::fdt::{self, Dtb};
+    use mica_guest_common::fdt;
     use mica_guest_common::{println, time};
 
     mica_guest_common::entry!(main);
 
     fn main(_hart: usize, dtb: usize) -> ! {
         // SAFETY: under the boot protocol a1 points at the DTB in guest RAM;
-        // `blob_at` refuses addresses below RAM, unaligned ones and bad headers.
-        let dtb = unsafe { fdt::blob_at(dtb) }.and_then(Dtb::parse);
+        // `boot_dtb` refuses addresses below RAM, unaligned ones and bad headers.
+        let dtb = unsafe { fdt::boot_dtb(dtb) };
         let timebase = fdt::timebase_hz(dtb);
         println!("steady: timebase {timebase}");
         let mut tick: u64 = 0;

@@ -12,7 +12,7 @@
 
 #[cfg(target_os = "none")]
 mod guest {
-    use mica_guest_common::fdt::{self, Dtb};
+    use mica_guest_common::fdt;
     use mica_guest_common::println;
 
     /// Neither RAM nor a device on Mica's board.
@@ -27,12 +27,9 @@ mod guest {
 
     fn main(_hart: usize, dtb: usize) -> ! {
         // SAFETY: under the boot protocol a1 points at the DTB in guest RAM;
-        // `blob_at` refuses addresses below RAM, unaligned ones and bad headers.
-        let dtb = unsafe { fdt::blob_at(dtb) }.and_then(Dtb::parse);
-        let name = dtb
-            .and_then(|d| d.property(&["chosen"], "mica,vm-name"))
-            .and_then(fdt::vm_name)
-            .unwrap_or("unnamed");
+        // `boot_dtb` refuses addresses below RAM, unaligned ones and bad headers.
+        let dtb = unsafe { fdt::boot_dtb(dtb) };
+        let name = fdt::vm_name_in(dtb).unwrap_or("unnamed");
         println!("ender: {name} up");
         if name.starts_with("off") {
             println!("ender: powering off");
