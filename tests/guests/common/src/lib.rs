@@ -13,6 +13,7 @@
 
 pub mod boot_info;
 pub mod fdt;
+pub mod steady;
 
 #[cfg(target_arch = "riscv64")]
 mod entry;
