@@ -82,9 +82,9 @@ const fn bad(
     }
 }
 
+use mica_guest_common::OUTSIDE_RAM;
+
 const HUGE: usize = 0xffff_ffff_ffff_0000;
-/// Neither RAM nor a device.
-const NOWHERE: usize = 0x2800_0000;
 
 /// Every extension Mica offers, and some it does not, called with bad
 /// arguments (none of them may stop, power off or reboot the VM).
@@ -181,14 +181,14 @@ pub const BAD_CALLS: &[BadCall] = &[
         "HSM start: hart 7",
         EID_HSM,
         0,
-        [7, NOWHERE, 0, 0, 0, 0],
+        [7, OUTSIDE_RAM, 0, 0, 0, 0],
         INVALID_PARAM,
     ),
     bad(
         "HSM start: a running hart",
         EID_HSM,
         0,
-        [0, NOWHERE, 0, 0, 0, 0],
+        [0, OUTSIDE_RAM, 0, 0, 0, 0],
         ALREADY_AVAILABLE,
     ),
     bad(
@@ -217,7 +217,7 @@ pub const BAD_CALLS: &[BadCall] = &[
         "HSM suspend: non-retentive",
         EID_HSM,
         3,
-        [0x8000_0000, NOWHERE, 0, 0, 0, 0],
+        [0x8000_0000, OUTSIDE_RAM, 0, 0, 0, 0],
         NOT_SUPPORTED,
     ),
     bad(
@@ -238,7 +238,7 @@ pub const BAD_CALLS: &[BadCall] = &[
         "DBCN write: outside RAM",
         EID_DBCN,
         0,
-        [8, NOWHERE, 0, 0, 0, 0],
+        [8, OUTSIDE_RAM, 0, 0, 0, 0],
         INVALID_PARAM,
     ),
     bad(
@@ -252,7 +252,7 @@ pub const BAD_CALLS: &[BadCall] = &[
         "DBCN read: outside RAM",
         EID_DBCN,
         1,
-        [8, NOWHERE, 0, 0, 0, 0],
+        [8, OUTSIDE_RAM, 0, 0, 0, 0],
         INVALID_PARAM,
     ),
     bad("DBCN: unknown function", EID_DBCN, 9, [0; 6], NOT_SUPPORTED),
@@ -274,7 +274,7 @@ pub const BAD_CALLS: &[BadCall] = &[
         "SUSP: resume outside RAM",
         EID_SUSP,
         0,
-        [0, NOWHERE, 0, 0, 0, 0],
+        [0, OUTSIDE_RAM, 0, 0, 0, 0],
         INVALID_ADDRESS,
     ),
     bad(

@@ -12,11 +12,10 @@
 
 #[cfg(target_os = "none")]
 mod guest {
+    use mica_guest_common::OUTSIDE_RAM;
     use mica_guest_common::fdt;
     use mica_guest_common::println;
 
-    /// Neither RAM nor a device on Mica's board.
-    const OUTSIDE_RAM: usize = 0x2800_0000;
     /// A trap vector with nothing behind it.
     const NO_VECTOR: usize = 0x1000;
     /// SBI System Reset ("SRST") and its `system_reset` function.

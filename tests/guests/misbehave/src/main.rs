@@ -13,6 +13,7 @@
 
 #[cfg(target_os = "none")]
 mod guest {
+    use mica_guest_common::OUTSIDE_RAM;
     use mica_guest_common::println;
     use mica_guest_common::uart::Uart;
 
@@ -23,8 +24,6 @@ mod guest {
     const EID_DBCN: usize = 0x4442_434e;
     const DBCN_WRITE: usize = 0;
 
-    /// Neither RAM nor a device on Mica's board (nor anything on QEMU virt's).
-    const OUTSIDE_RAM: usize = 0x2800_0000;
     /// An address with no code: far above RAM.
     const WILD_JUMP: usize = 0x7_dead_0000;
 
