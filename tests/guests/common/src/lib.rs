@@ -18,6 +18,8 @@ pub mod steady;
 #[cfg(target_arch = "riscv64")]
 mod entry;
 #[cfg(target_arch = "riscv64")]
+pub mod sbi;
+#[cfg(target_arch = "riscv64")]
 pub mod time;
 #[cfg(target_arch = "riscv64")]
 pub mod uart;

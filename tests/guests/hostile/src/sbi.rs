@@ -2,14 +2,14 @@
 //! with the error each must get (SBI 2.0: -1 failed, -2 not supported,
 //! -3 invalid param, -5 invalid address, -6 already available).
 
+use mica_guest_common::sbi::{self, EID_DBCN, EID_SRST};
+
 /// Extension IDs.
 pub const EID_TIME: usize = 0x5449_4d45;
 const EID_BASE: usize = 0x10;
 const EID_IPI: usize = 0x0073_5049;
 const EID_RFENCE: usize = 0x5246_4e43;
 const EID_HSM: usize = 0x0048_534d;
-const EID_SRST: usize = 0x5352_5354;
-const EID_DBCN: usize = 0x4442_434e;
 const EID_SUSP: usize = 0x5355_5350;
 const EID_PMU: usize = 0x0050_4d55;
 
@@ -22,24 +22,9 @@ pub const ALREADY_AVAILABLE: isize = -6;
 /// `ecall` with extension `eid`, function `fid` and `args` in a0..a5:
 /// (error, value).
 pub fn call(eid: usize, fid: usize, args: [usize; 6]) -> (isize, usize) {
-    let (error, value): (usize, usize);
-    // SAFETY: an SBI call; the hypervisor reads the argument registers and
-    // writes a0/a1 (none of these calls hands it memory it may write).
-    unsafe {
-        core::arch::asm!(
-            "ecall",
-            inlateout("a0") args[0] => error,
-            inlateout("a1") args[1] => value,
-            in("a2") args[2],
-            in("a3") args[3],
-            in("a4") args[4],
-            in("a5") args[5],
-            in("a6") fid,
-            in("a7") eid,
-            options(nostack),
-        );
-    }
-    (error as isize, value)
+    // SAFETY: an SBI call; none of these calls hands the hypervisor memory
+    // it may write.
+    unsafe { sbi::ecall(eid, fid, args) }
 }
 
 /// TIME `set_timer`.

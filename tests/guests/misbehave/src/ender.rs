@@ -14,12 +14,11 @@
 mod guest {
     use mica_guest_common::OUTSIDE_RAM;
     use mica_guest_common::fdt;
-    use mica_guest_common::println;
+    use mica_guest_common::{println, sbi};
 
     /// A trap vector with nothing behind it.
     const NO_VECTOR: usize = 0x1000;
-    /// SBI System Reset ("SRST") and its `system_reset` function.
-    const EID_SRST: usize = 0x5352_5354;
+    /// SBI SRST's `system_reset` function.
     const SYSTEM_RESET: usize = 0;
 
     mica_guest_common::entry!(main);
@@ -34,16 +33,7 @@ mod guest {
             println!("ender: powering off");
             // SAFETY: SBI SRST shutdown (type 0, reason 0); it does not
             // return under Mica, and touches no memory.
-            unsafe {
-                core::arch::asm!(
-                    "ecall",
-                    inlateout("a0") 0usize => _,
-                    inlateout("a1") 0usize => _,
-                    in("a6") SYSTEM_RESET,
-                    in("a7") EID_SRST,
-                    options(nostack),
-                );
-            }
+            unsafe { sbi::ecall(sbi::EID_SRST, SYSTEM_RESET, [0; 6]) };
             println!("ender: FAILED: still running after the power-off");
             loop {
                 core::hint::spin_loop();
