@@ -32,6 +32,14 @@ use crate::syscall_vm::{self, VmHost};
 pub trait Machine: VmHost + ConsoleHost + StatsHost + EntropyHost {
     /// Sets `task`'s result registers: `status` (a0) and `values` (a1-a3).
     fn set_result(&mut self, task: TaskId, status: usize, values: [usize; 3]);
+    /// Sets `task`'s result registers from `result`: `OK` and its values,
+    /// or the error's status and zeros.
+    fn set_outcome(&mut self, task: TaskId, result: Result<[usize; 3], Error>) {
+        match result {
+            Ok(values) => self.set_result(task, OK, values),
+            Err(e) => self.set_result(task, status_of(e), [0; 3]),
+        }
+    }
     /// Copies the first `len` (at most `ipc::MAX_MESSAGE_SIZE`) bytes of
     /// `from`'s IPC buffer to `to`'s.
     fn copy_message(&mut self, from: TaskId, to: TaskId, len: usize);
@@ -375,14 +383,12 @@ fn restart<M: Machine>(
             None => Err(Error::InvalidArgument),
         }
     };
-    match result {
-        Ok(new) => {
-            let serves = new.serves.map_or(ipc::syscall::SERVES_NOTHING, usize::from);
-            let lived = usize::try_from(new.lived_ms).unwrap_or(usize::MAX);
-            machine.set_result(current, OK, [new.task.slot(), serves, lived]);
-        }
-        Err(e) => machine.set_result(current, status_of(e), [0; 3]),
-    }
+    let values = result.map(|new| {
+        let serves = new.serves.map_or(ipc::syscall::SERVES_NOTHING, usize::from);
+        let lived = usize::try_from(new.lived_ms).unwrap_or(usize::MAX);
+        [new.task.slot(), serves, lived]
+    });
+    machine.set_outcome(current, values);
     objects.sched.schedule()
 }
 

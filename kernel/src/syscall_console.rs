@@ -99,10 +99,7 @@ pub fn dispatch<M: Machine>(
         Sysno::ConsolePut => console_put(objects, machine, current, args[0], args[1]),
         _ => Err(Error::InvalidArgument),
     };
-    match result {
-        Ok(values) => machine.set_result(current, OK, values),
-        Err(e) => machine.set_result(current, status_of(e), [0; 3]),
-    }
+    machine.set_outcome(current, result);
     Decision::Continue
 }
 

@@ -7,7 +7,6 @@
 //! for randomness.
 
 use ipc::Error;
-use ipc::syscall::{OK, status_of};
 use mica_boot::image::KernelRights;
 
 use crate::obj::ids::TaskId;
@@ -40,10 +39,7 @@ pub fn entropy<M: Machine>(objects: &KernelObjects, machine: &mut M, current: Ta
     } else {
         Err(Error::PermissionDenied)
     };
-    match result {
-        Ok(bits) => machine.set_result(current, OK, [bits as usize, 0, 0]),
-        Err(e) => machine.set_result(current, status_of(e), [0; 3]),
-    }
+    machine.set_outcome(current, result.map(|bits| [bits as usize, 0, 0]));
     Decision::Continue
 }
 
@@ -51,7 +47,7 @@ pub fn entropy<M: Machine>(objects: &KernelObjects, machine: &mut M, current: Ta
 mod tests {
     use std::collections::BTreeMap;
 
-    use ipc::syscall::Sysno;
+    use ipc::syscall::{OK, Sysno, status_of};
 
     use super::*;
     use crate::obj::sched::Priority;

@@ -10,9 +10,7 @@
 
 use ipc::Error;
 use ipc::syscall::vm_exit::{self, ExitRecord};
-use ipc::syscall::{
-    DEVICE_STATE_BYTES, IOREQ_BADGE, IPC_BUFFER_SIZE, MAX_VMS, OK, Sysno, status_of,
-};
+use ipc::syscall::{DEVICE_STATE_BYTES, IOREQ_BADGE, IPC_BUFFER_SIZE, MAX_VMS, OK, Sysno};
 use mica_boot::image::KernelRights;
 
 use crate::obj::MAX_ENDPOINTS;
@@ -321,10 +319,7 @@ pub fn dispatch<M: Machine>(
             .map(|values| values.map(|v| v as usize)),
         _ => Err(Error::InvalidArgument),
     };
-    match result {
-        Ok(values) => machine.set_result(current, OK, values),
-        Err(e) => machine.set_result(current, status_of(e), [0; 3]),
-    }
+    machine.set_outcome(current, result);
     objects.sched.schedule()
 }
 

@@ -11,6 +11,7 @@ use super::*;
 use crate::obj::sched::{Priority, TaskState};
 use crate::obj::task::DeathNotice;
 use crate::syscall;
+use ipc::syscall::status_of;
 
 #[derive(Default)]
 struct Host {

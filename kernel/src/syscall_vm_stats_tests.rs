@@ -7,6 +7,7 @@ use super::*;
 use crate::obj::sched::Priority;
 use crate::syscall;
 use crate::vm::stats::{ExitKind, VmStats};
+use ipc::syscall::status_of;
 
 /// A machine whose VMs have the counters in `stats`, read with a 10 MHz
 /// clock; `None` in `stats` for a machine without guests.

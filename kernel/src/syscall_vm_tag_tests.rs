@@ -10,6 +10,7 @@ use std::vec::Vec;
 use super::*;
 use crate::obj::sched::Priority;
 use crate::syscall;
+use ipc::syscall::status_of;
 
 /// A machine with tags `1..=tags`; it checks, as hardware would need, that
 /// no tag it is given belongs to a live VM.

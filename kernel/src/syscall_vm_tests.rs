@@ -12,6 +12,7 @@ use crate::obj::rights::Rights;
 use crate::obj::sched::{Priority, TaskState};
 use crate::syscall;
 use ipc::syscall::MAX_DEBUG_WRITE;
+use ipc::syscall::status_of;
 
 #[derive(Default)]
 struct Host {

@@ -265,12 +265,7 @@ pub fn decode_access(bytes: &[u8]) -> Option<Access> {
     let (space, at) = take_space(bytes, at)?;
     let (addr, at) = take_varint::<64>(bytes, at)?;
     let size = *bytes.get(at)?;
-    let (write, end) = if write {
-        let (value, end) = take_varint::<64>(bytes, at + 1)?;
-        (Some(value), end)
-    } else {
-        (None, at + 1)
-    };
+    let (write, end) = take_value_if(write, bytes, at + 1)?;
     if end != bytes.len() {
         return None;
     }
@@ -392,6 +387,17 @@ fn take_space(bytes: &[u8], at: usize) -> Option<(Space, usize)> {
 }
 
 /// A postcard `Option` tag at `bytes[at..]`: whether it is `Some`.
+/// The u64 varint at `at` if `present` (a write's value), nothing
+/// otherwise; with where the rest starts.
+#[inline]
+fn take_value_if(present: bool, bytes: &[u8], at: usize) -> Option<(Option<u64>, usize)> {
+    if !present {
+        return Some((None, at));
+    }
+    let (value, end) = take_varint::<64>(bytes, at)?;
+    Some((Some(value), end))
+}
+
 #[inline]
 fn take_option(bytes: &[u8], at: usize) -> Option<(bool, usize)> {
     match *bytes.get(at)? {
@@ -422,12 +428,7 @@ pub fn decode_write_batch(bytes: &[u8]) -> Option<WriteBatchView<'_>> {
         let (addr, at) = take_varint::<64>(bytes, at)?;
         let size = *bytes.get(at)?;
         let (is_write, at) = take_option(bytes, at + 1)?;
-        let (write, at) = if is_write {
-            let (value, at) = take_varint::<64>(bytes, at)?;
-            (Some(value), at)
-        } else {
-            (None, at)
-        };
+        let (write, at) = take_value_if(is_write, bytes, at)?;
         let access = WaitedAccess {
             space,
             addr,

@@ -394,8 +394,19 @@ pub fn fill(page: &mut IoreqPage, request: &IoRequest) -> Result<(), SlotError> 
 /// and left COMPLETE, for the kernel to decide (e.g. reset it with
 /// [`IoreqSlot::free`] and inject a fault).
 pub fn take_completion(page: &mut IoreqPage, vcpu: u8) -> Result<IoRequest, SlotError> {
+    decode_and_step(page, vcpu, SlotEvent::Reclaim)
+}
+
+/// Decodes `vcpu`'s request and moves its slot on by `event`; a request
+/// that does not decode, or a state `event` cannot leave, changes nothing.
+#[inline]
+fn decode_and_step(
+    page: &mut IoreqPage,
+    vcpu: u8,
+    event: SlotEvent,
+) -> Result<IoRequest, SlotError> {
     let slot = slot_in(page, vcpu)?;
-    let next = step(slot, SlotEvent::Reclaim)?;
+    let next = step(slot, event)?;
     let request = decode(slot, vcpu)?;
     slot.processed = next.raw();
     Ok(request)
@@ -462,11 +473,7 @@ pub fn take_matching(
 /// PENDING; see [`abandon`].
 #[inline]
 pub fn begin_processing(page: &mut IoreqPage, vcpu: u8) -> Result<IoRequest, SlotError> {
-    let slot = slot_in(page, vcpu)?;
-    let next = step(slot, SlotEvent::Dispatch)?;
-    let request = decode(slot, vcpu)?;
-    slot.processed = next.raw();
-    Ok(request)
+    decode_and_step(page, vcpu, SlotEvent::Dispatch)
 }
 
 /// Service side: stores the result of `request` (only for a read, cut to

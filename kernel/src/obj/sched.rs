@@ -220,8 +220,8 @@ impl Scheduler {
     /// Moves a blocked `task` to another blocked state (a caller whose
     /// request was taken now waits for the reply instead of to send).
     pub fn rewait(&mut self, task: TaskId, blocked: TaskState) -> Result<(), SchedError> {
-        let entry = self.entry(task)?;
-        if !entry.state.is_blocked() || !blocked.is_blocked() {
+        let entry = self.blocked_entry(task)?;
+        if !blocked.is_blocked() {
             return Err(SchedError::IllegalTransition { from: entry.state });
         }
         self.set_state(task, blocked);
@@ -232,10 +232,7 @@ impl Scheduler {
     /// [`Scheduler::schedule`] once all wake-ups of an event are done: it
     /// decides whether the current task is preempted.
     pub fn unblock(&mut self, task: TaskId) -> Result<(), SchedError> {
-        let entry = self.entry(task)?;
-        if !entry.state.is_blocked() {
-            return Err(SchedError::IllegalTransition { from: entry.state });
-        }
+        self.blocked_entry(task)?;
         self.enqueue(task, false);
         Ok(())
     }
@@ -249,10 +246,7 @@ impl Scheduler {
     /// worked on its behalf; after that it goes to the back, refilled, and
     /// its peers get their turns first.
     pub fn unblock_boosted(&mut self, task: TaskId) -> Result<(), SchedError> {
-        let entry = self.entry(task)?;
-        if !entry.state.is_blocked() {
-            return Err(SchedError::IllegalTransition { from: entry.state });
-        }
+        let entry = self.blocked_entry(task)?;
         let turn_over = entry
             .turn_start
             .is_some_and(|start| self.ticks.wrapping_sub(start) >= u64::from(TIMESLICE_TICKS));
@@ -586,6 +580,16 @@ impl Scheduler {
             Some(e) if e.task == task => Ok(e),
             _ => Err(SchedError::UnknownTask),
         }
+    }
+
+    /// `task`'s entry if it is blocked; `IllegalTransition` from its
+    /// state otherwise.
+    fn blocked_entry(&self, task: TaskId) -> Result<Entry, SchedError> {
+        let entry = self.entry(task)?;
+        if !entry.state.is_blocked() {
+            return Err(SchedError::IllegalTransition { from: entry.state });
+        }
+        Ok(entry)
     }
 }
 

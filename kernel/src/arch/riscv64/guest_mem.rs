@@ -10,7 +10,6 @@ use alloc::vec::Vec;
 
 use ipc::Error;
 use ipc::ioreq_abi::page::IoreqPage;
-use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::syscall::GUEST_IMAGE_OFFSET;
 
 use super::fpu::{FpOwner, FpRegs};
@@ -90,7 +89,7 @@ impl GuestVm {
             stray_reported: false,
             bad_completion_reported: false,
         };
-        *vm.page() = IoreqPage::new();
+        *vm.io.page() = IoreqPage::new();
         let mapped = gstage::map_range(
             &mut FrameTables::recording(frames, &mut vm.tables),
             root,
@@ -105,24 +104,6 @@ impl GuestVm {
         }
         hfence_gvma_all();
         Ok(vm)
-    }
-
-    /// The VM's ioreq page.
-    #[inline]
-    pub fn page(&mut self) -> &mut IoreqPage {
-        self.io.page()
-    }
-
-    /// Offers the guest's store `write` to the VM's posted-write ring
-    /// ([`IoreqFrames::post`]): whether it was posted.
-    #[inline]
-    pub(super) fn post_write(&mut self, write: &PostedWrite) -> bool {
-        self.io.post(write, &mut self.vm.stats)
-    }
-
-    /// Whether the exit being handled waits for the posted writes first.
-    pub(super) fn drain_first(&mut self) -> bool {
-        self.io.drain_first()
     }
 
     /// Whether writes were posted since the ioreq task last heard.
@@ -215,7 +196,7 @@ impl GuestVm {
     pub fn reset(&mut self) {
         self.vcpu.run = VcpuRun::Stopped;
         self.vcpu.pending = None;
-        *self.page() = IoreqPage::new();
+        *self.io.page() = IoreqPage::new();
         self.ram.zero();
         self.dtb_gpa = 0;
     }

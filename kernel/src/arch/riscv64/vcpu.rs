@@ -290,7 +290,7 @@ impl GuestVm {
     /// [`crate::vm::posted::Posting::drain_first`]: until then the vCPU yields and the guest
     /// faults again).
     fn stop(&mut self, reason: StopReason) -> Option<RunOutcome> {
-        if self.drain_first() {
+        if self.io.drain_first() {
             return Some(RunOutcome::Preempted);
         }
         let pc = self.vcpu.frame.sepc as u64;
@@ -358,7 +358,7 @@ impl GuestVm {
     /// boot. Only when the guest cannot take it (its own trap vector is
     /// where the fetch failed) is the VM stopped.
     fn stray_access(&mut self, access: GuestAccess, gpa: u64, gva: usize) -> Option<RunOutcome> {
-        if self.drain_first() {
+        if self.io.drain_first() {
             return Some(RunOutcome::Preempted);
         }
         self.sync_vs();
@@ -465,18 +465,21 @@ impl GuestVm {
             store,
         };
         if let Some(value) = store
-            && self.post_write(&PostedWrite {
-                space: Space::Mmio,
-                addr: gpa,
-                size: exit.size,
-                value,
-            })
+            && self.io.post(
+                &PostedWrite {
+                    space: Space::Mmio,
+                    addr: gpa,
+                    size: exit.size,
+                    value,
+                },
+                &mut self.vm.stats,
+            )
         {
             self.vcpu.frame.sepc += usize::from(access.insn_len);
             return None;
         }
         let id = self.vcpu.id;
-        if ioreq_path::submit(self.page(), id, exit).is_err() {
+        if ioreq_path::submit(self.io.page(), id, exit).is_err() {
             return self.stop(StopReason::BadIoCompletion);
         }
         self.vcpu.pending = Some(PendingMmio {
@@ -502,7 +505,7 @@ impl GuestVm {
             return Err(Error::BadSlotState);
         };
         let id = self.vcpu.id;
-        match ioreq_path::collect(self.page(), id, &pending.request) {
+        match ioreq_path::collect(self.io.page(), id, &pending.request) {
             Ok(Some(value)) => self.finish_io(pending.access, value),
             Ok(None) => Err(Error::BadSlotState),
             Err(error) => {

@@ -64,7 +64,7 @@ impl GuestVm {
             SbiEffect::PowerOff { .. } | SbiEffect::Reboot { .. } => {
                 // Posted output first: the call is undone (its arguments
                 // back, the pc on the `ecall`) and made again after.
-                if self.drain_first() {
+                if self.io.drain_first() {
                     let v = &mut self.vcpu;
                     v.frame.regs[10] = args[0];
                     v.frame.regs[11] = args[1];

@@ -120,7 +120,7 @@ impl GuestVm {
                 GuestExit::Hypercall => {
                     let null = self.vcpu.rax() == ipc::syscall::X86_HYPERCALL_NULL;
                     // A power-off: posted output first.
-                    if !null && self.drain_first() {
+                    if !null && self.io.drain_first() {
                         return RunOutcome::Preempted;
                     }
                     if null {
@@ -165,7 +165,7 @@ impl GuestVm {
     /// [`crate::vm::posted::Posting::drain_first`]: until then the vCPU
     /// yields and the guest exits again on the same instruction).
     fn stop(&mut self, reason: StopReason) -> RunOutcome {
-        if self.drain_first() {
+        if self.io.drain_first() {
             return RunOutcome::Preempted;
         }
         let pc = self.vcpu.rip();
@@ -192,18 +192,21 @@ impl GuestVm {
             return None;
         }
         if let Some(value) = pio.write
-            && self.post_write(&PostedWrite {
-                space: Space::Pio,
-                addr: u64::from(pio.port),
-                size: pio.size,
-                value: u64::from(value),
-            })
+            && self.io.post(
+                &PostedWrite {
+                    space: Space::Pio,
+                    addr: u64::from(pio.port),
+                    size: pio.size,
+                    value: u64::from(value),
+                },
+                &mut self.vm.stats,
+            )
         {
             self.vcpu.set_rip(next_rip);
             return None;
         }
         let request = pio.request(0);
-        if slot::fill(self.page(), &request).is_err() {
+        if slot::fill(self.io.page(), &request).is_err() {
             return Some(self.stop(StopReason::BadIoCompletion));
         }
         self.pending = Some(PendingIo { pio, next_rip });
@@ -218,7 +221,7 @@ impl GuestVm {
         let Some(pending) = self.pending else {
             return Ok(false);
         };
-        let value = match ioreq_path::collect(self.page(), 0, &pending.pio.request(0)) {
+        let value = match ioreq_path::collect(self.io.page(), 0, &pending.pio.request(0)) {
             Ok(Some(value)) => value,
             Ok(None) => return Ok(false),
             Err(_) => return Err(StopReason::BadIoCompletion),

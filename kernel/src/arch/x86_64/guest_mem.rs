@@ -13,7 +13,6 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use ipc::Error;
 use ipc::ioreq_abi::page::IoreqPage;
-use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::syscall::{GUEST_IMAGE_OFFSET, GUEST_RAM_BASE, X86_GUEST_PML4, X86_GUEST_STACK_TOP};
 use log::{info, warn};
 
@@ -304,26 +303,8 @@ impl GuestVm {
             boot_info_gpa: 0,
         };
         fill(ram, ram_bytes, 0);
-        *vm.page() = IoreqPage::new();
+        *vm.io.page() = IoreqPage::new();
         Ok(vm)
-    }
-
-    /// The VM's ioreq page.
-    #[inline]
-    pub(super) fn page(&mut self) -> &mut IoreqPage {
-        self.io.page()
-    }
-
-    /// Offers the guest's port write `write` to the VM's posted-write ring
-    /// ([`IoreqFrames::post`]): whether it was posted.
-    #[inline]
-    pub(super) fn post_write(&mut self, write: &PostedWrite) -> bool {
-        self.io.post(write, &mut self.vm.stats)
-    }
-
-    /// Whether the exit being handled waits for the posted writes first.
-    pub(super) fn drain_first(&mut self) -> bool {
-        self.io.drain_first()
     }
 
     /// Whether writes were posted since the ioreq task last heard.
@@ -435,7 +416,7 @@ impl GuestVm {
         self.fp.restart();
         self.run = VcpuRun::Runnable;
         self.pending = None;
-        *self.page() = IoreqPage::new();
+        *self.io.page() = IoreqPage::new();
         self.vm = self.vm.restarted();
         if let Err(e) = entered {
             warn!("vmx: {} cannot enter long mode: {e}", self.vm.name);
@@ -456,7 +437,7 @@ impl GuestVm {
     pub fn reset(&mut self) {
         self.run = VcpuRun::Stopped;
         self.pending = None;
-        *self.page() = IoreqPage::new();
+        *self.io.page() = IoreqPage::new();
         self.ram.zero();
         self.boot_info_gpa = 0;
     }

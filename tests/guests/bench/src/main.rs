@@ -43,7 +43,7 @@
 
 #[cfg(target_os = "none")]
 mod guest {
-    use mica_guest_common::fdt::{self, Dtb};
+    use mica_guest_common::fdt;
     use mica_guest_common::println;
     use mica_guest_common::time;
     use mica_guest_common::uart::UART_BASE;
@@ -326,8 +326,8 @@ mod guest {
 
     fn main(_hart: usize, dtb: usize) -> ! {
         // SAFETY: under the boot protocol a1 points at the DTB in guest RAM;
-        // `blob_at` refuses addresses below RAM, unaligned ones and bad headers.
-        let hz = fdt::timebase_hz(unsafe { fdt::blob_at(dtb) }.and_then(Dtb::parse));
+        // `boot_dtb` refuses addresses below RAM, unaligned ones and bad headers.
+        let hz = fdt::timebase_hz(unsafe { fdt::boot_dtb(dtb) });
         let empty = count(ROUNDS, || core::hint::black_box(()));
         let sbi = count(ROUNDS, null_sbi_call);
         let mmio = count(ROUNDS, || {

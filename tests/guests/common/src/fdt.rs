@@ -59,6 +59,16 @@ pub unsafe fn blob_at<'a>(addr: usize) -> Option<&'a [u8]> {
     Some(unsafe { core::slice::from_raw_parts(addr as *const u8, size) })
 }
 
+/// The checked device tree at `addr`, the boot protocol's a1: [`blob_at`]
+/// then [`Dtb::parse`]; `None` when either refuses it.
+///
+/// # Safety
+/// As [`blob_at`].
+pub unsafe fn boot_dtb<'a>(addr: usize) -> Option<Dtb<'a>> {
+    // SAFETY: the caller gives `blob_at`'s guarantee.
+    unsafe { blob_at(addr) }.and_then(Dtb::parse)
+}
+
 /// A device tree whose header was checked against the blob it came in.
 #[derive(Debug, Clone, Copy)]
 pub struct Dtb<'a> {
@@ -161,6 +171,13 @@ pub fn vm_name(value: &[u8]) -> Option<&str> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     valid.then_some(name)
+}
+
+/// The VM's name from `/chosen/mica,vm-name` of `dtb`, if there is a tree
+/// and the name is valid ([`vm_name`]).
+pub fn vm_name_in(dtb: Option<Dtb<'_>>) -> Option<&str> {
+    dtb.and_then(|d| d.property(&["chosen"], "mica,vm-name"))
+        .and_then(vm_name)
 }
 
 /// The timebase when the device tree gives none (Mica's and QEMU virt's).

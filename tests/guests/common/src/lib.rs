@@ -13,9 +13,12 @@
 
 pub mod boot_info;
 pub mod fdt;
+pub mod steady;
 
 #[cfg(target_arch = "riscv64")]
 mod entry;
+#[cfg(target_arch = "riscv64")]
+pub mod sbi;
 #[cfg(target_arch = "riscv64")]
 pub mod time;
 #[cfg(target_arch = "riscv64")]
@@ -25,6 +28,11 @@ pub mod x86;
 
 /// Where the QEMU-virt-like board (Mica's and QEMU's) puts guest RAM.
 pub const RAM_BASE: usize = 0x8000_0000;
+
+/// Neither RAM nor a device for any test guest, RISC-V or x86 (nor anything
+/// on QEMU virt's board): 640 MiB, inside an x86 guest's 1 GiB identity
+/// map. A guest's access there is its own fault.
+pub const OUTSIDE_RAM: usize = 0x2800_0000;
 
 /// Declares the guest's Rust entry point: `$main(hart_id, dtb_address)`,
 /// called once on the boot hart with a stack and a zeroed `.bss`.

@@ -29,9 +29,12 @@ _start:
     "#
 );
 
-const COM1: u16 = 0x3f8;
-const LSR: u16 = COM1 + 5;
-const LSR_THRE: u8 = 1 << 5;
+/// COM1's base port, which is also its transmit holding register (THR).
+pub const COM1: u16 = 0x3f8;
+/// COM1's line status register.
+pub const LSR: u16 = COM1 + 5;
+/// LSR.THRE: the transmit holding register is empty.
+pub const LSR_THRE: u8 = 1 << 5;
 
 /// Reads a byte from `port` (an exit to Mica, served by its devices task).
 #[inline(always)]

@@ -153,8 +153,8 @@ mod guest {
 
     fn main(_hart: usize, dtb: usize) -> ! {
         // SAFETY: under the boot protocol a1 points at the DTB in guest RAM;
-        // `blob_at` refuses addresses below RAM, unaligned ones and bad headers.
-        let dtb = unsafe { fdt::blob_at(dtb) }.and_then(Dtb::parse);
+        // `boot_dtb` refuses addresses below RAM, unaligned ones and bad headers.
+        let dtb = unsafe { fdt::boot_dtb(dtb) };
         let timebase = fdt::timebase_hz(dtb);
         let genid = vmgenid(dtb);
         match &genid {

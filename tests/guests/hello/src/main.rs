@@ -11,18 +11,16 @@
 
 #[cfg(target_os = "none")]
 mod guest {
-    use mica_guest_common::fdt::{self, Dtb};
+    use mica_guest_common::fdt;
     use mica_guest_common::{println, time};
 
     mica_guest_common::entry!(main);
 
     fn main(_hart: usize, dtb: usize) -> ! {
         // SAFETY: under the boot protocol a1 points at the DTB in guest RAM;
-        // `blob_at` refuses addresses below RAM, unaligned ones and bad headers.
-        let dtb = unsafe { fdt::blob_at(dtb) }.and_then(Dtb::parse);
-        let name = dtb
-            .and_then(|d| d.property(&["chosen"], "mica,vm-name"))
-            .and_then(fdt::vm_name);
+        // `boot_dtb` refuses addresses below RAM, unaligned ones and bad headers.
+        let dtb = unsafe { fdt::boot_dtb(dtb) };
+        let name = fdt::vm_name_in(dtb);
         let timebase = fdt::timebase_hz(dtb);
         match name {
             Some(name) => println!("hello from {name}"),

@@ -46,7 +46,7 @@ mod guest {
     use crate::{privileged, sbi, trap, virtio};
 
     /// Mica's (and QEMU's) timebase.
-    const TIMEBASE_HZ: u64 = 10_000_000;
+    const TIMEBASE_HZ: u64 = mica_guest_common::fdt::DEFAULT_TIMEBASE_HZ;
     /// How long it sleeps before the first phase.
     const QUIET_SECONDS: u64 = 4;
     const STORM: usize = 2000;

@@ -2,14 +2,14 @@
 //! with the error each must get (SBI 2.0: -1 failed, -2 not supported,
 //! -3 invalid param, -5 invalid address, -6 already available).
 
+use mica_guest_common::sbi::{self, EID_DBCN, EID_SRST};
+
 /// Extension IDs.
 pub const EID_TIME: usize = 0x5449_4d45;
 const EID_BASE: usize = 0x10;
 const EID_IPI: usize = 0x0073_5049;
 const EID_RFENCE: usize = 0x5246_4e43;
 const EID_HSM: usize = 0x0048_534d;
-const EID_SRST: usize = 0x5352_5354;
-const EID_DBCN: usize = 0x4442_434e;
 const EID_SUSP: usize = 0x5355_5350;
 const EID_PMU: usize = 0x0050_4d55;
 
@@ -22,24 +22,9 @@ pub const ALREADY_AVAILABLE: isize = -6;
 /// `ecall` with extension `eid`, function `fid` and `args` in a0..a5:
 /// (error, value).
 pub fn call(eid: usize, fid: usize, args: [usize; 6]) -> (isize, usize) {
-    let (error, value): (usize, usize);
-    // SAFETY: an SBI call; the hypervisor reads the argument registers and
-    // writes a0/a1 (none of these calls hands it memory it may write).
-    unsafe {
-        core::arch::asm!(
-            "ecall",
-            inlateout("a0") args[0] => error,
-            inlateout("a1") args[1] => value,
-            in("a2") args[2],
-            in("a3") args[3],
-            in("a4") args[4],
-            in("a5") args[5],
-            in("a6") fid,
-            in("a7") eid,
-            options(nostack),
-        );
-    }
-    (error as isize, value)
+    // SAFETY: an SBI call; none of these calls hands the hypervisor memory
+    // it may write.
+    unsafe { sbi::ecall(eid, fid, args) }
 }
 
 /// TIME `set_timer`.
@@ -82,9 +67,9 @@ const fn bad(
     }
 }
 
+use mica_guest_common::OUTSIDE_RAM;
+
 const HUGE: usize = 0xffff_ffff_ffff_0000;
-/// Neither RAM nor a device.
-const NOWHERE: usize = 0x2800_0000;
 
 /// Every extension Mica offers, and some it does not, called with bad
 /// arguments (none of them may stop, power off or reboot the VM).
@@ -181,14 +166,14 @@ pub const BAD_CALLS: &[BadCall] = &[
         "HSM start: hart 7",
         EID_HSM,
         0,
-        [7, NOWHERE, 0, 0, 0, 0],
+        [7, OUTSIDE_RAM, 0, 0, 0, 0],
         INVALID_PARAM,
     ),
     bad(
         "HSM start: a running hart",
         EID_HSM,
         0,
-        [0, NOWHERE, 0, 0, 0, 0],
+        [0, OUTSIDE_RAM, 0, 0, 0, 0],
         ALREADY_AVAILABLE,
     ),
     bad(
@@ -217,7 +202,7 @@ pub const BAD_CALLS: &[BadCall] = &[
         "HSM suspend: non-retentive",
         EID_HSM,
         3,
-        [0x8000_0000, NOWHERE, 0, 0, 0, 0],
+        [0x8000_0000, OUTSIDE_RAM, 0, 0, 0, 0],
         NOT_SUPPORTED,
     ),
     bad(
@@ -238,7 +223,7 @@ pub const BAD_CALLS: &[BadCall] = &[
         "DBCN write: outside RAM",
         EID_DBCN,
         0,
-        [8, NOWHERE, 0, 0, 0, 0],
+        [8, OUTSIDE_RAM, 0, 0, 0, 0],
         INVALID_PARAM,
     ),
     bad(
@@ -252,7 +237,7 @@ pub const BAD_CALLS: &[BadCall] = &[
         "DBCN read: outside RAM",
         EID_DBCN,
         1,
-        [8, NOWHERE, 0, 0, 0, 0],
+        [8, OUTSIDE_RAM, 0, 0, 0, 0],
         INVALID_PARAM,
     ),
     bad("DBCN: unknown function", EID_DBCN, 9, [0; 6], NOT_SUPPORTED),
@@ -274,7 +259,7 @@ pub const BAD_CALLS: &[BadCall] = &[
         "SUSP: resume outside RAM",
         EID_SUSP,
         0,
-        [0, NOWHERE, 0, 0, 0, 0],
+        [0, OUTSIDE_RAM, 0, 0, 0, 0],
         INVALID_ADDRESS,
     ),
     bad(

@@ -8,30 +8,16 @@
 
 #[cfg(target_os = "none")]
 mod guest {
-    use mica_guest_common::fdt::{self, Dtb};
-    use mica_guest_common::{println, time};
+    use mica_guest_common::uart::Uart;
+    use mica_guest_common::{fdt, steady, time};
 
     mica_guest_common::entry!(main);
 
     fn main(_hart: usize, dtb: usize) -> ! {
         // SAFETY: under the boot protocol a1 points at the DTB in guest RAM;
-        // `blob_at` refuses addresses below RAM, unaligned ones and bad headers.
-        let dtb = unsafe { fdt::blob_at(dtb) }.and_then(Dtb::parse);
-        let timebase = fdt::timebase_hz(dtb);
-        println!("steady: timebase {timebase}");
-        let mut tick: u64 = 0;
-        let mut start = time::now();
-        loop {
-            let mut spins: u64 = 0;
-            let mut now = start;
-            while now.wrapping_sub(start) < timebase {
-                spins += 1;
-                now = time::now();
-            }
-            tick += 1;
-            start = now;
-            println!("steady: tick {tick} at {now} spins {spins}");
-        }
+        // `boot_dtb` refuses addresses below RAM, unaligned ones and bad headers.
+        let timebase = fdt::timebase_hz(unsafe { fdt::boot_dtb(dtb) });
+        steady::run(timebase, time::now, &mut Uart)
     }
 }
 

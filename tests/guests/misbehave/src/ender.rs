@@ -12,42 +12,28 @@
 
 #[cfg(target_os = "none")]
 mod guest {
-    use mica_guest_common::fdt::{self, Dtb};
-    use mica_guest_common::println;
+    use mica_guest_common::OUTSIDE_RAM;
+    use mica_guest_common::fdt;
+    use mica_guest_common::{println, sbi};
 
-    /// Neither RAM nor a device on Mica's board.
-    const OUTSIDE_RAM: usize = 0x2800_0000;
     /// A trap vector with nothing behind it.
     const NO_VECTOR: usize = 0x1000;
-    /// SBI System Reset ("SRST") and its `system_reset` function.
-    const EID_SRST: usize = 0x5352_5354;
+    /// SBI SRST's `system_reset` function.
     const SYSTEM_RESET: usize = 0;
 
     mica_guest_common::entry!(main);
 
     fn main(_hart: usize, dtb: usize) -> ! {
         // SAFETY: under the boot protocol a1 points at the DTB in guest RAM;
-        // `blob_at` refuses addresses below RAM, unaligned ones and bad headers.
-        let dtb = unsafe { fdt::blob_at(dtb) }.and_then(Dtb::parse);
-        let name = dtb
-            .and_then(|d| d.property(&["chosen"], "mica,vm-name"))
-            .and_then(fdt::vm_name)
-            .unwrap_or("unnamed");
+        // `boot_dtb` refuses addresses below RAM, unaligned ones and bad headers.
+        let dtb = unsafe { fdt::boot_dtb(dtb) };
+        let name = fdt::vm_name_in(dtb).unwrap_or("unnamed");
         println!("ender: {name} up");
         if name.starts_with("off") {
             println!("ender: powering off");
             // SAFETY: SBI SRST shutdown (type 0, reason 0); it does not
             // return under Mica, and touches no memory.
-            unsafe {
-                core::arch::asm!(
-                    "ecall",
-                    inlateout("a0") 0usize => _,
-                    inlateout("a1") 0usize => _,
-                    in("a6") SYSTEM_RESET,
-                    in("a7") EID_SRST,
-                    options(nostack),
-                );
-            }
+            unsafe { sbi::ecall(sbi::EID_SRST, SYSTEM_RESET, [0; 6]) };
             println!("ender: FAILED: still running after the power-off");
             loop {
                 core::hint::spin_loop();

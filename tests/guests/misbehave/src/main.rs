@@ -13,18 +13,16 @@
 
 #[cfg(target_os = "none")]
 mod guest {
-    use mica_guest_common::println;
+    use mica_guest_common::OUTSIDE_RAM;
     use mica_guest_common::uart::Uart;
+    use mica_guest_common::{println, sbi};
 
     /// Terminal control sequences and bytes that are not UTF-8, after a
     /// label and before UTF-8 text that must come through as it is.
     const HOSTILE: &[u8] = b"\x1b[2J\x1b]52;c;bWljYQ==\x07\xc2\x9b31m caf\xc3\xa9 \\ \xff\r\n";
-    /// The SBI debug console extension ("DBCN") and its `write` function.
-    const EID_DBCN: usize = 0x4442_434e;
+    /// SBI DBCN's `write` function.
     const DBCN_WRITE: usize = 0;
 
-    /// Neither RAM nor a device on Mica's board (nor anything on QEMU virt's).
-    const OUTSIDE_RAM: usize = 0x2800_0000;
     /// An address with no code: far above RAM.
     const WILD_JUMP: usize = 0x7_dead_0000;
 
@@ -36,16 +34,12 @@ mod guest {
         // so its address is guest-physical) only reads them; a0/a1 return
         // the error and the count.
         unsafe {
-            core::arch::asm!(
-                "ecall",
-                inlateout("a0") bytes.len() => _,
-                inlateout("a1") bytes.as_ptr() as usize => _,
-                in("a2") 0usize,
-                in("a6") DBCN_WRITE,
-                in("a7") EID_DBCN,
-                options(nostack),
-            );
-        }
+            sbi::ecall(
+                sbi::EID_DBCN,
+                DBCN_WRITE,
+                [bytes.len(), bytes.as_ptr() as usize, 0, 0, 0, 0],
+            )
+        };
     }
 
     fn main(_hart: usize, _dtb: usize) -> ! {

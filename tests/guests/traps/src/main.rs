@@ -24,7 +24,7 @@
 mod guest {
     use core::sync::atomic::{AtomicUsize, Ordering};
 
-    use mica_guest_common::fdt::{self, Dtb};
+    use mica_guest_common::fdt;
     use mica_guest_common::{println, time};
 
     /// `sstatus.FS` = Initial: FP instructions allowed.
@@ -186,12 +186,9 @@ mod guest {
 
     fn main(_hart: usize, dtb: usize) -> ! {
         // SAFETY: under the boot protocol a1 points at the DTB in guest RAM;
-        // `blob_at` refuses addresses below RAM, unaligned ones and bad headers.
-        let dtb = unsafe { fdt::blob_at(dtb) }.and_then(Dtb::parse);
-        let name = dtb
-            .and_then(|d| d.property(&["chosen"], "mica,vm-name"))
-            .and_then(fdt::vm_name)
-            .unwrap_or("unnamed");
+        // `boot_dtb` refuses addresses below RAM, unaligned ones and bad headers.
+        let dtb = unsafe { fdt::boot_dtb(dtb) };
+        let name = fdt::vm_name_in(dtb).unwrap_or("unnamed");
         let timebase = fdt::timebase_hz(dtb);
         // SAFETY: this guest's own trap vector (direct mode, 4-aligned)
         // and its FP unit; nothing else runs.

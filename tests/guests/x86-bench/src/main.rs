@@ -19,15 +19,12 @@
 
 #[cfg(target_os = "none")]
 mod guest {
-    use mica_guest_common::x86::{self, HYPERCALL_NULL};
+    use mica_guest_common::x86::{self, COM1 as THR, HYPERCALL_NULL, LSR};
     use mica_guest_common::x86_println;
 
     /// Iterations per measurement.
     const ROUNDS: u64 = 200;
-    /// COM1's transmit holding and line status registers, and LSR's
-    /// "transmitter empty" bits (THRE | TEMT).
-    const THR: u16 = 0x3f8;
-    const LSR: u16 = 0x3fd;
+    /// LSR's "transmitter empty" bits (THRE | TEMT).
     const LSR_EMPTY: u8 = 0x60;
     /// THR writes between two LSR checks (a 16550A's transmit FIFO).
     const FIFO_DEPTH: u64 = 16;

@@ -289,29 +289,28 @@ mod guest {
         let intel = x86::is_intel();
         let garbage: [u64; 8] = core::array::from_fn(|i| 0xbad0_0000_0000_0000 | i as u64);
         let mut kept = [0u64; 8];
+        /// The null hypercall through `$insn` with `garbage` in rcx, rdx,
+        /// rsi, rdi and r8-r11, which come back in `kept`.
+        macro_rules! garbage_hypercall {
+            ($insn:literal) => {
+                core::arch::asm!(
+                    $insn,
+                    inout("rax") x86::HYPERCALL_NULL => _,
+                    inout("rcx") garbage[0] => kept[0], inout("rdx") garbage[1] => kept[1],
+                    inout("rsi") garbage[2] => kept[2], inout("rdi") garbage[3] => kept[3],
+                    inout("r8") garbage[4] => kept[4], inout("r9") garbage[5] => kept[5],
+                    inout("r10") garbage[6] => kept[6], inout("r11") garbage[7] => kept[7],
+                    options(nomem, nostack),
+                )
+            };
+        }
         // SAFETY: VMMCALL/VMCALL with the null number exits to Mica, which
         // returns at once; the registers written are named.
         unsafe {
             if intel {
-                core::arch::asm!(
-                    "vmcall",
-                    inout("rax") x86::HYPERCALL_NULL => _,
-                    inout("rcx") garbage[0] => kept[0], inout("rdx") garbage[1] => kept[1],
-                    inout("rsi") garbage[2] => kept[2], inout("rdi") garbage[3] => kept[3],
-                    inout("r8") garbage[4] => kept[4], inout("r9") garbage[5] => kept[5],
-                    inout("r10") garbage[6] => kept[6], inout("r11") garbage[7] => kept[7],
-                    options(nomem, nostack),
-                );
+                garbage_hypercall!("vmcall");
             } else {
-                core::arch::asm!(
-                    "vmmcall",
-                    inout("rax") x86::HYPERCALL_NULL => _,
-                    inout("rcx") garbage[0] => kept[0], inout("rdx") garbage[1] => kept[1],
-                    inout("rsi") garbage[2] => kept[2], inout("rdi") garbage[3] => kept[3],
-                    inout("r8") garbage[4] => kept[4], inout("r9") garbage[5] => kept[5],
-                    inout("r10") garbage[6] => kept[6], inout("r11") garbage[7] => kept[7],
-                    options(nomem, nostack),
-                );
+                garbage_hypercall!("vmmcall");
             }
         }
         if kept == garbage {

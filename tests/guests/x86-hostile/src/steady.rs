@@ -11,27 +11,13 @@ mod pace;
 
 #[cfg(target_os = "none")]
 mod guest {
-    use mica_guest_common::x86::rdtsc;
-    use mica_guest_common::x86_println;
+    use mica_guest_common::steady;
+    use mica_guest_common::x86::{Com1, rdtsc};
 
     mica_guest_common::entry!(main);
 
     fn main(_cpu: usize, _info: usize) -> ! {
-        let tick_cycles = crate::pace::tick_cycles();
-        x86_println!("steady: timebase {tick_cycles}");
-        let mut tick = 0u64;
-        let mut start = rdtsc();
-        loop {
-            let mut spins = 0u64;
-            let mut now = start;
-            while now.wrapping_sub(start) < tick_cycles {
-                spins += 1;
-                now = rdtsc();
-            }
-            tick += 1;
-            start = now;
-            x86_println!("steady: tick {tick} at {now} spins {spins}");
-        }
+        steady::run(crate::pace::tick_cycles(), rdtsc, &mut Com1)
     }
 }
 

@@ -16,12 +16,10 @@ mod tables;
 
 #[cfg(target_os = "none")]
 mod guest {
+    use mica_guest_common::OUTSIDE_RAM;
     use mica_guest_common::x86_println;
 
     use crate::tables;
-
-    /// Neither RAM nor a device: 640 MiB, below the 1 GiB identity map.
-    const OUTSIDE_RAM: usize = 0x2800_0000;
 
     const EFER: u32 = 0xc000_0080;
     const GS_BASE: u32 = 0xc000_0101;
