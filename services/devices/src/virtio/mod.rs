@@ -6,6 +6,7 @@ pub mod blk;
 pub mod console;
 pub mod mmio;
 pub mod net;
+pub mod net_ctrl;
 pub mod queue;
 pub mod rng;
 
@@ -25,7 +26,7 @@ pub const TRANSPORT_FEATURES: u64 =
     VIRTIO_F_VERSION_1 | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX;
 
 /// The most queues any model here has.
-pub const MAX_QUEUES: usize = 2;
+pub const MAX_QUEUES: usize = 3;
 
 /// The device-specific half of a virtio device; the transport does the rest.
 pub trait VirtioDevice {
