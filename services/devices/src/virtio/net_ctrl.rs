@@ -483,3 +483,7 @@ fn guest_offloads(
     *target.guest_offloads = offloads;
     Ok(true)
 }
+
+#[cfg(test)]
+#[path = "net_ctrl_tests.rs"]
+mod tests;
