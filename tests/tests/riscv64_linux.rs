@@ -374,15 +374,27 @@ fn two_linux_vms_boot_side_by_side_each_on_its_own_console() {
     attach(&mut s, "linux");
     let promisc = "ip link set eth0 promisc on && echo promisc on";
     type_and_expect(&mut s, "linux", promisc, "promisc on");
-    type_and_expect(&mut s, "linux", "ip neigh flush dev eth0 && echo flushed", "flushed");
-    let result = type_and_expect(&mut s, "linux", "ping -c 3 10.0.0.2", "3 packets transmitted");
+    type_and_expect(
+        &mut s,
+        "linux",
+        "ip neigh flush dev eth0 && echo flushed",
+        "flushed",
+    );
+    let result = type_and_expect(
+        &mut s,
+        "linux",
+        "ping -c 3 10.0.0.2",
+        "3 packets transmitted",
+    );
     assert!(
         result.ends_with("3 packets transmitted, 3 packets received, 0% packet loss"),
         "{result}"
     );
     // linux reached linux2 at its new address.
     s.send("ip neigh show 10.0.0.2\n").unwrap();
-    let neigh = s.expect("linux | 10.0.0.2 dev eth0 lladdr", ANSWER).unwrap();
+    let neigh = s
+        .expect("linux | 10.0.0.2 dev eth0 lladdr", ANSWER)
+        .unwrap();
     assert!(neigh.contains("lladdr 02:00:00:00:00:42"), "{neigh}");
     detach(&mut s);
     s.send("halt\n").unwrap();
