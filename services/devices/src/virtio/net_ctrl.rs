@@ -23,7 +23,8 @@
 //!   does), so a VLAN the guest asked for is never lost.
 //! - `VIRTIO_NET_CTRL_ANNOUNCE` (with `GUEST_ANNOUNCE`): ACK, no data;
 //!   clears `VIRTIO_NET_S_ANNOUNCE` (the card never sets it: it never asks
-//!   the guest to announce itself).
+//!   the guest to announce itself). Answered OK even unasked, where QEMU
+//!   says ERR; Linux only ACKs what it was asked.
 //! - `VIRTIO_NET_CTRL_GUEST_OFFLOADS` (with `CTRL_GUEST_OFFLOADS`): SET of a
 //!   little-endian u64 that must hold only negotiated guest offloads (none
 //!   are offered, so only 0).
@@ -38,6 +39,12 @@
 //! NOUNI, when ALLUNI, to the card's address, or in the table. After a
 //! reset the card is promiscuous with empty tables until the driver says
 //! otherwise (Linux does when it opens the interface).
+//!
+//! Not kept across a device-service restart (the transport's record has
+//! no room for the tables): a restored card is promiscuous again, with
+//! its own address in the configuration space. It takes more frames than
+//! the driver asked for, never fewer, and the guest's stack drops what is
+//! not for it.
 
 use super::queue::{DescriptorChain, QueueError};
 use crate::memory::GuestMemory;
