@@ -166,6 +166,7 @@ impl<'a> Writer<'a> {
 
 /// Little-endian fields read one after another from a payload; every read
 /// past the end gives `None`.
+#[derive(Clone, Debug)]
 pub struct Reader<'a> {
     bytes: &'a [u8],
 }

@@ -48,6 +48,7 @@ use super::mmio::VirtioMmio;
 use super::net_ctrl::{self, CommandTarget, RxFilter};
 use super::queue::{QueueError, SplitQueue};
 use crate::bus::DeviceEnv;
+use crate::persist::{Reader, Writer};
 
 /// The virtio device ID of a network card.
 pub const VIRTIO_ID_NET: u32 = 1;
@@ -159,6 +160,9 @@ pub struct VirtioNet {
     tx_notified: bool,
     counters: NetCounters,
     filter: RxFilter,
+    /// Moves with every command that succeeded: what the transport keeps
+    /// across a restart may have changed.
+    commands_done: u32,
 }
 
 fn config_of(mac: [u8; 6], status: u16) -> [u8; 8] {
@@ -178,6 +182,7 @@ impl VirtioNet {
             tx_notified: false,
             counters: NetCounters::default(),
             filter: RxFilter::new(),
+            commands_done: 0,
         }
     }
 
@@ -411,6 +416,9 @@ impl VirtioNet {
                 },
             )?;
             self.config = config_of(mac, status);
+            if ack == net_ctrl::VIRTIO_NET_OK {
+                self.commands_done = self.commands_done.wrapping_add(1);
+            }
             let written = chain.fill_writable(env.memory, 1, |buf| match buf.first_mut() {
                 Some(slot) => {
                     *slot = ack;
@@ -498,6 +506,28 @@ impl VirtioDevice for VirtioNet {
             CTRLQ => self.control(queue, env),
             _ => Ok(false),
         }
+    }
+
+    /// The address and the receive filter the driver set.
+    fn save_kept(&self, out: &mut Writer<'_>) {
+        out.bytes(&self.mac());
+        self.filter.save(out);
+    }
+
+    fn kept_decodes(saved: &mut Reader<'_>) -> bool {
+        saved.take(6).is_some() && RxFilter::new().restored(saved).is_some()
+    }
+
+    fn restore_kept(&mut self, saved: &mut Reader<'_>) {
+        let mac = saved.take(6).and_then(|m| <[u8; 6]>::try_from(m).ok());
+        if let (Some(mac), Some(filter)) = (mac, self.filter.restored(saved)) {
+            self.config = config_of(mac, self.status());
+            self.filter = filter;
+        }
+    }
+
+    fn kept_generation(&self) -> u32 {
+        self.commands_done
     }
 
     fn reset(&mut self) {

@@ -40,14 +40,16 @@
 //! reset the card is promiscuous with empty tables until the driver says
 //! otherwise (Linux does when it opens the interface).
 //!
-//! Not kept across a device-service restart (the transport's record has
-//! no room for the tables): a restored card is promiscuous again, with
-//! its own address in the configuration space. It takes more frames than
-//! the driver asked for, never fewer, and the guest's stack drops what is
-//! not for it.
+//! Across a device-service restart the card keeps its address, the RX
+//! modes and the MAC table (in the transport's record, written again
+//! after every command that succeeded); the VLAN list does not fit, so a
+//! card that let some VLAN through comes back letting every VLAN through
+//! (more frames than asked for, never fewer; the guest's stack drops
+//! what is not for it).
 
 use super::queue::{DescriptorChain, QueueError};
 use crate::memory::GuestMemory;
+use crate::persist::{Reader, Writer};
 
 /// Command answer: done.
 pub const VIRTIO_NET_OK: u8 = 0;
@@ -214,6 +216,58 @@ impl RxFilter {
             self.vlans.swap(at, last);
             self.vlan_count = last;
         }
+    }
+
+    /// Keeps the modes and the MAC table; of the VLAN filter only whether
+    /// it lets some VLAN through (the list does not fit in the record).
+    pub fn save(&self, out: &mut Writer<'_>) {
+        let bits = [
+            self.promisc,
+            self.allmulti,
+            self.alluni,
+            self.nomulti,
+            self.nouni,
+            self.nobcast,
+            self.table.uni_overflow,
+            self.table.multi_overflow,
+            self.all_vlans || self.vlan_count != 0,
+        ];
+        let flags = bits
+            .iter()
+            .enumerate()
+            .fold(0u16, |flags, (bit, &on)| flags | (u16::from(on) << bit));
+        let [in_use, first_multi] =
+            [self.table.in_use, self.table.first_multi].map(|n| u8::try_from(n).unwrap_or(0));
+        out.u16(flags).u8(in_use).u8(first_multi);
+        for mac in self.table.macs.get(..self.table.in_use).unwrap_or(&[]) {
+            out.bytes(mac);
+        }
+    }
+
+    /// Decodes what [`RxFilter::save`] wrote onto a filter whose VLANs
+    /// are as negotiated: a filter that let some VLAN through comes back
+    /// letting every VLAN through (more frames than asked for, never
+    /// fewer). `None` when it does not decode.
+    pub fn restored(&self, saved: &mut Reader<'_>) -> Option<Self> {
+        let flags = saved.u16()?;
+        let in_use = usize::from(saved.u8()?);
+        let first_multi = usize::from(saved.u8()?);
+        if in_use > MAC_TABLE_ENTRIES || first_multi > in_use || flags >> 9 != 0 {
+            return None;
+        }
+        let on = |bit: u16| flags & (1 << bit) != 0;
+        let mut table = MacTable::EMPTY;
+        for slot in table.macs.iter_mut().take(in_use) {
+            *slot = saved.take(6)?.try_into().ok()?;
+        }
+        (table.in_use, table.first_multi) = (in_use, first_multi);
+        (table.uni_overflow, table.multi_overflow) = (on(6), on(7));
+        let mut filter = self.clone();
+        (filter.promisc, filter.allmulti, filter.alluni) = (on(0), on(1), on(2));
+        (filter.nomulti, filter.nouni, filter.nobcast) = (on(3), on(4), on(5));
+        filter.table = table;
+        filter.all_vlans |= on(8);
+        Some(filter)
     }
 
     /// Whether a card with address `mac` takes `frame`.

@@ -386,3 +386,98 @@ fn commands_posted_together_are_all_answered_in_order() {
     assert_eq!(acks, [VIRTIO_NET_OK, VIRTIO_NET_OK, VIRTIO_NET_ERR]);
     assert!(!guest.dev.device().filter().promiscuous());
 }
+
+#[test]
+fn the_address_and_filter_outlive_a_restart_in_one_record() {
+    use crate::persist::{MAX_PAYLOAD, Persist};
+    let mut guest = card();
+    command(&mut guest, class::RX, class::RX_PROMISC, &[0]);
+    command(&mut guest, class::RX, class::RX_NOBCAST, &[1]);
+    command(&mut guest, class::MAC, class::MAC_ADDR_SET, &OTHER);
+    command(
+        &mut guest,
+        class::VLAN,
+        class::VLAN_ADD,
+        &5u16.to_le_bytes(),
+    );
+    // A full table: the biggest record.
+    let groups: std::vec::Vec<[u8; 6]> = (0..MAC_TABLE_ENTRIES as u8)
+        .map(|i| [0x33, 0x33, 0, 0, 1, i])
+        .collect();
+    let data = mac_table(&[], &groups);
+    assert_eq!(
+        command(&mut guest, class::MAC, class::MAC_TABLE_SET, &data),
+        VIRTIO_NET_OK
+    );
+    let mut saved = [0u8; MAX_PAYLOAD];
+    let len = guest.dev.save(&mut saved);
+    assert!(len > 0 && len <= MAX_PAYLOAD, "{len}");
+
+    let mut restored = VirtioGuest::new(VirtioNet::new(MAC));
+    assert!(restored.dev.restore(&saved[..len]));
+    assert_eq!(restored.dev.device().mac(), OTHER);
+    let config: std::vec::Vec<u8> = (0..6)
+        .map(|i| restored.read_sized(0x100 + i, crate::bus::AccessSize::Byte) as u8)
+        .collect();
+    assert_eq!(config, OTHER);
+    assert!(!restored.dev.device().filter().promiscuous());
+    assert!(takes(&restored, OTHER));
+    assert!(!takes(&restored, MAC));
+    assert!(!takes(&restored, BROADCAST), "NOBCAST kept");
+    assert!(takes(&restored, groups[15]));
+    assert!(!takes(&restored, GROUP));
+    // The VLAN list is not kept: every VLAN passes rather than none.
+    assert!(restored.dev.device().accepts(&frame_to(OTHER, Some(5))));
+    assert!(restored.dev.device().accepts(&frame_to(OTHER, Some(6))));
+}
+
+#[test]
+fn a_restored_card_without_vlans_still_filters_tagged_frames() {
+    use crate::persist::{MAX_PAYLOAD, Persist};
+    let mut guest = card();
+    command(&mut guest, class::RX, class::RX_PROMISC, &[0]);
+    let mut saved = [0u8; MAX_PAYLOAD];
+    let len = guest.dev.save(&mut saved);
+    let mut restored = VirtioGuest::new(VirtioNet::new(MAC));
+    assert!(restored.dev.restore(&saved[..len]));
+    assert!(!restored.dev.device().accepts(&frame_to(MAC, Some(5))));
+    assert!(takes(&restored, MAC));
+}
+
+#[test]
+fn a_record_whose_filter_does_not_decode_is_refused_whole() {
+    use crate::persist::{MAX_PAYLOAD, Persist};
+    let mut guest = card();
+    command(&mut guest, class::RX, class::RX_PROMISC, &[0]);
+    let mut saved = [0u8; MAX_PAYLOAD];
+    let len = guest.dev.save(&mut saved);
+    for bad in [&saved[..len - 1], &saved[..len + 1]] {
+        let mut restored = VirtioGuest::new(VirtioNet::new(MAC));
+        assert!(!restored.dev.restore(bad));
+        assert_eq!(restored.dev.status(), 0, "nothing taken");
+    }
+    // A MAC table longer than the card's.
+    let mut lying = saved;
+    lying[len - 2] = MAC_TABLE_ENTRIES as u8 + 1;
+    let mut restored = VirtioGuest::new(VirtioNet::new(MAC));
+    assert!(!restored.dev.restore(&lying[..len]));
+    assert_eq!(restored.dev.status(), 0);
+}
+
+#[test]
+fn only_a_notification_that_ran_a_command_keeps_the_record_again() {
+    use crate::persist::Persist;
+    let mut guest = card();
+    assert!(!guest.dev.write_persists(0x050), "nothing yet");
+    command(&mut guest, class::RX, class::RX_PROMISC, &[0]);
+    assert!(guest.dev.write_persists(0x050));
+    command(&mut guest, class::RX, 9, &[0]);
+    assert!(
+        !guest.dev.write_persists(0x050),
+        "a refused command changes nothing"
+    );
+    guest.write(0x050, crate::virtio::net::TRANSMITQ as u32);
+    assert!(!guest.dev.write_persists(0x050));
+    assert!(guest.dev.write_persists(0x070));
+    assert!(!guest.dev.write_persists(0x064));
+}
