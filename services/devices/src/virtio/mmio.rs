@@ -357,9 +357,10 @@ impl<D: VirtioDevice> VirtioMmio<D> {
 
 /// Kept: the device status, the negotiated features, the selectors,
 /// each queue's configuration (size, readiness, ring addresses) and the
-/// device's own driver-set byte ([`VirtioDevice::kept`]). Ring
-/// positions are not: [`VirtioMmio::resume`] takes them from the used
-/// rings in guest memory.
+/// device's own driver-set state ([`VirtioDevice::save_kept`]); a
+/// queue notification is kept only when it changed that state
+/// ([`VirtioDevice::kept_generation`]). Ring positions are not:
+/// [`VirtioMmio::resume`] takes them from the used rings in guest memory.
 impl<D: VirtioDevice> Persist for VirtioMmio<D> {
     fn save(&self, out: &mut [u8]) -> usize {
         let mut w = Writer::new(out);
