@@ -317,7 +317,7 @@ fn a_network_cards_address_set_by_its_driver_outlives_a_restart() {
     let mut s = serve(kept);
     attach_nic(&mut s);
     let mac: Vec<u8> = (0..6)
-        .map(|i| rd(&mut s, NIC + 0x100 + i, 1) as u8)
+        .map(|i| u8::try_from(rd(&mut s, NIC + 0x100 + i, 1)).unwrap())
         .collect();
     assert_eq!(mac, new_mac);
     assert_eq!(rd(&mut s, NIC + 0x70, 4), 0xf, "the driver's status");
