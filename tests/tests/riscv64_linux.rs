@@ -397,6 +397,14 @@ fn two_linux_vms_boot_side_by_side_each_on_its_own_console() {
         .unwrap();
     assert!(neigh.contains("lladdr 02:00:00:00:00:42"), "{neigh}");
     detach(&mut s);
+    // Linux warns when the card refuses a control command (its receive
+    // mode, MAC table, address or a VLAN): none did.
+    let refused: Vec<&String> = s
+        .transcript()
+        .iter()
+        .filter(|l| l.contains("eth0: Failed"))
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
     s.send("halt\n").unwrap();
     s.expect("mica: halting", ANSWER).unwrap();
     let status = s.wait_exit(ANSWER).unwrap();
