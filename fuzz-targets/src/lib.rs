@@ -120,6 +120,10 @@ pub const TARGETS: &[Target] = &[
         run: models::virtio_blk,
     },
     Target {
+        name: "virtio_net",
+        run: models::virtio_net,
+    },
+    Target {
         name: "virtqueue",
         run: virtqueue::virtqueue,
     },

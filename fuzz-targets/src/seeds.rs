@@ -75,7 +75,7 @@ pub fn generated(target: &str) -> Vec<Vec<u8>> {
         "mmio_decode" => mmio_instructions(),
         "x86_exit" => x86_exits(),
         "uart16550" => vec![uart_session()],
-        "virtio_console" | "virtio_rng" => vec![virtio_session()],
+        "virtio_console" | "virtio_rng" | "virtio_net" => vec![virtio_session()],
         "virtio_blk" => vec![virtio_blk_session(false), virtio_blk_session(true)],
         "virtqueue" => virtqueue_sessions(),
         "vmgenid" => vec![vec![

@@ -125,7 +125,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Appends `bytes`; beyond the end of the buffer they are dropped and
-    /// [`Writer::len`] returns 0 (nothing is kept rather than a part).
+    /// [`Writer::written`] returns 0 (nothing is kept rather than a part).
     pub fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
         let end = self.at.saturating_add(bytes.len());
         match self.out.get_mut(self.at..end) {
@@ -166,6 +166,7 @@ impl<'a> Writer<'a> {
 
 /// Little-endian fields read one after another from a payload; every read
 /// past the end gives `None`.
+#[derive(Clone, Debug)]
 pub struct Reader<'a> {
     bytes: &'a [u8],
 }

@@ -258,3 +258,67 @@ fn only_writes_that_change_what_is_kept_are_written_to_the_area() {
         "notifications and acknowledgements keep nothing"
     );
 }
+
+const NIC: u64 = 0x1000_4000;
+
+/// Attaches a network card at [`NIC`] (after the board's devices).
+fn attach_nic(s: &mut Service) {
+    let attach = Request::Attach {
+        vm: VM,
+        device: DeviceKind::VirtioNet,
+        space: Space::Mmio,
+        base: NIC,
+        irq: 4,
+    };
+    assert_eq!(s.handle(attach), Response::Ok);
+}
+
+#[test]
+fn a_network_cards_address_set_by_its_driver_outlives_a_restart() {
+    use crate::virtio::net::NET_FEATURES;
+    let mut s = serve(Kept::new());
+    attach_nic(&mut s);
+    // Linux's virtio-net driver: every feature, controlq only (index 2).
+    let ctrl = GuestQueue::new(RAM + 0x4000, 8);
+    let features = NET_FEATURES | crate::virtio::VIRTIO_F_VERSION_1;
+    for (reg, value) in [
+        (0x70, 0),
+        (0x70, 3),
+        (0x24, 0),
+        (0x20, features & 0xffff_ffff),
+        (0x24, 1),
+        (0x20, features >> 32),
+        (0x70, 0xb),
+        (0x30, 2),
+        (0x38, 8),
+        (0x80, ctrl.desc),
+        (0x90, ctrl.avail),
+        (0xa0, ctrl.used),
+        (0x44, 1),
+        (0x70, 0xf),
+    ] {
+        wr(&mut s, NIC + reg, 4, value);
+    }
+    let mut ctrl = ctrl;
+    let new_mac = [0x02, 0, 0, 0, 0, 0x42];
+    let ram = &mut s.memory_provider().ram;
+    ram.write_bytes(RAM + 0x9_0000, &[1, 1]);
+    ram.write_bytes(RAM + 0x9_0002, &new_mac);
+    ctrl.post(
+        ram,
+        &[(RAM + 0x9_0000, 8, false), (RAM + 0x9_0100, 1, true)],
+    );
+    let saves = s.memory_provider().saves;
+    wr(&mut s, NIC + 0x50, 4, 2);
+    assert_eq!(s.memory_provider().ram.bytes_at(RAM + 0x9_0100, 1), [0]);
+    assert_eq!(s.memory_provider().saves, saves + 1, "the command is kept");
+
+    let kept = die(s);
+    let mut s = serve(kept);
+    attach_nic(&mut s);
+    let mac: Vec<u8> = (0..6)
+        .map(|i| u8::try_from(rd(&mut s, NIC + 0x100 + i, 1)).unwrap())
+        .collect();
+    assert_eq!(mac, new_mac);
+    assert_eq!(rd(&mut s, NIC + 0x70, 4), 0xf, "the driver's status");
+}

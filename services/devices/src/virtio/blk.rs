@@ -37,6 +37,7 @@ use super::VirtioDevice;
 use super::queue::{DescriptorChain, MAX_QUEUE_SIZE, QueueError, SplitQueue};
 use crate::bus::{BlockBackend, DeviceEnv};
 use crate::memory::{GuestMemory, OutOfRange};
+use crate::persist::{Reader, Writer};
 
 /// The virtio device ID of a block device.
 pub const VIRTIO_ID_BLOCK: u32 = 2;
@@ -703,11 +704,12 @@ impl VirtioDevice for VirtioBlk {
         self.negotiated = 0;
     }
 
-    fn kept(&self) -> u8 {
-        self.config.get(WRITEBACK_AT).copied().unwrap_or(1)
+    fn save_kept(&self, out: &mut Writer<'_>) {
+        out.u8(self.config.get(WRITEBACK_AT).copied().unwrap_or(1));
     }
 
-    fn restore_kept(&mut self, kept: u8) {
+    fn restore_kept(&mut self, saved: &mut Reader<'_>) {
+        let kept = saved.u8().unwrap_or(1);
         if let Some(slot) = self.config.get_mut(WRITEBACK_AT) {
             *slot = u8::from(kept != 0);
         }

@@ -82,6 +82,8 @@ pub struct VirtioMmio<D> {
     interrupt_status: u32,
     status: u32,
     failure: Option<QueueError>,
+    /// The last queue notification changed the device's kept state.
+    notify_changed_kept: bool,
 }
 
 fn set_half(word: &mut u64, high: bool, value: u32) {
@@ -117,6 +119,7 @@ impl<D: VirtioDevice> VirtioMmio<D> {
             interrupt_status: 0,
             status: 0,
             failure: None,
+            notify_changed_kept: false,
         }
     }
 
@@ -310,9 +313,11 @@ impl<D: VirtioDevice> VirtioMmio<D> {
                 }
             }
             reg::QUEUE_NOTIFY => {
+                let before = self.device.kept_generation();
                 if let Ok(index) = usize::try_from(value & 0xffff) {
                     self.process_queue(index, env);
                 }
+                self.notify_changed_kept = self.device.kept_generation() != before;
             }
             reg::INTERRUPT_ACK => self.interrupt_status &= !value,
             reg::STATUS => self.write_status(value),
@@ -352,9 +357,10 @@ impl<D: VirtioDevice> VirtioMmio<D> {
 
 /// Kept: the device status, the negotiated features, the selectors,
 /// each queue's configuration (size, readiness, ring addresses) and the
-/// device's own driver-set byte ([`VirtioDevice::kept`]). Ring
-/// positions are not: [`VirtioMmio::resume`] takes them from the used
-/// rings in guest memory.
+/// device's own driver-set state ([`VirtioDevice::save_kept`]); a
+/// queue notification is kept only when it changed that state
+/// ([`VirtioDevice::kept_generation`]). Ring positions are not:
+/// [`VirtioMmio::resume`] takes them from the used rings in guest memory.
 impl<D: VirtioDevice> Persist for VirtioMmio<D> {
     fn save(&self, out: &mut [u8]) -> usize {
         let mut w = Writer::new(out);
@@ -370,7 +376,7 @@ impl<D: VirtioDevice> Persist for VirtioMmio<D> {
                 .u64(queue.avail_ring)
                 .u64(queue.used_ring);
         }
-        w.u8(self.device.kept());
+        self.device.save_kept(&mut w);
         w.written()
     }
 
@@ -398,10 +404,13 @@ impl<D: VirtioDevice> Persist for VirtioMmio<D> {
             // Kept only as the driver could have made it: valid.
             queue.ready = ready == 1 && queue.is_valid();
         }
-        let Some(kept) = r.u8() else {
+        if driver_features & !self.offered_features() != 0 {
             return false;
-        };
-        if !r.is_done() || driver_features & !self.offered_features() != 0 {
+        }
+        // The device's own part is decoded into a copy first: a record
+        // that does not decode changes nothing.
+        let mut kept = r.clone();
+        if !D::kept_decodes(&mut kept) || !kept.is_done() {
             return false;
         }
         self.queues = queues;
@@ -416,12 +425,16 @@ impl<D: VirtioDevice> Persist for VirtioMmio<D> {
             // The ring features and the device's own act again.
             self.features_accepted();
         }
-        self.device.restore_kept(kept);
+        self.device.restore_kept(&mut r);
         true
     }
 
     fn write_persists(&self, offset: u64) -> bool {
-        !matches!(offset, reg::QUEUE_NOTIFY | reg::INTERRUPT_ACK)
+        match offset {
+            reg::QUEUE_NOTIFY => self.notify_changed_kept,
+            reg::INTERRUPT_ACK => false,
+            _ => true,
+        }
     }
 }
 

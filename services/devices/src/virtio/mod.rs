@@ -6,10 +6,12 @@ pub mod blk;
 pub mod console;
 pub mod mmio;
 pub mod net;
+pub mod net_ctrl;
 pub mod queue;
 pub mod rng;
 
 use crate::bus::DeviceEnv;
+use crate::persist::{Reader, Writer};
 use queue::{QueueError, SplitQueue};
 
 /// Feature bit: the device follows virtio 1.x (required by this transport).
@@ -25,7 +27,7 @@ pub const TRANSPORT_FEATURES: u64 =
     VIRTIO_F_VERSION_1 | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX;
 
 /// The most queues any model here has.
-pub const MAX_QUEUES: usize = 2;
+pub const MAX_QUEUES: usize = 3;
 
 /// The device-specific half of a virtio device; the transport does the rest.
 pub trait VirtioDevice {
@@ -55,13 +57,32 @@ pub trait VirtioDevice {
     ) -> Result<bool, QueueError>;
     /// Forgets everything the driver set up (device reset).
     fn reset(&mut self);
-    /// What the driver set in the device's own state that must outlive a
-    /// device-service restart (virtio-blk's `writeback`), as one byte; 0
-    /// for a device without any.
-    fn kept(&self) -> u8 {
+    /// Writes what the driver set in the device's own state that must
+    /// outlive a device-service restart (virtio-blk's `writeback`, a
+    /// network card's address and receive filter); one zero byte for a
+    /// device without any.
+    fn save_kept(&self, out: &mut Writer<'_>) {
+        out.u8(0);
+    }
+    /// Whether `saved` starts with what [`VirtioDevice::save_kept`]
+    /// writes (read past it): the transport checks before it changes
+    /// anything.
+    fn kept_decodes(saved: &mut Reader<'_>) -> bool
+    where
+        Self: Sized,
+    {
+        saved.u8().is_some()
+    }
+    /// Takes back what [`VirtioDevice::save_kept`] wrote, after a restart
+    /// (the negotiated features are already back); `saved` passed
+    /// [`VirtioDevice::kept_decodes`].
+    fn restore_kept(&mut self, saved: &mut Reader<'_>) {
+        let _ = saved.u8();
+    }
+    /// A count that moves whenever a queue notification changed what
+    /// [`VirtioDevice::save_kept`] writes (a network card's control
+    /// command): the transport then keeps its record again.
+    fn kept_generation(&self) -> u32 {
         0
     }
-    /// Takes back what [`VirtioDevice::kept`] gave, after a restart (the
-    /// negotiated features are already back).
-    fn restore_kept(&mut self, _kept: u8) {}
 }

@@ -114,6 +114,60 @@ impl DescriptorChain {
         Ok(copied)
     }
 
+    /// The number of device-readable bytes.
+    pub fn readable_len(&self) -> u64 {
+        self.descriptors
+            .iter()
+            .filter(|d| !d.writable)
+            .map(|d| u64::from(d.len))
+            .sum()
+    }
+
+    /// The number of device-writable bytes.
+    pub fn writable_len(&self) -> u64 {
+        self.descriptors
+            .iter()
+            .filter(|d| d.writable)
+            .map(|d| u64::from(d.len))
+            .sum()
+    }
+
+    /// Reads `out.len()` device-readable bytes starting `offset` bytes into
+    /// them (across buffers); false, `out` unspecified, when the chain has
+    /// fewer.
+    pub fn read_at(
+        &self,
+        memory: &dyn GuestMemory,
+        offset: u64,
+        out: &mut [u8],
+    ) -> Result<bool, QueueError> {
+        let mut skip = offset;
+        let mut filled = 0usize;
+        for desc in self.descriptors.iter().filter(|d| !d.writable) {
+            if filled == out.len() {
+                break;
+            }
+            let len = u64::from(desc.len);
+            if skip >= len {
+                skip -= len;
+                continue;
+            }
+            let avail = usize::try_from(len - skip).unwrap_or(usize::MAX);
+            let take = avail.min(out.len() - filled);
+            let dst = out
+                .get_mut(filled..filled + take)
+                .ok_or(QueueError::LengthOverflow)?;
+            memory.read(Self::offset(desc.addr, skip)?, dst)?;
+            filled += take;
+            skip = 0;
+        }
+        Ok(filled == out.len())
+    }
+
+    fn offset(addr: u64, by: u64) -> Result<u64, QueueError> {
+        addr.checked_add(by).ok_or(QueueError::LengthOverflow)
+    }
+
     /// Calls `sink` with each piece of the device-readable bytes, in order,
     /// in chunks of at most 64 bytes; returns the total length.
     pub fn for_each_readable(
@@ -531,6 +585,20 @@ impl SplitQueue {
         head: u16,
         written: u32,
     ) -> Result<(), QueueError> {
+        self.add_used(memory, head, written)?;
+        self.publish_used(memory)
+    }
+
+    /// Writes the used entry returning chain `head` with `written` bytes
+    /// written into it, without publishing it: the driver sees it only at
+    /// the next [`SplitQueue::publish_used`] (so several entries that make
+    /// one packet appear together).
+    pub fn add_used(
+        &mut self,
+        memory: &mut dyn GuestMemory,
+        head: u16,
+        written: u32,
+    ) -> Result<(), QueueError> {
         let slot = self.ring_slot(self.used_ring, 4, self.next_used, 8)?;
         let mut entry = [0u8; 8];
         let (id, len) = entry.split_at_mut(4);
@@ -538,6 +606,11 @@ impl SplitQueue {
         len.copy_from_slice(&written.to_le_bytes());
         memory.write(slot, &entry)?;
         self.next_used = self.next_used.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Publishes the used index: every entry added so far is the driver's.
+    pub fn publish_used(&mut self, memory: &mut dyn GuestMemory) -> Result<(), QueueError> {
         memory.write(Self::at(self.used_ring, 2)?, &self.next_used.to_le_bytes())?;
         Ok(())
     }
