@@ -12,6 +12,10 @@ pub mod stats;
 pub mod tlb_tag;
 
 use core::fmt;
+extern crate alloc;
+
+use alloc::boxed::Box;
+
 use ipc::Error;
 use ipc::syscall::DEVICE_STATE_BYTES;
 
@@ -203,7 +207,7 @@ impl fmt::Display for StateReport<'_> {
 }
 
 /// A VM kernel object: name, RAM size and state.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Vm {
     /// Its name.
     pub name: VmName,
@@ -221,8 +225,10 @@ pub struct Vm {
     /// What its controller asked the kernel to keep (`vm_set_note`).
     pub note: Note,
     /// What its device models keep beyond their task's life
-    /// (`vm_state_write`); zero when it is created or reset.
-    pub device_state: DeviceState,
+    /// (`vm_state_write`); zero when it is created or reset. On the heap:
+    /// kept inline, its 2 KiB would push the fields after it in the arch's
+    /// VM record out of reach of one load's offset on the I/O path.
+    pub device_state: Box<DeviceState>,
 }
 
 /// A VM's device-state area: [`DEVICE_STATE_BYTES`] that the tasks
@@ -284,7 +290,7 @@ impl Vm {
             stats: stats::VmStats::new(),
             generation_id: [0; 16],
             note: Note::EMPTY,
-            device_state: DeviceState::ZERO,
+            device_state: Box::new(DeviceState::ZERO),
         }
     }
 
