@@ -263,18 +263,7 @@ where
     /// (virtio-rng, initial generation IDs) from `entropy`; it has no block
     /// backend (see [`DeviceService::with_block`]).
     pub fn new(console: C, irq: I, memory: M, entropy: E) -> Self {
-        Self {
-            vms: Vec::new(),
-            console_ends: Vec::new(),
-            console: ConsoleGate::new(console),
-            irq,
-            memory,
-            entropy,
-            block: NoBlock,
-            posted_failures: 0,
-            switch: Switch::new(),
-            packet: Packet::new(),
-        }
+        Self::with_parts(console, irq, memory, entropy, NoBlock)
     }
 }
 
