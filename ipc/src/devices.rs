@@ -191,6 +191,12 @@ pub enum Request {
         /// The VM whose lines alone are printed; `None`: every VM's again.
         vm: Option<VmId>,
     },
+    /// What `vm`'s network card counted (`Response::Net`);
+    /// `Error::NoDevice` for a VM without one.
+    NetCounters {
+        /// The VM.
+        vm: VmId,
+    },
 }
 
 /// Most writes one `WriteBatch` carries (a 16550's transmit FIFO).
@@ -237,6 +243,23 @@ pub enum Response {
     Err(Error),
     /// The answer to `ConsoleRead`.
     Console(ConsoleChunk),
+    /// The answer to `NetCounters`.
+    Net(NetCounters),
+}
+
+/// What a VM's network card counted since it was attached
+/// (`Request::NetCounters`; a device reset by the guest keeps them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetCounters {
+    /// Frames the guest sent that went to the switch.
+    pub sent: u64,
+    /// Frames put into the guest's receive buffers.
+    pub received: u64,
+    /// Frames the guest sent that were malformed and not sent.
+    pub tx_dropped: u64,
+    /// Frames for the guest dropped: no receive buffer, the driver not
+    /// ready, or a buffer too small.
+    pub rx_dropped: u64,
 }
 
 /// A piece of a VM's console output: the bytes from the requested sequence

@@ -501,6 +501,9 @@ pub struct VmStats {
     /// (a UART's transmit register), so device exits are round trips plus
     /// these.
     pub posted_writes: u64,
+    /// What its network card counted (the device service's figures);
+    /// `None` for a VM without one (x86) or when the service did not say.
+    pub net: Option<crate::devices::NetCounters>,
 }
 
 impl VmStats {

@@ -197,6 +197,18 @@ fn every_vm_message_fits() {
         ioreq_round_trips: u64::MAX,
         service_ns: u64::MAX,
         posted_writes: u64::MAX,
+        net: Some(devices::NetCounters {
+            sent: u64::MAX,
+            received: u64::MAX,
+            tx_dropped: u64::MAX,
+            rx_dropped: u64::MAX,
+        }),
+    }));
+    assert_fits(devices::Response::Net(devices::NetCounters {
+        sent: u64::MAX,
+        received: u64::MAX,
+        tx_dropped: u64::MAX,
+        rx_dropped: u64::MAX,
     }));
     // Every devices answer on the guest I/O path is a `devices::Response`
     // moved through the ioreq service: a console chunk of 384 bytes made

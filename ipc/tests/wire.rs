@@ -309,8 +309,9 @@ fn vm_info_carries_its_disk_after_its_memory() {
 fn vm_stats_bytes_are_pinned() {
     // The fields in order, each a varint: device, hypercall, wait,
     // interrupt and other exits, round trips, service nanoseconds, posted
-    // writes.
-    let stats = VmStats {
+    // writes; then the network figures (an option: 0 for none, 1 then sent,
+    // received, malformed and dropped frames).
+    let mut stats = VmStats {
         device_exits: 300,
         hypercall_exits: 2,
         wait_exits: 3,
@@ -319,12 +320,21 @@ fn vm_stats_bytes_are_pinned() {
         ioreq_round_trips: 300,
         service_ns: 1_000_000,
         posted_writes: 7,
+        net: None,
     };
     let mut buf = [0u8; 64];
-    assert_eq!(
-        encode(&stats, &mut buf).unwrap(),
-        [0xac, 0x02, 2, 3, 4, 5, 0xac, 0x02, 0xc0, 0x84, 0x3d, 7]
-    );
+    let head = [0xac, 0x02, 2, 3, 4, 5, 0xac, 0x02, 0xc0, 0x84, 0x3d, 7];
+    let without = encode(&stats, &mut buf).unwrap().to_vec();
+    assert_eq!(without[..head.len()], head);
+    assert_eq!(without[head.len()..], [0]);
+    stats.net = Some(ipc::devices::NetCounters {
+        sent: 8,
+        received: 9,
+        tx_dropped: 1,
+        rx_dropped: 130,
+    });
+    let with = encode(&stats, &mut buf).unwrap();
+    assert_eq!(with[head.len()..], [1, 8, 9, 1, 0x82, 0x01]);
 }
 
 #[test]

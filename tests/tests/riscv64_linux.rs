@@ -409,6 +409,17 @@ fn two_linux_vms_boot_side_by_side_each_on_its_own_console() {
         .unwrap();
     assert!(neigh.contains("lladdr 02:00:00:00:00:42"), "{neigh}");
     detach(&mut s);
+    // The operator sees the card's traffic: linux2 answered six pings.
+    s.send("vm info linux2\n").unwrap();
+    let net = s.expect("network:       ", ANSWER).unwrap();
+    let counts: Vec<u64> = net
+        .split_whitespace()
+        .filter_map(|w| w.trim_end_matches(',').parse().ok())
+        .collect();
+    assert!(
+        counts.len() >= 3 && counts[0] >= 6 && counts[1] >= 6,
+        "{net}"
+    );
     // Linux warns when the card refuses a control command (its receive
     // mode, MAC table, address or a VLAN): none did.
     let refused: Vec<&String> = s

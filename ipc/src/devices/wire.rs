@@ -475,7 +475,7 @@ pub fn encode_response(response: &Response, buf: &mut [u8]) -> Result<usize, Err
         Response::Value(value) => {
             put_byte(buf, 0, RESPONSE_VALUE).and_then(|at| put_varint(buf, at, value))
         }
-        Response::Err(_) | Response::Console(_) => {
+        Response::Err(_) | Response::Console(_) | Response::Net(_) => {
             return crate::encode(response, buf).map(|bytes| bytes.len());
         }
     };

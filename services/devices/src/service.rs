@@ -373,6 +373,7 @@ where
                 self.write_batch(vm, writes.iter().copied(), then)
             }
             Request::ConsoleFocus { vm } => self.console_focus(vm).map(|()| Response::Ok),
+            Request::NetCounters { vm } => self.net_counters(vm).map(Response::Net),
         };
         result.unwrap_or_else(Response::Err)
     }

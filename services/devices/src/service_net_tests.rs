@@ -307,6 +307,15 @@ fn an_arp_broadcast_reaches_every_other_vm_and_the_reply_only_the_asker() {
 
     let counters = service.net_counters(A).unwrap();
     assert_eq!((counters.sent, counters.received), (1, 1));
+    // The same figures as the vm-manager asks for them.
+    assert_eq!(
+        service.handle(Request::NetCounters { vm: A }),
+        Response::Net(counters)
+    );
+    assert_eq!(
+        service.handle(Request::NetCounters { vm: VmId(9) }),
+        Response::Err(Error::UnknownVm)
+    );
 }
 
 #[test]

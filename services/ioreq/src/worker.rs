@@ -113,7 +113,10 @@ fn completion_value(is_read: bool, answer: Result<devices::Response, Error>) -> 
         (_, devices::Response::Err(error)) => Err(error),
         (
             _,
-            devices::Response::Value(_) | devices::Response::Ok | devices::Response::Console(_),
+            devices::Response::Value(_)
+            | devices::Response::Ok
+            | devices::Response::Console(_)
+            | devices::Response::Net(_),
         ) => Err(Error::Malformed),
     }
 }

@@ -126,7 +126,9 @@ fn devices_ok(answer: Result<devices::Response, Error>) -> Result<(), Error> {
     match answer.map_err(unanswered(endpoints::DEVICES))? {
         devices::Response::Ok => Ok(()),
         devices::Response::Err(error) => Err(error),
-        devices::Response::Value(_) | devices::Response::Console(_) => Err(Error::Malformed),
+        devices::Response::Value(_) | devices::Response::Console(_) | devices::Response::Net(_) => {
+            Err(Error::Malformed)
+        }
     }
 }
 
@@ -693,7 +695,9 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         {
             devices::Response::Console(chunk) => Ok(chunk),
             devices::Response::Err(error) => Err(error),
-            devices::Response::Ok | devices::Response::Value(_) => Err(Error::Malformed),
+            devices::Response::Ok | devices::Response::Value(_) | devices::Response::Net(_) => {
+                Err(Error::Malformed)
+            }
         }
     }
 
@@ -703,6 +707,12 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         let [interrupt_exits, other_exits, ioreq_round_trips] =
             self.kernel.vm_stats(vm, MORE_EXITS)?;
         let [service_ns, posted_writes, _] = self.kernel.vm_stats(vm, SERVICE_TIME)?;
+        // The device service's figures are an extra: without them (no
+        // card, the service down) the kernel's still answer.
+        let net = match self.links.devices(&devices::Request::NetCounters { vm }) {
+            Ok(devices::Response::Net(counters)) => Some(counters),
+            _ => None,
+        };
         Ok(VmStats {
             device_exits,
             hypercall_exits,
@@ -712,6 +722,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             ioreq_round_trips,
             service_ns,
             posted_writes,
+            net,
         })
     }
 

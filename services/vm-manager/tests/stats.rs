@@ -17,6 +17,7 @@ fn figures(device_exits: u64) -> VmStats {
         ioreq_round_trips: device_exits,
         service_ns: 1_200_000_000,
         posted_writes: 0,
+        net: None,
     }
 }
 

@@ -24,8 +24,9 @@ use crate::cobs::{self, CobsError};
 /// 5: `Request::ConsoleFocus` holds the other VMs' console lines,
 /// `Request::Events` / `Response::Events` read the VMs' state changes.
 /// 6: `CreateOptions::disk` gives a dynamic VM a host disk, `VmInfo::disk`
-/// shows it, `Request::ConsoleInput` names the console port.)
-pub const VERSION: u8 = 6;
+/// shows it, `Request::ConsoleInput` names the console port.
+/// 7: `VmStats::net` carries the network card's frame counts.)
+pub const VERSION: u8 = 7;
 
 /// The largest message a frame carries.
 pub const MAX_PAYLOAD: usize = ipc::MAX_MESSAGE_SIZE;

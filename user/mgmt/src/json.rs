@@ -76,12 +76,13 @@ pub fn write_vm_info<W: Write + ?Sized>(
 
 /// A VM's figures: `{"exits":{"device":..,"hypercall":..,"wait":..,
 /// "interrupt":..,"other":..},"ioreq_round_trips":..,"service_ns":..,
-/// "posted_writes":..}`.
+/// "posted_writes":..,"net":{"sent":..,"received":..,"tx_dropped":..,
+/// "rx_dropped":..}}` (`"net":null` for a VM without a network card).
 pub fn write_stats<W: Write + ?Sized>(out: &mut W, stats: &VmStats) -> fmt::Result {
     write!(
         out,
         "{{\"exits\":{{\"device\":{},\"hypercall\":{},\"wait\":{},\"interrupt\":{},\
-         \"other\":{}}},\"ioreq_round_trips\":{},\"service_ns\":{},\"posted_writes\":{}}}",
+         \"other\":{}}},\"ioreq_round_trips\":{},\"service_ns\":{},\"posted_writes\":{},\"net\":",
         stats.device_exits,
         stats.hypercall_exits,
         stats.wait_exits,
@@ -90,7 +91,15 @@ pub fn write_stats<W: Write + ?Sized>(out: &mut W, stats: &VmStats) -> fmt::Resu
         stats.ioreq_round_trips,
         stats.service_ns,
         stats.posted_writes
-    )
+    )?;
+    match stats.net {
+        Some(net) => write!(
+            out,
+            "{{\"sent\":{},\"received\":{},\"tx_dropped\":{},\"rx_dropped\":{}}}}}",
+            net.sent, net.received, net.tx_dropped, net.rx_dropped
+        ),
+        None => out.write_str("null}"),
+    }
 }
 
 /// [`write_vm`] without the closing brace.

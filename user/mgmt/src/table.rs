@@ -168,9 +168,11 @@ impl fmt::Display for InfoBlock<'_> {
 /// ```text
 /// exits:         23711 device, 310 hypercall, 12 wait, 40 interrupt, 3 other
 /// ioreq:         23702 round trips, 1.2 s in services (50.6 us each); 9 writes posted
+/// network:       12 frames sent, 10 received, 2 dropped (0 malformed sent, 2 with no room)
 /// ```
 ///
-/// (the part after `;` only when the VM posted writes.)
+/// (the part after `;` only when the VM posted writes; the network line
+/// only for a VM with a network card.)
 /// Device exits are MMIO on RISC-V and port I/O on x86, hypercalls SBI
 /// calls or VMMCALL/VMCALL, waits `wfi`/`hlt`; the service time runs from
 /// each I/O exit to the vCPU's resume.
@@ -196,7 +198,20 @@ impl fmt::Display for StatsBlock<'_> {
         if s.posted_writes != 0 {
             write!(f, "; {} writes posted", s.posted_writes)?;
         }
-        writeln!(f)
+        writeln!(f)?;
+        if let Some(net) = s.net {
+            writeln!(
+                f,
+                "network:       {} frames sent, {} received, {} dropped \
+                 ({} malformed sent, {} with no room)",
+                net.sent,
+                net.received,
+                net.tx_dropped.saturating_add(net.rx_dropped),
+                net.tx_dropped,
+                net.rx_dropped
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -52,6 +52,12 @@ pub const EXAMPLE_STATS: VmStats = VmStats {
     ioreq_round_trips: 23_702,
     service_ns: 1_234_567_890,
     posted_writes: 9,
+    net: Some(ipc::devices::NetCounters {
+        sent: 12,
+        received: 10,
+        tx_dropped: 0,
+        rx_dropped: 2,
+    }),
 };
 
 /// The most console bytes the stand-in keeps per VM.

@@ -101,19 +101,7 @@ pub fn mac_for(vm: VmId) -> [u8; 6] {
     [a, b, c, d, e, low]
 }
 
-/// What a card counted since it was attached (a device reset keeps them).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NetCounters {
-    /// Frames the guest sent that went to the switch.
-    pub sent: u64,
-    /// Frames put into the guest's receive buffers.
-    pub received: u64,
-    /// Frames the guest sent that were malformed and not sent.
-    pub tx_dropped: u64,
-    /// Frames for the guest dropped: no receive buffer, the driver not
-    /// ready, or a buffer too small.
-    pub rx_dropped: u64,
-}
+pub use ipc::devices::NetCounters;
 
 /// One transmitted packet (header and frame), copied out of the guest. The
 /// service owns one and lends it to every card in turn, so a card carries
