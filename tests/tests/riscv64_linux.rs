@@ -614,6 +614,15 @@ fn halt_and_find_blocks(
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The guest's shell function `w N`: writes block N filled with `N\n`
+/// repeated ([`block_of`]) straight to its disk and syncs; its status
+/// says whether the guest was told the write is done. Typed as short
+/// lines (the guest's echo wraps at 80 columns).
+const WRITE_BLOCK: [&str; 2] = [
+    "w() { yes $1 | head -c 4096 > /tmp/b",
+    "dd if=/tmp/b of=/dev/vda bs=4096 seek=$1 oflag=direct conv=fsync 2>/dev/null; }",
+];
+
 fn block_of(n: u32) -> Vec<u8> {
     format!("{n}\n").bytes().cycle().take(4096).collect()
 }
@@ -625,14 +634,13 @@ fn a_block_service_killed_during_writes_neither_hangs_the_guest_nor_loses_an_ack
     // The block service dies every 1.5 s, for ever, as if it faulted.
     let mut s = linux_with_disk(&image, &["-append", "mica.chaos=blk@1500"]);
     let from = s.position();
-    // Block i gets `i` repeated; each write is direct and synced, and says
-    // whether the guest was told it is done. Typed as short lines (the
-    // guest's echo wraps at 80 columns).
+    // Block i gets `i` repeated (`w`), each write saying whether the guest
+    // was told it is done.
     type_lines(
         &mut s,
         &[
-            "w() { yes $1 | head -c 4096 > /tmp/b",
-            "dd if=/tmp/b of=/dev/vda bs=4096 seek=$1 oflag=direct conv=fsync 2>/dev/null; }",
+            WRITE_BLOCK[0],
+            WRITE_BLOCK[1],
             "for i in $(seq 1 80); do",
             "w $i && echo \"wrote $i\" || echo \"failed $i\"; done; echo \"writes $((2 * 40))\"",
         ],
@@ -682,8 +690,8 @@ fn a_devices_service_killed_during_writes_comes_back_with_the_guests_devices_as_
     type_lines(
         &mut s,
         &[
-            "w() { yes $1 | head -c 4096 > /tmp/b",
-            "dd if=/tmp/b of=/dev/vda bs=4096 seek=$1 oflag=direct conv=fsync 2>/dev/null; }",
+            WRITE_BLOCK[0],
+            WRITE_BLOCK[1],
             "up() { cut -d. -f1 /proc/uptime; }; touch /tmp/ok /tmp/bad; i=0",
             "while [ $(up) -lt 44 ]; do i=$((i + 1)); w $i && echo $i >> /tmp/ok ||",
             "echo $i >> /tmp/bad; done; echo \"acked $(wc -l < /tmp/ok) of $i\"",

@@ -12,7 +12,7 @@ use ipc::devices::{DeviceKind, IrqEvent, Request, Response};
 use ipc::{Error, Space, VmId, wire_name};
 
 use super::*;
-use crate::testing::{CountingEntropy, FakeRam, GuestQueue, Lines};
+use crate::testing::{CountingEntropy, FakeRam, GuestQueue, Irqs, Lines, Rams};
 use crate::virtio::VIRTIO_F_VERSION_1;
 use crate::virtio::net::{
     CTRLQ, NET_FEATURES, NET_HDR_LEN, RECEIVEQ, TRANSMITQ, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS,
@@ -31,16 +31,6 @@ const TX_BUF: u64 = RAM + 0x8000;
 const RX_BUF: u64 = RAM + 0xc000;
 const RX_BUF_LEN: u32 = 0x800;
 
-/// Records every line level.
-#[derive(Default)]
-struct Irqs(Vec<IrqEvent>);
-
-impl IrqSink for Irqs {
-    fn irq_event(&mut self, event: IrqEvent) {
-        self.0.push(event);
-    }
-}
-
 impl Irqs {
     /// The level last reported for `vm`'s card.
     fn nic_level(&self, vm: VmId) -> bool {
@@ -52,19 +42,6 @@ impl Irqs {
             } if v == vm => Some(asserted),
             _ => None,
         }) == Some(true)
-    }
-}
-
-/// Each VM's RAM (64 KiB).
-#[derive(Default)]
-struct Rams(Vec<(VmId, FakeRam)>);
-
-impl GuestMemoryProvider for Rams {
-    fn memory(&mut self, vm: VmId) -> Option<&mut dyn GuestMemory> {
-        self.0
-            .iter_mut()
-            .find(|(id, _)| *id == vm)
-            .map(|(_, ram)| ram as &mut dyn GuestMemory)
     }
 }
 

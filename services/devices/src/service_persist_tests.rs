@@ -9,16 +9,7 @@ use ipc::devices::{DeviceKind, IrqEvent, Request, Response};
 use ipc::{Error, Space, VmId, wire_name};
 
 use super::*;
-use crate::testing::{CountingEntropy, FakeRam, GuestQueue, Lines};
-
-#[derive(Default)]
-struct Irqs(Vec<IrqEvent>);
-
-impl IrqSink for Irqs {
-    fn irq_event(&mut self, event: IrqEvent) {
-        self.0.push(event);
-    }
-}
+use crate::testing::{CountingEntropy, FakeRam, GuestQueue, Irqs, Lines};
 
 /// One VM's RAM and device-state area, as the kernel keeps them across
 /// the service's deaths; counts the area's writes.

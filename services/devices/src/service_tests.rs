@@ -14,28 +14,7 @@ use ipc::devices::{
 use ipc::{Error, Space, VmId, wire_name};
 
 use super::*;
-use crate::testing::{CountingEntropy, FakeRam, GuestQueue, Lines};
-
-#[derive(Default)]
-struct Irqs(Vec<IrqEvent>);
-
-impl IrqSink for Irqs {
-    fn irq_event(&mut self, event: IrqEvent) {
-        self.0.push(event);
-    }
-}
-
-#[derive(Default)]
-struct Rams(Vec<(VmId, FakeRam)>);
-
-impl GuestMemoryProvider for Rams {
-    fn memory(&mut self, vm: VmId) -> Option<&mut dyn GuestMemory> {
-        self.0
-            .iter_mut()
-            .find(|(id, _)| *id == vm)
-            .map(|(_, ram)| ram as &mut dyn GuestMemory)
-    }
-}
+use crate::testing::{CountingEntropy, FakeRam, GuestQueue, Irqs, Lines, Rams};
 
 type Service = DeviceService<Lines, Irqs, Rams, CountingEntropy>;
 

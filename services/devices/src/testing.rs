@@ -1,6 +1,7 @@
 //! Test doubles for the device environment: a recording output sink, a
 //! counting entropy source, guest memory backed by a heap buffer, a block
-//! service that records what it is asked, and a guest-side virtio driver.
+//! service that records what it is asked, a guest-side virtio driver, and
+//! the interrupt sink and per-VM RAM the service tests give a service.
 #![allow(
     clippy::cast_possible_truncation,
     reason = "the test driver splits 64-bit guest addresses into 32-bit register halves"
@@ -10,11 +11,36 @@ use std::collections::VecDeque;
 use std::string::String;
 use std::vec::Vec;
 
+use ipc::devices::IrqEvent;
 use ipc::{VmId, blk};
 
 use crate::bus::{BlockBackend, DeviceEnv, EntropySource, NoBlock, OutputSink};
 use crate::console_lines::ConsoleSink;
 use crate::memory::{GuestMemory, NoGuestMemory, OutOfRange, SliceGuestMemory};
+use crate::service::{GuestMemoryProvider, IrqSink};
+
+/// Records every interrupt line change a service reports.
+#[derive(Debug, Default)]
+pub struct Irqs(pub Vec<IrqEvent>);
+
+impl IrqSink for Irqs {
+    fn irq_event(&mut self, event: IrqEvent) {
+        self.0.push(event);
+    }
+}
+
+/// Each VM's RAM, as the service reaches it.
+#[derive(Default)]
+pub struct Rams(pub Vec<(VmId, FakeRam)>);
+
+impl GuestMemoryProvider for Rams {
+    fn memory(&mut self, vm: VmId) -> Option<&mut dyn GuestMemory> {
+        self.0
+            .iter_mut()
+            .find(|(id, _)| *id == vm)
+            .map(|(_, ram)| ram as &mut dyn GuestMemory)
+    }
+}
 
 /// Records every transmitted byte.
 #[derive(Debug, Default)]
