@@ -59,6 +59,9 @@ pub const IMAGE_TOP: usize = IPC_BUFFER;
 
 /// How many VMs the kernel can hold (VM numbers are `0..MAX_VMS`).
 pub const MAX_VMS: usize = 16;
+/// Most vCPUs one VM may have (`vm_create`'s `vcpus` is `1..=MAX_VCPUS`;
+/// each has its own ioreq slot, PLIC context and hart id `0..vcpus`).
+pub const MAX_VCPUS: usize = 8;
 /// Where guest RAM starts in every RISC-V VM (QEMU virt's RAM base).
 pub const RISCV_GUEST_RAM_BASE: u64 = 0x8000_0000;
 /// Where a RISC-V guest image is loaded, from the start of RAM (Linux boot
@@ -220,8 +223,11 @@ pub enum Sysno {
     /// `vm_create(vm, ram_mib, vcpus)`: makes VM object `vm` (the
     /// vm-manager's slot number, below [`MAX_VMS`]) with `ram_mib` MiB of
     /// zeroed guest RAM at [`GUEST_RAM_BASE`], its G-stage tables, a VMID,
-    /// its ioreq page and `vcpus` stopped vCPUs. Needs VM_CONTROL.
-    /// `Error::VmExists`, `Error::OutOfMemory`, `Error::InvalidArgument`.
+    /// its ioreq page and `vcpus` (1 to [`MAX_VCPUS`]) stopped vCPUs: at
+    /// `vm_start` vCPU 0 runs and the others wait for the guest to start
+    /// them (RISC-V SBI HSM `hart_start`). Needs VM_CONTROL.
+    /// `Error::VmExists`, `Error::OutOfMemory`, `Error::InvalidArgument`
+    /// (also for more vCPUs than the architecture's backend runs).
     VmCreate = 12,
     /// `vm_load(vm, name_len, offset) -> (image_len)`: copies the boot-image
     /// guest entry whose name is the first `name_len` bytes of the IPC
@@ -308,12 +314,12 @@ pub enum Sysno {
     /// `sleep(ticks)`: waits `ticks` (1 to [`MAX_SLEEP_TICKS`]) kernel timer
     /// ticks (100 Hz) without using the CPU, for a task that polls a device.
     Sleep = 28,
-    /// `vm_set_external_irq(vm, level)`: raises (`level` 1) or lowers
-    /// (`level` 0) the supervisor external interrupt of `vm`'s vCPU 0 (its
-    /// PLIC context 0), as the device service's PLIC model computed it; a
-    /// raised interrupt wakes a vCPU asleep in `wfi`. Needs the GUEST_IRQ
-    /// right; `Error::UnknownVm`, `Error::InvalidArgument` for another
-    /// `level`.
+    /// `vm_set_external_irq(vm, level, vcpu)`: raises (`level` 1) or
+    /// lowers (`level` 0) the supervisor external interrupt of `vm`'s vCPU
+    /// `vcpu` (its PLIC context `vcpu`), as the device service's PLIC model
+    /// computed it; a raised interrupt wakes that vCPU if it sleeps in
+    /// `wfi`. Needs the GUEST_IRQ right; `Error::UnknownVm`,
+    /// `Error::InvalidArgument` for another `level` or a vCPU the VM lacks.
     VmSetExternalIrq = 29,
     /// `vm_write_genid(vm, id_lo, id_hi) -> (gpa)`: writes the VM's 128-bit
     /// generation ID, little-endian (`id_lo` = bytes 0-7, `id_hi` = bytes
