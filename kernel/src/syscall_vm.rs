@@ -10,7 +10,9 @@
 
 use ipc::Error;
 use ipc::syscall::vm_exit::{self, ExitRecord};
-use ipc::syscall::{DEVICE_STATE_BYTES, IOREQ_BADGE, IPC_BUFFER_SIZE, MAX_VMS, OK, Sysno};
+use ipc::syscall::{
+    DEVICE_STATE_BYTES, IOREQ_BADGE, IPC_BUFFER_SIZE, MAX_VCPUS, MAX_VMS, OK, Sysno,
+};
 use mica_boot::image::KernelRights;
 
 use crate::obj::MAX_ENDPOINTS;
@@ -35,9 +37,16 @@ pub trait VmHost {
         0
     }
     /// Builds VM `vm`'s RAM (`ram_bytes`, zeroed), G-stage tables and
-    /// ioreq page, with a stopped vCPU whose translations carry `tag`
-    /// (flushed before its first run when `tag.reused`).
-    fn vm_create(&mut self, _vm: usize, _ram_bytes: u64, _tag: TlbTag) -> Result<(), Error> {
+    /// ioreq page, with `vcpus` stopped vCPUs whose translations carry
+    /// `tag` (flushed before its first run when `tag.reused`);
+    /// `Error::InvalidArgument` for more vCPUs than the backend runs.
+    fn vm_create(
+        &mut self,
+        _vm: usize,
+        _ram_bytes: u64,
+        _vcpus: usize,
+        _tag: TlbTag,
+    ) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
     /// Copies the guest image named by the first `name_len` bytes of
@@ -150,8 +159,13 @@ pub trait VmHost {
     /// prefix (as `ipc::console_text::Checked`: escaped if it holds a
     /// control byte or invalid UTF-8).
     fn console_raw(&mut self, _line: &[u8]) {}
-    /// Raises or lowers the external interrupt of `vm`'s vCPU 0.
-    fn vm_set_external_irq(&mut self, _vm: usize, _raised: bool) -> Result<(), Error> {
+    /// Raises or lowers the external interrupt of `vm`'s vCPU `vcpu`.
+    fn vm_set_external_irq(
+        &mut self,
+        _vm: usize,
+        _vcpu: usize,
+        _raised: bool,
+    ) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
     /// Writes the 16 bytes of `id` at the start of `vm`'s generation-ID
@@ -298,7 +312,9 @@ pub fn dispatch<M: Machine>(
             .and_then(|addr| control::attach(objects, vm, current).map(|_| [addr, 0, 0])),
         Sysno::IoreqResume => resume_vcpu(objects, machine, current, vm, args[1]).map(|()| [0; 3]),
         Sysno::IoreqPost => post_writes(objects, machine, current, args).map(|()| [0; 3]),
-        Sysno::VmSetExternalIrq => set_external_irq(objects, machine, current, vm, args[1]),
+        Sysno::VmSetExternalIrq => {
+            set_external_irq(objects, machine, current, vm, args[1], args[2])
+        }
         Sysno::VmWriteGenid => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| known(objects, vm))
             .and_then(|()| {
@@ -337,7 +353,7 @@ pub fn resume_vcpu<M: Machine>(
     need(objects, task, KernelRights::IOREQ)?;
     control::check_resume(objects, vm, vcpu, task)?;
     machine.ioreq_resume(vm, vcpu)?;
-    control::io_resumed(objects, vm);
+    control::io_resumed(objects, vm, vcpu);
     Ok(())
 }
 
@@ -416,17 +432,20 @@ fn set_external_irq<M: Machine>(
     task: TaskId,
     vm: usize,
     level: usize,
+    vcpu: usize,
 ) -> Result<[usize; 3], Error> {
     need(objects, task, KernelRights::GUEST_IRQ)?;
-    known(objects, vm)?;
+    if objects.vms.get(vm)?.vcpu(vcpu).is_none() {
+        return Err(Error::InvalidArgument);
+    }
     let raised = match level {
         0 => false,
         1 => true,
         _ => return Err(Error::InvalidArgument),
     };
-    machine.vm_set_external_irq(vm, raised)?;
+    machine.vm_set_external_irq(vm, vcpu, raised)?;
     if raised {
-        control::interrupt(objects, vm);
+        control::interrupt(objects, vm, vcpu);
     }
     Ok([0; 3])
 }
@@ -460,8 +479,14 @@ fn vm_create<M: Machine>(
 ) -> Result<[usize; 3], Error> {
     need(objects, task, KernelRights::VM_CONTROL)?;
     let (vm, ram_mib, vcpus) = (args[0], args[1], args[2]);
-    // One vCPU per VM for now; RAM in whole 2 MiB G-stage pages.
-    if vm >= MAX_VMS || vcpus != 1 || ram_mib == 0 || ram_mib > MAX_RAM_MIB || ram_mib % 2 != 0 {
+    // RAM in whole 2 MiB G-stage pages.
+    if vm >= MAX_VMS
+        || vcpus == 0
+        || vcpus > MAX_VCPUS
+        || ram_mib == 0
+        || ram_mib > MAX_RAM_MIB
+        || ram_mib % 2 != 0
+    {
         return Err(Error::InvalidArgument);
     }
     if objects.vms.get(vm).is_ok() {
@@ -469,11 +494,11 @@ fn vm_create<M: Machine>(
     }
     // A TLB tag no live VM holds, or a refusal: never a shared one.
     let tag = objects.vms.take_tag(machine.tlb_tags())?;
-    if let Err(e) = machine.vm_create(vm, (ram_mib as u64) << 20, tag) {
+    if let Err(e) = machine.vm_create(vm, (ram_mib as u64) << 20, vcpus, tag) {
         objects.vms.return_tag(tag);
         return Err(e);
     }
-    if let Err(e) = control::create(objects, vm) {
+    if let Err(e) = control::create(objects, vm, vcpus) {
         machine.vm_destroy(vm, None);
         objects.vms.return_tag(tag);
         return Err(e);

@@ -16,7 +16,7 @@ use ipc::syscall::status_of;
 #[derive(Default)]
 struct Host {
     results: Vec<(usize, usize, [usize; 3])>,
-    irqs: Vec<(usize, bool)>,
+    irqs: Vec<(usize, usize, bool)>,
     genids: Vec<(usize, [u8; 16])>,
     clones: Vec<(usize, usize)>,
     boot: Vec<String>,
@@ -67,7 +67,7 @@ impl Machine for Host {
 }
 
 impl VmHost for Host {
-    fn vm_create(&mut self, _: usize, _: u64, _: TlbTag) -> Result<(), Error> {
+    fn vm_create(&mut self, _: usize, _: u64, _: usize, _: TlbTag) -> Result<(), Error> {
         Ok(())
     }
     fn vm_start(&mut self, vm: usize, entry: u64, dtb: u64) -> Result<(), Error> {
@@ -115,8 +115,8 @@ impl VmHost for Host {
         self.state.push((!to_state, vm, offset, len));
         Ok(())
     }
-    fn vm_set_external_irq(&mut self, vm: usize, raised: bool) -> Result<(), Error> {
-        self.irqs.push((vm, raised));
+    fn vm_set_external_irq(&mut self, vm: usize, vcpu: usize, raised: bool) -> Result<(), Error> {
+        self.irqs.push((vm, vcpu, raised));
         Ok(())
     }
     fn vm_write_genid(&mut self, vm: usize, id: [u8; 16]) -> Result<u64, Error> {
@@ -193,7 +193,71 @@ fn only_the_guest_irq_right_drives_a_vms_external_interrupt() {
     assert_eq!(w.call(d, Sysno::VmSetExternalIrq, [0, 0, 0]).0, OK);
     assert_eq!(w.call(d, Sysno::VmSetExternalIrq, [0, 2, 0]).0, INVALID);
     assert_eq!(w.call(d, Sysno::VmSetExternalIrq, [7, 1, 0]).0, UNKNOWN);
-    assert_eq!(w.host.irqs, [(0, true), (0, false)]);
+    assert_eq!(
+        w.call(d, Sysno::VmSetExternalIrq, [0, 1, 1]).0,
+        INVALID,
+        "no vCPU 1"
+    );
+    assert_eq!(w.host.irqs, [(0, 0, true), (0, 0, false)]);
+}
+
+#[test]
+fn each_vcpu_has_its_own_external_interrupt_and_wakes_alone() {
+    let mut w = world();
+    let (m, d) = (w.manager, w.devices);
+    assert_eq!(w.call(m, Sysno::VmCreate, [2, 64, 3]).0, OK);
+    assert_eq!(w.call(m, Sysno::VmStart, [2, 0, 0]).0, OK);
+    let tasks: Vec<_> =
+        w.o.vms
+            .get(2)
+            .unwrap()
+            .vcpus()
+            .iter()
+            .map(|v| v.task)
+            .collect();
+    assert_eq!(tasks.len(), 3);
+    assert_eq!(
+        w.o.sched.state(tasks[1]),
+        Some(TaskState::Held),
+        "stopped until started"
+    );
+    control::wake(&mut w.o, 2, 0b110);
+    control::sleep(&mut w.o, 2, 1, u64::MAX);
+    control::sleep(&mut w.o, 2, 2, u64::MAX);
+    assert_eq!(w.call(d, Sysno::VmSetExternalIrq, [2, 1, 2]).0, OK);
+    assert_eq!(
+        w.o.sched.state(tasks[2]),
+        Some(TaskState::Ready),
+        "vCPU 2 woke"
+    );
+    assert_eq!(
+        w.o.sched.state(tasks[1]),
+        Some(TaskState::Held),
+        "vCPU 1 sleeps on"
+    );
+    assert_eq!(w.call(d, Sysno::VmSetExternalIrq, [2, 1, 3]).0, INVALID);
+    assert_eq!(w.host.irqs, [(2, 2, true)]);
+}
+
+#[test]
+fn a_vm_has_one_to_max_vcpus() {
+    let mut w = world();
+    let m = w.manager;
+    let most = ipc::syscall::MAX_VCPUS;
+    assert_eq!(w.call(m, Sysno::VmCreate, [0, 64, 0]).0, INVALID);
+    assert_eq!(w.call(m, Sysno::VmCreate, [0, 64, most + 1]).0, INVALID);
+    assert!(w.o.vms.get(0).is_err(), "nothing kept");
+    assert_eq!(w.call(m, Sysno::VmCreate, [0, 64, most]).0, OK);
+    assert_eq!(w.o.vms.get(0).unwrap().vcpus().len(), most);
+    assert_eq!(w.call(m, Sysno::VmDestroy, [0, 0, 0]).0, OK);
+    assert!(
+        (0..crate::obj::MAX_TASKS).all(|slot| w
+            .o
+            .vms
+            .vcpu_of_task(crate::obj::ids::TaskId::new(slot, 0).unwrap())
+            .is_none()),
+        "no vCPU task outlives its VM"
+    );
 }
 
 #[test]
@@ -202,8 +266,8 @@ fn a_raised_external_interrupt_wakes_the_vcpu_from_wfi() {
     w.created(1);
     let (m, d) = (w.manager, w.devices);
     assert_eq!(w.call(m, Sysno::VmStart, [1, 0, 0]).0, OK);
-    control::sleep(&mut w.o, 1, u64::MAX);
-    let vcpu = w.o.vms.get(1).unwrap().vcpu;
+    control::sleep(&mut w.o, 1, 0, u64::MAX);
+    let vcpu = w.o.vms.get(1).unwrap().vcpus()[0].task;
     assert_eq!(w.o.sched.state(vcpu), Some(TaskState::Held));
     assert_eq!(w.call(d, Sysno::VmSetExternalIrq, [1, 0, 0]).0, OK);
     assert_eq!(w.o.sched.state(vcpu), Some(TaskState::Held), "lowered");

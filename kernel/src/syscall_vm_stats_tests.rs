@@ -26,7 +26,7 @@ impl crate::syscall_entropy::EntropyHost for Host {}
 crate::test_machine::test_machine!(Host);
 
 impl VmHost for Host {
-    fn vm_create(&mut self, vm: usize, _: u64, _: TlbTag) -> Result<(), Error> {
+    fn vm_create(&mut self, vm: usize, _: u64, _: usize, _: TlbTag) -> Result<(), Error> {
         if let Some(stats) = self.stats.as_mut() {
             stats.insert(vm, VmStats::new());
         }

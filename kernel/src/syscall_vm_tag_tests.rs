@@ -38,7 +38,7 @@ impl VmHost for Host {
     fn tlb_tags(&mut self) -> u16 {
         self.tags
     }
-    fn vm_create(&mut self, vm: usize, _: u64, tag: TlbTag) -> Result<(), Error> {
+    fn vm_create(&mut self, vm: usize, _: u64, _: usize, tag: TlbTag) -> Result<(), Error> {
         self.given.push(tag);
         if std::mem::take(&mut self.fail_next) {
             return Err(Error::OutOfMemory);

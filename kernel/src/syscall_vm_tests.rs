@@ -38,7 +38,7 @@ crate::test_machine::test_machine!(Host, |ptr: usize, out: &mut [u8]| {
 });
 
 impl VmHost for Host {
-    fn vm_create(&mut self, vm: usize, ram_bytes: u64, _: TlbTag) -> Result<(), Error> {
+    fn vm_create(&mut self, vm: usize, ram_bytes: u64, _: usize, _: TlbTag) -> Result<(), Error> {
         self.created.push((vm, ram_bytes));
         Ok(())
     }
@@ -193,7 +193,7 @@ fn vm_create_checks_its_arguments() {
     );
     assert_eq!(w.call(m, Sysno::VmCreate, [0, 0, 1, 0, 0]).0, invalid);
     assert_eq!(w.call(m, Sysno::VmCreate, [0, 3, 1, 0, 0]).0, invalid);
-    assert_eq!(w.call(m, Sysno::VmCreate, [0, 64, 2, 0, 0]).0, invalid);
+    assert_eq!(w.call(m, Sysno::VmCreate, [0, 64, 9, 0, 0]).0, invalid); // past MAX_VCPUS
     assert_eq!(w.call(m, Sysno::VmCreate, [0, 64, 1, 0, 0]).0, OK);
     let exists = status_of(Error::VmExists);
     assert_eq!(w.call(m, Sysno::VmCreate, [0, 64, 1, 0, 0]).0, exists);
@@ -231,7 +231,7 @@ fn running_vm_with_io(w: &mut World) {
     assert_eq!(w.call(m, Sysno::VmStart, [1, 0, 0, 0, 0]).0, OK);
     let (status, values) = w.call(ioreq, Sysno::IoreqAttach, [1, 0, 0, 0, 0]);
     assert_eq!((status, values[0]), (OK, 0x3000_1000));
-    control::io_exit(&mut w.o, 1);
+    control::io_exit(&mut w.o, 1, 0);
 }
 
 #[test]
@@ -274,7 +274,7 @@ fn ioreq_resume_refuses_an_incomplete_slot_and_then_resumes_the_vcpu() {
     let mut w = world();
     running_vm_with_io(&mut w);
     let (ioreq, plain) = (w.ioreq, w.plain);
-    let vcpu = w.o.vms.get(1).unwrap().vcpu;
+    let vcpu = w.o.vms.get(1).unwrap().vcpus()[0].task;
     assert_eq!(w.call(plain, Sysno::IoreqResume, [1, 0, 0, 0, 0]).0, DENIED);
     let bad = status_of(Error::BadSlotState);
     assert_eq!(w.call(ioreq, Sysno::IoreqResume, [1, 0, 0, 0, 0]).0, bad);

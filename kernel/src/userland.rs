@@ -446,21 +446,27 @@ fn next_user_task(r: &mut Runner, mut decision: Decision, current: TaskId) -> Ta
                 continue;
             }
         };
-        let Some(vm) = r.objects.vms.vm_of_vcpu(next) else {
+        let Some((vm, vcpu)) = r.objects.vms.vcpu_of_task(next) else {
             return next;
         };
         last = next;
-        decision = run_vcpu(r, vm);
+        decision = run_vcpu(r, vm, vcpu);
     }
 }
 
-/// Runs VM `vm`'s vCPU until its next exit the scheduler must hear of.
-fn run_vcpu(r: &mut Runner, vm: usize) -> Decision {
+/// Runs VM `vm`'s vCPU `vcpu` until its next exit the scheduler must hear
+/// of.
+fn run_vcpu(r: &mut Runner, vm: usize, vcpu: usize) -> Decision {
     let Some(guest) = r.tasks.guests.vms.get_mut(vm).and_then(Option::as_mut) else {
         tell_controller(r, vm);
         return r.objects.sched.schedule();
     };
-    let outcome = guest.run();
+    let outcome = guest.run(vcpu);
+    // Siblings it started or sent an interrupt may run.
+    let woken = guest.take_wakeups();
+    if woken != 0 {
+        control::wake(&mut r.objects, vm, woken);
+    }
     // Writes it posted reach the ioreq task now; an I/O exit tells it anyway.
     if guest.take_posted_news()
         && outcome != RunOutcome::BlockedOnIo
@@ -468,11 +474,11 @@ fn run_vcpu(r: &mut Runner, vm: usize) -> Decision {
     {
         syscall_vm::deliver(&mut r.tasks, task, bits);
     }
-    after_run(r, vm, outcome)
+    after_run(r, vm, vcpu, outcome)
 }
 
-/// What the scheduler does after `vm`'s vCPU ran until `outcome`.
-fn after_run(r: &mut Runner, vm: usize, outcome: RunOutcome) -> Decision {
+/// What the scheduler does after `vm`'s vCPU `vcpu` ran until `outcome`.
+fn after_run(r: &mut Runner, vm: usize, vcpu: usize, outcome: RunOutcome) -> Decision {
     let Some(guest) = r.tasks.guests.vms.get_mut(vm).and_then(Option::as_mut) else {
         return r.objects.sched.schedule();
     };
@@ -480,18 +486,23 @@ fn after_run(r: &mut Runner, vm: usize, outcome: RunOutcome) -> Decision {
         RunOutcome::Preempted => after_timer(r),
         RunOutcome::BlockedOnIo => {
             guest.vm.stats.io_exit(arch::timer_now());
-            if let Some((task, bits, decision)) = control::io_exit_direct(&mut r.objects, vm) {
+            if let Some((task, bits, decision)) = control::io_exit_direct(&mut r.objects, vm, vcpu)
+            {
                 syscall_vm::deliver(&mut r.tasks, task, bits);
                 return decision;
             }
-            if let Some((task, bits)) = control::io_exit(&mut r.objects, vm) {
+            if let Some((task, bits)) = control::io_exit(&mut r.objects, vm, vcpu) {
                 syscall_vm::deliver(&mut r.tasks, task, bits);
             }
             r.objects.sched.schedule()
         }
         RunOutcome::Sleeping(until) => {
-            control::sleep(&mut r.objects, vm, until);
+            control::sleep(&mut r.objects, vm, vcpu, until);
             arm_timer(r);
+            r.objects.sched.schedule()
+        }
+        RunOutcome::HartStopped => {
+            control::hart_stopped(&mut r.objects, vm, vcpu);
             r.objects.sched.schedule()
         }
         RunOutcome::Left(_) => {

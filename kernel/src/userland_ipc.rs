@@ -70,8 +70,9 @@ pub(super) fn fast_complete_recv(
     let (vm, vcpu, slot) = (args[0], args[1], args[2]);
     let (task, ep) = r.objects.plain_complete_recv(current, vm, vcpu, slot)?;
     let guest = r.tasks.guests.vms.get_mut(vm)?.as_mut()?;
-    guest.resume_io().ok()?;
+    guest.resume_io(vcpu).ok()?;
     guest.vm.stats.io_resumed(arch::timer_now());
-    r.objects.complete_recv_direct(current, vm, task, ep);
+    r.objects
+        .complete_recv_direct(current, (vm, vcpu), task, ep);
     Some(Decision::SwitchTo(task))
 }

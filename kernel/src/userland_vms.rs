@@ -120,10 +120,16 @@ impl VmHost for Tasks {
         crate::arch::guest_tlb_tags()
     }
 
-    fn vm_create(&mut self, vm: usize, ram_bytes: u64, tag: TlbTag) -> Result<(), Error> {
+    fn vm_create(
+        &mut self,
+        vm: usize,
+        ram_bytes: u64,
+        vcpus: usize,
+        tag: TlbTag,
+    ) -> Result<(), Error> {
         let mut name = [0u8; 4];
         let name = VmName::new(numbered_name(vm, &mut name)).ok_or(Error::InvalidArgument)?;
-        let guest = GuestVm::create(&mut FRAMES.lock(), name, ram_bytes, tag)?;
+        let guest = GuestVm::create(&mut FRAMES.lock(), name, ram_bytes, vcpus, tag)?;
         let slot = self.guests.vms.get_mut(vm).ok_or(Error::InvalidArgument)?;
         *slot = Some(Box::new(guest));
         Ok(())
@@ -259,11 +265,8 @@ impl VmHost for Tasks {
     }
 
     fn ioreq_resume(&mut self, vm: usize, vcpu: usize) -> Result<(), Error> {
-        if vcpu != 0 {
-            return Err(Error::InvalidArgument);
-        }
         let guest = self.guest(vm)?;
-        guest.resume_io()?;
+        guest.resume_io(vcpu)?;
         guest.vm.stats.io_resumed(crate::arch::timer_now());
         Ok(())
     }
@@ -278,9 +281,8 @@ impl VmHost for Tasks {
         klog::print(format_args!("{}\n", Checked(line)));
     }
 
-    fn vm_set_external_irq(&mut self, vm: usize, raised: bool) -> Result<(), Error> {
-        self.guest(vm)?.set_external_irq(raised);
-        Ok(())
+    fn vm_set_external_irq(&mut self, vm: usize, vcpu: usize, raised: bool) -> Result<(), Error> {
+        self.guest(vm)?.set_external_irq(vcpu, raised)
     }
 
     fn vm_write_genid(&mut self, vm: usize, id: [u8; 16]) -> Result<u64, Error> {

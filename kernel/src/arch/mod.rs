@@ -43,8 +43,12 @@ pub enum RunOutcome {
     /// The VM left the running state.
     Left(crate::vm::VmState),
     /// The guest waits (RISC-V `wfi`, x86 `hlt`) for its timer, due at
-    /// this time (on x86 the next tick).
+    /// this time (on x86 the next tick; `u64::MAX` with no timer set: only
+    /// an interrupt wakes it).
     Sleeping(u64),
+    /// The vCPU stopped itself (SBI HSM `hart_stop`), or is stopped: it
+    /// runs again when a sibling starts it.
+    HartStopped,
 }
 
 pub mod riscv64;

@@ -114,17 +114,17 @@ impl KernelObjects {
     }
 
     /// Carries out what [`KernelObjects::plain_complete_recv`] found plain:
-    /// `server` waits on `ep` to receive and `vm`'s vCPU `task` runs.
+    /// `server` waits on `ep` to receive and vCPU `vcpu` of VM `vm` (its task `task`) runs.
     #[inline]
     pub fn complete_recv_direct(
         &mut self,
         server: TaskId,
-        vm: usize,
+        (vm, vcpu): (usize, usize),
         task: TaskId,
         ep: EndpointId,
     ) {
         self.endpoints.apply_wait_plain(server, ep);
-        control::io_resumed_plain(self, vm);
+        control::io_resumed_plain(self, vm, vcpu);
         self.sched
             .apply_hand_over(server, TaskState::BlockedRecv, task);
     }

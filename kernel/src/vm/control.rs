@@ -1,15 +1,18 @@
 //! VM objects as the scheduler and the ioreq service see them: per VM
-//! number its lifecycle phase, its vCPU (a kernel thread in the task table,
-//! scheduled below every service) and why that vCPU is held, the task that
-//! serves the VM's I/O requests, and per task the VMs with I/O pending.
+//! number its lifecycle phase, its vCPUs (each a kernel thread in the task
+//! table, scheduled below every service) and why each is held, the task
+//! that serves the VM's I/O requests, and per task the VMs with I/O
+//! pending.
 //!
 //! Pure logic over [`KernelObjects`]; the arch layer owns guest RAM, tables
 //! and registers and calls these functions around what it does. A vCPU runs
-//! exactly when its VM is running, it waits for no I/O request and it is not
-//! asleep in `wfi`; [`sync`] keeps the scheduler's view equal to that rule.
+//! exactly when its VM is running, it is started (SBI HSM: vCPU 0 from the
+//! VM's start, the others when the guest starts them), it waits for no I/O
+//! request and it is not asleep in `wfi`; [`sync`] keeps the scheduler's
+//! view equal to that rule.
 
 use ipc::Error;
-use ipc::syscall::MAX_VMS;
+use ipc::syscall::{MAX_VCPUS, MAX_VMS};
 
 use crate::obj::MAX_TASKS;
 use crate::obj::endpoint::Wait;
@@ -34,17 +37,35 @@ pub enum Phase {
     Ended,
 }
 
+/// One vCPU's record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VcpuRecord {
+    /// Its scheduler entity.
+    pub task: TaskId,
+    /// It waits for its ioreq slot to be completed.
+    pub io_wait: bool,
+    /// It sleeps in `wfi` until this time (timer ticks).
+    pub asleep_until: Option<u64>,
+    /// It is stopped (SBI HSM): it waits for another vCPU to start it.
+    pub stopped: bool,
+}
+
+impl VcpuRecord {
+    /// Whether it may run while its VM runs.
+    fn runnable(&self) -> bool {
+        !self.io_wait && self.asleep_until.is_none() && !self.stopped
+    }
+}
+
 /// One VM's record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VmRecord {
     /// Its phase.
     pub phase: Phase,
-    /// Its vCPU's scheduler entity.
-    pub vcpu: TaskId,
-    /// The vCPU waits for its ioreq slot to be completed.
-    pub io_wait: bool,
-    /// The vCPU sleeps in `wfi` until this time (timer ticks).
-    pub asleep_until: Option<u64>,
+    /// Its vCPUs, `vcpu_records[..vcpus]`.
+    vcpu_records: [VcpuRecord; MAX_VCPUS],
+    /// How many vCPUs it has (1 to [`MAX_VCPUS`]).
+    vcpus: u8,
     /// The task that attached to its ioreq page.
     pub ioreq_task: Option<TaskId>,
     /// The task that created it (the vm-manager): told when the guest
@@ -58,15 +79,41 @@ pub struct VmRecord {
     pub ram_grant: u64,
 }
 
+impl VmRecord {
+    /// Its vCPUs, by index.
+    pub fn vcpus(&self) -> &[VcpuRecord] {
+        &self.vcpu_records[..usize::from(self.vcpus)]
+    }
+
+    fn vcpus_mut(&mut self) -> &mut [VcpuRecord] {
+        &mut self.vcpu_records[..usize::from(self.vcpus)]
+    }
+
+    /// vCPU `vcpu`'s record.
+    pub fn vcpu(&self, vcpu: usize) -> Option<&VcpuRecord> {
+        self.vcpus().get(vcpu)
+    }
+
+    fn vcpu_mut(&mut self, vcpu: usize) -> Option<&mut VcpuRecord> {
+        self.vcpus_mut().get_mut(vcpu)
+    }
+
+    /// Whether any of its vCPUs waits for an I/O completion.
+    pub fn io_waiting(&self) -> bool {
+        self.vcpus().iter().any(|v| v.io_wait)
+    }
+}
+
 /// Every VM, and the ioreq work pending per task.
 #[derive(Clone, Debug)]
 pub struct VmTable {
     vms: [Option<VmRecord>; MAX_VMS],
     /// Per task slot: bit `vm` = that VM has an I/O request for the task.
     pending: [u64; MAX_TASKS],
-    /// Per task slot: the VM whose vCPU it is ([`NO_VM`] for none), so the
-    /// run loop finds a vCPU's VM without scanning every VM.
-    vm_of_task: [u8; MAX_TASKS],
+    /// Per task slot: the VM whose vCPU it is ([`NO_VM`] for none) and
+    /// the vCPU's index, so the run loop finds a vCPU's VM without
+    /// scanning every VM.
+    vm_of_task: [(u8, u8); MAX_TASKS],
     /// The TLB tags: each VM's own while it exists.
     tags: TlbTags,
 }
@@ -87,14 +134,17 @@ impl VmTable {
         VmTable {
             vms: [None; MAX_VMS],
             pending: [0; MAX_TASKS],
-            vm_of_task: [NO_VM; MAX_TASKS],
+            vm_of_task: [(NO_VM, 0); MAX_TASKS],
             tags: TlbTags::new(),
         }
     }
 
     /// VM `vm`'s record; `Error::UnknownVm` if there is none.
-    pub fn get(&self, vm: usize) -> Result<VmRecord, Error> {
-        self.vms.get(vm).copied().flatten().ok_or(Error::UnknownVm)
+    pub fn get(&self, vm: usize) -> Result<&VmRecord, Error> {
+        self.vms
+            .get(vm)
+            .and_then(Option::as_ref)
+            .ok_or(Error::UnknownVm)
     }
 
     fn get_mut(&mut self, vm: usize) -> Result<&mut VmRecord, Error> {
@@ -104,15 +154,17 @@ impl VmTable {
             .ok_or(Error::UnknownVm)
     }
 
-    /// The VM whose vCPU is `task`, if it is one.
-    pub fn vm_of_vcpu(&self, task: TaskId) -> Option<usize> {
-        let vm = usize::from(*self.vm_of_task.get(task.slot())?);
+    /// The VM and the vCPU index whose vCPU is `task`, if it is one.
+    #[inline]
+    pub fn vcpu_of_task(&self, task: TaskId) -> Option<(usize, usize)> {
+        let (vm, vcpu) = *self.vm_of_task.get(task.slot())?;
+        let (vm, vcpu) = (usize::from(vm), usize::from(vcpu));
         // The record must still name this very task (not a stale id).
         self.vms
             .get(vm)?
             .as_ref()
-            .filter(|r| r.vcpu == task)
-            .map(|_| vm)
+            .filter(|r| r.vcpu(vcpu).is_some_and(|v| v.task == task))
+            .map(|_| (vm, vcpu))
     }
 
     /// Whether `task` has ioreq work pending.
@@ -152,37 +204,79 @@ impl VmTable {
     }
 }
 
-/// Records VM `vm` (below `MAX_VMS`, not in use) with a held vCPU.
-pub fn create(objects: &mut KernelObjects, vm: usize) -> Result<TaskId, Error> {
-    if vm >= MAX_VMS {
+/// The task name of VM `vm`'s vCPU `vcpu`: `vm3` for vCPU 0, `vm3.1`
+/// for the others.
+fn vcpu_name(vm: usize, vcpu: usize, buf: &mut [u8; 8]) -> &str {
+    let mut number = [0u8; 4];
+    let base = super::numbered_name(vm, &mut number).as_bytes();
+    let mut len = base.len();
+    buf[..len].copy_from_slice(base);
+    if vcpu > 0 {
+        buf[len] = b'.';
+        // At most MAX_VCPUS - 1 = 7: one digit.
+        buf[len + 1] = b"0123456789"[vcpu % 10];
+        len += 2;
+    }
+    core::str::from_utf8(&buf[..len]).unwrap_or("vm")
+}
+
+/// Records VM `vm` (below `MAX_VMS`, not in use) with `vcpus` held vCPUs
+/// (1 to [`MAX_VCPUS`]); returns vCPU 0's task. Nothing is kept if a vCPU
+/// cannot get a task.
+pub fn create(objects: &mut KernelObjects, vm: usize, vcpus: usize) -> Result<TaskId, Error> {
+    let count = u8::try_from(vcpus).map_err(|_| Error::InvalidArgument)?;
+    if vm >= MAX_VMS || vcpus == 0 || vcpus > MAX_VCPUS {
         return Err(Error::InvalidArgument);
     }
     if objects.vms.vms[vm].is_some() {
         return Err(Error::VmExists);
     }
-    let mut name = [0u8; 4];
-    let name = super::numbered_name(vm, &mut name);
-    let vcpu = objects
-        .spawn(name, VCPU_PRIORITY)
-        .map_err(|_| Error::OutOfMemory)?;
-    objects.vms.vms[vm] = Some(VmRecord {
-        phase: Phase::Created,
-        vcpu,
+    let mut tasks = [None; MAX_VCPUS];
+    for index in 0..vcpus {
+        let mut name = [0u8; 8];
+        match objects.spawn(vcpu_name(vm, index, &mut name), VCPU_PRIORITY) {
+            Ok(task) => tasks[index] = Some(task),
+            Err(_) => {
+                for task in tasks.iter().flatten() {
+                    let _ = objects.retire(*task);
+                }
+                return Err(Error::OutOfMemory);
+            }
+        }
+    }
+    let Some(first) = tasks[0] else {
+        return Err(Error::OutOfMemory);
+    };
+    // Entries past `vcpus` are never read; they hold vCPU 0's task.
+    let mut records = [VcpuRecord {
+        task: first,
         io_wait: false,
         asleep_until: None,
+        stopped: true,
+    }; MAX_VCPUS];
+    for (index, (record, task)) in records.iter_mut().zip(tasks).enumerate() {
+        let Some(task) = task else { break };
+        record.task = task;
+        record.stopped = index != 0;
+        if let (Some(entry), Ok(vm), Ok(vcpu)) = (
+            objects.vms.vm_of_task.get_mut(task.slot()),
+            u8::try_from(vm),
+            u8::try_from(index),
+        ) {
+            *entry = (vm, vcpu);
+        }
+    }
+    objects.vms.vms[vm] = Some(VmRecord {
+        phase: Phase::Created,
+        vcpu_records: records,
+        vcpus: count,
         ioreq_task: None,
         controller: None,
         tag: 0,
         ram_grant: 0,
     });
-    if let (Some(entry), Ok(number)) = (
-        objects.vms.vm_of_task.get_mut(vcpu.slot()),
-        u8::try_from(vm),
-    ) {
-        *entry = number;
-    }
     sync(objects, vm);
-    Ok(vcpu)
+    Ok(first)
 }
 
 fn transition(objects: &mut KernelObjects, vm: usize, from: Phase, to: Phase) -> Result<(), Error> {
@@ -203,12 +297,12 @@ pub fn check_start(objects: &KernelObjects, vm: usize) -> Result<(), Error> {
     }
 }
 
-/// Created -> Running: the vCPU becomes ready.
+/// Created -> Running: its started vCPUs (vCPU 0) become ready.
 pub fn start(objects: &mut KernelObjects, vm: usize) -> Result<(), Error> {
     transition(objects, vm, Phase::Created, Phase::Running)
 }
 
-/// Running -> Paused: the vCPU is held (an I/O request stays in flight).
+/// Running -> Paused: every vCPU is held (I/O requests stay in flight).
 pub fn pause(objects: &mut KernelObjects, vm: usize) -> Result<(), Error> {
     transition(objects, vm, Phase::Running, Phase::Paused)
 }
@@ -218,12 +312,16 @@ pub fn resume(objects: &mut KernelObjects, vm: usize) -> Result<(), Error> {
     transition(objects, vm, Phase::Paused, Phase::Running)
 }
 
-/// Any phase -> Created: the vCPU is held and any I/O request is dropped.
+/// Any phase -> Created: every vCPU is held, any I/O request is dropped,
+/// and only vCPU 0 will run at the next start.
 pub fn reset(objects: &mut KernelObjects, vm: usize) -> Result<(), Error> {
     let record = objects.vms.get_mut(vm)?;
     record.phase = Phase::Created;
-    record.io_wait = false;
-    record.asleep_until = None;
+    for (index, vcpu) in record.vcpus_mut().iter_mut().enumerate() {
+        vcpu.io_wait = false;
+        vcpu.asleep_until = None;
+        vcpu.stopped = index != 0;
+    }
     record.ram_grant = 0;
     let server = record.ioreq_task;
     clear_pending(objects, server, vm);
@@ -250,34 +348,38 @@ pub fn set_controller(objects: &mut KernelObjects, vm: usize, task: TaskId) -> R
     Ok(())
 }
 
-/// The guest ended itself, or the kernel stopped it: its vCPU never runs
-/// again until a reset. Its controller learns of it as of an ioreq wake-up
+/// The guest ended itself, or the kernel stopped it: none of its vCPUs
+/// runs again until a reset. Its controller learns of it as of an ioreq wake-up
 /// (bit `vm`); if it waits in `recv`, it is woken and the bits it takes
 /// are returned for the caller to deliver.
 pub fn ended(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64)> {
     let record = objects.vms.get_mut(vm).ok()?;
     record.phase = Phase::Ended;
-    record.io_wait = false;
+    for vcpu in record.vcpus_mut() {
+        vcpu.io_wait = false;
+    }
     let controller = record.controller;
     sync(objects, vm);
     upcall(objects, controller?, vm)
 }
 
-/// Forgets `vm` from any phase (even with its vCPU waiting for I/O); its
-/// vCPU thread leaves the scheduler and its TLB tag goes back to the pool
+/// Forgets `vm` from any phase (even with vCPUs waiting for I/O); its
+/// vCPU threads leave the scheduler and its TLB tag goes back to the pool
 /// (the next VM to get it flushes it first). Returns the task that had its
 /// ioreq page mapped, so the arch layer can unmap it.
 pub fn destroy(objects: &mut KernelObjects, vm: usize) -> Result<Option<TaskId>, Error> {
-    let record = objects.vms.get(vm)?;
+    let record = *objects.vms.get(vm)?;
     clear_pending(objects, record.ioreq_task, vm);
-    objects
-        .retire(record.vcpu)
-        .map_err(|_| Error::KernelRefused)?;
+    for vcpu in record.vcpus() {
+        objects
+            .retire(vcpu.task)
+            .map_err(|_| Error::KernelRefused)?;
+        if let Some(entry) = objects.vms.vm_of_task.get_mut(vcpu.task.slot()) {
+            *entry = (NO_VM, 0);
+        }
+    }
     objects.vms.vms[vm] = None;
     objects.vms.tags.free(record.tag);
-    if let Some(entry) = objects.vms.vm_of_task.get_mut(record.vcpu.slot()) {
-        *entry = NO_VM;
-    }
     Ok(record.ioreq_task)
 }
 
@@ -290,7 +392,7 @@ pub fn attach(
 ) -> Result<Option<TaskId>, Error> {
     let record = objects.vms.get_mut(vm)?;
     let previous = record.ioreq_task.replace(task);
-    let waiting = record.io_wait;
+    let waiting = record.io_waiting();
     clear_pending(objects, previous, vm);
     if waiting {
         set_pending(objects, task, vm);
@@ -298,15 +400,16 @@ pub fn attach(
     Ok(previous)
 }
 
-/// The running vCPU of `vm` trapped on a device access and its slot is
-/// PENDING: it is held, and the VM's ioreq task learns of it. If that task
-/// waits in `recv`, it is woken and the bits it takes are returned (the
-/// caller delivers them as its result: len 0, `IOREQ_BADGE`, bits).
-pub fn io_exit(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64)> {
+/// The running vCPU `vcpu` of `vm` trapped on a device access and its
+/// slot is PENDING: it is held, and the VM's ioreq task learns of it. If
+/// that task waits in `recv`, it is woken and the bits it takes are
+/// returned (the caller delivers them as its result: len 0, `IOREQ_BADGE`,
+/// bits).
+pub fn io_exit(objects: &mut KernelObjects, vm: usize, vcpu: usize) -> Option<(TaskId, u64)> {
     let record = objects.vms.get_mut(vm).ok()?;
-    record.io_wait = true;
+    record.vcpu_mut(vcpu)?.io_wait = true;
     let server = record.ioreq_task;
-    sync(objects, vm);
+    sync_vcpu(objects, vm, vcpu);
     upcall(objects, server?, vm)
 }
 
@@ -320,30 +423,33 @@ pub fn posted(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64)> {
     upcall(objects, server, vm)
 }
 
-/// The plain case of [`io_exit`], as a direct switch: the running vCPU of
-/// `vm` trapped on a device access, its slot is PENDING, the VM's ioreq
+/// The plain case of [`io_exit`], as a direct switch: the running vCPU
+/// `vcpu` of `vm` trapped on a device access, its slot is PENDING, the VM's ioreq
 /// task waits in `recv` and nothing at its priority or above is ready: the
 /// vCPU is held and the task runs at once, on its own slice, with no pass
 /// over the ready queues (`Scheduler::wake_direct`). Returns the task, the
 /// bits it takes (the caller delivers them) and what runs next; `None`,
 /// with nothing changed, otherwise (then [`io_exit`] applies).
 #[inline]
-pub fn io_exit_direct(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64, Decision)> {
+pub fn io_exit_direct(
+    objects: &mut KernelObjects,
+    vm: usize,
+    vcpu: usize,
+) -> Option<(TaskId, u64, Decision)> {
     let record = objects.vms.get(vm).ok()?;
     let server = record.ioreq_task?;
+    let task = record.vcpu(vcpu)?.task;
     if record.phase != Phase::Running
-        || objects.sched.current() != Some(record.vcpu)
+        || objects.sched.current() != Some(task)
         || objects.sched.state(server) != Some(TaskState::BlockedRecv)
         || objects.endpoints.waiting(server) != Some(Wait::Recv)
     {
         return None;
     }
-    objects
-        .sched
-        .wake_direct(record.vcpu, TaskState::Held, server)?;
+    objects.sched.wake_direct(task, TaskState::Held, server)?;
     let decision = Decision::SwitchTo(server);
     objects.endpoints.cancel_recv(server);
-    if let Ok(record) = objects.vms.get_mut(vm) {
+    if let Some(record) = objects.vms.get_mut(vm).ok().and_then(|r| r.vcpu_mut(vcpu)) {
         record.io_wait = true;
     }
     let pending = objects.vms.pending.get_mut(server.slot())?;
@@ -362,20 +468,21 @@ pub fn resumes_plainly(
     task: TaskId,
 ) -> Option<TaskId> {
     let record = objects.vms.vms.get(vm)?.as_ref()?;
+    let v = record.vcpu(vcpu)?;
     (record.ioreq_task == Some(task)
-        && vcpu == 0
-        && record.io_wait
+        && v.io_wait
         && record.phase == Phase::Running
-        && record.asleep_until.is_none()
-        && objects.sched.state(record.vcpu) == Some(TaskState::Held))
-    .then_some(record.vcpu)
+        && v.asleep_until.is_none()
+        && !v.stopped
+        && objects.sched.state(v.task) == Some(TaskState::Held))
+    .then_some(v.task)
 }
 
 /// [`io_resumed`] without the scheduler step: the caller has checked
 /// [`resumes_plainly`] and hands the CPU to the vCPU itself.
 #[inline]
-pub fn io_resumed_plain(objects: &mut KernelObjects, vm: usize) {
-    if let Ok(record) = objects.vms.get_mut(vm) {
+pub fn io_resumed_plain(objects: &mut KernelObjects, vm: usize, vcpu: usize) {
+    if let Some(record) = objects.vms.get_mut(vm).ok().and_then(|r| r.vcpu_mut(vcpu)) {
         record.io_wait = false;
     }
 }
@@ -392,38 +499,66 @@ pub fn check_resume(
     if record.ioreq_task != Some(task) {
         return Err(Error::PermissionDenied);
     }
-    if vcpu != 0 {
+    let Some(v) = record.vcpu(vcpu) else {
         return Err(Error::InvalidArgument);
-    }
-    if !record.io_wait {
+    };
+    if !v.io_wait {
         return Err(Error::BadSlotState);
     }
     Ok(())
 }
 
-/// The arch layer took `vm`'s completion: its vCPU may run again.
-pub fn io_resumed(objects: &mut KernelObjects, vm: usize) {
-    if let Ok(record) = objects.vms.get_mut(vm) {
+/// The arch layer took the completion of `vm`'s vCPU `vcpu`: it may run
+/// again.
+pub fn io_resumed(objects: &mut KernelObjects, vm: usize, vcpu: usize) {
+    if let Some(record) = objects.vms.get_mut(vm).ok().and_then(|r| r.vcpu_mut(vcpu)) {
         record.io_wait = false;
-        sync(objects, vm);
+        sync_vcpu(objects, vm, vcpu);
     }
 }
 
-/// The running vCPU of `vm` executed `wfi` with its timer due at `until`.
-pub fn sleep(objects: &mut KernelObjects, vm: usize, until: u64) {
-    if let Ok(record) = objects.vms.get_mut(vm) {
+/// The running vCPU `vcpu` of `vm` executed `wfi` with its timer due at
+/// `until`.
+pub fn sleep(objects: &mut KernelObjects, vm: usize, vcpu: usize, until: u64) {
+    if let Some(record) = objects.vms.get_mut(vm).ok().and_then(|r| r.vcpu_mut(vcpu)) {
         record.asleep_until = Some(until);
-        sync(objects, vm);
+        sync_vcpu(objects, vm, vcpu);
     }
 }
 
-/// `vm`'s external interrupt was raised: a vCPU asleep in `wfi` wakes now
-/// (the guest takes the interrupt, or sleeps again on its next `wfi`).
-pub fn interrupt(objects: &mut KernelObjects, vm: usize) {
-    if let Ok(record) = objects.vms.get_mut(vm)
+/// The running vCPU `vcpu` of `vm` stopped itself (SBI HSM `hart_stop`):
+/// it is held until another vCPU starts it ([`wake`]).
+pub fn hart_stopped(objects: &mut KernelObjects, vm: usize, vcpu: usize) {
+    if let Some(record) = objects.vms.get_mut(vm).ok().and_then(|r| r.vcpu_mut(vcpu)) {
+        record.stopped = true;
+        sync_vcpu(objects, vm, vcpu);
+    }
+}
+
+/// The vCPUs of `vm` in `mask` (bit `n` = vCPU `n`) may run now: started
+/// by a sibling (SBI HSM `hart_start`) or woken from `wfi` by an
+/// interrupt the guest sent them (an IPI).
+pub fn wake(objects: &mut KernelObjects, vm: usize, mask: u64) {
+    let Ok(record) = objects.vms.get_mut(vm) else {
+        return;
+    };
+    for (index, vcpu) in record.vcpus_mut().iter_mut().enumerate() {
+        if mask & 1 << index != 0 {
+            vcpu.stopped = false;
+            vcpu.asleep_until = None;
+        }
+    }
+    sync(objects, vm);
+}
+
+/// The external interrupt of `vm`'s vCPU `vcpu` was raised: if it is
+/// asleep in `wfi` it wakes now (the guest takes the interrupt, or sleeps
+/// again on its next `wfi`).
+pub fn interrupt(objects: &mut KernelObjects, vm: usize, vcpu: usize) {
+    if let Some(record) = objects.vms.get_mut(vm).ok().and_then(|r| r.vcpu_mut(vcpu))
         && record.asleep_until.take().is_some()
     {
-        sync(objects, vm);
+        sync_vcpu(objects, vm, vcpu);
     }
 }
 
@@ -441,10 +576,17 @@ pub fn check_clone(objects: &KernelObjects, src: usize, dst: usize) -> Result<()
 /// Wakes every vCPU whose `wfi` deadline is at or before `now`.
 pub fn wake_sleepers(objects: &mut KernelObjects, now: u64) {
     for vm in 0..MAX_VMS {
-        if let Some(record) = objects.vms.vms[vm].as_mut()
-            && record.asleep_until.is_some_and(|t| t <= now)
-        {
-            record.asleep_until = None;
+        let Some(record) = objects.vms.vms[vm].as_mut() else {
+            continue;
+        };
+        let mut woke = false;
+        for vcpu in record.vcpus_mut() {
+            if vcpu.asleep_until.is_some_and(|t| t <= now) {
+                vcpu.asleep_until = None;
+                woke = true;
+            }
+        }
+        if woke {
             sync(objects, vm);
         }
     }
@@ -457,7 +599,7 @@ pub fn next_wakeup(objects: &KernelObjects) -> Option<u64> {
         .vms
         .iter()
         .flatten()
-        .filter_map(|r| r.asleep_until)
+        .flat_map(|r| r.vcpus().iter().filter_map(|v| v.asleep_until))
         .min()
 }
 
@@ -506,20 +648,35 @@ fn wake_receiver(objects: &mut KernelObjects, task: TaskId) -> Option<u64> {
     Some(bits)
 }
 
-/// Makes the scheduler's state of `vm`'s vCPU match the rule: ready or
-/// running exactly when the VM runs, waits for no I/O and is awake.
+/// Makes the scheduler's state of each of `vm`'s vCPUs match the rule
+/// ([`sync_vcpu`]).
 pub fn sync(objects: &mut KernelObjects, vm: usize) {
-    let Ok(record) = objects.vms.get(vm) else {
+    let count = objects.vms.get(vm).map_or(0, |r| r.vcpus().len());
+    for vcpu in 0..count {
+        sync_vcpu(objects, vm, vcpu);
+    }
+}
+
+/// Makes the scheduler's state of `vm`'s vCPU `vcpu` match the rule:
+/// ready or running exactly when the VM runs and the vCPU is started,
+/// waits for no I/O and is awake.
+pub fn sync_vcpu(objects: &mut KernelObjects, vm: usize, vcpu: usize) {
+    let Some((record, v)) = objects
+        .vms
+        .get(vm)
+        .ok()
+        .and_then(|r| Some((r, r.vcpu(vcpu)?)))
+    else {
         return;
     };
-    let runnable =
-        record.phase == Phase::Running && !record.io_wait && record.asleep_until.is_none();
-    match objects.sched.state(record.vcpu) {
+    let runnable = record.phase == Phase::Running && v.runnable();
+    let task = v.task;
+    match objects.sched.state(task) {
         Some(TaskState::Held) if runnable => {
-            let _ = objects.sched.unblock_boosted(record.vcpu);
+            let _ = objects.sched.unblock_boosted(task);
         }
         Some(TaskState::Ready | TaskState::Running) if !runnable => {
-            let _ = objects.sched.block(record.vcpu, TaskState::Held);
+            let _ = objects.sched.block(task, TaskState::Held);
         }
         _ => {}
     }

@@ -5,6 +5,8 @@
 //! (`plain_complete_recv` + `complete_recv_direct`) either decline and
 //! change nothing, or leave the kernel objects exactly as the general path
 //! does (`io_exit` + `schedule`; `resume` checks + `io_resumed` + `recv`).
+//! VM 1 has three vCPUs, each with its own slot, started and stopped by
+//! the guest (SBI HSM) along the way.
 
 use proptest::prelude::*;
 
@@ -16,13 +18,20 @@ use crate::obj::task::ExitReason;
 use mica_boot::image::KernelRights;
 
 const VMS: usize = 2;
+/// vCPUs of VM `vm`.
+const VCPUS: [usize; VMS] = [1, 3];
 
 #[derive(Clone, Debug)]
 enum Op {
     /// The running vCPU exits on a device access.
     Exit,
-    /// The running ioreq task completes VM `n`'s access and waits.
-    Complete(usize),
+    /// The running ioreq task completes the access of VM `vm`'s vCPU
+    /// `vcpu` and waits.
+    Complete(usize, usize),
+    /// The running vCPU stops itself (HSM `hart_stop`).
+    StopHart,
+    /// VM 1's vCPUs in the mask are started or woken by a sibling.
+    Wake(u64),
     /// The running ioreq task waits (or takes pending work).
     Recv,
     /// The neighbour service wakes up or blocks again.
@@ -38,7 +47,9 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         5 => Just(Op::Exit),
-        5 => (0..VMS).prop_map(Op::Complete),
+        5 => (0..VMS, 0..3usize).prop_map(|(vm, vcpu)| Op::Complete(vm, vcpu % VCPUS[vm])),
+        1 => Just(Op::StopHart),
+        1 => (1..8u64).prop_map(Op::Wake),
         2 => Just(Op::Recv),
         2 => Just(Op::Neighbour),
         2 => Just(Op::Tick),
@@ -78,13 +89,15 @@ fn world() -> World {
     let mut o = KernelObjects::new();
     let ep = o.endpoints.create().unwrap();
     let neighbour = o.spawn("devices", Priority::new(5).unwrap()).unwrap();
-    for vm in 0..VMS {
-        create(&mut o, vm).unwrap();
+    for (vm, vcpus) in VCPUS.into_iter().enumerate() {
+        create(&mut o, vm, vcpus).unwrap();
     }
     let ioreq = spawn_ioreq(&mut o, ep);
     for vm in 0..VMS {
         start(&mut o, vm).unwrap();
     }
+    // vCPU 0 boots VM 1's other vCPUs.
+    wake(&mut o, 1, 0b110);
     // The ioreq task waits on its endpoint, the neighbour is busy.
     o.sched.schedule();
     let _ = o.recv(ioreq, 0);
@@ -107,15 +120,15 @@ fn step(w: &mut World, op: &Op) -> Result<bool, TestCaseError> {
     let current = w.o.sched.current();
     match *op {
         Op::Exit => {
-            let Some(vm) = current.and_then(|c| w.o.vms.vm_of_vcpu(c)) else {
+            let Some((vm, vcpu)) = current.and_then(|c| w.o.vms.vcpu_of_task(c)) else {
                 return Ok(false);
             };
             let mut fast = w.o.clone();
-            let taken = io_exit_direct(&mut fast, vm);
+            let taken = io_exit_direct(&mut fast, vm, vcpu);
             if taken.is_none() {
                 prop_assert!(same(&fast, &w.o), "a declined exit changed state");
             }
-            let woken = io_exit(&mut w.o, vm);
+            let woken = io_exit(&mut w.o, vm, vcpu);
             let decision = w.o.sched.schedule();
             match taken {
                 None => Ok(false),
@@ -127,20 +140,20 @@ fn step(w: &mut World, op: &Op) -> Result<bool, TestCaseError> {
                 }
             }
         }
-        Op::Complete(vm) => {
+        Op::Complete(vm, vcpu) => {
             if current != Some(w.ioreq) {
                 return Ok(false);
             }
             let mut fast = w.o.clone();
             // A check only (`&self`): it cannot change the objects.
-            let plain = fast.plain_complete_recv(w.ioreq, vm, 0, 0);
+            let plain = fast.plain_complete_recv(w.ioreq, vm, vcpu, 0);
             // The general path: the checks, io_resumed, then the receive.
-            let resumed = check_resume(&w.o, vm, 0, w.ioreq);
+            let resumed = check_resume(&w.o, vm, vcpu, w.ioreq);
             if resumed.is_err() {
                 prop_assert!(plain.is_none());
                 return Ok(false);
             }
-            io_resumed(&mut w.o, vm);
+            io_resumed(&mut w.o, vm, vcpu);
             if take_pending(&mut w.o, w.ioreq).is_none() {
                 let _ = w.o.recv(w.ioreq, 0);
             } else {
@@ -150,7 +163,7 @@ fn step(w: &mut World, op: &Op) -> Result<bool, TestCaseError> {
                 return Ok(false);
             };
             prop_assert_eq!(ep, w.ep);
-            fast.complete_recv_direct(w.ioreq, vm, task, ep);
+            fast.complete_recv_direct(w.ioreq, (vm, vcpu), task, ep);
             prop_assert_eq!(w.o.sched.current(), Some(task));
             prop_assert!(same(&fast, &w.o), "fast completion left other state");
             Ok(true)
@@ -171,6 +184,18 @@ fn step(w: &mut World, op: &Op) -> Result<bool, TestCaseError> {
                 }
                 _ => {}
             }
+            w.o.sched.schedule();
+            Ok(false)
+        }
+        Op::StopHart => {
+            if let Some((vm, vcpu)) = current.and_then(|c| w.o.vms.vcpu_of_task(c)) {
+                hart_stopped(&mut w.o, vm, vcpu);
+                w.o.sched.schedule();
+            }
+            Ok(false)
+        }
+        Op::Wake(mask) => {
+            wake(&mut w.o, 1, mask);
             w.o.sched.schedule();
             Ok(false)
         }
@@ -224,15 +249,15 @@ fn the_plain_round_trip_takes_both_fast_paths() {
     // Let the neighbour block so that the vCPUs run.
     step(&mut w, &Op::Neighbour).unwrap();
     let vcpu = w.o.sched.current().unwrap();
-    let vm = w.o.vms.vm_of_vcpu(vcpu).unwrap();
+    let (vm, index) = w.o.vms.vcpu_of_task(vcpu).unwrap();
     assert!(step(&mut w, &Op::Exit).unwrap());
     assert_eq!(w.o.sched.current(), Some(w.ioreq));
-    assert!(step(&mut w, &Op::Complete(vm)).unwrap());
+    assert!(step(&mut w, &Op::Complete(vm, index)).unwrap());
     assert_eq!(w.o.sched.current(), Some(vcpu));
     assert!(step(&mut w, &Op::Exit).unwrap());
     // The neighbour wakes while the ioreq task works: it is more urgent
     // than the vCPU, so the completion goes through the scheduler.
     let _ = w.o.sched.unblock(w.neighbour);
-    assert!(!step(&mut w, &Op::Complete(vm)).unwrap());
+    assert!(!step(&mut w, &Op::Complete(vm, index)).unwrap());
     assert_eq!(w.o.sched.current(), Some(w.neighbour));
 }

@@ -18,7 +18,7 @@ use super::guest_sbi::GuestMemoryRead;
 use super::guest_tlb::{forget_loaded_hgatp, hfence_gvma_all};
 use super::sv39::PAGE_SIZE;
 use super::sv39::PteFlags;
-use super::vcpu::{GuestVm, Vcpu};
+use super::vcpu::{GuestVm, HartState, Vcpu};
 use super::vs_csrs::VsCsrs;
 use super::world_switch::GuestFrame;
 use crate::arch::frame_tables::IdentityWalk;
@@ -38,14 +38,19 @@ const SHARED_FRAMES: usize = 2;
 impl GuestVm {
     /// Builds VM `name` with `ram_bytes` (a multiple of 2 MiB) of zeroed RAM
     /// at [`GUEST_RAM_BASE`], its G-stage tables, the VMID `tag` (flushed
-    /// before the first entry when another VM used it) and a free ioreq
-    /// page; its vCPU is stopped until [`GuestVm::start`].
+    /// before the first entry when another VM used it), a free ioreq page
+    /// and `vcpus` (1 to `MAX_VCPUS`) vCPUs, stopped until
+    /// [`GuestVm::start`] starts vCPU 0.
     pub fn create<const W: usize>(
         frames: &mut FrameAllocator<W>,
         name: VmName,
         ram_bytes: u64,
+        vcpus: usize,
         tag: TlbTag,
     ) -> Result<Self, Error> {
+        if vcpus == 0 || vcpus > ipc::syscall::MAX_VCPUS {
+            return Err(Error::InvalidArgument);
+        }
         let ram_frames = (ram_bytes / PAGE_SIZE) as usize;
         let ram = frames
             .alloc_contiguous(ram_frames, 512)
@@ -70,16 +75,9 @@ impl GuestVm {
             vmid_stale: tag.reused,
             console: ConsoleLine::new(),
             io: IoreqFrames::new(ioreq_frame, ioreq_frame + PAGE_SIZE),
-            vcpu: Vcpu {
-                id: 0,
-                frame: GuestFrame::default(),
-                vs: VsCsrs::default(),
-                run: VcpuRun::Stopped,
-                pending: None,
-                deadline: None,
-                fp: FpRegs::default(),
-                fp_token: FpOwner::fresh_token(),
-            },
+            vcpu: Vcpu::new(0),
+            parked: (1..vcpus as u8).map(Vcpu::new).collect(),
+            wakeups: 0,
             ram: VmRam {
                 start: ram,
                 bytes: ram_bytes,
@@ -170,32 +168,33 @@ impl GuestVm {
     }
 
     /// Puts vCPU 0 in the boot-protocol entry state: pc = `pc`, a0 = hart
-    /// 0, a1 = the device tree, satp/vsatp 0; the VM runs again.
+    /// 0, a1 = the device tree, satp/vsatp 0; the other vCPUs are stopped
+    /// (the guest starts them with SBI HSM); the VM runs again.
     fn enter(&mut self, pc: u64) {
-        let mut frame = GuestFrame::default();
-        frame.sepc = pc as usize;
-        frame.regs[11] = self.dtb_gpa as usize;
-        // The first entry is in VS-mode (the guest's supervisor).
-        frame.sstatus = super::csr::SSTATUS_SPP;
-        self.vcpu.frame = frame;
-        self.vcpu.vs = VsCsrs::default();
-        self.vcpu.vs.vstimecmp = usize::MAX;
-        self.vcpu.run = VcpuRun::Runnable;
-        self.vcpu.pending = None;
-        self.vcpu.deadline = None;
-        self.vcpu.fp = FpRegs::default();
-        self.vcpu.fp_token = FpOwner::fresh_token();
+        let dtb = self.dtb_gpa as usize;
+        for vcpu in self.vcpus_mut() {
+            if vcpu.id == 0 {
+                vcpu.enter(pc, 0, dtb);
+            } else {
+                *vcpu = Vcpu::new(vcpu.id);
+            }
+        }
+        self.wakeups = 0;
         self.stray_reported = false;
         self.bad_completion_reported = false;
         self.console = ConsoleLine::new();
         self.vm = self.vm.restarted();
     }
 
-    /// Stops the vCPU, drops any I/O request, zeroes RAM and forgets the
+    /// Stops every vCPU, drops any I/O request, zeroes RAM and forgets the
     /// device tree.
     pub fn reset(&mut self) {
-        self.vcpu.run = VcpuRun::Stopped;
-        self.vcpu.pending = None;
+        for vcpu in self.vcpus_mut() {
+            vcpu.run = VcpuRun::Stopped;
+            vcpu.hsm = HartState::Stopped;
+            vcpu.pending = None;
+        }
+        self.wakeups = 0;
         *self.io.page() = IoreqPage::new();
         self.ram.zero();
         self.dtb_gpa = 0;
@@ -224,13 +223,52 @@ impl GuestVm {
         image: &[u8],
         tag: TlbTag,
     ) -> Result<Self, Error> {
-        let mut vm = Self::create(frames, name, ram_bytes, tag)?;
+        let mut vm = Self::create(frames, name, ram_bytes, 1, tag)?;
         if let Err(e) = vm.load_image(image) {
             vm.destroy(frames);
             return Err(e);
         }
         vm.start();
         Ok(vm)
+    }
+}
+
+impl Vcpu {
+    /// vCPU `id`, stopped, with nothing in its registers.
+    pub(super) fn new(id: u8) -> Self {
+        Vcpu {
+            id,
+            hsm: HartState::Stopped,
+            frame: GuestFrame::default(),
+            vs: VsCsrs::default(),
+            run: VcpuRun::Stopped,
+            pending: None,
+            deadline: None,
+            fp: FpRegs::default(),
+            fp_token: FpOwner::fresh_token(),
+        }
+    }
+
+    /// Starts the vCPU as a hart starts (the boot protocol, SBI HSM
+    /// `hart_start`): in S-mode at `pc` with a0 = `a0`, a1 = `a1`, the
+    /// other registers zero, satp 0, interrupts off, no timer set, no FP
+    /// state.
+    pub(super) fn enter(&mut self, pc: u64, a0: usize, a1: usize) {
+        let mut frame = GuestFrame::default();
+        frame.sepc = pc as usize;
+        frame.regs[10] = a0;
+        frame.regs[11] = a1;
+        // The first entry is in VS-mode (the guest's supervisor).
+        frame.sstatus = super::csr::SSTATUS_SPP;
+        self.frame = frame;
+        self.vs = VsCsrs::default();
+        self.vs.vstimecmp = usize::MAX;
+        self.run = VcpuRun::Runnable;
+        self.hsm = HartState::Started;
+        self.pending = None;
+        self.deadline = None;
+        self.fp = FpRegs::default();
+        self.fp_token = FpOwner::fresh_token();
     }
 }
 

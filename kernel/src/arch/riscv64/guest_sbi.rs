@@ -1,9 +1,10 @@
 //! The SBI a guest sees, served in the kernel with `rustsbi`: base (SBI
 //! 2.0; the probe reports exactly the extensions below), DBCN console
 //! (lines printed as `vm0 | ...`), legacy putchar, set_timer and shutdown,
-//! TIME, sPI, RFENCE (fence.i and VS-stage TLB flushes of the calling VM),
-//! HSM (start, stop, status and retentive suspend of its harts), SUSP
-//! (suspend to RAM: the VM sleeps until an interrupt and resumes at the
+//! TIME, sPI (software interrupts to any of the VM's harts), RFENCE
+//! (fence.i and VS-stage TLB flushes of the VM), HSM (start, stop, status
+//! and retentive suspend of its harts), SUSP (suspend to RAM, with every
+//! other hart stopped: the VM sleeps until an interrupt and resumes at the
 //! address it gave) and SRST.
 //! Every hart mask is checked against the VM's harts: naming one it does
 //! not have is `SBI_ERR_INVALID_PARAM`, as the spec says. Pure logic: guest memory
@@ -41,8 +42,9 @@ pub enum SbiEffect {
     /// Raise the guest's timer interrupt at this absolute time (clears a
     /// pending one).
     SetTimer(u64),
-    /// Make a supervisor software interrupt pending for the guest.
-    SoftwareInterrupt,
+    /// Make a supervisor software interrupt pending on the VM's harts in
+    /// the mask (bit `n` = hart `n`; the caller's own bit included).
+    SoftwareInterrupt(u64),
     /// The guest powered its machine off, with its SRST reset reason (0
     /// for none and for the legacy shutdown call).
     PowerOff {
@@ -56,11 +58,26 @@ pub enum SbiEffect {
         /// The SBI reset reason.
         reason: u32,
     },
-    /// Flush the VM's VS-stage translations (`hfence.vvma` for its VMID;
-    /// a flush of all of them is what a ranged request may get).
+    /// Flush the VS-stage translations of the VM's harts named by the
+    /// call (`hfence.vvma` for its VMID; a flush of all of them is what a
+    /// ranged request may get).
     FlushGuestTlb,
-    /// Synchronize the hart's instruction fetches (`fence.i`).
+    /// Synchronize the instruction fetches of the VM's harts named by the
+    /// call (`fence.i`).
     FenceI,
+    /// Start hart `hart` (stopped) at `start` in S-mode with a0 = `hart`,
+    /// a1 = `opaque`, satp = 0 and interrupts off (HSM `hart_start`).
+    StartHart {
+        /// The hart to start.
+        hart: usize,
+        /// Guest-physical start address.
+        start: u64,
+        /// The value for its a1.
+        opaque: usize,
+    },
+    /// The calling hart stops (HSM `hart_stop`): it runs again only when
+    /// another hart starts it.
+    StopHart,
     /// The hart waits for an interrupt (HSM retentive suspend), as `wfi`.
     Suspend,
     /// The system sleeps until an interrupt, then the hart resumes in
@@ -74,15 +91,21 @@ pub enum SbiEffect {
     },
 }
 
-/// Whether `mask` (with `base`, `usize::MAX` meaning every hart) names
-/// only harts below `harts`; `Some(true)` when it names `me`, `None` when
-/// it names a hart the VM does not have.
-fn hart_mask_of(mask: HartMask, harts: usize, me: usize) -> Option<bool> {
+/// Bit `n` set for each hart `n` below `harts`.
+fn all_harts(harts: usize) -> u64 {
+    1u64.checked_shl(harts as u32)
+        .map_or(u64::MAX, |bit| bit - 1)
+}
+
+/// The harts `mask` names (bit `n` = hart `n`; `base` `usize::MAX`
+/// names every hart), when they are all below `harts`; `None` when it
+/// names a hart the VM does not have.
+fn hart_mask_of(mask: HartMask, harts: usize) -> Option<u64> {
     let (bits, base) = mask.into_inner();
     if base == usize::MAX {
-        return Some(true);
+        return Some(all_harts(harts));
     }
-    let mut includes_me = false;
+    let mut named = 0u64;
     for bit in 0..usize::BITS as usize {
         if bits & (1 << bit) == 0 {
             continue;
@@ -91,9 +114,9 @@ fn hart_mask_of(mask: HartMask, harts: usize, me: usize) -> Option<bool> {
         if hart >= harts {
             return None;
         }
-        includes_me |= hart == me;
+        named |= 1 << hart;
     }
-    Some(includes_me)
+    Some(named)
 }
 
 /// The calling vCPU and its VM's console.
@@ -110,6 +133,10 @@ pub struct SbiCaller<'a> {
     pub hart: usize,
     /// How many harts (vCPUs) the VM has.
     pub harts: usize,
+    /// The VM's stopped harts (bit `n` = hart `n`, SBI HSM).
+    pub stopped: u64,
+    /// The VM's harts in a retentive suspend (HSM `hart_suspend`, `wfi`).
+    pub suspended: u64,
 }
 
 struct Console<'a, 'c> {
@@ -166,15 +193,18 @@ struct Effects<'a> {
     effect: &'a Cell<SbiEffect>,
     hart: usize,
     harts: usize,
+    stopped: u64,
+    suspended: u64,
 }
 
 impl Effects<'_> {
-    /// Checks `mask`; when it names the calling hart, `effect` happens.
+    /// Checks `mask`; when it names any hart, `effect` happens (a flush
+    /// the vCPU layer applies to the harts that need it).
     fn to_harts(&self, mask: HartMask, effect: SbiEffect) -> SbiRet {
-        match hart_mask_of(mask, self.harts, self.hart) {
+        match hart_mask_of(mask, self.harts) {
             None => SbiRet::invalid_param(),
-            Some(me) => {
-                if me {
+            Some(named) => {
+                if named != 0 {
                     self.effect.set(effect);
                 }
                 SbiRet::success(0)
@@ -223,7 +253,15 @@ impl rustsbi::Timer for Effects<'_> {
 
 impl rustsbi::Ipi for Effects<'_> {
     fn send_ipi(&self, hart_mask: HartMask) -> SbiRet {
-        self.to_harts(hart_mask, SbiEffect::SoftwareInterrupt)
+        match hart_mask_of(hart_mask, self.harts) {
+            None => SbiRet::invalid_param(),
+            Some(named) => {
+                if named != 0 {
+                    self.effect.set(SbiEffect::SoftwareInterrupt(named));
+                }
+                SbiRet::success(0)
+            }
+        }
     }
 }
 
@@ -252,31 +290,51 @@ impl rustsbi::Reset for Effects<'_> {
     }
 }
 
-struct Harts<'a> {
+struct Harts<'a, 'c> {
     effects: &'a Effects<'a>,
+    caller: &'a RefCell<&'a mut SbiCaller<'c>>,
 }
 
-impl rustsbi::Hsm for Harts<'_> {
-    fn hart_start(&self, hartid: usize, _start_addr: usize, _opaque: usize) -> SbiRet {
-        if hartid >= self.effects.harts {
-            SbiRet::invalid_param()
-        } else {
-            // Every hart of a VM runs from its start (one per VM today).
-            SbiRet::already_available()
+impl rustsbi::Hsm for Harts<'_, '_> {
+    fn hart_start(&self, hartid: usize, start_addr: usize, opaque: usize) -> SbiRet {
+        let effects = self.effects;
+        if hartid >= effects.harts {
+            return SbiRet::invalid_param();
         }
+        if effects.stopped & 1 << hartid == 0 {
+            return SbiRet::already_available();
+        }
+        // The start address must be guest RAM the hart can fetch from.
+        let mut insn = [0u8; 2];
+        let start = start_addr as u64;
+        if !self.caller.borrow().memory.read(start, &mut insn) {
+            return SbiRet::invalid_address();
+        }
+        effects.effect.set(SbiEffect::StartHart {
+            hart: hartid,
+            start,
+            opaque,
+        });
+        SbiRet::success(0)
     }
 
     fn hart_stop(&self) -> SbiRet {
-        // The VM's only hart cannot stop without stopping the VM (the
-        // guest powers off with SRST for that).
-        SbiRet::failed()
+        // No return on success: the hart runs again only when started.
+        self.effects.effect.set(SbiEffect::StopHart);
+        SbiRet::success(0)
     }
 
     fn hart_get_status(&self, hartid: usize) -> SbiRet {
-        if hartid < self.effects.harts {
-            SbiRet::success(sbi_spec::hsm::hart_state::STARTED)
-        } else {
+        use sbi_spec::hsm::hart_state;
+        let effects = self.effects;
+        if hartid >= effects.harts {
             SbiRet::invalid_param()
+        } else if effects.stopped & 1 << hartid != 0 {
+            SbiRet::success(hart_state::STOPPED)
+        } else if effects.suspended & 1 << hartid != 0 {
+            SbiRet::success(hart_state::SUSPENDED)
+        } else {
+            SbiRet::success(hart_state::STARTED)
         }
     }
 
@@ -301,7 +359,7 @@ const SUSPEND_TO_RAM: u32 = 0;
 
 struct Sleep<'a, 'c> {
     caller: &'a RefCell<&'a mut SbiCaller<'c>>,
-    effect: &'a Cell<SbiEffect>,
+    effects: &'a Effects<'a>,
 }
 
 impl rustsbi::Susp for Sleep<'_, '_> {
@@ -311,13 +369,22 @@ impl rustsbi::Susp for Sleep<'_, '_> {
             0x8000_0000..=u32::MAX => return SbiRet::not_supported(),
             _ => return SbiRet::invalid_param(),
         }
+        // Only the last started hart may suspend the system (SBI SUSP:
+        // every other hart must be stopped).
+        let effects = self.effects;
+        let others = all_harts(effects.harts) & !(1 << effects.hart);
+        if effects.stopped & others != others {
+            return SbiRet::denied();
+        }
         // The resume address must be guest RAM the hart can fetch from.
         let mut insn = [0u8; 2];
         let resume = resume_addr as u64;
         if !self.caller.borrow().memory.read(resume, &mut insn) {
             return SbiRet::invalid_address();
         }
-        self.effect.set(SbiEffect::SystemSuspend { resume, opaque });
+        effects
+            .effect
+            .set(SbiEffect::SystemSuspend { resume, opaque });
         SbiRet::success(0)
     }
 }
@@ -342,7 +409,7 @@ struct GuestSbi<'a, 'c> {
     timer: &'a Effects<'a>,
     ipi: &'a Effects<'a>,
     fence: &'a Effects<'a>,
-    hsm: Harts<'a>,
+    hsm: Harts<'a, 'c>,
     susp: Sleep<'a, 'c>,
     reset: &'a Effects<'a>,
     info: Info,
@@ -372,6 +439,8 @@ pub fn handle_ecall(
         effect: &effect,
         hart: caller.hart,
         harts: caller.harts,
+        stopped: caller.stopped,
+        suspended: caller.suspended,
     };
     let caller = RefCell::new(caller);
     let sbi = GuestSbi {
@@ -379,10 +448,13 @@ pub fn handle_ecall(
         timer: &effects,
         ipi: &effects,
         fence: &effects,
-        hsm: Harts { effects: &effects },
+        hsm: Harts {
+            effects: &effects,
+            caller: &caller,
+        },
         susp: Sleep {
             caller: &caller,
-            effect: &effect,
+            effects: &effects,
         },
         reset: &effects,
         info: Info,
@@ -415,7 +487,35 @@ mod tests {
         }
     }
 
+    /// The calling hart, the VM's hart count and its stopped and
+    /// suspended harts.
+    #[derive(Clone, Copy)]
+    struct Harts {
+        hart: usize,
+        harts: usize,
+        stopped: u64,
+        suspended: u64,
+    }
+
+    const ONE_HART: Harts = Harts {
+        hart: 0,
+        harts: 1,
+        stopped: 0,
+        suspended: 0,
+    };
+
     fn call(
+        ram: &Ram,
+        line: &mut ConsoleLine,
+        a7: usize,
+        a6: usize,
+        args: [usize; 6],
+    ) -> (SbiRet, SbiEffect, Vec<String>) {
+        call_on(ONE_HART, ram, line, a7, a6, args)
+    }
+
+    fn call_on(
+        harts: Harts,
         ram: &Ram,
         line: &mut ConsoleLine,
         a7: usize,
@@ -430,8 +530,10 @@ mod tests {
             line,
             memory: ram,
             out: &mut out,
-            hart: 0,
-            harts: 1,
+            hart: harts.hart,
+            harts: harts.harts,
+            stopped: harts.stopped,
+            suspended: harts.suspended,
         };
         let (ret, effect) = handle_ecall(&mut caller, a7, a6, args);
         (ret, effect, lines)
@@ -670,11 +772,23 @@ mod tests {
     }
 
     fn ecall(a7: usize, a6: usize, args: [usize; 6]) -> (SbiRet, SbiEffect) {
+        ecall_on(ONE_HART, a7, a6, args)
+    }
+
+    fn ecall_on(harts: Harts, a7: usize, a6: usize, args: [usize; 6]) -> (SbiRet, SbiEffect) {
         let ram = ram_with(0, b"");
         let mut line = ConsoleLine::new();
-        let (ret, effect, _) = call(&ram, &mut line, a7, a6, args);
+        let (ret, effect, _) = call_on(harts, &ram, &mut line, a7, a6, args);
         (ret, effect)
     }
+
+    /// Hart 1 of four: hart 2 stopped, hart 3 suspended.
+    const FOUR_HARTS: Harts = Harts {
+        hart: 1,
+        harts: 4,
+        stopped: 0b0100,
+        suspended: 0b1000,
+    };
 
     #[test]
     fn the_probe_reports_exactly_the_extensions_served() {
@@ -715,7 +829,7 @@ mod tests {
     }
 
     #[test]
-    fn rfence_flushes_the_calling_hart_and_refuses_harts_the_vm_lacks() {
+    fn rfence_flushes_the_vms_harts_and_refuses_harts_the_vm_lacks() {
         use sbi_spec::rfnc;
         let (ret, effect) = ecall(rfnc::EID_RFNC, rfnc::REMOTE_FENCE_I, [1, 0, 0, 0, 0, 0]);
         assert_eq!((ret, effect), (SbiRet::success(0), SbiEffect::FenceI));
@@ -755,28 +869,50 @@ mod tests {
     }
 
     #[test]
-    fn ipi_to_its_own_hart_only_and_hsm_answers_every_case() {
+    fn ipi_to_any_mask_of_the_vms_harts_and_hsm_answers_every_case() {
         use sbi_spec::spi;
         let (ret, effect) = ecall(spi::EID_SPI, spi::SEND_IPI, [1, 0, 0, 0, 0, 0]);
         assert_eq!(
             (ret, effect),
-            (SbiRet::success(0), SbiEffect::SoftwareInterrupt)
+            (SbiRet::success(0), SbiEffect::SoftwareInterrupt(0b1))
         );
         let (ret, effect) = ecall(spi::EID_SPI, spi::SEND_IPI, [0, usize::MAX, 0, 0, 0, 0]);
         assert_eq!(
             (ret, effect),
-            (SbiRet::success(0), SbiEffect::SoftwareInterrupt),
+            (SbiRet::success(0), SbiEffect::SoftwareInterrupt(0b1)),
             "all harts"
         );
         let (ret, effect) = ecall(spi::EID_SPI, spi::SEND_IPI, [0b10, 0, 0, 0, 0, 0]);
         assert_eq!((ret, effect), (SbiRet::invalid_param(), SbiEffect::None));
+        // Four harts: a mask at a base, every hart, one too far.
+        for (args, want) in [
+            (
+                [0b11, 2, 0, 0, 0, 0],
+                (SbiRet::success(0), SbiEffect::SoftwareInterrupt(0b1100)),
+            ),
+            (
+                [0, usize::MAX, 0, 0, 0, 0],
+                (SbiRet::success(0), SbiEffect::SoftwareInterrupt(0b1111)),
+            ),
+            (
+                [0b1, 4, 0, 0, 0, 0],
+                (SbiRet::invalid_param(), SbiEffect::None),
+            ),
+            ([0, 0, 0, 0, 0, 0], (SbiRet::success(0), SbiEffect::None)),
+        ] {
+            assert_eq!(
+                ecall_on(FOUR_HARTS, spi::EID_SPI, spi::SEND_IPI, args),
+                want,
+                "{args:x?}"
+            );
+        }
 
         let (ret, _) = ecall(hsm::EID_HSM, hsm::HART_START, [0, 0x8020_0000, 0, 0, 0, 0]);
         assert_eq!(ret, SbiRet::already_available());
         let (ret, _) = ecall(hsm::EID_HSM, hsm::HART_GET_STATUS, [3, 0, 0, 0, 0, 0]);
         assert_eq!(ret, SbiRet::invalid_param());
         let (ret, effect) = ecall(hsm::EID_HSM, hsm::HART_STOP, [0; 6]);
-        assert_eq!((ret, effect), (SbiRet::failed(), SbiEffect::None));
+        assert_eq!((ret, effect), (SbiRet::success(0), SbiEffect::StopHart));
         let (ret, effect) = ecall(hsm::EID_HSM, hsm::HART_SUSPEND, [0, 0, 0, 0, 0, 0]);
         assert_eq!((ret, effect), (SbiRet::success(0), SbiEffect::Suspend));
         for (kind, want) in [
@@ -797,6 +933,93 @@ mod tests {
                 "suspend type {kind:#x}"
             );
         }
+    }
+
+    #[test]
+    fn hsm_starts_only_stopped_harts_at_guest_ram_and_reports_each_state() {
+        use hsm::hart_state::{STARTED, STOPPED, SUSPENDED};
+        for (hart, state) in [(0, STARTED), (1, STARTED), (2, STOPPED), (3, SUSPENDED)] {
+            let (ret, _) = ecall_on(
+                FOUR_HARTS,
+                hsm::EID_HSM,
+                hsm::HART_GET_STATUS,
+                [hart, 0, 0, 0, 0, 0],
+            );
+            assert_eq!(ret, SbiRet::success(state), "hart {hart}");
+        }
+        let (ret, effect) = ecall_on(
+            FOUR_HARTS,
+            hsm::EID_HSM,
+            hsm::HART_START,
+            [2, 0x8000_1000, 42, 0, 0, 0],
+        );
+        assert_eq!(ret, SbiRet::success(0));
+        assert_eq!(
+            effect,
+            SbiEffect::StartHart {
+                hart: 2,
+                start: 0x8000_1000,
+                opaque: 42
+            }
+        );
+        for (args, want) in [
+            ([0, 0x8000_1000, 0, 0, 0, 0], SbiRet::already_available()),
+            ([3, 0x8000_1000, 0, 0, 0, 0], SbiRet::already_available()),
+            ([4, 0x8000_1000, 0, 0, 0, 0], SbiRet::invalid_param()),
+            ([2, 0x4000_0000, 0, 0, 0, 0], SbiRet::invalid_address()),
+            ([2, 0x8010_0000, 0, 0, 0, 0], SbiRet::invalid_address()),
+        ] {
+            assert_eq!(
+                ecall_on(FOUR_HARTS, hsm::EID_HSM, hsm::HART_START, args),
+                (want, SbiEffect::None),
+                "{args:x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rfence_to_other_harts_flushes_and_system_suspend_needs_them_stopped() {
+        use sbi_spec::rfnc;
+        use sbi_spec::susp::{EID_SUSP, SUSPEND};
+        // Hart 1 names only hart 3: every vCPU shares the hart, so the
+        // flush happens all the same.
+        let (ret, effect) = ecall_on(
+            FOUR_HARTS,
+            rfnc::EID_RFNC,
+            rfnc::REMOTE_SFENCE_VMA,
+            [0b1000, 0, 0, 0x1000, 0, 0],
+        );
+        assert_eq!(
+            (ret, effect),
+            (SbiRet::success(0), SbiEffect::FlushGuestTlb)
+        );
+        let (ret, effect) = ecall_on(
+            FOUR_HARTS,
+            rfnc::EID_RFNC,
+            rfnc::REMOTE_FENCE_I,
+            [0b1, 3, 0, 0, 0, 0],
+        );
+        assert_eq!((ret, effect), (SbiRet::success(0), SbiEffect::FenceI));
+        let (ret, effect) = ecall_on(
+            FOUR_HARTS,
+            rfnc::EID_RFNC,
+            rfnc::REMOTE_FENCE_I,
+            [0b1, 4, 0, 0, 0, 0],
+        );
+        assert_eq!((ret, effect), (SbiRet::invalid_param(), SbiEffect::None));
+        let (ret, effect) = ecall_on(FOUR_HARTS, EID_SUSP, SUSPEND, [0, 0x8000_1000, 0, 0, 0, 0]);
+        assert_eq!(
+            (ret, effect),
+            (SbiRet::denied(), SbiEffect::None),
+            "harts 0 and 3 run"
+        );
+        let last = Harts {
+            stopped: 0b1101,
+            suspended: 0,
+            ..FOUR_HARTS
+        };
+        let (ret, _) = ecall_on(last, EID_SUSP, SUSPEND, [0, 0x8000_1000, 0, 0, 0, 0]);
+        assert_eq!(ret, SbiRet::success(0), "the last started hart");
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! A guest VM on RISC-V: its G-stage tables and RAM in host frames, a VMID,
-//! one vCPU with its VS CSRs, and the run loop that enters the guest and
+//! its vCPUs with their VS CSRs, and the run loop that enters the guest and
 //! turns each exit into SBI service (`vcpu_sbi`), an MMIO request through
-//! the ioreq slot, a return to the host scheduler, or a stopped VM. Its
+//! the vCPU's ioreq slot, a return to the host scheduler, or a stopped VM.
+//!
+//! Every vCPU of a VM runs on the one hart that runs the kernel, in turn
+//! (the host scheduler picks which): a fence on that hart reaches every
+//! vCPU, and the vCPU about to run is swapped into [`GuestVm::vcpu`] so the
+//! run loop reaches its state without an index. Its
 //! memory over its life is `guest_mem`, the VS CSRs `vs_csrs`, and the
 //! VMIDs and fences `guest_tlb`.
 
@@ -82,9 +87,22 @@ static VS_OWNER: AtomicU64 = AtomicU64::new(0);
 /// hold the values every VM runs with.
 static DELEGATION_SET: AtomicBool = AtomicBool::new(false);
 
+/// A vCPU's state as SBI HSM names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HartState {
+    /// It runs (or waits in `wfi`, or for an I/O completion).
+    Started,
+    /// It waits for another hart to start it (`hart_start`).
+    Stopped,
+    /// It waits in a retentive suspend (`hart_suspend`) for an interrupt.
+    Suspended,
+}
+
 /// One virtual hart.
 pub struct Vcpu {
     pub(super) id: u8,
+    /// Its HSM state.
+    pub(super) hsm: HartState,
     pub(super) frame: GuestFrame,
     pub(super) vs: VsCsrs,
     pub(super) run: VcpuRun,
@@ -111,7 +129,7 @@ pub(super) struct PendingMmio {
     from_vs: bool,
 }
 
-/// A VM with its memory and one vCPU.
+/// A VM with its memory and its vCPUs.
 pub struct GuestVm {
     /// The generic VM object.
     pub vm: Vm,
@@ -125,7 +143,13 @@ pub struct GuestVm {
     /// The ioreq page and the posted-write ring (shared with the ioreq
     /// task; the ring's frame is the one after the page's).
     pub io: IoreqFrames,
+    /// The vCPU that ran last, or is about to run ([`GuestVm::select`]).
     pub(super) vcpu: Vcpu,
+    /// The VM's other vCPUs, in no particular order.
+    pub(super) parked: Vec<Vcpu>,
+    /// vCPUs (bit `n` = vCPU `n`) a sibling started or sent an interrupt
+    /// since the host last heard ([`GuestVm::take_wakeups`]).
+    pub(super) wakeups: u64,
     /// Guest RAM (contiguous frames).
     pub(super) ram: VmRam,
     /// G-stage table frames below the root.
@@ -190,7 +214,11 @@ impl GuestVm {
     /// When the hart still holds this vCPU's VS CSRs as they were saved (no
     /// other vCPU ran since and the kernel changed none of them,
     /// [`VS_OWNER`]), they are not loaded again.
-    pub fn run(&mut self) -> RunOutcome {
+    pub fn run(&mut self, vcpu: usize) -> RunOutcome {
+        if !self.select(vcpu) || self.vcpu.hsm == HartState::Stopped {
+            return RunOutcome::HartStopped;
+        }
+        self.vcpu.hsm = HartState::Started;
         self.load_static();
         let token = self.vcpu.fp_token;
         if VS_OWNER.load(Ordering::Relaxed) != token {
@@ -205,8 +233,63 @@ impl GuestVm {
     /// The saved VS CSRs were changed outside a run: the next run loads
     /// them.
     fn vs_changed(&self) {
-        let _ =
-            VS_OWNER.compare_exchange(self.vcpu.fp_token, 0, Ordering::Relaxed, Ordering::Relaxed);
+        vs_changed(&self.vcpu);
+    }
+
+    /// How many vCPUs the VM has.
+    pub fn vcpu_count(&self) -> usize {
+        1 + self.parked.len()
+    }
+
+    /// Makes vCPU `id` the one in [`GuestVm::vcpu`] (the one it held goes
+    /// to [`GuestVm::parked`]); false, with nothing changed, if the VM has
+    /// no such vCPU.
+    #[inline]
+    pub(super) fn select(&mut self, id: usize) -> bool {
+        if usize::from(self.vcpu.id) == id {
+            return true;
+        }
+        self.select_parked(id)
+    }
+
+    #[inline(never)]
+    fn select_parked(&mut self, id: usize) -> bool {
+        match self.parked.iter().position(|v| usize::from(v.id) == id) {
+            Some(index) => {
+                core::mem::swap(&mut self.vcpu, &mut self.parked[index]);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// vCPU `id`, wherever it is kept.
+    pub(super) fn vcpu_mut(&mut self, id: usize) -> Option<&mut Vcpu> {
+        if usize::from(self.vcpu.id) == id {
+            Some(&mut self.vcpu)
+        } else {
+            self.parked.iter_mut().find(|v| usize::from(v.id) == id)
+        }
+    }
+
+    /// Every vCPU of the VM.
+    pub(super) fn vcpus_mut(&mut self) -> impl Iterator<Item = &mut Vcpu> {
+        core::iter::once(&mut self.vcpu).chain(self.parked.iter_mut())
+    }
+
+    /// The VM's harts in HSM state `state` (bit `n` = hart `n`).
+    pub(super) fn harts_in(&self, state: HartState) -> u64 {
+        core::iter::once(&self.vcpu)
+            .chain(self.parked.iter())
+            .filter(|v| v.hsm == state)
+            .fold(0, |mask, v| mask | 1 << v.id)
+    }
+
+    /// The vCPUs (bit `n` = vCPU `n`) that a sibling started or sent an
+    /// interrupt since the last call: the host lets them run.
+    #[inline]
+    pub fn take_wakeups(&mut self) -> u64 {
+        core::mem::take(&mut self.wakeups)
     }
 
     /// Brings the saved VS CSRs up to date with the hart (inside
@@ -279,10 +362,12 @@ impl GuestVm {
         if v.vs.hvip & (HVIP_VSSIP | HVIP_VSTIP | HVIP_VSEIP) != 0 {
             return None;
         }
+        // With no timer set it sleeps until an interrupt: an external one
+        // (`vm_set_external_irq`) or a sibling's IPI wakes it.
         match deadline {
             Some(t) if t <= timer::now() => None,
             Some(t) => Some(RunOutcome::Sleeping(t)),
-            None => Some(RunOutcome::Preempted),
+            None => Some(RunOutcome::Sleeping(u64::MAX)),
         }
     }
 
@@ -414,15 +499,18 @@ impl GuestVm {
         v.frame.sstatus |= csr::SSTATUS_SPP;
     }
 
-    /// Raises or lowers the vCPU's VS external interrupt (`hvip.VSEIP`),
-    /// taken by the guest at its next entry once it enables it.
-    pub fn set_external_irq(&mut self, raised: bool) {
+    /// Raises or lowers vCPU `vcpu`'s VS external interrupt
+    /// (`hvip.VSEIP`), taken by the guest at its next entry once it
+    /// enables it. `Error::InvalidArgument` for a vCPU the VM lacks.
+    pub fn set_external_irq(&mut self, vcpu: usize, raised: bool) -> Result<(), Error> {
+        let v = self.vcpu_mut(vcpu).ok_or(Error::InvalidArgument)?;
         if raised {
-            self.vcpu.vs.hvip |= HVIP_VSEIP;
+            v.vs.hvip |= HVIP_VSEIP;
         } else {
-            self.vcpu.vs.hvip &= !HVIP_VSEIP;
+            v.vs.hvip &= !HVIP_VSEIP;
         }
-        self.vs_changed();
+        vs_changed(v);
+        Ok(())
     }
 
     /// The instruction at the guest's pc, read as `hlvx.hu` would: through
@@ -492,7 +580,7 @@ impl GuestVm {
         Some(RunOutcome::BlockedOnIo)
     }
 
-    /// The ioreq service says the vCPU's access is done: its result goes to
+    /// The ioreq service says vCPU `vcpu`'s access is done: its result goes to
     /// the guest and the vCPU may run (`Ok`). `Error::BadSlotState`, with
     /// nothing changed, while the slot is not COMPLETE or no access waits.
     /// A completion whose slot does not hold the access submitted (bad
@@ -500,7 +588,10 @@ impl GuestVm {
     /// kernel: the guest gets the access fault a bus error raises, at the
     /// address it accessed, and the console says so once per boot; the
     /// vCPU runs on.
-    pub fn resume_io(&mut self) -> Result<(), Error> {
+    pub fn resume_io(&mut self, vcpu: usize) -> Result<(), Error> {
+        if !self.select(vcpu) {
+            return Err(Error::BadSlotState);
+        }
         let Some(pending) = self.vcpu.pending else {
             return Err(Error::BadSlotState);
         };
@@ -547,4 +638,10 @@ impl GuestVm {
         v.run = v.run.resume().map_err(|_| Error::BadSlotState)?;
         Ok(())
     }
+}
+
+/// `vcpu`'s saved VS CSRs were changed outside its run: its next run loads
+/// them.
+pub(super) fn vs_changed(vcpu: &Vcpu) {
+    let _ = VS_OWNER.compare_exchange(vcpu.fp_token, 0, Ordering::Relaxed, Ordering::Relaxed);
 }

@@ -1,12 +1,15 @@
 //! A guest's SBI calls on RISC-V: the ecall's registers go to
 //! [`guest_sbi::handle_ecall`] with the guest's RAM (read through its
-//! G-stage tables) and its console line; its effect on the vCPU (timer,
-//! software interrupt, fences, suspend, power-off and reboot) is applied
-//! here.
+//! G-stage tables), its console line and its harts' HSM states; its effect
+//! on the vCPUs (timer, software interrupts, fences, starting, stopping and
+//! suspending harts, power-off and reboot) is applied here.
+//!
+//! Every vCPU of the VM runs on this hart in turn, so a fence executed here
+//! reaches all of them: a remote fence of any hart set is a local one.
 
 use super::guest_sbi::{self, SbiCaller, SbiEffect};
 use super::guest_tlb::{fence_i, hfence_vvma_all};
-use super::vcpu::{GuestVm, HVIP_VSSIP, HVIP_VSTIP};
+use super::vcpu::{self, GuestVm, HVIP_VSSIP, HVIP_VSTIP, HartState};
 use super::{csr, timer};
 use crate::arch::RunOutcome;
 use crate::vm::VmState;
@@ -17,6 +20,17 @@ impl GuestVm {
         let regs = &self.vcpu.frame.regs;
         let args = [regs[10], regs[11], regs[12], regs[13], regs[14], regs[15]];
         let (eid, fid) = (regs[17], regs[16]);
+        // Only HSM and SUSP read the harts' states.
+        let (stopped, suspended) =
+            if eid == sbi_spec::hsm::EID_HSM || eid == sbi_spec::susp::EID_SUSP {
+                (
+                    self.harts_in(HartState::Stopped),
+                    self.harts_in(HartState::Suspended),
+                )
+            } else {
+                (0, 0)
+            };
+        let harts = self.vcpu_count();
         let memory = self.guest_ram();
         let mut out = |line: crate::vm::console::PrefixedLine<'_>| {
             crate::klog::print(format_args!("{line}\n"));
@@ -27,7 +41,9 @@ impl GuestVm {
             memory: &memory,
             out: &mut out,
             hart: usize::from(self.vcpu.id),
-            harts: 1,
+            harts,
+            stopped,
+            suspended,
         };
         let (ret, effect) = guest_sbi::handle_ecall(&mut caller, eid, fid, args);
         let v = &mut self.vcpu;
@@ -44,10 +60,30 @@ impl GuestVm {
                     v.deadline = Some(at);
                 }
             }
-            SbiEffect::SoftwareInterrupt => csr::hvip::set(HVIP_VSSIP),
+            SbiEffect::SoftwareInterrupt(harts) => self.send_ipi(harts),
             SbiEffect::FlushGuestTlb => hfence_vvma_all(),
             SbiEffect::FenceI => fence_i(),
-            SbiEffect::Suspend => return self.wait_for_interrupt(),
+            SbiEffect::StartHart {
+                hart,
+                start,
+                opaque,
+            } => {
+                if let Some(target) = self.vcpu_mut(hart) {
+                    target.enter(start, hart, opaque);
+                    self.wakeups |= 1 << hart;
+                }
+            }
+            SbiEffect::StopHart => {
+                self.vcpu.hsm = HartState::Stopped;
+                return Some(RunOutcome::HartStopped);
+            }
+            SbiEffect::Suspend => {
+                let outcome = self.wait_for_interrupt();
+                if outcome.is_some() {
+                    self.vcpu.hsm = HartState::Suspended;
+                }
+                return outcome;
+            }
             SbiEffect::SystemSuspend { resume, opaque } => {
                 // Resumes (after the wake-up interrupt) in VS-mode at
                 // `resume`, MMU off, interrupts off, a0 = hart, a1 = opaque.
@@ -90,5 +126,29 @@ impl GuestVm {
             }
         }
         None
+    }
+
+    /// Makes a supervisor software interrupt pending on the harts in
+    /// `harts`: the calling one in the hart's `hvip` (it runs on), the
+    /// others in their saved state, and a sibling that is not stopped is
+    /// woken if it sleeps.
+    fn send_ipi(&mut self, harts: u64) {
+        let me = self.vcpu.id;
+        if harts & 1 << me != 0 {
+            csr::hvip::set(HVIP_VSSIP);
+        }
+        let others = harts & !(1 << me);
+        if others == 0 {
+            return;
+        }
+        for sibling in self.parked.iter_mut() {
+            if others & 1 << sibling.id != 0 {
+                sibling.vs.hvip |= HVIP_VSSIP;
+                vcpu::vs_changed(sibling);
+                if sibling.hsm != HartState::Stopped {
+                    self.wakeups |= 1 << sibling.id;
+                }
+            }
+        }
     }
 }

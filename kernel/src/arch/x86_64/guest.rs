@@ -68,10 +68,14 @@ pub struct GuestVm {
 }
 
 impl GuestVm {
-    /// Runs the vCPU until the host must decide something. Its FP state
-    /// goes into the CPU before the first entry (unless it is still there)
-    /// and back into its save area on the way out.
-    pub fn run(&mut self) -> RunOutcome {
+    /// Runs vCPU `vcpu` (an x86 VM has only vCPU 0) until the host must
+    /// decide something. Its FP state goes into the CPU before the first
+    /// entry (unless it is still there) and back into its save area on the
+    /// way out.
+    pub fn run(&mut self, vcpu: usize) -> RunOutcome {
+        if vcpu != 0 {
+            return RunOutcome::HartStopped;
+        }
         let outcome = self.run_loop();
         self.fp.after_run(&fpu::Cpu);
         outcome
@@ -242,8 +246,8 @@ impl GuestVm {
     /// A completion whose slot does not hold the access submitted stops the
     /// VM with a reason line (a port access has no bus error to inject);
     /// the vCPU is released, so the run loop reports it at once.
-    pub fn resume_io(&mut self) -> Result<(), Error> {
-        if self.pending.is_none() {
+    pub fn resume_io(&mut self, vcpu: usize) -> Result<(), Error> {
+        if vcpu != 0 || self.pending.is_none() {
             return Err(Error::BadSlotState);
         }
         match self.complete_io() {
@@ -362,9 +366,20 @@ impl GuestVm {
         (mov.cr == 4).then(|| (mov.gpr, code.rip.wrapping_add(mov.len)))
     }
 
-    /// Raises or lowers the guest's external interrupt (nothing on x86 yet:
-    /// the guests run with interrupts off).
-    pub fn set_external_irq(&mut self, _raised: bool) {}
+    /// Raises or lowers vCPU `vcpu`'s external interrupt (nothing on x86
+    /// yet: the guests run with interrupts off).
+    pub fn set_external_irq(&mut self, vcpu: usize, _raised: bool) -> Result<(), Error> {
+        if vcpu != 0 {
+            return Err(Error::InvalidArgument);
+        }
+        Ok(())
+    }
+
+    /// vCPUs a sibling woke: none, with one vCPU per x86 VM.
+    #[inline]
+    pub fn take_wakeups(&mut self) -> u64 {
+        0
+    }
 }
 
 /// CPUID leaf 1 ECX: XSAVE (26), OSXSAVE (27), AVX (28).

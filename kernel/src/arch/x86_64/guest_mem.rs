@@ -205,7 +205,8 @@ impl GuestVm {
     /// Builds VM `name` with `ram_bytes` (a multiple of 2 MiB, at least
     /// 2 MiB) of zeroed RAM at guest-physical 0, its nested tables, VMCB,
     /// the ASID (VPID) `tag` and a free ioreq page; its vCPU is stopped
-    /// until `start`. `KernelRefused` for tag 0, the host's: a CPU without
+    /// until `start`. An x86 VM has one vCPU for now: `vcpus` other than 1
+    /// is `InvalidArgument`. `KernelRefused` for tag 0, the host's: a CPU without
     /// usable ASIDs or VPIDs runs no guest.
     ///
     /// A tag another VM had needs no step here: a VM runs only after
@@ -217,8 +218,12 @@ impl GuestVm {
         frames: &mut FrameAllocator<W>,
         name: VmName,
         ram_bytes: u64,
+        vcpus: usize,
         tag: TlbTag,
     ) -> Result<Self, Error> {
+        if vcpus != 1 {
+            return Err(Error::InvalidArgument);
+        }
         if ram_bytes < LARGE || !ram_bytes.is_multiple_of(LARGE) || ram_bytes > IDENTITY_BYTES {
             return Err(Error::InvalidArgument);
         }
