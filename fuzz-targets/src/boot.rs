@@ -259,7 +259,7 @@ pub fn scenario_file(data: &[u8]) {
         assert!(VmName::parse(&vm.name).is_ok(), "{:?}", vm.name);
         assert!(ImageName::parse(&vm.image).is_ok(), "{:?}", vm.image);
         assert!(MEM_MIB.contains(&vm.mem_mib) && vm.mem_mib % 2 == 0);
-        assert!((1..=scenario_file::MAX_KERNEL_VCPUS).contains(&vm.vcpus));
+        assert!((1..=vm_manager::MAX_VCPUS).contains(&vm.vcpus));
         assert!(vms[..i].iter().all(|other| other.name != vm.name));
     }
     let _ = scenario_file::to_rust(&vms);

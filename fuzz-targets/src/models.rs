@@ -634,6 +634,11 @@ pub fn plic(data: &[u8]) {
             4 => {
                 let context = usize::from(input.below(PLIC_TARGETS));
                 let raised = dev.external_level(context);
+                assert_eq!(
+                    dev.external_levels() & 1 << context != 0,
+                    raised,
+                    "context {context}'s bit"
+                );
                 let source = dev.claim(context);
                 assert_eq!(raised, source != 0, "line {raised} but claim gave {source}");
                 assert!((source as usize) < PLIC_SOURCES);

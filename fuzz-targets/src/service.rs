@@ -26,7 +26,7 @@ use crate::models::Counter;
 struct Effects {
     lines: Vec<Vec<u8>>,
     irqs: Vec<IrqEvent>,
-    external: Vec<(VmId, bool)>,
+    external: Vec<(VmId, usize, bool)>,
 }
 
 /// The console and interrupt sinks, recording into shared [`Effects`].
@@ -44,8 +44,8 @@ impl IrqSink for Recorder {
         self.0.borrow_mut().irqs.push(event);
     }
 
-    fn external_irq(&mut self, vm: VmId, raised: bool) {
-        self.0.borrow_mut().external.push((vm, raised));
+    fn external_irq(&mut self, vm: VmId, context: usize, raised: bool) {
+        self.0.borrow_mut().external.push((vm, context, raised));
     }
 }
 

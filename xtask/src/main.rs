@@ -38,7 +38,8 @@ usage: cargo xtask <command> [options]
 commands:
   qemu     build Mica and boot a scenario on QEMU
            [--scenario NAME]  configs/NAME.toml (default: default)
-           [--guest NAME=PATH[,mem=MiB][,disk=FILE]]  boot your raw image as VM NAME
+           [--guest NAME=PATH[,mem=MiB][,vcpus=N][,disk=FILE]]  boot your raw
+             image as VM NAME (vcpus 1-8)
            [--arch riscv64|x86_64]  x86_64: QEMU pc with SVM (default: riscv64)
            [--emulator qemu|bochs]  x86_64 only: bochs boots it with VMX
            [--mgmt SOCKET | --no-mgmt]  riscv64: the management socket for

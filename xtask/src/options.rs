@@ -12,9 +12,10 @@
 
 use std::path::PathBuf;
 
+use vm_manager::MAX_VCPUS;
 use vm_manager::boot_layout::{self, LayoutError};
 use vm_manager::linux_image::{self, HEADER_BYTES, LinuxImage};
-use vm_manager::scenario_file::{MAX_KERNEL_VCPUS, MEM_MIB, ScenarioLinux, ScenarioVm};
+use vm_manager::scenario_file::{MEM_MIB, ScenarioLinux, ScenarioVm};
 use vm_manager::{Cmdline, ImageName, VmName};
 
 /// Guest images load 2 MiB into RAM and the device tree takes the last
@@ -308,9 +309,9 @@ fn guest_spec(text: &str) -> Result<GuestSpec, String> {
                 spec.vcpus = n
                     .parse()
                     .ok()
-                    .filter(|&v| v >= 1 && v <= MAX_KERNEL_VCPUS)
+                    .filter(|v| (1..=MAX_VCPUS).contains(v))
                     .ok_or_else(|| {
-                        format!("--guest {name}: vcpus={n}: this kernel runs 1 vCPU per VM")
+                        format!("--guest {name}: vcpus={n}: a VM has 1 to {MAX_VCPUS} vCPUs")
                     })?;
             }
             _ => return Err(format!("--guest {name}: unknown setting {part:?}; {usage}")),
@@ -363,6 +364,8 @@ mod tests {
             }
         );
         assert_eq!(options.guests[1].mem_mib, 64);
+        let smp = parse(&args("--guest linux=/tmp/Image,vcpus=4")).unwrap();
+        assert_eq!(smp.guests[0].vcpus, 4, "a guest may have up to 8 vCPUs");
     }
 
     #[test]
@@ -405,7 +408,8 @@ mod tests {
         assert!(
             error("--guest g=x,mem=3").contains("mem=3: use an even number of MiB from 2 to 1024")
         );
-        assert!(error("--guest g=x,vcpus=4").contains("vcpus=4: this kernel runs 1 vCPU per VM"));
+        assert!(error("--guest g=x,vcpus=9").contains("vcpus=9: a VM has 1 to 8 vCPUs"));
+        assert!(error("--guest g=x,vcpus=0").contains("vcpus=0: a VM has 1 to 8 vCPUs"));
         assert!(error("--guest g=x,color=red").contains("unknown setting \"color=red\""));
         assert!(error("--guest g=").contains("use --guest"));
     }

@@ -385,4 +385,41 @@ mod tests {
             "mgmt maps virtio consoles only"
         );
     }
+
+    /// `cargo xtask qemu --scenario NAME` takes every file of configs/.
+    #[test]
+    fn every_scenario_file_passes_the_vm_managers_rules() {
+        let configs = workspace_root().join("configs");
+        let mut names: Vec<String> = std::fs::read_dir(&configs)
+            .unwrap()
+            .filter_map(|f| {
+                let name = f.unwrap().file_name().into_string().unwrap();
+                name.strip_suffix(".toml").map(String::from)
+            })
+            .collect();
+        names.sort();
+        assert!(names.iter().any(|n| n == "linux-smp"), "{names:?}");
+        for name in &names {
+            if let Err(e) = scenario_text(name, &[]) {
+                panic!("scenario {name}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_smp_scenario_has_two_4_vcpu_linux_vms_beside_hello() {
+        let vms = scenario_file::parse(&scenario_text("linux-smp", &[]).unwrap()).unwrap();
+        let shape: Vec<(&str, bool, u8, u32)> = vms
+            .iter()
+            .map(|vm| (vm.name.as_str(), vm.linux.is_some(), vm.vcpus, vm.mem_mib))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("linux", true, 4, 128),
+                ("linux2", true, 4, 128),
+                ("vm0", false, 1, 64)
+            ]
+        );
+    }
 }

@@ -12,13 +12,17 @@
 //! | `0x20_0000 + 0x1000 * c + 4` | claim (read) / complete (write) |
 //!
 //! Every register is 32 bits wide and takes only aligned 32-bit accesses.
-//! Context `c` is hart `c`'s S-mode context (the guest device tree lists
-//! only S-mode external interrupts). Source lines are level-triggered, as
+//! Context `c` is hart (vCPU) `c`'s S-mode context (the guest device tree
+//! lists only S-mode external interrupts), for each of the
+//! [`PLIC_CONTEXTS`] vCPUs a VM may have; a guest may program a context
+//! its device tree does not list, which then interrupts no vCPU. Source lines are level-triggered, as
 //! QEMU models them: a raised line makes its source pending unless it is
 //! claimed and not yet completed; a lowered line withdraws a pending
 //! request; completing a source whose line is still raised makes it
 //! pending again. A context's external interrupt is raised while some
-//! pending, enabled source has a priority above its threshold.
+//! pending, enabled source has a priority above its threshold: a source
+//! several contexts enable raises all of them, the first claim takes it
+//! and the others' interrupts drop (as on hardware).
 
 use crate::bus::{AccessSize, BusDevice, DeviceEnv, DeviceError};
 use crate::persist::{Persist, Reader, Writer};
@@ -26,8 +30,10 @@ use crate::persist::{Persist, Reader, Writer};
 /// Interrupt sources, including the non-existent source 0 (QEMU virt's
 /// `riscv,ndev` is 0x5f: sources 1..=95).
 pub const PLIC_SOURCES: usize = 96;
-/// Contexts (one S-mode context per vCPU).
-pub const PLIC_CONTEXTS: usize = 4;
+/// Contexts: one S-mode context per vCPU a VM may have.
+pub const PLIC_CONTEXTS: usize = ipc::syscall::MAX_VCPUS;
+// `Plic::external_levels` has one bit per context.
+const _: () = assert!(PLIC_CONTEXTS <= 32);
 /// Bytes of the register window (QEMU virt's).
 pub const PLIC_SIZE: u64 = 0x60_0000;
 /// Highest priority; priority registers keep 3 bits.
@@ -190,6 +196,17 @@ impl Plic {
     /// above its threshold, the highest priority and then the lowest number.
     fn best(&self, context: usize) -> Option<usize> {
         let ctx = self.contexts.get(context)?;
+        // Most of the time no enabled source is pending: a word-wise look
+        // spares the scan of every source for each context.
+        if self
+            .pending
+            .0
+            .iter()
+            .zip(&ctx.enable.0)
+            .all(|(p, e)| p & e == 0)
+        {
+            return None;
+        }
         let mut best: Option<(usize, u32)> = None;
         for source in 1..PLIC_SOURCES {
             let priority = self.priority[source];
@@ -207,6 +224,14 @@ impl Plic {
     /// Whether context `context`'s external interrupt is raised.
     pub fn external_level(&self, context: usize) -> bool {
         self.best(context).is_some()
+    }
+
+    /// Every context's external interrupt: bit `c` set while context `c`'s
+    /// is raised ([`Plic::external_level`]).
+    pub fn external_levels(&self) -> u32 {
+        (0..PLIC_CONTEXTS)
+            .filter(|&c| self.external_level(c))
+            .fold(0, |levels, c| levels | 1 << c)
     }
 
     /// A read of the claim register: the best source (now claimed, no longer
@@ -319,10 +344,18 @@ impl BusDevice for Plic {
     }
 }
 
+/// Bytes [`Plic`]'s record keeps: a byte per priority, then each context's
+/// enable words and threshold (224 for 96 sources and 8 contexts).
+const SAVED_BYTES: usize = PLIC_SOURCES + PLIC_CONTEXTS * (4 * WORDS + 4);
+// Every context's registers fit one device record.
+const _: () = assert!(SAVED_BYTES <= crate::persist::MAX_PAYLOAD);
+
 /// Kept: every priority, and each context's enable bits and threshold
 /// (pending and claimed sources are not: the lines are driven again when
 /// the devices come back, and a completion of a source the new PLIC never
-/// handed out is ignored, as a claim/complete pair would be).
+/// handed out is ignored, as a claim/complete pair would be). A record of
+/// another length (a PLIC with fewer contexts, a torn write) is refused,
+/// so the PLIC starts from reset.
 impl Persist for Plic {
     fn save(&self, out: &mut [u8]) -> usize {
         let mut w = Writer::new(out);

@@ -189,3 +189,85 @@ fn only_aligned_word_accesses_inside_the_window_are_taken() {
     );
     assert!(!plic.irq_level());
 }
+
+/// A context's registers at `context` (enable word 0, threshold, claim).
+fn context_registers(context: u64) -> (u64, u64, u64) {
+    let base = CONTEXT_BASE + context * CONTEXT_STRIDE;
+    (ENABLE_BASE + context * ENABLE_STRIDE, base, base + 4)
+}
+
+#[test]
+fn every_vcpu_has_a_context_with_its_own_enables_threshold_and_claim() {
+    assert_eq!(PLIC_CONTEXTS, ipc::syscall::MAX_VCPUS);
+    let mut plic = Plic::new();
+    write(&mut plic, 4 * u64::from(UART_IRQ), 1);
+    let last = PLIC_CONTEXTS as u64 - 1;
+    let (enable, threshold, claim) = context_registers(last);
+    write(&mut plic, enable, 1 << UART_IRQ);
+    plic.set_line(UART_IRQ, true);
+    assert_eq!(plic.external_levels(), 1 << last, "the last context only");
+    write(&mut plic, threshold, 1);
+    assert_eq!(plic.external_levels(), 0, "its threshold holds it back");
+    write(&mut plic, threshold, 0);
+    assert_eq!(read(&mut plic, claim), u64::from(UART_IRQ));
+    assert_eq!(plic.external_levels(), 0);
+    plic.set_line(UART_IRQ, false);
+    write(&mut plic, claim, u64::from(UART_IRQ));
+    assert_eq!(read(&mut plic, claim), 0);
+    let (beyond, _, beyond_claim) = context_registers(PLIC_CONTEXTS as u64);
+    write(&mut plic, beyond, 1 << UART_IRQ);
+    assert_eq!(
+        read(&mut plic, beyond),
+        0,
+        "no context past the last vCPU's"
+    );
+    assert_eq!(read(&mut plic, beyond_claim), 0);
+}
+
+#[test]
+fn a_source_several_contexts_enable_goes_to_the_first_claim() {
+    let mut plic = probed(&[VMGENID_IRQ]);
+    let (enable, _, claim) = context_registers(3);
+    write(&mut plic, enable, 1 << VMGENID_IRQ);
+    plic.set_line(VMGENID_IRQ, true);
+    assert_eq!(plic.external_levels(), 1 << 3 | 1, "contexts 0 and 3");
+    assert_eq!(read(&mut plic, claim), u64::from(VMGENID_IRQ));
+    assert_eq!(plic.external_levels(), 0, "claimed: neither is raised");
+    assert_eq!(plic.claim(0), 0);
+    // Either context that enables it may complete it; the line is still
+    // up, so both are interrupted again.
+    plic.complete(0, VMGENID_IRQ);
+    assert_eq!(plic.external_levels(), 1 << 3 | 1);
+}
+
+#[test]
+fn every_contexts_registers_are_kept_in_one_record() {
+    let mut plic = Plic::new();
+    for source in 1..PLIC_SOURCES as u64 {
+        write(&mut plic, 4 * source, source % 8);
+    }
+    for context in 0..PLIC_CONTEXTS as u64 {
+        for word in 0..WORDS as u64 {
+            let enable = ENABLE_BASE + context * ENABLE_STRIDE + 4 * word;
+            write(&mut plic, enable, 0x0101_0101 << context);
+        }
+        write(
+            &mut plic,
+            CONTEXT_BASE + context * CONTEXT_STRIDE,
+            context % 8,
+        );
+    }
+    let mut record = [0u8; crate::persist::MAX_PAYLOAD];
+    let len = plic.save(&mut record);
+    assert_eq!(len, SAVED_BYTES);
+    let mut restored = Plic::new();
+    assert!(restored.restore(&record[..len]));
+    assert_eq!(restored, plic);
+    // A record of a PLIC with fewer contexts (or a cut one) is refused:
+    // the PLIC stays at reset rather than taking half of it.
+    let mut fresh = Plic::new();
+    let four_contexts = PLIC_SOURCES + 4 * (4 * WORDS + 4);
+    assert!(!fresh.restore(&record[..four_contexts]));
+    assert!(!fresh.restore(&record[..len - 1]));
+    assert_eq!(fresh, Plic::new());
+}

@@ -38,14 +38,18 @@ pub const MAX_DEVICES_PER_BUS: usize = 8;
 /// see it). Input beyond this is dropped.
 pub const INPUT_BACKLOG: usize = 256;
 
-/// Where interrupt changes go: every device line's level, and the VM's
-/// external interrupt as its PLIC (context 0, vCPU 0) computes it.
+/// Where interrupt changes go: every device line's level, and each of the
+/// VM's external interrupts as its PLIC computes them (context `c` is
+/// vCPU `c`'s).
 pub trait IrqSink {
     /// A line changed level.
     fn irq_event(&mut self, event: IrqEvent);
-    /// `vm`'s external interrupt changed level (the task tells the kernel:
-    /// `vm_set_external_irq`). Only VMs with a PLIC attached report it.
-    fn external_irq(&mut self, _vm: VmId, _raised: bool) {}
+    /// The external interrupt of `vm`'s PLIC context `context` (below
+    /// [`crate::plic::PLIC_CONTEXTS`]; vCPU `context`'s) changed level (the
+    /// task tells the kernel: `vm_set_external_irq`). Only VMs with a PLIC
+    /// attached report it; a context the VM has no vCPU for may be
+    /// reported too, when the guest enabled sources there.
+    fn external_irq(&mut self, _vm: VmId, _context: usize, _raised: bool) {}
 }
 
 /// Gives the service a VM's guest memory (the task binary maps the guest
@@ -123,8 +127,9 @@ struct VmDevices {
     output: ConsoleRing,
     input_backlog: Deque<u8, INPUT_BACKLOG>,
     dropped_input: u64,
-    /// The external interrupt level last reported (PLIC context 0).
-    external_level: bool,
+    /// The external interrupt levels last reported: bit `c` for PLIC
+    /// context `c` ([`crate::plic::Plic::external_levels`]).
+    external_levels: u32,
     /// Some line's level differs from its last report although no access
     /// moved it (a pulse dropped when the PLIC latched it).
     lines_unsettled: bool,
@@ -472,7 +477,7 @@ where
             output: ConsoleRing::starting_at(console_start),
             input_backlog: Deque::new(),
             dropped_input: 0,
-            external_level: false,
+            external_levels: 0,
             lines_unsettled: false,
             attached: 0,
         };
@@ -508,9 +513,7 @@ where
                 });
             }
         }
-        if removed.external_level {
-            self.irq.external_irq(vm, false);
-        }
+        report_external_changes(&mut self.irq, vm, removed.external_levels, 0);
         Ok(())
     }
 
@@ -856,8 +859,8 @@ where
     }
 
     /// Reports every line of `vm` whose level differs from the last report,
-    /// drives the VM's PLIC (if attached) with every line, and reports its
-    /// context 0's external interrupt when that changed. The PLIC's output
+    /// drives the VM's PLIC (if attached) with every line, and reports each
+    /// context's external interrupt that changed. The PLIC's output
     /// can only change when a line did or the guest touched the PLIC
     /// (`plic_touched`), so otherwise it is not evaluated: most accesses on
     /// the I/O path change no line.
@@ -888,11 +891,11 @@ where
         let plic = slot.plic_mut();
         // Level-triggered inputs: driving a line with its level again
         // changes nothing, so every line is fed each time.
-        let external = plic.is_some_and(|plic| {
+        let external = plic.map_or(0, |plic| {
             for &(irq, level) in &lines {
                 plic.set_line(irq, level);
             }
-            plic.external_level(0)
+            plic.external_levels()
         });
         for device in slot.buses.devices_mut() {
             device.model.irq_latched();
@@ -902,10 +905,18 @@ where
             .buses
             .devices_mut()
             .any(|device| device.model.irq_level() != device.reported_level);
-        if external != slot.external_level {
-            slot.external_level = external;
-            self.irq.external_irq(vm, external);
-        }
+        let before = core::mem::replace(&mut slot.external_levels, external);
+        report_external_changes(&mut self.irq, vm, before, external);
+    }
+}
+
+/// Tells `irq` of every PLIC context of `vm` whose external interrupt is
+/// raised in one of `before` and `now` (bit `c` for context `c`) and not
+/// the other, in context order.
+fn report_external_changes(irq: &mut impl IrqSink, vm: VmId, before: u32, now: u32) {
+    let changed = before ^ now;
+    for context in (0..crate::plic::PLIC_CONTEXTS).filter(|c| changed & 1 << c != 0) {
+        irq.external_irq(vm, context, now & 1 << context != 0);
     }
 }
 

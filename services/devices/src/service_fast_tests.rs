@@ -27,8 +27,9 @@ impl IrqSink for Log {
         self.0.push(std::format!("{event:?}"));
     }
 
-    fn external_irq(&mut self, vm: VmId, raised: bool) {
-        self.0.push(std::format!("external {vm:?} {raised}"));
+    fn external_irq(&mut self, vm: VmId, context: usize, raised: bool) {
+        self.0
+            .push(std::format!("external {vm:?} context {context} {raised}"));
     }
 }
 
@@ -264,7 +265,7 @@ fn guest_accesses_are_answered_on_the_fast_path_as_on_the_general_one() {
     assert!(
         fast.irq_sink()
             .0
-            .contains(&std::format!("external {VM:?} true")),
+            .contains(&std::format!("external {VM:?} context 0 true")),
         "the script raises the external interrupt: {:?}",
         fast.irq_sink().0
     );

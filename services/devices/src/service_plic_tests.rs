@@ -18,15 +18,15 @@ impl ConsoleSink for NoLines {
     fn write_line(&mut self, _line: &[u8]) {}
 }
 
-/// Records the external interrupt reports.
+/// Records the external interrupt reports: VM, PLIC context, level.
 #[derive(Default)]
-struct External(Vec<(VmId, bool)>);
+struct External(Vec<(VmId, usize, bool)>);
 
 impl IrqSink for External {
     fn irq_event(&mut self, _event: IrqEvent) {}
 
-    fn external_irq(&mut self, vm: VmId, raised: bool) {
-        self.0.push((vm, raised));
+    fn external_irq(&mut self, vm: VmId, context: usize, raised: bool) {
+        self.0.push((vm, context, raised));
     }
 }
 
@@ -77,9 +77,25 @@ fn read(s: &mut Service, addr: u64, size: u8) -> u64 {
     }
 }
 
+/// PLIC context `context`'s enable word 0 (sources 0-31).
+fn enable(context: u64) -> u64 {
+    PLIC + 0x2000 + 0x80 * context
+}
+
+/// PLIC context `context`'s claim/complete register.
+fn claim(context: u64) -> u64 {
+    CLAIM + 0x1000 * context
+}
+
 /// A VM with a PLIC and a generation ID device on line 12, which context 0
 /// has enabled at priority 1 (what the test guest and Linux do).
 fn guest_with_plic() -> Service {
+    guest_enabling(&[0])
+}
+
+/// A VM with a PLIC and a generation ID device on line 12 at priority 1,
+/// enabled in each context of `contexts` (threshold 0).
+fn guest_enabling(contexts: &[u64]) -> Service {
     let mut s = DeviceService::new(
         NoLines,
         External::default(),
@@ -113,9 +129,22 @@ fn guest_with_plic() -> Service {
         },
     );
     write(&mut s, PLIC + 4 * u64::from(GENID_IRQ), 4, 1);
-    write(&mut s, PLIC + 0x2000, 4, 1 << GENID_IRQ);
-    write(&mut s, PLIC + 0x20_0000, 4, 0);
+    for &context in contexts {
+        write(&mut s, enable(context), 4, 1 << GENID_IRQ);
+        write(&mut s, PLIC + 0x20_0000 + 0x1000 * context, 4, 0);
+    }
     s
+}
+
+/// A new generation ID: the device's line goes up.
+fn change_id(s: &mut Service, byte: u8) {
+    ok(
+        s,
+        Request::SetGenerationId {
+            vm: VM,
+            id: [byte; 16],
+        },
+    );
 }
 
 #[test]
@@ -133,14 +162,14 @@ fn a_new_generation_id_raises_the_external_interrupt_until_handled() {
     assert!(s.irq_sink().0.is_empty(), "nothing pending at boot");
     let id = [0xab; 16];
     ok(&mut s, Request::SetGenerationId { vm: VM, id });
-    assert_eq!(s.irq_sink().0, [(VM, true)]);
+    assert_eq!(s.irq_sink().0, [(VM, 0, true)]);
     // The guest's handler: claim, read the ID, acknowledge, complete.
     assert_eq!(read(&mut s, CLAIM, 4), u64::from(GENID_IRQ));
-    assert_eq!(s.irq_sink().0.last(), Some(&(VM, false)), "claimed");
+    assert_eq!(s.irq_sink().0.last(), Some(&(VM, 0, false)), "claimed");
     assert_eq!(read(&mut s, GENID, 8), u64::from_le_bytes([0xab; 8]));
     write(&mut s, GENID + 0x10, 1, 1);
     write(&mut s, CLAIM, 4, u64::from(GENID_IRQ));
-    assert_eq!(s.irq_sink().0, [(VM, true), (VM, false)]);
+    assert_eq!(s.irq_sink().0, [(VM, 0, true), (VM, 0, false)]);
 }
 
 /// Linux's vmgenid driver reads the new ID and never writes STATUS: one
@@ -157,7 +186,7 @@ fn a_change_interrupts_once_even_if_never_acknowledged() {
     );
     assert_eq!(read(&mut s, CLAIM, 4), u64::from(GENID_IRQ));
     write(&mut s, CLAIM, 4, u64::from(GENID_IRQ));
-    assert_eq!(s.irq_sink().0, [(VM, true), (VM, false)]);
+    assert_eq!(s.irq_sink().0, [(VM, 0, true), (VM, 0, false)]);
     assert_eq!(
         read(&mut s, CLAIM, 4),
         0,
@@ -202,7 +231,7 @@ fn removing_the_vm_lowers_a_raised_external_interrupt() {
         },
     );
     ok(&mut s, Request::RemoveVm { vm: VM });
-    assert_eq!(s.irq_sink().0, [(VM, true), (VM, false)]);
+    assert_eq!(s.irq_sink().0, [(VM, 0, true), (VM, 0, false)]);
 }
 
 #[test]
@@ -237,7 +266,7 @@ fn detaching_a_device_with_its_line_up_lowers_the_external_interrupt() {
             id: [7; 16],
         },
     );
-    assert_eq!(s.irq_sink().0, [(VM, true)]);
+    assert_eq!(s.irq_sink().0, [(VM, 0, true)]);
     let (vm, space) = (VM, Space::Mmio);
     ok(
         &mut s,
@@ -249,7 +278,7 @@ fn detaching_a_device_with_its_line_up_lowers_the_external_interrupt() {
     );
     assert_eq!(
         s.irq_sink().0,
-        [(VM, true), (VM, false)],
+        [(VM, 0, true), (VM, 0, false)],
         "the line left with the device"
     );
 }
@@ -268,5 +297,54 @@ fn an_access_that_changes_no_line_leaves_the_external_interrupt_alone() {
     for _ in 0..3 {
         read(&mut s, GENID, 8);
     }
-    assert_eq!(s.irq_sink().0, [(VM, true)]);
+    assert_eq!(s.irq_sink().0, [(VM, 0, true)]);
+}
+
+#[test]
+fn a_source_enabled_only_in_context_2_interrupts_vcpu_2_alone() {
+    let mut s = guest_enabling(&[2]);
+    change_id(&mut s, 0x21);
+    assert_eq!(s.irq_sink().0, [(VM, 2, true)], "vCPU 2's, not vCPU 0's");
+    assert_eq!(read(&mut s, claim(0), 4), 0, "context 0 has nothing");
+    write(&mut s, claim(0), 4, u64::from(GENID_IRQ));
+    assert_eq!(s.irq_sink().0, [(VM, 2, true)], "nor can it complete it");
+    assert_eq!(read(&mut s, claim(2), 4), u64::from(GENID_IRQ));
+    assert_eq!(s.irq_sink().0, [(VM, 2, true), (VM, 2, false)], "claimed");
+    write(&mut s, GENID + 0x10, 1, 1);
+    write(&mut s, claim(2), 4, u64::from(GENID_IRQ));
+    assert_eq!(read(&mut s, claim(2), 4), 0, "completed: nothing pending");
+    assert_eq!(s.irq_sink().0.len(), 2);
+    // The next change interrupts context 2 again.
+    change_id(&mut s, 0x22);
+    assert_eq!(s.irq_sink().0.last(), Some(&(VM, 2, true)));
+}
+
+/// As on a real PLIC: every context that enables a pending source is
+/// interrupted, the first to claim takes the source, and the others'
+/// interrupts drop with it.
+#[test]
+fn a_source_two_contexts_enable_interrupts_both_until_one_claims_it() {
+    let mut s = guest_enabling(&[0, 2]);
+    change_id(&mut s, 0x31);
+    assert_eq!(s.irq_sink().0, [(VM, 0, true), (VM, 2, true)]);
+    assert_eq!(read(&mut s, claim(2), 4), u64::from(GENID_IRQ));
+    assert_eq!(
+        s.irq_sink().0[2..],
+        [(VM, 0, false), (VM, 2, false)],
+        "both drop once vCPU 2 claimed it"
+    );
+    assert_eq!(read(&mut s, claim(0), 4), 0, "vCPU 0 finds nothing");
+    write(&mut s, claim(2), 4, u64::from(GENID_IRQ));
+    assert_eq!(s.irq_sink().0.len(), 4, "one change, one interrupt each");
+}
+
+#[test]
+fn removing_the_vm_lowers_every_raised_context() {
+    let mut s = guest_enabling(&[1, 7]);
+    change_id(&mut s, 0x41);
+    ok(&mut s, Request::RemoveVm { vm: VM });
+    assert_eq!(
+        s.irq_sink().0,
+        [(VM, 1, true), (VM, 7, true), (VM, 1, false), (VM, 7, false)]
+    );
 }

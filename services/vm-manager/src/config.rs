@@ -9,8 +9,10 @@ use ipc::vm::CreateOptions;
 use crate::linux_boot::{Cmdline, LinuxBoot, LinuxBootError, StaticLinuxBoot, check_cmdline};
 use crate::name::{ImageName, InvalidName, VmName};
 
-/// The most vCPUs one VM may have.
-pub const MAX_VCPUS: u8 = 16;
+/// The most vCPUs one VM may have: the kernel's limit
+/// ([`ipc::syscall::MAX_VCPUS`]), one PLIC context and ioreq slot each.
+pub const MAX_VCPUS: u8 = ipc::syscall::MAX_VCPUS.to_le_bytes()[0];
+const _: () = assert!(MAX_VCPUS as usize == ipc::syscall::MAX_VCPUS);
 
 /// Guest flags of a configuration (ACRN's `guest_flags`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,7 +55,7 @@ pub struct StaticVmConfig {
     pub image: &'static str,
     /// RAM in MiB.
     pub mem_mib: u32,
-    /// Number of vCPUs (1-16).
+    /// Number of vCPUs (1 to [`MAX_VCPUS`]).
     pub vcpus: u8,
     /// Must contain [`VmFlags::STATIC`]; may contain [`VmFlags::PRE_LAUNCHED`].
     pub flags: VmFlags,
@@ -198,7 +200,7 @@ pub struct VmConfig {
     pub image: ImageName,
     /// RAM in MiB (never 0).
     pub mem_mib: u32,
-    /// Number of vCPUs (1-16).
+    /// Number of vCPUs (1 to [`MAX_VCPUS`]).
     pub vcpus: u8,
     /// Its flags.
     pub flags: VmFlags,
@@ -243,7 +245,7 @@ impl VmConfig {
     /// Errors: an invalid image, kernel or initrd name is
     /// [`ipc::Error::UnknownImage`] (no image can have it); both `image`
     /// and `kernel`, an initrd or command line for a raw image, a command
-    /// line with NUL, 0 or more than 16 vCPUs is
+    /// line with NUL, 0 or more than [`MAX_VCPUS`] vCPUs is
     /// [`ipc::Error::InvalidArgument`]; 0 MiB is [`ipc::Error::OutOfMemory`];
     /// no image, kernel or template (and no default image) is
     /// [`ipc::Error::NoImageGiven`].
@@ -408,7 +410,10 @@ mod tests {
                 ScenarioError::BadVcpuCount { index: 3 },
             ),
             (
-                StaticVmConfig { vcpus: 17, ..GOOD },
+                StaticVmConfig {
+                    vcpus: MAX_VCPUS + 1,
+                    ..GOOD
+                },
                 ScenarioError::BadVcpuCount { index: 3 },
             ),
             (
@@ -459,13 +464,22 @@ mod tests {
             template: None,
             image: Some(ipc::wire_name("other").unwrap()),
             mem_mib: Some(64),
-            vcpus: Some(16),
+            vcpus: Some(8),
             ..CreateOptions::default()
         };
         let overridden =
             VmConfig::dynamic(name("d"), &options, Some(&template), &defaults).unwrap();
         assert_eq!(overridden.image.as_str(), "other");
-        assert_eq!((overridden.mem_mib, overridden.vcpus), (64, 16));
+        assert_eq!((overridden.mem_mib, overridden.vcpus), (64, 8));
+        let too_many = CreateOptions {
+            vcpus: Some(9),
+            ..options
+        };
+        assert_eq!(
+            VmConfig::dynamic(name("d"), &too_many, Some(&template), &defaults),
+            Err(ipc::Error::InvalidArgument),
+            "a VM has at most the kernel's 8 vCPUs"
+        );
     }
 
     #[test]

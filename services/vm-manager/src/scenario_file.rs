@@ -14,7 +14,8 @@
 //! # cmdline = "console=ttyS0"     # optional, with kernel: at most 1023
 //!                                 # bytes, no NUL ("" by default)
 //! mem_mib = 64          # optional, 64 by default (2-1024, even)
-//! vcpus = 1             # optional, 1 by default
+//! vcpus = 1             # optional, 1 by default (1-8: the kernel's
+//!                       # ipc::syscall::MAX_VCPUS)
 //! pre_launched = true   # optional, true by default: started at boot
 //! # disk = "target/disk.img"  # optional (RISC-V): a raw disk image file on
 //!                             # the host, the VM's virtio-blk disk; one VM
@@ -35,14 +36,13 @@ use std::vec::Vec;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::config::MAX_VCPUS;
 use crate::linux_boot::Cmdline;
 use crate::name::{ImageName, VmName};
 use crate::service::DEFAULT_MAX_VM_NUM;
 
 /// Guest RAM the kernel accepts, in MiB (whole 2 MiB pages).
 pub const MEM_MIB: core::ops::RangeInclusive<u32> = 2..=1024;
-/// vCPUs per VM the kernel runs today.
-pub const MAX_KERNEL_VCPUS: u8 = 1;
 
 /// One static VM of a scenario file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,11 +161,11 @@ pub fn parse(text: &str) -> Result<Vec<ScenarioVm>, ScenarioFileError> {
             ));
         }
         let vcpus = entry.vcpus.as_ref().map_or(1, |v| *v.get_ref());
-        if vcpus == 0 || vcpus > MAX_KERNEL_VCPUS {
+        if !(1..=MAX_VCPUS).contains(&vcpus) {
             let offset = entry.vcpus.as_ref().map_or(start, |v| v.span().start);
             return Err(at(
                 offset,
-                format!("vcpus = {vcpus}: this kernel runs 1 vCPU per VM"),
+                format!("vcpus = {vcpus}: a VM has 1 to {MAX_VCPUS} vCPUs"),
             ));
         }
         let disk = match &entry.disk {
@@ -316,6 +316,8 @@ mod tests {
             (vms[0].mem_mib, vms[0].vcpus, vms[0].pre_launched),
             (64, 1, true)
         );
+        let smp = parse("[[vm]]\nname = \"a\"\nimage = \"x\"\nvcpus = 8\n").unwrap();
+        assert_eq!(smp[0].vcpus, 8, "up to the kernel's 8 vCPUs per VM");
         assert_eq!(
             (vms[1].name.as_str(), vms[1].mem_mib, vms[1].pre_launched),
             ("vm1", 128, false)
@@ -380,10 +382,15 @@ mod tests {
             (line, reason.as_str()),
             (4, "mem_mib = 3: use an even number from 2 to 1024")
         );
-        let (line, reason) = error("[[vm]]\nname = \"a\"\nimage = \"x\"\nvcpus = 2\n");
+        let (line, reason) = error("[[vm]]\nname = \"a\"\nimage = \"x\"\nvcpus = 9\n");
         assert_eq!(
             (line, reason.as_str()),
-            (4, "vcpus = 2: this kernel runs 1 vCPU per VM")
+            (4, "vcpus = 9: a VM has 1 to 8 vCPUs")
+        );
+        let (line, reason) = error("[[vm]]\nname = \"a\"\nimage = \"x\"\nvcpus = 0\n");
+        assert_eq!(
+            (line, reason.as_str()),
+            (4, "vcpus = 0: a VM has 1 to 8 vCPUs")
         );
         assert_eq!(error("# nothing\n"), (0, "no [[vm]] entries".into()));
     }

@@ -190,14 +190,14 @@ fn a_reset_reloads_kernel_and_initrd_and_starts_at_the_kernel_again() {
 #[test]
 fn a_tree_larger_than_a_page_goes_below_the_genid_page() {
     let mut manager = manager(&[]);
-    // 16 harts and a long command line: more than a page of tree.
-    let line: String = "x".repeat(250);
+    // The most harts (8) and a long command line: more than a page of tree.
+    let line: String = "x".repeat(256);
     let answer = manager.handle(Request::Create {
         name: wire_name("big").expect("a valid test value"),
         options: CreateOptions {
             kernel: Some(wire_name("lx").expect("a valid test value")),
             cmdline: Some(WireCmdline::try_from(line.as_str()).expect("a valid test value")),
-            vcpus: Some(16),
+            vcpus: Some(8),
             mem_mib: Some(64),
             ..CreateOptions::default()
         },

@@ -45,7 +45,8 @@ commands:
                                with an initial ramdisk and a command line
                                (quote it: --cmdline "console=ttyS0 quiet");
                                --disk N gives it host disk N (0-7, one VM's at
-                               a time) as a virtio-blk device
+                               a time) as a virtio-blk device; --vcpus N
+                               gives it N vCPUs (1-8)
   start|pause|resume NAME      run, hold or continue a VM's vCPUs
   reset NAME [--new-genid]     reboot a VM (--new-genid: new generation ID)
   shutdown NAME                power a VM off

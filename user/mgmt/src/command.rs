@@ -54,7 +54,7 @@ pub struct CreateArgs {
     pub image: Option<ImageName>,
     /// `--mem MiB`.
     pub mem_mib: Option<u32>,
-    /// `--vcpus N`.
+    /// `--vcpus N`: 1 to `vm_manager::MAX_VCPUS` (the kernel's 8).
     pub vcpus: Option<u8>,
     /// `--kernel IMAGE`: boot this Linux kernel Image (never with `image`).
     pub kernel: Option<ImageName>,

@@ -36,7 +36,8 @@ vm create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N]
                              --kernel boots a Linux Image instead of --image,
                              with an initial ramdisk and a command line;
                              --disk N gives it host disk N (0-7, one VM's at
-                             a time) as a virtio-blk device
+                             a time) as a virtio-blk device; --vcpus N gives
+                             it N vCPUs (1-8)
 vm start|pause|resume NAME   run, hold or continue a VM's vCPUs
 vm reset NAME [--new-genid]  reboot a VM (--new-genid: new generation ID)
 vm shutdown NAME             power a VM off
@@ -267,7 +268,8 @@ pub const VM_COMMANDS: [&str; 12] = [
 pub const SHELL_COMMANDS: [&str; 6] = ["vm", "console", "images", "mem", "help", "halt"];
 
 const MEM_RULE: &str = "use a whole number of MiB from 1 to 4294967295";
-const VCPUS_RULE: &str = "use a whole number of vCPUs from 1 to 16";
+const VCPUS_RULE: &str = "use a whole number of vCPUs from 1 to 8";
+const _: () = assert!(MAX_VCPUS == 8, "VCPUS_RULE and HELP say vCPUs 1-8");
 const DISK_RULE: &str = "use a disk number from 0 to 7";
 const _: () = assert!(MAX_DISKS == 8, "DISK_RULE and HELP say disks 0-7");
 

@@ -373,7 +373,7 @@ fn every_refusal_is_one_line_that_says_what_to_do() {
         (
             &create(None, None),
             ipc::Error::InvalidArgument,
-            "argument out of range: use 1-16 vCPUs and at least 1 MiB of memory",
+            "argument out of range: use 1-8 vCPUs and at least 1 MiB of memory",
         ),
         (
             &linux(Some("lx"), None, None),

@@ -215,10 +215,11 @@ pub fn vm_clone_ram(src: VmId, dst: VmId) -> Result<(), Error> {
     vm_call(Sysno::VmCloneRam, src, vm_number(dst)?, 0).map(|_| ())
 }
 
-/// Raises or lowers `vm`'s external interrupt (the device service's PLIC
-/// output; GUEST_IRQ right).
-pub fn vm_set_external_irq(vm: VmId, raised: bool) -> Result<(), Error> {
-    vm_call(Sysno::VmSetExternalIrq, vm, usize::from(raised), 0).map(|_| ())
+/// Raises or lowers the supervisor external interrupt of `vm`'s vCPU
+/// `vcpu`, i.e. PLIC context `vcpu` (the device service's PLIC output;
+/// GUEST_IRQ right). `InvalidArgument` for a vCPU the VM lacks.
+pub fn vm_set_external_irq(vm: VmId, raised: bool, vcpu: usize) -> Result<(), Error> {
+    vm_call(Sysno::VmSetExternalIrq, vm, usize::from(raised), vcpu).map(|_| ())
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 //! console with `console_write` (`vm0 | hello from vm0`).
 //!
 //! Interrupts: each VM's PLIC model (attached by the vm-manager) computes
-//! the VM's external interrupt from the device lines; every change goes to
-//! the kernel with `vm_set_external_irq` (GUEST_IRQ right).
+//! each vCPU's external interrupt (PLIC context `c` is vCPU `c`'s) from
+//! the device lines; every change goes to the kernel with
+//! `vm_set_external_irq` (GUEST_IRQ right).
 //!
 //! Guest memory: the vm-manager grants each VM's RAM to this service's
 //! endpoint (`vm_grant_ram`); the virtio devices reach it with
@@ -63,15 +64,23 @@ mod task {
         }
     }
 
-    /// Device lines feed the VM's PLIC model; its output goes to the kernel.
+    /// Device lines feed the VM's PLIC model; its outputs go to the kernel,
+    /// context `c` as vCPU `c`'s external interrupt.
     struct KernelIrqs;
 
     impl IrqSink for KernelIrqs {
         fn irq_event(&mut self, _event: IrqEvent) {}
 
-        fn external_irq(&mut self, vm: VmId, raised: bool) {
-            if let Err(e) = mica_rt::vm::vm_set_external_irq(vm, raised) {
-                warn!("vm {}: vm_set_external_irq({raised}) refused: {e}", vm.0);
+        fn external_irq(&mut self, vm: VmId, context: usize, raised: bool) {
+            match mica_rt::vm::vm_set_external_irq(vm, raised, context) {
+                // A context the VM has no vCPU for (the guest enabled
+                // sources in a context its device tree does not list):
+                // nobody to interrupt, and nothing worth a line per change.
+                Ok(()) | Err(Error::InvalidArgument) => {}
+                Err(e) => warn!(
+                    "vm {}: vm_set_external_irq({raised}, vcpu {context}) refused: {e}",
+                    vm.0
+                ),
             }
         }
     }

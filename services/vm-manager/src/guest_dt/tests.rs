@@ -105,6 +105,29 @@ fn four_vcpus_give_four_harts_and_four_plic_contexts() {
     }
 }
 
+/// The most vCPUs a VM may have: PLIC context `n` is still hart `n`'s
+/// S-mode external interrupt (the device service drives context `n` as
+/// vCPU `n`'s), for every hart.
+#[test]
+fn the_most_vcpus_give_a_hart_and_a_plic_context_each() {
+    let vm = name("octo");
+    let platform = GuestPlatform::standard(&vm, MAX_VCPUS, 256 << 20, "", &SLOTS);
+    let blob = generate_vec(&platform);
+    assert_eq!(BootInfo::from_dtb(&blob).unwrap().hart_count, 8);
+    let ext = cells(&prop(&blob, "/soc/plic@c000000", "interrupts-extended").unwrap());
+    let contexts: Vec<[u32; 2]> = ext.chunks(2).map(|c| [c[0], c[1]]).collect();
+    assert_eq!(contexts.len(), 8);
+    for (context, pair) in contexts.iter().enumerate() {
+        let hart = u32::try_from(context).unwrap();
+        let intc = std::format!("/cpus/cpu@{hart}/interrupt-controller");
+        let phandle = cells(&prop(&blob, &intc, "phandle").unwrap());
+        assert_eq!(*pair, [phandle[0], 9], "context {context}: hart {hart}'s");
+        let cpu = std::format!("/cpus/cpu@{hart}");
+        assert_eq!(cells(&prop(&blob, &cpu, "reg").unwrap()), [hart]);
+    }
+    assert!(prop(&blob, "/cpus/cpu@8", "reg").is_none(), "no ninth hart");
+}
+
 #[test]
 fn chosen_names_the_vm_and_the_console() {
     let vm = name("web-1.prod");
@@ -237,8 +260,9 @@ fn bad_descriptions_are_refused() {
         Err(GuestDtError::BadVcpuCount(0))
     );
     assert_eq!(
-        try_with(&|p| p.vcpus = 17),
-        Err(GuestDtError::BadVcpuCount(17))
+        try_with(&|p| p.vcpus = 9),
+        Err(GuestDtError::BadVcpuCount(9)),
+        "a VM has at most 8 vCPUs"
     );
     assert_eq!(try_with(&|p| p.ram_size = 0), Err(GuestDtError::BadRam));
     assert_eq!(

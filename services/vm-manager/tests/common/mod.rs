@@ -207,7 +207,10 @@ impl Platform for FakePlatform {
 
     fn create_vcpus(&mut self, vm: VmId, count: u8) -> Result<(), ipc::Error> {
         self.record(CallKind::CreateVcpus, vm)?;
-        assert!((1..=16).contains(&count), "bad vCPU count {count}");
+        assert!(
+            (1..=vm_manager::MAX_VCPUS).contains(&count),
+            "bad vCPU count {count}"
+        );
         assert!(self.has(vm, Resource::AddressSpace), "vCPUs without RAM");
         self.acquire(vm, Resource::Vcpus);
         Ok(())
