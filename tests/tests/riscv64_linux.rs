@@ -137,9 +137,6 @@ fn detach(s: &mut Session) {
     s.expect("console detached", ANSWER).unwrap();
 }
 
-/// Types `command` at the attached Linux shell and returns the first
-/// line of `vm`'s output after the echoed command that starts with
-/// `answer`.
 /// Types `lines` at the guest's shell one at a time, each once the guest
 /// echoed the one before (its first 20 bytes): a burst longer than the
 /// UART's input backlog loses its tail while the guest is busy (loading
@@ -152,6 +149,9 @@ fn type_lines(s: &mut Session, lines: &[&str]) {
     }
 }
 
+/// Types `command` at the attached Linux shell and returns the first
+/// line of `vm`'s output after the echoed command that starts with
+/// `answer`.
 fn type_and_expect(s: &mut Session, vm: &str, command: &str, answer: &str) -> String {
     s.send(&format!("{command}\n")).unwrap();
     let echo = s.expect(command, ANSWER).unwrap();
@@ -730,4 +730,125 @@ fn a_devices_service_killed_during_writes_comes_back_with_the_guests_devices_as_
     );
     let acked = (1..=written).filter(|n| !bad.contains(n)).collect();
     halt_and_find_blocks(s, &dir, &image, acked);
+}
+
+/// Each CPU's user time (`/proc/stat`, clock ticks) as `vm`'s Linux
+/// counts it, read at its attached shell.
+fn user_ticks(s: &mut Session, vm: &str, cpus: usize) -> Vec<u64> {
+    let from = s.position();
+    type_and_expect(
+        s,
+        vm,
+        "grep '^cpu[0-9]' /proc/stat; echo counted",
+        "counted",
+    );
+    let prefix = format!("{vm} | cpu");
+    let ticks: Vec<u64> = s.transcript()[from..]
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix(&prefix)?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(ticks.len(), cpus, "{:?}", &s.transcript()[from..]);
+    ticks
+}
+
+/// The frames the shell's `mem` says are free.
+fn free_frames(s: &mut Session) -> u64 {
+    s.send("mem\n").unwrap();
+    let line = s.expect("memory: ", ANSWER).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line:?}"))
+}
+
+#[test]
+#[ignore = "needs QEMU, the built kernel and `cargo xtask guests`: run by `cargo xtask test`"]
+fn two_four_vcpu_linux_vms_run_busy_loops_on_every_cpu_beside_a_ticking_vm() {
+    let mut s = booted_scenario_shell("MICA_BOOT_IMAGE_RISCV64_LINUX_SMP", "linux2", BOOT).unwrap();
+    let from = s.position();
+    s.expect(&format!("| {INIT_READY}"), LINUX_BOOT).unwrap();
+    seen_or_expect(&mut s, from, &format!("linux | {INIT_READY}"), LINUX_BOOT);
+    seen_or_expect(&mut s, from, &format!("linux2 | {INIT_READY}"), LINUX_BOOT);
+
+    // Each VM brought its three other harts up (SBI HSM) and pins a busy
+    // loop to each of its four CPUs.
+    for vm in ["linux", "linux2"] {
+        attach(&mut s, vm);
+        type_and_expect(&mut s, vm, "nproc", "4");
+        type_and_expect(&mut s, vm, "cat /sys/devices/system/cpu/online", "0-3");
+        type_lines(
+            &mut s,
+            &[
+                "spin() { while :; do :; done; }",
+                "for c in 0 1 2 3; do spin & taskset -pc $c $! >/dev/null; done",
+            ],
+        );
+        detach(&mut s);
+    }
+    // Every CPU of both VMs keeps running its loop, and the hello VM
+    // keeps ticking beside them.
+    let mut before = Vec::new();
+    for vm in ["linux", "linux2"] {
+        attach(&mut s, vm);
+        before.push(user_ticks(&mut s, vm, 4));
+        detach(&mut s);
+    }
+    let ticked_from = s.position();
+    for _ in 0..2 {
+        s.expect("vm0 | vm0: tick", TICKS).unwrap();
+    }
+    for (vm, before) in ["linux", "linux2"].into_iter().zip(before) {
+        attach(&mut s, vm);
+        let after = user_ticks(&mut s, vm, 4);
+        detach(&mut s);
+        for (cpu, (b, a)) in before.iter().zip(&after).enumerate() {
+            assert!(
+                a > b,
+                "{vm} cpu{cpu} made no progress: {before:?} then {after:?}"
+            );
+        }
+        println!("{vm}: user ticks per CPU {before:?} then {after:?}");
+    }
+    let ticks = ticks(&s.transcript()[ticked_from..], "vm0");
+    assert!(ticks.windows(2).all(|w| w[1] == w[0] + 1), "{ticks:?}");
+
+    // A 4-vCPU VM destroyed with every vCPU busy: the call returns, no
+    // vCPU of it runs again, and the frames the same VM made again
+    // takes are exactly the ones it gave back.
+    let with = free_frames(&mut s);
+    s.send("vm destroy linux2\n").unwrap();
+    s.expect("linux2 destroyed", ANSWER).unwrap();
+    let destroyed_from = s.position();
+    let without = free_frames(&mut s);
+    assert!(without > with, "{with} free before, {without} after");
+    // The static linux2 made again from its build-time settings.
+    s.send("vm create linux2\n").unwrap();
+    s.expect("linux2 created", ANSWER).unwrap();
+    assert_eq!(
+        free_frames(&mut s),
+        with,
+        "a new linux2 takes what the old one gave back"
+    );
+    s.send("vm destroy linux2\n").unwrap();
+    s.expect("linux2 destroyed", ANSWER).unwrap();
+    assert_eq!(free_frames(&mut s), without, "nothing leaks");
+    s.expect("vm0 | vm0: tick", TICKS).unwrap();
+    attach(&mut s, "linux");
+    type_and_expect(&mut s, "linux", "echo still $((6 * 7))", "still 42");
+    detach(&mut s);
+    let late: Vec<&String> = s.transcript()[destroyed_from..]
+        .iter()
+        .filter(|l| l.starts_with("linux2 |"))
+        .collect();
+    assert!(late.is_empty(), "linux2 ran after its destroy: {late:?}");
+    s.send("halt\n").unwrap();
+    s.expect("mica: halting", ANSWER).unwrap();
+    let status = s.wait_exit(ANSWER).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
 }

@@ -55,6 +55,7 @@ const APPLETS: &[&str] = &[
     "stat",
     "sync",
     "tail",
+    "taskset",
     "touch",
     "umount",
     "uname",

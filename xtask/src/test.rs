@@ -272,6 +272,10 @@ fn linux_tests(kernel: &std::path::Path) -> Result<Counts, String> {
         qemu::build_boot_image("linux-two", false)?,
     )
     .env(
+        "MICA_BOOT_IMAGE_RISCV64_LINUX_SMP",
+        qemu::build_boot_image("linux-smp", false)?,
+    )
+    .env(
         "MICA_BOOT_IMAGE_RISCV64_LINUX_DISK",
         qemu::build_boot_image("linux-disk", false)?,
     );
