@@ -782,6 +782,27 @@ fn two_four_vcpu_linux_vms_run_busy_loops_on_every_cpu_beside_a_ticking_vm() {
         attach(&mut s, vm);
         type_and_expect(&mut s, vm, "nproc", "4");
         type_and_expect(&mut s, vm, "cat /sys/devices/system/cpu/online", "0-3");
+        if vm == "linux" {
+            // The console's interrupt moves to CPU 1: PLIC context 1, the
+            // S-mode external interrupt of vCPU 1 alone.
+            let mv = "cd /proc/irq/*/ttyS0/.. && echo 2 > smp_affinity && echo moved";
+            type_and_expect(&mut s, vm, mv, "moved");
+            type_and_expect(&mut s, vm, "cat effective_affinity_list", "1");
+            type_and_expect(&mut s, vm, "cd / && echo $((6 * 7))", "42");
+            s.send("grep ttyS0 /proc/interrupts\n").unwrap();
+            s.expect("grep ttyS0 /proc/interrupts", ANSWER).unwrap();
+            let line = s.expect("ttyS0", ANSWER).unwrap();
+            let counts: Vec<u64> = line
+                .split_whitespace()
+                .skip(3)
+                .take(4)
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            assert!(
+                counts.len() == 4 && counts[1] > 0,
+                "CPU 1 took none: {line}"
+            );
+        }
         type_lines(
             &mut s,
             &[
