@@ -1,10 +1,17 @@
 //! The first instructions: OpenSBI jumps to `_start` in S-mode with
 //! a0 = hart id and a1 = the DTB's physical address. One hart wins the boot
 //! lottery, clears BSS and calls `kmain_entry(hart, dtb)` on its own stack;
-//! any other hart that arrives parks in `wfi`.
+//! any other hart that arrives (firmware without HSM) parks in `wfi`.
+//!
+//! The boot hart later starts the others (`smp.rs`) at `__secondary_start`
+//! with SBI HSM: a0 = hart id, a1 = the kernel's root page table. Each runs
+//! `secondary_entry` on its own boot stack with `sscratch` = 0 (the trap
+//! vector's "in the kernel" mark). The boot stacks are indexed by hart id,
+//! so the boot hart may be any hart below [`MAX_HARTS`]. `tp` is not part
+//! of the kernel's convention (a trap from U-mode leaves the task's `tp`
+//! in it), so neither entry sets it.
 
-/// Harts that get a boot stack; a hart with a larger id parks.
-pub const MAX_HARTS: usize = 8;
+pub use super::cpus::MAX_HARTS;
 /// Bytes of each hart's boot stack.
 pub const STACK_SIZE: usize = 1 << STACK_SHIFT;
 const STACK_SHIFT: usize = 16;
@@ -37,6 +44,23 @@ _start:
     j       1b
 2:  csrw    sscratch, zero
     call    kmain_entry
+9:  wfi
+    j       9b
+
+    .section .text
+    .balign 4
+    .globl __secondary_start
+__secondary_start:
+    /* SBI HSM: S-mode, satp = 0, sstatus.SIE = 0, a0 = hart, a1 = root */
+    li      t0, {max_harts}
+    bgeu    a0, t0, 9f
+    csrw    sie, zero
+    la      sp, __boot_stacks
+    addi    t1, a0, 1
+    slli    t1, t1, {stack_shift}
+    add     sp, sp, t1
+    csrw    sscratch, zero
+    call    secondary_entry
 9:  wfi
     j       9b
 
