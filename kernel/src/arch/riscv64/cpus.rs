@@ -13,8 +13,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use mica_boot::Hart;
 
-/// Hart ids with a boot stack (`entry.rs`); harts with larger ids stay
-/// stopped.
+/// Hart ids with a boot stack of their own (`entry.rs`): only these are
+/// started; a boot hart with a larger id runs on a spare stack, and the
+/// other harts past the bound stay stopped.
 pub const MAX_HARTS: usize = 8;
 
 /// What bring-up does with one listed hart.

@@ -7,7 +7,9 @@
 //! with SBI HSM: a0 = hart id, a1 = the kernel's root page table. Each runs
 //! `secondary_entry` on its own boot stack with `sscratch` = 0 (the trap
 //! vector's "in the kernel" mark). The boot stacks are indexed by hart id,
-//! so the boot hart may be any hart below [`MAX_HARTS`]. `tp` is not part
+//! plus a spare one for a boot hart whose id is [`MAX_HARTS`] or more (the
+//! firmware's lottery may pick any hart; only harts below [`MAX_HARTS`]
+//! are started as secondaries). `tp` is not part
 //! of the kernel's convention (a trap from U-mode leaves the task's `tp`
 //! in it), so neither entry sets it.
 
@@ -21,8 +23,6 @@ core::arch::global_asm!(
     .section .text.entry
     .globl _start
 _start:
-    li      t0, {max_harts}
-    bgeu    a0, t0, 9f
     la      t0, __boot_lottery
     li      t1, 1
     .option push
@@ -30,9 +30,14 @@ _start:
     amoswap.w t1, t1, (t0)
     .option pop
     bnez    t1, 9f
-    /* sp = top of this hart's stack */
-    la      sp, __boot_stacks
-    addi    t1, a0, 1
+    /* sp = top of this hart's stack: slot (hart id), or the spare slot
+       MAX_HARTS for a boot hart with a larger id */
+    mv      t2, a0
+    li      t0, {max_harts}
+    bltu    t2, t0, 3f
+    mv      t2, t0
+3:  la      sp, __boot_stacks
+    addi    t1, t2, 1
     slli    t1, t1, {stack_shift}
     add     sp, sp, t1
     /* clear BSS (the stacks live in .bss.stack, nothing is pushed yet) */
@@ -77,5 +82,5 @@ __boot_stacks:
     "#,
     max_harts = const MAX_HARTS,
     stack_shift = const STACK_SHIFT,
-    stacks_bytes = const MAX_HARTS * STACK_SIZE,
+    stacks_bytes = const (MAX_HARTS + 1) * STACK_SIZE,
 );

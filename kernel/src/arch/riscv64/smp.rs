@@ -80,8 +80,13 @@ pub fn start_secondaries(boot: usize, info: &BootInfo<'_>, kernel_root: u64) {
         }
     }
 
-    let online = CPUS.online_count();
-    let parked = online.saturating_sub(1);
+    // The boot hart may have an id past MAX_HARTS, which CPUS cannot hold.
+    let parked = started
+        .iter()
+        .enumerate()
+        .filter(|(id, s)| **s && CPUS.is_online(*id))
+        .count();
+    let online = parked + 1;
     if parked == 0 {
         info!("cpus: 1 hart online (hart {boot} schedules)");
     } else {
