@@ -1,8 +1,9 @@
 //! Boots Mica on QEMU virt and checks what a user sees: two guests whose
 //! 16550 output travels kernel -> ioreq -> devices and reaches the console
 //! with the VM's name; a misbehaving guest stopped while the other goes on;
-//! a faulting service killed and restarted by init; and a clear line plus a
-//! non-zero exit when the machine cannot run Mica. Run by `cargo xtask
+//! a faulting service killed and restarted by init; every hart online (the
+//! others parked) on 1 and 4 harts; and a clear line plus a non-zero exit
+//! when the machine cannot run Mica. Run by `cargo xtask
 //! test`, which builds the kernel and the boot images and installs QEMU.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
