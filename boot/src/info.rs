@@ -4,6 +4,7 @@
 use core::fmt;
 
 use crate::fdt::{self, DtbError, Event, Fdt, MAX_DEPTH};
+use crate::harts::{Hart, HartList, mmu_type_has_sv39};
 use crate::isa::Isa;
 use crate::machine::MachineInfo;
 use crate::ranges::{ListFull, MemRange, RangeList};
@@ -68,6 +69,9 @@ pub struct BootInfo<'a> {
     pub reserved: RangeList<MAX_RESERVED_RANGES>,
     /// Number of enabled harts.
     pub hart_count: usize,
+    /// The enabled harts by id (`reg`), with whether each has an S-mode
+    /// MMU; the kernel starts the others from this list.
+    pub harts: HartList,
     /// The ISA string; when harts differ, one lacking H wins (Mica needs H on
     /// every hart it runs guests on).
     pub isa: Isa<'a>,
@@ -128,6 +132,7 @@ struct Frame<'a> {
     device_type: Option<&'a [u8]>,
     status: Option<&'a [u8]>,
     isa: Option<&'a [u8]>,
+    mmu_type: Option<&'a [u8]>,
     initrd_start: Option<&'a [u8]>,
     initrd_end: Option<&'a [u8]>,
     compatible: Option<&'a [u8]>,
@@ -144,6 +149,7 @@ impl Frame<'_> {
             device_type: None,
             status: None,
             isa: None,
+            mmu_type: None,
             initrd_start: None,
             initrd_end: None,
             compatible: None,
@@ -227,6 +233,7 @@ struct Walk<'a> {
     memory: RangeList<MAX_MEMORY_RANGES>,
     reserved: RangeList<MAX_RESERVED_RANGES>,
     harts: usize,
+    hart_list: HartList,
     isa: Option<Isa<'a>>,
     timebase_hz: Option<u64>,
     initrd: Option<MemRange>,
@@ -286,6 +293,7 @@ impl<'a> Walk<'a> {
             "device_type" => top.device_type = Some(value),
             "status" => top.status = Some(value),
             "riscv,isa" => top.isa = Some(value),
+            "mmu-type" => top.mmu_type = Some(value),
             "linux,initrd-start" => top.initrd_start = Some(value),
             "linux,initrd-end" => top.initrd_end = Some(value),
             "compatible" => top.compatible = Some(value),
@@ -322,7 +330,7 @@ impl<'a> Walk<'a> {
                     push_reg(&mut self.reserved, reg, &parent)?;
                 }
             }
-            (Kind::Cpu, _) => self.end_cpu(&node)?,
+            (Kind::Cpu, parent) => self.end_cpu(&node, parent.as_ref())?,
             (Kind::Other, Some(parent)) if has_compatible(&node, b"virtio,mmio") => {
                 if let Some(window) = first_reg(&node, &parent) {
                     // More windows than kept: the rest stay unused.
@@ -360,7 +368,11 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
-    fn end_cpu(&mut self, node: &Frame<'a>) -> Result<(), BootInfoError> {
+    fn end_cpu(
+        &mut self,
+        node: &Frame<'a>,
+        parent: Option<&Frame<'a>>,
+    ) -> Result<(), BootInfoError> {
         let is_cpu = node
             .device_type
             .and_then(c_string)
@@ -374,6 +386,23 @@ impl<'a> Walk<'a> {
         }
         let isa = Isa::new(node.isa.and_then(c_string).ok_or(BootInfoError::NoIsa)?);
         self.harts += 1;
+        // The hart id is `reg` in `/cpus`' address cells; a cpu without a
+        // readable one cannot be named to SBI, so it is only counted.
+        let id = parent.and_then(|cpus| {
+            let cells = cpus.address_cells;
+            let bytes = node.reg?.get(..4 * cells as usize)?;
+            fdt::read_cells(bytes, cells)
+        });
+        match id {
+            Some(id) => self.hart_list.push(Hart {
+                id,
+                smode_mmu: node
+                    .mmu_type
+                    .and_then(c_string)
+                    .is_some_and(mmu_type_has_sv39),
+            }),
+            None => self.hart_list.count_unlisted(),
+        }
         match self.isa {
             Some(kept) if kept.has_h() && !isa.has_h() => self.isa = Some(isa),
             Some(_) => {}
@@ -393,6 +422,7 @@ impl<'a> BootInfo<'a> {
             memory: RangeList::new(),
             reserved: RangeList::new(),
             harts: 0,
+            hart_list: HartList::new(),
             isa: None,
             timebase_hz: None,
             initrd: None,
@@ -419,6 +449,7 @@ impl<'a> BootInfo<'a> {
             memory: walk.memory,
             reserved: walk.reserved,
             hart_count: walk.harts,
+            harts: walk.hart_list,
             isa,
             timebase_hz: walk.timebase_hz,
             initrd: walk.initrd,

@@ -9,6 +9,7 @@
 #![no_std]
 
 pub mod fdt;
+mod harts;
 pub mod image;
 mod info;
 mod isa;
@@ -16,6 +17,7 @@ mod machine;
 pub mod multiboot;
 mod ranges;
 
+pub use harts::{Hart, HartList, MAX_LISTED_HARTS};
 pub use info::{
     BootInfo, BootInfoError, MAX_DEVICE_WINDOWS, MAX_MEMORY_RANGES, MAX_RESERVED_RANGES,
 };

@@ -248,3 +248,91 @@ fn the_machine_view_carries_harts_initrd_and_bootargs() {
     assert_eq!(qemu.cmdline, "");
     assert_eq!(qemu.memory_bytes(), 256 << 20);
 }
+
+fn ids(info: &BootInfo<'_>) -> Vec<(u64, bool)> {
+    info.harts
+        .as_slice()
+        .iter()
+        .map(|h| (h.id, h.smode_mmu))
+        .collect()
+}
+
+#[test]
+fn qemu_virt_lists_every_hart_by_id_with_its_mmu() {
+    let info = BootInfo::from_dtb(VIRT).unwrap();
+    assert_eq!(ids(&info), [(0, true), (1, true)]);
+    assert_eq!(info.harts.unlisted(), 0);
+    let four = BootInfo::from_dtb(VIRT_INITRD).unwrap();
+    assert_eq!(ids(&four), [(0, true), (1, true), (2, true), (3, true)]);
+}
+
+/// A `cpu@N` node under `/cpus` (one address cell) with `reg` N unless
+/// `reg` is false, and the given `status` and `mmu-type` when present.
+fn cpu(b: &mut DtbBuilder, id: u32, reg: bool, status: Option<&str>, mmu: Option<&str>) {
+    b.begin(&format!("cpu@{id}"))
+        .prop_str("device_type", "cpu")
+        .prop_str("riscv,isa", "rv64imafdch");
+    if reg {
+        b.prop_u32("reg", id);
+    }
+    if let Some(status) = status {
+        b.prop_str("status", status);
+    }
+    if let Some(mmu) = mmu {
+        b.prop_str("mmu-type", mmu);
+    }
+    b.end();
+}
+
+#[test]
+fn the_hart_list_skips_disabled_cpus_and_marks_harts_without_an_smode_mmu() {
+    let mut b = DtbBuilder::new();
+    b.begin("")
+        .prop_u32("#address-cells", 2)
+        .prop_u32("#size-cells", 2);
+    b.begin("memory@80000000")
+        .prop_str("device_type", "memory")
+        .prop("reg", &cell2(0x8000_0000, 64 << 20))
+        .end();
+    b.begin("cpus")
+        .prop_u32("#address-cells", 1)
+        .prop_u32("#size-cells", 0);
+    cpu(&mut b, 0, true, None, Some("riscv,sv39"));
+    cpu(&mut b, 1, true, Some("disabled"), Some("riscv,sv39"));
+    cpu(&mut b, 2, true, Some("okay"), Some("riscv,sv48"));
+    cpu(&mut b, 3, true, None, Some("riscv,none"));
+    cpu(&mut b, 4, true, None, None);
+    cpu(&mut b, 5, false, None, Some("riscv,sv39"));
+    cpu(&mut b, 9, true, None, Some("riscv,sv57"));
+    b.end().end();
+    let blob = b.finish(&[]);
+    let info = BootInfo::from_dtb(&blob).unwrap();
+    assert_eq!(info.hart_count, 6, "every enabled cpu is counted");
+    assert_eq!(
+        ids(&info),
+        [(0, true), (2, true), (3, false), (4, false), (9, true)]
+    );
+    assert_eq!(info.harts.unlisted(), 1, "the cpu without a reg");
+}
+
+#[test]
+fn more_harts_than_listed_are_counted() {
+    let mut b = DtbBuilder::new();
+    b.begin("")
+        .prop_u32("#address-cells", 2)
+        .prop_u32("#size-cells", 2);
+    b.begin("memory@0").prop("reg", &cell2(0, 4096)).end();
+    b.begin("cpus")
+        .prop_u32("#address-cells", 1)
+        .prop_u32("#size-cells", 0);
+    let total = mica_boot::MAX_LISTED_HARTS as u32 + 2;
+    for id in 0..total {
+        cpu(&mut b, id, true, None, Some("riscv,sv39"));
+    }
+    b.end().end();
+    let blob = b.finish(&[]);
+    let info = BootInfo::from_dtb(&blob).unwrap();
+    assert_eq!(info.hart_count, total as usize);
+    assert_eq!(info.harts.as_slice().len(), mica_boot::MAX_LISTED_HARTS);
+    assert_eq!(info.harts.unlisted(), 2);
+}

@@ -1,7 +1,7 @@
 //! The boot sequence on bare metal, the same on every architecture: console,
 //! boot info (DTB or Multiboot, as a `MachineInfo`), virtualization support,
-//! memory, heap, paging, traps, timer; each failure prints one `mica: ...`
-//! line and powers off with a failure status.
+//! memory, heap, paging, traps, timer, the other processors; each failure
+//! prints one `mica: ...` line and powers off with a failure status.
 
 extern crate alloc;
 
@@ -200,6 +200,9 @@ extern "C" fn kmain_entry(arg0: usize, arg1: usize) -> ! {
         }
         None => info!("timer: no timer interrupt on {} yet", arch::NAME),
     }
+    // The other processors come up on the kernel's tables and park: the
+    // scheduler still runs on this one alone.
+    arch::cpus_start(&firmware, kernel_root);
 
     // With the virtio device each window holds: the manifest grants
     // windows by that class.

@@ -21,9 +21,10 @@ pub fn artifact(var: &str) -> Result<String, String> {
 /// where they test the rng service, so elsewhere it says it has no device.
 pub const CPU: &str = "rv64,zkr=true";
 
-/// QEMU virt (2 harts, 512 MiB: room for dynamic VMs next to the static
-/// ones) booting the kernel with the default boot image, the shell on
-/// stdin; returns once the default scenario's last VM (`vm1`) started.
+/// QEMU virt (4 harts as `cargo xtask qemu` boots, 512 MiB: room for
+/// dynamic VMs next to the static ones) booting the kernel with the default
+/// boot image, the shell on stdin; returns once the default scenario's last
+/// VM (`vm1`) started.
 pub fn booted_shell(boot: Duration) -> Result<Session, String> {
     booted_scenario_shell("MICA_BOOT_IMAGE_RISCV64", "vm1", boot)
 }
@@ -116,7 +117,7 @@ fn booted_with(
     let mut command = Command::new("qemu-system-riscv64");
     command
         .args(["-machine", "virt", "-nographic", "-bios", "default"])
-        .args(["-cpu", cpu, "-m", "512M", "-smp", "2", "-kernel", &kernel])
+        .args(["-cpu", cpu, "-m", "512M", "-smp", "4", "-kernel", &kernel])
         .args(["-initrd", &image])
         .args(["-monitor", "none", "-serial", "stdio"])
         .args(extra);

@@ -1,8 +1,9 @@
 //! Boots Mica on QEMU virt and checks what a user sees: two guests whose
 //! 16550 output travels kernel -> ioreq -> devices and reaches the console
 //! with the VM's name; a misbehaving guest stopped while the other goes on;
-//! a faulting service killed and restarted by init; and a clear line plus a
-//! non-zero exit when the machine cannot run Mica. Run by `cargo xtask
+//! a faulting service killed and restarted by init; every hart online (the
+//! others parked) on 1 and 4 harts; and a clear line plus a non-zero exit
+//! when the machine cannot run Mica. Run by `cargo xtask
 //! test`, which builds the kernel and the boot images and installs QEMU.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
@@ -296,4 +297,78 @@ fn a_service_that_fails_to_load_is_refused_with_a_clear_line() {
             data: &[],
         }
     }
+}
+
+/// QEMU virt booting the kernel alone (no boot image) on `harts` harts: it
+/// boots, brings the other harts up, finds nothing to run and powers off.
+fn qemu_kernel_only(harts: &str) -> Session {
+    let kernel = std::env::var("MICA_KERNEL_RISCV64").expect(
+        "MICA_KERNEL_RISCV64 names the kernel ELF: run these tests with `cargo xtask test`",
+    );
+    let mut command = Command::new("qemu-system-riscv64");
+    command
+        .args(["-machine", "virt", "-nographic", "-bios", "default"])
+        .args(["-cpu", mica_tests::riscv64::CPU, "-m", "256M"])
+        .args(["-smp", harts, "-kernel", &kernel])
+        .args(["-monitor", "none", "-serial", "stdio"]);
+    Session::spawn(command).unwrap()
+}
+
+/// Waits for the kernel's `cpus:` line and the clean power-off after it;
+/// returns the `cpus:` line.
+fn cpus_line_then_clean_exit(s: &mut Session) -> String {
+    let line = s.expect("mica: cpus: ", BOOT).unwrap();
+    s.expect("mica: boot complete, shutting down", BOOT)
+        .unwrap();
+    let status = s.wait_exit(BOOT).unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", s.transcript());
+    assert!(
+        !s.transcript()
+            .iter()
+            .any(|l| l.contains("warning: cpus") || l.contains("fatal")),
+        "every hart comes up: {:?}",
+        s.transcript()
+    );
+    line
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn with_four_harts_all_four_come_online_and_three_park() {
+    let mut s = qemu_kernel_only("4");
+    s.expect("mica: booting on riscv64 (4 harts, 256 MiB)", BOOT)
+        .unwrap();
+    let line = cpus_line_then_clean_exit(&mut s);
+    // OpenSBI's lottery picks the boot hart: its id is not fixed.
+    assert!(
+        line.starts_with("mica: cpus: 4 harts online (hart ")
+            && line.ends_with(" schedules; 3 parked until SMP scheduling)"),
+        "{line}"
+    );
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn with_one_hart_one_is_online_and_none_parks() {
+    let mut s = qemu_kernel_only("1");
+    s.expect("mica: booting on riscv64 (1 harts, 256 MiB)", BOOT)
+        .unwrap();
+    let line = cpus_line_then_clean_exit(&mut s);
+    assert_eq!(line, "mica: cpus: 1 hart online (hart 0 schedules)");
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn with_four_harts_the_default_image_reaches_the_shell_and_halts() {
+    // The harness boots 4 harts, as `cargo xtask qemu` does.
+    let s = mica_tests::riscv64::booted_shell(BOOT).unwrap();
+    assert!(
+        s.transcript()
+            .iter()
+            .any(|l| l.starts_with("mica: cpus: 4 harts online")),
+        "{:?}",
+        s.transcript()
+    );
+    assert_no_fatal(&s);
+    mica_tests::riscv64::halt_with_status_0(s, BOOT);
 }

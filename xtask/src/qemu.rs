@@ -57,7 +57,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         // Room for a dynamic VM (128 MiB by default) next to the static ones.
         "512M",
     ])
-    .args(["-smp", "2"])
+    // Four harts: the boot hart schedules, the others come up and park
+    // until SMP scheduling (the boot log's `cpus:` line says so).
+    .args(["-smp", "4"])
     .args(RNG_DEVICE)
     .arg("-kernel")
     .arg(&kernel)

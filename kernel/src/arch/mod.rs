@@ -15,6 +15,9 @@
 //!   `platform_info() -> Option<(timebase_hz, PLATFORM_* bits)>`
 //! - `PAGING`, `enable_kernel_paging(frames, image, ram)` (page-table
 //!   activation)
+//! - `cpus_start(&Firmware, kernel_root)`: brings the other processors up
+//!   and parks them until SMP scheduling, logging how many are online
+//!   (RISC-V harts through SBI HSM; x86 starts no APs yet)
 //! - `GuestVm`: a VM's arch state (RISC-V: H extension; x86_64: SVM or
 //!   VMX), driven by the VM calls; a run of its vCPU ends in a
 //!   [`RunOutcome`]
@@ -61,7 +64,8 @@ pub use riscv64::hal::*;
 mod riscv64_firmware;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 pub use riscv64_firmware::{
-    Firmware, PAGING, check_virtualization, firmware_init, read_firmware, timer_source, timer_start,
+    Firmware, PAGING, check_virtualization, cpus_start, firmware_init, read_firmware, timer_source,
+    timer_start,
 };
 
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]

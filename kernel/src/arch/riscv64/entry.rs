@@ -1,10 +1,19 @@
 //! The first instructions: OpenSBI jumps to `_start` in S-mode with
 //! a0 = hart id and a1 = the DTB's physical address. One hart wins the boot
 //! lottery, clears BSS and calls `kmain_entry(hart, dtb)` on its own stack;
-//! any other hart that arrives parks in `wfi`.
+//! any other hart that arrives (firmware without HSM) parks in `wfi`.
+//!
+//! The boot hart later starts the others (`smp.rs`) at `__secondary_start`
+//! with SBI HSM: a0 = hart id, a1 = the kernel's root page table. Each runs
+//! `secondary_entry` on its own boot stack with `sscratch` = 0 (the trap
+//! vector's "in the kernel" mark). The boot stacks are indexed by hart id,
+//! plus a spare one for a boot hart whose id is [`MAX_HARTS`] or more (the
+//! firmware's lottery may pick any hart; only harts below [`MAX_HARTS`]
+//! are started as secondaries). `tp` is not part
+//! of the kernel's convention (a trap from U-mode leaves the task's `tp`
+//! in it), so neither entry sets it.
 
-/// Harts that get a boot stack; a hart with a larger id parks.
-pub const MAX_HARTS: usize = 8;
+pub use super::cpus::MAX_HARTS;
 /// Bytes of each hart's boot stack.
 pub const STACK_SIZE: usize = 1 << STACK_SHIFT;
 const STACK_SHIFT: usize = 16;
@@ -14,8 +23,6 @@ core::arch::global_asm!(
     .section .text.entry
     .globl _start
 _start:
-    li      t0, {max_harts}
-    bgeu    a0, t0, 9f
     la      t0, __boot_lottery
     li      t1, 1
     .option push
@@ -23,9 +30,14 @@ _start:
     amoswap.w t1, t1, (t0)
     .option pop
     bnez    t1, 9f
-    /* sp = top of this hart's stack */
-    la      sp, __boot_stacks
-    addi    t1, a0, 1
+    /* sp = top of this hart's stack: slot (hart id), or the spare slot
+       MAX_HARTS for a boot hart with a larger id */
+    mv      t2, a0
+    li      t0, {max_harts}
+    bltu    t2, t0, 3f
+    mv      t2, t0
+3:  la      sp, __boot_stacks
+    addi    t1, t2, 1
     slli    t1, t1, {stack_shift}
     add     sp, sp, t1
     /* clear BSS (the stacks live in .bss.stack, nothing is pushed yet) */
@@ -37,6 +49,23 @@ _start:
     j       1b
 2:  csrw    sscratch, zero
     call    kmain_entry
+9:  wfi
+    j       9b
+
+    .section .text
+    .balign 4
+    .globl __secondary_start
+__secondary_start:
+    /* SBI HSM: S-mode, satp = 0, sstatus.SIE = 0, a0 = hart, a1 = root */
+    li      t0, {max_harts}
+    bgeu    a0, t0, 9f
+    csrw    sie, zero
+    la      sp, __boot_stacks
+    addi    t1, a0, 1
+    slli    t1, t1, {stack_shift}
+    add     sp, sp, t1
+    csrw    sscratch, zero
+    call    secondary_entry
 9:  wfi
     j       9b
 
@@ -53,5 +82,5 @@ __boot_stacks:
     "#,
     max_harts = const MAX_HARTS,
     stack_shift = const STACK_SHIFT,
-    stacks_bytes = const MAX_HARTS * STACK_SIZE,
+    stacks_bytes = const (MAX_HARTS + 1) * STACK_SIZE,
 );

@@ -68,6 +68,14 @@ pub fn timer_start(firmware: &Firmware) -> Option<u64> {
     Some(hz)
 }
 
+/// Starts every other usable hart and parks it until SMP scheduling
+/// (after paging, traps and the timer on the boot hart); logs how many
+/// harts are online and names those left stopped. `kernel_root` is what
+/// `enable_kernel_paging` returned.
+pub fn cpus_start(firmware: &Firmware, kernel_root: u64) {
+    rv::start_secondaries(firmware.hart, &firmware.info, kernel_root);
+}
+
 /// Where ticks come from, for the boot log.
 pub fn timer_source() -> &'static str {
     if rv::timer_uses_sstc() {

@@ -5,6 +5,7 @@
 // RV64: usize, XLEN-wide CSRs and physical addresses are all 64 bits.
 #![allow(clippy::cast_possible_truncation)]
 
+pub mod cpus;
 pub mod fpu;
 pub mod gstage;
 pub mod guest_sbi;
@@ -34,6 +35,8 @@ mod poweroff;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod sbi;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
+mod smp;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod timer;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 mod trap;
@@ -58,6 +61,7 @@ pub mod hal {
     pub use super::paging::enable_kernel_paging;
     pub use super::sbi::console_write;
     pub use super::seed::{hardware_entropy, probe_entropy};
+    pub use super::smp::start_secondaries;
     pub use super::timer::{
         init as timer_init, now as timer_now, platform_info, set_deadline as timer_set_deadline,
         ticks_per_second as timer_ticks_per_second, uses_sstc as timer_uses_sstc,

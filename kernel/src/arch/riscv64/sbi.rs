@@ -1,5 +1,5 @@
 //! Calls into the SBI firmware (OpenSBI): debug console, system reset,
-//! timer and extension probing.
+//! timer, hart start (HSM) and extension probing.
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -8,6 +8,9 @@ const EID_LEGACY_PUTCHAR: usize = 0x01;
 const EID_LEGACY_SHUTDOWN: usize = 0x08;
 const EID_TIME: usize = 0x5449_4d45;
 const EID_SRST: usize = 0x5352_5354;
+/// The Hart State Management extension (`sbi_hart_start`).
+pub(super) const EID_HSM: usize = 0x0048_534d;
+const HSM_HART_START: usize = 0;
 pub(super) const EID_DBCN: usize = 0x4442_434e;
 const BASE_PROBE_EXTENSION: usize = 3;
 
@@ -87,4 +90,29 @@ pub fn shutdown(reason: usize) -> ! {
 /// Arms the S-mode timer for absolute time `deadline` (SBI TIME).
 pub fn set_timer(deadline: u64) {
     ecall(EID_TIME, 0, deadline as usize, 0, 0);
+}
+
+/// Starts the stopped hart `hart` in S-mode at physical address `entry`
+/// with a0 = `hart`, a1 = `opaque`, satp = 0 and interrupts off (SBI HSM
+/// `hart_start`); the error is the SBI error code.
+pub fn hart_start(hart: usize, entry: usize, opaque: usize) -> Result<(), isize> {
+    match ecall(EID_HSM, HSM_HART_START, hart, entry, opaque) {
+        (0, _) => Ok(()),
+        (error, _) => Err(error),
+    }
+}
+
+/// The SBI specification's name for `error`, for the log.
+pub fn error_name(error: isize) -> &'static str {
+    match error {
+        -1 => "failed",
+        -2 => "not supported",
+        -3 => "invalid parameter",
+        -4 => "denied",
+        -5 => "invalid address",
+        -6 => "already available",
+        -7 => "already started",
+        -8 => "already stopped",
+        _ => "unknown error",
+    }
 }

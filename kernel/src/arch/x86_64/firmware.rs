@@ -79,3 +79,7 @@ pub fn check_virtualization(_: &Firmware) -> Result<(), &'static str> {
         None => Err("no VMX or SVM available"),
     }
 }
+
+/// Other processors: none is started yet (x86 AP bring-up is future
+/// work), so the boot CPU alone runs and nothing is logged.
+pub fn cpus_start(_: &Firmware, _kernel_root: u64) {}

@@ -76,7 +76,9 @@ mod vmx_vcpu;
 /// The names every backend exports (see `arch/mod.rs`).
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub mod hal {
-    pub use super::firmware::{Firmware, check_virtualization, firmware_init, read_firmware};
+    pub use super::firmware::{
+        Firmware, check_virtualization, cpus_start, firmware_init, read_firmware,
+    };
     pub use super::guest::GuestVm;
     pub use super::guest_mem::guest_tlb_tags;
     pub use super::paging::{PAGING, enable_kernel_paging};
