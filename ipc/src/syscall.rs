@@ -390,7 +390,7 @@ pub enum Sysno {
     /// in nanoseconds of the host timer. The three calls of a full read
     /// are not one snapshot: the guest may run between them. Needs
     /// VM_CONTROL; `Error::UnknownVm`, `Error::InvalidArgument` for
-    /// another `group`.
+    /// another `group` (a vCPU group past the VM's last vCPU included).
     VmStats = 38,
     /// `ioreq_post(vm, space, start, len)`: writes of `vm`'s guest to
     /// `[start, start + len)` in `space` (0 MMIO, 1 port I/O) may be

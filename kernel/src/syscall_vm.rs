@@ -21,7 +21,7 @@ use crate::obj::objects::KernelObjects;
 use crate::obj::sched::Decision;
 use crate::syscall::Machine;
 use crate::vm::control;
-use crate::vm::stats::VmFigures;
+use crate::vm::stats::{VcpuStats, VmFigures};
 use crate::vm::tlb_tag::TlbTag;
 
 /// Most guest RAM one VM may ask for, in MiB.
@@ -194,6 +194,10 @@ pub trait VmHost {
     fn vm_stats(&mut self, _vm: usize) -> Result<VmFigures, Error> {
         Err(Error::KernelRefused)
     }
+    /// `vm`'s vCPU `vcpu`'s exits and I/O round trips since it started.
+    fn vcpu_stats(&mut self, _vm: usize, _vcpu: usize) -> Result<VcpuStats, Error> {
+        Err(Error::KernelRefused)
+    }
 
     /// Keeps the first `len` bytes of `task`'s IPC buffer as `vm`'s note.
     fn vm_set_note(&mut self, _task: TaskId, _vm: usize, _len: usize) -> Result<(), Error> {
@@ -330,13 +334,30 @@ pub fn dispatch<M: Machine>(
             .map(|()| [0; 3]),
         Sysno::VmStats => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| known(objects, vm))
-            .and_then(|()| machine.vm_stats(vm))
-            .and_then(|figures| figures.group(args[1]).ok_or(Error::InvalidArgument))
+            .and_then(|()| stats_group(objects, machine, vm, args[1]))
             .map(|values| values.map(|v| v as usize)),
         _ => Err(Error::InvalidArgument),
     };
     machine.set_outcome(current, result);
     objects.sched.schedule()
+}
+
+/// `vm_stats` group `group` of `vm`: a VM-wide one, or a vCPU's state,
+/// exits and round trips.
+fn stats_group<M: Machine>(
+    objects: &KernelObjects,
+    machine: &mut M,
+    vm: usize,
+    group: usize,
+) -> Result<[u64; 3], Error> {
+    use ipc::syscall::vm_stats::VCPU;
+    let Some(vcpu) = group.checked_sub(VCPU) else {
+        let figures = machine.vm_stats(vm)?;
+        return figures.group(group).ok_or(Error::InvalidArgument);
+    };
+    let state = control::vcpu_state(objects, vm, vcpu).ok_or(Error::InvalidArgument)?;
+    let stats = machine.vcpu_stats(vm, vcpu)?;
+    Ok([state, stats.exits, stats.round_trips])
 }
 
 /// `ioreq_resume(vm, vcpu)` by `task` (also the first half of

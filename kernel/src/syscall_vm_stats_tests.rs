@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::obj::sched::Priority;
 use crate::syscall;
-use crate::vm::stats::{ExitKind, VmStats};
+use crate::vm::stats::{ExitKind, VcpuStats, VmStats};
 use ipc::syscall::status_of;
 
 /// A machine whose VMs have the counters in `stats`, read with a 10 MHz
@@ -14,7 +14,7 @@ use ipc::syscall::status_of;
 #[derive(Default)]
 struct Host {
     results: BTreeMap<usize, (usize, [usize; 3])>,
-    stats: Option<BTreeMap<usize, VmStats>>,
+    stats: Option<BTreeMap<usize, (VmStats, Vec<VcpuStats>)>>,
 }
 
 impl crate::syscall_console::ConsoleHost for Host {}
@@ -26,16 +26,21 @@ impl crate::syscall_entropy::EntropyHost for Host {}
 crate::test_machine::test_machine!(Host);
 
 impl VmHost for Host {
-    fn vm_create(&mut self, vm: usize, _: u64, _: usize, _: TlbTag) -> Result<(), Error> {
+    fn vm_create(&mut self, vm: usize, _: u64, vcpus: usize, _: TlbTag) -> Result<(), Error> {
         if let Some(stats) = self.stats.as_mut() {
-            stats.insert(vm, VmStats::new());
+            stats.insert(vm, (VmStats::new(), vec![VcpuStats::new(); vcpus]));
         }
         Ok(())
     }
     fn vm_stats(&mut self, vm: usize) -> Result<VmFigures, Error> {
         let stats = self.stats.as_ref().ok_or(Error::KernelRefused)?;
-        let vm = stats.get(&vm).ok_or(Error::UnknownVm)?;
+        let (vm, _) = stats.get(&vm).ok_or(Error::UnknownVm)?;
         Ok(vm.figures(10_000_000))
+    }
+    fn vcpu_stats(&mut self, vm: usize, vcpu: usize) -> Result<VcpuStats, Error> {
+        let stats = self.stats.as_ref().ok_or(Error::KernelRefused)?;
+        let (_, vcpus) = stats.get(&vm).ok_or(Error::UnknownVm)?;
+        vcpus.get(vcpu).copied().ok_or(Error::InvalidArgument)
     }
 }
 
@@ -88,8 +93,8 @@ impl World {
         self.call(task, Sysno::VmStats, [vm, group, 0])
     }
 
-    /// VM 1's counters, as its arch layer keeps them.
-    fn counters(&mut self) -> &mut VmStats {
+    /// VM 1's counters and its vCPUs', as its arch layer keeps them.
+    fn counters(&mut self) -> &mut (VmStats, Vec<VcpuStats>) {
         self.host.stats.as_mut().unwrap().get_mut(&1).unwrap()
     }
 }
@@ -120,29 +125,70 @@ fn vm_stats_reports_each_group_and_refuses_another() {
     let mut w = world(true);
     let manager = w.manager;
     assert_eq!(w.stats(manager, 1, 0), (OK, [0; 3]), "a fresh VM");
-    let c = w.counters();
+    let (c, vcpus) = w.counters();
+    let v = &mut vcpus[0];
     for _ in 0..5 {
         c.exit(ExitKind::Device);
-        c.io_exit(1_000);
-        c.io_resumed(1_250);
+        v.io_exit(1_000);
+        c.round_trip(v.io_resumed(1_250));
     }
     c.exit(ExitKind::Hypercall);
     c.exit(ExitKind::Hypercall);
     c.exit(ExitKind::Wait);
     c.exit(ExitKind::Interrupt);
     c.exit(ExitKind::Other);
-    c.io_exit(2_000);
+    v.io_exit(2_000);
     // Five round trips of 250 ticks at 10 MHz: 125 microseconds; the one
     // in flight is not counted yet.
     assert_eq!(w.stats(manager, 1, 0), (OK, [5, 2, 1]));
     assert_eq!(w.stats(manager, 1, 1), (OK, [1, 1, 5]));
     assert_eq!(w.stats(manager, 1, 2), (OK, [125_000, 0, 0]));
-    w.counters().io_resumed(12_000);
+    let (c, vcpus) = w.counters();
+    c.round_trip(vcpus[0].io_resumed(12_000));
     assert_eq!(w.stats(manager, 1, 1), (OK, [1, 1, 6]));
     assert_eq!(w.stats(manager, 1, 2), (OK, [1_125_000, 0, 0]));
     let invalid = status_of(Error::InvalidArgument);
     assert_eq!(w.stats(manager, 1, 3), (invalid, [0; 3]));
     assert_eq!(w.stats(manager, 1, usize::MAX), (invalid, [0; 3]));
+}
+
+#[test]
+fn each_vcpu_reports_its_state_exits_and_round_trips() {
+    use ipc::syscall::vm_stats::{VCPU, VCPU_HELD, VCPU_IO, VCPU_RUNNING, VCPU_STOPPED};
+    let mut w = world(true);
+    let manager = w.manager;
+    assert_eq!(w.call(manager, Sysno::VmCreate, [2, 16, 3]).0, OK);
+    let group = |n: usize| VCPU + n;
+    let held = VCPU_HELD as usize;
+    assert_eq!(
+        w.stats(manager, 2, group(2)),
+        (OK, [held, 0, 0]),
+        "not started"
+    );
+    control::start(&mut w.o, 2).unwrap();
+    control::wake(&mut w.o, 2, 0b10);
+    control::io_exit(&mut w.o, 2, 1);
+    let (_, vcpus) = w.host.stats.as_mut().unwrap().get_mut(&2).unwrap();
+    for _ in 0..7 {
+        vcpus[1].exit();
+    }
+    vcpus[1].io_exit(10);
+    let _ = vcpus[1].io_resumed(20);
+    let states = [VCPU_RUNNING, VCPU_IO, VCPU_STOPPED].map(|s| s as usize);
+    assert_eq!(w.stats(manager, 2, group(0)), (OK, [states[0], 0, 0]));
+    assert_eq!(w.stats(manager, 2, group(1)), (OK, [states[1], 7, 1]));
+    assert_eq!(w.stats(manager, 2, group(2)), (OK, [states[2], 0, 0]));
+    let invalid = status_of(Error::InvalidArgument);
+    assert_eq!(
+        w.stats(manager, 2, group(3)),
+        (invalid, [0; 3]),
+        "no vCPU 3"
+    );
+    assert_eq!(
+        w.stats(manager, 2, 4),
+        (invalid, [0; 3]),
+        "between the groups"
+    );
 }
 
 #[test]

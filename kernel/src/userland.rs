@@ -485,7 +485,7 @@ fn after_run(r: &mut Runner, vm: usize, vcpu: usize, outcome: RunOutcome) -> Dec
     match outcome {
         RunOutcome::Preempted => after_timer(r),
         RunOutcome::BlockedOnIo => {
-            guest.vm.stats.io_exit(arch::timer_now());
+            guest.io_exit_at(arch::timer_now());
             if let Some((task, bits, decision)) = control::io_exit_direct(&mut r.objects, vm, vcpu)
             {
                 syscall_vm::deliver(&mut r.tasks, task, bits);

@@ -71,7 +71,7 @@ pub(super) fn fast_complete_recv(
     let (task, ep) = r.objects.plain_complete_recv(current, vm, vcpu, slot)?;
     let guest = r.tasks.guests.vms.get_mut(vm)?.as_mut()?;
     guest.resume_io(vcpu).ok()?;
-    guest.vm.stats.io_resumed(arch::timer_now());
+    guest.io_resumed_at(arch::timer_now());
     r.objects
         .complete_recv_direct(current, (vm, vcpu), task, ep);
     Some(Decision::SwitchTo(task))

@@ -21,7 +21,7 @@ use crate::klog;
 use crate::kmain::FRAMES;
 use crate::obj::ids::TaskId;
 use crate::syscall_vm::VmHost;
-use crate::vm::stats::VmFigures;
+use crate::vm::stats::{VcpuStats, VmFigures};
 use crate::vm::tlb_tag::TlbTag;
 use crate::vm::{VmName, numbered_name};
 use ipc::syscall::vm_exit::ExitRecord;
@@ -267,7 +267,7 @@ impl VmHost for Tasks {
     fn ioreq_resume(&mut self, vm: usize, vcpu: usize) -> Result<(), Error> {
         let guest = self.guest(vm)?;
         guest.resume_io(vcpu)?;
-        guest.vm.stats.io_resumed(crate::arch::timer_now());
+        guest.io_resumed_at(crate::arch::timer_now());
         Ok(())
     }
 
@@ -349,6 +349,12 @@ impl VmHost for Tasks {
 
     fn vm_stats(&mut self, vm: usize) -> Result<VmFigures, Error> {
         Ok(self.guest(vm)?.vm.stats.figures(crate::ticks::clock_hz()))
+    }
+
+    fn vcpu_stats(&mut self, vm: usize, vcpu: usize) -> Result<VcpuStats, Error> {
+        self.guest(vm)?
+            .vcpu_stats(vcpu)
+            .ok_or(Error::InvalidArgument)
     }
 
     fn vm_clone_ram(&mut self, src: usize, dst: usize) -> Result<(), Error> {

@@ -148,6 +148,22 @@ pub mod vm_stats {
     /// The round trips' time summed, in nanoseconds; a2 the device
     /// writes posted (completed at once, not round trips); a3 is 0.
     pub const SERVICE_TIME: usize = 2;
-    /// How many groups there are.
+    /// How many groups there are besides the per-vCPU ones.
     pub const GROUPS: usize = 3;
+    /// Group `VCPU + n` is vCPU `n`'s: its state (one of the `VCPU_*`
+    /// values below), its exits and its I/O round trips since the VM
+    /// started; `Error::InvalidArgument` past the VM's last vCPU.
+    pub const VCPU: usize = 16;
+    /// The vCPU runs or is ready to.
+    pub const VCPU_RUNNING: u64 = 0;
+    /// It waits for the services to complete its I/O request.
+    pub const VCPU_IO: u64 = 1;
+    /// It waits in `wfi` (or `hlt`) for an interrupt or its timer.
+    pub const VCPU_WAITING: u64 = 2;
+    /// It is stopped (SBI HSM): the guest has not started it, or it
+    /// stopped itself.
+    pub const VCPU_STOPPED: u64 = 3;
+    /// The VM is not running (created, paused or ended): every vCPU is
+    /// held.
+    pub const VCPU_HELD: u64 = 4;
 }

@@ -562,6 +562,25 @@ pub fn interrupt(objects: &mut KernelObjects, vm: usize, vcpu: usize) {
     }
 }
 
+/// What `vm_stats` says of `vm`'s vCPU `vcpu` (one of
+/// `ipc::syscall::vm_stats::VCPU_*`); `None` for a vCPU the VM lacks.
+pub fn vcpu_state(objects: &KernelObjects, vm: usize, vcpu: usize) -> Option<u64> {
+    use ipc::syscall::vm_stats::{VCPU_HELD, VCPU_IO, VCPU_RUNNING, VCPU_STOPPED, VCPU_WAITING};
+    let record = objects.vms.get(vm).ok()?;
+    let v = record.vcpu(vcpu)?;
+    Some(if record.phase != Phase::Running {
+        VCPU_HELD
+    } else if v.stopped {
+        VCPU_STOPPED
+    } else if v.io_wait {
+        VCPU_IO
+    } else if v.asleep_until.is_some() {
+        VCPU_WAITING
+    } else {
+        VCPU_RUNNING
+    })
+}
+
 /// Checks a RAM copy from `src` to `dst`: two different VMs, neither of
 /// them running (`src` is held so its RAM does not change under the copy;
 /// `dst` is created, paused or ended).

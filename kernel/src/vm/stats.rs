@@ -5,10 +5,12 @@
 //! many device writes were posted instead (completed at once).
 //!
 //! The arch run loops count each exit where they classify it
-//! ([`VmStats::exit`], an indexed add); the kernel's run loop stamps the
-//! I/O exit ([`VmStats::io_exit`]) and the resume paths close the round
-//! trip ([`VmStats::io_resumed`]) with the host timer's `now`, so none of
-//! the hot functions reads the clock itself. A [`VmStats`] lives in the
+//! ([`VmStats::exit`], an indexed add, and the vCPU's own
+//! [`VcpuStats::exit`]); the kernel's run loop stamps the I/O exit on the
+//! vCPU ([`VcpuStats::io_exit`]) and the resume paths close the round trip
+//! ([`VcpuStats::io_resumed`], charged to the VM with
+//! [`VmStats::round_trip`]) with the host timer's `now`, so none of the
+//! hot functions reads the clock itself. A [`VmStats`] lives in the
 //! generic [`super::Vm`], which is made anew when the VM starts: the
 //! figures are those of the current boot (a reset VM starts again from
 //! zero).
@@ -61,8 +63,53 @@ pub struct VmStats {
     round_trips: u64,
     service_ticks: u64,
     posted_writes: u64,
-    /// When the I/O request in flight was made PENDING (timer ticks).
+}
+
+/// One vCPU's counters since its VM started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuStats {
+    /// Its exits, of every kind.
+    pub exits: u64,
+    /// Its I/O requests that went round the services and were resumed.
+    pub round_trips: u64,
+    /// When its I/O request in flight was made PENDING (timer ticks).
     io_since: Option<u64>,
+}
+
+impl VcpuStats {
+    /// Nothing counted.
+    pub const fn new() -> Self {
+        VcpuStats {
+            exits: 0,
+            round_trips: 0,
+            io_since: None,
+        }
+    }
+
+    /// Counts one exit.
+    #[inline]
+    pub fn exit(&mut self) {
+        self.exits = self.exits.wrapping_add(1);
+    }
+
+    /// Its slot became PENDING at `now` (timer ticks). A second call
+    /// before the resume keeps the first time.
+    #[inline]
+    pub fn io_exit(&mut self, now: u64) {
+        if self.io_since.is_none() {
+            self.io_since = Some(now);
+        }
+    }
+
+    /// Its I/O request was resumed at `now`: one round trip; returns its
+    /// time since [`VcpuStats::io_exit`] in ticks (for
+    /// [`VmStats::round_trip`]), `None` without a request in flight.
+    #[inline]
+    pub fn io_resumed(&mut self, now: u64) -> Option<u64> {
+        let since = self.io_since.take()?;
+        self.round_trips = self.round_trips.wrapping_add(1);
+        Some(now.saturating_sub(since))
+    }
 }
 
 /// What `vm_stats` reports of a VM: its counters with the service time in
@@ -87,7 +134,6 @@ impl VmStats {
             round_trips: 0,
             service_ticks: 0,
             posted_writes: 0,
-            io_since: None,
         }
     }
 
@@ -98,23 +144,14 @@ impl VmStats {
         *count = count.wrapping_add(1);
     }
 
-    /// The vCPU's slot became PENDING at `now` (timer ticks). A second
-    /// call before the resume keeps the first time.
+    /// One of its vCPUs' I/O requests was resumed after `ticks` (from
+    /// [`VcpuStats::io_resumed`]; nothing for `None`): one round trip,
+    /// its time charged to the VM.
     #[inline]
-    pub fn io_exit(&mut self, now: u64) {
-        if self.io_since.is_none() {
-            self.io_since = Some(now);
-        }
-    }
-
-    /// The vCPU's I/O request was resumed at `now`: one round trip, and
-    /// its time since [`VmStats::io_exit`] is charged to the VM. Nothing
-    /// happens without a request in flight.
-    #[inline]
-    pub fn io_resumed(&mut self, now: u64) {
-        if let Some(since) = self.io_since.take() {
+    pub fn round_trip(&mut self, ticks: Option<u64>) {
+        if let Some(ticks) = ticks {
             self.round_trips = self.round_trips.wrapping_add(1);
-            self.service_ticks = self.service_ticks.saturating_add(now.saturating_sub(since));
+            self.service_ticks = self.service_ticks.saturating_add(ticks);
         }
     }
 
@@ -194,19 +231,33 @@ mod tests {
 
     #[test]
     fn a_round_trip_is_charged_from_exit_to_resume() {
-        let mut s = VmStats::new();
-        s.io_resumed(50);
+        let (mut s, mut v) = (VmStats::new(), VcpuStats::new());
+        s.round_trip(v.io_resumed(50));
         assert_eq!(s.figures(1).round_trips, 0, "no request in flight");
-        s.io_exit(100);
-        s.io_exit(120);
-        s.io_resumed(130);
-        s.io_exit(200);
-        s.io_resumed(210);
-        s.io_resumed(400);
+        v.io_exit(100);
+        v.io_exit(120);
+        s.round_trip(v.io_resumed(130));
+        v.io_exit(200);
+        s.round_trip(v.io_resumed(210));
+        s.round_trip(v.io_resumed(400));
         // 10 MHz: 30 + 10 ticks are 4 microseconds.
         let f = s.figures(10_000_000);
         assert_eq!((f.round_trips, f.service_ns), (2, 4_000));
+        assert_eq!(v.round_trips, 2);
         assert_eq!(s.figures(0).service_ns, 0, "an unknown clock");
+    }
+
+    #[test]
+    fn vcpus_waiting_at_once_each_get_their_round_trip() {
+        let mut s = VmStats::new();
+        let (mut a, mut b) = (VcpuStats::new(), VcpuStats::new());
+        a.io_exit(100);
+        b.io_exit(110);
+        s.round_trip(b.io_resumed(130));
+        s.round_trip(a.io_resumed(150));
+        assert_eq!((a.round_trips, b.round_trips), (1, 1));
+        let f = s.figures(1_000_000_000);
+        assert_eq!((f.round_trips, f.service_ns), (2, 50 + 20));
     }
 
     #[test]
@@ -215,22 +266,23 @@ mod tests {
         s.exit(ExitKind::Device);
         s.posted_write();
         s.exit(ExitKind::Device);
-        s.io_exit(1);
-        s.io_resumed(2);
+        let mut v = VcpuStats::new();
+        v.io_exit(1);
+        s.round_trip(v.io_resumed(2));
         let f = s.figures(1);
         assert_eq!((f.exits[0], f.round_trips, f.posted_writes), (2, 1, 1));
     }
 
     #[test]
     fn a_resume_before_its_exit_time_charges_nothing_and_sums_saturate() {
-        let mut s = VmStats::new();
-        s.io_exit(100);
-        s.io_resumed(90);
+        let (mut s, mut v) = (VmStats::new(), VcpuStats::new());
+        v.io_exit(100);
+        s.round_trip(v.io_resumed(90));
         assert_eq!(s.figures(1).service_ns, 0);
-        s.io_exit(0);
-        s.io_resumed(u64::MAX);
-        s.io_exit(0);
-        s.io_resumed(u64::MAX);
+        v.io_exit(0);
+        s.round_trip(v.io_resumed(u64::MAX));
+        v.io_exit(0);
+        s.round_trip(v.io_resumed(u64::MAX));
         assert_eq!(s.figures(1).service_ns, u64::MAX);
     }
 

@@ -28,6 +28,7 @@ use crate::frame::FrameAllocator;
 use crate::vm::boot_ranges;
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::VcpuRun;
+use crate::vm::stats::VcpuStats;
 use crate::vm::tlb_tag::TlbTag;
 use crate::vm::{GUEST_RAM_BASE, Vm, VmName};
 use mica_boot::MemRange;
@@ -175,6 +176,7 @@ impl GuestVm {
         for vcpu in self.vcpus_mut() {
             if vcpu.id == 0 {
                 vcpu.enter(pc, 0, dtb);
+                vcpu.stats = VcpuStats::new();
             } else {
                 *vcpu = Vcpu::new(vcpu.id);
             }
@@ -246,6 +248,7 @@ impl Vcpu {
             deadline: None,
             fp: FpRegs::default(),
             fp_token: FpOwner::fresh_token(),
+            stats: VcpuStats::new(),
         }
     }
 

@@ -28,7 +28,7 @@ use crate::arch::RunOutcome;
 use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::{self, MmioExit, VcpuRun};
-use crate::vm::stats::ExitKind;
+use crate::vm::stats::{ExitKind, VcpuStats};
 use crate::vm::{GuestAccess, StopReason, Vm, VmState, is_mmio};
 use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::ioreq_abi::slot::IoRequest;
@@ -115,6 +115,8 @@ pub struct Vcpu {
     /// Which FP state is its in the hart ([`fpu::FpOwner`]); new at every
     /// start.
     pub(super) fp_token: u64,
+    /// Its exits and I/O round trips since the VM started.
+    pub(super) stats: VcpuStats,
 }
 
 /// A device access in flight: the decoded instruction, the request put in
@@ -285,6 +287,29 @@ impl GuestVm {
             .fold(0, |mask, v| mask | 1 << v.id)
     }
 
+    /// The vCPU that ran last made its slot PENDING at `now` (timer
+    /// ticks): its round trip starts.
+    #[inline]
+    pub fn io_exit_at(&mut self, now: u64) {
+        self.vcpu.stats.io_exit(now);
+    }
+
+    /// The vCPU [`GuestVm::resume_io`] resumed was resumed at `now`: its
+    /// round trip ends and is charged to the VM.
+    #[inline]
+    pub fn io_resumed_at(&mut self, now: u64) {
+        let ticks = self.vcpu.stats.io_resumed(now);
+        self.vm.stats.round_trip(ticks);
+    }
+
+    /// vCPU `vcpu`'s counters; `None` for a vCPU the VM lacks.
+    pub fn vcpu_stats(&self, vcpu: usize) -> Option<VcpuStats> {
+        core::iter::once(&self.vcpu)
+            .chain(self.parked.iter())
+            .find(|v| usize::from(v.id) == vcpu)
+            .map(|v| v.stats)
+    }
+
     /// The vCPUs (bit `n` = vCPU `n`) that a sibling started or sent an
     /// interrupt since the last call: the host lets them run.
     #[inline]
@@ -389,6 +414,7 @@ impl GuestVm {
         // The exit's trap values are still in their CSRs: nothing trapped
         // in HS-mode since (the kernel runs with interrupts off).
         let cause = csr::scause::read();
+        self.vcpu.stats.exit();
         if cause & INTERRUPT != 0 {
             self.vm.stats.exit(ExitKind::Interrupt);
             // Let the kernel's own vector take it (only the timer is enabled).

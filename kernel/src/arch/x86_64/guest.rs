@@ -35,7 +35,7 @@ use crate::arch::RunOutcome;
 use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::vm::exit::{GuestExit, PioExit};
 use crate::vm::ioreq_path::{self, VcpuRun};
-use crate::vm::stats::ExitKind;
+use crate::vm::stats::{ExitKind, VcpuStats};
 use crate::vm::{GuestAccess, StopReason, Vm, VmState};
 
 /// A port access waiting in the ioreq slot.
@@ -55,6 +55,8 @@ pub struct GuestVm {
     /// The vCPU's x87/SSE registers while it is not in the CPU.
     pub(super) fp: GuestFp,
     pub(super) run: VcpuRun,
+    /// Its vCPU's exits and I/O round trips since the VM started.
+    pub(super) vcpu_stats: VcpuStats,
     pub(super) pending: Option<PendingIo>,
     /// Nested table frames below the root.
     pub(super) tables: Vec<u64>,
@@ -93,6 +95,7 @@ impl GuestVm {
             self.fp.before_run(&mut fpu::Cpu);
             let exit = self.vcpu.run();
             self.vm.stats.exit(ExitKind::of(&exit.exit));
+            self.vcpu_stats.exit();
             let next_rip = exit.next_rip.unwrap_or(0);
             let unhandled = StopReason::UnhandledException {
                 code: exit.code,
@@ -373,6 +376,25 @@ impl GuestVm {
             return Err(Error::InvalidArgument);
         }
         Ok(())
+    }
+
+    /// The vCPU made its slot PENDING at `now` (timer ticks).
+    #[inline]
+    pub fn io_exit_at(&mut self, now: u64) {
+        self.vcpu_stats.io_exit(now);
+    }
+
+    /// The vCPU was resumed at `now`: its round trip ends and is charged
+    /// to the VM.
+    #[inline]
+    pub fn io_resumed_at(&mut self, now: u64) {
+        let ticks = self.vcpu_stats.io_resumed(now);
+        self.vm.stats.round_trip(ticks);
+    }
+
+    /// vCPU `vcpu`'s counters (vCPU 0 only).
+    pub fn vcpu_stats(&self, vcpu: usize) -> Option<VcpuStats> {
+        (vcpu == 0).then_some(self.vcpu_stats)
     }
 
     /// vCPUs a sibling woke: none, with one vCPU per x86 VM.

@@ -29,6 +29,7 @@ use crate::arch::frame_tables::FrameTables;
 use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::frame::FrameAllocator;
 use crate::vm::ioreq_path::VcpuRun;
+use crate::vm::stats::VcpuStats;
 use crate::vm::tlb_tag::TlbTag;
 use crate::vm::{StopReason, Vm, VmName, VmState};
 
@@ -306,6 +307,7 @@ impl GuestVm {
             },
             io: IoreqFrames::new(ioreq_frame, posted_frame),
             boot_info_gpa: 0,
+            vcpu_stats: VcpuStats::new(),
         };
         fill(ram, ram_bytes, 0);
         *vm.io.page() = IoreqPage::new();
@@ -423,6 +425,7 @@ impl GuestVm {
         self.pending = None;
         *self.io.page() = IoreqPage::new();
         self.vm = self.vm.restarted();
+        self.vcpu_stats = VcpuStats::new();
         if let Err(e) = entered {
             warn!("vmx: {} cannot enter long mode: {e}", self.vm.name);
             self.vm.leave(
