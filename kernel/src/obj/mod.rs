@@ -31,6 +31,8 @@ pub const CAP_SLOTS: usize = 64;
 pub const MAX_ENDPOINTS: usize = 64;
 /// How many notifications can exist at once.
 pub const MAX_NOTIFICATIONS: usize = 64;
+/// How many CPUs the scheduler can run tasks on at once.
+pub const MAX_CPUS: usize = 8;
 /// How many scheduling priorities there are; 0 is the lowest.
 pub const PRIORITIES: usize = 32;
 /// The longest message an endpoint carries, in bytes. Equal to

@@ -5,10 +5,20 @@
 //! It decides; the arch layer acts: [`Decision::SwitchTo`] means "load that
 //! task's context", [`Decision::Idle`] means "nothing to run: wait for an
 //! interrupt".
+//!
+//! Several CPUs share one scheduler, under the kernel's lock: each has its
+//! own current task, and the one ready queue per priority feeds them all,
+//! so the running tasks are always the most urgent ones (global
+//! fixed-priority scheduling). The kernel says which CPU it acts for
+//! ([`Scheduler::enter`]) when it takes the lock; every decision is that
+//! CPU's. A change that another CPU must act on (its task was blocked or
+//! killed from here, or a task more urgent than its own became ready)
+//! marks that CPU ([`Scheduler::take_resched`]): the arch layer interrupts
+//! it, and it decides again.
 
 use super::ids::TaskId;
 use super::queue::TaskQueues;
-use super::{MAX_TASKS, PRIORITIES};
+use super::{MAX_CPUS, MAX_TASKS, PRIORITIES};
 
 /// Timer ticks a task may run before others of its priority get a turn.
 pub const TIMESLICE_TICKS: u32 = 5;
@@ -106,6 +116,8 @@ struct Entry {
     priority: Priority,
     state: TaskState,
     slice: u32,
+    /// The CPU it runs on, while it is [`TaskState::Running`].
+    cpu: u8,
     /// The scheduler tick at which its turn began (it first ran after its
     /// slice was filled); `None` until then. A boost only applies within
     /// one slice of it.
@@ -119,7 +131,16 @@ pub struct Scheduler {
     ready: TaskQueues<PRIORITIES>,
     /// Bit `p` is set exactly when ready queue `p` is non-empty.
     nonempty: u32,
-    current: Option<TaskId>,
+    /// Each CPU's running task.
+    running: [Option<TaskId>; MAX_CPUS],
+    /// The CPU the kernel acts for ([`Scheduler::enter`]), below
+    /// [`MAX_CPUS`].
+    cpu: u8,
+    /// CPUs `0..cpus` take tasks.
+    cpus: usize,
+    /// CPUs (bit `n` = CPU `n`) that must decide again: their task was
+    /// taken off them from another CPU, or a more urgent one is ready.
+    resched: u32,
     /// Timer ticks seen (every tick, whoever ran): the clock that bounds
     /// a boosted task's turn.
     ticks: u64,
@@ -138,9 +159,55 @@ impl Scheduler {
             entries: [None; MAX_TASKS],
             ready: TaskQueues::new(),
             nonempty: 0,
-            current: None,
+            running: [None; MAX_CPUS],
+            cpu: 0,
+            cpus: 1,
+            resched: 0,
             ticks: 0,
         }
+    }
+
+    /// Lets CPUs `0..cpus` (1 to [`MAX_CPUS`]) take tasks; the others
+    /// stay idle. Returns the count in effect.
+    pub fn set_cpus(&mut self, cpus: usize) -> usize {
+        self.cpus = cpus.clamp(1, MAX_CPUS);
+        self.cpus
+    }
+
+    /// How many CPUs take tasks.
+    pub fn cpus(&self) -> usize {
+        self.cpus
+    }
+
+    /// The kernel acts for CPU `cpu` (below [`Scheduler::cpus`]) until the
+    /// next call: [`Scheduler::current`] is its task, and every decision is
+    /// its own. The CPU's pending request to decide again is taken: it is
+    /// about to.
+    #[inline]
+    pub fn enter(&mut self, cpu: usize) {
+        self.cpu = u8::try_from(cpu % MAX_CPUS).unwrap_or(0);
+        self.resched &= !(1 << self.cpu);
+    }
+
+    /// The CPU the kernel acts for.
+    #[inline]
+    pub fn cpu(&self) -> usize {
+        usize::from(self.cpu) % MAX_CPUS
+    }
+
+    /// The task CPU `cpu` runs.
+    pub fn running_on(&self, cpu: usize) -> Option<TaskId> {
+        self.running.get(cpu).copied().flatten()
+    }
+
+    /// The CPUs (bit `n` = CPU `n`) that must decide again, other than
+    /// the one the kernel acts for; cleared. The arch layer interrupts
+    /// each of them.
+    pub fn take_resched(&mut self) -> u32 {
+        let mine = 1 << self.cpu;
+        let others = self.resched & !mine;
+        self.resched &= mine;
+        others
     }
 
     /// Makes a new task ready at `priority`.
@@ -153,6 +220,7 @@ impl Scheduler {
             priority,
             state: TaskState::Dead,
             slice: TIMESLICE_TICKS,
+            cpu: 0,
             turn_start: None,
         });
         self.enqueue(task, false);
@@ -169,9 +237,57 @@ impl Scheduler {
         Ok(())
     }
 
-    /// The running task.
+    /// The task the CPU the kernel acts for runs.
+    #[inline]
     pub fn current(&self) -> Option<TaskId> {
-        self.current
+        self.running[self.cpu()]
+    }
+
+    /// Sets the running task of the CPU the kernel acts for.
+    #[inline]
+    fn set_current(&mut self, task: Option<TaskId>) {
+        let cpu = self.cpu();
+        self.running[cpu] = task;
+    }
+
+    /// `task`, running on another CPU, is taken off it: that CPU decides
+    /// again. On this CPU, the caller decides.
+    fn take_off_cpu(&mut self, task: TaskId) {
+        let Ok(entry) = self.entry(task) else { return };
+        let cpu = usize::from(entry.cpu) % MAX_CPUS;
+        if self.running[cpu] == Some(task) {
+            self.running[cpu] = None;
+            if cpu != self.cpu() {
+                self.resched |= 1 << cpu;
+            }
+        }
+    }
+
+    /// A task at `priority` became ready: the idle CPU, or else the one
+    /// running the least urgent task below `priority`, other than this one
+    /// (whose caller decides next) and not already asked, is asked to
+    /// decide again.
+    fn offer(&mut self, priority: Priority) {
+        if self.cpus == 1 {
+            return;
+        }
+        let mut pick: Option<(usize, Option<Priority>)> = None;
+        for cpu in 0..self.cpus {
+            if cpu == self.cpu() || self.resched & 1 << cpu != 0 {
+                continue;
+            }
+            let theirs = self.running[cpu].and_then(|t| self.entry(t).ok().map(|e| e.priority));
+            if theirs.is_some_and(|p| p >= priority) {
+                continue;
+            }
+            // Idle (None) sorts below every priority: it is taken first.
+            if pick.is_none_or(|(_, best)| theirs < best) {
+                pick = Some((cpu, theirs));
+            }
+        }
+        if let Some((cpu, _)) = pick {
+            self.resched |= 1 << cpu;
+        }
     }
 
     /// `task`'s state, if the scheduler knows it.
@@ -190,10 +306,10 @@ impl Scheduler {
     /// resume its slice first), or the most urgent ready task, or idle.
     pub fn schedule(&mut self) -> Decision {
         let best = self.highest_ready();
-        match self.current.and_then(|c| self.entry(c).ok()) {
+        match self.current().and_then(|c| self.entry(c).ok()) {
             Some(cur) if best.is_some_and(|b| b > cur.priority) => {
+                self.set_current(None);
                 self.enqueue(cur.task, true);
-                self.current = None;
                 self.run_best(Some(cur.task))
             }
             Some(_) => Decision::Continue,
@@ -209,7 +325,7 @@ impl Scheduler {
             return Err(SchedError::IllegalTransition { from: entry.state });
         }
         match entry.state {
-            TaskState::Running => self.current = None,
+            TaskState::Running => self.take_off_cpu(task),
             TaskState::Ready => self.dequeue(task),
             from => return Err(SchedError::IllegalTransition { from }),
         }
@@ -259,7 +375,9 @@ impl Scheduler {
 
     /// The current task gives up the rest of its slice to its peers.
     pub fn yield_now(&mut self) -> Decision {
-        match self.current.take() {
+        let current = self.current();
+        self.set_current(None);
+        match current {
             Some(cur) => {
                 self.refill(cur);
                 self.enqueue(cur, false);
@@ -272,8 +390,10 @@ impl Scheduler {
     /// One timer tick: charges the current task and rotates its priority
     /// level when its slice is used up.
     pub fn tick(&mut self) -> Decision {
-        self.ticks = self.ticks.wrapping_add(1);
-        let Some(cur) = self.current else {
+        if self.cpu == 0 {
+            self.ticks = self.ticks.wrapping_add(1);
+        }
+        let Some(cur) = self.current() else {
             return self.run_best(None);
         };
         let left = self.entry(cur).map_or(0, |e| e.slice.saturating_sub(1));
@@ -305,7 +425,7 @@ impl Scheduler {
         to: TaskId,
         blocked: TaskState,
     ) -> Result<Decision, SchedError> {
-        if self.current != Some(from) {
+        if self.current() != Some(from) {
             return Err(SchedError::NotRunning);
         }
         let target = self.entry_mut(to).ok_or(SchedError::UnknownTask)?;
@@ -322,7 +442,7 @@ impl Scheduler {
         // `from` is current, so it runs (the invariant): it blocks.
         running.state = blocked;
         let donated = running.slice.max(1);
-        self.current = None;
+        self.set_current(None);
         if self.ready_above(priority) {
             self.enqueue(to, false);
             return Ok(self.run_best(Some(from)));
@@ -335,13 +455,14 @@ impl Scheduler {
     /// a direct switch).
     #[inline]
     fn run_donated(&mut self, to: TaskId, donated: u32) {
-        let ticks = self.ticks;
+        let (ticks, cpu) = (self.ticks, self.cpu);
         if let Some(target) = self.entry_mut(to) {
             target.state = TaskState::Running;
             target.slice = donated;
+            target.cpu = cpu;
             target.turn_start.get_or_insert(ticks);
         }
-        self.current = Some(to);
+        self.set_current(Some(to));
     }
 
     /// Whether a direct switch to `to` runs it at once: it waits as
@@ -362,7 +483,7 @@ impl Scheduler {
     /// again, `to` running on the rest of `from`'s slice.
     #[inline]
     pub fn apply_direct_switch(&mut self, from: TaskId, blocked: TaskState, to: TaskId) {
-        debug_assert!(self.current == Some(from) && blocked.is_blocked());
+        debug_assert!(self.current() == Some(from) && blocked.is_blocked());
         let mut donated = 1;
         if let Some(running) = self.entry_mut(from) {
             running.state = blocked;
@@ -394,12 +515,13 @@ impl Scheduler {
         if let Some(entry) = self.entry_mut(from) {
             entry.state = blocked;
         }
-        let ticks = self.ticks;
+        let (ticks, cpu) = (self.ticks, self.cpu);
         if let Some(entry) = self.entry_mut(to) {
             entry.state = TaskState::Running;
+            entry.cpu = cpu;
             entry.turn_start.get_or_insert(ticks);
         }
-        self.current = Some(to);
+        self.set_current(Some(to));
     }
 
     /// The plain case of an upcall that wakes a blocked server: running
@@ -414,7 +536,7 @@ impl Scheduler {
         let contended = self
             .highest_ready()
             .is_some_and(|best| best >= target.priority);
-        if self.current != Some(from)
+        if self.current() != Some(from)
             || !blocked.is_blocked()
             || !target.state.is_blocked()
             || contended
@@ -435,7 +557,7 @@ impl Scheduler {
         let turn_over = target
             .turn_start
             .is_some_and(|start| self.ticks.wrapping_sub(start) >= u64::from(TIMESLICE_TICKS));
-        self.current == Some(from)
+        self.current() == Some(from)
             && target.state.is_blocked()
             && !turn_over
             && !self.ready_above(target.priority)
@@ -451,7 +573,7 @@ impl Scheduler {
                 });
             }
             TaskState::Ready => self.dequeue(task),
-            TaskState::Running => self.current = None,
+            TaskState::Running => self.take_off_cpu(task),
             _ => {}
         }
         self.set_state(task, TaskState::Dead);
@@ -464,27 +586,45 @@ impl Scheduler {
     }
 
     /// Checks the scheduler's internal consistency (used by tests): ready
-    /// tasks are queued at their priority, nothing else is queued, exactly
-    /// the current task runs, and the bitmap matches the queues.
+    /// tasks are queued at their priority, nothing else is queued, a task
+    /// runs exactly when it is some CPU's current one (on that CPU only),
+    /// and the bitmap matches the queues.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         for entry in self.entries.iter().flatten() {
             let queued = self.ready.queue_of(entry.task);
+            let on = self
+                .running
+                .iter()
+                .filter(|&&r| r == Some(entry.task))
+                .count();
             match entry.state {
                 TaskState::Ready if queued != Some(entry.priority.level()) => {
                     return Err("ready task not on its priority's queue");
                 }
+                TaskState::Ready if on > 0 => return Err("ready task is current"),
                 TaskState::Ready => {}
                 _ if queued.is_some() => return Err("non-ready task on a ready queue"),
-                TaskState::Running if self.current != Some(entry.task) => {
-                    return Err("running task is not current");
+                TaskState::Running
+                    if on != 1
+                        || self.running[usize::from(entry.cpu) % MAX_CPUS] != Some(entry.task) =>
+                {
+                    return Err("running task is not current on its CPU alone");
                 }
                 TaskState::Running => {}
-                _ if self.current == Some(entry.task) => return Err("current task is not running"),
+                _ if on > 0 => return Err("current task is not running"),
                 _ => {}
             }
         }
-        if self.current.is_some_and(|c| self.entry(c).is_err()) {
+        if self
+            .running
+            .iter()
+            .flatten()
+            .any(|&c| self.entry(c).is_err())
+        {
             return Err("current task unknown");
+        }
+        if self.running[self.cpus..].iter().any(Option::is_some) {
+            return Err("a task runs on a CPU that takes none");
         }
         for p in 0..PRIORITIES {
             if (self.nonempty >> p) & 1 == u32::from(self.ready.is_empty(p)) {
@@ -504,7 +644,11 @@ impl Scheduler {
         self.mark_level(best.level());
         self.start_turn(task);
         self.set_state(task, TaskState::Running);
-        self.current = Some(task);
+        let cpu = self.cpu;
+        if let Some(entry) = self.entry_mut(task) {
+            entry.cpu = cpu;
+        }
+        self.set_current(Some(task));
         if previous == Some(task) {
             Decision::Continue
         } else {
@@ -528,6 +672,7 @@ impl Scheduler {
         if pushed.is_ok() {
             self.set_state(task, TaskState::Ready);
             self.mark_level(level);
+            self.offer(entry.priority);
         }
     }
 

@@ -464,3 +464,200 @@ fn hand_over_refuses_what_it_cannot_do_plainly() {
     assert_eq!(s.state(t(9)), Some(TaskState::BlockedRecv));
     s.check_invariants().unwrap();
 }
+
+/// After an operation on one CPU, every CPU it marked decides again (as
+/// the interrupt the arch layer sends it would make it), until none is
+/// marked.
+fn deliver_resched(s: &mut Scheduler) {
+    let mut rounds = 0;
+    loop {
+        let mine = s.cpu();
+        let others = s.take_resched();
+        if others == 0 {
+            break;
+        }
+        for cpu in (0..MAX_CPUS).filter(|c| others & 1 << c != 0) {
+            s.enter(cpu);
+            s.schedule();
+        }
+        s.enter(mine);
+        rounds += 1;
+        assert!(
+            rounds < 4 * MAX_CPUS,
+            "requests to decide again never settle"
+        );
+    }
+}
+
+/// Global fixed priority: no ready task is more urgent than any running
+/// one, and no CPU idles while a task is ready.
+fn most_urgent_run(s: &Scheduler) -> Result<(), String> {
+    let best_ready = s.highest_ready();
+    for cpu in 0..s.cpus() {
+        match s.running_on(cpu) {
+            None if best_ready.is_some() => {
+                return Err(format!("cpu {cpu} idles beside a ready task"));
+            }
+            Some(task) if best_ready > s.priority(task) => {
+                return Err(format!("cpu {cpu} runs {task:?} below a ready task"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_task_made_ready_goes_to_an_idle_cpu_and_preempts_the_least_urgent() {
+    let mut s = admitted(&[(1, 5), (2, 3), (3, 1)]);
+    s.set_cpus(3);
+    for cpu in 0..3 {
+        s.enter(cpu);
+        s.schedule();
+    }
+    assert_eq!(
+        (s.running_on(0), s.running_on(1), s.running_on(2)),
+        (Some(t(1)), Some(t(2)), Some(t(3)))
+    );
+    // CPU 1's task blocks from CPU 0 (a kill, say): CPU 1 is told.
+    s.enter(0);
+    s.block(t(2), TaskState::Held).unwrap();
+    assert_eq!(s.take_resched(), 1 << 1);
+    s.enter(1);
+    assert_eq!(s.schedule(), Decision::Idle);
+    // A task of priority 4 wakes on CPU 0: idle CPU 1 takes it, not CPU 2
+    // (running priority 1) and not CPU 0 itself (its caller decides).
+    s.enter(0);
+    s.admit(t(4), p(4)).unwrap();
+    assert_eq!(s.take_resched(), 1 << 1);
+    s.enter(1);
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(4)));
+    // Priority 2 wakes: the least urgent CPU (2, priority 1) is preempted.
+    s.enter(0);
+    s.unblock(t(2)).unwrap();
+    assert_eq!(s.take_resched(), 1 << 2);
+    s.enter(2);
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(2)));
+    // The preempted task waits; nothing is below it, so nobody is told.
+    assert_eq!(s.state(t(3)), Some(TaskState::Ready));
+    assert_eq!(s.take_resched(), 0);
+    s.check_invariants().unwrap();
+    most_urgent_run(&s).unwrap();
+}
+
+#[derive(Clone, Debug)]
+enum CpuOp {
+    Schedule,
+    Tick,
+    Yield,
+    /// The CPU's task blocks.
+    Block,
+    /// A blocked task (by slot) is woken, boosted or not.
+    Wake(usize, bool),
+    /// A task (by slot) is killed, wherever it runs.
+    Kill(usize),
+    /// A killed task's slot holds a new task at this priority.
+    Respawn(usize, usize),
+    /// The CPU's task hands over to a blocked one (the IPC fast path).
+    HandOver(usize),
+}
+
+fn cpu_op() -> impl proptest::strategy::Strategy<Value = (usize, CpuOp)> {
+    use proptest::prelude::*;
+    let op = prop_oneof![
+        2 => Just(CpuOp::Schedule),
+        3 => Just(CpuOp::Tick),
+        1 => Just(CpuOp::Yield),
+        3 => Just(CpuOp::Block),
+        4 => (1..9usize, any::<bool>()).prop_map(|(slot, boost)| CpuOp::Wake(slot, boost)),
+        1 => (1..9usize).prop_map(CpuOp::Kill),
+        1 => (1..9usize, 0..4usize).prop_map(|(slot, level)| CpuOp::Respawn(slot, level)),
+        2 => (1..9usize).prop_map(CpuOp::HandOver),
+    ];
+    (0..4usize, op)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+    /// Random operations on four CPUs, each followed by the decisions it
+    /// asks of the CPUs: the scheduler stays consistent and the running
+    /// tasks are always the most urgent ones.
+    #[test]
+    fn four_cpus_always_run_the_most_urgent_tasks(
+        ops in proptest::collection::vec(cpu_op(), 1..200),
+    ) {
+        let mut generation = [1u16; 9];
+        let id = |slot: usize, generation: &[u16; 9]| TaskId::new(slot, generation[slot]).unwrap();
+        let mut s = Scheduler::new();
+        s.set_cpus(4);
+        for slot in 1..9 {
+            s.admit(id(slot, &generation), p(slot % 4)).unwrap();
+        }
+        for cpu in 0..4 {
+            s.enter(cpu);
+            s.schedule();
+        }
+        for (cpu, op) in ops {
+            s.enter(cpu);
+            match op {
+                CpuOp::Schedule => {
+                    s.schedule();
+                }
+                CpuOp::Tick => {
+                    s.tick();
+                }
+                CpuOp::Yield => {
+                    s.yield_now();
+                }
+                CpuOp::Block => {
+                    if let Some(task) = s.current() {
+                        s.block(task, TaskState::BlockedRecv).unwrap();
+                        s.schedule();
+                    }
+                }
+                CpuOp::Wake(slot, boost) => {
+                    let task = id(slot, &generation);
+                    if s.state(task).is_some_and(TaskState::is_blocked) {
+                        if boost {
+                            s.unblock_boosted(task).unwrap();
+                        } else {
+                            s.unblock(task).unwrap();
+                        }
+                        s.schedule();
+                    }
+                }
+                CpuOp::Kill(slot) => {
+                    let task = id(slot, &generation);
+                    if s.kill(task).is_ok() {
+                        s.schedule();
+                    }
+                }
+                CpuOp::Respawn(slot, level) => {
+                    let task = id(slot, &generation);
+                    if s.state(task) == Some(TaskState::Dead) {
+                        s.reap(task).unwrap();
+                        generation[slot] += 1;
+                        s.admit(id(slot, &generation), p(level)).unwrap();
+                        s.schedule();
+                    }
+                }
+                CpuOp::HandOver(slot) => {
+                    let to = id(slot, &generation);
+                    if let Some(from) = s.current()
+                        && from != to
+                        && s.hand_over(from, TaskState::BlockedRecv, to).is_none()
+                        && s.state(to).is_some_and(TaskState::is_blocked)
+                    {
+                        // The general path: block, wake, decide.
+                        s.block(from, TaskState::BlockedRecv).unwrap();
+                        s.unblock(to).unwrap();
+                        s.schedule();
+                    }
+                }
+            }
+            deliver_resched(&mut s);
+            s.check_invariants().map_err(proptest::test_runner::TestCaseError::fail)?;
+            most_urgent_run(&s).map_err(proptest::test_runner::TestCaseError::fail)?;
+        }
+    }
+}
