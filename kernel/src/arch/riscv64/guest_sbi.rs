@@ -3,9 +3,9 @@
 //! (lines printed as `vm0 | ...`), legacy putchar, set_timer and shutdown,
 //! TIME, sPI (software interrupts to any of the VM's harts), RFENCE
 //! (fence.i and VS-stage TLB flushes of the VM), HSM (start, stop, status
-//! and retentive suspend of its harts), SUSP (suspend to RAM, with every
-//! other hart stopped: the VM sleeps until an interrupt and resumes at the
-//! address it gave) and SRST.
+//! and retentive or non-retentive suspend of its harts), SUSP (suspend to
+//! RAM, with every other hart stopped: the VM sleeps until an interrupt and
+//! resumes at the address it gave) and SRST.
 //! Every hart mask is checked against the VM's harts: naming one it does
 //! not have is `SBI_ERR_INVALID_PARAM`, as the spec says. Pure logic: guest memory
 //! comes through [`GuestMemoryRead`] and what the call asks of the vCPU
@@ -80,6 +80,15 @@ pub enum SbiEffect {
     StopHart,
     /// The hart waits for an interrupt (HSM retentive suspend), as `wfi`.
     Suspend,
+    /// The hart waits for an interrupt, then resumes in S-mode at `resume`
+    /// with a0 = hart id, a1 = `opaque`, satp = 0 and interrupts off (HSM
+    /// default non-retentive suspend).
+    HartSuspend {
+        /// Guest-physical resume address.
+        resume: u64,
+        /// The value for a1.
+        opaque: usize,
+    },
     /// The system sleeps until an interrupt, then the hart resumes in
     /// S-mode at `resume` with a0 = hart id, a1 = `opaque`, satp = 0 and
     /// interrupts off (SUSP suspend to RAM).
@@ -338,17 +347,27 @@ impl rustsbi::Hsm for Harts<'_, '_> {
         }
     }
 
-    fn hart_suspend(&self, suspend_type: u32, _resume_addr: usize, _opaque: usize) -> SbiRet {
+    fn hart_suspend(&self, suspend_type: u32, resume_addr: usize, opaque: usize) -> SbiRet {
         match suspend_type {
             sbi_spec::hsm::suspend_type::RETENTIVE => {
                 self.effects.effect.set(SbiEffect::Suspend);
                 SbiRet::success(0)
             }
-            // Valid types Mica does not offer: non-retentive and the
-            // platform-specific ones.
-            0x8000_0000 | 0x1000_0000..=0x7fff_ffff | 0x9000_0000..=0xffff_ffff => {
-                SbiRet::not_supported()
+            sbi_spec::hsm::suspend_type::NON_RETENTIVE => {
+                // The resume address must be guest RAM the hart can fetch
+                // from.
+                let mut insn = [0u8; 2];
+                let resume = resume_addr as u64;
+                if !self.caller.borrow().memory.read(resume, &mut insn) {
+                    return SbiRet::invalid_address();
+                }
+                self.effects
+                    .effect
+                    .set(SbiEffect::HartSuspend { resume, opaque });
+                SbiRet::success(0)
             }
+            // Valid types Mica does not offer: the platform-specific ones.
+            0x1000_0000..=0x7fff_ffff | 0x9000_0000..=0xffff_ffff => SbiRet::not_supported(),
             _ => SbiRet::invalid_param(),
         }
     }
@@ -915,8 +934,33 @@ mod tests {
         assert_eq!((ret, effect), (SbiRet::success(0), SbiEffect::StopHart));
         let (ret, effect) = ecall(hsm::EID_HSM, hsm::HART_SUSPEND, [0, 0, 0, 0, 0, 0]);
         assert_eq!((ret, effect), (SbiRet::success(0), SbiEffect::Suspend));
+        let (ret, effect) = ecall(
+            hsm::EID_HSM,
+            hsm::HART_SUSPEND,
+            [0x8000_0000, 0x8000_1000, 9, 0, 0, 0],
+        );
+        assert_eq!(
+            (ret, effect),
+            (
+                SbiRet::success(0),
+                SbiEffect::HartSuspend {
+                    resume: 0x8000_1000,
+                    opaque: 9
+                }
+            ),
+            "non-retentive"
+        );
+        let (ret, effect) = ecall(
+            hsm::EID_HSM,
+            hsm::HART_SUSPEND,
+            [0x8000_0000, 0x4000_0000, 9, 0, 0, 0],
+        );
+        assert_eq!(
+            (ret, effect),
+            (SbiRet::invalid_address(), SbiEffect::None),
+            "resume outside RAM"
+        );
         for (kind, want) in [
-            (0x8000_0000, SbiRet::not_supported()),
             (0x1000_0000, SbiRet::not_supported()),
             (0x9000_0000, SbiRet::not_supported()),
             (0x0000_0001, SbiRet::invalid_param()),

@@ -84,7 +84,8 @@ impl GuestVm {
                 }
                 return outcome;
             }
-            SbiEffect::SystemSuspend { resume, opaque } => {
+            SbiEffect::SystemSuspend { resume, opaque }
+            | SbiEffect::HartSuspend { resume, opaque } => {
                 // Resumes (after the wake-up interrupt) in VS-mode at
                 // `resume`, MMU off, interrupts off, a0 = hart, a1 = opaque.
                 v.vs.save();
@@ -95,7 +96,11 @@ impl GuestVm {
                 v.vs.vsatp = 0;
                 v.vs.vsstatus &= !csr::SSTATUS_SIE;
                 v.vs.load();
-                return self.wait_for_interrupt();
+                let outcome = self.wait_for_interrupt();
+                if outcome.is_some() {
+                    self.vcpu.hsm = HartState::Suspended;
+                }
+                return outcome;
             }
             SbiEffect::PowerOff { .. } | SbiEffect::Reboot { .. } => {
                 // Posted output first: the call is undone (its arguments
