@@ -328,8 +328,15 @@ impl rustsbi::Hsm for Harts<'_, '_> {
     }
 
     fn hart_stop(&self) -> SbiRet {
+        // The last hart that is not stopped cannot stop: nothing could
+        // ever start it again (the guest powers off with SRST for that).
+        let effects = self.effects;
+        let others = all_harts(effects.harts) & !(1 << effects.hart);
+        if effects.stopped & others == others {
+            return SbiRet::failed();
+        }
         // No return on success: the hart runs again only when started.
-        self.effects.effect.set(SbiEffect::StopHart);
+        effects.effect.set(SbiEffect::StopHart);
         SbiRet::success(0)
     }
 
@@ -931,7 +938,23 @@ mod tests {
         let (ret, _) = ecall(hsm::EID_HSM, hsm::HART_GET_STATUS, [3, 0, 0, 0, 0, 0]);
         assert_eq!(ret, SbiRet::invalid_param());
         let (ret, effect) = ecall(hsm::EID_HSM, hsm::HART_STOP, [0; 6]);
+        assert_eq!(
+            (ret, effect),
+            (SbiRet::failed(), SbiEffect::None),
+            "the only hart"
+        );
+        let (ret, effect) = ecall_on(FOUR_HARTS, hsm::EID_HSM, hsm::HART_STOP, [0; 6]);
         assert_eq!((ret, effect), (SbiRet::success(0), SbiEffect::StopHart));
+        let last = Harts {
+            stopped: 0b1101,
+            ..FOUR_HARTS
+        };
+        let (ret, effect) = ecall_on(last, hsm::EID_HSM, hsm::HART_STOP, [0; 6]);
+        assert_eq!(
+            (ret, effect),
+            (SbiRet::failed(), SbiEffect::None),
+            "the last started hart"
+        );
         let (ret, effect) = ecall(hsm::EID_HSM, hsm::HART_SUSPEND, [0, 0, 0, 0, 0, 0]);
         assert_eq!((ret, effect), (SbiRet::success(0), SbiEffect::Suspend));
         let (ret, effect) = ecall(

@@ -199,11 +199,11 @@ pub const BAD_CALLS: &[BadCall] = &[
         INVALID_PARAM,
     ),
     bad(
-        "HSM suspend: non-retentive",
+        "HSM suspend: non-retentive, resuming outside RAM",
         EID_HSM,
         3,
         [0x8000_0000, OUTSIDE_RAM, 0, 0, 0, 0],
-        NOT_SUPPORTED,
+        INVALID_ADDRESS,
     ),
     bad(
         "DBCN write: huge address",
