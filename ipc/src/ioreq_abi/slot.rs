@@ -475,6 +475,13 @@ pub fn withdraw(page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError> {
 /// is taken back with [`withdraw`] instead.
 pub fn reset(page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError> {
     let slot = slot_in(page, vcpu)?;
+    clear(slot);
+    slot.set_state_word(STATE_FREE);
+    Ok(())
+}
+
+/// Zeroes every field of `slot` but its state word: [`reset`]'s plain writes.
+fn clear(slot: &mut IoreqSlot) {
     slot.request_type = 0;
     slot.completion_polling = 0;
     slot.reserved0 = [0; 14];
@@ -482,8 +489,6 @@ pub fn reset(page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError> {
     slot.reserved1 = 0;
     slot.kernel_handled = 0;
     slot.reserved2 = [0; 29];
-    slot.set_state_word(STATE_FREE);
-    Ok(())
 }
 
 /// Kernel side: takes the result out of `vcpu`'s COMPLETE slot and frees it.
@@ -538,9 +543,18 @@ pub fn take_matching(
             });
         }
     }
+    let value = read_matching(slot, submitted).ok_or(SlotError::Mismatch)?;
+    slot.set_state_word(STATE_FREE);
+    Ok(Some(mask_to_size(value, submitted.size)))
+}
+
+/// The result in `slot` if it still holds the access `submitted` (same
+/// type, address, width and direction): [`take_matching`]'s payload reads.
+#[inline]
+fn read_matching(slot: &IoreqSlot, submitted: &IoRequest) -> Option<u64> {
     let direction = direction_raw(submitted.direction);
     let size = u64::from(submitted.size);
-    let value = match (submitted.space, slot.request_type) {
+    match (submitted.space, slot.request_type) {
         (Space::Mmio, TYPE_MMIO) => {
             let f = slot.payload.mmio();
             (f.direction == direction && f.address == submitted.addr && f.size == size)
@@ -560,10 +574,7 @@ pub fn take_matching(
             })
             .map(|r| r.value),
         _ => None,
-    };
-    let value = value.ok_or(SlotError::Mismatch)?;
-    slot.set_state_word(STATE_FREE);
-    Ok(Some(mask_to_size(value, submitted.size)))
+    }
 }
 
 /// Service side: claims `vcpu`'s PENDING slot (PROCESSING, by
@@ -595,6 +606,15 @@ pub fn begin_processing(page: &mut IoreqPage, vcpu: u8) -> Result<IoRequest, Slo
 pub fn finish(page: &mut IoreqPage, request: &IoRequest, value: u64) -> Result<(), SlotError> {
     let slot = slot_in(page, request.vcpu)?;
     let next = step(slot, SlotEvent::Complete)?;
+    write_result(slot, request, value);
+    slot.set_state_word(next.raw());
+    Ok(())
+}
+
+/// Stores the result of `request` (only for a read, cut to its width) into
+/// the payload's `value` word: the one payload word [`finish`] writes.
+#[inline]
+fn write_result(slot: &mut IoreqSlot, request: &IoRequest, value: u64) {
     if request.direction == Direction::Read {
         let value = mask_to_size(value, request.size);
         match request.space {
@@ -604,8 +624,6 @@ pub fn finish(page: &mut IoreqPage, request: &IoRequest, value: u64) -> Result<(
                 .set_value_u32(u32::try_from(value).unwrap_or(u32::MAX)),
         }
     }
-    slot.set_state_word(next.raw());
-    Ok(())
 }
 
 /// Service side: gives up on a PENDING slot whose request does not decode,
@@ -644,5 +662,7 @@ pub fn give_up(page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError> {
     Ok(())
 }
 
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod tests;
