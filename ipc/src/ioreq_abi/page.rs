@@ -314,6 +314,15 @@ impl IoreqSlot {
         self.processed.load(STATE_LOAD)
     }
 
+    /// The state word, read without ordering: a hint for a scan (is there
+    /// work?), never a reason to touch the payload. The step that acts on
+    /// it reads the word again, ordered (the service's claim is an acquire
+    /// compare-exchange).
+    #[inline]
+    pub fn state_hint(&self) -> u32 {
+        self.processed.load(Ordering::Relaxed)
+    }
+
     /// Overwrites the state word (release ordering), whatever it holds.
     /// Transitions go through `slot`; this is for what a misbehaving side
     /// could write (tests) and for resets.

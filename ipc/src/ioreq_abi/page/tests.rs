@@ -69,6 +69,8 @@ fn header_fields_land_at_their_c_offsets() {
     assert_eq!(u32_at(&bytes, 128), 0x3333_3333);
     assert_eq!(u32_at(&bytes, 132), 0x4444_4444);
     assert_eq!(u32_at(&bytes, 136), 0x5555_5555);
+    assert_eq!(IoreqSlot::from_bytes(&bytes).state_word(), 0x5555_5555);
+    assert_eq!(slot.state_hint(), 0x5555_5555);
 }
 
 #[test]
