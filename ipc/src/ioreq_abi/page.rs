@@ -8,8 +8,15 @@
 //!
 //! Values are stored in native byte order, as the C structure is; both Mica
 //! targets are little-endian.
+//!
+//! The state word (`processed`) is an [`AtomicU32`] (same size, alignment
+//! and offset as the C `uint32_t`): the kernel and the ioreq service may
+//! run on different harts at once, and the state word is what orders their
+//! plain accesses to the rest of the slot. Who may touch which field in
+//! which state is the ownership rule in `slot`'s module doc.
 
 use core::mem::{align_of, offset_of, size_of};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Slots per page, one per vCPU (ACRN's `ACRN_IO_REQUEST_MAX`).
 pub const SLOT_COUNT: usize = 16;
@@ -230,8 +237,14 @@ impl RequestPayload {
     }
 }
 
+/// How a state word is read: a load that sees the other side's publish
+/// also sees every payload write the other side made before it.
+pub(crate) const STATE_LOAD: Ordering = Ordering::Acquire;
+/// How a state word is published: after every payload access of the slot.
+pub(crate) const STATE_PUBLISH: Ordering = Ordering::Release;
+
 /// One I/O request slot: ACRN's `struct acrn_io_request`, 256 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 #[repr(C, align(256))]
 pub struct IoreqSlot {
     /// `TYPE_PIO`, `TYPE_MMIO` or `TYPE_PCI_CONFIG` (C name: `type`).
@@ -249,7 +262,8 @@ pub struct IoreqSlot {
     /// interpret it.
     pub kernel_handled: u32,
     /// The slot state (C name: `processed`): one of the `STATE_*` values.
-    pub processed: u32,
+    /// Read it with [`IoreqSlot::state_word`]; the transitions are `slot`'s.
+    pub processed: AtomicU32,
     /// Padding up to 256 bytes (zero).
     pub reserved2: [u32; 29],
 }
@@ -263,6 +277,8 @@ pub struct IoreqPage {
 }
 
 const _: () = assert!(size_of::<RequestPayload>() == PAYLOAD_SIZE);
+// The atomic state word is laid out exactly as the C `uint32_t`.
+const _: () = assert!(size_of::<AtomicU32>() == 4 && align_of::<AtomicU32>() == 4);
 const _: () = assert!(size_of::<IoreqSlot>() == SLOT_SIZE);
 const _: () = assert!(align_of::<IoreqSlot>() == SLOT_SIZE);
 const _: () = assert!(size_of::<IoreqPage>() == PAGE_SIZE);
@@ -286,9 +302,33 @@ impl IoreqSlot {
             payload: RequestPayload { data: [0; 8] },
             reserved1: 0,
             kernel_handled: 0,
-            processed: STATE_FREE,
+            processed: AtomicU32::new(STATE_FREE),
             reserved2: [0; 29],
         }
+    }
+
+    /// The state word, read with acquire ordering: the payload the other
+    /// side wrote before it published this state is visible after it.
+    #[inline]
+    pub fn state_word(&self) -> u32 {
+        self.processed.load(STATE_LOAD)
+    }
+
+    /// The state word, read without ordering: a hint for a scan (is there
+    /// work?), never a reason to touch the payload. The step that acts on
+    /// it reads the word again, ordered (the service's claim is an acquire
+    /// compare-exchange).
+    #[inline]
+    pub fn state_hint(&self) -> u32 {
+        self.processed.load(Ordering::Relaxed)
+    }
+
+    /// Overwrites the state word (release ordering), whatever it holds.
+    /// Transitions go through `slot`; this is for what a misbehaving side
+    /// could write (tests) and for resets.
+    #[inline]
+    pub fn set_state_word(&self, raw: u32) {
+        self.processed.store(raw, STATE_PUBLISH);
     }
 
     /// The slot as its 256 bytes in memory.
@@ -310,7 +350,7 @@ impl IoreqSlot {
         }
         put(self.reserved1);
         put(self.kernel_handled);
-        put(self.processed);
+        put(self.processed.load(Ordering::Relaxed));
         self.reserved2.iter().for_each(|&w| put(w));
         out
     }
@@ -333,7 +373,7 @@ impl IoreqSlot {
         }
         slot.reserved1 = take();
         slot.kernel_handled = take();
-        slot.processed = take();
+        slot.processed = AtomicU32::new(take());
         slot.reserved2.iter_mut().for_each(|w| *w = take());
         slot
     }
@@ -345,11 +385,28 @@ impl Default for IoreqSlot {
     }
 }
 
+/// A copy of the slot's bytes at one moment (a snapshot; not a protocol
+/// step: tests and the fuzzers compare pages with it).
+impl Clone for IoreqSlot {
+    fn clone(&self) -> Self {
+        Self::from_bytes(&self.to_bytes())
+    }
+}
+
+/// Equal when their bytes are.
+impl PartialEq for IoreqSlot {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_bytes() == other.to_bytes()
+    }
+}
+
+impl Eq for IoreqSlot {}
+
 impl IoreqPage {
     /// A page with every slot FREE.
     pub const fn new() -> Self {
         Self {
-            slots: [IoreqSlot::free(); SLOT_COUNT],
+            slots: [const { IoreqSlot::free() }; SLOT_COUNT],
         }
     }
 

@@ -15,7 +15,18 @@
 //! makes no sense as a full ring, the service refuses an entry that does
 //! not decode. Every access is atomic (the two sides may run on different
 //! harts once there are several); indices are published with release and
-//! read with acquire ordering.
+//! read with acquire ordering:
+//!
+//! - the kernel writes an entry (relaxed), then publishes the write index
+//!   (release); the service loads the write index (acquire) before it reads
+//!   the entries below it;
+//! - the service reads an entry, then publishes the read index (release);
+//!   the kernel loads the read index (acquire) before it reuses an entry
+//!   below it.
+//!
+//! `posted/model_tests.rs` explores every interleaving of one producer and
+//! one consumer over the real steps below with a happens-before race
+//! detector on the entries.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -29,6 +40,15 @@ pub const PAGE_SIZE: usize = 4096;
 
 const _: () = assert!(ENTRIES.is_power_of_two());
 const _: () = assert!(core::mem::size_of::<PostedPage>() == PAGE_SIZE);
+
+/// The kernel's load of the read index, before it reuses an entry.
+pub(crate) const READ_INDEX_LOAD: Ordering = Ordering::Acquire;
+/// The kernel's store of the write index, after it wrote the entries.
+pub(crate) const WRITE_INDEX_PUBLISH: Ordering = Ordering::Release;
+/// The service's load of the write index, before it reads the entries.
+pub(crate) const WRITE_INDEX_LOAD: Ordering = Ordering::Acquire;
+/// The service's store of the read index, after it read the entries.
+pub(crate) const READ_INDEX_PUBLISH: Ordering = Ordering::Release;
 
 /// One posted write, as the kernel stores it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,21 +159,39 @@ impl PostedPage {
     /// `*next` (then the kernel treats the ring as full and uses the slot).
     #[inline]
     pub fn push(&self, next: &mut u32, write: &PostedWrite) -> bool {
-        let read = self.read.load(Ordering::Acquire);
-        let used = next.wrapping_sub(read);
-        if used as usize >= ENTRIES {
+        if !self.has_room(*next) {
             return false;
         }
-        let entry = self.entry(*next);
+        self.put(*next, write);
+        *next = next.wrapping_add(1);
+        self.publish_write(*next);
+        true
+    }
+
+    /// Whether entry `next` is free: the service's read index (acquire:
+    /// its reads of the entry are over) is within [`ENTRIES`] behind it.
+    #[inline]
+    fn has_room(&self, next: u32) -> bool {
+        let read = self.read.load(READ_INDEX_LOAD);
+        (next.wrapping_sub(read) as usize) < ENTRIES
+    }
+
+    /// Writes entry `index`.
+    #[inline]
+    fn put(&self, index: u32, write: &PostedWrite) {
+        let entry = self.entry(index);
         entry.addr.store(write.addr, Ordering::Relaxed);
         entry.value.store(write.value, Ordering::Relaxed);
         entry.meta.store(
             u64::from(write.size) | space_code(write.space) << 8,
             Ordering::Relaxed,
         );
-        *next = next.wrapping_add(1);
-        self.write.store(*next, Ordering::Release);
-        true
+    }
+
+    /// Publishes the entries below `next` to the service.
+    #[inline]
+    fn publish_write(&self, next: u32) {
+        self.write.store(next, WRITE_INDEX_PUBLISH);
     }
 
     /// The kernel's side: whether the service has not taken every entry
@@ -175,23 +213,47 @@ impl PostedPage {
     /// up to it (`Err(Overrun)`: those entries are lost).
     #[inline]
     pub fn pop(&self) -> Option<Result<PostedWrite, PostedError>> {
-        let read = self.read.load(Ordering::Relaxed);
-        let write = self.write.load(Ordering::Acquire);
+        let read = self.read_index();
+        let write = self.written();
         if read == write {
             return None;
         }
         if write.wrapping_sub(read) as usize > ENTRIES {
-            self.read.store(write, Ordering::Release);
+            self.publish_read(write);
             return Some(Err(PostedError::Overrun));
         }
-        let entry = self.entry(read);
-        let taken = decode(
+        let taken = self.take(read);
+        self.publish_read(read.wrapping_add(1));
+        Some(taken)
+    }
+
+    /// The service's own read index (only it stores it).
+    #[inline]
+    fn read_index(&self) -> u32 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// The kernel's write index (acquire: the entries below it are written).
+    #[inline]
+    fn written(&self) -> u32 {
+        self.write.load(WRITE_INDEX_LOAD)
+    }
+
+    /// Reads and decodes entry `index`.
+    #[inline]
+    fn take(&self, index: u32) -> Result<PostedWrite, PostedError> {
+        let entry = self.entry(index);
+        decode(
             entry.addr.load(Ordering::Relaxed),
             entry.value.load(Ordering::Relaxed),
             entry.meta.load(Ordering::Relaxed),
-        );
-        self.read.store(read.wrapping_add(1), Ordering::Release);
-        Some(taken)
+        )
+    }
+
+    /// Hands the entries below `read` back to the kernel.
+    #[inline]
+    fn publish_read(&self, read: u32) {
+        self.read.store(read, READ_INDEX_PUBLISH);
     }
 
     /// Overwrites the read index (tests and hostile-service models only:
@@ -214,5 +276,7 @@ impl AsRef<PostedPage> for PostedPage {
     }
 }
 
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod tests;

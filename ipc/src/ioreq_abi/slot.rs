@@ -8,14 +8,54 @@
 //! slot in a state that does not allow the step, or wrote a request that
 //! makes no sense. Callers count the refusals (the ioreq service's
 //! `counters`).
+//!
+//! # Concurrency: the ownership rule
+//!
+//! The kernel and the service may run on different harts at the same time.
+//! The state word is atomic; the request type and payload are plain memory,
+//! race-free because only the owner of the slot's current state touches
+//! them, and ownership passes only through the state word:
+//!
+//! - The kernel writes the request into a FREE slot, then publishes PENDING
+//!   with a release store ([`fill`]).
+//! - The service claims a PENDING slot with a compare-exchange PENDING ->
+//!   PROCESSING (acquire: it sees the kernel's request) *before* it reads
+//!   the request ([`begin_processing`]). The kernel may take a PENDING slot
+//!   back with a compare-exchange PENDING -> FREE ([`withdraw`]); of the
+//!   two compare-exchanges exactly one succeeds, and the loser touches
+//!   nothing. [`abandon`] (PENDING -> COMPLETE) is a compare-exchange too.
+//! - The service writes the result into its PROCESSING slot, then publishes
+//!   COMPLETE with a release store ([`finish`], [`give_up`]). The kernel
+//!   never writes a PROCESSING slot.
+//! - The kernel reads the state word with acquire ordering and reads the
+//!   payload only once it saw COMPLETE ([`take_matching`],
+//!   [`take_completion`]), then publishes FREE (release).
+//! - A restarted service re-reads a PROCESSING slot that its dead
+//!   predecessor claimed ([`adopt`]): it saw the predecessor's claim (an
+//!   acquire load of a release) and starts after the kernel reaped the
+//!   predecessor, so the predecessor's accesses happen before its own.
+//! - [`reset`] empties a slot the kernel owns (FREE, COMPLETE) or whose
+//!   state word the service scribbled, the state word last.
+//!
+//! A service that breaks the rule (writes a slot it does not own) can only
+//! make the kernel read garbage, which every decode refuses. The rule is
+//! checked by exploring every interleaving of both sides with a
+//! happens-before race detector (`slot/model_tests.rs`).
+
+use core::sync::atomic::Ordering;
 
 use crate::Space;
 
 use super::page::{
     DIRECTION_READ, DIRECTION_WRITE, IoreqPage, IoreqSlot, MmioFields, PciFields, PioFields,
-    STATE_COMPLETE, STATE_FREE, STATE_PENDING, STATE_PROCESSING, TYPE_MMIO, TYPE_PCI_CONFIG,
-    TYPE_PIO,
+    RequestPayload, STATE_COMPLETE, STATE_FREE, STATE_LOAD, STATE_PENDING, STATE_PROCESSING,
+    TYPE_MMIO, TYPE_PCI_CONFIG, TYPE_PIO,
 };
+
+/// How a compare-exchange that moves a slot out of a state the other side
+/// may also move succeeds: it acquires what the state's writer published
+/// and publishes what its caller wrote before.
+pub(crate) const CLAIM: Ordering = Ordering::AcqRel;
 
 /// The state of one slot, decoded from its `processed` word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +90,9 @@ pub enum SlotEvent {
     Complete,
     /// Kernel: the vCPU consumed the result (COMPLETE -> FREE).
     Reclaim,
+    /// Kernel: a request the service has not claimed is taken back
+    /// (PENDING -> FREE, by compare-exchange; see [`withdraw`]).
+    Withdraw,
 }
 
 impl SlotState {
@@ -76,7 +119,8 @@ impl SlotState {
         }
     }
 
-    /// Who may move a slot out of this state.
+    /// Who may move a slot out of this state (the kernel may also
+    /// [`withdraw`] a PENDING one, by compare-exchange).
     pub const fn owner(self) -> Owner {
         match self {
             Self::Free | Self::Complete => Owner::Kernel,
@@ -89,13 +133,13 @@ impl SlotEvent {
     /// Who performs this step.
     pub const fn actor(self) -> Owner {
         match self {
-            Self::Fill | Self::Reclaim => Owner::Kernel,
+            Self::Fill | Self::Reclaim | Self::Withdraw => Owner::Kernel,
             Self::Dispatch | Self::Complete => Owner::Service,
         }
     }
 }
 
-/// The whole transition table: the four legal steps, every other pair is
+/// The whole transition table: the five legal steps, every other pair is
 /// [`SlotError::IllegalTransition`].
 #[inline]
 pub fn next_state(from: SlotState, event: SlotEvent) -> Result<SlotState, SlotError> {
@@ -104,6 +148,7 @@ pub fn next_state(from: SlotState, event: SlotEvent) -> Result<SlotState, SlotEr
         (SlotState::Pending, SlotEvent::Dispatch) => Ok(SlotState::Processing),
         (SlotState::Processing, SlotEvent::Complete) => Ok(SlotState::Complete),
         (SlotState::Complete, SlotEvent::Reclaim) => Ok(SlotState::Free),
+        (SlotState::Pending, SlotEvent::Withdraw) => Ok(SlotState::Free),
         (found, event) => Err(SlotError::IllegalTransition { found, event }),
     }
 }
@@ -362,10 +407,33 @@ fn slot_in(page: &mut IoreqPage, vcpu: u8) -> Result<&mut IoreqSlot, SlotError> 
         .ok_or(SlotError::NoSuchSlot(vcpu))
 }
 
-/// Applies `event` to the state word of `slot`, or refuses.
+/// Reads the state word of `slot` (acquire) and checks that `event` may
+/// leave it: the state `event` leads to, or the refusal.
 #[inline]
 fn step(slot: &IoreqSlot, event: SlotEvent) -> Result<SlotState, SlotError> {
-    next_state(SlotState::from_raw(slot.processed)?, event)
+    next_state(SlotState::from_raw(slot.state_word())?, event)
+}
+
+/// Moves `slot` from `from` to `to` (the states `event` passes through)
+/// with one compare-exchange, for a step the other side may race with; on
+/// refusal the slot is untouched and the error names the state found.
+#[inline]
+fn claim(
+    slot: &IoreqSlot,
+    from: SlotState,
+    to: SlotState,
+    event: SlotEvent,
+) -> Result<(), SlotError> {
+    match slot
+        .processed
+        .compare_exchange(from.raw(), to.raw(), CLAIM, STATE_LOAD)
+    {
+        Ok(_) => Ok(()),
+        Err(raw) => Err(match SlotState::from_raw(raw) {
+            Ok(found) => SlotError::IllegalTransition { found, event },
+            Err(error) => error,
+        }),
+    }
 }
 
 /// The state of `vcpu`'s slot, as far as it is a known state.
@@ -373,18 +441,54 @@ pub fn state(page: &IoreqPage, vcpu: u8) -> Result<SlotState, SlotError> {
     let slot = page
         .slot(usize::from(vcpu))
         .ok_or(SlotError::NoSuchSlot(vcpu))?;
-    SlotState::from_raw(slot.processed)
+    SlotState::from_raw(slot.state_word())
 }
 
 /// Kernel side: writes a trapped access into its vCPU's FREE slot and marks
-/// it PENDING (the state word is written last).
+/// it PENDING (the state word is written last, with release ordering).
 pub fn fill(page: &mut IoreqPage, request: &IoRequest) -> Result<(), SlotError> {
     validate(request)?;
     let slot = slot_in(page, request.vcpu)?;
     let next = step(slot, SlotEvent::Fill)?;
     encode(slot, request);
-    slot.processed = next.raw();
+    slot.set_state_word(next.raw());
     Ok(())
+}
+
+/// Kernel side: takes back `vcpu`'s PENDING request before the service
+/// claimed it (PENDING -> FREE, by compare-exchange). Refused, with nothing
+/// changed, once the service claimed it: the kernel then waits for
+/// COMPLETE, since the service may be reading the slot.
+pub fn withdraw(page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError> {
+    let slot = slot_in(page, vcpu)?;
+    claim(
+        slot,
+        SlotState::Pending,
+        SlotState::Free,
+        SlotEvent::Withdraw,
+    )
+}
+
+/// Kernel side: empties `vcpu`'s slot, every field zero and state FREE (the
+/// state word written last). Only for a slot the kernel owns (FREE,
+/// COMPLETE) or whose state word the service scribbled; a PENDING request
+/// is taken back with [`withdraw`] instead.
+pub fn reset(page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError> {
+    let slot = slot_in(page, vcpu)?;
+    clear(slot);
+    slot.set_state_word(STATE_FREE);
+    Ok(())
+}
+
+/// Zeroes every field of `slot` but its state word: [`reset`]'s plain writes.
+fn clear(slot: &mut IoreqSlot) {
+    slot.request_type = 0;
+    slot.completion_polling = 0;
+    slot.reserved0 = [0; 14];
+    slot.payload = RequestPayload::default();
+    slot.reserved1 = 0;
+    slot.kernel_handled = 0;
+    slot.reserved2 = [0; 29];
 }
 
 /// Kernel side: takes the result out of `vcpu`'s COMPLETE slot and frees it.
@@ -392,7 +496,7 @@ pub fn fill(page: &mut IoreqPage, request: &IoRequest) -> Result<(), SlotError> 
 /// The returned request's `value` is the read result for a read (the value
 /// written, for a write). A slot whose request no longer decodes is refused
 /// and left COMPLETE, for the kernel to decide (e.g. reset it with
-/// [`IoreqSlot::free`] and inject a fault).
+/// [`reset`] and inject a fault).
 pub fn take_completion(page: &mut IoreqPage, vcpu: u8) -> Result<IoRequest, SlotError> {
     decode_and_step(page, vcpu, SlotEvent::Reclaim)
 }
@@ -408,7 +512,7 @@ fn decode_and_step(
     let slot = slot_in(page, vcpu)?;
     let next = step(slot, event)?;
     let request = decode(slot, vcpu)?;
-    slot.processed = next.raw();
+    slot.set_state_word(next.raw());
     Ok(request)
 }
 
@@ -426,7 +530,7 @@ pub fn take_matching(
     submitted: &IoRequest,
 ) -> Result<Option<u64>, SlotError> {
     let slot = slot_in(page, submitted.vcpu)?;
-    match slot.processed {
+    match slot.state_word() {
         STATE_PENDING | STATE_PROCESSING => return Ok(None),
         STATE_COMPLETE => {}
         other => {
@@ -439,9 +543,18 @@ pub fn take_matching(
             });
         }
     }
+    let value = read_matching(slot, submitted).ok_or(SlotError::Mismatch)?;
+    slot.set_state_word(STATE_FREE);
+    Ok(Some(mask_to_size(value, submitted.size)))
+}
+
+/// The result in `slot` if it still holds the access `submitted` (same
+/// type, address, width and direction): [`take_matching`]'s payload reads.
+#[inline]
+fn read_matching(slot: &IoreqSlot, submitted: &IoRequest) -> Option<u64> {
     let direction = direction_raw(submitted.direction);
     let size = u64::from(submitted.size);
-    let value = match (submitted.space, slot.request_type) {
+    match (submitted.space, slot.request_type) {
         (Space::Mmio, TYPE_MMIO) => {
             let f = slot.payload.mmio();
             (f.direction == direction && f.address == submitted.addr && f.size == size)
@@ -461,19 +574,27 @@ pub fn take_matching(
             })
             .map(|r| r.value),
         _ => None,
-    };
-    let value = value.ok_or(SlotError::Mismatch)?;
-    slot.processed = STATE_FREE;
-    Ok(Some(mask_to_size(value, submitted.size)))
+    }
 }
 
-/// Service side: decodes `vcpu`'s PENDING request and marks it PROCESSING.
+/// Service side: claims `vcpu`'s PENDING slot (PROCESSING, by
+/// compare-exchange, so that a kernel [`withdraw`] and this never both
+/// succeed) and decodes its request; the request is read only once the
+/// slot is the service's.
 ///
 /// A PENDING slot whose request does not decode is refused and left
-/// PENDING; see [`abandon`].
+/// PENDING (handed back: the kernel never writes a PROCESSING slot, so
+/// nothing changed meanwhile); see [`abandon`].
 #[inline]
 pub fn begin_processing(page: &mut IoreqPage, vcpu: u8) -> Result<IoRequest, SlotError> {
-    decode_and_step(page, vcpu, SlotEvent::Dispatch)
+    let slot = slot_in(page, vcpu)?;
+    claim(
+        slot,
+        SlotState::Pending,
+        SlotState::Processing,
+        SlotEvent::Dispatch,
+    )?;
+    decode(slot, vcpu).inspect_err(|_| slot.set_state_word(STATE_PENDING))
 }
 
 /// Service side: stores the result of `request` (only for a read, cut to
@@ -485,6 +606,15 @@ pub fn begin_processing(page: &mut IoreqPage, vcpu: u8) -> Result<IoRequest, Slo
 pub fn finish(page: &mut IoreqPage, request: &IoRequest, value: u64) -> Result<(), SlotError> {
     let slot = slot_in(page, request.vcpu)?;
     let next = step(slot, SlotEvent::Complete)?;
+    write_result(slot, request, value);
+    slot.set_state_word(next.raw());
+    Ok(())
+}
+
+/// Stores the result of `request` (only for a read, cut to its width) into
+/// the payload's `value` word: the one payload word [`finish`] writes.
+#[inline]
+fn write_result(slot: &mut IoreqSlot, request: &IoRequest, value: u64) {
     if request.direction == Direction::Read {
         let value = mask_to_size(value, request.size);
         match request.space {
@@ -494,8 +624,6 @@ pub fn finish(page: &mut IoreqPage, request: &IoRequest, value: u64) -> Result<(
                 .set_value_u32(u32::try_from(value).unwrap_or(u32::MAX)),
         }
     }
-    slot.processed = next.raw();
-    Ok(())
 }
 
 /// Service side: gives up on a PENDING slot whose request does not decode,
@@ -503,10 +631,9 @@ pub fn finish(page: &mut IoreqPage, request: &IoRequest, value: u64) -> Result<(
 /// payload, so the kernel wakes the vCPU and sees the bad request itself.
 pub fn abandon(page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError> {
     let slot = slot_in(page, vcpu)?;
-    let processing = step(slot, SlotEvent::Dispatch)?;
+    let processing = next_state(SlotState::Pending, SlotEvent::Dispatch)?;
     let complete = next_state(processing, SlotEvent::Complete)?;
-    slot.processed = complete.raw();
-    Ok(())
+    claim(slot, SlotState::Pending, complete, SlotEvent::Dispatch)
 }
 
 /// Service side, after a restart: the request of `vcpu`'s slot that a dead
@@ -516,7 +643,7 @@ pub fn adopt(page: &IoreqPage, vcpu: u8) -> Result<IoRequest, SlotError> {
     let slot = page
         .slot(usize::from(vcpu))
         .ok_or(SlotError::NoSuchSlot(vcpu))?;
-    match SlotState::from_raw(slot.processed)? {
+    match SlotState::from_raw(slot.state_word())? {
         SlotState::Processing => decode(slot, vcpu),
         found => Err(SlotError::IllegalTransition {
             found,
@@ -531,9 +658,11 @@ pub fn adopt(page: &IoreqPage, vcpu: u8) -> Result<IoRequest, SlotError> {
 pub fn give_up(page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError> {
     let slot = slot_in(page, vcpu)?;
     let next = step(slot, SlotEvent::Complete)?;
-    slot.processed = next.raw();
+    slot.set_state_word(next.raw());
     Ok(())
 }
 
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@
 //! to resume the vCPU.
 
 use ipc::Space;
-use ipc::ioreq_abi::page::{IoreqPage, IoreqSlot};
+use ipc::ioreq_abi::page::IoreqPage;
 use ipc::ioreq_abi::slot::{self, Direction, IoRequest, SlotError};
 
 /// A trapped guest device access.
@@ -93,10 +93,9 @@ pub fn collect(
     submitted: &IoRequest,
 ) -> Result<Option<u64>, SlotError> {
     let taken = slot::take_matching(page, submitted);
-    if taken.is_err()
-        && let Some(slot) = page.slots.get_mut(usize::from(vcpu))
-    {
-        *slot = IoreqSlot::free();
+    if taken.is_err() {
+        // A vCPU without a slot has nothing to reset.
+        slot::reset(page, vcpu).ok();
     }
     taken
 }
@@ -216,7 +215,7 @@ mod tests {
         }
         let mut page = page();
         submit(&mut page, 0, exit).unwrap();
-        page.slots[0].processed = 0xdead;
+        page.slots[0].set_state_word(0xdead);
         assert!(collect(&mut page, 0, &exit.request(0)).is_err());
         assert_eq!(slot::state(&page, 0), Ok(slot::SlotState::Free));
     }

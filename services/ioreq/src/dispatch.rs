@@ -318,7 +318,7 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
     /// count are counted.
     #[inline]
     pub(crate) fn pending_vcpu(&mut self, index: usize) -> Option<u8> {
-        let raw = self.page().slot(index)?.processed;
+        let raw = self.page().slot(index)?.state_hint();
         let vcpu = u8::try_from(index).ok()?;
         match SlotState::from_raw(raw) {
             Err(error) => self.counters.record(error),

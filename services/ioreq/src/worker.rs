@@ -363,7 +363,7 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
     #[inline]
     pub(crate) fn drain(&mut self, batch: &mut Batch, effects: &mut impl IoreqEffects) {
         for index in 0..SLOT_COUNT {
-            if self.page().slots[index].processed != STATE_FREE {
+            if self.page().slots[index].state_hint() != STATE_FREE {
                 self.work_on_slot(index, batch, effects);
             }
         }

@@ -83,16 +83,19 @@ pub fn ioreq_page(vm: VmId) -> Result<&'static mut IoreqPage, Error> {
     //    `page_address(n)` when `ioreq_attach(vm)` returned that address (the
     //    MAPPED bit), and never unmaps it while the task lives; the address
     //    is page-aligned, as `IoreqPage` (align 4096, size 4096) needs.
-    // 2. `IoreqPage` is `repr(C)` and made only of `u32`s, so every bit
-    //    pattern the kernel leaves there is a valid value.
+    // 2. `IoreqPage` is `repr(C)` and made only of `u32`s, `u64`s and one
+    //    `AtomicU32` per slot, so every bit pattern the kernel leaves there
+    //    is a valid value.
     // 3. The LENT bit makes this the only reference to the page in the task
     //    until `give_back` takes it back; no other code forms one (the
     //    window lies outside the image, heap, stack and IPC buffer).
     // 4. The kernel writes the page only while this single-threaded task is
     //    inside a system call or not running (one hart), and every `ecall`
     //    is a compiler barrier for memory, so the compiler never caches a
-    //    slot across a kernel write. (Running the kernel on several harts
-    //    needs volatile slot access in `ipc::ioreq_abi::slot`: an integration point.)
+    //    slot across a kernel write. With the kernel on other harts, each
+    //    slot's state word is atomic and `ipc::ioreq_abi::slot` touches the
+    //    rest of a slot only while its state makes it this task's (the
+    //    ownership rule in that module's doc).
     Ok(unsafe { &mut *page })
 }
 

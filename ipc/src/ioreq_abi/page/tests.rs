@@ -47,7 +47,7 @@ fn new_page_has_every_slot_free_and_zeroed() {
     let page = IoreqPage::new();
     for vcpu in 0..SLOT_COUNT {
         let slot = page.slot(vcpu).unwrap();
-        assert_eq!(slot.processed, STATE_FREE);
+        assert_eq!(slot.state_word(), STATE_FREE);
         let mut expected = [0u8; SLOT_SIZE];
         expected[136..140].copy_from_slice(&STATE_FREE.to_ne_bytes());
         assert_eq!(slot.to_bytes(), expected);
@@ -62,13 +62,15 @@ fn header_fields_land_at_their_c_offsets() {
     slot.completion_polling = 0x2222_2222;
     slot.reserved1 = 0x3333_3333;
     slot.kernel_handled = 0x4444_4444;
-    slot.processed = 0x5555_5555;
+    slot.set_state_word(0x5555_5555);
     let bytes = slot.to_bytes();
     assert_eq!(u32_at(&bytes, 0), 0x1111_1111);
     assert_eq!(u32_at(&bytes, 4), 0x2222_2222);
     assert_eq!(u32_at(&bytes, 128), 0x3333_3333);
     assert_eq!(u32_at(&bytes, 132), 0x4444_4444);
     assert_eq!(u32_at(&bytes, 136), 0x5555_5555);
+    assert_eq!(IoreqSlot::from_bytes(&bytes).state_word(), 0x5555_5555);
+    assert_eq!(slot.state_hint(), 0x5555_5555);
 }
 
 #[test]

@@ -14,11 +14,12 @@ const ALL_STATES: [SlotState; 4] = [
     SlotState::Processing,
     SlotState::Free,
 ];
-const ALL_EVENTS: [SlotEvent; 4] = [
+const ALL_EVENTS: [SlotEvent; 5] = [
     SlotEvent::Fill,
     SlotEvent::Dispatch,
     SlotEvent::Complete,
     SlotEvent::Reclaim,
+    SlotEvent::Withdraw,
 ];
 
 fn mmio_read(vcpu: u8, addr: u64, size: u8) -> IoRequest {
@@ -44,11 +45,13 @@ fn pio_write(vcpu: u8, port: u64, size: u8, value: u64) -> IoRequest {
 }
 
 fn set_state(page: &mut IoreqPage, vcpu: u8, state: u32) {
-    page.slot_mut(usize::from(vcpu)).unwrap().processed = state;
+    page.slot_mut(usize::from(vcpu))
+        .unwrap()
+        .set_state_word(state);
 }
 
 fn raw_state(page: &IoreqPage, vcpu: u8) -> u32 {
-    page.slot(usize::from(vcpu)).unwrap().processed
+    page.slot(usize::from(vcpu)).unwrap().state_word()
 }
 
 #[test]
@@ -72,7 +75,7 @@ fn ownership_follows_the_seed() {
 }
 
 #[test]
-fn exactly_four_transitions_are_legal_and_each_by_the_owner() {
+fn exactly_five_transitions_are_legal_and_only_withdraw_leaves_a_state_of_the_other_side() {
     let legal = [
         (SlotState::Free, SlotEvent::Fill, SlotState::Pending),
         (
@@ -86,6 +89,7 @@ fn exactly_four_transitions_are_legal_and_each_by_the_owner() {
             SlotState::Complete,
         ),
         (SlotState::Complete, SlotEvent::Reclaim, SlotState::Free),
+        (SlotState::Pending, SlotEvent::Withdraw, SlotState::Free),
     ];
     for from in ALL_STATES {
         for event in ALL_EVENTS {
@@ -93,7 +97,10 @@ fn exactly_four_transitions_are_legal_and_each_by_the_owner() {
             match legal.iter().find(|(f, e, _)| *f == from && *e == event) {
                 Some((_, _, to)) => {
                     assert_eq!(result, Ok(*to));
-                    assert_eq!(event.actor(), from.owner(), "{from:?} {event:?}");
+                    // The kernel's withdraw races the service's claim of a
+                    // PENDING slot: both are compare-exchanges.
+                    let by_owner = event.actor() == from.owner();
+                    assert_eq!(by_owner, event != SlotEvent::Withdraw, "{from:?} {event:?}");
                 }
                 None => assert_eq!(
                     result,
@@ -569,4 +576,48 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn the_kernel_withdraws_a_pending_request_but_not_a_claimed_one() {
+    let mut page = IoreqPage::new();
+    fill(&mut page, &mmio_read(1, 0x1000, 4)).unwrap();
+    withdraw(&mut page, 1).unwrap();
+    assert_eq!(state(&page, 1), Ok(SlotState::Free));
+    assert_eq!(
+        begin_processing(&mut page, 1),
+        Err(SlotError::IllegalTransition {
+            found: SlotState::Free,
+            event: SlotEvent::Dispatch
+        }),
+        "a withdrawn request is never served"
+    );
+    fill(&mut page, &mmio_read(1, 0x1000, 4)).unwrap();
+    let taken = begin_processing(&mut page, 1).unwrap();
+    let before = page.clone();
+    assert_eq!(
+        withdraw(&mut page, 1),
+        Err(SlotError::IllegalTransition {
+            found: SlotState::Processing,
+            event: SlotEvent::Withdraw
+        })
+    );
+    assert_eq!(page, before, "a refused withdraw changes nothing");
+    finish(&mut page, &taken, 7).unwrap();
+    assert_eq!(take_completion(&mut page, 1).unwrap().value, 7);
+    set_state(&mut page, 1, 0x77);
+    assert_eq!(withdraw(&mut page, 1), Err(SlotError::UnknownState(0x77)));
+    assert_eq!(withdraw(&mut page, 16), Err(SlotError::NoSuchSlot(16)));
+}
+
+#[test]
+fn reset_leaves_an_empty_free_slot() {
+    let mut page = IoreqPage::new();
+    fill(&mut page, &pio_write(3, 0x3f8, 1, 0x41)).unwrap();
+    let taken = begin_processing(&mut page, 3).unwrap();
+    finish(&mut page, &taken, 0).unwrap();
+    page.slot_mut(3).unwrap().reserved2[7] = 9;
+    reset(&mut page, 3).unwrap();
+    assert_eq!(page, IoreqPage::new());
+    assert_eq!(reset(&mut page, 16), Err(SlotError::NoSuchSlot(16)));
 }

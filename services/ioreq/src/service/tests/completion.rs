@@ -101,7 +101,7 @@ fn complete_of_a_slot_moved_to_processing_behind_the_services_back_is_refused() 
     let mut service = attached(1);
     let page = service.vm_mut(VM).unwrap().page_mut();
     slot::fill(page, &access(0, Space::Mmio, 0x1000, 4, Direction::Read, 0)).unwrap();
-    page.slot_mut(0).unwrap().processed = STATE_PROCESSING;
+    page.slot_mut(0).unwrap().set_state_word(STATE_PROCESSING);
     assert_eq!(
         complete(&mut service, 0, 1),
         Response::Err(Error::BadSlotState)
@@ -128,7 +128,7 @@ fn complete_of_a_scribbled_slot_is_refused_and_counted() {
         .page_mut()
         .slot_mut(0)
         .unwrap()
-        .processed = 77;
+        .set_state_word(77);
     assert_eq!(
         complete(&mut service, 0, 1),
         Response::Err(Error::BadSlotState)

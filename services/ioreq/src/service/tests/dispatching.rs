@@ -226,8 +226,8 @@ fn unknown_state_words_and_slots_past_the_vcpu_count_are_counted_and_left_alone(
         Request::SetDefaultClient { vm: VM, client: DM },
     );
     let page = service.vm_mut(VM).unwrap().page_mut();
-    page.slot_mut(0).unwrap().processed = 0xbad;
-    page.slot_mut(9).unwrap().processed = STATE_PENDING;
+    page.slot_mut(0).unwrap().set_state_word(0xbad);
+    page.slot_mut(9).unwrap().set_state_word(STATE_PENDING);
     let before = page.clone();
     let handled = dispatch(&mut service);
     assert_eq!(handled.response, Response::Dispatched { count: 0 });

@@ -86,7 +86,7 @@ proptest! {
         for vcpu in 0..16u8 {
             let old = before.slot(usize::from(vcpu)).unwrap();
             let new = state.page().slot(usize::from(vcpu)).unwrap();
-            match SlotState::from_raw(old.processed) {
+            match SlotState::from_raw(old.state_word()) {
                 Err(_) => {
                     unknown += 1;
                     prop_assert_eq!(new, old, "unknown state word is not touched");
@@ -96,7 +96,7 @@ proptest! {
                     prop_assert_eq!(new, old, "no such vCPU: not touched");
                 }
                 Ok(SlotState::Pending) => {
-                    let now = SlotState::from_raw(new.processed);
+                    let now = SlotState::from_raw(new.state_word());
                     prop_assert!(
                         now == Ok(SlotState::Processing) || now == Ok(SlotState::Complete),
                         "vCPU {} left {:?}", vcpu, now

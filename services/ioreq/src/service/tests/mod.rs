@@ -104,7 +104,7 @@ pub(super) fn raw_state(service: &Service, vcpu: u8) -> u32 {
         .page()
         .slot(usize::from(vcpu))
         .unwrap()
-        .processed
+        .state_word()
 }
 
 pub(super) fn counters(service: &Service) -> crate::counters::IoreqCounters {
