@@ -12,7 +12,7 @@ pub mod events;
 pub mod stats;
 
 pub use events::{EVENT_HISTORY, EVENTS_PAGE, EventPage, VmChange, VmEvent};
-pub use stats::{VcpuInfo, VcpuState, VmStats};
+pub use stats::{VcpuInfo, VcpuList, VcpuState, VmStats, read_vcpus};
 
 /// How many VMs one `List` response carries; ask again from `next` for more.
 /// (Four of the widest [`VmInfo`], each with a [`LastExit`] and its time,

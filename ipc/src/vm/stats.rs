@@ -7,7 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::syscall::MAX_VCPUS;
-use crate::syscall::vm_stats::{VCPU_HELD, VCPU_IO, VCPU_RUNNING, VCPU_STOPPED, VCPU_WAITING};
+use crate::syscall::vm_stats::{
+    VCPU, VCPU_HELD, VCPU_IO, VCPU_RUNNING, VCPU_STOPPED, VCPU_WAITING,
+};
+
+/// Every vCPU's figures, vCPU 0 first.
+pub type VcpuList = heapless::Vec<VcpuInfo, MAX_VCPUS>;
 
 /// What `Stats` reports of a VM, since it last started (a reset or a
 /// fresh start begins again from zero): how often its vCPUs left the guest,
@@ -40,7 +45,7 @@ pub struct VmStats {
     pub net: Option<crate::devices::NetCounters>,
     /// Each vCPU's state and counts, vCPU 0 first (the kernel's
     /// `vm_stats` groups `VCPU + n`).
-    pub vcpus: heapless::Vec<VcpuInfo, MAX_VCPUS>,
+    pub vcpus: VcpuList,
 }
 
 impl VmStats {
@@ -135,6 +140,28 @@ impl VcpuInfo {
     }
 }
 
+/// Reads every vCPU's group with `read_group` (the kernel's `vm_stats`
+/// for one VM): groups `VCPU`, `VCPU + 1`, .. until the kernel answers
+/// `Error::InvalidArgument` (past the last vCPU) or `MAX_VCPUS` are read.
+/// Any other error, or an unknown state code (`Error::Malformed`), is
+/// the answer.
+pub fn read_vcpus(
+    mut read_group: impl FnMut(usize) -> Result<[u64; 3], Error>,
+) -> Result<VcpuList, Error> {
+    let mut vcpus = VcpuList::new();
+    for n in 0..MAX_VCPUS {
+        match read_group(VCPU + n) {
+            Ok(group) => {
+                // At most MAX_VCPUS turns: the push always has room.
+                let _ = vcpus.push(VcpuInfo::from_group(group)?);
+            }
+            Err(Error::InvalidArgument) => break,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(vcpus)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +194,35 @@ mod tests {
             })
         );
         assert_eq!(VcpuInfo::from_group([9, 1, 1]), Err(Error::Malformed));
+    }
+
+    #[test]
+    fn the_vcpus_are_read_until_the_kernel_says_there_are_no_more() {
+        extern crate std;
+        use std::vec::Vec;
+        let mut asked = Vec::new();
+        let two = read_vcpus(|group| {
+            asked.push(group);
+            match group - VCPU {
+                0 => Ok([VCPU_RUNNING, 40, 2]),
+                1 => Ok([VCPU_STOPPED, 0, 0]),
+                _ => Err(Error::InvalidArgument),
+            }
+        });
+        let two = two.unwrap();
+        assert_eq!(asked, [VCPU, VCPU + 1, VCPU + 2]);
+        assert_eq!(two.len(), 2);
+        assert_eq!(two[0].state, VcpuState::Running);
+        assert_eq!((two[0].exits, two[0].round_trips), (40, 2));
+        assert_eq!(two[1].state, VcpuState::Stopped);
+        // A kernel that never says "no more" is asked MAX_VCPUS times.
+        let all = read_vcpus(|_| Ok([VCPU_HELD, 1, 0])).unwrap();
+        assert_eq!(all.len(), MAX_VCPUS);
+        // A bad state code or another error is the answer.
+        assert_eq!(read_vcpus(|_| Ok([7, 1, 0])), Err(Error::Malformed));
+        assert_eq!(
+            read_vcpus(|_| Err(Error::KernelRefused)),
+            Err(Error::KernelRefused)
+        );
     }
 }
