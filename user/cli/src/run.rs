@@ -161,13 +161,13 @@ fn show(
         (Outcome::Reply(Reply::Done), false) => fmt_into(&mut text, DoneLine(command)),
         (Outcome::Reply(Reply::Done), true) => json::write_ok(&mut text),
         (Outcome::Info(vm, stats), false) => {
-            let figures = stats.as_ref().ok().copied().flatten();
+            let figures = stats.as_ref().ok().and_then(Option::as_ref);
             fmt_into(&mut text, InfoBlock(vm))
-                .and_then(|()| figures.map_or(Ok(()), |s| fmt_into(&mut text, StatsBlock(&s))))
+                .and_then(|()| figures.map_or(Ok(()), |s| fmt_into(&mut text, StatsBlock(s))))
         }
         (Outcome::Info(vm, stats), true) => {
-            let figures = stats.as_ref().ok().copied().flatten();
-            json::write_vm_info(&mut text, vm, figures.as_ref())
+            let figures = stats.as_ref().ok().and_then(Option::as_ref);
+            json::write_vm_info(&mut text, vm, figures)
         }
         // `--json` is refused for `log` when the arguments are read.
         (Outcome::Log(_, lines), _) => {
