@@ -9,8 +9,10 @@ pub use crate::devices::ConsolePort;
 use crate::{Error, VmId, WireName};
 
 pub mod events;
+pub mod stats;
 
 pub use events::{EVENT_HISTORY, EVENTS_PAGE, EventPage, VmChange, VmEvent};
+pub use stats::{VcpuInfo, VcpuList, VcpuState, VmStats, read_vcpus};
 
 /// How many VMs one `List` response carries; ask again from `next` for more.
 /// (Four of the widest [`VmInfo`], each with a [`LastExit`] and its time,
@@ -473,52 +475,6 @@ pub struct GuestImage {
     pub kind: ImageKind,
     /// Its length in bytes.
     pub size: u64,
-}
-
-/// What `Stats` reports of a VM, since it last started (a reset or a
-/// fresh start begins again from zero): how often its vCPUs left the guest,
-/// by kind, and its I/O requests through the ioreq and device services.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VmStats {
-    /// Exits for device accesses: MMIO on RISC-V, port I/O on x86.
-    pub device_exits: u64,
-    /// Exits for hypervisor calls: SBI `ecall` on RISC-V, VMMCALL/VMCALL.
-    pub hypercall_exits: u64,
-    /// Exits to wait for an interrupt: `wfi`, `hlt`.
-    pub wait_exits: u64,
-    /// Runs ended by a host interrupt (the scheduler's tick).
-    pub interrupt_exits: u64,
-    /// Every other exit: exceptions reflected into the guest, CPUID,
-    /// stray accesses.
-    pub other_exits: u64,
-    /// I/O requests that went round the services and were completed.
-    pub ioreq_round_trips: u64,
-    /// Their time from the exit to the vCPU's resume, summed, in
-    /// nanoseconds of the host timer: the services' time on the VM's
-    /// requests, with any wait for them to run.
-    pub service_ns: u64,
-    /// Device writes posted: completed at once and queued for the services
-    /// (a UART's transmit register), so device exits are round trips plus
-    /// these.
-    pub posted_writes: u64,
-    /// What its network card counted (the device service's figures);
-    /// `None` for a VM without one (x86) or when the service did not say.
-    pub net: Option<crate::devices::NetCounters>,
-}
-
-impl VmStats {
-    /// Every exit, of any kind.
-    pub fn total_exits(&self) -> u64 {
-        [
-            self.device_exits,
-            self.hypercall_exits,
-            self.wait_exits,
-            self.interrupt_exits,
-            self.other_exits,
-        ]
-        .iter()
-        .fold(0u64, |sum, &n| sum.saturating_add(n))
-    }
 }
 
 /// A request to the vm-manager.

@@ -11,7 +11,10 @@ use ipc::devices::{
     WaitedAccess,
 };
 use ipc::ioreq::{self, ClientId};
-use ipc::vm::{self, CreateOptions, LIST_PAGE, VmInfo, VmKind, VmState, VmStats};
+use ipc::syscall::MAX_VCPUS;
+use ipc::vm::{
+    self, CreateOptions, LIST_PAGE, VcpuInfo, VcpuState, VmInfo, VmKind, VmState, VmStats,
+};
 use ipc::{Error, MAX_MESSAGE_SIZE, Space, VmId, WireName, decode, encode};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -203,6 +206,14 @@ fn every_vm_message_fits() {
             tx_dropped: u64::MAX,
             rx_dropped: u64::MAX,
         }),
+        vcpus: heapless::Vec::from_slice(
+            &[VcpuInfo {
+                state: VcpuState::Held,
+                exits: u64::MAX,
+                round_trips: u64::MAX,
+            }; MAX_VCPUS],
+        )
+        .unwrap(),
     }));
     assert_fits(devices::Response::Net(devices::NetCounters {
         sent: u64::MAX,

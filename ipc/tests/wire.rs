@@ -7,7 +7,7 @@
 
 use ipc::devices::{self, ConsoleChunk, DeviceKind, IrqEvent};
 use ipc::ioreq::{self, ClientId};
-use ipc::vm::{self, CreateOptions, VmInfo, VmKind, VmState, VmStats};
+use ipc::vm::{self, CreateOptions, VcpuInfo, VcpuState, VmInfo, VmKind, VmState, VmStats};
 use ipc::{Error, Space, VmId, encode, wire_name};
 
 fn first_byte<T: serde::Serialize>(msg: &T) -> u8 {
@@ -310,7 +310,8 @@ fn vm_stats_bytes_are_pinned() {
     // The fields in order, each a varint: device, hypercall, wait,
     // interrupt and other exits, round trips, service nanoseconds, posted
     // writes; then the network figures (an option: 0 for none, 1 then sent,
-    // received, malformed and dropped frames).
+    // received, malformed and dropped frames); then the vCPUs (a count,
+    // then each one's state variant, exits and round trips).
     let mut stats = VmStats {
         device_exits: 300,
         hypercall_exits: 2,
@@ -321,20 +322,42 @@ fn vm_stats_bytes_are_pinned() {
         service_ns: 1_000_000,
         posted_writes: 7,
         net: None,
+        vcpus: heapless::Vec::new(),
     };
     let mut buf = [0u8; 64];
     let head = [0xac, 0x02, 2, 3, 4, 5, 0xac, 0x02, 0xc0, 0x84, 0x3d, 7];
     let without = encode(&stats, &mut buf).unwrap().to_vec();
     assert_eq!(without[..head.len()], head);
-    assert_eq!(without[head.len()..], [0]);
+    assert_eq!(without[head.len()..], [0, 0]);
     stats.net = Some(ipc::devices::NetCounters {
         sent: 8,
         received: 9,
         tx_dropped: 1,
         rx_dropped: 130,
     });
-    let with = encode(&stats, &mut buf).unwrap();
-    assert_eq!(with[head.len()..], [1, 8, 9, 1, 0x82, 0x01]);
+    let with = encode(&stats, &mut buf).unwrap().to_vec();
+    assert_eq!(with[head.len()..], [1, 8, 9, 1, 0x82, 0x01, 0]);
+    // Running 0, I/O 1, waiting 2, stopped 3, held 4.
+    for (state, variant) in [
+        (VcpuState::Running, 0),
+        (VcpuState::Io, 1),
+        (VcpuState::Waiting, 2),
+        (VcpuState::Stopped, 3),
+        (VcpuState::Held, 4),
+    ] {
+        stats.vcpus.clear();
+        let vcpu = VcpuInfo {
+            state,
+            exits: 300,
+            round_trips: 6,
+        };
+        stats.vcpus.extend([vcpu, VcpuInfo { exits: 1, ..vcpu }]);
+        let vcpus = encode(&stats, &mut buf).unwrap();
+        assert_eq!(
+            vcpus[with.len() - 1..],
+            [2, variant, 0xac, 0x02, 6, variant, 1, 6]
+        );
+    }
 }
 
 #[test]

@@ -6,7 +6,9 @@
 //! (including a full slot table and too little memory), a static VM launched
 //! again by its name, more VMs made and destroyed than the kernel has VM
 //! identifiers (`mica.vm_ids=3`), `images` listing the boot image's guest
-//! images (and a create of an unknown image, or none, listing them), and
+//! images (and a create of an unknown image, or none, listing them), `vm
+//! info` of a 2-vCPU VM with a line per vCPU (vCPU 0 ticking, vCPU 1
+//! stopped, both held when paused), and
 //! `halt` ending QEMU with status 0 (the console and disk commands are in
 //! `riscv64_console`). Run by `cargo xtask test`.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
@@ -110,6 +112,52 @@ fn a_dynamic_vm_runs_and_is_destroyed_while_running_twice() {
         "{:?}",
         s.transcript()
     );
+    halt(s);
+}
+
+/// The state and exits of `vm info`'s line for a vCPU: `vcpu N:` padded,
+/// then `STATE, EXITS exits, ROUND_TRIPS I/O round trips`.
+fn vcpu_line(line: &str) -> (String, u64) {
+    let figures = line
+        .split_once(':')
+        .map(|(_, rest)| rest.trim_start())
+        .and_then(|rest| rest.rsplit_once(" I/O round trips"))
+        .and_then(|(rest, _)| rest.rsplit_once(", "))
+        .and_then(|(rest, _)| rest.rsplit_once(" exits"))
+        .and_then(|(rest, _)| rest.rsplit_once(", "))
+        .and_then(|(state, exits)| Some((state.to_string(), exits.parse().ok()?)));
+    figures.unwrap_or_else(|| panic!("not a vcpu line: {line:?}"))
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn vm_info_shows_each_vcpu_of_a_two_vcpu_vm() {
+    let mut s = booted();
+    s.send("vm create duo --image hello --vcpus 2\n").unwrap();
+    s.expect("duo created", ANSWER).unwrap();
+    s.send("vm start duo\n").unwrap();
+    s.expect("duo started", ANSWER).unwrap();
+    s.expect("duo | duo: tick 1", TICKS).unwrap();
+    // hello runs on vCPU 0 (ticking: running, in wfi or on its UART) and never
+    // starts hart 1: vCPU 1 is stopped and has not left the guest.
+    s.send("vm info duo\n").unwrap();
+    s.expect("vcpus:         2", ANSWER).unwrap();
+    let (state, exits) = vcpu_line(&s.expect("vcpu 0:        ", ANSWER).unwrap());
+    let ticking = ["running", "waiting", "waiting for I/O"];
+    assert!(ticking.contains(&state.as_str()), "vcpu 0: {state}");
+    assert!(exits > 0, "vcpu 0 ticked without an exit");
+    let line = s.expect("vcpu 1:        ", ANSWER).unwrap();
+    assert_eq!(vcpu_line(&line), ("stopped".to_string(), 0), "{line}");
+    // A paused VM holds every vCPU, and vCPU 0 keeps its count.
+    s.send("vm pause duo\nvm info duo\n").unwrap();
+    s.expect("duo paused", ANSWER).unwrap();
+    let (state, paused_exits) = vcpu_line(&s.expect("vcpu 0:        ", ANSWER).unwrap());
+    assert_eq!(state, "held");
+    assert!(paused_exits >= exits, "{paused_exits} < {exits}");
+    let line = s.expect("vcpu 1:        ", ANSWER).unwrap();
+    assert_eq!(vcpu_line(&line), ("held".to_string(), 0), "{line}");
+    s.send("vm destroy duo\n").unwrap();
+    s.expect("duo destroyed", ANSWER).unwrap();
     halt(s);
 }
 

@@ -3,7 +3,7 @@
 
 use ipc::devices::{self, BatchWrite, ConsoleChunk, WaitedAccess};
 use ipc::ioreq::{self, ClientId};
-use ipc::vm::{self, CreateOptions, VmInfo, VmKind, VmState, VmStats};
+use ipc::vm::{self, CreateOptions, VcpuInfo, VcpuState, VmInfo, VmKind, VmState, VmStats};
 use ipc::{Error, Space, VmId, wire_name};
 
 fn name(text: &str) -> ipc::WireName {
@@ -169,6 +169,18 @@ pub(super) fn vm_responses() -> Vec<vm::Response> {
         vm::Response::Stats(VmStats {
             device_exits: 23702,
             service_ns: 1 << 33,
+            vcpus: heapless::Vec::from_array([
+                VcpuInfo {
+                    state: VcpuState::Running,
+                    exits: 23702,
+                    round_trips: 23000,
+                },
+                VcpuInfo {
+                    state: VcpuState::Stopped,
+                    exits: 0,
+                    round_trips: 0,
+                },
+            ]),
             ..VmStats::default()
         }),
     ]

@@ -16,7 +16,7 @@
 //! | `start` | `vm_start(vm, entry, dtb)`: the kernel's load offset (raw: 2 MiB) and where the tree went | |
 //! | `set_generation_id` | `vm_write_genid` (the ID in guest RAM), then devices `SetGenerationId` (the notification) | (with the devices) |
 //! | `console_input` / `console_output` | devices `Input` (in pieces of `INPUT_CHUNK`) / `ConsoleRead` | |
-//! | `vm_stats` | `vm_stats(vm, group)` for each of the three groups | |
+//! | `vm_stats` | `vm_stats(vm, group)` for each of the three groups, then the vCPU groups until the kernel has no more; devices `NetCounters` | |
 //!
 //! The kernel makes a VM's RAM and vCPUs in one call, so `vm_create` waits
 //! for `create_vcpus`, which knows the count; the device tree needs the
@@ -707,8 +707,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
         let [interrupt_exits, other_exits, ioreq_round_trips] =
             self.kernel.vm_stats(vm, MORE_EXITS)?;
         let [service_ns, posted_writes, _] = self.kernel.vm_stats(vm, SERVICE_TIME)?;
-        // The device service's figures are an extra: without them (no
-        // card, the service down) the kernel's still answer.
+        // The device service's figures are an extra: the kernel's answer without them.
         let net = match self.links.devices(&devices::Request::NetCounters { vm }) {
             Ok(devices::Response::Net(counters)) => Some(counters),
             _ => None,
@@ -723,6 +722,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
             service_ns,
             posted_writes,
             net,
+            vcpus: ipc::vm::read_vcpus(|group| self.kernel.vm_stats(vm, group))?,
         })
     }
 

@@ -1,21 +1,27 @@
 //! `Stats` through the task's platform: the three `vm_stats` groups of the
-//! kernel are read and put together field by field, and a kernel that
-//! refuses the call is reported, not papered over with zeros.
+//! kernel are read and put together field by field, then each vCPU's
+//! group until the kernel has no more; a kernel that refuses the call, or
+//! answers a vCPU state this side does not know, is reported, not papered
+//! over with zeros.
 
 mod common;
 
 use std::vec::Vec;
 
 use common::OkLinks;
-use ipc::vm::{CreateOptions, Request, Response, VmStats};
+use ipc::syscall::vm_stats::{VCPU, VCPU_IO, VCPU_RUNNING, VCPU_STOPPED, VCPU_WAITING};
+use ipc::vm::{CreateOptions, Request, Response, VcpuInfo, VcpuList, VcpuState, VmStats};
 use ipc::{Error, VmId, wire_name};
 use vm_manager::{EntropySource, KernelPlatform, StaticVmConfig, VmFlags, VmKernel, VmManager};
 
-/// A kernel whose VM calls all succeed; `vm_stats` answers group `g` of
-/// VM `vm` with `[100 * vm + 10 * g + 1, .. + 2, .. + 3]`, or refuses.
+/// A kernel whose VM calls all succeed; `vm_stats` answers group `g` (of
+/// the three) of VM `vm` with `[100 * vm + 10 * g + 1, .. + 2, .. + 3]`,
+/// group `VCPU + n` with `vcpus[n]` (`InvalidArgument` past them), or
+/// refuses.
 #[derive(Default)]
 struct Kernel {
     counts: bool,
+    vcpus: Vec<[u64; 3]>,
     asked: Vec<(u16, usize)>,
 }
 
@@ -52,6 +58,9 @@ impl VmKernel for Kernel {
         if !self.counts {
             return Err(Error::KernelRefused);
         }
+        if let Some(n) = group.checked_sub(VCPU) {
+            return self.vcpus.get(n).copied().ok_or(Error::InvalidArgument);
+        }
         let base = 100 * u64::from(vm.0) + 10 * group as u64;
         Ok([base + 1, base + 2, base + 3])
     }
@@ -77,9 +86,10 @@ const SCENARIO: &[StaticVmConfig] = &[StaticVmConfig {
 
 type Manager = VmManager<KernelPlatform<Kernel, OkLinks>, Zero>;
 
-fn manager(counts: bool) -> Manager {
+fn manager(counts: bool, vcpus: &[[u64; 3]]) -> Manager {
     let kernel = Kernel {
         counts,
+        vcpus: vcpus.to_vec(),
         ..Kernel::default()
     };
     let mut m = Manager::new(SCENARIO, KernelPlatform::new(kernel, OkLinks), Zero)
@@ -105,8 +115,15 @@ fn stats(name: &str) -> Request {
 }
 
 #[test]
-fn the_three_groups_become_one_answer() {
-    let mut m = manager(true);
+fn the_groups_become_one_answer() {
+    let mut m = manager(
+        true,
+        &[
+            [VCPU_WAITING, 5_000, 17],
+            [VCPU_IO, 300, 299],
+            [VCPU_STOPPED, 0, 0],
+        ],
+    );
     // `web` took slot 1: its groups are 101.., 111.., 121...
     assert_eq!(
         m.handle(stats("web")),
@@ -121,13 +138,50 @@ fn the_three_groups_become_one_answer() {
             posted_writes: 122,
             // OkLinks' device service answers `Ok`, not figures.
             net: None,
+            vcpus: VcpuList::from_slice(&[
+                VcpuInfo {
+                    state: VcpuState::Waiting,
+                    exits: 5_000,
+                    round_trips: 17,
+                },
+                VcpuInfo {
+                    state: VcpuState::Io,
+                    exits: 300,
+                    round_trips: 299,
+                },
+                VcpuInfo {
+                    state: VcpuState::Stopped,
+                    exits: 0,
+                    round_trips: 0,
+                },
+            ])
+            .unwrap(),
         })
     );
-    assert_eq!(m.platform().kernel().asked, [(1, 0), (1, 1), (1, 2)]);
+    // The vCPU groups are asked until the kernel says there are no more.
+    assert_eq!(
+        m.platform().kernel().asked,
+        [
+            (1, 0),
+            (1, 1),
+            (1, 2),
+            (1, VCPU),
+            (1, VCPU + 1),
+            (1, VCPU + 2),
+            (1, VCPU + 3)
+        ]
+    );
+}
+
+#[test]
+fn a_vcpu_state_this_side_does_not_know_is_reported() {
+    // vCPU 1 answers state 9, which no `VCPU_*` code means.
+    let mut m = manager(true, &[[VCPU_RUNNING, 10, 1], [9, 10, 1]]);
+    assert_eq!(m.handle(stats("web")), Response::Err(Error::Malformed));
 }
 
 #[test]
 fn a_kernel_that_does_not_count_is_reported() {
-    let mut m = manager(false);
+    let mut m = manager(false, &[]);
     assert_eq!(m.handle(stats("vm0")), Response::Err(Error::KernelRefused));
 }

@@ -18,6 +18,7 @@ fn figures(device_exits: u64) -> VmStats {
         service_ns: 1_200_000_000,
         posted_writes: 0,
         net: None,
+        vcpus: ipc::vm::VcpuList::new(),
     }
 }
 

@@ -29,7 +29,9 @@ commands:
   info NAME                    show one VM: its last exit (why it last
                                stopped running), its guest exits by kind and
                                its I/O requests' round trips and time in the
-                               services since it started; for a dynamic VM
+                               services since it started, and each vCPU's
+                               state (running, waiting for I/O, waiting,
+                               stopped, held) and exits; for a dynamic VM
                                that ended lately (the last 8 are kept): no
                                VM named NAME (it ended: ...), exit status 1
   images                       list the guest images in the boot image: name,

@@ -346,7 +346,7 @@ fn a_peer_of_another_version_exits_3() {
     assert_eq!(run.code, 3);
     assert_eq!(
         run.stderr,
-        "error: the peer speaks management protocol version 9, this side speaks version 7: use a matching mica\n"
+        "error: the peer speaks management protocol version 9, this side speaks version 8: use a matching mica\n"
     );
 }
 
@@ -415,6 +415,7 @@ generation id: 00000000-0000-0000-0000-000000000001
 exits:         23711 device, 310 hypercall, 12 wait, 40 interrupt, 3 other
 ioreq:         23702 round trips, 1.2 s in services (52.0 us each); 9 writes posted
 network:       12 frames sent, 10 received, 2 dropped (0 malformed sent, 2 with no room)
+vcpu 0:        waiting, 24076 exits, 23702 I/O round trips
 "
     );
     let run = mica_at(&fake.socket, &["info", "rtvm", "--json"]);
@@ -425,7 +426,8 @@ network:       12 frames sent, 10 received, 2 dropped (0 malformed sent, 2 with 
          \"mem_mib\":64,\"generation_id\":\"00000000-0000-0000-0000-000000000001\",\"generation_id_random\":true,\"last_exit\":null,\"last_exit_uptime_ms\":null,\"disk\":null,\
          \"stats\":{\"exits\":{\"device\":23711,\"hypercall\":310,\"wait\":12,\"interrupt\":40,\
          \"other\":3},\"ioreq_round_trips\":23702,\"service_ns\":1234567890,\"posted_writes\":9,\
-         \"net\":{\"sent\":12,\"received\":10,\"tx_dropped\":0,\"rx_dropped\":2}}}\n"
+         \"net\":{\"sent\":12,\"received\":10,\"tx_dropped\":0,\"rx_dropped\":2},\
+         \"vcpus\":[{\"vcpu\":0,\"state\":\"waiting\",\"exits\":24076,\"round_trips\":23702}]}}\n"
     );
     // A powered-off VM has no figures: `null`, and no line in the text.
     let run = mica_at(&fake.socket, &["info", "sos", "--json"]);

@@ -25,8 +25,9 @@ use crate::cobs::{self, CobsError};
 /// `Request::Events` / `Response::Events` read the VMs' state changes.
 /// 6: `CreateOptions::disk` gives a dynamic VM a host disk, `VmInfo::disk`
 /// shows it, `Request::ConsoleInput` names the console port.
-/// 7: `VmStats::net` carries the network card's frame counts.)
-pub const VERSION: u8 = 7;
+/// 7: `VmStats::net` carries the network card's frame counts.
+/// 8: `VmStats::vcpus` carries each vCPU's state, exits and round trips.)
+pub const VERSION: u8 = 8;
 
 /// The largest message a frame carries.
 pub const MAX_PAYLOAD: usize = ipc::MAX_MESSAGE_SIZE;

@@ -77,7 +77,9 @@ pub fn write_vm_info<W: Write + ?Sized>(
 /// A VM's figures: `{"exits":{"device":..,"hypercall":..,"wait":..,
 /// "interrupt":..,"other":..},"ioreq_round_trips":..,"service_ns":..,
 /// "posted_writes":..,"net":{"sent":..,"received":..,"tx_dropped":..,
-/// "rx_dropped":..}}` (`"net":null` for a VM without a network card).
+/// "rx_dropped":..},"vcpus":[{"vcpu":0,"state":..,"exits":..,
+/// "round_trips":..},..]}` (`"net":null` for a VM without a network
+/// card; `"state"` one of `running`, `io`, `waiting`, `stopped`, `held`).
 pub fn write_stats<W: Write + ?Sized>(out: &mut W, stats: &VmStats) -> fmt::Result {
     write!(
         out,
@@ -95,11 +97,25 @@ pub fn write_stats<W: Write + ?Sized>(out: &mut W, stats: &VmStats) -> fmt::Resu
     match stats.net {
         Some(net) => write!(
             out,
-            "{{\"sent\":{},\"received\":{},\"tx_dropped\":{},\"rx_dropped\":{}}}}}",
+            "{{\"sent\":{},\"received\":{},\"tx_dropped\":{},\"rx_dropped\":{}}}",
             net.sent, net.received, net.tx_dropped, net.rx_dropped
-        ),
-        None => out.write_str("null}"),
+        )?,
+        None => out.write_str("null")?,
     }
+    out.write_str(",\"vcpus\":[")?;
+    for (n, vcpu) in stats.vcpus.iter().enumerate() {
+        if n != 0 {
+            out.write_char(',')?;
+        }
+        write!(
+            out,
+            "{{\"vcpu\":{n},\"state\":\"{}\",\"exits\":{},\"round_trips\":{}}}",
+            vcpu.state.key(),
+            vcpu.exits,
+            vcpu.round_trips
+        )?;
+    }
+    out.write_str("]}")
 }
 
 /// [`write_vm`] without the closing brace.

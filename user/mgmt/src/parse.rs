@@ -26,7 +26,9 @@ vm list                      list the VMs; a powered-off VM that ended says
                              why: powered-off (stopped: guest fault)
 vm info NAME                 show one VM: its last exit (why it last stopped
                              running), its guest exits by kind and its I/O
-                             round trips and time in the services; for a
+                             round trips and time in the services, and each
+                             vCPU's state (running, waiting for I/O,
+                             waiting, stopped, held) and exits; for a
                              dynamic VM that ended lately (the last 8 are
                              kept): no VM named NAME (it ended: ...)
 vm create NAME [--from TEMPLATE] [--image IMAGE] [--mem MiB] [--vcpus N]

@@ -162,17 +162,22 @@ impl fmt::Display for InfoBlock<'_> {
     }
 }
 
-/// The figures `vm info` shows after the VM's settings, two lines each
+/// The figures `vm info` shows after the VM's settings, lines each
 /// ending in `\n`:
 ///
 /// ```text
 /// exits:         23711 device, 310 hypercall, 12 wait, 40 interrupt, 3 other
 /// ioreq:         23702 round trips, 1.2 s in services (50.6 us each); 9 writes posted
 /// network:       12 frames sent, 10 received, 2 dropped (0 malformed sent, 2 with no room)
+/// vcpu 0:        waiting, 24076 exits, 23702 I/O round trips
+/// vcpu 1:        stopped, 0 exits, 0 I/O round trips
 /// ```
 ///
 /// (the part after `;` only when the VM posted writes; the network line
-/// only for a VM with a network card.)
+/// only for a VM with a network card; a line per vCPU, in the states
+/// `running`, `waiting for I/O`, `waiting` (in `wfi`/`hlt`), `stopped`
+/// (not started by the guest, or stopped itself) and `held` (the VM is
+/// not running).)
 /// Device exits are MMIO on RISC-V and port I/O on x86, hypercalls SBI
 /// calls or VMMCALL/VMCALL, waits `wfi`/`hlt`; the service time runs from
 /// each I/O exit to the vCPU's resume.
@@ -209,6 +214,14 @@ impl fmt::Display for StatsBlock<'_> {
                 net.tx_dropped.saturating_add(net.rx_dropped),
                 net.tx_dropped,
                 net.rx_dropped
+            )?;
+        }
+        for (n, vcpu) in s.vcpus.iter().enumerate() {
+            // At most MAX_VCPUS (8): one digit keeps the column.
+            writeln!(
+                f,
+                "vcpu {n}:        {}, {} exits, {} I/O round trips",
+                vcpu.state, vcpu.exits, vcpu.round_trips
             )?;
         }
         Ok(())

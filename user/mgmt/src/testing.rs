@@ -58,6 +58,12 @@ pub const EXAMPLE_STATS: VmStats = VmStats {
         tx_dropped: 0,
         rx_dropped: 2,
     }),
+    // One vCPU, which made every exit.
+    vcpus: heapless::Vec::from_array([ipc::vm::VcpuInfo {
+        state: ipc::vm::VcpuState::Waiting,
+        exits: 24_076,
+        round_trips: 23_702,
+    }]),
 };
 
 /// The most console bytes the stand-in keeps per VM.

@@ -6,7 +6,7 @@
     reason = "test helpers may panic on impossible values"
 )]
 
-use ipc::vm::{Request, Response, VmInfo, VmKind, VmState, VmStats};
+use ipc::vm::{Request, Response, VcpuInfo, VcpuList, VcpuState, VmInfo, VmKind, VmState, VmStats};
 use ipc::{VmId, wire_name};
 use mica_mgmt::command::{ReplyError, check_stats, stats_request};
 use mica_mgmt::json;
@@ -48,6 +48,7 @@ fn the_figures_are_lines_under_the_info_block() {
 exits:         23711 device, 310 hypercall, 12 wait, 40 interrupt, 3 other
 ioreq:         23702 round trips, 1.2 s in services (52.0 us each); 9 writes posted
 network:       12 frames sent, 10 received, 2 dropped (0 malformed sent, 2 with no room)
+vcpu 0:        waiting, 24076 exits, 23702 I/O round trips
 "
     );
     // Before the first I/O request there is no time to share out; a VM
@@ -59,6 +60,69 @@ exits:         0 device, 0 hypercall, 0 wait, 0 interrupt, 0 other
 ioreq:         0 round trips
 "
     );
+}
+
+/// Four vCPUs, one in each state a running VM's vCPU may be in.
+fn four_vcpus() -> VmStats {
+    let vcpu = |state, exits, round_trips| VcpuInfo {
+        state,
+        exits,
+        round_trips,
+    };
+    VmStats {
+        vcpus: VcpuList::from_slice(&[
+            vcpu(VcpuState::Running, 12_345, 17),
+            vcpu(VcpuState::Io, 800, 790),
+            vcpu(VcpuState::Waiting, 3, 0),
+            vcpu(VcpuState::Stopped, 0, 0),
+        ])
+        .unwrap(),
+        ..VmStats::default()
+    }
+}
+
+#[test]
+fn each_vcpu_gets_a_line_in_order() {
+    let shown = StatsBlock(&four_vcpus()).to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(
+        lines[2..],
+        [
+            "vcpu 0:        running, 12345 exits, 17 I/O round trips",
+            "vcpu 1:        waiting for I/O, 800 exits, 790 I/O round trips",
+            "vcpu 2:        waiting, 3 exits, 0 I/O round trips",
+            "vcpu 3:        stopped, 0 exits, 0 I/O round trips",
+        ],
+        "{shown}"
+    );
+    // A paused VM's vCPUs are held.
+    let mut paused = four_vcpus();
+    for vcpu in &mut paused.vcpus {
+        vcpu.state = VcpuState::Held;
+    }
+    let shown = StatsBlock(&paused).to_string();
+    assert!(
+        shown.ends_with("vcpu 3:        held, 0 exits, 0 I/O round trips\n"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn the_vcpus_are_a_json_array_of_their_figures() {
+    let mut out = String::new();
+    json::write_stats(&mut out, &four_vcpus()).unwrap();
+    let vcpus = out.split_once(",\"vcpus\":").unwrap().1;
+    assert_eq!(
+        vcpus,
+        "[{\"vcpu\":0,\"state\":\"running\",\"exits\":12345,\"round_trips\":17},\
+         {\"vcpu\":1,\"state\":\"io\",\"exits\":800,\"round_trips\":790},\
+         {\"vcpu\":2,\"state\":\"waiting\",\"exits\":3,\"round_trips\":0},\
+         {\"vcpu\":3,\"state\":\"stopped\",\"exits\":0,\"round_trips\":0}]}"
+    );
+    // No vCPU figures (a kernel without them): an empty array.
+    let mut out = String::new();
+    json::write_stats(&mut out, &VmStats::default()).unwrap();
+    assert!(out.ends_with(",\"net\":null,\"vcpus\":[]}"), "{out}");
 }
 
 #[test]
@@ -103,7 +167,8 @@ fn info_json_adds_the_figures_and_keeps_every_other_key() {
             "{},\"disk\":null,\"stats\":{{\"exits\":{{\"device\":23711,\"hypercall\":310,\"wait\":12,\
              \"interrupt\":40,\"other\":3}},\"ioreq_round_trips\":23702,\
              \"service_ns\":1234567890,\"posted_writes\":9,\"net\":{{\"sent\":12,\
-             \"received\":10,\"tx_dropped\":0,\"rx_dropped\":2}}}}}}",
+             \"received\":10,\"tx_dropped\":0,\"rx_dropped\":2}},\"vcpus\":[{{\"vcpu\":0,\
+             \"state\":\"waiting\",\"exits\":24076,\"round_trips\":23702}}]}}}}",
             plain.strip_suffix('}').unwrap()
         )
     );

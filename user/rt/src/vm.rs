@@ -263,6 +263,13 @@ pub fn vm_stats(vm: VmId, group: usize) -> Result<[u64; 3], Error> {
     vm_call(Sysno::VmStats, vm, group, 0).map(|values| values.map(|v| v as u64))
 }
 
+/// Every vCPU of VM `vm`: its state, exits and I/O round trips (the
+/// `vm_stats` groups `VCPU + n`, read until the kernel says there are no
+/// more); `Error::Malformed` for a state code this side does not know.
+pub fn vm_vcpu_stats(vm: VmId) -> Result<ipc::vm::VcpuList, Error> {
+    ipc::vm::read_vcpus(|group| vm_stats(vm, group))
+}
+
 /// Gives VM `vm` its name for the kernel's lines about it.
 pub fn vm_set_name(vm: VmId, name: &str) -> Result<(), Error> {
     let len = put_name(name)?;

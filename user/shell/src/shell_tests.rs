@@ -265,15 +265,16 @@ fn vm_info_shows_the_exit_and_io_figures_of_a_vm_that_runs() {
     assert_eq!(lines[4], "state:         started");
     assert_eq!(lines[7], "disk:          none");
     assert_eq!(
-        &lines[9..12],
+        &lines[9..13],
         [
             "exits:         23711 device, 310 hypercall, 12 wait, 40 interrupt, 3 other",
             "ioreq:         23702 round trips, 1.2 s in services (52.0 us each); 9 writes posted",
             "network:       12 frames sent, 10 received, 2 dropped (0 malformed sent, 2 with no room)",
+            "vcpu 0:        waiting, 24076 exits, 23702 I/O round trips",
         ],
         "{shown}"
     );
-    assert_eq!(lines[12], "mica> ");
+    assert_eq!(lines[13], "mica> ");
     // A powered-off VM has no figures: the settings alone.
     let (_, shown) = typed(&mut shell, &mut hv, "vm info sos\n");
     assert!(shown.contains("state:         powered-off\n"), "{shown}");

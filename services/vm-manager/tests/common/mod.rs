@@ -346,7 +346,7 @@ impl Platform for FakePlatform {
 
     fn vm_stats(&mut self, vm: VmId) -> Result<VmStats, ipc::Error> {
         assert!(self.has(vm, Resource::Vcpus), "stats of a VM without vCPUs");
-        Ok(self.stats.get(&vm.0).copied().unwrap_or_default())
+        Ok(self.stats.get(&vm.0).cloned().unwrap_or_default())
     }
 
     fn guest_image(&mut self, index: u16) -> Result<Option<ipc::vm::GuestImage>, ipc::Error> {
