@@ -1,7 +1,7 @@
 //! Boots Mica's x86_64 Multiboot image on QEMU and checks what a user sees:
 //! the boot banner, the SVM backend and the timer ticks with a clean exit
 //! 0; four CPUs all online (three parked), one alone, ten of which eight
-//! come online and two are named; with the boot image, the services in ring 3 starting two SVM guests
+//! come online and two are named, and without ACPI the boot CPU alone; with the boot image, the services in ring 3 starting two SVM guests
 //! whose COM1 lines reach the console through the devices task, each
 //! keeping its own XMM0 while the other writes a different value, and a
 //! guest that stores outside its RAM stopped while the other prints on; a
@@ -118,6 +118,24 @@ fn cpus_past_eight_are_named_and_eight_come_online() {
     s.expect("mica: boot complete, shutting down", BOOT)
         .unwrap();
     assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(0));
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn without_acpi_the_boot_cpu_runs_alone_and_says_why() {
+    let mut s = qemu_smp(SVM, 4, &["-m", "256M", "-machine", "pc,acpi=off"]);
+    s.expect(
+        "mica: warning: cpus: no ACPI RSDP in the EBDA or at 0xe0000-0xfffff: \
+         the boot CPU runs alone",
+        BOOT,
+    )
+    .unwrap();
+    let cpus = s.expect("mica: cpus:", BOOT).unwrap();
+    assert_eq!(cpus, "mica: cpus: 1 CPU online (CPU 0 schedules)");
+    s.expect("mica: boot complete, shutting down", BOOT)
+        .unwrap();
+    // Without ACPI there is no S5 power-off for a clean exit: dropping the
+    // session stops QEMU.
 }
 
 #[test]
