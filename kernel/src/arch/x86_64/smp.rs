@@ -191,7 +191,7 @@ fn start_one(apic_id: u32, tsc_hz: u64) -> bool {
     true
 }
 
-/// The trampoline's bytes and the offset of `field` in them.
+/// Where `field` (a symbol inside the trampoline) lies from its start.
 fn offset(field: *const u8) -> usize {
     field as usize - (&raw const mica_ap_trampoline) as usize
 }
