@@ -1,6 +1,7 @@
 //! Mica's boot-info handoff: reads the firmware's device tree into a
-//! [`BootInfo`] (RAM, harts, ISA, reserved ranges, initrd) and an x86
-//! loader's Multiboot information into a [`multiboot::MultibootInfo`], both
+//! [`BootInfo`] (RAM, harts, ISA, reserved ranges, initrd), an x86
+//! loader's Multiboot information into a [`multiboot::MultibootInfo`] and
+//! the x86 processors the ACPI MADT lists ([`acpi::read_madt`]), all
 //! without panicking on malformed bytes; each gives the generic kernel a
 //! [`MachineInfo`].
 //!
@@ -8,6 +9,7 @@
 //! or loader hands over and depends on no other workspace crate.
 #![no_std]
 
+pub mod acpi;
 pub mod fdt;
 mod harts;
 pub mod image;

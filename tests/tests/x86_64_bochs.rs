@@ -5,8 +5,9 @@
 //! (hello lines through the devices task, an EPT violation stops a VM, a
 //! VMCALL powers one off),
 //! a boot without a boot image shuts down cleanly (Bochs exits 0, through
-//! port 0x8A00), and a CPU exception provoked through `mica.test=ud2`
-//! fails the boot (Bochs exits non-zero, through port 0x8900).
+//! port 0x8A00) with its one CPU online, and a CPU exception provoked
+//! through `mica.test=ud2` fails the boot (Bochs exits non-zero, through
+//! port 0x8900).
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::path::PathBuf;
@@ -144,6 +145,10 @@ fn a_boot_without_a_boot_image_shuts_down_with_status_0() {
     let _only = one_at_a_time();
     let mut s = bochs("no-image");
     s.expect("mica: virtualization: VMX", BOOT).unwrap();
+    // Bochs emulates one CPU (SMP needs a Bochs built for it): its MADT
+    // lists the boot CPU alone.
+    let cpus = s.expect("mica: cpus:", BOOT).unwrap();
+    assert_eq!(cpus, "mica: cpus: 1 CPU online (CPU 0 schedules)");
     s.expect("mica: no boot image", BOOT).unwrap();
     s.expect("mica: boot complete, shutting down", BOOT)
         .unwrap();

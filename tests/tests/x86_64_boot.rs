@@ -1,6 +1,7 @@
 //! Boots Mica's x86_64 Multiboot image on QEMU and checks what a user sees:
 //! the boot banner, the SVM backend and the timer ticks with a clean exit
-//! 0; with the boot image, the services in ring 3 starting two SVM guests
+//! 0; four CPUs all online (three parked), one alone, ten of which eight
+//! come online and two are named, and without ACPI the boot CPU alone; with the boot image, the services in ring 3 starting two SVM guests
 //! whose COM1 lines reach the console through the devices task, each
 //! keeping its own XMM0 while the other writes a different value, and a
 //! guest that stores outside its RAM stopped while the other prints on; a
@@ -24,15 +25,22 @@ const BOOT: Duration = Duration::from_secs(30);
 /// QEMU's exit for the kernel's failure (isa-debug-exit value 1).
 const FAILURE_EXIT: i32 = 3;
 
-/// QEMU pc booting the Multiboot image xtask built, on `cpu`, without a
-/// NIC (Mica has no network; the default e1000 needs ipxe-qemu's ROM).
+/// QEMU pc booting the Multiboot image xtask built, on four `cpu`s (as
+/// `cargo xtask qemu --arch x86_64` runs it), without a NIC (Mica has no
+/// network; the default e1000 needs ipxe-qemu's ROM).
 fn qemu(cpu: &str, extra: &[&str]) -> Session {
+    qemu_smp(cpu, 4, extra)
+}
+
+/// [`qemu`] with `cpus` processors.
+fn qemu_smp(cpu: &str, cpus: u32, extra: &[&str]) -> Session {
     let image = std::env::var("MICA_KERNEL_X86_64").expect(
         "MICA_KERNEL_X86_64 names the Multiboot image: run these tests with `cargo xtask test`",
     );
     let mut command = Command::new("qemu-system-x86_64");
     command
         .args(["-cpu", cpu, "-kernel", &image])
+        .args(["-smp", &cpus.to_string()])
         .args(["-serial", "stdio", "-display", "none", "-monitor", "none"])
         .args(["-nic", "none"])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
@@ -63,6 +71,71 @@ fn boots_under_svm_and_shuts_down_cleanly() {
     s.expect("mica: boot complete, shutting down", BOOT)
         .unwrap();
     assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(0));
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn four_cpus_all_come_online_and_three_park() {
+    let mut s = qemu_smp(SVM, 4, &["-m", "256M"]);
+    s.expect("mica: timer:", BOOT).unwrap();
+    let cpus = s.expect("mica: cpus:", BOOT).unwrap();
+    assert_eq!(
+        cpus,
+        "mica: cpus: 4 CPUs online (CPU 0 schedules; 3 parked until SMP scheduling)"
+    );
+    s.expect("mica: boot complete, shutting down", BOOT)
+        .unwrap();
+    assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(0));
+    let warned = s.transcript().iter().any(|l| l.contains("warning: cpus:"));
+    assert!(!warned, "{:?}", s.transcript());
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn one_cpu_alone_is_one_cpu_online() {
+    let mut s = qemu_smp(SVM, 1, &["-m", "256M"]);
+    let cpus = s.expect("mica: cpus:", BOOT).unwrap();
+    assert_eq!(cpus, "mica: cpus: 1 CPU online (CPU 0 schedules)");
+    s.expect("mica: boot complete, shutting down", BOOT)
+        .unwrap();
+    assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(0));
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn cpus_past_eight_are_named_and_eight_come_online() {
+    let mut s = qemu_smp(SVM, 10, &["-m", "256M"]);
+    s.expect(
+        "mica: warning: cpus: 2 enabled CPU(s) left stopped: past the first 8",
+        BOOT,
+    )
+    .unwrap();
+    let cpus = s.expect("mica: cpus:", BOOT).unwrap();
+    assert_eq!(
+        cpus,
+        "mica: cpus: 8 CPUs online (CPU 0 schedules; 7 parked until SMP scheduling)"
+    );
+    s.expect("mica: boot complete, shutting down", BOOT)
+        .unwrap();
+    assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(0));
+}
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn without_acpi_the_boot_cpu_runs_alone_and_says_why() {
+    let mut s = qemu_smp(SVM, 4, &["-m", "256M", "-machine", "pc,acpi=off"]);
+    s.expect(
+        "mica: warning: cpus: no ACPI RSDP in the EBDA or at 0xe0000-0xfffff: \
+         the boot CPU runs alone",
+        BOOT,
+    )
+    .unwrap();
+    let cpus = s.expect("mica: cpus:", BOOT).unwrap();
+    assert_eq!(cpus, "mica: cpus: 1 CPU online (CPU 0 schedules)");
+    s.expect("mica: boot complete, shutting down", BOOT)
+        .unwrap();
+    // Without ACPI there is no S5 power-off for a clean exit: dropping the
+    // session stops QEMU.
 }
 
 #[test]

@@ -89,12 +89,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// QEMU booting the Multiboot `image` on `cpu`, console on stdio. No NIC
-/// (`-nic none`): Mica has no network, and the pc board's default e1000
-/// would need its option ROM (ipxe-qemu) for nothing.
+/// Processors of the QEMU pc machine: CPU 0 schedules, the others come up
+/// and park until SMP scheduling (the boot log's `cpus:` line says so).
+pub const SMP_CPUS: &str = "4";
+
+/// QEMU booting the Multiboot `image` on [`SMP_CPUS`] `cpu`s, console on
+/// stdio. No NIC (`-nic none`): Mica has no network, and the pc board's
+/// default e1000 would need its option ROM (ipxe-qemu) for nothing.
 pub fn qemu_command(image: &Path, cpu: &str) -> Command {
     let mut qemu = Command::new("qemu-system-x86_64");
-    qemu.args(["-cpu", cpu, "-m", "256M", "-kernel"])
+    qemu.args(["-cpu", cpu, "-m", "256M", "-smp", SMP_CPUS, "-kernel"])
         .arg(image)
         .args(["-serial", "stdio", "-display", "none", "-monitor", "none"])
         .args(["-nic", "none"])

@@ -17,7 +17,8 @@
 //!   activation)
 //! - `cpus_start(&Firmware, kernel_root)`: brings the other processors up
 //!   and parks them until SMP scheduling, logging how many are online
-//!   (RISC-V harts through SBI HSM; x86 starts no APs yet)
+//!   (RISC-V harts through SBI HSM; x86 CPUs of the ACPI MADT through
+//!   INIT-SIPI-SIPI)
 //! - `GuestVm`: a VM's arch state (RISC-V: H extension; x86_64: SVM or
 //!   VMX), driven by the VM calls; a run of its vCPU ends in a
 //!   [`RunOutcome`]

@@ -1,8 +1,11 @@
 //! The x86 boot path's side of the generic boot: the Multiboot information
 //! the loader left (read through the boot identity map, bounded), the
-//! CPUID virtualization check and what the frame allocator must avoid.
+//! CPUID virtualization check, what the frame allocator must avoid, and the
+//! processors the ACPI MADT lists (read with the information, on the boot
+//! tables: ACPI tables sit in RAM the kernel's own tables need not map).
 
 use log::info;
+use mica_boot::acpi::{self, AcpiError, Madt};
 use mica_boot::multiboot::{MultibootError, MultibootInfo, PhysMemory};
 use mica_boot::{MachineInfo, MemRange};
 
@@ -37,6 +40,7 @@ static IDENTITY: IdentityMap = IdentityMap;
 /// What the loader told the kernel.
 pub struct Firmware {
     info: MultibootInfo<'static>,
+    madt: Result<Madt, AcpiError>,
 }
 
 /// Reads the Multiboot information at `addr` that the loader passed with
@@ -44,7 +48,8 @@ pub struct Firmware {
 pub fn read_firmware(magic: usize, addr: usize) -> Result<Firmware, MultibootError> {
     let magic = u32::try_from(magic).unwrap_or(0);
     let info = MultibootInfo::parse(&IDENTITY, magic, addr as u64)?;
-    Ok(Firmware { info })
+    let madt = acpi::read_madt(&IDENTITY);
+    Ok(Firmware { info, madt })
 }
 
 impl Firmware {
@@ -80,6 +85,19 @@ pub fn check_virtualization(_: &Firmware) -> Result<(), &'static str> {
     }
 }
 
-/// Other processors: none is started yet (x86 AP bring-up is future
-/// work), so the boot CPU alone runs and nothing is logged.
-pub fn cpus_start(_: &Firmware, _kernel_root: u64) {}
+/// Starts the other processors the MADT lists (`smp`); they park until SMP
+/// scheduling. Logs how many are online.
+pub fn cpus_start(firmware: &Firmware, kernel_root: u64) {
+    let machine = firmware.machine();
+    let mut taken = [MemRange::new(0, 0); 2];
+    taken[0] = firmware.info.cmdline_range;
+    if let Some(image) = machine.boot_image {
+        taken[1] = image;
+    }
+    let listed = firmware
+        .madt
+        .as_ref()
+        .map(|madt| &madt.cpus)
+        .map_err(|e| *e);
+    super::smp::start_aps(listed, kernel_root, &taken);
+}

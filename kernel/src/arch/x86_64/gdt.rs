@@ -4,8 +4,16 @@
 //! interrupt stack table gives double faults (IST1) their own stack, so a
 //! kernel stack overflow is still reported instead of resetting the
 //! machine. Replaces the entry code's boot GDT.
+//!
+//! Each application processor gets a GDT and TSS of its own
+//! ([`init_ap`]): `ltr` marks a TSS descriptor busy, so two CPUs cannot load
+//! the same one, and each needs its own double-fault stack. Their RSP0 stays
+//! 0 while they only park with interrupts off (nothing runs in ring 3 on
+//! them); SMP scheduling sets it per CPU.
 
 use core::mem::size_of;
+
+use super::cpus::MAX_CPUS;
 
 /// Kernel code selector.
 pub const KERNEL_CS: u16 = 0x08;
@@ -39,7 +47,7 @@ struct Tss {
 #[repr(C, align(16))]
 struct IstStack([u8; IST_STACK_BYTES]);
 
-static mut TSS: Tss = Tss {
+const EMPTY_TSS: Tss = Tss {
     reserved0: 0,
     rsp: [0; 3],
     reserved1: 0,
@@ -50,10 +58,14 @@ static mut TSS: Tss = Tss {
     iomap_base: size_of::<Tss>() as u16,
 };
 
+static mut TSS: Tss = EMPTY_TSS;
+
 static mut DOUBLE_FAULT_STACK: IstStack = IstStack([0; IST_STACK_BYTES]);
 
 /// Null, kernel code, kernel data, TSS (two slots), user data, user code.
-static mut GDT: [u64; 7] = [
+type Gdt = [u64; 7];
+
+const KERNEL_GDT: Gdt = [
     0,
     0x00af_9a00_0000_ffff, // 64-bit code, ring 0
     0x00cf_9200_0000_ffff, // data, ring 0
@@ -62,6 +74,25 @@ static mut GDT: [u64; 7] = [
     0x00cf_f200_0000_ffff, // data, ring 3
     0x00af_fa00_0000_ffff, // 64-bit code, ring 3
 ];
+
+static mut GDT: Gdt = KERNEL_GDT;
+
+/// An application processor's GDT, TSS and double-fault stack.
+#[repr(C, align(16))]
+struct ApTables {
+    double_fault_stack: IstStack,
+    gdt: Gdt,
+    tss: Tss,
+}
+
+/// The application processors' tables, by start slot (`smp.rs`).
+static mut AP_TABLES: [ApTables; MAX_CPUS - 1] = [const {
+    ApTables {
+        double_fault_stack: IstStack([0; IST_STACK_BYTES]),
+        gdt: KERNEL_GDT,
+        tss: EMPTY_TSS,
+    }
+}; MAX_CPUS - 1];
 
 #[repr(C, packed)]
 struct Pointer {
@@ -83,21 +114,50 @@ fn tss_descriptor(base: u64, limit: u64) -> [u64; 2] {
 /// on the boot CPU, before the IDT is used.
 pub fn init() {
     // SAFETY: runs once on the only CPU with interrupts off, before anything
-    // else refers to these statics; the raw pointers are to statics that live
-    // forever. The new GDT has the same code and data selectors as the boot
-    // GDT, so the far return and the segment reloads keep running in 64-bit
-    // ring 0, and `ltr` loads the TSS descriptor written just before.
+    // else refers to these statics; the pointers are to statics that live
+    // forever.
     unsafe {
         let stack = (&raw const DOUBLE_FAULT_STACK) as u64 + IST_STACK_BYTES as u64;
-        let tss = &raw mut TSS;
+        load(&raw mut GDT, &raw mut TSS, stack);
+    }
+}
+
+/// Loads application processor `slot`'s own GDT and TSS (with its own
+/// double-fault stack) and reloads every segment register. Each slot is
+/// used by one CPU, once (`smp.rs` hands them out); a slot past the table
+/// is ignored (`smp.rs` never starts that many).
+pub fn init_ap(slot: usize) {
+    if slot >= MAX_CPUS - 1 {
+        return;
+    }
+    // SAFETY: slot `slot` belongs to the calling CPU alone (the trampoline
+    // hands each slot out once), interrupts are off, and nothing else
+    // refers to these tables; they live forever.
+    unsafe {
+        let tables = &raw mut AP_TABLES[slot];
+        let stack = (&raw const (*tables).double_fault_stack) as u64 + IST_STACK_BYTES as u64;
+        load(&raw mut (*tables).gdt, &raw mut (*tables).tss, stack);
+    }
+}
+
+/// Points `tss`'s double-fault IST at `stack`, writes its descriptor into
+/// `gdt`, loads both and reloads the segment registers.
+///
+/// # Safety
+/// `gdt` and `tss` live forever, belong to the calling CPU alone and are
+/// not loaded by any other; interrupts are off.
+unsafe fn load(gdt: *mut Gdt, tss: *mut Tss, stack: u64) {
+    // SAFETY: the caller gives this CPU's own tables. The new GDT has the
+    // same code and data selectors as the boot GDT, so the far return and
+    // the segment reloads keep running in 64-bit ring 0, and `ltr` loads the
+    // TSS descriptor written just before.
+    unsafe {
         (*tss).ist[usize::from(DOUBLE_FAULT_IST) - 1] = stack;
-        let tss = tss as u64;
-        let [low, high] = tss_descriptor(tss, size_of::<Tss>() as u64 - 1);
-        let gdt = &raw mut GDT;
+        let [low, high] = tss_descriptor(tss as u64, size_of::<Tss>() as u64 - 1);
         (*gdt)[3] = low;
         (*gdt)[4] = high;
         let pointer = Pointer {
-            limit: (size_of::<[u64; 7]>() - 1) as u16,
+            limit: (size_of::<Gdt>() - 1) as u16,
             base: gdt as u64,
         };
         core::arch::asm!(
@@ -120,8 +180,8 @@ pub fn init() {
     }
 }
 
-/// Sets the stack the CPU switches to on an interrupt or exception from
-/// ring 3 (TSS.RSP0).
+/// Sets the stack the boot CPU switches to on an interrupt or exception
+/// from ring 3 (TSS.RSP0).
 pub fn set_kernel_stack(top: u64) {
     // SAFETY: one CPU, interrupts off in the kernel: nothing reads the TSS
     // while it changes; the CPU reads RSP0 only on the next trap from ring 3.
@@ -131,7 +191,8 @@ pub fn set_kernel_stack(top: u64) {
     }
 }
 
-/// The kernel TSS's address (the VMX host TR base).
+/// The boot CPU's TSS address (the VMX host TR base; an application
+/// processor that runs guests will need its own, see [`init_ap`]).
 pub fn tss_base() -> u64 {
     (&raw const TSS) as u64
 }

@@ -136,12 +136,12 @@ struct Pointer {
     base: u64,
 }
 
-/// Fills and loads the IDT.
+/// Fills and loads the IDT (on the boot CPU).
 pub fn init() {
     let stubs = (&raw const mica_vectors) as u64;
     // SAFETY: runs once on the only CPU with interrupts off, before any gate
     // is used; every gate points at a stub of the table above (16 bytes
-    // each), and `lidt` loads a table that lives forever.
+    // each).
     unsafe {
         let idt = &raw mut IDT;
         for (vector, gate) in (*idt).iter_mut().enumerate() {
@@ -152,12 +152,20 @@ pub fn init() {
             };
             *gate = Gate::interrupt(stubs + 16 * vector as u64, ist);
         }
-        let pointer = Pointer {
-            limit: (size_of::<[Gate; 256]>() - 1) as u16,
-            base: idt as u64,
-        };
-        core::arch::asm!("lidt [{}]", in(reg) &pointer, options(readonly, nostack));
     }
+    load();
+}
+
+/// Loads the IDT [`init`] filled (the boot CPU from `init`, each
+/// application processor for itself: every CPU shares the one table).
+pub fn load() {
+    let pointer = Pointer {
+        limit: (size_of::<[Gate; 256]>() - 1) as u16,
+        base: (&raw const IDT) as u64,
+    };
+    // SAFETY: `lidt` loads a table that lives forever and that `init`
+    // filled before any other CPU was started; it is never written again.
+    unsafe { core::arch::asm!("lidt [{}]", in(reg) &pointer, options(readonly, nostack)) };
 }
 
 fn read_cr2() -> u64 {

@@ -1,5 +1,6 @@
-//! The boot CPU's local APIC, through its MMIO page (identity-mapped,
-//! uncached): enable, end of interrupt, and the one-shot timer.
+//! The running CPU's local APIC, through its MMIO page (identity-mapped,
+//! uncached): enable, its id, end of interrupt, the one-shot timer and the
+//! INIT and STARTUP IPIs that start another CPU.
 
 use super::msr_io::{rdmsr, wrmsr};
 
@@ -7,12 +8,21 @@ use super::msr_io::{rdmsr, wrmsr};
 const APIC_BASE_MSR: u32 = 0x1b;
 /// Global enable in IA32_APIC_BASE.
 const APIC_GLOBAL_ENABLE: u64 = 1 << 11;
+const ID: usize = 0x20;
 const EOI: usize = 0xb0;
 const SPURIOUS: usize = 0xf0;
 const LVT_TIMER: usize = 0x320;
 const INITIAL_COUNT: usize = 0x380;
 const CURRENT_COUNT: usize = 0x390;
 const DIVIDE_CONFIG: usize = 0x3e0;
+const ICR_LOW: usize = 0x300;
+const ICR_HIGH: usize = 0x310;
+/// ICR: INIT delivery mode, level assert.
+const ICR_INIT: u32 = 0x0000_4500;
+/// ICR: STARTUP delivery mode, level assert (the low byte is the vector).
+const ICR_STARTUP: u32 = 0x0000_4600;
+/// ICR: the previous IPI is still being sent.
+const ICR_PENDING: u32 = 1 << 12;
 /// LVT mask bit.
 const MASKED: u32 = 1 << 16;
 /// Software enable in the spurious-interrupt register.
@@ -65,4 +75,32 @@ pub fn current_count() -> u32 {
 /// Signals the end of the interrupt being handled.
 pub fn eoi() {
     write(EOI, 0);
+}
+
+/// This CPU's local APIC id (xAPIC: bits 31:24 of the ID register).
+pub fn id() -> u32 {
+    read(ID) >> 24
+}
+
+/// Sends an INIT IPI to the CPU with local APIC id `apic_id`, which resets
+/// it into wait-for-SIPI.
+pub fn send_init(apic_id: u32) {
+    send(apic_id, ICR_INIT);
+}
+
+/// Sends a STARTUP IPI to the CPU `apic_id`: it starts in real mode at
+/// `page << 12` (CS = page << 8, IP = 0).
+pub fn send_startup(apic_id: u32, page: u8) {
+    send(apic_id, ICR_STARTUP | u32::from(page));
+}
+
+/// Whether the last IPI is still being delivered (ICR delivery status).
+pub fn ipi_pending() -> bool {
+    read(ICR_LOW) & ICR_PENDING != 0
+}
+
+fn send(apic_id: u32, command: u32) {
+    write(ICR_HIGH, (apic_id & 0xff) << 24);
+    // Writing the low word sends the IPI.
+    write(ICR_LOW, command);
 }

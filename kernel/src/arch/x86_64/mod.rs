@@ -3,10 +3,11 @@
 //! between SVM and VMX, the GDT/TSS and IDT (`gdt`, `idt`, reports in
 //! `fault`), the LAPIC timer, kernel page tables (`pt4`, `paging`), ring-3
 //! tasks (`usermode`: the `syscall` entry and `iretq`; `uspace`: their page
-//! tables), the SVM world switch and the VMs the VM calls make over it
+//! tables), application processors (`smp`: ACPI-listed CPUs started with
+//! INIT-SIPI-SIPI, parked until SMP scheduling; which are online in `cpus`), the SVM world switch and the VMs the VM calls make over it
 //! (`guest`, `guest_mem`), VMX operation and vCPUs (`vmx`, `vmx_vcpu`, fields in
 //! `vmcs`; `vcpu` hides which backend runs). Pure pieces (`virt`, `pt4`,
-//! `fault`, `fpu` (each vCPU's x87/SSE state), `msr` (which MSRs a guest owns, the answers to the others),
+//! `fault`, `cpus`, `fpu` (each vCPU's x87/SSE state), `msr` (which MSRs a guest owns, the answers to the others),
 //! `cr4` (which CR4 bits a guest owns, the answer to a write of the others),
 //! `pmu` (the performance-monitoring unit a guest does not get), `mov_cr` (a MOV to CR4
 //! fetched through the guest's page tables and decoded, for SVM),
@@ -18,6 +19,7 @@
     reason = "register fields, descriptor limits and addresses on a 64-bit target have known widths"
 )]
 
+pub mod cpus;
 pub mod cr4;
 pub mod fault;
 pub mod fpu;
@@ -58,6 +60,8 @@ mod port;
 mod poweroff;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod serial;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+mod smp;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 mod svm;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]

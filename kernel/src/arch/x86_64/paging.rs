@@ -72,12 +72,15 @@ pub fn enable_kernel_paging<const W: usize>(
     Ok(root)
 }
 
-/// Turns on NX and global pages, then loads `root` into CR3.
-fn activate(root: u64) {
+/// Turns on NX and global pages, then loads `root` into CR3 (the boot CPU
+/// here, each application processor from `smp::ap_entry`).
+pub fn activate(root: u64) {
     // SAFETY: EFER.NXE only makes the NX bit meaningful (the new tables use
     // it; the boot tables do not); CR4.PGE only keeps global entries across
     // CR3 loads. The new tables map the running code, stack and data at the
-    // same addresses (identity), so execution continues after the CR3 load.
+    // same addresses (identity), so execution continues after the CR3 load
+    // (an application processor comes from the boot tables, which map the
+    // kernel identity too).
     unsafe {
         core::arch::asm!(
             "rdmsr",

@@ -65,6 +65,15 @@ pub fn timer_start(_: &Firmware) -> Option<u64> {
     Some(tsc * 100)
 }
 
+/// The calibrated TSC frequency (0 before `timer_start`, or when
+/// calibration failed).
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
+/// The LAPIC timer's divide configuration (bus clock / 16), for every CPU.
+pub const LAPIC_DIVIDE: u32 = LAPIC_DIVIDE_16;
+
 /// Where ticks come from, for the boot log.
 pub fn timer_source() -> &'static str {
     "the LAPIC timer (PIT-calibrated)"

@@ -1,0 +1,205 @@
+//! Which x86 CPUs the kernel brings up, and which are online: the pure part
+//! of application-processor bring-up (`smp.rs` sends the IPIs), tested on
+//! the host.
+//!
+//! CPUs are numbered by [`numbering`]: the boot CPU is CPU 0, the other
+//! enabled processors of the ACPI MADT follow in table order, known by
+//! their local APIC id. A started CPU announces itself in [`CpuSet`] once
+//! it runs on the kernel's page table with its GDT, TSS and the IDT loaded,
+//! then parks until [`CpuSet::release`] (nothing calls it yet: SMP
+//! scheduling will).
+
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+
+pub use mica_boot::acpi::MAX_CPUS;
+
+/// Highest local APIC id an xAPIC's ICR can name (8-bit destination).
+pub const MAX_XAPIC_ID: u32 = 0xff;
+
+/// The kernel's CPUs by number, as local APIC ids: the boot CPU first,
+/// then `listed` (the MADT's enabled processors) without it, the first
+/// [`MAX_CPUS`] in all. Returns the ids and how many are used.
+pub fn numbering(boot: u32, listed: &[u32]) -> ([u32; MAX_CPUS], usize) {
+    let mut ids = [0; MAX_CPUS];
+    ids[0] = boot;
+    let mut len = 1;
+    for &id in listed.iter().filter(|&&id| id != boot) {
+        if len == MAX_CPUS {
+            break;
+        }
+        ids[len] = id;
+        len += 1;
+    }
+    (ids, len)
+}
+
+/// The CPUs by number (their local APIC ids), which are online, and the
+/// flag that releases the parked ones.
+pub struct CpuSet {
+    apic_ids: [AtomicU32; MAX_CPUS],
+    len: AtomicUsize,
+    online: [AtomicBool; MAX_CPUS],
+    release: AtomicBool,
+}
+
+impl CpuSet {
+    /// No CPU known.
+    pub const fn new() -> Self {
+        CpuSet {
+            apic_ids: [const { AtomicU32::new(0) }; MAX_CPUS],
+            len: AtomicUsize::new(0),
+            online: [const { AtomicBool::new(false) }; MAX_CPUS],
+            release: AtomicBool::new(false),
+        }
+    }
+
+    /// Numbers the CPUs: CPU n has local APIC id `ids[n]` (the first
+    /// [`MAX_CPUS`]). Called by the boot CPU before it starts any other.
+    pub fn number(&self, ids: &[u32]) {
+        let ids = &ids[..ids.len().min(MAX_CPUS)];
+        for (slot, &id) in self.apic_ids.iter().zip(ids) {
+            slot.store(id, Ordering::Relaxed);
+        }
+        self.len.store(ids.len(), Ordering::Release);
+    }
+
+    /// The number of the CPU whose local APIC id is `apic_id`.
+    pub fn index_of(&self, apic_id: u32) -> Option<usize> {
+        let len = self.len.load(Ordering::Acquire);
+        self.apic_ids[..len]
+            .iter()
+            .position(|id| id.load(Ordering::Relaxed) == apic_id)
+    }
+
+    /// CPU `cpu`'s local APIC id.
+    pub fn apic_id(&self, cpu: usize) -> Option<u32> {
+        (cpu < self.len.load(Ordering::Acquire)).then(|| self.apic_ids[cpu].load(Ordering::Relaxed))
+    }
+
+    /// Marks CPU `cpu` online (each CPU for itself; numbers past
+    /// [`MAX_CPUS`] are ignored).
+    pub fn announce(&self, cpu: usize) {
+        if let Some(flag) = self.online.get(cpu) {
+            flag.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether CPU `cpu` announced itself.
+    pub fn is_online(&self, cpu: usize) -> bool {
+        self.online
+            .get(cpu)
+            .is_some_and(|flag| flag.load(Ordering::Acquire))
+    }
+
+    /// How many CPUs are online.
+    pub fn online_count(&self) -> usize {
+        self.online
+            .iter()
+            .filter(|flag| flag.load(Ordering::Acquire))
+            .count()
+    }
+
+    /// Lets the parked CPUs go on (for SMP scheduling; unused so far).
+    pub fn release(&self) {
+        self.release.store(true, Ordering::Release);
+    }
+
+    /// Whether [`CpuSet::release`] was called.
+    pub fn released(&self) -> bool {
+        self.release.load(Ordering::Acquire)
+    }
+}
+
+impl Default for CpuSet {
+    fn default() -> Self {
+        CpuSet::new()
+    }
+}
+
+/// The kernel's CPUs.
+pub static CPUS: CpuSet = CpuSet::new();
+
+/// The boot log's summary: `online` CPUs, CPU 0 scheduling, the rest
+/// parked.
+pub struct Summary {
+    /// CPUs online, the boot CPU included.
+    pub online: usize,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.online {
+            0 | 1 => write!(f, "1 CPU online (CPU 0 schedules)"),
+            n => write!(
+                f,
+                "{n} CPUs online (CPU 0 schedules; {} parked until SMP scheduling)",
+                n - 1
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::string::ToString;
+
+    use super::*;
+
+    #[test]
+    fn the_boot_cpu_is_cpu_0_whatever_its_apic_id() {
+        let (ids, len) = numbering(2, &[0, 1, 2, 3]);
+        assert_eq!(&ids[..len], &[2, 0, 1, 3]);
+        let (ids, len) = numbering(0, &[0, 1, 2, 3]);
+        assert_eq!(&ids[..len], &[0, 1, 2, 3]);
+        // Without a MADT, or a MADT that misses the boot CPU.
+        let (ids, len) = numbering(5, &[]);
+        assert_eq!(&ids[..len], &[5]);
+        let (ids, len) = numbering(5, &[0, 1]);
+        assert_eq!(&ids[..len], &[5, 0, 1]);
+    }
+
+    #[test]
+    fn numbering_stops_at_max_cpus() {
+        let listed: std::vec::Vec<u32> = (0..12).collect();
+        let (ids, len) = numbering(9, &listed);
+        assert_eq!(len, MAX_CPUS);
+        assert_eq!(&ids[..len], &[9, 0, 1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn cpus_are_found_by_apic_id_and_count_once_they_announce() {
+        let cpus = CpuSet::new();
+        assert_eq!(cpus.index_of(0), None);
+        cpus.number(&[4, 0, 6]);
+        assert_eq!(cpus.index_of(6), Some(2));
+        assert_eq!(cpus.index_of(1), None);
+        assert_eq!(cpus.apic_id(0), Some(4));
+        assert_eq!(cpus.apic_id(3), None);
+        assert_eq!(cpus.online_count(), 0);
+        cpus.announce(0);
+        cpus.announce(2);
+        cpus.announce(2);
+        cpus.announce(MAX_CPUS);
+        assert_eq!(cpus.online_count(), 2);
+        assert!(cpus.is_online(2));
+        assert!(!cpus.is_online(1));
+        assert!(!cpus.released());
+        cpus.release();
+        assert!(cpus.released());
+    }
+
+    #[test]
+    fn the_summary_reads_like_the_riscv_one() {
+        assert_eq!(
+            Summary { online: 4 }.to_string(),
+            "4 CPUs online (CPU 0 schedules; 3 parked until SMP scheduling)"
+        );
+        assert_eq!(
+            Summary { online: 1 }.to_string(),
+            "1 CPU online (CPU 0 schedules)"
+        );
+    }
+}
