@@ -7,6 +7,7 @@
 mod artifacts;
 mod bench;
 mod bench_disk;
+mod bench_harts;
 mod bench_linux;
 mod bench_report;
 mod bench_run;
