@@ -5,12 +5,16 @@
 //! SBI call and per 16550 LSR read round trip (kernel -> ioreq -> devices
 //! -> back) the instructions, the guest time and the worst idle gap; the
 //! round trip's stages from an exec trace of the same run (`bench_trace`);
+//! an IPI round trip between the guest's two harts and SBI remote fences
+//! (`bench_harts`), and the first figures again with Mica on 4 host harts
+//! instead of 1 (`smp4_*`, only those: QEMU is stopped after them);
 //! 64 KiB of sustained UART output per million instructions, per second of
 //! guest time and per second of wall time, with and without Mica, written
 //! byte by byte (`uart_out_*`) and in 16-byte FIFO bursts (`uart_fifo_*`);
 //! and
 //! `linux_boot` (Debian's Linux to its `/init` marker without and under
-//! Mica, `bench_linux`). All go to `target/bench/riscv64.json`
+//! Mica, `bench_linux`) and the disk figures (`bench_disk`), which
+//! `--guest-only` leaves out. All go to `target/bench/riscv64.json`
 //! (`bench_report`). `--arch x86_64` measures the x86 guest paths instead
 //! (`bench_x86`).
 

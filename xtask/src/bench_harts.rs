@@ -102,10 +102,17 @@ pub fn figures(mica: &Run, native: &Run) -> Vec<Figure> {
         out.push((
             native_key,
             native_n.to_string(),
-            format!("{native_n} instructions without Mica (mostly QEMU's time slice)"),
+            format!(
+                "{native_n} instructions without Mica (mostly QEMU's time slice: OpenSBI spins \
+                 until the other hart has run)"
+            ),
         ));
         let r = significant(ratio(n, native_n));
-        out.push((ratio_key, r.clone(), format!("{r} (Mica / native)")));
+        out.push((
+            ratio_key,
+            r.clone(),
+            format!("{r} (Mica / native; native is QEMU's time slice, not a fence's cost)"),
+        ));
     }
     out
 }

@@ -32,7 +32,7 @@ use crate::cmd::workspace_root;
 
 /// The per-operation figures the guest prints first, in its order; from
 /// `harts` on, the cross-hart ones (its VM needs 2 harts).
-pub const FIGURES: [&str; 16] = [
+pub const FIGURES: [&str; 17] = [
     "timebase_hz",
     "null_sbi_call",
     "null_sbi_call_ns",
@@ -49,6 +49,7 @@ pub const FIGURES: [&str; 16] = [
     "rfence_sfence_vma_both_ns",
     "rfence_fence_i_other",
     "rfence_fence_i_other_ns",
+    "partner_stopped",
 ];
 /// Harts the guest needs for the cross-hart figures: the bench VM has 2
 /// vCPUs (configs/bench.toml), the native run 2 harts (`-smp 2`).
@@ -227,7 +228,8 @@ fn breakdown(log: &Path, boot_image: &Path) -> Result<Breakdown, String> {
 }
 
 /// Reads [`FIGURES`] in order; fails at once if the guest found fewer
-/// than [`GUEST_HARTS`] harts (it prints no cross-hart figures then).
+/// than [`GUEST_HARTS`] harts (it prints no cross-hart figures then) or
+/// its second hart did not stop after them.
 fn read_figures(session: &mut Session) -> Result<Vec<(&'static str, u64)>, String> {
     let mut figures = Vec::with_capacity(FIGURES.len());
     for key in FIGURES {
@@ -238,6 +240,13 @@ fn read_figures(session: &mut Session) -> Result<Vec<(&'static str, u64)>, Strin
                  and remote fence figures: give its VM `vcpus = {GUEST_HARTS}` \
                  (configs/bench.toml) and QEMU `-smp {GUEST_HARTS}` natively"
             ));
+        }
+        if key == "partner_stopped" && value != 1 {
+            return Err(
+                "the bench guest's second hart did not stop (HSM hart_stop, then \
+                 hart_get_status): the figures after the cross-hart ones would run beside it"
+                    .into(),
+            );
         }
         figures.push((key, value));
     }
@@ -421,15 +430,15 @@ mod tests {
         assert_eq!((fifo.bytes, fifo.instructions, fifo.ns), (65536, 300, 400));
     }
 
-    /// A console script printing [`FIGURES`] up to `harts`, `harts` itself
-    /// as `value`, then the rest if `all`.
-    fn figures_script(harts: u64, all: bool) -> String {
+    /// A console script printing [`FIGURES`] up to `harts` (with the value
+    /// `harts`), then the rest if `all`, `partner_stopped` as `stopped`.
+    fn figures_script(harts: u64, all: bool, stopped: u64) -> String {
         let mut script = String::new();
         for (n, key) in FIGURES.iter().enumerate() {
-            let value = if *key == "harts" {
-                harts
-            } else {
-                n as u64 * 10
+            let value = match *key {
+                "harts" => harts,
+                "partner_stopped" => stopped,
+                _ => n as u64 * 10,
             };
             script.push_str(&format!("echo 'vm0 | bench: {key} {value}'\n"));
             if *key == "harts" && !all {
@@ -441,18 +450,25 @@ mod tests {
 
     #[test]
     fn the_cross_hart_figures_are_read_after_the_first_ones() {
-        let figures = read_figures(&mut console(&figures_script(2, true))).unwrap();
+        let figures = read_figures(&mut console(&figures_script(2, true, 1))).unwrap();
         assert_eq!(figures.len(), FIGURES.len());
         assert_eq!(figures[1], ("null_sbi_call", 10));
         assert_eq!(figures[7], ("harts", 2));
         assert_eq!(figures[15], ("rfence_fence_i_other_ns", 150));
+        assert_eq!(figures[16], ("partner_stopped", 1));
     }
 
     #[test]
     fn a_guest_with_one_hart_is_an_error_at_once() {
-        let error = read_figures(&mut console(&figures_script(1, false))).unwrap_err();
+        let error = read_figures(&mut console(&figures_script(1, false, 1))).unwrap_err();
         assert!(error.contains("found 1 hart(s), it needs 2"), "{error}");
         assert!(error.contains("vcpus = 2"), "{error}");
+    }
+
+    #[test]
+    fn a_second_hart_left_running_is_an_error() {
+        let error = read_figures(&mut console(&figures_script(2, true, 0))).unwrap_err();
+        assert!(error.contains("second hart did not stop"), "{error}");
     }
 
     #[test]

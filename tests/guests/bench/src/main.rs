@@ -1,7 +1,8 @@
 //! Benchmark guest `bench`: counts, with the `instret` counter, the
 //! instructions the whole machine retires for a null SBI call and for one
 //! 16550 LSR read (the MMIO round trip through the hypervisor), and with the
-//! `time` CSR the guest time they take; then a traced window of LSR reads
+//! `time` CSR the guest time they take; with a second hart, an IPI round
+//! trip between the two and SBI remote fences; then a traced window of LSR reads
 //! and two sustained-output runs of 64 KiB through the 16550, byte by byte
 //! and in FIFO bursts. It prints `bench: <name> <value>` lines, then powers
 //! its VM off.
@@ -23,6 +24,17 @@
 //! - `mmio_uart_max_idle_ns`: over [`IDLE_ROUNDS`] LSR reads timed one by
 //!   one, the largest (time - instructions) of a single read, 0 if none
 //!   was positive.
+//! - `harts`: 2 if the hart beside the boot one (1, or 0 if it booted on
+//!   another) exists and HSM `hart_start` started it (module `harts`), else
+//!   1 and none of the next lines. With 2, per operation on the boot hart
+//!   (instructions and `_ns`): `ipi_roundtrip` (an SBI sPI IPI to the
+//!   partner, which answers with one back; both wait in `wfi`),
+//!   `rfence_sfence_vma_other`, `rfence_sfence_vma_both` (SBI RFENCE
+//!   `remote_sfence_vma` of the whole address space on the partner, on
+//!   both) and `rfence_fence_i_other`; then `partner_stopped` (1 once HSM
+//!   reports the partner stopped again). Under `-icount` `instret` is the
+//!   machine's one counter: the counts include the partner's instructions
+//!   (and under Mica the kernel's switches between the two vCPUs).
 //! - `trace start`, then [`TRACE_SLEEP_MS`] of sleep (the host switches
 //!   QEMU's exec trace on meanwhile), [`TRACE_ROUNDS`] LSR reads, `trace
 //!   stop` (the host switches the trace off).
