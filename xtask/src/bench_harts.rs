@@ -4,11 +4,13 @@
 //! The bench guest (`tests/guests/bench`, `harts.rs`) starts its second
 //! hart with SBI HSM and counts, on the boot hart, `instret` over 200 IPI
 //! round trips (SBI sPI to the partner, which answers with one back; both
-//! wait in `wfi`) and 200 of each SBI RFENCE call. Under QEMU's `-icount`
-//! the guest's `instret` is QEMU's one instruction counter for the whole
-//! machine, so the counts are every instruction any hart executed
-//! meanwhile: under Mica both vCPUs and the kernel that time-shares them on
-//! one host hart; natively both harts and OpenSBI. `*_ns` is guest time
+//! wait in `wfi`), 200 IPIs to itself (each with a `wfi` that returns at
+//! once: the exits without a switch of hart) and 200 of each SBI RFENCE
+//! call. Under QEMU's `-icount` the guest's `instret` is QEMU's one
+//! instruction counter for the whole machine, so the counts are every
+//! instruction any hart executed meanwhile: under Mica both vCPUs and the
+//! kernel that time-shares them on one host hart; natively both harts and
+//! OpenSBI. `*_ns` is guest time
 //! (`rdtime`): above the count only if the machine sat idle.
 //!
 //! Natively a remote fence makes OpenSBI on the calling hart spin until the
@@ -94,6 +96,26 @@ pub fn figures(mica: &Run, native: &Run) -> Vec<Figure> {
         "ipi_roundtrip_ratio",
         r.clone(),
         format!("{r} (Mica / native, instructions per IPI round trip)"),
+    ));
+    let (own, native_own) = (mica.figure("ipi_self"), native.figure("ipi_self"));
+    out.push((
+        "ipi_self",
+        own.to_string(),
+        format!("{own} instructions per IPI to the sender itself and its `wfi` (no switch)"),
+    ));
+    out.push((
+        "native_ipi_self",
+        native_own.to_string(),
+        format!("{native_own} instructions per IPI to the sender itself without Mica"),
+    ));
+    let switch = round.saturating_sub(2 * own) / 2;
+    out.push((
+        "ipi_vcpu_switch",
+        switch.to_string(),
+        format!(
+            "{switch} instructions per switch from a vCPU waiting in `wfi` to the other \
+             ((ipi_roundtrip - 2 x ipi_self) / 2)"
+        ),
     ));
     for (key, ns_key, native_key, ratio_key, what) in RFENCES {
         let (n, ns, native_n) = (mica.figure(key), mica.figure(ns_key), native.figure(key));
@@ -195,6 +217,7 @@ mod tests {
         let mica = run(vec![
             ("ipi_roundtrip", 3001),
             ("ipi_roundtrip_ns", 3100),
+            ("ipi_self", 500),
             ("rfence_sfence_vma_other", 400),
             ("rfence_sfence_vma_other_ns", 400),
             ("rfence_sfence_vma_both", 420),
@@ -202,6 +225,7 @@ mod tests {
         ]);
         let native = run(vec![
             ("ipi_roundtrip", 1000),
+            ("ipi_self", 300),
             ("rfence_sfence_vma_other", 8000),
             ("rfence_fence_i_other", 0),
         ]);
@@ -211,13 +235,16 @@ mod tests {
         assert_eq!(value(&f, "ipi_oneway"), "1500");
         assert_eq!(value(&f, "native_ipi_oneway"), "500");
         assert_eq!(value(&f, "ipi_roundtrip_ratio"), "3.001");
+        assert_eq!(value(&f, "ipi_self"), "500");
+        assert_eq!(value(&f, "native_ipi_self"), "300");
+        assert_eq!(value(&f, "ipi_vcpu_switch"), "1000");
         assert_eq!(value(&f, "rfence_sfence_vma_other_ratio"), "0.05000");
         assert_eq!(value(&f, "native_rfence_sfence_vma_both"), "0");
         assert_eq!(value(&f, "rfence_sfence_vma_both_ratio"), "0");
         assert_eq!(value(&f, "rfence_fence_i_other"), "380");
         let keys: std::collections::BTreeSet<&str> = f.iter().map(|x| x.0).collect();
         assert_eq!(keys.len(), f.len(), "every key once");
-        assert_eq!(f.len(), 6 + 3 * 4);
+        assert_eq!(f.len(), 9 + 3 * 4);
     }
 
     #[test]

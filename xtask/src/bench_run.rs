@@ -32,7 +32,7 @@ use crate::cmd::workspace_root;
 
 /// The per-operation figures the guest prints first, in its order; from
 /// `harts` on, the cross-hart ones (its VM needs 2 harts).
-pub const FIGURES: [&str; 17] = [
+pub const FIGURES: [&str; 19] = [
     "timebase_hz",
     "null_sbi_call",
     "null_sbi_call_ns",
@@ -43,6 +43,8 @@ pub const FIGURES: [&str; 17] = [
     "harts",
     "ipi_roundtrip",
     "ipi_roundtrip_ns",
+    "ipi_self",
+    "ipi_self_ns",
     "rfence_sfence_vma_other",
     "rfence_sfence_vma_other_ns",
     "rfence_sfence_vma_both",
@@ -454,8 +456,9 @@ mod tests {
         assert_eq!(figures.len(), FIGURES.len());
         assert_eq!(figures[1], ("null_sbi_call", 10));
         assert_eq!(figures[7], ("harts", 2));
-        assert_eq!(figures[15], ("rfence_fence_i_other_ns", 150));
-        assert_eq!(figures[16], ("partner_stopped", 1));
+        assert_eq!(figures[10], ("ipi_self", 100));
+        assert_eq!(figures[17], ("rfence_fence_i_other_ns", 170));
+        assert_eq!(figures[18], ("partner_stopped", 1));
     }
 
     #[test]

@@ -133,6 +133,16 @@ pub fn ipi_round_trip(hart: usize) {
     wait_ipi();
 }
 
+/// An IPI to this hart itself, then `wfi` (which returns at once: the IPI
+/// is pending) and the clear: the two exits of one side of a round trip
+/// without a switch to another hart.
+pub fn ipi_self(hart: usize) {
+    send_ipi(hart);
+    // SAFETY: `wfi` only waits for an interrupt to be pending.
+    unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+    wait_ipi();
+}
+
 /// SBI RFENCE `remote_sfence_vma` of the whole address space on the harts
 /// of `mask` (bit N = hart N).
 pub fn remote_sfence_vma(mask: usize) {

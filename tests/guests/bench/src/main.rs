@@ -29,6 +29,8 @@
 //!   1 and none of the next lines. With 2, per operation on the boot hart
 //!   (instructions and `_ns`): `ipi_roundtrip` (an SBI sPI IPI to the
 //!   partner, which answers with one back; both wait in `wfi`),
+//!   `ipi_self` (an IPI to the boot hart itself, `wfi`, which returns at
+//!   once, and the clear: one side's exits without a switch of hart),
 //!   `rfence_sfence_vma_other`, `rfence_sfence_vma_both` (SBI RFENCE
 //!   `remote_sfence_vma` of the whole address space on the partner, on
 //!   both) and `rfence_fence_i_other`; then `partner_stopped` (1 once HSM
@@ -344,6 +346,7 @@ mod guest {
         // One round trip untimed, as a warm-up.
         harts::ipi_round_trip(partner);
         let ipi = count(ROUNDS, || harts::ipi_round_trip(partner));
+        let ipi_self = count(ROUNDS, || harts::ipi_self(hart));
         let other = 1 << partner;
         let both = other | 1 << hart;
         let sfence_other = count(ROUNDS, || harts::remote_sfence_vma(other));
@@ -351,6 +354,7 @@ mod guest {
         let fence_i_other = count(ROUNDS, || harts::remote_fence_i(other));
         let stopped = harts::stop_partner(partner);
         print_per_op("ipi_roundtrip", ipi, empty, hz);
+        print_per_op("ipi_self", ipi_self, empty, hz);
         print_per_op("rfence_sfence_vma_other", sfence_other, empty, hz);
         print_per_op("rfence_sfence_vma_both", sfence_both, empty, hz);
         print_per_op("rfence_fence_i_other", fence_i_other, empty, hz);
