@@ -6,7 +6,9 @@
 //! UART byte by byte (about 130,000 round trips) and again in FIFO bursts
 //! (16 THR writes per LSR read) and reports each run's instructions and
 //! time. A round trip that waited for the scheduler's tick would show 10 ms
-//! (10,000,000 ns) of idle time. Run by `cargo xtask test`.
+//! (10,000,000 ns) of idle time. The same holds for an IPI round trip
+//! between the VM's two vCPUs (each waiting in `wfi` for the other's IPI),
+//! and the second vCPU stops again with HSM. Run by `cargo xtask test`.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::process::Command;
@@ -52,6 +54,24 @@ fn no_uart_round_trip_waits_for_a_tick() {
     assert!(
         worst < MAX_IDLE_NS,
         "one LSR read round trip spent {worst} ns idle (a tick is 10,000,000 ns)"
+    );
+
+    assert_eq!(
+        figure(&mut s, "harts", FIGURES),
+        2,
+        "the bench VM has 2 vCPUs"
+    );
+    let instructions = figure(&mut s, "ipi_roundtrip", FIGURES);
+    let ns = figure(&mut s, "ipi_roundtrip_ns", FIGURES);
+    assert!(
+        ns <= instructions + instructions / 20,
+        "an IPI round trip between the two vCPUs takes {ns} ns of guest time but \
+         {instructions} instructions: a woken vCPU waited"
+    );
+    assert_eq!(
+        figure(&mut s, "partner_stopped", FIGURES),
+        1,
+        "the second vCPU stopped itself with HSM hart_stop"
     );
 
     for (run, how) in [("out", "byte by byte"), ("fifo", "in FIFO bursts")] {

@@ -5,12 +5,16 @@
 //! SBI call and per 16550 LSR read round trip (kernel -> ioreq -> devices
 //! -> back) the instructions, the guest time and the worst idle gap; the
 //! round trip's stages from an exec trace of the same run (`bench_trace`);
+//! an IPI round trip between the guest's two harts and SBI remote fences
+//! (`bench_harts`), and the first figures again with Mica on 4 host harts
+//! instead of 1 (`smp4_*`, only those: QEMU is stopped after them);
 //! 64 KiB of sustained UART output per million instructions, per second of
 //! guest time and per second of wall time, with and without Mica, written
 //! byte by byte (`uart_out_*`) and in 16-byte FIFO bursts (`uart_fifo_*`);
 //! and
 //! `linux_boot` (Debian's Linux to its `/init` marker without and under
-//! Mica, `bench_linux`). All go to `target/bench/riscv64.json`
+//! Mica, `bench_linux`) and the disk figures (`bench_disk`), which
+//! `--guest-only` leaves out. All go to `target/bench/riscv64.json`
 //! (`bench_report`). `--arch x86_64` measures the x86 guest paths instead
 //! (`bench_x86`).
 
@@ -21,7 +25,7 @@ use mica_tests::Session;
 
 use crate::artifacts::riscv_elf;
 use crate::cmd::workspace_root;
-use crate::{bench_disk, bench_linux, bench_report, bench_run, guests, install, qemu};
+use crate::{bench_disk, bench_harts, bench_linux, bench_report, bench_run, guests, install, qemu};
 
 /// `cargo xtask bench`: builds the kernel and the `bench` scenario's boot
 /// image, then measures.
@@ -30,11 +34,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if arch == crate::x86::Arch::X86_64 {
         return crate::bench_x86::run(&args);
     }
-    if let Some(arg) = args.first() {
-        return Err(format!(
-            "`xtask bench` does not know the option `{arg}` yet"
-        ));
-    }
+    let guest_only = match args.as_slice() {
+        [] => false,
+        [only] if only == "--guest-only" => true,
+        [arg, ..] => {
+            return Err(format!(
+                "`xtask bench` does not know the option `{arg}` (it has --arch and \
+                 --guest-only)"
+            ));
+        }
+    };
     install::rust_targets()?;
     install::qemu()?;
     let kernel = qemu::build_kernel()?;
@@ -44,11 +53,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .join("bench")
         .join("riscv64.json");
     let (mica, breakdown) = bench_run::under_mica(&kernel, &image)?;
+    let more_cpus = bench_run::cpu_figures(&kernel, &image, bench_run::MICA_MORE_CPUS)?;
     let native = bench_run::native(&riscv_elf("mica-guest-bench"))?;
     let mut figures = Vec::new();
-    for (key, value, summary) in bench_report::figures(&mica, &native, breakdown.as_ref().ok()) {
+    let report = bench_report::figures(&mica, &native, breakdown.as_ref().ok())
+        .into_iter()
+        .chain(bench_harts::figures(&mica, &native))
+        .chain(bench_harts::cpu_figures(&mica.figures, &more_cpus));
+    for (key, value, summary) in report {
         println!("bench: {key} = {summary}");
         figures.push((key.to_string(), value));
+    }
+    if guest_only {
+        write_json_text(&out, &figures)?;
+        return breakdown
+            .map(|_| ())
+            .map_err(|e| format!("no stage breakdown (the other figures are written): {e}"));
     }
     let linux = linux_boot(&kernel, &mut figures);
     let disk = disk(&kernel, &mut figures);

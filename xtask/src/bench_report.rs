@@ -240,12 +240,12 @@ impl Rates {
 
 /// `a / b` (0 when `b` is 0).
 #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
-fn ratio(a: u64, b: u64) -> f64 {
+pub(crate) fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
 /// `x` with four significant digits, in plain decimal notation.
-fn significant(x: f64) -> String {
+pub(crate) fn significant(x: f64) -> String {
     if x <= 0.0 || !x.is_finite() {
         return "0".into();
     }

@@ -30,8 +30,9 @@ use mica_tests::Session;
 use crate::bench_trace::{self, Breakdown, TaskText};
 use crate::cmd::workspace_root;
 
-/// The per-operation figures the guest prints first, in its order.
-pub const FIGURES: [&str; 7] = [
+/// The per-operation figures the guest prints first, in its order; from
+/// `harts` on, the cross-hart ones (its VM needs 2 harts).
+pub const FIGURES: [&str; 19] = [
     "timebase_hz",
     "null_sbi_call",
     "null_sbi_call_ns",
@@ -39,7 +40,26 @@ pub const FIGURES: [&str; 7] = [
     "mmio_uart_roundtrip_ns",
     "mmio_uart_max_idle_ns",
     "mmio_uart_posted_write",
+    "harts",
+    "ipi_roundtrip",
+    "ipi_roundtrip_ns",
+    "ipi_self",
+    "ipi_self_ns",
+    "rfence_sfence_vma_other",
+    "rfence_sfence_vma_other_ns",
+    "rfence_sfence_vma_both",
+    "rfence_sfence_vma_both_ns",
+    "rfence_fence_i_other",
+    "rfence_fence_i_other_ns",
+    "partner_stopped",
 ];
+/// Harts the guest needs for the cross-hart figures: the bench VM has 2
+/// vCPUs (configs/bench.toml), the native run 2 harts (`-smp 2`).
+const GUEST_HARTS: usize = 2;
+/// Host harts (QEMU `-smp`) of the full run under Mica, and of the second
+/// run that takes only [`FIGURES`] (`cpu_figures`).
+pub const MICA_CPUS: usize = 1;
+pub const MICA_MORE_CPUS: usize = 4;
 /// LSR reads the guest does in the traced window (its `TRACE_ROUNDS`).
 const TRACE_ROUNDS: usize = 20;
 /// The sustained output: lines, and bytes per line with its `\n`.
@@ -95,10 +115,12 @@ impl Run {
     }
 }
 
-/// QEMU virt, one hart, counting instructions, the console on stdout.
-fn qemu() -> Command {
+/// QEMU virt with `cpus` harts, counting instructions, the console on
+/// stdout.
+fn qemu(cpus: usize) -> Command {
     let mut qemu = Command::new("qemu-system-riscv64");
     qemu.args(["-machine", "virt", "-nographic", "-bios", "default"])
+        .args(["-smp", &cpus.to_string()])
         .args(["-m", "256M", "-icount", "shift=0", "-serial", "stdio"]);
     qemu
 }
@@ -117,7 +139,7 @@ pub fn under_mica(
     for stale in [&log, &socket] {
         let _ = std::fs::remove_file(stale);
     }
-    let mut qemu = qemu();
+    let mut qemu = qemu(MICA_CPUS);
     qemu.arg("-monitor")
         .arg(format!("unix:{},server=on,wait=off", socket.display()))
         .args(["-d", "in_asm", "-D"])
@@ -156,9 +178,27 @@ pub fn under_mica(
     Ok((Run { figures, out, fifo }, breakdown))
 }
 
-/// Boots the bench guest's `elf` directly on QEMU with OpenSBI.
+/// Boots Mica's `kernel` with the `bench` `boot_image` on `cpus` host
+/// harts and reads only [`FIGURES`] (QEMU is stopped after them).
+pub fn cpu_figures(
+    kernel: &Path,
+    boot_image: &Path,
+    cpus: usize,
+) -> Result<Vec<(&'static str, u64)>, String> {
+    let mut qemu = qemu(cpus);
+    qemu.args(["-monitor", "none", "-kernel"])
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(boot_image);
+    println!("bench: the bench guest's first figures under Mica with {cpus} host harts");
+    let mut session = Session::spawn(qemu)?;
+    read_figures(&mut session)
+}
+
+/// Boots the bench guest's `elf` directly on QEMU with OpenSBI, on as many
+/// harts as the guest uses under Mica.
 pub fn native(elf: &Path) -> Result<Run, String> {
-    let mut qemu = qemu();
+    let mut qemu = qemu(GUEST_HARTS);
     qemu.args(["-monitor", "none", "-kernel"]).arg(elf);
     println!("bench: the bench guest on QEMU without Mica");
     let mut session = Session::spawn(qemu)?;
@@ -189,12 +229,30 @@ fn breakdown(log: &Path, boot_image: &Path) -> Result<Breakdown, String> {
         .map_err(|e| format!("{}: {e}", log.display()))
 }
 
-/// Reads [`FIGURES`] in order.
+/// Reads [`FIGURES`] in order; fails at once if the guest found fewer
+/// than [`GUEST_HARTS`] harts (it prints no cross-hart figures then) or
+/// its second hart did not stop after them.
 fn read_figures(session: &mut Session) -> Result<Vec<(&'static str, u64)>, String> {
-    FIGURES
-        .iter()
-        .map(|&key| Ok((key, read_number(session, key, FIGURE_WAIT)?)))
-        .collect()
+    let mut figures = Vec::with_capacity(FIGURES.len());
+    for key in FIGURES {
+        let value = read_number(session, key, FIGURE_WAIT)?;
+        if key == "harts" && usize::try_from(value).is_ok_and(|harts| harts < GUEST_HARTS) {
+            return Err(format!(
+                "the bench guest found {value} hart(s), it needs {GUEST_HARTS} for the IPI \
+                 and remote fence figures: give its VM `vcpus = {GUEST_HARTS}` \
+                 (configs/bench.toml) and QEMU `-smp {GUEST_HARTS}` natively"
+            ));
+        }
+        if key == "partner_stopped" && value != 1 {
+            return Err(
+                "the bench guest's second hart did not stop (HSM hart_stop, then \
+                 hart_get_status): the figures after the cross-hart ones would run beside it"
+                    .into(),
+            );
+        }
+        figures.push((key, value));
+    }
+    Ok(figures)
 }
 
 /// The number in the next `bench: <key> N` line.
@@ -307,7 +365,9 @@ impl Monitor {
 
 #[cfg(test)]
 mod tests {
-    use super::{LINE_LEN, OUT_LINES, check_lines, output_line, read_output};
+    use super::{
+        FIGURES, LINE_LEN, OUT_LINES, check_lines, output_line, read_figures, read_output,
+    };
     use mica_tests::Session;
     use std::process::Command;
 
@@ -370,6 +430,48 @@ mod tests {
         assert_eq!((out.bytes, out.instructions, out.ns), (65536, 1000, 2000));
         let fifo = read_output(&mut session, "fifo").unwrap();
         assert_eq!((fifo.bytes, fifo.instructions, fifo.ns), (65536, 300, 400));
+    }
+
+    /// A console script printing [`FIGURES`] up to `harts` (with the value
+    /// `harts`), then the rest if `all`, `partner_stopped` as `stopped`.
+    fn figures_script(harts: u64, all: bool, stopped: u64) -> String {
+        let mut script = String::new();
+        for (n, key) in FIGURES.iter().enumerate() {
+            let value = match *key {
+                "harts" => harts,
+                "partner_stopped" => stopped,
+                _ => n as u64 * 10,
+            };
+            script.push_str(&format!("echo 'vm0 | bench: {key} {value}'\n"));
+            if *key == "harts" && !all {
+                break;
+            }
+        }
+        script
+    }
+
+    #[test]
+    fn the_cross_hart_figures_are_read_after_the_first_ones() {
+        let figures = read_figures(&mut console(&figures_script(2, true, 1))).unwrap();
+        assert_eq!(figures.len(), FIGURES.len());
+        assert_eq!(figures[1], ("null_sbi_call", 10));
+        assert_eq!(figures[7], ("harts", 2));
+        assert_eq!(figures[10], ("ipi_self", 100));
+        assert_eq!(figures[17], ("rfence_fence_i_other_ns", 170));
+        assert_eq!(figures[18], ("partner_stopped", 1));
+    }
+
+    #[test]
+    fn a_guest_with_one_hart_is_an_error_at_once() {
+        let error = read_figures(&mut console(&figures_script(1, false, 1))).unwrap_err();
+        assert!(error.contains("found 1 hart(s), it needs 2"), "{error}");
+        assert!(error.contains("vcpus = 2"), "{error}");
+    }
+
+    #[test]
+    fn a_second_hart_left_running_is_an_error() {
+        let error = read_figures(&mut console(&figures_script(2, true, 0))).unwrap_err();
+        assert!(error.contains("second hart did not stop"), "{error}");
     }
 
     #[test]

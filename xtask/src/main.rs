@@ -7,6 +7,7 @@
 mod artifacts;
 mod bench;
 mod bench_disk;
+mod bench_harts;
 mod bench_linux;
 mod bench_report;
 mod bench_run;
@@ -54,6 +55,8 @@ commands:
            64 KiB of UART output and linux_boot (Debian's Linux to its /init),
            each without and under Mica
            [--arch riscv64|x86_64]  x86_64: SVM on QEMU and VMX on Bochs
+           [--guest-only]  riscv64: only the bench guest's figures (no Linux
+             boot, no disk)
   soak     VMs created, started and destroyed from the shell while the ioreq
            and device services are killed every 500 ms; every frame must
            come back (`cargo xtask test` runs 150 cycles)

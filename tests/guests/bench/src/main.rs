@@ -1,7 +1,8 @@
 //! Benchmark guest `bench`: counts, with the `instret` counter, the
 //! instructions the whole machine retires for a null SBI call and for one
 //! 16550 LSR read (the MMIO round trip through the hypervisor), and with the
-//! `time` CSR the guest time they take; then a traced window of LSR reads
+//! `time` CSR the guest time they take; with a second hart, an IPI round
+//! trip between the two and SBI remote fences; then a traced window of LSR reads
 //! and two sustained-output runs of 64 KiB through the 16550, byte by byte
 //! and in FIFO bursts. It prints `bench: <name> <value>` lines, then powers
 //! its VM off.
@@ -23,6 +24,19 @@
 //! - `mmio_uart_max_idle_ns`: over [`IDLE_ROUNDS`] LSR reads timed one by
 //!   one, the largest (time - instructions) of a single read, 0 if none
 //!   was positive.
+//! - `harts`: 2 if the hart beside the boot one (1, or 0 if it booted on
+//!   another) exists and HSM `hart_start` started it (module `harts`), else
+//!   1 and none of the next lines. With 2, per operation on the boot hart
+//!   (instructions and `_ns`): `ipi_roundtrip` (an SBI sPI IPI to the
+//!   partner, which answers with one back; both wait in `wfi`),
+//!   `ipi_self` (an IPI to the boot hart itself, `wfi`, which returns at
+//!   once, and the clear: one side's exits without a switch of hart),
+//!   `rfence_sfence_vma_other`, `rfence_sfence_vma_both` (SBI RFENCE
+//!   `remote_sfence_vma` of the whole address space on the partner, on
+//!   both) and `rfence_fence_i_other`; then `partner_stopped` (1 once HSM
+//!   reports the partner stopped again). Under `-icount` `instret` is the
+//!   machine's one counter: the counts include the partner's instructions
+//!   (and under Mica the kernel's switches between the two vCPUs).
 //! - `trace start`, then [`TRACE_SLEEP_MS`] of sleep (the host switches
 //!   QEMU's exec trace on meanwhile), [`TRACE_ROUNDS`] LSR reads, `trace
 //!   stop` (the host switches the trace off).
@@ -42,11 +56,16 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
+mod harts;
+
+#[cfg(target_os = "none")]
 mod guest {
     use mica_guest_common::fdt;
     use mica_guest_common::println;
     use mica_guest_common::time;
     use mica_guest_common::uart::UART_BASE;
+
+    use crate::harts;
 
     /// Iterations per measurement.
     const ROUNDS: u64 = 200;
@@ -306,6 +325,42 @@ mod guest {
         println!("bench: {name}_ns {}", ns(ticks, hz));
     }
 
+    /// Prints `bench: <name> N` and `bench: <name>_ns N`, per operation, of
+    /// `ROUNDS` runs that took `measured` (instructions, ticks).
+    fn print_per_op(name: &str, measured: (u64, u64), empty: (u64, u64), hz: u64) {
+        println!("bench: {name} {}", per_op(measured.0, empty.0));
+        let (op_ns, empty_ns) = (ns(measured.1, hz), ns(empty.1, hz));
+        println!("bench: {name}_ns {}", per_op(op_ns, empty_ns));
+    }
+
+    /// `bench: harts N`, then with a second hart (`N` = 2) the IPI round
+    /// trip and the remote fences, timed on the boot hart `hart` while the
+    /// partner hart waits for IPIs; the partner is stopped again after.
+    fn cross_hart(hart: usize, empty: (u64, u64), hz: u64) {
+        let partner = harts::partner_of(hart);
+        let two = harts::is_stopped(partner) && harts::start_partner(hart, partner);
+        println!("bench: harts {}", if two { 2 } else { 1 });
+        if !two {
+            return;
+        }
+        // One round trip untimed, as a warm-up.
+        harts::ipi_round_trip(partner);
+        let ipi = count(ROUNDS, || harts::ipi_round_trip(partner));
+        let ipi_self = count(ROUNDS, || harts::ipi_self(hart));
+        let other = 1 << partner;
+        let both = other | 1 << hart;
+        let sfence_other = count(ROUNDS, || harts::remote_sfence_vma(other));
+        let sfence_both = count(ROUNDS, || harts::remote_sfence_vma(both));
+        let fence_i_other = count(ROUNDS, || harts::remote_fence_i(other));
+        let stopped = harts::stop_partner(partner);
+        print_per_op("ipi_roundtrip", ipi, empty, hz);
+        print_per_op("ipi_self", ipi_self, empty, hz);
+        print_per_op("rfence_sfence_vma_other", sfence_other, empty, hz);
+        print_per_op("rfence_sfence_vma_both", sfence_both, empty, hz);
+        print_per_op("rfence_fence_i_other", fence_i_other, empty, hz);
+        println!("bench: partner_stopped {}", u8::from(stopped));
+    }
+
     fn shutdown() -> ! {
         // SAFETY: SBI SRST (EID "SRST", FID 0) with type shutdown and reason
         // none; it does not return when the VM is powered off.
@@ -324,7 +379,7 @@ mod guest {
         }
     }
 
-    fn main(_hart: usize, dtb: usize) -> ! {
+    fn main(hart: usize, dtb: usize) -> ! {
         // SAFETY: under the boot protocol a1 points at the DTB in guest RAM;
         // `boot_dtb` refuses addresses below RAM, unaligned ones and bad headers.
         let hz = fdt::timebase_hz(unsafe { fdt::boot_dtb(dtb) });
@@ -347,6 +402,7 @@ mod guest {
         uart_enable_fifos();
         let posted = thr_write_cost();
         println!("bench: mmio_uart_posted_write {}", per_op(posted, empty.0));
+        cross_hart(hart, empty, hz);
         println!("bench: trace start");
         sleep_ticks(hz * TRACE_SLEEP_MS / 1000);
         for _ in 0..TRACE_ROUNDS {
