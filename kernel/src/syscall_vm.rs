@@ -357,7 +357,7 @@ fn stats_group<M: Machine>(
     };
     let state = control::vcpu_state(objects, vm, vcpu).ok_or(Error::InvalidArgument)?;
     let stats = machine.vcpu_stats(vm, vcpu)?;
-    Ok([state, stats.exits, stats.round_trips])
+    Ok([state, stats.total_exits(), stats.round_trips])
 }
 
 /// `ioreq_resume(vm, vcpu)` by `task` (also the first half of

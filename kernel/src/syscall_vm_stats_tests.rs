@@ -34,8 +34,8 @@ impl VmHost for Host {
     }
     fn vm_stats(&mut self, vm: usize) -> Result<VmFigures, Error> {
         let stats = self.stats.as_ref().ok_or(Error::KernelRefused)?;
-        let (vm, _) = stats.get(&vm).ok_or(Error::UnknownVm)?;
-        Ok(vm.figures(10_000_000))
+        let (vm, vcpus) = stats.get(&vm).ok_or(Error::UnknownVm)?;
+        Ok(vm.figures(10_000_000, vcpus))
     }
     fn vcpu_stats(&mut self, vm: usize, vcpu: usize) -> Result<VcpuStats, Error> {
         let stats = self.stats.as_ref().ok_or(Error::KernelRefused)?;
@@ -128,15 +128,15 @@ fn vm_stats_reports_each_group_and_refuses_another() {
     let (c, vcpus) = w.counters();
     let v = &mut vcpus[0];
     for _ in 0..5 {
-        c.exit(ExitKind::Device);
+        v.exit(ExitKind::Device);
         v.io_exit(1_000);
         c.round_trip(v.io_resumed(1_250));
     }
-    c.exit(ExitKind::Hypercall);
-    c.exit(ExitKind::Hypercall);
-    c.exit(ExitKind::Wait);
-    c.exit(ExitKind::Interrupt);
-    c.exit(ExitKind::Other);
+    v.exit(ExitKind::Hypercall);
+    v.exit(ExitKind::Hypercall);
+    v.exit(ExitKind::Wait);
+    v.exit(ExitKind::Interrupt);
+    v.exit(ExitKind::Other);
     v.io_exit(2_000);
     // Five round trips of 250 ticks at 10 MHz: 125 microseconds; the one
     // in flight is not counted yet.
@@ -170,7 +170,7 @@ fn each_vcpu_reports_its_state_exits_and_round_trips() {
     control::io_exit(&mut w.o, 2, 1);
     let (_, vcpus) = w.host.stats.as_mut().unwrap().get_mut(&2).unwrap();
     for _ in 0..7 {
-        vcpus[1].exit();
+        vcpus[1].exit(ExitKind::Wait);
     }
     vcpus[1].io_exit(10);
     let _ = vcpus[1].io_resumed(20);

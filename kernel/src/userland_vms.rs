@@ -348,7 +348,7 @@ impl VmHost for Tasks {
     }
 
     fn vm_stats(&mut self, vm: usize) -> Result<VmFigures, Error> {
-        Ok(self.guest(vm)?.vm.stats.figures(crate::ticks::clock_hz()))
+        Ok(self.guest(vm)?.figures(crate::ticks::clock_hz()))
     }
 
     fn vcpu_stats(&mut self, vm: usize, vcpu: usize) -> Result<VcpuStats, Error> {

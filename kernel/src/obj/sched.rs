@@ -131,7 +131,11 @@ pub struct Scheduler {
     ready: TaskQueues<PRIORITIES>,
     /// Bit `p` is set exactly when ready queue `p` is non-empty.
     nonempty: u32,
-    /// Each CPU's running task.
+    /// The running task of the CPU the kernel acts for (the hot paths
+    /// read and write only this).
+    current: Option<TaskId>,
+    /// Every other CPU's running task (the entry of the CPU the kernel
+    /// acts for is stale until [`Scheduler::enter`] stores `current`).
     running: [Option<TaskId>; MAX_CPUS],
     /// The CPU the kernel acts for ([`Scheduler::enter`]), below
     /// [`MAX_CPUS`].
@@ -159,6 +163,7 @@ impl Scheduler {
             entries: [None; MAX_TASKS],
             ready: TaskQueues::new(),
             nonempty: 0,
+            current: None,
             running: [None; MAX_CPUS],
             cpu: 0,
             cpus: 1,
@@ -185,7 +190,13 @@ impl Scheduler {
     /// about to.
     #[inline]
     pub fn enter(&mut self, cpu: usize) {
-        self.cpu = u8::try_from(cpu % MAX_CPUS).unwrap_or(0);
+        let cpu = cpu % MAX_CPUS;
+        let was = self.cpu();
+        if cpu != was {
+            self.running[was] = self.current;
+            self.current = self.running[cpu];
+            self.cpu = u8::try_from(cpu).unwrap_or(0);
+        }
         self.resched &= !(1 << self.cpu);
     }
 
@@ -197,7 +208,11 @@ impl Scheduler {
 
     /// The task CPU `cpu` runs.
     pub fn running_on(&self, cpu: usize) -> Option<TaskId> {
-        self.running.get(cpu).copied().flatten()
+        if cpu == self.cpu() {
+            self.current
+        } else {
+            self.running.get(cpu).copied().flatten()
+        }
     }
 
     /// The CPUs (bit `n` = CPU `n`) that must decide again, other than
@@ -240,26 +255,33 @@ impl Scheduler {
     /// The task the CPU the kernel acts for runs.
     #[inline]
     pub fn current(&self) -> Option<TaskId> {
-        self.running[self.cpu()]
+        self.current
     }
 
     /// Sets the running task of the CPU the kernel acts for.
     #[inline]
     fn set_current(&mut self, task: Option<TaskId>) {
-        let cpu = self.cpu();
-        self.running[cpu] = task;
+        self.current = task;
     }
 
-    /// `task`, running on another CPU, is taken off it: that CPU decides
-    /// again. On this CPU, the caller decides.
+    /// `task` (running) is taken off its CPU: on this one the caller
+    /// decides next; another one is asked to decide again.
+    #[inline]
     fn take_off_cpu(&mut self, task: TaskId) {
+        if self.current == Some(task) {
+            self.current = None;
+        } else {
+            self.take_off_other_cpu(task);
+        }
+    }
+
+    #[cold]
+    fn take_off_other_cpu(&mut self, task: TaskId) {
         let Ok(entry) = self.entry(task) else { return };
         let cpu = usize::from(entry.cpu) % MAX_CPUS;
-        if self.running[cpu] == Some(task) {
+        if cpu != self.cpu() && self.running[cpu] == Some(task) {
             self.running[cpu] = None;
-            if cpu != self.cpu() {
-                self.resched |= 1 << cpu;
-            }
+            self.resched |= 1 << cpu;
         }
     }
 
@@ -267,10 +289,15 @@ impl Scheduler {
     /// running the least urgent task below `priority`, other than this one
     /// (whose caller decides next) and not already asked, is asked to
     /// decide again.
+    #[inline]
     fn offer(&mut self, priority: Priority) {
-        if self.cpus == 1 {
-            return;
+        if self.cpus > 1 {
+            self.offer_to_others(priority);
         }
+    }
+
+    #[cold]
+    fn offer_to_others(&mut self, priority: Priority) {
         let mut pick: Option<(usize, Option<Priority>)> = None;
         for cpu in 0..self.cpus {
             if cpu == self.cpu() || self.resched & 1 << cpu != 0 {
@@ -590,13 +617,11 @@ impl Scheduler {
     /// runs exactly when it is some CPU's current one (on that CPU only),
     /// and the bitmap matches the queues.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
+        let mut running = self.running;
+        running[self.cpu()] = self.current;
         for entry in self.entries.iter().flatten() {
             let queued = self.ready.queue_of(entry.task);
-            let on = self
-                .running
-                .iter()
-                .filter(|&&r| r == Some(entry.task))
-                .count();
+            let on = running.iter().filter(|&&r| r == Some(entry.task)).count();
             match entry.state {
                 TaskState::Ready if queued != Some(entry.priority.level()) => {
                     return Err("ready task not on its priority's queue");
@@ -606,7 +631,7 @@ impl Scheduler {
                 _ if queued.is_some() => return Err("non-ready task on a ready queue"),
                 TaskState::Running
                     if on != 1
-                        || self.running[usize::from(entry.cpu) % MAX_CPUS] != Some(entry.task) =>
+                        || running[usize::from(entry.cpu) % MAX_CPUS] != Some(entry.task) =>
                 {
                     return Err("running task is not current on its CPU alone");
                 }
@@ -615,15 +640,10 @@ impl Scheduler {
                 _ => {}
             }
         }
-        if self
-            .running
-            .iter()
-            .flatten()
-            .any(|&c| self.entry(c).is_err())
-        {
+        if running.iter().flatten().any(|&c| self.entry(c).is_err()) {
             return Err("current task unknown");
         }
-        if self.running[self.cpus..].iter().any(Option::is_some) {
+        if running[self.cpus..].iter().any(Option::is_some) {
             return Err("a task runs on a CPU that takes none");
         }
         for p in 0..PRIORITIES {

@@ -4,9 +4,9 @@
 //! that made the vCPU's slot PENDING to the resume that freed it), and how
 //! many device writes were posted instead (completed at once).
 //!
-//! The arch run loops count each exit where they classify it
-//! ([`VmStats::exit`], an indexed add, and the vCPU's own
-//! [`VcpuStats::exit`]); the kernel's run loop stamps the I/O exit on the
+//! The arch run loops count each exit on its vCPU where they classify it
+//! ([`VcpuStats::exit`], an indexed add; the VM's exits are its vCPUs'
+//! summed when they are read); the kernel's run loop stamps the I/O exit on the
 //! vCPU ([`VcpuStats::io_exit`]) and the resume paths close the round trip
 //! ([`VcpuStats::io_resumed`], charged to the VM with
 //! [`VmStats::round_trip`]) with the host timer's `now`, so none of the
@@ -59,7 +59,6 @@ impl ExitKind {
 /// One VM's counters since it started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VmStats {
-    exits: [u64; EXIT_KINDS],
     round_trips: u64,
     service_ticks: u64,
     posted_writes: u64,
@@ -68,8 +67,8 @@ pub struct VmStats {
 /// One vCPU's counters since its VM started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VcpuStats {
-    /// Its exits, of every kind.
-    pub exits: u64,
+    /// Its exits by [`ExitKind`] (indexed by its number).
+    pub exits: [u64; EXIT_KINDS],
     /// Its I/O requests that went round the services and were resumed.
     pub round_trips: u64,
     /// When its I/O request in flight was made PENDING (timer ticks).
@@ -80,16 +79,22 @@ impl VcpuStats {
     /// Nothing counted.
     pub const fn new() -> Self {
         VcpuStats {
-            exits: 0,
+            exits: [0; EXIT_KINDS],
             round_trips: 0,
             io_since: None,
         }
     }
 
-    /// Counts one exit.
+    /// Counts one exit of `kind`.
     #[inline]
-    pub fn exit(&mut self) {
-        self.exits = self.exits.wrapping_add(1);
+    pub fn exit(&mut self, kind: ExitKind) {
+        let count = &mut self.exits[kind as usize];
+        *count = count.wrapping_add(1);
+    }
+
+    /// Its exits of every kind.
+    pub fn total_exits(&self) -> u64 {
+        self.exits.iter().fold(0u64, |sum, &n| sum.wrapping_add(n))
     }
 
     /// Its slot became PENDING at `now` (timer ticks). A second call
@@ -130,18 +135,10 @@ impl VmStats {
     /// Nothing counted.
     pub const fn new() -> Self {
         VmStats {
-            exits: [0; EXIT_KINDS],
             round_trips: 0,
             service_ticks: 0,
             posted_writes: 0,
         }
-    }
-
-    /// Counts one exit of `kind`.
-    #[inline]
-    pub fn exit(&mut self, kind: ExitKind) {
-        let count = &mut self.exits[kind as usize];
-        *count = count.wrapping_add(1);
     }
 
     /// One of its vCPUs' I/O requests was resumed after `ticks` (from
@@ -161,14 +158,20 @@ impl VmStats {
         self.posted_writes = self.posted_writes.wrapping_add(1);
     }
 
-    /// The exits of `kind` so far.
-    pub fn exits(&self, kind: ExitKind) -> u64 {
-        self.exits[kind as usize]
-    }
-
-    /// The figures, with the service time converted from ticks of a
-    /// `ticks_per_second` clock (0 when the clock is not known).
-    pub fn figures(&self, ticks_per_second: u64) -> VmFigures {
+    /// The figures, with `vcpus`' exits summed and the service time
+    /// converted from ticks of a `ticks_per_second` clock (0 when the
+    /// clock is not known).
+    pub fn figures<'a>(
+        &self,
+        ticks_per_second: u64,
+        vcpus: impl IntoIterator<Item = &'a VcpuStats>,
+    ) -> VmFigures {
+        let mut exits = [0u64; EXIT_KINDS];
+        for vcpu in vcpus {
+            for (sum, n) in exits.iter_mut().zip(vcpu.exits) {
+                *sum = sum.wrapping_add(n);
+            }
+        }
         let service_ns = match ticks_per_second {
             0 => 0,
             hz => {
@@ -177,7 +180,7 @@ impl VmStats {
             }
         };
         VmFigures {
-            exits: self.exits,
+            exits,
             round_trips: self.round_trips,
             service_ns,
             posted_writes: self.posted_writes,
@@ -216,24 +219,25 @@ mod tests {
     use crate::vm::exit::PioExit;
 
     #[test]
-    fn exits_are_counted_by_kind() {
-        let mut s = VmStats::new();
+    fn exits_are_counted_by_kind_per_vcpu_and_summed_for_the_vm() {
+        let (s, mut a, mut b) = (VmStats::new(), VcpuStats::new(), VcpuStats::new());
         for _ in 0..3 {
-            s.exit(ExitKind::Device);
+            a.exit(ExitKind::Device);
         }
-        s.exit(ExitKind::Hypercall);
-        s.exit(ExitKind::Other);
-        assert_eq!(s.exits(ExitKind::Device), 3);
-        assert_eq!(s.exits(ExitKind::Hypercall), 1);
-        assert_eq!(s.exits(ExitKind::Wait), 0);
-        assert_eq!(s.figures(1).exits, [3, 1, 0, 0, 1]);
+        a.exit(ExitKind::Hypercall);
+        b.exit(ExitKind::Other);
+        b.exit(ExitKind::Device);
+        assert_eq!(a.exits, [3, 1, 0, 0, 0]);
+        assert_eq!((a.total_exits(), b.total_exits()), (4, 2));
+        assert_eq!(s.figures(1, [&a, &b]).exits, [4, 1, 0, 0, 1]);
+        assert_eq!(s.figures(1, []).exits, [0; EXIT_KINDS]);
     }
 
     #[test]
     fn a_round_trip_is_charged_from_exit_to_resume() {
         let (mut s, mut v) = (VmStats::new(), VcpuStats::new());
         s.round_trip(v.io_resumed(50));
-        assert_eq!(s.figures(1).round_trips, 0, "no request in flight");
+        assert_eq!(s.figures(1, [&v]).round_trips, 0, "no request in flight");
         v.io_exit(100);
         v.io_exit(120);
         s.round_trip(v.io_resumed(130));
@@ -241,10 +245,10 @@ mod tests {
         s.round_trip(v.io_resumed(210));
         s.round_trip(v.io_resumed(400));
         // 10 MHz: 30 + 10 ticks are 4 microseconds.
-        let f = s.figures(10_000_000);
+        let f = s.figures(10_000_000, [&v]);
         assert_eq!((f.round_trips, f.service_ns), (2, 4_000));
         assert_eq!(v.round_trips, 2);
-        assert_eq!(s.figures(0).service_ns, 0, "an unknown clock");
+        assert_eq!(s.figures(0, [&v]).service_ns, 0, "an unknown clock");
     }
 
     #[test]
@@ -256,20 +260,20 @@ mod tests {
         s.round_trip(b.io_resumed(130));
         s.round_trip(a.io_resumed(150));
         assert_eq!((a.round_trips, b.round_trips), (1, 1));
-        let f = s.figures(1_000_000_000);
+        let f = s.figures(1_000_000_000, [&a, &b]);
         assert_eq!((f.round_trips, f.service_ns), (2, 50 + 20));
     }
 
     #[test]
     fn posted_writes_are_counted_apart_from_round_trips() {
         let mut s = VmStats::new();
-        s.exit(ExitKind::Device);
-        s.posted_write();
-        s.exit(ExitKind::Device);
         let mut v = VcpuStats::new();
+        v.exit(ExitKind::Device);
+        s.posted_write();
+        v.exit(ExitKind::Device);
         v.io_exit(1);
         s.round_trip(v.io_resumed(2));
-        let f = s.figures(1);
+        let f = s.figures(1, [&v]);
         assert_eq!((f.exits[0], f.round_trips, f.posted_writes), (2, 1, 1));
     }
 
@@ -278,12 +282,12 @@ mod tests {
         let (mut s, mut v) = (VmStats::new(), VcpuStats::new());
         v.io_exit(100);
         s.round_trip(v.io_resumed(90));
-        assert_eq!(s.figures(1).service_ns, 0);
+        assert_eq!(s.figures(1, [&v]).service_ns, 0);
         v.io_exit(0);
         s.round_trip(v.io_resumed(u64::MAX));
         v.io_exit(0);
         s.round_trip(v.io_resumed(u64::MAX));
-        assert_eq!(s.figures(1).service_ns, u64::MAX);
+        assert_eq!(s.figures(1, [&v]).service_ns, u64::MAX);
     }
 
     #[test]

@@ -299,6 +299,14 @@ impl rustsbi::Reset for Effects<'_> {
     }
 }
 
+/// Whether a hart may start or resume at `gpa`: it is guest RAM the hart
+/// can fetch from. Kept out of line: the common calls never need it.
+#[inline(never)]
+fn fetchable(caller: &RefCell<&mut SbiCaller<'_>>, gpa: u64) -> bool {
+    let mut insn = [0u8; 2];
+    caller.borrow().memory.read(gpa, &mut insn)
+}
+
 struct Harts<'a, 'c> {
     effects: &'a Effects<'a>,
     caller: &'a RefCell<&'a mut SbiCaller<'c>>,
@@ -313,10 +321,8 @@ impl rustsbi::Hsm for Harts<'_, '_> {
         if effects.stopped & 1 << hartid == 0 {
             return SbiRet::already_available();
         }
-        // The start address must be guest RAM the hart can fetch from.
-        let mut insn = [0u8; 2];
         let start = start_addr as u64;
-        if !self.caller.borrow().memory.read(start, &mut insn) {
+        if !fetchable(self.caller, start) {
             return SbiRet::invalid_address();
         }
         effects.effect.set(SbiEffect::StartHart {
@@ -361,11 +367,8 @@ impl rustsbi::Hsm for Harts<'_, '_> {
                 SbiRet::success(0)
             }
             sbi_spec::hsm::suspend_type::NON_RETENTIVE => {
-                // The resume address must be guest RAM the hart can fetch
-                // from.
-                let mut insn = [0u8; 2];
                 let resume = resume_addr as u64;
-                if !self.caller.borrow().memory.read(resume, &mut insn) {
+                if !fetchable(self.caller, resume) {
                     return SbiRet::invalid_address();
                 }
                 self.effects
@@ -402,10 +405,8 @@ impl rustsbi::Susp for Sleep<'_, '_> {
         if effects.stopped & others != others {
             return SbiRet::denied();
         }
-        // The resume address must be guest RAM the hart can fetch from.
-        let mut insn = [0u8; 2];
         let resume = resume_addr as u64;
-        if !self.caller.borrow().memory.read(resume, &mut insn) {
+        if !fetchable(self.caller, resume) {
             return SbiRet::invalid_address();
         }
         effects

@@ -302,6 +302,14 @@ impl GuestVm {
         self.vm.stats.round_trip(ticks);
     }
 
+    /// The VM's figures: its own counters with its vCPUs' exits.
+    pub fn figures(&self, ticks_per_second: u64) -> crate::vm::stats::VmFigures {
+        let vcpus = core::iter::once(&self.vcpu).chain(self.parked.iter());
+        self.vm
+            .stats
+            .figures(ticks_per_second, vcpus.map(|v| &v.stats))
+    }
+
     /// vCPU `vcpu`'s counters; `None` for a vCPU the VM lacks.
     pub fn vcpu_stats(&self, vcpu: usize) -> Option<VcpuStats> {
         core::iter::once(&self.vcpu)
@@ -414,16 +422,15 @@ impl GuestVm {
         // The exit's trap values are still in their CSRs: nothing trapped
         // in HS-mode since (the kernel runs with interrupts off).
         let cause = csr::scause::read();
-        self.vcpu.stats.exit();
         if cause & INTERRUPT != 0 {
-            self.vm.stats.exit(ExitKind::Interrupt);
+            self.vcpu.stats.exit(ExitKind::Interrupt);
             // Let the kernel's own vector take it (only the timer is enabled).
             csr::sstatus::set(csr::SSTATUS_SIE);
             csr::sstatus::clear(csr::SSTATUS_SIE);
             return Some(RunOutcome::Preempted);
         }
         if cause == 10 {
-            self.vm.stats.exit(ExitKind::Hypercall);
+            self.vcpu.stats.exit(ExitKind::Hypercall);
             return self.sbi_call();
         }
         let stval = csr::stval::read();
@@ -437,26 +444,26 @@ impl GuestVm {
                     _ => GuestAccess::Store,
                 };
                 if access == GuestAccess::Fetch || !is_mmio(gpa) {
-                    self.vm.stats.exit(ExitKind::Other);
+                    self.vcpu.stats.exit(ExitKind::Other);
                     return self.stray_access(access, gpa, stval);
                 }
-                self.vm.stats.exit(ExitKind::Device);
+                self.vcpu.stats.exit(ExitKind::Device);
                 self.mmio(gpa, stval, htinst as u64)
             }
             22 if stval == WFI => {
-                self.vm.stats.exit(ExitKind::Wait);
+                self.vcpu.stats.exit(ExitKind::Wait);
                 self.wfi()
             }
             // An instruction the guest may not run virtualized and Mica
             // does not emulate: the guest sees it as illegal (as KVM does).
             22 => {
-                self.vm.stats.exit(ExitKind::Other);
+                self.vcpu.stats.exit(ExitKind::Other);
                 self.inject(ILLEGAL_INSTRUCTION, stval)
             }
             // Anything else the hart brought to HS-mode (access faults...)
             // is the guest's to handle, as on a machine of its own.
             code => {
-                self.vm.stats.exit(ExitKind::Other);
+                self.vcpu.stats.exit(ExitKind::Other);
                 self.inject(code, stval)
             }
         }

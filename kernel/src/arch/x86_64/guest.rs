@@ -94,8 +94,7 @@ impl GuestVm {
             }
             self.fp.before_run(&mut fpu::Cpu);
             let exit = self.vcpu.run();
-            self.vm.stats.exit(ExitKind::of(&exit.exit));
-            self.vcpu_stats.exit();
+            self.vcpu_stats.exit(ExitKind::of(&exit.exit));
             let next_rip = exit.next_rip.unwrap_or(0);
             let unhandled = StopReason::UnhandledException {
                 code: exit.code,
@@ -390,6 +389,11 @@ impl GuestVm {
     pub fn io_resumed_at(&mut self, now: u64) {
         let ticks = self.vcpu_stats.io_resumed(now);
         self.vm.stats.round_trip(ticks);
+    }
+
+    /// The VM's figures: its own counters with its vCPU's exits.
+    pub fn figures(&self, ticks_per_second: u64) -> crate::vm::stats::VmFigures {
+        self.vm.stats.figures(ticks_per_second, [&self.vcpu_stats])
     }
 
     /// vCPU `vcpu`'s counters (vCPU 0 only).
