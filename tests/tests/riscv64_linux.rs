@@ -757,6 +757,26 @@ fn user_ticks(s: &mut Session, vm: &str, cpus: usize) -> Vec<u64> {
     ticks
 }
 
+/// The state and exit count of each vCPU of `vm`, as `vm info` shows
+/// them (`vcpu N:        STATE, E exits, R I/O round trips`).
+fn vcpu_lines(s: &mut Session, vm: &str) -> Vec<(String, u64)> {
+    let from = s.position();
+    // `mem` answers after the whole block is out.
+    s.send(&format!("vm info {vm}\nmem\n")).unwrap();
+    s.expect(&format!("name:          {vm}"), ANSWER).unwrap();
+    s.expect("memory: ", ANSWER).unwrap();
+    s.transcript()[from..]
+        .iter()
+        .filter_map(|l| {
+            let (_, rest) = l.strip_prefix("vcpu ")?.split_once(':')?;
+            let mut parts = rest.trim().split(", ");
+            let state = parts.next()?.to_string();
+            let exits = parts.next()?.strip_suffix(" exits")?.parse().ok()?;
+            Some((state, exits))
+        })
+        .collect()
+}
+
 /// The frames the shell's `mem` says are free.
 fn free_frames(s: &mut Session) -> u64 {
     s.send("mem\n").unwrap();
@@ -838,6 +858,38 @@ fn two_four_vcpu_linux_vms_run_busy_loops_on_every_cpu_beside_a_ticking_vm() {
     }
     let ticks = ticks(&s.transcript()[ticked_from..], "vm0");
     assert!(ticks.windows(2).all(|w| w[1] == w[0] + 1), "{ticks:?}");
+
+    // A pause holds every vCPU of the busy VM: `vm info` shows each held,
+    // its exits standing still, until the VM resumes and all run again.
+    s.send("vm pause linux2\n").unwrap();
+    s.expect("linux2 paused", ANSWER).unwrap();
+    let paused = vcpu_lines(&mut s, "linux2");
+    assert!(
+        paused.iter().all(|(state, _)| state == "held"),
+        "{paused:?}"
+    );
+    s.expect("vm0 | vm0: tick", TICKS).unwrap();
+    let still = vcpu_lines(&mut s, "linux2");
+    assert_eq!(paused, still, "a paused vCPU ran");
+    s.send("vm resume linux2\n").unwrap();
+    s.expect("linux2 resumed", ANSWER).unwrap();
+    s.expect("vm0 | vm0: tick", TICKS).unwrap();
+    let resumed = vcpu_lines(&mut s, "linux2");
+    for (n, ((state, after), (_, before))) in resumed.iter().zip(&paused).enumerate() {
+        assert!(
+            state != "held" && state != "stopped",
+            "vcpu {n}: {resumed:?}"
+        );
+        assert!(after > before, "vcpu {n} did not run again: {resumed:?}");
+    }
+
+    // A reset while every vCPU is busy reboots the VM on all four.
+    s.send("vm reset linux\n").unwrap();
+    s.expect("linux reset", ANSWER).unwrap();
+    init_ready(&mut s, "linux");
+    attach(&mut s, "linux");
+    type_and_expect(&mut s, "linux", "nproc", "4");
+    detach(&mut s);
 
     // A 4-vCPU VM destroyed with every vCPU busy: the call returns, no
     // vCPU of it runs again, and the frames the same VM made again
