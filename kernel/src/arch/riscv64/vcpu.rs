@@ -66,6 +66,9 @@ pub(super) const HVIP_VSTIP: usize = 1 << 6;
 /// The VS-level external interrupt (the device service's PLIC output).
 const HVIP_VSEIP: usize = 1 << 10;
 const HENVCFG_STCE: usize = 1 << 63;
+/// `vsie` bits of the interrupts that can end a `wfi` without a timer:
+/// supervisor software (an IPI) and external.
+const VSIE_WAKERS: usize = (1 << 1) | (1 << 9);
 const INTERRUPT: usize = 1 << 63;
 
 /// Why a VM could not be built.
@@ -395,11 +398,14 @@ impl GuestVm {
         if v.vs.hvip & (HVIP_VSSIP | HVIP_VSTIP | HVIP_VSEIP) != 0 {
             return None;
         }
-        // With no timer set it sleeps until an interrupt: an external one
-        // (`vm_set_external_irq`) or a sibling's IPI wakes it.
+        // With no timer set it sleeps until an interrupt it enabled: an
+        // external one (`vm_set_external_irq`) or a sibling's IPI wakes it.
+        // With none enabled nothing could: the `wfi` is a no-op, as the
+        // privileged spec lets a hart treat it.
         match deadline {
             Some(t) if t <= timer::now() => None,
             Some(t) => Some(RunOutcome::Sleeping(t)),
+            None if v.vs.vsie & VSIE_WAKERS == 0 => None,
             None => Some(RunOutcome::Sleeping(u64::MAX)),
         }
     }

@@ -7,7 +7,7 @@ use super::{csr, timer};
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct VsCsrs {
     pub(super) vsstatus: usize,
-    vsie: usize,
+    pub(super) vsie: usize,
     pub(super) vstvec: usize,
     vsscratch: usize,
     pub(super) vsepc: usize,
