@@ -14,6 +14,7 @@ pub mod elf;
 pub mod frame;
 pub mod klog;
 pub mod manifest;
+pub mod online;
 pub mod ram;
 pub mod syscall;
 pub mod syscall_console;

@@ -9,8 +9,6 @@
 //! on the kernel's page table with the trap vector installed, then parks
 //! until [`CpuSet::release`] (nothing calls it yet: SMP scheduling will).
 
-use core::sync::atomic::{AtomicBool, Ordering};
-
 use mica_boot::Hart;
 
 /// Hart ids with a boot stack of their own (`entry.rs`): only these are
@@ -46,59 +44,7 @@ pub fn verdict(boot: usize, hart: &Hart) -> Verdict {
 
 /// The harts that are online (running kernel code), by id, and the flag
 /// that releases the parked ones.
-pub struct CpuSet {
-    online: [AtomicBool; MAX_HARTS],
-    release: AtomicBool,
-}
-
-impl CpuSet {
-    /// No hart online.
-    pub const fn new() -> Self {
-        CpuSet {
-            online: [const { AtomicBool::new(false) }; MAX_HARTS],
-            release: AtomicBool::new(false),
-        }
-    }
-
-    /// Marks `hart` online (each hart for itself; ids past [`MAX_HARTS`]
-    /// are never started, so they are ignored).
-    pub fn announce(&self, hart: usize) {
-        if let Some(flag) = self.online.get(hart) {
-            flag.store(true, Ordering::Release);
-        }
-    }
-
-    /// Whether `hart` announced itself.
-    pub fn is_online(&self, hart: usize) -> bool {
-        self.online
-            .get(hart)
-            .is_some_and(|flag| flag.load(Ordering::Acquire))
-    }
-
-    /// How many harts are online.
-    pub fn online_count(&self) -> usize {
-        self.online
-            .iter()
-            .filter(|flag| flag.load(Ordering::Acquire))
-            .count()
-    }
-
-    /// Lets the parked harts go on (for SMP scheduling; unused so far).
-    pub fn release(&self) {
-        self.release.store(true, Ordering::Release);
-    }
-
-    /// Whether [`CpuSet::release`] was called.
-    pub fn released(&self) -> bool {
-        self.release.load(Ordering::Acquire)
-    }
-}
-
-impl Default for CpuSet {
-    fn default() -> Self {
-        CpuSet::new()
-    }
-}
+pub type CpuSet = crate::online::Online<MAX_HARTS>;
 
 /// The kernel's harts.
 pub static CPUS: CpuSet = CpuSet::new();

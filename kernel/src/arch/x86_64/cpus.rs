@@ -10,7 +10,7 @@
 //! scheduling will).
 
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 pub use mica_boot::acpi::MAX_CPUS;
 
@@ -39,8 +39,16 @@ pub fn numbering(boot: u32, listed: &[u32]) -> ([u32; MAX_CPUS], usize) {
 pub struct CpuSet {
     apic_ids: [AtomicU32; MAX_CPUS],
     len: AtomicUsize,
-    online: [AtomicBool; MAX_CPUS],
-    release: AtomicBool,
+    online: crate::online::Online<MAX_CPUS>,
+}
+
+impl core::ops::Deref for CpuSet {
+    type Target = crate::online::Online<MAX_CPUS>;
+
+    /// Which CPUs are online, and the release flag.
+    fn deref(&self) -> &Self::Target {
+        &self.online
+    }
 }
 
 impl CpuSet {
@@ -49,8 +57,7 @@ impl CpuSet {
         CpuSet {
             apic_ids: [const { AtomicU32::new(0) }; MAX_CPUS],
             len: AtomicUsize::new(0),
-            online: [const { AtomicBool::new(false) }; MAX_CPUS],
-            release: AtomicBool::new(false),
+            online: crate::online::Online::new(),
         }
     }
 
@@ -75,39 +82,6 @@ impl CpuSet {
     /// CPU `cpu`'s local APIC id.
     pub fn apic_id(&self, cpu: usize) -> Option<u32> {
         (cpu < self.len.load(Ordering::Acquire)).then(|| self.apic_ids[cpu].load(Ordering::Relaxed))
-    }
-
-    /// Marks CPU `cpu` online (each CPU for itself; numbers past
-    /// [`MAX_CPUS`] are ignored).
-    pub fn announce(&self, cpu: usize) {
-        if let Some(flag) = self.online.get(cpu) {
-            flag.store(true, Ordering::Release);
-        }
-    }
-
-    /// Whether CPU `cpu` announced itself.
-    pub fn is_online(&self, cpu: usize) -> bool {
-        self.online
-            .get(cpu)
-            .is_some_and(|flag| flag.load(Ordering::Acquire))
-    }
-
-    /// How many CPUs are online.
-    pub fn online_count(&self) -> usize {
-        self.online
-            .iter()
-            .filter(|flag| flag.load(Ordering::Acquire))
-            .count()
-    }
-
-    /// Lets the parked CPUs go on (for SMP scheduling; unused so far).
-    pub fn release(&self) {
-        self.release.store(true, Ordering::Release);
-    }
-
-    /// Whether [`CpuSet::release`] was called.
-    pub fn released(&self) -> bool {
-        self.release.load(Ordering::Acquire)
     }
 }
 
