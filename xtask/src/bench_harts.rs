@@ -187,6 +187,7 @@ pub fn cpu_figures(one: &[(&str, u64)], more: &[(&str, u64)]) -> Vec<Figure> {
 #[cfg(test)]
 mod tests {
     use super::{cpu_figures, figures};
+    use crate::bench_report::tests::value;
     use crate::bench_run::{Output, Run};
     use std::time::Duration;
 
@@ -202,14 +203,6 @@ mod tests {
             out: output,
             fifo: output,
         }
-    }
-
-    fn value<'a>(figures: &'a [(&str, String, String)], key: &str) -> &'a str {
-        &figures
-            .iter()
-            .find(|f| f.0 == key)
-            .unwrap_or_else(|| panic!("no {key}"))
-            .1
     }
 
     #[test]

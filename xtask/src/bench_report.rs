@@ -259,7 +259,7 @@ pub(crate) fn significant(x: f64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::{figures, significant};
     use crate::bench_run::{Output, Run};
     use crate::bench_trace::{Breakdown, Stages};
@@ -293,7 +293,8 @@ mod tests {
         }
     }
 
-    fn value<'a>(figures: &'a [(&str, String, String)], key: &str) -> &'a str {
+    /// The value of report line `key` (the test fails without one).
+    pub(crate) fn value<'a>(figures: &'a [(&str, String, String)], key: &str) -> &'a str {
         &figures
             .iter()
             .find(|f| f.0 == key)

@@ -207,14 +207,15 @@ struct Effects<'a> {
 }
 
 impl Effects<'_> {
-    /// Checks `mask`; when it names any hart, `effect` happens (a flush
-    /// the vCPU layer applies to the harts that need it).
-    fn to_harts(&self, mask: HartMask, effect: SbiEffect) -> SbiRet {
+    /// Checks `mask`; when it names any hart, the effect `effect` makes
+    /// of the harts it names happens (an IPI to them, or a flush the vCPU
+    /// layer applies to the harts that need it).
+    fn to_harts(&self, mask: HartMask, effect: impl FnOnce(u64) -> SbiEffect) -> SbiRet {
         match hart_mask_of(mask, self.harts) {
             None => SbiRet::invalid_param(),
             Some(named) => {
                 if named != 0 {
-                    self.effect.set(effect);
+                    self.effect.set(effect(named));
                 }
                 SbiRet::success(0)
             }
@@ -230,14 +231,14 @@ fn valid_range(start: usize, size: usize) -> bool {
 
 impl rustsbi::Fence for Effects<'_> {
     fn remote_fence_i(&self, hart_mask: HartMask) -> SbiRet {
-        self.to_harts(hart_mask, SbiEffect::FenceI)
+        self.to_harts(hart_mask, |_| SbiEffect::FenceI)
     }
 
     fn remote_sfence_vma(&self, hart_mask: HartMask, start: usize, size: usize) -> SbiRet {
         if !valid_range(start, size) {
             return SbiRet::invalid_address();
         }
-        self.to_harts(hart_mask, SbiEffect::FlushGuestTlb)
+        self.to_harts(hart_mask, |_| SbiEffect::FlushGuestTlb)
     }
 
     fn remote_sfence_vma_asid(
@@ -250,7 +251,7 @@ impl rustsbi::Fence for Effects<'_> {
         if !valid_range(start, size) {
             return SbiRet::invalid_address();
         }
-        self.to_harts(hart_mask, SbiEffect::FlushGuestTlb)
+        self.to_harts(hart_mask, |_| SbiEffect::FlushGuestTlb)
     }
 }
 
@@ -262,15 +263,7 @@ impl rustsbi::Timer for Effects<'_> {
 
 impl rustsbi::Ipi for Effects<'_> {
     fn send_ipi(&self, hart_mask: HartMask) -> SbiRet {
-        match hart_mask_of(hart_mask, self.harts) {
-            None => SbiRet::invalid_param(),
-            Some(named) => {
-                if named != 0 {
-                    self.effect.set(SbiEffect::SoftwareInterrupt(named));
-                }
-                SbiRet::success(0)
-            }
-        }
+        self.to_harts(hart_mask, SbiEffect::SoftwareInterrupt)
     }
 }
 

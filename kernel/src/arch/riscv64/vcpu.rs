@@ -278,14 +278,18 @@ impl GuestVm {
     }
 
     /// Every vCPU of the VM.
+    fn vcpus(&self) -> impl Iterator<Item = &Vcpu> {
+        core::iter::once(&self.vcpu).chain(self.parked.iter())
+    }
+
+    /// Every vCPU of the VM, to change.
     pub(super) fn vcpus_mut(&mut self) -> impl Iterator<Item = &mut Vcpu> {
         core::iter::once(&mut self.vcpu).chain(self.parked.iter_mut())
     }
 
     /// The VM's harts in HSM state `state` (bit `n` = hart `n`).
     pub(super) fn harts_in(&self, state: HartState) -> u64 {
-        core::iter::once(&self.vcpu)
-            .chain(self.parked.iter())
+        self.vcpus()
             .filter(|v| v.hsm == state)
             .fold(0, |mask, v| mask | 1 << v.id)
     }
@@ -307,16 +311,13 @@ impl GuestVm {
 
     /// The VM's figures: its own counters with its vCPUs' exits.
     pub fn figures(&self, ticks_per_second: u64) -> crate::vm::stats::VmFigures {
-        let vcpus = core::iter::once(&self.vcpu).chain(self.parked.iter());
-        self.vm
-            .stats
-            .figures(ticks_per_second, vcpus.map(|v| &v.stats))
+        let vcpus = self.vcpus().map(|v| &v.stats);
+        self.vm.stats.figures(ticks_per_second, vcpus)
     }
 
     /// vCPU `vcpu`'s counters; `None` for a vCPU the VM lacks.
     pub fn vcpu_stats(&self, vcpu: usize) -> Option<VcpuStats> {
-        core::iter::once(&self.vcpu)
-            .chain(self.parked.iter())
+        self.vcpus()
             .find(|v| usize::from(v.id) == vcpu)
             .map(|v| v.stats)
     }
