@@ -8,9 +8,29 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::obj::MAX_CPUS;
+
 static TICKS: AtomicU64 = AtomicU64::new(0);
 static CLOCK_HZ: AtomicU64 = AtomicU64::new(0);
-static CLOCK: spin::Mutex<TickClock> = spin::Mutex::new(TickClock::new(u64::MAX / 2));
+/// Each CPU's clock: every CPU takes its own timer interrupts and ticks
+/// (charging the task it runs); CPU 0's ticks are the ones counted.
+static CLOCKS: [spin::Mutex<TickClock>; MAX_CPUS] =
+    [const { spin::Mutex::new(TickClock::new(u64::MAX / 2)) }; MAX_CPUS];
+
+/// The clock of the CPU running this code.
+fn clock() -> spin::MutexGuard<'static, TickClock> {
+    CLOCKS[this_cpu() % MAX_CPUS].lock()
+}
+
+#[cfg(target_os = "none")]
+fn this_cpu() -> usize {
+    crate::arch::this_cpu()
+}
+
+#[cfg(not(target_os = "none"))]
+fn this_cpu() -> usize {
+    0
+}
 
 /// When the ticks fall, pure (the global one is behind [`on_timer`] and
 /// friends).
@@ -65,7 +85,10 @@ impl TickClock {
 /// Returns the first tick's deadline.
 pub fn start(counts: u64, now: u64) -> u64 {
     BOOT_CLOCK.store(now, Ordering::Relaxed);
-    CLOCK.lock().start(counts, now)
+    for clock in &CLOCKS[1..] {
+        clock.lock().start(counts, now);
+    }
+    CLOCKS[0].lock().start(counts, now)
 }
 
 /// The interval for `hz` ticks per second of a `counts_per_second` clock.
@@ -76,8 +99,9 @@ pub fn interval_for(counts_per_second: u64, hz: u64) -> u64 {
 /// A timer interrupt at `now`; returns the deadline to arm next (the next
 /// tick; callers that know of earlier wake-ups arm [`deadline`] instead).
 pub fn on_timer(now: u64) -> u64 {
-    let mut clock = CLOCK.lock();
-    if clock.on_timer(now) {
+    let cpu = this_cpu();
+    let mut clock = CLOCKS[cpu % MAX_CPUS].lock();
+    if clock.on_timer(now) && cpu == 0 {
         TICKS.fetch_add(1, Ordering::Relaxed);
     }
     clock.deadline(None)
@@ -85,17 +109,17 @@ pub fn on_timer(now: u64) -> u64 {
 
 /// Whether a tick fell since the last call (charge the running task).
 pub fn take_tick() -> bool {
-    CLOCK.lock().take_tick()
+    clock().take_tick()
 }
 
 /// The deadline to arm given the earliest wake-up anyone waits for.
 pub fn deadline(wakeup: Option<u64>) -> u64 {
-    CLOCK.lock().deadline(wakeup)
+    clock().deadline(wakeup)
 }
 
 /// Timer counts between two ticks.
 pub fn interval() -> u64 {
-    CLOCK.lock().interval
+    CLOCKS[0].lock().interval
 }
 
 /// Scheduler ticks per second.

@@ -93,6 +93,26 @@ static RUNNER: spin::Mutex<Runner> = spin::Mutex::new(Runner {
     },
 });
 
+/// Takes the kernel lock for the CPU running this code: the scheduler acts
+/// for it until the lock is released again ([`unlock`]).
+#[inline]
+fn lock() -> spin::MutexGuard<'static, Runner> {
+    let mut guard = RUNNER.lock();
+    guard.objects.sched.enter(arch::this_cpu());
+    guard
+}
+
+/// Releases the kernel lock, then kicks the CPUs the scheduler asked to
+/// decide again while it was held.
+#[inline]
+fn unlock(mut guard: spin::MutexGuard<'static, Runner>) {
+    let kicks = guard.objects.sched.take_resched();
+    drop(guard);
+    if kicks != 0 {
+        arch::kick(u64::from(kicks));
+    }
+}
+
 fn fail(what: core::fmt::Arguments<'_>) -> ! {
     klog::print(format_args!("mica: {what}\n"));
     arch::shutdown(ExitStatus::Failure)
@@ -290,9 +310,12 @@ pub fn start(
     vm_ids: Option<u16>,
     chaos: Option<Chaos<'static>>,
 ) -> ! {
-    let mut guard = RUNNER.lock();
+    let mut guard = lock();
     let r = &mut *guard;
     r.tasks.kernel_root = kernel_root;
+    // Services run on the boot CPU, vCPUs (the lowest level) on every one.
+    let cpus = r.objects.sched.set_cpus(arch::cpu_count());
+    r.objects.sched.share_only(1 << crate::vm::control::VCPU_PRIORITY.level());
     r.tasks.chaos = chaos;
     r.tasks.epoch = arch::timer_now();
     if let Some(count) = vm_ids {
@@ -339,6 +362,9 @@ pub fn start(
     slot.space.activate();
     let frame = &raw mut slot.frame;
     drop(guard);
+    if cpus > 1 {
+        arch::cpus_release();
+    }
     // The frame lies in the static `RUNNER`: it stays put while the task
     // lives, and traps from U-mode save into it.
     arch::enter_user(frame)
@@ -380,10 +406,10 @@ pub fn user_syscall(nr: Option<usize>) -> *mut TrapFrame {
 /// Handles a trap from the running task, whose registers the trap vector
 /// saved in its own frame; returns the frame of the task that runs next
 /// (in the static `RUNNER`, so it stays valid once the lock is released;
-/// one hart, and the kernel runs with interrupts off, so nothing touches it
-/// before the vector restores it).
+/// user tasks run on this CPU alone, so nothing touches it before the
+/// vector restores it). vCPUs picked on the way run first ([`drive`]).
 pub fn user_trap(trap: Trap) -> *mut TrapFrame {
-    let mut guard = RUNNER.lock();
+    let mut guard = lock();
     let r = &mut *guard;
     let Some(current) = r.objects.sched.current() else {
         fail(format_args!(
@@ -405,7 +431,8 @@ pub fn user_trap(trap: Trap) -> *mut TrapFrame {
             ticks::on_timer(arch::timer_now());
             after_timer(r)
         }
-        Trap::OtherInterrupt(_) => Decision::Continue,
+        // Another CPU kicked this one: it decides again.
+        Trap::OtherInterrupt(_) => r.objects.sched.schedule(),
         other => match fault_kind(other) {
             Some((kind, address)) => {
                 let reason = ExitReason::Faulted { kind, address };
@@ -414,54 +441,179 @@ pub fn user_trap(trap: Trap) -> *mut TrapFrame {
             None => Decision::Continue,
         },
     };
-    let next = next_user_task(r, decision, current);
-    let Some(slot) = r.tasks.slot_mut(next) else {
+    let step = next_step(r, decision, current);
+    let (mut guard, next) = drive(guard, step);
+    let Some(slot) = guard.tasks.slot_mut(next) else {
         fail(format_args!("task {} has no context", next.slot()))
     };
     if next != current {
         slot.space.activate();
     }
-    &raw mut slot.frame
+    let frame = &raw mut slot.frame;
+    unlock(guard);
+    frame
 }
 
-/// Follows `decision` until a user task is to run: vCPUs picked on the
-/// way run until their next exit, and when nothing is ready the hart waits
-/// for an interrupt (a timer tick can wake a sleeping vCPU).
-///
-/// Not inlined: inlined into the trap handler, the vCPU path's many
-/// addresses and constants were computed and spilled to the stack on every
-/// trap (about 100 instructions per guest I/O round trip). The cut is here
-/// rather than at `run_vcpu`, which would save 40 more per round trip but
-/// cost the guest loop's register allocation 13-19 per SBI call, past the
-/// null call's 200 (measured: 2,756 / 218 there, 2,798 / 199 here).
-#[inline(never)]
-fn next_user_task(r: &mut Runner, mut decision: Decision, current: TaskId) -> TaskId {
-    let mut last = current;
+/// Where a CPU other than the boot CPU goes once released: it schedules
+/// vCPUs until the machine stops (services run on the boot CPU alone, see
+/// `Scheduler::share_only`).
+#[cfg_attr(
+    target_arch = "x86_64",
+    expect(dead_code, reason = "x86 application processors stay parked")
+)]
+pub fn run_cpu(cpu: usize) -> ! {
+    let mut guard = lock();
+    arm_timer(&guard);
+    let decision = guard.objects.sched.schedule();
+    let step = idle_step(&mut guard, decision);
+    let (_, task) = drive(guard, step);
+    fail(format_args!(
+        "CPU {cpu} was given task {} ({}), but only the boot CPU runs services",
+        task.slot(),
+        RUNNER.lock().tasks.name_of(task)
+    ))
+}
+
+/// What a CPU does next, decided under the kernel lock.
+enum Step {
+    /// Return to this user task.
+    User(TaskId),
+    /// Enter a guest outside the lock: VM `vm`'s vCPU `vcpu`, whose
+    /// scheduler task is `task`; its exit is handled under the lock again.
+    Guest {
+        entry: arch::GuestEntry,
+        vm: usize,
+        vcpu: usize,
+        task: TaskId,
+    },
+    /// Nothing is ready: wait for an interrupt outside the lock.
+    Idle,
+}
+
+/// Carries out `step` and the ones after it until a user task is to run:
+/// guests are entered and idle waits made with the kernel lock released
+/// (and the CPUs the scheduler asked to decide again kicked), every exit
+/// and wake-up handled with it held. Returns the lock and the user task.
+fn drive(
+    mut guard: spin::MutexGuard<'static, Runner>,
+    mut step: Step,
+) -> (spin::MutexGuard<'static, Runner>, TaskId) {
     loop {
-        let next = match decision {
-            Decision::Continue => r.objects.sched.current().unwrap_or(last),
-            Decision::SwitchTo(task) => task,
-            Decision::Idle => {
-                decision = idle(r);
-                continue;
+        step = match step {
+            Step::User(task) => return (guard, task),
+            Step::Guest {
+                entry,
+                vm,
+                vcpu,
+                task,
+            } => {
+                unlock(guard);
+                entry.enter();
+                guard = lock();
+                after_exit(&mut guard, vm, vcpu, task)
+            }
+            Step::Idle => {
+                unlock(guard);
+                arch::wait_for_interrupt();
+                guard = lock();
+                let decision = after_timer(&mut guard);
+                let last = guard.objects.sched.current();
+                match last {
+                    Some(task) => next_step(&mut guard, decision, task),
+                    None => idle_step(&mut guard, decision),
+                }
             }
         };
-        let Some((vm, vcpu)) = r.objects.vms.vcpu_of_task(next) else {
-            return next;
-        };
-        last = next;
-        decision = run_vcpu(r, vm, vcpu);
     }
 }
 
-/// Runs VM `vm`'s vCPU `vcpu` until its next exit the scheduler must hear
-/// of.
-fn run_vcpu(r: &mut Runner, vm: usize, vcpu: usize) -> Decision {
+/// [`next_step`] for a CPU that ran nothing.
+fn idle_step(r: &mut Runner, decision: Decision) -> Step {
+    match decision {
+        Decision::SwitchTo(task) => next_step(r, decision, task),
+        _ => Step::Idle,
+    }
+}
+
+/// Follows `decision` (made after `last` ran) until something is to run:
+/// vCPUs picked on the way start their runs, and those that cannot run
+/// are handed back to the scheduler at once.
+///
+/// Not inlined: inlined into the trap handler, the vCPU path's many
+/// addresses and constants were computed and spilled to the stack on every
+/// trap (about 100 instructions per guest I/O round trip).
+#[inline(never)]
+fn next_step(r: &mut Runner, mut decision: Decision, mut last: TaskId) -> Step {
+    loop {
+        let next = match decision {
+            Decision::Continue => match r.objects.sched.current() {
+                Some(task) => task,
+                None => last,
+            },
+            Decision::SwitchTo(task) => task,
+            Decision::Idle => return Step::Idle,
+        };
+        let Some((vm, vcpu)) = r.objects.vms.vcpu_of_task(next) else {
+            return Step::User(next);
+        };
+        last = next;
+        let Some(guest) = r.tasks.guests.vms.get_mut(vm).and_then(Option::as_mut) else {
+            tell_controller(r, vm);
+            decision = r.objects.sched.schedule();
+            continue;
+        };
+        match guest.begin(vcpu) {
+            Ok(entry) => {
+                return Step::Guest {
+                    entry,
+                    vm,
+                    vcpu,
+                    task: next,
+                };
+            }
+            Err(outcome) => decision = run_over(r, vm, vcpu, outcome),
+        }
+    }
+}
+
+/// The guest this CPU ran for VM `vm`'s vCPU `vcpu` (task `task`) exited:
+/// the exit is handled and the run goes on, or the scheduler decides. A
+/// run the scheduler took off this CPU meanwhile (a pause, reset or
+/// destroy from another CPU) is left.
+fn after_exit(r: &mut Runner, vm: usize, vcpu: usize, task: TaskId) -> Step {
+    let abandoned = r.objects.sched.current() != Some(task);
+    let Some(guest) = r.tasks.guests.vms.get_mut(vm).and_then(Option::as_mut) else {
+        let decision = r.objects.sched.schedule();
+        return next_step(r, decision, task);
+    };
+    let resumed = guest.resume(vcpu, abandoned);
+    // Siblings it started or sent an interrupt may run (on other CPUs at
+    // once).
+    let woken = guest.take_wakeups();
+    if woken != 0 {
+        control::wake(&mut r.objects, vm, woken);
+    }
+    match resumed {
+        Ok(entry) => Step::Guest {
+            entry,
+            vm,
+            vcpu,
+            task,
+        },
+        Err(outcome) => {
+            let decision = run_over(r, vm, vcpu, outcome);
+            next_step(r, decision, task)
+        }
+    }
+}
+
+/// A run of VM `vm`'s vCPU `vcpu` ended with `outcome` (or could not
+/// start): what it left for others is passed on, and the scheduler hears.
+fn run_over(r: &mut Runner, vm: usize, vcpu: usize, outcome: RunOutcome) -> Decision {
     let Some(guest) = r.tasks.guests.vms.get_mut(vm).and_then(Option::as_mut) else {
         tell_controller(r, vm);
         return r.objects.sched.schedule();
     };
-    let outcome = guest.run(vcpu);
     // Siblings it started or sent an interrupt may run.
     let woken = guest.take_wakeups();
     if woken != 0 {
@@ -518,13 +670,6 @@ fn tell_controller(r: &mut Runner, vm: usize) {
     if let Some((task, bits)) = control::ended(&mut r.objects, vm) {
         syscall_vm::deliver(&mut r.tasks, task, bits);
     }
-}
-
-/// Nothing is ready: waits for the next interrupt (the timer at least),
-/// wakes vCPUs whose `wfi` deadline passed, and decides again.
-fn idle(r: &mut Runner) -> Decision {
-    arch::wait_for_interrupt();
-    after_timer(r)
 }
 
 /// After a timer interrupt (already counted by `ticks::on_timer`): wakes

@@ -10,7 +10,7 @@
 
 use ipc::syscall::{OK, Sysno};
 
-use super::{RUNNER, Runner, fail};
+use super::{Runner, fail};
 use crate::arch::{self, TrapFrame};
 use crate::obj::ids::TaskId;
 use crate::obj::sched::Decision;
@@ -28,7 +28,7 @@ pub(super) fn may_be_fast(nr: usize) -> bool {
 /// path saves only the registers it uses.
 #[inline(never)]
 pub(super) fn fast_syscall() -> Option<*mut TrapFrame> {
-    let mut guard = RUNNER.lock();
+    let mut guard = super::lock();
     let r = &mut *guard;
     let current = r.objects.sched.current()?;
     let (nr, args) = r.tasks.slot(current)?.frame.syscall();

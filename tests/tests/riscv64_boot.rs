@@ -1,10 +1,11 @@
 //! Boots Mica on QEMU virt and checks what a user sees: two guests whose
 //! 16550 output travels kernel -> ioreq -> devices and reaches the console
 //! with the VM's name; a misbehaving guest stopped while the other goes on;
-//! a faulting service killed and restarted by init; every hart online (the
-//! others parked) on 1 and 4 harts; and a clear line plus a non-zero exit
-//! when the machine cannot run Mica. Run by `cargo xtask
-//! test`, which builds the kernel and the boot images and installs QEMU.
+//! a faulting service killed and restarted by init; every hart online on
+//! 1 and 4 harts (the boot hart runs the services, every hart vCPUs); and
+//! a clear line plus a non-zero exit when the machine cannot run Mica. Run
+//! by `cargo xtask test`, which builds the kernel and the boot images and
+//! installs QEMU.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::process::Command;
@@ -334,7 +335,7 @@ fn cpus_line_then_clean_exit(s: &mut Session) -> String {
 
 #[test]
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
-fn with_four_harts_all_four_come_online_and_three_park() {
+fn with_four_harts_all_four_come_online_and_run_vcpus() {
     let mut s = qemu_kernel_only("4");
     s.expect("mica: booting on riscv64 (4 harts, 256 MiB)", BOOT)
         .unwrap();
@@ -342,19 +343,19 @@ fn with_four_harts_all_four_come_online_and_three_park() {
     // OpenSBI's lottery picks the boot hart: its id is not fixed.
     assert!(
         line.starts_with("mica: cpus: 4 harts online (hart ")
-            && line.ends_with(" schedules; 3 parked until SMP scheduling)"),
+            && line.ends_with(" runs the services; all 4 run vCPUs)"),
         "{line}"
     );
 }
 
 #[test]
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
-fn with_one_hart_one_is_online_and_none_parks() {
+fn with_one_hart_one_is_online_and_runs_everything() {
     let mut s = qemu_kernel_only("1");
     s.expect("mica: booting on riscv64 (1 harts, 256 MiB)", BOOT)
         .unwrap();
     let line = cpus_line_then_clean_exit(&mut s);
-    assert_eq!(line, "mica: cpus: 1 hart online (hart 0 schedules)");
+    assert_eq!(line, "mica: cpus: 1 hart online (hart 0 runs the services)");
 }
 
 #[test]

@@ -148,6 +148,10 @@ pub struct Scheduler {
     /// Timer ticks seen (every tick, whoever ran): the clock that bounds
     /// a boosted task's turn.
     ticks: u64,
+    /// The priority levels (bit `p` = level `p`) whose tasks CPUs other
+    /// than CPU 0 may take; CPU 0 takes every level
+    /// ([`Scheduler::share_only`]).
+    shared: u32,
 }
 
 impl Default for Scheduler {
@@ -169,7 +173,17 @@ impl Scheduler {
             cpus: 1,
             resched: 0,
             ticks: 0,
+            shared: u32::MAX,
         }
+    }
+
+    /// Lets CPUs other than CPU 0 take only tasks whose priority level has
+    /// its bit set in `levels`; the others run on CPU 0 alone. The kernel
+    /// keeps its services on the boot CPU this way (their address spaces
+    /// are never live on two harts, so unmapping needs no remote TLB
+    /// shootdown) and spreads the vCPUs, which run at the lowest level.
+    pub fn share_only(&mut self, levels: u32) {
+        self.shared = levels;
     }
 
     /// Lets CPUs `0..cpus` (1 to [`MAX_CPUS`]) take tasks; the others
@@ -299,8 +313,9 @@ impl Scheduler {
     #[cold]
     fn offer_to_others(&mut self, priority: Priority) {
         let mut pick: Option<(usize, Option<Priority>)> = None;
+        let shared = self.shared & 1 << priority.level() != 0;
         for cpu in 0..self.cpus {
-            if cpu == self.cpu() || self.resched & 1 << cpu != 0 {
+            if cpu == self.cpu() || self.resched & 1 << cpu != 0 || (cpu != 0 && !shared) {
                 continue;
             }
             let theirs = self.running[cpu].and_then(|t| self.entry(t).ok().map(|e| e.priority));
@@ -460,6 +475,7 @@ impl Scheduler {
             return Err(SchedError::IllegalTransition { from: target.state });
         }
         let priority = target.priority;
+        let here = self.takes(priority);
         let running = self.entry_mut(from).ok_or(SchedError::UnknownTask)?;
         if !blocked.is_blocked() {
             return Err(SchedError::IllegalTransition {
@@ -470,7 +486,7 @@ impl Scheduler {
         running.state = blocked;
         let donated = running.slice.max(1);
         self.set_current(None);
-        if self.ready_above(priority) {
+        if !here || self.ready_above(priority) {
             self.enqueue(to, false);
             return Ok(self.run_best(Some(from)));
         }
@@ -498,7 +514,9 @@ impl Scheduler {
     #[inline]
     pub fn direct_switch_ok(&self, to: TaskId, state: TaskState) -> bool {
         match self.entries[to.slot()] {
-            Some(e) if e.task == to => e.state == state && !self.ready_above(e.priority),
+            Some(e) if e.task == to => {
+                e.state == state && !self.ready_above(e.priority) && self.takes(e.priority)
+            }
             _ => false,
         }
     }
@@ -567,6 +585,7 @@ impl Scheduler {
             || !blocked.is_blocked()
             || !target.state.is_blocked()
             || contended
+            || !self.takes(target.priority)
             || self.entry(from).is_err()
         {
             return None;
@@ -588,6 +607,7 @@ impl Scheduler {
             && target.state.is_blocked()
             && !turn_over
             && !self.ready_above(target.priority)
+            && self.takes(target.priority)
     }
 
     /// Marks `task` dead and takes it off the CPU and every ready queue.
@@ -676,8 +696,28 @@ impl Scheduler {
         }
     }
 
+    /// Whether the CPU the kernel acts for may run tasks at `priority`
+    /// ([`Scheduler::share_only`]).
+    #[inline]
+    fn takes(&self, priority: Priority) -> bool {
+        self.cpu == 0 || self.shared & 1 << priority.level() != 0
+    }
+
+    /// The most urgent ready priority the CPU the kernel acts for may take.
+    #[inline]
     fn highest_ready(&self) -> Option<Priority> {
-        let top = 31u32.checked_sub(self.nonempty.leading_zeros())?;
+        self.highest_ready_on(self.cpu)
+    }
+
+    /// The most urgent ready priority CPU `cpu` may take.
+    #[inline]
+    fn highest_ready_on(&self, cpu: u8) -> Option<Priority> {
+        let levels = if cpu == 0 {
+            self.nonempty
+        } else {
+            self.nonempty & self.shared
+        };
+        let top = 31u32.checked_sub(levels.leading_zeros())?;
         u8::try_from(top).ok().map(Priority)
     }
 

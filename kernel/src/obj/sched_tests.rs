@@ -480,7 +480,12 @@ fn deliver_resched(s: &mut Scheduler) {
             s.enter(cpu);
             s.schedule();
         }
+        // Their decisions may ask this CPU to decide again too.
+        let again = s.resched & 1 << mine != 0;
         s.enter(mine);
+        if again {
+            s.schedule();
+        }
         rounds += 1;
         assert!(
             rounds < 4 * MAX_CPUS,
@@ -492,8 +497,8 @@ fn deliver_resched(s: &mut Scheduler) {
 /// Global fixed priority: no ready task is more urgent than any running
 /// one, and no CPU idles while a task is ready.
 fn most_urgent_run(s: &Scheduler) -> Result<(), String> {
-    let best_ready = s.highest_ready();
     for cpu in 0..s.cpus() {
+        let best_ready = s.highest_ready_on(cpu as u8);
         match s.running_on(cpu) {
             None if best_ready.is_some() => {
                 return Err(format!("cpu {cpu} idles beside a ready task"));
@@ -585,11 +590,17 @@ proptest::proptest! {
     #[test]
     fn four_cpus_always_run_the_most_urgent_tasks(
         ops in proptest::collection::vec(cpu_op(), 1..200),
+        lowest_only in proptest::bool::ANY,
     ) {
         let mut generation = [1u16; 9];
         let id = |slot: usize, generation: &[u16; 9]| TaskId::new(slot, generation[slot]).unwrap();
         let mut s = Scheduler::new();
         s.set_cpus(4);
+        if lowest_only {
+            // As the kernel runs: services on CPU 0, vCPUs (the lowest
+            // level) anywhere.
+            s.share_only(1);
+        }
         for slot in 1..9 {
             s.admit(id(slot, &generation), p(slot % 4)).unwrap();
         }
@@ -661,3 +672,27 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn cpus_other_than_cpu_0_take_only_the_shared_levels() {
+    let mut s = admitted(&[(1, 5), (2, 0), (3, 0)]);
+    s.set_cpus(2);
+    s.share_only(1);
+    // CPU 1 decides first: the service at level 5 is not its to take.
+    s.enter(1);
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(2)));
+    s.enter(0);
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
+    // The service blocks and wakes from CPU 1: CPU 0, not CPU 1 (which
+    // runs a less urgent task), is asked to take it.
+    s.enter(0);
+    s.block(t(1), TaskState::BlockedRecv).unwrap();
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(3)));
+    s.enter(1);
+    s.unblock(t(1)).unwrap();
+    assert_eq!(s.schedule(), Decision::Continue, "CPU 1 keeps its vCPU");
+    assert_eq!(s.take_resched(), 1, "CPU 0 must decide again");
+    s.enter(0);
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
+}
+

@@ -9,6 +9,8 @@
 //! on the kernel's page table with the trap vector installed, then parks
 //! until [`CpuSet::release`] (nothing calls it yet: SMP scheduling will).
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+
 use mica_boot::Hart;
 
 /// Hart ids with a boot stack of their own (`entry.rs`): only these are
@@ -49,6 +51,111 @@ pub type CpuSet = crate::online::Online<MAX_HARTS>;
 /// The kernel's harts.
 pub static CPUS: CpuSet = CpuSet::new();
 
+/// The kernel numbers the harts it runs on as CPUs `0..n` (what the
+/// scheduler and the per-CPU state index): the boot hart is CPU 0, the
+/// started ones follow in the device tree's order. Hart ids need not be
+/// dense, nor the boot hart's 0.
+pub struct CpuNumbers {
+    /// The hart id of CPU `n`, `usize::MAX` for none.
+    hart_of: [AtomicUsize; MAX_HARTS],
+    count: AtomicUsize,
+}
+
+impl CpuNumbers {
+    /// No CPU numbered.
+    pub const fn new() -> Self {
+        CpuNumbers {
+            hart_of: [const { AtomicUsize::new(usize::MAX) }; MAX_HARTS],
+            count: AtomicUsize::new(0),
+        }
+    }
+
+    /// Gives hart `hart` the next CPU number; `None` once [`MAX_HARTS`]
+    /// are numbered.
+    pub fn number(&self, hart: usize) -> Option<usize> {
+        let cpu = self.count.load(Ordering::Relaxed);
+        let slot = self.hart_of.get(cpu)?;
+        slot.store(hart, Ordering::Release);
+        self.count.store(cpu + 1, Ordering::Release);
+        Some(cpu)
+    }
+
+    /// The CPU number of hart `hart`, if it has one.
+    pub fn cpu_of(&self, hart: usize) -> Option<usize> {
+        self.hart_of
+            .iter()
+            .position(|h| h.load(Ordering::Acquire) == hart)
+    }
+
+    /// The hart id of CPU `cpu`, if it is numbered.
+    pub fn hart_of(&self, cpu: usize) -> Option<usize> {
+        let hart = self.hart_of.get(cpu)?.load(Ordering::Acquire);
+        (hart != usize::MAX).then_some(hart)
+    }
+
+    /// How many CPUs are numbered.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+}
+
+impl Default for CpuNumbers {
+    fn default() -> Self {
+        CpuNumbers::new()
+    }
+}
+
+/// The kernel's CPU numbers.
+pub static NUMBERS: CpuNumbers = CpuNumbers::new();
+
+/// One `T` per CPU, indexed by the CPU the kernel runs on
+/// ([`this_cpu`]).
+pub struct PerCpu<T>(pub [T; MAX_HARTS]);
+
+impl<T> PerCpu<T> {
+    /// This CPU's.
+    #[inline(always)]
+    pub fn here(&self) -> &T {
+        &self.0[this_cpu() % MAX_HARTS]
+    }
+
+    /// CPU `cpu`'s.
+    #[inline]
+    pub fn of(&self, cpu: usize) -> &T {
+        &self.0[cpu % MAX_HARTS]
+    }
+
+    /// Every CPU's.
+    pub fn all(&self) -> &[T] {
+        &self.0
+    }
+}
+
+/// The number of the CPU running this code: the kernel keeps it in `tp`
+/// (set at each hart's entry, restored from the trap frame after a trap
+/// from U-mode and from the host save area after a guest exit). Always 0
+/// on the host, where the kernel's logic is tested.
+#[inline(always)]
+pub fn this_cpu() -> usize {
+    #[cfg(all(target_arch = "riscv64", target_os = "none"))]
+    {
+        let cpu: usize;
+        // SAFETY: reads `tp`, which the kernel keeps as the CPU number.
+        unsafe { core::arch::asm!("mv {}, tp", out(reg) cpu, options(nomem, nostack, preserves_flags)) };
+        cpu
+    }
+    #[cfg(not(all(target_arch = "riscv64", target_os = "none")))]
+    0
+}
+
+/// Makes `cpu` this hart's CPU number (`tp`), at its entry.
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+pub fn set_this_cpu(cpu: usize) {
+    // SAFETY: `tp` is not used by compiled Rust code (no thread-local
+    // storage in the kernel); it holds the CPU number from here on.
+    unsafe { core::arch::asm!("mv tp, {}", in(reg) cpu, options(nomem, nostack, preserves_flags)) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +181,25 @@ mod tests {
             verdict(0, &hart(MAX_HARTS as u64 - 1, true)),
             Verdict::Start
         );
+    }
+
+    #[test]
+    fn cpus_are_numbered_in_order_from_the_boot_hart() {
+        let numbers = CpuNumbers::new();
+        assert_eq!(numbers.number(5), Some(0), "the boot hart is CPU 0");
+        assert_eq!(numbers.number(0), Some(1));
+        assert_eq!(numbers.number(2), Some(2));
+        assert_eq!(numbers.count(), 3);
+        assert_eq!(numbers.cpu_of(2), Some(2));
+        assert_eq!(numbers.cpu_of(5), Some(0));
+        assert_eq!(numbers.cpu_of(1), None, "never numbered");
+        assert_eq!(numbers.hart_of(1), Some(0));
+        assert_eq!(numbers.hart_of(3), None);
+        for hart in 10..15 {
+            numbers.number(hart);
+        }
+        assert_eq!(numbers.count(), MAX_HARTS);
+        assert_eq!(numbers.number(20), None, "no number past MAX_HARTS");
     }
 
     #[test]

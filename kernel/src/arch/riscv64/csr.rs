@@ -43,6 +43,7 @@ macro_rules! csr {
 
 csr!(sstatus, "sstatus");
 csr!(sie, "sie");
+csr!(sip, "sip");
 csr!(stvec, "stvec");
 csr!(sscratch, "sscratch");
 csr!(sepc, "sepc");
@@ -59,6 +60,11 @@ pub const SSTATUS_SIE: usize = 1 << 1;
 pub const SSTATUS_SPP: usize = 1 << 8;
 /// `sie.STIE`: supervisor timer interrupt enabled.
 pub const SIE_STIE: usize = 1 << 5;
+/// `sie.SSIE`: supervisor software interrupt (a kick from another CPU)
+/// enabled.
+pub const SIE_SSIE: usize = 1 << 1;
+/// `sip.SSIP`: a supervisor software interrupt is pending.
+pub const SIP_SSIP: usize = 1 << 1;
 
 // Hypervisor and VS CSRs (by number, so the assembler needs no H flag).
 csr!(hstatus, "0x600");

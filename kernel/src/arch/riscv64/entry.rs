@@ -9,9 +9,9 @@
 //! vector's "in the kernel" mark). The boot stacks are indexed by hart id,
 //! plus a spare one for a boot hart whose id is [`MAX_HARTS`] or more (the
 //! firmware's lottery may pick any hart; only harts below [`MAX_HARTS`]
-//! are started as secondaries). `tp` is not part
-//! of the kernel's convention (a trap from U-mode leaves the task's `tp`
-//! in it), so neither entry sets it.
+//! are started as secondaries). `tp` holds the kernel's CPU number
+//! (`cpus::this_cpu`): 0 from the boot entry, the started harts set
+//! theirs in `secondary_entry`.
 
 pub use super::cpus::MAX_HARTS;
 /// Bytes of each hart's boot stack.
@@ -48,6 +48,8 @@ _start:
     addi    t0, t0, 8
     j       1b
 2:  csrw    sscratch, zero
+    /* tp = 0: the boot hart is CPU 0 (cpus::this_cpu) */
+    mv      tp, zero
     call    kmain_entry
 9:  wfi
     j       9b

@@ -112,7 +112,9 @@ pub struct FpRegs {
 /// never be mistaken for a new one's.
 pub struct FpOwner;
 
-static LOADED: AtomicU64 = AtomicU64::new(0);
+/// Per CPU: the token of the vCPU whose FP state the hart holds.
+static LOADED: super::cpus::PerCpu<AtomicU64> =
+    super::cpus::PerCpu([const { AtomicU64::new(0) }; super::cpus::MAX_HARTS]);
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 
 impl FpOwner {
@@ -121,14 +123,20 @@ impl FpOwner {
         NEXT_TOKEN.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Whether the hart holds the state of the vCPU with `token`.
+    /// Whether this hart holds the state of the vCPU with `token`.
     pub fn holds(token: u64) -> bool {
-        LOADED.load(Ordering::Relaxed) == token
+        LOADED.here().load(Ordering::Relaxed) == token
     }
 
     #[cfg(all(target_arch = "riscv64", target_os = "none"))]
     fn set(token: u64) {
-        LOADED.store(token, Ordering::Relaxed);
+        LOADED.here().store(token, Ordering::Relaxed);
+    }
+
+    /// This hart holds no vCPU's FP state as last saved (a vCPU that ran
+    /// on another hart since comes back: its state is loaded again).
+    pub fn forget_here() {
+        LOADED.here().store(0, Ordering::Relaxed);
     }
 }
 

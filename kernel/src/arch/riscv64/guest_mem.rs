@@ -6,6 +6,7 @@
 
 extern crate alloc;
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use ipc::Error;
@@ -73,7 +74,9 @@ impl GuestVm {
             vm: Vm::new(name, ram_bytes),
             root,
             vmid: tag.id,
-            vmid_stale: tag.reused,
+            vmid_stale: if tag.reused { u64::MAX } else { 0 },
+            vvma_stale: 0,
+            icache_stale: 0,
             console: ConsoleLine::new(),
             io: IoreqFrames::new(ioreq_frame, ioreq_frame + PAGE_SIZE),
             vcpu: Vcpu::new(0),
@@ -191,7 +194,10 @@ impl GuestVm {
     /// Stops every vCPU, drops any I/O request, zeroes RAM and forgets the
     /// device tree.
     pub fn reset(&mut self) {
+        self.quiesce();
         for vcpu in self.vcpus_mut() {
+            // A hart kicked out of a run of it finds the run gone.
+            vcpu.on_cpu = None;
             vcpu.run = VcpuRun::Stopped;
             vcpu.hsm = HartState::Stopped;
             vcpu.pending = None;
@@ -205,6 +211,8 @@ impl GuestVm {
     /// Returns every frame of the VM to the allocator (its VMID goes back
     /// with its record, `crate::vm::control::destroy`).
     pub fn destroy<const W: usize>(mut self, frames: &mut FrameAllocator<W>) {
+        // No hart may be in the guest when its memory goes.
+        self.quiesce();
         let ram_frames = (self.vm.ram_bytes / PAGE_SIZE) as usize;
         free_run(frames, self.ram.start, ram_frames);
         free_run(frames, self.root, gstage::ROOT_FRAMES);
@@ -241,7 +249,11 @@ impl Vcpu {
         Vcpu {
             id,
             hsm: HartState::Stopped,
-            frame: GuestFrame::default(),
+            frame: Box::new(GuestFrame::default()),
+            on_cpu: None,
+            last_cpu: u8::MAX,
+            hvip_set: 0,
+            hvip_clear: 0,
             vs: VsCsrs::default(),
             run: VcpuRun::Stopped,
             pending: None,
@@ -263,7 +275,9 @@ impl Vcpu {
         frame.regs[11] = a1;
         // The first entry is in VS-mode (the guest's supervisor).
         frame.sstatus = super::csr::SSTATUS_SPP;
-        self.frame = frame;
+        *self.frame = frame;
+        self.hvip_set = 0;
+        self.hvip_clear = 0;
         self.vs = VsCsrs::default();
         self.vs.vstimecmp = usize::MAX;
         self.run = VcpuRun::Runnable;

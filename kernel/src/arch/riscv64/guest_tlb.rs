@@ -9,13 +9,15 @@
 
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
+use super::cpus::{MAX_HARTS, PerCpu};
 use super::{csr, gstage};
 
 /// Width of `hgatp.VMID` on this hart, probed once (0 = no VMIDs).
 static VMID_BITS: AtomicU32 = AtomicU32::new(u32::MAX);
-/// The `hgatp` value in the hart (the last VM entered; 0 before any, and
-/// after a VM is destroyed).
-pub(super) static LOADED_HGATP: AtomicUsize = AtomicUsize::new(0);
+/// Per CPU: the `hgatp` value in the hart (the last VM entered; 0 before
+/// any, and after a VM is destroyed).
+pub(super) static LOADED_HGATP: PerCpu<AtomicUsize> =
+    PerCpu([const { AtomicUsize::new(0) }; MAX_HARTS]);
 /// VMIDLEN, as the privileged spec's H chapter (`hgatp`) says to find it:
 /// "writing one to every bit position in the VMID field, then reading
 /// back the value in `hgatp` to see which bit positions in the VMID field
@@ -46,7 +48,9 @@ pub fn guest_tlb_tags() -> u16 {
 /// for the next VM, whose first entry must then still write `hgatp` and
 /// flush what VMID 0 holds.
 pub(super) fn forget_loaded_hgatp() {
-    LOADED_HGATP.store(0, Ordering::Relaxed);
+    for loaded in LOADED_HGATP.all() {
+        loaded.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Flushes every G-stage translation (all VMIDs).

@@ -61,7 +61,8 @@ pub mod hal {
     pub use super::paging::enable_kernel_paging;
     pub use super::sbi::console_write;
     pub use super::seed::{hardware_entropy, probe_entropy};
-    pub use super::smp::start_secondaries;
+    pub use super::cpus::this_cpu;
+    pub use super::smp::{cpu_count, kick, release as cpus_release, start_secondaries};
     pub use super::timer::{
         init as timer_init, now as timer_now, platform_info, set_deadline as timer_set_deadline,
         ticks_per_second as timer_ticks_per_second, uses_sstc as timer_uses_sstc,
@@ -69,7 +70,7 @@ pub mod hal {
     };
     pub use super::trap::{TrapFrame, enter_user, init as trap_init, probe_hypervisor};
     pub use super::uspace::{AddressSpace, load as load_task};
-    pub use super::vcpu::GuestVm;
+    pub use super::vcpu::{GuestEntry, GuestVm};
     pub use crate::arch::frame_tables::zero_frames;
     pub use crate::arch::layout::{KernelImage, kernel_image};
     pub use crate::arch::uspace::copy_message;

@@ -102,6 +102,15 @@ pub fn hart_start(hart: usize, entry: usize, opaque: usize) -> Result<(), isize>
     }
 }
 
+/// The sPI extension (IPIs between harts).
+const EID_IPI: usize = 0x0073_5049;
+
+/// Sends a supervisor software interrupt to the harts of `mask` (bit `n`
+/// = hart `base + n`; SBI sPI `send_ipi`).
+pub fn send_ipi(mask: usize, base: usize) {
+    ecall(EID_IPI, 0, mask, base, 0);
+}
+
 /// The SBI specification's name for `error`, for the log.
 pub fn error_name(error: isize) -> &'static str {
     match error {

@@ -4,20 +4,19 @@
 //! waits (at most [`BRING_UP_SECONDS`] of timer time) for each to announce
 //! itself in [`CPUS`], names every hart that stays stopped, and logs how
 //! many are online. The started harts run on the kernel's page table with
-//! the trap vector installed and interrupts off, parked in [`park`]: the
-//! scheduler runs on the boot hart alone until SMP scheduling.
+//! the trap vector installed and interrupts off, parked in [`park`], until
+//! the kernel's tasks are loaded ([`release`]); then each takes its CPU
+//! number and enters the scheduler (`crate::userland::run_cpu`). The boot
+//! hart is CPU 0, the online ones follow in the device tree's order.
 
 use log::{info, warn};
 use mica_boot::BootInfo;
 
-use super::cpus::{self, CPUS, MAX_HARTS, Verdict};
+use super::cpus::{self, CPUS, MAX_HARTS, NUMBERS, Verdict, set_this_cpu};
 use super::{csr, paging, sbi, timer, trap};
 
 /// How long the boot hart waits for the started harts to come online.
 pub const BRING_UP_SECONDS: u64 = 1;
-
-/// `sie.SSIE`: supervisor software interrupt (IPI) enabled.
-const SIE_SSIE: usize = 1 << 1;
 
 unsafe extern "C" {
     fn __secondary_start();
@@ -28,6 +27,7 @@ unsafe extern "C" {
 /// (`enable_kernel_paging`), which every hart runs on.
 pub fn start_secondaries(boot: usize, info: &BootInfo<'_>, kernel_root: u64) {
     CPUS.announce(boot);
+    NUMBERS.number(boot);
     let hsm = sbi::probe(sbi::EID_HSM);
     let entry = __secondary_start as *const () as usize;
     let mut started = [false; MAX_HARTS];
@@ -86,13 +86,46 @@ pub fn start_secondaries(boot: usize, info: &BootInfo<'_>, kernel_root: u64) {
         .enumerate()
         .filter(|(id, s)| **s && CPUS.is_online(*id))
         .count();
+    for (id, _) in started.iter().enumerate().filter(|(_, s)| **s) {
+        if CPUS.is_online(id) {
+            NUMBERS.number(id);
+        }
+    }
     let online = parked + 1;
     if parked == 0 {
-        info!("cpus: 1 hart online (hart {boot} schedules)");
+        info!("cpus: 1 hart online (hart {boot} runs the services)");
     } else {
         info!(
-            "cpus: {online} harts online (hart {boot} schedules; {parked} parked until SMP scheduling)"
+            "cpus: {online} harts online (hart {boot} runs the services; all {online} run vCPUs)"
         );
+    }
+}
+
+/// How many CPUs the kernel runs on (the boot hart and the online ones).
+pub fn cpu_count() -> usize {
+    NUMBERS.count().max(1)
+}
+
+/// Lets the parked harts enter the scheduler (once the kernel's tasks are
+/// loaded).
+pub fn release() {
+    csr::sie::set(csr::SIE_SSIE);
+    CPUS.release();
+    let others = (1u64 << cpu_count()) - 2;
+    kick(others);
+}
+
+/// Interrupts the CPUs in `cpus` (bit `n` = CPU `n`) with a supervisor
+/// software interrupt: each leaves its guest, or its `wfi`, and decides
+/// again.
+pub fn kick(cpus: u64) {
+    let mut rest = cpus;
+    while rest != 0 {
+        let cpu = rest.trailing_zeros() as usize;
+        rest &= rest - 1;
+        if let Some(hart) = NUMBERS.hart_of(cpu) {
+            sbi::send_ipi(1, hart);
+        }
     }
 }
 
@@ -111,21 +144,25 @@ extern "C" fn secondary_entry(hart: usize, kernel_root: usize) -> ! {
     }
     CPUS.announce(hart);
     park();
-    // Released, yet nothing schedules on this hart so far: SMP scheduling
-    // replaces this tail (and [`park`]) with its entry into the scheduler.
-    csr::sie::write(0);
-    loop {
-        wait();
-    }
+    let Some(cpu) = NUMBERS.cpu_of(hart) else {
+        // Online too late to be numbered: it stays out.
+        csr::sie::write(0);
+        loop {
+            wait();
+        }
+    };
+    set_this_cpu(cpu);
+    csr::sip::clear(csr::SIP_SSIP);
+    csr::sie::write(csr::SIE_SSIE | csr::SIE_STIE);
+    crate::userland::run_cpu(cpu)
 }
 
 /// Where a started hart waits, interrupts off (`sstatus.SIE` clear, so no
 /// trap is taken), until [`cpus::CpuSet::release`]: only a software
-/// interrupt (an IPI, `sie.SSIE`) ends its `wfi` early, so after the release
-/// the releasing hart should send one. Nothing releases yet; SMP scheduling
-/// (issue 13) replaces this function with its own idle entry.
+/// interrupt (an IPI, `sie.SSIE`) ends its `wfi` early: [`release`] sends
+/// one.
 pub fn park() {
-    csr::sie::write(SIE_SSIE);
+    csr::sie::write(csr::SIE_SSIE);
     while !CPUS.released() {
         wait();
     }

@@ -5,11 +5,12 @@
 //! `sscratch` is 0 while the hart runs the kernel and holds the address of
 //! the running task's own [`TrapFrame`] while it runs a U-mode task: a trap
 //! from U-mode saves the registers straight into that frame, runs on the
-//! kernel trap stack, and returns into whichever task's frame generic code
-//! names, with no copy of a frame in or out. Traps taken in the kernel save
-//! a frame on the kernel stack as usual.
-
-use core::sync::atomic::AtomicUsize;
+//! hart's kernel trap stack, and returns into whichever task's frame
+//! generic code names, with no copy of a frame in or out. The return path
+//! writes the hart's kernel stack top and CPU number (`tp`) into the frame
+//! it leaves to, and the entry takes them back from it, so every hart has
+//! its own trap stack without a global. Traps taken in the kernel save a
+//! frame on the kernel stack as usual.
 
 use super::csr;
 use crate::trap::{Access, Origin, Trap, TrapAction};
@@ -24,12 +25,16 @@ pub struct TrapFrame {
     pub sstatus: usize,
     /// The interrupted pc.
     pub sepc: usize,
+    /// The kernel stack top a trap from this U-mode context starts on.
+    kernel_sp: usize,
+    /// The CPU number (`tp` in the kernel) of the hart it runs on.
+    kernel_tp: usize,
 }
 
 const FRAME_BYTES: usize = core::mem::size_of::<TrapFrame>();
 const _: () = assert!(
-    FRAME_BYTES == 34 * 8,
-    "the vector saves 32 registers, sstatus at 256 and sepc at 264"
+    FRAME_BYTES == 36 * 8,
+    "the vector saves 32 registers, sstatus at 256, sepc at 264, the kernel sp at 272 and tp at 280"
 );
 
 core::arch::global_asm!(
@@ -74,8 +79,8 @@ __trap_entry:
     sd      t1, 256(sp)
     csrr    t2, sepc
     sd      t2, 264(sp)
-    la      t0, {stack}
-    ld      sp, 0(t0)
+    ld      tp, 280(sp)
+    ld      sp, 272(sp)
     mv      a0, a7
     call    user_trap_dispatch
     .globl __user_return
@@ -85,6 +90,8 @@ __user_return:
     ld      t2, 264(a0)
     csrw    sepc, t2
     csrw    sscratch, a0
+    sd      sp, 272(a0)
+    sd      tp, 280(a0)
     mv      sp, a0
     .irp n, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31
     ld      x\n, \n*8(sp)
@@ -93,12 +100,7 @@ __user_return:
     sret
     "#,
     frame = const FRAME_BYTES,
-    stack = sym KERNEL_TRAP_STACK,
 );
-
-/// The kernel stack top every trap from U-mode starts on (set once by
-/// [`enter_user`]).
-static KERNEL_TRAP_STACK: AtomicUsize = AtomicUsize::new(0);
 
 unsafe extern "C" {
     fn __trap_entry();
@@ -147,20 +149,19 @@ impl TrapFrame {
 
 /// Leaves the kernel for the U-mode context `frame`, for good: the kernel
 /// stack below the current one's position becomes the stack every later
-/// trap from U-mode starts on, and `frame` (which must stay where it is:
-/// later traps save into it) is the running task's.
+/// trap from U-mode on this hart starts on, and `frame` (which must stay
+/// where it is: later traps save into it) is the running task's.
 pub fn enter_user(frame: *mut TrapFrame) -> ! {
     // SAFETY: `frame` points at a task's `TrapFrame` in static memory that
-    // outlives every trap (the caller's contract). The stack top is
-    // recorded for the vector, then `__user_return` restores the frame,
-    // points sscratch at it and `sret`s to U-mode (the frame's SPP is
-    // clear). Nothing on this stack is needed again: this never returns.
+    // outlives every trap (the caller's contract). `__user_return` records
+    // the aligned stack top and `tp` in the frame for the vector, restores
+    // the frame, points sscratch at it and `sret`s to U-mode (the frame's
+    // SPP is clear). Nothing on this stack is needed again: this never
+    // returns.
     unsafe {
         core::arch::asm!(
-            "andi   t0, sp, -16",
-            "sd     t0, 0({stack})",
+            "andi   sp, sp, -16",
             "j      {ret}",
-            stack = in(reg) KERNEL_TRAP_STACK.as_ptr(),
             ret = sym __user_return,
             in("a0") frame,
             options(noreturn),
@@ -175,6 +176,21 @@ pub fn init() {
 }
 
 const INTERRUPT_BIT: usize = 1 << 63;
+/// `scause` of a supervisor software interrupt: another CPU asks this one
+/// to decide again (`super::smp::kick`).
+pub(super) const SOFTWARE_INTERRUPT: usize = INTERRUPT_BIT | 1;
+
+/// Clears a supervisor software interrupt (the kick itself carries
+/// nothing: the caller decides again after any trap); whether `scause` was
+/// one.
+#[inline]
+pub(super) fn take_software_interrupt(scause: usize) -> bool {
+    if scause != SOFTWARE_INTERRUPT {
+        return false;
+    }
+    csr::sip::clear(csr::SIP_SSIP);
+    true
+}
 /// `scause` of an `ecall` from U-mode (a system call).
 const ECALL_FROM_U: usize = 8;
 
@@ -210,6 +226,7 @@ extern "C" fn user_trap_dispatch(a7: usize) -> *mut TrapFrame {
     if scause == ECALL_FROM_U {
         return crate::userland::user_syscall(Some(a7));
     }
+    take_software_interrupt(scause);
     let trap = decode(scause, csr::stval::read());
     crate::userland::user_trap(trap)
 }
@@ -218,7 +235,11 @@ extern "C" fn user_trap_dispatch(a7: usize) -> *mut TrapFrame {
 #[unsafe(no_mangle)]
 extern "C" fn kernel_trap_dispatch(frame: &mut TrapFrame) {
     let origin = Origin::Kernel;
-    let trap = decode(csr::scause::read(), csr::stval::read());
+    let scause = csr::scause::read();
+    if take_software_interrupt(scause) {
+        return;
+    }
+    let trap = decode(scause, csr::stval::read());
     match crate::trap::handle(origin, trap, super::timer::now()) {
         TrapAction::ArmTimer(deadline) => super::timer::set_deadline(deadline),
         TrapAction::SkipInstruction => frame.sepc += 4,

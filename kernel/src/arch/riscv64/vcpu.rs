@@ -3,17 +3,31 @@
 //! turns each exit into SBI service (`vcpu_sbi`), an MMIO request through
 //! the vCPU's ioreq slot, a return to the host scheduler, or a stopped VM.
 //!
-//! Every vCPU of a VM runs on the one hart that runs the kernel, in turn
-//! (the host scheduler picks which): a fence on that hart reaches every
-//! vCPU, and the vCPU about to run is swapped into [`GuestVm::vcpu`] so the
-//! run loop reaches its state without an index. Its
-//! memory over its life is `guest_mem`, the VS CSRs `vs_csrs`, and the
-//! VMIDs and fences `guest_tlb`.
+//! A VM's vCPUs run on any of the kernel's harts, several at once. The
+//! kernel runs under one lock, which a hart gives up only for the world
+//! switch itself: a run of a vCPU is [`GuestVm::begin`], then per exit
+//! [`GuestVm::resume`] (each under the lock), with [`GuestEntry::enter`]
+//! between them outside it. While a run lasts, its hart holds the vCPU's
+//! VS CSRs and is named in [`Vcpu::on_cpu`]; the vCPU's registers live in a
+//! frame of their own on the heap, which the hart enters through a
+//! [`GuestEntry`], so the kernel may rearrange the VM's vCPUs (the one it
+//! works on is swapped into [`GuestVm::vcpu`] under the lock) while
+//! others run. Another hart never touches the live state of a vCPU that
+//! runs: an interrupt for it goes to its mailbox, taken at its next entry,
+//! and its hart is kicked out of the guest to take it; a fence or a change
+//! of the whole VM (pause, reset, destroy) kicks it out and waits until it
+//! is out ([`GuestVm::quiesce`]). Its memory over its life is
+//! `guest_mem`, the VS CSRs `vs_csrs`, and the VMIDs and fences
+//! `guest_tlb`.
 
 extern crate alloc;
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use super::cpus::{MAX_HARTS, PerCpu, this_cpu};
 
 use super::fpu::{self, FpRegs};
 use super::gstage;
@@ -85,10 +99,34 @@ pub enum GuestSetupError {
 /// The vCPU (by its [`Vcpu::fp_token`], new at every start) whose VS CSRs
 /// the hart holds exactly as they were last saved; 0 for none. Its next
 /// run skips loading them.
-static VS_OWNER: AtomicU64 = AtomicU64::new(0);
-/// Whether `hedeleg`, `hideleg`, `hcounteren`, `htimedelta` and `henvcfg`
-/// hold the values every VM runs with.
-static DELEGATION_SET: AtomicBool = AtomicBool::new(false);
+static VS_OWNER: PerCpu<AtomicU64> = PerCpu([const { AtomicU64::new(0) }; MAX_HARTS]);
+/// Per CPU: whether `hedeleg`, `hideleg`, `hcounteren`, `htimedelta` and
+/// `henvcfg` hold the values every VM runs with.
+static DELEGATION_SET: PerCpu<AtomicBool> = PerCpu([const { AtomicBool::new(false) }; MAX_HARTS]);
+/// Per CPU: the address of the vCPU frame the hart runs in a guest, set
+/// under the kernel lock before the entry and cleared right after the
+/// exit, before the hart takes the lock again; 0 outside a guest.
+/// [`GuestVm::quiesce`] waits on it.
+static IN_GUEST: PerCpu<AtomicUsize> = PerCpu([const { AtomicUsize::new(0) }; MAX_HARTS]);
+
+/// Where a hart enters a guest: the frame of the vCPU it runs
+/// ([`GuestVm::begin`], [`GuestVm::resume`]).
+pub struct GuestEntry(NonNull<GuestFrame>);
+
+impl GuestEntry {
+    /// Runs the guest until its next exit, outside the kernel lock; the
+    /// hart then takes the lock and hands the exit to
+    /// [`GuestVm::resume`].
+    pub fn enter(self) {
+        // SAFETY: the frame is the boxed frame of a vCPU whose run this
+        // hart holds (`Vcpu::on_cpu`): no other hart reads or writes it
+        // until the run ends, and it is not freed while the hart is in the
+        // guest (a destroy or reset first waits, in `quiesce`, for
+        // `IN_GUEST` to name another frame).
+        enter_guest(unsafe { &mut *self.0.as_ptr() });
+        IN_GUEST.here().store(0, Ordering::Release);
+    }
+}
 
 /// A vCPU's state as SBI HSM names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +144,18 @@ pub struct Vcpu {
     pub(super) id: u8,
     /// Its HSM state.
     pub(super) hsm: HartState,
-    pub(super) frame: GuestFrame,
+    /// Its registers, on the heap so that they stay put while the vCPU
+    /// runs on one hart and the kernel moves the [`Vcpu`] on another.
+    pub(super) frame: Box<GuestFrame>,
+    /// The CPU whose run of it is under way, holding its VS CSRs.
+    pub(super) on_cpu: Option<u8>,
+    /// The CPU it last ran on: a CPU's record of the VS and FP state it
+    /// holds is trusted only for the vCPU that last ran there.
+    pub(super) last_cpu: u8,
+    /// `hvip` bits to set and to clear at its next entry (interrupts
+    /// another hart raised or lowered while it ran).
+    pub(super) hvip_set: usize,
+    pub(super) hvip_clear: usize,
     pub(super) vs: VsCsrs,
     pub(super) run: VcpuRun,
     /// The device access waiting in the ioreq slot.
@@ -141,9 +190,15 @@ pub struct GuestVm {
     pub(super) root: u64,
     /// Its VMID (`crate::vm::tlb_tag`), 0 when untagged.
     pub(super) vmid: u16,
-    /// An earlier VM used this VMID: what the hart may still cache under
-    /// it is flushed before this VM's first entry.
-    pub(super) vmid_stale: bool,
+    /// The CPUs (bit `n` = CPU `n`) that may cache translations under this
+    /// VMID from an earlier VM: they flush them before they first run it.
+    pub(super) vmid_stale: u64,
+    /// The CPUs that must flush the VM's VS-stage translations
+    /// (`hfence.vvma`) before they next run it: a remote `sfence.vma`.
+    pub(super) vvma_stale: u64,
+    /// The CPUs that must run `fence.i` before they next run it: a remote
+    /// `fence.i`.
+    pub(super) icache_stale: u64,
     pub(super) console: ConsoleLine,
     /// The ioreq page and the posted-write ring (shared with the ioreq
     /// task; the ring's frame is the one after the page's).
@@ -183,7 +238,7 @@ impl GuestVm {
     /// on VMID 0) gets both, after its `hgatp` is written and before it
     /// first runs.
     fn load_static(&mut self) {
-        if !DELEGATION_SET.swap(true, Ordering::Relaxed) {
+        if !DELEGATION_SET.here().swap(true, Ordering::Relaxed) {
             csr::hedeleg::write(HEDELEG);
             csr::hideleg::write(HIDELEG);
             csr::hcounteren::write(0b111);
@@ -191,10 +246,10 @@ impl GuestVm {
             csr::henvcfg::write(if timer::uses_sstc() { HENVCFG_STCE } else { 0 });
         }
         let hgatp = gstage::hgatp_value(self.root, self.vmid) as usize;
-        let switched = LOADED_HGATP.load(Ordering::Relaxed) != hgatp;
+        let switched = LOADED_HGATP.here().load(Ordering::Relaxed) != hgatp;
         if self.vmid == 0 || switched {
             csr::hgatp::write(hgatp);
-            LOADED_HGATP.store(hgatp, Ordering::Relaxed);
+            LOADED_HGATP.here().store(hgatp, Ordering::Relaxed);
             if self.vmid == 0 {
                 hfence_gvma_all();
                 if switched {
@@ -202,37 +257,180 @@ impl GuestVm {
                 }
             }
         }
-        if self.vmid_stale {
+        let me = 1u64 << this_cpu();
+        if self.vmid_stale & me != 0 {
             hfence_gvma_vmid(self.vmid);
             hfence_vvma_all();
-            self.vmid_stale = false;
+            self.vmid_stale &= !me;
         }
     }
 
-    /// Runs the vCPU until the host must decide something. The VS CSRs are
-    /// loaded once per run and saved once when it ends: between the exits
-    /// it handles itself (SBI calls, a completed MMIO access) they stay in
-    /// the hart, where the handlers change the two the kernel sets (`hvip`,
-    /// `vstimecmp`) directly, and a handler that needs the others saves
-    /// them first ([`GuestVm::sync_vs`]).
+    /// Starts a run of vCPU `vcpu` on this hart, under the kernel lock:
+    /// the entry to make (outside the lock), or the outcome if it may not
+    /// run. The VS CSRs are loaded once per run and saved once when it
+    /// ends: between the exits it handles itself (SBI calls, a completed
+    /// MMIO access) they stay in the hart, where the handlers change the
+    /// two the kernel sets (`hvip`, `vstimecmp`) directly, and a handler
+    /// that needs the others saves them first ([`GuestVm::sync_vs`]).
     ///
     /// When the hart still holds this vCPU's VS CSRs as they were saved (no
-    /// other vCPU ran since and the kernel changed none of them,
-    /// [`VS_OWNER`]), they are not loaded again.
-    pub fn run(&mut self, vcpu: usize) -> RunOutcome {
+    /// other vCPU ran here since, it ran nowhere else, and the kernel
+    /// changed none of them, [`VS_OWNER`]), they are not loaded again.
+    pub fn begin(&mut self, vcpu: usize) -> Result<GuestEntry, RunOutcome> {
         if !self.select(vcpu) || self.vcpu.hsm == HartState::Stopped {
-            return RunOutcome::HartStopped;
+            return Err(RunOutcome::HartStopped);
         }
         self.vcpu.hsm = HartState::Started;
+        let cpu = this_cpu();
+        if usize::from(self.vcpu.last_cpu) != cpu {
+            // What this hart recorded of the vCPU is older than what it
+            // did elsewhere since.
+            VS_OWNER.here().store(0, Ordering::Relaxed);
+            fpu::FpOwner::forget_here();
+            self.vcpu.last_cpu = cpu as u8;
+        }
         self.load_static();
         let token = self.vcpu.fp_token;
-        if VS_OWNER.load(Ordering::Relaxed) != token {
+        if VS_OWNER.here().load(Ordering::Relaxed) != token {
             self.vcpu.vs.load();
-            VS_OWNER.store(token, Ordering::Relaxed);
+            VS_OWNER.here().store(token, Ordering::Relaxed);
         }
-        let outcome = self.run_loaded();
+        self.vcpu.on_cpu = Some(cpu as u8);
+        match self.run_loaded() {
+            Some(outcome) => Err(self.end_run(outcome)),
+            None => Ok(self.prepare_entry()),
+        }
+    }
+
+    /// The guest this hart entered for vCPU `vcpu` exited (the exit's
+    /// trap values are still in their CSRs): handles the exit, under the
+    /// kernel lock, and returns the next entry, or how the run ended.
+    /// A run the kernel took away while the hart was in the guest (the VM
+    /// was paused, reset or destroyed, or the vCPU taken off this hart) is
+    /// not resumed: `abandoned` says so, and the exit is dropped (the
+    /// guest's pc is still on the instruction that trapped, which it runs
+    /// again at its next entry).
+    pub fn resume(&mut self, vcpu: usize, abandoned: bool) -> Result<GuestEntry, RunOutcome> {
+        let cpu = this_cpu() as u8;
+        if !self.select(vcpu) || self.vcpu.on_cpu != Some(cpu) {
+            // Nothing of the run is left to save.
+            return Err(RunOutcome::Preempted);
+        }
+        let v = &mut self.vcpu;
+        if fpu::dirtied(v.frame.sstatus) {
+            fpu::save(&mut v.fp);
+            v.frame.sstatus = fpu::guest_sstatus(v.frame.sstatus);
+        }
+        if abandoned || self.vm.state() != VmState::Running {
+            return Err(self.end_run(RunOutcome::Preempted));
+        }
+        match self.handle_exit() {
+            Some(outcome) => Err(self.end_run(outcome)),
+            None => Ok(self.prepare_entry()),
+        }
+    }
+
+    /// The run of the selected vCPU ends with `outcome`: its VS CSRs go
+    /// back to memory and no hart holds it.
+    fn end_run(&mut self, outcome: RunOutcome) -> RunOutcome {
         self.vcpu.vs.save();
+        self.vcpu.on_cpu = None;
         outcome
+    }
+
+    /// The entry of the selected vCPU, which runs on this hart: the
+    /// fences other harts asked for, the interrupts they raised or
+    /// lowered, and the guest timer's deadline without Sstc.
+    fn prepare_entry(&mut self) -> GuestEntry {
+        let me = 1u64 << this_cpu();
+        if (self.vvma_stale | self.icache_stale) & me != 0 {
+            if self.vvma_stale & me != 0 {
+                hfence_vvma_all();
+            }
+            if self.icache_stale & me != 0 {
+                super::guest_tlb::fence_i();
+            }
+            self.vvma_stale &= !me;
+            self.icache_stale &= !me;
+        }
+        let v = &mut self.vcpu;
+        if v.hvip_set | v.hvip_clear != 0 {
+            csr::hvip::set(v.hvip_set);
+            csr::hvip::clear(v.hvip_clear);
+            v.hvip_set = 0;
+            v.hvip_clear = 0;
+        }
+        if let Some(deadline) = v.deadline {
+            if timer::now() >= deadline {
+                csr::hvip::set(HVIP_VSTIP);
+            } else {
+                // Without Sstc the host timer must end the run at the
+                // guest's deadline (or the next tick, if earlier).
+                timer::set_deadline(crate::ticks::deadline(Some(deadline)));
+            }
+        }
+        let frame = NonNull::from(&mut *v.frame);
+        IN_GUEST.here().store(frame.as_ptr() as usize, Ordering::Release);
+        GuestEntry(frame)
+    }
+
+    /// Makes sure no hart but this one is in a guest of this VM, or will
+    /// enter one without the kernel lock first: every hart running one of
+    /// its vCPUs is kicked out of the guest, and this waits (holding the
+    /// lock) until each has left it. Their runs end when they next take
+    /// the lock ([`GuestVm::resume`]). Before a pause, reset or destroy
+    /// returns, and before a remote fence completes.
+    pub fn quiesce(&self) {
+        let me = this_cpu();
+        for v in self.vcpus() {
+            let Some(cpu) = v.on_cpu.map(usize::from).filter(|&c| c != me) else {
+                continue;
+            };
+            let frame = &*v.frame as *const GuestFrame as usize;
+            if IN_GUEST.of(cpu).load(Ordering::Acquire) != frame {
+                continue;
+            }
+            super::smp::kick(1 << cpu);
+            while IN_GUEST.of(cpu).load(Ordering::Acquire) == frame {
+                core::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Raises (`set`) and lowers (`clear`) `hvip` bits of vCPU `v`: in the
+    /// hart if it runs here, in its mailbox (and its hart kicked) if it
+    /// runs elsewhere, in its saved state otherwise.
+    pub(super) fn signal(v: &mut Vcpu, set: usize, clear: usize) {
+        match v.on_cpu.map(usize::from) {
+            Some(cpu) if cpu == this_cpu() => {
+                csr::hvip::set(set);
+                csr::hvip::clear(clear);
+            }
+            Some(cpu) => {
+                v.hvip_set = (v.hvip_set & !clear) | set;
+                v.hvip_clear = (v.hvip_clear & !set) | clear;
+                super::smp::kick(1 << cpu);
+            }
+            None => {
+                v.vs.hvip = (v.vs.hvip | set) & !clear;
+                vs_changed(v);
+            }
+        }
+    }
+
+    /// A remote fence of the VM's translations (`vvma`) or instruction
+    /// fetches (`icache`), for every hart but this one (which the caller
+    /// fences itself): each fences before it next runs the VM, and the
+    /// harts in it now are kicked out first.
+    pub(super) fn remote_fence(&mut self, vvma: bool, icache: bool) {
+        let others = !(1u64 << this_cpu());
+        if vvma {
+            self.vvma_stale |= others;
+        }
+        if icache {
+            self.icache_stale |= others;
+        }
+        self.quiesce();
     }
 
     /// The saved VS CSRs were changed outside a run: the next run loads
@@ -335,12 +533,14 @@ impl GuestVm {
         self.vcpu.vs.save();
     }
 
-    fn run_loaded(&mut self) -> RunOutcome {
+    /// The checks and hart state of a run's start; `Some` if it may not
+    /// enter.
+    fn run_loaded(&mut self) -> Option<RunOutcome> {
         if self.vm.state() != VmState::Running {
-            return RunOutcome::Left(self.vm.state());
+            return Some(RunOutcome::Left(self.vm.state()));
         }
         if self.vcpu.run != VcpuRun::Runnable {
-            return RunOutcome::BlockedOnIo;
+            return Some(RunOutcome::BlockedOnIo);
         }
         fpu::load(self.vcpu.fp_token, &self.vcpu.fp);
         let v = &mut self.vcpu;
@@ -358,26 +558,7 @@ impl GuestVm {
         // (the guest's mode in SPP, interrupts off); only FS goes back to
         // Clean once the guest's FP writes are saved. Every exit that
         // changes the VM's or the vCPU's state ends the run.
-        loop {
-            let v = &mut self.vcpu;
-            if let Some(deadline) = v.deadline {
-                if timer::now() >= deadline {
-                    csr::hvip::set(HVIP_VSTIP);
-                } else {
-                    // Without Sstc the host timer must end the run at the
-                    // guest's deadline (or the next tick, if earlier).
-                    timer::set_deadline(crate::ticks::deadline(Some(deadline)));
-                }
-            }
-            enter_guest(&mut v.frame);
-            if fpu::dirtied(v.frame.sstatus) {
-                fpu::save(&mut v.fp);
-                v.frame.sstatus = fpu::guest_sstatus(v.frame.sstatus);
-            }
-            if let Some(outcome) = self.handle_exit() {
-                return outcome;
-            }
-        }
+        None
     }
 
     /// The guest ran `wfi`: it goes on at once if an interrupt is due,
@@ -545,11 +726,10 @@ impl GuestVm {
     pub fn set_external_irq(&mut self, vcpu: usize, raised: bool) -> Result<(), Error> {
         let v = self.vcpu_mut(vcpu).ok_or(Error::InvalidArgument)?;
         if raised {
-            v.vs.hvip |= HVIP_VSEIP;
+            Self::signal(v, HVIP_VSEIP, 0);
         } else {
-            v.vs.hvip &= !HVIP_VSEIP;
+            Self::signal(v, 0, HVIP_VSEIP);
         }
-        vs_changed(v);
         Ok(())
     }
 
@@ -683,5 +863,7 @@ impl GuestVm {
 /// `vcpu`'s saved VS CSRs were changed outside its run: its next run loads
 /// them.
 pub(super) fn vs_changed(vcpu: &Vcpu) {
-    let _ = VS_OWNER.compare_exchange(vcpu.fp_token, 0, Ordering::Relaxed, Ordering::Relaxed);
+    for owner in VS_OWNER.all() {
+        let _ = owner.compare_exchange(vcpu.fp_token, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
 }

@@ -4,12 +4,15 @@
 //! on the vCPUs (timer, software interrupts, fences, starting, stopping and
 //! suspending harts, power-off and reboot) is applied here.
 //!
-//! Every vCPU of the VM runs on this hart in turn, so a fence executed here
-//! reaches all of them: a remote fence of any hart set is a local one.
+//! A remote fence is done here and asked of every other hart, which does
+//! it before it next runs the VM; harts in the VM's guest now are kicked
+//! out first, so the fence is complete when the call returns
+//! ([`GuestVm::remote_fence`]). The guest's hart mask is not narrowed to
+//! the vCPUs named: vCPUs move between harts, and the fences are cheap.
 
 use super::guest_sbi::{self, SbiCaller, SbiEffect};
 use super::guest_tlb::{fence_i, hfence_vvma_all};
-use super::vcpu::{self, GuestVm, HVIP_VSSIP, HVIP_VSTIP, HartState};
+use super::vcpu::{GuestVm, HVIP_VSSIP, HVIP_VSTIP, HartState};
 use super::{csr, timer};
 use crate::arch::RunOutcome;
 use crate::vm::VmState;
@@ -61,8 +64,14 @@ impl GuestVm {
                 }
             }
             SbiEffect::SoftwareInterrupt(harts) => self.send_ipi(harts),
-            SbiEffect::FlushGuestTlb => hfence_vvma_all(),
-            SbiEffect::FenceI => fence_i(),
+            SbiEffect::FlushGuestTlb => {
+                hfence_vvma_all();
+                self.remote_fence(true, false);
+            }
+            SbiEffect::FenceI => {
+                fence_i();
+                self.remote_fence(false, true);
+            }
             SbiEffect::StartHart {
                 hart,
                 start,
@@ -134,8 +143,9 @@ impl GuestVm {
     }
 
     /// Makes a supervisor software interrupt pending on the harts in
-    /// `harts`: the calling one in the hart's `hvip` (it runs on), the
-    /// others in their saved state, and a sibling that is not stopped is
+    /// `harts`: the calling one in the hart's `hvip` (it runs here), the
+    /// others through [`GuestVm::signal`] (a sibling running on another
+    /// hart is kicked to take it), and a sibling that is not stopped is
     /// woken if it sleeps.
     fn send_ipi(&mut self, harts: u64) {
         let me = self.vcpu.id;
@@ -148,8 +158,7 @@ impl GuestVm {
         }
         for sibling in self.parked.iter_mut() {
             if others & 1 << sibling.id != 0 {
-                sibling.vs.hvip |= HVIP_VSSIP;
-                vcpu::vs_changed(sibling);
+                GuestVm::signal(sibling, HVIP_VSSIP, 0);
                 if sibling.hsm != HartState::Stopped {
                     self.wakeups |= 1 << sibling.id;
                 }

@@ -13,6 +13,10 @@
 //! SPP matter only to the FP save and to the next `sret`, whose `sstatus`
 //! the next entry or the return to a task writes whole.
 //!
+//! The host's `tp` (the CPU number, see `cpus::this_cpu`) is saved and
+//! restored with the callee-saved registers: the guest owns `tp` while it
+//! runs.
+//!
 //! While the guest runs, `sscratch` holds the [`GuestFrame`]'s address; the
 //! kernel's own trap vector and `sscratch` (always `__trap_entry` and 0 in
 //! the kernel, see `trap.rs`) are put back before returning.
@@ -30,7 +34,7 @@ pub struct GuestFrame {
     pub sepc: usize,
     /// `sstatus` for the entry: SPP=1 (VS-mode), SIE/SPIE clear.
     pub sstatus: usize,
-    host: [usize; 14],
+    host: [usize; 15],
 }
 
 core::arch::global_asm!(
@@ -53,6 +57,7 @@ __enter_guest:
     sd      s9, {host}+88(a0)
     sd      s10, {host}+96(a0)
     sd      s11, {host}+104(a0)
+    sd      tp, {host}+112(a0)
     la      t0, __guest_exit
     csrw    stvec, t0
     csrw    sscratch, a0
@@ -153,6 +158,7 @@ __guest_exit:
     ld      s9, {host}+88(a0)
     ld      s10, {host}+96(a0)
     ld      s11, {host}+104(a0)
+    ld      tp, {host}+112(a0)
     ret
     "#,
     host = const offset_of!(GuestFrame, host),
@@ -174,8 +180,8 @@ unsafe extern "C" {
 /// `stval`, `htval` and `htinst` in their CSRs until the kernel's next
 /// trap: the exit handler reads the ones it needs.
 pub fn enter_guest(frame: &mut GuestFrame) {
-    // SAFETY: `__enter_guest` saves every callee-saved register, `sp` and
-    // `ra` into `frame` and restores them before returning, puts back the
+    // SAFETY: `__enter_guest` saves every callee-saved register, `sp`, `tp`
+    // and `ra` into `frame` and restores them before returning, puts back the
     // kernel's trap vector and its `sscratch` of 0 (the kernel always runs
     // with both) and leaves SIE clear (the caller cleared it; the trap
     // clears it again), so to Rust it is a call that clobbers the

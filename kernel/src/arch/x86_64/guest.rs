@@ -74,6 +74,20 @@ impl GuestVm {
     /// decide something. Its FP state goes into the CPU before the first
     /// entry (unless it is still there) and back into its save area on the
     /// way out.
+    /// A run of vCPU `vcpu` as the generic scheduler loop starts one
+    /// (`crate::userland`): on x86 the whole run happens here, under the
+    /// kernel lock, on the one CPU that schedules, so it always ends in its
+    /// outcome and never hands out an entry.
+    pub fn begin(&mut self, vcpu: usize) -> Result<GuestEntry, RunOutcome> {
+        Err(self.run(vcpu))
+    }
+
+    /// Never reached on x86 ([`GuestVm::begin`] hands out no entry).
+    pub fn resume(&mut self, _vcpu: usize, _abandoned: bool) -> Result<GuestEntry, RunOutcome> {
+        Err(RunOutcome::Preempted)
+    }
+
+    /// Runs vCPU `vcpu` until the host must decide something.
     pub fn run(&mut self, vcpu: usize) -> RunOutcome {
         if vcpu != 0 {
             return RunOutcome::HartStopped;
@@ -415,4 +429,15 @@ const CPUID1_ECX_XSAVE_AVX: u32 = 0b111 << 26;
 fn efer_writable() -> u64 {
     let nx = core::arch::x86_64::__cpuid(0x8000_0001).edx & 1 << 20 != 0;
     msr::EFER_SCE | if nx { msr::EFER_NXE } else { 0 }
+}
+
+/// A guest entry to make outside the kernel lock; x86 makes none
+/// ([`GuestVm::begin`] runs the whole run).
+pub enum GuestEntry {}
+
+impl GuestEntry {
+    /// Never called: no value of the type exists.
+    pub fn enter(self) {
+        match self {}
+    }
 }

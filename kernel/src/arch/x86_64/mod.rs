@@ -83,7 +83,24 @@ pub mod hal {
     pub use super::firmware::{
         Firmware, check_virtualization, cpus_start, firmware_init, read_firmware,
     };
-    pub use super::guest::GuestVm;
+    pub use super::guest::{GuestEntry, GuestVm};
+
+    /// The CPU running this code: the scheduler runs on the boot CPU alone
+    /// on x86 (the application processors stay parked).
+    pub fn this_cpu() -> usize {
+        0
+    }
+
+    /// How many CPUs the scheduler uses: the boot CPU.
+    pub fn cpu_count() -> usize {
+        1
+    }
+
+    /// Lets the parked CPUs schedule: they stay parked on x86.
+    pub fn cpus_release() {}
+
+    /// Interrupts other CPUs to decide again: none schedules on x86.
+    pub fn kick(_cpus: u64) {}
     pub use super::guest_mem::guest_tlb_tags;
     pub use super::paging::{PAGING, enable_kernel_paging};
     pub use super::poweroff::shutdown;
