@@ -211,6 +211,7 @@ fn every_vm_message_fits() {
                 state: VcpuState::Held,
                 exits: u64::MAX,
                 round_trips: u64::MAX,
+                cpu: Some(u8::MAX),
             }; MAX_VCPUS],
         )
         .unwrap(),

@@ -350,12 +350,19 @@ fn vm_stats_bytes_are_pinned() {
             state,
             exits: 300,
             round_trips: 6,
+            cpu: None,
         };
-        stats.vcpus.extend([vcpu, VcpuInfo { exits: 1, ..vcpu }]);
+        let on_cpu_3 = VcpuInfo {
+            exits: 1,
+            cpu: Some(3),
+            ..vcpu
+        };
+        stats.vcpus.extend([vcpu, on_cpu_3]);
         let vcpus = encode(&stats, &mut buf).unwrap();
+        // The CPU comes last: 0 for none, 1 and the number for one.
         assert_eq!(
             vcpus[with.len() - 1..],
-            [2, variant, 0xac, 0x02, 6, variant, 1, 6]
+            [2, variant, 0xac, 0x02, 6, 0, variant, 1, 6, 1, 3]
         );
     }
 }

@@ -315,7 +315,9 @@ pub fn start(
     r.tasks.kernel_root = kernel_root;
     // Services run on the boot CPU, vCPUs (the lowest level) on every one.
     let cpus = r.objects.sched.set_cpus(arch::cpu_count());
-    r.objects.sched.share_only(1 << crate::vm::control::VCPU_PRIORITY.level());
+    r.objects
+        .sched
+        .share_only(1 << crate::vm::control::VCPU_PRIORITY.level());
     r.tasks.chaos = chaos;
     r.tasks.epoch = arch::timer_now();
     if let Some(count) = vm_ids {

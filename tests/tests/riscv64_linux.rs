@@ -758,7 +758,8 @@ fn user_ticks(s: &mut Session, vm: &str, cpus: usize) -> Vec<u64> {
 }
 
 /// The state and exit count of each vCPU of `vm`, as `vm info` shows
-/// them (`vcpu N:        STATE, E exits, R I/O round trips`).
+/// them (`vcpu N:        STATE, E exits, R I/O round trips`, where STATE
+/// of a vCPU on a host CPU now is `running on cpu C`).
 fn vcpu_lines(s: &mut Session, vm: &str) -> Vec<(String, u64)> {
     let from = s.position();
     // `mem` answers after the whole block is out.
@@ -864,6 +865,27 @@ fn two_four_vcpu_linux_vms_run_busy_loops_on_every_cpu_beside_a_ticking_vm() {
     s.send("vm pause linux2\n").unwrap();
     s.expect("linux2 paused", ANSWER).unwrap();
     let paused = vcpu_lines(&mut s, "linux2");
+    // With linux2 held, linux's four busy vCPUs have the four harts: `vm
+    // info` catches at least three of them in the guest at once, each on
+    // a CPU of its own (the fourth CPU, the boot hart, is answering the
+    // shell). vCPUs taking turns on one hart would show one at most.
+    let mut spread = Vec::new();
+    for _ in 0..10 {
+        let cpus: std::collections::BTreeSet<u8> = vcpu_lines(&mut s, "linux")
+            .iter()
+            .filter_map(|(state, _)| state.strip_prefix("running on cpu ")?.parse().ok())
+            .collect();
+        spread.push(cpus.len());
+        if cpus.len() >= 3 {
+            break;
+        }
+    }
+    println!("linux: vCPUs in the guest at once, per look: {spread:?}");
+    assert!(
+        spread.iter().any(|&n| n >= 3),
+        "linux's busy vCPUs were never seen on 3 CPUs at once: {spread:?}"
+    );
+
     assert!(
         paused.iter().all(|(state, _)| state == "held"),
         "{paused:?}"

@@ -174,11 +174,13 @@ pub(super) fn vm_responses() -> Vec<vm::Response> {
                     state: VcpuState::Running,
                     exits: 23702,
                     round_trips: 23000,
+                    cpu: None,
                 },
                 VcpuInfo {
                     state: VcpuState::Stopped,
                     exits: 0,
                     round_trips: 0,
+                    cpu: None,
                 },
             ]),
             ..VmStats::default()

@@ -151,9 +151,13 @@ pub mod vm_stats {
     /// How many groups there are besides the per-vCPU ones.
     pub const GROUPS: usize = 3;
     /// Group `VCPU + n` is vCPU `n`'s: its state (one of the `VCPU_*`
-    /// values below), its exits and its I/O round trips since the VM
-    /// started; `Error::InvalidArgument` past the VM's last vCPU.
+    /// values below, in the low byte; above it, from bit
+    /// [`VCPU_CPU_SHIFT`], 1 + the host CPU it is on right now, or 0), its
+    /// exits and its I/O round trips since the VM started;
+    /// `Error::InvalidArgument` past the VM's last vCPU.
     pub const VCPU: usize = 16;
+    /// Where the host CPU a vCPU is on starts in its state word.
+    pub const VCPU_CPU_SHIFT: u32 = 8;
     /// The vCPU runs or is ready to.
     pub const VCPU_RUNNING: u64 = 0;
     /// It waits for the services to complete its I/O request.

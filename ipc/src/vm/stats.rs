@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::syscall::MAX_VCPUS;
 use crate::syscall::vm_stats::{
-    VCPU, VCPU_HELD, VCPU_IO, VCPU_RUNNING, VCPU_STOPPED, VCPU_WAITING,
+    VCPU, VCPU_CPU_SHIFT, VCPU_HELD, VCPU_IO, VCPU_RUNNING, VCPU_STOPPED, VCPU_WAITING,
 };
 
 /// Every vCPU's figures, vCPU 0 first.
@@ -126,16 +126,25 @@ pub struct VcpuInfo {
     pub exits: u64,
     /// Its I/O requests that went round the services and were completed.
     pub round_trips: u64,
+    /// The host CPU it is on right now, if any.
+    pub cpu: Option<u8>,
 }
 
 impl VcpuInfo {
-    /// The figures of a kernel `vm_stats` group `VCPU + n`: `[state,
-    /// exits, round trips]`; `Error::Malformed` for an unknown state code.
-    pub fn from_group([state, exits, round_trips]: [u64; 3]) -> Result<Self, Error> {
+    /// The figures of a kernel `vm_stats` group `VCPU + n`: `[state and
+    /// host CPU, exits, round trips]`; `Error::Malformed` for an unknown
+    /// state code or a CPU past 255.
+    pub fn from_group([word, exits, round_trips]: [u64; 3]) -> Result<Self, Error> {
+        let on = word >> VCPU_CPU_SHIFT;
+        let cpu = match on.checked_sub(1) {
+            None => None,
+            Some(cpu) => Some(u8::try_from(cpu).map_err(|_| Error::Malformed)?),
+        };
         Ok(VcpuInfo {
-            state: VcpuState::from_code(state)?,
+            state: VcpuState::from_code(word & ((1 << VCPU_CPU_SHIFT) - 1))?,
             exits,
             round_trips,
+            cpu,
         })
     }
 }
@@ -191,9 +200,24 @@ mod tests {
                 state: VcpuState::Waiting,
                 exits: 12_345,
                 round_trips: 17,
+                cpu: None,
             })
         );
+        let on_cpu_2 = VCPU_RUNNING | 3 << VCPU_CPU_SHIFT;
+        assert_eq!(
+            VcpuInfo::from_group([on_cpu_2, 5, 0]).map(|v| (v.state, v.cpu)),
+            Ok((VcpuState::Running, Some(2)))
+        );
         assert_eq!(VcpuInfo::from_group([9, 1, 1]), Err(Error::Malformed));
+        let past_255 = VCPU_RUNNING | 257 << VCPU_CPU_SHIFT;
+        assert_eq!(
+            VcpuInfo::from_group([past_255, 1, 1]),
+            Err(Error::Malformed)
+        );
+        assert_eq!(
+            VcpuInfo::from_group([VCPU_RUNNING | 256 << VCPU_CPU_SHIFT, 1, 1]).map(|v| v.cpu),
+            Ok(Some(255))
+        );
     }
 
     #[test]

@@ -338,6 +338,12 @@ impl Scheduler {
         self.entry(task).ok().map(|e| e.state)
     }
 
+    /// The CPU `task` runs on, if it runs.
+    pub fn running_cpu(&self, task: TaskId) -> Option<usize> {
+        let entry = self.entry(task).ok()?;
+        (entry.state == TaskState::Running).then_some(usize::from(entry.cpu))
+    }
+
     /// `task`'s priority, if the scheduler knows it.
     pub fn priority(&self, task: TaskId) -> Option<Priority> {
         self.entry(task).ok().map(|e| e.priority)

@@ -695,4 +695,3 @@ fn cpus_other_than_cpu_0_take_only_the_shared_levels() {
     s.enter(0);
     assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
 }
-

@@ -563,22 +563,31 @@ pub fn interrupt(objects: &mut KernelObjects, vm: usize, vcpu: usize) {
 }
 
 /// What `vm_stats` says of `vm`'s vCPU `vcpu` (one of
-/// `ipc::syscall::vm_stats::VCPU_*`); `None` for a vCPU the VM lacks.
+/// `ipc::syscall::vm_stats::VCPU_*`, with the CPU it runs on above
+/// `VCPU_CPU_SHIFT`); `None` for a vCPU the VM lacks.
 pub fn vcpu_state(objects: &KernelObjects, vm: usize, vcpu: usize) -> Option<u64> {
-    use ipc::syscall::vm_stats::{VCPU_HELD, VCPU_IO, VCPU_RUNNING, VCPU_STOPPED, VCPU_WAITING};
+    use ipc::syscall::vm_stats::{
+        VCPU_CPU_SHIFT, VCPU_HELD, VCPU_IO, VCPU_RUNNING, VCPU_STOPPED, VCPU_WAITING,
+    };
     let record = objects.vms.get(vm).ok()?;
     let v = record.vcpu(vcpu)?;
-    Some(if record.phase != Phase::Running {
-        VCPU_HELD
-    } else if v.stopped {
-        VCPU_STOPPED
-    } else if v.io_wait {
-        VCPU_IO
-    } else if v.asleep_until.is_some() {
-        VCPU_WAITING
-    } else {
-        VCPU_RUNNING
-    })
+    let on = objects
+        .sched
+        .running_cpu(v.task)
+        .map_or(0, |cpu| (cpu as u64 + 1) << VCPU_CPU_SHIFT);
+    Some(
+        on | if record.phase != Phase::Running {
+            VCPU_HELD
+        } else if v.stopped {
+            VCPU_STOPPED
+        } else if v.io_wait {
+            VCPU_IO
+        } else if v.asleep_until.is_some() {
+            VCPU_WAITING
+        } else {
+            VCPU_RUNNING
+        },
+    )
 }
 
 /// Checks a RAM copy from `src` to `dst`: two different VMs, neither of

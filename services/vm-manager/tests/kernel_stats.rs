@@ -143,16 +143,19 @@ fn the_groups_become_one_answer() {
                     state: VcpuState::Waiting,
                     exits: 5_000,
                     round_trips: 17,
+                    cpu: None,
                 },
                 VcpuInfo {
                     state: VcpuState::Io,
                     exits: 300,
                     round_trips: 299,
+                    cpu: None,
                 },
                 VcpuInfo {
                     state: VcpuState::Stopped,
                     exits: 0,
                     round_trips: 0,
+                    cpu: None,
                 },
             ])
             .unwrap(),

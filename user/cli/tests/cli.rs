@@ -341,12 +341,12 @@ fn an_unreachable_socket_exits_3() {
 
 #[test]
 fn a_peer_of_another_version_exits_3() {
-    let fake = Fake::start(Behaviour::Version9);
+    let fake = Fake::start(Behaviour::Version10);
     let run = mica_at(&fake.socket, &["list"]);
     assert_eq!(run.code, 3);
     assert_eq!(
         run.stderr,
-        "error: the peer speaks management protocol version 9, this side speaks version 8: use a matching mica\n"
+        "error: the peer speaks management protocol version 10, this side speaks version 9: use a matching mica\n"
     );
 }
 
@@ -427,7 +427,7 @@ vcpu 0:        waiting, 24076 exits, 23702 I/O round trips
          \"stats\":{\"exits\":{\"device\":23711,\"hypercall\":310,\"wait\":12,\"interrupt\":40,\
          \"other\":3},\"ioreq_round_trips\":23702,\"service_ns\":1234567890,\"posted_writes\":9,\
          \"net\":{\"sent\":12,\"received\":10,\"tx_dropped\":0,\"rx_dropped\":2},\
-         \"vcpus\":[{\"vcpu\":0,\"state\":\"waiting\",\"exits\":24076,\"round_trips\":23702}]}}\n"
+         \"vcpus\":[{\"vcpu\":0,\"state\":\"waiting\",\"cpu\":null,\"exits\":24076,\"round_trips\":23702}]}}\n"
     );
     // A powered-off VM has no figures: `null`, and no line in the text.
     let run = mica_at(&fake.socket, &["info", "sos", "--json"]);

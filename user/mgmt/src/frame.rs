@@ -26,8 +26,9 @@ use crate::cobs::{self, CobsError};
 /// 6: `CreateOptions::disk` gives a dynamic VM a host disk, `VmInfo::disk`
 /// shows it, `Request::ConsoleInput` names the console port.
 /// 7: `VmStats::net` carries the network card's frame counts.
-/// 8: `VmStats::vcpus` carries each vCPU's state, exits and round trips.)
-pub const VERSION: u8 = 8;
+/// 8: `VmStats::vcpus` carries each vCPU's state, exits and round trips.
+/// 9: `VcpuInfo::cpu`, the host CPU a vCPU is on.)
+pub const VERSION: u8 = 9;
 
 /// The largest message a frame carries.
 pub const MAX_PAYLOAD: usize = ipc::MAX_MESSAGE_SIZE;

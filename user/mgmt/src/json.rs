@@ -109,10 +109,17 @@ pub fn write_stats<W: Write + ?Sized>(out: &mut W, stats: &VmStats) -> fmt::Resu
         }
         write!(
             out,
-            "{{\"vcpu\":{n},\"state\":\"{}\",\"exits\":{},\"round_trips\":{}}}",
-            vcpu.state.key(),
-            vcpu.exits,
-            vcpu.round_trips
+            "{{\"vcpu\":{n},\"state\":\"{}\",\"cpu\":",
+            vcpu.state.key()
+        )?;
+        match vcpu.cpu {
+            Some(cpu) => write!(out, "{cpu}")?,
+            None => out.write_str("null")?,
+        }
+        write!(
+            out,
+            ",\"exits\":{},\"round_trips\":{}}}",
+            vcpu.exits, vcpu.round_trips
         )?;
     }
     out.write_str("]}")

@@ -218,10 +218,14 @@ impl fmt::Display for StatsBlock<'_> {
         }
         for (n, vcpu) in s.vcpus.iter().enumerate() {
             // At most MAX_VCPUS (8): one digit keeps the column.
+            write!(f, "vcpu {n}:        {}", vcpu.state)?;
+            if let Some(cpu) = vcpu.cpu {
+                write!(f, " on cpu {cpu}")?;
+            }
             writeln!(
                 f,
-                "vcpu {n}:        {}, {} exits, {} I/O round trips",
-                vcpu.state, vcpu.exits, vcpu.round_trips
+                ", {} exits, {} I/O round trips",
+                vcpu.exits, vcpu.round_trips
             )?;
         }
         Ok(())

@@ -63,6 +63,7 @@ pub const EXAMPLE_STATS: VmStats = VmStats {
         state: ipc::vm::VcpuState::Waiting,
         exits: 24_076,
         round_trips: 23_702,
+        cpu: None,
     }]),
 };
 

@@ -68,6 +68,7 @@ fn four_vcpus() -> VmStats {
         state,
         exits,
         round_trips,
+        cpu: None,
     };
     VmStats {
         vcpus: VcpuList::from_slice(&[

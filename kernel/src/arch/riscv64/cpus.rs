@@ -141,7 +141,9 @@ pub fn this_cpu() -> usize {
     {
         let cpu: usize;
         // SAFETY: reads `tp`, which the kernel keeps as the CPU number.
-        unsafe { core::arch::asm!("mv {}, tp", out(reg) cpu, options(nomem, nostack, preserves_flags)) };
+        unsafe {
+            core::arch::asm!("mv {}, tp", out(reg) cpu, options(nomem, nostack, preserves_flags))
+        };
         cpu
     }
     #[cfg(not(all(target_arch = "riscv64", target_os = "none")))]

@@ -55,13 +55,13 @@ mod world_switch;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 pub mod hal {
     pub use super::console_in::console_read;
+    pub use super::cpus::this_cpu;
     pub use super::devmem::{device_reset, virtio_device_id};
     pub use super::dtb::{dtb_slice, initrd_slice};
     pub use super::guest_tlb::guest_tlb_tags;
     pub use super::paging::enable_kernel_paging;
     pub use super::sbi::console_write;
     pub use super::seed::{hardware_entropy, probe_entropy};
-    pub use super::cpus::this_cpu;
     pub use super::smp::{cpu_count, kick, release as cpus_release, start_secondaries};
     pub use super::timer::{
         init as timer_init, now as timer_now, platform_info, set_deadline as timer_set_deadline,

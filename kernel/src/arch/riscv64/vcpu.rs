@@ -370,7 +370,9 @@ impl GuestVm {
             }
         }
         let frame = NonNull::from(&mut *v.frame);
-        IN_GUEST.here().store(frame.as_ptr() as usize, Ordering::Release);
+        IN_GUEST
+            .here()
+            .store(frame.as_ptr() as usize, Ordering::Release);
         GuestEntry(frame)
     }
 

@@ -26,9 +26,9 @@ use mica_mgmt::testing::{FakeManager, manager, manager_with_images};
 pub enum Behaviour {
     /// Like the hypervisor: the vm-manager answers.
     Serve,
-    /// Speaks protocol version 9: answers every frame with its version
+    /// Speaks protocol version 10: answers every frame with its version
     /// notice.
-    Version9,
+    Version10,
     /// Reads and never answers.
     Silent,
     /// Answers every frame with noise that is not a frame.
@@ -116,7 +116,7 @@ fn serve(mut stream: UnixStream, behaviour: Behaviour, manager: &Mutex<FakeManag
                         .map(<[u8]>::to_vec)
                         .unwrap_or_default()
                 }
-                Behaviour::Version9 => vec![0x02, 0x09, 0x00],
+                Behaviour::Version10 => vec![0x02, 0x0a, 0x00],
                 Behaviour::Silent => Vec::new(),
                 Behaviour::Garbage => vec![0x05, 0x11, 0x00],
                 Behaviour::AlwaysOk => answer(received, |_| Response::Ok, &mut out)
