@@ -125,11 +125,7 @@ fn elapsed_us(line: &str) -> Option<u64> {
 pub fn native(guest: &LinuxGuest, disk: &Path) -> Result<Times, String> {
     fresh_disk(disk)?;
     let mut qemu = qemu("128M", disk)?;
-    qemu.arg("-kernel")
-        .arg(&guest.kernel)
-        .arg("-initrd")
-        .arg(&guest.initramfs)
-        .args(["-append", CMDLINE]);
+    guest.boot_directly(&mut qemu, CMDLINE);
     println!("bench: disk runs on QEMU without Mica");
     let mut session = Session::spawn_with_stdin(qemu)?;
     session.expect(INIT_READY, BOOT)?;

@@ -41,11 +41,7 @@ fn qemu(memory: &str) -> Command {
 /// returns the guest time to the marker, in ms.
 pub fn native(guest: &LinuxGuest) -> Result<u64, String> {
     let mut qemu = qemu("128M");
-    qemu.arg("-kernel")
-        .arg(&guest.kernel)
-        .arg("-initrd")
-        .arg(&guest.initramfs)
-        .args(["-append", CMDLINE]);
+    guest.boot_directly(&mut qemu, CMDLINE);
     println!("bench: booting Linux on QEMU without Mica");
     boot_ms(&mut Session::spawn(qemu)?, "")
 }

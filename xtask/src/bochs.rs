@@ -197,22 +197,13 @@ pub enum Emulator {
 /// Takes `--emulator qemu|bochs` out of `args`; the rest is left for the
 /// x86 options.
 pub fn take_emulator(args: &[String]) -> Result<(Emulator, Vec<String>), String> {
-    let mut emulator = Emulator::Qemu;
-    let mut rest = Vec::new();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        if arg != "--emulator" {
-            rest.push(arg.clone());
-            continue;
-        }
-        emulator = match args.next().map(String::as_str) {
-            Some("qemu") => Emulator::Qemu,
-            Some("bochs") => Emulator::Bochs,
-            Some(other) => return Err(format!("unknown emulator `{other}`: use qemu or bochs")),
-            None => return Err("--emulator needs a value: qemu or bochs".into()),
-        };
-    }
-    Ok((emulator, rest))
+    crate::options::take_choice(
+        args,
+        "--emulator",
+        "emulator",
+        &[("qemu", Emulator::Qemu), ("bochs", Emulator::Bochs)],
+        Emulator::Qemu,
+    )
 }
 
 /// `xtask qemu --arch x86_64 --emulator bochs [--scenario NAME]`: installs

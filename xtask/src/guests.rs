@@ -84,6 +84,18 @@ pub struct LinuxGuest {
     pub initramfs: PathBuf,
 }
 
+impl LinuxGuest {
+    /// Has `qemu` boot this kernel and initramfs directly (no Mica under
+    /// them) with `cmdline`.
+    pub fn boot_directly(&self, qemu: &mut Command, cmdline: &str) {
+        qemu.arg("-kernel")
+            .arg(&self.kernel)
+            .arg("-initrd")
+            .arg(&self.initramfs)
+            .args(["-append", cmdline]);
+    }
+}
+
 /// Where the uncompressed [`MODULES`] are kept (`<name>.ko`).
 fn modules_dir(out: &Path) -> PathBuf {
     out.join("modules")

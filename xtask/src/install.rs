@@ -64,13 +64,30 @@ pub fn qemu() -> Result<(), String> {
         })?;
     }
     run(Command::new("apt-get").arg("update"), "apt-get update")?;
+    apt_install(
+        Some("bookworm-backports"),
+        &["qemu-system-riscv", "qemu-system-x86", "opensbi"],
+        "install QEMU",
+    )
+}
+
+/// `apt-get install`s `packages` (from `release` when given, as `-t`
+/// names it) without asking and without recommended packages.
+fn apt_install(release: Option<&str>, packages: &[&str], what: &str) -> Result<(), String> {
+    run(&mut apt_install_command(release, packages), what)
+}
+
+/// The command [`apt_install`] runs.
+fn apt_install_command(release: Option<&str>, packages: &[&str]) -> Command {
     let mut install = Command::new("apt-get");
+    install.args(["install", "-y", "--no-install-recommends"]);
+    if let Some(release) = release {
+        install.args(["-t", release]);
+    }
     install
-        .args(["install", "-y", "--no-install-recommends"])
-        .args(["-t", "bookworm-backports"])
-        .args(["qemu-system-riscv", "qemu-system-x86", "opensbi"])
+        .args(packages)
         .env("DEBIAN_FRONTEND", "noninteractive");
-    run(&mut install, "install QEMU")
+    install
 }
 
 /// `xz`, which unpacks the Linux guest's kernel modules (`cargo xtask
@@ -80,11 +97,7 @@ pub fn xz() -> Result<(), String> {
         return Ok(());
     }
     println!("xtask: xz is missing; installing xz-utils");
-    let mut install = Command::new("apt-get");
-    install
-        .args(["install", "-y", "--no-install-recommends", "xz-utils"])
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    run(&mut install, "install xz-utils")
+    apt_install(None, &["xz-utils"], "install xz-utils")
 }
 
 /// `mkfs.ext4` and `debugfs`, with which the Linux disk tests make an ext4
@@ -95,11 +108,7 @@ pub fn e2fsprogs() -> Result<(), String> {
         return Ok(());
     }
     println!("xtask: mkfs.ext4 or debugfs is missing; installing e2fsprogs");
-    let mut install = Command::new("apt-get");
-    install
-        .args(["install", "-y", "--no-install-recommends", "e2fsprogs"])
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    run(&mut install, "install e2fsprogs")
+    apt_install(None, &["e2fsprogs"], "install e2fsprogs")
 }
 
 /// What booting the x86 kernel under Bochs needs: Bochs with its BIOSes,
@@ -130,12 +139,7 @@ pub fn bochs() -> Result<(), String> {
     }
     println!("xtask: Bochs or the GRUB ISO tools are missing; installing them from Debian");
     run(Command::new("apt-get").arg("update"), "apt-get update")?;
-    let mut install = Command::new("apt-get");
-    install
-        .args(["install", "-y", "--no-install-recommends"])
-        .args(BOCHS_PACKAGES)
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    run(&mut install, "install Bochs and GRUB")
+    apt_install(None, &BOCHS_PACKAGES, "install Bochs and GRUB")
 }
 
 /// The archive URI of the system's own Debian sources (deb822 or one-line).
@@ -175,7 +179,44 @@ fn find_debian_uri(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::find_debian_uri;
+    use super::{apt_install_command, find_debian_uri};
+
+    #[test]
+    fn apt_installs_without_asking_from_the_release_named() {
+        let args = |release| {
+            let command = apt_install_command(release, &["qemu-system-riscv", "opensbi"]);
+            let noninteractive = command.get_envs().any(|(key, value)| {
+                key == "DEBIAN_FRONTEND" && value == Some("noninteractive".as_ref())
+            });
+            assert!(noninteractive, "{command:?}");
+            command
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            args(Some("bookworm-backports")),
+            [
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "-t",
+                "bookworm-backports",
+                "qemu-system-riscv",
+                "opensbi"
+            ]
+        );
+        assert_eq!(
+            args(None),
+            [
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "qemu-system-riscv",
+                "opensbi"
+            ]
+        );
+    }
 
     #[test]
     fn finds_the_archive_in_deb822_and_skips_security() {

@@ -209,6 +209,42 @@ impl GuestSpec {
 }
 
 /// Parses `xtask qemu`'s arguments.
+/// Takes `flag VALUE` out of `args`, VALUE one of the names in `choices`
+/// (a `what`, e.g. "architecture"); the rest is left for other options.
+/// `default` when the flag is not given; the last one counts when it is
+/// given twice.
+pub fn take_choice<T: Copy>(
+    args: &[String],
+    flag: &str,
+    what: &str,
+    choices: &[(&str, T)],
+    default: T,
+) -> Result<(T, Vec<String>), String> {
+    let names = choices
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let mut chosen = default;
+    let mut rest = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg != flag {
+            rest.push(arg.clone());
+            continue;
+        }
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value: {names}"))?;
+        chosen = choices
+            .iter()
+            .find(|(name, _)| name == value)
+            .map(|&(_, choice)| choice)
+            .ok_or_else(|| format!("unknown {what} `{value}`: use {names}"))?;
+    }
+    Ok((chosen, rest))
+}
+
 pub fn parse(args: &[String]) -> Result<QemuOptions, String> {
     let mut options = QemuOptions::default();
     let mut args = args.iter();
@@ -322,8 +358,24 @@ fn guest_spec(text: &str) -> Result<GuestSpec, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ConsoleKind, GuestSpec, Mgmt, parse};
+    use super::{ConsoleKind, GuestSpec, Mgmt, parse, take_choice};
     use std::path::PathBuf;
+
+    #[test]
+    fn a_choice_is_taken_out_of_the_arguments_and_a_wrong_one_named() {
+        let sizes = [("small", 1), ("medium", 2), ("large", 3)];
+        let take = |text: &str| take_choice(&args(text), "--size", "size", &sizes, 2);
+        assert_eq!(take("-v --size large x"), Ok((3, args("-v x"))));
+        assert_eq!(take("-v"), Ok((2, args("-v"))));
+        assert_eq!(
+            take("--size huge"),
+            Err("unknown size `huge`: use small or medium or large".to_string())
+        );
+        assert_eq!(
+            take("--size"),
+            Err("--size needs a value: small or medium or large".to_string())
+        );
+    }
 
     fn args(text: &str) -> Vec<String> {
         text.split_whitespace().map(String::from).collect()

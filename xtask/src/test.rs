@@ -2,6 +2,8 @@
 //! cheapest to find, ending with one summary line.
 
 use std::io::{BufRead, BufReader};
+use std::ops::AddAssign;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::cmd::{self, cargo, describe};
@@ -71,110 +73,63 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let default_image = qemu::build_boot_image("hello", false)?;
     let crasher_image = qemu::build_boot_image("hello", true)?;
     let misbehave_image = qemu::build_boot_image("misbehave", false)?;
-    let emulated = counted(
-        cargo()
-            .args([
-                "test",
-                "-p",
-                "mica-tests",
-                "--test",
-                "riscv64_boot",
-                "--",
-                "--ignored",
-            ])
-            .env("MICA_KERNEL_RISCV64", &kernel)
-            .env("MICA_BOOT_IMAGE_RISCV64", &default_image)
-            .env("MICA_BOOT_IMAGE_RISCV64_CRASHER", &crasher_image)
-            .env("MICA_BOOT_IMAGE_RISCV64_MISBEHAVE", &misbehave_image),
+    counts += qemu_tests(
+        "riscv64_boot",
+        &[
+            ("MICA_KERNEL_RISCV64", &kernel),
+            ("MICA_BOOT_IMAGE_RISCV64", &default_image),
+            ("MICA_BOOT_IMAGE_RISCV64_CRASHER", &crasher_image),
+            ("MICA_BOOT_IMAGE_RISCV64_MISBEHAVE", &misbehave_image),
+        ],
         "QEMU tests (riscv64)",
     )?;
-    counts.passed += emulated.passed;
-    counts.failed += emulated.failed;
-    let shell = counted(
-        cargo()
-            .args(["test", "-p", "mica-tests", "--test", "riscv64_shell"])
-            .args(["--", "--ignored"])
-            .env("MICA_KERNEL_RISCV64", &kernel)
-            .env("MICA_BOOT_IMAGE_RISCV64", &default_image),
-        "QEMU tests (riscv64 shell)",
-    )?;
-    counts.passed += shell.passed;
-    counts.failed += shell.failed;
-    let console = counted(
-        cargo()
-            .args(["test", "-p", "mica-tests", "--test", "riscv64_console"])
-            .args(["--", "--ignored"])
-            .env("MICA_KERNEL_RISCV64", &kernel)
-            .env("MICA_BOOT_IMAGE_RISCV64", &default_image),
-        "QEMU tests (riscv64 shell console and disks)",
-    )?;
-    counts.passed += console.passed;
-    counts.failed += console.failed;
-    let genid = counted(
-        cargo()
-            .args(["test", "-p", "mica-tests", "--test", "riscv64_genid"])
-            .args(["--", "--ignored"])
-            .env("MICA_KERNEL_RISCV64", &kernel)
-            .env("MICA_BOOT_IMAGE_RISCV64", &default_image),
-        "QEMU tests (riscv64 generation ID)",
-    )?;
-    counts.passed += genid.passed;
-    counts.failed += genid.failed;
-    let traps = counted(
-        cargo()
-            .args(["test", "-p", "mica-tests", "--test", "riscv64_traps"])
-            .args(["--", "--ignored"])
-            .env("MICA_KERNEL_RISCV64", &kernel)
-            .env(
-                "MICA_BOOT_IMAGE_RISCV64_TRAPS",
-                qemu::build_boot_image("traps", false)?,
-            ),
-        "QEMU tests (riscv64 guest traps and FP state)",
-    )?;
-    counts.passed += traps.passed;
-    counts.failed += traps.failed;
-    let ended = counted(
-        cargo()
-            .args(["test", "-p", "mica-tests", "--test", "riscv64_ended"])
-            .args(["--", "--ignored"])
-            .env("MICA_KERNEL_RISCV64", &kernel)
-            .env(
-                "MICA_BOOT_IMAGE_RISCV64_ENDER",
-                qemu::build_boot_image("ender", false)?,
-            ),
-        "QEMU tests (riscv64 guests that end, and why)",
-    )?;
-    counts.passed += ended.passed;
-    counts.failed += ended.failed;
-    let hostile = counted(
-        cargo()
-            .args(["test", "-p", "mica-tests", "--test", "riscv64_hostile"])
-            .args(["--", "--ignored"])
-            .env("MICA_KERNEL_RISCV64", &kernel)
-            .env(
-                "MICA_BOOT_IMAGE_RISCV64_HOSTILE",
-                qemu::build_boot_image("hostile", false)?,
-            ),
-        "QEMU tests (riscv64 hostile guest beside a steady one)",
-    )?;
-    counts.passed += hostile.passed;
-    counts.failed += hostile.failed;
-    let bench = counted(
-        cargo()
-            .args(["test", "-p", "mica-tests", "--test", "riscv64_bench"])
-            .args(["--", "--ignored"])
-            .env("MICA_KERNEL_RISCV64", &kernel)
-            .env(
-                "MICA_BOOT_IMAGE_RISCV64_BENCH",
-                qemu::build_boot_image("bench", false)?,
-            ),
-        "QEMU tests (riscv64 I/O round trips without idle waits)",
-    )?;
-    counts.passed += bench.passed;
-    counts.failed += bench.failed;
-    let linux = linux_tests(&kernel)?;
-    counts.passed += linux.passed;
-    counts.failed += linux.failed;
+    for (binary, what) in [
+        ("riscv64_shell", "QEMU tests (riscv64 shell)"),
+        (
+            "riscv64_console",
+            "QEMU tests (riscv64 shell console and disks)",
+        ),
+        ("riscv64_genid", "QEMU tests (riscv64 generation ID)"),
+    ] {
+        let env = [
+            ("MICA_KERNEL_RISCV64", kernel.as_path()),
+            ("MICA_BOOT_IMAGE_RISCV64", &default_image),
+        ];
+        counts += qemu_tests(binary, &env, what)?;
+    }
+    // Each of these boots a scenario of its own, built just before its
+    // tests run.
+    for (binary, var, scenario, what) in [
+        (
+            "riscv64_traps",
+            "MICA_BOOT_IMAGE_RISCV64_TRAPS",
+            "traps",
+            "QEMU tests (riscv64 guest traps and FP state)",
+        ),
+        (
+            "riscv64_ended",
+            "MICA_BOOT_IMAGE_RISCV64_ENDER",
+            "ender",
+            "QEMU tests (riscv64 guests that end, and why)",
+        ),
+        (
+            "riscv64_hostile",
+            "MICA_BOOT_IMAGE_RISCV64_HOSTILE",
+            "hostile",
+            "QEMU tests (riscv64 hostile guest beside a steady one)",
+        ),
+        (
+            "riscv64_bench",
+            "MICA_BOOT_IMAGE_RISCV64_BENCH",
+            "bench",
+            "QEMU tests (riscv64 I/O round trips without idle waits)",
+        ),
+    ] {
+        let image = qemu::build_boot_image(scenario, false)?;
+        let env = [("MICA_KERNEL_RISCV64", kernel.as_path()), (var, &image)];
+        counts += qemu_tests(binary, &env, what)?;
+    }
+    counts += linux_tests(&kernel)?;
     cmd::run(
         cargo().args(["build", "-p", "mica-cli"]),
         "build the mica CLI",
@@ -183,56 +138,46 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .join("target")
         .join("debug")
         .join("mica");
-    let mgmt = counted(
-        cargo()
-            .args(["test", "-p", "mica-tests", "--test", "riscv64_mgmt"])
-            .args(["--", "--ignored"])
-            .env("MICA_KERNEL_RISCV64", &kernel)
-            .env("MICA_BOOT_IMAGE_RISCV64", &default_image)
-            .env(
+    counts += qemu_tests(
+        "riscv64_mgmt",
+        &[
+            ("MICA_KERNEL_RISCV64", &kernel),
+            ("MICA_BOOT_IMAGE_RISCV64", &default_image),
+            (
                 "MICA_BOOT_IMAGE_RISCV64_LINUX",
-                qemu::build_boot_image("default", false)?,
-            )
-            .env("MICA_CLI", &cli),
+                &qemu::build_boot_image("default", false)?,
+            ),
+            ("MICA_CLI", &cli),
+        ],
         "QEMU tests (riscv64 management channel)",
     )?;
-    counts.passed += mgmt.passed;
-    counts.failed += mgmt.failed;
     let x86_image = x86::build_kernel()?;
     let x86_boot_image = crate::x86_image::build_boot_image("x86-default")?;
     let x86_misbehave_image = crate::x86_image::build_boot_image("x86-misbehave")?;
     let x86_hostile_image = crate::x86_image::build_boot_image("x86-hostile")?;
-    let emulated = counted(
-        cargo()
-            .args(["test", "-p", "mica-tests", "--test", "x86_64_boot"])
-            .args(["--", "--ignored"])
-            .env("MICA_KERNEL_X86_64", &x86_image)
-            .env("MICA_BOOT_IMAGE_X86_64", &x86_boot_image)
-            .env("MICA_BOOT_IMAGE_X86_64_MISBEHAVE", &x86_misbehave_image)
-            .env("MICA_BOOT_IMAGE_X86_64_HOSTILE", &x86_hostile_image),
+    counts += qemu_tests(
+        "x86_64_boot",
+        &[
+            ("MICA_KERNEL_X86_64", &x86_image),
+            ("MICA_BOOT_IMAGE_X86_64", &x86_boot_image),
+            ("MICA_BOOT_IMAGE_X86_64_MISBEHAVE", &x86_misbehave_image),
+            ("MICA_BOOT_IMAGE_X86_64_HOSTILE", &x86_hostile_image),
+        ],
         "QEMU tests (x86_64)",
     )?;
-    counts.passed += emulated.passed;
-    counts.failed += emulated.failed;
-    let bochs = counted(
-        cargo()
-            .args(["test", "-p", "mica-tests", "--test", "x86_64_bochs"])
-            .args(["--", "--ignored"])
-            .env(
-                "MICA_BOCHS_X86_64",
-                bochs::prepare_tests(
-                    &x86_image,
-                    &bochs::TestImages {
-                        default: &x86_boot_image,
-                        misbehave: &x86_misbehave_image,
-                        hostile: &x86_hostile_image,
-                    },
-                )?,
-            ),
+    let bochs_tests = bochs::prepare_tests(
+        &x86_image,
+        &bochs::TestImages {
+            default: &x86_boot_image,
+            misbehave: &x86_misbehave_image,
+            hostile: &x86_hostile_image,
+        },
+    )?;
+    counts += qemu_tests(
+        "x86_64_bochs",
+        &[("MICA_BOCHS_X86_64", &bochs_tests)],
         "Bochs tests (x86_64, VMX)",
     )?;
-    counts.passed += bochs.passed;
-    counts.failed += bochs.failed;
     println!(
         "xtask test: {} passed, {} failed",
         counts.passed, counts.failed
@@ -248,17 +193,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// `linux` and `linux-two` boot images and runs the tests under Mica.
 /// Until the vm-manager's scenario files take `kernel`, `initrd` and
 /// `cmdline`, says so in one line and runs only the native test.
-fn linux_tests(kernel: &std::path::Path) -> Result<Counts, String> {
+fn linux_tests(kernel: &Path) -> Result<Counts, String> {
     let guest = guests::fetch()?;
     // The disk tests make and read ext4 images on the host.
     install::e2fsprogs()?;
     let file = cmd::workspace_root().join("configs").join("default.toml");
     let text = std::fs::read_to_string(&file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let mut test = cargo();
-    test.args(["test", "-p", "mica-tests", "--test", "riscv64_linux"])
-        // One Linux boot at a time: each keeps both QEMU harts busy.
-        .args(["--", "--ignored", "--test-threads", "1"])
+    let mut test = ignored_tests("riscv64_linux");
+    // One Linux boot at a time: each keeps both QEMU harts busy.
+    test.args(["--test-threads", "1"])
         .env("MICA_KERNEL_RISCV64", kernel)
         .env("MICA_LINUX_KERNEL", &guest.kernel)
         .env("MICA_LINUX_INITRAMFS", &guest.initramfs);
@@ -282,11 +226,36 @@ fn linux_tests(kernel: &std::path::Path) -> Result<Counts, String> {
     counted(&mut test, "QEMU tests (riscv64 Linux)")
 }
 
+/// `cargo test` of one test binary of mica-tests (`tests/`), running its
+/// ignored tests: those that boot QEMU or Bochs, which a plain `cargo test`
+/// leaves out.
+fn ignored_tests(binary: &str) -> Command {
+    let mut test = cargo();
+    test.args(["test", "-p", "mica-tests", "--test", binary])
+        .args(["--", "--ignored"]);
+    test
+}
+
+/// Runs the ignored tests of `binary` (see [`ignored_tests`]) with the
+/// kernel and boot images its tests read from `env`, and counts them.
+fn qemu_tests(binary: &str, env: &[(&str, &Path)], what: &str) -> Result<Counts, String> {
+    let mut test = ignored_tests(binary);
+    test.envs(env.iter().copied());
+    counted(&mut test, what)
+}
+
 /// Totals over every `test result:` line of a cargo test run.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Counts {
     passed: u64,
     failed: u64,
+}
+
+impl AddAssign for Counts {
+    fn add_assign(&mut self, more: Counts) {
+        self.passed += more.passed;
+        self.failed += more.failed;
+    }
 }
 
 /// Runs a cargo test command, passing its output through and adding up the
@@ -332,7 +301,7 @@ fn parse_result(line: &str) -> Option<Counts> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Counts, parse_result};
+    use super::{Counts, ignored_tests, parse_result};
 
     #[test]
     fn parses_a_passing_result_line() {
@@ -355,6 +324,43 @@ mod tests {
                 passed: 3,
                 failed: 2
             })
+        );
+    }
+
+    #[test]
+    fn a_qemu_test_run_takes_the_ignored_tests_of_one_binary() {
+        let test = ignored_tests("riscv64_shell");
+        let args: Vec<_> = test.get_args().collect();
+        assert_eq!(
+            args,
+            [
+                "test",
+                "-p",
+                "mica-tests",
+                "--test",
+                "riscv64_shell",
+                "--",
+                "--ignored"
+            ]
+        );
+    }
+
+    #[test]
+    fn counts_of_several_runs_add_up() {
+        let mut counts = Counts {
+            passed: 3,
+            failed: 0,
+        };
+        counts += Counts {
+            passed: 4,
+            failed: 2,
+        };
+        assert_eq!(
+            counts,
+            Counts {
+                passed: 7,
+                failed: 2
+            }
         );
     }
 

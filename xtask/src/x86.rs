@@ -31,26 +31,13 @@ pub enum Arch {
 /// Takes `--arch NAME` out of `args`; the rest is left for the
 /// architecture's own options.
 pub fn take_arch(args: &[String]) -> Result<(Arch, Vec<String>), String> {
-    let mut arch = Arch::Riscv64;
-    let mut rest = Vec::new();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        if arg != "--arch" {
-            rest.push(arg.clone());
-            continue;
-        }
-        arch = match args.next().map(String::as_str) {
-            Some("riscv64") => Arch::Riscv64,
-            Some("x86_64") => Arch::X86_64,
-            Some(other) => {
-                return Err(format!(
-                    "unknown architecture `{other}`: use riscv64 or x86_64"
-                ));
-            }
-            None => return Err("--arch needs a value: riscv64 or x86_64".into()),
-        };
-    }
-    Ok((arch, rest))
+    crate::options::take_choice(
+        args,
+        "--arch",
+        "architecture",
+        &[("riscv64", Arch::Riscv64), ("x86_64", Arch::X86_64)],
+        Arch::Riscv64,
+    )
 }
 
 /// `xtask qemu --arch x86_64`: builds and boots Mica on QEMU under SVM.

@@ -108,6 +108,15 @@ impl Buses {
             })
     }
 
+    /// The network card, if one is attached.
+    fn net_card(&mut self) -> Option<&mut VirtioMmio<VirtioNet>> {
+        self.devices_mut()
+            .find_map(|device| match &mut device.model {
+                DeviceModel::VirtioNet(card) => Some(card),
+                _ => None,
+            })
+    }
+
     fn devices_mut(&mut self) -> impl Iterator<Item = &mut AttachedDevice> {
         self.pio
             .iter_mut()
@@ -138,14 +147,26 @@ struct VmDevices {
 }
 
 impl VmDevices {
+    /// The VM's buses, and the parts of an environment over the VM with
+    /// the service's `backends`: apart, so that an access can hold one of
+    /// the VM's devices and the environment it runs in.
+    fn split<'a, C, M, E, B>(
+        &'a mut self,
+        backends: &'a mut Backends<C, M, E, B>,
+    ) -> (&'a mut Buses, EnvParts<'a, C, M, E, B>) {
+        let env = EnvParts {
+            vm: self.vm,
+            backends,
+            lines: &mut self.lines,
+            ring: &mut self.output,
+            name: &self.name,
+        };
+        (&mut self.buses, env)
+    }
+
     /// The VM's network card, if one is attached.
     fn net_card(&mut self) -> Option<&mut VirtioMmio<VirtioNet>> {
-        self.buses
-            .devices_mut()
-            .find_map(|device| match &mut device.model {
-                DeviceModel::VirtioNet(card) => Some(card),
-                _ => None,
-            })
+        self.buses.net_card()
     }
 
     /// The VM's PLIC model, if one is attached.
@@ -177,16 +198,24 @@ impl VmDevices {
     }
 }
 
+/// What the devices of every VM reach outside themselves: the console,
+/// guest memory, randomness and the block backend. Kept apart from the VM
+/// table so that an access can borrow them beside one VM's devices.
+struct Backends<C, M, E, B> {
+    /// The console, and the lines held while one VM has its focus.
+    console: ConsoleGate<C>,
+    memory: M,
+    entropy: E,
+    block: B,
+}
+
 /// What a [`DeviceEnv`] is made of for one access to one VM's device.
 struct EnvParts<'a, C, M, E, B> {
     vm: VmId,
-    memory: &'a mut M,
-    entropy: &'a mut E,
-    block: &'a mut B,
+    backends: &'a mut Backends<C, M, E, B>,
     lines: &'a mut ConsoleLines,
     ring: &'a mut ConsoleRing,
     name: &'a WireName,
-    console: &'a mut ConsoleGate<C>,
 }
 
 impl<C: ConsoleSink, M: GuestMemoryProvider, E: EntropySource, B: BlockBackend>
@@ -194,12 +223,18 @@ impl<C: ConsoleSink, M: GuestMemoryProvider, E: EntropySource, B: BlockBackend>
 {
     /// Runs `f` with the environment built from the parts.
     fn with<R>(&mut self, f: impl FnOnce(&mut DeviceEnv<'_>) -> R) -> R {
+        let Backends {
+            console,
+            memory,
+            entropy,
+            block,
+        } = &mut *self.backends;
         let mut no_memory = NoGuestMemory;
-        let memory: &mut dyn GuestMemory = match self.memory.memory(self.vm) {
+        let memory: &mut dyn GuestMemory = match memory.memory(self.vm) {
             Some(memory) => memory,
             None => &mut no_memory,
         };
-        let mut sink = self.console.for_vm(self.vm);
+        let mut sink = console.for_vm(self.vm);
         let mut output = VmOutput {
             lines: self.lines,
             ring: self.ring,
@@ -209,9 +244,9 @@ impl<C: ConsoleSink, M: GuestMemoryProvider, E: EntropySource, B: BlockBackend>
         f(&mut DeviceEnv {
             vm: self.vm,
             memory,
-            entropy: self.entropy,
+            entropy,
             output: &mut output,
-            block: self.block,
+            block,
         })
     }
 }
@@ -240,12 +275,8 @@ pub struct DeviceService<C, I, M, E, B = NoBlock> {
     /// Where the console output numbering of removed VMs ended, so a VM
     /// added again (a reset rebuilds its devices) continues it.
     console_ends: Vec<(VmId, u64), MAX_VMS>,
-    /// The console, and the lines held while one VM has its focus.
-    console: ConsoleGate<C>,
     irq: I,
-    memory: M,
-    entropy: E,
-    block: B,
+    backends: Backends<C, M, E, B>,
     /// Posted writes that failed (to no device, a bad width): the guest
     /// was told they were done, so they are only counted.
     posted_failures: u64,
@@ -286,11 +317,13 @@ where
         DeviceService {
             vms: self.vms,
             console_ends: self.console_ends,
-            console: self.console,
             irq: self.irq,
-            memory: self.memory,
-            entropy: self.entropy,
-            block,
+            backends: Backends {
+                console: self.backends.console,
+                memory: self.backends.memory,
+                entropy: self.backends.entropy,
+                block,
+            },
             posted_failures: self.posted_failures,
             switch: self.switch,
             packet: self.packet,
@@ -304,11 +337,13 @@ where
         Self {
             vms: Vec::new(),
             console_ends: Vec::new(),
-            console: ConsoleGate::new(console),
             irq,
-            memory,
-            entropy,
-            block,
+            backends: Backends {
+                console: ConsoleGate::new(console),
+                memory,
+                entropy,
+                block,
+            },
             posted_failures: 0,
             switch: Switch::new(),
             packet: Packet::new(),
@@ -317,12 +352,12 @@ where
 
     /// The block backend, mutably.
     pub fn block_backend(&mut self) -> &mut B {
-        &mut self.block
+        &mut self.backends.block
     }
 
     /// The console sink.
     pub fn console(&self) -> &C {
-        self.console.sink()
+        self.backends.console.sink()
     }
 
     /// The interrupt sink.
@@ -332,7 +367,7 @@ where
 
     /// The guest memory provider, mutably (to grant or revoke memory).
     pub fn memory_provider(&mut self) -> &mut M {
-        &mut self.memory
+        &mut self.backends.memory
     }
 
     /// Serves one request.
@@ -416,7 +451,7 @@ where
     /// [`Error::UnknownVm`] for a VM not served.
     pub fn console_focus(&mut self, vm: Option<VmId>) -> Result<(), Error> {
         let Some(vm) = vm else {
-            self.console.focus(None);
+            self.backends.console.focus(None);
             return Ok(());
         };
         let slot = self
@@ -424,7 +459,7 @@ where
             .iter()
             .find(|v| v.vm == vm)
             .ok_or(Error::UnknownVm)?;
-        self.console.focus(Some((vm, slot.name.as_str())));
+        self.backends.console.focus(Some((vm, slot.name.as_str())));
         Ok(())
     }
 
@@ -501,8 +536,8 @@ where
         let _ = self.console_ends.push((vm, removed.output.next()));
         removed
             .lines
-            .flush_partial(&removed.name, &mut self.console.for_vm(vm));
-        self.console.vm_removed(vm);
+            .flush_partial(&removed.name, &mut self.backends.console.for_vm(vm));
+        self.backends.console.vm_removed(vm);
         self.switch.forget_port(vm);
         for device in removed.buses.devices_mut() {
             if device.reported_level {
@@ -528,8 +563,9 @@ where
         // The vm-manager sets the real ID (`SetGenerationId`); without a
         // hardware source this first one stays (partly) zero.
         let mut id = [0u8; 16];
-        self.entropy.fill(&mut id);
-        let mut model = DeviceModel::new(vm, kind, u128::from_le_bytes(id), &mut self.block)?;
+        self.backends.entropy.fill(&mut id);
+        let mut model =
+            DeviceModel::new(vm, kind, u128::from_le_bytes(id), &mut self.backends.block)?;
         let len = model.size();
         let number = self.vm_mut(vm)?.attached;
         let (record, restored) = self.restore(vm, number, &mut model, base);
@@ -591,6 +627,7 @@ where
         let mut bytes = [0u8; persist::RECORD_BYTES];
         let offset = number * persist::RECORD_BYTES;
         let kept = self
+            .backends
             .memory
             .load_state(vm, offset, &mut bytes)
             .ok()
@@ -757,32 +794,16 @@ where
         ) -> Result<R, crate::bus::DeviceError>,
     ) -> Result<R, Error> {
         let at = self.vm_index(vm)?;
-        let Self {
-            vms,
-            console,
-            memory,
-            entropy,
-            block,
-            ..
-        } = self;
+        let Self { vms, backends, .. } = self;
         let slot = vms.get_mut(at).ok_or(Error::UnknownVm)?;
-        let bus = slot.buses.get_mut(space).ok_or(Error::NoDevice)?;
+        let (buses, mut env) = slot.split(backends);
+        let bus = buses.get_mut(space).ok_or(Error::NoDevice)?;
         let entry = bus.find_mut(addr).ok_or(Error::NoDevice)?;
         let offset = addr - entry.base();
         let end = offset.checked_add(size.bytes()).ok_or(Error::BadAccess)?;
         if end > entry.len() {
             return Err(Error::BadAccess);
         }
-        let mut env = EnvParts {
-            vm,
-            memory,
-            entropy,
-            block,
-            lines: &mut slot.lines,
-            ring: &mut slot.output,
-            name: &slot.name,
-            console,
-        };
         let base = entry.base();
         let device = entry.device_mut();
         let result = access(&mut device.model, offset, &mut env).map_err(|_| Error::BadAccess);
@@ -793,7 +814,7 @@ where
                 .persist()
                 .is_some_and(|p| p.write_persists(offset))
         {
-            Self::save(memory, vm, base, device);
+            Self::save(&mut env.backends.memory, vm, base, device);
         }
         let plic_touched = matches!(device.model, DeviceModel::Plic(_));
         let is_uart = matches!(device.model, DeviceModel::Uart(_));
@@ -810,49 +831,30 @@ where
     }
 
     fn input(&mut self, vm: VmId, port: ConsolePort, bytes: &[u8]) -> Result<(), Error> {
-        let Self {
-            vms,
-            console,
-            memory,
-            entropy,
-            block,
-            ..
-        } = self;
+        let Self { vms, backends, .. } = self;
         let slot = vms
             .iter_mut()
             .find(|v| v.vm == vm)
             .ok_or(Error::UnknownVm)?;
         // The serial port is the UART, else the virtio console.
-        let to_uart = port == ConsolePort::Serial && slot.buses.console_uart().is_some();
-        let virtio_console = slot
-            .buses
-            .devices_mut()
-            .find_map(|device| match &mut device.model {
-                DeviceModel::VirtioConsole(dev) => Some(dev),
-                _ => None,
-            });
-        if to_uart {
+        if port == ConsolePort::Serial && slot.buses.console_uart().is_some() {
             for &byte in bytes {
                 if slot.input_backlog.push_back(byte).is_err() {
                     slot.dropped_input = slot.dropped_input.saturating_add(1);
                 }
             }
             slot.feed_console_uart();
-        } else if let Some(dev) = virtio_console {
-            dev.device_mut().queue_input(bytes);
-            EnvParts {
-                vm,
-                memory,
-                entropy,
-                block,
-                lines: &mut slot.lines,
-                ring: &mut slot.output,
-                name: &slot.name,
-                console,
-            }
-            .with(|env| dev.process_queue(RECEIVEQ, env));
         } else {
-            return Err(Error::NoDevice);
+            let (buses, mut env) = slot.split(backends);
+            let dev = buses
+                .devices_mut()
+                .find_map(|device| match &mut device.model {
+                    DeviceModel::VirtioConsole(dev) => Some(dev),
+                    _ => None,
+                })
+                .ok_or(Error::NoDevice)?;
+            dev.device_mut().queue_input(bytes);
+            env.with(|env| dev.process_queue(RECEIVEQ, env));
         }
         self.report_irq_changes(vm, true);
         Ok(())

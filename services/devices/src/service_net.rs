@@ -5,11 +5,9 @@ use heapless::Vec;
 use ipc::{Error, VmId};
 
 use super::{
-    BlockBackend, ConsoleSink, DeviceService, EntropySource, EnvParts, GuestMemoryProvider,
-    IrqSink, MAX_VMS, VmDevices,
+    BlockBackend, ConsoleSink, DeviceService, EntropySource, GuestMemoryProvider, IrqSink, MAX_VMS,
 };
 use crate::bus::DeviceEnv;
-use crate::model::DeviceModel;
 use crate::switch::Forward;
 use crate::virtio::mmio::VirtioMmio;
 use crate::virtio::net::{self, Packet, VirtioNet};
@@ -77,37 +75,13 @@ where
     ) -> Option<R> {
         let Self {
             vms,
-            console,
-            memory,
-            entropy,
-            block,
+            backends,
             packet,
             ..
         } = self;
         let slot = vms.iter_mut().find(|v| v.vm == vm)?;
-        let VmDevices {
-            buses,
-            lines,
-            output,
-            name,
-            ..
-        } = slot;
-        let card = buses
-            .devices_mut()
-            .find_map(|device| match &mut device.model {
-                DeviceModel::VirtioNet(card) => Some(card),
-                _ => None,
-            })?;
-        let mut env = EnvParts {
-            vm,
-            memory,
-            entropy,
-            block,
-            lines,
-            ring: output,
-            name,
-            console,
-        };
+        let (buses, mut env) = slot.split(backends);
+        let card = buses.net_card()?;
         Some(env.with(|env| f(card, packet, env)))
     }
 

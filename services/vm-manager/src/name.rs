@@ -12,8 +12,49 @@ pub const MAX_NAME_LEN: usize = 31;
 /// The rule, as every name error states it.
 const RULE: &str = "use 1-31 of [A-Za-z0-9._-]";
 
-/// How much of a rejected name an [`InvalidName`] keeps to quote it back.
+/// How much of a user's text a [`Quoted`] keeps.
 const QUOTE_LEN: usize = 32;
+
+/// The start of text a user gave, for quoting it back in an error (a
+/// rejected name here, a word of a command line in the shell): at most 32
+/// bytes, cut at a character boundary. Displays as a Rust string literal
+/// (control characters escaped), with `...` after it when shortened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quoted {
+    text: heapless::String<QUOTE_LEN>,
+    /// Whether `text` is only a prefix of what the user gave.
+    shortened: bool,
+}
+
+impl Quoted {
+    /// Keeps up to 32 bytes of `text`, cut at a character boundary.
+    pub fn new(text: &str) -> Self {
+        let mut kept = heapless::String::new();
+        let mut shortened = false;
+        for ch in text.chars() {
+            if kept.push(ch).is_err() {
+                shortened = true;
+                break;
+            }
+        }
+        Quoted {
+            text: kept,
+            shortened,
+        }
+    }
+
+    /// The kept text.
+    pub fn as_str(&self) -> &str {
+        self.text.as_str()
+    }
+}
+
+impl fmt::Display for Quoted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ellipsis = if self.shortened { "..." } else { "" };
+        write!(f, "{:?}{ellipsis}", self.text.as_str())
+    }
+}
 
 /// What exactly is wrong with a rejected name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,11 +89,8 @@ impl fmt::Display for NameProblem {
 /// and becomes [`ipc::Error::InvalidName`] on the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvalidName {
-    /// The start of the rejected text (at most 32 bytes, cut at a character
-    /// boundary).
-    quoted: heapless::String<QUOTE_LEN>,
-    /// Whether `quoted` is only a prefix of the rejected text.
-    shortened: bool,
+    /// The start of the rejected text.
+    quoted: Quoted,
     /// What is wrong.
     problem: NameProblem,
 }
@@ -64,17 +102,8 @@ impl InvalidName {
     }
 
     fn new(text: &str, problem: NameProblem) -> Self {
-        let mut quoted = heapless::String::new();
-        let mut shortened = false;
-        for ch in text.chars() {
-            if quoted.push(ch).is_err() {
-                shortened = true;
-                break;
-            }
-        }
         InvalidName {
-            quoted,
-            shortened,
+            quoted: Quoted::new(text),
             problem,
         }
     }
@@ -82,12 +111,10 @@ impl InvalidName {
 
 impl fmt::Display for InvalidName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ellipsis = if self.shortened { "..." } else { "" };
         write!(
             f,
-            "name {:?}{ellipsis} is invalid: {}; {RULE}",
-            self.quoted.as_str(),
-            self.problem
+            "name {} is invalid: {}; {RULE}",
+            self.quoted, self.problem
         )
     }
 }

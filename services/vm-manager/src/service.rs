@@ -397,20 +397,28 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
     }
 
     fn pause(&mut self, name: &WireName) -> Result<(), ipc::Error> {
-        let vm = self.find(name)?;
-        let next = transition(vm.state, Operation::Pause)?;
-        self.platform.pause(vm.id)?;
-        self.set_state(vm, next)?;
-        self.record(vm.id, VmChange::Paused);
-        Ok(())
+        self.hold_or_run(name, Operation::Pause, P::pause, VmChange::Paused)
     }
 
     fn resume(&mut self, name: &WireName) -> Result<(), ipc::Error> {
+        self.hold_or_run(name, Operation::Resume, P::resume, VmChange::Resumed)
+    }
+
+    /// Pauses or resumes: `operation` must be legal in the VM's state, then
+    /// the platform does it (`act`; nothing changes if it fails), then the
+    /// new state is kept and `change` recorded.
+    fn hold_or_run(
+        &mut self,
+        name: &WireName,
+        operation: Operation,
+        act: fn(&mut P, VmId) -> Result<(), ipc::Error>,
+        change: VmChange,
+    ) -> Result<(), ipc::Error> {
         let vm = self.find(name)?;
-        let next = transition(vm.state, Operation::Resume)?;
-        self.platform.resume(vm.id)?;
+        let next = transition(vm.state, operation)?;
+        act(&mut self.platform, vm.id)?;
         self.set_state(vm, next)?;
-        self.record(vm.id, VmChange::Resumed);
+        self.record(vm.id, change);
         Ok(())
     }
 

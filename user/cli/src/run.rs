@@ -13,7 +13,7 @@ use mica_mgmt::images::{ImageChoices, ImageTable};
 use mica_mgmt::json;
 use mica_mgmt::log::{LogPart, LogReader};
 use mica_mgmt::table::{DoneLine, InfoBlock, StatsBlock, VmTable};
-use mica_mgmt::{ImagesPager, ListPager, VmCommand};
+use mica_mgmt::{ImageList, PagedList, Pager, VmCommand, VmList};
 
 use crate::args::Invocation;
 use crate::link::{Link, LinkError};
@@ -101,28 +101,25 @@ fn ask(link: &mut Link, command: &VmCommand) -> Result<Result<Outcome, ReplyErro
         let response = link.call(&command.request())?;
         return Ok(command.check_reply(response).map(Outcome::Reply));
     }
-    let mut pager = ListPager::new();
-    let mut vms = Vec::new();
-    while let Some(request) = pager.next_request() {
-        match pager.accept(link.call(&request)?) {
-            Ok(page) => vms.extend(page),
-            Err(error) => return Ok(Err(error)),
-        }
-    }
-    Ok(Ok(Outcome::List(vms)))
+    Ok(read_all::<VmList>(link)?.map(Outcome::List))
 }
 
 /// Every guest image, page by page.
 fn read_images(link: &mut Link) -> Result<Result<Vec<GuestImage>, ReplyError>, LinkError> {
-    let mut pager = ImagesPager::new();
-    let mut images = Vec::new();
+    read_all::<ImageList>(link)
+}
+
+/// Every entry of list `L`, page by page.
+fn read_all<L: PagedList>(link: &mut Link) -> Result<Result<Vec<L::Entry>, ReplyError>, LinkError> {
+    let mut pager = Pager::<L>::new();
+    let mut entries = Vec::new();
     while let Some(request) = pager.next_request() {
         match pager.accept(link.call(&request)?) {
-            Ok(page) => images.extend(page),
+            Ok(page) => entries.extend(page),
             Err(error) => return Ok(Err(error)),
         }
     }
-    Ok(Ok(images))
+    Ok(Ok(entries))
 }
 
 /// A VM's log, chunk by chunk.

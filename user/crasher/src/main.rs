@@ -73,6 +73,5 @@ mod task {
 
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!("mica-crasher is a Mica task: build it with --target riscv64gc-unknown-none-elf");
-    std::process::exit(2);
+    mica_rt::refuse_to_run_on_the_host("mica-crasher");
 }

@@ -321,107 +321,117 @@ pub fn check_stats(response: Response) -> Result<Option<VmStats>, ReplyError> {
     }
 }
 
-/// Reads the VM list page by page: send [`ListPager::next_request`], give
-/// the response to [`ListPager::accept`], until `next_request` is `None`.
+/// A list the vm-manager gives out page by page ([`VmList`], [`ImageList`]).
+pub trait PagedList {
+    /// One entry of the list.
+    type Entry;
+    /// One page of the list.
+    type Page: IntoIterator<Item = Self::Entry>;
+    /// The request for the page that starts at entry `from`.
+    fn request(from: u16) -> Request;
+    /// The page in `response` and where the next one starts (`None` after
+    /// the last), or `None` when `response` is no page of this list.
+    fn page(response: Response) -> Option<(Self::Page, Option<u16>)>;
+}
+
+/// The VMs (`list`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListPager {
-    from: Option<u16>,
-}
+pub struct VmList;
 
-impl Default for ListPager {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+impl PagedList for VmList {
+    type Entry = VmInfo;
+    type Page = heapless::Vec<VmInfo, LIST_PAGE>;
 
-impl ListPager {
-    /// A pager at the first slot.
-    pub const fn new() -> Self {
-        ListPager { from: Some(0) }
+    fn request(from: u16) -> Request {
+        Request::List { from }
     }
 
-    /// The next page's request, or `None` when the list is complete.
-    pub fn next_request(&self) -> Option<Request> {
-        self.from.map(|from| Request::List { from })
-    }
-
-    /// Takes the answer to the last request and returns its VMs. A page
-    /// whose `next` does not move forward is [`ReplyError::Unexpected`]
-    /// (so that a confused peer cannot make the reader loop forever); the
-    /// pager is finished after any error.
-    pub fn accept(
-        &mut self,
-        response: Response,
-    ) -> Result<heapless::Vec<VmInfo, LIST_PAGE>, ReplyError> {
-        let from = self.from.take().ok_or(ReplyError::Unexpected)?;
+    fn page(response: Response) -> Option<(Self::Page, Option<u16>)> {
+        // Every other response named, so that a new one is looked at here.
         match response {
-            Response::List { vms, next } => {
-                if let Some(next) = next {
-                    if next <= from {
-                        return Err(ReplyError::Unexpected);
-                    }
-                    self.from = Some(next);
-                }
-                Ok(vms)
-            }
-            Response::Err(error) => Err(ReplyError::Refused(error)),
+            Response::List { vms, next } => Some((vms, next)),
             Response::Ok
+            | Response::Err(_)
             | Response::Info(_)
             | Response::ConsoleOutput(_)
             | Response::Stats(_)
             | Response::Ended(_)
             | Response::Images { .. }
-            | Response::Events(_) => Err(ReplyError::Unexpected),
+            | Response::Events(_) => None,
         }
     }
 }
 
-/// Reads the guest images page by page, as [`ListPager`] reads the VMs:
-/// send [`ImagesPager::next_request`], give the response to
-/// [`ImagesPager::accept`], until `next_request` is `None`.
+/// The guest images (`images`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImagesPager {
-    from: Option<u16>,
+pub struct ImageList;
+
+impl PagedList for ImageList {
+    type Entry = GuestImage;
+    type Page = heapless::Vec<GuestImage, IMAGES_PAGE>;
+
+    fn request(from: u16) -> Request {
+        Request::Images { from }
+    }
+
+    fn page(response: Response) -> Option<(Self::Page, Option<u16>)> {
+        match response {
+            Response::Images { images, next } => Some((images, next)),
+            _ => None,
+        }
+    }
 }
 
-impl Default for ImagesPager {
+/// Reads a [`PagedList`] page by page: send [`Pager::next_request`], give
+/// the response to [`Pager::accept`], until `next_request` is `None`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pager<L> {
+    from: Option<u16>,
+    list: core::marker::PhantomData<L>,
+}
+
+/// Reads the VM list.
+pub type ListPager = Pager<VmList>;
+/// Reads the guest images.
+pub type ImagesPager = Pager<ImageList>;
+
+impl<L: PagedList> Default for Pager<L> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl ImagesPager {
-    /// A pager at the first image.
+impl<L: PagedList> Pager<L> {
+    /// A pager at the first entry.
     pub const fn new() -> Self {
-        ImagesPager { from: Some(0) }
+        Pager {
+            from: Some(0),
+            list: core::marker::PhantomData,
+        }
     }
 
     /// The next page's request, or `None` when the list is complete.
     pub fn next_request(&self) -> Option<Request> {
-        self.from.map(|from| Request::Images { from })
+        self.from.map(L::request)
     }
 
-    /// Takes the answer to the last request and returns its images. A
+    /// Takes the answer to the last request and returns its entries. A
     /// page whose `next` does not move forward is
-    /// [`ReplyError::Unexpected`]; the pager is finished after any error.
-    pub fn accept(
-        &mut self,
-        response: Response,
-    ) -> Result<heapless::Vec<GuestImage, IMAGES_PAGE>, ReplyError> {
+    /// [`ReplyError::Unexpected`] (so that a confused peer cannot make the
+    /// reader loop forever); the pager is finished after any error.
+    pub fn accept(&mut self, response: Response) -> Result<L::Page, ReplyError> {
         let from = self.from.take().ok_or(ReplyError::Unexpected)?;
-        match response {
-            Response::Images { images, next } => {
-                if let Some(next) = next {
-                    if next <= from {
-                        return Err(ReplyError::Unexpected);
-                    }
-                    self.from = Some(next);
-                }
-                Ok(images)
-            }
-            Response::Err(error) => Err(ReplyError::Refused(error)),
-            _ => Err(ReplyError::Unexpected),
+        if let Response::Err(error) = response {
+            return Err(ReplyError::Refused(error));
         }
+        let (page, next) = L::page(response).ok_or(ReplyError::Unexpected)?;
+        if let Some(next) = next {
+            if next <= from {
+                return Err(ReplyError::Unexpected);
+            }
+            self.from = Some(next);
+        }
+        Ok(page)
     }
 }
 

@@ -102,11 +102,8 @@ pub fn write_stats<W: Write + ?Sized>(out: &mut W, stats: &VmStats) -> fmt::Resu
         )?,
         None => out.write_str("null")?,
     }
-    out.write_str(",\"vcpus\":[")?;
-    for (n, vcpu) in stats.vcpus.iter().enumerate() {
-        if n != 0 {
-            out.write_char(',')?;
-        }
+    out.write_str(",\"vcpus\":")?;
+    write_array(out, &stats.vcpus, |out, n, vcpu| {
         write!(
             out,
             "{{\"vcpu\":{n},\"state\":\"{}\",\"cpu\":",
@@ -120,9 +117,26 @@ pub fn write_stats<W: Write + ?Sized>(out: &mut W, stats: &VmStats) -> fmt::Resu
             out,
             ",\"exits\":{},\"round_trips\":{}}}",
             vcpu.exits, vcpu.round_trips
-        )?;
+        )
+    })?;
+    out.write_char('}')
+}
+
+/// `[...]`: each of `items` as `write_item` writes it (given its index),
+/// separated by commas.
+fn write_array<W: Write + ?Sized, T>(
+    out: &mut W,
+    items: &[T],
+    mut write_item: impl FnMut(&mut W, usize, &T) -> fmt::Result,
+) -> fmt::Result {
+    out.write_char('[')?;
+    for (n, item) in items.iter().enumerate() {
+        if n != 0 {
+            out.write_char(',')?;
+        }
+        write_item(out, n, item)?;
     }
-    out.write_str("]}")
+    out.write_char(']')
 }
 
 /// [`write_vm`] without the closing brace.
@@ -180,25 +194,17 @@ pub fn write_last_exit<W: Write + ?Sized>(out: &mut W, exit: &LastExit) -> fmt::
 
 /// The VM list: `{"vms":[...]}`.
 pub fn write_list<W: Write + ?Sized>(out: &mut W, vms: &[VmInfo]) -> fmt::Result {
-    out.write_str("{\"vms\":[")?;
-    for (at, vm) in vms.iter().enumerate() {
-        if at > 0 {
-            out.write_char(',')?;
-        }
-        write_vm(out, vm)?;
-    }
-    out.write_str("]}")
+    out.write_str("{\"vms\":")?;
+    write_array(out, vms, |out, _, vm| write_vm(out, vm))?;
+    out.write_char('}')
 }
 
 /// The guest images: `{"images":[{"name":"hello","kind":"raw",
 /// "size":8192},...]}` (`kind`: `raw`, `linux_image` or `initrd`; `size`
 /// in bytes).
 pub fn write_images<W: Write + ?Sized>(out: &mut W, images: &[GuestImage]) -> fmt::Result {
-    out.write_str("{\"images\":[")?;
-    for (at, image) in images.iter().enumerate() {
-        if at > 0 {
-            out.write_char(',')?;
-        }
+    out.write_str("{\"images\":")?;
+    write_array(out, images, |out, _, image| {
         out.write_str("{\"name\":")?;
         write_string(out, &image.name)?;
         write!(
@@ -206,9 +212,9 @@ pub fn write_images<W: Write + ?Sized>(out: &mut W, images: &[GuestImage]) -> fm
             ",\"kind\":\"{}\",\"size\":{}}}",
             image.kind.key(),
             image.size
-        )?;
-    }
-    out.write_str("]}")
+        )
+    })?;
+    out.write_char('}')
 }
 
 /// A command that succeeded without data: `{"ok":true}`.

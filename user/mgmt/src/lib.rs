@@ -37,6 +37,8 @@ pub mod testing;
 mod text;
 pub mod words;
 
-pub use command::{Command, ImagesPager, ListPager, ReplyError, VmCommand};
+pub use command::{
+    Command, ImageList, ImagesPager, ListPager, PagedList, Pager, ReplyError, VmCommand, VmList,
+};
 pub use frame::{FrameDecoder, FrameError, VERSION};
 pub use parse::{ParseError, parse_console, parse_line, parse_vm};

@@ -54,6 +54,16 @@ macro_rules! entry {
     };
 }
 
+/// The `main` of a task crate built for the host, where a Mica task cannot
+/// run: says how to build `task` (its package name) instead and exits with
+/// status 2.
+#[cfg(not(target_os = "none"))]
+pub fn refuse_to_run_on_the_host(task: &str) -> ! {
+    extern crate std;
+    std::eprintln!("{task} is a Mica task: build it with --target riscv64gc-unknown-none-elf");
+    std::process::exit(2)
+}
+
 #[cfg(target_os = "none")]
 unsafe extern "C" {
     fn __mica_task_main(start: Start) -> u32;

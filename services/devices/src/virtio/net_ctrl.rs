@@ -333,52 +333,60 @@ pub fn execute(
         return Ok(VIRTIO_NET_ERR);
     }
     let [class, command] = head;
-    let data_len = chain.readable_len().saturating_sub(2);
+    let cmd = Command {
+        chain,
+        memory,
+        command,
+        data_len: chain.readable_len().saturating_sub(2),
+    };
     let done = match class {
-        class::RX => rx_mode(chain, memory, command, data_len, target)?,
-        class::MAC => mac(chain, memory, command, data_len, target)?,
-        class::VLAN => vlan(chain, memory, command, data_len, target)?,
+        class::RX => rx_mode(&cmd, target)?,
+        class::MAC => mac(&cmd, target)?,
+        class::VLAN => vlan(&cmd, target)?,
         class::ANNOUNCE => {
             let ok = target.negotiated & VIRTIO_NET_F_GUEST_ANNOUNCE != 0
                 && command == class::ANNOUNCE_ACK
-                && data_len == 0;
+                && cmd.data_len == 0;
             if ok {
                 *target.status &= !VIRTIO_NET_S_ANNOUNCE;
             }
             ok
         }
-        class::GUEST_OFFLOADS => guest_offloads(chain, memory, command, data_len, target)?,
+        class::GUEST_OFFLOADS => guest_offloads(&cmd, target)?,
         _ => false,
     };
     Ok(if done { VIRTIO_NET_OK } else { VIRTIO_NET_ERR })
 }
 
-/// The data of a command that must be exactly `N` bytes; `None` otherwise.
-fn exact<const N: usize>(
-    chain: &DescriptorChain,
-    memory: &dyn GuestMemory,
+/// One control command as the guest posted it: its chain (the class and
+/// command bytes, then `data_len` bytes of data) in guest memory.
+struct Command<'a> {
+    chain: &'a DescriptorChain,
+    memory: &'a dyn GuestMemory,
+    /// The command within its class.
+    command: u8,
     data_len: u64,
-) -> Result<Option<[u8; N]>, QueueError> {
-    let mut data = [0u8; N];
-    if data_len != N as u64 || !chain.read_at(memory, 2, &mut data)? {
-        return Ok(None);
+}
+
+impl Command<'_> {
+    /// The data of a command that must be exactly `N` bytes; `None`
+    /// otherwise.
+    fn exact<const N: usize>(&self) -> Result<Option<[u8; N]>, QueueError> {
+        let mut data = [0u8; N];
+        if self.data_len != N as u64 || !self.chain.read_at(self.memory, 2, &mut data)? {
+            return Ok(None);
+        }
+        Ok(Some(data))
     }
-    Ok(Some(data))
 }
 
 type FilterChange = fn(&mut RxFilter, bool);
 
-fn rx_mode(
-    chain: &DescriptorChain,
-    memory: &dyn GuestMemory,
-    command: u8,
-    data_len: u64,
-    target: CommandTarget<'_>,
-) -> Result<bool, QueueError> {
+fn rx_mode(cmd: &Command<'_>, target: CommandTarget<'_>) -> Result<bool, QueueError> {
     if target.negotiated & VIRTIO_NET_F_CTRL_RX == 0 {
         return Ok(false);
     }
-    let set: FilterChange = match command {
+    let set: FilterChange = match cmd.command {
         class::RX_PROMISC => |f, on| f.promisc = on,
         class::RX_ALLMULTI => |f, on| f.allmulti = on,
         class::RX_ALLUNI => |f, on| f.alluni = on,
@@ -387,30 +395,24 @@ fn rx_mode(
         class::RX_NOBCAST => |f, on| f.nobcast = on,
         _ => return Ok(false),
     };
-    let Some([on]) = exact::<1>(chain, memory, data_len)? else {
+    let Some([on]) = cmd.exact::<1>()? else {
         return Ok(false);
     };
     set(target.filter, on != 0);
     Ok(true)
 }
 
-fn mac(
-    chain: &DescriptorChain,
-    memory: &dyn GuestMemory,
-    command: u8,
-    data_len: u64,
-    target: CommandTarget<'_>,
-) -> Result<bool, QueueError> {
-    match command {
+fn mac(cmd: &Command<'_>, target: CommandTarget<'_>) -> Result<bool, QueueError> {
+    match cmd.command {
         class::MAC_ADDR_SET if target.negotiated & VIRTIO_NET_F_CTRL_MAC_ADDR != 0 => {
-            let Some(mac) = exact::<6>(chain, memory, data_len)? else {
+            let Some(mac) = cmd.exact::<6>()? else {
                 return Ok(false);
             };
             *target.mac = mac;
             Ok(true)
         }
         class::MAC_TABLE_SET if target.negotiated & VIRTIO_NET_F_CTRL_RX != 0 => {
-            let Some(table) = read_mac_table(chain, memory, data_len)? else {
+            let Some(table) = read_mac_table(cmd.chain, cmd.memory, cmd.data_len)? else {
                 return Ok(false);
             };
             target.filter.table = table;
@@ -494,26 +496,20 @@ fn add_macs(
     Ok(())
 }
 
-fn vlan(
-    chain: &DescriptorChain,
-    memory: &dyn GuestMemory,
-    command: u8,
-    data_len: u64,
-    target: CommandTarget<'_>,
-) -> Result<bool, QueueError> {
+fn vlan(cmd: &Command<'_>, target: CommandTarget<'_>) -> Result<bool, QueueError> {
     if target.negotiated & VIRTIO_NET_F_CTRL_VLAN == 0
-        || !matches!(command, class::VLAN_ADD | class::VLAN_DEL)
+        || !matches!(cmd.command, class::VLAN_ADD | class::VLAN_DEL)
     {
         return Ok(false);
     }
-    let Some(vid) = exact::<2>(chain, memory, data_len)? else {
+    let Some(vid) = cmd.exact::<2>()? else {
         return Ok(false);
     };
     let vid = u16::from_le_bytes(vid);
     if vid >= MAX_VLAN {
         return Ok(false);
     }
-    if command == class::VLAN_ADD {
+    if cmd.command == class::VLAN_ADD {
         target.filter.add_vlan(vid);
     } else {
         target.filter.remove_vlan(vid);
@@ -521,19 +517,13 @@ fn vlan(
     Ok(true)
 }
 
-fn guest_offloads(
-    chain: &DescriptorChain,
-    memory: &dyn GuestMemory,
-    command: u8,
-    data_len: u64,
-    target: CommandTarget<'_>,
-) -> Result<bool, QueueError> {
+fn guest_offloads(cmd: &Command<'_>, target: CommandTarget<'_>) -> Result<bool, QueueError> {
     if target.negotiated & VIRTIO_NET_F_CTRL_GUEST_OFFLOADS == 0
-        || command != class::GUEST_OFFLOADS_SET
+        || cmd.command != class::GUEST_OFFLOADS_SET
     {
         return Ok(false);
     }
-    let Some(value) = exact::<8>(chain, memory, data_len)? else {
+    let Some(value) = cmd.exact::<8>()? else {
         return Ok(false);
     };
     let offloads = u64::from_le_bytes(value);
