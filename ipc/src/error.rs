@@ -104,6 +104,11 @@ pub enum Error {
     /// The disk is another VM's already (a disk is written by one VM at a
     /// time).
     DiskInUse = 30,
+    /// A `Create` of a static VM's name gave settings (a template, image,
+    /// memory, vCPUs ...): the scenario fixes a static VM's settings, and
+    /// its name stays its own while it is powered off (shut down or
+    /// destroyed), so it is created by its name alone. Nothing was done.
+    StaticSettings = 31,
 }
 
 impl Error {
@@ -141,6 +146,7 @@ impl Error {
             Error::NoImageGiven => 28,
             Error::IoFailed => 29,
             Error::DiskInUse => 30,
+            Error::StaticSettings => 31,
         }
     }
 }
@@ -207,6 +213,9 @@ impl fmt::Display for Error {
             Error::NoImageGiven => f.write_str("no guest image or template given"),
             Error::IoFailed => f.write_str("the host device failed the transfer (I/O error)"),
             Error::DiskInUse => f.write_str("that disk is attached to another VM"),
+            Error::StaticSettings => {
+                f.write_str("a static VM's settings are fixed by the scenario: give none")
+            }
         }
     }
 }

@@ -229,11 +229,13 @@ pub enum Sysno {
     /// `Error::VmExists`, `Error::OutOfMemory`, `Error::InvalidArgument`
     /// (also for more vCPUs than the architecture's backend runs).
     VmCreate = 12,
-    /// `vm_load(vm, name_len, offset) -> (image_len)`: copies the boot-image
-    /// guest entry whose name is the first `name_len` bytes of the IPC
-    /// buffer into the VM's RAM, `offset` bytes from its start (a raw image
-    /// at [`GUEST_IMAGE_OFFSET`]; a Linux kernel at its `text_offset`, an
-    /// initrd where the vm-manager placed it). `Error::UnknownImage`;
+    /// `vm_load(vm, image, offset) -> (image_len)`: copies boot-image guest
+    /// entry number `image` (numbered as `image_name` numbers them: the
+    /// kernel knows no names, the vm-manager finds a name's number) into
+    /// the VM's RAM, `offset` bytes from its start (a raw image at
+    /// [`GUEST_IMAGE_OFFSET`]; a Linux kernel at its `text_offset`, an
+    /// initrd where the vm-manager placed it). `Error::UnknownImage` past
+    /// the last entry;
     /// `Error::OutOfMemory` if it would end above the generation-ID page
     /// (or `offset + len` overflows). On x86_64 `offset` must be
     /// [`X86_GUEST_IMAGE_OFFSET`] (`Error::InvalidArgument` otherwise).
@@ -334,12 +336,12 @@ pub enum Sysno {
     /// Needs VM_CONTROL; `Error::UnknownVm`, `Error::InvalidArgument` for
     /// `src == dst`, a running VM or a smaller `dst`.
     VmCloneRam = 31,
-    /// `image_info(name_len) -> (image_len)`: looks up the boot-image guest
-    /// entry whose name is the first `name_len` bytes of the IPC buffer and
-    /// copies its first [`IMAGE_HEADER_BYTES`] bytes (fewer if it is
-    /// shorter; the rest zeroed) to the start of the IPC buffer, so the
-    /// vm-manager can read a Linux Image header and place the entry before
-    /// `vm_load`. Needs VM_CONTROL; `Error::UnknownImage`.
+    /// `image_info(image) -> (image_len)`: copies the first
+    /// [`IMAGE_HEADER_BYTES`] bytes of boot-image guest entry number `image`
+    /// (as `image_name` numbers them; fewer if it is shorter, the rest
+    /// zeroed) to the start of the IPC buffer, so the vm-manager can read a
+    /// Linux Image header and place the entry before `vm_load`. Needs
+    /// VM_CONTROL; `Error::UnknownImage` past the last entry.
     ImageInfo = 32,
     /// `vm_write_ram(vm, offset, len)`: copies the first `len` (at most
     /// [`IPC_BUFFER_SIZE`]) bytes of the IPC buffer page into the VM's RAM
@@ -446,9 +448,10 @@ pub enum Sysno {
     /// `image_name(index) -> (name_len, image_len)`: the name of the
     /// boot-image guest entry number `index` (guest entries only, in the
     /// image's order, from 0) in the first `name_len` bytes of the IPC
-    /// buffer, and its length; `image_info` then reads its header. The
-    /// vm-manager lists the images with it (`images`, and the list a
-    /// `vm create` naming an unknown image answers with). Needs
+    /// buffer, and its length; `image_info` then reads its header and
+    /// `vm_load` loads it by the same number. The vm-manager lists the
+    /// images with it (`images`, and the list a `vm create` naming an
+    /// unknown image answers with) and finds a name's number. Needs
     /// VM_CONTROL; `Error::UnknownImage` past the last entry.
     ImageName = 46,
     /// `vm_grant_ram(vm, endpoints)`: lets the tasks that serve the

@@ -523,7 +523,7 @@ fn devices_discriminants_are_pinned() {
 }
 
 /// Every error, with its numeric code and its wire byte (variant index).
-fn all_errors() -> [(Error, u32); 28] {
+fn all_errors() -> [(Error, u32); 31] {
     [
         (Error::Malformed, 1),
         (Error::MessageTooLarge, 2),
@@ -558,6 +558,9 @@ fn all_errors() -> [(Error, u32); 28] {
         (Error::TimedOut, 26),
         (Error::ServiceHung { endpoint: 3 }, 27),
         (Error::NoImageGiven, 28),
+        (Error::IoFailed, 29),
+        (Error::DiskInUse, 30),
+        (Error::StaticSettings, 31),
     ]
 }
 

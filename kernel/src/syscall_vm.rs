@@ -49,22 +49,15 @@ pub trait VmHost {
     ) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
-    /// Copies the guest image named by the first `name_len` bytes of
-    /// `task`'s IPC buffer into `vm`'s RAM at `offset` from its start;
-    /// returns its length.
-    fn vm_load(
-        &mut self,
-        _task: TaskId,
-        _vm: usize,
-        _name_len: usize,
-        _offset: u64,
-    ) -> Result<usize, Error> {
+    /// Copies guest image number `image` (as [`VmHost::image_name`]
+    /// counts them) into `vm`'s RAM at `offset` from its start; returns
+    /// its length.
+    fn vm_load(&mut self, _vm: usize, _image: usize, _offset: u64) -> Result<usize, Error> {
         Err(Error::KernelRefused)
     }
-    /// Copies the first `IMAGE_HEADER_BYTES` of the guest image named by the
-    /// first `name_len` bytes of `task`'s IPC buffer to the start of that
-    /// buffer; returns the image's length.
-    fn image_info(&mut self, _task: TaskId, _name_len: usize) -> Result<usize, Error> {
+    /// Copies the first `IMAGE_HEADER_BYTES` of guest image number `image`
+    /// to the start of `task`'s IPC buffer; returns the image's length.
+    fn image_info(&mut self, _task: TaskId, _image: usize) -> Result<usize, Error> {
         Err(Error::KernelRefused)
     }
     /// Copies the name of guest image number `index` (guest entries only,
@@ -242,7 +235,7 @@ pub fn dispatch<M: Machine>(
         Sysno::VmCreate => vm_create(objects, machine, current, args),
         Sysno::VmLoad => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| known(objects, vm))
-            .and_then(|()| machine.vm_load(current, vm, args[1], args[2] as u64))
+            .and_then(|()| machine.vm_load(vm, args[1], args[2] as u64))
             .map(|len| [len, 0, 0]),
         Sysno::VmSetName => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| known(objects, vm))

@@ -74,12 +74,12 @@ impl VmHost for Host {
         self.boot.push(format!("start {vm} {entry:#x} {dtb:#x}"));
         Ok(())
     }
-    fn vm_load(&mut self, _: TaskId, vm: usize, len: usize, offset: u64) -> Result<usize, Error> {
-        self.boot.push(format!("load {vm} {len} {offset:#x}"));
+    fn vm_load(&mut self, vm: usize, image: usize, offset: u64) -> Result<usize, Error> {
+        self.boot.push(format!("load {vm} {image} {offset:#x}"));
         Ok(1234)
     }
-    fn image_info(&mut self, _: TaskId, len: usize) -> Result<usize, Error> {
-        self.boot.push(format!("info {len}"));
+    fn image_info(&mut self, _: TaskId, image: usize) -> Result<usize, Error> {
+        self.boot.push(format!("info {image}"));
         Ok(31_167_488)
     }
     fn image_name(&mut self, _: TaskId, index: usize) -> Result<(usize, usize), Error> {
@@ -383,7 +383,7 @@ fn ram_is_cloned_only_from_a_held_vm_into_another() {
 }
 
 #[test]
-fn the_boot_calls_need_vm_control_and_pass_offsets_through() {
+fn the_boot_calls_need_vm_control_and_pass_image_numbers_and_offsets_through() {
     let mut w = world();
     w.created(0);
     let (m, d) = (w.manager, w.devices);

@@ -13,7 +13,7 @@ use ipc::syscall::{
     IMAGE_HEADER_BYTES, IOREQ_PAGES, IPC_BUFFER, IPC_BUFFER_SIZE, MAX_VMS, POSTED_PAGES,
 };
 use ipc::{Error, Space};
-use mica_boot::image::EntryKind;
+use mica_boot::image::{EntryKind, ImageEntry};
 
 use super::Tasks;
 use crate::arch::GuestVm;
@@ -86,17 +86,17 @@ impl Tasks {
         }
     }
 
-    /// The boot-image guest entry named by the first `name_len` bytes of
-    /// `task`'s IPC buffer.
-    fn guest_entry(&self, task: TaskId, name_len: usize) -> Result<&'static [u8], Error> {
-        let mut buf = [0u8; 32];
-        let name = self.read_ipc(task, name_len, &mut buf)?;
-        let name = core::str::from_utf8(name).map_err(|_| Error::UnknownImage)?;
+    /// Boot-image guest entry number `index` (guest entries only, in the
+    /// image's order): the vm-manager turns names into these numbers.
+    fn guest_entry(&self, index: usize) -> Result<ImageEntry<'static>, Error> {
         self.boot
             .as_ref()
-            .and_then(|b| b.image.find(name))
-            .filter(|e| e.spec.kind == EntryKind::Guest)
-            .map(|e| e.spec.data)
+            .and_then(|b| {
+                b.image
+                    .entries()
+                    .filter(|e| e.spec.kind == EntryKind::Guest)
+                    .nth(index)
+            })
             .ok_or(Error::UnknownImage)
     }
 
@@ -135,20 +135,14 @@ impl VmHost for Tasks {
         Ok(())
     }
 
-    fn vm_load(
-        &mut self,
-        task: TaskId,
-        vm: usize,
-        name_len: usize,
-        offset: u64,
-    ) -> Result<usize, Error> {
-        let data = self.guest_entry(task, name_len)?;
+    fn vm_load(&mut self, vm: usize, image: usize, offset: u64) -> Result<usize, Error> {
+        let data = self.guest_entry(image)?.spec.data;
         self.guest(vm)?.load_at(offset, data)?;
         Ok(data.len())
     }
 
-    fn image_info(&mut self, task: TaskId, name_len: usize) -> Result<usize, Error> {
-        let data = self.guest_entry(task, name_len)?;
+    fn image_info(&mut self, task: TaskId, image: usize) -> Result<usize, Error> {
+        let data = self.guest_entry(image)?.spec.data;
         let mut header = [0u8; IMAGE_HEADER_BYTES];
         let n = data.len().min(IMAGE_HEADER_BYTES);
         header[..n].copy_from_slice(&data[..n]);
@@ -158,16 +152,7 @@ impl VmHost for Tasks {
     }
 
     fn image_name(&mut self, task: TaskId, index: usize) -> Result<(usize, usize), Error> {
-        let entry = self
-            .boot
-            .as_ref()
-            .and_then(|b| {
-                b.image
-                    .entries()
-                    .filter(|e| e.spec.kind == EntryKind::Guest)
-                    .nth(index)
-            })
-            .ok_or(Error::UnknownImage)?;
+        let entry = self.guest_entry(index)?;
         let name = entry.spec.name.as_bytes();
         let slot = self.slot(task).ok_or(Error::InvalidArgument)?;
         slot.space.write_ipc(name);

@@ -4,7 +4,8 @@
 //! its RAM comes back), 100 create/start/destroy cycles that leave `mem`'s
 //! free-frame count exactly where it was, one `error:` line per mistake
 //! (including a full slot table and too little memory), a static VM launched
-//! again by its name, more VMs made and destroyed than the kernel has VM
+//! again by its name (a copy made under a destroyed one's name is refused
+//! as such), more VMs made and destroyed than the kernel has VM
 //! identifiers (`mica.vm_ids=3`), `images` listing the boot image's guest
 //! images (and a create of an unknown image, or none, listing them), `vm
 //! info` of a 2-vCPU VM with a line per vCPU (vCPU 0 ticking, vCPU 1
@@ -30,6 +31,13 @@ fn booted() -> Session {
 /// Types `halt` and checks the clean power-off.
 fn halt(s: Session) {
     mica_tests::riscv64::halt_with_status_0(s, ANSWER);
+}
+
+/// Types `command` (a line, without its newline) and returns the
+/// `error:` line it is answered with.
+fn error_for(s: &mut Session, command: &str) -> String {
+    s.send(&format!("{command}\n")).unwrap();
+    s.expect("error: ", ANSWER).unwrap()
 }
 
 #[test]
@@ -306,9 +314,22 @@ fn a_static_name_relaunches_its_vm_and_full_or_oversized_creates_are_refused() {
     s.send("vm start vm1\n").unwrap();
     s.expect("vm1 | hello from vm1", TICKS).unwrap();
 
+    // A destroyed static VM keeps its name: a copy made under it is
+    // refused for what it is (not as an argument out of range), and the
+    // name alone boots the static VM again.
+    s.send("vm destroy vm1\n").unwrap();
+    s.expect("vm1 destroyed", ANSWER).unwrap();
+    let line = error_for(&mut s, "vm create vm1 --from vm0");
+    assert_eq!(
+        line,
+        "error: vm1 is a static VM and the scenario fixes its settings: create it with no \
+         options to boot it again, or choose another name for a new VM"
+    );
+    s.send("vm create vm1\n").unwrap();
+    s.expect("vm1 created", ANSWER).unwrap();
+
     // More RAM than the machine has: one line, and nothing half-created.
-    s.send("vm create huge --image hello --mem 1024\n").unwrap();
-    let line = s.expect("error: ", ANSWER).unwrap();
+    let line = error_for(&mut s, "vm create huge --image hello --mem 1024");
     assert_eq!(
         line,
         "error: not enough memory for huge: ask for less with --mem or free memory first"
@@ -323,8 +344,7 @@ fn a_static_name_relaunches_its_vm_and_full_or_oversized_creates_are_refused() {
             .unwrap();
         s.expect(&format!("fill{n} created"), ANSWER).unwrap();
     }
-    s.send("vm create onemore --image hello --mem 4\n").unwrap();
-    let line = s.expect("error: ", ANSWER).unwrap();
+    let line = error_for(&mut s, "vm create onemore --image hello --mem 4");
     assert_eq!(
         line,
         "error: no free VM slot (maximum is 16 VMs): destroy or shut down a dynamic VM first"
@@ -363,9 +383,7 @@ fn more_vms_than_vm_identifiers_come_and_go_and_a_full_set_refuses_one() {
             .unwrap();
         s.expect(&format!("{name} created"), ANSWER).unwrap();
         let spare = format!("spare{n}");
-        s.send(&format!("vm create {spare} --image hello --mem 4\n"))
-            .unwrap();
-        let line = s.expect("error: ", ANSWER).unwrap();
+        let line = error_for(&mut s, &format!("vm create {spare} --image hello --mem 4"));
         assert_eq!(
             line,
             format!(
@@ -746,8 +764,7 @@ fn images_lists_the_guest_images_and_a_create_without_one_names_them() {
         "hello is raw, in KiB: {row}"
     );
 
-    s.send("vm create x --image nope\n").unwrap();
-    let error = s.expect("error: ", ANSWER).unwrap();
+    let error = error_for(&mut s, "vm create x --image nope");
     assert!(
         error.starts_with("error: no guest image named nope: check --image; the images are: "),
         "{error}"

@@ -2,13 +2,16 @@
 //! kernel `Image` (its header's magic), an initial ramdisk (a cpio archive,
 //! plain or in one of the compressions the kernel unpacks), or else a raw
 //! image. The `images` list and a `vm create` naming an unknown image show
-//! it.
+//! it. The kernel knows the entries only by number: names are turned into
+//! numbers here, and a Linux kernel's entries are placed from their headers.
 
 use ipc::Error;
 use ipc::vm::{GuestImage, ImageKind};
 
+use crate::boot_layout::{self, BootPlan};
 use crate::kernel_platform::VmKernel;
 use crate::linux_image;
+use crate::name::ImageName;
 
 /// The first bytes of every archive format the kernel's initramfs unpacker
 /// takes: cpio newc and crc, then gzip, bzip2, xz, zstd, lz4 (legacy frame)
@@ -43,12 +46,47 @@ pub fn guest_image<K: VmKernel>(kernel: &mut K, index: u16) -> Result<Option<Gue
         Err(Error::UnknownImage) => return Ok(None),
         Err(error) => return Err(error),
     };
-    let (_, header) = kernel.image_info(name.as_str())?;
+    let (_, header) = kernel.image_info(usize::from(index))?;
     Ok(Some(GuestImage {
         name,
         kind: kind_of(&header),
         size,
     }))
+}
+
+/// The number of the boot-image guest called `name`, which the kernel's
+/// `vm_load` and `image_info` take: the kernel knows no names, so the
+/// vm-manager asks `image_name` for each number in turn until one matches.
+/// `UnknownImage` when none does (the shell then lists the images).
+pub fn image_number<K: VmKernel>(kernel: &mut K, name: &ImageName) -> Result<usize, Error> {
+    // A boot image has far fewer entries than this; the bound only keeps
+    // a kernel that never says `UnknownImage` from looping for ever.
+    for index in 0..usize::from(u16::MAX) {
+        let (found, _) = kernel.image_name(index)?;
+        if found.as_str() == name.as_str() {
+            return Ok(index);
+        }
+    }
+    Err(Error::UnknownImage)
+}
+
+/// Reads the header of image number `image` (a Linux kernel) and the size
+/// of image number `initrd` through `kernel`, and places them in
+/// `ram_bytes` of RAM: `InvalidArgument` for an image without a Linux
+/// Image header, `OutOfMemory` when they do not fit.
+pub fn plan_linux<K: VmKernel>(
+    kernel: &mut K,
+    ram_bytes: u64,
+    image: usize,
+    initrd: Option<usize>,
+) -> Result<BootPlan, Error> {
+    let (len, header) = kernel.image_info(image)?;
+    let image = linux_image::parse_header(&header, len).map_err(|_| Error::InvalidArgument)?;
+    let initrd_len = match initrd {
+        Some(initrd) => Some(kernel.image_info(initrd)?.0),
+        None => None,
+    };
+    boot_layout::plan_linux(ram_bytes, &image, initrd_len).map_err(|_| Error::OutOfMemory)
 }
 
 #[cfg(test)]

@@ -11,9 +11,10 @@ use ipc::{Error, VmId, WireName, devices, ioreq};
 pub trait VmKernel {
     /// Makes VM `vm` with `ram_mib` MiB of RAM and `vcpus` stopped vCPUs.
     fn vm_create(&mut self, vm: VmId, ram_mib: u32, vcpus: u8) -> Result<(), Error>;
-    /// Copies boot-image guest `image` into `vm`'s RAM at `offset` from its
-    /// start; returns the image's length.
-    fn vm_load(&mut self, vm: VmId, image: &str, offset: u64) -> Result<u64, Error>;
+    /// Copies boot-image guest number `image` (as [`VmKernel::image_name`]
+    /// numbers them) into `vm`'s RAM at `offset` from its start; returns
+    /// the image's length.
+    fn vm_load(&mut self, vm: VmId, image: usize, offset: u64) -> Result<u64, Error>;
     /// Gives `vm` its device tree (at most a page) in the top page of RAM.
     fn vm_set_dtb(&mut self, vm: VmId, dtb: &[u8]) -> Result<(), Error>;
     /// Lets the servers of the endpoints in `endpoints` (bit `n` =
@@ -24,13 +25,15 @@ pub trait VmKernel {
     /// Starts vCPU 0 at `entry` with a1 = the tree at `dtb` (offsets from
     /// the start of RAM).
     fn vm_start(&mut self, vm: VmId, entry: u64, dtb: u64) -> Result<(), Error>;
-    /// Boot-image guest `image`'s length and first bytes (a Linux Image
-    /// header). The default knows no image.
-    fn image_info(&mut self, _image: &str) -> Result<(u64, [u8; IMAGE_HEADER_BYTES]), Error> {
+    /// Boot-image guest number `image`'s length and first bytes (a Linux
+    /// Image header). The default knows no image.
+    fn image_info(&mut self, _image: usize) -> Result<(u64, [u8; IMAGE_HEADER_BYTES]), Error> {
         Err(Error::UnknownImage)
     }
-    /// The name and length of boot-image guest number `index`;
-    /// `UnknownImage` past the last. The default knows no image.
+    /// The name and length of boot-image guest number `index` (guest
+    /// entries only, in the boot image's order, from 0); `UnknownImage`
+    /// past the last. The kernel knows images only by these numbers: the
+    /// vm-manager finds a name's number here. The default knows no image.
     fn image_name(&mut self, _index: usize) -> Result<(WireName, u64), Error> {
         Err(Error::UnknownImage)
     }

@@ -10,7 +10,7 @@
 //! | `create_address_space` | reserves the VM number, records the RAM size | `free_address_space` |
 //! | `load_image` | records the image name (and, for a Linux kernel, its initrd and command line) | (with the address space) |
 //! | `clone_memory` | records the source (and its image, for resets) | (with the address space) |
-//! | `create_vcpus` | `vm_create(vm, ram, vcpus)`, then a raw image `vm_load(image, 2 MiB)`; a Linux kernel `image_info` of kernel and initrd (header, sizes), placed by `boot_layout`, `vm_load(kernel, text_offset)`, `vm_load(initrd, after it)`; or, for a clone, `vm_clone_ram(source, vm)` | `destroy_vcpus`: `vm_destroy` |
+//! | `create_vcpus` | `vm_create(vm, ram, vcpus)`, then the image names' numbers (`image_name` until one matches), a raw image `vm_load(image, 2 MiB)`; a Linux kernel `image_info` of kernel and initrd (header, sizes), placed by `boot_layout`, `vm_load(kernel, text_offset)`, `vm_load(initrd, after it)`; or, for a clone, `vm_clone_ram(source, vm)` | `destroy_vcpus`: `vm_destroy` |
 //! | `register_ioreq` | ioreq `AttachVm`, `RegisterRange` of the board's device windows (RISC-V: UART and vmgenid MMIO; x86: COM1 ports 0x3f8..0x400) for devices, `SetDefaultClient(devices)` | `DetachVm` |
 //! | `register_devices` | devices `AddVm`, `Attach` the board's devices, the device tree (bootargs = the command line, the initrd, the host's timebase and Sstc from `platform_info`) or the x86 boot-info block: `vm_set_dtb` when it fits the top page, else `vm_write_ram` below the generation-ID page | `RemoveVm` |
 //! | `start` | `vm_start(vm, entry, dtb)`: the kernel's load offset (raw: 2 MiB) and where the tree went | |
@@ -36,8 +36,8 @@ use crate::board::{GuestBoard, GuestBoot};
 use crate::boot_layout::{self, BootPlan, DTB_PAGE};
 use crate::genid::GenerationId;
 use crate::guest_dt::{InitrdRange, TIMEBASE_HZ};
+use crate::images;
 use crate::linux_boot::LinuxBoot;
-use crate::linux_image;
 use crate::name::{ImageName, VmName};
 use crate::platform::{Adopted, AdoptedState, GuestStatus, Platform};
 
@@ -407,49 +407,37 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
 
     /// Loads `vm`'s recorded image: a raw image at the board's image
     /// offset, or a Linux kernel at its header's `text_offset` and its
-    /// initrd after it (`boot_layout`); records the plan.
+    /// initrd after it (`boot_layout`); records the plan. The kernel
+    /// takes images by number: each name is looked up first
+    /// (`UnknownImage` for a name the boot image lacks).
     fn load(&mut self, vm: VmId) -> Result<(), Error> {
         let image_offset = self.board.image_offset();
         let record = self.record(vm)?;
         let image = record.image.clone().ok_or(Error::UnknownImage)?;
         let linux = record.linux.clone();
         let ram_bytes = u64::from(record.mem_mib) * 1024 * 1024;
+        let image = images::image_number(&mut self.kernel, &image)?;
         let plan = match linux {
             None => {
-                let len = self.kernel.vm_load(vm, image.as_str(), image_offset)?;
+                let len = self.kernel.vm_load(vm, image, image_offset)?;
                 boot_layout::plan_raw(ram_bytes, image_offset, len)
                     .map_err(|_| Error::OutOfMemory)?
             }
             Some(boot) => {
-                let plan = self.plan_linux(ram_bytes, image.as_str(), &boot)?;
-                self.kernel
-                    .vm_load(vm, image.as_str(), plan.kernel.offset)?;
-                if let (Some(initrd), Some(span)) = (&boot.initrd, plan.initrd) {
-                    self.kernel.vm_load(vm, initrd.as_str(), span.offset)?;
+                let initrd = match &boot.initrd {
+                    Some(name) => Some(images::image_number(&mut self.kernel, name)?),
+                    None => None,
+                };
+                let plan = images::plan_linux(&mut self.kernel, ram_bytes, image, initrd)?;
+                self.kernel.vm_load(vm, image, plan.kernel.offset)?;
+                if let (Some(initrd), Some(span)) = (initrd, plan.initrd) {
+                    self.kernel.vm_load(vm, initrd, span.offset)?;
                 }
                 plan
             }
         };
         self.record(vm)?.plan = Some(plan);
         Ok(())
-    }
-
-    /// Reads the kernel's header and the initrd's size and places them:
-    /// `InvalidArgument` for a file without a Linux Image header,
-    /// `OutOfMemory` when they do not fit.
-    fn plan_linux(
-        &mut self,
-        ram_bytes: u64,
-        kernel: &str,
-        boot: &LinuxBoot,
-    ) -> Result<BootPlan, Error> {
-        let (len, header) = self.kernel.image_info(kernel)?;
-        let image = linux_image::parse_header(&header, len).map_err(|_| Error::InvalidArgument)?;
-        let initrd_len = match &boot.initrd {
-            Some(initrd) => Some(self.kernel.image_info(initrd.as_str())?.0),
-            None => None,
-        };
-        boot_layout::plan_linux(ram_bytes, &image, initrd_len).map_err(|_| Error::OutOfMemory)
     }
 }
 
@@ -737,7 +725,7 @@ impl<K: VmKernel, S: ServiceLinks> Platform for KernelPlatform<K, S> {
     }
 
     fn guest_image(&mut self, index: u16) -> Result<Option<GuestImage>, Error> {
-        crate::images::guest_image(&mut self.kernel, index)
+        images::guest_image(&mut self.kernel, index)
     }
 
     fn adopt(&mut self, vm: VmId) -> Result<Option<Adopted>, Error> {

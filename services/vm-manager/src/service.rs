@@ -268,9 +268,12 @@ impl<P: Platform, E: EntropySource, const MAX_VM_NUM: usize> VmManager<P, E, MAX
             if entry.kind == VmKind::Dynamic || entry.live.is_some() {
                 return Err(ipc::Error::DuplicateName);
             }
-            // A static VM's settings are fixed at build time.
+            // A static VM's settings are fixed at build time, and its name
+            // stays its own while it is powered off: settings given with
+            // it (a template to copy, an image ...) are refused as such,
+            // not as an argument out of range.
             if *options != CreateOptions::default() {
-                return Err(ipc::Error::InvalidArgument);
+                return Err(ipc::Error::StaticSettings);
             }
             self.launch_static(id)?;
             self.record(id, VmChange::Created);

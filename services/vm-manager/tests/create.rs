@@ -63,10 +63,31 @@ fn a_static_vm_refuses_run_time_settings() {
     expect_err(
         &mut m,
         create_with("rtvm", options(None, None, Some(128), None)),
-        Error::InvalidArgument,
+        Error::StaticSettings,
     );
     assert_eq!(state(&mut m, "rtvm"), VmState::PoweredOff);
     assert!(m.platform().calls.is_empty());
+}
+
+/// A destroyed static VM keeps its name (it is listed powered off, and its
+/// name alone boots it again): a copy of another VM under that name is
+/// refused for what it is, a static VM's fixed settings, not as an
+/// argument out of range.
+#[test]
+fn a_destroyed_static_name_is_not_free_for_a_copy() {
+    let mut m = manager();
+    expect_info(&mut m, create("rtvm"));
+    expect_ok(&mut m, destroy("rtvm"));
+    let calls = m.platform().calls.len();
+    expect_err(
+        &mut m,
+        create_with("rtvm", options(Some("sos"), None, None, None)),
+        Error::StaticSettings,
+    );
+    assert_eq!(m.platform().calls.len(), calls, "nothing was done");
+    let off = info(&mut m, "rtvm").unwrap();
+    assert_eq!((off.kind, off.state), (VmKind::Static, VmState::PoweredOff));
+    assert_eq!(expect_info(&mut m, create("rtvm")).state, VmState::Created);
 }
 
 #[test]

@@ -309,6 +309,42 @@ fn a_failing_creation_step_returns_its_error_and_leaves_nothing_behind() {
     }
 }
 
+/// The kernel takes images by number: the vm-manager finds the name's
+/// number (`hello` is guest 1) and a name the boot image lacks is unknown
+/// before anything is loaded.
+#[test]
+fn images_are_loaded_by_their_number_and_an_unknown_name_loads_nothing() {
+    let (mut manager, world) = manager();
+    let create_with = |manager: &mut Manager, name: &str, image: &str| {
+        manager.handle(Request::Create {
+            name: wire_name(name).expect("a valid test name"),
+            options: CreateOptions {
+                image: Some(wire_name(image).expect("a valid test name")),
+                ..CreateOptions::default()
+            },
+        })
+    };
+    assert!(matches!(
+        create_with(&mut manager, "a", "other"),
+        Response::Info(_)
+    ));
+    let loads = |log: Vec<Event>| -> Vec<Event> {
+        log.into_iter()
+            .filter(|e| matches!(e, Event::Load { .. }))
+            .collect()
+    };
+    let image = "other".into();
+    assert_eq!(loads(take_log(&world)), [Event::Load { vm: 2, image }]);
+    assert_eq!(
+        create_with(&mut manager, "b", "nosuch"),
+        Response::Err(Error::UnknownImage)
+    );
+    let log = take_log(&world);
+    assert!(loads(log.clone()).is_empty(), "{log:?}");
+    assert_balanced(&log, 3, None);
+    assert_eq!(manager.platform().release_failures(), 0);
+}
+
 #[test]
 fn a_failing_start_at_boot_tears_the_vm_down_again() {
     let (mut manager, world) = manager();

@@ -29,8 +29,11 @@ impl VmKernel for Kernel {
     fn vm_create(&mut self, _: VmId, _: u32, _: u8) -> Result<(), Error> {
         Ok(())
     }
-    fn vm_load(&mut self, _: VmId, _: &str, _: u64) -> Result<u64, Error> {
+    fn vm_load(&mut self, _: VmId, _: usize, _: u64) -> Result<u64, Error> {
         Ok(4096)
+    }
+    fn image_name(&mut self, index: usize) -> Result<(ipc::WireName, u64), Error> {
+        common::only_hello(index)
     }
     fn vm_grant_ram(&mut self, _: VmId, _: u64) -> Result<(), Error> {
         Ok(())
@@ -95,7 +98,7 @@ fn manager(counts: bool, vcpus: &[[u64; 3]]) -> Manager {
     let mut m = Manager::new(SCENARIO, KernelPlatform::new(kernel, OkLinks), Zero)
         .expect("a valid scenario");
     // vm0 is static; web is dynamic and names its image.
-    for (name, image) in [("vm0", None), ("web", Some("guest"))] {
+    for (name, image) in [("vm0", None), ("web", Some("hello"))] {
         let created = m.handle(Request::Create {
             name: wire_name(name).expect("a valid test name"),
             options: CreateOptions {

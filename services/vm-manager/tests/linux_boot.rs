@@ -25,6 +25,7 @@ const MIB: u64 = 1024 * 1024;
 /// What the fake kernel saw.
 #[derive(Default)]
 struct Kernel {
+    /// The boot image's guests, numbered in name order.
     images: BTreeMap<String, Vec<u8>>,
     /// (vm, image, offset) of every `vm_load`.
     loads: Vec<(u16, String, u64)>,
@@ -49,13 +50,14 @@ impl VmKernel for Kernel {
     fn vm_create(&mut self, _: VmId, _: u32, _: u8) -> Result<(), Error> {
         Ok(())
     }
-    fn vm_load(&mut self, vm: VmId, image: &str, offset: u64) -> Result<u64, Error> {
-        let len = self.images.get(image).ok_or(Error::UnknownImage)?.len();
-        self.loads.push((vm.0, image.into(), offset));
+    fn vm_load(&mut self, vm: VmId, image: usize, offset: u64) -> Result<u64, Error> {
+        let (name, bytes) = self.images.iter().nth(image).ok_or(Error::UnknownImage)?;
+        let len = bytes.len();
+        self.loads.push((vm.0, name.clone(), offset));
         Ok(len as u64)
     }
-    fn image_info(&mut self, image: &str) -> Result<(u64, [u8; 64]), Error> {
-        let bytes = self.images.get(image).ok_or(Error::UnknownImage)?;
+    fn image_info(&mut self, image: usize) -> Result<(u64, [u8; 64]), Error> {
+        let (_, bytes) = self.images.iter().nth(image).ok_or(Error::UnknownImage)?;
         let mut header = [0u8; 64];
         let n = bytes.len().min(64);
         header[..n].copy_from_slice(&bytes[..n]);

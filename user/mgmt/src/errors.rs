@@ -137,6 +137,16 @@ impl fmt::Display for ErrorMessage<'_> {
                 }
                 Ok(())
             }
+            // The name is a static VM's, kept while it is powered off.
+            (ipc::Error::StaticSettings, _) => match new_name {
+                Some(name) => write!(
+                    f,
+                    "{name} is a static VM and the scenario fixes its settings: \
+                     create it with no options to boot it again, or choose another \
+                     name for a new VM"
+                ),
+                None => write!(f, "{error}"),
+            },
             (ipc::Error::InvalidArgument, _) if template_without_kernel(command).is_some() => {
                 if let Some((option, template)) = template_without_kernel(command) {
                     write!(

@@ -376,6 +376,12 @@ fn every_refusal_is_one_line_that_says_what_to_do() {
             "argument out of range: use 1-8 vCPUs and at least 1 MiB of memory",
         ),
         (
+            &create(None, Some("tpl")),
+            ipc::Error::StaticSettings,
+            "web is a static VM and the scenario fixes its settings: create it with no \
+             options to boot it again, or choose another name for a new VM",
+        ),
+        (
             &linux(Some("lx"), None, None),
             ipc::Error::UnknownImage,
             "no guest image lx: check --kernel",

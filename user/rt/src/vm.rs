@@ -30,9 +30,9 @@ pub fn vm_create(vm: VmId, ram_mib: u32, vcpus: u8) -> Result<(), Error> {
     vm_call(Sysno::VmCreate, vm, ram_mib, usize::from(vcpus)).map(|_| ())
 }
 
-/// Puts `image` in the IPC buffer; returns its length.
-fn put_name(image: &str) -> Result<usize, Error> {
-    let name = image.as_bytes();
+/// Puts `name` in the IPC buffer; returns its length.
+fn put_name(name: &str) -> Result<usize, Error> {
+    let name = name.as_bytes();
     if name.len() > MAX_MESSAGE_SIZE {
         return Err(Error::InvalidArgument);
     }
@@ -44,20 +44,19 @@ fn offset_arg(offset: u64) -> Result<usize, Error> {
     usize::try_from(offset).map_err(|_| Error::InvalidArgument)
 }
 
-/// Copies the boot-image guest called `image` into `vm`'s RAM, `offset`
-/// bytes from its start; returns the image's length. The name travels in
-/// the IPC buffer.
-pub fn vm_load(vm: VmId, image: &str, offset: u64) -> Result<usize, Error> {
+/// Copies boot-image guest number `image` (as [`image_name`] numbers them)
+/// into `vm`'s RAM, `offset` bytes from its start; returns the image's
+/// length.
+pub fn vm_load(vm: VmId, image: usize, offset: u64) -> Result<usize, Error> {
     let offset = offset_arg(offset)?;
-    let len = put_name(image)?;
-    vm_call(Sysno::VmLoad, vm, len, offset).map(|[len, ..]| len)
+    vm_call(Sysno::VmLoad, vm, image, offset).map(|[len, ..]| len)
 }
 
-/// The length of the boot-image guest called `image` and its first
-/// [`IMAGE_HEADER_BYTES`] bytes (zero-filled past its end).
-pub fn image_info(image: &str) -> Result<(usize, [u8; IMAGE_HEADER_BYTES]), Error> {
-    let len = put_name(image)?;
-    let [size, ..] = checked(Sysno::ImageInfo, [len, 0, 0, 0, 0, 0])?;
+/// The length of boot-image guest number `image` (as [`image_name`]
+/// numbers them) and its first [`IMAGE_HEADER_BYTES`] bytes (zero-filled
+/// past its end).
+pub fn image_info(image: usize) -> Result<(usize, [u8; IMAGE_HEADER_BYTES]), Error> {
+    let [size, ..] = checked(Sysno::ImageInfo, [image, 0, 0, 0, 0, 0])?;
     let mut header = [0u8; IMAGE_HEADER_BYTES];
     with_buffer(|buf| header.copy_from_slice(&buf[..IMAGE_HEADER_BYTES]));
     Ok((size, header))
@@ -239,8 +238,7 @@ mod tests {
     fn oversized_arguments_are_refused_before_touching_the_buffer() {
         let long = [b'a'; MAX_MESSAGE_SIZE + 1];
         let long = core::str::from_utf8(&long).unwrap();
-        assert_eq!(vm_load(VmId(0), long, 0), Err(Error::InvalidArgument));
-        assert_eq!(image_info(long), Err(Error::InvalidArgument));
+        assert_eq!(vm_set_name(VmId(0), long), Err(Error::InvalidArgument));
         assert_eq!(
             vm_set_dtb(VmId(0), &[0; IPC_BUFFER_SIZE + 1]),
             Err(Error::InvalidArgument)

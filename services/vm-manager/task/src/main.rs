@@ -34,10 +34,10 @@ mod task {
         fn vm_create(&mut self, vm: VmId, ram_mib: u32, vcpus: u8) -> Result<(), Error> {
             vm::vm_create(vm, ram_mib, vcpus)
         }
-        fn vm_load(&mut self, vm: VmId, image: &str, offset: u64) -> Result<u64, Error> {
+        fn vm_load(&mut self, vm: VmId, image: usize, offset: u64) -> Result<u64, Error> {
             vm::vm_load(vm, image, offset).map(|len| len as u64)
         }
-        fn image_info(&mut self, image: &str) -> Result<(u64, [u8; IMAGE_HEADER_BYTES]), Error> {
+        fn image_info(&mut self, image: usize) -> Result<(u64, [u8; IMAGE_HEADER_BYTES]), Error> {
             vm::image_info(image).map(|(len, header)| (len as u64, header))
         }
         fn image_name(&mut self, index: usize) -> Result<(ipc::WireName, u64), Error> {

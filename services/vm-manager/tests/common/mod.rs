@@ -558,3 +558,13 @@ pub fn list_all<const MAX: usize>(m: &mut Manager<MAX>) -> Vec<VmInfo> {
 pub fn is_dynamic(info: &VmInfo) -> bool {
     info.kind == VmKind::Dynamic
 }
+
+/// `VmKernel::image_name` of a boot image whose one guest is `hello`
+/// (4 KiB), for fake kernels whose VMs all boot it: the vm-manager finds
+/// an image's number there before `vm_load`.
+pub fn only_hello(index: usize) -> Result<(WireName, u64), ipc::Error> {
+    match index {
+        0 => Ok((w("hello"), 4096)),
+        _ => Err(ipc::Error::UnknownImage),
+    }
+}
