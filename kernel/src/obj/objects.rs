@@ -5,7 +5,7 @@
 
 use super::MAX_TASKS;
 use super::cap::{CapError, Object, ObjectKind, ObjectRef};
-use super::endpoint::{Endpoints, IpcError, Next, Outcome, ReplyStatus, Wait};
+use super::endpoint::{Delivery, Endpoints, IpcError, Next, Outcome, ReplyStatus, Wait};
 use super::ids::{NotificationId, TaskId};
 use super::notification::{NotificationError, Notifications, Signalled, Waited};
 use super::queue::TaskList;
@@ -134,7 +134,9 @@ impl KernelObjects {
     /// `caller` calls through the endpoint capability in `slot`.
     pub fn call(&mut self, caller: TaskId, slot: usize, len: usize) -> Result<IpcStep, ObjError> {
         let (ep, badge) = self.endpoint_cap(caller, slot, Rights::CALL)?;
-        let outcome = self.endpoints.call(caller, ep, badge, len)?;
+        let outcome = self
+            .endpoints
+            .deliver(caller, ep, badge, len, Delivery::Call)?;
         self.apply(caller, outcome)
     }
 
@@ -148,7 +150,9 @@ impl KernelObjects {
         deadline: u64,
     ) -> Result<IpcStep, ObjError> {
         let (ep, badge) = self.endpoint_cap(caller, slot, Rights::CALL)?;
-        let outcome = self.endpoints.call_timed(caller, ep, badge, len)?;
+        let outcome = self
+            .endpoints
+            .deliver(caller, ep, badge, len, Delivery::TimedCall)?;
         self.deadlines[caller.slot()] = Some((caller, deadline));
         self.apply(caller, outcome)
     }
@@ -178,7 +182,9 @@ impl KernelObjects {
     /// `sender` sends through the endpoint capability in `slot`.
     pub fn send(&mut self, sender: TaskId, slot: usize, len: usize) -> Result<IpcStep, ObjError> {
         let (ep, badge) = self.endpoint_cap(sender, slot, Rights::SEND)?;
-        let outcome = self.endpoints.send(sender, ep, badge, len)?;
+        let outcome = self
+            .endpoints
+            .deliver(sender, ep, badge, len, Delivery::Send)?;
         self.apply(sender, outcome)
     }
 
