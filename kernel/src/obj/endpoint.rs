@@ -598,7 +598,10 @@ impl Endpoints {
     /// receivers, exactly as the general `reply_recv` leaves them.
     #[inline]
     pub fn apply_reply_recv_plain(&mut self, server: TaskId, ep: EndpointId, caller: TaskId) {
-        self.apply_wait_plain(server, ep);
+        let index = usize::from(ep.0);
+        let queued = self.queues.push_back(index, server).is_ok();
+        debug_assert!(queued, "a task waiting for nothing is in no queue");
+        self.mark_receiving(server, ep, index);
         self.ipc[caller.slot()] = TaskIpc::Idle;
     }
 
