@@ -40,16 +40,6 @@ const ONE_HART: Harts = Harts {
     suspended: 0,
 };
 
-fn call(
-    ram: &Ram,
-    line: &mut ConsoleLine,
-    a7: usize,
-    a6: usize,
-    args: [usize; 6],
-) -> (SbiRet, SbiEffect, Vec<String>) {
-    call_on(ONE_HART, ram, line, a7, a6, args)
-}
-
 fn call_on(
     harts: Harts,
     ram: &Ram,
@@ -75,6 +65,18 @@ fn call_on(
     (ret, effect, lines)
 }
 
+/// A DBCN console write with `args` from `ram`, on a fresh console line.
+fn dbcn_write(ram: &Ram, args: [usize; 6]) -> (SbiRet, SbiEffect, Vec<String>) {
+    call_on(
+        ONE_HART,
+        ram,
+        &mut ConsoleLine::new(),
+        dbcn::EID_DBCN,
+        dbcn::CONSOLE_WRITE,
+        args,
+    )
+}
+
 fn ram_with(at: usize, bytes: &[u8]) -> Ram {
     let mut ram = vec![0u8; 64 * 1024];
     ram[at..at + bytes.len()].copy_from_slice(bytes);
@@ -84,14 +86,7 @@ fn ram_with(at: usize, bytes: &[u8]) -> Ram {
 #[test]
 fn dbcn_write_prints_a_prefixed_line_from_guest_memory() {
     let ram = ram_with(0x100, b"hello from vm0\n");
-    let mut line = ConsoleLine::new();
-    let (ret, effect, lines) = call(
-        &ram,
-        &mut line,
-        dbcn::EID_DBCN,
-        dbcn::CONSOLE_WRITE,
-        [15, 0x8000_0100, 0, 0, 0, 0],
-    );
+    let (ret, effect, lines) = dbcn_write(&ram, [15, 0x8000_0100, 0, 0, 0, 0]);
     assert_eq!(ret, SbiRet::success(15));
     assert_eq!(effect, SbiEffect::None);
     assert_eq!(lines, ["vm0 | hello from vm0"]);
@@ -100,13 +95,12 @@ fn dbcn_write_prints_a_prefixed_line_from_guest_memory() {
 #[test]
 fn dbcn_write_outside_guest_ram_is_refused() {
     let ram = ram_with(0, b"");
-    let mut line = ConsoleLine::new();
     for args in [
         [16, 0x4000_0000, 0, 0, 0, 0],
         [16, 0x8000_fff8, 0, 0, 0, 0],
         [16, 0x8000_0000, 1, 0, 0, 0],
     ] {
-        let (ret, _, lines) = call(&ram, &mut line, dbcn::EID_DBCN, dbcn::CONSOLE_WRITE, args);
+        let (ret, _, lines) = dbcn_write(&ram, args);
         assert_eq!(ret, SbiRet::invalid_param(), "{args:x?}");
         assert!(lines.is_empty());
     }
@@ -115,14 +109,7 @@ fn dbcn_write_outside_guest_ram_is_refused() {
 #[test]
 fn a_long_write_is_cut_to_one_chunk() {
     let ram = ram_with(0, &[b'a'; 1000]);
-    let mut line = ConsoleLine::new();
-    let (ret, _, _) = call(
-        &ram,
-        &mut line,
-        dbcn::EID_DBCN,
-        dbcn::CONSOLE_WRITE,
-        [1000, 0x8000_0000, 0, 0, 0, 0],
-    );
+    let (ret, _, _) = dbcn_write(&ram, [1000, 0x8000_0000, 0, 0, 0, 0]);
     assert_eq!(ret, SbiRet::success(DBCN_CHUNK));
 }
 
@@ -130,86 +117,48 @@ fn a_long_write_is_cut_to_one_chunk() {
 fn legacy_putchar_and_write_byte_join_lines() {
     let ram = ram_with(0, b"");
     let mut line = ConsoleLine::new();
-    call(
-        &ram,
-        &mut line,
-        EID_LEGACY_PUTCHAR,
-        0,
-        [usize::from(b'o'), 0, 0, 0, 0, 0],
-    );
-    call(
-        &ram,
-        &mut line,
-        dbcn::EID_DBCN,
-        dbcn::CONSOLE_WRITE_BYTE,
-        [usize::from(b'k'), 0, 0, 0, 0, 0],
-    );
-    let (_, _, lines) = call(
-        &ram,
-        &mut line,
-        EID_LEGACY_PUTCHAR,
-        0,
-        [usize::from(b'\n'), 0, 0, 0, 0, 0],
-    );
-    assert_eq!(lines, ["vm0 | ok"]);
+    let mut lines = Vec::new();
+    for (a7, a6, byte) in [
+        (EID_LEGACY_PUTCHAR, 0, b'o'),
+        (dbcn::EID_DBCN, dbcn::CONSOLE_WRITE_BYTE, b'k'),
+        (EID_LEGACY_PUTCHAR, 0, b'\n'),
+    ] {
+        let args = [usize::from(byte), 0, 0, 0, 0, 0];
+        lines.extend(call_on(ONE_HART, &ram, &mut line, a7, a6, args).2);
+    }
+    assert_eq!(lines, ["vm0 | ok"], "one line, printed at the newline");
 }
 
 #[test]
 fn srst_shutdown_and_reboot_reach_the_vcpu() {
-    let ram = ram_with(0, b"");
-    let mut line = ConsoleLine::new();
-    let (_, effect, _) = call(
-        &ram,
-        &mut line,
-        srst::EID_SRST,
-        srst::SYSTEM_RESET,
-        [0, 0, 0, 0, 0, 0],
-    );
-    assert_eq!(effect, SbiEffect::PowerOff { reason: 0 });
-    let (_, effect, _) = call(
-        &ram,
-        &mut line,
-        srst::EID_SRST,
-        srst::SYSTEM_RESET,
-        [1, 0, 0, 0, 0, 0],
-    );
-    assert_eq!(
-        effect,
-        SbiEffect::Reboot {
-            warm: false,
-            reason: 0
-        }
-    );
-    let (_, effect, _) = call(
-        &ram,
-        &mut line,
-        srst::EID_SRST,
-        srst::SYSTEM_RESET,
-        [2, 1, 0, 0, 0, 0],
-    );
-    assert_eq!(
-        effect,
-        SbiEffect::Reboot {
-            warm: true,
-            reason: 1
-        }
-    );
-    let (ret, effect, _) = call(
-        &ram,
-        &mut line,
-        srst::EID_SRST,
-        srst::SYSTEM_RESET,
-        [9, 0, 0, 0, 0, 0],
-    );
+    for (args, want) in [
+        ([0, 0, 0, 0, 0, 0], SbiEffect::PowerOff { reason: 0 }),
+        (
+            [1, 0, 0, 0, 0, 0],
+            SbiEffect::Reboot {
+                warm: false,
+                reason: 0,
+            },
+        ),
+        (
+            [2, 1, 0, 0, 0, 0],
+            SbiEffect::Reboot {
+                warm: true,
+                reason: 1,
+            },
+        ),
+    ] {
+        let (ret, effect) = ecall(srst::EID_SRST, srst::SYSTEM_RESET, args);
+        assert_eq!((ret, effect), (SbiRet::success(0), want), "{args:x?}");
+    }
+    let (ret, effect) = ecall(srst::EID_SRST, srst::SYSTEM_RESET, [9, 0, 0, 0, 0, 0]);
     assert_eq!((ret, effect), (SbiRet::invalid_param(), SbiEffect::None));
-    let (_, effect, _) = call(&ram, &mut line, EID_LEGACY_SHUTDOWN, 0, [0; 6]);
+    let (_, effect) = ecall(EID_LEGACY_SHUTDOWN, 0, [0; 6]);
     assert_eq!(effect, SbiEffect::PowerOff { reason: 0 });
 }
 
 #[test]
 fn srst_refuses_reserved_reasons_and_vendor_types_without_acting() {
-    let ram = ram_with(0, b"");
-    let mut line = ConsoleLine::new();
     for (args, want) in [
         // Shutdown and reboots with a reserved reason.
         ([0, 2, 0, 0, 0, 0], SbiRet::invalid_param()),
@@ -218,19 +167,13 @@ fn srst_refuses_reserved_reasons_and_vendor_types_without_acting() {
         // A vendor-specific type: valid, not offered.
         ([0xf000_0000, 0, 0, 0, 0, 0], SbiRet::not_supported()),
     ] {
-        let (ret, effect, _) = call(&ram, &mut line, srst::EID_SRST, srst::SYSTEM_RESET, args);
+        let (ret, effect) = ecall(srst::EID_SRST, srst::SYSTEM_RESET, args);
         assert_eq!((ret, effect), (want, SbiEffect::None), "{args:x?}");
     }
     // System failure and implementation- or vendor-specific reasons
     // are valid.
     for reason in [1, 0xe000_0000, 0xffff_ffff] {
-        let (ret, effect, _) = call(
-            &ram,
-            &mut line,
-            srst::EID_SRST,
-            srst::SYSTEM_RESET,
-            [0, reason, 0, 0, 0, 0],
-        );
+        let (ret, effect) = ecall(srst::EID_SRST, srst::SYSTEM_RESET, [0, reason, 0, 0, 0, 0]);
         assert_eq!(
             (ret, effect),
             (
@@ -245,19 +188,15 @@ fn srst_refuses_reserved_reasons_and_vendor_types_without_acting() {
 
 #[test]
 fn dbcn_read_into_memory_that_is_not_ram_is_refused() {
-    let ram = ram_with(0, b"");
-    let mut line = ConsoleLine::new();
     for args in [
         [16, 0xffff_ffff_ffff_0000, 0, 0, 0, 0],
         [16, 0x8000_0000, 1, 0, 0, 0],
         [8, 0x2800_0000, 0, 0, 0, 0],
     ] {
-        let (ret, _, _) = call(&ram, &mut line, dbcn::EID_DBCN, dbcn::CONSOLE_READ, args);
+        let (ret, _) = ecall(dbcn::EID_DBCN, dbcn::CONSOLE_READ, args);
         assert_eq!(ret, SbiRet::invalid_param(), "{args:x?}");
     }
-    let (ret, _, _) = call(
-        &ram,
-        &mut line,
+    let (ret, _) = ecall(
         dbcn::EID_DBCN,
         dbcn::CONSOLE_READ,
         [16, 0x8000_0000, 0, 0, 0, 0],
@@ -267,43 +206,21 @@ fn dbcn_read_into_memory_that_is_not_ram_is_refused() {
 
 #[test]
 fn timer_hsm_and_base_answer_like_an_sbi() {
-    let ram = ram_with(0, b"");
-    let mut line = ConsoleLine::new();
-    let (_, effect, _) = call(
-        &ram,
-        &mut line,
-        time::EID_TIME,
-        time::SET_TIMER,
-        [12345, 0, 0, 0, 0, 0],
-    );
+    let (_, effect) = ecall(time::EID_TIME, time::SET_TIMER, [12345, 0, 0, 0, 0, 0]);
     assert_eq!(effect, SbiEffect::SetTimer(12345));
-    let (ret, _, _) = call(&ram, &mut line, hsm::EID_HSM, hsm::HART_GET_STATUS, [0; 6]);
+    let (ret, _) = ecall(hsm::EID_HSM, hsm::HART_GET_STATUS, [0; 6]);
     assert_eq!(ret, SbiRet::success(hsm::hart_state::STARTED));
-    let (ret, _, _) = call(
-        &ram,
-        &mut line,
-        hsm::EID_HSM,
-        hsm::HART_START,
-        [1, 0x8000_0000, 0, 0, 0, 0],
-    );
+    let (ret, _) = ecall(hsm::EID_HSM, hsm::HART_START, [1, 0x8000_0000, 0, 0, 0, 0]);
     assert_eq!(ret, SbiRet::invalid_param(), "the VM has no hart 1");
-    let (ret, _, _) = call(
-        &ram,
-        &mut line,
+    let (ret, _) = ecall(
         base::EID_BASE,
         base::PROBE_EXTENSION,
         [dbcn::EID_DBCN, 0, 0, 0, 0, 0],
     );
     assert_ne!(ret.value, 0, "DBCN is advertised");
-    let (ret, _, _) = call(
-        &ram,
-        &mut line,
-        base::EID_BASE,
-        base::GET_SBI_SPEC_VERSION,
-        [0; 6],
-    );
+    let (ret, _) = ecall(base::EID_BASE, base::GET_SBI_SPEC_VERSION, [0; 6]);
     assert!(ret.value >= 0x0100_0000 || ret.value >= 2, "SBI >= 0.2");
-    let (ret, _, _) = call(&ram, &mut line, 0x0A00_0000, 0, [0; 6]);
+    let (ret, _) = ecall(0x0A00_0000, 0, [0; 6]);
     assert_eq!(ret, SbiRet::not_supported());
 }
 
