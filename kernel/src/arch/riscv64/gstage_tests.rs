@@ -107,69 +107,25 @@ fn bad_requests_are_refused() {
         map_range(&mut mem, ROOT, 0x8000_0000, 0x8800_0000, 4096, none),
         Err(MapError::NoPermissions)
     );
+    // Refused before anything is mapped: a misaligned address or root, a
+    // range past the guest-physical limit.
+    for (root, gpa, len, want) in [
+        (ROOT, 0x8000_0100, 4096, MapError::Misaligned),
+        (ROOT + 4096, 0x8000_0000, 4096, MapError::Misaligned),
+        (ROOT, GPA_LIMIT - 4096, 8192, MapError::NotCanonical),
+    ] {
+        let got = map_range(&mut mem, root, gpa, 0x8800_0000, len, GuestPerms::RAM);
+        assert_eq!(got, Err(want), "root {root:#x}, {len:#x} at {gpa:#x}");
+    }
+    let map_page_at =
+        |mem: &mut FakeMemory, hpa| map_range(mem, ROOT, 0x8000_0000, hpa, 4096, GuestPerms::RAM);
+    map_page_at(&mut mem, 0x8800_0000).unwrap();
     assert_eq!(
-        map_range(
-            &mut mem,
-            ROOT,
-            0x8000_0100,
-            0x8800_0000,
-            4096,
-            GuestPerms::RAM
-        ),
-        Err(MapError::Misaligned)
-    );
-    assert_eq!(
-        map_range(
-            &mut mem,
-            ROOT + 4096,
-            0x8000_0000,
-            0x8800_0000,
-            4096,
-            GuestPerms::RAM
-        ),
-        Err(MapError::Misaligned)
-    );
-    assert_eq!(
-        map_range(
-            &mut mem,
-            ROOT,
-            GPA_LIMIT - 4096,
-            0x8800_0000,
-            8192,
-            GuestPerms::RAM
-        ),
-        Err(MapError::NotCanonical)
-    );
-    map_range(
-        &mut mem,
-        ROOT,
-        0x8000_0000,
-        0x8800_0000,
-        4096,
-        GuestPerms::RAM,
-    )
-    .unwrap();
-    assert_eq!(
-        map_range(
-            &mut mem,
-            ROOT,
-            0x8000_0000,
-            0x8900_0000,
-            4096,
-            GuestPerms::RAM
-        ),
+        map_page_at(&mut mem, 0x8900_0000),
         Err(MapError::AlreadyMapped(0x8000_0000))
     );
-    let mut starved = FakeMemory::new(1);
     assert_eq!(
-        map_range(
-            &mut starved,
-            ROOT,
-            0x8000_0000,
-            0x8800_0000,
-            4096,
-            GuestPerms::RAM
-        ),
+        map_page_at(&mut FakeMemory::new(1), 0x8800_0000),
         Err(MapError::OutOfFrames)
     );
 }

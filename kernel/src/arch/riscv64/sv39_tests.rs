@@ -40,19 +40,16 @@ impl TableMemory for FakeMemory {
     }
 }
 
+/// Maps `len` bytes at `start` to themselves with `flags`.
+fn map_identity(m: &mut FakeMemory, root: u64, start: u64, len: u64, flags: PteFlags) {
+    map_range(m, root, start, start, len, flags).unwrap();
+}
+
 #[test]
 fn identity_map_of_ram_uses_large_pages_and_translates_back() {
     let (mut m, root) = FakeMemory::new(16);
     // 0x8020_0000 .. 0x9000_0000: 2 MiB pages (not 1 GiB aligned).
-    map_range(
-        &mut m,
-        root,
-        0x8020_0000,
-        0x8020_0000,
-        0x0fe0_0000,
-        PteFlags::KERNEL_RW,
-    )
-    .unwrap();
+    map_identity(&mut m, root, 0x8020_0000, 0x0fe0_0000, PteFlags::KERNEL_RW);
     assert_eq!(
         m.tables.len(),
         2,
@@ -69,24 +66,8 @@ fn identity_map_of_ram_uses_large_pages_and_translates_back() {
 #[test]
 fn small_ranges_get_4k_pages_with_their_own_permissions() {
     let (mut m, root) = FakeMemory::new(16);
-    map_range(
-        &mut m,
-        root,
-        0x8020_0000,
-        0x8020_0000,
-        0x3000,
-        PteFlags::KERNEL_RX,
-    )
-    .unwrap();
-    map_range(
-        &mut m,
-        root,
-        0x8020_3000,
-        0x8020_3000,
-        0x1000,
-        PteFlags::KERNEL_R,
-    )
-    .unwrap();
+    map_identity(&mut m, root, 0x8020_0000, 0x3000, PteFlags::KERNEL_RX);
+    map_identity(&mut m, root, 0x8020_3000, 0x1000, PteFlags::KERNEL_R);
     assert!(
         translate(&mut m, root, 0x8020_2fff)
             .unwrap()
@@ -102,7 +83,7 @@ fn small_ranges_get_4k_pages_with_their_own_permissions() {
 fn releasing_a_user_half_frees_its_own_frames_and_tables_only() {
     let (mut m, root) = FakeMemory::new(16);
     let kernel = PteFlags::KERNEL_RW;
-    map_range(&mut m, root, 0x8000_0000, 0x8000_0000, 1 << 30, kernel).unwrap();
+    map_identity(&mut m, root, 0x8000_0000, 1 << 30, kernel);
     let owned = PteFlags::R
         .union(PteFlags::W)
         .union(PteFlags::U)
