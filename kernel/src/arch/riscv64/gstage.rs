@@ -3,7 +3,7 @@
 //! Every leaf carries U=1 (the hardware checks G-stage accesses as U-mode).
 //! Pure logic over [`TableMemory`], tested on the host like `sv39`.
 
-use super::sv39::{MapError, PAGE_SIZE, PteFlags, TableMemory};
+use super::sv39::{self, MapError, PAGE_SIZE, PteFlags, TableMemory, level_size, pte_address};
 
 /// Bytes in the Sv39x4 root table (four 4 KiB pages).
 pub const ROOT_BYTES: u64 = 16 * 1024;
@@ -59,10 +59,6 @@ pub fn hgatp_value(root: u64, vmid: u16) -> u64 {
     (8 << 60) | ((u64::from(vmid) & ((1 << VMID_BITS_MAX) - 1)) << 44) | (root >> 12)
 }
 
-fn level_size(level: usize) -> u64 {
-    PAGE_SIZE << (9 * level)
-}
-
 /// The table page and entry index that resolve `gpa` at `level`, given the
 /// table reached at that level (`root` for the top level).
 fn slot(table: u64, gpa: u64, level: usize) -> (u64, usize) {
@@ -76,14 +72,6 @@ fn slot(table: u64, gpa: u64, level: usize) -> (u64, usize) {
     } else {
         (table, (vpn & 0x1ff) as usize)
     }
-}
-
-fn pte_address(pte: u64) -> u64 {
-    ((pte >> 10) & ((1 << 44) - 1)) << 12
-}
-
-fn make_pte(pa: u64, flags: u64) -> u64 {
-    ((pa >> 12) << 10) | flags
 }
 
 /// Maps `size` bytes of guest-physical space at `gpa` to host-physical
@@ -107,48 +95,7 @@ pub fn map_range<M: TableMemory>(
         Some(end) if end <= GPA_LIMIT => {}
         _ => return Err(MapError::NotCanonical),
     }
-    let mut offset = 0;
-    while offset < size {
-        let (g, h, left) = (gpa + offset, hpa + offset, size - offset);
-        let level = (0..LEVELS)
-            .rev()
-            .find(|&l| g % level_size(l) == 0 && h % level_size(l) == 0 && left >= level_size(l))
-            .unwrap_or(0);
-        map_one(mem, root, g, h, level, leaf.bits())?;
-        offset += level_size(level);
-    }
-    Ok(())
-}
-
-fn map_one<M: TableMemory>(
-    mem: &mut M,
-    root: u64,
-    gpa: u64,
-    hpa: u64,
-    level: usize,
-    leaf: u64,
-) -> Result<(), MapError> {
-    let mut table = root;
-    for l in (level + 1..LEVELS).rev() {
-        let (page, i) = slot(table, gpa, l);
-        let pte = mem.entries(page)[i];
-        table = if pte & PteFlags::V.bits() == 0 {
-            let next = mem.alloc_table().ok_or(MapError::OutOfFrames)?;
-            mem.entries(page)[i] = make_pte(next, PteFlags::V.bits());
-            next
-        } else if pte & LEAF_BITS != 0 {
-            return Err(MapError::AlreadyMapped(gpa));
-        } else {
-            pte_address(pte)
-        };
-    }
-    let (page, i) = slot(table, gpa, level);
-    let entry = &mut mem.entries(page)[i];
-    if *entry & PteFlags::V.bits() != 0 {
-        return Err(MapError::AlreadyMapped(gpa));
-    }
-    *entry = make_pte(hpa, leaf);
-    Ok(())
+    sv39::map_leaves(mem, root, gpa, hpa, size, leaf.bits(), slot)
 }
 
 /// The host-physical address and leaf flags `gpa` maps to, or `None` when it

@@ -74,7 +74,8 @@ pub enum MapError {
     NoPermissions,
 }
 
-fn level_size(level: usize) -> u64 {
+/// Bytes one entry at `level` maps (4 KiB at level 0).
+pub(super) fn level_size(level: usize) -> u64 {
     PAGE_SIZE << (9 * level)
 }
 
@@ -82,11 +83,13 @@ fn vpn(va: u64, level: usize) -> usize {
     ((va >> (12 + 9 * level)) & 0x1ff) as usize
 }
 
-fn pte_address(pte: u64) -> u64 {
+/// The physical address a PTE points at.
+pub(super) fn pte_address(pte: u64) -> u64 {
     ((pte >> 10) & ((1 << 44) - 1)) << 12
 }
 
-fn make_pte(pa: u64, flags: u64) -> u64 {
+/// A PTE pointing at `pa` with `flags`.
+pub(super) fn make_pte(pa: u64, flags: u64) -> u64 {
     ((pa >> 12) << 10) | flags
 }
 
@@ -131,6 +134,25 @@ pub fn map_range<M: TableMemory>(
         .union(PteFlags::A)
         .union(PteFlags::D)
         .bits();
+    map_leaves(mem, root, va, pa, size, leaf, |table, va, level| {
+        (table, vpn(va, level))
+    })
+}
+
+/// Maps `size` bytes at `va` to `pa` with the leaf PTE bits `leaf`,
+/// using the largest pages alignment allows, in a three-level table from
+/// `root` whose entry for `va` at a level `slot(table, va, level)` names
+/// (table page, index): Sv39 and, with its four-page root, Sv39x4
+/// (`gstage`) differ only there. The caller checked the range and flags.
+pub(super) fn map_leaves<M: TableMemory>(
+    mem: &mut M,
+    root: u64,
+    va: u64,
+    pa: u64,
+    size: u64,
+    leaf: u64,
+    slot: impl Fn(u64, u64, usize) -> (u64, usize),
+) -> Result<(), MapError> {
     let mut offset = 0;
     while offset < size {
         let (v, p, left) = (va + offset, pa + offset, size - offset);
@@ -138,7 +160,7 @@ pub fn map_range<M: TableMemory>(
             .rev()
             .find(|&l| v % level_size(l) == 0 && p % level_size(l) == 0 && left >= level_size(l))
             .unwrap_or(0);
-        map_one(mem, root, v, p, level, leaf)?;
+        map_one(mem, root, v, p, level, leaf, &slot)?;
         offset += level_size(level);
     }
     Ok(())
@@ -151,25 +173,28 @@ fn map_one<M: TableMemory>(
     pa: u64,
     level: usize,
     leaf: u64,
+    slot: &impl Fn(u64, u64, usize) -> (u64, usize),
 ) -> Result<(), MapError> {
     let mut table = root;
     for l in (level + 1..LEVELS).rev() {
-        let pte = mem.entries(table)[vpn(va, l)];
-        if pte & PteFlags::V.bits() == 0 {
+        let (page, i) = slot(table, va, l);
+        let pte = mem.entries(page)[i];
+        table = if pte & PteFlags::V.bits() == 0 {
             let next = mem.alloc_table().ok_or(MapError::OutOfFrames)?;
-            mem.entries(table)[vpn(va, l)] = make_pte(next, PteFlags::V.bits());
-            table = next;
+            mem.entries(page)[i] = make_pte(next, PteFlags::V.bits());
+            next
         } else if PteFlags(pte).is_leaf() {
             return Err(MapError::AlreadyMapped(va));
         } else {
-            table = pte_address(pte);
-        }
+            pte_address(pte)
+        };
     }
-    let slot = &mut mem.entries(table)[vpn(va, level)];
-    if *slot & PteFlags::V.bits() != 0 {
+    let (page, i) = slot(table, va, level);
+    let entry = &mut mem.entries(page)[i];
+    if *entry & PteFlags::V.bits() != 0 {
         return Err(MapError::AlreadyMapped(va));
     }
-    *slot = make_pte(pa, leaf);
+    *entry = make_pte(pa, leaf);
     Ok(())
 }
 
