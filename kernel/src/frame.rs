@@ -183,6 +183,16 @@ impl<const WORDS: usize> FrameAllocator<WORDS> {
         self.hint = self.hint.min(index);
         Ok(())
     }
+
+    /// Returns the `count` frames from `start` (a run
+    /// [`FrameAllocator::alloc_contiguous`] gave) to the pool. A frame of
+    /// the run that is already free or not managed is passed over, as
+    /// [`FrameAllocator::free`] refuses it: a teardown frees what it can.
+    pub fn free_contiguous(&mut self, start: u64, count: usize) {
+        for i in 0..count as u64 {
+            let _ = self.free(start + i * FRAME_SIZE);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -211,6 +221,18 @@ mod tests {
         assert_eq!(a.alloc(), Err(FrameError::OutOfFrames));
         a.free(RAM + 5 * FRAME_SIZE).unwrap();
         assert_eq!(a.alloc(), Ok(RAM + 5 * FRAME_SIZE));
+    }
+
+    #[test]
+    fn a_freed_run_can_be_handed_out_again_whole() {
+        let mut a = allocator();
+        let run = a.alloc_contiguous(64, 1).unwrap();
+        assert_eq!(a.alloc(), Err(FrameError::OutOfFrames));
+        // Frame 3 of the run was freed on its own already: passed over.
+        a.free(run + 3 * FRAME_SIZE).unwrap();
+        a.free_contiguous(run, 64);
+        assert_eq!(a.free_frames(), 64);
+        assert_eq!(a.alloc_contiguous(64, 1), Ok(run));
     }
 
     #[test]

@@ -96,24 +96,30 @@ pub fn dispatch<M: Machine>(
                 Err(Error::PermissionDenied)
             }
         }
-        Sysno::ConsolePut => console_put(objects, machine, current, args[0], args[1]),
+        Sysno::ConsolePut => {
+            console_bytes(objects, machine, current, args[0], args[1], M::console_put)
+        }
         _ => Err(Error::InvalidArgument),
     };
     machine.set_outcome(current, result);
     Decision::Continue
 }
 
-fn console_put<M: Machine>(
+/// Shows the `len` bytes `task` passes at user address `ptr` with `show`
+/// if it holds the CONSOLE right: `console_put` (a partial line) and
+/// `console_write` (bytes as they are) differ only in `show`.
+pub(crate) fn console_bytes<M: Machine>(
     objects: &KernelObjects,
     machine: &mut M,
     task: TaskId,
     ptr: usize,
     len: usize,
+    show: impl FnOnce(&mut M, &[u8]),
 ) -> Result<[usize; 3], Error> {
     if !has_right(objects, task, KernelRights::CONSOLE) {
         return Err(Error::PermissionDenied);
     }
-    show_user_bytes(machine, task, ptr, len, M::console_put)
+    show_user_bytes(machine, task, ptr, len, show)
 }
 
 /// Reads the `len` bytes (at most [`MAX_DEBUG_WRITE`]) that `task` passes

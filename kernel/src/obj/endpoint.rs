@@ -216,43 +216,12 @@ impl Endpoints {
         Ok(released)
     }
 
-    /// `sender` sends `len` bytes with `badge` and continues without a reply;
-    /// it blocks until a receiver takes the message.
-    pub fn send(
-        &mut self,
-        sender: TaskId,
-        ep: EndpointId,
-        badge: Badge,
-        len: usize,
-    ) -> Result<Outcome, IpcError> {
-        self.deliver(sender, ep, badge, len, Delivery::Send)
-    }
-
-    /// `caller` sends `len` bytes with `badge` and waits for the reply.
-    pub fn call(
-        &mut self,
-        caller: TaskId,
-        ep: EndpointId,
-        badge: Badge,
-        len: usize,
-    ) -> Result<Outcome, IpcError> {
-        self.deliver(caller, ep, badge, len, Delivery::Call)
-    }
-
-    /// [`Endpoints::call`] with a deadline the kernel keeps: until the
-    /// reply comes, [`Endpoints::time_out`] may end the wait (queued or
+    /// `from` sends `len` bytes with `badge` on `ep`; `delivery` says
+    /// whether it goes on at once (a send, which still blocks until a
+    /// receiver takes the message) or waits for the reply (a call, or a
+    /// timed call whose wait [`Endpoints::time_out`] may end, queued or
     /// waiting for the reply alike).
-    pub fn call_timed(
-        &mut self,
-        caller: TaskId,
-        ep: EndpointId,
-        badge: Badge,
-        len: usize,
-    ) -> Result<Outcome, IpcError> {
-        self.deliver(caller, ep, badge, len, Delivery::TimedCall)
-    }
-
-    fn deliver(
+    pub fn deliver(
         &mut self,
         from: TaskId,
         ep: EndpointId,
@@ -460,10 +429,7 @@ impl Endpoints {
         let slot = dead.slot();
         match self.ipc[slot] {
             TaskIpc::Sending { task, ep, .. } | TaskIpc::Receiving { task, ep } if task == dead => {
-                self.queues.remove(dead);
-                if let Some(index) = self.index(ep) {
-                    self.settle(index);
-                }
+                self.leave_queue(dead, ep);
             }
             TaskIpc::AwaitingReply {
                 task,
@@ -502,10 +468,7 @@ impl Endpoints {
                 timed: true,
                 ..
             } if task == caller => {
-                self.queues.remove(caller);
-                if let Some(index) = self.index(ep) {
-                    self.settle(index);
-                }
+                self.leave_queue(caller, ep);
             }
             TaskIpc::AwaitingReply {
                 task,
@@ -530,10 +493,7 @@ impl Endpoints {
     pub fn cancel_recv(&mut self, task: TaskId) -> bool {
         match self.ipc[task.slot()] {
             TaskIpc::Receiving { task: t, ep } if t == task => {
-                self.queues.remove(task);
-                if let Some(index) = self.index(ep) {
-                    self.settle(index);
-                }
+                self.leave_queue(task, ep);
                 self.ipc[task.slot()] = TaskIpc::Idle;
                 true
             }
@@ -641,9 +601,7 @@ impl Endpoints {
         let index = usize::from(ep.0);
         let queued = self.queues.push_back(index, server).is_ok();
         debug_assert!(queued, "a task waiting for nothing is in no queue");
-        self.state[index] = EndpointState::Receivers;
-        self.ipc[server.slot()] = TaskIpc::Receiving { task: server, ep };
-        self.reply[server.slot()] = ReplySlot::Empty;
+        self.mark_receiving(server, ep, index);
         self.ipc[caller.slot()] = TaskIpc::Idle;
     }
 
@@ -662,9 +620,7 @@ impl Endpoints {
             return None;
         }
         self.queues.push_back(index, server).ok()?;
-        self.state[index] = EndpointState::Receivers;
-        self.ipc[server.slot()] = TaskIpc::Receiving { task: server, ep };
-        self.reply[server.slot()] = ReplySlot::Empty;
+        self.mark_receiving(server, ep, index);
         Some(())
     }
 
@@ -677,9 +633,16 @@ impl Endpoints {
         let index = usize::from(ep.0);
         let queued = self.queues.push_back(index, server).is_ok();
         debug_assert!(queued, "a task waiting for nothing is in no queue");
+        self.mark_receiving(server, ep, index);
+    }
+
+    /// `server`, just queued on `ep` (slot `index`), waits there to
+    /// receive; a reply right to a caller that died goes, as `recv` drops
+    /// it.
+    #[inline]
+    fn mark_receiving(&mut self, server: TaskId, ep: EndpointId, index: usize) {
         self.state[index] = EndpointState::Receivers;
         self.ipc[server.slot()] = TaskIpc::Receiving { task: server, ep };
-        // A reply right to a caller that died goes, as `recv` drops it.
         self.reply[server.slot()] = ReplySlot::Empty;
     }
 
@@ -742,6 +705,16 @@ impl Endpoints {
         }
     }
 
+    /// Takes `task` off the queue of `ep`, the endpoint it waits on, and
+    /// settles the endpoint (idle once nobody is queued).
+    #[inline]
+    fn leave_queue(&mut self, task: TaskId, ep: EndpointId) {
+        self.queues.remove(task);
+        if let Some(index) = self.index(ep) {
+            self.settle(index);
+        }
+    }
+
     fn settle(&mut self, index: usize) {
         if self.queues.is_empty(index) && self.state[index] != EndpointState::Free {
             self.state[index] = EndpointState::Idle;
@@ -762,9 +735,9 @@ impl Endpoints {
     }
 }
 
-/// What `deliver` does once the message is taken.
+/// What [`Endpoints::deliver`] does once the message is taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Delivery {
+pub enum Delivery {
     /// The sender goes on.
     Send,
     /// The caller waits for the reply.

@@ -33,7 +33,9 @@ fn call_to_a_waiting_receiver_switches_directly() {
             next: Next::Block(Wait::Recv)
         }
     );
-    let out = e.call(t(CLIENT), ep, Badge(9), 24).unwrap();
+    let out = e
+        .deliver(t(CLIENT), ep, Badge(9), 24, Delivery::Call)
+        .unwrap();
     let transfer = Transfer {
         from: t(CLIENT),
         to: t(SERVER),
@@ -59,7 +61,9 @@ fn call_without_receiver_queues_the_caller_until_recv() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
     assert_eq!(
-        e.call(t(CLIENT), ep, Badge(4), 8).unwrap().next,
+        e.deliver(t(CLIENT), ep, Badge(4), 8, Delivery::Call)
+            .unwrap()
+            .next,
         Next::Block(Wait::Send)
     );
     assert_eq!(e.queued_on(t(CLIENT)), Some(ep));
@@ -87,7 +91,8 @@ fn call_without_receiver_queues_the_caller_until_recv() {
 fn reply_wakes_the_caller_with_the_reply_length() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    e.call(t(CLIENT), ep, Badge(1), 8).unwrap();
+    e.deliver(t(CLIENT), ep, Badge(1), 8, Delivery::Call)
+        .unwrap();
     e.recv(t(SERVER), ep).unwrap();
     let out = e.reply(t(SERVER), 100).unwrap();
     let transfer = Transfer {
@@ -106,7 +111,8 @@ fn senders_are_served_in_fifo_order_with_their_badges() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
     for (slot, badge) in [(3, 30), (4, 40), (5, 50)] {
-        e.call(t(slot), ep, Badge(badge), 1).unwrap();
+        e.deliver(t(slot), ep, Badge(badge), 1, Delivery::Call)
+            .unwrap();
     }
     assert_eq!(e.queue_len(ep), 3);
     let mut seen = Vec::new();
@@ -126,21 +132,27 @@ fn several_receivers_queue_and_are_served_in_order() {
     e.recv(t(10), ep).unwrap();
     e.recv(t(11), ep).unwrap();
     assert_eq!(
-        e.call(t(1), ep, Badge(1), 0).unwrap().next,
+        e.deliver(t(1), ep, Badge(1), 0, Delivery::Call)
+            .unwrap()
+            .next,
         Next::SwitchTo {
             to: t(10),
             waits: Wait::Reply
         }
     );
     assert_eq!(
-        e.call(t(2), ep, Badge(2), 0).unwrap().next,
+        e.deliver(t(2), ep, Badge(2), 0, Delivery::Call)
+            .unwrap()
+            .next,
         Next::SwitchTo {
             to: t(11),
             waits: Wait::Reply
         }
     );
     assert_eq!(
-        e.call(t(3), ep, Badge(3), 0).unwrap().next,
+        e.deliver(t(3), ep, Badge(3), 0, Delivery::Call)
+            .unwrap()
+            .next,
         Next::Block(Wait::Send)
     );
 }
@@ -150,11 +162,15 @@ fn send_does_not_wait_for_a_reply() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
     e.recv(t(SERVER), ep).unwrap();
-    let out = e.send(t(CLIENT), ep, Badge(2), 3).unwrap();
+    let out = e
+        .deliver(t(CLIENT), ep, Badge(2), 3, Delivery::Send)
+        .unwrap();
     assert_eq!(out.next, woke(t(SERVER)));
     assert_eq!(e.waiting(t(CLIENT)), None);
     assert_eq!(
-        e.send(t(CLIENT), ep, Badge(2), 3).unwrap().next,
+        e.deliver(t(CLIENT), ep, Badge(2), 3, Delivery::Send)
+            .unwrap()
+            .next,
         Next::Block(Wait::Send)
     );
     assert_eq!(e.recv(t(SERVER), ep).unwrap().next, woke(t(CLIENT)));
@@ -165,7 +181,8 @@ fn send_does_not_wait_for_a_reply() {
 fn reply_recv_with_nothing_queued_is_the_fastpath_back_to_the_caller() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    e.call(t(CLIENT), ep, Badge(1), 8).unwrap();
+    e.deliver(t(CLIENT), ep, Badge(1), 8, Delivery::Call)
+        .unwrap();
     e.recv(t(SERVER), ep).unwrap();
     let r = e.reply_recv(t(SERVER), ep, 16).unwrap();
     assert_eq!(r.reply, ReplyStatus::Delivered);
@@ -192,8 +209,8 @@ fn reply_recv_with_nothing_queued_is_the_fastpath_back_to_the_caller() {
 fn reply_recv_takes_a_queued_request_at_once() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    e.call(t(1), ep, Badge(1), 8).unwrap();
-    e.call(t(3), ep, Badge(3), 9).unwrap();
+    e.deliver(t(1), ep, Badge(1), 8, Delivery::Call).unwrap();
+    e.deliver(t(3), ep, Badge(3), 9, Delivery::Call).unwrap();
     e.recv(t(SERVER), ep).unwrap();
     let r = e.reply_recv(t(SERVER), ep, 4).unwrap();
     let transfers: Vec<_> = r.outcome.transfers().collect();
@@ -222,8 +239,8 @@ fn reply_recv_takes_a_queued_request_at_once() {
 fn reply_recv_wakes_both_the_caller_and_a_plain_sender() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    e.call(t(1), ep, Badge(1), 0).unwrap();
-    e.send(t(3), ep, Badge(3), 0).unwrap();
+    e.deliver(t(1), ep, Badge(1), 0, Delivery::Call).unwrap();
+    e.deliver(t(3), ep, Badge(3), 0, Delivery::Send).unwrap();
     e.recv(t(SERVER), ep).unwrap();
     let r = e.reply_recv(t(SERVER), ep, 0).unwrap();
     assert_eq!(
@@ -248,14 +265,17 @@ fn first_reply_recv_owes_nothing_and_blocks() {
 fn messages_longer_than_the_limit_are_refused() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    assert!(e.call(t(1), ep, Badge(1), MAX_MESSAGE_LEN).is_ok());
+    assert!(
+        e.deliver(t(1), ep, Badge(1), MAX_MESSAGE_LEN, Delivery::Call)
+            .is_ok()
+    );
     let too_long = MAX_MESSAGE_LEN + 1;
     assert_eq!(
-        e.call(t(3), ep, Badge(1), too_long),
+        e.deliver(t(3), ep, Badge(1), too_long, Delivery::Call),
         Err(IpcError::MessageTooLong { len: too_long })
     );
     assert_eq!(
-        e.send(t(3), ep, Badge(1), usize::MAX),
+        e.deliver(t(3), ep, Badge(1), usize::MAX, Delivery::Send),
         Err(IpcError::MessageTooLong { len: usize::MAX })
     );
     e.recv(t(SERVER), ep).unwrap();
@@ -274,7 +294,7 @@ fn messages_longer_than_the_limit_are_refused() {
 fn unknown_and_destroyed_endpoints_are_refused() {
     let mut e = Endpoints::new();
     assert_eq!(
-        e.call(t(1), EndpointId(0), Badge(1), 0),
+        e.deliver(t(1), EndpointId(0), Badge(1), 0, Delivery::Call),
         Err(IpcError::NoSuchEndpoint)
     );
     assert_eq!(
@@ -302,8 +322,11 @@ fn endpoint_slots_run_out_and_are_reused() {
 fn a_blocked_task_cannot_start_another_operation() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    e.call(t(1), ep, Badge(1), 0).unwrap();
-    assert_eq!(e.call(t(1), ep, Badge(1), 0), Err(IpcError::Busy));
+    e.deliver(t(1), ep, Badge(1), 0, Delivery::Call).unwrap();
+    assert_eq!(
+        e.deliver(t(1), ep, Badge(1), 0, Delivery::Call),
+        Err(IpcError::Busy)
+    );
     assert_eq!(e.recv(t(1), ep), Err(IpcError::Busy));
     assert_eq!(e.queue_len(ep), 1);
 }
@@ -312,7 +335,7 @@ fn a_blocked_task_cannot_start_another_operation() {
 fn receiving_again_while_owing_a_reply_is_refused() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    e.call(t(1), ep, Badge(1), 0).unwrap();
+    e.deliver(t(1), ep, Badge(1), 0, Delivery::Call).unwrap();
     e.recv(t(SERVER), ep).unwrap();
     assert_eq!(
         e.recv(t(SERVER), ep),
@@ -325,7 +348,8 @@ fn server_death_releases_the_caller_it_owed_a_reply() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
     e.recv(t(SERVER), ep).unwrap();
-    e.call(t(CLIENT), ep, Badge(1), 0).unwrap();
+    e.deliver(t(CLIENT), ep, Badge(1), 0, Delivery::Call)
+        .unwrap();
     assert_eq!(e.task_died(t(SERVER)), Some(t(CLIENT)));
     assert_eq!(e.waiting(t(CLIENT)), None);
     // The endpoint lives on for a restarted server.
@@ -339,7 +363,8 @@ fn server_death_releases_the_caller_it_owed_a_reply() {
 fn replying_to_a_dead_caller_fails() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    e.call(t(CLIENT), ep, Badge(1), 0).unwrap();
+    e.deliver(t(CLIENT), ep, Badge(1), 0, Delivery::Call)
+        .unwrap();
     e.recv(t(SERVER), ep).unwrap();
     assert_eq!(e.task_died(t(CLIENT)), None);
     assert_eq!(e.reply(t(SERVER), 0), Err(IpcError::CallerDied));
@@ -350,7 +375,8 @@ fn replying_to_a_dead_caller_fails() {
 fn reply_recv_to_a_dead_caller_drops_the_reply_and_still_receives() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    e.call(t(CLIENT), ep, Badge(1), 0).unwrap();
+    e.deliver(t(CLIENT), ep, Badge(1), 0, Delivery::Call)
+        .unwrap();
     e.recv(t(SERVER), ep).unwrap();
     e.task_died(t(CLIENT));
     let r = e.reply_recv(t(SERVER), ep, 0).unwrap();
@@ -362,8 +388,8 @@ fn reply_recv_to_a_dead_caller_drops_the_reply_and_still_receives() {
 fn a_dead_queued_task_leaves_the_queue() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    e.call(t(1), ep, Badge(1), 0).unwrap();
-    e.call(t(3), ep, Badge(3), 0).unwrap();
+    e.deliver(t(1), ep, Badge(1), 0, Delivery::Call).unwrap();
+    e.deliver(t(3), ep, Badge(3), 0, Delivery::Call).unwrap();
     assert_eq!(e.task_died(t(1)), None);
     assert_eq!(e.queue_len(ep), 1);
     let out = e.recv(t(SERVER), ep).unwrap();
@@ -373,7 +399,9 @@ fn a_dead_queued_task_leaves_the_queue() {
     e.recv(t(7), ep2).unwrap();
     e.task_died(t(7));
     assert_eq!(
-        e.call(t(8), ep2, Badge(8), 0).unwrap().next,
+        e.deliver(t(8), ep2, Badge(8), 0, Delivery::Call)
+            .unwrap()
+            .next,
         Next::Block(Wait::Send)
     );
 }
@@ -382,8 +410,8 @@ fn a_dead_queued_task_leaves_the_queue() {
 fn destroying_an_endpoint_releases_its_queue() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    e.call(t(1), ep, Badge(1), 0).unwrap();
-    e.call(t(3), ep, Badge(3), 0).unwrap();
+    e.deliver(t(1), ep, Badge(1), 0, Delivery::Call).unwrap();
+    e.deliver(t(3), ep, Badge(3), 0, Delivery::Call).unwrap();
     let released = e.destroy(ep).unwrap();
     assert_eq!(released.iter().collect::<Vec<_>>(), [t(1), t(3)]);
     assert_eq!(e.waiting(t(1)), None);
@@ -394,8 +422,8 @@ fn destroying_an_endpoint_releases_its_queue() {
 fn a_saved_reply_answers_later() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    e.call(t(1), ep, Badge(1), 0).unwrap();
-    e.call(t(3), ep, Badge(3), 0).unwrap();
+    e.deliver(t(1), ep, Badge(1), 0, Delivery::Call).unwrap();
+    e.deliver(t(3), ep, Badge(3), 0, Delivery::Call).unwrap();
     e.recv(t(SERVER), ep).unwrap();
     assert_eq!(e.save_reply(t(SERVER)), Ok(t(1)));
     // The server is free to receive the next request meanwhile.
@@ -414,7 +442,7 @@ fn a_saved_reply_answers_later() {
 fn a_saved_reply_whose_holder_died_releases_the_caller() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    e.call(t(1), ep, Badge(1), 0).unwrap();
+    e.deliver(t(1), ep, Badge(1), 0, Delivery::Call).unwrap();
     e.recv(t(SERVER), ep).unwrap();
     e.save_reply(t(SERVER)).unwrap();
     assert_eq!(e.task_died(t(SERVER)), None);
@@ -427,8 +455,9 @@ fn a_saved_reply_whose_holder_died_releases_the_caller() {
 fn a_timed_caller_still_queued_leaves_the_queue_at_its_deadline() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    e.call_timed(t(CLIENT), ep, Badge(1), 8).unwrap();
-    e.call(t(3), ep, Badge(3), 4).unwrap();
+    e.deliver(t(CLIENT), ep, Badge(1), 8, Delivery::TimedCall)
+        .unwrap();
+    e.deliver(t(3), ep, Badge(3), 4, Delivery::Call).unwrap();
     assert!(e.time_out(t(CLIENT)));
     assert_eq!(e.waiting(t(CLIENT)), None);
     assert_eq!(e.queue_len(ep), 1);
@@ -445,13 +474,15 @@ fn a_timed_caller_stops_waiting_for_its_reply_and_the_late_reply_is_dropped() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
     e.recv(t(SERVER), ep).unwrap();
-    e.call_timed(t(CLIENT), ep, Badge(1), 8).unwrap();
+    e.deliver(t(CLIENT), ep, Badge(1), 8, Delivery::TimedCall)
+        .unwrap();
     assert_eq!(e.waiting(t(CLIENT)), Some(Wait::Reply));
     assert!(e.time_out(t(CLIENT)));
     assert_eq!(e.waiting(t(CLIENT)), None);
     // The caller may call again at once; the hung server's late reply
     // must not answer that second call.
-    e.call(t(CLIENT), ep, Badge(1), 8).unwrap();
+    e.deliver(t(CLIENT), ep, Badge(1), 8, Delivery::Call)
+        .unwrap();
     assert_eq!(e.reply(t(SERVER), 4), Err(IpcError::CallerDied));
     assert_eq!(e.waiting(t(CLIENT)), Some(Wait::Send));
     // The server receives again and takes the second call.
@@ -464,11 +495,13 @@ fn a_deadline_never_ends_a_plain_call_or_a_finished_one() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
     e.recv(t(SERVER), ep).unwrap();
-    e.call_timed(t(CLIENT), ep, Badge(1), 8).unwrap();
+    e.deliver(t(CLIENT), ep, Badge(1), 8, Delivery::TimedCall)
+        .unwrap();
     e.reply(t(SERVER), 4).unwrap();
     assert!(!e.time_out(t(CLIENT)), "answered in time");
     e.recv(t(SERVER), ep).unwrap();
-    e.call(t(CLIENT), ep, Badge(1), 8).unwrap();
+    e.deliver(t(CLIENT), ep, Badge(1), 8, Delivery::Call)
+        .unwrap();
     assert!(
         !e.time_out(t(CLIENT)),
         "a plain call waits as long as it takes"
@@ -481,7 +514,8 @@ fn a_deadline_never_ends_a_plain_call_or_a_finished_one() {
 fn a_queued_timed_caller_taken_by_recv_keeps_its_deadline() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
-    e.call_timed(t(CLIENT), ep, Badge(1), 8).unwrap();
+    e.deliver(t(CLIENT), ep, Badge(1), 8, Delivery::TimedCall)
+        .unwrap();
     e.recv(t(SERVER), ep).unwrap();
     assert_eq!(e.waiting(t(CLIENT)), Some(Wait::Reply));
     assert!(e.time_out(t(CLIENT)));
@@ -499,7 +533,8 @@ fn the_apply_halves_match_the_checked_operations() {
     let mut e = Endpoints::new();
     let ep = e.create().unwrap();
     e.recv(t(SERVER), ep).unwrap();
-    e.call(t(CLIENT), ep, Badge(1), 8).unwrap();
+    e.deliver(t(CLIENT), ep, Badge(1), 8, Delivery::Call)
+        .unwrap();
     e.task_died(t(CLIENT));
     assert!(!e.owes_reply(t(SERVER)));
     let mut checked = e.clone();
@@ -517,7 +552,9 @@ fn the_apply_halves_match_the_checked_operations() {
     e.recv(t(3), ep).unwrap();
     assert_eq!(e.plain_call_receiver(t(CLIENT), ep), Some(t(SERVER)));
     let mut general = e.clone();
-    general.call(t(CLIENT), ep, Badge(1), 8).unwrap();
+    general
+        .deliver(t(CLIENT), ep, Badge(1), 8, Delivery::Call)
+        .unwrap();
     e.apply_call_plain(t(CLIENT), ep, t(SERVER));
     assert!(same(&general, &e), "{general:?}\n{e:?}");
     assert_eq!(e.waiting_receiver(ep), Some(t(3)));

@@ -5,7 +5,7 @@
 
 use super::MAX_TASKS;
 use super::cap::{CapError, Object, ObjectKind, ObjectRef};
-use super::endpoint::{Endpoints, IpcError, Next, Outcome, ReplyStatus, Wait};
+use super::endpoint::{Delivery, Endpoints, IpcError, Next, Outcome, ReplyStatus, Wait};
 use super::ids::{NotificationId, TaskId};
 use super::notification::{NotificationError, Notifications, Signalled, Waited};
 use super::queue::TaskList;
@@ -133,8 +133,7 @@ impl KernelObjects {
 
     /// `caller` calls through the endpoint capability in `slot`.
     pub fn call(&mut self, caller: TaskId, slot: usize, len: usize) -> Result<IpcStep, ObjError> {
-        let (ep, badge) = self.endpoint_cap(caller, slot, Rights::CALL)?;
-        let outcome = self.endpoints.call(caller, ep, badge, len)?;
+        let outcome = self.deliver(caller, slot, len, Rights::CALL, Delivery::Call)?;
         self.apply(caller, outcome)
     }
 
@@ -147,8 +146,7 @@ impl KernelObjects {
         len: usize,
         deadline: u64,
     ) -> Result<IpcStep, ObjError> {
-        let (ep, badge) = self.endpoint_cap(caller, slot, Rights::CALL)?;
-        let outcome = self.endpoints.call_timed(caller, ep, badge, len)?;
+        let outcome = self.deliver(caller, slot, len, Rights::CALL, Delivery::TimedCall)?;
         self.deadlines[caller.slot()] = Some((caller, deadline));
         self.apply(caller, outcome)
     }
@@ -175,10 +173,23 @@ impl KernelObjects {
         released
     }
 
+    /// `from` sends `len` bytes through the endpoint capability in `slot`,
+    /// which must carry `right`, as `delivery` says.
+    fn deliver(
+        &mut self,
+        from: TaskId,
+        slot: usize,
+        len: usize,
+        right: Rights,
+        delivery: Delivery,
+    ) -> Result<Outcome, ObjError> {
+        let (ep, badge) = self.endpoint_cap(from, slot, right)?;
+        Ok(self.endpoints.deliver(from, ep, badge, len, delivery)?)
+    }
+
     /// `sender` sends through the endpoint capability in `slot`.
     pub fn send(&mut self, sender: TaskId, slot: usize, len: usize) -> Result<IpcStep, ObjError> {
-        let (ep, badge) = self.endpoint_cap(sender, slot, Rights::SEND)?;
-        let outcome = self.endpoints.send(sender, ep, badge, len)?;
+        let outcome = self.deliver(sender, slot, len, Rights::SEND, Delivery::Send)?;
         self.apply(sender, outcome)
     }
 

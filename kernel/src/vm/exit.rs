@@ -47,11 +47,31 @@ impl PioExit {
     /// What an `in` reads where no device answers: all ones of its width
     /// (a PC's floating bus).
     pub fn open_bus(&self) -> u64 {
-        match self.size {
-            1 => 0xff,
-            2 => 0xffff,
-            _ => 0xffff_ffff,
-        }
+        port_mask(self.size)
+    }
+}
+
+/// All ones in the bytes a port access of `size` (1, 2 or 4) moves.
+#[inline]
+pub fn port_mask(size: u8) -> u64 {
+    match size {
+        1 => 0xff,
+        2 => 0xffff,
+        _ => 0xffff_ffff,
+    }
+}
+
+/// What a guest access that faulted in the nested tables tried, from the
+/// fault's fetch and write bits (SVM's NPF error code, VMX's EPT
+/// qualification): a fetch, else a store, else a load.
+#[inline]
+pub fn fault_access(fetch: bool, write: bool) -> GuestAccess {
+    if fetch {
+        GuestAccess::Fetch
+    } else if write {
+        GuestAccess::Store
+    } else {
+        GuestAccess::Load
     }
 }
 

@@ -3,7 +3,7 @@
 //! Every leaf carries U=1 (the hardware checks G-stage accesses as U-mode).
 //! Pure logic over [`TableMemory`], tested on the host like `sv39`.
 
-use super::sv39::{MapError, PAGE_SIZE, PteFlags, TableMemory};
+use super::sv39::{self, MapError, PAGE_SIZE, PteFlags, TableMemory, level_size, pte_address};
 
 /// Bytes in the Sv39x4 root table (four 4 KiB pages).
 pub const ROOT_BYTES: u64 = 16 * 1024;
@@ -59,10 +59,6 @@ pub fn hgatp_value(root: u64, vmid: u16) -> u64 {
     (8 << 60) | ((u64::from(vmid) & ((1 << VMID_BITS_MAX) - 1)) << 44) | (root >> 12)
 }
 
-fn level_size(level: usize) -> u64 {
-    PAGE_SIZE << (9 * level)
-}
-
 /// The table page and entry index that resolve `gpa` at `level`, given the
 /// table reached at that level (`root` for the top level).
 fn slot(table: u64, gpa: u64, level: usize) -> (u64, usize) {
@@ -76,14 +72,6 @@ fn slot(table: u64, gpa: u64, level: usize) -> (u64, usize) {
     } else {
         (table, (vpn & 0x1ff) as usize)
     }
-}
-
-fn pte_address(pte: u64) -> u64 {
-    ((pte >> 10) & ((1 << 44) - 1)) << 12
-}
-
-fn make_pte(pa: u64, flags: u64) -> u64 {
-    ((pa >> 12) << 10) | flags
 }
 
 /// Maps `size` bytes of guest-physical space at `gpa` to host-physical
@@ -107,48 +95,7 @@ pub fn map_range<M: TableMemory>(
         Some(end) if end <= GPA_LIMIT => {}
         _ => return Err(MapError::NotCanonical),
     }
-    let mut offset = 0;
-    while offset < size {
-        let (g, h, left) = (gpa + offset, hpa + offset, size - offset);
-        let level = (0..LEVELS)
-            .rev()
-            .find(|&l| g % level_size(l) == 0 && h % level_size(l) == 0 && left >= level_size(l))
-            .unwrap_or(0);
-        map_one(mem, root, g, h, level, leaf.bits())?;
-        offset += level_size(level);
-    }
-    Ok(())
-}
-
-fn map_one<M: TableMemory>(
-    mem: &mut M,
-    root: u64,
-    gpa: u64,
-    hpa: u64,
-    level: usize,
-    leaf: u64,
-) -> Result<(), MapError> {
-    let mut table = root;
-    for l in (level + 1..LEVELS).rev() {
-        let (page, i) = slot(table, gpa, l);
-        let pte = mem.entries(page)[i];
-        table = if pte & PteFlags::V.bits() == 0 {
-            let next = mem.alloc_table().ok_or(MapError::OutOfFrames)?;
-            mem.entries(page)[i] = make_pte(next, PteFlags::V.bits());
-            next
-        } else if pte & LEAF_BITS != 0 {
-            return Err(MapError::AlreadyMapped(gpa));
-        } else {
-            pte_address(pte)
-        };
-    }
-    let (page, i) = slot(table, gpa, level);
-    let entry = &mut mem.entries(page)[i];
-    if *entry & PteFlags::V.bits() != 0 {
-        return Err(MapError::AlreadyMapped(gpa));
-    }
-    *entry = make_pte(hpa, leaf);
-    Ok(())
+    sv39::map_leaves(mem, root, gpa, hpa, size, leaf.bits(), slot)
 }
 
 /// The host-physical address and leaf flags `gpa` maps to, or `None` when it
@@ -189,184 +136,5 @@ fn flags_of(pte: u64) -> PteFlags {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeMap;
-
-    /// Tables in a map; the root's four pages are pre-created.
-    struct FakeMemory {
-        tables: BTreeMap<u64, Box<[u64; 512]>>,
-        next: u64,
-        budget: usize,
-    }
-
-    const ROOT: u64 = 0x10_0000;
-
-    impl FakeMemory {
-        fn new(budget: usize) -> Self {
-            let mut tables = BTreeMap::new();
-            for i in 0..4 {
-                tables.insert(ROOT + i * PAGE_SIZE, Box::new([0u64; 512]));
-            }
-            Self {
-                tables,
-                next: 0x20_0000,
-                budget,
-            }
-        }
-    }
-
-    impl TableMemory for FakeMemory {
-        fn alloc_table(&mut self) -> Option<u64> {
-            self.budget = self.budget.checked_sub(1)?;
-            let pa = self.next;
-            self.next += PAGE_SIZE;
-            self.tables.insert(pa, Box::new([0; 512]));
-            Some(pa)
-        }
-
-        fn entries(&mut self, table: u64) -> &mut [u64; 512] {
-            self.tables
-                .get_mut(&table)
-                .expect("a table the builder made")
-        }
-    }
-
-    #[test]
-    fn guest_ram_maps_with_u_set_and_holes_stay_unmapped() {
-        let mut mem = FakeMemory::new(8);
-        map_range(
-            &mut mem,
-            ROOT,
-            0x8000_0000,
-            0x8800_0000,
-            2 << 20,
-            GuestPerms::RAM,
-        )
-        .unwrap();
-        let (hpa, flags) = translate(&mut mem, ROOT, 0x8000_1234).unwrap();
-        assert_eq!(hpa, 0x8800_1234);
-        assert!(flags.contains(PteFlags::U.union(PteFlags::R).union(PteFlags::W)));
-        assert!(flags.contains(PteFlags::X));
-        // The UART hole and anything past RAM fault.
-        assert_eq!(translate(&mut mem, ROOT, 0x1000_0000), None);
-        assert_eq!(translate(&mut mem, ROOT, 0x8020_0000), None);
-        assert_eq!(translate(&mut mem, ROOT, 0x4000_0000), None);
-    }
-
-    #[test]
-    fn gpas_above_4_gib_use_the_wide_root() {
-        // VPN[2] = 0x600 lands in the root's fourth page (Sv39 could not).
-        let mut mem = FakeMemory::new(8);
-        let gpa = 0x600 << 30;
-        map_range(&mut mem, ROOT, gpa, 0x9000_0000, 4096, GuestPerms::RAM).unwrap();
-        assert_eq!(
-            translate(&mut mem, ROOT, gpa + 8),
-            Some((0x9000_0008, translate(&mut mem, ROOT, gpa).unwrap().1))
-        );
-        assert_ne!(mem.entries(ROOT + 3 * PAGE_SIZE)[0], 0);
-        assert_eq!(translate(&mut mem, ROOT, gpa - 4096), None);
-    }
-
-    #[test]
-    fn permissions_are_per_mapping() {
-        let mut mem = FakeMemory::new(8);
-        let ro = GuestPerms {
-            read: true,
-            write: false,
-            execute: false,
-        };
-        map_range(&mut mem, ROOT, 0x8000_0000, 0x8800_0000, 4096, ro).unwrap();
-        let (_, flags) = translate(&mut mem, ROOT, 0x8000_0000).unwrap();
-        assert!(flags.contains(PteFlags::R.union(PteFlags::U)));
-        assert!(!flags.contains(PteFlags::W));
-        assert!(!flags.contains(PteFlags::X));
-    }
-
-    #[test]
-    fn bad_requests_are_refused() {
-        let mut mem = FakeMemory::new(8);
-        let none = GuestPerms {
-            read: false,
-            write: false,
-            execute: false,
-        };
-        assert_eq!(
-            map_range(&mut mem, ROOT, 0x8000_0000, 0x8800_0000, 4096, none),
-            Err(MapError::NoPermissions)
-        );
-        assert_eq!(
-            map_range(
-                &mut mem,
-                ROOT,
-                0x8000_0100,
-                0x8800_0000,
-                4096,
-                GuestPerms::RAM
-            ),
-            Err(MapError::Misaligned)
-        );
-        assert_eq!(
-            map_range(
-                &mut mem,
-                ROOT + 4096,
-                0x8000_0000,
-                0x8800_0000,
-                4096,
-                GuestPerms::RAM
-            ),
-            Err(MapError::Misaligned)
-        );
-        assert_eq!(
-            map_range(
-                &mut mem,
-                ROOT,
-                GPA_LIMIT - 4096,
-                0x8800_0000,
-                8192,
-                GuestPerms::RAM
-            ),
-            Err(MapError::NotCanonical)
-        );
-        map_range(
-            &mut mem,
-            ROOT,
-            0x8000_0000,
-            0x8800_0000,
-            4096,
-            GuestPerms::RAM,
-        )
-        .unwrap();
-        assert_eq!(
-            map_range(
-                &mut mem,
-                ROOT,
-                0x8000_0000,
-                0x8900_0000,
-                4096,
-                GuestPerms::RAM
-            ),
-            Err(MapError::AlreadyMapped(0x8000_0000))
-        );
-        let mut starved = FakeMemory::new(1);
-        assert_eq!(
-            map_range(
-                &mut starved,
-                ROOT,
-                0x8000_0000,
-                0x8800_0000,
-                4096,
-                GuestPerms::RAM
-            ),
-            Err(MapError::OutOfFrames)
-        );
-    }
-
-    #[test]
-    fn hgatp_selects_sv39x4_with_the_vmid() {
-        let v = hgatp_value(0x8040_0000, 5);
-        assert_eq!(v >> 60, 8);
-        assert_eq!((v >> 44) & 0x3fff, 5);
-        assert_eq!(v & ((1 << 44) - 1), 0x8040_0000 >> 12);
-    }
-}
+#[path = "gstage_tests.rs"]
+mod tests;

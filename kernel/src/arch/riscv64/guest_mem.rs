@@ -58,13 +58,13 @@ impl GuestVm {
             .alloc_contiguous(ram_frames, 512)
             .map_err(|_| Error::OutOfMemory)?;
         let Ok(root) = frames.alloc_contiguous(gstage::ROOT_FRAMES, gstage::ROOT_FRAMES) else {
-            free_run(frames, ram, ram_frames);
+            frames.free_contiguous(ram, ram_frames);
             return Err(Error::OutOfMemory);
         };
         // The ioreq page and, right after it, the posted-write ring.
         let Ok(ioreq_frame) = frames.alloc_contiguous(SHARED_FRAMES, 1) else {
-            free_run(frames, ram, ram_frames);
-            free_run(frames, root, gstage::ROOT_FRAMES);
+            frames.free_contiguous(ram, ram_frames);
+            frames.free_contiguous(root, gstage::ROOT_FRAMES);
             return Err(Error::OutOfMemory);
         };
         zero_frames(ram, ram_frames);
@@ -214,12 +214,12 @@ impl GuestVm {
         // No hart may be in the guest when its memory goes.
         self.quiesce();
         let ram_frames = (self.vm.ram_bytes / PAGE_SIZE) as usize;
-        free_run(frames, self.ram.start, ram_frames);
-        free_run(frames, self.root, gstage::ROOT_FRAMES);
+        frames.free_contiguous(self.ram.start, ram_frames);
+        frames.free_contiguous(self.root, gstage::ROOT_FRAMES);
         for table in self.tables.drain(..) {
             let _ = frames.free(table);
         }
-        free_run(frames, self.io.ioreq, SHARED_FRAMES);
+        frames.free_contiguous(self.io.ioreq, SHARED_FRAMES);
         hfence_gvma_all();
         forget_loaded_hgatp();
     }
@@ -286,12 +286,6 @@ impl Vcpu {
         self.deadline = None;
         self.fp = FpRegs::default();
         self.fp_token = FpOwner::fresh_token();
-    }
-}
-
-fn free_run<const W: usize>(frames: &mut FrameAllocator<W>, start: u64, count: usize) {
-    for i in 0..count as u64 {
-        let _ = frames.free(start + i * PAGE_SIZE);
     }
 }
 

@@ -196,12 +196,6 @@ pub fn guest_tlb_tags() -> u16 {
 /// CPUID leaf of the SVM features (EBX: NASID).
 const SVM_FEATURES: u32 = 0x8000_000a;
 
-fn free_run<const W: usize>(frames: &mut FrameAllocator<W>, start: u64, count: usize) {
-    for i in 0..count as u64 {
-        let _ = frames.free(start + i * PAGE_SIZE);
-    }
-}
-
 impl GuestVm {
     /// Builds VM `name` with `ram_bytes` (a multiple of 2 MiB, at least
     /// 2 MiB) of zeroed RAM at guest-physical 0, its nested tables, VMCB,
@@ -261,7 +255,7 @@ impl GuestVm {
         let (vmcb, ioreq_frame, posted_frame, npt_root, msr_area) = match built {
             Ok(parts) => parts,
             Err(e) => {
-                free_run(frames, ram, ram_frames);
+                frames.free_contiguous(ram, ram_frames);
                 for table in tables {
                     let _ = frames.free(table);
                 }
@@ -466,11 +460,7 @@ impl GuestVm {
     /// ASID goes back with its record (`crate::vm::control::destroy`).
     pub fn destroy<const W: usize>(mut self, frames: &mut FrameAllocator<W>) {
         self.vcpu.release();
-        free_run(
-            frames,
-            self.ram.start,
-            (self.vm.ram_bytes / PAGE_SIZE) as usize,
-        );
+        frames.free_contiguous(self.ram.start, (self.vm.ram_bytes / PAGE_SIZE) as usize);
         for table in self.tables.drain(..) {
             let _ = frames.free(table);
         }

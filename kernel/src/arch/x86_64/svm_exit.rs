@@ -2,8 +2,7 @@
 //! the generic [`GuestExit`], and where the guest resumes (QEMU has no
 //! next-RIP save, so the backend advances RIP itself). Pure and host-tested.
 
-use crate::vm::GuestAccess;
-use crate::vm::exit::{GuestExit, PioExit};
+use crate::vm::exit::{GuestExit, PioExit, fault_access, port_mask};
 
 /// Exit codes (AMD APM vol. 2, appendix C).
 pub mod code {
@@ -60,13 +59,7 @@ pub fn decode(exit_code: u64, info1: u64, info2: u64, rax: u64) -> GuestExit {
         code::INTR => GuestExit::HostInterrupt,
         code::SHUTDOWN => GuestExit::Shutdown,
         code::NPF => GuestExit::GuestPageFault {
-            access: if info1 & NPF_FETCH != 0 {
-                GuestAccess::Fetch
-            } else if info1 & NPF_WRITE != 0 {
-                GuestAccess::Store
-            } else {
-                GuestAccess::Load
-            },
+            access: fault_access(info1 & NPF_FETCH != 0, info1 & NPF_WRITE != 0),
             gpa: info2,
         },
         _ => GuestExit::Unhandled {
@@ -123,19 +116,10 @@ pub fn fixed_instruction_len(exit_code: u64) -> Option<u64> {
     }
 }
 
-/// Bytes of a port access's value.
-fn size_mask(size: u8) -> u64 {
-    match size {
-        1 => 0xff,
-        2 => 0xffff,
-        _ => 0xffff_ffff,
-    }
-}
-
 /// The RAX a guest sees after `in` of `size` bytes read `value`: AL and AX
 /// keep the upper bits, EAX is zero-extended (as every 32-bit write).
 pub fn rax_after_in(rax: u64, size: u8, value: u64) -> u64 {
-    let mask = size_mask(size);
+    let mask = port_mask(size);
     if size == 4 {
         value & mask
     } else {
@@ -155,6 +139,7 @@ pub fn io_next_rip(rip: u64, info2: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vm::GuestAccess;
 
     #[test]
     fn in_results_land_like_the_cpu_puts_them() {

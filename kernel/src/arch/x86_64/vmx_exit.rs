@@ -3,8 +3,7 @@
 //! 3C, chapter 28 and appendix C). The guest resumes after the instruction
 //! at the VM-exit instruction length. Pure and host-tested.
 
-use crate::vm::GuestAccess;
-use crate::vm::exit::{GuestExit, PioExit};
+use crate::vm::exit::{GuestExit, PioExit, fault_access};
 
 /// Basic exit reasons (appendix C).
 pub mod reason {
@@ -82,13 +81,10 @@ pub fn decode(exit_reason: u32, qualification: u64, gpa: u64, rax: u64) -> Guest
         reason::EXTERNAL_INTERRUPT | reason::PREEMPTION_TIMER => GuestExit::HostInterrupt,
         reason::TRIPLE_FAULT => GuestExit::Shutdown,
         reason::EPT_VIOLATION => GuestExit::GuestPageFault {
-            access: if qualification & EPT_FETCH != 0 {
-                GuestAccess::Fetch
-            } else if qualification & EPT_WRITE != 0 {
-                GuestAccess::Store
-            } else {
-                GuestAccess::Load
-            },
+            access: fault_access(
+                qualification & EPT_FETCH != 0,
+                qualification & EPT_WRITE != 0,
+            ),
             gpa,
         },
         _ => unhandled,
@@ -118,6 +114,7 @@ fn decode_io(qualification: u64, rax: u64) -> Option<GuestExit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vm::GuestAccess;
 
     #[test]
     fn an_out_to_com1_is_a_one_byte_write_of_al() {
