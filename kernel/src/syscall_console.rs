@@ -105,9 +105,11 @@ pub fn dispatch<M: Machine>(
     Decision::Continue
 }
 
-/// Shows the `len` bytes `task` passes at user address `ptr` with `show`
-/// if it holds the CONSOLE right: `console_put` (a partial line) and
-/// `console_write` (bytes as they are) differ only in `show`.
+/// Shows the `len` bytes (at most [`MAX_DEBUG_WRITE`]) `task` passes at
+/// user address `ptr` with `show` if it holds the CONSOLE right: the one
+/// path by which a task's bytes reach the console. `console_put` (a
+/// partial line) and `console_write` (bytes as they are) differ only in
+/// `show`.
 pub(crate) fn console_bytes<M: Machine>(
     objects: &KernelObjects,
     machine: &mut M,
@@ -119,20 +121,6 @@ pub(crate) fn console_bytes<M: Machine>(
     if !has_right(objects, task, KernelRights::CONSOLE) {
         return Err(Error::PermissionDenied);
     }
-    show_user_bytes(machine, task, ptr, len, show)
-}
-
-/// Reads the `len` bytes (at most [`MAX_DEBUG_WRITE`]) that `task` passes
-/// at user address `ptr` and hands them to `show`: the one path by which a
-/// task's bytes reach the console (`console_put`, `console_write`), after
-/// the caller checked the task's right.
-pub(crate) fn show_user_bytes<M: Machine>(
-    machine: &mut M,
-    task: TaskId,
-    ptr: usize,
-    len: usize,
-    show: impl FnOnce(&mut M, &[u8]),
-) -> Result<[usize; 3], Error> {
     let mut text = [0u8; MAX_DEBUG_WRITE];
     let buf = text.get_mut(..len).ok_or(Error::MessageTooLarge)?;
     if !machine.read_user(task, ptr, buf) {

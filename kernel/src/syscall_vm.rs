@@ -119,6 +119,9 @@ pub trait VmHost {
     }
     /// Zeroes `vm`'s RAM, frees its ioreq slots, forgets image and DTB.
     fn vm_reset(&mut self, _vm: usize) {}
+    /// Returns once no CPU is in `vm`'s guest (each CPU running one of its
+    /// vCPUs is kicked out): a pause holds every vCPU before it returns.
+    fn vm_quiesce(&mut self, _vm: usize) {}
     /// Returns all of `vm`'s memory; unmaps its ioreq page from `ioreq`.
     fn vm_destroy(&mut self, _vm: usize, _ioreq: Option<TaskId>) {}
     /// Maps `vm`'s ioreq page into `task` (unmapping it from `previous`);
@@ -231,7 +234,14 @@ pub fn dispatch<M: Machine>(
 ) -> Decision {
     let vm = args[0];
     let result = match call {
-        Sysno::ConsoleWrite => console_write(objects, machine, current, args[0], args[1]),
+        Sysno::ConsoleWrite => crate::syscall_console::console_bytes(
+            objects,
+            machine,
+            current,
+            args[0],
+            args[1],
+            M::console_raw,
+        ),
         Sysno::VmCreate => vm_create(objects, machine, current, args),
         Sysno::VmLoad => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| known(objects, vm))
@@ -287,7 +297,10 @@ pub fn dispatch<M: Machine>(
             .map(|()| [0; 3]),
         Sysno::VmPause => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| control::pause(objects, vm))
-            .map(|()| [0; 3]),
+            .map(|()| {
+                machine.vm_quiesce(vm);
+                [0; 3]
+            }),
         Sysno::VmResume => need(objects, current, KernelRights::VM_CONTROL)
             .and_then(|()| control::resume(objects, vm))
             .map(|()| [0; 3]),
@@ -425,17 +438,6 @@ fn granted_copy<M: Machine>(
         _ if len > IPC_BUFFER_SIZE => Err(Error::MessageTooLarge),
         _ => machine.vm_ram_copy(task, vm, at as u64, len, call == Sysno::VmRamWrite),
     }
-}
-
-fn console_write<M: Machine>(
-    objects: &KernelObjects,
-    machine: &mut M,
-    task: TaskId,
-    ptr: usize,
-    len: usize,
-) -> Result<[usize; 3], Error> {
-    need(objects, task, KernelRights::CONSOLE)?;
-    crate::syscall_console::show_user_bytes(machine, task, ptr, len, M::console_raw)
 }
 
 /// `vm_set_external_irq`: the arch layer sets the vCPU's pending external

@@ -8,7 +8,6 @@ use mica_boot::MemRange;
 
 use super::{Runner, Tasks};
 use crate::arch;
-use crate::frame::FRAME_SIZE;
 use crate::kmain::FRAMES;
 use crate::obj::ids::TaskId;
 use crate::syscall_device::{self, DeviceHost};
@@ -42,12 +41,7 @@ impl DeviceHost for Tasks {
     }
 
     fn dma_free(&mut self, pa: u64, pages: usize) {
-        let mut frames = FRAMES.lock();
-        for page in 0..pages as u64 {
-            // Every frame came from this allocator; a refusal means it is
-            // already free, and nothing more can be done.
-            let _ = frames.free(pa + page * FRAME_SIZE);
-        }
+        FRAMES.lock().free_contiguous(pa, pages);
     }
 
     fn device_reset(&mut self, window: MemRange) {

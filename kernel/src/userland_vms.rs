@@ -211,6 +211,12 @@ impl VmHost for Tasks {
         self.guest(vm)?.start_at(entry, dtb)
     }
 
+    fn vm_quiesce(&mut self, vm: usize) {
+        if let Some(guest) = self.guests.vms.get(vm).and_then(Option::as_ref) {
+            guest.quiesce();
+        }
+    }
+
     fn vm_reset(&mut self, vm: usize) {
         if let Ok(guest) = self.guest(vm) {
             guest.reset();

@@ -498,7 +498,7 @@ fn deliver_resched(s: &mut Scheduler) {
 /// one, and no CPU idles while a task is ready.
 fn most_urgent_run(s: &Scheduler) -> Result<(), String> {
     for cpu in 0..s.cpus() {
-        let best_ready = s.highest_ready_on(cpu as u8);
+        let best_ready = s.highest_ready_on(u8::try_from(cpu).unwrap());
         match s.running_on(cpu) {
             None if best_ready.is_some() => {
                 return Err(format!("cpu {cpu} idles beside a ready task"));

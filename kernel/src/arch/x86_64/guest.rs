@@ -82,6 +82,10 @@ impl GuestVm {
         Err(self.run(vcpu))
     }
 
+    /// No CPU but the one calling runs a guest on x86: nothing to wait
+    /// for.
+    pub fn quiesce(&self) {}
+
     /// Never reached on x86 ([`GuestVm::begin`] hands out no entry).
     pub fn resume(&mut self, _vcpu: usize, _abandoned: bool) -> Result<GuestEntry, RunOutcome> {
         Err(RunOutcome::Preempted)
