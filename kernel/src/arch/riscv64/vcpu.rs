@@ -317,6 +317,9 @@ impl GuestVm {
             return Err(RunOutcome::Preempted);
         }
         let v = &mut self.vcpu;
+        // Interrupts other harts raised while it ran count for this exit
+        // already (a `wfi` must see them).
+        take_mailbox(v);
         if fpu::dirtied(v.frame.sstatus) {
             fpu::save(&mut v.fp);
             v.frame.sstatus = fpu::guest_sstatus(v.frame.sstatus);
@@ -354,12 +357,7 @@ impl GuestVm {
             self.icache_stale &= !me;
         }
         let v = &mut self.vcpu;
-        if v.hvip_set | v.hvip_clear != 0 {
-            csr::hvip::set(v.hvip_set);
-            csr::hvip::clear(v.hvip_clear);
-            v.hvip_set = 0;
-            v.hvip_clear = 0;
-        }
+        take_mailbox(v);
         if let Some(deadline) = v.deadline {
             if timer::now() >= deadline {
                 csr::hvip::set(HVIP_VSTIP);
@@ -859,6 +857,18 @@ impl GuestVm {
         v.pending = None;
         v.run = v.run.resume().map_err(|_| Error::BadSlotState)?;
         Ok(())
+    }
+}
+
+/// Puts the interrupts other harts raised or lowered for `v`, which runs
+/// on this hart, into the hart's `hvip`.
+#[inline]
+fn take_mailbox(v: &mut Vcpu) {
+    if v.hvip_set | v.hvip_clear != 0 {
+        csr::hvip::set(v.hvip_set);
+        csr::hvip::clear(v.hvip_clear);
+        v.hvip_set = 0;
+        v.hvip_clear = 0;
     }
 }
 
