@@ -413,12 +413,35 @@ pub fn user_syscall(nr: Option<usize>) -> *mut TrapFrame {
 pub fn user_trap(trap: Trap) -> *mut TrapFrame {
     let mut guard = lock();
     let r = &mut *guard;
-    let Some(current) = r.objects.sched.current() else {
-        fail(format_args!(
-            "trap from U-mode with no current task: {trap:?}"
-        ))
+    // The task this CPU ran; none if another CPU took it off meanwhile (a
+    // kill from its timer path): what it trapped for is moot.
+    let ran = r.objects.sched.current();
+    let step = match ran {
+        Some(current) => {
+            let decision = decide_after_trap(r, current, trap);
+            next_step(r, decision, current)
+        }
+        None => {
+            let decision = r.objects.sched.schedule();
+            idle_step(r, decision)
+        }
     };
-    let decision = match trap {
+    let (mut guard, next) = drive(guard, step);
+    let Some(slot) = guard.tasks.slot_mut(next) else {
+        fail(format_args!("task {} has no context", next.slot()))
+    };
+    if Some(next) != ran {
+        slot.space.activate();
+    }
+    let frame = &raw mut slot.frame;
+    unlock(guard);
+    frame
+}
+
+/// What the scheduler does after `current`, the task this CPU runs,
+/// trapped for `trap`.
+fn decide_after_trap(r: &mut Runner, current: TaskId, trap: Trap) -> Decision {
+    match trap {
         Trap::Syscall => {
             let Some(slot) = r.tasks.slot_mut(current) else {
                 fail(format_args!("task {} has no context", current.slot()))
@@ -442,18 +465,7 @@ pub fn user_trap(trap: Trap) -> *mut TrapFrame {
             }
             None => Decision::Continue,
         },
-    };
-    let step = next_step(r, decision, current);
-    let (mut guard, next) = drive(guard, step);
-    let Some(slot) = guard.tasks.slot_mut(next) else {
-        fail(format_args!("task {} has no context", next.slot()))
-    };
-    if next != current {
-        slot.space.activate();
     }
-    let frame = &raw mut slot.frame;
-    unlock(guard);
-    frame
 }
 
 /// Where a CPU other than the boot CPU goes once released: it schedules
@@ -588,20 +600,21 @@ fn after_exit(r: &mut Runner, vm: usize, vcpu: usize, task: TaskId) -> Step {
         let decision = r.objects.sched.schedule();
         return next_step(r, decision, task);
     };
-    let resumed = guest.resume(vcpu, abandoned);
-    // Siblings it started or sent an interrupt may run (on other CPUs at
-    // once).
-    let woken = guest.take_wakeups();
-    if woken != 0 {
-        control::wake(&mut r.objects, vm, woken);
-    }
-    match resumed {
-        Ok(entry) => Step::Guest {
-            entry,
-            vm,
-            vcpu,
-            task,
-        },
+    match guest.resume(vcpu, abandoned) {
+        Ok(entry) => {
+            // Siblings it started or sent an interrupt may run (on other
+            // CPUs at once); at the end of a run, `run_over` sees to it.
+            let woken = guest.take_wakeups();
+            if woken != 0 {
+                control::wake(&mut r.objects, vm, woken);
+            }
+            Step::Guest {
+                entry,
+                vm,
+                vcpu,
+                task,
+            }
+        }
         Err(outcome) => {
             let decision = run_over(r, vm, vcpu, outcome);
             next_step(r, decision, task)

@@ -565,7 +565,7 @@ impl Endpoints {
     /// `ep`'s receivers and takes the message, and `caller` waits for its
     /// reply, exactly as the general call leaves them, without building
     /// an [`Outcome`] or checking again.
-    #[inline]
+    #[inline(always)]
     pub fn apply_call_plain(&mut self, caller: TaskId, ep: EndpointId, receiver: TaskId) {
         let index = usize::from(ep.0);
         let taken = self.queues.pop_front(index);

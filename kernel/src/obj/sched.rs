@@ -517,7 +517,7 @@ impl Scheduler {
     /// Whether a direct switch to `to` runs it at once: it waits as
     /// `state` and no task more urgent than it is ready (one lookup of its
     /// entry; the check of [`Scheduler::apply_direct_switch`]).
-    #[inline]
+    #[inline(always)]
     pub fn direct_switch_ok(&self, to: TaskId, state: TaskState) -> bool {
         match self.entries[to.slot()] {
             Some(e) if e.task == to => {
@@ -704,19 +704,19 @@ impl Scheduler {
 
     /// Whether the CPU the kernel acts for may run tasks at `priority`
     /// ([`Scheduler::share_only`]).
-    #[inline]
+    #[inline(always)]
     fn takes(&self, priority: Priority) -> bool {
         self.cpu == 0 || self.shared & 1 << priority.level() != 0
     }
 
     /// The most urgent ready priority the CPU the kernel acts for may take.
-    #[inline]
+    #[inline(always)]
     fn highest_ready(&self) -> Option<Priority> {
         self.highest_ready_on(self.cpu)
     }
 
     /// The most urgent ready priority CPU `cpu` may take.
-    #[inline]
+    #[inline(always)]
     fn highest_ready_on(&self, cpu: u8) -> Option<Priority> {
         let levels = if cpu == 0 {
             self.nonempty

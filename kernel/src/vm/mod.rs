@@ -50,6 +50,13 @@ pub struct VmName {
 }
 
 impl VmName {
+    /// No name: for code that needs one but prints none (the guest SBI's
+    /// base extension, `arch::riscv64::guest_sbi::base_call`).
+    pub const UNNAMED: Self = Self {
+        bytes: [0; NAME_MAX],
+        len: 0,
+    };
+
     /// `name`, or `None` if it is empty, too long or not printable ASCII.
     pub fn new(name: &str) -> Option<Self> {
         let ok = |b: &u8| b.is_ascii_graphic();

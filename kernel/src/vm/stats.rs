@@ -88,8 +88,14 @@ impl VcpuStats {
     /// Counts one exit of `kind`.
     #[inline]
     pub fn exit(&mut self, kind: ExitKind) {
+        self.exits_of(kind, 1);
+    }
+
+    /// `n` more exits of `kind`.
+    #[inline]
+    pub fn exits_of(&mut self, kind: ExitKind, n: u32) {
         let count = &mut self.exits[kind as usize];
-        *count = count.wrapping_add(1);
+        *count = count.wrapping_add(u64::from(n));
     }
 
     /// Its exits of every kind.

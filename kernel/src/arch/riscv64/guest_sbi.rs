@@ -500,6 +500,38 @@ pub fn handle_ecall(
     (ret, effect.get())
 }
 
+/// The base extension: which SBI this is and which extensions it has.
+/// Its answers depend on nothing of the VM, so the hart running a vCPU
+/// serves it without the kernel lock ([`base_call`]).
+pub const EID_BASE: usize = sbi_spec::base::EID_BASE;
+
+/// Serves a base-extension call (function `a6`, arguments `args`) as
+/// [`handle_ecall`] does, with nothing of the VM at hand: the same
+/// dispatch, given a caller that holds nothing (no base function reads
+/// it).
+pub fn base_call(a6: usize, args: [usize; 6]) -> SbiRet {
+    struct NoMemory;
+    impl GuestMemoryRead for NoMemory {
+        fn read(&self, _gpa: u64, _buf: &mut [u8]) -> bool {
+            false
+        }
+    }
+    let name = VmName::UNNAMED;
+    let mut line = ConsoleLine::new();
+    let mut out = |_: PrefixedLine<'_>| {};
+    let mut caller = SbiCaller {
+        name: &name,
+        line: &mut line,
+        memory: &NoMemory,
+        out: &mut out,
+        hart: 0,
+        harts: 1,
+        stopped: 0,
+        suspended: 0,
+    };
+    handle_ecall(&mut caller, EID_BASE, a6, args).0
+}
+
 #[cfg(test)]
 #[path = "guest_sbi_tests.rs"]
 mod tests;

@@ -543,3 +543,51 @@ fn suspend_to_ram_resumes_at_an_address_in_guest_ram_only() {
         );
     }
 }
+
+#[test]
+fn the_lock_free_base_call_answers_as_the_full_dispatch_does() {
+    let ram = ram_with(0, b"");
+    let four_harts = Harts {
+        hart: 2,
+        harts: 4,
+        stopped: 0b1000,
+        suspended: 0b0010,
+    };
+    let probes = [
+        base::EID_BASE,
+        time::EID_TIME,
+        hsm::EID_HSM,
+        srst::EID_SRST,
+        dbcn::EID_DBCN,
+        sbi_spec::spi::EID_SPI,
+        sbi_spec::rfnc::EID_RFNC,
+        sbi_spec::susp::EID_SUSP,
+        sbi_spec::pmu::EID_PMU,
+        0x0A00_0000,
+    ];
+    let mut calls: Vec<(usize, usize)> = (0..=7).map(|fid| (fid, 0)).collect();
+    calls.extend(probes.iter().map(|&eid| (base::PROBE_EXTENSION, eid)));
+    for (fid, arg) in calls {
+        let args = [arg, 0, 0, 0, 0, 0];
+        let (full, effect, lines) = call_on(
+            four_harts,
+            &ram,
+            &mut ConsoleLine::new(),
+            EID_BASE,
+            fid,
+            args,
+        );
+        assert_eq!(base_call(fid, args), full, "fid {fid} arg {arg:#x}");
+        assert_eq!(effect, SbiEffect::None);
+        assert!(lines.is_empty());
+    }
+    // What it answers is what a guest reads: SBI 2.0, and HSM present.
+    assert_eq!(
+        base_call(base::GET_SBI_SPEC_VERSION, [0; 6]),
+        SbiRet::success(0x0200_0000)
+    );
+    assert_eq!(
+        base_call(base::PROBE_EXTENSION, [hsm::EID_HSM, 0, 0, 0, 0, 0]).value,
+        1
+    );
+}

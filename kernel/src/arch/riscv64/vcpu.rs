@@ -37,7 +37,7 @@ use super::sv39::MapError;
 use super::vs_csrs::VsCsrs;
 use super::vs_fetch::{self, GuestMode};
 use super::world_switch::{GuestFrame, enter_guest};
-use super::{csr, timer};
+use super::{csr, guest_sbi, timer};
 use crate::arch::RunOutcome;
 use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::vm::console::ConsoleLine;
@@ -84,6 +84,8 @@ const HENVCFG_STCE: usize = 1 << 63;
 /// supervisor software (an IPI) and external.
 const VSIE_WAKERS: usize = (1 << 1) | (1 << 9);
 const INTERRUPT: usize = 1 << 63;
+/// `scause` of an `ecall` from VS-mode: an SBI call.
+const ECALL_FROM_VS: usize = 10;
 
 /// Why a VM could not be built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,16 +116,32 @@ static IN_GUEST: PerCpu<AtomicUsize> = PerCpu([const { AtomicUsize::new(0) }; MA
 pub struct GuestEntry(NonNull<GuestFrame>);
 
 impl GuestEntry {
-    /// Runs the guest until its next exit, outside the kernel lock; the
-    /// hart then takes the lock and hands the exit to
-    /// [`GuestVm::resume`].
+    /// Runs the guest until its next exit that needs the kernel, outside
+    /// the kernel lock; the hart then takes the lock and hands the exit to
+    /// [`GuestVm::resume`]. An SBI base-extension call, which depends on
+    /// nothing but the calling vCPU's registers, is served here at once
+    /// (counted in [`GuestFrame::local_calls`]): the cheapest call costs no
+    /// lock.
     pub fn enter(self) {
         // SAFETY: the frame is the boxed frame of a vCPU whose run this
         // hart holds (`Vcpu::on_cpu`): no other hart reads or writes it
         // until the run ends, and it is not freed while the hart is in the
         // guest (a destroy or reset first waits, in `quiesce`, for
         // `IN_GUEST` to name another frame).
-        enter_guest(unsafe { &mut *self.0.as_ptr() });
+        let frame = unsafe { &mut *self.0.as_ptr() };
+        loop {
+            enter_guest(frame);
+            // The exit's `scause` is still in its CSR.
+            if csr::scause::read() != ECALL_FROM_VS || frame.regs[17] != guest_sbi::EID_BASE {
+                break;
+            }
+            let r = &mut frame.regs;
+            let ret = guest_sbi::base_call(r[16], [r[10], r[11], r[12], r[13], r[14], r[15]]);
+            r[10] = ret.error;
+            r[11] = ret.value;
+            frame.sepc += 4;
+            frame.local_calls = frame.local_calls.wrapping_add(1);
+        }
         IN_GUEST.here().store(0, Ordering::Release);
     }
 }
@@ -320,6 +338,10 @@ impl GuestVm {
         // Interrupts other harts raised while it ran count for this exit
         // already (a `wfi` must see them).
         take_mailbox(v);
+        let local = core::mem::take(&mut v.frame.local_calls);
+        if local != 0 {
+            v.stats.exits_of(ExitKind::Hypercall, local);
+        }
         if fpu::dirtied(v.frame.sstatus) {
             fpu::save(&mut v.fp);
             v.frame.sstatus = fpu::guest_sstatus(v.frame.sstatus);
@@ -617,7 +639,7 @@ impl GuestVm {
             csr::sstatus::clear(csr::SSTATUS_SIE);
             return Some(RunOutcome::Preempted);
         }
-        if cause == 10 {
+        if cause == ECALL_FROM_VS {
             self.vcpu.stats.exit(ExitKind::Hypercall);
             return self.sbi_call();
         }

@@ -35,6 +35,9 @@ pub struct GuestFrame {
     /// `sstatus` for the entry: SPP=1 (VS-mode), SIE/SPIE clear.
     pub sstatus: usize,
     host: [usize; 15],
+    /// SBI calls the running hart served without the kernel lock since the
+    /// kernel last counted the vCPU's exits (`vcpu::GuestEntry::enter`).
+    pub local_calls: u32,
 }
 
 core::arch::global_asm!(
