@@ -58,32 +58,32 @@ fn big_info(slot: u16) -> VmInfo {
 
 #[test]
 fn wire_bytes_are_pinned() {
-    // Start { name: "a" }: version 8, variant 1, length 1, 'a'.
+    // Start { name: "a" }: version 9, variant 1, length 1, 'a'.
     let start = Request::Start {
         name: wire_name("a").unwrap(),
     };
-    assert_eq!(VERSION, 8);
-    assert_eq!(frame_of(&start), [0x05, 0x08, 0x01, 0x01, b'a', 0x00]);
-    // List { from: 0 }: version 8, variant 8, from 0 -> a zero is stuffed.
+    assert_eq!(VERSION, 9);
+    assert_eq!(frame_of(&start), [0x05, 0x09, 0x01, 0x01, b'a', 0x00]);
+    // List { from: 0 }: version 9, variant 8, from 0 -> a zero is stuffed.
     assert_eq!(
         frame_of(&Request::List { from: 0 }),
-        [0x03, 0x08, 0x08, 0x01, 0x00]
+        [0x03, 0x09, 0x08, 0x01, 0x00]
     );
-    assert_eq!(frame_of(&Response::Ok), [0x02, 0x08, 0x01, 0x00]);
-    // Ended(Destroyed): version 8, variant 6, LastExit variant 4.
+    assert_eq!(frame_of(&Response::Ok), [0x02, 0x09, 0x01, 0x00]);
+    // Ended(Destroyed): version 9, variant 6, LastExit variant 4.
     assert_eq!(
         frame_of(&Response::Ended(ipc::vm::LastExit::Destroyed)),
-        [0x04, 0x08, 0x06, 0x04, 0x00]
+        [0x04, 0x09, 0x06, 0x04, 0x00]
     );
-    // Images { from: 0 }: version 8, variant 14, from 0 stuffed.
+    // Images { from: 0 }: version 9, variant 14, from 0 stuffed.
     assert_eq!(
         frame_of(&Request::Images { from: 0 }),
-        [0x03, 0x08, 0x0e, 0x01, 0x00]
+        [0x03, 0x09, 0x0e, 0x01, 0x00]
     );
-    // Events { from: 0 }: version 8, variant 16, from 0 stuffed.
+    // Events { from: 0 }: version 9, variant 16, from 0 stuffed.
     assert_eq!(
         frame_of(&Request::Events { from: 0 }),
-        [0x03, 0x08, 0x10, 0x01, 0x00]
+        [0x03, 0x09, 0x10, 0x01, 0x00]
     );
     let mut buf: FrameBuf = [0; MAX_FRAME];
     assert_eq!(frame::version_notice(&mut buf), [0x02, VERSION, 0x00]);
@@ -120,8 +120,8 @@ fn bad_frames_give_one_error_each_and_the_next_frame_still_decodes() {
         ),
         (vec![0x01, 0x00], FrameError::NoVersion),
         (
-            vec![0x02, 0x09, 0x00],
-            FrameError::UnsupportedVersion { got: 9 },
+            vec![0x02, 0x0a, 0x00],
+            FrameError::UnsupportedVersion { got: 10 },
         ),
         (vec![0x03, VERSION, 0x63, 0x00], FrameError::Malformed),
         (vec![0x02, VERSION, 0x00], FrameError::VersionNotice),
@@ -246,7 +246,7 @@ fn errors_read_as_one_line() {
         (FrameError::Oversize, "frame longer than 516 bytes"),
         (
             FrameError::UnsupportedVersion { got: 2 },
-            "the peer speaks management protocol version 2, this side speaks version 8",
+            "the peer speaks management protocol version 2, this side speaks version 9",
         ),
         (
             FrameError::BadStuffing(CobsError::ZeroCode),

@@ -70,9 +70,13 @@ fn four_vcpus() -> VmStats {
         round_trips,
         cpu: None,
     };
+    let on_cpu_2 = VcpuInfo {
+        cpu: Some(2),
+        ..vcpu(VcpuState::Running, 12_345, 17)
+    };
     VmStats {
         vcpus: VcpuList::from_slice(&[
-            vcpu(VcpuState::Running, 12_345, 17),
+            on_cpu_2,
             vcpu(VcpuState::Io, 800, 790),
             vcpu(VcpuState::Waiting, 3, 0),
             vcpu(VcpuState::Stopped, 0, 0),
@@ -89,7 +93,7 @@ fn each_vcpu_gets_a_line_in_order() {
     assert_eq!(
         lines[2..],
         [
-            "vcpu 0:        running, 12345 exits, 17 I/O round trips",
+            "vcpu 0:        running on cpu 2, 12345 exits, 17 I/O round trips",
             "vcpu 1:        waiting for I/O, 800 exits, 790 I/O round trips",
             "vcpu 2:        waiting, 3 exits, 0 I/O round trips",
             "vcpu 3:        stopped, 0 exits, 0 I/O round trips",
@@ -115,10 +119,10 @@ fn the_vcpus_are_a_json_array_of_their_figures() {
     let vcpus = out.split_once(",\"vcpus\":").unwrap().1;
     assert_eq!(
         vcpus,
-        "[{\"vcpu\":0,\"state\":\"running\",\"exits\":12345,\"round_trips\":17},\
-         {\"vcpu\":1,\"state\":\"io\",\"exits\":800,\"round_trips\":790},\
-         {\"vcpu\":2,\"state\":\"waiting\",\"exits\":3,\"round_trips\":0},\
-         {\"vcpu\":3,\"state\":\"stopped\",\"exits\":0,\"round_trips\":0}]}"
+        "[{\"vcpu\":0,\"state\":\"running\",\"cpu\":2,\"exits\":12345,\"round_trips\":17},\
+         {\"vcpu\":1,\"state\":\"io\",\"cpu\":null,\"exits\":800,\"round_trips\":790},\
+         {\"vcpu\":2,\"state\":\"waiting\",\"cpu\":null,\"exits\":3,\"round_trips\":0},\
+         {\"vcpu\":3,\"state\":\"stopped\",\"cpu\":null,\"exits\":0,\"round_trips\":0}]}"
     );
     // No vCPU figures (a kernel without them): an empty array.
     let mut out = String::new();
@@ -169,7 +173,7 @@ fn info_json_adds_the_figures_and_keeps_every_other_key() {
              \"interrupt\":40,\"other\":3}},\"ioreq_round_trips\":23702,\
              \"service_ns\":1234567890,\"posted_writes\":9,\"net\":{{\"sent\":12,\
              \"received\":10,\"tx_dropped\":0,\"rx_dropped\":2}},\"vcpus\":[{{\"vcpu\":0,\
-             \"state\":\"waiting\",\"exits\":24076,\"round_trips\":23702}}]}}}}",
+             \"state\":\"waiting\",\"cpu\":null,\"exits\":24076,\"round_trips\":23702}}]}}}}",
             plain.strip_suffix('}').unwrap()
         )
     );
