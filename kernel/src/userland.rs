@@ -585,6 +585,12 @@ fn next_step(r: &mut Runner, mut decision: Decision, mut last: TaskId) -> Step {
                     task: next,
                 };
             }
+            // The CPU that holds it gives it up once it has the lock: this
+            // one lets it go and waits (a tick at most) with the lock free.
+            Err(RunOutcome::Elsewhere) => {
+                let _ = r.objects.sched.yield_now();
+                return Step::Idle;
+            }
             Err(outcome) => decision = run_over(r, vm, vcpu, outcome),
         }
     }
@@ -672,6 +678,8 @@ fn after_run(r: &mut Runner, vm: usize, vcpu: usize, outcome: RunOutcome) -> Dec
             control::hart_stopped(&mut r.objects, vm, vcpu);
             r.objects.sched.schedule()
         }
+        // Not an end of a run (`next_step` takes it before).
+        RunOutcome::Elsewhere => r.objects.sched.schedule(),
         RunOutcome::Left(_) => {
             klog::print(format_args!("mica: {}\n", guest.vm.report()));
             tell_controller(r, vm);

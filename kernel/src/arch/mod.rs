@@ -53,6 +53,10 @@ pub enum RunOutcome {
     /// The vCPU stopped itself (SBI HSM `hart_stop`), or is stopped: it
     /// runs again when a sibling starts it.
     HartStopped,
+    /// Another CPU still holds the vCPU's state from a run the kernel took
+    /// off it (a pause), until that CPU next takes the kernel lock: this
+    /// one tries again later.
+    Elsewhere,
 }
 
 pub mod riscv64;

@@ -298,8 +298,11 @@ impl GuestVm {
         if !self.select(vcpu) || self.vcpu.hsm == HartState::Stopped {
             return Err(RunOutcome::HartStopped);
         }
-        self.vcpu.hsm = HartState::Started;
         let cpu = this_cpu();
+        if self.vcpu.on_cpu.is_some_and(|c| usize::from(c) != cpu) {
+            return Err(RunOutcome::Elsewhere);
+        }
+        self.vcpu.hsm = HartState::Started;
         if usize::from(self.vcpu.last_cpu) != cpu {
             // What this hart recorded of the vCPU is older than what it
             // did elsewhere since.
