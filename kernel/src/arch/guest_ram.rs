@@ -181,10 +181,12 @@ impl IoreqFrames {
         posted
     }
 
-    /// Whether the exit being handled waits for the posted writes first
-    /// ([`Posting::drain_first`]).
-    pub fn drain_first(&mut self) -> bool {
-        self.posting.drain_first(ring(self.posted))
+    /// Whether the exit being handled, at timer reading `now`, waits for
+    /// the posted writes first ([`Posting::drain_first`]; for a scheduler
+    /// tick at most).
+    pub fn drain_first(&mut self, now: u64) -> bool {
+        self.posting
+            .drain_first(ring(self.posted), now, crate::ticks::interval())
     }
 }
 

@@ -45,8 +45,12 @@ pub struct Posting {
     next: u32,
     /// Writes were posted since the ioreq task last heard of the ring.
     news: bool,
-    /// The vCPU yielded once for the ring to drain ([`Posting::drain_first`]).
-    yielded: bool,
+    /// Until when (timer counts) the vCPU yields for the ring to drain
+    /// ([`Posting::drain_first`]); `None` while it does not wait.
+    wait_until: Option<u64>,
+    /// Writes were posted since the last exit the kernel reported: the
+    /// next one yields at least once.
+    unreported: bool,
 }
 
 impl Posting {
@@ -56,7 +60,8 @@ impl Posting {
             ranges: [None; MAX_POSTED_RANGES],
             next: 0,
             news: false,
-            yielded: false,
+            wait_until: None,
+            unreported: false,
         }
     }
 
@@ -117,24 +122,38 @@ impl Posting {
             return false;
         }
         self.news = true;
+        self.unreported = true;
         true
     }
 
     /// Before an exit the kernel reports or acts on for all to see (a stray
-    /// access, a stop, a power-off or reboot):
-    /// whether the vCPU should yield first, without handling it, so that
-    /// the ioreq task (which outranks every vCPU) drains the writes the
+    /// access, a stop, a power-off or reboot): whether the vCPU should
+    /// yield first, without handling it, so that the ioreq task and the
+    /// devices service (which outrank every vCPU) put out the writes the
     /// guest posted before it, and the guest's output comes out before
     /// what the kernel says about the exit. The guest then runs the same
-    /// instruction again. At most once in a row: the next exit asked about
-    /// is handled whatever the ring holds (a dead ioreq task cannot hold a
-    /// vCPU).
+    /// instruction again. It yields once if anything was posted since the
+    /// last reported exit (the ring may be read while the devices service
+    /// has yet to print it): on one CPU the services run before it does
+    /// again; on another CPU the caller makes the yield a short sleep. It
+    /// yields again while the ring holds writes, for `patience` timer
+    /// counts from the first yield at most (`now` is the timer's reading):
+    /// after that the exit is handled whatever the ring holds (a dead
+    /// ioreq task cannot hold a vCPU).
     #[inline]
-    pub fn drain_first(&mut self, ring: &PostedPage) -> bool {
-        if core::mem::take(&mut self.yielded) || !ring.unread(self.next) {
+    pub fn drain_first(&mut self, ring: &PostedPage, now: u64, patience: u64) -> bool {
+        let unread = ring.unread(self.next);
+        if !unread && !self.unreported {
+            self.wait_until = None;
             return false;
         }
-        self.yielded = true;
+        let waited = self.wait_until.is_some();
+        let until = *self.wait_until.get_or_insert(now.saturating_add(patience));
+        if now >= until || (waited && !unread) {
+            self.wait_until = None;
+            self.unreported = false;
+            return false;
+        }
         self.news = true;
         true
     }
@@ -223,26 +242,35 @@ mod tests {
         assert!(posting.post(&ring, &thr(n)), "room again");
     }
 
-    /// A reported exit waits once for the ring to drain, and only while
-    /// the service has not taken everything the kernel put there.
+    /// A reported exit yields once after posted writes, and again while
+    /// the service has not taken everything the kernel put there, for a
+    /// bounded time.
     #[test]
-    fn a_reported_exit_yields_once_for_undrained_writes() {
+    fn a_reported_exit_yields_for_undrained_writes_until_its_patience_ends() {
         let ring = Box::new(PostedPage::new());
         let mut posting = Posting::new();
         posting.set(Space::Mmio, 0x1000_0000, 1).unwrap();
-        assert!(!posting.drain_first(&ring), "nothing posted");
+        assert!(!posting.drain_first(&ring, 0, 100), "nothing posted");
         assert!(posting.post(&ring, &thr(1)));
         assert!(posting.take_news());
-        assert!(posting.drain_first(&ring), "undrained: yield");
+        assert!(posting.drain_first(&ring, 1_000, 100), "undrained: yield");
         assert!(posting.take_news(), "and the ioreq task hears again");
         assert!(
-            !posting.drain_first(&ring),
-            "the same exit again is handled, drained or not"
+            posting.drain_first(&ring, 1_050, 100),
+            "still undrained (the task runs on another CPU): yield again"
         );
-        assert!(posting.drain_first(&ring), "a later exit waits again");
+        assert!(
+            !posting.drain_first(&ring, 1_100, 100),
+            "patience over: handled, drained or not"
+        );
         assert!(ring.pop().is_some());
-        assert!(!posting.drain_first(&ring), "drained: handled at once");
-        assert!(!posting.drain_first(&ring));
+        assert!(!posting.drain_first(&ring, 2_000, 100), "nothing new");
+        // Posted and read at once (the ioreq task on another CPU): the
+        // exit still yields once, for the devices service to print it.
+        assert!(posting.post(&ring, &thr(2)));
+        assert!(ring.pop().is_some());
+        assert!(posting.drain_first(&ring, 5_000, 100), "yields once");
+        assert!(!posting.drain_first(&ring, 5_001, 100), "then handled");
     }
 
     #[test]

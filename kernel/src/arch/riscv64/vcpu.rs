@@ -621,8 +621,8 @@ impl GuestVm {
     /// [`crate::vm::posted::Posting::drain_first`]: until then the vCPU yields and the guest
     /// faults again).
     fn stop(&mut self, reason: StopReason) -> Option<RunOutcome> {
-        if self.io.drain_first() {
-            return Some(RunOutcome::Preempted);
+        if self.io.drain_first(timer::now()) {
+            return Some(drain_wait());
         }
         let pc = self.vcpu.frame.sepc as u64;
         let at = crate::ticks::uptime_ms(timer::now());
@@ -689,8 +689,8 @@ impl GuestVm {
     /// boot. Only when the guest cannot take it (its own trap vector is
     /// where the fetch failed) is the VM stopped.
     fn stray_access(&mut self, access: GuestAccess, gpa: u64, gva: usize) -> Option<RunOutcome> {
-        if self.io.drain_first() {
-            return Some(RunOutcome::Preempted);
+        if self.io.drain_first(timer::now()) {
+            return Some(drain_wait());
         }
         self.sync_vs();
         let v = &self.vcpu;
@@ -882,6 +882,18 @@ impl GuestVm {
         v.pending = None;
         v.run = v.run.resume().map_err(|_| Error::BadSlotState)?;
         Ok(())
+    }
+}
+
+/// How a vCPU yields for its posted writes to come out first
+/// ([`crate::vm::posted::Posting::drain_first`]): on the boot CPU the
+/// services outrank it and run first; on another CPU it sleeps a tenth
+/// of a tick, the services' time to print what the ring held.
+pub(super) fn drain_wait() -> RunOutcome {
+    if this_cpu() == 0 {
+        RunOutcome::Preempted
+    } else {
+        RunOutcome::Sleeping(timer::now().saturating_add(crate::ticks::interval() / 10))
     }
 }
 

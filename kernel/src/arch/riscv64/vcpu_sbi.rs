@@ -114,12 +114,12 @@ impl GuestVm {
             SbiEffect::PowerOff { .. } | SbiEffect::Reboot { .. } => {
                 // Posted output first: the call is undone (its arguments
                 // back, the pc on the `ecall`) and made again after.
-                if self.io.drain_first() {
+                if self.io.drain_first(timer::now()) {
                     let v = &mut self.vcpu;
                     v.frame.regs[10] = args[0];
                     v.frame.regs[11] = args[1];
                     v.frame.sepc -= 4;
-                    return Some(RunOutcome::Preempted);
+                    return Some(super::vcpu::drain_wait());
                 }
                 let next = match effect {
                     SbiEffect::PowerOff { reason } => VmState::PoweredOff { reason },

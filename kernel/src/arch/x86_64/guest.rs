@@ -144,7 +144,7 @@ impl GuestVm {
                 GuestExit::Hypercall => {
                     let null = self.vcpu.rax() == ipc::syscall::X86_HYPERCALL_NULL;
                     // A power-off: posted output first.
-                    if !null && self.io.drain_first() {
+                    if !null && self.io.drain_first(super::timer::timer_now()) {
                         return RunOutcome::Preempted;
                     }
                     if null {
@@ -189,7 +189,7 @@ impl GuestVm {
     /// [`crate::vm::posted::Posting::drain_first`]: until then the vCPU
     /// yields and the guest exits again on the same instruction).
     fn stop(&mut self, reason: StopReason) -> RunOutcome {
-        if self.io.drain_first() {
+        if self.io.drain_first(super::timer::timer_now()) {
             return RunOutcome::Preempted;
         }
         let pc = self.vcpu.rip();
