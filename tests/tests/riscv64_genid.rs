@@ -30,9 +30,19 @@ fn booted() -> Session {
     mica_tests::riscv64::booted_shell(BOOT).unwrap()
 }
 
-/// The 32 hex digits of the next `<vm> | genid: ...` line.
-fn boot_id(s: &mut Session, vm: &str) -> String {
-    let line = s.expect(&format!("{vm} | genid: "), TICKS).unwrap();
+/// The 32 hex digits of the first `<vm> | genid: ...` line from transcript
+/// position `from` on: the guest may print it before the shell's answer
+/// to the command that started it (it runs on another hart at once).
+fn boot_id(s: &mut Session, vm: &str, from: usize) -> String {
+    let prefix = format!("{vm} | genid: ");
+    let seen = s.transcript()[from..]
+        .iter()
+        .find(|l| l.starts_with(&prefix))
+        .cloned();
+    let line = match seen {
+        Some(line) => line,
+        None => s.expect(&prefix, TICKS).unwrap(),
+    };
     let id = line.rsplit(' ').next().unwrap().to_string();
     assert_eq!(id.len(), 32, "32 hex digits: {line}");
     assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{line}");
@@ -48,9 +58,13 @@ fn info_id(s: &mut Session, vm: &str) -> String {
     line.rsplit(' ').next().unwrap().replace('-', "")
 }
 
-fn run(s: &mut Session, command: &str, done: &str) {
+/// Types `command` and waits for `done`; returns the transcript position
+/// from before the command.
+fn run(s: &mut Session, command: &str, done: &str) -> usize {
+    let from = s.position();
     s.send(&format!("{command}\n")).unwrap();
     s.expect(done, ANSWER).unwrap();
+    from
 }
 
 fn lines_since(s: &Session, from: usize, needle: &str) -> usize {
@@ -70,8 +84,8 @@ fn started_ids(s: &mut Session, names: &[&str]) -> Vec<String> {
             &format!("vm create {name} --image genid --mem 16"),
             &format!("{name} created"),
         );
-        run(s, &format!("vm start {name}"), &format!("{name} started"));
-        ids.push(boot_id(s, name));
+        let from = run(s, &format!("vm start {name}"), &format!("{name} started"));
+        ids.push(boot_id(s, name, from));
     }
     ids
 }
@@ -252,8 +266,8 @@ fn without_zkr_the_ids_come_from_the_hosts_virtio_rng_and_are_random() {
 fn the_guest_sees_a_new_id_only_after_new_genid_and_clone() {
     let mut s = booted();
     run(&mut s, "vm create g --image genid --mem 16", "g created");
-    run(&mut s, "vm start g", "g started");
-    let first = boot_id(&mut s, "g");
+    let from = run(&mut s, "vm start g", "g started");
+    let first = boot_id(&mut s, "g", from);
     s.expect("g | tick 1", TICKS).unwrap();
     assert_eq!(
         info_id(&mut s, "g"),
@@ -272,17 +286,21 @@ fn the_guest_sees_a_new_id_only_after_new_genid_and_clone() {
     assert_eq!(info_id(&mut s, "g"), first);
 
     // A plain reset reboots the guest with the same ID.
-    run(&mut s, "vm reset g", "g reset");
-    assert_eq!(boot_id(&mut s, "g"), first, "plain reset keeps the ID");
+    let from = run(&mut s, "vm reset g", "g reset");
+    assert_eq!(
+        boot_id(&mut s, "g", from),
+        first,
+        "plain reset keeps the ID"
+    );
     s.expect("g | tick 1", TICKS).unwrap();
 
     // --new-genid: the rebooted guest reads a different ID.
-    run(
+    let from = run(
         &mut s,
         "vm reset g --new-genid",
         "g reset with a new generation ID",
     );
-    let second = boot_id(&mut s, "g");
+    let second = boot_id(&mut s, "g", from);
     assert_ne!(second, first, "a new generation ID");
     assert_eq!(info_id(&mut s, "g"), second);
     s.expect("g | tick 1", TICKS).unwrap();
@@ -290,8 +308,8 @@ fn the_guest_sees_a_new_id_only_after_new_genid_and_clone() {
     // A clone of the paused g: its own ID, and g keeps its own.
     run(&mut s, "vm pause g", "g paused");
     run(&mut s, "vm clone g g2", "g2 created");
-    run(&mut s, "vm start g2", "g2 started");
-    let cloned = boot_id(&mut s, "g2");
+    let from = run(&mut s, "vm start g2", "g2 started");
+    let cloned = boot_id(&mut s, "g2", from);
     assert_ne!(cloned, second, "the clone's ID differs from its source's");
     assert_eq!(info_id(&mut s, "g2"), cloned);
     s.expect("g2 | tick 1", TICKS).unwrap();
