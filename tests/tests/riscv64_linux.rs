@@ -681,11 +681,13 @@ fn a_block_service_killed_during_writes_neither_hangs_the_guest_nor_loses_an_ack
 fn a_devices_service_killed_during_writes_comes_back_with_the_guests_devices_as_they_were() {
     let (dir, image) = empty_disk("devchaos");
     // The device service (every VM's UART, PLIC and virtio devices) dies
-    // three times, 12 s apart: after Linux is at its shell, while it writes.
-    let mut s = linux_with_disk(&image, &["-append", "mica.chaos=devices@12000x3"]);
+    // three times, 16 s apart: after Linux is at its shell (which takes
+    // more than 12 s of a loaded 2-core machine's time, with the four
+    // harts), while it writes.
+    let mut s = linux_with_disk(&image, &["-append", "mica.chaos=devices@16000x3"]);
     let from = s.position();
     // Block i gets `i` repeated, written direct and synced, until the
-    // guest has run 44 s (past the last death); each block the guest was
+    // guest has run 52 s (past the last death); each block the guest was
     // told is done goes to /tmp/ok, each refused to /tmp/bad.
     type_lines(
         &mut s,
@@ -693,7 +695,7 @@ fn a_devices_service_killed_during_writes_comes_back_with_the_guests_devices_as_
             WRITE_BLOCK[0],
             WRITE_BLOCK[1],
             "up() { cut -d. -f1 /proc/uptime; }; touch /tmp/ok /tmp/bad; i=0",
-            "while [ $(up) -lt 44 ]; do i=$((i + 1)); w $i && echo $i >> /tmp/ok ||",
+            "while [ $(up) -lt 52 ]; do i=$((i + 1)); w $i && echo $i >> /tmp/ok ||",
             "echo $i >> /tmp/bad; done; echo \"acked $(wc -l < /tmp/ok) of $i\"",
         ],
     );

@@ -583,10 +583,14 @@ fn assert_names_the_dead_service(s: &Session, line: &str) {
 #[test]
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
 fn a_soak_of_vm_cycles_with_services_killed_loses_no_vm_and_no_frame() {
-    // The ioreq and device services die in turn every 500 ms while VMs
+    // The ioreq and device services die in turn every 600 ms while VMs
     // are created, started (their UART output in flight) and destroyed.
+    // Each copy lives 1.2 s, past init's 1 s for a stable one: a copy
+    // killed sooner counts as a crash loop, which init leaves down after
+    // three (and the chaos check, now on every hart's timer, kills on
+    // time to the millisecond).
     let mut s =
-        mica_tests::riscv64::booted_shell_with_cmdline("mica.chaos=ioreq,devices@500", BOOT)
+        mica_tests::riscv64::booted_shell_with_cmdline("mica.chaos=ioreq,devices@600", BOOT)
             .unwrap();
     wait_until_settled(&mut s);
     let (free_at_start, total) = quiet_mem(&mut s);
