@@ -112,6 +112,11 @@ pub fn take_tick() -> bool {
     clock().take_tick()
 }
 
+/// Whether a tick fell on this CPU that [`take_tick`] has not taken yet.
+pub fn tick_pending() -> bool {
+    clock().tick_pending
+}
+
 /// The deadline to arm given the earliest wake-up anyone waits for.
 pub fn deadline(wakeup: Option<u64>) -> u64 {
     clock().deadline(wakeup)

@@ -530,7 +530,13 @@ fn drive(
                 unlock(guard);
                 arch::wait_for_interrupt();
                 guard = lock();
-                let decision = after_timer(&mut guard);
+                // Woken by a kick alone (another CPU made a task ready),
+                // nothing timed is due: the CPU only decides again.
+                let decision = if timer_due(&guard) {
+                    after_timer(&mut guard)
+                } else {
+                    guard.objects.sched.schedule()
+                };
                 let last = guard.objects.sched.current();
                 match last {
                     Some(task) => next_step(&mut guard, decision, task),
@@ -693,6 +699,13 @@ fn tell_controller(r: &mut Runner, vm: usize) {
     if let Some((task, bits)) = control::ended(&mut r.objects, vm) {
         syscall_vm::deliver(&mut r.tasks, task, bits);
     }
+}
+
+/// Whether a tick fell on this CPU or a sleeping vCPU's wake-up is due:
+/// the timer work of [`after_timer`] has something to do.
+fn timer_due(r: &Runner) -> bool {
+    ticks::tick_pending()
+        || control::next_wakeup(&r.objects).is_some_and(|t| t <= arch::timer_now())
 }
 
 /// After a timer interrupt (already counted by `ticks::on_timer`): wakes
