@@ -182,11 +182,11 @@ impl IoreqFrames {
     }
 
     /// Whether the exit being handled, at timer reading `now`, waits for
-    /// the posted writes first ([`Posting::drain_first`]; for a scheduler
-    /// tick at most).
+    /// the posted writes first ([`Posting::drain_first`]; for three
+    /// scheduler ticks at most).
     pub fn drain_first(&mut self, now: u64) -> bool {
         self.posting
-            .drain_first(ring(self.posted), now, crate::ticks::interval())
+            .drain_first(ring(self.posted), now, 3 * crate::ticks::interval())
     }
 }
 

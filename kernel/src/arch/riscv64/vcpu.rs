@@ -887,13 +887,14 @@ impl GuestVm {
 
 /// How a vCPU yields for its posted writes to come out first
 /// ([`crate::vm::posted::Posting::drain_first`]): on the boot CPU the
-/// services outrank it and run first; on another CPU it sleeps a tenth
-/// of a tick, the services' time to print what the ring held.
+/// services outrank it and run first; on another CPU it sleeps a tick,
+/// the services' time to print what the ring held even when the machine
+/// running the harts is loaded.
 pub(super) fn drain_wait() -> RunOutcome {
     if this_cpu() == 0 {
         RunOutcome::Preempted
     } else {
-        RunOutcome::Sleeping(timer::now().saturating_add(crate::ticks::interval() / 10))
+        RunOutcome::Sleeping(timer::now().saturating_add(crate::ticks::interval()))
     }
 }
 
