@@ -9,6 +9,8 @@
 //! re-exports both modules under their old paths. The message protocol the
 //! ioreq service speaks to its clients is [`crate::ioreq`].
 
+#[cfg(test)]
+mod memory_model;
 pub mod page;
 pub mod posted;
 pub mod slot;

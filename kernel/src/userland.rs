@@ -416,16 +416,11 @@ pub fn user_trap(trap: Trap) -> *mut TrapFrame {
     // The task this CPU ran; none if another CPU took it off meanwhile (a
     // kill from its timer path): what it trapped for is moot.
     let ran = r.objects.sched.current();
-    let step = match ran {
-        Some(current) => {
-            let decision = decide_after_trap(r, current, trap);
-            next_step(r, decision, current)
-        }
-        None => {
-            let decision = r.objects.sched.schedule();
-            idle_step(r, decision)
-        }
+    let decision = match ran {
+        Some(current) => decide_after_trap(r, current, trap),
+        None => r.objects.sched.schedule(),
     };
+    let step = next_step(r, decision);
     let (mut guard, next) = drive(guard, step);
     let Some(slot) = guard.tasks.slot_mut(next) else {
         fail(format_args!("task {} has no context", next.slot()))
@@ -479,7 +474,7 @@ pub fn run_cpu(cpu: usize) -> ! {
     let mut guard = lock();
     arm_timer(&guard);
     let decision = guard.objects.sched.schedule();
-    let step = idle_step(&mut guard, decision);
+    let step = next_step(&mut guard, decision);
     let (_, task) = drive(guard, step);
     fail(format_args!(
         "CPU {cpu} was given task {} ({}), but only the boot CPU runs services",
@@ -537,25 +532,13 @@ fn drive(
                 } else {
                     guard.objects.sched.schedule()
                 };
-                let last = guard.objects.sched.current();
-                match last {
-                    Some(task) => next_step(&mut guard, decision, task),
-                    None => idle_step(&mut guard, decision),
-                }
+                next_step(&mut guard, decision)
             }
         };
     }
 }
 
-/// [`next_step`] for a CPU that ran nothing.
-fn idle_step(r: &mut Runner, decision: Decision) -> Step {
-    match decision {
-        Decision::SwitchTo(task) => next_step(r, decision, task),
-        _ => Step::Idle,
-    }
-}
-
-/// Follows `decision` (made after `last` ran) until something is to run:
+/// Follows `decision` until something is to run:
 /// vCPUs picked on the way start their runs, and those that cannot run
 /// are handed back to the scheduler at once.
 ///
@@ -563,12 +546,17 @@ fn idle_step(r: &mut Runner, decision: Decision) -> Step {
 /// addresses and constants were computed and spilled to the stack on every
 /// trap (about 100 instructions per guest I/O round trip).
 #[inline(never)]
-fn next_step(r: &mut Runner, mut decision: Decision, mut last: TaskId) -> Step {
+fn next_step(r: &mut Runner, mut decision: Decision) -> Step {
     loop {
         let next = match decision {
+            // The CPU's task goes on; with none (taken off from another
+            // CPU), the scheduler picks.
             Decision::Continue => match r.objects.sched.current() {
                 Some(task) => task,
-                None => last,
+                None => {
+                    decision = r.objects.sched.schedule();
+                    continue;
+                }
             },
             Decision::SwitchTo(task) => task,
             Decision::Idle => return Step::Idle,
@@ -576,7 +564,6 @@ fn next_step(r: &mut Runner, mut decision: Decision, mut last: TaskId) -> Step {
         let Some((vm, vcpu)) = r.objects.vms.vcpu_of_task(next) else {
             return Step::User(next);
         };
-        last = next;
         let Some(guest) = r.tasks.guests.vms.get_mut(vm).and_then(Option::as_mut) else {
             tell_controller(r, vm);
             decision = r.objects.sched.schedule();
@@ -610,16 +597,13 @@ fn after_exit(r: &mut Runner, vm: usize, vcpu: usize, task: TaskId) -> Step {
     let abandoned = r.objects.sched.current() != Some(task);
     let Some(guest) = r.tasks.guests.vms.get_mut(vm).and_then(Option::as_mut) else {
         let decision = r.objects.sched.schedule();
-        return next_step(r, decision, task);
+        return next_step(r, decision);
     };
     match guest.resume(vcpu, abandoned) {
         Ok(entry) => {
-            // Siblings it started or sent an interrupt may run (on other
-            // CPUs at once); at the end of a run, `run_over` sees to it.
-            let woken = guest.take_wakeups();
-            if woken != 0 {
-                control::wake(&mut r.objects, vm, woken);
-            }
+            // On other CPUs at once; at the end of a run, `run_over` sees
+            // to it.
+            wake_siblings(&mut r.objects, vm, guest);
             Step::Guest {
                 entry,
                 vm,
@@ -629,8 +613,17 @@ fn after_exit(r: &mut Runner, vm: usize, vcpu: usize, task: TaskId) -> Step {
         }
         Err(outcome) => {
             let decision = run_over(r, vm, vcpu, outcome);
-            next_step(r, decision, task)
+            next_step(r, decision)
         }
+    }
+}
+
+/// The siblings `vm`'s running vCPU started or sent an interrupt may run.
+#[inline]
+fn wake_siblings(objects: &mut KernelObjects, vm: usize, guest: &mut arch::GuestVm) {
+    let woken = guest.take_wakeups();
+    if woken != 0 {
+        control::wake(objects, vm, woken);
     }
 }
 
@@ -641,11 +634,7 @@ fn run_over(r: &mut Runner, vm: usize, vcpu: usize, outcome: RunOutcome) -> Deci
         tell_controller(r, vm);
         return r.objects.sched.schedule();
     };
-    // Siblings it started or sent an interrupt may run.
-    let woken = guest.take_wakeups();
-    if woken != 0 {
-        control::wake(&mut r.objects, vm, woken);
-    }
+    wake_siblings(&mut r.objects, vm, guest);
     // Writes it posted reach the ioreq task now; an I/O exit tells it anyway.
     if guest.take_posted_news()
         && outcome != RunOutcome::BlockedOnIo

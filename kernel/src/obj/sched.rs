@@ -313,9 +313,8 @@ impl Scheduler {
     #[cold]
     fn offer_to_others(&mut self, priority: Priority) {
         let mut pick: Option<(usize, Option<Priority>)> = None;
-        let shared = self.shared & 1 << priority.level() != 0;
         for cpu in 0..self.cpus {
-            if cpu == self.cpu() || self.resched & 1 << cpu != 0 || (cpu != 0 && !shared) {
+            if cpu == self.cpu() || self.resched & 1 << cpu != 0 || !self.takes_on(cpu, priority) {
                 continue;
             }
             let theirs = self.running[cpu].and_then(|t| self.entry(t).ok().map(|e| e.priority));
@@ -706,7 +705,13 @@ impl Scheduler {
     /// ([`Scheduler::share_only`]).
     #[inline(always)]
     fn takes(&self, priority: Priority) -> bool {
-        self.cpu == 0 || self.shared & 1 << priority.level() != 0
+        self.takes_on(usize::from(self.cpu), priority)
+    }
+
+    /// Whether CPU `cpu` may run tasks at `priority`.
+    #[inline(always)]
+    fn takes_on(&self, cpu: usize, priority: Priority) -> bool {
+        cpu == 0 || self.shared & 1 << priority.level() != 0
     }
 
     /// The most urgent ready priority the CPU the kernel acts for may take.

@@ -38,6 +38,7 @@ use std::string::String;
 use std::vec::Vec;
 
 use super::*;
+use crate::ioreq_abi::memory_model::{acquires, join, releases};
 
 const PRODUCER: usize = 0;
 const CONSUMER: usize = 1;
@@ -46,20 +47,6 @@ const CONSUMER: usize = 1;
 const WINDOW: u32 = 6;
 
 type Clock = [u32; 2];
-
-fn acquires(ordering: Ordering) -> bool {
-    matches!(
-        ordering,
-        Ordering::Acquire | Ordering::AcqRel | Ordering::SeqCst
-    )
-}
-
-fn releases(ordering: Ordering) -> bool {
-    matches!(
-        ordering,
-        Ordering::Release | Ordering::AcqRel | Ordering::SeqCst
-    )
-}
 
 #[derive(Clone, Copy)]
 struct Orderings {
@@ -218,9 +205,7 @@ impl World {
 
     fn acquire(&mut self, t: usize, ordering: Ordering, released: Clock) {
         if acquires(ordering) {
-            for (a, b) in self.clocks[t].iter_mut().zip(released) {
-                *a = (*a).max(b);
-            }
+            join(&mut self.clocks[t], &released);
         }
     }
 

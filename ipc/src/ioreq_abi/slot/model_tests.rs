@@ -54,6 +54,7 @@ use std::vec;
 use std::vec::Vec;
 
 use super::*;
+use crate::ioreq_abi::memory_model::{acquires, join, releases};
 use crate::ioreq_abi::page::{SLOT_SIZE, STATE_PUBLISH};
 
 const KERNEL: usize = 0;
@@ -64,26 +65,6 @@ const VCPU: u8 = 0;
 
 /// A vector clock: how far each thread's history is known.
 type Clock = [u32; THREADS];
-
-fn join(into: &mut Clock, from: &Clock) {
-    for (a, b) in into.iter_mut().zip(from) {
-        *a = (*a).max(*b);
-    }
-}
-
-fn acquires(ordering: Ordering) -> bool {
-    matches!(
-        ordering,
-        Ordering::Acquire | Ordering::AcqRel | Ordering::SeqCst
-    )
-}
-
-fn releases(ordering: Ordering) -> bool {
-    matches!(
-        ordering,
-        Ordering::Release | Ordering::AcqRel | Ordering::SeqCst
-    )
-}
 
 /// The orderings the model gives the state-word accesses.
 #[derive(Clone, Copy)]

@@ -196,8 +196,11 @@ impl GuestVm {
     pub fn reset(&mut self) {
         self.quiesce();
         for vcpu in self.vcpus_mut() {
-            // A hart kicked out of a run of it finds the run gone.
+            // A hart kicked out of a run of it finds the run gone, and
+            // what it was sent goes with the run.
             vcpu.on_cpu = None;
+            vcpu.hvip_set = 0;
+            vcpu.hvip_clear = 0;
             vcpu.run = VcpuRun::Stopped;
             vcpu.hsm = HartState::Stopped;
             vcpu.pending = None;
