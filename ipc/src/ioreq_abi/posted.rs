@@ -22,7 +22,11 @@
 //!   the entries below it;
 //! - the service reads an entry, then publishes the read index (release);
 //!   the kernel loads the read index (acquire) before it reuses an entry
-//!   below it.
+//!   below it. The ioreq service publishes it only once the writes it took
+//!   were carried out (the devices service answered), so a ring the kernel
+//!   sees read is a ring whose output is out: a vCPU's exit the kernel
+//!   reports waits for that, and the guest's last lines come before
+//!   Mica's word on how it ended.
 //!
 //! `posted/model_tests.rs` explores every interleaving of one producer and
 //! one consumer over the real steps below with a happens-before race
@@ -207,29 +211,51 @@ impl PostedPage {
         self.read.load(Ordering::Relaxed) == self.write.load(Ordering::Acquire)
     }
 
-    /// The service's side: takes the oldest entry, or `None` when the ring
-    /// is empty. An entry that does not decode is consumed all the same
-    /// (`Err(BadEntry)`); a write index too far ahead moves the read index
-    /// up to it (`Err(Overrun)`: those entries are lost).
+    /// The service's side: takes the oldest entry and hands it back to the
+    /// kernel at once, or `None` when the ring is empty ([`Self::take_at`]
+    /// then [`Self::release`]).
     #[inline]
     pub fn pop(&self) -> Option<Result<PostedWrite, PostedError>> {
-        let read = self.read_index();
-        let write = self.written();
-        if read == write {
-            return None;
-        }
-        if write.wrapping_sub(read) as usize > ENTRIES {
-            self.publish_read(write);
-            return Some(Err(PostedError::Overrun));
-        }
-        let taken = self.take(read);
-        self.publish_read(read.wrapping_add(1));
+        let mut read = self.read_index();
+        let taken = self.take_at(&mut read)?;
+        self.publish_read(read);
         Some(taken)
     }
 
-    /// The service's own read index (only it stores it).
+    /// The service's side: the entry at `*read` (a cursor that starts at
+    /// [`Self::read_index`]), moving the cursor past it, or `None` when
+    /// the cursor is at the kernel's write index. The entry stays the
+    /// service's until it [`Self::release`]s it, so the kernel's
+    /// [`Self::unread`] holds until the write was carried out. An entry
+    /// that does not decode is taken all the same (`Err(BadEntry)`); a
+    /// write index too far ahead moves the cursor up to it
+    /// (`Err(Overrun)`: those entries are lost).
     #[inline]
-    fn read_index(&self) -> u32 {
+    pub fn take_at(&self, read: &mut u32) -> Option<Result<PostedWrite, PostedError>> {
+        let at = *read;
+        let write = self.written();
+        if at == write {
+            return None;
+        }
+        if write.wrapping_sub(at) as usize > ENTRIES {
+            *read = write;
+            return Some(Err(PostedError::Overrun));
+        }
+        *read = at.wrapping_add(1);
+        Some(self.take(at))
+    }
+
+    /// The service's side: hands the entries below `read` (a cursor
+    /// [`Self::take_at`] moved) back to the kernel, their writes done.
+    #[inline]
+    pub fn release(&self, read: u32) {
+        self.publish_read(read);
+    }
+
+    /// The service's own read index (only it stores it): where its next
+    /// [`Self::take_at`] starts.
+    #[inline]
+    pub fn read_index(&self) -> u32 {
         self.read.load(Ordering::Relaxed)
     }
 

@@ -182,11 +182,12 @@ impl IoreqFrames {
     }
 
     /// Whether the exit being handled, at timer reading `now`, waits for
-    /// the posted writes first ([`Posting::drain_first`]; for three
-    /// scheduler ticks at most).
+    /// the posted writes first ([`Posting::drain_first`]; for half a
+    /// second at most: the services may wait behind other work on a
+    /// loaded machine, and only a dead ioreq task takes that long).
     pub fn drain_first(&mut self, now: u64) -> bool {
         self.posting
-            .drain_first(ring(self.posted), now, 3 * crate::ticks::interval())
+            .drain_first(ring(self.posted), now, 50 * crate::ticks::interval())
     }
 }
 

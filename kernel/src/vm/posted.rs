@@ -48,9 +48,6 @@ pub struct Posting {
     /// Until when (timer counts) the vCPU yields for the ring to drain
     /// ([`Posting::drain_first`]); `None` while it does not wait.
     wait_until: Option<u64>,
-    /// Writes were posted since the last exit the kernel reported: the
-    /// next one yields at least once.
-    unreported: bool,
 }
 
 impl Posting {
@@ -61,7 +58,6 @@ impl Posting {
             next: 0,
             news: false,
             wait_until: None,
-            unreported: false,
         }
     }
 
@@ -122,36 +118,30 @@ impl Posting {
             return false;
         }
         self.news = true;
-        self.unreported = true;
         true
     }
 
     /// Before an exit the kernel reports or acts on for all to see (a stray
     /// access, a stop, a power-off or reboot): whether the vCPU should
     /// yield first, without handling it, so that the ioreq task and the
-    /// devices service (which outrank every vCPU) put out the writes the
-    /// guest posted before it, and the guest's output comes out before
-    /// what the kernel says about the exit. The guest then runs the same
-    /// instruction again. It yields once if anything was posted since the
-    /// last reported exit (the ring may be read while the devices service
-    /// has yet to print it): on one CPU the services run before it does
-    /// again; on another CPU the caller makes the yield a short sleep. It
-    /// yields again while the ring holds writes, for `patience` timer
+    /// devices service put out the writes the guest posted before it, and
+    /// the guest's output comes out before what the kernel says about the
+    /// exit. The guest then runs the same instruction again. It yields
+    /// while the ring holds writes the ioreq task has not handed back (it
+    /// hands them back once the devices service answered for them, so a
+    /// ring read is a ring whose output is out), for `patience` timer
     /// counts from the first yield at most (`now` is the timer's reading):
     /// after that the exit is handled whatever the ring holds (a dead
     /// ioreq task cannot hold a vCPU).
     #[inline]
     pub fn drain_first(&mut self, ring: &PostedPage, now: u64, patience: u64) -> bool {
-        let unread = ring.unread(self.next);
-        if !unread && !self.unreported {
+        if !ring.unread(self.next) {
             self.wait_until = None;
             return false;
         }
-        let waited = self.wait_until.is_some();
         let until = *self.wait_until.get_or_insert(now.saturating_add(patience));
-        if now >= until || (waited && !unread) {
+        if now >= until {
             self.wait_until = None;
-            self.unreported = false;
             return false;
         }
         self.news = true;
@@ -242,9 +232,8 @@ mod tests {
         assert!(posting.post(&ring, &thr(n)), "room again");
     }
 
-    /// A reported exit yields once after posted writes, and again while
-    /// the service has not taken everything the kernel put there, for a
-    /// bounded time.
+    /// A reported exit yields while the service has not handed back
+    /// everything the kernel put in the ring, for a bounded time.
     #[test]
     fn a_reported_exit_yields_for_undrained_writes_until_its_patience_ends() {
         let ring = Box::new(PostedPage::new());
@@ -265,12 +254,18 @@ mod tests {
         );
         assert!(ring.pop().is_some());
         assert!(!posting.drain_first(&ring, 2_000, 100), "nothing new");
-        // Posted and read at once (the ioreq task on another CPU): the
-        // exit still yields once, for the devices service to print it.
+        // Taken but not yet handed back (the devices service has yet to
+        // answer for it): the exit waits; handed back, it goes on.
         assert!(posting.post(&ring, &thr(2)));
-        assert!(ring.pop().is_some());
-        assert!(posting.drain_first(&ring, 5_000, 100), "yields once");
+        let mut read = ring.read_index();
+        assert!(ring.take_at(&mut read).is_some());
+        assert!(posting.drain_first(&ring, 5_000, 100), "taken, not done");
+        ring.release(read);
         assert!(!posting.drain_first(&ring, 5_001, 100), "then handled");
+        // Patience starts again at the next wait.
+        assert!(posting.post(&ring, &thr(3)));
+        assert!(posting.drain_first(&ring, 9_000, 100));
+        assert!(posting.drain_first(&ring, 9_099, 100));
     }
 
     #[test]

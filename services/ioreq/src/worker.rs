@@ -154,11 +154,16 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
                 Some(index) if self.vms.get(index).is_some_and(VmIoreq::is_held) => {}
                 Some(index) => {
                     let mut batch = Batch::new(vm);
-                    self.drain_posted(index, &mut batch, effects);
+                    let taken = self.drain_posted(index, &mut batch, effects);
                     if let Some(state) = self.vms.get_mut(index) {
                         state.drain(&mut batch, effects);
                     }
                     batch.send(effects);
+                    // Only now are the writes out: the kernel may report
+                    // an exit of this VM after them.
+                    if let (Some(read), Some(ring)) = (taken, self.rings.get(index)) {
+                        ring.as_ref().release(read);
+                    }
                 }
                 None => report(
                     effects,
@@ -177,17 +182,25 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
     /// is for another client. The last one is left in `batch`, to go with
     /// the first slot forwarded to its client (or alone after the slots).
     /// A write no client claims is dropped (as a write to a hole is); a
-    /// failure is reported and the rest go on.
-    fn drain_posted(&mut self, index: usize, batch: &mut Batch, effects: &mut impl IoreqEffects) {
+    /// failure is reported and the rest go on. The ring's read index after
+    /// the writes taken, for the caller to release once they are sent;
+    /// `None` if nothing was taken.
+    fn drain_posted(
+        &mut self,
+        index: usize,
+        batch: &mut Batch,
+        effects: &mut impl IoreqEffects,
+    ) -> Option<u32> {
         let (Some(ring), Some(state)) = (self.rings.get(index), self.vms.get(index)) else {
-            return;
+            return None;
         };
         let ring = ring.as_ref();
         if ring.is_empty() {
-            return;
+            return None;
         }
         let vm = state.vm();
-        while let Some(taken) = ring.pop() {
+        let mut read = ring.read_index();
+        while let Some(taken) = ring.take_at(&mut read) {
             let write = match taken {
                 Ok(write) => write,
                 Err(error) => {
@@ -204,6 +217,7 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
             };
             batch.add(client, write, effects);
         }
+        Some(read)
     }
 
     /// Carries out `actions` in slot order: a forward goes to its client

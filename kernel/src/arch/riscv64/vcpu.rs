@@ -887,9 +887,8 @@ impl GuestVm {
 
 /// How a vCPU yields for its posted writes to come out first
 /// ([`crate::vm::posted::Posting::drain_first`]): on the boot CPU the
-/// services outrank it and run first; on another CPU it sleeps a tick,
-/// the services' time to print what the ring held even when the machine
-/// running the harts is loaded.
+/// services outrank it and run first; on another CPU it sleeps a tick
+/// and looks at the ring again.
 pub(super) fn drain_wait() -> RunOutcome {
     if this_cpu() == 0 {
         RunOutcome::Preempted

@@ -8,7 +8,7 @@ use std::vec::Vec;
 use ipc::devices::wire::Access;
 use ipc::devices::{BatchWrite, MAX_BATCH, WaitedAccess};
 use ipc::ioreq::{ClientId, Request, Response};
-use ipc::ioreq_abi::posted::PostedWrite;
+use ipc::ioreq_abi::posted::{PostedPage, PostedWrite};
 use ipc::{Error, Space, VmId, devices};
 
 use super::{IoreqEffects, Problem};
@@ -597,4 +597,96 @@ fn a_held_vm_is_drained_only_once_activated() {
             Effect::Resume(VmId(0), 0),
         ]
     );
+}
+
+/// Rings shared with the test (the kernel's view of the page).
+#[derive(Default)]
+struct SharedRings(Vec<std::rc::Rc<PostedPage>>);
+
+impl crate::service::PageSource for SharedRings {
+    type Page = crate::page::IoreqPage;
+    type Ring = std::rc::Rc<PostedPage>;
+
+    fn page_for(&mut self, _vm: VmId) -> Result<Self::Page, Error> {
+        Ok(crate::page::IoreqPage::new())
+    }
+
+    fn ring_for(&mut self, _vm: VmId) -> Result<Self::Ring, Error> {
+        let ring = std::rc::Rc::new(PostedPage::new());
+        self.0.push(ring.clone());
+        Ok(ring)
+    }
+}
+
+/// Answers every batch, noting whether the kernel still saw the ring
+/// unread when the batch reached the client.
+struct Watcher {
+    ring: std::rc::Rc<PostedPage>,
+    next: u32,
+    unread_at_post: Vec<bool>,
+}
+
+impl IoreqEffects for Watcher {
+    fn forward(&mut self, _: ClientId, _: &Access) -> Result<devices::Response, Error> {
+        Ok(devices::Response::Value(0x60))
+    }
+    fn post(
+        &mut self,
+        _: ClientId,
+        _: VmId,
+        _: &[BatchWrite],
+        _: Option<&WaitedAccess>,
+    ) -> Result<devices::Response, Error> {
+        self.unread_at_post.push(self.ring.unread(self.next));
+        Ok(devices::Response::Ok)
+    }
+    fn resume(&mut self, _: VmId, _: u8) -> Result<(), Error> {
+        Ok(())
+    }
+    fn problem(&mut self, problem: Problem) {
+        panic!("{problem:?}");
+    }
+}
+
+/// The ring's read index comes back to the kernel only once the client
+/// answered every write taken from it: until then the kernel sees the
+/// ring unread, so an exit it reports waits for the guest's output.
+#[test]
+fn posted_writes_are_handed_back_only_once_the_client_has_them() {
+    let mut service = IoreqService::<SharedRings>::new(SharedRings::default());
+    let vm = VmId(0);
+    for request in [
+        Request::AttachVm { vm, vcpus: 1 },
+        Request::SetDefaultClient {
+            vm,
+            client: DEVICES,
+        },
+    ] {
+        assert_eq!(service.handle(request).response, Response::Ok);
+    }
+    let ring = service.rings[0].clone();
+    let mut next = 0;
+    // More than a batch holds: the first batches go out mid-drain.
+    let count = u32::try_from(MAX_BATCH).unwrap() + 3;
+    for n in 0..count {
+        let write = PostedWrite {
+            space: Space::Mmio,
+            addr: UART,
+            size: 1,
+            value: u64::from(n),
+        };
+        assert!(ring.push(&mut next, &write));
+    }
+    let mut watcher = Watcher {
+        ring: ring.clone(),
+        next,
+        unread_at_post: Vec::new(),
+    };
+    service.drain(1, &mut watcher);
+    assert_eq!(
+        watcher.unread_at_post,
+        [true, true],
+        "two batches, ring held"
+    );
+    assert!(!ring.unread(next), "handed back after the last batch");
 }
