@@ -9,6 +9,8 @@
 // targets with user tasks (RV64, x86_64).
 #![allow(clippy::cast_possible_truncation)]
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
 use ipc::Error;
 use ipc::syscall::{IPC_BUFFER, STACK_TOP};
 use mica_boot::image::{BootImage, EntryKind, KernelRights, MAX_ENTRIES};
@@ -466,10 +468,6 @@ fn decide_after_trap(r: &mut Runner, current: TaskId, trap: Trap) -> Decision {
 /// Where a CPU other than the boot CPU goes once released: it schedules
 /// vCPUs until the machine stops (services run on the boot CPU alone, see
 /// `Scheduler::share_only`).
-#[cfg_attr(
-    target_arch = "x86_64",
-    expect(dead_code, reason = "x86 application processors stay parked")
-)]
 pub fn run_cpu(cpu: usize) -> ! {
     let mut guard = lock();
     arm_timer(&guard);
@@ -571,6 +569,7 @@ fn next_step(r: &mut Runner, mut decision: Decision) -> Step {
         };
         match guest.begin(vcpu) {
             Ok(entry) => {
+                first_guest_here(&guest.vm.name, vcpu);
                 return Step::Guest {
                     entry,
                     vm,
@@ -586,6 +585,22 @@ fn next_step(r: &mut Runner, mut decision: Decision) -> Step {
             }
             Err(outcome) => decision = run_over(r, vm, vcpu, outcome),
         }
+    }
+}
+
+/// Per CPU: whether it has entered a guest yet.
+static ENTERED_A_GUEST: crate::arch::per_cpu::PerCpu<AtomicBool> =
+    crate::arch::per_cpu::PerCpu([const { AtomicBool::new(false) }; crate::obj::MAX_CPUS]);
+
+/// Logs the first guest entry of each CPU but the boot CPU (which vCPU
+/// it is): the boot log shows that the other CPUs run vCPUs.
+#[inline]
+fn first_guest_here(vm: &crate::vm::VmName, vcpu: usize) {
+    let cpu = arch::this_cpu();
+    if cpu != 0 && !ENTERED_A_GUEST.here().swap(true, Ordering::Relaxed) {
+        klog::print(format_args!(
+            "mica: cpu {cpu} runs its first vCPU ({vm} vcpu {vcpu})\n"
+        ));
     }
 }
 

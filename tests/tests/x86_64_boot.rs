@@ -75,13 +75,13 @@ fn boots_under_svm_and_shuts_down_cleanly() {
 
 #[test]
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
-fn four_cpus_all_come_online_and_three_park() {
+fn four_cpus_all_come_online_and_all_run_vcpus() {
     let mut s = qemu_smp(SVM, 4, &["-m", "256M"]);
     s.expect("mica: timer:", BOOT).unwrap();
     let cpus = s.expect("mica: cpus:", BOOT).unwrap();
     assert_eq!(
         cpus,
-        "mica: cpus: 4 CPUs online (CPU 0 schedules; 3 parked until SMP scheduling)"
+        "mica: cpus: 4 CPUs online (CPU 0 runs the services; all 4 run vCPUs)"
     );
     s.expect("mica: boot complete, shutting down", BOOT)
         .unwrap();
@@ -95,7 +95,7 @@ fn four_cpus_all_come_online_and_three_park() {
 fn one_cpu_alone_is_one_cpu_online() {
     let mut s = qemu_smp(SVM, 1, &["-m", "256M"]);
     let cpus = s.expect("mica: cpus:", BOOT).unwrap();
-    assert_eq!(cpus, "mica: cpus: 1 CPU online (CPU 0 schedules)");
+    assert_eq!(cpus, "mica: cpus: 1 CPU online (CPU 0 runs the services)");
     s.expect("mica: boot complete, shutting down", BOOT)
         .unwrap();
     assert_eq!(s.wait_exit(BOOT).unwrap().code(), Some(0));
@@ -113,7 +113,7 @@ fn cpus_past_eight_are_named_and_eight_come_online() {
     let cpus = s.expect("mica: cpus:", BOOT).unwrap();
     assert_eq!(
         cpus,
-        "mica: cpus: 8 CPUs online (CPU 0 schedules; 7 parked until SMP scheduling)"
+        "mica: cpus: 8 CPUs online (CPU 0 runs the services; all 8 run vCPUs)"
     );
     s.expect("mica: boot complete, shutting down", BOOT)
         .unwrap();
@@ -131,7 +131,7 @@ fn without_acpi_the_boot_cpu_runs_alone_and_says_why() {
     )
     .unwrap();
     let cpus = s.expect("mica: cpus:", BOOT).unwrap();
-    assert_eq!(cpus, "mica: cpus: 1 CPU online (CPU 0 schedules)");
+    assert_eq!(cpus, "mica: cpus: 1 CPU online (CPU 0 runs the services)");
     s.expect("mica: boot complete, shutting down", BOOT)
         .unwrap();
     // Without ACPI there is no S5 power-off for a clean exit: dropping the
@@ -295,6 +295,22 @@ fn service_tasks_run_in_ring_3_and_start_svm_guests() {
         !s.transcript().iter().any(|l| l.contains("stopped")),
         "no VM may stop: {:?}",
         s.transcript()
+    );
+    // The application processors run vCPUs (the boot CPU runs the
+    // services): at least one logs its first guest entry.
+    let firsts: Vec<&String> = s
+        .transcript()
+        .iter()
+        .filter(|l| l.contains("runs its first vCPU (vm"))
+        .collect();
+    assert!(
+        !firsts.is_empty() && firsts.iter().all(|l| l.starts_with("mica: cpu ")),
+        "{:?}",
+        s.transcript()
+    );
+    assert!(
+        firsts.iter().all(|l| !l.starts_with("mica: cpu 0 ")),
+        "{firsts:?}"
     );
     // RDSEED answers the vm-manager and the device service: nothing says
     // the generation IDs are not random.

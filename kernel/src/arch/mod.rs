@@ -77,6 +77,7 @@ pub use riscv64_firmware::{
 pub use x86_64::hal::*;
 
 pub mod page_table;
+pub mod per_cpu;
 
 #[cfg(target_os = "none")]
 pub mod frame_tables;

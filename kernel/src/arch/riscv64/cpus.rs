@@ -108,28 +108,12 @@ impl Default for CpuNumbers {
 /// The kernel's CPU numbers.
 pub static NUMBERS: CpuNumbers = CpuNumbers::new();
 
-/// One `T` per CPU, indexed by the CPU the kernel runs on
-/// ([`this_cpu`]).
-pub struct PerCpu<T>(pub [T; MAX_HARTS]);
+pub use crate::arch::per_cpu::PerCpu;
 
-impl<T> PerCpu<T> {
-    /// This CPU's.
-    #[inline(always)]
-    pub fn here(&self) -> &T {
-        &self.0[this_cpu() % MAX_HARTS]
-    }
-
-    /// CPU `cpu`'s.
-    #[inline]
-    pub fn of(&self, cpu: usize) -> &T {
-        &self.0[cpu % MAX_HARTS]
-    }
-
-    /// Every CPU's.
-    pub fn all(&self) -> &[T] {
-        &self.0
-    }
-}
+const _: () = assert!(
+    MAX_HARTS == crate::obj::MAX_CPUS,
+    "a PerCpu holds one entry per hart"
+);
 
 /// The number of the CPU running this code: the kernel keeps it in `tp`
 /// (set at each hart's entry, restored from the trap frame after a trap

@@ -6,8 +6,8 @@
 //! enabled processors of the ACPI MADT follow in table order, known by
 //! their local APIC id. A started CPU announces itself in [`CpuSet`] once
 //! it runs on the kernel's page table with its GDT, TSS and the IDT loaded,
-//! then parks until [`CpuSet::release`] (nothing calls it yet: SMP
-//! scheduling will).
+//! then parks until [`CpuSet::release`], once the kernel's tasks are
+//! loaded; then the CPUs [`scheduling_cpus`] counts enter the scheduler.
 
 use core::fmt;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -94,24 +94,46 @@ impl Default for CpuSet {
 /// The kernel's CPUs.
 pub static CPUS: CpuSet = CpuSet::new();
 
-/// The boot log's summary: `online` CPUs, CPU 0 scheduling, the rest
-/// parked.
+/// The boot log's summary: `online` CPUs, the boot CPU included, of
+/// which the first `scheduling` run vCPUs (all of them under SVM; under
+/// VMX only CPU 0, see [`scheduling_cpus`]).
 pub struct Summary {
     /// CPUs online, the boot CPU included.
     pub online: usize,
+    /// CPUs that run vCPUs.
+    pub scheduling: usize,
 }
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.online {
-            0 | 1 => write!(f, "1 CPU online (CPU 0 schedules)"),
-            n => write!(
+        match (self.online, self.scheduling) {
+            (0 | 1, _) => write!(f, "1 CPU online (CPU 0 runs the services)"),
+            (n, s) if s >= n => write!(
                 f,
-                "{n} CPUs online (CPU 0 schedules; {} parked until SMP scheduling)",
+                "{n} CPUs online (CPU 0 runs the services; all {n} run vCPUs)"
+            ),
+            (n, 0 | 1) => write!(
+                f,
+                "{n} CPUs online (CPU 0 runs the services and every vCPU: a VMCS stays on the CPU that loaded it; {} idle)",
                 n - 1
+            ),
+            (n, s) => write!(
+                f,
+                "{n} CPUs online (CPU 0 runs the services; CPUs 0-{} run vCPUs, the rest idle)",
+                s - 1
             ),
         }
     }
+}
+
+/// How many CPUs schedule vCPUs: the online ones numbered without a gap
+/// from CPU 0 (the scheduler counts CPUs `0..n`; one that did not come up
+/// leaves those after it idle), and under VMX only the boot CPU (a VMCS
+/// is loaded on one CPU at a time, and moving it needs a VMCLEAR there
+/// and new host state: not done).
+pub fn scheduling_cpus(online: &[bool], svm: bool) -> usize {
+    let gapless = online.iter().take_while(|&&on| on).count().max(1);
+    if svm { gapless } else { 1 }
 }
 
 #[cfg(test)]
@@ -167,13 +189,27 @@ mod tests {
 
     #[test]
     fn the_summary_reads_like_the_riscv_one() {
+        let line = |online, scheduling| Summary { online, scheduling }.to_string();
         assert_eq!(
-            Summary { online: 4 }.to_string(),
-            "4 CPUs online (CPU 0 schedules; 3 parked until SMP scheduling)"
+            line(4, 4),
+            "4 CPUs online (CPU 0 runs the services; all 4 run vCPUs)"
+        );
+        assert_eq!(line(1, 1), "1 CPU online (CPU 0 runs the services)");
+        assert_eq!(
+            line(4, 1),
+            "4 CPUs online (CPU 0 runs the services and every vCPU: a VMCS stays on the CPU that loaded it; 3 idle)"
         );
         assert_eq!(
-            Summary { online: 1 }.to_string(),
-            "1 CPU online (CPU 0 schedules)"
+            line(4, 2),
+            "4 CPUs online (CPU 0 runs the services; CPUs 0-1 run vCPUs, the rest idle)"
         );
+    }
+
+    #[test]
+    fn cpus_schedule_up_to_the_first_gap_and_only_cpu_0_under_vmx() {
+        assert_eq!(scheduling_cpus(&[true, true, true, true], true), 4);
+        assert_eq!(scheduling_cpus(&[true, true, false, true], true), 2);
+        assert_eq!(scheduling_cpus(&[false; 4], true), 1);
+        assert_eq!(scheduling_cpus(&[true, true, true, true], false), 1);
     }
 }

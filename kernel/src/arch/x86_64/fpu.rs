@@ -92,11 +92,21 @@ pub trait FpUnit {
 /// can never be mistaken for a new one's.
 pub struct FpOwner;
 
+/// Per CPU: the token of the state its FP registers hold.
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
-static LOADED: AtomicU64 = AtomicU64::new(0);
+static LOADED: crate::arch::per_cpu::PerCpu<AtomicU64> =
+    crate::arch::per_cpu::PerCpu([const { AtomicU64::new(0) }; crate::obj::MAX_CPUS]);
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 
 impl FpOwner {
+    /// This CPU's registers hold no vCPU's state as far as the kernel
+    /// trusts: a vCPU that ran elsewhere since it last ran here must load
+    /// its saved state again.
+    #[cfg(all(target_arch = "x86_64", target_os = "none"))]
+    pub fn forget_here() {
+        LOADED.here().store(0, Ordering::Relaxed);
+    }
+
     /// A token no vCPU had before.
     pub fn fresh_token() -> u64 {
         NEXT_TOKEN.fetch_add(1, Ordering::Relaxed)
@@ -211,7 +221,7 @@ pub fn init() {
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 impl FpUnit for Cpu {
     fn loaded(&self) -> u64 {
-        LOADED.load(Ordering::Relaxed)
+        LOADED.here().load(Ordering::Relaxed)
     }
 
     fn restore(&mut self, area: &FxArea, token: u64) {
@@ -232,7 +242,7 @@ impl FpUnit for Cpu {
                 options(nostack, readonly),
             );
         }
-        LOADED.store(token, Ordering::Relaxed);
+        LOADED.here().store(token, Ordering::Relaxed);
     }
 
     fn save(&self, area: &mut FxArea) {

@@ -1,10 +1,13 @@
 //! A guest VM on x86_64 (SVM or VMX, chosen by CPUID): one vCPU with its
 //! VMCB or VMCS, RAM from guest-physical 0 behind nested page tables (EPT
 //! on VMX) under an ASID (VPID) of its own, and
-//! the run loop that enters the guest and turns each exit into a port
+//! the run that enters the guest and turns each exit into a port
 //! access through the ioreq slot, a CPUID answer, a null hypercall (straight
 //! back into the guest), a sleep, a power-off, a
-//! return to the host scheduler or a stopped VM. The VM's memory over its
+//! return to the host scheduler or a stopped VM. A run starts under the
+//! kernel lock ([`GuestVm::begin`]), each entry is made outside it
+//! ([`GuestEntry::enter`], on any CPU that schedules vCPUs) and each exit
+//! handled under it again ([`GuestVm::resume`]). The VM's memory over its
 //! life (create, load, start, reset, destroy) is in `guest_mem`.
 //!
 //! The guest owns its FS/GS bases, TR, LDTR and syscall and SYSENTER MSRs
@@ -18,7 +21,10 @@
 
 extern crate alloc;
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::ioreq_abi::slot;
@@ -29,10 +35,13 @@ use super::fpu::{self, GuestFp};
 use super::mov_cr;
 use super::msr::{self, Access, GuestView, Outcome};
 use super::pmu;
+use super::smp::this_cpu;
 use super::svm_exit::rax_after_in;
-use super::vcpu::Vcpu;
+use super::vcpu::{Exit, Vcpu};
 use crate::arch::RunOutcome;
 use crate::arch::guest_ram::{IoreqFrames, VmRam};
+use crate::arch::per_cpu::PerCpu;
+use crate::obj::MAX_CPUS;
 use crate::vm::exit::{GuestExit, PioExit};
 use crate::vm::ioreq_path::{self, VcpuRun};
 use crate::vm::stats::{ExitKind, VcpuStats};
@@ -47,11 +56,35 @@ pub(super) struct PendingIo {
     pub(super) next_rip: u64,
 }
 
+/// Per CPU: the address of the vCPU frame the CPU runs in a guest, set
+/// under the kernel lock before the entry and cleared right after the
+/// exit, before the CPU takes the lock again; 0 outside a guest.
+/// [`GuestVm::quiesce`] waits on it.
+static IN_GUEST: PerCpu<AtomicUsize> = PerCpu([const { AtomicUsize::new(0) }; MAX_CPUS]);
+
+/// What the CPU running a vCPU touches outside the kernel lock: the
+/// vCPU's VMCB or VMCS and registers, and the exit its guest made. On the
+/// heap, so that it stays put while the kernel changes the [`GuestVm`]
+/// on another CPU.
+pub(super) struct GuestFrame {
+    pub(super) vcpu: Vcpu,
+    /// The exit the guest last made, for [`GuestVm::resume`].
+    pub(super) exit: Option<Exit>,
+    /// Null hypercalls served outside the lock since the last exit the
+    /// kernel handled (counted into the vCPU's exits then).
+    pub(super) local_calls: u32,
+}
+
 /// A VM with its memory and one vCPU.
 pub struct GuestVm {
     /// The generic VM object.
     pub vm: Vm,
-    pub(super) vcpu: Vcpu,
+    pub(super) frame: Box<GuestFrame>,
+    /// The CPU whose run of the vCPU is under way.
+    pub(super) on_cpu: Option<u8>,
+    /// The CPU it last ran on: another CPU's TLB entries and FP registers
+    /// for it are out of date.
+    pub(super) last_cpu: u8,
     /// The vCPU's x87/SSE registers while it is not in the CPU.
     pub(super) fp: GuestFp,
     pub(super) run: VcpuRun,
@@ -69,119 +102,224 @@ pub struct GuestVm {
     pub(super) boot_info_gpa: u64,
 }
 
-impl GuestVm {
-    /// Runs vCPU `vcpu` (an x86 VM has only vCPU 0) until the host must
-    /// decide something. Its FP state goes into the CPU before the first
-    /// entry (unless it is still there) and back into its save area on the
-    /// way out.
-    /// A run of vCPU `vcpu` as the generic scheduler loop starts one
-    /// (`crate::userland`): on x86 the whole run happens here, under the
-    /// kernel lock, on the one CPU that schedules, so it always ends in its
-    /// outcome and never hands out an entry.
-    pub fn begin(&mut self, vcpu: usize) -> Result<GuestEntry, RunOutcome> {
-        Err(self.run(vcpu))
-    }
+/// Where a CPU enters a guest: the frame of the vCPU it runs
+/// ([`GuestVm::begin`], [`GuestVm::resume`]).
+pub struct GuestEntry(NonNull<GuestFrame>);
 
-    /// No CPU but the one calling runs a guest on x86: nothing to wait
-    /// for.
-    pub fn quiesce(&self) {}
-
-    /// Never reached on x86 ([`GuestVm::begin`] hands out no entry).
-    pub fn resume(&mut self, _vcpu: usize, _abandoned: bool) -> Result<GuestEntry, RunOutcome> {
-        Err(RunOutcome::Preempted)
-    }
-
-    /// Runs vCPU `vcpu` until the host must decide something.
-    pub fn run(&mut self, vcpu: usize) -> RunOutcome {
-        if vcpu != 0 {
-            return RunOutcome::HartStopped;
+impl GuestEntry {
+    /// Runs the guest until its next exit that needs the kernel, outside
+    /// the kernel lock; the CPU then takes the lock and hands the exit to
+    /// [`GuestVm::resume`]. A null hypercall, which depends on nothing but
+    /// the vCPU's registers, is answered here at once (counted in
+    /// [`GuestFrame::local_calls`]); a host interrupt is taken here, before
+    /// the lock (a tick counts on this CPU's clock, a kick only ends the
+    /// run).
+    pub fn enter(self) {
+        // SAFETY: the frame is the boxed frame of a vCPU whose run this CPU
+        // holds (`GuestVm::on_cpu`): no other CPU reads or writes it until
+        // the run ends, and it is not freed while the CPU is in the guest
+        // (a destroy or reset first waits, in `quiesce`, for `IN_GUEST` to
+        // name another frame).
+        let frame = unsafe { &mut *self.0.as_ptr() };
+        loop {
+            let exit = frame.vcpu.run();
+            if let (GuestExit::Hypercall, Some(next_rip)) = (exit.exit, exit.next_rip)
+                && frame.vcpu.rax() == ipc::syscall::X86_HYPERCALL_NULL
+            {
+                frame.vcpu.set_rip(next_rip);
+                frame.local_calls = frame.local_calls.wrapping_add(1);
+                continue;
+            }
+            if exit.exit == GuestExit::HostInterrupt {
+                // SAFETY: opens the interrupt window for the host interrupt
+                // that ended the guest's slice (GIF is set again), then
+                // closes it; the kernel's vector takes it.
+                unsafe { core::arch::asm!("sti", "nop", "cli", options(nomem, nostack)) };
+            }
+            frame.exit = Some(exit);
+            break;
         }
-        let outcome = self.run_loop();
+        IN_GUEST.here().store(0, Ordering::Release);
+    }
+}
+
+impl GuestVm {
+    /// Starts a run of vCPU `vcpu` (an x86 VM has only vCPU 0) on this
+    /// CPU, under the kernel lock: the entry to make (outside the lock),
+    /// or the outcome if it may not run. Its FP state goes into the CPU
+    /// before the first entry (unless it is still there) and back into
+    /// its save area when the run ends. A vCPU that last ran on another
+    /// CPU gets its TLB entries flushed here (this CPU's may be older than
+    /// its page tables).
+    pub fn begin(&mut self, vcpu: usize) -> Result<GuestEntry, RunOutcome> {
+        if vcpu != 0 {
+            return Err(RunOutcome::HartStopped);
+        }
+        let cpu = this_cpu();
+        if self.on_cpu.is_some_and(|c| usize::from(c) != cpu) {
+            return Err(RunOutcome::Elsewhere);
+        }
+        if usize::from(self.last_cpu) != cpu {
+            fpu::FpOwner::forget_here();
+            self.frame.vcpu.flush_tlb_on_entry();
+            self.last_cpu = cpu as u8;
+        }
+        self.on_cpu = Some(cpu as u8);
+        match self.blocked() {
+            Some(outcome) => Err(self.end_run(outcome)),
+            None => Ok(self.prepare_entry()),
+        }
+    }
+
+    /// The guest this CPU entered for vCPU `vcpu` exited: handles the
+    /// exit, under the kernel lock, and returns the next entry, or how the
+    /// run ended. A run the kernel took away while the CPU was in the
+    /// guest (the VM was paused, reset or destroyed) is not resumed:
+    /// `abandoned` says so, and the exit is dropped (RIP is still on the
+    /// instruction that exited, which the guest runs again at its next
+    /// entry).
+    pub fn resume(&mut self, vcpu: usize, abandoned: bool) -> Result<GuestEntry, RunOutcome> {
+        if vcpu != 0 || self.on_cpu != Some(this_cpu() as u8) {
+            // Nothing of the run is left to save.
+            return Err(RunOutcome::Preempted);
+        }
+        let local = core::mem::take(&mut self.frame.local_calls);
+        if local != 0 {
+            self.vcpu_stats.exits_of(ExitKind::Hypercall, local);
+        }
+        let exit = self.frame.exit.take();
+        if abandoned || self.vm.state() != VmState::Running {
+            return Err(self.end_run(RunOutcome::Preempted));
+        }
+        let Some(exit) = exit else {
+            return Err(self.end_run(RunOutcome::Preempted));
+        };
+        match self.handle_exit(exit).or_else(|| self.blocked()) {
+            Some(outcome) => Err(self.end_run(outcome)),
+            None => Ok(self.prepare_entry()),
+        }
+    }
+
+    /// Why the vCPU may not enter its guest now, if it may not.
+    fn blocked(&self) -> Option<RunOutcome> {
+        if self.vm.state() != VmState::Running {
+            return Some(RunOutcome::Left(self.vm.state()));
+        }
+        (self.run != VcpuRun::Runnable).then_some(RunOutcome::BlockedOnIo)
+    }
+
+    /// The entry of the vCPU, which runs on this CPU: its FP state in the
+    /// CPU, and the CPU marked as in its guest.
+    fn prepare_entry(&mut self) -> GuestEntry {
+        self.fp.before_run(&mut fpu::Cpu);
+        let frame = NonNull::from(&mut *self.frame);
+        IN_GUEST
+            .here()
+            .store(frame.as_ptr() as usize, Ordering::Release);
+        GuestEntry(frame)
+    }
+
+    /// The run ends with `outcome`: the FP state goes back to memory and
+    /// no CPU holds the vCPU.
+    fn end_run(&mut self, outcome: RunOutcome) -> RunOutcome {
         self.fp.after_run(&fpu::Cpu);
+        self.on_cpu = None;
         outcome
     }
 
-    /// The run loop behind [`GuestVm::run`].
-    fn run_loop(&mut self) -> RunOutcome {
-        loop {
-            if self.vm.state() != VmState::Running {
-                return RunOutcome::Left(self.vm.state());
+    /// Makes sure no CPU but this one is in the VM's guest, or will enter
+    /// it without the kernel lock first: a CPU running its vCPU is kicked
+    /// out of the guest, and this waits (holding the lock) until it has
+    /// left it. Its run ends when it next takes the lock
+    /// ([`GuestVm::resume`]). Before a pause, reset or destroy returns.
+    pub fn quiesce(&self) {
+        let Some(cpu) = self.on_cpu.map(usize::from).filter(|&c| c != this_cpu()) else {
+            return;
+        };
+        let frame = &*self.frame as *const GuestFrame as usize;
+        if IN_GUEST.of(cpu).load(Ordering::Acquire) != frame {
+            return;
+        }
+        super::smp::kick(1 << cpu);
+        while IN_GUEST.of(cpu).load(Ordering::Acquire) == frame {
+            core::hint::spin_loop();
+        }
+    }
+
+    /// Handles `exit` of the guest (the null hypercall and the host
+    /// interrupt window are [`GuestEntry::enter`]'s): `None` when the
+    /// vCPU runs on, else how its run ends.
+    fn handle_exit(&mut self, exit: Exit) -> Option<RunOutcome> {
+        self.vcpu_stats.exit(ExitKind::of(&exit.exit));
+        let next_rip = exit.next_rip.unwrap_or(0);
+        let unhandled = StopReason::UnhandledException {
+            code: exit.code,
+            value: exit.info,
+        };
+        match exit.exit {
+            GuestExit::Pio(pio) => {
+                if exit.next_rip.is_none() {
+                    return Some(self.stop(unhandled));
+                }
+                self.port_access(pio, next_rip)
             }
-            if self.run != VcpuRun::Runnable {
-                return RunOutcome::BlockedOnIo;
+            GuestExit::Cpuid => {
+                self.cpuid();
+                self.frame.vcpu.set_rip(next_rip);
+                None
             }
-            self.fp.before_run(&mut fpu::Cpu);
-            let exit = self.vcpu.run();
-            self.vcpu_stats.exit(ExitKind::of(&exit.exit));
-            let next_rip = exit.next_rip.unwrap_or(0);
-            let unhandled = StopReason::UnhandledException {
-                code: exit.code,
-                value: exit.info,
-            };
-            match exit.exit {
-                GuestExit::Pio(pio) => {
-                    if exit.next_rip.is_none() {
-                        return self.stop(unhandled);
-                    }
-                    if let Some(outcome) = self.port_access(pio, next_rip) {
-                        return outcome;
-                    }
+            GuestExit::Msr { write } => {
+                if exit.next_rip.is_none() {
+                    return Some(self.stop(unhandled));
                 }
-                GuestExit::Cpuid => {
-                    self.cpuid();
-                    self.vcpu.set_rip(next_rip);
-                }
-                GuestExit::Msr { write } => {
-                    if exit.next_rip.is_none() {
-                        return self.stop(unhandled);
-                    }
-                    self.msr_access(write, next_rip);
-                }
-                // The host's counters are never read for a guest: #GP(0),
-                // as on a CPU without the counter ECX names. RIP stays.
-                GuestExit::PerfCounterRead => self.vcpu.inject_gp(),
-                GuestExit::ControlRegisterWrite { gpr } => self.cr4_write(gpr, exit.next_rip),
-                GuestExit::Hypercall => {
-                    let null = self.vcpu.rax() == ipc::syscall::X86_HYPERCALL_NULL;
-                    // A power-off: posted output first.
-                    if !null && self.io.drain_first(super::timer::timer_now()) {
-                        return RunOutcome::Preempted;
-                    }
-                    if null {
-                        self.vcpu.set_rip(next_rip);
-                        continue;
-                    }
-                    let pc = self.vcpu.rip();
-                    self.vcpu.set_rip(next_rip);
-                    let off = VmState::PoweredOff { reason: 0 };
-                    let at = crate::ticks::uptime_ms(super::timer::timer_now());
-                    self.vm.leave(off, pc, at);
-                    self.run = VcpuRun::Stopped;
-                    return RunOutcome::Left(off);
-                }
-                GuestExit::Halt => {
-                    self.vcpu.set_rip(next_rip);
-                    return RunOutcome::Sleeping(super::timer::timer_now().saturating_add(1));
-                }
-                GuestExit::HostInterrupt => {
-                    // SAFETY: opens the interrupt window for the host
-                    // interrupt that ended the guest's slice (GIF is set
-                    // again), then closes it; the kernel's vector takes it.
-                    unsafe { core::arch::asm!("sti", "nop", "cli", options(nomem, nostack)) };
-                    return RunOutcome::Preempted;
-                }
-                GuestExit::GuestPageFault { access, gpa } => {
-                    // No x86 instruction decoder yet: a device window's
-                    // access stops the VM like a wild one, named as such.
-                    if access != GuestAccess::Fetch && crate::vm::is_mmio(gpa) {
-                        return self.stop(StopReason::UndecodableMmio { gpa, insn: 0 });
-                    }
-                    return self.stop(StopReason::GuestPageFault { access, gpa });
-                }
-                GuestExit::Shutdown | GuestExit::Unhandled { .. } => {
-                    return self.stop(unhandled);
-                }
+                self.msr_access(write, next_rip);
+                None
             }
+            // The host's counters are never read for a guest: #GP(0),
+            // as on a CPU without the counter ECX names. RIP stays.
+            GuestExit::PerfCounterRead => {
+                self.frame.vcpu.inject_gp();
+                None
+            }
+            GuestExit::ControlRegisterWrite { gpr } => {
+                self.cr4_write(gpr, exit.next_rip);
+                None
+            }
+            GuestExit::Hypercall => {
+                if self.frame.vcpu.rax() == ipc::syscall::X86_HYPERCALL_NULL {
+                    self.frame.vcpu.set_rip(next_rip);
+                    return None;
+                }
+                // A power-off: posted output first.
+                if self.io.drain_first(super::timer::timer_now()) {
+                    return Some(RunOutcome::Preempted);
+                }
+                let pc = self.frame.vcpu.rip();
+                self.frame.vcpu.set_rip(next_rip);
+                let off = VmState::PoweredOff { reason: 0 };
+                let at = crate::ticks::uptime_ms(super::timer::timer_now());
+                self.vm.leave(off, pc, at);
+                self.run = VcpuRun::Stopped;
+                Some(RunOutcome::Left(off))
+            }
+            GuestExit::Halt => {
+                self.frame.vcpu.set_rip(next_rip);
+                Some(RunOutcome::Sleeping(
+                    super::timer::timer_now().saturating_add(1),
+                ))
+            }
+            // Taken in `GuestEntry::enter`: a tick or a kick, the
+            // scheduler decides.
+            GuestExit::HostInterrupt => Some(RunOutcome::Preempted),
+            GuestExit::GuestPageFault { access, gpa } => {
+                // No x86 instruction decoder yet: a device window's
+                // access stops the VM like a wild one, named as such.
+                if access != GuestAccess::Fetch && crate::vm::is_mmio(gpa) {
+                    return Some(self.stop(StopReason::UndecodableMmio { gpa, insn: 0 }));
+                }
+                Some(self.stop(StopReason::GuestPageFault { access, gpa }))
+            }
+            GuestExit::Shutdown | GuestExit::Unhandled { .. } => Some(self.stop(unhandled)),
         }
     }
 
@@ -192,7 +330,7 @@ impl GuestVm {
         if self.io.drain_first(super::timer::timer_now()) {
             return RunOutcome::Preempted;
         }
-        let pc = self.vcpu.rip();
+        let pc = self.frame.vcpu.rip();
         let at = crate::ticks::uptime_ms(super::timer::timer_now());
         self.vm.leave(VmState::Stopped(reason), pc, at);
         self.run = VcpuRun::Stopped;
@@ -209,10 +347,10 @@ impl GuestVm {
             // No port answers past 0xffff and no slot takes such an access:
             // an `in` reads all ones, an `out` goes nowhere, as on a PC.
             if pio.write.is_none() {
-                let rax = rax_after_in(self.vcpu.rax(), pio.size, pio.open_bus());
-                self.vcpu.set_rax(rax);
+                let rax = rax_after_in(self.frame.vcpu.rax(), pio.size, pio.open_bus());
+                self.frame.vcpu.set_rax(rax);
             }
-            self.vcpu.set_rip(next_rip);
+            self.frame.vcpu.set_rip(next_rip);
             return None;
         }
         if let Some(value) = pio.write
@@ -226,7 +364,7 @@ impl GuestVm {
                 &mut self.vm.stats,
             )
         {
-            self.vcpu.set_rip(next_rip);
+            self.frame.vcpu.set_rip(next_rip);
             return None;
         }
         let request = pio.request(0);
@@ -251,10 +389,10 @@ impl GuestVm {
             Err(_) => return Err(StopReason::BadIoCompletion),
         };
         if pending.pio.write.is_none() {
-            let rax = rax_after_in(self.vcpu.rax(), pending.pio.size, value);
-            self.vcpu.set_rax(rax);
+            let rax = rax_after_in(self.frame.vcpu.rax(), pending.pio.size, value);
+            self.frame.vcpu.set_rax(rax);
         }
-        self.vcpu.set_rip(pending.next_rip);
+        self.frame.vcpu.set_rip(pending.next_rip);
         self.pending = None;
         self.run = self.run.resume().map_err(|_| StopReason::BadIoCompletion)?;
         Ok(true)
@@ -275,7 +413,7 @@ impl GuestVm {
             Ok(false) => Err(Error::BadSlotState),
             Err(reason) => {
                 self.pending = None;
-                let pc = self.vcpu.rip();
+                let pc = self.frame.vcpu.rip();
                 let at = crate::ticks::uptime_ms(super::timer::timer_now());
                 self.vm.leave(VmState::Stopped(reason), pc, at);
                 Ok(())
@@ -290,11 +428,11 @@ impl GuestVm {
     /// (`cr4::hide`), minus the performance-monitoring unit (`pmu::hide`:
     /// leaf 0xA reports version 0), and with the hypervisor bit set.
     fn cpuid(&mut self) {
-        let leaf = self.vcpu.rax() as u32;
-        let sub = self.vcpu.gprs().regs[1] as u32;
+        let leaf = self.frame.vcpu.rax() as u32;
+        let sub = self.frame.vcpu.gprs().regs[1] as u32;
         let mut r = core::arch::x86_64::__cpuid_count(leaf, sub);
         let mut words = [r.eax, r.ebx, r.ecx, r.edx];
-        cr4::hide(leaf, sub, &mut words, self.vcpu.cr4_owned());
+        cr4::hide(leaf, sub, &mut words, self.frame.vcpu.cr4_owned());
         pmu::hide(leaf, &mut words);
         [r.eax, r.ebx, r.ecx, r.edx] = words;
         match leaf {
@@ -310,8 +448,8 @@ impl GuestVm {
             }
             _ => {}
         }
-        self.vcpu.set_rax(r.eax.into());
-        let gprs = self.vcpu.gprs();
+        self.frame.vcpu.set_rax(r.eax.into());
+        let gprs = self.frame.vcpu.gprs();
         gprs.regs[0] = r.ebx.into();
         gprs.regs[1] = r.ecx.into();
         gprs.regs[2] = r.edx.into();
@@ -321,31 +459,31 @@ impl GuestVm {
     /// answered as `msr::emulate` decides, RIP past the instruction, or
     /// #GP(0) injected with RIP left on it.
     fn msr_access(&mut self, write: bool, next_rip: u64) {
-        let index = self.vcpu.gprs().regs[1] as u32;
-        let edx = self.vcpu.gprs().regs[2];
+        let index = self.frame.vcpu.gprs().regs[1] as u32;
+        let edx = self.frame.vcpu.gprs().regs[2];
         let access = if write {
-            Access::Write((edx & 0xffff_ffff) << 32 | self.vcpu.rax() & 0xffff_ffff)
+            Access::Write((edx & 0xffff_ffff) << 32 | self.frame.vcpu.rax() & 0xffff_ffff)
         } else {
             Access::Read
         };
         let guest = GuestView {
-            efer: self.vcpu.efer(),
+            efer: self.frame.vcpu.efer(),
             efer_writable: efer_writable(),
             tsc: super::timer::timer_now(),
         };
         match msr::emulate(index, access, &guest) {
             Outcome::Value(value) => {
-                self.vcpu.set_rax(value & 0xffff_ffff);
-                self.vcpu.gprs().regs[2] = value >> 32;
+                self.frame.vcpu.set_rax(value & 0xffff_ffff);
+                self.frame.vcpu.gprs().regs[2] = value >> 32;
             }
-            Outcome::SetEfer(efer) => self.vcpu.set_efer(efer),
+            Outcome::SetEfer(efer) => self.frame.vcpu.set_efer(efer),
             Outcome::Ignored => {}
             Outcome::GeneralProtection => {
-                self.vcpu.inject_gp();
+                self.frame.vcpu.inject_gp();
                 return;
             }
         }
-        self.vcpu.set_rip(next_rip);
+        self.frame.vcpu.set_rip(next_rip);
     }
 
     /// An intercepted MOV to CR4 from register `gpr` (x86 numbering),
@@ -362,26 +500,30 @@ impl GuestVm {
             _ => self.fetch_mov_to_cr4(),
         };
         let Some((gpr, next_rip)) = decoded else {
-            self.vcpu.inject_gp();
+            self.frame.vcpu.inject_gp();
             return;
         };
-        let mut value = self.vcpu.gpr(gpr);
-        if !self.vcpu.in_64bit_code() {
+        let mut value = self.frame.vcpu.gpr(gpr);
+        if !self.frame.vcpu.in_64bit_code() {
             value &= 0xffff_ffff;
         }
-        match cr4::write(value, &self.vcpu.cr4_guest(), self.vcpu.cr4_owned()) {
+        match cr4::write(
+            value,
+            &self.frame.vcpu.cr4_guest(),
+            self.frame.vcpu.cr4_owned(),
+        ) {
             cr4::Write::Accept { value, flush } => {
-                self.vcpu.set_cr4(value, flush);
-                self.vcpu.set_rip(next_rip);
+                self.frame.vcpu.set_cr4(value, flush);
+                self.frame.vcpu.set_rip(next_rip);
             }
-            cr4::Write::GeneralProtection => self.vcpu.inject_gp(),
+            cr4::Write::GeneralProtection => self.frame.vcpu.inject_gp(),
         }
     }
 
     /// The source register and next RIP of the MOV to CR4 at the guest's
     /// RIP, fetched from its RAM through its page tables.
     fn fetch_mov_to_cr4(&self) -> Option<(u8, u64)> {
-        let code = self.vcpu.code_view()?;
+        let code = self.frame.vcpu.code_view()?;
         let mov = mov_cr::fetch_at_rip(&code, |gpa| self.read_u64(gpa), |gpa| self.read_u8(gpa))?;
         (mov.cr == 4).then(|| (mov.gpr, code.rip.wrapping_add(mov.len)))
     }
@@ -433,15 +575,4 @@ const CPUID1_ECX_XSAVE_AVX: u32 = 0b111 << 26;
 fn efer_writable() -> u64 {
     let nx = core::arch::x86_64::__cpuid(0x8000_0001).edx & 1 << 20 != 0;
     msr::EFER_SCE | if nx { msr::EFER_NXE } else { 0 }
-}
-
-/// A guest entry to make outside the kernel lock; x86 makes none
-/// ([`GuestVm::begin`] runs the whole run).
-pub enum GuestEntry {}
-
-impl GuestEntry {
-    /// Never called: no value of the type exists.
-    pub fn enter(self) {
-        match self {}
-    }
 }

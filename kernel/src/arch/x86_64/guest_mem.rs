@@ -8,6 +8,7 @@
 
 extern crate alloc;
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,7 +18,7 @@ use ipc::syscall::{GUEST_IMAGE_OFFSET, GUEST_RAM_BASE, X86_GUEST_PML4, X86_GUEST
 use log::{info, warn};
 
 use super::fpu::GuestFp;
-use super::guest::GuestVm;
+use super::guest::{GuestFrame, GuestVm};
 use super::msr;
 use super::pt4::{self, Flags, PAGE_SIZE, TableMemory};
 use super::svm::{self, IOPM_BYTES, MSRPM_BYTES};
@@ -40,13 +41,11 @@ const LARGE: u64 = 2 << 20;
 const PRESENT_WRITABLE: u64 = 0b11;
 const PAGE_SIZE_BIT: u64 = 1 << 7;
 
-/// The SVM frames every VM shares, set up with the first VM: the host save
-/// area VMRUN uses (0 until then), the frame the host's VMSAVE state waits
-/// in while a guest runs (the kernel runs on one CPU), the I/O permission
-/// map (every port intercepted) and the MSR permission map (every MSR but
-/// the guest-owned ones, see `msr::GUEST_OWNED`, intercepted).
-static HOST_SAVE: AtomicU64 = AtomicU64::new(0);
-static HOST_VMSAVE: AtomicU64 = AtomicU64::new(0);
+/// The SVM frames every VM shares, set up with the first VM: the I/O
+/// permission map (every port intercepted; 0 until then) and the MSR
+/// permission map (every MSR but the guest-owned ones, see
+/// `msr::GUEST_OWNED`, intercepted). The host's save areas are per CPU
+/// (`svm`).
 static IOPM: AtomicU64 = AtomicU64::new(0);
 static MSRPM: AtomicU64 = AtomicU64::new(0);
 
@@ -73,11 +72,7 @@ fn alloc_filled<const W: usize>(
 enum Ready {
     /// SVM with the host's VMSAVE area and the shared I/O and MSR
     /// permission maps.
-    Svm {
-        host_state: u64,
-        iopm: u64,
-        msrpm: u64,
-    },
+    Svm { iopm: u64, msrpm: u64 },
     /// VMX with the control words, the VMCS revision id, the shared MSR
     /// bitmap and the host's MSR area.
     Vmx {
@@ -115,21 +110,17 @@ fn msr_map<const W: usize>(
     Ok(frame)
 }
 
-/// Turns SVM on once.
+/// Turns SVM on once (on the boot CPU; the others turn it on as they come
+/// up, see `smp`) and makes the permission maps every VM shares.
 fn svm_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<Ready, Error> {
-    if HOST_SAVE.load(Ordering::Relaxed) == 0 {
-        let host_save = alloc_filled(frames, 1, 0)?;
-        let host_vmsave = alloc_filled(frames, 1, 0)?;
+    if IOPM.load(Ordering::Relaxed) == 0 {
         let iopm = alloc_filled(frames, (IOPM_BYTES / PAGE_SIZE) as usize, 0xff)?;
         let msrpm = msr_map(frames, MSRPM_BYTES, msr::msrpm_pass)?;
-        svm::enable(host_save);
-        IOPM.store(iopm, Ordering::Relaxed);
+        svm::enable_here();
         MSRPM.store(msrpm, Ordering::Relaxed);
-        HOST_VMSAVE.store(host_vmsave, Ordering::Relaxed);
-        HOST_SAVE.store(host_save, Ordering::Relaxed);
+        IOPM.store(iopm, Ordering::Relaxed);
     }
     Ok(Ready::Svm {
-        host_state: HOST_VMSAVE.load(Ordering::Relaxed),
         iopm: IOPM.load(Ordering::Relaxed),
         msrpm: MSRPM.load(Ordering::Relaxed),
     })
@@ -263,13 +254,9 @@ impl GuestVm {
             }
         };
         let vcpu = match ready {
-            Ready::Svm {
-                host_state,
-                iopm,
-                msrpm,
-            } => Vcpu::Svm(svm::Vcpu::new(
-                vmcb, host_state, iopm, msrpm, npt_root, asid,
-            )),
+            Ready::Svm { iopm, msrpm } => {
+                Vcpu::Svm(svm::Vcpu::new(vmcb, iopm, msrpm, npt_root, asid))
+            }
             Ready::Vmx {
                 controls,
                 revision,
@@ -290,7 +277,13 @@ impl GuestVm {
         };
         let mut vm = GuestVm {
             vm: Vm::new(name, ram_bytes),
-            vcpu,
+            frame: Box::new(GuestFrame {
+                vcpu,
+                exit: None,
+                local_calls: 0,
+            }),
+            on_cpu: None,
+            last_cpu: 0,
             fp: GuestFp::new(),
             run: VcpuRun::Stopped,
             pending: None,
@@ -411,9 +404,10 @@ impl GuestVm {
         self.write_identity_tables();
         let entry = GUEST_RAM_BASE + GUEST_IMAGE_OFFSET;
         let entered = self
+            .frame
             .vcpu
             .set_long_mode(entry, X86_GUEST_STACK_TOP, X86_GUEST_PML4);
-        self.vcpu.gprs().regs[4] = self.boot_info_gpa;
+        self.frame.vcpu.gprs().regs[4] = self.boot_info_gpa;
         self.fp.restart();
         self.run = VcpuRun::Runnable;
         self.pending = None;
@@ -459,7 +453,7 @@ impl GuestVm {
     /// Returns every frame of the VM (RAM, tables, VMCB, ioreq page); its
     /// ASID goes back with its record (`crate::vm::control::destroy`).
     pub fn destroy<const W: usize>(mut self, frames: &mut FrameAllocator<W>) {
-        self.vcpu.release();
+        self.frame.vcpu.release();
         frames.free_contiguous(self.ram.start, (self.vm.ram_bytes / PAGE_SIZE) as usize);
         for table in self.tables.drain(..) {
             let _ = frames.free(table);

@@ -19,6 +19,9 @@ use crate::{ExitStatus, klog};
 pub const TIMER_VECTOR: u64 = 0x20;
 /// The LAPIC spurious-interrupt vector.
 pub const SPURIOUS_VECTOR: u64 = 0xff;
+/// The IPI another CPU sends to make this one decide again (it leaves its
+/// guest or its `hlt`; see `smp::kick`).
+pub const KICK_VECTOR: u64 = 0xf0;
 /// Where the (masked) 8259 PICs are remapped, so a stray IRQ is not taken
 /// for an exception.
 pub const PIC_BASE: u8 = 0xe0;
@@ -217,6 +220,10 @@ extern "C" fn mica_x86_trap(frame: &mut InterruptFrame) {
                 timer::end_of_interrupt();
                 Trap::TimerInterrupt
             }
+            KICK_VECTOR => {
+                timer::end_of_interrupt();
+                Trap::OtherInterrupt(KICK_VECTOR as usize)
+            }
             vector => Trap::OtherInterrupt(vector as usize),
         };
         super::usermode::from_user(frame, trap);
@@ -250,6 +257,9 @@ extern "C" fn mica_x86_trap(frame: &mut InterruptFrame) {
             }
             timer::end_of_interrupt();
         }
+        // A kick only ends a guest run or a `hlt`: the code it interrupted
+        // decides again.
+        KICK_VECTOR => timer::end_of_interrupt(),
         // Spurious LAPIC and stray 8259 interrupts need no EOI.
         SPURIOUS_VECTOR => {}
         v if (u64::from(PIC_BASE)..u64::from(PIC_BASE) + 16).contains(&v) => {}

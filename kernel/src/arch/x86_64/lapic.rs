@@ -1,6 +1,7 @@
 //! The running CPU's local APIC, through its MMIO page (identity-mapped,
 //! uncached): enable, its id, end of interrupt, the one-shot timer and the
-//! INIT and STARTUP IPIs that start another CPU.
+//! INIT and STARTUP IPIs that start another CPU, and the fixed IPI that
+//! kicks one.
 
 use super::msr_io::{rdmsr, wrmsr};
 
@@ -21,6 +22,8 @@ const ICR_HIGH: usize = 0x310;
 const ICR_INIT: u32 = 0x0000_4500;
 /// ICR: STARTUP delivery mode, level assert (the low byte is the vector).
 const ICR_STARTUP: u32 = 0x0000_4600;
+/// ICR: fixed delivery mode, level assert (the low byte is the vector).
+const ICR_FIXED: u32 = 0x0000_4000;
 /// ICR: the previous IPI is still being sent.
 const ICR_PENDING: u32 = 1 << 12;
 /// LVT mask bit.
@@ -92,6 +95,16 @@ pub fn send_init(apic_id: u32) {
 /// `page << 12` (CS = page << 8, IP = 0).
 pub fn send_startup(apic_id: u32, page: u8) {
     send(apic_id, ICR_STARTUP | u32::from(page));
+}
+
+/// Sends a fixed interrupt on `vector` to the CPU with local APIC id
+/// `apic_id`, after the last IPI this CPU sent has left (its ICR takes
+/// one at a time).
+pub fn send_fixed(apic_id: u32, vector: u8) {
+    while ipi_pending() {
+        core::hint::spin_loop();
+    }
+    send(apic_id, ICR_FIXED | u32::from(vector));
 }
 
 /// Whether the last IPI is still being delivered (ICR delivery status).

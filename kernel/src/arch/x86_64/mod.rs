@@ -4,7 +4,8 @@
 //! `fault`), the LAPIC timer, kernel page tables (`pt4`, `paging`), ring-3
 //! tasks (`usermode`: the `syscall` entry and `iretq`; `uspace`: their page
 //! tables), application processors (`smp`: ACPI-listed CPUs started with
-//! INIT-SIPI-SIPI, parked until SMP scheduling; which are online in `cpus`), the SVM world switch and the VMs the VM calls make over it
+//! INIT-SIPI-SIPI, then scheduling vCPUs beside the boot CPU; which are
+//! online and which schedule in `cpus`), the SVM world switch and the VMs the VM calls make over it
 //! (`guest`, `guest_mem`), VMX operation and vCPUs (`vmx`, `vmx_vcpu`, fields in
 //! `vmcs`; `vcpu` hides which backend runs). Pure pieces (`virt`, `pt4`,
 //! `fault`, `cpus`, `fpu` (each vCPU's x87/SSE state), `msr` (which MSRs a guest owns, the answers to the others),
@@ -85,27 +86,12 @@ pub mod hal {
     };
     pub use super::guest::{GuestEntry, GuestVm};
 
-    /// The CPU running this code: the scheduler runs on the boot CPU alone
-    /// on x86 (the application processors stay parked).
-    pub fn this_cpu() -> usize {
-        0
-    }
-
-    /// How many CPUs the scheduler uses: the boot CPU.
-    pub fn cpu_count() -> usize {
-        1
-    }
-
-    /// Lets the parked CPUs schedule: they stay parked on x86.
-    pub fn cpus_release() {}
-
-    /// Interrupts other CPUs to decide again: none schedules on x86.
-    pub fn kick(_cpus: u64) {}
     pub use super::guest_mem::guest_tlb_tags;
     pub use super::paging::{PAGING, enable_kernel_paging};
     pub use super::poweroff::shutdown;
     pub use super::rng::{hardware_entropy, probe_entropy};
     pub use super::serial::{console_read, console_write};
+    pub use super::smp::{cpu_count, kick, release as cpus_release, this_cpu};
     pub use super::timer::{
         platform_info, timer_now, timer_set_deadline, timer_source, timer_start, trap_init,
         wait_for_interrupt,

@@ -10,18 +10,22 @@
 //! below 4 GiB, so the 32-bit CR3 load can take it; the kernel's own tables
 //! map low memory no-execute), takes a start slot (its stack, GDT and TSS)
 //! with a locked increment and calls [`ap_entry`], which switches to the
-//! kernel's tables, loads its own GDT/TSS and the shared IDT, enables its
-//! local APIC (timer masked), announces itself and parks with interrupts
-//! off. The scheduler runs on the boot CPU alone until SMP scheduling.
+//! kernel's tables, loads its own GDT/TSS and the shared IDT, sets up its
+//! FP control bits, local APIC and SVM, announces itself and waits for
+//! [`release`]; then it enters the scheduler (`crate::userland::run_cpu`)
+//! and runs vCPUs (the services run on the boot CPU alone). Under VMX the
+//! application processors stay idle ([`cpus::scheduling_cpus`]). The
+//! kernel finds which CPU it runs on from its stack ([`this_cpu`]).
 
-use core::sync::atomic::{AtomicU64, Ordering, fence};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 
 use log::{info, warn};
 use mica_boot::MemRange;
 
 use super::cpus::{self, CPUS, MAX_CPUS, MAX_XAPIC_ID, Summary};
-use super::idt::SPURIOUS_VECTOR;
-use super::{gdt, idt, lapic, paging, timer};
+use super::idt::{KICK_VECTOR, SPURIOUS_VECTOR, TIMER_VECTOR};
+use super::virt::{self, Backend};
+use super::{fpu, gdt, idt, lapic, paging, svm, timer};
 
 /// How long the boot CPU waits for the started CPUs to come online.
 pub const BRING_UP_SECONDS: u64 = 1;
@@ -29,8 +33,10 @@ pub const BRING_UP_SECONDS: u64 = 1;
 /// vector names it). Low memory is never handed out as frames (see
 /// `firmware::LOW_MEMORY`); QEMU's Multiboot information starts at 0x9000.
 pub const TRAMPOLINE: u64 = 0x8000;
-/// Bytes of each application processor's stack (it only parks so far).
-const AP_STACK_BYTES: usize = 16 << 10;
+/// Bytes of each application processor's stack: the kernel runs on it
+/// (exits of the guests the CPU runs, the scheduler) and so do the
+/// interrupts it takes in ring 0.
+const AP_STACK_BYTES: usize = 64 << 10;
 /// Start slots: one per CPU besides the boot CPU.
 const AP_SLOTS: usize = MAX_CPUS - 1;
 /// INIT to the first SIPI, and SIPI to SIPI (Intel's MP start-up sequence).
@@ -46,6 +52,30 @@ static mut AP_STACKS: [ApStack; AP_SLOTS] = [const { ApStack([0; AP_STACK_BYTES]
 
 /// The kernel's page-table root, for the application processors.
 static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
+
+/// The CPU number of the application processor on each start slot's stack
+/// (0 until it announces itself).
+static SLOT_CPU: [AtomicUsize; AP_SLOTS] = [const { AtomicUsize::new(0) }; AP_SLOTS];
+
+/// The number of the CPU running this code. The kernel runs on the boot
+/// CPU's stacks (the boot stack, the ring-3 entry stack) or on an
+/// application processor's start-slot stack, and never switches to
+/// another: the stack pointer says which CPU this is, without a register
+/// or MSR kept for it.
+#[inline(always)]
+pub fn this_cpu() -> usize {
+    let sp: usize;
+    // SAFETY: reads the stack pointer.
+    unsafe {
+        core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags))
+    };
+    let base = (&raw const AP_STACKS) as usize;
+    let offset = sp.wrapping_sub(base);
+    if offset >= AP_SLOTS * AP_STACK_BYTES {
+        return 0;
+    }
+    SLOT_CPU[offset / AP_STACK_BYTES].load(Ordering::Relaxed)
+}
 
 core::arch::global_asm!(
     r#"
@@ -254,10 +284,15 @@ pub fn start_aps(
     CPUS.number(&ids[..len]);
     CPUS.announce(0);
     let summary = || {
+        let online: [bool; MAX_CPUS] = core::array::from_fn(|cpu| CPUS.is_online(cpu));
+        let svm = virt::probe() == Some(Backend::Svm);
+        let scheduling = cpus::scheduling_cpus(&online, svm);
+        SCHEDULING.store(scheduling, Ordering::Release);
         info!(
             "cpus: {}",
             Summary {
-                online: CPUS.online_count()
+                online: CPUS.online_count(),
+                scheduling,
             }
         )
     };
@@ -312,36 +347,74 @@ pub fn start_aps(
     summary();
 }
 
-/// Rust entry of an application processor (from the trampoline, on start
-/// slot `slot`'s stack, on the boot tables, interrupts off).
-extern "C" fn ap_entry(slot: u32) -> ! {
-    paging::activate(KERNEL_ROOT.load(Ordering::Acquire));
-    gdt::init_ap(slot as usize);
-    idt::load();
-    // Timer masked, software-enabled: ready for IPIs once SMP scheduling
-    // gives this CPU interrupts. SYSCALL MSRs, the FPU setup and VMX/SVM
-    // (VMXON or EFER.SVME with a host save area per CPU) are enabled here
-    // when this CPU starts running tasks and guests (later steps).
-    lapic::enable(SPURIOUS_VECTOR as u8, timer::LAPIC_DIVIDE);
-    if let Some(cpu) = CPUS.index_of(lapic::id()) {
-        CPUS.announce(cpu);
-    }
-    park();
-    // Released, yet nothing schedules on this CPU so far: SMP scheduling
-    // replaces this tail (and [`park`]) with its entry into the scheduler.
-    loop {
-        halt();
+/// How many CPUs schedule vCPUs ([`cpus::scheduling_cpus`]), once the
+/// others came up.
+static SCHEDULING: AtomicUsize = AtomicUsize::new(1);
+
+/// How many CPUs the scheduler uses: CPUs `0..n`.
+pub fn cpu_count() -> usize {
+    SCHEDULING.load(Ordering::Acquire)
+}
+
+/// Lets the parked CPUs go on (once the kernel's tasks are loaded): the
+/// ones that schedule enter the scheduler, the rest stay halted.
+pub fn release() {
+    CPUS.release();
+    let online = (1..MAX_CPUS).filter(|&cpu| CPUS.is_online(cpu));
+    kick(online.fold(0, |mask, cpu| mask | 1 << cpu));
+}
+
+/// Interrupts the CPUs in `cpus` (bit `n` = CPU `n`; the calling one is
+/// skipped) with the kick IPI: each leaves its guest, or its `hlt`, and
+/// decides again.
+pub fn kick(cpus: u64) {
+    let mut rest = cpus & !(1 << this_cpu());
+    while rest != 0 {
+        let cpu = rest.trailing_zeros() as usize;
+        rest &= rest - 1;
+        if let Some(apic_id) = CPUS.apic_id(cpu) {
+            lapic::send_fixed(apic_id, KICK_VECTOR as u8);
+        }
     }
 }
 
-/// Where a started CPU waits, interrupts off, until
-/// [`cpus::CpuSet::release`]. With IF clear only an NMI (or INIT) ends its
-/// `hlt`, so the releasing CPU must send one; nothing releases yet: SMP
-/// scheduling (issue 13) replaces this with its own idle entry.
-fn park() {
-    while !CPUS.released() {
-        halt();
+/// Rust entry of an application processor (from the trampoline, on start
+/// slot `slot`'s stack, on the boot tables, interrupts off): the kernel's
+/// tables, its own GDT and TSS, the IDT, the FP control bits, its local
+/// APIC and SVM with its own host save area; it announces itself and
+/// waits for [`release`], then enters the scheduler if it is one of the
+/// CPUs that run vCPUs.
+extern "C" fn ap_entry(slot: u32) -> ! {
+    paging::activate(KERNEL_ROOT.load(Ordering::Acquire));
+    let slot = slot as usize;
+    gdt::init_ap(slot);
+    idt::load();
+    fpu::init();
+    // Timer masked, software-enabled: the kick IPI ends the wait below.
+    lapic::enable(SPURIOUS_VECTOR as u8, timer::LAPIC_DIVIDE);
+    let Some(cpu) = CPUS.index_of(lapic::id()) else {
+        loop {
+            halt();
+        }
+    };
+    // From here on `this_cpu` names this CPU.
+    SLOT_CPU[slot % AP_SLOTS].store(cpu, Ordering::Relaxed);
+    if virt::probe() == Some(Backend::Svm) {
+        svm::enable_here();
     }
+    CPUS.announce(cpu);
+    // `sti; hlt` with the flag checked before: a kick that comes in
+    // between is taken at the `hlt`.
+    while !CPUS.released() {
+        timer::wait_for_interrupt();
+    }
+    if cpu >= cpu_count() {
+        loop {
+            halt();
+        }
+    }
+    lapic::one_shot(TIMER_VECTOR as u8);
+    crate::userland::run_cpu(cpu)
 }
 
 fn halt() {

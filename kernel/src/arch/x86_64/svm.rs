@@ -7,9 +7,11 @@
 //! SYSENTER) VMSAVE/VMLOAD swap: the host's in a VMSAVE area of their own,
 //! the guest's in its VMCB, so the guest owns them (see `msr`).
 
+use super::cpus::MAX_CPUS;
 use super::mov_cr::CodeView;
 use super::msr_io::{rdmsr, wrmsr};
 use super::pt4::PAGE_SIZE;
+use super::smp::this_cpu;
 
 /// EFER and its SVM enable.
 const EFER: u32 = 0xc000_0080;
@@ -168,15 +170,35 @@ unsafe extern "C" {
     fn mica_svm_run(vmcb: u64, gprs: *mut GuestGprs, host_state: u64);
 }
 
-/// Turns SVM on with `host_save` (a zeroed 4 KiB frame) as the host save
-/// area.
-pub fn enable(host_save: u64) {
+/// A page of each CPU's host state around VMRUN: the host save area
+/// VMRUN writes (VM_HSAVE_PA) and the VMSAVE area the world switch keeps
+/// the host's FS/GS, TR, LDTR and syscall MSRs in. Per CPU: each CPU's
+/// TR and GDT are its own, and two CPUs may be in guests at once.
+#[repr(C, align(4096))]
+struct HostPage([u8; 4096]);
+
+/// [`HostPage`]s: the save area, then the VMSAVE area, of each CPU (in
+/// the kernel image, which runs identity-mapped: their addresses are
+/// physical).
+static HOST_PAGES: [[HostPage; 2]; MAX_CPUS] =
+    [const { [const { HostPage([0; 4096]) }, const { HostPage([0; 4096]) }] }; MAX_CPUS];
+
+/// Turns SVM on for the calling CPU, with its own host save area. Each
+/// CPU that runs guests calls it once, before its first VMRUN.
+pub fn enable_here() {
+    let save = (&raw const HOST_PAGES[this_cpu() % MAX_CPUS][0]) as u64;
     // SAFETY: EFER.SVME only allows the SVM instructions (CPUID said SVM is
-    // there); VM_HSAVE_PA points at a frame the kernel keeps for VMRUN.
+    // there); VM_HSAVE_PA points at this CPU's page of the kernel image,
+    // which nothing else writes.
     unsafe {
         wrmsr(EFER, rdmsr(EFER) | EFER_SVME);
-        wrmsr(VM_HSAVE_PA, host_save);
+        wrmsr(VM_HSAVE_PA, save);
     }
+}
+
+/// The calling CPU's VMSAVE area for the host's state.
+fn host_state_here() -> u64 {
+    (&raw const HOST_PAGES[this_cpu() % MAX_CPUS][1]) as u64
 }
 
 /// A flat segment for the VMCB: selector, attributes, limit, base 0.
@@ -228,8 +250,6 @@ const GP_VECTOR: u64 = 13;
 /// One vCPU's VMCB (a zeroed frame) and general registers.
 pub struct Vcpu {
     vmcb: u64,
-    /// Where the host's VMLOAD/VMSAVE state waits while the guest runs.
-    host_state: u64,
     /// The guest's registers besides RAX, RSP and RIP.
     pub gprs: GuestGprs,
 }
@@ -249,19 +269,10 @@ impl Vcpu {
     /// A vCPU whose VMCB is the zeroed, identity-mapped frame `vmcb`,
     /// intercepting I/O (all ports in `iopm`), MSRs (`msrpm`), CR4 writes,
     /// HLT, RDPMC, CPUID, VMMCALL, interrupts and shutdown, with nested paging from `npt_root`
-    /// under `asid` (non-zero); `host_state` is the frame the host's
-    /// VMSAVE state waits in while it runs.
-    pub fn new(
-        vmcb: u64,
-        host_state: u64,
-        iopm: u64,
-        msrpm: u64,
-        npt_root: u64,
-        asid: u32,
-    ) -> Self {
+    /// under `asid` (non-zero).
+    pub fn new(vmcb: u64, iopm: u64, msrpm: u64, npt_root: u64, asid: u32) -> Self {
         let v = Self {
             vmcb,
-            host_state,
             gprs: GuestGprs::default(),
         };
         v.write32(ctl::INTERCEPT_CR, INTERCEPT_CR4_WRITE);
@@ -353,10 +364,10 @@ impl Vcpu {
         // SAFETY: the VMCB is this vCPU's frame, filled by `new` and
         // `set_protected_mode` (valid state, VMRUN intercepted, ASID
         // non-zero, nested paging over frames the self-test owns); SVM is
-        // enabled with a host save area. The switch saves and restores the
+        // enabled on this CPU with its own host save and VMSAVE areas. The switch saves and restores the
         // host's callee-saved registers and VMRUN/#VMEXIT the rest; the
         // host runs on with interrupts off and GIF set again.
-        unsafe { mica_svm_run(self.vmcb, &raw mut self.gprs, self.host_state) };
+        unsafe { mica_svm_run(self.vmcb, &raw mut self.gprs, host_state_here()) };
         self.write8(ctl::TLB_CONTROL, 0);
         // An injected #GP was delivered, or the guest faults again on the
         // instruction it stays at.

@@ -84,6 +84,17 @@ impl Vcpu {
         }
     }
 
+    /// Flushes the guest's TLB entries on this CPU at the next entry: the
+    /// vCPU last ran on another CPU, so this one's entries under its ASID
+    /// may be older than its page tables (or an earlier VM's). Under VMX a
+    /// vCPU never changes CPU (`cpus::scheduling_cpus`).
+    pub fn flush_tlb_on_entry(&mut self) {
+        match self {
+            Vcpu::Svm(v) => v.flush_asid_on_entry(),
+            Vcpu::Vmx(_) => {}
+        }
+    }
+
     /// Sets flat 64-bit long mode at `rip` with `rsp` and paging from
     /// guest-physical `cr3`; every register else is zero.
     pub fn set_long_mode(&mut self, rip: u64, rsp: u64, cr3: u64) -> Result<(), VmxError> {
