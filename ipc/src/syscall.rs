@@ -87,7 +87,10 @@ pub const X86_GUEST_RAM_BASE: u64 = 0;
 /// next host tick; CPUID answers the host's leaves without SVM; VMMCALL
 /// (VMCALL on VMX) is a hypercall numbered by `rax`:
 /// [`X86_HYPERCALL_NULL`] returns at once
-/// (RIP advanced, registers unchanged), any other number is
+/// (RIP advanced, registers unchanged); the vCPU calls
+/// ([`X86_HYPERCALL_VCPU_START`], `_STOP`, `_STATUS`, `_ID`) and
+/// [`X86_HYPERCALL_SEND_IPI`] are the multi-vCPU ABI (HLT with an
+/// interrupt pending returns at once); any other number is
 /// [`X86_HYPERCALL_POWER_OFF`].
 pub const X86_GUEST_IMAGE_OFFSET: u64 = 0x10_0000;
 /// x86 hypercall numbers (`rax` at VMMCALL/VMCALL), documented with the
@@ -97,6 +100,40 @@ pub const X86_GUEST_IMAGE_OFFSET: u64 = 0x10_0000;
 pub const X86_HYPERCALL_NULL: u64 = 0x4d49_4341_0000_0001;
 /// Power the VM off: this number, and every number not listed here.
 pub const X86_HYPERCALL_POWER_OFF: u64 = 0;
+/// Start vCPU `rdi`, which is stopped, at RIP `rsi` with RSP `rdx` and
+/// RDI `r8`, in vCPU 0's entry state otherwise (64-bit long mode, CPL 0,
+/// RFLAGS.IF clear, CR3 = [`X86_GUEST_PML4`], other registers 0, FP state
+/// at reset, no IDT loaded). Every vCPU but 0 starts stopped. `rax` on
+/// return: [`X86_HC_OK`], [`X86_HC_INVALID`] (no such vCPU) or
+/// [`X86_HC_ALREADY_STARTED`].
+pub const X86_HYPERCALL_VCPU_START: u64 = 0x4d49_4341_0000_0002;
+/// The calling vCPU stops: it runs again only when a sibling starts it,
+/// at the entry that start names. Its pending interrupts are dropped.
+pub const X86_HYPERCALL_VCPU_STOP: u64 = 0x4d49_4341_0000_0003;
+/// `rax` = [`X86_VCPU_STARTED`] or [`X86_VCPU_STOPPED`] for vCPU `rdi`,
+/// or [`X86_HC_INVALID`] when the VM has no such vCPU.
+pub const X86_HYPERCALL_VCPU_STATUS: u64 = 0x4d49_4341_0000_0004;
+/// Sends interrupt vector `rsi` (32..=255) to every vCPU of mask `rdi`
+/// (bit n = vCPU n; the caller may be one): each takes it through its IDT
+/// once its RFLAGS.IF is set (no interrupt controller, no EOI), and a
+/// vCPU in HLT wakes at once. A vector sent again before it was taken is
+/// taken once; pending vectors go highest first. `rax`: [`X86_HC_OK`], or
+/// [`X86_HC_INVALID`] (a vector below 32, or a bit past the VM's vCPUs:
+/// nothing is sent). A stopped vCPU in the mask gets nothing.
+pub const X86_HYPERCALL_SEND_IPI: u64 = 0x4d49_4341_0000_0005;
+/// `rax` = the calling vCPU's number.
+pub const X86_HYPERCALL_VCPU_ID: u64 = 0x4d49_4341_0000_0006;
+/// A hypercall's success.
+pub const X86_HC_OK: u64 = 0;
+/// A hypercall's argument is out of range (SBI's INVALID_PARAM, -3).
+pub const X86_HC_INVALID: u64 = -3i64 as u64;
+/// The vCPU to start is running already (SBI's ALREADY_STARTED, -7).
+pub const X86_HC_ALREADY_STARTED: u64 = -7i64 as u64;
+/// [`X86_HYPERCALL_VCPU_STATUS`]: the vCPU runs (or waits in HLT, or for
+/// I/O).
+pub const X86_VCPU_STARTED: u64 = 0;
+/// [`X86_HYPERCALL_VCPU_STATUS`]: the vCPU is stopped.
+pub const X86_VCPU_STOPPED: u64 = 1;
 
 /// Where the kernel writes an x86 guest's identity page tables (PML4; the
 /// PDPT and PD follow in the next two pages).
