@@ -28,6 +28,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::ioreq_abi::slot;
+use ipc::syscall::{self as hc, X86_GUEST_PML4};
 use ipc::{Error, Space};
 
 use super::cr4;
@@ -38,6 +39,7 @@ use super::pmu;
 use super::smp::this_cpu;
 use super::svm_exit::rax_after_in;
 use super::vcpu::{Exit, Vcpu};
+use super::vmx_caps::VmxError;
 use crate::arch::RunOutcome;
 use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::arch::per_cpu::PerCpu;
@@ -45,6 +47,7 @@ use crate::obj::MAX_CPUS;
 use crate::vm::exit::{GuestExit, PioExit};
 use crate::vm::ioreq_path::{self, VcpuRun};
 use crate::vm::stats::{ExitKind, VcpuStats};
+use crate::vm::vectors::{FIRST_INTERRUPT_VECTOR, PendingVectors};
 use crate::vm::{GuestAccess, StopReason, Vm, VmState};
 
 /// A port access waiting in the ioreq slot.
@@ -75,22 +78,84 @@ pub(super) struct GuestFrame {
     pub(super) local_calls: u32,
 }
 
-/// A VM with its memory and one vCPU.
-pub struct GuestVm {
-    /// The generic VM object.
-    pub vm: Vm,
+/// One vCPU of a VM.
+pub(super) struct GuestVcpu {
+    pub(super) id: u8,
     pub(super) frame: Box<GuestFrame>,
-    /// The CPU whose run of the vCPU is under way.
+    /// Whether it runs: vCPU 0 from the VM's start, the others once a
+    /// sibling starts them (`X86_HYPERCALL_VCPU_START`).
+    pub(super) started: bool,
+    /// The CPU whose run of it is under way.
     pub(super) on_cpu: Option<u8>,
     /// The CPU it last ran on: another CPU's TLB entries and FP registers
     /// for it are out of date.
     pub(super) last_cpu: u8,
-    /// The vCPU's x87/SSE registers while it is not in the CPU.
+    /// Its x87/SSE registers while it is not in the CPU.
     pub(super) fp: GuestFp,
     pub(super) run: VcpuRun,
-    /// Its vCPU's exits and I/O round trips since the VM started.
-    pub(super) vcpu_stats: VcpuStats,
+    /// Its exits and I/O round trips since the VM started.
+    pub(super) stats: VcpuStats,
     pub(super) pending: Option<PendingIo>,
+    /// Interrupt vectors sent to it and not yet offered to the CPU.
+    pub(super) irr: PendingVectors,
+}
+
+impl GuestVcpu {
+    /// vCPU `id` over `vcpu` (its VMCB or VMCS), stopped.
+    pub(super) fn new(id: u8, vcpu: Vcpu) -> Self {
+        GuestVcpu {
+            id,
+            frame: Box::new(GuestFrame {
+                vcpu,
+                exit: None,
+                local_calls: 0,
+            }),
+            started: false,
+            on_cpu: None,
+            last_cpu: 0,
+            fp: GuestFp::new(),
+            run: VcpuRun::Stopped,
+            stats: VcpuStats::new(),
+            pending: None,
+            irr: PendingVectors::new(),
+        }
+    }
+
+    /// Stops it: no access waits, no interrupt is pending (a reset, a
+    /// VM start, its own `X86_HYPERCALL_VCPU_STOP`).
+    pub(super) fn stop(&mut self) {
+        self.started = false;
+        self.run = VcpuRun::Stopped;
+        self.pending = None;
+        self.irr.clear();
+        self.frame.vcpu.withdraw_interrupt();
+    }
+
+    /// Starts it in the entry state at `rip` with `rsp` and RDI = `rdi`,
+    /// its FP state at reset; runnable. An error leaves it stopped.
+    pub(super) fn start(&mut self, rip: u64, rsp: u64, rdi: u64) -> Result<(), VmxError> {
+        self.stop();
+        self.frame.vcpu.set_long_mode(rip, rsp, X86_GUEST_PML4)?;
+        self.frame.vcpu.gprs().regs[GPR_RDI] = rdi;
+        self.fp.restart();
+        self.stats = VcpuStats::new();
+        self.started = true;
+        self.run = VcpuRun::Runnable;
+        Ok(())
+    }
+}
+
+/// A VM with its memory and its vCPUs.
+pub struct GuestVm {
+    /// The generic VM object.
+    pub vm: Vm,
+    /// The vCPU that ran last, or is about to run ([`GuestVm::select`]).
+    pub(super) cur: GuestVcpu,
+    /// The VM's other vCPUs, in no particular order.
+    pub(super) parked: Vec<GuestVcpu>,
+    /// vCPUs (bit `n` = vCPU `n`) a sibling started or sent an interrupt
+    /// since the host last heard ([`GuestVm::take_wakeups`]).
+    pub(super) wakeups: u64,
     /// Nested table frames below the root.
     pub(super) tables: Vec<u64>,
     /// Guest RAM (contiguous frames).
@@ -101,6 +166,16 @@ pub struct GuestVm {
     /// Where the boot-info block lies, once set.
     pub(super) boot_info_gpa: u64,
 }
+
+/// RDI's index among [`super::svm::GuestGprs`] (RBX, RCX, RDX, RSI, RDI,
+/// ...): the first hypercall argument.
+const GPR_RDI: usize = 4;
+/// RSI: the second.
+const GPR_RSI: usize = 3;
+/// RDX: the third.
+const GPR_RDX: usize = 2;
+/// R8: the fourth.
+const GPR_R8: usize = 6;
 
 /// Where a CPU enters a guest: the frame of the vCPU it runs
 /// ([`GuestVm::begin`], [`GuestVm::resume`]).
@@ -116,15 +191,15 @@ impl GuestEntry {
     /// run).
     pub fn enter(self) {
         // SAFETY: the frame is the boxed frame of a vCPU whose run this CPU
-        // holds (`GuestVm::on_cpu`): no other CPU reads or writes it until
-        // the run ends, and it is not freed while the CPU is in the guest
-        // (a destroy or reset first waits, in `quiesce`, for `IN_GUEST` to
-        // name another frame).
+        // holds (`GuestVcpu::on_cpu`): no other CPU reads or writes it
+        // until the run ends, and it is not freed while the CPU is in the
+        // guest (a destroy or reset first waits, in `quiesce`, for
+        // `IN_GUEST` to name another frame).
         let frame = unsafe { &mut *self.0.as_ptr() };
         loop {
             let exit = frame.vcpu.run();
             if let (GuestExit::Hypercall, Some(next_rip)) = (exit.exit, exit.next_rip)
-                && frame.vcpu.rax() == ipc::syscall::X86_HYPERCALL_NULL
+                && frame.vcpu.rax() == hc::X86_HYPERCALL_NULL
             {
                 frame.vcpu.set_rip(next_rip);
                 frame.local_calls = frame.local_calls.wrapping_add(1);
@@ -144,27 +219,66 @@ impl GuestEntry {
 }
 
 impl GuestVm {
-    /// Starts a run of vCPU `vcpu` (an x86 VM has only vCPU 0) on this
-    /// CPU, under the kernel lock: the entry to make (outside the lock),
-    /// or the outcome if it may not run. Its FP state goes into the CPU
-    /// before the first entry (unless it is still there) and back into
-    /// its save area when the run ends. A vCPU that last ran on another
-    /// CPU gets its TLB entries flushed here (this CPU's may be older than
-    /// its page tables).
+    /// How many vCPUs the VM has.
+    pub fn vcpu_count(&self) -> usize {
+        1 + self.parked.len()
+    }
+
+    /// Makes vCPU `id` the one in [`GuestVm::cur`] (the one it held goes
+    /// to [`GuestVm::parked`]); false, with nothing changed, if the VM has
+    /// no such vCPU.
+    #[inline]
+    pub(super) fn select(&mut self, id: usize) -> bool {
+        if usize::from(self.cur.id) == id {
+            return true;
+        }
+        match self.parked.iter().position(|v| usize::from(v.id) == id) {
+            Some(index) => {
+                core::mem::swap(&mut self.cur, &mut self.parked[index]);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// vCPU `id`, wherever it is kept.
+    fn vcpu_mut(&mut self, id: usize) -> Option<&mut GuestVcpu> {
+        if usize::from(self.cur.id) == id {
+            return Some(&mut self.cur);
+        }
+        self.parked.iter_mut().find(|v| usize::from(v.id) == id)
+    }
+
+    /// Every vCPU of the VM.
+    fn vcpus(&self) -> impl Iterator<Item = &GuestVcpu> {
+        core::iter::once(&self.cur).chain(self.parked.iter())
+    }
+
+    /// Every vCPU of the VM, to change.
+    pub(super) fn vcpus_mut(&mut self) -> impl Iterator<Item = &mut GuestVcpu> {
+        core::iter::once(&mut self.cur).chain(self.parked.iter_mut())
+    }
+
+    /// Starts a run of vCPU `vcpu` on this CPU, under the kernel lock: the
+    /// entry to make (outside the lock), or the outcome if it may not run.
+    /// Its FP state goes into the CPU before the first entry (unless it is
+    /// still there) and back into its save area when the run ends. A vCPU
+    /// that last ran on another CPU gets its TLB entries flushed here
+    /// (this CPU's may be older than its page tables).
     pub fn begin(&mut self, vcpu: usize) -> Result<GuestEntry, RunOutcome> {
-        if vcpu != 0 {
+        if !self.select(vcpu) || !self.cur.started {
             return Err(RunOutcome::HartStopped);
         }
         let cpu = this_cpu();
-        if self.on_cpu.is_some_and(|c| usize::from(c) != cpu) {
+        if self.cur.on_cpu.is_some_and(|c| usize::from(c) != cpu) {
             return Err(RunOutcome::Elsewhere);
         }
-        if usize::from(self.last_cpu) != cpu {
+        if usize::from(self.cur.last_cpu) != cpu {
             fpu::FpOwner::forget_here();
-            self.frame.vcpu.flush_tlb_on_entry();
-            self.last_cpu = cpu as u8;
+            self.cur.frame.vcpu.flush_tlb_on_entry();
+            self.cur.last_cpu = cpu as u8;
         }
-        self.on_cpu = Some(cpu as u8);
+        self.cur.on_cpu = Some(cpu as u8);
         match self.blocked() {
             Some(outcome) => Err(self.end_run(outcome)),
             None => Ok(self.prepare_entry()),
@@ -179,15 +293,18 @@ impl GuestVm {
     /// instruction that exited, which the guest runs again at its next
     /// entry).
     pub fn resume(&mut self, vcpu: usize, abandoned: bool) -> Result<GuestEntry, RunOutcome> {
-        if vcpu != 0 || self.on_cpu != Some(this_cpu() as u8) {
+        if !self.select(vcpu) || self.cur.on_cpu != Some(this_cpu() as u8) {
             // Nothing of the run is left to save.
             return Err(RunOutcome::Preempted);
         }
-        let local = core::mem::take(&mut self.frame.local_calls);
+        let local = core::mem::take(&mut self.cur.frame.local_calls);
         if local != 0 {
-            self.vcpu_stats.exits_of(ExitKind::Hypercall, local);
+            self.cur.stats.exits_of(ExitKind::Hypercall, local);
         }
-        let exit = self.frame.exit.take();
+        if let Some(vector) = self.cur.frame.vcpu.undelivered_interrupt() {
+            self.cur.irr.set(vector);
+        }
+        let exit = self.cur.frame.exit.take();
         if abandoned || self.vm.state() != VmState::Running {
             return Err(self.end_run(RunOutcome::Preempted));
         }
@@ -200,57 +317,71 @@ impl GuestVm {
         }
     }
 
-    /// Why the vCPU may not enter its guest now, if it may not.
+    /// Why the selected vCPU may not enter its guest now, if it may not.
     fn blocked(&self) -> Option<RunOutcome> {
         if self.vm.state() != VmState::Running {
             return Some(RunOutcome::Left(self.vm.state()));
         }
-        (self.run != VcpuRun::Runnable).then_some(RunOutcome::BlockedOnIo)
+        if !self.cur.started {
+            return Some(RunOutcome::HartStopped);
+        }
+        (self.cur.run != VcpuRun::Runnable).then_some(RunOutcome::BlockedOnIo)
     }
 
-    /// The entry of the vCPU, which runs on this CPU: its FP state in the
-    /// CPU, and the CPU marked as in its guest.
+    /// The entry of the selected vCPU, which runs on this CPU: the highest
+    /// interrupt sent to it offered to the CPU (if the CPU takes one now),
+    /// its FP state in the CPU, and the CPU marked as in its guest.
     fn prepare_entry(&mut self) -> GuestEntry {
-        self.fp.before_run(&mut fpu::Cpu);
-        let frame = NonNull::from(&mut *self.frame);
+        let v = &mut self.cur;
+        if let Some(vector) = v.irr.take_highest()
+            && !v.frame.vcpu.offer_interrupt(vector)
+        {
+            v.irr.set(vector);
+        }
+        v.fp.before_run(&mut fpu::Cpu);
+        let frame = NonNull::from(&mut *v.frame);
         IN_GUEST
             .here()
             .store(frame.as_ptr() as usize, Ordering::Release);
         GuestEntry(frame)
     }
 
-    /// The run ends with `outcome`: the FP state goes back to memory and
-    /// no CPU holds the vCPU.
+    /// The run of the selected vCPU ends with `outcome`: the FP state goes
+    /// back to memory and no CPU holds the vCPU.
     fn end_run(&mut self, outcome: RunOutcome) -> RunOutcome {
-        self.fp.after_run(&fpu::Cpu);
-        self.on_cpu = None;
+        self.cur.fp.after_run(&fpu::Cpu);
+        self.cur.on_cpu = None;
         outcome
     }
 
-    /// Makes sure no CPU but this one is in the VM's guest, or will enter
-    /// it without the kernel lock first: a CPU running its vCPU is kicked
-    /// out of the guest, and this waits (holding the lock) until it has
-    /// left it. Its run ends when it next takes the lock
-    /// ([`GuestVm::resume`]). Before a pause, reset or destroy returns.
+    /// Makes sure no CPU but this one is in a guest of this VM, or will
+    /// enter one without the kernel lock first: every CPU running one of
+    /// its vCPUs is kicked out of the guest, and this waits (holding the
+    /// lock) until each has left it. Their runs end when they next take
+    /// the lock ([`GuestVm::resume`]). Before a pause, reset or destroy
+    /// returns.
     pub fn quiesce(&self) {
-        let Some(cpu) = self.on_cpu.map(usize::from).filter(|&c| c != this_cpu()) else {
-            return;
-        };
-        let frame = &*self.frame as *const GuestFrame as usize;
-        if IN_GUEST.of(cpu).load(Ordering::Acquire) != frame {
-            return;
-        }
-        super::smp::kick(1 << cpu);
-        while IN_GUEST.of(cpu).load(Ordering::Acquire) == frame {
-            core::hint::spin_loop();
+        let me = this_cpu();
+        for v in self.vcpus() {
+            let Some(cpu) = v.on_cpu.map(usize::from).filter(|&c| c != me) else {
+                continue;
+            };
+            let frame = &*v.frame as *const GuestFrame as usize;
+            if IN_GUEST.of(cpu).load(Ordering::Acquire) != frame {
+                continue;
+            }
+            super::smp::kick(1 << cpu);
+            while IN_GUEST.of(cpu).load(Ordering::Acquire) == frame {
+                core::hint::spin_loop();
+            }
         }
     }
 
-    /// Handles `exit` of the guest (the null hypercall and the host
-    /// interrupt window are [`GuestEntry::enter`]'s): `None` when the
-    /// vCPU runs on, else how its run ends.
+    /// Handles `exit` of the selected vCPU's guest (the null hypercall and
+    /// the host interrupt window are [`GuestEntry::enter`]'s): `None` when
+    /// the vCPU runs on, else how its run ends.
     fn handle_exit(&mut self, exit: Exit) -> Option<RunOutcome> {
-        self.vcpu_stats.exit(ExitKind::of(&exit.exit));
+        self.cur.stats.exit(ExitKind::of(&exit.exit));
         let next_rip = exit.next_rip.unwrap_or(0);
         let unhandled = StopReason::UnhandledException {
             code: exit.code,
@@ -265,7 +396,7 @@ impl GuestVm {
             }
             GuestExit::Cpuid => {
                 self.cpuid();
-                self.frame.vcpu.set_rip(next_rip);
+                self.cur.frame.vcpu.set_rip(next_rip);
                 None
             }
             GuestExit::Msr { write } => {
@@ -278,32 +409,24 @@ impl GuestVm {
             // The host's counters are never read for a guest: #GP(0),
             // as on a CPU without the counter ECX names. RIP stays.
             GuestExit::PerfCounterRead => {
-                self.frame.vcpu.inject_gp();
+                self.cur.frame.vcpu.inject_gp();
                 None
             }
             GuestExit::ControlRegisterWrite { gpr } => {
                 self.cr4_write(gpr, exit.next_rip);
                 None
             }
-            GuestExit::Hypercall => {
-                if self.frame.vcpu.rax() == ipc::syscall::X86_HYPERCALL_NULL {
-                    self.frame.vcpu.set_rip(next_rip);
+            GuestExit::Hypercall => self.hypercall(next_rip),
+            GuestExit::Halt => {
+                self.cur.frame.vcpu.set_rip(next_rip);
+                // An interrupt waits and the guest takes interrupts: HLT
+                // ends at once (the entry delivers it).
+                let v = &self.cur;
+                let woken = (v.irr.any() || v.frame.vcpu.interrupt_offered())
+                    && v.frame.vcpu.interrupts_enabled();
+                if woken {
                     return None;
                 }
-                // A power-off: posted output first.
-                if self.io.drain_first(super::timer::timer_now()) {
-                    return Some(RunOutcome::Preempted);
-                }
-                let pc = self.frame.vcpu.rip();
-                self.frame.vcpu.set_rip(next_rip);
-                let off = VmState::PoweredOff { reason: 0 };
-                let at = crate::ticks::uptime_ms(super::timer::timer_now());
-                self.vm.leave(off, pc, at);
-                self.run = VcpuRun::Stopped;
-                Some(RunOutcome::Left(off))
-            }
-            GuestExit::Halt => {
-                self.frame.vcpu.set_rip(next_rip);
                 Some(RunOutcome::Sleeping(
                     super::timer::timer_now().saturating_add(1),
                 ))
@@ -323,6 +446,106 @@ impl GuestVm {
         }
     }
 
+    /// A hypercall of the selected vCPU (number in RAX, arguments in RDI,
+    /// RSI, RDX and R8; see `ipc::syscall::X86_HYPERCALL_NULL`): the vCPU
+    /// calls and IPIs answer in RAX with RIP past the call; any other
+    /// number powers the VM off.
+    fn hypercall(&mut self, next_rip: u64) -> Option<RunOutcome> {
+        let number = self.cur.frame.vcpu.rax();
+        let regs = self.cur.frame.vcpu.gprs().regs;
+        let (a0, a1, a2, a3) = (regs[GPR_RDI], regs[GPR_RSI], regs[GPR_RDX], regs[GPR_R8]);
+        let answer = match number {
+            hc::X86_HYPERCALL_NULL => hc::X86_HC_OK,
+            hc::X86_HYPERCALL_VCPU_ID => u64::from(self.cur.id),
+            hc::X86_HYPERCALL_VCPU_STATUS => match self.vcpus().find(|v| u64::from(v.id) == a0) {
+                Some(v) if v.started => hc::X86_VCPU_STARTED,
+                Some(_) => hc::X86_VCPU_STOPPED,
+                None => hc::X86_HC_INVALID,
+            },
+            hc::X86_HYPERCALL_VCPU_START => self.start_vcpu(a0, a1, a2, a3),
+            hc::X86_HYPERCALL_SEND_IPI => self.send_ipi(a0, a1),
+            hc::X86_HYPERCALL_VCPU_STOP => {
+                self.cur.frame.vcpu.set_rip(next_rip);
+                self.cur.stop();
+                return Some(RunOutcome::HartStopped);
+            }
+            _ => return Some(self.power_off(next_rip)),
+        };
+        self.cur.frame.vcpu.set_rax(answer);
+        self.cur.frame.vcpu.set_rip(next_rip);
+        None
+    }
+
+    /// `X86_HYPERCALL_VCPU_START` of vCPU `id` at `rip` with `rsp` and
+    /// RDI = `arg`: it must be stopped; it runs once the host hears
+    /// ([`GuestVm::take_wakeups`]).
+    fn start_vcpu(&mut self, id: u64, rip: u64, rsp: u64, arg: u64) -> u64 {
+        let Some(target) = usize::try_from(id).ok().and_then(|id| self.vcpu_mut(id)) else {
+            return hc::X86_HC_INVALID;
+        };
+        if target.started {
+            return hc::X86_HC_ALREADY_STARTED;
+        }
+        if target.start(rip, rsp, arg).is_err() {
+            // The backend refused the entry state (VMX): the vCPU stays
+            // stopped, as if the address were out of range.
+            return hc::X86_HC_INVALID;
+        }
+        self.wakeups |= 1 << id;
+        hc::X86_HC_OK
+    }
+
+    /// `X86_HYPERCALL_SEND_IPI` of `vector` to the vCPUs of `mask`: each
+    /// started one gets it pending; one running on another CPU is kicked
+    /// out of its guest to take it, one sleeping in HLT is woken.
+    fn send_ipi(&mut self, mask: u64, vector: u64) -> u64 {
+        let count = self.vcpu_count();
+        let all = if count >= 64 {
+            u64::MAX
+        } else {
+            (1 << count) - 1
+        };
+        let Ok(vector) = u8::try_from(vector) else {
+            return hc::X86_HC_INVALID;
+        };
+        if vector < FIRST_INTERRUPT_VECTOR || mask & !all != 0 {
+            return hc::X86_HC_INVALID;
+        }
+        let me = this_cpu();
+        let mut kicks = 0u64;
+        let mut woken = 0u64;
+        for v in self.vcpus_mut() {
+            if mask & 1 << v.id == 0 || !v.started {
+                continue;
+            }
+            v.irr.set(vector);
+            match v.on_cpu.map(usize::from) {
+                Some(cpu) if cpu != me => kicks |= 1 << cpu,
+                Some(_) => {}
+                None => woken |= 1 << v.id,
+            }
+        }
+        self.wakeups |= woken;
+        if kicks != 0 {
+            super::smp::kick(kicks);
+        }
+        hc::X86_HC_OK
+    }
+
+    /// The selected vCPU powers the VM off (after its posted output).
+    fn power_off(&mut self, next_rip: u64) -> RunOutcome {
+        if self.io.drain_first(super::timer::timer_now()) {
+            return RunOutcome::Preempted;
+        }
+        let pc = self.cur.frame.vcpu.rip();
+        self.cur.frame.vcpu.set_rip(next_rip);
+        let off = VmState::PoweredOff { reason: 0 };
+        let at = crate::ticks::uptime_ms(super::timer::timer_now());
+        self.vm.leave(off, pc, at);
+        self.cur.run = VcpuRun::Stopped;
+        RunOutcome::Left(off)
+    }
+
     /// Stops the VM for `reason` (after its posted output, see
     /// [`crate::vm::posted::Posting::drain_first`]: until then the vCPU
     /// yields and the guest exits again on the same instruction).
@@ -330,10 +553,10 @@ impl GuestVm {
         if self.io.drain_first(super::timer::timer_now()) {
             return RunOutcome::Preempted;
         }
-        let pc = self.frame.vcpu.rip();
+        let pc = self.cur.frame.vcpu.rip();
         let at = crate::ticks::uptime_ms(super::timer::timer_now());
         self.vm.leave(VmState::Stopped(reason), pc, at);
-        self.run = VcpuRun::Stopped;
+        self.cur.run = VcpuRun::Stopped;
         RunOutcome::Left(self.vm.state())
     }
 
@@ -347,10 +570,10 @@ impl GuestVm {
             // No port answers past 0xffff and no slot takes such an access:
             // an `in` reads all ones, an `out` goes nowhere, as on a PC.
             if pio.write.is_none() {
-                let rax = rax_after_in(self.frame.vcpu.rax(), pio.size, pio.open_bus());
-                self.frame.vcpu.set_rax(rax);
+                let rax = rax_after_in(self.cur.frame.vcpu.rax(), pio.size, pio.open_bus());
+                self.cur.frame.vcpu.set_rax(rax);
             }
-            self.frame.vcpu.set_rip(next_rip);
+            self.cur.frame.vcpu.set_rip(next_rip);
             return None;
         }
         if let Some(value) = pio.write
@@ -364,15 +587,15 @@ impl GuestVm {
                 &mut self.vm.stats,
             )
         {
-            self.frame.vcpu.set_rip(next_rip);
+            self.cur.frame.vcpu.set_rip(next_rip);
             return None;
         }
-        let request = pio.request(0);
+        let request = pio.request(self.cur.id);
         if slot::fill(self.io.page(), &request).is_err() {
             return Some(self.stop(StopReason::BadIoCompletion));
         }
-        self.pending = Some(PendingIo { pio, next_rip });
-        self.run = VcpuRun::BlockedOnIo;
+        self.cur.pending = Some(PendingIo { pio, next_rip });
+        self.cur.run = VcpuRun::BlockedOnIo;
         Some(RunOutcome::BlockedOnIo)
     }
 
@@ -380,21 +603,26 @@ impl GuestVm {
     /// value goes into AL/AX/EAX, RIP steps past the instruction and the
     /// vCPU is runnable (`Ok(true)`); `Ok(false)` while it is not done.
     fn complete_io(&mut self) -> Result<bool, StopReason> {
-        let Some(pending) = self.pending else {
+        let Some(pending) = self.cur.pending else {
             return Ok(false);
         };
-        let value = match ioreq_path::collect(self.io.page(), 0, &pending.pio.request(0)) {
+        let id = self.cur.id;
+        let value = match ioreq_path::collect(self.io.page(), id, &pending.pio.request(id)) {
             Ok(Some(value)) => value,
             Ok(None) => return Ok(false),
             Err(_) => return Err(StopReason::BadIoCompletion),
         };
         if pending.pio.write.is_none() {
-            let rax = rax_after_in(self.frame.vcpu.rax(), pending.pio.size, value);
-            self.frame.vcpu.set_rax(rax);
+            let rax = rax_after_in(self.cur.frame.vcpu.rax(), pending.pio.size, value);
+            self.cur.frame.vcpu.set_rax(rax);
         }
-        self.frame.vcpu.set_rip(pending.next_rip);
-        self.pending = None;
-        self.run = self.run.resume().map_err(|_| StopReason::BadIoCompletion)?;
+        self.cur.frame.vcpu.set_rip(pending.next_rip);
+        self.cur.pending = None;
+        self.cur.run = self
+            .cur
+            .run
+            .resume()
+            .map_err(|_| StopReason::BadIoCompletion)?;
         Ok(true)
     }
 
@@ -405,15 +633,15 @@ impl GuestVm {
     /// VM with a reason line (a port access has no bus error to inject);
     /// the vCPU is released, so the run loop reports it at once.
     pub fn resume_io(&mut self, vcpu: usize) -> Result<(), Error> {
-        if vcpu != 0 || self.pending.is_none() {
+        if !self.select(vcpu) || self.cur.pending.is_none() {
             return Err(Error::BadSlotState);
         }
         match self.complete_io() {
             Ok(true) => Ok(()),
             Ok(false) => Err(Error::BadSlotState),
             Err(reason) => {
-                self.pending = None;
-                let pc = self.frame.vcpu.rip();
+                self.cur.pending = None;
+                let pc = self.cur.frame.vcpu.rip();
                 let at = crate::ticks::uptime_ms(super::timer::timer_now());
                 self.vm.leave(VmState::Stopped(reason), pc, at);
                 Ok(())
@@ -428,11 +656,11 @@ impl GuestVm {
     /// (`cr4::hide`), minus the performance-monitoring unit (`pmu::hide`:
     /// leaf 0xA reports version 0), and with the hypervisor bit set.
     fn cpuid(&mut self) {
-        let leaf = self.frame.vcpu.rax() as u32;
-        let sub = self.frame.vcpu.gprs().regs[1] as u32;
+        let leaf = self.cur.frame.vcpu.rax() as u32;
+        let sub = self.cur.frame.vcpu.gprs().regs[1] as u32;
         let mut r = core::arch::x86_64::__cpuid_count(leaf, sub);
         let mut words = [r.eax, r.ebx, r.ecx, r.edx];
-        cr4::hide(leaf, sub, &mut words, self.frame.vcpu.cr4_owned());
+        cr4::hide(leaf, sub, &mut words, self.cur.frame.vcpu.cr4_owned());
         pmu::hide(leaf, &mut words);
         [r.eax, r.ebx, r.ecx, r.edx] = words;
         match leaf {
@@ -448,8 +676,8 @@ impl GuestVm {
             }
             _ => {}
         }
-        self.frame.vcpu.set_rax(r.eax.into());
-        let gprs = self.frame.vcpu.gprs();
+        self.cur.frame.vcpu.set_rax(r.eax.into());
+        let gprs = self.cur.frame.vcpu.gprs();
         gprs.regs[0] = r.ebx.into();
         gprs.regs[1] = r.ecx.into();
         gprs.regs[2] = r.edx.into();
@@ -459,31 +687,31 @@ impl GuestVm {
     /// answered as `msr::emulate` decides, RIP past the instruction, or
     /// #GP(0) injected with RIP left on it.
     fn msr_access(&mut self, write: bool, next_rip: u64) {
-        let index = self.frame.vcpu.gprs().regs[1] as u32;
-        let edx = self.frame.vcpu.gprs().regs[2];
+        let index = self.cur.frame.vcpu.gprs().regs[1] as u32;
+        let edx = self.cur.frame.vcpu.gprs().regs[2];
         let access = if write {
-            Access::Write((edx & 0xffff_ffff) << 32 | self.frame.vcpu.rax() & 0xffff_ffff)
+            Access::Write((edx & 0xffff_ffff) << 32 | self.cur.frame.vcpu.rax() & 0xffff_ffff)
         } else {
             Access::Read
         };
         let guest = GuestView {
-            efer: self.frame.vcpu.efer(),
+            efer: self.cur.frame.vcpu.efer(),
             efer_writable: efer_writable(),
             tsc: super::timer::timer_now(),
         };
         match msr::emulate(index, access, &guest) {
             Outcome::Value(value) => {
-                self.frame.vcpu.set_rax(value & 0xffff_ffff);
-                self.frame.vcpu.gprs().regs[2] = value >> 32;
+                self.cur.frame.vcpu.set_rax(value & 0xffff_ffff);
+                self.cur.frame.vcpu.gprs().regs[2] = value >> 32;
             }
-            Outcome::SetEfer(efer) => self.frame.vcpu.set_efer(efer),
+            Outcome::SetEfer(efer) => self.cur.frame.vcpu.set_efer(efer),
             Outcome::Ignored => {}
             Outcome::GeneralProtection => {
-                self.frame.vcpu.inject_gp();
+                self.cur.frame.vcpu.inject_gp();
                 return;
             }
         }
-        self.frame.vcpu.set_rip(next_rip);
+        self.cur.frame.vcpu.set_rip(next_rip);
     }
 
     /// An intercepted MOV to CR4 from register `gpr` (x86 numbering),
@@ -500,38 +728,39 @@ impl GuestVm {
             _ => self.fetch_mov_to_cr4(),
         };
         let Some((gpr, next_rip)) = decoded else {
-            self.frame.vcpu.inject_gp();
+            self.cur.frame.vcpu.inject_gp();
             return;
         };
-        let mut value = self.frame.vcpu.gpr(gpr);
-        if !self.frame.vcpu.in_64bit_code() {
+        let mut value = self.cur.frame.vcpu.gpr(gpr);
+        if !self.cur.frame.vcpu.in_64bit_code() {
             value &= 0xffff_ffff;
         }
         match cr4::write(
             value,
-            &self.frame.vcpu.cr4_guest(),
-            self.frame.vcpu.cr4_owned(),
+            &self.cur.frame.vcpu.cr4_guest(),
+            self.cur.frame.vcpu.cr4_owned(),
         ) {
             cr4::Write::Accept { value, flush } => {
-                self.frame.vcpu.set_cr4(value, flush);
-                self.frame.vcpu.set_rip(next_rip);
+                self.cur.frame.vcpu.set_cr4(value, flush);
+                self.cur.frame.vcpu.set_rip(next_rip);
             }
-            cr4::Write::GeneralProtection => self.frame.vcpu.inject_gp(),
+            cr4::Write::GeneralProtection => self.cur.frame.vcpu.inject_gp(),
         }
     }
 
     /// The source register and next RIP of the MOV to CR4 at the guest's
     /// RIP, fetched from its RAM through its page tables.
     fn fetch_mov_to_cr4(&self) -> Option<(u8, u64)> {
-        let code = self.frame.vcpu.code_view()?;
+        let code = self.cur.frame.vcpu.code_view()?;
         let mov = mov_cr::fetch_at_rip(&code, |gpa| self.read_u64(gpa), |gpa| self.read_u8(gpa))?;
         (mov.cr == 4).then(|| (mov.gpr, code.rip.wrapping_add(mov.len)))
     }
 
-    /// Raises or lowers vCPU `vcpu`'s external interrupt (nothing on x86
-    /// yet: the guests run with interrupts off).
+    /// Raises or lowers vCPU `vcpu`'s external interrupt line (nothing on
+    /// x86 yet: no device model raises one; the vCPUs' IPIs are
+    /// `X86_HYPERCALL_SEND_IPI`).
     pub fn set_external_irq(&mut self, vcpu: usize, _raised: bool) -> Result<(), Error> {
-        if vcpu != 0 {
+        if vcpu >= self.vcpu_count() {
             return Err(Error::InvalidArgument);
         }
         Ok(())
@@ -540,31 +769,35 @@ impl GuestVm {
     /// The vCPU made its slot PENDING at `now` (timer ticks).
     #[inline]
     pub fn io_exit_at(&mut self, now: u64) {
-        self.vcpu_stats.io_exit(now);
+        self.cur.stats.io_exit(now);
     }
 
     /// The vCPU was resumed at `now`: its round trip ends and is charged
     /// to the VM.
     #[inline]
     pub fn io_resumed_at(&mut self, now: u64) {
-        let ticks = self.vcpu_stats.io_resumed(now);
+        let ticks = self.cur.stats.io_resumed(now);
         self.vm.stats.round_trip(ticks);
     }
 
-    /// The VM's figures: its own counters with its vCPU's exits.
+    /// The VM's figures: its own counters with its vCPUs' exits.
     pub fn figures(&self, ticks_per_second: u64) -> crate::vm::stats::VmFigures {
-        self.vm.stats.figures(ticks_per_second, [&self.vcpu_stats])
+        let vcpus = self.vcpus().map(|v| &v.stats);
+        self.vm.stats.figures(ticks_per_second, vcpus)
     }
 
-    /// vCPU `vcpu`'s counters (vCPU 0 only).
+    /// vCPU `vcpu`'s counters; `None` for a vCPU the VM lacks.
     pub fn vcpu_stats(&self, vcpu: usize) -> Option<VcpuStats> {
-        (vcpu == 0).then_some(self.vcpu_stats)
+        self.vcpus()
+            .find(|v| usize::from(v.id) == vcpu)
+            .map(|v| v.stats)
     }
 
-    /// vCPUs a sibling woke: none, with one vCPU per x86 VM.
+    /// The vCPUs (bit `n` = vCPU `n`) that a sibling started or sent an
+    /// interrupt since the last call: the host lets them run.
     #[inline]
     pub fn take_wakeups(&mut self) -> u64 {
-        0
+        core::mem::take(&mut self.wakeups)
     }
 }
 

@@ -8,7 +8,6 @@
 
 extern crate alloc;
 
-use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,8 +16,7 @@ use ipc::ioreq_abi::page::IoreqPage;
 use ipc::syscall::{GUEST_IMAGE_OFFSET, GUEST_RAM_BASE, X86_GUEST_PML4, X86_GUEST_STACK_TOP};
 use log::{info, warn};
 
-use super::fpu::GuestFp;
-use super::guest::{GuestFrame, GuestVm};
+use super::guest::{GuestVcpu, GuestVm};
 use super::msr;
 use super::pt4::{self, Flags, PAGE_SIZE, TableMemory};
 use super::svm::{self, IOPM_BYTES, MSRPM_BYTES};
@@ -29,8 +27,6 @@ use super::{vmx, vmx_vcpu};
 use crate::arch::frame_tables::FrameTables;
 use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::frame::FrameAllocator;
-use crate::vm::ioreq_path::VcpuRun;
-use crate::vm::stats::VcpuStats;
 use crate::vm::tlb_tag::TlbTag;
 use crate::vm::{StopReason, Vm, VmName, VmState};
 
@@ -207,7 +203,7 @@ impl GuestVm {
         vcpus: usize,
         tag: TlbTag,
     ) -> Result<Self, Error> {
-        if vcpus != 1 {
+        if vcpus == 0 || vcpus > ipc::syscall::MAX_VCPUS {
             return Err(Error::InvalidArgument);
         }
         if ram_bytes < LARGE || !ram_bytes.is_multiple_of(LARGE) || ram_bytes > IDENTITY_BYTES {
@@ -230,20 +226,25 @@ impl GuestVm {
         let mut tables = Vec::new();
         let mut nested = FrameTables::recording(frames, &mut tables);
         let built = (|| {
-            let vmcb = nested.alloc_table().ok_or(Error::OutOfMemory)?;
             let ioreq = nested.alloc_table().ok_or(Error::OutOfMemory)?;
             let ring = nested.alloc_table().ok_or(Error::OutOfMemory)?;
             let root = nested.alloc_table().ok_or(Error::OutOfMemory)?;
-            // VMX keeps the guest's switched MSRs in a frame of the VM's.
-            let msr_area = match ready {
-                Ready::Vmx { .. } => nested.alloc_table().ok_or(Error::OutOfMemory)?,
-                Ready::Svm { .. } => 0,
-            };
+            // A VMCB or VMCS per vCPU; VMX keeps each vCPU's switched MSRs
+            // in a frame of the VM's too.
+            let mut state = Vec::new();
+            for _ in 0..vcpus {
+                let vmcb = nested.alloc_table().ok_or(Error::OutOfMemory)?;
+                let msr_area = match ready {
+                    Ready::Vmx { .. } => nested.alloc_table().ok_or(Error::OutOfMemory)?,
+                    Ready::Svm { .. } => 0,
+                };
+                state.push((vmcb, msr_area));
+            }
             pt4::map_range(&mut nested, root, GUEST_RAM_BASE, ram, ram_bytes, leaf)
                 .map_err(|_| Error::OutOfMemory)?;
-            Ok::<_, Error>((vmcb, ioreq, ring, root, msr_area))
+            Ok::<_, Error>((state, ioreq, ring, root))
         })();
-        let (vmcb, ioreq_frame, posted_frame, npt_root, msr_area) = match built {
+        let (state, ioreq_frame, posted_frame, npt_root) = match built {
             Ok(parts) => parts,
             Err(e) => {
                 frames.free_contiguous(ram, ram_frames);
@@ -253,40 +254,41 @@ impl GuestVm {
                 return Err(e);
             }
         };
-        let vcpu = match ready {
-            Ready::Svm { iopm, msrpm } => {
-                Vcpu::Svm(svm::Vcpu::new(vmcb, iopm, msrpm, npt_root, asid))
-            }
-            Ready::Vmx {
-                controls,
-                revision,
-                bitmap,
-                host_msrs,
-            } => Vcpu::Vmx(vmx_vcpu::Vcpu::new(
-                vmcb,
-                revision,
-                &controls,
-                npt_root,
-                asid,
-                vmx_vcpu::MsrFrames {
+        let mut all = state.into_iter().enumerate().map(|(id, (vmcb, msr_area))| {
+            let vcpu = match ready {
+                Ready::Svm { iopm, msrpm } => {
+                    Vcpu::Svm(svm::Vcpu::new(vmcb, iopm, msrpm, npt_root, asid))
+                }
+                Ready::Vmx {
+                    controls,
+                    revision,
                     bitmap,
-                    host: host_msrs,
-                    guest: msr_area,
-                },
-            )),
+                    host_msrs,
+                } => Vcpu::Vmx(vmx_vcpu::Vcpu::new(
+                    vmcb,
+                    revision,
+                    &controls,
+                    npt_root,
+                    asid,
+                    vmx_vcpu::MsrFrames {
+                        bitmap,
+                        host: host_msrs,
+                        guest: msr_area,
+                    },
+                )),
+            };
+            GuestVcpu::new(id as u8, vcpu)
+        });
+        // `vcpus` is at least 1 (checked above).
+        let Some(first) = all.next() else {
+            return Err(Error::InvalidArgument);
         };
+        let parked = all.collect();
         let mut vm = GuestVm {
             vm: Vm::new(name, ram_bytes),
-            frame: Box::new(GuestFrame {
-                vcpu,
-                exit: None,
-                local_calls: 0,
-            }),
-            on_cpu: None,
-            last_cpu: 0,
-            fp: GuestFp::new(),
-            run: VcpuRun::Stopped,
-            pending: None,
+            cur: first,
+            parked,
+            wakeups: 0,
             tables,
             ram: VmRam {
                 start: ram,
@@ -294,7 +296,6 @@ impl GuestVm {
             },
             io: IoreqFrames::new(ioreq_frame, posted_frame),
             boot_info_gpa: 0,
-            vcpu_stats: VcpuStats::new(),
         };
         fill(ram, ram_bytes, 0);
         *vm.io.page() = IoreqPage::new();
@@ -399,21 +400,22 @@ impl GuestVm {
 
     /// Puts vCPU 0 in the entry state: 64-bit long mode, CPL 0, interrupts
     /// off, identity paging, RIP at the image, RSP at `X86_GUEST_STACK_TOP`,
-    /// RDI = the boot-info block (0 without one); the VM runs again.
+    /// RDI = the boot-info block (0 without one); the other vCPUs are
+    /// stopped until vCPU 0 starts them (`X86_HYPERCALL_VCPU_START`); the VM
+    /// runs again.
     pub fn start(&mut self) {
         self.write_identity_tables();
         let entry = GUEST_RAM_BASE + GUEST_IMAGE_OFFSET;
-        let entered = self
-            .frame
-            .vcpu
-            .set_long_mode(entry, X86_GUEST_STACK_TOP, X86_GUEST_PML4);
-        self.frame.vcpu.gprs().regs[4] = self.boot_info_gpa;
-        self.fp.restart();
-        self.run = VcpuRun::Runnable;
-        self.pending = None;
+        for v in self.vcpus_mut() {
+            v.stop();
+        }
+        self.wakeups = 0;
+        self.select(0);
         *self.io.page() = IoreqPage::new();
         self.vm = self.vm.restarted();
-        self.vcpu_stats = VcpuStats::new();
+        let entered = self
+            .cur
+            .start(entry, X86_GUEST_STACK_TOP, self.boot_info_gpa);
         if let Err(e) = entered {
             warn!("vmx: {} cannot enter long mode: {e}", self.vm.name);
             self.vm.leave(
@@ -424,15 +426,17 @@ impl GuestVm {
                 entry,
                 crate::ticks::uptime_ms(super::timer::timer_now()),
             );
-            self.run = VcpuRun::Stopped;
+            self.cur.stop();
         }
     }
 
-    /// Stops the vCPU, drops any I/O request, zeroes RAM and forgets the
+    /// Stops every vCPU, drops any I/O request, zeroes RAM and forgets the
     /// boot-info block.
     pub fn reset(&mut self) {
-        self.run = VcpuRun::Stopped;
-        self.pending = None;
+        for v in self.vcpus_mut() {
+            v.stop();
+        }
+        self.wakeups = 0;
         *self.io.page() = IoreqPage::new();
         self.ram.zero();
         self.boot_info_gpa = 0;
@@ -453,7 +457,9 @@ impl GuestVm {
     /// Returns every frame of the VM (RAM, tables, VMCB, ioreq page); its
     /// ASID goes back with its record (`crate::vm::control::destroy`).
     pub fn destroy<const W: usize>(mut self, frames: &mut FrameAllocator<W>) {
-        self.frame.vcpu.release();
+        for v in self.vcpus_mut() {
+            v.frame.vcpu.release();
+        }
         frames.free_contiguous(self.ram.start, (self.vm.ram_bytes / PAGE_SIZE) as usize);
         for table in self.tables.drain(..) {
             let _ = frames.free(table);

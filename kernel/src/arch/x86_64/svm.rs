@@ -80,6 +80,16 @@ const MISC1: u32 = 1 << 0 | 1 << 1 | 1 << 15 | 1 << 18 | 1 << 24 | 1 << 27 | 1 <
 const MISC2: u32 = 0x7f | 1 << 13;
 /// V_INTR_MASKING: the host's RFLAGS.IF masks physical interrupts.
 const V_INTR_MASKING: u64 = 1 << 24;
+/// V_IRQ: a virtual interrupt waits for the guest (the CPU clears it when
+/// the guest takes it).
+const V_IRQ: u64 = 1 << 8;
+/// V_INTR_PRIO 15 and V_IGN_TPR: the virtual interrupt is taken whatever
+/// the guest's task priority.
+const V_PRIO_ANY: u64 = 0xf << 16 | 1 << 20;
+/// Where V_INTR_VECTOR sits in INT_CONTROL.
+const V_INTR_VECTOR_SHIFT: u32 = 32;
+/// RFLAGS.IF.
+const RFLAGS_IF: u64 = 1 << 9;
 /// Bytes of the I/O and MSR permission maps.
 pub const IOPM_BYTES: u64 = 3 * PAGE_SIZE;
 /// Bytes of the MSR permission map.
@@ -377,6 +387,38 @@ impl Vcpu {
             info1: self.read64(ctl::EXIT_INFO1),
             info2: self.read64(ctl::EXIT_INFO2),
         }
+    }
+
+    /// Offers interrupt `vector` to the guest as the virtual interrupt,
+    /// which the CPU delivers through the guest's IDT as soon as its
+    /// RFLAGS.IF allows; false (nothing changed) while an earlier one is
+    /// still waiting.
+    pub fn offer_interrupt(&self, vector: u8) -> bool {
+        if self.interrupt_offered() {
+            return false;
+        }
+        let vector = u64::from(vector) << V_INTR_VECTOR_SHIFT;
+        self.write64(
+            ctl::INT_CONTROL,
+            V_INTR_MASKING | V_IRQ | V_PRIO_ANY | vector,
+        );
+        true
+    }
+
+    /// Whether an offered interrupt is still waiting for the guest.
+    pub fn interrupt_offered(&self) -> bool {
+        self.read64(ctl::INT_CONTROL) & V_IRQ != 0
+    }
+
+    /// Takes back an offered interrupt the guest did not take (a stopped
+    /// or reset vCPU).
+    pub fn withdraw_interrupt(&self) {
+        self.write64(ctl::INT_CONTROL, V_INTR_MASKING);
+    }
+
+    /// Whether the guest takes interrupts (RFLAGS.IF).
+    pub fn interrupts_enabled(&self) -> bool {
+        self.read64(save::RFLAGS) & RFLAGS_IF != 0
     }
 
     /// The guest's RIP.

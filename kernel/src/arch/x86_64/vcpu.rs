@@ -245,6 +245,52 @@ impl Vcpu {
         }
     }
 
+    /// Offers interrupt `vector` for delivery through the guest's IDT: SVM
+    /// makes it the virtual interrupt, which the CPU delivers once the
+    /// guest's RFLAGS.IF allows; VMX injects it at the next entry if the
+    /// guest takes interrupts now. False (nothing changed) if the vector
+    /// cannot go yet: the caller offers it after the next exit.
+    pub fn offer_interrupt(&mut self, vector: u8) -> bool {
+        match self {
+            Vcpu::Svm(v) => v.offer_interrupt(vector),
+            Vcpu::Vmx(v) => v.offer_interrupt(vector),
+        }
+    }
+
+    /// The interrupt the last exit left undelivered (SVM: the virtual
+    /// interrupt still waits, and stays; VMX: its IDT-vectoring
+    /// information), which goes back among the pending ones.
+    pub fn undelivered_interrupt(&mut self) -> Option<u8> {
+        match self {
+            Vcpu::Svm(_) => None,
+            Vcpu::Vmx(v) => v.undelivered_interrupt(),
+        }
+    }
+
+    /// Whether an interrupt offered on SVM still waits for the guest.
+    pub fn interrupt_offered(&self) -> bool {
+        match self {
+            Vcpu::Svm(v) => v.interrupt_offered(),
+            Vcpu::Vmx(_) => false,
+        }
+    }
+
+    /// Takes back an offered interrupt (a stopped or reset vCPU).
+    pub fn withdraw_interrupt(&mut self) {
+        match self {
+            Vcpu::Svm(v) => v.withdraw_interrupt(),
+            Vcpu::Vmx(v) => v.withdraw_interrupt(),
+        }
+    }
+
+    /// Whether the guest takes interrupts (RFLAGS.IF).
+    pub fn interrupts_enabled(&self) -> bool {
+        match self {
+            Vcpu::Svm(v) => v.interrupts_enabled(),
+            Vcpu::Vmx(v) => v.interrupts_enabled(),
+        }
+    }
+
     /// Lets go of the backend's state before its frame is freed.
     pub fn release(&mut self) {
         if let Vcpu::Vmx(v) = self {

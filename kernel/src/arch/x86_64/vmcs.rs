@@ -50,6 +50,7 @@ pub mod f32 {
     pub const PROC2_CONTROLS: u32 = 0x401e;
     pub const VM_INSTRUCTION_ERROR: u32 = 0x4400;
     pub const EXIT_REASON: u32 = 0x4402;
+    pub const IDT_VECTORING_INFO: u32 = 0x4408;
     pub const EXIT_INSTRUCTION_LEN: u32 = 0x440c;
     pub const GUEST_ES_LIMIT: u32 = 0x4800;
     pub const GUEST_GDTR_LIMIT: u32 = 0x4810;

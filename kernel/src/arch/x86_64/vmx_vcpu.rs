@@ -39,6 +39,14 @@ const CR4_PAE: u64 = 1 << 5;
 /// VM-entry interruption information: valid, a hardware exception (type
 /// 3) with its error code, vector 13 (#GP).
 const INJECT_GP: u64 = 1 << 31 | 1 << 11 | 3 << 8 | 13;
+/// Interruption information: valid.
+const INTERRUPTION_VALID: u64 = 1 << 31;
+/// Interruption information: the event type (0: external interrupt).
+const INTERRUPTION_TYPE: u64 = 7 << 8;
+/// Interruptibility state: blocking by STI and by MOV SS.
+const SHADOWS: u64 = 0b11;
+/// RFLAGS.IF.
+const RFLAGS_IF: u64 = 1 << 9;
 /// Entries in an MSR area (16 bytes each: index, reserved, value).
 const SWITCHED: usize = msr::VMX_SWITCHED.len();
 
@@ -447,10 +455,58 @@ impl Vcpu {
         vmread(fnat::GUEST_RIP)
     }
 
-    /// Moves the guest's RIP.
+    /// Moves the guest's RIP (past an instruction the host emulated: a
+    /// `sti` or `mov ss` shadow before it is over, as after the
+    /// instruction on the CPU).
     pub fn set_rip(&self, rip: u64) {
         self.load();
         vmwrite(fnat::GUEST_RIP, rip);
+        let state = vmread(f32::GUEST_INTERRUPTIBILITY);
+        if state & SHADOWS != 0 {
+            vmwrite(f32::GUEST_INTERRUPTIBILITY, state & !SHADOWS);
+        }
+    }
+
+    /// Injects interrupt `vector` at the next entry if the guest takes
+    /// interrupts now (RFLAGS.IF set, no `sti` or `mov ss` shadow, no
+    /// other event being injected); false (nothing changed) if it does not:
+    /// the caller offers it again after the next exit.
+    pub fn offer_interrupt(&self, vector: u8) -> bool {
+        self.load();
+        let open = vmread(fnat::GUEST_RFLAGS) & RFLAGS_IF != 0
+            && vmread(f32::GUEST_INTERRUPTIBILITY) & SHADOWS == 0
+            && vmread(f32::ENTRY_INTERRUPTION_INFO) & INTERRUPTION_VALID == 0;
+        if open {
+            vmwrite(
+                f32::ENTRY_INTERRUPTION_INFO,
+                INTERRUPTION_VALID | u64::from(vector),
+            );
+        }
+        open
+    }
+
+    /// Whether the guest takes interrupts (RFLAGS.IF).
+    pub fn interrupts_enabled(&self) -> bool {
+        self.load();
+        vmread(fnat::GUEST_RFLAGS) & RFLAGS_IF != 0
+    }
+
+    /// The external interrupt an exit kept from being delivered (its
+    /// IDT-vectoring information), to offer again.
+    pub fn undelivered_interrupt(&self) -> Option<u8> {
+        self.load();
+        let info = vmread(f32::IDT_VECTORING_INFO);
+        (info & INTERRUPTION_VALID != 0 && info & INTERRUPTION_TYPE == 0).then_some(info as u8)
+    }
+
+    /// Takes back an interrupt set for injection (a stopped or reset
+    /// vCPU).
+    pub fn withdraw_interrupt(&self) {
+        self.load();
+        let info = vmread(f32::ENTRY_INTERRUPTION_INFO);
+        if info & INTERRUPTION_VALID != 0 && info & INTERRUPTION_TYPE == 0 {
+            vmwrite(f32::ENTRY_INTERRUPTION_INFO, 0);
+        }
     }
 
     /// CR4 as the guest reads it: its own bits, and the read shadow's for
