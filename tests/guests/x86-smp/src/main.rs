@@ -276,8 +276,10 @@ mod guest {
         while idt::taken(k) == 0 {
             // SAFETY: the IDT holds the IPI gate; STI's one-instruction
             // shadow keeps the IPI from landing between it and HLT, which
-            // it then ends; CLI before the next check.
-            unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+            // it then ends; CLI before the next check. Not `nomem`: the
+            // handler writes the counter read above (no red zone on this
+            // target, so its frame below RSP harms nothing).
+            unsafe { core::arch::asm!("sti", "hlt", "cli", options(nostack)) };
         }
         say!("vcpu {id}: ipi received");
         RECEIVED.fetch_add(1, Ordering::Release);
