@@ -61,6 +61,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 "mica-guest-x86-bench",
                 "-p",
                 "mica-guest-x86-hostile",
+                "-p",
+                "mica-guest-x86-smp",
             ])
             .args(["--", "-D", "warnings"]),
         "clippy (x86_64 kernel and guests)",
@@ -155,6 +157,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let x86_boot_image = crate::x86_image::build_boot_image("x86-default")?;
     let x86_misbehave_image = crate::x86_image::build_boot_image("x86-misbehave")?;
     let x86_hostile_image = crate::x86_image::build_boot_image("x86-hostile")?;
+    let x86_smp_image = crate::x86_image::build_boot_image("x86-smp")?;
     counts += qemu_tests(
         "x86_64_boot",
         &[
@@ -162,6 +165,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             ("MICA_BOOT_IMAGE_X86_64", &x86_boot_image),
             ("MICA_BOOT_IMAGE_X86_64_MISBEHAVE", &x86_misbehave_image),
             ("MICA_BOOT_IMAGE_X86_64_HOSTILE", &x86_hostile_image),
+            ("MICA_BOOT_IMAGE_X86_64_SMP", &x86_smp_image),
         ],
         "QEMU tests (x86_64)",
     )?;

@@ -3,7 +3,7 @@
 //! RISC-V and handed to QEMU's Multiboot loader with `-initrd` (it becomes
 //! the first Multiboot module), with the x86 test guests (`x86-hello`,
 //! `x86-misbehave`, `x86-poweroff`, `x86-bench`, `x86-hostile`,
-//! `x86-steady`) the scenario's VMs boot. No rng task: x86 QEMU has no
+//! `x86-steady`, `x86-smp`) the scenario's VMs boot. No rng task: x86 QEMU has no
 //! virtio-mmio bus, so RDSEED/RDRAND are the only entropy source there
 //! (the vm-manager's and the device service's call slot to the rng
 //! endpoint stays empty, and they say so if the CPU has neither).
@@ -83,6 +83,7 @@ pub fn build_boot_image(scenario: &str) -> Result<PathBuf, String> {
             "x86-steady",
             artifacts::x86_guest_bin_raw("mica-guest-x86-hostile", "mica-guest-x86-steady")?,
         ),
+        guest("x86-smp", artifacts::x86_guest_raw("mica-guest-x86-smp")?),
     ]);
     pack_into(&parts, &dir)
 }

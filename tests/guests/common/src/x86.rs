@@ -2,8 +2,10 @@
 //! and paging set by Mica, `rdi` = the boot-info block) zeroes `.bss` and
 //! calls the guest's main with (0, boot info); COM1 output polls LSR.THRE
 //! (0x3fd bit 5) before every THR (0x3f8) write; each access is a port
-//! exit Mica serves through its devices task. `power_off` and `hypercall`
-//! are VMMCALL (VMCALL on Intel) with the number in `rax`.
+//! exit Mica serves through its devices task. `power_off`, `hypercall` and
+//! the multi-vCPU calls (`vcpu_start`, `vcpu_stop`, `vcpu_status`,
+//! `send_ipi`, `vcpu_id`) are VMMCALL (VMCALL on Intel) with the number in
+//! `rax`.
 
 use core::fmt::{self, Write};
 
@@ -106,6 +108,95 @@ pub fn hypercall(intel: bool, nr: u64) {
         // SAFETY: VMMCALL exits to the hypervisor, which serves `nr`.
         unsafe { core::arch::asm!("vmmcall", inout("rax") nr => _, options(nomem, nostack)) };
     }
+}
+
+/// Starts a stopped vCPU (`ipc::syscall::X86_HYPERCALL_VCPU_START`).
+pub const HYPERCALL_VCPU_START: u64 = 0x4d49_4341_0000_0002;
+/// The caller stops (`ipc::syscall::X86_HYPERCALL_VCPU_STOP`).
+pub const HYPERCALL_VCPU_STOP: u64 = 0x4d49_4341_0000_0003;
+/// Whether a vCPU runs (`ipc::syscall::X86_HYPERCALL_VCPU_STATUS`).
+pub const HYPERCALL_VCPU_STATUS: u64 = 0x4d49_4341_0000_0004;
+/// Sends a vector to a mask of vCPUs (`ipc::syscall::X86_HYPERCALL_SEND_IPI`).
+pub const HYPERCALL_SEND_IPI: u64 = 0x4d49_4341_0000_0005;
+/// The caller's vCPU number (`ipc::syscall::X86_HYPERCALL_VCPU_ID`).
+pub const HYPERCALL_VCPU_ID: u64 = 0x4d49_4341_0000_0006;
+/// A hypercall's success (`ipc::syscall::X86_HC_OK`).
+pub const HC_OK: u64 = 0;
+/// An argument out of range (`ipc::syscall::X86_HC_INVALID`, -3).
+pub const HC_INVALID: u64 = -3i64 as u64;
+/// The vCPU to start runs already (`ipc::syscall::X86_HC_ALREADY_STARTED`, -7).
+pub const HC_ALREADY_STARTED: u64 = -7i64 as u64;
+/// [`vcpu_status`]: the vCPU runs, or waits (`ipc::syscall::X86_VCPU_STARTED`).
+pub const VCPU_STARTED: u64 = 0;
+/// [`vcpu_status`]: the vCPU is stopped (`ipc::syscall::X86_VCPU_STOPPED`).
+pub const VCPU_STOPPED: u64 = 1;
+
+/// Hypercall `nr` with the arguments `rdi`, `rsi`, `rdx` and `r8`
+/// (VMCALL when `intel`, VMMCALL otherwise); returns `rax`. Not `nomem`:
+/// a call may hand guest memory to another vCPU (a stack, an entry), so
+/// the compiler writes it out first.
+#[inline(always)]
+pub fn hypercall_with(intel: bool, nr: u64, args: [u64; 4]) -> u64 {
+    let [rdi, rsi, rdx, r8] = args;
+    let rax: u64;
+    if intel {
+        // SAFETY: VMCALL exits to the hypervisor, which serves `nr` and
+        // writes at most `rax`; the argument registers count as clobbered.
+        unsafe {
+            core::arch::asm!(
+                "vmcall",
+                inout("rax") nr => rax,
+                inout("rdi") rdi => _,
+                inout("rsi") rsi => _,
+                inout("rdx") rdx => _,
+                inout("r8") r8 => _,
+                options(nostack),
+            )
+        };
+    } else {
+        // SAFETY: as above, with VMMCALL (SVM).
+        unsafe {
+            core::arch::asm!(
+                "vmmcall",
+                inout("rax") nr => rax,
+                inout("rdi") rdi => _,
+                inout("rsi") rsi => _,
+                inout("rdx") rdx => _,
+                inout("r8") r8 => _,
+                options(nostack),
+            )
+        };
+    }
+    rax
+}
+
+/// Starts the stopped vCPU `vcpu` at `rip` with `rsp` and `rdi` (long
+/// mode, CPL 0, interrupts off, the boot page tables, no IDT): [`HC_OK`],
+/// [`HC_INVALID`] (no such vCPU) or [`HC_ALREADY_STARTED`].
+pub fn vcpu_start(intel: bool, vcpu: u64, rip: u64, rsp: u64, rdi: u64) -> u64 {
+    hypercall_with(intel, HYPERCALL_VCPU_START, [vcpu, rip, rsp, rdi])
+}
+
+/// Stops the calling vCPU; only a sibling's [`vcpu_start`] runs it again,
+/// at the entry that start names. Returns (`rax`) only if Mica refused.
+pub fn vcpu_stop(intel: bool) -> u64 {
+    hypercall_with(intel, HYPERCALL_VCPU_STOP, [0; 4])
+}
+
+/// [`VCPU_STARTED`] or [`VCPU_STOPPED`] for `vcpu`, or [`HC_INVALID`].
+pub fn vcpu_status(intel: bool, vcpu: u64) -> u64 {
+    hypercall_with(intel, HYPERCALL_VCPU_STATUS, [vcpu, 0, 0, 0])
+}
+
+/// Sends `vector` (32..=255) to every vCPU in `mask` (bit n = vCPU n):
+/// [`HC_OK`], or [`HC_INVALID`] and nothing sent.
+pub fn send_ipi(intel: bool, mask: u64, vector: u64) -> u64 {
+    hypercall_with(intel, HYPERCALL_SEND_IPI, [mask, vector, 0, 0])
+}
+
+/// The calling vCPU's number.
+pub fn vcpu_id(intel: bool) -> u64 {
+    hypercall_with(intel, HYPERCALL_VCPU_ID, [0; 4])
 }
 
 /// Asks Mica to power the VM off: VMCALL on an Intel CPU (VMX), VMMCALL
