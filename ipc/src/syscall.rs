@@ -115,7 +115,9 @@ pub const X86_HYPERCALL_VCPU_STOP: u64 = 0x4d49_4341_0000_0003;
 pub const X86_HYPERCALL_VCPU_STATUS: u64 = 0x4d49_4341_0000_0004;
 /// Sends interrupt vector `rsi` (32..=255) to every vCPU of mask `rdi`
 /// (bit n = vCPU n; the caller may be one): each takes it through its IDT
-/// once its RFLAGS.IF is set (no interrupt controller, no EOI), and a
+/// once its RFLAGS.IF is set (no interrupt controller, no EOI; the guest
+/// loads its own IDT, and a GDT that backs the selectors it runs on, CS
+/// 0x08 and SS 0x10, which delivery and IRETQ load), and a
 /// vCPU in HLT wakes at once. A vector sent again before it was taken is
 /// taken once; pending vectors go highest first. `rax`: [`X86_HC_OK`], or
 /// [`X86_HC_INVALID`] (a vector below 32, or a bit past the VM's vCPUs:

@@ -29,6 +29,7 @@ mod ctl {
     pub const ASID: usize = 0x058;
     pub const TLB_CONTROL: usize = 0x05c;
     pub const INT_CONTROL: usize = 0x060;
+    pub const INTERRUPT_SHADOW: usize = 0x068;
     pub const EVENT_INJECTION: usize = 0x0a8;
     pub const EXIT_CODE: usize = 0x070;
     pub const EXIT_INFO1: usize = 0x078;
@@ -427,8 +428,12 @@ impl Vcpu {
     }
 
     /// Moves the guest's RIP.
+    /// (Past an instruction the host emulated: an `sti` or `mov ss`
+    /// shadow before it is over, as after the instruction on the CPU, so
+    /// `sti; hlt; cli` takes a waiting interrupt before the `cli`.)
     pub fn set_rip(&self, rip: u64) {
         self.write64(save::RIP, rip);
+        self.write64(ctl::INTERRUPT_SHADOW, 0);
     }
 
     /// EFER as the guest sees it (SVME, which VMRUN needs, hidden).

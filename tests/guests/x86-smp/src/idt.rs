@@ -103,8 +103,23 @@ pub fn build() {
     }
 }
 
-/// Loads the IDT on the calling vCPU (after [`build`]).
+/// The guest's GDT: Mica enters it with CS = 0x08 (flat 64-bit code) and
+/// SS = DS = 0x10 (flat data) but no GDT in memory; delivering an
+/// interrupt loads CS from the gate's selector, and IRETQ loads CS and SS
+/// again, from this table.
+static GDT: [u64; 3] = [0, 0x00af_9a00_0000_ffff, 0x00cf_9200_0000_ffff];
+
+/// Loads the GDT that backs the selectors the vCPU runs on, and the IDT,
+/// on the calling vCPU (after [`build`]).
 pub fn load() {
+    let gdt = (&raw const GDT) as u64;
+    let g = gdt.to_le_bytes();
+    let gword = |i: usize| u16::from_le_bytes([g[2 * i], g[2 * i + 1]]);
+    let gdtr = [3 * 8 - 1, gword(0), gword(1), gword(2), gword(3)];
+    // SAFETY: LGDT reads the 10 bytes of `gdtr`; the table lives for the
+    // whole run and describes the segments the vCPU already runs on (the
+    // segment registers keep their cached descriptors until reloaded).
+    unsafe { core::arch::asm!("lgdt [{}]", in(reg) gdtr.as_ptr(), options(readonly, nostack)) };
     let base = (&raw const IDT) as u64;
     let b = base.to_le_bytes();
     let word = |i: usize| u16::from_le_bytes([b[2 * i], b[2 * i + 1]]);
