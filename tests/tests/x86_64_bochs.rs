@@ -139,6 +139,48 @@ fn under_vmx_a_hostile_guest_is_answered_and_its_neighbour_keeps_its_pace() {
     );
 }
 
+/// Under VMX, on Bochs' one CPU, the four vCPUs of the `x86-smp` guest
+/// share CPU 0: vCPU 0 starts the others by hypercall, and the IPIs it
+/// sends them are injected at VM entry once each has interrupts on (each
+/// waits in `sti; hlt`, which the IPI ends).
+#[test]
+#[ignore = "needs Bochs and the GRUB ISOs: run by `cargo xtask test`"]
+fn under_vmx_an_smp_guest_starts_its_vcpus_and_each_takes_its_ipi() {
+    let _only = one_at_a_time();
+    let mut s = bochs("smp");
+    s.expect("vm-manager: scenario x86-smp", BOOT).unwrap();
+    s.expect("smp | hello from smp (4 vcpus)", BOOT).unwrap();
+    s.expect_all(
+        &[
+            "smp | vcpu 0: started vcpu 3",
+            "smp | vcpu 1: up",
+            "smp | vcpu 2: up",
+            "smp | vcpu 3: up",
+        ],
+        BOOT,
+    )
+    .unwrap();
+    s.expect_all(
+        &[
+            "smp | vcpu 0: sent ipi 0x40 to 3 vcpus",
+            "smp | vcpu 1: ipi received",
+            "smp | vcpu 2: ipi received",
+            "smp | vcpu 3: ipi received",
+        ],
+        BOOT,
+    )
+    .unwrap();
+    s.expect("smp | vcpu 0: every vcpu took its ipi", BOOT)
+        .unwrap();
+    let bad: Vec<&String> = s
+        .transcript()
+        .iter()
+        .filter(|l| l.contains("UNEXPECTED") || l.contains("stopped by Mica"))
+        .collect();
+    assert!(bad.is_empty(), "{bad:?}");
+    // Dropping the session stops Bochs: the guest runs forever.
+}
+
 #[test]
 #[ignore = "needs Bochs and the GRUB ISOs: run by `cargo xtask test`"]
 fn a_boot_without_a_boot_image_shuts_down_with_status_0() {

@@ -143,6 +143,8 @@ pub struct TestImages<'a> {
     pub misbehave: &'a Path,
     /// `x86-hostile`.
     pub hostile: &'a Path,
+    /// `x86-smp`.
+    pub smp: &'a Path,
 }
 
 /// Installs Bochs when missing and writes the run directories the Bochs
@@ -157,8 +159,9 @@ pub fn prepare_tests(kernel: &Path, images: &TestImages<'_>) -> Result<PathBuf, 
         .join("mica")
         .join("x86_64")
         .join("bochs-tests");
-    let runs: [(&str, Option<&Path>, &str); 5] = [
+    let runs: [(&str, Option<&Path>, &str); 6] = [
         ("services", Some(images.default), ""),
+        ("smp", Some(images.smp), ""),
         ("misbehave", Some(images.misbehave), ""),
         ("hostile", Some(images.hostile), ""),
         ("no-image", None, ""),

@@ -175,6 +175,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             default: &x86_boot_image,
             misbehave: &x86_misbehave_image,
             hostile: &x86_hostile_image,
+            smp: &x86_smp_image,
         },
     )?;
     counts += qemu_tests(
