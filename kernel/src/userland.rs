@@ -273,6 +273,11 @@ impl Machine for Tasks {
         objects: &mut KernelObjects,
         dead: &DeathNotice,
     ) -> Result<syscall::Restarted, Error> {
+        // A CPU that still runs the dead copy in user mode (killed from
+        // another CPU) leaves it before its frame and frames go.
+        if let Some(old) = self.slots[dead.task.slot()].as_ref() {
+            old.space.shootdown();
+        }
         let old = self.slots[dead.task.slot()]
             .take()
             .ok_or(Error::InvalidArgument)?;
@@ -315,11 +320,14 @@ pub fn start(
     let mut guard = lock();
     let r = &mut *guard;
     r.tasks.kernel_root = kernel_root;
-    // Services run on the boot CPU, vCPUs (the lowest level) on every one.
+    // vCPUs run on every CPU; services too where the arch can run tasks
+    // on every CPU, else on the boot CPU alone.
     let cpus = r.objects.sched.set_cpus(arch::cpu_count());
-    r.objects
-        .sched
-        .share_only(1 << crate::vm::control::VCPU_PRIORITY.level());
+    if !arch::TASKS_ON_EVERY_CPU {
+        r.objects
+            .sched
+            .share_only(1 << crate::vm::control::VCPU_PRIORITY.level());
+    }
     r.tasks.chaos = chaos;
     r.tasks.epoch = arch::timer_now();
     if let Some(count) = vm_ids {
@@ -364,6 +372,7 @@ pub fn start(
         fail(format_args!("task {} has no context", first.slot()))
     };
     slot.space.activate();
+    slot.space.entering_user();
     let frame = &raw mut slot.frame;
     drop(guard);
     if cpus > 1 {
@@ -399,6 +408,7 @@ fn fault_kind(trap: Trap) -> Option<(FaultKind, u64)> {
 /// trap vector passes it on, sends the calls the fast path never takes
 /// straight to the general path.
 pub fn user_syscall(nr: Option<usize>) -> *mut TrapFrame {
+    arch::uspace::left_user_here();
     if nr.is_none_or(ipc_fast::may_be_fast)
         && let Some(frame) = ipc_fast::fast_syscall()
     {
@@ -413,6 +423,7 @@ pub fn user_syscall(nr: Option<usize>) -> *mut TrapFrame {
 /// user tasks run on this CPU alone, so nothing touches it before the
 /// vector restores it). vCPUs picked on the way run first ([`drive`]).
 pub fn user_trap(trap: Trap) -> *mut TrapFrame {
+    arch::uspace::left_user_here();
     let mut guard = lock();
     let r = &mut *guard;
     // The task this CPU ran; none if another CPU took it off meanwhile (a
@@ -423,13 +434,27 @@ pub fn user_trap(trap: Trap) -> *mut TrapFrame {
         None => r.objects.sched.schedule(),
     };
     let step = next_step(r, decision);
-    let (mut guard, next) = drive(guard, step);
+    let (guard, next) = drive(guard, step);
+    to_user(guard, next, ran)
+}
+
+/// Returns this CPU to user task `next` (`ran` is the one it ran before,
+/// whose space is still active): its space, then its frame (in the static
+/// `RUNNER`, so it stays valid once the lock is released; a task runs on
+/// one CPU at a time, so nothing touches the frame before the vector
+/// restores it).
+fn to_user(
+    mut guard: spin::MutexGuard<'static, Runner>,
+    next: TaskId,
+    ran: Option<TaskId>,
+) -> *mut TrapFrame {
     let Some(slot) = guard.tasks.slot_mut(next) else {
         fail(format_args!("task {} has no context", next.slot()))
     };
     if Some(next) != ran {
         slot.space.activate();
     }
+    slot.space.entering_user();
     let frame = &raw mut slot.frame;
     unlock(guard);
     frame
@@ -466,19 +491,18 @@ fn decide_after_trap(r: &mut Runner, current: TaskId, trap: Trap) -> Decision {
 }
 
 /// Where a CPU other than the boot CPU goes once released: it schedules
-/// vCPUs until the machine stops (services run on the boot CPU alone, see
-/// `Scheduler::share_only`).
-pub fn run_cpu(cpu: usize) -> ! {
+/// vCPUs, and services where the arch runs tasks on every CPU
+/// (`arch::TASKS_ON_EVERY_CPU`; else they stay on the boot CPU, see
+/// `Scheduler::share_only`), until the machine stops.
+pub fn run_cpu() -> ! {
     let mut guard = lock();
     arm_timer(&guard);
     let decision = guard.objects.sched.schedule();
     let step = next_step(&mut guard, decision);
-    let (_, task) = drive(guard, step);
-    fail(format_args!(
-        "CPU {cpu} was given task {} ({}), but only the boot CPU runs services",
-        task.slot(),
-        RUNNER.lock().tasks.name_of(task)
-    ))
+    let (guard, task) = drive(guard, step);
+    // A service (where the arch lets them run on every CPU): from here on
+    // this CPU comes back through the trap vector.
+    arch::enter_user(to_user(guard, task, None))
 }
 
 /// What a CPU does next, decided under the kernel lock.

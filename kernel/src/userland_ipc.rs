@@ -49,6 +49,7 @@ pub(super) fn fast_syscall() -> Option<*mut TrapFrame> {
     to.frame
         .set_result(OK, [transfer.len, transfer.badge.0 as usize, 0]);
     to.space.activate();
+    to.space.entering_user();
     Some(&raw mut to.frame)
 }
 

@@ -27,14 +27,16 @@ impl<T> PerCpu<T> {
     }
 }
 
+/// The number of the CPU running this code (0 on the host).
 #[cfg(target_os = "none")]
 #[inline(always)]
-fn this_cpu() -> usize {
+pub fn this_cpu() -> usize {
     super::this_cpu()
 }
 
+/// The number of the CPU running this code (0 on the host).
 #[cfg(not(target_os = "none"))]
 #[inline(always)]
-fn this_cpu() -> usize {
+pub fn this_cpu() -> usize {
     0
 }

@@ -11,13 +11,16 @@
 )]
 
 use core::ops::Range;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ipc::syscall::{IMAGE_TOP, IPC_BUFFER, IPC_BUFFER_SIZE, STACK_SIZE, STACK_TOP};
 
 use super::frame_tables::{FrameTables, IdentityWalk, zero_frames};
 use super::page_table::{PAGE_SIZE, TableMemory};
+use super::per_cpu::PerCpu;
 use crate::elf::{self, ElfError};
 use crate::frame::FrameAllocator;
+use crate::obj::MAX_CPUS;
 
 /// An arch's user page tables: their format and the TLB around them.
 /// Implemented by a unit type per arch; every call is static.
@@ -69,6 +72,23 @@ pub trait UserPaging: Copy + core::fmt::Debug {
     /// After a space tagged `asid` was built or freed: nothing cached
     /// under the tag may be taken for the next space that uses it.
     fn retag(asid: u16);
+    /// Drops every task translation the CPU holds (its space's too).
+    fn flush_user();
+}
+
+/// Per CPU: the root of the task space it runs in user mode, 0 while it
+/// is in the kernel (set under the kernel lock right before the return to
+/// user mode, cleared at the next trap before the lock is taken).
+static IN_USER: PerCpu<AtomicU64> = PerCpu([const { AtomicU64::new(0) }; MAX_CPUS]);
+/// Per CPU: a task space changed while the CPU may have held some of its
+/// translations; it drops them all before it next returns to user mode.
+static USER_STALE: PerCpu<AtomicBool> = PerCpu([const { AtomicBool::new(false) }; MAX_CPUS]);
+
+/// The CPU left user mode (it trapped): a remote shootdown waiting for it
+/// to be out of its task's space goes on. Before the kernel lock.
+#[inline(always)]
+pub fn left_user_here() {
+    IN_USER.here().store(0, Ordering::Release);
 }
 
 /// Why a task could not be loaded.
@@ -184,6 +204,39 @@ impl<P: UserPaging> AddressSpace<P> {
         P::activate(self.root, self.asid);
     }
 
+    /// The CPU returns to this space in user mode (under the kernel lock,
+    /// after [`AddressSpace::activate`]): it first drops what a change on
+    /// another CPU left stale, then says where it runs
+    /// ([`AddressSpace::shootdown`] waits for it to leave).
+    #[inline(always)]
+    pub fn entering_user(&self) {
+        if USER_STALE.here().load(Ordering::Relaxed) {
+            USER_STALE.here().store(false, Ordering::Relaxed);
+            P::flush_user();
+        }
+        IN_USER.here().store(self.root, Ordering::Release);
+    }
+
+    /// A mapping of this space changed, or it is about to be freed, under
+    /// the kernel lock: every other CPU drops its task translations before
+    /// it next returns to user mode, and one running this space in user
+    /// mode now is kicked out of it and waited for (its trap clears
+    /// [`IN_USER`] before it takes the lock this CPU holds). The calling
+    /// CPU flushes for itself ([`UserPaging::changed`], `retag`).
+    pub fn shootdown(&self) {
+        let me = super::per_cpu::this_cpu();
+        for cpu in (0..MAX_CPUS).filter(|&cpu| cpu != me) {
+            USER_STALE.of(cpu).store(true, Ordering::Relaxed);
+            if IN_USER.of(cpu).load(Ordering::Acquire) != self.root {
+                continue;
+            }
+            super::kick(1 << cpu);
+            while IN_USER.of(cpu).load(Ordering::Acquire) == self.root {
+                core::hint::spin_loop();
+            }
+        }
+    }
+
     /// Copies `out.len()` bytes from user address `ptr`; `false` (nothing
     /// trusted) if a byte is not user-readable in this space or is not RAM
     /// (a device window).
@@ -234,6 +287,7 @@ impl<P: UserPaging> AddressSpace<P> {
         P::unmap_page(&mut t, self.root, va);
         P::map_page(&mut t, self.root, va, frame, P::USER_RW_SHARED)?;
         P::changed(va);
+        self.shootdown();
         Ok(())
     }
 
@@ -241,6 +295,7 @@ impl<P: UserPaging> AddressSpace<P> {
     pub fn unmap(&self, va: u64) {
         P::unmap_page(&mut IdentityWalk, self.root, va);
         P::changed(va);
+        self.shootdown();
     }
 
     /// Frees the space of a dead task (not the CPU's current one): the
@@ -249,6 +304,7 @@ impl<P: UserPaging> AddressSpace<P> {
     /// device windows, DMA) stay with their owners. Returns how many
     /// frames went back.
     pub fn release<const W: usize>(self, frames: &mut FrameAllocator<W>) -> usize {
+        self.shootdown();
         let mut freed = 0;
         let mut free = |frame| {
             if frames.free(frame).is_ok() {

@@ -78,6 +78,11 @@ pub mod hal {
     /// The architecture's name for the boot banner.
     pub const NAME: &str = "riscv64";
 
+    /// Every hart runs user tasks (the services) as well as vCPUs: a trap
+    /// from U-mode finds its hart's kernel stack and number in the task's
+    /// frame.
+    pub const TASKS_ON_EVERY_CPU: bool = true;
+
     pub use super::poweroff::{init as platform_init, shutdown};
 
     /// Whether the hart can run guests: the device tree's ISA string names

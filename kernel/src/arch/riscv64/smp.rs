@@ -93,10 +93,10 @@ pub fn start_secondaries(boot: usize, info: &BootInfo<'_>, kernel_root: u64) {
     }
     let online = parked + 1;
     if parked == 0 {
-        info!("cpus: 1 hart online (hart {boot} runs the services)");
+        info!("cpus: 1 hart online (hart {boot} runs the services and the vCPUs)");
     } else {
         info!(
-            "cpus: {online} harts online (hart {boot} runs the services; all {online} run vCPUs)"
+            "cpus: {online} harts online (boot hart {boot}; all {online} run the services and vCPUs)"
         );
     }
 }
@@ -154,7 +154,7 @@ extern "C" fn secondary_entry(hart: usize, kernel_root: usize) -> ! {
     set_this_cpu(cpu);
     csr::sip::clear(csr::SIP_SSIP);
     csr::sie::write(csr::SIE_SSIE | csr::SIE_STIE);
-    crate::userland::run_cpu(cpu)
+    crate::userland::run_cpu()
 }
 
 /// Where a started hart waits, interrupts off (`sstatus.SIE` clear, so no

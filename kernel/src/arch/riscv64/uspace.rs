@@ -116,6 +116,10 @@ impl UserPaging for Sv39User {
     fn retag(asid: u16) {
         flush_asid(asid);
     }
+
+    fn flush_user() {
+        flush_all();
+    }
 }
 
 /// Whether `satp.ASID` is wide enough for every task's ASID (slot + 1),

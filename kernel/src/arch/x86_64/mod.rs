@@ -105,6 +105,11 @@ pub mod hal {
     /// The architecture's name for the boot banner.
     pub const NAME: &str = "x86_64";
 
+    /// User tasks run on the boot CPU alone: the `syscall` entry's stack
+    /// and the running task's frame are one each (`usermode`), not per
+    /// CPU; the application processors run vCPUs.
+    pub const TASKS_ON_EVERY_CPU: bool = false;
+
     /// The boot image the loader placed in RAM as the first Multiboot module.
     pub fn initrd_slice(range: mica_boot::MemRange) -> &'static [u8] {
         let len = usize::try_from(range.size).unwrap_or(0);

@@ -414,7 +414,7 @@ extern "C" fn ap_entry(slot: u32) -> ! {
         }
     }
     lapic::one_shot(TIMER_VECTOR as u8);
-    crate::userland::run_cpu(cpu)
+    crate::userland::run_cpu()
 }
 
 fn halt() {

@@ -109,6 +109,14 @@ impl UserPaging for Pt4User {
 
     /// The CR3 load of the next space drops the old one's translations.
     fn retag(_asid: u16) {}
+
+    fn flush_user() {
+        // SAFETY: loads CR3 with its own value: the running space stays,
+        // its non-global (task) translations go.
+        unsafe {
+            core::arch::asm!("mov {t}, cr3", "mov cr3, {t}", t = out(reg) _, options(nostack));
+        }
+    }
 }
 
 /// x86 machines report no device windows (`device_map` has none to give),
