@@ -32,8 +32,21 @@ fn env(name: &str) -> String {
 /// QEMU with the hello scenario; with `socket`, the management console.
 fn boot(socket: Option<&Path>) -> Session {
     let mut s = boot_image("MICA_BOOT_IMAGE_RISCV64", socket, None);
-    s.expect("vm-manager: vm1 started", BOOT).unwrap();
+    started_with_channel(&mut s, socket.is_some());
     s
+}
+
+/// Waits until `vm1` started and the mgmt task said whether its channel is
+/// `on`: the services run on every hart, so the two lines come in either
+/// order.
+fn started_with_channel(s: &mut Session, on: bool) {
+    let channel = if on {
+        "mgmt: management channel on the virtio console"
+    } else {
+        "mgmt: no virtio console: management channel off"
+    };
+    s.expect_all(&["vm-manager: vm1 started", channel], BOOT)
+        .unwrap();
 }
 
 /// QEMU with the boot image named by `image_var`; with `socket`, the
@@ -142,8 +155,6 @@ fn masked_generation_ids(json: &str) -> String {
 fn the_mica_cli_manages_vms_over_the_management_socket() {
     let socket = socket_path("cli");
     let mut s = boot(Some(&socket));
-    s.expect("mgmt: management channel on the virtio console", BOOT)
-        .unwrap();
 
     let list = mica(&socket, &["--json", "list"]);
     assert_eq!(list.status.code(), Some(0));
@@ -227,8 +238,6 @@ fn the_mica_cli_manages_vms_over_the_management_socket() {
 fn mica_console_shows_a_vms_uart_output_and_takes_input() {
     let socket = socket_path("console");
     let mut s = boot(Some(&socket));
-    s.expect("mgmt: management channel on the virtio console", BOOT)
-        .unwrap();
     let create = mica(
         &socket,
         &["create", "con", "--image", "hello", "--mem", "16"],
@@ -278,8 +287,6 @@ fn mica_console_shows_a_vms_uart_output_and_takes_input() {
 fn mica_log_prints_a_vms_recent_output_and_refuses_a_vm_without_one() {
     let socket = socket_path("log");
     let mut s = boot(Some(&socket));
-    s.expect("mgmt: management channel on the virtio console", BOOT)
-        .unwrap();
     s.expect("vm0 | vm0: tick 2", TICKS).unwrap();
     // From its first line at boot on, as lines with control bytes escaped.
     let log = mica(&socket, &["log", "vm0"]);
@@ -309,10 +316,8 @@ fn mica_log_prints_a_vms_recent_output_and_refuses_a_vm_without_one() {
 #[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
 fn without_a_virtio_console_the_channel_is_off_and_guests_run() {
     let mut s = boot(None);
-    s.expect("mgmt: no virtio console: management channel off", BOOT)
+    s.expect_all(&["vm0 | vm0: tick", "vm1 | vm1: tick"], TICKS)
         .unwrap();
-    s.expect("vm0 | vm0: tick", TICKS).unwrap();
-    s.expect("vm1 | vm1: tick", TICKS).unwrap();
     assert!(
         !s.transcript().iter().any(|l| l.contains("(mgmt) killed")),
         "{:?}",
@@ -420,8 +425,6 @@ fn mica_without_socket_uses_the_default_path() {
     let socket = runtime.join("mica").join("mgmt.sock");
     std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
     let mut s = boot(Some(&socket));
-    s.expect("mgmt: management channel on the virtio console", BOOT)
-        .unwrap();
 
     let list = mica_default(&[("XDG_RUNTIME_DIR", &runtime)], &["list"]);
     assert_eq!(list.status.code(), Some(0));
@@ -488,8 +491,6 @@ fn interrupt(mut s: Session) {
 fn mica_events_follows_vm_state_changes() {
     let socket = socket_path("events");
     let mut s = boot(Some(&socket));
-    s.expect("mgmt: management channel on the virtio console", BOOT)
-        .unwrap();
     let mut text = follow_events(&socket, false);
     let mut json = follow_events(&socket, true);
     let create = &["create", "ev", "--image", "hello", "--mem", "16"];
@@ -544,8 +545,6 @@ fn mica_events_follows_vm_state_changes() {
 fn mica_console_in_a_terminal_attaches_and_detaches_restoring_it() {
     let socket = socket_path("pty");
     let mut s = boot(Some(&socket));
-    s.expect("mgmt: management channel on the virtio console", BOOT)
-        .unwrap();
     let create = &["create", "tty", "--image", "hello", "--mem", "16"];
     assert_eq!(mica(&socket, create).status.code(), Some(0));
     assert_eq!(mica(&socket, &["start", "tty"]).status.code(), Some(0));
@@ -606,9 +605,7 @@ fn mica_events_goes_on_across_a_restarted_vm_manager() {
         Some(&socket),
         Some("mica.chaos=vm-manager@8000x1"),
     );
-    s.expect("vm-manager: vm1 started", BOOT).unwrap();
-    s.expect("mgmt: management channel on the virtio console", BOOT)
-        .unwrap();
+    started_with_channel(&mut s, true);
     let mut text = follow_events(&socket, false);
     let mut json = follow_events(&socket, true);
     s.expect("(vm-manager) killed by fault injection", BOOT)
