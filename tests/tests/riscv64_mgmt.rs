@@ -424,7 +424,8 @@ fn mica_without_socket_uses_the_default_path() {
     let runtime = run_dir("xdg");
     let socket = runtime.join("mica").join("mgmt.sock");
     std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
-    let mut s = boot(Some(&socket));
+    // QEMU runs while the session lives.
+    let _session = boot(Some(&socket));
 
     let list = mica_default(&[("XDG_RUNTIME_DIR", &runtime)], &["list"]);
     assert_eq!(list.status.code(), Some(0));
