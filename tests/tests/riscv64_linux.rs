@@ -687,15 +687,17 @@ fn a_devices_service_killed_during_writes_comes_back_with_the_guests_devices_as_
     let mut s = linux_with_disk(&image, &["-append", "mica.chaos=devices@16000x3"]);
     let from = s.position();
     // Block i gets `i` repeated, written direct and synced, until the
-    // guest has run 52 s (past the last death); each block the guest was
-    // told is done goes to /tmp/ok, each refused to /tmp/bad.
+    // guest has run 52 s (past the last death), and for 20 s at least (a
+    // loaded machine may bring the shell up late); each block the guest
+    // was told is done goes to /tmp/ok, each refused to /tmp/bad.
     type_lines(
         &mut s,
         &[
             WRITE_BLOCK[0],
             WRITE_BLOCK[1],
             "up() { cut -d. -f1 /proc/uptime; }; touch /tmp/ok /tmp/bad; i=0",
-            "while [ $(up) -lt 52 ]; do i=$((i + 1)); w $i && echo $i >> /tmp/ok ||",
+            "t=$(($(up) + 20)); [ $t -lt 52 ] && t=52",
+            "while [ $(up) -lt $t ]; do i=$((i + 1)); w $i && echo $i >> /tmp/ok ||",
             "echo $i >> /tmp/bad; done; echo \"acked $(wc -l < /tmp/ok) of $i\"",
         ],
     );
