@@ -78,6 +78,7 @@ pub use x86_64::hal::*;
 
 pub mod page_table;
 pub mod per_cpu;
+pub mod user_presence;
 
 #[cfg(target_os = "none")]
 pub mod frame_tables;

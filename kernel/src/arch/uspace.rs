@@ -11,13 +11,13 @@
 )]
 
 use core::ops::Range;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ipc::syscall::{IMAGE_TOP, IPC_BUFFER, IPC_BUFFER_SIZE, STACK_SIZE, STACK_TOP};
 
 use super::frame_tables::{FrameTables, IdentityWalk, zero_frames};
 use super::page_table::{PAGE_SIZE, TableMemory};
-use super::per_cpu::PerCpu;
+use super::per_cpu::this_cpu;
+use super::user_presence::UserPresence;
 use crate::elf::{self, ElfError};
 use crate::frame::FrameAllocator;
 use crate::obj::MAX_CPUS;
@@ -76,19 +76,15 @@ pub trait UserPaging: Copy + core::fmt::Debug {
     fn flush_user();
 }
 
-/// Per CPU: the root of the task space it runs in user mode, 0 while it
-/// is in the kernel (set under the kernel lock right before the return to
-/// user mode, cleared at the next trap before the lock is taken).
-static IN_USER: PerCpu<AtomicU64> = PerCpu([const { AtomicU64::new(0) }; MAX_CPUS]);
-/// Per CPU: a task space changed while the CPU may have held some of its
-/// translations; it drops them all before it next returns to user mode.
-static USER_STALE: PerCpu<AtomicBool> = PerCpu([const { AtomicBool::new(false) }; MAX_CPUS]);
+/// Which task space each CPU runs in user mode, and which must drop their
+/// task translations ([`UserPresence`]).
+static PRESENCE: UserPresence<MAX_CPUS> = UserPresence::new();
 
 /// The CPU left user mode (it trapped): a remote shootdown waiting for it
 /// to be out of its task's space goes on. Before the kernel lock.
 #[inline(always)]
 pub fn left_user_here() {
-    IN_USER.here().store(0, Ordering::Release);
+    PRESENCE.left(this_cpu());
 }
 
 /// Why a task could not be loaded.
@@ -210,28 +206,26 @@ impl<P: UserPaging> AddressSpace<P> {
     /// ([`AddressSpace::shootdown`] waits for it to leave).
     #[inline(always)]
     pub fn entering_user(&self) {
-        if USER_STALE.here().load(Ordering::Relaxed) {
-            USER_STALE.here().store(false, Ordering::Relaxed);
+        if PRESENCE.entering(this_cpu(), self.root) {
             P::flush_user();
         }
-        IN_USER.here().store(self.root, Ordering::Release);
     }
 
     /// A mapping of this space changed, or it is about to be freed, under
     /// the kernel lock: every other CPU drops its task translations before
     /// it next returns to user mode, and one running this space in user
-    /// mode now is kicked out of it and waited for (its trap clears
-    /// [`IN_USER`] before it takes the lock this CPU holds). The calling
-    /// CPU flushes for itself ([`UserPaging::changed`], `retag`).
+    /// mode now is kicked out of it and waited for (its trap says it left
+    /// before it takes the lock this CPU holds). The calling CPU flushes
+    /// for itself ([`UserPaging::changed`], `retag`).
     pub fn shootdown(&self) {
-        let me = super::per_cpu::this_cpu();
+        let me = this_cpu();
         for cpu in (0..MAX_CPUS).filter(|&cpu| cpu != me) {
-            USER_STALE.of(cpu).store(true, Ordering::Relaxed);
-            if IN_USER.of(cpu).load(Ordering::Acquire) != self.root {
+            PRESENCE.mark_stale(cpu);
+            if !PRESENCE.runs(cpu, self.root) {
                 continue;
             }
             super::kick(1 << cpu);
-            while IN_USER.of(cpu).load(Ordering::Acquire) == self.root {
+            while PRESENCE.runs(cpu, self.root) {
                 core::hint::spin_loop();
             }
         }
