@@ -25,7 +25,7 @@ extern crate alloc;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::cpus::{MAX_HARTS, PerCpu, this_cpu};
 
@@ -105,11 +105,6 @@ static VS_OWNER: PerCpu<AtomicU64> = PerCpu([const { AtomicU64::new(0) }; MAX_HA
 /// Per CPU: whether `hedeleg`, `hideleg`, `hcounteren`, `htimedelta` and
 /// `henvcfg` hold the values every VM runs with.
 static DELEGATION_SET: PerCpu<AtomicBool> = PerCpu([const { AtomicBool::new(false) }; MAX_HARTS]);
-/// Per CPU: the address of the vCPU frame the hart runs in a guest, set
-/// under the kernel lock before the entry and cleared right after the
-/// exit, before the hart takes the lock again; 0 outside a guest.
-/// [`GuestVm::quiesce`] waits on it.
-static IN_GUEST: PerCpu<AtomicUsize> = PerCpu([const { AtomicUsize::new(0) }; MAX_HARTS]);
 
 /// Where a hart enters a guest: the frame of the vCPU it runs
 /// ([`GuestVm::begin`], [`GuestVm::resume`]).
@@ -127,7 +122,7 @@ impl GuestEntry {
         // hart holds (`Vcpu::on_cpu`): no other hart reads or writes it
         // until the run ends, and it is not freed while the hart is in the
         // guest (a destroy or reset first waits, in `quiesce`, for
-        // `IN_GUEST` to name another frame).
+        // `per_cpu::left_guest` to have run).
         let frame = unsafe { &mut *self.0.as_ptr() };
         loop {
             enter_guest(frame);
@@ -142,7 +137,7 @@ impl GuestEntry {
             frame.sepc += 4;
             frame.local_calls = frame.local_calls.wrapping_add(1);
         }
-        IN_GUEST.here().store(0, Ordering::Release);
+        crate::arch::per_cpu::left_guest();
     }
 }
 
@@ -393,9 +388,7 @@ impl GuestVm {
             }
         }
         let frame = NonNull::from(&mut *v.frame);
-        IN_GUEST
-            .here()
-            .store(frame.as_ptr() as usize, Ordering::Release);
+        crate::arch::per_cpu::entering_guest(frame.as_ptr() as usize);
         GuestEntry(frame)
     }
 
@@ -411,14 +404,7 @@ impl GuestVm {
             let Some(cpu) = v.on_cpu.map(usize::from).filter(|&c| c != me) else {
                 continue;
             };
-            let frame = &*v.frame as *const GuestFrame as usize;
-            if IN_GUEST.of(cpu).load(Ordering::Acquire) != frame {
-                continue;
-            }
-            super::smp::kick(1 << cpu);
-            while IN_GUEST.of(cpu).load(Ordering::Acquire) == frame {
-                core::hint::spin_loop();
-            }
+            crate::arch::per_cpu::kick_out_of_guest(cpu, &*v.frame as *const GuestFrame as usize);
         }
     }
 

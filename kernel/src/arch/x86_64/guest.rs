@@ -24,7 +24,6 @@ extern crate alloc;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::ioreq_abi::slot;
@@ -42,8 +41,6 @@ use super::vcpu::{Exit, Vcpu};
 use super::vmx_caps::VmxError;
 use crate::arch::RunOutcome;
 use crate::arch::guest_ram::{IoreqFrames, VmRam};
-use crate::arch::per_cpu::PerCpu;
-use crate::obj::MAX_CPUS;
 use crate::vm::exit::{GuestExit, PioExit};
 use crate::vm::ioreq_path::{self, VcpuRun};
 use crate::vm::stats::{ExitKind, VcpuStats};
@@ -59,11 +56,6 @@ pub(super) struct PendingIo {
     pub(super) next_rip: u64,
 }
 
-/// Per CPU: the address of the vCPU frame the CPU runs in a guest, set
-/// under the kernel lock before the entry and cleared right after the
-/// exit, before the CPU takes the lock again; 0 outside a guest.
-/// [`GuestVm::quiesce`] waits on it.
-static IN_GUEST: PerCpu<AtomicUsize> = PerCpu([const { AtomicUsize::new(0) }; MAX_CPUS]);
 
 /// What the CPU running a vCPU touches outside the kernel lock: the
 /// vCPU's VMCB or VMCS and registers, and the exit its guest made. On the
@@ -194,7 +186,7 @@ impl GuestEntry {
         // holds (`GuestVcpu::on_cpu`): no other CPU reads or writes it
         // until the run ends, and it is not freed while the CPU is in the
         // guest (a destroy or reset first waits, in `quiesce`, for
-        // `IN_GUEST` to name another frame).
+        // `per_cpu::left_guest` to have run).
         let frame = unsafe { &mut *self.0.as_ptr() };
         loop {
             let exit = frame.vcpu.run();
@@ -214,7 +206,7 @@ impl GuestEntry {
             frame.exit = Some(exit);
             break;
         }
-        IN_GUEST.here().store(0, Ordering::Release);
+        crate::arch::per_cpu::left_guest();
     }
 }
 
@@ -340,9 +332,7 @@ impl GuestVm {
         }
         v.fp.before_run(&mut fpu::Cpu);
         let frame = NonNull::from(&mut *v.frame);
-        IN_GUEST
-            .here()
-            .store(frame.as_ptr() as usize, Ordering::Release);
+        crate::arch::per_cpu::entering_guest(frame.as_ptr() as usize);
         GuestEntry(frame)
     }
 
@@ -366,14 +356,7 @@ impl GuestVm {
             let Some(cpu) = v.on_cpu.map(usize::from).filter(|&c| c != me) else {
                 continue;
             };
-            let frame = &*v.frame as *const GuestFrame as usize;
-            if IN_GUEST.of(cpu).load(Ordering::Acquire) != frame {
-                continue;
-            }
-            super::smp::kick(1 << cpu);
-            while IN_GUEST.of(cpu).load(Ordering::Acquire) == frame {
-                core::hint::spin_loop();
-            }
+            crate::arch::per_cpu::kick_out_of_guest(cpu, &*v.frame as *const GuestFrame as usize);
         }
     }
 
