@@ -164,6 +164,18 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
         self.clients = ClientRegistry::new();
     }
 
+    /// The client `vcpu`'s request went to does not serve the VM (it
+    /// restarted, and the vm-manager has yet to hand it the VM's devices):
+    /// the request stays PROCESSING, and the VM is held, its client ranges
+    /// kept, until the vm-manager activates it
+    /// ([`activate`](Self::activate) sends the request again).
+    pub(crate) fn wait_for_client(&mut self, vcpu: u8) {
+        if let Some(entry) = self.in_flight.get_mut(usize::from(vcpu)) {
+            *entry = None;
+        }
+        self.held = true;
+    }
+
     /// Whether the VM's requests are held ([`hold`](Self::hold)).
     pub fn is_held(&self) -> bool {
         self.held

@@ -244,8 +244,12 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
         let value = ask(effects, forward.client, &access, vcpu);
         // The call may have taken a while, but only this task changes the
         // service: the VM at `index` is still `vm`.
-        let done = match self.vms.get_mut(index) {
-            Some(state) if state.vm() == vm => state.complete_now(vcpu, value),
+        let done = match (self.vms.get_mut(index), value) {
+            (Some(state), Some(value)) if state.vm() == vm => state.complete_now(vcpu, value),
+            (Some(state), None) if state.vm() == vm => {
+                state.wait_for_client(vcpu);
+                return;
+            }
             _ => Err(Error::UnknownVm),
         };
         completed(effects, vm, vcpu, done);
@@ -253,33 +257,44 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
 }
 
 /// Sends `access` (of `vcpu`) to `client`: the value to complete it with,
-/// all-ones (reported) if the client failed.
+/// all-ones (reported) if the client failed; `None` if the client does
+/// not serve the VM (it restarted and was not handed the VM again yet).
 #[inline(always)]
-fn ask(effects: &mut impl IoreqEffects, client: ClientId, access: &Access, vcpu: u8) -> u64 {
+fn ask(
+    effects: &mut impl IoreqEffects,
+    client: ClientId,
+    access: &Access,
+    vcpu: u8,
+) -> Option<u64> {
     let answer = effects.forward(client, access);
     answered(effects, access, vcpu, answer)
 }
 
 /// The value to complete `access` (of `vcpu`) with, from the client's
-/// `answer`: all-ones (reported) if the client failed.
+/// `answer`: all-ones (reported) if the client failed; `None` (reported)
+/// if it does not know the VM: the access waits for the vm-manager to hand
+/// the VM's devices to the restarted client and activate the VM here.
 #[inline(always)]
 fn answered(
     effects: &mut impl IoreqEffects,
     access: &Access,
     vcpu: u8,
     answer: Result<devices::Response, Error>,
-) -> u64 {
-    completion_value(access.write.is_none(), answer).unwrap_or_else(|error| {
-        report(
-            effects,
-            Problem::DeviceFailed {
-                vm: access.vm,
-                vcpu,
-                error,
-            },
-        );
-        UNCLAIMED_READ
-    })
+) -> Option<u64> {
+    match completion_value(access.write.is_none(), answer) {
+        Ok(value) => Some(value),
+        Err(error) => {
+            report(
+                effects,
+                Problem::DeviceFailed {
+                    vm: access.vm,
+                    vcpu,
+                    error,
+                },
+            );
+            (error != Error::UnknownVm).then_some(UNCLAIMED_READ)
+        }
+    }
 }
 
 /// Posted writes on their way to one client.
@@ -343,7 +358,7 @@ impl Batch {
         client: ClientId,
         access: &Access,
         vcpu: u8,
-    ) -> u64 {
+    ) -> Option<u64> {
         if self.writes.is_empty() {
             return ask(effects, client, access, vcpu);
         }
@@ -377,6 +392,10 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
     #[inline]
     pub(crate) fn drain(&mut self, batch: &mut Batch, effects: &mut impl IoreqEffects) {
         for index in 0..SLOT_COUNT {
+            // A client that lost the VM holds the rest too.
+            if self.is_held() {
+                break;
+            }
             if self.page().slots[index].state_hint() != STATE_FREE {
                 self.work_on_slot(index, batch, effects);
             }
@@ -399,9 +418,13 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
         match self.take_pending(vcpu) {
             Taken::Forward { client, request } => {
                 let access = device_access(vm, &request);
-                let value = batch.ask_after(effects, client, &access, vcpu);
-                let done = self.complete_taken(client, &request, value);
-                completed(effects, vm, vcpu, done);
+                match batch.ask_after(effects, client, &access, vcpu) {
+                    Some(value) => {
+                        let done = self.complete_taken(client, &request, value);
+                        completed(effects, vm, vcpu, done);
+                    }
+                    None => self.wait_for_client(vcpu),
+                }
             }
             Taken::Resume => resume(effects, vm, vcpu),
             Taken::Nothing => {}

@@ -272,22 +272,36 @@ impl<K: VmKernel, S: ServiceLinks> KernelPlatform<K, S> {
     }
 
     /// A restarted device service emulates `vm`'s devices again, from
-    /// reset, with its generation ID.
+    /// reset, with its generation ID. Meanwhile the VM's accesses wait at
+    /// the ioreq service (reattached there: held, its ranges sent again
+    /// after), so none reaches a device service that does not know the VM
+    /// or its devices yet; the VM is activated there again whatever
+    /// happened (an access the dead service took is sent again).
     fn readd_devices(&mut self, vm: VmId) -> Result<(), Error> {
         let record = self.record(vm)?;
         let name = record.name.clone().ok_or(Error::UnknownVm)?;
         let generation_id = record.generation_id;
-        // A device service that kept the VM (it did not die after all)
-        // resets its models; one that forgot it says `UnknownVm`.
-        let _ = self.links.devices(&devices::Request::RemoveVm { vm });
-        self.add_devices(vm, &name)?;
-        if self.board_has_genid() && generation_id != GenerationId::NONE {
-            devices_ok(self.links.devices(&devices::Request::SetGenerationId {
-                vm,
-                id: generation_id.to_le_bytes(),
-            }))?;
-        }
-        Ok(())
+        let vcpus = record.vcpus;
+        let held = ioreq_ok(self.links.ioreq(&ioreq::Request::Reattach { vm, vcpus }));
+        let added = (|| {
+            // A device service that kept the VM (it did not die after all)
+            // resets its models; one that forgot it says `UnknownVm`.
+            let _ = self.links.devices(&devices::Request::RemoveVm { vm });
+            self.add_devices(vm, &name)?;
+            if self.board_has_genid() && generation_id != GenerationId::NONE {
+                devices_ok(self.links.devices(&devices::Request::SetGenerationId {
+                    vm,
+                    id: generation_id.to_le_bytes(),
+                }))?;
+            }
+            Ok(())
+        })();
+        let activated = held.and_then(|()| {
+            self.send_ioreq_ranges(vm)
+                .and_then(|()| ioreq_ok(self.links.ioreq(&ioreq::Request::Activate { vm })))
+                .map_err(down_on(Error::UnknownVm, endpoints::IOREQ))
+        });
+        added.and(activated)
     }
 
     /// The service on `endpoint` restarted knowing nothing: every VM it

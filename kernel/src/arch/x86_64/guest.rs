@@ -56,7 +56,6 @@ pub(super) struct PendingIo {
     pub(super) next_rip: u64,
 }
 
-
 /// What the CPU running a vCPU touches outside the kernel lock: the
 /// vCPU's VMCB or VMCS and registers, and the exit its guest made. On the
 /// heap, so that it stays put while the kernel changes the [`GuestVm`]

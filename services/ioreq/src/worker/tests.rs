@@ -690,3 +690,62 @@ fn posted_writes_are_handed_back_only_once_the_client_has_them() {
     );
     assert!(!ring.unread(next), "handed back after the last batch");
 }
+
+/// A client that restarted answers `UnknownVm` until the vm-manager hands
+/// it the VM again: the access waits (no all-ones to the guest, no
+/// resume), the VM's other requests wait with it, and once the vm-manager
+/// reattaches and activates the VM the access goes to the client again
+/// and completes with its answer.
+#[test]
+fn an_access_the_client_does_not_know_waits_for_the_vms_activation() {
+    let mut service = service(&[0]);
+    trap(&mut service, 0, access(0, Direction::Read, UART + 5, 0));
+    trap(&mut service, 0, access(1, Direction::Read, UART + 5, 0));
+    let mut effects = Recorder::new();
+    effects.device = Some(Err(Error::UnknownVm));
+    service.drain(1, &mut effects);
+    // One forward (vCPU 1's request waits behind it), reported, no resume.
+    let forwards = effects
+        .log
+        .iter()
+        .filter(|e| matches!(e, Effect::Forward(..)))
+        .count();
+    assert_eq!(forwards, 1, "{:?}", effects.log);
+    assert!(
+        !effects.log.iter().any(|e| matches!(e, Effect::Resume(..))),
+        "{:?}",
+        effects.log
+    );
+    // Later wake-ups leave the held VM alone.
+    let mut again = Recorder::new();
+    service.drain(1, &mut again);
+    assert!(again.log.is_empty(), "{:?}", again.log);
+    // The vm-manager hands the restarted client the VM, then reattaches
+    // and activates it here.
+    let vm = VmId(0);
+    assert_eq!(
+        service.handle(Request::Reattach { vm, vcpus: 2 }).response,
+        Response::Ok
+    );
+    let default = Request::SetDefaultClient {
+        vm,
+        client: DEVICES,
+    };
+    assert_eq!(service.handle(default).response, Response::Ok);
+    let handled = service.handle(Request::Activate { vm });
+    assert_eq!(handled.response, Response::Ok);
+    let mut served = Recorder::new();
+    service.carry_out(&handled.actions, &mut served);
+    service.drain(handled.drain, &mut served);
+    assert_eq!(
+        served.log,
+        [
+            Effect::Forward(DEVICES, read_request(0, UART + 5)),
+            Effect::Resume(vm, 0),
+            Effect::Forward(DEVICES, read_request(0, UART + 5)),
+            Effect::Resume(vm, 1),
+        ]
+    );
+    assert_eq!(guest_sees(&mut service, 0, 0), 0x41);
+    assert_eq!(guest_sees(&mut service, 0, 1), 0x41);
+}
