@@ -2,7 +2,7 @@
 //! 16550 output travels kernel -> ioreq -> devices and reaches the console
 //! with the VM's name; a misbehaving guest stopped while the other goes on;
 //! a faulting service killed and restarted by init; every hart online on
-//! 1 and 4 harts (the boot hart runs the services, every hart vCPUs); and
+//! 1 and 4 harts (every hart runs the services and vCPUs); and
 //! a clear line plus a non-zero exit when the machine cannot run Mica. Run
 //! by `cargo xtask test`, which builds the kernel and the boot images and
 //! installs QEMU.
@@ -350,8 +350,8 @@ fn with_four_harts_all_four_come_online_and_run_vcpus() {
     let line = cpus_line_then_clean_exit(&mut s);
     // OpenSBI's lottery picks the boot hart: its id is not fixed.
     assert!(
-        line.starts_with("mica: cpus: 4 harts online (hart ")
-            && line.ends_with(" runs the services; all 4 run vCPUs)"),
+        line.starts_with("mica: cpus: 4 harts online (boot hart ")
+            && line.ends_with("; all 4 run the services and vCPUs)"),
         "{line}"
     );
 }
@@ -363,7 +363,10 @@ fn with_one_hart_one_is_online_and_runs_everything() {
     s.expect("mica: booting on riscv64 (1 harts, 256 MiB)", BOOT)
         .unwrap();
     let line = cpus_line_then_clean_exit(&mut s);
-    assert_eq!(line, "mica: cpus: 1 hart online (hart 0 runs the services)");
+    assert_eq!(
+        line,
+        "mica: cpus: 1 hart online (hart 0 runs the services and the vCPUs)"
+    );
 }
 
 #[test]

@@ -78,14 +78,11 @@ pub mod hal {
     /// The architecture's name for the boot banner.
     pub const NAME: &str = "riscv64";
 
-    /// User tasks (the services) run on the boot hart alone, vCPUs on
-    /// every hart. A trap from U-mode would find its hart's kernel stack
-    /// and number in the task's frame on any hart, and a change of a
-    /// task's mappings shoots the other harts' translations down
-    /// (`arch::uspace`), but with the services on every hart the
-    /// devices-service chaos test's virtio-rng read hung after the third
-    /// restart: not turned on until that is understood.
-    pub const TASKS_ON_EVERY_CPU: bool = false;
+    /// Every hart runs user tasks (the services) as well as vCPUs: a trap
+    /// from U-mode finds its hart's kernel stack and number in the task's
+    /// frame, and a change of a task's mappings shoots the other harts'
+    /// translations down (`arch::uspace`).
+    pub const TASKS_ON_EVERY_CPU: bool = true;
 
     pub use super::poweroff::{init as platform_init, shutdown};
 

@@ -93,10 +93,10 @@ pub fn start_secondaries(boot: usize, info: &BootInfo<'_>, kernel_root: u64) {
     }
     let online = parked + 1;
     if parked == 0 {
-        info!("cpus: 1 hart online (hart {boot} runs the services)");
+        info!("cpus: 1 hart online (hart {boot} runs the services and the vCPUs)");
     } else {
         info!(
-            "cpus: {online} harts online (hart {boot} runs the services; all {online} run vCPUs)"
+            "cpus: {online} harts online (boot hart {boot}; all {online} run the services and vCPUs)"
         );
     }
 }
