@@ -259,6 +259,58 @@ pub fn expect_x86_guest_msr_lines(s: &mut Session, wait: Duration) -> Result<(),
     Ok(())
 }
 
+/// Waits for the x86 `smp` guest (scenario `x86-smp`, SVM and VMX alike)
+/// to greet with its 4 vCPUs, have its refused calls answered as such (in
+/// vCPU 0's order), start vCPUs 1-3 (their `up` lines interleave with vCPU
+/// 0's) and have each take IPI 0x40 (maybe before vCPU 0 says it sent it).
+pub fn expect_x86_smp_guest_ipis(s: &mut Session, wait: Duration) -> Result<(), String> {
+    s.expect("vm-manager: scenario x86-smp", wait)?;
+    s.expect("smp | hello from smp (4 vcpus)", wait)?;
+    for line in [
+        "smp | vcpu 0: start of vcpu 4 refused (invalid)",
+        "smp | vcpu 0: start of vcpu 0 refused (already started)",
+        "smp | vcpu 0: ipi vector 0x10 refused (invalid)",
+        "smp | vcpu 0: vcpu 1 is stopped",
+    ] {
+        s.expect(line, wait)?;
+    }
+    s.expect_all(
+        &[
+            "smp | vcpu 0: started vcpu 1",
+            "smp | vcpu 0: vcpu 1 is started",
+            "smp | vcpu 0: started vcpu 2",
+            "smp | vcpu 0: vcpu 2 is started",
+            "smp | vcpu 0: started vcpu 3",
+            "smp | vcpu 0: vcpu 3 is started",
+            "smp | vcpu 1: up",
+            "smp | vcpu 2: up",
+            "smp | vcpu 3: up",
+        ],
+        wait,
+    )?;
+    s.expect_all(
+        &[
+            "smp | vcpu 0: sent ipi 0x40 to 3 vcpus",
+            "smp | vcpu 1: ipi received",
+            "smp | vcpu 2: ipi received",
+            "smp | vcpu 3: ipi received",
+        ],
+        wait,
+    )?;
+    s.expect("smp | vcpu 0: every vcpu took its ipi", wait)?;
+    Ok(())
+}
+
+/// The `smp` guest's lines so far that say something went wrong: an
+/// answer it did not expect, or Mica stopping its VM.
+pub fn x86_smp_guest_troubles(s: &Session) -> Vec<String> {
+    s.transcript()
+        .iter()
+        .filter(|l| l.contains("UNEXPECTED") || l.contains("stopped by Mica"))
+        .cloned()
+        .collect()
+}
+
 /// The tick numbers of `vm`'s `<vm>: tick N` lines in the transcript, in
 /// order (a line cut short by a dying device service is skipped).
 pub fn tick_numbers(s: &Session, vm: &str) -> Vec<u64> {

@@ -148,36 +148,9 @@ fn under_vmx_a_hostile_guest_is_answered_and_its_neighbour_keeps_its_pace() {
 fn under_vmx_an_smp_guest_starts_its_vcpus_and_each_takes_its_ipi() {
     let _only = one_at_a_time();
     let mut s = bochs("smp");
-    s.expect("vm-manager: scenario x86-smp", BOOT).unwrap();
-    s.expect("smp | hello from smp (4 vcpus)", BOOT).unwrap();
-    s.expect_all(
-        &[
-            "smp | vcpu 0: started vcpu 3",
-            "smp | vcpu 1: up",
-            "smp | vcpu 2: up",
-            "smp | vcpu 3: up",
-        ],
-        BOOT,
-    )
-    .unwrap();
-    s.expect_all(
-        &[
-            "smp | vcpu 0: sent ipi 0x40 to 3 vcpus",
-            "smp | vcpu 1: ipi received",
-            "smp | vcpu 2: ipi received",
-            "smp | vcpu 3: ipi received",
-        ],
-        BOOT,
-    )
-    .unwrap();
-    s.expect("smp | vcpu 0: every vcpu took its ipi", BOOT)
-        .unwrap();
-    let bad: Vec<&String> = s
-        .transcript()
-        .iter()
-        .filter(|l| l.contains("UNEXPECTED") || l.contains("stopped by Mica"))
-        .collect();
-    assert!(bad.is_empty(), "{bad:?}");
+    mica_tests::expect_x86_smp_guest_ipis(&mut s, BOOT).unwrap();
+    let troubles = mica_tests::x86_smp_guest_troubles(&s);
+    assert!(troubles.is_empty(), "{troubles:?}");
     // Dropping the session stops Bochs: the guest runs forever.
 }
 

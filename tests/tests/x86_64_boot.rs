@@ -478,46 +478,7 @@ fn under_svm_a_hostile_guest_is_answered_and_its_neighbour_keeps_its_pace() {
 fn an_smp_guest_starts_its_vcpus_sends_ipis_and_all_progress_in_parallel() {
     let image = boot_image("MICA_BOOT_IMAGE_X86_64_SMP");
     let mut s = qemu(SVM, &["-m", "256M", "-initrd", &image]);
-    s.expect("vm-manager: scenario x86-smp", BOOT).unwrap();
-    s.expect("smp | hello from smp (4 vcpus)", BOOT).unwrap();
-    // The refusals, in vCPU 0's order.
-    for line in [
-        "smp | vcpu 0: start of vcpu 4 refused (invalid)",
-        "smp | vcpu 0: start of vcpu 0 refused (already started)",
-        "smp | vcpu 0: ipi vector 0x10 refused (invalid)",
-        "smp | vcpu 0: vcpu 1 is stopped",
-    ] {
-        s.expect(line, BOOT).unwrap();
-    }
-    // The starts: vCPU 0's lines and the new vCPUs' interleave.
-    s.expect_all(
-        &[
-            "smp | vcpu 0: started vcpu 1",
-            "smp | vcpu 0: vcpu 1 is started",
-            "smp | vcpu 0: started vcpu 2",
-            "smp | vcpu 0: vcpu 2 is started",
-            "smp | vcpu 0: started vcpu 3",
-            "smp | vcpu 0: vcpu 3 is started",
-            "smp | vcpu 1: up",
-            "smp | vcpu 2: up",
-            "smp | vcpu 3: up",
-        ],
-        BOOT,
-    )
-    .unwrap();
-    // A vCPU may take the IPI before vCPU 0 says it sent it.
-    s.expect_all(
-        &[
-            "smp | vcpu 0: sent ipi 0x40 to 3 vcpus",
-            "smp | vcpu 1: ipi received",
-            "smp | vcpu 2: ipi received",
-            "smp | vcpu 3: ipi received",
-        ],
-        BOOT,
-    )
-    .unwrap();
-    s.expect("smp | vcpu 0: every vcpu took its ipi", BOOT)
-        .unwrap();
+    mica_tests::expect_x86_smp_guest_ipis(&mut s, BOOT).unwrap();
     s.expect("smp | vcpu 3: stopping", BOOT).unwrap();
     s.expect("smp | vcpu 0: vcpu 3 stopped", BOOT).unwrap();
     s.expect_all(
@@ -540,13 +501,9 @@ fn an_smp_guest_starts_its_vcpus_sends_ipis_and_all_progress_in_parallel() {
         BOOT,
     )
     .unwrap();
+    let troubles = mica_tests::x86_smp_guest_troubles(&s);
+    assert!(troubles.is_empty(), "{troubles:?}");
     let lines = s.transcript();
-    assert!(
-        !lines
-            .iter()
-            .any(|l| l.contains("UNEXPECTED") || l.contains("stopped by Mica")),
-        "{lines:?}"
-    );
     // Whole lines: the greeting, or `vcpu k: ...` with one colon.
     let torn: Vec<&String> = lines
         .iter()

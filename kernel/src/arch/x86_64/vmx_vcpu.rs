@@ -224,6 +224,10 @@ pub struct Vcpu {
     pub regs: VmxRegs,
     /// The guest's MSR area (see `MsrFrames`).
     guest_msrs: u64,
+    /// An interrupt went into the entry's interruption information since
+    /// the last exit was looked at ([`Vcpu::undelivered_interrupt`]): only
+    /// then may the IDT-vectoring information name one of Mica's.
+    injected: bool,
 }
 
 impl Vcpu {
@@ -246,6 +250,7 @@ impl Vcpu {
         let v = Self {
             vmcs,
             launched: false,
+            injected: false,
             eptp: vmcs::ept_pointer(ept_root),
             vpid: vpid.clamp(1, 0xffff) as u16,
             regs: VmxRegs::default(),
@@ -471,7 +476,7 @@ impl Vcpu {
     /// interrupts now (RFLAGS.IF set, no `sti` or `mov ss` shadow, no
     /// other event being injected); false (nothing changed) if it does not:
     /// the caller offers it again after the next exit.
-    pub fn offer_interrupt(&self, vector: u8) -> bool {
+    pub fn offer_interrupt(&mut self, vector: u8) -> bool {
         self.load();
         let open = vmread(fnat::GUEST_RFLAGS) & RFLAGS_IF != 0
             && vmread(f32::GUEST_INTERRUPTIBILITY) & SHADOWS == 0
@@ -481,6 +486,7 @@ impl Vcpu {
                 f32::ENTRY_INTERRUPTION_INFO,
                 INTERRUPTION_VALID | u64::from(vector),
             );
+            self.injected = true;
         }
         open
     }
@@ -492,8 +498,12 @@ impl Vcpu {
     }
 
     /// The external interrupt an exit kept from being delivered (its
-    /// IDT-vectoring information), to offer again.
-    pub fn undelivered_interrupt(&self) -> Option<u8> {
+    /// IDT-vectoring information), to offer again; `None` at once, with no
+    /// VMCS read, after an entry that injected nothing (the exit path).
+    pub fn undelivered_interrupt(&mut self) -> Option<u8> {
+        if !core::mem::take(&mut self.injected) {
+            return None;
+        }
         self.load();
         let info = vmread(f32::IDT_VECTORING_INFO);
         (info & INTERRUPTION_VALID != 0 && info & INTERRUPTION_TYPE == 0).then_some(info as u8)
@@ -501,7 +511,8 @@ impl Vcpu {
 
     /// Takes back an interrupt set for injection (a stopped or reset
     /// vCPU).
-    pub fn withdraw_interrupt(&self) {
+    pub fn withdraw_interrupt(&mut self) {
+        self.injected = false;
         self.load();
         let info = vmread(f32::ENTRY_INTERRUPTION_INFO);
         if info & INTERRUPTION_VALID != 0 && info & INTERRUPTION_TYPE == 0 {

@@ -139,34 +139,27 @@ pub const VCPU_STOPPED: u64 = 1;
 pub fn hypercall_with(intel: bool, nr: u64, args: [u64; 4]) -> u64 {
     let [rdi, rsi, rdx, r8] = args;
     let rax: u64;
-    if intel {
-        // SAFETY: VMCALL exits to the hypervisor, which serves `nr` and
-        // writes at most `rax`; the argument registers count as clobbered.
-        unsafe {
-            core::arch::asm!(
-                "vmcall",
-                inout("rax") nr => rax,
-                inout("rdi") rdi => _,
-                inout("rsi") rsi => _,
-                inout("rdx") rdx => _,
-                inout("r8") r8 => _,
-                options(nostack),
-            )
-        };
-    } else {
-        // SAFETY: as above, with VMMCALL (SVM).
-        unsafe {
-            core::arch::asm!(
-                "vmmcall",
-                inout("rax") nr => rax,
-                inout("rdi") rdi => _,
-                inout("rsi") rsi => _,
-                inout("rdx") rdx => _,
-                inout("r8") r8 => _,
-                options(nostack),
-            )
-        };
-    }
+    // SAFETY: VMCALL (`intel`) or VMMCALL (SVM) exits to the hypervisor,
+    // which serves `nr` and writes at most `rax`; the argument registers
+    // count as clobbered, and the flags the test sets are not kept.
+    unsafe {
+        core::arch::asm!(
+            "test {intel:e}, {intel:e}",
+            "jz 2f",
+            "vmcall",
+            "jmp 3f",
+            "2:",
+            "vmmcall",
+            "3:",
+            intel = in(reg) u32::from(intel),
+            inout("rax") nr => rax,
+            inout("rdi") rdi => _,
+            inout("rsi") rsi => _,
+            inout("rdx") rdx => _,
+            inout("r8") r8 => _,
+            options(nostack),
+        )
+    };
     rax
 }
 
