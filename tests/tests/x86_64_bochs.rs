@@ -163,7 +163,10 @@ fn a_boot_without_a_boot_image_shuts_down_with_status_0() {
     // Bochs emulates one CPU (SMP needs a Bochs built for it): its MADT
     // lists the boot CPU alone.
     let cpus = s.expect("mica: cpus:", BOOT).unwrap();
-    assert_eq!(cpus, "mica: cpus: 1 CPU online (CPU 0 runs the services)");
+    assert_eq!(
+        cpus,
+        "mica: cpus: 1 CPU online (CPU 0 runs the services and the vCPUs)"
+    );
     s.expect("mica: no boot image", BOOT).unwrap();
     s.expect("mica: boot complete, shutting down", BOOT)
         .unwrap();

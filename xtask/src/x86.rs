@@ -76,8 +76,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// Processors of the QEMU pc machine: CPU 0 runs the services, every CPU
-/// runs vCPUs (the boot log's `cpus:` line says so).
+/// Processors of the QEMU pc machine: every CPU runs the services and
+/// vCPUs (the boot log's `cpus:` line says so).
 pub const SMP_CPUS: &str = "4";
 
 /// QEMU booting the Multiboot `image` on [`SMP_CPUS`] `cpu`s, console on

@@ -95,8 +95,8 @@ impl Default for CpuSet {
 pub static CPUS: CpuSet = CpuSet::new();
 
 /// The boot log's summary: `online` CPUs, the boot CPU included, of
-/// which the first `scheduling` run vCPUs (all of them under SVM; under
-/// VMX only CPU 0, see [`scheduling_cpus`]).
+/// which the first `scheduling` run the services and vCPUs (all of them
+/// under SVM; under VMX only CPU 0, see [`scheduling_cpus`]).
 pub struct Summary {
     /// CPUs online, the boot CPU included.
     pub online: usize,
@@ -107,11 +107,8 @@ pub struct Summary {
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.online, self.scheduling) {
-            (0 | 1, _) => write!(f, "1 CPU online (CPU 0 runs the services)"),
-            (n, s) if s >= n => write!(
-                f,
-                "{n} CPUs online (CPU 0 runs the services; all {n} run vCPUs)"
-            ),
+            (0 | 1, _) => write!(f, "1 CPU online (CPU 0 runs the services and the vCPUs)"),
+            (n, s) if s >= n => write!(f, "{n} CPUs online (all {n} run the services and vCPUs)"),
             (n, 0 | 1) => write!(
                 f,
                 "{n} CPUs online (CPU 0 runs the services and every vCPU: a VMCS stays on the CPU that loaded it; {} idle)",
@@ -119,7 +116,7 @@ impl fmt::Display for Summary {
             ),
             (n, s) => write!(
                 f,
-                "{n} CPUs online (CPU 0 runs the services; CPUs 0-{} run vCPUs, the rest idle)",
+                "{n} CPUs online (CPUs 0-{} run the services and vCPUs, the rest idle)",
                 s - 1
             ),
         }
@@ -192,16 +189,19 @@ mod tests {
         let line = |online, scheduling| Summary { online, scheduling }.to_string();
         assert_eq!(
             line(4, 4),
-            "4 CPUs online (CPU 0 runs the services; all 4 run vCPUs)"
+            "4 CPUs online (all 4 run the services and vCPUs)"
         );
-        assert_eq!(line(1, 1), "1 CPU online (CPU 0 runs the services)");
+        assert_eq!(
+            line(1, 1),
+            "1 CPU online (CPU 0 runs the services and the vCPUs)"
+        );
         assert_eq!(
             line(4, 1),
             "4 CPUs online (CPU 0 runs the services and every vCPU: a VMCS stays on the CPU that loaded it; 3 idle)"
         );
         assert_eq!(
             line(4, 2),
-            "4 CPUs online (CPU 0 runs the services; CPUs 0-1 run vCPUs, the rest idle)"
+            "4 CPUs online (CPUs 0-1 run the services and vCPUs, the rest idle)"
         );
     }
 

@@ -7,9 +7,8 @@
 //!
 //! Each application processor gets a GDT and TSS of its own
 //! ([`init_ap`]): `ltr` marks a TSS descriptor busy, so two CPUs cannot load
-//! the same one, and each needs its own double-fault stack. Their RSP0 stays
-//! 0 while they only park with interrupts off (nothing runs in ring 3 on
-//! them); SMP scheduling sets it per CPU.
+//! the same one, and each needs its own double-fault stack and RSP0 (the
+//! CPU's start stack, which its entries from ring 3 run on).
 
 use core::mem::size_of;
 
@@ -123,10 +122,11 @@ pub fn init() {
 }
 
 /// Loads application processor `slot`'s own GDT and TSS (with its own
-/// double-fault stack) and reloads every segment register. Each slot is
-/// used by one CPU, once (`smp.rs` hands them out); a slot past the table
-/// is ignored (`smp.rs` never starts that many).
-pub fn init_ap(slot: usize) {
+/// double-fault stack, and `rsp0` for traps from ring 3) and reloads every
+/// segment register. Each slot is used by one CPU, once (`smp.rs` hands
+/// them out); a slot past the table is ignored (`smp.rs` never starts that
+/// many).
+pub fn init_ap(slot: usize, rsp0: u64) {
     if slot >= MAX_CPUS - 1 {
         return;
     }
@@ -136,6 +136,7 @@ pub fn init_ap(slot: usize) {
     unsafe {
         let tables = &raw mut AP_TABLES[slot];
         let stack = (&raw const (*tables).double_fault_stack) as u64 + IST_STACK_BYTES as u64;
+        (*tables).tss.rsp[0] = rsp0;
         load(&raw mut (*tables).gdt, &raw mut (*tables).tss, stack);
     }
 }

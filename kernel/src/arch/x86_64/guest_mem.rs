@@ -106,13 +106,12 @@ fn msr_map<const W: usize>(
     Ok(frame)
 }
 
-/// Turns SVM on once (on the boot CPU; the others turn it on as they come
-/// up, see `smp`) and makes the permission maps every VM shares.
+/// Makes the permission maps every VM shares, once (every CPU turned SVM
+/// on as it came up, see `smp`).
 fn svm_ready<const W: usize>(frames: &mut FrameAllocator<W>) -> Result<Ready, Error> {
     if IOPM.load(Ordering::Relaxed) == 0 {
         let iopm = alloc_filled(frames, (IOPM_BYTES / PAGE_SIZE) as usize, 0xff)?;
         let msrpm = msr_map(frames, MSRPM_BYTES, msr::msrpm_pass)?;
-        svm::enable_here();
         MSRPM.store(msrpm, Ordering::Relaxed);
         IOPM.store(iopm, Ordering::Relaxed);
     }

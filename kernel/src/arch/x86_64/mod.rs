@@ -105,10 +105,9 @@ pub mod hal {
     /// The architecture's name for the boot banner.
     pub const NAME: &str = "x86_64";
 
-    /// User tasks run on the boot CPU alone: the `syscall` entry's stack
-    /// and the running task's frame are one each (`usermode`), not per
-    /// CPU; the application processors run vCPUs.
-    pub const TASKS_ON_EVERY_CPU: bool = false;
+    /// User tasks run on every CPU that schedules: each has its own
+    /// `syscall` entry block and entry stack (`usermode::EntryCpu`).
+    pub const TASKS_ON_EVERY_CPU: bool = true;
 
     /// The boot image the loader placed in RAM as the first Multiboot module.
     pub fn initrd_slice(range: mica_boot::MemRange) -> &'static [u8] {

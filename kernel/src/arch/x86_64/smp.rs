@@ -13,7 +13,8 @@
 //! kernel's tables, loads its own GDT/TSS and the shared IDT, sets up its
 //! FP control bits, local APIC and SVM, announces itself and waits for
 //! [`release`]; then it enters the scheduler (`crate::userland::run_cpu`)
-//! and runs vCPUs (the services run on the boot CPU alone). Under VMX the
+//! and runs services and vCPUs, its entries from ring 3 on its start stack
+//! (`usermode::init_cpu`). Under VMX the
 //! application processors stay idle ([`cpus::scheduling_cpus`]). The
 //! kernel finds which CPU it runs on from its stack ([`this_cpu`]).
 
@@ -25,7 +26,7 @@ use mica_boot::MemRange;
 use super::cpus::{self, CPUS, MAX_CPUS, MAX_XAPIC_ID, Summary};
 use super::idt::{KICK_VECTOR, SPURIOUS_VECTOR, TIMER_VECTOR};
 use super::virt::{self, Backend};
-use super::{fpu, gdt, idt, lapic, paging, svm, timer};
+use super::{fpu, gdt, idt, lapic, paging, svm, timer, usermode};
 
 /// How long the boot CPU waits for the started CPUs to come online.
 pub const BRING_UP_SECONDS: u64 = 1;
@@ -282,6 +283,11 @@ pub fn start_aps(
     };
     let (ids, len) = cpus::numbering(boot, list);
     CPUS.number(&ids[..len]);
+    // Every CPU turns SVM on as it comes up (the one that makes the first
+    // VM may be any of them).
+    if virt::probe() == Some(Backend::Svm) {
+        svm::enable_here();
+    }
     CPUS.announce(0);
     let summary = || {
         let online: [bool; MAX_CPUS] = core::array::from_fn(|cpu| CPUS.is_online(cpu));
@@ -387,7 +393,12 @@ pub fn kick(cpus: u64) {
 extern "C" fn ap_entry(slot: u32) -> ! {
     paging::activate(KERNEL_ROOT.load(Ordering::Acquire));
     let slot = slot as usize;
-    gdt::init_ap(slot);
+    // Entries from ring 3 start at the top of the stack this code runs on
+    // (the kernel never needs what is on it once the CPU enters a task).
+    // SAFETY: only the address of the slot's stack is taken.
+    let stack_top =
+        unsafe { (&raw const AP_STACKS[slot % AP_SLOTS]) as u64 } + AP_STACK_BYTES as u64;
+    gdt::init_ap(slot, stack_top);
     idt::load();
     fpu::init();
     // Timer masked, software-enabled: the kick IPI ends the wait below.
@@ -399,6 +410,7 @@ extern "C" fn ap_entry(slot: u32) -> ! {
     };
     // From here on `this_cpu` names this CPU.
     SLOT_CPU[slot % AP_SLOTS].store(cpu, Ordering::Relaxed);
+    usermode::init_cpu(cpu, stack_top);
     if virt::probe() == Some(Backend::Svm) {
         svm::enable_here();
     }

@@ -3,19 +3,25 @@
 //! hand-off of interrupts and exceptions taken in ring 3 to
 //! `userland::user_trap`.
 //!
-//! [`CURRENT`] always points at the running task's own frame (in the static
-//! `RUNNER` of `userland`): `syscall` saves the registers straight into it
-//! (`rcx` = the user RIP, `r11` = its RFLAGS), an interrupt from ring 3
-//! copies the stub's frame into it; generic code then names the frame to
-//! resume, which becomes [`CURRENT`] and is restored with `iretq` (also
-//! after a `syscall`, so a task preempted by an interrupt and one that made
-//! a call return the same way). Every entry from ring 3 runs on
-//! [`KERNEL_STACK`] (TSS.RSP0 for interrupts, loaded by the entry for
-//! `syscall`); the kernel never nests on it, since it runs with interrupts
-//! off except while idle.
+//! Each CPU has an [`EntryCpu`]: the frame of the task it runs (in the
+//! static `RUNNER` of `userland`), the stack its entries from ring 3 run
+//! on (TSS.RSP0 for interrupts too) and a word for the user RSP. `syscall`
+//! leaves no register free, so the entry finds its CPU's block through
+//! GS: `swapgs` makes KernelGSBase (the block, set per CPU by
+//! [`init_cpu`]) the GS base for the few instructions that need it, and a
+//! second `swapgs` puts the user's back before any Rust runs (the kernel
+//! itself never uses GS, so an interrupt never has to ask whose GS base is
+//! loaded). `syscall` saves the registers straight into the frame (`rcx` =
+//! the user RIP, `r11` = its RFLAGS), an interrupt from ring 3 copies the
+//! stub's frame into it; generic code then names the frame to resume,
+//! which becomes the CPU's current one and is restored with `iretq` (also
+//! after a `syscall`, so a task preempted by an interrupt and one that
+//! made a call return the same way). The kernel never nests on the entry
+//! stack, since it runs with interrupts off except while idle.
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use super::cpus::MAX_CPUS;
 use super::gdt::{self, KERNEL_CS, SYSRET_BASE, USER_CS, USER_SS};
 use super::idt::InterruptFrame;
 use super::msr_io::{rdmsr, wrmsr};
@@ -26,12 +32,14 @@ const EFER_SCE: u64 = 1 << 0;
 const STAR: u32 = 0xc000_0081;
 const LSTAR: u32 = 0xc000_0082;
 const SFMASK: u32 = 0xc000_0084;
+const KERNEL_GS_BASE: u32 = 0xc000_0102;
 /// RFLAGS bits `syscall` clears: TF, IF, DF, AC (the kernel runs with
 /// interrupts off and the string direction forward).
 const SYSCALL_MASK: u64 = 0x100 | 0x200 | 0x400 | 0x4_0000;
 /// RFLAGS of a fresh task: IF and the reserved bit 1.
 const USER_RFLAGS: u64 = 0x202;
-/// Bytes of the stack every entry from ring 3 runs on.
+/// Bytes of the boot CPU's stack for entries from ring 3 (an application
+/// processor's is its start stack, see `smp`).
 const KERNEL_STACK_BYTES: usize = 64 << 10;
 
 /// A ring-3 task's registers while it does not run.
@@ -102,20 +110,35 @@ impl TrapFrame {
 struct KernelStack([u8; KERNEL_STACK_BYTES]);
 
 static mut KERNEL_STACK: KernelStack = KernelStack([0; KERNEL_STACK_BYTES]);
-/// The top of [`KERNEL_STACK`], for the entry code.
-static KERNEL_STACK_TOP: AtomicU64 = AtomicU64::new(0);
-/// The running task's frame (0 before the first task).
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-/// The user RSP while the `syscall` entry has no register free.
-static USER_RSP: AtomicU64 = AtomicU64::new(0);
+
+/// One CPU's ring-3 entry words, found through KernelGSBase by the
+/// `syscall` entry (the offsets are the asm's).
+#[repr(C, align(64))]
+pub struct EntryCpu {
+    /// The user RSP while the `syscall` entry has no register free (0).
+    user_rsp: AtomicU64,
+    /// The running task's frame (8; 0 before the CPU's first task).
+    current: AtomicUsize,
+    /// The top of the stack entries from ring 3 run on (16).
+    stack_top: AtomicU64,
+}
+
+static ENTRY_CPUS: [EntryCpu; MAX_CPUS] = [const {
+    EntryCpu {
+        user_rsp: AtomicU64::new(0),
+        current: AtomicUsize::new(0),
+        stack_top: AtomicU64::new(0),
+    }
+}; MAX_CPUS];
 
 core::arch::global_asm!(
     r#"
     .section .text
     .globl mica_syscall_entry
 mica_syscall_entry:
-    mov     [rip + {user_rsp}], rsp
-    mov     rsp, [rip + {current}]
+    swapgs
+    mov     gs:[0], rsp
+    mov     rsp, gs:[8]
     mov     [rsp + 0], r15
     mov     [rsp + 8], r14
     mov     [rsp + 16], r13
@@ -133,10 +156,11 @@ mica_syscall_entry:
     mov     [rsp + 112], rax
     mov     [rsp + 120], rcx
     mov     [rsp + 128], r11
-    mov     rax, [rip + {user_rsp}]
+    mov     rax, gs:[0]
     mov     [rsp + 136], rax
     mov     rdi, rsp
-    mov     rsp, [rip + {stack_top}]
+    mov     rsp, gs:[16]
+    swapgs
     cld
     call    {dispatch}
     jmp     mica_user_return
@@ -144,8 +168,10 @@ mica_syscall_entry:
     /* rax: the frame to resume. */
     .globl mica_user_return
 mica_user_return:
-    mov     [rip + {current}], rax
-    mov     rsp, [rip + {stack_top}]
+    swapgs
+    mov     gs:[8], rax
+    mov     rsp, gs:[16]
+    swapgs
     push    {user_ss}
     push    qword ptr [rax + 136]
     push    qword ptr [rax + 128]
@@ -168,9 +194,6 @@ mica_user_return:
     mov     rax, [rax + 112]
     iretq
     "#,
-    user_rsp = sym USER_RSP,
-    current = sym CURRENT,
-    stack_top = sym KERNEL_STACK_TOP,
     dispatch = sym mica_x86_syscall,
     user_ss = const USER_SS as u64,
     user_cs = const USER_CS as u64,
@@ -181,21 +204,34 @@ unsafe extern "C" {
     fn mica_user_return();
 }
 
-/// Sets up the `syscall` MSRs and the stack entries from ring 3 run on.
+/// Sets up the boot CPU's `syscall` MSRs and the stack its entries from
+/// ring 3 run on.
 pub fn init() {
     let top = (&raw const KERNEL_STACK) as u64 + KERNEL_STACK_BYTES as u64;
-    KERNEL_STACK_TOP.store(top, Ordering::Relaxed);
     gdt::set_kernel_stack(top);
+    init_cpu(0, top);
+}
+
+/// Sets up CPU `cpu`'s `syscall` MSRs and entry block, with `stack_top` the
+/// top of the stack its entries from ring 3 run on (its TSS.RSP0, which
+/// the caller sets). Called once per CPU, on that CPU, before it runs a
+/// task.
+pub fn init_cpu(cpu: usize, stack_top: u64) {
+    let block = &ENTRY_CPUS[cpu % MAX_CPUS];
+    block.stack_top.store(stack_top, Ordering::Relaxed);
     let star = u64::from(SYSRET_BASE) << 48 | u64::from(KERNEL_CS) << 32;
     // SAFETY: SCE only enables `syscall`/`sysret`; STAR names the GDT's
     // kernel and user selectors (laid out as SYSCALL/SYSRET need), LSTAR
     // the entry above, SFMASK clears IF so the entry runs with interrupts
-    // off. Nothing runs in ring 3 yet.
+    // off; KernelGSBase is this CPU's entry block, which lives forever and
+    // which only the entry's `swapgs` makes the GS base (the kernel uses no
+    // GS). Nothing runs in ring 3 on this CPU yet.
     unsafe {
         wrmsr(EFER, rdmsr(EFER) | EFER_SCE);
         wrmsr(STAR, star);
         wrmsr(LSTAR, mica_syscall_entry as *const () as u64);
         wrmsr(SFMASK, SYSCALL_MASK);
+        wrmsr(KERNEL_GS_BASE, block as *const EntryCpu as u64);
     }
 }
 
@@ -204,7 +240,7 @@ pub fn init() {
 /// into it), and the current stack is abandoned.
 pub fn enter_user(frame: *mut TrapFrame) -> ! {
     // SAFETY: `frame` points at a task's frame in static memory (the
-    // caller's contract); `mica_user_return` records it as CURRENT,
+    // caller's contract); `mica_user_return` records it as this CPU's current frame,
     // switches to the kernel entry stack and `iretq`s into ring 3 with the
     // user selectors, the frame's RIP, RFLAGS (IF set) and RSP.
     unsafe {
@@ -227,16 +263,18 @@ extern "C" fn mica_x86_syscall(_saved: *mut TrapFrame) -> *mut TrapFrame {
 /// the registers go into the running task's frame, generic code decides,
 /// and the frame it names is written back for the stub's `iretq`.
 pub fn from_user(frame: &mut InterruptFrame, trap: Trap) {
-    let current = CURRENT.load(Ordering::Relaxed) as *mut TrapFrame;
+    let block = &ENTRY_CPUS[super::smp::this_cpu() % MAX_CPUS];
+    let current = block.current.load(Ordering::Relaxed) as *mut TrapFrame;
     if current.is_null() {
         crate::klog::print(format_args!(
             "mica: fatal: trap from ring 3 with no task: {trap:?}\n"
         ));
         super::poweroff::shutdown(crate::ExitStatus::Failure);
     }
-    // SAFETY: CURRENT is the running task's frame in the static RUNNER
-    // (set by `enter_user` and every return); one CPU with interrupts off,
-    // so nothing else touches it now.
+    // SAFETY: `current` is the frame of the task this CPU runs, in the
+    // static RUNNER (set by `enter_user` and every return); the kernel lock
+    // is not held, but no other CPU touches a task's frame while the task
+    // runs here, and interrupts are off.
     unsafe {
         let saved = &mut *current;
         saved.gprs = frame.gprs;
@@ -245,7 +283,7 @@ pub fn from_user(frame: &mut InterruptFrame, trap: Trap) {
         saved.rsp = frame.rsp;
     }
     let next = crate::userland::user_trap(trap);
-    CURRENT.store(next as usize, Ordering::Relaxed);
+    block.current.store(next as usize, Ordering::Relaxed);
     // SAFETY: `next` is a task's frame in the static RUNNER (what
     // `user_trap` returns), valid and not borrowed elsewhere.
     let next = unsafe { &*next };
