@@ -1,32 +1,54 @@
 //! `cargo xtask bench --arch x86_64`: boots the `x86-bench` scenario on
-//! QEMU (SVM, `-icount shift=0,sleep=off`) and on Bochs (VMX, fixed `ips`
-//! and `time0`, `clock: sync=none`), where the guest's TSC counts retired
-//! instructions, and writes the cycles per null hypercall, per COM1 LSR
-//! read round trip and per (posted) THR write of each backend to
+//! QEMU (SVM, `-icount shift=0,sleep=off`) on 4 CPUs and on 1, and on
+//! Bochs (VMX, one CPU, fixed `ips` and `time0`, `clock: sync=none`),
+//! where the guest's TSC counts retired instructions, and writes the
+//! cycles per null hypercall, per COM1 LSR read round trip, per (posted)
+//! THR write and per IPI round trip between the guest's two vCPUs of each
+//! backend, and the 4-CPU / 1-CPU ratios under SVM, to
 //! `target/bench/x86_64.json`.
 
 use mica_tests::Session;
 
-use crate::bench::{collect, write_json};
+use crate::bench::{collect, write_json_text};
+use crate::bench_report::{ratio, significant};
 use crate::bochs::{self, Boot, Serial};
 use crate::cmd::workspace_root;
 use crate::{install, x86, x86_image};
 
 /// The figures the x86 benchmark guest prints, in its order.
-const KEYS: [&str; 3] = [
+const KEYS: [&str; 4] = [
     "null_hypercall",
     "pio_uart_roundtrip",
     "pio_uart_posted_write",
+    "ipi_roundtrip",
 ];
-/// The JSON keys: the guest's per backend, SVM first.
-const JSON_KEYS: [&str; 6] = [
-    "svm_null_hypercall",
-    "svm_pio_uart_roundtrip",
-    "svm_pio_uart_posted_write",
-    "vmx_null_hypercall",
-    "vmx_pio_uart_roundtrip",
-    "vmx_pio_uart_posted_write",
-];
+
+/// The JSON figures: each backend's counts (`svm_*` on 4 CPUs, `vmx_*`),
+/// then SVM's on 1 CPU (`svm_smp1_*`) and the ratios 4 / 1
+/// (`svm_smp4_*_ratio`, which issue 13 wants within a few per cent of 1
+/// but for the IPI, whose vCPUs share one CPU on 1).
+fn figures(
+    svm: &[(&str, u64)],
+    svm_one: &[(&str, u64)],
+    vmx: &[(&str, u64)],
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (prefix, run) in [("svm", svm), ("vmx", vmx), ("svm_smp1", svm_one)] {
+        for &(key, value) in run {
+            out.push((format!("{prefix}_{key}"), value.to_string()));
+        }
+    }
+    for &(key, four) in svm {
+        let one = svm_one
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(0, |(_, v)| *v);
+        let r = significant(ratio(four, one));
+        println!("bench: svm {key}: {four} on 4 CPUs, {one} on 1 ({r})");
+        out.push((format!("svm_smp4_{key}_ratio"), r));
+    }
+    out
+}
 
 /// Builds the kernel and the `x86-bench` boot image, measures on both
 /// backends and writes the JSON file.
@@ -42,11 +64,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let kernel = x86::build_kernel()?;
     let image = x86_image::build_boot_image("x86-bench")?;
 
-    let mut qemu = x86::qemu_command(&kernel, x86::SVM_CPU);
-    qemu.args(["-icount", "shift=0,sleep=off", "-initrd"])
-        .arg(&image);
-    println!("bench: QEMU (SVM)");
-    let svm = collect(&mut Session::spawn(qemu)?, &KEYS, "instructions")?;
+    let mut svm = Vec::new();
+    for cpus in [x86::SMP_CPUS, "1"] {
+        let mut qemu = x86::qemu_command_on(&kernel, x86::SVM_CPU, cpus);
+        qemu.args(["-icount", "shift=0,sleep=off", "-initrd"])
+            .arg(&image);
+        println!("bench: QEMU (SVM, {cpus} CPUs)");
+        svm.push(collect(&mut Session::spawn(qemu)?, &KEYS, "instructions")?);
+    }
 
     let dir = workspace_root()
         .join("target")
@@ -66,14 +91,34 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "instructions",
     )?;
 
-    let figures: Vec<(&str, u64)> = JSON_KEYS
-        .iter()
-        .zip(svm.iter().chain(vmx.iter()))
-        .map(|(&key, &(_, value))| (key, value))
-        .collect();
     let out = workspace_root()
         .join("target")
         .join("bench")
         .join("x86_64.json");
-    write_json(&out, &figures)
+    write_json_text(&out, &figures(&svm[0], &svm[1], &vmx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::figures;
+
+    #[test]
+    fn each_backends_counts_then_svm_on_one_cpu_and_the_ratios() {
+        let svm = [("null_hypercall", 131), ("ipi_roundtrip", 4000)];
+        let one = [("null_hypercall", 130), ("ipi_roundtrip", 3000)];
+        let vmx = [("null_hypercall", 154), ("ipi_roundtrip", 5000)];
+        let f = figures(&svm, &one, &vmx);
+        let get = |key: &str| {
+            f.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("{key} missing in {f:?}"))
+        };
+        assert_eq!(get("svm_null_hypercall"), "131");
+        assert_eq!(get("vmx_ipi_roundtrip"), "5000");
+        assert_eq!(get("svm_smp1_ipi_roundtrip"), "3000");
+        assert_eq!(get("svm_smp4_null_hypercall_ratio"), "1.008");
+        assert_eq!(get("svm_smp4_ipi_roundtrip_ratio"), "1.333");
+        assert_eq!(f.len(), 3 * 2 + 2);
+    }
 }

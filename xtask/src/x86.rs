@@ -84,8 +84,13 @@ pub const SMP_CPUS: &str = "4";
 /// stdio. No NIC (`-nic none`): Mica has no network, and the pc board's
 /// default e1000 would need its option ROM (ipxe-qemu) for nothing.
 pub fn qemu_command(image: &Path, cpu: &str) -> Command {
+    qemu_command_on(image, cpu, SMP_CPUS)
+}
+
+/// [`qemu_command`] on `cpus` processors.
+pub fn qemu_command_on(image: &Path, cpu: &str, cpus: &str) -> Command {
     let mut qemu = Command::new("qemu-system-x86_64");
-    qemu.args(["-cpu", cpu, "-m", "256M", "-smp", SMP_CPUS, "-kernel"])
+    qemu.args(["-cpu", cpu, "-m", "256M", "-smp", cpus, "-kernel"])
         .arg(image)
         .args(["-serial", "stdio", "-display", "none", "-monitor", "none"])
         .args(["-nic", "none"])

@@ -25,6 +25,8 @@ pub mod time;
 pub mod uart;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub mod x86;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+pub mod x86_idt;
 
 /// Where the QEMU-virt-like board (Mica's and QEMU's) puts guest RAM.
 pub const RAM_BASE: usize = 0x8000_0000;

@@ -4,14 +4,20 @@
 //! RIP and re-enters at once) and for one COM1 LSR read (`in al, 0x3fd`:
 //! the port round trip kernel -> ioreq task -> devices task -> back) and
 //! for one OUT of `\r` to COM1's THR on its own (posted under Mica: the
-//! kernel queues it for the ioreq task and the guest runs on), prints
-//! `bench: <name> <cycles>` for each and `bench: done`, then powers its VM
-//! off.
+//! kernel queues it for the ioreq task and the guest runs on); then it
+//! starts its second vCPU and counts IPI round trips between the two (vCPU
+//! 0 sends vector [`PARTNER_VECTOR`] with `X86_HYPERCALL_SEND_IPI`, vCPU 1,
+//! waiting in `sti; hlt`, takes it and sends [`HOME_VECTOR`] back, which
+//! wakes vCPU 0 from its own `hlt`). It prints `bench: <name> <cycles>`
+//! for each and `bench: done`, then powers its VM off.
 //!
 //! Under QEMU with `-icount shift=0,sleep=off`, and under Bochs with a
 //! fixed `ips` and `clock: sync=none`, the TSC counts retired instructions,
 //! so the figures are exact and repeatable. Each figure is the loop's
-//! count minus an empty loop's, over the iterations.
+//! count minus an empty loop's, over the iterations. With several CPUs
+//! the TSC is the machine's one instruction counter: the IPI round trip
+//! counts both vCPUs and the kernel (and QEMU's other CPUs, idle in `hlt`,
+//! add nothing).
 //!
 //! Layer: test guest (`cargo xtask check-layers`): standalone, it links only
 //! the test guests' common crate; nothing but test guests depends on it.
@@ -19,8 +25,10 @@
 
 #[cfg(target_os = "none")]
 mod guest {
+    use core::sync::atomic::{AtomicU64, Ordering};
+
     use mica_guest_common::x86::{self, COM1 as THR, HYPERCALL_NULL, LSR};
-    use mica_guest_common::x86_println;
+    use mica_guest_common::{x86_idt, x86_println};
 
     /// Iterations per measurement.
     const ROUNDS: u64 = 200;
@@ -29,7 +37,93 @@ mod guest {
     /// THR writes between two LSR checks (a 16550A's transmit FIFO).
     const FIFO_DEPTH: u64 = 16;
 
+    /// The vector vCPU 0 sends vCPU 1, and the one it answers with.
+    pub const PARTNER_VECTOR: u8 = 0x42;
+    pub const HOME_VECTOR: u8 = 0x41;
+    /// Bytes of vCPU 1's stack.
+    const STACK_BYTES: usize = 16 << 10;
+
+    /// IPIs vCPU 0 ([`HOME_VECTOR`]) and vCPU 1 ([`PARTNER_VECTOR`]) took.
+    static HOME: AtomicU64 = AtomicU64::new(0);
+    static PARTNER: AtomicU64 = AtomicU64::new(0);
+
+    #[repr(C, align(16))]
+    struct Stack([u8; STACK_BYTES]);
+
+    /// vCPU 1's stack.
+    static mut STACK: Stack = Stack([0; STACK_BYTES]);
+
+    // Each gate counts its IPI and returns: `lock inc` changes only the
+    // flags, which IRETQ restores.
+    core::arch::global_asm!(
+        r#"
+        .section .text
+        .balign 16
+        .globl bench_home_ipi
+    bench_home_ipi:
+        lock inc qword ptr [rip + {home}]
+        iretq
+        .balign 16
+        .globl bench_partner_ipi
+    bench_partner_ipi:
+        lock inc qword ptr [rip + {partner}]
+        iretq
+        "#,
+        home = sym HOME,
+        partner = sym PARTNER,
+    );
+
+    unsafe extern "C" {
+        /// The gates' stubs (above): never called from Rust.
+        fn bench_home_ipi();
+        fn bench_partner_ipi();
+    }
+
     mica_guest_common::entry!(main);
+
+    /// Waits with interrupts on until `counter` is past `seen` (`sti; hlt`:
+    /// an IPI that came before the `hlt` ends it at once).
+    #[inline(always)]
+    fn wait_past(counter: &AtomicU64, seen: u64) {
+        while counter.load(Ordering::Acquire) == seen {
+            // SAFETY: enables interrupts for the `hlt` only; the gates the
+            // vCPU may take are set and loaded.
+            unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+        }
+    }
+
+    /// vCPU 1: answers every IPI vCPU 0 sends with one back.
+    extern "C" fn partner(_id: u64) -> ! {
+        x86_idt::load();
+        let intel = x86::is_intel();
+        let mut seen = 0;
+        loop {
+            wait_past(&PARTNER, seen);
+            seen = PARTNER.load(Ordering::Acquire);
+            x86::send_ipi(intel, 1 << 0, u64::from(HOME_VECTOR));
+        }
+    }
+
+    /// Cycles of `ROUNDS` IPI round trips to vCPU 1, once it runs; `None`
+    /// when Mica refuses to start it (a VM of one vCPU).
+    fn ipi_round_trips(intel: bool) -> Option<u64> {
+        x86_idt::set_gate(HOME_VECTOR, bench_home_ipi);
+        x86_idt::set_gate(PARTNER_VECTOR, bench_partner_ipi);
+        x86_idt::load();
+        let top = (&raw mut STACK) as u64 + STACK_BYTES as u64 - 8;
+        let entry = partner as extern "C" fn(u64) -> ! as usize as u64;
+        if x86::vcpu_start(intel, 1, entry, top, 1) != x86::HC_OK {
+            return None;
+        }
+        let round_trip = || {
+            let seen = HOME.load(Ordering::Acquire);
+            x86::send_ipi(intel, 1 << 1, u64::from(PARTNER_VECTOR));
+            wait_past(&HOME, seen);
+        };
+        // The first one also waits for vCPU 1 to come up.
+        round_trip();
+        Some(count(ROUNDS, round_trip))
+    }
 
     /// The time-stamp counter, with earlier instructions retired before it
     /// is read and later ones not started.
@@ -97,6 +191,10 @@ mod guest {
         let posted = thr_writes();
         x86_println!("bench: pio_uart_roundtrip {}", per_op(pio, empty));
         x86_println!("bench: pio_uart_posted_write {}", per_op(posted, empty));
+        match ipi_round_trips(intel) {
+            Some(ipi) => x86_println!("bench: ipi_roundtrip {}", per_op(ipi, empty)),
+            None => x86_println!("bench: ipi_roundtrip refused: vcpu 1 did not start"),
+        }
         x86_println!("bench: done");
         x86::power_off()
     }
