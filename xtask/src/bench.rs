@@ -128,6 +128,17 @@ pub fn collect<'k>(
     keys: &[&'k str],
     unit: &str,
 ) -> Result<Vec<(&'k str, u64)>, String> {
+    let figures = read_figures(session, keys, unit)?;
+    session.expect("bench: done", Duration::from_secs(60))?;
+    Ok(figures)
+}
+
+/// [`collect`] without waiting for `bench: done`.
+pub fn read_figures<'k>(
+    session: &mut Session,
+    keys: &[&'k str],
+    unit: &str,
+) -> Result<Vec<(&'k str, u64)>, String> {
     let mut figures = Vec::new();
     for &key in keys {
         let line = session.expect(&format!("bench: {key} "), Duration::from_secs(300))?;
@@ -136,7 +147,6 @@ pub fn collect<'k>(
         println!("bench: {key} = {value} {unit}");
         figures.push((key, value));
     }
-    session.expect("bench: done", Duration::from_secs(60))?;
     Ok(figures)
 }
 

@@ -213,8 +213,19 @@ pub fn native(elf: &Path) -> Result<Run, String> {
 /// The stages of a round trip from the QEMU log `log` of a Mica run whose
 /// tasks are beside `boot_image` (`mica-<task>`, as packed into it).
 fn breakdown(log: &Path, boot_image: &Path) -> Result<Breakdown, String> {
+    stage_breakdown(bench_trace::Arch::Riscv64, log, boot_image, &TASKS)
+}
+
+/// The stages of a round trip from the QEMU log `log` of a Mica run on
+/// `arch` whose `tasks` are beside `boot_image` (`mica-<task>`).
+pub fn stage_breakdown(
+    arch: bench_trace::Arch,
+    log: &Path,
+    boot_image: &Path,
+    tasks: &[&str],
+) -> Result<Breakdown, String> {
     let dir = boot_image.parent().unwrap_or(Path::new("."));
-    let tasks = TASKS
+    let tasks = tasks
         .iter()
         .map(|name| {
             let path = dir.join(format!("mica-{name}"));
@@ -225,7 +236,7 @@ fn breakdown(log: &Path, boot_image: &Path) -> Result<Breakdown, String> {
         .collect::<Result<Vec<_>, String>>()?;
     let file =
         std::fs::File::open(log).map_err(|e| format!("cannot read {}: {e}", log.display()))?;
-    bench_trace::breakdown(BufReader::new(file), &tasks)
+    bench_trace::breakdown(arch, BufReader::new(file), &tasks)
         .map_err(|e| format!("{}: {e}", log.display()))
 }
 
@@ -320,13 +331,13 @@ fn check_lines(run: &str, received: &[&str]) -> Result<(), String> {
 }
 
 /// QEMU's human monitor on a unix socket.
-struct Monitor {
+pub struct Monitor {
     stream: UnixStream,
 }
 
 impl Monitor {
     /// Connects to `socket` and reads up to the first prompt.
-    fn connect(socket: &Path) -> Result<Monitor, String> {
+    pub fn connect(socket: &Path) -> Result<Monitor, String> {
         let stream = UnixStream::connect(socket)
             .map_err(|e| format!("cannot connect to QEMU's monitor {}: {e}", socket.display()))?;
         stream
@@ -339,7 +350,7 @@ impl Monitor {
 
     /// Runs `command` and waits for the next prompt; returns what was
     /// printed (QEMU echoes the line with terminal escapes).
-    fn command(&mut self, command: &str) -> Result<String, String> {
+    pub fn command(&mut self, command: &str) -> Result<String, String> {
         self.stream
             .write_all(format!("{command}\n").as_bytes())
             .map_err(|e| format!("monitor: cannot send {command:?}: {e}"))?;

@@ -9,9 +9,10 @@
 //! log.
 //!
 //! Each executed TB is charged its instructions and a place: the guest
-//! (VS-mode), the kernel (HS), firmware (M) or a U-mode task, told apart
-//! (the tasks share link addresses) by matching the TB's instruction bytes
-//! against each task's ELF. A round trip is a stretch of non-guest TBs
+//! (VS-mode; on x86, SVM guest mode), the kernel (HS; ring 0), firmware
+//! (M) or a U-mode (ring-3) task, told apart (the tasks share link
+//! addresses) by matching the TB's instruction bytes against each task's
+//! ELF. [`Arch`] says how the TB flags and the `in_asm` lines read. A round trip is a stretch of non-guest TBs
 //! between two guest TBs; it is split into stages by the transitions
 //! between places (see [`stages`]), so the split holds whatever shape the
 //! kernel path takes. A trap that cuts a TB short is charged whole: totals
@@ -87,6 +88,13 @@ impl TaskText {
     }
 }
 
+/// The machine the log is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Riscv64,
+    X86_64,
+}
+
 /// Where a TB ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
@@ -113,21 +121,58 @@ struct Exec {
 /// A translated TB from the `in_asm` log: its instructions' (pc, bytes).
 type Block = Vec<(u64, Vec<u8>)>;
 
-/// The privilege a TB ran at, from its flags: QEMU's RISC-V TB flags carry
+/// x86 TB flags (QEMU's `hflags`): the CPL in bits 0-1, and bit 21
+/// (`HF_GUEST_MASK`) while SVM's guest mode is on.
+const X86_CPL: u64 = 3;
+const X86_GUEST: u64 = 1 << 21;
+
+/// The privilege a TB ran at, from its flags. QEMU's RISC-V TB flags carry
 /// the MMU index in bits 0-2 (0 U, 1 S, 2 S with SUM, 3 M; bit 2 set: the
-/// two-stage (guest) translation).
-fn place_of(flags: u64) -> Place {
-    match flags & 7 {
-        0 => Place::User,
-        1 | 2 => Place::Kernel,
-        3 => Place::Firmware,
-        _ => Place::Guest,
+/// two-stage (guest) translation); x86's, the guest-mode bit and the CPL.
+fn place_of(arch: Arch, flags: u64) -> Place {
+    match arch {
+        Arch::Riscv64 => match flags & 7 {
+            0 => Place::User,
+            1 | 2 => Place::Kernel,
+            3 => Place::Firmware,
+            _ => Place::Guest,
+        },
+        Arch::X86_64 if flags & X86_GUEST != 0 => Place::Guest,
+        Arch::X86_64 if flags & X86_CPL == 3 => Place::User,
+        Arch::X86_64 => Place::Kernel,
     }
 }
 
-/// `0x<pc>:  <hex>  ...` (an `in_asm` instruction line): pc and the
+/// An `in_asm` instruction line: pc and the instruction's bytes in memory
+/// order. RISC-V: `0x<pc>:  <hex>  ...`, the instruction as one number;
+/// x86: `0x<pc>:  <b0> <b1> ...  <mnemonic>`, a byte per word.
+fn instruction_line(arch: Arch, line: &str) -> Option<(u64, Vec<u8>)> {
+    match arch {
+        Arch::Riscv64 => riscv_instruction_line(line),
+        Arch::X86_64 => x86_instruction_line(line),
+    }
+}
+
+/// The x86 form of [`instruction_line`]: the bytes are the two-digit hex
+/// words before the mnemonic.
+fn x86_instruction_line(line: &str) -> Option<(u64, Vec<u8>)> {
+    let rest = line.strip_prefix("0x")?;
+    let (pc, rest) = rest.split_once(':')?;
+    let pc = u64::from_str_radix(pc, 16).ok()?;
+    let bytes: Vec<u8> = rest
+        .split_whitespace()
+        .take_while(|w| w.len() == 2)
+        .map_while(|w| u8::from_str_radix(w, 16).ok())
+        .collect();
+    if bytes.is_empty() {
+        return None;
+    }
+    Some((pc, bytes))
+}
+
+/// `0x<pc>:  <hex>  ...` (a RISC-V `in_asm` instruction line): pc and the
 /// instruction's bytes in memory order.
-fn instruction_line(line: &str) -> Option<(u64, Vec<u8>)> {
+fn riscv_instruction_line(line: &str) -> Option<(u64, Vec<u8>)> {
     let rest = line.strip_prefix("0x")?;
     let (pc, rest) = rest.split_once(':')?;
     let pc = u64::from_str_radix(pc, 16).ok()?;
@@ -142,7 +187,6 @@ fn instruction_line(line: &str) -> Option<(u64, Vec<u8>)> {
     bytes.reverse();
     Some((pc, bytes))
 }
-
 /// QEMU's `CF_NO_GOTO_TB` compile flag: set on every TB translated while
 /// `nochain` is on (they end without a direct jump to the next TB).
 const CF_NO_GOTO_TB: u64 = 0x200;
@@ -165,7 +209,11 @@ fn trace_line(line: &str) -> Option<(&str, u64, u64, u64)> {
 /// The TBs executed in the log's `exec` window, in order, and how many of
 /// them were translated with chaining (without [`CF_NO_GOTO_TB`]): such a
 /// TB may jump straight to the next without a `Trace` line for it.
-fn executions(log: impl BufRead, tasks: &[TaskText]) -> Result<(Vec<Exec>, usize), String> {
+fn executions(
+    arch: Arch,
+    log: impl BufRead,
+    tasks: &[TaskText],
+) -> Result<(Vec<Exec>, usize), String> {
     // What each host pointer runs; translations logged but not run yet, by
     // pc; the pc of the latest translation and whether its lines go on.
     let mut known: HashMap<String, Exec> = HashMap::new();
@@ -182,7 +230,7 @@ fn executions(log: impl BufRead, tasks: &[TaskText]) -> Result<(Vec<Exec>, usize
             continue;
         }
         if let Some(open) = block.as_mut() {
-            if let Some(insn) = instruction_line(&line) {
+            if let Some(insn) = instruction_line(arch, &line) {
                 open.push(insn);
                 continue;
             }
@@ -204,7 +252,7 @@ fn executions(log: impl BufRead, tasks: &[TaskText]) -> Result<(Vec<Exec>, usize
         if (!known.contains_key(ptr) || latest == Some(pc))
             && let Some(insns) = pending.remove(&pc)
         {
-            let place = place_of(flags);
+            let place = place_of(arch, flags);
             let tasks = match place {
                 Place::User => task_bits(&insns, tasks),
                 _ => 0,
@@ -361,9 +409,10 @@ pub struct Breakdown {
     pub chained: usize,
 }
 
-/// Reads the QEMU log `log` and breaks the window's round trips down;
-/// `tasks` are every U-mode task's text; `ioreq` and `devices` name two.
-pub fn breakdown(log: impl BufRead, tasks: &[TaskText]) -> Result<Breakdown, String> {
+/// Reads the QEMU log `log` of an `arch` machine and breaks the window's
+/// round trips down; `tasks` are every U-mode task's text; `ioreq` and
+/// `devices` name two.
+pub fn breakdown(arch: Arch, log: impl BufRead, tasks: &[TaskText]) -> Result<Breakdown, String> {
     let index = |name: &str| {
         tasks
             .iter()
@@ -371,7 +420,7 @@ pub fn breakdown(log: impl BufRead, tasks: &[TaskText]) -> Result<Breakdown, Str
             .ok_or_else(|| format!("no task named {name} to match the trace against"))
     };
     let (ioreq, devices) = (index("ioreq")?, index("devices")?);
-    let (execs, chained) = executions(log, tasks)?;
+    let (execs, chained) = executions(arch, log, tasks)?;
     let trips = round_trips(&execs);
     let clean: Vec<Stages> = trips
         .iter()

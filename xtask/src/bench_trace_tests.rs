@@ -1,4 +1,4 @@
-use super::{Breakdown, Place, Stages, TaskText, breakdown, instruction_line, trace_line};
+use super::{Arch, Breakdown, Place, Stages, TaskText, breakdown, instruction_line, trace_line};
 
 /// A minimal ELF64 with one executable `PT_LOAD` segment of `text` at
 /// `vaddr` (and a non-executable one that must be ignored).
@@ -137,7 +137,7 @@ const ONE_TRIP: Stages = Stages {
 };
 
 fn analyse(log: &Log) -> Result<Breakdown, String> {
-    breakdown(log.text.as_bytes(), &tasks())
+    breakdown(Arch::Riscv64, log.text.as_bytes(), &tasks())
 }
 
 #[test]
@@ -286,15 +286,21 @@ fn a_window_without_a_round_trip_is_an_error_that_says_so() {
 #[test]
 fn reads_qemu_log_lines() {
     assert_eq!(
-        instruction_line("0x80200384:  02057513          andi                    a0,a0,32"),
+        instruction_line(
+            Arch::Riscv64,
+            "0x80200384:  02057513          andi                    a0,a0,32"
+        ),
         Some((0x8020_0384, vec![0x13, 0x75, 0x05, 0x02]))
     );
     assert_eq!(
-        instruction_line("0x000131d4:  842e              mv                      s0,a1"),
+        instruction_line(
+            Arch::Riscv64,
+            "0x000131d4:  842e              mv                      s0,a1"
+        ),
         Some((0x131d4, vec![0x2e, 0x84]))
     );
-    assert_eq!(instruction_line("IN: foo"), None);
-    assert_eq!(instruction_line("0x1000:  zz  nop"), None);
+    assert_eq!(instruction_line(Arch::Riscv64, "IN: foo"), None);
+    assert_eq!(instruction_line(Arch::Riscv64, "0x1000:  zz  nop"), None);
     assert_eq!(
         trace_line("Trace 0: 0x7f0b104fca40 [00000000/00000000000131d4/82024000/ff022200] "),
         Some(("0x7f0b104fca40", 0x131d4, 0x8202_4000, 0xff02_2200))
@@ -319,8 +325,33 @@ fn reads_only_executable_segments_of_an_elf() {
 #[test]
 fn places_follow_the_mmu_index() {
     use super::place_of;
-    assert_eq!(place_of(0x8202_4000), Place::User);
-    assert_eq!(place_of(0x8242_4001), Place::Kernel);
-    assert_eq!(place_of(0x0262_4005), Place::Guest);
-    assert_eq!(place_of(0x02c2_4003), Place::Firmware);
+    assert_eq!(place_of(Arch::Riscv64, 0x8202_4000), Place::User);
+    assert_eq!(place_of(Arch::Riscv64, 0x8242_4001), Place::Kernel);
+    assert_eq!(place_of(Arch::Riscv64, 0x0262_4005), Place::Guest);
+    assert_eq!(place_of(Arch::Riscv64, 0x02c2_4003), Place::Firmware);
+}
+
+#[test]
+fn x86_lines_and_flags_read_as_the_x86_log_writes_them() {
+    use super::place_of;
+    assert_eq!(
+        instruction_line(
+            Arch::X86_64,
+            "0x000fe05b:  2e 66 83 3e c8 61 00     cmpl     $0, %cs:0x61c8"
+        ),
+        Some((0xfe05b, vec![0x2e, 0x66, 0x83, 0x3e, 0xc8, 0x61, 0x00]))
+    );
+    assert_eq!(
+        instruction_line(
+            Arch::X86_64,
+            "0x00101000:  0f 01 d9                 vmmcall  "
+        ),
+        Some((0x101000, vec![0x0f, 0x01, 0xd9]))
+    );
+    assert_eq!(instruction_line(Arch::X86_64, "0x1000:  zz  nop"), None);
+    assert_eq!(instruction_line(Arch::X86_64, "Trace 0: x"), None);
+    // Ring 0 in long mode; ring 3; SVM guest mode (CPL 0 inside it).
+    assert_eq!(place_of(Arch::X86_64, 0x0040_cab0), Place::Kernel);
+    assert_eq!(place_of(Arch::X86_64, 0x0040_cab3), Place::User);
+    assert_eq!(place_of(Arch::X86_64, 0x0060_cab0), Place::Guest);
 }

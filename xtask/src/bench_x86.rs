@@ -5,12 +5,22 @@
 //! cycles per null hypercall, per COM1 LSR read round trip, per (posted)
 //! THR write and per IPI round trip between the guest's two vCPUs of each
 //! backend, and the 4-CPU / 1-CPU ratios under SVM, to
-//! `target/bench/x86_64.json`.
+//! `target/bench/x86_64.json`. The SVM run on 4 CPUs also traces the
+//! guest's window of LSR reads (`bench: trace start` / `stop`: QEMU's
+//! `-d in_asm` with `exec,nochain` switched on through the monitor, as
+//! the RISC-V bench does) and writes the stages of one round trip
+//! (`svm_pio_stage_*`: kernel exit, ioreq task, kernel IPC, devices task,
+//! return; `bench_trace`).
 
 use mica_tests::Session;
 
-use crate::bench::{collect, write_json_text};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::bench::{collect, read_figures, write_json_text};
 use crate::bench_report::{ratio, significant};
+use crate::bench_run::{Monitor, stage_breakdown};
+use crate::bench_trace::{Arch, Breakdown};
 use crate::bochs::{self, Boot, Serial};
 use crate::cmd::workspace_root;
 use crate::{install, x86, x86_image};
@@ -64,14 +74,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let kernel = x86::build_kernel()?;
     let image = x86_image::build_boot_image("x86-bench")?;
 
-    let mut svm = Vec::new();
-    for cpus in [x86::SMP_CPUS, "1"] {
-        let mut qemu = x86::qemu_command_on(&kernel, x86::SVM_CPU, cpus);
-        qemu.args(["-icount", "shift=0,sleep=off", "-initrd"])
-            .arg(&image);
-        println!("bench: QEMU (SVM, {cpus} CPUs)");
-        svm.push(collect(&mut Session::spawn(qemu)?, &KEYS, "instructions")?);
-    }
+    let (svm_four, stages) = traced_svm_run(&kernel, &image)?;
+    let mut qemu = x86::qemu_command_on(&kernel, x86::SVM_CPU, "1");
+    qemu.args(["-icount", "shift=0,sleep=off", "-initrd"])
+        .arg(&image);
+    println!("bench: QEMU (SVM, 1 CPU)");
+    let svm_one = collect(&mut Session::spawn(qemu)?, &KEYS, "instructions")?;
 
     let dir = workspace_root()
         .join("target")
@@ -95,7 +103,79 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .join("target")
         .join("bench")
         .join("x86_64.json");
-    write_json_text(&out, &figures(&svm[0], &svm[1], &vmx))
+    let mut all = figures(&svm_four, &svm_one, &vmx);
+    match stages {
+        Ok(b) => all.extend(stage_figures(&b)),
+        Err(e) => println!("bench: no SVM stage breakdown (the other figures are written): {e}"),
+    }
+    write_json_text(&out, &all)
+}
+
+/// A run's figures, in the guest's order.
+type Figures = Vec<(&'static str, u64)>;
+
+/// The tasks of the x86 boot image the trace tells apart.
+const TASKS: [&str; 4] = ["init", "ioreq", "devices", "vm-manager"];
+
+/// The SVM run on [`x86::SMP_CPUS`] CPUs: the guest's figures, and the
+/// stages of its traced LSR reads (an error says why there are none, while
+/// the figures stand).
+fn traced_svm_run(
+    kernel: &Path,
+    image: &Path,
+) -> Result<(Figures, Result<Breakdown, String>), String> {
+    let dir = workspace_root().join("target").join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let log = dir.join("x86_64-trace.log");
+    let socket = dir.join("x86_64-monitor.sock");
+    for stale in [&log, &socket] {
+        let _ = std::fs::remove_file(stale);
+    }
+    let mut qemu = x86::qemu_command_on(kernel, x86::SVM_CPU, x86::SMP_CPUS);
+    qemu.args(["-icount", "shift=0,sleep=off", "-initrd"])
+        .arg(image)
+        .arg("-monitor")
+        .arg(format!("unix:{},server=on,wait=off", socket.display()))
+        .args(["-d", "in_asm", "-D"])
+        .arg(&log);
+    println!("bench: QEMU (SVM, {} CPUs)", x86::SMP_CPUS);
+    let mut session = Session::spawn(qemu)?;
+    let figures = read_figures(&mut session, &KEYS, "instructions")?;
+    let wait = Duration::from_secs(300);
+    session.expect("bench: trace start", wait)?;
+    let mut monitor = Monitor::connect(&socket)?;
+    monitor.command("log in_asm,exec,nochain")?;
+    session.expect("bench: trace stop", wait)?;
+    monitor.command("log none")?;
+    session.expect("bench: done", wait)?;
+    drop(session);
+    let _ = std::fs::remove_file(&socket);
+    let stages = stage_breakdown(Arch::X86_64, &log, image, &TASKS);
+    Ok((figures, stages))
+}
+
+/// The JSON figures of the SVM round trip's stages, each printed.
+fn stage_figures(b: &Breakdown) -> Vec<(String, String)> {
+    let s = &b.stages;
+    let rows = [
+        ("kernel_exit", s.kernel_exit, "guest exit -> ioreq"),
+        ("ioreq", s.ioreq, "ioreq task"),
+        ("kernel_ipc", s.kernel_ipc, "ioreq <-> devices"),
+        ("devices", s.devices, "devices task"),
+        ("return", s.ret, "ioreq's completion -> guest"),
+        ("total", s.total(), "one traced round trip"),
+    ];
+    let mut out = Vec::new();
+    for (key, value, what) in rows {
+        println!("bench: svm_pio_stage_{key} = {value} instructions ({what})");
+        out.push((format!("svm_pio_stage_{key}"), value.to_string()));
+    }
+    println!(
+        "bench: svm_pio_stage_samples = {} of {} clean traced round trips had this total ({} guest exits, {} TBs run without a logged translation, {} chained)",
+        b.typical, b.clean, b.exits, b.unmapped, b.chained
+    );
+    out.push(("svm_pio_stage_samples".into(), b.typical.to_string()));
+    out
 }
 
 #[cfg(test)]

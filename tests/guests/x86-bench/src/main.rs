@@ -9,7 +9,10 @@
 //! 0 sends vector [`PARTNER_VECTOR`] with `X86_HYPERCALL_SEND_IPI`, vCPU 1,
 //! waiting in `sti; hlt`, takes it and sends [`HOME_VECTOR`] back, which
 //! wakes vCPU 0 from its own `hlt`). It prints `bench: <name> <cycles>`
-//! for each and `bench: done`, then powers its VM off.
+//! for each; then `bench: trace start`, [`TRACE_SPIN`] cycles of spinning
+//! (the host switches QEMU's exec trace on meanwhile), [`TRACE_ROUNDS`]
+//! LSR reads and `bench: trace stop` (the host reads the round trips'
+//! stages from the trace); then `bench: done`, and powers its VM off.
 //!
 //! Under QEMU with `-icount shift=0,sleep=off`, and under Bochs with a
 //! fixed `ips` and `clock: sync=none`, the TSC counts retired instructions,
@@ -40,6 +43,11 @@ mod guest {
     /// The vector vCPU 0 sends vCPU 1, and the one it answers with.
     pub const PARTNER_VECTOR: u8 = 0x42;
     pub const HOME_VECTOR: u8 = 0x41;
+    /// Cycles the guest spins after `trace start` (QEMU runs about this
+    /// many instructions in a second or less: time for the host to switch
+    /// the trace on), and the LSR reads it then does.
+    const TRACE_SPIN: u64 = 100_000_000;
+    const TRACE_ROUNDS: usize = 20;
     /// Bytes of vCPU 1's stack.
     const STACK_BYTES: usize = 16 << 10;
 
@@ -195,6 +203,15 @@ mod guest {
             Some(ipi) => x86_println!("bench: ipi_roundtrip {}", per_op(ipi, empty)),
             None => x86_println!("bench: ipi_roundtrip refused: vcpu 1 did not start"),
         }
+        x86_println!("bench: trace start");
+        let start = fenced_tsc();
+        while fenced_tsc().wrapping_sub(start) < TRACE_SPIN {
+            core::hint::spin_loop();
+        }
+        for _ in 0..TRACE_ROUNDS {
+            core::hint::black_box(x86::inb(LSR));
+        }
+        x86_println!("bench: trace stop");
         x86_println!("bench: done");
         x86::power_off()
     }
