@@ -18,10 +18,12 @@ pub trait SetVcpu {
     fn stats(&self) -> &VcpuStats;
     /// The same, to count into.
     fn stats_mut(&mut self) -> &mut VcpuStats;
+    /// The CPU whose run of it is under way, if any.
+    fn on_cpu(&self) -> Option<u8>;
 }
 
 /// Implements [`SetVcpu`] for `$vcpu`, an architecture's vCPU type with
-/// the fields `id: u8` and `stats: VcpuStats`.
+/// the fields `id: u8`, `stats: VcpuStats` and `on_cpu: Option<u8>`.
 #[cfg_attr(
     not(target_os = "none"),
     allow(
@@ -40,6 +42,9 @@ macro_rules! set_vcpu_from_fields {
             }
             fn stats_mut(&mut self) -> &mut $crate::vm::stats::VcpuStats {
                 &mut self.stats
+            }
+            fn on_cpu(&self) -> Option<u8> {
+                self.on_cpu
             }
         }
     };
@@ -117,6 +122,15 @@ impl<V: SetVcpu> VcpuSet<V> {
     /// Every vCPU of the VM, to change.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut V> {
         core::iter::once(&mut self.cur).chain(self.parked.iter_mut())
+    }
+
+    /// The vCPUs whose runs are under way on a CPU other than `me`, each
+    /// with that CPU.
+    pub fn running_elsewhere(&self, me: usize) -> impl Iterator<Item = (usize, &V)> {
+        self.iter().filter_map(move |v| {
+            let cpu = usize::from(v.on_cpu()?);
+            (cpu != me).then_some((cpu, v))
+        })
     }
 
     /// Every vCPU but the selected one, to change.

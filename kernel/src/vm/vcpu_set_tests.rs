@@ -5,6 +5,7 @@ use super::*;
 struct TestVcpu {
     id: u8,
     stats: VcpuStats,
+    on_cpu: Option<u8>,
 }
 
 set_vcpu_from_fields!(TestVcpu);
@@ -13,6 +14,7 @@ fn set_of(count: u8) -> VcpuSet<TestVcpu> {
     let vcpu = |id| TestVcpu {
         id,
         stats: VcpuStats::new(),
+        on_cpu: None,
     };
     VcpuSet::new(vcpu(0), (1..count).map(vcpu).collect())
 }
@@ -76,4 +78,21 @@ fn wakeups_gather_until_taken_or_cleared() {
     set.wake(1);
     set.clear_wakeups();
     assert_eq!(set.take_wakeups(), 0);
+}
+
+#[test]
+fn running_elsewhere_names_the_other_cpus_runs() {
+    let mut set = set_of(3);
+    for (id, cpu) in [(0, Some(1)), (1, None), (2, Some(3))] {
+        if let Some(v) = set.get_mut(id) {
+            v.on_cpu = cpu;
+        }
+    }
+    let mut runs: Vec<(usize, u8)> = set
+        .running_elsewhere(1)
+        .map(|(cpu, v)| (cpu, v.id))
+        .collect();
+    runs.sort_unstable();
+    assert_eq!(runs, [(3, 2)]);
+    assert_eq!(set.running_elsewhere(0).count(), 2);
 }

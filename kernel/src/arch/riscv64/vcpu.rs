@@ -398,11 +398,7 @@ impl GuestVm {
     /// the lock ([`GuestVm::resume`]). Before a pause, reset or destroy
     /// returns, and before a remote fence completes.
     pub fn quiesce(&self) {
-        let me = this_cpu();
-        for v in self.vcpus.iter() {
-            let Some(cpu) = v.on_cpu.map(usize::from).filter(|&c| c != me) else {
-                continue;
-            };
+        for (cpu, v) in self.vcpus.running_elsewhere(this_cpu()) {
             crate::arch::per_cpu::kick_out_of_guest(cpu, &*v.frame as *const GuestFrame as usize);
         }
     }
