@@ -660,7 +660,7 @@ fn after_exit(r: &mut Runner, vm: usize, vcpu: usize, task: TaskId) -> Step {
 /// The siblings `vm`'s running vCPU started or sent an interrupt may run.
 #[inline]
 fn wake_siblings(objects: &mut KernelObjects, vm: usize, guest: &mut arch::GuestVm) {
-    let woken = guest.take_wakeups();
+    let woken = guest.vcpus.take_wakeups();
     if woken != 0 {
         control::wake(objects, vm, woken);
     }
@@ -692,7 +692,7 @@ fn after_run(r: &mut Runner, vm: usize, vcpu: usize, outcome: RunOutcome) -> Dec
     match outcome {
         RunOutcome::Preempted => after_timer(r),
         RunOutcome::BlockedOnIo => {
-            guest.io_exit_at(arch::timer_now());
+            guest.vcpus.io_exit_at(arch::timer_now());
             if let Some((task, bits, decision)) = control::io_exit_direct(&mut r.objects, vm, vcpu)
             {
                 syscall_vm::deliver(&mut r.tasks, task, bits);

@@ -339,12 +339,15 @@ impl VmHost for Tasks {
     }
 
     fn vm_stats(&mut self, vm: usize) -> Result<VmFigures, Error> {
-        Ok(self.guest(vm)?.figures(crate::ticks::clock_hz()))
+        let guest = self.guest(vm)?;
+        let vcpus = guest.vcpus.all_stats();
+        Ok(guest.vm.stats.figures(crate::ticks::clock_hz(), vcpus))
     }
 
     fn vcpu_stats(&mut self, vm: usize, vcpu: usize) -> Result<VcpuStats, Error> {
         self.guest(vm)?
-            .vcpu_stats(vcpu)
+            .vcpus
+            .stats(vcpu)
             .ok_or(Error::InvalidArgument)
     }
 

@@ -10,6 +10,7 @@ pub mod ioreq_path;
 pub mod posted;
 pub mod stats;
 pub mod tlb_tag;
+pub mod vcpu_set;
 pub mod vectors;
 
 use core::fmt;

@@ -31,6 +31,7 @@ use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::VcpuRun;
 use crate::vm::stats::VcpuStats;
 use crate::vm::tlb_tag::TlbTag;
+use crate::vm::vcpu_set::VcpuSet;
 use crate::vm::{GUEST_RAM_BASE, Vm, VmName};
 use mica_boot::MemRange;
 
@@ -79,9 +80,7 @@ impl GuestVm {
             icache_stale: 0,
             console: ConsoleLine::new(),
             io: IoreqFrames::new(ioreq_frame, ioreq_frame + PAGE_SIZE),
-            vcpu: Vcpu::new(0),
-            parked: (1..vcpus as u8).map(Vcpu::new).collect(),
-            wakeups: 0,
+            vcpus: VcpuSet::new(Vcpu::new(0), (1..vcpus as u8).map(Vcpu::new).collect()),
             ram: VmRam {
                 start: ram,
                 bytes: ram_bytes,
@@ -176,7 +175,7 @@ impl GuestVm {
     /// (the guest starts them with SBI HSM); the VM runs again.
     fn enter(&mut self, pc: u64) {
         let dtb = self.dtb_gpa as usize;
-        for vcpu in self.vcpus_mut() {
+        for vcpu in self.vcpus.iter_mut() {
             if vcpu.id == 0 {
                 vcpu.enter(pc, 0, dtb);
                 vcpu.stats = VcpuStats::new();
@@ -184,7 +183,7 @@ impl GuestVm {
                 *vcpu = Vcpu::new(vcpu.id);
             }
         }
-        self.wakeups = 0;
+        self.vcpus.clear_wakeups();
         self.stray_reported = false;
         self.bad_completion_reported = false;
         self.console = ConsoleLine::new();
@@ -195,7 +194,7 @@ impl GuestVm {
     /// device tree.
     pub fn reset(&mut self) {
         self.quiesce();
-        for vcpu in self.vcpus_mut() {
+        for vcpu in self.vcpus.iter_mut() {
             // A hart kicked out of a run of it finds the run gone, and
             // what it was sent goes with the run.
             vcpu.on_cpu = None;
@@ -205,7 +204,7 @@ impl GuestVm {
             vcpu.hsm = HartState::Stopped;
             vcpu.pending = None;
         }
-        self.wakeups = 0;
+        self.vcpus.clear_wakeups();
         *self.io.page() = IoreqPage::new();
         self.ram.zero();
         self.dtb_gpa = 0;

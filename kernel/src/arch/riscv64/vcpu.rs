@@ -11,7 +11,7 @@
 //! VS CSRs and is named in [`Vcpu::on_cpu`]; the vCPU's registers live in a
 //! frame of their own on the heap, which the hart enters through a
 //! [`GuestEntry`], so the kernel may rearrange the VM's vCPUs (the one it
-//! works on is swapped into [`GuestVm::vcpu`] under the lock) while
+//! works on is swapped into [`VcpuSet::cur`] under the lock) while
 //! others run. Another hart never touches the live state of a vCPU that
 //! runs: an interrupt for it goes to its mailbox, taken at its next entry,
 //! and its hart is kicked out of the guest to take it; a fence or a change
@@ -43,6 +43,7 @@ use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::{self, MmioExit, VcpuRun};
 use crate::vm::stats::{ExitKind, VcpuStats};
+use crate::vm::vcpu_set::{VcpuSet, set_vcpu_from_fields};
 use crate::vm::{GuestAccess, StopReason, Vm, VmState, is_mmio};
 use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::ioreq_abi::slot::IoRequest;
@@ -184,6 +185,8 @@ pub struct Vcpu {
     pub(super) stats: VcpuStats,
 }
 
+set_vcpu_from_fields!(Vcpu);
+
 /// A device access in flight: the decoded instruction, the request put in
 /// the slot (a completion must still hold it) and the guest-virtual
 /// address (the trap value of a fault the guest gets for a bad completion).
@@ -216,13 +219,9 @@ pub struct GuestVm {
     /// The ioreq page and the posted-write ring (shared with the ioreq
     /// task; the ring's frame is the one after the page's).
     pub io: IoreqFrames,
-    /// The vCPU that ran last, or is about to run ([`GuestVm::select`]).
-    pub(super) vcpu: Vcpu,
-    /// The VM's other vCPUs, in no particular order.
-    pub(super) parked: Vec<Vcpu>,
-    /// vCPUs (bit `n` = vCPU `n`) a sibling started or sent an interrupt
-    /// since the host last heard ([`GuestVm::take_wakeups`]).
-    pub(super) wakeups: u64,
+    /// Its vCPUs: the one that ran last, or is about to run, and the
+    /// others.
+    pub vcpus: VcpuSet<Vcpu>,
     /// Guest RAM (contiguous frames).
     pub(super) ram: VmRam,
     /// G-stage table frames below the root.
@@ -290,28 +289,28 @@ impl GuestVm {
     /// other vCPU ran here since, it ran nowhere else, and the kernel
     /// changed none of them, [`VS_OWNER`]), they are not loaded again.
     pub fn begin(&mut self, vcpu: usize) -> Result<GuestEntry, RunOutcome> {
-        if !self.select(vcpu) || self.vcpu.hsm == HartState::Stopped {
+        if !self.vcpus.select(vcpu) || self.vcpus.cur.hsm == HartState::Stopped {
             return Err(RunOutcome::HartStopped);
         }
         let cpu = this_cpu();
-        if self.vcpu.on_cpu.is_some_and(|c| usize::from(c) != cpu) {
+        if self.vcpus.cur.on_cpu.is_some_and(|c| usize::from(c) != cpu) {
             return Err(RunOutcome::Elsewhere);
         }
-        self.vcpu.hsm = HartState::Started;
-        if usize::from(self.vcpu.last_cpu) != cpu {
+        self.vcpus.cur.hsm = HartState::Started;
+        if usize::from(self.vcpus.cur.last_cpu) != cpu {
             // What this hart recorded of the vCPU is older than what it
             // did elsewhere since.
             VS_OWNER.here().store(0, Ordering::Relaxed);
             fpu::FpOwner::forget_here();
-            self.vcpu.last_cpu = cpu as u8;
+            self.vcpus.cur.last_cpu = cpu as u8;
         }
         self.load_static();
-        let token = self.vcpu.fp_token;
+        let token = self.vcpus.cur.fp_token;
         if VS_OWNER.here().load(Ordering::Relaxed) != token {
-            self.vcpu.vs.load();
+            self.vcpus.cur.vs.load();
             VS_OWNER.here().store(token, Ordering::Relaxed);
         }
-        self.vcpu.on_cpu = Some(cpu as u8);
+        self.vcpus.cur.on_cpu = Some(cpu as u8);
         match self.run_loaded() {
             Some(outcome) => Err(self.end_run(outcome)),
             None => Ok(self.prepare_entry()),
@@ -328,11 +327,11 @@ impl GuestVm {
     /// again at its next entry).
     pub fn resume(&mut self, vcpu: usize, abandoned: bool) -> Result<GuestEntry, RunOutcome> {
         let cpu = this_cpu() as u8;
-        if !self.select(vcpu) || self.vcpu.on_cpu != Some(cpu) {
+        if !self.vcpus.select(vcpu) || self.vcpus.cur.on_cpu != Some(cpu) {
             // Nothing of the run is left to save.
             return Err(RunOutcome::Preempted);
         }
-        let v = &mut self.vcpu;
+        let v = &mut self.vcpus.cur;
         // Interrupts other harts raised while it ran count for this exit
         // already (a `wfi` must see them).
         take_mailbox(v);
@@ -356,8 +355,8 @@ impl GuestVm {
     /// The run of the selected vCPU ends with `outcome`: its VS CSRs go
     /// back to memory and no hart holds it.
     fn end_run(&mut self, outcome: RunOutcome) -> RunOutcome {
-        self.vcpu.vs.save();
-        self.vcpu.on_cpu = None;
+        self.vcpus.cur.vs.save();
+        self.vcpus.cur.on_cpu = None;
         outcome
     }
 
@@ -376,7 +375,7 @@ impl GuestVm {
             self.vvma_stale &= !me;
             self.icache_stale &= !me;
         }
-        let v = &mut self.vcpu;
+        let v = &mut self.vcpus.cur;
         take_mailbox(v);
         if let Some(deadline) = v.deadline {
             if timer::now() >= deadline {
@@ -399,11 +398,7 @@ impl GuestVm {
     /// the lock ([`GuestVm::resume`]). Before a pause, reset or destroy
     /// returns, and before a remote fence completes.
     pub fn quiesce(&self) {
-        let me = this_cpu();
-        for v in self.vcpus() {
-            let Some(cpu) = v.on_cpu.map(usize::from).filter(|&c| c != me) else {
-                continue;
-            };
+        for (cpu, v) in self.vcpus.running_elsewhere(this_cpu()) {
             crate::arch::per_cpu::kick_out_of_guest(cpu, &*v.frame as *const GuestFrame as usize);
         }
     }
@@ -447,101 +442,29 @@ impl GuestVm {
     /// The saved VS CSRs were changed outside a run: the next run loads
     /// them.
     fn vs_changed(&self) {
-        vs_changed(&self.vcpu);
-    }
-
-    /// How many vCPUs the VM has.
-    pub fn vcpu_count(&self) -> usize {
-        1 + self.parked.len()
-    }
-
-    /// Makes vCPU `id` the one in [`GuestVm::vcpu`] (the one it held goes
-    /// to [`GuestVm::parked`]); false, with nothing changed, if the VM has
-    /// no such vCPU.
-    #[inline]
-    pub(super) fn select(&mut self, id: usize) -> bool {
-        if usize::from(self.vcpu.id) == id {
-            return true;
-        }
-        self.select_parked(id)
-    }
-
-    #[inline(never)]
-    fn select_parked(&mut self, id: usize) -> bool {
-        match self.parked.iter().position(|v| usize::from(v.id) == id) {
-            Some(index) => {
-                core::mem::swap(&mut self.vcpu, &mut self.parked[index]);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// vCPU `id`, wherever it is kept.
-    pub(super) fn vcpu_mut(&mut self, id: usize) -> Option<&mut Vcpu> {
-        if usize::from(self.vcpu.id) == id {
-            Some(&mut self.vcpu)
-        } else {
-            self.parked.iter_mut().find(|v| usize::from(v.id) == id)
-        }
-    }
-
-    /// Every vCPU of the VM.
-    fn vcpus(&self) -> impl Iterator<Item = &Vcpu> {
-        core::iter::once(&self.vcpu).chain(self.parked.iter())
-    }
-
-    /// Every vCPU of the VM, to change.
-    pub(super) fn vcpus_mut(&mut self) -> impl Iterator<Item = &mut Vcpu> {
-        core::iter::once(&mut self.vcpu).chain(self.parked.iter_mut())
+        vs_changed(&self.vcpus.cur);
     }
 
     /// The VM's harts in HSM state `state` (bit `n` = hart `n`).
     pub(super) fn harts_in(&self, state: HartState) -> u64 {
-        self.vcpus()
+        self.vcpus
+            .iter()
             .filter(|v| v.hsm == state)
             .fold(0, |mask, v| mask | 1 << v.id)
-    }
-
-    /// The vCPU that ran last made its slot PENDING at `now` (timer
-    /// ticks): its round trip starts.
-    #[inline]
-    pub fn io_exit_at(&mut self, now: u64) {
-        self.vcpu.stats.io_exit(now);
     }
 
     /// The vCPU [`GuestVm::resume_io`] resumed was resumed at `now`: its
     /// round trip ends and is charged to the VM.
     #[inline]
     pub fn io_resumed_at(&mut self, now: u64) {
-        let ticks = self.vcpu.stats.io_resumed(now);
+        let ticks = self.vcpus.cur.stats.io_resumed(now);
         self.vm.stats.round_trip(ticks);
-    }
-
-    /// The VM's figures: its own counters with its vCPUs' exits.
-    pub fn figures(&self, ticks_per_second: u64) -> crate::vm::stats::VmFigures {
-        let vcpus = self.vcpus().map(|v| &v.stats);
-        self.vm.stats.figures(ticks_per_second, vcpus)
-    }
-
-    /// vCPU `vcpu`'s counters; `None` for a vCPU the VM lacks.
-    pub fn vcpu_stats(&self, vcpu: usize) -> Option<VcpuStats> {
-        self.vcpus()
-            .find(|v| usize::from(v.id) == vcpu)
-            .map(|v| v.stats)
-    }
-
-    /// The vCPUs (bit `n` = vCPU `n`) that a sibling started or sent an
-    /// interrupt since the last call: the host lets them run.
-    #[inline]
-    pub fn take_wakeups(&mut self) -> u64 {
-        core::mem::take(&mut self.wakeups)
     }
 
     /// Brings the saved VS CSRs up to date with the hart (inside
     /// [`GuestVm::run`], where the hart holds the live ones).
     fn sync_vs(&mut self) {
-        self.vcpu.vs.save();
+        self.vcpus.cur.vs.save();
     }
 
     /// The checks and hart state of a run's start; `Some` if it may not
@@ -550,11 +473,11 @@ impl GuestVm {
         if self.vm.state() != VmState::Running {
             return Some(RunOutcome::Left(self.vm.state()));
         }
-        if self.vcpu.run != VcpuRun::Runnable {
+        if self.vcpus.cur.run != VcpuRun::Runnable {
             return Some(RunOutcome::BlockedOnIo);
         }
-        fpu::load(self.vcpu.fp_token, &self.vcpu.fp);
-        let v = &mut self.vcpu;
+        fpu::load(self.vcpus.cur.fp_token, &self.vcpus.cur.fp);
+        let v = &mut self.vcpus.cur;
         // The entry sets SPV; after an exit SPVP says the mode the guest
         // trapped in. No host interrupt is taken between the switch's
         // setting of the guest's trap vector and its `sret`.
@@ -575,14 +498,14 @@ impl GuestVm {
     /// The guest ran `wfi`: it goes on at once if an interrupt is due,
     /// otherwise it sleeps until its timer (or yields if it set none).
     fn wfi(&mut self) -> Option<RunOutcome> {
-        self.vcpu.frame.sepc += 4;
+        self.vcpus.cur.frame.sepc += 4;
         self.wait_for_interrupt()
     }
 
     /// The vCPU (past its `wfi` or suspend call) waits for an interrupt.
     pub(super) fn wait_for_interrupt(&mut self) -> Option<RunOutcome> {
         self.sync_vs();
-        let v = &mut self.vcpu;
+        let v = &mut self.vcpus.cur;
         let deadline = if timer::uses_sstc() {
             Some(v.vs.vstimecmp as u64).filter(|&t| t != u64::MAX)
         } else {
@@ -610,10 +533,10 @@ impl GuestVm {
         if self.io.drain_first(timer::now()) {
             return Some(drain_wait());
         }
-        let pc = self.vcpu.frame.sepc as u64;
+        let pc = self.vcpus.cur.frame.sepc as u64;
         let at = crate::ticks::uptime_ms(timer::now());
         self.vm.leave(VmState::Stopped(reason), pc, at);
-        self.vcpu.run = VcpuRun::Stopped;
+        self.vcpus.cur.run = VcpuRun::Stopped;
         Some(RunOutcome::Left(self.vm.state()))
     }
 
@@ -622,14 +545,14 @@ impl GuestVm {
         // in HS-mode since (the kernel runs with interrupts off).
         let cause = csr::scause::read();
         if cause & INTERRUPT != 0 {
-            self.vcpu.stats.exit(ExitKind::Interrupt);
+            self.vcpus.cur.stats.exit(ExitKind::Interrupt);
             // Let the kernel's own vector take it (only the timer is enabled).
             csr::sstatus::set(csr::SSTATUS_SIE);
             csr::sstatus::clear(csr::SSTATUS_SIE);
             return Some(RunOutcome::Preempted);
         }
         if cause == ECALL_FROM_VS {
-            self.vcpu.stats.exit(ExitKind::Hypercall);
+            self.vcpus.cur.stats.exit(ExitKind::Hypercall);
             return self.sbi_call();
         }
         let stval = csr::stval::read();
@@ -643,26 +566,26 @@ impl GuestVm {
                     _ => GuestAccess::Store,
                 };
                 if access == GuestAccess::Fetch || !is_mmio(gpa) {
-                    self.vcpu.stats.exit(ExitKind::Other);
+                    self.vcpus.cur.stats.exit(ExitKind::Other);
                     return self.stray_access(access, gpa, stval);
                 }
-                self.vcpu.stats.exit(ExitKind::Device);
+                self.vcpus.cur.stats.exit(ExitKind::Device);
                 self.mmio(gpa, stval, htinst as u64)
             }
             22 if stval == WFI => {
-                self.vcpu.stats.exit(ExitKind::Wait);
+                self.vcpus.cur.stats.exit(ExitKind::Wait);
                 self.wfi()
             }
             // An instruction the guest may not run virtualized and Mica
             // does not emulate: the guest sees it as illegal (as KVM does).
             22 => {
-                self.vcpu.stats.exit(ExitKind::Other);
+                self.vcpus.cur.stats.exit(ExitKind::Other);
                 self.inject(ILLEGAL_INSTRUCTION, stval)
             }
             // Anything else the hart brought to HS-mode (access faults...)
             // is the guest's to handle, as on a machine of its own.
             code => {
-                self.vcpu.stats.exit(ExitKind::Other);
+                self.vcpus.cur.stats.exit(ExitKind::Other);
                 self.inject(code, stval)
             }
         }
@@ -679,7 +602,7 @@ impl GuestVm {
             return Some(drain_wait());
         }
         self.sync_vs();
-        let v = &self.vcpu;
+        let v = &self.vcpus.cur;
         if access == GuestAccess::Fetch && v.frame.sepc == v.vs.vstvec & !0b11 {
             return self.stop(StopReason::GuestPageFault { access, gpa });
         }
@@ -708,14 +631,14 @@ impl GuestVm {
         let from_vs = csr::hstatus::read() & HSTATUS_SPVP != 0;
         self.deliver_exception(cause, tval, from_vs);
         // The VS CSRs changed in memory: load them all for the entry.
-        self.vcpu.vs.load();
+        self.vcpus.cur.vs.load();
         None
     }
 
     /// The part of [`GuestVm::inject`] on the saved state (outside a run,
     /// or after [`GuestVm::sync_vs`] inside one).
     fn deliver_exception(&mut self, cause: usize, tval: usize, from_vs: bool) {
-        let v = &mut self.vcpu;
+        let v = &mut self.vcpus.cur;
         let mut vsstatus = v.vs.vsstatus & !(csr::SSTATUS_SPP | SSTATUS_SPIE | csr::SSTATUS_SIE);
         if from_vs {
             vsstatus |= csr::SSTATUS_SPP;
@@ -735,7 +658,7 @@ impl GuestVm {
     /// (`hvip.VSEIP`), taken by the guest at its next entry once it
     /// enables it. `Error::InvalidArgument` for a vCPU the VM lacks.
     pub fn set_external_irq(&mut self, vcpu: usize, raised: bool) -> Result<(), Error> {
-        let v = self.vcpu_mut(vcpu).ok_or(Error::InvalidArgument)?;
+        let v = self.vcpus.get_mut(vcpu).ok_or(Error::InvalidArgument)?;
         if raised {
             Self::signal(v, HVIP_VSEIP, 0);
         } else {
@@ -755,8 +678,8 @@ impl GuestVm {
         } else {
             GuestMode::User
         };
-        let pc = self.vcpu.frame.sepc as u64;
-        vs_fetch::fetch(&memory, self.vcpu.vs.vsatp as u64, pc, mode)
+        let pc = self.vcpus.cur.frame.sepc as u64;
+        vs_fetch::fetch(&memory, self.vcpus.cur.vs.vsatp as u64, pc, mode)
     }
 
     /// A device access: decoded; a store the VM's posted-write ring takes
@@ -775,7 +698,7 @@ impl GuestVm {
             return self.stop(StopReason::UndecodableMmio { gpa, insn: htinst });
         };
         let store = match access.kind {
-            AccessKind::Store { rs2 } => Some(self.vcpu.frame.regs[rs2.index()] as u64),
+            AccessKind::Store { rs2 } => Some(self.vcpus.cur.frame.regs[rs2.index()] as u64),
             AccessKind::Load { .. } => None,
         };
         let exit = MmioExit {
@@ -794,20 +717,20 @@ impl GuestVm {
                 &mut self.vm.stats,
             )
         {
-            self.vcpu.frame.sepc += usize::from(access.insn_len);
+            self.vcpus.cur.frame.sepc += usize::from(access.insn_len);
             return None;
         }
-        let id = self.vcpu.id;
+        let id = self.vcpus.cur.id;
         if ioreq_path::submit(self.io.page(), id, exit).is_err() {
             return self.stop(StopReason::BadIoCompletion);
         }
-        self.vcpu.pending = Some(PendingMmio {
+        self.vcpus.cur.pending = Some(PendingMmio {
             access,
             request: exit.request(id),
             gva,
             from_vs: csr::hstatus::read() & HSTATUS_SPVP != 0,
         });
-        self.vcpu.run = VcpuRun::BlockedOnIo;
+        self.vcpus.cur.run = VcpuRun::BlockedOnIo;
         Some(RunOutcome::BlockedOnIo)
     }
 
@@ -820,13 +743,13 @@ impl GuestVm {
     /// address it accessed, and the console says so once per boot; the
     /// vCPU runs on.
     pub fn resume_io(&mut self, vcpu: usize) -> Result<(), Error> {
-        if !self.select(vcpu) {
+        if !self.vcpus.select(vcpu) {
             return Err(Error::BadSlotState);
         }
-        let Some(pending) = self.vcpu.pending else {
+        let Some(pending) = self.vcpus.cur.pending else {
             return Err(Error::BadSlotState);
         };
-        let id = self.vcpu.id;
+        let id = self.vcpus.cur.id;
         match ioreq_path::collect(self.io.page(), id, &pending.request) {
             Ok(Some(value)) => self.finish_io(pending.access, value),
             Ok(None) => Err(Error::BadSlotState),
@@ -844,7 +767,7 @@ impl GuestVm {
                 };
                 self.deliver_exception(cause, pending.gva, pending.from_vs);
                 self.vs_changed();
-                let v = &mut self.vcpu;
+                let v = &mut self.vcpus.cur;
                 v.pending = None;
                 v.run = v.run.resume().map_err(|_| Error::BadSlotState)?;
                 Ok(())
@@ -855,7 +778,7 @@ impl GuestVm {
     /// Hands a load's value to its destination register, steps past the
     /// instruction and lets the vCPU run.
     fn finish_io(&mut self, access: MmioAccess, value: u64) -> Result<(), Error> {
-        let v = &mut self.vcpu;
+        let v = &mut self.vcpus.cur;
         if let AccessKind::Load {
             rd: Some(rd),
             sign_extend,

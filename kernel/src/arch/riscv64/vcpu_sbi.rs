@@ -20,7 +20,7 @@ use crate::vm::ioreq_path::VcpuRun;
 
 impl GuestVm {
     pub(super) fn sbi_call(&mut self) -> Option<RunOutcome> {
-        let regs = &self.vcpu.frame.regs;
+        let regs = &self.vcpus.cur.frame.regs;
         let args = [regs[10], regs[11], regs[12], regs[13], regs[14], regs[15]];
         let (eid, fid) = (regs[17], regs[16]);
         // Only HSM and SUSP read the harts' states.
@@ -33,7 +33,7 @@ impl GuestVm {
             } else {
                 (0, 0)
             };
-        let harts = self.vcpu_count();
+        let harts = self.vcpus.count();
         let memory = self.guest_ram();
         let mut out = |line: crate::vm::console::PrefixedLine<'_>| {
             crate::klog::print(format_args!("{line}\n"));
@@ -43,13 +43,13 @@ impl GuestVm {
             line: &mut self.console,
             memory: &memory,
             out: &mut out,
-            hart: usize::from(self.vcpu.id),
+            hart: usize::from(self.vcpus.cur.id),
             harts,
             stopped,
             suspended,
         };
         let (ret, effect) = guest_sbi::handle_ecall(&mut caller, eid, fid, args);
-        let v = &mut self.vcpu;
+        let v = &mut self.vcpus.cur;
         v.frame.regs[10] = ret.error;
         v.frame.regs[11] = ret.value;
         v.frame.sepc += 4;
@@ -77,19 +77,19 @@ impl GuestVm {
                 start,
                 opaque,
             } => {
-                if let Some(target) = self.vcpu_mut(hart) {
+                if let Some(target) = self.vcpus.get_mut(hart) {
                     target.enter(start, hart, opaque);
-                    self.wakeups |= 1 << hart;
+                    self.vcpus.wake(1 << hart);
                 }
             }
             SbiEffect::StopHart => {
-                self.vcpu.hsm = HartState::Stopped;
+                self.vcpus.cur.hsm = HartState::Stopped;
                 return Some(RunOutcome::HartStopped);
             }
             SbiEffect::Suspend => {
                 let outcome = self.wait_for_interrupt();
                 if outcome.is_some() {
-                    self.vcpu.hsm = HartState::Suspended;
+                    self.vcpus.cur.hsm = HartState::Suspended;
                 }
                 return outcome;
             }
@@ -107,7 +107,7 @@ impl GuestVm {
                 v.vs.load();
                 let outcome = self.wait_for_interrupt();
                 if outcome.is_some() {
-                    self.vcpu.hsm = HartState::Suspended;
+                    self.vcpus.cur.hsm = HartState::Suspended;
                 }
                 return outcome;
             }
@@ -115,7 +115,7 @@ impl GuestVm {
                 // Posted output first: the call is undone (its arguments
                 // back, the pc on the `ecall`) and made again after.
                 if self.io.drain_first(timer::now()) {
-                    let v = &mut self.vcpu;
+                    let v = &mut self.vcpus.cur;
                     v.frame.regs[10] = args[0];
                     v.frame.regs[11] = args[1];
                     v.frame.sepc -= 4;
@@ -132,10 +132,10 @@ impl GuestVm {
                     self.console.flush(&name, &mut out);
                 }
                 // The pc of the `ecall` (it was stepped past above).
-                let pc = (self.vcpu.frame.sepc as u64).wrapping_sub(4);
+                let pc = (self.vcpus.cur.frame.sepc as u64).wrapping_sub(4);
                 let at = crate::ticks::uptime_ms(timer::now());
                 self.vm.leave(next, pc, at);
-                self.vcpu.run = VcpuRun::Stopped;
+                self.vcpus.cur.run = VcpuRun::Stopped;
                 return Some(RunOutcome::Left(next));
             }
         }
@@ -148,7 +148,7 @@ impl GuestVm {
     /// hart is kicked to take it), and a sibling that is not stopped is
     /// woken if it sleeps.
     fn send_ipi(&mut self, harts: u64) {
-        let me = self.vcpu.id;
+        let me = self.vcpus.cur.id;
         if harts & 1 << me != 0 {
             csr::hvip::set(HVIP_VSSIP);
         }
@@ -156,13 +156,15 @@ impl GuestVm {
         if others == 0 {
             return;
         }
-        for sibling in self.parked.iter_mut() {
+        let mut woken = 0;
+        for sibling in self.vcpus.parked_mut() {
             if others & 1 << sibling.id != 0 {
                 GuestVm::signal(sibling, HVIP_VSSIP, 0);
                 if sibling.hsm != HartState::Stopped {
-                    self.wakeups |= 1 << sibling.id;
+                    woken |= 1 << sibling.id;
                 }
             }
         }
+        self.vcpus.wake(woken);
     }
 }

@@ -44,6 +44,7 @@ use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::vm::exit::{GuestExit, PioExit};
 use crate::vm::ioreq_path::{self, VcpuRun};
 use crate::vm::stats::{ExitKind, VcpuStats};
+use crate::vm::vcpu_set::{VcpuSet, set_vcpu_from_fields};
 use crate::vm::vectors::{FIRST_INTERRUPT_VECTOR, PendingVectors};
 use crate::vm::{GuestAccess, StopReason, Vm, VmState};
 
@@ -70,7 +71,7 @@ pub(super) struct GuestFrame {
 }
 
 /// One vCPU of a VM.
-pub(super) struct GuestVcpu {
+pub struct GuestVcpu {
     pub(super) id: u8,
     pub(super) frame: Box<GuestFrame>,
     /// Whether it runs: vCPU 0 from the VM's start, the others once a
@@ -136,17 +137,15 @@ impl GuestVcpu {
     }
 }
 
+set_vcpu_from_fields!(GuestVcpu);
+
 /// A VM with its memory and its vCPUs.
 pub struct GuestVm {
     /// The generic VM object.
     pub vm: Vm,
-    /// The vCPU that ran last, or is about to run ([`GuestVm::select`]).
-    pub(super) cur: GuestVcpu,
-    /// The VM's other vCPUs, in no particular order.
-    pub(super) parked: Vec<GuestVcpu>,
-    /// vCPUs (bit `n` = vCPU `n`) a sibling started or sent an interrupt
-    /// since the host last heard ([`GuestVm::take_wakeups`]).
-    pub(super) wakeups: u64,
+    /// Its vCPUs: the one that ran last, or is about to run, and the
+    /// others.
+    pub vcpus: VcpuSet<GuestVcpu>,
     /// Nested table frames below the root.
     pub(super) tables: Vec<u64>,
     /// Guest RAM (contiguous frames).
@@ -210,46 +209,6 @@ impl GuestEntry {
 }
 
 impl GuestVm {
-    /// How many vCPUs the VM has.
-    pub fn vcpu_count(&self) -> usize {
-        1 + self.parked.len()
-    }
-
-    /// Makes vCPU `id` the one in [`GuestVm::cur`] (the one it held goes
-    /// to [`GuestVm::parked`]); false, with nothing changed, if the VM has
-    /// no such vCPU.
-    #[inline]
-    pub(super) fn select(&mut self, id: usize) -> bool {
-        if usize::from(self.cur.id) == id {
-            return true;
-        }
-        match self.parked.iter().position(|v| usize::from(v.id) == id) {
-            Some(index) => {
-                core::mem::swap(&mut self.cur, &mut self.parked[index]);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// vCPU `id`, wherever it is kept.
-    fn vcpu_mut(&mut self, id: usize) -> Option<&mut GuestVcpu> {
-        if usize::from(self.cur.id) == id {
-            return Some(&mut self.cur);
-        }
-        self.parked.iter_mut().find(|v| usize::from(v.id) == id)
-    }
-
-    /// Every vCPU of the VM.
-    fn vcpus(&self) -> impl Iterator<Item = &GuestVcpu> {
-        core::iter::once(&self.cur).chain(self.parked.iter())
-    }
-
-    /// Every vCPU of the VM, to change.
-    pub(super) fn vcpus_mut(&mut self) -> impl Iterator<Item = &mut GuestVcpu> {
-        core::iter::once(&mut self.cur).chain(self.parked.iter_mut())
-    }
-
     /// Starts a run of vCPU `vcpu` on this CPU, under the kernel lock: the
     /// entry to make (outside the lock), or the outcome if it may not run.
     /// Its FP state goes into the CPU before the first entry (unless it is
@@ -257,19 +216,19 @@ impl GuestVm {
     /// that last ran on another CPU gets its TLB entries flushed here
     /// (this CPU's may be older than its page tables).
     pub fn begin(&mut self, vcpu: usize) -> Result<GuestEntry, RunOutcome> {
-        if !self.select(vcpu) || !self.cur.started {
+        if !self.vcpus.select(vcpu) || !self.vcpus.cur.started {
             return Err(RunOutcome::HartStopped);
         }
         let cpu = this_cpu();
-        if self.cur.on_cpu.is_some_and(|c| usize::from(c) != cpu) {
+        if self.vcpus.cur.on_cpu.is_some_and(|c| usize::from(c) != cpu) {
             return Err(RunOutcome::Elsewhere);
         }
-        if usize::from(self.cur.last_cpu) != cpu {
+        if usize::from(self.vcpus.cur.last_cpu) != cpu {
             fpu::FpOwner::forget_here();
-            self.cur.frame.vcpu.flush_tlb_on_entry();
-            self.cur.last_cpu = cpu as u8;
+            self.vcpus.cur.frame.vcpu.flush_tlb_on_entry();
+            self.vcpus.cur.last_cpu = cpu as u8;
         }
-        self.cur.on_cpu = Some(cpu as u8);
+        self.vcpus.cur.on_cpu = Some(cpu as u8);
         match self.blocked() {
             Some(outcome) => Err(self.end_run(outcome)),
             None => Ok(self.prepare_entry()),
@@ -284,18 +243,18 @@ impl GuestVm {
     /// instruction that exited, which the guest runs again at its next
     /// entry).
     pub fn resume(&mut self, vcpu: usize, abandoned: bool) -> Result<GuestEntry, RunOutcome> {
-        if !self.select(vcpu) || self.cur.on_cpu != Some(this_cpu() as u8) {
+        if !self.vcpus.select(vcpu) || self.vcpus.cur.on_cpu != Some(this_cpu() as u8) {
             // Nothing of the run is left to save.
             return Err(RunOutcome::Preempted);
         }
-        let local = core::mem::take(&mut self.cur.frame.local_calls);
+        let local = core::mem::take(&mut self.vcpus.cur.frame.local_calls);
         if local != 0 {
-            self.cur.stats.exits_of(ExitKind::Hypercall, local);
+            self.vcpus.cur.stats.exits_of(ExitKind::Hypercall, local);
         }
-        if let Some(vector) = self.cur.frame.vcpu.undelivered_interrupt() {
-            self.cur.irr.set(vector);
+        if let Some(vector) = self.vcpus.cur.frame.vcpu.undelivered_interrupt() {
+            self.vcpus.cur.irr.set(vector);
         }
-        let exit = self.cur.frame.exit.take();
+        let exit = self.vcpus.cur.frame.exit.take();
         if abandoned || self.vm.state() != VmState::Running {
             return Err(self.end_run(RunOutcome::Preempted));
         }
@@ -313,17 +272,17 @@ impl GuestVm {
         if self.vm.state() != VmState::Running {
             return Some(RunOutcome::Left(self.vm.state()));
         }
-        if !self.cur.started {
+        if !self.vcpus.cur.started {
             return Some(RunOutcome::HartStopped);
         }
-        (self.cur.run != VcpuRun::Runnable).then_some(RunOutcome::BlockedOnIo)
+        (self.vcpus.cur.run != VcpuRun::Runnable).then_some(RunOutcome::BlockedOnIo)
     }
 
     /// The entry of the selected vCPU, which runs on this CPU: the highest
     /// interrupt sent to it offered to the CPU (if the CPU takes one now),
     /// its FP state in the CPU, and the CPU marked as in its guest.
     fn prepare_entry(&mut self) -> GuestEntry {
-        let v = &mut self.cur;
+        let v = &mut self.vcpus.cur;
         if let Some(vector) = v.irr.take_highest()
             && !v.frame.vcpu.offer_interrupt(vector)
         {
@@ -338,8 +297,8 @@ impl GuestVm {
     /// The run of the selected vCPU ends with `outcome`: the FP state goes
     /// back to memory and no CPU holds the vCPU.
     fn end_run(&mut self, outcome: RunOutcome) -> RunOutcome {
-        self.cur.fp.after_run(&fpu::Cpu);
-        self.cur.on_cpu = None;
+        self.vcpus.cur.fp.after_run(&fpu::Cpu);
+        self.vcpus.cur.on_cpu = None;
         outcome
     }
 
@@ -350,11 +309,7 @@ impl GuestVm {
     /// the lock ([`GuestVm::resume`]). Before a pause, reset or destroy
     /// returns.
     pub fn quiesce(&self) {
-        let me = this_cpu();
-        for v in self.vcpus() {
-            let Some(cpu) = v.on_cpu.map(usize::from).filter(|&c| c != me) else {
-                continue;
-            };
+        for (cpu, v) in self.vcpus.running_elsewhere(this_cpu()) {
             crate::arch::per_cpu::kick_out_of_guest(cpu, &*v.frame as *const GuestFrame as usize);
         }
     }
@@ -363,7 +318,7 @@ impl GuestVm {
     /// the host interrupt window are [`GuestEntry::enter`]'s): `None` when
     /// the vCPU runs on, else how its run ends.
     fn handle_exit(&mut self, exit: Exit) -> Option<RunOutcome> {
-        self.cur.stats.exit(ExitKind::of(&exit.exit));
+        self.vcpus.cur.stats.exit(ExitKind::of(&exit.exit));
         let next_rip = exit.next_rip.unwrap_or(0);
         let unhandled = StopReason::UnhandledException {
             code: exit.code,
@@ -378,7 +333,7 @@ impl GuestVm {
             }
             GuestExit::Cpuid => {
                 self.cpuid();
-                self.cur.frame.vcpu.set_rip(next_rip);
+                self.vcpus.cur.frame.vcpu.set_rip(next_rip);
                 None
             }
             GuestExit::Msr { write } => {
@@ -391,7 +346,7 @@ impl GuestVm {
             // The host's counters are never read for a guest: #GP(0),
             // as on a CPU without the counter ECX names. RIP stays.
             GuestExit::PerfCounterRead => {
-                self.cur.frame.vcpu.inject_gp();
+                self.vcpus.cur.frame.vcpu.inject_gp();
                 None
             }
             GuestExit::ControlRegisterWrite { gpr } => {
@@ -400,10 +355,10 @@ impl GuestVm {
             }
             GuestExit::Hypercall => self.hypercall(next_rip),
             GuestExit::Halt => {
-                self.cur.frame.vcpu.set_rip(next_rip);
+                self.vcpus.cur.frame.vcpu.set_rip(next_rip);
                 // An interrupt waits and the guest takes interrupts: HLT
                 // ends at once (the entry delivers it).
-                let v = &self.cur;
+                let v = &self.vcpus.cur;
                 let woken = (v.irr.any() || v.frame.vcpu.interrupt_offered())
                     && v.frame.vcpu.interrupts_enabled();
                 if woken {
@@ -433,36 +388,41 @@ impl GuestVm {
     /// calls and IPIs answer in RAX with RIP past the call; any other
     /// number powers the VM off.
     fn hypercall(&mut self, next_rip: u64) -> Option<RunOutcome> {
-        let number = self.cur.frame.vcpu.rax();
-        let regs = self.cur.frame.vcpu.gprs().regs;
+        let number = self.vcpus.cur.frame.vcpu.rax();
+        let regs = self.vcpus.cur.frame.vcpu.gprs().regs;
         let (a0, a1, a2, a3) = (regs[GPR_RDI], regs[GPR_RSI], regs[GPR_RDX], regs[GPR_R8]);
         let answer = match number {
             hc::X86_HYPERCALL_NULL => hc::X86_HC_OK,
-            hc::X86_HYPERCALL_VCPU_ID => u64::from(self.cur.id),
-            hc::X86_HYPERCALL_VCPU_STATUS => match self.vcpus().find(|v| u64::from(v.id) == a0) {
-                Some(v) if v.started => hc::X86_VCPU_STARTED,
-                Some(_) => hc::X86_VCPU_STOPPED,
-                None => hc::X86_HC_INVALID,
-            },
+            hc::X86_HYPERCALL_VCPU_ID => u64::from(self.vcpus.cur.id),
+            hc::X86_HYPERCALL_VCPU_STATUS => {
+                match self.vcpus.iter().find(|v| u64::from(v.id) == a0) {
+                    Some(v) if v.started => hc::X86_VCPU_STARTED,
+                    Some(_) => hc::X86_VCPU_STOPPED,
+                    None => hc::X86_HC_INVALID,
+                }
+            }
             hc::X86_HYPERCALL_VCPU_START => self.start_vcpu(a0, a1, a2, a3),
             hc::X86_HYPERCALL_SEND_IPI => self.send_ipi(a0, a1),
             hc::X86_HYPERCALL_VCPU_STOP => {
-                self.cur.frame.vcpu.set_rip(next_rip);
-                self.cur.stop();
+                self.vcpus.cur.frame.vcpu.set_rip(next_rip);
+                self.vcpus.cur.stop();
                 return Some(RunOutcome::HartStopped);
             }
             _ => return Some(self.power_off(next_rip)),
         };
-        self.cur.frame.vcpu.set_rax(answer);
-        self.cur.frame.vcpu.set_rip(next_rip);
+        self.vcpus.cur.frame.vcpu.set_rax(answer);
+        self.vcpus.cur.frame.vcpu.set_rip(next_rip);
         None
     }
 
     /// `X86_HYPERCALL_VCPU_START` of vCPU `id` at `rip` with `rsp` and
     /// RDI = `arg`: it must be stopped; it runs once the host hears
-    /// ([`GuestVm::take_wakeups`]).
+    /// ([`VcpuSet::take_wakeups`]).
     fn start_vcpu(&mut self, id: u64, rip: u64, rsp: u64, arg: u64) -> u64 {
-        let Some(target) = usize::try_from(id).ok().and_then(|id| self.vcpu_mut(id)) else {
+        let Some(target) = usize::try_from(id)
+            .ok()
+            .and_then(|id| self.vcpus.get_mut(id))
+        else {
             return hc::X86_HC_INVALID;
         };
         if target.started {
@@ -473,7 +433,7 @@ impl GuestVm {
             // stopped, as if the address were out of range.
             return hc::X86_HC_INVALID;
         }
-        self.wakeups |= 1 << id;
+        self.vcpus.wake(1 << id);
         hc::X86_HC_OK
     }
 
@@ -481,7 +441,7 @@ impl GuestVm {
     /// started one gets it pending; one running on another CPU is kicked
     /// out of its guest to take it, one sleeping in HLT is woken.
     fn send_ipi(&mut self, mask: u64, vector: u64) -> u64 {
-        let count = self.vcpu_count();
+        let count = self.vcpus.count();
         let all = if count >= 64 {
             u64::MAX
         } else {
@@ -496,7 +456,7 @@ impl GuestVm {
         let me = this_cpu();
         let mut kicks = 0u64;
         let mut woken = 0u64;
-        for v in self.vcpus_mut() {
+        for v in self.vcpus.iter_mut() {
             if mask & 1 << v.id == 0 || !v.started {
                 continue;
             }
@@ -507,7 +467,7 @@ impl GuestVm {
                 None => woken |= 1 << v.id,
             }
         }
-        self.wakeups |= woken;
+        self.vcpus.wake(woken);
         if kicks != 0 {
             super::smp::kick(kicks);
         }
@@ -519,12 +479,12 @@ impl GuestVm {
         if self.io.drain_first(super::timer::timer_now()) {
             return RunOutcome::Preempted;
         }
-        let pc = self.cur.frame.vcpu.rip();
-        self.cur.frame.vcpu.set_rip(next_rip);
+        let pc = self.vcpus.cur.frame.vcpu.rip();
+        self.vcpus.cur.frame.vcpu.set_rip(next_rip);
         let off = VmState::PoweredOff { reason: 0 };
         let at = crate::ticks::uptime_ms(super::timer::timer_now());
         self.vm.leave(off, pc, at);
-        self.cur.run = VcpuRun::Stopped;
+        self.vcpus.cur.run = VcpuRun::Stopped;
         RunOutcome::Left(off)
     }
 
@@ -535,10 +495,10 @@ impl GuestVm {
         if self.io.drain_first(super::timer::timer_now()) {
             return RunOutcome::Preempted;
         }
-        let pc = self.cur.frame.vcpu.rip();
+        let pc = self.vcpus.cur.frame.vcpu.rip();
         let at = crate::ticks::uptime_ms(super::timer::timer_now());
         self.vm.leave(VmState::Stopped(reason), pc, at);
-        self.cur.run = VcpuRun::Stopped;
+        self.vcpus.cur.run = VcpuRun::Stopped;
         RunOutcome::Left(self.vm.state())
     }
 
@@ -552,10 +512,10 @@ impl GuestVm {
             // No port answers past 0xffff and no slot takes such an access:
             // an `in` reads all ones, an `out` goes nowhere, as on a PC.
             if pio.write.is_none() {
-                let rax = rax_after_in(self.cur.frame.vcpu.rax(), pio.size, pio.open_bus());
-                self.cur.frame.vcpu.set_rax(rax);
+                let rax = rax_after_in(self.vcpus.cur.frame.vcpu.rax(), pio.size, pio.open_bus());
+                self.vcpus.cur.frame.vcpu.set_rax(rax);
             }
-            self.cur.frame.vcpu.set_rip(next_rip);
+            self.vcpus.cur.frame.vcpu.set_rip(next_rip);
             return None;
         }
         if let Some(value) = pio.write
@@ -569,15 +529,15 @@ impl GuestVm {
                 &mut self.vm.stats,
             )
         {
-            self.cur.frame.vcpu.set_rip(next_rip);
+            self.vcpus.cur.frame.vcpu.set_rip(next_rip);
             return None;
         }
-        let request = pio.request(self.cur.id);
+        let request = pio.request(self.vcpus.cur.id);
         if slot::fill(self.io.page(), &request).is_err() {
             return Some(self.stop(StopReason::BadIoCompletion));
         }
-        self.cur.pending = Some(PendingIo { pio, next_rip });
-        self.cur.run = VcpuRun::BlockedOnIo;
+        self.vcpus.cur.pending = Some(PendingIo { pio, next_rip });
+        self.vcpus.cur.run = VcpuRun::BlockedOnIo;
         Some(RunOutcome::BlockedOnIo)
     }
 
@@ -585,22 +545,23 @@ impl GuestVm {
     /// value goes into AL/AX/EAX, RIP steps past the instruction and the
     /// vCPU is runnable (`Ok(true)`); `Ok(false)` while it is not done.
     fn complete_io(&mut self) -> Result<bool, StopReason> {
-        let Some(pending) = self.cur.pending else {
+        let Some(pending) = self.vcpus.cur.pending else {
             return Ok(false);
         };
-        let id = self.cur.id;
+        let id = self.vcpus.cur.id;
         let value = match ioreq_path::collect(self.io.page(), id, &pending.pio.request(id)) {
             Ok(Some(value)) => value,
             Ok(None) => return Ok(false),
             Err(_) => return Err(StopReason::BadIoCompletion),
         };
         if pending.pio.write.is_none() {
-            let rax = rax_after_in(self.cur.frame.vcpu.rax(), pending.pio.size, value);
-            self.cur.frame.vcpu.set_rax(rax);
+            let rax = rax_after_in(self.vcpus.cur.frame.vcpu.rax(), pending.pio.size, value);
+            self.vcpus.cur.frame.vcpu.set_rax(rax);
         }
-        self.cur.frame.vcpu.set_rip(pending.next_rip);
-        self.cur.pending = None;
-        self.cur.run = self
+        self.vcpus.cur.frame.vcpu.set_rip(pending.next_rip);
+        self.vcpus.cur.pending = None;
+        self.vcpus.cur.run = self
+            .vcpus
             .cur
             .run
             .resume()
@@ -615,15 +576,15 @@ impl GuestVm {
     /// VM with a reason line (a port access has no bus error to inject);
     /// the vCPU is released, so the run loop reports it at once.
     pub fn resume_io(&mut self, vcpu: usize) -> Result<(), Error> {
-        if !self.select(vcpu) || self.cur.pending.is_none() {
+        if !self.vcpus.select(vcpu) || self.vcpus.cur.pending.is_none() {
             return Err(Error::BadSlotState);
         }
         match self.complete_io() {
             Ok(true) => Ok(()),
             Ok(false) => Err(Error::BadSlotState),
             Err(reason) => {
-                self.cur.pending = None;
-                let pc = self.cur.frame.vcpu.rip();
+                self.vcpus.cur.pending = None;
+                let pc = self.vcpus.cur.frame.vcpu.rip();
                 let at = crate::ticks::uptime_ms(super::timer::timer_now());
                 self.vm.leave(VmState::Stopped(reason), pc, at);
                 Ok(())
@@ -638,11 +599,11 @@ impl GuestVm {
     /// (`cr4::hide`), minus the performance-monitoring unit (`pmu::hide`:
     /// leaf 0xA reports version 0), and with the hypervisor bit set.
     fn cpuid(&mut self) {
-        let leaf = self.cur.frame.vcpu.rax() as u32;
-        let sub = self.cur.frame.vcpu.gprs().regs[1] as u32;
+        let leaf = self.vcpus.cur.frame.vcpu.rax() as u32;
+        let sub = self.vcpus.cur.frame.vcpu.gprs().regs[1] as u32;
         let mut r = core::arch::x86_64::__cpuid_count(leaf, sub);
         let mut words = [r.eax, r.ebx, r.ecx, r.edx];
-        cr4::hide(leaf, sub, &mut words, self.cur.frame.vcpu.cr4_owned());
+        cr4::hide(leaf, sub, &mut words, self.vcpus.cur.frame.vcpu.cr4_owned());
         pmu::hide(leaf, &mut words);
         [r.eax, r.ebx, r.ecx, r.edx] = words;
         match leaf {
@@ -658,8 +619,8 @@ impl GuestVm {
             }
             _ => {}
         }
-        self.cur.frame.vcpu.set_rax(r.eax.into());
-        let gprs = self.cur.frame.vcpu.gprs();
+        self.vcpus.cur.frame.vcpu.set_rax(r.eax.into());
+        let gprs = self.vcpus.cur.frame.vcpu.gprs();
         gprs.regs[0] = r.ebx.into();
         gprs.regs[1] = r.ecx.into();
         gprs.regs[2] = r.edx.into();
@@ -669,31 +630,31 @@ impl GuestVm {
     /// answered as `msr::emulate` decides, RIP past the instruction, or
     /// #GP(0) injected with RIP left on it.
     fn msr_access(&mut self, write: bool, next_rip: u64) {
-        let index = self.cur.frame.vcpu.gprs().regs[1] as u32;
-        let edx = self.cur.frame.vcpu.gprs().regs[2];
+        let index = self.vcpus.cur.frame.vcpu.gprs().regs[1] as u32;
+        let edx = self.vcpus.cur.frame.vcpu.gprs().regs[2];
         let access = if write {
-            Access::Write((edx & 0xffff_ffff) << 32 | self.cur.frame.vcpu.rax() & 0xffff_ffff)
+            Access::Write((edx & 0xffff_ffff) << 32 | self.vcpus.cur.frame.vcpu.rax() & 0xffff_ffff)
         } else {
             Access::Read
         };
         let guest = GuestView {
-            efer: self.cur.frame.vcpu.efer(),
+            efer: self.vcpus.cur.frame.vcpu.efer(),
             efer_writable: efer_writable(),
             tsc: super::timer::timer_now(),
         };
         match msr::emulate(index, access, &guest) {
             Outcome::Value(value) => {
-                self.cur.frame.vcpu.set_rax(value & 0xffff_ffff);
-                self.cur.frame.vcpu.gprs().regs[2] = value >> 32;
+                self.vcpus.cur.frame.vcpu.set_rax(value & 0xffff_ffff);
+                self.vcpus.cur.frame.vcpu.gprs().regs[2] = value >> 32;
             }
-            Outcome::SetEfer(efer) => self.cur.frame.vcpu.set_efer(efer),
+            Outcome::SetEfer(efer) => self.vcpus.cur.frame.vcpu.set_efer(efer),
             Outcome::Ignored => {}
             Outcome::GeneralProtection => {
-                self.cur.frame.vcpu.inject_gp();
+                self.vcpus.cur.frame.vcpu.inject_gp();
                 return;
             }
         }
-        self.cur.frame.vcpu.set_rip(next_rip);
+        self.vcpus.cur.frame.vcpu.set_rip(next_rip);
     }
 
     /// An intercepted MOV to CR4 from register `gpr` (x86 numbering),
@@ -710,30 +671,30 @@ impl GuestVm {
             _ => self.fetch_mov_to_cr4(),
         };
         let Some((gpr, next_rip)) = decoded else {
-            self.cur.frame.vcpu.inject_gp();
+            self.vcpus.cur.frame.vcpu.inject_gp();
             return;
         };
-        let mut value = self.cur.frame.vcpu.gpr(gpr);
-        if !self.cur.frame.vcpu.in_64bit_code() {
+        let mut value = self.vcpus.cur.frame.vcpu.gpr(gpr);
+        if !self.vcpus.cur.frame.vcpu.in_64bit_code() {
             value &= 0xffff_ffff;
         }
         match cr4::write(
             value,
-            &self.cur.frame.vcpu.cr4_guest(),
-            self.cur.frame.vcpu.cr4_owned(),
+            &self.vcpus.cur.frame.vcpu.cr4_guest(),
+            self.vcpus.cur.frame.vcpu.cr4_owned(),
         ) {
             cr4::Write::Accept { value, flush } => {
-                self.cur.frame.vcpu.set_cr4(value, flush);
-                self.cur.frame.vcpu.set_rip(next_rip);
+                self.vcpus.cur.frame.vcpu.set_cr4(value, flush);
+                self.vcpus.cur.frame.vcpu.set_rip(next_rip);
             }
-            cr4::Write::GeneralProtection => self.cur.frame.vcpu.inject_gp(),
+            cr4::Write::GeneralProtection => self.vcpus.cur.frame.vcpu.inject_gp(),
         }
     }
 
     /// The source register and next RIP of the MOV to CR4 at the guest's
     /// RIP, fetched from its RAM through its page tables.
     fn fetch_mov_to_cr4(&self) -> Option<(u8, u64)> {
-        let code = self.cur.frame.vcpu.code_view()?;
+        let code = self.vcpus.cur.frame.vcpu.code_view()?;
         let mov = mov_cr::fetch_at_rip(&code, |gpa| self.read_u64(gpa), |gpa| self.read_u8(gpa))?;
         (mov.cr == 4).then(|| (mov.gpr, code.rip.wrapping_add(mov.len)))
     }
@@ -742,44 +703,18 @@ impl GuestVm {
     /// x86 yet: no device model raises one; the vCPUs' IPIs are
     /// `X86_HYPERCALL_SEND_IPI`).
     pub fn set_external_irq(&mut self, vcpu: usize, _raised: bool) -> Result<(), Error> {
-        if vcpu >= self.vcpu_count() {
+        if vcpu >= self.vcpus.count() {
             return Err(Error::InvalidArgument);
         }
         Ok(())
-    }
-
-    /// The vCPU made its slot PENDING at `now` (timer ticks).
-    #[inline]
-    pub fn io_exit_at(&mut self, now: u64) {
-        self.cur.stats.io_exit(now);
     }
 
     /// The vCPU was resumed at `now`: its round trip ends and is charged
     /// to the VM.
     #[inline]
     pub fn io_resumed_at(&mut self, now: u64) {
-        let ticks = self.cur.stats.io_resumed(now);
+        let ticks = self.vcpus.cur.stats.io_resumed(now);
         self.vm.stats.round_trip(ticks);
-    }
-
-    /// The VM's figures: its own counters with its vCPUs' exits.
-    pub fn figures(&self, ticks_per_second: u64) -> crate::vm::stats::VmFigures {
-        let vcpus = self.vcpus().map(|v| &v.stats);
-        self.vm.stats.figures(ticks_per_second, vcpus)
-    }
-
-    /// vCPU `vcpu`'s counters; `None` for a vCPU the VM lacks.
-    pub fn vcpu_stats(&self, vcpu: usize) -> Option<VcpuStats> {
-        self.vcpus()
-            .find(|v| usize::from(v.id) == vcpu)
-            .map(|v| v.stats)
-    }
-
-    /// The vCPUs (bit `n` = vCPU `n`) that a sibling started or sent an
-    /// interrupt since the last call: the host lets them run.
-    #[inline]
-    pub fn take_wakeups(&mut self) -> u64 {
-        core::mem::take(&mut self.wakeups)
     }
 }
 

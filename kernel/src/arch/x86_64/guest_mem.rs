@@ -28,6 +28,7 @@ use crate::arch::frame_tables::FrameTables;
 use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::frame::FrameAllocator;
 use crate::vm::tlb_tag::TlbTag;
+use crate::vm::vcpu_set::VcpuSet;
 use crate::vm::{StopReason, Vm, VmName, VmState};
 
 /// The guest's identity map: 1 GiB of 2 MiB pages (present, writable,
@@ -282,12 +283,9 @@ impl GuestVm {
         let Some(first) = all.next() else {
             return Err(Error::InvalidArgument);
         };
-        let parked = all.collect();
         let mut vm = GuestVm {
             vm: Vm::new(name, ram_bytes),
-            cur: first,
-            parked,
-            wakeups: 0,
+            vcpus: VcpuSet::new(first, all.collect()),
             tables,
             ram: VmRam {
                 start: ram,
@@ -405,14 +403,15 @@ impl GuestVm {
     pub fn start(&mut self) {
         self.write_identity_tables();
         let entry = GUEST_RAM_BASE + GUEST_IMAGE_OFFSET;
-        for v in self.vcpus_mut() {
+        for v in self.vcpus.iter_mut() {
             v.stop();
         }
-        self.wakeups = 0;
-        self.select(0);
+        self.vcpus.clear_wakeups();
+        self.vcpus.select(0);
         *self.io.page() = IoreqPage::new();
         self.vm = self.vm.restarted();
         let entered = self
+            .vcpus
             .cur
             .start(entry, X86_GUEST_STACK_TOP, self.boot_info_gpa);
         if let Err(e) = entered {
@@ -425,17 +424,17 @@ impl GuestVm {
                 entry,
                 crate::ticks::uptime_ms(super::timer::timer_now()),
             );
-            self.cur.stop();
+            self.vcpus.cur.stop();
         }
     }
 
     /// Stops every vCPU, drops any I/O request, zeroes RAM and forgets the
     /// boot-info block.
     pub fn reset(&mut self) {
-        for v in self.vcpus_mut() {
+        for v in self.vcpus.iter_mut() {
             v.stop();
         }
-        self.wakeups = 0;
+        self.vcpus.clear_wakeups();
         *self.io.page() = IoreqPage::new();
         self.ram.zero();
         self.boot_info_gpa = 0;
@@ -456,7 +455,7 @@ impl GuestVm {
     /// Returns every frame of the VM (RAM, tables, VMCB, ioreq page); its
     /// ASID goes back with its record (`crate::vm::control::destroy`).
     pub fn destroy<const W: usize>(mut self, frames: &mut FrameAllocator<W>) {
-        for v in self.vcpus_mut() {
+        for v in self.vcpus.iter_mut() {
             v.frame.vcpu.release();
         }
         frames.free_contiguous(self.ram.start, (self.vm.ram_bytes / PAGE_SIZE) as usize);
