@@ -91,6 +91,13 @@ pub fn start(counts: u64, now: u64) -> u64 {
     CLOCKS[0].lock().start(counts, now)
 }
 
+/// This CPU's next tick is counted from `now` (it slept without ticks).
+pub fn restart_here(now: u64) {
+    let mut clock = clock();
+    let interval = clock.interval;
+    clock.start(interval, now);
+}
+
 /// The interval for `hz` ticks per second of a `counts_per_second` clock.
 pub fn interval_for(counts_per_second: u64, hz: u64) -> u64 {
     (counts_per_second / hz.max(1)).max(1)

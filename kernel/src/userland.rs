@@ -544,9 +544,23 @@ fn drive(
                 after_exit(&mut guard, vm, vcpu, task)
             }
             Step::Idle => {
+                // A CPU other than the boot CPU sleeps without ticks until
+                // another kicks it (it has work then): the boot CPU's ticks
+                // do the timer work for all (sleepers' wake-ups, time-outs,
+                // the console) and kick the CPUs they make work for. Idle
+                // CPUs that woke every tick for nothing only contended for
+                // the kernel lock.
+                let tickless = arch::this_cpu() != 0;
+                if tickless {
+                    arch::timer_set_deadline(u64::MAX);
+                }
                 unlock(guard);
                 arch::wait_for_interrupt();
                 guard = lock();
+                if tickless {
+                    ticks::restart_here(arch::timer_now());
+                    arm_timer(&guard);
+                }
                 // Woken by a kick alone (another CPU made a task ready),
                 // nothing timed is due: the CPU only decides again.
                 let decision = if timer_due(&guard) {

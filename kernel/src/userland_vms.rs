@@ -263,7 +263,14 @@ impl VmHost for Tasks {
     }
 
     fn ioreq_post(&mut self, vm: usize, space: Space, start: u64, len: u64) -> Result<(), Error> {
-        self.guest(vm)?.io.posting.set(space, start, len)
+        let guest = self.guest(vm)?;
+        if guest.io.posting.leased() {
+            // A run posts under the old ranges: it leaves its guest and
+            // gives them back first.
+            guest.quiesce();
+            guest.io.settle_any();
+        }
+        guest.io.posting.set(space, start, len)
     }
 
     fn console_raw(&mut self, line: &[u8]) {

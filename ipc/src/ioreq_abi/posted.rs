@@ -198,6 +198,14 @@ impl PostedPage {
         self.write.store(next, WRITE_INDEX_PUBLISH);
     }
 
+    /// The kernel's side: the write index it last published (its own
+    /// write index whenever no push is under way: only the kernel pushes,
+    /// from one CPU at a time).
+    #[inline]
+    pub fn published(&self) -> u32 {
+        self.write.load(Ordering::Relaxed)
+    }
+
     /// The kernel's side: whether the service has not taken every entry
     /// up to the kernel's write index `next` yet.
     #[inline]

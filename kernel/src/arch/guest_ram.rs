@@ -15,7 +15,7 @@ use ipc::ioreq_abi::posted::{PostedPage, PostedWrite};
 use ipc::syscall::{GUEST_GENID_FROM_END, IPC_BUFFER_SIZE};
 
 use crate::vm::boot_ranges::dma_offset;
-use crate::vm::posted::Posting;
+use crate::vm::posted::{PostLease, Posting};
 use crate::vm::stats::VmStats;
 
 /// Bytes at the top of RAM kept for the boot data the guest is handed (a
@@ -181,6 +181,25 @@ impl IoreqFrames {
         posted
     }
 
+    /// The lease for a run of vCPU `vcpu` ([`Posting::lease`]).
+    #[inline]
+    pub fn lease(&mut self, vcpu: u8) -> PostLease {
+        self.posting.lease(vcpu)
+    }
+
+    /// Takes the lease back from vCPU `vcpu`'s run, if it holds it
+    /// ([`Posting::settle`]).
+    #[inline]
+    pub fn settle(&mut self, vcpu: u8) {
+        self.posting.settle(ring(self.posted), vcpu);
+    }
+
+    /// Takes the lease back from whichever run holds it, every hart being
+    /// out of the VM's guests ([`Posting::settle_any`]).
+    pub fn settle_any(&mut self) {
+        self.posting.settle_any(ring(self.posted));
+    }
+
     /// Whether the exit being handled, at timer reading `now`, waits for
     /// the posted writes first ([`Posting::drain_first`]; for half a
     /// second at most: the services may wait behind other work on a
@@ -189,6 +208,22 @@ impl IoreqFrames {
         self.posting
             .drain_first(ring(self.posted), now, 50 * crate::ticks::interval())
     }
+}
+
+/// The posted-write ring in frame `posted`, for a hart that posts under a
+/// lease, outside the kernel lock.
+///
+/// # Safety
+/// `posted` is the [`IoreqFrames::posted`] of a VM that lives until the
+/// reference is dropped (a hart in one of its guests, or between exits of
+/// one, keeps it alive: a destroy first waits for it to leave).
+#[inline]
+#[cfg_attr(
+    not(target_arch = "riscv64"),
+    expect(dead_code, reason = "only RISC-V harts post under a lease so far")
+)]
+pub(crate) unsafe fn leased_ring<'a>(posted: u64) -> &'a PostedPage {
+    ring(posted)
 }
 
 /// The posted-write ring in frame `posted`, for the length of one call.

@@ -10,6 +10,17 @@
 //! kernel's run loop asks [`Posting::take_news`]) and drains it before any
 //! slot of the VM, so a later synchronous access sees every write before
 //! it. A full ring, or a write outside the ranges, takes the slot path.
+//!
+//! A vCPU's run may post without the kernel lock ([`Posting::lease`]): the
+//! run gets a copy of the ranges and the write index ([`PostLease`]) and
+//! the hart posts the guest's stores straight from its exit, re-entering
+//! the guest at once. One run of a VM holds the lease at a time (the ring
+//! has one producer); while it is out the kernel's own [`Posting::post`]
+//! refuses (another vCPU's store takes the slot path, which the ioreq task
+//! serves after the ring). The lease comes back ([`Posting::settle`]) when
+//! the holder's exit is next handled under the lock, or when every hart
+//! is out of the VM's guests (a pause, reset, destroy or remote fence):
+//! the ring's published write index is then the kernel's write index.
 
 use ipc::ioreq_abi::posted::{PostedPage, PostedWrite};
 use ipc::syscall::MAX_POSTED_RANGES;
@@ -48,6 +59,59 @@ pub struct Posting {
     /// Until when (timer counts) the vCPU yields for the ring to drain
     /// ([`Posting::drain_first`]); `None` while it does not wait.
     wait_until: Option<u64>,
+    /// The vCPU whose run holds the lease ([`Posting::lease`]), if any.
+    leased_to: Option<u8>,
+    /// The first MMIO range, `[start, end)` (`end` 0: none), which a lease
+    /// covers.
+    lease_range: (u64, u64),
+}
+
+/// A vCPU run's leave to post without the kernel lock: the VM's first
+/// MMIO range (a UART's transmit register, typically; writes to the others
+/// take the kernel's path) and the write index ([`Posting::lease`]). Small,
+/// so that handing it out and back costs a few stores. The default holds
+/// nothing and posts nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PostLease {
+    start: u64,
+    end: u64,
+    next: u32,
+    /// Writes posted under the lease since the kernel last counted them.
+    posted: u32,
+    held: bool,
+}
+
+impl PostLease {
+    /// Puts `write` in `ring` if the lease is held, a range covers the
+    /// write and the ring has room; whether it did (if not, the exit takes
+    /// the kernel's path).
+    #[inline]
+    pub fn post(&mut self, ring: &PostedPage, write: &PostedWrite) -> bool {
+        let inside = write.space == Space::Mmio
+            && write.addr >= self.start
+            && write
+                .addr
+                .checked_add(u64::from(write.size))
+                .is_some_and(|end| end <= self.end);
+        if !self.held || !inside || !ring.push(&mut self.next, write) {
+            return false;
+        }
+        self.posted = self.posted.wrapping_add(1);
+        true
+    }
+
+    /// Whether the lease is held (it may post).
+    #[inline]
+    pub fn held(&self) -> bool {
+        self.held
+    }
+
+    /// Writes posted since the last call (the kernel counts them as
+    /// device exits and posted writes).
+    #[inline]
+    pub fn take_posted(&mut self) -> u32 {
+        core::mem::take(&mut self.posted)
+    }
 }
 
 impl Posting {
@@ -58,6 +122,56 @@ impl Posting {
             next: 0,
             news: false,
             wait_until: None,
+            leased_to: None,
+            lease_range: (0, 0),
+        }
+    }
+
+    /// The lease for a run of vCPU `vcpu` about to enter its guest, under
+    /// the kernel lock: a held one if no other run holds it and an MMIO
+    /// range is set, else one that posts nothing.
+    #[inline]
+    pub fn lease(&mut self, vcpu: u8) -> PostLease {
+        let (start, end) = self.lease_range;
+        if end == 0 || self.leased_to.is_some_and(|v| v != vcpu) {
+            return PostLease::default();
+        }
+        self.leased_to = Some(vcpu);
+        PostLease {
+            start,
+            end,
+            next: self.next,
+            posted: 0,
+            held: true,
+        }
+    }
+
+    /// Whether a run holds the lease (a change of the ranges takes it back
+    /// first, with the holder out of its guest).
+    #[inline]
+    pub fn leased(&self) -> bool {
+        self.leased_to.is_some()
+    }
+
+    /// Takes the lease back from vCPU `vcpu`'s run (if it holds it), under
+    /// the kernel lock with the holder out of its guest: the ring's
+    /// published write index is the kernel's again.
+    #[inline]
+    pub fn settle(&mut self, ring: &PostedPage, vcpu: u8) {
+        if self.leased_to == Some(vcpu) {
+            self.settle_any(ring);
+        }
+    }
+
+    /// Takes the lease back from whichever run holds it, under the kernel
+    /// lock with every hart out of the VM's guests.
+    pub fn settle_any(&mut self, ring: &PostedPage) {
+        if self.leased_to.take().is_some() {
+            let next = ring.published();
+            if next != self.next {
+                self.news = true;
+            }
+            self.next = next;
         }
     }
 
@@ -69,6 +183,17 @@ impl Posting {
     /// `RangeOverlap` for one that overlaps another, `TableFull` when
     /// [`MAX_POSTED_RANGES`] are set.
     pub fn set(&mut self, space: Space, start: u64, len: u64) -> Result<(), Error> {
+        let result = self.set_range(space, start, len);
+        self.lease_range = self
+            .ranges
+            .iter()
+            .flatten()
+            .find(|r| r.space == Space::Mmio)
+            .map_or((0, 0), |r| (r.start, r.end));
+        result
+    }
+
+    fn set_range(&mut self, space: Space, start: u64, len: u64) -> Result<(), Error> {
         if space == Space::PciConfig {
             return Err(Error::InvalidArgument);
         }
@@ -108,11 +233,13 @@ impl Posting {
         Ok(())
     }
 
-    /// Puts `write` in `ring` if a range covers it and the ring has room;
-    /// whether it did (if not, the caller takes the slot path).
+    /// Puts `write` in `ring` if a range covers it, the ring has room and
+    /// no run holds the lease; whether it did (if not, the caller takes the
+    /// slot path).
     #[inline]
     pub fn post(&mut self, ring: &PostedPage, write: &PostedWrite) -> bool {
-        if !self.ranges.iter().flatten().any(|r| r.covers(write))
+        if self.leased_to.is_some()
+            || !self.ranges.iter().flatten().any(|r| r.covers(write))
             || !ring.push(&mut self.next, write)
         {
             return false;
@@ -135,7 +262,13 @@ impl Posting {
     /// ioreq task cannot hold a vCPU).
     #[inline]
     pub fn drain_first(&mut self, ring: &PostedPage, now: u64, patience: u64) -> bool {
-        if !ring.unread(self.next) {
+        // A run that holds the lease may have posted past `next`.
+        let next = if self.leased_to.is_some() {
+            ring.published()
+        } else {
+            self.next
+        };
+        if !ring.unread(next) {
             self.wait_until = None;
             return false;
         }
@@ -204,6 +337,70 @@ mod tests {
         }
         assert_eq!(ring.pop(), Some(Ok(thr(1))));
         assert_eq!(ring.pop(), None);
+    }
+
+    #[test]
+    fn a_lease_posts_alone_and_its_writes_are_the_kernels_once_settled() {
+        let ring = Box::new(PostedPage::new());
+        let mut posting = Posting::new();
+        assert!(!posting.lease(0).held(), "no range: nothing to lease");
+        posting.set(Space::Mmio, 0x1000_0000, 8).unwrap();
+        assert!(posting.post(&ring, &thr(1)));
+        assert!(posting.take_news());
+        let mut lease = posting.lease(0);
+        assert!(lease.held());
+        // One run holds it: another vCPU's run gets none, and the kernel's
+        // own post refuses (that store takes the slot path).
+        let mut other = posting.lease(1);
+        assert!(!other.held());
+        assert!(!other.post(&ring, &thr(9)));
+        assert!(!posting.post(&ring, &thr(9)));
+        assert!(lease.post(&ring, &thr(2)));
+        assert!(lease.post(&ring, &thr(3)));
+        let outside = PostedWrite {
+            addr: 0x2000_0000,
+            ..thr(4)
+        };
+        assert!(!lease.post(&ring, &outside));
+        assert_eq!(lease.take_posted(), 2);
+        assert_eq!(lease.take_posted(), 0);
+        // The holder's writes count for the ring's drain before it is
+        // settled.
+        assert!(posting.drain_first(&ring, 0, 10));
+        // Only the holder's settle takes it back.
+        posting.settle(&ring, 1);
+        assert!(!posting.post(&ring, &thr(9)));
+        posting.settle(&ring, 0);
+        assert!(posting.take_news(), "the lease's writes are news");
+        assert!(posting.post(&ring, &thr(5)));
+        for value in [1, 2, 3, 5] {
+            assert_eq!(ring.pop(), Some(Ok(thr(value))));
+        }
+        assert_eq!(ring.pop(), None);
+        // Any holder, once every hart is out of the guest.
+        let mut again = posting.lease(1);
+        assert!(again.post(&ring, &thr(6)));
+        posting.settle_any(&ring);
+        assert!(posting.post(&ring, &thr(7)));
+        assert_eq!(ring.pop(), Some(Ok(thr(6))));
+        assert_eq!(ring.pop(), Some(Ok(thr(7))));
+    }
+
+    #[test]
+    fn a_full_ring_refuses_the_lease_too() {
+        let ring = Box::new(PostedPage::new());
+        let mut posting = Posting::new();
+        posting.set(Space::Mmio, 0x1000_0000, 8).unwrap();
+        let mut lease = posting.lease(0);
+        let mut taken = 0;
+        while lease.post(&ring, &thr(taken)) {
+            taken += 1;
+        }
+        assert_eq!(usize::try_from(taken), Ok(ipc::ioreq_abi::posted::ENTRIES));
+        posting.settle(&ring, 0);
+        assert!(!posting.post(&ring, &thr(0)), "still full");
+        assert_eq!(ring.pop(), Some(Ok(thr(0))));
+        assert!(posting.post(&ring, &thr(1)));
     }
 
     #[test]

@@ -161,7 +161,13 @@ impl VmStats {
     /// A device write was posted (it was counted as a device exit).
     #[inline]
     pub fn posted_write(&mut self) {
-        self.posted_writes = self.posted_writes.wrapping_add(1);
+        self.add_posted_writes(1);
+    }
+
+    /// `n` device writes were posted (counted as device exits).
+    #[inline]
+    pub fn add_posted_writes(&mut self, n: u32) {
+        self.posted_writes = self.posted_writes.wrapping_add(u64::from(n));
     }
 
     /// The figures, with `vcpus`' exits summed and the service time

@@ -194,6 +194,8 @@ impl GuestVm {
     /// device tree.
     pub fn reset(&mut self) {
         self.quiesce();
+        // Every hart is out of the guest: a run's posting lease comes back.
+        self.io.settle_any();
         for vcpu in self.vcpus.iter_mut() {
             // A hart kicked out of a run of it finds the run gone, and
             // what it was sent goes with the run.

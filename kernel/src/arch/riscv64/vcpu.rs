@@ -42,6 +42,7 @@ use crate::arch::RunOutcome;
 use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::{self, MmioExit, VcpuRun};
+use crate::vm::posted::PostLease;
 use crate::vm::stats::{ExitKind, VcpuStats};
 use crate::vm::vcpu_set::{VcpuSet, set_vcpu_from_fields};
 use crate::vm::{GuestAccess, StopReason, Vm, VmState, is_mmio};
@@ -87,6 +88,8 @@ const VSIE_WAKERS: usize = (1 << 1) | (1 << 9);
 const INTERRUPT: usize = 1 << 63;
 /// `scause` of an `ecall` from VS-mode: an SBI call.
 const ECALL_FROM_VS: usize = 10;
+/// `scause` of a store guest-page fault: a device write, among others.
+const STORE_GUEST_PAGE_FAULT: usize = 23;
 
 /// Why a VM could not be built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,10 +117,12 @@ pub struct GuestEntry(NonNull<GuestFrame>);
 impl GuestEntry {
     /// Runs the guest until its next exit that needs the kernel, outside
     /// the kernel lock; the hart then takes the lock and hands the exit to
-    /// [`GuestVm::resume`]. An SBI base-extension call, which depends on
-    /// nothing but the calling vCPU's registers, is served here at once
-    /// (counted in [`GuestFrame::local_calls`]): the cheapest call costs no
-    /// lock.
+    /// [`GuestVm::resume`]. Two exits are served here at once, without the
+    /// lock: an SBI base-extension call, which depends on nothing but the
+    /// calling vCPU's registers (counted in [`GuestFrame::local_calls`]),
+    /// and a device write the run may post under its lease
+    /// ([`post_here`]; counted by the lease): the cheapest call and the
+    /// UART's transmit writes cost no lock.
     pub fn enter(self) {
         // SAFETY: the frame is the boxed frame of a vCPU whose run this
         // hart holds (`Vcpu::on_cpu`): no other hart reads or writes it
@@ -128,18 +133,60 @@ impl GuestEntry {
         loop {
             enter_guest(frame);
             // The exit's `scause` is still in its CSR.
-            if csr::scause::read() != ECALL_FROM_VS || frame.regs[17] != guest_sbi::EID_BASE {
-                break;
+            let cause = csr::scause::read();
+            if cause == ECALL_FROM_VS && frame.regs[17] == guest_sbi::EID_BASE {
+                let r = &mut frame.regs;
+                let ret = guest_sbi::base_call(r[16], [r[10], r[11], r[12], r[13], r[14], r[15]]);
+                r[10] = ret.error;
+                r[11] = ret.value;
+                frame.sepc += 4;
+                frame.local_calls = frame.local_calls.wrapping_add(1);
+                continue;
             }
-            let r = &mut frame.regs;
-            let ret = guest_sbi::base_call(r[16], [r[10], r[11], r[12], r[13], r[14], r[15]]);
-            r[10] = ret.error;
-            r[11] = ret.value;
-            frame.sepc += 4;
-            frame.local_calls = frame.local_calls.wrapping_add(1);
+            if cause == STORE_GUEST_PAGE_FAULT && frame.post.held() && post_here(frame) {
+                continue;
+            }
+            break;
         }
         crate::arch::per_cpu::left_guest();
     }
+}
+
+/// A store guest-page fault the run's lease posts (`GuestEntry::enter`,
+/// outside the kernel lock): a store whose transformed instruction
+/// (`htinst`) decodes, to a device window, inside a range the lease
+/// covers, with room in the ring. It steps the guest past the store;
+/// `false`, with nothing changed, for the kernel's path (which decodes a
+/// store `htinst` leaves out from the guest's memory, and counts the
+/// exit).
+#[inline]
+fn post_here(frame: &mut GuestFrame) -> bool {
+    let Ok(access) = mmio_decode::decode_htinst(csr::htinst::read() as u64) else {
+        return false;
+    };
+    let AccessKind::Store { rs2 } = access.kind else {
+        return false;
+    };
+    let gpa = mmio_decode::fault_gpa(csr::htval::read() as u64, csr::stval::read() as u64);
+    if !is_mmio(gpa) {
+        return false;
+    }
+    let write = PostedWrite {
+        space: Space::Mmio,
+        addr: gpa,
+        size: access.width.bytes(),
+        value: frame.regs[rs2.index()] as u64,
+    };
+    // SAFETY: `posted_ring` is the ring of the VM whose vCPU this hart
+    // runs (set with the lease, `GuestVm::prepare_entry`); the VM is not
+    // freed while the hart is in its guest or between two of its exits
+    // here (a destroy waits in `quiesce` for `left_guest`).
+    let ring = unsafe { crate::arch::guest_ram::leased_ring(frame.posted_ring) };
+    if !frame.post.post(ring, &write) {
+        return false;
+    }
+    frame.sepc += usize::from(access.insn_len);
+    true
 }
 
 /// A vCPU's state as SBI HSM names it.
@@ -327,11 +374,20 @@ impl GuestVm {
     /// again at its next entry).
     pub fn resume(&mut self, vcpu: usize, abandoned: bool) -> Result<GuestEntry, RunOutcome> {
         let cpu = this_cpu() as u8;
+        // The hart is out of the guest: the run's posting lease, if it
+        // holds it, comes back (its writes are the kernel's).
+        self.io.settle(vcpu as u8);
         if !self.vcpus.select(vcpu) || self.vcpus.cur.on_cpu != Some(cpu) {
             // Nothing of the run is left to save.
             return Err(RunOutcome::Preempted);
         }
         let v = &mut self.vcpus.cur;
+        let posted = v.frame.post.take_posted();
+        v.frame.post = PostLease::default();
+        if posted != 0 {
+            v.stats.exits_of(ExitKind::Device, posted);
+            self.vm.stats.add_posted_writes(posted);
+        }
         // Interrupts other harts raised while it ran count for this exit
         // already (a `wfi` must see them).
         take_mailbox(v);
@@ -386,6 +442,8 @@ impl GuestVm {
                 timer::set_deadline(crate::ticks::deadline(Some(deadline)));
             }
         }
+        v.frame.post = self.io.lease(v.id);
+        v.frame.posted_ring = self.io.posted;
         let frame = NonNull::from(&mut *v.frame);
         crate::arch::per_cpu::entering_guest(frame.as_ptr() as usize);
         GuestEntry(frame)

@@ -23,6 +23,8 @@
 
 use core::mem::offset_of;
 
+use crate::vm::posted::PostLease;
+
 /// A vCPU's registers as the switch saves them, plus the trap that ended
 /// the last run.
 #[repr(C)]
@@ -38,6 +40,10 @@ pub struct GuestFrame {
     /// SBI calls the running hart served without the kernel lock since the
     /// kernel last counted the vCPU's exits (`vcpu::GuestEntry::enter`).
     pub local_calls: u32,
+    /// The run's leave to post device writes without the kernel lock, and
+    /// the frame of the VM's ring it posts them to (`vcpu::GuestEntry::enter`).
+    pub post: PostLease,
+    pub posted_ring: u64,
 }
 
 core::arch::global_asm!(
@@ -170,6 +176,10 @@ __guest_exit:
     spv = const 1 << 7,
 );
 
+#[allow(
+    improper_ctypes,
+    reason = "the switch reads and writes only the frame's registers, sepc, sstatus and host words, at the offsets given above"
+)]
 unsafe extern "C" {
     fn __enter_guest(frame: *mut GuestFrame);
 }
