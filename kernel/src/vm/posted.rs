@@ -49,7 +49,7 @@ impl Range {
 /// A VM's postable ranges and its ring's write index. Lives as long as the
 /// VM's ring page: created with the VM, kept across resets and ioreq
 /// service restarts (the ring is mapped into the next service as it is).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Posting {
     ranges: [Option<Range>; MAX_POSTED_RANGES],
     /// The kernel's own write index (the page's copy is only published).
@@ -61,18 +61,19 @@ pub struct Posting {
     wait_until: Option<u64>,
     /// The vCPU whose run holds the lease ([`Posting::lease`]), if any.
     leased_to: Option<u8>,
-    /// The first MMIO range, `[start, end)` (`end` 0: none), which a lease
-    /// covers.
-    lease_range: (u64, u64),
+    /// The first range, `[start, end)` of a space (`end` 0: none), which a
+    /// lease covers.
+    lease_range: (Space, u64, u64),
 }
 
 /// A vCPU run's leave to post without the kernel lock: the VM's first
-/// MMIO range (a UART's transmit register, typically; writes to the others
-/// take the kernel's path) and the write index ([`Posting::lease`]). Small,
+/// range (a UART's transmit register, typically; writes to the others take
+/// the kernel's path) and the write index ([`Posting::lease`]). Small,
 /// so that handing it out and back costs a few stores. The default holds
 /// nothing and posts nothing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PostLease {
+    space: Space,
     start: u64,
     end: u64,
     next: u32,
@@ -81,13 +82,26 @@ pub struct PostLease {
     held: bool,
 }
 
+impl Default for PostLease {
+    fn default() -> Self {
+        PostLease {
+            space: Space::Mmio,
+            start: 0,
+            end: 0,
+            next: 0,
+            posted: 0,
+            held: false,
+        }
+    }
+}
+
 impl PostLease {
     /// Puts `write` in `ring` if the lease is held, a range covers the
     /// write and the ring has room; whether it did (if not, the exit takes
     /// the kernel's path).
     #[inline]
     pub fn post(&mut self, ring: &PostedPage, write: &PostedWrite) -> bool {
-        let inside = write.space == Space::Mmio
+        let inside = write.space == self.space
             && write.addr >= self.start
             && write
                 .addr
@@ -114,6 +128,12 @@ impl PostLease {
     }
 }
 
+impl Default for Posting {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Posting {
     /// No ranges, an empty ring.
     pub const fn new() -> Self {
@@ -123,21 +143,22 @@ impl Posting {
             news: false,
             wait_until: None,
             leased_to: None,
-            lease_range: (0, 0),
+            lease_range: (Space::Mmio, 0, 0),
         }
     }
 
     /// The lease for a run of vCPU `vcpu` about to enter its guest, under
-    /// the kernel lock: a held one if no other run holds it and an MMIO
-    /// range is set, else one that posts nothing.
+    /// the kernel lock: a held one if no other run holds it and a range is
+    /// set, else one that posts nothing.
     #[inline]
     pub fn lease(&mut self, vcpu: u8) -> PostLease {
-        let (start, end) = self.lease_range;
+        let (space, start, end) = self.lease_range;
         if end == 0 || self.leased_to.is_some_and(|v| v != vcpu) {
             return PostLease::default();
         }
         self.leased_to = Some(vcpu);
         PostLease {
+            space,
             start,
             end,
             next: self.next,
@@ -188,8 +209,8 @@ impl Posting {
             .ranges
             .iter()
             .flatten()
-            .find(|r| r.space == Space::Mmio)
-            .map_or((0, 0), |r| (r.start, r.end));
+            .next()
+            .map_or((Space::Mmio, 0, 0), |r| (r.space, r.start, r.end));
         result
     }
 

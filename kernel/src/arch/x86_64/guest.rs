@@ -43,6 +43,7 @@ use crate::arch::RunOutcome;
 use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::vm::exit::{GuestExit, PioExit};
 use crate::vm::ioreq_path::{self, VcpuRun};
+use crate::vm::posted::PostLease;
 use crate::vm::stats::{ExitKind, VcpuStats};
 use crate::vm::vcpu_set::{VcpuSet, set_vcpu_from_fields};
 use crate::vm::vectors::{FIRST_INTERRUPT_VECTOR, PendingVectors};
@@ -68,6 +69,10 @@ pub(super) struct GuestFrame {
     /// Null hypercalls served outside the lock since the last exit the
     /// kernel handled (counted into the vCPU's exits then).
     pub(super) local_calls: u32,
+    /// The run's leave to post device writes without the kernel lock, and
+    /// the frame of the VM's ring it posts them to ([`GuestEntry::enter`]).
+    pub(super) post: PostLease,
+    pub(super) posted_ring: u64,
 }
 
 /// One vCPU of a VM.
@@ -101,6 +106,8 @@ impl GuestVcpu {
                 vcpu,
                 exit: None,
                 local_calls: 0,
+                post: PostLease::default(),
+                posted_ring: 0,
             }),
             started: false,
             on_cpu: None,
@@ -195,6 +202,13 @@ impl GuestEntry {
                 frame.local_calls = frame.local_calls.wrapping_add(1);
                 continue;
             }
+            if let (GuestExit::Pio(pio), Some(next_rip)) = (exit.exit, exit.next_rip)
+                && frame.post.held()
+                && post_here(frame, pio)
+            {
+                frame.vcpu.set_rip(next_rip);
+                continue;
+            }
             if exit.exit == GuestExit::HostInterrupt {
                 // SAFETY: opens the interrupt window for the host interrupt
                 // that ended the guest's slice (GIF is set again), then
@@ -206,6 +220,32 @@ impl GuestEntry {
         }
         crate::arch::per_cpu::left_guest();
     }
+}
+
+/// An OUT the run's lease posts ([`GuestEntry::enter`], outside the
+/// kernel lock): to a port inside the range the lease covers, with room in
+/// the ring. `false`, with nothing changed, for the kernel's path (which
+/// counts the exit).
+#[inline]
+fn post_here(frame: &mut GuestFrame, pio: PioExit) -> bool {
+    let Some(value) = pio.write else {
+        return false;
+    };
+    if pio.past_last_port() {
+        return false;
+    }
+    let write = PostedWrite {
+        space: Space::Pio,
+        addr: u64::from(pio.port),
+        size: pio.size,
+        value: u64::from(value),
+    };
+    // SAFETY: `posted_ring` is the ring of the VM whose vCPU this CPU runs
+    // (set with the lease, `GuestVm::prepare_entry`); the VM is not freed
+    // while the CPU is in its guest or between two of its exits here (a
+    // destroy waits in `quiesce` for `left_guest`).
+    let ring = unsafe { crate::arch::guest_ram::leased_ring(frame.posted_ring) };
+    frame.post.post(ring, &write)
 }
 
 impl GuestVm {
@@ -243,6 +283,9 @@ impl GuestVm {
     /// instruction that exited, which the guest runs again at its next
     /// entry).
     pub fn resume(&mut self, vcpu: usize, abandoned: bool) -> Result<GuestEntry, RunOutcome> {
+        // The CPU is out of the guest: the run's posting lease, if it holds
+        // it, comes back (its writes are the kernel's).
+        self.io.settle(vcpu as u8);
         if !self.vcpus.select(vcpu) || self.vcpus.cur.on_cpu != Some(this_cpu() as u8) {
             // Nothing of the run is left to save.
             return Err(RunOutcome::Preempted);
@@ -250,6 +293,12 @@ impl GuestVm {
         let local = core::mem::take(&mut self.vcpus.cur.frame.local_calls);
         if local != 0 {
             self.vcpus.cur.stats.exits_of(ExitKind::Hypercall, local);
+        }
+        let posted = self.vcpus.cur.frame.post.take_posted();
+        self.vcpus.cur.frame.post = PostLease::default();
+        if posted != 0 {
+            self.vcpus.cur.stats.exits_of(ExitKind::Device, posted);
+            self.vm.stats.add_posted_writes(posted);
         }
         if let Some(vector) = self.vcpus.cur.frame.vcpu.undelivered_interrupt() {
             self.vcpus.cur.irr.set(vector);
@@ -289,6 +338,8 @@ impl GuestVm {
             v.irr.set(vector);
         }
         v.fp.before_run(&mut fpu::Cpu);
+        v.frame.post = self.io.lease(v.id);
+        v.frame.posted_ring = self.io.posted;
         let frame = NonNull::from(&mut *v.frame);
         crate::arch::per_cpu::entering_guest(frame.as_ptr() as usize);
         GuestEntry(frame)

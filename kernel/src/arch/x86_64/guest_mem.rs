@@ -431,7 +431,13 @@ impl GuestVm {
     /// Stops every vCPU, drops any I/O request, zeroes RAM and forgets the
     /// boot-info block.
     pub fn reset(&mut self) {
+        // No CPU may be in a guest of the VM while its vCPUs change; then a
+        // run's posting lease comes back.
+        self.quiesce();
+        self.io.settle_any();
         for v in self.vcpus.iter_mut() {
+            // A CPU kicked out of a run of it finds the run gone.
+            v.on_cpu = None;
             v.stop();
         }
         self.vcpus.clear_wakeups();
@@ -455,6 +461,9 @@ impl GuestVm {
     /// Returns every frame of the VM (RAM, tables, VMCB, ioreq page); its
     /// ASID goes back with its record (`crate::vm::control::destroy`).
     pub fn destroy<const W: usize>(mut self, frames: &mut FrameAllocator<W>) {
+        // No CPU may be in a guest of the VM when its memory, VMCBs or
+        // VMCSs and frames go.
+        self.quiesce();
         for v in self.vcpus.iter_mut() {
             v.frame.vcpu.release();
         }
