@@ -21,7 +21,7 @@
 
 use std::io::{BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -125,6 +125,19 @@ fn qemu(cpus: usize) -> Command {
     qemu
 }
 
+/// The QEMU log and monitor socket of a traced bench run on `arch`, under
+/// `target/bench/`, with what an earlier run left removed.
+pub fn trace_files(arch: &str) -> Result<(PathBuf, PathBuf), String> {
+    let dir = workspace_root().join("target").join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let log = dir.join(format!("{arch}-trace.log"));
+    let socket = dir.join(format!("{arch}-monitor.sock"));
+    for stale in [&log, &socket] {
+        let _ = std::fs::remove_file(stale);
+    }
+    Ok((log, socket))
+}
+
 /// Boots Mica's `kernel` with the `bench` `boot_image` and measures; the
 /// stage breakdown comes from the trace window (an error says why there is
 /// none, while the other figures stand).
@@ -132,13 +145,7 @@ pub fn under_mica(
     kernel: &Path,
     boot_image: &Path,
 ) -> Result<(Run, Result<Breakdown, String>), String> {
-    let dir = workspace_root().join("target").join("bench");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let log = dir.join("riscv64-trace.log");
-    let socket = dir.join("riscv64-monitor.sock");
-    for stale in [&log, &socket] {
-        let _ = std::fs::remove_file(stale);
-    }
+    let (log, socket) = trace_files("riscv64")?;
     let mut qemu = qemu(MICA_CPUS);
     qemu.arg("-monitor")
         .arg(format!("unix:{},server=on,wait=off", socket.display()))

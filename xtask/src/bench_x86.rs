@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::bench::{collect, read_figures, write_json_text};
 use crate::bench_report::{ratio, significant};
-use crate::bench_run::{Monitor, stage_breakdown};
+use crate::bench_run::{Monitor, stage_breakdown, trace_files};
 use crate::bench_trace::{Arch, Breakdown};
 use crate::bochs::{self, Boot, Serial};
 use crate::cmd::workspace_root;
@@ -124,13 +124,7 @@ fn traced_svm_run(
     kernel: &Path,
     image: &Path,
 ) -> Result<(Figures, Result<Breakdown, String>), String> {
-    let dir = workspace_root().join("target").join("bench");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let log = dir.join("x86_64-trace.log");
-    let socket = dir.join("x86_64-monitor.sock");
-    for stale in [&log, &socket] {
-        let _ = std::fs::remove_file(stale);
-    }
+    let (log, socket) = trace_files("x86_64")?;
     let mut qemu = x86::qemu_command_on(kernel, x86::SVM_CPU, x86::SMP_CPUS);
     qemu.args(["-icount", "shift=0,sleep=off", "-initrd"])
         .arg(image)
