@@ -5,6 +5,7 @@
 //! ioreq slot carries, so the ioreq path serves PIO like MMIO.
 
 use ipc::Space;
+use ipc::ioreq_abi::posted::PostedWrite;
 use ipc::ioreq_abi::slot::{Direction, IoRequest};
 
 use super::GuestAccess;
@@ -42,6 +43,16 @@ impl PioExit {
     /// device answers there.
     pub fn past_last_port(&self) -> bool {
         u32::from(self.port) + u32::from(self.size) > 0x1_0000
+    }
+
+    /// The write as the posted-write ring carries it; `None` for a read.
+    pub fn posted(&self) -> Option<PostedWrite> {
+        self.write.map(|value| PostedWrite {
+            space: Space::Pio,
+            addr: u64::from(self.port),
+            size: self.size,
+            value: u64::from(value),
+        })
     }
 
     /// What an `in` reads where no device answers: all ones of its width

@@ -42,7 +42,6 @@ use crate::arch::RunOutcome;
 use crate::arch::guest_ram::{IoreqFrames, VmRam};
 use crate::vm::console::ConsoleLine;
 use crate::vm::ioreq_path::{self, MmioExit, VcpuRun};
-use crate::vm::posted::PostLease;
 use crate::vm::stats::{ExitKind, VcpuStats};
 use crate::vm::vcpu_set::{VcpuSet, set_vcpu_from_fields};
 use crate::vm::{GuestAccess, StopReason, Vm, VmState, is_mmio};
@@ -382,12 +381,7 @@ impl GuestVm {
             return Err(RunOutcome::Preempted);
         }
         let v = &mut self.vcpus.cur;
-        let posted = v.frame.post.take_posted();
-        v.frame.post = PostLease::default();
-        if posted != 0 {
-            v.stats.exits_of(ExitKind::Device, posted);
-            self.vm.stats.add_posted_writes(posted);
-        }
+        v.frame.post.count_into(&mut v.stats, &mut self.vm.stats);
         // Interrupts other harts raised while it ran count for this exit
         // already (a `wfi` must see them).
         take_mailbox(v);

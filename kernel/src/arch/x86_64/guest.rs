@@ -25,10 +25,9 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 
-use ipc::ioreq_abi::posted::PostedWrite;
+use ipc::Error;
 use ipc::ioreq_abi::slot;
 use ipc::syscall::{self as hc, X86_GUEST_PML4};
-use ipc::{Error, Space};
 
 use super::cr4;
 use super::fpu::{self, GuestFp};
@@ -228,17 +227,8 @@ impl GuestEntry {
 /// counts the exit).
 #[inline]
 fn post_here(frame: &mut GuestFrame, pio: PioExit) -> bool {
-    let Some(value) = pio.write else {
+    let Some(write) = pio.posted().filter(|_| !pio.past_last_port()) else {
         return false;
-    };
-    if pio.past_last_port() {
-        return false;
-    }
-    let write = PostedWrite {
-        space: Space::Pio,
-        addr: u64::from(pio.port),
-        size: pio.size,
-        value: u64::from(value),
     };
     // SAFETY: `posted_ring` is the ring of the VM whose vCPU this CPU runs
     // (set with the lease, `GuestVm::prepare_entry`); the VM is not freed
@@ -294,12 +284,8 @@ impl GuestVm {
         if local != 0 {
             self.vcpus.cur.stats.exits_of(ExitKind::Hypercall, local);
         }
-        let posted = self.vcpus.cur.frame.post.take_posted();
-        self.vcpus.cur.frame.post = PostLease::default();
-        if posted != 0 {
-            self.vcpus.cur.stats.exits_of(ExitKind::Device, posted);
-            self.vm.stats.add_posted_writes(posted);
-        }
+        let v = &mut self.vcpus.cur;
+        v.frame.post.count_into(&mut v.stats, &mut self.vm.stats);
         if let Some(vector) = self.vcpus.cur.frame.vcpu.undelivered_interrupt() {
             self.vcpus.cur.irr.set(vector);
         }
@@ -569,16 +555,8 @@ impl GuestVm {
             self.vcpus.cur.frame.vcpu.set_rip(next_rip);
             return None;
         }
-        if let Some(value) = pio.write
-            && self.io.post(
-                &PostedWrite {
-                    space: Space::Pio,
-                    addr: u64::from(pio.port),
-                    size: pio.size,
-                    value: u64::from(value),
-                },
-                &mut self.vm.stats,
-            )
+        if let Some(write) = pio.posted()
+            && self.io.post(&write, &mut self.vm.stats)
         {
             self.vcpus.cur.frame.vcpu.set_rip(next_rip);
             return None;

@@ -123,6 +123,13 @@ pub struct EntryCpu {
     stack_top: AtomicU64,
 }
 
+const _: () = assert!(
+    core::mem::offset_of!(EntryCpu, user_rsp) == 0
+        && core::mem::offset_of!(EntryCpu, current) == 8
+        && core::mem::offset_of!(EntryCpu, stack_top) == 16,
+    "the entry reads gs:[0], gs:[8] and gs:[16]"
+);
+
 static ENTRY_CPUS: [EntryCpu; MAX_CPUS] = [const {
     EntryCpu {
         user_rsp: AtomicU64::new(0),

@@ -94,9 +94,11 @@ mod guest {
     #[inline(always)]
     fn wait_past(counter: &AtomicU64, seen: u64) {
         while counter.load(Ordering::Acquire) == seen {
-            // SAFETY: enables interrupts for the `hlt` only; the gates the
-            // vCPU may take are set and loaded.
-            unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+            // SAFETY: enables interrupts for the `hlt` only (STI's shadow
+            // keeps an IPI from landing before it); the gates the vCPU may
+            // take are set and loaded. Not `nomem`: a gate writes the
+            // counter read above.
+            unsafe { core::arch::asm!("sti", "hlt", "cli", options(nostack)) };
         }
     }
 
