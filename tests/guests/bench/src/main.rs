@@ -74,6 +74,8 @@ mod guest {
     /// The guest sleeps this long after `trace start` (the host switches
     /// tracing on meanwhile), then does [`TRACE_ROUNDS`] LSR reads.
     const TRACE_SLEEP_MS: u64 = 300;
+    /// How long the guest sleeps before it counts anything.
+    const SETTLE_MS: u64 = 300;
     const TRACE_ROUNDS: u64 = 20;
     /// The 16550's transmit holding, FIFO control and line status
     /// registers; LSR.THRE (transmit holding register, or with FIFOs the
@@ -383,6 +385,11 @@ mod guest {
         // SAFETY: under the boot protocol a1 points at the DTB in guest RAM;
         // `boot_dtb` refuses addresses below RAM, unaligned ones and bad headers.
         let hz = fdt::timebase_hz(unsafe { fdt::boot_dtb(dtb) });
+        // The services finish their boot work (other harts' lines, the
+        // shell's prompt) before anything is counted: under `-icount` a
+        // hart that finds the kernel lock held spins until QEMU gives the
+        // holder its turn, and every instruction of every hart counts.
+        sleep_ticks(hz * SETTLE_MS / 1000);
         let empty = count(ROUNDS, || core::hint::black_box(()));
         let sbi = count(ROUNDS, null_sbi_call);
         let mmio = count(ROUNDS, || {
