@@ -136,6 +136,18 @@ for m, c, x in stages:
     k = m if m in S else "kernel"
     print(f"{m:8} {c:6}  {sym(k, pcs[0]) if m in S else ''}")
 print("total", sum(s[1] for s in stages))
+print("== functions of each stage of that round trip")
+at = a
+for m, c, x in stages:
+    k = m if m in S else "kernel"
+    fns = collections.Counter()
+    for y in range(x, x + 10**9):
+        if y >= b or tbs[seq[y]][0] != m: break
+        for pc in tbs[seq[y]][1]:
+            fns[sym(k, pc) if m in S else hex(pc)] += 1
+    print(f"-- {m} {c}")
+    for f, n in fns.most_common(12):
+        print(f"   {n:6} {f}")
 agg = collections.Counter()
 for a, b in sel:
     for x in range(a, b):

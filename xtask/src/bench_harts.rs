@@ -202,6 +202,7 @@ mod tests {
             figures,
             out: output,
             fifo: output,
+            exits: Duration::ZERO,
         }
     }
 

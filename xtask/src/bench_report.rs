@@ -5,7 +5,7 @@
 //! before every THR write) and `uart_fifo_*` (up to 16 bytes per LSR.THRE,
 //! as Linux's 8250 driver writes a 16550A's FIFO).
 
-use crate::bench_run::{Output, Run};
+use crate::bench_run::{EXIT_ROUNDS, Output, Run};
 use crate::bench_trace::Breakdown;
 
 /// The figures for `target/bench/riscv64.json`, in order, each with the
@@ -98,7 +98,42 @@ pub fn figures(
     for keys in [&UART_OUT, &UART_FIFO] {
         output_figures(keys, (keys.of)(mica), (keys.of)(native), &mut add);
     }
+    exit_wall_figures(mica, native, &mut add);
     out
+}
+
+/// The wall time of one exit under Mica and natively (the guest's
+/// `bench_run::EXIT_ROUNDS` null SBI calls, timed on the host), and what
+/// it bounds: a 16550 takes one trapped THR write per byte, so no
+/// emulation, however cheap, sends a byte faster than one exit takes. The
+/// bound is native's wall time per byte of the FIFO run over one exit's
+/// under Mica: the best `uart_fifo_ratio_per_wall_s` this QEMU allows were
+/// everything but the exit free.
+fn exit_wall_figures(mica: &Run, native: &Run, add: &mut impl FnMut(&'static str, String, String)) {
+    let per_exit = |run: &Run| run.exits.as_secs_f64() * 1e9 / f64::from(EXIT_ROUNDS);
+    let (m, n) = (per_exit(mica), per_exit(native));
+    for (key, ns, where_) in [
+        ("null_sbi_call_wall_ns", m, "under Mica"),
+        ("native_null_sbi_call_wall_ns", n, "without Mica"),
+    ] {
+        let value = format!("{ns:.0}");
+        add(
+            key,
+            value.clone(),
+            format!("{value} ns of wall time per null SBI call {where_}"),
+        );
+    }
+    #[allow(clippy::cast_precision_loss, reason = "byte counts far below 2^52")]
+    let native_per_byte = native.fifo.wall.as_secs_f64() * 1e9 / (native.fifo.bytes.max(1) as f64);
+    let bound = significant(native_per_byte / m.max(f64::MIN_POSITIVE));
+    add(
+        "uart_wall_ratio_bound",
+        bound.clone(),
+        format!(
+            "{bound}: the best uart_fifo_ratio_per_wall_s with one exit per byte \
+             ({native_per_byte:.0} ns per byte natively, {m:.0} ns per exit under Mica)"
+        ),
+    );
 }
 
 /// The keys of one sustained output and which of a [`Run`]'s it is.
@@ -261,7 +296,7 @@ pub(crate) fn significant(x: f64) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::{figures, significant};
-    use crate::bench_run::{Output, Run};
+    use crate::bench_run::{EXIT_ROUNDS, Output, Run};
     use crate::bench_trace::{Breakdown, Stages};
     use std::time::Duration;
 
@@ -290,6 +325,8 @@ pub(crate) mod tests {
                 ns: ns / 4,
                 wall: Duration::from_millis(wall_ms / 4),
             },
+            // 0.4 ns per call per ms of the byte-by-byte run's wall.
+            exits: Duration::from_nanos(wall_ms * 2 / 5 * u64::from(EXIT_ROUNDS)),
         }
     }
 
@@ -366,6 +403,20 @@ pub(crate) mod tests {
             .unwrap()
             .2;
         assert_eq!(line, "0.01000 (Mica / native, bytes per wall second)");
+    }
+
+    #[test]
+    fn one_exit_bounds_the_fifo_wall_ratio() {
+        let mica = run(300, 9000, 1_000_000_000, 2_000_000_000, 10_000);
+        let native = run(300, 2, 640_000, 640_000, 100);
+        let f = figures(&mica, &native, None);
+        assert_eq!(value(&f, "null_sbi_call_wall_ns"), "4000");
+        assert_eq!(value(&f, "native_null_sbi_call_wall_ns"), "40");
+        // Natively 25 ms for 65536 bytes: 381.5 ns a byte, over 4000 ns
+        // an exit.
+        assert_eq!(value(&f, "uart_wall_ratio_bound"), "0.09537");
+        // Below the bound, as a run must be: 0.01.
+        assert_eq!(value(&f, "uart_fifo_ratio_per_wall_s"), "0.01000");
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub const MICA_CPUS: usize = 1;
 pub const MICA_MORE_CPUS: usize = 4;
 /// LSR reads the guest does in the traced window (its `TRACE_ROUNDS`).
 const TRACE_ROUNDS: usize = 20;
+/// Null SBI calls between `bench: exits start` and `bench: exits end`
+/// (the guest's `EXIT_ROUNDS`).
+pub const EXIT_ROUNDS: u32 = 65_536;
 /// The sustained output: lines, and bytes per line with its `\n`.
 pub const OUT_LINES: usize = 1024;
 pub const LINE_LEN: usize = 64;
@@ -103,6 +106,9 @@ pub struct Run {
     pub out: Output,
     /// The sustained output in FIFO bursts (`bench: fifo ...`).
     pub fifo: Output,
+    /// Host wall time of the guest's [`EXIT_ROUNDS`] null SBI calls
+    /// (`bench: exits ...`).
+    pub exits: Duration,
 }
 
 impl Run {
@@ -163,6 +169,7 @@ pub fn under_mica(
     monitor.command("log in_asm,exec,nochain")?;
     session.expect("bench: trace stop", OUTPUT_WAIT)?;
     monitor.command("log none")?;
+    let exits = read_exits(&mut session)?;
     let out = read_output(&mut session, "out")?;
     let fifo = read_output(&mut session, "fifo")?;
     session.expect("bench: done", FIGURE_WAIT)?;
@@ -182,7 +189,13 @@ pub fn under_mica(
         }
         Ok(b)
     });
-    Ok((Run { figures, out, fifo }, breakdown))
+    let run = Run {
+        figures,
+        out,
+        fifo,
+        exits,
+    };
+    Ok((run, breakdown))
 }
 
 /// Boots Mica's `kernel` with the `bench` `boot_image` on `cpus` host
@@ -211,10 +224,16 @@ pub fn native(elf: &Path) -> Result<Run, String> {
     let mut session = Session::spawn(qemu)?;
     let figures = read_figures(&mut session)?;
     session.expect("bench: trace stop", FIGURE_WAIT)?;
+    let exits = read_exits(&mut session)?;
     let out = read_output(&mut session, "out")?;
     let fifo = read_output(&mut session, "fifo")?;
     session.expect("bench: done", FIGURE_WAIT)?;
-    Ok(Run { figures, out, fifo })
+    Ok(Run {
+        figures,
+        out,
+        fifo,
+        exits,
+    })
 }
 
 /// The stages of a round trip from the QEMU log `log` of a Mica run whose
@@ -278,6 +297,16 @@ fn read_number(session: &mut Session, key: &str, wait: Duration) -> Result<u64, 
     let line = session.expect(&format!("bench: {key} "), wait)?;
     crate::bench::parse_figure(&line, key)
         .ok_or_else(|| format!("cannot read the figure in {line:?}"))
+}
+
+/// The guest's [`EXIT_ROUNDS`] null SBI calls, timed on the host from the
+/// arrival of `bench: exits start` to that of `bench: exits end` (both
+/// lines take the same path out, so its latency cancels).
+fn read_exits(session: &mut Session) -> Result<Duration, String> {
+    session.expect("bench: exits start", FIGURE_WAIT)?;
+    let start = Instant::now();
+    session.expect("bench: exits end", FIGURE_WAIT)?;
+    Ok(start.elapsed())
 }
 
 /// The sustained output `run` (`out` or `fifo`, the word in its markers

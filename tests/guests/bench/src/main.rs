@@ -40,6 +40,9 @@
 //! - `trace start`, then [`TRACE_SLEEP_MS`] of sleep (the host switches
 //!   QEMU's exec trace on meanwhile), [`TRACE_ROUNDS`] LSR reads, `trace
 //!   stop` (the host switches the trace off).
+//! - `exits start`, [`EXIT_ROUNDS`] null SBI calls, `exits end`: the host
+//!   times them on its own clock, for the wall time of one exit (under
+//!   Mica a guest exit, natively a trap into OpenSBI).
 //! - `out start`, 1024 lines of 63 characters and `\n` (`bench-out NNNN
 //!   ...`), `out end`, `out_bytes`, `out_instructions`, `out_ns`: each byte
 //!   sent as the console (printk) path does, LSR polled before every THR
@@ -77,6 +80,9 @@ mod guest {
     /// How long the guest sleeps before it counts anything.
     const SETTLE_MS: u64 = 300;
     const TRACE_ROUNDS: u64 = 20;
+    /// Null SBI calls the host times on its own clock between `bench:
+    /// exits start` and `bench: exits end`: the wall time of one exit.
+    const EXIT_ROUNDS: u64 = 65_536;
     /// The 16550's transmit holding, FIFO control and line status
     /// registers; LSR.THRE (transmit holding register, or with FIFOs the
     /// transmit FIFO, empty) and LSR.TEMT (nothing left to send at all).
@@ -416,6 +422,11 @@ mod guest {
             core::hint::black_box(uart_lsr_read());
         }
         println!("bench: trace stop");
+        println!("bench: exits start");
+        for _ in 0..EXIT_ROUNDS {
+            null_sbi_call();
+        }
+        println!("bench: exits end");
         timed_output("out", hz, || sustained_output(uart_put));
         timed_output("fifo", hz, || {
             let mut fifo = FifoWriter { room: 0 };
