@@ -3,6 +3,8 @@
 //! line changes reported after every request, and the block backend its
 //! virtio-blk models use.
 
+use core::iter::Peekable;
+
 use heapless::{Deque, Vec};
 use ipc::devices::{
     BatchWrite, ConsoleChunk, ConsolePort, DeviceKind, IrqEvent, MAX_BATCH, OUTPUT_CHUNK, Request,
@@ -734,14 +736,17 @@ where
     /// A `WriteBatch`: the posted writes in order, each as a `Write` (a
     /// failure is counted, see [`DeviceService::posted_failures`], and the
     /// rest go on), then the waited access, whose result is the answer.
+    /// Writes come in runs to one device (a driver filling a UART's
+    /// transmit FIFO), each run taken by [`DeviceService::write_run`].
     fn write_batch(
         &mut self,
         vm: VmId,
         writes: impl Iterator<Item = BatchWrite>,
         then: Option<WaitedAccess>,
     ) -> Result<Response, Error> {
-        for w in writes {
-            if self.write(vm, w.space, w.addr, w.size, w.value).is_err() {
+        let mut writes = writes.peekable();
+        while let Some(first) = writes.next() {
+            if self.write_run(vm, first, &mut writes).is_err() {
                 self.posted_failures = self.posted_failures.wrapping_add(1);
             }
         }
@@ -754,6 +759,97 @@ where
                     .map(|()| Response::Ok),
             },
         }
+    }
+
+    /// Posted write `first`, then those after it in `rest` that go to the
+    /// same device, as each would be done on its own ([`DeviceService::write`]),
+    /// with the VM, the device and its environment found once. The run
+    /// ends at a write to another device, or after a write that moved the
+    /// device's interrupt line (reported then, as on its own). A device
+    /// whose accesses need more than that check (a PLIC, a network card),
+    /// or a VM with lines unsettled or console input backlogged, takes
+    /// `first` alone on the general path. `Err` is `first`'s failure; the
+    /// failures of the writes after it are counted here.
+    fn write_run<W: Iterator<Item = BatchWrite>>(
+        &mut self,
+        vm: VmId,
+        first: BatchWrite,
+        rest: &mut Peekable<W>,
+    ) -> Result<(), Error> {
+        let at = self.vm_index(vm)?;
+        let Self {
+            vms,
+            backends,
+            posted_failures,
+            ..
+        } = self;
+        let slot = vms.get_mut(at).ok_or(Error::UnknownVm)?;
+        let settled = !slot.lines_unsettled && slot.input_backlog.is_empty();
+        let (buses, mut env) = slot.split(backends);
+        let entry = buses
+            .get_mut(first.space)
+            .and_then(|bus| bus.find_mut(first.addr))
+            .ok_or(Error::NoDevice)?;
+        let (base, len) = (entry.base(), entry.len());
+        let device = entry.device_mut();
+        if !settled || matches!(device.model, DeviceModel::Plic(_) | DeviceModel::VirtioNet(_)) {
+            let BatchWrite {
+                space,
+                addr,
+                size,
+                value,
+            } = first;
+            return self.write(vm, space, addr, size, value);
+        }
+        let mut next = Some(first);
+        let mut result = Ok(());
+        let mut is_first = true;
+        let mut line_moved = false;
+        while let Some(w) = next {
+            let done = Self::write_to(device, w.addr - base, len, w, &mut env);
+            if done.is_ok()
+                && device
+                    .model
+                    .persist()
+                    .is_some_and(|p| p.write_persists(w.addr - base))
+            {
+                Self::save(&mut env.backends.memory, vm, base, device);
+            }
+            match (done, is_first) {
+                (Err(e), true) => result = Err(e),
+                (Err(_), false) => *posted_failures = posted_failures.wrapping_add(1),
+                (Ok(()), _) => {}
+            }
+            is_first = false;
+            if device.model.irq_level() != device.reported_level {
+                line_moved = true;
+                break;
+            }
+            next = rest.next_if(|n| n.space == first.space && (base..base + len).contains(&n.addr));
+        }
+        if line_moved {
+            self.report_irq_changes(vm, false);
+        }
+        result
+    }
+
+    /// Write `w` at `offset` of `device`, whose range is `len` bytes long,
+    /// with checks as [`DeviceService::with_device`] makes them.
+    fn write_to(
+        device: &mut AttachedDevice,
+        offset: u64,
+        len: u64,
+        w: BatchWrite,
+        env: &mut EnvParts<'_, C, M, E, B>,
+    ) -> Result<(), Error> {
+        let size = AccessSize::from_bytes(w.size).ok_or(Error::BadAccess)?;
+        let end = offset.checked_add(size.bytes()).ok_or(Error::BadAccess)?;
+        if end > len {
+            return Err(Error::BadAccess);
+        }
+        let model = &mut device.model;
+        env.with(|env| model.write(offset, size, w.value & size.mask(), env))
+            .map_err(|_| Error::BadAccess)
     }
 
     /// Posted writes that failed since the service started.

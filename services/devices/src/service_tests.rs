@@ -534,3 +534,6 @@ fn console_chunk(next: u64, lost: u64, bytes: &[u8]) -> Response {
 
 #[path = "service_io_tests.rs"]
 mod io;
+
+#[path = "service_batch_tests.rs"]
+mod batch;
