@@ -792,7 +792,12 @@ where
             .ok_or(Error::NoDevice)?;
         let (base, len) = (entry.base(), entry.len());
         let device = entry.device_mut();
-        if !settled || matches!(device.model, DeviceModel::Plic(_) | DeviceModel::VirtioNet(_)) {
+        if !settled
+            || matches!(
+                device.model,
+                DeviceModel::Plic(_) | DeviceModel::VirtioNet(_)
+            )
+        {
             let BatchWrite {
                 space,
                 addr,
@@ -801,54 +806,62 @@ where
             } = first;
             return self.write(vm, space, addr, size, value);
         }
-        let mut next = Some(first);
         let mut result = Ok(());
-        let mut is_first = true;
-        let mut line_moved = false;
-        while let Some(w) = next {
-            let done = Self::write_to(device, w.addr - base, len, w, &mut env);
-            if done.is_ok()
-                && device
-                    .model
-                    .persist()
-                    .is_some_and(|p| p.write_persists(w.addr - base))
-            {
-                Self::save(&mut env.backends.memory, vm, base, device);
+        // One environment for the run; a write whose register is kept
+        // ends it, to be saved outside (as does one that moved the line).
+        let saved = env.with(|denv| {
+            let mut next = Some(first);
+            let mut is_first = true;
+            while let Some(w) = next {
+                let offset = w.addr - base;
+                let done = Self::write_to(&mut device.model, offset, len, w, denv);
+                let kept = done.is_ok()
+                    && device
+                        .model
+                        .persist()
+                        .is_some_and(|p| p.write_persists(offset));
+                match (done, is_first) {
+                    (Err(e), true) => result = Err(e),
+                    (Err(_), false) => *posted_failures = posted_failures.wrapping_add(1),
+                    (Ok(()), _) => {}
+                }
+                is_first = false;
+                if kept {
+                    return true;
+                }
+                if device.model.irq_level() != device.reported_level {
+                    return false;
+                }
+                next = rest
+                    .next_if(|n| n.space == first.space && (base..base + len).contains(&n.addr));
             }
-            match (done, is_first) {
-                (Err(e), true) => result = Err(e),
-                (Err(_), false) => *posted_failures = posted_failures.wrapping_add(1),
-                (Ok(()), _) => {}
-            }
-            is_first = false;
-            if device.model.irq_level() != device.reported_level {
-                line_moved = true;
-                break;
-            }
-            next = rest.next_if(|n| n.space == first.space && (base..base + len).contains(&n.addr));
+            false
+        });
+        if saved {
+            Self::save(&mut env.backends.memory, vm, base, device);
         }
-        if line_moved {
+        if device.model.irq_level() != device.reported_level {
             self.report_irq_changes(vm, false);
         }
         result
     }
 
-    /// Write `w` at `offset` of `device`, whose range is `len` bytes long,
+    /// Write `w` at `offset` of `model`, whose range is `len` bytes long,
     /// with checks as [`DeviceService::with_device`] makes them.
     fn write_to(
-        device: &mut AttachedDevice,
+        model: &mut DeviceModel,
         offset: u64,
         len: u64,
         w: BatchWrite,
-        env: &mut EnvParts<'_, C, M, E, B>,
+        env: &mut DeviceEnv<'_>,
     ) -> Result<(), Error> {
         let size = AccessSize::from_bytes(w.size).ok_or(Error::BadAccess)?;
         let end = offset.checked_add(size.bytes()).ok_or(Error::BadAccess)?;
         if end > len {
             return Err(Error::BadAccess);
         }
-        let model = &mut device.model;
-        env.with(|env| model.write(offset, size, w.value & size.mask(), env))
+        model
+            .write(offset, size, w.value & size.mask(), env)
             .map_err(|_| Error::BadAccess)
     }
 
