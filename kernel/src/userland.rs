@@ -544,34 +544,46 @@ fn drive(
                 after_exit(&mut guard, vm, vcpu, task)
             }
             Step::Idle => {
-                // A CPU other than the boot CPU sleeps without ticks until
-                // another kicks it (it has work then): the boot CPU's ticks
-                // do the timer work for all (sleepers' wake-ups, time-outs,
-                // the console) and kick the CPUs they make work for. Idle
-                // CPUs that woke every tick for nothing only contended for
-                // the kernel lock.
-                let tickless = arch::this_cpu() != 0;
-                if tickless {
-                    arch::timer_set_deadline(u64::MAX);
-                }
-                unlock(guard);
-                arch::wait_for_interrupt();
-                guard = lock();
-                if tickless {
-                    ticks::restart_here(arch::timer_now());
-                    arm_timer(&guard);
-                }
-                // Woken by a kick alone (another CPU made a task ready),
-                // nothing timed is due: the CPU only decides again.
-                let decision = if timer_due(&guard) {
-                    after_timer(&mut guard)
-                } else {
-                    guard.objects.sched.schedule()
-                };
-                next_step(&mut guard, decision)
+                let (held, next) = idle(guard);
+                guard = held;
+                next
             }
         };
     }
+}
+
+/// The CPU waits for an interrupt with the lock released, then decides
+/// again. A CPU other than the boot CPU sleeps without ticks until
+/// another kicks it (it has work then): the boot CPU's ticks do the timer
+/// work for all (sleepers' wake-ups, time-outs, the console) and kick the
+/// CPUs they make work for. Idle CPUs that woke every tick for nothing
+/// only contended for the kernel lock.
+///
+/// Not inlined, nor is [`after_exit`]: in [`drive`]'s loop, the compiler
+/// computed every constant of their paths before the loop, on each call
+/// (some 130 instructions per guest I/O round trip).
+#[inline(never)]
+fn idle(guard: spin::MutexGuard<'static, Runner>) -> (spin::MutexGuard<'static, Runner>, Step) {
+    let tickless = arch::this_cpu() != 0;
+    if tickless {
+        arch::timer_set_deadline(u64::MAX);
+    }
+    unlock(guard);
+    arch::wait_for_interrupt();
+    let mut guard = lock();
+    if tickless {
+        ticks::restart_here(arch::timer_now());
+        arm_timer(&guard);
+    }
+    // Woken by a kick alone (another CPU made a task ready), nothing
+    // timed is due: the CPU only decides again.
+    let decision = if timer_due(&guard) {
+        after_timer(&mut guard)
+    } else {
+        guard.objects.sched.schedule()
+    };
+    let step = next_step(&mut guard, decision);
+    (guard, step)
 }
 
 /// Follows `decision` until something is to run:
@@ -600,29 +612,39 @@ fn next_step(r: &mut Runner, mut decision: Decision) -> Step {
         let Some((vm, vcpu)) = r.objects.vms.vcpu_of_task(next) else {
             return Step::User(next);
         };
-        let Some(guest) = r.tasks.guests.vms.get_mut(vm).and_then(Option::as_mut) else {
-            tell_controller(r, vm);
-            decision = r.objects.sched.schedule();
-            continue;
-        };
-        match guest.begin(vcpu) {
-            Ok(entry) => {
-                first_guest_here(&guest.vm.name, vcpu);
-                return Step::Guest {
-                    entry,
-                    vm,
-                    vcpu,
-                    task: next,
-                };
-            }
-            // The CPU that holds it gives it up once it has the lock: this
-            // one lets it go and waits (a tick at most) with the lock free.
-            Err(RunOutcome::Elsewhere) => {
-                let _ = r.objects.sched.yield_now();
-                return Step::Idle;
-            }
-            Err(outcome) => decision = run_over(r, vm, vcpu, outcome),
+        match start_run(r, next, vm, vcpu) {
+            Ok(step) => return step,
+            Err(after) => decision = after,
         }
+    }
+}
+
+/// Starts a run of VM `vm`'s vCPU `vcpu` (scheduler task `task`): the step
+/// that enters it, or the scheduler's decision when it cannot run. Not
+/// inlined, for the reason [`idle`] is not.
+#[inline(never)]
+fn start_run(r: &mut Runner, task: TaskId, vm: usize, vcpu: usize) -> Result<Step, Decision> {
+    let Some(guest) = r.tasks.guests.vms.get_mut(vm).and_then(Option::as_mut) else {
+        tell_controller(r, vm);
+        return Err(r.objects.sched.schedule());
+    };
+    match guest.begin(vcpu) {
+        Ok(entry) => {
+            first_guest_here(&guest.vm.name, vcpu);
+            Ok(Step::Guest {
+                entry,
+                vm,
+                vcpu,
+                task,
+            })
+        }
+        // The CPU that holds it gives it up once it has the lock: this one
+        // lets it go and waits (a tick at most) with the lock free.
+        Err(RunOutcome::Elsewhere) => {
+            let _ = r.objects.sched.yield_now();
+            Ok(Step::Idle)
+        }
+        Err(outcome) => Err(run_over(r, vm, vcpu, outcome)),
     }
 }
 
@@ -646,6 +668,7 @@ fn first_guest_here(vm: &crate::vm::VmName, vcpu: usize) {
 /// the exit is handled and the run goes on, or the scheduler decides. A
 /// run the scheduler took off this CPU meanwhile (a pause, reset or
 /// destroy from another CPU) is left.
+#[inline(never)]
 fn after_exit(r: &mut Runner, vm: usize, vcpu: usize, task: TaskId) -> Step {
     let abandoned = r.objects.sched.current() != Some(task);
     let Some(guest) = r.tasks.guests.vms.get_mut(vm).and_then(Option::as_mut) else {

@@ -122,6 +122,12 @@ impl GuestEntry {
     /// and a device write the run may post under its lease
     /// ([`post_here`]; counted by the lease): the cheapest call and the
     /// UART's transmit writes cost no lock.
+    ///
+    /// Inlined into the kernel's run loop, it has no loop of its own: the
+    /// exits served here are, in [`serve_here`], so that the compiler
+    /// computes their constants there, once per stretch of such exits,
+    /// not before the kernel's loop on every call.
+    #[inline]
     pub fn enter(self) {
         // SAFETY: the frame is the boxed frame of a vCPU whose run this
         // hart holds (`Vcpu::on_cpu`): no other hart reads or writes it
@@ -129,25 +135,42 @@ impl GuestEntry {
         // guest (a destroy or reset first waits, in `quiesce`, for
         // `per_cpu::left_guest` to have run).
         let frame = unsafe { &mut *self.0.as_ptr() };
-        loop {
-            enter_guest(frame);
-            // The exit's `scause` is still in its CSR.
-            let cause = csr::scause::read();
-            if cause == ECALL_FROM_VS && frame.regs[17] == guest_sbi::EID_BASE {
-                let r = &mut frame.regs;
-                let ret = guest_sbi::base_call(r[16], [r[10], r[11], r[12], r[13], r[14], r[15]]);
-                r[10] = ret.error;
-                r[11] = ret.value;
-                frame.sepc += 4;
-                frame.local_calls = frame.local_calls.wrapping_add(1);
-                continue;
-            }
-            if cause == STORE_GUEST_PAGE_FAULT && frame.post.held() && post_here(frame) {
-                continue;
-            }
-            break;
+        enter_guest(frame);
+        if served_here(frame) {
+            serve_here(frame);
         }
         crate::arch::per_cpu::left_guest();
+    }
+}
+
+/// Whether the guest's exit (its `scause` still in the CSR) is one
+/// [`serve_here`] may take: an SBI base-extension call, or a store
+/// guest-page fault while the run holds the posting lease.
+#[inline(always)]
+fn served_here(frame: &GuestFrame) -> bool {
+    let cause = csr::scause::read();
+    (cause == ECALL_FROM_VS && frame.regs[17] == guest_sbi::EID_BASE)
+        || (cause == STORE_GUEST_PAGE_FAULT && frame.post.held())
+}
+
+/// Serves the guest's exits that need no lock and re-enters it, until an
+/// exit that needs the kernel (then in the CSRs and `frame`, as
+/// [`enter_guest`] leaves it).
+#[inline(never)]
+fn serve_here(frame: &mut GuestFrame) {
+    loop {
+        let cause = csr::scause::read();
+        if cause == ECALL_FROM_VS && frame.regs[17] == guest_sbi::EID_BASE {
+            let r = &mut frame.regs;
+            let ret = guest_sbi::base_call(r[16], [r[10], r[11], r[12], r[13], r[14], r[15]]);
+            r[10] = ret.error;
+            r[11] = ret.value;
+            frame.sepc += 4;
+            frame.local_calls = frame.local_calls.wrapping_add(1);
+        } else if !(cause == STORE_GUEST_PAGE_FAULT && frame.post.held() && post_here(frame)) {
+            return;
+        }
+        enter_guest(frame);
     }
 }
 
