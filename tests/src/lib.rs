@@ -118,20 +118,24 @@ impl Session {
         timeout: Duration,
     ) -> Result<(usize, String), String> {
         let deadline = Instant::now() + timeout;
+        // Lines before `from` were looked at already: each line is looked
+        // at once (a trace of 60,000 lines took minutes, rescanned after
+        // every line).
+        let mut from = self.cursor;
         loop {
-            let found =
-                self.transcript[self.cursor..]
-                    .iter()
-                    .enumerate()
-                    .find_map(|(offset, line)| {
-                        let which = needles.iter().position(|n| line.contains(n))?;
-                        Some((offset, which))
-                    });
+            let found = self.transcript[from..]
+                .iter()
+                .enumerate()
+                .find_map(|(offset, line)| {
+                    let which = needles.iter().position(|n| line.contains(n))?;
+                    Some((offset, which))
+                });
             if let Some((offset, which)) = found {
-                let index = self.cursor + offset;
+                let index = from + offset;
                 self.cursor = index + 1;
                 return Ok((which, self.transcript[index].clone()));
             }
+            from = self.transcript.len();
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => self.transcript.push(line),

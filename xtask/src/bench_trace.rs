@@ -413,6 +413,24 @@ pub struct Breakdown {
 /// round trips down; `tasks` are every U-mode task's text; `ioreq` and
 /// `devices` name two.
 pub fn breakdown(arch: Arch, log: impl BufRead, tasks: &[TaskText]) -> Result<Breakdown, String> {
+    let (execs, chained) = executions(arch, log, tasks)?;
+    breakdown_of(&execs, chained, tasks)
+}
+
+/// Reads the instruction trace Bochs' debugger wrote (`trace on`) and
+/// breaks its round trips down as [`breakdown`] does; `kernel` is the
+/// kernel's text, `tasks` every ring-3 task's ([`bochs_executions`]).
+pub fn bochs_breakdown(
+    log: impl BufRead,
+    kernel: &TaskText,
+    tasks: &[TaskText],
+) -> Result<Breakdown, String> {
+    let execs = bochs_executions(log, kernel, tasks)?;
+    breakdown_of(&execs, 0, tasks)
+}
+
+/// The round trips of `execs` broken down into stages.
+fn breakdown_of(execs: &[Exec], chained: usize, tasks: &[TaskText]) -> Result<Breakdown, String> {
     let index = |name: &str| {
         tasks
             .iter()
@@ -420,8 +438,7 @@ pub fn breakdown(arch: Arch, log: impl BufRead, tasks: &[TaskText]) -> Result<Br
             .ok_or_else(|| format!("no task named {name} to match the trace against"))
     };
     let (ioreq, devices) = (index("ioreq")?, index("devices")?);
-    let (execs, chained) = executions(arch, log, tasks)?;
-    let trips = round_trips(&execs);
+    let trips = round_trips(execs);
     let clean: Vec<Stages> = trips
         .iter()
         .filter_map(|t| stages(t, ioreq, devices))
@@ -456,6 +473,69 @@ pub fn breakdown(arch: Arch, log: impl BufRead, tasks: &[TaskText]) -> Result<Br
         unmapped: execs.iter().filter(|e| e.place == Place::Unknown).count(),
         chained,
     })
+}
+
+/// One instruction of a Bochs trace: `(<cpu>).[<tick>] [0x<physical>]
+/// <selector>:<rip> (<context>): <mnemonic> ; <bytes>`, the bytes as one
+/// hex string in memory order. Returns the selector, rip, physical
+/// address and bytes.
+fn bochs_line(line: &str) -> Option<(u16, u64, u64, Vec<u8>)> {
+    let rest = line.strip_prefix('(')?;
+    let (_, rest) = rest.split_once(").[")?;
+    let (_tick, rest) = rest.split_once("] [0x")?;
+    let (physical, rest) = rest.split_once("] ")?;
+    let physical = u64::from_str_radix(physical, 16).ok()?;
+    let (selector, rest) = rest.split_once(':')?;
+    let selector = u16::from_str_radix(selector, 16).ok()?;
+    let rip = u64::from_str_radix(rest.split_whitespace().next()?, 16).ok()?;
+    let hex = line.rsplit_once("; ")?.1.trim();
+    if hex.is_empty() || hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    Some((selector, rip, physical, bytes))
+}
+
+/// Each instruction of a Bochs trace as an execution of one instruction,
+/// placed without VMX's mode, which the trace does not show: ring 3 (the
+/// selector's RPL) is a task, told apart by its bytes; ring 0 is the
+/// kernel where the kernel's text holds the bytes at an address that is
+/// its own physical address (the kernel runs identity-mapped; the guest
+/// reaches its RAM through EPT, so its addresses are not the host's),
+/// else the guest. Lines that are not instructions (the debugger's own)
+/// are skipped.
+fn bochs_executions(
+    log: impl BufRead,
+    kernel: &TaskText,
+    tasks: &[TaskText],
+) -> Result<Vec<Exec>, String> {
+    let mut out = Vec::new();
+    for line in log.split(b'\n') {
+        let line = line.map_err(|e| format!("reading the Bochs trace: {e}"))?;
+        let Some((selector, rip, physical, bytes)) = bochs_line(&String::from_utf8_lossy(&line))
+        else {
+            continue;
+        };
+        let block = vec![(rip, bytes)];
+        let exec = if selector & 3 == 3 {
+            Exec {
+                place: Place::User,
+                instructions: 1,
+                tasks: task_bits(&block, tasks),
+            }
+        } else {
+            let own = physical == rip && kernel.holds(rip, &block[0].1);
+            Exec {
+                place: if own { Place::Kernel } else { Place::Guest },
+                instructions: 1,
+                tasks: 0,
+            }
+        };
+        out.push(exec);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,4 +1,7 @@
-use super::{Arch, Breakdown, Place, Stages, TaskText, breakdown, instruction_line, trace_line};
+use super::{
+    Arch, Breakdown, Place, Stages, TaskText, bochs_breakdown, bochs_line, breakdown,
+    instruction_line, trace_line,
+};
 
 /// A minimal ELF64 with one executable `PT_LOAD` segment of `text` at
 /// `vaddr` (and a non-executable one that must be ignored).
@@ -354,4 +357,97 @@ fn x86_lines_and_flags_read_as_the_x86_log_writes_them() {
     assert_eq!(place_of(Arch::X86_64, 0x0040_cab0), Place::Kernel);
     assert_eq!(place_of(Arch::X86_64, 0x0040_cab3), Place::User);
     assert_eq!(place_of(Arch::X86_64, 0x0060_cab0), Place::Guest);
+}
+
+/// One Bochs trace line for an instruction at `rip` (selector `sel`,
+/// physical address `phys`) whose bytes are the word `w`.
+fn bochs(sel: u16, rip: u64, phys: u64, w: u32) -> String {
+    let hex: String = w.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("(0).[1234] [0x{phys:012x}] {sel:04x}:{rip:016x} (unk. ctxt): insn        ; {hex}\n")
+}
+
+/// A Bochs trace of `trips` round trips: guest, kernel, ioreq, kernel,
+/// devices, kernel, ioreq, kernel, guest again; with the debugger's own
+/// lines around.
+fn bochs_trace(trips: usize) -> String {
+    let kernel = |n: u32| -> String {
+        (0..n)
+            .map(|i| {
+                let at = 0x10_0000 + 4 * u64::from(i);
+                bochs(0x08, at, at, 0x500 + i)
+            })
+            .collect()
+    };
+    let task = |base: u32, from: u32, to: u32| -> String {
+        (from..to)
+            .map(|i| {
+                let w = if i == 8 { 0x73 } else { base + i };
+                bochs(0x2b, 0x1_0000 + 4 * u64::from(i), 0x77_0000, w)
+            })
+            .collect()
+    };
+    // The guest's code is at the kernel's addresses, but not at the same
+    // physical ones (EPT), and holds other bytes.
+    let guest = bochs(0x08, 0x10_0000, 0xb0_0000, 0x500);
+    let mut out = String::from(
+        "Next at t=100\n(0) [0x000000b00000] 0008:0000000000100000 (unk. ctxt): x ; 00\ntrace on\n",
+    );
+    for _ in 0..trips {
+        out += &guest;
+        out += &kernel(5);
+        out += &task(0x100, 0, 4);
+        out += &kernel(3);
+        out += &task(0x200, 0, 6);
+        out += &kernel(2);
+        out += &task(0x100, 4, 9);
+        out += &kernel(7);
+    }
+    out += &guest;
+    out + "(0) Magic breakpoint\ntrace off\n"
+}
+
+#[test]
+fn a_bochs_trace_is_placed_by_ring_identity_mapping_and_bytes() {
+    let kernel = TaskText::from_elf(
+        "kernel",
+        &elf(0x10_0000, &words(&(0x500..0x520).collect::<Vec<u32>>())),
+    )
+    .unwrap();
+    let b = bochs_breakdown(bochs_trace(3).as_bytes(), &kernel, &tasks()).unwrap();
+    let stages = Stages {
+        kernel_exit: 5,
+        ioreq: 4 + 5,
+        kernel_ipc: 3 + 2,
+        devices: 6,
+        ret: 7,
+    };
+    assert_eq!(b.stages, stages);
+    assert_eq!((b.clean, b.typical, b.exits, b.unmapped), (3, 3, 3, 0));
+    // Without the kernel's text everything in ring 0 is the guest's: no
+    // round trip.
+    let none = TaskText::from_elf("kernel", &elf(0x20_0000, &[0; 4])).unwrap();
+    assert!(bochs_breakdown(bochs_trace(3).as_bytes(), &none, &tasks()).is_err());
+}
+
+#[test]
+fn reads_bochs_trace_lines() {
+    let line = "(0).[189149913] [0x000000101389] 0008:0000000000101389 (unk. ctxt): mov rdi, qword ptr ss:[rsp+8] ; 488b7c2408";
+    assert_eq!(
+        bochs_line(line),
+        Some((
+            0x08,
+            0x10_1389,
+            0x10_1389,
+            vec![0x48, 0x8b, 0x7c, 0x24, 0x08]
+        ))
+    );
+    // The debugger's own lines, and the instruction it shows before `c`.
+    for other in [
+        "Next at t=189149910",
+        "(0) Magic breakpoint",
+        "(0) [0x000000b005d1] 0008:00000000001005d1 (unk. ctxt): mov dx, 0x03fd            ; 66bafd03",
+        "Tracing enabled for CPU0",
+    ] {
+        assert_eq!(bochs_line(other), None, "{other}");
+    }
 }

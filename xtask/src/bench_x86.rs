@@ -10,7 +10,9 @@
 //! `-d in_asm` with `exec,nochain` switched on through the monitor, as
 //! the RISC-V bench does) and writes the stages of one round trip
 //! (`svm_pio_stage_*`: kernel exit, ioreq task, kernel IPC, devices task,
-//! return; `bench_trace`).
+//! return; `bench_trace`); the Bochs run traces the same reads with its
+//! debugger (between the guest's magic breakpoints,
+//! `bochs::prepare_traced`) for the VMX stages (`vmx_pio_stage_*`).
 
 use mica_tests::Session;
 
@@ -20,7 +22,7 @@ use std::time::Duration;
 use crate::bench::{collect, read_figures, write_json_text};
 use crate::bench_report::{ratio, significant};
 use crate::bench_run::{Monitor, stage_breakdown, trace_files};
-use crate::bench_trace::{Arch, Breakdown};
+use crate::bench_trace::{self, Arch, Breakdown, TaskText};
 use crate::bochs::{self, Boot, Serial};
 use crate::cmd::workspace_root;
 use crate::{install, x86, x86_image};
@@ -91,22 +93,26 @@ pub fn run(args: &[String]) -> Result<(), String> {
         module: Some(&image),
         cmdline: "",
     };
-    bochs::prepare(&dir, &boot, Serial::Stdout)?;
+    bochs::prepare_traced(&dir, &boot, Serial::Stdout)?;
     println!("bench: Bochs (VMX)");
-    let vmx = collect(
-        &mut Session::spawn(bochs::command(&dir))?,
-        &KEYS,
-        "instructions",
-    )?;
+    let mut session = Session::spawn(bochs::command(&dir))?;
+    // Until `bench: done`: the trace window is over.
+    let vmx = collect(&mut session, &KEYS, "instructions")?;
+    drop(session);
+    let vmx_stages = vmx_breakdown(&dir, &image);
 
     let out = workspace_root()
         .join("target")
         .join("bench")
         .join("x86_64.json");
     let mut all = figures(&svm_four, &svm_one, &vmx);
-    match stages {
-        Ok(b) => all.extend(stage_figures(&b)),
-        Err(e) => println!("bench: no SVM stage breakdown (the other figures are written): {e}"),
+    for (backend, stages) in [("svm", stages), ("vmx", vmx_stages)] {
+        match stages {
+            Ok(b) => all.extend(stage_figures(backend, &b)),
+            Err(e) => {
+                println!("bench: no {backend} stage breakdown (the other figures are written): {e}")
+            }
+        }
     }
     write_json_text(&out, &all)
 }
@@ -148,8 +154,30 @@ fn traced_svm_run(
     Ok((figures, stages))
 }
 
-/// The JSON figures of the SVM round trip's stages, each printed.
-fn stage_figures(b: &Breakdown) -> Vec<(String, String)> {
+/// The stages of the VMX run's traced LSR reads, from the trace Bochs
+/// wrote to `dir` ([`bochs::prepare_traced`]): the kernel's text from its
+/// ELF, the tasks' beside `image`.
+fn vmx_breakdown(dir: &Path, image: &Path) -> Result<Breakdown, String> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let elf = x86::kernel_elf();
+    let kernel = TaskText::from_elf("kernel", &read(&elf)?)?;
+    let tasks_dir = image.parent().unwrap_or(Path::new("."));
+    let tasks = TASKS
+        .iter()
+        .map(|name| TaskText::from_elf(name, &read(&tasks_dir.join(format!("mica-{name}")))?))
+        .collect::<Result<Vec<_>, String>>()?;
+    let trace = dir.join(bochs::TRACE_LOG);
+    let file =
+        std::fs::File::open(&trace).map_err(|e| format!("cannot read {}: {e}", trace.display()))?;
+    bench_trace::bochs_breakdown(std::io::BufReader::new(file), &kernel, &tasks)
+        .map_err(|e| format!("{}: {e}", trace.display()))
+}
+
+/// The JSON figures of a backend's (`svm`, `vmx`) round trip stages, each
+/// printed.
+fn stage_figures(backend: &str, b: &Breakdown) -> Vec<(String, String)> {
     let s = &b.stages;
     let rows = [
         ("kernel_exit", s.kernel_exit, "guest exit -> ioreq"),
@@ -161,14 +189,17 @@ fn stage_figures(b: &Breakdown) -> Vec<(String, String)> {
     ];
     let mut out = Vec::new();
     for (key, value, what) in rows {
-        println!("bench: svm_pio_stage_{key} = {value} instructions ({what})");
-        out.push((format!("svm_pio_stage_{key}"), value.to_string()));
+        println!("bench: {backend}_pio_stage_{key} = {value} instructions ({what})");
+        out.push((format!("{backend}_pio_stage_{key}"), value.to_string()));
     }
     println!(
-        "bench: svm_pio_stage_samples = {} of {} clean traced round trips had this total ({} guest exits, {} TBs run without a logged translation, {} chained)",
+        "bench: {backend}_pio_stage_samples = {} of {} clean traced round trips had this total ({} guest exits, {} TBs run without a logged translation, {} chained)",
         b.typical, b.clean, b.exits, b.unmapped, b.chained
     );
-    out.push(("svm_pio_stage_samples".into(), b.typical.to_string()));
+    out.push((
+        format!("{backend}_pio_stage_samples"),
+        b.typical.to_string(),
+    ));
     out
 }
 

@@ -135,6 +135,31 @@ pub fn prepare(dir: &Path, boot: &Boot, serial: Serial) -> Result<PathBuf, Strin
     Ok(dir.to_path_buf())
 }
 
+/// The instruction trace [`prepare_traced`] has Bochs write, in the run
+/// directory.
+pub const TRACE_LOG: &str = "trace.txt";
+
+/// The debugger script of a traced run: run to the guest's first magic
+/// breakpoint, trace every instruction to its second, then run on and
+/// quit as [`CONT_RC`] does.
+const TRACE_RC: &str = "c\ntrace on\nc\ntrace off\nc\nquit\n";
+
+/// As [`prepare`], for a run whose guest brackets a window with two magic
+/// breakpoints (`xchg bx, bx`): Bochs' debugger traces every instruction
+/// between them to [`TRACE_LOG`] ([`command`] runs the script that does).
+pub fn prepare_traced(dir: &Path, boot: &Boot, serial: Serial) -> Result<PathBuf, String> {
+    let dir = prepare(dir, boot, serial)?;
+    let rc = format!(
+        "{}magic_break: enabled=1\ndebugger_log: {TRACE_LOG}\n",
+        bochsrc(serial)
+    );
+    for (file, text) in [("bochsrc", rc.as_str()), ("cont.rc", TRACE_RC)] {
+        let path = dir.join(file);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(dir)
+}
+
 /// The boot images the Bochs integration tests boot, by scenario.
 pub struct TestImages<'a> {
     /// `x86-default`.

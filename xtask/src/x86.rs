@@ -98,15 +98,21 @@ pub fn qemu_command_on(image: &Path, cpu: &str, cpus: &str) -> Command {
     qemu
 }
 
+/// The x86_64 kernel's ELF, as cargo builds it (before [`build_kernel`]
+/// flattens it to a Multiboot image).
+pub fn kernel_elf() -> PathBuf {
+    workspace_root()
+        .join("target")
+        .join(X86_TARGET)
+        .join("release")
+        .join("mica-kernel")
+}
+
 /// Builds the x86 kernel (release) and returns the path of its Multiboot
 /// image, `target/mica/x86_64/mica-kernel.mb`.
 pub fn build_kernel() -> Result<PathBuf, String> {
     crate::cmd::build_kernel_for(X86_TARGET, "build the kernel (x86_64)")?;
-    let elf = workspace_root()
-        .join("target")
-        .join(X86_TARGET)
-        .join("release")
-        .join("mica-kernel");
+    let elf = kernel_elf();
     let dir = workspace_root().join("target").join("mica").join("x86_64");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let image = dir.join("mica-kernel.mb");

@@ -11,7 +11,9 @@
 //! wakes vCPU 0 from its own `hlt`). It prints `bench: <name> <cycles>`
 //! for each; then `bench: trace start`, [`TRACE_SPIN`] cycles of spinning
 //! (the host switches QEMU's exec trace on meanwhile), [`TRACE_ROUNDS`]
-//! LSR reads and `bench: trace stop` (the host reads the round trips'
+//! LSR reads between two Bochs magic breakpoints (`xchg bx, bx`: Bochs'
+//! debugger traces the instructions between them; elsewhere they do
+//! nothing) and `bench: trace stop` (the host reads the round trips'
 //! stages from the trace); then `bench: done`, and powers its VM off.
 //!
 //! Under QEMU with `-icount shift=0,sleep=off`, and under Bochs with a
@@ -182,6 +184,16 @@ mod guest {
         total
     }
 
+    /// Bochs' magic breakpoint (`xchg bx, bx`, with `magic_break` on):
+    /// around the traced reads, where the host's debugger script switches
+    /// its instruction trace on and off. Elsewhere an exchange of a
+    /// register with itself, that changes nothing.
+    fn magic_break() {
+        // SAFETY: exchanges bx with itself: no register, flag or memory
+        // changes.
+        unsafe { core::arch::asm!("xchg bx, bx", options(nomem, nostack, preserves_flags)) };
+    }
+
     fn per_op(loop_count: u64, empty: u64) -> u64 {
         loop_count.saturating_sub(empty) / ROUNDS
     }
@@ -210,9 +222,11 @@ mod guest {
         while fenced_tsc().wrapping_sub(start) < TRACE_SPIN {
             core::hint::spin_loop();
         }
+        magic_break();
         for _ in 0..TRACE_ROUNDS {
             core::hint::black_box(x86::inb(LSR));
         }
+        magic_break();
         x86_println!("bench: trace stop");
         x86_println!("bench: done");
         x86::power_off()
