@@ -402,15 +402,20 @@ fn fault_kind(trap: Trap) -> Option<(FaultKind, u64)> {
 
 /// A system call by the running task, whose registers the trap vector
 /// saved in its own frame; returns the frame of the task that runs next.
-/// The IPC fast path runs first, in a function of its own that saves few
-/// registers and decides nothing else; every other call, and a call it
-/// declines, goes through [`user_trap`]. `nr`, the call's number when the
-/// trap vector passes it on, sends the calls the fast path never takes
-/// straight to the general path.
+/// The IPC fast path and the ioreq completion's run first, each in a
+/// function of its own that saves few registers and decides nothing else;
+/// every other call, and a call they decline, goes through [`user_trap`].
+/// `nr`, the call's number when the trap vector passes it on, sends the
+/// calls the fast paths never take straight to the general path.
 pub fn user_syscall(nr: Option<usize>) -> *mut TrapFrame {
     arch::uspace::left_user_here();
     if nr.is_none_or(ipc_fast::may_be_fast)
         && let Some(frame) = ipc_fast::fast_syscall()
+    {
+        return frame;
+    }
+    if nr.is_none_or(ipc_fast::may_complete_fast)
+        && let Some(frame) = ipc_fast::fast_complete()
     {
         return frame;
     }
@@ -470,9 +475,7 @@ fn decide_after_trap(r: &mut Runner, current: TaskId, trap: Trap) -> Decision {
             };
             slot.frame.step_past_syscall();
             let (nr, args) = slot.frame.syscall();
-            ipc_fast::fast_complete_recv(r, current, nr, args).unwrap_or_else(|| {
-                syscall::dispatch(&mut r.objects, &mut r.tasks, current, nr, args)
-            })
+            syscall::dispatch(&mut r.objects, &mut r.tasks, current, nr, args)
         }
         Trap::TimerInterrupt => {
             ticks::on_timer(arch::timer_now());

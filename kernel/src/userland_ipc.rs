@@ -3,17 +3,17 @@
 //! `KernelObjects::fast_call` / `fast_reply_recv` find the plain case,
 //! copies the one message, sets the partner's result registers, switches
 //! address space and returns the partner's frame: no pass through the
-//! general dispatcher, its outcome handling or the scheduler.
+//! general dispatcher, its outcome handling or the scheduler. The ioreq
+//! task's completion of a vCPU's access, when plain, starts the vCPU's run
+//! as directly (`fast_complete`).
 
 // Badges and lengths are 64 bits wide on the targets with user tasks.
 #![allow(clippy::cast_possible_truncation)]
 
 use ipc::syscall::{OK, Sysno};
 
-use super::{Runner, fail};
+use super::fail;
 use crate::arch::{self, TrapFrame};
-use crate::obj::ids::TaskId;
-use crate::obj::sched::Decision;
 
 /// Whether system call `nr` is one [`fast_syscall`] may take.
 #[inline]
@@ -53,19 +53,28 @@ pub(super) fn fast_syscall() -> Option<*mut TrapFrame> {
     Some(&raw mut to.frame)
 }
 
-/// `ioreq_complete_recv(vm, vcpu, slot)` in its plain case
-/// (`KernelObjects::plain_complete_recv`): the arch layer takes the
-/// COMPLETE slot, the ioreq task waits on its endpoint and the vCPU runs
-/// next, without the general dispatcher or a scheduler pass. `None`, with
-/// nothing changed, for the general path (which also reports a slot that
-/// is not COMPLETE).
-pub(super) fn fast_complete_recv(
-    r: &mut Runner,
-    current: TaskId,
-    nr: usize,
-    args: [usize; 6],
-) -> Option<Decision> {
-    if nr != Sysno::IoreqCompleteRecv as usize {
+/// Whether system call `nr` is one [`fast_complete`] may take.
+#[inline]
+pub(super) fn may_complete_fast(nr: usize) -> bool {
+    nr == Sysno::IoreqCompleteRecv as usize
+}
+
+/// The running task's `ioreq_complete_recv(vm, vcpu, slot)` in its plain
+/// case (`KernelObjects::plain_complete_recv`): the arch layer takes the
+/// COMPLETE slot, the ioreq task waits on its endpoint, and the vCPU's run
+/// starts at once: no general dispatcher, no decision for the scheduler to
+/// follow. Returns the frame of the task that runs once the guest has
+/// exited to the kernel again ([`super::drive`]); `None`, with nothing
+/// changed (its frame included), for the general path (which also reports
+/// a slot that is not COMPLETE). Not inlined into the general trap
+/// handler, as [`fast_syscall`] is not.
+#[inline(never)]
+pub(super) fn fast_complete() -> Option<*mut TrapFrame> {
+    let mut guard = super::lock();
+    let r = &mut *guard;
+    let current = r.objects.sched.current()?;
+    let (nr, args) = r.tasks.slot(current)?.frame.syscall();
+    if !may_complete_fast(nr) {
         return None;
     }
     let (vm, vcpu, slot) = (args[0], args[1], args[2]);
@@ -75,5 +84,13 @@ pub(super) fn fast_complete_recv(
     guest.io_resumed_at(arch::timer_now());
     r.objects
         .complete_recv_direct(current, (vm, vcpu), task, ep);
-    Some(Decision::SwitchTo(task))
+    if let Some(slot) = r.tasks.slot_mut(current) {
+        slot.frame.step_past_syscall();
+    }
+    let step = match super::start_run(r, task, vm, vcpu) {
+        Ok(step) => step,
+        Err(decision) => super::next_step(r, decision),
+    };
+    let (guard, next) = super::drive(guard, step);
+    Some(super::to_user(guard, next, Some(current)))
 }
