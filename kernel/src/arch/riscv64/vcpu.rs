@@ -174,7 +174,7 @@ fn serve_here(frame: &mut GuestFrame) {
     }
 }
 
-/// A store guest-page fault the run's lease posts (`GuestEntry::enter`,
+/// A store guest-page fault the run's lease posts ([`serve_here`],
 /// outside the kernel lock): a store whose transformed instruction
 /// (`htinst`) decodes, to a device window, inside a range the lease
 /// covers, with room in the ring. It steps the guest past the store;

@@ -38,10 +38,10 @@ pub struct GuestFrame {
     pub sstatus: usize,
     host: [usize; 15],
     /// SBI calls the running hart served without the kernel lock since the
-    /// kernel last counted the vCPU's exits (`vcpu::GuestEntry::enter`).
+    /// kernel last counted the vCPU's exits (`vcpu::serve_here`).
     pub local_calls: u32,
     /// The run's leave to post device writes without the kernel lock, and
-    /// the frame of the VM's ring it posts them to (`vcpu::GuestEntry::enter`).
+    /// the frame of the VM's ring it posts them to (`vcpu::serve_here`).
     pub post: PostLease,
     pub posted_ring: u64,
 }
