@@ -693,10 +693,16 @@ fn after_exit(r: &mut Runner, vm: usize, vcpu: usize, task: TaskId) -> Step {
                 task,
             }
         }
-        Err(outcome) => {
-            let decision = run_over(r, vm, vcpu, outcome);
-            next_step(r, decision)
-        }
+        Err(outcome) => match (outcome, run_over(r, vm, vcpu, outcome)) {
+            // After an I/O exit, the ioreq task it switched to runs next,
+            // as `next_step` would decide, without its loop's setup.
+            (RunOutcome::BlockedOnIo, Decision::SwitchTo(next))
+                if r.objects.vms.vcpu_of_task(next).is_none() =>
+            {
+                Step::User(next)
+            }
+            (_, decision) => next_step(r, decision),
+        },
     }
 }
 
