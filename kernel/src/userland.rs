@@ -591,13 +591,27 @@ fn idle(guard: spin::MutexGuard<'static, Runner>) -> (spin::MutexGuard<'static, 
 
 /// Follows `decision` until something is to run:
 /// vCPUs picked on the way start their runs, and those that cannot run
-/// are handed back to the scheduler at once.
-///
-/// Not inlined: inlined into the trap handler, the vCPU path's many
-/// addresses and constants were computed and spilled to the stack on every
-/// trap (about 100 instructions per guest I/O round trip).
+/// are handed back to the scheduler at once. A switch to one task, the
+/// common decision (after an I/O exit, to the ioreq task), is taken here
+/// without the setup of [`follow`]'s loop, which takes the rest and what
+/// a run that cannot start leaves to decide.
+#[inline]
+fn next_step(r: &mut Runner, decision: Decision) -> Step {
+    let Decision::SwitchTo(task) = decision else {
+        return follow(r, decision);
+    };
+    match r.objects.vms.vcpu_of_task(task) {
+        None => Step::User(task),
+        Some((vm, vcpu)) => start_run(r, task, vm, vcpu).unwrap_or_else(|after| follow(r, after)),
+    }
+}
+
+/// [`next_step`]'s loop. Not inlined: inlined into the trap handler, the
+/// vCPU path's many addresses and constants were computed and spilled to
+/// the stack on every trap (about 100 instructions per guest I/O round
+/// trip).
 #[inline(never)]
-fn next_step(r: &mut Runner, mut decision: Decision) -> Step {
+fn follow(r: &mut Runner, mut decision: Decision) -> Step {
     loop {
         let next = match decision {
             // The CPU's task goes on; with none (taken off from another
@@ -693,16 +707,10 @@ fn after_exit(r: &mut Runner, vm: usize, vcpu: usize, task: TaskId) -> Step {
                 task,
             }
         }
-        Err(outcome) => match (outcome, run_over(r, vm, vcpu, outcome)) {
-            // After an I/O exit, the ioreq task it switched to runs next,
-            // as `next_step` would decide, without its loop's setup.
-            (RunOutcome::BlockedOnIo, Decision::SwitchTo(next))
-                if r.objects.vms.vcpu_of_task(next).is_none() =>
-            {
-                Step::User(next)
-            }
-            (_, decision) => next_step(r, decision),
-        },
+        Err(outcome) => {
+            let decision = run_over(r, vm, vcpu, outcome);
+            next_step(r, decision)
+        }
     }
 }
 

@@ -250,20 +250,32 @@ pub fn stage_breakdown(
     boot_image: &Path,
     tasks: &[&str],
 ) -> Result<Breakdown, String> {
+    trace_breakdown(log, boot_image, tasks, |file, texts| {
+        bench_trace::breakdown(arch, file, texts)
+    })
+}
+
+/// The stages `read` finds in the trace `log` of a run whose `tasks` are
+/// beside `boot_image` (`mica-<task>`), given their texts.
+pub fn trace_breakdown(
+    log: &Path,
+    boot_image: &Path,
+    tasks: &[&str],
+    read: impl FnOnce(BufReader<std::fs::File>, &[TaskText]) -> Result<Breakdown, String>,
+) -> Result<Breakdown, String> {
     let dir = boot_image.parent().unwrap_or(Path::new("."));
     let tasks = tasks
         .iter()
-        .map(|name| {
-            let path = dir.join(format!("mica-{name}"));
-            let bytes =
-                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            TaskText::from_elf(name, &bytes)
-        })
+        .map(|name| TaskText::from_elf(name, &read_file(&dir.join(format!("mica-{name}")))?))
         .collect::<Result<Vec<_>, String>>()?;
     let file =
         std::fs::File::open(log).map_err(|e| format!("cannot read {}: {e}", log.display()))?;
-    bench_trace::breakdown(arch, BufReader::new(file), &tasks)
-        .map_err(|e| format!("{}: {e}", log.display()))
+    read(BufReader::new(file), &tasks).map_err(|e| format!("{}: {e}", log.display()))
+}
+
+/// The bytes of the file at `path`.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 /// Reads [`FIGURES`] in order; fails at once if the guest found fewer

@@ -176,17 +176,22 @@ fn riscv_instruction_line(line: &str) -> Option<(u64, Vec<u8>)> {
     let rest = line.strip_prefix("0x")?;
     let (pc, rest) = rest.split_once(':')?;
     let pc = u64::from_str_radix(pc, 16).ok()?;
-    let hex = rest.split_whitespace().next()?;
-    if hex.len() % 2 != 0 || hex.is_empty() {
-        return None;
-    }
-    let mut bytes: Vec<u8> = (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-        .collect::<Option<_>>()?;
+    let mut bytes = hex_bytes(rest.split_whitespace().next()?)?;
     // The log shows the instruction as a number: little-endian in memory.
     bytes.reverse();
     Some((pc, bytes))
 }
+
+/// The bytes a non-empty string of hex digit pairs spells, in its order.
+fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
 /// QEMU's `CF_NO_GOTO_TB` compile flag: set on every TB translated while
 /// `nochain` is on (they end without a direct jump to the next TB).
 const CF_NO_GOTO_TB: u64 = 0x200;
@@ -488,13 +493,7 @@ fn bochs_line(line: &str) -> Option<(u16, u64, u64, Vec<u8>)> {
     let (selector, rest) = rest.split_once(':')?;
     let selector = u16::from_str_radix(selector, 16).ok()?;
     let rip = u64::from_str_radix(rest.split_whitespace().next()?, 16).ok()?;
-    let hex = line.rsplit_once("; ")?.1.trim();
-    if hex.is_empty() || hex.len() % 2 != 0 {
-        return None;
-    }
-    let bytes = (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
+    let bytes = hex_bytes(line.rsplit_once("; ")?.1.trim())?;
     Some((selector, rip, physical, bytes))
 }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crate::bench::{collect, read_figures, write_json_text};
 use crate::bench_report::{ratio, significant};
-use crate::bench_run::{Monitor, stage_breakdown, trace_files};
+use crate::bench_run::{Monitor, read_file, stage_breakdown, trace_breakdown, trace_files};
 use crate::bench_trace::{self, Arch, Breakdown, TaskText};
 use crate::bochs::{self, Boot, Serial};
 use crate::cmd::workspace_root;
@@ -158,21 +158,10 @@ fn traced_svm_run(
 /// wrote to `dir` ([`bochs::prepare_traced`]): the kernel's text from its
 /// ELF, the tasks' beside `image`.
 fn vmx_breakdown(dir: &Path, image: &Path) -> Result<Breakdown, String> {
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-    };
-    let elf = x86::kernel_elf();
-    let kernel = TaskText::from_elf("kernel", &read(&elf)?)?;
-    let tasks_dir = image.parent().unwrap_or(Path::new("."));
-    let tasks = TASKS
-        .iter()
-        .map(|name| TaskText::from_elf(name, &read(&tasks_dir.join(format!("mica-{name}")))?))
-        .collect::<Result<Vec<_>, String>>()?;
-    let trace = dir.join(bochs::TRACE_LOG);
-    let file =
-        std::fs::File::open(&trace).map_err(|e| format!("cannot read {}: {e}", trace.display()))?;
-    bench_trace::bochs_breakdown(std::io::BufReader::new(file), &kernel, &tasks)
-        .map_err(|e| format!("{}: {e}", trace.display()))
+    let kernel = TaskText::from_elf("kernel", &read_file(&x86::kernel_elf())?)?;
+    trace_breakdown(&dir.join(bochs::TRACE_LOG), image, &TASKS, |file, tasks| {
+        bench_trace::bochs_breakdown(file, &kernel, tasks)
+    })
 }
 
 /// The JSON figures of a backend's (`svm`, `vmx`) round trip stages, each

@@ -856,10 +856,7 @@ where
         env: &mut DeviceEnv<'_>,
     ) -> Result<(), Error> {
         let size = AccessSize::from_bytes(w.size).ok_or(Error::BadAccess)?;
-        let end = offset.checked_add(size.bytes()).ok_or(Error::BadAccess)?;
-        if end > len {
-            return Err(Error::BadAccess);
-        }
+        fits(offset, size, len)?;
         model
             .write(offset, size, w.value & size.mask(), env)
             .map_err(|_| Error::BadAccess)
@@ -909,10 +906,7 @@ where
         let bus = buses.get_mut(space).ok_or(Error::NoDevice)?;
         let entry = bus.find_mut(addr).ok_or(Error::NoDevice)?;
         let offset = addr - entry.base();
-        let end = offset.checked_add(size.bytes()).ok_or(Error::BadAccess)?;
-        if end > entry.len() {
-            return Err(Error::BadAccess);
-        }
+        fits(offset, size, entry.len())?;
         let base = entry.base();
         let device = entry.device_mut();
         let result = access(&mut device.model, offset, &mut env).map_err(|_| Error::BadAccess);
@@ -1019,6 +1013,16 @@ where
         let before = core::mem::replace(&mut slot.external_levels, external);
         report_external_changes(&mut self.irq, vm, before, external);
     }
+}
+
+/// Whether an access of `size` at `offset` lies within a device's `len`
+/// bytes; [`Error::BadAccess`] if not.
+fn fits(offset: u64, size: AccessSize, len: u64) -> Result<(), Error> {
+    let end = offset.checked_add(size.bytes()).ok_or(Error::BadAccess)?;
+    if end > len {
+        return Err(Error::BadAccess);
+    }
+    Ok(())
 }
 
 /// Tells `irq` of every PLIC context of `vm` whose external interrupt is

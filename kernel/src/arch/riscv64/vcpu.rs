@@ -149,8 +149,20 @@ impl GuestEntry {
 #[inline(always)]
 fn served_here(frame: &GuestFrame) -> bool {
     let cause = csr::scause::read();
-    (cause == ECALL_FROM_VS && frame.regs[17] == guest_sbi::EID_BASE)
-        || (cause == STORE_GUEST_PAGE_FAULT && frame.post.held())
+    base_call_exit(frame, cause) || leased_store_exit(frame, cause)
+}
+
+/// Whether the exit with cause `cause` is an SBI base-extension call.
+#[inline(always)]
+fn base_call_exit(frame: &GuestFrame, cause: usize) -> bool {
+    cause == ECALL_FROM_VS && frame.regs[17] == guest_sbi::EID_BASE
+}
+
+/// Whether the exit with cause `cause` is a store guest-page fault while
+/// the run holds the posting lease (one [`post_here`] may post).
+#[inline(always)]
+fn leased_store_exit(frame: &GuestFrame, cause: usize) -> bool {
+    cause == STORE_GUEST_PAGE_FAULT && frame.post.held()
 }
 
 /// Serves the guest's exits that need no lock and re-enters it, until an
@@ -160,14 +172,14 @@ fn served_here(frame: &GuestFrame) -> bool {
 fn serve_here(frame: &mut GuestFrame) {
     loop {
         let cause = csr::scause::read();
-        if cause == ECALL_FROM_VS && frame.regs[17] == guest_sbi::EID_BASE {
+        if base_call_exit(frame, cause) {
             let r = &mut frame.regs;
             let ret = guest_sbi::base_call(r[16], [r[10], r[11], r[12], r[13], r[14], r[15]]);
             r[10] = ret.error;
             r[11] = ret.value;
             frame.sepc += 4;
             frame.local_calls = frame.local_calls.wrapping_add(1);
-        } else if !(cause == STORE_GUEST_PAGE_FAULT && frame.post.held() && post_here(frame)) {
+        } else if !(leased_store_exit(frame, cause) && post_here(frame)) {
             return;
         }
         enter_guest(frame);
