@@ -14,7 +14,7 @@
 //! `linux-two` boot images.
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mica_tests::Session;
 use mica_tests::linux::CMDLINE;
@@ -46,7 +46,7 @@ fn read_hwrng(s: &mut Session, prefix: &str) -> Vec<u8> {
     s.expect(&format!("{prefix}virtio_rng.0"), ANSWER).unwrap();
     s.send("head -c 16 /dev/hwrng | od -An -tx1 | sed 's/^/hwrng:/'\n")
         .unwrap();
-    s.expect("sed 's/^/hwrng:/'", ANSWER).unwrap();
+    expect_echo(s, prefix, "sed 's/^/hwrng:/'");
     let line = s.expect(&format!("{prefix}hwrng: "), ANSWER).unwrap();
     let hex = line.trim_start_matches(prefix).trim_start_matches("hwrng:");
     hex.split_whitespace()
@@ -141,11 +141,11 @@ fn detach(s: &mut Session) {
 /// echoed the one before (its first 20 bytes): a burst longer than the
 /// UART's input backlog loses its tail while the guest is busy (loading
 /// its modules, say), as a fast typist's would on a real serial line.
-fn type_lines(s: &mut Session, lines: &[&str]) {
+fn type_lines(s: &mut Session, vm: &str, lines: &[&str]) {
     for line in lines {
         s.send(&format!("{line}\n")).unwrap();
         let head: String = line.chars().take(20).collect();
-        s.expect(&head, ANSWER).unwrap();
+        expect_echo(s, &format!("{vm} | "), &head);
     }
 }
 
@@ -154,9 +154,75 @@ fn type_lines(s: &mut Session, lines: &[&str]) {
 /// `answer`.
 fn type_and_expect(s: &mut Session, vm: &str, command: &str, answer: &str) -> String {
     s.send(&format!("{command}\n")).unwrap();
-    let echo = s.expect(command, ANSWER).unwrap();
-    assert!(echo.starts_with(&format!("{vm} | ")), "{echo}");
+    expect_echo(s, &format!("{vm} | "), command);
     s.expect(&format!("{vm} | {answer}"), ANSWER).unwrap()
+}
+
+/// Waits until the lines prefixed with `prefix` (one VM's, or all for
+/// `""`) since the last matched line echo `typed`, and goes on after the
+/// line that completed it. Linux echoes typed bytes as they arrive, so a
+/// kernel message printed meanwhile (`hrtimer: interrupt took 120847400
+/// ns`, once, when a loaded host held a vCPU back) can split the echo
+/// over two lines: the echo is looked for in the output with kernel
+/// messages cut out ([`without_kernel_messages`]).
+fn expect_echo(s: &mut Session, prefix: &str, typed: &str) {
+    let from = s.position();
+    let deadline = Instant::now() + ANSWER;
+    loop {
+        let output: String = s.transcript()[from..s.position()]
+            .iter()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if without_kernel_messages(&output).contains(typed) {
+            return;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Err(e) = s.expect(prefix, left) {
+            panic!("no echo of {typed:?}: {e}");
+        }
+    }
+}
+
+/// `output` without the kernel's console messages: each `[ seconds.frac]`
+/// stamp to the end of its line, wherever it starts.
+fn without_kernel_messages(output: &str) -> String {
+    let mut kept = String::new();
+    let mut rest = output;
+    while let Some(at) = rest.find('[') {
+        kept.push_str(&rest[..at]);
+        let from = &rest[at..];
+        let len = kernel_message_len(from).unwrap_or(1);
+        if len == 1 {
+            kept.push('[');
+        }
+        rest = &from[len..];
+    }
+    kept.push_str(rest);
+    kept
+}
+
+/// The length of the kernel message `text` starts with (its `[ 28.305869]`
+/// stamp up to and with its line's end), if it starts with one.
+fn kernel_message_len(text: &str) -> Option<usize> {
+    let stamp = &text[1..text.find(']')?];
+    let (seconds, fraction) = stamp.trim_start().split_once('.')?;
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    (digits(seconds) && digits(fraction)).then(|| text.find('\n').map_or(text.len(), |n| n + 1))
+}
+
+#[test]
+fn an_echo_split_by_a_kernel_message_is_whole_again_without_it() {
+    let output = "mica-linux# grep '^c[   28.305869] hrtimer: interrupt took 120847400 ns\n\
+                  pu[0-9]' /proc/stat; echo counted\ncpu0 34 0 189\n";
+    assert_eq!(
+        without_kernel_messages(output),
+        "mica-linux# grep '^cpu[0-9]' /proc/stat; echo counted\ncpu0 34 0 189\n"
+    );
+    // Brackets that are no stamp stay, as does a stamp's lookalike.
+    let kept = "a[0-9] [1.x] [ .5] [] [12.5\n";
+    assert_eq!(without_kernel_messages(kept), kept);
+    assert_eq!(without_kernel_messages("x[ 0.1] m"), "x");
 }
 
 #[test]
@@ -638,6 +704,7 @@ fn a_block_service_killed_during_writes_neither_hangs_the_guest_nor_loses_an_ack
     // was told it is done.
     type_lines(
         &mut s,
+        "linux",
         &[
             WRITE_BLOCK[0],
             WRITE_BLOCK[1],
@@ -701,6 +768,7 @@ fn a_devices_service_killed_during_writes_comes_back_with_the_guests_devices_as_
     // was told is done goes to /tmp/ok, each refused to /tmp/bad.
     type_lines(
         &mut s,
+        "linux",
         &[
             WRITE_BLOCK[0],
             WRITE_BLOCK[1],
@@ -827,7 +895,7 @@ fn two_four_vcpu_linux_vms_run_busy_loops_on_every_cpu_beside_a_ticking_vm() {
             type_and_expect(&mut s, vm, "cat effective_affinity_list", "1");
             type_and_expect(&mut s, vm, "cd / && echo $((6 * 7))", "42");
             s.send("grep ttyS0 /proc/interrupts\n").unwrap();
-            s.expect("grep ttyS0 /proc/interrupts", ANSWER).unwrap();
+            expect_echo(&mut s, "linux | ", "grep ttyS0 /proc/interrupts");
             let line = s.expect("ttyS0", ANSWER).unwrap();
             let counts: Vec<u64> = line
                 .split_whitespace()
@@ -842,6 +910,7 @@ fn two_four_vcpu_linux_vms_run_busy_loops_on_every_cpu_beside_a_ticking_vm() {
         }
         type_lines(
             &mut s,
+            vm,
             &[
                 "spin() { while :; do :; done; }",
                 "for c in 0 1 2 3; do spin & taskset -pc $c $! >/dev/null; done",
@@ -882,24 +951,29 @@ fn two_four_vcpu_linux_vms_run_busy_loops_on_every_cpu_beside_a_ticking_vm() {
     s.expect("linux2 paused", ANSWER).unwrap();
     let paused = vcpu_lines(&mut s, "linux2");
     // With linux2 held, linux's four busy vCPUs have the four harts: `vm
-    // info` catches at least three of them in the guest at once, each on
-    // a CPU of its own (the fourth CPU, the boot hart, is answering the
-    // shell). vCPUs taking turns on one hart would show one at most.
+    // info` catches two or more of them in the guest at once, on CPUs of
+    // their own, and three CPUs or more running them over a few looks.
+    // vCPUs taking turns on one hart would show one CPU only. (Not four
+    // at once: whichever harts run the shell and the services at the
+    // moment of a look have no vCPU then, and on a 2-core host QEMU's
+    // hart threads take turns too.)
     let mut spread = Vec::new();
-    for _ in 0..10 {
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
         let cpus: std::collections::BTreeSet<u8> = vcpu_lines(&mut s, "linux")
             .iter()
             .filter_map(|(state, _)| state.strip_prefix("running on cpu ")?.parse().ok())
             .collect();
         spread.push(cpus.len());
-        if cpus.len() >= 3 {
+        seen.extend(cpus);
+        if seen.len() >= 3 && spread.iter().any(|&n| n >= 2) {
             break;
         }
     }
-    println!("linux: vCPUs in the guest at once, per look: {spread:?}");
+    println!("linux: vCPUs in the guest at once, per look: {spread:?}, on CPUs {seen:?}");
     assert!(
-        spread.iter().any(|&n| n >= 3),
-        "linux's busy vCPUs were never seen on 3 CPUs at once: {spread:?}"
+        spread.iter().any(|&n| n >= 2) && seen.len() >= 3,
+        "linux's busy vCPUs were not seen on 2 CPUs at once and on 3 in all: {spread:?}, {seen:?}"
     );
 
     assert!(
