@@ -7,7 +7,9 @@
 //! round trip's stages from an exec trace of the same run (`bench_trace`);
 //! an IPI round trip between the guest's two harts and SBI remote fences
 //! (`bench_harts`), and the first figures again with Mica on 4 host harts
-//! instead of 1 (`smp4_*`, only those: QEMU is stopped after them);
+//! instead of 1 (`smp4_*`, only those: QEMU is stopped after them) and
+//! with two busy VMs on the same host hart (`busy_*`, scenario
+//! `bench-busy`);
 //! 64 KiB of sustained UART output per million instructions, per second of
 //! guest time and per second of wall time, with and without Mica, written
 //! byte by byte (`uart_out_*`) and in 16-byte FIFO bursts (`uart_fifo_*`);
@@ -53,13 +55,26 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .join("bench")
         .join("riscv64.json");
     let (mica, breakdown) = bench_run::under_mica(&kernel, &image)?;
-    let more_cpus = bench_run::cpu_figures(&kernel, &image, bench_run::MICA_MORE_CPUS)?;
+    let more_cpus = bench_run::first_figures(
+        &kernel,
+        &image,
+        bench_run::MICA_MORE_CPUS,
+        "with 4 host harts",
+    )?;
+    let busy_image = qemu::build_boot_image("bench-busy", false)?;
+    let busy = bench_run::first_figures(
+        &kernel,
+        &busy_image,
+        bench_run::MICA_CPUS,
+        "beside two busy VMs on its host hart",
+    )?;
     let native = bench_run::native(&riscv_elf("mica-guest-bench"))?;
     let mut figures = Vec::new();
     let report = bench_report::figures(&mica, &native, breakdown.as_ref().ok())
         .into_iter()
         .chain(bench_harts::figures(&mica, &native))
-        .chain(bench_harts::cpu_figures(&mica.figures, &more_cpus));
+        .chain(bench_harts::cpu_figures(&mica.figures, &more_cpus))
+        .chain(bench_harts::busy_figures(&mica.figures, &busy));
     for (key, value, summary) in report {
         println!("bench: {key} = {summary}");
         figures.push((key.to_string(), value));

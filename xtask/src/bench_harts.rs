@@ -1,5 +1,6 @@
 //! The cross-hart figures of `cargo xtask bench` (RISC-V), and the same
-//! guest's first figures on 1 and on 4 host harts.
+//! guest's first figures on 1 and on 4 host harts, and alone and beside
+//! two busy VMs.
 //!
 //! The bench guest (`tests/guests/bench`, `harts.rs`) starts its second
 //! hart with SBI HSM and counts, on the boot hart, `instret` over 200 IPI
@@ -139,25 +140,76 @@ pub fn figures(mica: &Run, native: &Run) -> Vec<Figure> {
     out
 }
 
-/// The figures compared between 1 and 4 host harts: the guest's key, the
-/// key of its count on 4 host harts and of 4 / 1.
-const CPU_FIGURES: [(&str, &str, &str); 3] = [
-    (
-        "null_sbi_call",
-        "smp4_null_sbi_call",
-        "smp4_null_sbi_call_ratio",
-    ),
-    (
-        "mmio_uart_roundtrip",
-        "smp4_mmio_uart_roundtrip",
-        "smp4_mmio_uart_roundtrip_ratio",
-    ),
-    (
-        "ipi_roundtrip",
-        "smp4_ipi_roundtrip",
-        "smp4_ipi_roundtrip_ratio",
-    ),
-];
+/// Two runs of the bench guest's first figures compared: for each figure,
+/// the guest's key, the key of its count in the other run and of other /
+/// base; and how the lines name the two runs.
+struct Comparison {
+    keys: &'static [(&'static str, &'static str, &'static str)],
+    /// The other run ("on 4 host harts").
+    other: &'static str,
+    /// The base run, after the count ("on 1").
+    base: &'static str,
+    /// The ratio's two runs ("4 host harts / 1").
+    ratio: &'static str,
+}
+
+/// Mica on 1 and on 4 host harts (issue 13 wants the ratios within a few
+/// per cent of 1).
+const HOST_HARTS: Comparison = Comparison {
+    keys: &[
+        (
+            "null_sbi_call",
+            "smp4_null_sbi_call",
+            "smp4_null_sbi_call_ratio",
+        ),
+        (
+            "mmio_uart_roundtrip",
+            "smp4_mmio_uart_roundtrip",
+            "smp4_mmio_uart_roundtrip_ratio",
+        ),
+        (
+            "ipi_roundtrip",
+            "smp4_ipi_roundtrip",
+            "smp4_ipi_roundtrip_ratio",
+        ),
+    ],
+    other: "on 4 host harts",
+    base: "on 1",
+    ratio: "4 host harts / 1",
+};
+
+/// The bench VM alone and beside two VMs that spin on the same host hart
+/// (scenario `bench-busy`). The counts are of the whole hart, so a round
+/// trip that waited behind a neighbour's time slice (10 ms, 10 million
+/// instructions) would show in its mean: the vCPU whose access completes
+/// runs next (issue 10).
+const BESIDE_BUSY_VMS: Comparison = Comparison {
+    keys: &[
+        (
+            "null_sbi_call",
+            "busy_null_sbi_call",
+            "busy_null_sbi_call_ratio",
+        ),
+        (
+            "mmio_uart_roundtrip",
+            "busy_mmio_uart_roundtrip",
+            "busy_mmio_uart_roundtrip_ratio",
+        ),
+        (
+            "mmio_uart_posted_write",
+            "busy_mmio_uart_posted_write",
+            "busy_mmio_uart_posted_write_ratio",
+        ),
+        (
+            "ipi_roundtrip",
+            "busy_ipi_roundtrip",
+            "busy_ipi_roundtrip_ratio",
+        ),
+    ],
+    other: "beside two busy VMs",
+    base: "alone",
+    ratio: "beside two busy VMs / alone",
+};
 
 /// The value of `key` in `figures` (0 if absent).
 fn value(figures: &[(&str, u64)], key: &str) -> u64 {
@@ -168,25 +220,40 @@ fn value(figures: &[(&str, u64)], key: &str) -> u64 {
 }
 
 /// Mica on 4 host harts (`more`) against 1 (`one`): the counts on 4 and
-/// the ratios 4 / 1 (issue 13 wants them within a few per cent of 1).
+/// the ratios 4 / 1.
 pub fn cpu_figures(one: &[(&str, u64)], more: &[(&str, u64)]) -> Vec<Figure> {
+    compared(&HOST_HARTS, one, more)
+}
+
+/// The bench VM beside two busy VMs (`busy`) against alone (`alone`): the
+/// counts beside them and the ratios.
+pub fn busy_figures(alone: &[(&str, u64)], busy: &[(&str, u64)]) -> Vec<Figure> {
+    compared(&BESIDE_BUSY_VMS, alone, busy)
+}
+
+/// The counts of the `other` run and their ratios to `base`'s, as
+/// `comparison` names them.
+fn compared(comparison: &Comparison, base: &[(&str, u64)], other: &[(&str, u64)]) -> Vec<Figure> {
     let mut out: Vec<Figure> = Vec::new();
-    for (key, more_key, ratio_key) in CPU_FIGURES {
-        let (a, b) = (value(one, key), value(more, key));
+    for &(key, other_key, ratio_key) in comparison.keys {
+        let (a, b) = (value(base, key), value(other, key));
         out.push((
-            more_key,
+            other_key,
             b.to_string(),
-            format!("{b} instructions on 4 host harts ({a} on 1)"),
+            format!(
+                "{b} instructions {} ({a} {})",
+                comparison.other, comparison.base
+            ),
         ));
         let r = significant(ratio(b, a));
-        out.push((ratio_key, r.clone(), format!("{r} (4 host harts / 1)")));
+        out.push((ratio_key, r.clone(), format!("{r} ({})", comparison.ratio)));
     }
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{cpu_figures, figures};
+    use super::{busy_figures, cpu_figures, figures};
     use crate::bench_report::tests::value;
     use crate::bench_run::{Output, Run};
     use std::time::Duration;
@@ -256,5 +323,32 @@ mod tests {
         assert_eq!(value(&f, "smp4_ipi_roundtrip"), "5");
         assert_eq!(value(&f, "smp4_ipi_roundtrip_ratio"), "0");
         assert!(f[0].2.contains("(200 on 1)"), "{}", f[0].2);
+    }
+
+    #[test]
+    fn counts_beside_busy_vms_compare_with_the_vm_alone() {
+        let alone = [
+            ("null_sbi_call", 143),
+            ("mmio_uart_roundtrip", 3397),
+            ("mmio_uart_posted_write", 211),
+            ("ipi_roundtrip", 10213),
+        ];
+        let busy = [
+            ("null_sbi_call", 143),
+            ("mmio_uart_roundtrip", 3529),
+            ("mmio_uart_posted_write", 211),
+            ("ipi_roundtrip", 10303),
+        ];
+        let f = busy_figures(&alone, &busy);
+        assert_eq!(f.len(), 8);
+        assert_eq!(value(&f, "busy_mmio_uart_roundtrip"), "3529");
+        assert_eq!(value(&f, "busy_mmio_uart_roundtrip_ratio"), "1.039");
+        assert_eq!(value(&f, "busy_null_sbi_call_ratio"), "1.000");
+        assert_eq!(value(&f, "busy_ipi_roundtrip_ratio"), "1.009");
+        let line = &f[2].2;
+        assert!(
+            line.contains("3529 instructions beside two busy VMs (3397 alone)"),
+            "{line}"
+        );
     }
 }

@@ -57,7 +57,7 @@ pub const FIGURES: [&str; 19] = [
 /// vCPUs (configs/bench.toml), the native run 2 harts (`-smp 2`).
 const GUEST_HARTS: usize = 2;
 /// Host harts (QEMU `-smp`) of the full run under Mica, and of the second
-/// run that takes only [`FIGURES`] (`cpu_figures`).
+/// run that takes only [`FIGURES`] (`first_figures`).
 pub const MICA_CPUS: usize = 1;
 pub const MICA_MORE_CPUS: usize = 4;
 /// LSR reads the guest does in the traced window (its `TRACE_ROUNDS`).
@@ -198,19 +198,22 @@ pub fn under_mica(
     Ok((run, breakdown))
 }
 
-/// Boots Mica's `kernel` with the `bench` `boot_image` on `cpus` host
-/// harts and reads only [`FIGURES`] (QEMU is stopped after them).
-pub fn cpu_figures(
+/// Boots Mica's `kernel` with a `boot_image` whose VM `vm0` runs the bench
+/// guest (scenario `bench`, or `bench-busy` with its busy neighbours) on
+/// `cpus` host harts and reads only [`FIGURES`] (QEMU is stopped after
+/// them); `what` says which run it is.
+pub fn first_figures(
     kernel: &Path,
     boot_image: &Path,
     cpus: usize,
+    what: &str,
 ) -> Result<Vec<(&'static str, u64)>, String> {
     let mut qemu = qemu(cpus);
     qemu.args(["-monitor", "none", "-kernel"])
         .arg(kernel)
         .arg("-initrd")
         .arg(boot_image);
-    println!("bench: the bench guest's first figures under Mica with {cpus} host harts");
+    println!("bench: the bench guest's first figures under Mica {what}");
     let mut session = Session::spawn(qemu)?;
     read_figures(&mut session)
 }

@@ -99,36 +99,39 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ];
         counts += qemu_tests(binary, &env, what)?;
     }
-    // Each of these boots a scenario of its own, built just before its
+    // Each of these boots scenarios of its own, built just before its
     // tests run.
-    for (binary, var, scenario, what) in [
+    for (binary, images, what) in [
         (
             "riscv64_traps",
-            "MICA_BOOT_IMAGE_RISCV64_TRAPS",
-            "traps",
+            &[("MICA_BOOT_IMAGE_RISCV64_TRAPS", "traps")][..],
             "QEMU tests (riscv64 guest traps and FP state)",
         ),
         (
             "riscv64_ended",
-            "MICA_BOOT_IMAGE_RISCV64_ENDER",
-            "ender",
+            &[("MICA_BOOT_IMAGE_RISCV64_ENDER", "ender")][..],
             "QEMU tests (riscv64 guests that end, and why)",
         ),
         (
             "riscv64_hostile",
-            "MICA_BOOT_IMAGE_RISCV64_HOSTILE",
-            "hostile",
+            &[("MICA_BOOT_IMAGE_RISCV64_HOSTILE", "hostile")][..],
             "QEMU tests (riscv64 hostile guest beside a steady one)",
         ),
         (
             "riscv64_bench",
-            "MICA_BOOT_IMAGE_RISCV64_BENCH",
-            "bench",
-            "QEMU tests (riscv64 I/O round trips without idle waits)",
+            &[
+                ("MICA_BOOT_IMAGE_RISCV64_BENCH", "bench"),
+                // The bench VM again, beside two busy VMs.
+                ("MICA_BOOT_IMAGE_RISCV64_BENCH_BUSY", "bench-busy"),
+            ][..],
+            "QEMU tests (riscv64 I/O round trips without idle waits, alone and beside busy VMs)",
         ),
     ] {
-        let image = qemu::build_boot_image(scenario, false)?;
-        let env = [("MICA_KERNEL_RISCV64", kernel.as_path()), (var, &image)];
+        let mut env = vec![("MICA_KERNEL_RISCV64", kernel.clone())];
+        for &(var, scenario) in images {
+            env.push((var, qemu::build_boot_image(scenario, false)?));
+        }
+        let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
         counts += qemu_tests(binary, &env, what)?;
     }
     counts += linux_tests(&kernel)?;
