@@ -62,19 +62,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "with 4 host harts",
     )?;
     let busy_image = qemu::build_boot_image("bench-busy", false)?;
-    let busy = bench_run::first_figures(
-        &kernel,
-        &busy_image,
-        bench_run::MICA_CPUS,
-        "beside two busy VMs on its host hart",
-    )?;
+    let (busy, busy_out) = bench_run::beside_busy_vms(&kernel, &busy_image)?;
     let native = bench_run::native(&riscv_elf("mica-guest-bench"))?;
     let mut figures = Vec::new();
     let report = bench_report::figures(&mica, &native, breakdown.as_ref().ok())
         .into_iter()
         .chain(bench_harts::figures(&mica, &native))
         .chain(bench_harts::cpu_figures(&mica.figures, &more_cpus))
-        .chain(bench_harts::busy_figures(&mica.figures, &busy));
+        .chain(bench_harts::busy_figures(&mica.figures, &busy))
+        .chain([bench_harts::busy_share(&mica.out, &busy_out)]);
     for (key, value, summary) in report {
         println!("bench: {key} = {summary}");
         figures.push((key.to_string(), value));

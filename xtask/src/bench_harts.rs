@@ -22,7 +22,7 @@
 //! round trip has no such wait (a hart in `wfi` hands QEMU to the other).
 
 use crate::bench_report::{ratio, significant};
-use crate::bench_run::Run;
+use crate::bench_run::{Output, Run};
 
 /// A figure, its value and the line printed for it.
 type Figure = (&'static str, String, String);
@@ -231,6 +231,24 @@ pub fn busy_figures(alone: &[(&str, u64)], busy: &[(&str, u64)]) -> Vec<Figure> 
     compared(&BESIDE_BUSY_VMS, alone, busy)
 }
 
+/// `busy_uart_out_share`: the part of the host hart the bench VM had (with
+/// the services' work for it) while it wrote its 64 KiB byte by byte
+/// beside two spinning VMs: the instructions the same output took alone
+/// over those it took beside them (the counts are the whole hart's). A
+/// third is a fair share; a VM doing I/O that starved its neighbours would
+/// come near 1.
+pub fn busy_share(alone: &Output, busy: &Output) -> Figure {
+    let share = significant(ratio(alone.instructions, busy.instructions));
+    (
+        "busy_uart_out_share",
+        share.clone(),
+        format!(
+            "{share} of the host hart ({} instructions alone, {} beside two busy VMs)",
+            alone.instructions, busy.instructions
+        ),
+    )
+}
+
 /// The counts of the `other` run and their ratios to `base`'s, as
 /// `comparison` names them.
 fn compared(comparison: &Comparison, base: &[(&str, u64)], other: &[(&str, u64)]) -> Vec<Figure> {
@@ -253,7 +271,7 @@ fn compared(comparison: &Comparison, base: &[(&str, u64)], other: &[(&str, u64)]
 
 #[cfg(test)]
 mod tests {
-    use super::{busy_figures, cpu_figures, figures};
+    use super::{busy_figures, busy_share, cpu_figures, figures};
     use crate::bench_report::tests::value;
     use crate::bench_run::{Output, Run};
     use std::time::Duration;
@@ -323,6 +341,19 @@ mod tests {
         assert_eq!(value(&f, "smp4_ipi_roundtrip"), "5");
         assert_eq!(value(&f, "smp4_ipi_roundtrip_ratio"), "0");
         assert!(f[0].2.contains("(200 on 1)"), "{}", f[0].2);
+    }
+
+    #[test]
+    fn the_share_of_the_hart_is_the_output_alone_over_beside_busy_vms() {
+        let output = |instructions| Output {
+            bytes: 65536,
+            instructions,
+            ns: instructions,
+            wall: Duration::ZERO,
+        };
+        let (key, value, line) = busy_share(&output(330_820_011), &output(939_508_547));
+        assert_eq!((key, value.as_str()), ("busy_uart_out_share", "0.3521"));
+        assert!(line.contains("330820011 instructions alone"), "{line}");
     }
 
     #[test]

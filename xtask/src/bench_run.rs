@@ -88,6 +88,9 @@ const MONITOR_WAIT: Duration = Duration::from_secs(30);
 /// per second).
 const LINE_WAIT: Duration = Duration::from_secs(60);
 
+/// [`FIGURES`] with their values, as one run read them.
+pub type Figures = Vec<(&'static str, u64)>;
+
 /// What a sustained output took: guest instructions and ns, host wall.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Output {
@@ -216,6 +219,22 @@ pub fn first_figures(
     println!("bench: the bench guest's first figures under Mica {what}");
     let mut session = Session::spawn(qemu)?;
     read_figures(&mut session)
+}
+
+/// Boots Mica's `kernel` with the `bench-busy` `boot_image` (the bench VM
+/// beside two VMs that spin) on one host hart and reads [`FIGURES`] and
+/// the byte-by-byte output (`bench: out ...`); QEMU is stopped after it.
+pub fn beside_busy_vms(kernel: &Path, boot_image: &Path) -> Result<(Figures, Output), String> {
+    let mut qemu = qemu(MICA_CPUS);
+    qemu.args(["-monitor", "none", "-kernel"])
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(boot_image);
+    println!("bench: the bench guest under Mica beside two busy VMs on its host hart");
+    let mut session = Session::spawn(qemu)?;
+    let figures = read_figures(&mut session)?;
+    let out = read_output(&mut session, "out")?;
+    Ok((figures, out))
 }
 
 /// Boots the bench guest's `elf` directly on QEMU with OpenSBI, on as many
