@@ -55,12 +55,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .join("bench")
         .join("riscv64.json");
     let (mica, breakdown) = bench_run::under_mica(&kernel, &image)?;
-    let more_cpus = bench_run::first_figures(
-        &kernel,
-        &image,
-        bench_run::MICA_MORE_CPUS,
-        "with 4 host harts",
-    )?;
+    let more_cpus = bench_run::cpu_figures(&kernel, &image, bench_run::MICA_MORE_CPUS)?;
     let busy_image = qemu::build_boot_image("bench-busy", false)?;
     let (busy, busy_out) = bench_run::beside_busy_vms(&kernel, &busy_image)?;
     let native = bench_run::native(&riscv_elf("mica-guest-bench"))?;

@@ -57,7 +57,7 @@ pub const FIGURES: [&str; 19] = [
 /// vCPUs (configs/bench.toml), the native run 2 harts (`-smp 2`).
 const GUEST_HARTS: usize = 2;
 /// Host harts (QEMU `-smp`) of the full run under Mica, and of the second
-/// run that takes only [`FIGURES`] (`first_figures`).
+/// run that takes only [`FIGURES`] (`cpu_figures`).
 pub const MICA_CPUS: usize = 1;
 pub const MICA_MORE_CPUS: usize = 4;
 /// LSR reads the guest does in the traced window (its `TRACE_ROUNDS`).
@@ -201,23 +201,22 @@ pub fn under_mica(
     Ok((run, breakdown))
 }
 
-/// Boots Mica's `kernel` with a `boot_image` whose VM `vm0` runs the bench
-/// guest (scenario `bench`, or `bench-busy` with its busy neighbours) on
-/// `cpus` host harts and reads only [`FIGURES`] (QEMU is stopped after
-/// them); `what` says which run it is.
-pub fn first_figures(
-    kernel: &Path,
-    boot_image: &Path,
-    cpus: usize,
-    what: &str,
-) -> Result<Vec<(&'static str, u64)>, String> {
+/// QEMU booting Mica's `kernel` with `boot_image` on `cpus` host harts,
+/// without a monitor.
+fn mica_on(kernel: &Path, boot_image: &Path, cpus: usize) -> Command {
     let mut qemu = qemu(cpus);
     qemu.args(["-monitor", "none", "-kernel"])
         .arg(kernel)
         .arg("-initrd")
         .arg(boot_image);
-    println!("bench: the bench guest's first figures under Mica {what}");
-    let mut session = Session::spawn(qemu)?;
+    qemu
+}
+
+/// Boots Mica's `kernel` with the `bench` `boot_image` on `cpus` host
+/// harts and reads only [`FIGURES`] (QEMU is stopped after them).
+pub fn cpu_figures(kernel: &Path, boot_image: &Path, cpus: usize) -> Result<Figures, String> {
+    println!("bench: the bench guest's first figures under Mica with {cpus} host harts");
+    let mut session = Session::spawn(mica_on(kernel, boot_image, cpus))?;
     read_figures(&mut session)
 }
 
@@ -225,13 +224,8 @@ pub fn first_figures(
 /// beside two VMs that spin) on one host hart and reads [`FIGURES`] and
 /// the byte-by-byte output (`bench: out ...`); QEMU is stopped after it.
 pub fn beside_busy_vms(kernel: &Path, boot_image: &Path) -> Result<(Figures, Output), String> {
-    let mut qemu = qemu(MICA_CPUS);
-    qemu.args(["-monitor", "none", "-kernel"])
-        .arg(kernel)
-        .arg("-initrd")
-        .arg(boot_image);
     println!("bench: the bench guest under Mica beside two busy VMs on its host hart");
-    let mut session = Session::spawn(qemu)?;
+    let mut session = Session::spawn(mica_on(kernel, boot_image, MICA_CPUS))?;
     let figures = read_figures(&mut session)?;
     let out = read_output(&mut session, "out")?;
     Ok((figures, out))
