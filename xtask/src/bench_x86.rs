@@ -4,7 +4,8 @@
 //! where the guest's TSC counts retired instructions, and writes the
 //! cycles per null hypercall, per COM1 LSR read round trip, per (posted)
 //! THR write and per IPI round trip between the guest's two vCPUs of each
-//! backend, and the 4-CPU / 1-CPU ratios under SVM, to
+//! backend, the 4-CPU / 1-CPU ratios under SVM, and SVM's on one CPU
+//! with the bench VM beside two busy VMs (`x86-bench-busy`), to
 //! `target/bench/x86_64.json`. The SVM run on 4 CPUs also traces the
 //! guest's window of LSR reads (`bench: trace start` / `stop`: QEMU's
 //! `-d in_asm` with `exec,nochain` switched on through the monitor, as
@@ -50,15 +51,44 @@ fn figures(
             out.push((format!("{prefix}_{key}"), value.to_string()));
         }
     }
-    for &(key, four) in svm {
-        let one = svm_one
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map_or(0, |(_, v)| *v);
-        let r = significant(ratio(four, one));
-        println!("bench: svm {key}: {four} on 4 CPUs, {one} on 1 ({r})");
-        out.push((format!("svm_smp4_{key}_ratio"), r));
+    out.extend(ratios("svm_smp4", svm, svm_one, ("on 4 CPUs", "on 1")));
+    out
+}
+
+/// `<prefix>_<key>_ratio`: each figure of `other` over `base`'s, printed
+/// with what `names` calls the two runs.
+fn ratios(
+    prefix: &str,
+    other: &[(&str, u64)],
+    base: &[(&str, u64)],
+    names: (&str, &str),
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for &(key, b) in other {
+        let a = base.iter().find(|(k, _)| *k == key).map_or(0, |(_, v)| *v);
+        let r = significant(ratio(b, a));
+        println!("bench: svm {key}: {b} {}, {a} {} ({r})", names.0, names.1);
+        out.push((format!("{prefix}_{key}_ratio"), r));
     }
+    out
+}
+
+/// SVM on one CPU with the bench VM beside two VMs that spin (scenario
+/// `x86-bench-busy`) against it alone: `svm_busy_*` and
+/// `svm_busy_*_ratio`. The guest's TSC counts every instruction of the
+/// CPU, so a round trip that waited behind a neighbour's time slice would
+/// show in the mean.
+fn busy_figures(alone: &[(&str, u64)], busy: &[(&str, u64)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = busy
+        .iter()
+        .map(|&(key, b)| (format!("svm_busy_{key}"), b.to_string()))
+        .collect();
+    out.extend(ratios(
+        "svm_busy",
+        busy,
+        alone,
+        ("beside two busy VMs", "alone"),
+    ));
     out
 }
 
@@ -82,6 +112,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .arg(&image);
     println!("bench: QEMU (SVM, 1 CPU)");
     let svm_one = collect(&mut Session::spawn(qemu)?, &KEYS, "instructions")?;
+    let busy_image = x86_image::build_boot_image("x86-bench-busy")?;
+    let mut qemu = x86::qemu_command_on(&kernel, x86::SVM_CPU, "1");
+    qemu.args(["-icount", "shift=0,sleep=off", "-initrd"])
+        .arg(&busy_image);
+    println!("bench: QEMU (SVM, 1 CPU, the bench VM beside two busy VMs)");
+    let svm_busy = read_figures(&mut Session::spawn(qemu)?, &KEYS, "instructions")?;
 
     let dir = workspace_root()
         .join("target")
@@ -106,6 +142,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .join("bench")
         .join("x86_64.json");
     let mut all = figures(&svm_four, &svm_one, &vmx);
+    all.extend(busy_figures(&svm_one, &svm_busy));
     for (backend, stages) in [("svm", stages), ("vmx", vmx_stages)] {
         match stages {
             Ok(b) => all.extend(stage_figures(backend, &b)),
@@ -194,7 +231,7 @@ fn stage_figures(backend: &str, b: &Breakdown) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::figures;
+    use super::{busy_figures, figures};
 
     #[test]
     fn each_backends_counts_then_svm_on_one_cpu_and_the_ratios() {
@@ -214,5 +251,24 @@ mod tests {
         assert_eq!(get("svm_smp4_null_hypercall_ratio"), "1.008");
         assert_eq!(get("svm_smp4_ipi_roundtrip_ratio"), "1.333");
         assert_eq!(f.len(), 3 * 2 + 2);
+    }
+
+    #[test]
+    fn svm_beside_busy_vms_gives_its_counts_and_their_ratios_to_alone() {
+        let alone = [("null_hypercall", 135), ("pio_uart_roundtrip", 2852)];
+        let busy = [("null_hypercall", 135), ("pio_uart_roundtrip", 2995)];
+        let f = busy_figures(&alone, &busy);
+        let keys: Vec<&str> = f.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "svm_busy_null_hypercall",
+                "svm_busy_pio_uart_roundtrip",
+                "svm_busy_null_hypercall_ratio",
+                "svm_busy_pio_uart_roundtrip_ratio"
+            ]
+        );
+        assert_eq!(f[1].1, "2995");
+        assert_eq!(f[3].1, "1.050");
     }
 }
