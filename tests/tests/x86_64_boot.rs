@@ -541,3 +541,57 @@ const X86_HOSTILE_PHASES: &[&str] = &[
     "hypercall",
     "hlt storm",
 ];
+
+/// The x86 bench guest's null hypercall, COM1 LSR round trip, posted THR
+/// write and IPI round trip (TSC cycles: every instruction of the CPU
+/// under `-icount shift=0,sleep=off`) from the boot image `var` names, on
+/// one CPU under SVM.
+fn bench_counts(var: &str) -> (Session, [u64; 4]) {
+    let image = boot_image(var);
+    let mut s = qemu_smp(SVM, 1, &["-icount", "shift=0,sleep=off", "-initrd", &image]);
+    let counts = [
+        "null_hypercall",
+        "pio_uart_roundtrip",
+        "pio_uart_posted_write",
+        "ipi_roundtrip",
+    ]
+    .map(|key| {
+        let marker = format!("bench: {key} ");
+        let line = s.expect(&marker, BOOT).unwrap();
+        let at = line.find(&marker).unwrap() + marker.len();
+        line[at..].trim().parse::<u64>().unwrap()
+    });
+    (s, counts)
+}
+
+/// Beside two VMs that spin on its one CPU (`x86-bench-busy`), the bench
+/// VM's I/O costs what it costs alone (`x86-bench`): the vCPU whose
+/// access completes runs next, not after the neighbours' time slices.
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn under_svm_beside_two_busy_vms_a_round_trip_costs_what_it_costs_alone() {
+    let (_, alone) = bench_counts("MICA_BOOT_IMAGE_X86_64_BENCH");
+    let (s, busy) = bench_counts("MICA_BOOT_IMAGE_X86_64_BENCH_BUSY");
+    for vm in ["vm1", "vm2"] {
+        assert!(
+            s.transcript()
+                .iter()
+                .any(|l| l.starts_with(&format!("{vm} | steady: timebase "))),
+            "{vm} did not start spinning: {:?}",
+            s.transcript()
+        );
+    }
+    let names = [
+        "null hypercall",
+        "UART round trip",
+        "posted write",
+        "IPI round trip",
+    ];
+    for ((name, a), b) in names.iter().zip(alone).zip(busy) {
+        assert!(
+            b <= a + a / 10,
+            "{name}: {b} instructions beside two busy VMs, {a} alone"
+        );
+    }
+    println!("alone {alone:?}, beside two busy VMs {busy:?}");
+}

@@ -161,6 +161,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let x86_misbehave_image = crate::x86_image::build_boot_image("x86-misbehave")?;
     let x86_hostile_image = crate::x86_image::build_boot_image("x86-hostile")?;
     let x86_smp_image = crate::x86_image::build_boot_image("x86-smp")?;
+    let x86_bench_image = crate::x86_image::build_boot_image("x86-bench")?;
+    let x86_busy_image = crate::x86_image::build_boot_image("x86-bench-busy")?;
     counts += qemu_tests(
         "x86_64_boot",
         &[
@@ -169,6 +171,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
             ("MICA_BOOT_IMAGE_X86_64_MISBEHAVE", &x86_misbehave_image),
             ("MICA_BOOT_IMAGE_X86_64_HOSTILE", &x86_hostile_image),
             ("MICA_BOOT_IMAGE_X86_64_SMP", &x86_smp_image),
+            ("MICA_BOOT_IMAGE_X86_64_BENCH", &x86_bench_image),
+            ("MICA_BOOT_IMAGE_X86_64_BENCH_BUSY", &x86_busy_image),
         ],
         "QEMU tests (x86_64)",
     )?;
