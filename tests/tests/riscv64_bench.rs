@@ -124,7 +124,7 @@ fn beside_two_busy_vms_a_round_trip_costs_what_it_costs_alone() {
         .unwrap();
     // The counts are the whole hart's: a round trip that waited behind a
     // neighbour's time slice (10 ms, 10 million instructions) would add
-    // thousands to the mean of a thousand of them.
+    // tens of thousands to the mean of the 200 the guest times.
     let names = [
         "null SBI call",
         "UART round trip",
