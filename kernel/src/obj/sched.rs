@@ -129,8 +129,7 @@ struct Entry {
 pub struct Scheduler {
     entries: [Option<Entry>; MAX_TASKS],
     ready: TaskQueues<PRIORITIES>,
-    /// Bit [`level_bit`]`(p)` is set exactly when ready queue `p` is
-    /// non-empty.
+    /// Bit `p` is set exactly when ready queue `p` is non-empty.
     nonempty: u32,
     /// The running task of the CPU the kernel acts for (the hot paths
     /// read and write only this).
@@ -149,22 +148,10 @@ pub struct Scheduler {
     /// Timer ticks seen (every tick, whoever ran): the clock that bounds
     /// a boosted task's turn.
     ticks: u64,
-    /// The priority levels (bit [`level_bit`]`(p)` = level `p`) whose
-    /// tasks CPUs other than CPU 0 may take; CPU 0 takes every level
+    /// The priority levels (bit `p` = level `p`) whose tasks CPUs other
+    /// than CPU 0 may take; CPU 0 takes every level
     /// ([`Scheduler::share_only`]).
     shared: u32,
-}
-
-/// The bit of priority level `level` in the scheduler's level masks: the
-/// most urgent level is the lowest bit, so the most urgent ready level is
-/// found with `trailing_zeros`. Harts without Zbb (RV64GC) have no
-/// count-zeros instruction: `trailing_zeros` is a multiply and a table
-/// load, `leading_zeros` some 30 instructions, on every scheduling check
-/// that finds a task ready (33 instructions more per check beside busy
-/// VMs, four checks per I/O round trip).
-#[inline(always)]
-fn level_bit(level: usize) -> u32 {
-    (1u32 << (PRIORITIES - 1)) >> (level % PRIORITIES)
 }
 
 impl Default for Scheduler {
@@ -196,7 +183,7 @@ impl Scheduler {
     /// are never live on two harts, so unmapping needs no remote TLB
     /// shootdown) and spreads the vCPUs, which run at the lowest level.
     pub fn share_only(&mut self, levels: u32) {
-        self.shared = levels.reverse_bits();
+        self.shared = levels;
     }
 
     /// Lets CPUs `0..cpus` (1 to [`MAX_CPUS`]) take tasks; the others
@@ -685,7 +672,7 @@ impl Scheduler {
             return Err("a task runs on a CPU that takes none");
         }
         for p in 0..PRIORITIES {
-            if (self.nonempty & level_bit(p) != 0) == self.ready.is_empty(p) {
+            if (self.nonempty >> p) & 1 == u32::from(self.ready.is_empty(p)) {
                 return Err("bitmap disagrees with the ready queues");
             }
         }
@@ -724,7 +711,7 @@ impl Scheduler {
     /// Whether CPU `cpu` may run tasks at `priority`.
     #[inline(always)]
     fn takes_on(&self, cpu: usize, priority: Priority) -> bool {
-        cpu == 0 || self.shared & level_bit(priority.level()) != 0
+        cpu == 0 || self.shared & 1 << priority.level() != 0
     }
 
     /// The most urgent ready priority the CPU the kernel acts for may take.
@@ -741,7 +728,7 @@ impl Scheduler {
         } else {
             self.nonempty & self.shared
         };
-        let top = 31u32.checked_sub(levels.trailing_zeros())?;
+        let top = 31u32.checked_sub(levels.leading_zeros())?;
         u8::try_from(top).ok().map(Priority)
     }
 
@@ -767,7 +754,7 @@ impl Scheduler {
     }
 
     fn mark_level(&mut self, level: usize) {
-        let bit = level_bit(level);
+        let bit = 1u32 << (level % PRIORITIES);
         if self.ready.is_empty(level) {
             self.nonempty &= !bit;
         } else {
