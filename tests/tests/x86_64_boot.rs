@@ -581,17 +581,14 @@ fn under_svm_beside_two_busy_vms_a_round_trip_costs_what_it_costs_alone() {
             s.transcript()
         );
     }
-    let names = [
-        "null hypercall",
-        "UART round trip",
-        "posted write",
-        "IPI round trip",
-    ];
-    for ((name, a), b) in names.iter().zip(alone).zip(busy) {
-        assert!(
-            b <= a + a / 10,
-            "{name}: {b} instructions beside two busy VMs, {a} alone"
-        );
-    }
-    println!("alone {alone:?}, beside two busy VMs {busy:?}");
+    mica_tests::steady::assert_beside_busy_vms_as_alone(
+        [
+            "null hypercall",
+            "UART round trip",
+            "posted write",
+            "IPI round trip",
+        ],
+        alone,
+        busy,
+    );
 }
