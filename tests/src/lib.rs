@@ -5,6 +5,7 @@
 //! Layer: test driver (`cargo xtask check-layers`): it links only `mica-boot`
 //! (its tests: `ipc` too); nothing depends on it but the tools.
 
+pub mod bench;
 pub mod hostile;
 pub mod linux;
 pub mod riscv64;

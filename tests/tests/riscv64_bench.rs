@@ -28,11 +28,9 @@ const OUTPUT: Duration = Duration::from_secs(600);
 /// resolution (100 ns at QEMU virt's 10 MHz timebase).
 const MAX_IDLE_NS: u64 = 50_000;
 
-/// The number after `bench: <key> ` in the next such line.
+/// The number in the next `bench: <key> N` line.
 fn figure(s: &mut Session, key: &str, wait: Duration) -> u64 {
-    let line = s.expect(&format!("bench: {key} "), wait).unwrap();
-    let at = line.find(&format!("bench: {key} ")).unwrap() + key.len() + 8;
-    line[at..].trim().parse().unwrap()
+    mica_tests::bench::figure(s, key, wait).unwrap()
 }
 
 #[test]
@@ -125,7 +123,7 @@ fn beside_two_busy_vms_a_round_trip_costs_what_it_costs_alone() {
     // The counts are the whole hart's: a round trip that waited behind a
     // neighbour's time slice (10 ms, 10 million instructions) would add
     // tens of thousands to the mean of the 200 the guest times.
-    mica_tests::steady::assert_beside_busy_vms_as_alone(
+    mica_tests::bench::assert_beside_busy_vms_as_alone(
         [
             "null SBI call",
             "UART round trip",

@@ -555,12 +555,7 @@ fn bench_counts(var: &str) -> (Session, [u64; 4]) {
         "pio_uart_posted_write",
         "ipi_roundtrip",
     ]
-    .map(|key| {
-        let marker = format!("bench: {key} ");
-        let line = s.expect(&marker, BOOT).unwrap();
-        let at = line.find(&marker).unwrap() + marker.len();
-        line[at..].trim().parse::<u64>().unwrap()
-    });
+    .map(|key| mica_tests::bench::figure(&mut s, key, BOOT).unwrap());
     (s, counts)
 }
 
@@ -581,7 +576,7 @@ fn under_svm_beside_two_busy_vms_a_round_trip_costs_what_it_costs_alone() {
             s.transcript()
         );
     }
-    mica_tests::steady::assert_beside_busy_vms_as_alone(
+    mica_tests::bench::assert_beside_busy_vms_as_alone(
         [
             "null hypercall",
             "UART round trip",

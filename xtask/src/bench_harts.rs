@@ -212,7 +212,7 @@ const BESIDE_BUSY_VMS: Comparison = Comparison {
 };
 
 /// The value of `key` in `figures` (0 if absent).
-fn value(figures: &[(&str, u64)], key: &str) -> u64 {
+pub(crate) fn value(figures: &[(&str, u64)], key: &str) -> u64 {
     figures
         .iter()
         .find(|(k, _)| *k == key)

@@ -21,6 +21,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::bench::{collect, read_figures, write_json_text};
+use crate::bench_harts::value;
 use crate::bench_report::{ratio, significant};
 use crate::bench_run::{Monitor, read_file, stage_breakdown, trace_breakdown, trace_files};
 use crate::bench_trace::{self, Arch, Breakdown, TaskText};
@@ -65,7 +66,7 @@ fn ratios(
 ) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for &(key, b) in other {
-        let a = base.iter().find(|(k, _)| *k == key).map_or(0, |(_, v)| *v);
+        let a = value(base, key);
         let r = significant(ratio(b, a));
         println!("bench: svm {key}: {b} {}, {a} {} ({r})", names.0, names.1);
         out.push((format!("{prefix}_{key}_ratio"), r));
@@ -107,17 +108,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let image = x86_image::build_boot_image("x86-bench")?;
 
     let (svm_four, stages) = traced_svm_run(&kernel, &image)?;
-    let mut qemu = x86::qemu_command_on(&kernel, x86::SVM_CPU, "1");
-    qemu.args(["-icount", "shift=0,sleep=off", "-initrd"])
-        .arg(&image);
     println!("bench: QEMU (SVM, 1 CPU)");
-    let svm_one = collect(&mut Session::spawn(qemu)?, &KEYS, "instructions")?;
+    let svm_one = collect(
+        &mut Session::spawn(svm_counting(&kernel, &image, "1"))?,
+        &KEYS,
+        "instructions",
+    )?;
     let busy_image = x86_image::build_boot_image("x86-bench-busy")?;
-    let mut qemu = x86::qemu_command_on(&kernel, x86::SVM_CPU, "1");
-    qemu.args(["-icount", "shift=0,sleep=off", "-initrd"])
-        .arg(&busy_image);
     println!("bench: QEMU (SVM, 1 CPU, the bench VM beside two busy VMs)");
-    let svm_busy = read_figures(&mut Session::spawn(qemu)?, &KEYS, "instructions")?;
+    let svm_busy = read_figures(
+        &mut Session::spawn(svm_counting(&kernel, &busy_image, "1"))?,
+        &KEYS,
+        "instructions",
+    )?;
 
     let dir = workspace_root()
         .join("target")
@@ -154,6 +157,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     write_json_text(&out, &all)
 }
 
+/// QEMU with SVM on `cpus` CPUs booting `kernel` with `image`, counting
+/// instructions exactly (`-icount shift=0,sleep=off`: the guest's TSC
+/// counts retired instructions).
+fn svm_counting(kernel: &Path, image: &Path, cpus: &str) -> std::process::Command {
+    let mut qemu = x86::qemu_command_on(kernel, x86::SVM_CPU, cpus);
+    qemu.args(["-icount", "shift=0,sleep=off", "-initrd"])
+        .arg(image);
+    qemu
+}
+
 /// A run's figures, in the guest's order.
 type Figures = Vec<(&'static str, u64)>;
 
@@ -168,10 +181,8 @@ fn traced_svm_run(
     image: &Path,
 ) -> Result<(Figures, Result<Breakdown, String>), String> {
     let (log, socket) = trace_files("x86_64")?;
-    let mut qemu = x86::qemu_command_on(kernel, x86::SVM_CPU, x86::SMP_CPUS);
-    qemu.args(["-icount", "shift=0,sleep=off", "-initrd"])
-        .arg(image)
-        .arg("-monitor")
+    let mut qemu = svm_counting(kernel, image, x86::SMP_CPUS);
+    qemu.arg("-monitor")
         .arg(format!("unix:{},server=on,wait=off", socket.display()))
         .args(["-d", "in_asm", "-D"])
         .arg(&log);
