@@ -657,12 +657,12 @@ fn start_run(r: &mut Runner, task: TaskId, vm: usize, vcpu: usize) -> Result<Ste
                 task,
             })
         }
-        // The CPU that holds it gives it up once it has the lock: this one
-        // lets it go and waits (a tick at most) with the lock free.
-        Err(RunOutcome::Elsewhere) => {
-            let _ = r.objects.sched.yield_now();
-            Ok(Step::Idle)
-        }
+        // The CPU that holds it lets the run go once it has the lock, and
+        // then asks this one to decide again (`after_exit`): this one keeps
+        // the task and waits with the lock free. (A task put back in the
+        // ready queue instead was picked again here at once, and a CPU
+        // that sleeps without ticks then kept it for good.)
+        Err(RunOutcome::Elsewhere) => Ok(Step::Idle),
         Err(outcome) => Err(run_over(r, vm, vcpu, outcome)),
     }
 }
@@ -708,6 +708,11 @@ fn after_exit(r: &mut Runner, vm: usize, vcpu: usize, task: TaskId) -> Step {
             }
         }
         Err(outcome) => {
+            if abandoned {
+                // A CPU may have picked the task since and wait for this
+                // one to let the run go (`start_run`).
+                r.objects.sched.let_go(task);
+            }
             let decision = run_over(r, vm, vcpu, outcome);
             next_step(r, decision)
         }

@@ -1,6 +1,7 @@
 //! The management shell on Mica's console, typed at through QEMU's serial
 //! stdin: `vm list` with slots and generation IDs, pause/resume seen in the
-//! guests' output, a dynamic VM created, started and destroyed (twice, so
+//! guests' output (and a spinning VM that runs on after each of a dozen
+//! pause and resume pairs typed at once), a dynamic VM created, started and destroyed (twice, so
 //! its RAM comes back), 100 create/start/destroy cycles that leave `mem`'s
 //! free-frame count exactly where it was, one `error:` line per mistake
 //! (including a full slot table and too little memory), a static VM launched
@@ -169,6 +170,36 @@ fn vm_info_shows_each_vcpu_of_a_two_vcpu_vm() {
     assert_eq!(vcpu_line(&line), ("held".to_string(), 0), "{line}");
     s.send("vm destroy duo\n").unwrap();
     s.expect("duo destroyed", ANSWER).unwrap();
+    halt(s);
+}
+
+/// Pause and resume rounds of [`a_spinning_vm_runs_on_after_every_pause_and_resume`].
+const PAUSE_ROUNDS: usize = 12;
+
+#[test]
+#[ignore = "needs QEMU and the built kernel: run by `cargo xtask test`"]
+fn a_spinning_vm_runs_on_after_every_pause_and_resume() {
+    let mut s = booted();
+    s.send("vm create spin --image steady --mem 16\nvm start spin\n")
+        .unwrap();
+    s.expect("spin started", ANSWER).unwrap();
+    s.expect("spin | steady: tick 1", TICKS).unwrap();
+    // `steady` never leaves its loop of its own accord: each pause takes
+    // its vCPU off a hart in the middle of a run, and the resume at once
+    // after it may hand the vCPU to another hart before the first has let
+    // the run go.
+    for round in 0..PAUSE_ROUNDS {
+        s.send("vm pause spin\nvm resume spin\n").unwrap();
+        s.expect("spin paused", ANSWER).unwrap();
+        s.expect("spin resumed", ANSWER).unwrap();
+        // The first may have been on its way before the pause.
+        for _ in 0..2 {
+            if let Err(e) = s.expect("spin | steady: tick", TICKS) {
+                panic!("round {round}: spin stopped after its resume: {e}");
+            }
+        }
+    }
+    assert_no_fatal(&s);
     halt(s);
 }
 

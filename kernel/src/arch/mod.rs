@@ -55,7 +55,8 @@ pub enum RunOutcome {
     HartStopped,
     /// Another CPU still holds the vCPU's state from a run the kernel took
     /// off it (a pause), until that CPU next takes the kernel lock: this
-    /// one tries again later.
+    /// one keeps the task and waits until that CPU, letting the run go,
+    /// asks it to decide again ([`crate::obj::sched::Scheduler::let_go`]).
     Elsewhere,
 }
 

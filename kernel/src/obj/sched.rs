@@ -337,6 +337,18 @@ impl Scheduler {
         self.entry(task).ok().map(|e| e.state)
     }
 
+    /// `task` was taken off the CPU the kernel acts for while that CPU ran
+    /// it as a vCPU, and the CPU has now let the run go: another CPU that
+    /// picked the task meanwhile, and waits with it until the run is let
+    /// go, is asked to decide again (it runs the vCPU then).
+    pub fn let_go(&mut self, task: TaskId) {
+        if let Some(cpu) = self.running_cpu(task)
+            && cpu != self.cpu()
+        {
+            self.resched |= 1 << cpu;
+        }
+    }
+
     /// The CPU `task` runs on, if it runs.
     pub fn running_cpu(&self, task: TaskId) -> Option<usize> {
         let entry = self.entry(task).ok()?;

@@ -550,6 +550,37 @@ fn a_task_made_ready_goes_to_an_idle_cpu_and_preempts_the_least_urgent() {
     most_urgent_run(&s).unwrap();
 }
 
+#[test]
+fn a_cpu_waiting_for_a_run_another_lets_go_is_asked_to_decide_again() {
+    let mut s = admitted(&[(1, 5)]);
+    s.set_cpus(3);
+    s.enter(0);
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
+    // Paused from CPU 2 while CPU 0 runs it, then resumed: CPU 1 picks it
+    // while CPU 0 still holds the run.
+    s.enter(2);
+    s.block(t(1), TaskState::Held).unwrap();
+    assert_eq!(s.take_resched(), 1 << 0);
+    s.unblock(t(1)).unwrap();
+    s.take_resched();
+    s.enter(1);
+    assert_eq!(s.schedule(), Decision::SwitchTo(t(1)));
+    // CPU 0 lets the run go: CPU 1, which keeps the task, is told.
+    s.enter(0);
+    assert_eq!(s.current(), None);
+    s.let_go(t(1));
+    assert_eq!(s.take_resched(), 1 << 1);
+    assert_eq!(s.schedule(), Decision::Idle, "CPU 0 does not take it");
+    s.enter(1);
+    assert_eq!(s.schedule(), Decision::Continue);
+    // Nobody picked it (still held): nobody is told.
+    s.block(t(1), TaskState::Held).unwrap();
+    s.enter(0);
+    s.let_go(t(1));
+    assert_eq!(s.take_resched(), 0);
+    s.check_invariants().unwrap();
+}
+
 #[derive(Clone, Debug)]
 enum CpuOp {
     Schedule,
