@@ -531,7 +531,32 @@ pub enum Sysno {
     /// when the VM is created or reset, and checks it as
     /// [`Sysno::VmStateRead`].
     VmStateWrite = 51,
+    /// `ioreq_forward(call_slot, len, vm, vcpu, recv_slot)`: the ioreq
+    /// service hands `vm`'s vCPU `vcpu`'s PROCESSING access to a client
+    /// without waiting for the answer. The first `len` bytes of the IPC
+    /// buffer (the access, as `devices::wire::encode_access` writes it)
+    /// go to the task waiting to receive on the endpoint capability in
+    /// `call_slot`, as a `call` would send them; but the client's reply
+    /// goes to the kernel, which completes the slot with it and resumes
+    /// the vCPU: "reply is resume". A reply that is not the plain answer
+    /// (`Response::Value` for a read, `Response::Ok` for a write), or the
+    /// client's death before it replied, hands the access back: the slot
+    /// is PENDING again, the service is told as of an exit, and a second
+    /// `ioreq_forward` of that access is refused (the service calls the
+    /// client itself and learns what went wrong). With `recv_slot` other
+    /// than [`NO_RECV`] the caller then receives on it, as
+    /// `ioreq_complete_recv` does; with [`NO_RECV`] it returns at once.
+    /// Refused, with nothing done and nothing received, when no task waits
+    /// on the endpoint (`Error::ServerDied` if none serves it,
+    /// `Error::KernelRefused` if it is busy), when the slot is not
+    /// PROCESSING or the vCPU waits for no access (`Error::BadSlotState`),
+    /// or the access was handed back once. Needs the IOREQ right and to
+    /// serve `vm`.
+    IoreqForward = 52,
 }
+
+/// `ioreq_forward`'s `recv_slot` when the caller does not receive after.
+pub const NO_RECV: usize = usize::MAX;
 
 /// The layouts of the VM calls' answers in the IPC buffer and registers.
 mod vm_layouts;
@@ -630,6 +655,7 @@ impl Sysno {
             49 => Sysno::VmRamWrite,
             50 => Sysno::VmStateRead,
             51 => Sysno::VmStateWrite,
+            52 => Sysno::IoreqForward,
             _ => return None,
         })
     }
@@ -740,12 +766,13 @@ mod tests {
             (Sysno::VmRamWrite, 49),
             (Sysno::VmStateRead, 50),
             (Sysno::VmStateWrite, 51),
+            (Sysno::IoreqForward, 52),
         ];
         for (call, n) in pinned {
             assert_eq!(call as usize, n);
             assert_eq!(Sysno::from_usize(n), Some(call));
         }
-        assert_eq!(Sysno::from_usize(52), None);
+        assert_eq!(Sysno::from_usize(53), None);
         assert_eq!(
             (
                 vm_stats::EXITS,

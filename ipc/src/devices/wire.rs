@@ -501,5 +501,22 @@ pub fn decode_response(bytes: &[u8]) -> Result<Response, Error> {
     crate::decode(bytes)
 }
 
+/// The answer `bytes` holds if it is one of the two plain ones, as every
+/// encoder writes them: `Ok` (a write done) or `Value` (a read's value).
+/// `None` for anything else (an error, another response, bytes that do
+/// not decode): the kernel carries only plain answers of a forwarded
+/// access into its slot, and hands every other back to the ioreq service.
+#[inline]
+pub fn plain_response(bytes: &[u8]) -> Option<Response> {
+    match bytes {
+        [RESPONSE_OK] => Some(Response::Ok),
+        [RESPONSE_VALUE, ..] => match take_varint::<64>(bytes, 1) {
+            Some((value, end)) if end == bytes.len() => Some(Response::Value(value)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -93,6 +93,11 @@ pub enum SlotEvent {
     /// Kernel: a request the service has not claimed is taken back
     /// (PENDING -> FREE, by compare-exchange; see [`withdraw`]).
     Withdraw,
+    /// Service: a request handed to a client that did not answer it
+    /// plainly goes back to be dispatched again (PROCESSING -> PENDING;
+    /// the kernel does it for a client the service forwarded the request
+    /// to, see [`hand_back`]).
+    HandBack,
 }
 
 impl SlotState {
@@ -134,12 +139,12 @@ impl SlotEvent {
     pub const fn actor(self) -> Owner {
         match self {
             Self::Fill | Self::Reclaim | Self::Withdraw => Owner::Kernel,
-            Self::Dispatch | Self::Complete => Owner::Service,
+            Self::Dispatch | Self::Complete | Self::HandBack => Owner::Service,
         }
     }
 }
 
-/// The whole transition table: the five legal steps, every other pair is
+/// The whole transition table: the six legal steps, every other pair is
 /// [`SlotError::IllegalTransition`].
 #[inline]
 pub fn next_state(from: SlotState, event: SlotEvent) -> Result<SlotState, SlotError> {
@@ -149,6 +154,7 @@ pub fn next_state(from: SlotState, event: SlotEvent) -> Result<SlotState, SlotEr
         (SlotState::Processing, SlotEvent::Complete) => Ok(SlotState::Complete),
         (SlotState::Complete, SlotEvent::Reclaim) => Ok(SlotState::Free),
         (SlotState::Pending, SlotEvent::Withdraw) => Ok(SlotState::Free),
+        (SlotState::Processing, SlotEvent::HandBack) => Ok(SlotState::Pending),
         (found, event) => Err(SlotError::IllegalTransition { found, event }),
     }
 }
@@ -624,6 +630,18 @@ fn write_result(slot: &mut IoreqSlot, request: &IoRequest, value: u64) {
                 .set_value_u32(u32::try_from(value).unwrap_or(u32::MAX)),
         }
     }
+}
+
+/// Service side, done by the kernel for the client the ioreq service
+/// forwarded `vcpu`'s request to (`ipc::syscall::Sysno::IoreqForward`),
+/// when that client died or answered other than plainly: the PROCESSING
+/// slot is PENDING again, its request untouched, for the service to
+/// dispatch it again.
+pub fn hand_back(page: &mut IoreqPage, vcpu: u8) -> Result<(), SlotError> {
+    let slot = slot_in(page, vcpu)?;
+    let next = step(slot, SlotEvent::HandBack)?;
+    slot.set_state_word(next.raw());
+    Ok(())
 }
 
 /// Service side: gives up on a PENDING slot whose request does not decode,

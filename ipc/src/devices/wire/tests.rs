@@ -265,6 +265,22 @@ proptest! {
         bytes.extend_from_slice(&rest);
         prop_assert_eq!(decode_response(&bytes), decode::<Response>(&bytes));
     }
+
+    /// `plain_response` takes exactly the `Ok` and `Value` that decode,
+    /// and nothing else.
+    #[test]
+    fn plain_responses_are_the_ok_and_value_that_decode(
+        tag in 0u8..5,
+        rest in proptest::collection::vec(any::<u8>(), 0..16),
+    ) {
+        let mut bytes = std::vec![tag];
+        bytes.extend_from_slice(&rest);
+        let plain = match decode_response(&bytes) {
+            Ok(response @ (Response::Ok | Response::Value(_))) => Some(response),
+            _ => None,
+        };
+        prop_assert_eq!(plain_response(&bytes), plain);
+    }
 }
 
 fn batch_write() -> impl Strategy<Value = BatchWrite> {

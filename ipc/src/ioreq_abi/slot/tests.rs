@@ -14,12 +14,13 @@ const ALL_STATES: [SlotState; 4] = [
     SlotState::Processing,
     SlotState::Free,
 ];
-const ALL_EVENTS: [SlotEvent; 5] = [
+const ALL_EVENTS: [SlotEvent; 6] = [
     SlotEvent::Fill,
     SlotEvent::Dispatch,
     SlotEvent::Complete,
     SlotEvent::Reclaim,
     SlotEvent::Withdraw,
+    SlotEvent::HandBack,
 ];
 
 fn mmio_read(vcpu: u8, addr: u64, size: u8) -> IoRequest {
@@ -75,7 +76,7 @@ fn ownership_follows_the_seed() {
 }
 
 #[test]
-fn exactly_five_transitions_are_legal_and_only_withdraw_leaves_a_state_of_the_other_side() {
+fn exactly_six_transitions_are_legal_and_only_withdraw_leaves_a_state_of_the_other_side() {
     let legal = [
         (SlotState::Free, SlotEvent::Fill, SlotState::Pending),
         (
@@ -90,6 +91,7 @@ fn exactly_five_transitions_are_legal_and_only_withdraw_leaves_a_state_of_the_ot
         ),
         (SlotState::Complete, SlotEvent::Reclaim, SlotState::Free),
         (SlotState::Pending, SlotEvent::Withdraw, SlotState::Free),
+        (SlotState::Processing, SlotEvent::HandBack, SlotState::Pending),
     ];
     for from in ALL_STATES {
         for event in ALL_EVENTS {
@@ -145,6 +147,25 @@ fn a_restarted_service_adopts_only_processing_slots_and_can_finish_them() {
     finish(&mut page, &taken, 0x60).unwrap();
     assert_eq!(take_completion(&mut page, 1).unwrap().value, 0x60);
     assert_eq!(adopt(&page, 16), Err(SlotError::NoSuchSlot(16)));
+}
+
+#[test]
+fn a_handed_back_slot_is_pending_again_with_its_request() {
+    let mut page = IoreqPage::new();
+    let request = mmio_read(3, 0x1000_0005, 1);
+    fill(&mut page, &request).unwrap();
+    assert!(hand_back(&mut page, 3).is_err(), "PENDING is not handed back");
+    assert_eq!(state(&page, 3), Ok(SlotState::Pending));
+    begin_processing(&mut page, 3).unwrap();
+    hand_back(&mut page, 3).unwrap();
+    assert_eq!(state(&page, 3), Ok(SlotState::Pending));
+    // Dispatched again, it is the same request, and finishes as usual.
+    let again = begin_processing(&mut page, 3).unwrap();
+    assert_eq!(again, request);
+    finish(&mut page, &again, 0x60).unwrap();
+    assert!(hand_back(&mut page, 3).is_err(), "COMPLETE stays");
+    assert_eq!(take_completion(&mut page, 3).unwrap().value, 0x60);
+    assert_eq!(hand_back(&mut page, 16), Err(SlotError::NoSuchSlot(16)));
 }
 
 #[test]
