@@ -26,6 +26,7 @@ use crate::syscall_device::{self, DeviceHost};
 use crate::syscall_entropy::{self, EntropyHost};
 use crate::syscall_stats::{self, StatsHost};
 use crate::syscall_vm::{self, VmHost};
+use crate::vm::control;
 
 /// What the dispatcher needs from the machine: register results, message
 /// copies between IPC buffers, user-memory reads and task restarts.
@@ -136,11 +137,17 @@ pub fn dispatch<M: Machine>(
             objects.call_timed(current, args[0], args[1], deadline)
         }
         Sysno::Recv => {
+            // A client that receives again without answering an access
+            // forwarded to it gives the access up.
+            if control::owes_forward(objects, current) {
+                syscall_vm::answer_forward(objects, machine, current, None);
+            }
             if syscall_vm::recv_pending(objects, machine, current) {
                 return Decision::Continue;
             }
             objects.recv(current, args[0])
         }
+        Sysno::IoreqForward => return syscall_vm::forward(objects, machine, current, args),
         Sysno::IoreqCompleteRecv => {
             let (vm, vcpu, slot) = (args[0], args[1], args[2]);
             if let Err(e) = syscall_vm::resume_vcpu(objects, machine, current, vm, vcpu) {
@@ -151,6 +158,21 @@ pub fn dispatch<M: Machine>(
                 return objects.sched.schedule();
             }
             objects.recv(current, slot)
+        }
+        Sysno::Reply | Sysno::ReplyRecv if control::owes_forward(objects, current) => {
+            let len = if call == Sysno::Reply {
+                args[0]
+            } else {
+                args[1]
+            };
+            syscall_vm::answer_forward(objects, machine, current, Some(len));
+            if call == Sysno::Reply {
+                return done(machine, [0; 3]);
+            }
+            if syscall_vm::recv_pending(objects, machine, current) {
+                return objects.sched.schedule();
+            }
+            return recv_after(objects, machine, current, args[0]);
         }
         Sysno::Reply => match objects.reply(current, args[0]) {
             // The caller died after its request was taken: nothing to answer.
@@ -263,6 +285,22 @@ pub fn dispatch<M: Machine>(
     }
 }
 
+/// `current` receives on the endpoint capability in `slot` after a call
+/// that did something first (`ioreq_complete_recv`, `ioreq_forward`, a
+/// forwarded access answered): its result comes with the message, or is
+/// the error.
+pub fn recv_after<M: Machine>(
+    objects: &mut KernelObjects,
+    machine: &mut M,
+    current: TaskId,
+    slot: usize,
+) -> Decision {
+    match objects.recv(current, slot) {
+        Ok(step) => apply_step(objects, machine, current, step),
+        Err(e) => fail(machine, current, e),
+    }
+}
+
 /// Kills `victim` for `reason` (a fault, or its own exit): reports it,
 /// answers every caller it owed a reply with `ServerDied`, and wakes the
 /// supervisor with the death bit.
@@ -272,6 +310,10 @@ pub fn kill<M: Machine>(
     victim: TaskId,
     reason: ExitReason,
 ) -> Decision {
+    // A client that dies owing the answer to a forwarded access gives it up.
+    if control::owes_forward(objects, victim) {
+        syscall_vm::answer_forward(objects, machine, victim, None);
+    }
     match objects.kill(victim, reason) {
         Ok(report) => {
             if let Some(host) = machine.devices() {

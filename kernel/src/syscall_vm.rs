@@ -11,13 +11,15 @@
 use ipc::Error;
 use ipc::syscall::vm_exit::{self, ExitRecord};
 use ipc::syscall::{
-    DEVICE_STATE_BYTES, IOREQ_BADGE, IPC_BUFFER_SIZE, MAX_VCPUS, MAX_VMS, OK, Sysno,
+    DEVICE_STATE_BYTES, IOREQ_BADGE, IPC_BUFFER_SIZE, MAX_VCPUS, MAX_VMS, NO_RECV, OK, Sysno,
+    status_of,
 };
 use mica_boot::image::KernelRights;
 
 use crate::obj::MAX_ENDPOINTS;
+use crate::obj::endpoint::IpcError;
 use crate::obj::ids::TaskId;
-use crate::obj::objects::KernelObjects;
+use crate::obj::objects::{KernelObjects, ObjError};
 use crate::obj::sched::Decision;
 use crate::syscall::Machine;
 use crate::vm::control;
@@ -139,6 +141,32 @@ pub trait VmHost {
     /// changed) otherwise.
     fn ioreq_resume(&mut self, _vm: usize, _vcpu: usize) -> Result<(), Error> {
         Err(Error::KernelRefused)
+    }
+    /// Checks that `vm`'s vCPU `vcpu` waits on an access whose slot is
+    /// PROCESSING (the ioreq service took it and may forward it);
+    /// `Error::BadSlotState` otherwise.
+    fn ioreq_forwardable(&mut self, _vm: usize, _vcpu: usize) -> Result<(), Error> {
+        Err(Error::KernelRefused)
+    }
+    /// A client answered `vm`'s vCPU `vcpu`'s forwarded access with
+    /// `answer` (`None`: not plainly, or it died): a plain answer of the
+    /// right kind completes the PROCESSING slot and is taken at once as
+    /// [`VmHost::ioreq_resume`] takes it (`Ok(true)`, the vCPU may run);
+    /// any other is handed back, the slot PENDING again (`Ok(false)`).
+    /// `Error::BadSlotState`, with nothing changed, when the slot is not
+    /// PROCESSING or the vCPU waits on no access.
+    fn ioreq_answer(
+        &mut self,
+        _vm: usize,
+        _vcpu: usize,
+        _answer: Option<ipc::devices::Response>,
+    ) -> Result<bool, Error> {
+        Err(Error::KernelRefused)
+    }
+    /// Copies the first `out.len()` bytes of `task`'s IPC buffer into
+    /// `out`; `false` if it has none.
+    fn read_message(&mut self, _task: TaskId, _out: &mut [u8]) -> bool {
+        false
     }
     /// Lets `vm`'s writes to `[start, start + len)` of `space` be posted
     /// (`len` 0 removes the range at `start`): `vm::posted::Posting::set`.
@@ -382,6 +410,92 @@ pub fn resume_vcpu<M: Machine>(
     machine.ioreq_resume(vm, vcpu)?;
     control::io_resumed(objects, vm, vcpu);
     Ok(())
+}
+
+/// `ioreq_forward(call_slot, len, vm, vcpu, recv_slot)` by `current`
+/// (`Sysno::IoreqForward`): the access goes to the client waiting on the
+/// endpoint, which owes its answer to the kernel ([`answer_forward`]);
+/// then `current` receives (as `ioreq_complete_recv`), or returns at once
+/// with `recv_slot` [`NO_RECV`]. Refused with nothing done otherwise.
+pub fn forward<M: Machine>(
+    objects: &mut KernelObjects,
+    machine: &mut M,
+    current: TaskId,
+    args: [usize; 6],
+) -> Decision {
+    let [call_slot, len, vm, vcpu, recv_slot, _] = args;
+    if let Err(e) = hand_over_access(objects, machine, current, call_slot, len, (vm, vcpu)) {
+        machine.set_result(current, status_of(e), [0; 3]);
+        return Decision::Continue;
+    }
+    if recv_slot == NO_RECV {
+        machine.set_result(current, OK, [0; 3]);
+        return objects.sched.schedule();
+    }
+    if recv_pending(objects, machine, current) {
+        return objects.sched.schedule();
+    }
+    crate::syscall::recv_after(objects, machine, current, recv_slot)
+}
+
+/// The checks and the hand-over of [`forward`].
+fn hand_over_access<M: Machine>(
+    objects: &mut KernelObjects,
+    machine: &mut M,
+    current: TaskId,
+    call_slot: usize,
+    len: usize,
+    (vm, vcpu): (usize, usize),
+) -> Result<(), Error> {
+    need(objects, current, KernelRights::IOREQ)?;
+    control::check_forward(objects, vm, vcpu, current)?;
+    machine.ioreq_forwardable(vm, vcpu)?;
+    let transfer = objects
+        .hand_to_receiver(current, call_slot, len)
+        .map_err(|e| match e {
+            ObjError::Ipc(IpcError::Busy) => Error::KernelRefused,
+            other => crate::syscall::error_for(other),
+        })?;
+    machine.copy_message(current, transfer.to, len);
+    machine.set_result(transfer.to, OK, [len, transfer.badge.0 as usize, 0]);
+    control::forwarded(objects, vm, vcpu, transfer.to);
+    Ok(())
+}
+
+/// The most bytes of a plain answer (`Response::Value` with a 10-byte
+/// varint).
+const PLAIN_ANSWER_BYTES: usize = 16;
+
+/// `client` answers the access the ioreq service forwarded it with the
+/// first `len` bytes of its IPC buffer (`Some`), or gives it up (`None`:
+/// it died, or waits to receive again without answering): a plain answer
+/// completes the access and the vCPU may run; anything else hands it
+/// back to the ioreq service. Nothing happens if `client` owes no such
+/// answer (or the access is gone: the VM was reset or destroyed).
+pub fn answer_forward<M: Machine>(
+    objects: &mut KernelObjects,
+    machine: &mut M,
+    client: TaskId,
+    len: Option<usize>,
+) {
+    let Some((vm, vcpu)) = control::take_forward(objects, client) else {
+        return;
+    };
+    let mut bytes = [0u8; PLAIN_ANSWER_BYTES];
+    let answer = len.and_then(|len| bytes.get_mut(..len)).and_then(|bytes| {
+        machine
+            .read_message(client, bytes)
+            .then(|| ipc::devices::wire::plain_response(bytes))?
+    });
+    match machine.ioreq_answer(vm, vcpu, answer) {
+        Ok(true) => control::io_resumed(objects, vm, vcpu),
+        Ok(false) => {
+            if let Some((task, bits)) = control::forward_handed_back(objects, vm, vcpu) {
+                deliver(machine, task, bits);
+            }
+        }
+        Err(_) => control::forward_dropped(objects, vm, vcpu),
+    }
 }
 
 /// `ioreq_post(vm, space, start, len)` by `task`: the IOREQ right, and

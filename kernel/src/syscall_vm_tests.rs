@@ -23,6 +23,12 @@ struct Host {
     slot_complete: bool,
     resumed: usize,
     posted: Vec<(usize, ipc::Space, u64, u64)>,
+    /// The slot of `ioreq_forward`'s vCPU is PROCESSING.
+    processing: bool,
+    /// The answers the kernel carried to forwarded accesses.
+    answers: Vec<(usize, usize, Option<ipc::devices::Response>)>,
+    /// Each task's IPC buffer, as `read_message` finds it.
+    buffers: BTreeMap<usize, Vec<u8>>,
 }
 
 impl crate::syscall_console::ConsoleHost for Host {}
@@ -57,6 +63,39 @@ impl VmHost for Host {
             Ok(())
         } else {
             Err(Error::BadSlotState)
+        }
+    }
+    fn ioreq_forwardable(&mut self, _: usize, _: usize) -> Result<(), Error> {
+        if self.processing {
+            Ok(())
+        } else {
+            Err(Error::BadSlotState)
+        }
+    }
+    fn ioreq_answer(
+        &mut self,
+        vm: usize,
+        vcpu: usize,
+        answer: Option<ipc::devices::Response>,
+    ) -> Result<bool, Error> {
+        if !self.processing {
+            return Err(Error::BadSlotState);
+        }
+        self.answers.push((vm, vcpu, answer.clone()));
+        // Completed and taken (FREE), or handed back (PENDING).
+        self.processing = false;
+        Ok(matches!(
+            answer,
+            Some(ipc::devices::Response::Value(_) | ipc::devices::Response::Ok)
+        ))
+    }
+    fn read_message(&mut self, task: TaskId, out: &mut [u8]) -> bool {
+        match self.buffers.get(&task.slot()) {
+            Some(bytes) if bytes.len() >= out.len() => {
+                out.copy_from_slice(&bytes[..out.len()]);
+                true
+            }
+            _ => false,
         }
     }
     fn ioreq_post(
@@ -351,4 +390,236 @@ fn ioreq_calls_need_the_ioreq_right() {
     assert_eq!(w.call(m, Sysno::VmCreate, [0, 64, 1, 0, 0]).0, OK);
     assert_eq!(w.call(m, Sysno::IoreqAttach, [0, 0, 0, 0, 0]).0, DENIED);
     assert_eq!(w.o.vms.get(0).unwrap().ioreq_task, None);
+}
+
+/// The world of `ioreq_forward`: VM 1's vCPU waits on an access the ioreq
+/// task took (PROCESSING), and a `devices` task waits to receive on an
+/// endpoint the ioreq task may call (slot 1, badge 7). Returns devices.
+fn forwarding_world(w: &mut World) -> TaskId {
+    running_vm_with_io(w);
+    let devices = w.o.spawn("devices", Priority::new(5).unwrap()).unwrap();
+    let ep = w.o.endpoints.create().unwrap();
+    let cap = |badge, rights| Capability {
+        object: Object::Endpoint { id: ep, badge },
+        rights,
+    };
+    let ioreq = w.ioreq;
+    let caps = w.o.tasks.get_mut(ioreq).unwrap().caps_mut();
+    caps.insert_at(1, cap(Badge(7), Rights::CALL)).unwrap();
+    let caps = w.o.tasks.get_mut(devices).unwrap().caps_mut();
+    caps.insert_at(0, cap(Badge::NONE, Rights::RECV)).unwrap();
+    w.call_blocking_recv(devices);
+    assert_eq!(w.o.sched.state(devices), Some(TaskState::BlockedRecv));
+    // The ioreq task took the wake-up and the access.
+    let (status, values) = w.call(ioreq, Sysno::Recv, [0; 5]);
+    assert_eq!((status, values), (OK, [0, IOREQ_BADGE, 1 << 1]));
+    w.host.processing = true;
+    devices
+}
+
+/// `ioreq_forward(call_slot 1, len 9, vm 1, vcpu 0, recv_slot 0)`.
+const FORWARD: [usize; 5] = [1, 9, 1, 0, 0];
+
+#[test]
+fn a_forward_is_refused_with_nothing_done_unless_everything_holds() {
+    let mut w = world();
+    let devices = forwarding_world(&mut w);
+    let (ioreq, plain) = (w.ioreq, w.plain);
+    let vcpu = w.o.vms.get(1).unwrap().vcpus()[0].task;
+    assert_eq!(w.call(plain, Sysno::IoreqForward, FORWARD).0, DENIED);
+    let bad = status_of(Error::BadSlotState);
+    assert_eq!(
+        w.call(ioreq, Sysno::IoreqForward, [1, 9, 1, 1, 0]).0,
+        status_of(Error::InvalidArgument),
+        "no vCPU 1"
+    );
+    w.host.processing = false;
+    assert_eq!(
+        w.call(ioreq, Sysno::IoreqForward, FORWARD).0,
+        bad,
+        "not PROCESSING"
+    );
+    w.host.processing = true;
+    assert_eq!(
+        w.call(ioreq, Sysno::IoreqForward, [2, 9, 1, 0, 0]).0,
+        status_of(Error::InvalidArgument),
+        "no endpoint in slot 2"
+    );
+    let too_long = ipc::syscall::IPC_BUFFER_SIZE + 1;
+    assert_eq!(
+        w.call(ioreq, Sysno::IoreqForward, [1, too_long, 1, 0, 0]).0,
+        status_of(Error::MessageTooLarge)
+    );
+    assert_eq!(
+        w.o.sched.state(devices),
+        Some(TaskState::BlockedRecv),
+        "still waits"
+    );
+    assert_eq!(w.o.sched.state(vcpu), Some(TaskState::Held));
+    assert!(!control::owes_forward(&w.o, devices));
+    // The client busy (not receiving): refused, for the service to call.
+    w.o.endpoints.cancel_recv(devices);
+    w.o.sched.unblock(devices).unwrap();
+    assert_eq!(
+        w.call(ioreq, Sysno::IoreqForward, FORWARD).0,
+        status_of(Error::KernelRefused)
+    );
+    assert!(w.host.answers.is_empty());
+}
+
+#[test]
+fn a_plain_answer_to_a_forwarded_access_resumes_the_vcpu() {
+    let mut w = world();
+    let devices = forwarding_world(&mut w);
+    let ioreq = w.ioreq;
+    let vcpu = w.o.vms.get(1).unwrap().vcpus()[0].task;
+    w.host.results.clear();
+    syscall::dispatch(
+        &mut w.o,
+        &mut w.host,
+        ioreq,
+        Sysno::IoreqForward as usize,
+        [1, 9, 1, 0, 0, 0],
+    );
+    // The client has the access (len 9, the ioreq task's badge) and runs;
+    // the ioreq task waits for its next request.
+    assert_eq!(w.host.results[&devices.slot()], (OK, [9, 7, 0]));
+    assert_eq!(w.o.sched.state(ioreq), Some(TaskState::BlockedRecv));
+    assert_ne!(w.o.sched.state(devices), Some(TaskState::BlockedRecv));
+    assert_eq!(w.o.sched.state(vcpu), Some(TaskState::Held));
+    assert!(control::owes_forward(&w.o, devices));
+    // The client's `reply_recv` with `Value(0x60)`: the kernel completes
+    // the access and the vCPU may run; the client waits again.
+    w.host.buffers.insert(devices.slot(), std::vec![1, 0x60]);
+    syscall::dispatch(
+        &mut w.o,
+        &mut w.host,
+        devices,
+        Sysno::ReplyRecv as usize,
+        [0, 2, 0, 0, 0, 0],
+    );
+    assert_eq!(
+        w.host.answers,
+        [(1, 0, Some(ipc::devices::Response::Value(0x60)))]
+    );
+    assert_eq!(w.o.sched.state(vcpu), Some(TaskState::Ready));
+    assert_eq!(w.o.sched.state(devices), Some(TaskState::BlockedRecv));
+    assert!(!control::owes_forward(&w.o, devices));
+    assert_eq!(
+        w.o.vms.get(1).unwrap().vcpus()[0].forward,
+        control::Forward::None
+    );
+}
+
+/// Forwards the access of [`forwarding_world`] to `devices`, with the
+/// ioreq task waiting to receive after.
+fn forwarded(w: &mut World, devices: TaskId) {
+    let ioreq = w.ioreq;
+    let mut args = [0; 6];
+    args[..5].copy_from_slice(&FORWARD);
+    syscall::dispatch(
+        &mut w.o,
+        &mut w.host,
+        ioreq,
+        Sysno::IoreqForward as usize,
+        args,
+    );
+    assert!(control::owes_forward(&w.o, devices));
+    assert_eq!(w.o.sched.state(ioreq), Some(TaskState::BlockedRecv));
+}
+
+/// After a hand-back: the ioreq task was woken with the VM's bit, the
+/// vCPU still waits, the access may not be forwarded again, and the
+/// service completes it itself.
+fn assert_handed_back(w: &mut World) {
+    let ioreq = w.ioreq;
+    let vcpu = w.o.vms.get(1).unwrap().vcpus()[0].task;
+    assert_eq!(
+        w.host.results[&ioreq.slot()],
+        (OK, [0, IOREQ_BADGE, 1 << 1])
+    );
+    assert_ne!(w.o.sched.state(ioreq), Some(TaskState::BlockedRecv));
+    assert_eq!(w.o.sched.state(vcpu), Some(TaskState::Held));
+    w.host.processing = true;
+    assert_eq!(
+        w.call(ioreq, Sysno::IoreqForward, FORWARD).0,
+        status_of(Error::BadSlotState),
+        "handed back once: not forwarded again"
+    );
+    w.host.slot_complete = true;
+    assert_eq!(w.call(ioreq, Sysno::IoreqResume, [1, 0, 0, 0, 0]).0, OK);
+    assert_eq!(w.o.sched.state(vcpu), Some(TaskState::Ready));
+    assert_eq!(
+        w.o.vms.get(1).unwrap().vcpus()[0].forward,
+        control::Forward::None
+    );
+}
+
+#[test]
+fn an_answer_other_than_the_plain_one_hands_the_access_back() {
+    let mut w = world();
+    let devices = forwarding_world(&mut w);
+    forwarded(&mut w, devices);
+    // `Response::Err(UnknownVm)` as postcard writes it (a restarted
+    // client that does not know the VM yet).
+    let mut buf = [0u8; 16];
+    let err = ipc::devices::Response::Err(Error::UnknownVm);
+    let len = ipc::devices::wire::encode_response(&err, &mut buf).unwrap();
+    w.host.buffers.insert(devices.slot(), buf[..len].to_vec());
+    syscall::dispatch(
+        &mut w.o,
+        &mut w.host,
+        devices,
+        Sysno::ReplyRecv as usize,
+        [0, len, 0, 0, 0, 0],
+    );
+    assert_eq!(w.host.answers, [(1, 0, None)]);
+    assert_eq!(w.o.sched.state(devices), Some(TaskState::BlockedRecv));
+    assert_handed_back(&mut w);
+}
+
+#[test]
+fn a_client_that_dies_or_receives_again_owing_the_answer_hands_the_access_back() {
+    for dies in [true, false] {
+        let mut w = world();
+        let devices = forwarding_world(&mut w);
+        forwarded(&mut w, devices);
+        if dies {
+            syscall::kill(
+                &mut w.o,
+                &mut w.host,
+                devices,
+                crate::obj::task::ExitReason::Killed,
+            );
+        } else {
+            w.call_blocking_recv(devices);
+            assert_eq!(w.o.sched.state(devices), Some(TaskState::BlockedRecv));
+        }
+        assert_eq!(w.host.answers, [(1, 0, None)], "dies: {dies}");
+        assert!(!control::owes_forward(&w.o, devices));
+        assert_handed_back(&mut w);
+    }
+}
+
+#[test]
+fn an_answer_to_an_access_the_vm_no_longer_has_is_dropped() {
+    let mut w = world();
+    let devices = forwarding_world(&mut w);
+    forwarded(&mut w, devices);
+    let m = w.manager;
+    assert_eq!(w.call(m, Sysno::VmReset, [1, 0, 0, 0, 0]).0, OK);
+    w.host.buffers.insert(devices.slot(), std::vec![1, 0x60]);
+    syscall::dispatch(
+        &mut w.o,
+        &mut w.host,
+        devices,
+        Sysno::ReplyRecv as usize,
+        [0, 2, 0, 0, 0, 0],
+    );
+    assert!(
+        w.host.answers.is_empty(),
+        "the reset VM's slot is not touched"
+    );
+    assert!(!control::owes_forward(&w.o, devices));
+    assert_eq!(w.o.sched.state(devices), Some(TaskState::BlockedRecv));
 }

@@ -21,6 +21,7 @@ use crate::klog;
 use crate::kmain::FRAMES;
 use crate::obj::ids::TaskId;
 use crate::syscall_vm::VmHost;
+use crate::vm::ioreq_path;
 use crate::vm::stats::{VcpuStats, VmFigures};
 use crate::vm::tlb_tag::TlbTag;
 use crate::vm::{VmName, numbered_name};
@@ -260,6 +261,37 @@ impl VmHost for Tasks {
         guest.resume_io(vcpu)?;
         guest.io_resumed_at(crate::arch::timer_now());
         Ok(())
+    }
+
+    fn ioreq_forwardable(&mut self, vm: usize, vcpu: usize) -> Result<(), Error> {
+        let guest = self.guest(vm)?;
+        let submitted = guest.submitted(vcpu).ok_or(Error::BadSlotState)?;
+        if ioreq_path::forwardable(guest.io.page(), submitted.vcpu) {
+            Ok(())
+        } else {
+            Err(Error::BadSlotState)
+        }
+    }
+
+    fn ioreq_answer(
+        &mut self,
+        vm: usize,
+        vcpu: usize,
+        answer: Option<ipc::devices::Response>,
+    ) -> Result<bool, Error> {
+        let guest = self.guest(vm)?;
+        let submitted = guest.submitted(vcpu).ok_or(Error::BadSlotState)?;
+        if !ioreq_path::answer(guest.io.page(), &submitted, answer)? {
+            return Ok(false);
+        }
+        guest.resume_io(vcpu)?;
+        guest.io_resumed_at(crate::arch::timer_now());
+        Ok(true)
+    }
+
+    fn read_message(&mut self, task: TaskId, out: &mut [u8]) -> bool {
+        let len = out.len();
+        self.read_ipc(task, len, out).is_ok()
     }
 
     fn ioreq_post(&mut self, vm: usize, space: Space, start: u64, len: u64) -> Result<(), Error> {

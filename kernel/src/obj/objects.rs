@@ -187,6 +187,32 @@ impl KernelObjects {
         Ok(self.endpoints.deliver(from, ep, badge, len, delivery)?)
     }
 
+    /// `from` hands `len` bytes through the endpoint capability in `slot`
+    /// (with the CALL right, as a `call` needs) to the task waiting to
+    /// receive there, without waiting itself: the receiver is ready, owes
+    /// `from` no reply, and the transfer is returned for the caller to
+    /// copy. `IpcError::Busy`, with nothing changed, when no task waits
+    /// there (`ioreq_forward`).
+    pub fn hand_to_receiver(
+        &mut self,
+        from: TaskId,
+        slot: usize,
+        len: usize,
+    ) -> Result<super::endpoint::Transfer, ObjError> {
+        let (ep, badge) = self.endpoint_cap(from, slot, Rights::CALL)?;
+        if self.endpoints.waiting_receiver(ep).is_none() {
+            return Err(IpcError::Busy.into());
+        }
+        let outcome = self
+            .endpoints
+            .deliver(from, ep, badge, len, Delivery::Send)?;
+        let Some(transfer) = outcome.transfers().next() else {
+            return Err(IpcError::Busy.into());
+        };
+        self.sched.unblock(transfer.to)?;
+        Ok(transfer)
+    }
+
     /// `sender` sends through the endpoint capability in `slot`.
     pub fn send(&mut self, sender: TaskId, slot: usize, len: usize) -> Result<IpcStep, ObjError> {
         let outcome = self.deliver(sender, slot, len, Rights::SEND, Delivery::Send)?;

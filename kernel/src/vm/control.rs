@@ -48,6 +48,20 @@ pub struct VcpuRecord {
     pub asleep_until: Option<u64>,
     /// It is stopped (SBI HSM): it waits for another vCPU to start it.
     pub stopped: bool,
+    /// Where its access stands with a client (`ioreq_forward`).
+    pub forward: Forward,
+}
+
+/// A vCPU's access and `ioreq_forward`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forward {
+    /// Not forwarded: the ioreq service completes it.
+    None,
+    /// Forwarded to this client task: its reply completes it.
+    To(TaskId),
+    /// Handed back once (the client died or answered other than
+    /// plainly): the service completes it, and may not forward it again.
+    HandedBack,
 }
 
 impl VcpuRecord {
@@ -114,6 +128,10 @@ pub struct VmTable {
     /// the vCPU's index, so the run loop finds a vCPU's VM without
     /// scanning every VM.
     vm_of_task: [(u8, u8); MAX_TASKS],
+    /// Per task slot: the VM and vCPU whose access the ioreq service
+    /// forwarded to that task, while its reply is owed ([`Forward::To`]
+    /// in the vCPU's record says the same).
+    forwards: [Option<(u8, u8)>; MAX_TASKS],
     /// The TLB tags: each VM's own while it exists.
     tags: TlbTags,
 }
@@ -135,6 +153,7 @@ impl VmTable {
             vms: [None; MAX_VMS],
             pending: [0; MAX_TASKS],
             vm_of_task: [(NO_VM, 0); MAX_TASKS],
+            forwards: [None; MAX_TASKS],
             tags: TlbTags::new(),
         }
     }
@@ -253,6 +272,7 @@ pub fn create(objects: &mut KernelObjects, vm: usize, vcpus: usize) -> Result<Ta
         io_wait: false,
         asleep_until: None,
         stopped: true,
+        forward: Forward::None,
     }; MAX_VCPUS];
     for (index, (record, task)) in records.iter_mut().zip(tasks).enumerate() {
         let Some(task) = task else { break };
@@ -321,6 +341,7 @@ pub fn reset(objects: &mut KernelObjects, vm: usize) -> Result<(), Error> {
         vcpu.io_wait = false;
         vcpu.asleep_until = None;
         vcpu.stopped = index != 0;
+        vcpu.forward = Forward::None;
     }
     record.ram_grant = 0;
     let server = record.ioreq_task;
@@ -357,6 +378,7 @@ pub fn ended(objects: &mut KernelObjects, vm: usize) -> Option<(TaskId, u64)> {
     record.phase = Phase::Ended;
     for vcpu in record.vcpus_mut() {
         vcpu.io_wait = false;
+        vcpu.forward = Forward::None;
     }
     let controller = record.controller;
     sync(objects, vm);
@@ -484,6 +506,7 @@ pub fn resumes_plainly(
 pub fn io_resumed_plain(objects: &mut KernelObjects, vm: usize, vcpu: usize) {
     if let Some(record) = objects.vms.get_mut(vm).ok().and_then(|r| r.vcpu_mut(vcpu)) {
         record.io_wait = false;
+        record.forward = Forward::None;
     }
 }
 
@@ -513,8 +536,86 @@ pub fn check_resume(
 pub fn io_resumed(objects: &mut KernelObjects, vm: usize, vcpu: usize) {
     if let Some(record) = objects.vms.get_mut(vm).ok().and_then(|r| r.vcpu_mut(vcpu)) {
         record.io_wait = false;
+        record.forward = Forward::None;
         sync_vcpu(objects, vm, vcpu);
     }
+}
+
+/// Checks an `ioreq_forward` of `vm`'s vCPU `vcpu`'s access by `task`
+/// before the arch layer looks at the slot: `task` may resume the vCPU
+/// ([`check_resume`]) and the access was neither forwarded nor handed
+/// back yet (`Error::BadSlotState`).
+pub fn check_forward(
+    objects: &KernelObjects,
+    vm: usize,
+    vcpu: usize,
+    task: TaskId,
+) -> Result<(), Error> {
+    check_resume(objects, vm, vcpu, task)?;
+    match objects.vms.get(vm)?.vcpu(vcpu).map(|v| v.forward) {
+        Some(Forward::None) => Ok(()),
+        _ => Err(Error::BadSlotState),
+    }
+}
+
+/// `vm`'s vCPU `vcpu`'s access went to `client` ([`check_forward`]
+/// passed): its reply completes it ([`take_forward`]).
+pub fn forwarded(objects: &mut KernelObjects, vm: usize, vcpu: usize, client: TaskId) {
+    let (Ok(vm8), Ok(vcpu8)) = (u8::try_from(vm), u8::try_from(vcpu)) else {
+        return;
+    };
+    if let Some(record) = objects.vms.get_mut(vm).ok().and_then(|r| r.vcpu_mut(vcpu)) {
+        record.forward = Forward::To(client);
+        if let Some(entry) = objects.vms.forwards.get_mut(client.slot()) {
+            *entry = Some((vm8, vcpu8));
+        }
+    }
+}
+
+/// Whether `client` owes the reply to a forwarded access (it may be
+/// stale: [`take_forward`] checks).
+#[inline]
+pub fn owes_forward(objects: &KernelObjects, client: TaskId) -> bool {
+    objects
+        .vms
+        .forwards
+        .get(client.slot())
+        .is_some_and(Option::is_some)
+}
+
+/// The VM and vCPU whose forwarded access `client` owes the reply to,
+/// which it now answers or gives up; the record is taken. `None` if it
+/// owes none, or the access it was handed is gone (the VM was reset or
+/// destroyed, or the ioreq service completed the access itself).
+pub fn take_forward(objects: &mut KernelObjects, client: TaskId) -> Option<(usize, usize)> {
+    let (vm, vcpu) = objects.vms.forwards.get_mut(client.slot())?.take()?;
+    let (vm, vcpu) = (usize::from(vm), usize::from(vcpu));
+    let record = objects.vms.get(vm).ok()?.vcpu(vcpu)?;
+    (record.io_wait && record.forward == Forward::To(client)).then_some((vm, vcpu))
+}
+
+/// The client's answer to `vm`'s vCPU `vcpu`'s forwarded access did not
+/// complete it (the arch layer refused: the slot changed meanwhile); the
+/// access is left to the ioreq service as it stands.
+pub fn forward_dropped(objects: &mut KernelObjects, vm: usize, vcpu: usize) {
+    if let Some(record) = objects.vms.get_mut(vm).ok().and_then(|r| r.vcpu_mut(vcpu)) {
+        record.forward = Forward::None;
+    }
+}
+
+/// `vm`'s vCPU `vcpu`'s forwarded access was handed back (its slot is
+/// PENDING again): the ioreq service learns of it as of an exit, and may
+/// not forward it again. Returns the task and bits to deliver if the
+/// service waits in `recv`.
+pub fn forward_handed_back(
+    objects: &mut KernelObjects,
+    vm: usize,
+    vcpu: usize,
+) -> Option<(TaskId, u64)> {
+    let record = objects.vms.get_mut(vm).ok()?;
+    record.vcpu_mut(vcpu)?.forward = Forward::HandedBack;
+    let server = record.ioreq_task?;
+    upcall(objects, server, vm)
 }
 
 /// The running vCPU `vcpu` of `vm` executed `wfi` with its timer due at

@@ -8,6 +8,7 @@
 //! to resume the vCPU.
 
 use ipc::Space;
+use ipc::devices::Response;
 use ipc::ioreq_abi::page::IoreqPage;
 use ipc::ioreq_abi::slot::{self, Direction, IoRequest, SlotError};
 
@@ -98,6 +99,40 @@ pub fn collect(
         slot::reset(page, vcpu).ok();
     }
     taken
+}
+
+/// Whether `vcpu`'s slot is PROCESSING: the ioreq service took the access
+/// and may forward it to a client (`ioreq_forward`).
+pub fn forwardable(page: &IoreqPage, vcpu: u8) -> bool {
+    slot::state(page, vcpu) == Ok(slot::SlotState::Processing)
+}
+
+/// The value a client's `answer` to the access `submitted` completes it
+/// with, if the answer is the plain one of its kind: a read's
+/// `Response::Value`, a write's `Response::Ok` (0: a write's slot keeps
+/// the value stored). `None` for anything else.
+pub fn answer_value(submitted: &IoRequest, answer: Option<Response>) -> Option<u64> {
+    match (submitted.direction, answer?) {
+        (Direction::Read, Response::Value(value)) => Some(value),
+        (Direction::Write, Response::Ok) => Some(0),
+        _ => None,
+    }
+}
+
+/// A client answered the forwarded access `submitted` with `answer`: a
+/// plain answer ([`answer_value`]) completes its PROCESSING slot
+/// (`Ok(true)`: [`collect`] takes it next), any other hands it back to
+/// the ioreq service, PENDING again (`Ok(false)`). A slot that is not
+/// PROCESSING is refused and left as it is.
+pub fn answer(
+    page: &mut IoreqPage,
+    submitted: &IoRequest,
+    answer: Option<Response>,
+) -> Result<bool, SlotError> {
+    match answer_value(submitted, answer) {
+        Some(value) => slot::finish(page, submitted, value).map(|()| true),
+        None => slot::hand_back(page, submitted.vcpu).map(|()| false),
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +253,51 @@ mod tests {
         page.slots[0].set_state_word(0xdead);
         assert!(collect(&mut page, 0, &exit.request(0)).is_err());
         assert_eq!(slot::state(&page, 0), Ok(slot::SlotState::Free));
+    }
+
+    /// A forwarded access: a plain answer of its kind completes it, any
+    /// other (or none) hands it back PENDING, and only a PROCESSING slot
+    /// takes either.
+    #[test]
+    fn a_forwarded_access_is_completed_by_a_plain_answer_or_handed_back() {
+        let load = MmioExit {
+            gpa: 0x1000_0005,
+            size: 1,
+            store: None,
+        };
+        let store = MmioExit {
+            gpa: 0x1000_0000,
+            size: 1,
+            store: Some(0x41),
+        };
+        let cases = [
+            (load, Some(Response::Value(0x1_60)), Some(0x60)),
+            (store, Some(Response::Ok), Some(0x41)),
+            (load, Some(Response::Ok), None),
+            (store, Some(Response::Value(1)), None),
+            (load, Some(Response::Err(ipc::Error::UnknownVm)), None),
+            (load, None, None),
+        ];
+        for (exit, reply, completed) in cases {
+            let mut page = page();
+            submit(&mut page, 1, exit).unwrap();
+            let submitted = exit.request(1);
+            assert!(!forwardable(&page, 1), "PENDING is not the service's yet");
+            assert!(answer(&mut page, &submitted, reply.clone()).is_err());
+            slot::begin_processing(&mut page, 1).unwrap();
+            assert!(forwardable(&page, 1));
+            assert_eq!(
+                answer(&mut page, &submitted, reply),
+                Ok(completed.is_some())
+            );
+            match completed {
+                Some(value) => assert_eq!(collect(&mut page, 1, &submitted), Ok(Some(value))),
+                None => {
+                    assert_eq!(slot::state(&page, 1), Ok(slot::SlotState::Pending));
+                    assert_eq!(slot::begin_processing(&mut page, 1), Ok(submitted));
+                }
+            }
+        }
     }
 
     #[test]

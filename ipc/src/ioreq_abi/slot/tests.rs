@@ -91,7 +91,11 @@ fn exactly_six_transitions_are_legal_and_only_withdraw_leaves_a_state_of_the_oth
         ),
         (SlotState::Complete, SlotEvent::Reclaim, SlotState::Free),
         (SlotState::Pending, SlotEvent::Withdraw, SlotState::Free),
-        (SlotState::Processing, SlotEvent::HandBack, SlotState::Pending),
+        (
+            SlotState::Processing,
+            SlotEvent::HandBack,
+            SlotState::Pending,
+        ),
     ];
     for from in ALL_STATES {
         for event in ALL_EVENTS {
@@ -154,7 +158,10 @@ fn a_handed_back_slot_is_pending_again_with_its_request() {
     let mut page = IoreqPage::new();
     let request = mmio_read(3, 0x1000_0005, 1);
     fill(&mut page, &request).unwrap();
-    assert!(hand_back(&mut page, 3).is_err(), "PENDING is not handed back");
+    assert!(
+        hand_back(&mut page, 3).is_err(),
+        "PENDING is not handed back"
+    );
     assert_eq!(state(&page, 3), Ok(SlotState::Pending));
     begin_processing(&mut page, 3).unwrap();
     hand_back(&mut page, 3).unwrap();

@@ -821,6 +821,14 @@ impl GuestVm {
         Some(RunOutcome::BlockedOnIo)
     }
 
+    /// The access vCPU `vcpu` waits on, as the kernel submitted it.
+    pub fn submitted(&mut self, vcpu: usize) -> Option<IoRequest> {
+        if !self.vcpus.select(vcpu) {
+            return None;
+        }
+        self.vcpus.cur.pending.map(|pending| pending.request)
+    }
+
     /// The ioreq service says vCPU `vcpu`'s access is done: its result goes to
     /// the guest and the vCPU may run (`Ok`). `Error::BadSlotState`, with
     /// nothing changed, while the slot is not COMPLETE or no access waits.

@@ -26,7 +26,7 @@ use alloc::vec::Vec;
 use core::ptr::NonNull;
 
 use ipc::Error;
-use ipc::ioreq_abi::slot;
+use ipc::ioreq_abi::slot::{self, IoRequest};
 use ipc::syscall::{self as hc, X86_GUEST_PML4};
 
 use super::cr4;
@@ -596,6 +596,18 @@ impl GuestVm {
             .resume()
             .map_err(|_| StopReason::BadIoCompletion)?;
         Ok(true)
+    }
+
+    /// The access vCPU `vcpu` waits on, as the kernel submitted it.
+    pub fn submitted(&mut self, vcpu: usize) -> Option<IoRequest> {
+        if !self.vcpus.select(vcpu) {
+            return None;
+        }
+        let id = self.vcpus.cur.id;
+        self.vcpus
+            .cur
+            .pending
+            .map(|pending| pending.pio.request(id))
     }
 
     /// Takes the COMPLETE request of the vCPU's slot, hands an IN's value
