@@ -98,6 +98,20 @@ pub trait IoreqEffects {
         writes: &[BatchWrite],
         then: Option<&WaitedAccess>,
     ) -> Result<devices::Response, Error>;
+    /// Hands `access` of `vm`'s vCPU `vcpu` (its slot PROCESSING) to
+    /// `client` without waiting (`ioreq_forward`): the client's plain
+    /// answer completes the slot and resumes the vCPU in the kernel, and
+    /// any other comes back as a PENDING slot (with the vCPU's next
+    /// wake-up), which may not be handed over again. `Err` with nothing
+    /// done (the client is busy, or the access was handed back once):
+    /// the worker forwards it with a call.
+    fn hand_over(
+        &mut self,
+        client: ClientId,
+        access: &Access,
+        vm: VmId,
+        vcpu: u8,
+    ) -> Result<(), Error>;
     /// Asks the kernel to resume `vcpu` of `vm` (its slot is COMPLETE).
     fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error>;
     /// Reports a problem (the task logs it; it is never on the good path).
@@ -347,6 +361,28 @@ impl Batch {
         self.writes.clear();
     }
 
+    /// Hands `access` (of `vcpu`, whose slot is PROCESSING) to `client`
+    /// for the kernel to complete with its answer, when no write held is
+    /// for `client` (those go first, in one message with the access:
+    /// [`Batch::ask_after`]): the writes held for another client are sent
+    /// first. Whether it was handed over.
+    #[inline]
+    fn hand_over_after(
+        &mut self,
+        effects: &mut impl IoreqEffects,
+        client: ClientId,
+        access: &Access,
+        vcpu: u8,
+    ) -> bool {
+        if !self.writes.is_empty() {
+            if self.client == Some(client) {
+                return false;
+            }
+            self.send(effects);
+        }
+        effects.hand_over(client, access, self.vm, vcpu).is_ok()
+    }
+
     /// Sends `access` (of `vcpu`) to `client`, after the writes held if
     /// they are for `client` too (in the same message), or else after
     /// sending them alone; the value to complete the access with, as
@@ -418,6 +454,10 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
         match self.take_pending(vcpu) {
             Taken::Forward { client, request } => {
                 let access = device_access(vm, &request);
+                // The kernel completes it with the client's answer.
+                if batch.hand_over_after(effects, client, &access, vcpu) {
+                    return;
+                }
                 match batch.ask_after(effects, client, &access, vcpu) {
                     Some(value) => {
                         let done = self.complete_taken(client, &request, value);

@@ -1,4 +1,4 @@
-//! The ioreq calls of `ipc::syscall` (20, 21, 37, 39) and the accessors to
+//! The ioreq calls of `ipc::syscall` (20, 21, 37, 39, 52) and the accessors to
 //! a VM's mapped ioreq page and posted-write ring. Only the task holding the IOREQ right (the ioreq
 //! service) uses them.
 //!
@@ -63,6 +63,20 @@ pub fn ioreq_complete_recv(vm: VmId, vcpu: u8, ep: usize) -> Result<Received, Er
         [n, usize::from(vcpu), ep, 0, 0, 0],
     )
     .map(|[len, badge, vms]| Received::from_registers(len, badge, vms))
+}
+
+/// Hands the access of `vm`'s vCPU `vcpu` (its slot PROCESSING), the
+/// first `len` bytes of the IPC buffer, to the task waiting to receive on
+/// endpoint slot `ep` (`ioreq_forward` with `NO_RECV`): the kernel
+/// completes the slot with that client's plain answer and resumes the
+/// vCPU, and hands back any other answer. `KernelRefused` while the
+/// client is busy, `BadSlotState` for an access handed back once: nothing
+/// was done then.
+#[inline]
+pub fn ioreq_forward(ep: usize, len: usize, vm: VmId, vcpu: u8) -> Result<(), Error> {
+    let n = vm_number(vm)?;
+    let args = [ep, len, n, usize::from(vcpu), ipc::syscall::NO_RECV, 0];
+    checked(Sysno::IoreqForward, args).map(|_| ())
 }
 
 /// The mapped ioreq page of `vm`. `UnknownVm` before [`ioreq_attach`]

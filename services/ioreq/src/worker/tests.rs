@@ -28,6 +28,8 @@ enum Effect {
     Forward(ClientId, devices::Request),
     Post(ClientId, VmId, Vec<BatchWrite>, Option<WaitedAccess>),
     Resume(VmId, u8),
+    /// An access handed to a client for the kernel to complete.
+    HandOver(ClientId, devices::Request, VmId, u8),
     Problem(Problem),
 }
 
@@ -39,6 +41,9 @@ struct Recorder {
     read_value: u64,
     refuse_resume: Option<Error>,
     post_answer: Option<Result<devices::Response, Error>>,
+    /// Whether the kernel takes hand-overs (by default it refuses them,
+    /// as for a busy client: the worker calls).
+    take_hand_overs: bool,
 }
 
 impl Recorder {
@@ -49,6 +54,7 @@ impl Recorder {
             read_value: 0x41,
             refuse_resume: None,
             post_answer: None,
+            take_hand_overs: false,
         }
     }
 }
@@ -80,6 +86,20 @@ impl IoreqEffects for Recorder {
             Some(WaitedAccess { write: None, .. }) => devices::Response::Value(self.read_value),
             _ => devices::Response::Ok,
         })
+    }
+    fn hand_over(
+        &mut self,
+        client: ClientId,
+        access: &Access,
+        vm: VmId,
+        vcpu: u8,
+    ) -> Result<(), Error> {
+        if !self.take_hand_overs {
+            return Err(Error::KernelRefused);
+        }
+        self.log
+            .push(Effect::HandOver(client, access.request(), vm, vcpu));
+        Ok(())
     }
     fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error> {
         self.log.push(Effect::Resume(vm, vcpu));
@@ -522,6 +542,78 @@ fn posted_writes_for_another_client_go_before_the_slot() {
     );
 }
 
+/// With the kernel taking hand-overs, a slot goes to its client for the
+/// kernel to complete: no call, no completion, no resume here, and the
+/// slot stays PROCESSING (the kernel's, until the client answers). Writes
+/// held for that client go with the access in one call instead; those for
+/// another client go first, alone.
+#[test]
+fn a_slot_is_handed_to_its_client_unless_writes_for_it_go_first() {
+    let mut service = service_with_rtc();
+    trap(&mut service, 0, access(0, Direction::Read, UART + 5, 0));
+    let mut effects = Recorder::new();
+    effects.take_hand_overs = true;
+    service.drain(1, &mut effects);
+    assert_eq!(
+        effects.log,
+        [Effect::HandOver(
+            DEVICES,
+            read_request(0, UART + 5),
+            VmId(0),
+            0
+        )]
+    );
+    let page = service.vm_mut(VmId(0)).expect("attached").page_mut();
+    assert_eq!(slot::state(page, 0), Ok(slot::SlotState::Processing));
+
+    let mut service = service_with_rtc();
+    let mut next = 0;
+    post(&service, 0, &mut next, UART, b'x'.into());
+    trap(&mut service, 0, access(0, Direction::Read, 0x10_1000, 0));
+    post(&service, 0, &mut next, UART, b'y'.into());
+    trap(&mut service, 0, access(1, Direction::Read, UART + 5, 0));
+    let mut effects = Recorder::new();
+    effects.take_hand_overs = true;
+    service.drain(1, &mut effects);
+    assert_eq!(
+        effects.log,
+        [
+            Effect::Post(
+                DEVICES,
+                VmId(0),
+                [
+                    batch_write(UART, b'x'.into()),
+                    batch_write(UART, b'y'.into())
+                ]
+                .to_vec(),
+                None
+            ),
+            Effect::HandOver(RTC, read_request(0, 0x10_1000), VmId(0), 0),
+            Effect::HandOver(DEVICES, read_request(0, UART + 5), VmId(0), 1),
+        ]
+    );
+
+    let mut service = service_with_rtc();
+    let mut next = 0;
+    post(&service, 0, &mut next, UART, b'x'.into());
+    trap(&mut service, 0, access(0, Direction::Read, UART + 5, 0));
+    let mut effects = Recorder::new();
+    effects.take_hand_overs = true;
+    service.drain(1, &mut effects);
+    assert_eq!(
+        effects.log,
+        [
+            Effect::Post(
+                DEVICES,
+                VmId(0),
+                [batch_write(UART, b'x'.into())].to_vec(),
+                Some(lsr_read())
+            ),
+            Effect::Resume(VmId(0), 0),
+        ]
+    );
+}
+
 /// An entry that does not decode (a corrupted page) is reported and
 /// skipped; a write no client claims is dropped.
 #[test]
@@ -639,6 +731,9 @@ impl IoreqEffects for Watcher {
     ) -> Result<devices::Response, Error> {
         self.unread_at_post.push(self.ring.unread(self.next));
         Ok(devices::Response::Ok)
+    }
+    fn hand_over(&mut self, _: ClientId, _: &Access, _: VmId, _: u8) -> Result<(), Error> {
+        Err(Error::KernelRefused)
     }
     fn resume(&mut self, _: VmId, _: u8) -> Result<(), Error> {
         Ok(())

@@ -25,8 +25,8 @@ mod task {
     use ipc::{Error, Space, VmId, decode, devices};
     use log::{info, warn};
     use mica_rt::ioreq_pages::{
-        give_back, ioreq_attach, ioreq_complete_recv, ioreq_page, ioreq_post, ioreq_resume,
-        posted_ring,
+        give_back, ioreq_attach, ioreq_complete_recv, ioreq_forward, ioreq_page, ioreq_post,
+        ioreq_resume, posted_ring,
     };
     use mica_rt::{Received, Start, StaticSlot, call_with, sys};
 
@@ -102,6 +102,18 @@ mod task {
                 |buf| wire::encode_write_batch(vm, writes, then, buf),
                 wire::decode_response,
             )
+        }
+
+        #[inline]
+        fn hand_over(
+            &mut self,
+            client: ClientId,
+            access: &Access,
+            vm: VmId,
+            vcpu: u8,
+        ) -> Result<(), Error> {
+            let len = sys::with_buffer(|buf| wire::encode_access(access, buf))?;
+            ioreq_forward(slots::call(usize::from(client.0)), len, vm, vcpu)
         }
 
         #[inline]
