@@ -79,7 +79,12 @@ impl Tasks {
     }
 
     /// Reads `len` bytes of `task`'s IPC buffer page into `out`.
-    fn read_ipc<'a>(&self, task: TaskId, len: usize, out: &'a mut [u8]) -> Result<&'a [u8], Error> {
+    pub(super) fn read_ipc<'a>(
+        &self,
+        task: TaskId,
+        len: usize,
+        out: &'a mut [u8],
+    ) -> Result<&'a [u8], Error> {
         let buf = out.get_mut(..len).ok_or(Error::MessageTooLarge)?;
         match self.slot(task) {
             Some(slot) if slot.space.read_user(IPC_BUFFER, buf) => Ok(buf),

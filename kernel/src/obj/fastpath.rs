@@ -113,6 +113,34 @@ impl KernelObjects {
         self.sched.can_hand_over(server, task).then_some((task, ep))
     }
 
+    /// The plain case of a `reply_recv` on the endpoint capability in
+    /// `slot` by `client`, which owes the answer to `vm`'s vCPU `vcpu`'s
+    /// forwarded access (`ioreq_forward`): it waits for nothing else, owes
+    /// no other reply, no sender is queued on the endpoint, the vCPU may
+    /// run as soon as the answer is taken, and the hand-over to it would
+    /// run it next. Returns the vCPU's task and the endpoint; `None` when
+    /// the general path applies. Changes nothing:
+    /// [`KernelObjects::complete_recv_direct`] does, once the arch layer
+    /// took the answer.
+    #[inline]
+    pub fn plain_answer_recv(
+        &self,
+        client: TaskId,
+        (vm, vcpu): (usize, usize),
+        slot: usize,
+    ) -> Option<(TaskId, EndpointId)> {
+        let task = control::answered_plainly(self, vm, vcpu, client)?;
+        let (ep, _) = self.endpoint_cap(client, slot, Rights::RECV).ok()?;
+        if self.endpoints.waiting(client).is_some()
+            || self.endpoints.owes_reply(client)
+            || !self.endpoints.no_sender_queued(ep)
+            || self.vms.has_pending(client)
+        {
+            return None;
+        }
+        self.sched.can_hand_over(client, task).then_some((task, ep))
+    }
+
     /// Carries out what [`KernelObjects::plain_complete_recv`] found plain:
     /// `server` waits on `ep` to receive and vCPU `vcpu` of VM `vm` (its task `task`) runs.
     #[inline]

@@ -500,6 +500,35 @@ pub fn resumes_plainly(
     .then_some(v.task)
 }
 
+/// Whether `vm`'s vCPU `vcpu`'s access is forwarded to `client` and the
+/// vCPU, held for it, may run as soon as the answer is taken (the VM runs
+/// and the vCPU is not asleep); the vCPU's task if so.
+#[inline]
+pub fn answered_plainly(
+    objects: &KernelObjects,
+    vm: usize,
+    vcpu: usize,
+    client: TaskId,
+) -> Option<TaskId> {
+    let record = objects.vms.vms.get(vm)?.as_ref()?;
+    let v = record.vcpu(vcpu)?;
+    (v.forward == Forward::To(client)
+        && v.io_wait
+        && record.phase == Phase::Running
+        && v.asleep_until.is_none()
+        && !v.stopped
+        && objects.sched.state(v.task) == Some(TaskState::Held))
+    .then_some(v.task)
+}
+
+/// The VM and vCPU whose forwarded access `client` owes the answer to, as
+/// [`take_forward`] finds them, without taking the record.
+#[inline]
+pub fn peek_forward(objects: &KernelObjects, client: TaskId) -> Option<(usize, usize)> {
+    let (vm, vcpu) = (*objects.vms.forwards.get(client.slot())?)?;
+    Some((usize::from(vm), usize::from(vcpu)))
+}
+
 /// [`io_resumed`] without the scheduler step: the caller has checked
 /// [`resumes_plainly`] and hands the CPU to the vCPU itself.
 #[inline]

@@ -12,6 +12,7 @@ use ipc::devices::wire::Access;
 use ipc::devices::{BatchWrite, MAX_BATCH, WaitedAccess};
 use ipc::ioreq::ClientId;
 use ipc::ioreq_abi::posted::{PostedError, PostedWrite};
+use ipc::ioreq_abi::slot::IoRequest;
 use ipc::{Error, VmId, devices};
 
 use crate::dispatch::{Action, Actions, Forward, Taken, UNCLAIMED_READ, VmIoreq, device_access};
@@ -105,12 +106,14 @@ pub trait IoreqEffects {
     /// wake-up), which may not be handed over again. `Err` with nothing
     /// done (the client is busy, or the access was handed back once):
     /// the worker forwards it with a call.
+    /// The task may also make the hand-over later, with its next wait,
+    /// and serve `request` with [`IoreqService::serve_refused`] if the
+    /// kernel refuses it then.
     fn hand_over(
         &mut self,
         client: ClientId,
         access: &Access,
-        vm: VmId,
-        vcpu: u8,
+        request: &IoRequest,
     ) -> Result<(), Error>;
     /// Asks the kernel to resume `vcpu` of `vm` (its slot is COMPLETE).
     fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error>;
@@ -250,6 +253,30 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
         }
     }
 
+    /// `vm`'s access `request` (its slot PROCESSING, taken by a drain) that
+    /// the task meant to hand to `client` but the kernel refused when the
+    /// task made the hand-over: sent to `client` with a call, completed
+    /// with the answer and its vCPU resumed, as a drain does.
+    pub fn serve_refused(
+        &mut self,
+        vm: VmId,
+        client: ClientId,
+        request: &IoRequest,
+        effects: &mut impl IoreqEffects,
+    ) {
+        let Some(state) = self.index_of(vm).and_then(|index| self.vms.get_mut(index)) else {
+            return;
+        };
+        let vcpu = request.vcpu;
+        match ask(effects, client, &device_access(vm, request), vcpu) {
+            Some(value) => {
+                let done = state.complete_taken(client, request, value);
+                completed(effects, vm, vcpu, done);
+            }
+            None => state.wait_for_client(vcpu),
+        }
+    }
+
     /// Sends `forward` (of the VM at `index`) to its client and completes
     /// the slot with the answer (all-ones on failure), then resumes.
     fn forward_one(&mut self, index: usize, forward: &Forward, effects: &mut impl IoreqEffects) {
@@ -372,7 +399,7 @@ impl Batch {
         effects: &mut impl IoreqEffects,
         client: ClientId,
         access: &Access,
-        vcpu: u8,
+        request: &IoRequest,
     ) -> bool {
         if !self.writes.is_empty() {
             if self.client == Some(client) {
@@ -380,7 +407,7 @@ impl Batch {
             }
             self.send(effects);
         }
-        effects.hand_over(client, access, self.vm, vcpu).is_ok()
+        effects.hand_over(client, access, request).is_ok()
     }
 
     /// Sends `access` (of `vcpu`) to `client`, after the writes held if
@@ -455,7 +482,7 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
             Taken::Forward { client, request } => {
                 let access = device_access(vm, &request);
                 // The kernel completes it with the client's answer.
-                if batch.hand_over_after(effects, client, &access, vcpu) {
+                if batch.hand_over_after(effects, client, &access, &request) {
                     return;
                 }
                 match batch.ask_after(effects, client, &access, vcpu) {

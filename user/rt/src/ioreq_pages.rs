@@ -79,6 +79,26 @@ pub fn ioreq_forward(ep: usize, len: usize, vm: VmId, vcpu: u8) -> Result<(), Er
     checked(Sysno::IoreqForward, args).map(|_| ())
 }
 
+/// [`ioreq_forward`] and then a receive on endpoint slot `recv` in one
+/// call: the client runs at once, and this returns with the next ioreq
+/// wake-up or message. A refused hand-over's error comes back at once,
+/// without receiving.
+#[inline]
+pub fn ioreq_forward_recv(
+    ep: usize,
+    len: usize,
+    vm: VmId,
+    vcpu: u8,
+    recv: usize,
+) -> Result<Received, Error> {
+    let n = vm_number(vm)?;
+    checked(
+        Sysno::IoreqForward,
+        [ep, len, n, usize::from(vcpu), recv, 0],
+    )
+    .map(|[len, badge, vms]| Received::from_registers(len, badge, vms))
+}
+
 /// The mapped ioreq page of `vm`. `UnknownVm` before [`ioreq_attach`]
 /// succeeded for it; `InvalidArgument` while the previous reference is
 /// still out (see [`give_back`]).

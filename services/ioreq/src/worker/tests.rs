@@ -91,14 +91,13 @@ impl IoreqEffects for Recorder {
         &mut self,
         client: ClientId,
         access: &Access,
-        vm: VmId,
-        vcpu: u8,
+        request: &IoRequest,
     ) -> Result<(), Error> {
         if !self.take_hand_overs {
             return Err(Error::KernelRefused);
         }
-        self.log
-            .push(Effect::HandOver(client, access.request(), vm, vcpu));
+        let effect = Effect::HandOver(client, access.request(), access.vm, request.vcpu);
+        self.log.push(effect);
         Ok(())
     }
     fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error> {
@@ -614,6 +613,29 @@ fn a_slot_is_handed_to_its_client_unless_writes_for_it_go_first() {
     );
 }
 
+/// A hand-over the kernel refused when the task made it (after the
+/// drain) is served as a drain would have: a call, the completion, the
+/// resume.
+#[test]
+fn a_refused_hand_over_is_served_with_a_call() {
+    let mut service = service(&[0]);
+    let request = access(0, Direction::Read, UART + 5, 0);
+    trap(&mut service, 0, request);
+    let mut effects = Recorder::new();
+    effects.take_hand_overs = true;
+    service.drain(1, &mut effects);
+    effects.log.clear();
+    service.serve_refused(VmId(0), DEVICES, &request, &mut effects);
+    assert_eq!(
+        effects.log,
+        [
+            Effect::Forward(DEVICES, read_request(0, UART + 5)),
+            Effect::Resume(VmId(0), 0),
+        ]
+    );
+    assert_eq!(guest_sees(&mut service, 0, 0), 0x41);
+}
+
 /// An entry that does not decode (a corrupted page) is reported and
 /// skipped; a write no client claims is dropped.
 #[test]
@@ -732,7 +754,7 @@ impl IoreqEffects for Watcher {
         self.unread_at_post.push(self.ring.unread(self.next));
         Ok(devices::Response::Ok)
     }
-    fn hand_over(&mut self, _: ClientId, _: &Access, _: VmId, _: u8) -> Result<(), Error> {
+    fn hand_over(&mut self, _: ClientId, _: &Access, _: &IoRequest) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
     fn resume(&mut self, _: VmId, _: u8) -> Result<(), Error> {

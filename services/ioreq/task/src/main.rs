@@ -20,13 +20,14 @@ mod task {
     use ipc::devices::wire::{self, Access};
     use ipc::devices::{BatchWrite, WaitedAccess};
     use ipc::ioreq::{ClientId, Request, Response};
+    use ipc::ioreq_abi::slot::IoRequest;
     use ipc::server::{Service, encode_reply};
     use ipc::syscall::{MAX_VMS, slots};
     use ipc::{Error, Space, VmId, decode, devices};
     use log::{info, warn};
     use mica_rt::ioreq_pages::{
-        give_back, ioreq_attach, ioreq_complete_recv, ioreq_forward, ioreq_page, ioreq_post,
-        ioreq_resume, posted_ring,
+        give_back, ioreq_attach, ioreq_complete_recv, ioreq_forward, ioreq_forward_recv,
+        ioreq_page, ioreq_post, ioreq_resume, posted_ring,
     };
     use mica_rt::{Received, Start, StaticSlot, call_with, sys};
 
@@ -64,16 +65,119 @@ mod task {
         }
     }
 
+    /// What the task still has to do with its next wait: resume a vCPU
+    /// (`ioreq_complete_recv`: the kernel switches straight into the guest)
+    /// or hand an access to its client (`ioreq_forward` with a receive:
+    /// straight into the client).
+    #[derive(Clone, Copy)]
+    enum Owed {
+        Resume(VmId, u8),
+        HandOver {
+            client: ClientId,
+            access: Access,
+            request: IoRequest,
+        },
+    }
+
+    /// The most refused hand-overs kept for serving by call: one per slot
+    /// of a drain (each is served before the next wait).
+    const REFUSED: usize = 16;
+
     /// Clients are reached through the call right of the endpoint with
-    /// their number; the kernel resumes vCPUs. The last resume of a wake-up
-    /// is owed until the loop waits again, so that it goes with the wait
-    /// (`ioreq_complete_recv`: the kernel switches straight into the guest);
-    /// an earlier one owed is made at once.
+    /// their number; the kernel resumes vCPUs and carries hand-overs. The
+    /// last resume or hand-over of a wake-up is owed until the loop waits
+    /// again, so that it goes with the wait; an earlier one owed is made at
+    /// once, before any other call. A hand-over the kernel refuses (the
+    /// client was busy) is kept in `refused`, and the loop serves it with
+    /// a call before it waits.
     struct Effects {
-        owed: Option<(VmId, u8)>,
+        owed: Option<Owed>,
+        refused: [Option<(VmId, ClientId, IoRequest)>; REFUSED],
         /// The problems logged so far, per VM (a guest cannot flood the
         /// console through them).
         problems: ProblemLog<MAX_VMS>,
+    }
+
+    impl Effects {
+        /// Makes the step owed (if any) now, on its own.
+        fn settle(&mut self) {
+            match self.owed.take() {
+                Some(Owed::Resume(vm, vcpu)) => {
+                    if let Err(error) = ioreq_resume(vm, vcpu) {
+                        self.problem(Problem::ResumeRefused { vm, vcpu, error });
+                    }
+                }
+                Some(Owed::HandOver {
+                    client,
+                    access,
+                    request,
+                }) => {
+                    let handed = sys::with_buffer(|buf| wire::encode_access(&access, buf))
+                        .and_then(|len| {
+                            ioreq_forward(client_slot(client), len, access.vm, request.vcpu)
+                        });
+                    if handed.is_err() {
+                        self.refuse(access.vm, client, request);
+                    }
+                }
+                None => {}
+            }
+        }
+
+        /// Keeps a refused hand-over for the loop to serve by call.
+        fn refuse(&mut self, vm: VmId, client: ClientId, request: IoRequest) {
+            match self.refused.iter_mut().find(|kept| kept.is_none()) {
+                Some(free) => *free = Some((vm, client, request)),
+                // Never more than a drain's slots; the vCPU would wait for
+                // good, so say so.
+                None => warn!("{vm:?}: a refused hand-over is lost"),
+            }
+        }
+
+        /// The wait of the work loop, with the step owed: the next wake-up
+        /// or message. `None` if an owed hand-over was refused (nothing
+        /// was received: the loop serves it and waits again).
+        fn wait(&mut self, reply_len: usize) -> Option<Result<Received, Error>> {
+            // Nothing else is owed with a step: a reply is only owed after
+            // a message that produced none.
+            match self.owed.take() {
+                Some(Owed::Resume(vm, vcpu)) => Some(
+                    ioreq_complete_recv(vm, vcpu, slots::SERVE).or_else(|error| {
+                        self.problem(Problem::ResumeRefused { vm, vcpu, error });
+                        sys::reply_recv(slots::SERVE, reply_len)
+                    }),
+                ),
+                Some(Owed::HandOver {
+                    client,
+                    access,
+                    request,
+                }) => {
+                    let received = sys::with_buffer(|buf| wire::encode_access(&access, buf))
+                        .and_then(|len| {
+                            ioreq_forward_recv(
+                                client_slot(client),
+                                len,
+                                access.vm,
+                                request.vcpu,
+                                slots::SERVE,
+                            )
+                        });
+                    match received {
+                        Ok(received) => Some(Ok(received)),
+                        Err(_) => {
+                            self.refuse(access.vm, client, request);
+                            None
+                        }
+                    }
+                }
+                None => Some(sys::reply_recv(slots::SERVE, reply_len)),
+            }
+        }
+    }
+
+    /// The call capability slot of `client`.
+    fn client_slot(client: ClientId) -> usize {
+        slots::call(usize::from(client.0))
     }
 
     impl IoreqEffects for Effects {
@@ -83,8 +187,9 @@ mod task {
             client: ClientId,
             access: &Access,
         ) -> Result<devices::Response, Error> {
+            self.settle();
             call_with(
-                slots::call(usize::from(client.0)),
+                client_slot(client),
                 |buf| wire::encode_access(access, buf),
                 wire::decode_response,
             )
@@ -97,8 +202,9 @@ mod task {
             writes: &[BatchWrite],
             then: Option<&WaitedAccess>,
         ) -> Result<devices::Response, Error> {
+            self.settle();
             call_with(
-                slots::call(usize::from(client.0)),
+                client_slot(client),
                 |buf| wire::encode_write_batch(vm, writes, then, buf),
                 wire::decode_response,
             )
@@ -109,20 +215,21 @@ mod task {
             &mut self,
             client: ClientId,
             access: &Access,
-            vm: VmId,
-            vcpu: u8,
+            request: &IoRequest,
         ) -> Result<(), Error> {
-            let len = sys::with_buffer(|buf| wire::encode_access(access, buf))?;
-            ioreq_forward(slots::call(usize::from(client.0)), len, vm, vcpu)
+            self.settle();
+            self.owed = Some(Owed::HandOver {
+                client,
+                access: *access,
+                request: *request,
+            });
+            Ok(())
         }
 
         #[inline]
         fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error> {
-            if let Some((vm, vcpu)) = self.owed.replace((vm, vcpu))
-                && let Err(error) = ioreq_resume(vm, vcpu)
-            {
-                self.problem(Problem::ResumeRefused { vm, vcpu, error });
-            }
+            self.settle();
+            self.owed = Some(Owed::Resume(vm, vcpu));
             Ok(())
         }
 
@@ -215,18 +322,19 @@ mod task {
         let mut reply_len = 0;
         let mut effects = Effects {
             owed: None,
+            refused: [None; REFUSED],
             problems: ProblemLog::new(),
         };
         info!("serving ioreq");
         loop {
-            let received = match effects.owed.take() {
-                // Nothing else is owed then: a reply is only owed after a
-                // message that produced no resume.
-                Some((vm, vcpu)) => ioreq_complete_recv(vm, vcpu, slots::SERVE).or_else(|error| {
-                    effects.problem(Problem::ResumeRefused { vm, vcpu, error });
-                    sys::reply_recv(slots::SERVE, reply_len)
-                }),
-                None => sys::reply_recv(slots::SERVE, reply_len),
+            // Hand-overs the kernel refused are served by call first.
+            for index in 0..REFUSED {
+                if let Some((vm, client, request)) = effects.refused[index].take() {
+                    service.serve_refused(vm, client, &request, &mut effects);
+                }
+            }
+            let Some(received) = effects.wait(reply_len) else {
+                continue;
             };
             // One place drains, for a wake-up and for an `Activate` alike
             // (a second call site costs the hot path its inlining).
