@@ -20,7 +20,9 @@ use crate::vm::{control, ioreq_path};
 /// Whether system call `nr` is one [`fast_syscall`] may take.
 #[inline]
 pub(super) fn may_be_fast(nr: usize) -> bool {
-    nr == Sysno::Call as usize || nr == Sysno::ReplyRecv as usize
+    nr == Sysno::Call as usize
+        || nr == Sysno::ReplyRecv as usize
+        || nr == Sysno::IoreqForward as usize
 }
 
 /// The running task's `call` or `reply_recv` on the fast path, if it
@@ -40,6 +42,7 @@ pub(super) fn fast_syscall() -> Option<*mut TrapFrame> {
             return fast_answer(guard, current, args[0], args[1]);
         }
         Sysno::ReplyRecv => r.objects.fast_reply_recv(current, args[0], args[1])?,
+        Sysno::IoreqForward => forward_plainly(r, current, args)?,
         _ => return None,
     };
     let Some(from) = r.tasks.slot_mut(transfer.from) else {
@@ -56,6 +59,36 @@ pub(super) fn fast_syscall() -> Option<*mut TrapFrame> {
     to.space.activate();
     to.space.entering_user();
     Some(&raw mut to.frame)
+}
+
+/// The running ioreq task's `ioreq_forward(call_slot, len, vm, vcpu,
+/// recv_slot)` with a receive, in its plain case
+/// (`KernelObjects::plain_forward_recv`, and the slot PROCESSING): the
+/// client takes the access and runs at once, as a plain `call`'s receiver
+/// does, and the ioreq task waits. `None`, with nothing changed, for the
+/// general path.
+#[inline(always)]
+fn forward_plainly(
+    r: &mut super::Runner,
+    current: TaskId,
+    [call_slot, len, vm, vcpu, recv_slot, _]: [usize; 6],
+) -> Option<crate::obj::endpoint::Transfer> {
+    let (call_ep, recv_ep, client, badge) =
+        r.objects
+            .plain_forward_recv(current, (call_slot, len), (vm, vcpu), recv_slot)?;
+    let guest = r.tasks.guests.vms.get_mut(vm)?.as_mut()?;
+    let submitted = guest.submitted(vcpu)?;
+    if !ioreq_path::forwardable(guest.io.page(), submitted.vcpu) {
+        return None;
+    }
+    r.objects
+        .apply_forward_recv(current, (call_ep, recv_ep), client, (vm, vcpu));
+    Some(crate::obj::endpoint::Transfer {
+        from: current,
+        to: client,
+        badge,
+        len,
+    })
 }
 
 /// The most bytes of a plain answer to a forwarded access.
@@ -80,7 +113,10 @@ fn fast_answer(
     let (vm, vcpu) = control::peek_forward(&r.objects, client)?;
     let (task, ep) = r.objects.plain_answer_recv(client, (vm, vcpu), slot)?;
     let mut bytes = [0u8; PLAIN_ANSWER_BYTES];
-    let answer = r.tasks.read_ipc(client, len, &mut bytes).ok()?;
+    let answer = bytes.get_mut(..len)?;
+    if !r.tasks.slot(client)?.space.read_ipc(answer) {
+        return None;
+    }
     let answer = ipc::devices::wire::plain_response(answer)?;
     let guest = r.tasks.guests.vms.get_mut(vm)?.as_mut()?;
     let submitted = guest.submitted(vcpu)?;

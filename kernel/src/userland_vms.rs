@@ -295,8 +295,7 @@ impl VmHost for Tasks {
     }
 
     fn read_message(&mut self, task: TaskId, out: &mut [u8]) -> bool {
-        let len = out.len();
-        self.read_ipc(task, len, out).is_ok()
+        self.slot(task).is_some_and(|slot| slot.space.read_ipc(out))
     }
 
     fn ioreq_post(&mut self, vm: usize, space: Space, start: u64, len: u64) -> Result<(), Error> {

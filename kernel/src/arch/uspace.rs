@@ -269,6 +269,28 @@ impl<P: UserPaging> AddressSpace<P> {
         unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ipc_frame as *mut u8, len) };
     }
 
+    /// Copies the first `out.len()` bytes of the task's IPC buffer into
+    /// `out`; `false`, with nothing copied, for more than the buffer holds.
+    #[inline]
+    pub fn read_ipc(&self, out: &mut [u8]) -> bool {
+        if out.len() > IPC_BUFFER_SIZE {
+            return false;
+        }
+        // SAFETY: `ipc_frame` is this task's IPC buffer frame, which the
+        // kernel allocated (4 KiB, identity-mapped); `out.len()` is at most
+        // 4 KiB and `out` is a kernel slice distinct from it. The task
+        // writes the frame only while it runs, and it does not run while
+        // the kernel serves its call.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.ipc_frame as *const u8,
+                out.as_mut_ptr(),
+                out.len(),
+            );
+        }
+        true
+    }
+
     /// Maps the kernel-owned frame `frame` read-write at user address `va`
     /// (a page shared with the kernel, such as an ioreq page).
     pub fn map_shared<const W: usize>(

@@ -577,6 +577,21 @@ impl Endpoints {
         self.await_reply(caller, receiver, false);
     }
 
+    /// A plain send to `receiver`, the front of `ep`'s receivers (as
+    /// [`Endpoints::plain_call_receiver`] found it, nothing changed since):
+    /// it leaves the queue and takes the message, owing nobody a reply, as
+    /// the general [`Endpoints::deliver`] of a send leaves it.
+    #[inline(always)]
+    pub fn apply_send_plain(&mut self, ep: EndpointId, receiver: TaskId) {
+        let index = usize::from(ep.0);
+        let taken = self.queues.pop_front(index);
+        debug_assert_eq!(taken, Some(receiver), "checked by plain_call_receiver");
+        if self.queues.is_empty(index) {
+            self.state[index] = EndpointState::Idle;
+        }
+        self.ipc[receiver.slot()] = TaskIpc::Idle;
+    }
+
     /// The caller of the plain case of [`Endpoints::reply_recv`] by
     /// `server` on `ep`: the caller that waits for exactly `server`'s
     /// reply, while `server` waits for nothing else and no sender is

@@ -113,6 +113,64 @@ impl KernelObjects {
         self.sched.can_hand_over(server, task).then_some((task, ep))
     }
 
+    /// The plain case of `ioreq_forward(call_slot, len, vm, vcpu,
+    /// recv_slot)` by `server` (running, with the IOREQ right and no ioreq
+    /// work pending, serving `vm`, whose vCPU `vcpu`'s access it may
+    /// forward): a client waits to receive on the endpoint in `call_slot`
+    /// and may run at once, and `server` waits for nothing, owes no reply
+    /// and finds no sender queued on the endpoint in `recv_slot`. Returns
+    /// the endpoints (to call, to receive on) and the client, changing
+    /// nothing: [`KernelObjects::apply_forward_recv`] does, once the arch
+    /// layer found the slot PROCESSING.
+    #[inline]
+    pub fn plain_forward_recv(
+        &self,
+        server: TaskId,
+        (call_slot, len): (usize, usize),
+        (vm, vcpu): (usize, usize),
+        recv_slot: usize,
+    ) -> Option<(EndpointId, EndpointId, TaskId, Badge)> {
+        let rights = self.tasks.get(server).ok()?.kernel_rights();
+        if len > MAX_MESSAGE_LEN
+            || self.sched.current() != Some(server)
+            || !rights.contains(KernelRights::IOREQ)
+            || self.vms.has_pending(server)
+        {
+            return None;
+        }
+        control::check_forward(self, vm, vcpu, server).ok()?;
+        let (call_ep, badge) = self.endpoint_cap(server, call_slot, Rights::CALL).ok()?;
+        let (recv_ep, _) = self.endpoint_cap(server, recv_slot, Rights::RECV).ok()?;
+        let client = self.endpoints.plain_call_receiver(server, call_ep)?;
+        if call_ep == recv_ep
+            || self.endpoints.owes_reply(server)
+            || !self.endpoints.no_sender_queued(recv_ep)
+            || !self.sched.direct_switch_ok(client, TaskState::BlockedRecv)
+        {
+            return None;
+        }
+        Some((call_ep, recv_ep, client, badge))
+    }
+
+    /// Carries out what [`KernelObjects::plain_forward_recv`] found plain:
+    /// `client` takes the access of `vm`'s vCPU `vcpu` (it owes the kernel
+    /// the answer) and runs on the rest of `server`'s slice, and `server`
+    /// waits on `recv_ep`.
+    #[inline]
+    pub fn apply_forward_recv(
+        &mut self,
+        server: TaskId,
+        (call_ep, recv_ep): (EndpointId, EndpointId),
+        client: TaskId,
+        (vm, vcpu): (usize, usize),
+    ) {
+        self.endpoints.apply_send_plain(call_ep, client);
+        self.endpoints.apply_wait_plain(server, recv_ep);
+        control::forwarded(self, vm, vcpu, client);
+        self.sched
+            .apply_direct_switch(server, TaskState::BlockedRecv, client);
+    }
+
     /// The plain case of a `reply_recv` on the endpoint capability in
     /// `slot` by `client`, which owes the answer to `vm`'s vCPU `vcpu`'s
     /// forwarded access (`ioreq_forward`): it waits for nothing else, owes
