@@ -354,7 +354,7 @@ fn deliver_woken<M: Machine>(objects: &mut KernelObjects, machine: &mut M) {
     }
 }
 
-fn apply_step<M: Machine>(
+pub fn apply_step<M: Machine>(
     objects: &KernelObjects,
     machine: &mut M,
     current: TaskId,

@@ -424,18 +424,27 @@ pub fn forward<M: Machine>(
     args: [usize; 6],
 ) -> Decision {
     let [call_slot, len, vm, vcpu, recv_slot, _] = args;
-    if let Err(e) = hand_over_access(objects, machine, current, call_slot, len, (vm, vcpu)) {
-        machine.set_result(current, status_of(e), [0; 3]);
-        return Decision::Continue;
-    }
-    if recv_slot == NO_RECV {
-        machine.set_result(current, OK, [0; 3]);
+    let client = match hand_over_access(objects, machine, current, call_slot, len, (vm, vcpu)) {
+        Ok(client) => client,
+        Err(e) => {
+            machine.set_result(current, status_of(e), [0; 3]);
+            return Decision::Continue;
+        }
+    };
+    if recv_slot == NO_RECV || recv_pending(objects, machine, current) {
+        if recv_slot == NO_RECV {
+            machine.set_result(current, OK, [0; 3]);
+        }
+        let _ = objects.sched.unblock(client);
         return objects.sched.schedule();
     }
-    if recv_pending(objects, machine, current) {
-        return objects.sched.schedule();
+    match objects.recv_then_switch(current, recv_slot, client) {
+        Ok(step) => crate::syscall::apply_step(objects, machine, current, step),
+        Err(e) => {
+            machine.set_result(current, status_of(crate::syscall::error_for(e)), [0; 3]);
+            Decision::Continue
+        }
     }
-    crate::syscall::recv_after(objects, machine, current, recv_slot)
 }
 
 /// The checks and the hand-over of [`forward`].
@@ -446,7 +455,7 @@ fn hand_over_access<M: Machine>(
     call_slot: usize,
     len: usize,
     (vm, vcpu): (usize, usize),
-) -> Result<(), Error> {
+) -> Result<TaskId, Error> {
     need(objects, current, KernelRights::IOREQ)?;
     control::check_forward(objects, vm, vcpu, current)?;
     machine.ioreq_forwardable(vm, vcpu)?;
@@ -459,7 +468,7 @@ fn hand_over_access<M: Machine>(
     machine.copy_message(current, transfer.to, len);
     machine.set_result(transfer.to, OK, [len, transfer.badge.0 as usize, 0]);
     control::forwarded(objects, vm, vcpu, transfer.to);
-    Ok(())
+    Ok(transfer.to)
 }
 
 /// The most bytes of a plain answer (`Response::Value` with a 10-byte

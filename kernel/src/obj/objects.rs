@@ -189,10 +189,11 @@ impl KernelObjects {
 
     /// `from` hands `len` bytes through the endpoint capability in `slot`
     /// (with the CALL right, as a `call` needs) to the task waiting to
-    /// receive there, without waiting itself: the receiver is ready, owes
-    /// `from` no reply, and the transfer is returned for the caller to
-    /// copy. `IpcError::Busy`, with nothing changed, when no task waits
-    /// there (`ioreq_forward`).
+    /// receive there, without waiting itself: the receiver owes `from` no
+    /// reply, and the transfer is returned for the caller to copy. The
+    /// receiver is left blocked: the caller makes it run
+    /// ([`KernelObjects::recv_then_switch`]) or ready. `IpcError::Busy`,
+    /// with nothing changed, when no task waits there (`ioreq_forward`).
     pub fn hand_to_receiver(
         &mut self,
         from: TaskId,
@@ -206,11 +207,42 @@ impl KernelObjects {
         let outcome = self
             .endpoints
             .deliver(from, ep, badge, len, Delivery::Send)?;
-        let Some(transfer) = outcome.transfers().next() else {
-            return Err(IpcError::Busy.into());
+        outcome
+            .transfers()
+            .next()
+            .ok_or_else(|| IpcError::Busy.into())
+    }
+
+    /// `receiver` (running) receives on the endpoint capability in `slot`
+    /// after handing `partner` (blocked) a message it takes without
+    /// replying ([`KernelObjects::hand_to_receiver`]): if the receive
+    /// blocks, `partner` runs at once as a call's receiver would
+    /// ([`Scheduler::direct_switch`]); otherwise, and if the receive is
+    /// refused, `partner` is made ready and the receive goes on as usual.
+    pub fn recv_then_switch(
+        &mut self,
+        receiver: TaskId,
+        slot: usize,
+        partner: TaskId,
+    ) -> Result<IpcStep, ObjError> {
+        let received = self
+            .endpoint_cap(receiver, slot, Rights::RECV)
+            .and_then(|(ep, _)| Ok(self.endpoints.recv(receiver, ep)?));
+        let outcome = match received {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                self.sched.unblock(partner)?;
+                return Err(e);
+            }
         };
-        self.sched.unblock(transfer.to)?;
-        Ok(transfer)
+        if outcome.next == Next::Block(Wait::Recv) {
+            let decision = self
+                .sched
+                .direct_switch(receiver, partner, TaskState::BlockedRecv)?;
+            return Ok(IpcStep { outcome, decision });
+        }
+        self.sched.unblock(partner)?;
+        self.apply(receiver, outcome)
     }
 
     /// `sender` sends through the endpoint capability in `slot`.

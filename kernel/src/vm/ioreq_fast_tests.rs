@@ -42,6 +42,17 @@ enum Op {
     KillAndRestart,
     Pause(usize),
     Resume(usize),
+    /// The running ioreq task hands VM `vm`'s vCPU `vcpu`'s access to the
+    /// client (`ioreq_forward` with a receive).
+    Forward(usize, usize),
+    /// The running client answers the access handed to it plainly and
+    /// waits again (or, owing none, just waits).
+    Answer,
+    /// The running client gives the access handed to it up (a receive
+    /// without answering: the access goes back to the ioreq task).
+    GiveUp,
+    /// The client dies (handing back what it owed) and a new one waits.
+    KillClient,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -57,6 +68,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::KillAndRestart),
         1 => (0..VMS).prop_map(Op::Pause),
         1 => (0..VMS).prop_map(Op::Resume),
+        4 => (0..VMS, 0..3usize).prop_map(|(vm, vcpu)| Op::Forward(vm, vcpu % VCPUS[vm])),
+        4 => Just(Op::Answer),
+        1 => Just(Op::GiveUp),
+        1 => Just(Op::KillClient),
     ]
 }
 
@@ -65,6 +80,29 @@ struct World {
     ioreq: TaskId,
     neighbour: TaskId,
     ep: crate::obj::ids::EndpointId,
+    /// The client the ioreq task hands accesses to, and its endpoint
+    /// (the ioreq task calls it through slot 1).
+    client: TaskId,
+    client_ep: crate::obj::ids::EndpointId,
+}
+
+/// A client task waiting to receive on `ep` (its slot 0).
+fn spawn_client(o: &mut KernelObjects, ep: crate::obj::ids::EndpointId) -> TaskId {
+    let client = o.spawn("client", Priority::new(5).unwrap()).unwrap();
+    let cap = Capability {
+        object: Object::Endpoint {
+            id: ep,
+            badge: Badge::NONE,
+        },
+        rights: Rights::RECV,
+    };
+    o.tasks
+        .get_mut(client)
+        .unwrap()
+        .caps_mut()
+        .insert_at(0, cap)
+        .unwrap();
+    client
 }
 
 fn spawn_ioreq(o: &mut KernelObjects, ep: crate::obj::ids::EndpointId) -> TaskId {
@@ -85,6 +123,24 @@ fn spawn_ioreq(o: &mut KernelObjects, ep: crate::obj::ids::EndpointId) -> TaskId
     ioreq
 }
 
+/// Gives `ioreq` the right to call the client's endpoint `client_ep`
+/// (slot 1, badge 7).
+fn may_call_client(o: &mut KernelObjects, ioreq: TaskId, client_ep: crate::obj::ids::EndpointId) {
+    let cap = Capability {
+        object: Object::Endpoint {
+            id: client_ep,
+            badge: Badge(7),
+        },
+        rights: Rights::CALL,
+    };
+    o.tasks
+        .get_mut(ioreq)
+        .unwrap()
+        .caps_mut()
+        .insert_at(1, cap)
+        .unwrap();
+}
+
 fn world() -> World {
     let mut o = KernelObjects::new();
     let ep = o.endpoints.create().unwrap();
@@ -93,12 +149,19 @@ fn world() -> World {
         create(&mut o, vm, vcpus).unwrap();
     }
     let ioreq = spawn_ioreq(&mut o, ep);
+    let client_ep = o.endpoints.create().unwrap();
+    may_call_client(&mut o, ioreq, client_ep);
+    let client = spawn_client(&mut o, client_ep);
     for vm in 0..VMS {
         start(&mut o, vm).unwrap();
     }
     // vCPU 0 boots VM 1's other vCPUs.
     wake(&mut o, 1, 0b110);
-    // The ioreq task waits on its endpoint, the neighbour is busy.
+    // The client and the ioreq task wait on their endpoints, the
+    // neighbour is busy.
+    o.sched.schedule();
+    o.recv(client, 0).unwrap();
+    assert_eq!(o.sched.state(client), Some(TaskState::BlockedRecv));
     o.sched.schedule();
     let _ = o.recv(ioreq, 0);
     o.sched.schedule();
@@ -107,7 +170,25 @@ fn world() -> World {
         ioreq,
         neighbour,
         ep,
+        client,
+        client_ep,
     }
+}
+
+/// The ioreq task (running) waits on its endpoint, or takes its pending
+/// work at once, as `ioreq_complete_recv` and `ioreq_forward` do after
+/// their first half.
+fn ioreq_waits(w: &mut World) {
+    if take_pending(&mut w.o, w.ioreq).is_none() {
+        let _ = w.o.recv(w.ioreq, 0);
+    } else {
+        w.o.sched.schedule();
+    }
+}
+
+/// The client (running) waits again on its endpoint.
+fn client_waits(w: &mut World) {
+    let _ = w.o.recv(w.client, 0);
 }
 
 fn same(a: &KernelObjects, b: &KernelObjects) -> bool {
@@ -223,6 +304,91 @@ fn step(w: &mut World, op: &Op) -> Result<bool, TestCaseError> {
             w.o.sched.schedule();
             Ok(false)
         }
+        Op::Forward(vm, vcpu) => {
+            if current != Some(w.ioreq) {
+                return Ok(false);
+            }
+            let mut fast = w.o.clone();
+            let plain = fast.plain_forward_recv(w.ioreq, (1, 9), (vm, vcpu), 0);
+            // The general path: the checks, the hand-over, the receive.
+            if check_forward(&w.o, vm, vcpu, w.ioreq).is_err() {
+                prop_assert!(plain.is_none());
+                return Ok(false);
+            }
+            let Ok(transfer) = w.o.hand_to_receiver(w.ioreq, 1, 9) else {
+                prop_assert!(plain.is_none());
+                return Ok(false);
+            };
+            forwarded(&mut w.o, vm, vcpu, transfer.to);
+            if take_pending(&mut w.o, w.ioreq).is_some() {
+                w.o.sched.unblock(transfer.to).unwrap();
+                w.o.sched.schedule();
+            } else {
+                let _ = w.o.recv_then_switch(w.ioreq, 0, transfer.to);
+            }
+            let Some((call_ep, recv_ep, client, badge)) = plain else {
+                return Ok(false);
+            };
+            prop_assert_eq!(
+                (call_ep, recv_ep, client, badge),
+                (w.client_ep, w.ep, transfer.to, transfer.badge)
+            );
+            fast.apply_forward_recv(w.ioreq, (call_ep, recv_ep), client, (vm, vcpu));
+            prop_assert_eq!(fast.sched.current(), Some(client));
+            prop_assert!(same(&fast, &w.o), "fast forward left other state");
+            Ok(true)
+        }
+        Op::Answer => {
+            if current != Some(w.client) {
+                return Ok(false);
+            }
+            let Some((vm, vcpu)) = peek_forward(&w.o, w.client) else {
+                client_waits(w);
+                return Ok(false);
+            };
+            let mut fast = w.o.clone();
+            let plain = fast.plain_answer_recv(w.client, (vm, vcpu), 0);
+            // The general path: the answer taken, the vCPU resumed, the
+            // receive.
+            let taken = take_forward(&mut w.o, w.client);
+            if let Some((vm, vcpu)) = taken {
+                io_resumed(&mut w.o, vm, vcpu);
+            }
+            client_waits(w);
+            let Some((task, ep)) = plain else {
+                return Ok(false);
+            };
+            prop_assert_eq!(taken, Some((vm, vcpu)));
+            prop_assert_eq!(ep, w.client_ep);
+            take_forward(&mut fast, w.client);
+            fast.complete_recv_direct(w.client, (vm, vcpu), task, ep);
+            prop_assert_eq!(w.o.sched.current(), Some(task));
+            prop_assert!(same(&fast, &w.o), "fast answer left other state");
+            Ok(true)
+        }
+        Op::GiveUp => {
+            if current != Some(w.client) {
+                return Ok(false);
+            }
+            if let Some((vm, vcpu)) = take_forward(&mut w.o, w.client) {
+                let _ = forward_handed_back(&mut w.o, vm, vcpu);
+                prop_assert_eq!(
+                    w.o.vms.get(vm).unwrap().vcpu(vcpu).unwrap().forward,
+                    Forward::HandedBack
+                );
+            }
+            client_waits(w);
+            Ok(false)
+        }
+        Op::KillClient => {
+            if let Some((vm, vcpu)) = take_forward(&mut w.o, w.client) {
+                let _ = forward_handed_back(&mut w.o, vm, vcpu);
+            }
+            let _ = w.o.kill(w.client, ExitReason::Killed);
+            w.client = spawn_client(&mut w.o, w.client_ep);
+            w.o.sched.schedule();
+            Ok(false)
+        }
     }
 }
 
@@ -236,6 +402,17 @@ proptest! {
         for op in &ops {
             step(&mut w, op)?;
             w.o.sched.check_invariants().map_err(TestCaseError::fail)?;
+            // The client owes the kernel an answer exactly while the vCPU's
+            // record says its access is with the client.
+            for (vm, vcpus) in VCPUS.into_iter().enumerate() {
+                for vcpu in 0..vcpus {
+                    let record = w.o.vms.get(vm).unwrap().vcpu(vcpu).unwrap();
+                    if let Forward::To(client) = record.forward {
+                        prop_assert!(record.io_wait);
+                        prop_assert_eq!(peek_forward(&w.o, client), Some((vm, vcpu)));
+                    }
+                }
+            }
         }
     }
 }
@@ -260,4 +437,23 @@ fn the_plain_round_trip_takes_both_fast_paths() {
     let _ = w.o.sched.unblock(w.neighbour);
     assert!(!step(&mut w, &Op::Complete(vm, index)).unwrap());
     assert_eq!(w.o.sched.current(), Some(w.neighbour));
+}
+
+/// The forwarded round trip takes its fast paths too: the exit goes to the
+/// ioreq task, its hand-over straight to the client, and the client's
+/// answer straight back to the vCPU.
+#[test]
+fn the_forwarded_round_trip_takes_its_fast_paths() {
+    let mut w = world();
+    step(&mut w, &Op::Neighbour).unwrap();
+    let vcpu = w.o.sched.current().unwrap();
+    let (vm, index) = w.o.vms.vcpu_of_task(vcpu).unwrap();
+    for _ in 0..3 {
+        assert!(step(&mut w, &Op::Exit).unwrap());
+        assert_eq!(w.o.sched.current(), Some(w.ioreq));
+        assert!(step(&mut w, &Op::Forward(vm, index)).unwrap());
+        assert_eq!(w.o.sched.current(), Some(w.client));
+        assert!(step(&mut w, &Op::Answer).unwrap());
+        assert_eq!(w.o.sched.current(), Some(vcpu));
+    }
 }
