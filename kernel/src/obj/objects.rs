@@ -235,7 +235,7 @@ impl KernelObjects {
                 return Err(e);
             }
         };
-        if outcome.next == Next::Block(Wait::Recv) {
+        if outcome.next == Next::Block(Wait::Recv) && self.sched.current() == Some(receiver) {
             let decision = self
                 .sched
                 .direct_switch(receiver, partner, TaskState::BlockedRecv)?;
