@@ -120,16 +120,12 @@ fn fast_answer(
     let answer = ipc::devices::wire::plain_response(answer)?;
     let guest = r.tasks.guests.vms.get_mut(vm)?.as_mut()?;
     let submitted = guest.submitted(vcpu)?;
-    ioreq_path::answer_value(&submitted, Some(answer.clone()))?;
-    // Checked plain: the slot is PROCESSING (else nothing changes here
-    // and the general path refuses it too), and the answer completes it.
-    if ioreq_path::answer(guest.io.page(), &submitted, Some(answer)) != Ok(true) {
-        return None;
-    }
-    // A slot just completed with the vCPU's own access is taken.
-    let _ = guest.resume_io(vcpu);
+    let value = ioreq_path::answer_value(&submitted, Some(answer))?;
+    // Refused with nothing changed unless the slot is PROCESSING (the
+    // general path refuses it too).
+    guest.take_answer(vcpu, value).ok()?;
     guest.io_resumed_at(arch::timer_now());
-    control::take_forward(&mut r.objects, client);
+    control::clear_forward(&mut r.objects, client);
     r.objects.complete_recv_direct(client, (vm, vcpu), task, ep);
     if let Some(slot) = r.tasks.slot_mut(client) {
         slot.frame.step_past_syscall();

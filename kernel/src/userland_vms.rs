@@ -286,10 +286,11 @@ impl VmHost for Tasks {
     ) -> Result<bool, Error> {
         let guest = self.guest(vm)?;
         let submitted = guest.submitted(vcpu).ok_or(Error::BadSlotState)?;
-        if !ioreq_path::answer(guest.io.page(), &submitted, answer)? {
+        let Some(value) = ioreq_path::answer_value(&submitted, answer) else {
+            ipc::ioreq_abi::slot::hand_back(guest.io.page(), submitted.vcpu)?;
             return Ok(false);
-        }
-        guest.resume_io(vcpu)?;
+        };
+        guest.take_answer(vcpu, value)?;
         guest.io_resumed_at(crate::arch::timer_now());
         Ok(true)
     }

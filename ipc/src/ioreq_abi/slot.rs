@@ -632,6 +632,27 @@ fn write_result(slot: &mut IoreqSlot, request: &IoRequest, value: u64) {
     }
 }
 
+/// Kernel side, for a client's answer the kernel carries (see
+/// [`hand_back`]): [`finish`] with `value`, then the kernel reclaims the
+/// COMPLETE slot at once (FREE); returns the value as [`take_matching`]
+/// would (a read's cut to its width, a write's the value stored).
+/// Refused, with nothing changed, unless the slot is PROCESSING.
+#[inline]
+pub fn finish_and_reclaim(
+    page: &mut IoreqPage,
+    request: &IoRequest,
+    value: u64,
+) -> Result<u64, SlotError> {
+    finish(page, request, value)?;
+    let slot = slot_in(page, request.vcpu)?;
+    let next = step(slot, SlotEvent::Reclaim)?;
+    slot.set_state_word(next.raw());
+    Ok(match request.direction {
+        Direction::Read => mask_to_size(value, request.size),
+        Direction::Write => mask_to_size(request.value, request.size),
+    })
+}
+
 /// Service side, done by the kernel for the client the ioreq service
 /// forwarded `vcpu`'s request to (`ipc::syscall::Sysno::IoreqForward`),
 /// when that client died or answered other than plainly: the PROCESSING

@@ -623,6 +623,16 @@ pub fn take_forward(objects: &mut KernelObjects, client: TaskId) -> Option<(usiz
     (record.io_wait && record.forward == Forward::To(client)).then_some((vm, vcpu))
 }
 
+/// `client` answered the forwarded access [`peek_forward`] found, on the
+/// fast path (the vCPU's record is cleared with its completion): it owes
+/// nothing any more.
+#[inline]
+pub fn clear_forward(objects: &mut KernelObjects, client: TaskId) {
+    if let Some(entry) = objects.vms.forwards.get_mut(client.slot()) {
+        *entry = None;
+    }
+}
+
 /// The client's answer to `vm`'s vCPU `vcpu`'s forwarded access did not
 /// complete it (the arch layer refused: the slot changed meanwhile); the
 /// access is left to the ioreq service as it stands.

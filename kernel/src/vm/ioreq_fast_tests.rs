@@ -360,7 +360,7 @@ fn step(w: &mut World, op: &Op) -> Result<bool, TestCaseError> {
             };
             prop_assert_eq!(taken, Some((vm, vcpu)));
             prop_assert_eq!(ep, w.client_ep);
-            take_forward(&mut fast, w.client);
+            clear_forward(&mut fast, w.client);
             fast.complete_recv_direct(w.client, (vm, vcpu), task, ep);
             prop_assert_eq!(w.o.sched.current(), Some(task));
             prop_assert!(same(&fast, &w.o), "fast answer left other state");

@@ -119,20 +119,17 @@ pub fn answer_value(submitted: &IoRequest, answer: Option<Response>) -> Option<u
     }
 }
 
-/// A client answered the forwarded access `submitted` with `answer`: a
-/// plain answer ([`answer_value`]) completes its PROCESSING slot
-/// (`Ok(true)`: [`collect`] takes it next), any other hands it back to
-/// the ioreq service, PENDING again (`Ok(false)`). A slot that is not
-/// PROCESSING is refused and left as it is.
-pub fn answer(
+/// Completes the PROCESSING slot of the forwarded access `submitted` with
+/// a client's plain answer `value` and takes it at once (the slot is FREE
+/// again): the value the vCPU gets, as [`collect`] would give it. A slot
+/// that is not PROCESSING is refused and left as it is.
+#[inline]
+pub fn complete_and_take(
     page: &mut IoreqPage,
     submitted: &IoRequest,
-    answer: Option<Response>,
-) -> Result<bool, SlotError> {
-    match answer_value(submitted, answer) {
-        Some(value) => slot::finish(page, submitted, value).map(|()| true),
-        None => slot::hand_back(page, submitted.vcpu).map(|()| false),
-    }
+    value: u64,
+) -> Result<u64, SlotError> {
+    slot::finish_and_reclaim(page, submitted, value)
 }
 
 #[cfg(test)]
@@ -255,9 +252,9 @@ mod tests {
         assert_eq!(slot::state(&page, 0), Ok(slot::SlotState::Free));
     }
 
-    /// A forwarded access: a plain answer of its kind completes it, any
-    /// other (or none) hands it back PENDING, and only a PROCESSING slot
-    /// takes either.
+    /// A forwarded access: a plain answer of its kind completes it (and
+    /// the kernel takes it at once), any other (or none) is handed back
+    /// PENDING; only a PROCESSING slot takes either.
     #[test]
     fn a_forwarded_access_is_completed_by_a_plain_answer_or_handed_back() {
         let load = MmioExit {
@@ -283,17 +280,21 @@ mod tests {
             submit(&mut page, 1, exit).unwrap();
             let submitted = exit.request(1);
             assert!(!forwardable(&page, 1), "PENDING is not the service's yet");
-            assert!(answer(&mut page, &submitted, reply.clone()).is_err());
             slot::begin_processing(&mut page, 1).unwrap();
             assert!(forwardable(&page, 1));
-            assert_eq!(
-                answer(&mut page, &submitted, reply),
-                Ok(completed.is_some())
-            );
-            match completed {
-                Some(value) => assert_eq!(collect(&mut page, 1, &submitted), Ok(Some(value))),
+            match answer_value(&submitted, reply) {
+                Some(value) => {
+                    let taken = complete_and_take(&mut page, &submitted, value);
+                    assert_eq!(taken.ok(), completed);
+                    assert_eq!(slot::state(&page, 1), Ok(slot::SlotState::Free));
+                    assert!(
+                        complete_and_take(&mut page, &submitted, value).is_err(),
+                        "once"
+                    );
+                }
                 None => {
-                    assert_eq!(slot::state(&page, 1), Ok(slot::SlotState::Pending));
+                    assert_eq!(completed, None);
+                    slot::hand_back(&mut page, 1).unwrap();
                     assert_eq!(slot::begin_processing(&mut page, 1), Ok(submitted));
                 }
             }

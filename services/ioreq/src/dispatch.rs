@@ -129,7 +129,7 @@ pub struct VmIoreq<P> {
 
 /// The device access of `vm`'s validated `request`.
 #[inline]
-pub(crate) fn device_access(vm: VmId, request: &IoRequest) -> Access {
+pub fn device_access(vm: VmId, request: &IoRequest) -> Access {
     Access {
         vm,
         space: request.space,

@@ -154,6 +154,26 @@ fn a_restarted_service_adopts_only_processing_slots_and_can_finish_them() {
 }
 
 #[test]
+fn a_carried_answer_completes_and_frees_a_processing_slot_only() {
+    let mut page = IoreqPage::new();
+    let read = mmio_read(2, 0x1000_0005, 1);
+    fill(&mut page, &read).unwrap();
+    assert!(
+        finish_and_reclaim(&mut page, &read, 0x60).is_err(),
+        "PENDING"
+    );
+    assert_eq!(state(&page, 2), Ok(SlotState::Pending));
+    begin_processing(&mut page, 2).unwrap();
+    assert_eq!(finish_and_reclaim(&mut page, &read, 0x1_60), Ok(0x60));
+    assert_eq!(state(&page, 2), Ok(SlotState::Free));
+    let write = pio_write(2, 0x3f8, 1, 0x41);
+    fill(&mut page, &write).unwrap();
+    begin_processing(&mut page, 2).unwrap();
+    assert_eq!(finish_and_reclaim(&mut page, &write, 0), Ok(0x41));
+    assert_eq!(state(&page, 2), Ok(SlotState::Free));
+}
+
+#[test]
 fn a_handed_back_slot_is_pending_again_with_its_request() {
     let mut page = IoreqPage::new();
     let request = mmio_read(3, 0x1000_0005, 1);

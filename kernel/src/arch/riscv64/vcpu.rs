@@ -829,6 +829,24 @@ impl GuestVm {
         self.vcpus.cur.pending.map(|pending| pending.request)
     }
 
+    /// A client answered vCPU `vcpu`'s forwarded access plainly with
+    /// `value`: its PROCESSING slot is completed and taken at once
+    /// (`ioreq_path::complete_and_take`), and the result goes to the guest
+    /// as [`GuestVm::resume_io`] hands it. `Error::BadSlotState`, with
+    /// nothing changed, when no access waits or its slot is not
+    /// PROCESSING.
+    pub fn take_answer(&mut self, vcpu: usize, value: u64) -> Result<(), Error> {
+        if !self.vcpus.select(vcpu) {
+            return Err(Error::BadSlotState);
+        }
+        let Some(pending) = self.vcpus.cur.pending else {
+            return Err(Error::BadSlotState);
+        };
+        let value = ioreq_path::complete_and_take(self.io.page(), &pending.request, value)
+            .map_err(|_| Error::BadSlotState)?;
+        self.finish_io(pending.access, value)
+    }
+
     /// The ioreq service says vCPU `vcpu`'s access is done: its result goes to
     /// the guest and the vCPU may run (`Ok`). `Error::BadSlotState`, with
     /// nothing changed, while the slot is not COMPLETE or no access waits.

@@ -583,6 +583,13 @@ impl GuestVm {
             Ok(None) => return Ok(false),
             Err(_) => return Err(StopReason::BadIoCompletion),
         };
+        self.finish_io(pending, value)?;
+        Ok(true)
+    }
+
+    /// Hands an IN's `value` to AL/AX/EAX, steps RIP past the instruction
+    /// of `pending`, the vCPU's access, and lets the vCPU run.
+    fn finish_io(&mut self, pending: PendingIo, value: u64) -> Result<(), StopReason> {
         if pending.pio.write.is_none() {
             let rax = rax_after_in(self.vcpus.cur.frame.vcpu.rax(), pending.pio.size, value);
             self.vcpus.cur.frame.vcpu.set_rax(rax);
@@ -595,7 +602,27 @@ impl GuestVm {
             .run
             .resume()
             .map_err(|_| StopReason::BadIoCompletion)?;
-        Ok(true)
+        Ok(())
+    }
+
+    /// A client answered vCPU `vcpu`'s forwarded access plainly with
+    /// `value`: its PROCESSING slot is completed and taken at once
+    /// (`ioreq_path::complete_and_take`), and the result goes to the guest
+    /// as [`GuestVm::resume_io`] hands it. `Error::BadSlotState`, with
+    /// nothing changed, when no access waits or its slot is not
+    /// PROCESSING.
+    pub fn take_answer(&mut self, vcpu: usize, value: u64) -> Result<(), Error> {
+        if !self.vcpus.select(vcpu) {
+            return Err(Error::BadSlotState);
+        }
+        let Some(pending) = self.vcpus.cur.pending else {
+            return Err(Error::BadSlotState);
+        };
+        let id = self.vcpus.cur.id;
+        let value = ioreq_path::complete_and_take(self.io.page(), &pending.pio.request(id), value)
+            .map_err(|_| Error::BadSlotState)?;
+        self.finish_io(pending, value)
+            .map_err(|_| Error::BadSlotState)
     }
 
     /// The access vCPU `vcpu` waits on, as the kernel submitted it.

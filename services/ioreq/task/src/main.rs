@@ -13,6 +13,7 @@
 
 #[cfg(target_os = "none")]
 mod task {
+    use ioreq::dispatch::device_access;
     use ioreq::page::IoreqPage;
     use ioreq::posted::PostedPage;
     use ioreq::problem_log::{ProblemLog, Verdict};
@@ -74,7 +75,7 @@ mod task {
         Resume(VmId, u8),
         HandOver {
             client: ClientId,
-            access: Access,
+            vm: VmId,
             request: IoRequest,
         },
     }
@@ -82,6 +83,16 @@ mod task {
     /// The most refused hand-overs kept for serving by call: one per slot
     /// of a drain (each is served before the next wait).
     const REFUSED: usize = 16;
+
+    /// What fills the unused entries of `Effects::refused`.
+    const UNUSED: IoRequest = IoRequest {
+        vcpu: 0,
+        space: ipc::Space::Mmio,
+        addr: 0,
+        size: 1,
+        direction: ipc::ioreq_abi::slot::Direction::Read,
+        value: 0,
+    };
 
     /// Clients are reached through the call right of the endpoint with
     /// their number; the kernel resumes vCPUs and carries hand-overs. The
@@ -92,7 +103,9 @@ mod task {
     /// a call before it waits.
     struct Effects {
         owed: Option<Owed>,
-        refused: [Option<(VmId, ClientId, IoRequest)>; REFUSED],
+        /// The first `refused_len` entries are the hand-overs refused.
+        refused: [(VmId, ClientId, IoRequest); REFUSED],
+        refused_len: usize,
         /// The problems logged so far, per VM (a guest cannot flood the
         /// console through them).
         problems: ProblemLog<MAX_VMS>,
@@ -109,15 +122,13 @@ mod task {
                 }
                 Some(Owed::HandOver {
                     client,
-                    access,
+                    vm,
                     request,
                 }) => {
-                    let handed = sys::with_buffer(|buf| wire::encode_access(&access, buf))
-                        .and_then(|len| {
-                            ioreq_forward(client_slot(client), len, access.vm, request.vcpu)
-                        });
+                    let handed = encode_access(vm, &request)
+                        .and_then(|len| ioreq_forward(client_slot(client), len, vm, request.vcpu));
                     if handed.is_err() {
-                        self.refuse(access.vm, client, request);
+                        self.refuse(vm, client, request);
                     }
                 }
                 None => {}
@@ -126,8 +137,11 @@ mod task {
 
         /// Keeps a refused hand-over for the loop to serve by call.
         fn refuse(&mut self, vm: VmId, client: ClientId, request: IoRequest) {
-            match self.refused.iter_mut().find(|kept| kept.is_none()) {
-                Some(free) => *free = Some((vm, client, request)),
+            match self.refused.get_mut(self.refused_len) {
+                Some(free) => {
+                    *free = (vm, client, request);
+                    self.refused_len += 1;
+                }
                 // Never more than a drain's slots; the vCPU would wait for
                 // good, so say so.
                 None => warn!("{vm:?}: a refused hand-over is lost"),
@@ -137,10 +151,12 @@ mod task {
         /// The wait of the work loop, with the step owed: the next wake-up
         /// or message. `None` if an owed hand-over was refused (nothing
         /// was received: the loop serves it and waits again).
+        #[inline]
         fn wait(&mut self, reply_len: usize) -> Option<Result<Received, Error>> {
             // Nothing else is owed with a step: a reply is only owed after
             // a message that produced none.
             match self.owed.take() {
+                None => Some(sys::reply_recv(slots::SERVE, reply_len)),
                 Some(Owed::Resume(vm, vcpu)) => Some(
                     ioreq_complete_recv(vm, vcpu, slots::SERVE).or_else(|error| {
                         self.problem(Problem::ResumeRefused { vm, vcpu, error });
@@ -149,30 +165,29 @@ mod task {
                 ),
                 Some(Owed::HandOver {
                     client,
-                    access,
+                    vm,
                     request,
                 }) => {
-                    let received = sys::with_buffer(|buf| wire::encode_access(&access, buf))
-                        .and_then(|len| {
-                            ioreq_forward_recv(
-                                client_slot(client),
-                                len,
-                                access.vm,
-                                request.vcpu,
-                                slots::SERVE,
-                            )
-                        });
-                    match received {
-                        Ok(received) => Some(Ok(received)),
-                        Err(_) => {
-                            self.refuse(access.vm, client, request);
-                            None
-                        }
+                    let received = encode_access(vm, &request).and_then(|len| {
+                        let slot = client_slot(client);
+                        ioreq_forward_recv(slot, len, vm, request.vcpu, slots::SERVE)
+                    });
+                    if received.is_err() {
+                        self.refuse(vm, client, request);
+                        return None;
                     }
+                    Some(received)
                 }
-                None => Some(sys::reply_recv(slots::SERVE, reply_len)),
             }
         }
+    }
+
+    /// Encodes `vm`'s access `request` into the IPC buffer as a client
+    /// takes it; returns its length.
+    #[inline]
+    fn encode_access(vm: VmId, request: &IoRequest) -> Result<usize, Error> {
+        let access = device_access(vm, request);
+        sys::with_buffer(|buf| wire::encode_access(&access, buf))
     }
 
     /// The call capability slot of `client`.
@@ -220,7 +235,7 @@ mod task {
             self.settle();
             self.owed = Some(Owed::HandOver {
                 client,
-                access: *access,
+                vm: access.vm,
                 request: *request,
             });
             Ok(())
@@ -322,16 +337,17 @@ mod task {
         let mut reply_len = 0;
         let mut effects = Effects {
             owed: None,
-            refused: [None; REFUSED],
+            refused: [(VmId(0), ClientId(0), UNUSED); REFUSED],
+            refused_len: 0,
             problems: ProblemLog::new(),
         };
         info!("serving ioreq");
         loop {
             // Hand-overs the kernel refused are served by call first.
-            for index in 0..REFUSED {
-                if let Some((vm, client, request)) = effects.refused[index].take() {
-                    service.serve_refused(vm, client, &request, &mut effects);
-                }
+            while effects.refused_len > 0 {
+                effects.refused_len -= 1;
+                let (vm, client, request) = effects.refused[effects.refused_len];
+                service.serve_refused(vm, client, &request, &mut effects);
             }
             let Some(received) = effects.wait(reply_len) else {
                 continue;
