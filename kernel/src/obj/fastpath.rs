@@ -138,7 +138,9 @@ impl KernelObjects {
         {
             return None;
         }
-        control::check_forward(self, vm, vcpu, server).ok()?;
+        if !control::may_forward(self, vm, vcpu, server) {
+            return None;
+        }
         let (call_ep, badge) = self.endpoint_cap(server, call_slot, Rights::CALL).ok()?;
         let (recv_ep, _) = self.endpoint_cap(server, recv_slot, Rights::RECV).ok()?;
         let client = self.endpoints.plain_call_receiver(server, call_ep)?;

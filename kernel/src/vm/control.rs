@@ -587,6 +587,19 @@ pub fn check_forward(
     }
 }
 
+/// [`check_forward`] as a yes or no, with one look at the records (the
+/// fast path's).
+#[inline]
+pub fn may_forward(objects: &KernelObjects, vm: usize, vcpu: usize, task: TaskId) -> bool {
+    let Some(record) = objects.vms.vms.get(vm).and_then(Option::as_ref) else {
+        return false;
+    };
+    record.ioreq_task == Some(task)
+        && record
+            .vcpu(vcpu)
+            .is_some_and(|v| v.io_wait && v.forward == Forward::None)
+}
+
 /// `vm`'s vCPU `vcpu`'s access went to `client` ([`check_forward`]
 /// passed): its reply completes it ([`take_forward`]).
 pub fn forwarded(objects: &mut KernelObjects, vm: usize, vcpu: usize, client: TaskId) {
