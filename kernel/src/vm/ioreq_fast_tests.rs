@@ -235,11 +235,7 @@ fn step(w: &mut World, op: &Op) -> Result<bool, TestCaseError> {
                 return Ok(false);
             }
             io_resumed(&mut w.o, vm, vcpu);
-            if take_pending(&mut w.o, w.ioreq).is_none() {
-                let _ = w.o.recv(w.ioreq, 0);
-            } else {
-                w.o.sched.schedule();
-            }
+            ioreq_waits(w);
             let Some((task, ep)) = plain else {
                 return Ok(false);
             };
