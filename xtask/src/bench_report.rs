@@ -66,9 +66,9 @@ pub fn figures(
                 "guest exit -> ioreq",
             ),
             ("mmio_stage_ioreq", s.ioreq, "ioreq task"),
-            ("mmio_stage_kernel_ipc", s.kernel_ipc, "ioreq <-> devices"),
+            ("mmio_stage_kernel_ipc", s.kernel_ipc, "ioreq -> devices"),
             ("mmio_stage_devices", s.devices, "devices task"),
-            ("mmio_stage_return", s.ret, "ioreq's completion -> guest"),
+            ("mmio_stage_return", s.ret, "the completion -> guest"),
             ("mmio_stage_total", s.total(), total.as_str()),
         ] {
             add(

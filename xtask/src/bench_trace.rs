@@ -347,11 +347,14 @@ pub struct Stages {
     pub kernel_exit: u64,
     /// The ioreq task, all of its runs.
     pub ioreq: u64,
-    /// Kernel between the tasks' runs (ioreq -> devices and back).
+    /// Kernel between the tasks' runs (ioreq -> devices, and back when the
+    /// ioreq task completes the slot itself).
     pub kernel_ipc: u64,
     /// The devices task.
     pub devices: u64,
-    /// Kernel from ioreq's run after the devices task's answer to the guest.
+    /// Kernel from the completion to the guest: from the devices task's
+    /// answer, which the kernel carries into the slot (`ioreq_forward`),
+    /// or from the ioreq task's run after it.
     pub ret: u64,
 }
 
@@ -364,8 +367,10 @@ impl Stages {
 /// The stages of a round trip, or `None` if it is not a clean trip
 /// through both tasks (it ran firmware, another task or unknown code, or
 /// missed one of the two). Kernel segments before the first task run are
-/// the exit path; those after the ioreq run that follows the devices
-/// task's last run are the return; the others are IPC between the tasks.
+/// the exit path; those after the completion are the return: after the
+/// ioreq run that follows the devices task's last run, or after that last
+/// run itself when none follows (the devices task's answer completes the
+/// slot); the others are IPC between the tasks.
 fn stages(trip: &[Segment], ioreq: usize, devices: usize) -> Option<Stages> {
     let is = |p: Place, t: usize| p == Place::Task(t);
     if trip
@@ -377,10 +382,10 @@ fn stages(trip: &[Segment], ioreq: usize, devices: usize) -> Option<Stages> {
     let first_task = trip.iter().position(|s| s.0 != Place::Kernel)?;
     let last_devices = trip.iter().rposition(|s| is(s.0, devices))?;
     let completion = last_devices
-        + 1
         + trip[last_devices + 1..]
             .iter()
-            .position(|s| is(s.0, ioreq))?;
+            .position(|s| is(s.0, ioreq))
+            .map_or(0, |after| after + 1);
     let mut out = Stages::default();
     for (i, &(place, n)) in trip.iter().enumerate() {
         let stage = match place {

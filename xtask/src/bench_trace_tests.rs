@@ -161,6 +161,43 @@ fn splits_round_trips_into_stages_by_transitions() {
     assert_eq!((found.unmapped, found.chained), (0, 0));
 }
 
+/// A forwarded round trip: the devices task's answer goes to the guest
+/// through the kernel, with no ioreq run after it: exit 3, ioreq 2 (its
+/// hand-over), IPC 4, devices 5, return 6.
+#[test]
+fn a_round_trip_the_devices_task_completes_returns_from_its_answer() {
+    let mut log = Log::default();
+    let tbs = [
+        (GUEST, vec![(0x8020_0000, 0x13)]),
+        (KERNEL, kernel(0x8020_1000, 3)),
+        (USER, ioreq(7, 9)),
+        (KERNEL, kernel(0x8020_2000, 4)),
+        (USER, devices(0, 5)),
+        (KERNEL, kernel(0x8020_4000, 6)),
+    ];
+    let mut ptrs = Vec::new();
+    for (mode, insns) in tbs {
+        let ptr = log.translate(mode, &insns);
+        ptrs.push((ptr, insns[0].0, mode));
+    }
+    for _ in 0..2 {
+        for &(ptr, pc, mode) in &ptrs {
+            log.run(ptr, pc, mode);
+        }
+    }
+    log.run(ptrs[0].0, ptrs[0].1, GUEST);
+    let found = analyse(&log).unwrap();
+    let forwarded = Stages {
+        kernel_exit: 3,
+        ioreq: 2,
+        kernel_ipc: 4,
+        devices: 5,
+        ret: 6,
+    };
+    assert_eq!(found.stages, forwarded);
+    assert_eq!((found.clean, found.typical), (2, 2));
+}
+
 #[test]
 fn the_ecall_shared_by_both_tasks_goes_with_the_rest_of_its_run() {
     // ioreq's run 7..9 ends in word 8, an ecall both tasks hold: still ioreq.

@@ -219,9 +219,9 @@ fn stage_figures(backend: &str, b: &Breakdown) -> Vec<(String, String)> {
     let rows = [
         ("kernel_exit", s.kernel_exit, "guest exit -> ioreq"),
         ("ioreq", s.ioreq, "ioreq task"),
-        ("kernel_ipc", s.kernel_ipc, "ioreq <-> devices"),
+        ("kernel_ipc", s.kernel_ipc, "ioreq -> devices"),
         ("devices", s.devices, "devices task"),
-        ("return", s.ret, "ioreq's completion -> guest"),
+        ("return", s.ret, "the completion -> guest"),
         ("total", s.total(), "one traced round trip"),
     ];
     let mut out = Vec::new();
