@@ -381,6 +381,10 @@ fn stages(trip: &[Segment], ioreq: usize, devices: usize) -> Option<Stages> {
     }
     let first_task = trip.iter().position(|s| s.0 != Place::Kernel)?;
     let last_devices = trip.iter().rposition(|s| is(s.0, devices))?;
+    // Through the ioreq task first, then the devices task.
+    if !is(trip[first_task].0, ioreq) {
+        return None;
+    }
     let completion = last_devices
         + trip[last_devices + 1..]
             .iter()

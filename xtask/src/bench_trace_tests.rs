@@ -195,7 +195,7 @@ fn a_round_trip_the_devices_task_completes_returns_from_its_answer() {
         ret: 6,
     };
     assert_eq!(found.stages, forwarded);
-    assert_eq!((found.clean, found.typical), (2, 2));
+    assert_eq!((found.clean, found.typical), (3, 3));
 }
 
 #[test]
