@@ -567,13 +567,7 @@ impl Endpoints {
     /// an [`Outcome`] or checking again.
     #[inline(always)]
     pub fn apply_call_plain(&mut self, caller: TaskId, ep: EndpointId, receiver: TaskId) {
-        let index = usize::from(ep.0);
-        let taken = self.queues.pop_front(index);
-        debug_assert_eq!(taken, Some(receiver), "checked by plain_call_receiver");
-        if self.queues.is_empty(index) {
-            self.state[index] = EndpointState::Idle;
-        }
-        self.ipc[receiver.slot()] = TaskIpc::Idle;
+        self.apply_send_plain(ep, receiver);
         self.await_reply(caller, receiver, false);
     }
 

@@ -491,13 +491,18 @@ pub fn resumes_plainly(
 ) -> Option<TaskId> {
     let record = objects.vms.vms.get(vm)?.as_ref()?;
     let v = record.vcpu(vcpu)?;
-    (record.ioreq_task == Some(task)
-        && v.io_wait
+    (record.ioreq_task == Some(task) && runs_once_resumed(objects, record, v)).then_some(v.task)
+}
+
+/// Whether vCPU `v` of VM `record`, held for its I/O, may run as soon as
+/// the I/O is resumed (the VM runs and the vCPU is not asleep).
+#[inline]
+fn runs_once_resumed(objects: &KernelObjects, record: &VmRecord, v: &VcpuRecord) -> bool {
+    v.io_wait
         && record.phase == Phase::Running
         && v.asleep_until.is_none()
         && !v.stopped
-        && objects.sched.state(v.task) == Some(TaskState::Held))
-    .then_some(v.task)
+        && objects.sched.state(v.task) == Some(TaskState::Held)
 }
 
 /// Whether `vm`'s vCPU `vcpu`'s access is forwarded to `client` and the
@@ -512,13 +517,7 @@ pub fn answered_plainly(
 ) -> Option<TaskId> {
     let record = objects.vms.vms.get(vm)?.as_ref()?;
     let v = record.vcpu(vcpu)?;
-    (v.forward == Forward::To(client)
-        && v.io_wait
-        && record.phase == Phase::Running
-        && v.asleep_until.is_none()
-        && !v.stopped
-        && objects.sched.state(v.task) == Some(TaskState::Held))
-    .then_some(v.task)
+    (v.forward == Forward::To(client) && runs_once_resumed(objects, record, v)).then_some(v.task)
 }
 
 /// The VM and vCPU whose forwarded access `client` owes the answer to, as

@@ -541,6 +541,15 @@ fn posted_writes_for_another_client_go_before_the_slot() {
     );
 }
 
+/// The effects of draining VM 0 of `service` with the kernel taking
+/// hand-overs.
+fn drained_handing_over(service: &mut Service) -> Vec<Effect> {
+    let mut effects = Recorder::new();
+    effects.take_hand_overs = true;
+    service.drain(1, &mut effects);
+    effects.log
+}
+
 /// With the kernel taking hand-overs, a slot goes to its client for the
 /// kernel to complete: no call, no completion, no resume here, and the
 /// slot stays PROCESSING (the kernel's, until the client answers). Writes
@@ -550,11 +559,8 @@ fn posted_writes_for_another_client_go_before_the_slot() {
 fn a_slot_is_handed_to_its_client_unless_writes_for_it_go_first() {
     let mut service = service_with_rtc();
     trap(&mut service, 0, access(0, Direction::Read, UART + 5, 0));
-    let mut effects = Recorder::new();
-    effects.take_hand_overs = true;
-    service.drain(1, &mut effects);
     assert_eq!(
-        effects.log,
+        drained_handing_over(&mut service),
         [Effect::HandOver(
             DEVICES,
             read_request(0, UART + 5),
@@ -571,11 +577,8 @@ fn a_slot_is_handed_to_its_client_unless_writes_for_it_go_first() {
     trap(&mut service, 0, access(0, Direction::Read, 0x10_1000, 0));
     post(&service, 0, &mut next, UART, b'y'.into());
     trap(&mut service, 0, access(1, Direction::Read, UART + 5, 0));
-    let mut effects = Recorder::new();
-    effects.take_hand_overs = true;
-    service.drain(1, &mut effects);
     assert_eq!(
-        effects.log,
+        drained_handing_over(&mut service),
         [
             Effect::Post(
                 DEVICES,
@@ -596,11 +599,8 @@ fn a_slot_is_handed_to_its_client_unless_writes_for_it_go_first() {
     let mut next = 0;
     post(&service, 0, &mut next, UART, b'x'.into());
     trap(&mut service, 0, access(0, Direction::Read, UART + 5, 0));
-    let mut effects = Recorder::new();
-    effects.take_hand_overs = true;
-    service.drain(1, &mut effects);
     assert_eq!(
-        effects.log,
+        drained_handing_over(&mut service),
         [
             Effect::Post(
                 DEVICES,
