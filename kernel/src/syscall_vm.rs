@@ -471,10 +471,6 @@ fn hand_over_access<M: Machine>(
     Ok(transfer.to)
 }
 
-/// The most bytes of a plain answer (`Response::Value` with a 10-byte
-/// varint).
-const PLAIN_ANSWER_BYTES: usize = 16;
-
 /// `client` answers the access the ioreq service forwarded it with the
 /// first `len` bytes of its IPC buffer (`Some`), or gives it up (`None`:
 /// it died, or waits to receive again without answering): a plain answer
@@ -490,7 +486,7 @@ pub fn answer_forward<M: Machine>(
     let Some((vm, vcpu)) = control::take_forward(objects, client) else {
         return;
     };
-    let mut bytes = [0u8; PLAIN_ANSWER_BYTES];
+    let mut bytes = [0u8; ipc::devices::wire::PLAIN_RESPONSE_MAX];
     let answer = len.and_then(|len| bytes.get_mut(..len)).and_then(|bytes| {
         machine
             .read_message(client, bytes)

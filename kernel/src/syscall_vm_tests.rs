@@ -163,10 +163,22 @@ fn world() -> World {
 
 impl World {
     fn call(&mut self, task: TaskId, call: Sysno, args: [usize; 5]) -> (usize, [usize; 3]) {
+        self.dispatch(task, call, args);
+        self.host.results[&task.slot()]
+    }
+
+    /// Runs `call` for `task`, which may block (no result is read).
+    fn dispatch(&mut self, task: TaskId, call: Sysno, args: [usize; 5]) {
         let mut a = [0; 6];
         a[..5].copy_from_slice(&args);
         syscall::dispatch(&mut self.o, &mut self.host, task, call as usize, a);
-        self.host.results[&task.slot()]
+    }
+
+    /// `client`'s `reply_recv` on its slot 0 with `answer` in its IPC
+    /// buffer.
+    fn reply_recv_with(&mut self, client: TaskId, answer: &[u8]) {
+        self.host.buffers.insert(client.slot(), answer.to_vec());
+        self.dispatch(client, Sysno::ReplyRecv, [0, answer.len(), 0, 0, 0]);
     }
 }
 
@@ -289,13 +301,7 @@ fn recv_with_pending_io_returns_at_once_with_the_ioreq_badge() {
 
 impl World {
     fn call_blocking_recv(&mut self, task: TaskId) {
-        syscall::dispatch(
-            &mut self.o,
-            &mut self.host,
-            task,
-            Sysno::Recv as usize,
-            [0; 6],
-        );
+        self.dispatch(task, Sysno::Recv, [0; 5]);
     }
 }
 
@@ -474,13 +480,7 @@ fn a_plain_answer_to_a_forwarded_access_resumes_the_vcpu() {
     let ioreq = w.ioreq;
     let vcpu = w.o.vms.get(1).unwrap().vcpus()[0].task;
     w.host.results.clear();
-    syscall::dispatch(
-        &mut w.o,
-        &mut w.host,
-        ioreq,
-        Sysno::IoreqForward as usize,
-        [1, 9, 1, 0, 0, 0],
-    );
+    w.dispatch(ioreq, Sysno::IoreqForward, FORWARD);
     // The client has the access (len 9, the ioreq task's badge) and runs;
     // the ioreq task waits for its next request.
     assert_eq!(w.host.results[&devices.slot()], (OK, [9, 7, 0]));
@@ -490,14 +490,7 @@ fn a_plain_answer_to_a_forwarded_access_resumes_the_vcpu() {
     assert!(control::owes_forward(&w.o, devices));
     // The client's `reply_recv` with `Value(0x60)`: the kernel completes
     // the access and the vCPU may run; the client waits again.
-    w.host.buffers.insert(devices.slot(), std::vec![1, 0x60]);
-    syscall::dispatch(
-        &mut w.o,
-        &mut w.host,
-        devices,
-        Sysno::ReplyRecv as usize,
-        [0, 2, 0, 0, 0, 0],
-    );
+    w.reply_recv_with(devices, &[1, 0x60]);
     assert_eq!(
         w.host.answers,
         [(1, 0, Some(ipc::devices::Response::Value(0x60)))]
@@ -515,15 +508,7 @@ fn a_plain_answer_to_a_forwarded_access_resumes_the_vcpu() {
 /// ioreq task waiting to receive after.
 fn forwarded(w: &mut World, devices: TaskId) {
     let ioreq = w.ioreq;
-    let mut args = [0; 6];
-    args[..5].copy_from_slice(&FORWARD);
-    syscall::dispatch(
-        &mut w.o,
-        &mut w.host,
-        ioreq,
-        Sysno::IoreqForward as usize,
-        args,
-    );
+    w.dispatch(ioreq, Sysno::IoreqForward, FORWARD);
     assert!(control::owes_forward(&w.o, devices));
     assert_eq!(w.o.sched.state(ioreq), Some(TaskState::BlockedRecv));
 }
@@ -565,14 +550,7 @@ fn an_answer_other_than_the_plain_one_hands_the_access_back() {
     let mut buf = [0u8; 16];
     let err = ipc::devices::Response::Err(Error::UnknownVm);
     let len = ipc::devices::wire::encode_response(&err, &mut buf).unwrap();
-    w.host.buffers.insert(devices.slot(), buf[..len].to_vec());
-    syscall::dispatch(
-        &mut w.o,
-        &mut w.host,
-        devices,
-        Sysno::ReplyRecv as usize,
-        [0, len, 0, 0, 0, 0],
-    );
+    w.reply_recv_with(devices, &buf[..len]);
     assert_eq!(w.host.answers, [(1, 0, None)]);
     assert_eq!(w.o.sched.state(devices), Some(TaskState::BlockedRecv));
     assert_handed_back(&mut w);
@@ -608,14 +586,7 @@ fn an_answer_to_an_access_the_vm_no_longer_has_is_dropped() {
     forwarded(&mut w, devices);
     let m = w.manager;
     assert_eq!(w.call(m, Sysno::VmReset, [1, 0, 0, 0, 0]).0, OK);
-    w.host.buffers.insert(devices.slot(), std::vec![1, 0x60]);
-    syscall::dispatch(
-        &mut w.o,
-        &mut w.host,
-        devices,
-        Sysno::ReplyRecv as usize,
-        [0, 2, 0, 0, 0, 0],
-    );
+    w.reply_recv_with(devices, &[1, 0x60]);
     assert!(
         w.host.answers.is_empty(),
         "the reset VM's slot is not touched"

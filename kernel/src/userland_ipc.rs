@@ -91,9 +91,6 @@ fn forward_plainly(
     })
 }
 
-/// The most bytes of a plain answer to a forwarded access.
-const PLAIN_ANSWER_BYTES: usize = 16;
-
 /// `client`'s `reply_recv(slot, len)` answering the access the ioreq
 /// service forwarded it (`ioreq_forward`), in its plain case
 /// (`KernelObjects::plain_answer_recv`, and a plain answer in the first
@@ -112,30 +109,23 @@ fn fast_answer(
     let r = &mut *guard;
     let (vm, vcpu) = control::peek_forward(&r.objects, client)?;
     let (task, ep) = r.objects.plain_answer_recv(client, (vm, vcpu), slot)?;
-    let mut bytes = [0u8; PLAIN_ANSWER_BYTES];
+    let mut bytes = [0u8; ipc::devices::wire::PLAIN_RESPONSE_MAX];
     let answer = bytes.get_mut(..len)?;
     if !r.tasks.slot(client)?.space.read_ipc(answer) {
         return None;
     }
     let answer = ipc::devices::wire::plain_response(answer)?;
     let guest = r.tasks.guests.vms.get_mut(vm)?.as_mut()?;
-    let submitted = guest.submitted(vcpu)?;
-    let value = ioreq_path::answer_value(&submitted, Some(answer))?;
-    // Refused with nothing changed unless the slot is PROCESSING (the
-    // general path refuses it too).
-    guest.take_answer(vcpu, value).ok()?;
+    // Nothing changed unless the answer is the plain one of the access's
+    // kind and the slot is PROCESSING (the general path then hands the
+    // answer back, or refuses it).
+    if guest.take_answer(vcpu, Some(answer)) != Ok(true) {
+        return None;
+    }
     guest.io_resumed_at(arch::timer_now());
     control::clear_forward(&mut r.objects, client);
     r.objects.complete_recv_direct(client, (vm, vcpu), task, ep);
-    if let Some(slot) = r.tasks.slot_mut(client) {
-        slot.frame.step_past_syscall();
-    }
-    let step = match super::start_run(r, task, vm, vcpu) {
-        Ok(step) => step,
-        Err(decision) => super::next_step(r, decision),
-    };
-    let (guard, next) = super::drive(guard, step);
-    Some(super::to_user(guard, next, Some(client)))
+    Some(run_resumed(guard, client, task, (vm, vcpu)))
 }
 
 /// Whether system call `nr` is one [`fast_complete`] may take.
@@ -169,7 +159,23 @@ pub(super) fn fast_complete() -> Option<*mut TrapFrame> {
     guest.io_resumed_at(arch::timer_now());
     r.objects
         .complete_recv_direct(current, (vm, vcpu), task, ep);
-    if let Some(slot) = r.tasks.slot_mut(current) {
+    Some(run_resumed(guard, current, task, (vm, vcpu)))
+}
+
+/// The end of [`fast_complete`] and [`fast_answer`]: `caller`'s call is
+/// done (it waits on its endpoint), and the run of `vm`'s vCPU `vcpu`
+/// (task `task`), resumed, starts at once; returns the frame of the task
+/// that runs once the guest has exited to the kernel again
+/// ([`super::drive`]).
+#[inline(always)]
+fn run_resumed(
+    mut guard: spin::MutexGuard<'static, super::Runner>,
+    caller: TaskId,
+    task: TaskId,
+    (vm, vcpu): (usize, usize),
+) -> *mut TrapFrame {
+    let r = &mut *guard;
+    if let Some(slot) = r.tasks.slot_mut(caller) {
         slot.frame.step_past_syscall();
     }
     let step = match super::start_run(r, task, vm, vcpu) {
@@ -177,5 +183,5 @@ pub(super) fn fast_complete() -> Option<*mut TrapFrame> {
         Err(decision) => super::next_step(r, decision),
     };
     let (guard, next) = super::drive(guard, step);
-    Some(super::to_user(guard, next, Some(current)))
+    super::to_user(guard, next, Some(caller))
 }

@@ -79,12 +79,7 @@ impl Tasks {
     }
 
     /// Reads `len` bytes of `task`'s IPC buffer page into `out`.
-    pub(super) fn read_ipc<'a>(
-        &self,
-        task: TaskId,
-        len: usize,
-        out: &'a mut [u8],
-    ) -> Result<&'a [u8], Error> {
+    fn read_ipc<'a>(&self, task: TaskId, len: usize, out: &'a mut [u8]) -> Result<&'a [u8], Error> {
         let buf = out.get_mut(..len).ok_or(Error::MessageTooLarge)?;
         match self.slot(task) {
             Some(slot) if slot.space.read_user(IPC_BUFFER, buf) => Ok(buf),
@@ -286,11 +281,10 @@ impl VmHost for Tasks {
     ) -> Result<bool, Error> {
         let guest = self.guest(vm)?;
         let submitted = guest.submitted(vcpu).ok_or(Error::BadSlotState)?;
-        let Some(value) = ioreq_path::answer_value(&submitted, answer) else {
+        if !guest.take_answer(vcpu, answer)? {
             ipc::ioreq_abi::slot::hand_back(guest.io.page(), submitted.vcpu)?;
             return Ok(false);
-        };
-        guest.take_answer(vcpu, value)?;
+        }
         guest.io_resumed_at(crate::arch::timer_now());
         Ok(true)
     }

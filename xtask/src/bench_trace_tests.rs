@@ -109,8 +109,10 @@ fn devices(from: u32, to: u32) -> Vec<(u64, u32)> {
 /// One round trip: exit 3, ioreq 2 (ending in its ecall), IPC 4, devices
 /// 5, IPC 1, ioreq 2, return 6; pointers of a first run, reused after.
 fn round_trip(log: &mut Log, ptrs: &mut Vec<(u64, u64, u64)>) {
-    if ptrs.is_empty() {
-        let tbs = [
+    run_trip(
+        log,
+        ptrs,
+        [
             (GUEST, vec![(0x8020_0000, 0x13)]),
             (KERNEL, kernel(0x8020_1000, 3)),
             (USER, ioreq(7, 9)),
@@ -119,7 +121,18 @@ fn round_trip(log: &mut Log, ptrs: &mut Vec<(u64, u64, u64)>) {
             (KERNEL, kernel(0x8020_3000, 1)),
             (USER, ioreq(10, 12)),
             (KERNEL, kernel(0x8020_4000, 6)),
-        ];
+        ],
+    );
+}
+
+/// Runs the TBs `tbs` once, in order: translated (their pointers kept in
+/// `ptrs`) on the first call, run again from `ptrs` after.
+fn run_trip<const N: usize>(
+    log: &mut Log,
+    ptrs: &mut Vec<(u64, u64, u64)>,
+    tbs: [(u64, Vec<(u64, u32)>); N],
+) {
+    if ptrs.is_empty() {
         for (mode, insns) in tbs {
             let ptr = log.translate(mode, &insns);
             ptrs.push((ptr, insns[0].0, mode));
@@ -167,23 +180,20 @@ fn splits_round_trips_into_stages_by_transitions() {
 #[test]
 fn a_round_trip_the_devices_task_completes_returns_from_its_answer() {
     let mut log = Log::default();
-    let tbs = [
-        (GUEST, vec![(0x8020_0000, 0x13)]),
-        (KERNEL, kernel(0x8020_1000, 3)),
-        (USER, ioreq(7, 9)),
-        (KERNEL, kernel(0x8020_2000, 4)),
-        (USER, devices(0, 5)),
-        (KERNEL, kernel(0x8020_4000, 6)),
-    ];
     let mut ptrs = Vec::new();
-    for (mode, insns) in tbs {
-        let ptr = log.translate(mode, &insns);
-        ptrs.push((ptr, insns[0].0, mode));
-    }
-    for _ in 0..2 {
-        for &(ptr, pc, mode) in &ptrs {
-            log.run(ptr, pc, mode);
-        }
+    for _ in 0..3 {
+        run_trip(
+            &mut log,
+            &mut ptrs,
+            [
+                (GUEST, vec![(0x8020_0000, 0x13)]),
+                (KERNEL, kernel(0x8020_1000, 3)),
+                (USER, ioreq(7, 9)),
+                (KERNEL, kernel(0x8020_2000, 4)),
+                (USER, devices(0, 5)),
+                (KERNEL, kernel(0x8020_4000, 6)),
+            ],
+        );
     }
     log.run(ptrs[0].0, ptrs[0].1, GUEST);
     let found = analyse(&log).unwrap();

@@ -501,6 +501,10 @@ pub fn decode_response(bytes: &[u8]) -> Result<Response, Error> {
     crate::decode(bytes)
 }
 
+/// The most bytes a plain answer takes ([`plain_response`]): `Value`'s
+/// tag and a 64-bit varint.
+pub const PLAIN_RESPONSE_MAX: usize = 1 + 10;
+
 /// The answer `bytes` holds if it is one of the two plain ones, as every
 /// encoder writes them: `Ok` (a write done) or `Value` (a read's value).
 /// `None` for anything else (an error, another response, bytes that do

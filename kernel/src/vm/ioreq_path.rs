@@ -119,19 +119,6 @@ pub fn answer_value(submitted: &IoRequest, answer: Option<Response>) -> Option<u
     }
 }
 
-/// Completes the PROCESSING slot of the forwarded access `submitted` with
-/// a client's plain answer `value` and takes it at once (the slot is FREE
-/// again): the value the vCPU gets, as [`collect`] would give it. A slot
-/// that is not PROCESSING is refused and left as it is.
-#[inline]
-pub fn complete_and_take(
-    page: &mut IoreqPage,
-    submitted: &IoRequest,
-    value: u64,
-) -> Result<u64, SlotError> {
-    slot::finish_and_reclaim(page, submitted, value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,11 +271,11 @@ mod tests {
             assert!(forwardable(&page, 1));
             match answer_value(&submitted, reply) {
                 Some(value) => {
-                    let taken = complete_and_take(&mut page, &submitted, value);
+                    let taken = slot::finish_and_reclaim(&mut page, &submitted, value);
                     assert_eq!(taken.ok(), completed);
                     assert_eq!(slot::state(&page, 1), Ok(slot::SlotState::Free));
                     assert!(
-                        complete_and_take(&mut page, &submitted, value).is_err(),
+                        slot::finish_and_reclaim(&mut page, &submitted, value).is_err(),
                         "once"
                     );
                 }

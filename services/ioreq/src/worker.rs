@@ -99,22 +99,16 @@ pub trait IoreqEffects {
         writes: &[BatchWrite],
         then: Option<&WaitedAccess>,
     ) -> Result<devices::Response, Error>;
-    /// Hands `access` of `vm`'s vCPU `vcpu` (its slot PROCESSING) to
-    /// `client` without waiting (`ioreq_forward`): the client's plain
-    /// answer completes the slot and resumes the vCPU in the kernel, and
-    /// any other comes back as a PENDING slot (with the vCPU's next
-    /// wake-up), which may not be handed over again. `Err` with nothing
-    /// done (the client is busy, or the access was handed back once):
-    /// the worker forwards it with a call.
-    /// The task may also make the hand-over later, with its next wait,
-    /// and serve `request` with [`IoreqService::serve_refused`] if the
-    /// kernel refuses it then.
-    fn hand_over(
-        &mut self,
-        client: ClientId,
-        access: &Access,
-        request: &IoRequest,
-    ) -> Result<(), Error>;
+    /// Hands `vm`'s access `request` (its slot PROCESSING) to `client`
+    /// without waiting (`ioreq_forward`): the client's plain answer
+    /// completes the slot and resumes the vCPU in the kernel, and any
+    /// other comes back as a PENDING slot (with the vCPU's next wake-up),
+    /// which may not be handed over again. `Err` with nothing done (the
+    /// client is busy, or the access was handed back once): the worker
+    /// forwards it with a call. The task may also make the hand-over later,
+    /// with its next wait, and serve `request` with
+    /// [`IoreqService::serve_refused`] if the kernel refuses it then.
+    fn hand_over(&mut self, client: ClientId, vm: VmId, request: &IoRequest) -> Result<(), Error>;
     /// Asks the kernel to resume `vcpu` of `vm` (its slot is COMPLETE).
     fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error>;
     /// Reports a problem (the task logs it; it is never on the good path).
@@ -398,7 +392,6 @@ impl Batch {
         &mut self,
         effects: &mut impl IoreqEffects,
         client: ClientId,
-        access: &Access,
         request: &IoRequest,
     ) -> bool {
         if !self.writes.is_empty() {
@@ -407,7 +400,7 @@ impl Batch {
             }
             self.send(effects);
         }
-        effects.hand_over(client, access, request).is_ok()
+        effects.hand_over(client, self.vm, request).is_ok()
     }
 
     /// Sends `access` (of `vcpu`) to `client`, after the writes held if
@@ -480,11 +473,11 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
         let vm = self.vm();
         match self.take_pending(vcpu) {
             Taken::Forward { client, request } => {
-                let access = device_access(vm, &request);
                 // The kernel completes it with the client's answer.
-                if batch.hand_over_after(effects, client, &access, &request) {
+                if batch.hand_over_after(effects, client, &request) {
                     return;
                 }
+                let access = device_access(vm, &request);
                 match batch.ask_after(effects, client, &access, vcpu) {
                     Some(value) => {
                         let done = self.complete_taken(client, &request, value);

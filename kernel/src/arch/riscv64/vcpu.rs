@@ -46,7 +46,7 @@ use crate::vm::stats::{ExitKind, VcpuStats};
 use crate::vm::vcpu_set::{VcpuSet, set_vcpu_from_fields};
 use crate::vm::{GuestAccess, StopReason, Vm, VmState, is_mmio};
 use ipc::ioreq_abi::posted::PostedWrite;
-use ipc::ioreq_abi::slot::IoRequest;
+use ipc::ioreq_abi::slot::{self, IoRequest};
 use ipc::{Error, Space};
 
 const HSTATUS_SPVP: usize = 1 << 8;
@@ -829,22 +829,31 @@ impl GuestVm {
         self.vcpus.cur.pending.map(|pending| pending.request)
     }
 
-    /// A client answered vCPU `vcpu`'s forwarded access plainly with
-    /// `value`: its PROCESSING slot is completed and taken at once
-    /// (`ioreq_path::complete_and_take`), and the result goes to the guest
-    /// as [`GuestVm::resume_io`] hands it. `Error::BadSlotState`, with
-    /// nothing changed, when no access waits or its slot is not
+    /// A client answered vCPU `vcpu`'s forwarded access with `answer`: if
+    /// it is the plain answer of the access's kind
+    /// (`ioreq_path::answer_value`), the PROCESSING slot is completed and
+    /// taken at once (`slot::finish_and_reclaim`) and the result goes to
+    /// the guest as [`GuestVm::resume_io`] hands it (`Ok(true)`); any
+    /// other answer changes nothing (`Ok(false)`). `Error::BadSlotState`,
+    /// with nothing changed, when no access waits or its slot is not
     /// PROCESSING.
-    pub fn take_answer(&mut self, vcpu: usize, value: u64) -> Result<(), Error> {
+    pub fn take_answer(
+        &mut self,
+        vcpu: usize,
+        answer: Option<ipc::devices::Response>,
+    ) -> Result<bool, Error> {
         if !self.vcpus.select(vcpu) {
             return Err(Error::BadSlotState);
         }
         let Some(pending) = self.vcpus.cur.pending else {
             return Err(Error::BadSlotState);
         };
-        let value = ioreq_path::complete_and_take(self.io.page(), &pending.request, value)
+        let Some(value) = ioreq_path::answer_value(&pending.request, answer) else {
+            return Ok(false);
+        };
+        let value = slot::finish_and_reclaim(self.io.page(), &pending.request, value)
             .map_err(|_| Error::BadSlotState)?;
-        self.finish_io(pending.access, value)
+        self.finish_io(pending.access, value).map(|()| true)
     }
 
     /// The ioreq service says vCPU `vcpu`'s access is done: its result goes to

@@ -605,23 +605,33 @@ impl GuestVm {
         Ok(())
     }
 
-    /// A client answered vCPU `vcpu`'s forwarded access plainly with
-    /// `value`: its PROCESSING slot is completed and taken at once
-    /// (`ioreq_path::complete_and_take`), and the result goes to the guest
-    /// as [`GuestVm::resume_io`] hands it. `Error::BadSlotState`, with
-    /// nothing changed, when no access waits or its slot is not
+    /// A client answered vCPU `vcpu`'s forwarded access with `answer`: if
+    /// it is the plain answer of the access's kind
+    /// (`ioreq_path::answer_value`), the PROCESSING slot is completed and
+    /// taken at once (`slot::finish_and_reclaim`) and the result goes to
+    /// the guest as [`GuestVm::resume_io`] hands it (`Ok(true)`); any
+    /// other answer changes nothing (`Ok(false)`). `Error::BadSlotState`,
+    /// with nothing changed, when no access waits or its slot is not
     /// PROCESSING.
-    pub fn take_answer(&mut self, vcpu: usize, value: u64) -> Result<(), Error> {
+    pub fn take_answer(
+        &mut self,
+        vcpu: usize,
+        answer: Option<ipc::devices::Response>,
+    ) -> Result<bool, Error> {
         if !self.vcpus.select(vcpu) {
             return Err(Error::BadSlotState);
         }
         let Some(pending) = self.vcpus.cur.pending else {
             return Err(Error::BadSlotState);
         };
-        let id = self.vcpus.cur.id;
-        let value = ioreq_path::complete_and_take(self.io.page(), &pending.pio.request(id), value)
+        let request = pending.pio.request(self.vcpus.cur.id);
+        let Some(value) = ioreq_path::answer_value(&request, answer) else {
+            return Ok(false);
+        };
+        let value = slot::finish_and_reclaim(self.io.page(), &request, value)
             .map_err(|_| Error::BadSlotState)?;
         self.finish_io(pending, value)
+            .map(|()| true)
             .map_err(|_| Error::BadSlotState)
     }
 

@@ -87,16 +87,12 @@ impl IoreqEffects for Recorder {
             _ => devices::Response::Ok,
         })
     }
-    fn hand_over(
-        &mut self,
-        client: ClientId,
-        access: &Access,
-        request: &IoRequest,
-    ) -> Result<(), Error> {
+    fn hand_over(&mut self, client: ClientId, vm: VmId, request: &IoRequest) -> Result<(), Error> {
         if !self.take_hand_overs {
             return Err(Error::KernelRefused);
         }
-        let effect = Effect::HandOver(client, access.request(), access.vm, request.vcpu);
+        let access = crate::dispatch::device_access(vm, request).request();
+        let effect = Effect::HandOver(client, access, vm, request.vcpu);
         self.log.push(effect);
         Ok(())
     }
@@ -754,7 +750,7 @@ impl IoreqEffects for Watcher {
         self.unread_at_post.push(self.ring.unread(self.next));
         Ok(devices::Response::Ok)
     }
-    fn hand_over(&mut self, _: ClientId, _: &Access, _: &IoRequest) -> Result<(), Error> {
+    fn hand_over(&mut self, _: ClientId, _: VmId, _: &IoRequest) -> Result<(), Error> {
         Err(Error::KernelRefused)
     }
     fn resume(&mut self, _: VmId, _: u8) -> Result<(), Error> {

@@ -229,13 +229,13 @@ mod task {
         fn hand_over(
             &mut self,
             client: ClientId,
-            access: &Access,
+            vm: VmId,
             request: &IoRequest,
         ) -> Result<(), Error> {
             self.settle();
             self.owed = Some(Owed::HandOver {
                 client,
-                vm: access.vm,
+                vm,
                 request: *request,
             });
             Ok(())
