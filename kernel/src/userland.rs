@@ -707,6 +707,19 @@ fn after_exit(r: &mut Runner, vm: usize, vcpu: usize, task: TaskId) -> Step {
                 task,
             }
         }
+        // The common end of a run, an access for the ioreq task: what
+        // `run_over` does for it, with the VM found once, and when the
+        // task waits for it (`control::io_exit_direct`) it runs next.
+        Err(RunOutcome::BlockedOnIo) if !abandoned => {
+            wake_siblings(&mut r.objects, vm, guest);
+            // The exit tells the ioreq task of posted writes too.
+            guest.take_posted_news();
+            guest.vcpus.io_exit_at(arch::timer_now());
+            match io_exit(r, vm, vcpu) {
+                Ok(server) => Step::User(server),
+                Err(decision) => next_step(r, decision),
+            }
+        }
         Err(outcome) => {
             if abandoned {
                 // A CPU may have picked the task since and wait for this
@@ -755,15 +768,7 @@ fn after_run(r: &mut Runner, vm: usize, vcpu: usize, outcome: RunOutcome) -> Dec
         RunOutcome::Preempted => after_timer(r),
         RunOutcome::BlockedOnIo => {
             guest.vcpus.io_exit_at(arch::timer_now());
-            if let Some((task, bits, decision)) = control::io_exit_direct(&mut r.objects, vm, vcpu)
-            {
-                syscall_vm::deliver(&mut r.tasks, task, bits);
-                return decision;
-            }
-            if let Some((task, bits)) = control::io_exit(&mut r.objects, vm, vcpu) {
-                syscall_vm::deliver(&mut r.tasks, task, bits);
-            }
-            r.objects.sched.schedule()
+            io_exit(r, vm, vcpu).map_or_else(|decision| decision, Decision::SwitchTo)
         }
         RunOutcome::Sleeping(until) => {
             control::sleep(&mut r.objects, vm, vcpu, until);
@@ -782,6 +787,21 @@ fn after_run(r: &mut Runner, vm: usize, vcpu: usize, outcome: RunOutcome) -> Dec
             r.objects.sched.schedule()
         }
     }
+}
+
+/// `vm`'s vCPU `vcpu` blocked on an access: its ioreq task hears. The
+/// task, if it waited for it and runs next on this CPU (a service task,
+/// never a vCPU's); else what the scheduler decides.
+#[inline]
+fn io_exit(r: &mut Runner, vm: usize, vcpu: usize) -> Result<TaskId, Decision> {
+    if let Some((task, bits, _)) = control::io_exit_direct(&mut r.objects, vm, vcpu) {
+        syscall_vm::deliver(&mut r.tasks, task, bits);
+        return Ok(task);
+    }
+    if let Some((task, bits)) = control::io_exit(&mut r.objects, vm, vcpu) {
+        syscall_vm::deliver(&mut r.tasks, task, bits);
+    }
+    Err(r.objects.sched.schedule())
 }
 
 /// `vm` ended: its vCPU is held for good and its controller is told.

@@ -458,22 +458,20 @@ pub fn io_exit_direct(
     vm: usize,
     vcpu: usize,
 ) -> Option<(TaskId, u64, Decision)> {
-    let record = objects.vms.get(vm).ok()?;
+    let record = objects.vms.get_mut(vm).ok()?;
     let server = record.ioreq_task?;
-    let task = record.vcpu(vcpu)?.task;
     if record.phase != Phase::Running
-        || objects.sched.current() != Some(task)
         || objects.sched.state(server) != Some(TaskState::BlockedRecv)
         || objects.endpoints.waiting(server) != Some(Wait::Recv)
     {
         return None;
     }
-    objects.sched.wake_direct(task, TaskState::Held, server)?;
+    let v = record.vcpu_mut(vcpu)?;
+    // Checks that the vCPU's task is the one running.
+    objects.sched.wake_direct(v.task, TaskState::Held, server)?;
+    v.io_wait = true;
     let decision = Decision::SwitchTo(server);
     objects.endpoints.cancel_recv(server);
-    if let Some(record) = objects.vms.get_mut(vm).ok().and_then(|r| r.vcpu_mut(vcpu)) {
-        record.io_wait = true;
-    }
     let pending = objects.vms.pending.get_mut(server.slot())?;
     let bits = core::mem::take(pending) | 1 << vm;
     Some((server, bits, decision))
