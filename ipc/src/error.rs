@@ -109,6 +109,10 @@ pub enum Error {
     /// its name stays its own while it is powered off (shut down or
     /// destroyed), so it is created by its name alone. Nothing was done.
     StaticSettings = 31,
+    /// The ioreq slot's access is with an I/O client already (an earlier
+    /// `ioreq_forward` handed it over): the client's answer completes it,
+    /// or hands it back if the client fails. Nothing was done.
+    Forwarded = 32,
 }
 
 impl Error {
@@ -147,6 +151,7 @@ impl Error {
             Error::IoFailed => 29,
             Error::DiskInUse => 30,
             Error::StaticSettings => 31,
+            Error::Forwarded => 32,
         }
     }
 }
@@ -216,6 +221,7 @@ impl fmt::Display for Error {
             Error::StaticSettings => {
                 f.write_str("a static VM's settings are fixed by the scenario: give none")
             }
+            Error::Forwarded => f.write_str("the access is with an I/O client already"),
         }
     }
 }

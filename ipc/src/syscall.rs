@@ -682,7 +682,7 @@ pub fn error_of(status: usize) -> Option<Error> {
 }
 
 /// The errors the kernel itself returns from system calls.
-const ALL_ERRORS: [Error; 14] = [
+const ALL_ERRORS: [Error; 15] = [
     Error::MessageTooLarge,
     Error::ServerDied,
     Error::InvalidArgument,
@@ -697,6 +697,7 @@ const ALL_ERRORS: [Error; 14] = [
     Error::NoEntropy,
     Error::TimedOut,
     Error::InvalidRange,
+    Error::Forwarded,
 ];
 
 // The user layout's regions are disjoint and a message fits its buffer.

@@ -523,7 +523,7 @@ fn devices_discriminants_are_pinned() {
 }
 
 /// Every error, with its numeric code and its wire byte (variant index).
-fn all_errors() -> [(Error, u32); 31] {
+fn all_errors() -> [(Error, u32); 32] {
     [
         (Error::Malformed, 1),
         (Error::MessageTooLarge, 2),
@@ -561,6 +561,7 @@ fn all_errors() -> [(Error, u32); 31] {
         (Error::IoFailed, 29),
         (Error::DiskInUse, 30),
         (Error::StaticSettings, 31),
+        (Error::Forwarded, 32),
     ]
 }
 

@@ -504,6 +504,35 @@ fn a_plain_answer_to_a_forwarded_access_resumes_the_vcpu() {
     );
 }
 
+/// An ioreq service that restarted while a client held an access finds
+/// its slot PROCESSING and adopts it: the kernel refuses to forward it a
+/// second time with its own error (the service must not call the client
+/// with it either), and the client's answer still completes it.
+#[test]
+fn an_access_a_client_holds_is_not_forwarded_again() {
+    let mut w = world();
+    let devices = forwarding_world(&mut w);
+    let ioreq = w.ioreq;
+    let vcpu = w.o.vms.get(1).unwrap().vcpus()[0].task;
+    forwarded(&mut w, devices);
+    // The service (restarted, say) runs again and tries the access anew.
+    w.o.endpoints.cancel_recv(ioreq);
+    w.o.sched.unblock(ioreq).unwrap();
+    w.host.processing = true;
+    assert_eq!(
+        w.call(ioreq, Sysno::IoreqForward, [1, 9, 1, 0, NO_RECV]).0,
+        status_of(Error::Forwarded)
+    );
+    assert_eq!(w.o.sched.state(vcpu), Some(TaskState::Held));
+    assert!(control::owes_forward(&w.o, devices));
+    w.reply_recv_with(devices, &[1, 0x60]);
+    assert_eq!(
+        w.host.answers,
+        [(1, 0, Some(ipc::devices::Response::Value(0x60)))]
+    );
+    assert_eq!(w.o.sched.state(vcpu), Some(TaskState::Ready));
+}
+
 /// Forwards the access of [`forwarding_world`] to `devices`, with the
 /// ioreq task waiting to receive after.
 fn forwarded(w: &mut World, devices: TaskId) {

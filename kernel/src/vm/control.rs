@@ -569,8 +569,8 @@ pub fn io_resumed(objects: &mut KernelObjects, vm: usize, vcpu: usize) {
 
 /// Checks an `ioreq_forward` of `vm`'s vCPU `vcpu`'s access by `task`
 /// before the arch layer looks at the slot: `task` may resume the vCPU
-/// ([`check_resume`]) and the access was neither forwarded nor handed
-/// back yet (`Error::BadSlotState`).
+/// ([`check_resume`]) and the access was neither forwarded
+/// (`Error::Forwarded`) nor handed back yet (`Error::BadSlotState`).
 pub fn check_forward(
     objects: &KernelObjects,
     vm: usize,
@@ -580,6 +580,9 @@ pub fn check_forward(
     check_resume(objects, vm, vcpu, task)?;
     match objects.vms.get(vm)?.vcpu(vcpu).map(|v| v.forward) {
         Some(Forward::None) => Ok(()),
+        // A restarted ioreq service adopting the access must not send it
+        // to the client a second time.
+        Some(Forward::To(_)) => Err(Error::Forwarded),
         _ => Err(Error::BadSlotState),
     }
 }
