@@ -647,9 +647,24 @@ fn start_run(r: &mut Runner, task: TaskId, vm: usize, vcpu: usize) -> Result<Ste
         tell_controller(r, vm);
         return Err(r.objects.sched.schedule());
     };
-    match guest.begin(vcpu) {
+    let begun = guest.begin(vcpu);
+    begun_run(r, task, vm, vcpu, begun)
+}
+
+/// [`start_run`] once the arch layer began the run (`begun`, from
+/// `GuestVm::begin`): the step that enters the guest, or the scheduler's
+/// decision when the vCPU cannot run.
+#[inline(always)]
+fn begun_run(
+    r: &mut Runner,
+    task: TaskId,
+    vm: usize,
+    vcpu: usize,
+    begun: Result<arch::GuestEntry, RunOutcome>,
+) -> Result<Step, Decision> {
+    match begun {
         Ok(entry) => {
-            first_guest_here(&guest.vm.name, vcpu);
+            first_guest_here(r, vm, vcpu);
             Ok(Step::Guest {
                 entry,
                 vm,
@@ -674,11 +689,15 @@ static ENTERED_A_GUEST: crate::arch::per_cpu::PerCpu<AtomicBool> =
 /// Logs the first guest entry of each CPU but the boot CPU (which vCPU
 /// it is): the boot log shows that the other CPUs run vCPUs.
 #[inline]
-fn first_guest_here(vm: &crate::vm::VmName, vcpu: usize) {
+fn first_guest_here(r: &Runner, vm: usize, vcpu: usize) {
     let cpu = arch::this_cpu();
-    if cpu != 0 && !ENTERED_A_GUEST.here().swap(true, Ordering::Relaxed) {
+    if cpu != 0
+        && !ENTERED_A_GUEST.here().swap(true, Ordering::Relaxed)
+        && let Some(Some(guest)) = r.tasks.guests.vms.get(vm)
+    {
+        let name = &guest.vm.name;
         klog::print(format_args!(
-            "mica: cpu {cpu} runs its first vCPU ({vm} vcpu {vcpu})\n"
+            "mica: cpu {cpu} runs its first vCPU ({name} vcpu {vcpu})\n"
         ));
     }
 }

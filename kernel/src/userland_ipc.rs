@@ -109,12 +109,9 @@ fn fast_answer(
     let r = &mut *guard;
     let (vm, vcpu) = control::peek_forward(&r.objects, client)?;
     let (task, ep) = r.objects.plain_answer_recv(client, (vm, vcpu), slot)?;
-    let mut bytes = [0u8; ipc::devices::wire::PLAIN_RESPONSE_MAX];
-    let answer = bytes.get_mut(..len)?;
-    if !r.tasks.slot(client)?.space.read_ipc(answer) {
-        return None;
-    }
-    let answer = ipc::devices::wire::plain_response(answer)?;
+    let bytes: [u8; ipc::devices::wire::PLAIN_RESPONSE_MAX] =
+        r.tasks.slot(client)?.space.ipc_head();
+    let answer = ipc::devices::wire::plain_response(bytes.get(..len)?)?;
     let guest = r.tasks.guests.vms.get_mut(vm)?.as_mut()?;
     // Nothing changed unless the answer is the plain one of the access's
     // kind and the slot is PROCESSING (the general path then hands the
@@ -123,9 +120,10 @@ fn fast_answer(
         return None;
     }
     guest.io_resumed_at(arch::timer_now());
+    let begun = guest.begin(vcpu);
     control::clear_forward(&mut r.objects, client);
     r.objects.complete_recv_direct(client, (vm, vcpu), task, ep);
-    Some(run_resumed(guard, client, task, (vm, vcpu)))
+    Some(run_resumed(guard, client, task, (vm, vcpu), begun))
 }
 
 /// Whether system call `nr` is one [`fast_complete`] may take.
@@ -157,28 +155,30 @@ pub(super) fn fast_complete() -> Option<*mut TrapFrame> {
     let guest = r.tasks.guests.vms.get_mut(vm)?.as_mut()?;
     guest.resume_io(vcpu).ok()?;
     guest.io_resumed_at(arch::timer_now());
+    let begun = guest.begin(vcpu);
     r.objects
         .complete_recv_direct(current, (vm, vcpu), task, ep);
-    Some(run_resumed(guard, current, task, (vm, vcpu)))
+    Some(run_resumed(guard, current, task, (vm, vcpu), begun))
 }
 
 /// The end of [`fast_complete`] and [`fast_answer`]: `caller`'s call is
 /// done (it waits on its endpoint), and the run of `vm`'s vCPU `vcpu`
-/// (task `task`), resumed, starts at once; returns the frame of the task
-/// that runs once the guest has exited to the kernel again
-/// ([`super::drive`]).
+/// (task `task`), resumed and begun (`begun`, from `GuestVm::begin`),
+/// starts at once; returns the frame of the task that runs once the guest
+/// has exited to the kernel again ([`super::drive`]).
 #[inline(always)]
 fn run_resumed(
     mut guard: spin::MutexGuard<'static, super::Runner>,
     caller: TaskId,
     task: TaskId,
     (vm, vcpu): (usize, usize),
+    begun: Result<arch::GuestEntry, arch::RunOutcome>,
 ) -> *mut TrapFrame {
     let r = &mut *guard;
     if let Some(slot) = r.tasks.slot_mut(caller) {
         slot.frame.step_past_syscall();
     }
-    let step = match super::start_run(r, task, vm, vcpu) {
+    let step = match super::begun_run(r, task, vm, vcpu, begun) {
         Ok(step) => step,
         Err(decision) => super::next_step(r, decision),
     };

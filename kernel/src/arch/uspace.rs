@@ -291,6 +291,18 @@ impl<P: UserPaging> AddressSpace<P> {
         true
     }
 
+    /// The first `N` bytes of the task's IPC buffer (at most the buffer's
+    /// size): a fixed-size copy, for a short message read on a fast path.
+    #[inline(always)]
+    pub fn ipc_head<const N: usize>(&self) -> [u8; N] {
+        const { assert!(N <= IPC_BUFFER_SIZE) };
+        // SAFETY: as in `read_ipc`: `ipc_frame` is this task's IPC buffer
+        // frame (4 KiB, identity-mapped, kernel-allocated), `N` is at most
+        // its size, and the task does not run while the kernel serves its
+        // call. `read_unaligned` asks nothing of the frame's alignment.
+        unsafe { core::ptr::read_unaligned(self.ipc_frame as *const [u8; N]) }
+    }
+
     /// Maps the kernel-owned frame `frame` read-write at user address `va`
     /// (a page shared with the kernel, such as an ioreq page).
     pub fn map_shared<const W: usize>(

@@ -33,7 +33,7 @@ impl KernelObjects {
         if len > MAX_MESSAGE_LEN || self.sched.current() != Some(caller) {
             return None;
         }
-        let (ep, badge) = self.endpoint_cap(caller, slot, Rights::CALL).ok()?;
+        let (ep, badge) = self.endpoint_of(caller, slot, Rights::CALL)?;
         let receiver = self.endpoints.plain_call_receiver(caller, ep)?;
         if !self
             .sched
@@ -66,7 +66,7 @@ impl KernelObjects {
         {
             return None;
         }
-        let (ep, _) = self.endpoint_cap(server, slot, Rights::RECV).ok()?;
+        let (ep, _) = self.endpoint_of(server, slot, Rights::RECV)?;
         let caller = self.endpoints.plain_reply_recv_caller(server, ep)?;
         if !self.sched.direct_switch_ok(caller, TaskState::BlockedReply) {
             return None;
@@ -103,7 +103,7 @@ impl KernelObjects {
             return None;
         }
         let task = control::resumes_plainly(self, vm, vcpu, server)?;
-        let (ep, _) = self.endpoint_cap(server, slot, Rights::RECV).ok()?;
+        let (ep, _) = self.endpoint_of(server, slot, Rights::RECV)?;
         if self.endpoints.waiting(server).is_some()
             || self.endpoints.owes_reply(server)
             || !self.endpoints.no_sender_queued(ep)
@@ -141,8 +141,8 @@ impl KernelObjects {
         if !control::may_forward(self, vm, vcpu, server) {
             return None;
         }
-        let (call_ep, badge) = self.endpoint_cap(server, call_slot, Rights::CALL).ok()?;
-        let (recv_ep, _) = self.endpoint_cap(server, recv_slot, Rights::RECV).ok()?;
+        let (call_ep, badge) = self.endpoint_of(server, call_slot, Rights::CALL)?;
+        let (recv_ep, _) = self.endpoint_of(server, recv_slot, Rights::RECV)?;
         let client = self.endpoints.plain_call_receiver(server, call_ep)?;
         if call_ep == recv_ep
             || self.endpoints.owes_reply(server)
@@ -190,7 +190,7 @@ impl KernelObjects {
         slot: usize,
     ) -> Option<(TaskId, EndpointId)> {
         let task = control::answered_plainly(self, vm, vcpu, client)?;
-        let (ep, _) = self.endpoint_cap(client, slot, Rights::RECV).ok()?;
+        let (ep, _) = self.endpoint_of(client, slot, Rights::RECV)?;
         if self.endpoints.waiting(client).is_some()
             || self.endpoints.owes_reply(client)
             || !self.endpoints.no_sender_queued(ep)

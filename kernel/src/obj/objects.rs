@@ -425,6 +425,23 @@ impl KernelObjects {
         }
     }
 
+    /// [`KernelObjects::endpoint_cap`] as a yes or no, for the fast paths:
+    /// the endpoint and badge of `task`'s capability in `slot` if it names
+    /// an endpoint with at least `rights`.
+    #[inline]
+    pub(super) fn endpoint_of(
+        &self,
+        task: TaskId,
+        slot: usize,
+        rights: Rights,
+    ) -> Option<(super::ids::EndpointId, super::ids::Badge)> {
+        let cap = self.tasks.get(task).ok()?.caps().get(slot).ok()?;
+        match cap.object {
+            Object::Endpoint { id, badge } if cap.rights.contains(rights) => Some((id, badge)),
+            _ => None,
+        }
+    }
+
     fn apply(&mut self, current: TaskId, outcome: Outcome) -> Result<IpcStep, ObjError> {
         // A queued caller whose request was just taken now waits for the reply.
         for transfer in outcome.transfers() {
