@@ -541,10 +541,9 @@ fn drive(
                 vcpu,
                 task,
             } => {
-                unlock(guard);
-                entry.enter();
-                guard = lock();
-                after_exit(&mut guard, vm, vcpu, task)
+                let (held, next) = run_guest(guard, entry, (vm, vcpu), task);
+                guard = held;
+                next
             }
             Step::Idle => {
                 let (held, next) = idle(guard);
@@ -555,6 +554,26 @@ fn drive(
     }
 }
 
+/// Enters VM `vm`'s vCPU `vcpu` (task `task`) at `entry` with the lock
+/// released, and handles its exit with it held: the next step. Not
+/// inlined on RISC-V, for the reason [`idle`] is not: in [`drive`]'s
+/// loop, the constants of the exit's handling were computed before the
+/// loop, on every call, though most calls enter a guest once (and
+/// [`after_exit`] was kept out of line for it).
+#[cfg_attr(target_arch = "riscv64", inline(never))]
+fn run_guest(
+    guard: spin::MutexGuard<'static, Runner>,
+    entry: arch::GuestEntry,
+    (vm, vcpu): (usize, usize),
+    task: TaskId,
+) -> (spin::MutexGuard<'static, Runner>, Step) {
+    unlock(guard);
+    entry.enter();
+    let mut guard = lock();
+    let next = after_exit(&mut guard, vm, vcpu, task);
+    (guard, next)
+}
+
 /// The CPU waits for an interrupt with the lock released, then decides
 /// again. A CPU other than the boot CPU sleeps without ticks until
 /// another kicks it (it has work then): the boot CPU's ticks do the timer
@@ -562,7 +581,7 @@ fn drive(
 /// CPUs they make work for. Idle CPUs that woke every tick for nothing
 /// only contended for the kernel lock.
 ///
-/// Not inlined, nor (on RISC-V) is [`after_exit`]: in [`drive`]'s loop,
+/// Not inlined, nor (on RISC-V) is [`run_guest`]: in [`drive`]'s loop,
 /// the compiler computed every constant of their paths before the loop,
 /// on each call (some 130 instructions per guest I/O round trip).
 #[inline(never)]
@@ -705,9 +724,9 @@ fn first_guest_here(r: &Runner, vm: usize, vcpu: usize) {
 /// The guest this CPU ran for VM `vm`'s vCPU `vcpu` (task `task`) exited:
 /// the exit is handled and the run goes on, or the scheduler decides. A
 /// run the scheduler took off this CPU meanwhile (a pause, reset or
-/// destroy from another CPU) is left. Not inlined on RISC-V, as
-/// [`start_run`] is not.
-#[cfg_attr(target_arch = "riscv64", inline(never))]
+/// destroy from another CPU) is left. Part of [`run_guest`], its one
+/// caller.
+#[inline(always)]
 fn after_exit(r: &mut Runner, vm: usize, vcpu: usize, task: TaskId) -> Step {
     let abandoned = r.objects.sched.current() != Some(task);
     let Some(guest) = r.tasks.guests.vms.get_mut(vm).and_then(Option::as_mut) else {
@@ -811,7 +830,7 @@ fn after_run(r: &mut Runner, vm: usize, vcpu: usize, outcome: RunOutcome) -> Dec
 /// `vm`'s vCPU `vcpu` blocked on an access: its ioreq task hears. The
 /// task, if it waited for it and runs next on this CPU (a service task,
 /// never a vCPU's); else what the scheduler decides.
-#[inline]
+#[inline(always)]
 fn io_exit(r: &mut Runner, vm: usize, vcpu: usize) -> Result<TaskId, Decision> {
     if let Some((task, bits, _)) = control::io_exit_direct(&mut r.objects, vm, vcpu) {
         syscall_vm::deliver(&mut r.tasks, task, bits);
