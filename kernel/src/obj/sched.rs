@@ -572,7 +572,7 @@ impl Scheduler {
     /// [`Scheduler::hand_over`] once [`Scheduler::can_hand_over`] said yes
     /// and nothing changed the scheduler since (`blocked` is a blocked
     /// state).
-    #[inline]
+    #[inline(always)]
     pub fn apply_hand_over(&mut self, from: TaskId, blocked: TaskState, to: TaskId) {
         if let Some(entry) = self.entry_mut(from) {
             entry.state = blocked;
@@ -612,7 +612,7 @@ impl Scheduler {
     }
 
     /// Whether [`Scheduler::hand_over`] from `from` to `to` applies.
-    #[inline]
+    #[inline(always)]
     pub fn can_hand_over(&self, from: TaskId, to: TaskId) -> bool {
         let Ok(target) = self.entry(to) else {
             return false;
