@@ -467,27 +467,52 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
         }
     }
 
-    /// Takes `vcpu`'s PENDING slot and carries it through.
+    /// Takes `vcpu`'s PENDING slot and carries it through. With no writes
+    /// held, the access is handed over here ([`Batch::hand_over_after`]
+    /// with nothing to send first); anything else is
+    /// [`forward_after_writes`](Self::forward_after_writes)' work, kept out
+    /// of line so that the hand-over pays for none of it.
     #[inline]
     fn work_on(&mut self, vcpu: u8, batch: &mut Batch, effects: &mut impl IoreqEffects) {
         let vm = self.vm();
         match self.take_pending(vcpu) {
             Taken::Forward { client, request } => {
+                let held = !batch.writes.is_empty();
                 // The kernel completes it with the client's answer.
-                if batch.hand_over_after(effects, client, &request) {
+                if !held && effects.hand_over(client, vm, &request).is_ok() {
                     return;
                 }
-                let access = device_access(vm, &request);
-                match batch.ask_after(effects, client, &access, vcpu) {
-                    Some(value) => {
-                        let done = self.complete_taken(client, &request, value);
-                        completed(effects, vm, vcpu, done);
-                    }
-                    None => self.wait_for_client(vcpu),
-                }
+                self.forward_after_writes(client, &request, held, batch, effects);
             }
             Taken::Resume => resume(effects, vm, vcpu),
             Taken::Nothing => {}
+        }
+    }
+
+    /// The PROCESSING `request` that goes to `client` and was not handed
+    /// over yet: if writes were `held`, they go first (with it, or before
+    /// a hand-over); else the hand-over was refused. Sent with a call,
+    /// completed with the answer and its vCPU resumed.
+    #[inline(never)]
+    fn forward_after_writes(
+        &mut self,
+        client: ClientId,
+        request: &IoRequest,
+        held: bool,
+        batch: &mut Batch,
+        effects: &mut impl IoreqEffects,
+    ) {
+        if held && batch.hand_over_after(effects, client, request) {
+            return;
+        }
+        let (vm, vcpu) = (self.vm(), request.vcpu);
+        let access = device_access(vm, request);
+        match batch.ask_after(effects, client, &access, vcpu) {
+            Some(value) => {
+                let done = self.complete_taken(client, request, value);
+                completed(effects, vm, vcpu, done);
+            }
+            None => self.wait_for_client(vcpu),
         }
     }
 }
