@@ -216,8 +216,13 @@ impl<T> BusEntry<T> {
     }
 }
 
+/// Up to this many devices a lookup walks them instead of searching: a
+/// VM has a few per bus, and the search's steps (each a multiply by the
+/// size of an entry, which holds the device) cost more than the walk.
+const LINEAR_LOOKUP_MAX: usize = 8;
+
 /// Up to `N` devices at disjoint address ranges, kept sorted by base so a
-/// lookup is a binary search.
+/// lookup is a binary search (a walk while there are few).
 #[derive(Debug)]
 pub struct Bus<T, const N: usize> {
     entries: Vec<BusEntry<T>, N>,
@@ -269,16 +274,33 @@ impl<T, const N: usize> Bus<T, N> {
 
     /// The entry whose range contains `addr`.
     pub fn find(&self, addr: u64) -> Option<&BusEntry<T>> {
-        let at = self.entries.partition_point(|e| e.base <= addr);
-        let entry = self.entries.get(at.checked_sub(1)?)?;
-        entry.contains(addr).then_some(entry)
+        self.entries.get(self.position(addr)?)
     }
 
     /// The entry whose range contains `addr`, mutably.
     pub fn find_mut(&mut self, addr: u64) -> Option<&mut BusEntry<T>> {
-        let at = self.entries.partition_point(|e| e.base <= addr);
-        let entry = self.entries.get_mut(at.checked_sub(1)?)?;
-        entry.contains(addr).then_some(entry)
+        let at = self.position(addr)?;
+        self.entries.get_mut(at)
+    }
+
+    /// Where the entry whose range contains `addr` is. The ranges are
+    /// disjoint, so at most one does: a few entries are walked, more are
+    /// searched, with the same answer.
+    #[inline]
+    fn position(&self, addr: u64) -> Option<usize> {
+        if self.entries.len() <= LINEAR_LOOKUP_MAX {
+            return self.entries.iter().position(|e| e.contains(addr));
+        }
+        self.search(addr)
+    }
+
+    /// [`position`](Self::position) by binary search.
+    fn search(&self, addr: u64) -> Option<usize> {
+        let at = self
+            .entries
+            .partition_point(|e| e.base <= addr)
+            .checked_sub(1)?;
+        self.entries.get(at)?.contains(addr).then_some(at)
     }
 
     /// Every entry, in address order.
@@ -381,6 +403,22 @@ mod tests {
     }
 
     proptest! {
+        /// Up to LINEAR_LOOKUP_MAX entries a lookup walks them, beyond
+        /// it searches: both find what a binary search finds.
+        #[test]
+        fn a_walk_and_a_search_find_the_same_entry(ranges in proptest::collection::vec((0u64..256, 1u64..12), 0..24), probes in proptest::collection::vec(0u64..300, 1..48)) {
+            let mut bus: Bus<u64, 24> = Bus::new();
+            for (base, len) in ranges {
+                let _ = bus.insert(base, len, base);
+            }
+            for addr in probes {
+                let walked = bus.entries.iter().position(|e| e.contains(addr));
+                prop_assert_eq!(bus.search(addr), walked);
+                prop_assert_eq!(bus.position(addr), walked);
+                prop_assert_eq!(bus.find(addr).map(|e| *e.device()), walked.map(|i| bus.entries[i].base));
+            }
+        }
+
         #[test]
         fn bus_agrees_with_a_linear_model(ops in proptest::collection::vec((0u64..64, 0u64..16, any::<bool>()), 0..64), probes in proptest::collection::vec(0u64..96, 0..32)) {
             let mut bus: Bus<u64, 8> = Bus::new();
