@@ -272,29 +272,26 @@ impl<T, const N: usize> Bus<T, N> {
         Some(self.entries.remove(at).device)
     }
 
-    /// The entry whose range contains `addr`.
+    /// The entry whose range contains `addr`. The ranges are disjoint, so
+    /// at most one does: a few entries are walked, more are searched, with
+    /// the same answer.
     pub fn find(&self, addr: u64) -> Option<&BusEntry<T>> {
-        self.entries.get(self.position(addr)?)
+        if self.entries.len() <= LINEAR_LOOKUP_MAX {
+            return self.entries.iter().find(|e| e.contains(addr));
+        }
+        self.entries.get(self.search(addr)?)
     }
 
-    /// The entry whose range contains `addr`, mutably.
+    /// The entry whose range contains `addr`, mutably (as [`find`](Self::find)).
     pub fn find_mut(&mut self, addr: u64) -> Option<&mut BusEntry<T>> {
-        let at = self.position(addr)?;
+        if self.entries.len() <= LINEAR_LOOKUP_MAX {
+            return self.entries.iter_mut().find(|e| e.contains(addr));
+        }
+        let at = self.search(addr)?;
         self.entries.get_mut(at)
     }
 
-    /// Where the entry whose range contains `addr` is. The ranges are
-    /// disjoint, so at most one does: a few entries are walked, more are
-    /// searched, with the same answer.
-    #[inline]
-    fn position(&self, addr: u64) -> Option<usize> {
-        if self.entries.len() <= LINEAR_LOOKUP_MAX {
-            return self.entries.iter().position(|e| e.contains(addr));
-        }
-        self.search(addr)
-    }
-
-    /// [`position`](Self::position) by binary search.
+    /// Where the entry whose range contains `addr` is, by binary search.
     fn search(&self, addr: u64) -> Option<usize> {
         let at = self
             .entries
@@ -414,8 +411,9 @@ mod tests {
             for addr in probes {
                 let walked = bus.entries.iter().position(|e| e.contains(addr));
                 prop_assert_eq!(bus.search(addr), walked);
-                prop_assert_eq!(bus.position(addr), walked);
-                prop_assert_eq!(bus.find(addr).map(|e| *e.device()), walked.map(|i| bus.entries[i].base));
+                let base = walked.map(|i| bus.entries[i].base);
+                prop_assert_eq!(bus.find(addr).map(|e| *e.device()), base);
+                prop_assert_eq!(bus.find_mut(addr).map(|e| *e.device()), base);
             }
         }
 

@@ -182,11 +182,16 @@ impl VmDevices {
     }
 
     /// Moves backlogged input into the console UART as far as it has room;
-    /// false if there was no backlog (nothing changed).
+    /// false if there was no backlog (nothing changed). Every UART access
+    /// asks, and there is seldom a backlog: only that check is inline.
+    #[inline(always)]
     fn feed_console_uart(&mut self) -> bool {
-        if self.input_backlog.is_empty() {
-            return false;
-        }
+        !self.input_backlog.is_empty() && self.feed_backlog()
+    }
+
+    /// [`feed_console_uart`](Self::feed_console_uart) with a backlog.
+    #[inline(never)]
+    fn feed_backlog(&mut self) -> bool {
         let Some(uart) = self.buses.console_uart() else {
             return true;
         };
@@ -776,14 +781,13 @@ where
         first: BatchWrite,
         rest: &mut Peekable<W>,
     ) -> Result<(), Error> {
-        let at = self.vm_index(vm)?;
         let Self {
             vms,
             backends,
             posted_failures,
             ..
         } = self;
-        let slot = vms.get_mut(at).ok_or(Error::UnknownVm)?;
+        let slot = vm_in(vms, vm).ok_or(Error::UnknownVm)?;
         let settled = !slot.lines_unsettled && slot.input_backlog.is_empty();
         let (buses, mut env) = slot.split(backends);
         let entry = buses
@@ -867,16 +871,6 @@ where
         self.posted_failures
     }
 
-    /// Where `vm` is in the table (kept out of line: the VM records are
-    /// large, and an inlined search carries the addresses of their fields).
-    #[inline(never)]
-    fn vm_index(&self, vm: VmId) -> Result<usize, Error> {
-        self.vms
-            .iter()
-            .position(|v| v.vm == vm)
-            .ok_or(Error::UnknownVm)
-    }
-
     /// Runs one access on the device at `addr`, then keeps its registers
     /// if it `wrote` one that is kept
     /// ([`persist::Persist::write_persists`]) and
@@ -899,9 +893,8 @@ where
             &mut EnvParts<'_, C, M, E, B>,
         ) -> Result<R, crate::bus::DeviceError>,
     ) -> Result<R, Error> {
-        let at = self.vm_index(vm)?;
         let Self { vms, backends, .. } = self;
-        let slot = vms.get_mut(at).ok_or(Error::UnknownVm)?;
+        let slot = vm_in(vms, vm).ok_or(Error::UnknownVm)?;
         let (buses, mut env) = slot.split(backends);
         let bus = buses.get_mut(space).ok_or(Error::NoDevice)?;
         let entry = bus.find_mut(addr).ok_or(Error::NoDevice)?;
@@ -1013,6 +1006,14 @@ where
         let before = core::mem::replace(&mut slot.external_levels, external);
         report_external_changes(&mut self.irq, vm, before, external);
     }
+}
+
+/// `vm`'s record in `vms`: found once, then used as it is (no index to
+/// check again). Kept out of line: the VM records are large, and an
+/// inlined search carries the addresses of their fields.
+#[inline(never)]
+fn vm_in(vms: &mut [VmDevices], vm: VmId) -> Option<&mut VmDevices> {
+    vms.iter_mut().find(|v| v.vm == vm)
 }
 
 /// Whether an access of `size` at `offset` lies within a device's `len`
