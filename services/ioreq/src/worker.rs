@@ -13,7 +13,7 @@ use ipc::devices::{BatchWrite, MAX_BATCH, WaitedAccess};
 use ipc::ioreq::ClientId;
 use ipc::ioreq_abi::posted::{PostedError, PostedWrite};
 use ipc::ioreq_abi::slot::IoRequest;
-use ipc::{Error, VmId, devices};
+use ipc::{Error, Space, VmId, devices};
 
 use crate::dispatch::{Action, Actions, Forward, Taken, UNCLAIMED_READ, VmIoreq, device_access};
 use crate::page::{IoreqPage, SLOT_COUNT, STATE_FREE};
@@ -211,6 +211,9 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
         }
         let vm = state.vm();
         let mut read = ring.read_index();
+        // The clients do not change during a drain: a write to the place
+        // of the one before (a driver filling a FIFO) goes where it went.
+        let mut last: Option<(Space, u64, u8, Option<ClientId>)> = None;
         while let Some(taken) = ring.take_at(&mut read) {
             let write = match taken {
                 Ok(write) => write,
@@ -223,7 +226,19 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
                     continue;
                 }
             };
-            let Some(client) = state.clients().route(write.space, write.addr, write.size) else {
+            let routed = match last {
+                Some((space, addr, size, client))
+                    if (space, addr, size) == (write.space, write.addr, write.size) =>
+                {
+                    client
+                }
+                _ => {
+                    let client = state.clients().route(write.space, write.addr, write.size);
+                    last = Some((write.space, write.addr, write.size, client));
+                    client
+                }
+            };
+            let Some(client) = routed else {
                 continue;
             };
             batch.add(client, write, effects);
