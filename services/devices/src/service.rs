@@ -819,11 +819,7 @@ where
             while let Some(w) = next {
                 let offset = w.addr - base;
                 let done = Self::write_to(&mut device.model, offset, len, w, denv);
-                let kept = done.is_ok()
-                    && device
-                        .model
-                        .persist()
-                        .is_some_and(|p| p.write_persists(offset));
+                let kept = done.is_ok() && device.model.write_persists(offset);
                 match (done, is_first) {
                     (Err(e), true) => result = Err(e),
                     (Err(_), false) => *posted_failures = posted_failures.wrapping_add(1),
@@ -903,13 +899,7 @@ where
         let base = entry.base();
         let device = entry.device_mut();
         let result = access(&mut device.model, offset, &mut env).map_err(|_| Error::BadAccess);
-        if wrote
-            && result.is_ok()
-            && device
-                .model
-                .persist()
-                .is_some_and(|p| p.write_persists(offset))
-        {
+        if wrote && result.is_ok() && device.model.write_persists(offset) {
             Self::save(&mut env.backends.memory, vm, base, device);
         }
         let plic_touched = matches!(device.model, DeviceModel::Plic(_));
@@ -1088,19 +1078,12 @@ where
             // notify a virtio device, whose model copies guest memory and
             // calls the block service through the IPC buffer that holds
             // the message.
-            let (vm, writes, then) = message.request(|bytes| {
-                let batch = wire::decode_write_batch(bytes)?;
-                let mut writes: Vec<BatchWrite, MAX_BATCH> = Vec::new();
-                for write in batch.writes() {
-                    // The decoder allows at most MAX_BATCH writes.
-                    if writes.push(write).is_err() {
-                        break;
-                    }
-                }
-                Some((batch.vm, writes, batch.then))
-            })?;
+            // Decoded in one pass (checked whole before any write is done).
+            let mut writes: Vec<BatchWrite, MAX_BATCH> = Vec::new();
+            let (vm, then) =
+                message.request(|bytes| wire::decode_write_batch_into(bytes, &mut writes))?;
             let response = self
-                .write_batch(vm, writes.into_iter(), then)
+                .write_batch(vm, writes.iter().copied(), then)
                 .unwrap_or_else(Response::Err);
             return Some(message.reply(|buf| wire::encode_response(&response, buf)));
         };
