@@ -15,13 +15,13 @@ use crate::memory::GuestMemory;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccessSize {
     /// One byte.
-    Byte,
+    Byte = 0,
     /// Two bytes.
-    Half,
+    Half = 1,
     /// Four bytes.
-    Word,
+    Word = 2,
     /// Eight bytes.
-    Double,
+    Double = 3,
 }
 
 impl AccessSize {
@@ -36,14 +36,10 @@ impl AccessSize {
         }
     }
 
-    /// The width in bytes.
+    /// The width in bytes: 2 to the power of the discriminant (computed,
+    /// not looked up: every access asks).
     pub const fn bytes(self) -> u64 {
-        match self {
-            Self::Byte => 1,
-            Self::Half => 2,
-            Self::Word => 4,
-            Self::Double => 8,
-        }
+        1 << self as u32
     }
 
     /// The width in bytes, as a buffer length.
@@ -58,12 +54,7 @@ impl AccessSize {
 
     /// A mask of the low `bytes()` bytes of a value.
     pub const fn mask(self) -> u64 {
-        match self {
-            Self::Byte => 0xff,
-            Self::Half => 0xffff,
-            Self::Word => 0xffff_ffff,
-            Self::Double => u64::MAX,
-        }
+        u64::MAX >> (64 - 8 * self.bytes())
     }
 
     /// Whether `offset` is a multiple of this width.
@@ -337,7 +328,20 @@ mod tests {
         for bytes in [0u8, 3, 5, 6, 7, 9, 16, 255] {
             assert_eq!(AccessSize::from_bytes(bytes), None);
         }
-        assert_eq!(AccessSize::Half.mask(), 0xffff);
+        let masks = [0xff, 0xffff, 0xffff_ffff, u64::MAX];
+        for (size, mask) in [
+            AccessSize::Byte,
+            AccessSize::Half,
+            AccessSize::Word,
+            AccessSize::Double,
+        ]
+        .into_iter()
+        .zip(masks)
+        {
+            assert_eq!(size.mask(), mask);
+            assert_eq!(size.bytes(), u64::from(mask.count_ones()) / 8);
+            assert_eq!(size.byte_count(), usize::try_from(size.bytes()).unwrap());
+        }
         assert!(AccessSize::Word.is_aligned(8));
         assert!(!AccessSize::Word.is_aligned(6));
     }
