@@ -51,7 +51,7 @@ impl LineBuffer {
     /// Adds one output byte: `\n` ends the line, `\r` is dropped, and a
     /// full buffer is delivered as a line of its own.
     /// A byte shown as itself that fits is taken inline; any other byte
-    /// out of line ([`push_escaped`](Self::push_escaped)).
+    /// out of line.
     #[inline]
     pub fn push(&mut self, byte: u8, name: &str, sink: &mut dyn ConsoleSink) {
         if !self.pending.push_plain(byte) {

@@ -29,7 +29,10 @@ use crate::virtio::net::{Packet, VirtioNet};
 
 #[path = "service_net.rs"]
 mod net_ports;
+#[path = "service_run.rs"]
+mod run;
 pub use net_ports::MAX_FRAMES_PER_NOTIFICATION;
+use run::Run;
 
 /// The most VMs the service serves at once.
 pub const MAX_VMS: usize = 16;
@@ -811,31 +814,20 @@ where
             return self.write(vm, space, addr, size, value);
         }
         let mut result = Ok(());
-        // One environment for the run; a write whose register is kept
-        // ends it, to be saved outside (as does one that moved the line).
-        let saved = env.with(|denv| {
-            let mut next = Some(first);
-            let mut is_first = true;
-            while let Some(w) = next {
-                let offset = w.addr - base;
-                let done = Self::write_to(&mut device.model, offset, len, w, denv);
-                let kept = done.is_ok() && device.model.write_persists(offset);
-                match (done, is_first) {
-                    (Err(e), true) => result = Err(e),
-                    (Err(_), false) => *posted_failures = posted_failures.wrapping_add(1),
-                    (Ok(()), _) => {}
-                }
-                is_first = false;
-                if kept {
-                    return true;
-                }
-                if device.model.irq_level() != device.reported_level {
-                    return false;
-                }
-                next = rest
-                    .next_if(|n| n.space == first.space && (base..base + len).contains(&n.addr));
-            }
-            false
+        let mut run = Run {
+            first,
+            base,
+            len,
+            reported: device.reported_level,
+            rest,
+            result: &mut result,
+            failures: posted_failures,
+        };
+        // One environment for the run. A UART's run (a driver filling its
+        // FIFO) calls the UART itself, not the model's dispatch per write.
+        let saved = env.with(|denv| match &mut device.model {
+            DeviceModel::Uart(uart) => run.go(uart, denv),
+            model => run.go(model, denv),
         });
         if saved {
             Self::save(&mut env.backends.memory, vm, base, device);
@@ -844,22 +836,6 @@ where
             self.report_irq_changes(vm, false);
         }
         result
-    }
-
-    /// Write `w` at `offset` of `model`, whose range is `len` bytes long,
-    /// with checks as [`DeviceService::with_device`] makes them.
-    fn write_to(
-        model: &mut DeviceModel,
-        offset: u64,
-        len: u64,
-        w: BatchWrite,
-        env: &mut DeviceEnv<'_>,
-    ) -> Result<(), Error> {
-        let size = AccessSize::from_bytes(w.size).ok_or(Error::BadAccess)?;
-        fits(offset, size, len)?;
-        model
-            .write(offset, size, w.value & size.mask(), env)
-            .map_err(|_| Error::BadAccess)
     }
 
     /// Posted writes that failed since the service started.
