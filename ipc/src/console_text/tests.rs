@@ -205,6 +205,24 @@ proptest! {
     }
 
     #[test]
+    fn a_plain_byte_taken_on_its_own_is_taken_as_push_takes_it(
+        bytes in proptest::collection::vec(
+            prop_oneof![any::<u8>(), b' '..=b'~', Just(b'\\'), Just(b'\t'), Just(b'\n'), Just(0xc3)],
+            0..200,
+        )
+    ) {
+        let mut line = EscapedLine::<MAX_UNIT>::new();
+        let mut out = Vec::new();
+        for &b in &bytes {
+            if !line.push_plain(b) {
+                line.push(b, &mut |l| out.push(l.to_string()));
+            }
+        }
+        line.flush(&mut |l| out.push(l.to_string()));
+        prop_assert_eq!(out, lines::<MAX_UNIT>(&bytes));
+    }
+
+    #[test]
     fn lines_fit_and_hold_whole_units_of_the_input(
         bytes in proptest::collection::vec(
             prop_oneof![any::<u8>(), Just(b'\n'), Just(0x1b), Just(0xc2), Just(0x9b)],

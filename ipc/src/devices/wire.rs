@@ -129,6 +129,17 @@ fn put_varint(buf: &mut [u8], mut at: usize, mut value: u64) -> Option<usize> {
     Some(at + 1)
 }
 
+/// [`put_varint`] with one check of the room for the field when ten
+/// bytes are left (each byte is checked only nearer the end).
+#[inline(always)]
+fn put_varint_at(buf: &mut [u8], at: usize, value: u64) -> Option<usize> {
+    let room = buf.get_mut(at..)?;
+    if room.len() >= 10 {
+        return Some(at + put_varint_in(room, value));
+    }
+    put_varint(buf, at, value)
+}
+
 #[inline]
 fn put_byte(buf: &mut [u8], at: usize, byte: u8) -> Option<usize> {
     *buf.get_mut(at)? = byte;
@@ -306,14 +317,14 @@ pub fn encode_write_batch(
         .get_mut(..buf.len().min(MAX_MESSAGE_SIZE))
         .ok_or(Error::MessageTooLarge)?;
     let mut at = put_byte(buf, 0, REQUEST_WRITE_BATCH);
-    at = at.and_then(|at| put_varint(buf, at, u64::from(vm.0)));
-    at = at.and_then(|at| put_varint(buf, at, writes.len() as u64));
+    at = at.and_then(|at| put_varint_at(buf, at, u64::from(vm.0)));
+    at = at.and_then(|at| put_varint_at(buf, at, writes.len() as u64));
     for write in writes {
         at = at
             .and_then(|at| put_byte(buf, at, space_index(write.space)))
-            .and_then(|at| put_varint(buf, at, write.addr))
+            .and_then(|at| put_varint_at(buf, at, write.addr))
             .and_then(|at| put_byte(buf, at, write.size))
-            .and_then(|at| put_varint(buf, at, write.value));
+            .and_then(|at| put_varint_at(buf, at, write.value));
     }
     at = match then {
         None => at.and_then(|at| put_byte(buf, at, 0)),
@@ -321,13 +332,13 @@ pub fn encode_write_batch(
             let at = at
                 .and_then(|at| put_byte(buf, at, 1))
                 .and_then(|at| put_byte(buf, at, space_index(access.space)))
-                .and_then(|at| put_varint(buf, at, access.addr))
+                .and_then(|at| put_varint_at(buf, at, access.addr))
                 .and_then(|at| put_byte(buf, at, access.size));
             match access.write {
                 None => at.and_then(|at| put_byte(buf, at, 0)),
                 Some(value) => at
                     .and_then(|at| put_byte(buf, at, 1))
-                    .and_then(|at| put_varint(buf, at, value)),
+                    .and_then(|at| put_varint_at(buf, at, value)),
             }
         }
     };
@@ -410,6 +421,47 @@ fn take_option(bytes: &[u8], at: usize) -> Option<(bool, usize)> {
 /// `bytes` as a `Request::WriteBatch` if they are exactly one as postcard
 /// decodes it; `None` for anything else.
 pub fn decode_write_batch(bytes: &[u8]) -> Option<WriteBatchView<'_>> {
+    let parsed = parse_write_batch(bytes, |_| {})?;
+    Some(WriteBatchView {
+        vm: parsed.vm,
+        then: parsed.then,
+        entries: bytes.get(parsed.entries.0..parsed.entries.1)?,
+        count: parsed.count,
+    })
+}
+
+/// [`decode_write_batch`] in one pass: the writes go into `writes` (emptied
+/// first) as they are checked, and the VM and the access after them are
+/// returned. `None` for anything [`decode_write_batch`] refuses, with
+/// `writes` holding no more than the batch's first writes: a caller does
+/// nothing with them then.
+pub fn decode_write_batch_into(
+    bytes: &[u8],
+    writes: &mut heapless::Vec<BatchWrite, MAX_BATCH>,
+) -> Option<(VmId, Option<WaitedAccess>)> {
+    writes.clear();
+    // The count is checked against MAX_BATCH before any write is taken,
+    // so there is always room.
+    let parsed = parse_write_batch(bytes, |write| {
+        let _ = writes.push(write);
+    })?;
+    Some((parsed.vm, parsed.then))
+}
+
+/// A `Request::WriteBatch` as [`parse_write_batch`] checked it.
+struct ParsedBatch {
+    vm: VmId,
+    then: Option<WaitedAccess>,
+    /// Where the writes lie in the bytes (start, end).
+    entries: (usize, usize),
+    count: usize,
+}
+
+/// Checks that `bytes` are exactly one `Request::WriteBatch` as postcard
+/// decodes it, giving each write to `each` as it is read (at most
+/// [`MAX_BATCH`], all before the rest is checked).
+#[inline(always)]
+fn parse_write_batch(bytes: &[u8], mut each: impl FnMut(BatchWrite)) -> Option<ParsedBatch> {
     let (tag, at) = take_varint::<32>(bytes, 0)?;
     if tag != REQUEST_WRITE_BATCH_INDEX {
         return None;
@@ -419,9 +471,11 @@ pub fn decode_write_batch(bytes: &[u8]) -> Option<WriteBatchView<'_>> {
     let count = usize::try_from(count).ok().filter(|&n| n <= MAX_BATCH)?;
     let mut at = first;
     for _ in 0..count {
-        at = take_batch_write(bytes, at)?.1;
+        let (write, next) = take_batch_write(bytes, at)?;
+        each(write);
+        at = next;
     }
-    let entries = bytes.get(first..at)?;
+    let entries = (first, at);
     let (some, at) = take_option(bytes, at)?;
     let (then, end) = if some {
         let (space, at) = take_space(bytes, at)?;
@@ -442,7 +496,7 @@ pub fn decode_write_batch(bytes: &[u8]) -> Option<WriteBatchView<'_>> {
     if end != bytes.len() {
         return None;
     }
-    Some(WriteBatchView {
+    Some(ParsedBatch {
         vm: VmId(u16::try_from(vm).ok()?),
         then,
         entries,

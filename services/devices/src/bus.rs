@@ -15,13 +15,13 @@ use crate::memory::GuestMemory;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccessSize {
     /// One byte.
-    Byte,
+    Byte = 0,
     /// Two bytes.
-    Half,
+    Half = 1,
     /// Four bytes.
-    Word,
+    Word = 2,
     /// Eight bytes.
-    Double,
+    Double = 3,
 }
 
 impl AccessSize {
@@ -36,14 +36,10 @@ impl AccessSize {
         }
     }
 
-    /// The width in bytes.
+    /// The width in bytes: 2 to the power of the discriminant (computed,
+    /// not looked up: every access asks).
     pub const fn bytes(self) -> u64 {
-        match self {
-            Self::Byte => 1,
-            Self::Half => 2,
-            Self::Word => 4,
-            Self::Double => 8,
-        }
+        1 << self as u32
     }
 
     /// The width in bytes, as a buffer length.
@@ -58,12 +54,7 @@ impl AccessSize {
 
     /// A mask of the low `bytes()` bytes of a value.
     pub const fn mask(self) -> u64 {
-        match self {
-            Self::Byte => 0xff,
-            Self::Half => 0xffff,
-            Self::Word => 0xffff_ffff,
-            Self::Double => u64::MAX,
-        }
+        u64::MAX >> (64 - 8 * self.bytes())
     }
 
     /// Whether `offset` is a multiple of this width.
@@ -216,8 +207,13 @@ impl<T> BusEntry<T> {
     }
 }
 
+/// Up to this many devices a lookup walks them instead of searching: a
+/// VM has a few per bus, and the search's steps (each a multiply by the
+/// size of an entry, which holds the device) cost more than the walk.
+const LINEAR_LOOKUP_MAX: usize = 8;
+
 /// Up to `N` devices at disjoint address ranges, kept sorted by base so a
-/// lookup is a binary search.
+/// lookup is a binary search (a walk while there are few).
 #[derive(Debug)]
 pub struct Bus<T, const N: usize> {
     entries: Vec<BusEntry<T>, N>,
@@ -267,18 +263,32 @@ impl<T, const N: usize> Bus<T, N> {
         Some(self.entries.remove(at).device)
     }
 
-    /// The entry whose range contains `addr`.
+    /// The entry whose range contains `addr`. The ranges are disjoint, so
+    /// at most one does: a few entries are walked, more are searched, with
+    /// the same answer.
     pub fn find(&self, addr: u64) -> Option<&BusEntry<T>> {
-        let at = self.entries.partition_point(|e| e.base <= addr);
-        let entry = self.entries.get(at.checked_sub(1)?)?;
-        entry.contains(addr).then_some(entry)
+        if self.entries.len() <= LINEAR_LOOKUP_MAX {
+            return self.entries.iter().find(|e| e.contains(addr));
+        }
+        self.entries.get(self.search(addr)?)
     }
 
-    /// The entry whose range contains `addr`, mutably.
+    /// The entry whose range contains `addr`, mutably (as [`find`](Self::find)).
     pub fn find_mut(&mut self, addr: u64) -> Option<&mut BusEntry<T>> {
-        let at = self.entries.partition_point(|e| e.base <= addr);
-        let entry = self.entries.get_mut(at.checked_sub(1)?)?;
-        entry.contains(addr).then_some(entry)
+        if self.entries.len() <= LINEAR_LOOKUP_MAX {
+            return self.entries.iter_mut().find(|e| e.contains(addr));
+        }
+        let at = self.search(addr)?;
+        self.entries.get_mut(at)
+    }
+
+    /// Where the entry whose range contains `addr` is, by binary search.
+    fn search(&self, addr: u64) -> Option<usize> {
+        let at = self
+            .entries
+            .partition_point(|e| e.base <= addr)
+            .checked_sub(1)?;
+        self.entries.get(at)?.contains(addr).then_some(at)
     }
 
     /// Every entry, in address order.
@@ -318,7 +328,20 @@ mod tests {
         for bytes in [0u8, 3, 5, 6, 7, 9, 16, 255] {
             assert_eq!(AccessSize::from_bytes(bytes), None);
         }
-        assert_eq!(AccessSize::Half.mask(), 0xffff);
+        let masks = [0xff, 0xffff, 0xffff_ffff, u64::MAX];
+        for (size, mask) in [
+            AccessSize::Byte,
+            AccessSize::Half,
+            AccessSize::Word,
+            AccessSize::Double,
+        ]
+        .into_iter()
+        .zip(masks)
+        {
+            assert_eq!(size.mask(), mask);
+            assert_eq!(size.bytes(), u64::from(mask.count_ones()) / 8);
+            assert_eq!(size.byte_count(), usize::try_from(size.bytes()).unwrap());
+        }
         assert!(AccessSize::Word.is_aligned(8));
         assert!(!AccessSize::Word.is_aligned(6));
     }
@@ -381,6 +404,23 @@ mod tests {
     }
 
     proptest! {
+        /// Up to LINEAR_LOOKUP_MAX entries a lookup walks them, beyond
+        /// it searches: both find what a binary search finds.
+        #[test]
+        fn a_walk_and_a_search_find_the_same_entry(ranges in proptest::collection::vec((0u64..256, 1u64..12), 0..24), probes in proptest::collection::vec(0u64..300, 1..48)) {
+            let mut bus: Bus<u64, 24> = Bus::new();
+            for (base, len) in ranges {
+                let _ = bus.insert(base, len, base);
+            }
+            for addr in probes {
+                let walked = bus.entries.iter().position(|e| e.contains(addr));
+                prop_assert_eq!(bus.search(addr), walked);
+                let base = walked.map(|i| bus.entries[i].base);
+                prop_assert_eq!(bus.find(addr).map(|e| *e.device()), base);
+                prop_assert_eq!(bus.find_mut(addr).map(|e| *e.device()), base);
+            }
+        }
+
         #[test]
         fn bus_agrees_with_a_linear_model(ops in proptest::collection::vec((0u64..64, 0u64..16, any::<bool>()), 0..64), probes in proptest::collection::vec(0u64..96, 0..32)) {
             let mut bus: Bus<u64, 8> = Bus::new();

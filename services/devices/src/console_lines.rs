@@ -50,7 +50,19 @@ impl LineBuffer {
 
     /// Adds one output byte: `\n` ends the line, `\r` is dropped, and a
     /// full buffer is delivered as a line of its own.
+    /// A byte shown as itself that fits is taken inline; any other byte
+    /// out of line.
+    #[inline]
     pub fn push(&mut self, byte: u8, name: &str, sink: &mut dyn ConsoleSink) {
+        if !self.pending.push_plain(byte) {
+            self.push_escaped(byte, name, sink);
+        }
+    }
+
+    /// [`push`](Self::push) of a byte that may end, escape or fill the
+    /// line.
+    #[inline(never)]
+    fn push_escaped(&mut self, byte: u8, name: &str, sink: &mut dyn ConsoleSink) {
         self.pending
             .push(byte, &mut |text| write_prefixed(name, text, sink));
     }

@@ -29,7 +29,10 @@ use crate::virtio::net::{Packet, VirtioNet};
 
 #[path = "service_net.rs"]
 mod net_ports;
+#[path = "service_run.rs"]
+mod run;
 pub use net_ports::MAX_FRAMES_PER_NOTIFICATION;
+use run::Run;
 
 /// The most VMs the service serves at once.
 pub const MAX_VMS: usize = 16;
@@ -182,11 +185,16 @@ impl VmDevices {
     }
 
     /// Moves backlogged input into the console UART as far as it has room;
-    /// false if there was no backlog (nothing changed).
+    /// false if there was no backlog (nothing changed). Every UART access
+    /// asks, and there is seldom a backlog: only that check is inline.
+    #[inline(always)]
     fn feed_console_uart(&mut self) -> bool {
-        if self.input_backlog.is_empty() {
-            return false;
-        }
+        !self.input_backlog.is_empty() && self.feed_backlog()
+    }
+
+    /// [`feed_console_uart`](Self::feed_console_uart) with a backlog.
+    #[inline(never)]
+    fn feed_backlog(&mut self) -> bool {
         let Some(uart) = self.buses.console_uart() else {
             return true;
         };
@@ -776,14 +784,13 @@ where
         first: BatchWrite,
         rest: &mut Peekable<W>,
     ) -> Result<(), Error> {
-        let at = self.vm_index(vm)?;
         let Self {
             vms,
             backends,
             posted_failures,
             ..
         } = self;
-        let slot = vms.get_mut(at).ok_or(Error::UnknownVm)?;
+        let slot = vm_in(vms, vm).ok_or(Error::UnknownVm)?;
         let settled = !slot.lines_unsettled && slot.input_backlog.is_empty();
         let (buses, mut env) = slot.split(backends);
         let entry = buses
@@ -807,35 +814,20 @@ where
             return self.write(vm, space, addr, size, value);
         }
         let mut result = Ok(());
-        // One environment for the run; a write whose register is kept
-        // ends it, to be saved outside (as does one that moved the line).
-        let saved = env.with(|denv| {
-            let mut next = Some(first);
-            let mut is_first = true;
-            while let Some(w) = next {
-                let offset = w.addr - base;
-                let done = Self::write_to(&mut device.model, offset, len, w, denv);
-                let kept = done.is_ok()
-                    && device
-                        .model
-                        .persist()
-                        .is_some_and(|p| p.write_persists(offset));
-                match (done, is_first) {
-                    (Err(e), true) => result = Err(e),
-                    (Err(_), false) => *posted_failures = posted_failures.wrapping_add(1),
-                    (Ok(()), _) => {}
-                }
-                is_first = false;
-                if kept {
-                    return true;
-                }
-                if device.model.irq_level() != device.reported_level {
-                    return false;
-                }
-                next = rest
-                    .next_if(|n| n.space == first.space && (base..base + len).contains(&n.addr));
-            }
-            false
+        let mut run = Run {
+            first,
+            base,
+            len,
+            reported: device.reported_level,
+            rest,
+            result: &mut result,
+            failures: posted_failures,
+        };
+        // One environment for the run. A UART's run (a driver filling its
+        // FIFO) calls the UART itself, not the model's dispatch per write.
+        let saved = env.with(|denv| match &mut device.model {
+            DeviceModel::Uart(uart) => run.go(uart, denv),
+            model => run.go(model, denv),
         });
         if saved {
             Self::save(&mut env.backends.memory, vm, base, device);
@@ -846,35 +838,9 @@ where
         result
     }
 
-    /// Write `w` at `offset` of `model`, whose range is `len` bytes long,
-    /// with checks as [`DeviceService::with_device`] makes them.
-    fn write_to(
-        model: &mut DeviceModel,
-        offset: u64,
-        len: u64,
-        w: BatchWrite,
-        env: &mut DeviceEnv<'_>,
-    ) -> Result<(), Error> {
-        let size = AccessSize::from_bytes(w.size).ok_or(Error::BadAccess)?;
-        fits(offset, size, len)?;
-        model
-            .write(offset, size, w.value & size.mask(), env)
-            .map_err(|_| Error::BadAccess)
-    }
-
     /// Posted writes that failed since the service started.
     pub fn posted_failures(&self) -> u64 {
         self.posted_failures
-    }
-
-    /// Where `vm` is in the table (kept out of line: the VM records are
-    /// large, and an inlined search carries the addresses of their fields).
-    #[inline(never)]
-    fn vm_index(&self, vm: VmId) -> Result<usize, Error> {
-        self.vms
-            .iter()
-            .position(|v| v.vm == vm)
-            .ok_or(Error::UnknownVm)
     }
 
     /// Runs one access on the device at `addr`, then keeps its registers
@@ -899,9 +865,8 @@ where
             &mut EnvParts<'_, C, M, E, B>,
         ) -> Result<R, crate::bus::DeviceError>,
     ) -> Result<R, Error> {
-        let at = self.vm_index(vm)?;
         let Self { vms, backends, .. } = self;
-        let slot = vms.get_mut(at).ok_or(Error::UnknownVm)?;
+        let slot = vm_in(vms, vm).ok_or(Error::UnknownVm)?;
         let (buses, mut env) = slot.split(backends);
         let bus = buses.get_mut(space).ok_or(Error::NoDevice)?;
         let entry = bus.find_mut(addr).ok_or(Error::NoDevice)?;
@@ -910,13 +875,7 @@ where
         let base = entry.base();
         let device = entry.device_mut();
         let result = access(&mut device.model, offset, &mut env).map_err(|_| Error::BadAccess);
-        if wrote
-            && result.is_ok()
-            && device
-                .model
-                .persist()
-                .is_some_and(|p| p.write_persists(offset))
-        {
+        if wrote && result.is_ok() && device.model.write_persists(offset) {
             Self::save(&mut env.backends.memory, vm, base, device);
         }
         let plic_touched = matches!(device.model, DeviceModel::Plic(_));
@@ -1015,6 +974,14 @@ where
     }
 }
 
+/// `vm`'s record in `vms`: found once, then used as it is (no index to
+/// check again). Kept out of line: the VM records are large, and an
+/// inlined search carries the addresses of their fields.
+#[inline(never)]
+fn vm_in(vms: &mut [VmDevices], vm: VmId) -> Option<&mut VmDevices> {
+    vms.iter_mut().find(|v| v.vm == vm)
+}
+
 /// Whether an access of `size` at `offset` lies within a device's `len`
 /// bytes; [`Error::BadAccess`] if not.
 fn fits(offset: u64, size: AccessSize, len: u64) -> Result<(), Error> {
@@ -1087,19 +1054,12 @@ where
             // notify a virtio device, whose model copies guest memory and
             // calls the block service through the IPC buffer that holds
             // the message.
-            let (vm, writes, then) = message.request(|bytes| {
-                let batch = wire::decode_write_batch(bytes)?;
-                let mut writes: Vec<BatchWrite, MAX_BATCH> = Vec::new();
-                for write in batch.writes() {
-                    // The decoder allows at most MAX_BATCH writes.
-                    if writes.push(write).is_err() {
-                        break;
-                    }
-                }
-                Some((batch.vm, writes, batch.then))
-            })?;
+            // Decoded in one pass (checked whole before any write is done).
+            let mut writes: Vec<BatchWrite, MAX_BATCH> = Vec::new();
+            let (vm, then) =
+                message.request(|bytes| wire::decode_write_batch_into(bytes, &mut writes))?;
             let response = self
-                .write_batch(vm, writes.into_iter(), then)
+                .write_batch(vm, writes.iter().copied(), then)
                 .unwrap_or_else(Response::Err);
             return Some(message.reply(|buf| wire::encode_response(&response, buf)));
         };

@@ -367,18 +367,24 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
     /// has): PROCESSING with the decoded request and the client to send it
     /// to, or finished at once (unclaimed, or a request that does not
     /// decode; counted), or refused outright (counted).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take_pending(&mut self, vcpu: u8) -> Taken {
-        let request = match slot::begin_processing(self.page.as_mut(), vcpu) {
+        // Matched by reference: moving the request out of the `Result`
+        // copied it byte by byte (the error's bytes overlap it).
+        let begun = slot::begin_processing(self.page.as_mut(), vcpu);
+        let request = match &begun {
             Ok(request) => request,
-            Err(error) => return self.abandon(vcpu, error),
+            Err(error) => return self.abandon(vcpu, *error),
         };
         match self
             .clients
             .route(request.space, request.addr, request.size)
         {
-            Some(client) => Taken::Forward { client, request },
-            None => self.finish_unclaimed(&request),
+            Some(client) => Taken::Forward {
+                client,
+                request: *request,
+            },
+            None => self.finish_unclaimed(request),
         }
     }
 

@@ -13,7 +13,7 @@ use ipc::devices::{BatchWrite, MAX_BATCH, WaitedAccess};
 use ipc::ioreq::ClientId;
 use ipc::ioreq_abi::posted::{PostedError, PostedWrite};
 use ipc::ioreq_abi::slot::IoRequest;
-use ipc::{Error, VmId, devices};
+use ipc::{Error, Space, VmId, devices};
 
 use crate::dispatch::{Action, Actions, Forward, Taken, UNCLAIMED_READ, VmIoreq, device_access};
 use crate::page::{IoreqPage, SLOT_COUNT, STATE_FREE};
@@ -211,6 +211,9 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
         }
         let vm = state.vm();
         let mut read = ring.read_index();
+        // The clients do not change during a drain: a write to the place
+        // of the one before (a driver filling a FIFO) goes where it went.
+        let mut last: Option<(Space, u64, u8, Option<ClientId>)> = None;
         while let Some(taken) = ring.take_at(&mut read) {
             let write = match taken {
                 Ok(write) => write,
@@ -223,7 +226,19 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
                     continue;
                 }
             };
-            let Some(client) = state.clients().route(write.space, write.addr, write.size) else {
+            let routed = match last {
+                Some((space, addr, size, client))
+                    if (space, addr, size) == (write.space, write.addr, write.size) =>
+                {
+                    client
+                }
+                _ => {
+                    let client = state.clients().route(write.space, write.addr, write.size);
+                    last = Some((write.space, write.addr, write.size, client));
+                    client
+                }
+            };
+            let Some(client) = routed else {
                 continue;
             };
             batch.add(client, write, effects);
@@ -467,27 +482,52 @@ impl<P: AsRef<IoreqPage> + AsMut<IoreqPage>> VmIoreq<P> {
         }
     }
 
-    /// Takes `vcpu`'s PENDING slot and carries it through.
+    /// Takes `vcpu`'s PENDING slot and carries it through. With no writes
+    /// held, the access is handed over here ([`Batch::hand_over_after`]
+    /// with nothing to send first); anything else is
+    /// [`forward_after_writes`](Self::forward_after_writes)' work, kept out
+    /// of line so that the hand-over pays for none of it.
     #[inline]
     fn work_on(&mut self, vcpu: u8, batch: &mut Batch, effects: &mut impl IoreqEffects) {
         let vm = self.vm();
         match self.take_pending(vcpu) {
             Taken::Forward { client, request } => {
+                let held = !batch.writes.is_empty();
                 // The kernel completes it with the client's answer.
-                if batch.hand_over_after(effects, client, &request) {
+                if !held && effects.hand_over(client, vm, &request).is_ok() {
                     return;
                 }
-                let access = device_access(vm, &request);
-                match batch.ask_after(effects, client, &access, vcpu) {
-                    Some(value) => {
-                        let done = self.complete_taken(client, &request, value);
-                        completed(effects, vm, vcpu, done);
-                    }
-                    None => self.wait_for_client(vcpu),
-                }
+                self.forward_after_writes(client, &request, held, batch, effects);
             }
             Taken::Resume => resume(effects, vm, vcpu),
             Taken::Nothing => {}
+        }
+    }
+
+    /// The PROCESSING `request` that goes to `client` and was not handed
+    /// over yet: if writes were `held`, they go first (with it, or before
+    /// a hand-over); else the hand-over was refused. Sent with a call,
+    /// completed with the answer and its vCPU resumed.
+    #[inline(never)]
+    fn forward_after_writes(
+        &mut self,
+        client: ClientId,
+        request: &IoRequest,
+        held: bool,
+        batch: &mut Batch,
+        effects: &mut impl IoreqEffects,
+    ) {
+        if held && batch.hand_over_after(effects, client, request) {
+            return;
+        }
+        let (vm, vcpu) = (self.vm(), request.vcpu);
+        let access = device_access(vm, request);
+        match batch.ask_after(effects, client, &access, vcpu) {
+            Some(value) => {
+                let done = self.complete_taken(client, request, value);
+                completed(effects, vm, vcpu, done);
+            }
+            None => self.wait_for_client(vcpu),
         }
     }
 }

@@ -303,6 +303,16 @@ fn waited() -> impl Strategy<Value = Option<WaitedAccess>> {
     })
 }
 
+/// A one-byte write to `addr`.
+fn batch_write_at(addr: u64) -> BatchWrite {
+    BatchWrite {
+        space: Space::Mmio,
+        addr,
+        size: 1,
+        value: 0,
+    }
+}
+
 type Batch = (VmId, Vec<BatchWrite>, Option<WaitedAccess>);
 
 fn batch() -> impl Strategy<Value = Batch> {
@@ -412,6 +422,38 @@ proptest! {
             bytes[at] = value;
         }
         prop_assert_eq!(decode_write_batch(&bytes).map(owned), postcard_batch(&bytes));
+    }
+
+    #[test]
+    fn a_batch_fits_a_buffer_exactly_when_its_bytes_do(batch in batch(), room in 0usize..400) {
+        let whole = encoded_batch(&batch);
+        let (vm, writes, then) = &batch;
+        let mut buf = std::vec![0u8; room];
+        let encoded = encode_write_batch(*vm, writes, then.as_ref(), &mut buf);
+        if whole.len() <= room {
+            prop_assert_eq!(encoded, Ok(whole.len()));
+            prop_assert_eq!(&buf[..whole.len()], &whole[..]);
+        } else {
+            prop_assert_eq!(encoded, Err(Error::MessageTooLarge));
+        }
+    }
+
+    #[test]
+    fn a_batch_decoded_in_one_pass_is_the_batch_its_view_holds(
+        batch in batch(),
+        flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+    ) {
+        let mut bytes = encoded_batch(&batch);
+        for (at, value) in flips {
+            let at = at % bytes.len();
+            bytes[at] = value;
+        }
+        let mut writes = heapless::Vec::new();
+        // Left over from an earlier batch: emptied first.
+        writes.push(batch_write_at(7)).unwrap();
+        let one_pass = decode_write_batch_into(&bytes, &mut writes)
+            .map(|(vm, then)| (vm, writes.to_vec(), then));
+        prop_assert_eq!(one_pass, decode_write_batch(&bytes).map(owned));
     }
 
     #[test]

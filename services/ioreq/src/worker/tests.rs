@@ -669,6 +669,92 @@ fn bad_and_unclaimed_posted_writes_are_not_sent() {
     );
 }
 
+/// Each posted write goes where routing sends it, also when the one
+/// before it went to the same place: a write of another width can belong
+/// to another client (one that straddles the end of a range is the
+/// default client's), and a repeated write nobody claims is dropped each
+/// time.
+#[test]
+fn a_posted_write_is_routed_by_its_place_and_width() {
+    let mut service = Service::new(OwnedPages);
+    let vm = VmId(0);
+    let attach = Request::AttachVm { vm, vcpus: 1 };
+    assert_eq!(service.handle(attach).response, Response::Ok);
+    let rtc = Request::RegisterRange {
+        vm,
+        client: RTC,
+        space: Space::Mmio,
+        start: 0x10_1000,
+        len: 0x1000,
+    };
+    assert_eq!(service.handle(rtc).response, Response::Ok);
+    let end = 0x10_1fff;
+    let writes = [
+        (end, 1),
+        (end, 2),
+        (end, 2),
+        (end, 1),
+        (0x4000, 1),
+        (0x4000, 1),
+    ];
+    let mut next = 0;
+    let mut ring_write = |service: &Service, (addr, size): (u64, u8)| {
+        let write = PostedWrite {
+            space: Space::Mmio,
+            addr,
+            size,
+            value: 0,
+        };
+        assert!(
+            service.rings[0].push(&mut next, &write),
+            "the ring has room"
+        );
+    };
+    for write in writes {
+        ring_write(&service, write);
+    }
+    let sized = |size| BatchWrite {
+        space: Space::Mmio,
+        addr: end,
+        size,
+        value: 0,
+    };
+    // Nobody claims the straddling writes either (no default client):
+    // dropped, they do not cut the range's batch.
+    let mut effects = Recorder::new();
+    service.drain(1, &mut effects);
+    assert_eq!(
+        effects.log,
+        [Effect::Post(RTC, vm, [sized(1), sized(1)].to_vec(), None)]
+    );
+    // With one, they are its; the rest stay the range's.
+    let default = Request::SetDefaultClient {
+        vm,
+        client: DEVICES,
+    };
+    assert_eq!(service.handle(default).response, Response::Ok);
+    for write in writes {
+        ring_write(&service, write);
+    }
+    let mut effects = Recorder::new();
+    service.drain(1, &mut effects);
+    let hole = BatchWrite {
+        space: Space::Mmio,
+        addr: 0x4000,
+        size: 1,
+        value: 0,
+    };
+    assert_eq!(
+        effects.log,
+        [
+            Effect::Post(RTC, vm, [sized(1)].to_vec(), None),
+            Effect::Post(DEVICES, vm, [sized(2), sized(2)].to_vec(), None),
+            Effect::Post(RTC, vm, [sized(1)].to_vec(), None),
+            Effect::Post(DEVICES, vm, [hole, hole].to_vec(), None),
+        ]
+    );
+}
+
 /// A VM reattached after a restart is held: a wake-up drains neither its
 /// posted writes nor its slots until `Activate`, which asks for the drain
 /// that then sends both, in order.

@@ -69,22 +69,19 @@ mod task {
     /// What the task still has to do with its next wait: resume a vCPU
     /// (`ioreq_complete_recv`: the kernel switches straight into the guest)
     /// or hand an access to its client (`ioreq_forward` with a receive:
-    /// straight into the client).
+    /// straight into the client; its request is `Effects::handed`).
     #[derive(Clone, Copy)]
     enum Owed {
         Resume(VmId, u8),
-        HandOver {
-            client: ClientId,
-            vm: VmId,
-            request: IoRequest,
-        },
+        HandOver { client: ClientId, vm: VmId },
     }
 
     /// The most refused hand-overs kept for serving by call: one per slot
     /// of a drain (each is served before the next wait).
     const REFUSED: usize = 16;
 
-    /// What fills the unused entries of `Effects::refused`.
+    /// What fills the unused entries of `Effects::refused` (and
+    /// `Effects::handed` while no hand-over is owed).
     const UNUSED: IoRequest = IoRequest {
         vcpu: 0,
         space: ipc::Space::Mmio,
@@ -103,6 +100,11 @@ mod task {
     /// a call before it waits.
     struct Effects {
         owed: Option<Owed>,
+        /// The request of an owed hand-over (`Owed::HandOver`). Kept apart
+        /// from `owed`: inside the enum, whose tag shares a byte with the
+        /// request's fields, the request was copied in and out with calls
+        /// to `memcpy`, byte by byte; here it is three aligned words.
+        handed: IoRequest,
         /// The first `refused_len` entries are the hand-overs refused.
         refused: [(VmId, ClientId, IoRequest); REFUSED],
         refused_len: usize,
@@ -112,19 +114,27 @@ mod task {
     }
 
     impl Effects {
-        /// Makes the step owed (if any) now, on its own.
+        /// Makes the step owed (if any) now, on its own. Nothing is owed
+        /// before a wake-up's first hand-over or resume: that check is all
+        /// the hot path pays.
+        #[inline(always)]
         fn settle(&mut self) {
+            if self.owed.is_some() {
+                self.settle_owed();
+            }
+        }
+
+        /// [`settle`](Self::settle) with a step owed.
+        #[inline(never)]
+        fn settle_owed(&mut self) {
             match self.owed.take() {
                 Some(Owed::Resume(vm, vcpu)) => {
                     if let Err(error) = ioreq_resume(vm, vcpu) {
                         self.problem(Problem::ResumeRefused { vm, vcpu, error });
                     }
                 }
-                Some(Owed::HandOver {
-                    client,
-                    vm,
-                    request,
-                }) => {
+                Some(Owed::HandOver { client, vm }) => {
+                    let request = self.handed;
                     let handed = encode_access(vm, &request)
                         .and_then(|len| ioreq_forward(client_slot(client), len, vm, request.vcpu));
                     if handed.is_err() {
@@ -163,11 +173,8 @@ mod task {
                         sys::reply_recv(slots::SERVE, reply_len)
                     }),
                 ),
-                Some(Owed::HandOver {
-                    client,
-                    vm,
-                    request,
-                }) => {
+                Some(Owed::HandOver { client, vm }) => {
+                    let request = self.handed;
                     let received = encode_access(vm, &request).and_then(|len| {
                         let slot = client_slot(client);
                         ioreq_forward_recv(slot, len, vm, request.vcpu, slots::SERVE)
@@ -233,11 +240,8 @@ mod task {
             request: &IoRequest,
         ) -> Result<(), Error> {
             self.settle();
-            self.owed = Some(Owed::HandOver {
-                client,
-                vm,
-                request: *request,
-            });
+            self.handed = *request;
+            self.owed = Some(Owed::HandOver { client, vm });
             Ok(())
         }
 
@@ -337,6 +341,7 @@ mod task {
         let mut reply_len = 0;
         let mut effects = Effects {
             owed: None,
+            handed: UNUSED,
             refused: [(VmId(0), ClientId(0), UNUSED); REFUSED],
             refused_len: 0,
             problems: ProblemLog::new(),
