@@ -105,9 +105,11 @@ pub trait IoreqEffects {
     /// other comes back as a PENDING slot (with the vCPU's next wake-up),
     /// which may not be handed over again. `Err` with nothing done (the
     /// client is busy, or the access was handed back once): the worker
-    /// forwards it with a call. The task may also make the hand-over later,
-    /// with its next wait, and serve `request` with
-    /// [`IoreqService::serve_refused`] if the kernel refuses it then.
+    /// forwards it with a call; but `Error::Forwarded` (a client holds
+    /// the access already) leaves it to that client. The task may also
+    /// make the hand-over later, with its next wait, and serve `request`
+    /// with [`IoreqService::serve_refused`] if the kernel refuses it then
+    /// (for any reason but `Forwarded`).
     fn hand_over(&mut self, client: ClientId, vm: VmId, request: &IoRequest) -> Result<(), Error>;
     /// Asks the kernel to resume `vcpu` of `vm` (its slot is COMPLETE).
     fn resume(&mut self, vm: VmId, vcpu: u8) -> Result<(), Error>;
@@ -286,11 +288,29 @@ impl<S: PageSource, const MAX_VMS: usize> IoreqService<S, MAX_VMS> {
         }
     }
 
-    /// Sends `forward` (of the VM at `index`) to its client and completes
-    /// the slot with the answer (all-ones on failure), then resumes.
+    /// Hands `forward` (of the VM at `index`) to its client for the kernel
+    /// to complete, or, if the kernel refuses, sends it with a call and
+    /// completes the slot with the answer (all-ones on failure), then
+    /// resumes. An access a client holds already is left to that client's
+    /// answer (`Error::Forwarded`): one a dead predecessor of this task
+    /// handed over, adopted after the restart. A call would have the
+    /// device carry it out twice (a second read of a receive register
+    /// takes a second byte).
     fn forward_one(&mut self, index: usize, forward: &Forward, effects: &mut impl IoreqEffects) {
         let access = forward.request;
         let (vm, vcpu) = (access.vm, forward.vcpu);
+        let taken = self
+            .vms
+            .get(index)
+            .filter(|state| state.vm() == vm)
+            .and_then(|state| state.in_flight(vcpu))
+            .map(|in_flight| in_flight.request);
+        if let Some(request) = taken {
+            match effects.hand_over(forward.client, vm, &request) {
+                Ok(()) | Err(Error::Forwarded) => return,
+                Err(_) => {}
+            }
+        }
         let value = ask(effects, forward.client, &access, vcpu);
         // The call may have taken a while, but only this task changes the
         // service: the VM at `index` is still `vm`.

@@ -44,6 +44,8 @@ struct Recorder {
     /// Whether the kernel takes hand-overs (by default it refuses them,
     /// as for a busy client: the worker calls).
     take_hand_overs: bool,
+    /// The kernel's refusal of a hand-over it does not take.
+    hand_over_refusal: Error,
 }
 
 impl Recorder {
@@ -55,6 +57,7 @@ impl Recorder {
             refuse_resume: None,
             post_answer: None,
             take_hand_overs: false,
+            hand_over_refusal: Error::KernelRefused,
         }
     }
 }
@@ -89,7 +92,7 @@ impl IoreqEffects for Recorder {
     }
     fn hand_over(&mut self, client: ClientId, vm: VmId, request: &IoRequest) -> Result<(), Error> {
         if !self.take_hand_overs {
-            return Err(Error::KernelRefused);
+            return Err(self.hand_over_refusal);
         }
         let access = crate::dispatch::device_access(vm, request).request();
         let effect = Effect::HandOver(client, access, vm, request.vcpu);
@@ -947,4 +950,60 @@ fn an_access_the_client_does_not_know_waits_for_the_vms_activation() {
     );
     assert_eq!(guest_sees(&mut service, 0, 0), 0x41);
     assert_eq!(guest_sees(&mut service, 0, 1), 0x41);
+}
+
+/// A VM whose vCPU 0 access is PROCESSING and in flight with no one here
+/// (the device service failed it: the VM waits for its restart), then
+/// reattached and activated: the `Activate`'s actions, carried out with
+/// `effects`, adopt it.
+fn adopt_with(effects: &mut Recorder) -> Service {
+    let mut service = service(&[0]);
+    trap(&mut service, 0, access(0, Direction::Read, UART, 0));
+    let mut failing = Recorder::new();
+    failing.device = Some(Err(Error::UnknownVm));
+    service.drain(1, &mut failing);
+    let vm = VmId(0);
+    for request in [
+        Request::Reattach { vm, vcpus: 2 },
+        Request::SetDefaultClient {
+            vm,
+            client: DEVICES,
+        },
+    ] {
+        assert_eq!(service.handle(request).response, Response::Ok);
+    }
+    let handled = service.handle(Request::Activate { vm });
+    assert_eq!(handled.response, Response::Ok);
+    service.carry_out(&handled.actions, effects);
+    service
+}
+
+/// An adopted access goes to its client by hand-over when the kernel
+/// takes it: the client's answer completes it, nothing is called.
+#[test]
+fn an_adopted_access_is_handed_over_when_the_kernel_takes_it() {
+    let mut effects = Recorder::new();
+    effects.take_hand_overs = true;
+    let mut service = adopt_with(&mut effects);
+    assert_eq!(
+        effects.log,
+        [Effect::HandOver(DEVICES, read_request(0, UART), VmId(0), 0)]
+    );
+    let page = service.vm_mut(VmId(0)).expect("attached").page_mut();
+    assert_eq!(slot::state(page, 0), Ok(slot::SlotState::Processing));
+}
+
+/// A restarted ioreq service adopts an access its dead predecessor had
+/// handed over: the kernel refuses to hand it over again (a client holds
+/// it), and the service does not call the client with it either (a second
+/// LSR or RBR read would be a second device access); the slot is left to
+/// the client's answer.
+#[test]
+fn an_adopted_access_a_client_holds_already_is_not_sent_again() {
+    let mut effects = Recorder::new();
+    effects.hand_over_refusal = Error::Forwarded;
+    let mut service = adopt_with(&mut effects);
+    assert!(effects.log.is_empty(), "{:?}", effects.log);
+    let page = service.vm_mut(VmId(0)).expect("attached").page_mut();
+    assert_eq!(slot::state(page, 0), Ok(slot::SlotState::Processing));
 }

@@ -137,16 +137,22 @@ mod task {
                     let request = self.handed;
                     let handed = encode_access(vm, &request)
                         .and_then(|len| ioreq_forward(client_slot(client), len, vm, request.vcpu));
-                    if handed.is_err() {
-                        self.refuse(vm, client, request);
+                    if let Err(error) = handed {
+                        self.refuse(vm, client, request, error);
                     }
                 }
                 None => {}
             }
         }
 
-        /// Keeps a refused hand-over for the loop to serve by call.
-        fn refuse(&mut self, vm: VmId, client: ClientId, request: IoRequest) {
+        /// Keeps a hand-over the kernel refused with `error` for the loop
+        /// to serve by call; but an access a client holds already
+        /// (`Error::Forwarded`: one a dead predecessor handed over) is
+        /// left to that client's answer.
+        fn refuse(&mut self, vm: VmId, client: ClientId, request: IoRequest, error: Error) {
+            if error == Error::Forwarded {
+                return;
+            }
             match self.refused.get_mut(self.refused_len) {
                 Some(free) => {
                     *free = (vm, client, request);
@@ -179,8 +185,8 @@ mod task {
                         let slot = client_slot(client);
                         ioreq_forward_recv(slot, len, vm, request.vcpu, slots::SERVE)
                     });
-                    if received.is_err() {
-                        self.refuse(vm, client, request);
+                    if let Err(error) = received {
+                        self.refuse(vm, client, request, error);
                         return None;
                     }
                     Some(received)
