@@ -331,7 +331,11 @@ impl GuestVm {
     /// on VMID 0) gets both, after its `hgatp` is written and before it
     /// first runs.
     fn load_static(&mut self) {
-        if !DELEGATION_SET.here().swap(true, Ordering::Relaxed) {
+        // Only this hart touches its own flag: a load, not a swap, on
+        // every entry after the first.
+        let delegation = DELEGATION_SET.here();
+        if !delegation.load(Ordering::Relaxed) {
+            delegation.store(true, Ordering::Relaxed);
             csr::hedeleg::write(HEDELEG);
             csr::hideleg::write(HIDELEG);
             csr::hcounteren::write(0b111);
