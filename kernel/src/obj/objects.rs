@@ -428,7 +428,7 @@ impl KernelObjects {
     /// [`KernelObjects::endpoint_cap`] as a yes or no, for the fast paths:
     /// the endpoint and badge of `task`'s capability in `slot` if it names
     /// an endpoint with at least `rights`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn endpoint_of(
         &self,
         task: TaskId,
