@@ -452,6 +452,7 @@ impl GuestVm {
     /// The entry of the selected vCPU, which runs on this hart: the
     /// fences other harts asked for, the interrupts they raised or
     /// lowered, and the guest timer's deadline without Sstc.
+    #[inline(always)]
     fn prepare_entry(&mut self) -> GuestEntry {
         let me = 1u64 << this_cpu();
         if (self.vvma_stale | self.icache_stale) & me != 0 {
