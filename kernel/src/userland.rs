@@ -410,7 +410,7 @@ fn fault_kind(trap: Trap) -> Option<(FaultKind, u64)> {
 pub fn user_syscall(nr: Option<usize>) -> *mut TrapFrame {
     arch::uspace::left_user_here();
     if nr.is_none_or(ipc_fast::may_be_fast)
-        && let Some(frame) = ipc_fast::fast_syscall()
+        && let Some(frame) = ipc_fast::fast_syscall(nr)
     {
         return frame;
     }

@@ -25,13 +25,27 @@ pub(super) fn may_be_fast(nr: usize) -> bool {
         || nr == Sysno::IoreqForward as usize
 }
 
-/// The running task's `call` or `reply_recv` on the fast path, if it
-/// applies: steps its frame past the `ecall` and returns the partner's
-/// frame to resume; `None`, with nothing changed (its frame included), for
-/// the general path. Not inlined into the general trap handler, so this
-/// path saves only the registers it uses.
+/// The running task's `call`, `reply_recv` or `ioreq_forward` on the fast
+/// path, if it applies: steps its frame past the `ecall` and returns the
+/// partner's frame to resume; `None`, with nothing changed (its frame
+/// included), for the general path. Not inlined into the general trap
+/// handler, so that it saves only the registers it uses; and a
+/// `reply_recv` (`nr`, the call's number when the trap vector passes it
+/// on) has a function of its own, which saves fewer: with the hand-over's
+/// many checks beside it, the answer path saved and restored their
+/// registers too.
+#[inline]
+pub(super) fn fast_syscall(nr: Option<usize>) -> Option<*mut TrapFrame> {
+    match nr {
+        Some(nr) if nr == Sysno::ReplyRecv as usize => fast_reply_recv(),
+        _ => fast_ipc(),
+    }
+}
+
+/// [`fast_syscall`] for any of its calls (a `call` or an `ioreq_forward`
+/// in practice).
 #[inline(never)]
-pub(super) fn fast_syscall() -> Option<*mut TrapFrame> {
+fn fast_ipc() -> Option<*mut TrapFrame> {
     let mut guard = super::lock();
     let r = &mut *guard;
     let current = r.objects.sched.current()?;
@@ -45,6 +59,35 @@ pub(super) fn fast_syscall() -> Option<*mut TrapFrame> {
         Sysno::IoreqForward => forward_plainly(r, current, args)?,
         _ => return None,
     };
+    Some(switch_to(guard, transfer))
+}
+
+/// [`fast_syscall`] for a `reply_recv`: a reply to a caller, or a
+/// client's answer to an access the ioreq task forwarded it.
+#[inline(never)]
+fn fast_reply_recv() -> Option<*mut TrapFrame> {
+    let mut guard = super::lock();
+    let r = &mut *guard;
+    let current = r.objects.sched.current()?;
+    let (nr, args) = r.tasks.slot(current)?.frame.syscall();
+    if nr != Sysno::ReplyRecv as usize {
+        return None;
+    }
+    if control::owes_forward(&r.objects, current) {
+        return fast_answer(guard, current, args[0], args[1]);
+    }
+    let transfer = r.objects.fast_reply_recv(current, args[0], args[1])?;
+    Some(switch_to(guard, transfer))
+}
+
+/// The end of a fast `call`, `reply_recv` or hand-over: the message goes
+/// to the partner, which runs next; returns its frame.
+#[inline(always)]
+fn switch_to(
+    mut guard: spin::MutexGuard<'static, super::Runner>,
+    transfer: crate::obj::endpoint::Transfer,
+) -> *mut TrapFrame {
+    let r = &mut *guard;
     let Some(from) = r.tasks.slot_mut(transfer.from) else {
         fail(format_args!("task {} has no context", transfer.from.slot()))
     };
@@ -58,7 +101,9 @@ pub(super) fn fast_syscall() -> Option<*mut TrapFrame> {
         .set_result(OK, [transfer.len, transfer.badge.0 as usize, 0]);
     to.space.activate();
     to.space.entering_user();
-    Some(&raw mut to.frame)
+    let frame = &raw mut to.frame;
+    drop(guard);
+    frame
 }
 
 /// The running ioreq task's `ioreq_forward(call_slot, len, vm, vcpu,
