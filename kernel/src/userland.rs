@@ -707,13 +707,21 @@ static ENTERED_A_GUEST: crate::arch::per_cpu::PerCpu<AtomicBool> =
 
 /// Logs the first guest entry of each CPU but the boot CPU (which vCPU
 /// it is): the boot log shows that the other CPUs run vCPUs.
-#[inline]
+#[inline(always)]
 fn first_guest_here(r: &Runner, vm: usize, vcpu: usize) {
     let cpu = arch::this_cpu();
-    if cpu != 0
-        && !ENTERED_A_GUEST.here().swap(true, Ordering::Relaxed)
-        && let Some(Some(guest)) = r.tasks.guests.vms.get(vm)
-    {
+    // Only this CPU sets its flag: a load on every entry after the first.
+    if cpu != 0 && !ENTERED_A_GUEST.here().load(Ordering::Relaxed) {
+        log_first_guest(r, cpu, vm, vcpu);
+    }
+}
+
+/// [`first_guest_here`]'s first entry on CPU `cpu`.
+#[cold]
+#[inline(never)]
+fn log_first_guest(r: &Runner, cpu: usize, vm: usize, vcpu: usize) {
+    ENTERED_A_GUEST.here().store(true, Ordering::Relaxed);
+    if let Some(Some(guest)) = r.tasks.guests.vms.get(vm) {
         let name = &guest.vm.name;
         klog::print(format_args!(
             "mica: cpu {cpu} runs its first vCPU ({name} vcpu {vcpu})\n"
