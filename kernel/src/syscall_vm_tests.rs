@@ -490,12 +490,7 @@ fn a_plain_answer_to_a_forwarded_access_resumes_the_vcpu() {
     assert!(control::owes_forward(&w.o, devices));
     // The client's `reply_recv` with `Value(0x60)`: the kernel completes
     // the access and the vCPU may run; the client waits again.
-    w.reply_recv_with(devices, &[1, 0x60]);
-    assert_eq!(
-        w.host.answers,
-        [(1, 0, Some(ipc::devices::Response::Value(0x60)))]
-    );
-    assert_eq!(w.o.sched.state(vcpu), Some(TaskState::Ready));
+    answer_0x60(&mut w, devices, vcpu);
     assert_eq!(w.o.sched.state(devices), Some(TaskState::BlockedRecv));
     assert!(!control::owes_forward(&w.o, devices));
     assert_eq!(
@@ -525,6 +520,12 @@ fn an_access_a_client_holds_is_not_forwarded_again() {
     );
     assert_eq!(w.o.sched.state(vcpu), Some(TaskState::Held));
     assert!(control::owes_forward(&w.o, devices));
+    answer_0x60(&mut w, devices, vcpu);
+}
+
+/// `devices` answers the access it holds with `Value(0x60)`: the kernel
+/// completes it with that value and the vCPU's task `vcpu` may run.
+fn answer_0x60(w: &mut World, devices: TaskId, vcpu: TaskId) {
     w.reply_recv_with(devices, &[1, 0x60]);
     assert_eq!(
         w.host.answers,

@@ -329,7 +329,9 @@ fn read_number(session: &mut Session, key: &str, wait: Duration) -> Result<u64, 
 
 /// The guest's [`EXIT_ROUNDS`] null SBI calls, timed on the host from the
 /// arrival of `bench: exits start` to that of `bench: exits end` (both
-/// lines take the same path out, so its latency cancels).
+/// lines take the same path out, so its latency cancels: the guest sends
+/// the start line's posted last byte out with an LSR read before its
+/// first call, as the next line's first read sends the end line's).
 fn read_exits(session: &mut Session) -> Result<Duration, String> {
     session.expect("bench: exits start", FIGURE_WAIT)?;
     let start = Instant::now();

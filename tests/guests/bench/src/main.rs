@@ -423,6 +423,12 @@ mod guest {
         }
         println!("bench: trace stop");
         println!("bench: exits start");
+        // Under Mica the line's last byte is a posted write, which goes
+        // out with the next access that traps to the ioreq service (or at
+        // the next tick): an LSR read sends it now, so that the host's
+        // clock starts when the calls do. (The end line's goes out with
+        // the next line's first LSR read, at once.)
+        uart_wait_lsr(LSR_THRE | LSR_TEMT);
         for _ in 0..EXIT_ROUNDS {
             null_sbi_call();
         }
