@@ -925,17 +925,7 @@ fn an_access_the_client_does_not_know_waits_for_the_vms_activation() {
     // The vm-manager hands the restarted client the VM, then reattaches
     // and activates it here.
     let vm = VmId(0);
-    assert_eq!(
-        service.handle(Request::Reattach { vm, vcpus: 2 }).response,
-        Response::Ok
-    );
-    let default = Request::SetDefaultClient {
-        vm,
-        client: DEVICES,
-    };
-    assert_eq!(service.handle(default).response, Response::Ok);
-    let handled = service.handle(Request::Activate { vm });
-    assert_eq!(handled.response, Response::Ok);
+    let handled = reactivate(&mut service, vm);
     let mut served = Recorder::new();
     service.carry_out(&handled.actions, &mut served);
     service.drain(handled.drain, &mut served);
@@ -962,7 +952,15 @@ fn adopt_with(effects: &mut Recorder) -> Service {
     let mut failing = Recorder::new();
     failing.device = Some(Err(Error::UnknownVm));
     service.drain(1, &mut failing);
-    let vm = VmId(0);
+    let handled = reactivate(&mut service, VmId(0));
+    service.carry_out(&handled.actions, effects);
+    service
+}
+
+/// What the vm-manager does for `vm` once its restarted client serves it:
+/// reattach (2 vCPUs), the default client again, activate. The
+/// `Activate`'s outcome.
+fn reactivate(service: &mut Service, vm: VmId) -> crate::service::Handled {
     for request in [
         Request::Reattach { vm, vcpus: 2 },
         Request::SetDefaultClient {
@@ -974,8 +972,7 @@ fn adopt_with(effects: &mut Recorder) -> Service {
     }
     let handled = service.handle(Request::Activate { vm });
     assert_eq!(handled.response, Response::Ok);
-    service.carry_out(&handled.actions, effects);
-    service
+    handled
 }
 
 /// An adopted access goes to its client by hand-over when the kernel
