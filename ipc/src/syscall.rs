@@ -549,9 +549,10 @@ pub enum Sysno {
     /// Refused, with nothing done and nothing received, when no task waits
     /// on the endpoint (`Error::ServerDied` if none serves it,
     /// `Error::KernelRefused` if it is busy), when the slot is not
-    /// PROCESSING or the vCPU waits for no access (`Error::BadSlotState`),
-    /// or the access was handed back once. Needs the IOREQ right and to
-    /// serve `vm`.
+    /// PROCESSING, the vCPU waits for no access or the access was handed
+    /// back once (`Error::BadSlotState`), or a client holds the access
+    /// already (`Error::Forwarded`: its answer completes it). Needs the
+    /// IOREQ right and to serve `vm`.
     IoreqForward = 52,
 }
 

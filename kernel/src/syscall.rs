@@ -331,11 +331,11 @@ pub fn kill<M: Machine>(
     }
 }
 
-fn fail<M: Machine>(machine: &mut M, current: TaskId, e: ObjError) -> Decision {
+pub(crate) fn fail<M: Machine>(machine: &mut M, current: TaskId, e: ObjError) -> Decision {
     fail_with(machine, current, error_for(e))
 }
 
-fn fail_with<M: Machine>(machine: &mut M, current: TaskId, e: Error) -> Decision {
+pub(crate) fn fail_with<M: Machine>(machine: &mut M, current: TaskId, e: Error) -> Decision {
     machine.set_result(current, status_of(e), [0; 3]);
     Decision::Continue
 }

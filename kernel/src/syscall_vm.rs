@@ -12,7 +12,6 @@ use ipc::Error;
 use ipc::syscall::vm_exit::{self, ExitRecord};
 use ipc::syscall::{
     DEVICE_STATE_BYTES, IOREQ_BADGE, IPC_BUFFER_SIZE, MAX_VCPUS, MAX_VMS, NO_RECV, OK, Sysno,
-    status_of,
 };
 use mica_boot::image::KernelRights;
 
@@ -426,10 +425,7 @@ pub fn forward<M: Machine>(
     let [call_slot, len, vm, vcpu, recv_slot, _] = args;
     let client = match hand_over_access(objects, machine, current, call_slot, len, (vm, vcpu)) {
         Ok(client) => client,
-        Err(e) => {
-            machine.set_result(current, status_of(e), [0; 3]);
-            return Decision::Continue;
-        }
+        Err(e) => return crate::syscall::fail_with(machine, current, e),
     };
     if recv_slot == NO_RECV || recv_pending(objects, machine, current) {
         if recv_slot == NO_RECV {
@@ -440,10 +436,7 @@ pub fn forward<M: Machine>(
     }
     match objects.recv_then_switch(current, recv_slot, client) {
         Ok(step) => crate::syscall::apply_step(objects, machine, current, step),
-        Err(e) => {
-            machine.set_result(current, status_of(crate::syscall::error_for(e)), [0; 3]);
-            Decision::Continue
-        }
+        Err(e) => crate::syscall::fail(machine, current, e),
     }
 }
 

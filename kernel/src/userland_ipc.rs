@@ -15,7 +15,7 @@ use ipc::syscall::{OK, Sysno};
 use super::fail;
 use crate::arch::{self, TrapFrame};
 use crate::obj::ids::TaskId;
-use crate::vm::{control, ioreq_path};
+use crate::vm::control;
 
 /// Whether system call `nr` is one [`fast_syscall`] may take.
 #[inline]
@@ -52,10 +52,7 @@ fn fast_ipc() -> Option<*mut TrapFrame> {
     let (nr, args) = r.tasks.slot(current)?.frame.syscall();
     let transfer = match Sysno::from_usize(nr)? {
         Sysno::Call => r.objects.fast_call(current, args[0], args[1])?,
-        Sysno::ReplyRecv if control::owes_forward(&r.objects, current) => {
-            return fast_answer(guard, current, args[0], args[1]);
-        }
-        Sysno::ReplyRecv => r.objects.fast_reply_recv(current, args[0], args[1])?,
+        Sysno::ReplyRecv => return reply_recv_plainly(guard, current, args[0], args[1]),
         Sysno::IoreqForward => forward_plainly(r, current, args)?,
         _ => return None,
     };
@@ -73,10 +70,22 @@ fn fast_reply_recv() -> Option<*mut TrapFrame> {
     if nr != Sysno::ReplyRecv as usize {
         return None;
     }
-    if control::owes_forward(&r.objects, current) {
-        return fast_answer(guard, current, args[0], args[1]);
+    reply_recv_plainly(guard, current, args[0], args[1])
+}
+
+/// `current`'s `reply_recv(slot, len)` on the fast path: the answer to
+/// an access forwarded to it ([`fast_answer`]), or a reply to a caller.
+#[inline(always)]
+fn reply_recv_plainly(
+    mut guard: spin::MutexGuard<'static, super::Runner>,
+    current: TaskId,
+    slot: usize,
+    len: usize,
+) -> Option<*mut TrapFrame> {
+    if control::owes_forward(&guard.objects, current) {
+        return fast_answer(guard, current, slot, len);
     }
-    let transfer = r.objects.fast_reply_recv(current, args[0], args[1])?;
+    let transfer = guard.objects.fast_reply_recv(current, slot, len)?;
     Some(switch_to(guard, transfer))
 }
 
@@ -122,8 +131,7 @@ fn forward_plainly(
         r.objects
             .plain_forward_recv(current, (call_slot, len), (vm, vcpu), recv_slot)?;
     let guest = r.tasks.guests.vms.get_mut(vm)?.as_mut()?;
-    let submitted = guest.submitted(vcpu)?;
-    if !ioreq_path::forwardable(guest.io.page(), submitted.vcpu) {
+    if !super::vms::forwardable(guest, vcpu) {
         return None;
     }
     r.objects

@@ -40,6 +40,16 @@ impl Guests {
     }
 }
 
+/// Whether `guest`'s vCPU `vcpu` waits on an access whose slot is
+/// PROCESSING: the ioreq service took it and may hand it to a client
+/// (`ioreq_forward`, on the general path and the fast one).
+#[inline(always)]
+pub(super) fn forwardable(guest: &mut GuestVm, vcpu: usize) -> bool {
+    guest
+        .submitted(vcpu)
+        .is_some_and(|submitted| ioreq_path::forwardable(guest.io.page(), submitted.vcpu))
+}
+
 fn page_addr(vm: usize) -> usize {
     IOREQ_PAGES + vm * 4096
 }
@@ -264,9 +274,7 @@ impl VmHost for Tasks {
     }
 
     fn ioreq_forwardable(&mut self, vm: usize, vcpu: usize) -> Result<(), Error> {
-        let guest = self.guest(vm)?;
-        let submitted = guest.submitted(vcpu).ok_or(Error::BadSlotState)?;
-        if ioreq_path::forwardable(guest.io.page(), submitted.vcpu) {
+        if forwardable(self.guest(vm)?, vcpu) {
             Ok(())
         } else {
             Err(Error::BadSlotState)

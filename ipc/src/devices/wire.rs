@@ -117,9 +117,20 @@ impl Access {
 }
 
 /// Writes `value` as a postcard varint at `buf[at..]`; returns the index
-/// after it, or `None` if it does not fit.
-#[inline]
-fn put_varint(buf: &mut [u8], mut at: usize, mut value: u64) -> Option<usize> {
+/// after it, or `None` if it does not fit. The room is checked once when
+/// the longest varint (ten bytes) fits, each byte only nearer the end.
+#[inline(always)]
+fn put_varint(buf: &mut [u8], at: usize, value: u64) -> Option<usize> {
+    let room = buf.get_mut(at..)?;
+    if room.len() >= 10 {
+        return Some(at + put_varint_in(room, value));
+    }
+    put_varint_near_end(buf, at, value)
+}
+
+/// [`put_varint`] within ten bytes of the end of `buf`: each byte checked.
+#[inline(never)]
+fn put_varint_near_end(buf: &mut [u8], mut at: usize, mut value: u64) -> Option<usize> {
     while value >= 0x80 {
         *buf.get_mut(at)? = value.to_le_bytes()[0] | 0x80;
         value >>= 7;
@@ -127,17 +138,6 @@ fn put_varint(buf: &mut [u8], mut at: usize, mut value: u64) -> Option<usize> {
     }
     *buf.get_mut(at)? = value.to_le_bytes()[0];
     Some(at + 1)
-}
-
-/// [`put_varint`] with one check of the room for the field when ten
-/// bytes are left (each byte is checked only nearer the end).
-#[inline(always)]
-fn put_varint_at(buf: &mut [u8], at: usize, value: u64) -> Option<usize> {
-    let room = buf.get_mut(at..)?;
-    if room.len() >= 10 {
-        return Some(at + put_varint_in(room, value));
-    }
-    put_varint(buf, at, value)
 }
 
 #[inline]
@@ -317,14 +317,14 @@ pub fn encode_write_batch(
         .get_mut(..buf.len().min(MAX_MESSAGE_SIZE))
         .ok_or(Error::MessageTooLarge)?;
     let mut at = put_byte(buf, 0, REQUEST_WRITE_BATCH);
-    at = at.and_then(|at| put_varint_at(buf, at, u64::from(vm.0)));
-    at = at.and_then(|at| put_varint_at(buf, at, writes.len() as u64));
+    at = at.and_then(|at| put_varint(buf, at, u64::from(vm.0)));
+    at = at.and_then(|at| put_varint(buf, at, writes.len() as u64));
     for write in writes {
         at = at
             .and_then(|at| put_byte(buf, at, space_index(write.space)))
-            .and_then(|at| put_varint_at(buf, at, write.addr))
+            .and_then(|at| put_varint(buf, at, write.addr))
             .and_then(|at| put_byte(buf, at, write.size))
-            .and_then(|at| put_varint_at(buf, at, write.value));
+            .and_then(|at| put_varint(buf, at, write.value));
     }
     at = match then {
         None => at.and_then(|at| put_byte(buf, at, 0)),
@@ -332,13 +332,13 @@ pub fn encode_write_batch(
             let at = at
                 .and_then(|at| put_byte(buf, at, 1))
                 .and_then(|at| put_byte(buf, at, space_index(access.space)))
-                .and_then(|at| put_varint_at(buf, at, access.addr))
+                .and_then(|at| put_varint(buf, at, access.addr))
                 .and_then(|at| put_byte(buf, at, access.size));
             match access.write {
                 None => at.and_then(|at| put_byte(buf, at, 0)),
                 Some(value) => at
                     .and_then(|at| put_byte(buf, at, 1))
-                    .and_then(|at| put_varint_at(buf, at, value)),
+                    .and_then(|at| put_varint(buf, at, value)),
             }
         }
     };

@@ -99,18 +99,32 @@ impl KernelObjects {
         slot: usize,
     ) -> Option<(TaskId, EndpointId)> {
         let rights = self.tasks.get(server).ok()?.kernel_rights();
-        if !rights.contains(KernelRights::IOREQ) || self.vms.has_pending(server) {
+        if !rights.contains(KernelRights::IOREQ) {
             return None;
         }
         let task = control::resumes_plainly(self, vm, vcpu, server)?;
-        let (ep, _) = self.endpoint_of(server, slot, Rights::RECV)?;
-        if self.endpoints.waiting(server).is_some()
-            || self.endpoints.owes_reply(server)
+        let ep = self.waits_for_vcpu(server, slot, task)?;
+        Some((task, ep))
+    }
+
+    /// The checks [`KernelObjects::plain_complete_recv`] and
+    /// [`KernelObjects::plain_answer_recv`] share: `task` (running) may
+    /// wait to receive on the endpoint capability in `slot` and hand its
+    /// CPU to the vCPU's task `vcpu_task` at once. It has no ioreq work
+    /// pending, waits for nothing, owes no reply, no sender is queued on
+    /// the endpoint, and the hand-over would run the vCPU next. The
+    /// endpoint if so.
+    #[inline(always)]
+    fn waits_for_vcpu(&self, task: TaskId, slot: usize, vcpu_task: TaskId) -> Option<EndpointId> {
+        let (ep, _) = self.endpoint_of(task, slot, Rights::RECV)?;
+        if self.endpoints.waiting(task).is_some()
+            || self.endpoints.owes_reply(task)
             || !self.endpoints.no_sender_queued(ep)
+            || self.vms.has_pending(task)
         {
             return None;
         }
-        self.sched.can_hand_over(server, task).then_some((task, ep))
+        self.sched.can_hand_over(task, vcpu_task).then_some(ep)
     }
 
     /// The plain case of `ioreq_forward(call_slot, len, vm, vcpu,
@@ -190,15 +204,8 @@ impl KernelObjects {
         slot: usize,
     ) -> Option<(TaskId, EndpointId)> {
         let task = control::answered_plainly(self, vm, vcpu, client)?;
-        let (ep, _) = self.endpoint_of(client, slot, Rights::RECV)?;
-        if self.endpoints.waiting(client).is_some()
-            || self.endpoints.owes_reply(client)
-            || !self.endpoints.no_sender_queued(ep)
-            || self.vms.has_pending(client)
-        {
-            return None;
-        }
-        self.sched.can_hand_over(client, task).then_some((task, ep))
+        let ep = self.waits_for_vcpu(client, slot, task)?;
+        Some((task, ep))
     }
 
     /// Carries out what [`KernelObjects::plain_complete_recv`] found plain:

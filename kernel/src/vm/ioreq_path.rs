@@ -107,16 +107,25 @@ pub fn forwardable(page: &IoreqPage, vcpu: u8) -> bool {
     slot::state(page, vcpu) == Ok(slot::SlotState::Processing)
 }
 
-/// The value a client's `answer` to the access `submitted` completes it
-/// with, if the answer is the plain one of its kind: a read's
-/// `Response::Value`, a write's `Response::Ok` (0: a write's slot keeps
-/// the value stored). `None` for anything else.
-pub fn answer_value(submitted: &IoRequest, answer: Option<Response>) -> Option<u64> {
-    match (submitted.direction, answer?) {
-        (Direction::Read, Response::Value(value)) => Some(value),
-        (Direction::Write, Response::Ok) => Some(0),
-        _ => None,
-    }
+/// A client's `answer` to the forwarded access `submitted`: if it is the
+/// plain one of its kind (a read's `Response::Value`, a write's
+/// `Response::Ok`), the PROCESSING slot is completed with it and taken at
+/// once (`slot::finish_and_reclaim`), and the value for the guest comes
+/// back (a read's cut to its width, a write's the value stored). `Ok(None)`,
+/// nothing changed, for any other answer (or none); refused, nothing
+/// changed, unless the slot is PROCESSING.
+pub fn take_plain_answer(
+    page: &mut IoreqPage,
+    submitted: &IoRequest,
+    answer: Option<Response>,
+) -> Result<Option<u64>, SlotError> {
+    let value = match (submitted.direction, answer) {
+        (Direction::Read, Some(Response::Value(value))) => value,
+        // A write's slot keeps the value stored.
+        (Direction::Write, Some(Response::Ok)) => 0,
+        _ => return Ok(None),
+    };
+    slot::finish_and_reclaim(page, submitted, value).map(Some)
 }
 
 #[cfg(test)]
@@ -269,21 +278,18 @@ mod tests {
             assert!(!forwardable(&page, 1), "PENDING is not the service's yet");
             slot::begin_processing(&mut page, 1).unwrap();
             assert!(forwardable(&page, 1));
-            match answer_value(&submitted, reply) {
-                Some(value) => {
-                    let taken = slot::finish_and_reclaim(&mut page, &submitted, value);
-                    assert_eq!(taken.ok(), completed);
-                    assert_eq!(slot::state(&page, 1), Ok(slot::SlotState::Free));
-                    assert!(
-                        slot::finish_and_reclaim(&mut page, &submitted, value).is_err(),
-                        "once"
-                    );
-                }
-                None => {
-                    assert_eq!(completed, None);
-                    slot::hand_back(&mut page, 1).unwrap();
-                    assert_eq!(slot::begin_processing(&mut page, 1), Ok(submitted));
-                }
+            let taken = take_plain_answer(&mut page, &submitted, reply.clone());
+            assert_eq!(taken, Ok(completed));
+            if completed.is_some() {
+                assert_eq!(slot::state(&page, 1), Ok(slot::SlotState::Free));
+                assert!(
+                    take_plain_answer(&mut page, &submitted, reply).is_err(),
+                    "once"
+                );
+            } else {
+                assert!(forwardable(&page, 1), "nothing changed");
+                slot::hand_back(&mut page, 1).unwrap();
+                assert_eq!(slot::begin_processing(&mut page, 1), Ok(submitted));
             }
         }
     }

@@ -70,8 +70,8 @@ pub fn ioreq_complete_recv(vm: VmId, vcpu: u8, ep: usize) -> Result<Received, Er
 /// endpoint slot `ep` (`ioreq_forward` with `NO_RECV`): the kernel
 /// completes the slot with that client's plain answer and resumes the
 /// vCPU, and hands back any other answer. `KernelRefused` while the
-/// client is busy, `BadSlotState` for an access handed back once: nothing
-/// was done then.
+/// client is busy, `BadSlotState` for an access handed back once,
+/// `Forwarded` for one a client holds already: nothing was done then.
 #[inline]
 pub fn ioreq_forward(ep: usize, len: usize, vm: VmId, vcpu: u8) -> Result<(), Error> {
     let n = vm_number(vm)?;

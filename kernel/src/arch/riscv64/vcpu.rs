@@ -46,7 +46,7 @@ use crate::vm::stats::{ExitKind, VcpuStats};
 use crate::vm::vcpu_set::{VcpuSet, set_vcpu_from_fields};
 use crate::vm::{GuestAccess, StopReason, Vm, VmState, is_mmio};
 use ipc::ioreq_abi::posted::PostedWrite;
-use ipc::ioreq_abi::slot::{self, IoRequest};
+use ipc::ioreq_abi::slot::IoRequest;
 use ipc::{Error, Space};
 
 const HSTATUS_SPVP: usize = 1 << 8;
@@ -835,13 +835,12 @@ impl GuestVm {
     }
 
     /// A client answered vCPU `vcpu`'s forwarded access with `answer`: if
-    /// it is the plain answer of the access's kind
-    /// (`ioreq_path::answer_value`), the PROCESSING slot is completed and
-    /// taken at once (`slot::finish_and_reclaim`) and the result goes to
-    /// the guest as [`GuestVm::resume_io`] hands it (`Ok(true)`); any
-    /// other answer changes nothing (`Ok(false)`). `Error::BadSlotState`,
-    /// with nothing changed, when no access waits or its slot is not
-    /// PROCESSING.
+    /// it is the plain answer of the access's kind, the PROCESSING slot is
+    /// completed and taken at once (`ioreq_path::take_plain_answer`) and
+    /// the result goes to the guest as [`GuestVm::resume_io`] hands it
+    /// (`Ok(true)`); any other answer changes nothing (`Ok(false)`).
+    /// `Error::BadSlotState`, with nothing changed, when no access waits
+    /// or its slot is not PROCESSING.
     pub fn take_answer(
         &mut self,
         vcpu: usize,
@@ -853,11 +852,10 @@ impl GuestVm {
         let Some(pending) = self.vcpus.cur.pending else {
             return Err(Error::BadSlotState);
         };
-        let Some(value) = ioreq_path::answer_value(&pending.request, answer) else {
+        let taken = ioreq_path::take_plain_answer(self.io.page(), &pending.request, answer);
+        let Some(value) = taken.map_err(|_| Error::BadSlotState)? else {
             return Ok(false);
         };
-        let value = slot::finish_and_reclaim(self.io.page(), &pending.request, value)
-            .map_err(|_| Error::BadSlotState)?;
         self.finish_io(pending.access, value).map(|()| true)
     }
 

@@ -606,13 +606,12 @@ impl GuestVm {
     }
 
     /// A client answered vCPU `vcpu`'s forwarded access with `answer`: if
-    /// it is the plain answer of the access's kind
-    /// (`ioreq_path::answer_value`), the PROCESSING slot is completed and
-    /// taken at once (`slot::finish_and_reclaim`) and the result goes to
-    /// the guest as [`GuestVm::resume_io`] hands it (`Ok(true)`); any
-    /// other answer changes nothing (`Ok(false)`). `Error::BadSlotState`,
-    /// with nothing changed, when no access waits or its slot is not
-    /// PROCESSING.
+    /// it is the plain answer of the access's kind, the PROCESSING slot is
+    /// completed and taken at once (`ioreq_path::take_plain_answer`) and
+    /// the result goes to the guest as [`GuestVm::resume_io`] hands it
+    /// (`Ok(true)`); any other answer changes nothing (`Ok(false)`).
+    /// `Error::BadSlotState`, with nothing changed, when no access waits
+    /// or its slot is not PROCESSING.
     pub fn take_answer(
         &mut self,
         vcpu: usize,
@@ -625,11 +624,10 @@ impl GuestVm {
             return Err(Error::BadSlotState);
         };
         let request = pending.pio.request(self.vcpus.cur.id);
-        let Some(value) = ioreq_path::answer_value(&request, answer) else {
+        let taken = ioreq_path::take_plain_answer(self.io.page(), &request, answer);
+        let Some(value) = taken.map_err(|_| Error::BadSlotState)? else {
             return Ok(false);
         };
-        let value = slot::finish_and_reclaim(self.io.page(), &request, value)
-            .map_err(|_| Error::BadSlotState)?;
         self.finish_io(pending, value)
             .map(|()| true)
             .map_err(|_| Error::BadSlotState)
