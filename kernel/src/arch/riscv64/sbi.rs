@@ -7,7 +7,7 @@ const EID_BASE: usize = 0x10;
 const EID_LEGACY_PUTCHAR: usize = 0x01;
 const EID_LEGACY_SHUTDOWN: usize = 0x08;
 const EID_TIME: usize = 0x5449_4d45;
-const EID_SRST: usize = 0x5352_5354;
+pub(super) const EID_SRST: usize = 0x5352_5354;
 /// The Hart State Management extension (`sbi_hart_start`).
 pub(super) const EID_HSM: usize = 0x0048_534d;
 const HSM_HART_START: usize = 0;
