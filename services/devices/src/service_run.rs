@@ -8,7 +8,7 @@ use ipc::Error;
 use ipc::devices::BatchWrite;
 
 use super::fits;
-use crate::bus::{AccessSize, BusDevice, DeviceEnv, DeviceError};
+use crate::bus::{AccessSize, BusDevice, DeviceEnv};
 use crate::model::DeviceModel;
 use crate::persist::Persist;
 use crate::uart16550::Uart16550;
@@ -16,65 +16,25 @@ use crate::uart16550::Uart16550;
 #[cfg(doc)]
 use super::DeviceService;
 
-/// What a run of posted writes needs of its device: the model, or the
-/// UART inside it, called directly (the model's methods dispatch to the
-/// very same ones).
-pub(super) trait RunTarget {
-    /// [`BusDevice::write`].
-    fn write_at(
-        &mut self,
-        offset: u64,
-        size: AccessSize,
-        value: u64,
-        env: &mut DeviceEnv<'_>,
-    ) -> Result<(), DeviceError>;
+/// What a run of posted writes needs of its device beside its bus
+/// methods: the model, or the UART inside it, called directly (the
+/// model's methods dispatch to the very same ones).
+pub(super) trait RunTarget: BusDevice {
     /// Whether a write at `offset` changes what is kept
     /// ([`DeviceModel::write_persists`]).
     fn persists(&self, offset: u64) -> bool;
-    /// [`BusDevice::irq_level`].
-    fn line(&self) -> bool;
 }
 
 impl RunTarget for DeviceModel {
-    fn write_at(
-        &mut self,
-        offset: u64,
-        size: AccessSize,
-        value: u64,
-        env: &mut DeviceEnv<'_>,
-    ) -> Result<(), DeviceError> {
-        BusDevice::write(self, offset, size, value, env)
-    }
-
     fn persists(&self, offset: u64) -> bool {
         self.write_persists(offset)
-    }
-
-    fn line(&self) -> bool {
-        self.irq_level()
     }
 }
 
 impl RunTarget for Uart16550 {
     #[inline]
-    fn write_at(
-        &mut self,
-        offset: u64,
-        size: AccessSize,
-        value: u64,
-        env: &mut DeviceEnv<'_>,
-    ) -> Result<(), DeviceError> {
-        BusDevice::write(self, offset, size, value, env)
-    }
-
-    #[inline]
     fn persists(&self, offset: u64) -> bool {
         Persist::write_persists(self, offset)
-    }
-
-    #[inline]
-    fn line(&self) -> bool {
-        self.irq_level()
     }
 }
 
@@ -116,7 +76,7 @@ impl<W: Iterator<Item = BatchWrite>> Run<'_, W> {
             if kept {
                 return true;
             }
-            if target.line() != self.reported {
+            if target.irq_level() != self.reported {
                 return false;
             }
             next = self
@@ -140,6 +100,6 @@ fn write_to(
     let size = AccessSize::from_bytes(w.size).ok_or(Error::BadAccess)?;
     fits(offset, size, len)?;
     target
-        .write_at(offset, size, w.value & size.mask(), env)
+        .write(offset, size, w.value & size.mask(), env)
         .map_err(|_| Error::BadAccess)
 }
